@@ -1,0 +1,49 @@
+# kaireon: PGXS build. `make`, `make install`, `make installcheck` (run by test/run.sh
+# against a private server; see docs/testing.md).
+
+EXTENSION    = kaireon
+EXTVERSION   = 0.1.0
+MODULE_big   = kaireon
+
+SRCS         = $(sort $(wildcard src/*.c src/util/*.c))
+OBJS         = $(SRCS:.c=.o)
+KAIREON_HDRS  = $(wildcard src/*.h src/util/*.h)
+
+# The install script is assembled from one file per domain under sql/install/.
+INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
+DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+# pg_regress: sql/<test>.sql -> expected/<test>.out
+REGRESS      = $(shell cat test/regress_schedule)
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+# pg_isolation_regress: test/isolation/specs/<test>.spec -> test/isolation/expected/<test>.out
+ISOLATION      = $(basename $(notdir $(sort $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=$(EXTENSION)
+
+# TAP: test/t/*.pl with PostgreSQL::Test::Cluster
+TAP_TESTS    = 1
+PROVE_TESTS  = $(sort $(wildcard test/t/*.pl))
+
+PKG_CONFIG  ?= pkg-config
+DEPS_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson openssl)
+DEPS_LIBS   := $(shell $(PKG_CONFIG) --libs jansson openssl)
+
+PG_CPPFLAGS  = -I$(srcdir)/src $(DEPS_CFLAGS)
+SHLIB_LINK  += $(DEPS_LIBS)
+PG_CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+PG_CFLAGS   += -Werror
+endif
+
+EXTRA_CLEAN  = output_iso tmp_check tmp_check_iso results regression.diffs regression.out
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(INSTALL_PARTS)
+	cat $^ > $@
+
+$(OBJS): $(KAIREON_HDRS)

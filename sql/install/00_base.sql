@@ -1,0 +1,60 @@
+-- kaireon install script, part 00: C entry points used by the schema, and the tenant root.
+-- The install script is assembled from sql/install/*.sql in file-name order (see Makefile).
+-- Conventions every table follows are in docs/schema.md ("Conventions"); 99_finalize.sql
+-- applies the uniform parts (updated_at trigger, row level security, soft-delete index,
+-- pg_dump registration) to every table from the catalog.
+
+\echo Use "CREATE EXTENSION kaireon" to load this file. \quit
+
+CREATE FUNCTION kaireon.version() RETURNS text
+    AS 'MODULE_PATHNAME', 'kaireon_version'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon.version() IS
+    'Version of the loaded kaireon C module.';
+
+CREATE FUNCTION kaireon.current_tenant_id() RETURNS text
+    AS 'MODULE_PATHNAME', 'kaireon_current_tenant_id'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon.current_tenant_id() IS
+    'Tenant the session acts for: kaireon.pinned_tenant_id when set, else kaireon.tenant_id, else NULL. Row level security compares tenant_id with it.';
+
+CREATE FUNCTION kaireon.assert_tenant_access(tenant_id text) RETURNS void
+    AS 'MODULE_PATHNAME', 'kaireon_assert_tenant_access'
+    LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon.assert_tenant_access(text) IS
+    'Raises 42501 unless the calling role (superuser, BYPASSRLS, or a session whose current tenant is tenant_id) may act for tenant_id. Used by SECURITY DEFINER functions.';
+
+CREATE FUNCTION kaireon.touch_updated_at() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_touch_updated_at'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon.touch_updated_at() IS
+    'BEFORE UPDATE row trigger keeping updated_at at the transaction time.';
+
+CREATE FUNCTION kaireon.validate_config_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_validate_config_trigger'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon.validate_config_trigger() IS
+    'BEFORE INSERT OR UPDATE row trigger (kind, type_column, config_column) validating a JSON configuration column; raises 22023 naming the bad field.';
+
+CREATE FUNCTION kaireon.validate_config(kind text, rule_type text DEFAULT NULL, config text DEFAULT '{}')
+    RETURNS boolean
+    AS 'MODULE_PATHNAME', 'kaireon_validate_config_sql'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon.validate_config(text, text, text) IS
+    'Validates a configuration document (kind qualification_rule, contact_policy or guardrail) given as JSON text: true, or 22023 naming the bad field or the JSON syntax error.';
+
+-- The tenant root. Every tenant-scoped table references it with ON DELETE CASCADE.
+CREATE TABLE kaireon.tenants (
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text PRIMARY KEY
+                            CHECK (length(id) BETWEEN 1 AND 200),
+    name                    text NOT NULL,
+    slug                    text NOT NULL UNIQUE
+                            CHECK (slug ~ '^[a-z][a-z0-9_]{0,39}$'),
+    settings                jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
+    ai_analyzer_settings    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(ai_analyzer_settings) = 'object'),
+    is_playground           boolean NOT NULL DEFAULT false,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.tenants IS
+    'Tenant (multi-tenant root): per-tenant feature flags in settings. slug names the tenant''s customer data schema kaireon_t_<slug>.';

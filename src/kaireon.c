@@ -1,0 +1,34 @@
+/*
+ * kaireon.c
+ *	  Module entry: _PG_init calls each module's init, and kaireon.version().
+ *
+ * The library is loaded either from shared_preload_libraries or on the first
+ * call of one of its functions; every module's init must work in both cases.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "kaireon.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(kaireon_version);
+
+/* Load-time initialisation: one call per module, nothing else. */
+void
+_PG_init(void)
+{
+	kaireon_json_init();
+	kaireon_session_init();
+}
+
+/* kaireon.version(): the version of the loaded C module. */
+Datum
+kaireon_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(KAIREON_VERSION));
+}

@@ -1,0 +1,21 @@
+/*
+ * kaireon.h
+ *	  Declarations shared between kaireon's modules: each module's init
+ *	  function (called once from _PG_init) and the small cross-module helpers.
+ */
+#ifndef KAIREON_H
+#define KAIREON_H
+
+#include "postgres.h"
+
+#define KAIREON_VERSION "0.1.0"
+
+/* module init functions, called in this order by _PG_init */
+extern void kaireon_session_init(void);
+extern void kaireon_json_init(void);
+
+/* session.c: the tenant a session acts for */
+extern const char *kaireon_current_tenant(void);
+extern void kaireon_check_tenant_access(const char *tenant_id);
+
+#endif							/* KAIREON_H */

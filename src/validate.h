@@ -1,0 +1,24 @@
+/*
+ * validate.h
+ *	  Validation of JSON configuration columns (qualification rules, contact
+ *	  policies, guardrail expressions) against the shapes in docs/config.md.
+ */
+#ifndef KAIREON_VALIDATE_H
+#define KAIREON_VALIDATE_H
+
+#include "util/json.h"
+
+/* Which configuration document is being checked. */
+typedef enum KaireonConfigKind
+{
+	KCONF_QUALIFICATION_RULE,
+	KCONF_CONTACT_POLICY,
+	KCONF_GUARDRAIL
+} KaireonConfigKind;
+
+extern bool kaireon_config_kind_from_name(const char *name, KaireonConfigKind *kind);
+extern bool kaireon_config_rule_type_known(KaireonConfigKind kind, const char *rule_type);
+extern void kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
+									json_t *config, const char *where);
+
+#endif							/* KAIREON_VALIDATE_H */

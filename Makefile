@@ -47,3 +47,15 @@ $(DATA_built): $(INSTALL_PARTS)
 	cat $^ > $@
 
 $(OBJS): $(KAIREON_HDRS)
+
+# The three suites one at a time, so test/run.sh can run them all and report each.
+installcheck-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+installcheck-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+installcheck-tap:
+	$(prove_installcheck)
+
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap

@@ -1,0 +1,518 @@
+-- kaireon install script, part 40: operator and infrastructure tables (users and their
+-- logins, API keys, OAuth clients, tenant settings, outbox, channel deliveries, alerts,
+-- batch runs, triggers, simulations, attribution, geofences, regions) and journeys.
+-- Conventions are in docs/schema.md; 99_finalize.sql adds the updated_at triggers, the
+-- tenant row level security, the soft-delete indexes and the pg_dump registration.
+-- The cross-tenant tables (users, accounts, sessions, verification_tokens) and the
+-- user-scoped policy of webauthn_credentials get their row level security here.
+
+-------------------------------------------------------------------------------
+-- Operator accounts (cross-tenant)
+-------------------------------------------------------------------------------
+
+-- tenant_id is optional: platform admins belong to no tenant.
+CREATE TABLE kaireon.users (
+    tenant_id               text REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text,
+    email                   text NOT NULL,
+    email_verified          timestamptz,
+    image                   text,
+    password_hash           text,
+    role                    text NOT NULL DEFAULT 'viewer'
+                            CHECK (role IN ('admin', 'editor', 'viewer', 'analyst', 'approver')),
+    mfa_secret              text,
+    mfa_enabled             boolean NOT NULL DEFAULT false,
+    mfa_backup_codes        jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(mfa_backup_codes) = 'array'),
+    locked_until            timestamptz,
+    failed_login_attempts   integer NOT NULL DEFAULT 0 CHECK (failed_login_attempts >= 0),
+    onboarding_progress     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(onboarding_progress) = 'object'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX users_email_key ON kaireon.users (lower(email));
+CREATE INDEX users_tenant_id_idx ON kaireon.users (tenant_id);
+COMMENT ON TABLE kaireon.users IS
+    'User: NextAuth v5 operator account. Cross-tenant: tenant_id is NULL for platform admins. Email is unique case-insensitively; password_hash holds only a hash; MFA secret and backup codes for TOTP.';
+
+CREATE TABLE kaireon.accounts (
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    user_id                 text NOT NULL,
+    type                    text NOT NULL,
+    provider                text NOT NULL,
+    provider_account_id     text NOT NULL,
+    refresh_token           text,
+    access_token            text,
+    expires_at              bigint,
+    token_type              text,
+    scope                   text,
+    id_token                text,
+    session_state           text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id),
+    UNIQUE (provider, provider_account_id),
+    FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE
+);
+CREATE INDEX accounts_user_id_idx ON kaireon.accounts (user_id);
+COMMENT ON TABLE kaireon.accounts IS
+    'Account: NextAuth OAuth account linked to a user (provider, provider account id, OAuth tokens). Cross-tenant, scoped by its user.';
+
+CREATE TABLE kaireon.sessions (
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    session_token           text NOT NULL,
+    user_id                 text NOT NULL,
+    expires                 timestamptz NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id),
+    UNIQUE (session_token),
+    FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE
+);
+CREATE INDEX sessions_user_id_idx ON kaireon.sessions (user_id);
+COMMENT ON TABLE kaireon.sessions IS
+    'Session: NextAuth database session of a user, found by session_token until expires. Cross-tenant, scoped by its user.';
+
+CREATE TABLE kaireon.verification_tokens (
+    identifier              text NOT NULL,
+    token                   text NOT NULL,
+    expires                 timestamptz NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (identifier, token)
+);
+COMMENT ON TABLE kaireon.verification_tokens IS
+    'VerificationToken: NextAuth one-time token (email sign-in, verification) for an identifier until expires. Cross-tenant; visible only to superusers and BYPASSRLS roles.';
+
+-------------------------------------------------------------------------------
+-- Programmatic access
+-------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.api_keys (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    prefix                  text NOT NULL CHECK (prefix LIKE 'krn\_%'),
+    hashed_key              text NOT NULL,
+    scopes                  jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(scopes) = 'array'),
+    created_by              text,
+    expires_at              timestamptz,
+    last_used_at            timestamptz,
+    revoked_at              timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, hashed_key)
+);
+COMMENT ON TABLE kaireon.api_keys IS
+    'ApiKey: long-lived API key of a tenant. The raw key starts with krn_ and is shown once; only its hash is stored, prefix holds the first 12 characters for display.';
+
+CREATE TABLE kaireon.oauth_clients (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    client_id               text NOT NULL CHECK (client_id LIKE 'kci\_%'),
+    hashed_secret           text NOT NULL,
+    scopes                  jsonb NOT NULL DEFAULT '[]'
+                            CHECK (jsonb_typeof(scopes) = 'array' AND scopes <@ '["read", "write", "admin"]'),
+    revoked_at              timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, client_id)
+);
+COMMENT ON TABLE kaireon.oauth_clients IS
+    'OAuthClient: OAuth client-credentials client of a tenant. client_id starts with kci_; only the secret''s hash is stored; scopes are among read, write, admin.';
+
+-------------------------------------------------------------------------------
+-- Settings
+-------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.tenant_settings (
+    tenant_id                       text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                              text NOT NULL DEFAULT gen_random_uuid()::text,
+    ml_worker_config                jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(ml_worker_config) = 'object'),
+    ai_analyzer_settings            jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(ai_analyzer_settings) = 'object'),
+    flow_ir_enabled                 boolean NOT NULL DEFAULT false,
+    four_eyes_enabled               boolean NOT NULL DEFAULT false,
+    decision_trace_sample_rate      double precision NOT NULL DEFAULT 0.1
+                                    CHECK (decision_trace_sample_rate BETWEEN 0 AND 1),
+    realtime_arbitration_enabled    boolean NOT NULL DEFAULT false,
+    settings                        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
+    created_at                      timestamptz NOT NULL DEFAULT now(),
+    updated_at                      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id)
+);
+COMMENT ON TABLE kaireon.tenant_settings IS
+    'TenantSettings: per-tenant operational toggles, one row per tenant (ML worker config, AI analyzer settings, flow IR, four-eyes approval, decision trace sampling, realtime arbitration).';
+
+CREATE TABLE kaireon.platform_settings (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    category                text NOT NULL,
+    key                     text NOT NULL,
+    value                   text,
+    encrypted               boolean NOT NULL DEFAULT false,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, category, key)
+);
+COMMENT ON TABLE kaireon.platform_settings IS
+    'PlatformSetting: per-tenant key-value configuration grouped by category; value holds ciphertext when encrypted.';
+
+-------------------------------------------------------------------------------
+-- Eventing and delivery
+-------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.outbox_events (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    topic                   text NOT NULL,
+    payload                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'published', 'failed', 'dead')),
+    retry_count             integer NOT NULL DEFAULT 0 CHECK (retry_count >= 0),
+    max_retries             integer NOT NULL DEFAULT 5 CHECK (max_retries >= 0),
+    last_error              text,
+    next_attempt_at         timestamptz NOT NULL DEFAULT now(),
+    published_at            timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX outbox_events_status_next_attempt_at_idx ON kaireon.outbox_events (status, next_attempt_at);
+CREATE INDEX outbox_events_tenant_id_status_idx ON kaireon.outbox_events (tenant_id, status);
+COMMENT ON TABLE kaireon.outbox_events IS
+    'OutboxEvent: transactional outbox. Events written in the business transaction are published by a relay; failed ones are retried at next_attempt_at up to max_retries, then marked dead.';
+
+CREATE TABLE kaireon.dead_letter_events (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    original_event_id       text,
+    topic                   text NOT NULL,
+    payload                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
+    failed_at               timestamptz NOT NULL DEFAULT now(),
+    error_message           text,
+    retry_count             integer NOT NULL DEFAULT 0 CHECK (retry_count >= 0),
+    replayed_at             timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX dead_letter_events_tenant_id_original_event_id_idx
+    ON kaireon.dead_letter_events (tenant_id, original_event_id);
+COMMENT ON TABLE kaireon.dead_letter_events IS
+    'DeadLetterEvent: event that exhausted its retries, kept with its error for inspection and replay (replayed_at).';
+
+CREATE TABLE kaireon.channel_deliveries (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    interaction_id          text,
+    channel_type            text NOT NULL,
+    provider_name           text,
+    provider_message_id     text,
+    idempotency_key         text,
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'sent', 'delivered', 'bounced', 'failed', 'opened', 'clicked')),
+    attempts                integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error              text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, idempotency_key)
+);
+CREATE INDEX channel_deliveries_tenant_id_interaction_id_idx
+    ON kaireon.channel_deliveries (tenant_id, interaction_id);
+CREATE INDEX channel_deliveries_tenant_id_provider_message_id_idx
+    ON kaireon.channel_deliveries (tenant_id, provider_message_id);
+COMMENT ON TABLE kaireon.channel_deliveries IS
+    'ChannelDelivery: one send of an interaction through a channel provider, tracked from pending to delivered, opened, clicked, bounced or failed; idempotency_key prevents duplicate sends.';
+
+CREATE TABLE kaireon.export_checkpoints (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    export_type             text NOT NULL,
+    last_export_at          timestamptz,
+    file_path               text,
+    status                  text NOT NULL DEFAULT 'idle'
+                            CHECK (status IN ('idle', 'running', 'completed', 'failed')),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, export_type)
+);
+COMMENT ON TABLE kaireon.export_checkpoints IS
+    'ExportCheckpoint: high-water mark of an incremental export per tenant and export type (last export time, file written, status).';
+
+CREATE TABLE kaireon.alert_rules (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    metric                  text NOT NULL,
+    operator                text NOT NULL
+                            CHECK (operator IN ('gt', 'gte', 'lt', 'lte', 'eq', 'neq')),
+    threshold               double precision NOT NULL,
+    window_minutes          integer NOT NULL DEFAULT 5 CHECK (window_minutes > 0),
+    cooldown_minutes        integer NOT NULL DEFAULT 60 CHECK (cooldown_minutes >= 0),
+    channels                jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(channels) = 'array'),
+    last_fired_at           timestamptz,
+    status                  text NOT NULL DEFAULT 'active'
+                            CHECK (status IN ('active', 'paused', 'disabled')),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.alert_rules IS
+    'AlertRule: fires to its channels when metric compared with threshold over window_minutes holds, at most once per cooldown_minutes.';
+
+-------------------------------------------------------------------------------
+-- Batch campaigns, triggers, simulation, attribution, location, regions
+-------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.runs (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    decision_flow_id        text,
+    segment_id              text,
+    schedule_type           text NOT NULL DEFAULT 'manual'
+                            CHECK (schedule_type IN ('once', 'recurring', 'cron', 'manual')),
+    cron_expression         text,
+    volume_constraints      jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(volume_constraints) = 'object'),
+    file_config             jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(file_config) = 'object'),
+    channel_ids             jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(channel_ids) = 'array'),
+    customer_query          text,
+    max_offers              integer NOT NULL DEFAULT 1 CHECK (max_offers BETWEEN 1 AND 50),
+    status                  text NOT NULL DEFAULT 'draft'
+                            CHECK (status IN ('draft', 'active', 'paused', 'completed', 'archived')),
+    last_run_at             timestamptz,
+    next_run_at             timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, decision_flow_id) REFERENCES kaireon.decision_flows (tenant_id, id)
+        ON DELETE SET NULL (decision_flow_id),
+    FOREIGN KEY (tenant_id, segment_id) REFERENCES kaireon.segments (tenant_id, id)
+        ON DELETE SET NULL (segment_id)
+);
+CREATE INDEX runs_tenant_id_decision_flow_id_idx ON kaireon.runs (tenant_id, decision_flow_id);
+CREATE INDEX runs_tenant_id_segment_id_idx ON kaireon.runs (tenant_id, segment_id);
+COMMENT ON TABLE kaireon.runs IS
+    'Run: scheduled batch campaign configuration: decision flow (blueprint) applied to a segment on a schedule, with volume constraints, output file config, channels and up to max_offers offers per customer.';
+
+CREATE TABLE kaireon.campaign_runs (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    campaign_id             text NOT NULL,
+    run_number              integer NOT NULL CHECK (run_number >= 1),
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    is_simulation           boolean NOT NULL DEFAULT false,
+    total_customers         bigint NOT NULL DEFAULT 0 CHECK (total_customers >= 0),
+    processed               bigint NOT NULL DEFAULT 0 CHECK (processed >= 0),
+    recommended             bigint NOT NULL DEFAULT 0 CHECK (recommended >= 0),
+    summary                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(summary) = 'object'),
+    primal_value            double precision,
+    dual_bound              double precision,
+    duality_gap             double precision,
+    iterations              integer NOT NULL DEFAULT 0 CHECK (iterations >= 0),
+    started_at              timestamptz,
+    completed_at            timestamptz,
+    error                   text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, campaign_id, run_number),
+    FOREIGN KEY (tenant_id, campaign_id) REFERENCES kaireon.runs (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.campaign_runs IS
+    'CampaignRun: one execution of a batch campaign (run): progress counters, summary, and for optimised allocation the primal value, dual bound, duality gap and iterations.';
+
+CREATE TABLE kaireon.trigger_rules (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    event_type              text NOT NULL,
+    condition               jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(condition) = 'object'),
+    action_type             text NOT NULL
+                            CHECK (action_type IN ('recommend', 'notify', 'enroll_journey', 'webhook', 'update_attribute')),
+    action_config           jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(action_config) = 'object'),
+    priority                integer NOT NULL DEFAULT 0,
+    cooldown_ms             bigint NOT NULL DEFAULT 0 CHECK (cooldown_ms >= 0),
+    status                  text NOT NULL DEFAULT 'active'
+                            CHECK (status IN ('active', 'paused')),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    deleted_at              timestamptz,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX trigger_rules_tenant_id_event_type_idx ON kaireon.trigger_rules (tenant_id, event_type);
+COMMENT ON TABLE kaireon.trigger_rules IS
+    'TriggerRule: real-time event trigger: when an event of event_type matches condition, run the action (recommend, notify, enroll in a journey, webhook, update an attribute), at most once per cooldown_ms. Soft-deleted.';
+
+CREATE TABLE kaireon.simulation_runs (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text,
+    segment_id              text,
+    decision_flow_key       text,
+    sample_size             integer NOT NULL DEFAULT 1000 CHECK (sample_size > 0),
+    config                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(config) = 'object'),
+    results                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(results) = 'object'),
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    started_at              timestamptz,
+    completed_at            timestamptz,
+    error                   text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, segment_id) REFERENCES kaireon.segments (tenant_id, id)
+        ON DELETE SET NULL (segment_id)
+);
+CREATE INDEX simulation_runs_tenant_id_segment_id_idx ON kaireon.simulation_runs (tenant_id, segment_id);
+COMMENT ON TABLE kaireon.simulation_runs IS
+    'SimulationRun: what-if run of a decision flow (by key) over a sample of a segment, with its configuration and aggregated results.';
+
+-- Append-only: results are recomputed into new rows.
+CREATE TABLE kaireon.attribution_results (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    customer_id             text NOT NULL,
+    conversion_id           text NOT NULL,
+    model                   text NOT NULL
+                            CHECK (model IN ('first_touch', 'last_touch', 'linear', 'time_decay', 'position_based', 'data_driven')),
+    touchpoints             jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(touchpoints) = 'array'),
+    total_value             numeric NOT NULL DEFAULT 0,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX attribution_results_tenant_id_customer_id_idx
+    ON kaireon.attribution_results (tenant_id, customer_id);
+CREATE INDEX attribution_results_tenant_id_conversion_id_idx
+    ON kaireon.attribution_results (tenant_id, conversion_id);
+COMMENT ON TABLE kaireon.attribution_results IS
+    'AttributionResult: credit of one conversion of a customer spread over its touchpoints by an attribution model.';
+
+CREATE TABLE kaireon.geofences (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    latitude                double precision NOT NULL CHECK (latitude BETWEEN -90 AND 90),
+    longitude               double precision NOT NULL CHECK (longitude BETWEEN -180 AND 180),
+    radius_meters           double precision NOT NULL CHECK (radius_meters > 0),
+    trigger_on              text NOT NULL DEFAULT 'enter'
+                            CHECK (trigger_on IN ('enter', 'exit', 'dwell')),
+    action                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(action) = 'object'),
+    status                  text NOT NULL DEFAULT 'active'
+                            CHECK (status IN ('active', 'paused')),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.geofences IS
+    'Geofence: circular area (centre, radius in metres) whose enter, exit or dwell events run an action.';
+
+-- One row per tenant: the tenant is the key, there is no id column.
+CREATE TABLE kaireon.tenant_regions (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    region                  text NOT NULL,
+    is_primary              boolean NOT NULL DEFAULT true,
+    failover_region         text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id)
+);
+COMMENT ON TABLE kaireon.tenant_regions IS
+    'TenantRegion: region a tenant''s data lives in, whether that is its primary region, and the region to fail over to.';
+
+-------------------------------------------------------------------------------
+-- Journeys
+-------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.journeys (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    description             text,
+    definition              jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(definition) = 'object'),
+    entry_condition         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(entry_condition) = 'object'),
+    max_duration_days       integer CHECK (max_duration_days > 0),
+    status                  text NOT NULL DEFAULT 'draft'
+                            CHECK (status IN ('draft', 'active', 'paused', 'archived')),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.journeys IS
+    'Journey: multi-step customer journey: definition (JourneyDefinition JSON of steps and transitions), entry condition, and a maximum duration in days (NULL: unbounded).';
+
+-- Re-entry is allowed: (tenant_id, journey_id, customer_id) is indexed, not unique.
+CREATE TABLE kaireon.journey_enrollments (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    journey_id              text NOT NULL,
+    customer_id             text NOT NULL,
+    current_step_id         text,
+    status                  text NOT NULL DEFAULT 'active'
+                            CHECK (status IN ('active', 'completed', 'exited')),
+    entered_at              timestamptz NOT NULL DEFAULT now(),
+    last_step_at            timestamptz,
+    wait_until              timestamptz,
+    history                 jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(history) = 'array'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, journey_id) REFERENCES kaireon.journeys (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX journey_enrollments_tenant_id_journey_id_customer_id_idx
+    ON kaireon.journey_enrollments (tenant_id, journey_id, customer_id);
+COMMENT ON TABLE kaireon.journey_enrollments IS
+    'JourneyEnrollment: one pass of a customer through a journey: current step, status, step history, and wait_until while the journey waits. A customer may re-enter.';
+
+-------------------------------------------------------------------------------
+-- User references from earlier files (users exists only now)
+-------------------------------------------------------------------------------
+
+ALTER TABLE kaireon.custom_role_assignments
+    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
+ALTER TABLE kaireon.webauthn_credentials
+    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
+
+-------------------------------------------------------------------------------
+-- Row level security of the cross-tenant tables. A user is visible in its tenant;
+-- accounts, sessions and WebAuthn credentials through their user. Users without a
+-- tenant (platform admins) and verification tokens are visible only to superusers and
+-- BYPASSRLS roles.
+-------------------------------------------------------------------------------
+
+ALTER TABLE kaireon.users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.users
+    USING (tenant_id = kaireon.current_tenant_id())
+    WITH CHECK (tenant_id = kaireon.current_tenant_id());
+
+ALTER TABLE kaireon.accounts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.accounts
+    USING (EXISTS (SELECT 1 FROM kaireon.users u
+                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
+    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
+                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
+
+ALTER TABLE kaireon.sessions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.sessions
+    USING (EXISTS (SELECT 1 FROM kaireon.users u
+                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
+    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
+                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
+
+ALTER TABLE kaireon.webauthn_credentials ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.webauthn_credentials
+    USING (EXISTS (SELECT 1 FROM kaireon.users u
+                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
+    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
+                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
+
+-- No policy: only superusers and BYPASSRLS roles see verification tokens.
+ALTER TABLE kaireon.verification_tokens ENABLE ROW LEVEL SECURITY;

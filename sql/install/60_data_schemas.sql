@@ -1,0 +1,490 @@
+-- kaireon install script, part 60: customer data schemas and segments as real tables and views.
+--
+-- A tenant's data lives in its own schema kaireon_t_<tenant slug>: publish_data_schema creates
+-- ds_<name> there from schema_fields (and adds columns for fields added later), publish_segment
+-- compiles a segment's filters and joins into the view seg_<id prefix>. Every identifier is
+-- validated against a strict pattern and quoted with format('%I'); every value is quoted with
+-- format('%L') and cast to the column's type. See docs/data-schemas.md.
+
+-- Privileges granted through kaireon.grant_*_role, re-applied to each tenant data schema.
+CREATE TABLE kaireon.role_grants (
+    role_name               name NOT NULL PRIMARY KEY,
+    access                  text NOT NULL CHECK (access IN ('app', 'readonly', 'admin')),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.role_grants IS
+    'kaireon''s own table: roles given access with kaireon.grant_app_role / grant_readonly_role / grant_admin_role; publishing a data schema grants them the same access to the tenant''s ds_ tables and segment views.';
+
+CREATE FUNCTION kaireon._check_identifier(kind text, ident text, max_len integer DEFAULT 40)
+    RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF ident IS NULL OR ident !~ '^[a-z][a-z0-9_]*$' OR length(ident) > max_len THEN
+        RAISE EXCEPTION 'invalid % name "%"', kind, left(coalesce(ident, '(null)'), 100)
+            USING ERRCODE = '42602',
+                  HINT = format('A %s name starts with a lower-case letter, holds only a-z, 0-9 and _, and is at most %s characters.',
+                                kind, max_len);
+    END IF;
+    RETURN ident;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._check_identifier(text, text, integer) IS
+    'Internal: returns ident if it is a safe identifier (^[a-z][a-z0-9_]*$, at most max_len characters), else raises 42602 naming it.';
+
+CREATE FUNCTION kaireon._tenant_data_schema(p_tenant_id text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_slug      text;
+BEGIN
+    SELECT slug INTO v_slug FROM kaireon.tenants WHERE id = p_tenant_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant_id
+            USING ERRCODE = '42704', HINT = 'Insert it into kaireon.tenants first.';
+    END IF;
+    RETURN 'kaireon_t_' || kaireon._check_identifier('tenant slug', v_slug);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._tenant_data_schema(text) IS
+    'Internal: name of the schema holding a tenant''s ds_ tables and segment views (kaireon_t_<slug>).';
+
+CREATE FUNCTION kaireon._field_sql_type(f kaireon.schema_fields) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE f.data_type
+        WHEN 'varchar' THEN CASE WHEN f.length IS NULL THEN 'varchar' ELSE format('varchar(%s)', f.length) END
+        WHEN 'numeric' THEN CASE WHEN f.precision IS NULL THEN 'numeric'
+                                 ELSE format('numeric(%s,%s)', f.precision, coalesce(f.scale, 0)) END
+        WHEN 'double' THEN 'double precision'
+        WHEN 'timestamp' THEN 'timestamp without time zone'
+        WHEN 'timestamptz' THEN 'timestamp with time zone'
+        ELSE f.data_type
+    END
+$fn$;
+COMMENT ON FUNCTION kaireon._field_sql_type(kaireon.schema_fields) IS
+    'Internal: the PostgreSQL type of a schema field (data_type with length, precision and scale).';
+
+CREATE FUNCTION kaireon._field_column_sql(f kaireon.schema_fields) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_type      text := kaireon._field_sql_type(f);
+    v_sql       text;
+BEGIN
+    v_sql := format('%I %s', kaireon._check_identifier('field', f.name, 63), v_type);
+    IF f.default_value IS NOT NULL THEN
+        BEGIN
+            EXECUTE format('SELECT %L::%s', f.default_value, v_type);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'default value % of field "%" is not a valid %', quote_literal(f.default_value), f.name, v_type
+                USING ERRCODE = '22023', DETAIL = SQLERRM,
+                      HINT = 'Fix schema_fields.default_value, or set it to NULL.';
+        END;
+        v_sql := v_sql || format(' DEFAULT %L::%s', f.default_value, v_type);
+    END IF;
+    IF NOT f.is_nullable THEN
+        v_sql := v_sql || ' NOT NULL';
+    END IF;
+    RETURN v_sql;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._field_column_sql(kaireon.schema_fields) IS
+    'Internal: the column definition of a schema field, with its default checked against its type.';
+
+CREATE FUNCTION kaireon._apply_role_grants(p_schema text, p_relation text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    g           record;
+BEGIN
+    FOR g IN SELECT role_name, access FROM kaireon.role_grants
+             WHERE EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role_name) LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', p_schema, g.role_name);
+        IF p_relation IS NOT NULL THEN
+            EXECUTE format('GRANT %s ON %I.%I TO %I',
+                           CASE g.access WHEN 'readonly' THEN 'SELECT'
+                                         WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
+                                         ELSE 'ALL' END,
+                           p_schema, p_relation, g.role_name);
+        END IF;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._apply_role_grants(text, text) IS
+    'Internal: grants the roles in kaireon.role_grants their access to a tenant data schema and one of its relations.';
+
+CREATE FUNCTION kaireon.publish_data_schema(tenant_id text, schema_id text) RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p_tenant    text := publish_data_schema.tenant_id;
+    p_schema    text := publish_data_schema.schema_id;
+    ds          kaireon.data_schemas;
+    f           kaireon.schema_fields;
+    v_nsp       text;
+    v_table     text;
+    v_cols      text[] := '{}';
+    v_pk        text[] := '{}';
+    v_uniques   text[] := '{}';
+    v_exists    boolean;
+    v_has_rows  boolean;
+BEGIN
+    IF p_tenant IS NULL OR p_schema IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and schema_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the id of a kaireon.data_schemas row.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+
+    -- The row lock serialises concurrent publishes of the same schema.
+    SELECT * INTO ds FROM kaireon.data_schemas d WHERE d.tenant_id = p_tenant AND d.id = p_schema FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'data schema "%" does not exist for tenant "%"', p_schema, p_tenant
+            USING ERRCODE = '42704', HINT = 'Insert it into kaireon.data_schemas first.';
+    END IF;
+    v_nsp := kaireon._tenant_data_schema(p_tenant);
+    v_table := 'ds_' || kaireon._check_identifier('data schema', ds.name);
+
+    IF NOT EXISTS (SELECT 1 FROM kaireon.schema_fields sf WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema) THEN
+        RAISE EXCEPTION 'data schema "%" has no fields', ds.name
+            USING ERRCODE = '22023', HINT = 'Add rows to kaireon.schema_fields before publishing.';
+    END IF;
+    IF (SELECT count(*) FROM kaireon.schema_fields sf
+        WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema AND sf.is_primary_key) <> 1 THEN
+        RAISE EXCEPTION 'data schema "%" must have exactly one primary key field', ds.name
+            USING ERRCODE = '22023', HINT = 'Set is_primary_key on the field holding the entity id (for customers, the customer id).';
+    END IF;
+
+    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', v_nsp);
+    PERFORM kaireon._apply_role_grants(v_nsp, NULL);
+    v_exists := to_regclass(format('%I.%I', v_nsp, v_table)) IS NOT NULL;
+
+    IF NOT v_exists THEN
+        FOR f IN SELECT * FROM kaireon.schema_fields sf
+                 WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema ORDER BY sf.ordinal, sf.name LOOP
+            v_cols := v_cols || kaireon._field_column_sql(f);
+            IF f.is_primary_key THEN
+                v_pk := v_pk || format('%I', f.name);
+            ELSIF f.is_unique THEN
+                v_uniques := v_uniques || format('UNIQUE (tenant_id, %I)', f.name);
+            END IF;
+        END LOOP;
+        EXECUTE format('CREATE TABLE %I.%I (tenant_id text NOT NULL DEFAULT %L CHECK (tenant_id = %L), %s, PRIMARY KEY (tenant_id, %s)%s)',
+                       v_nsp, v_table, p_tenant, p_tenant,
+                       array_to_string(v_cols, ', '), v_pk[1],
+                       CASE WHEN cardinality(v_uniques) > 0 THEN ', ' || array_to_string(v_uniques, ', ') ELSE '' END);
+        EXECUTE format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', v_nsp, v_table);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())',
+                       v_nsp, v_table);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', v_nsp, v_table,
+                       format('kaireon data schema %s of tenant %s (published by kaireon.publish_data_schema)', ds.name, p_tenant));
+    ELSE
+        -- Fields added since the last publish become new columns.
+        FOR f IN SELECT * FROM kaireon.schema_fields sf
+                 WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema
+                   AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                   WHERE a.attrelid = format('%I.%I', v_nsp, v_table)::regclass
+                                     AND a.attname = sf.name AND NOT a.attisdropped)
+                 ORDER BY sf.ordinal, sf.name LOOP
+            IF f.is_primary_key THEN
+                RAISE EXCEPTION 'cannot change the primary key of published data schema "%" to field "%"', ds.name, f.name
+                    USING ERRCODE = '22023', HINT = 'The primary key is fixed when a data schema is first published.';
+            END IF;
+            IF NOT f.is_nullable AND f.default_value IS NULL THEN
+                EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.%I)', v_nsp, v_table) INTO v_has_rows;
+                IF v_has_rows THEN
+                    RAISE EXCEPTION 'cannot add NOT NULL field "%" without a default to data schema "%", which has rows', f.name, ds.name
+                        USING ERRCODE = '22023', HINT = 'Give the field a default_value or make it nullable.';
+                END IF;
+            END IF;
+            EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %s', v_nsp, v_table, kaireon._field_column_sql(f));
+            IF f.is_unique THEN
+                EXECUTE format('ALTER TABLE %I.%I ADD UNIQUE (tenant_id, %I)', v_nsp, v_table, f.name);
+            END IF;
+        END LOOP;
+    END IF;
+    PERFORM kaireon._apply_role_grants(v_nsp, v_table);
+
+    UPDATE kaireon.schema_fields sf SET published_at = now()
+     WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema AND sf.published_at IS NULL;
+    UPDATE kaireon.data_schemas d SET status = 'published', published_at = now()
+     WHERE d.tenant_id = p_tenant AND d.id = p_schema;
+    RETURN format('%I.%I', v_nsp, v_table);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.publish_data_schema(text, text) IS
+    'Creates (first call) or extends (later calls: one ADD COLUMN per new field) the table kaireon_t_<slug>.ds_<name> of a data schema from its schema_fields; returns the table name. Caller must act for the tenant.';
+
+-- Compiles one segment filter node into a SQL boolean expression over the aliases in p_fields
+-- (a jsonb object: field reference -> {"sql": qualified column, "type": SQL type}).
+CREATE FUNCTION kaireon._segment_filter_sql(node jsonb, p_fields jsonb, depth integer DEFAULT 0) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_op        text;
+    v_col       jsonb;
+    v_parts     text[] := '{}';
+    v_el        jsonb;
+    v_value     jsonb;
+    v_lit       text;
+BEGIN
+    IF depth > 32 THEN
+        RAISE EXCEPTION 'segment filter nests deeper than 32 levels'
+            USING ERRCODE = '22023', HINT = 'Flatten the filter.';
+    END IF;
+    IF jsonb_typeof(node) = 'array' THEN
+        node := jsonb_build_object('all', node);
+    END IF;
+    IF jsonb_typeof(node) <> 'object' THEN
+        RAISE EXCEPTION 'segment filter node must be an object, not %', jsonb_typeof(node)
+            USING ERRCODE = '22023', HINT = 'Use {"field", "operator", "value"}, {"all": [...]}, {"any": [...]} or {"not": {...}}.';
+    END IF;
+    IF node ? 'all' OR node ? 'any' THEN
+        v_op := CASE WHEN node ? 'all' THEN 'all' ELSE 'any' END;
+        IF jsonb_typeof(node -> v_op) <> 'array' THEN
+            RAISE EXCEPTION 'segment filter "%" must be an array', v_op USING ERRCODE = '22023',
+                HINT = 'Write {"all": [filter, ...]}.';
+        END IF;
+        FOR v_el IN SELECT * FROM jsonb_array_elements(node -> v_op) LOOP
+            v_parts := v_parts || kaireon._segment_filter_sql(v_el, p_fields, depth + 1);
+        END LOOP;
+        IF cardinality(v_parts) = 0 THEN
+            RETURN CASE v_op WHEN 'all' THEN 'true' ELSE 'false' END;
+        END IF;
+        RETURN '(' || array_to_string(v_parts, CASE v_op WHEN 'all' THEN ' AND ' ELSE ' OR ' END) || ')';
+    END IF;
+    IF node ? 'not' THEN
+        RETURN '(NOT ' || kaireon._segment_filter_sql(node -> 'not', p_fields, depth + 1) || ')';
+    END IF;
+
+    v_col := p_fields -> (node ->> 'field');
+    IF v_col IS NULL THEN
+        RAISE EXCEPTION 'segment filter field "%" is not a published field of the segment''s schemas', node ->> 'field'
+            USING ERRCODE = '22023',
+                  HINT = 'Use a field name of the base schema, or <schema name>.<field> for a joined schema.';
+    END IF;
+    v_op := node ->> 'operator';
+    v_value := node -> 'value';
+    IF v_op IN ('exists', 'not_exists') THEN
+        RETURN format('(%s IS %sNULL)', v_col ->> 'sql', CASE v_op WHEN 'exists' THEN 'NOT ' ELSE '' END);
+    END IF;
+    IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
+        RAISE EXCEPTION 'segment filter on "%" needs a value for operator "%"', node ->> 'field', coalesce(v_op, '(none)')
+            USING ERRCODE = '22023', HINT = 'Add "value".';
+    END IF;
+    IF v_op IN ('in', 'not_in') THEN
+        IF jsonb_typeof(v_value) <> 'array' OR jsonb_array_length(v_value) = 0 THEN
+            RAISE EXCEPTION 'segment filter on "%" with operator "%" needs a non-empty array value', node ->> 'field', v_op
+                USING ERRCODE = '22023', HINT = 'Write "value": ["a", "b"].';
+        END IF;
+        SELECT array_agg(format('%L::%s', e, v_col ->> 'type')) INTO v_parts
+          FROM jsonb_array_elements_text(v_value) AS e;
+        RETURN format('(%s %sIN (%s))', v_col ->> 'sql', CASE v_op WHEN 'not_in' THEN 'NOT ' ELSE '' END,
+                      array_to_string(v_parts, ', '));
+    END IF;
+    IF jsonb_typeof(v_value) IN ('object', 'array') AND v_col ->> 'type' <> 'jsonb' THEN
+        RAISE EXCEPTION 'segment filter on "%" needs a scalar value, not %', node ->> 'field', jsonb_typeof(v_value)
+            USING ERRCODE = '22023', HINT = 'Compare with a string, number or boolean.';
+    END IF;
+    v_lit := CASE WHEN jsonb_typeof(v_value) = 'string' THEN v_value #>> '{}' ELSE v_value::text END;
+    RETURN CASE v_op
+        WHEN 'eq' THEN format('(%s = %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
+        WHEN 'neq' THEN format('(%s IS DISTINCT FROM %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
+        WHEN 'gt' THEN format('(%s > %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
+        WHEN 'gte' THEN format('(%s >= %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
+        WHEN 'lt' THEN format('(%s < %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
+        WHEN 'lte' THEN format('(%s <= %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
+        WHEN 'contains' THEN
+            CASE WHEN v_col ->> 'type' = 'jsonb' THEN format('(%s @> %L::jsonb)', v_col ->> 'sql', v_value::text)
+                 ELSE format('(strpos(%s::text, %L) > 0)', v_col ->> 'sql', v_lit) END
+        WHEN 'starts_with' THEN format('starts_with(%s::text, %L)', v_col ->> 'sql', v_lit)
+        ELSE kaireon._segment_bad_operator(node ->> 'field', v_op)
+    END;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._segment_filter_sql(jsonb, jsonb, integer) IS
+    'Internal: compiles a segment filter (array = all; {"all"|"any": [...]}, {"not": f}, {"field", "operator", "value"}) into SQL, quoting every value as a literal of the column''s type.';
+
+CREATE FUNCTION kaireon._segment_bad_operator(field text, op text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RAISE EXCEPTION 'segment filter on "%" has unknown operator "%"', field, coalesce(op, '(none)')
+        USING ERRCODE = '22023',
+              HINT = 'Operators: eq, neq, gt, gte, lt, lte, in, not_in, contains, starts_with, exists, not_exists.';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._segment_bad_operator(text, text) IS
+    'Internal: raises the error for an unknown segment filter operator.';
+
+CREATE FUNCTION kaireon.publish_segment(tenant_id text, segment_id text) RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p_tenant    text := publish_segment.tenant_id;
+    p_segment   text := publish_segment.segment_id;
+    seg         kaireon.segments;
+    base        kaireon.data_schemas;
+    v_nsp       text;
+    v_view      text;
+    v_pk        kaireon.schema_fields;
+    v_fields    jsonb := '{}';
+    v_from      text;
+    v_join      jsonb;
+    v_other     kaireon.data_schemas;
+    v_sj        kaireon.schema_joins;
+    v_alias     text;
+    v_n         integer := 0;
+    v_where     text;
+    v_count     bigint;
+BEGIN
+    IF p_tenant IS NULL OR p_segment IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and segment_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the id of a kaireon.segments row.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+
+    SELECT * INTO seg FROM kaireon.segments s WHERE s.tenant_id = p_tenant AND s.id = p_segment FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'segment "%" does not exist for tenant "%"', p_segment, p_tenant
+            USING ERRCODE = '42704', HINT = 'Insert it into kaireon.segments first.';
+    END IF;
+    SELECT * INTO base FROM kaireon.data_schemas d WHERE d.tenant_id = p_tenant AND d.id = seg.base_schema_id;
+    IF NOT FOUND OR base.status <> 'published' THEN
+        RAISE EXCEPTION 'segment "%" needs a published base data schema', seg.name
+            USING ERRCODE = '22023', HINT = 'Set segments.base_schema_id and call kaireon.publish_data_schema first.';
+    END IF;
+    v_nsp := kaireon._tenant_data_schema(p_tenant);
+    v_view := 'seg_' || left(regexp_replace(lower(p_segment), '[^a-z0-9]', '_', 'g'), 40);
+    IF EXISTS (SELECT 1 FROM kaireon.segments s
+               WHERE s.tenant_id = p_tenant AND s.id <> p_segment AND s.view_name = v_view) THEN
+        RAISE EXCEPTION 'segment view name "%" is already used by another segment', v_view
+            USING ERRCODE = '23505', HINT = 'Segment ids must differ in their first 40 characters (after replacing non-alphanumerics with _).';
+    END IF;
+
+    SELECT * INTO v_pk FROM kaireon.schema_fields sf
+     WHERE sf.tenant_id = p_tenant AND sf.schema_id = base.id AND sf.is_primary_key;
+    -- Field references: plain names for the base schema, <schema>.<field> for joined ones.
+    SELECT v_fields || coalesce(jsonb_object_agg(sf.name, jsonb_build_object(
+               'sql', format('b.%I', sf.name), 'type', kaireon._field_sql_type(sf))), '{}')
+      INTO v_fields
+      FROM kaireon.schema_fields sf
+     WHERE sf.tenant_id = p_tenant AND sf.schema_id = base.id AND sf.published_at IS NOT NULL;
+    v_from := format('%I.%I b', v_nsp, base.table_name);
+
+    FOR v_join IN SELECT * FROM jsonb_array_elements(seg.joins) LOOP
+        v_n := v_n + 1;
+        v_alias := 'j' || v_n;
+        SELECT * INTO v_other FROM kaireon.data_schemas d
+         WHERE d.tenant_id = p_tenant AND d.id = v_join ->> 'schemaId' AND d.status = 'published';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'segment join % names no published data schema (%)', v_n, coalesce(v_join ->> 'schemaId', '(missing schemaId)')
+                USING ERRCODE = '22023', HINT = 'Each join is {"schemaId": "<published data schema id>"}.';
+        END IF;
+        SELECT * INTO v_sj FROM kaireon.schema_joins j
+         WHERE j.tenant_id = p_tenant AND j.primary_schema_id = base.id AND j.foreign_schema_id = v_other.id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no schema join from "%" to "%"', base.name, v_other.name
+                USING ERRCODE = '22023', HINT = 'Insert a kaireon.schema_joins row between the two schemas.';
+        END IF;
+        v_from := v_from || format(' %s JOIN %I.%I %s ON %s.%I = b.%I',
+                                   CASE coalesce(v_join ->> 'type', v_sj.join_type) WHEN 'inner' THEN 'INNER'
+                                        WHEN 'left' THEN 'LEFT'
+                                        ELSE kaireon._segment_bad_operator('join type', v_join ->> 'type') END,
+                                   v_nsp, v_other.table_name, v_alias,
+                                   v_alias, kaireon._check_identifier('join key', v_sj.foreign_key, 63),
+                                   kaireon._check_identifier('join key', v_sj.primary_key, 63));
+        SELECT v_fields || coalesce(jsonb_object_agg(v_other.name || '.' || sf.name, jsonb_build_object(
+                   'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon._field_sql_type(sf))), '{}')
+          INTO v_fields
+          FROM kaireon.schema_fields sf
+         WHERE sf.tenant_id = p_tenant AND sf.schema_id = v_other.id AND sf.published_at IS NOT NULL;
+    END LOOP;
+
+    v_where := kaireon._segment_filter_sql(seg.filters, v_fields);
+    EXECUTE format('DROP VIEW IF EXISTS %I.%I', v_nsp, v_view);
+    EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT DISTINCT b.tenant_id, b.%I::text AS customer_id, b.%I AS customer_key FROM %s WHERE %s',
+                   v_nsp, v_view, v_pk.name, v_pk.name, v_from, v_where);
+    EXECUTE format('COMMENT ON VIEW %I.%I IS %L', v_nsp, v_view,
+                   format('kaireon segment %s (%s) of tenant %s', seg.name, p_segment, p_tenant));
+    PERFORM kaireon._apply_role_grants(v_nsp, v_view);
+    EXECUTE format('SELECT count(*) FROM %I.%I', v_nsp, v_view) INTO v_count;
+
+    UPDATE kaireon.segments s
+       SET view_name = v_view, status = 'published', published_at = now(), customer_count = v_count
+     WHERE s.tenant_id = p_tenant AND s.id = p_segment;
+    RETURN format('%I.%I', v_nsp, v_view);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.publish_segment(text, text) IS
+    'Compiles a segment''s filters and joins into the view kaireon_t_<slug>.seg_<id prefix> (columns tenant_id, customer_id, customer_key), records its size, and returns the view name. Caller must act for the tenant.';
+
+CREATE FUNCTION kaireon._segment_view(p_tenant text, p_segment text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_view      text;
+BEGIN
+    IF p_tenant IS NULL OR p_segment IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and segment_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and a segment id.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    SELECT s.view_name INTO v_view FROM kaireon.segments s
+     WHERE s.tenant_id = p_tenant AND s.id = p_segment AND s.status = 'published';
+    IF v_view IS NULL THEN
+        RAISE EXCEPTION 'segment "%" of tenant "%" is not published', p_segment, p_tenant
+            USING ERRCODE = '42704', HINT = 'Call kaireon.publish_segment first.';
+    END IF;
+    RETURN format('%I.%I', kaireon._tenant_data_schema(p_tenant), kaireon._check_identifier('segment view', v_view, 63));
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._segment_view(text, text) IS
+    'Internal: the qualified view name of a published segment, after checking the caller may act for the tenant.';
+
+CREATE FUNCTION kaireon.segment_members(tenant_id text, segment_id text) RETURNS SETOF text
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT customer_id FROM %s ORDER BY customer_id',
+                                kaireon._segment_view(segment_members.tenant_id, segment_members.segment_id));
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.segment_members(text, text) IS
+    'Customer ids in a published segment, in order. Caller must act for the tenant.';
+
+CREATE FUNCTION kaireon.is_segment_member(tenant_id text, segment_id text, customer_id text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_member    boolean;
+BEGIN
+    IF is_segment_member.customer_id IS NULL THEN
+        RAISE EXCEPTION 'customer_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the customer id to test.';
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE customer_id = $1)',
+                   kaireon._segment_view(is_segment_member.tenant_id, is_segment_member.segment_id))
+       INTO v_member USING is_segment_member.customer_id;
+    RETURN v_member;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.is_segment_member(text, text, text) IS
+    'True when the customer is in the published segment. Caller must act for the tenant.';

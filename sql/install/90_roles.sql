@@ -1,0 +1,73 @@
+-- kaireon install script, part 90: the role setup a DBA uses (see docs/security.md).
+-- Roles are cluster-wide, so the extension creates none; these functions grant an existing
+-- role its access and record it in kaireon.role_grants for the tenant data schemas.
+
+CREATE FUNCTION kaireon._grant_role(p_role regrole, p_access text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_role      name;
+    v_nsp       text;
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004', HINT = 'Pass an existing role name.';
+    END IF;
+    SELECT rolname INTO v_role FROM pg_roles WHERE oid = p_role;
+    EXECUTE format('GRANT USAGE ON SCHEMA kaireon TO %I', v_role);
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA kaireon TO %I', v_role);
+    CASE p_access
+        WHEN 'readonly' THEN
+            EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+        WHEN 'app' THEN
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
+        WHEN 'admin' THEN
+            EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
+    END CASE;
+    INSERT INTO kaireon.role_grants (role_name, access) VALUES (v_role, p_access)
+        ON CONFLICT (role_name) DO UPDATE SET access = EXCLUDED.access, updated_at = now();
+    -- Tenant data schemas published before this call.
+    FOR v_nsp IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kaireon\_t\_%' LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_nsp, v_role);
+        EXECUTE format('GRANT %s ON ALL TABLES IN SCHEMA %I TO %I',
+                       CASE p_access WHEN 'readonly' THEN 'SELECT' WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
+                                     ELSE 'ALL' END, v_nsp, v_role);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._grant_role(regrole, text) IS
+    'Internal: grants a role app, readonly or admin access to schema kaireon and the tenant data schemas, and records it.';
+
+CREATE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT kaireon._grant_role(role, 'app');
+    END;
+COMMENT ON FUNCTION kaireon.grant_app_role(regrole) IS
+    'Grants a role what an application needs: read and write every kaireon table and call every function. Row level security still limits it to its tenant (kaireon.tenant_id).';
+
+CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT kaireon._grant_role(role, 'readonly');
+    END;
+COMMENT ON FUNCTION kaireon.grant_readonly_role(regrole) IS
+    'Grants a role read access to every kaireon table (for analysts and reporting); row level security limits it to its tenant.';
+
+CREATE FUNCTION kaireon.grant_admin_role(role regrole, bypass_rls boolean DEFAULT true) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM kaireon._grant_role(role, 'admin');
+    IF bypass_rls THEN
+        EXECUTE format('ALTER ROLE %I BYPASSRLS', (SELECT rolname FROM pg_roles WHERE oid = role));
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.grant_admin_role(regrole, boolean) IS
+    'Grants a role full access to every kaireon table; with bypass_rls (default, needs a superuser) it also sees and changes every tenant''s rows.';

@@ -1,0 +1,37 @@
+-- kaireon install script, part 99: the uniform parts of every table, applied from the catalog
+-- so no table can miss them (docs/schema.md, "Conventions"):
+--   * updated_at column           -> BEFORE UPDATE trigger kaireon.touch_updated_at()
+--   * tenant_id column            -> row level security + policy tenant_isolation
+--                                    (unless the table defines its own policies)
+--   * deleted_at column           -> index (tenant_id, deleted_at)
+--   * every table holding rows    -> pg_extension_config_dump, so pg_dump keeps its rows
+DO $finalize$
+DECLARE
+    r           record;
+BEGIN
+    FOR r IN
+        SELECT c.oid, c.relname, c.relkind, c.relispartition,
+               EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'updated_at' AND NOT a.attisdropped) AS has_updated_at,
+               EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped) AS has_tenant,
+               EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'deleted_at' AND NOT a.attisdropped) AS has_deleted_at,
+               EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid) AS has_policy
+          FROM pg_class c
+         WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p')
+         ORDER BY c.relname
+    LOOP
+        IF r.has_updated_at AND NOT r.relispartition THEN
+            EXECUTE format('CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.%I FOR EACH ROW EXECUTE FUNCTION kaireon.touch_updated_at()', r.relname);
+        END IF;
+        IF r.has_tenant AND NOT r.has_policy THEN
+            EXECUTE format('ALTER TABLE kaireon.%I ENABLE ROW LEVEL SECURITY', r.relname);
+            EXECUTE format('CREATE POLICY tenant_isolation ON kaireon.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())', r.relname);
+        END IF;
+        IF r.has_deleted_at AND NOT r.relispartition THEN
+            EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, deleted_at)', r.relname);
+        END IF;
+        IF r.relkind = 'r' THEN
+            PERFORM pg_catalog.pg_extension_config_dump(format('kaireon.%I', r.relname)::regclass, '');
+        END IF;
+    END LOOP;
+END
+$finalize$;

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# test/run.sh: the whole test suite, on a fresh machine, as root or not.
+#
+#   bash test/run.sh            install missing packages, build with -Werror, then run the
+#                               pg_regress, isolation and TAP suites against a throwaway server
+#
+# Everything happens in a scratch directory (a copy of the checkout, a private install, the
+# cluster); the checkout and the system's PostgreSQL directories are not written to. As root
+# the build and the suites run as the OS user "postgres". The server is stopped whatever
+# happens; failures print the diffs and logs. See docs/testing.md.
+set -euo pipefail
+
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$src/test/scripts/lib.sh"
+
+if [ "${1:-}" != "--in-workdir" ]; then
+    kaireon_ensure_deps
+    work=$(mktemp -d "${TMPDIR:-/tmp}/kaireon-test.XXXXXX")
+    chmod 755 "$work"
+    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
+        --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres: "$work"
+        exec runuser -u postgres -- bash "$work/src/test/run.sh" --in-workdir "$work"
+    fi
+    exec bash "$work/src/test/run.sh" --in-workdir "$work"
+fi
+
+work=$2
+cd "$work/src"
+bindir=""
+datadir=$work/data
+status=1
+
+finish() {
+    [ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$datadir"
+    if [ "$status" = 0 ]; then
+        kaireon_log "all suites passed"
+        rm -rf "$work"
+    else
+        local f
+        for f in regression.diffs output_iso/regression.diffs; do
+            [ -s "$f" ] && { echo "---- $f"; cat "$f"; }
+        done
+        if [ -d tmp_check/log ]; then
+            for f in tmp_check/log/regress_log_*; do
+                [ -e "$f" ] && grep -q -E '^not ok|Dubious|die' "$f" && { echo "---- $f"; tail -n 60 "$f"; }
+            done
+        fi
+        [ -s "$datadir.log" ] && { echo "---- server log (tail)"; tail -n 40 "$datadir.log"; }
+        kaireon_log "FAILED; scratch directory kept: $work"
+    fi
+}
+trap finish EXIT
+
+kaireon_log "building with -Werror"
+bindir=$(kaireon_build_install "$work/src" "$work/install" WERROR=1)
+
+kaireon_log "starting a throwaway server (shared_preload_libraries = 'kaireon,pg_cron')"
+port=54329
+mkdir -p "$datadir"
+rmdir "$datadir"
+kaireon_start_cluster "$bindir" "$datadir" "$work" "$port" \
+    "shared_preload_libraries = 'kaireon,pg_cron'" \
+    "cron.database_name = 'kaireon_cron'"
+
+export PGHOST=$work PGPORT=$port PGUSER=postgres
+failed=""
+for suite in regress isolation tap; do
+    kaireon_log "suite: $suite"
+    make -s PG_CONFIG="$KAIREON_PG_BINDIR/pg_config" "installcheck-$suite" bindir="$bindir" \
+        PROVE_FLAGS="--timer" 2>&1 || failed="$failed $suite"
+done
+[ -z "$failed" ] || { kaireon_log "failed suites:$failed"; exit 1; }
+status=0

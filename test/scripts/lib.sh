@@ -1,0 +1,110 @@
+# test/scripts/lib.sh: shared shell functions of the test harness (test/run.sh) and the demo
+# (test/demo.sh). Sourced, not run. See docs/testing.md.
+#
+# The extension is built and installed into a private tree (make install DESTDIR=...), next to
+# private copies of the server binaries; PostgreSQL finds its share and lib directories relative
+# to its own binary, so a server started from that copy loads this build without anything being
+# written to the system's directories, and no root is needed once the packages are installed.
+# PostgreSQL refuses to run as root: as root, the server (and the test suites, which start
+# servers of their own) run as the unprivileged OS user "postgres".
+
+KAIREON_PG_MAJOR=15
+KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
+KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
+libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl"
+
+kaireon_log() { printf '== %s\n' "$*" >&2; }
+kaireon_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Installs the Debian packages the project needs (apt-get update first) when any is missing:
+# directly as root, with sudo otherwise; without either, says which command to run.
+kaireon_ensure_deps() {
+    local missing="" p
+    for p in $KAIREON_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    kaireon_log "installing Debian packages:$missing"
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || kaireon_die "missing packages:$missing; run as root: apt-get update && apt-get install -y$missing"
+        sudo="sudo"
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+# The OS user that runs servers: the current user, or "postgres" when root.
+kaireon_server_user() {
+    if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi
+}
+
+# Runs a command as the server user.
+kaireon_as_server_user() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+# kaireon_build_install SRC PREFIX [make args...]: builds SRC and installs it under PREFIX
+# (DESTDIR), then makes PREFIX/bin a private copy of the server binaries.
+kaireon_build_install() {
+    local src=$1 prefix=$2; shift 2
+    local pg_config=$KAIREON_PG_BINDIR/pg_config
+    make -C "$src" -s PG_CONFIG="$pg_config" "$@" >/dev/null
+    make -C "$src" -s PG_CONFIG="$pg_config" install DESTDIR="$prefix" >/dev/null
+    local bindir libdir sharedir
+    bindir=$prefix$($pg_config --bindir)
+    libdir=$prefix$($pg_config --pkglibdir)
+    sharedir=$prefix$($pg_config --sharedir)
+    mkdir -p "$bindir" "$libdir" "$sharedir/extension"
+    # The binaries that locate share/ and lib/ from their own path are copied; the rest linked.
+    local b
+    for b in "$KAIREON_PG_BINDIR"/*; do
+        case $(basename "$b") in
+            postgres|initdb|pg_ctl|pg_upgrade) cp -f "$b" "$bindir/" ;;
+            *) ln -sfn "$b" "$bindir/$(basename "$b")" ;;
+        esac
+    done
+    local f
+    for f in "$($pg_config --pkglibdir)"/*; do
+        [ -e "$libdir/$(basename "$f")" ] || ln -s "$f" "$libdir/$(basename "$f")"
+    done
+    for f in "$($pg_config --sharedir)"/*; do
+        [ "$(basename "$f")" = extension ] && continue
+        [ -e "$sharedir/$(basename "$f")" ] || ln -s "$f" "$sharedir/$(basename "$f")"
+    done
+    for f in "$($pg_config --sharedir)"/extension/*; do
+        [ -e "$sharedir/extension/$(basename "$f")" ] || ln -s "$f" "$sharedir/extension/$(basename "$f")"
+    done
+    echo "$bindir"
+}
+
+# kaireon_start_cluster BINDIR DATADIR SOCKDIR PORT [extra postgresql.conf lines...]:
+# initdb and start a server on a Unix socket only, as the server user.
+kaireon_start_cluster() {
+    local bindir=$1 datadir=$2 sockdir=$3 port=$4; shift 4
+    kaireon_as_server_user "$bindir/initdb" -D "$datadir" -A trust -U postgres --no-sync \
+        --locale=C.UTF-8 -E UTF8 >"$datadir.initdb.log" 2>&1 \
+        || { cat "$datadir.initdb.log" >&2; kaireon_die "initdb failed"; }
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$sockdir'"
+        echo "port = $port"
+        echo "fsync = off"
+        echo "max_worker_processes = 16"
+        local line
+        for line in "$@"; do echo "$line"; done
+    } | kaireon_as_server_user tee -a "$datadir/postgresql.conf" >/dev/null
+    kaireon_as_server_user "$bindir/pg_ctl" -D "$datadir" -l "$datadir.log" -w -t 60 start >/dev/null \
+        || { cat "$datadir.log" >&2; kaireon_die "the server did not start"; }
+}
+
+# kaireon_stop_cluster BINDIR DATADIR: stop the server if it runs.
+kaireon_stop_cluster() {
+    local bindir=$1 datadir=$2
+    [ -f "$datadir/postmaster.pid" ] || return 0
+    kaireon_as_server_user "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1 || true
+}

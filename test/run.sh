@@ -65,6 +65,7 @@ kaireon_start_cluster "$bindir" "$datadir" "$work" "$port" \
     "cron.database_name = 'kaireon_cron'"
 
 export PGHOST=$work PGPORT=$port PGUSER=postgres
+"$bindir/createdb" kaireon_cron
 failed=""
 for suite in regress isolation tap; do
     kaireon_log "suite: $suite"

@@ -57,4 +57,8 @@ CREATE TABLE kaireon.tenants (
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kaireon.tenants IS
-    'Tenant (multi-tenant root): per-tenant feature flags in settings. slug names the tenant''s customer data schema kaireon_t_<slug>.';
+    'Tenant: multi-tenant root; per-tenant feature flags in settings. slug names the tenant''s customer data schema kaireon_t_<slug>.';
+-- A tenant-limited role sees only its own tenant row.
+ALTER TABLE kaireon.tenants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.tenants
+    USING (id = kaireon.current_tenant_id()) WITH CHECK (id = kaireon.current_tenant_id());

@@ -104,6 +104,14 @@ COMMENT ON TABLE kaireon.segments IS
 -- The append-only interaction fact table, range-partitioned by month on occurred_at.
 -- kaireon.create_interaction_partitions() creates monthly partitions ahead of time; the
 -- default partition catches rows outside them.
+--
+-- The partitioned parent has no indexes of its own (so no primary key): each partition gets
+-- its primary key (tenant_id, id) and indexes from kaireon._index_interaction_partition.
+-- The parent belongs to the extension while the monthly partitions do not, and pg_dump
+-- restores a partition by attaching it to the parent created by CREATE EXTENSION: indexes
+-- on the parent would be cloned onto the partition at that moment and then collide with
+-- the partition's own dumped indexes. Foreign keys and CHECKs live on the parent and are
+-- cloned to every partition.
 CREATE TABLE kaireon.interaction_history (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -126,18 +134,30 @@ CREATE TABLE kaireon.interaction_history (
     conversion_value        numeric,
     context                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id, occurred_at),
     CHECK ((interaction_type = 'outcome') = (outcome_type_key IS NOT NULL)),
     FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE SET NULL (offer_id),
     FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE SET NULL (creative_id)
 ) PARTITION BY RANGE (occurred_at);
-CREATE INDEX ON kaireon.interaction_history (tenant_id, customer_id, occurred_at DESC);
-CREATE INDEX ON kaireon.interaction_history (tenant_id, recommendation_id) WHERE recommendation_id IS NOT NULL;
-CREATE INDEX ON kaireon.interaction_history (tenant_id, offer_id, occurred_at);
-CREATE INDEX ON kaireon.interaction_history (tenant_id, creative_id);
-CREATE TABLE kaireon.interaction_history_default PARTITION OF kaireon.interaction_history DEFAULT;
 COMMENT ON TABLE kaireon.interaction_history IS
-    'InteractionHistory: append-only fact table of recommendations, impressions and outcomes (outcome_type_key). Range-partitioned by month on occurred_at; see kaireon.create_interaction_partitions.';
+    'InteractionHistory: append-only fact table of recommendations, impressions and outcomes (outcome_type_key). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
+
+CREATE FUNCTION kaireon._index_interaction_partition(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('ALTER TABLE kaireon.%I ADD PRIMARY KEY (tenant_id, id)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, customer_id, occurred_at DESC)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, recommendation_id) WHERE recommendation_id IS NOT NULL', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, offer_id, occurred_at)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, creative_id)', part);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._index_interaction_partition(text) IS
+    'Internal: the primary key and indexes every interaction_history partition carries (lookups by customer, recommendation, offer and creative).';
+
+CREATE TABLE kaireon.interaction_history_default PARTITION OF kaireon.interaction_history DEFAULT;
+SELECT kaireon._index_interaction_partition('interaction_history_default');
 COMMENT ON TABLE kaireon.interaction_history_default IS
     'InteractionHistory: default partition of interaction_history, for rows outside the monthly partitions.';
 
@@ -165,18 +185,24 @@ BEGIN
         m := (date_trunc('month', from_month) + make_interval(months => i))::date;
         part := format('interaction_history_p%s', to_char(m, 'YYYY_MM'));
         CONTINUE WHEN to_regclass(format('kaireon.%I', part)) IS NOT NULL;
-        lo := m::timestamptz;
-        hi := (m + interval '1 month')::timestamptz;
-        -- Rows of this month already in the default partition move into the new one;
-        -- the lock keeps writers out while they move.
+        -- Month boundaries are midnight UTC, whatever the session's time zone.
+        lo := m::timestamp AT TIME ZONE 'UTC';
+        hi := (m + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+        -- Writers are kept out until commit: a writer that routed its row with the old
+        -- partition layout would otherwise put it in the default partition after the new
+        -- partition is attached, and fail its partition constraint. Readers go on. Rows of
+        -- this month already in the default partition move into the new one.
+        LOCK TABLE kaireon.interaction_history IN SHARE ROW EXCLUSIVE MODE;
         LOCK TABLE kaireon.interaction_history_default IN ACCESS EXCLUSIVE MODE;
         EXECUTE format('CREATE TABLE kaireon.%I (LIKE kaireon.interaction_history INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
         EXECUTE format('WITH moved AS (DELETE FROM kaireon.interaction_history_default WHERE occurred_at >= %L AND occurred_at < %L RETURNING *) INSERT INTO kaireon.%I SELECT * FROM moved',
                        lo, hi, part);
         EXECUTE format('ALTER TABLE kaireon.interaction_history ATTACH PARTITION kaireon.%I FOR VALUES FROM (%L) TO (%L)',
                        part, lo, hi);
+        PERFORM kaireon._index_interaction_partition(part);
         EXECUTE format('ALTER TABLE kaireon.%I ENABLE ROW LEVEL SECURITY', part);
         EXECUTE format('CREATE POLICY tenant_isolation ON kaireon.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())', part);
+        PERFORM kaireon._apply_role_grants('kaireon', part);
         EXECUTE format('COMMENT ON TABLE kaireon.%I IS %L', part,
                        format('InteractionHistory: partition of interaction_history for %s', to_char(m, 'YYYY-MM')));
         RETURN NEXT part;

@@ -478,6 +478,7 @@ COMMENT ON TABLE kaireon.journey_enrollments IS
 
 ALTER TABLE kaireon.custom_role_assignments
     ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
+CREATE INDEX ON kaireon.custom_role_assignments (user_id);
 ALTER TABLE kaireon.webauthn_credentials
     ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
 

@@ -163,7 +163,9 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Set is_primary_key on the field holding the entity id (for customers, the customer id).';
     END IF;
 
-    EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', v_nsp);
+    IF to_regnamespace(quote_ident(v_nsp)) IS NULL THEN
+        EXECUTE format('CREATE SCHEMA %I', v_nsp);
+    END IF;
     PERFORM kaireon._apply_role_grants(v_nsp, NULL);
     v_exists := to_regclass(format('%I.%I', v_nsp, v_table)) IS NOT NULL;
 
@@ -223,10 +225,29 @@ $fn$;
 COMMENT ON FUNCTION kaireon.publish_data_schema(text, text) IS
     'Creates (first call) or extends (later calls: one ADD COLUMN per new field) the table kaireon_t_<slug>.ds_<name> of a data schema from its schema_fields; returns the table name. Caller must act for the tenant.';
 
+-- A filter value as a SQL literal of the column's type; a value the type refuses is reported
+-- naming the field instead of failing later inside CREATE VIEW.
+CREATE FUNCTION kaireon._segment_literal(field text, value text, sql_type text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT %L::%s', value, sql_type);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'segment filter value % for field "%" is not a valid %', quote_literal(value), field, sql_type
+            USING ERRCODE = '22023', DETAIL = SQLERRM, HINT = 'Compare the field with a value of its type.';
+    END;
+    RETURN format('%L::%s', value, sql_type);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._segment_literal(text, text, text) IS
+    'Internal: a segment filter value as a quoted literal cast to the column type, after checking the type accepts it.';
+
 -- Compiles one segment filter node into a SQL boolean expression over the aliases in p_fields
 -- (a jsonb object: field reference -> {"sql": qualified column, "type": SQL type}).
 CREATE FUNCTION kaireon._segment_filter_sql(node jsonb, p_fields jsonb, depth integer DEFAULT 0) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -286,7 +307,7 @@ BEGIN
             RAISE EXCEPTION 'segment filter on "%" with operator "%" needs a non-empty array value', node ->> 'field', v_op
                 USING ERRCODE = '22023', HINT = 'Write "value": ["a", "b"].';
         END IF;
-        SELECT array_agg(format('%L::%s', e, v_col ->> 'type')) INTO v_parts
+        SELECT array_agg(kaireon._segment_literal(node ->> 'field', e, v_col ->> 'type')) INTO v_parts
           FROM jsonb_array_elements_text(v_value) AS e;
         RETURN format('(%s %sIN (%s))', v_col ->> 'sql', CASE v_op WHEN 'not_in' THEN 'NOT ' ELSE '' END,
                       array_to_string(v_parts, ', '));
@@ -296,17 +317,16 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Compare with a string, number or boolean.';
     END IF;
     v_lit := CASE WHEN jsonb_typeof(v_value) = 'string' THEN v_value #>> '{}' ELSE v_value::text END;
-    RETURN CASE v_op
-        WHEN 'eq' THEN format('(%s = %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
-        WHEN 'neq' THEN format('(%s IS DISTINCT FROM %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
-        WHEN 'gt' THEN format('(%s > %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
-        WHEN 'gte' THEN format('(%s >= %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
-        WHEN 'lt' THEN format('(%s < %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
-        WHEN 'lte' THEN format('(%s <= %L::%s)', v_col ->> 'sql', v_lit, v_col ->> 'type')
-        WHEN 'contains' THEN
+    RETURN CASE
+        WHEN v_op IN ('eq', 'neq', 'gt', 'gte', 'lt', 'lte') THEN
+            format('(%s %s %s)', v_col ->> 'sql',
+                   CASE v_op WHEN 'eq' THEN '=' WHEN 'neq' THEN 'IS DISTINCT FROM' WHEN 'gt' THEN '>'
+                             WHEN 'gte' THEN '>=' WHEN 'lt' THEN '<' ELSE '<=' END,
+                   kaireon._segment_literal(node ->> 'field', v_lit, v_col ->> 'type'))
+        WHEN v_op = 'contains' THEN
             CASE WHEN v_col ->> 'type' = 'jsonb' THEN format('(%s @> %L::jsonb)', v_col ->> 'sql', v_value::text)
                  ELSE format('(strpos(%s::text, %L) > 0)', v_col ->> 'sql', v_lit) END
-        WHEN 'starts_with' THEN format('starts_with(%s::text, %L)', v_col ->> 'sql', v_lit)
+        WHEN v_op = 'starts_with' THEN format('starts_with(%s::text, %L)', v_col ->> 'sql', v_lit)
         ELSE kaireon._segment_bad_operator(node ->> 'field', v_op)
     END;
 END
@@ -414,7 +434,9 @@ BEGIN
     END LOOP;
 
     v_where := kaireon._segment_filter_sql(seg.filters, v_fields);
-    EXECUTE format('DROP VIEW IF EXISTS %I.%I', v_nsp, v_view);
+    IF to_regclass(format('%I.%I', v_nsp, v_view)) IS NOT NULL THEN
+        EXECUTE format('DROP VIEW %I.%I', v_nsp, v_view);
+    END IF;
     EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT DISTINCT b.tenant_id, b.%I::text AS customer_id, b.%I AS customer_key FROM %s WHERE %s',
                    v_nsp, v_view, v_pk.name, v_pk.name, v_from, v_where);
     EXECUTE format('COMMENT ON VIEW %I.%I IS %L', v_nsp, v_view,

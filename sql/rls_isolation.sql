@@ -1,0 +1,210 @@
+-- Tenant isolation, generated from the catalog: for every table with a tenant_id column,
+-- a non-owner role set to tenant A tries to read, update, delete and insert tenant B's rows
+-- and to move its own rows to tenant B. Any success is a leak.
+\set VERBOSITY terse
+CREATE ROLE regress_kaireon_app LOGIN;
+CREATE ROLE regress_kaireon_ro LOGIN;
+SELECT kaireon.grant_app_role('regress_kaireon_app');
+SELECT kaireon.grant_readonly_role('regress_kaireon_ro');
+
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('tenant_a', 'A', 'tenant_a'), ('tenant_b', 'B', 'tenant_b');
+
+-- Values for columns whose CHECK needs a special form; everything else is derived from the
+-- column type and, for enumerations, the first value of the column's CHECK.
+CREATE TABLE public.fill_overrides (column_ref text PRIMARY KEY, value_sql text NOT NULL);
+INSERT INTO public.fill_overrides VALUES
+    ('api_keys.prefix', '''krn_%s'''),
+    ('oauth_clients.client_id', '''kci_%s'''),
+    ('ai_attachments.sha256', 'repeat(''a'', 64)'),
+    ('ai_import_token_ledgers.year_month', '''2026-11'''),
+    ('qualification_rules.config', '''{"segmentIds": ["s1"]}'''),
+    ('contact_policies.config', '''{"maxCount": 1, "period": "day"}'''),
+    ('guardrail_rules.expression_ast', '''{"field": "offer.priority", "op": "gte", "value": 1}'''),
+    ('policy_snapshots.policy_version_hash', '''0123456789abcdef'''),
+    ('report_templates.narrative', '''{"enabled": false}'''),
+    ('creative_performance.period_end', 'now() + interval ''1 day'''),
+    ('audit_logs.entity_type', '''offer'''),
+    ('audit_logs.entity_id', '''leak_%s''');
+
+-- The INSERT statement for one row of tbl owned by tenant.
+CREATE FUNCTION public.fill_row_sql(tbl regclass, tenant text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    a record;
+    cols text[] := '{}';
+    vals text[] := '{}';
+    v text;
+    enum_value text;
+BEGIN
+    FOR a IN SELECT att.attname, att.atttypid, att.attnotnull,
+                    EXISTS (SELECT 1 FROM pg_attrdef d WHERE d.adrelid = att.attrelid AND d.adnum = att.attnum) AS has_default,
+                    att.attidentity, att.attgenerated
+               FROM pg_attribute att
+              WHERE att.attrelid = tbl AND att.attnum > 0 AND NOT att.attisdropped
+              ORDER BY att.attnum LOOP
+        SELECT format(o.value_sql, tenant) INTO v FROM public.fill_overrides o
+         WHERE o.column_ref = (SELECT relname FROM pg_class WHERE oid = tbl) || '.' || a.attname
+            OR o.column_ref = regexp_replace((SELECT relname FROM pg_class WHERE oid = tbl), '_(default|p\d{4}_\d{2})$', '') || '.' || a.attname;
+        IF a.attname = 'tenant_id' THEN
+            v := quote_literal(tenant);
+        ELSIF v IS NULL THEN
+            CONTINUE WHEN NOT a.attnotnull OR a.has_default OR a.attidentity <> '' OR a.attgenerated <> '';
+            SELECT (regexp_match(pg_get_constraintdef(k.oid), '= ANY \(ARRAY\[''([^'']*)''|IN \(''([^'']*)''')) [1]
+              INTO enum_value
+              FROM pg_constraint k
+             WHERE k.conrelid = tbl AND k.contype = 'c' AND k.conkey = ARRAY[(SELECT attnum FROM pg_attribute WHERE attrelid = tbl AND attname = a.attname)]
+               AND pg_get_constraintdef(k.oid) ~ '= ANY \(ARRAY\['
+             LIMIT 1;
+            v := CASE
+                WHEN enum_value IS NOT NULL THEN quote_literal(enum_value)
+                WHEN a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'name'::regtype) THEN quote_literal('leak_' || tenant)
+                WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype, 'float8'::regtype, 'float4'::regtype) THEN '1'
+                WHEN a.atttypid = 'bool'::regtype THEN 'false'
+                WHEN a.atttypid = 'timestamptz'::regtype THEN 'now()'
+                WHEN a.atttypid = 'date'::regtype THEN 'current_date'
+                WHEN a.atttypid = 'jsonb'::regtype THEN '''{}'''
+                ELSE NULL END;
+            IF v IS NULL THEN
+                RAISE EXCEPTION 'fill_row_sql: no value for %.% of type %', tbl, a.attname, a.atttypid::regtype;
+            END IF;
+        END IF;
+        cols := cols || quote_ident(a.attname);
+        vals := vals || v;
+    END LOOP;
+    RETURN format('INSERT INTO %s (%s) VALUES (%s)', tbl, array_to_string(cols, ', '), array_to_string(vals, ', '));
+END $$;
+
+-- Every table with a tenant_id column, partitions included (they are tested directly: a
+-- query on a partition does not go through the parent's policy).
+SELECT kaireon.create_interaction_partitions(1) IS NOT NULL AS partitions_created;
+CREATE VIEW public.tenant_tables AS
+SELECT c.oid::regclass AS tbl, c.relname, c.relispartition
+  FROM pg_class c
+ WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p')
+   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped);
+
+-- One row per tenant in every tenant table (foreign keys and triggers off while filling).
+SET session_replication_role = replica;
+DO $$
+DECLARE t record;
+BEGIN
+    FOR t IN SELECT * FROM public.tenant_tables WHERE NOT relispartition ORDER BY relname LOOP
+        EXECUTE public.fill_row_sql(t.tbl, 'tenant_a');
+        EXECUTE public.fill_row_sql(t.tbl, 'tenant_b');
+    END LOOP;
+END $$;
+RESET session_replication_role;
+-- users-scoped cross-tenant tables get a row for each tenant's user
+INSERT INTO kaireon.users (id, tenant_id, email) VALUES ('admin_user', NULL, 'admin@example.com');
+INSERT INTO kaireon.sessions (session_token, user_id, expires)
+    SELECT 'tok_' || id, id, now() + interval '1 day' FROM kaireon.users;
+INSERT INTO kaireon.accounts (user_id, type, provider, provider_account_id)
+    SELECT id, 'oauth', 'github', 'gh_' || id FROM kaireon.users;
+INSERT INTO kaireon.webauthn_credentials (user_id, credential_id, public_key)
+    SELECT id, 'cred_' || id, 'pk' FROM kaireon.users;
+INSERT INTO kaireon.verification_tokens (identifier, token, expires) VALUES ('a@example.com', 'vt', now());
+SELECT count(*) FILTER (WHERE NOT relispartition) AS tenant_tables,
+       count(*) FILTER (WHERE relispartition) AS partitions
+  FROM public.tenant_tables;
+
+-- The attempts, as the application role acting for tenant A.
+CREATE FUNCTION public.leak_attempts() RETURNS TABLE (relname name, problem text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    n bigint;
+BEGIN
+    FOR t IN SELECT * FROM public.tenant_tables ORDER BY 2 LOOP
+        relname := t.relname;
+        EXECUTE format('SELECT count(*) FROM %s WHERE tenant_id IS DISTINCT FROM %L', t.tbl, 'tenant_a') INTO n;
+        IF n <> 0 THEN problem := format('reads %s rows of other tenants', n); RETURN NEXT; END IF;
+        EXECUTE format('SELECT count(*) FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_a') INTO n;
+        IF n <> 1 AND NOT t.relispartition THEN problem := format('sees %s of its own rows, not 1', n); RETURN NEXT; END IF;
+        EXECUTE format('UPDATE %s SET tenant_id = tenant_id WHERE tenant_id = %L', t.tbl, 'tenant_b');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n <> 0 THEN problem := format('updates %s rows of tenant B', n); RETURN NEXT; END IF;
+        EXECUTE format('DELETE FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_b');
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n <> 0 THEN problem := format('deletes %s rows of tenant B', n); RETURN NEXT; END IF;
+        BEGIN
+            EXECUTE public.fill_row_sql(t.tbl, 'tenant_b');
+            problem := 'inserts a row for tenant B'; RETURN NEXT;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+                  WHEN OTHERS THEN problem := 'insert for tenant B failed with ' || SQLSTATE || ' ' || SQLERRM; RETURN NEXT;
+        END;
+        BEGIN
+            EXECUTE format('UPDATE %s SET tenant_id = %L WHERE tenant_id = %L', t.tbl, 'tenant_b', 'tenant_a');
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n > 0 THEN problem := 'moves its row to tenant B'; RETURN NEXT; END IF;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+                  WHEN OTHERS THEN problem := 'move to tenant B failed with ' || SQLSTATE || ' ' || SQLERRM; RETURN NEXT;
+        END;
+    END LOOP;
+END $$;
+
+GRANT SELECT ON public.tenant_tables, public.fill_overrides TO regress_kaireon_app;
+SET ROLE regress_kaireon_app;
+SET kaireon.tenant_id = 'tenant_a';
+SELECT * FROM public.leak_attempts();
+-- the cross-tenant tables: only tenant A's user, and the rows of that user
+SELECT (SELECT count(*) FROM kaireon.users) AS users,
+       (SELECT count(*) FROM kaireon.sessions) AS sessions,
+       (SELECT count(*) FROM kaireon.accounts) AS accounts,
+       (SELECT count(*) FROM kaireon.webauthn_credentials) AS webauthn,
+       (SELECT count(*) FROM kaireon.verification_tokens) AS verification_tokens,
+       (SELECT count(*) FROM kaireon.tenants) AS tenants;
+INSERT INTO kaireon.sessions (session_token, user_id, expires)
+    SELECT 'tok_x', id, now() FROM kaireon.users WHERE false
+    UNION ALL SELECT 'tok_y', 'admin_user', now();
+-- without a tenant the role sees nothing at all
+RESET kaireon.tenant_id;
+SELECT count(*) AS offers_without_tenant FROM kaireon.offers;
+RESET ROLE;
+
+-- The read-only role reads its tenant's rows and cannot write them.
+SET ROLE regress_kaireon_ro;
+SET kaireon.tenant_id = 'tenant_b';
+SELECT count(*) AS ro_offers FROM kaireon.offers;
+UPDATE kaireon.offers SET name = 'x';
+RESET kaireon.tenant_id;
+RESET ROLE;
+
+-- tenant B's rows are all still there
+SELECT count(*) FILTER (WHERE n = 1) AS tables_with_b_row, count(*) AS tables
+  FROM (SELECT t.relname, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_b'), false, true, '')))[1]::text::int AS n
+          FROM public.tenant_tables t WHERE NOT t.relispartition) s;
+
+-- A role pinned to tenant A cannot switch to tenant B.
+CREATE ROLE regress_kaireon_pinned LOGIN;
+SELECT kaireon.grant_app_role('regress_kaireon_pinned');
+ALTER ROLE regress_kaireon_pinned SET kaireon.pinned_tenant_id = 'tenant_a';
+\c - regress_kaireon_pinned
+SHOW kaireon.pinned_tenant_id;
+SELECT kaireon.current_tenant_id();
+SET kaireon.tenant_id = 'tenant_b';
+SET kaireon.pinned_tenant_id = 'tenant_b';
+SET kaireon.tenant_id = 'tenant_a';
+SELECT count(*) AS pinned_sees_offers, bool_and(tenant_id = 'tenant_a') AS only_a FROM kaireon.offers;
+-- kaireon functions apply the same rule
+SELECT kaireon.assert_tenant_access('tenant_a');
+SELECT kaireon.assert_tenant_access('tenant_b');
+\c - postgres
+
+-- The kaireon. prefix is reserved: unknown settings are refused.
+SET kaireon.no_such_setting = 'x';
+
+-- clean up
+SET client_min_messages = warning;
+SELECT format('DROP TABLE kaireon.%I', relname) FROM pg_class
+ WHERE relnamespace = 'kaireon'::regnamespace AND relname ~ '^interaction_history_p\d{4}_\d{2}$' \gexec
+DROP FUNCTION public.leak_attempts();
+DROP VIEW public.tenant_tables;
+DROP FUNCTION public.fill_row_sql(regclass, text);
+DROP TABLE public.fill_overrides;
+DELETE FROM kaireon.users;
+DELETE FROM kaireon.verification_tokens;
+DELETE FROM kaireon.audit_logs;
+DELETE FROM kaireon.tenants;
+DELETE FROM kaireon.role_grants;
+DROP OWNED BY regress_kaireon_app, regress_kaireon_ro, regress_kaireon_pinned;
+DROP ROLE regress_kaireon_app, regress_kaireon_ro, regress_kaireon_pinned;

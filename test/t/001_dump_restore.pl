@@ -1,0 +1,58 @@
+# pg_dump of a database holding the demo tenant restores into a fresh database with
+# identical row counts in every kaireon table and tenant data table, policies included.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('dump');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'kaireon'");
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE DATABASE src');
+$node->safe_psql('src', 'CREATE EXTENSION kaireon');
+my ($rc, $out, $err) = $node->psql('src', undef,
+    extra_params => [ '-v', 'ON_ERROR_STOP=1', '-f', 'test/fixtures/demo_tenant.sql' ]);
+is($rc, 0, 'demo tenant loads') or diag($err);
+
+# Row counts of every table of schema kaireon and of the tenant data schemas, and the
+# policies, as one text block to compare.
+my $census = q{
+    SELECT string_agg(format('%s.%s=%s', n.nspname, c.relname,
+               (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text),
+           E'\n' ORDER BY n.nspname, c.relname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE (n.nspname = 'kaireon' OR n.nspname LIKE 'kaireon\_t\_%') AND c.relkind IN ('r', 'v')
+};
+my $policies = q{
+    SELECT string_agg(format('%s.%s', polrelid::regclass, polname), E'\n' ORDER BY polrelid::regclass::text, polname)
+      FROM pg_policy
+};
+my $before = $node->safe_psql('src', $census);
+my $policies_before = $node->safe_psql('src', $policies);
+like($before, qr/kaireon\.offers=7/, 'offers counted before the dump');
+like($before, qr/kaireon_t_acme\.ds_customers=3/, 'tenant data table counted before the dump');
+like($before, qr/kaireon\.interaction_history_p\d{4}_\d{2}=4/, 'history is in a monthly partition');
+
+my $dump = $node->basedir . '/src.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE dst');
+$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst'), $dump ], 'pg_restore');
+
+my $after = $node->safe_psql('dst', $census);
+is($after, $before, 'every table has the same row count after restore');
+is($node->safe_psql('dst', $policies), $policies_before, 'row level security policies restored');
+is($node->safe_psql('dst', q{SELECT kaireon.is_segment_member('acme', 'affluent', 'cust-42')}),
+    't', 'restored segment view works');
+is($node->safe_psql('dst', q{SELECT name FROM kaireon.offers WHERE tenant_id = 'acme' AND id = 'gold-card'}),
+    'Gold Card', 'restored rows have their values');
+
+# The restored database is a working kaireon database: new partitions and new rows go in.
+$node->safe_psql('dst', q{SELECT kaireon.create_interaction_partitions(3)});
+$node->safe_psql('dst', q{INSERT INTO kaireon.offers (tenant_id, name, status) VALUES ('acme', 'After restore', 'active')});
+is($node->safe_psql('dst', q{SELECT count(*) FROM kaireon.offers WHERE tenant_id = 'acme'}), '8', 'restored database accepts new rows');
+
+$node->stop;
+done_testing();

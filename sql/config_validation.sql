@@ -85,6 +85,12 @@ INSERT INTO kaireon.guardrail_rules (tenant_id, key, name, expression_ast)
     VALUES ('cv', 'bad', 'bad', '[1, 2]');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- Numbers of any size are numbers (jsonb keeps them; so must the validator).
+INSERT INTO kaireon.contact_policies (tenant_id, name, rule_type, config)
+    VALUES ('cv', 'bad', 'frequency_cap', '{"maxCount": 1e30, "period": "day"}');
+SELECT kaireon.validate_config('qualification_rule', 'attribute_condition',
+    '{"attribute": "balance", "operator": "gt", "value": 123456789012345678901234567890}');
+
 -- An UPDATE is validated too, and a failed one changes nothing.
 UPDATE kaireon.contact_policies SET config = '{"maxCount": 0, "period": "day"}' WHERE id = 'p1';
 SELECT config FROM kaireon.contact_policies WHERE id = 'p1';

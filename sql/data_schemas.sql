@@ -140,6 +140,33 @@ SELECT kaireon.publish_data_schema('ds', 'nokey');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT to_regclass('kaireon_t_ds_tenant.ds_nokey') AS not_created;
 
+-- A tenant's slug names its data schema: it cannot change, and a deleted tenant's schema
+-- stays claimed, so a new tenant reusing the slug cannot reach the old rows.
+UPDATE kaireon.tenants SET slug = 'renamed' WHERE id = 'ds';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('gone', 'Gone', 'gone');
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('gone', 'c', 'customers');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key)
+    VALUES ('gone', 'c', 'customer_id', 'text', false, true);
+SELECT kaireon.publish_data_schema('gone', 'c');
+INSERT INTO kaireon_t_gone.ds_customers (customer_id) VALUES ('old-secret');
+DELETE FROM kaireon.tenants WHERE id = 'gone';
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('newco', 'New', 'gone');
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('newco', 'c', 'customers');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key)
+    VALUES ('newco', 'c', 'customer_id', 'text', false, true);
+SELECT kaireon.publish_data_schema('newco', 'c');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- a schema of that name that kaireon did not create is refused too
+CREATE SCHEMA kaireon_t_squat;
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('squat', 'Squat', 'squat');
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('squat', 'c', 'customers');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key)
+    VALUES ('squat', 'c', 'customer_id', 'text', false, true);
+SELECT kaireon.publish_data_schema('squat', 'c');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT schema_name, owner_tenant_id FROM kaireon.tenant_schemas ORDER BY 1;
+
 -- Another tenant's role cannot publish or read this tenant's schemas and segments.
 CREATE ROLE regress_ds_other LOGIN;
 SELECT kaireon.grant_app_role('regress_ds_other');
@@ -156,8 +183,9 @@ RESET kaireon.tenant_id;
 RESET ROLE;
 
 SET client_min_messages = warning;
-DELETE FROM kaireon.tenants WHERE id IN ('ds', 'other');
-DROP SCHEMA kaireon_t_ds_tenant CASCADE;
+DELETE FROM kaireon.tenants WHERE id IN ('ds', 'other', 'newco', 'squat');
+DROP SCHEMA kaireon_t_ds_tenant, kaireon_t_gone, kaireon_t_squat CASCADE;
+DELETE FROM kaireon.tenant_schemas;
 DELETE FROM kaireon.role_grants;
 DROP OWNED BY regress_ds_other;
 DROP ROLE regress_ds_other;

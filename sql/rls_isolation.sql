@@ -120,12 +120,19 @@ BEGIN
         IF n <> 0 THEN problem := format('reads %s rows of other tenants', n); RETURN NEXT; END IF;
         EXECUTE format('SELECT count(*) FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_a') INTO n;
         IF n <> 1 AND NOT t.relispartition THEN problem := format('sees %s of its own rows, not 1', n); RETURN NEXT; END IF;
-        EXECUTE format('UPDATE %s SET tenant_id = tenant_id WHERE tenant_id = %L', t.tbl, 'tenant_b');
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n <> 0 THEN problem := format('updates %s rows of tenant B', n); RETURN NEXT; END IF;
-        EXECUTE format('DELETE FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_b');
-        GET DIAGNOSTICS n = ROW_COUNT;
-        IF n <> 0 THEN problem := format('deletes %s rows of tenant B', n); RETURN NEXT; END IF;
+        -- (a refused privilege, as on the append-only audit log, is no leak either)
+        BEGIN
+            EXECUTE format('UPDATE %s SET tenant_id = tenant_id WHERE tenant_id = %L', t.tbl, 'tenant_b');
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 0 THEN problem := format('updates %s rows of tenant B', n); RETURN NEXT; END IF;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
+        BEGIN
+            EXECUTE format('DELETE FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_b');
+            GET DIAGNOSTICS n = ROW_COUNT;
+            IF n <> 0 THEN problem := format('deletes %s rows of tenant B', n); RETURN NEXT; END IF;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
         BEGIN
             EXECUTE public.fill_row_sql(t.tbl, 'tenant_b');
             problem := 'inserts a row for tenant B'; RETURN NEXT;
@@ -156,6 +163,15 @@ SELECT (SELECT count(*) FROM kaireon.users) AS users,
 INSERT INTO kaireon.sessions (session_token, user_id, expires)
     SELECT 'tok_x', id, now() FROM kaireon.users WHERE false
     UNION ALL SELECT 'tok_y', 'admin_user', now();
+-- kaireon's own bookkeeping is out of reach, the audit log is append-only, and maintenance
+-- functions are not the application's to call
+SELECT * FROM kaireon.role_grants;
+INSERT INTO kaireon.role_grants (role_name, access) VALUES ('regress_kaireon_app', 'admin');
+SELECT * FROM kaireon.tenant_schemas;
+UPDATE kaireon.audit_logs SET action = 'create';
+DELETE FROM kaireon.audit_logs;
+SELECT kaireon.create_interaction_partitions(1);
+SELECT kaireon.grant_admin_role('regress_kaireon_app');
 -- without a tenant the role sees nothing at all
 RESET kaireon.tenant_id;
 SELECT count(*) AS offers_without_tenant FROM kaireon.offers;
@@ -166,6 +182,8 @@ SET ROLE regress_kaireon_ro;
 SET kaireon.tenant_id = 'tenant_b';
 SELECT count(*) AS ro_offers FROM kaireon.offers;
 UPDATE kaireon.offers SET name = 'x';
+SELECT kaireon.publish_segment('tenant_b', 'any-segment');
+SELECT kaireon.publish_data_schema('tenant_b', 'any-schema');
 RESET kaireon.tenant_id;
 RESET ROLE;
 
@@ -189,6 +207,11 @@ SELECT count(*) AS pinned_sees_offers, bool_and(tenant_id = 'tenant_a') AS only_
 SELECT kaireon.assert_tenant_access('tenant_a');
 SELECT kaireon.assert_tenant_access('tenant_b');
 \c - postgres
+
+-- Only these functions are executable by every role (the policies call current_tenant_id).
+SELECT p.oid::regprocedure AS public_function FROM pg_proc p
+ WHERE p.pronamespace = 'kaireon'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY 1;
 
 -- The kaireon. prefix is reserved: unknown settings are refused.
 SET kaireon.no_such_setting = 'x';

@@ -40,8 +40,9 @@ if [ -f "$bindir_file" ]; then
     kaireon_stop_cluster "$(cat "$bindir_file")" "$datadir"
 fi
 
-kaireon_log "building and installing into $base/install"
-bindir=$(kaireon_build_install "$src" "$base/install")
+kaireon_log "building in $base/build and installing into $base/install"
+rsync -a --delete --exclude .git --exclude .kaireon --exclude '*.o' --exclude '*.so' "$src/" "$base/build/"
+bindir=$(kaireon_build_install "$base/build" "$base/install")
 echo "$bindir" > "$bindir_file"
 
 if [ ! -d "$datadir" ]; then

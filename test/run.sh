@@ -15,7 +15,10 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 if [ "${1:-}" != "--in-workdir" ]; then
     kaireon_ensure_deps
-    work=$(mktemp -d "${TMPDIR:-/tmp}/kaireon-test.XXXXXX")
+    # As root the scratch directory must be reachable by "postgres": /tmp, whatever TMPDIR says.
+    tmp=${TMPDIR:-/tmp}
+    [ "$(id -u)" = 0 ] && tmp=/tmp
+    work=$(mktemp -d "$tmp/kaireon-test.XXXXXX")
     chmod 755 "$work"
     rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
         --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
@@ -44,7 +47,7 @@ finish() {
         done
         if [ -d tmp_check/log ]; then
             for f in tmp_check/log/regress_log_*; do
-                [ -e "$f" ] && grep -q -E '^not ok|Dubious|die' "$f" && { echo "---- $f"; tail -n 60 "$f"; }
+                [ -e "$f" ] && grep -q 'not ok' "$f" && { echo "---- $f"; tail -n 80 "$f"; }
             done
         fi
         [ -s "$datadir.log" ] && { echo "---- server log (tail)"; tail -n 40 "$datadir.log"; }

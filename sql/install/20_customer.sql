@@ -165,6 +165,7 @@ CREATE FUNCTION kaireon.create_interaction_partitions(months_ahead integer DEFAU
                                                       from_month date DEFAULT current_date)
     RETURNS SETOF text
     LANGUAGE plpgsql
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -190,10 +191,13 @@ BEGIN
         hi := (m + interval '1 month')::timestamp AT TIME ZONE 'UTC';
         -- Writers are kept out until commit: a writer that routed its row with the old
         -- partition layout would otherwise put it in the default partition after the new
-        -- partition is attached, and fail its partition constraint. Readers go on. Rows of
+        -- partition is attached, and fail its partition constraint. Readers of the parent
+        -- wait too (the default partition is locked exclusively, as ATTACH needs). Rows of
         -- this month already in the default partition move into the new one.
         LOCK TABLE kaireon.interaction_history IN SHARE ROW EXCLUSIVE MODE;
         LOCK TABLE kaireon.interaction_history_default IN ACCESS EXCLUSIVE MODE;
+        -- A concurrent call may have created it while this one waited for the locks.
+        CONTINUE WHEN to_regclass(format('kaireon.%I', part)) IS NOT NULL;
         EXECUTE format('CREATE TABLE kaireon.%I (LIKE kaireon.interaction_history INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
         EXECUTE format('WITH moved AS (DELETE FROM kaireon.interaction_history_default WHERE occurred_at >= %L AND occurred_at < %L RETURNING *) INSERT INTO kaireon.%I SELECT * FROM moved',
                        lo, hi, part);

@@ -14,7 +14,37 @@ CREATE TABLE kaireon.role_grants (
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kaireon.role_grants IS
-    'kaireon''s own table: roles given access with kaireon.grant_app_role / grant_readonly_role / grant_admin_role; publishing a data schema grants them the same access to the tenant''s ds_ tables and segment views.';
+    'kaireon''s own table: roles given access with kaireon.grant_app_role / grant_readonly_role / grant_admin_role; publishing a data schema grants them the same access to the tenant''s ds_ tables and segment views. Written only by those functions: row level security with no policy hides it from every role but superusers and BYPASSRLS roles.';
+ALTER TABLE kaireon.role_grants ENABLE ROW LEVEL SECURITY;
+
+-- Which tenant owns each tenant data schema. No foreign key to tenants: the claim outlives a
+-- deleted tenant, so a later tenant that reuses the slug cannot take over its tables.
+CREATE TABLE kaireon.tenant_schemas (
+    schema_name             name NOT NULL PRIMARY KEY,
+    owner_tenant_id         text NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.tenant_schemas IS
+    'kaireon''s own table: the tenant that owns each kaireon_t_<slug> schema; kept after the tenant is deleted, so a reused slug cannot reach the old tables. Hidden from every role but superusers and BYPASSRLS roles.';
+ALTER TABLE kaireon.tenant_schemas ENABLE ROW LEVEL SECURITY;
+
+-- A tenant's slug names its data schema, so it cannot change once set.
+CREATE FUNCTION kaireon._tenant_slug_immutable() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NEW.slug IS DISTINCT FROM OLD.slug THEN
+        RAISE EXCEPTION 'the slug of tenant "%" cannot change (from "%" to "%")', OLD.id, OLD.slug, NEW.slug
+            USING ERRCODE = '55000', HINT = 'The slug names the tenant''s data schema kaireon_t_<slug>; create a new tenant instead.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._tenant_slug_immutable() IS
+    'Internal: BEFORE UPDATE trigger on tenants refusing a change of slug.';
+CREATE TRIGGER slug_immutable BEFORE UPDATE OF slug ON kaireon.tenants
+    FOR EACH ROW EXECUTE FUNCTION kaireon._tenant_slug_immutable();
 
 CREATE FUNCTION kaireon._check_identifier(kind text, ident text, max_len integer DEFAULT 40)
     RETURNS text
@@ -51,6 +81,37 @@ END
 $fn$;
 COMMENT ON FUNCTION kaireon._tenant_data_schema(text) IS
     'Internal: name of the schema holding a tenant''s ds_ tables and segment views (kaireon_t_<slug>).';
+
+CREATE FUNCTION kaireon._claim_tenant_schema(p_tenant_id text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_nsp       text := kaireon._tenant_data_schema(p_tenant_id);
+    v_owner     text;
+BEGIN
+    -- One claim at a time per schema name (two first publishes of a tenant would otherwise
+    -- both try CREATE SCHEMA).
+    PERFORM pg_advisory_xact_lock(hashtext('kaireon.tenant_schemas'), hashtext(v_nsp));
+    SELECT owner_tenant_id INTO v_owner FROM kaireon.tenant_schemas WHERE schema_name = v_nsp;
+    IF FOUND AND v_owner <> p_tenant_id THEN
+        RAISE EXCEPTION 'schema "%" belongs to tenant "%", not to tenant "%"', v_nsp, v_owner, p_tenant_id
+            USING ERRCODE = '42501',
+                  HINT = 'A slug of a deleted tenant stays claimed by it; drop the schema and delete its kaireon.tenant_schemas row, or use another slug.';
+    END IF;
+    IF NOT FOUND THEN
+        IF to_regnamespace(quote_ident(v_nsp)) IS NOT NULL THEN
+            RAISE EXCEPTION 'schema "%" exists but was not created by kaireon', v_nsp
+                USING ERRCODE = '55000', HINT = 'Rename or drop that schema, or use another tenant slug.';
+        END IF;
+        EXECUTE format('CREATE SCHEMA %I', v_nsp);
+        INSERT INTO kaireon.tenant_schemas (schema_name, owner_tenant_id) VALUES (v_nsp, p_tenant_id);
+    END IF;
+    RETURN v_nsp;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._claim_tenant_schema(text) IS
+    'Internal: creates the tenant''s data schema on first use and records the claim; refuses a schema owned by another (possibly deleted) tenant or not created by kaireon.';
 
 CREATE FUNCTION kaireon._field_sql_type(f kaireon.schema_fields) RETURNS text
     LANGUAGE sql IMMUTABLE
@@ -150,7 +211,6 @@ BEGIN
         RAISE EXCEPTION 'data schema "%" does not exist for tenant "%"', p_schema, p_tenant
             USING ERRCODE = '42704', HINT = 'Insert it into kaireon.data_schemas first.';
     END IF;
-    v_nsp := kaireon._tenant_data_schema(p_tenant);
     v_table := 'ds_' || kaireon._check_identifier('data schema', ds.name);
 
     IF NOT EXISTS (SELECT 1 FROM kaireon.schema_fields sf WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema) THEN
@@ -163,9 +223,7 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Set is_primary_key on the field holding the entity id (for customers, the customer id).';
     END IF;
 
-    IF to_regnamespace(quote_ident(v_nsp)) IS NULL THEN
-        EXECUTE format('CREATE SCHEMA %I', v_nsp);
-    END IF;
+    v_nsp := kaireon._claim_tenant_schema(p_tenant);
     PERFORM kaireon._apply_role_grants(v_nsp, NULL);
     v_exists := to_regclass(format('%I.%I', v_nsp, v_table)) IS NOT NULL;
 
@@ -359,7 +417,8 @@ DECLARE
     base        kaireon.data_schemas;
     v_nsp       text;
     v_view      text;
-    v_pk        kaireon.schema_fields;
+    v_pk_name   name;
+    v_join_type text;
     v_fields    jsonb := '{}';
     v_from      text;
     v_join      jsonb;
@@ -386,7 +445,11 @@ BEGIN
         RAISE EXCEPTION 'segment "%" needs a published base data schema', seg.name
             USING ERRCODE = '22023', HINT = 'Set segments.base_schema_id and call kaireon.publish_data_schema first.';
     END IF;
-    v_nsp := kaireon._tenant_data_schema(p_tenant);
+    v_nsp := kaireon._claim_tenant_schema(p_tenant);
+    IF to_regclass(format('%I.%I', v_nsp, base.table_name)) IS NULL THEN
+        RAISE EXCEPTION 'data schema "%" is marked published but its table %.% is missing', base.name, v_nsp, base.table_name
+            USING ERRCODE = '55000', HINT = 'Call kaireon.publish_data_schema again.';
+    END IF;
     v_view := 'seg_' || left(regexp_replace(lower(p_segment), '[^a-z0-9]', '_', 'g'), 40);
     IF EXISTS (SELECT 1 FROM kaireon.segments s
                WHERE s.tenant_id = p_tenant AND s.id <> p_segment AND s.view_name = v_view) THEN
@@ -394,8 +457,14 @@ BEGIN
             USING ERRCODE = '23505', HINT = 'Segment ids must differ in their first 40 characters (after replacing non-alphanumerics with _).';
     END IF;
 
-    SELECT * INTO v_pk FROM kaireon.schema_fields sf
-     WHERE sf.tenant_id = p_tenant AND sf.schema_id = base.id AND sf.is_primary_key;
+    -- The key column as the table has it (the primary key fixed at first publish).
+    SELECT a.attname INTO v_pk_name FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
+     WHERE i.indrelid = format('%I.%I', v_nsp, base.table_name)::regclass AND i.indisprimary;
+    IF v_pk_name IS NULL THEN
+        RAISE EXCEPTION 'table %.% has no primary key', v_nsp, base.table_name
+            USING ERRCODE = '55000', HINT = 'Tables of data schemas are created by kaireon.publish_data_schema with one.';
+    END IF;
     -- Field references: plain names for the base schema, <schema>.<field> for joined ones.
     SELECT v_fields || coalesce(jsonb_object_agg(sf.name, jsonb_build_object(
                'sql', format('b.%I', sf.name), 'type', kaireon._field_sql_type(sf))), '{}')
@@ -419,12 +488,14 @@ BEGIN
             RAISE EXCEPTION 'no schema join from "%" to "%"', base.name, v_other.name
                 USING ERRCODE = '22023', HINT = 'Insert a kaireon.schema_joins row between the two schemas.';
         END IF;
-        v_from := v_from || format(' %s JOIN %I.%I %s ON %s.%I = b.%I',
-                                   CASE coalesce(v_join ->> 'type', v_sj.join_type) WHEN 'inner' THEN 'INNER'
-                                        WHEN 'left' THEN 'LEFT'
-                                        ELSE kaireon._segment_bad_operator('join type', v_join ->> 'type') END,
-                                   v_nsp, v_other.table_name, v_alias,
-                                   v_alias, kaireon._check_identifier('join key', v_sj.foreign_key, 63),
+        v_join_type := coalesce(v_join ->> 'type', v_sj.join_type);
+        IF v_join_type NOT IN ('inner', 'left') THEN
+            RAISE EXCEPTION 'segment join % has unknown type "%"', v_n, v_join_type
+                USING ERRCODE = '22023', HINT = 'A join type is "left" or "inner".';
+        END IF;
+        v_from := v_from || format(' %s JOIN %I.%I %s ON %s.tenant_id = b.tenant_id AND %s.%I = b.%I',
+                                   upper(v_join_type), v_nsp, v_other.table_name, v_alias,
+                                   v_alias, v_alias, kaireon._check_identifier('join key', v_sj.foreign_key, 63),
                                    kaireon._check_identifier('join key', v_sj.primary_key, 63));
         SELECT v_fields || coalesce(jsonb_object_agg(v_other.name || '.' || sf.name, jsonb_build_object(
                    'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon._field_sql_type(sf))), '{}')
@@ -437,8 +508,9 @@ BEGIN
     IF to_regclass(format('%I.%I', v_nsp, v_view)) IS NOT NULL THEN
         EXECUTE format('DROP VIEW %I.%I', v_nsp, v_view);
     END IF;
-    EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT DISTINCT b.tenant_id, b.%I::text AS customer_id, b.%I AS customer_key FROM %s WHERE %s',
-                   v_nsp, v_view, v_pk.name, v_pk.name, v_from, v_where);
+    -- The view names its tenant, so rows of any other tenant never match whoever reads it.
+    EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT DISTINCT b.tenant_id, b.%I::text AS customer_id, b.%I AS customer_key FROM %s WHERE b.tenant_id = %L AND %s',
+                   v_nsp, v_view, v_pk_name, v_pk_name, v_from, p_tenant, v_where);
     EXECUTE format('COMMENT ON VIEW %I.%I IS %L', v_nsp, v_view,
                    format('kaireon segment %s (%s) of tenant %s', seg.name, p_segment, p_tenant));
     PERFORM kaireon._apply_role_grants(v_nsp, v_view);
@@ -455,6 +527,7 @@ COMMENT ON FUNCTION kaireon.publish_segment(text, text) IS
 
 CREATE FUNCTION kaireon._segment_view(p_tenant text, p_segment text) RETURNS text
     LANGUAGE plpgsql STABLE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -475,11 +548,10 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon._segment_view(text, text) IS
-    'Internal: the qualified view name of a published segment, after checking the caller may act for the tenant.';
+    'Internal: the qualified view name of a published segment, after checking the caller may act for the tenant (runs as owner to read the segment and tenant rows; the caller then reads the view with its own privileges).';
 
 CREATE FUNCTION kaireon.segment_members(tenant_id text, segment_id text) RETURNS SETOF text
     LANGUAGE plpgsql STABLE
-    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
@@ -488,11 +560,10 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.segment_members(text, text) IS
-    'Customer ids in a published segment, in order. Caller must act for the tenant.';
+    'Customer ids in a published segment, in order. Runs with the caller''s privileges (row level security applies); the caller must act for the tenant.';
 
 CREATE FUNCTION kaireon.is_segment_member(tenant_id text, segment_id text, customer_id text) RETURNS boolean
     LANGUAGE plpgsql STABLE
-    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -509,4 +580,4 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.is_segment_member(text, text, text) IS
-    'True when the customer is in the published segment. Caller must act for the tenant.';
+    'True when the customer is in the published segment. Runs with the caller''s privileges (row level security applies); the caller must act for the tenant.';

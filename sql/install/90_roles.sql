@@ -2,6 +2,24 @@
 -- Roles are cluster-wide, so the extension creates none; these functions grant an existing
 -- role its access and record it in kaireon.role_grants for the tenant data schemas.
 
+-- The functions each kind of role may call. Everything else (maintenance, internal helpers)
+-- is for superusers and admin roles; EXECUTE is revoked from PUBLIC in 99_finalize.sql.
+CREATE FUNCTION kaireon._role_functions(p_access text) RETURNS SETOF regprocedure
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT f::regprocedure FROM unnest(ARRAY[
+        'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
+        'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
+        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)']) AS f
+    UNION ALL
+    SELECT f::regprocedure FROM unnest(ARRAY[
+        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)']) AS f
+     WHERE p_access = 'app'
+$fn$;
+COMMENT ON FUNCTION kaireon._role_functions(text) IS
+    'Internal: the functions an app or readonly role may execute (admin roles may execute all).';
+
 CREATE FUNCTION kaireon._grant_role(p_role regrole, p_access text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -9,27 +27,37 @@ AS $fn$
 DECLARE
     v_role      name;
     v_nsp       text;
+    v_fn        regprocedure;
 BEGIN
     IF p_role IS NULL THEN
         RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004', HINT = 'Pass an existing role name.';
     END IF;
     SELECT rolname INTO v_role FROM pg_roles WHERE oid = p_role;
     EXECUTE format('GRANT USAGE ON SCHEMA kaireon TO %I', v_role);
-    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA kaireon TO %I', v_role);
     CASE p_access
         WHEN 'readonly' THEN
             EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
         WHEN 'app' THEN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
+            -- the audit log is append-only
+            EXECUTE format('REVOKE UPDATE, DELETE ON kaireon.audit_logs FROM %I', v_role);
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA kaireon TO %I', v_role);
     END CASE;
+    IF p_access <> 'admin' THEN
+        -- who has which access, and which tenant owns which data schema, are not theirs to see
+        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas FROM %I', v_role);
+        FOR v_fn IN SELECT * FROM kaireon._role_functions(p_access) LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
+        END LOOP;
+    END IF;
     INSERT INTO kaireon.role_grants (role_name, access) VALUES (v_role, p_access)
         ON CONFLICT (role_name) DO UPDATE SET access = EXCLUDED.access, updated_at = now();
     -- Tenant data schemas published before this call.
-    FOR v_nsp IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'kaireon\_t\_%' LOOP
+    FOR v_nsp IN SELECT schema_name FROM kaireon.tenant_schemas WHERE to_regnamespace(quote_ident(schema_name)) IS NOT NULL LOOP
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_nsp, v_role);
         EXECUTE format('GRANT %s ON ALL TABLES IN SCHEMA %I TO %I',
                        CASE p_access WHEN 'readonly' THEN 'SELECT' WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
@@ -47,7 +75,7 @@ CREATE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
         SELECT kaireon._grant_role(role, 'app');
     END;
 COMMENT ON FUNCTION kaireon.grant_app_role(regrole) IS
-    'Grants a role what an application needs: read and write every kaireon table and call every function. Row level security still limits it to its tenant (kaireon.tenant_id).';
+    'Grants a role what an application needs: read and write the kaireon tables (the audit log append-only) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
 
 CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
     LANGUAGE sql
@@ -56,7 +84,7 @@ CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
         SELECT kaireon._grant_role(role, 'readonly');
     END;
 COMMENT ON FUNCTION kaireon.grant_readonly_role(regrole) IS
-    'Grants a role read access to every kaireon table (for analysts and reporting); row level security limits it to its tenant.';
+    'Grants a role read access to the kaireon tables and the read-only functions (for analysts and reporting); row level security limits it to its tenant.';
 
 CREATE FUNCTION kaireon.grant_admin_role(role regrole, bypass_rls boolean DEFAULT true) RETURNS void
     LANGUAGE plpgsql
@@ -70,4 +98,4 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.grant_admin_role(regrole, boolean) IS
-    'Grants a role full access to every kaireon table; with bypass_rls (default, needs a superuser) it also sees and changes every tenant''s rows.';
+    'Grants a role full access to every kaireon table and function; with bypass_rls (default, needs a superuser) it also sees and changes every tenant''s rows.';

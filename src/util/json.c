@@ -5,16 +5,27 @@
  *	  current when it was built and an ereport(ERROR) leaks nothing: the
  *	  context reset frees it.  Callers must not json_decref a tree after its
  *	  context is gone; letting the context free it is always correct.
+ *
+ *	  json_set_alloc_funcs is process-wide: no other code in the backend may
+ *	  use jansson with malloc'd memory.  kaireon is its only user, and only
+ *	  this file calls jansson's allocating entry points (parse, dump).
  */
 #include "postgres.h"
+
+#include "utils/memutils.h"
 
 #include "kaireon.h"
 #include "util/json.h"
 
-/* jansson's malloc: palloc in the current context, NULL on out-of-memory as jansson expects. */
+/*
+ * jansson's malloc: palloc in the current context; NULL (which jansson reports as out of
+ * memory) rather than an ERROR for requests palloc refuses.
+ */
 static void *
 kj_malloc(size_t size)
 {
+	if (size > MaxAllocSize)
+		return NULL;
 	return MemoryContextAllocExtended(CurrentMemoryContext, size, MCXT_ALLOC_NO_OOM);
 }
 
@@ -33,12 +44,18 @@ kaireon_json_init(void)
 	json_set_alloc_funcs(kj_malloc, kj_free);
 }
 
-/* Parse JSON text; malformed input raises 22023 naming `what` and the position. */
+/*
+ * Parse JSON text; malformed input raises 22023 naming `what` and the position.  Every
+ * number is decoded as a double (as jsonb keeps any size of number, an integer too big for
+ * jansson's integer type must not make valid JSON "invalid").
+ */
 json_t *
 kj_parse(const char *text, size_t len, const char *what)
 {
 	json_error_t err;
-	json_t	   *value = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+	json_t	   *value = json_loadb(text, len,
+								   JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
+								   &err);
 
 	if (value == NULL)
 		ereport(ERROR,

@@ -8,6 +8,9 @@
 # PostgreSQL refuses to run as root: as root, the server (and the test suites, which start
 # servers of their own) run as the unprivileged OS user "postgres".
 
+# Errors inside $(...) stop the calling script too.
+shopt -s inherit_errexit
+
 KAIREON_PG_MAJOR=15
 KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
@@ -53,8 +56,8 @@ kaireon_as_server_user() {
 kaireon_build_install() {
     local src=$1 prefix=$2; shift 2
     local pg_config=$KAIREON_PG_BINDIR/pg_config
-    make -C "$src" -s PG_CONFIG="$pg_config" "$@" >/dev/null
-    make -C "$src" -s PG_CONFIG="$pg_config" install DESTDIR="$prefix" >/dev/null
+    make -C "$src" -s PG_CONFIG="$pg_config" "$@" >/dev/null || return 1
+    make -C "$src" -s PG_CONFIG="$pg_config" install DESTDIR="$prefix" >/dev/null || return 1
     local bindir libdir sharedir
     bindir=$prefix$($pg_config --bindir)
     libdir=$prefix$($pg_config --pkglibdir)

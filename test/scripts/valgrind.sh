@@ -11,7 +11,9 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$src/test/scripts/lib.sh"
 command -v valgrind >/dev/null || kaireon_die "valgrind is not installed (apt-get install valgrind)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/kaireon-valgrind.XXXXXX")
+tmp=${TMPDIR:-/tmp}
+[ "$(id -u)" = 0 ] && tmp=/tmp
+work=$(mktemp -d "$tmp/kaireon-valgrind.XXXXXX")
 chmod 755 "$work"
 rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon "$src/" "$work/src/"
 [ "$(id -u)" = 0 ] && chown -R postgres: "$work"
@@ -32,9 +34,10 @@ done
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || mapfile -t tests < "$src/test/regress_schedule"
 cd "$work/src"
+regress_ok=1
 kaireon_as_server_user /usr/lib/postgresql/$KAIREON_PG_MAJOR/lib/pgxs/src/test/regress/pg_regress \
     --inputdir=. --bindir="$bindir" --host="$work" --port=54339 --load-extension=kaireon "${tests[@]}" \
-    || kaireon_log "pg_regress failed (valgrind slows the server; see $work/src/regression.diffs)"
+    || regress_ok=0
 kaireon_stop_cluster "$bindir" "$work/data"
 trap - EXIT
 
@@ -49,3 +52,4 @@ if [ -n "$ours" ]; then
     exit 1
 fi
 kaireon_log "no valgrind error passes through kaireon or jansson; logs in $work"
+[ "$regress_ok" = 1 ] || kaireon_die "pg_regress failed under valgrind: see $work/src/regression.diffs"

@@ -227,11 +227,48 @@ static const FieldSpec pol_metric_condition[] = {
 };
 
 static void check_condition_value(json_t *config, ValidateCtx *ctx);
+static void check_flow(json_t *config, ValidateCtx *ctx);
 static void check_recency(json_t *config, ValidateCtx *ctx);
 static void check_cap_window(json_t *config, ValidateCtx *ctx);
 static void check_cooldown(json_t *config, ValidateCtx *ctx);
 static void check_time_window(json_t *config, ValidateCtx *ctx);
 static void check_engagement(json_t *config, ValidateCtx *ctx);
+
+/* ---- decision flow configurations (draft_config and published snapshots) ---- */
+
+static const char *const placement_modes[] = {"strict", "fallback", "any", NULL};
+static const char *const score_methods[] = {"priority_weighted", "propensity", "formula", NULL};
+
+static const FieldSpec flow_fields[] = {
+	{"description", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"inventory", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"placementMatchMode", JT_STRING, false, placement_modes, 0, NO_BOUND, NO_BOUND},
+	{"score", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"maxOffers", JT_INTEGER, false, NULL, 0, 1, 50},
+	{"customerSchema", JT_STRING, false, NULL, 0, 1, 40},
+	FIELD_END
+};
+static const FieldSpec flow_inventory_fields[] = {
+	{"categories", JT_ARRAY, false, NULL, JT_STRING, 0, 10000},
+	{"subCategories", JT_ARRAY, false, NULL, JT_STRING, 0, 10000},
+	{"offers", JT_ARRAY, false, NULL, JT_STRING, 0, 100000},
+	{"excludeOffers", JT_ARRAY, false, NULL, JT_STRING, 0, 100000},
+	FIELD_END
+};
+static const FieldSpec flow_score_fields[] = {
+	{"method", JT_STRING, false, score_methods, 0, NO_BOUND, NO_BOUND},
+	{"modelKey", JT_STRING, false, NULL, 0, 1, 200},
+	{"profileKey", JT_STRING, false, NULL, 0, 1, 200},
+	{"weights", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	FIELD_END
+};
+static const FieldSpec flow_weight_fields[] = {
+	{"propensity", JT_NUMBER, false, NULL, 0, 0, 1},
+	{"relevance", JT_NUMBER, false, NULL, 0, 0, 1},
+	{"impact", JT_NUMBER, false, NULL, 0, 0, 1},
+	{"emphasis", JT_NUMBER, false, NULL, 0, 0, 1},
+	FIELD_END
+};
 
 static const RuleSpec qualification_specs[] = {
 	{"segment_required", qual_segment_required, NULL},
@@ -555,6 +592,34 @@ check_engagement(json_t *config, ValidateCtx *ctx)
 		config_error(&sub, "min", "must not exceed \"max\"");
 }
 
+/* Decision flows: the nested inventory, score and weights objects. */
+static void
+check_flow(json_t *config, ValidateCtx *ctx)
+{
+	json_t	   *inv = json_object_get(config, "inventory");
+	json_t	   *score = json_object_get(config, "score");
+	ValidateCtx sub;
+
+	sub.rule_type = NULL;
+	if (inv != NULL)
+	{
+		sub.where = psprintf("%s.inventory", ctx->where);
+		check_fields(&sub, inv, flow_inventory_fields);
+	}
+	if (score != NULL)
+	{
+		json_t	   *w = json_object_get(score, "weights");
+
+		sub.where = psprintf("%s.score", ctx->where);
+		check_fields(&sub, score, flow_score_fields);
+		if (w != NULL)
+		{
+			sub.where = psprintf("%s.score.weights", ctx->where);
+			check_fields(&sub, w, flow_weight_fields);
+		}
+	}
+}
+
 /* ---- guardrail expressions ---- */
 
 #define GUARDRAIL_MAX_DEPTH 32
@@ -638,6 +703,8 @@ kaireon_config_kind_from_name(const char *name, KaireonConfigKind *kind)
 		*kind = KCONF_CONTACT_POLICY;
 	else if (strcmp(name, "guardrail") == 0)
 		*kind = KCONF_GUARDRAIL;
+	else if (strcmp(name, "decision_flow") == 0)
+		*kind = KCONF_DECISION_FLOW;
 	else
 		return false;
 	return true;
@@ -654,6 +721,7 @@ specs_for(KaireonConfigKind kind)
 		case KCONF_CONTACT_POLICY:
 			return contact_specs;
 		case KCONF_GUARDRAIL:
+		case KCONF_DECISION_FLOW:
 			return NULL;
 	}
 	return NULL;
@@ -694,6 +762,13 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 	{
 		ctx.rule_type = NULL;
 		check_guardrail_node(&ctx, config, "$", 0);
+		return;
+	}
+	if (kind == KCONF_DECISION_FLOW)
+	{
+		ctx.rule_type = NULL;
+		check_fields(&ctx, config, flow_fields);
+		check_flow(config, &ctx);
 		return;
 	}
 	else
@@ -799,7 +874,7 @@ kaireon_validate_config_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown configuration kind \"%s\"", kind_name),
-				 errhint("Use qualification_rule, contact_policy or guardrail.")));
+				 errhint("Use qualification_rule, contact_policy, guardrail or decision_flow.")));
 	rule_type = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	config = PG_GETARG_TEXT_PP(2);
 

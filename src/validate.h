@@ -13,7 +13,8 @@ typedef enum KaireonConfigKind
 {
 	KCONF_QUALIFICATION_RULE,
 	KCONF_CONTACT_POLICY,
-	KCONF_GUARDRAIL
+	KCONF_GUARDRAIL,
+	KCONF_DECISION_FLOW
 } KaireonConfigKind;
 
 extern bool kaireon_config_kind_from_name(const char *name, KaireonConfigKind *kind);

@@ -59,6 +59,12 @@ trap finish EXIT
 kaireon_log "building with -Werror"
 bindir=$(kaireon_build_install "$work/src" "$work/install" WERROR=1)
 
+# jansson's json_object() would bind to the postgres executable's SQL function of the same
+# name (a crash); util/json.h routes every call to kj_object(). Check the built module.
+if nm -D --undefined-only "$work/src/kaireon.so" | grep -qw json_object; then
+    kaireon_die "kaireon.so calls json_object(), which binds to PostgreSQL's SQL function: use kj_object()"
+fi
+
 kaireon_log "starting a throwaway server (shared_preload_libraries = 'kaireon,pg_cron')"
 port=54329
 mkdir -p "$datadir"

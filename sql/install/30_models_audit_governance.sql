@@ -72,7 +72,7 @@ COMMENT ON TABLE kaireon.model_versions IS
 CREATE TABLE kaireon.model_adaptations (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
-    model_id                text NOT NULL,
+    model_id                text,
     scope                   text NOT NULL DEFAULT 'global'
                             CHECK (scope IN ('global', 'category', 'offer', 'channel')),
     scope_id                text,
@@ -91,7 +91,7 @@ CREATE TABLE kaireon.model_adaptations (
         ON DELETE CASCADE
 );
 COMMENT ON TABLE kaireon.model_adaptations IS
-    'ModelAdaptation: learned propensity of an AlgorithmModel for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs.';
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel.';
 
 CREATE TABLE kaireon.model_approvals (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

@@ -14,7 +14,11 @@ AS $fn$
         'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
-        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)']) AS f
+        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
+        'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
+        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz)',
+        'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
+        'kaireon.publish_decision_flow(text,text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS

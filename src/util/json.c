@@ -114,3 +114,69 @@ kj_type_name(const json_t *value)
 	}
 	return "unknown";
 }
+
+/* A new empty JSON object (see util/json.h for why not json_object()). */
+json_t *
+(kj_object) (void)
+{
+	return json_pack("{}");
+}
+
+/* A string field of an object, or NULL when absent, null or not a string. */
+const char *
+kj_str(const json_t *obj, const char *key)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	return (v != NULL && json_is_string(v)) ? json_string_value(v) : NULL;
+}
+
+/* A number field of an object (booleans count as 0/1), or dflt. */
+double
+kj_num(const json_t *obj, const char *key, double dflt)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	if (v == NULL)
+		return dflt;
+	if (json_is_number(v))
+		return json_number_value(v);
+	if (json_is_boolean(v))
+		return json_is_true(v) ? 1.0 : 0.0;
+	return dflt;
+}
+
+/* A boolean field of an object, or dflt. */
+bool
+kj_bool(const json_t *obj, const char *key, bool dflt)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	return (v != NULL && json_is_boolean(v)) ? json_is_true(v) : dflt;
+}
+
+/* An array field of an object, or NULL. */
+json_t *
+kj_array(const json_t *obj, const char *key)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	return (v != NULL && json_is_array(v)) ? v : NULL;
+}
+
+/* Does a JSON array (or NULL) contain the string s? */
+bool
+kj_array_has_string(const json_t *array, const char *s)
+{
+	size_t		i;
+	json_t	   *e;
+
+	if (array == NULL || s == NULL)
+		return false;
+	json_array_foreach(array, i, e)
+	{
+		if (json_is_string(e) && strcmp(json_string_value(e), s) == 0)
+			return true;
+	}
+	return false;
+}

@@ -22,9 +22,26 @@
 
 #include "utils/jsonb.h"
 
+/*
+ * The postgres executable exports a function json_object (the SQL function),
+ * and a call from this module to jansson's json_object() would bind to it.
+ * Every new object is made with kj_object(); the macro below turns any
+ * json_object() call into it.  (jansson's own internal calls bind inside
+ * libjansson and are safe.)
+ */
+extern json_t *kj_object(void);
+#define json_object() kj_object()
+
 extern json_t *kj_parse(const char *text, size_t len, const char *what);
 extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
 extern char *kj_dump(const json_t *value, size_t flags);
 extern const char *kj_type_name(const json_t *value);
+
+/* Field accessors for JSON objects: NULL / the default when absent or JSON null. */
+extern const char *kj_str(const json_t *obj, const char *key);
+extern double kj_num(const json_t *obj, const char *key, double dflt);
+extern bool kj_bool(const json_t *obj, const char *key, bool dflt);
+extern json_t *kj_array(const json_t *obj, const char *key);
+extern bool kj_array_has_string(const json_t *array, const char *s);
 
 #endif							/* KAIREON_UTIL_JSON_H */

@@ -1,0 +1,232 @@
+-- kaireon install script, part 70: the real-time decision (recommend, respond), the
+-- configuration cache's invalidation, decision flow publishing, and default outcome types.
+-- See docs/recommend.md.
+
+-- The configuration version of each tenant: renewed (from a sequence, so never reused) by
+-- the trigger kaireon.config_changed in every transaction that changes the tenant's
+-- configuration; the recommend cache of every backend compares it (config_cache.c).
+CREATE SEQUENCE kaireon.config_version_seq;
+COMMENT ON SEQUENCE kaireon.config_version_seq IS
+    'Source of configuration versions (kaireon.config_versions).';
+
+CREATE TABLE kaireon.config_versions (
+    tenant_id               text NOT NULL PRIMARY KEY REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    version                 bigint NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.config_versions IS
+    'kaireon''s own table: the current configuration version of each tenant, renewed whenever its decisioning configuration changes; a relcache invalidation on this table tells every backend to re-check its cached configurations.';
+
+-- Idempotency keys of respond: the first outcome with a key wins, duplicates return it.
+CREATE TABLE kaireon.respond_idempotency (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    idempotency_key         text NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+    interaction_id          text NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, idempotency_key)
+);
+CREATE INDEX ON kaireon.respond_idempotency (created_at);
+COMMENT ON TABLE kaireon.respond_idempotency IS
+    'kaireon''s own table: idempotency keys of kaireon.respond and the interaction each one recorded; retention removes old keys.';
+
+CREATE FUNCTION kaireon._period_end(period text, t timestamptz) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT (CASE
+        WHEN period IN ('day', 'daily') THEN date_trunc('day', t AT TIME ZONE 'UTC') + interval '1 day'
+        WHEN period IN ('week', 'weekly') THEN date_trunc('week', t AT TIME ZONE 'UTC') + interval '1 week'
+        WHEN period IN ('month', 'monthly') THEN date_trunc('month', t AT TIME ZONE 'UTC') + interval '1 month'
+        WHEN period IN ('quarter', 'quarterly') THEN date_trunc('quarter', t AT TIME ZONE 'UTC') + interval '3 months'
+    END) AT TIME ZONE 'UTC'
+$fn$;
+COMMENT ON FUNCTION kaireon._period_end(text, timestamptz) IS
+    'Internal: end of the calendar period (daily, weekly from Monday, monthly, quarterly; UTC) holding t.';
+
+CREATE FUNCTION kaireon._period_key(period_type text, t timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE period_type
+        WHEN 'daily' THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+        WHEN 'weekly' THEN to_char(t AT TIME ZONE 'UTC', 'IYYY-"W"IW')
+        WHEN 'monthly' THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM')
+        WHEN 'quarterly' THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-"Q"Q')
+        ELSE 'total'
+    END
+$fn$;
+COMMENT ON FUNCTION kaireon._period_key(text, timestamptz) IS
+    'Internal: the budget period key (2026-11-25, 2026-W48, 2026-11, 2026-Q4) of the period of that type holding t, UTC.';
+
+CREATE FUNCTION kaireon.config_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_config_changed'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon.config_changed() IS
+    'AFTER trigger on the decisioning configuration tables: renews the configuration version of the tenants whose rows changed and invalidates every backend''s cached configuration at commit.';
+
+-- The tables the recommend cache compiles; each gets the invalidation triggers. The counter
+-- tables (volume_constraints, budget_allocations) fire only when their definition changes,
+-- not when recommend counts a unit.
+DO $triggers$
+DECLARE
+    t           text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['tenant_settings', 'channels', 'placements', 'categories', 'sub_categories',
+                             'offers', 'creatives', 'outcome_types', 'qualification_rules',
+                             'qualification_rule_scopes', 'contact_policies', 'contact_policy_scopes',
+                             'guardrail_rules', 'decision_flows', 'flow_routes', 'arbitration_profiles',
+                             'segments', 'data_schemas'] LOOP
+        EXECUTE format('CREATE TRIGGER config_changed_ins AFTER INSERT ON kaireon.%I REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed()', t);
+        EXECUTE format('CREATE TRIGGER config_changed_upd AFTER UPDATE ON kaireon.%I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed()', t);
+        EXECUTE format('CREATE TRIGGER config_changed_del AFTER DELETE ON kaireon.%I REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed()', t);
+        EXECUTE format('CREATE TRIGGER config_changed_trunc AFTER TRUNCATE ON kaireon.%I FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed()', t);
+    END LOOP;
+END
+$triggers$;
+CREATE TRIGGER config_changed_ins AFTER INSERT ON kaireon.tenants
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed('id');
+CREATE TRIGGER config_changed_upd AFTER UPDATE ON kaireon.tenants
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed('id');
+CREATE TRIGGER config_changed_del AFTER DELETE ON kaireon.tenants
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed('id');
+CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, scope_id, max_volume, period, status
+    ON kaireon.volume_constraints FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
+CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, scope_id, period_type, period_key,
+    max_impressions, max_spend, max_conversions, status
+    ON kaireon.budget_allocations FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
+
+-- Decision flows: drafts are validated when written; published versions never change.
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF draft_config ON kaireon.decision_flows
+    FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('decision_flow', '', 'draft_config');
+
+CREATE FUNCTION kaireon._published_versions_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF jsonb_array_length(NEW.published_versions) < jsonb_array_length(OLD.published_versions)
+       OR (SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
+             FROM jsonb_array_elements(NEW.published_versions) WITH ORDINALITY AS x(e, i)
+            WHERE i <= jsonb_array_length(OLD.published_versions)) IS DISTINCT FROM OLD.published_versions THEN
+        RAISE EXCEPTION 'published versions of decision flow "%" cannot be changed or removed', OLD.key
+            USING ERRCODE = '55000', HINT = 'Publish a new version with kaireon.publish_decision_flow.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._published_versions_append_only() IS
+    'Internal: BEFORE UPDATE trigger keeping decision_flows.published_versions append-only.';
+CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.decision_flows
+    FOR EACH ROW EXECUTE FUNCTION kaireon._published_versions_append_only();
+
+CREATE FUNCTION kaireon.publish_decision_flow(tenant_id text, key text, notes text DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    f           kaireon.decision_flows;
+    v_version   integer;
+BEGIN
+    IF publish_decision_flow.tenant_id IS NULL OR publish_decision_flow.key IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and key must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the key of a decision flow.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(publish_decision_flow.tenant_id);
+    SELECT * INTO f FROM kaireon.decision_flows d
+     WHERE d.tenant_id = publish_decision_flow.tenant_id AND d.key = publish_decision_flow.key
+       AND d.deleted_at IS NULL
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'decision flow "%" does not exist for tenant "%"', publish_decision_flow.key,
+                        publish_decision_flow.tenant_id
+            USING ERRCODE = '42704', HINT = 'Create it in kaireon.decision_flows first.';
+    END IF;
+    -- the draft is valid: its validation trigger ran when it was written
+    v_version := coalesce(f.published_version, 0) + 1;
+    UPDATE kaireon.decision_flows d
+       SET published_versions = d.published_versions || jsonb_build_array(jsonb_build_object(
+               'version', v_version,
+               'config', d.draft_config,
+               'notes', notes,
+               'publishedAt', now(),
+               'publishedBy', coalesce(nullif(current_setting('kaireon.user_id', true), ''), session_user::text))),
+           published_version = v_version,
+           published_at = now(),
+           status = 'published'
+     WHERE d.tenant_id = f.tenant_id AND d.id = f.id;
+    RETURN v_version;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.publish_decision_flow(text, text, text) IS
+    'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number.';
+
+-- The ten default outcome types of every new tenant (spec section 5).
+CREATE FUNCTION kaireon._seed_outcome_types() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    INSERT INTO kaireon.outcome_types (tenant_id, key, name, classification, category, is_system)
+    SELECT n.id, d.key, d.name, d.classification, d.category, true
+      FROM new_rows n
+     CROSS JOIN (VALUES ('impression', 'Impression', 'neutral', 'exposure'),
+                        ('click', 'Click', 'positive', 'engagement'),
+                        ('conversion', 'Conversion', 'positive', 'conversion'),
+                        ('share', 'Share', 'positive', 'engagement'),
+                        ('save', 'Save', 'positive', 'engagement'),
+                        ('not_interested', 'Not interested', 'negative', 'feedback'),
+                        ('opt_out', 'Opt out', 'negative', 'feedback'),
+                        ('dismiss', 'Dismiss', 'negative', 'feedback'),
+                        ('complaint', 'Complaint', 'negative', 'feedback'),
+                        ('defer', 'Defer', 'neutral', 'feedback')) AS d(key, name, classification, category)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._seed_outcome_types() IS
+    'Internal: AFTER INSERT trigger on tenants giving each new tenant the ten default outcome types (system rows).';
+CREATE TRIGGER seed_outcome_types AFTER INSERT ON kaireon.tenants
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon._seed_outcome_types();
+
+CREATE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
+                                  placement text DEFAULT NULL, context jsonb DEFAULT '{}',
+                                  max_offers integer DEFAULT NULL, decision_flow text DEFAULT NULL,
+                                  options jsonb DEFAULT '{}')
+    RETURNS TABLE (rank integer, offer_id text, offer_name text, category_id text, creative_id text,
+                   placement_id text, score double precision, propensity double precision,
+                   recommendation_id text, interaction_id text, explanation jsonb)
+    AS 'MODULE_PATHNAME', 'kaireon_recommend'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb) IS
+    'The real-time decision: ranked, policy-checked, scored offers for a customer on a channel (and placement), recorded in the caller''s transaction unless options.dry_run. Options: dry_run, debug (dropped candidates follow as rows without rank), trace, exclude_offers, exclude_creatives, placements, deduplicate. See docs/recommend.md.';
+
+CREATE FUNCTION kaireon.recommend_json(request jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_recommend_json'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
+    'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, decisions[], placements[], debug}. See docs/recommend.md.';
+
+CREATE FUNCTION kaireon.respond(tenant_id text, customer_id text, outcome text,
+                                recommendation_id text DEFAULT NULL, rank integer DEFAULT NULL,
+                                creative_id text DEFAULT NULL, offer_id text DEFAULT NULL,
+                                idempotency_key text DEFAULT NULL, conversion_value numeric DEFAULT NULL,
+                                context jsonb DEFAULT '{}', occurred_at timestamptz DEFAULT NULL)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_respond'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.respond(text, text, text, text, integer, text, text, text, numeric, jsonb, timestamptz) IS
+    'Records an outcome of a decision (by recommendation id and rank, or creative / offer id) and learns from it: interaction row, outbox event, adaptation counts, budget conversions, suppressions; idempotent on idempotency_key. Returns what was recorded.';
+
+CREATE FUNCTION kaireon.respond_json(request jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_respond_json'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.respond_json(jsonb) IS
+    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt).';
+
+CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_respond_bulk'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.respond_bulk(jsonb) IS
+    'Records 1 to 1000 outcomes ({"items": [...]} of respond_json requests); each item in a subtransaction, so a bad item is reported (index, SQLSTATE, message) and the good ones are kept.';

@@ -1,0 +1,140 @@
+/*
+ * invalidate.c
+ *	  The trigger kaireon.config_changed() on every configuration table that
+ *	  the recommend cache compiles (see config_cache.c for the protocol).
+ *
+ * It collects the tenant ids of the changed rows (from the row, or from the
+ * statement's transition tables), gives each of those tenants a fresh
+ * configuration version from a sequence (kaireon.config_versions), and calls
+ * CacheInvalidateRelcache on config_versions, so that at commit every backend
+ * re-checks the versions of the tenants it has cached.  A tenant deleted in
+ * the same transaction gets no version row (it would violate the foreign
+ * key); the invalidation alone then makes backends find it gone.  TRUNCATE
+ * renews every tenant's version.
+ *
+ * Trigger argument: the name of the tenant column (default "tenant_id";
+ * "id" on kaireon.tenants).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "nodes/pg_list.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/tuplestore.h"
+
+#include "kaireon.h"
+
+PG_FUNCTION_INFO_V1(kaireon_config_changed);
+
+/* Add the tenant id of a tuple to the list (no duplicates). */
+static List *
+add_tenant(List *tenants, HeapTuple tuple, TupleDesc desc, int attno)
+{
+	bool		isnull;
+	Datum		d;
+	char	   *id;
+	ListCell   *lc;
+
+	if (tuple == NULL)
+		return tenants;
+	d = heap_getattr(tuple, attno, desc, &isnull);
+	if (isnull)
+		return tenants;
+	id = TextDatumGetCString(d);
+	foreach(lc, tenants)
+		if (strcmp((char *) lfirst(lc), id) == 0)
+		return tenants;
+	return lappend(tenants, id);
+}
+
+/* Add the tenant ids of every row of a transition table. */
+static List *
+add_transition_tenants(List *tenants, Tuplestorestate *store, TupleDesc desc, int attno)
+{
+	TupleTableSlot *slot;
+
+	if (store == NULL)
+		return tenants;
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(store);
+	while (tuplestore_gettupleslot(store, true, false, slot))
+	{
+		bool		shouldfree;
+		HeapTuple	tuple = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+
+		tenants = add_tenant(tenants, tuple, desc, attno);
+		if (shouldfree)
+			heap_freetuple(tuple);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	return tenants;
+}
+
+/* AFTER trigger: renew the configuration version of the tenants whose configuration changed. */
+Datum
+kaireon_config_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	const char *column;
+	int			attno;
+	List	   *tenants = NIL;
+	ListCell   *lc;
+	Oid			marker;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		elog(ERROR, "config_changed must be an AFTER trigger");
+	desc = RelationGetDescr(td->tg_relation);
+	column = td->tg_trigger->tgnargs > 0 ? td->tg_trigger->tgargs[0] : "tenant_id";
+	attno = SPI_fnumber(desc, column);
+	if (attno <= 0)
+		elog(ERROR, "config_changed: table \"%s\" has no column \"%s\"",
+			 RelationGetRelationName(td->tg_relation), column);
+
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+	{
+		tenants = add_tenant(tenants, td->tg_trigtuple, desc, attno);
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+			tenants = add_tenant(tenants, td->tg_newtuple, desc, attno);
+	}
+	else
+	{
+		tenants = add_transition_tenants(tenants, td->tg_oldtable, desc, attno);
+		tenants = add_transition_tenants(tenants, td->tg_newtable, desc, attno);
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		if (SPI_execute("UPDATE kaireon.config_versions SET version = nextval('kaireon.config_version_seq')",
+						false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "kaireon: could not renew configuration versions");
+	}
+	foreach(lc, tenants)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		args[1];
+
+		args[0] = CStringGetTextDatum((char *) lfirst(lc));
+		if (SPI_execute_with_args(
+			"INSERT INTO kaireon.config_versions (tenant_id, version) "
+			"SELECT t.id, nextval('kaireon.config_version_seq') FROM kaireon.tenants t WHERE t.id = $1 "
+			"ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now()",
+			1, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "kaireon: could not renew the configuration version");
+	}
+	SPI_finish();
+
+	marker = get_relname_relid("config_versions", get_namespace_oid("kaireon", false));
+	if (OidIsValid(marker))
+		CacheInvalidateRelcacheByRelid(marker);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,277 @@
+/*
+ * persist.c
+ *	  Step 11 of recommend: taking cap units for selected candidates, writing
+ *	  the interaction rows of the decisions (and implicit impressions), and the
+ *	  sampled decision trace with its policy snapshot.  Everything happens in
+ *	  the caller's transaction, through plans prepared once per backend.
+ *
+ * Cap units.  A volume constraint or budget unit is taken by one conditional
+ * UPDATE ... WHERE used < cap RETURNING: the row lock serialises concurrent
+ * decisions, so N racers never take more than the cap, and a rollback gives
+ * the unit back.  A volume counter starts a new period lazily: when its
+ * reset_at has passed (or was never set) the taking UPDATE restarts the count
+ * at 1 and moves reset_at to the end of the current period.  When a candidate
+ * needs several caps and one is used up, the units already taken for it are
+ * returned (the rows are still locked by this transaction).
+ */
+#include "util/json.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+
+#include "util/spi.h"
+#include "decision.h"
+#include "kaireon.h"
+
+static SPIPlanPtr vol_take_plan = NULL;
+static SPIPlanPtr vol_return_plan = NULL;
+static SPIPlanPtr bud_take_plan = NULL;
+static SPIPlanPtr bud_return_plan = NULL;
+static SPIPlanPtr history_plan = NULL;
+static SPIPlanPtr trace_plan = NULL;
+static SPIPlanPtr snapshot_plan = NULL;
+
+/* Prepare and keep a plan once per backend. */
+static SPIPlanPtr
+keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+		*slot = kspi_prepare_keep(sql, nargs, types);
+	return *slot;
+}
+
+/* Take (take = true) or return one unit of a cap for a candidate; false when used up. */
+static bool
+cap_unit(const KRequest *req, const KCap *c, double cost, bool take)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+	Datum		args[3];
+	SPIPlanPtr	plan;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	args[1] = CStringGetTextDatum(c->id);
+	args[2] = Float8GetDatum(cost);
+	if (c->kind == KCAP_VOLUME)
+		plan = take ?
+			keep_plan(&vol_take_plan,
+					  "UPDATE kaireon.volume_constraints v "
+					  "   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 1 "
+					  "                            ELSE v.current_count + 1 END, "
+					  "       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
+					  "                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
+					  " WHERE v.tenant_id = $1 AND v.id = $2 AND v.status = 'active' "
+					  "   AND (v.reset_at IS NULL OR v.reset_at <= now() OR v.current_count < v.max_volume) "
+					  "RETURNING 1", 2, types) :
+			keep_plan(&vol_return_plan,
+					  "UPDATE kaireon.volume_constraints SET current_count = current_count - 1 "
+					  " WHERE tenant_id = $1 AND id = $2 AND current_count > 0 RETURNING 1", 2, types);
+	else
+		plan = take ?
+			keep_plan(&bud_take_plan,
+					  "UPDATE kaireon.budget_allocations b "
+					  "   SET used_impressions = b.used_impressions + 1, used_spend = b.used_spend + $3 "
+					  " WHERE b.tenant_id = $1 AND b.id = $2 "
+					  "   AND (b.max_impressions IS NULL OR b.used_impressions < b.max_impressions) "
+					  "   AND (b.max_spend IS NULL OR b.used_spend + $3 <= b.max_spend) "
+					  "RETURNING 1", 3, types) :
+			keep_plan(&bud_return_plan,
+					  "UPDATE kaireon.budget_allocations "
+					  "   SET used_impressions = greatest(used_impressions - 1, 0), "
+					  "       used_spend = greatest(used_spend - $3, 0) "
+					  " WHERE tenant_id = $1 AND id = $2 RETURNING 1", 3, types);
+	rc = kspi_execute_plan(plan, args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "kaireon: cap update failed: %s", SPI_result_code_string(rc));
+	return SPI_processed > 0;
+}
+
+/*
+ * Take one unit of every volume constraint and budget covering a selected
+ * candidate.  False (with nothing taken) when one of them is used up.
+ */
+bool
+kaireon_reserve_caps(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	int			taken = 0;
+	int		   *done = palloc(sizeof(int) * Max(req->cfg->ncaps, 1));
+
+	for (int i = 0; i < req->cfg->ncaps; i++)
+	{
+		const KCap *c = &req->cfg->caps[i];
+
+		if (!kaireon_cap_applies(req, c, offer))
+			continue;
+		if (!cap_unit(req, c, offer->cost, true))
+		{
+			for (int k = 0; k < taken; k++)
+				(void) cap_unit(req, &req->cfg->caps[done[k]], offer->cost, false);
+			return false;
+		}
+		done[taken++] = i;
+	}
+	return true;
+}
+
+/* Insert one interaction_history row of a decision. */
+static void
+insert_history(const KDecideResult *res, const KDecideArgs *args, const KDecision *d, const char *id,
+			   const char *type, Datum context)
+{
+	static Oid	types[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, FLOAT8OID, JSONBOID};
+	const KRequest *req = res->req;
+	const KCandidate *c = d->cand;
+	Datum		v[14];
+	char		nulls[14];
+	SPIPlanPtr	plan = keep_plan(&history_plan,
+								 "INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, "
+								 "  recommendation_id, rank, offer_id, creative_id, channel_id, placement_id, decision_flow_id, "
+								 "  score, propensity, context, occurred_at) "
+								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())",
+								 14, types);
+
+	memset(nulls, ' ', sizeof(nulls));
+	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	v[1] = CStringGetTextDatum(id);
+	v[2] = CStringGetTextDatum(args->customer_id);
+	v[3] = CStringGetTextDatum(type);
+	v[4] = CStringGetTextDatum(res->recommendation_id);
+	v[5] = Int32GetDatum(d->rank);
+	v[6] = CStringGetTextDatum(req->cfg->offers[c->offer].id);
+	v[7] = CStringGetTextDatum(req->cfg->creatives[c->creative].id);
+	v[8] = CStringGetTextDatum(req->channel_id);
+	if (d->placement_id)
+		v[9] = CStringGetTextDatum(d->placement_id);
+	else
+		nulls[9] = 'n';
+	v[10] = CStringGetTextDatum(req->cfg->flows[d->flow].id);
+	v[11] = Float8GetDatum(c->score);
+	if (c->propensity >= 0)
+		v[12] = Float8GetDatum(c->propensity);
+	else
+		nulls[12] = 'n';
+	v[13] = context;
+	if (kspi_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not record a decision");
+}
+
+/* A jsonb datum from a jansson value. */
+static Datum
+jsonb_datum(const json_t *value)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(value, JSON_COMPACT)));
+}
+
+/*
+ * Write the decisions: one interaction_history row of type recommendation
+ * per decision (with rank and recommendation id), and an impression row when
+ * the channel records impressions implicitly.
+ */
+void
+kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
+{
+	Datum		context = jsonb_datum(res->req->cust->context);
+	bool		implicit = res->req->cfg->channels[res->req->channel].implicit_impressions;
+
+	for (int i = 0; i < res->ndecisions; i++)
+	{
+		insert_history(res, args, &res->decisions[i], res->decisions[i].interaction_id, "recommendation", context);
+		if (implicit)
+			insert_history(res, args, &res->decisions[i], kaireon_new_uuid(), "impression", context);
+	}
+}
+
+/* Write the decision trace and, once per hash, its policy snapshot. */
+void
+kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms)
+{
+	static Oid	snap_types[3] = {TEXTOID, TEXTOID, JSONBOID};
+	static Oid	types[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, JSONBOID, JSONBOID, TEXTOID, FLOAT8OID};
+	const KRequest *req = res->req;
+	const KTenantConfig *cfg = req->cfg;
+	Datum		sv[3];
+	Datum		v[16];
+	char		nulls[16];
+	json_t	   *qual = json_array();
+	json_t	   *scoring = json_array();
+	json_t	   *selected = json_array();
+	json_t	   *all = json_object();
+	int64		sums[5] = {0};
+	static const char *const keys[] = {"candidates", "afterQualification", "afterSuppression",
+	"afterContactPolicy", "final"};
+	const char *request_id = GetConfigOption("kaireon.request_id", true, false);
+	size_t		i;
+	json_t	   *f;
+
+	sv[0] = CStringGetTextDatum(cfg->tenant_id);
+	sv[1] = CStringGetTextDatum(cfg->policy_hash);
+	sv[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(cfg->policy_snapshot));
+	if (kspi_execute_plan(keep_plan(&snapshot_plan,
+								   "INSERT INTO kaireon.policy_snapshots (tenant_id, policy_version_hash, "
+								   "  eligibility_policies, suppression_policies, guardrail_rules) "
+								   "SELECT $1, $2, $3 -> 'eligibilityPolicies', $3 -> 'suppressionPolicies', "
+								   "       $3 -> 'guardrailRules' "
+								   "ON CONFLICT (tenant_id, policy_version_hash) DO NOTHING", 3, snap_types),
+						 sv, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not record the policy snapshot");
+
+	for (int k = 0; k < res->ndropped; k++)
+	{
+		const KCandidate *c = res->dropped[k];
+
+		json_array_append_new(qual, json_pack("{s:s,s:s?,s:s,s:s}", "offerId", cfg->offers[c->offer].id,
+											  "placementId", res->dropped_placement[k],
+											  "stage", c->dropped_stage, "reason", c->dropped_reason));
+	}
+	for (int k = 0; k < res->ndecisions; k++)
+	{
+		const KDecision *d = &res->decisions[k];
+
+		json_array_append_new(scoring, json_pack("{s:s,s:f,s:O}", "offerId", cfg->offers[d->cand->offer].id,
+												 "score", d->cand->score, "factors",
+												 d->cand->factors ? d->cand->factors : json_null()));
+		json_array_append_new(selected, json_pack("{s:i,s:s,s:s,s:s?}", "rank", d->rank,
+												  "offerId", cfg->offers[d->cand->offer].id,
+												  "creativeId", cfg->creatives[d->cand->creative].id,
+												  "placementId", d->placement_id));
+	}
+	json_array_foreach(res->funnels, i, f)
+		for (int k = 0; k < 5; k++)
+		sums[k] += (int64) kj_num(f, keys[k], 0);
+	(void) all;
+
+	memset(nulls, ' ', sizeof(nulls));
+	v[0] = CStringGetTextDatum(cfg->tenant_id);
+	v[1] = CStringGetTextDatum((request_id && request_id[0]) ? request_id : res->recommendation_id);
+	v[2] = CStringGetTextDatum(res->recommendation_id);
+	v[3] = CStringGetTextDatum(args->customer_id);
+	v[4] = CStringGetTextDatum(req->channel_id);
+	if (json_array_size(args->placements) > 0)
+		v[5] = CStringGetTextDatum(json_string_value(json_array_get(args->placements, 0)));
+	else
+		nulls[5] = 'n';
+	v[6] = CStringGetTextDatum(cfg->flows[req->flow].id);
+	for (int k = 0; k < 5; k++)
+		v[7 + k] = Int64GetDatum(sums[k]);
+	v[12] = jsonb_datum(json_pack("{s:o,s:o,s:O}", "qualification", qual, "scoring", scoring,
+								  "funnel", res->funnels));
+	v[13] = jsonb_datum(selected);
+	v[14] = CStringGetTextDatum(cfg->policy_hash);
+	v[15] = Float8GetDatum(duration_ms);
+	if (kspi_execute_plan(keep_plan(&trace_plan,
+								   "INSERT INTO kaireon.decision_traces (tenant_id, request_id, recommendation_id, "
+								   "  customer_id, channel_id, placement_id, decision_flow_id, candidate_count, "
+								   "  after_qualification, after_suppression, after_contact_policy, final_count, "
+								   "  qualification_results, scoring_results, funnel, selected_offers, "
+								   "  policy_version_hash, duration_ms) "
+								   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+								   "  $13 -> 'qualification', $13 -> 'scoring', $13 -> 'funnel', $14, $15, $16)",
+								   16, types),
+						 v, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not record the decision trace");
+}

@@ -1,0 +1,57 @@
+/*
+ * util/spi.c
+ *	  SPI calls that keep the caller's memory context (see util/spi.h).
+ */
+#include "postgres.h"
+
+#include "util/spi.h"
+
+/* SPI_execute, keeping CurrentMemoryContext. */
+int
+kspi_execute(const char *sql, bool read_only, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc = SPI_execute(sql, read_only, count);
+
+	MemoryContextSwitchTo(cxt);
+	return rc;
+}
+
+/* SPI_execute_with_args, keeping CurrentMemoryContext. */
+int
+kspi_execute_with_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
+					   const char *nulls, bool read_only, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
+
+	MemoryContextSwitchTo(cxt);
+	return rc;
+}
+
+/* SPI_execute_plan, keeping CurrentMemoryContext. */
+int
+kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+
+	MemoryContextSwitchTo(cxt);
+	return rc;
+}
+
+/* Prepare a plan and keep it for the life of the backend (or until SPI_freeplan). */
+SPIPlanPtr
+kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	MemoryContextSwitchTo(cxt);
+	if (plan == NULL)
+		elog(ERROR, "kaireon: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "kaireon: could not keep a prepared plan");
+	MemoryContextSwitchTo(cxt);
+	return plan;
+}

@@ -1,0 +1,23 @@
+/*
+ * util/spi.h
+ *	  SPI calls that keep the caller's memory context.
+ *
+ * Every SPI call ends by switching CurrentMemoryContext to the SPI procedure
+ * context, which SPI_finish deletes; code that allocates results after an SPI
+ * call (compiled configurations, decisions) would put them there and lose
+ * them.  These wrappers restore the context that was current before the call.
+ */
+#ifndef KAIREON_UTIL_SPI_H
+#define KAIREON_UTIL_SPI_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+extern int	kspi_execute(const char *sql, bool read_only, long count);
+extern int	kspi_execute_with_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
+								   const char *nulls, bool read_only, long count);
+extern int	kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count);
+extern SPIPlanPtr kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
+
+#endif							/* KAIREON_UTIL_SPI_H */

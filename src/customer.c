@@ -88,7 +88,8 @@ plan_json(SPIPlanPtr plan, Datum *args, const char *what)
 	bool		isnull;
 	Datum		d;
 
-	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+	/* not read-only: a fresh snapshot, taken after the customer's decision lock */
+	if (kspi_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading %s failed", what);
 	if (SPI_processed == 0)
 		return NULL;

@@ -10,10 +10,11 @@
  * at most three prepared queries (customer.c); everything per candidate is
  * computation over those (rules.c, policies.c).
  *
- * Exactness under concurrency.  A recording decision first takes a
- * transaction-level advisory lock on (tenant, customer): two sessions
- * deciding for one customer run one after the other, and the second reads the
- * history the first wrote, so per-customer caps never overshoot.  Volume
+ * Exactness under concurrency.  A recording decision first locks the
+ * customer's row of kaireon.decision_locks until commit: two sessions deciding
+ * for one customer run one after the other, and the second reads the history
+ * the first wrote (or, under REPEATABLE READ, fails with a serialization
+ * error), so per-customer caps never overshoot.  Volume
  * constraints and budgets are taken one unit at a time by a conditional
  * UPDATE when a candidate is selected (persist.c); the row lock serialises
  * racers and a rollback gives the unit back.
@@ -30,6 +31,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
+#include "util/spi.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -530,14 +532,30 @@ request_object(const KRequest *req, json_t *context)
 	return r;
 }
 
-/* Serialise decisions for one customer: a transaction-level advisory lock on (tenant, customer). */
+/*
+ * Serialise recording decisions for one customer: upsert the customer's row
+ * of kaireon.decision_locks, which stays locked until commit.  A concurrent
+ * decision for the customer waits for it; in READ COMMITTED it then reads the
+ * history the first one wrote (the queries that follow take fresh
+ * snapshots), and in REPEATABLE READ or SERIALIZABLE it fails with a
+ * serialization error (40001) instead of deciding on a stale history.
+ */
 static void
 lock_customer(const char *tenant_id, const char *customer_id)
 {
-	uint32		a = hash_bytes((const unsigned char *) tenant_id, strlen(tenant_id));
-	uint32		b = hash_bytes((const unsigned char *) customer_id, strlen(customer_id));
+	static SPIPlanPtr plan = NULL;
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
 
-	DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum((int32) a), Int32GetDatum((int32) b));
+	if (plan == NULL)
+		plan = kspi_prepare_keep(
+			"INSERT INTO kaireon.decision_locks AS l (tenant_id, customer_id, decisions, last_decision_at) "
+			"VALUES ($1, $2, 1, now()) ON CONFLICT (tenant_id, customer_id) "
+			"DO UPDATE SET decisions = l.decisions + 1, last_decision_at = now()", 2, types);
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = CStringGetTextDatum(customer_id);
+	if (kspi_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not lock the customer's decisions");
 }
 
 /*

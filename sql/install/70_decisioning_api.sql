@@ -18,6 +18,20 @@ CREATE TABLE kaireon.config_versions (
 COMMENT ON TABLE kaireon.config_versions IS
     'kaireon''s own table: the current configuration version of each tenant, renewed whenever its decisioning configuration changes; a relcache invalidation on this table tells every backend to re-check its cached configurations.';
 
+-- One row per customer that has had a recorded decision: recommend upserts it first and
+-- holds its lock until commit, so decisions for one customer are serialised (per-customer
+-- caps are exact) while different customers never wait for each other.
+CREATE TABLE kaireon.decision_locks (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    customer_id             text NOT NULL,
+    decisions               bigint NOT NULL DEFAULT 0 CHECK (decisions >= 0),
+    last_decision_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, customer_id)
+);
+CREATE INDEX ON kaireon.decision_locks (last_decision_at);
+COMMENT ON TABLE kaireon.decision_locks IS
+    'kaireon''s own table: one row per customer with a recorded decision (count and time of the last); recommend locks it for the rest of the transaction so that decisions for one customer are serialised and per-customer caps stay exact.';
+
 -- Idempotency keys of respond: the first outcome with a key wins, duplicates return it.
 CREATE TABLE kaireon.respond_idempotency (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

@@ -31,6 +31,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -68,11 +69,18 @@ config_cache_invalidate(Datum arg, Oid relid)
 	}
 }
 
-/* Module init: the relcache callback (the hash table is made on first use). */
+int			kaireon_adaptation_refresh_ms = 1000;
+
+/* Module init: the relcache callback (the hash table is made on first use) and settings. */
 void
 kaireon_config_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(config_cache_invalidate, (Datum) 0);
+	DefineCustomIntVariable("kaireon.adaptation_refresh_ms",
+							"How old the adaptive propensity counts a backend uses may be, in milliseconds.",
+							"0 reads them for every decision.",
+							&kaireon_adaptation_refresh_ms, 1000, 0, 3600000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
 /* OID of kaireon.config_versions, or InvalidOid when the extension is not there. */
@@ -481,6 +489,7 @@ load_rules(KTenantConfig *cfg)
 		{
 			rule->type = KRULE_OFFER_ATTRIBUTE;
 			parse_cond(conf, "attribute", "operator", &rule->cond);
+			kaireon_precompute_offer_rule(cfg, rule);
 		}
 		else if (strcmp(type, "propensity_threshold") == 0)
 		{
@@ -711,7 +720,7 @@ load_customer_schemas(KTenantConfig *cfg)
 		if (cs->key_column == NULL)
 			continue;
 		/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
-		sql = psprintf("SELECT to_jsonb(t) - 'tenant_id' FROM %s t WHERE t.tenant_id = $2 AND t.%s = $1::%s",
+		sql = psprintf("SELECT t.* FROM %s t WHERE t.tenant_id = $2 AND t.%s = $1::%s",
 					   cs->qualified_table, quote_identifier(cs->key_column), kj_str(r, "key_type"));
 		{
 			Oid			types2[2] = {TEXTOID, TEXTOID};
@@ -1034,8 +1043,14 @@ free_plans(KTenantConfig *cfg)
 			SPI_freeplan(cfg->customer_schemas[i].plan);
 	if (cfg->segment_plan != NULL)
 		SPI_freeplan(cfg->segment_plan);
-	if (cfg->state_plan != NULL)
-		SPI_freeplan(cfg->state_plan);
+	if (cfg->history_plan != NULL)
+		SPI_freeplan(cfg->history_plan);
+	if (cfg->suppression_plan != NULL)
+		SPI_freeplan(cfg->suppression_plan);
+	if (cfg->extras_plan != NULL)
+		SPI_freeplan(cfg->extras_plan);
+	if (cfg->adaptation_plan != NULL)
+		SPI_freeplan(cfg->adaptation_plan);
 }
 
 /* Compile a tenant's configuration into a new memory context. */
@@ -1068,16 +1083,23 @@ compile_config(const char *tenant_id, int64 version)
 		load_customer_schemas(cfg);
 		load_policy_snapshot(cfg);
 		prepare_segment_plan(cfg);
-		for (int i = 0; i < cfg->nflows; i++)
-			if (cfg->flows[i].method != KSCORE_PRIORITY_WEIGHTED)
-				cfg->needs_adaptation = true;
-		for (int i = 0; i < cfg->nrules; i++)
-			if (cfg->rules[i].type == KRULE_PROPENSITY_THRESHOLD)
-				cfg->needs_adaptation = true;
 		for (int i = 0; i < cfg->nchannels; i++)
 			if (cfg->channels[i].consent_purpose != NULL)
 				cfg->needs_consent = true;
 		kaireon_prepare_state_plan(cfg);
+		/* rules by stage, and every rule's and policy's static applicability per offer */
+		for (int st = 0; st < 3; st++)
+			cfg->stage_rules[st] = palloc(sizeof(int) * Max(cfg->nrules, 1));
+		for (int i = 0; i < cfg->nrules; i++)
+		{
+			int			st = (int) cfg->rules[i].stage;
+
+			cfg->stage_rules[st][cfg->nstage_rules[st]++] = i;
+			cfg->rules[i].applies = kaireon_static_applicability(cfg, cfg->rules[i].nscopes, cfg->rules[i].scopes);
+		}
+		for (int i = 0; i < cfg->npolicies; i++)
+			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
+																	 cfg->policies[i].scopes);
 	}
 	PG_CATCH();
 	{

@@ -1,21 +1,22 @@
 /*
  * customer.c
  *	  Reads what one request needs to know about its customer, through
- *	  indexes, in at most three prepared queries: the customer data row (by
- *	  primary key), segment membership (one EXISTS per referenced segment on
- *	  the segment views), and one query returning, as a single jsonb, the
- *	  customer's recent interaction history, active suppressions, consent,
- *	  engagement health and metric values, with the tenant's adaptation counts
- *	  and cap usage.  The parts a tenant's configuration never reads are left
- *	  out of that query when it is prepared.
+ *	  indexes, with prepared queries: the customer data row (by primary key),
+ *	  segment membership (one EXISTS per referenced segment on the segment
+ *	  views), the recent interaction history and active suppressions (plain
+ *	  rows), and, only when the configuration reads them, consent, engagement
+ *	  health, metric values and cap usage (one jsonb).  The tenant's adaptive
+ *	  propensity counts are read at most once per kaireon.adaptation_refresh_ms.
  */
 #include "util/json.h"
 
+#include "catalog/pg_attribute.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
@@ -26,59 +27,116 @@
 #define KAIREON_MAX_EVENTS 10000
 
 /*
- * Prepare the per-request state query of a tenant configuration.  $1 tenant
- * id, $2 customer id, $3 the oldest history time needed.
+ * Prepare the per-request queries of a tenant configuration.  All take $1
+ * tenant id, $2 customer id; the history query also $3, the oldest time
+ * needed.  History and suppressions come back as plain rows; consent,
+ * engagement, metrics and cap usage (only the parts the configuration reads)
+ * as one jsonb.
  */
 void
 kaireon_prepare_state_plan(KTenantConfig *cfg)
 {
 	StringInfoData sql;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	bool		extras = false;
+
+	cfg->history_plan = kspi_prepare_keep(
+		psprintf("SELECT h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at "
+				 "  FROM kaireon.interaction_history h "
+				 " WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
+				 " ORDER BY h.occurred_at DESC LIMIT %d", KAIREON_MAX_EVENTS),
+		3, argtypes);
+	cfg->suppression_plan = kspi_prepare_keep(
+		"SELECT s.scope, s.scope_id, s.reason FROM kaireon.suppressions s "
+		" WHERE s.tenant_id = $1 AND s.customer_id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())",
+		2, argtypes);
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT jsonb_build_object("
-					 " 'events', (SELECT coalesce(jsonb_agg(jsonb_build_array(h.interaction_type, h.outcome_type_key, "
-					 "             h.offer_id, h.channel_id, extract(epoch FROM h.occurred_at))), '[]') "
-					 "           FROM (SELECT * FROM kaireon.interaction_history h "
-					 "                  WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
-					 "                  ORDER BY h.occurred_at DESC LIMIT %d) h), "
-					 " 'suppressions', (SELECT coalesce(jsonb_agg(jsonb_build_array(s.scope, s.scope_id, s.reason)), '[]') "
-					 "           FROM kaireon.suppressions s WHERE s.tenant_id = $1 AND s.customer_id = $2 "
-					 "            AND (s.expires_at IS NULL OR s.expires_at > now()))",
-					 KAIREON_MAX_EVENTS);
+	appendStringInfoString(&sql, "SELECT jsonb_build_object('customer', $2::text");
 	if (cfg->needs_consent)
+	{
 		appendStringInfoString(&sql,
 							   ", 'consent', (SELECT jsonb_object_agg(c.purpose, c.status) FROM "
 							   "  (SELECT DISTINCT ON (purpose) purpose, status FROM kaireon.consent_records "
 							   "    WHERE tenant_id = $1 AND subject_id = $2 ORDER BY purpose, created_at DESC, id DESC) c)");
+		extras = true;
+	}
 	if (cfg->has_engagement)
+	{
 		appendStringInfoString(&sql,
 							   ", 'engagement', (SELECT e.score FROM kaireon.customer_engagement_health e "
 							   "   WHERE e.tenant_id = $1 AND e.customer_id = $2)");
+		extras = true;
+	}
 	if (cfg->needs_metrics)
+	{
 		appendStringInfoString(&sql,
 							   ", 'metrics', (SELECT jsonb_object_agg(CASE WHEN v.dimension_key = '' THEN d.key "
 							   "   ELSE d.key || '|' || v.dimension_key END, v.value) "
 							   "   FROM kaireon.metric_values v JOIN kaireon.metric_definitions d "
 							   "     ON d.tenant_id = v.tenant_id AND d.id = v.metric_id "
 							   "  WHERE v.tenant_id = $1 AND v.customer_id = $2)");
-	if (cfg->needs_adaptation)
-		appendStringInfoString(&sql,
-							   ", 'adaptation', (SELECT jsonb_object_agg(a.scope || '|' || coalesce(a.scope_id, ''), "
-							   "   jsonb_build_array(a.positives, a.negatives)) FROM kaireon.model_adaptations a "
-							   "  WHERE a.tenant_id = $1 AND a.model_id IS NULL)");
+		extras = true;
+	}
 	if (cfg->ncaps > 0)
+	{
 		appendStringInfoString(&sql,
 							   ", 'caps', coalesce((SELECT jsonb_object_agg(v.id, jsonb_build_object('used', "
-							   "   CASE WHEN v.reset_at IS NOT NULL AND v.reset_at <= now() THEN 0 ELSE v.current_count END)) "
+							   "   CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END)) "
 							   "   FROM kaireon.volume_constraints v WHERE v.tenant_id = $1 AND v.status = 'active'), '{}') "
 							   " || coalesce((SELECT jsonb_object_agg(b.id, jsonb_build_object('impressions', b.used_impressions, "
 							   "   'spend', b.used_spend, 'conversions', b.used_conversions)) "
 							   "   FROM kaireon.budget_allocations b WHERE b.tenant_id = $1 AND b.status <> 'inactive'), '{}')");
+		extras = true;
+	}
 	appendStringInfoChar(&sql, ')');
+	if (extras)
+		cfg->extras_plan = kspi_prepare_keep(sql.data, 2, argtypes);
+}
 
-	cfg->state_plan = kspi_prepare_keep(sql.data, 3, argtypes);
+/*
+ * The tenant's adaptive propensity counts ("<scope>|<id>" -> [positives,
+ * negatives]), read at most once per kaireon.adaptation_refresh_ms per
+ * backend: they move with every outcome, and a propensity a second old is as
+ * good as a fresh one, so they are not worth a query per decision.
+ */
+json_t *
+kaireon_tenant_adaptation(KTenantConfig *cfg)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext old;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+
+	if (cfg->adaptation != NULL &&
+		now - cfg->adaptation_loaded_at < (TimestampTz) kaireon_adaptation_refresh_ms * 1000)
+		return cfg->adaptation;
+	if (cfg->adaptation_plan == NULL)
+		cfg->adaptation_plan = kspi_prepare_keep(
+			"SELECT a.scope || '|' || coalesce(a.scope_id, ''), a.positives, a.negatives "
+			"  FROM kaireon.model_adaptations a WHERE a.tenant_id = $1 AND a.model_id IS NULL",
+			1, argtypes);
+	if (cfg->adaptation_mcxt == NULL)
+		cfg->adaptation_mcxt = AllocSetContextCreate(cfg->mcxt, "kaireon adaptation counts", ALLOCSET_SMALL_SIZES);
+	args[0] = CStringGetTextDatum(cfg->tenant_id);
+	if (kspi_execute_plan(cfg->adaptation_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading adaptation counts failed");
+	MemoryContextReset(cfg->adaptation_mcxt);
+	old = MemoryContextSwitchTo(cfg->adaptation_mcxt);
+	cfg->adaptation = json_object();
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTuple	t = SPI_tuptable->vals[i];
+		char	   *key = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
+		int64		pos = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+		int64		neg = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
+
+		json_object_set_new(cfg->adaptation, key, json_pack("[I,I]", (json_int_t) pos, (json_int_t) neg));
+	}
+	MemoryContextSwitchTo(old);
+	cfg->adaptation_loaded_at = now;
+	return cfg->adaptation;
 }
 
 /* Run a prepared plan that returns one jsonb (or NULL) and parse it. */
@@ -97,6 +155,77 @@ plan_json(SPIPlanPtr plan, Datum *args, const char *what)
 	if (isnull)
 		return NULL;
 	return kj_from_jsonb(DatumGetJsonbP(d), what);
+}
+
+/*
+ * The customer's data row as a JSON object, straight from the tuple: numbers
+ * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
+ * text form (dates and timestamps in ISO form); the tenant column left out.
+ */
+static json_t *
+row_json(SPIPlanPtr plan, Datum *args)
+{
+	json_t	   *obj;
+	HeapTuple	t;
+	TupleDesc	desc;
+
+	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading customer data failed");
+	if (SPI_processed == 0)
+		return NULL;
+	t = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	obj = json_object();
+	for (int i = 1; i <= desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
+		bool		isnull;
+		Datum		d;
+		json_t	   *v;
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), "tenant_id") == 0)
+			continue;
+		d = SPI_getbinval(t, desc, i, &isnull);
+		if (isnull)
+			v = json_null();
+		else
+			switch (att->atttypid)
+			{
+				case INT2OID:
+					v = json_integer(DatumGetInt16(d));
+					break;
+				case INT4OID:
+					v = json_integer(DatumGetInt32(d));
+					break;
+				case INT8OID:
+					v = json_integer(DatumGetInt64(d));
+					break;
+				case FLOAT4OID:
+					v = json_real(DatumGetFloat4(d));
+					break;
+				case FLOAT8OID:
+					v = json_real(DatumGetFloat8(d));
+					break;
+				case NUMERICOID:
+					v = json_real(DatumGetFloat8(DirectFunctionCall1(numeric_float8, d)));
+					break;
+				case BOOLOID:
+					v = json_boolean(DatumGetBool(d));
+					break;
+				case JSONBOID:
+					v = kj_from_jsonb(DatumGetJsonbP(d), NameStr(att->attname));
+					break;
+				case TEXTOID:
+				case VARCHAROID:
+					v = json_string(TextDatumGetCString(d));
+					break;
+				default:
+					v = json_string(SPI_getvalue(t, desc, i));
+					break;
+			}
+		json_object_set_new(obj, NameStr(att->attname), v ? v : json_null());
+	}
+	return obj;
 }
 
 /* The customer data schema a flow reads: the one it names, else the first by name. */
@@ -122,38 +251,37 @@ customer_schema(KTenantConfig *cfg, const char *name)
 static TimestampTz
 history_since(const KRequest *req)
 {
-	TimestampTz day = kaireon_period_start("day", req->now);
+	TimestampTz day = req->day_start;
 	TimestampTz window = req->now - (TimestampTz) (req->cfg->max_lookback_hours * USECS_PER_HOUR);
 
 	return Min(day, window);
 }
 
-/* Parse the events array of the state query into KEvent structs. */
+/* Read the history rows of the request's window into KEvent structs. */
 static void
-parse_events(KRequest *req, KCustomer *cust, json_t *events)
+load_events(KRequest *req, KCustomer *cust, Datum *args)
 {
-	size_t		i;
-	json_t	   *e;
+	SPITupleTable *tt;
 
-	cust->nevents = events ? json_array_size(events) : 0;
+	if (kspi_execute_plan(req->cfg->history_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's history failed");
+	tt = SPI_tuptable;
+	cust->nevents = SPI_processed;
 	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
-	json_array_foreach(events, i, e)
+	for (int i = 0; i < cust->nevents; i++)
 	{
 		KEvent	   *ev = &cust->events[i];
-		const char *type = json_string_value(json_array_get(e, 0));
-		json_t	   *outcome = json_array_get(e, 1);
-		json_t	   *offer = json_array_get(e, 2);
-		json_t	   *channel = json_array_get(e, 3);
-		double		epoch = json_number_value(json_array_get(e, 4));
+		HeapTuple	t = tt->vals[i];
+		char	   *type = SPI_getvalue(t, tt->tupdesc, 1);
+		bool		isnull;
 		int			o;
 
 		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
 			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
-		ev->outcome = json_is_string(outcome) ? json_string_value(outcome) : NULL;
-		ev->offer_id = json_is_string(offer) ? json_string_value(offer) : NULL;
-		ev->channel_id = json_is_string(channel) ? json_string_value(channel) : NULL;
-		ev->at = (TimestampTz) (epoch * USECS_PER_SEC) -
-			((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+		ev->outcome = SPI_getvalue(t, tt->tupdesc, 2);
+		ev->offer_id = SPI_getvalue(t, tt->tupdesc, 3);
+		ev->channel_id = SPI_getvalue(t, tt->tupdesc, 4);
+		ev->at = DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull));
 		o = kaireon_find_offer(req->cfg, ev->offer_id);
 		if (o >= 0)
 		{
@@ -169,27 +297,27 @@ parse_events(KRequest *req, KCustomer *cust, json_t *events)
 	}
 }
 
-/* Parse the suppressions array into KSuppression structs. */
+/* Read the customer's active suppressions. */
 static void
-parse_suppressions(KCustomer *cust, json_t *rows)
+load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
 {
-	size_t		i;
-	json_t	   *r;
 	static const char *const kinds[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
+	SPITupleTable *tt;
 
-	cust->nsuppressions = rows ? json_array_size(rows) : 0;
+	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's suppressions failed");
+	tt = SPI_tuptable;
+	cust->nsuppressions = SPI_processed;
 	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
-	json_array_foreach(rows, i, r)
+	for (int i = 0; i < cust->nsuppressions; i++)
 	{
-		const char *scope = json_string_value(json_array_get(r, 0));
-		json_t	   *id = json_array_get(r, 1);
-		json_t	   *reason = json_array_get(r, 2);
+		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
 
 		for (int k = 0; k < (int) lengthof(kinds); k++)
 			if (strcmp(scope, kinds[k]) == 0)
 				cust->suppressions[i].kind = (KScopeKind) k;
-		cust->suppressions[i].id = json_is_string(id) ? json_string_value(id) : NULL;
-		cust->suppressions[i].reason = json_is_string(reason) ? json_string_value(reason) : NULL;
+		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 	}
 }
 
@@ -213,7 +341,7 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
 	if (cs != NULL && cs->plan != NULL)
-		cust->data = plan_json(cs->plan, args, "customer data");
+		cust->data = row_json(cs->plan, args);
 	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
 	json_object_update(cust->attrs, cust->context);
 
@@ -242,9 +370,9 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[0] = CStringGetTextDatum(cfg->tenant_id);
 	args[1] = CStringGetTextDatum(customer_id);
 	args[2] = TimestampTzGetDatum(history_since(req));
-	state = plan_json(cfg->state_plan, args, "customer state");
-	parse_events(req, cust, kj_array(state, "events"));
-	parse_suppressions(cust, kj_array(state, "suppressions"));
+	load_events(req, cust, args);
+	load_suppressions(req, cust, args);
+	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
 	cust->consent = json_object_get(state, "consent");
 	if (json_is_number(json_object_get(state, "engagement")))
 	{
@@ -254,7 +382,6 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	cust->metrics = json_object_get(state, "metrics");
 	if (cust->metrics != NULL && !json_is_object(cust->metrics))
 		cust->metrics = NULL;
-	req->adaptation = json_object_get(state, "adaptation");
 	req->cap_usage = json_object_get(state, "caps");
 	return cust;
 }

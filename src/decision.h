@@ -158,6 +158,8 @@ typedef struct KRule
 	json_t	   *outcomes;		/* array or NULL */
 	const char *metric_key;
 	const char *dimension_key;
+	bool	   *offer_holds;	/* offer_attribute: the result for each offer, computed at compile */
+	int8	   *applies;		/* per offer: 1 a scope covers it, 0 none can, -1 depends on the request */
 } KRule;
 
 /* ---- contact policies ---- */
@@ -204,6 +206,7 @@ typedef struct KPolicy
 	const char *budget_metric;
 	double		budget_threshold;
 	int			level;			/* outcome_based: 0 offer, 1 category, 2 any */
+	int8	   *applies;		/* per offer: 1 a scope covers it, 0 none can, -1 depends on the request */
 } KPolicy;
 
 /* ---- guardrails, segments, flows, caps ---- */
@@ -302,7 +305,7 @@ typedef struct KCustomerSchema
 	const char *name;
 	const char *qualified_table;	/* quoted schema.table */
 	const char *key_column;
-	SPIPlanPtr	plan;			/* SELECT to_jsonb(t) ... WHERE key = $1 */
+	SPIPlanPtr	plan;			/* SELECT t.* ... WHERE key = $1 */
 } KCustomerSchema;
 
 /* A tenant's compiled configuration (config_cache.c). */
@@ -323,6 +326,8 @@ typedef struct KTenantConfig
 	KCreative  *creatives;
 	int			nrules;
 	KRule	   *rules;			/* by priority, highest first */
+	int			nstage_rules[3];
+	int		   *stage_rules[3]; /* rule indexes of each stage (eligibility, fit, match), by priority */
 	int			npolicies;
 	KPolicy    *policies;		/* by priority, highest first */
 	int			nguardrails;
@@ -342,8 +347,13 @@ typedef struct KTenantConfig
 	KCustomerSchema *customer_schemas;	/* published customer schemas by name */
 	int			nsegment_slots;
 	SPIPlanPtr	segment_plan;	/* SELECT ARRAY[EXISTS(view where customer_id = $1), ...] */
-	SPIPlanPtr	state_plan;		/* the customer's history, suppressions, consent, ... (customer.c) */
-	bool		needs_adaptation;	/* some flow or rule uses propensity */
+	SPIPlanPtr	history_plan;	/* the customer's recent history (customer.c) */
+	SPIPlanPtr	suppression_plan;	/* the customer's active suppressions */
+	SPIPlanPtr	extras_plan;	/* consent, engagement, metrics, cap usage; NULL when none is read */
+	SPIPlanPtr	adaptation_plan;	/* the tenant's adaptive propensity counts */
+	MemoryContext adaptation_mcxt;
+	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
+	TimestampTz adaptation_loaded_at;
 	bool		needs_consent;	/* some channel needs a consent purpose */
 	bool		needs_metrics;	/* some rule or policy reads metric values */
 	bool		has_engagement; /* some policy scales by engagement health */
@@ -405,6 +415,8 @@ typedef struct KCandidate
 	int			creative;
 	bool		mandatory;		/* mandatory and within the daily allowance */
 	double		match;			/* product of match-stage multipliers */
+	int			npassed;
+	int		   *passed;			/* indexes of the match rules that held */
 	double		propensity;		/* < 0 until computed */
 	const char *propensity_source;
 	int64		propensity_n;
@@ -412,8 +424,7 @@ typedef struct KCandidate
 	const char *dropped_stage;	/* NULL while in the running */
 	char	   *dropped_reason;
 	json_t	   *warnings;		/* soft guardrails */
-	json_t	   *passed_match;	/* match rules that held */
-	json_t	   *factors;		/* score factors */
+	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
 } KCandidate;
 
 /* The request, as the rules and policies see it. */
@@ -429,6 +440,12 @@ typedef struct KRequest
 	json_t	   *request;		/* request.* for guardrails: channel, placement, hour, weekday, context */
 	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
+	/* results that do not depend on the candidate, computed once per request */
+	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */
+	char	  **rule_memo_why;
+	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
+	char	  **policy_memo_why;
+	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
 } KRequest;
 
 /* rules.c */
@@ -437,6 +454,8 @@ extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
 extern bool kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *offer);
 extern bool kaireon_in_segment(const KRequest *req, int segment);
 extern void kaireon_qualify(KRequest *req, KCandidate *cand);
+extern void kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule);
+extern int8 *kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes);
 extern void kaireon_apply_guardrails(KRequest *req, KCandidate *cand);
 extern double kaireon_propensity(KRequest *req, KCandidate *cand);
 
@@ -448,6 +467,8 @@ extern TimestampTz kaireon_period_start(const char *period, TimestampTz now);
 
 /* customer.c */
 extern void kaireon_prepare_state_plan(KTenantConfig *cfg);
+extern json_t *kaireon_tenant_adaptation(KTenantConfig *cfg);
+extern int	kaireon_adaptation_refresh_ms;
 extern KCustomer *kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context,
 										const char *schema_name);
 
@@ -497,6 +518,7 @@ typedef struct KDecideResult
 } KDecideResult;
 
 extern KDecideResult *kaireon_decide(KDecideArgs *args);
+extern json_t *kaireon_factors_json(const KFlow *flow, const KCandidate *c);
 extern char *kaireon_new_uuid(void);
 
 /* persist.c */

@@ -232,9 +232,9 @@ kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms)
 	{
 		const KDecision *d = &res->decisions[k];
 
-		json_array_append_new(scoring, json_pack("{s:s,s:f,s:O}", "offerId", cfg->offers[d->cand->offer].id,
+		json_array_append_new(scoring, json_pack("{s:s,s:f,s:o}", "offerId", cfg->offers[d->cand->offer].id,
 												 "score", d->cand->score, "factors",
-												 d->cand->factors ? d->cand->factors : json_null()));
+												 kaireon_factors_json(&cfg->flows[d->flow], d->cand)));
 		json_array_append_new(selected, json_pack("{s:i,s:s,s:s,s:s?}", "rank", d->rank,
 												  "offerId", cfg->offers[d->cand->offer].id,
 												  "creativeId", cfg->creatives[d->cand->creative].id,

@@ -38,16 +38,20 @@
 /* Mandatory offers placed first per customer per day (spec section 4, step 10). */
 #define KAIREON_MANDATORY_PER_DAY 5
 
-/* A random (version 4) UUID as text. */
+/*
+ * A random (version 4) UUID as text, from the backend's PRNG (seeded from a
+ * strong random source at backend start): ids need to be unique, not secret,
+ * and this is an order of magnitude cheaper than a strong random draw.
+ */
 char *
 kaireon_new_uuid(void)
 {
 	uint8		b[16];
+	uint64		x = pg_prng_uint64(&pg_global_prng_state);
+	uint64		y = pg_prng_uint64(&pg_global_prng_state);
 
-	if (!pg_strong_random(b, sizeof(b)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random id")));
+	memcpy(b, &x, 8);
+	memcpy(b + 8, &y, 8);
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
 	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
@@ -212,7 +216,7 @@ pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const cha
 	}
 	if (npool == 0)
 		return -1;
-	if (total <= 0)
+	if (npool == 1 || total <= 0)
 		return pool[0];
 	u = stable_uniform(recommendation_id, o->id) * total;
 	for (int i = 0; i < npool; i++)
@@ -235,7 +239,12 @@ factor(double x)
 	return x > 1 ? 1 : x;
 }
 
-/* Score the remaining candidates by the flow's method, times the match multiplier. */
+/*
+ * Score the remaining candidates by the flow's method, times the match
+ * multiplier.  The factors are kept as numbers (factors[]: priority, weight,
+ * match for priority_weighted; propensity, match for propensity; P, R, I, E
+ * for formula) and turned into JSON only for the decisions returned.
+ */
 static void
 score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 {
@@ -252,39 +261,48 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 
 		if (c->dropped_stage)
 			continue;
-		c->factors = json_object();
 		switch (flow->method)
 		{
 			case KSCORE_PRIORITY_WEIGHTED:
-				c->score = (o->priority / 100.0) * (o->weight / 100.0) * c->match;
-				json_object_set_new(c->factors, "priority", json_real(o->priority / 100.0));
-				json_object_set_new(c->factors, "weight", json_real(o->weight / 100.0));
-				json_object_set_new(c->factors, "match", json_real(c->match));
+				c->factors[0] = o->priority / 100.0;
+				c->factors[1] = o->weight / 100.0;
+				c->factors[2] = c->match;
+				c->score = c->factors[0] * c->factors[1] * c->factors[2];
 				break;
 			case KSCORE_PROPENSITY:
-				c->score = kaireon_propensity(req, c) * c->match;
-				json_object_set_new(c->factors, "propensity", json_real(c->propensity));
-				json_object_set_new(c->factors, "match", json_real(c->match));
+				c->factors[0] = kaireon_propensity(req, c);
+				c->factors[1] = c->match;
+				c->score = c->factors[0] * c->factors[1];
 				break;
 			case KSCORE_FORMULA:
-				{
-					double		p = factor(kaireon_propensity(req, c));
-					double		r = factor(c->match);
-					double		im = factor(max_value > 0 ? o->value / max_value : 1.0);
-					double		e = factor(o->priority / 100.0 * kj_num(json_object_get(o->row, "levers"), "emphasis", 1.0));
-
-					c->score = pow(p, flow->w_p) * pow(r, flow->w_r) * pow(im, flow->w_i) * pow(e, flow->w_e);
-					json_object_set_new(c->factors, "P", json_real(p));
-					json_object_set_new(c->factors, "R", json_real(r));
-					json_object_set_new(c->factors, "I", json_real(im));
-					json_object_set_new(c->factors, "E", json_real(e));
-					json_object_set_new(c->factors, "weights",
-										json_pack("{s:f,s:f,s:f,s:f}", "P", flow->w_p, "R", flow->w_r,
-												  "I", flow->w_i, "E", flow->w_e));
-				}
+				c->factors[0] = factor(kaireon_propensity(req, c));
+				c->factors[1] = factor(c->match);
+				c->factors[2] = factor(max_value > 0 ? o->value / max_value : 1.0);
+				c->factors[3] = factor(o->priority / 100.0 * kj_num(json_object_get(o->row, "levers"), "emphasis", 1.0));
+				c->score = pow(c->factors[0], flow->w_p) * pow(c->factors[1], flow->w_r) *
+					pow(c->factors[2], flow->w_i) * pow(c->factors[3], flow->w_e);
 				break;
 		}
 	}
+}
+
+/* The score factors of a candidate as JSON (for explanations and traces). */
+json_t *
+kaireon_factors_json(const KFlow *flow, const KCandidate *c)
+{
+	switch (flow->method)
+	{
+		case KSCORE_PRIORITY_WEIGHTED:
+			return json_pack("{s:f,s:f,s:f}", "priority", c->factors[0], "weight", c->factors[1],
+							 "match", c->factors[2]);
+		case KSCORE_PROPENSITY:
+			return json_pack("{s:f,s:f}", "propensity", c->factors[0], "match", c->factors[1]);
+		case KSCORE_FORMULA:
+			return json_pack("{s:f,s:f,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "P", c->factors[0], "R", c->factors[1],
+							 "I", c->factors[2], "E", c->factors[3], "weights", "P", flow->w_p,
+							 "R", flow->w_r, "I", flow->w_i, "E", flow->w_e);
+	}
+	return json_object();
 }
 
 /* Ranking order: mandatory first, then score, priority, offer id. */
@@ -320,7 +338,7 @@ explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
 	json_t	   *e = json_pack("{s:s,s:f,s:o,s:b,s:{s:s,s:i},s:s,s:{s:s,s:f}}",
 							  "method", methods[flow->method],
 							  "score", c->score,
-							  "factors", c->factors ? json_incref(c->factors) : json_object(),
+							  "factors", kaireon_factors_json(flow, c),
 							  "mandatory", c->mandatory,
 							  "flow", "key", flow->key, "version", flow->version,
 							  "policySnapshot", req->cfg->policy_hash,
@@ -332,8 +350,14 @@ explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
 									  "source", c->propensity_source ? c->propensity_source : "default",
 									  "outcomes", (json_int_t) c->propensity_n,
 									  "maturity", maturity(c->propensity_n)));
-	if (c->passed_match)
-		json_object_set(e, "matchRules", c->passed_match);
+	if (c->npassed > 0)
+	{
+		json_t	   *names = json_array();
+
+		for (int i = 0; i < c->npassed; i++)
+			json_array_append_new(names, json_string(req->cfg->rules[c->passed[i]].name));
+		json_object_set_new(e, "matchRules", names);
+	}
 	if (c->warnings)
 		json_object_set(e, "warnings", c->warnings);
 	return e;
@@ -345,7 +369,7 @@ explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
 static int
 mandatory_served_today(const KRequest *req)
 {
-	TimestampTz day = kaireon_period_start("day", req->now);
+	TimestampTz day = req->day_start;
 	int			n = 0;
 
 	for (int i = 0; i < req->cust->nevents; i++)
@@ -500,7 +524,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->rank = ++selected;
 		d->placement_id = placement_id;
 		d->flow = flow_idx;
-		d->interaction_id = kaireon_new_uuid();
+		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
 		d->explanation = explain(req, flow, c);
 		if (taken != NULL)
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());
@@ -585,6 +609,9 @@ kaireon_decide(KDecideArgs *args)
 	cfg = kaireon_config_get(args->tenant_id);
 	req->cfg = cfg;
 	req->now = GetCurrentTransactionStartTimestamp();
+	req->day_start = kaireon_period_start("day", req->now);
+	req->week_start = kaireon_period_start("week", req->now);
+	req->month_start = kaireon_period_start("month", req->now);
 	req->channel_id = args->channel_id;
 	req->channel = kaireon_find_channel(cfg, args->channel_id);
 	if (req->channel < 0)
@@ -630,6 +657,10 @@ kaireon_decide(KDecideArgs *args)
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
 	req->request = request_object(req, req->cust->context);
+	req->rule_memo = palloc0(sizeof(int8) * Max(cfg->nrules, 1));
+	req->rule_memo_why = palloc0(sizeof(char *) * Max(cfg->nrules, 1));
+	req->policy_memo = palloc0(sizeof(int8) * Max(cfg->npolicies, 1));
+	req->policy_memo_why = palloc0(sizeof(char *) * Max(cfg->npolicies, 1));
 	mandatory_left = KAIREON_MANDATORY_PER_DAY - mandatory_served_today(req);
 	if (args->deduplicate)
 		taken = json_object();

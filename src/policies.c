@@ -119,7 +119,7 @@ static TimestampTz
 window_start(const KRequest *req, const KPolicy *p)
 {
 	if (p->period != NULL)
-		return kaireon_period_start(p->period, req->now);
+		return p->period[0] == 'd' ? req->day_start : p->period[0] == 'w' ? req->week_start : req->month_start;
 	return req->now - (TimestampTz) (p->lookback_hours * USECS_PER_HOUR);
 }
 
@@ -247,6 +247,10 @@ other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 static const KScope *
 covering_scope(const KRequest *req, const KPolicy *p, const KOffer *offer)
 {
+	int			o = offer - req->cfg->offers;
+
+	if (p->applies != NULL && p->applies[o] == 0)
+		return NULL;
 	for (int i = 0; i < p->nscopes; i++)
 		if (kaireon_scope_matches(req, &p->scopes[i], offer))
 			return &p->scopes[i];
@@ -437,6 +441,32 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 	return NULL;
 }
 
+/*
+ * Is a policy's verdict the same for every candidate under this scope?
+ * True for scopes that do not name an offer, category or sub-category, with
+ * policy types that look only at the customer and the request.
+ */
+static bool
+candidate_independent(const KPolicy *p, const KScope *scope)
+{
+	if (scope->kind != KSCOPE_GLOBAL && scope->kind != KSCOPE_SEGMENT && scope->kind != KSCOPE_CHANNEL)
+		return false;
+	switch (p->type)
+	{
+		case KPOL_FREQUENCY_CAP:
+		case KPOL_CUSTOMER_TOTAL_CAP:
+		case KPOL_CROSS_CHANNEL_CAP:
+		case KPOL_SEGMENT_EXCLUSION:
+		case KPOL_TIME_WINDOW:
+		case KPOL_METRIC_CONDITION:
+			return true;
+		case KPOL_OUTCOME_BASED:
+			return p->level == 2;
+		default:
+			return false;
+	}
+}
+
 /* Mandatory offers bypass a policy unless it is a frequency or cross-channel cap, or not bypassable. */
 static bool
 mandatory_bypasses(const KPolicy *p)
@@ -523,7 +553,18 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		scope = covering_scope(req, p, offer);
 		if (scope == NULL)
 			continue;
-		why = policy_blocks(req, cand, p, scope);
+		if (candidate_independent(p, scope))
+		{
+			/* the same for every candidate this scope covers: evaluate once per request */
+			if (req->policy_memo[i] == 0)
+			{
+				req->policy_memo_why[i] = policy_blocks(req, cand, p, scope);
+				req->policy_memo[i] = req->policy_memo_why[i] ? 2 : 1;
+			}
+			why = req->policy_memo_why[i];
+		}
+		else
+			why = policy_blocks(req, cand, p, scope);
 		if (why != NULL)
 		{
 			cand->dropped_stage = "contact_policy";

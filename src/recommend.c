@@ -226,7 +226,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 			nulls[9] = true;
 		else
 			values[9] = CStringGetTextDatum(d->interaction_id);
-		values[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(d->explanation, JSON_SORT_KEYS | JSON_REAL_PRECISION(15))));
+		values[10] = JsonbPGetDatum(kj_to_jsonb(d->explanation));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (args.debug)
@@ -252,7 +252,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 			}
 			values[8] = CStringGetTextDatum(res->recommendation_id);
 			nulls[8] = false;
-			values[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(e, JSON_SORT_KEYS | JSON_REAL_PRECISION(15))));
+			values[10] = JsonbPGetDatum(kj_to_jsonb(e));
 			nulls[10] = false;
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
@@ -387,10 +387,9 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 													"dropped", dropped, "policySnapshot",
 													res->req->cfg->policy_hash));
 	}
-	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(out, JSON_SORT_KEYS | JSON_REAL_PRECISION(15))));
+	/* the result is built in the caller's context, to outlive the call context */
 	MemoryContextSwitchTo(old);
-	/* the jsonb result was built in the call context: copy it out before deleting that */
-	result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+	result = JsonbPGetDatum(kj_to_jsonb(out));
 	MemoryContextDelete(callcxt);
 	PG_RETURN_DATUM(result);
 }

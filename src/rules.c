@@ -239,6 +239,37 @@ any_scope(const KRequest *req, int n, const KScope *scopes, const KOffer *offer)
 	return false;
 }
 
+/*
+ * For each offer, whether a rule's or policy's scopes cover it whatever the
+ * request (1), can never cover it (0), or depend on the request's channel or
+ * the customer's segments (-1).  Computed once per compiled configuration so
+ * the candidate loop skips scope matching for the common cases.
+ */
+int8 *
+kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes)
+{
+	int8	   *a = palloc(sizeof(int8) * Max(cfg->noffers, 1));
+	KRequest	req;
+
+	memset(&req, 0, sizeof(req));
+	req.cfg = cfg;
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		a[o] = 0;
+		for (int i = 0; i < nscopes; i++)
+		{
+			if (scopes[i].kind == KSCOPE_SEGMENT || scopes[i].kind == KSCOPE_CHANNEL)
+				a[o] = -1;
+			else if (kaireon_scope_matches(&req, &scopes[i], &cfg->offers[o]))
+			{
+				a[o] = 1;
+				break;
+			}
+		}
+	}
+	return a;
+}
+
 /* An offer attribute: a column of the offer row, else a key of its custom_fields. */
 static json_t *
 offer_attribute(const KOffer *offer, const char *path)
@@ -260,7 +291,9 @@ adaptation(const KRequest *req, const char *scope, const char *id, int64 *pos, i
 	json_t	   *v;
 
 	snprintf(key, sizeof(key), "%s|%s", scope, id ? id : "");
-	v = req->adaptation ? json_object_get(req->adaptation, key) : NULL;
+	if (req->adaptation == NULL)
+		((KRequest *) req)->adaptation = kaireon_tenant_adaptation(req->cfg);
+	v = json_object_get(req->adaptation, key);
 	*pos = v ? (int64) json_number_value(json_array_get(v, 0)) : 0;
 	*neg = v ? (int64) json_number_value(json_array_get(v, 1)) : 0;
 }
@@ -427,7 +460,8 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 				return false;
 			}
 		case KRULE_OFFER_ATTRIBUTE:
-			if (cond_passes(&rule->cond, offer_attribute(offer, rule->cond.path)))
+			if (rule->offer_holds != NULL ? rule->offer_holds[cand->offer] :
+				cond_passes(&rule->cond, offer_attribute(offer, rule->cond.path)))
 				return true;
 			*why = psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 			return false;
@@ -477,6 +511,23 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 	return true;
 }
 
+/* Does a rule's outcome depend only on the customer (not on the candidate)? */
+static bool
+customer_only(const KRule *rule)
+{
+	return rule->type == KRULE_SEGMENT_REQUIRED || rule->type == KRULE_ATTRIBUTE_CONDITION ||
+		rule->type == KRULE_METRIC_CONDITION;
+}
+
+/* Precompute an offer_attribute rule for every offer (called once per compiled configuration). */
+void
+kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule)
+{
+	rule->offer_holds = palloc(sizeof(bool) * Max(cfg->noffers, 1));
+	for (int o = 0; o < cfg->noffers; o++)
+		rule->offer_holds[o] = cond_passes(&rule->cond, offer_attribute(&cfg->offers[o], rule->cond.path));
+}
+
 /*
  * Run the qualification rules over a candidate, stage by stage (eligibility,
  * fit, match) and by priority within a stage.  A failing eligibility or fit
@@ -493,20 +544,33 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 		return;
 	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
 	{
-		for (int i = 0; i < req->cfg->nrules; i++)
+		for (int k = 0; k < req->cfg->nstage_rules[stage]; k++)
 		{
+			int			i = req->cfg->stage_rules[stage][k];
 			const KRule *rule = &req->cfg->rules[i];
 			char	   *why = NULL;
+			bool		holds;
 
-			if ((int) rule->stage != stage || !any_scope(req, rule->nscopes, rule->scopes, offer))
+			if (rule->applies[cand->offer] == 0 ||
+				(rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer)))
 				continue;
-			if (rule_holds(req, cand, rule, &why))
+			if (customer_only(rule))
+			{
+				/* the same for every candidate: evaluate once per request */
+				if (req->rule_memo[i] == 0)
+					req->rule_memo[i] = rule_holds(req, cand, rule, &req->rule_memo_why[i]) ? 1 : 2;
+				holds = req->rule_memo[i] == 1;
+				why = req->rule_memo_why[i];
+			}
+			else
+				holds = rule_holds(req, cand, rule, &why);
+			if (holds)
 			{
 				if (stage == KSTAGE_MATCH)
 				{
-					if (cand->passed_match == NULL)
-						cand->passed_match = json_array();
-					json_array_append_new(cand->passed_match, json_string(rule->name));
+					if (cand->passed == NULL)
+						cand->passed = palloc(sizeof(int) * req->cfg->nstage_rules[KSTAGE_MATCH]);
+					cand->passed[cand->npassed++] = i;
 				}
 				continue;
 			}

@@ -75,6 +75,99 @@ kj_from_jsonb(Jsonb *jb, const char *what)
 	return kj_parse(text, strlen(text), what);
 }
 
+/* Push one jansson value onto a jsonb parse state (recursive). */
+static JsonbValue *
+push_value(JsonbParseState **state, const json_t *value, JsonbIteratorToken token)
+{
+	JsonbValue	v;
+
+	switch (json_typeof(value))
+	{
+		case JSON_OBJECT:
+			{
+				const char *key;
+				json_t	   *member;
+				JsonbValue *res;
+
+				pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+				json_object_foreach((json_t *) value, key, member)
+				{
+					JsonbValue	k;
+
+					k.type = jbvString;
+					k.val.string.val = (char *) key;
+					k.val.string.len = strlen(key);
+					pushJsonbValue(state, WJB_KEY, &k);
+					push_value(state, member, WJB_VALUE);
+				}
+				res = pushJsonbValue(state, WJB_END_OBJECT, NULL);
+				return res;
+			}
+		case JSON_ARRAY:
+			{
+				size_t		i;
+				json_t	   *e;
+
+				pushJsonbValue(state, WJB_BEGIN_ARRAY, NULL);
+				json_array_foreach((json_t *) value, i, e)
+					push_value(state, e, WJB_ELEM);
+				return pushJsonbValue(state, WJB_END_ARRAY, NULL);
+			}
+		case JSON_STRING:
+			v.type = jbvString;
+			v.val.string.val = (char *) json_string_value(value);
+			v.val.string.len = json_string_length(value);
+			break;
+		case JSON_INTEGER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric,
+																Int64GetDatum(json_integer_value(value))));
+			break;
+		case JSON_REAL:
+			{
+				char		buf[64];
+
+				/* 15 significant digits, as kj_dump's JSON_REAL_PRECISION(15) prints them */
+				snprintf(buf, sizeof(buf), "%.15g", json_real_value(value));
+				v.type = jbvNumeric;
+				v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
+																	ObjectIdGetDatum(InvalidOid),
+																	Int32GetDatum(-1)));
+			}
+			break;
+		case JSON_TRUE:
+		case JSON_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = json_is_true(value);
+			break;
+		case JSON_NULL:
+			v.type = jbvNull;
+			break;
+	}
+	if (*state == NULL)
+	{
+		/* a scalar at the top level is a one-element raw-scalar array in jsonb */
+		JsonbValue	arr;
+
+		arr.type = jbvArray;
+		arr.val.array.rawScalar = true;
+		arr.val.array.nElems = 1;
+		pushJsonbValue(state, WJB_BEGIN_ARRAY, &arr);
+		pushJsonbValue(state, WJB_ELEM, &v);
+		return pushJsonbValue(state, WJB_END_ARRAY, NULL);
+	}
+	return pushJsonbValue(state, token, &v);
+}
+
+/* A jsonb value built straight from a jansson tree (no text round trip). */
+Jsonb *
+kj_to_jsonb(const json_t *value)
+{
+	JsonbParseState *state = NULL;
+
+	return JsonbValueToJsonb(push_value(&state, value, WJB_ELEM));
+}
+
 /* Print a jansson tree; the result is palloc'd in the current context. */
 char *
 kj_dump(const json_t *value, size_t flags)

@@ -4,6 +4,8 @@
  */
 #include "postgres.h"
 
+#include "nodes/parsenodes.h"
+
 #include "util/spi.h"
 
 /* SPI_execute, keeping CurrentMemoryContext. */
@@ -40,12 +42,18 @@ kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_o
 	return rc;
 }
 
-/* Prepare a plan and keep it for the life of the backend (or until SPI_freeplan). */
+/*
+ * Prepare a plan and keep it for the life of the backend (or until
+ * SPI_freeplan).  The plan is generic (planned once, with parameters):
+ * kaireon's kept queries are simple index lookups whose best plan does not
+ * depend on the values, and re-planning per call would cost more than the
+ * query (partitioned tables are pruned at executor start).
+ */
 SPIPlanPtr
 kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 	MemoryContextSwitchTo(cxt);
 	if (plan == NULL)

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# test/bench/run.sh [S|L] [seconds]: the recommend benchmark (spec section 13).
+#
+# Builds and installs kaireon privately, starts a server (durable commits: fsync and
+# synchronous_commit on), loads the benchmark tenant at scale S (default) or L, then runs with
+# pgbench, against that one server in one invocation, SELECT 1, a one-row INSERT, recommend
+# dry-run, recommend recording and respond, each with 1 and 2 clients for the given seconds
+# (default 20), and prints TPS, p50 and p99 latency of each, and the ratios to the baselines.
+# As root, the server and pgbench run as the OS user "postgres". See docs/performance.md.
+set -euo pipefail
+scale=${1:-S}
+secs=${2:-20}
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$src/test/scripts/lib.sh"
+
+case $scale in
+    S) offers=100 rules=20 policies=8 customers=100000 interactions=1000000 ;;
+    L) offers=1000 rules=100 policies=12 customers=1000000 interactions=10000000 ;;
+    *) kaireon_die "scale must be S or L, not $scale" ;;
+esac
+
+if [ "${3:-}" != "--in-workdir" ]; then
+    kaireon_ensure_deps
+    tmp=${TMPDIR:-/tmp}
+    [ "$(id -u)" = 0 ] && tmp=/tmp
+    work=$(mktemp -d "$tmp/kaireon-bench.XXXXXX")
+    chmod 755 "$work"
+    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon "$src/" "$work/src/"
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres: "$work"
+        exec runuser -u postgres -- bash "$work/src/test/bench/run.sh" "$scale" "$secs" --in-workdir "$work"
+    fi
+    exec bash "$work/src/test/bench/run.sh" "$scale" "$secs" --in-workdir "$work"
+fi
+
+work=$4
+bindir=""
+trap '[ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"; rm -rf "$work"' EXIT
+bindir=$(kaireon_build_install "$work/src" "$work/install")
+port=54331
+kaireon_start_cluster "$bindir" "$work/data" "$work" "$port" \
+    "shared_preload_libraries = 'kaireon'" "fsync = on" "synchronous_commit = on" \
+    "shared_buffers = '1GB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
+export PGHOST=$work PGPORT=$port PGUSER=postgres PGDATABASE=postgres
+psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
+"${psql[@]}" -c 'CREATE EXTENSION kaireon'
+kaireon_log "loading scale $scale ($offers offers, $rules rules, $policies policies, $customers customers, $interactions interactions)"
+load_start=$(date +%s)
+"${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
+    -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql"
+kaireon_log "loaded in $(( $(date +%s) - load_start )) s"
+
+# One pgbench run: prints "tps p50_ms p99_ms" (TPS without connection time; latencies from
+# the per-transaction log).
+bench() {
+    local script=$1 clients=$2 t=$3
+    local dir
+    dir=$(mktemp -d "$work/run.XXXXXX")
+    (cd "$dir" && "$bindir/pgbench" -n -T "$t" -c "$clients" -j "$clients" -l --log-prefix=lat \
+        -D customers=$customers -D offers=$offers -f "$work/src/test/bench/scripts/$script" > out.txt 2>&1) \
+        || { cat "$dir/out.txt" >&2; kaireon_die "pgbench failed on $script"; }
+    local tps
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$dir/out.txt")
+    cat "$dir"/lat.* | awk '{print $3}' | sort -n | awk -v tps="$tps" '
+        { v[NR] = $1 }
+        END { p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1];
+              printf "%s %.3f %.3f\n", tps, p50 / 1000.0, p99 / 1000.0 }'
+    rm -rf "$dir"
+}
+
+workloads="select1 insert recommend_dry recommend_record respond"
+kaireon_log "warming up"
+for w in $workloads; do bench "$w.sql" 1 3 >/dev/null; done
+
+declare -A result
+for c in 1 2; do
+    for w in $workloads; do
+        kaireon_log "running $w with $c client(s) for $secs s"
+        result[$w.$c]=$(bench "$w.sql" "$c" "$secs")
+    done
+done
+
+echo
+echo "kaireon benchmark, scale $scale, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+printf '%-18s %7s %10s %9s %9s\n' workload clients tps p50_ms p99_ms
+for c in 1 2; do
+    for w in $workloads; do
+        read -r tps p50 p99 <<< "${result[$w.$c]}"
+        printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w" "$c" "$tps" "$p50" "$p99"
+    done
+done
+echo
+for c in 1 2; do
+    read -r s1 _ _ <<< "${result[select1.$c]}"
+    read -r ins _ _ <<< "${result[insert.$c]}"
+    read -r dry _ _ <<< "${result[recommend_dry.$c]}"
+    read -r rec _ _ <<< "${result[recommend_record.$c]}"
+    read -r rsp _ _ <<< "${result[respond.$c]}"
+    awk -v c="$c" -v s1="$s1" -v ins="$ins" -v dry="$dry" -v rec="$rec" -v rsp="$rsp" 'BEGIN {
+        printf "clients=%s  recommend dry-run / SELECT 1 = %.1f%%   recommend recording / INSERT = %.1f%%   respond / INSERT = %.1f%%\n",
+               c, 100 * dry / s1, 100 * rec / ins, 100 * rsp / ins }'
+done

@@ -82,9 +82,18 @@ ORDER BY 1 DESC, 2;
 \echo Customers (kaireon_t_acme.ds_customers) and the segment "affluent":
 SELECT c.*, kaireon.is_segment_member('acme', 'affluent', c.customer_id) AS affluent
   FROM kaireon_t_acme.ds_customers c ORDER BY customer_id;
+\echo Recommendations for cust-42 on the web hero placement (recorded):
+SELECT rank, offer_id, offer_name, creative_id, round(score::numeric, 4) AS score,
+       explanation -> 'factors' AS factors
+  FROM kaireon.recommend('acme', 'cust-42', 'web', 'hero', context => '{"device": "mobile"}', max_offers => 3);
+\echo The same for cust-7 (17, no income) with the reason each candidate was dropped (dry run, debug):
+SELECT rank, offer_id, coalesce(explanation ->> 'reason', 'selected') AS outcome
+  FROM kaireon.recommend('acme', 'cust-7', 'web', 'hero', options => '{"dry_run": true, "debug": true}');
+\echo cust-42 clicks the first recommendation:
+SELECT kaireon.respond('acme', 'cust-42', 'click', offer_id => 'gold-card') ->> 'classification' AS recorded;
 \echo Interaction history by partition:
 SELECT tableoid::regclass AS partition, interaction_type, outcome_type_key, offer_id, customer_id
-  FROM kaireon.interaction_history WHERE tenant_id = 'acme' ORDER BY occurred_at;
+  FROM kaireon.interaction_history WHERE tenant_id = 'acme' ORDER BY occurred_at, interaction_type;
 SQL
 
 cat <<EOF

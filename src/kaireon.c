@@ -25,6 +25,9 @@ _PG_init(void)
 	kaireon_json_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
+	kaireon_jobs_init();
+	kaireon_worker_init();
+	kaireon_session_reserve_prefix();	/* last: after every module's settings */
 }
 
 /* kaireon.version(): the version of the loaded C module. */

@@ -14,6 +14,9 @@
 extern void kaireon_session_init(void);
 extern void kaireon_json_init(void);
 extern void kaireon_config_cache_init(void);
+extern void kaireon_jobs_init(void);
+extern void kaireon_worker_init(void);
+extern void kaireon_session_reserve_prefix(void);
 
 /* session.c: the tenant a session acts for */
 extern const char *kaireon_current_tenant(void);

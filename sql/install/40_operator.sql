@@ -166,9 +166,16 @@ COMMENT ON TABLE kaireon.platform_settings IS
 -- Eventing and delivery
 -------------------------------------------------------------------------------
 
+-- The order events were written in: the publisher sends them in seq order.
+CREATE SEQUENCE kaireon.outbox_event_seq;
+COMMENT ON SEQUENCE kaireon.outbox_event_seq IS
+    'Source of outbox_events.seq, the order in which events are published.';
+SELECT pg_catalog.pg_extension_config_dump('kaireon.outbox_event_seq', '');
+
 CREATE TABLE kaireon.outbox_events (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    seq                     bigint NOT NULL DEFAULT nextval('kaireon.outbox_event_seq'),
     topic                   text NOT NULL,
     payload                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
     status                  text NOT NULL DEFAULT 'pending'
@@ -183,9 +190,11 @@ CREATE TABLE kaireon.outbox_events (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX outbox_events_status_next_attempt_at_idx ON kaireon.outbox_events (status, next_attempt_at);
+-- the publisher's queue: events still to send, in order
+CREATE INDEX outbox_events_due_idx ON kaireon.outbox_events (seq) WHERE status IN ('pending', 'failed');
 CREATE INDEX outbox_events_tenant_id_status_idx ON kaireon.outbox_events (tenant_id, status);
 COMMENT ON TABLE kaireon.outbox_events IS
-    'OutboxEvent: transactional outbox. Events written in the business transaction are published by a relay; failed ones are retried at next_attempt_at up to max_retries, then marked dead.';
+    'OutboxEvent: transactional outbox. Events written in the business transaction are published in seq order by kaireon.publish_outbox (NOTIFY kaireon_events, and the topic''s handler in outbox_handlers); failed ones are retried at next_attempt_at with exponential backoff up to max_retries, then marked dead and copied to dead_letter_events (docs/workers.md).';
 
 CREATE TABLE kaireon.dead_letter_events (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

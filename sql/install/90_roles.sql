@@ -18,7 +18,8 @@ AS $fn$
         'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
         'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz)',
         'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
-        'kaireon.publish_decision_flow(text,text,text)']) AS f
+        'kaireon.publish_decision_flow(text,text,text)',
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS

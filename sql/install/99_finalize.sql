@@ -38,6 +38,8 @@ BEGIN
                     WHEN 'outcome_types' THEN 'WHERE NOT is_system'
                     -- configuration versions are renewed by the triggers as the rows come back
                     WHEN 'config_versions' THEN 'WHERE false'
+                    -- the run history belongs to the server that ran the jobs
+                    WHEN 'maintenance_runs' THEN 'WHERE false'
                     ELSE '' END);
         END IF;
     END LOOP;

@@ -1,0 +1,181 @@
+-- kaireon install script, part 83: data subject requests (docs/retention.md, "Data subject
+-- requests"). kaireon.dsar_export returns every row of one subject (a customer of a tenant)
+-- as one jsonb document; kaireon.dsar_delete erases them, except the data classes under a
+-- legal hold. Both are recorded in kaireon.dsar_requests. The tables are found from the
+-- catalog, so a table added later with a customer_id column is covered without a change here.
+-- Audit rows are not touched: the audit chain records configuration changes, which carry no
+-- customer data, so it still verifies after an erasure.
+
+-- Where one tenant's subject rows are: a label, the relation, the predicate (with $1 the
+-- subject id, $2 the ids of the subject's interactions) and the retention data class whose
+-- legal hold keeps them.
+CREATE FUNCTION kaireon._dsar_targets(p_tenant text)
+    RETURNS TABLE (label text, relation text, predicate text, data_class text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- kaireon tables with a customer_id column (partitioned tables as a whole)
+    SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.customer_id = $1',
+           CASE c.relname WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
+                          WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
+                          WHEN 'interaction_summaries' THEN 'summaries' WHEN 'metric_values' THEN 'metrics'
+                          WHEN 'suppressions' THEN 'suppressions' END
+      FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+    UNION ALL
+    -- kaireon tables that point at the subject's interactions (idempotency keys, deliveries);
+    -- policy_snapshots only names the first interaction decided under a policy version
+    SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.interaction_id = ANY ($2)',
+           CASE c.relname WHEN 'respond_idempotency' THEN 'interactions' END
+      FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname <> 'policy_snapshots'
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'interaction_id' AND NOT a.attisdropped)
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
+    UNION ALL
+    SELECT * FROM (VALUES
+        ('consent_records', 'kaireon.consent_records', 'x.subject_id = $1', NULL),
+        ('identity_links', 'kaireon.identity_links',
+         '(x.canonical_id = $1 OR (x.identifier_type = ''customer_id'' AND x.identifier_value = $1))', NULL),
+        ('outbox_events', 'kaireon.outbox_events', 'x.payload ->> ''customerId'' = $1', 'outbox'),
+        ('dead_letter_events', 'kaireon.dead_letter_events', 'x.payload ->> ''customerId'' = $1', 'outbox')
+    ) AS v (label, relation, predicate, data_class)
+    UNION ALL
+    -- the tenant's published customer data tables, by their primary key
+    SELECT format('%s.%s', s.schema_name, d.table_name), format('%I.%I', s.schema_name, d.table_name),
+           format('x.%I::text = $1', f.name), NULL
+      FROM kaireon.data_schemas d
+      JOIN kaireon.tenants t ON t.id = d.tenant_id
+      JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
+      JOIN kaireon.schema_fields f ON f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key
+     WHERE d.tenant_id = p_tenant AND d.entity_type = 'customer' AND d.status = 'published'
+       AND to_regclass(format('%I.%I', s.schema_name, d.table_name)) IS NOT NULL
+     ORDER BY 1
+$fn$;
+COMMENT ON FUNCTION kaireon._dsar_targets(text) IS
+    'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and the tenant''s published customer data tables; with the retention data class whose legal hold keeps them.';
+
+-- The checks both requests start with; returns the ids of the subject's interactions.
+CREATE FUNCTION kaireon._dsar_start(p_tenant text, p_subject text, p_subject_type text) RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF p_tenant IS NULL OR p_subject IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and subject_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the customer id of the data subject.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    IF p_subject_type IS DISTINCT FROM 'customer' THEN
+        RAISE EXCEPTION 'subject_type "%" is not supported', coalesce(p_subject_type, 'null')
+            USING ERRCODE = '22023', HINT = 'Data subject requests are about customers (subject_type => ''customer'').';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.tenants t WHERE t.id = p_tenant) THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
+            USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants.';
+    END IF;
+    RETURN ARRAY(SELECT h.id FROM kaireon.interaction_history h
+                  WHERE h.tenant_id = p_tenant AND h.customer_id = p_subject);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._dsar_start(text, text, text) IS
+    'Internal: checks a data subject request (arguments, tenant access, subject type, tenant) and returns the ids of the subject''s interactions.';
+
+CREATE FUNCTION kaireon.dsar_export(tenant_id text, subject_id text, requested_by text DEFAULT NULL,
+                                    reason text DEFAULT NULL, subject_type text DEFAULT 'customer')
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p_tenant    text := dsar_export.tenant_id;
+    v_ids       text[];
+    v_request   text;
+    t           record;
+    v_rows      jsonb;
+    v_n         bigint;
+    v_data      jsonb := '{}';
+    v_counts    jsonb := '{}';
+BEGIN
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    v_ids := kaireon._dsar_start(p_tenant, subject_id, subject_type);
+    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
+    VALUES (p_tenant, 'export', subject_id, subject_type, 'processing',
+            coalesce(requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), reason)
+    RETURNING id INTO v_request;
+    FOR t IN SELECT * FROM kaireon._dsar_targets(p_tenant) LOOP
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY to_jsonb(x)::text), ''[]''), count(*) '
+                       '  FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
+            INTO v_rows, v_n USING subject_id, v_ids, p_tenant;
+        IF v_n > 0 THEN
+            v_data := v_data || jsonb_build_object(t.label, v_rows);
+            v_counts := v_counts || jsonb_build_object(t.label, v_n);
+        END IF;
+    END LOOP;
+    UPDATE kaireon.dsar_requests r
+       SET status = 'completed', completed_at = now(),
+           result = jsonb_build_object('tables', v_counts,
+                                       'rows', (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_counts)))
+     WHERE r.tenant_id = p_tenant AND r.id = v_request;
+    RETURN jsonb_build_object('requestId', v_request, 'tenantId', p_tenant, 'subjectId', subject_id,
+                              'subjectType', subject_type, 'exportedAt', now(), 'data', v_data);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.dsar_export(text, text, text, text, text) IS
+    'Data subject access / portability: every row of one customer of a tenant (kaireon._dsar_targets: interactions, impressions, traces, summaries, metric values, scores, suppressions, consent, identity links, assignments, journeys, outbox events, the customer data tables, ...) as one document {requestId, tenantId, subjectId, subjectType, exportedAt, data: {table: [rows]}}; recorded in dsar_requests with the row counts.';
+
+CREATE FUNCTION kaireon.dsar_delete(tenant_id text, subject_id text, requested_by text DEFAULT NULL,
+                                    reason text DEFAULT NULL, subject_type text DEFAULT 'customer')
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    p_tenant    text := dsar_delete.tenant_id;
+    v_ids       text[];
+    v_request   text;
+    v_held      text[];
+    t           record;
+    v_n         bigint;
+    v_deleted   jsonb := '{}';
+    v_kept      jsonb := '{}';
+    v_result    jsonb;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    v_ids := kaireon._dsar_start(p_tenant, subject_id, subject_type);
+    v_held := ARRAY(SELECT p.data_class FROM kaireon.retention_policies() p
+                     WHERE p.tenant_id = p_tenant AND p.legal_hold ORDER BY 1);
+    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
+    VALUES (p_tenant, 'delete', subject_id, subject_type, 'processing',
+            coalesce(requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), reason)
+    RETURNING id INTO v_request;
+    FOR t IN SELECT * FROM kaireon._dsar_targets(p_tenant) LOOP
+        IF t.data_class = ANY (v_held) THEN
+            EXECUTE format('SELECT count(*) FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
+                INTO v_n USING subject_id, v_ids, p_tenant;
+            IF v_n > 0 THEN
+                v_kept := v_kept || jsonb_build_object(t.label, v_n);
+            END IF;
+        ELSE
+            EXECUTE format('DELETE FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
+                USING subject_id, v_ids, p_tenant;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            IF v_n > 0 THEN
+                v_deleted := v_deleted || jsonb_build_object(t.label, v_n);
+            END IF;
+        END IF;
+    END LOOP;
+    v_result := jsonb_build_object('deleted', v_deleted, 'keptUnderLegalHold', v_kept, 'legalHold', to_jsonb(v_held),
+                                   'rows', (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_deleted)));
+    UPDATE kaireon.dsar_requests r
+       SET status = 'completed', completed_at = now(), result = v_result
+     WHERE r.tenant_id = p_tenant AND r.id = v_request;
+    RETURN v_result || jsonb_build_object('requestId', v_request);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.dsar_delete(text, text, text, text, text) IS
+    'Data subject erasure: deletes every row of one customer of a tenant that kaireon.dsar_export would return, except those of data classes under a legal hold for the tenant (reported as keptUnderLegalHold); audit rows are not touched (they hold no customer data), so the audit chain still verifies. Recorded in dsar_requests; returns {deleted: {table: rows}, keptUnderLegalHold, legalHold, rows, requestId}.';

@@ -228,8 +228,15 @@ SET kaireon.no_such_setting = 'x';
 
 -- clean up
 SET client_min_messages = warning;
-SELECT format('DROP TABLE kaireon.%I', relname) FROM pg_class
- WHERE relnamespace = 'kaireon'::regnamespace AND relname ~ '^interaction_history_p\d{4}_\d{2}$' \gexec
+-- (a DO block, not \gexec: the names depend on today's date and would be echoed)
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT relname FROM pg_class WHERE relnamespace = 'kaireon'::regnamespace
+                AND relname ~ '^interaction_history_p\d{4}_\d{2}$' LOOP
+        EXECUTE format('DROP TABLE kaireon.%I', r.relname);
+    END LOOP;
+END $$;
 DROP FUNCTION public.leak_attempts();
 DROP TABLE public.own_rows;
 DROP VIEW public.tenant_tables;

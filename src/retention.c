@@ -952,7 +952,12 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 		/* traces first: a snapshot goes once no remaining trace refers to it */
 		walk_delete(&run, RC_DECISIONS, "kaireon.decision_traces", "decision_traces", "created_at",
 					targets(&run, RC_DECISIONS, -1, NIL, NULL));
+		/* (a dry run removed no trace: it counts against the traces that would stay) */
 		index_delete(&run, RC_DECISIONS, "kaireon.policy_snapshots", "policy_snapshots", "created_at",
+					 dry_run ?
+					 "%1$s.created_at < %2$s.cutoff AND NOT EXISTS (SELECT 1 FROM kaireon.decision_traces dt "
+					 "  WHERE dt.tenant_id = %1$s.tenant_id AND dt.policy_version_hash = %1$s.policy_version_hash "
+					 "    AND dt.created_at >= %2$s.cutoff)" :
 					 "%1$s.created_at < %2$s.cutoff AND NOT EXISTS (SELECT 1 FROM kaireon.decision_traces dt "
 					 "  WHERE dt.tenant_id = %1$s.tenant_id AND dt.policy_version_hash = %1$s.policy_version_hash)",
 					 targets(&run, RC_DECISIONS, -1, NIL, NULL));

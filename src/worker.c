@@ -313,12 +313,27 @@ sync_databases(void)
 	}
 }
 
+/*
+ * SIGUSR1 of the launcher: the postmaster tells it a worker started or
+ * stopped (bgw_notify_pid).  A background worker without a database
+ * connection ignores SIGUSR1 by default, so the launcher sets its latch here.
+ */
+static void
+launcher_sigusr1(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
 /* The launcher's main loop. */
 void
 kaireon_launcher_main(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGUSR1, launcher_sigusr1);
 	BackgroundWorkerUnblockSignals();
 	ereport(LOG, (errmsg("kaireon launcher started (databases: \"%s\")", kaireon_databases)));
 	sync_databases();

@@ -25,8 +25,8 @@ CREATE FUNCTION kaireon._check_outbox_handler() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    IF (SELECT p.proargtypes::oid[] FROM pg_proc p WHERE p.oid = NEW.handler)
-       IS DISTINCT FROM ARRAY['text'::regtype, 'text'::regtype, 'text'::regtype, 'jsonb'::regtype]::oid[]
+    IF (SELECT array_agg(a.t::regtype::text ORDER BY a.n) FROM pg_proc p, unnest(p.proargtypes) WITH ORDINALITY AS a (t, n)
+         WHERE p.oid = NEW.handler) IS DISTINCT FROM ARRAY['text', 'text', 'text', 'jsonb']
        OR (SELECT p.prokind FROM pg_proc p WHERE p.oid = NEW.handler) <> 'f' THEN
         RAISE EXCEPTION 'outbox handler % of topic "%" must be a function taking (text, text, text, jsonb)',
                         NEW.handler, NEW.topic
@@ -93,8 +93,7 @@ BEGIN
                     USING ev.tenant_id, ev.id, ev.topic, ev.payload;
             END IF;
             PERFORM pg_notify('kaireon_events',
-                              json_build_object('id', ev.id, 'tenantId', ev.tenant_id, 'topic', ev.topic,
-                                                'seq', ev.seq)::text);
+                              jsonb_build_object('id', ev.id, 'tenantId', ev.tenant_id, 'topic', ev.topic)::text);
             UPDATE kaireon.outbox_events
                SET status = 'published', published_at = now(), last_error = NULL
              WHERE tenant_id = ev.tenant_id AND id = ev.id;
@@ -120,7 +119,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.publish_outbox(integer) IS
-    'Publishes up to max_events due outbox events in seq order (FOR UPDATE SKIP LOCKED, so publishers never wait for each other): calls the topic''s handler (kaireon.outbox_handlers), then NOTIFY kaireon_events with {"id", "tenantId", "topic", "seq"} (delivered at commit), and marks the event published. A failed delivery is retried after kaireon._outbox_backoff(n); after max_retries retries the event is dead and copied to dead_letter_events. Returns how many events it handled. The maintenance worker calls it on kaireon.outbox_schedule.';
+    'Publishes up to max_events due outbox events in seq order (FOR UPDATE SKIP LOCKED, so publishers never wait for each other): calls the topic''s handler (kaireon.outbox_handlers), then NOTIFY kaireon_events with {"id", "tenantId", "topic"} (delivered at commit), and marks the event published. A failed delivery is retried after kaireon._outbox_backoff(n); after max_retries retries the event is dead and copied to dead_letter_events. Returns how many events it handled. The maintenance worker calls it on kaireon.outbox_schedule.';
 
 CREATE FUNCTION kaireon.replay_dead_letter(tenant_id text, dead_letter_id text) RETURNS text
     LANGUAGE plpgsql

@@ -143,8 +143,8 @@ CREATE TRIGGER check_definition BEFORE INSERT OR UPDATE OF source_field, group_b
     ON kaireon.metric_definitions FOR EACH ROW EXECUTE FUNCTION kaireon._check_metric_definition();
 
 -- The time before which every interaction_history row that will ever be visible already is:
--- the start of the oldest open transaction (a row's created_at is its transaction's start),
--- or now. Runs as the extension owner so it sees every session's transaction start. Read it
+-- the start of the oldest open transaction of this database (a row's created_at is its
+-- transaction's start; autovacuum writes no rows), or now. Runs as the extension owner so it sees every session's transaction start. Read it
 -- in an earlier statement than the history (READ COMMITTED), so the history's snapshot is
 -- taken after it.
 CREATE FUNCTION kaireon._summary_horizon() RETURNS timestamptz
@@ -152,7 +152,9 @@ CREATE FUNCTION kaireon._summary_horizon() RETURNS timestamptz
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT least(now(), (SELECT min(a.xact_start) FROM pg_stat_activity a WHERE a.xact_start IS NOT NULL))
+    SELECT least(now(), (SELECT min(a.xact_start) FROM pg_stat_activity a
+                          WHERE a.xact_start IS NOT NULL AND a.datname = current_database()
+                            AND a.backend_type <> 'autovacuum worker'))
 $fn$;
 COMMENT ON FUNCTION kaireon._summary_horizon() IS
     'Internal: the start of the oldest open transaction of the server (or now()): interaction_history rows created before it are all committed or gone, so rollups may count up to it.';
@@ -269,10 +271,11 @@ COMMENT ON FUNCTION kaireon._rollup_rolling(kaireon.summary_definitions, date) I
     'Internal: recomputes the rolling-window rows (7d, 30d, 90d; period_key = the last day) of a summary definition from its day rows, when the day they end on changes.';
 
 CREATE FUNCTION kaireon.rollup_summaries(tenant_id text DEFAULT NULL, max_span interval DEFAULT '1 day')
-    RETURNS TABLE (tenant_id text, definition_key text, rows_read bigint, watermark timestamptz, caught_up boolean)
+    RETURNS TABLE (tenant text, definition_key text, rows_read bigint, watermark timestamptz, caught_up boolean)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_column
 DECLARE
     d           kaireon.summary_definitions;
     st          kaireon.summary_state;
@@ -306,8 +309,10 @@ BEGIN
          WHERE x.tenant_id = d.tenant_id AND x.definition_id = d.id FOR UPDATE;
         v_lo := st.watermark;
         IF v_lo IS NULL THEN
+            -- from the oldest row, or the horizon if earlier: rows of transactions still open
+            -- (created at or after it) are not visible yet
             SELECT min(h.created_at) INTO v_lo FROM kaireon.interaction_history h WHERE h.tenant_id = d.tenant_id;
-            v_lo := coalesce(v_lo, v_horizon);
+            v_lo := least(coalesce(v_lo, v_horizon), v_horizon);
         END IF;
         v_hi := greatest(v_lo, least(v_lo + max_span, v_horizon));
         IF d.windows ?| ARRAY['7d', '30d', '90d'] AND st.rolling_as_of IS DISTINCT FROM v_as_of THEN
@@ -317,7 +322,7 @@ BEGIN
         UPDATE kaireon.summary_state x
            SET watermark = v_hi, rolling_as_of = v_as_of, rows_summarised = x.rows_summarised + rows_read
          WHERE x.tenant_id = d.tenant_id AND x.definition_id = d.id;
-        tenant_id := d.tenant_id;
+        tenant := d.tenant_id;
         definition_key := d.key;
         watermark := v_hi;
         caught_up := v_hi >= v_horizon;
@@ -378,10 +383,11 @@ COMMENT ON FUNCTION kaireon._metric_sql(kaireon.metric_definitions, text, date) 
     'Internal: the query (customer_id, dimension_key, value) a metric definition compiles to: its aggregate over the daily values of its source field in the window_days days up to as_of, grouped by customer and its group_by_dimensions, filtered by its filter_conditions, from the day rows of a summary definition.';
 
 CREATE FUNCTION kaireon.compute_metrics(tenant_id text DEFAULT NULL, force boolean DEFAULT false)
-    RETURNS TABLE (tenant_id text, metric_key text, customers bigint, status text)
+    RETURNS TABLE (tenant text, metric_key text, customers bigint, status text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_column
 DECLARE
     m           kaireon.metric_definitions;
     v_summary   text;
@@ -399,7 +405,7 @@ BEGIN
                 AND (force OR ms.computed_at IS NULL
                      OR ms.computed_at <= v_now - make_interval(mins => md.batch_interval_min))
               ORDER BY md.tenant_id, md.key LOOP
-        tenant_id := m.tenant_id;
+        tenant := m.tenant_id;
         metric_key := m.key;
         customers := 0;
         v_err := NULL;
@@ -449,10 +455,11 @@ COMMENT ON FUNCTION kaireon.compute_metrics(text, boolean) IS
     'Computes the active metric definitions that are due (last computed batch_interval_min ago or more; all with force): each compiles into one query over the day rows of the smallest summary definition holding the customer and the metric''s dimensions, and its metric_values are replaced. A definition that cannot be compiled (sql_filter, no matching summary definition) is reported and recorded in metric_state.error. Returns one row per metric computed.';
 
 CREATE FUNCTION kaireon.compute_engagement_health(tenant_id text DEFAULT NULL, as_of timestamptz DEFAULT now())
-    RETURNS TABLE (tenant_id text, customers bigint, removed bigint)
+    RETURNS TABLE (tenant text, customers bigint, removed bigint)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_column
 DECLARE
     t           text;
     v_now       timestamptz := clock_timestamp();
@@ -497,7 +504,7 @@ BEGIN
         SELECT count(*) INTO customers FROM up;
         DELETE FROM kaireon.customer_engagement_health e WHERE e.tenant_id = t AND e.computed_at < v_now;
         GET DIAGNOSTICS removed = ROW_COUNT;
-        compute_engagement_health.tenant_id := t;
+        tenant := t;
         RETURN NEXT;
     END LOOP;
 END
@@ -507,10 +514,11 @@ COMMENT ON FUNCTION kaireon.compute_engagement_health(text, timestamptz) IS
 
 CREATE FUNCTION kaireon.compute_customer_clv(tenant_id text DEFAULT NULL, as_of timestamptz DEFAULT now(),
                                              horizon_days integer DEFAULT 365)
-    RETURNS TABLE (tenant_id text, customers bigint, removed bigint)
+    RETURNS TABLE (tenant text, customers bigint, removed bigint)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+#variable_conflict use_column
 DECLARE
     t           text;
     v_now       timestamptz := clock_timestamp();
@@ -567,7 +575,7 @@ BEGIN
         SELECT count(*) INTO customers FROM up;
         DELETE FROM kaireon.customer_clv c WHERE c.tenant_id = t AND c.computed_at < v_now;
         GET DIAGNOSTICS removed = ROW_COUNT;
-        compute_customer_clv.tenant_id := t;
+        tenant := t;
         RETURN NEXT;
     END LOOP;
 END

@@ -50,7 +50,7 @@ BEGIN
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
-            EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
     END CASE;
     IF p_access <> 'admin' THEN
         -- who has which access, and which tenant owns which data schema, are not theirs to see

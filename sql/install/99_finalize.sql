@@ -46,9 +46,9 @@ BEGIN
 END
 $finalize$;
 
--- Functions are not callable by everyone: kaireon.grant_*_role grants each kind of role the
+-- Functions and procedures are not callable by everyone: kaireon.grant_*_role grants each kind of role the
 -- functions it needs. Row level security policies call kaireon.current_tenant_id() as the
 -- querying role, so that one (and version()) stay public. Trigger functions need no EXECUTE
 -- privilege to fire.
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA kaireon FROM PUBLIC;
+REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA kaireon FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon.current_tenant_id(), kaireon.version() TO PUBLIC;

@@ -6,9 +6,9 @@
  *	  maintenance jobs (jobs.c) of its database on the schedules set by the
  *	  kaireon.*_schedule settings.
  *
- * Life cycle.  The launcher is a static background worker without a
- * database connection (restarted by the postmaster 5 s after it dies, and at
- * once after a crash restart).  It registers the database workers as
+ * Life cycle.  The launcher is a static background worker connected to no
+ * database (shared catalogs only; restarted by the postmaster 5 s after it
+ * dies, and at once after a crash restart).  It registers the database workers as
  * dynamic background workers that the postmaster never restarts itself
  * (BGW_NEVER_RESTART) and with itself as the process to notify: when one
  * stops while its database is still listed, the launcher starts it again
@@ -200,7 +200,7 @@ kaireon_worker_init(void)
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;
 	memset(&w, 0, sizeof(w));
-	w.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	w.bgw_restart_time = 5;
 	snprintf(w.bgw_library_name, BGW_MAXLEN, "kaireon");
@@ -313,28 +313,19 @@ sync_databases(void)
 	}
 }
 
-/*
- * SIGUSR1 of the launcher: the postmaster tells it a worker started or
- * stopped (bgw_notify_pid).  A background worker without a database
- * connection ignores SIGUSR1 by default, so the launcher sets its latch here.
- */
-static void
-launcher_sigusr1(SIGNAL_ARGS)
-{
-	int			save_errno = errno;
-
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
-
 /* The launcher's main loop. */
 void
 kaireon_launcher_main(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	pqsignal(SIGUSR1, launcher_sigusr1);
 	BackgroundWorkerUnblockSignals();
+	/*
+	 * Connected to no database (shared catalogs only), like the logical
+	 * replication launcher: it shows in pg_stat_activity, and its SIGUSR1
+	 * handler sets the latch when a worker starts or stops (bgw_notify_pid).
+	 */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	ereport(LOG, (errmsg("kaireon launcher started (databases: \"%s\")", kaireon_databases)));
 	sync_databases();
 

@@ -149,6 +149,18 @@ RESET kaireon.tenant_id;
 RESET ROLE;
 SELECT count(*) AS cust_y_rows_kept FROM kaireon.suppressions WHERE tenant_id = 'dsar' AND customer_id = 'cust-y';
 
+-- The consent recommend honours comes from consent_records: the latest row of the customer
+-- for the channel's purpose (dry runs, so nothing is recorded).
+UPDATE kaireon.channels SET consent_purpose = 'marketing_web' WHERE tenant_id = 'dsar' AND id = 'web';
+SELECT count(*) AS offers_without_record FROM kaireon.recommend('dsar', 'cust-c', 'web', 'hero', options => '{"dry_run": true}');
+INSERT INTO kaireon.consent_records (tenant_id, subject_id, purpose, status, revoked_at)
+    VALUES ('dsar', 'cust-c', 'marketing_web', 'revoked', now());
+SELECT count(*) AS offers_revoked FROM kaireon.recommend('dsar', 'cust-c', 'web', 'hero', options => '{"dry_run": true}');
+SELECT explanation ->> 'reason' AS why FROM kaireon.recommend('dsar', 'cust-c', 'web', 'hero', options => '{"dry_run": true, "debug": true}');
+INSERT INTO kaireon.consent_records (tenant_id, subject_id, purpose, status, granted_at)
+    VALUES ('dsar', 'cust-c', 'marketing_web', 'granted', now());
+SELECT count(*) AS offers_granted_again FROM kaireon.recommend('dsar', 'cust-c', 'web', 'hero', options => '{"dry_run": true}');
+
 -- clean up
 DELETE FROM kaireon.tenants WHERE id LIKE 'dsar%';
 DROP SCHEMA kaireon_t_dsar CASCADE;

@@ -471,8 +471,12 @@ job_dual_prices(KJobCtx *ctx, json_t *detail)
 		json_object_set_new(detail, "idle", json_true());
 		return;
 	}
-	if (!job_sql(ctx, detail, out, "SELECT count(*) FROM (SELECT kaireon.update_dual_prices()) x", 0, NULL, NULL))
+	/* one row per constraint whose price it updated */
+	if (!job_sql(ctx, detail, out, "SELECT count(*) FROM kaireon.update_dual_prices()", 0, NULL, NULL))
 		return;
+	json_object_set_new(detail, "constraints", json_integer(out[0]));
+	if (out[0] == 0)
+		json_object_set_new(detail, "idle", json_true());
 	kjob_boundary(ctx, false);
 }
 

@@ -287,12 +287,12 @@ progress(RetRun *run, const char *table)
 	kjob_history_progress(run->ctx, run->summary);
 }
 
-/* An int64 from a one-row, one-column query (NULL -> dflt). */
+/* An int64 from a one-row, one-column query (NULL -> dflt); it may change data. */
 static int64
 query_int(const char *sql, int nargs, Oid *types, Datum *values, int64 dflt)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, true, 1);
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1);
 	int64		v = dflt;
 	bool		isnull;
 
@@ -824,18 +824,29 @@ create_body(void *arg)
 
 /*
  * Create the coming months' partitions (kaireon.partition_months_ahead),
- * waiting at most kaireon.retention_lock_timeout for the locks; returns the
- * names created (a JSON array), or NULL with *error set.
+ * waiting at most kaireon.retention_lock_timeout for the locks (5 attempts,
+ * 0.2 to 1 s apart, when they are busy); returns the names created (a JSON
+ * array), or NULL with *error set.
  */
 json_t *
 kaireon_create_partitions(KJobCtx *ctx, char **error)
 {
 	CreateArg	a;
+	int			code = 0;
 
-	a.created = json_array();
-	if (!kjob_try(ctx, create_body, &a, error, NULL))
-		return NULL;
-	return a.created;
+	for (int attempt = 1; attempt <= 5; attempt++)
+	{
+		a.created = json_array();
+		if (kjob_try(ctx, create_body, &a, error, &code))
+			return a.created;
+		if (code != ERRCODE_LOCK_NOT_AVAILABLE)
+			break;
+		/* writers hold the table: wait, outside any transaction, and try again */
+		kjob_boundary(ctx, false);
+		if (ctx->mode != KJOB_ATOMIC)
+			kjob_sleep(200 * attempt);
+	}
+	return NULL;
 }
 
 /* Load the tenants and their policies; fills run->tenants and run->rows. */
@@ -997,7 +1008,12 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 		json_t	   *created = kaireon_create_partitions(ctx, &err);
 
 		if (created == NULL)
+		{
 			add_note(run.global, "partitions not created: %s", err);
+			json_array_append_new(json_object_get(summary, "errors"),
+								  json_pack("{s:s,s:s,s:s}", "class", "interactions", "table", "interaction_history",
+											"error", psprintf("partitions not created: %s", err)));
+		}
 		else
 		{
 			json_object_set_new(summary, "partitionsCreated", json_copy(created));

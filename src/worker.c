@@ -180,6 +180,7 @@ kaireon_worker_init(void)
 	static const char *const defaults[8] = {"03:00", "1h", "1s", "5min", "1min", "1h", "02:00", "1min"};
 	BackgroundWorker w;
 
+	Assert(kaireon_njobs == lengthof(schedule_values));
 	DefineCustomStringVariable("kaireon.databases",
 							   "Databases the kaireon background workers maintain (comma-separated).",
 							   "Needs kaireon in shared_preload_libraries; one worker per database.",

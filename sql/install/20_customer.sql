@@ -197,7 +197,9 @@ BEGIN
         -- partition is attached, and fail its partition constraint. Readers of the parent
         -- wait too (the default partition is locked exclusively, as ATTACH needs). Rows of
         -- this month already in the default partition move into the new one.
-        LOCK TABLE kaireon.interaction_history IN SHARE ROW EXCLUSIVE MODE;
+        -- ONLY: writers and readers lock the parent first, so its lock is enough; locking
+        -- every partition too would wait for autovacuum of any of them, holding the parent.
+        LOCK TABLE ONLY kaireon.interaction_history IN SHARE ROW EXCLUSIVE MODE;
         LOCK TABLE kaireon.interaction_history_default IN ACCESS EXCLUSIVE MODE;
         -- A concurrent call may have created it while this one waited for the locks.
         CONTINUE WHEN to_regclass(format('kaireon.%I', part)) IS NOT NULL;

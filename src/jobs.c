@@ -50,7 +50,7 @@ PG_FUNCTION_INFO_V1(kaireon_run_maintenance);
 PG_FUNCTION_INFO_V1(kaireon_run_maintenance_batched);
 
 int			kaireon_retention_batch_size = 5000;
-int			kaireon_retention_batch_delay = 10;
+int			kaireon_retention_batch_delay = 50;
 int			kaireon_retention_lock_timeout = 100;
 int			kaireon_retention_partition_action = KRET_PARTITION_DROP;
 int			kaireon_retention_decision_lock_days = 100;
@@ -78,7 +78,7 @@ kaireon_jobs_init(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kaireon.retention_batch_delay",
 							"Pause after each retention batch that removed rows (worker and procedures only).",
-							NULL, &kaireon_retention_batch_delay, 10, 0, 60000,
+							NULL, &kaireon_retention_batch_delay, 50, 0, 60000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("kaireon.retention_lock_timeout",
 							"Longest wait for the locks of a partition retention drops, or of partition creation.",

@@ -699,7 +699,7 @@ load_customer_schemas(KTenantConfig *cfg)
 		"                    AND i.indisprimary)) ORDER BY d.name) "
 		"  FROM kaireon.data_schemas d "
 		"  JOIN kaireon.tenants t ON t.id = d.tenant_id "
-		"  JOIN kaireon.tenant_schemas ts ON ts.schema_name = 'kaireon_t_' || t.slug AND ts.owner_tenant_id = t.id "
+		"  CROSS JOIN LATERAL (SELECT 'kaireon_t_' || t.slug AS schema_name) ts "
 		" WHERE d.tenant_id = $1 AND d.status = 'published' AND d.entity_type = 'customer' "
 		"   AND to_regclass(format('%I.%I', ts.schema_name, d.table_name)) IS NOT NULL",
 		cfg->tenant_id, "customer data schemas");

@@ -46,7 +46,9 @@ $finalize$;
 
 -- Functions are not callable by everyone: kaireon.grant_*_role grants each kind of role the
 -- functions it needs. Row level security policies call kaireon.current_tenant_id() as the
--- querying role, so that one (and version()) stay public. Trigger functions need no EXECUTE
+-- querying role, so that one (and version(), and two pure calendar helpers) stay public. Trigger functions need no EXECUTE
 -- privilege to fire.
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA kaireon FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon.current_tenant_id(), kaireon.version() TO PUBLIC;
+-- pure calendar helpers that recommend's and respond's queries call as the caller
+GRANT EXECUTE ON FUNCTION kaireon._period_end(text, timestamptz), kaireon._period_key(text, timestamptz) TO PUBLIC;

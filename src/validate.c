@@ -30,6 +30,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "pgtime.h"
 
 #include "kaireon.h"
 #include "validate.h"
@@ -267,6 +269,22 @@ static const FieldSpec flow_weight_fields[] = {
 	{"relevance", JT_NUMBER, false, NULL, 0, 0, 1},
 	{"impact", JT_NUMBER, false, NULL, 0, 0, 1},
 	{"emphasis", JT_NUMBER, false, NULL, 0, 0, 1},
+	FIELD_END
+};
+
+/* ---- offer schedules ---- */
+
+static const FieldSpec schedule_fields[] = {
+	{"start", JT_STRING, false, NULL, 0, 1, 64},
+	{"end", JT_STRING, false, NULL, 0, 1, 64},
+	{"days", JT_ARRAY, false, NULL, JT_INTEGER, 1, 7},
+	{"hours", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"timezone", JT_STRING, false, NULL, 0, 1, 64},
+	FIELD_END
+};
+static const FieldSpec schedule_hours_fields[] = {
+	{"start", JT_INTEGER, true, NULL, 0, 0, 23},
+	{"end", JT_INTEGER, true, NULL, 0, 1, 24},
 	FIELD_END
 };
 
@@ -620,6 +638,68 @@ check_flow(json_t *config, ValidateCtx *ctx)
 	}
 }
 
+/* Error context naming the schedule field whose timestamp is being parsed. */
+static void
+schedule_errcontext(void *arg)
+{
+	errcontext("in field \"%s\" of an offer schedule", (const char *) arg);
+}
+
+/* Parse a schedule timestamp with timestamptz_in: a bad one raises its own error, with context. */
+static TimestampTz
+schedule_timestamp(const char *field, const char *value)
+{
+	ErrorContextCallback cb;
+	TimestampTz ts;
+
+	cb.callback = schedule_errcontext;
+	cb.arg = (void *) field;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
+												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	error_context_stack = cb.previous;
+	return ts;
+}
+
+/* Offer schedules: timestamps that parse, end after start, weekdays, hours, a known time zone. */
+static void
+check_schedule(json_t *config, ValidateCtx *ctx)
+{
+	const char *start = kj_str(config, "start");
+	const char *end = kj_str(config, "end");
+	const char *tz = kj_str(config, "timezone");
+	json_t	   *days = json_object_get(config, "days");
+	json_t	   *hours = json_object_get(config, "hours");
+	size_t		i;
+	json_t	   *d;
+
+	if (start && end && schedule_timestamp("end", end) <= schedule_timestamp("start", start))
+		config_error(ctx, "end", "must be later than \"start\"");
+	else if (start)
+		(void) schedule_timestamp("start", start);
+	else if (end)
+		(void) schedule_timestamp("end", end);
+	json_array_foreach(days, i, d)
+	{
+		if (json_number_value(d) < 0 || json_number_value(d) > 6)
+			config_error(ctx, psprintf("days[%zu]", i),
+						 psprintf("must be a weekday from 0 (Sunday) to 6, not %g", json_number_value(d)));
+	}
+	if (hours != NULL)
+	{
+		ValidateCtx sub;
+
+		sub.where = psprintf("%s.hours", ctx->where);
+		sub.rule_type = NULL;
+		check_fields(&sub, hours, schedule_hours_fields);
+		if (kj_num(hours, "start", 0) == kj_num(hours, "end", 0))
+			config_error(&sub, "end", "must differ from \"start\" (the window would be empty)");
+	}
+	if (tz != NULL && pg_tzset(tz) == NULL)
+		config_error(ctx, "timezone", psprintf("names no known time zone: \"%s\"", tz));
+}
+
 /* ---- guardrail expressions ---- */
 
 #define GUARDRAIL_MAX_DEPTH 32
@@ -705,6 +785,8 @@ kaireon_config_kind_from_name(const char *name, KaireonConfigKind *kind)
 		*kind = KCONF_GUARDRAIL;
 	else if (strcmp(name, "decision_flow") == 0)
 		*kind = KCONF_DECISION_FLOW;
+	else if (strcmp(name, "offer_schedule") == 0)
+		*kind = KCONF_OFFER_SCHEDULE;
 	else
 		return false;
 	return true;
@@ -722,6 +804,7 @@ specs_for(KaireonConfigKind kind)
 			return contact_specs;
 		case KCONF_GUARDRAIL:
 		case KCONF_DECISION_FLOW:
+		case KCONF_OFFER_SCHEDULE:
 			return NULL;
 	}
 	return NULL;
@@ -762,6 +845,13 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 	{
 		ctx.rule_type = NULL;
 		check_guardrail_node(&ctx, config, "$", 0);
+		return;
+	}
+	if (kind == KCONF_OFFER_SCHEDULE)
+	{
+		ctx.rule_type = NULL;
+		check_fields(&ctx, config, schedule_fields);
+		check_schedule(config, &ctx);
 		return;
 	}
 	if (kind == KCONF_DECISION_FLOW)
@@ -874,7 +964,7 @@ kaireon_validate_config_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown configuration kind \"%s\"", kind_name),
-				 errhint("Use qualification_rule, contact_policy, guardrail or decision_flow.")));
+				 errhint("Use qualification_rule, contact_policy, guardrail, decision_flow or offer_schedule.")));
 	rule_type = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	config = PG_GETARG_TEXT_PP(2);
 

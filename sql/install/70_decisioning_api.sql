@@ -110,6 +110,11 @@ CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, s
     max_impressions, max_spend, max_conversions, status
     ON kaireon.budget_allocations FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
 
+-- Offer schedules are validated when written (a bad date would otherwise stop the tenant's
+-- decisions when its configuration is compiled).
+CREATE TRIGGER validate_schedule BEFORE INSERT OR UPDATE OF schedule ON kaireon.offers
+    FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('offer_schedule', '', 'schedule');
+
 -- Decision flows: drafts are validated when written; published versions never change.
 CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF draft_config ON kaireon.decision_flows
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('decision_flow', '', 'draft_config');

@@ -11,8 +11,7 @@ INSERT INTO kaireon.tenants (id, name, slug, settings)
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode, status) VALUES
     ('rp', 'web', 'Web', 'web', 'implicit', 'active'),
     ('rp', 'email', 'Email', 'email', 'explicit', 'active'),
-    ('rp', 'kiosk', 'Kiosk', 'kiosk', 'explicit', 'inactive'),
-    ('rp', 'sms', 'SMS', 'sms', 'explicit', 'active');
+    ('rp', 'kiosk', 'Kiosk', 'kiosk', 'explicit', 'inactive');
 INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES
     ('rp', 'hero', 'web', 'Hero'), ('rp', 'side', 'web', 'Side'), ('rp', 'body', 'email', 'Body');
 INSERT INTO kaireon.categories (tenant_id, id, name) VALUES
@@ -30,8 +29,7 @@ INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, placement_id
     ('rp', 'loan-web', 'loan', 'web', NULL, 'Loan web', 100),
     ('rp', 'paused-web', 'paused', 'web', NULL, 'Paused web', 100),
     ('rp', 'gold-mail', 'gold', 'email', NULL, 'Gold mail', 100),
-    ('rp', 'miles-mail', 'miles', 'email', 'body', 'Miles mail', 100),
-    ('rp', 'gold-sms', 'gold', 'sms', NULL, 'Gold sms', 100);
+    ('rp', 'miles-mail', 'miles', 'email', 'body', 'Miles mail', 100);
 
 -- Flows: "main" is the default; "all" is named explicitly by most blocks below.
 INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config) VALUES
@@ -172,8 +170,9 @@ UPDATE kaireon.categories SET deleted_at = NULL WHERE tenant_id = 'rp' AND id = 
 UPDATE kaireon.sub_categories SET deleted_at = now() WHERE tenant_id = 'rp' AND id = 'travel';
 SELECT pg_temp.picks('c1', 'web') AS travel_sub_category_deleted;
 UPDATE kaireon.sub_categories SET deleted_at = NULL WHERE tenant_id = 'rp' AND id = 'travel';
--- an offer without a creative for the channel (loan on email) is dropped; so is a creative
--- that is inactive or soft-deleted
+-- an offer without a creative for the channel (loan on email) is dropped, and so is one
+-- whose creative is inactive or soft-deleted. A request without a placement may use a
+-- creative of any placement of the channel (miles-mail belongs to body).
 SELECT * FROM pg_temp.dropped('c1', 'email');
 UPDATE kaireon.creatives SET status = 'inactive' WHERE tenant_id = 'rp' AND id = 'gold-web';
 SELECT pg_temp.picks('c1', 'web') AS gold_creative_inactive;

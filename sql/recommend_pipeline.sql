@@ -617,9 +617,37 @@ SELECT count(*) AS app_role_decisions FROM kaireon.recommend('rp', 'c1', 'web', 
 RESET kaireon.tenant_id;
 RESET ROLE;
 
+-- ---------------------------------------------------------------------------------------
+-- 11. Customer data: the customer's row of the tenant's published customer schema (the
+--     flow's customerSchema, else the first by name), by its primary key, whatever the
+--     key's type. An eligibility rule on gold needs the data row's "tier".
+-- ---------------------------------------------------------------------------------------
+INSERT INTO kaireon.data_schemas (tenant_id, id, name, entity_type) VALUES ('rp', 'members', 'members', 'customer');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key, ordinal) VALUES
+    ('rp', 'members', 'member_no', 'integer', false, true, 1), ('rp', 'members', 'tier', 'text', true, false, 2);
+SELECT kaireon.publish_data_schema('rp', 'members');
+INSERT INTO kaireon_t_rp.ds_members (member_no, tier) VALUES (42, 'gold');
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, scope, scope_id, config) VALUES
+    ('rp', 'q-tier', 'Has a tier', 'attribute_condition', 'offer', 'gold', '{"attribute": "tier", "operator": "exists", "source": "customer"}');
+SELECT pg_temp.picks('42', 'web') AS member_42, pg_temp.picks('43', 'web') AS no_member_43;
+-- a flow naming a customer schema that is not a published one: 42704
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('rp', 'f-cs', 'cs-bad', 'Bad customer schema', '{"customerSchema": "nope"}');
+SELECT kaireon.publish_decision_flow('rp', 'cs-bad');
+SELECT pg_temp.picks('42', 'web', flow => 'cs-bad');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- BUG: a customer id that is not a valid value of the key's type fails the whole decision
+-- with the cast's own error (22P02 'invalid input syntax for type integer: "cust-abc"');
+-- such a customer simply has no data row, and should be decided for like 43 above (or be
+-- refused with a clear 22023 naming the customer id).
+SELECT pg_temp.picks('cust-abc', 'web') AS non_numeric_customer;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 -- Clean up.
 DROP OWNED BY regress_rp_app;
 DROP ROLE regress_rp_app;
 DELETE FROM kaireon.role_grants WHERE role_name = 'regress_rp_app';
 DELETE FROM kaireon.tenants WHERE id = 'rp';
+DROP SCHEMA kaireon_t_rp CASCADE;
+DELETE FROM kaireon.tenant_schemas WHERE schema_name = 'kaireon_t_rp';
 SELECT count(*) AS rp_rows_left FROM kaireon.interaction_history WHERE tenant_id = 'rp';

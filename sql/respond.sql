@@ -11,17 +11,18 @@ INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES
     ('rsp2', 'Respond 2', 'rsp2', '{"decisionTraceSampleRate": 0}');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES
     ('rsp', 'web', 'Web', 'web'), ('rsp', 'email', 'Email', 'email'), ('rsp2', 'web', 'Web', 'web');
-INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES ('rsp', 'hero', 'web', 'Hero');
+INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES ('rsp', 'hero', 'web', 'Hero'), ('rsp', 'side', 'web', 'Side');
 INSERT INTO kaireon.categories (tenant_id, id, name) VALUES
     ('rsp', 'cards', 'Cards'), ('rsp', 'loans', 'Loans'), ('rsp2', 'cards', 'Cards'), ('rsp2', 'loans', 'Loans');
 INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, priority) VALUES
     ('rsp', 'o1', 'Gold', 'cards', 'active', 80), ('rsp', 'o2', 'Silver', 'cards', 'active', 70),
-    ('rsp', 'o3', 'Loan', 'loans', 'active', 60),
+    ('rsp', 'o3', 'Loan', 'loans', 'active', 60), ('rsp', 'o4', 'Savings', NULL, 'draft', 90),
     ('rsp2', 'o1', 'Gold', 'cards', 'active', 80), ('rsp2', 'o2', 'Silver', 'cards', 'active', 70),
     ('rsp2', 'o3', 'Loan', 'loans', 'active', 60);
 INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, placement_id, name) VALUES
     ('rsp', 'o1-hero', 'o1', 'web', 'hero', 'o1 hero'), ('rsp', 'o2-hero', 'o2', 'web', 'hero', 'o2 hero'),
     ('rsp', 'o3-hero', 'o3', 'web', 'hero', 'o3 hero'), ('rsp', 'o1-mail', 'o1', 'email', NULL, 'o1 mail'),
+    ('rsp', 'o4-web', 'o4', 'web', NULL, 'o4 web'),
     ('rsp2', 'x1', 'o1', 'web', NULL, 'x1'), ('rsp2', 'x2', 'o2', 'web', NULL, 'x2'), ('rsp2', 'x3', 'o3', 'web', NULL, 'x3');
 INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config) VALUES
     ('rsp', 'f-main', 'main', 'Main', true, '{"maxOffers": 3}'),
@@ -93,6 +94,26 @@ SELECT pg_temp.shown(kaireon.respond('rsp', 'cu3', 'defer', offer_id => 'o2')) A
 SELECT pg_temp.shown(kaireon.respond('rsp', 'cu3', 'defer', creative_id => 'o1-mail', offer_id => 'o1')) AS creative_and_its_offer;
 -- the tenant's own outcome type
 SELECT pg_temp.shown(kaireon.respond('rsp', 'cu3', 'applied', offer_id => 'o3')) AS own_outcome_type;
+-- Grouped placements: ranks restart in each placement, so a rank can name two decisions.
+-- o4 (priority 90, only the creative o4-web, without placement) is decided first in both
+-- hero and side.
+UPDATE kaireon.offers SET status = 'active' WHERE tenant_id = 'rsp' AND id = 'o4';
+CREATE TEMP TABLE recg AS
+SELECT * FROM kaireon.recommend('rsp', 'cu14', 'web', max_offers => 1, options => '{"placements": ["hero", "side"]}');
+SELECT placement_id, rank, offer_id, creative_id FROM recg ORDER BY placement_id;
+UPDATE kaireon.offers SET status = 'draft' WHERE tenant_id = 'rsp' AND id = 'o4';
+\set VERBOSITY sqlstate
+SELECT kaireon.respond('rsp', 'cu14', 'click', recommendation_id => (SELECT DISTINCT recommendation_id FROM recg), rank => 1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- BUG: nothing respond accepts can single out one of the two decisions: rank, offer and
+-- creative are the same, and there is no placement argument, so the outcome of a grouped
+-- recommendation without deduplicate cannot be recorded against it (22023 whatever is
+-- passed). docs/recommend.md: "The decision is found by recommendation_id and rank (or
+-- offer_id / creative_id within that recommendation)".
+SELECT kaireon.respond('rsp', 'cu14', 'click', recommendation_id => (SELECT DISTINCT recommendation_id FROM recg),
+                       rank => 1, offer_id => 'o4', creative_id => 'o4-web');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
 
 -- ---------------------------------------------------------------------------------------
 -- 2. Bad input: a specific SQLSTATE, and nothing written.

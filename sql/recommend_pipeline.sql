@@ -406,7 +406,8 @@ INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name)
 -- must1 scores 0.05 and still comes first
 SELECT rank, offer_id, round(score::numeric, 4) AS score, explanation -> 'mandatory' AS mandatory
   FROM kaireon.recommend('rp', 'm1', 'web', max_offers => 2, decision_flow => 'all', options => '{"dry_run": true}');
--- five recorded decisions serve must1 today ...
+-- five recorded decisions serve must1 today ... (one transaction: one "today")
+BEGIN;
 SELECT i, r.offer_id
   FROM generate_series(1, 5) i,
        LATERAL kaireon.recommend('rp', 'm1', 'web', context => jsonb_build_object('i', i), max_offers => 1,
@@ -416,6 +417,7 @@ SELECT rank, offer_id, round(score::numeric, 4) AS score, explanation -> 'mandat
   FROM kaireon.recommend('rp', 'm1', 'web', decision_flow => 'all', options => '{"dry_run": true}') ORDER BY rank;
 -- another customer is not affected
 SELECT pg_temp.picks('m2', 'web', max_offers => 1) AS other_customer;
+COMMIT;
 -- six mandatory offers in one request: five come first; the sixth competes by score
 UPDATE kaireon.offers SET status = 'active' WHERE tenant_id = 'rp' AND id LIKE 'must%';
 -- BUG: the sixth mandatory offer (must6, score 0.05) is placed 6th, ahead of gold (0.8),

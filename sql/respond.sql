@@ -236,6 +236,7 @@ SELECT scope, scope_id, positives, negatives, round(positive_rate::numeric, 4) A
 
 -- Budget conversions: a positive outcome adds one to used_conversions of every active
 -- budget covering the offer (offer, category, channel, global) in its current period.
+BEGIN;
 INSERT INTO kaireon.budget_allocations (tenant_id, id, name, scope, scope_id, period_type, period_key, status) VALUES
     ('rsp', 'b-o1', 'o1', 'offer', 'o1', 'total', 'current', 'active'),
     ('rsp', 'b-cards', 'cards this month', 'category', 'cards', 'monthly', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 'active'),
@@ -248,6 +249,7 @@ SELECT (kaireon.respond('rsp', 'cu5', 'conversion', creative_id => 'o1-hero', co
 SELECT (kaireon.respond('rsp', 'cu5', 'complaint', creative_id => 'o1-hero')) ->> 'classification' AS complaint;
 SELECT (kaireon.respond('rsp', 'cu5', 'click', offer_id => 'o1')) ->> 'classification' AS click_without_channel;
 SELECT id, used_conversions FROM kaireon.budget_allocations WHERE tenant_id = 'rsp' ORDER BY id;
+COMMIT;
 SELECT conversion_value FROM kaireon.interaction_history
  WHERE tenant_id = 'rsp' AND customer_id = 'cu5' AND outcome_type_key = 'conversion';
 

@@ -405,6 +405,12 @@ UPDATE kaireon.volume_constraints SET current_count = 1 WHERE tenant_id = 'rpol'
 SELECT pg_temp.decide('fresh') AS o1_one_left;
 UPDATE kaireon.volume_constraints SET current_count = 5, reset_at = now() - interval '1 second' WHERE tenant_id = 'rpol';
 SELECT pg_temp.decide('fresh') AS o1_period_over;
+-- BUG (likely): a counter whose period never started (reset_at NULL) but whose
+-- current_count is at the cap is read as used up (o1 dropped), while the recording UPDATE
+-- treats reset_at NULL as a new period and restarts it at 1 (persist.c); reading and
+-- taking disagree. By the taking rule o1 should be offered.
+UPDATE kaireon.volume_constraints SET current_count = 2, reset_at = NULL WHERE tenant_id = 'rpol';
+SELECT pg_temp.decide('fresh') AS o1_never_started_at_cap;
 UPDATE kaireon.volume_constraints SET current_count = 2, reset_at = now() + interval '1 hour', status = 'inactive' WHERE tenant_id = 'rpol';
 SELECT pg_temp.decide('fresh') AS inactive;
 UPDATE kaireon.volume_constraints SET status = 'active', scope = 'category', scope_id = 'cards', name = 'cards weekly', period = 'weekly'

@@ -332,9 +332,8 @@ SELECT pg_temp.decide('two-today') AS min1_max3_half_cap_4;
 UPDATE kaireon.contact_policies SET config = '{"maxCount": 2, "period": "day", "engagementMultiplier": {"enabled": false}}'
  WHERE tenant_id = 'rpol' AND id = 'p-eng';
 SELECT pg_temp.decide('two-today') AS disabled_cap_2;
--- BUG: maxCount 5 at engagement 0 gives 5 * 0.5 = 2.5, which docs/recommend.md rounds
--- ("round", as SQL and C round half away from zero) to 3, so two rows should pass; the
--- implementation uses rint (half to even) and caps at 2, blocking. Recorded as it is today.
+-- maxCount 5 at engagement 0 gives 5 * 0.5 = 2.5, which rounds half up to 3, so two rows
+-- pass (regression: half to even once gave 2 and blocked).
 UPDATE kaireon.contact_policies SET config = '{"maxCount": 5, "period": "day", "engagementMultiplier": true}'
  WHERE tenant_id = 'rpol' AND id = 'p-eng';
 UPDATE kaireon.customer_engagement_health SET score = 0 WHERE tenant_id = 'rpol';
@@ -405,10 +404,9 @@ UPDATE kaireon.volume_constraints SET current_count = 1 WHERE tenant_id = 'rpol'
 SELECT pg_temp.decide('fresh') AS o1_one_left;
 UPDATE kaireon.volume_constraints SET current_count = 5, reset_at = now() - interval '1 second' WHERE tenant_id = 'rpol';
 SELECT pg_temp.decide('fresh') AS o1_period_over;
--- BUG (likely): a counter whose period never started (reset_at NULL) but whose
--- current_count is at the cap is read as used up (o1 dropped), while the recording UPDATE
--- treats reset_at NULL as a new period and restarts it at 1 (persist.c); reading and
--- taking disagree. By the taking rule o1 should be offered.
+-- A counter whose period never started (reset_at NULL) starts a new period when taken,
+-- whatever its current_count, so it is read as empty too and o1 is offered (regression:
+-- reading and taking once disagreed).
 UPDATE kaireon.volume_constraints SET current_count = 2, reset_at = NULL WHERE tenant_id = 'rpol';
 SELECT pg_temp.decide('fresh') AS o1_never_started_at_cap;
 UPDATE kaireon.volume_constraints SET current_count = 2, reset_at = now() + interval '1 hour', status = 'inactive' WHERE tenant_id = 'rpol';
@@ -530,9 +528,8 @@ SELECT n, what, pg_temp.with_policy('budget_exhausted', config, 'fresh') AS outc
 -- Cases 1 and 6 hold every offer, not only o1: a policy naming budgetId holds whatever its
 -- own scope covers (here global), whatever the budget's scope; docs/recommend.md reads "the
 -- budget budgetId (or any budget covering the candidate)", so this is what it says.
--- BUG (likely): a budget named by budgetId is used even when it is not in its current
--- period (here last month's, used 8 of 10), unlike every other use of budgets ("a budget
--- applies when its period_key is the current one", step 8); it should pass.
+-- A budget named by budgetId applies only in its current period, like every other use of
+-- budgets: last month's (used 8 of 10) holds nothing (regression: it once did).
 UPDATE kaireon.budget_allocations SET period_type = 'monthly',
        period_key = to_char((now() - interval '1 month') AT TIME ZONE 'UTC', 'YYYY-MM') WHERE tenant_id = 'rpol';
 SELECT pg_temp.with_policy('budget_exhausted', '{"budgetId": "b-o1", "threshold": 0.8}', 'fresh') AS named_budget_of_last_month,

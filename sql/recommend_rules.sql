@@ -186,10 +186,9 @@ INSERT INTO kaireon.model_adaptations (tenant_id, model_id, scope, scope_id, pos
     VALUES ('rr', NULL, 'offer', 'o1', 30, 20, 0.6);
 SELECT pg_temp.probe('propensity_threshold', '{"threshold": 0.6}', 'ann') AS rate_06_gte_06,
        pg_temp.probe('propensity_threshold', '{"threshold": 0.61}', 'ann') AS rate_06_gte_061;
--- BUG: the flow scores by priority_weighted, yet once a propensity_threshold rule has
--- computed the propensity the decision returns it (column propensity, explanation
--- "propensity"); docs/recommend.md: "propensity is NULL unless the score used it", and the
--- explanation has propensity "when used". Both should be absent here.
+-- The flow scores by priority_weighted: although a propensity_threshold rule computed the
+-- propensity, the decision does not report it (column propensity NULL, no explanation
+-- "propensity"), as the score did not use it (regression: it once was reported).
 INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, scope, scope_id, config)
     VALUES ('rr', 'p-any', 'Some propensity', 'propensity_threshold', 'offer', 'o1', '{"threshold": 0.1}');
 SELECT offer_id, r.explanation ->> 'method' AS method, round(r.score::numeric, 4) AS score,

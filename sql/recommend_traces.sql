@@ -162,11 +162,9 @@ SELECT * FROM kaireon.recommend('rtr', 'c4', 'web', 'nowhere', options => '{"tra
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT count(*) = :traces_before_error AS no_trace_written FROM kaireon.decision_traces WHERE tenant_id = 'rtr';
 
--- BUG: tenants.settings is not validated, and a decisionTraceSampleRate that is not a
--- number makes every decision of the tenant fail while its configuration is compiled
--- (22P02 'invalid input syntax for type double precision'); docs/config.md promises that
--- configuration is refused when written, never failing at decision time. It should be
--- refused when written (or ignored in favour of the next source of the rate).
+-- A decisionTraceSampleRate that is not a number from 0 to 1 is refused when written
+-- (23514), so the tenant's decisions go on (regression: it once failed every decision with
+-- 22P02 while the configuration was compiled).
 UPDATE kaireon.tenants SET settings = '{"decisionTraceSampleRate": "often"}' WHERE id = 'rtr';
 SELECT count(*) FROM kaireon.recommend('rtr', 'c5', 'web', options => '{"dry_run": true}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

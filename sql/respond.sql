@@ -87,8 +87,8 @@ SELECT pg_temp.shown(kaireon.respond('rsp', 'cu2', 'defer', recommendation_id =>
   FROM rec1;
 -- without a recommendation: the creative names its offer, channel and placement; an offer
 -- alone names only the offer.
--- BUG: without a rank the result (and its outbox event) says "rank": 0, which is no rank
--- (ranks are 1..50 and the outcome row stores NULL); it should be null.
+-- Without a rank the result (and its outbox event) says "rank": null (regression: it once
+-- said 0).
 SELECT pg_temp.shown(kaireon.respond('rsp', 'cu3', 'impression', creative_id => 'o1-mail')) AS by_creative_only;
 SELECT pg_temp.shown(kaireon.respond('rsp', 'cu3', 'defer', offer_id => 'o2')) AS by_offer_only;
 SELECT pg_temp.shown(kaireon.respond('rsp', 'cu3', 'defer', creative_id => 'o1-mail', offer_id => 'o1')) AS creative_and_its_offer;
@@ -105,13 +105,20 @@ UPDATE kaireon.offers SET status = 'draft' WHERE tenant_id = 'rsp' AND id = 'o4'
 \set VERBOSITY sqlstate
 SELECT kaireon.respond('rsp', 'cu14', 'click', recommendation_id => (SELECT DISTINCT recommendation_id FROM recg), rank => 1);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
--- BUG: nothing respond accepts can single out one of the two decisions: rank, offer and
--- creative are the same, and there is no placement argument, so the outcome of a grouped
--- recommendation without deduplicate cannot be recorded against it (22023 whatever is
--- passed). docs/recommend.md: "The decision is found by recommendation_id and rank (or
--- offer_id / creative_id within that recommendation)".
+-- rank, offer and creative are the same in both placements, so they are still ambiguous;
+-- placement_id singles out one decision (regression: there was once no way to).
 SELECT kaireon.respond('rsp', 'cu14', 'click', recommendation_id => (SELECT DISTINCT recommendation_id FROM recg),
                        rank => 1, offer_id => 'o4', creative_id => 'o4-web');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT pg_temp.shown(kaireon.respond('rsp', 'cu14', 'click', recommendation_id => (SELECT DISTINCT recommendation_id FROM recg),
+                                     rank => 1, placement_id => 'side')) AS by_placement;
+SELECT placement_id, rank, offer_id, outcome_type_key FROM kaireon.interaction_history
+ WHERE tenant_id = 'rsp' AND customer_id = 'cu14' AND interaction_type = 'outcome';
+-- a placement that none of the recommendation's decisions has: 42704, like any decision not found
+\set VERBOSITY sqlstate
+SELECT kaireon.respond('rsp', 'cu14', 'click', recommendation_id => (SELECT DISTINCT recommendation_id FROM recg),
+                       rank => 1, placement_id => 'footer');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 \set VERBOSITY terse
 
@@ -140,8 +147,7 @@ SELECT kaireon.respond('rsp', 'cu1', 'click', recommendation_id => recommendatio
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 \set VERBOSITY terse
 -- rank outside 1..50: 22023.
--- BUG: rank 0 is reported as "not -1" (0 is mapped to -1 internally); the message should
--- name the value passed, 0.
+-- The message names the value passed (regression: rank 0 was once reported as -1).
 SELECT kaireon.respond('rsp', 'cu1', 'click', recommendation_id => recommendation_id, rank => 0) FROM rec WHERE rank = 1;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond('rsp', 'cu1', 'click', recommendation_id => recommendation_id, rank => 51) FROM rec WHERE rank = 1;
@@ -190,11 +196,8 @@ SELECT pg_temp.written() AS after_errors;
 CREATE TEMP TABLE k1 AS SELECT kaireon.respond('rsp', 'cu4', 'click', offer_id => 'o2', idempotency_key => 'k-1') AS r;
 SELECT pg_temp.shown(r) AS first FROM k1;
 SELECT pg_temp.written() AS after_first;
--- BUG: the duplicate's answer echoes the outcome of the duplicate call ("dismiss"), not the
--- one recorded ("click"), and lacks classification, offerId, creativeId, channelId and rank
--- (docs: later calls "return the first's interaction id"; respond returns {interactionId,
--- outcome, classification, recommendationId, offerId, creativeId, channelId, rank,
--- duplicate}). It should describe the recorded outcome.
+-- The duplicate's answer is the first call's, with duplicate true: it describes the outcome
+-- recorded ("click"), not the one passed again (regression: it once echoed "dismiss").
 CREATE TEMP TABLE k2 AS SELECT kaireon.respond('rsp', 'cu4', 'dismiss', offer_id => 'o3', idempotency_key => 'k-1') AS r;
 SELECT pg_temp.shown(k2.r) AS duplicate, k2.r ->> 'interactionId' = k1.r ->> 'interactionId' AS same_interaction
   FROM k1, k2;
@@ -341,7 +344,8 @@ CREATE TEMP TABLE bulk AS SELECT kaireon.respond_bulk(jsonb_build_object('items'
     jsonb_build_object('tenantId', 'rsp', 'customerId', 'cu10', 'outcome', 'dismiss', 'offerId', 'o2', 'idempotencyKey', 'b-1'),
     jsonb_build_object('tenantId', 'rsp', 'customerId', 'cu10', 'outcome', 'click', 'offerId', 'o1', 'extra', 1),
     '"not an object"'::jsonb,
-    jsonb_build_object('tenantId', 'no-such-tenant', 'customerId', 'cu10', 'outcome', 'click', 'offerId', 'o1')))) AS r;
+    jsonb_build_object('tenantId', 'no-such-tenant', 'customerId', 'cu10', 'outcome', 'click', 'offerId', 'o1'),
+    jsonb_build_object('tenantId', 'rsp', 'outcome', 'click', 'offerId', 'o1')))) AS r;  -- named items[8].customerId
 SELECT r -> 'accepted' AS accepted, r -> 'failed' AS failed FROM bulk;
 SELECT (e -> 'index')::int AS index, e -> 'ok' AS ok, e -> 'duplicate' AS duplicate, e ->> 'outcome' AS outcome,
        e -> 'error' ->> 'sqlstate' AS sqlstate, e -> 'error' ->> 'message' AS message

@@ -956,7 +956,8 @@ load_outcomes_and_settings(KTenantConfig *cfg)
 		"SELECT jsonb_build_object('outcomes', coalesce((SELECT jsonb_agg(jsonb_build_object('key', o.key, "
 		"           'classification', o.classification) ORDER BY o.key) FROM kaireon.outcome_types o "
 		"           WHERE o.tenant_id = $1 AND o.deleted_at IS NULL), '[]'), "
-		"         'sample_rate', coalesce((SELECT (t.settings ->> 'decisionTraceSampleRate')::float8 "
+		"         'sample_rate', coalesce((SELECT CASE WHEN jsonb_typeof(t.settings -> 'decisionTraceSampleRate') = 'number' "
+		"                                   THEN least(greatest((t.settings ->> 'decisionTraceSampleRate')::float8, 0), 1) END "
 		"                                   FROM kaireon.tenants t WHERE t.id = $1), "
 		"                                  (SELECT s.decision_trace_sample_rate FROM kaireon.tenant_settings s "
 		"                                    WHERE s.tenant_id = $1), 0.1))",

@@ -157,6 +157,22 @@ plan_json(SPIPlanPtr plan, Datum *args, const char *what)
 	return kj_from_jsonb(DatumGetJsonbP(d), what);
 }
 
+/* What a customer lookup was doing, for the error context of a failure in it. */
+typedef struct LookupContext
+{
+	const char *customer_id;
+	const KCustomerSchema *schema;
+} LookupContext;
+
+static void
+lookup_errcontext(void *arg)
+{
+	LookupContext *lc = (LookupContext *) arg;
+
+	errcontext("looking up customer \"%s\" by %s in %s", lc->customer_id, lc->schema->key_column,
+			   lc->schema->qualified_table);
+}
+
 /*
  * The customer's data row as a JSON object, straight from the tuple: numbers
  * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
@@ -232,10 +248,8 @@ row_json(SPIPlanPtr plan, Datum *args)
 static KCustomerSchema *
 customer_schema(KTenantConfig *cfg, const char *name)
 {
-	if (cfg->ncustomer_schemas == 0)
-		return NULL;
 	if (name == NULL)
-		return &cfg->customer_schemas[0];
+		return cfg->ncustomer_schemas > 0 ? &cfg->customer_schemas[0] : NULL;
 	for (int i = 0; i < cfg->ncustomer_schemas; i++)
 		if (strcmp(cfg->customer_schemas[i].name, name) == 0)
 			return &cfg->customer_schemas[i];
@@ -341,7 +355,15 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
 	if (cs != NULL && cs->plan != NULL)
+	{
+		/* a customer id that is no value of the key's type fails here: say where */
+		LookupContext lc = {customer_id, cs};
+		ErrorContextCallback cb = {error_context_stack, lookup_errcontext, &lc};
+
+		error_context_stack = &cb;
 		cust->data = row_json(cs->plan, args);
+		error_context_stack = cb.previous;
+	}
 	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
 	json_object_update(cust->attrs, cust->context);
 

@@ -519,6 +519,7 @@ typedef struct KDecideResult
 
 extern KDecideResult *kaireon_decide(KDecideArgs *args);
 extern json_t *kaireon_factors_json(const KFlow *flow, const KCandidate *c);
+extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);
 extern char *kaireon_new_uuid(void);
 
 /* persist.c */

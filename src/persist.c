@@ -185,7 +185,7 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 				nulls[5][r] = true;
 			cols[6][r] = CStringGetTextDatum(req->cfg->flows[d->flow].id);
 			cols[7][r] = Float8GetDatum(d->cand->score);
-			if (d->cand->propensity >= 0)
+			if (kaireon_scored_by_propensity(&req->cfg->flows[d->flow], d->cand))
 				cols[8][r] = Float8GetDatum(d->cand->propensity);
 			else
 				nulls[8][r] = true;

@@ -286,6 +286,13 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 	}
 }
 
+/* Did the candidate's score use its propensity (so that it is reported)? */
+bool
+kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c)
+{
+	return flow->method != KSCORE_PRIORITY_WEIGHTED && c->propensity >= 0;
+}
+
 /* The score factors of a candidate as JSON (for explanations and traces). */
 json_t *
 kaireon_factors_json(const KFlow *flow, const KCandidate *c)
@@ -344,7 +351,7 @@ explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
 							  "policySnapshot", req->cfg->policy_hash,
 							  "creative", "id", cr->id, "weight", cr->weight);
 
-	if (c->propensity >= 0)
+	if (kaireon_scored_by_propensity(flow, c))
 		json_object_set_new(e, "propensity",
 							json_pack("{s:f,s:s,s:I,s:s}", "value", c->propensity,
 									  "source", c->propensity_source ? c->propensity_source : "default",
@@ -377,6 +384,49 @@ mandatory_served_today(const KRequest *req)
 			req->cust->events[i].at >= day)
 			n++;
 	return n;
+}
+
+/* Steps 4 to 8 for one candidate: qualification, guardrails, consent, suppressions, policies, caps. */
+static void
+screen_candidate(KRequest *req, KCandidate *c)
+{
+	kaireon_qualify(req, c);
+	if (!c->dropped_stage)
+		kaireon_apply_guardrails(req, c);
+	if (!c->dropped_stage)
+		kaireon_apply_policies(req, c);
+	if (!c->dropped_stage)
+		kaireon_apply_caps(req, c);
+}
+
+/*
+ * Keep the mandatory standing of the best-scored mandatory candidates within
+ * the allowance; screen the others again as ordinary candidates.  True when
+ * any was demoted (their scores must be recomputed).
+ */
+static bool
+demote_mandatory(KRequest *req, KCandidate *cands, int n, int allowance)
+{
+	KCandidate **m = palloc(sizeof(KCandidate *) * Max(n, 1));
+	int			nm = 0;
+
+	for (int i = 0; i < n; i++)
+		if (cands[i].mandatory && !cands[i].dropped_stage)
+			m[nm++] = &cands[i];
+	if (nm <= Max(allowance, 0))
+		return false;
+	qsort_arg(m, nm, sizeof(KCandidate *), rank_cmp, req->cfg);	/* all mandatory: by score */
+	for (int k = Max(allowance, 0); k < nm; k++)
+	{
+		KCandidate *c = m[k];
+
+		c->mandatory = false;
+		c->match = 1.0;
+		c->npassed = 0;
+		c->warnings = NULL;
+		screen_candidate(req, c);
+	}
+	return true;
 }
 
 /* Append a dropped candidate to the result (for debug output). */
@@ -461,31 +511,37 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	/* steps 4 to 8, in order, for every candidate */
 	for (int i = 0; i < n; i++)
 	{
-		KCandidate *c = &cands[i];
-
 		CHECK_FOR_INTERRUPTS();
-		kaireon_qualify(req, c);
-		if (!c->dropped_stage)
-			kaireon_apply_guardrails(req, c);
-		if (!c->dropped_stage)
+		screen_candidate(req, &cands[i]);
+	}
+	score_candidates(req, flow, cands, n);
+
+	/*
+	 * The daily allowance of mandatory offers: only the best-scored ones within
+	 * it keep their standing; the others become ordinary candidates and go
+	 * through the steps a mandatory offer skips.
+	 */
+	if (demote_mandatory(req, cands, n, mandatory_left))
+		score_candidates(req, flow, cands, n);
+
+	/* the funnel, from the stage each candidate was dropped at */
+	for (int i = 0; i < n; i++)
+	{
+		const char *st = cands[i].dropped_stage;
+
+		if (st == NULL || (strcmp(st, "eligibility") != 0 && strcmp(st, "fit") != 0 &&
+						   strcmp(st, "guardrail") != 0))
 			counts[1]++;
-		if (!c->dropped_stage)
-		{
-			kaireon_apply_policies(req, c);
-			if (!c->dropped_stage || strcmp(c->dropped_stage, "contact_policy") == 0)
-				counts[2]++;
-		}
-		if (!c->dropped_stage)
-		{
+		if (st == NULL || strcmp(st, "contact_policy") == 0 || strcmp(st, "volume_constraint") == 0 ||
+			strcmp(st, "budget") == 0)
+			counts[2]++;
+		if (st == NULL || strcmp(st, "volume_constraint") == 0 || strcmp(st, "budget") == 0)
 			counts[3]++;
-			kaireon_apply_caps(req, c);
-			if (!c->dropped_stage)
-				counts[4]++;
-		}
+		if (st == NULL)
+			counts[4]++;
 	}
 
-	/* step 9: scores; step 10: rank */
-	score_candidates(req, flow, cands, n);
+	/* step 10: rank */
 	ranked = palloc(sizeof(KCandidate *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -505,18 +561,14 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		KCandidate *c = ranked[i];
 		KDecision  *d;
 
-		if (c->mandatory && mandatory_left <= 0)
-			c->mandatory = false;	/* beyond the allowance it competes as an ordinary offer */
 		if (!args->dry_run && !kaireon_reserve_caps(req, c))
 		{
-			c->dropped_stage = "volume_constraint";
-			c->dropped_reason = pstrdup("a cap was used up by a concurrent decision");
+			c->dropped_stage = "cap";
+			c->dropped_reason = pstrdup("a volume constraint or budget covering it had no unit left when the decision was recorded");
 			if (args->debug || res->traced)
 				note_dropped(res, c, placement_id);
 			continue;
 		}
-		if (c->mandatory)
-			mandatory_left--;
 		res->decisions = repalloc(res->decisions, sizeof(KDecision) * (res->ndecisions + 1));
 		d = &res->decisions[res->ndecisions++];
 		memset(d, 0, sizeof(KDecision));
@@ -635,6 +687,11 @@ kaireon_decide(KDecideArgs *args)
 					 errmsg("placement \"%s\" does not exist in channel \"%s\" of tenant \"%s\"",
 							pid, args->channel_id, cfg->tenant_id),
 					 errhint("Pass the id of a kaireon.placements row of that channel.")));
+		if (!cfg->placements[p].active)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("placement \"%s\" is inactive", pid),
+					 errhint("Set its status to active to decide for it.")));
 		flows[i] = resolve_flow(cfg, args->flow_key, args->channel_id, pid);
 	}
 	if (nplacements == 0)

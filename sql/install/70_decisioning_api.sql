@@ -37,12 +37,13 @@ CREATE TABLE kaireon.respond_idempotency (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     idempotency_key         text NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 200),
     interaction_id          text NOT NULL,
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, idempotency_key)
 );
 CREATE INDEX ON kaireon.respond_idempotency (created_at);
 COMMENT ON TABLE kaireon.respond_idempotency IS
-    'kaireon''s own table: idempotency keys of kaireon.respond and the interaction each one recorded; retention removes old keys.';
+    'kaireon''s own table: idempotency keys of kaireon.respond, the interaction each one recorded and the answer a duplicate gets; retention removes old keys.';
 
 CREATE FUNCTION kaireon._period_end(period text, t timestamptz) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -231,18 +232,19 @@ CREATE FUNCTION kaireon.respond(tenant_id text, customer_id text, outcome text,
                                 recommendation_id text DEFAULT NULL, rank integer DEFAULT NULL,
                                 creative_id text DEFAULT NULL, offer_id text DEFAULT NULL,
                                 idempotency_key text DEFAULT NULL, conversion_value numeric DEFAULT NULL,
-                                context jsonb DEFAULT '{}', occurred_at timestamptz DEFAULT NULL)
+                                context jsonb DEFAULT '{}', occurred_at timestamptz DEFAULT NULL,
+                                placement_id text DEFAULT NULL)
     RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION kaireon.respond(text, text, text, text, integer, text, text, text, numeric, jsonb, timestamptz) IS
-    'Records an outcome of a decision (by recommendation id and rank, or creative / offer id) and learns from it: interaction row, outbox event, adaptation counts, budget conversions, suppressions; idempotent on idempotency_key. Returns what was recorded.';
+COMMENT ON FUNCTION kaireon.respond(text, text, text, text, integer, text, text, text, numeric, jsonb, timestamptz, text) IS
+    'Records an outcome of a decision (by recommendation id and rank, with placement_id for a request of several placements, or creative / offer id) and learns from it: interaction row, outbox event, adaptation counts, budget conversions, suppressions; idempotent on idempotency_key. Returns what was recorded.';
 
 CREATE FUNCTION kaireon.respond_json(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond_json'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.respond_json(jsonb) IS
-    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt).';
+    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt).';
 
 CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond_bulk'

@@ -16,7 +16,7 @@ AS $fn$
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
         'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
-        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz)',
+        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
         'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
         'kaireon.publish_decision_flow(text,text,text)']) AS f
      WHERE p_access = 'app'

@@ -20,6 +20,15 @@
 
 #include <jansson.h>
 
+/*
+ * The server binary exports its SQL function json_object() under the same
+ * symbol name as jansson's constructor, and a call from kaireon.so binds to the
+ * server's.  New empty objects therefore come from kj_object(), which builds
+ * them inside jansson; this macro makes json_object() mean that.
+ */
+extern json_t *kj_object(void);
+#define json_object() kj_object()
+
 #include "utils/jsonb.h"
 
 extern json_t *kj_parse(const char *text, size_t len, const char *what);

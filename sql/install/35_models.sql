@@ -429,11 +429,15 @@ BEGIN
             END LOOP;
             v_variant := coalesce(v_variant, 'champion');
         END IF;
-        INSERT INTO kaireon.experiment_assignments (tenant_id, customer_id, experiment_id, variant)
+        INSERT INTO kaireon.experiment_assignments AS a (tenant_id, customer_id, experiment_id, variant)
         VALUES (v_exp.tenant_id, customer_id, v_exp.id, v_variant)
-        ON CONFLICT ON CONSTRAINT experiment_assignments_tenant_id_experiment_id_customer_id_key DO NOTHING;
-        SELECT a.variant INTO v_variant FROM kaireon.experiment_assignments a
-         WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id AND a.customer_id = assign_experiment.customer_id;
+        ON CONFLICT ON CONSTRAINT experiment_assignments_tenant_id_experiment_id_customer_id_key DO NOTHING
+        RETURNING a.variant INTO v_variant;
+        IF NOT FOUND THEN
+            -- a concurrent call assigned the customer first: use its row
+            SELECT a.variant INTO v_variant FROM kaireon.experiment_assignments a
+             WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id AND a.customer_id = assign_experiment.customer_id;
+        END IF;
     END IF;
     variant := v_variant;
     IF v_variant = 'champion' THEN

@@ -98,7 +98,7 @@ SELECT p.oid::regprocedure AS uncommented_function FROM pg_proc p
 
 -- comments of model tables start with the model name (kaireon's own tables say so instead)
 SELECT t.relname FROM ktables t
- WHERE t.relname NOT IN ('role_grants', 'tenant_schemas') AND obj_description(t.oid, 'pg_class') !~ '^[A-Z][A-Za-z]+: '
+ WHERE t.relname NOT IN ('role_grants', 'tenant_schemas', 'model_shadow_scores') AND obj_description(t.oid, 'pg_class') !~ '^[A-Z][A-Za-z]+: '
  ORDER BY 1;
 
 -- SECURITY DEFINER functions pin search_path

@@ -1109,7 +1109,8 @@ kaireon_validate_model_trigger(PG_FUNCTION_ARGS)
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon model check", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-	if (type != NULL && state != NULL && preds != NULL && config != NULL)
+	/* an unknown model_type is left to the table's CHECK constraint */
+	if (type != NULL && state != NULL && preds != NULL && config != NULL && kaireon_model_ops(type) != NULL)
 	{
 		json_t	   *pj = parse_column(preds, "algorithm_models.predictors");
 

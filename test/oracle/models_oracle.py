@@ -59,6 +59,21 @@ def features_data(rng, n, nf, missing=0.1):
     return x
 
 
+def xgb_splits(doc):
+    """(feature, threshold) of every split of an XGBoost JSON model."""
+    trees = json.loads(doc)["learner"]["gradient_booster"]["model"]["trees"]
+    return [(t["split_indices"][i], t["split_conditions"][i]) for t in trees
+            for i in range(len(t["left_children"])) if t["left_children"][i] != -1]
+
+
+def with_threshold_rows(rng, x, splits):
+    """x plus one row per split whose feature sits exactly on the threshold (the < / <= edge)."""
+    extra = x[rng.integers(0, len(x), len(splits))].copy()
+    for r, (f, t) in enumerate(splits):
+        extra[r, f] = t
+    return np.vstack([x, extra.astype(x.dtype)])
+
+
 def score_vectors(cur, key, x):
     """kaireon.score_vector over all rows at once (one query)."""
     rows = [[None if np.isnan(v) else float(v) for v in r] for r in x]
@@ -102,15 +117,16 @@ def test_xgboost(cur, rng):
             doc = f.read()
         os.unlink(path)
         cur.execute("SELECT kaireon.import_model(%s, %s, 'xgboost_json', %s)", (TENANT, key, doc))
-        expected = bst.predict(xgb.DMatrix(x, missing=np.nan))
-        got = score_vectors(cur, key, x)
+        xs = with_threshold_rows(rng, x, xgb_splits(doc))
+        expected = bst.predict(xgb.DMatrix(xs, missing=np.nan))
+        got = score_vectors(cur, key, xs)
         diff = float(np.max(np.abs(got - expected)))
-        check(diff <= 1e-6, f"{objective}: score_vector of {n} rows equals Booster.predict (max diff {diff:.3g})")
-        got_j = score_jsonb(cur, key, names, x[:1000])
-        diff = float(np.max(np.abs(got_j - expected[:1000])))
+        check(diff <= 1e-6, f"{objective}: score_vector of {len(xs)} rows equals Booster.predict (max diff {diff:.3g})")
+        got_j = score_jsonb(cur, key, names, xs[-1000:])
+        diff = float(np.max(np.abs(got_j - expected[-1000:])))
         check(diff <= 1e-6, f"{objective}: score (jsonb, missing keys) of 1000 rows equals Booster.predict (max diff {diff:.3g})")
-        contribs = bst.predict(xgb.DMatrix(x[:300], missing=np.nan), pred_contribs=True)
-        explained = explain_rows(cur, key, names, x[:300])
+        contribs = bst.predict(xgb.DMatrix(xs[-300:], missing=np.nan), pred_contribs=True)
+        explained = explain_rows(cur, key, names, xs[-300:])
         worst = 0.0
         for e, c in zip(explained, contribs):
             mine = np.array([e["contributions"][nm] for nm in names] + [e["expectedValue"]])
@@ -118,7 +134,7 @@ def test_xgboost(cur, rng):
         # XGBoost computes TreeSHAP in single precision, kaireon in double
         check(worst <= 1e-5, f"{objective}: TreeSHAP of 300 rows equals pred_contribs=True (max rel diff {worst:.3g})")
         if objective == "binary:logistic":
-            test_xgboost_as_lightgbm(cur, doc, names, x, explained)
+            test_xgboost_as_lightgbm(cur, doc, names, xs, explained)
 
 
 def xgb_to_lightgbm_dump(doc, names):
@@ -144,7 +160,7 @@ def xgb_to_lightgbm_dump(doc, names):
 def test_xgboost_as_lightgbm(cur, doc, names, x, xgb_explained):
     dump = xgb_to_lightgbm_dump(doc, names)
     cur.execute("SELECT kaireon.import_model(%s, 'xgb-as-lgb', 'lightgbm_json', %s)", (TENANT, json.dumps(dump)))
-    explained = explain_rows(cur, "xgb-as-lgb", names, x[:300])
+    explained = explain_rows(cur, "xgb-as-lgb", names, x[-300:])
     worst = 0.0
     for a, b in zip(explained, xgb_explained):
         # the XGBoost import's base margin is 0 for base_score 0.5, so expected values agree too
@@ -186,15 +202,18 @@ def test_lightgbm(cur, rng):
     clf = HistGradientBoostingClassifier(max_iter=50, max_depth=6, random_state=3, early_stopping=False).fit(x, y)
     cur.execute("SELECT kaireon.import_model(%s, 'lgb-cls', 'lightgbm_json', %s)",
                 (TENANT, json.dumps(hgb_to_lightgbm_dump(clf, names, "binary sigmoid:1"))))
-    expected = clf.predict_proba(x)[:, 1]
-    got = score_vectors(cur, "lgb-cls", x)
+    splits = [(int(nd["feature_idx"]), float(nd["num_threshold"])) for p in clf._predictors for nd in p[0].nodes
+              if not nd["is_leaf"] and np.isfinite(nd["num_threshold"])]
+    xs = with_threshold_rows(rng, x, splits)
+    expected = clf.predict_proba(xs)[:, 1]
+    got = score_vectors(cur, "lgb-cls", xs)
     diff = float(np.max(np.abs(got - expected)))
-    check(diff <= 1e-6, f"lightgbm_json binary: score_vector of {n} rows equals the model's predict_proba (max diff {diff:.3g})")
-    got_j = score_jsonb(cur, "lgb-cls", names, x[:1000])
-    diff = float(np.max(np.abs(got_j - expected[:1000])))
+    check(diff <= 1e-6, f"lightgbm_json binary: score_vector of {len(xs)} rows equals the model's predict_proba (max diff {diff:.3g})")
+    got_j = score_jsonb(cur, "lgb-cls", names, xs[-1000:])
+    diff = float(np.max(np.abs(got_j - expected[-1000:])))
     check(diff <= 1e-6, f"lightgbm_json binary: score (jsonb) equals predict_proba (max diff {diff:.3g})")
-    margin = clf.decision_function(x[:300])
-    explained = explain_rows(cur, "lgb-cls", names, x[:300])
+    margin = clf.decision_function(xs[-300:])
+    explained = explain_rows(cur, "lgb-cls", names, xs[-300:])
     worst = max(abs(sum(e["contributions"].values()) + e["expectedValue"] - m) for e, m in zip(explained, margin))
     check(worst <= 1e-9, f"lightgbm_json: TreeSHAP contributions plus expected value add up to the margin (max diff {worst:.3g})")
 
@@ -202,10 +221,12 @@ def test_lightgbm(cur, rng):
     reg = HistGradientBoostingRegressor(max_iter=40, max_depth=5, random_state=4, early_stopping=False).fit(x, yr)
     cur.execute("SELECT kaireon.import_model(%s, 'lgb-reg', 'lightgbm_json', %s)",
                 (TENANT, json.dumps(hgb_to_lightgbm_dump(reg, names, "regression"))))
-    expected = reg.predict(x)
-    got = score_vectors(cur, "lgb-reg", x)
+    xs = with_threshold_rows(rng, x, [(int(nd["feature_idx"]), float(nd["num_threshold"])) for p in reg._predictors
+                                      for nd in p[0].nodes if not nd["is_leaf"] and np.isfinite(nd["num_threshold"])])
+    expected = reg.predict(xs)
+    got = score_vectors(cur, "lgb-reg", xs)
     diff = float(np.max(np.abs(got - expected)))
-    check(diff <= 1e-6, f"lightgbm_json regression: score_vector of {n} rows equals the model's predict (max diff {diff:.3g})")
+    check(diff <= 1e-6, f"lightgbm_json regression: score_vector of {len(xs)} rows equals the model's predict (max diff {diff:.3g})")
 
 
 def test_logistic_training(cur, rng):

@@ -655,6 +655,8 @@ typedef struct ScoreCallCache
 	uint64		generation;
 	char		tenant[256];
 	char		key[MAX_MODEL_KEY_LEN + 1];
+	size_t		tenant_len;
+	size_t		key_len;
 	KaireonModel *model;
 	KaireonValue *values;
 } ScoreCallCache;
@@ -673,11 +675,19 @@ sql_model(FunctionCallInfo fcinfo, bool need_trained)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tenant_id and model_key must not be null"),
 				 errhint("Pass the tenant and the key of one of its algorithm_models rows.")));
+	if (cc != NULL && cc->generation == cache_generation && cc->model != NULL)
+	{
+		/* the same model as the previous row: compare the arguments in place */
+		text	   *t = PG_GETARG_TEXT_PP(0);
+		text	   *k = PG_GETARG_TEXT_PP(1);
+
+		if (VARSIZE_ANY_EXHDR(t) == cc->tenant_len && VARSIZE_ANY_EXHDR(k) == cc->key_len &&
+			memcmp(VARDATA_ANY(t), cc->tenant, cc->tenant_len) == 0 &&
+			memcmp(VARDATA_ANY(k), cc->key, cc->key_len) == 0)
+			return cc->model;
+	}
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (cc != NULL && cc->generation == cache_generation && cc->model != NULL &&
-		strcmp(cc->tenant, tenant) == 0 && strcmp(cc->key, key) == 0)
-		return cc->model;
 	kaireon_check_tenant_access(tenant);
 	m = kaireon_model_lookup(tenant, key);
 	if (m == NULL)
@@ -699,6 +709,8 @@ sql_model(FunctionCallInfo fcinfo, bool need_trained)
 	{
 		strlcpy(cc->tenant, tenant, sizeof(cc->tenant));
 		strlcpy(cc->key, key, sizeof(cc->key));
+		cc->tenant_len = strlen(tenant);
+		cc->key_len = strlen(key);
 		cc->generation = cache_generation;
 		cc->model = m;
 		cc->values = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,

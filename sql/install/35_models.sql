@@ -14,14 +14,14 @@
 CREATE FUNCTION kaireon.score(tenant_id text, model_key text, features jsonb, arm text DEFAULT NULL)
     RETURNS double precision
     AS 'MODULE_PATHNAME', 'kaireon_score_jsonb'
-    LANGUAGE C STABLE PARALLEL SAFE;
+    LANGUAGE C STABLE PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION kaireon.score(text, text, jsonb, text) IS
     'Scores features (a JSON object of feature names and values; missing or null features are missing values) with the tenant''s model: a probability for classifiers and bandits (arm = the offer id), the raw prediction for regression models. 42704 when the model does not exist, 55000 when it has no learned state yet.';
 
 CREATE FUNCTION kaireon.score_vector(tenant_id text, model_key text, features double precision[], arm text DEFAULT NULL)
     RETURNS double precision
     AS 'MODULE_PATHNAME', 'kaireon_score_array'
-    LANGUAGE C STABLE PARALLEL SAFE;
+    LANGUAGE C STABLE PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION kaireon.score_vector(text, text, double precision[], text) IS
     'Scores numeric features given in the order of kaireon.model_features(tenant_id, model_key) (NULL or NaN elements are missing values); the fast form for scoring many rows.';
 

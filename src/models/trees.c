@@ -58,11 +58,27 @@ typedef struct TreeNode
 	double		value;			/* LightGBM threshold, or the leaf value */
 } TreeNode;
 
+/*
+ * The prediction layout of a node: the tree renumbered breadth-first so that a
+ * node's children are adjacent (right = left + 1), which turns each step into
+ * "left + went_right" without a branch on the comparison.
+ */
+typedef struct FastNode
+{
+	double		value;			/* LightGBM threshold, or the leaf value */
+	float		thr32;			/* XGBoost threshold */
+	int32		feature;		/* -1 for a leaf */
+	int32		left;
+	uint8		default_right;
+	uint8		missing;
+} FastNode;
+
 typedef struct Tree
 {
 	int			nnodes;
 	int			depth;			/* longest root-to-leaf path, in edges */
-	TreeNode   *nodes;
+	FastNode   *fast;			/* prediction layout */
+	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
 } Tree;
@@ -129,6 +145,40 @@ compute_means(Tree *t)
 				: (t->mean[n->left] + t->mean[n->right]) / 2;
 		}
 	}
+}
+
+/* Renumber the tree breadth-first into the prediction layout. */
+static void
+build_fast(Tree *t)
+{
+	int		   *queue = palloc(sizeof(int) * t->nnodes);	/* original ids, by new id */
+	int			head = 0,
+				next = 1;
+
+	t->fast = palloc0(sizeof(FastNode) * t->nnodes);
+	queue[0] = 0;
+	while (head < next)
+	{
+		const TreeNode *n = &t->nodes[queue[head]];
+		FastNode   *f = &t->fast[head];
+
+		f->feature = n->feature;
+		f->value = n->value;
+		f->thr32 = n->thr32;
+		f->default_right = !n->default_left;
+		f->missing = n->missing;
+		if (n->feature >= 0)
+		{
+			/* a node reached twice would overflow the queue: each node has one parent */
+			if (next + 2 > t->nnodes)
+				model_error("algorithm_models.model_state", "trees", "has a node with two parents");
+			f->left = next;
+			queue[next++] = n->left;
+			queue[next++] = n->right;
+		}
+		head++;
+	}
+	pfree(queue);
 }
 
 /* Compile one tree of the canonical state. */
@@ -220,6 +270,7 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 	if (t->depth > 64)
 		model_error(where, path, "is %d levels deep; at most 64 are supported", t->depth);
 	compute_means(t);
+	build_fast(t);
 	pfree(depth);
 }
 
@@ -283,27 +334,40 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 	impl->data = m;
 }
 
-/* The leaf a feature vector reaches in an XGBoost tree (x already rounded to float). */
-static inline int
+/* The leaf value a feature vector reaches in an XGBoost tree (x already rounded to float). */
+static inline double
 xgb_leaf(const Tree *t, const float *x)
 {
-	const TreeNode *nodes = t->nodes;
+	const FastNode *nodes = t->fast;
 	int			i = 0;
+	int			f;
 
-	while (nodes[i].feature >= 0)
+	while ((f = nodes[i].feature) >= 0)
 	{
-		const TreeNode *n = &nodes[i];
-		float		fv = x[n->feature];
+		const FastNode *n = &nodes[i];
+		float		fv = x[f];
+		int			right = !(fv < n->thr32);
 
 		if (isnan(fv))
-			i = n->default_left ? n->left : n->right;
-		else
-			i = fv < n->thr32 ? n->left : n->right;
+			right = n->default_right;
+		i = n->left + right;
 	}
-	return i;
+	return nodes[i].value;
 }
 
-/* Which child of split node n a LightGBM value goes to. */
+/* Does a LightGBM value go right at node n? */
+static inline int
+lgb_right(const FastNode *n, double fv)
+{
+	if (isnan(fv) && n->missing != MISSING_NAN)
+		fv = 0.0;
+	if ((n->missing == MISSING_ZERO && fv >= -1e-35 && fv <= 1e-35) ||
+		(n->missing == MISSING_NAN && isnan(fv)))
+		return n->default_right;
+	return !(fv <= n->value);
+}
+
+/* Which child of split node n a LightGBM value goes to (original layout, for TreeSHAP). */
 static inline int
 lgb_child(const TreeNode *n, double fv)
 {
@@ -315,16 +379,16 @@ lgb_child(const TreeNode *n, double fv)
 	return fv <= n->value ? n->left : n->right;
 }
 
-/* The leaf a feature vector reaches in a LightGBM tree. */
-static inline int
+/* The leaf value a feature vector reaches in a LightGBM tree. */
+static inline double
 lgb_leaf(const Tree *t, const double *x)
 {
-	const TreeNode *nodes = t->nodes;
+	const FastNode *nodes = t->fast;
 	int			i = 0;
 
 	while (nodes[i].feature >= 0)
-		i = lgb_child(&nodes[i], x[nodes[i].feature]);
-	return i;
+		i = nodes[i].left + lgb_right(&nodes[i], x[nodes[i].feature]);
+	return nodes[i].value;
 }
 
 /* Which child of split node i the subject goes to (either format). */
@@ -361,7 +425,7 @@ trees_predict(const TreeModel *m, const double *x, int nf, double *margin, doubl
 		{
 			const Tree *tr = &m->trees[t];
 
-			sum += (float) tr->nodes[xgb_leaf(tr, xs)].value;
+			sum += (float) xgb_leaf(tr, xs);
 		}
 		if (xs != xf)
 			pfree(xs);
@@ -381,7 +445,7 @@ trees_predict(const TreeModel *m, const double *x, int nf, double *margin, doubl
 		double		sum = m->base_margin;
 
 		for (t = 0; t < m->ntrees; t++)
-			sum += m->trees[t].nodes[lgb_leaf(&m->trees[t], x)].value;
+			sum += lgb_leaf(&m->trees[t], x);
 		*margin = sum;
 		*output = m->sigmoid ? 1.0 / (1.0 + exp(-m->sigmoid_scale * sum)) : sum;
 	}

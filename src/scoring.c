@@ -16,7 +16,9 @@
  * of a marked entry reads the row's stamp (xmin, ctid and updated_at, which
  * change with every new row version) and recompiles only when it changed; a
  * replaced model's memory is handed to the current transaction, so a pointer
- * a caller still holds stays valid until the transaction ends.
+ * a caller still holds stays valid until the transaction ends.  A model read
+ * under a transaction snapshot (REPEATABLE READ, SERIALIZABLE) may predate an
+ * invalidation already processed, so it stays "to check".
  *
  * Online learning (kaireon.model_learn, and respond through
  * kaireon_model_learn) rewrites model_state under the row lock of the model,
@@ -412,7 +414,7 @@ kaireon_model_lookup(const char *tenant_id, const char *model_key)
 			e = hash_search(model_cache, key, HASH_FIND, &found);
 			if (found)
 			{
-				e->needs_check = false;
+				e->needs_check = IsolationUsesXactSnapshot();
 				return e->model;
 			}
 		}
@@ -430,7 +432,13 @@ kaireon_model_lookup(const char *tenant_id, const char *model_key)
 	if (found)
 		retire_model(e->model);
 	e->model = m;
-	e->needs_check = false;
+
+	/*
+	 * Under REPEATABLE READ or SERIALIZABLE the row was read with the
+	 * transaction's old snapshot, possibly before a change whose invalidation
+	 * has already been processed: check it again at every use.
+	 */
+	e->needs_check = IsolationUsesXactSnapshot();
 	return m;
 }
 

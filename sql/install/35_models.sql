@@ -291,8 +291,9 @@ BEGIN
             USING ERRCODE = '42704', HINT = 'Check the ticket id.';
     END IF;
     IF v_ticket.status <> 'pending' THEN
-        RAISE EXCEPTION 'model approval "%" is already %', approval_id, v_ticket.status
-            USING ERRCODE = '55000', HINT = 'Request a new approval.';
+        RAISE EXCEPTION 'this model approval is already %, not pending', v_ticket.status
+            USING ERRCODE = '55000', DETAIL = format('Approval id: %s.', approval_id),
+                  HINT = 'Request a new approval.';
     END IF;
     IF v_ticket.requested_by = v_user THEN
         RAISE EXCEPTION 'user "%" requested this approval and cannot review it', v_user

@@ -9,26 +9,28 @@
 
 -- ---------------------------------------------------------------------------------------
 -- Scoring (src/scoring.c, src/models/)
+-- score, score_vector and explain_score are VOLATILE because bandit scores are random draws;
+-- they are PARALLEL SAFE (each process draws from its own generator).
 -- ---------------------------------------------------------------------------------------
 
 CREATE FUNCTION kaireon.score(tenant_id text, model_key text, features jsonb, arm text DEFAULT NULL)
     RETURNS double precision
     AS 'MODULE_PATHNAME', 'kaireon_score_jsonb'
-    LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    LANGUAGE C VOLATILE PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION kaireon.score(text, text, jsonb, text) IS
     'Scores features (a JSON object of feature names and values; missing or null features are missing values) with the tenant''s model: a probability for classifiers and bandits (arm = the offer id), the raw prediction for regression models. 42704 when the model does not exist, 55000 when it has no learned state yet.';
 
 CREATE FUNCTION kaireon.score_vector(tenant_id text, model_key text, features double precision[], arm text DEFAULT NULL)
     RETURNS double precision
     AS 'MODULE_PATHNAME', 'kaireon_score_array'
-    LANGUAGE C STABLE PARALLEL SAFE COST 100;
+    LANGUAGE C VOLATILE PARALLEL SAFE COST 100;
 COMMENT ON FUNCTION kaireon.score_vector(text, text, double precision[], text) IS
     'Scores numeric features given in the order of kaireon.model_features(tenant_id, model_key) (NULL or NaN elements are missing values); the fast form for scoring many rows.';
 
 CREATE FUNCTION kaireon.explain_score(tenant_id text, model_key text, features jsonb, arm text DEFAULT NULL)
     RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_explain_score'
-    LANGUAGE C STABLE PARALLEL SAFE;
+    LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon.explain_score(text, text, jsonb, text) IS
     'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits). See docs/models.md.';
 

@@ -11,7 +11,7 @@ INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, registry
   ('rg', 'solo', 'Solo', 'logistic_regression', NULL, '{"bias": 0, "weights": {"x": 3}}');
 SELECT * FROM kaireon.registry_transitions() ORDER BY 1, 2;
 
--- a new model starts as draft (or shadow / archived)
+-- creating a row is not a transition (a restore creates champions), but a champion needs a family
 INSERT INTO kaireon.algorithm_models (tenant_id, key, name, registry_status) VALUES ('rg', 'x', 'X', 'champion');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- transitions outside the table are refused, whatever the path

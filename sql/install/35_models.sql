@@ -140,9 +140,11 @@ BEGIN
         RETURN NEW;             -- the CHECK constraint reports it
     END IF;
     IF TG_OP = 'INSERT' THEN
-        IF NEW.registry_status NOT IN ('draft', 'shadow', 'archived') THEN
-            RAISE EXCEPTION 'a new model starts as draft, shadow or archived, not %', NEW.registry_status
-                USING ERRCODE = '55000', HINT = 'Create it as draft, then move it with kaireon.transition_model.';
+        -- creating a row is not a transition (pg_restore creates champions this way), but a
+        -- champion needs a family
+        IF NEW.registry_status = 'champion' AND NEW.registry_family IS NULL THEN
+            RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', NEW.key
+                USING ERRCODE = '22023', HINT = 'Set registry_family, or create the model as draft.';
         END IF;
         RETURN NEW;
     END IF;
@@ -211,6 +213,26 @@ COMMENT ON FUNCTION kaireon._snapshot_model() IS
     'Internal: AFTER INSERT OR UPDATE trigger on algorithm_models writing a model_versions snapshot of every new version.';
 CREATE TRIGGER snapshot_model AFTER INSERT OR UPDATE ON kaireon.algorithm_models
     FOR EACH ROW EXECUTE FUNCTION kaireon._snapshot_model();
+
+CREATE FUNCTION kaireon._model_version_restore() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- Restoring a dump inserts each model (whose trigger snapshots its current version) before
+    -- the dumped model_versions rows; the dumped copy of that same snapshot replaces the new one.
+    -- A different snapshot under an existing version is still refused by the unique key.
+    DELETE FROM kaireon.model_versions v
+     WHERE v.tenant_id = NEW.tenant_id AND v.model_id = NEW.model_id AND v.version = NEW.version
+       AND v.config = NEW.config AND v.model_state = NEW.model_state AND v.metrics = NEW.metrics
+       AND v.predictors = NEW.predictors AND v.id <> NEW.id;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._model_version_restore() IS
+    'Internal: BEFORE INSERT trigger on model_versions letting a restored snapshot replace the identical snapshot its model''s restore just wrote.';
+CREATE TRIGGER model_version_restore BEFORE INSERT ON kaireon.model_versions
+    FOR EACH ROW EXECUTE FUNCTION kaireon._model_version_restore();
 
 CREATE FUNCTION kaireon.transition_model(tenant_id text, model_key text, to_status text,
                                          family text DEFAULT NULL)

@@ -219,13 +219,17 @@ CREATE FUNCTION kaireon._model_version_restore() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    -- Restoring a dump inserts each model (whose trigger snapshots its current version) before
-    -- the dumped model_versions rows; the dumped copy of that same snapshot replaces the new one.
-    -- A different snapshot under an existing version is still refused by the unique key.
+    -- Restoring a dump inserts each model (whose trigger snapshots its current row) before the
+    -- dumped model_versions rows; the dumped snapshot of that version replaces the one the
+    -- restore wrote, which is recognised as identical to the model's current row (online
+    -- learning may have moved the row's counts since the version's original snapshot).
+    -- Any other snapshot under an existing version is still refused by the unique key.
     DELETE FROM kaireon.model_versions v
+     USING kaireon.algorithm_models m
      WHERE v.tenant_id = NEW.tenant_id AND v.model_id = NEW.model_id AND v.version = NEW.version
-       AND v.config = NEW.config AND v.model_state = NEW.model_state AND v.metrics = NEW.metrics
-       AND v.predictors = NEW.predictors AND v.id <> NEW.id;
+       AND v.id <> NEW.id AND m.tenant_id = v.tenant_id AND m.id = v.model_id AND m.version = v.version
+       AND v.config = m.config AND v.model_state = m.model_state AND v.metrics = m.metrics
+       AND v.predictors = m.predictors;
     RETURN NEW;
 END
 $fn$;

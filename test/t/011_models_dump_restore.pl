@@ -37,12 +37,15 @@ my $census = q{
     SELECT (SELECT string_agg(format('%s %s v%s', key, registry_status, version), ', ' ORDER BY key) FROM kaireon.algorithm_models)
         || ' | ' || (SELECT string_agg(format('%s v%s', m.key, v.version), ', ' ORDER BY m.key, v.version)
                        FROM kaireon.model_versions v JOIN kaireon.algorithm_models m ON m.tenant_id = v.tenant_id AND m.id = v.model_id)
+        || ' | ' || (SELECT md5(string_agg(format('%s %s %s %s %s %s', v.model_id, v.version, v.config, v.model_state,
+                                                   v.metrics, v.predictors), ';' ORDER BY v.model_id, v.version))
+                       FROM kaireon.model_versions v)
         || ' | ' || (SELECT count(*) FROM kaireon.model_approvals)
         || ' | ' || (SELECT string_agg(round(kaireon.score('md', k, '{"x": 1}')::numeric, 6)::text, ', ' ORDER BY k)
                        FROM unnest(ARRAY['nb', 'new', 'old', 'trees']) k)
 };
 my $before = $node->safe_psql('src', $census);
-like($before, qr/new champion v\d+, nb draft v1, old archived/, 'the registry before the dump');
+like($before, qr/nb draft v\d+, new champion v\d+, old archived v\d+/, 'the registry before the dump');
 
 my $dump = $node->basedir . '/models.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ], 'pg_dump');

@@ -512,19 +512,21 @@ kaireon_model_explain(KaireonModel *model, const KaireonFeatures *features, cons
 	return text_to_jsonb(kj_dump(model_explain_json(model, features, arm), JSON_COMPACT));
 }
 
-/* Registry status, id and key of a model (see scoring.h). */
+/* The registry status of a model (see scoring.h). */
 const char *
 kaireon_model_registry_status(const KaireonModel *model)
 {
 	return model->registry_status;
 }
 
+/* The algorithm_models id of a model. */
 const char *
 kaireon_model_id(const KaireonModel *model)
 {
 	return model->id;
 }
 
+/* The key of a model. */
 const char *
 kaireon_model_key(const KaireonModel *model)
 {
@@ -1001,7 +1003,6 @@ kaireon_import_model(PG_FUNCTION_ARGS)
 	char	   *metrics;
 	int			rc;
 	char	   *id;
-	KaireonModel *check;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -1064,10 +1065,6 @@ kaireon_import_model(PG_FUNCTION_ARGS)
 	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	id = pstrdup(id);
 	SPI_finish();
-	/* compile it now (the cache sees the new row after this command) */
-	CommandCounterIncrement();
-	check = kaireon_model_lookup(tenant, key);
-	(void) check;
 	PG_RETURN_TEXT_P(cstring_to_text(id));
 }
 

@@ -222,7 +222,7 @@ load_examples(const char *tenant_id, const char *data_schema_id, TimestampTz sin
 	return ex;
 }
 
-/* AUC of scores against labels (ties count half), or NaN without both classes. */
+/* qsort order of (score, label) pairs by score. */
 static int
 cmp_pair(const void *a, const void *b)
 {
@@ -232,6 +232,7 @@ cmp_pair(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* AUC of scores against labels (ties count half), or NaN without both classes. */
 static double
 auc(const double *score, const double *y, int n)
 {
@@ -612,6 +613,7 @@ train_logistic(Examples *ex, char **names, bool *categorical, double l2, int max
 
 /* ---- naive Bayes ---- */
 
+/* qsort order of doubles. */
 static int
 cmp_double(const void *a, const void *b)
 {

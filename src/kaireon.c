@@ -25,6 +25,7 @@ _PG_init(void)
 	kaireon_json_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
+	kaireon_scoring_init();
 }
 
 /* kaireon.version(): the version of the loaded C module. */

@@ -14,6 +14,7 @@
 extern void kaireon_session_init(void);
 extern void kaireon_json_init(void);
 extern void kaireon_config_cache_init(void);
+extern void kaireon_scoring_init(void);
 
 /* session.c: the tenant a session acts for */
 extern const char *kaireon_current_tenant(void);

@@ -11,14 +11,28 @@ AS $fn$
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
         'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
-        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)']) AS f
+        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)',
+        'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
+        'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
+        'kaireon.wilson_interval(double precision,double precision,double precision)',
+        'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
+        'kaireon.set_model_seed(bigint)']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
         'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
         'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
         'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
-        'kaireon.publish_decision_flow(text,text,text)']) AS f
+        'kaireon.publish_decision_flow(text,text,text)',
+        'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
+        'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',
+        'kaireon.check_drift(text,text,timestamptz,timestamptz,timestamptz,timestamptz,jsonb)',
+        'kaireon.transition_model(text,text,text,text)', 'kaireon.request_model_approval(text,text,text,text)',
+        'kaireon.review_model_approval(text,text,boolean,text,text)',
+        'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
+        'kaireon.assign_experiment(text,text,text)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
+        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS

@@ -53,6 +53,17 @@ INSERT INTO kaireon.model_adaptations (tenant_id, model_id, scope, scope_id, pos
 SET kaireon.adaptation_refresh_ms = 0;
 SELECT offer_id, propensity = model_score AS model_propensity FROM pg_temp.scored('model', 'a', 1);
 
+-- a model that reads no offer feature scores every candidate alike (scored once per placement)
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+    ('rm', 'cust', 'Customer only', 'logistic_regression', '{"bias": 0.5, "weights": {"x": -0.25}}');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('rm', 'f-cust', 'cust', 'Customer model', '{"maxOffers": 3, "score": {"method": "propensity", "modelKey": "cust"}}');
+SELECT kaireon.publish_decision_flow('rm', 'cust') IS NOT NULL AS published;
+SELECT r.offer_id, round(r.propensity::numeric, 6) AS propensity,
+       round(kaireon.score('rm', 'cust', '{"x": 3}')::numeric, 6) AS model_score
+  FROM kaireon.recommend('rm', 'a', 'web', decision_flow => 'cust', context => '{"x": 3}', options => '{"dry_run": true}') r
+ ORDER BY r.rank;
+
 -- 2. propensitySource "adaptive": the model is only the fallback prior. o1 has 100 outcomes of
 --    its own (rate 0.6); o2 and o3 have none, the tenant none either: the model's score.
 SELECT offer_id, propensity, model_score, source FROM pg_temp.scored('adaptive', 'a', 1);

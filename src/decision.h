@@ -453,6 +453,8 @@ typedef struct KRequest
 	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */
 	const char *model_key;		/* the model's key, also when untrained (it still learns) */
 	const char *variant;		/* the experiment variant, or NULL */
+	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
+	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 } KRequest;
 
 /* rules.c */

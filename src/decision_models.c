@@ -107,6 +107,7 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 	req->model = NULL;
 	req->model_key = NULL;
 	req->variant = NULL;
+	req->model_memo_valid = false;
 	if (flow->experiment_key != NULL)
 		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
 	if (key == NULL)
@@ -119,14 +120,28 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 		req->model = m;
 }
 
-/* A model's score of the request's customer with a candidate offer. */
+/*
+ * A model's score of the request's customer with a candidate offer.  The
+ * request's model, when its score does not depend on the offer, is scored
+ * once per placement.
+ */
 double
 kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *offer)
 {
 	FeatureArg	fa = {req->cust->attrs, offer};
 	KaireonFeatures f = {feature_get, &fa};
+	bool		memo = (model == req->model && !kaireon_model_per_offer(model));
+	double		s;
 
-	return kaireon_model_score(model, &f, offer->id);
+	if (memo && req->model_memo_valid)
+		return req->model_memo;
+	s = kaireon_model_score(model, &f, offer->id);
+	if (memo)
+	{
+		req->model_memo = s;
+		req->model_memo_valid = true;
+	}
+	return s;
 }
 
 /*

@@ -82,16 +82,17 @@ CREATE TABLE kaireon.model_adaptations (
                             CHECK (positive_rate >= 0 AND positive_rate <= 1),
     predictor_bins          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_bins) = 'object'),
     predictor_aucs          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_aucs) = 'object'),
+    shard                   smallint NOT NULL DEFAULT 0 CHECK (shard >= 0 AND shard < 64),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
-    UNIQUE NULLS NOT DISTINCT (tenant_id, model_id, scope, scope_id),
+    UNIQUE NULLS NOT DISTINCT (tenant_id, model_id, scope, scope_id, shard),
     CHECK ((scope = 'global') = (scope_id IS NULL)),
     FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
         ON DELETE CASCADE
 );
 COMMENT ON TABLE kaireon.model_adaptations IS
-    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel.';
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel. A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
 
 CREATE TABLE kaireon.model_approvals (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

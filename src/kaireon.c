@@ -24,6 +24,9 @@ _PG_init(void)
 {
 	kaireon_json_init();
 	kaireon_session_init();
+	kaireon_audit_init();
+	kaireon_secrets_init();
+	kaireon_governance_init();
 }
 
 /* kaireon.version(): the version of the loaded C module. */

@@ -13,6 +13,9 @@
 /* module init functions, called in this order by _PG_init */
 extern void kaireon_session_init(void);
 extern void kaireon_json_init(void);
+extern void kaireon_audit_init(void);
+extern void kaireon_secrets_init(void);
+extern void kaireon_governance_init(void);
 
 /* session.c: the tenant a session acts for */
 extern const char *kaireon_current_tenant(void);

@@ -11,10 +11,18 @@ AS $fn$
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
         'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
-        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)']) AS f
+        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)',
+        'kaireon.verify_audit_chain(text,bigint,bigint)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
-        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)']) AS f
+        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
+        'kaireon.request_approval(text,text,text,jsonb,text)', 'kaireon.approve_request(text,text,text)',
+        'kaireon.reject_request(text,text,text)', 'kaireon.cancel_request(text,text)',
+        'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
+        'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
+        'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
+        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS
@@ -40,8 +48,10 @@ BEGIN
         WHEN 'app' THEN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
-            -- the audit log is append-only
-            EXECUTE format('REVOKE UPDATE, DELETE ON kaireon.audit_logs FROM %I', v_role);
+            -- the audit log is written by kaireon's audit triggers only (append-only, read here),
+            -- approvals only through kaireon.request_approval / approve_request / ...
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.approval_requests,'
+                           ' kaireon.approval_request_stages, kaireon.approval_actions FROM %I', v_role);
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
@@ -49,7 +59,7 @@ BEGIN
     END CASE;
     IF p_access <> 'admin' THEN
         -- who has which access, and which tenant owns which data schema, are not theirs to see
-        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas FROM %I', v_role);
+        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas, kaireon.audit_chain_heads FROM %I', v_role);
         FOR v_fn IN SELECT * FROM kaireon._role_functions(p_access) LOOP
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
         END LOOP;
@@ -75,7 +85,7 @@ CREATE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
         SELECT kaireon._grant_role(role, 'app');
     END;
 COMMENT ON FUNCTION kaireon.grant_app_role(regrole) IS
-    'Grants a role what an application needs: read and write the kaireon tables (the audit log append-only) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
+    'Grants a role what an application needs: read and write the kaireon tables (the audit log and the approval tables read-only: kaireon writes them) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
 
 CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
     LANGUAGE sql

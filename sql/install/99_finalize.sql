@@ -5,6 +5,7 @@
 --                                    (unless the table defines its own policies)
 --   * deleted_at column           -> index (tenant_id, deleted_at)
 --   * every table holding rows    -> pg_extension_config_dump, so pg_dump keeps its rows
+--                                    (unless registered earlier with a filter of its own)
 DO $finalize$
 DECLARE
     r           record;
@@ -29,7 +30,8 @@ BEGIN
         IF r.has_deleted_at AND NOT r.relispartition THEN
             EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, deleted_at)', r.relname);
         END IF;
-        IF r.relkind = 'r' THEN
+        -- (a table registered earlier with a filter of its own keeps it)
+        IF r.relkind = 'r' AND r.oid <> ALL (coalesce((SELECT extconfig FROM pg_extension WHERE extname = 'kaireon'), '{}')) THEN
             PERFORM pg_catalog.pg_extension_config_dump(format('kaireon.%I', r.relname)::regclass, '');
         END IF;
     END LOOP;

@@ -98,7 +98,8 @@ SELECT p.oid::regprocedure AS uncommented_function FROM pg_proc p
 
 -- comments of model tables start with the model name (kaireon's own tables say so instead)
 SELECT t.relname FROM ktables t
- WHERE t.relname NOT IN ('role_grants', 'tenant_schemas') AND obj_description(t.oid, 'pg_class') !~ '^[A-Z][A-Za-z]+: '
+ WHERE t.relname NOT IN ('role_grants', 'tenant_schemas', 'audit_chain_heads', 'approval_actions')
+   AND obj_description(t.oid, 'pg_class') !~ '^[A-Z][A-Za-z]+: '
  ORDER BY 1;
 
 -- SECURITY DEFINER functions pin search_path
@@ -107,10 +108,12 @@ SELECT p.oid::regprocedure AS definer_without_search_path FROM pg_proc p
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
  ORDER BY 1;
 
--- list and object fields are jsonb, never json or text[]
+-- list and object fields are jsonb, never json or text[] (except the audit log's before and
+-- after: json keeps exactly the text that was hashed, docs/audit.md)
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM ktables c
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE a.atttypid IN ('json'::regtype, 'text[]'::regtype, 'timestamp'::regtype)
+   AND (c.relname, a.attname) NOT IN (('audit_logs', 'before'), ('audit_logs', 'after'))
  ORDER BY 1, 2;
 
 -- updated_at is maintained by the trigger

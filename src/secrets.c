@@ -419,8 +419,8 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 	vals[0] = CStringGetTextDatum(pnstrdup(key, DISPLAY_PREFIX_LEN));
 	if (SPI_execute_with_args("SELECT tenant_id, id, hashed_key, scopes,"
 							  " revoked_at IS NULL AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
-							  " last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-							  " OPERATOR(pg_catalog.-) '" CppAsString2(LAST_USED_GRANULARITY_SECS) " s'::pg_catalog.interval"
+							  " last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+							  " OPERATOR(pg_catalog.-) '" CppAsString2(LAST_USED_GRANULARITY_SECS) " s'::pg_catalog.interval)"
 							  " FROM kaireon.api_keys WHERE prefix OPERATOR(pg_catalog.=) $1",
 							  1, types, vals, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the API key failed");

@@ -50,8 +50,8 @@ BEGIN
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
             -- the audit log is written by kaireon's audit triggers only (append-only, read here),
             -- approvals only through kaireon.request_approval / approve_request / ...
-            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.approval_requests,'
-                           ' kaireon.approval_request_stages, kaireon.approval_actions FROM %I', v_role);
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.audit_chain_heads,'
+                           ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions FROM %I', v_role);
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
@@ -59,7 +59,7 @@ BEGIN
     END CASE;
     IF p_access <> 'admin' THEN
         -- who has which access, and which tenant owns which data schema, are not theirs to see
-        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas, kaireon.audit_chain_heads FROM %I', v_role);
+        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas FROM %I', v_role);
         FOR v_fn IN SELECT * FROM kaireon._role_functions(p_access) LOOP
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
         END LOOP;

@@ -352,8 +352,8 @@ kaireon_audit_canonical(const AuditRecord *rec)
 
 /*
  * The chains this transaction has appended to, kept in TopTransactionContext
- * while their locks are held.  Each entry remembers where the chain's head row
- * is and what it holds (row_*), and the chain's true head as a stack of
+ * while their locks are held.  Each entry remembers what the chain's head row
+ * holds (row_seq), and the chain's true head as a stack of
  * states, one per subtransaction level that appended: a subtransaction that
  * rolls back pops its state (its audit rows are gone), one that commits hands
  * its state to its parent.  The head row itself is written once, when the
@@ -373,10 +373,7 @@ typedef struct ChainCache
 	struct ChainCache *next;
 	char	   *tenant_id;		/* NULL: the chain without a tenant */
 	Oid			heads_relid;	/* kaireon.audit_chain_heads when it was read */
-	bool		has_row;		/* the head row exists */
-	ItemPointerData row_tid;	/* its version read at the start */
-	TimestampTz row_created;
-	int64		row_seq;		/* the last_seq it holds */
+	int64		row_seq;		/* the last_seq the head row holds */
 	ChainState *state;			/* the chain's head now */
 } ChainCache;
 
@@ -453,35 +450,19 @@ chain_cache_find(const char *tenant_id)
 }
 
 /*
- * Read a chain's head row into a new cache entry, through the unique index on
- * tenant_id with a fresh snapshot (the chain lock is held, so the previous
- * appender has committed or rolled back).
+ * Find a chain's head row through the unique index on tenant_id with a fresh
+ * snapshot (the chain lock is held, so the previous appender has committed or
+ * rolled back, and this transaction's own changes show).  Returns a copy of
+ * the row, or NULL.
  */
-static ChainCache *
-chain_cache_load(const char *tenant_id)
+static HeapTuple
+head_row_lookup(Relation rel, Oid idxid, const char *tenant_id)
 {
-	Oid			nsp = kaireon_nsp();
-	Oid			relid = get_relname_relid("audit_chain_heads", nsp);
-	Oid			idxid = get_relname_relid("audit_chain_heads_tenant_id_key", nsp);
-	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
 	Snapshot	snapshot;
 	HeapTuple	tup;
-	ChainCache *entry;
-	ChainState *state;
 
-	if (!OidIsValid(relid) || !OidIsValid(idxid))
-		elog(ERROR, "table kaireon.audit_chain_heads or its index does not exist");
-	entry = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainCache));
-	state = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainState));
-	entry->tenant_id = tenant_id ? MemoryContextStrdup(TopTransactionContext, tenant_id) : NULL;
-	entry->heads_relid = relid;
-	entry->state = state;
-	state->subid = InvalidSubTransactionId;	/* committed before this transaction */
-	memcpy(state->last_hash, KAIREON_AUDIT_GENESIS_HASH, KC_SHA256_HEX_LEN + 1);
-
-	rel = table_open(relid, RowExclusiveLock);
 	if (tenant_id != NULL)
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(tenant_id));
 	else
@@ -491,6 +472,48 @@ chain_cache_load(const char *tenant_id)
 	scan = systable_beginscan(rel, idxid, true, snapshot, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
+		tup = heap_copytuple(tup);
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	return tup;
+}
+
+/* Open kaireon.audit_chain_heads and find its tenant index; false when the extension is gone. */
+static bool
+heads_open(Relation *rel, Oid *idxid)
+{
+	Oid			nsp = get_namespace_oid("kaireon", true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("audit_chain_heads", nsp) : InvalidOid;
+
+	*idxid = OidIsValid(nsp) ? get_relname_relid("audit_chain_heads_tenant_id_key", nsp) : InvalidOid;
+	if (!OidIsValid(relid) || !OidIsValid(*idxid))
+		return false;
+	*rel = table_open(relid, RowExclusiveLock);
+	return true;
+}
+
+/* Read a chain's head row into a new cache entry. */
+static ChainCache *
+chain_cache_load(const char *tenant_id)
+{
+	Relation	rel;
+	Oid			idxid;
+	HeapTuple	tup;
+	ChainCache *entry;
+	ChainState *state;
+
+	if (!heads_open(&rel, &idxid))
+		elog(ERROR, "table kaireon.audit_chain_heads or its index does not exist");
+	entry = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainCache));
+	state = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainState));
+	entry->tenant_id = tenant_id ? MemoryContextStrdup(TopTransactionContext, tenant_id) : NULL;
+	entry->heads_relid = RelationGetRelid(rel);
+	entry->state = state;
+	state->subid = InvalidSubTransactionId;	/* committed before this transaction */
+	memcpy(state->last_hash, KAIREON_AUDIT_GENESIS_HASH, KC_SHA256_HEX_LEN + 1);
+
+	tup = head_row_lookup(rel, idxid, tenant_id);
+	if (tup != NULL)
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
@@ -502,16 +525,11 @@ chain_cache_load(const char *tenant_id)
 					 errmsg("the audit chain head of tenant %s holds no valid hash",
 							tenant_id ? tenant_id : "(none)"),
 					 errhint("Run kaireon.verify_audit_chain to find where the chain is broken.")));
-		entry->has_row = true;
-		entry->row_tid = tup->t_self;
-		entry->row_created = DatumGetTimestampTz(heap_getattr(tup, column_number(rel, "created_at"), desc, &isnull));
 		state->last_id = DatumGetInt64(heap_getattr(tup, column_number(rel, "last_id"), desc, &isnull));
 		state->last_seq = DatumGetInt64(heap_getattr(tup, column_number(rel, "last_seq"), desc, &isnull));
 		memcpy(state->last_hash, last_hash, KC_SHA256_HEX_LEN + 1);
 		entry->row_seq = state->last_seq;
 	}
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
 	table_close(rel, NoLock);
 
 	entry->next = chain_cache;
@@ -582,28 +600,37 @@ set_column(Relation rel, Datum *values, bool *nulls, const char *name, Datum val
 /* A text datum or null, for set_column. */
 #define TEXT_OR_NULL(s) ((s) == NULL ? (Datum) 0 : CStringGetTextDatum(s)), ((s) == NULL)
 
-/* Write the head rows of the chains this transaction moved (at commit or prepare). */
+/*
+ * Write the head rows of the chains this transaction moved (at commit or
+ * prepare).  The row is looked up again rather than remembered, so that it is
+ * right even when something in this transaction changed the heads table.
+ */
 static void
 flush_heads(void)
 {
 	ChainCache *entry;
 	Relation	rel = NULL;
+	Oid			idxid = InvalidOid;
+	bool		have_table = false;
 
 	for (entry = chain_cache; entry != NULL; entry = entry->next)
 	{
 		ChainState *st = entry->state;
+		TimestampTz now = GetCurrentTimestamp();
+		HeapTuple	old;
 		int			natts;
 		Datum	   *values;
 		bool	   *nulls;
-		TimestampTz now = GetCurrentTimestamp();
+		bool		isnull;
 
 		if (st->last_seq == entry->row_seq)
 			continue;
+		if (rel == NULL && !have_table)
+			have_table = heads_open(&rel, &idxid);
 		/* the extension was dropped (and maybe created again) since: nothing to record */
-		if (get_relname_relid("audit_chain_heads", get_namespace_oid("kaireon", true)) != entry->heads_relid)
+		if (rel == NULL || RelationGetRelid(rel) != entry->heads_relid)
 			continue;
-		if (rel == NULL)
-			rel = table_open(entry->heads_relid, RowExclusiveLock);
+		old = head_row_lookup(rel, idxid, entry->tenant_id);
 		natts = RelationGetDescr(rel)->natts;
 		values = palloc0(sizeof(Datum) * natts);
 		nulls = palloc(sizeof(bool) * natts);
@@ -613,9 +640,10 @@ flush_heads(void)
 		set_column(rel, values, nulls, "last_seq", Int64GetDatum(st->last_seq), false);
 		set_column(rel, values, nulls, "last_hash", CStringGetTextDatum(st->last_hash), false);
 		set_column(rel, values, nulls, "created_at",
-				   TimestampTzGetDatum(entry->has_row ? entry->row_created : now), false);
+				   old ? heap_getattr(old, column_number(rel, "created_at"), RelationGetDescr(rel), &isnull)
+				   : TimestampTzGetDatum(now), false);
 		set_column(rel, values, nulls, "updated_at", TimestampTzGetDatum(now), false);
-		direct_write(rel, values, nulls, entry->has_row ? &entry->row_tid : NULL);
+		direct_write(rel, values, nulls, old ? &old->t_self : NULL);
 		entry->row_seq = st->last_seq;
 	}
 	if (rel != NULL)

@@ -27,6 +27,8 @@ _PG_init(void)
 	kaireon_audit_init();
 	kaireon_secrets_init();
 	kaireon_governance_init();
+	/* last: reserving the prefix drops placeholders of settings not defined by now */
+	kaireon_session_reserve_prefix();
 }
 
 /* kaireon.version(): the version of the loaded C module. */

@@ -200,11 +200,16 @@ canon_key(StringInfo buf, int k)
 	appendBinaryStringInfo(buf, canon_key_text[k], canon_key_len[k]);
 }
 
-/* Append a JSON string (text converted to UTF-8), or null. */
+/*
+ * Append a JSON string (text converted to UTF-8), or null.  A string without a
+ * character escape_json would escape (", \, below U+0020) is appended quoted as
+ * it is, which is what escape_json would print, without its per-character work.
+ */
 static void
 canon_string(StringInfo buf, const char *s)
 {
 	const char *utf8;
+	const char *p;
 
 	if (s == NULL)
 	{
@@ -212,7 +217,17 @@ canon_string(StringInfo buf, const char *s)
 		return;
 	}
 	utf8 = canon_utf8(s);
-	escape_json(buf, utf8);
+	for (p = utf8; *p != '\0'; p++)
+		if ((unsigned char) *p < 0x20 || *p == '"' || *p == '\\')
+			break;
+	if (*p == '\0')
+	{
+		appendStringInfoChar(buf, '"');
+		appendBinaryStringInfo(buf, utf8, (int) (p - utf8));
+		appendStringInfoChar(buf, '"');
+	}
+	else
+		escape_json(buf, utf8);
 	if (utf8 != s)
 		pfree((void *) utf8);
 }

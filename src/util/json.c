@@ -92,16 +92,6 @@ kj_dump(const json_t *value, size_t flags)
 }
 
 /*
- * Print a jansson tree piece by piece to a callback (which must not raise an error);
- * false when jansson fails (invalid UTF-8 in a string, or out of memory).
- */
-bool
-kj_dump_callback(const json_t *value, size_t flags, json_dump_callback_t callback, void *data)
-{
-	return json_dump_callback(value, callback, data, flags | JSON_ENCODE_ANY) == 0;
-}
-
-/*
  * A new empty JSON object.  Call this, never json_object(): the server exports
  * a SQL function of that name, and the dynamic linker binds the extension's
  * reference to the server's symbol.  Inside libjansson its own calls bind
@@ -117,17 +107,6 @@ kj_object(void)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory creating a JSON object")));
 	return obj;
-}
-
-/*
- * Print a jansson tree into buf (size bytes, not NUL-terminated); returns the
- * length the text needs (more than size: call again with a bigger buffer), or
- * 0 when jansson fails.
- */
-size_t
-kj_dumpb(const json_t *value, size_t flags, char *buf, size_t size)
-{
-	return json_dumpb(value, buf, size, flags | JSON_ENCODE_ANY);
 }
 
 /* A JSON type name for error messages. */

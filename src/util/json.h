@@ -33,9 +33,6 @@ extern json_t *kj_parse(const char *text, size_t len, const char *what);
 extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
 extern json_t *kj_object(void);
 extern char *kj_dump(const json_t *value, size_t flags);
-extern size_t kj_dumpb(const json_t *value, size_t flags, char *buf, size_t size);
-extern bool kj_dump_callback(const json_t *value, size_t flags,
-							 json_dump_callback_t callback, void *data);
 extern const char *kj_type_name(const json_t *value);
 
 #endif							/* KAIREON_UTIL_JSON_H */

@@ -465,6 +465,23 @@ chain_cache_find(const char *tenant_id)
 }
 
 /*
+ * Drop an entry of the cache: it was read before the extension was dropped and
+ * created again in this transaction, so it describes a chain that is gone.
+ */
+static void
+chain_cache_forget(ChainCache *entry)
+{
+	ChainCache **link;
+
+	for (link = &chain_cache; *link != NULL; link = &(*link)->next)
+		if (*link == entry)
+		{
+			*link = entry->next;
+			return;
+		}
+}
+
+/*
  * Find a chain's head row through the unique index on tenant_id with a fresh
  * snapshot (the chain lock is held, so the previous appender has committed or
  * rolled back, and this transaction's own changes show).  Returns a copy of
@@ -726,6 +743,11 @@ kaireon_audit_append(AuditRecord *rec)
 	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
 	kaireon_audit_lock_chain(rec->tenant_id);
 	entry = chain_cache_find(rec->tenant_id);
+	if (entry != NULL && entry->heads_relid != get_relname_relid("audit_chain_heads", kaireon_nsp()))
+	{
+		chain_cache_forget(entry);
+		entry = NULL;
+	}
 	if (entry == NULL)
 		entry = chain_cache_load(rec->tenant_id);
 

@@ -35,6 +35,7 @@ def canonical(row):
 
 
 def row_hash(row):
+    """integrity_hash: hex SHA-256 of prev_hash followed by the canonical form."""
     return hashlib.sha256((row["prev_hash"] + canonical(row)).encode("utf-8")).hexdigest()
 
 
@@ -69,6 +70,7 @@ def verify(rows):
 
 
 def main():
+    """Read the rows, group them by chain, verify each chain, print one line per chain."""
     source = open(sys.argv[1], encoding="utf-8") if len(sys.argv) > 1 else sys.stdin
     chains = {}
     for line in source:

@@ -101,10 +101,33 @@ SET kaireon.user_id = 'bob';
 SELECT kaireon.approve_request('rg', :'req', comment => 'better AUC') AS approval;
 SELECT key, registry_status FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND registry_family = 'churn' ORDER BY key;
 SELECT status, requested_by, reviewed_by, version, comment FROM kaireon.model_approvals WHERE tenant_id = 'rg';
--- a model that cannot become champion is refused when the request is filed
+-- a model that cannot become champion is refused when the request is filed, and so is a
+-- promotion request without the version it promotes
 SET kaireon.user_id = 'alice';
 SELECT kaireon.transition_model('rg', 'm1', 'champion');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.request_approval('rg', 'model.promote', (SELECT id FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND key = 'm2'), '{}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- no way around it by writing the table: a champion is not created, nor deleted, and the
+-- version is kaireon's (writing it back does not make a changed model the approved version)
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, registry_family, registry_status, model_state)
+    VALUES ('rg', 'sneaky', 'Sneaky', 'logistic_regression', 'other', 'champion', '{"bias": 9, "weights": {}}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DELETE FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND key = 'm3';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT version AS before FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND key = 'm3' \gset
+UPDATE kaireon.algorithm_models SET version = version - 1 WHERE tenant_id = 'rg' AND key = 'm3';
+UPDATE kaireon.algorithm_models SET version = 1, config = '{"note": 3}' WHERE tenant_id = 'rg' AND key = 'm3';
+SELECT version - :before AS versions_added FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND key = 'm3';
+-- application roles cannot write approval records
+CREATE ROLE regress_rg_app;
+SELECT kaireon.grant_app_role('regress_rg_app');
+SELECT has_table_privilege('regress_rg_app', 'kaireon.model_approvals', 'INSERT') AS app_inserts,
+       has_table_privilege('regress_rg_app', 'kaireon.model_approvals', 'UPDATE') AS app_updates,
+       has_table_privilege('regress_rg_app', 'kaireon.model_approvals', 'SELECT') AS app_reads;
+DROP OWNED BY regress_rg_app;
+DROP ROLE regress_rg_app;
+DELETE FROM kaireon.role_grants WHERE role_name = 'regress_rg_app';
 -- back to a challenger; turning four-eyes off is itself an approved change
 UPDATE kaireon.algorithm_models SET registry_status = 'archived' WHERE tenant_id = 'rg' AND key = 'm3';
 UPDATE kaireon.algorithm_models SET registry_status = 'draft' WHERE tenant_id = 'rg' AND key = 'm3';
@@ -253,7 +276,26 @@ SELECT e->>'promoted' AS promoted, e->>'reason' AS reason FROM kaireon.evaluate_
 UPDATE kaireon.experiments SET auto_promote = true, auto_promote_days = 60 WHERE tenant_id = 'rg' AND key = 'offers-test';
 SELECT e->>'promoted' AS promoted, e->>'reason' AS reason FROM kaireon.evaluate_experiment('rg', 'offers-test') e;
 UPDATE kaireon.experiments SET auto_promote_days = 14 WHERE tenant_id = 'rg' AND key = 'offers-test';
+-- With four-eyes on, the winner's promotion is filed for approval: not without kaireon.user_id
+-- (a scheduled run), once (not again on every run), and its approval promotes the challenger
+-- and completes the experiment.
+UPDATE kaireon.tenant_settings SET four_eyes_enabled = true WHERE tenant_id = 'rg';
 SELECT e->>'promoted' AS promoted, e->>'reason' AS reason FROM kaireon.evaluate_experiment('rg', 'offers-test') e;
+SET kaireon.user_id = 'alice';
+SET client_min_messages = warning;
+SELECT e->>'promoted' AS promoted, e->>'reason' AS reason FROM kaireon.evaluate_experiment('rg', 'offers-test') e;
+SELECT e->>'promoted' AS promoted, e->>'reason' AS reason FROM kaireon.evaluate_experiment('rg', 'offers-test') e;
+RESET client_min_messages;
+SELECT count(*) AS pending_promotions FROM kaireon.approval_requests
+ WHERE tenant_id = 'rg' AND action = 'model.promote' AND status = 'pending';
+SELECT id AS req FROM kaireon.approval_requests WHERE tenant_id = 'rg' AND action = 'model.promote' AND status = 'pending' \gset
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rg', :'req') AS approval;
+SET kaireon.user_id = 'alice';
+SELECT kaireon.request_approval('rg', 'four_eyes.settings_change', NULL, '{"four_eyes_enabled": false}') AS req \gset
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rg', :'req') AS four_eyes_off;
+RESET kaireon.user_id;
 SELECT key, registry_status FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND registry_family = 'offers' ORDER BY key;
 SELECT status, ended_at IS NOT NULL AS ended, champion_model_id = (SELECT id FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND key = 'ch-a') AS new_champion
   FROM kaireon.experiments WHERE tenant_id = 'rg' AND key = 'offers-test';

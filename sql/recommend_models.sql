@@ -64,6 +64,25 @@ SELECT r.offer_id, round(r.propensity::numeric, 6) AS propensity,
   FROM kaireon.recommend('rm', 'a', 'web', decision_flow => 'cust', context => '{"x": 3}', options => '{"dry_run": true}') r
  ORDER BY r.rank;
 
+-- a model whose scores are not probabilities (a regression tree: 3.5 for x >= 0, else -2)
+-- gives a propensity clamped into [0, 1] (regression: 3.5 once failed the recording, and a
+-- negative score was reported as no propensity)
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state, predictors) VALUES
+    ('rm', 'reg', 'Regression', 'gradient_boosted',
+     '{"format": "xgboost", "objective": "reg:squarederror", "transform": "identity", "baseMargin": 0, "features": ["x"],
+       "trees": [{"split": [0, -1, -1], "threshold": [0, 0, 0], "left": [1, -1, -1], "right": [2, -1, -1],
+                  "defaultLeft": [1, 0, 0], "value": [0, -2, 3.5], "cover": [2, 1, 1]}]}',
+     '[{"name": "x", "type": "numeric"}]');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('rm', 'f-reg', 'reg', 'Regression model', '{"maxOffers": 1, "score": {"method": "propensity", "modelKey": "reg"}}');
+SELECT kaireon.publish_decision_flow('rm', 'reg') IS NOT NULL AS published;
+SELECT round(kaireon.score('rm', 'reg', '{"x": 1}')::numeric, 2) AS raw_high, round(kaireon.score('rm', 'reg', '{"x": -1}')::numeric, 2) AS raw_low;
+CREATE TEMP TABLE rec_reg AS SELECT * FROM kaireon.recommend('rm', 'g1', 'web', decision_flow => 'reg', context => '{"x": 1}');
+SELECT r.propensity, r.explanation -> 'propensity' ->> 'source' AS source, h.propensity AS recorded
+  FROM rec_reg r JOIN kaireon.interaction_history h ON h.tenant_id = 'rm' AND h.id = r.interaction_id;
+SELECT propensity, explanation -> 'propensity' ->> 'source' AS source
+  FROM kaireon.recommend('rm', 'g2', 'web', decision_flow => 'reg', context => '{"x": -1}', options => '{"dry_run": true}');
+
 -- 2. propensitySource "adaptive": the model is only the fallback prior. o1 has 100 outcomes of
 --    its own (rate 0.6); o2 and o3 have none, the tenant none either: the model's score.
 SELECT offer_id, propensity, model_score, source FROM pg_temp.scored('adaptive', 'a', 1);
@@ -137,12 +156,35 @@ SELECT offer_id, source, model FROM pg_temp.scored('exp', 'h1', 1);
 INSERT INTO kaireon.experiment_challengers (tenant_id, experiment_id, model_id, traffic_pct)
     SELECT 'rm', 'e1', id, 100 FROM kaireon.algorithm_models WHERE tenant_id = 'rm' AND key = 'lr-ch';
 SELECT offer_id, propensity, source, model FROM pg_temp.scored('exp', 'n2', 1);
--- an experiment that does not exist fails the decision with 42704
+-- An experiment that has ended assigns nobody new: a new customer gets its champion's model
+-- (lr), an assigned one keeps its variant; one that does not exist gives no model. Neither
+-- fails the decision (regression: both once failed every decision of new customers).
+UPDATE kaireon.experiments SET status = 'completed', ended_at = now() WHERE tenant_id = 'rm';
+SELECT offer_id, source, model FROM pg_temp.scored('exp', 'n9', 1);
+SELECT offer_id, source, model FROM pg_temp.scored('exp', 'h1', 1);
 UPDATE kaireon.decision_flows SET draft_config = '{"score": {"method": "propensity", "experimentKey": "nope"}}'
  WHERE tenant_id = 'rm' AND key = 'exp';
 SELECT kaireon.publish_decision_flow('rm', 'exp') IS NOT NULL AS republished;
-SELECT count(*) FROM kaireon.recommend('rm', 'n3', 'web', decision_flow => 'exp', options => '{"dry_run": true}');
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT offer_id, source, model FROM pg_temp.scored('exp', 'n3', 1) LIMIT 1;
+
+-- Shadow scores name the model that ranked each decision: two placements decided by two flows
+-- (lr and lr-ch, both of family fam, whose shadow is lr-shadow) give rows naming their own
+-- ranking model (regression: every row once named the last placement's).
+INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES ('rm', 'p1', 'web', 'P1'), ('rm', 'p2', 'web', 'P2');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('rm', 'f-ch', 'ch', 'Challenger', '{"maxOffers": 1, "score": {"method": "propensity", "modelKey": "lr-ch"}}');
+SELECT kaireon.publish_decision_flow('rm', 'ch') IS NOT NULL AS published;
+INSERT INTO kaireon.flow_routes (tenant_id, channel_id, placement_id, decision_flow_id, priority)
+    VALUES ('rm', 'web', 'p1', 'f-model', 10), ('rm', 'web', 'p2', 'f-ch', 10);
+CREATE TEMP TABLE rec_pp AS
+    SELECT * FROM kaireon.recommend('rm', 'pp', 'web', context => '{"x": 1}', max_offers => 1,
+                                    options => '{"placements": ["p1", "p2"], "deduplicate": true}');
+SELECT r.placement_id, r.offer_id, m.key AS ranking_model, round(s.ranking_score::numeric, 6) AS ranking_score,
+       round(r.propensity::numeric, 6) AS decision_propensity
+  FROM kaireon.model_shadow_scores s
+  JOIN rec_pp r ON r.recommendation_id = s.recommendation_id AND r.offer_id = s.offer_id
+  JOIN kaireon.algorithm_models m ON m.tenant_id = s.tenant_id AND m.id = s.ranking_model_id
+ ORDER BY r.placement_id;
 
 -- 8. Learning from outcomes. A Thompson bandit ranks (its draws seeded), and respond teaches
 --    the decision's model: a click adds 1 to the arm's alpha, a dismiss 1 to its beta, an

@@ -183,6 +183,18 @@ SELECT kaireon.approve_request('rp', :'req');
 SELECT published_version, (SELECT status FROM kaireon.approval_requests WHERE tenant_id = 'rp' AND id = :'req') AS request
   FROM kaireon.decision_flows WHERE tenant_id = 'rp' AND key = 'fe';
 SELECT kaireon.reject_request('rp', :'req', reason => 'the draft changed');
+-- nor by writing the table (42501): the published versions, the published version, a
+-- published status; drafts stay free to edit
+UPDATE kaireon.decision_flows SET published_version = NULL WHERE tenant_id = 'rp' AND key = 'fe';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+UPDATE kaireon.decision_flows SET published_versions = published_versions || '[{"version": 2, "config": {"maxOffers": 9}}]',
+       published_version = 2 WHERE tenant_id = 'rp' AND key = 'fe';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, status, draft_config)
+    VALUES ('rp', 'f-sneaky', 'sneaky', 'Sneaky', 'published', '{}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+UPDATE kaireon.decision_flows SET draft_config = '{"maxOffers": 1}' WHERE tenant_id = 'rp' AND key = 'fe';
+SELECT published_version, draft_config FROM kaireon.decision_flows WHERE tenant_id = 'rp' AND key = 'fe';
 -- four-eyes off, itself approved
 SET kaireon.user_id = 'alice';
 SELECT kaireon.request_approval('rp', 'four_eyes.settings_change', NULL, '{"four_eyes_enabled": false}') AS req \gset

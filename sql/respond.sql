@@ -210,6 +210,14 @@ SELECT pg_temp.shown(kaireon.respond('rsp2', 'cu4', 'click', offer_id => 'o2', i
 SELECT kaireon.respond('rsp', 'cu4', 'click', offer_id => 'no-such-offer', idempotency_key => 'k-2');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT (kaireon.respond('rsp', 'cu4', 'defer', offer_id => 'o2', idempotency_key => 'k-2')) -> 'duplicate' AS k2_duplicate;
+-- a recommendation row without a rank (written by hand) is found by its recommendation id,
+-- and the outcome has no rank (regression: respond once crashed the server on it)
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, recommendation_id, offer_id, channel_id)
+    VALUES ('rsp', 'cu15', 'recommendation', 'rec-by-hand', 'o1', 'web');
+SELECT pg_temp.shown(kaireon.respond('rsp', 'cu15', 'defer', recommendation_id => 'rec-by-hand')) AS rankless_decision;
+-- a duplicate gets the first answer even when what it names is no longer valid (regression:
+-- the outcome and the decision were once checked before the key)
+SELECT pg_temp.shown(kaireon.respond('rsp', 'cu4', 'no-such-outcome', offer_id => 'no-such-offer', idempotency_key => 'k-1')) ->> 'outcome' AS first_outcome;
 
 -- ---------------------------------------------------------------------------------------
 -- 4. What an outcome writes.

@@ -453,6 +453,8 @@ typedef struct KRequest
 	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */
 	const char *model_key;		/* the model's key, also when untrained (it still learns) */
 	const char *variant;		/* the experiment variant, or NULL */
+	struct KaireonModel **rule_models;	/* per rule: the model its modelKey names, looked up once */
+	int8	   *rule_models_done;	/* per rule: 1 once looked up */
 	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
 	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 } KRequest;
@@ -539,7 +541,7 @@ extern char *kaireon_new_uuid(void);
 /* decision_models.c */
 extern void kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id, bool dry_run);
 extern double kaireon_candidate_model_score(KRequest *req, struct KaireonModel *model, const KOffer *offer);
-extern struct KaireonModel *kaireon_rule_model(const char *tenant_id, const char *model_key);
+extern struct KaireonModel *kaireon_rule_model(KRequest *req, const KRule *rule);
 extern void kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id);
 extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
 								  const char *customer_id, const char *flow_id, json_t *context, int cls);

@@ -66,25 +66,47 @@ feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
 /*
  * The experiment variant of the customer and the model key it gives (NULL
  * for the holdout).  A dry run reads an existing assignment or computes the
- * variant without storing it.
+ * variant without storing it.  An experiment that does not exist, or has
+ * ended, assigns nobody new: such a customer gets its champion's model (the
+ * winner once an experiment is completed), or none; it never fails the
+ * decision.
  */
 static const char *
 experiment_model(KRequest *req, const char *experiment_key, const char *customer_id, bool dry_run)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr state_plan = NULL;
+	static SPIPlanPtr assign_plan = NULL;
 	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID};
 	Datum		args[4];
 	bool		isnull;
 	Datum		d;
 
-	if (plan == NULL)
-		plan = kspi_prepare_keep("SELECT variant, model_key FROM kaireon.assign_experiment($1, $2, $3, $4)",
-								 4, types);
+	if (state_plan == NULL)
+		state_plan = kspi_prepare_keep(
+			"SELECT e.status = 'running' OR EXISTS (SELECT 1 FROM kaireon.experiment_assignments a "
+			"        WHERE a.tenant_id = e.tenant_id AND a.experiment_id = e.id AND a.customer_id = $3), "
+			"       (SELECT m.key FROM kaireon.algorithm_models m "
+			"         WHERE m.tenant_id = e.tenant_id AND m.id = e.champion_model_id) "
+			"  FROM kaireon.experiments e WHERE e.tenant_id = $1 AND e.key = $2",
+			3, types);
+	if (assign_plan == NULL)
+		assign_plan = kspi_prepare_keep("SELECT variant, model_key FROM kaireon.assign_experiment($1, $2, $3, $4)",
+										4, types);
 	args[0] = CStringGetTextDatum(req->cfg->tenant_id);
 	args[1] = CStringGetTextDatum(experiment_key);
 	args[2] = CStringGetTextDatum(customer_id);
 	args[3] = BoolGetDatum(!dry_run);
-	if (kspi_execute_plan(plan, args, NULL, dry_run, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (kspi_execute_plan(state_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the experiment failed");
+	if (SPI_processed == 0)
+		return NULL;			/* no such experiment */
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		/* ended (or not started) and the customer was never assigned: the champion */
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		return isnull ? NULL : TextDatumGetCString(d);
+	}
+	if (kspi_execute_plan(assign_plan, args, NULL, dry_run, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "kaireon: assigning the experiment failed");
 	req->variant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
@@ -154,17 +176,12 @@ kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
-	TEXTOID, FLOAT8ARRAYOID};
+	TEXTARRAYOID, FLOAT8ARRAYOID};
 	KRequest   *req = res->req;
-	Datum	   *model_ids = NULL,
-			   *offer_ids = NULL,
-			   *scores = NULL,
-			   *ranking = NULL;
-	const char *ranking_id = NULL;
+	Datum	   *cols[5] = {NULL};	/* shadow model id, offer id, score, ranking model id, its score */
 	int			n = 0,
 				cap = 0;
 	Datum		v[8];
-	char		nulls[9] = "        ";
 
 	for (int i = 0; i < res->ndecisions; i++)
 	{
@@ -177,21 +194,19 @@ kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id)
 
 		if (d->model == NULL || (ns = kaireon_model_shadows(d->model, &shadows)) == 0)
 			continue;
-		ranking_id = kaireon_model_id(d->model);
 		for (int k = 0; k < ns; k++)
 		{
 			if (n == cap)
 			{
 				cap = Max(8, cap * 2);
-				model_ids = model_ids ? repalloc(model_ids, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-				offer_ids = offer_ids ? repalloc(offer_ids, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-				scores = scores ? repalloc(scores, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-				ranking = ranking ? repalloc(ranking, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
+				for (int c = 0; c < 5; c++)
+					cols[c] = cols[c] ? repalloc(cols[c], sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
 			}
-			model_ids[n] = CStringGetTextDatum(kaireon_model_id(shadows[k]));
-			offer_ids[n] = CStringGetTextDatum(offer->id);
-			scores[n] = Float8GetDatum(kaireon_model_score(shadows[k], &f, offer->id));
-			ranking[n] = Float8GetDatum(kaireon_model_score(d->model, &f, offer->id));
+			cols[0][n] = CStringGetTextDatum(kaireon_model_id(shadows[k]));
+			cols[1][n] = CStringGetTextDatum(offer->id);
+			cols[2][n] = Float8GetDatum(kaireon_model_score(shadows[k], &f, offer->id));
+			cols[3][n] = CStringGetTextDatum(kaireon_model_id(d->model));	/* per decision: placements differ */
+			cols[4][n] = Float8GetDatum(kaireon_model_score(d->model, &f, offer->id));
 			n++;
 		}
 	}
@@ -201,18 +216,19 @@ kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id)
 		plan = kspi_prepare_keep(
 			"INSERT INTO kaireon.model_shadow_scores (tenant_id, customer_id, recommendation_id, model_id, "
 			"  offer_id, score, ranking_model_id, ranking_score) "
-			"SELECT $1, $2, $3, u.model_id, u.offer_id, u.score, $7, u.ranking_score "
-			"  FROM unnest($4::text[], $5::text[], $6::float8[], $8::float8[]) AS u(model_id, offer_id, score, ranking_score)",
+			"SELECT $1, $2, $3, u.* "
+			"  FROM unnest($4::text[], $5::text[], $6::float8[], $7::text[], $8::float8[]) "
+			"       AS u(model_id, offer_id, score, ranking_model_id, ranking_score)",
 			8, types);
 	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
 	v[1] = CStringGetTextDatum(customer_id);
 	v[2] = CStringGetTextDatum(res->recommendation_id);
-	v[3] = PointerGetDatum(construct_array(model_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
-	v[4] = PointerGetDatum(construct_array(offer_ids, n, TEXTOID, -1, false, TYPALIGN_INT));
-	v[5] = PointerGetDatum(construct_array(scores, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	v[6] = CStringGetTextDatum(ranking_id);
-	v[7] = PointerGetDatum(construct_array(ranking, n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (kspi_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
+	v[3] = PointerGetDatum(construct_array(cols[0], n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[4] = PointerGetDatum(construct_array(cols[1], n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[5] = PointerGetDatum(construct_array(cols[2], n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[6] = PointerGetDatum(construct_array(cols[3], n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[7] = PointerGetDatum(construct_array(cols[4], n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (kspi_execute_plan(plan, v, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "kaireon: logging the shadow scores failed");
 }
 
@@ -273,12 +289,24 @@ kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *off
 /*
  * The model a propensity_threshold rule names (modelKey), when it may score:
  * trained and neither shadow nor archived; else NULL (the rule then reads the
- * candidate's propensity).
+ * candidate's propensity).  Looked up once per request and rule.
  */
 KaireonModel *
-kaireon_rule_model(const char *tenant_id, const char *model_key)
+kaireon_rule_model(KRequest *req, const KRule *rule)
 {
-	KaireonModel *m = kaireon_model_get(tenant_id, model_key);
+	int			ri = rule - req->cfg->rules;
 
-	return (m != NULL && kaireon_model_ranks(m)) ? m : NULL;
+	if (req->rule_models == NULL)
+	{
+		req->rule_models = palloc0(sizeof(KaireonModel *) * req->cfg->nrules);
+		req->rule_models_done = palloc0(sizeof(int8) * req->cfg->nrules);
+	}
+	if (!req->rule_models_done[ri])
+	{
+		KaireonModel *m = kaireon_model_get(req->cfg->tenant_id, rule->model_key);
+
+		req->rule_models[ri] = (m != NULL && kaireon_model_ranks(m)) ? m : NULL;
+		req->rule_models_done[ri] = 1;
+	}
+	return req->rule_models[ri];
 }

@@ -32,6 +32,7 @@
 
 PG_FUNCTION_INFO_V1(kaireon_approval_in_progress);
 PG_FUNCTION_INFO_V1(kaireon_four_eyes_guard);
+PG_FUNCTION_INFO_V1(kaireon_in_restore_session);
 
 static char *applying_approval = NULL;
 
@@ -106,6 +107,13 @@ governance_settings_changed(TriggerData *td)
 	return !query_bool("SELECT ($1::pg_catalog.jsonb OPERATOR(pg_catalog.->) 'approvalStages')"
 					   " IS NOT DISTINCT FROM ($2::pg_catalog.jsonb OPERATOR(pg_catalog.->) 'approvalStages')",
 					   2, args);
+}
+
+/* kaireon.in_restore_session(): is this a pg_dump/pg_restore session (kaireon_audit_restore_session)? */
+Datum
+kaireon_in_restore_session(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(kaireon_audit_restore_session());
 }
 
 /*

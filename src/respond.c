@@ -171,7 +171,7 @@ resolve(KTenantConfig *cfg, RespondArgs *a, Resolved *r)
 		r->channel_id = col(3);
 		r->placement_id = col(4);
 		r->flow_id = col(5);
-		r->rank = atoi(col(6));
+		r->rank = col(6) ? atoi(col(6)) : 0;	/* a row written by hand may lack its rank */
 		r->model_key = col(7);
 		r->decision_context = r->model_key ? kj_parse(col(8), strlen(col(8)), "interaction_history.context") : NULL;
 	}
@@ -312,13 +312,6 @@ respond_one(RespondArgs *a)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(mcxt);
 	cfg = kaireon_config_get(a->tenant_id);
-	cls = kaireon_outcome_class(cfg, a->outcome, &found);
-	if (!found)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("outcome \"%s\" is not a registered outcome type of tenant \"%s\"", a->outcome, cfg->tenant_id),
-				 errhint("Use a key of kaireon.outcome_types (impression, click, conversion, dismiss, ...).")));
-	resolve(cfg, a, &r);
 
 	/* idempotency: the first writer of a key wins; a duplicate returns the first's result */
 	if (a->idempotency_key != NULL)
@@ -345,6 +338,16 @@ respond_one(RespondArgs *a)
 			return result;
 		}
 	}
+
+	/* checked after the idempotency key: a duplicate gets the first answer even if the
+	 * decision or the outcome type changed since */
+	cls = kaireon_outcome_class(cfg, a->outcome, &found);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outcome \"%s\" is not a registered outcome type of tenant \"%s\"", a->outcome, cfg->tenant_id),
+				 errhint("Use a key of kaireon.outcome_types (impression, click, conversion, dismiss, ...).")));
+	resolve(cfg, a, &r);
 
 	/* the interaction row */
 	{

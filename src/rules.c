@@ -298,6 +298,16 @@ adaptation(const KRequest *req, const char *scope, const char *id, int64 *pos, i
 }
 
 /*
+ * A model score used as a propensity: a probability, so a model whose scores
+ * are not (a regression model) is clamped into [0, 1] (NaN counts as 0).
+ */
+static double
+as_probability(double score)
+{
+	return score >= 1 ? 1 : score > 0 ? score : 0;
+}
+
+/*
  * The candidate's propensity (spec section 6, adaptive propensity): the
  * offer's own positive rate once it has 50 outcomes; below that its outcomes
  * blended with a prior (smoothing weight 10), the prior being the category's
@@ -328,7 +338,7 @@ kaireon_propensity(KRequest *req, KCandidate *cand)
 	if (req->model != NULL && flow != NULL && flow->model_propensity)
 	{
 		/* the flow takes its propensity from the model, not from the counts */
-		cand->propensity = kaireon_candidate_model_score(req, req->model, offer);
+		cand->propensity = as_probability(kaireon_candidate_model_score(req, req->model, offer));
 		cand->propensity_source = "model";
 		return cand->propensity;
 	}
@@ -345,7 +355,7 @@ kaireon_propensity(KRequest *req, KCandidate *cand)
 	}
 	else if (req->model != NULL)
 	{
-		prior = kaireon_candidate_model_score(req, req->model, offer);
+		prior = as_probability(kaireon_candidate_model_score(req, req->model, offer));
 		prior_source = "model";
 	}
 	else
@@ -426,8 +436,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 			return false;
 		case KRULE_PROPENSITY_THRESHOLD:
 			{
-				struct KaireonModel *m = rule->model_key ?
-					kaireon_rule_model(req->cfg->tenant_id, rule->model_key) : NULL;
+				struct KaireonModel *m = rule->model_key ? kaireon_rule_model(req, rule) : NULL;
 				double		p = m ? kaireon_candidate_model_score(req, m, offer) : kaireon_propensity(req, cand);
 				json_t	   *pv = json_real(p);
 				KCond		c = {"", rule->threshold_op, json_real(rule->threshold)};

@@ -51,6 +51,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "audit.h"
 #include "kaireon.h"
 #include "models/model.h"
 #include "models/trees_import.h"
@@ -1136,26 +1137,34 @@ kaireon_validate_model_trigger(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && !learning_update)
+	/*
+	 * version is kaireon's, not the writer's: a new model is version 1 and an
+	 * update keeps the version or bumps it by one (so an approval of "version
+	 * n" cannot be defeated by writing the number back).  A restore keeps the
+	 * dumped versions.
+	 */
+	if (!kaireon_audit_restore_session())
 	{
-		const char *const *c;
-		bool		changed = false;
+		int			att = SPI_fnumber(desc, "version");
+		int32		v = 1;
+		Datum		nv;
+		bool		nn = false;
 
-		for (c = watched; *c != NULL; c++)
-			if (column_changed(td->tg_trigtuple, newtup, desc, *c))
-			{
-				changed = true;
-				break;
-			}
-		if (changed)
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		{
-			int			att = SPI_fnumber(desc, "version");
-			int32		v = DatumGetInt32(heap_getattr(td->tg_trigtuple, att, desc, &isnull));
-			Datum		nv = Int32GetDatum(v + 1);
-			bool		nn = false;
+			const char *const *c;
+			bool		changed = false;
 
-			newtup = heap_modify_tuple_by_cols(newtup, desc, 1, &att, &nv, &nn);
+			for (c = watched; *c != NULL && !learning_update; c++)
+				if (column_changed(td->tg_trigtuple, newtup, desc, *c))
+				{
+					changed = true;
+					break;
+				}
+			v = DatumGetInt32(heap_getattr(td->tg_trigtuple, att, desc, &isnull)) + (changed ? 1 : 0);
 		}
+		nv = Int32GetDatum(v);
+		newtup = heap_modify_tuple_by_cols(newtup, desc, 1, &att, &nv, &nn);
 	}
 	return PointerGetDatum(newtup);
 }

@@ -623,7 +623,19 @@ BEGIN
         RETURN jsonb_build_object('promoted', NULL, 'reason', format('no challenger beats the champion with confidence >= %s', v_exp.auto_promote_threshold), 'results', v_results);
     END IF;
     IF kaireon.four_eyes_required(tenant_id) THEN
-        -- the promotion is filed for approval; the experiment runs on until it is applied
+        -- the promotion is filed for approval (once; by kaireon.user_id, when set), and the
+        -- experiment runs on until it is applied, which completes it
+        IF EXISTS (SELECT 1 FROM kaireon.approval_requests r JOIN kaireon.algorithm_models m
+                     ON m.tenant_id = r.tenant_id AND m.id = r.entity_id
+                    WHERE r.tenant_id = v_exp.tenant_id AND r.action = 'model.promote' AND r.status = 'pending'
+                      AND m.key = v_best->>'challenger') THEN
+            RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; its promotion awaits approval (four-eyes)',
+                                      'test', v_best, 'results', v_results);
+        END IF;
+        IF nullif(current_setting('kaireon.user_id', true), '') IS NULL THEN
+            RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; with four-eyes on, set kaireon.user_id to file its promotion',
+                                      'test', v_best, 'results', v_results);
+        END IF;
         PERFORM kaireon.transition_model(tenant_id, v_best->>'challenger', 'champion');
         RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; its promotion awaits approval (four-eyes)',
                                   'test', v_best, 'results', v_results);

@@ -12,6 +12,12 @@ CREATE FUNCTION kaireon.approval_in_progress() RETURNS text
 COMMENT ON FUNCTION kaireon.approval_in_progress() IS
     'Id of the approval request whose change kaireon.approve_request is applying right now, else NULL. Functions that check four-eyes themselves (publish_decision_flow, model promotion) proceed when it is set.';
 
+CREATE FUNCTION kaireon.in_restore_session() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'kaireon_in_restore_session'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION kaireon.in_restore_session() IS
+    'Whether this session is a pg_dump/pg_restore load (a superuser with the settings every dump script sets): guards let the dumped rows back in as they were.';
+
 CREATE FUNCTION kaireon.four_eyes_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_four_eyes_guard'
     LANGUAGE C;

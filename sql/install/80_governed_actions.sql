@@ -2,7 +2,64 @@
 -- "Four-eyes governance"): publishing a decision flow and promoting a model. With four-eyes
 -- on, kaireon.publish_decision_flow and kaireon.transition_model(..., 'champion') file these
 -- requests; the last approval applies them through the functions below, which check that
--- what was approved is still what would be applied.
+-- what was approved is still what would be applied. The guards below refuse the same
+-- changes made by writing the tables directly.
+
+-- With four-eyes on (and no approval being applied, outside a restore), the published side
+-- of a decision flow changes only through an approved decision_flow.publish: drafts stay free.
+CREATE FUNCTION kaireon._flow_publish_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF kaireon.approval_in_progress() IS NOT NULL OR kaireon.in_restore_session()
+       OR NOT kaireon.four_eyes_required(NEW.tenant_id) THEN
+        RETURN NEW;
+    END IF;
+    IF (TG_OP = 'INSERT' AND (NEW.published_version IS NOT NULL OR NEW.published_versions <> '[]'
+                              OR NEW.status = 'published'))
+       OR (TG_OP = 'UPDATE' AND (NEW.published_versions IS DISTINCT FROM OLD.published_versions
+                                 OR NEW.published_version IS DISTINCT FROM OLD.published_version
+                                 OR (NEW.status = 'published' AND OLD.status IS DISTINCT FROM 'published'))) THEN
+        RAISE EXCEPTION 'four-eyes approval is required to publish decision flow "%" of tenant "%"', NEW.key, NEW.tenant_id
+            USING ERRCODE = '42501',
+                  HINT = 'kaireon.publish_decision_flow(tenant_id, key) files the request; another user approves it.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._flow_publish_guard() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger on decision_flows: with four-eyes on, published versions, the published version and the published status change only through an approved decision_flow.publish request (42501).';
+CREATE TRIGGER flow_publish_guard BEFORE INSERT OR UPDATE ON kaireon.decision_flows
+    FOR EACH ROW EXECUTE FUNCTION kaireon._flow_publish_guard();
+
+-- With four-eyes on, a champion is made only by an approved model.promote (the UPDATE path is
+-- checked by _registry_check): not created as one, nor deleted.
+CREATE FUNCTION kaireon._champion_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r   kaireon.algorithm_models := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+    IF r.registry_status <> 'champion' OR kaireon.approval_in_progress() IS NOT NULL
+       OR kaireon.in_restore_session() OR NOT kaireon.four_eyes_required(r.tenant_id) THEN
+        RETURN r;
+    END IF;
+    -- the tenant itself is being deleted: its models go with it
+    IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM kaireon.tenants t WHERE t.id = r.tenant_id) THEN
+        RETURN r;
+    END IF;
+    RAISE EXCEPTION 'four-eyes approval is required to % champion model "%" of tenant "%"',
+                    CASE TG_OP WHEN 'INSERT' THEN 'create a' ELSE 'delete the' END, r.key, r.tenant_id
+        USING ERRCODE = '42501',
+              HINT = 'Create the model as a challenger and promote it with kaireon.transition_model; archive a champion before deleting it.';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._champion_guard() IS
+    'Internal: BEFORE INSERT OR DELETE trigger on algorithm_models: with four-eyes on, a champion is neither created directly nor deleted (42501).';
+CREATE TRIGGER champion_guard BEFORE INSERT OR DELETE ON kaireon.algorithm_models
+    FOR EACH ROW EXECUTE FUNCTION kaireon._champion_guard();
 
 CREATE FUNCTION kaireon._validate_flow_publish(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
@@ -59,6 +116,10 @@ AS $fn$
 DECLARE
     m   kaireon.algorithm_models;
 BEGIN
+    IF jsonb_typeof(payload -> 'version') IS DISTINCT FROM 'number' THEN
+        RAISE EXCEPTION 'payload of model.promote must hold the "version" of the model to promote'
+            USING ERRCODE = '22023', HINT = 'kaireon.transition_model(tenant_id, model_key, ''champion'') files this request itself.';
+    END IF;
     SELECT * INTO m FROM kaireon.algorithm_models a
      WHERE a.tenant_id = _validate_model_promotion.tenant_id AND a.id = entity_id;
     IF NOT FOUND THEN
@@ -100,6 +161,11 @@ BEGIN
             USING ERRCODE = '55000', HINT = 'Reject this request and request the promotion of the current version.';
     END IF;
     PERFORM kaireon.transition_model(tenant_id, m.key, 'champion', payload ->> 'family');
+    -- the running experiments this challenger won are over: it is their champion now
+    UPDATE kaireon.experiments e SET status = 'completed', ended_at = now(), champion_model_id = m.id
+     WHERE e.tenant_id = m.tenant_id AND e.status = 'running'
+       AND EXISTS (SELECT 1 FROM kaireon.experiment_challengers c
+                    WHERE c.tenant_id = e.tenant_id AND c.experiment_id = e.id AND c.model_id = m.id);
     -- model_approvals keeps the approved promotions of the model's versions
     SELECT * INTO r FROM kaireon.approval_requests q
      WHERE q.tenant_id = _apply_model_promotion.tenant_id AND q.id = kaireon.approval_in_progress();

@@ -19,7 +19,7 @@ AS $fn$
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
         'kaireon.set_model_seed(bigint)',
         'kaireon.verify_audit_chain(text,bigint,bigint)', 'kaireon.audit_canonical(bigint)',
-        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()']) AS f
+        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()', 'kaireon.in_restore_session()']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
@@ -66,9 +66,11 @@ BEGIN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
             -- the audit log is written by kaireon's audit triggers only (append-only, read here),
-            -- approvals only through kaireon.request_approval / approve_request / ...
+            -- approvals only through kaireon.request_approval / approve_request / ... (and the
+            -- approved model promotions they record in model_approvals)
             EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.audit_chain_heads,'
-                           ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions FROM %I', v_role);
+                           ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions,'
+                           ' kaireon.model_approvals FROM %I', v_role);
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);

@@ -11,6 +11,7 @@
 #include "utils/builtins.h"
 
 #include "kaireon.h"
+#include "arbitration/arbitration.h"
 
 PG_MODULE_MAGIC;
 
@@ -26,6 +27,7 @@ _PG_init(void)
 	kaireon_session_init();
 	kaireon_config_cache_init();
 	kaireon_scoring_init();
+	kaireon_arbitration_init();
 }
 
 /* kaireon.version(): the version of the loaded C module. */

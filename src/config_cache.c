@@ -831,6 +831,10 @@ compile_flow(KFlow *f)
 	f->method = (method == NULL || strcmp(method, "priority_weighted") == 0) ? KSCORE_PRIORITY_WEIGHTED :
 		strcmp(method, "propensity") == 0 ? KSCORE_PROPENSITY : KSCORE_FORMULA;
 	f->model_key = str_field(score, "modelKey");
+	f->experiment_key = str_field(score, "experimentKey");
+	f->model_propensity = kj_str(score, "propensitySource") == NULL ?
+		(f->model_key != NULL || f->experiment_key != NULL) :
+		strcmp(kj_str(score, "propensitySource"), "model") == 0;
 	f->w_p = kj_num(w, "propensity", 0.4);
 	f->w_r = kj_num(w, "relevance", 0.2);
 	f->w_i = kj_num(w, "impact", 0.3);

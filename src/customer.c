@@ -244,6 +244,28 @@ row_json(SPIPlanPtr plan, Datum *args)
 	return obj;
 }
 
+/* The customer's data row in a customer schema (NULL when none); args are (customer id, tenant id). */
+static json_t *
+customer_row(const KCustomerSchema *cs, Datum *args)
+{
+	json_t	   *row;
+	LookupContext lc;
+	ErrorContextCallback cb;
+
+	if (cs == NULL || cs->plan == NULL)
+		return NULL;
+	/* a customer id that is no value of the key's type fails here: say where */
+	lc.customer_id = TextDatumGetCString(args[0]);
+	lc.schema = cs;
+	cb.previous = error_context_stack;
+	cb.callback = lookup_errcontext;
+	cb.arg = &lc;
+	error_context_stack = &cb;
+	row = row_json(cs->plan, args);
+	error_context_stack = cb.previous;
+	return row;
+}
+
 /* The customer data schema a flow reads: the one it names, else the first by name. */
 static KCustomerSchema *
 customer_schema(KTenantConfig *cfg, const char *name)
@@ -354,16 +376,7 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	cust->context = context ? context : json_object();
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	if (cs != NULL && cs->plan != NULL)
-	{
-		/* a customer id that is no value of the key's type fails here: say where */
-		LookupContext lc = {customer_id, cs};
-		ErrorContextCallback cb = {error_context_stack, lookup_errcontext, &lc};
-
-		error_context_stack = &cb;
-		cust->data = row_json(cs->plan, args);
-		error_context_stack = cb.previous;
-	}
+	cust->data = customer_row(cs, args);
 	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
 	json_object_update(cust->attrs, cust->context);
 
@@ -406,4 +419,25 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 		cust->metrics = NULL;
 	req->cap_usage = json_object_get(state, "caps");
 	return cust;
+}
+
+/*
+ * The customer's attributes outside a decision (for learning from an outcome):
+ * the data row in the named customer schema (else the tenant's first) merged
+ * with the context, the context winning.
+ */
+json_t *
+kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t *context, const char *schema_name)
+{
+	Datum		args[2];
+	json_t	   *attrs;
+
+	args[0] = CStringGetTextDatum(customer_id);
+	args[1] = CStringGetTextDatum(cfg->tenant_id);
+	attrs = customer_row(customer_schema(cfg, schema_name), args);
+	if (attrs == NULL)
+		attrs = json_object();
+	if (json_is_object(context))
+		json_object_update(attrs, context);
+	return attrs;
 }

@@ -257,7 +257,10 @@ typedef struct KFlow
 	json_t	   *inv_categories, *inv_sub_categories, *inv_offers, *inv_exclude;
 	KPlacementMatch placement_match;
 	KScoreMethod method;
-	const char *model_key;
+	const char *model_key;		/* score.modelKey: the model giving the propensity */
+	bool		model_propensity;	/* score.propensitySource "model": the model's score is the
+									 * propensity; "adaptive": only the adaptive fallback */
+	const char *experiment_key;	/* score.experimentKey: the model comes from this experiment */
 	double		w_p, w_r, w_i, w_e;	/* formula weights */
 	int			max_offers;		/* default when the request gives none */
 	const char *customer_schema;	/* data schema name, NULL = the tenant's customer schema */
@@ -446,10 +449,17 @@ typedef struct KRequest
 	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
 	char	  **policy_memo_why;
 	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
+	/* the model of the placement being decided (decision_models.c) */
+	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */
+	const char *model_key;		/* the model's key, also when untrained (it still learns) */
+	const char *variant;		/* the experiment variant, or NULL */
+	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
+	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 } KRequest;
 
 /* rules.c */
 extern json_t *kaireon_path(json_t *root, const char *path);
+extern json_t *kaireon_offer_attribute(const KOffer *offer, const char *path);
 extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
 extern bool kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *offer);
 extern bool kaireon_in_segment(const KRequest *req, int segment);
@@ -471,6 +481,8 @@ extern json_t *kaireon_tenant_adaptation(KTenantConfig *cfg);
 extern int	kaireon_adaptation_refresh_ms;
 extern KCustomer *kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context,
 										const char *schema_name);
+extern json_t *kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t *context,
+										  const char *schema_name);
 
 /* ---- the decision (pipeline.c, persist.c, recommend.c) ---- */
 
@@ -501,6 +513,8 @@ typedef struct KDecision
 	int			flow;
 	char	   *interaction_id;
 	json_t	   *explanation;
+	struct KaireonModel *model; /* the placement's ranking model, or NULL */
+	const char *model_key;		/* the placement's model (recorded for learning from outcomes) */
 } KDecision;
 
 /* What the pipeline returns. */
@@ -521,6 +535,14 @@ extern KDecideResult *kaireon_decide(KDecideArgs *args);
 extern json_t *kaireon_factors_json(const KFlow *flow, const KCandidate *c);
 extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);
 extern char *kaireon_new_uuid(void);
+
+/* decision_models.c */
+extern void kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id, bool dry_run);
+extern double kaireon_candidate_model_score(KRequest *req, struct KaireonModel *model, const KOffer *offer);
+extern struct KaireonModel *kaireon_rule_model(const char *tenant_id, const char *model_key);
+extern void kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id);
+extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
+								  const char *customer_id, const char *flow_id, json_t *context, int cls);
 
 /* persist.c */
 extern bool kaireon_reserve_caps(KRequest *req, KCandidate *cand);

@@ -149,21 +149,21 @@ jsonb_datum(const json_t *value)
 void
 kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 {
-	static Oid	types[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+	static Oid	types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
 		TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID};
 	const KRequest *req = res->req;
 	bool		implicit = req->cfg->channels[req->channel].implicit_impressions;
 	int			n = res->ndecisions * (implicit ? 2 : 1);
-	Datum	   *cols[9];
-	bool	   *nulls[9];
-	Datum		v[14];
+	Datum	   *cols[10];
+	bool	   *nulls[10];
+	Datum		v[15];
 	int			r = 0;
 	SPIPlanPtr	plan;
 
 	if (n == 0)
 		return;
-	for (int c = 0; c < 9; c++)
+	for (int c = 0; c < 10; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		nulls[c] = palloc0(sizeof(bool) * n);
@@ -189,6 +189,10 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 				cols[8][r] = Float8GetDatum(d->cand->propensity);
 			else
 				nulls[8][r] = true;
+			if (d->model_key)
+				cols[9][r] = CStringGetTextDatum(d->model_key);
+			else
+				nulls[9][r] = true;
 		}
 	}
 	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
@@ -205,14 +209,15 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 	v[11] = array_datum(cols[6], nulls[6], n, TEXTOID);
 	v[12] = array_datum(cols[7], nulls[7], n, FLOAT8OID);
 	v[13] = array_datum(cols[8], nulls[8], n, FLOAT8OID);
+	v[14] = array_datum(cols[9], nulls[9], n, TEXTOID);
 	plan = keep_plan(&history_plan,
 					 "INSERT INTO kaireon.interaction_history (tenant_id, customer_id, recommendation_id, "
 					 "  channel_id, context, occurred_at, id, interaction_type, rank, offer_id, creative_id, "
-					 "  placement_id, decision_flow_id, score, propensity) "
+					 "  placement_id, decision_flow_id, score, propensity, model_key) "
 					 "SELECT $1, $2, $3, $4, $5, now(), u.* "
 					 "  FROM unnest($6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], "
-					 "              $12::text[], $13::float8[], $14::float8[]) AS u",
-					 14, types);
+					 "              $12::text[], $13::float8[], $14::float8[], $15::text[]) AS u",
+					 15, types);
 	if (kspi_execute_plan(plan, v, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "kaireon: could not record the decisions");
 }

@@ -357,6 +357,16 @@ explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
 									  "source", c->propensity_source ? c->propensity_source : "default",
 									  "outcomes", (json_int_t) c->propensity_n,
 									  "maturity", maturity(c->propensity_n)));
+	if (req->model_key != NULL || req->variant != NULL)
+	{
+		json_t	   *m = json_object();
+
+		json_object_set_new(m, "key", req->model_key ? json_string(req->model_key) : json_null());
+		json_object_set_new(m, "ranks", json_boolean(req->model != NULL));
+		if (req->variant != NULL)
+			json_object_set_new(m, "experimentVariant", json_string(req->variant));
+		json_object_set_new(e, "model", m);
+	}
 	if (c->npassed > 0)
 	{
 		json_t	   *names = json_array();
@@ -462,6 +472,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
+	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
 	max_offers = Max(1, Min(max_offers, 50));
 
 	/* step 2: candidates */
@@ -577,6 +588,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->placement_id = placement_id;
 		d->flow = flow_idx;
 		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
+		d->model = req->model;
+		d->model_key = req->model_key;
 		d->explanation = explain(req, flow, c);
 		if (taken != NULL)
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());
@@ -738,6 +751,7 @@ kaireon_decide(KDecideArgs *args)
 	if (!args->dry_run)
 	{
 		kaireon_record_decisions(res, args);
+		kaireon_log_shadow_scores(res, args->customer_id);
 		if (res->traced)
 			kaireon_record_trace(res, args, (double) (GetCurrentTimestamp() - started) / 1000.0);
 	}

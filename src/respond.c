@@ -68,6 +68,8 @@ typedef struct Resolved
 	const char *flow_id;
 	int			rank;			/* 0: the outcome names no ranked decision */
 	const char *category_id;
+	const char *model_key;		/* the decision's model (learns from the outcome), or NULL */
+	json_t	   *decision_context;	/* the decision's request context */
 } Resolved;
 
 static void
@@ -141,7 +143,7 @@ resolve(KTenantConfig *cfg, RespondArgs *a, Resolved *r)
 		v[4] = txt(a->offer_id, &nulls[4]);
 		v[5] = txt(a->creative_id, &nulls[5]);
 		v[6] = txt(a->placement_id, &nulls[6]);
-		n = exec("SELECT offer_id, creative_id, channel_id, placement_id, decision_flow_id, rank "
+		n = exec("SELECT offer_id, creative_id, channel_id, placement_id, decision_flow_id, rank, model_key, context "
 				 "  FROM kaireon.interaction_history "
 				 " WHERE tenant_id = $1 AND recommendation_id = $2 AND customer_id = $3 "
 				 "   AND interaction_type = 'recommendation' "
@@ -166,6 +168,8 @@ resolve(KTenantConfig *cfg, RespondArgs *a, Resolved *r)
 		r->placement_id = col(4);
 		r->flow_id = col(5);
 		r->rank = atoi(col(6));
+		r->model_key = col(7);
+		r->decision_context = r->model_key ? kj_parse(col(8), strlen(col(8)), "interaction_history.context") : NULL;
 	}
 	else if (a->creative_id != NULL)
 	{
@@ -340,10 +344,10 @@ respond_one(RespondArgs *a)
 
 	/* the interaction row */
 	{
-		Oid			types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID, TIMESTAMPTZOID};
-		Datum		v[15];
-		char		nulls[16] = "               ";
+		Oid			types[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID, TIMESTAMPTZOID, TEXTOID};
+		Datum		v[16];
+		char		nulls[17] = "                ";
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(interaction_id);
@@ -365,11 +369,12 @@ respond_one(RespondArgs *a)
 			nulls[12] = 'n';
 		v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(a->context, JSON_COMPACT)));
 		v[14] = TimestampTzGetDatum(a->occurred_at);
+		v[15] = txt(r.model_key, &nulls[15]);
 		exec("INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, "
 			 "  outcome_type_key, recommendation_id, rank, offer_id, creative_id, channel_id, placement_id, "
-			 "  decision_flow_id, deduplication_id, conversion_value, context, occurred_at) "
-			 "VALUES ($1, $2, $3, 'outcome', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-			 15, types, v, nulls, SPI_OK_INSERT);
+			 "  decision_flow_id, deduplication_id, conversion_value, context, occurred_at, model_key) "
+			 "VALUES ($1, $2, $3, 'outcome', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+			 16, types, v, nulls, SPI_OK_INSERT);
 	}
 
 	result = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:o,s:b}",
@@ -385,6 +390,15 @@ respond_one(RespondArgs *a)
 					   "duplicate", false);
 	if (a->idempotency_key)
 		json_object_set_new(result, "idempotencyKey", json_string(a->idempotency_key));
+
+	/* the decision's model learns from the outcome (bandits, naive Bayes) */
+	if (r.model_key != NULL)
+	{
+		json_object_set_new(result, "modelKey", json_string(r.model_key));
+		json_object_set_new(result, "modelLearned",
+							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, a->customer_id,
+															   r.flow_id, r.decision_context, cls)));
+	}
 
 	/* the outbox event, in the same transaction */
 	{

@@ -541,6 +541,22 @@ kaireon_model_ranks(const KaireonModel *model)
 		strcmp(model->registry_status, "archived") != 0;
 }
 
+/*
+ * Does the model's score depend on the candidate offer: per-arm state
+ * (bandits) or an offer.<field> feature?  If not, one score serves every
+ * candidate of a request.
+ */
+bool
+kaireon_model_per_offer(const KaireonModel *model)
+{
+	if (model->ops == &kaireon_thompson_ops || model->ops == &kaireon_epsilon_ops)
+		return true;
+	for (int i = 0; i < model->impl.nfeatures; i++)
+		if (strncmp(model->impl.feature_names[i], "offer.", 6) == 0)
+			return true;
+	return false;
+}
+
 /* The model's feature names, in the order of kaireon.score's float8[] form. */
 int
 kaireon_model_feature_names(const KaireonModel *model, const char *const **names)

@@ -86,6 +86,9 @@ extern const char *kaireon_model_registry_status(const KaireonModel *model);
  */
 extern bool kaireon_model_ranks(const KaireonModel *model);
 
+/* Does the score depend on the candidate offer (per-arm state or offer.<field> features)? */
+extern bool kaireon_model_per_offer(const KaireonModel *model);
+
 /* The feature names a model reads, in the order of kaireon.score's float8[] form. */
 extern int	kaireon_model_feature_names(const KaireonModel *model, const char *const **names);
 

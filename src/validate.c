@@ -241,6 +241,7 @@ static void check_cross_offer(json_t *config, ValidateCtx *ctx);
 
 static const char *const placement_modes[] = {"strict", "fallback", "any", NULL};
 static const char *const score_methods[] = {"priority_weighted", "propensity", "formula", NULL};
+static const char *const propensity_sources[] = {"model", "adaptive", NULL};
 
 static const FieldSpec flow_fields[] = {
 	{"description", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
@@ -261,6 +262,8 @@ static const FieldSpec flow_inventory_fields[] = {
 static const FieldSpec flow_score_fields[] = {
 	{"method", JT_STRING, false, score_methods, 0, NO_BOUND, NO_BOUND},
 	{"modelKey", JT_STRING, false, NULL, 0, 1, 200},
+	{"experimentKey", JT_STRING, false, NULL, 0, 1, 200},
+	{"propensitySource", JT_STRING, false, propensity_sources, 0, NO_BOUND, NO_BOUND},
 	{"profileKey", JT_STRING, false, NULL, 0, 1, 200},
 	{"weights", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
 	FIELD_END

@@ -415,7 +415,8 @@ CREATE FUNCTION kaireon.experiment_bucket(experiment_key text, customer_id text)
 COMMENT ON FUNCTION kaireon.experiment_bucket(text, text) IS
     'A customer''s position in [0, 100) for an experiment: FNV-1a of experimentKey:customerId modulo 10000, over 100.';
 
-CREATE FUNCTION kaireon.assign_experiment(tenant_id text, experiment_key text, customer_id text)
+CREATE FUNCTION kaireon.assign_experiment(tenant_id text, experiment_key text, customer_id text,
+                                          store boolean DEFAULT true)
     RETURNS TABLE (variant text, model_id text, model_key text)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -461,14 +462,18 @@ BEGIN
             END LOOP;
             v_variant := coalesce(v_variant, 'champion');
         END IF;
-        INSERT INTO kaireon.experiment_assignments AS a (tenant_id, customer_id, experiment_id, variant)
-        VALUES (v_exp.tenant_id, customer_id, v_exp.id, v_variant)
-        ON CONFLICT ON CONSTRAINT experiment_assignments_tenant_id_experiment_id_customer_id_key DO NOTHING
-        RETURNING a.variant INTO v_variant;
-        IF NOT FOUND THEN
-            -- a concurrent call assigned the customer first: use its row
-            SELECT a.variant INTO v_variant FROM kaireon.experiment_assignments a
-             WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id AND a.customer_id = assign_experiment.customer_id;
+        -- without store (a dry run): the variant the customer would get, not stored
+        IF store THEN
+            INSERT INTO kaireon.experiment_assignments AS a (tenant_id, customer_id, experiment_id, variant)
+            VALUES (v_exp.tenant_id, customer_id, v_exp.id, v_variant)
+            ON CONFLICT ON CONSTRAINT experiment_assignments_tenant_id_experiment_id_customer_id_key DO NOTHING
+            RETURNING a.variant INTO v_variant;
+            IF NOT FOUND THEN
+                -- a concurrent call assigned the customer first: use its row
+                SELECT a.variant INTO v_variant FROM kaireon.experiment_assignments a
+                 WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id
+                   AND a.customer_id = assign_experiment.customer_id;
+            END IF;
         END IF;
     END IF;
     variant := v_variant;
@@ -482,8 +487,8 @@ BEGIN
     RETURN NEXT;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon.assign_experiment(text, text, text) IS
-    'Sticky assignment of a customer to a running experiment: holdout (the first holdout_percent of FNV-1a buckets), a challenger (its traffic_pct, challengers by model key), else the champion; stored in experiment_assignments, so later calls return the same variant. Holdout customers get the control treatment: no model (model_id NULL), recommend''s fallback scoring.';
+COMMENT ON FUNCTION kaireon.assign_experiment(text, text, text, boolean) IS
+    'Sticky assignment of a customer to a running experiment: holdout (the first holdout_percent of FNV-1a buckets), a challenger (its traffic_pct, challengers by model key), else the champion; stored in experiment_assignments (unless store is false, as in a dry run), so later calls return the same variant. Holdout customers get the control treatment: no model (model_id NULL), recommend''s fallback scoring.';
 
 CREATE FUNCTION kaireon.assign_variant(tenant_id text, experiment_key text, customer_id text,
                                        variants jsonb, ttl interval DEFAULT NULL)

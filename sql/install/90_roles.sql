@@ -31,7 +31,7 @@ AS $fn$
         'kaireon.transition_model(text,text,text,text)', 'kaireon.request_model_approval(text,text,text,text)',
         'kaireon.review_model_approval(text,text,boolean,text,text)',
         'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
-        'kaireon.assign_experiment(text,text,text)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
+        'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
         'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;

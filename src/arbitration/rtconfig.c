@@ -268,8 +268,8 @@ karb_refresh_state(KTenantConfig *cfg, KArbConfig *ac, bool force)
 	state = kj_from_jsonb(DatumGetJsonbP(d), "dual prices");
 	prices = json_object_get(state, "prices");
 	gains = json_object_get(state, "gains");
-	ac->has_version = json_is_integer(json_object_get(state, "version"));
-	ac->lambda_version = ac->has_version ? json_integer_value(json_object_get(state, "version")) : 0;
+	ac->has_version = json_is_number(json_object_get(state, "version"));
+	ac->lambda_version = ac->has_version ? (int64) json_number_value(json_object_get(state, "version")) : 0;
 	for (int k = 0; k < ac->ncons; k++)
 		ac->lambda[k] = Max(kj_num(prices, ac->cons[k].key, 0), 0);
 	for (int p = 0; p < ac->nprofiles; p++)

@@ -179,6 +179,11 @@ prepare(Campaign *cp)
 				 errmsg("campaign %s has neither a segment nor a customer query",
 						spec->run_id ? spec->run_id : "simulation"),
 				 errhint("Set runs.segment_id or runs.customer_query.")));
+	if (spec->customer_query != NULL && strchr(spec->customer_query, ';') != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the campaign's customer query must be one SELECT without \";\""),
+				 errhint("Write a single query whose first column is the customer id.")));
 	if (spec->segment_id != NULL && kaireon_find_segment(cfg, spec->segment_id) < 0)
 		unknown(psprintf("segment \"%s\" of the campaign does not exist for tenant \"%s\"",
 						 spec->segment_id, cfg->tenant_id),
@@ -219,11 +224,6 @@ customers_sql(const Campaign *cp)
 
 	if (spec->customer_query != NULL)
 	{
-		if (strchr(spec->customer_query, ';') != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("the campaign's customer query must be one SELECT without \";\""),
-					 errhint("Write a single query whose first column is the customer id.")));
 		source = psprintf("SELECT DISTINCT x.c::text AS c FROM (%s) AS x(c) WHERE x.c IS NOT NULL",
 						  spec->customer_query);
 	}
@@ -1029,12 +1029,13 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	if (spec.channels == NULL && run != NULL)
 		spec.channels = kj_array(run, "channel_ids");
 	v = json_object_get(conf, "maxOffers");
-	if (v != NULL && !(json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 50))
+	if (v != NULL && !(json_is_number(v) && json_number_value(v) == floor(json_number_value(v)) &&
+					   json_number_value(v) >= 1 && json_number_value(v) <= 50))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("config.maxOffers must be an integer from 1 to 50"),
 				 errhint("Ask for between 1 and 50 offers per customer.")));
-	spec.max_offers = v ? (int) json_integer_value(v) : run ? (int) kj_num(run, "max_offers", 1) : 1;
+	spec.max_offers = v ? (int) json_number_value(v) : run ? (int) kj_num(run, "max_offers", 1) : 1;
 	spec.limits = json_object_get(conf, "volumeConstraints");
 	if (spec.limits != NULL)
 		kaireon_validate_config(KCONF_RUN_VOLUME_CONSTRAINTS, NULL, spec.limits, "config.volumeConstraints");

@@ -507,59 +507,17 @@ customer_response_use(Pass *ps, int i, const bool *selected)
 }
 
 /*
- * Make the assignment at lambda feasible and then greedily better: (1) for
- * each violated constraint, unassign the ordinary candidates it covers, the
- * lowest reduced value first, until it holds; (2) walk the unassigned
- * candidates with a positive value, the highest reduced value first, and
- * assign each that still fits (a free slot, the per-response caps, every
- * capacity).  Returns the primal value; selected and used describe the
- * result.
+ * Add moves: walk the unassigned candidates with a positive value, the
+ * highest reduced value first, and assign each that still fits (a free slot,
+ * the per-response caps, every capacity).  Returns how many it assigned.
  */
-static double
-repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, int64 *removed, int64 *filled)
+static int64
+fill(Pass *ps, bool *selected, double *used, int16 *slots, Ranked *list)
 {
 	const KArbProblem *p = ps->p;
-	int16	   *slots = huge_alloc0(sizeof(int16) * (Size) Max(p->ncust, 1));
-	Ranked	   *list;
-	int64		nlist = 0;
-	double		primal = 0;
+	int64		nlist = 0,
+				added = 0;
 
-	(void) evaluate(ps, lambda, used, selected);
-	for (int i = 0; i < p->ncust; i++)
-		for (int64 c = p->start[i]; c < p->start[i + 1]; c++)
-			if (selected[c])
-				slots[i]++;
-
-	/* (1) repair */
-	list = huge_alloc0(sizeof(Ranked) * (Size) Max(p->ncand, 1));
-	for (int k = 0; k < p->nk; k++)
-	{
-		if (used[k] <= p->cap[k] * (1 + 1e-12) + 1e-12)
-			continue;
-		nlist = 0;
-		for (int64 c = 0; c < p->ncand; c++)
-			if (selected[c] && !p->forced[c] && PAIR_COST(p, p->pair[c], k) > 0)
-			{
-				list[nlist].key = work_value(p, c) - ps->pen[p->pair[c]];
-				list[nlist].c = c;
-				nlist++;
-			}
-		qsort(list, nlist, sizeof(Ranked), ranked_asc);
-		for (int64 q = 0; q < nlist && used[k] > p->cap[k] * (1 + 1e-12) + 1e-12; q++)
-		{
-			int64		c = list[q].c;
-
-			CHECK_FOR_INTERRUPTS();
-			selected[c] = false;
-			slots[customer_of(p, c)]--;
-			for (int kk = 0; kk < p->nk; kk++)
-				used[kk] -= PAIR_COST(p, p->pair[c], kk);
-			(*removed)++;
-		}
-	}
-
-	/* (2) fill */
-	nlist = 0;
 	for (int i = 0; i < p->ncust; i++)
 	{
 		if (slots[i] >= p->m)
@@ -599,10 +557,178 @@ repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, in
 		slots[i]++;
 		for (int k = 0; k < p->nk; k++)
 			used[k] += PAIR_COST(p, p->pair[c], k);
-		(*filled)++;
+		added++;
+	}
+	return added;
+}
+
+/*
+ * Would trading assigned candidate out for unassigned candidate in (of the
+ * same customer) keep every capacity and per-response cap?  Returns the
+ * trade's priority: the value gained per share of the capacity left that it
+ * uses (the "effective gradient" of multi-dimensional knapsack heuristics),
+ * huge when it uses none; 0 when it does not fit or gains nothing.
+ */
+static double
+swap_key(Pass *ps, int i, int64 out, int64 in, const bool *selected, const double *used)
+{
+	const KArbProblem *p = ps->p;
+	double		gain = p->value[in] - p->value[out];
+	double		share = 0;
+
+	if (!(gain > 0))
+		return 0;
+	for (int k = 0; k < p->nk; k++)
+	{
+		double		d = PAIR_COST(p, p->pair[in], k) - PAIR_COST(p, p->pair[out], k);
+
+		if (d > 0)
+		{
+			double		left = p->cap[k] * (1 + 1e-12) + 1e-12 - used[k];
+
+			if (d > left)
+				return 0;
+			share += d / Max(left, 1e-12);
+		}
+	}
+	if (p->nr > 0)
+	{
+		customer_response_use(ps, i, selected);
+		for (int r = 0; r < p->nr; r++)
+			ps->ruse[r] -= PAIR_RCOST(p, p->pair[out], r);
+		if (!fits_response(ps, in))
+			return 0;
+	}
+	return share > 0 ? gain / share : gain * 1e12;
+}
+
+/*
+ * Swap moves: each customer's best trade of an assigned ordinary candidate
+ * for a more valuable unassigned one that fits; trades applied in order of
+ * priority while they still fit.  Returns how many were applied.
+ */
+static int64
+swaps(Pass *ps, bool *selected, double *used, Ranked *list, int64 *outs, int64 *ins)
+{
+	const KArbProblem *p = ps->p;
+	int64		nlist = 0,
+				done = 0;
+
+	for (int i = 0; i < p->ncust; i++)
+	{
+		double		best = 0;
+
+		if ((i & 8191) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int64 out = p->start[i]; out < p->start[i + 1]; out++)
+		{
+			if (!selected[out] || p->forced[out])
+				continue;
+			for (int64 in = p->start[i]; in < p->start[i + 1]; in++)
+			{
+				double		key;
+
+				if (selected[in] || p->value[in] <= p->value[out])
+					continue;
+				key = swap_key(ps, i, out, in, selected, used);
+				if (key > best)
+				{
+					best = key;
+					outs[i] = out;
+					ins[i] = in;
+				}
+			}
+		}
+		if (best > 0)
+		{
+			list[nlist].key = best;
+			list[nlist].c = i;
+			nlist++;
+		}
+	}
+	qsort(list, nlist, sizeof(Ranked), ranked_desc);
+	for (int64 q = 0; q < nlist; q++)
+	{
+		int			i = (int) list[q].c;
+
+		if (swap_key(ps, i, outs[i], ins[i], selected, used) <= 0)
+			continue;
+		selected[outs[i]] = false;
+		selected[ins[i]] = true;
+		for (int k = 0; k < p->nk; k++)
+			used[k] += PAIR_COST(p, p->pair[ins[i]], k) - PAIR_COST(p, p->pair[outs[i]], k);
+		done++;
+	}
+	return done;
+}
+
+/*
+ * Make the assignment at lambda feasible and then greedily better: (1) for
+ * each violated constraint, unassign the ordinary candidates it covers, the
+ * lowest reduced value first, until it holds; (2) alternately add what still
+ * fits (fill) and trade assigned candidates for better ones that fit (swaps),
+ * until neither changes anything (at most four times).  Returns the primal
+ * value; selected and used describe the result.
+ */
+static double
+repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, int64 *removed, int64 *filled)
+{
+	const KArbProblem *p = ps->p;
+	int16	   *slots = huge_alloc0(sizeof(int16) * (Size) Max(p->ncust, 1));
+	int64	   *outs = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	int64	   *ins = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	Ranked	   *list;
+	int64		nlist = 0;
+	double		primal = 0;
+
+	(void) evaluate(ps, lambda, used, selected);
+	for (int i = 0; i < p->ncust; i++)
+		for (int64 c = p->start[i]; c < p->start[i + 1]; c++)
+			if (selected[c])
+				slots[i]++;
+
+	/* (1) repair */
+	list = huge_alloc0(sizeof(Ranked) * (Size) Max(Max(p->ncand, p->ncust), 1));
+	for (int k = 0; k < p->nk; k++)
+	{
+		if (used[k] <= p->cap[k] * (1 + 1e-12) + 1e-12)
+			continue;
+		nlist = 0;
+		for (int64 c = 0; c < p->ncand; c++)
+			if (selected[c] && !p->forced[c] && PAIR_COST(p, p->pair[c], k) > 0)
+			{
+				list[nlist].key = work_value(p, c) - ps->pen[p->pair[c]];
+				list[nlist].c = c;
+				nlist++;
+			}
+		qsort(list, nlist, sizeof(Ranked), ranked_asc);
+		for (int64 q = 0; q < nlist && used[k] > p->cap[k] * (1 + 1e-12) + 1e-12; q++)
+		{
+			int64		c = list[q].c;
+
+			CHECK_FOR_INTERRUPTS();
+			selected[c] = false;
+			slots[customer_of(p, c)]--;
+			for (int kk = 0; kk < p->nk; kk++)
+				used[kk] -= PAIR_COST(p, p->pair[c], kk);
+			(*removed)++;
+		}
+	}
+
+	/* (2) fill and swaps */
+	for (int round = 0; round < 4; round++)
+	{
+		int64		added = fill(ps, selected, used, slots, list);
+		int64		traded = swaps(ps, selected, used, list, outs, ins);
+
+		*filled += added + traded;
+		if (added == 0 && traded == 0)
+			break;
 	}
 	pfree(list);
 	pfree(slots);
+	pfree(outs);
+	pfree(ins);
 
 	for (int64 c = 0; c < p->ncand; c++)
 		if (selected[c])
@@ -793,6 +919,8 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 		{
 			double		change = 0;
 			double		primal;
+			double		dual_start = sv.best_dual,
+						primal_start = best_primal;
 
 			for (int k = 0; k < p->nk; k++)
 			{
@@ -812,10 +940,21 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 			}
 			if (rel_gap(sv.best_dual, best_primal) <= opt->tolerance || change < 1e-12)
 				break;
+			/*
+			 * Stalled: a round that improves the primal value not at all and the
+			 * dual bound by less than 1% of the gap is stuck at a kink where no
+			 * single price can move (constraints that trade off against each
+			 * other); the subgradient steps below move all prices at once.
+			 */
+			if (round > 0 && dual_start - sv.best_dual < 0.01 * (sv.best_dual - Max(best_primal, primal_start)) &&
+				best_primal <= primal_start)
+				break;
 		}
 		/* subgradient steps while the gap is too wide */
 		if (rel_gap(sv.best_dual, best_primal) > opt->tolerance && sv.iterations < opt->max_iterations)
 		{
+			double	   *dir = palloc0(sizeof(double) * Max(p->nk, 1));
+
 			s->method = "bisection+subgradient";
 			memcpy(sv.lambda, sv.best_lambda, sizeof(double) * Max(p->nk, 1));
 			while (sv.iterations < opt->max_iterations && theta > 1e-6 &&
@@ -823,27 +962,49 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 			{
 				double		before = sv.best_dual;
 				double		l = eval_current(&sv);
-				double		norm = 0;
+				double		norm = 0,
+							dot = 0,
+							prev = 0,
+							beta = 0;
 
+				/*
+				 * The direction: the (projected) subgradient g - b, deflected
+				 * by the previous direction when they point against each other
+				 * (Camerini, Fratta and Maffioli), which damps the zig-zag
+				 * between constraints that trade off.
+				 */
 				for (int k = 0; k < p->nk; k++)
 				{
 					double		d = sv.g[k] - p->cap[k];
 
 					if (sv.lambda[k] <= 0 && d < 0)
 						d = 0;	/* projected: a price at zero cannot fall */
-					norm += d * d;
+					dot += d * dir[k];
+					prev += dir[k] * dir[k];
+				}
+				if (dot < 0 && prev > 0)
+					beta = -1.5 * dot / prev;
+				for (int k = 0; k < p->nk; k++)
+				{
+					double		d = sv.g[k] - p->cap[k];
+
+					if (sv.lambda[k] <= 0 && d < 0)
+						d = 0;
+					dir[k] = d + beta * dir[k];
+					norm += dir[k] * dir[k];
 				}
 				if (norm <= 0)
 					break;		/* a subgradient of zero: lambda is optimal */
 				for (int k = 0; k < p->nk; k++)
-					sv.lambda[k] = Max(0, sv.lambda[k] + theta * (l - best_primal) / norm * (sv.g[k] - p->cap[k]));
+					sv.lambda[k] = Max(0, sv.lambda[k] + theta * (l - best_primal) / norm * dir[k]);
 				if (sv.best_dual < before - 1e-12 * fabs(before))
 					stall = 0;
-				else if (++stall >= 5)
+				else if (++stall >= 20)
 				{
 					theta /= 2;
 					stall = 0;
 					memcpy(sv.lambda, sv.best_lambda, sizeof(double) * Max(p->nk, 1));
+					memset(dir, 0, sizeof(double) * Max(p->nk, 1));
 				}
 				if (sv.iterations % 5 == 0)
 				{
@@ -858,6 +1019,28 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 						s->filled = filled;
 					}
 				}
+			}
+		}
+	}
+	/* a last coordinate round from the best prices: lowers the bound or keeps it, splits ties finer */
+	if (!all_hold && rel_gap(sv.best_dual, best_primal) > opt->tolerance && sv.iterations < opt->max_iterations)
+	{
+		memcpy(sv.lambda, sv.best_lambda, sizeof(double) * Max(p->nk, 1));
+		for (int k = 0; k < p->nk; k++)
+		{
+			sv.step[k] = Max(sv.lambda[k] * 1e-3, sv.hi[k] * 1e-9);
+			line_search(&sv, k);
+		}
+		{
+			double		primal = repair_and_fill(&sv.ps, sv.lambda, sel_try, used_try, &removed, &filled);
+
+			if (primal > best_primal)
+			{
+				best_primal = primal;
+				memcpy(s->selected, sel_try, sizeof(bool) * p->ncand);
+				memcpy(s->used, used_try, sizeof(double) * Max(p->nk, 1));
+				s->removed = removed;
+				s->filled = filled;
 			}
 		}
 	}

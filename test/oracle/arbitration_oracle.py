@@ -19,9 +19,10 @@ candidates, and several global constraints):
 3. the checks: every decision is a candidate with its pipeline score; every constraint, the
    per-customer limit and the per-response caps hold for kaireon's assignment; the reported
    primal value is the assignment's value; the primal value is within 1% of the LP optimum;
-   the reported dual bound is at least the LP optimum (1e-6 relative); a constraint built to be
-   slack has dual price 0 and one built to bind hard has a positive price and is used to within
-   1% of its capacity.
+   the reported dual bound is at least the LP optimum (1e-6 relative); kaireon's dual price of
+   each global constraint is positive exactly when the LP's marginal (glpsol's row report) is;
+   the constraint built to bind hard is at its bound in the LP with a positive marginal, and the
+   one built to be slack is not and has dual price 0.
 """
 import os
 import re
@@ -191,6 +192,30 @@ def forced_keys(cand):
     return set(best.values())
 
 
+def best_without_limits(cand, offers, resp, max_offers):
+    """The assignment without global constraints: per customer the forced candidates, then the
+    best by score within max_offers and the per-response caps."""
+    forced = forced_keys(cand)
+    by_cust = {}
+    for key in cand:
+        by_cust.setdefault(key[0], []).append(key)
+    chosen = []
+    for cid, keys in by_cust.items():
+        keys.sort(key=lambda k: (k not in forced, -cand[k][0], k))
+        mine = []
+        for k in keys:
+            if len(mine) >= max_offers and k not in forced:
+                break
+            if k not in forced and any(covers(rc, offers[k[1]], k[1], k[2]) and
+                                       sum(1 for x in mine if covers(rc, offers[x[1]], x[1], x[2])) >= rc["per"]
+                                       for rc in resp):
+                continue
+            if cand[k][0] > 0 or k in forced:
+                mine.append(k)
+        chosen.extend(mine)
+    return chosen
+
+
 def solve_lp(path_prefix, cand, offers, cons, resp, max_offers):
     """Write the LP relaxation (CPLEX LP) and solve it with glpsol; returns the optimum."""
     names = {}
@@ -229,7 +254,16 @@ def solve_lp(path_prefix, cand, offers, cons, resp, max_offers):
     out = open(path_prefix + ".out").read()
     m = re.search(r"Objective:\s+obj = ([-0-9.e+]+)", out)
     status = re.search(r"Status:\s+(\S+)", out).group(1)
-    return float(m.group(1)), status
+    # the global constraints' rows: status (NU: at its bound) and marginal (the LP's dual price)
+    duals = {}
+    for line in out.splitlines():
+        tok = line.split()
+        if len(tok) >= 4 and tok[0].isdigit() and re.fullmatch(r"g\d+", tok[1]):
+            marginal = 0.0
+            if tok[2].startswith("N") and len(tok) >= 6 and tok[-1] != "eps":
+                marginal = abs(float(tok[-1]))
+            duals[int(tok[1][1:])] = (tok[2], marginal)
+    return float(m.group(1)), status, duals
 
 
 def run_instance(cur, tmp, rng, name, n_cust, n_offers, channels, max_offers, cons, resp, limits=None,
@@ -287,24 +321,31 @@ def run_instance(cur, tmp, rng, name, n_cust, n_offers, channels, max_offers, co
         check(not viol, f"{name}: per-response cap of {rc['per']} in category {rc['scope_id']} holds for every customer",
               f"({viol[:3]})")
     lambdas = {c["key"]: c for c in summary["constraints"] if "lambda" in c}
-    for k, con in enumerate(run_cons):
+    for con in run_cons:
         used = sum(cost_of(con, offers[a[1]]) for a in assigned if covers(con, offers[a[1]], a[1], a[2]))
         check(used <= con["cap"] * (1 + 1e-9) + 1e-9,
               f"{name}: constraint {con['name']} holds ({used:.4f} <= {con['cap']})")
-        key = con.get("key", f"cross_offer:k{k}")
-        lam = lambdas.get(key, {}).get("lambda")
-        if con.get("expect") == "slack":
-            check(lam == 0, f"{name}: slack constraint {con['name']} has dual price 0", f"(lambda {lam})")
-        elif con.get("expect") == "binding":
-            check(lam is not None and lam > 0 and used >= 0.99 * con["cap"],
-                  f"{name}: hard constraint {con['name']} binds (lambda {lam}, used {used:.2f} of {con['cap']})")
     value = sum(a[3] for a in assigned)
     check(abs(value - primal) <= 1e-9 * max(1, abs(primal)),
           f"{name}: reported primal value is the assignment's value ({primal} vs {value})")
     check(recommended == len(assigned), f"{name}: recommended counts the decisions")
 
-    lp, lp_status = solve_lp(os.path.join(tmp, name), cand, offers, run_cons, resp, max_offers)
+    lp, lp_status, lp_duals = solve_lp(os.path.join(tmp, name), cand, offers, run_cons, resp, max_offers)
     check(lp_status == "OPTIMAL", f"{name}: glpsol solved the LP relaxation ({len(cand)} variables)", lp_status)
+    # dual prices: kaireon's lambda is positive exactly where the LP's marginal is; the
+    # instance's hard constraint binds in the LP and its slack one does not
+    for k, con in enumerate(run_cons):
+        key = con.get("key", f"cross_offer:k{k}")
+        lam = lambdas.get(key, {}).get("lambda")
+        row, marginal = lp_duals.get(k, ("?", 0.0))
+        check(lam is not None and (lam > 0) == (marginal > 1e-9),
+              f"{name}: {con['name']}: kaireon's dual price {lam} and the LP's marginal {marginal} agree on binding")
+        if con.get("expect") == "slack":
+            check(row == "B" and lam == 0, f"{name}: slack constraint {con['name']} is not at its bound in the LP and has dual price 0",
+                  f"(row {row}, lambda {lam})")
+        elif con.get("expect") == "binding":
+            check(row == "NU" and marginal > 0 and lam > 0,
+                  f"{name}: hard constraint {con['name']} binds (LP marginal {marginal}, kaireon lambda {lam})")
     check(primal >= 0.99 * lp,
           f"{name}: primal value {primal:.6f} is within 1% of the LP optimum {lp:.6f} (ratio {primal / lp:.5f}, gap reported {gap:.2e}, {iters} iterations)")
     check(dual >= lp * (1 - 1e-6),

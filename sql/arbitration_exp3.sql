@@ -57,10 +57,10 @@ SELECT (r -> 'exp3' ->> 'arm')::int = :arm AS arm_rewarded, r -> 'exp3' ->> 'pro
   FROM kaireon.respond('ax', 'cust-1', 'click', recommendation_id => (SELECT recommendation_id FROM d1), rank => 1) r;
 SELECT arm = :arm AS rewarded_arm, gain, rewards FROM pg_temp.state() WHERE gain > 0;
 -- the probabilities follow the gains
-SELECT s.arm, s.probability, s.probability = CASE s.arm WHEN 0 THEN e.p0 ELSE e.p1 END AS as_by_hand
+SELECT s.arm = :arm AS rewarded_arm, s.probability, s.probability = CASE s.arm WHEN 0 THEN e.p0 ELSE e.p1 END AS as_by_hand
   FROM pg_temp.state() s,
        pg_temp.expected(CASE WHEN :arm = 0 THEN 1 / 0.6 ELSE 0 END, CASE WHEN :arm = 1 THEN 1 / 0.6 ELSE 0 END) e
- ORDER BY s.arm;
+ ORDER BY s.arm = :arm DESC;
 -- a second positive outcome of the same decision adds nothing; negative and neutral ones never do
 SELECT r -> 'exp3' ->> 'rewarded' AS second_positive FROM kaireon.respond('ax', 'cust-1', 'conversion',
        recommendation_id => (SELECT recommendation_id FROM d1), rank => 1) r;

@@ -260,8 +260,9 @@ keep_customer(Campaign *cp, const char *id)
 }
 
 /*
- * One customer: the pipeline once per channel (dry run, every candidate up to
- * 50 per channel), then the candidates into the solver's store.
+ * One customer: the pipeline once per channel (dry run, in batch mode: every
+ * candidate that survives it, ranked), then the candidates into the solver's
+ * store.
  */
 static void
 score_customer(Campaign *cp, const char *customer_id, MemoryContext percall,
@@ -282,8 +283,8 @@ score_customer(Campaign *cp, const char *customer_id, MemoryContext percall,
 		args.placements = json_array();
 		args.flow_key = cp->spec->flow_key;
 		args.context = json_object();
-		args.max_offers = 50;
 		args.dry_run = true;
+		args.batch = true;		/* every candidate, ranked, without explanations */
 		res = kaireon_decide(&args);
 		/* offer and creative indexes are only comparable within one compiled configuration */
 		if (res->req->cfg != cp->cfg || res->req->cfg->version != cp->cfg_version)

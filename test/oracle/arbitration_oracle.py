@@ -12,8 +12,9 @@ candidates, and several global constraints):
 
 1. kaireon.run_campaign(..., simulation => true) solves it and writes its assignment to
    kaireon.campaign_decisions;
-2. the candidates and their scores are read back from kaireon.recommend (dry run, the same
-   pipeline the campaign runs), and the instance's LP relaxation is written in CPLEX LP format
+2. the candidates and their scores are read from kaireon.recommend (dry runs, before the
+   constraints are created: the same pipeline the campaign runs), and the instance's LP
+   relaxation is written in CPLEX LP format
    (x_ij in [0, 1]; at most max_offers per customer; per-response caps per customer; every
    global constraint with the capacity it has left) and solved with glpsol;
 3. the checks: every decision is a candidate with its pipeline score; every constraint, the
@@ -270,6 +271,9 @@ def run_instance(cur, tmp, rng, name, n_cust, n_offers, channels, max_offers, co
                  varied=True, mandatory=None):
     reset_instance(cur)
     offers, ids = make_instance(cur, rng, n_cust, n_offers, channels, max_offers, varied, mandatory)
+    # the candidates before any constraint exists (recommend applies per-response caps itself;
+    # a campaign leaves them to the solver)
+    cand = candidates(cur, ids, channels)
     for k, con in enumerate(cons):
         conf = {"limit": con["limit"], "period": "run"}
         cur.execute("""INSERT INTO kaireon.cross_offer_constraints (tenant_id, id, name, rule_type, scope, scope_id, config)
@@ -303,7 +307,6 @@ def run_instance(cur, tmp, rng, name, n_cust, n_offers, channels, max_offers, co
     cur.execute("""SELECT customer_id, offer_id, channel_id, score, rank FROM kaireon.campaign_decisions
                     WHERE tenant_id = %s AND campaign_run_id = %s""", (TENANT, run_id))
     assigned = cur.fetchall()
-    cand = candidates(cur, ids, channels)
 
     # the assignment: real candidates with their scores, within every limit
     bad = [a for a in assigned if (a[0], a[1], a[2]) not in cand or abs(cand[(a[0], a[1], a[2])][0] - a[3]) > 1e-12]

@@ -32,7 +32,9 @@ AS $fn$
         'kaireon.review_model_approval(text,text,boolean,text,text)',
         'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
         'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
-        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)']) AS f
+        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)',
+        'kaireon.run_campaign(text,text,boolean)',
+        'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS

@@ -252,7 +252,17 @@ SELECT r.run_number, r.status, (SELECT count(*) FROM kaireon.campaign_decisions 
 SELECT count(*) = :interactions_before AS no_interactions_left FROM kaireon.interaction_history WHERE tenant_id = 'ac';
 
 -- ---------------------------------------------------------------------------------------
--- 8. kaireon.simulate: writes only its simulation_runs row
+-- 8. A large campaign returns its row intact (regression: the row was returned from memory
+--    the function had freed, which crashed the backend once the campaign's memory was large)
+-- ---------------------------------------------------------------------------------------
+UPDATE kaireon.runs SET customer_query = 'SELECT ''big'' || i FROM generate_series(1, 30000) i', max_offers = 1
+ WHERE tenant_id = 'ac' AND id = 'r';
+SELECT status, total_customers, recommended, round(primal_value::numeric, 6) AS primal
+  FROM kaireon.run_campaign('ac', 'r', simulation => true);
+UPDATE kaireon.runs SET customer_query = 'SELECT id FROM public.ac_customers', max_offers = 2 WHERE tenant_id = 'ac' AND id = 'r';
+
+-- ---------------------------------------------------------------------------------------
+-- 9. kaireon.simulate: writes only its simulation_runs row
 -- ---------------------------------------------------------------------------------------
 SELECT (SELECT count(*) FROM kaireon.campaign_runs WHERE tenant_id = 'ac') AS runs_before,
        (SELECT count(*) FROM kaireon.campaign_decisions WHERE tenant_id = 'ac') AS decisions_before \gset

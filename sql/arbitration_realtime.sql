@@ -151,6 +151,22 @@ SELECT round(pacing_multiplier::numeric, 4) AS early_and_spent FROM kaireon.upda
 -- used up: the highest price, 1 / smallest cost (no candidate with a score up to 1 is worth it)
 SELECT pg_temp.spend(1, '2026-01-17 01:30+00');
 SELECT lambda AS used_up FROM pg_temp.step('2026-01-17 02:00+00');
+-- a budget allocation's spend (its counter) the same way: 60 of 100 spent by 06:00, then none
+INSERT INTO kaireon.budget_allocations (tenant_id, id, name, scope, period_type, max_spend, used_spend) VALUES
+    ('ar', 'spend', 'Daily spend', 'global', 'daily', 100, 60);
+CREATE FUNCTION pg_temp.spend_step(as_of timestamptz)
+    RETURNS TABLE (lambda numeric, previous numeric, observed numeric, target numeric)
+LANGUAGE sql AS $$
+    SELECT round(u.lambda::numeric, 6), round(u.previous_lambda::numeric, 6), round(u.observed_rate::numeric, 4),
+           round(u.target_rate::numeric, 4)
+      FROM kaireon.update_dual_prices('ar', as_of) u WHERE u.constraint_key = 'budget:spend:spend'
+$$;
+SELECT * FROM pg_temp.spend_step('2026-01-18 06:00+00');
+UPDATE kaireon.budget_allocations SET used_spend = 90 WHERE tenant_id = 'ar' AND id = 'spend';
+SELECT * FROM pg_temp.spend_step('2026-01-18 08:00+00');
+SELECT * FROM pg_temp.spend_step('2026-01-18 14:00+00');
+SELECT * FROM pg_temp.spend_step('2026-01-18 20:00+00');
+DELETE FROM kaireon.budget_allocations WHERE tenant_id = 'ar';
 -- the counters: updates attempted, no-ops (no price moved), not converged (still faster
 -- than the pace after the update)
 SELECT version, attempted, noops, solver_failed, not_converged, last_error FROM kaireon.dual_price_state WHERE tenant_id = 'ar';

@@ -762,7 +762,10 @@ require(FunctionCallInfo fcinfo, int n, const char *name)
 				 errhint("Pass a value for %s.", name)));
 }
 
-/* Return the single row a query returned, as the function's composite result. */
+/*
+ * Return the single row a query returned, as the function's composite result
+ * (copied into the context that was current at SPI_connect).
+ */
 static Datum
 return_row(void)
 {
@@ -807,6 +810,8 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	solver_options(&spec.opt, NULL);
 	kaireon_check_tenant_access(spec.tenant_id);
 
+	/* connected from the caller's context: SPI_returntuple copies the result row there */
+	MemoryContextSwitchTo(old);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(callcxt);
@@ -986,6 +991,8 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	solver_options(&spec.opt, conf);
 	kaireon_check_tenant_access(spec.tenant_id);
 
+	/* connected from the caller's context: SPI_returntuple copies the result row there */
+	MemoryContextSwitchTo(old);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(callcxt);

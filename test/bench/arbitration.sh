@@ -41,7 +41,14 @@ fi
 
 work=$5
 bindir=""
-trap '[ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"; rm -rf "$work"' EXIT
+finish() {
+    [ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"
+    if grep -q -E 'terminated by signal|PANIC' "$work/data.log" 2>/dev/null; then
+        echo "---- server log (tail)"; grep -B2 -A12 -E 'terminated by signal|PANIC' "$work/data.log" | tail -40
+    fi
+    rm -rf "$work"
+}
+trap finish EXIT
 bindir=$(kaireon_build_install "$work/src" "$work/install")
 port=54335
 kaireon_start_cluster "$bindir" "$work/data" "$work" "$port" \
@@ -131,14 +138,17 @@ campaign() {
                            || '@' || round((c ->> 'lambda')::numeric, 4), ',') FROM jsonb_array_elements(summary -> 'constraints') c),
         coalesce(error, '') FROM kaireon.run_campaign('bench', 'camp', simulation => $sim)")
     t1=$(now)
+    [ -n "$row" ] || kaireon_die "the campaign did not return its run"
     echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') $row"
 }
 for r in $(seq 1 "$repeats"); do
     kaireon_log "campaign (simulation), run $r"
-    echo "sim $(campaign true)" >> "$work/results"
+    out=$(campaign true)
+    echo "sim $out" >> "$work/results"
 done
 kaireon_log "campaign (recording)"
-echo "rec $(campaign false)" >> "$work/results"
+out=$(campaign false)
+echo "rec $out" >> "$work/results"
 
 # ---- report ----
 echo

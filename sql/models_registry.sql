@@ -59,29 +59,60 @@ UPDATE kaireon.algorithm_models SET config = '{"note": 1}' WHERE tenant_id = 'rg
 SELECT v.version, v.created_by, v.config FROM kaireon.model_versions v JOIN kaireon.algorithm_models m ON m.tenant_id = v.tenant_id AND m.id = v.model_id
  WHERE m.tenant_id = 'rg' AND m.key = 'm3' ORDER BY 1;
 
--- four-eyes: promotion needs an approved ticket for the model's current version
+-- four-eyes: a promotion goes through an approval request (action model.promote, the
+-- generic four-eyes governance of docs/security.md) for the model's current version,
+-- approved by another user holding the approver role
+INSERT INTO kaireon.users (tenant_id, id, email, role) VALUES
+    ('rg', 'alice', 'alice@example.com', 'editor'), ('rg', 'bob', 'bob@example.com', 'approver');
 INSERT INTO kaireon.tenant_settings (tenant_id, four_eyes_enabled) VALUES ('rg', true);
-SELECT kaireon.transition_model('rg', 'm3', 'champion');
+-- a direct change of the status is refused
+UPDATE kaireon.algorithm_models SET registry_status = 'champion' WHERE tenant_id = 'rg' AND key = 'm3';
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT kaireon.request_model_approval('rg', 'm3', comment => 'better AUC') AS ticket \gset
-SELECT kaireon.review_model_approval('rg', :'ticket', true);
+-- transition_model files the request (as alice, kaireon.user_id above) and changes nothing
+-- yet (its NOTICE names the request id)
+SET client_min_messages = warning;
+SELECT (kaireon.transition_model('rg', 'm3', 'champion')).registry_status AS unchanged;
+RESET client_min_messages;
+SELECT id AS req FROM kaireon.approval_requests WHERE tenant_id = 'rg' AND action = 'model.promote' AND status = 'pending' \gset
+SELECT r.action, r.entity_type, r.entity_id = m.id AS the_model, r.payload ->> 'modelKey' AS model_key,
+       (r.payload ->> 'version')::int = m.version AS current_version, r.requester_id, r.status
+  FROM kaireon.approval_requests r JOIN kaireon.algorithm_models m ON m.tenant_id = r.tenant_id AND m.key = 'm3'
+ WHERE r.tenant_id = 'rg' AND r.id = :'req';
+-- the requester cannot approve it
+\set VERBOSITY sqlstate
+SELECT kaireon.approve_request('rg', :'req');
+\set VERBOSITY terse
+-- an approval is for one version: after a change of the model, it cannot be applied (and
+-- nothing of the approval stays)
+UPDATE kaireon.algorithm_models SET config = '{"note": 2}' WHERE tenant_id = 'rg' AND key = 'm3';
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rg', :'req');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT kaireon.review_model_approval('rg', :'ticket', false, reviewed_by => 'bob', comment => 'not yet');
-SELECT kaireon.transition_model('rg', 'm3', 'champion');
-SELECT kaireon.review_model_approval('rg', :'ticket', true, reviewed_by => 'bob');
-\echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT kaireon.request_model_approval('rg', 'm3') AS ticket \gset
-SELECT kaireon.review_model_approval('rg', :'ticket', true, reviewed_by => 'bob');
-SELECT status, requested_by, reviewed_by, version FROM kaireon.model_approvals WHERE tenant_id = 'rg' ORDER BY created_at, status;
-SELECT (kaireon.transition_model('rg', 'm3', 'champion')).registry_status;
+SELECT status FROM kaireon.approval_requests WHERE tenant_id = 'rg' AND id = :'req';
+SELECT kaireon.reject_request('rg', :'req', reason => 'the model changed');
+-- a request for the current version, approved by bob: m3 is champion, m2 archived, and
+-- model_approvals records the approved version
+SET kaireon.user_id = 'alice';
+SET client_min_messages = warning;
+SELECT (kaireon.transition_model('rg', 'm3', 'champion')).registry_status AS unchanged;
+RESET client_min_messages;
+SELECT id AS req FROM kaireon.approval_requests WHERE tenant_id = 'rg' AND action = 'model.promote' AND status = 'pending' \gset
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rg', :'req', comment => 'better AUC') AS approval;
 SELECT key, registry_status FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND registry_family = 'churn' ORDER BY key;
--- an approval is for one version: after a change, the new version needs its own
+SELECT status, requested_by, reviewed_by, version, comment FROM kaireon.model_approvals WHERE tenant_id = 'rg';
+-- a model that cannot become champion is refused when the request is filed
+SET kaireon.user_id = 'alice';
+SELECT kaireon.transition_model('rg', 'm1', 'champion');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- back to a challenger; turning four-eyes off is itself an approved change
 UPDATE kaireon.algorithm_models SET registry_status = 'archived' WHERE tenant_id = 'rg' AND key = 'm3';
 UPDATE kaireon.algorithm_models SET registry_status = 'draft' WHERE tenant_id = 'rg' AND key = 'm3';
 UPDATE kaireon.algorithm_models SET registry_status = 'challenger' WHERE tenant_id = 'rg' AND key = 'm3';
-SELECT kaireon.transition_model('rg', 'm3', 'champion');
+SELECT kaireon.request_approval('rg', 'four_eyes.settings_change', NULL, '{"four_eyes_enabled": false}') AS req \gset
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rg', :'req') AS four_eyes_off;
 RESET kaireon.user_id;
-UPDATE kaireon.tenant_settings SET four_eyes_enabled = false WHERE tenant_id = 'rg';
 
 -- ---------------------------------------------------------------- shadow models
 SELECT (kaireon.transition_model('rg', 'm1', 'draft')).registry_status;

@@ -147,6 +147,48 @@ SELECT kaireon.publish_decision_flow('rp', 'no-such-flow');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.publish_decision_flow('rp', NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- Four-eyes (docs/security.md): with it on, a publish is filed as an approval request
+-- (decision_flow.publish) and returns NULL, nothing published; another user's approval
+-- publishes the draft as it was requested; a draft changed after the request is not
+-- published (55000, the request stays pending).
+INSERT INTO kaireon.users (tenant_id, id, email, role) VALUES
+    ('rp', 'alice', 'alice@example.com', 'editor'), ('rp', 'bob', 'bob@example.com', 'approver');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('rp', 'f-fe', 'fe', 'Four eyes', '{"maxOffers": 2}');
+INSERT INTO kaireon.tenant_settings (tenant_id, four_eyes_enabled) VALUES ('rp', true);
+SET kaireon.user_id = 'alice';
+SET client_min_messages = warning;   -- the NOTICE names the generated request id
+SELECT kaireon.publish_decision_flow('rp', 'fe', 'reviewed') IS NULL AS filed;
+RESET client_min_messages;
+SELECT status, published_version FROM kaireon.decision_flows WHERE tenant_id = 'rp' AND key = 'fe';
+SELECT id AS req FROM kaireon.approval_requests WHERE tenant_id = 'rp' AND action = 'decision_flow.publish' AND status = 'pending' \gset
+-- the requester cannot approve it
+\set VERBOSITY sqlstate
+SELECT kaireon.approve_request('rp', :'req');
+\set VERBOSITY terse
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rp', :'req') AS approval;
+SELECT status, published_version, published_versions -> 0 -> 'config' AS config, published_versions -> 0 ->> 'notes' AS notes
+  FROM kaireon.decision_flows WHERE tenant_id = 'rp' AND key = 'fe';
+SET kaireon.user_id = 'alice';
+UPDATE kaireon.decision_flows SET draft_config = '{"maxOffers": 3}' WHERE tenant_id = 'rp' AND key = 'fe';
+SET client_min_messages = warning;
+SELECT kaireon.publish_decision_flow('rp', 'fe') IS NULL AS filed;
+RESET client_min_messages;
+SELECT id AS req FROM kaireon.approval_requests WHERE tenant_id = 'rp' AND action = 'decision_flow.publish' AND status = 'pending' \gset
+UPDATE kaireon.decision_flows SET draft_config = '{"maxOffers": 4}' WHERE tenant_id = 'rp' AND key = 'fe';
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rp', :'req');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT published_version, (SELECT status FROM kaireon.approval_requests WHERE tenant_id = 'rp' AND id = :'req') AS request
+  FROM kaireon.decision_flows WHERE tenant_id = 'rp' AND key = 'fe';
+SELECT kaireon.reject_request('rp', :'req', reason => 'the draft changed');
+-- four-eyes off, itself approved
+SET kaireon.user_id = 'alice';
+SELECT kaireon.request_approval('rp', 'four_eyes.settings_change', NULL, '{"four_eyes_enabled": false}') AS req \gset
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('rp', :'req') AS four_eyes_off;
+RESET kaireon.user_id;
 -- back to two offers for the rest of the test
 UPDATE kaireon.decision_flows SET draft_config = '{"maxOffers": 2}' WHERE tenant_id = 'rp' AND key = 'main';
 SELECT kaireon.publish_decision_flow('rp', 'main', 'two again') AS version;

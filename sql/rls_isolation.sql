@@ -25,7 +25,11 @@ INSERT INTO public.fill_overrides VALUES
     ('report_templates.narrative', '''{"enabled": false}'''),
     ('creative_performance.period_end', 'now() + interval ''1 day'''),
     ('audit_logs.entity_type', '''offer'''),
-    ('audit_logs.entity_id', '''leak_%s''');
+    ('audit_logs.entity_id', '''leak_%s'''),
+    ('audit_logs.chain_seq', '1000'),
+    ('audit_logs.prev_hash', 'repeat(''0'', 64)'),
+    ('audit_logs.integrity_hash', 'repeat(''0'', 64)'),
+    ('audit_chain_heads.last_hash', 'repeat(''0'', 64)');
 
 -- The INSERT statement for one row of tbl owned by tenant.
 CREATE FUNCTION public.fill_row_sql(tbl regclass, tenant text) RETURNS text
@@ -84,12 +88,14 @@ SELECT c.oid::regclass AS tbl, c.relname, c.relispartition
  WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p')
    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped);
 
--- One row per tenant in every tenant table (foreign keys and triggers off while filling).
+-- One row per tenant in every tenant table (foreign keys and triggers off while filling);
+-- the audit log and chain head of each tenant have their row already (creating the tenants
+-- was audited).
 SET session_replication_role = replica;
 DO $$
 DECLARE t record;
 BEGIN
-    FOR t IN SELECT * FROM public.tenant_tables WHERE NOT relispartition ORDER BY relname LOOP
+    FOR t IN SELECT * FROM public.tenant_tables WHERE NOT relispartition AND relname NOT IN ('audit_logs', 'audit_chain_heads') ORDER BY relname LOOP
         EXECUTE public.fill_row_sql(t.tbl, 'tenant_a');
         EXECUTE public.fill_row_sql(t.tbl, 'tenant_b');
     END LOOP;
@@ -239,8 +245,12 @@ DROP FUNCTION public.fill_row_sql(regclass, text);
 DROP TABLE public.fill_overrides;
 DELETE FROM kaireon.users;
 DELETE FROM kaireon.verification_tokens;
-DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.tenants;
 DELETE FROM kaireon.role_grants;
 DROP OWNED BY regress_kaireon_app, regress_kaireon_ro, regress_kaireon_pinned;
 DROP ROLE regress_kaireon_app, regress_kaireon_ro, regress_kaireon_pinned;
+-- the audit log is append-only: only with triggers off (a superuser) do its rows go
+SET session_replication_role = replica;
+DELETE FROM kaireon.audit_logs;
+DELETE FROM kaireon.audit_chain_heads;
+RESET session_replication_role;

@@ -113,8 +113,9 @@ kaireon_tenant_adaptation(KTenantConfig *cfg)
 		return cfg->adaptation;
 	if (cfg->adaptation_plan == NULL)
 		cfg->adaptation_plan = kspi_prepare_keep(
-			"SELECT a.scope || '|' || coalesce(a.scope_id, ''), a.positives, a.negatives "
-			"  FROM kaireon.model_adaptations a WHERE a.tenant_id = $1 AND a.model_id IS NULL",
+			"SELECT a.scope || '|' || coalesce(a.scope_id, ''), sum(a.positives)::int8, sum(a.negatives)::int8 "
+			"  FROM kaireon.model_adaptations a WHERE a.tenant_id = $1 AND a.model_id IS NULL "
+			" GROUP BY a.scope, a.scope_id",
 			1, argtypes);
 	if (cfg->adaptation_mcxt == NULL)
 		cfg->adaptation_mcxt = AllocSetContextCreate(cfg->mcxt, "kaireon adaptation counts", ALLOCSET_SMALL_SIZES);

@@ -27,7 +27,12 @@ _PG_init(void)
 	kaireon_session_init();
 	kaireon_config_cache_init();
 	kaireon_scoring_init();
+	kaireon_audit_init();
+	kaireon_secrets_init();
+	kaireon_governance_init();
 	kaireon_arbitration_init();
+	/* last: reserving the prefix drops placeholders of settings not defined by now */
+	kaireon_session_reserve_prefix();
 }
 
 /* kaireon.version(): the version of the loaded C module. */

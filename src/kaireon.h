@@ -15,6 +15,10 @@ extern void kaireon_session_init(void);
 extern void kaireon_json_init(void);
 extern void kaireon_config_cache_init(void);
 extern void kaireon_scoring_init(void);
+extern void kaireon_audit_init(void);
+extern void kaireon_secrets_init(void);
+extern void kaireon_governance_init(void);
+extern void kaireon_session_reserve_prefix(void);
 
 /* session.c: the tenant a session acts for */
 extern const char *kaireon_current_tenant(void);

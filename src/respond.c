@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/backendid.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -37,6 +38,9 @@ PG_FUNCTION_INFO_V1(kaireon_respond_bulk);
 
 /* Most items of one respond_bulk call. */
 #define KAIREON_BULK_MAX 1000
+
+/* Shard rows per scope of the adaptive propensity counts (see model_adaptations.shard). */
+#define KAIREON_ADAPTATION_SHARDS 16
 
 typedef struct RespondArgs
 {
@@ -423,24 +427,26 @@ respond_one(RespondArgs *a)
 	/* adaptive propensity counts of the offer, its category, the channel and the tenant */
 	if (cls != 0 && r.offer_id != NULL)
 	{
-		Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-		Datum		v[5];
-		char		nulls[6] = "     ";
+		Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT2OID};
+		Datum		v[6];
+		char		nulls[7] = "      ";
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(r.offer_id);
 		v[2] = txt(r.category_id, &nulls[2]);
 		v[3] = txt(r.channel_id, &nulls[3]);
 		v[4] = Int32GetDatum(cls > 0 ? 1 : 0);
-		exec("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, positives, negatives, positive_rate) "
-			 "SELECT $1, NULL, s.scope, s.scope_id, $5, 1 - $5, $5 "
+		/* this backend's shard: concurrent responds update different rows of the hot scopes */
+		v[5] = Int16GetDatum((int16) (MyBackendId % KAIREON_ADAPTATION_SHARDS));
+		exec("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, shard, positives, negatives, positive_rate) "
+			 "SELECT $1, NULL, s.scope, s.scope_id, $6, $5, 1 - $5, $5 "
 			 "  FROM (VALUES ('offer', $2), ('category', $3), ('channel', $4), ('global', NULL)) s(scope, scope_id) "
 			 " WHERE s.scope = 'global' OR s.scope_id IS NOT NULL "
-			 "ON CONFLICT (tenant_id, model_id, scope, scope_id) DO UPDATE "
+			 "ON CONFLICT (tenant_id, model_id, scope, scope_id, shard) DO UPDATE "
 			 "   SET positives = a.positives + $5, negatives = a.negatives + 1 - $5, "
 			 "       positive_rate = (a.positives + $5)::float8 / (a.positives + a.negatives + 1), "
 			 "       updated_at = now()",
-			 5, types, v, nulls, SPI_OK_INSERT);
+			 6, types, v, nulls, SPI_OK_INSERT);
 		cfg->adaptation = NULL;	/* this backend's next decision reads the new counts */
 	}
 

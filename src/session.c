@@ -54,7 +54,7 @@ check_tenant_id(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* Register the session settings and reserve the kaireon. prefix. */
+/* Register the session settings. */
 void
 kaireon_session_init(void)
 {
@@ -78,6 +78,17 @@ kaireon_session_init(void)
 							   NULL,
 							   &kaireon_request_id, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+/*
+ * Reserve the kaireon. prefix: unknown kaireon.* settings are refused from now
+ * on.  Called by _PG_init after every module has defined its settings, since
+ * reserving removes the placeholders of settings not yet defined (and with
+ * them the values postgresql.conf gave them).
+ */
+void
+kaireon_session_reserve_prefix(void)
+{
 	MarkGUCPrefixReserved("kaireon");
 }
 

@@ -134,7 +134,6 @@ CREATE FUNCTION kaireon._registry_check() RETURNS trigger
 AS $fn$
 DECLARE
     v_allowed   text;
-    v_four_eyes boolean;
 BEGIN
     IF NEW.registry_status NOT IN ('draft', 'shadow', 'challenger', 'champion', 'archived') THEN
         RETURN NEW;             -- the CHECK constraint reports it
@@ -169,15 +168,12 @@ BEGIN
             RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', NEW.key
                 USING ERRCODE = '22023', HINT = 'Set registry_family first.';
         END IF;
-        SELECT s.four_eyes_enabled INTO v_four_eyes FROM kaireon.tenant_settings s WHERE s.tenant_id = NEW.tenant_id;
-        IF coalesce(v_four_eyes, false) AND NOT EXISTS (
-               SELECT 1 FROM kaireon.model_approvals a
-                WHERE a.tenant_id = NEW.tenant_id AND a.model_id = NEW.id AND a.version = OLD.version
-                  AND a.status = 'approved') THEN
-            RAISE EXCEPTION 'promoting model "%" (version %) to champion needs an approved model_approvals ticket (four-eyes is enabled)',
+        -- four-eyes: only an approved model.promote request may promote (80_governed_actions.sql)
+        IF kaireon.four_eyes_required(NEW.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
+            RAISE EXCEPTION 'promoting model "%" (version %) to champion needs an approved request (four-eyes is enabled)',
                             NEW.key, OLD.version
                 USING ERRCODE = '42501',
-                      HINT = 'kaireon.request_model_approval, then another user''s kaireon.review_model_approval.';
+                      HINT = 'kaireon.transition_model(tenant_id, model_key, ''champion'') files one (action model.promote); another user approves it with kaireon.approve_request.';
         END IF;
         -- one champion per family: the promotion archives the current one in this transaction,
         -- with promotions of one family serialised
@@ -246,11 +242,27 @@ CREATE FUNCTION kaireon.transition_model(tenant_id text, model_key text, to_stat
 AS $fn$
 DECLARE
     v_row   kaireon.algorithm_models;
+    v_req   text;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
     IF to_status IS NULL OR to_status NOT IN ('draft', 'shadow', 'challenger', 'champion', 'archived') THEN
         RAISE EXCEPTION 'unknown registry status "%"', to_status
             USING ERRCODE = '22023', HINT = 'Use draft, shadow, challenger, champion or archived.';
+    END IF;
+    -- four-eyes: a promotion is filed for approval (action model.promote) instead of made
+    IF to_status = 'champion' AND kaireon.four_eyes_required(tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
+        SELECT * INTO v_row FROM kaireon.algorithm_models m
+         WHERE m.tenant_id = transition_model.tenant_id AND m.key = model_key;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'tenant "%" has no model "%"', tenant_id, model_key
+                USING ERRCODE = '42704', HINT = 'Check the model key.';
+        END IF;
+        v_req := kaireon.request_approval(tenant_id, 'model.promote', v_row.id,
+                                          jsonb_build_object('modelKey', v_row.key, 'version', v_row.version,
+                                                             'family', coalesce(family, v_row.registry_family)));
+        RAISE NOTICE 'the promotion of model "%" (version %) to champion awaits approval: request %', v_row.key, v_row.version, v_req
+            USING HINT = 'Another user approves it with kaireon.approve_request; the model is unchanged until then.';
+        RETURN v_row;
     END IF;
     UPDATE kaireon.algorithm_models m
        SET registry_status = to_status, registry_family = coalesce(family, m.registry_family)
@@ -264,78 +276,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.transition_model(text, text, text, text) IS
-    'Moves a model through the registry (kaireon.registry_transitions()); promoting to champion archives the family''s champion in the same transaction and, with four-eyes enabled, needs an approved ticket. Returns the updated row.';
+    'Moves a model through the registry (kaireon.registry_transitions()); promoting to champion archives the family''s champion in the same transaction. With four-eyes enabled a promotion is filed as an approval request (action model.promote) and the row is returned unchanged. Returns the (updated) row.';
 
-CREATE FUNCTION kaireon.request_model_approval(tenant_id text, model_key text,
-                                               requested_by text DEFAULT NULL, comment text DEFAULT NULL)
-    RETURNS text
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_model     kaireon.algorithm_models;
-    v_user      text := coalesce(requested_by, nullif(current_setting('kaireon.user_id', true), ''));
-    v_id        text;
-BEGIN
-    PERFORM kaireon.assert_tenant_access(tenant_id);
-    IF v_user IS NULL THEN
-        RAISE EXCEPTION 'requested_by is required'
-            USING ERRCODE = '22004', HINT = 'Pass requested_by or SET kaireon.user_id.';
-    END IF;
-    SELECT * INTO v_model FROM kaireon.algorithm_models m
-     WHERE m.tenant_id = request_model_approval.tenant_id AND m.key = model_key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'tenant "%" has no model "%"', tenant_id, model_key
-            USING ERRCODE = '42704', HINT = 'Check the model key.';
-    END IF;
-    INSERT INTO kaireon.model_approvals (tenant_id, model_id, version, requested_by, comment, metrics)
-    VALUES (tenant_id, v_model.id, v_model.version, v_user, comment, v_model.metrics)
-    RETURNING id INTO v_id;
-    RETURN v_id;
-END
-$fn$;
-COMMENT ON FUNCTION kaireon.request_model_approval(text, text, text, text) IS
-    'Opens a model_approvals ticket for the model''s current version (with its metrics); returns the ticket id. requested_by defaults to kaireon.user_id.';
-
-CREATE FUNCTION kaireon.review_model_approval(tenant_id text, approval_id text, approve boolean,
-                                              reviewed_by text DEFAULT NULL, comment text DEFAULT NULL)
-    RETURNS text
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-    v_ticket    kaireon.model_approvals;
-    v_user      text := coalesce(reviewed_by, nullif(current_setting('kaireon.user_id', true), ''));
-BEGIN
-    PERFORM kaireon.assert_tenant_access(tenant_id);
-    IF v_user IS NULL OR approve IS NULL THEN
-        RAISE EXCEPTION 'reviewed_by and approve are required'
-            USING ERRCODE = '22004', HINT = 'Pass reviewed_by (or SET kaireon.user_id) and approve.';
-    END IF;
-    SELECT * INTO v_ticket FROM kaireon.model_approvals a
-     WHERE a.tenant_id = review_model_approval.tenant_id AND a.id = approval_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'tenant "%" has no model approval "%"', tenant_id, approval_id
-            USING ERRCODE = '42704', HINT = 'Check the ticket id.';
-    END IF;
-    IF v_ticket.status <> 'pending' THEN
-        RAISE EXCEPTION 'this model approval is already %, not pending', v_ticket.status
-            USING ERRCODE = '55000', DETAIL = format('Approval id: %s.', approval_id),
-                  HINT = 'Request a new approval.';
-    END IF;
-    IF v_ticket.requested_by = v_user THEN
-        RAISE EXCEPTION 'user "%" requested this approval and cannot review it', v_user
-            USING ERRCODE = '42501', HINT = 'Four-eyes: another user must review it.';
-    END IF;
-    UPDATE kaireon.model_approvals a
-       SET status = CASE WHEN approve THEN 'approved' ELSE 'rejected' END,
-           reviewed_by = v_user, reviewed_at = now(), comment = coalesce(review_model_approval.comment, a.comment)
-     WHERE a.tenant_id = review_model_approval.tenant_id AND a.id = approval_id;
-    RETURN CASE WHEN approve THEN 'approved' ELSE 'rejected' END;
-END
-$fn$;
-COMMENT ON FUNCTION kaireon.review_model_approval(text, text, boolean, text, text) IS
-    'Approves or rejects a pending model_approvals ticket; the reviewer must not be the requester (four-eyes).';
 
 -- ---------------------------------------------------------------------------------------
 -- Shadow scores
@@ -679,6 +621,12 @@ BEGIN
     END LOOP;
     IF v_best IS NULL THEN
         RETURN jsonb_build_object('promoted', NULL, 'reason', format('no challenger beats the champion with confidence >= %s', v_exp.auto_promote_threshold), 'results', v_results);
+    END IF;
+    IF kaireon.four_eyes_required(tenant_id) THEN
+        -- the promotion is filed for approval; the experiment runs on until it is applied
+        PERFORM kaireon.transition_model(tenant_id, v_best->>'challenger', 'champion');
+        RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; its promotion awaits approval (four-eyes)',
+                                  'test', v_best, 'results', v_results);
     END IF;
     PERFORM kaireon.transition_model(tenant_id, v_best->>'challenger', 'champion');
     UPDATE kaireon.experiments e SET status = 'completed', ended_at = now(),

@@ -148,6 +148,7 @@ AS $fn$
 DECLARE
     f           kaireon.decision_flows;
     v_version   integer;
+    v_req       text;
 BEGIN
     IF publish_decision_flow.tenant_id IS NULL OR publish_decision_flow.key IS NULL THEN
         RAISE EXCEPTION 'tenant_id and key must not be null'
@@ -162,6 +163,15 @@ BEGIN
         RAISE EXCEPTION 'decision flow "%" does not exist for tenant "%"', publish_decision_flow.key,
                         publish_decision_flow.tenant_id
             USING ERRCODE = '42704', HINT = 'Create it in kaireon.decision_flows first.';
+    END IF;
+    -- four-eyes: the publish is filed for approval (action decision_flow.publish, with the
+    -- draft as it is now: 80_governed_actions.sql) instead of made
+    IF kaireon.four_eyes_required(publish_decision_flow.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
+        v_req := kaireon.request_approval(publish_decision_flow.tenant_id, 'decision_flow.publish', f.id,
+                                          jsonb_build_object('key', f.key, 'notes', notes, 'draft', f.draft_config));
+        RAISE NOTICE 'publishing decision flow "%" awaits approval: request %', f.key, v_req
+            USING HINT = 'Another user approves it with kaireon.approve_request; recommend runs the published version until then.';
+        RETURN NULL;
     END IF;
     -- the draft is valid: its validation trigger ran when it was written
     v_version := coalesce(f.published_version, 0) + 1;
@@ -180,7 +190,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.publish_decision_flow(text, text, text) IS
-    'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number.';
+    'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number. With four-eyes enabled it files an approval request (action decision_flow.publish) instead and returns NULL.';
 
 -- The ten default outcome types of every new tenant (spec section 5).
 CREATE FUNCTION kaireon._seed_outcome_types() RETURNS trigger

@@ -17,7 +17,9 @@ AS $fn$
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
-        'kaireon.set_model_seed(bigint)']) AS f
+        'kaireon.set_model_seed(bigint)',
+        'kaireon.verify_audit_chain(text,bigint,bigint)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
@@ -28,13 +30,19 @@ AS $fn$
         'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
         'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',
         'kaireon.check_drift(text,text,timestamptz,timestamptz,timestamptz,timestamptz,jsonb)',
-        'kaireon.transition_model(text,text,text,text)', 'kaireon.request_model_approval(text,text,text,text)',
-        'kaireon.review_model_approval(text,text,boolean,text,text)',
+        'kaireon.transition_model(text,text,text,text)',
         'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
         'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
         'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)',
+        'kaireon.request_approval(text,text,text,jsonb,text)', 'kaireon.approve_request(text,text,text)',
+        'kaireon.reject_request(text,text,text)', 'kaireon.cancel_request(text,text)',
+        'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
+        'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
+        'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
+        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)']) AS f
+
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS
@@ -60,8 +68,10 @@ BEGIN
         WHEN 'app' THEN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
-            -- the audit log is append-only
-            EXECUTE format('REVOKE UPDATE, DELETE ON kaireon.audit_logs FROM %I', v_role);
+            -- the audit log is written by kaireon's audit triggers only (append-only, read here),
+            -- approvals only through kaireon.request_approval / approve_request / ...
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.audit_chain_heads,'
+                           ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions FROM %I', v_role);
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
@@ -95,7 +105,7 @@ CREATE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
         SELECT kaireon._grant_role(role, 'app');
     END;
 COMMENT ON FUNCTION kaireon.grant_app_role(regrole) IS
-    'Grants a role what an application needs: read and write the kaireon tables (the audit log append-only) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
+    'Grants a role what an application needs: read and write the kaireon tables (the audit log and the approval tables read-only: kaireon writes them) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
 
 CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
     LANGUAGE sql

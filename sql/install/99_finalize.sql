@@ -6,7 +6,8 @@
 --   * deleted_at column           -> index (tenant_id, deleted_at)
 --   * every table holding rows    -> pg_extension_config_dump, so pg_dump keeps its rows;
 --                                    rows that triggers recreate on restore are filtered out
---                                    (see the filters below and docs/schema.md)
+--                                    (see the filters below and docs/schema.md), and a table
+--                                    registered earlier with a filter of its own keeps it
 DO $finalize$
 DECLARE
     r           record;
@@ -31,7 +32,8 @@ BEGIN
         IF r.has_deleted_at AND NOT r.relispartition THEN
             EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, deleted_at)', r.relname);
         END IF;
-        IF r.relkind = 'r' THEN
+        -- (a table registered earlier with a filter of its own keeps it)
+        IF r.relkind = 'r' AND r.oid <> ALL (coalesce((SELECT extconfig FROM pg_extension WHERE extname = 'kaireon'), '{}')) THEN
             PERFORM pg_catalog.pg_extension_config_dump(format('kaireon.%I', r.relname)::regclass,
                 CASE r.relname
                     -- a restored tenant gets its system outcome types from the seeding trigger

@@ -23,7 +23,8 @@ $node->safe_psql('src', q{
     SELECT kaireon.transition_model('md', 'old', 'challenger');
     SELECT kaireon.transition_model('md', 'old', 'champion');
     SELECT kaireon.transition_model('md', 'new', 'challenger');
-    SELECT kaireon.request_model_approval('md', 'new', 'alice');
+    INSERT INTO kaireon.model_approvals (tenant_id, model_id, version, status, requested_by, reviewed_by, reviewed_at)
+      SELECT 'md', id, version, 'approved', 'alice', 'bob', now() FROM kaireon.algorithm_models WHERE key = 'new';
     SELECT kaireon.transition_model('md', 'new', 'champion');
     SELECT kaireon.model_learn('md', 'nb', NULL, '{"x": 1}', 'positive');
     SELECT kaireon.model_learn('md', 'nb', NULL, '{"x": -1}', 'negative');

@@ -638,24 +638,7 @@ jsonb_feature_get(const KaireonFeatures *self, const char *name, KaireonValue *o
 
 	if (v == NULL)
 		return false;
-	switch (v->type)
-	{
-		case jbvNumeric:
-			out->kind = KV_NUMBER;
-			out->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-														  NumericGetDatum(v->val.numeric)));
-			break;
-		case jbvString:
-			out->kind = KV_STRING;
-			out->str = pnstrdup(v->val.string.val, v->val.string.len);
-			break;
-		case jbvBool:
-			out->kind = KV_BOOL;
-			out->num = v->val.boolean ? 1 : 0;
-			break;
-		default:
-			out->kind = KV_NULL;	/* null, arrays and objects count as missing */
-	}
+	kaireon_value_from_jsonb(v, out);	/* null, arrays and objects count as missing */
 	return true;
 }
 

@@ -100,6 +100,9 @@ kv_missing(const KaireonValue *v)
 	return v->kind == KV_NULL;
 }
 
+/* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL); train.c */
+extern void kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out);
+
 /* a KaireonValue as JSON (for explanations) */
 extern json_t *kv_to_json(const KaireonValue *v);
 

@@ -52,9 +52,9 @@ typedef struct Examples
 	double	   *y;
 } Examples;
 
-/* A jsonb value as a KaireonValue (strings copied). */
-static void
-jsonb_to_value(JsonbValue *v, KaireonValue *out)
+/* A jsonb value as a KaireonValue (strings copied; NULL, null, arrays and objects: KV_NULL). */
+void
+kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out)
 {
 	out->kind = KV_NULL;
 	out->num = 0;
@@ -208,7 +208,7 @@ load_examples(const char *tenant_id, const char *data_schema_id, TimestampTz sin
 					JsonbValue *v = isnull ? NULL :
 						getKeyJsonValueFromContainer(&jb->root, names[i], strlen(names[i]), &vbuf);
 
-					jsonb_to_value(v, &ex->values[(size_t) ex->n * nf + i]);
+					kaireon_value_from_jsonb(v, &ex->values[(size_t) ex->n * nf + i]);
 				}
 				ex->n++;
 			}

@@ -98,6 +98,20 @@ UPDATE kaireon.arbitration_profiles SET deleted_at = NULL WHERE tenant_id = 'ap'
 UPDATE kaireon.arbitration_profiles SET weights = '{"revenue": 1}' WHERE tenant_id = 'ap' AND key = 'margin-first';
 SELECT rank, offer_id, score, factors -> 'weights' AS weights FROM pg_temp.prie('margin');
 
+-- several placements with different flows keep their own weights in the decision trace
+-- (regression: every candidate pointed at the weights of the request's last placement)
+INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES ('ap', 'hero', 'web', 'Hero'), ('ap', 'side', 'web', 'Side');
+INSERT INTO kaireon.flow_routes (tenant_id, id, channel_id, placement_id, decision_flow_id, priority) VALUES
+    ('ap', 'r-hero', 'web', 'hero', 'f-margin', 10), ('ap', 'r-side', 'web', 'side', 'f-plain', 10);
+CREATE TEMP TABLE placed AS
+    SELECT * FROM kaireon.recommend('ap', 'c-trace', 'web', NULL, '{"tier": "silver"}', 1, NULL,
+                                    '{"placements": ["hero", "side"], "trace": true}');
+SELECT placement_id, offer_id, explanation -> 'factors' -> 'weights' AS explained FROM placed ORDER BY placement_id;
+SELECT count(DISTINCT s -> 'factors' -> 'weights') AS distinct_weights_in_trace,
+       jsonb_agg(DISTINCT s -> 'factors' -> 'weights') AS weights
+  FROM kaireon.decision_traces t, jsonb_array_elements(t.scoring_results) s
+ WHERE t.tenant_id = 'ap' AND t.recommendation_id = (SELECT DISTINCT recommendation_id FROM placed);
+
 -- 3. priority_weighted: (priority / 100) * (weight / 100) * match, factors explained; a
 --    profile does not apply to it
 SELECT * FROM pg_temp.prie('pw');

@@ -108,6 +108,9 @@ karb_placement(KRequest *req, const KFlow *flow, const KDecideArgs *args, const 
 			ar->weights = p->arms[ar->arm];
 		}
 	}
+	/* candidates keep pointing at their placement's weights after the next placement's draw */
+	ar->placement_w = palloc(sizeof(double) * 4);
+	memcpy(ar->placement_w, ar->weights.w, sizeof(double) * 4);
 	ar->priced = ac->enabled && ac->any_priced && !ar->batch;
 	if (ar->priced)
 		karb_refresh_state(req->cfg, ac, false);
@@ -132,7 +135,7 @@ karb_prie(KRequest *req, const KFlow *flow, KCandidate *c, double max_value, dou
 		c->factors[2] = factor(pow(v, w->revenue_share) * pow(m, 1 - w->revenue_share));
 	}
 	c->factors[3] = factor(o->priority / 100.0 * kj_num(json_object_get(o->row, "levers"), "emphasis", 1.0));
-	c->weights = w->w;
+	c->weights = ar->placement_w;
 	return pow(c->factors[0], w->w[0]) * pow(c->factors[1], w->w[1]) *
 		pow(c->factors[2], w->w[2]) * pow(c->factors[3], w->w[3]);
 }

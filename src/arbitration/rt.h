@@ -73,6 +73,7 @@ typedef struct KArbRequest
 	int			arm;			/* the drawn arm, or -1 */
 	double		arm_probability;
 	KArbWeights weights;		/* the placement's weights */
+	double	   *placement_w;	/* a copy of weights.w per placement, which candidates point to */
 	bool		priced;			/* prices were applied */
 	double	   *resp_used;		/* per constraint: used of its per-response cap in this request */
 	bool		batch;

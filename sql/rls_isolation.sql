@@ -19,6 +19,7 @@ INSERT INTO public.fill_overrides VALUES
     ('ai_import_token_ledgers.year_month', '''2026-11'''),
     ('qualification_rules.config', '''{"segmentIds": ["s1"]}'''),
     ('contact_policies.config', '''{"maxCount": 1, "period": "day"}'''),
+    ('cross_offer_constraints.config', '''{"limit": 10, "period": "daily"}'''),
     ('guardrail_rules.expression_ast', '''{"field": "offer.priority", "op": "gte", "value": 1}'''),
     ('policy_snapshots.policy_version_hash', '''0123456789abcdef'''),
     ('report_templates.narrative', '''{"enabled": false}'''),

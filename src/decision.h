@@ -363,6 +363,7 @@ typedef struct KTenantConfig
 	double		max_lookback_hours; /* longest history window a rule or policy reads */
 	char		policy_hash[17];	/* 16 hex chars of SHA-256 of the policy snapshot */
 	char	   *policy_snapshot;	/* its JSON text */
+	struct KArbConfig *arb;		/* arbitration's compiled part, made on first use (arbitration/realtime.c) */
 } KTenantConfig;
 
 /* ---- per-request state (recommend.c, customer.c, rules.c, policies.c) ---- */
@@ -428,6 +429,8 @@ typedef struct KCandidate
 	char	   *dropped_reason;
 	json_t	   *warnings;		/* soft guardrails */
 	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
+	const double *weights;		/* formula: the P, R, I, E weights used (NULL: the flow's) */
+	double		price;			/* real-time arbitration: sum of lambda * cost subtracted from the score */
 } KCandidate;
 
 /* The request, as the rules and policies see it. */
@@ -456,6 +459,7 @@ typedef struct KRequest
 	struct KaireonModel **rule_models;	/* per rule: the model its modelKey names, looked up once */
 	int8	   *rule_models_done;	/* per rule: 1 once looked up */
 	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
+	struct KArbRequest *arb;	/* arbitration's per-request state (arbitration/realtime.c) */
 	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 } KRequest;
 
@@ -504,6 +508,8 @@ typedef struct KDecideArgs
 	bool		deduplicate;	/* grouped placements: an offer in one placement only */
 	json_t	   *exclude_offers;
 	json_t	   *exclude_creatives;
+	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
+								 * real-time prices or per-response caps (the campaign solves those) */
 } KDecideArgs;
 
 /* One returned decision. */
@@ -517,6 +523,9 @@ typedef struct KDecision
 	json_t	   *explanation;
 	struct KaireonModel *model; /* the placement's ranking model, or NULL */
 	const char *model_key;		/* the placement's model (recorded for learning from outcomes) */
+	double		selection_probability;	/* of a stochastic policy's choice (EXP3-IX arm), or 0: none */
+	int			arm;			/* EXP3-IX arm, or -1 */
+	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */
 } KDecision;
 
 /* What the pipeline returns. */

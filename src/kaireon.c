@@ -11,6 +11,7 @@
 #include "utils/builtins.h"
 
 #include "kaireon.h"
+#include "arbitration/arbitration.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,6 +30,7 @@ _PG_init(void)
 	kaireon_audit_init();
 	kaireon_secrets_init();
 	kaireon_governance_init();
+	kaireon_arbitration_init();
 	/* last: reserving the prefix drops placeholders of settings not defined by now */
 	kaireon_session_reserve_prefix();
 }

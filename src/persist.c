@@ -24,6 +24,7 @@
 #include "utils/lsyscache.h"
 
 #include "util/spi.h"
+#include "arbitration/hooks.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -149,21 +150,24 @@ jsonb_datum(const json_t *value)
 void
 kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 {
-	static Oid	types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+	static Oid	types[20] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
 		TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID};
+		TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID,
+	FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID};
 	const KRequest *req = res->req;
 	bool		implicit = req->cfg->channels[req->channel].implicit_impressions;
 	int			n = res->ndecisions * (implicit ? 2 : 1);
-	Datum	   *cols[10];
-	bool	   *nulls[10];
-	Datum		v[15];
+	Datum	   *cols[13];
+	bool	   *nulls[13];
+	Datum		v[20];
+	char		vnulls[20];
+	int64		lambda_version;
 	int			r = 0;
 	SPIPlanPtr	plan;
 
 	if (n == 0)
 		return;
-	for (int c = 0; c < 10; c++)
+	for (int c = 0; c < 13; c++)
 	{
 		cols[c] = palloc(sizeof(Datum) * n);
 		nulls[c] = palloc0(sizeof(bool) * n);
@@ -193,6 +197,15 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 				cols[9][r] = CStringGetTextDatum(d->model_key);
 			else
 				nulls[9][r] = true;
+			/* for off-policy evaluation: the stochastic policy's probability, arm and profile */
+			cols[10][r] = Float8GetDatum(d->selection_probability);
+			nulls[10][r] = !(d->selection_probability > 0);
+			cols[11][r] = Int32GetDatum(d->arm);
+			nulls[11][r] = d->arm < 0;
+			if (d->profile_id)
+				cols[12][r] = CStringGetTextDatum(d->profile_id);
+			else
+				nulls[12][r] = true;
 		}
 	}
 	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
@@ -210,15 +223,31 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 	v[12] = array_datum(cols[7], nulls[7], n, FLOAT8OID);
 	v[13] = array_datum(cols[8], nulls[8], n, FLOAT8OID);
 	v[14] = array_datum(cols[9], nulls[9], n, TEXTOID);
+	v[15] = array_datum(cols[10], nulls[10], n, FLOAT8OID);
+	v[16] = array_datum(cols[11], nulls[11], n, INT4OID);
+	v[17] = array_datum(cols[12], nulls[12], n, TEXTOID);
+	memset(vnulls, ' ', sizeof(vnulls));
+	if (karb_lambda_version(req, &lambda_version))
+		v[18] = Int64GetDatum(lambda_version);
+	else
+		vnulls[18] = 'n';
+	v[19] = CStringGetTextDatum(req->cfg->policy_hash);
 	plan = keep_plan(&history_plan,
 					 "INSERT INTO kaireon.interaction_history (tenant_id, customer_id, recommendation_id, "
 					 "  channel_id, context, occurred_at, id, interaction_type, rank, offer_id, creative_id, "
-					 "  placement_id, decision_flow_id, score, propensity, model_key) "
-					 "SELECT $1, $2, $3, $4, $5, now(), u.* "
+					 "  placement_id, decision_flow_id, score, propensity, model_key, selection_probability, "
+					 "  arbitration_arm, arbitration_profile_id, lambda_version, policy_version_hash, model_version) "
+					 "SELECT $1, $2, $3, $4, $5, now(), u.*, $19, $20, "
+					 "       (SELECT m.version FROM kaireon.algorithm_models m "
+					 "         WHERE m.tenant_id = $1 AND m.key = u.model_key) "
 					 "  FROM unnest($6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], "
-					 "              $12::text[], $13::float8[], $14::float8[], $15::text[]) AS u",
-					 15, types);
-	if (kspi_execute_plan(plan, v, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
+					 "              $12::text[], $13::float8[], $14::float8[], $15::text[], $16::float8[], "
+					 "              $17::int[], $18::text[]) "
+					 "       AS u (id, interaction_type, rank, offer_id, creative_id, placement_id, decision_flow_id, "
+					 "             score, propensity, model_key, selection_probability, arbitration_arm, "
+					 "             arbitration_profile_id)",
+					 20, types);
+	if (kspi_execute_plan(plan, v, vnulls, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "kaireon: could not record the decisions");
 }
 

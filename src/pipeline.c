@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "arbitration/hooks.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -248,11 +249,15 @@ factor(double x)
 static void
 score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 {
-	double		max_value = 0;
+	double		max_value = 0,
+				max_margin = 0;
 
 	for (int i = 0; i < n; i++)
 		if (!cands[i].dropped_stage)
+		{
 			max_value = Max(max_value, req->cfg->offers[cands[i].offer].value);
+			max_margin = Max(max_margin, req->cfg->offers[cands[i].offer].margin);
+		}
 
 	for (int i = 0; i < n; i++)
 	{
@@ -275,12 +280,9 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 				c->score = c->factors[0] * c->factors[1];
 				break;
 			case KSCORE_FORMULA:
+				/* R, I, E and the weights (profile, EXP3-IX arm): arbitration/realtime.c */
 				c->factors[0] = factor(kaireon_propensity(req, c));
-				c->factors[1] = factor(c->match);
-				c->factors[2] = factor(max_value > 0 ? o->value / max_value : 1.0);
-				c->factors[3] = factor(o->priority / 100.0 * kj_num(json_object_get(o->row, "levers"), "emphasis", 1.0));
-				c->score = pow(c->factors[0], flow->w_p) * pow(c->factors[1], flow->w_r) *
-					pow(c->factors[2], flow->w_i) * pow(c->factors[3], flow->w_e);
+				c->score = karb_prie(req, flow, c, max_value, max_margin);
 				break;
 		}
 	}
@@ -306,8 +308,9 @@ kaireon_factors_json(const KFlow *flow, const KCandidate *c)
 			return json_pack("{s:f,s:f}", "propensity", c->factors[0], "match", c->factors[1]);
 		case KSCORE_FORMULA:
 			return json_pack("{s:f,s:f,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "P", c->factors[0], "R", c->factors[1],
-							 "I", c->factors[2], "E", c->factors[3], "weights", "P", flow->w_p,
-							 "R", flow->w_r, "I", flow->w_i, "E", flow->w_e);
+							 "I", c->factors[2], "E", c->factors[3], "weights",
+							 "P", c->weights ? c->weights[0] : flow->w_p, "R", c->weights ? c->weights[1] : flow->w_r,
+							 "I", c->weights ? c->weights[2] : flow->w_i, "E", c->weights ? c->weights[3] : flow->w_e);
 	}
 	return json_object();
 }
@@ -473,6 +476,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
 	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
+	karb_placement(req, flow, args, res->recommendation_id);
 	max_offers = Max(1, Min(max_offers, 50));
 
 	/* step 2: candidates */
@@ -552,7 +556,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 			counts[4]++;
 	}
 
-	/* step 10: rank */
+	/* step 10: arbitration (real-time dual prices: arbitration/realtime.c), then rank */
+	karb_price(req, args, cands, n);
 	ranked = palloc(sizeof(KCandidate *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -565,6 +570,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		ranked[nranked++] = &cands[i];
 	}
 	qsort_arg(ranked, nranked, sizeof(KCandidate *), rank_cmp, cfg);
+	if (args->batch)
+		max_offers = nranked;	/* a campaign arbitrates among all of them */
 
 	/* select: mandatory within the daily allowance first, then by score, taking cap units */
 	for (int i = 0; i < nranked && selected < max_offers; i++)
@@ -572,6 +579,13 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		KCandidate *c = ranked[i];
 		KDecision  *d;
 
+		if (!karb_admit(req, c))
+		{
+			/* a per-response cap of a cross-offer constraint is reached */
+			if (args->debug || res->traced)
+				note_dropped(res, c, placement_id);
+			continue;
+		}
 		if (!args->dry_run && !kaireon_reserve_caps(req, c))
 		{
 			c->dropped_stage = "cap";
@@ -590,7 +604,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
 		d->model = req->model;
 		d->model_key = req->model_key;
-		d->explanation = explain(req, flow, c);
+		d->explanation = args->batch ? NULL : explain(req, flow, c);
+		karb_decision(req, d);
 		if (taken != NULL)
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());
 	}

@@ -28,6 +28,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "arbitration/hooks.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -406,6 +407,9 @@ respond_one(RespondArgs *a)
 							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, a->customer_id,
 															   r.flow_id, r.decision_context, cls)));
 	}
+
+	/* EXP3-IX: a positive outcome rewards the decision's arm (arbitration/exp3.c) */
+	karb_respond(cfg, a->recommendation_id, a->customer_id, r.offer_id, r.placement_id, cls, result);
 
 	/* the outbox event, in the same transaction */
 	{

@@ -39,7 +39,10 @@ AS $fn$
         'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
         'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
         'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
-        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)']) AS f
+        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
+        'kaireon.run_campaign(text,text,boolean)',
+        'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)']) AS f
+
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon._role_functions(text) IS

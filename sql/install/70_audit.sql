@@ -90,6 +90,7 @@ AS $fn$
         ('guardrail_rules',           ARRAY[]::text[]),
         ('volume_constraints',        ARRAY['ignore=current_count', 'ignore=reset_at']),
         ('budget_allocations',        ARRAY['ignore=used_impressions', 'ignore=used_spend', 'ignore=used_conversions']),
+        ('runs',                      ARRAY['ignore=last_run_at', 'ignore=next_run_at']),
         -- customer data definitions
         ('data_schemas',              ARRAY[]::text[]),
         ('schema_fields',             ARRAY[]::text[]),

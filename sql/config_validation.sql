@@ -142,4 +142,24 @@ SELECT (SELECT count(*) FROM kaireon.qualification_rules) AS rules,
        (SELECT count(*) FROM kaireon.channels) AS channels,
        (SELECT count(*) FROM kaireon.algorithm_models) AS models;
 
+-- Offer schedules: dates must parse (the parser's error names the value, the context the
+-- field), end after start, hours a non-empty window, a known time zone.
+\set VERBOSITY default
+INSERT INTO kaireon.offers (tenant_id, name, schedule) VALUES ('cv', 'bad', '{"start": "not a date"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.offers (tenant_id, name, schedule) VALUES ('cv', 'bad', '{"start": "2026-01-01", "end": "2025-01-01"}');
+INSERT INTO kaireon.offers (tenant_id, name, schedule) VALUES ('cv', 'bad', '{"timezone": "Mars/Base"}');
+INSERT INTO kaireon.offers (tenant_id, name, schedule) VALUES ('cv', 'bad', '{"hours": {"start": 9, "end": 9}}');
+INSERT INTO kaireon.offers (tenant_id, name, schedule) VALUES ('cv', 'bad', '{"days": [7]}');
+INSERT INTO kaireon.offers (tenant_id, name, schedule) VALUES ('cv', 'bad', '{"from": "2026-01-01"}');
+INSERT INTO kaireon.offers (tenant_id, id, name, schedule) VALUES ('cv', 'scheduled', 'ok',
+    '{"start": "2026-01-01", "end": "2027-01-01", "days": [1, 2, 3, 4, 5], "hours": {"start": 9, "end": 17}, "timezone": "Europe/Berlin"}');
+SELECT id FROM kaireon.offers WHERE tenant_id = 'cv';
+-- decision flow drafts
+INSERT INTO kaireon.decision_flows (tenant_id, key, name, draft_config) VALUES ('cv', 'f', 'f', '{"maxOffers": 99}');
+INSERT INTO kaireon.decision_flows (tenant_id, key, name, draft_config) VALUES ('cv', 'f', 'f', '{"score": {"method": "magic"}}');
+INSERT INTO kaireon.decision_flows (tenant_id, key, name, draft_config) VALUES ('cv', 'f', 'f', '{"inventory": {"categories": "cards"}}');
+INSERT INTO kaireon.decision_flows (tenant_id, key, name, draft_config) VALUES ('cv', 'f', 'f', '{"score": {"weights": {"propensity": 2}}}');
+SELECT count(*) AS flows FROM kaireon.decision_flows WHERE tenant_id = 'cv';
+
 DELETE FROM kaireon.tenants WHERE id = 'cv';

@@ -109,18 +109,13 @@ SELECT (SELECT count(*) FROM kaireon.suppressions WHERE tenant_id = 'dsar') AS o
        (SELECT count(*) FROM kaireon.suppressions WHERE tenant_id = 'dsar_other') AS other_tenant_rows;
 SELECT request_type, status, result -> 'rows' AS rows FROM kaireon.dsar_requests WHERE tenant_id = 'dsar' ORDER BY created_at, request_type DESC;
 -- The audit chain still verifies: the erasure touched no audit row (audit rows hold
--- configuration changes, no customer data). kaireon.verify_audit_chain comes with the audit
--- chain; until it is installed this reports so.
-CREATE FUNCTION pg_temp.audit_chain(t text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r record;
-BEGIN
-    IF to_regprocedure('kaireon.verify_audit_chain(text,bigint,bigint)') IS NULL THEN
-        RETURN 'verify_audit_chain not installed';
-    END IF;
-    EXECUTE 'SELECT intact, broken_reason FROM kaireon.verify_audit_chain($1)' INTO r USING t;
-    RETURN CASE WHEN r.intact THEN 'intact' ELSE 'broken: ' || r.broken_reason END;
-END $$;
-SELECT pg_temp.audit_chain('dsar') AS audit_chain;
+-- configuration changes, no customer data), and the audit rows of the requests themselves
+-- carry the subject id redacted.
+SELECT intact, broken_reason FROM kaireon.verify_audit_chain('dsar');
+SELECT count(*) AS dsar_audit_rows,
+       count(*) FILTER (WHERE a.after ->> 'subject_id' = '[redacted]') AS redacted,
+       count(*) FILTER (WHERE a::text LIKE '%cust-x%') AS naming_subject
+  FROM kaireon.audit_logs a WHERE tenant_id = 'dsar' AND entity_type = 'dsar_requests';
 
 -- Under a legal hold on interactions, the interaction rows stay and are reported.
 INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days, legal_hold) VALUES ('dsar_h', 'interactions', 30, true);

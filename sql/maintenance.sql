@@ -1,6 +1,6 @@
 -- kaireon.run_maintenance (docs/workers.md): every job once, for pg_cron and servers without
 -- the background workers; its run history, capped per job; the volume counter resets; the
--- schedule settings and their checks. The workers themselves are tested by TAP (003_workers).
+-- schedule settings and their checks. The workers themselves are tested by TAP (030_workers).
 \set VERBOSITY terse
 SET client_min_messages = warning;
 SELECT job, schedule_setting, schedule FROM kaireon.maintenance_jobs();

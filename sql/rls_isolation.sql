@@ -19,12 +19,17 @@ INSERT INTO public.fill_overrides VALUES
     ('ai_import_token_ledgers.year_month', '''2026-11'''),
     ('qualification_rules.config', '''{"segmentIds": ["s1"]}'''),
     ('contact_policies.config', '''{"maxCount": 1, "period": "day"}'''),
+    ('cross_offer_constraints.config', '''{"limit": 10, "period": "daily"}'''),
     ('guardrail_rules.expression_ast', '''{"field": "offer.priority", "op": "gte", "value": 1}'''),
     ('policy_snapshots.policy_version_hash', '''0123456789abcdef'''),
     ('report_templates.narrative', '''{"enabled": false}'''),
     ('creative_performance.period_end', 'now() + interval ''1 day'''),
     ('audit_logs.entity_type', '''offer'''),
-    ('audit_logs.entity_id', '''leak_%s''');
+    ('audit_logs.entity_id', '''leak_%s'''),
+    ('audit_logs.chain_seq', '1000'),
+    ('audit_logs.prev_hash', 'repeat(''0'', 64)'),
+    ('audit_logs.integrity_hash', 'repeat(''0'', 64)'),
+    ('audit_chain_heads.last_hash', 'repeat(''0'', 64)');
 
 -- The INSERT statement for one row of tbl owned by tenant.
 CREATE FUNCTION public.fill_row_sql(tbl regclass, tenant text) RETURNS text
@@ -83,12 +88,14 @@ SELECT c.oid::regclass AS tbl, c.relname, c.relispartition
  WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p')
    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped);
 
--- One row per tenant in every tenant table (foreign keys and triggers off while filling).
+-- One row per tenant in every tenant table (foreign keys and triggers off while filling);
+-- the audit log and chain head of each tenant have their row already (creating the tenants
+-- was audited).
 SET session_replication_role = replica;
 DO $$
 DECLARE t record;
 BEGIN
-    FOR t IN SELECT * FROM public.tenant_tables WHERE NOT relispartition ORDER BY relname LOOP
+    FOR t IN SELECT * FROM public.tenant_tables WHERE NOT relispartition AND relname NOT IN ('audit_logs', 'audit_chain_heads') ORDER BY relname LOOP
         EXECUTE public.fill_row_sql(t.tbl, 'tenant_a');
         EXECUTE public.fill_row_sql(t.tbl, 'tenant_b');
     END LOOP;
@@ -218,7 +225,8 @@ SELECT kaireon.assert_tenant_access('tenant_a');
 SELECT kaireon.assert_tenant_access('tenant_b');
 \c - postgres
 
--- Only these functions are executable by every role (the policies call current_tenant_id).
+-- Only these functions are executable by every role (the policies call current_tenant_id;
+-- recommend's and respond's queries call the two calendar helpers as the caller).
 SELECT p.oid::regprocedure AS public_function FROM pg_proc p
  WHERE p.pronamespace = 'kaireon'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
  ORDER BY 1;
@@ -244,8 +252,12 @@ DROP FUNCTION public.fill_row_sql(regclass, text);
 DROP TABLE public.fill_overrides;
 DELETE FROM kaireon.users;
 DELETE FROM kaireon.verification_tokens;
-DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.tenants;
 DELETE FROM kaireon.role_grants;
 DROP OWNED BY regress_kaireon_app, regress_kaireon_ro, regress_kaireon_pinned;
 DROP ROLE regress_kaireon_app, regress_kaireon_ro, regress_kaireon_pinned;
+-- the audit log is append-only: only with triggers off (a superuser) do its rows go
+SET session_replication_role = replica;
+DELETE FROM kaireon.audit_logs;
+DELETE FROM kaireon.audit_chain_heads;
+RESET session_replication_role;

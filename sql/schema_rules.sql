@@ -107,10 +107,12 @@ SELECT p.oid::regprocedure AS definer_without_search_path FROM pg_proc p
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
  ORDER BY 1;
 
--- list and object fields are jsonb, never json or text[]
+-- list and object fields are jsonb, never json or text[] (except the audit log's before and
+-- after: json keeps exactly the text that was hashed, docs/audit.md)
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM ktables c
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE a.atttypid IN ('json'::regtype, 'text[]'::regtype, 'timestamp'::regtype)
+   AND (c.relname, a.attname) NOT IN (('audit_logs', 'before'), ('audit_logs', 'after'))
  ORDER BY 1, 2;
 
 -- updated_at is maintained by the trigger

@@ -699,7 +699,7 @@ load_customer_schemas(KTenantConfig *cfg)
 		"                    AND i.indisprimary)) ORDER BY d.name) "
 		"  FROM kaireon.data_schemas d "
 		"  JOIN kaireon.tenants t ON t.id = d.tenant_id "
-		"  JOIN kaireon.tenant_schemas ts ON ts.schema_name = 'kaireon_t_' || t.slug AND ts.owner_tenant_id = t.id "
+		"  CROSS JOIN LATERAL (SELECT 'kaireon_t_' || t.slug AS schema_name) ts "
 		" WHERE d.tenant_id = $1 AND d.status = 'published' AND d.entity_type = 'customer' "
 		"   AND to_regclass(format('%I.%I', ts.schema_name, d.table_name)) IS NOT NULL",
 		cfg->tenant_id, "customer data schemas");
@@ -831,6 +831,10 @@ compile_flow(KFlow *f)
 	f->method = (method == NULL || strcmp(method, "priority_weighted") == 0) ? KSCORE_PRIORITY_WEIGHTED :
 		strcmp(method, "propensity") == 0 ? KSCORE_PROPENSITY : KSCORE_FORMULA;
 	f->model_key = str_field(score, "modelKey");
+	f->experiment_key = str_field(score, "experimentKey");
+	f->model_propensity = kj_str(score, "propensitySource") == NULL ?
+		(f->model_key != NULL || f->experiment_key != NULL) :
+		strcmp(kj_str(score, "propensitySource"), "model") == 0;
 	f->w_p = kj_num(w, "propensity", 0.4);
 	f->w_r = kj_num(w, "relevance", 0.2);
 	f->w_i = kj_num(w, "impact", 0.3);
@@ -956,7 +960,8 @@ load_outcomes_and_settings(KTenantConfig *cfg)
 		"SELECT jsonb_build_object('outcomes', coalesce((SELECT jsonb_agg(jsonb_build_object('key', o.key, "
 		"           'classification', o.classification) ORDER BY o.key) FROM kaireon.outcome_types o "
 		"           WHERE o.tenant_id = $1 AND o.deleted_at IS NULL), '[]'), "
-		"         'sample_rate', coalesce((SELECT (t.settings ->> 'decisionTraceSampleRate')::float8 "
+		"         'sample_rate', coalesce((SELECT CASE WHEN jsonb_typeof(t.settings -> 'decisionTraceSampleRate') = 'number' "
+		"                                   THEN least(greatest((t.settings ->> 'decisionTraceSampleRate')::float8, 0), 1) END "
 		"                                   FROM kaireon.tenants t WHERE t.id = $1), "
 		"                                  (SELECT s.decision_trace_sample_rate FROM kaireon.tenant_settings s "
 		"                                    WHERE s.tenant_id = $1), 0.1))",

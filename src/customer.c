@@ -113,8 +113,9 @@ kaireon_tenant_adaptation(KTenantConfig *cfg)
 		return cfg->adaptation;
 	if (cfg->adaptation_plan == NULL)
 		cfg->adaptation_plan = kspi_prepare_keep(
-			"SELECT a.scope || '|' || coalesce(a.scope_id, ''), a.positives, a.negatives "
-			"  FROM kaireon.model_adaptations a WHERE a.tenant_id = $1 AND a.model_id IS NULL",
+			"SELECT a.scope || '|' || coalesce(a.scope_id, ''), sum(a.positives)::int8, sum(a.negatives)::int8 "
+			"  FROM kaireon.model_adaptations a WHERE a.tenant_id = $1 AND a.model_id IS NULL "
+			" GROUP BY a.scope, a.scope_id",
 			1, argtypes);
 	if (cfg->adaptation_mcxt == NULL)
 		cfg->adaptation_mcxt = AllocSetContextCreate(cfg->mcxt, "kaireon adaptation counts", ALLOCSET_SMALL_SIZES);
@@ -155,6 +156,22 @@ plan_json(SPIPlanPtr plan, Datum *args, const char *what)
 	if (isnull)
 		return NULL;
 	return kj_from_jsonb(DatumGetJsonbP(d), what);
+}
+
+/* What a customer lookup was doing, for the error context of a failure in it. */
+typedef struct LookupContext
+{
+	const char *customer_id;
+	const KCustomerSchema *schema;
+} LookupContext;
+
+static void
+lookup_errcontext(void *arg)
+{
+	LookupContext *lc = (LookupContext *) arg;
+
+	errcontext("looking up customer \"%s\" by %s in %s", lc->customer_id, lc->schema->key_column,
+			   lc->schema->qualified_table);
 }
 
 /*
@@ -228,14 +245,34 @@ row_json(SPIPlanPtr plan, Datum *args)
 	return obj;
 }
 
+/* The customer's data row in a customer schema (NULL when none); args are (customer id, tenant id). */
+static json_t *
+customer_row(const KCustomerSchema *cs, Datum *args)
+{
+	json_t	   *row;
+	LookupContext lc;
+	ErrorContextCallback cb;
+
+	if (cs == NULL || cs->plan == NULL)
+		return NULL;
+	/* a customer id that is no value of the key's type fails here: say where */
+	lc.customer_id = TextDatumGetCString(args[0]);
+	lc.schema = cs;
+	cb.previous = error_context_stack;
+	cb.callback = lookup_errcontext;
+	cb.arg = &lc;
+	error_context_stack = &cb;
+	row = row_json(cs->plan, args);
+	error_context_stack = cb.previous;
+	return row;
+}
+
 /* The customer data schema a flow reads: the one it names, else the first by name. */
 static KCustomerSchema *
 customer_schema(KTenantConfig *cfg, const char *name)
 {
-	if (cfg->ncustomer_schemas == 0)
-		return NULL;
 	if (name == NULL)
-		return &cfg->customer_schemas[0];
+		return cfg->ncustomer_schemas > 0 ? &cfg->customer_schemas[0] : NULL;
 	for (int i = 0; i < cfg->ncustomer_schemas; i++)
 		if (strcmp(cfg->customer_schemas[i].name, name) == 0)
 			return &cfg->customer_schemas[i];
@@ -340,8 +377,7 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	cust->context = context ? context : json_object();
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	if (cs != NULL && cs->plan != NULL)
-		cust->data = row_json(cs->plan, args);
+	cust->data = customer_row(cs, args);
 	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
 	json_object_update(cust->attrs, cust->context);
 
@@ -384,4 +420,25 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 		cust->metrics = NULL;
 	req->cap_usage = json_object_get(state, "caps");
 	return cust;
+}
+
+/*
+ * The customer's attributes outside a decision (for learning from an outcome):
+ * the data row in the named customer schema (else the tenant's first) merged
+ * with the context, the context winning.
+ */
+json_t *
+kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t *context, const char *schema_name)
+{
+	Datum		args[2];
+	json_t	   *attrs;
+
+	args[0] = CStringGetTextDatum(customer_id);
+	args[1] = CStringGetTextDatum(cfg->tenant_id);
+	attrs = customer_row(customer_schema(cfg, schema_name), args);
+	if (attrs == NULL)
+		attrs = json_object();
+	if (json_is_object(context))
+		json_object_update(attrs, context);
+	return attrs;
 }

@@ -257,7 +257,10 @@ typedef struct KFlow
 	json_t	   *inv_categories, *inv_sub_categories, *inv_offers, *inv_exclude;
 	KPlacementMatch placement_match;
 	KScoreMethod method;
-	const char *model_key;
+	const char *model_key;		/* score.modelKey: the model giving the propensity */
+	bool		model_propensity;	/* score.propensitySource "model": the model's score is the
+									 * propensity; "adaptive": only the adaptive fallback */
+	const char *experiment_key;	/* score.experimentKey: the model comes from this experiment */
 	double		w_p, w_r, w_i, w_e;	/* formula weights */
 	int			max_offers;		/* default when the request gives none */
 	const char *customer_schema;	/* data schema name, NULL = the tenant's customer schema */
@@ -360,6 +363,7 @@ typedef struct KTenantConfig
 	double		max_lookback_hours; /* longest history window a rule or policy reads */
 	char		policy_hash[17];	/* 16 hex chars of SHA-256 of the policy snapshot */
 	char	   *policy_snapshot;	/* its JSON text */
+	struct KArbConfig *arb;		/* arbitration's compiled part, made on first use (arbitration/realtime.c) */
 } KTenantConfig;
 
 /* ---- per-request state (recommend.c, customer.c, rules.c, policies.c) ---- */
@@ -425,6 +429,8 @@ typedef struct KCandidate
 	char	   *dropped_reason;
 	json_t	   *warnings;		/* soft guardrails */
 	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
+	const double *weights;		/* formula: the P, R, I, E weights used (NULL: the flow's) */
+	double		price;			/* real-time arbitration: sum of lambda * cost subtracted from the score */
 } KCandidate;
 
 /* The request, as the rules and policies see it. */
@@ -446,10 +452,20 @@ typedef struct KRequest
 	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
 	char	  **policy_memo_why;
 	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
+	/* the model of the placement being decided (decision_models.c) */
+	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */
+	const char *model_key;		/* the model's key, also when untrained (it still learns) */
+	const char *variant;		/* the experiment variant, or NULL */
+	struct KaireonModel **rule_models;	/* per rule: the model its modelKey names, looked up once */
+	int8	   *rule_models_done;	/* per rule: 1 once looked up */
+	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
+	struct KArbRequest *arb;	/* arbitration's per-request state (arbitration/realtime.c) */
+	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 } KRequest;
 
 /* rules.c */
 extern json_t *kaireon_path(json_t *root, const char *path);
+extern json_t *kaireon_offer_attribute(const KOffer *offer, const char *path);
 extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
 extern bool kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *offer);
 extern bool kaireon_in_segment(const KRequest *req, int segment);
@@ -471,6 +487,8 @@ extern json_t *kaireon_tenant_adaptation(KTenantConfig *cfg);
 extern int	kaireon_adaptation_refresh_ms;
 extern KCustomer *kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context,
 										const char *schema_name);
+extern json_t *kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t *context,
+										  const char *schema_name);
 
 /* ---- the decision (pipeline.c, persist.c, recommend.c) ---- */
 
@@ -490,6 +508,8 @@ typedef struct KDecideArgs
 	bool		deduplicate;	/* grouped placements: an offer in one placement only */
 	json_t	   *exclude_offers;
 	json_t	   *exclude_creatives;
+	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
+								 * real-time prices or per-response caps (the campaign solves those) */
 } KDecideArgs;
 
 /* One returned decision. */
@@ -501,6 +521,11 @@ typedef struct KDecision
 	int			flow;
 	char	   *interaction_id;
 	json_t	   *explanation;
+	struct KaireonModel *model; /* the placement's ranking model, or NULL */
+	const char *model_key;		/* the placement's model (recorded for learning from outcomes) */
+	double		selection_probability;	/* of a stochastic policy's choice (EXP3-IX arm), or 0: none */
+	int			arm;			/* EXP3-IX arm, or -1 */
+	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */
 } KDecision;
 
 /* What the pipeline returns. */
@@ -519,7 +544,16 @@ typedef struct KDecideResult
 
 extern KDecideResult *kaireon_decide(KDecideArgs *args);
 extern json_t *kaireon_factors_json(const KFlow *flow, const KCandidate *c);
+extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);
 extern char *kaireon_new_uuid(void);
+
+/* decision_models.c */
+extern void kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id, bool dry_run);
+extern double kaireon_candidate_model_score(KRequest *req, struct KaireonModel *model, const KOffer *offer);
+extern struct KaireonModel *kaireon_rule_model(KRequest *req, const KRule *rule);
+extern void kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id);
+extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
+								  const char *customer_id, const char *flow_id, json_t *context, int cls);
 
 /* persist.c */
 extern bool kaireon_reserve_caps(KRequest *req, KCandidate *cand);

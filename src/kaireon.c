@@ -11,6 +11,7 @@
 #include "utils/builtins.h"
 
 #include "kaireon.h"
+#include "arbitration/arbitration.h"
 
 PG_MODULE_MAGIC;
 
@@ -25,9 +26,15 @@ _PG_init(void)
 	kaireon_json_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
+	kaireon_scoring_init();
+	kaireon_audit_init();
+	kaireon_secrets_init();
+	kaireon_governance_init();
+	kaireon_arbitration_init();
 	kaireon_jobs_init();
 	kaireon_worker_init();
-	kaireon_session_reserve_prefix();	/* last: after every module's settings */
+	/* last: reserving the prefix drops placeholders of settings not defined by now */
+	kaireon_session_reserve_prefix();
 }
 
 /* kaireon.version(): the version of the loaded C module. */

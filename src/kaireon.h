@@ -14,6 +14,10 @@
 extern void kaireon_session_init(void);
 extern void kaireon_json_init(void);
 extern void kaireon_config_cache_init(void);
+extern void kaireon_scoring_init(void);
+extern void kaireon_audit_init(void);
+extern void kaireon_secrets_init(void);
+extern void kaireon_governance_init(void);
 extern void kaireon_jobs_init(void);
 extern void kaireon_worker_init(void);
 extern void kaireon_session_reserve_prefix(void);

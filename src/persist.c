@@ -19,9 +19,12 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/guc.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 
 #include "util/spi.h"
+#include "arbitration/hooks.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -116,73 +119,136 @@ kaireon_reserve_caps(KRequest *req, KCandidate *cand)
 	return true;
 }
 
-/* Insert one interaction_history row of a decision. */
-static void
-insert_history(const KDecideResult *res, const KDecideArgs *args, const KDecision *d, const char *id,
-			   const char *type, Datum context)
+/* A one-dimensional array datum of n values of a type (with nulls). */
+static Datum
+array_datum(Datum *values, bool *nulls, int n, Oid type)
 {
-	static Oid	types[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, FLOAT8OID, JSONBOID};
-	const KRequest *req = res->req;
-	const KCandidate *c = d->cand;
-	Datum		v[14];
-	char		nulls[14];
-	SPIPlanPtr	plan = keep_plan(&history_plan,
-								 "INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, "
-								 "  recommendation_id, rank, offer_id, creative_id, channel_id, placement_id, decision_flow_id, "
-								 "  score, propensity, context, occurred_at) "
-								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())",
-								 14, types);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 
-	memset(nulls, ' ', sizeof(nulls));
-	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
-	v[1] = CStringGetTextDatum(id);
-	v[2] = CStringGetTextDatum(args->customer_id);
-	v[3] = CStringGetTextDatum(type);
-	v[4] = CStringGetTextDatum(res->recommendation_id);
-	v[5] = Int32GetDatum(d->rank);
-	v[6] = CStringGetTextDatum(req->cfg->offers[c->offer].id);
-	v[7] = CStringGetTextDatum(req->cfg->creatives[c->creative].id);
-	v[8] = CStringGetTextDatum(req->channel_id);
-	if (d->placement_id)
-		v[9] = CStringGetTextDatum(d->placement_id);
-	else
-		nulls[9] = 'n';
-	v[10] = CStringGetTextDatum(req->cfg->flows[d->flow].id);
-	v[11] = Float8GetDatum(c->score);
-	if (c->propensity >= 0)
-		v[12] = Float8GetDatum(c->propensity);
-	else
-		nulls[12] = 'n';
-	v[13] = context;
-	if (kspi_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "kaireon: could not record a decision");
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
 }
 
 /* A jsonb datum from a jansson value. */
 static Datum
 jsonb_datum(const json_t *value)
 {
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(value, JSON_COMPACT)));
+	return JsonbPGetDatum(kj_to_jsonb(value));
 }
 
 /*
- * Write the decisions: one interaction_history row of type recommendation
- * per decision (with rank and recommendation id), and an impression row when
- * the channel records impressions implicitly.
+ * Write the decisions in one statement: an interaction_history row of type
+ * recommendation per decision (with rank and recommendation id), and an
+ * impression row when the channel records impressions implicitly.  (One
+ * multi-row INSERT: a partition's constraints and the executor are set up
+ * once for all the rows, not once per row.)
  */
 void
 kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 {
-	Datum		context = jsonb_datum(res->req->cust->context);
-	bool		implicit = res->req->cfg->channels[res->req->channel].implicit_impressions;
+	static Oid	types[20] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID,
+	FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID};
+	const KRequest *req = res->req;
+	bool		implicit = req->cfg->channels[req->channel].implicit_impressions;
+	int			n = res->ndecisions * (implicit ? 2 : 1);
+	Datum	   *cols[13];
+	bool	   *nulls[13];
+	Datum		v[20];
+	char		vnulls[20];
+	int64		lambda_version;
+	int			r = 0;
+	SPIPlanPtr	plan;
 
+	if (n == 0)
+		return;
+	for (int c = 0; c < 13; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		nulls[c] = palloc0(sizeof(bool) * n);
+	}
 	for (int i = 0; i < res->ndecisions; i++)
 	{
-		insert_history(res, args, &res->decisions[i], res->decisions[i].interaction_id, "recommendation", context);
-		if (implicit)
-			insert_history(res, args, &res->decisions[i], kaireon_new_uuid(), "impression", context);
+		const KDecision *d = &res->decisions[i];
+
+		for (int k = 0; k < (implicit ? 2 : 1); k++, r++)
+		{
+			cols[0][r] = CStringGetTextDatum(k == 0 ? d->interaction_id : kaireon_new_uuid());
+			cols[1][r] = CStringGetTextDatum(k == 0 ? "recommendation" : "impression");
+			cols[2][r] = Int32GetDatum(d->rank);
+			cols[3][r] = CStringGetTextDatum(req->cfg->offers[d->cand->offer].id);
+			cols[4][r] = CStringGetTextDatum(req->cfg->creatives[d->cand->creative].id);
+			if (d->placement_id)
+				cols[5][r] = CStringGetTextDatum(d->placement_id);
+			else
+				nulls[5][r] = true;
+			cols[6][r] = CStringGetTextDatum(req->cfg->flows[d->flow].id);
+			cols[7][r] = Float8GetDatum(d->cand->score);
+			if (kaireon_scored_by_propensity(&req->cfg->flows[d->flow], d->cand))
+				cols[8][r] = Float8GetDatum(d->cand->propensity);
+			else
+				nulls[8][r] = true;
+			if (d->model_key)
+				cols[9][r] = CStringGetTextDatum(d->model_key);
+			else
+				nulls[9][r] = true;
+			/* for off-policy evaluation: the stochastic policy's probability, arm and profile */
+			cols[10][r] = Float8GetDatum(d->selection_probability);
+			nulls[10][r] = !(d->selection_probability > 0);
+			cols[11][r] = Int32GetDatum(d->arm);
+			nulls[11][r] = d->arm < 0;
+			if (d->profile_id)
+				cols[12][r] = CStringGetTextDatum(d->profile_id);
+			else
+				nulls[12][r] = true;
+		}
 	}
+	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	v[1] = CStringGetTextDatum(args->customer_id);
+	v[2] = CStringGetTextDatum(res->recommendation_id);
+	v[3] = CStringGetTextDatum(req->channel_id);
+	v[4] = jsonb_datum(req->cust->context);
+	v[5] = array_datum(cols[0], nulls[0], n, TEXTOID);
+	v[6] = array_datum(cols[1], nulls[1], n, TEXTOID);
+	v[7] = array_datum(cols[2], nulls[2], n, INT4OID);
+	v[8] = array_datum(cols[3], nulls[3], n, TEXTOID);
+	v[9] = array_datum(cols[4], nulls[4], n, TEXTOID);
+	v[10] = array_datum(cols[5], nulls[5], n, TEXTOID);
+	v[11] = array_datum(cols[6], nulls[6], n, TEXTOID);
+	v[12] = array_datum(cols[7], nulls[7], n, FLOAT8OID);
+	v[13] = array_datum(cols[8], nulls[8], n, FLOAT8OID);
+	v[14] = array_datum(cols[9], nulls[9], n, TEXTOID);
+	v[15] = array_datum(cols[10], nulls[10], n, FLOAT8OID);
+	v[16] = array_datum(cols[11], nulls[11], n, INT4OID);
+	v[17] = array_datum(cols[12], nulls[12], n, TEXTOID);
+	memset(vnulls, ' ', sizeof(vnulls));
+	if (karb_lambda_version(req, &lambda_version))
+		v[18] = Int64GetDatum(lambda_version);
+	else
+		vnulls[18] = 'n';
+	v[19] = CStringGetTextDatum(req->cfg->policy_hash);
+	plan = keep_plan(&history_plan,
+					 "INSERT INTO kaireon.interaction_history (tenant_id, customer_id, recommendation_id, "
+					 "  channel_id, context, occurred_at, id, interaction_type, rank, offer_id, creative_id, "
+					 "  placement_id, decision_flow_id, score, propensity, model_key, selection_probability, "
+					 "  arbitration_arm, arbitration_profile_id, lambda_version, policy_version_hash, model_version) "
+					 "SELECT $1, $2, $3, $4, $5, now(), u.*, $19, $20, "
+					 "       (SELECT m.version FROM kaireon.algorithm_models m "
+					 "         WHERE m.tenant_id = $1 AND m.key = u.model_key) "
+					 "  FROM unnest($6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], "
+					 "              $12::text[], $13::float8[], $14::float8[], $15::text[], $16::float8[], "
+					 "              $17::int[], $18::text[]) "
+					 "       AS u (id, interaction_type, rank, offer_id, creative_id, placement_id, decision_flow_id, "
+					 "             score, propensity, model_key, selection_probability, arbitration_arm, "
+					 "             arbitration_profile_id)",
+					 20, types);
+	if (kspi_execute_plan(plan, v, vnulls, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "kaireon: could not record the decisions");
 }
 
 /* Write the decision trace and, once per hash, its policy snapshot. */

@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "arbitration/hooks.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -248,11 +249,15 @@ factor(double x)
 static void
 score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 {
-	double		max_value = 0;
+	double		max_value = 0,
+				max_margin = 0;
 
 	for (int i = 0; i < n; i++)
 		if (!cands[i].dropped_stage)
+		{
 			max_value = Max(max_value, req->cfg->offers[cands[i].offer].value);
+			max_margin = Max(max_margin, req->cfg->offers[cands[i].offer].margin);
+		}
 
 	for (int i = 0; i < n; i++)
 	{
@@ -275,15 +280,19 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 				c->score = c->factors[0] * c->factors[1];
 				break;
 			case KSCORE_FORMULA:
+				/* R, I, E and the weights (profile, EXP3-IX arm): arbitration/realtime.c */
 				c->factors[0] = factor(kaireon_propensity(req, c));
-				c->factors[1] = factor(c->match);
-				c->factors[2] = factor(max_value > 0 ? o->value / max_value : 1.0);
-				c->factors[3] = factor(o->priority / 100.0 * kj_num(json_object_get(o->row, "levers"), "emphasis", 1.0));
-				c->score = pow(c->factors[0], flow->w_p) * pow(c->factors[1], flow->w_r) *
-					pow(c->factors[2], flow->w_i) * pow(c->factors[3], flow->w_e);
+				c->score = karb_prie(req, flow, c, max_value, max_margin);
 				break;
 		}
 	}
+}
+
+/* Did the candidate's score use its propensity (so that it is reported)? */
+bool
+kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c)
+{
+	return flow->method != KSCORE_PRIORITY_WEIGHTED && c->propensity >= 0;
 }
 
 /* The score factors of a candidate as JSON (for explanations and traces). */
@@ -299,8 +308,9 @@ kaireon_factors_json(const KFlow *flow, const KCandidate *c)
 			return json_pack("{s:f,s:f}", "propensity", c->factors[0], "match", c->factors[1]);
 		case KSCORE_FORMULA:
 			return json_pack("{s:f,s:f,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "P", c->factors[0], "R", c->factors[1],
-							 "I", c->factors[2], "E", c->factors[3], "weights", "P", flow->w_p,
-							 "R", flow->w_r, "I", flow->w_i, "E", flow->w_e);
+							 "I", c->factors[2], "E", c->factors[3], "weights",
+							 "P", c->weights ? c->weights[0] : flow->w_p, "R", c->weights ? c->weights[1] : flow->w_r,
+							 "I", c->weights ? c->weights[2] : flow->w_i, "E", c->weights ? c->weights[3] : flow->w_e);
 	}
 	return json_object();
 }
@@ -344,12 +354,22 @@ explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
 							  "policySnapshot", req->cfg->policy_hash,
 							  "creative", "id", cr->id, "weight", cr->weight);
 
-	if (c->propensity >= 0)
+	if (kaireon_scored_by_propensity(flow, c))
 		json_object_set_new(e, "propensity",
 							json_pack("{s:f,s:s,s:I,s:s}", "value", c->propensity,
 									  "source", c->propensity_source ? c->propensity_source : "default",
 									  "outcomes", (json_int_t) c->propensity_n,
 									  "maturity", maturity(c->propensity_n)));
+	if (req->model_key != NULL || req->variant != NULL)
+	{
+		json_t	   *m = json_object();
+
+		json_object_set_new(m, "key", req->model_key ? json_string(req->model_key) : json_null());
+		json_object_set_new(m, "ranks", json_boolean(req->model != NULL));
+		if (req->variant != NULL)
+			json_object_set_new(m, "experimentVariant", json_string(req->variant));
+		json_object_set_new(e, "model", m);
+	}
 	if (c->npassed > 0)
 	{
 		json_t	   *names = json_array();
@@ -377,6 +397,49 @@ mandatory_served_today(const KRequest *req)
 			req->cust->events[i].at >= day)
 			n++;
 	return n;
+}
+
+/* Steps 4 to 8 for one candidate: qualification, guardrails, consent, suppressions, policies, caps. */
+static void
+screen_candidate(KRequest *req, KCandidate *c)
+{
+	kaireon_qualify(req, c);
+	if (!c->dropped_stage)
+		kaireon_apply_guardrails(req, c);
+	if (!c->dropped_stage)
+		kaireon_apply_policies(req, c);
+	if (!c->dropped_stage)
+		kaireon_apply_caps(req, c);
+}
+
+/*
+ * Keep the mandatory standing of the best-scored mandatory candidates within
+ * the allowance; screen the others again as ordinary candidates.  True when
+ * any was demoted (their scores must be recomputed).
+ */
+static bool
+demote_mandatory(KRequest *req, KCandidate *cands, int n, int allowance)
+{
+	KCandidate **m = palloc(sizeof(KCandidate *) * Max(n, 1));
+	int			nm = 0;
+
+	for (int i = 0; i < n; i++)
+		if (cands[i].mandatory && !cands[i].dropped_stage)
+			m[nm++] = &cands[i];
+	if (nm <= Max(allowance, 0))
+		return false;
+	qsort_arg(m, nm, sizeof(KCandidate *), rank_cmp, req->cfg);	/* all mandatory: by score */
+	for (int k = Max(allowance, 0); k < nm; k++)
+	{
+		KCandidate *c = m[k];
+
+		c->mandatory = false;
+		c->match = 1.0;
+		c->npassed = 0;
+		c->warnings = NULL;
+		screen_candidate(req, c);
+	}
+	return true;
 }
 
 /* Append a dropped candidate to the result (for debug output). */
@@ -412,6 +475,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
+	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
+	karb_placement(req, flow, args, res->recommendation_id);
 	max_offers = Max(1, Min(max_offers, 50));
 
 	/* step 2: candidates */
@@ -461,31 +526,38 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	/* steps 4 to 8, in order, for every candidate */
 	for (int i = 0; i < n; i++)
 	{
-		KCandidate *c = &cands[i];
-
 		CHECK_FOR_INTERRUPTS();
-		kaireon_qualify(req, c);
-		if (!c->dropped_stage)
-			kaireon_apply_guardrails(req, c);
-		if (!c->dropped_stage)
+		screen_candidate(req, &cands[i]);
+	}
+	score_candidates(req, flow, cands, n);
+
+	/*
+	 * The daily allowance of mandatory offers: only the best-scored ones within
+	 * it keep their standing; the others become ordinary candidates and go
+	 * through the steps a mandatory offer skips.
+	 */
+	if (demote_mandatory(req, cands, n, mandatory_left))
+		score_candidates(req, flow, cands, n);
+
+	/* the funnel, from the stage each candidate was dropped at */
+	for (int i = 0; i < n; i++)
+	{
+		const char *st = cands[i].dropped_stage;
+
+		if (st == NULL || (strcmp(st, "eligibility") != 0 && strcmp(st, "fit") != 0 &&
+						   strcmp(st, "guardrail") != 0))
 			counts[1]++;
-		if (!c->dropped_stage)
-		{
-			kaireon_apply_policies(req, c);
-			if (!c->dropped_stage || strcmp(c->dropped_stage, "contact_policy") == 0)
-				counts[2]++;
-		}
-		if (!c->dropped_stage)
-		{
+		if (st == NULL || strcmp(st, "contact_policy") == 0 || strcmp(st, "volume_constraint") == 0 ||
+			strcmp(st, "budget") == 0)
+			counts[2]++;
+		if (st == NULL || strcmp(st, "volume_constraint") == 0 || strcmp(st, "budget") == 0)
 			counts[3]++;
-			kaireon_apply_caps(req, c);
-			if (!c->dropped_stage)
-				counts[4]++;
-		}
+		if (st == NULL)
+			counts[4]++;
 	}
 
-	/* step 9: scores; step 10: rank */
-	score_candidates(req, flow, cands, n);
+	/* step 10: arbitration (real-time dual prices: arbitration/realtime.c), then rank */
+	karb_price(req, args, cands, n);
 	ranked = palloc(sizeof(KCandidate *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
@@ -498,6 +570,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		ranked[nranked++] = &cands[i];
 	}
 	qsort_arg(ranked, nranked, sizeof(KCandidate *), rank_cmp, cfg);
+	if (args->batch)
+		max_offers = nranked;	/* a campaign arbitrates among all of them */
 
 	/* select: mandatory within the daily allowance first, then by score, taking cap units */
 	for (int i = 0; i < nranked && selected < max_offers; i++)
@@ -505,18 +579,21 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		KCandidate *c = ranked[i];
 		KDecision  *d;
 
-		if (c->mandatory && mandatory_left <= 0)
-			c->mandatory = false;	/* beyond the allowance it competes as an ordinary offer */
-		if (!args->dry_run && !kaireon_reserve_caps(req, c))
+		if (!karb_admit(req, c))
 		{
-			c->dropped_stage = "volume_constraint";
-			c->dropped_reason = pstrdup("a cap was used up by a concurrent decision");
+			/* a per-response cap of a cross-offer constraint is reached */
 			if (args->debug || res->traced)
 				note_dropped(res, c, placement_id);
 			continue;
 		}
-		if (c->mandatory)
-			mandatory_left--;
+		if (!args->dry_run && !kaireon_reserve_caps(req, c))
+		{
+			c->dropped_stage = "cap";
+			c->dropped_reason = pstrdup("a volume constraint or budget covering it had no unit left when the decision was recorded");
+			if (args->debug || res->traced)
+				note_dropped(res, c, placement_id);
+			continue;
+		}
 		res->decisions = repalloc(res->decisions, sizeof(KDecision) * (res->ndecisions + 1));
 		d = &res->decisions[res->ndecisions++];
 		memset(d, 0, sizeof(KDecision));
@@ -525,7 +602,10 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->placement_id = placement_id;
 		d->flow = flow_idx;
 		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
-		d->explanation = explain(req, flow, c);
+		d->model = req->model;
+		d->model_key = req->model_key;
+		d->explanation = args->batch ? NULL : explain(req, flow, c);
+		karb_decision(req, d);
 		if (taken != NULL)
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());
 	}
@@ -635,6 +715,11 @@ kaireon_decide(KDecideArgs *args)
 					 errmsg("placement \"%s\" does not exist in channel \"%s\" of tenant \"%s\"",
 							pid, args->channel_id, cfg->tenant_id),
 					 errhint("Pass the id of a kaireon.placements row of that channel.")));
+		if (!cfg->placements[p].active)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("placement \"%s\" is inactive", pid),
+					 errhint("Set its status to active to decide for it.")));
 		flows[i] = resolve_flow(cfg, args->flow_key, args->channel_id, pid);
 	}
 	if (nplacements == 0)
@@ -681,6 +766,7 @@ kaireon_decide(KDecideArgs *args)
 	if (!args->dry_run)
 	{
 		kaireon_record_decisions(res, args);
+		kaireon_log_shadow_scores(res, args->customer_id);
 		if (res->traced)
 			kaireon_record_trace(res, args, (double) (GetCurrentTimestamp() - started) / 1000.0);
 	}

@@ -132,7 +132,7 @@ effective_cap(const KRequest *req, const KPolicy *p)
 	if (!p->engagement || !req->cust->has_engagement)
 		return p->max_count;
 	m = p->engagement_min + (p->engagement_max - p->engagement_min) * req->cust->engagement;
-	return Max(1, (int) rint(p->max_count * m));
+	return Max(1, (int) floor(p->max_count * m + 0.5));	/* half rounds up */
 }
 
 /* Human-readable name of a scope for reasons ("global", "category:loans"). */
@@ -429,7 +429,8 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 
 				if (c->kind != KCAP_BUDGET)
 					continue;
-				if (p->budget_id ? strcmp(p->budget_id, c->id) != 0 : !kaireon_cap_applies(req, c, offer))
+				if (p->budget_id ? (strcmp(p->budget_id, c->id) != 0 || !budget_current(req, c)) :
+					!kaireon_cap_applies(req, c, offer))
 					continue;
 				if (budget_exhausted(req, c, p->budget_metric, p->budget_threshold, &why))
 					return psprintf("budget_exhausted: %s", why);

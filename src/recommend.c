@@ -217,7 +217,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 		else
 			nulls[5] = true;
 		values[6] = Float8GetDatum(d->cand->score);
-		if (d->cand->propensity >= 0)
+		if (kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand))
 			values[7] = Float8GetDatum(d->cand->propensity);
 		else
 			nulls[7] = true;
@@ -279,7 +279,8 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 					 "creativeName", cr->name,
 					 "placementId", d->placement_id,
 					 "score", d->cand->score,
-					 "propensity", d->cand->propensity >= 0 ? json_real(d->cand->propensity) : json_null(),
+					 "propensity", kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand) ?
+					 json_real(d->cand->propensity) : json_null(),
 					 "interactionId", dry_run ? NULL : d->interaction_id,
 					 "explanation", d->explanation);
 }

@@ -21,12 +21,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/backendid.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "arbitration/hooks.h"
 #include "decision.h"
 #include "kaireon.h"
 
@@ -37,13 +39,20 @@ PG_FUNCTION_INFO_V1(kaireon_respond_bulk);
 /* Most items of one respond_bulk call. */
 #define KAIREON_BULK_MAX 1000
 
+/* Shard rows per scope of the adaptive propensity counts (see model_adaptations.shard). */
+#define KAIREON_ADAPTATION_SHARDS 16
+
 typedef struct RespondArgs
 {
+	const char *json;			/* from respond_json / respond_bulk: the request's name ("request",
+								 * "items[3]"), to name fields by their JSON keys; else NULL */
 	const char *tenant_id;
 	const char *customer_id;
 	const char *outcome;
 	const char *recommendation_id;
-	int			rank;			/* 0: not given */
+	bool		has_rank;
+	int			rank;
+	const char *placement_id;
 	const char *creative_id;
 	const char *offer_id;
 	const char *idempotency_key;
@@ -62,8 +71,10 @@ typedef struct Resolved
 	const char *channel_id;
 	const char *placement_id;
 	const char *flow_id;
-	int			rank;
+	int			rank;			/* 0: the outcome names no ranked decision */
 	const char *category_id;
+	const char *model_key;		/* the decision's model (learns from the outcome), or NULL */
+	json_t	   *decision_context;	/* the decision's request context */
 } Resolved;
 
 static void
@@ -72,6 +83,16 @@ bad(const char *what, const char *problem, const char *hint)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s %s", what, problem),
+			 errhint("%s", hint)));
+}
+
+/* Raise 22004 for a missing required value. */
+static void
+missing(const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("%s must not be null", what),
 			 errhint("%s", hint)));
 }
 
@@ -113,42 +134,47 @@ resolve(KTenantConfig *cfg, RespondArgs *a, Resolved *r)
 	memset(r, 0, sizeof(Resolved));
 	if (a->recommendation_id != NULL)
 	{
-		Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
-		Datum		v[6];
-		char		nulls[7] = "      ";
+		Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+		Datum		v[7];
+		char		nulls[8] = "       ";
 		uint64		n;
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(a->recommendation_id);
 		v[2] = CStringGetTextDatum(a->customer_id);
 		v[3] = Int32GetDatum(a->rank);
-		if (a->rank == 0)
+		if (!a->has_rank)
 			nulls[3] = 'n';
 		v[4] = txt(a->offer_id, &nulls[4]);
 		v[5] = txt(a->creative_id, &nulls[5]);
-		n = exec("SELECT offer_id, creative_id, channel_id, placement_id, decision_flow_id, rank "
+		v[6] = txt(a->placement_id, &nulls[6]);
+		n = exec("SELECT offer_id, creative_id, channel_id, placement_id, decision_flow_id, rank, model_key, context "
 				 "  FROM kaireon.interaction_history "
 				 " WHERE tenant_id = $1 AND recommendation_id = $2 AND customer_id = $3 "
 				 "   AND interaction_type = 'recommendation' "
 				 "   AND ($4::int IS NULL OR rank = $4) AND ($5::text IS NULL OR offer_id = $5) "
-				 "   AND ($6::text IS NULL OR creative_id = $6) ORDER BY rank LIMIT 2",
-				 6, types, v, nulls, SPI_OK_SELECT);
+				 "   AND ($6::text IS NULL OR creative_id = $6) AND ($7::text IS NULL OR placement_id = $7) "
+				 " ORDER BY rank LIMIT 2",
+				 7, types, v, nulls, SPI_OK_SELECT);
 		if (n == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("recommendation \"%s\"%s has no decision for customer \"%s\" of tenant \"%s\"",
-							a->recommendation_id, a->rank ? psprintf(" rank %d", a->rank) : "",
+					 errmsg("recommendation \"%s\"%s%s has no decision for customer \"%s\" of tenant \"%s\"",
+							a->recommendation_id, a->has_rank ? psprintf(" rank %d", a->rank) : "",
+							a->placement_id ? psprintf(" in placement \"%s\"", a->placement_id) : "",
 							a->customer_id, cfg->tenant_id),
 					 errhint("Pass the recommendation_id and rank returned by kaireon.recommend (dry runs record nothing).")));
 		if (n > 1)
 			bad("recommendation_id", psprintf("\"%s\" has several decisions", a->recommendation_id),
-				"Pass rank (or offer_id / creative_id) to say which one the outcome is for.");
+				"Pass rank and, for a request with several placements, placement_id (or offer_id / creative_id) to say which one the outcome is for.");
 		r->offer_id = col(1);
 		r->creative_id = col(2);
 		r->channel_id = col(3);
 		r->placement_id = col(4);
 		r->flow_id = col(5);
-		r->rank = atoi(col(6));
+		r->rank = col(6) ? atoi(col(6)) : 0;	/* a row written by hand may lack its rank */
+		r->model_key = col(7);
+		r->decision_context = r->model_key ? kj_parse(col(8), strlen(col(8)), "interaction_history.context") : NULL;
 	}
 	else if (a->creative_id != NULL)
 	{
@@ -245,6 +271,13 @@ add_suppressions(KTenantConfig *cfg, RespondArgs *a, Resolved *r, const char *in
 	}
 }
 
+/* The name of an argument in messages: its JSON key within the request, or its SQL name. */
+static const char *
+field_name(const RespondArgs *a, const char *key, const char *arg)
+{
+	return a->json ? psprintf("%s.%s", a->json, key) : arg;
+}
+
 /* Record one outcome; the result as a JSON object. */
 static json_t *
 respond_one(RespondArgs *a)
@@ -259,17 +292,18 @@ respond_one(RespondArgs *a)
 	static const char *const class_names[] = {"negative", "neutral", "positive"};
 
 	if (a->tenant_id == NULL)
-		bad("tenant_id", "must not be null", "Pass the tenant id.");
+		missing(field_name(a, "tenantId", "tenant_id"), "Pass the tenant id.");
 	if (a->customer_id == NULL)
-		bad("customer_id", "must not be null", "Pass the customer id.");
+		missing(field_name(a, "customerId", "customer_id"), "Pass the customer id.");
 	if (a->outcome == NULL)
-		bad("outcome", "must not be null", "Pass a registered outcome type key such as click.");
-	if (a->rank != 0 && (a->rank < 1 || a->rank > 50))
-		bad("rank", psprintf("must be from 1 to 50, not %d", a->rank), "Pass the rank kaireon.recommend returned.");
+		missing(field_name(a, "outcome", "outcome"), "Pass a registered outcome type key such as click.");
+	if (a->has_rank && (a->rank < 1 || a->rank > 50))
+		bad(field_name(a, "rank", "rank"), psprintf("must be from 1 to 50, not %d", a->rank),
+			"Pass the rank kaireon.recommend returned.");
 	if (a->context == NULL)
 		a->context = json_object();
 	if (!json_is_object(a->context))
-		bad("context", psprintf("must be a JSON object, not %s", kj_type_name(a->context)),
+		bad(field_name(a, "context", "context"), psprintf("must be a JSON object, not %s", kj_type_name(a->context)),
 			"Pass the outcome context as a JSON object.");
 	if (!a->has_occurred_at)
 		a->occurred_at = GetCurrentTransactionStartTimestamp();
@@ -279,15 +313,8 @@ respond_one(RespondArgs *a)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(mcxt);
 	cfg = kaireon_config_get(a->tenant_id);
-	cls = kaireon_outcome_class(cfg, a->outcome, &found);
-	if (!found)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("outcome \"%s\" is not a registered outcome type of tenant \"%s\"", a->outcome, cfg->tenant_id),
-				 errhint("Use a key of kaireon.outcome_types (impression, click, conversion, dismiss, ...).")));
-	resolve(cfg, a, &r);
 
-	/* idempotency: the first writer of a key wins; a duplicate returns its result */
+	/* idempotency: the first writer of a key wins; a duplicate returns the first's result */
 	if (a->idempotency_key != NULL)
 	{
 		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -299,22 +326,36 @@ respond_one(RespondArgs *a)
 		if (exec("INSERT INTO kaireon.respond_idempotency (tenant_id, idempotency_key, interaction_id) "
 				 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", 3, types, v, NULL, SPI_OK_INSERT) == 0)
 		{
-			exec("SELECT interaction_id FROM kaireon.respond_idempotency WHERE tenant_id = $1 AND idempotency_key = $2",
+			bool		isnull;
+			Datum		d;
+
+			exec("SELECT result FROM kaireon.respond_idempotency WHERE tenant_id = $1 AND idempotency_key = $2",
 				 2, types, v, NULL, SPI_OK_SELECT);
-			result = json_pack("{s:s,s:s,s:b,s:s}", "interactionId", col(1), "outcome", a->outcome,
-							   "duplicate", true, "idempotencyKey", a->idempotency_key);
+			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			result = kj_from_jsonb(DatumGetJsonbP(d), "recorded result");
+			json_object_set_new(result, "duplicate", json_true());
 			SPI_finish();
 			MemoryContextSwitchTo(mcxt);
 			return result;
 		}
 	}
 
+	/* checked after the idempotency key: a duplicate gets the first answer even if the
+	 * decision or the outcome type changed since */
+	cls = kaireon_outcome_class(cfg, a->outcome, &found);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outcome \"%s\" is not a registered outcome type of tenant \"%s\"", a->outcome, cfg->tenant_id),
+				 errhint("Use a key of kaireon.outcome_types (impression, click, conversion, dismiss, ...).")));
+	resolve(cfg, a, &r);
+
 	/* the interaction row */
 	{
-		Oid			types[15] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID, TIMESTAMPTZOID};
-		Datum		v[15];
-		char		nulls[16] = "               ";
+		Oid			types[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID, TIMESTAMPTZOID, TEXTOID};
+		Datum		v[16];
+		char		nulls[17] = "                ";
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(interaction_id);
@@ -336,14 +377,15 @@ respond_one(RespondArgs *a)
 			nulls[12] = 'n';
 		v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(a->context, JSON_COMPACT)));
 		v[14] = TimestampTzGetDatum(a->occurred_at);
+		v[15] = txt(r.model_key, &nulls[15]);
 		exec("INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, "
 			 "  outcome_type_key, recommendation_id, rank, offer_id, creative_id, channel_id, placement_id, "
-			 "  decision_flow_id, deduplication_id, conversion_value, context, occurred_at) "
-			 "VALUES ($1, $2, $3, 'outcome', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-			 15, types, v, nulls, SPI_OK_INSERT);
+			 "  decision_flow_id, deduplication_id, conversion_value, context, occurred_at, model_key) "
+			 "VALUES ($1, $2, $3, 'outcome', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+			 16, types, v, nulls, SPI_OK_INSERT);
 	}
 
-	result = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:i,s:b}",
+	result = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:o,s:b}",
 					   "interactionId", interaction_id,
 					   "outcome", a->outcome,
 					   "classification", class_names[cls + 1],
@@ -351,10 +393,23 @@ respond_one(RespondArgs *a)
 					   "offerId", r.offer_id,
 					   "creativeId", r.creative_id,
 					   "channelId", r.channel_id,
-					   "rank", r.rank,
+					   "placementId", r.placement_id,
+					   "rank", r.rank > 0 ? json_integer(r.rank) : json_null(),
 					   "duplicate", false);
 	if (a->idempotency_key)
 		json_object_set_new(result, "idempotencyKey", json_string(a->idempotency_key));
+
+	/* the decision's model learns from the outcome (bandits, naive Bayes) */
+	if (r.model_key != NULL)
+	{
+		json_object_set_new(result, "modelKey", json_string(r.model_key));
+		json_object_set_new(result, "modelLearned",
+							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, a->customer_id,
+															   r.flow_id, r.decision_context, cls)));
+	}
+
+	/* EXP3-IX: a positive outcome rewards the decision's arm (arbitration/exp3.c) */
+	karb_respond(cfg, a->recommendation_id, a->customer_id, r.offer_id, r.placement_id, cls, result);
 
 	/* the outbox event, in the same transaction */
 	{
@@ -375,24 +430,27 @@ respond_one(RespondArgs *a)
 	/* adaptive propensity counts of the offer, its category, the channel and the tenant */
 	if (cls != 0 && r.offer_id != NULL)
 	{
-		Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
-		Datum		v[5];
-		char		nulls[6] = "     ";
+		Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT2OID};
+		Datum		v[6];
+		char		nulls[7] = "      ";
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(r.offer_id);
 		v[2] = txt(r.category_id, &nulls[2]);
 		v[3] = txt(r.channel_id, &nulls[3]);
 		v[4] = Int32GetDatum(cls > 0 ? 1 : 0);
-		exec("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, positives, negatives, positive_rate) "
-			 "SELECT $1, NULL, s.scope, s.scope_id, $5, 1 - $5, $5 "
+		/* this backend's shard: concurrent responds update different rows of the hot scopes */
+		v[5] = Int16GetDatum((int16) (MyBackendId % KAIREON_ADAPTATION_SHARDS));
+		exec("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, shard, positives, negatives, positive_rate) "
+			 "SELECT $1, NULL, s.scope, s.scope_id, $6, $5, 1 - $5, $5 "
 			 "  FROM (VALUES ('offer', $2), ('category', $3), ('channel', $4), ('global', NULL)) s(scope, scope_id) "
 			 " WHERE s.scope = 'global' OR s.scope_id IS NOT NULL "
-			 "ON CONFLICT (tenant_id, model_id, scope, scope_id) DO UPDATE "
+			 "ON CONFLICT (tenant_id, model_id, scope, scope_id, shard) DO UPDATE "
 			 "   SET positives = a.positives + $5, negatives = a.negatives + 1 - $5, "
 			 "       positive_rate = (a.positives + $5)::float8 / (a.positives + a.negatives + 1), "
 			 "       updated_at = now()",
-			 5, types, v, nulls, SPI_OK_INSERT);
+			 6, types, v, nulls, SPI_OK_INSERT);
+		cfg->adaptation = NULL;	/* this backend's next decision reads the new counts */
 	}
 
 	/* budget conversions for positive outcomes */
@@ -438,6 +496,19 @@ respond_one(RespondArgs *a)
 
 	add_suppressions(cfg, a, &r, interaction_id);
 
+	/* what a duplicate of this key will answer */
+	if (a->idempotency_key != NULL)
+	{
+		Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
+		Datum		v[3];
+
+		v[0] = CStringGetTextDatum(cfg->tenant_id);
+		v[1] = CStringGetTextDatum(a->idempotency_key);
+		v[2] = JsonbPGetDatum(kj_to_jsonb(result));
+		exec("UPDATE kaireon.respond_idempotency SET result = $3 WHERE tenant_id = $1 AND idempotency_key = $2",
+			 3, types, v, NULL, SPI_OK_UPDATE);
+	}
+
 	SPI_finish();
 	MemoryContextSwitchTo(mcxt);
 	return result;
@@ -448,7 +519,7 @@ static void
 args_from_json(RespondArgs *a, json_t *obj, const char *what)
 {
 	static const char *const allowed[] = {
-		"tenantId", "customerId", "outcome", "recommendationId", "rank", "creativeId", "offerId",
+		"tenantId", "customerId", "outcome", "recommendationId", "rank", "placementId", "creativeId", "offerId",
 		"idempotencyKey", "conversionValue", "context", "occurredAt", NULL
 	};
 	const char *key;
@@ -466,7 +537,7 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 				ok = true;
 		if (!ok)
 			bad(what, psprintf("has an unknown key \"%s\"", key),
-				"Known keys: tenantId, customerId, outcome, recommendationId, rank, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt.");
+				"Known keys: tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt.");
 		if (strcmp(key, "rank") == 0 || strcmp(key, "conversionValue") == 0)
 		{
 			if (!json_is_number(v) && !json_is_null(v))
@@ -476,15 +547,17 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 			bad(psprintf("%s.%s", what, key), psprintf("must be a string, not %s", kj_type_name(v)), "Use a JSON string.");
 	}
 	memset(a, 0, sizeof(RespondArgs));
+	a->json = what;
 	a->tenant_id = kj_str(obj, "tenantId");
 	a->customer_id = kj_str(obj, "customerId");
 	a->outcome = kj_str(obj, "outcome");
 	a->recommendation_id = kj_str(obj, "recommendationId");
+	a->has_rank = json_is_number(json_object_get(obj, "rank"));
 	a->rank = (int) kj_num(obj, "rank", 0);
-	if (json_is_number(json_object_get(obj, "rank")) && kj_num(obj, "rank", 0) != a->rank)
-		bad(psprintf("%s.rank", what), "must be an integer", "Pass the rank kaireon.recommend returned.");
-	if (json_is_number(json_object_get(obj, "rank")) && a->rank == 0)
-		a->rank = -1;			/* refused below as out of range */
+	if (a->has_rank && kj_num(obj, "rank", 0) != a->rank)
+		bad(psprintf("%s.rank", what), psprintf("must be an integer, not %g", kj_num(obj, "rank", 0)),
+			"Pass the rank kaireon.recommend returned.");
+	a->placement_id = kj_str(obj, "placementId");
 	a->creative_id = kj_str(obj, "creativeId");
 	a->offer_id = kj_str(obj, "offerId");
 	a->idempotency_key = kj_str(obj, "idempotencyKey");
@@ -515,7 +588,7 @@ to_jsonb_datum(json_t *v, MemoryContext target)
 /*
  * kaireon.respond(tenant_id, customer_id, outcome, recommendation_id, rank,
  * creative_id, offer_id, idempotency_key, conversion_value, context,
- * occurred_at): record an outcome; returns what was recorded.
+ * occurred_at, placement_id): record an outcome; returns what was recorded.
  */
 Datum
 kaireon_respond(PG_FUNCTION_ARGS)
@@ -531,9 +604,8 @@ kaireon_respond(PG_FUNCTION_ARGS)
 	a.customer_id = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	a.outcome = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	a.recommendation_id = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	a.rank = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4);
-	if (!PG_ARGISNULL(4) && a.rank == 0)
-		a.rank = -1;
+	a.has_rank = !PG_ARGISNULL(4);
+	a.rank = a.has_rank ? PG_GETARG_INT32(4) : 0;
 	a.creative_id = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
 	a.offer_id = PG_ARGISNULL(6) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(6));
 	a.idempotency_key = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
@@ -544,6 +616,7 @@ kaireon_respond(PG_FUNCTION_ARGS)
 	a.has_occurred_at = !PG_ARGISNULL(10);
 	if (a.has_occurred_at)
 		a.occurred_at = PG_GETARG_TIMESTAMPTZ(10);
+	a.placement_id = PG_ARGISNULL(11) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(11));
 
 	result = to_jsonb_datum(respond_one(&a), outer);
 	MemoryContextSwitchTo(old);

@@ -16,7 +16,6 @@
 
 #include "decision.h"
 #include "kaireon.h"
-#include "scoring.h"
 
 /* Follow a dotted path through nested objects; NULL when absent or JSON null. */
 json_t *
@@ -271,8 +270,8 @@ kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scop
 }
 
 /* An offer attribute: a column of the offer row, else a key of its custom_fields. */
-static json_t *
-offer_attribute(const KOffer *offer, const char *path)
+json_t *
+kaireon_offer_attribute(const KOffer *offer, const char *path)
 {
 	json_t	   *v = kaireon_path(offer->row, path);
 
@@ -298,51 +297,23 @@ adaptation(const KRequest *req, const char *scope, const char *id, int64 *pos, i
 	*neg = v ? (int64) json_number_value(json_array_get(v, 1)) : 0;
 }
 
-/* Feature lookup for the scoring interface: customer attributes, and offer.<field>. */
-typedef struct FeatureArg
+/*
+ * A model score used as a propensity: a probability, so a model whose scores
+ * are not (a regression model) is clamped into [0, 1] (NaN counts as 0).
+ */
+static double
+as_probability(double score)
 {
-	const KRequest *req;
-	const KOffer *offer;
-} FeatureArg;
-
-static bool
-feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
-{
-	const FeatureArg *fa = (const FeatureArg *) self->arg;
-	json_t	   *v;
-
-	if (strncmp(name, "offer.", 6) == 0)
-		v = offer_attribute(fa->offer, name + 6);
-	else
-		v = kaireon_path(fa->req->cust->attrs, name);
-	if (v == NULL)
-		return false;
-	if (json_is_number(v))
-	{
-		out->kind = KV_NUMBER;
-		out->num = json_number_value(v);
-	}
-	else if (json_is_boolean(v))
-	{
-		out->kind = KV_BOOL;
-		out->num = json_is_true(v) ? 1 : 0;
-	}
-	else if (json_is_string(v))
-	{
-		out->kind = KV_STRING;
-		out->str = json_string_value(v);
-	}
-	else
-		out->kind = KV_NULL;
-	return true;
+	return score >= 1 ? 1 : score > 0 ? score : 0;
 }
 
 /*
  * The candidate's propensity (spec section 6, adaptive propensity): the
  * offer's own positive rate once it has 50 outcomes; below that its outcomes
  * blended with a prior (smoothing weight 10), the prior being the category's
- * rate (20 outcomes or more), else the tenant's (10 or more), else the flow's
- * model score, else 0.5.  Computed once per candidate.
+ * rate (20 outcomes or more), else the tenant's (10 or more), else the
+ * request's model score, else 0.5.  With score.propensitySource "model" the
+ * model's score is the propensity outright.  Computed once per candidate.
  */
 double
 kaireon_propensity(KRequest *req, KCandidate *cand)
@@ -364,6 +335,13 @@ kaireon_propensity(KRequest *req, KCandidate *cand)
 	adaptation(req, "category", offer->category_id, &cp, &cn);
 	adaptation(req, "global", NULL, &gp, &gn);
 	cand->propensity_n = op + on;
+	if (req->model != NULL && flow != NULL && flow->model_propensity)
+	{
+		/* the flow takes its propensity from the model, not from the counts */
+		cand->propensity = as_probability(kaireon_candidate_model_score(req, req->model, offer));
+		cand->propensity_source = "model";
+		return cand->propensity;
+	}
 
 	if (offer->category_id != NULL && cp + cn >= 20)
 	{
@@ -375,24 +353,15 @@ kaireon_propensity(KRequest *req, KCandidate *cand)
 		prior = (double) gp / (gp + gn);
 		prior_source = "global";
 	}
+	else if (req->model != NULL)
+	{
+		prior = as_probability(kaireon_candidate_model_score(req, req->model, offer));
+		prior_source = "model";
+	}
 	else
 	{
-		KaireonModel *model = (flow && flow->model_key) ?
-			kaireon_model_get(req->cfg->tenant_id, flow->model_key) : NULL;
-
-		if (model != NULL)
-		{
-			FeatureArg	fa = {req, offer};
-			KaireonFeatures f = {feature_get, &fa};
-
-			prior = kaireon_model_score(model, &f, offer->id);
-			prior_source = "model";
-		}
-		else
-		{
-			prior = 0.5;
-			prior_source = "default";
-		}
+		prior = 0.5;
+		prior_source = "default";
 	}
 	if (op + on >= 50)
 	{
@@ -461,13 +430,14 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 			}
 		case KRULE_OFFER_ATTRIBUTE:
 			if (rule->offer_holds != NULL ? rule->offer_holds[cand->offer] :
-				cond_passes(&rule->cond, offer_attribute(offer, rule->cond.path)))
+				cond_passes(&rule->cond, kaireon_offer_attribute(offer, rule->cond.path)))
 				return true;
 			*why = psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 			return false;
 		case KRULE_PROPENSITY_THRESHOLD:
 			{
-				double		p = kaireon_propensity(req, cand);
+				struct KaireonModel *m = rule->model_key ? kaireon_rule_model(req, rule) : NULL;
+				double		p = m ? kaireon_candidate_model_score(req, m, offer) : kaireon_propensity(req, cand);
 				json_t	   *pv = json_real(p);
 				KCond		c = {"", rule->threshold_op, json_real(rule->threshold)};
 
@@ -525,7 +495,7 @@ kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule)
 {
 	rule->offer_holds = palloc(sizeof(bool) * Max(cfg->noffers, 1));
 	for (int o = 0; o < cfg->noffers; o++)
-		rule->offer_holds[o] = cond_passes(&rule->cond, offer_attribute(&cfg->offers[o], rule->cond.path));
+		rule->offer_holds[o] = cond_passes(&rule->cond, kaireon_offer_attribute(&cfg->offers[o], rule->cond.path));
 }
 
 /*
@@ -593,7 +563,7 @@ static json_t *
 guardrail_value(const KRequest *req, const KOffer *offer, const char *field)
 {
 	if (strncmp(field, "offer.", 6) == 0)
-		return offer_attribute(offer, field + 6);
+		return kaireon_offer_attribute(offer, field + 6);
 	if (strncmp(field, "customer.", 9) == 0)
 		return kaireon_path(req->cust->attrs, field + 9);
 	if (strncmp(field, "request.", 8) == 0)

@@ -18,6 +18,8 @@
 
 #include "postgres.h"
 
+#include "utils/jsonb.h"
+
 /* The kind of a feature value. */
 typedef enum KaireonValueKind
 {
@@ -62,5 +64,57 @@ extern KaireonModel *kaireon_model_get(const char *tenant_id, const char *model_
  */
 extern double kaireon_model_score(KaireonModel *model, const KaireonFeatures *features,
 								  const char *arm);
+
+
+/* ---- additions of the scoring module (docs/models.md) ---- */
+
+/* kaireon_model_get, but also returning models whose state is still empty (untrained). */
+extern KaireonModel *kaireon_model_lookup(const char *tenant_id, const char *model_key);
+
+/* The score with its factors (per-type JSON object, see docs/models.md), as jsonb. */
+extern Jsonb *kaireon_model_explain(KaireonModel *model, const KaireonFeatures *features,
+									const char *arm);
+
+/* The model's algorithm_models id, key and registry_status. */
+extern const char *kaireon_model_id(const KaireonModel *model);
+extern const char *kaireon_model_key(const KaireonModel *model);
+extern const char *kaireon_model_registry_status(const KaireonModel *model);
+
+/*
+ * May the model rank candidates?  False for shadow and archived models: a
+ * shadow model is scored and logged (kaireon.log_shadow_scores) but never ranks.
+ */
+extern bool kaireon_model_ranks(const KaireonModel *model);
+
+/* Does the score depend on the candidate offer (per-arm state or offer.<field> features)? */
+extern bool kaireon_model_per_offer(const KaireonModel *model);
+
+/* The feature names a model reads, in the order of kaireon.score's float8[] form. */
+extern int	kaireon_model_feature_names(const KaireonModel *model, const char *const **names);
+
+/*
+ * The (trained) shadow models of the model's registry family, other than the
+ * model itself; *shadows is palloc'd in the current context.
+ */
+extern int	kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows);
+
+/* The classification of an outcome type. */
+typedef enum KaireonOutcomeClass
+{
+	KAIREON_OUTCOME_POSITIVE,
+	KAIREON_OUTCOME_NEGATIVE,
+	KAIREON_OUTCOME_NEUTRAL
+} KaireonOutcomeClass;
+
+/*
+ * Online learning, for respond: update the state of the tenant's model with
+ * this key from one outcome (bayesian: class and bin counts of the features;
+ * bandits: the arm's counts).  Takes the model's row lock, so concurrent calls
+ * serialise.  Returns false, changing nothing, when the model does not exist,
+ * does not learn online, or the outcome is neutral.  arm is the offer id
+ * (required by bandits); features may be NULL for bandits.
+ */
+extern bool kaireon_model_learn(const char *tenant_id, const char *model_key, const char *arm,
+								const KaireonFeatures *features, KaireonOutcomeClass outcome);
 
 #endif							/* KAIREON_SCORING_H */

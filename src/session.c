@@ -81,10 +81,10 @@ kaireon_session_init(void)
 }
 
 /*
- * Reserve the kaireon. prefix: unknown kaireon.* settings are refused from
- * now on.  Called last by _PG_init, once every module has defined its
- * settings: reserving removes the placeholders of settings not defined yet,
- * and with them the values postgresql.conf gave them.
+ * Reserve the kaireon. prefix: unknown kaireon.* settings are refused from now
+ * on.  Called by _PG_init after every module has defined its settings, since
+ * reserving removes the placeholders of settings not yet defined (and with
+ * them the values postgresql.conf gave them).
  */
 void
 kaireon_session_reserve_prefix(void)

@@ -30,6 +30,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "pgtime.h"
 
 #include "kaireon.h"
 #include "validate.h"
@@ -233,11 +235,13 @@ static void check_cap_window(json_t *config, ValidateCtx *ctx);
 static void check_cooldown(json_t *config, ValidateCtx *ctx);
 static void check_time_window(json_t *config, ValidateCtx *ctx);
 static void check_engagement(json_t *config, ValidateCtx *ctx);
+static void check_cross_offer(json_t *config, ValidateCtx *ctx);
 
 /* ---- decision flow configurations (draft_config and published snapshots) ---- */
 
 static const char *const placement_modes[] = {"strict", "fallback", "any", NULL};
 static const char *const score_methods[] = {"priority_weighted", "propensity", "formula", NULL};
+static const char *const propensity_sources[] = {"model", "adaptive", NULL};
 
 static const FieldSpec flow_fields[] = {
 	{"description", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
@@ -258,6 +262,8 @@ static const FieldSpec flow_inventory_fields[] = {
 static const FieldSpec flow_score_fields[] = {
 	{"method", JT_STRING, false, score_methods, 0, NO_BOUND, NO_BOUND},
 	{"modelKey", JT_STRING, false, NULL, 0, 1, 200},
+	{"experimentKey", JT_STRING, false, NULL, 0, 1, 200},
+	{"propensitySource", JT_STRING, false, propensity_sources, 0, NO_BOUND, NO_BOUND},
 	{"profileKey", JT_STRING, false, NULL, 0, 1, 200},
 	{"weights", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
 	FIELD_END
@@ -267,6 +273,77 @@ static const FieldSpec flow_weight_fields[] = {
 	{"relevance", JT_NUMBER, false, NULL, 0, 0, 1},
 	{"impact", JT_NUMBER, false, NULL, 0, 0, 1},
 	{"emphasis", JT_NUMBER, false, NULL, 0, 0, 1},
+	FIELD_END
+};
+
+/* ---- offer schedules ---- */
+
+static const FieldSpec schedule_fields[] = {
+	{"start", JT_STRING, false, NULL, 0, 1, 64},
+	{"end", JT_STRING, false, NULL, 0, 1, 64},
+	{"days", JT_ARRAY, false, NULL, JT_INTEGER, 1, 7},
+	{"hours", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"timezone", JT_STRING, false, NULL, 0, 1, 64},
+	FIELD_END
+};
+static const FieldSpec schedule_hours_fields[] = {
+	{"start", JT_INTEGER, true, NULL, 0, 0, 23},
+	{"end", JT_INTEGER, true, NULL, 0, 1, 24},
+	FIELD_END
+};
+
+/* ---- arbitration (docs/arbitration.md) ---- */
+
+static const char *const cross_offer_periods[] = {"daily", "weekly", "monthly", "quarterly", "run", NULL};
+
+static const FieldSpec coc_count[] = {
+	{"limit", JT_INTEGER, false, NULL, 0, 1, 1e15},
+	{"period", JT_STRING, false, cross_offer_periods, 0, NO_BOUND, NO_BOUND},
+	{"maxPerResponse", JT_INTEGER, false, NULL, 0, 1, 50},
+	{"description", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
+	FIELD_END
+};
+static const FieldSpec coc_budget[] = {
+	{"limit", JT_NUMBER, false, NULL, 0, 0, 1e15},
+	{"period", JT_STRING, false, cross_offer_periods, 0, NO_BOUND, NO_BOUND},
+	{"maxPerResponse", JT_NUMBER, false, NULL, 0, 0, 1e15},
+	{"costField", JT_STRING, false, NULL, 0, 1, 200},
+	{"description", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
+	FIELD_END
+};
+
+static const RuleSpec cross_offer_specs[] = {
+	{"channel_quota", coc_count, check_cross_offer},
+	{"category_cap", coc_count, check_cross_offer},
+	{"portfolio_budget", coc_budget, check_cross_offer},
+	{NULL, NULL, NULL}
+};
+
+/* The PRIE weights of an arbitration profile (or of one EXP3-IX arm). */
+static const FieldSpec profile_weight_fields[] = {
+	{"propensity", JT_NUMBER, false, NULL, 0, 0, 1000},
+	{"relevance", JT_NUMBER, false, NULL, 0, 0, 1000},
+	{"impact", JT_NUMBER, false, NULL, 0, 0, 1000},
+	{"revenue", JT_NUMBER, false, NULL, 0, 0, 1000},
+	{"margin", JT_NUMBER, false, NULL, 0, 0, 1000},
+	{"emphasis", JT_NUMBER, false, NULL, 0, 0, 1000},
+	{"engagement", JT_NUMBER, false, NULL, 0, 0, 1000},
+	FIELD_END
+};
+static const FieldSpec profile_bandit_fields[] = {
+	{"arms", JT_ARRAY, true, NULL, JT_OBJECT, 2, 32},
+	{"gamma", JT_NUMBER, false, NULL, 0, 0, 1},
+	{"eta", JT_NUMBER, false, NULL, 0, 0.000001, 100},
+	{"beta", JT_NUMBER, false, NULL, 0, 0, 1},
+	FIELD_END
+};
+
+/* runs.volume_constraints */
+static const FieldSpec run_limit_fields[] = {
+	{"maxTotal", JT_INTEGER, false, NULL, 0, 0, 1e15},
+	{"perOffer", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"perCategory", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	{"perChannel", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
 	FIELD_END
 };
 
@@ -592,6 +669,98 @@ check_engagement(json_t *config, ValidateCtx *ctx)
 		config_error(&sub, "min", "must not exceed \"max\"");
 }
 
+/*
+ * Cross-offer constraints: a global limit needs its period and must be
+ * positive; at least one of limit and maxPerResponse; a per-response budget
+ * must be positive.
+ */
+static void
+check_cross_offer(json_t *config, ValidateCtx *ctx)
+{
+	json_t	   *limit = json_object_get(config, "limit");
+	json_t	   *per = json_object_get(config, "maxPerResponse");
+
+	if (limit == NULL && per == NULL)
+		config_error(ctx, "limit", "or \"maxPerResponse\" is required (a constraint must limit something)");
+	if (limit != NULL && json_number_value(limit) <= 0)
+		config_error(ctx, "limit", psprintf("must be greater than 0, not %g", json_number_value(limit)));
+	if (limit != NULL && json_object_get(config, "period") == NULL)
+		config_error(ctx, "period", "is required with \"limit\" (daily, weekly, monthly, quarterly or run)");
+	if (limit == NULL && json_object_get(config, "period") != NULL)
+		config_error(ctx, "period", "is only meaningful with \"limit\"");
+	if (per != NULL && json_number_value(per) <= 0)
+		config_error(ctx, "maxPerResponse", psprintf("must be greater than 0, not %g", json_number_value(per)));
+}
+
+/* One set of PRIE weights: known keys, not all zero. */
+static void
+check_profile_weights(json_t *w, ValidateCtx *ctx)
+{
+	const char *key;
+	json_t	   *v;
+	double		sum = 0;
+
+	check_fields(ctx, w, profile_weight_fields);
+	json_object_foreach(w, key, v)
+		sum += json_number_value(v);
+	if (json_object_size(w) > 0 && !(sum > 0))
+		config_error(ctx, "(root)", "must give some factor a positive weight");
+}
+
+/*
+ * Arbitration profile weights: either PRIE weights, or EXP3-IX arms (each a
+ * set of PRIE weights) with gamma, eta and beta.
+ */
+static void
+check_profile(json_t *config, ValidateCtx *ctx)
+{
+	if (!json_is_object(config))
+		config_error(ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(config)));
+	if (json_object_get(config, "arms") != NULL)
+	{
+		json_t	   *arms = json_object_get(config, "arms");
+		size_t		i;
+		json_t	   *arm;
+
+		check_fields(ctx, config, profile_bandit_fields);
+		json_array_foreach(arms, i, arm)
+		{
+			ValidateCtx sub = {psprintf("%s.arms[%zu]", ctx->where, i), NULL};
+
+			check_profile_weights(arm, &sub);
+			if (json_object_size(arm) == 0)
+				config_error(&sub, "(root)", "must give some factor a positive weight");
+		}
+		return;
+	}
+	check_profile_weights(config, ctx);
+}
+
+/* runs.volume_constraints: maxTotal and per-offer, per-category, per-channel limits (integers >= 0). */
+static void
+check_run_limits(json_t *config, ValidateCtx *ctx)
+{
+	static const char *const maps[] = {"perOffer", "perCategory", "perChannel", NULL};
+
+	check_fields(ctx, config, run_limit_fields);
+	for (int m = 0; maps[m]; m++)
+	{
+		json_t	   *obj = json_object_get(config, maps[m]);
+		const char *id;
+		json_t	   *v;
+
+		if (obj == NULL)
+			continue;
+		json_object_foreach(obj, id, v)
+		{
+			if (!type_matches(v, JT_INTEGER) || json_number_value(v) < 0)
+				config_error(ctx, psprintf("%s.%s", maps[m], id),
+							 psprintf("must be an integer of at least 0, not %s",
+									  json_is_number(v) ? psprintf("%g", json_number_value(v)) : kj_type_name(v)));
+		}
+	}
+}
+
 /* Decision flows: the nested inventory, score and weights objects. */
 static void
 check_flow(json_t *config, ValidateCtx *ctx)
@@ -618,6 +787,68 @@ check_flow(json_t *config, ValidateCtx *ctx)
 			check_fields(&sub, w, flow_weight_fields);
 		}
 	}
+}
+
+/* Error context naming the schedule field whose timestamp is being parsed. */
+static void
+schedule_errcontext(void *arg)
+{
+	errcontext("in field \"%s\" of an offer schedule", (const char *) arg);
+}
+
+/* Parse a schedule timestamp with timestamptz_in: a bad one raises its own error, with context. */
+static TimestampTz
+schedule_timestamp(const char *field, const char *value)
+{
+	ErrorContextCallback cb;
+	TimestampTz ts;
+
+	cb.callback = schedule_errcontext;
+	cb.arg = (void *) field;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(value),
+												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	error_context_stack = cb.previous;
+	return ts;
+}
+
+/* Offer schedules: timestamps that parse, end after start, weekdays, hours, a known time zone. */
+static void
+check_schedule(json_t *config, ValidateCtx *ctx)
+{
+	const char *start = kj_str(config, "start");
+	const char *end = kj_str(config, "end");
+	const char *tz = kj_str(config, "timezone");
+	json_t	   *days = json_object_get(config, "days");
+	json_t	   *hours = json_object_get(config, "hours");
+	size_t		i;
+	json_t	   *d;
+
+	if (start && end && schedule_timestamp("end", end) <= schedule_timestamp("start", start))
+		config_error(ctx, "end", "must be later than \"start\"");
+	else if (start)
+		(void) schedule_timestamp("start", start);
+	else if (end)
+		(void) schedule_timestamp("end", end);
+	json_array_foreach(days, i, d)
+	{
+		if (json_number_value(d) < 0 || json_number_value(d) > 6)
+			config_error(ctx, psprintf("days[%zu]", i),
+						 psprintf("must be a weekday from 0 (Sunday) to 6, not %g", json_number_value(d)));
+	}
+	if (hours != NULL)
+	{
+		ValidateCtx sub;
+
+		sub.where = psprintf("%s.hours", ctx->where);
+		sub.rule_type = NULL;
+		check_fields(&sub, hours, schedule_hours_fields);
+		if (kj_num(hours, "start", 0) == kj_num(hours, "end", 0))
+			config_error(&sub, "end", "must differ from \"start\" (the window would be empty)");
+	}
+	if (tz != NULL && pg_tzset(tz) == NULL)
+		config_error(ctx, "timezone", psprintf("names no known time zone: \"%s\"", tz));
 }
 
 /* ---- guardrail expressions ---- */
@@ -705,6 +936,14 @@ kaireon_config_kind_from_name(const char *name, KaireonConfigKind *kind)
 		*kind = KCONF_GUARDRAIL;
 	else if (strcmp(name, "decision_flow") == 0)
 		*kind = KCONF_DECISION_FLOW;
+	else if (strcmp(name, "offer_schedule") == 0)
+		*kind = KCONF_OFFER_SCHEDULE;
+	else if (strcmp(name, "cross_offer_constraint") == 0)
+		*kind = KCONF_CROSS_OFFER_CONSTRAINT;
+	else if (strcmp(name, "arbitration_profile") == 0)
+		*kind = KCONF_ARBITRATION_PROFILE;
+	else if (strcmp(name, "run_volume_constraints") == 0)
+		*kind = KCONF_RUN_VOLUME_CONSTRAINTS;
 	else
 		return false;
 	return true;
@@ -720,8 +959,13 @@ specs_for(KaireonConfigKind kind)
 			return qualification_specs;
 		case KCONF_CONTACT_POLICY:
 			return contact_specs;
+		case KCONF_CROSS_OFFER_CONSTRAINT:
+			return cross_offer_specs;
 		case KCONF_GUARDRAIL:
 		case KCONF_DECISION_FLOW:
+		case KCONF_OFFER_SCHEDULE:
+		case KCONF_ARBITRATION_PROFILE:
+		case KCONF_RUN_VOLUME_CONSTRAINTS:
 			return NULL;
 	}
 	return NULL;
@@ -764,11 +1008,30 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 		check_guardrail_node(&ctx, config, "$", 0);
 		return;
 	}
+	if (kind == KCONF_OFFER_SCHEDULE)
+	{
+		ctx.rule_type = NULL;
+		check_fields(&ctx, config, schedule_fields);
+		check_schedule(config, &ctx);
+		return;
+	}
 	if (kind == KCONF_DECISION_FLOW)
 	{
 		ctx.rule_type = NULL;
 		check_fields(&ctx, config, flow_fields);
 		check_flow(config, &ctx);
+		return;
+	}
+	if (kind == KCONF_ARBITRATION_PROFILE)
+	{
+		ctx.rule_type = NULL;
+		check_profile(config, &ctx);
+		return;
+	}
+	if (kind == KCONF_RUN_VOLUME_CONSTRAINTS)
+	{
+		ctx.rule_type = NULL;
+		check_run_limits(config, &ctx);
 		return;
 	}
 	else
@@ -781,6 +1044,7 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 					 errmsg("unknown rule type \"%s\" for %s", rule_type ? rule_type : "(null)", where),
 					 errhint("Valid rule types: %s.",
 							 kind == KCONF_CONTACT_POLICY ? choices_text(contact_rule_types)
+							 : kind == KCONF_CROSS_OFFER_CONSTRAINT ? "channel_quota, portfolio_budget, category_cap"
 							 : "segment_required, attribute_condition, propensity_threshold, recency_check, metric_condition, offer_attribute")));
 		check_fields(&ctx, config, spec->fields);
 		if (spec->check)
@@ -874,7 +1138,7 @@ kaireon_validate_config_sql(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown configuration kind \"%s\"", kind_name),
-				 errhint("Use qualification_rule, contact_policy, guardrail or decision_flow.")));
+				 errhint("Use qualification_rule, contact_policy, guardrail, decision_flow, offer_schedule, cross_offer_constraint, arbitration_profile or run_volume_constraints.")));
 	rule_type = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	config = PG_GETARG_TEXT_PP(2);
 

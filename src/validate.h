@@ -14,7 +14,11 @@ typedef enum KaireonConfigKind
 	KCONF_QUALIFICATION_RULE,
 	KCONF_CONTACT_POLICY,
 	KCONF_GUARDRAIL,
-	KCONF_DECISION_FLOW
+	KCONF_DECISION_FLOW,
+	KCONF_OFFER_SCHEDULE,
+	KCONF_CROSS_OFFER_CONSTRAINT,
+	KCONF_ARBITRATION_PROFILE,
+	KCONF_RUN_VOLUME_CONSTRAINTS
 } KaireonConfigKind;
 
 extern bool kaireon_config_kind_from_name(const char *name, KaireonConfigKind *kind);

@@ -53,6 +53,13 @@ CREATE TABLE kaireon.tenants (
     settings                jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
     ai_analyzer_settings    jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(ai_analyzer_settings) = 'object'),
     is_playground           boolean NOT NULL DEFAULT false,
+    -- the decision trace sample rate, when set, is a number from 0 to 1
+    CONSTRAINT tenants_trace_sample_rate_check CHECK (
+        CASE WHEN settings ? 'decisionTraceSampleRate'
+             THEN CASE WHEN jsonb_typeof(settings -> 'decisionTraceSampleRate') = 'number'
+                       THEN (settings ->> 'decisionTraceSampleRate')::float8 BETWEEN 0 AND 1
+                       ELSE false END
+             ELSE true END),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now()
 );

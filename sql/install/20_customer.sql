@@ -131,6 +131,7 @@ CREATE TABLE kaireon.interaction_history (
     deduplication_id        text,
     score                   double precision,
     propensity              double precision CHECK (propensity BETWEEN 0 AND 1),
+    model_key               text,
     conversion_value        numeric,
     context                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),

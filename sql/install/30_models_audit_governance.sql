@@ -82,16 +82,17 @@ CREATE TABLE kaireon.model_adaptations (
                             CHECK (positive_rate >= 0 AND positive_rate <= 1),
     predictor_bins          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_bins) = 'object'),
     predictor_aucs          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_aucs) = 'object'),
+    shard                   smallint NOT NULL DEFAULT 0 CHECK (shard >= 0 AND shard < 64),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
-    UNIQUE NULLS NOT DISTINCT (tenant_id, model_id, scope, scope_id),
+    UNIQUE NULLS NOT DISTINCT (tenant_id, model_id, scope, scope_id, shard),
     CHECK ((scope = 'global') = (scope_id IS NULL)),
     FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
         ON DELETE CASCADE
 );
 COMMENT ON TABLE kaireon.model_adaptations IS
-    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel.';
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel. A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
 
 CREATE TABLE kaireon.model_approvals (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
@@ -273,10 +274,13 @@ CREATE INDEX ml_job_results_type_idx
 
 -- Cross-tenant, append-only. tenant_id is nullable and deliberately has NO foreign key to
 -- kaireon.tenants: the chain must survive the deletion of its tenant unchanged (neither
--- CASCADE nor SET NULL may rewrite an immutable log).
+-- CASCADE nor SET NULL may rewrite an immutable log). Rows are written by the audit triggers
+-- (sql/install/70_audit.sql, src/audit*.c); the format is in docs/audit.md. before and after
+-- are json, not jsonb: they hold exactly the text that was hashed.
 CREATE TABLE kaireon.audit_logs (
     id                      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id               text,
+    chain_seq               bigint NOT NULL CHECK (chain_seq >= 1),
     request_id              text,
     user_id                 text,
     session_user_name       text NOT NULL DEFAULT session_user,
@@ -285,22 +289,27 @@ CREATE TABLE kaireon.audit_logs (
                                               'anchor')),
     entity_type             text,
     entity_id               text,
-    before                  jsonb CHECK (jsonb_typeof(before) = 'object'),
-    after                   jsonb CHECK (jsonb_typeof(after) = 'object'),
+    before                  json CHECK (json_typeof(before) = 'object'),
+    after                   json CHECK (json_typeof(after) = 'object'),
     changed_fields          jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(changed_fields) = 'array'),
     entity_version          integer CHECK (entity_version >= 0),
-    prev_hash               text CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
-    integrity_hash          text CHECK (integrity_hash ~ '^[0-9a-f]{64}$'),
+    prev_hash               text NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
+    integrity_hash          text NOT NULL CHECK (integrity_hash ~ '^[0-9a-f]{64}$'),
     created_at              timestamptz NOT NULL DEFAULT now(),
-    CHECK (action = 'anchor' OR (entity_type IS NOT NULL AND entity_id IS NOT NULL))
+    CHECK (action = 'anchor' OR (entity_type IS NOT NULL AND entity_id IS NOT NULL)),
+    -- one row per position of a chain: a fork cannot be stored
+    UNIQUE NULLS NOT DISTINCT (tenant_id, chain_seq)
 );
 COMMENT ON TABLE kaireon.audit_logs IS
-    'AuditLog: immutable, append-only audit chain of changes (create, update, soft_delete, restore, delete) plus chain anchors. integrity_hash is the hex SHA-256 over prev_hash || the canonical row content, prev_hash the integrity_hash of the previous row of the same chain. Cross-tenant: one chain per tenant plus one for rows with a NULL tenant_id; tenant_id has no foreign key to tenants on purpose, so deleting a tenant neither deletes nor rewrites its audit rows. Row level security with policy tenant_isolation: rows with a NULL tenant_id are visible only to superusers and BYPASSRLS roles. No updated_at.';
+    'AuditLog: immutable, append-only audit chain of changes (create, update, soft_delete, restore, delete) plus retention anchors. integrity_hash is the hex SHA-256 of prev_hash followed by the canonical JSON of the row, prev_hash the integrity_hash of the previous row of the same chain (chain_seq - 1), 64 zeros for the first (docs/audit.md). Cross-tenant: one chain per tenant plus one for rows with a NULL tenant_id; tenant_id has no foreign key to tenants on purpose, so deleting a tenant neither deletes nor rewrites its audit rows. Row level security with policy tenant_isolation: rows with a NULL tenant_id are visible only to superusers and BYPASSRLS roles. No updated_at.';
 
 CREATE INDEX audit_logs_tenant_id_idx
     ON kaireon.audit_logs (tenant_id, id);
 CREATE INDEX audit_logs_entity_idx
     ON kaireon.audit_logs (tenant_id, entity_type, entity_id, id);
+-- the anchors retention leaves, found by verification
+CREATE INDEX audit_logs_anchor_idx
+    ON kaireon.audit_logs (tenant_id, id) WHERE action = 'anchor';
 
 ALTER TABLE kaireon.audit_logs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON kaireon.audit_logs

@@ -37,12 +37,13 @@ CREATE TABLE kaireon.respond_idempotency (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     idempotency_key         text NOT NULL CHECK (length(idempotency_key) BETWEEN 1 AND 200),
     interaction_id          text NOT NULL,
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, idempotency_key)
 );
 CREATE INDEX ON kaireon.respond_idempotency (created_at);
 COMMENT ON TABLE kaireon.respond_idempotency IS
-    'kaireon''s own table: idempotency keys of kaireon.respond and the interaction each one recorded; retention removes old keys.';
+    'kaireon''s own table: idempotency keys of kaireon.respond, the interaction each one recorded and the answer a duplicate gets; retention removes old keys.';
 
 CREATE FUNCTION kaireon._period_end(period text, t timestamptz) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -110,6 +111,11 @@ CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, s
     max_impressions, max_spend, max_conversions, status
     ON kaireon.budget_allocations FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
 
+-- Offer schedules are validated when written (a bad date would otherwise stop the tenant's
+-- decisions when its configuration is compiled).
+CREATE TRIGGER validate_schedule BEFORE INSERT OR UPDATE OF schedule ON kaireon.offers
+    FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('offer_schedule', '', 'schedule');
+
 -- Decision flows: drafts are validated when written; published versions never change.
 CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF draft_config ON kaireon.decision_flows
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('decision_flow', '', 'draft_config');
@@ -142,6 +148,7 @@ AS $fn$
 DECLARE
     f           kaireon.decision_flows;
     v_version   integer;
+    v_req       text;
 BEGIN
     IF publish_decision_flow.tenant_id IS NULL OR publish_decision_flow.key IS NULL THEN
         RAISE EXCEPTION 'tenant_id and key must not be null'
@@ -156,6 +163,15 @@ BEGIN
         RAISE EXCEPTION 'decision flow "%" does not exist for tenant "%"', publish_decision_flow.key,
                         publish_decision_flow.tenant_id
             USING ERRCODE = '42704', HINT = 'Create it in kaireon.decision_flows first.';
+    END IF;
+    -- four-eyes: the publish is filed for approval (action decision_flow.publish, with the
+    -- draft as it is now: 80_governed_actions.sql) instead of made
+    IF kaireon.four_eyes_required(publish_decision_flow.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
+        v_req := kaireon.request_approval(publish_decision_flow.tenant_id, 'decision_flow.publish', f.id,
+                                          jsonb_build_object('key', f.key, 'notes', notes, 'draft', f.draft_config));
+        RAISE NOTICE 'publishing decision flow "%" awaits approval: request %', f.key, v_req
+            USING HINT = 'Another user approves it with kaireon.approve_request; recommend runs the published version until then.';
+        RETURN NULL;
     END IF;
     -- the draft is valid: its validation trigger ran when it was written
     v_version := coalesce(f.published_version, 0) + 1;
@@ -174,7 +190,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.publish_decision_flow(text, text, text) IS
-    'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number.';
+    'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number. With four-eyes enabled it files an approval request (action decision_flow.publish) instead and returns NULL.';
 
 -- The ten default outcome types of every new tenant (spec section 5).
 CREATE FUNCTION kaireon._seed_outcome_types() RETURNS trigger
@@ -226,18 +242,19 @@ CREATE FUNCTION kaireon.respond(tenant_id text, customer_id text, outcome text,
                                 recommendation_id text DEFAULT NULL, rank integer DEFAULT NULL,
                                 creative_id text DEFAULT NULL, offer_id text DEFAULT NULL,
                                 idempotency_key text DEFAULT NULL, conversion_value numeric DEFAULT NULL,
-                                context jsonb DEFAULT '{}', occurred_at timestamptz DEFAULT NULL)
+                                context jsonb DEFAULT '{}', occurred_at timestamptz DEFAULT NULL,
+                                placement_id text DEFAULT NULL)
     RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION kaireon.respond(text, text, text, text, integer, text, text, text, numeric, jsonb, timestamptz) IS
-    'Records an outcome of a decision (by recommendation id and rank, or creative / offer id) and learns from it: interaction row, outbox event, adaptation counts, budget conversions, suppressions; idempotent on idempotency_key. Returns what was recorded.';
+COMMENT ON FUNCTION kaireon.respond(text, text, text, text, integer, text, text, text, numeric, jsonb, timestamptz, text) IS
+    'Records an outcome of a decision (by recommendation id and rank, with placement_id for a request of several placements, or creative / offer id) and learns from it: interaction row, outbox event, adaptation counts, budget conversions, suppressions; idempotent on idempotency_key. Returns what was recorded.';
 
 CREATE FUNCTION kaireon.respond_json(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond_json'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.respond_json(jsonb) IS
-    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt).';
+    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt).';
 
 CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond_bulk'

@@ -11,14 +11,37 @@ AS $fn$
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
         'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
-        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)']) AS f
+        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)',
+        'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
+        'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
+        'kaireon.wilson_interval(double precision,double precision,double precision)',
+        'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
+        'kaireon.set_model_seed(bigint)',
+        'kaireon.verify_audit_chain(text,bigint,bigint)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()', 'kaireon.in_restore_session()']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
         'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
-        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz)',
+        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
         'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
         'kaireon.publish_decision_flow(text,text,text)',
+        'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
+        'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',
+        'kaireon.check_drift(text,text,timestamptz,timestamptz,timestamptz,timestamptz,jsonb)',
+        'kaireon.transition_model(text,text,text,text)',
+        'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
+        'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
+        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)',
+        'kaireon.request_approval(text,text,text,jsonb,text)', 'kaireon.approve_request(text,text,text)',
+        'kaireon.reject_request(text,text,text)', 'kaireon.cancel_request(text,text)',
+        'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
+        'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
+        'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
+        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
+        'kaireon.run_campaign(text,text,boolean)',
+        'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
         'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
@@ -45,8 +68,12 @@ BEGIN
         WHEN 'app' THEN
             EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
-            -- the audit log is append-only
-            EXECUTE format('REVOKE UPDATE, DELETE ON kaireon.audit_logs FROM %I', v_role);
+            -- the audit log is written by kaireon's audit triggers only (append-only, read here),
+            -- approvals only through kaireon.request_approval / approve_request / ... (and the
+            -- approved model promotions they record in model_approvals)
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.audit_chain_heads,'
+                           ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions,'
+                           ' kaireon.model_approvals FROM %I', v_role);
         WHEN 'admin' THEN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
@@ -80,7 +107,7 @@ CREATE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
         SELECT kaireon._grant_role(role, 'app');
     END;
 COMMENT ON FUNCTION kaireon.grant_app_role(regrole) IS
-    'Grants a role what an application needs: read and write the kaireon tables (the audit log append-only) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
+    'Grants a role what an application needs: read and write the kaireon tables (the audit log and the approval tables read-only: kaireon writes them) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
 
 CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
     LANGUAGE sql

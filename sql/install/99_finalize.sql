@@ -6,7 +6,8 @@
 --   * deleted_at column           -> index (tenant_id, deleted_at)
 --   * every table holding rows    -> pg_extension_config_dump, so pg_dump keeps its rows;
 --                                    rows that triggers recreate on restore are filtered out
---                                    (see the filters below and docs/schema.md)
+--                                    (see the filters below and docs/schema.md), and a table
+--                                    registered earlier with a filter of its own keeps it
 DO $finalize$
 DECLARE
     r           record;
@@ -31,7 +32,8 @@ BEGIN
         IF r.has_deleted_at AND NOT r.relispartition THEN
             EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, deleted_at)', r.relname);
         END IF;
-        IF r.relkind = 'r' THEN
+        -- (a table registered earlier with a filter of its own keeps it)
+        IF r.relkind = 'r' AND r.oid <> ALL (coalesce((SELECT extconfig FROM pg_extension WHERE extname = 'kaireon'), '{}')) THEN
             PERFORM pg_catalog.pg_extension_config_dump(format('kaireon.%I', r.relname)::regclass,
                 CASE r.relname
                     -- a restored tenant gets its system outcome types from the seeding trigger
@@ -48,7 +50,9 @@ $finalize$;
 
 -- Functions and procedures are not callable by everyone: kaireon.grant_*_role grants each kind of role the
 -- functions it needs. Row level security policies call kaireon.current_tenant_id() as the
--- querying role, so that one (and version()) stay public. Trigger functions need no EXECUTE
+-- querying role, so that one (and version(), and two pure calendar helpers) stay public. Trigger functions need no EXECUTE
 -- privilege to fire.
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA kaireon FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon.current_tenant_id(), kaireon.version() TO PUBLIC;
+-- pure calendar helpers that recommend's and respond's queries call as the caller
+GRANT EXECUTE ON FUNCTION kaireon._period_end(text, timestamptz), kaireon._period_key(text, timestamptz) TO PUBLIC;

@@ -184,6 +184,19 @@ kj_dump(const json_t *value, size_t flags)
 	return result;
 }
 
+/* A new empty JSON object (see util/json.h: jansson's json_object() is shadowed). */
+json_t *
+kj_object(void)
+{
+	json_t	   *obj = json_pack("{}");
+
+	if (obj == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while building JSON")));
+	return obj;
+}
+
 /* A JSON type name for error messages. */
 const char *
 kj_type_name(const json_t *value)
@@ -206,13 +219,6 @@ kj_type_name(const json_t *value)
 			return "null";
 	}
 	return "unknown";
-}
-
-/* A new empty JSON object (see util/json.h for why not json_object()). */
-json_t *
-(kj_object) (void)
-{
-	return json_pack("{}");
 }
 
 /* A string field of an object, or NULL when absent, null or not a string. */

@@ -20,20 +20,20 @@
 
 #include <jansson.h>
 
-#include "utils/jsonb.h"
-
 /*
- * The postgres executable exports a function json_object (the SQL function),
- * and a call from this module to jansson's json_object() would bind to it.
- * Every new object is made with kj_object(); the macro below turns any
- * json_object() call into it.  (jansson's own internal calls bind inside
- * libjansson and are safe.)
+ * The server binary exports its SQL function json_object() under the same
+ * symbol name as jansson's constructor, and a call from kaireon.so binds to the
+ * server's.  New empty objects therefore come from kj_object(), which builds
+ * them inside jansson; this macro makes json_object() mean that.
  */
 extern json_t *kj_object(void);
 #define json_object() kj_object()
 
+#include "utils/jsonb.h"
+
 extern json_t *kj_parse(const char *text, size_t len, const char *what);
 extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
+extern json_t *kj_object(void);
 extern char *kj_dump(const json_t *value, size_t flags);
 extern Jsonb *kj_to_jsonb(const json_t *value);
 extern const char *kj_type_name(const json_t *value);

@@ -91,6 +91,49 @@ INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_
      '{"score": {"method": "propensity"}, "maxOffers": 3}');
 SELECT kaireon.publish_decision_flow('bench', 'web-home');
 SELECT kaireon.publish_decision_flow('bench', 'web-propensity');
+-- Models for the scoring-in-recommend benchmark: gradient-boosted models of 100 trees of
+-- depth 6 (127 nodes each, breadth first) with deterministic pseudo-random splits and leaves.
+-- gbt100 reads the customer's age, income and tenure and the offer's priority and value, so
+-- every candidate is scored on its own; gbt100c reads only the customer's three features, so
+-- one score serves every candidate of a request.
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, model_state)
+SELECT 'bench', 'gbt100', 'GBT 100 trees', 'gradient_boosted',
+       '[{"name": "age", "type": "numeric"}, {"name": "income", "type": "numeric"},
+         {"name": "tenure_months", "type": "numeric"}, {"name": "offer.priority", "type": "numeric"},
+         {"name": "offer.value", "type": "numeric"}]',
+       jsonb_build_object('format', 'xgboost', 'objective', 'binary:logistic', 'transform', 'sigmoid',
+                          'baseMargin', -1.0,
+                          'features', '["age", "income", "tenure_months", "offer.priority", "offer.value"]'::jsonb,
+                          'trees', (SELECT jsonb_agg(tree ORDER BY t) FROM (
+           SELECT t, jsonb_build_object(
+               'split', jsonb_agg(CASE WHEN n < 63 THEN (t + n) % 5 ELSE -1 END ORDER BY n),
+               'threshold', jsonb_agg(CASE WHEN n < 63 THEN
+                   CASE (t + n) % 5 WHEN 0 THEN 16 + (t * 7 + n * 13) % 70 WHEN 1 THEN (t * 7919 + n * 104729) % 150000
+                                    WHEN 2 THEN (t * 3 + n * 11) % 120 WHEN 3 THEN (t + n * 7) % 100
+                                    ELSE (t * 5 + n * 3) % 1000 END
+                   ELSE 0 END ORDER BY n),
+               'left', jsonb_agg(CASE WHEN n < 63 THEN 2 * n + 1 ELSE -1 END ORDER BY n),
+               'right', jsonb_agg(CASE WHEN n < 63 THEN 2 * n + 2 ELSE -1 END ORDER BY n),
+               'defaultLeft', jsonb_agg((n % 2) ORDER BY n),
+               'value', jsonb_agg(CASE WHEN n < 63 THEN 0 ELSE round((((t * 31 + n * 17) % 200) - 100) / 2000.0, 4) END ORDER BY n),
+               'cover', jsonb_agg(CASE WHEN n < 63 THEN 2 ^ (6 - floor(log(2, n + 1))) ELSE 1 END ORDER BY n)) AS tree
+             FROM generate_series(0, 99) t, generate_series(0, 126) n GROUP BY t) trees));
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, model_state)
+SELECT 'bench', 'gbt100c', 'GBT 100 trees, customer features', 'gradient_boosted',
+       '[{"name": "age", "type": "numeric"}, {"name": "income", "type": "numeric"},
+         {"name": "tenure_months", "type": "numeric"}]',
+       jsonb_set(jsonb_set(model_state, '{features}', '["age", "income", "tenure_months"]'),
+                 '{trees}', (SELECT jsonb_agg(jsonb_set(t, '{split}',
+                                 (SELECT jsonb_agg(CASE WHEN sp::int < 0 THEN -1 ELSE sp::int % 3 END ORDER BY o)
+                                    FROM jsonb_array_elements_text(t -> 'split') WITH ORDINALITY x(sp, o))) ORDER BY n)
+                               FROM jsonb_array_elements(model_state -> 'trees') WITH ORDINALITY y(t, n)))
+  FROM kaireon.algorithm_models WHERE tenant_id = 'bench' AND key = 'gbt100';
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config) VALUES
+    ('bench', 'web-model', 'web-model', 'Web model', false,
+     '{"score": {"method": "propensity", "modelKey": "gbt100"}, "maxOffers": 3}'),
+    ('bench', 'web-model-c', 'web-model-c', 'Web customer model', false,
+     '{"score": {"method": "propensity", "modelKey": "gbt100c"}, "maxOffers": 3}');
+SELECT kaireon.publish_decision_flow('bench', 'web-model'), kaireon.publish_decision_flow('bench', 'web-model-c');
 INSERT INTO kaireon.flow_routes (tenant_id, channel_id, placement_id, decision_flow_id, priority)
     VALUES ('bench', 'web', 'hero', 'web-home', 10);
 

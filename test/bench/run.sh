@@ -79,6 +79,15 @@ for c in 1 2; do
         result[$w.$c]=$(bench "$w.sql" "$c" "$secs")
     done
 done
+# scoring inside recommend (dry runs, 1 client): the adaptive propensity flow, the same flow
+# with a 100-tree model reading offer features (scored per candidate), and with a 100-tree
+# model reading customer features only (one score per request)
+model_workloads="recommend_prop recommend_model recommend_model_c"
+for w in $model_workloads; do bench "$w.sql" 1 3 >/dev/null; done
+for w in $model_workloads; do
+    kaireon_log "running $w with 1 client for $secs s"
+    result[$w.1]=$(bench "$w.sql" 1 "$secs")
+done
 
 echo
 echo "kaireon benchmark, scale $scale, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -88,6 +97,10 @@ for c in 1 2; do
         read -r tps p50 p99 <<< "${result[$w.$c]}"
         printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w" "$c" "$tps" "$p50" "$p99"
     done
+done
+for w in $model_workloads; do
+    read -r tps p50 p99 <<< "${result[$w.1]}"
+    printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w" 1 "$tps" "$p50" "$p99"
 done
 echo
 for c in 1 2; do
@@ -100,3 +113,9 @@ for c in 1 2; do
         printf "clients=%s  recommend dry-run / SELECT 1 = %.1f%%   recommend recording / INSERT = %.1f%%   respond / INSERT = %.1f%%\n",
                c, 100 * dry / s1, 100 * rec / ins, 100 * rsp / ins }'
 done
+read -r _ prop50 _ <<< "${result[recommend_prop.1]}"
+read -r _ m50 _ <<< "${result[recommend_model.1]}"
+read -r _ mc50 _ <<< "${result[recommend_model_c.1]}"
+awk -v p="$prop50" -v m="$m50" -v mc="$mc50" 'BEGIN {
+    printf "clients=1  p50 with a 100-tree model / without: per-candidate features %+.1f%%, customer features %+.1f%%\n",
+           100 * (m / p - 1), 100 * (mc / p - 1) }'

@@ -1,0 +1,534 @@
+-- kaireon install script, part 75: four-eyes governance (docs/security.md, "Four-eyes").
+-- When a tenant has tenant_settings.four_eyes_enabled, governed changes go through
+-- approval_requests: a requester files the change (an action with a payload), approvers
+-- holding each stage's required_role approve the stages in order, and the last approval
+-- applies the payload through the action's apply function, in the same transaction, with
+-- kaireon.applying_approval set (src/governance.c). Every step is audited (the approval
+-- tables and the changed tables are audited tables).
+
+CREATE FUNCTION kaireon.approval_in_progress() RETURNS text
+    AS 'MODULE_PATHNAME', 'kaireon_approval_in_progress'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION kaireon.approval_in_progress() IS
+    'Id of the approval request whose change kaireon.approve_request is applying right now, else NULL. Functions that check four-eyes themselves (publish_decision_flow, model promotion) proceed when it is set.';
+
+CREATE FUNCTION kaireon.in_restore_session() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'kaireon_in_restore_session'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION kaireon.in_restore_session() IS
+    'Whether this session is a pg_dump/pg_restore load (a superuser with the settings every dump script sets): guards let the dumped rows back in as they were.';
+
+CREATE FUNCTION kaireon.four_eyes_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_four_eyes_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon.four_eyes_guard() IS
+    'BEFORE row trigger of the tables four-eyes governs (argument: the approval action that changes them): refuses a direct change (42501) while four-eyes is on for the tenant, unless an approved request is being applied.';
+
+CREATE FUNCTION kaireon.four_eyes_required(tenant_id text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT coalesce((SELECT s.four_eyes_enabled FROM kaireon.tenant_settings s
+                          WHERE s.tenant_id = four_eyes_required.tenant_id), false);
+    END;
+COMMENT ON FUNCTION kaireon.four_eyes_required(text) IS
+    'Whether four-eyes governance is on for a tenant (tenant_settings.four_eyes_enabled; false without a settings row).';
+
+-- The registry of approval actions: what each one changes and the functions that check its
+-- payload when it is filed and apply it when it is approved. Rows are installed by the
+-- extension's install scripts (other modules add theirs); pg_dump does not dump them, so a
+-- restore gets them from CREATE EXTENSION.
+CREATE TABLE kaireon.approval_actions (
+    action                  text PRIMARY KEY CHECK (action ~ '^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$'),
+    entity_type             text NOT NULL,
+    apply_function          regprocedure NOT NULL,
+    validate_function       regprocedure,
+    description             text NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.approval_actions IS
+    'kaireon''s own table: the approval actions of four-eyes governance. apply_function(tenant_id text, entity_id text, payload jsonb) carries out an approved request; validate_function (same arguments, optional) refuses a bad payload when the request is filed. Installed with the extension; not dumped.';
+
+CREATE FUNCTION kaireon._approval_action_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_fn        regprocedure;
+BEGIN
+    FOREACH v_fn IN ARRAY ARRAY[NEW.apply_function, NEW.validate_function] LOOP
+        CONTINUE WHEN v_fn IS NULL;
+        IF NOT EXISTS (SELECT 1 FROM pg_proc p
+                        WHERE p.oid = v_fn AND p.pronargs = 3 AND p.proargtypes[0] = 'text'::regtype
+                          AND p.proargtypes[1] = 'text'::regtype AND p.proargtypes[2] = 'jsonb'::regtype) THEN
+            RAISE EXCEPTION 'function % of approval action "%" must take (tenant_id text, entity_id text, payload jsonb)',
+                v_fn, NEW.action
+                USING ERRCODE = '42P13', HINT = 'Declare it as f(tenant_id text, entity_id text, payload jsonb).';
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._approval_action_check() IS
+    'Internal: trigger refusing an approval action whose apply or validate function does not take (text, text, jsonb).';
+CREATE TRIGGER check_functions BEFORE INSERT OR UPDATE ON kaireon.approval_actions
+    FOR EACH ROW EXECUTE FUNCTION kaireon._approval_action_check();
+
+-- The stages a new request of a tenant gets: tenant_settings.settings -> 'approvalStages' ->
+-- <action>, else -> 'default', else one stage "review" needing role approver.
+CREATE FUNCTION kaireon._approval_stages(p_tenant_id text, p_action text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_cfg       jsonb;
+    v_stage     jsonb;
+BEGIN
+    SELECT coalesce(s.settings -> 'approvalStages' -> p_action, s.settings -> 'approvalStages' -> 'default')
+      INTO v_cfg FROM kaireon.tenant_settings s WHERE s.tenant_id = p_tenant_id;
+    IF v_cfg IS NULL THEN
+        RETURN '[{"name": "review", "requiredRole": "approver"}]';
+    END IF;
+    IF jsonb_typeof(v_cfg) <> 'array' OR jsonb_array_length(v_cfg) NOT BETWEEN 1 AND 10 THEN
+        RAISE EXCEPTION 'approval stages of tenant "%" for action "%" must be an array of 1 to 10 stages', p_tenant_id, p_action
+            USING ERRCODE = '22023',
+                  HINT = 'tenant_settings.settings -> ''approvalStages'' holds e.g. {"default": [{"name": "review", "requiredRole": "approver"}]}.';
+    END IF;
+    FOR v_stage IN SELECT * FROM jsonb_array_elements(v_cfg) LOOP
+        IF jsonb_typeof(v_stage -> 'name') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(v_stage -> 'requiredRole') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'approval stage % of tenant "%" needs string fields "name" and "requiredRole"', v_stage, p_tenant_id
+                USING ERRCODE = '22023', HINT = 'For example {"name": "compliance", "requiredRole": "approver"}.';
+        END IF;
+    END LOOP;
+    RETURN v_cfg;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._approval_stages(text, text) IS
+    'Internal: the approval stages ({name, requiredRole} in order) a new request of the action gets for the tenant.';
+
+-- Whether a user may decide a stage that requires p_role: its kaireon.users role is p_role,
+-- or it is assigned a custom role of that name; the user belongs to the tenant (or to none,
+-- a platform user).
+CREATE FUNCTION kaireon._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT EXISTS (
+            SELECT 1 FROM kaireon.users u
+             WHERE u.id = p_user_id AND (u.tenant_id = p_tenant_id OR u.tenant_id IS NULL)
+               AND (u.role = p_role
+                    OR EXISTS (SELECT 1 FROM kaireon.custom_role_assignments a
+                                 JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
+                                WHERE a.tenant_id = p_tenant_id AND a.user_id = u.id AND r.name = p_role)));
+    END;
+COMMENT ON FUNCTION kaireon._user_holds_role(text, text, text) IS
+    'Internal: whether a user of the tenant (or a platform user) holds a role, as its users.role or a custom role assignment.';
+
+-- The application user acting (kaireon.user_id), required by the approval functions.
+CREATE FUNCTION kaireon._acting_user() RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_user      text := nullif(current_setting('kaireon.user_id', true), '');
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'kaireon.user_id is not set: approvals need to know which user acts'
+            USING ERRCODE = '42501', HINT = 'SET kaireon.user_id to the application user''s id first.';
+    END IF;
+    RETURN v_user;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._acting_user() IS
+    'Internal: kaireon.user_id, or 42501 when it is not set.';
+
+CREATE FUNCTION kaireon.request_approval(tenant_id text, action text, entity_id text DEFAULT NULL,
+                                         payload jsonb DEFAULT '{}', reason text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_user      text;
+    v_action    kaireon.approval_actions%ROWTYPE;
+    v_id        text;
+    v_stage     record;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon._acting_user();
+    SELECT * INTO v_action FROM kaireon.approval_actions a WHERE a.action = request_approval.action;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown approval action "%"', action
+            USING ERRCODE = '22023',
+                  HINT = format('Registered actions: %s.', (SELECT string_agg(a.action, ', ' ORDER BY a.action) FROM kaireon.approval_actions a));
+    END IF;
+    IF payload IS NULL OR jsonb_typeof(payload) <> 'object' THEN
+        RAISE EXCEPTION 'payload of approval action "%" must be a JSON object', action
+            USING ERRCODE = '22023', HINT = 'docs/security.md describes each action''s payload.';
+    END IF;
+    IF v_action.validate_function IS NOT NULL THEN
+        EXECUTE format('SELECT %s($1, $2, $3)', v_action.validate_function::regproc)
+            USING tenant_id, entity_id, payload;
+    END IF;
+    INSERT INTO kaireon.approval_requests (tenant_id, entity_type, entity_id, action, payload, requester_id, reason)
+    VALUES (tenant_id, v_action.entity_type, entity_id, action, payload, v_user, reason)
+    RETURNING id INTO v_id;
+    FOR v_stage IN SELECT s.value AS stage, s.ordinality AS ord
+                     FROM jsonb_array_elements(kaireon._approval_stages(tenant_id, action)) WITH ORDINALITY s LOOP
+        INSERT INTO kaireon.approval_request_stages (tenant_id, approval_request_id, stage_name, ordinal, required_role)
+        VALUES (tenant_id, v_id, v_stage.stage ->> 'name', v_stage.ord, v_stage.stage ->> 'requiredRole');
+    END LOOP;
+    RETURN v_id;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.request_approval(text, text, text, jsonb, text) IS
+    'Files a change for four-eyes approval: the registered action (kaireon.approval_actions) with its payload, checked by the action''s validate function. The requester is kaireon.user_id. The request gets the tenant''s approval stages; returns its id.';
+
+-- Lock a request of a tenant and check it is pending.
+CREATE FUNCTION kaireon._pending_request(p_tenant_id text, p_request_id text) RETURNS kaireon.approval_requests
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_req       kaireon.approval_requests%ROWTYPE;
+BEGIN
+    SELECT * INTO v_req FROM kaireon.approval_requests r
+     WHERE r.tenant_id = p_tenant_id AND r.id = p_request_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'approval request "%" of tenant "%" does not exist', p_request_id, p_tenant_id
+            USING ERRCODE = '42704', HINT = 'Pass the id kaireon.request_approval returned.';
+    END IF;
+    IF v_req.status <> 'pending' THEN
+        RAISE EXCEPTION 'approval request "%" is %, not pending', p_request_id, v_req.status
+            USING ERRCODE = '55000', HINT = 'Only a pending request can be approved, rejected or cancelled.';
+    END IF;
+    RETURN v_req;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._pending_request(text, text) IS
+    'Internal: locks a pending approval request of a tenant, or raises 42704 (unknown) or 55000 (not pending).';
+
+-- The stage a decision applies to, checked against the deciding user.
+CREATE FUNCTION kaireon._current_stage(p_req kaireon.approval_requests, p_user text)
+    RETURNS kaireon.approval_request_stages
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_stage     kaireon.approval_request_stages%ROWTYPE;
+BEGIN
+    IF p_user = p_req.requester_id THEN
+        RAISE EXCEPTION 'user "%" requested approval request "%" and cannot decide it', p_user, p_req.id
+            USING ERRCODE = '42501', HINT = 'Four-eyes: another user must approve or reject it; the requester may cancel it.';
+    END IF;
+    SELECT * INTO v_stage FROM kaireon.approval_request_stages s
+     WHERE s.tenant_id = p_req.tenant_id AND s.approval_request_id = p_req.id AND s.status = 'pending'
+     ORDER BY s.ordinal LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'approval request "%" has no pending stage', p_req.id
+            USING ERRCODE = '55000', HINT = 'Its stages were decided already.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM kaireon.approval_request_stages s
+                WHERE s.tenant_id = p_req.tenant_id AND s.approval_request_id = p_req.id
+                  AND s.status = 'approved' AND s.approver_id = p_user) THEN
+        RAISE EXCEPTION 'user "%" approved an earlier stage of approval request "%"', p_user, p_req.id
+            USING ERRCODE = '42501', HINT = 'Each stage needs a different approver.';
+    END IF;
+    IF NOT kaireon._user_holds_role(p_req.tenant_id, p_user, v_stage.required_role) THEN
+        RAISE EXCEPTION 'user "%" does not hold role "%" required by stage % ("%") of approval request "%"',
+            p_user, v_stage.required_role, v_stage.ordinal, v_stage.stage_name, p_req.id
+            USING ERRCODE = '42501', HINT = 'Stages are decided in order; this one needs a user with that role.';
+    END IF;
+    RETURN v_stage;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._current_stage(kaireon.approval_requests, text) IS
+    'Internal: the first pending stage of a request, locked, after checking the deciding user is not the requester, did not approve an earlier stage and holds the stage''s role.';
+
+CREATE FUNCTION kaireon.approve_request(tenant_id text, request_id text, comment text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET kaireon.applying_approval = ''
+AS $fn$
+DECLARE
+    v_user      text;
+    v_req       kaireon.approval_requests%ROWTYPE;
+    v_stage     kaireon.approval_request_stages%ROWTYPE;
+    v_apply     regprocedure;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon._acting_user();
+    v_req := kaireon._pending_request(tenant_id, request_id);
+    v_stage := kaireon._current_stage(v_req, v_user);
+    UPDATE kaireon.approval_request_stages s
+       SET status = 'approved', approver_id = v_user, comment = approve_request.comment, decided_at = now()
+     WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
+    IF EXISTS (SELECT 1 FROM kaireon.approval_request_stages s
+                WHERE s.tenant_id = v_req.tenant_id AND s.approval_request_id = v_req.id AND s.status = 'pending') THEN
+        RETURN 'pending';
+    END IF;
+
+    -- the last stage: apply the change, atomically with the approval
+    UPDATE kaireon.approval_requests r SET status = 'approved', approver_id = v_user, decided_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    SELECT a.apply_function INTO v_apply FROM kaireon.approval_actions a WHERE a.action = v_req.action;
+    IF v_apply IS NULL THEN
+        RAISE EXCEPTION 'approval action "%" of request "%" is no longer registered', v_req.action, v_req.id
+            USING ERRCODE = '55000', HINT = 'Reject the request.';
+    END IF;
+    PERFORM set_config('kaireon.applying_approval', v_req.id, true);
+    EXECUTE format('SELECT %s($1, $2, $3)', v_apply::regproc) USING v_req.tenant_id, v_req.entity_id, v_req.payload;
+    PERFORM set_config('kaireon.applying_approval', '', true);
+    UPDATE kaireon.approval_requests r SET status = 'applied', applied_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    RETURN 'applied';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.approve_request(text, text, text) IS
+    'Approves the current stage of a pending request as kaireon.user_id (not the requester, not an earlier stage''s approver, holding the stage''s required_role). After the last stage the change is applied through the action''s apply function in the same transaction. Returns pending or applied.';
+
+CREATE FUNCTION kaireon.reject_request(tenant_id text, request_id text, reason text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_user      text;
+    v_req       kaireon.approval_requests%ROWTYPE;
+    v_stage     kaireon.approval_request_stages%ROWTYPE;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon._acting_user();
+    v_req := kaireon._pending_request(tenant_id, request_id);
+    v_stage := kaireon._current_stage(v_req, v_user);
+    UPDATE kaireon.approval_request_stages s
+       SET status = 'rejected', approver_id = v_user, comment = reject_request.reason, decided_at = now()
+     WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
+    UPDATE kaireon.approval_request_stages s SET status = 'skipped'
+     WHERE s.tenant_id = v_req.tenant_id AND s.approval_request_id = v_req.id AND s.status = 'pending';
+    UPDATE kaireon.approval_requests r
+       SET status = 'rejected', approver_id = v_user, reason = coalesce(reject_request.reason, r.reason), decided_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    RETURN 'rejected';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.reject_request(text, text, text) IS
+    'Rejects a pending request at its current stage as kaireon.user_id (same checks as approve_request); the change is never applied.';
+
+CREATE FUNCTION kaireon.cancel_request(tenant_id text, request_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_user      text;
+    v_req       kaireon.approval_requests%ROWTYPE;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon._acting_user();
+    v_req := kaireon._pending_request(tenant_id, request_id);
+    IF v_user <> v_req.requester_id THEN
+        RAISE EXCEPTION 'only the requester "%" may cancel approval request "%"', v_req.requester_id, v_req.id
+            USING ERRCODE = '42501', HINT = 'Approvers reject a request with kaireon.reject_request.';
+    END IF;
+    UPDATE kaireon.approval_request_stages s SET status = 'skipped'
+     WHERE s.tenant_id = v_req.tenant_id AND s.approval_request_id = v_req.id AND s.status = 'pending';
+    UPDATE kaireon.approval_requests r SET status = 'cancelled', decided_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    RETURN 'cancelled';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.cancel_request(text, text) IS
+    'Cancels a pending request; only its requester (kaireon.user_id) may.';
+
+-- ---------------------------------------------------------------------------------------
+-- Action contact_policy.change: create, update, delete, soft-delete or restore a contact
+-- policy, optionally replacing its scopes. Payload:
+--   {"operation": "create" | "update" | "delete" | "soft_delete" | "restore",
+--    "values": {"name": ..., "rule_type": ..., "config": {...}, "priority": ..., ...},
+--    "scopes": [{"scope": "global"}, {"scope": "channel", "scopeId": "email"}]}
+-- entity_id is the policy id (for create: the new policy's id, or NULL for a generated one).
+-- ---------------------------------------------------------------------------------------
+
+CREATE FUNCTION kaireon._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_op        text := payload ->> 'operation';
+    v_values    jsonb := coalesce(payload -> 'values', '{}');
+    v_key       text;
+    v_rule_type text;
+    v_config    jsonb;
+    v_scope     jsonb;
+BEGIN
+    IF v_op IS NULL OR v_op NOT IN ('create', 'update', 'delete', 'soft_delete', 'restore') THEN
+        RAISE EXCEPTION 'contact_policy.change payload field "operation" must be one of create, update, delete, soft_delete, restore, not %',
+            coalesce(payload -> 'operation', 'null')
+            USING ERRCODE = '22023', HINT = 'For example {"operation": "update", "values": {"priority": 5}}.';
+    END IF;
+    IF jsonb_typeof(v_values) <> 'object' THEN
+        RAISE EXCEPTION 'contact_policy.change payload field "values" must be an object'
+            USING ERRCODE = '22023', HINT = 'It maps contact_policies columns to their new values.';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(v_values) LOOP
+        IF v_key NOT IN ('name', 'description', 'rule_type', 'config', 'priority', 'scope', 'scope_id', 'status') THEN
+            RAISE EXCEPTION 'contact_policy.change cannot set column "%"', v_key
+                USING ERRCODE = '22023', HINT = 'Settable: name, description, rule_type, config, priority, scope, scope_id, status.';
+        END IF;
+    END LOOP;
+    IF v_op <> 'create' AND entity_id IS NULL THEN
+        RAISE EXCEPTION 'contact_policy.change % needs the policy id as entity_id', v_op
+            USING ERRCODE = '22023', HINT = 'Pass entity_id => ''<contact policy id>''.';
+    END IF;
+    IF v_op <> 'create' AND NOT EXISTS (SELECT 1 FROM kaireon.contact_policies p
+                                         WHERE p.tenant_id = _validate_contact_policy_change.tenant_id
+                                           AND p.id = entity_id) THEN
+        RAISE EXCEPTION 'contact policy "%" of tenant "%" does not exist', entity_id, tenant_id
+            USING ERRCODE = '42704', HINT = 'Pass the id of an existing contact policy.';
+    END IF;
+    IF v_op = 'create' AND (v_values ->> 'name' IS NULL OR v_values ->> 'rule_type' IS NULL) THEN
+        RAISE EXCEPTION 'contact_policy.change create needs values "name" and "rule_type"'
+            USING ERRCODE = '22023', HINT = 'For example {"name": "Three a day", "rule_type": "frequency_cap", "config": {...}}.';
+    END IF;
+    IF v_values ? 'config' OR v_values ? 'rule_type' THEN
+        SELECT coalesce(v_values ->> 'rule_type', p.rule_type), coalesce(v_values -> 'config', p.config)
+          INTO v_rule_type, v_config
+          FROM (SELECT NULL) AS one
+          LEFT JOIN kaireon.contact_policies p
+            ON p.tenant_id = _validate_contact_policy_change.tenant_id AND p.id = entity_id;
+        PERFORM kaireon.validate_config('contact_policy', v_rule_type, coalesce(v_config, '{}')::text);
+    END IF;
+    IF payload ? 'scopes' THEN
+        IF jsonb_typeof(payload -> 'scopes') <> 'array' THEN
+            RAISE EXCEPTION 'contact_policy.change payload field "scopes" must be an array'
+                USING ERRCODE = '22023', HINT = 'For example [{"scope": "channel", "scopeId": "email"}].';
+        END IF;
+        FOR v_scope IN SELECT * FROM jsonb_array_elements(payload -> 'scopes') LOOP
+            IF jsonb_typeof(v_scope -> 'scope') IS DISTINCT FROM 'string' THEN
+                RAISE EXCEPTION 'contact_policy.change scope % needs a string field "scope"', v_scope
+                    USING ERRCODE = '22023', HINT = 'For example {"scope": "global"}.';
+            END IF;
+        END LOOP;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._validate_contact_policy_change(text, text, jsonb) IS
+    'Internal: validate function of approval action contact_policy.change (operation, settable columns, the policy exists, config valid for its rule_type, scopes shape).';
+
+CREATE FUNCTION kaireon._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_op        text := payload ->> 'operation';
+    v_values    jsonb := coalesce(payload -> 'values', '{}');
+    v_cols      text;
+    v_id        text := entity_id;
+    v_count     bigint;
+BEGIN
+    PERFORM kaireon._validate_contact_policy_change(tenant_id, entity_id, payload);
+    SELECT string_agg(quote_ident(k), ', ') INTO v_cols FROM jsonb_object_keys(v_values) AS k;
+    CASE v_op
+        WHEN 'create' THEN
+            v_id := coalesce(v_id, gen_random_uuid()::text);
+            EXECUTE format('INSERT INTO kaireon.contact_policies (tenant_id, id, %s) SELECT $1, $2, %s'
+                           ' FROM jsonb_populate_record(NULL::kaireon.contact_policies, $3)', v_cols, v_cols)
+                USING tenant_id, v_id, v_values;
+        WHEN 'update' THEN
+            IF v_cols IS NOT NULL THEN
+                EXECUTE format('UPDATE kaireon.contact_policies SET (%s) = (SELECT %s FROM jsonb_populate_record(NULL::kaireon.contact_policies, $3))'
+                               ' WHERE tenant_id = $1 AND id = $2', v_cols, v_cols)
+                    USING tenant_id, v_id, v_values;
+            END IF;
+        WHEN 'delete' THEN
+            DELETE FROM kaireon.contact_policies p WHERE p.tenant_id = _apply_contact_policy_change.tenant_id AND p.id = v_id;
+        WHEN 'soft_delete' THEN
+            UPDATE kaireon.contact_policies p SET deleted_at = now()
+             WHERE p.tenant_id = _apply_contact_policy_change.tenant_id AND p.id = v_id AND p.deleted_at IS NULL;
+        WHEN 'restore' THEN
+            UPDATE kaireon.contact_policies p SET deleted_at = NULL
+             WHERE p.tenant_id = _apply_contact_policy_change.tenant_id AND p.id = v_id AND p.deleted_at IS NOT NULL;
+    END CASE;
+    IF v_op IN ('create', 'update') AND payload ? 'scopes' THEN
+        DELETE FROM kaireon.contact_policy_scopes s
+         WHERE s.tenant_id = _apply_contact_policy_change.tenant_id AND s.contact_policy_id = v_id;
+        INSERT INTO kaireon.contact_policy_scopes (tenant_id, contact_policy_id, scope, scope_id)
+        SELECT _apply_contact_policy_change.tenant_id, v_id, e ->> 'scope', e ->> 'scopeId'
+          FROM jsonb_array_elements(payload -> 'scopes') AS e;
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._apply_contact_policy_change(text, text, jsonb) IS
+    'Internal: apply function of approval action contact_policy.change; runs inside kaireon.approve_request.';
+
+-- ---------------------------------------------------------------------------------------
+-- Action four_eyes.settings_change: while four-eyes is on, turning it off or changing the
+-- approval stages needs approval too. Payload: {"four_eyes_enabled": false} and/or
+-- {"approval_stages": {...}} (the new settings -> 'approvalStages'; null removes it).
+-- ---------------------------------------------------------------------------------------
+
+CREATE FUNCTION kaireon._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT (payload ? 'four_eyes_enabled' OR payload ? 'approval_stages')
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(payload) k WHERE k NOT IN ('four_eyes_enabled', 'approval_stages')) THEN
+        RAISE EXCEPTION 'four_eyes.settings_change payload must hold "four_eyes_enabled" and/or "approval_stages" and nothing else'
+            USING ERRCODE = '22023', HINT = 'For example {"four_eyes_enabled": false}.';
+    END IF;
+    IF payload ? 'four_eyes_enabled' AND jsonb_typeof(payload -> 'four_eyes_enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'four_eyes.settings_change field "four_eyes_enabled" must be a boolean'
+            USING ERRCODE = '22023', HINT = 'For example {"four_eyes_enabled": false}.';
+    END IF;
+    IF payload ? 'approval_stages' AND jsonb_typeof(payload -> 'approval_stages') NOT IN ('object', 'null') THEN
+        RAISE EXCEPTION 'four_eyes.settings_change field "approval_stages" must be an object or null'
+            USING ERRCODE = '22023', HINT = 'It maps an action (or "default") to its stages.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._validate_four_eyes_settings(text, text, jsonb) IS
+    'Internal: validate function of approval action four_eyes.settings_change.';
+
+CREATE FUNCTION kaireon._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    PERFORM kaireon._validate_four_eyes_settings(tenant_id, entity_id, payload);
+    UPDATE kaireon.tenant_settings s
+       SET four_eyes_enabled = CASE WHEN payload ? 'four_eyes_enabled' THEN (payload ->> 'four_eyes_enabled')::boolean
+                                    ELSE s.four_eyes_enabled END,
+           settings = CASE WHEN NOT payload ? 'approval_stages' THEN s.settings
+                           WHEN jsonb_typeof(payload -> 'approval_stages') = 'null' THEN s.settings - 'approvalStages'
+                           ELSE jsonb_set(s.settings, '{approvalStages}', payload -> 'approval_stages') END
+     WHERE s.tenant_id = _apply_four_eyes_settings.tenant_id;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._apply_four_eyes_settings(text, text, jsonb) IS
+    'Internal: apply function of approval action four_eyes.settings_change.';
+
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description) VALUES
+    ('contact_policy.change', 'contact_policies',
+     'kaireon._apply_contact_policy_change(text,text,jsonb)', 'kaireon._validate_contact_policy_change(text,text,jsonb)',
+     'Create, update, delete, soft-delete or restore a contact policy and replace its scopes.'),
+    ('four_eyes.settings_change', 'tenant_settings',
+     'kaireon._apply_four_eyes_settings(text,text,jsonb)', 'kaireon._validate_four_eyes_settings(text,text,jsonb)',
+     'Turn four-eyes off or change the approval stages of a tenant where it is on.');
+
+-- Registered here with a filter that dumps nothing: the rows come with CREATE EXTENSION.
+SELECT pg_catalog.pg_extension_config_dump('kaireon.approval_actions', 'WHERE false');
+
+-- The governed tables.
+CREATE TRIGGER four_eyes_guard BEFORE INSERT OR UPDATE OR DELETE ON kaireon.contact_policies
+    FOR EACH ROW EXECUTE FUNCTION kaireon.four_eyes_guard('contact_policy.change');
+CREATE TRIGGER four_eyes_guard BEFORE INSERT OR UPDATE OR DELETE ON kaireon.contact_policy_scopes
+    FOR EACH ROW EXECUTE FUNCTION kaireon.four_eyes_guard('contact_policy.change');
+CREATE TRIGGER four_eyes_guard BEFORE UPDATE OR DELETE ON kaireon.tenant_settings
+    FOR EACH ROW EXECUTE FUNCTION kaireon.four_eyes_guard('four_eyes.settings_change');

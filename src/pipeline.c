@@ -453,6 +453,24 @@ note_dropped(KDecideResult *res, KCandidate *c, const char *placement)
 	res->ndropped++;
 }
 
+/* Bring the best-ranked of ranked[i..n) to position i (rank_cmp's order: a selection step). */
+static void
+select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg)
+{
+	int			best = i;
+
+	for (int j = i + 1; j < n; j++)
+		if (rank_cmp(&ranked[j], &ranked[best], cfg) < 0)
+			best = j;
+	if (best != i)
+	{
+		KCandidate *t = ranked[i];
+
+		ranked[i] = ranked[best];
+		ranked[best] = t;
+	}
+}
+
 /* Run steps 2 to 10 for one placement; append its decisions to the result. */
 static void
 decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id, int flow_idx,
@@ -569,15 +587,25 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		}
 		ranked[nranked++] = &cands[i];
 	}
-	qsort_arg(ranked, nranked, sizeof(KCandidate *), rank_cmp, cfg);
 	if (args->batch)
+	{
+		qsort_arg(ranked, nranked, sizeof(KCandidate *), rank_cmp, cfg);
 		max_offers = nranked;	/* a campaign arbitrates among all of them */
+	}
 
-	/* select: mandatory within the daily allowance first, then by score, taking cap units */
+	/*
+	 * select: mandatory within the daily allowance first, then by score, taking
+	 * cap units.  A decision needs only its first few candidates in rank order,
+	 * so each is selected from the rest (O(n) a step) rather than sorting all.
+	 */
 	for (int i = 0; i < nranked && selected < max_offers; i++)
 	{
-		KCandidate *c = ranked[i];
+		KCandidate *c;
 		KDecision  *d;
+
+		if (!args->batch)
+			select_next(ranked, i, nranked, cfg);
+		c = ranked[i];
 
 		if (!karb_admit(req, c))
 		{

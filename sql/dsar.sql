@@ -50,6 +50,11 @@ INSERT INTO kaireon.journey_enrollments (tenant_id, id, journey_id, customer_id)
 INSERT INTO kaireon.negotiation_sessions (tenant_id, id, customer_id, offer_id) VALUES ('dsar', 'ns-x', 'cust-x', 'o1');
 INSERT INTO kaireon.dead_letter_events (tenant_id, id, topic, payload) VALUES
     ('dsar', 'dl-x', 'interaction.recorded', '{"customerId": "cust-x"}'), ('dsar', 'dl-y', 'interaction.recorded', '{"customerId": "cust-y"}');
+INSERT INTO kaireon.model_shadow_scores (tenant_id, id, model_id, customer_id, score) VALUES
+    ('dsar', 'ss-x', 'm', 'cust-x', 0.5), ('dsar', 'ss-y', 'm', 'cust-y', 0.5);
+INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, channel_id, score,
+                                        arbitrated_value, recommendation_id) VALUES
+    ('dsar', 'run', 'cust-x', 1, 'o1', 'web', 1, 1, 'rec-x'), ('dsar', 'run', 'cust-y', 1, 'o1', 'web', 1, 1, 'rec-y');
 RESET session_replication_role;
 -- the same customer id in another tenant is another person
 INSERT INTO kaireon.suppressions (tenant_id, id, customer_id, scope) VALUES ('dsar_other', 'sup-other', 'cust-x', 'global');
@@ -63,7 +68,7 @@ SELECT c.relname AS unlisted_customer_table FROM pg_class c
    AND c.relname NOT IN ('interaction_history', 'impressions', 'suppressions', 'decision_traces', 'decision_locks',
                          'interaction_summaries', 'metric_values', 'customer_engagement_health', 'customer_clv',
                          'experiment_assignments', 'variant_assignments', 'attribution_results',
-                         'journey_enrollments', 'negotiation_sessions');
+                         'journey_enrollments', 'negotiation_sessions', 'model_shadow_scores', 'campaign_decisions');
 
 -- What the suite created for cust-x, table by table, with each row's key.
 CREATE TEMP TABLE expected (t text, k text);
@@ -78,7 +83,8 @@ UNION ALL VALUES ('impressions', 'imp-x'), ('suppressions', 'sup-x'), ('channel_
     ('interaction_summaries', 'sum-x'), ('metric_values', 'mv-x'), ('customer_engagement_health', 'eh-x'),
     ('customer_clv', 'clv-x'), ('consent_records', 'cons-x'), ('identity_links', 'idl-email'), ('identity_links', 'idl-alias'),
     ('experiment_assignments', 'ea-x'), ('variant_assignments', 'va-x'), ('attribution_results', 'at-x'),
-    ('journey_enrollments', 'je-x'), ('negotiation_sessions', 'ns-x'), ('dead_letter_events', 'dl-x');
+    ('journey_enrollments', 'je-x'), ('negotiation_sessions', 'ns-x'), ('dead_letter_events', 'dl-x'),
+    ('model_shadow_scores', 'ss-x'), ('campaign_decisions', 'cust-x');
 SELECT t, count(*) FROM expected GROUP BY 1 ORDER BY 1;
 
 -- The export: one document, every row of the subject and no other.
@@ -98,14 +104,16 @@ SELECT kaireon.dsar_delete('dsar', 'cust-x', requested_by => 'dpo@example.com') 
 SELECT (kaireon.dsar_export('dsar', 'cust-x') -> 'data') AS data_after_delete;
 SELECT t, k FROM expected e WHERE t NOT LIKE 'kaireon_t_%'
    AND (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM kaireon.%I x WHERE %s', e.t,
-        CASE e.t WHEN 'decision_locks' THEN format('x.customer_id = %L', e.k)
-                 WHEN 'respond_idempotency' THEN format('x.idempotency_key = %L', e.k)
+        CASE WHEN e.t IN ('decision_locks', 'campaign_decisions') THEN format('x.customer_id = %L', e.k)
+                 WHEN e.t = 'respond_idempotency' THEN format('x.idempotency_key = %L', e.k)
                  ELSE format('x.id = %L', e.k) END), false, true, '')))[1]::text::int > 0;
 SELECT (SELECT count(*) FROM kaireon.suppressions WHERE tenant_id = 'dsar') AS other_subject_suppressions,
        (SELECT count(*) FROM kaireon.identity_links WHERE tenant_id = 'dsar') AS other_subject_links,
        (SELECT count(*) FROM kaireon.interaction_summaries WHERE tenant_id = 'dsar') AS summaries_left,
        (SELECT count(*) FROM kaireon.channel_deliveries WHERE tenant_id = 'dsar') AS deliveries_left,
        (SELECT count(*) FROM kaireon_t_dsar.ds_customers) AS customers_left,
+       (SELECT count(*) FROM kaireon.model_shadow_scores WHERE tenant_id = 'dsar') AS other_subject_shadow_scores,
+       (SELECT count(*) FROM kaireon.campaign_decisions WHERE tenant_id = 'dsar') AS other_subject_campaign_rows,
        (SELECT count(*) FROM kaireon.suppressions WHERE tenant_id = 'dsar_other') AS other_tenant_rows;
 SELECT request_type, status, result -> 'rows' AS rows FROM kaireon.dsar_requests WHERE tenant_id = 'dsar' ORDER BY created_at, request_type DESC;
 -- The audit chain still verifies: the erasure touched no audit row (audit rows hold

@@ -112,12 +112,41 @@ SELECT kaireon.publish_outbox();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET kaireon.tenant_id;
 RESET ROLE;
+-- nor can an admin role with BYPASSRLS register a function of its own: handlers run as the
+-- publisher (a superuser), so they must be owned by a superuser
+CREATE ROLE regress_obx_admin;
+SELECT kaireon.grant_admin_role('regress_obx_admin');
+GRANT CREATE ON SCHEMA public TO regress_obx_admin;
+SET ROLE regress_obx_admin;
+CREATE FUNCTION public.admin_hook(tenant_id text, event_id text, topic text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ SELECT $$;
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('mine', 'public.admin_hook(text,text,text,jsonb)');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- a handler whose owner changed after it was registered fails the delivery at call time
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('owned', 'public.deliver(text,text,text,jsonb)');
+ALTER FUNCTION public.deliver(text, text, text, jsonb) OWNER TO regress_obx_admin;
+INSERT INTO kaireon.outbox_events (tenant_id, id, topic) VALUES ('obx', 'ev-owned', 'owned');
+SELECT kaireon.publish_outbox();
+SELECT id, status, retry_count, last_error FROM kaireon.outbox_events WHERE id = 'ev-owned';
+ALTER FUNCTION public.deliver(text, text, text, jsonb) OWNER TO CURRENT_USER;
+DELETE FROM kaireon.outbox_events WHERE id = 'ev-owned';
+-- a handler whose function was dropped fails the delivery (retried, then dead-lettered)
+-- instead of the event being marked published without it
+CREATE FUNCTION public.gone(tenant_id text, event_id text, topic text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ SELECT $$;
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('gone', 'public.gone(text,text,text,jsonb)');
+DROP FUNCTION public.gone(text, text, text, jsonb);
+INSERT INTO kaireon.outbox_events (tenant_id, id, topic) VALUES ('obx', 'ev-gone', 'gone');
+SELECT kaireon.publish_outbox();
+SELECT id, status, retry_count, last_error ~ 'no longer exists' AS handler_missing
+  FROM kaireon.outbox_events WHERE id = 'ev-gone';
 
 -- clean up
 DELETE FROM kaireon.outbox_handlers;
 DELETE FROM kaireon.tenants WHERE id = 'obx';
 DROP FUNCTION public.deliver(text, text, text, jsonb);
 DROP TABLE public.deliveries, public.endpoint_down;
-DELETE FROM kaireon.role_grants WHERE role_name IN ('regress_obx_app');
-DROP OWNED BY regress_obx_app;
-DROP ROLE regress_obx_app;
+DELETE FROM kaireon.role_grants WHERE role_name IN ('regress_obx_app', 'regress_obx_admin');
+DROP OWNED BY regress_obx_app, regress_obx_admin;
+DROP ROLE regress_obx_app, regress_obx_admin;

@@ -60,6 +60,16 @@ INSERT INTO kaireon.decision_traces (tenant_id, id, request_id, customer_id, pol
     ('ret_a', 't-old2', 'r', 'c1', '000000000000000b', now() - interval '400 days'),
     ('ret_a', 't-new', 'r', 'c1', '000000000000000b', now() - interval '1 day'),
     ('ret_h', 't-held', 'r', 'h1', '000000000000000a', now() - interval '400 days');
+-- and the per-decision logs beside them: shadow model scores and campaign decisions
+SET session_replication_role = replica;   -- (their models and campaign runs are not needed here)
+INSERT INTO kaireon.model_shadow_scores (tenant_id, id, model_id, customer_id, score, created_at) VALUES
+    ('ret_a', 'ss-old', 'm', 'c1', 0.5, now() - interval '400 days'), ('ret_a', 'ss-new', 'm', 'c1', 0.5, now() - interval '1 day'),
+    ('ret_h', 'ss-held', 'm', 'h1', 0.5, now() - interval '400 days');
+INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, channel_id, score,
+                                        arbitrated_value, recommendation_id, created_at) VALUES
+    ('ret_a', 'run-old', 'c1', 1, 'o', 'web', 1, 1, 'r1', now() - interval '400 days'),
+    ('ret_a', 'run-new', 'c1', 1, 'o', 'web', 1, 1, 'r2', now() - interval '1 day');
+RESET session_replication_role;
 INSERT INTO kaireon.policy_snapshots (tenant_id, id, policy_version_hash, created_at) VALUES
     ('ret_a', 's-only-old-trace', '000000000000000a', now() - interval '400 days'),
     ('ret_a', 's-new-trace', '000000000000000b', now() - interval '400 days'),
@@ -108,6 +118,8 @@ UNION ALL SELECT 'decision_locks', tenant_id, count(*) FROM kaireon.decision_loc
 UNION ALL SELECT 'respond_idempotency', tenant_id, count(*) FROM kaireon.respond_idempotency WHERE tenant_id LIKE 'ret_%' GROUP BY 2
 UNION ALL SELECT 'decision_traces', tenant_id, count(*) FROM kaireon.decision_traces WHERE tenant_id LIKE 'ret_%' GROUP BY 2
 UNION ALL SELECT 'policy_snapshots', tenant_id, count(*) FROM kaireon.policy_snapshots WHERE tenant_id LIKE 'ret_%' GROUP BY 2
+UNION ALL SELECT 'model_shadow_scores', tenant_id, count(*) FROM kaireon.model_shadow_scores WHERE tenant_id LIKE 'ret_%' GROUP BY 2
+UNION ALL SELECT 'campaign_decisions', tenant_id, count(*) FROM kaireon.campaign_decisions WHERE tenant_id LIKE 'ret_%' GROUP BY 2
 UNION ALL SELECT 'metric_values', tenant_id, count(*) FROM kaireon.metric_values WHERE tenant_id LIKE 'ret_%' GROUP BY 2
 UNION ALL SELECT 'creative_performance', tenant_id, count(*) FROM kaireon.creative_performance WHERE tenant_id LIKE 'ret_%' GROUP BY 2
 UNION ALL SELECT 'interaction_summaries', tenant_id, count(*) FROM kaireon.interaction_summaries WHERE tenant_id LIKE 'ret_%' GROUP BY 2
@@ -177,6 +189,37 @@ BEGIN;
 CALL kaireon.run_retention_batched(dry_run => true) \gset
 SELECT status, detail -> 'dryRun' AS dry_run FROM kaireon.maintenance_runs WHERE id = :run_id;
 ROLLBACK;
+
+-- A legal hold set while a run goes on stops it from the next batch: here a trigger puts
+-- ret_m's interactions on hold when the run deletes decision traces (the decisions class
+-- comes first), and ret_m's expired interactions stay.
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('ret_m', 'M', 'ret_m');
+INSERT INTO kaireon.decision_traces (tenant_id, id, request_id, customer_id, policy_version_hash, created_at) VALUES
+    ('ret_m', 't-m', 'r', 'm1', '00000000000000aa', now() - interval '400 days');
+INSERT INTO kaireon.interaction_history (tenant_id, occurred_at, customer_id, interaction_type) VALUES
+    ('ret_m', now() - interval '40 months', 'm1', 'recommendation');
+INSERT INTO kaireon.impressions (tenant_id, customer_id, occurred_at) VALUES ('ret_m', 'm1', now() - interval '800 days');
+CREATE FUNCTION public.hold_mid_run() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days, legal_hold)
+    VALUES ('ret_m', 'interactions', 730, true) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hold_mid_run AFTER DELETE ON kaireon.decision_traces FOR EACH STATEMENT EXECUTE FUNCTION public.hold_mid_run();
+SELECT tenant_id, data_class, held AS held_at_start, rows_deleted
+  FROM kaireon.run_retention(data_classes => '{decisions,interactions}') WHERE tenant_id = 'ret_m' ORDER BY 2;
+DROP TRIGGER hold_mid_run ON kaireon.decision_traces;
+DROP FUNCTION public.hold_mid_run();
+SELECT (SELECT count(*) FROM kaireon.decision_traces WHERE tenant_id = 'ret_m') AS traces_left,
+       (SELECT count(*) FROM kaireon.interaction_history WHERE tenant_id = 'ret_m') AS history_kept,
+       (SELECT count(*) FROM kaireon.impressions WHERE tenant_id = 'ret_m') AS impressions_kept;
+
+-- The partition retirement checks every tenant's policy itself, whoever calls it: the
+-- partition holding ret_a's recent row is not dropped even when the caller allows ret_a.
+SELECT c.relname AS recent_part FROM kaireon.interaction_history h JOIN pg_class c ON c.oid = h.tableoid
+ WHERE h.customer_id = 'c-recent' \gset
+SELECT kaireon._retire_interaction_partition(:'recent_part', ARRAY['ret_a', 'ret_b', 'ret_h', 'ret_m']) AS retired;
+SELECT to_regclass('kaireon.' || :'recent_part') IS NOT NULL AS still_there;
 
 -- Bad arguments are refused before anything is done.
 SELECT * FROM kaireon.run_retention(dry_run => NULL);

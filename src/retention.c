@@ -309,6 +309,20 @@ query_int(const char *sql, int nargs, Oid *types, Datum *values, int64 dflt)
 	return v;
 }
 
+/*
+ * The (tenant_id, cutoff) pairs $1, $2 of a statement as a FROM item named
+ * alias, less the tenants whose class got a legal hold after the run loaded
+ * its policies: every batch is its own statement, so a hold set while a long
+ * run goes on stops it from the next batch.
+ */
+static char *
+pairs_sql(int cls, const char *alias)
+{
+	return psprintf("(SELECT u.tenant_id, u.cutoff FROM unnest($1, $2) AS u (tenant_id, cutoff) "
+					" WHERE NOT kaireon._retention_held(u.tenant_id, %s)) AS %s",
+					quote_literal_cstr(class_names[cls]), alias);
+}
+
 /* Context of find_range (kjob_try body). */
 typedef struct RangeArg
 {
@@ -371,14 +385,14 @@ walk_delete(RetRun *run, int cls, const char *table, const char *label, const ch
 	s.values = values;
 	if (run->dry_run)
 	{
-		s.sql = psprintf("SELECT x.tenant_id, count(*) FROM %s x JOIN unnest($1, $2) AS c (tenant_id, cutoff) "
-						 "ON true WHERE %s GROUP BY 1", table, pred);
+		s.sql = psprintf("SELECT x.tenant_id, count(*) FROM %s x JOIN %s ON true WHERE %s GROUP BY 1",
+						 table, pairs_sql(cls, "c"), pred);
 		s.nargs = 2;
 		(void) run_step(&s);
 		return;
 	}
 	ra.sql = psprintf("SELECT (min(x.ctid)::text::point)[0]::bigint, (max(x.ctid)::text::point)[0]::bigint "
-					  "  FROM %s x JOIN unnest($1, $2) AS c (tenant_id, cutoff) ON true WHERE %s", table, pred);
+					  "  FROM %s x JOIN %s ON true WHERE %s", table, pairs_sql(cls, "c"), pred);
 	ra.types[0] = TEXTARRAYOID;
 	ra.types[1] = TIMESTAMPTZARRAYOID;
 	ra.values[0] = tg.tenants;
@@ -404,9 +418,9 @@ walk_delete(RetRun *run, int cls, const char *table, const char *label, const ch
 							  "  FROM pg_class c WHERE c.oid = $1::regclass", 1, t1, v1, 50);
 	}
 	blocks = Max(1, kaireon_retention_batch_size / Max(per_block, 1));
-	s.sql = psprintf("WITH d AS (DELETE FROM %s x USING unnest($1, $2) AS c (tenant_id, cutoff) "
+	s.sql = psprintf("WITH d AS (DELETE FROM %s x USING %s "
 					 "  WHERE x.ctid >= $3 AND x.ctid < $4 AND %s RETURNING x.tenant_id) "
-					 "SELECT tenant_id, count(*) FROM d GROUP BY 1", table, pred);
+					 "SELECT tenant_id, count(*) FROM d GROUP BY 1", table, pairs_sql(cls, "c"), pred);
 	s.nargs = 4;
 	for (int64 b = ra.first; b <= ra.last; b += blocks)
 	{
@@ -449,20 +463,20 @@ index_delete(RetRun *run, int cls, const char *table, const char *label, const c
 	values[3] = Int32GetDatum(kaireon_retention_batch_size);
 	if (run->dry_run)
 	{
-		s.sql = psprintf("SELECT x.tenant_id, count(*) FROM %s x JOIN unnest($1, $2) AS c (tenant_id, cutoff) "
+		s.sql = psprintf("SELECT x.tenant_id, count(*) FROM %s x JOIN %s "
 						 "  ON x.tenant_id = c.tenant_id WHERE x.%s < $3 AND %s GROUP BY 1",
-						 table, quote_identifier(index_col), pred);
+						 table, pairs_sql(cls, "c"), quote_identifier(index_col), pred);
 		s.nargs = 3;
 		(void) run_step(&s);
 		return;
 	}
-	s.sql = psprintf("WITH d AS (DELETE FROM %1$s x USING unnest($1, $2) AS c (tenant_id, cutoff) "
+	s.sql = psprintf("WITH d AS (DELETE FROM %1$s x USING %5$s "
 					 "  WHERE x.ctid = ANY (ARRAY(SELECT y.ctid FROM %1$s y "
-					 "                              JOIN unnest($1, $2) AS k (tenant_id, cutoff) ON y.tenant_id = k.tenant_id "
+					 "                              JOIN %6$s ON y.tenant_id = k.tenant_id "
 					 "                             WHERE y.%2$s < $3 AND %3$s LIMIT $4)) "
 					 "    AND x.tenant_id = c.tenant_id AND %4$s RETURNING x.tenant_id) "
 					 "SELECT tenant_id, count(*) FROM d GROUP BY 1",
-					 table, quote_identifier(index_col), ypred, pred);
+					 table, quote_identifier(index_col), ypred, pred, pairs_sql(cls, "c"), pairs_sql(cls, "k"));
 	s.nargs = 4;
 	for (;;)
 	{
@@ -638,7 +652,7 @@ retire_partition(RetRun *run, Part *p, List *tenants)
 	}
 	if (!a.done)
 	{
-		add_note(run->global, "%s kept: it got rows of another tenant; purged row by row next run", p->name);
+		add_note(run->global, "%s kept: it holds rows that must stay (another tenant's, or under a hold set since the run began); purged row by row", p->name);
 		return false;
 	}
 	forboth(lc, with_rows, lc2, counts)
@@ -739,7 +753,9 @@ audit_body(void *arg)
 	values[0] = CStringGetTextDatum(a->tenant);
 	values[1] = TimestampTzGetDatum(a->cutoff);
 	values[2] = Int64GetDatum(kaireon_retention_batch_size);
-	a->removed = query_int("SELECT kaireon.purge_audit_chain($1, $2, $3)", 3, types, values, 0);
+	/* a hold set since the run began stops it here too */
+	a->removed = query_int("SELECT CASE WHEN kaireon._retention_held($1, 'audit') THEN 0 "
+						   "            ELSE kaireon.purge_audit_chain($1, $2, $3) END", 3, types, values, 0);
 }
 
 /* The audit class, through kaireon.purge_audit_chain when it is installed. */
@@ -962,6 +978,11 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 	{
 		/* traces first: a snapshot goes once no remaining trace refers to it */
 		walk_delete(&run, RC_DECISIONS, "kaireon.decision_traces", "decision_traces", "created_at",
+					targets(&run, RC_DECISIONS, -1, NIL, NULL));
+		/* the per-decision logs beside the traces: shadow model scores, campaign decisions */
+		walk_delete(&run, RC_DECISIONS, "kaireon.model_shadow_scores", "model_shadow_scores", "created_at",
+					targets(&run, RC_DECISIONS, -1, NIL, NULL));
+		walk_delete(&run, RC_DECISIONS, "kaireon.campaign_decisions", "campaign_decisions", "created_at",
 					targets(&run, RC_DECISIONS, -1, NIL, NULL));
 		/* (a dry run removed no trace: it counts against the traces that would stay) */
 		index_delete(&run, RC_DECISIONS, "kaireon.policy_snapshots", "policy_snapshots", "created_at",

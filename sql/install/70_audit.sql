@@ -103,7 +103,7 @@ AS $fn$
         ('experiment_challengers',    ARRAY[]::text[]),
         -- compliance and governance
         ('retention_configs',         ARRAY[]::text[]),
-        ('dsar_requests',             ARRAY['redact=subject_id']),
+        ('dsar_requests',             ARRAY['redact=subject_id', 'redact=reason']),
         ('approval_requests',         ARRAY[]::text[]),
         ('approval_request_stages',   ARRAY[]::text[]),
         ('custom_roles',              ARRAY[]::text[]),

@@ -40,7 +40,7 @@ CREATE FUNCTION kaireon.retention_defaults()
 AS $fn$
     SELECT * FROM (VALUES
         ('interactions', 730, 'interaction_history (whole monthly partitions when every tenant''s cutoff has passed them), impressions, decision_locks (after kaireon.retention_decision_lock_days), respond_idempotency (after kaireon.retention_idempotency_days)'),
-        ('decisions', 365, 'decision_traces, and policy_snapshots no remaining trace refers to'),
+        ('decisions', 365, 'decision_traces, model_shadow_scores, campaign_decisions, and policy_snapshots no remaining trace refers to'),
         ('metrics', 2555, 'metric_values, creative_performance; interaction_summaries too when the tenant has no summaries row'),
         ('summaries', 2555, 'interaction_summaries (by updated_at)'),
         ('audit', 2555, 'audit_logs, through kaireon.purge_audit_chain, which leaves an anchor so the rest of the chain still verifies'),
@@ -76,9 +76,13 @@ COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
 
 -- The bounds of a range partition of a timestamptz column: NULL for MINVALUE / MAXVALUE and
 -- for the default partition.
+-- pg_get_expr prints the bounds in the session's DateStyle and TimeZone; both are pinned so
+-- the text reads back as the same instant (zone abbreviations such as IST are ambiguous).
 CREATE FUNCTION kaireon._partition_bounds(part regclass, OUT lower_bound timestamptz, OUT upper_bound timestamptz)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
+    SET datestyle = 'ISO, YMD'
+    SET timezone = 'UTC'
 AS $fn$
 DECLARE
     b           text := pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = part), part);
@@ -117,11 +121,29 @@ $fn$;
 COMMENT ON FUNCTION kaireon._tenants_in(regclass) IS
     'Internal: the distinct tenant_id values of a table, found by skipping through its index on tenant_id (a few index probes per tenant, not a scan).';
 
+-- Whether a tenant's data class is under a legal hold now (summaries fall back to the metrics
+-- row, as in retention_policies). Retention asks before every batch, so a hold set while a
+-- long run goes on stops it.
+CREATE FUNCTION kaireon._retention_held(p_tenant text, p_class text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce((SELECT c.legal_hold FROM kaireon.retention_configs c
+                      WHERE c.tenant_id = p_tenant AND c.data_class = p_class),
+                    (SELECT m.legal_hold FROM kaireon.retention_configs m
+                      WHERE p_class = 'summaries' AND m.tenant_id = p_tenant AND m.data_class = 'metrics'),
+                    false)
+$fn$;
+COMMENT ON FUNCTION kaireon._retention_held(text, text) IS
+    'Internal (retention): whether the tenant''s data class is under a legal hold now (its retention_configs row; for summaries, else its metrics row).';
+
 -- Drops (or detaches) one monthly partition of interaction_history for retention. Runs as
 -- the extension owner, who owns the partitions. The locks are taken in the order DROP takes
 -- them (the parent, then the partition), each waiting at most lock_timeout_ms, and the
 -- tenants with rows in the partition are checked again under the locks: every one must be in
--- allowed_tenants (tenants without a hold whose cutoff is past the partition's upper bound).
+-- allowed_tenants and, by its retention policy now, have no hold on interactions and a cutoff
+-- past the partition's upper bound. The function trusts no caller with the second check: it is
+-- SECURITY DEFINER, and an admin role without BYPASSRLS may call it.
 CREATE FUNCTION kaireon._retire_interaction_partition(part text, allowed_tenants text[],
                                                       detach boolean DEFAULT false,
                                                       lock_timeout_ms integer DEFAULT 100)
@@ -134,6 +156,7 @@ DECLARE
     v_rel       regclass := to_regclass(format('kaireon.%I', part));
     v_old       text := current_setting('lock_timeout');
     v_other     text;
+    v_upper     timestamptz;
 BEGIN
     IF v_rel IS NULL THEN
         RETURN false;
@@ -149,7 +172,16 @@ BEGIN
     LOCK TABLE ONLY kaireon.interaction_history IN ACCESS EXCLUSIVE MODE;
     EXECUTE format('LOCK TABLE kaireon.%I IN ACCESS EXCLUSIVE MODE', part);
     PERFORM set_config('lock_timeout', v_old, true);
-    SELECT t INTO v_other FROM kaireon._tenants_in(v_rel) AS t WHERE t <> ALL (allowed_tenants) LIMIT 1;
+    v_upper := (SELECT b.upper_bound FROM kaireon._partition_bounds(v_rel) b);
+    IF v_upper IS NULL THEN
+        RETURN false;
+    END IF;
+    SELECT t INTO v_other FROM kaireon._tenants_in(v_rel) AS t
+     WHERE t <> ALL (allowed_tenants)
+        OR NOT EXISTS (SELECT 1 FROM kaireon.retention_policies(now()) p
+                        WHERE p.tenant_id = t AND p.data_class = 'interactions'
+                          AND NOT p.legal_hold AND p.cutoff >= v_upper)
+     LIMIT 1;
     IF FOUND THEN
         RETURN false;
     END IF;
@@ -165,7 +197,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon._retire_interaction_partition(text, text[], boolean, integer) IS
-    'Internal (retention): drops or detaches a monthly partition of interaction_history once its locks are held (waiting at most lock_timeout_ms for each) and every tenant with rows in it is among allowed_tenants; false when it is gone or holds rows of another tenant.';
+    'Internal (retention): drops or detaches a monthly partition of interaction_history once its locks are held (waiting at most lock_timeout_ms for each) and every tenant with rows in it is among allowed_tenants, has no legal hold on interactions and a cutoff past the partition''s upper bound; false when it is gone or holds rows that must stay.';
 
 CREATE FUNCTION kaireon.run_retention(dry_run boolean DEFAULT false, data_classes text[] DEFAULT NULL)
     RETURNS TABLE (tenant_id text, data_class text, retention_days integer, cutoff timestamptz,

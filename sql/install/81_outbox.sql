@@ -8,8 +8,10 @@
 
 -- Delivery hooks: a function per topic ('*' for every topic without its own), called with
 -- (tenant_id, event_id, topic, payload) before the NOTIFY. It runs with the privileges of the
--- role that publishes (the maintenance worker's), so only superusers and BYPASSRLS roles may
--- register one (row level security with no policy).
+-- role that publishes (the maintenance worker's, by default a superuser), so only superusers
+-- and BYPASSRLS roles may register one (row level security with no policy), and the function
+-- must be owned by a superuser: checked when it is registered and again at every call, so
+-- neither an admin role's own function nor one whose owner changed later runs as the publisher.
 CREATE TABLE kaireon.outbox_handlers (
     topic                   text NOT NULL PRIMARY KEY CHECK (length(topic) BETWEEN 1 AND 200),
     handler                 regprocedure NOT NULL,
@@ -33,11 +35,16 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'Declare it as handler(tenant_id text, event_id text, topic text, payload jsonb); raise an error to fail the delivery.';
     END IF;
+    IF NOT (SELECT r.rolsuper FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = NEW.handler) THEN
+        RAISE EXCEPTION 'outbox handler % of topic "%" is not owned by a superuser', NEW.handler, NEW.topic
+            USING ERRCODE = '42501',
+                  HINT = 'Handlers run with the publisher''s privileges: a superuser must create (or own) the function.';
+    END IF;
     RETURN NEW;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon._check_outbox_handler() IS
-    'Internal: BEFORE INSERT OR UPDATE trigger of outbox_handlers refusing a handler without the signature (text, text, text, jsonb).';
+    'Internal: BEFORE INSERT OR UPDATE trigger of outbox_handlers refusing a handler without the signature (text, text, text, jsonb) or not owned by a superuser.';
 CREATE TRIGGER check_handler BEFORE INSERT OR UPDATE ON kaireon.outbox_handlers
     FOR EACH ROW EXECUTE FUNCTION kaireon._check_outbox_handler();
 
@@ -62,6 +69,9 @@ DECLARE
     ev          record;
     v_nsp       name;
     v_fn        name;
+    v_super     boolean;
+    v_handler   text;
+    v_found     boolean;
     v_err       text;
     n           integer := 0;
 BEGIN
@@ -77,18 +87,25 @@ BEGIN
                LIMIT max_events
                  FOR UPDATE SKIP LOCKED
     LOOP
-        SELECT n2.nspname, p.proname INTO v_nsp, v_fn
+        -- (a regprocedure column does not keep its function from being dropped: a handler
+        -- gone, or no longer owned by a superuser, fails the delivery instead of skipping it)
+        SELECT n2.nspname, p.proname, r.rolsuper, h.handler::oid::text INTO v_nsp, v_fn, v_super, v_handler
           FROM kaireon.outbox_handlers h
-          JOIN pg_proc p ON p.oid = h.handler
-          JOIN pg_namespace n2 ON n2.oid = p.pronamespace
+          LEFT JOIN pg_proc p ON p.oid = h.handler
+          LEFT JOIN pg_namespace n2 ON n2.oid = p.pronamespace
+          LEFT JOIN pg_roles r ON r.oid = p.proowner
          WHERE h.topic IN (ev.topic, '*')
          ORDER BY h.topic = '*'
          LIMIT 1;
-        IF NOT FOUND THEN
-            v_nsp := NULL;
-        END IF;
+        v_found := FOUND;
         BEGIN
-            IF v_nsp IS NOT NULL THEN
+            IF v_found AND v_fn IS NULL THEN
+                RAISE EXCEPTION 'the handler of topic "%" (function oid %) no longer exists', ev.topic, v_handler
+                    USING ERRCODE = '42883';
+            ELSIF v_found AND NOT v_super THEN
+                RAISE EXCEPTION 'the handler %.% of topic "%" is not owned by a superuser', v_nsp, v_fn, ev.topic
+                    USING ERRCODE = '42501';
+            ELSIF v_found THEN
                 EXECUTE format('SELECT %I.%I($1, $2, $3, $4)', v_nsp, v_fn)
                     USING ev.tenant_id, ev.id, ev.topic, ev.payload;
             END IF;

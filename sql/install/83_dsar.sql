@@ -18,8 +18,11 @@ AS $fn$
     SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.customer_id = $1',
            CASE c.relname WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
                           WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
+                          WHEN 'model_shadow_scores' THEN 'decisions' WHEN 'campaign_decisions' THEN 'decisions'
                           WHEN 'interaction_summaries' THEN 'summaries' WHEN 'metric_values' THEN 'metrics'
-                          WHEN 'suppressions' THEN 'suppressions' END
+                          WHEN 'suppressions' THEN 'suppressions'
+                          -- a monthly partition retention detached (an archive): still interactions
+                          ELSE CASE WHEN c.relname ~ '^interaction_history_p\d{4}_\d{2}$' THEN 'interactions' END END
       FROM pg_class c
      WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)

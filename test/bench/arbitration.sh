@@ -24,20 +24,9 @@ secs=${2:-15}
 repeats=${3:-3}
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$src/test/scripts/lib.sh"
+. "$src/test/bench/lib.sh"
 
-if [ "${4:-}" != "--in-workdir" ]; then
-    kaireon_ensure_deps
-    tmp=${TMPDIR:-/tmp}
-    [ "$(id -u)" = 0 ] && tmp=/tmp
-    work=$(mktemp -d "$tmp/kaireon-arb-bench.XXXXXX")
-    chmod 755 "$work"
-    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon "$src/" "$work/src/"
-    if [ "$(id -u)" = 0 ]; then
-        chown -R postgres: "$work"
-        exec runuser -u postgres -- bash "$work/src/test/bench/arbitration.sh" "$customers" "$secs" "$repeats" --in-workdir "$work"
-    fi
-    exec bash "$work/src/test/bench/arbitration.sh" "$customers" "$secs" "$repeats" --in-workdir "$work"
-fi
+[ "${4:-}" != "--in-workdir" ] && kaireon_bench_reexec kaireon-arb-bench test/bench/arbitration.sh "$customers" "$secs" "$repeats"
 
 work=$5
 bindir=""
@@ -49,14 +38,7 @@ finish() {
     rm -rf "$work"
 }
 trap finish EXIT
-bindir=$(kaireon_build_install "$work/src" "$work/install")
-port=54335
-kaireon_start_cluster "$bindir" "$work/data" "$work" "$port" \
-    "shared_preload_libraries = 'kaireon'" "fsync = on" "synchronous_commit = on" \
-    "shared_buffers = '1GB'" "work_mem = '64MB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
-export PGHOST=$work PGPORT=$port PGUSER=postgres PGDATABASE=postgres
-psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
-"${psql[@]}" -c 'CREATE EXTENSION kaireon'
+kaireon_bench_server "$work" 54335 "work_mem = '64MB'" "max_wal_size = '4GB'"
 kaireon_log "loading scale S with $customers customers"
 "${psql[@]}" -v offers=100 -v rules=20 -v policies=8 -v customers="$customers" \
     -v interactions=$((customers * 10)) -f "$work/src/test/bench/gen_data.sql" >/dev/null

@@ -12,38 +12,16 @@ scale=${1:-S}
 secs=${2:-20}
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$src/test/scripts/lib.sh"
+. "$src/test/bench/lib.sh"
 
-case $scale in
-    S) offers=100 rules=20 policies=8 customers=100000 interactions=1000000 ;;
-    L) offers=1000 rules=100 policies=12 customers=1000000 interactions=10000000 ;;
-    *) kaireon_die "scale must be S or L, not $scale" ;;
-esac
+kaireon_bench_scale "$scale"
 
-if [ "${3:-}" != "--in-workdir" ]; then
-    kaireon_ensure_deps
-    tmp=${TMPDIR:-/tmp}
-    [ "$(id -u)" = 0 ] && tmp=/tmp
-    work=$(mktemp -d "$tmp/kaireon-bench.XXXXXX")
-    chmod 755 "$work"
-    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon "$src/" "$work/src/"
-    if [ "$(id -u)" = 0 ]; then
-        chown -R postgres: "$work"
-        exec runuser -u postgres -- bash "$work/src/test/bench/run.sh" "$scale" "$secs" --in-workdir "$work"
-    fi
-    exec bash "$work/src/test/bench/run.sh" "$scale" "$secs" --in-workdir "$work"
-fi
+[ "${3:-}" != "--in-workdir" ] && kaireon_bench_reexec kaireon-bench test/bench/run.sh "$scale" "$secs"
 
 work=$4
 bindir=""
 trap '[ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"; rm -rf "$work"' EXIT
-bindir=$(kaireon_build_install "$work/src" "$work/install")
-port=54331
-kaireon_start_cluster "$bindir" "$work/data" "$work" "$port" \
-    "shared_preload_libraries = 'kaireon'" "fsync = on" "synchronous_commit = on" \
-    "shared_buffers = '1GB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
-export PGHOST=$work PGPORT=$port PGUSER=postgres PGDATABASE=postgres
-psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
-"${psql[@]}" -c 'CREATE EXTENSION kaireon'
+kaireon_bench_server "$work" 54331 "max_wal_size = '4GB'"
 kaireon_log "loading scale $scale ($offers offers, $rules rules, $policies policies, $customers customers, $interactions interactions)"
 load_start=$(date +%s)
 "${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \

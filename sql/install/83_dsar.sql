@@ -60,8 +60,11 @@ $fn$;
 COMMENT ON FUNCTION kaireon._dsar_targets(text) IS
     'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and the tenant''s published customer data tables; with the retention data class whose legal hold keeps them.';
 
--- The checks both requests start with; returns the ids of the subject's interactions.
-CREATE FUNCTION kaireon._dsar_start(p_tenant text, p_subject text, p_subject_type text) RETURNS text[]
+-- How both requests start: the checks, then the dsar_requests row (processing); returns its id
+-- and the ids of the subject's interactions.
+CREATE FUNCTION kaireon._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text,
+                                    p_requested_by text, p_reason text,
+                                    OUT request_id text, OUT interaction_ids text[])
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -79,12 +82,16 @@ BEGIN
         RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
             USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants.';
     END IF;
-    RETURN ARRAY(SELECT h.id FROM kaireon.interaction_history h
-                  WHERE h.tenant_id = p_tenant AND h.customer_id = p_subject);
+    interaction_ids := ARRAY(SELECT h.id FROM kaireon.interaction_history h
+                              WHERE h.tenant_id = p_tenant AND h.customer_id = p_subject);
+    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
+    VALUES (p_tenant, p_request_type, p_subject, p_subject_type, 'processing',
+            coalesce(p_requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), p_reason)
+    RETURNING id INTO request_id;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._dsar_start(text, text, text) IS
-    'Internal: checks a data subject request (arguments, tenant access, subject type, tenant) and returns the ids of the subject''s interactions.';
+COMMENT ON FUNCTION kaireon._dsar_start(text, text, text, text, text, text) IS
+    'Internal: checks a data subject request (arguments, tenant access, subject type, tenant), records it in dsar_requests as processing, and returns its id and the ids of the subject''s interactions.';
 
 CREATE FUNCTION kaireon.dsar_export(tenant_id text, subject_id text, requested_by text DEFAULT NULL,
                                     reason text DEFAULT NULL, subject_type text DEFAULT 'customer')
@@ -104,11 +111,8 @@ DECLARE
     v_counts    jsonb := '{}';
 BEGIN
     PERFORM kaireon.assert_tenant_access(p_tenant);
-    v_ids := kaireon._dsar_start(p_tenant, subject_id, subject_type);
-    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
-    VALUES (p_tenant, 'export', subject_id, subject_type, 'processing',
-            coalesce(requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), reason)
-    RETURNING id INTO v_request;
+    SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
+      FROM kaireon._dsar_start(p_tenant, subject_id, subject_type, 'export', requested_by, reason) s;
     FOR t IN SELECT * FROM kaireon._dsar_targets(p_tenant) LOOP
         EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY to_jsonb(x)::text), ''[]''), count(*) '
                        '  FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
@@ -149,13 +153,10 @@ DECLARE
     v_result    jsonb;
 BEGIN
     PERFORM kaireon.assert_tenant_access(p_tenant);
-    v_ids := kaireon._dsar_start(p_tenant, subject_id, subject_type);
+    SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
+      FROM kaireon._dsar_start(p_tenant, subject_id, subject_type, 'delete', requested_by, reason) s;
     v_held := ARRAY(SELECT p.data_class FROM kaireon.retention_policies() p
                      WHERE p.tenant_id = p_tenant AND p.legal_hold ORDER BY 1);
-    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
-    VALUES (p_tenant, 'delete', subject_id, subject_type, 'processing',
-            coalesce(requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), reason)
-    RETURNING id INTO v_request;
     FOR t IN SELECT * FROM kaireon._dsar_targets(p_tenant) LOOP
         IF t.data_class = ANY (v_held) THEN
             EXECUTE format('SELECT count(*) FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)

@@ -114,8 +114,10 @@ UPDATE kaireon.metric_definitions SET window_days = 1 WHERE id = 'value30';
 SELECT metric_key, customers FROM kaireon.compute_metrics('sum', force => true) WHERE metric_key = 'value30';
 SELECT customer_id, dimension_key, value FROM kaireon.metric_values WHERE metric_id = 'value30';
 
--- Engagement health from the last 90 days.
-SELECT * FROM kaireon.compute_engagement_health('sum');
+-- Engagement health from the last 90 days, as of c1's last conversion (recency 1: a default
+-- as_of of now() would make it depend on how long the statements in between took).
+SELECT * FROM kaireon.compute_engagement_health('sum',
+    as_of => (SELECT max(occurred_at) FROM kaireon.interaction_history WHERE tenant_id = 'sum'));
 SELECT customer_id, round(score::numeric, 4) AS score, inputs - 'lastPositiveAt' AS inputs
   FROM kaireon.customer_engagement_health WHERE tenant_id = 'sum' ORDER BY 1;
 -- CLV / RFM from the last 365 days (scores are ranks within the tenant)

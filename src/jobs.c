@@ -658,7 +658,20 @@ procedure_failed(KJobCtx *ctx)
 	ErrorData  *edata = CopyErrorData();
 
 	FlushErrorState();
-	ForgetPortalSnapshots();
+	/*
+	 * The portal's snapshot is forgotten as SPI_rollback does; snapshots the
+	 * error left on the stack make it complain after it has emptied the
+	 * stack, which is all that matters here.
+	 */
+	PG_TRY();
+	{
+		ForgetPortalSnapshots();
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+	}
+	PG_END_TRY();
 	AbortCurrentTransaction();
 	kjob_release_lock();
 	MemoryContextSwitchTo(ctx->mcxt);

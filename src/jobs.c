@@ -172,6 +172,14 @@ kjob_lock_tag(LOCKTAG *tag, int key2)
 /* The job whose session lock this process holds (index in kaireon_jobs), -1 if none. */
 static int	held_job_lock = -1;
 
+/* Error context while waiting for a job's lock. */
+static void
+job_lock_context(void *arg)
+{
+	errcontext("waiting for maintenance job %s, which another process is running (kaireon.maintenance_runs, pg_locks)",
+			   (const char *) arg);
+}
+
 /*
  * Take the lock of a job (see the file header): a transaction lock in the
  * caller's transaction, else a session lock; the worker does not wait.
@@ -183,16 +191,22 @@ kjob_lock_job(KJobCtx *ctx, const KJobDef *job)
 	LOCKTAG		tag;
 	int			idx = (int) (job - kaireon_jobs);
 
+	ErrorContextCallback errcb;
+	LockAcquireResult res;
+
 	kjob_lock_tag(&tag, idx + 1);
-	if (ctx->mode == KJOB_ATOMIC)
-	{
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-		return true;
-	}
-	Assert(held_job_lock < 0);
-	if (LockAcquire(&tag, ExclusiveLock, true, ctx->mode == KJOB_WORKER) == LOCKACQUIRE_NOT_AVAIL)
+	/* a lock timeout or a cancel while waiting names the job */
+	errcb.callback = job_lock_context;
+	errcb.arg = (void *) job->name;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	Assert(ctx->mode == KJOB_ATOMIC || held_job_lock < 0);
+	res = LockAcquire(&tag, ExclusiveLock, ctx->mode != KJOB_ATOMIC, ctx->mode == KJOB_WORKER);
+	error_context_stack = errcb.previous;
+	if (res == LOCKACQUIRE_NOT_AVAIL)
 		return false;
-	held_job_lock = idx;
+	if (ctx->mode != KJOB_ATOMIC)
+		held_job_lock = idx;
 	return true;
 }
 

@@ -248,13 +248,23 @@ $node->safe_psql('db2', q{DELETE FROM kaireon.maintenance_runs WHERE source = 'p
 
 # One worker per database: a worker exits when another process holds the worker lock of its
 # database (a worker left behind by a launcher that died; here a session standing for it).
-my $bg = $node->background_psql('db1');
-my $bgpid = $bg->query_safe('SELECT pg_backend_pid()');
-$bg->query_safe('SELECT pg_advisory_lock(1801546098, 0)');
+# The session queues for the lock, then the worker is stopped: the session gets it first.
 $worker = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance' AND datname = 'db1'});
+is( $node->safe_psql('db1',
+		qq{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1801546098 AND objid = 0 AND granted AND pid = $worker}),
+	'1', 'the worker of db1 holds the worker lock of its database');
+my $bg = $node->background_psql('db1');
+my $bgpid = $bg->query_safe('SELECT pg_backend_pid()');
+$bg->query_until(qr/queued/, "\\echo queued\nSELECT pg_advisory_lock(1801546098, 0);\n");
+ok( $node->poll_query_until('db1',
+		qq{SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 0 AND NOT granted AND pid = $bgpid}),
+	'a session waits for the worker lock');
 $log_offset = -s $node->logfile;
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($worker)");
+ok( $node->poll_query_until('db1',
+		qq{SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 0 AND granted AND pid = $bgpid}),
+	'the session has it once the worker stopped');
 $node->wait_for_log(qr/kaireon worker: another process \(pid $bgpid\) holds the maintenance lock of database "db1"; exiting/,
 	$log_offset);
 ok(1, 'a second worker for db1 exits, naming the process that holds the lock');

@@ -7,6 +7,10 @@
 # cleanly and the launcher starts it again; a database removed from the list loses its
 # worker; the workers exit when the postmaster dies. Also pg_cron running kaireon's
 # maintenance in a database, and settings of every module kept from postgresql.conf.
+# Fixes from review: a cancel does not stop the launcher; a terminated launcher comes back
+# (exit 1) without doubling the workers; a 'running' row whose pid was reused is recovered;
+# a second worker for a database exits (worker lock); the worker skips a job running
+# elsewhere and a manual run waits for it; a worker role without BYPASSRLS is refused.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;

@@ -515,7 +515,9 @@ extension_installed(void)
  * Mark the runs left 'running' by processes that are gone as interrupted;
  * the worker's own jobs among them run again at once.  A process is gone
  * when no backend has its pid, or the one that has it started after the run
- * (a pid reused after a crash restart).
+ * (a pid reused after a crash restart), or the run started before the server.
+ * backend_start is NULL for the sessions of other roles when the worker's
+ * role is not a superuser (nor pg_read_all_stats): then the pid decides.
  */
 static void
 recover_runs(void)
@@ -531,7 +533,9 @@ recover_runs(void)
 	rc = SPI_execute("UPDATE kaireon.maintenance_runs r SET status = 'interrupted', finished_at = clock_timestamp(), "
 					 "       error = 'the process running it stopped (crash, kill, SIGTERM or shutdown)' "
 					 " WHERE r.status = 'running' "
-					 "   AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid AND a.backend_start <= r.started_at) "
+					 "   AND (r.started_at < pg_postmaster_start_time() "
+					 "        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid "
+					 "                          AND (a.backend_start IS NULL OR a.backend_start <= r.started_at))) "
 					 "RETURNING r.job, r.source, r.id", false, 0);
 	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_UPDATE_RETURNING)

@@ -47,6 +47,42 @@ INSERT INTO kaireon.outbox_events (tenant_id, id, topic) VALUES ('mnt', 'ev2', '
 CALL kaireon.run_maintenance_batched(jobs => '{outbox}');
 SELECT job, source, status, detail ->> 'events' AS events FROM kaireon.maintenance_runs ORDER BY id DESC LIMIT 1;
 
+-- An error escaping a job of a procedure (not one of its statements: those are recorded and
+-- the run goes on) marks the committed 'running' row failed with the error, releases the job's
+-- lock, and is returned to the caller. Here the progress update of summaries is refused.
+CREATE FUNCTION pg_temp.refuse_progress() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'progress update refused (test)'; END $$;
+CREATE TRIGGER refuse_progress BEFORE UPDATE ON kaireon.maintenance_runs FOR EACH ROW
+    WHEN (OLD.status = 'running' AND NEW.status = 'running') EXECUTE FUNCTION pg_temp.refuse_progress();
+CALL kaireon.run_maintenance_batched(jobs => '{summaries}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT job, source, status, error, finished_at IS NOT NULL AS finished FROM kaireon.maintenance_runs ORDER BY id DESC LIMIT 1;
+-- the same through run_retention_batched
+CALL kaireon.run_retention_batched(false);
+SELECT job, source, status, error FROM kaireon.maintenance_runs ORDER BY id DESC LIMIT 1;
+DROP TRIGGER refuse_progress ON kaireon.maintenance_runs;
+-- a statement timeout in the middle of a purge (a statement of the job: re-thrown)
+INSERT INTO kaireon.suppressions (tenant_id, id, customer_id, scope, expires_at) VALUES ('mnt', 's2', 'c1', 'global', now() - interval '1 hour');
+CREATE FUNCTION pg_temp.slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(5); RETURN OLD; END $$;
+CREATE TRIGGER slow_delete BEFORE DELETE ON kaireon.suppressions FOR EACH ROW EXECUTE FUNCTION pg_temp.slow_delete();
+SET statement_timeout = '300ms';
+CALL kaireon.run_retention_batched(false, '{suppressions}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT job, source, status, error FROM kaireon.maintenance_runs ORDER BY id DESC LIMIT 1;
+DROP TRIGGER slow_delete ON kaireon.suppressions;
+-- no job lock is left behind (kaireon's advisory locks: classid 1801546098), and the jobs run again
+SELECT count(*) AS kaireon_locks FROM pg_locks WHERE locktype = 'advisory' AND classid = 1801546098;
+CALL kaireon.run_maintenance_batched(jobs => '{summaries,suppressions}');
+SELECT job, status FROM kaireon.maintenance_runs ORDER BY id DESC LIMIT 2;
+SELECT count(*) AS suppressions_left FROM kaireon.suppressions WHERE tenant_id = 'mnt';
+-- a manual run holds the job's lock while it runs (in the caller's transaction: until it ends)
+BEGIN;
+SELECT job, status FROM kaireon.run_maintenance(jobs => '{volume_reset}');
+SELECT objid AS job_lock FROM pg_locks WHERE locktype = 'advisory' AND classid = 1801546098 AND pid = pg_backend_pid();
+COMMIT;
+SELECT count(*) AS kaireon_locks FROM pg_locks WHERE locktype = 'advisory' AND classid = 1801546098;
+
 -- Checks: job names, schedules, databases, privileges.
 SELECT * FROM kaireon.run_maintenance(jobs => '{retention,vacuum}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

@@ -23,6 +23,19 @@
  * jobs (outbox, volume resets, suppressions, dual prices) write a row only
  * when they did something or failed.  Each job keeps its newest
  * kaireon.run_history_size rows.
+ *
+ * Locking protocol.  A job never runs twice at once in a database: each run
+ * takes the advisory lock (KJOB_LOCK_KEY, job number + 1) of its database
+ * (kjob_lock_job).  The worker only tries it and skips the run when another
+ * process holds it (status 'skipped', detail.heldBy); a manual call
+ * (run_maintenance, run_retention and their procedures) waits for it, within
+ * lock_timeout (55P03 beyond).  In the caller's transaction it is a
+ * transaction lock; in the worker and in procedures, whose runs span several
+ * transactions, a session lock released when the job ends (or fails: the
+ * worker's error path and kjob_run's, after the rollback).  It is the only
+ * lock held across the pauses between batches, and no decision takes it.
+ * The worker also holds (KJOB_LOCK_KEY, 0) for its whole life: one worker per
+ * database (kjob_lock_database).
  */
 #include "util/json.h"
 
@@ -35,11 +48,13 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/pmsignal.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -145,6 +160,91 @@ kjob_sleep(int ms)
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/* The tag of kaireon's advisory lock (KJOB_LOCK_KEY, key2) in this database. */
+static void
+kjob_lock_tag(LOCKTAG *tag, int key2)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) KJOB_LOCK_KEY, (uint32) key2, 2);
+}
+
+/* The job whose session lock this process holds (index in kaireon_jobs), -1 if none. */
+static int	held_job_lock = -1;
+
+/* Error context while waiting for a job's lock. */
+static void
+job_lock_context(void *arg)
+{
+	errcontext("waiting for maintenance job %s, which another process is running (kaireon.maintenance_runs, pg_locks)",
+			   (const char *) arg);
+}
+
+/*
+ * Take the lock of a job (see the file header): a transaction lock in the
+ * caller's transaction, else a session lock; the worker does not wait.
+ * False when the worker could not have it.
+ */
+static bool
+kjob_lock_job(KJobCtx *ctx, const KJobDef *job)
+{
+	LOCKTAG		tag;
+	int			idx = (int) (job - kaireon_jobs);
+
+	ErrorContextCallback errcb;
+	LockAcquireResult res;
+
+	kjob_lock_tag(&tag, idx + 1);
+	/* a lock timeout or a cancel while waiting names the job */
+	errcb.callback = job_lock_context;
+	errcb.arg = (void *) job->name;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	Assert(ctx->mode == KJOB_ATOMIC || held_job_lock < 0);
+	res = LockAcquire(&tag, ExclusiveLock, ctx->mode != KJOB_ATOMIC, ctx->mode == KJOB_WORKER);
+	error_context_stack = errcb.previous;
+	if (res == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	if (ctx->mode != KJOB_ATOMIC)
+		held_job_lock = idx;
+	return true;
+}
+
+/* Release the session lock of a job, if this process holds one (no transaction needed). */
+void
+kjob_release_lock(void)
+{
+	LOCKTAG		tag;
+
+	if (held_job_lock < 0)
+		return;
+	kjob_lock_tag(&tag, held_job_lock + 1);
+	held_job_lock = -1;
+	(void) LockRelease(&tag, ExclusiveLock, true);
+}
+
+/* Try the worker's lock of this database, for the session; false when another process holds it. */
+bool
+kjob_lock_database(void)
+{
+	LOCKTAG		tag;
+
+	kjob_lock_tag(&tag, 0);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* The pid of another process holding kaireon's lock (KJOB_LOCK_KEY, key2), 0 if none (SPI connected). */
+int
+kjob_lock_holder(int key2)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2] = {Int64GetDatum((int64) KJOB_LOCK_KEY), Int64GetDatum((int64) key2)};
+
+	return (int) kjob_exec_int("SELECT l.pid::bigint FROM pg_catalog.pg_locks l "
+							   " WHERE l.locktype = 'advisory' AND l.granted AND l.pid <> pg_catalog.pg_backend_pid() "
+							   "   AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()) "
+							   "   AND l.classid = $1::oid AND l.objid = $2::oid AND l.objsubid = 2 LIMIT 1",
+							   2, types, values, NULL);
 }
 
 /*
@@ -557,10 +657,97 @@ history_end(KJobCtx *ctx, const KJobDef *job, const char *status, json_t *detail
 }
 
 /*
- * Run one job in a run context: its history row, its body, its status
- * (succeeded, or failed when the body recorded an error).  SPI must be
- * connected.  Returns the status; *detail is what the job did, *error why it
- * failed.
+ * In a procedure, an error escaped a job whose history row was committed as
+ * 'running': roll the transaction back, release the job's lock, mark the row
+ * failed with the error in a transaction of its own, and re-throw the error.
+ * The SPI stack may hold connections the error left behind (a function
+ * called by a statement of the job), so this aborts and commits below SPI,
+ * as SPI_rollback and SPI_commit do; the caller's connection goes too, which
+ * does not matter as the error ends the procedure.
+ */
+static void
+procedure_failed(KJobCtx *ctx)
+{
+	MemoryContext cxt = MemoryContextSwitchTo(ctx->mcxt);
+	ErrorData  *edata = CopyErrorData();
+
+	FlushErrorState();
+	/*
+	 * The portal's snapshot is forgotten as SPI_rollback does; snapshots the
+	 * error left on the stack make it complain after it has emptied the
+	 * stack, which is all that matters here.
+	 */
+	PG_TRY();
+	{
+		ForgetPortalSnapshots();
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	AbortCurrentTransaction();
+	kjob_release_lock();
+	MemoryContextSwitchTo(ctx->mcxt);
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		if (ctx->run_id != 0)
+		{
+			Oid			types[2] = {INT8OID, TEXTOID};
+			Datum		values[2] = {Int64GetDatum(ctx->run_id), CStringGetTextDatum(edata->message)};
+
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "kaireon: SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
+					  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
+			SPI_finish();
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			StartTransactionCommand();
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e2;
+
+		/* the row stays 'running' until a worker finds its process gone */
+		MemoryContextSwitchTo(ctx->mcxt);
+		e2 = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("kaireon: could not mark maintenance run %lld failed: %s", (long long) ctx->run_id, e2->message)));
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	ReThrowError(edata);
+}
+
+/* The worker could not take a job's lock: note the run skipped (a row for long jobs). */
+static const char *
+job_skipped(KJobCtx *ctx, const KJobDef *job, json_t *detail, TimestampTz started)
+{
+	int			holder = kjob_lock_holder((int) (job - kaireon_jobs) + 1);
+
+	json_object_set_new(detail, "skipped", json_string("running elsewhere"));
+	if (holder != 0)
+		json_object_set_new(detail, "heldBy", json_integer(holder));
+	ereport(job->record_start ? LOG : DEBUG1,
+			(errmsg("kaireon worker: job %s skipped: running elsewhere (pid %d)", job->name, holder)));
+	if (job->record_start)
+		history_end(ctx, job, "skipped", detail, NULL, started);
+	return "skipped";
+}
+
+/*
+ * Run one job in a run context: its lock, its history row, its body, its
+ * status (succeeded, or failed when the body recorded an error; skipped when
+ * the worker found it running elsewhere).  SPI must be connected.  Returns
+ * the status; *detail is what the job did, *error why it failed.  An error
+ * that escapes (a cancel, a timeout, a failed commit) is re-thrown; in a
+ * procedure the run is marked failed first (procedure_failed), in the worker
+ * its caller does it.
  */
 const char *
 kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail_out, char **error)
@@ -568,31 +755,49 @@ kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail_out, char **error)
 	MemoryContext old = MemoryContextSwitchTo(ctx->mcxt);
 	json_t	   *detail = json_object();
 	TimestampTz started = GetCurrentTimestamp();
-	const char *status;
+	const char *volatile status;
 	json_t	   *err;
 
 	ctx->run_id = 0;
 	ctx->report = NULL;
 	ctx->nreport = 0;
-	if (job->record_start)
-	{
-		Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-		Datum		values[3] = {CStringGetTextDatum(job->name), CStringGetTextDatum(ctx->source),
-		CStringGetTextDatum(ctx->trigger)};
-
-		ctx->run_id = kjob_exec_int("INSERT INTO kaireon.maintenance_runs (job, source, trigger) "
-									"VALUES ($1, $2, $3) RETURNING id", 3, types, values, NULL);
-		kjob_boundary(ctx, false);	/* visible as running from now on */
-	}
-	job->run(ctx, detail);
-	err = json_object_get(detail, "error");
-	status = err ? "failed" : "succeeded";
-	*error = err ? pstrdup(json_string_value(err)) : NULL;
-	if (!json_is_true(json_object_get(detail, "idle")) || err != NULL || job->record_start)
-		history_end(ctx, job, status, detail, *error, started);
-	kjob_boundary(ctx, false);
-	MemoryContextSwitchTo(old);
+	*error = NULL;
 	*detail_out = detail;
+	if (!kjob_lock_job(ctx, job))
+	{
+		status = job_skipped(ctx, job, detail, started);
+		MemoryContextSwitchTo(old);
+		return status;
+	}
+	PG_TRY();
+	{
+		if (job->record_start)
+		{
+			Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+			Datum		values[3] = {CStringGetTextDatum(job->name), CStringGetTextDatum(ctx->source),
+			CStringGetTextDatum(ctx->trigger)};
+
+			ctx->run_id = kjob_exec_int("INSERT INTO kaireon.maintenance_runs (job, source, trigger) "
+										"VALUES ($1, $2, $3) RETURNING id", 3, types, values, NULL);
+			kjob_boundary(ctx, false);	/* visible as running from now on */
+		}
+		job->run(ctx, detail);
+		err = json_object_get(detail, "error");
+		status = err ? "failed" : "succeeded";
+		*error = err ? pstrdup(json_string_value(err)) : NULL;
+		if (!json_is_true(json_object_get(detail, "idle")) || err != NULL || job->record_start)
+			history_end(ctx, job, status, detail, *error, started);
+		kjob_boundary(ctx, false);
+	}
+	PG_CATCH();
+	{
+		if (ctx->mode == KJOB_PROCEDURE)
+			procedure_failed(ctx);	/* does not return */
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	kjob_release_lock();
+	MemoryContextSwitchTo(old);
 	return status;
 }
 

@@ -77,6 +77,16 @@ extern const KJobDef *kjob_find(const char *name);
 extern const char *kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail, char **error);
 extern void kjob_history_progress(KJobCtx *ctx, json_t *detail);
 
+/*
+ * kaireon's advisory locks (jobs.c): (KJOB_LOCK_KEY, 0) is held by the
+ * maintenance worker of a database for its life, (KJOB_LOCK_KEY, n + 1) by
+ * whoever runs job n of kaireon_jobs[] (as pg_advisory_lock(int4, int4)).
+ */
+#define KJOB_LOCK_KEY 1801546098	/* 'kair' */
+extern bool kjob_lock_database(void);
+extern int	kjob_lock_holder(int key2);
+extern void kjob_release_lock(void);
+
 /* small SPI helpers for the jobs (jobs.c) */
 extern int64 kjob_exec_int(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls);
 extern void kjob_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls);

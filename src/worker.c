@@ -16,15 +16,31 @@
  * while it keeps stopping within a minute of its start (a database that does
  * not exist, say).  On SIGHUP the launcher re-reads kaireon.databases,
  * starting workers for new databases and stopping (SIGTERM) those of removed
- * ones; on SIGTERM (server shutdown) it stops its workers and exits.  Both
- * processes exit when the postmaster dies (WL_EXIT_ON_PM_DEATH, and
- * PostmasterIsAlive between batches).
+ * ones; on SIGTERM (server shutdown, or pg_terminate_backend) it stops its
+ * workers, waits (at most 10 s) for them to exit, and exits with code 1, so
+ * that the postmaster starts it again unless it is shutting down.  It ignores
+ * SIGINT: a cancel (pg_cancel_backend) must not make it exit and lose track
+ * of its workers.  Both processes exit when the postmaster dies
+ * (WL_EXIT_ON_PM_DEATH, and PostmasterIsAlive between batches).
+ *
+ * One worker per database: a worker takes the session advisory lock
+ * (KJOB_LOCK_KEY, 0) of its database when it starts, and exits (logging
+ * which process holds it) when another process has it, so a worker left
+ * behind by a launcher that died is never doubled; the launcher then starts
+ * it again with its growing delay.  Each job run also takes the job's lock
+ * (jobs.c), which the worker only tries: a job running elsewhere (a manual
+ * run_maintenance) is skipped.  These advisory locks are the only locks a
+ * worker holds across its sleeps; no decision takes them.  A worker whose
+ * role is neither a superuser nor BYPASSRLS exits with an error (row level
+ * security would hide every tenant's rows from its jobs).
  *
  * A worker handles SIGHUP by re-reading the settings between jobs and
  * between batches (a changed schedule takes effect at once) and SIGTERM with
  * die(): the current statement is cancelled, its transaction rolled back, and
- * the process exits.  When it starts, it marks every run of its database's
- * kaireon.maintenance_runs left 'running' by a process that is gone as
+ * the process exits; SIGINT cancels the job it runs (recorded failed) and
+ * is ignored between jobs.  When it starts, it marks every run of its
+ * database's kaireon.maintenance_runs left 'running' by a process that is
+ * gone (no backend of that pid started before the run) as
  * 'interrupted' and runs those jobs again at once (trigger 'recovery'): a
  * purge cut short by a crash or a kill finishes then.  Between jobs it
  * sleeps on its latch until the next job is due, holding no lock and no
@@ -49,6 +65,7 @@
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -314,12 +331,46 @@ sync_databases(void)
 	}
 }
 
+/*
+ * SIGTERM: stop the workers, wait (at most 10 s) until they are gone, and
+ * exit with code 1.  A background worker that exits with 0 is unregistered;
+ * with 1 the postmaster starts it again after bgw_restart_time, except when
+ * the server is shutting down: pg_terminate_backend(launcher) restarts it.
+ */
+static void
+launcher_stop(void)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + 10 * USECS_PER_SEC;
+
+	ereport(LOG, (errmsg("kaireon launcher: shutdown requested; stopping the workers")));
+	for (int i = 0; i < nldbs; i++)
+		if (ldbs[i].handle != NULL)
+			TerminateBackgroundWorker(ldbs[i].handle);
+	for (int i = 0; i < nldbs; i++)
+	{
+		pid_t		pid;
+
+		while (ldbs[i].handle != NULL && GetCurrentTimestamp() < deadline)
+		{
+			BgwHandleStatus st = GetBackgroundWorkerPid(ldbs[i].handle, &pid);
+
+			if (st == BGWH_STOPPED || st == BGWH_POSTMASTER_DIED)
+				break;
+			/* the postmaster sets the latch (SIGUSR1) when the worker exits */
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+	proc_exit(1);
+}
+
 /* The launcher's main loop. */
 void
 kaireon_launcher_main(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGINT, SIG_IGN);	/* a cancel would end it (an ERROR outside any handler) */
 	BackgroundWorkerUnblockSignals();
 	/*
 	 * Connected to no database (shared catalogs only), like the logical
@@ -337,12 +388,7 @@ kaireon_launcher_main(Datum arg)
 
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
-		{
-			for (int i = 0; i < nldbs; i++)
-				if (ldbs[i].handle != NULL)
-					TerminateBackgroundWorker(ldbs[i].handle);
-			proc_exit(0);
-		}
+			launcher_stop();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -467,7 +513,11 @@ extension_installed(void)
 
 /*
  * Mark the runs left 'running' by processes that are gone as interrupted;
- * the worker's own jobs among them run again at once.
+ * the worker's own jobs among them run again at once.  A process is gone
+ * when no backend has its pid, or the one that has it started after the run
+ * (a pid reused after a crash restart), or the run started before the server.
+ * backend_start is NULL for the sessions of other roles when the worker's
+ * role is not a superuser (nor pg_read_all_stats): then the pid decides.
  */
 static void
 recover_runs(void)
@@ -482,7 +532,10 @@ recover_runs(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rc = SPI_execute("UPDATE kaireon.maintenance_runs r SET status = 'interrupted', finished_at = clock_timestamp(), "
 					 "       error = 'the process running it stopped (crash, kill, SIGTERM or shutdown)' "
-					 " WHERE r.status = 'running' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid) "
+					 " WHERE r.status = 'running' "
+					 "   AND (r.started_at < pg_postmaster_start_time() "
+					 "        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid "
+					 "                          AND (a.backend_start IS NULL OR a.backend_start <= r.started_at))) "
 					 "RETURNING r.job, r.source, r.id", false, 0);
 	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_UPDATE_RETURNING)
@@ -525,6 +578,56 @@ mark_failed(int64 run_id, const char *message)
 	CommitTransactionCommand();
 }
 
+/*
+ * Exit (FATAL) unless the worker's role may maintain every tenant: a role
+ * that is neither a superuser nor BYPASSRLS sees no tenant's rows through
+ * row level security, and its runs would succeed doing nothing.  In a
+ * transaction.
+ */
+static void
+require_worker_role(const char *dbname)
+{
+	if (superuser() || has_bypassrls_privilege(GetUserId()))
+		return;
+	ereport(FATAL,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("kaireon worker: role \"%s\" cannot maintain database \"%s\": it is neither a superuser nor has BYPASSRLS",
+					GetUserNameFromId(GetUserId(), false), dbname),
+			 errdetail("Row level security would hide the rows of every tenant from the maintenance jobs (retention would remove nothing)."),
+			 errhint("Set kaireon.worker_role to a superuser or a role with BYPASSRLS (ALTER ROLE ... BYPASSRLS), or empty for the bootstrap superuser.")));
+}
+
+/*
+ * At start: check the role, and take the worker lock of the database for
+ * the session; exit (code 0, logged) when another process holds it.
+ */
+static void
+claim_database(const char *dbname)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	require_worker_role(dbname);
+	if (!kjob_lock_database())
+	{
+		int			holder;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "kaireon: SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		holder = kjob_lock_holder(0);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		ereport(LOG,
+				(errmsg("kaireon worker: another process (pid %d) holds the maintenance lock of database \"%s\"; exiting",
+						holder, dbname),
+				 errdetail("A maintenance worker left behind by a launcher that stopped, or a session holding pg_advisory_lock(%d, 0).",
+						   KJOB_LOCK_KEY)));
+		proc_exit(0);
+	}
+	CommitTransactionCommand();
+}
+
 /* Run one job in the worker's transactions. */
 static void
 run_job(WorkerJob *j, const char *trigger)
@@ -547,6 +650,7 @@ run_job(WorkerJob *j, const char *trigger)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "kaireon: SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
+		require_worker_role(MyBgworkerEntry->bgw_extra);	/* ALTER ROLE since the start */
 		(void) kjob_run(&ctx, j->def, &detail, &error);
 		SPI_finish();
 		PopActiveSnapshot();
@@ -563,6 +667,7 @@ run_job(WorkerJob *j, const char *trigger)
 		EmitErrorReport();
 		AbortOutOfAnyTransaction();
 		FlushErrorState();
+		kjob_release_lock();	/* a session lock: the abort keeps it */
 		RESUME_INTERRUPTS();
 		MemoryContextSwitchTo(job_cxt);
 		if (ctx.run_id != 0)
@@ -590,6 +695,7 @@ kaireon_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnection(dbname,
 										 kaireon_worker_role && kaireon_worker_role[0] ? kaireon_worker_role : NULL, 0);
 	SetConfigOption("application_name", "kaireon maintenance", PGC_USERSET, PGC_S_SESSION);
+	claim_database(dbname);
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "kaireon job", ALLOCSET_DEFAULT_SIZES);
 	read_schedules(true);
 	ereport(LOG, (errmsg("kaireon maintenance worker started for database \"%s\"", dbname)));
@@ -600,6 +706,7 @@ kaireon_worker_main(Datum arg)
 		TimestampTz next = DT_NOEND;
 		long		timeout;
 
+		QueryCancelPending = false; /* a cancel between jobs has nothing to cancel */
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -643,6 +750,7 @@ kaireon_worker_main(Datum arg)
 				ProcessConfigFile(PGC_SIGHUP);
 			}
 			read_schedules(false);
+			QueryCancelPending = false;
 			CHECK_FOR_INTERRUPTS();
 		}
 		/* sleep until the next job is due (at most 10 s), holding nothing */

@@ -7,6 +7,10 @@
 # cleanly and the launcher starts it again; a database removed from the list loses its
 # worker; the workers exit when the postmaster dies. Also pg_cron running kaireon's
 # maintenance in a database, and settings of every module kept from postgresql.conf.
+# Fixes from review: a cancel does not stop the launcher; a terminated launcher comes back
+# (exit 1) without doubling the workers; a 'running' row whose pid was reused is recovered;
+# a second worker for a database exits (worker lock); the worker skips a job running
+# elsewhere and a manual run waits for it; a worker role without BYPASSRLS is refused.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -73,6 +77,47 @@ ok( $node->poll_query_until('postgres',
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kaireon launcher'}),
 	'1', 'one launcher');
 
+# The worker pids of each database ("db=pid,..."), and the launcher's pid.
+sub worker_pids
+{
+	return $node->safe_psql('postgres',
+		q{SELECT coalesce(string_agg(datname || '=' || pid, ',' ORDER BY datname, pid), '') FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance'});
+}
+sub launcher_pid
+{
+	return $node->safe_psql('postgres', q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kaireon launcher'});
+}
+
+# A cancel (pg_cancel_backend) does not stop the launcher: it used to exit on it and come back
+# with no memory of its workers, starting a second worker for each database.
+my $launcher = launcher_pid();
+my $workers_before = worker_pids();
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($launcher)");
+sleep 2;
+is(launcher_pid(), $launcher, 'a cancel does not stop the launcher');
+is(worker_pids(), $workers_before, 'and the workers are the same, one per database');
+unlike(slurp_file($node->logfile, $log_offset), qr/"kaireon launcher".*exited/, 'the launcher did not exit');
+
+# pg_terminate_backend(launcher): it stops its workers and exits with code 1, so the postmaster
+# starts it again (5 s later), and it starts one worker per database, no more.
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+$node->wait_for_log(qr/kaireon launcher: shutdown requested; stopping the workers/, $log_offset);
+ok( $node->poll_query_until('postgres',
+		qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'kaireon launcher' AND pid <> $launcher}),
+	'the terminated launcher is started again');
+ok( $node->poll_query_until('postgres',
+		q{SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance'},
+		'db1,db2'),
+	'the new launcher started the workers again');
+sleep 2;
+is( $node->safe_psql('postgres',
+		q{SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance'}),
+	'db1,db2', 'one worker per database after the launcher restart');
+my %old = map { $_ => 1 } split /,/, $workers_before;
+ok(!grep({ $old{$_} } split /,/, worker_pids()), 'the old workers are gone');
+
 # Both databases are served: an outbox event of each is published by its worker.
 for my $db (qw(db1 db2))
 {
@@ -100,7 +145,7 @@ for my $db (qw(db1 db2))
         INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type) VALUES ('t', 'recent', 'impression');
     });
 }
-my $log_offset = -s $node->logfile;
+$log_offset = -s $node->logfile;
 $node->safe_psql('postgres', q{ALTER SYSTEM SET kaireon.retention_schedule = '1s'; SELECT pg_reload_conf()});
 for my $db (qw(db1 db2))
 {
@@ -176,7 +221,16 @@ is($node->safe_psql('db1', q{SELECT string_agg(tenant_id || '=' || n, ',' ORDER 
 like(slurp_file($node->logfile, $log_offset), qr/run \d+ of job retention \(worker\) was interrupted; running it again/,
 	'the worker logged the recovery');
 
-# SIGTERM stops a worker cleanly; the launcher starts it again.
+# SIGTERM stops a worker cleanly; the launcher starts it again. Before: two 'running' rows of
+# procedures whose pid is the launcher's, as if a crash restart had given the pid to it; the one
+# that started before the launcher is dead (the pid was reused) and the next worker marks it
+# interrupted; the one that started after is left alone.
+$launcher = launcher_pid();
+$node->safe_psql('db2', qq{
+    INSERT INTO kaireon.maintenance_runs (job, source, pid, started_at) VALUES
+        ('scores', 'procedure', $launcher, now() - interval '1 day'),
+        ('summaries', 'procedure', $launcher, clock_timestamp() + interval '1 second');
+});
 $worker = $node->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance' AND datname = 'db2'});
 $log_offset = -s $node->logfile;
@@ -189,6 +243,86 @@ ok( $node->poll_query_until('postgres',
 my $log = slurp_file($node->logfile, $log_offset);
 like($log, qr/the worker of database "db2" stopped; restarting it in \d+ s/, 'the launcher logged the restart');
 unlike($log, qr/terminated by signal|server process .* was terminated/, 'a clean stop, not a crash');
+ok( $node->poll_query_until('db2', q{SELECT status FROM kaireon.maintenance_runs WHERE job = 'scores' AND source = 'procedure'},
+		'interrupted'),
+	'a running row whose pid now belongs to a process started after it is marked interrupted');
+is($node->safe_psql('db2', q{SELECT status FROM kaireon.maintenance_runs WHERE job = 'summaries' AND source = 'procedure'}),
+	'running', 'a running row of a live process is left alone');
+$node->safe_psql('db2', q{DELETE FROM kaireon.maintenance_runs WHERE source = 'procedure'});
+
+# One worker per database: a worker exits when another process holds the worker lock of its
+# database (a worker left behind by a launcher that died; here a session standing for it).
+# The session queues for the lock, then the worker is stopped: the session gets it first.
+$worker = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance' AND datname = 'db1'});
+is( $node->safe_psql('db1',
+		qq{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1801546098 AND objid = 0 AND granted AND pid = $worker}),
+	'1', 'the worker of db1 holds the worker lock of its database');
+my $bg = $node->background_psql('db1');
+my $bgpid = $bg->query_safe('SELECT pg_backend_pid()');
+$bg->query_until(qr/queued/, "\\echo queued\nSELECT pg_advisory_lock(1801546098, 0);\n");
+ok( $node->poll_query_until('db1',
+		qq{SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 0 AND NOT granted AND pid = $bgpid}),
+	'a session waits for the worker lock');
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($worker)");
+ok( $node->poll_query_until('db1',
+		qq{SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 0 AND granted AND pid = $bgpid}),
+	'the session has it once the worker stopped');
+$node->wait_for_log(qr/kaireon worker: another process \(pid $bgpid\) holds the maintenance lock of database "db1"; exiting/,
+	$log_offset);
+ok(1, 'a second worker for db1 exits, naming the process that holds the lock');
+$bg->query_safe('SELECT pg_advisory_unlock(1801546098, 0)');
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance' AND datname = 'db1'}),
+	'the worker of db1 runs again once the lock is free');
+
+# A job running elsewhere is skipped by the worker (a long job records the skipped run), and a
+# manual run of it waits (within lock_timeout, 55P03).
+$bg->query_safe('SELECT pg_advisory_lock(1801546098, 2)');    # job 2: partitions
+$node->safe_psql('postgres', q{ALTER SYSTEM SET kaireon.partition_schedule = '1s'; SELECT pg_reload_conf()});
+ok( $node->poll_query_until('db1',
+		qq{SELECT count(*) > 0 FROM kaireon.maintenance_runs WHERE job = 'partitions' AND status = 'skipped' AND source = 'worker'
+             AND detail ->> 'skipped' = 'running elsewhere' AND (detail ->> 'heldBy')::int = $bgpid}),
+	'the worker skips partitions while another process runs it, and records why');
+is($node->safe_psql('db1', q{SELECT count(*) FROM kaireon.maintenance_runs WHERE job = 'partitions' AND status <> 'skipped'}),
+	'0', 'it did not run partitions');
+my ($ret, $out, $err) = $node->psql('db1',
+	q{SET lock_timeout = '200ms'; SELECT * FROM kaireon.run_maintenance(jobs => '{partitions}')},
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/55P03.*lock timeout(?s:.*)waiting for maintenance job partitions/, 'a manual run waits for it (55P03 after lock_timeout)');
+$bg->query_safe('SELECT pg_advisory_unlock(1801546098, 2)');
+ok( $node->poll_query_until('db1',
+		q{SELECT count(*) > 0 FROM kaireon.maintenance_runs WHERE job = 'partitions' AND status = 'succeeded' AND source = 'worker'}),
+	'the worker runs partitions once it is free');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET kaireon.partition_schedule = 'off'; SELECT pg_reload_conf()});
+$bg->quit;
+
+# A worker role that is neither a superuser nor BYPASSRLS would see no tenant's rows (row level
+# security): the worker refuses to run and says why, instead of succeeding at nothing.
+$node->safe_psql('postgres', q{CREATE ROLE kaireon_plain LOGIN});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET kaireon.worker_role = 'kaireon_plain'; SELECT pg_reload_conf()});
+$worker = $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance' AND datname = 'db1'});
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($worker)");
+$node->wait_for_log(qr/FATAL:  kaireon worker: role "kaireon_plain" cannot maintain database "db1": it is neither a superuser nor has BYPASSRLS/,
+	$log_offset);
+ok(1, 'a worker whose role lacks BYPASSRLS stops with an error naming the role');
+# With BYPASSRLS (and the grants of kaireon.grant_admin_role) the role runs the workers. The
+# launcher is restarted rather than waiting out its growing restart delay.
+$node->safe_psql($_, q{SELECT kaireon.grant_admin_role('kaireon_plain')}) for qw(db1 db2);
+$node->safe_psql('postgres', 'SELECT pg_terminate_backend(' . launcher_pid() . ')');
+ok( $node->poll_query_until('postgres',
+		q{SELECT string_agg(datname || ' ' || usename, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance'},
+		'db1 kaireon_plain,db2 kaireon_plain'),
+	'with BYPASSRLS the role runs the workers');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET kaireon.worker_role; SELECT pg_reload_conf()});
+$node->safe_psql('postgres', 'SELECT pg_terminate_backend(' . launcher_pid() . ')');
+ok( $node->poll_query_until('postgres',
+		q{SELECT string_agg(datname || ' ' || usename, ',' ORDER BY datname) FROM pg_stat_activity WHERE backend_type = 'kaireon maintenance'},
+		'db1 postgres,db2 postgres'),
+	'the workers run as the bootstrap superuser again');
 
 # A database removed from kaireon.databases loses its worker.
 $log_offset = -s $node->logfile;

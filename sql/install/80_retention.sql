@@ -17,7 +17,8 @@ CREATE TABLE kaireon.maintenance_runs (
     source                  text NOT NULL CHECK (source IN ('worker', 'function', 'procedure')),
     trigger                 text NOT NULL DEFAULT 'manual' CHECK (trigger IN ('schedule', 'recovery', 'manual')),
     status                  text NOT NULL DEFAULT 'running'
-                            CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+                            -- skipped: a worker found the job running elsewhere (src/jobs.c)
+                            CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'skipped')),
     pid                     integer NOT NULL DEFAULT pg_backend_pid(),
     database_name           name NOT NULL DEFAULT current_database(),
     started_at              timestamptz NOT NULL DEFAULT clock_timestamp(),

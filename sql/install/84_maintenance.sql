@@ -57,9 +57,3 @@ CREATE PROCEDURE kaireon.run_maintenance_batched(jobs text[] DEFAULT NULL)
     LANGUAGE C;
 COMMENT ON PROCEDURE kaireon.run_maintenance_batched(text[]) IS
     'kaireon.run_maintenance committing after every batch of every job (short transactions; the outbox''s notifications go out as it runs). Call it outside a transaction block; each run is recorded in kaireon.maintenance_runs.';
-
--- A worker skips a job that runs elsewhere (a manual run holds the job's lock, src/jobs.c):
--- long jobs record the skipped run. (The table is created by part 80.)
-ALTER TABLE kaireon.maintenance_runs DROP CONSTRAINT maintenance_runs_status_check,
-    ADD CONSTRAINT maintenance_runs_status_check
-        CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'skipped'));

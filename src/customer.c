@@ -1,12 +1,15 @@
 /*
  * customer.c
- *	  Reads what one request needs to know about its customer, through
- *	  indexes, with prepared queries: the customer data row (by primary key),
- *	  segment membership (one EXISTS per referenced segment on the segment
- *	  views), the recent interaction history and active suppressions (plain
- *	  rows), and, only when the configuration reads them, consent, engagement
- *	  health, metric values and cap usage (one jsonb).  The tenant's adaptive
- *	  propensity counts are read at most once per kaireon.adaptation_refresh_ms.
+ *	  Reads what one request needs to know about its customer with one
+ *	  prepared query per tenant configuration and customer schema, through
+ *	  indexes: segment membership (one EXISTS per referenced segment on the
+ *	  segment views), the recent interaction history and active suppressions
+ *	  (as arrays), only when the configuration reads them consent, engagement
+ *	  health, metric values and cap usage (one jsonb), and the customer data
+ *	  row (by primary key).  One statement instead of one per kind saves the
+ *	  executor start-up and snapshot of each (docs/performance.md).  The
+ *	  tenant's adaptive propensity counts are read at most once per
+ *	  kaireon.adaptation_refresh_ms.
  */
 #include "util/json.h"
 
@@ -18,6 +21,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "util/spi.h"
 #include "decision.h"
@@ -27,32 +31,38 @@
 #define KAIREON_MAX_EVENTS 10000
 
 /*
- * Prepare the per-request queries of a tenant configuration.  All take $1
- * tenant id, $2 customer id; the history query also $3, the oldest time
- * needed.  History and suppressions come back as plain rows; consent,
- * engagement, metrics and cap usage (only the parts the configuration reads)
- * as one jsonb.
+ * Columns of the customer state query (1-based).  Its first row (kind
+ * STATE_HEAD) carries segment membership, the extras jsonb and the customer
+ * data row; then come the history rows (STATE_EVENT, newest first: type,
+ * outcome, offer, channel, time) and the active suppressions
+ * (STATE_SUPPRESSION: scope, scope id, reason).
  */
-void
-kaireon_prepare_state_plan(KTenantConfig *cfg)
+enum
+{
+	STATE_KIND = 1,				/* STATE_HEAD, STATE_EVENT or STATE_SUPPRESSION */
+	STATE_A,					/* text: interaction type; suppression scope */
+	STATE_B,					/* text: outcome type key; suppression scope id */
+	STATE_C,					/* text: offer id; suppression reason */
+	STATE_D,					/* text: channel id */
+	STATE_AT,					/* timestamptz: when the interaction occurred */
+	STATE_SEGMENTS,				/* boolean[] by segment slot, or NULL */
+	STATE_EXTRAS,				/* consent, engagement, metrics, cap usage: jsonb, or NULL */
+	STATE_ROW					/* the customer data row (the table's row type), or NULL; only with a schema */
+};
+
+#define STATE_HEAD 0
+#define STATE_EVENT 1
+#define STATE_SUPPRESSION 2
+
+/* The jsonb expression of consent, engagement, metrics and cap usage (only the parts the configuration reads), or NULL. */
+static char *
+extras_sql(KTenantConfig *cfg)
 {
 	StringInfoData sql;
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	bool		extras = false;
 
-	cfg->history_plan = kspi_prepare_keep(
-		psprintf("SELECT h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at "
-				 "  FROM kaireon.interaction_history h "
-				 " WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
-				 " ORDER BY h.occurred_at DESC LIMIT %d", KAIREON_MAX_EVENTS),
-		3, argtypes);
-	cfg->suppression_plan = kspi_prepare_keep(
-		"SELECT s.scope, s.scope_id, s.reason FROM kaireon.suppressions s "
-		" WHERE s.tenant_id = $1 AND s.customer_id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())",
-		2, argtypes);
-
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT jsonb_build_object('customer', $2::text");
+	appendStringInfoString(&sql, "jsonb_build_object('customer', $2::text");
 	if (cfg->needs_consent)
 	{
 		appendStringInfoString(&sql,
@@ -90,8 +100,56 @@ kaireon_prepare_state_plan(KTenantConfig *cfg)
 		extras = true;
 	}
 	appendStringInfoChar(&sql, ')');
-	if (extras)
-		cfg->extras_plan = kspi_prepare_keep(sql.data, 2, argtypes);
+	return extras ? sql.data : NULL;
+}
+
+/*
+ * The customer state query of a tenant configuration and customer schema
+ * (cs NULL: none), prepared at its first use and kept with the
+ * configuration: one statement whose rows are described at STATE_KIND.
+ * Plain rows and scalar subqueries: aggregates would cost more to start than
+ * they save.  Parameters: $1 tenant id, $2 customer id, $3 the oldest history
+ * time needed.
+ */
+static SPIPlanPtr
+state_plan(KTenantConfig *cfg, KCustomerSchema *cs)
+{
+	SPIPlanPtr *slot = cs != NULL ? &cs->state_plan : &cfg->state_plan;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	char	   *extras;
+	char	   *row_null;
+	StringInfoData sql;
+
+	if (*slot != NULL)
+		return *slot;
+	extras = extras_sql(cfg);
+	row_null = cs != NULL ? psprintf(", NULL::%s", cs->qualified_table) : "";
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %d, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, %s, %s",
+					 STATE_HEAD, cfg->segment_sql != NULL ? cfg->segment_sql : "NULL::boolean[]",
+					 extras != NULL ? extras : "NULL::jsonb");
+	/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
+	if (cs != NULL)
+		appendStringInfo(&sql, ", (SELECT t FROM %s t WHERE t.tenant_id = $1 AND t.%s = $2::%s)",
+						 cs->qualified_table, quote_identifier(cs->key_column), cs->key_type);
+	appendStringInfo(&sql,
+					 " UNION ALL "
+					 "(SELECT %d, h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at, "
+					 "        NULL::boolean[], NULL::jsonb%s "
+					 "   FROM kaireon.interaction_history h "
+					 "  WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
+					 "  ORDER BY h.occurred_at DESC LIMIT %d)",
+					 STATE_EVENT, row_null, KAIREON_MAX_EVENTS);
+	appendStringInfo(&sql,
+					 " UNION ALL "
+					 "SELECT %d, s.scope, s.scope_id, s.reason, NULL::text, NULL::timestamptz, "
+					 "       NULL::boolean[], NULL::jsonb%s "
+					 "  FROM kaireon.suppressions s "
+					 " WHERE s.tenant_id = $1 AND s.customer_id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())",
+					 STATE_SUPPRESSION, row_null);
+	*slot = kspi_prepare_keep(sql.data, 3, argtypes);
+	return *slot;
 }
 
 /*
@@ -140,24 +198,6 @@ kaireon_tenant_adaptation(KTenantConfig *cfg)
 	return cfg->adaptation;
 }
 
-/* Run a prepared plan that returns one jsonb (or NULL) and parse it. */
-static json_t *
-plan_json(SPIPlanPtr plan, Datum *args, const char *what)
-{
-	bool		isnull;
-	Datum		d;
-
-	/* not read-only: a fresh snapshot, taken after the customer's decision lock */
-	if (kspi_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading %s failed", what);
-	if (SPI_processed == 0)
-		return NULL;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return NULL;
-	return kj_from_jsonb(DatumGetJsonbP(d), what);
-}
-
 /* What a customer lookup was doing, for the error context of a failure in it. */
 typedef struct LookupContext
 {
@@ -175,25 +215,18 @@ lookup_errcontext(void *arg)
 }
 
 /*
- * The customer's data row as a JSON object, straight from the tuple: numbers
- * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
- * text form (dates and timestamps in ISO form); the tenant column left out.
+ * The customer's data row as a JSON object, straight from the columns from
+ * "first" on of a tuple: numbers as numbers, booleans, text as strings, jsonb
+ * as JSON, anything else as its text form (dates and timestamps in ISO form);
+ * the tenant column left out.
  */
 static json_t *
-row_json(SPIPlanPtr plan, Datum *args)
+row_json(HeapTuple t, TupleDesc desc, int first)
 {
 	json_t	   *obj;
-	HeapTuple	t;
-	TupleDesc	desc;
 
-	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading customer data failed");
-	if (SPI_processed == 0)
-		return NULL;
-	t = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 	obj = json_object();
-	for (int i = 1; i <= desc->natts; i++)
+	for (int i = first; i <= desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
 		bool		isnull;
@@ -262,7 +295,9 @@ customer_row(const KCustomerSchema *cs, Datum *args)
 	cb.callback = lookup_errcontext;
 	cb.arg = &lc;
 	error_context_stack = &cb;
-	row = row_json(cs->plan, args);
+	if (kspi_execute_plan(cs->plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading customer data failed");
+	row = SPI_processed == 0 ? NULL : row_json(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	error_context_stack = cb.previous;
 	return row;
 }
@@ -294,75 +329,101 @@ history_since(const KRequest *req)
 	return Min(day, window);
 }
 
-/* Read the history rows of the request's window into KEvent structs. */
+/* A history row of the state query as a KEvent. */
 static void
-load_events(KRequest *req, KCustomer *cust, Datum *args)
+load_event(KRequest *req, KEvent *ev, HeapTuple t, TupleDesc desc)
 {
-	SPITupleTable *tt;
+	char	   *type = SPI_getvalue(t, desc, STATE_A);
+	bool		isnull;
+	int			o;
 
-	if (kspi_execute_plan(req->cfg->history_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading the customer's history failed");
-	tt = SPI_tuptable;
-	cust->nevents = SPI_processed;
-	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
-	for (int i = 0; i < cust->nevents; i++)
+	ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
+		strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
+	ev->outcome = SPI_getvalue(t, desc, STATE_B);
+	ev->offer_id = SPI_getvalue(t, desc, STATE_C);
+	ev->channel_id = SPI_getvalue(t, desc, STATE_D);
+	ev->at = DatumGetTimestampTz(SPI_getbinval(t, desc, STATE_AT, &isnull));
+	o = kaireon_find_offer(req->cfg, ev->offer_id);
+	if (o >= 0)
 	{
-		KEvent	   *ev = &cust->events[i];
-		HeapTuple	t = tt->vals[i];
-		char	   *type = SPI_getvalue(t, tt->tupdesc, 1);
-		bool		isnull;
-		int			o;
+		ev->category_id = req->cfg->offers[o].category_id;
+		ev->mandatory = req->cfg->offers[o].mandatory;
+	}
+	if (ev->outcome != NULL)
+	{
+		bool		found;
 
-		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
-			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
-		ev->outcome = SPI_getvalue(t, tt->tupdesc, 2);
-		ev->offer_id = SPI_getvalue(t, tt->tupdesc, 3);
-		ev->channel_id = SPI_getvalue(t, tt->tupdesc, 4);
-		ev->at = DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull));
-		o = kaireon_find_offer(req->cfg, ev->offer_id);
-		if (o >= 0)
-		{
-			ev->category_id = req->cfg->offers[o].category_id;
-			ev->mandatory = req->cfg->offers[o].mandatory;
-		}
-		if (ev->outcome != NULL)
-		{
-			bool		found;
-
-			ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
-		}
+		ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
 	}
 }
 
-/* Read the customer's active suppressions. */
+/* A suppression row of the state query as a KSuppression. */
 static void
-load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
+load_suppression(KSuppression *sup, HeapTuple t, TupleDesc desc)
 {
 	static const char *const kinds[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
-	SPITupleTable *tt;
+	char	   *scope = SPI_getvalue(t, desc, STATE_A);
 
-	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading the customer's suppressions failed");
-	tt = SPI_tuptable;
-	cust->nsuppressions = SPI_processed;
-	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
-	for (int i = 0; i < cust->nsuppressions; i++)
+	for (int k = 0; k < (int) lengthof(kinds); k++)
+		if (strcmp(scope, kinds[k]) == 0)
+			sup->kind = (KScopeKind) k;
+	sup->id = SPI_getvalue(t, desc, STATE_B);
+	sup->reason = SPI_getvalue(t, desc, STATE_C);
+}
+
+/* Segment membership by slot from the head row's boolean[] (all false when NULL). */
+static bool *
+load_segments(KTenantConfig *cfg, HeapTuple t, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(t, desc, STATE_SEGMENTS, &isnull);
+	bool	   *segments = palloc0(sizeof(bool) * Max(cfg->nsegment_slots, 1));
+
+	if (!isnull)
 	{
-		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
 
-		for (int k = 0; k < (int) lengthof(kinds); k++)
-			if (strcmp(scope, kinds[k]) == 0)
-				cust->suppressions[i].kind = (KScopeKind) k;
-		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
-		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+		deconstruct_array(DatumGetArrayTypeP(d), BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
+		for (int i = 0; i < n && i < cfg->nsegment_slots; i++)
+			segments[i] = !nulls[i] && DatumGetBool(elems[i]);
 	}
+	return segments;
+}
+
+/* The customer data row (a composite of the table's row type in the head row) as JSON, or NULL. */
+static json_t *
+load_row(HeapTuple t, TupleDesc desc)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(t, desc, STATE_ROW, &isnull);
+	HeapTupleHeader td;
+	TupleDesc	rowdesc;
+	HeapTupleData row;
+	json_t	   *obj;
+
+	if (isnull)
+		return NULL;
+	td = DatumGetHeapTupleHeader(d);
+	rowdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
+	row.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&row.t_self);
+	row.t_tableOid = InvalidOid;
+	row.t_data = td;
+	obj = row_json(&row, rowdesc, 1);
+	ReleaseTupleDesc(rowdesc);
+	return obj;
 }
 
 /*
- * Read the customer's state for a request: attributes (customer data merged
- * with the context, context winning), segments, history, suppressions,
- * consent, engagement, metrics; and the tenant's adaptation counts and cap
- * usage into the request.  Runs inside the caller's SPI connection.
+ * Read the customer's state for a request with the one state query
+ * (state_plan): attributes (customer data merged with the context, context
+ * winning), segments, history, suppressions, consent, engagement, metrics;
+ * and the tenant's cap usage into the request.  Runs inside the caller's SPI
+ * connection.  The query is not read-only: it takes a fresh snapshot, after
+ * the customer's decision lock when recording (pipeline.c), so it sees the
+ * history of a concurrent decision that committed before the lock was got.
  */
 KCustomer *
 kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, const char *schema_name)
@@ -371,44 +432,68 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	KCustomer  *cust = palloc0(sizeof(KCustomer));
 	KCustomerSchema *cs = customer_schema(cfg, schema_name);
 	Datum		args[3];
-	json_t	   *state;
+	json_t	   *state = NULL;
+	SPITupleTable *tt;
+	HeapTuple	head = NULL;
+	bool		isnull;
+	Datum		d;
+	LookupContext lc;
+	ErrorContextCallback cb;
 
+	if (cs != NULL && cs->plan == NULL)
+		cs = NULL;				/* a schema without a primary key: no data row */
 	cust->id = customer_id;
 	cust->context = context ? context : json_object();
-	args[0] = CStringGetTextDatum(customer_id);
-	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	cust->data = customer_row(cs, args);
-	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
-	json_object_update(cust->attrs, cust->context);
-
-	if (cfg->segment_plan != NULL)
-	{
-		bool		isnull;
-		Datum		d;
-
-		if (kspi_execute_plan(cfg->segment_plan, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "kaireon: reading segment membership failed");
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		cust->segments = palloc0(sizeof(bool) * cfg->nsegment_slots);
-		if (!isnull)
-		{
-			ArrayType  *arr = DatumGetArrayTypeP(d);
-			Datum	   *elems;
-			bool	   *nulls;
-			int			n;
-
-			deconstruct_array(arr, BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
-			for (int i = 0; i < n && i < cfg->nsegment_slots; i++)
-				cust->segments[i] = !nulls[i] && DatumGetBool(elems[i]);
-		}
-	}
-
 	args[0] = CStringGetTextDatum(cfg->tenant_id);
 	args[1] = CStringGetTextDatum(customer_id);
 	args[2] = TimestampTzGetDatum(history_since(req));
-	load_events(req, cust, args);
-	load_suppressions(req, cust, args);
-	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
+
+	/* a customer id that is no value of the key's type fails here: say where */
+	if (cs != NULL)
+	{
+		lc.customer_id = customer_id;
+		lc.schema = cs;
+		cb.previous = error_context_stack;
+		cb.callback = lookup_errcontext;
+		cb.arg = &lc;
+		error_context_stack = &cb;
+	}
+	if (kspi_execute_plan(state_plan(cfg, cs), args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's state failed");
+	if (cs != NULL)
+		error_context_stack = cb.previous;
+	tt = SPI_tuptable;
+
+	cust->events = palloc0(sizeof(KEvent) * Max(SPI_processed, 1));
+	cust->suppressions = palloc0(sizeof(KSuppression) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = tt->vals[i];
+
+		switch (DatumGetInt32(SPI_getbinval(t, tt->tupdesc, STATE_KIND, &isnull)))
+		{
+			case STATE_HEAD:
+				head = t;
+				break;
+			case STATE_EVENT:
+				load_event(req, &cust->events[cust->nevents++], t, tt->tupdesc);
+				break;
+			default:
+				load_suppression(&cust->suppressions[cust->nsuppressions++], t, tt->tupdesc);
+				break;
+		}
+	}
+	if (head == NULL)
+		elog(ERROR, "kaireon: the customer's state has no head row");
+
+	cust->data = cs != NULL ? load_row(head, tt->tupdesc) : NULL;
+	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
+	json_object_update(cust->attrs, cust->context);
+	if (cfg->segment_sql != NULL)
+		cust->segments = load_segments(cfg, head, tt->tupdesc);
+	d = SPI_getbinval(head, tt->tupdesc, STATE_EXTRAS, &isnull);
+	if (!isnull)
+		state = kj_from_jsonb(DatumGetJsonbP(d), "customer state");
 	cust->consent = json_object_get(state, "consent");
 	if (json_is_number(json_object_get(state, "engagement")))
 	{

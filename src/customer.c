@@ -31,28 +31,19 @@
 #define KAIREON_MAX_EVENTS 10000
 
 /*
- * Columns of the customer state query (1-based).  Its first row (kind
- * STATE_HEAD) carries segment membership, the extras jsonb and the customer
- * data row; then come the history rows (STATE_EVENT, newest first: type,
- * outcome, offer, channel, time) and the active suppressions
- * (STATE_SUPPRESSION: scope, scope id, reason).
+ * Columns of the customer state query (1-based): one row.  History and
+ * suppressions come as arrays of anonymous records, the history newest first
+ * (type, outcome, offer, channel, time), the suppressions (scope, scope id,
+ * reason) in index order.
  */
 enum
 {
-	STATE_KIND = 1,				/* STATE_HEAD, STATE_EVENT or STATE_SUPPRESSION */
-	STATE_A,					/* text: interaction type; suppression scope */
-	STATE_B,					/* text: outcome type key; suppression scope id */
-	STATE_C,					/* text: offer id; suppression reason */
-	STATE_D,					/* text: channel id */
-	STATE_AT,					/* timestamptz: when the interaction occurred */
-	STATE_SEGMENTS,				/* boolean[] by segment slot, or NULL */
+	STATE_SEGMENTS = 1,			/* boolean[] by segment slot, or NULL */
 	STATE_EXTRAS,				/* consent, engagement, metrics, cap usage: jsonb, or NULL */
+	STATE_EVENTS,				/* record[] of history rows */
+	STATE_SUPPRESSIONS,			/* record[] of active suppressions */
 	STATE_ROW					/* the customer data row (the table's row type), or NULL; only with a schema */
 };
-
-#define STATE_HEAD 0
-#define STATE_EVENT 1
-#define STATE_SUPPRESSION 2
 
 /* The jsonb expression of consent, engagement, metrics and cap usage (only the parts the configuration reads), or NULL. */
 static char *
@@ -106,10 +97,11 @@ extras_sql(KTenantConfig *cfg)
 /*
  * The customer state query of a tenant configuration and customer schema
  * (cs NULL: none), prepared at its first use and kept with the
- * configuration: one statement whose rows are described at STATE_KIND.
- * Plain rows and scalar subqueries: aggregates would cost more to start than
- * they save.  Parameters: $1 tenant id, $2 customer id, $3 the oldest history
- * time needed.
+ * configuration: one statement, one row, its columns described at
+ * STATE_SEGMENTS.  Scalar subqueries and ARRAY(SELECT ROW(...)) only:
+ * aggregates would cost more to start than they save, and a UNION of the
+ * kinds would widen every plan node.  Parameters: $1 tenant id, $2 customer
+ * id, $3 the oldest history time needed.
  */
 static SPIPlanPtr
 state_plan(KTenantConfig *cfg, KCustomerSchema *cs)
@@ -117,37 +109,27 @@ state_plan(KTenantConfig *cfg, KCustomerSchema *cs)
 	SPIPlanPtr *slot = cs != NULL ? &cs->state_plan : &cfg->state_plan;
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	char	   *extras;
-	char	   *row_null;
 	StringInfoData sql;
 
 	if (*slot != NULL)
 		return *slot;
 	extras = extras_sql(cfg);
-	row_null = cs != NULL ? psprintf(", NULL::%s", cs->qualified_table) : "";
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT %d, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz, %s, %s",
-					 STATE_HEAD, cfg->segment_sql != NULL ? cfg->segment_sql : "NULL::boolean[]",
-					 extras != NULL ? extras : "NULL::jsonb");
+					 "SELECT %s, %s, "
+					 "  ARRAY(SELECT ROW(h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at) "
+					 "          FROM kaireon.interaction_history h "
+					 "         WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
+					 "         ORDER BY h.occurred_at DESC LIMIT %d), "
+					 "  ARRAY(SELECT ROW(s.scope, s.scope_id, s.reason) FROM kaireon.suppressions s "
+					 "         WHERE s.tenant_id = $1 AND s.customer_id = $2 "
+					 "           AND (s.expires_at IS NULL OR s.expires_at > now()))",
+					 cfg->segment_sql != NULL ? cfg->segment_sql : "NULL::boolean[]",
+					 extras != NULL ? extras : "NULL::jsonb", KAIREON_MAX_EVENTS);
 	/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
 	if (cs != NULL)
 		appendStringInfo(&sql, ", (SELECT t FROM %s t WHERE t.tenant_id = $1 AND t.%s = $2::%s)",
 						 cs->qualified_table, quote_identifier(cs->key_column), cs->key_type);
-	appendStringInfo(&sql,
-					 " UNION ALL "
-					 "(SELECT %d, h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at, "
-					 "        NULL::boolean[], NULL::jsonb%s "
-					 "   FROM kaireon.interaction_history h "
-					 "  WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
-					 "  ORDER BY h.occurred_at DESC LIMIT %d)",
-					 STATE_EVENT, row_null, KAIREON_MAX_EVENTS);
-	appendStringInfo(&sql,
-					 " UNION ALL "
-					 "SELECT %d, s.scope, s.scope_id, s.reason, NULL::text, NULL::timestamptz, "
-					 "       NULL::boolean[], NULL::jsonb%s "
-					 "  FROM kaireon.suppressions s "
-					 " WHERE s.tenant_id = $1 AND s.customer_id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())",
-					 STATE_SUPPRESSION, row_null);
 	*slot = kspi_prepare_keep(sql.data, 3, argtypes);
 	return *slot;
 }
@@ -329,49 +311,118 @@ history_since(const KRequest *req)
 	return Min(day, window);
 }
 
-/* A history row of the state query as a KEvent. */
-static void
-load_event(KRequest *req, KEvent *ev, HeapTuple t, TupleDesc desc)
+/*
+ * The records of a record[] column of the state query, each deformed into
+ * natts values (C strings for text, else the datum); returns the count.
+ * values[i * natts + k] and nulls[i * natts + k] hold field k of record i.
+ */
+static int
+record_array(HeapTuple t, TupleDesc desc, int col, int natts, Datum **values, bool **nulls)
 {
-	char	   *type = SPI_getvalue(t, desc, STATE_A);
 	bool		isnull;
-	int			o;
+	Datum		d = SPI_getbinval(t, desc, col, &isnull);
+	Datum	   *elems;
+	bool	   *elnulls;
+	int			n;
+	TupleDesc	rowdesc = NULL;
 
-	ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
-		strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
-	ev->outcome = SPI_getvalue(t, desc, STATE_B);
-	ev->offer_id = SPI_getvalue(t, desc, STATE_C);
-	ev->channel_id = SPI_getvalue(t, desc, STATE_D);
-	ev->at = DatumGetTimestampTz(SPI_getbinval(t, desc, STATE_AT, &isnull));
-	o = kaireon_find_offer(req->cfg, ev->offer_id);
-	if (o >= 0)
+	*values = NULL;
+	*nulls = NULL;
+	if (isnull)
+		return 0;
+	deconstruct_array(DatumGetArrayTypeP(d), RECORDOID, -1, false, TYPALIGN_DOUBLE, &elems, &elnulls, &n);
+	*values = palloc(sizeof(Datum) * natts * Max(n, 1));
+	*nulls = palloc(sizeof(bool) * natts * Max(n, 1));
+	for (int i = 0; i < n; i++)
 	{
-		ev->category_id = req->cfg->offers[o].category_id;
-		ev->mandatory = req->cfg->offers[o].mandatory;
+		HeapTupleHeader td = DatumGetHeapTupleHeader(elems[i]);
+		HeapTupleData row;
+
+		if (elnulls[i])
+			elog(ERROR, "kaireon: a NULL record in the customer's state");
+		if (rowdesc == NULL)
+		{
+			rowdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
+			if (rowdesc->natts != natts)
+				elog(ERROR, "kaireon: a record of %d fields in the customer's state, %d expected",
+					 rowdesc->natts, natts);
+		}
+		row.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&row.t_self);
+		row.t_tableOid = InvalidOid;
+		row.t_data = td;
+		heap_deform_tuple(&row, rowdesc, *values + i * natts, *nulls + i * natts);
+		for (int k = 0; k < natts; k++)
+			if (!(*nulls)[i * natts + k] && TupleDescAttr(rowdesc, k)->atttypid == TEXTOID)
+				(*values)[i * natts + k] = CStringGetDatum(TextDatumGetCString((*values)[i * natts + k]));
 	}
-	if (ev->outcome != NULL)
-	{
-		bool		found;
+	if (rowdesc != NULL)
+		ReleaseTupleDesc(rowdesc);
+	return n;
+}
 
-		ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
+/* A text field of record_array's output as a C string, or NULL. */
+#define REC_STR(values, nulls, i) ((nulls)[i] ? NULL : DatumGetCString((values)[i]))
+
+/* The customer's history rows (newest first) from the state query as KEvent structs. */
+static void
+load_events(KRequest *req, KCustomer *cust, HeapTuple t, TupleDesc desc)
+{
+	Datum	   *values;
+	bool	   *nulls;
+
+	cust->nevents = record_array(t, desc, STATE_EVENTS, 5, &values, &nulls);
+	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
+	for (int i = 0; i < cust->nevents; i++)
+	{
+		KEvent	   *ev = &cust->events[i];
+		const char *type = REC_STR(values, nulls, i * 5);
+		int			o;
+
+		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
+			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
+		ev->outcome = REC_STR(values, nulls, i * 5 + 1);
+		ev->offer_id = REC_STR(values, nulls, i * 5 + 2);
+		ev->channel_id = REC_STR(values, nulls, i * 5 + 3);
+		ev->at = DatumGetTimestampTz(values[i * 5 + 4]);
+		o = kaireon_find_offer(req->cfg, ev->offer_id);
+		if (o >= 0)
+		{
+			ev->category_id = req->cfg->offers[o].category_id;
+			ev->mandatory = req->cfg->offers[o].mandatory;
+		}
+		if (ev->outcome != NULL)
+		{
+			bool		found;
+
+			ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
+		}
 	}
 }
 
-/* A suppression row of the state query as a KSuppression. */
+/* The customer's active suppressions from the state query. */
 static void
-load_suppression(KSuppression *sup, HeapTuple t, TupleDesc desc)
+load_suppressions(KCustomer *cust, HeapTuple t, TupleDesc desc)
 {
 	static const char *const kinds[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
-	char	   *scope = SPI_getvalue(t, desc, STATE_A);
+	Datum	   *values;
+	bool	   *nulls;
 
-	for (int k = 0; k < (int) lengthof(kinds); k++)
-		if (strcmp(scope, kinds[k]) == 0)
-			sup->kind = (KScopeKind) k;
-	sup->id = SPI_getvalue(t, desc, STATE_B);
-	sup->reason = SPI_getvalue(t, desc, STATE_C);
+	cust->nsuppressions = record_array(t, desc, STATE_SUPPRESSIONS, 3, &values, &nulls);
+	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
+	for (int i = 0; i < cust->nsuppressions; i++)
+	{
+		const char *scope = REC_STR(values, nulls, i * 3);
+
+		for (int k = 0; k < (int) lengthof(kinds); k++)
+			if (strcmp(scope, kinds[k]) == 0)
+				cust->suppressions[i].kind = (KScopeKind) k;
+		cust->suppressions[i].id = REC_STR(values, nulls, i * 3 + 1);
+		cust->suppressions[i].reason = REC_STR(values, nulls, i * 3 + 2);
+	}
 }
 
-/* Segment membership by slot from the head row's boolean[] (all false when NULL). */
+/* Segment membership by slot from the state query's boolean[] (all false when NULL). */
 static bool *
 load_segments(KTenantConfig *cfg, HeapTuple t, TupleDesc desc)
 {
@@ -392,7 +443,7 @@ load_segments(KTenantConfig *cfg, HeapTuple t, TupleDesc desc)
 	return segments;
 }
 
-/* The customer data row (a composite of the table's row type in the head row) as JSON, or NULL. */
+/* The customer data row (a composite of the table's row type in the state query) as JSON, or NULL. */
 static json_t *
 load_row(HeapTuple t, TupleDesc desc)
 {
@@ -433,8 +484,8 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	KCustomerSchema *cs = customer_schema(cfg, schema_name);
 	Datum		args[3];
 	json_t	   *state = NULL;
-	SPITupleTable *tt;
-	HeapTuple	head = NULL;
+	HeapTuple	head;
+	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
 	LookupContext lc;
@@ -458,40 +509,21 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 		cb.arg = &lc;
 		error_context_stack = &cb;
 	}
-	if (kspi_execute_plan(state_plan(cfg, cs), args, NULL, false, 0) != SPI_OK_SELECT)
+	if (kspi_execute_plan(state_plan(cfg, cs), args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "kaireon: reading the customer's state failed");
 	if (cs != NULL)
 		error_context_stack = cb.previous;
-	tt = SPI_tuptable;
+	head = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
 
-	cust->events = palloc0(sizeof(KEvent) * Max(SPI_processed, 1));
-	cust->suppressions = palloc0(sizeof(KSuppression) * Max(SPI_processed, 1));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = tt->vals[i];
-
-		switch (DatumGetInt32(SPI_getbinval(t, tt->tupdesc, STATE_KIND, &isnull)))
-		{
-			case STATE_HEAD:
-				head = t;
-				break;
-			case STATE_EVENT:
-				load_event(req, &cust->events[cust->nevents++], t, tt->tupdesc);
-				break;
-			default:
-				load_suppression(&cust->suppressions[cust->nsuppressions++], t, tt->tupdesc);
-				break;
-		}
-	}
-	if (head == NULL)
-		elog(ERROR, "kaireon: the customer's state has no head row");
-
-	cust->data = cs != NULL ? load_row(head, tt->tupdesc) : NULL;
+	cust->data = cs != NULL ? load_row(head, desc) : NULL;
 	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
 	json_object_update(cust->attrs, cust->context);
 	if (cfg->segment_sql != NULL)
-		cust->segments = load_segments(cfg, head, tt->tupdesc);
-	d = SPI_getbinval(head, tt->tupdesc, STATE_EXTRAS, &isnull);
+		cust->segments = load_segments(cfg, head, desc);
+	load_events(req, cust, head, desc);
+	load_suppressions(cust, head, desc);
+	d = SPI_getbinval(head, desc, STATE_EXTRAS, &isnull);
 	if (!isnull)
 		state = kj_from_jsonb(DatumGetJsonbP(d), "customer state");
 	cust->consent = json_object_get(state, "consent");

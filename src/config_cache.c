@@ -717,7 +717,6 @@ load_customer_schemas(KTenantConfig *cfg)
 		cs->name = str_field(r, "name");
 		cs->qualified_table = str_field(r, "table");
 		cs->key_column = str_field(r, "key");
-		cs->key_type = str_field(r, "key_type");
 		if (cs->key_column == NULL)
 			continue;
 		/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
@@ -771,11 +770,12 @@ use_segment(KTenantConfig *cfg, int seg)
 	return seg;
 }
 
-/* The membership expression of every segment the rules and policies refer to (customer.c's state query). */
+/* The membership query of every segment the rules and policies refer to. */
 static void
-build_segment_sql(KTenantConfig *cfg)
+prepare_segment_plan(KTenantConfig *cfg)
 {
 	StringInfoData sql;
+	Oid			argtypes[1] = {TEXTOID};
 
 	for (int i = 0; i < cfg->nrules; i++)
 	{
@@ -796,19 +796,19 @@ build_segment_sql(KTenantConfig *cfg)
 	if (cfg->nsegment_slots == 0)
 		return;
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "ARRAY[");
+	appendStringInfoString(&sql, "SELECT ARRAY[");
 	for (int slot = 0; slot < cfg->nsegment_slots; slot++)
 	{
 		for (int i = 0; i < cfg->nsegments; i++)
 		{
 			if (cfg->segments[i].slot != slot)
 				continue;
-			appendStringInfo(&sql, "%sEXISTS (SELECT 1 FROM %s WHERE customer_id = $2)",
+			appendStringInfo(&sql, "%sEXISTS (SELECT 1 FROM %s WHERE customer_id = $1)",
 							 slot > 0 ? ", " : "", cfg->segments[i].view);
 		}
 	}
 	appendStringInfoString(&sql, "]::boolean[]");
-	cfg->segment_sql = sql.data;
+	cfg->segment_plan = kspi_prepare_keep(sql.data, 1, argtypes);
 }
 
 /* Flow configuration: defaults documented in docs/recommend.md. */
@@ -1044,14 +1044,16 @@ static void
 free_plans(KTenantConfig *cfg)
 {
 	for (int i = 0; i < cfg->ncustomer_schemas; i++)
-	{
 		if (cfg->customer_schemas != NULL && cfg->customer_schemas[i].plan != NULL)
 			SPI_freeplan(cfg->customer_schemas[i].plan);
-		if (cfg->customer_schemas != NULL && cfg->customer_schemas[i].state_plan != NULL)
-			SPI_freeplan(cfg->customer_schemas[i].state_plan);
-	}
-	if (cfg->state_plan != NULL)
-		SPI_freeplan(cfg->state_plan);
+	if (cfg->segment_plan != NULL)
+		SPI_freeplan(cfg->segment_plan);
+	if (cfg->history_plan != NULL)
+		SPI_freeplan(cfg->history_plan);
+	if (cfg->suppression_plan != NULL)
+		SPI_freeplan(cfg->suppression_plan);
+	if (cfg->extras_plan != NULL)
+		SPI_freeplan(cfg->extras_plan);
 	if (cfg->adaptation_plan != NULL)
 		SPI_freeplan(cfg->adaptation_plan);
 }
@@ -1085,10 +1087,11 @@ compile_config(const char *tenant_id, int64 version)
 		load_outcomes_and_settings(cfg);
 		load_customer_schemas(cfg);
 		load_policy_snapshot(cfg);
-		build_segment_sql(cfg);
+		prepare_segment_plan(cfg);
 		for (int i = 0; i < cfg->nchannels; i++)
 			if (cfg->channels[i].consent_purpose != NULL)
 				cfg->needs_consent = true;
+		kaireon_prepare_state_plan(cfg);
 		/* rules by stage, and every rule's and policy's static applicability per offer */
 		for (int st = 0; st < 3; st++)
 			cfg->stage_rules[st] = palloc(sizeof(int) * Max(cfg->nrules, 1));

@@ -1,15 +1,12 @@
 /*
  * customer.c
- *	  Reads what one request needs to know about its customer with one
- *	  prepared query per tenant configuration and customer schema, through
- *	  indexes: segment membership (one EXISTS per referenced segment on the
- *	  segment views), the recent interaction history and active suppressions
- *	  (as arrays), only when the configuration reads them consent, engagement
- *	  health, metric values and cap usage (one jsonb), and the customer data
- *	  row (by primary key).  One statement instead of one per kind saves the
- *	  executor start-up and snapshot of each (docs/performance.md).  The
- *	  tenant's adaptive propensity counts are read at most once per
- *	  kaireon.adaptation_refresh_ms.
+ *	  Reads what one request needs to know about its customer, through
+ *	  indexes, with prepared queries: the customer data row (by primary key),
+ *	  segment membership (one EXISTS per referenced segment on the segment
+ *	  views), the recent interaction history and active suppressions (plain
+ *	  rows), and, only when the configuration reads them, consent, engagement
+ *	  health, metric values and cap usage (one jsonb).  The tenant's adaptive
+ *	  propensity counts are read at most once per kaireon.adaptation_refresh_ms.
  */
 #include "util/json.h"
 
@@ -21,7 +18,6 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/typcache.h"
 
 #include "util/spi.h"
 #include "decision.h"
@@ -31,29 +27,32 @@
 #define KAIREON_MAX_EVENTS 10000
 
 /*
- * Columns of the customer state query (1-based): one row.  History and
- * suppressions come as arrays of anonymous records, the history newest first
- * (type, outcome, offer, channel, time), the suppressions (scope, scope id,
- * reason) in index order.
+ * Prepare the per-request queries of a tenant configuration.  All take $1
+ * tenant id, $2 customer id; the history query also $3, the oldest time
+ * needed.  History and suppressions come back as plain rows; consent,
+ * engagement, metrics and cap usage (only the parts the configuration reads)
+ * as one jsonb.
  */
-enum
-{
-	STATE_SEGMENTS = 1,			/* boolean[] by segment slot, or NULL */
-	STATE_EXTRAS,				/* consent, engagement, metrics, cap usage: jsonb, or NULL */
-	STATE_EVENTS,				/* record[] of history rows */
-	STATE_SUPPRESSIONS,			/* record[] of active suppressions */
-	STATE_ROW					/* the customer data row (the table's row type), or NULL; only with a schema */
-};
-
-/* The jsonb expression of consent, engagement, metrics and cap usage (only the parts the configuration reads), or NULL. */
-static char *
-extras_sql(KTenantConfig *cfg)
+void
+kaireon_prepare_state_plan(KTenantConfig *cfg)
 {
 	StringInfoData sql;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	bool		extras = false;
 
+	cfg->history_plan = kspi_prepare_keep(
+		psprintf("SELECT h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at "
+				 "  FROM kaireon.interaction_history h "
+				 " WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
+				 " ORDER BY h.occurred_at DESC LIMIT %d", KAIREON_MAX_EVENTS),
+		3, argtypes);
+	cfg->suppression_plan = kspi_prepare_keep(
+		"SELECT s.scope, s.scope_id, s.reason FROM kaireon.suppressions s "
+		" WHERE s.tenant_id = $1 AND s.customer_id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())",
+		2, argtypes);
+
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "jsonb_build_object('customer', $2::text");
+	appendStringInfoString(&sql, "SELECT jsonb_build_object('customer', $2::text");
 	if (cfg->needs_consent)
 	{
 		appendStringInfoString(&sql,
@@ -91,47 +90,8 @@ extras_sql(KTenantConfig *cfg)
 		extras = true;
 	}
 	appendStringInfoChar(&sql, ')');
-	return extras ? sql.data : NULL;
-}
-
-/*
- * The customer state query of a tenant configuration and customer schema
- * (cs NULL: none), prepared at its first use and kept with the
- * configuration: one statement, one row, its columns described at
- * STATE_SEGMENTS.  Scalar subqueries and ARRAY(SELECT ROW(...)) only:
- * aggregates would cost more to start than they save, and a UNION of the
- * kinds would widen every plan node.  Parameters: $1 tenant id, $2 customer
- * id, $3 the oldest history time needed.
- */
-static SPIPlanPtr
-state_plan(KTenantConfig *cfg, KCustomerSchema *cs)
-{
-	SPIPlanPtr *slot = cs != NULL ? &cs->state_plan : &cfg->state_plan;
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	char	   *extras;
-	StringInfoData sql;
-
-	if (*slot != NULL)
-		return *slot;
-	extras = extras_sql(cfg);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT %s, %s, "
-					 "  ARRAY(SELECT ROW(h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at) "
-					 "          FROM kaireon.interaction_history h "
-					 "         WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
-					 "         ORDER BY h.occurred_at DESC LIMIT %d), "
-					 "  ARRAY(SELECT ROW(s.scope, s.scope_id, s.reason) FROM kaireon.suppressions s "
-					 "         WHERE s.tenant_id = $1 AND s.customer_id = $2 "
-					 "           AND (s.expires_at IS NULL OR s.expires_at > now()))",
-					 cfg->segment_sql != NULL ? cfg->segment_sql : "NULL::boolean[]",
-					 extras != NULL ? extras : "NULL::jsonb", KAIREON_MAX_EVENTS);
-	/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
-	if (cs != NULL)
-		appendStringInfo(&sql, ", (SELECT t FROM %s t WHERE t.tenant_id = $1 AND t.%s = $2::%s)",
-						 cs->qualified_table, quote_identifier(cs->key_column), cs->key_type);
-	*slot = kspi_prepare_keep(sql.data, 3, argtypes);
-	return *slot;
+	if (extras)
+		cfg->extras_plan = kspi_prepare_keep(sql.data, 2, argtypes);
 }
 
 /*
@@ -180,6 +140,24 @@ kaireon_tenant_adaptation(KTenantConfig *cfg)
 	return cfg->adaptation;
 }
 
+/* Run a prepared plan that returns one jsonb (or NULL) and parse it. */
+static json_t *
+plan_json(SPIPlanPtr plan, Datum *args, const char *what)
+{
+	bool		isnull;
+	Datum		d;
+
+	/* not read-only: a fresh snapshot, taken after the customer's decision lock */
+	if (kspi_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading %s failed", what);
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return NULL;
+	return kj_from_jsonb(DatumGetJsonbP(d), what);
+}
+
 /* What a customer lookup was doing, for the error context of a failure in it. */
 typedef struct LookupContext
 {
@@ -197,18 +175,25 @@ lookup_errcontext(void *arg)
 }
 
 /*
- * The customer's data row as a JSON object, straight from the columns from
- * "first" on of a tuple: numbers as numbers, booleans, text as strings, jsonb
- * as JSON, anything else as its text form (dates and timestamps in ISO form);
- * the tenant column left out.
+ * The customer's data row as a JSON object, straight from the tuple: numbers
+ * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
+ * text form (dates and timestamps in ISO form); the tenant column left out.
  */
 static json_t *
-row_json(HeapTuple t, TupleDesc desc, int first)
+row_json(SPIPlanPtr plan, Datum *args)
 {
 	json_t	   *obj;
+	HeapTuple	t;
+	TupleDesc	desc;
 
+	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading customer data failed");
+	if (SPI_processed == 0)
+		return NULL;
+	t = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
 	obj = json_object();
-	for (int i = first; i <= desc->natts; i++)
+	for (int i = 1; i <= desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
 		bool		isnull;
@@ -277,9 +262,7 @@ customer_row(const KCustomerSchema *cs, Datum *args)
 	cb.callback = lookup_errcontext;
 	cb.arg = &lc;
 	error_context_stack = &cb;
-	if (kspi_execute_plan(cs->plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading customer data failed");
-	row = SPI_processed == 0 ? NULL : row_json(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	row = row_json(cs->plan, args);
 	error_context_stack = cb.previous;
 	return row;
 }
@@ -311,80 +294,31 @@ history_since(const KRequest *req)
 	return Min(day, window);
 }
 
-/*
- * The records of a record[] column of the state query, each deformed into
- * natts values (C strings for text, else the datum); returns the count.
- * values[i * natts + k] and nulls[i * natts + k] hold field k of record i.
- */
-static int
-record_array(HeapTuple t, TupleDesc desc, int col, int natts, Datum **values, bool **nulls)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(t, desc, col, &isnull);
-	Datum	   *elems;
-	bool	   *elnulls;
-	int			n;
-	TupleDesc	rowdesc = NULL;
-
-	*values = NULL;
-	*nulls = NULL;
-	if (isnull)
-		return 0;
-	deconstruct_array(DatumGetArrayTypeP(d), RECORDOID, -1, false, TYPALIGN_DOUBLE, &elems, &elnulls, &n);
-	*values = palloc(sizeof(Datum) * natts * Max(n, 1));
-	*nulls = palloc(sizeof(bool) * natts * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		HeapTupleHeader td = DatumGetHeapTupleHeader(elems[i]);
-		HeapTupleData row;
-
-		if (elnulls[i])
-			elog(ERROR, "kaireon: a NULL record in the customer's state");
-		if (rowdesc == NULL)
-		{
-			rowdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
-			if (rowdesc->natts != natts)
-				elog(ERROR, "kaireon: a record of %d fields in the customer's state, %d expected",
-					 rowdesc->natts, natts);
-		}
-		row.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&row.t_self);
-		row.t_tableOid = InvalidOid;
-		row.t_data = td;
-		heap_deform_tuple(&row, rowdesc, *values + i * natts, *nulls + i * natts);
-		for (int k = 0; k < natts; k++)
-			if (!(*nulls)[i * natts + k] && TupleDescAttr(rowdesc, k)->atttypid == TEXTOID)
-				(*values)[i * natts + k] = CStringGetDatum(TextDatumGetCString((*values)[i * natts + k]));
-	}
-	if (rowdesc != NULL)
-		ReleaseTupleDesc(rowdesc);
-	return n;
-}
-
-/* A text field of record_array's output as a C string, or NULL. */
-#define REC_STR(values, nulls, i) ((nulls)[i] ? NULL : DatumGetCString((values)[i]))
-
-/* The customer's history rows (newest first) from the state query as KEvent structs. */
+/* Read the history rows of the request's window into KEvent structs. */
 static void
-load_events(KRequest *req, KCustomer *cust, HeapTuple t, TupleDesc desc)
+load_events(KRequest *req, KCustomer *cust, Datum *args)
 {
-	Datum	   *values;
-	bool	   *nulls;
+	SPITupleTable *tt;
 
-	cust->nevents = record_array(t, desc, STATE_EVENTS, 5, &values, &nulls);
+	if (kspi_execute_plan(req->cfg->history_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's history failed");
+	tt = SPI_tuptable;
+	cust->nevents = SPI_processed;
 	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
 	for (int i = 0; i < cust->nevents; i++)
 	{
 		KEvent	   *ev = &cust->events[i];
-		const char *type = REC_STR(values, nulls, i * 5);
+		HeapTuple	t = tt->vals[i];
+		char	   *type = SPI_getvalue(t, tt->tupdesc, 1);
+		bool		isnull;
 		int			o;
 
 		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
 			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
-		ev->outcome = REC_STR(values, nulls, i * 5 + 1);
-		ev->offer_id = REC_STR(values, nulls, i * 5 + 2);
-		ev->channel_id = REC_STR(values, nulls, i * 5 + 3);
-		ev->at = DatumGetTimestampTz(values[i * 5 + 4]);
+		ev->outcome = SPI_getvalue(t, tt->tupdesc, 2);
+		ev->offer_id = SPI_getvalue(t, tt->tupdesc, 3);
+		ev->channel_id = SPI_getvalue(t, tt->tupdesc, 4);
+		ev->at = DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull));
 		o = kaireon_find_offer(req->cfg, ev->offer_id);
 		if (o >= 0)
 		{
@@ -400,81 +334,35 @@ load_events(KRequest *req, KCustomer *cust, HeapTuple t, TupleDesc desc)
 	}
 }
 
-/* The customer's active suppressions from the state query. */
+/* Read the customer's active suppressions. */
 static void
-load_suppressions(KCustomer *cust, HeapTuple t, TupleDesc desc)
+load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
 {
 	static const char *const kinds[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
-	Datum	   *values;
-	bool	   *nulls;
+	SPITupleTable *tt;
 
-	cust->nsuppressions = record_array(t, desc, STATE_SUPPRESSIONS, 3, &values, &nulls);
+	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's suppressions failed");
+	tt = SPI_tuptable;
+	cust->nsuppressions = SPI_processed;
 	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
 	for (int i = 0; i < cust->nsuppressions; i++)
 	{
-		const char *scope = REC_STR(values, nulls, i * 3);
+		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
 
 		for (int k = 0; k < (int) lengthof(kinds); k++)
 			if (strcmp(scope, kinds[k]) == 0)
 				cust->suppressions[i].kind = (KScopeKind) k;
-		cust->suppressions[i].id = REC_STR(values, nulls, i * 3 + 1);
-		cust->suppressions[i].reason = REC_STR(values, nulls, i * 3 + 2);
+		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 	}
-}
-
-/* Segment membership by slot from the state query's boolean[] (all false when NULL). */
-static bool *
-load_segments(KTenantConfig *cfg, HeapTuple t, TupleDesc desc)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(t, desc, STATE_SEGMENTS, &isnull);
-	bool	   *segments = palloc0(sizeof(bool) * Max(cfg->nsegment_slots, 1));
-
-	if (!isnull)
-	{
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypeP(d), BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
-		for (int i = 0; i < n && i < cfg->nsegment_slots; i++)
-			segments[i] = !nulls[i] && DatumGetBool(elems[i]);
-	}
-	return segments;
-}
-
-/* The customer data row (a composite of the table's row type in the state query) as JSON, or NULL. */
-static json_t *
-load_row(HeapTuple t, TupleDesc desc)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(t, desc, STATE_ROW, &isnull);
-	HeapTupleHeader td;
-	TupleDesc	rowdesc;
-	HeapTupleData row;
-	json_t	   *obj;
-
-	if (isnull)
-		return NULL;
-	td = DatumGetHeapTupleHeader(d);
-	rowdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(td), HeapTupleHeaderGetTypMod(td));
-	row.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&row.t_self);
-	row.t_tableOid = InvalidOid;
-	row.t_data = td;
-	obj = row_json(&row, rowdesc, 1);
-	ReleaseTupleDesc(rowdesc);
-	return obj;
 }
 
 /*
- * Read the customer's state for a request with the one state query
- * (state_plan): attributes (customer data merged with the context, context
- * winning), segments, history, suppressions, consent, engagement, metrics;
- * and the tenant's cap usage into the request.  Runs inside the caller's SPI
- * connection.  The query is not read-only: it takes a fresh snapshot, after
- * the customer's decision lock when recording (pipeline.c), so it sees the
- * history of a concurrent decision that committed before the lock was got.
+ * Read the customer's state for a request: attributes (customer data merged
+ * with the context, context winning), segments, history, suppressions,
+ * consent, engagement, metrics; and the tenant's adaptation counts and cap
+ * usage into the request.  Runs inside the caller's SPI connection.
  */
 KCustomer *
 kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, const char *schema_name)
@@ -483,49 +371,44 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	KCustomer  *cust = palloc0(sizeof(KCustomer));
 	KCustomerSchema *cs = customer_schema(cfg, schema_name);
 	Datum		args[3];
-	json_t	   *state = NULL;
-	HeapTuple	head;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-	LookupContext lc;
-	ErrorContextCallback cb;
+	json_t	   *state;
 
-	if (cs != NULL && cs->plan == NULL)
-		cs = NULL;				/* a schema without a primary key: no data row */
 	cust->id = customer_id;
 	cust->context = context ? context : json_object();
+	args[0] = CStringGetTextDatum(customer_id);
+	args[1] = CStringGetTextDatum(cfg->tenant_id);
+	cust->data = customer_row(cs, args);
+	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
+	json_object_update(cust->attrs, cust->context);
+
+	if (cfg->segment_plan != NULL)
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (kspi_execute_plan(cfg->segment_plan, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "kaireon: reading segment membership failed");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		cust->segments = palloc0(sizeof(bool) * cfg->nsegment_slots);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(arr, BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
+			for (int i = 0; i < n && i < cfg->nsegment_slots; i++)
+				cust->segments[i] = !nulls[i] && DatumGetBool(elems[i]);
+		}
+	}
+
 	args[0] = CStringGetTextDatum(cfg->tenant_id);
 	args[1] = CStringGetTextDatum(customer_id);
 	args[2] = TimestampTzGetDatum(history_since(req));
-
-	/* a customer id that is no value of the key's type fails here: say where */
-	if (cs != NULL)
-	{
-		lc.customer_id = customer_id;
-		lc.schema = cs;
-		cb.previous = error_context_stack;
-		cb.callback = lookup_errcontext;
-		cb.arg = &lc;
-		error_context_stack = &cb;
-	}
-	if (kspi_execute_plan(state_plan(cfg, cs), args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "kaireon: reading the customer's state failed");
-	if (cs != NULL)
-		error_context_stack = cb.previous;
-	head = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-
-	cust->data = cs != NULL ? load_row(head, desc) : NULL;
-	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
-	json_object_update(cust->attrs, cust->context);
-	if (cfg->segment_sql != NULL)
-		cust->segments = load_segments(cfg, head, desc);
-	load_events(req, cust, head, desc);
-	load_suppressions(cust, head, desc);
-	d = SPI_getbinval(head, desc, STATE_EXTRAS, &isnull);
-	if (!isnull)
-		state = kj_from_jsonb(DatumGetJsonbP(d), "customer state");
+	load_events(req, cust, args);
+	load_suppressions(req, cust, args);
+	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
 	cust->consent = json_object_get(state, "consent");
 	if (json_is_number(json_object_get(state, "engagement")))
 	{

@@ -308,9 +308,7 @@ typedef struct KCustomerSchema
 	const char *name;
 	const char *qualified_table;	/* quoted schema.table */
 	const char *key_column;
-	const char *key_type;		/* the key column's type, as format_type writes it */
 	SPIPlanPtr	plan;			/* SELECT t.* ... WHERE key = $1 */
-	SPIPlanPtr	state_plan;		/* the customer state query with this data row (customer.c), once used */
 } KCustomerSchema;
 
 /* A tenant's compiled configuration (config_cache.c). */
@@ -351,8 +349,10 @@ typedef struct KTenantConfig
 	int			ncustomer_schemas;
 	KCustomerSchema *customer_schemas;	/* published customer schemas by name */
 	int			nsegment_slots;
-	char	   *segment_sql;	/* ARRAY[EXISTS(view where customer_id = $2), ...]; NULL: no slot */
-	SPIPlanPtr	state_plan;		/* the customer state query without a data row (customer.c), once used */
+	SPIPlanPtr	segment_plan;	/* SELECT ARRAY[EXISTS(view where customer_id = $1), ...] */
+	SPIPlanPtr	history_plan;	/* the customer's recent history (customer.c) */
+	SPIPlanPtr	suppression_plan;	/* the customer's active suppressions */
+	SPIPlanPtr	extras_plan;	/* consent, engagement, metrics, cap usage; NULL when none is read */
 	SPIPlanPtr	adaptation_plan;	/* the tenant's adaptive propensity counts */
 	MemoryContext adaptation_mcxt;
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
@@ -482,6 +482,7 @@ extern bool kaireon_cap_applies(const KRequest *req, const KCap *c, const KOffer
 extern TimestampTz kaireon_period_start(const char *period, TimestampTz now);
 
 /* customer.c */
+extern void kaireon_prepare_state_plan(KTenantConfig *cfg);
 extern json_t *kaireon_tenant_adaptation(KTenantConfig *cfg);
 extern int	kaireon_adaptation_refresh_ms;
 extern KCustomer *kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context,

@@ -7,8 +7,8 @@
  * kaireon_decide runs inside its own SPI connection with every allocation of
  * its own in the caller's per-call memory context.  Configuration comes from
  * the per-backend cache (config_cache.c); the customer's state is read with
- * one prepared query (customer.c); everything per candidate is computation
- * over it (rules.c, policies.c).
+ * at most three prepared queries (customer.c); everything per candidate is
+ * computation over those (rules.c, policies.c).
  *
  * Exactness under concurrency.  A recording decision first locks the
  * customer's row of kaireon.decision_locks until commit: two sessions deciding

@@ -130,8 +130,9 @@ for my $db (qw(db1 db2))
 	is($node->safe_psql($db, q{SELECT source || ' ' || status FROM kaireon.maintenance_runs WHERE job = 'outbox'}),
 		'worker succeeded', "the run is in the history of $db");
 }
-is($node->safe_psql('crondb', q{SELECT status FROM kaireon.outbox_events WHERE id = 'ev'}),
-	'pending', 'a database not in kaireon.databases has no worker');
+# (pg_cron may publish crondb's event at any minute boundary: count the worker's runs instead)
+is($node->safe_psql('crondb', q{SELECT count(*) FROM kaireon.maintenance_runs WHERE source = 'worker'}),
+	'0', 'a database not in kaireon.databases has no worker');
 
 # Retention on schedule, in both databases: a schedule set with ALTER SYSTEM takes effect on
 # SIGHUP (pg_reload_conf).

@@ -122,7 +122,7 @@ INSERT INTO kaireon.users (tenant_id, id, email, password_hash, mfa_secret)
 UPDATE kaireon.users SET password_hash = '$2b$12$othersecrethash' WHERE id = 'usr1';
 SELECT action, changed_fields, before, after FROM kaireon.audit_logs WHERE entity_type = 'users' AND action = 'update';
 SELECT after::jsonb ->> 'password_hash' AS password_hash, after::jsonb ->> 'mfa_secret' AS mfa_secret
-  FROM kaireon.audit_logs WHERE entity_type = 'users' AND action = 'create';
+  FROM kaireon.audit_logs WHERE entity_type = 'users' AND action = 'create' ORDER BY id;
 INSERT INTO kaireon.api_keys (tenant_id, id, name, prefix, hashed_key)
     VALUES ('aud', 'k1', 'key', 'krn_abcdefgh', 'deadbeefsecret');
 SELECT after::jsonb ->> 'hashed_key' AS hashed_key FROM kaireon.audit_logs WHERE entity_type = 'api_keys';

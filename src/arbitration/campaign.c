@@ -128,6 +128,31 @@ unknown(const char *what, const char *hint)
 			 errhint("%s", hint)));
 }
 
+/*
+ * A kaireon.runs row as JSON, with the key of its decision flow (flow_key);
+ * locked FOR UPDATE when lock.  42704 with the hint when it does not exist.
+ */
+static json_t *
+load_run(const char *tenant_id, const char *run_id, bool lock, const char *hint)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = CStringGetTextDatum(run_id);
+	if (kspi_execute_with_args(
+		psprintf("SELECT to_jsonb(r) || jsonb_build_object('flow_key', (SELECT f.key FROM kaireon.decision_flows f "
+				 "         WHERE f.tenant_id = r.tenant_id AND f.id = r.decision_flow_id AND f.deleted_at IS NULL)) "
+				 "  FROM kaireon.runs r WHERE r.tenant_id = $1 AND r.id = $2%s", lock ? " FOR UPDATE" : ""),
+		2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the run failed");
+	if (SPI_processed == 0)
+		unknown(psprintf("run \"%s\" does not exist for tenant \"%s\"", run_id, tenant_id), hint);
+	return kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+						 "run");
+}
+
 /* Check the definition against the tenant's configuration; resolve channels and constraints. */
 static void
 prepare(Campaign *cp)
@@ -820,23 +845,7 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	cp.cfg_version = cp.cfg->version;
 
 	/* the run, locked for the duration (consecutive run numbers) */
-	args[0] = CStringGetTextDatum(spec.tenant_id);
-	args[1] = CStringGetTextDatum(spec.run_id);
-	if (kspi_execute_with_args(
-		"SELECT to_jsonb(r) || jsonb_build_object('flow_key', (SELECT f.key FROM kaireon.decision_flows f "
-		"         WHERE f.tenant_id = r.tenant_id AND f.id = r.decision_flow_id AND f.deleted_at IS NULL)) "
-		"  FROM kaireon.runs r WHERE r.tenant_id = $1 AND r.id = $2 FOR UPDATE",
-		2, types, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading the run failed");
-	if (SPI_processed == 0)
-		unknown(psprintf("run \"%s\" does not exist for tenant \"%s\"", spec.run_id, spec.tenant_id),
-				"Pass the id of a kaireon.runs row of the tenant.");
-	{
-		bool		isnull;
-
-		run = kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-							"run");
-	}
+	run = load_run(spec.tenant_id, spec.run_id, true, "Pass the id of a kaireon.runs row of the tenant.");
 	status = kj_str(run, "status");
 	if (strcmp(status, "archived") == 0 || strcmp(status, "paused") == 0 ||
 		(strcmp(status, "draft") == 0 && !spec.simulation))
@@ -1003,23 +1012,7 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	/* a run supplies what the arguments leave out */
 	if (spec.run_id != NULL)
 	{
-		args[0] = CStringGetTextDatum(spec.tenant_id);
-		args[1] = CStringGetTextDatum(spec.run_id);
-		if (kspi_execute_with_args(
-			"SELECT to_jsonb(r) || jsonb_build_object('flow_key', (SELECT f.key FROM kaireon.decision_flows f "
-			"         WHERE f.tenant_id = r.tenant_id AND f.id = r.decision_flow_id AND f.deleted_at IS NULL)) "
-			"  FROM kaireon.runs r WHERE r.tenant_id = $1 AND r.id = $2",
-			2, types, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "kaireon: reading the run failed");
-		if (SPI_processed == 0)
-			unknown(psprintf("run \"%s\" does not exist for tenant \"%s\"", spec.run_id, spec.tenant_id),
-					"Pass the id of a kaireon.runs row of the tenant, or none.");
-		{
-			bool		isnull;
-
-			run = kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-															 &isnull)), "run");
-		}
+		run = load_run(spec.tenant_id, spec.run_id, false, "Pass the id of a kaireon.runs row of the tenant, or none.");
 		if (spec.flow_key == NULL)
 			spec.flow_key = kj_str(run, "flow_key");
 		if (spec.segment_id == NULL)

@@ -865,6 +865,8 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	prepare(&cp);
 
 	/* the campaign_runs row, before anything else is written */
+	args[0] = CStringGetTextDatum(spec.tenant_id);
+	args[1] = CStringGetTextDatum(spec.run_id);
 	args[2] = BoolGetDatum(spec.simulation);
 	if (kspi_execute_with_args(
 		"INSERT INTO kaireon.campaign_runs (tenant_id, campaign_id, run_number, status, is_simulation, started_at) "

@@ -16,12 +16,14 @@
  *	  cutoff past its upper bound (and no hold) is dropped or detached in one
  *	  step (kaireon._retire_interaction_partition, which takes the parent's
  *	  and the partition's locks with a short lock_timeout and checks the
- *	  tenants again under them; retried a few times when the locks are busy);
+ *	  tenants' policies again under them; retried a few times when the locks
+ *	  are busy);
  *	  other partitions with expired rows are walked block range by block
  *	  range (a TID range scan of about kaireon.retention_batch_size rows per
  *	  batch), deleting the expired rows of every tenant in one statement;
  *	- tables without an index on their time column (impressions, traces,
- *	  summaries, metric values, creative performance, dead letters): the same
+ *	  shadow model scores, campaign decisions, summaries, metric values,
+ *	  creative performance, dead letters): the same
  *	  block walk, over the block range that holds expired rows;
  *	- tables with one (suppressions, outbox events, decision locks,
  *	  idempotency keys, unreferenced policy snapshots): batches of at most
@@ -29,6 +31,8 @@
  *	- audit_logs: kaireon.purge_audit_chain(tenant, cutoff, batch), which
  *	  removes a prefix of the tenant's chain and leaves an anchor; when that
  *	  function is not installed the class is reported held with the reason.
+ * Every batch statement leaves out the tenants whose class got a legal hold
+ * since the run began (pairs_sql), so a hold takes effect at the next batch.
  * Errors of one table are caught (subtransaction), reported in the detail of
  * the rows concerned, and the run goes on.
  */

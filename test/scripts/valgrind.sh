@@ -46,12 +46,13 @@ grep -h '^==[0-9]*== [A-Z]' "$work"/vg.*.log | sed 's/^==[0-9]*== //; s/(0x[0-9a
 # One report at a time (from its kind line to the blank line after its stack): it counts when
 # a frame is in our code (our source files, built with -g, or kaireon.so) or jansson's, unless
 # it is one of the server's own known false positives, which a stack through our code can
-# reach too (a regular expression compiled inside a query kaireon runs, a WAL write).
-files=$(cd "$src" && ls src/*.c src/util/*.c | xargs -n1 basename | sed 's/\./\\./' | paste -sd'|')
+# reach too (a regular expression compiled inside a query kaireon runs, the WAL writer's
+# padding).
+files=$(cd "$src" && ls src/*.c src/*/*.c | xargs -n1 basename | sed 's/\./\\./' | paste -sd'|')
 ours=$(KAIREON_VG_OURS="kaireon\\.so|libjansson|\\(($files):[0-9]+\\)" awk '
     function report(b) {
         if (b == "" || b !~ ENVIRON["KAIREON_VG_OURS"]) return
-        if (b ~ /Syscall param (pwrite64|write)\(buf\) points to uninitialised/) return
+        if (b ~ /Syscall param (pwrite64|write)\(buf\) points to uninitialised/ && b ~ /XLog(Flush|Write|BackgroundFlush)/) return
         if (b ~ /Source and destination overlap in memcpy/ && b ~ /by 0x[0-9A-F]+: RE_compile_and_cache/) return
         print b; print ""
     }

@@ -556,21 +556,12 @@ job_scores(KJobCtx *ctx, json_t *detail)
 	kjob_boundary(ctx, false);
 }
 
-/* dual_prices: kaireon.update_dual_prices(), when the arbitration code provides it. */
+/* dual_prices: kaireon.update_dual_prices(), the real-time dual price step of arbitration. */
 static void
 job_dual_prices(KJobCtx *ctx, json_t *detail)
 {
 	int64		out[3];
 
-	if (!job_sql(ctx, detail, out,
-				 "SELECT (to_regprocedure('kaireon.update_dual_prices()') IS NOT NULL)::int::bigint", 0, NULL, NULL))
-		return;
-	if (out[0] == 0)
-	{
-		json_object_set_new(detail, "skipped", json_string("kaireon.update_dual_prices() is not installed"));
-		json_object_set_new(detail, "idle", json_true());
-		return;
-	}
 	/* one row per constraint whose price it updated */
 	if (!job_sql(ctx, detail, out, "SELECT count(*) FROM kaireon.update_dual_prices()", 0, NULL, NULL))
 		return;

@@ -29,8 +29,7 @@
  *	  idempotency keys, unreferenced policy snapshots): batches of at most
  *	  kaireon.retention_batch_size rows picked through the index;
  *	- audit_logs: kaireon.purge_audit_chain(tenant, cutoff, batch), which
- *	  removes a prefix of the tenant's chain and leaves an anchor; when that
- *	  function is not installed the class is reported held with the reason.
+ *	  removes a prefix of the tenant's chain and leaves an anchor.
  * Every batch statement leaves out the tenants whose class got a legal hold
  * since the run began (pairs_sql), so a hold takes effect at the next batch.
  * Errors of one table are caught (subtransaction), reported in the detail of
@@ -762,13 +761,10 @@ audit_body(void *arg)
 						   "            ELSE kaireon.purge_audit_chain($1, $2, $3) END", 3, types, values, 0);
 }
 
-/* The audit class, through kaireon.purge_audit_chain when it is installed. */
+/* The audit class, through kaireon.purge_audit_chain (an anchor keeps the rest verifiable). */
 static void
 purge_audit(RetRun *run)
 {
-	bool		installed = query_int("SELECT (to_regprocedure('kaireon.purge_audit_chain(text,timestamptz,bigint)') "
-									  "        IS NOT NULL)::int", 0, NULL, NULL, 0) == 1;
-
 	for (int t = 0; t < run->ntenants; t++)
 	{
 		KRetentionRow *r = row_of(run, t, RC_AUDIT);
@@ -776,13 +772,6 @@ purge_audit(RetRun *run)
 
 		if (r->held)
 			continue;
-		if (!installed)
-		{
-			r->held = true;
-			add_note(r, "not purged: kaireon.purge_audit_chain(text, timestamptz, bigint) is not installed; "
-					 "audit rows are only removed through it, which leaves an anchor so the chain still verifies");
-			continue;
-		}
 		if (run->dry_run)
 		{
 			Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};

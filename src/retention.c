@@ -315,14 +315,16 @@ query_int(const char *sql, int nargs, Oid *types, Datum *values, int64 dflt)
 /*
  * The (tenant_id, cutoff) pairs $1, $2 of a statement as a FROM item named
  * alias, less the tenants whose class got a legal hold after the run loaded
- * its policies: every batch is its own statement, so a hold set while a long
- * run goes on stops it from the next batch.
+ * its policies (read again from kaireon.retention_policies, the one place a
+ * hold is worked out): every batch is its own statement, so a hold set while
+ * a long run goes on stops it from the next batch.
  */
 static char *
 pairs_sql(int cls, const char *alias)
 {
 	return psprintf("(SELECT u.tenant_id, u.cutoff FROM unnest($1, $2) AS u (tenant_id, cutoff) "
-					" WHERE NOT kaireon._retention_held(u.tenant_id, %s)) AS %s",
+					"   JOIN kaireon.retention_policies() p ON p.tenant_id = u.tenant_id "
+					"  WHERE p.data_class = %s AND NOT p.legal_hold) AS %s",
 					quote_literal_cstr(class_names[cls]), alias);
 }
 
@@ -757,8 +759,9 @@ audit_body(void *arg)
 	values[1] = TimestampTzGetDatum(a->cutoff);
 	values[2] = Int64GetDatum(kaireon_retention_batch_size);
 	/* a hold set since the run began stops it here too */
-	a->removed = query_int("SELECT CASE WHEN kaireon._retention_held($1, 'audit') THEN 0 "
-						   "            ELSE kaireon.purge_audit_chain($1, $2, $3) END", 3, types, values, 0);
+	a->removed = query_int("SELECT CASE WHEN EXISTS (SELECT 1 FROM kaireon.retention_policies() p "
+						   "                         WHERE p.tenant_id = $1 AND p.data_class = 'audit' AND p.legal_hold) "
+						   "            THEN 0 ELSE kaireon.purge_audit_chain($1, $2, $3) END", 3, types, values, 0);
 }
 
 /* The audit class, through kaireon.purge_audit_chain (an anchor keeps the rest verifiable). */

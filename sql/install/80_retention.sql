@@ -122,22 +122,6 @@ $fn$;
 COMMENT ON FUNCTION kaireon._tenants_in(regclass) IS
     'Internal: the distinct tenant_id values of a table, found by skipping through its index on tenant_id (a few index probes per tenant, not a scan).';
 
--- Whether a tenant's data class is under a legal hold now (summaries fall back to the metrics
--- row, as in retention_policies). Retention asks before every batch, so a hold set while a
--- long run goes on stops it.
-CREATE FUNCTION kaireon._retention_held(p_tenant text, p_class text) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT coalesce((SELECT c.legal_hold FROM kaireon.retention_configs c
-                      WHERE c.tenant_id = p_tenant AND c.data_class = p_class),
-                    (SELECT m.legal_hold FROM kaireon.retention_configs m
-                      WHERE p_class = 'summaries' AND m.tenant_id = p_tenant AND m.data_class = 'metrics'),
-                    false)
-$fn$;
-COMMENT ON FUNCTION kaireon._retention_held(text, text) IS
-    'Internal (retention): whether the tenant''s data class is under a legal hold now (its retention_configs row; for summaries, else its metrics row).';
-
 -- Drops (or detaches) one monthly partition of interaction_history for retention. Runs as
 -- the extension owner, who owns the partitions. The locks are taken in the order DROP takes
 -- them (the parent, then the partition), each waiting at most lock_timeout_ms, and the

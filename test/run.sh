@@ -13,21 +13,7 @@ set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$src/test/scripts/lib.sh"
 
-if [ "${1:-}" != "--in-workdir" ]; then
-    kaireon_ensure_deps
-    # As root the scratch directory must be reachable by "postgres": /tmp, whatever TMPDIR says.
-    tmp=${TMPDIR:-/tmp}
-    [ "$(id -u)" = 0 ] && tmp=/tmp
-    work=$(mktemp -d "$tmp/kaireon-test.XXXXXX")
-    chmod 755 "$work"
-    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
-        --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
-    if [ "$(id -u)" = 0 ]; then
-        chown -R postgres: "$work"
-        exec runuser -u postgres -- bash "$work/src/test/run.sh" --in-workdir "$work"
-    fi
-    exec bash "$work/src/test/run.sh" --in-workdir "$work"
-fi
+[ "${1:-}" != "--in-workdir" ] && kaireon_rerun_in_scratch kaireon-test test/run.sh
 
 work=$2
 cd "$work/src"

@@ -26,7 +26,7 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$src/test/scripts/lib.sh"
 . "$src/test/bench/lib.sh"
 
-[ "${4:-}" != "--in-workdir" ] && kaireon_bench_reexec kaireon-arb-bench test/bench/arbitration.sh "$customers" "$secs" "$repeats"
+[ "${4:-}" != "--in-workdir" ] && kaireon_rerun_in_scratch kaireon-arb-bench test/bench/arbitration.sh "$customers" "$secs" "$repeats"
 
 work=$5
 bindir=""

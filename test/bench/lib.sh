@@ -10,25 +10,6 @@ kaireon_bench_scale() {
     esac
 }
 
-# Copy the checkout to a scratch directory and run the script again from there, as the OS
-# user "postgres" when root: kaireon_bench_reexec NAME SCRIPT ARGS... runs
-# SCRIPT ARGS... --in-workdir WORK, SCRIPT relative to the checkout. Does not return.
-kaireon_bench_reexec() {
-    local name=$1 script=$2 tmp work
-    shift 2
-    kaireon_ensure_deps
-    tmp=${TMPDIR:-/tmp}
-    [ "$(id -u)" = 0 ] && tmp=/tmp
-    work=$(mktemp -d "$tmp/$name.XXXXXX")
-    chmod 755 "$work"
-    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon "$src/" "$work/src/"
-    if [ "$(id -u)" = 0 ]; then
-        chown -R postgres: "$work"
-        exec runuser -u postgres -- bash "$work/src/$script" "$@" --in-workdir "$work"
-    fi
-    exec bash "$work/src/$script" "$@" --in-workdir "$work"
-}
-
 # Build and install the extension in WORK, start a server there on PORT with durable commits,
 # shared_buffers 1GB and the given extra settings, export PGHOST/PGPORT/PGUSER/PGDATABASE,
 # set psql (an array: the command) and create the extension. Sets bindir (the caller's EXIT

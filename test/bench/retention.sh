@@ -23,7 +23,7 @@ src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 kaireon_bench_scale "$scale"
 
-[ "${3:-}" != "--in-workdir" ] && kaireon_bench_reexec kaireon-bench-retention test/bench/retention.sh "$scale" "$secs"
+[ "${3:-}" != "--in-workdir" ] && kaireon_rerun_in_scratch kaireon-bench-retention test/bench/retention.sh "$scale" "$secs"
 
 work=$4
 bindir=""

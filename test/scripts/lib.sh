@@ -52,6 +52,28 @@ kaireon_as_server_user() {
     fi
 }
 
+# Copy the checkout ($src) to a scratch directory and run the script again from there, as the
+# OS user "postgres" when root (it must reach the directory: /tmp then, whatever TMPDIR says):
+# kaireon_rerun_in_scratch NAME SCRIPT ARGS... runs SCRIPT ARGS... --in-workdir WORK, SCRIPT
+# relative to the checkout. Build and test outputs of the checkout are not copied. Does not
+# return.
+kaireon_rerun_in_scratch() {
+    local name=$1 script=$2 tmp work
+    shift 2
+    kaireon_ensure_deps
+    tmp=${TMPDIR:-/tmp}
+    [ "$(id -u)" = 0 ] && tmp=/tmp
+    work=$(mktemp -d "$tmp/$name.XXXXXX")
+    chmod 755 "$work"
+    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
+        --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
+    if [ "$(id -u)" = 0 ]; then
+        chown -R postgres: "$work"
+        exec runuser -u postgres -- bash "$work/src/$script" "$@" --in-workdir "$work"
+    fi
+    exec bash "$work/src/$script" "$@" --in-workdir "$work"
+}
+
 # kaireon_build_install SRC PREFIX [make args...]: builds SRC and installs it under PREFIX
 # (DESTDIR), then makes PREFIX/bin a private copy of the server binaries.
 kaireon_build_install() {

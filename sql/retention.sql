@@ -137,9 +137,14 @@ SELECT tenant_id IS NULL AS partitions_row, partitions_dropped,
 SELECT count(*) AS changed_by_dry_run FROM (SELECT * FROM counts EXCEPT SELECT * FROM before) x;
 SELECT count(*) AS months_kept FROM months WHERE to_regclass('kaireon.' || part) IS NOT NULL;
 
--- The run: the same numbers, removed.
+-- The run: the same numbers, removed (the retired partition's name depends on today's date:
+-- it is compared with month 30's, not printed).
 SELECT tenant_id, data_class, retention_days, cutoff = now() - make_interval(days => retention_days) AS cutoff_ok,
-       held, rows_deleted, partitions_dropped, detail
+       held, rows_deleted, partitions_dropped,
+       CASE WHEN tenant_id IS NULL
+            THEN (detail - 'retired') || jsonb_build_object('retiredIsMonth30',
+                     detail -> 'retired' = (SELECT jsonb_agg(part) FROM months WHERE m = 30))
+            ELSE detail END AS detail
   FROM kaireon.run_retention() WHERE tenant_id LIKE 'ret_%' OR tenant_id IS NULL ORDER BY 1, 2;
 -- month 30 went as a whole; months 29 and 28 stay with the rows that must stay
 SELECT m, to_regclass('kaireon.' || part) IS NOT NULL AS partition_exists FROM months ORDER BY m DESC;

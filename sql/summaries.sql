@@ -53,10 +53,20 @@ SELECT definition_id, period_type,
             WHEN period_type = 'month' THEN 'month' ELSE period_key END AS period,
        customer_id, offer_id, channel_id, dimension_key, impressions, positive, negative, converts, total_value
   FROM kaireon.interaction_summaries WHERE tenant_id = 'sum';
+-- (how many month keys the last 10 days span depends on today's date: checked below, not printed)
 SELECT definition_id, period_type, period, customer_id, offer_id, channel_id, dimension_key,
-       count(*) AS keys, sum(impressions) AS impressions, sum(positive) AS positive, sum(negative) AS negative,
+       CASE WHEN period_type = 'month' THEN NULL ELSE count(*) END AS keys,
+       sum(impressions) AS impressions, sum(positive) AS positive, sum(negative) AS negative,
        sum(converts) AS converts, sum(total_value) AS total_value
   FROM s GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7;
+-- one month row per (dimension, UTC month) the history of that dimension falls in
+SELECT dimension_key, count(*) = (SELECT count(DISTINCT to_char(h.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM'))
+                                    FROM kaireon.interaction_history h
+                                   WHERE h.tenant_id = 'sum'
+                                     AND 'placement=' || h.placement_id || '|outcome=' || coalesce(h.outcome_type_key, '') = dimension_key)
+       AS one_row_per_month
+  FROM kaireon.interaction_summaries WHERE tenant_id = 'sum' AND period_type = 'month'
+ GROUP BY 1 ORDER BY 1;
 
 -- Incremental: a second rollup reads nothing; new history is added to the same rows.
 SELECT definition_key, rows_read FROM kaireon.rollup_summaries(tenant_id => 'sum');

@@ -4,6 +4,12 @@
 #   bash test/run.sh            install missing packages, build with -Werror, then run the
 #                               pg_regress, isolation and TAP suites against a throwaway server
 #
+# While working on one part, narrow the run with environment variables (CI sets none):
+#   KAIREON_SUITES="regress isolation"   the suites to run (default: regress isolation tap)
+#   KAIREON_REGRESS="retention dsar"     these pg_regress tests instead of the schedule
+#   KAIREON_ISOLATION="caps_concurrent"  these isolation specs instead of all
+#   KAIREON_TAP="test/t/030_workers.pl"  these TAP scripts instead of all
+#
 # Everything happens in a scratch directory (a copy of the checkout, a private install, the
 # cluster); the checkout and the system's PostgreSQL directories are not written to. As root
 # the build and the suites run as the OS user "postgres". The server is stopped whatever
@@ -62,10 +68,14 @@ kaireon_start_cluster "$bindir" "$datadir" "$work" "$port" \
 export PGHOST=$work PGPORT=$port PGUSER=postgres
 "$bindir/createdb" kaireon_cron
 failed=""
-for suite in regress isolation tap; do
+for suite in ${KAIREON_SUITES:-regress isolation tap}; do
     kaireon_log "suite: $suite"
+    narrow=()
+    [ -n "${KAIREON_REGRESS:-}" ] && narrow+=("REGRESS=$KAIREON_REGRESS")
+    [ -n "${KAIREON_ISOLATION:-}" ] && narrow+=("ISOLATION=$KAIREON_ISOLATION")
+    [ -n "${KAIREON_TAP:-}" ] && narrow+=("PROVE_TESTS=$KAIREON_TAP")
     make -s PG_CONFIG="$KAIREON_PG_BINDIR/pg_config" "installcheck-$suite" bindir="$bindir" \
-        PROVE_FLAGS="--timer" 2>&1 || failed="$failed $suite"
+        PROVE_FLAGS="--timer" "${narrow[@]}" 2>&1 || failed="$failed $suite"
 done
 [ -z "$failed" ] || { kaireon_log "failed suites:$failed"; exit 1; }
 status=0

@@ -436,8 +436,11 @@ SELECT i, string_agg(r.offer_id, ' ' ORDER BY r.offer_id) AS recorded
   FROM generate_series(1, 3) i,
        LATERAL kaireon.recommend('rpol', 'taker', 'web', context => jsonb_build_object('i', i)) r
  GROUP BY i ORDER BY i;
-SELECT id, current_count, reset_at = kaireon._period_end('daily', now()) AS reset_end_of_day,
-       reset_at = (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' AS reset_end_of_month
+-- (each resets at the end of its own UTC period; on a month's last day both ends are one)
+SELECT id, period, current_count,
+       reset_at = (CASE period WHEN 'daily' THEN date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day'
+                               WHEN 'monthly' THEN date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month'
+                   END) AT TIME ZONE 'UTC' AS resets_at_end_of_period
   FROM kaireon.volume_constraints WHERE tenant_id = 'rpol' ORDER BY id;
 -- a dry run takes nothing
 SELECT count(*) AS dry_run_decisions FROM kaireon.recommend('rpol', 'taker', 'web', options => '{"dry_run": true}');

@@ -14,7 +14,7 @@ shopt -s inherit_errexit
 KAIREON_PG_MAJOR=15
 KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
-libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl \
+libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl libfaketime \
 python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils"
 
 kaireon_log() { printf '== %s\n' "$*" >&2; }
@@ -126,6 +126,21 @@ kaireon_start_cluster() {
     } | kaireon_as_server_user tee -a "$datadir/postgresql.conf" >/dev/null
     kaireon_as_server_user "$bindir/pg_ctl" -D "$datadir" -l "$datadir.log" -w -t 60 start >/dev/null \
         || { cat "$datadir.log" >&2; kaireon_die "the server did not start"; }
+}
+
+# kaireon_start_cluster_at 'YYYY-MM-DD HH:MM:SS' BINDIR DATADIR SOCKDIR PORT [conf lines...]:
+# kaireon_start_cluster with the server's clock (every process of it, UTC) moved by libfaketime
+# so that it reads a few seconds before the given UTC time once the server is up, then runs on
+# at the normal speed. The monotonic clock is left alone. The time must be in the past (see
+# the clock runs in test/run.sh: timeouts do not fire with a clock ahead of the real one).
+kaireon_start_cluster_at() {
+    local at=$1; shift
+    local lib
+    lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
+    [ -n "$lib" ] || kaireon_die "libfaketime is not installed (Debian package libfaketime)"
+    local offset=$(( $(date -u -d "$at UTC" +%s) - $(date -u +%s) - ${KAIREON_CLOCK_LEAD:-4} ))
+    ( export LD_PRELOAD=$lib FAKETIME="+$offset" FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_RESET=1
+      kaireon_start_cluster "$@" )
 }
 
 # kaireon_stop_cluster BINDIR DATADIR: stop the server if it runs.

@@ -41,6 +41,27 @@ SET timezone = 'America/New_York';
 SELECT kaireon.create_interaction_partitions(0, '2031-06-10');
 SET timezone = 'UTC';
 SELECT pg_get_expr(relpartbound, oid) AS bounds FROM pg_class WHERE relname = 'interaction_history_p2031_06';
+-- from_month defaults to today's UTC date, not the session's: in a zone whose date is not UTC's
+-- date now (UTC+14 in the afternoon UTC, UTC-12 in the morning), the UTC month's partition is
+-- created. (Before the fix it defaulted to current_date: on a month's last or first day the
+-- session's month was created and the UTC month, where rows land, was not; the clock runs of
+-- test/run.sh catch that.)
+CREATE TEMP TABLE utc_month AS
+SELECT format('interaction_history_p%s', to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')) AS part;
+ALTER TABLE utc_month ADD COLUMN existed boolean;
+UPDATE utc_month SET existed = to_regclass('kaireon.' || part) IS NOT NULL;
+SELECT set_config('TimeZone', CASE WHEN extract(hour FROM now() AT TIME ZONE 'UTC') >= 12 THEN 'Etc/GMT-14' ELSE 'Etc/GMT+12' END,
+                  false) IS NOT NULL AS zone_set;
+SELECT current_date <> (now() AT TIME ZONE 'UTC')::date AS local_date_is_not_utc_date;
+SELECT count(*) >= 0 AS called FROM kaireon.create_interaction_partitions(0);
+SELECT to_regclass('kaireon.' || part) IS NOT NULL AS utc_month_partition_exists FROM utc_month;
+RESET TimeZone;
+DO $$
+BEGIN
+    IF NOT (SELECT existed FROM utc_month) THEN
+        EXECUTE format('DROP TABLE kaireon.%I', (SELECT part FROM utc_month));
+    END IF;
+END $$;
 -- bad arguments
 SELECT kaireon.create_interaction_partitions(-1);
 SELECT kaireon.create_interaction_partitions(200);

@@ -16,16 +16,17 @@ INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days, le
     ('ret_h', 'decisions', 1, true);
 SELECT data_class, retention_days, covers IS NOT NULL AS documented FROM kaireon.retention_defaults();
 SELECT tenant_id, data_class, retention_days, legal_hold, configured,
-       cutoff = now() - make_interval(days => retention_days) AS cutoff_ok
+       cutoff = now() - make_interval(hours => 24 * retention_days) AS cutoff_ok
   FROM kaireon.retention_policies() WHERE tenant_id LIKE 'ret_%' ORDER BY 1, 2;
 
--- interaction_history: partitions 30, 29 and 28 months back, and the coming months (so the
+-- interaction_history: partitions 30, 29 and 28 UTC months back (month arithmetic in UTC: in the
+-- session's zone two of them can land in one UTC month at a month end), and the coming months (so the
 -- run creates none). The month 30 back holds only ret_a's rows: it goes in one step. Month 29
 -- also holds ret_b's rows (10 years) and month 28 ret_h's (held): ret_a's rows there are
 -- deleted row by row. ret_a also has a row in the default partition and recent rows.
 CREATE TEMP TABLE months AS
 SELECT m, at, 'interaction_history_p' || to_char(at AT TIME ZONE 'UTC', 'YYYY_MM') AS part
-  FROM (SELECT m, date_trunc('month', now() - make_interval(months => m), 'UTC') + interval '10 days' AS at
+  FROM (SELECT m, (date_trunc('month', (now() AT TIME ZONE 'UTC') - make_interval(months => m)) + interval '10 days') AT TIME ZONE 'UTC' AS at
           FROM unnest(ARRAY[30, 29, 28]) AS m) x;
 SELECT count(*) FROM kaireon.create_interaction_partitions(2, (SELECT (at AT TIME ZONE 'UTC')::date FROM months WHERE m = 30));
 SELECT count(*) >= 0 AS current_partitions FROM kaireon.create_interaction_partitions(3);
@@ -139,7 +140,7 @@ SELECT count(*) AS months_kept FROM months WHERE to_regclass('kaireon.' || part)
 
 -- The run: the same numbers, removed (the retired partition's name depends on today's date:
 -- it is compared with month 30's, not printed).
-SELECT tenant_id, data_class, retention_days, cutoff = now() - make_interval(days => retention_days) AS cutoff_ok,
+SELECT tenant_id, data_class, retention_days, cutoff = now() - make_interval(hours => 24 * retention_days) AS cutoff_ok,
        held, rows_deleted, partitions_dropped,
        CASE WHEN tenant_id IS NULL
             THEN (detail - 'retired') || jsonb_build_object('retiredIsMonth30',

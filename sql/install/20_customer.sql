@@ -166,7 +166,7 @@ COMMENT ON TABLE kaireon.interaction_history_default IS
     'InteractionHistory: default partition of interaction_history, for rows outside the monthly partitions.';
 
 CREATE FUNCTION kaireon.create_interaction_partitions(months_ahead integer DEFAULT 3,
-                                                      from_month date DEFAULT current_date)
+                                                      from_month date DEFAULT (now() AT TIME ZONE 'UTC')::date)
     RETURNS SETOF text
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -220,7 +220,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.create_interaction_partitions(integer, date) IS
-    'Creates the monthly partitions of interaction_history from from_month to months_ahead months later (skipping existing ones), moving matching rows out of the default partition; returns the names created.';
+    'Creates the monthly partitions of interaction_history from from_month (default: today''s UTC date, the month boundaries being UTC) to months_ahead months later (skipping existing ones), moving matching rows out of the default partition; returns the names created.';
 
 CREATE TABLE kaireon.interaction_summaries (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

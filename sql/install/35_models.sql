@@ -610,7 +610,7 @@ BEGIN
     IF NOT v_exp.auto_promote OR v_exp.status <> 'running' THEN
         RETURN jsonb_build_object('promoted', NULL, 'reason', 'auto-promotion is off or the experiment is not running', 'results', v_results);
     END IF;
-    IF v_exp.started_at IS NULL OR v_exp.started_at + make_interval(days => v_exp.auto_promote_days) > now() THEN
+    IF v_exp.started_at IS NULL OR v_exp.started_at + v_exp.auto_promote_days * interval '24 hours' > now() THEN
         RETURN jsonb_build_object('promoted', NULL, 'reason', format('the experiment has not run %s days yet', v_exp.auto_promote_days), 'results', v_results);
     END IF;
     FOR t IN SELECT value FROM jsonb_array_elements(v_results->'tests') LOOP

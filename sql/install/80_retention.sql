@@ -64,7 +64,8 @@ AS $fn$
            coalesce(c.retention_days, m.retention_days, d.retention_days),
            coalesce(c.legal_hold, m.legal_hold, false),
            c.id IS NOT NULL OR m.id IS NOT NULL,
-           as_of - make_interval(days => coalesce(c.retention_days, m.retention_days, d.retention_days))
+           -- days of 24 hours (UTC days), whatever the session's time zone and its DST changes
+           as_of - coalesce(c.retention_days, m.retention_days, d.retention_days) * interval '24 hours'
       FROM kaireon.tenants t
      CROSS JOIN kaireon.retention_defaults() d
       LEFT JOIN kaireon.retention_configs c ON c.tenant_id = t.id AND c.data_class = d.data_class
@@ -73,7 +74,7 @@ AS $fn$
      ORDER BY t.id, d.data_class
 $fn$;
 COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
-    'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (rows older than it are removed). Shows the tenants the caller may see.';
+    'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours; rows older than it are removed). Shows the tenants the caller may see.';
 
 -- The bounds of a range partition of a timestamptz column: NULL for MINVALUE / MAXVALUE and
 -- for the default partition.

@@ -542,7 +542,7 @@ BEGIN
               FROM kaireon.interaction_history h
               LEFT JOIN kaireon.outcome_types ot ON ot.tenant_id = h.tenant_id AND ot.key = h.outcome_type_key
                                                 AND ot.deleted_at IS NULL
-             WHERE h.tenant_id = t AND h.occurred_at > as_of - make_interval(days => horizon_days)
+             WHERE h.tenant_id = t AND h.occurred_at > as_of - horizon_days * interval '24 hours'
                AND h.occurred_at <= as_of
              GROUP BY h.customer_id),
         r AS (

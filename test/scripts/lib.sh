@@ -139,7 +139,8 @@ kaireon_start_cluster_at() {
     lib=$(ls /usr/lib/*/faketime/libfaketime.so.1 2>/dev/null | head -n 1)
     [ -n "$lib" ] || kaireon_die "libfaketime is not installed (Debian package libfaketime)"
     local offset=$(( $(date -u -d "$at UTC" +%s) - $(date -u +%s) - ${KAIREON_CLOCK_LEAD:-4} ))
-    ( export LD_PRELOAD=$lib FAKETIME="+$offset" FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_RESET=1
+    [ "$offset" -lt 0 ] || offset="+$offset"
+    ( export LD_PRELOAD=$lib FAKETIME="$offset" FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_RESET=1
       kaireon_start_cluster "$@" )
 }
 

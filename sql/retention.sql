@@ -41,8 +41,11 @@ SELECT 'ret_h', m.at + make_interval(secs => i), 'h' || i, 'recommendation'
   FROM months m, generate_series(1, 20) i WHERE m.m = 28;
 INSERT INTO kaireon.interaction_history (tenant_id, occurred_at, customer_id, interaction_type) VALUES
     ('ret_a', now() - interval '40 months', 'c-default', 'recommendation'),
-    ('ret_a', now() - interval '1 day', 'c-recent', 'recommendation'),
-    ('ret_h', now() - interval '1 day', 'h-recent', 'recommendation');
+    -- (c-recent now, not a day ago: on a month's first day that is last month, which has no
+    -- partition; h-recent 25 hours ago: older than ret_h's one day of 24 hours, even on the
+    -- day a DST change makes one day ago 23 hours)
+    ('ret_a', now(), 'c-recent', 'recommendation'),
+    ('ret_h', now() - interval '25 hours', 'h-recent', 'recommendation');
 SELECT c.relname = 'interaction_history_default' AS in_default FROM kaireon.interaction_history h
   JOIN pg_class c ON c.oid = h.tableoid WHERE h.customer_id = 'c-default';
 -- impressions, decision locks (removed after 100 days) and idempotency keys (after 30 days)

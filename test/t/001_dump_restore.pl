@@ -34,7 +34,11 @@ my $before = $node->safe_psql('src', $census);
 my $policies_before = $node->safe_psql('src', $policies);
 like($before, qr/kaireon\.offers=7/, 'offers counted before the dump');
 like($before, qr/kaireon_t_acme\.ds_customers=3/, 'tenant data table counted before the dump');
-like($before, qr/kaireon\.interaction_history_p\d{4}_\d{2}=4/, 'history is in a monthly partition');
+# the demo's four history rows are in monthly partitions (two of them on a month's first day)
+my $in_months = 0;
+$in_months += $1 while $before =~ /kaireon\.interaction_history_p\d{4}_\d{2}=(\d+)/g;
+is($in_months, 4, 'history is in monthly partitions');
+like($before, qr/kaireon\.interaction_history_default=0/, 'nothing in the default partition');
 
 my $dump = $node->basedir . '/src.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ], 'pg_dump');

@@ -153,6 +153,13 @@ like($err, qr/role "acme_app" is pinned to tenant "acme" and cannot act for tena
 	'a client of a pinned pool cannot choose another tenant');
 is(run($pinned, q{SELECT string_agg(name, ',' ORDER BY name) FROM kaireon.offers;}), 'acme-1,acme-2',
 	'and sees its pinned tenant without setting one');
+# A pin or unpin reaches a running session of the pool at its next transaction.
+$node->safe_psql('postgres', q{SELECT kaireon.unpin_role('acme_app')});
+is(run($pinned, q{BEGIN; SELECT kaireon.set_tenant('globex'); ROLLBACK;}), 'globex',
+	'once unpinned, the running session may choose another tenant');
+$node->safe_psql('postgres', q{SELECT kaireon.pin_role('acme_app', 'acme')});
+($out, $err) = run($pinned, q{BEGIN; SELECT kaireon.set_tenant('globex'); ROLLBACK;});
+like($err, qr/pinned to tenant "acme"/, 'pinned again, it may not');
 
 for my $c ($alice, $bob, $pinned)
 {

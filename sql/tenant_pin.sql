@@ -87,7 +87,17 @@ RESET kaireon.tenant_id;
 SELECT kaireon.current_tenant_id();
 SELECT name FROM kaireon.offers ORDER BY name;
 SET kaireon.tenant_id = 'pin_b';
+-- the same in a parallel query (the policy runs in the workers)
+SET force_parallel_mode = regress;
+SELECT name FROM kaireon.offers ORDER BY name;
+RESET force_parallel_mode;
 RESET SESSION AUTHORIZATION;
+SET force_parallel_mode = regress;
+SET kaireon.tenant_id = 'pin_b';
+SET ROLE regress_pin_app;
+SELECT name FROM kaireon.offers ORDER BY name;
+RESET ROLE;
+RESET force_parallel_mode;
 -- the superuser itself is not limited
 SET kaireon.tenant_id = 'pin_b';
 SELECT kaireon.current_tenant_id();

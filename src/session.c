@@ -122,6 +122,7 @@ static List *interned_tenants = NIL;
 static TenantPin *pins = NULL;
 static int	npins = 0;
 static bool pins_stale = true;
+static uint64 pins_invalidations = 0;
 static bool pins_loaded_in_parallel = false;
 static Oid	pins_relid = InvalidOid;
 static uint64 pin_generation = 1;
@@ -136,6 +137,7 @@ pins_relcache_cb(Datum arg, Oid relid)
 	if (relid == InvalidOid || !OidIsValid(pins_relid) || relid == pins_relid)
 	{
 		pins_stale = true;
+		pins_invalidations++;
 		pin_generation++;
 	}
 }
@@ -157,6 +159,7 @@ pins_xact_cb(XactEvent event, void *arg)
 	{
 		pins_loaded_in_parallel = false;
 		pins_stale = true;
+		pins_invalidations++;
 		pin_generation++;
 	}
 }
@@ -296,6 +299,7 @@ ensure_pins(void)
 	List	   *list = NIL;
 	ListCell   *lc;
 	int			i = 0;
+	uint64		invalidations = pins_invalidations;
 
 	if (!pins_stale)
 		return;
@@ -305,9 +309,8 @@ ensure_pins(void)
 		MemoryContextReset(pins_cxt);
 	pins = NULL;
 	npins = 0;
-	/* cleared first: an invalidation that arrives during the load makes the next call reload */
-	pins_stale = false;
 	pin_generation++;
+	/* pins_stale stays set if the load fails: no call ever uses a partial list */
 	list = load_table_pins(list);
 	list = load_setting_pins(list);
 	pins = MemoryContextAlloc(pins_cxt, sizeof(TenantPin) * Max(list_length(list), 1));
@@ -315,6 +318,8 @@ ensure_pins(void)
 		pins[i++] = *(TenantPin *) lfirst(lc);
 	npins = i;
 	list_free(list);
+	/* an invalidation that arrived during the load makes the next call reload */
+	pins_stale = (pins_invalidations != invalidations);
 }
 
 /* The pin of one role: the pins of every role it is a member of (itself included). */

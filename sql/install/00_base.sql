@@ -16,7 +16,14 @@ CREATE FUNCTION kaireon.current_tenant_id() RETURNS text
     AS 'MODULE_PATHNAME', 'kaireon_current_tenant_id'
     LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon.current_tenant_id() IS
-    'Tenant the session acts for: kaireon.pinned_tenant_id when set, else kaireon.tenant_id, else NULL. Row level security compares tenant_id with it.';
+    'Tenant the session acts for: the tenant its roles are pinned to (kaireon.pin_role, kaireon.pinned_tenant_id), else kaireon.tenant_id, else NULL; 42501 when kaireon.tenant_id names another tenant than the pinned one. Row level security compares tenant_id with it.';
+
+CREATE FUNCTION kaireon.set_tenant(tenant_id text, user_id text DEFAULT NULL, request_id text DEFAULT NULL,
+                                   local boolean DEFAULT true) RETURNS text
+    AS 'MODULE_PATHNAME', 'kaireon_set_tenant'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.set_tenant(text, text, text, boolean) IS
+    'Sets kaireon.tenant_id, kaireon.user_id and kaireon.request_id together (the last two to '''''' when not given), for the current transaction (local, the default: safe behind a transaction-pooling pooler; 25P01 outside a transaction block) or the session. Returns the tenant now in effect; 42501 for a tenant the session''s pin forbids.';
 
 CREATE FUNCTION kaireon.assert_tenant_access(tenant_id text) RETURNS void
     AS 'MODULE_PATHNAME', 'kaireon_assert_tenant_access'

@@ -17,6 +17,34 @@ COMMENT ON TABLE kaireon.role_grants IS
     'kaireon''s own table: roles given access with kaireon.grant_app_role / grant_readonly_role / grant_admin_role; publishing a data schema grants them the same access to the tenant''s ds_ tables and segment views. Written only by those functions: row level security with no policy hides it from every role but superusers and BYPASSRLS roles.';
 ALTER TABLE kaireon.role_grants ENABLE ROW LEVEL SECURITY;
 
+-- Roles limited to one tenant (kaireon.pin_role; docs/security.md, "Tenant pins"). Keyed by
+-- the role's OID (regrole): a renamed role stays pinned, and pg_dump writes the role's name, so
+-- restore the roles (pg_dumpall --roles-only) before the database, as for its GRANTs. No
+-- foreign key to tenants: a pin outlives a deleted tenant (its roles then see no tenant's
+-- rows) rather than vanishing with it. Every backend caches the pins; the trigger below
+-- makes them reload after each change (also in a logical-replication apply worker: ALWAYS).
+CREATE TABLE kaireon.tenant_pins (
+    role                    regrole NOT NULL PRIMARY KEY,
+    pinned_tenant_id        text NOT NULL CHECK (length(pinned_tenant_id) BETWEEN 1 AND 200),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.tenant_pins IS
+    'kaireon''s own table: roles pinned to one tenant with kaireon.pin_role. A pinned role, and every role that is a member of it, may act only for its tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did. Hidden from every role but superusers and BYPASSRLS roles.';
+ALTER TABLE kaireon.tenant_pins ENABLE ROW LEVEL SECURITY;
+
+CREATE FUNCTION kaireon._tenant_pins_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_tenant_pins_changed'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon._tenant_pins_changed() IS
+    'Internal: AFTER trigger of kaireon.tenant_pins; makes every backend reload the tenant pins once the change commits.';
+CREATE TRIGGER tenant_pins_changed AFTER INSERT OR UPDATE OR DELETE ON kaireon.tenant_pins
+    FOR EACH ROW EXECUTE FUNCTION kaireon._tenant_pins_changed();
+CREATE TRIGGER tenant_pins_truncated AFTER TRUNCATE ON kaireon.tenant_pins
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon._tenant_pins_changed();
+ALTER TABLE kaireon.tenant_pins ENABLE ALWAYS TRIGGER tenant_pins_changed;
+ALTER TABLE kaireon.tenant_pins ENABLE ALWAYS TRIGGER tenant_pins_truncated;
+
 -- Which tenant owns each tenant data schema. No foreign key to tenants: the claim outlives a
 -- deleted tenant, so a later tenant that reuses the slug cannot take over its tables.
 CREATE TABLE kaireon.tenant_schemas (

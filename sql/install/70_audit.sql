@@ -133,8 +133,9 @@ AS $fn$
         ('report_schedules',          ARRAY['ignore=last_run_at', 'ignore=next_run_at', 'ignore=last_status']),
         ('metric_definitions',        ARRAY[]::text[]),
         ('summary_definitions',       ARRAY[]::text[]),
-        -- kaireon's own: who was granted access
-        ('role_grants',               ARRAY['tenant=none', 'id=role_name'])
+        -- kaireon's own: who was granted access, and which roles are pinned to a tenant
+        ('role_grants',               ARRAY['tenant=none', 'id=role_name']),
+        ('tenant_pins',               ARRAY['tenant=none', 'id=role'])
     ) AS t (table_name, options)
 $fn$;
 COMMENT ON FUNCTION kaireon.audited_tables() IS

@@ -10,6 +10,7 @@ CREATE FUNCTION kaireon._role_functions(p_access text) RETURNS SETOF regprocedur
 AS $fn$
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
+        'kaireon.set_tenant(text,text,text,boolean)',
         'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
         'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)',
         'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
@@ -80,8 +81,9 @@ BEGIN
             EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
     END CASE;
     IF p_access <> 'admin' THEN
-        -- who has which access, and which tenant owns which data schema, are not theirs to see
-        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas FROM %I', v_role);
+        -- who has which access, which tenant owns which data schema and which roles are pinned
+        -- are not theirs to see (nor to change: a pinned role must not unpin itself)
+        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas, kaireon.tenant_pins FROM %I', v_role);
         FOR v_fn IN SELECT * FROM kaireon._role_functions(p_access) LOOP
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
         END LOOP;
@@ -131,3 +133,57 @@ END
 $fn$;
 COMMENT ON FUNCTION kaireon.grant_admin_role(regrole, boolean) IS
     'Grants a role full access to every kaireon table and function; with bypass_rls (default, needs a superuser) it also sees and changes every tenant''s rows.';
+
+-- Tenant pins (docs/security.md, "Tenant pins"): the rows of kaireon.tenant_pins, checked by
+-- kaireon.current_tenant_id() against the session's current, outer and session user.
+CREATE FUNCTION kaireon._pin_role(p_role regrole, p_tenant_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_role      pg_roles%ROWTYPE;
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004', HINT = 'Pass an existing role name.';
+    END IF;
+    IF p_tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004', HINT = 'Pass the id of a row of kaireon.tenants.';
+    END IF;
+    SELECT * INTO v_role FROM pg_roles WHERE oid = p_role;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role with OID % does not exist', p_role::oid USING ERRCODE = '42704', HINT = 'Pass an existing role name.';
+    END IF;
+    IF v_role.rolsuper OR v_role.rolbypassrls THEN
+        RAISE EXCEPTION 'role "%" is a superuser or has BYPASSRLS: a tenant pin cannot limit it', v_role.rolname
+            USING ERRCODE = '22023', HINT = 'Row level security does not apply to such a role; pin a role without BYPASSRLS (and let others SET ROLE to it).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id = p_tenant_id) THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant_id
+            USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants (the caller must see every tenant: a superuser or BYPASSRLS role).';
+    END IF;
+    INSERT INTO kaireon.tenant_pins (role, pinned_tenant_id) VALUES (p_role, p_tenant_id)
+        ON CONFLICT (role) DO UPDATE SET pinned_tenant_id = EXCLUDED.pinned_tenant_id
+        WHERE kaireon.tenant_pins.pinned_tenant_id IS DISTINCT FROM EXCLUDED.pinned_tenant_id;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._pin_role(regrole, text) IS
+    'Internal: validates and records a tenant pin (kaireon.pin_role).';
+
+CREATE FUNCTION kaireon.pin_role(role regrole, tenant_id text) RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        SELECT kaireon._pin_role(role, tenant_id);
+    END;
+COMMENT ON FUNCTION kaireon.pin_role(regrole, text) IS
+    'Pins a role to one tenant (superuser or BYPASSRLS admin): the role, and every role that is a member of it, may then act only for that tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did (42501 otherwise). Replaces an earlier pin of the role; audited.';
+
+CREATE FUNCTION kaireon.unpin_role(role regrole) RETURNS boolean
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+    BEGIN ATOMIC
+        WITH d AS (DELETE FROM kaireon.tenant_pins p WHERE p.role = unpin_role.role RETURNING 1)
+        SELECT EXISTS (SELECT 1 FROM d);
+    END;
+COMMENT ON FUNCTION kaireon.unpin_role(regrole) IS
+    'Removes the tenant pin of a role (superuser or BYPASSRLS admin); true if it had one. A pin set with ALTER ROLE ... SET kaireon.pinned_tenant_id is removed with ALTER ROLE ... RESET.';

@@ -15,7 +15,7 @@ KAIREON_PG_MAJOR=15
 KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
 libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl libfaketime \
-python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils"
+python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils pgbouncer"
 
 kaireon_log() { printf '== %s\n' "$*" >&2; }
 kaireon_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

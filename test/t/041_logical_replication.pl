@@ -6,8 +6,8 @@
 # configuration tables and config_versions published (the subscriber writes nothing of its
 # own, so nothing conflicts): one subscriber backend decides, the publisher updates an offer,
 # inserts one, deletes one, and after each catch-up the same backend's decision follows; a
-# counter update (a budget's used impressions) in replica mode fires no invalidation; the
-# primary fires none of the REPLICA triggers.
+# counter update (a budget's used impressions) in replica mode fires no invalidation, a
+# definition change and a TRUNCATE do; the primary fires none of the REPLICA triggers.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -105,6 +105,16 @@ UPDATE kaireon.budget_allocations SET max_impressions = 2000000 WHERE tenant_id 
 $calls;
 ROLLBACK;
 }), "0\n1", 'in replica mode a counter update fires no invalidation trigger; a definition change fires one');
+
+# So does a TRUNCATE in replica mode (its REPLICA statement trigger).
+is($sub->safe_psql('nba', qq{
+BEGIN;
+SET LOCAL track_functions = 'all';
+SET LOCAL session_replication_role = replica;
+TRUNCATE kaireon.guardrail_rules;
+$calls;
+ROLLBACK;
+}), '1', 'in replica mode a TRUNCATE fires the invalidation trigger');
 
 # The publisher's own writes fire its statement triggers and none of the REPLICA triggers.
 is($pub->safe_psql('nba', qq{

@@ -329,7 +329,8 @@ SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome":
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "rank": 1.5}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": 7}');
+-- (an integral number is an id's decimal text: hardening_misc.sql; a fraction is not an id)
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": 7.5}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "clicked", "offerId": "o1"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

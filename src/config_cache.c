@@ -12,13 +12,30 @@
  * transaction, sets the tenant's row of kaireon.config_versions to a fresh
  * value of a sequence and calls CacheInvalidateRelcache on config_versions.
  * At commit every backend receives that relcache invalidation; our callback
- * only marks every cached tenant "to check" (callbacks must not do catalog
- * or SPI work).  The next kaireon_config_get for a marked tenant reads the
- * tenant's version (one indexed lookup) and recompiles only when it changed.
- * A cached config also remembers the OID of config_versions, so a dropped
- * and recreated extension never reuses configurations compiled before.
- * Entries are replaced only at the start of a call, never while a pipeline
- * holds a pointer into them.
+ * only counts it (callbacks must not do catalog or SPI work): every cached
+ * tenant is then "to check".  The next kaireon_config_get for such a tenant
+ * reads the tenant's version (one indexed lookup) and recompiles only when
+ * it changed.  A cached config also remembers the OID of config_versions, so
+ * a dropped and recreated extension never reuses configurations compiled
+ * before.  Entries are replaced only at the start of a call, never while a
+ * pipeline holds a pointer into them.
+ *
+ * Changes that fire no statement trigger.  Logical replication's apply
+ * worker (and any session with session_replication_role = replica) fires
+ * only triggers enabled REPLICA or ALWAYS, and row triggers only (statement
+ * triggers at the initial table copy).  Each configuration table therefore
+ * also has a row trigger enabled REPLICA (kaireon._config_changed_replica)
+ * that writes nothing, so that a subscriber whose config_versions is not
+ * replicated (or is) never conflicts with the publisher: it sends a relcache
+ * invalidation of the sequence kaireon.config_version_seq, which tells every
+ * backend to recompile every cached tenant whatever its version.  So does a
+ * full reset of the caches (the backend may have missed such a message).
+ * The triggers enabled REPLICA do not fire on the primary's write path.
+ *
+ * The callback bumps counters rather than flags on the entries, and a
+ * lookup records the counters as they were before it read the version, so an
+ * invalidation that arrives while a configuration is being compiled is not
+ * lost.
  */
 #include "util/json.h"
 
@@ -46,27 +63,35 @@ typedef struct CacheEntry
 {
 	char		tenant_id[NAMEDATALEN * 4]; /* hash key */
 	KTenantConfig *config;
-	bool		check;			/* an invalidation arrived: verify the version */
+	uint64		checked;		/* check_count when its version was last read */
+	uint64		compiled;		/* recompile_count when it was compiled */
 	Oid			marker;			/* config_versions OID it was compiled under */
 } CacheEntry;
 
 static HTAB *config_cache = NULL;
 
-/* Relcache callback: any change to config_versions (or a full reset) marks every tenant. */
+/* The relations whose invalidations concern the cache (as last looked up). */
+static Oid	version_marker = InvalidOid;	/* kaireon.config_versions */
+static Oid	recompile_marker = InvalidOid;	/* kaireon.config_version_seq */
+
+/* Invalidations received: every tenant is to check / to recompile since. */
+static uint64 check_count = 1;
+static uint64 recompile_count = 1;
+
+/*
+ * Relcache callback: a change to config_versions makes every tenant "to check"; one to
+ * config_version_seq (sent by the replica-mode trigger) or a full reset "to recompile".
+ */
 static void
 config_cache_invalidate(Datum arg, Oid relid)
 {
-	HASH_SEQ_STATUS status;
-	CacheEntry *e;
-
-	if (config_cache == NULL)
-		return;
-	hash_seq_init(&status, config_cache);
-	while ((e = hash_seq_search(&status)) != NULL)
+	if (relid == InvalidOid || (OidIsValid(recompile_marker) && relid == recompile_marker))
 	{
-		if (relid == InvalidOid || relid == e->marker)
-			e->check = true;
+		check_count++;
+		recompile_count++;
 	}
+	else if (OidIsValid(version_marker) && relid == version_marker)
+		check_count++;
 }
 
 int			kaireon_adaptation_refresh_ms = 1000;
@@ -1139,6 +1164,8 @@ kaireon_config_get(const char *tenant_id)
 	bool		found;
 	Oid			marker = config_marker_oid();
 	int64		version;
+	uint64		checked;
+	uint64		compiled;
 
 	if (strlen(tenant_id) >= sizeof(((CacheEntry *) 0)->tenant_id))
 		ereport(ERROR,
@@ -1154,16 +1181,26 @@ kaireon_config_get(const char *tenant_id)
 		ctl.hcxt = CacheMemoryContext;
 		config_cache = hash_create("kaireon tenant configs", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
+	if (marker != version_marker || !OidIsValid(recompile_marker))
+	{
+		version_marker = marker;
+		recompile_marker = OidIsValid(marker) ?
+			get_relname_relid("config_version_seq", get_rel_namespace(marker)) : InvalidOid;
+	}
 	e = hash_search(config_cache, tenant_id, HASH_ENTER, &found);
 	if (!found)
 	{
 		e->config = NULL;
-		e->check = true;
+		e->checked = 0;
+		e->compiled = 0;
 		e->marker = InvalidOid;
 	}
-	if (e->config != NULL && !e->check && e->marker == marker)
+	if (e->config != NULL && e->checked == check_count && e->compiled == recompile_count && e->marker == marker)
 		return e->config;
 
+	/* invalidations arriving from here on are for the next call */
+	checked = check_count;
+	compiled = recompile_count;
 	version = read_version(tenant_id);
 	if (version < 0)
 	{
@@ -1175,9 +1212,9 @@ kaireon_config_get(const char *tenant_id)
 				 errmsg("tenant \"%s\" does not exist", tenant_id),
 				 errhint("Create it in kaireon.tenants, and check kaireon.tenant_id for row level security.")));
 	}
-	if (e->config != NULL && e->marker == marker && e->config->version == version)
+	if (e->config != NULL && e->marker == marker && e->config->version == version && e->compiled == compiled)
 	{
-		e->check = false;
+		e->checked = checked;
 		return e->config;
 	}
 	{
@@ -1187,7 +1224,8 @@ kaireon_config_get(const char *tenant_id)
 			free_config(e->config);
 		e->config = fresh;
 		e->marker = marker;
-		e->check = false;
+		e->checked = checked;
+		e->compiled = compiled;
 	}
 	return e->config;
 }

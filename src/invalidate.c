@@ -14,6 +14,16 @@
  *
  * Trigger argument: the name of the tenant column (default "tenant_id";
  * "id" on kaireon.tenants).
+ *
+ * kaireon._config_changed_replica() is the same signal for changes that fire
+ * no statement trigger: logical replication's apply worker (and any session
+ * with session_replication_role = replica) fires only row triggers enabled
+ * REPLICA or ALWAYS.  It is such a row trigger, enabled REPLICA, on every
+ * configuration table, so it never fires on the primary's write path.  It
+ * writes nothing (a subscriber's config_versions may be replicated too, and
+ * a local write would conflict with the publisher's): it sends a relcache
+ * invalidation of kaireon.config_version_seq, which makes every backend
+ * recompile every tenant it has cached (config_cache.c).
  */
 #include "postgres.h"
 
@@ -32,6 +42,7 @@
 #include "kaireon.h"
 
 PG_FUNCTION_INFO_V1(kaireon_config_changed);
+PG_FUNCTION_INFO_V1(kaireon_config_changed_replica);
 
 /* Add the tenant id of a tuple to the list (no duplicates). */
 static List *
@@ -136,5 +147,23 @@ kaireon_config_changed(PG_FUNCTION_ARGS)
 	marker = get_relname_relid("config_versions", get_namespace_oid("kaireon", false));
 	if (OidIsValid(marker))
 		CacheInvalidateRelcacheByRelid(marker);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER row (or TRUNCATE statement) trigger enabled REPLICA: make every backend recompile
+ * every cached configuration at commit, writing nothing.
+ */
+Datum
+kaireon_config_changed_replica(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			seq;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event))
+		elog(ERROR, "_config_changed_replica must be an AFTER trigger");
+	seq = get_relname_relid("config_version_seq", RelationGetNamespace(td->tg_relation));
+	if (OidIsValid(seq))
+		CacheInvalidateRelcacheByRelid(seq);
 	return PointerGetDatum(NULL);
 }

@@ -318,9 +318,10 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 				  "Send {\"tenantId\": ..., \"customerId\": ..., \"channel\": ...}.");
 	known_keys(req, allowed, "request");
 	memset(&args, 0, sizeof(args));
-	args.tenant_id = kj_str(req, "tenantId");
-	args.customer_id = kj_str(req, "customerId");
-	args.channel_id = kj_str(req, "channel");
+	/* ids: strings, or integral JSON numbers taken as their decimal text (kj_id) */
+	args.tenant_id = kj_id(req, "tenantId", "request.tenantId");
+	args.customer_id = kj_id(req, "customerId", "request.customerId");
+	args.channel_id = kj_id(req, "channel", "request.channel");
 	if (args.tenant_id == NULL)
 		missing("request.tenantId");
 	if (args.customer_id == NULL)
@@ -328,8 +329,8 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	if (args.channel_id == NULL)
 		missing("request.channel");
 	args.placements = json_array();
-	if (kj_str(req, "placement"))
-		json_array_append_new(args.placements, json_string(kj_str(req, "placement")));
+	if (kj_id(req, "placement", "request.placement"))
+		json_array_append_new(args.placements, json_string(kj_id(req, "placement", "request.placement")));
 	if (string_array(req, "placements", "request.placements"))
 	{
 		if (json_array_size(args.placements) > 0)
@@ -341,7 +342,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	if (v != NULL && !json_is_null(v) && !json_is_number(v))
 		bad_value("request.maxOffers", psprintf("must be a number, not %s", kj_type_name(v)), "Ask for 1 to 50 offers.");
 	args.max_offers = check_max_offers(v && json_is_number(v) ? json_number_value(v) : 0, v && json_is_number(v));
-	args.flow_key = kj_str(req, "decisionFlow");
+	args.flow_key = kj_id(req, "decisionFlow", "request.decisionFlow");
 	args.dry_run = bool_field(req, "dryRun", "request.dryRun");
 	args.debug = bool_field(req, "debug", "request.debug");
 	args.force_trace = bool_field(req, "trace", "request.trace");

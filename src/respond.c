@@ -543,24 +543,26 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 			if (!json_is_number(v) && !json_is_null(v))
 				bad(psprintf("%s.%s", what, key), psprintf("must be a number, not %s", kj_type_name(v)), "Use a JSON number.");
 		}
-		else if (strcmp(key, "context") != 0 && !json_is_string(v) && !json_is_null(v))
+		else if ((strcmp(key, "outcome") == 0 || strcmp(key, "occurredAt") == 0) &&
+				 !json_is_string(v) && !json_is_null(v))
 			bad(psprintf("%s.%s", what, key), psprintf("must be a string, not %s", kj_type_name(v)), "Use a JSON string.");
 	}
 	memset(a, 0, sizeof(RespondArgs));
 	a->json = what;
-	a->tenant_id = kj_str(obj, "tenantId");
-	a->customer_id = kj_str(obj, "customerId");
+	/* ids: strings, or integral JSON numbers taken as their decimal text (kj_id) */
+	a->tenant_id = kj_id(obj, "tenantId", psprintf("%s.tenantId", what));
+	a->customer_id = kj_id(obj, "customerId", psprintf("%s.customerId", what));
 	a->outcome = kj_str(obj, "outcome");
-	a->recommendation_id = kj_str(obj, "recommendationId");
+	a->recommendation_id = kj_id(obj, "recommendationId", psprintf("%s.recommendationId", what));
 	a->has_rank = json_is_number(json_object_get(obj, "rank"));
 	a->rank = (int) kj_num(obj, "rank", 0);
 	if (a->has_rank && kj_num(obj, "rank", 0) != a->rank)
 		bad(psprintf("%s.rank", what), psprintf("must be an integer, not %g", kj_num(obj, "rank", 0)),
 			"Pass the rank kaireon.recommend returned.");
-	a->placement_id = kj_str(obj, "placementId");
-	a->creative_id = kj_str(obj, "creativeId");
-	a->offer_id = kj_str(obj, "offerId");
-	a->idempotency_key = kj_str(obj, "idempotencyKey");
+	a->placement_id = kj_id(obj, "placementId", psprintf("%s.placementId", what));
+	a->creative_id = kj_id(obj, "creativeId", psprintf("%s.creativeId", what));
+	a->offer_id = kj_id(obj, "offerId", psprintf("%s.offerId", what));
+	a->idempotency_key = kj_id(obj, "idempotencyKey", psprintf("%s.idempotencyKey", what));
 	a->has_value = json_is_number(json_object_get(obj, "conversionValue"));
 	a->conversion_value = kj_num(obj, "conversionValue", 0);
 	a->context = json_object_get(obj, "context");

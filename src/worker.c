@@ -210,10 +210,19 @@ kaireon_worker_init(void)
 							"Doubled, up to 5 minutes, while a worker keeps stopping within a minute of its start.",
 							&kaireon_worker_restart_delay, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	for (int i = 0; i < kaireon_njobs; i++)
-		DefineCustomStringVariable(kaireon_jobs[i].setting,
-								   psprintf("Schedule of the %s maintenance job: 'off', 'HH:MM' (daily, UTC) or an interval.",
-											kaireon_jobs[i].name),
+	{
+		/*
+		 * The GUC machinery keeps the description pointer for the life of the process, and
+		 * the context current here (PostmasterContext when preloaded) is freed as each
+		 * backend starts: the text lives in TopMemoryContext.
+		 */
+		char	   *desc = MemoryContextStrdup(TopMemoryContext,
+											   psprintf("Schedule of the %s maintenance job: 'off', 'HH:MM' (daily, UTC) or an interval.",
+														kaireon_jobs[i].name));
+
+		DefineCustomStringVariable(kaireon_jobs[i].setting, desc,
 								   NULL, &schedule_values[i], defaults[i], PGC_SIGHUP, 0, check_schedule, NULL, NULL);
+	}
 
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;

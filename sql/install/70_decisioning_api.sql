@@ -111,6 +111,56 @@ CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, s
     max_impressions, max_spend, max_conversions, status
     ON kaireon.budget_allocations FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
 
+-- The same signal where no statement trigger fires: logical replication's apply worker (and
+-- any session with session_replication_role = replica) fires only row triggers enabled
+-- REPLICA or ALWAYS. These row triggers are enabled REPLICA, so they never fire on the
+-- primary's write path; they write nothing and make every backend recompile its cached
+-- configurations at commit (src/invalidate.c, docs/recommend.md "Logical replication").
+CREATE FUNCTION kaireon._config_changed_replica() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_config_changed_replica'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon._config_changed_replica() IS
+    'Internal: AFTER row (and TRUNCATE) trigger enabled REPLICA on the decisioning configuration tables: in the logical replication apply worker (or under session_replication_role = replica) makes every backend recompile its cached configurations at commit; writes nothing.';
+
+CREATE FUNCTION kaireon._add_replica_invalidation(tbl regclass, update_when text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF update_when IS NULL THEN
+        EXECUTE format('CREATE TRIGGER config_changed_replica AFTER INSERT OR UPDATE OR DELETE ON %s'
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon._config_changed_replica()', tbl);
+    ELSE
+        -- a counter table: only a change of its definition, not a counted unit
+        EXECUTE format('CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE ON %s'
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon._config_changed_replica()', tbl);
+        EXECUTE format('CREATE TRIGGER config_changed_replica_upd AFTER UPDATE ON %s FOR EACH ROW WHEN (%s)'
+                       ' EXECUTE FUNCTION kaireon._config_changed_replica()', tbl, update_when);
+        EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica_upd', tbl);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica', tbl);
+    EXECUTE format('CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION kaireon._config_changed_replica()', tbl);
+    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica_trunc', tbl);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._add_replica_invalidation(regclass, text) IS
+    'Internal (install scripts): adds the REPLICA-enabled invalidation triggers (kaireon._config_changed_replica) to a configuration table; update_when limits the UPDATE trigger of a counter table to changes of its definition.';
+
+SELECT kaireon._add_replica_invalidation(format('kaireon.%I', t)::regclass)
+  FROM unnest(ARRAY['tenants', 'tenant_settings', 'channels', 'placements', 'categories', 'sub_categories',
+                    'offers', 'creatives', 'outcome_types', 'qualification_rules',
+                    'qualification_rule_scopes', 'contact_policies', 'contact_policy_scopes',
+                    'guardrail_rules', 'decision_flows', 'flow_routes', 'arbitration_profiles',
+                    'segments', 'data_schemas']) AS t;
+SELECT kaireon._add_replica_invalidation('kaireon.volume_constraints',
+    '(OLD.name, OLD.scope, OLD.scope_id, OLD.max_volume, OLD.period, OLD.status)'
+    ' IS DISTINCT FROM (NEW.name, NEW.scope, NEW.scope_id, NEW.max_volume, NEW.period, NEW.status)');
+SELECT kaireon._add_replica_invalidation('kaireon.budget_allocations',
+    '(OLD.name, OLD.scope, OLD.scope_id, OLD.period_type, OLD.period_key, OLD.max_impressions, OLD.max_spend,'
+    ' OLD.max_conversions, OLD.status) IS DISTINCT FROM (NEW.name, NEW.scope, NEW.scope_id, NEW.period_type,'
+    ' NEW.period_key, NEW.max_impressions, NEW.max_spend, NEW.max_conversions, NEW.status)');
+
 -- Offer schedules are validated when written (a bad date would otherwise stop the tenant's
 -- decisions when its configuration is compiled).
 CREATE TRIGGER validate_schedule BEFORE INSERT OR UPDATE OF schedule ON kaireon.offers

@@ -28,11 +28,14 @@ CREATE FUNCTION kaireon.four_eyes_required(tenant_id text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
+        -- another tenant's answer is not the caller's to know (row level security would
+        -- hide its settings row and answer a wrong false): refuse it like other calls (42501)
+        SELECT kaireon.assert_tenant_access(four_eyes_required.tenant_id);
         SELECT coalesce((SELECT s.four_eyes_enabled FROM kaireon.tenant_settings s
                           WHERE s.tenant_id = four_eyes_required.tenant_id), false);
     END;
 COMMENT ON FUNCTION kaireon.four_eyes_required(text) IS
-    'Whether four-eyes governance is on for a tenant (tenant_settings.four_eyes_enabled; false without a settings row).';
+    'Whether four-eyes governance is on for a tenant (tenant_settings.four_eyes_enabled; false without a settings row). Raises 42501 unless the caller may act for the tenant (kaireon.assert_tenant_access).';
 
 -- The registry of approval actions: what each one changes and the functions that check its
 -- payload when it is filed and apply it when it is approved. Rows are installed by the

@@ -26,6 +26,7 @@ CREATE TRIGGER config_changed_del AFTER DELETE ON kaireon.cross_offer_constraint
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
 CREATE TRIGGER config_changed_trunc AFTER TRUNCATE ON kaireon.cross_offer_constraints
     FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+SELECT kaireon._add_replica_invalidation('kaireon.cross_offer_constraints');
 
 -------------------------------------------------------------------------------
 -- Batch campaigns

@@ -50,9 +50,12 @@ $finalize$;
 
 -- Functions and procedures are not callable by everyone: kaireon.grant_*_role grants each kind of role the
 -- functions it needs. Row level security policies call kaireon.current_tenant_id() as the
--- querying role, so that one (and version(), and two pure calendar helpers) stay public. Trigger functions need no EXECUTE
+-- querying role, so that one (and version(), two pure calendar helpers and the list of summary dimensions) stay public. Trigger functions need no EXECUTE
 -- privilege to fire.
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA kaireon FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon.current_tenant_id(), kaireon.version() TO PUBLIC;
 -- pure calendar helpers that recommend's and respond's queries call as the caller
 GRANT EXECUTE ON FUNCTION kaireon._period_end(text, timestamptz), kaireon._period_key(text, timestamptz) TO PUBLIC;
+-- the list of summary dimensions (constants), which the BEFORE trigger of summary_definitions
+-- checks a definition against as the writing role
+GRANT EXECUTE ON FUNCTION kaireon._summary_dimensions() TO PUBLIC;

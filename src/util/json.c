@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "utils/memutils.h"
 
 #include "kaireon.h"
@@ -228,6 +230,44 @@ kj_str(const json_t *obj, const char *key)
 	json_t	   *v = json_object_get(obj, key);
 
 	return (v != NULL && json_is_string(v)) ? json_string_value(v) : NULL;
+}
+
+/*
+ * An id field of a request object (tenantId, customerId, offerId, ...), or NULL when absent
+ * or JSON null.  JSON clients often send numeric ids as numbers ({"customerId": 42}), so an
+ * integral number of at most 2^53 - 1 in magnitude (the integers a JSON number, a double,
+ * holds exactly: JavaScript's Number.MAX_SAFE_INTEGER) is taken as its decimal text ("42").
+ * Anything else raises 22023 naming `what` (the request's name for the field).
+ */
+const char *
+kj_id(const json_t *obj, const char *key, const char *what)
+{
+	json_t	   *v = json_object_get(obj, key);
+	double		d;
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (!json_is_number(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a string, not %s", what, kj_type_name(v)),
+				 errhint("Send ids as JSON strings (integers are accepted as their decimal text).")));
+	d = json_number_value(v);
+	if (d != floor(d))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a string or an integer, not the number %g", what, d),
+				 errhint("Send ids as JSON strings (integers are accepted as their decimal text).")));
+	if (fabs(d) > 9007199254740991.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is a number beyond 2^53 - 1, which JSON numbers do not hold exactly", what),
+				 errhint("Send ids this large as JSON strings.")));
+	if (d == 0)
+		d = 0;					/* -0 is "0" */
+	return psprintf("%.0f", d);
 }
 
 /* A number field of an object (booleans count as 0/1), or dflt. */

@@ -40,6 +40,7 @@ extern const char *kj_type_name(const json_t *value);
 
 /* Field accessors for JSON objects: NULL / the default when absent or JSON null. */
 extern const char *kj_str(const json_t *obj, const char *key);
+extern const char *kj_id(const json_t *obj, const char *key, const char *what);
 extern double kj_num(const json_t *obj, const char *key, double dflt);
 extern bool kj_bool(const json_t *obj, const char *key, bool dflt);
 extern json_t *kj_array(const json_t *obj, const char *key);

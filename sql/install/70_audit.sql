@@ -88,6 +88,8 @@ CREATE TABLE kaireon.audit_digest_keys (
 COMMENT ON TABLE kaireon.audit_digest_keys IS
     'kaireon''s own table: the HMAC-SHA256 keys of audit digests (key_id is the first 16 hex digits of SHA-256(key)); the newest signs, any verifies. No role but the owner may read it (docs/audit.md, "Digests").';
 REVOKE ALL ON kaireon.audit_digest_keys FROM PUBLIC;
+-- row security on and no policy: a role that were granted the table would still read nothing
+ALTER TABLE kaireon.audit_digest_keys ENABLE ROW LEVEL SECURITY;
 
 -- The audited tables, in one place. options are the trigger arguments (src/audit.c):
 --   tenant=<col> (default tenant_id; none = the chain without a tenant), id=<col> (default id),

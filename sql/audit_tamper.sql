@@ -1,7 +1,8 @@
 -- Tampering with the audit log as a superuser with triggers off (session_replication_role =
 -- replica): every change is found by kaireon.verify_audit_chain, at the right row and for the
--- right reason (docs/audit.md, "What verification finds"). Each case runs in a subtransaction
--- that is rolled back, so every case starts from the intact chain.
+-- right reason (docs/audit.md, "What verification finds"); the changes that also move the chain
+-- head to match, with a digest kept from before. Each case runs in a subtransaction that is
+-- rolled back, so every case starts from the intact chain.
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('tmp', 'Tamper', 'tmp'), ('tmp2', 'Other', 'tmp2');
 -- two tenants written alternately, with unused ids between (as rolled-back appends leave),
@@ -163,6 +164,60 @@ SELECT t.broken_at_id = :rlast AS at_the_last, t.broken_reason
 SELECT t.broken_at_id = :rlast AS at_the_last, t.broken_reason
   FROM pg_temp.tampered('DELETE FROM kaireon.audit_chain_heads WHERE tenant_id = ''tmp''') t;
 
+-- Tampering that also moves the chain head to match (or removes it) leaves a chain that
+-- recomputes intact: found with a digest kept from before (docs/audit.md, "Digests"), as
+-- digest_mismatch at the digest's row (gone, or with another hash).
+SELECT kaireon.audit_digest('tmp') AS kept \gset
+CREATE FUNCTION pg_temp.move_head() RETURNS void LANGUAGE sql AS $$
+    UPDATE kaireon.audit_chain_heads h SET (last_id, last_seq, last_hash) =
+           (SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE tenant_id = 'tmp' ORDER BY id DESC LIMIT 1)
+     WHERE h.tenant_id = 'tmp'
+$$;
+CREATE FUNCTION pg_temp.tampered_digest(sql text, digest jsonb)
+    RETURNS TABLE (intact_alone boolean, broken_at_id bigint, broken_reason text, digest_status text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM set_config('session_replication_role', 'replica', true);
+        EXECUTE sql;
+        SELECT v.intact INTO intact_alone FROM kaireon.verify_audit_chain('tmp') v;
+        SELECT v.broken_at_id, v.broken_reason, v.digest_status INTO broken_at_id, broken_reason, digest_status
+          FROM kaireon.verify_audit_chain('tmp', digest => digest) v;
+        RAISE EXCEPTION 'roll back the tampering' USING ERRCODE = 'P0001';
+    EXCEPTION WHEN raise_exception THEN NULL;
+    END;
+    RETURN NEXT;
+END $$;
+SELECT c.tampering, t.intact_alone, t.broken_at_id = :rlast AS at_the_digest_row, t.broken_reason, t.digest_status
+  FROM (VALUES (1, 'the last row removed, the head moved to the row before',
+                format('DELETE FROM kaireon.audit_logs WHERE id = %s; SELECT pg_temp.move_head()', :rlast)),
+               (2, 'the tail (last three rows) removed, the head moved',
+                format('DELETE FROM kaireon.audit_logs WHERE id IN (SELECT id FROM kaireon.audit_logs WHERE tenant_id = ''tmp'' ORDER BY id DESC LIMIT 3);'
+                       ' SELECT pg_temp.move_head()')),
+               (3, 'the last row changed and rehashed, the head moved to it',
+                format('UPDATE kaireon.audit_logs SET user_id = ''mallory'' WHERE id = %1$s; SELECT pg_temp.rehash(%1$s); SELECT pg_temp.move_head()', :rlast)),
+               (4, 'two rows'' events exchanged, every later row rewritten, the head moved',
+                format('SELECT pg_temp.swap_events(%1$s, %2$s); SELECT pg_temp.rehash(%1$s); SELECT pg_temp.rewrite_after(%1$s); SELECT pg_temp.move_head()',
+                       :r4, :r5)),
+               (5, 'a row removed, the later rows renumbered and rewritten, the head moved',
+                format('DELETE FROM kaireon.audit_logs WHERE id = %1$s;'
+                       ' UPDATE kaireon.audit_logs SET chain_seq = chain_seq + 1000 WHERE tenant_id = ''tmp'' AND id > %1$s;'
+                       ' UPDATE kaireon.audit_logs SET chain_seq = chain_seq - 1001 WHERE tenant_id = ''tmp'' AND id > %1$s;'
+                       ' SELECT pg_temp.rewrite_after(%2$s); SELECT pg_temp.move_head()', :r5, :r4)),
+               (6, 'the whole chain and its head removed',
+                'DELETE FROM kaireon.audit_logs WHERE tenant_id = ''tmp''; DELETE FROM kaireon.audit_chain_heads WHERE tenant_id = ''tmp''')
+       ) AS c (n, tampering, sql),
+       LATERAL pg_temp.tampered_digest(c.sql, :'kept') t
+ ORDER BY c.n;
+-- The limit: a digest covers the chain up to its row. A forged row appended after it (linked,
+-- hashed, the head moved to it) looks like a later change to it (docs/audit.md, "Limits").
+SELECT t.intact_alone, t.broken_reason, t.digest_status
+  FROM pg_temp.tampered_digest(format(
+        'INSERT INTO kaireon.audit_logs (id, tenant_id, chain_seq, action, entity_type, entity_id, prev_hash, integrity_hash)'
+        ' OVERRIDING SYSTEM VALUE SELECT %1$s, ''tmp'', chain_seq + 1, ''delete'', ''offers'', ''o1'', integrity_hash, repeat(''0'', 64)'
+        ' FROM kaireon.audit_logs WHERE id = %2$s;'
+        ' SELECT pg_temp.rehash(%1$s); SELECT pg_temp.move_head()', :rlast + 1000, :rlast), :'kept') t;
+
 -- After all that (rolled back), the chain is intact, and the other tenant's chain was never touched.
 SELECT intact, verified FROM kaireon.verify_audit_chain('tmp');
 SELECT intact, verified FROM kaireon.verify_audit_chain('tmp2');
@@ -187,4 +242,5 @@ DELETE FROM kaireon.tenants WHERE id IN ('tmp', 'tmp2');
 SET session_replication_role = replica;
 DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.audit_chain_heads;
+DELETE FROM kaireon.audit_digest_keys;
 RESET session_replication_role;

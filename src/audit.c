@@ -1,7 +1,8 @@
 /*
  * audit.c
  *	  Capture of configuration changes into the audit hash chain, and the
- *	  guard that keeps kaireon.audit_logs append-only.
+ *	  guards that keep kaireon.audit_logs append-only and
+ *	  kaireon.audit_chain_heads written by kaireon alone.
  *
  * kaireon.audit_capture() is an AFTER INSERT OR UPDATE OR DELETE row trigger
  * on every audited table (the list is kaireon.audited_tables(), in
@@ -61,6 +62,7 @@
 PG_FUNCTION_INFO_V1(kaireon_audit_capture);
 PG_FUNCTION_INFO_V1(kaireon_audit_refuse_truncate);
 PG_FUNCTION_INFO_V1(kaireon_audit_guard);
+PG_FUNCTION_INFO_V1(kaireon_audit_heads_guard);
 
 /* Set only while kaireon.purge_audit_chain deletes a chain's prefix. */
 bool		kaireon_audit_purging = false;
@@ -434,5 +436,38 @@ kaireon_audit_guard(PG_FUNCTION_ARGS)
 			 errmsg("kaireon.audit_logs is append-only: %s is refused", what),
 			 errdetail("The audit log is a hash chain; changing or removing a row would break it."),
 			 errhint("Old rows are removed only by kaireon.purge_audit_chain (retention), which records an anchor.")));
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Trigger of kaireon.audit_chain_heads (BEFORE INSERT OR UPDATE OR DELETE per
+ * row, and BEFORE TRUNCATE): only kaireon moves a chain's head, writing the row
+ * directly without firing triggers (audit_chain.c).  Everyone else is refused,
+ * but superusers, who restore the heads with the log (and who could switch the
+ * trigger off anyway: what verification with a kept digest finds).
+ */
+Datum
+kaireon_audit_heads_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *what;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event))
+		elog(ERROR, "audit_heads_guard must be a BEFORE trigger");
+	if (superuser())
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		what = "TRUNCATE";
+	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		what = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		what = "DELETE";
+	else
+		what = "INSERT";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("kaireon.audit_chain_heads is written only by kaireon: %s is refused", what),
+			 errdetail("A chain's head names its last row; moving it would break the tenant's later appends or hide removed rows."),
+			 errhint("Change an audited table; kaireon moves the head when the transaction commits.")));
 	return PointerGetDatum(NULL);
 }

@@ -1,9 +1,10 @@
 /*
  * audit.h
- *	  The audit hash chain shared by its three modules: audit.c (capture
- *	  triggers and the guard of kaireon.audit_logs), audit_chain.c (canonical
- *	  form, hashing, appending under the chain lock) and audit_verify.c
- *	  (verification and retention of a chain).  The format is documented in
+ *	  The audit hash chain shared by its four modules: audit.c (capture
+ *	  triggers and the guards of kaireon.audit_logs and audit_chain_heads),
+ *	  audit_chain.c (canonical form, hashing, appending under the chain lock),
+ *	  audit_verify.c (verification and retention of a chain) and
+ *	  audit_digest.c (signed digests of a chain's end).  The format is documented in
  *	  docs/audit.md; keep the two in step.
  */
 #ifndef KAIREON_AUDIT_H
@@ -12,6 +13,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "utils/jsonb.h"
 
 #include "util/crypto.h"
 
@@ -48,6 +50,26 @@ extern Oid	kaireon_audit_switch_to_owner(Oid *save_userid, int *save_sec);
 extern void kaireon_audit_fill_session(AuditRecord *rec);
 extern bool kaireon_audit_pending_head(const char *tenant_id, int64 *last_id, int64 *last_seq,
 									   char *last_hash);
+
+/* A digest of a chain's end (audit_digest.c), as made or as read back. */
+typedef struct AuditDigest
+{
+	const char *tenant_id;		/* NULL: the chain of rows without a tenant */
+	int64		id;
+	int64		chain_seq;
+	char		hash[KC_SHA256_HEX_LEN + 1];
+	char		digest_time[32];
+	char		key_id[17];
+} AuditDigest;
+
+/* audit_verify.c */
+extern void kaireon_audit_check_chain_access(const char *tenant_id);
+extern void kaireon_audit_require_chain(const char *tenant_id);
+extern void kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq,
+									char *last_hash);
+
+/* audit_digest.c */
+extern void kaireon_audit_digest_read(Jsonb *jb, const char *tenant_id, AuditDigest *d);
 
 /* audit.c */
 extern bool kaireon_audit_restore_session(void);

@@ -524,6 +524,40 @@ heads_open(Relation *rel, Oid *idxid)
 	return true;
 }
 
+/*
+ * Whether a chain has any audit row, with a fresh snapshot (the chain lock is
+ * held): a chain with rows but no head row lost its head.
+ */
+static bool
+chain_has_rows(const char *tenant_id)
+{
+	Oid			relid = kaireon_audit_relid();
+	Oid			idxid = get_relname_relid("audit_logs_tenant_id_idx", kaireon_nsp());
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	Snapshot	snapshot;
+	bool		found;
+
+	if (!OidIsValid(idxid))
+		elog(ERROR, "index kaireon.audit_logs_tenant_id_idx does not exist");
+	rel = table_open(relid, AccessShareLock);
+	/* systable_beginscan takes the table's attribute number */
+	if (tenant_id != NULL)
+		ScanKeyInit(&key, column_number(rel, "tenant_id"), BTEqualStrategyNumber, F_TEXTEQ,
+					CStringGetTextDatum(tenant_id));
+	else
+		ScanKeyEntryInitialize(&key, SK_ISNULL | SK_SEARCHNULL, column_number(rel, "tenant_id"),
+							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, idxid, true, snapshot, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /* Read a chain's head row into a new cache entry. */
 static ChainCache *
 chain_cache_load(const char *tenant_id)
@@ -562,6 +596,13 @@ chain_cache_load(const char *tenant_id)
 		memcpy(state->last_hash, last_hash, KC_SHA256_HEX_LEN + 1);
 		entry->row_seq = state->last_seq;
 	}
+	else if (chain_has_rows(tenant_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the audit chain of %s%s%s has rows but no head; nothing can be appended to it",
+						tenant_id ? "tenant \"" : "rows without a tenant", tenant_id ? tenant_id : "",
+						tenant_id ? "\"" : ""),
+				 errhint("Run kaireon.verify_audit_chain (with a digest kept before, if any) to find what was removed.")));
 	table_close(rel, NoLock);
 
 	entry->next = chain_cache;

@@ -19,6 +19,15 @@
  * first row of a chain links to 64 zeros, or, after retention removed a prefix,
  * to the hash recorded by the anchor row that retention appended.
  *
+ * With a kept digest (audit_digest.c) it also checks that the chain still holds
+ * the digest's row: the row with the digest's id, at its chain_seq, with its
+ * hash (digest_mismatch when it is gone or differs: a removed tail, a rewritten
+ * chain, whatever the head says).  When retention removed the digest's row, the
+ * anchor's record of the last removed row stands in for it if it is that row;
+ * an older digest predates the retained chain and cannot be checked (a status
+ * of its own, not a finding of tampering).  A tenant with neither a row in
+ * kaireon.tenants nor a chain is refused (42704), rather than found intact.
+ *
  * Purging takes the chain's append lock (audit_chain.c), verifies the prefix it
  * is about to remove (a broken chain is kept as evidence), deletes it and
  * appends an anchor row naming the last removed row's id, sequence number and
@@ -78,6 +87,7 @@ typedef struct VerifyResult
 	int64		scanned;
 	int64		broken_at;		/* 0: none */
 	const char *reason;			/* NULL: none */
+	const char *digest_status;	/* NULL: no digest, or not decided yet */
 } VerifyResult;
 
 /* The head of a chain, as kaireon.audit_chain_heads holds it. */
@@ -90,8 +100,8 @@ typedef struct ChainHead
 } ChainHead;
 
 /* Raise 42501 unless the caller may see the chain (a tenant's, or the tenant-less one). */
-static void
-check_chain_access(const char *tenant_id)
+void
+kaireon_audit_check_chain_access(const char *tenant_id)
 {
 	Oid			caller = GetOuterUserId();
 
@@ -157,23 +167,27 @@ read_head(const char *tenant_id)
 /*
  * The link a chain's first remaining row must have: 64 zeros when it is the
  * chain's first row, else the hash recorded by the anchor of the prefix
- * removed before it.  False when there is no such anchor.
+ * removed before it (and the id of the last removed row, in *removed_id).
+ * False when there is no such anchor.
  */
 static bool
-start_link(const char *tenant_id, int64 first_seq, char *prev_out)
+start_link(const char *tenant_id, int64 first_seq, char *prev_out, int64 *removed_id)
 {
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
 	char	   *sql;
 	char	   *hash;
+	char	   *id;
 
+	*removed_id = 0;
 	if (first_seq == 1)
 	{
 		strcpy(prev_out, KAIREON_AUDIT_GENESIS_HASH);
 		return true;
 	}
-	sql = psprintf("SELECT after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_hash'"
+	sql = psprintf("SELECT after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_hash',"
+				   " after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_id'"
 				   " FROM kaireon.audit_logs WHERE %s AND action OPERATOR(pg_catalog.=) 'anchor'"
 				   " AND after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_seq'"
 				   " OPERATOR(pg_catalog.=) $2 ORDER BY id DESC LIMIT 1",
@@ -185,9 +199,12 @@ start_link(const char *tenant_id, int64 first_seq, char *prev_out)
 	if (SPI_processed != 1)
 		return false;
 	hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	if (hash == NULL || strlen(hash) != KC_SHA256_HEX_LEN)
 		return false;
 	strcpy(prev_out, hash);
+	if (id != NULL && strlen(id) > 0 && strlen(id) <= 18 && strspn(id, "0123456789") == strlen(id))
+		*removed_id = (int64) strtoll(id, NULL, 10);
 	return true;
 }
 
@@ -306,14 +323,22 @@ record_from_slot(TupleTableSlot *slot, const int *attnos, AuditRecord *rec)
 	}
 }
 
+/* Whether an audit row is the one a digest names (its chain_seq and hash too). */
+static bool
+digest_names(const AuditDigest *digest, int64 seq, const char *hash)
+{
+	return seq == digest->chain_seq && strcmp(hash, digest->hash) == 0;
+}
+
 /*
  * Verify one chain from from_id (0: its start), reading at most max_rows rows
- * (0: all) and none after through_id (0: no limit).  Must run inside SPI, as a
- * role that can read the log and the heads.
+ * (0: all) and none after through_id (0: no limit); with a digest (NULL: none),
+ * also whether the chain still holds the digest's row.  Must run inside SPI,
+ * as a role that can read the log and the heads.
  */
 static void
 verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through_id,
-			 VerifyResult *res)
+			 const AuditDigest *digest, VerifyResult *res)
 {
 	Oid			relid = kaireon_audit_relid();
 	Oid			idxid = get_relname_relid("audit_logs_tenant_id_idx", get_namespace_oid("kaireon", false));
@@ -330,6 +355,7 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 	int64		last_id = 0;
 	bool		started = false;
 	bool		reached_end = true;
+	int64		removed_id;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
 	int			i;
@@ -398,12 +424,35 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 			/* the chain's first remaining row: genesis or the anchor of a removed prefix */
 			started = true;
 			expect_seq = rec.chain_seq;
-			if (!start_link(tenant_id, rec.chain_seq, expect_prev))
+			if (!start_link(tenant_id, rec.chain_seq, expect_prev, &removed_id))
 			{
 				res->broken_at = rec.id;
 				res->reason = "gap";
 				break;
 			}
+			/* retention removed the digest's row: the anchor's record of the last removed row */
+			if (digest != NULL && digest->chain_seq < rec.chain_seq)
+			{
+				if (digest->chain_seq < rec.chain_seq - 1 && digest->id < rec.id)
+					res->digest_status = "predates_chain";
+				else if (digest->id == removed_id && digest_names(digest, rec.chain_seq - 1, expect_prev))
+					res->digest_status = "matched";
+				else
+				{
+					res->digest_status = "mismatch";
+					res->broken_at = digest->id;
+					res->reason = "digest_mismatch";
+					break;
+				}
+			}
+		}
+		/* past the digest's id without meeting its row: the row is gone */
+		if (digest != NULL && res->digest_status == NULL && rec.id > digest->id)
+		{
+			res->digest_status = "mismatch";
+			res->broken_at = digest->id;
+			res->reason = "digest_mismatch";
+			break;
 		}
 		if (!loadable || strcmp(hash, rec.integrity_hash) != 0)
 			res->reason = "hash_mismatch";
@@ -412,6 +461,11 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 		else if (rec.chain_seq < expect_seq || strcmp(rec.prev_hash, expect_prev) != 0 ||
 				 (head.found && rec.chain_seq > head.last_seq))
 			res->reason = "chain_link_mismatch";
+		if (digest != NULL && rec.id == digest->id)
+			res->digest_status = digest_names(digest, rec.chain_seq, rec.integrity_hash) ? "matched" : "mismatch";
+		if (res->reason == NULL && digest != NULL && rec.id == digest->id &&
+			strcmp(res->digest_status, "mismatch") == 0)
+			res->reason = "digest_mismatch";
 		if (res->reason != NULL)
 		{
 			res->broken_at = rec.id;
@@ -428,6 +482,15 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 	table_close(rel, AccessShareLock);
 	MemoryContextDelete(rowcxt);
 
+	/* at the end of the chain, the digest's row must have been met (else the tail is gone) */
+	if (res->reason == NULL && reached_end && digest != NULL && res->digest_status == NULL)
+	{
+		res->digest_status = "mismatch";
+		res->broken_at = digest->id;
+		res->reason = "digest_mismatch";
+	}
+	if (digest != NULL && res->digest_status == NULL)
+		res->digest_status = "not_reached";
 	/* at the end of the chain, the head must name its last row */
 	if (res->reason == NULL && reached_end)
 	{
@@ -457,9 +520,102 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 	res->total = res->intact && reached_end ? res->scanned : count_rows(tenant_id, from_id);
 }
 
+/* The chain's name in messages: tenant "x", or the rows without a tenant. */
+static char *
+chain_name(const char *tenant_id)
+{
+	return tenant_id ? psprintf("tenant \"%s\"", tenant_id) : pstrdup("rows without a tenant");
+}
+
 /*
- * kaireon.verify_audit_chain(tenant_id, from_id, max_rows): recompute a chain
- * and report (intact, verified, total, scanned, broken_at_id, broken_reason).
+ * Raise 42704 for a tenant with neither a row in kaireon.tenants nor an audit
+ * chain (a deleted tenant keeps its chain, which still verifies).  Inside SPI,
+ * as the owner of the log.
+ */
+void
+kaireon_audit_require_chain(const char *tenant_id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	bool		isnull;
+
+	if (tenant_id == NULL)
+		return;
+	vals[0] = CStringGetTextDatum(tenant_id);
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id OPERATOR(pg_catalog.=) $1)"
+							  " OR EXISTS (SELECT 1 FROM kaireon.audit_chain_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1)"
+							  " OR EXISTS (SELECT 1 FROM kaireon.audit_logs WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up tenant \"%s\" failed", tenant_id);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist and has no audit chain", tenant_id),
+				 errhint("Pass the id of a row of kaireon.tenants (a deleted tenant's chain stays and can be verified).")));
+}
+
+/*
+ * The committed end of a chain for a digest: its head, after checking that the
+ * chain's last row is the row the head names (XX001 otherwise, 55000 for a
+ * chain without rows).  Inside SPI, as the owner of the log.
+ */
+void
+kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq, char *last_hash)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	char		nulls[1];
+	char	   *sql;
+	bool		isnull;
+	bool		have_head;
+	int64		head_id = 0;
+	int64		head_seq = 0;
+	char	   *head_hash = NULL;
+	char	   *row_hash;
+
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
+				   chain_condition(tenant_id));
+	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit chain head failed");
+	have_head = SPI_processed == 1;
+	if (have_head)
+	{
+		head_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		head_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		head_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
+	sql = psprintf("SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE %s ORDER BY id DESC LIMIT 1",
+				   chain_condition(tenant_id));
+	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit chain's last row failed");
+	if (SPI_processed == 0 && !have_head)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the audit chain of %s has no rows yet", chain_name(tenant_id)),
+				 errhint("A digest names a chain's last row; take one after the first audited change.")));
+	if (SPI_processed == 1)
+	{
+		*last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		row_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
+	else
+		row_hash = NULL;
+	if (!have_head || row_hash == NULL || head_hash == NULL || *last_id != head_id ||
+		*last_seq != head_seq || strcmp(row_hash, head_hash) != 0 || strlen(row_hash) != KC_SHA256_HEX_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the audit chain of %s does not end where its head says; no digest was made",
+						chain_name(tenant_id)),
+				 errhint("Investigate with kaireon.verify_audit_chain (and a digest kept before, if any).")));
+	strcpy(last_hash, row_hash);
+}
+
+/*
+ * kaireon.verify_audit_chain(tenant_id, from_id, max_rows, digest): recompute a
+ * chain and report (intact, verified, total, scanned, broken_at_id,
+ * broken_reason, digest_status).
  */
 Datum
 kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
@@ -467,9 +623,11 @@ kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
 	const char *tenant_id = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	int64		from_id = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 	int64		max_rows = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+	Jsonb	   *digest_arg = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	AuditDigest digest;
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 	VerifyResult res;
 	Oid			save_userid;
 	int			save_sec;
@@ -486,12 +644,27 @@ kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_rows must not be negative: " INT64_FORMAT, max_rows),
 				 errhint("Pass NULL or 0 to verify every row.")));
-	check_chain_access(tenant_id);
+	if (digest_arg != NULL && max_rows > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be NULL when a digest is given: " INT64_FORMAT, max_rows),
+				 errhint("Verification with a digest reads the chain to its end.")));
+	kaireon_audit_check_chain_access(tenant_id);
 
 	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	verify_chain(tenant_id, from_id, max_rows, 0, &res);
+	kaireon_audit_require_chain(tenant_id);
+	if (digest_arg != NULL)
+	{
+		kaireon_audit_digest_read(digest_arg, tenant_id, &digest);
+		if (from_id > digest.id)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("from_id " INT64_FORMAT " is after the digest's row " INT64_FORMAT, from_id, digest.id),
+					 errhint("Start at or before the digest's id, or pass NULL.")));
+	}
+	verify_chain(tenant_id, from_id, max_rows, 0, digest_arg ? &digest : NULL, &res);
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 
@@ -503,6 +676,8 @@ kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
 	nulls[4] = res.broken_at == 0;
 	values[5] = res.reason ? CStringGetTextDatum(res.reason) : (Datum) 0;
 	nulls[5] = res.reason == NULL;
+	values[6] = res.digest_status ? CStringGetTextDatum(res.digest_status) : (Datum) 0;
+	nulls[6] = res.digest_status == NULL;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
@@ -575,7 +750,7 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_rows must be at least 1: " INT64_FORMAT, max_rows),
 				 errhint("Retention removes a chain's oldest rows in batches of max_rows.")));
-	check_chain_access(tenant_id);
+	kaireon_audit_check_chain_access(tenant_id);
 
 	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -611,12 +786,12 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 	removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 
 	/* a broken prefix is evidence: keep it */
-	verify_chain(tenant_id, 0, 0, last_id, &res);
+	verify_chain(tenant_id, 0, 0, last_id, NULL, &res);
 	if (!res.intact)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("the audit chain of tenant \"%s\" is broken at id " INT64_FORMAT " (%s); nothing was removed",
-						tenant_id ? tenant_id : "(none)", res.broken_at, res.reason),
+				 errmsg("the audit chain of %s is broken at id " INT64_FORMAT " (%s); nothing was removed",
+						chain_name(tenant_id), res.broken_at, res.reason),
 				 errhint("Investigate with kaireon.verify_audit_chain; retention keeps a broken chain.")));
 
 	sql = psprintf("DELETE FROM kaireon.audit_logs WHERE %s AND id OPERATOR(pg_catalog.<=) $2",
@@ -695,7 +870,7 @@ kaireon_audit_canonical_sql(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (!found)
 		PG_RETURN_NULL();
-	check_chain_access(rec.tenant_id);
+	kaireon_audit_check_chain_access(rec.tenant_id);
 	if (loadable)
 		text = kaireon_audit_canonical(&rec);
 	if (text == NULL)

@@ -13,10 +13,21 @@ Input (stdin or a file): one JSON object per line, an audit_logs row as exported
         FROM kaireon.audit_logs ORDER BY id"
 
 Output: one line per chain (tenant), "intact" or the first broken row and why
-(hash_mismatch, gap, chain_link_mismatch). Exit status 0 when every chain is intact.
+(hash_mismatch, gap, chain_link_mismatch).
+
+With --digest FILE (digests kept from kaireon.audit_digest, one JSON object per line),
+also one line per digest: whether its chain still holds the row the digest names
+(matched), does not (mismatch: rows removed from the end, or the chain rewritten), or
+lost it to retention (predates_chain, with the anchor checked when it records exactly
+that row). With --key HEX (a key of kaireon.audit_digest_keys, as hex) each digest's
+HMAC-SHA256 signature is checked too; without one it is not.
+
+Exit status 0 when every chain is intact and no digest is refused or mismatched.
 Standard library only.
 """
+import argparse
 import hashlib
+import hmac
 import json
 import sys
 from datetime import datetime, timezone
@@ -69,9 +80,68 @@ def verify(rows):
     return verified, None, None
 
 
+DIGEST_FORMAT = "kaireon-audit-digest-v1"
+DIGEST_MEMBERS = {"format", "tenant_id", "id", "chain_seq", "hash", "digest_time", "key_id", "signature"}
+
+
+def digest_canonical(digest):
+    """The text a digest's signature signs: every member but the signature, keys sorted,
+    no whitespace, non-ASCII as is (docs/audit.md, "Digests")."""
+    fields = {k: v for k, v in digest.items() if k != "signature"}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest_signature_ok(digest, keys):
+    """True/False when a key of that key_id is given, None when the signature cannot be checked."""
+    key = keys.get(digest["key_id"])
+    if key is None:
+        return None
+    mac = hmac.new(key, digest_canonical(digest).encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(mac, digest["signature"])
+
+
+def digest_status(rows, digest):
+    """Whether a chain (its rows in id order) still holds the row a digest names:
+    matched, mismatch or predates_chain."""
+    if rows and rows[0]["chain_seq"] > digest["chain_seq"]:
+        # retention removed the digest's row; the anchor records the last row it removed
+        first_seq = rows[0]["chain_seq"]
+        if digest["chain_seq"] < first_seq - 1 and digest["id"] < rows[0]["id"]:
+            return "predates_chain"
+        anchors = [json.loads(r["after"]) for r in rows if r["action"] == "anchor"]
+        match = [a for a in anchors if a["removed_through_seq"] == first_seq - 1]
+        if match and match[-1]["removed_through_id"] == digest["id"] \
+                and match[-1]["removed_through_hash"] == digest["hash"] \
+                and digest["chain_seq"] == first_seq - 1:
+            return "matched"
+        return "mismatch"
+    for row in rows:
+        if row["id"] == digest["id"]:
+            same = row["chain_seq"] == digest["chain_seq"] and row["integrity_hash"] == digest["hash"]
+            return "matched" if same else "mismatch"
+    return "mismatch"
+
+
+def read_digests(paths):
+    """The digests in the given files, one JSON object per line."""
+    digests = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    digests.append(json.loads(line))
+    return digests
+
+
 def main():
-    """Read the rows, group them by chain, verify each chain, print one line per chain."""
-    source = open(sys.argv[1], encoding="utf-8") if len(sys.argv) > 1 else sys.stdin
+    """Read the rows, group them by chain, verify each chain, print one line per chain,
+    then check each digest against its chain."""
+    parser = argparse.ArgumentParser(description="Verify kaireon audit chains (docs/audit.md).")
+    parser.add_argument("rows", nargs="?", help="exported audit rows, one JSON object per line (default: stdin)")
+    parser.add_argument("--digest", action="append", default=[], help="file of kept digests, one per line")
+    parser.add_argument("--key", action="append", default=[], help="a digest key, as hex")
+    args = parser.parse_args()
+    source = open(args.rows, encoding="utf-8") if args.rows else sys.stdin
     chains = {}
     for line in source:
         if line.strip():
@@ -87,6 +157,28 @@ def main():
         else:
             ok = False
             print("%s: broken at id %d (%s) after %d intact rows" % (name, broken, reason, verified))
+
+    keys = {}
+    for key_hex in args.key:
+        key = bytes.fromhex(key_hex)
+        keys[hashlib.sha256(key).hexdigest()[:16]] = key
+    for digest in read_digests(args.digest):
+        name = "(no tenant)" if digest.get("tenant_id") is None else digest["tenant_id"]
+        if set(digest) != DIGEST_MEMBERS or digest["format"] != DIGEST_FORMAT:
+            ok = False
+            print("%s: digest refused: not a %s digest" % (name, DIGEST_FORMAT))
+            continue
+        signed = digest_signature_ok(digest, keys)
+        if signed is False:
+            ok = False
+            print("%s: digest at id %d refused: signature does not match" % (name, digest["id"]))
+            continue
+        rows = sorted(chains.get(digest["tenant_id"], []), key=lambda r: r["id"])
+        status = digest_status(rows, digest)
+        if status == "mismatch":
+            ok = False
+        print("%s: digest at id %d (chain_seq %d): %s (signature %s)"
+              % (name, digest["id"], digest["chain_seq"], status, "checked" if signed else "not checked"))
     return 0 if ok else 1
 
 

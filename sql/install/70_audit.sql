@@ -22,13 +22,19 @@ COMMENT ON FUNCTION kaireon.audit_guard() IS
     'Trigger of kaireon.audit_logs keeping it append-only: UPDATE and TRUNCATE refused for everyone, DELETE only through kaireon.purge_audit_chain, INSERT only by the table owner (kaireon''s appends) and superusers (restore).';
 
 CREATE FUNCTION kaireon.verify_audit_chain(tenant_id text, from_id bigint DEFAULT NULL,
-                                           max_rows bigint DEFAULT NULL)
+                                           max_rows bigint DEFAULT NULL, digest jsonb DEFAULT NULL)
     RETURNS TABLE (intact boolean, verified bigint, total bigint, scanned bigint,
-                   broken_at_id bigint, broken_reason text)
+                   broken_at_id bigint, broken_reason text, digest_status text)
     AS 'MODULE_PATHNAME', 'kaireon_verify_audit_chain'
     LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION kaireon.verify_audit_chain(text, bigint, bigint) IS
-    'Recomputes the audit hash chain of a tenant (NULL: the chain of rows without a tenant) from from_id (NULL: its start, or the anchor retention left), reading at most max_rows rows (NULL: all). Returns whether it is intact, the rows verified, the rows of the chain from from_id, the rows read, and the first broken row with its reason (hash_mismatch, chain_link_mismatch, gap).';
+COMMENT ON FUNCTION kaireon.verify_audit_chain(text, bigint, bigint, jsonb) IS
+    'Recomputes the audit hash chain of a tenant (NULL: the chain of rows without a tenant) from from_id (NULL: its start, or the anchor retention left), reading at most max_rows rows (NULL: all). Returns whether it is intact, the rows verified, the rows of the chain from from_id, the rows read, and the first broken row with its reason (hash_mismatch, chain_link_mismatch, gap, digest_mismatch). With digest (a kept kaireon.audit_digest, signature checked: 22023 when altered), also whether the chain still extends it: digest_status matched, mismatch, predates_chain (retention removed its row) or not_reached. 42704 for a tenant with neither a row nor a chain.';
+
+CREATE FUNCTION kaireon.audit_digest(tenant_id text) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_audit_digest'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.audit_digest(text) IS
+    'A signed digest of the current end of a tenant''s audit chain (NULL: the chain without a tenant): format, tenant_id, id, chain_seq and hash of its last committed row, digest_time, key_id and an HMAC-SHA256 signature (docs/audit.md, "Digests"). Keep it outside the database; kaireon.verify_audit_chain(..., digest => ...) proves the chain still extends it.';
 
 CREATE FUNCTION kaireon.purge_audit_chain(tenant_id text, older_than timestamptz,
                                           max_rows bigint DEFAULT 10000)
@@ -57,6 +63,33 @@ CREATE TABLE kaireon.audit_chain_heads (
 );
 COMMENT ON TABLE kaireon.audit_chain_heads IS
     'kaireon''s own table: the head (last id, chain_seq and integrity_hash) of each audit chain, one per tenant plus one (tenant_id NULL) for rows without a tenant. Written only by kaireon''s audit code; no foreign key to tenants, like audit_logs.';
+
+-- Only kaireon writes the heads (directly, as the table owner, with no trigger firing); no
+-- role is granted a write on them (90_roles.sql), and this guard refuses writes by anyone but
+-- a superuser (a restore, or the tampering verification exists to find) even if one were.
+CREATE FUNCTION kaireon.audit_heads_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_audit_heads_guard'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon.audit_heads_guard() IS
+    'Trigger of kaireon.audit_chain_heads: INSERT, UPDATE, DELETE and TRUNCATE refused (42501) for everyone but superusers; kaireon moves the heads itself without firing triggers.';
+CREATE TRIGGER audit_heads_guard BEFORE INSERT OR UPDATE OR DELETE ON kaireon.audit_chain_heads
+    FOR EACH ROW EXECUTE FUNCTION kaireon.audit_heads_guard();
+CREATE TRIGGER audit_heads_guard_truncate BEFORE TRUNCATE ON kaireon.audit_chain_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon.audit_heads_guard();
+
+-- The keys that sign audit digests (kaireon.audit_digest): created by kaireon on the first
+-- digest, read and written only by the table owner (kaireon's code acting as it). Dumped with
+-- the database, so digests kept before a restore still verify after it.
+CREATE TABLE kaireon.audit_digest_keys (
+    key_id                  text PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{16}$'),
+    key                     bytea NOT NULL CHECK (octet_length(key) = 32),
+    created_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.audit_digest_keys IS
+    'kaireon''s own table: the HMAC-SHA256 keys of audit digests (key_id is the first 16 hex digits of SHA-256(key)); the newest signs, any verifies. No role but the owner may read it (docs/audit.md, "Digests").';
+REVOKE ALL ON kaireon.audit_digest_keys FROM PUBLIC;
+-- row security on and no policy: a role that were granted the table would still read nothing
+ALTER TABLE kaireon.audit_digest_keys ENABLE ROW LEVEL SECURITY;
 
 -- The audited tables, in one place. options are the trigger arguments (src/audit.c):
 --   tenant=<col> (default tenant_id; none = the chain without a tenant), id=<col> (default id),

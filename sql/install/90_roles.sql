@@ -19,7 +19,8 @@ AS $fn$
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
         'kaireon.set_model_seed(bigint)',
-        'kaireon.verify_audit_chain(text,bigint,bigint)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.verify_audit_chain(text,bigint,bigint,jsonb)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.audit_digest(text)',
         'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()', 'kaireon.in_restore_session()']) AS f
     UNION ALL
     SELECT f::regprocedure FROM unnest(ARRAY[
@@ -80,6 +81,12 @@ BEGIN
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
     END CASE;
+    -- Whatever the access: the audit log and the chain heads are written by kaireon alone
+    -- (an admin who could move a head could break every later append of a tenant, or hide
+    -- a removed tail), and the keys that sign audit digests are read by kaireon alone.
+    EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
+                   ' ON kaireon.audit_logs, kaireon.audit_chain_heads FROM %I', v_role);
+    EXECUTE format('REVOKE ALL ON kaireon.audit_digest_keys FROM %I', v_role);
     IF p_access <> 'admin' THEN
         -- who has which access, which tenant owns which data schema and which roles are pinned
         -- are not theirs to see (nor to change: a pinned role must not unpin itself)

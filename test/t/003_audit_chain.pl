@@ -3,7 +3,9 @@
 # is intact and linear by kaireon.verify_audit_chain, and the independent verifier
 # test/verify_audit_chain.py (Python standard library, written from docs/audit.md) agrees,
 # on rows with escapes and non-ASCII text, the chain without a tenant and a retention anchor
-# too. A tampered row is found by both, at the same row and for the same reason.
+# too. A tampered row is found by both, at the same row and for the same reason. Digests kept
+# from kaireon.audit_digest are checked by both, signature included: a tail removed with the
+# head moved to match is found by both only with the digest kept before.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -23,6 +25,9 @@ $node->safe_psql('postgres', q{
     INSERT INTO kaireon.offers (tenant_id, id, name)
         SELECT 't' || t, 'o' || i, 'Offer ' || i FROM generate_series(0, 8) t, generate_series(1, 20) i;
 });
+# a digest of t2 taken now: retention removes its row below (it predates the retained chain)
+my $digest_file = $node->basedir . '/digests.jsonl';
+my $early_t2 = $node->safe_psql('postgres', q{SELECT kaireon.audit_digest('t2')});
 
 # 8 clients, one tenant: every change waits for the chain of t0
 $node->pgbench('-n -c 8 -j 2 -t 150', 0, [qr{processed: 1200/1200}], [qr{^$}],
@@ -105,6 +110,63 @@ like($stdout, qr/^t2: \d+ rows intact$/m, 'and the chain that starts at a retent
 is(scalar(() = $stdout =~ /rows intact/g), 10, 'ten chains (nine tenants and the one without)');
 is($node->safe_psql('postgres', q{SELECT min(chain_seq) > 1 FROM kaireon.audit_logs WHERE tenant_id = 't2'}),
     't', 't2 really starts after a removed prefix');
+
+# Digests of every chain, kept outside (a file), with the database's key for the signatures.
+sub write_file
+{
+    my ($path, $text) = @_;
+    open(my $fh, '>:raw', $path) or die "cannot write $path: $!";
+    print $fh $text, "\n";
+    close($fh);
+}
+my $digests = $node->safe_psql('postgres', q{
+    SELECT string_agg(kaireon.audit_digest(t.id)::text, E'\n' ORDER BY t.id) FROM kaireon.tenants t});
+$digests .= "\n" . $node->safe_psql('postgres', q{SELECT kaireon.audit_digest(NULL)});
+write_file($digest_file, "$digests\n$early_t2");
+my $key = $node->safe_psql('postgres', q{SELECT encode(key, 'hex') FROM kaireon.audit_digest_keys});
+like($key, qr/^[0-9a-f]{64}$/, 'the database made one digest key');
+$ok = IPC::Run::run([ $python, $verifier, $export, '--digest', $digest_file, '--key', $key ], '>', \$stdout, '2>', \$stderr);
+ok($ok, 'the independent verifier accepts every digest') or diag("$stdout\n$stderr");
+is(scalar(() = $stdout =~ /: matched \(signature checked\)$/mg), 10, 'each chain holds its digest\'s row, signatures checked');
+like($stdout, qr/^t2: digest at id \d+ \(chain_seq \d+\): predates_chain \(signature checked\)$/m,
+    'the digest taken before retention removed its row predates the retained chain');
+is($node->safe_psql('postgres', qq{SELECT digest_status FROM kaireon.verify_audit_chain('t2', digest => '$early_t2')}),
+    'predates_chain', 'and kaireon says the same');
+
+# An edited digest: refused by both, for its signature.
+my ($t3_digest) = grep { /"tenant_id": "t3"/ } split /\n/, $digests;
+(my $edited = $t3_digest) =~ s/"chain_seq": (\d+)/'"chain_seq": ' . ($1 - 1)/e;
+write_file($node->basedir . '/edited.jsonl', $edited);
+$ok = IPC::Run::run([ $python, $verifier, $export, '--digest', $node->basedir . '/edited.jsonl', '--key', $key ],
+    '>', \$stdout, '2>', \$stderr);
+ok(!$ok, 'the independent verifier refuses an edited digest');
+like($stdout, qr/^t3: digest at id \d+ refused: signature does not match$/m, 'for its signature');
+my ($rc, $out, $err) = $node->psql('postgres', qq{SELECT * FROM kaireon.verify_audit_chain('t3', digest => '$edited')});
+like($err, qr/audit digest signature does not match/, 'and so does kaireon');
+
+# The tail of t3 removed and its head moved to match (a superuser, triggers off): each
+# verifier finds the chain intact alone, and the digest's row gone with the kept digest.
+$node->safe_psql('postgres', q{
+    SET session_replication_role = replica;
+    DELETE FROM kaireon.audit_logs WHERE id IN (SELECT id FROM kaireon.audit_logs WHERE tenant_id = 't3' ORDER BY id DESC LIMIT 5);
+    UPDATE kaireon.audit_chain_heads h SET (last_id, last_seq, last_hash) =
+           (SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE tenant_id = 't3' ORDER BY id DESC LIMIT 1)
+     WHERE h.tenant_id = 't3';
+});
+is($node->safe_psql('postgres', q{SELECT intact FROM kaireon.verify_audit_chain('t3')}), 't',
+    'tail truncation with the head moved: intact without a digest');
+is($node->safe_psql('postgres', qq{SELECT broken_reason || ' ' || digest_status FROM kaireon.verify_audit_chain('t3', digest => '$t3_digest')}),
+    'digest_mismatch mismatch', 'found with the digest kept before');
+export_rows();
+$ok = IPC::Run::run([ $python, $verifier, $export ], '>', \$stdout, '2>', \$stderr);
+like($stdout, qr/^t3: \d+ rows intact$/m, 'the independent verifier alone finds nothing either');
+$ok = IPC::Run::run([ $python, $verifier, $export, '--digest', $digest_file, '--key', $key ], '>', \$stdout, '2>', \$stderr);
+ok(!$ok, 'with the kept digests it fails');
+like($stdout, qr/^t3: digest at id \d+ \(chain_seq \d+\): mismatch \(signature checked\)$/m, 'naming the chain that lost its tail');
+is(scalar(() = $stdout =~ /: matched \(signature checked\)$/mg), 9, 'the other chains still hold their digests\' rows');
+$ok = IPC::Run::run([ $python, $verifier, $export, '--digest', $digest_file ], '>', \$stdout, '2>', \$stderr);
+like($stdout, qr/^t3: digest at id \d+ \(chain_seq \d+\): mismatch \(signature not checked\)$/m,
+    'and without the key as well (the kept hash is what counts)');
 
 # Tamper with one row (triggers off, as a superuser): both verifiers name it.
 my $victim = $node->safe_psql('postgres',

@@ -12,6 +12,7 @@ INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('fin', 
 INSERT INTO kaireon.categories (tenant_id, id, name) VALUES ('fin', 'cards', 'Cards');
 INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, cost) VALUES
     ('fin', 'o1', 'Gold', 'cards', 'active', 2.5);
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('fin', 'o1-web', 'o1', 'web', 'o1 web');
 INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config) VALUES
     ('fin', 'f-main', 'main', 'Main', true, '{"maxOffers": 1}');
 SELECT kaireon.publish_decision_flow('fin', 'main') IS NOT NULL AS published;
@@ -70,7 +71,8 @@ SELECT count(*) AS huge_models FROM kaireon.algorithm_models WHERE tenant_id = '
 -- weights within the bound, but feature values whose products overflow: no NaN, an error
 INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
   ('fin', 'big', 'Big', 'logistic_regression', '{"bias": 0, "weights": {"a": 1e100, "b": -1e100, "z": 0}}');
-SELECT kaireon.score('fin', 'big', '{"a": 1, "b": 2}') AS ordinary;
+SELECT round(kaireon.score('fin', 'big', '{"a": 2e-100, "b": 1e-100}')::numeric, 10) AS ordinary,
+       round((1 / (1 + exp(-1.0)))::numeric, 10) AS by_hand;
 SELECT kaireon.score('fin', 'big', '{"a": 1e300, "b": 1e300}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.score('fin', 'big', '{"z": 1e400}');
@@ -80,6 +82,22 @@ SELECT kaireon.explain_score('fin', 'big', '{"a": 1e300, "b": 1e300}');
 -- infinite contributions of one sign saturate: a finite score
 SELECT kaireon.score_vector('fin', 'big', ARRAY['Infinity', 0, 0]::float8[]) AS saturated;
 SELECT kaireon.score_vector('fin', 'big', ARRAY['NaN', 'NaN', 'NaN']::float8[]) AS all_missing;
+
+-- defensive: a non-finite number written around the constraint (dropped here, in a
+-- transaction rolled back) stops the configuration load instead of reading as 0 or "no budget"
+BEGIN;
+ALTER TABLE kaireon.offers DROP CONSTRAINT offers_cost_finite;
+UPDATE kaireon.offers SET cost = 'NaN' WHERE tenant_id = 'fin' AND id = 'o1';
+SELECT count(*) FROM kaireon.recommend('fin', 'cu2', 'web');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+ALTER TABLE kaireon.budget_allocations DROP CONSTRAINT budget_allocations_max_spend_finite;
+UPDATE kaireon.budget_allocations SET max_spend = 'NaN' WHERE tenant_id = 'fin' AND id = 'b-100';
+SELECT count(*) FROM kaireon.recommend('fin', 'cu2', 'web');
+ROLLBACK;
+SELECT count(*) AS constraints_back FROM pg_constraint
+ WHERE conname IN ('offers_cost_finite', 'budget_allocations_max_spend_finite');
 
 -- ---------------------------------------------------------------- every guarded column
 -- Each numeric / double precision column of kaireon's tables, on a copy of its table with

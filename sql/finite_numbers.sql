@@ -83,6 +83,14 @@ SELECT kaireon.explain_score('fin', 'big', '{"a": 1e300, "b": 1e300}');
 SELECT kaireon.score_vector('fin', 'big', ARRAY['Infinity', 0, 0]::float8[]) AS saturated;
 SELECT kaireon.score_vector('fin', 'big', ARRAY['NaN', 'NaN', 'NaN']::float8[]) AS all_missing;
 
+-- assign_variant's weights: one beyond double precision is refused naming the variant; a
+-- total that overflows fails PostgreSQL's float8 addition (22003)
+SELECT kaireon.assign_variant('fin', 'exp', 'cu1', '{"A": 1e400, "B": 1}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.assign_variant('fin', 'exp', 'cu1', '{"A": 1e308, "B": 1e308}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.assign_variant('fin', 'exp', 'cu1', '{"A": 1e300, "B": 0}') AS finite_weights;
+
 -- defensive: a non-finite number written around the constraint (dropped here, in a
 -- transaction rolled back) stops the configuration load instead of reading as 0 or "no budget"
 BEGIN;

@@ -40,7 +40,7 @@ BEGIN
                    AND a.atttypid IN ('numeric'::regtype, 'double precision'::regtype, 'real'::regtype)
                  ORDER BY a.attnum
             LOOP
-                IF length(format('%s_%s_finite', r.relname, col)) > 63 THEN
+                IF octet_length(format('%s_%s_finite', r.relname, col)) > 63 THEN
                     RAISE EXCEPTION 'constraint name %_%_finite is longer than 63 bytes', r.relname, col;
                 END IF;
                 EXECUTE format('ALTER TABLE kaireon.%I ADD CONSTRAINT %I CHECK (kaireon._is_finite(%I))',

@@ -150,6 +150,29 @@ str_field(const json_t *obj, const char *key)
 	return s ? pstrdup(s) : NULL;
 }
 
+/*
+ * A numeric column of a configuration row, or dflt when NULL.  to_jsonb writes NaN and
+ * Infinity as strings, which kj_num would read as dflt (a NaN cost as 0, a NaN budget as no
+ * budget); every such column has a <table>_<column>_finite CHECK, so this is a defensive
+ * check only (docs/schema.md, "Finite numbers").
+ */
+static double
+finite_field(const KTenantConfig *cfg, const json_t *row, const char *table, const char *key, double dflt)
+{
+	json_t	   *v = json_object_get(row, key);
+
+	if (v == NULL || json_is_null(v))
+		return dflt;
+	if (!json_is_number(v) || !isfinite(json_number_value(v)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s.%s of tenant \"%s\" (row \"%s\") is not a finite number: %s",
+						table, key, cfg->tenant_id, kj_str(row, "id") ? kj_str(row, "id") : "?",
+						json_is_string(v) ? json_string_value(v) : kj_type_name(v)),
+				 errhint("Set the column to a finite number; kaireon refuses NaN and Infinity.")));
+	return json_number_value(v);
+}
+
 /* ---- parsing pieces of configuration ---- */
 
 /* Operator name to KOp; false when unknown. */
@@ -393,11 +416,11 @@ load_offers(KTenantConfig *cfg)
 		o->sub_category_id = str_field(r, "sub_category_id");
 		o->active = strcmp(kj_str(r, "status"), "active") == 0;
 		o->priority = (int) kj_num(r, "priority", 50);
-		o->weight = kj_num(r, "weight", 100);
+		o->weight = finite_field(cfg, r, "offers", "weight", 100);
 		o->mandatory = kj_bool(r, "mandatory", false);
-		o->value = kj_num(r, "value", 0);
-		o->margin = kj_num(r, "margin", 0);
-		o->cost = kj_num(r, "cost", 0);
+		o->value = finite_field(cfg, r, "offers", "value", 0);
+		o->margin = finite_field(cfg, r, "offers", "margin", 0);
+		o->cost = finite_field(cfg, r, "offers", "cost", 0);
 		o->has_start = parse_ts(kj_str(sched, "start"), &o->start);
 		o->has_end = parse_ts(kj_str(sched, "end"), &o->end);
 		o->days_mask = days_mask(kj_array(sched, "days"));
@@ -434,7 +457,7 @@ load_creatives(KTenantConfig *cfg)
 		c->offer = offer;
 		c->channel_id = str_field(r, "channel_id");
 		c->placement_id = str_field(r, "placement_id");
-		c->weight = kj_num(r, "weight", 100);
+		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
 	}
 	cfg->ncreatives = n;
 	/* each offer's creatives (they are ordered by offer) */
@@ -971,8 +994,8 @@ load_caps(KTenantConfig *cfg)
 		c->period_key = str_field(r, "period_key");
 		c->has_max_impressions = json_is_number(json_object_get(r, "max_impressions"));
 		c->max_impressions = (int64) kj_num(r, "max_impressions", 0);
+		c->max_spend = finite_field(cfg, r, "budget_allocations", "max_spend", 0);
 		c->has_max_spend = json_is_number(json_object_get(r, "max_spend"));
-		c->max_spend = kj_num(r, "max_spend", 0);
 		c->has_max_conversions = json_is_number(json_object_get(r, "max_conversions"));
 		c->max_conversions = (int64) kj_num(r, "max_conversions", 0);
 	}

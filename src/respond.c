@@ -17,6 +17,8 @@
  */
 #include "util/json.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -24,6 +26,7 @@
 #include "storage/backendid.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -300,6 +303,12 @@ respond_one(RespondArgs *a)
 	if (a->has_rank && (a->rank < 1 || a->rank > 50))
 		bad(field_name(a, "rank", "rank"), psprintf("must be from 1 to 50, not %d", a->rank),
 			"Pass the rank kaireon.recommend returned.");
+	/* NaN and Infinity would flow into budgets, summaries and CLV (docs/recommend.md) */
+	if (a->has_value && !isfinite(a->conversion_value))
+		bad(field_name(a, "conversionValue", "conversion_value"),
+			psprintf("must be a finite number, not %s",
+					 isnan(a->conversion_value) ? "NaN" : a->conversion_value > 0 ? "Infinity" : "-Infinity"),
+			"Pass the value of the conversion as a finite number, or leave it null.");
 	if (a->context == NULL)
 		a->context = json_object();
 	if (!json_is_object(a->context))
@@ -613,7 +622,15 @@ kaireon_respond(PG_FUNCTION_ARGS)
 	a.idempotency_key = PG_ARGISNULL(7) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(7));
 	a.has_value = !PG_ARGISNULL(8);
 	if (a.has_value)
-		a.conversion_value = DatumGetFloat8(DirectFunctionCall1(numeric_float8, PG_GETARG_DATUM(8)));
+	{
+		Numeric		n = PG_GETARG_NUMERIC(8);
+
+		/* NaN and Infinity are refused in respond_one; so is what overflows a double */
+		a.conversion_value = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(n)));
+		if (!isfinite(a.conversion_value) && !numeric_is_nan(n) && !numeric_is_inf(n))
+			bad("conversion_value", "must be a finite number, not one beyond the range of double precision",
+				"Pass the value of the conversion as a finite number, or leave it null.");
+	}
 	a.context = PG_ARGISNULL(9) ? NULL : kj_from_jsonb(PG_GETARG_JSONB_P(9), "context");
 	a.has_occurred_at = !PG_ARGISNULL(10);
 	if (a.has_occurred_at)

@@ -459,6 +459,26 @@ gather_values(const KaireonModel *model, const KaireonFeatures *features, Kaireo
 	}
 }
 
+/*
+ * A model's score, refused with 22003 unless it is a finite number: no caller ever sees NaN
+ * or Infinity (docs/models.md, "Finite numbers").  Parameters are finite and bounded when a
+ * model is compiled, but a product of a parameter and a huge feature value can still
+ * overflow, and Infinity - Infinity is NaN.
+ */
+static double
+finite_score(const KaireonModel *model, double score)
+{
+	if (!isfinite(score))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("model \"%s\" of tenant \"%s\" computed a score that is not a finite number (%s)",
+						model->key, model->tenant_id,
+						isnan(score) ? "NaN" : score > 0 ? "Infinity" : "-Infinity"),
+				 errdetail("A parameter times a feature value, or their sum, overflowed double precision."),
+				 errhint("Check the magnitudes of the feature values passed and of the model's parameters; see docs/models.md.")));
+	return score;
+}
+
 /* Score a subject (see scoring.h). */
 double
 kaireon_model_score(KaireonModel *model, const KaireonFeatures *features, const char *arm)
@@ -471,7 +491,7 @@ kaireon_model_score(KaireonModel *model, const KaireonFeatures *features, const 
 	if (model->untrained)
 		elog(ERROR, "kaireon_model_score called on an untrained model");
 	gather_values(model, features, values);
-	s = model->ops->score(&model->impl, values, arm);
+	s = finite_score(model, model->ops->score(&model->impl, values, arm));
 	if (values != buf)
 		pfree(values);
 	return s;
@@ -481,7 +501,7 @@ kaireon_model_score(KaireonModel *model, const KaireonFeatures *features, const 
 double
 kaireon_model_score_values(KaireonModel *model, const KaireonValue *values)
 {
-	return model->ops->score(&model->impl, values, NULL);
+	return finite_score(model, model->ops->score(&model->impl, values, NULL));
 }
 
 /* The explanation of a score as jansson JSON (in the current context). */
@@ -493,6 +513,9 @@ model_explain_json(KaireonModel *model, const KaireonFeatures *features, const c
 
 	gather_values(model, features, values);
 	out = model->ops->explain(&model->impl, values, arm);
+	/* jansson stores no NaN or Infinity: a non-finite score leaves "score" unset */
+	finite_score(model, json_is_number(json_object_get(out, "score"))
+				 ? json_number_value(json_object_get(out, "score")) : NAN);
 	json_object_set_new(out, "model", json_string(model->key));
 	json_object_set_new(out, "modelType", json_string(model->ops->type_name));
 	json_object_set_new(out, "registryStatus", json_string(model->registry_status));
@@ -808,7 +831,7 @@ kaireon_score_array(PG_FUNCTION_ARGS)
 			values[i].kind = (nulls[i] || isnan(values[i].num)) ? KV_NULL : KV_NUMBER;
 		}
 	}
-	PG_RETURN_FLOAT8(m->ops->score(&m->impl, values, arm_arg(fcinfo, 3)));
+	PG_RETURN_FLOAT8(finite_score(m, m->ops->score(&m->impl, values, arm_arg(fcinfo, 3))));
 }
 
 /* kaireon.explain_score(tenant_id, model_key, features jsonb, arm text) */

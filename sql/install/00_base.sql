@@ -50,6 +50,23 @@ CREATE FUNCTION kaireon.validate_config(kind text, rule_type text DEFAULT NULL, 
 COMMENT ON FUNCTION kaireon.validate_config(text, text, text) IS
     'Validates a configuration document (kind qualification_rule, contact_policy or guardrail) given as JSON text: true, or 22023 naming the bad field or the JSON syntax error.';
 
+-- No NaN or Infinity where money, counts, rates or weights live (docs/schema.md, "Finite
+-- numbers"): 99_finalize.sql gives every numeric and double precision column of kaireon's
+-- tables a constraint <table>_<column>_finite calling these. A numeric is finite when a
+-- double precision can hold it (the decision engine computes in doubles), so 1e400 is
+-- refused too. NULL passes, as in any CHECK.
+CREATE FUNCTION kaireon._is_finite(value double precision) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN abs(value) < 'Infinity'::double precision;
+COMMENT ON FUNCTION kaireon._is_finite(double precision) IS
+    'Is the value a finite number (not NaN, Infinity or -Infinity)? NULL for NULL. The check of every double precision column of kaireon''s tables.';
+
+CREATE FUNCTION kaireon._is_finite(value numeric) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN abs(value) <= 1.7976931348623157e308;
+COMMENT ON FUNCTION kaireon._is_finite(numeric) IS
+    'Is the value a finite number that a double precision can hold (not NaN, Infinity, -Infinity, nor beyond 1.7976931348623157e308 in magnitude)? NULL for NULL. The check of every numeric column of kaireon''s tables.';
+
 -- The tenant root. Every tenant-scoped table references it with ON DELETE CASCADE.
 CREATE TABLE kaireon.tenants (
     id                      text NOT NULL DEFAULT gen_random_uuid()::text PRIMARY KEY

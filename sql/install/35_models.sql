@@ -455,8 +455,12 @@ BEGIN
             HINT = 'Pass both.';
     END IF;
     FOR r IN SELECT key, value FROM jsonb_each(variants) LOOP
-        IF jsonb_typeof(r.value) <> 'number' OR r.value::text::double precision < 0 THEN
-            RAISE EXCEPTION 'variant "%" has weight %, not a non-negative number', r.key, r.value
+        -- a weight beyond double precision (1e400) is refused by name here; a total that
+        -- overflows (two of 1e308) fails the float8 addition below with 22003
+        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon._is_finite(r.value::text::numeric) END) THEN
+            RAISE EXCEPTION 'variant "%" has weight %, not a non-negative finite number', r.key,
+                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
                 USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers.';
         END IF;
         v_total := v_total + r.value::text::double precision;

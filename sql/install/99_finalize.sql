@@ -8,9 +8,13 @@
 --                                    rows that triggers recreate on restore are filtered out
 --                                    (see the filters below and docs/schema.md), and a table
 --                                    registered earlier with a filter of its own keeps it
+--   * numeric / double precision  -> CONSTRAINT <table>_<column>_finite
+--     column                         CHECK (kaireon._is_finite(<column>)): no NaN, no Infinity
+--                                    (partitions inherit it from their parent)
 DO $finalize$
 DECLARE
     r           record;
+    col         name;
 BEGIN
     FOR r IN
         SELECT c.oid, c.relname, c.relkind, c.relispartition,
@@ -28,6 +32,20 @@ BEGIN
         IF r.has_tenant AND NOT r.has_policy THEN
             EXECUTE format('ALTER TABLE kaireon.%I ENABLE ROW LEVEL SECURITY', r.relname);
             EXECUTE format('CREATE POLICY tenant_isolation ON kaireon.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())', r.relname);
+        END IF;
+        IF NOT r.relispartition THEN
+            FOR col IN
+                SELECT a.attname FROM pg_attribute a
+                 WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+                   AND a.atttypid IN ('numeric'::regtype, 'double precision'::regtype, 'real'::regtype)
+                 ORDER BY a.attnum
+            LOOP
+                IF octet_length(format('%s_%s_finite', r.relname, col)) > 63 THEN
+                    RAISE EXCEPTION 'constraint name %_%_finite is longer than 63 bytes', r.relname, col;
+                END IF;
+                EXECUTE format('ALTER TABLE kaireon.%I ADD CONSTRAINT %I CHECK (kaireon._is_finite(%I))',
+                               r.relname, format('%s_%s_finite', r.relname, col), col);
+            END LOOP;
         END IF;
         IF r.has_deleted_at AND NOT r.relispartition THEN
             EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, deleted_at)', r.relname);
@@ -59,3 +77,5 @@ GRANT EXECUTE ON FUNCTION kaireon._period_end(text, timestamptz), kaireon._perio
 -- the list of summary dimensions (constants), which the BEFORE trigger of summary_definitions
 -- checks a definition against as the writing role
 GRANT EXECUTE ON FUNCTION kaireon._summary_dimensions() TO PUBLIC;
+-- the finite-number checks of every numeric column run as the writing role
+GRANT EXECUTE ON FUNCTION kaireon._is_finite(double precision), kaireon._is_finite(numeric) TO PUBLIC;

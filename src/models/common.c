@@ -103,6 +103,21 @@ model_number(const char *where, json_t *v, const char *path)
 	return d;
 }
 
+/*
+ * A JSON number that enters sums and products with feature values (logistic weights and
+ * bias, scorecard points): finite and at most KAIREON_MODEL_MAX_WEIGHT in magnitude, or
+ * 22023.  Such a parameter cannot overflow double precision with any ordinary feature value.
+ */
+double
+model_weight(const char *where, json_t *v, const char *path)
+{
+	double		d = model_number(where, v, path);
+
+	if (fabs(d) > KAIREON_MODEL_MAX_WEIGHT)
+		model_error(where, path, "must be at most %g in magnitude, not %g", KAIREON_MODEL_MAX_WEIGHT, d);
+	return d;
+}
+
 /* Numeric member key of obj, or dflt when absent and not required. */
 double
 model_get_number(const char *where, json_t *obj, const char *path, const char *key,
@@ -115,6 +130,20 @@ model_get_number(const char *where, json_t *obj, const char *path, const char *k
 		return dflt;
 	snprintf(sub, sizeof(sub), "%s%s\"%s\"", path ? path : "", path && path[0] ? "." : "", key);
 	return model_number(where, v, sub);
+}
+
+/* Weight member key of obj (see model_weight), or dflt when absent and not required. */
+double
+model_get_weight(const char *where, json_t *obj, const char *path, const char *key,
+				 bool required, double dflt)
+{
+	json_t	   *v = model_get(where, obj, path, key, JSON_REAL, required);
+	char		sub[512];
+
+	if (v == NULL)
+		return dflt;
+	snprintf(sub, sizeof(sub), "%s%s\"%s\"", path ? path : "", path && path[0] ? "." : "", key);
+	return model_weight(where, v, sub);
 }
 
 /* Refuse members of obj that are not in the NULL-terminated list allowed. */

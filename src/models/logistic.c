@@ -47,7 +47,7 @@ logistic_compile(const ModelSource *src, ModelImpl *impl)
 	static const char *const keys[] = {"bias", "weights", "training", NULL};
 
 	model_check_keys(where, src->state, "", keys);
-	lr->bias = model_get_number(where, src->state, "", "bias", true, 0);
+	lr->bias = model_get_weight(where, src->state, "", "bias", true, 0);
 	weights = model_get(where, src->state, "", "weights", JSON_OBJECT, true);
 	model_get(where, src->state, "", "training", JSON_OBJECT, false);
 	lr->terms = palloc0(sizeof(LrTerm) * Max(json_object_size(weights), 1));
@@ -74,13 +74,13 @@ logistic_compile(const ModelSource *src, ModelImpl *impl)
 
 				snprintf(lpath, sizeof(lpath), "%s.\"%.200s\"", path, level);
 				t->levels[k].level = pstrdup(level);
-				t->levels[k].weight = model_number(where, w, lpath);
+				t->levels[k].weight = model_weight(where, w, lpath);
 				k++;
 			}
 			t->nlevels = k;
 		}
 		else if (json_is_number(v))
-			t->weight = model_number(where, v, path);
+			t->weight = model_weight(where, v, path);
 		else
 			model_error(where, path, "must be a number (numeric predictor) or an object of level weights (categorical predictor), not %s",
 						kj_type_name(v));

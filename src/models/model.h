@@ -84,6 +84,14 @@ extern json_t *model_get(const char *where, json_t *obj, const char *path, const
 extern double model_number(const char *where, json_t *v, const char *path);
 extern double model_get_number(const char *where, json_t *obj, const char *path,
 							   const char *key, bool required, double dflt);
+/*
+ * a number added up or multiplied with feature values (logistic weights and bias, scorecard
+ * points): finite and at most this in magnitude (docs/models.md, "Finite numbers")
+ */
+#define KAIREON_MODEL_MAX_WEIGHT 1e100
+extern double model_weight(const char *where, json_t *v, const char *path);
+extern double model_get_weight(const char *where, json_t *obj, const char *path,
+							   const char *key, bool required, double dflt);
 /* refuse members of obj outside allowed (NULL-terminated) */
 extern void model_check_keys(const char *where, json_t *obj, const char *path,
 							 const char *const *allowed);

@@ -85,7 +85,7 @@ scorecard_compile(const ModelSource *src, ModelImpl *impl)
 	static const char *const rule_keys[] = {"name", "feature", "operator", "value", "points", NULL};
 
 	model_check_keys(where, src->state, "", keys);
-	sc->base = model_get_number(where, src->state, "", "baseScore", false, 0);
+	sc->base = model_get_weight(where, src->state, "", "baseScore", false, 0);
 	v = model_get(where, src->state, "", "normalization", JSON_STRING, false);
 	if (v && strcmp(json_string_value(v), "linear") == 0)
 		sc->linear = true;
@@ -120,7 +120,7 @@ scorecard_compile(const ModelSource *src, ModelImpl *impl)
 		if (op_names[k] == NULL)
 			model_error(where, path, "field \"operator\" must be one of eq, neq, gt, gte, lt, lte, in, not_in, contains, starts_with, exists, not_exists, not \"%s\"", op);
 		rule->op = (ScOp) k;
-		rule->points = model_get_number(where, r, path, "points", true, 0);
+		rule->points = model_get_weight(where, r, path, "points", true, 0);
 		v = json_object_get(r, "value");
 		if (rule->op == OP_EXISTS || rule->op == OP_NOT_EXISTS)
 			;

@@ -118,10 +118,11 @@ model_weight(const char *where, json_t *v, const char *path)
 	return d;
 }
 
-/* Numeric member key of obj, or dflt when absent and not required. */
-double
-model_get_number(const char *where, json_t *obj, const char *path, const char *key,
-				 bool required, double dflt)
+/* Numeric member key of obj read by convert (model_number or model_weight), or dflt when absent and not required. */
+static double
+get_numeric_member(const char *where, json_t *obj, const char *path, const char *key,
+				   bool required, double dflt,
+				   double (*convert) (const char *, json_t *, const char *))
 {
 	json_t	   *v = model_get(where, obj, path, key, JSON_REAL, required);
 	char		sub[512];
@@ -129,7 +130,15 @@ model_get_number(const char *where, json_t *obj, const char *path, const char *k
 	if (v == NULL)
 		return dflt;
 	snprintf(sub, sizeof(sub), "%s%s\"%s\"", path ? path : "", path && path[0] ? "." : "", key);
-	return model_number(where, v, sub);
+	return convert(where, v, sub);
+}
+
+/* Numeric member key of obj, or dflt when absent and not required. */
+double
+model_get_number(const char *where, json_t *obj, const char *path, const char *key,
+				 bool required, double dflt)
+{
+	return get_numeric_member(where, obj, path, key, required, dflt, model_number);
 }
 
 /* Weight member key of obj (see model_weight), or dflt when absent and not required. */
@@ -137,13 +146,7 @@ double
 model_get_weight(const char *where, json_t *obj, const char *path, const char *key,
 				 bool required, double dflt)
 {
-	json_t	   *v = model_get(where, obj, path, key, JSON_REAL, required);
-	char		sub[512];
-
-	if (v == NULL)
-		return dflt;
-	snprintf(sub, sizeof(sub), "%s%s\"%s\"", path ? path : "", path && path[0] ? "." : "", key);
-	return model_weight(where, v, sub);
+	return get_numeric_member(where, obj, path, key, required, dflt, model_weight);
 }
 
 /* Refuse members of obj that are not in the NULL-terminated list allowed. */

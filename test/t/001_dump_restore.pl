@@ -2,6 +2,9 @@
 # identical row counts in every kaireon table and tenant data table, policies included.
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use KaireonCensus;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -19,17 +22,8 @@ is($rc, 0, 'demo tenant loads') or diag($err);
 
 # Row counts of every table of schema kaireon and of the tenant data schemas, and the
 # policies, as one text block to compare.
-my $census = q{
-    SELECT string_agg(format('%s.%s=%s', n.nspname, c.relname,
-               (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text),
-           E'\n' ORDER BY n.nspname, c.relname)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE (n.nspname = 'kaireon' OR n.nspname LIKE 'kaireon\_t\_%') AND c.relkind IN ('r', 'v')
-};
-my $policies = q{
-    SELECT string_agg(format('%s.%s', polrelid::regclass, polname), E'\n' ORDER BY polrelid::regclass::text, polname)
-      FROM pg_policy
-};
+my $census = census_sql();
+my $policies = policies_sql();
 my $before = $node->safe_psql('src', $census);
 my $policies_before = $node->safe_psql('src', $policies);
 like($before, qr/kaireon\.offers=7/, 'offers counted before the dump');

@@ -10,6 +10,9 @@
 # constraints with -j 2) restores every row and policy, and the restored database works.
 use strict;
 use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use KaireonCensus;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -34,17 +37,8 @@ $node->safe_psql('src', q{
       FROM kaireon.interaction_history;
 });
 
-my $census = q{
-    SELECT string_agg(format('%s.%s=%s', n.nspname, c.relname,
-               (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM ONLY %I.%I', n.nspname, c.relname), false, true, '')))[1]::text),
-           E'\n' ORDER BY n.nspname, c.relname)
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE (n.nspname = 'kaireon' OR n.nspname LIKE 'kaireon\_t\_%') AND c.relkind IN ('r', 'v')
-};
-my $policies = q{
-    SELECT string_agg(format('%s.%s', polrelid::regclass, polname), E'\n' ORDER BY polrelid::regclass::text, polname)
-      FROM pg_policy
-};
+my $census = census_sql();
+my $policies = policies_sql();
 my $before = $node->safe_psql('src', $census);
 my $policies_before = $node->safe_psql('src', $policies);
 is($node->safe_psql('src', q{SELECT count(DISTINCT tableoid) >= 2 AND bool_and(tableoid::regclass::text ~ '_p\d{4}_\d{2}$')

@@ -56,3 +56,6 @@ REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA kaireon FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon.current_tenant_id(), kaireon.version() TO PUBLIC;
 -- pure calendar helpers that recommend's and respond's queries call as the caller
 GRANT EXECUTE ON FUNCTION kaireon._period_end(text, timestamptz), kaireon._period_key(text, timestamptz) TO PUBLIC;
+
+-- The role a tenant's stored SQL runs as, and its read access (90_roles.sql, src/confine.c).
+SELECT kaireon._grant_confined_role();

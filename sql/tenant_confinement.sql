@@ -200,6 +200,12 @@ ALTER ROLE kaireon_confined NOBYPASSRLS;
 GRANT regress_cf_admin TO kaireon_confined;
 SELECT t.* FROM public.cf_try('superuser') t;
 REVOKE regress_cf_admin FROM kaireon_confined;
+GRANT kaireon_confined TO regress_cf_app;
+SELECT t.* FROM public.cf_try('superuser') t;
+REVOKE kaireon_confined FROM regress_cf_app;
+ALTER ROLE kaireon_confined LOGIN;
+SELECT t.* FROM public.cf_try('superuser') t;
+ALTER ROLE kaireon_confined NOLOGIN;
 SELECT t.* FROM public.cf_try('superuser') t;
 -- were EXECUTE on a privileged kaireon function ever granted to it, kaireon's tenant check
 -- still refuses any tenant but the run's (the outer user, a superuser here, does not count)

@@ -24,8 +24,9 @@
  *	   pg_catalog, kaireon_t_<slug>, pg_temp and row_security on; every
  *	   setting the stored SQL changes is rolled back when fn returns.
  *
- * The role is checked on every use: if someone made it a superuser or
- * BYPASSRLS, or granted it membership in another role, nothing runs (42501).
+ * The role is checked on every use: if someone made it a superuser,
+ * BYPASSRLS, CREATEROLE, REPLICATION or LOGIN, granted it membership in
+ * another role or another role membership in it, nothing runs (42501).
  * fn must run its queries read-only (SPI read_only) and finish them before it
  * returns (no cursor may outlive the confinement).  On error the transaction
  * or subtransaction abort restores the user id and the settings; the
@@ -150,9 +151,15 @@ confined_role(void)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "kaireon: cache lookup failed for role %u", role);
 	form = (Form_pg_authid) GETSTRUCT(tup);
-	risky = form->rolsuper || form->rolbypassrls || form->rolcreaterole || form->rolreplication;
+	risky = form->rolsuper || form->rolbypassrls || form->rolcreaterole || form->rolreplication ||
+		form->rolcanlogin;
 	ReleaseSysCache(tup);
+	/* member of no role (it would inherit more), and no role a member of it (could SET ROLE to it) */
 	memberships = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+	if (memberships->n_members > 0)
+		risky = true;
+	ReleaseSysCacheList(memberships);
+	memberships = SearchSysCacheList1(AUTHMEMROLEMEM, ObjectIdGetDatum(role));
 	if (memberships->n_members > 0)
 		risky = true;
 	ReleaseSysCacheList(memberships);
@@ -160,8 +167,8 @@ confined_role(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role \"%s\" has more rights than a tenant's stored SQL may run with", CONFINED_ROLE),
-				 errhint("It must be NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOREPLICATION and a member of no role; "
-						 "fix it with ALTER ROLE and REVOKE.")));
+				 errhint("It must be NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOREPLICATION, a member of no role "
+						 "and have no members; fix it with ALTER ROLE and REVOKE.")));
 	return role;
 }
 

@@ -137,12 +137,6 @@ SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
 -- a SECURITY DEFINER helper of kaireon
 SELECT public.cf_store('SELECT x ->> ''subjectId'' FROM kaireon.dsar_export(''cfb'', ''b-secret-customer'') x');
 SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
--- switching the tenant or the role from inside the query
-SELECT public.cf_store('SELECT o.id FROM (SELECT set_config(''kaireon.tenant_id'', ''cfb'', false)) s, kaireon.offers o');
-SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
-SELECT public.cf_store('SELECT set_config(''role'', ''regress_cf_admin'', false)');
-SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
-SELECT current_setting('kaireon.tenant_id') AS tenant_after, current_user = session_user AS role_unchanged;
 
 -- ---------------------------------------------------------------------------------------
 -- 3. Writing and granting
@@ -171,6 +165,12 @@ SELECT t.* FROM public.cf_callers c,
        public.cf_try(c.caller, sim => true, q => 'SELECT nextval(''kaireon.config_version_seq'')::text') t ORDER BY c.n;
 SELECT t.* FROM public.cf_callers c,
        public.cf_try(c.caller, sim => true, q => 'SELECT pg_catalog.pg_read_file(''postgresql.conf'')') t ORDER BY c.n;
+-- switching the tenant or the role from inside the query
+SELECT public.cf_store('SELECT o.id FROM (SELECT set_config(''kaireon.tenant_id'', ''cfb'', false)) s, kaireon.offers o');
+SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
+SELECT public.cf_store('SELECT set_config(''role'', ''regress_cf_admin'', false)');
+SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
+SELECT current_setting('kaireon.tenant_id') AS tenant_after, current_user = session_user AS role_unchanged;
 SELECT * FROM public.cf_damage();
 
 -- ---------------------------------------------------------------------------------------

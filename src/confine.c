@@ -6,7 +6,11 @@
  *
  * Protocol.  kaireon_check_stored_select() parses the text alone and accepts
  * exactly one plain SELECT (no INTO, no FOR UPDATE/SHARE, no data-modifying
- * WITH); the caller then splices it into its own query.
+ * WITH), when the text is written (kaireon._stored_select_trigger on
+ * runs.customer_query) and again before it runs; the caller then splices it
+ * into its own query.  Inside fn, kaireon_confined_cursor() opens that query
+ * as a read-only cursor after refusing any relation of another tenant's data
+ * schema (directly or through views).
  * kaireon_run_confined(tenant, fn, arg) runs fn the way PostgreSQL runs index
  * expressions and ANALYZE functions of another role's table:
  *

@@ -25,5 +25,12 @@ extern void kaireon_session_reserve_prefix(void);
 /* session.c: the tenant a session acts for */
 extern const char *kaireon_current_tenant(void);
 extern void kaireon_check_tenant_access(const char *tenant_id);
+extern const char *kaireon_confine_tenant(const char *tenant_id);
+
+/* confine.c: running a tenant's stored SQL with no more rights than the tenant */
+typedef void (*KConfinedFn) (void *arg);
+extern void kaireon_check_stored_select(const char *sql, const char *what);
+extern void kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg);
+extern struct PortalData *kaireon_confined_cursor(const char *name, const char *sql);
 
 #endif							/* KAIREON_H */

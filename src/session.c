@@ -38,6 +38,13 @@
  * Functions that run as their owner (SECURITY DEFINER) call
  * kaireon_check_tenant_access() so they apply the same rule to the calling
  * role.
+ *
+ * While a tenant's stored SQL runs (confine.c), the session is confined to
+ * that tenant, before any pin: kaireon.current_tenant_id() answers it whatever
+ * the settings say, kaireon.tenant_id cannot be changed, and
+ * kaireon_check_tenant_access() refuses every other tenant whoever the outer
+ * user is (a superuser's campaign must not lend its rights to the tenant's
+ * query).
  */
 #include "postgres.h"
 
@@ -71,6 +78,9 @@ static char *kaireon_tenant_id = NULL;
 static char *kaireon_pinned_tenant_id = NULL;
 static char *kaireon_user_id = NULL;
 static char *kaireon_request_id = NULL;
+
+/* The tenant a running stored query is confined to (confine.c), or NULL. */
+static const char *kaireon_confined_tenant = NULL;
 
 PG_FUNCTION_INFO_V1(kaireon_current_tenant_id);
 PG_FUNCTION_INFO_V1(kaireon_assert_tenant_access);
@@ -474,6 +484,14 @@ check_tenant_id(char **newval, void **extra, GucSource source)
 {
 	SessionPin	sp;
 
+	if (kaireon_confined_tenant != NULL)
+	{
+		GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+		GUC_check_errmsg("kaireon.tenant_id cannot change while the stored SQL of tenant \"%s\" runs",
+						 kaireon_confined_tenant);
+		GUC_check_errhint("A tenant's stored query runs confined to its tenant.");
+		return false;
+	}
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
 	if (strlen(*newval) > 200)
@@ -563,11 +581,26 @@ kaireon_session_reserve_prefix(void)
 }
 
 /*
- * The tenant this session acts for: its pinned tenant, else kaireon.tenant_id,
- * else NULL.  Raises 42501 when the session is pinned to two tenants, or when
- * kaireon.tenant_id names another tenant than the pinned one (it was set
- * before a SET ROLE or SET SESSION AUTHORIZATION to a pinned role).  The
- * result stays valid until the settings change.
+/*
+ * Confine the session to tenant_id while a tenant's stored SQL runs (NULL:
+ * end it).  Returns the previous confinement, for nesting.
+ */
+const char *
+kaireon_confine_tenant(const char *tenant_id)
+{
+	const char *prev = kaireon_confined_tenant;
+
+	kaireon_confined_tenant = tenant_id;
+	return prev;
+}
+
+/*
+ * The tenant this session acts for: the tenant of a running stored query,
+ * else its pinned tenant, else kaireon.tenant_id, else NULL.  Raises 42501
+ * when the session is pinned to two tenants, or when kaireon.tenant_id names
+ * another tenant than the pinned one (it was set before a SET ROLE or SET
+ * SESSION AUTHORIZATION to a pinned role).  The result stays valid until the
+ * settings change.
  */
 const char *
 kaireon_current_tenant(void)
@@ -575,6 +608,8 @@ kaireon_current_tenant(void)
 	SessionPin	sp;
 	const char *requested = (kaireon_tenant_id != NULL && kaireon_tenant_id[0] != '\0') ? kaireon_tenant_id : NULL;
 
+	if (kaireon_confined_tenant != NULL)
+		return kaireon_confined_tenant;
 	session_pin(&sp);
 	if (sp.tenant == NULL)
 		return requested;
@@ -593,6 +628,16 @@ kaireon_check_tenant_access(const char *tenant_id)
 	Oid			caller = GetOuterUserId();
 	const char *current;
 
+	if (kaireon_confined_tenant != NULL)
+	{
+		if (strcmp(kaireon_confined_tenant, tenant_id) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for tenant \"%s\": the stored SQL of tenant \"%s\" is running",
+							tenant_id, kaireon_confined_tenant),
+					 errhint("A tenant's stored query runs confined to its tenant.")));
+		return;
+	}
 	if (superuser_arg(caller) || has_bypassrls_privilege(caller))
 		return;
 	current = kaireon_current_tenant();

@@ -204,10 +204,17 @@ BEGIN
                            p_schema, p_relation, g.role_name);
         END IF;
     END LOOP;
+    -- a tenant's stored SQL reads its data tables and segment views (docs/arbitration.md)
+    IF to_regrole('kaireon_confined') IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO kaireon_confined', p_schema);
+        IF p_relation IS NOT NULL THEN
+            EXECUTE format('GRANT SELECT ON %I.%I TO kaireon_confined', p_schema, p_relation);
+        END IF;
+    END IF;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon._apply_role_grants(text, text) IS
-    'Internal: grants the roles in kaireon.role_grants their access to a tenant data schema and one of its relations.';
+    'Internal: grants the roles in kaireon.role_grants their access to a tenant data schema and one of its relations, and kaireon_confined (a tenant''s stored SQL) SELECT on it.';
 
 CREATE FUNCTION kaireon.publish_data_schema(tenant_id text, schema_id text) RETURNS text
     LANGUAGE plpgsql

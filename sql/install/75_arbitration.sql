@@ -15,6 +15,15 @@ CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF weights ON kaireon.arb
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('arbitration_profile', '', 'weights');
 CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF volume_constraints ON kaireon.runs
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('run_volume_constraints', '', 'volume_constraints');
+-- A campaign's customer query is one plain SELECT, checked when written (and again when it
+-- runs, confined to the tenant: src/confine.c).
+CREATE FUNCTION kaireon._stored_select_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_stored_select_trigger'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon._stored_select_trigger() IS
+    'Internal: BEFORE INSERT OR UPDATE row trigger refusing (22023) a value of the column named by its argument that is not exactly one plain SELECT (no INTO, FOR UPDATE/SHARE or data-modifying WITH); a syntax error is 42601.';
+CREATE TRIGGER check_customer_query BEFORE INSERT OR UPDATE OF customer_query ON kaireon.runs
+    FOR EACH ROW EXECUTE FUNCTION kaireon._stored_select_trigger('customer_query');
 
 -- recommend compiles the active cross-offer constraints (per-response caps, dual prices):
 -- a change renews the tenant's configuration version like every other configuration table.

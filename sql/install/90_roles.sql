@@ -104,6 +104,8 @@ BEGIN
                        CASE p_access WHEN 'readonly' THEN 'SELECT' WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
                                      ELSE 'ALL' END, v_nsp, v_role);
     END LOOP;
+    -- (after an extension upgrade, new tables for the stored-SQL role too)
+    PERFORM kaireon._grant_confined_role();
 END
 $fn$;
 COMMENT ON FUNCTION kaireon._grant_role(regrole, text) IS
@@ -194,3 +196,54 @@ CREATE FUNCTION kaireon.unpin_role(role regrole) RETURNS boolean
     END;
 COMMENT ON FUNCTION kaireon.unpin_role(regrole) IS
     'Removes the tenant pin of a role (superuser or BYPASSRLS admin); true if it had one. A pin set with ALTER ROLE ... SET kaireon.pinned_tenant_id is removed with ALTER ROLE ... RESET.';
+
+-- The role a tenant's stored SQL runs as (a campaign's customer query, a segment's view), whoever
+-- calls: src/confine.c switches to it with row level security pinned to the run's tenant
+-- (docs/arbitration.md, "Stored SQL runs confined"). Roles are cluster-wide: every database
+-- with kaireon shares it, each granting it its own tables.
+CREATE FUNCTION kaireon._confined_tables() RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- tenant tables under row level security, except those holding secrets or credentials
+    SELECT c.oid::regclass FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND c.relrowsecurity
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+       AND c.relname NOT IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'connectors', 'content_sources',
+                             'audit_logs', 'audit_chain_heads', 'role_grants', 'tenant_schemas', 'dsar_requests')
+     ORDER BY 1
+$fn$;
+COMMENT ON FUNCTION kaireon._confined_tables() IS
+    'Internal: the kaireon tables the role kaireon_confined (a tenant''s stored SQL) may read: tenant tables under row level security, without those holding secrets, credentials, the audit log, data subject requests and kaireon''s bookkeeping.';
+
+CREATE FUNCTION kaireon._grant_confined_role() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_rel       regclass;
+    v_nsp       text;
+BEGIN
+    IF to_regrole('kaireon_confined') IS NULL THEN
+        BEGIN
+            CREATE ROLE kaireon_confined NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;   -- created meanwhile by another database's CREATE EXTENSION
+        END;
+    END IF;
+    COMMENT ON ROLE kaireon_confined IS
+        'kaireon: the role a tenant''s stored SQL runs as (read-only, row level security pinned to the tenant); never grant it more, nor log in with it.';
+    EXECUTE 'GRANT USAGE ON SCHEMA kaireon TO kaireon_confined';
+    -- the campaign's sample order (a pure hash) is computed in the confined query
+    EXECUTE 'GRANT EXECUTE ON FUNCTION kaireon.fnv1a(text) TO kaireon_confined';
+    FOR v_rel IN SELECT * FROM kaireon._confined_tables() LOOP
+        EXECUTE format('GRANT SELECT ON %s TO kaireon_confined', v_rel);
+    END LOOP;
+    FOR v_nsp IN SELECT schema_name FROM kaireon.tenant_schemas WHERE to_regnamespace(quote_ident(schema_name)) IS NOT NULL LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO kaireon_confined', v_nsp);
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO kaireon_confined', v_nsp);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon._grant_confined_role() IS
+    'Internal: creates the role kaireon_confined if missing (NOLOGIN, not superuser, not BYPASSRLS) and grants it SELECT on kaireon._confined_tables() and the tenant data schemas and EXECUTE on kaireon.fnv1a (the sample order); run by CREATE EXTENSION and by every kaireon.grant_*_role.';

@@ -107,6 +107,7 @@ typedef struct Campaign
 				ms_write;
 	int64		decisions;
 	char	   *campaign_run_id;
+	char	   *customers_query;	/* the SQL listing the customers */
 } Campaign;
 
 /* Milliseconds since a start time. */
@@ -204,11 +205,8 @@ prepare(Campaign *cp)
 				 errmsg("campaign %s has neither a segment nor a customer query",
 						spec->run_id ? spec->run_id : "simulation"),
 				 errhint("Set runs.segment_id or runs.customer_query.")));
-	if (spec->customer_query != NULL && strchr(spec->customer_query, ';') != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the campaign's customer query must be one SELECT without \";\""),
-				 errhint("Write a single query whose first column is the customer id.")));
+	if (spec->customer_query != NULL)
+		kaireon_check_stored_select(spec->customer_query, "the campaign's customer query");
 	if (spec->segment_id != NULL && kaireon_find_segment(cfg, spec->segment_id) < 0)
 		unknown(psprintf("segment \"%s\" of the campaign does not exist for tenant \"%s\"",
 						 spec->segment_id, cfg->tenant_id),
@@ -249,7 +247,8 @@ customers_sql(const Campaign *cp)
 
 	if (spec->customer_query != NULL)
 	{
-		source = psprintf("SELECT DISTINCT x.c::text AS c FROM (%s) AS x(c) WHERE x.c IS NOT NULL",
+		/* (a newline ends a trailing -- comment; the text parsed alone as one SELECT) */
+		source = psprintf("SELECT DISTINCT x.c::text AS c FROM (%s\n) AS x(c) WHERE x.c IS NOT NULL",
 						  spec->customer_query);
 	}
 	else
@@ -342,13 +341,49 @@ score_customer(Campaign *cp, const char *customer_id, MemoryContext percall,
 	MemoryContextReset(percall);
 }
 
-/* Walk the customers with a cursor; score each. */
+/*
+ * List the campaign's customers: runs the customer query or reads the
+ * segment's view, confined to the tenant (kaireon_run_confined: the tenant
+ * stored that SQL), and keeps every id.
+ */
+static void
+list_customers(void *arg)
+{
+	Campaign   *cp = (Campaign *) arg;
+	MemoryContext mine = CurrentMemoryContext;
+	Portal		portal;
+
+	portal = kaireon_confined_cursor("kaireon_campaign_customers", cp->customers_query);
+	for (;;)
+	{
+		SPITupleTable *tt;
+
+		SPI_cursor_fetch(portal, true, CAMPAIGN_FETCH);
+		MemoryContextSwitchTo(mine);
+		tt = SPI_tuptable;
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			char	   *id = SPI_getvalue(tt->vals[r], tt->tupdesc, 1);
+
+			CHECK_FOR_INTERRUPTS();
+			keep_customer(cp, id);
+			pfree(id);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextSwitchTo(mine);
+}
+
+/* List the customers (confined to the tenant), then score each. */
 static void
 collect(Campaign *cp)
 {
 	KTenantConfig *cfg = cp->cfg;
 	int			npairs = cfg->noffers * cp->nch;
-	Portal		portal;
+	MemoryContext mine = CurrentMemoryContext;
 	MemoryContext percall = AllocSetContextCreate(CurrentMemoryContext, "kaireon campaign customer",
 												  ALLOCSET_DEFAULT_SIZES);
 	int			maxn = Max(npairs, 1);
@@ -356,7 +391,6 @@ collect(Campaign *cp)
 	double	   *value = palloc(sizeof(double) * maxn);
 	bool	   *forced = palloc(sizeof(bool) * maxn);
 	int32	   *tag = palloc(sizeof(int32) * maxn);
-	char	   *sql = customers_sql(cp);
 
 	karb_problem_init(&cp->prob, cp->spec->max_offers, npairs, cp->nglobal, cp->nresp);
 	for (int q = 0; q < npairs; q++)
@@ -378,35 +412,15 @@ collect(Campaign *cp)
 	for (int r = 0; r < cp->nresp; r++)
 		cp->prob.rcap[r] = cp->set->items[cp->resp[r]].per_response;
 
-	portal = SPI_cursor_open_with_args("kaireon_campaign_customers", sql, 0, NULL, NULL, NULL, true, 0);
-	MemoryContextSwitchTo(percall->parent);
-	for (;;)
+	cp->customers_query = customers_sql(cp);
+	MemoryContextSwitchTo(mine);
+	kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
+	MemoryContextSwitchTo(mine);
+	for (int64 i = 0; i < cp->ncustomers; i++)
 	{
-		SPITupleTable *tt;
-		uint64		got;
-		char	  **ids;
-		MemoryContext batch = CurrentMemoryContext;
-
-		SPI_cursor_fetch(portal, true, CAMPAIGN_FETCH);
-		MemoryContextSwitchTo(batch);
-		got = SPI_processed;
-		tt = SPI_tuptable;
-		if (got == 0)
-			break;
-		ids = palloc(sizeof(char *) * got);
-		for (uint64 r = 0; r < got; r++)
-			ids[r] = SPI_getvalue(tt->vals[r], tt->tupdesc, 1);
-		SPI_freetuptable(tt);
-		for (uint64 r = 0; r < got; r++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			keep_customer(cp, ids[r]);
-			score_customer(cp, ids[r], percall, pair, value, forced, tag);
-			pfree(ids[r]);
-		}
-		pfree(ids);
+		CHECK_FOR_INTERRUPTS();
+		score_customer(cp, cp->customers[i], percall, pair, value, forced, tag);
 	}
-	SPI_cursor_close(portal);
 	MemoryContextDelete(percall);
 }
 

@@ -1,0 +1,284 @@
+/*
+ * confine.c
+ *	  Running SQL a tenant stored (a campaign's customer query, the view of a
+ *	  published segment) with no more rights than that tenant, whoever calls
+ *	  (docs/arbitration.md, "Stored SQL runs confined").
+ *
+ * Protocol.  kaireon_check_stored_select() parses the text alone and accepts
+ * exactly one plain SELECT (no INTO, no FOR UPDATE/SHARE, no data-modifying
+ * WITH), when the text is written (kaireon._stored_select_trigger on
+ * runs.customer_query) and again before it runs; the caller then splices it
+ * into its own query.  Inside fn, kaireon_confined_cursor() opens that query
+ * as a read-only cursor after refusing any relation of another tenant's data
+ * schema (directly or through views).
+ * kaireon_run_confined(tenant, fn, arg) runs fn the way PostgreSQL runs index
+ * expressions and ANALYZE functions of another role's table:
+ *
+ *	 - as the role kaireon_confined (created by the extension: NOLOGIN, not a
+ *	   superuser, not BYPASSRLS, member of no role, SELECT on the tenant tables
+ *	   that row level security covers except those holding secrets, EXECUTE on
+ *	   no kaireon function but the public ones), switched with
+ *	   SetUserIdAndSecContext and SECURITY_RESTRICTED_OPERATION (no SET ROLE,
+ *	   no SET SESSION AUTHORIZATION, no temporary objects);
+ *	 - with the session confined to the tenant (session.c):
+ *	   kaireon.current_tenant_id() answers it, so row level security shows
+ *	   that tenant's rows only; kaireon.tenant_id cannot change; kaireon
+ *	   functions refuse every other tenant;
+ *	 - in a new GUC nesting level with search_path pinned to
+ *	   pg_catalog, kaireon_t_<slug>, pg_temp and row_security on; every
+ *	   setting the stored SQL changes is rolled back when fn returns.
+ *
+ * The role is checked on every use: if someone made it a superuser,
+ * BYPASSRLS, CREATEROLE, REPLICATION or LOGIN, granted it membership in
+ * another role or another role membership in it, nothing runs (42501).
+ * fn must run its queries read-only (SPI read_only) and finish them before it
+ * returns (no cursor may outlive the confinement).  On error the transaction
+ * or subtransaction abort restores the user id and the settings; the
+ * confinement of the session is ended here.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/catcache.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/syscache.h"
+
+#include "util/spi.h"
+#include "kaireon.h"
+
+PG_FUNCTION_INFO_V1(kaireon_stored_select_trigger);
+
+/* The role stored SQL runs as. */
+#define CONFINED_ROLE "kaireon_confined"
+
+/* While confined: the tenant and its data schema (kaireon_t_<slug>). */
+static const char *confined_tenant = NULL;
+static const char *confined_schema = NULL;
+
+/*
+ * Refuse (22023) unless sql is exactly one plain SELECT: what stores it is
+ * named by what ("the campaign's customer query").  A syntax error is
+ * reported as the parser's (42601).
+ */
+void
+kaireon_check_stored_select(const char *sql, const char *what)
+{
+	List	   *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	SelectStmt *sel;
+	ListCell   *lc;
+
+	if (list_length(stmts) != 1 || !IsA(((RawStmt *) linitial(stmts))->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be one SELECT statement, not %d statement%s%s", what, list_length(stmts),
+						list_length(stmts) == 1 ? "" : "s",
+						list_length(stmts) == 1 ? " of another kind" : ""),
+				 errhint("Write a single SELECT whose first column is the customer id.")));
+	sel = (SelectStmt *) ((RawStmt *) linitial(stmts))->stmt;
+	if (sel->intoClause != NULL || sel->lockingClause != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a plain SELECT, without %s", what,
+						sel->intoClause != NULL ? "INTO" : "FOR UPDATE or FOR SHARE"),
+				 errhint("Stored SQL only reads.")));
+	if (sel->withClause != NULL)
+		foreach(lc, sel->withClause->ctes)
+		{
+			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+
+			if (!IsA(cte->ctequery, SelectStmt))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s must be a plain SELECT: its WITH query \"%s\" modifies data", what, cte->ctename),
+						 errhint("Stored SQL only reads.")));
+		}
+}
+
+/*
+ * kaireon._stored_select_trigger(column): BEFORE INSERT OR UPDATE row trigger
+ * refusing a value of the text column that is not one plain SELECT, when it
+ * is written rather than when it runs.
+ */
+Datum
+kaireon_stored_select_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	int			attno;
+	bool		isnull;
+	Datum		value;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || td->tg_trigger->tgnargs != 1)
+		elog(ERROR, "kaireon: _stored_select_trigger must be a BEFORE row trigger with the column as argument");
+	desc = RelationGetDescr(td->tg_relation);
+	tup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	attno = SPI_fnumber(desc, td->tg_trigger->tgargs[0]);
+	if (attno <= 0)
+		elog(ERROR, "kaireon: _stored_select_trigger: no column \"%s\"", td->tg_trigger->tgargs[0]);
+	value = SPI_getbinval(tup, desc, attno, &isnull);
+	if (!isnull)
+		kaireon_check_stored_select(TextDatumGetCString(value),
+									psprintf("%s.%s", RelationGetRelationName(td->tg_relation),
+											 td->tg_trigger->tgargs[0]));
+	return PointerGetDatum(tup);
+}
+
+/* The confined role's oid, after checking it has no more rights than it was created with. */
+static Oid
+confined_role(void)
+{
+	Oid			role = get_role_oid(CONFINED_ROLE, true);
+	HeapTuple	tup;
+	Form_pg_authid form;
+	bool		risky;
+	CatCList   *memberships;
+
+	if (!OidIsValid(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" does not exist, so a tenant's stored SQL cannot run", CONFINED_ROLE),
+				 errhint("As a superuser, run SELECT kaireon._grant_confined_role() (CREATE EXTENSION creates it).")));
+	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "kaireon: cache lookup failed for role %u", role);
+	form = (Form_pg_authid) GETSTRUCT(tup);
+	risky = form->rolsuper || form->rolbypassrls || form->rolcreaterole || form->rolreplication ||
+		form->rolcanlogin;
+	ReleaseSysCache(tup);
+	/* member of no role (it would inherit more), and no role a member of it (could SET ROLE to it) */
+	memberships = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+	if (memberships->n_members > 0)
+		risky = true;
+	ReleaseSysCacheList(memberships);
+	memberships = SearchSysCacheList1(AUTHMEMROLEMEM, ObjectIdGetDatum(role));
+	if (memberships->n_members > 0)
+		risky = true;
+	ReleaseSysCacheList(memberships);
+	if (risky)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" has more rights than a tenant's stored SQL may run with", CONFINED_ROLE),
+				 errhint("It must be NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOREPLICATION, a member of no role "
+						 "and have no members; fix it with ALTER ROLE and REVOKE.")));
+	return role;
+}
+
+/* The name of a tenant's data schema, kaireon_t_<slug> (42704 for an unknown tenant). */
+static char *
+tenant_schema(const char *tenant_id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	char	   *slug = NULL;
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	if (kspi_execute_with_args("SELECT t.slug FROM kaireon.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1",
+							   1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the tenant failed");
+	if (SPI_processed == 1)
+		slug = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (slug == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", tenant_id),
+				 errhint("Insert it into kaireon.tenants first.")));
+	return psprintf("kaireon_t_%s", slug);
+}
+
+/*
+ * Run fn(arg) as kaireon_confined, confined to tenant_id (see the file
+ * header).  Must be called inside an SPI connection.
+ */
+void
+kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg)
+{
+	Oid			role = confined_role();
+	char	   *schema = tenant_schema(tenant_id);
+	char	   *path = psprintf("pg_catalog, %s, pg_temp", quote_identifier(schema));
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	const char *volatile prev_tenant;
+	const char *volatile prev_ctenant = confined_tenant;
+	const char *volatile prev_cschema = confined_schema;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("row_security", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	prev_tenant = kaireon_confine_tenant(tenant_id);
+	confined_tenant = tenant_id;
+	confined_schema = schema;
+	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		kaireon_confine_tenant(prev_tenant);
+		confined_tenant = prev_ctenant;
+		confined_schema = prev_cschema;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	/* roll back every setting the stored SQL changed, then become the caller again */
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	kaireon_confine_tenant(prev_tenant);
+	confined_tenant = prev_ctenant;
+	confined_schema = prev_cschema;
+}
+
+/*
+ * Open a read-only cursor on sql inside kaireon_run_confined, after refusing
+ * (42501) a query that names a relation of another tenant's data schema
+ * (directly or through a view; row level security would show it no rows
+ * anyway).
+ */
+Portal
+kaireon_confined_cursor(const char *name, const char *sql)
+{
+	SPIPlanPtr	plan;
+	ListCell   *lc,
+			   *lr;
+
+	if (confined_schema == NULL)
+		elog(ERROR, "kaireon: kaireon_confined_cursor called outside kaireon_run_confined");
+	plan = SPI_prepare(sql, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "kaireon: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *ps = (CachedPlanSource *) lfirst(lc);
+
+		foreach(lr, ps->relationOids)
+		{
+			Oid			rel = lfirst_oid(lr);
+			char	   *nsp = get_namespace_name(get_rel_namespace(rel));
+
+			if (nsp != NULL && strncmp(nsp, "kaireon_t_", 10) == 0 && strcmp(nsp, confined_schema) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("the stored SQL of tenant \"%s\" may not read %s.%s, another tenant's data",
+								confined_tenant, nsp, get_rel_name(rel)),
+						 errhint("Stored SQL reads its own tenant's data schema %s and kaireon tables only.",
+								 confined_schema)));
+		}
+	}
+	return SPI_cursor_open(name, plan, NULL, NULL, true);
+}

@@ -581,7 +581,6 @@ kaireon_session_reserve_prefix(void)
 }
 
 /*
-/*
  * Confine the session to tenant_id while a tenant's stored SQL runs (NULL:
  * end it).  Returns the previous confinement, for nesting.
  */

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# test/bench/callgrind.sh [S|L] [N]: instructions per recommend call (docs/performance.md).
+#
+# Instruction counts do not depend on the machine's load, so a change can be compared with
+# its base on a busy machine. Builds and installs kaireon privately, loads the benchmark tenant
+# at scale S (default) or L with a normal server, stops it, then runs `postgres --single`
+# under `valgrind --tool=callgrind --toggle-collect=kaireon_recommend` twice: 20 warm-up dry
+# runs then N (default 100) and then 3N dry runs of `kaireon.recommend` for varying customers.
+# Per call is the difference of the two totals divided by 2N, which cancels the warm-up and the
+# configuration compile. Prints "dry_run_instructions_per_call <n>". As root, runs as the OS
+# user "postgres".
+set -euo pipefail
+scale=${1:-S}
+n=${2:-100}
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$src/test/scripts/lib.sh"
+. "$src/test/bench/lib.sh"
+
+kaireon_bench_scale "$scale"
+command -v valgrind >/dev/null || kaireon_die "valgrind is not installed (Debian package valgrind)"
+
+[ "${3:-}" != "--in-workdir" ] && kaireon_rerun_in_scratch kaireon-callgrind test/bench/callgrind.sh "$scale" "$n"
+
+work=$4
+bindir=""
+trap '[ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"; rm -rf "$work"' EXIT
+kaireon_bench_server "$work" 54332
+kaireon_log "loading scale $scale"
+"${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
+    -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
+"${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
+kaireon_stop_cluster "$bindir" "$work/data"
+
+# One single-user run of WARM + COUNT dry runs; prints the instructions callgrind counted.
+count() {
+    local calls=$1 out=$work/cg.$1
+    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '{\"dry_run\": true}'); END LOOP; END \$\$;" \
+        | valgrind --tool=callgrind --toggle-collect=kaireon_recommend --callgrind-out-file="$out" \
+            "$bindir/postgres" --single -D "$work/data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
+        || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
+    callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+}
+a=$(count "$n")
+b=$(count $(( 3 * n )))
+kaireon_log "totals: $a (N=$n), $b (N=$(( 3 * n )))"
+echo "dry_run_instructions_per_call $(( (b - a) / (2 * n) ))"

@@ -5,9 +5,9 @@ EXTENSION    = kaireon
 EXTVERSION   = 0.1.0
 MODULE_big   = kaireon
 
-SRCS         = $(sort $(wildcard src/*.c src/util/*.c src/models/*.c src/arbitration/*.c))
+SRCS         = $(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c))
 OBJS         = $(SRCS:.c=.o)
-KAIREON_HDRS  = $(wildcard src/*.h src/util/*.h src/models/*.h src/arbitration/*.h)
+KAIREON_HDRS  = $(wildcard src/*.h src/*/*.h src/*/*/*.h)
 
 # The install script is assembled from one file per domain under sql/install/.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))

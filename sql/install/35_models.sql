@@ -8,7 +8,7 @@
 --   * champion/challenger experiments and generic A/B variant assignment.
 
 -- ---------------------------------------------------------------------------------------
--- Scoring (src/scoring.c, src/models/)
+-- Scoring (src/scoring/scoring.c, src/scoring/models/)
 -- score, score_vector and explain_score are VOLATILE because bandit scores are random draws;
 -- they are PARALLEL SAFE (each process draws from its own generator).
 -- ---------------------------------------------------------------------------------------

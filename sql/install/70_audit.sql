@@ -91,7 +91,7 @@ REVOKE ALL ON kaireon.audit_digest_keys FROM PUBLIC;
 -- row security on and no policy: a role that were granted the table would still read nothing
 ALTER TABLE kaireon.audit_digest_keys ENABLE ROW LEVEL SECURITY;
 
--- The audited tables, in one place. options are the trigger arguments (src/audit.c):
+-- The audited tables, in one place. options are the trigger arguments (src/audit/capture.c):
 --   tenant=<col> (default tenant_id; none = the chain without a tenant), id=<col> (default id),
 --   version=<col> (an integer recorded as entity_version), redact=<col>[:<flag>] (a secret,
 --   shown as "[redacted]", when <flag> is true if given), ignore=<col> (a runtime column:

@@ -115,7 +115,7 @@ CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, s
 -- any session with session_replication_role = replica) fires only row triggers enabled
 -- REPLICA or ALWAYS. These row triggers are enabled REPLICA, so they never fire on the
 -- primary's write path; they write nothing and make every backend recompile its cached
--- configurations at commit (src/invalidate.c, docs/recommend.md "Logical replication").
+-- configurations at commit (src/config/invalidate.c, docs/recommend.md "Logical replication").
 CREATE FUNCTION kaireon._config_changed_replica() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_config_changed_replica'
     LANGUAGE C;

@@ -1,6 +1,6 @@
 -- kaireon install script, part 72: API keys, OAuth client secrets and encrypted platform
 -- settings (docs/security.md). The server-side secrets are the superuser-only settings
--- kaireon.api_key_pepper and kaireon.settings_encryption_key (src/secrets.c).
+-- kaireon.api_key_pepper and kaireon.settings_encryption_key (src/security/secrets.c).
 
 CREATE FUNCTION kaireon.create_api_key(tenant_id text, name text, scopes jsonb DEFAULT '[]',
                                        expires_at timestamptz DEFAULT NULL)

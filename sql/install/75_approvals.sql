@@ -3,7 +3,7 @@
 -- approval_requests: a requester files the change (an action with a payload), approvers
 -- holding each stage's required_role approve the stages in order, and the last approval
 -- applies the payload through the action's apply function, in the same transaction, with
--- kaireon.applying_approval set (src/governance.c). Every step is audited (the approval
+-- kaireon.applying_approval set (src/security/governance.c). Every step is audited (the approval
 -- tables and the changed tables are audited tables).
 
 CREATE FUNCTION kaireon.approval_in_progress() RETURNS text

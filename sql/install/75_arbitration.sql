@@ -16,7 +16,7 @@ CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF weights ON kaireon.arb
 CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF volume_constraints ON kaireon.runs
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('run_volume_constraints', '', 'volume_constraints');
 -- A campaign's customer query is one plain SELECT, checked when written (and again when it
--- runs, confined to the tenant: src/confine.c).
+-- runs, confined to the tenant: src/security/confine.c).
 CREATE FUNCTION kaireon._stored_select_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_stored_select_trigger'
     LANGUAGE C;

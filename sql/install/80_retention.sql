@@ -1,8 +1,8 @@
 -- kaireon install script, part 80: retention and the maintenance run history.
--- kaireon.run_retention (C, src/retention.c) removes what each tenant's retention_configs
+-- kaireon.run_retention (C, src/maintenance/retention.c) removes what each tenant's retention_configs
 -- (or the defaults below) say has expired, in bounded batches; whole monthly partitions of
 -- interaction_history go in one step when every tenant's cutoff has passed them. The
--- background workers (src/worker.c) and kaireon.run_maintenance record their runs in
+-- background workers (src/maintenance/worker.c) and kaireon.run_maintenance record their runs in
 -- kaireon.maintenance_runs. See docs/retention.md and docs/workers.md.
 
 -- The run history of the maintenance jobs: one row per run of a job by a worker, by
@@ -17,7 +17,7 @@ CREATE TABLE kaireon.maintenance_runs (
     source                  text NOT NULL CHECK (source IN ('worker', 'function', 'procedure')),
     trigger                 text NOT NULL DEFAULT 'manual' CHECK (trigger IN ('schedule', 'recovery', 'manual')),
     status                  text NOT NULL DEFAULT 'running'
-                            -- skipped: a worker found the job running elsewhere (src/jobs.c)
+                            -- skipped: a worker found the job running elsewhere (src/maintenance/jobs.c)
                             CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'skipped')),
     pid                     integer NOT NULL DEFAULT pg_backend_pid(),
     database_name           name NOT NULL DEFAULT current_database(),

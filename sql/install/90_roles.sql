@@ -198,7 +198,7 @@ COMMENT ON FUNCTION kaireon.unpin_role(regrole) IS
     'Removes the tenant pin of a role (superuser or BYPASSRLS admin); true if it had one. A pin set with ALTER ROLE ... SET kaireon.pinned_tenant_id is removed with ALTER ROLE ... RESET.';
 
 -- The role a tenant's stored SQL runs as (a campaign's customer query, a segment's view), whoever
--- calls: src/confine.c switches to it with row level security pinned to the run's tenant
+-- calls: src/security/confine.c switches to it with row level security pinned to the run's tenant
 -- (docs/arbitration.md, "Stored SQL runs confined"). Roles are cluster-wide: every database
 -- with kaireon shares it, each granting it its own tables.
 CREATE FUNCTION kaireon._confined_tables() RETURNS SETOF regclass

@@ -80,5 +80,5 @@ GRANT EXECUTE ON FUNCTION kaireon._summary_dimensions() TO PUBLIC;
 -- the finite-number checks of every numeric column run as the writing role
 GRANT EXECUTE ON FUNCTION kaireon._is_finite(double precision), kaireon._is_finite(numeric) TO PUBLIC;
 
--- The role a tenant's stored SQL runs as, and its read access (90_roles.sql, src/confine.c).
+-- The role a tenant's stored SQL runs as, and its read access (90_roles.sql, src/security/confine.c).
 SELECT kaireon._grant_confined_role();

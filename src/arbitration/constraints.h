@@ -10,7 +10,7 @@
 
 #include "util/json.h"
 
-#include "decision.h"
+#include "decision/decision.h"
 
 /* Where a constraint comes from. */
 typedef enum KArbSource

@@ -48,7 +48,7 @@ grep -h '^==[0-9]*== [A-Z]' "$work"/vg.*.log | sed 's/^==[0-9]*== //; s/(0x[0-9a
 # it is one of the server's own known false positives, which a stack through our code can
 # reach too (a regular expression compiled inside a query kaireon runs, the WAL writer's
 # padding).
-files=$(cd "$src" && ls src/*.c src/*/*.c | xargs -n1 basename | sed 's/\./\\./' | paste -sd'|')
+files=$(cd "$src" && ls src/*.c src/*/*.c src/*/*/*.c | xargs -n1 basename | sed 's/\./\\./' | paste -sd'|')
 ours=$(KAIREON_VG_OURS="kaireon\\.so|libjansson|\\(($files):[0-9]+\\)" awk '
     function report(b) {
         if (b == "" || b !~ ENVIRON["KAIREON_VG_OURS"]) return

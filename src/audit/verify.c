@@ -1,0 +1,879 @@
+/*
+ * audit/verify.c
+ *	  Verification of an audit chain (kaireon.verify_audit_chain), removal of
+ *	  a chain's oldest rows by retention (kaireon.purge_audit_chain) and the
+ *	  canonical form of one row (kaireon.audit_canonical).
+ *
+ * Verification walks the chain's rows in id order through the index
+ * audit_logs_tenant_id_idx (tenant_id, id), under the statement's snapshot,
+ * recomputing each row's hash (audit_chain.c) and checking, in this order:
+ *
+ *	 hash_mismatch		  the row's fields do not hash to its integrity_hash
+ *	 gap				  its chain_seq skips numbers: rows before it are missing
+ *	 chain_link_mismatch  its prev_hash is not the previous row's integrity_hash,
+ *						  its chain_seq repeats or goes back, or it lies beyond
+ *						  the chain head
+ *
+ * and at the end of the chain that the head (kaireon.audit_chain_heads) agrees
+ * with the last row (a missing last row is a gap at the head's last_id).  The
+ * first row of a chain links to 64 zeros, or, after retention removed a prefix,
+ * to the hash recorded by the anchor row that retention appended.
+ *
+ * With a kept digest (audit_digest.c) it also checks that the chain still holds
+ * the digest's row: the row with the digest's id, at its chain_seq, with its
+ * hash (digest_mismatch when it is gone or differs: a removed tail, a rewritten
+ * chain, whatever the head says).  When retention removed the digest's row, the
+ * anchor's record of the last removed row stands in for it if it is that row;
+ * an older digest predates the retained chain and cannot be checked (a status
+ * of its own, not a finding of tampering).  A tenant with neither a row in
+ * kaireon.tenants nor a chain is refused (42704), rather than found intact.
+ *
+ * Purging takes the chain's append lock (audit_chain.c), verifies the prefix it
+ * is about to remove (a broken chain is kept as evidence), deletes it and
+ * appends an anchor row naming the last removed row's id, sequence number and
+ * hash.  The guard trigger of audit_logs lets a DELETE through only while
+ * kaireon_audit_purging is set here.
+ */
+#include "postgres.h"
+
+#include "util/json.h"
+
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "kaireon.h"
+#include "audit/audit.h"
+
+PG_FUNCTION_INFO_V1(kaireon_verify_audit_chain);
+PG_FUNCTION_INFO_V1(kaireon_purge_audit_chain);
+PG_FUNCTION_INFO_V1(kaireon_audit_canonical_sql);
+
+/* The columns of audit_logs the verifier reads, by name. */
+enum
+{
+	AC_ID, AC_TENANT, AC_SEQ, AC_ACTION, AC_ETYPE, AC_EID, AC_USER, AC_REQUEST,
+	AC_SESSION_USER, AC_BEFORE, AC_AFTER, AC_CHANGED, AC_VERSION, AC_PREV, AC_HASH,
+	AC_CREATED, AC_NCOLS
+};
+static const char *const audit_columns[AC_NCOLS] = {
+	"id", "tenant_id", "chain_seq", "action", "entity_type", "entity_id", "user_id",
+	"request_id", "session_user_name", "before", "after", "changed_fields",
+	"entity_version", "prev_hash", "integrity_hash", "created_at"
+};
+
+/* The outcome of a verification. */
+typedef struct VerifyResult
+{
+	bool		intact;
+	int64		verified;
+	int64		total;
+	int64		scanned;
+	int64		broken_at;		/* 0: none */
+	const char *reason;			/* NULL: none */
+	const char *digest_status;	/* NULL: no digest, or not decided yet */
+} VerifyResult;
+
+/* The head of a chain, as kaireon.audit_chain_heads holds it. */
+typedef struct ChainHead
+{
+	bool		found;
+	int64		last_id;
+	int64		last_seq;
+	char	   *last_hash;
+} ChainHead;
+
+/* Raise 42501 unless the caller may see the chain (a tenant's, or the tenant-less one). */
+void
+kaireon_audit_check_chain_access(const char *tenant_id)
+{
+	Oid			caller = GetOuterUserId();
+
+	if (tenant_id != NULL)
+		kaireon_check_tenant_access(tenant_id);
+	else if (!superuser_arg(caller) && !has_bypassrls_privilege(caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for the audit chain of rows without a tenant"),
+				 errhint("Only superusers and BYPASSRLS roles may read it.")));
+}
+
+/* A text datum, or NULL, for SPI arguments. */
+static Datum
+arg_text(const char *s, char *nulls, int i)
+{
+	nulls[i] = s == NULL ? 'n' : ' ';
+	return s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
+}
+
+/* The condition selecting one chain in SPI queries ($1 is the tenant id). */
+static const char *
+chain_condition(const char *tenant_id)
+{
+	return tenant_id != NULL ? "tenant_id OPERATOR(pg_catalog.=) $1" : "tenant_id IS NULL AND $1 IS NULL";
+}
+
+/* Read a chain's head under the current snapshot (or as this transaction moved it). */
+static ChainHead
+read_head(const char *tenant_id)
+{
+	ChainHead	head = {0};
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	char		nulls[1];
+	char	   *sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
+							   chain_condition(tenant_id));
+	bool		isnull;
+
+	/* this transaction's own appends move the head row only at commit */
+	head.last_hash = palloc(KC_SHA256_HEX_LEN + 1);
+	if (kaireon_audit_pending_head(tenant_id, &head.last_id, &head.last_seq, head.last_hash))
+	{
+		head.found = true;
+		return head;
+	}
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit chain head failed");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		head.found = true;
+		head.last_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		head.last_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		head.last_hash = SPI_getvalue(tup, desc, 3);
+	}
+	return head;
+}
+
+/*
+ * The link a chain's first remaining row must have: 64 zeros when it is the
+ * chain's first row, else the hash recorded by the anchor of the prefix
+ * removed before it (and the id of the last removed row, in *removed_id).
+ * False when there is no such anchor.
+ */
+static bool
+start_link(const char *tenant_id, int64 first_seq, char *prev_out, int64 *removed_id)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *sql;
+	char	   *hash;
+	char	   *id;
+
+	*removed_id = 0;
+	if (first_seq == 1)
+	{
+		strcpy(prev_out, KAIREON_AUDIT_GENESIS_HASH);
+		return true;
+	}
+	sql = psprintf("SELECT after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_hash',"
+				   " after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_id'"
+				   " FROM kaireon.audit_logs WHERE %s AND action OPERATOR(pg_catalog.=) 'anchor'"
+				   " AND after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_seq'"
+				   " OPERATOR(pg_catalog.=) $2 ORDER BY id DESC LIMIT 1",
+				   chain_condition(tenant_id));
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	vals[1] = CStringGetTextDatum(psprintf(INT64_FORMAT, first_seq - 1));
+	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up the audit chain anchor failed");
+	if (SPI_processed != 1)
+		return false;
+	hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (hash == NULL || strlen(hash) != KC_SHA256_HEX_LEN)
+		return false;
+	strcpy(prev_out, hash);
+	if (id != NULL && strlen(id) > 0 && strlen(id) <= 18 && strspn(id, "0123456789") == strlen(id))
+		*removed_id = (int64) strtoll(id, NULL, 10);
+	return true;
+}
+
+/* The row of the chain just before from_id (its id, sequence number and hash); false when none. */
+static bool
+predecessor(const char *tenant_id, int64 from_id, int64 *id, int64 *seq, char *hash_out)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *sql = psprintf("SELECT chain_seq, integrity_hash, id FROM kaireon.audit_logs WHERE %s"
+							   " AND id OPERATOR(pg_catalog.<) $2 ORDER BY id DESC LIMIT 1",
+							   chain_condition(tenant_id));
+	char	   *hash;
+	bool		isnull;
+
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	vals[1] = Int64GetDatum(from_id);
+	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up the audit row before id " INT64_FORMAT " failed", from_id);
+	if (SPI_processed != 1)
+		return false;
+	*seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	strlcpy(hash_out, hash ? hash : "", KC_SHA256_HEX_LEN + 1);
+	return true;
+}
+
+/* Number of the chain's rows with id >= from_id. */
+static int64
+count_rows(const char *tenant_id, int64 from_id)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM kaireon.audit_logs WHERE %s"
+							   " AND id OPERATOR(pg_catalog.>=) $2", chain_condition(tenant_id));
+	bool		isnull;
+
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	vals[1] = Int64GetDatum(from_id);
+	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "counting audit rows failed");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* A text column of a slot as a C string, or NULL. */
+static const char *
+slot_text(Datum *values, bool *nulls, int col)
+{
+	return nulls[col] ? NULL : TextDatumGetCString(values[col]);
+}
+
+/*
+ * Load an audit row from a slot into rec (strings palloc'd in the current
+ * context).  False when changed_fields holds something other than strings,
+ * which the canonical form cannot hold: the row cannot match its hash.
+ */
+static bool
+record_from_slot(TupleTableSlot *slot, const int *attnos, AuditRecord *rec)
+{
+	Datum		values[AC_NCOLS];
+	bool		nulls[AC_NCOLS];
+	int			i;
+	const char *prev;
+	const char *hash;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		values[i] = slot->tts_values[attnos[i] - 1];
+		nulls[i] = slot->tts_isnull[attnos[i] - 1];
+	}
+	memset(rec, 0, sizeof(*rec));
+	rec->id = DatumGetInt64(values[AC_ID]);
+	rec->tenant_id = slot_text(values, nulls, AC_TENANT);
+	rec->chain_seq = nulls[AC_SEQ] ? 0 : DatumGetInt64(values[AC_SEQ]);
+	rec->action = slot_text(values, nulls, AC_ACTION);
+	rec->entity_type = slot_text(values, nulls, AC_ETYPE);
+	rec->entity_id = slot_text(values, nulls, AC_EID);
+	rec->user_id = slot_text(values, nulls, AC_USER);
+	rec->request_id = slot_text(values, nulls, AC_REQUEST);
+	rec->session_user_name = slot_text(values, nulls, AC_SESSION_USER);
+	rec->before = slot_text(values, nulls, AC_BEFORE);
+	rec->after = slot_text(values, nulls, AC_AFTER);
+	rec->has_version = !nulls[AC_VERSION];
+	rec->entity_version = rec->has_version ? DatumGetInt32(values[AC_VERSION]) : 0;
+	rec->created_at = nulls[AC_CREATED] ? 0 : DatumGetTimestampTz(values[AC_CREATED]);
+	prev = slot_text(values, nulls, AC_PREV);
+	hash = slot_text(values, nulls, AC_HASH);
+	if (nulls[AC_CHANGED] || prev == NULL || hash == NULL ||
+		strlen(prev) != KC_SHA256_HEX_LEN || strlen(hash) != KC_SHA256_HEX_LEN)
+		return false;
+	memcpy(rec->prev_hash, prev, KC_SHA256_HEX_LEN + 1);
+	memcpy(rec->integrity_hash, hash, KC_SHA256_HEX_LEN + 1);
+	{
+		Jsonb	   *jb = DatumGetJsonbP(values[AC_CHANGED]);
+		JsonbIterator *it = JsonbIteratorInit(&jb->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		int			n = JB_ROOT_COUNT(jb);
+		bool		ok = JB_ROOT_IS_ARRAY(jb) && !JB_ROOT_IS_SCALAR(jb);
+
+		rec->changed = palloc(sizeof(char *) * Max(n, 1));
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (v.type != jbvString || rec->nchanged >= n)
+				ok = false;
+			else
+				rec->changed[rec->nchanged++] = pnstrdup(v.val.string.val, v.val.string.len);
+		}
+		return ok;
+	}
+}
+
+/* Whether an audit row is the one a digest names (its chain_seq and hash too). */
+static bool
+digest_names(const AuditDigest *digest, int64 seq, const char *hash)
+{
+	return seq == digest->chain_seq && strcmp(hash, digest->hash) == 0;
+}
+
+/*
+ * Verify one chain from from_id (0: its start), reading at most max_rows rows
+ * (0: all) and none after through_id (0: no limit); with a digest (NULL: none),
+ * also whether the chain still holds the digest's row.  Must run inside SPI,
+ * as a role that can read the log and the heads.
+ */
+static void
+verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through_id,
+			 const AuditDigest *digest, VerifyResult *res)
+{
+	Oid			relid = kaireon_audit_relid();
+	Oid			idxid = get_relname_relid("audit_logs_tenant_id_idx", get_namespace_oid("kaireon", false));
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData keys[2];
+	int			nkeys = 0;
+	int			attnos[AC_NCOLS];
+	ChainHead	head;
+	char		expect_prev[KC_SHA256_HEX_LEN + 1] = "";
+	int64		expect_seq = 0;
+	int64		last_id = 0;
+	bool		started = false;
+	bool		reached_end = true;
+	int64		removed_id;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	int			i;
+
+	memset(res, 0, sizeof(*res));
+	if (!OidIsValid(idxid))
+		elog(ERROR, "index kaireon.audit_logs_tenant_id_idx does not exist");
+	head = read_head(tenant_id);
+	if (from_id > 0 && predecessor(tenant_id, from_id, &last_id, &expect_seq, expect_prev))
+	{
+		expect_seq++;
+		started = true;
+	}
+
+	rel = table_open(relid, AccessShareLock);
+	idx = index_open(idxid, AccessShareLock);
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		attnos[i] = SPI_fnumber(RelationGetDescr(rel), audit_columns[i]);
+		if (attnos[i] <= 0)
+			elog(ERROR, "kaireon.audit_logs has no column \"%s\"", audit_columns[i]);
+	}
+	if (tenant_id != NULL)
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(tenant_id));
+	else
+		ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 1, InvalidStrategy,
+							   InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
+	if (from_id > 0)
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, 2, BTGreaterEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_INT8GE, Int64GetDatum(from_id));
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit verification row",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		AuditRecord rec;
+		char		hash[KC_SHA256_HEX_LEN + 1];
+		bool		loadable;
+
+		CHECK_FOR_INTERRUPTS();
+		if (max_rows > 0 && res->scanned >= max_rows)
+		{
+			reached_end = false;
+			break;
+		}
+		MemoryContextReset(rowcxt);
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		loadable = record_from_slot(slot, attnos, &rec);
+		if (through_id > 0 && rec.id > through_id)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			reached_end = false;
+			break;
+		}
+		res->scanned++;
+		if (loadable)
+			kaireon_audit_hash(&rec, hash);
+		MemoryContextSwitchTo(oldcxt);
+
+		if (!started)
+		{
+			/* the chain's first remaining row: genesis or the anchor of a removed prefix */
+			started = true;
+			expect_seq = rec.chain_seq;
+			if (!start_link(tenant_id, rec.chain_seq, expect_prev, &removed_id))
+			{
+				res->broken_at = rec.id;
+				res->reason = "gap";
+				break;
+			}
+			/* retention removed the digest's row: the anchor's record of the last removed row */
+			if (digest != NULL && digest->chain_seq < rec.chain_seq)
+			{
+				if (digest->chain_seq < rec.chain_seq - 1 && digest->id < rec.id)
+					res->digest_status = "predates_chain";
+				else if (digest->id == removed_id && digest_names(digest, rec.chain_seq - 1, expect_prev))
+					res->digest_status = "matched";
+				else
+				{
+					res->digest_status = "mismatch";
+					res->broken_at = digest->id;
+					res->reason = "digest_mismatch";
+					break;
+				}
+			}
+		}
+		/* past the digest's id without meeting its row: the row is gone */
+		if (digest != NULL && res->digest_status == NULL && rec.id > digest->id)
+		{
+			res->digest_status = "mismatch";
+			res->broken_at = digest->id;
+			res->reason = "digest_mismatch";
+			break;
+		}
+		if (!loadable || strcmp(hash, rec.integrity_hash) != 0)
+			res->reason = "hash_mismatch";
+		else if (rec.chain_seq > expect_seq)
+			res->reason = "gap";
+		else if (rec.chain_seq < expect_seq || strcmp(rec.prev_hash, expect_prev) != 0 ||
+				 (head.found && rec.chain_seq > head.last_seq))
+			res->reason = "chain_link_mismatch";
+		if (digest != NULL && rec.id == digest->id)
+			res->digest_status = digest_names(digest, rec.chain_seq, rec.integrity_hash) ? "matched" : "mismatch";
+		if (res->reason == NULL && digest != NULL && rec.id == digest->id &&
+			strcmp(res->digest_status, "mismatch") == 0)
+			res->reason = "digest_mismatch";
+		if (res->reason != NULL)
+		{
+			res->broken_at = rec.id;
+			break;
+		}
+		res->verified++;
+		expect_seq++;
+		strcpy(expect_prev, hash);
+		last_id = rec.id;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	MemoryContextDelete(rowcxt);
+
+	/* at the end of the chain, the digest's row must have been met (else the tail is gone) */
+	if (res->reason == NULL && reached_end && digest != NULL && res->digest_status == NULL)
+	{
+		res->digest_status = "mismatch";
+		res->broken_at = digest->id;
+		res->reason = "digest_mismatch";
+	}
+	if (digest != NULL && res->digest_status == NULL)
+		res->digest_status = "not_reached";
+	/* at the end of the chain, the head must name its last row */
+	if (res->reason == NULL && reached_end)
+	{
+		int64		seen_seq = started ? expect_seq - 1 : 0;
+
+		if (!head.found)
+		{
+			if (started)
+			{
+				res->reason = "chain_link_mismatch";	/* rows but no head */
+				res->broken_at = last_id;
+			}
+		}
+		else if (seen_seq < head.last_seq)
+		{
+			res->reason = "gap";	/* the chain's last rows are missing */
+			res->broken_at = head.last_id;
+		}
+		else if (head.last_hash == NULL || strcmp(head.last_hash, expect_prev) != 0)
+		{
+			res->reason = "chain_link_mismatch";
+			res->broken_at = last_id;
+		}
+	}
+	res->intact = res->reason == NULL;
+	/* the rows of the chain from from_id: all were read, unless the scan stopped early */
+	res->total = res->intact && reached_end ? res->scanned : count_rows(tenant_id, from_id);
+}
+
+/* The chain's name in messages: tenant "x", or the rows without a tenant. */
+static char *
+chain_name(const char *tenant_id)
+{
+	return tenant_id ? psprintf("tenant \"%s\"", tenant_id) : pstrdup("rows without a tenant");
+}
+
+/*
+ * Raise 42704 for a tenant with neither a row in kaireon.tenants nor an audit
+ * chain (a deleted tenant keeps its chain, which still verifies).  Inside SPI,
+ * as the owner of the log.
+ */
+void
+kaireon_audit_require_chain(const char *tenant_id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	bool		isnull;
+
+	if (tenant_id == NULL)
+		return;
+	vals[0] = CStringGetTextDatum(tenant_id);
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id OPERATOR(pg_catalog.=) $1)"
+							  " OR EXISTS (SELECT 1 FROM kaireon.audit_chain_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1)"
+							  " OR EXISTS (SELECT 1 FROM kaireon.audit_logs WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
+							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up tenant \"%s\" failed", tenant_id);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist and has no audit chain", tenant_id),
+				 errhint("Pass the id of a row of kaireon.tenants (a deleted tenant's chain stays and can be verified).")));
+}
+
+/*
+ * The committed end of a chain for a digest: its head, after checking that the
+ * chain's last row is the row the head names (XX001 otherwise, 55000 for a
+ * chain without rows).  Inside SPI, as the owner of the log.
+ */
+void
+kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq, char *last_hash)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	char		nulls[1];
+	char	   *sql;
+	bool		isnull;
+	bool		have_head;
+	int64		head_id = 0;
+	int64		head_seq = 0;
+	char	   *head_hash = NULL;
+	char	   *row_hash;
+
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
+				   chain_condition(tenant_id));
+	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit chain head failed");
+	have_head = SPI_processed == 1;
+	if (have_head)
+	{
+		head_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		head_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		head_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
+	sql = psprintf("SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE %s ORDER BY id DESC LIMIT 1",
+				   chain_condition(tenant_id));
+	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit chain's last row failed");
+	if (SPI_processed == 0 && !have_head)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the audit chain of %s has no rows yet", chain_name(tenant_id)),
+				 errhint("A digest names a chain's last row; take one after the first audited change.")));
+	if (SPI_processed == 1)
+	{
+		*last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		row_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	}
+	else
+		row_hash = NULL;
+	if (!have_head || row_hash == NULL || head_hash == NULL || *last_id != head_id ||
+		*last_seq != head_seq || strcmp(row_hash, head_hash) != 0 || strlen(row_hash) != KC_SHA256_HEX_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the audit chain of %s does not end where its head says; no digest was made",
+						chain_name(tenant_id)),
+				 errhint("Investigate with kaireon.verify_audit_chain (and a digest kept before, if any).")));
+	strcpy(last_hash, row_hash);
+}
+
+/*
+ * kaireon.verify_audit_chain(tenant_id, from_id, max_rows, digest): recompute a
+ * chain and report (intact, verified, total, scanned, broken_at_id,
+ * broken_reason, digest_status).
+ */
+Datum
+kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
+{
+	const char *tenant_id = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		from_id = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	int64		max_rows = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
+	Jsonb	   *digest_arg = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	AuditDigest digest;
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		nulls[7] = {false, false, false, false, false, false, false};
+	VerifyResult res;
+	Oid			save_userid;
+	int			save_sec;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "verify_audit_chain must return a row");
+	if (from_id < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("from_id must not be negative: " INT64_FORMAT, from_id),
+				 errhint("Pass the id of an audit row, or NULL to start at the chain's beginning.")));
+	if (max_rows < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must not be negative: " INT64_FORMAT, max_rows),
+				 errhint("Pass NULL or 0 to verify every row.")));
+	if (digest_arg != NULL && max_rows > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be NULL when a digest is given: " INT64_FORMAT, max_rows),
+				 errhint("Verification with a digest reads the chain to its end.")));
+	kaireon_audit_check_chain_access(tenant_id);
+
+	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	kaireon_audit_require_chain(tenant_id);
+	if (digest_arg != NULL)
+	{
+		kaireon_audit_digest_read(digest_arg, tenant_id, &digest);
+		if (from_id > digest.id)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("from_id " INT64_FORMAT " is after the digest's row " INT64_FORMAT, from_id, digest.id),
+					 errhint("Start at or before the digest's id, or pass NULL.")));
+	}
+	verify_chain(tenant_id, from_id, max_rows, 0, digest_arg ? &digest : NULL, &res);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	values[0] = BoolGetDatum(res.intact);
+	values[1] = Int64GetDatum(res.verified);
+	values[2] = Int64GetDatum(res.total);
+	values[3] = Int64GetDatum(res.scanned);
+	values[4] = Int64GetDatum(res.broken_at);
+	nulls[4] = res.broken_at == 0;
+	values[5] = res.reason ? CStringGetTextDatum(res.reason) : (Datum) 0;
+	nulls[5] = res.reason == NULL;
+	values[6] = res.digest_status ? CStringGetTextDatum(res.digest_status) : (Datum) 0;
+	nulls[6] = res.digest_status == NULL;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/* The anchor's record of the removed prefix, as JSON text. */
+static char *
+anchor_json(int64 last_id, int64 last_seq, const char *last_hash, int64 removed, TimestampTz older_than)
+{
+	json_t	   *o = kj_object();
+
+	json_object_set_new(o, "older_than", json_string(timestamptz_to_str(older_than)));
+	json_object_set_new(o, "removed_rows", json_integer(removed));
+	json_object_set_new(o, "removed_through_hash", json_string(last_hash));
+	json_object_set_new(o, "removed_through_id", json_integer(last_id));
+	json_object_set_new(o, "removed_through_seq", json_integer(last_seq));
+	return kj_dump(o, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
+/* Whether the tenant's audit log is under a legal hold (retention_configs). */
+static bool
+under_legal_hold(const char *tenant_id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1];
+	char		nulls[1] = {' '};
+
+	if (tenant_id == NULL)
+		return false;
+	vals[0] = CStringGetTextDatum(tenant_id);
+	if (SPI_execute_with_args("SELECT 1 FROM kaireon.retention_configs WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+							  " AND data_class OPERATOR(pg_catalog.=) 'audit' AND legal_hold",
+							  1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading the retention configuration failed");
+	return SPI_processed > 0;
+}
+
+/*
+ * kaireon.purge_audit_chain(tenant_id, older_than, max_rows): retention of an
+ * audit chain.  Removes the longest prefix (at most max_rows rows) whose rows
+ * are all older than older_than, after verifying it, and appends an anchor
+ * naming the last removed row.  Returns the number of rows removed.
+ */
+Datum
+kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
+{
+	const char *tenant_id = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TimestampTz older_than;
+	int64		max_rows = PG_ARGISNULL(2) ? 10000 : PG_GETARG_INT64(2);
+	Oid			save_userid;
+	int			save_sec;
+	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Datum		vals[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	char	   *sql;
+	int64		removed;
+	int64		last_id;
+	int64		last_seq;
+	char	   *last_hash;
+	bool		isnull;
+	VerifyResult res;
+	AuditRecord anchor;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("older_than must not be null"),
+				 errhint("Pass the time before which audit rows may be removed.")));
+	older_than = PG_GETARG_TIMESTAMPTZ(1);
+	if (max_rows < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1: " INT64_FORMAT, max_rows),
+				 errhint("Retention removes a chain's oldest rows in batches of max_rows.")));
+	kaireon_audit_check_chain_access(tenant_id);
+
+	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (under_legal_hold(tenant_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the audit log of tenant \"%s\" is under legal hold", tenant_id),
+				 errhint("Clear legal_hold of its retention_configs row for data class audit first.")));
+	kaireon_audit_lock_chain(tenant_id);
+
+	/* the prefix: the chain's first rows, up to max_rows, all older than older_than */
+	sql = psprintf("WITH prefix AS (SELECT id, chain_seq, integrity_hash, created_at,"
+				   " pg_catalog.bool_and(created_at OPERATOR(pg_catalog.<) $2) OVER (ORDER BY id) AS old"
+				   " FROM (SELECT * FROM kaireon.audit_logs WHERE %s ORDER BY id LIMIT $3) s)"
+				   " SELECT id, chain_seq, integrity_hash, pg_catalog.count(*) OVER ()"
+				   " FROM prefix WHERE old ORDER BY id DESC LIMIT 1",
+				   chain_condition(tenant_id));
+	vals[0] = arg_text(tenant_id, nulls, 0);
+	vals[1] = TimestampTzGetDatum(older_than);
+	vals[2] = Int64GetDatum(max_rows);
+	if (SPI_execute_with_args(sql, 3, types, vals, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "finding the audit rows to remove failed");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec);
+		PG_RETURN_INT64(0);
+	}
+	last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	last_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+
+	/* a broken prefix is evidence: keep it */
+	verify_chain(tenant_id, 0, 0, last_id, NULL, &res);
+	if (!res.intact)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the audit chain of %s is broken at id " INT64_FORMAT " (%s); nothing was removed",
+						chain_name(tenant_id), res.broken_at, res.reason),
+				 errhint("Investigate with kaireon.verify_audit_chain; retention keeps a broken chain.")));
+
+	sql = psprintf("DELETE FROM kaireon.audit_logs WHERE %s AND id OPERATOR(pg_catalog.<=) $2",
+				   chain_condition(tenant_id));
+	types[1] = INT8OID;
+	vals[1] = Int64GetDatum(last_id);
+	kaireon_audit_purging = true;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 2, types, vals, nulls, false, 0) != SPI_OK_DELETE ||
+			(int64) SPI_processed != removed)
+			elog(ERROR, "removing " INT64_FORMAT " audit rows removed " UINT64_FORMAT,
+				 removed, SPI_processed);
+	}
+	PG_FINALLY();
+	{
+		kaireon_audit_purging = false;
+	}
+	PG_END_TRY();
+
+	memset(&anchor, 0, sizeof(anchor));
+	anchor.tenant_id = tenant_id;
+	anchor.action = "anchor";
+	anchor.entity_type = "audit_logs";
+	anchor.entity_id = psprintf(INT64_FORMAT, last_id);
+	anchor.after = anchor_json(last_id, last_seq, last_hash, removed, older_than);
+	anchor.changed = NULL;
+	kaireon_audit_fill_session(&anchor);
+	kaireon_audit_append(&anchor);
+
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+	PG_RETURN_INT64(removed);
+}
+
+/* kaireon.audit_canonical(id): the canonical text of one audit row, as hashed. */
+Datum
+kaireon_audit_canonical_sql(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	Oid			save_userid;
+	int			save_sec;
+	Oid			relid;
+	Oid			idxid;
+	Relation	rel;
+	Relation	idx;
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	AuditRecord rec;
+	int			attnos[AC_NCOLS];
+	bool		found;
+	bool		loadable = false;
+	char	   *text = NULL;
+	int			i;
+
+	relid = kaireon_audit_switch_to_owner(&save_userid, &save_sec);
+	idxid = get_relname_relid("audit_logs_pkey", get_namespace_oid("kaireon", false));
+	if (!OidIsValid(idxid))
+		elog(ERROR, "index kaireon.audit_logs_pkey does not exist");
+	rel = table_open(relid, AccessShareLock);
+	idx = index_open(idxid, AccessShareLock);
+	for (i = 0; i < AC_NCOLS; i++)
+		attnos[i] = SPI_fnumber(RelationGetDescr(rel), audit_columns[i]);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		loadable = record_from_slot(slot, attnos, &rec);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (!found)
+		PG_RETURN_NULL();
+	kaireon_audit_check_chain_access(rec.tenant_id);
+	if (loadable)
+		text = kaireon_audit_canonical(&rec);
+	if (text == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(text));
+}

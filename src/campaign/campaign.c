@@ -1,0 +1,1120 @@
+/*
+ * campaign.c
+ *	  Batch arbitration: kaireon.run_campaign(tenant_id, run_id, simulation)
+ *	  and kaireon.simulate(...) (docs/arbitration.md, "Batch campaigns").
+ *
+ * A campaign takes a run definition (kaireon.runs: flow, segment or customer
+ * query, channels, max_offers, its own volume limits), walks its customers
+ * with a cursor, and for each customer and channel runs the recommend
+ * pipeline itself (kaireon_decide with dry_run: the same candidates, rules,
+ * policies, caps and scores a real-time decision would see, nothing
+ * written).  The candidates go into the solver's store (solver.c), which
+ * prunes those no prices could ever select; the solver then finds the dual
+ * prices of the global constraints and the assignment.  run_campaign writes
+ * the assignment to kaireon.campaign_decisions, and, unless it is a
+ * simulation, records each decision in interaction_history and takes its
+ * units of the budgets and volume constraints; simulate writes only its
+ * kaireon.simulation_runs row.
+ *
+ * Failure protocol.  Bad input (unknown run, channel or flow; a run without
+ * customers; a constraint naming an unknown scope) is refused before
+ * anything is written.  Everything after the campaign_runs row is created runs
+ * in a subtransaction: when it fails part way, the subtransaction is rolled
+ * back (no decisions, interactions or counters remain) and the row is marked
+ * failed with the error's message; the function then returns that row
+ * instead of raising.  A cancelled query is re-raised (nothing remains).
+ *
+ * Locking.  The run's kaireon.runs row is locked for the duration, so two
+ * executions of one run take consecutive run numbers.  Budget and volume
+ * units are taken at the end, each by one conditional UPDATE for the run's
+ * total: when real-time decisions used the room meanwhile, the run fails
+ * (SQLSTATE 40001) rather than overshoot.
+ */
+#include "util/json.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "util/spi.h"
+#include "arbitration/arbitration.h"
+#include "arbitration/constraints.h"
+#include "campaign/solver.h"
+#include "decision/decision.h"
+#include "kaireon.h"
+#include "config/validate.h"
+
+PG_FUNCTION_INFO_V1(kaireon_run_campaign);
+PG_FUNCTION_INFO_V1(kaireon_simulate);
+
+/* Default solver settings (GUCs, docs/arbitration.md). */
+double		karb_tolerance = 0.001;
+int			karb_max_iterations = 500;
+
+/* Customers read from the cursor at a time. */
+#define CAMPAIGN_FETCH 1000
+/* Rows written per INSERT of campaign decisions. */
+#define CAMPAIGN_WRITE_BATCH 10000
+
+/* What a campaign runs. */
+typedef struct CampaignSpec
+{
+	const char *tenant_id;
+	const char *run_id;			/* NULL: an ad-hoc simulation */
+	const char *flow_key;		/* NULL: the channel's route or the default flow */
+	const char *segment_id;
+	const char *customer_query;
+	json_t	   *channels;		/* channel ids */
+	int			max_offers;
+	json_t	   *limits;			/* the run's own volume limits, or NULL */
+	int64		sample_size;	/* 0: every customer */
+	bool		simulation;		/* record nothing but the run row */
+	bool		write_decisions;	/* campaign_decisions rows */
+	KArbOptions opt;
+} CampaignSpec;
+
+/* A campaign in progress. */
+typedef struct Campaign
+{
+	CampaignSpec *spec;
+	KTenantConfig *cfg;
+	int64		cfg_version;	/* the configuration the candidates are indexed by */
+	int			nch;
+	int		   *channel;		/* channel indexes */
+	int		   *flow;			/* per channel: flow index of its decisions, -1 until seen */
+	KArbConstraintSet *set;
+	int		   *global;			/* constraint indexes with a global limit */
+	int			nglobal;
+	int		   *resp;			/* constraint indexes with a per-response cap */
+	int			nresp;
+	KArbProblem prob;
+	char	  **customers;
+	int64		ncustomers;
+	int64		customers_alloc;
+	KArbSolution sol;
+	double		ms_scoring,
+				ms_solve,
+				ms_write;
+	int64		decisions;
+	char	   *campaign_run_id;
+	char	   *customers_query;	/* the SQL listing the customers */
+} Campaign;
+
+/* Milliseconds since a start time. */
+static double
+ms_since(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
+
+/* ---- the definition ---- */
+
+/* Raise 42704 for an unknown object. */
+static void
+unknown(const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("%s", what),
+			 errhint("%s", hint)));
+}
+
+/*
+ * A kaireon.runs row as JSON, with the key of its decision flow (flow_key);
+ * locked FOR UPDATE when lock.  42704 with the hint when it does not exist.
+ */
+static json_t *
+load_run(const char *tenant_id, const char *run_id, bool lock, const char *hint)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = CStringGetTextDatum(run_id);
+	if (kspi_execute_with_args(
+		psprintf("SELECT to_jsonb(r) || jsonb_build_object('flow_key', (SELECT f.key FROM kaireon.decision_flows f "
+				 "         WHERE f.tenant_id = r.tenant_id AND f.id = r.decision_flow_id AND f.deleted_at IS NULL)) "
+				 "  FROM kaireon.runs r WHERE r.tenant_id = $1 AND r.id = $2%s", lock ? " FOR UPDATE" : ""),
+		2, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the run failed");
+	if (SPI_processed == 0)
+		unknown(psprintf("run \"%s\" does not exist for tenant \"%s\"", run_id, tenant_id), hint);
+	return kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+						 "run");
+}
+
+/* Check the definition against the tenant's configuration; resolve channels and constraints. */
+static void
+prepare(Campaign *cp)
+{
+	CampaignSpec *spec = cp->spec;
+	KTenantConfig *cfg = cp->cfg;
+	size_t		i;
+	json_t	   *ch;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (spec->channels == NULL || json_array_size(spec->channels) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("campaign %s names no channel", spec->run_id ? spec->run_id : "simulation"),
+				 errhint("Set runs.channel_ids (or config.channelIds of a simulation) to the channels to decide for.")));
+	cp->nch = json_array_size(spec->channels);
+	cp->channel = palloc(sizeof(int) * cp->nch);
+	cp->flow = palloc(sizeof(int) * cp->nch);
+	json_array_foreach(spec->channels, i, ch)
+	{
+		const char *id = json_string_value(ch);
+		int			c = id ? kaireon_find_channel(cfg, id) : -1;
+
+		if (c < 0)
+			unknown(psprintf("channel \"%s\" of the campaign does not exist for tenant \"%s\"",
+							 id ? id : "(not a string)", cfg->tenant_id),
+					"List ids of kaireon.channels rows of the tenant.");
+		if (!cfg->channels[c].active)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("channel \"%s\" of the campaign is inactive", id),
+					 errhint("Activate it or remove it from the campaign's channels.")));
+		for (size_t k = 0; k < i; k++)
+			if (cp->channel[k] == c)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("channel \"%s\" is listed twice in the campaign", id),
+						 errhint("List each channel once.")));
+		cp->channel[i] = c;
+		cp->flow[i] = -1;
+	}
+	if (spec->flow_key != NULL && kaireon_find_flow(cfg, spec->flow_key) < 0)
+		unknown(psprintf("decision flow \"%s\" of the campaign does not exist for tenant \"%s\"",
+						 spec->flow_key, cfg->tenant_id),
+				"Name a decision flow of the tenant.");
+	if (spec->segment_id == NULL && spec->customer_query == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("campaign %s has neither a segment nor a customer query",
+						spec->run_id ? spec->run_id : "simulation"),
+				 errhint("Set runs.segment_id or runs.customer_query.")));
+	if (spec->customer_query != NULL)
+		kaireon_check_stored_select(spec->customer_query, "the campaign's customer query");
+	if (spec->segment_id != NULL && kaireon_find_segment(cfg, spec->segment_id) < 0)
+		unknown(psprintf("segment \"%s\" of the campaign does not exist for tenant \"%s\"",
+						 spec->segment_id, cfg->tenant_id),
+				"Name a kaireon.segments row of the tenant.");
+
+	/* constraints: global limits and per-response caps */
+	cp->set = karb_load_constraints(cfg, true, spec->limits, spec->run_id ? spec->run_id : "simulation");
+	karb_read_usage(cfg, cp->set, now);
+	cp->global = palloc(sizeof(int) * Max(cp->set->n, 1));
+	cp->resp = palloc(sizeof(int) * Max(cp->set->n, 1));
+	for (int k = 0; k < cp->set->n; k++)
+	{
+		KArbConstraint *c = &cp->set->items[k];
+
+		if (!c->scope_known)
+			unknown(psprintf("constraint \"%s\" (%s) names %s \"%s\", which does not exist for tenant \"%s\"",
+							 c->name, c->key,
+							 c->scope == KSCOPE_CHANNEL ? "channel" : c->scope == KSCOPE_CATEGORY ? "category" : "offer",
+							 c->scope_id ? c->scope_id : "", cfg->tenant_id),
+					"Fix the constraint's scope_id, or set its status to inactive.");
+		if (c->has_limit)
+			cp->global[cp->nglobal++] = k;
+		if (c->per_response > 0)
+			cp->resp[cp->nresp++] = k;
+	}
+}
+
+/* ---- customers and candidates ---- */
+
+/* The SQL that lists the campaign's customers (one text column, distinct). */
+static char *
+customers_sql(const Campaign *cp)
+{
+	const CampaignSpec *spec = cp->spec;
+	char	   *source;
+	const char *order = spec->sample_size > 0 ? "ORDER BY kaireon.fnv1a(c), c" : "ORDER BY c";
+	char	   *limit = spec->sample_size > 0 ? psprintf(" LIMIT " INT64_FORMAT, spec->sample_size) : "";
+
+	if (spec->customer_query != NULL)
+	{
+		/* (a newline ends a trailing -- comment; the text parsed alone as one SELECT) */
+		source = psprintf("SELECT DISTINCT x.c::text AS c FROM (%s\n) AS x(c) WHERE x.c IS NOT NULL",
+						  spec->customer_query);
+	}
+	else
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		args[2];
+		char	   *view;
+
+		args[0] = CStringGetTextDatum(spec->tenant_id);
+		args[1] = CStringGetTextDatum(spec->segment_id);
+		if (kspi_execute_with_args("SELECT kaireon._segment_view($1, $2)", 2, types, args, NULL, false, 1)
+			!= SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "kaireon: could not resolve the campaign's segment");
+		view = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		source = psprintf("SELECT DISTINCT s.customer_id::text AS c FROM %s s WHERE s.customer_id IS NOT NULL", view);
+	}
+	return psprintf("SELECT c FROM (%s) AS members %s%s", source, order, limit);
+}
+
+/* Keep a customer id for the results. */
+static int64
+keep_customer(Campaign *cp, const char *id)
+{
+	if (cp->ncustomers >= cp->customers_alloc)
+	{
+		cp->customers_alloc = Max(1024, cp->customers_alloc * 2);
+		cp->customers = cp->customers ?
+			repalloc_huge(cp->customers, sizeof(char *) * cp->customers_alloc) :
+			MemoryContextAllocHuge(CurrentMemoryContext, sizeof(char *) * cp->customers_alloc);
+	}
+	cp->customers[cp->ncustomers] = pstrdup(id);
+	return cp->ncustomers++;
+}
+
+/*
+ * One customer: the pipeline once per channel (dry run, in batch mode: every
+ * candidate that survives it, ranked), then the candidates into the solver's
+ * store.
+ */
+static void
+score_customer(Campaign *cp, const char *customer_id, MemoryContext percall,
+			   int32 *pair, double *value, bool *forced, int32 *tag)
+{
+	MemoryContext old = MemoryContextSwitchTo(percall);
+	int			n = 0;
+
+	for (int ch = 0; ch < cp->nch; ch++)
+	{
+		KDecideArgs args;
+		KDecideResult *res;
+
+		memset(&args, 0, sizeof(args));
+		args.tenant_id = cp->spec->tenant_id;
+		args.customer_id = customer_id;
+		args.channel_id = cp->cfg->channels[cp->channel[ch]].id;
+		args.placements = json_array();
+		args.flow_key = cp->spec->flow_key;
+		args.context = json_object();
+		args.dry_run = true;
+		args.batch = true;		/* every candidate, ranked, without explanations */
+		res = kaireon_decide(&args);
+		/* offer and creative indexes are only comparable within one compiled configuration */
+		if (res->req->cfg != cp->cfg || res->req->cfg->version != cp->cfg_version)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("the configuration of tenant \"%s\" changed while the campaign ran",
+							cp->spec->tenant_id),
+					 errhint("Run the campaign again.")));
+		for (int d = 0; d < res->ndecisions; d++)
+		{
+			const KDecision *dec = &res->decisions[d];
+
+			if (cp->flow[ch] < 0)
+				cp->flow[ch] = dec->flow;
+			pair[n] = dec->cand->offer * cp->nch + ch;
+			value[n] = dec->cand->score;
+			forced[n] = dec->cand->mandatory;
+			tag[n] = dec->cand->creative;
+			n++;
+		}
+	}
+	/* a mandatory offer is placed once per customer: on its best-scored channel */
+	for (int a = 0; a < n; a++)
+		for (int b = 0; b < n && forced[a]; b++)
+			if (b != a && forced[b] && pair[a] / cp->nch == pair[b] / cp->nch &&
+				(value[b] > value[a] || (value[b] == value[a] && b < a)))
+				forced[a] = false;
+	MemoryContextSwitchTo(old);
+	karb_add_customer(&cp->prob, n, pair, value, forced, tag);
+	MemoryContextReset(percall);
+}
+
+/*
+ * List the campaign's customers: runs the customer query or reads the
+ * segment's view, confined to the tenant (kaireon_run_confined: the tenant
+ * stored that SQL), and keeps every id.
+ */
+static void
+list_customers(void *arg)
+{
+	Campaign   *cp = (Campaign *) arg;
+	MemoryContext mine = CurrentMemoryContext;
+	Portal		portal;
+
+	portal = kaireon_confined_cursor("kaireon_campaign_customers", cp->customers_query);
+	for (;;)
+	{
+		SPITupleTable *tt;
+
+		SPI_cursor_fetch(portal, true, CAMPAIGN_FETCH);
+		MemoryContextSwitchTo(mine);
+		tt = SPI_tuptable;
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			char	   *id = SPI_getvalue(tt->vals[r], tt->tupdesc, 1);
+
+			CHECK_FOR_INTERRUPTS();
+			keep_customer(cp, id);
+			pfree(id);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
+	MemoryContextSwitchTo(mine);
+}
+
+/* List the customers (confined to the tenant), then score each. */
+static void
+collect(Campaign *cp)
+{
+	KTenantConfig *cfg = cp->cfg;
+	int			npairs = cfg->noffers * cp->nch;
+	MemoryContext mine = CurrentMemoryContext;
+	MemoryContext percall = AllocSetContextCreate(CurrentMemoryContext, "kaireon campaign customer",
+												  ALLOCSET_DEFAULT_SIZES);
+	int			maxn = Max(npairs, 1);
+	int32	   *pair = palloc(sizeof(int32) * maxn);
+	double	   *value = palloc(sizeof(double) * maxn);
+	bool	   *forced = palloc(sizeof(bool) * maxn);
+	int32	   *tag = palloc(sizeof(int32) * maxn);
+
+	karb_problem_init(&cp->prob, cp->spec->max_offers, npairs, cp->nglobal, cp->nresp);
+	for (int q = 0; q < npairs; q++)
+	{
+		const KOffer *o = &cfg->offers[q / cp->nch];
+		const char *chan = cfg->channels[cp->channel[q % cp->nch]].id;
+
+		for (int k = 0; k < cp->nglobal; k++)
+			cp->prob.cost[(int64) q * cp->nglobal + k] = karb_offer_cost(&cp->set->items[cp->global[k]], o, chan);
+		for (int r = 0; r < cp->nresp; r++)
+			cp->prob.rcost[(int64) q * cp->nresp + r] = karb_offer_cost(&cp->set->items[cp->resp[r]], o, chan);
+	}
+	for (int k = 0; k < cp->nglobal; k++)
+	{
+		const KArbConstraint *c = &cp->set->items[cp->global[k]];
+
+		cp->prob.cap[k] = Max(c->limit - c->used, 0);
+	}
+	for (int r = 0; r < cp->nresp; r++)
+		cp->prob.rcap[r] = cp->set->items[cp->resp[r]].per_response;
+
+	cp->customers_query = customers_sql(cp);
+	MemoryContextSwitchTo(mine);
+	kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
+	MemoryContextSwitchTo(mine);
+	for (int64 i = 0; i < cp->ncustomers; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		score_customer(cp, cp->customers[i], percall, pair, value, forced, tag);
+	}
+	MemoryContextDelete(percall);
+}
+
+/* ---- results ---- */
+
+/* A one-dimensional array datum. */
+static Datum
+array_of(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
+}
+
+/* Column buffers of campaign decisions waiting to be written. */
+typedef struct Rows
+{
+	int			n;
+	Datum		col[11][CAMPAIGN_WRITE_BATCH];
+	bool		null[11][CAMPAIGN_WRITE_BATCH];
+} Rows;
+
+/* Write the buffered rows in one INSERT. */
+static void
+flush_rows(Campaign *cp, Rows *rows)
+{
+	static const Oid elem[11] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
+	FLOAT8OID, BOOLOID, TEXTOID, TEXTOID};
+	Oid			types[13];
+	Datum		args[13];
+	static SPIPlanPtr plan = NULL;
+
+	if (rows->n == 0)
+		return;
+	types[0] = TEXTOID;
+	types[1] = TEXTOID;
+	for (int c = 0; c < 11; c++)
+		types[2 + c] = get_array_type(elem[c]);
+	if (plan == NULL)
+		plan = kspi_prepare_keep(
+			"INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
+			"  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
+			"  interaction_id) "
+			"SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS u",
+			13, types);
+	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
+	args[1] = CStringGetTextDatum(cp->campaign_run_id);
+	for (int c = 0; c < 11; c++)
+		args[2 + c] = array_of(rows->col[c], rows->null[c], rows->n, elem[c]);
+	if (kspi_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
+		elog(ERROR, "kaireon: could not write the campaign decisions");
+	rows->n = 0;
+}
+
+/* Order of a customer's assigned candidates: forced first, then value, then offer id. */
+static int
+assigned_cmp(const void *a, const void *b, void *arg)
+{
+	const Campaign *cp = (const Campaign *) arg;
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	if (cp->prob.forced[x] != cp->prob.forced[y])
+		return cp->prob.forced[x] ? -1 : 1;
+	if (cp->prob.value[x] != cp->prob.value[y])
+		return cp->prob.value[x] > cp->prob.value[y] ? -1 : 1;
+	return strcmp(cp->cfg->offers[cp->prob.pair[x] / cp->nch].id, cp->cfg->offers[cp->prob.pair[y] / cp->nch].id);
+}
+
+/* Per-offer counts of the assignment (for the summary). */
+static json_t *
+offer_counts(const Campaign *cp)
+{
+	int64	   *counts = palloc0(sizeof(int64) * Max(cp->cfg->noffers, 1));
+	json_t	   *out = json_object();
+
+	for (int64 c = 0; c < cp->prob.ncand; c++)
+		if (cp->sol.selected[c])
+			counts[cp->prob.pair[c] / cp->nch]++;
+	for (int o = 0; o < cp->cfg->noffers; o++)
+		if (counts[o] > 0)
+			json_object_set_new(out, cp->cfg->offers[o].id, json_integer(counts[o]));
+	return out;
+}
+
+/*
+ * Write the assignment to campaign_decisions (ranked per customer), with a
+ * recommendation id per customer and, unless simulating, an interaction id per
+ * decision.
+ */
+static void
+write_decisions(Campaign *cp)
+{
+	Rows	   *rows = palloc0(sizeof(Rows));
+	int64	   *mine = palloc(sizeof(int64) * Max(cp->prob.m, 1) * 2 + sizeof(int64));
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon campaign rows", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+	double	   *pen = palloc0(sizeof(double) * Max(cp->prob.npairs, 1));
+
+	for (int q = 0; q < cp->prob.npairs; q++)
+		for (int k = 0; k < cp->prob.nk; k++)
+			pen[q] += cp->sol.lambda[k] * cp->prob.cost[(int64) q * cp->prob.nk + k];
+
+	old = MemoryContextSwitchTo(tmp);
+	for (int i = 0; i < cp->prob.ncust; i++)
+	{
+		int			n = 0;
+		char	   *rec = NULL;
+
+		for (int64 c = cp->prob.start[i]; c < cp->prob.start[i + 1]; c++)
+			if (cp->sol.selected[c])
+				mine[n++] = c;
+		if (n == 0)
+			continue;
+		qsort_arg(mine, n, sizeof(int64), assigned_cmp, cp);
+		rec = kaireon_new_uuid();
+		for (int r = 0; r < n; r++)
+		{
+			int64		c = mine[r];
+			int			offer = cp->prob.pair[c] / cp->nch;
+			int			ch = cp->prob.pair[c] % cp->nch;
+			int			k = rows->n;
+			int			flow = cp->flow[ch];
+
+			rows->col[0][k] = CStringGetTextDatum(cp->customers[i]);
+			rows->col[1][k] = Int32GetDatum(r + 1);
+			rows->col[2][k] = CStringGetTextDatum(cp->cfg->offers[offer].id);
+			rows->col[3][k] = CStringGetTextDatum(cp->cfg->creatives[cp->prob.tag[c]].id);
+			rows->col[4][k] = CStringGetTextDatum(cp->cfg->channels[cp->channel[ch]].id);
+			if (flow >= 0)
+				rows->col[5][k] = CStringGetTextDatum(cp->cfg->flows[flow].id);
+			rows->null[5][k] = flow < 0;
+			rows->col[6][k] = Float8GetDatum(cp->prob.value[c]);
+			rows->col[7][k] = Float8GetDatum(cp->prob.value[c] - pen[cp->prob.pair[c]]);
+			rows->col[8][k] = BoolGetDatum(cp->prob.forced[c]);
+			rows->col[9][k] = CStringGetTextDatum(rec);
+			if (!cp->spec->simulation)
+				rows->col[10][k] = CStringGetTextDatum(kaireon_new_uuid());
+			rows->null[10][k] = cp->spec->simulation;
+			rows->n++;
+			cp->decisions++;
+			if (rows->n == CAMPAIGN_WRITE_BATCH)
+			{
+				MemoryContextSwitchTo(old);
+				flush_rows(cp, rows);
+				MemoryContextReset(tmp);
+				MemoryContextSwitchTo(tmp);
+			}
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	MemoryContextSwitchTo(old);
+	flush_rows(cp, rows);
+	MemoryContextDelete(tmp);
+}
+
+/* Record the decisions as interactions (from the campaign_decisions rows just written). */
+static void
+record_interactions(Campaign *cp)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+
+	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
+	args[1] = CStringGetTextDatum(cp->campaign_run_id);
+	args[2] = CStringGetTextDatum(cp->spec->run_id);
+	if (kspi_execute_with_args(
+		"INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+		"  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, context) "
+		"SELECT d.tenant_id, d.interaction_id, now(), d.customer_id, 'recommendation', d.recommendation_id, d.rank, "
+		"       d.offer_id, d.creative_id, d.channel_id, d.decision_flow_id, $3, d.score, "
+		"       jsonb_build_object('campaignRunId', d.campaign_run_id) "
+		"  FROM kaireon.campaign_decisions d WHERE d.tenant_id = $1 AND d.campaign_run_id = $2",
+		3, types, args, NULL, false, 0) != SPI_OK_INSERT || (int64) SPI_processed != cp->decisions)
+		elog(ERROR, "kaireon: could not record the campaign's interactions");
+}
+
+/*
+ * Take the run's units of every budget and volume constraint it used: one
+ * conditional UPDATE each; when real-time decisions took the room meanwhile,
+ * fail with 40001.
+ */
+static void
+take_units(Campaign *cp)
+{
+	for (int k = 0; k < cp->nglobal; k++)
+	{
+		const KArbConstraint *c = &cp->set->items[cp->global[k]];
+		double		used = cp->sol.used[k];
+		Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+		Datum		args[3];
+		const char *sql;
+
+		if (used <= 0 || (c->source != KARB_SRC_BUDGET && c->source != KARB_SRC_VOLUME))
+			continue;
+		if (c->source == KARB_SRC_VOLUME)
+			sql = "UPDATE kaireon.volume_constraints v "
+				"   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN $3::bigint "
+				"                            ELSE v.current_count + $3::bigint END, "
+				"       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
+				"                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
+				" WHERE v.tenant_id = $1 AND v.id = $2 "
+				"   AND (CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END) "
+				"       + $3::bigint <= v.max_volume RETURNING 1";
+		else if (strcmp(c->type, "budget_spend") == 0)
+			sql = "UPDATE kaireon.budget_allocations b SET used_spend = b.used_spend + $3::numeric "
+				" WHERE b.tenant_id = $1 AND b.id = $2 AND b.used_spend + $3::numeric <= b.max_spend RETURNING 1";
+		else
+			sql = "UPDATE kaireon.budget_allocations b SET used_impressions = b.used_impressions + $3::bigint "
+				" WHERE b.tenant_id = $1 AND b.id = $2 AND b.used_impressions + $3::bigint <= b.max_impressions "
+				"RETURNING 1";
+		args[0] = CStringGetTextDatum(cp->spec->tenant_id);
+		args[1] = CStringGetTextDatum(c->id);
+		args[2] = Float8GetDatum(c->cost_field ? used : rint(used));
+		if (kspi_execute_with_args(sql, 3, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "kaireon: taking the campaign's units of %s failed", c->key);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("constraint \"%s\" (%s) no longer has room for the campaign's %g units",
+							c->name ? c->name : c->id, c->key, used),
+					 errdetail("Real-time decisions used it while the campaign ran."),
+					 errhint("Run the campaign again.")));
+	}
+}
+
+/* The summary of a solved campaign (campaign_runs.summary, simulation_runs.results). */
+static json_t *
+summary(Campaign *cp)
+{
+	json_t	   *cons = json_array();
+
+	for (int k = 0; k < cp->nglobal; k++)
+	{
+		const KArbConstraint *c = &cp->set->items[cp->global[k]];
+
+		json_array_append_new(cons, json_pack("{s:s,s:s,s:s,s:s?,s:f,s:f,s:f,s:f,s:b}",
+											  "key", c->key, "name", c->name ? c->name : c->id,
+											  "type", c->type, "period", c->period,
+											  "limit", c->limit, "usedBefore", c->used,
+											  "used", cp->sol.used[k], "lambda", cp->sol.lambda[k],
+											  "binding", cp->sol.lambda[k] > 0));
+	}
+	for (int r = 0; r < cp->nresp; r++)
+	{
+		const KArbConstraint *c = &cp->set->items[cp->resp[r]];
+
+		json_array_append_new(cons, json_pack("{s:s,s:s,s:s,s:f}", "key", c->key,
+											  "name", c->name ? c->name : c->id, "type", c->type,
+											  "maxPerResponse", c->per_response));
+	}
+	return json_pack("{s:s,s:b,s:f,s:I,s:I,s:o,s:o,s:{s:f,s:f,s:f},s:{s:I,s:I}}",
+					 "method", cp->sol.method, "converged", cp->sol.converged,
+					 "tolerance", cp->spec->opt.tolerance,
+					 "candidates", (json_int_t) cp->prob.offered,
+					 "candidatesKept", (json_int_t) cp->prob.ncand,
+					 "constraints", cons,
+					 "offers", offer_counts(cp),
+					 "timingMs", "scoring", cp->ms_scoring, "solve", cp->ms_solve, "write", cp->ms_write,
+					 "repair", "removed", (json_int_t) cp->sol.removed, "filled", (json_int_t) cp->sol.filled);
+}
+
+/* Everything after the run row: collect, solve, write.  Raises on failure (the caller rolls back). */
+static json_t *
+execute(Campaign *cp)
+{
+	TimestampTz t0 = GetCurrentTimestamp();
+	int			k;
+	double		need;
+
+	collect(cp);
+	cp->ms_scoring = ms_since(t0);
+	if (!karb_forced_feasible(&cp->prob, &k, &need))
+	{
+		const KArbConstraint *c = &cp->set->items[cp->global[k]];
+
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("constraint \"%s\" (%s) is infeasible: the mandatory offers alone need %g of the %g it has left",
+						c->name ? c->name : c->id, c->key, need, cp->prob.cap[k]),
+				 errhint("Raise its limit, or make fewer offers of its scope mandatory.")));
+	}
+	t0 = GetCurrentTimestamp();
+	karb_solve(&cp->prob, &cp->spec->opt, &cp->sol);
+	cp->ms_solve = ms_since(t0);
+	t0 = GetCurrentTimestamp();
+	if (cp->spec->write_decisions)
+	{
+		write_decisions(cp);
+		if (!cp->spec->simulation)
+		{
+			record_interactions(cp);
+			take_units(cp);
+		}
+	}
+	else
+	{
+		for (int64 c = 0; c < cp->prob.ncand; c++)
+			if (cp->sol.selected[c])
+				cp->decisions++;
+	}
+	cp->ms_write = ms_since(t0);
+	return summary(cp);
+}
+
+/*
+ * Run execute() in a subtransaction.  On success returns the summary; on
+ * failure rolls the subtransaction back, returns NULL and the error message
+ * in *error (a cancelled query is re-raised).
+ */
+static json_t *
+execute_guarded(Campaign *cp, char **error)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	json_t	   *volatile result = NULL;
+
+	*error = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		result = execute(cp);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		*error = psprintf("%s (SQLSTATE %s)", edata->message, unpack_sql_state(edata->sqlerrcode));
+		result = NULL;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* Solver settings: the GUC defaults, overridden by an options object (tolerance, maxIterations). */
+static void
+solver_options(KArbOptions *opt, json_t *conf)
+{
+	opt->tolerance = kj_num(conf, "tolerance", karb_tolerance);
+	opt->max_iterations = (int) kj_num(conf, "maxIterations", karb_max_iterations);
+	if (!(opt->tolerance >= 0 && opt->tolerance < 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tolerance must be in [0, 1), not %g", opt->tolerance),
+				 errhint("The solver stops when the relative duality gap is at most the tolerance.")));
+	if (opt->max_iterations < 1 || opt->max_iterations > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("maxIterations must be from 1 to 100000, not %d", opt->max_iterations),
+				 errhint("It bounds the dual function evaluations.")));
+}
+
+/* Raise 22004 for a NULL argument. */
+static void
+require(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name),
+				 errhint("Pass a value for %s.", name)));
+}
+
+/*
+ * Return the single row a query returned, as the function's composite result
+ * (copied into the context that was current at SPI_connect).
+ */
+static Datum
+return_row(void)
+{
+	HeapTupleHeader h;
+
+	if (SPI_processed != 1)
+		elog(ERROR, "kaireon: the run row was not found");
+	h = SPI_returntuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	return PointerGetDatum(h);
+}
+
+/*
+ * kaireon.run_campaign(tenant_id, run_id, simulation): one execution of a
+ * run; returns its kaireon.campaign_runs row (status completed or failed).
+ */
+Datum
+kaireon_run_campaign(PG_FUNCTION_ARGS)
+{
+	MemoryContext callcxt,
+				old;
+	Campaign	cp;
+	CampaignSpec spec;
+	json_t	   *run,
+			   *sum;
+	char	   *error;
+	Oid			types[6] = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, JSONBOID, TEXTOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	const char *status;
+	Datum		result;
+
+	require(fcinfo, 0, "tenant_id");
+	require(fcinfo, 1, "run_id");
+	memset(&spec, 0, sizeof(spec));
+	memset(&cp, 0, sizeof(cp));
+	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon campaign", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(callcxt);
+	spec.tenant_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	spec.run_id = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	spec.simulation = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	spec.write_decisions = true;
+	solver_options(&spec.opt, NULL);
+	kaireon_check_tenant_access(spec.tenant_id);
+
+	/* connected from the caller's context: SPI_returntuple copies the result row there */
+	MemoryContextSwitchTo(old);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	MemoryContextSwitchTo(callcxt);
+	cp.spec = &spec;
+	cp.cfg = kaireon_config_get(spec.tenant_id);
+	cp.cfg_version = cp.cfg->version;
+
+	/* the run, locked for the duration (consecutive run numbers) */
+	run = load_run(spec.tenant_id, spec.run_id, true, "Pass the id of a kaireon.runs row of the tenant.");
+	status = kj_str(run, "status");
+	if (strcmp(status, "archived") == 0 || strcmp(status, "paused") == 0 ||
+		(strcmp(status, "draft") == 0 && !spec.simulation))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("run \"%s\" is %s", spec.run_id, status),
+				 errhint("Only active or completed runs execute (a draft run may be simulated: simulation => true).")));
+	if (kj_str(run, "decision_flow_id") != NULL && kj_str(run, "flow_key") == NULL)
+		unknown(psprintf("the decision flow of run \"%s\" is deleted", spec.run_id),
+				"Point the run at an existing decision flow.");
+	spec.flow_key = kj_str(run, "flow_key");
+	spec.segment_id = kj_str(run, "segment_id");
+	spec.customer_query = kj_str(run, "customer_query");
+	spec.channels = kj_array(run, "channel_ids");
+	spec.max_offers = (int) kj_num(run, "max_offers", 1);
+	spec.limits = json_object_get(run, "volume_constraints");
+	prepare(&cp);
+
+	/* the campaign_runs row, before anything else is written */
+	args[0] = CStringGetTextDatum(spec.tenant_id);
+	args[1] = CStringGetTextDatum(spec.run_id);
+	args[2] = BoolGetDatum(spec.simulation);
+	if (kspi_execute_with_args(
+		"INSERT INTO kaireon.campaign_runs (tenant_id, campaign_id, run_number, status, is_simulation, started_at) "
+		"SELECT $1, $2, coalesce(max(run_number), 0) + 1, 'running', $3, clock_timestamp() "
+		"  FROM kaireon.campaign_runs WHERE tenant_id = $1 AND campaign_id = $2 RETURNING id",
+		3, types, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "kaireon: could not create the campaign run");
+	cp.campaign_run_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+	sum = execute_guarded(&cp, &error);
+
+	args[0] = CStringGetTextDatum(spec.tenant_id);
+	args[1] = CStringGetTextDatum(cp.campaign_run_id);
+	args[2] = BoolGetDatum(error == NULL);
+	if (error)
+	{
+		args[3] = CStringGetTextDatum(error);
+		nulls[4] = 'n';
+	}
+	else
+	{
+		nulls[3] = 'n';
+		args[4] = JsonbPGetDatum(kj_to_jsonb(json_pack("{s:I,s:I,s:f,s:f,s:f,s:i,s:o}",
+													  "customers", (json_int_t) cp.ncustomers,
+													  "recommended", (json_int_t) cp.decisions,
+													  "primal", cp.sol.primal, "dual", cp.sol.dual,
+													  "gap", cp.sol.gap, "iterations", cp.sol.iterations,
+													  "summary", sum)));
+	}
+	args[5] = CStringGetTextDatum(spec.run_id);
+	if (kspi_execute_with_args(
+		"WITH touched AS (UPDATE kaireon.runs SET last_run_at = clock_timestamp() "
+		"                  WHERE tenant_id = $1 AND id = $6 AND $3) "
+		"UPDATE kaireon.campaign_runs SET "
+		"  status = CASE WHEN $3 THEN 'completed' ELSE 'failed' END, "
+		"  error = $4, completed_at = clock_timestamp(), "
+		"  total_customers = coalesce(($5 ->> 'customers')::bigint, 0), "
+		"  processed = coalesce(($5 ->> 'customers')::bigint, 0), "
+		"  recommended = coalesce(($5 ->> 'recommended')::bigint, 0), "
+		"  primal_value = ($5 ->> 'primal')::float8, dual_bound = ($5 ->> 'dual')::float8, "
+		"  duality_gap = ($5 ->> 'gap')::float8, iterations = coalesce(($5 ->> 'iterations')::int, 0), "
+		"  summary = coalesce($5 -> 'summary', '{}') "
+		"WHERE tenant_id = $1 AND id = $2 RETURNING *",
+		6, types, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "kaireon: could not finish the campaign run");
+	result = return_row();
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "kaireon: SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(callcxt);
+	PG_RETURN_DATUM(result);
+}
+
+/* A string from an options object, checked. */
+static const char *
+opt_string(json_t *conf, const char *key)
+{
+	json_t	   *v = json_object_get(conf, key);
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("config.%s must be a string, not %s", key, kj_type_name(v)),
+				 errhint("See kaireon.simulate in docs/arbitration.md.")));
+	return json_string_value(v);
+}
+
+/*
+ * kaireon.simulate(tenant_id, run_id, decision_flow_key, segment_id,
+ * sample_size, config, name): a what-if campaign over a sample of customers;
+ * writes only its kaireon.simulation_runs row, which it returns.
+ */
+Datum
+kaireon_simulate(PG_FUNCTION_ARGS)
+{
+	static const char *const allowed[] = {
+		"channelIds", "maxOffers", "customerQuery", "volumeConstraints", "tolerance", "maxIterations", NULL
+	};
+	MemoryContext callcxt,
+				old;
+	Campaign	cp;
+	CampaignSpec spec;
+	json_t	   *conf,
+			   *run = NULL,
+			   *sum;
+	char	   *error;
+	const char *key;
+	json_t	   *v;
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID, JSONBOID};
+	Datum		args[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char	   *sim_id;
+	Datum		result;
+
+	require(fcinfo, 0, "tenant_id");
+	memset(&spec, 0, sizeof(spec));
+	memset(&cp, 0, sizeof(cp));
+	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon simulation", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(callcxt);
+	spec.tenant_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	spec.run_id = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	spec.flow_key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	spec.segment_id = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	spec.sample_size = PG_ARGISNULL(4) ? 1000 : PG_GETARG_INT32(4);
+	conf = PG_ARGISNULL(5) ? json_object() : kj_from_jsonb(PG_GETARG_JSONB_P(5), "config");
+	spec.simulation = true;
+	spec.write_decisions = false;
+	if (spec.sample_size < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sample_size must be at least 1, not " INT64_FORMAT, spec.sample_size),
+				 errhint("Simulate over a sample of at least one customer.")));
+	if (!json_is_object(conf))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("config must be a JSON object, not %s", kj_type_name(conf)),
+				 errhint("Pass {\"channelIds\": [...], \"maxOffers\": 1, ...}.")));
+	json_object_foreach(conf, key, v)
+	{
+		bool		ok = false;
+
+		for (int i = 0; allowed[i]; i++)
+			if (strcmp(allowed[i], key) == 0)
+				ok = true;
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("config has an unknown key \"%s\"", key),
+					 errhint("Known keys: channelIds, maxOffers, customerQuery, volumeConstraints, tolerance, maxIterations.")));
+	}
+	solver_options(&spec.opt, conf);
+	kaireon_check_tenant_access(spec.tenant_id);
+
+	/* connected from the caller's context: SPI_returntuple copies the result row there */
+	MemoryContextSwitchTo(old);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	MemoryContextSwitchTo(callcxt);
+	cp.spec = &spec;
+	cp.cfg = kaireon_config_get(spec.tenant_id);
+	cp.cfg_version = cp.cfg->version;
+
+	/* a run supplies what the arguments leave out */
+	if (spec.run_id != NULL)
+	{
+		run = load_run(spec.tenant_id, spec.run_id, false, "Pass the id of a kaireon.runs row of the tenant, or none.");
+		if (spec.flow_key == NULL)
+			spec.flow_key = kj_str(run, "flow_key");
+		if (spec.segment_id == NULL)
+			spec.segment_id = kj_str(run, "segment_id");
+	}
+	spec.customer_query = opt_string(conf, "customerQuery");
+	if (spec.customer_query == NULL && spec.segment_id == NULL && run != NULL)
+		spec.customer_query = kj_str(run, "customer_query");
+	spec.channels = json_object_get(conf, "channelIds");
+	if (spec.channels != NULL && !json_is_array(spec.channels))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("config.channelIds must be an array of channel ids, not %s", kj_type_name(spec.channels)),
+				 errhint("Pass {\"channelIds\": [\"email\"]}.")));
+	if (spec.channels == NULL && run != NULL)
+		spec.channels = kj_array(run, "channel_ids");
+	v = json_object_get(conf, "maxOffers");
+	if (v != NULL && !(json_is_number(v) && json_number_value(v) == floor(json_number_value(v)) &&
+					   json_number_value(v) >= 1 && json_number_value(v) <= 50))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("config.maxOffers must be an integer from 1 to 50"),
+				 errhint("Ask for between 1 and 50 offers per customer.")));
+	spec.max_offers = v ? (int) json_number_value(v) : run ? (int) kj_num(run, "max_offers", 1) : 1;
+	spec.limits = json_object_get(conf, "volumeConstraints");
+	if (spec.limits != NULL)
+		kaireon_validate_config(KCONF_RUN_VOLUME_CONSTRAINTS, NULL, spec.limits, "config.volumeConstraints");
+	else if (run != NULL)
+		spec.limits = json_object_get(run, "volume_constraints");
+	prepare(&cp);
+
+	args[0] = CStringGetTextDatum(spec.tenant_id);
+	args[1] = PG_ARGISNULL(6) ? (Datum) 0 : PointerGetDatum(PG_GETARG_TEXT_PP(6));
+	nulls[1] = PG_ARGISNULL(6) ? 'n' : ' ';
+	if (spec.segment_id)
+		args[2] = CStringGetTextDatum(spec.segment_id);
+	else
+		nulls[2] = 'n';
+	if (spec.flow_key)
+		args[3] = CStringGetTextDatum(spec.flow_key);
+	else
+		nulls[3] = 'n';
+	args[4] = Int32GetDatum((int32) spec.sample_size);
+	args[5] = JsonbPGetDatum(kj_to_jsonb(conf));
+	if (kspi_execute_with_args(
+		"INSERT INTO kaireon.simulation_runs (tenant_id, name, segment_id, decision_flow_key, sample_size, config, "
+		"  status, started_at) VALUES ($1, $2, $3, $4, $5, $6, 'running', clock_timestamp()) RETURNING id",
+		6, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "kaireon: could not create the simulation run");
+	sim_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	cp.campaign_run_id = sim_id;
+
+	sum = execute_guarded(&cp, &error);
+
+	memset(nulls, ' ', sizeof(nulls));
+	memset(args, 0, sizeof(args));
+	args[0] = CStringGetTextDatum(spec.tenant_id);
+	args[1] = CStringGetTextDatum(sim_id);
+	for (int k = 2; k < 6; k++)
+		nulls[k] = 'n';
+	if (error)
+	{
+		args[6] = CStringGetTextDatum(error);
+		nulls[7] = 'n';
+	}
+	else
+	{
+		nulls[6] = 'n';
+		json_object_set_new(sum, "customers", json_integer(cp.ncustomers));
+		json_object_set_new(sum, "recommended", json_integer(cp.decisions));
+		json_object_set_new(sum, "primalValue", json_real(cp.sol.primal));
+		json_object_set_new(sum, "dualBound", json_real(cp.sol.dual));
+		json_object_set_new(sum, "dualityGap", json_real(cp.sol.gap));
+		json_object_set_new(sum, "iterations", json_integer(cp.sol.iterations));
+		args[7] = JsonbPGetDatum(kj_to_jsonb(sum));
+	}
+	if (kspi_execute_with_args(
+		"UPDATE kaireon.simulation_runs SET status = CASE WHEN $7 IS NULL THEN 'completed' ELSE 'failed' END, "
+		"  error = $7, results = coalesce($8, '{}'), completed_at = clock_timestamp() "
+		"WHERE tenant_id = $1 AND id = $2 RETURNING *",
+		8, types, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "kaireon: could not finish the simulation run");
+	result = return_row();
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "kaireon: SPI_finish failed");
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(callcxt);
+	PG_RETURN_DATUM(result);
+}

@@ -1,0 +1,444 @@
+/*
+ * customer.c
+ *	  Reads what one request needs to know about its customer, through
+ *	  indexes, with prepared queries: the customer data row (by primary key),
+ *	  segment membership (one EXISTS per referenced segment on the segment
+ *	  views), the recent interaction history and active suppressions (plain
+ *	  rows), and, only when the configuration reads them, consent, engagement
+ *	  health, metric values and cap usage (one jsonb).  The tenant's adaptive
+ *	  propensity counts are read at most once per kaireon.adaptation_refresh_ms.
+ */
+#include "util/json.h"
+
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "util/spi.h"
+#include "decision/decision.h"
+#include "kaireon.h"
+
+/* Most history rows read for one customer (the newest); documented in docs/recommend.md. */
+#define KAIREON_MAX_EVENTS 10000
+
+/*
+ * Prepare the per-request queries of a tenant configuration.  All take $1
+ * tenant id, $2 customer id; the history query also $3, the oldest time
+ * needed.  History and suppressions come back as plain rows; consent,
+ * engagement, metrics and cap usage (only the parts the configuration reads)
+ * as one jsonb.
+ */
+void
+kaireon_prepare_state_plan(KTenantConfig *cfg)
+{
+	StringInfoData sql;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	bool		extras = false;
+
+	cfg->history_plan = kspi_prepare_keep(
+		psprintf("SELECT h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at "
+				 "  FROM kaireon.interaction_history h "
+				 " WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
+				 " ORDER BY h.occurred_at DESC LIMIT %d", KAIREON_MAX_EVENTS),
+		3, argtypes);
+	cfg->suppression_plan = kspi_prepare_keep(
+		"SELECT s.scope, s.scope_id, s.reason FROM kaireon.suppressions s "
+		" WHERE s.tenant_id = $1 AND s.customer_id = $2 AND (s.expires_at IS NULL OR s.expires_at > now())",
+		2, argtypes);
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT jsonb_build_object('customer', $2::text");
+	if (cfg->needs_consent)
+	{
+		appendStringInfoString(&sql,
+							   ", 'consent', (SELECT jsonb_object_agg(c.purpose, c.status) FROM "
+							   "  (SELECT DISTINCT ON (purpose) purpose, status FROM kaireon.consent_records "
+							   "    WHERE tenant_id = $1 AND subject_id = $2 ORDER BY purpose, created_at DESC, id DESC) c)");
+		extras = true;
+	}
+	if (cfg->has_engagement)
+	{
+		appendStringInfoString(&sql,
+							   ", 'engagement', (SELECT e.score FROM kaireon.customer_engagement_health e "
+							   "   WHERE e.tenant_id = $1 AND e.customer_id = $2)");
+		extras = true;
+	}
+	if (cfg->needs_metrics)
+	{
+		appendStringInfoString(&sql,
+							   ", 'metrics', (SELECT jsonb_object_agg(CASE WHEN v.dimension_key = '' THEN d.key "
+							   "   ELSE d.key || '|' || v.dimension_key END, v.value) "
+							   "   FROM kaireon.metric_values v JOIN kaireon.metric_definitions d "
+							   "     ON d.tenant_id = v.tenant_id AND d.id = v.metric_id "
+							   "  WHERE v.tenant_id = $1 AND v.customer_id = $2)");
+		extras = true;
+	}
+	if (cfg->ncaps > 0)
+	{
+		appendStringInfoString(&sql,
+							   ", 'caps', coalesce((SELECT jsonb_object_agg(v.id, jsonb_build_object('used', "
+							   "   CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END)) "
+							   "   FROM kaireon.volume_constraints v WHERE v.tenant_id = $1 AND v.status = 'active'), '{}') "
+							   " || coalesce((SELECT jsonb_object_agg(b.id, jsonb_build_object('impressions', b.used_impressions, "
+							   "   'spend', b.used_spend, 'conversions', b.used_conversions)) "
+							   "   FROM kaireon.budget_allocations b WHERE b.tenant_id = $1 AND b.status <> 'inactive'), '{}')");
+		extras = true;
+	}
+	appendStringInfoChar(&sql, ')');
+	if (extras)
+		cfg->extras_plan = kspi_prepare_keep(sql.data, 2, argtypes);
+}
+
+/*
+ * The tenant's adaptive propensity counts ("<scope>|<id>" -> [positives,
+ * negatives]), read at most once per kaireon.adaptation_refresh_ms per
+ * backend: they move with every outcome, and a propensity a second old is as
+ * good as a fresh one, so they are not worth a query per decision.
+ */
+json_t *
+kaireon_tenant_adaptation(KTenantConfig *cfg)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext old;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+
+	if (cfg->adaptation != NULL &&
+		now - cfg->adaptation_loaded_at < (TimestampTz) kaireon_adaptation_refresh_ms * 1000)
+		return cfg->adaptation;
+	if (cfg->adaptation_plan == NULL)
+		cfg->adaptation_plan = kspi_prepare_keep(
+			"SELECT a.scope || '|' || coalesce(a.scope_id, ''), sum(a.positives)::int8, sum(a.negatives)::int8 "
+			"  FROM kaireon.model_adaptations a WHERE a.tenant_id = $1 AND a.model_id IS NULL "
+			" GROUP BY a.scope, a.scope_id",
+			1, argtypes);
+	if (cfg->adaptation_mcxt == NULL)
+		cfg->adaptation_mcxt = AllocSetContextCreate(cfg->mcxt, "kaireon adaptation counts", ALLOCSET_SMALL_SIZES);
+	args[0] = CStringGetTextDatum(cfg->tenant_id);
+	if (kspi_execute_plan(cfg->adaptation_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading adaptation counts failed");
+	MemoryContextReset(cfg->adaptation_mcxt);
+	old = MemoryContextSwitchTo(cfg->adaptation_mcxt);
+	cfg->adaptation = json_object();
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		HeapTuple	t = SPI_tuptable->vals[i];
+		char	   *key = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
+		int64		pos = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
+		int64		neg = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
+
+		json_object_set_new(cfg->adaptation, key, json_pack("[I,I]", (json_int_t) pos, (json_int_t) neg));
+	}
+	MemoryContextSwitchTo(old);
+	cfg->adaptation_loaded_at = now;
+	return cfg->adaptation;
+}
+
+/* Run a prepared plan that returns one jsonb (or NULL) and parse it. */
+static json_t *
+plan_json(SPIPlanPtr plan, Datum *args, const char *what)
+{
+	bool		isnull;
+	Datum		d;
+
+	/* not read-only: a fresh snapshot, taken after the customer's decision lock */
+	if (kspi_execute_plan(plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading %s failed", what);
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return NULL;
+	return kj_from_jsonb(DatumGetJsonbP(d), what);
+}
+
+/* What a customer lookup was doing, for the error context of a failure in it. */
+typedef struct LookupContext
+{
+	const char *customer_id;
+	const KCustomerSchema *schema;
+} LookupContext;
+
+static void
+lookup_errcontext(void *arg)
+{
+	LookupContext *lc = (LookupContext *) arg;
+
+	errcontext("looking up customer \"%s\" by %s in %s", lc->customer_id, lc->schema->key_column,
+			   lc->schema->qualified_table);
+}
+
+/*
+ * The customer's data row as a JSON object, straight from the tuple: numbers
+ * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
+ * text form (dates and timestamps in ISO form); the tenant column left out.
+ */
+static json_t *
+row_json(SPIPlanPtr plan, Datum *args)
+{
+	json_t	   *obj;
+	HeapTuple	t;
+	TupleDesc	desc;
+
+	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading customer data failed");
+	if (SPI_processed == 0)
+		return NULL;
+	t = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	obj = json_object();
+	for (int i = 1; i <= desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
+		bool		isnull;
+		Datum		d;
+		json_t	   *v;
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), "tenant_id") == 0)
+			continue;
+		d = SPI_getbinval(t, desc, i, &isnull);
+		if (isnull)
+			v = json_null();
+		else
+			switch (att->atttypid)
+			{
+				case INT2OID:
+					v = json_integer(DatumGetInt16(d));
+					break;
+				case INT4OID:
+					v = json_integer(DatumGetInt32(d));
+					break;
+				case INT8OID:
+					v = json_integer(DatumGetInt64(d));
+					break;
+				case FLOAT4OID:
+					v = json_real(DatumGetFloat4(d));
+					break;
+				case FLOAT8OID:
+					v = json_real(DatumGetFloat8(d));
+					break;
+				case NUMERICOID:
+					v = json_real(DatumGetFloat8(DirectFunctionCall1(numeric_float8, d)));
+					break;
+				case BOOLOID:
+					v = json_boolean(DatumGetBool(d));
+					break;
+				case JSONBOID:
+					v = kj_from_jsonb(DatumGetJsonbP(d), NameStr(att->attname));
+					break;
+				case TEXTOID:
+				case VARCHAROID:
+					v = json_string(TextDatumGetCString(d));
+					break;
+				default:
+					v = json_string(SPI_getvalue(t, desc, i));
+					break;
+			}
+		json_object_set_new(obj, NameStr(att->attname), v ? v : json_null());
+	}
+	return obj;
+}
+
+/* The customer's data row in a customer schema (NULL when none); args are (customer id, tenant id). */
+static json_t *
+customer_row(const KCustomerSchema *cs, Datum *args)
+{
+	json_t	   *row;
+	LookupContext lc;
+	ErrorContextCallback cb;
+
+	if (cs == NULL || cs->plan == NULL)
+		return NULL;
+	/* a customer id that is no value of the key's type fails here: say where */
+	lc.customer_id = TextDatumGetCString(args[0]);
+	lc.schema = cs;
+	cb.previous = error_context_stack;
+	cb.callback = lookup_errcontext;
+	cb.arg = &lc;
+	error_context_stack = &cb;
+	row = row_json(cs->plan, args);
+	error_context_stack = cb.previous;
+	return row;
+}
+
+/* The customer data schema a flow reads: the one it names, else the first by name. */
+static KCustomerSchema *
+customer_schema(KTenantConfig *cfg, const char *name)
+{
+	if (name == NULL)
+		return cfg->ncustomer_schemas > 0 ? &cfg->customer_schemas[0] : NULL;
+	for (int i = 0; i < cfg->ncustomer_schemas; i++)
+		if (strcmp(cfg->customer_schemas[i].name, name) == 0)
+			return &cfg->customer_schemas[i];
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("customer data schema \"%s\" named by the decision flow is not a published customer schema of tenant \"%s\"",
+					name, cfg->tenant_id),
+			 errhint("Publish it with kaireon.publish_data_schema, or fix the flow's customerSchema.")));
+	return NULL;
+}
+
+/* Oldest history a request needs: the longest rule/policy window, and today (mandatory allowance). */
+static TimestampTz
+history_since(const KRequest *req)
+{
+	TimestampTz day = req->day_start;
+	TimestampTz window = req->now - (TimestampTz) (req->cfg->max_lookback_hours * USECS_PER_HOUR);
+
+	return Min(day, window);
+}
+
+/* Read the history rows of the request's window into KEvent structs. */
+static void
+load_events(KRequest *req, KCustomer *cust, Datum *args)
+{
+	SPITupleTable *tt;
+
+	if (kspi_execute_plan(req->cfg->history_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's history failed");
+	tt = SPI_tuptable;
+	cust->nevents = SPI_processed;
+	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
+	for (int i = 0; i < cust->nevents; i++)
+	{
+		KEvent	   *ev = &cust->events[i];
+		HeapTuple	t = tt->vals[i];
+		char	   *type = SPI_getvalue(t, tt->tupdesc, 1);
+		bool		isnull;
+		int			o;
+
+		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
+			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
+		ev->outcome = SPI_getvalue(t, tt->tupdesc, 2);
+		ev->offer_id = SPI_getvalue(t, tt->tupdesc, 3);
+		ev->channel_id = SPI_getvalue(t, tt->tupdesc, 4);
+		ev->at = DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull));
+		o = kaireon_find_offer(req->cfg, ev->offer_id);
+		if (o >= 0)
+		{
+			ev->category_id = req->cfg->offers[o].category_id;
+			ev->mandatory = req->cfg->offers[o].mandatory;
+		}
+		if (ev->outcome != NULL)
+		{
+			bool		found;
+
+			ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
+		}
+	}
+}
+
+/* Read the customer's active suppressions. */
+static void
+load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
+{
+	static const char *const kinds[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
+	SPITupleTable *tt;
+
+	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer's suppressions failed");
+	tt = SPI_tuptable;
+	cust->nsuppressions = SPI_processed;
+	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
+	for (int i = 0; i < cust->nsuppressions; i++)
+	{
+		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+
+		for (int k = 0; k < (int) lengthof(kinds); k++)
+			if (strcmp(scope, kinds[k]) == 0)
+				cust->suppressions[i].kind = (KScopeKind) k;
+		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
+	}
+}
+
+/*
+ * Read the customer's state for a request: attributes (customer data merged
+ * with the context, context winning), segments, history, suppressions,
+ * consent, engagement, metrics; and the tenant's adaptation counts and cap
+ * usage into the request.  Runs inside the caller's SPI connection.
+ */
+KCustomer *
+kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, const char *schema_name)
+{
+	KTenantConfig *cfg = req->cfg;
+	KCustomer  *cust = palloc0(sizeof(KCustomer));
+	KCustomerSchema *cs = customer_schema(cfg, schema_name);
+	Datum		args[3];
+	json_t	   *state;
+
+	cust->id = customer_id;
+	cust->context = context ? context : json_object();
+	args[0] = CStringGetTextDatum(customer_id);
+	args[1] = CStringGetTextDatum(cfg->tenant_id);
+	cust->data = customer_row(cs, args);
+	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
+	json_object_update(cust->attrs, cust->context);
+
+	if (cfg->segment_plan != NULL)
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (kspi_execute_plan(cfg->segment_plan, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "kaireon: reading segment membership failed");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		cust->segments = palloc0(sizeof(bool) * cfg->nsegment_slots);
+		if (!isnull)
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			Datum	   *elems;
+			bool	   *nulls;
+			int			n;
+
+			deconstruct_array(arr, BOOLOID, 1, true, TYPALIGN_CHAR, &elems, &nulls, &n);
+			for (int i = 0; i < n && i < cfg->nsegment_slots; i++)
+				cust->segments[i] = !nulls[i] && DatumGetBool(elems[i]);
+		}
+	}
+
+	args[0] = CStringGetTextDatum(cfg->tenant_id);
+	args[1] = CStringGetTextDatum(customer_id);
+	args[2] = TimestampTzGetDatum(history_since(req));
+	load_events(req, cust, args);
+	load_suppressions(req, cust, args);
+	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
+	cust->consent = json_object_get(state, "consent");
+	if (json_is_number(json_object_get(state, "engagement")))
+	{
+		cust->has_engagement = true;
+		cust->engagement = kj_num(state, "engagement", 0);
+	}
+	cust->metrics = json_object_get(state, "metrics");
+	if (cust->metrics != NULL && !json_is_object(cust->metrics))
+		cust->metrics = NULL;
+	req->cap_usage = json_object_get(state, "caps");
+	return cust;
+}
+
+/*
+ * The customer's attributes outside a decision (for learning from an outcome):
+ * the data row in the named customer schema (else the tenant's first) merged
+ * with the context, the context winning.
+ */
+json_t *
+kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t *context, const char *schema_name)
+{
+	Datum		args[2];
+	json_t	   *attrs;
+
+	args[0] = CStringGetTextDatum(customer_id);
+	args[1] = CStringGetTextDatum(cfg->tenant_id);
+	attrs = customer_row(customer_schema(cfg, schema_name), args);
+	if (attrs == NULL)
+		attrs = json_object();
+	if (json_is_object(context))
+		json_object_update(attrs, context);
+	return attrs;
+}

@@ -1,0 +1,312 @@
+/*
+ * decision/model_scores.c
+ *	  How a decision uses the scoring models (src/scoring/scoring.h): which model
+ *	  scores a placement (the flow's score.modelKey, or the variant of the
+ *	  flow's score.experimentKey), the features of a candidate, the shadow
+ *	  scores logged beside a recorded decision, and learning from an outcome.
+ *
+ * The model itself is compiled and cached by the scoring module; per request
+ * this module does at most one query (the experiment assignment, when the
+ * flow names an experiment) and, when recording a decision whose model has
+ * shadow models, one INSERT of their scores.
+ */
+#include "util/json.h"
+
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+
+#include "util/spi.h"
+#include "decision/decision.h"
+#include "scoring/scoring.h"
+
+/* What a feature lookup reads: the customer's attributes and the candidate offer. */
+typedef struct FeatureArg
+{
+	json_t	   *attrs;			/* customer data merged with the request context */
+	const KOffer *offer;		/* for offer.<field>; may be NULL */
+} FeatureArg;
+
+/* Feature lookup for the scoring interface: customer attributes, and offer.<field>. */
+static bool
+feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
+{
+	const FeatureArg *fa = (const FeatureArg *) self->arg;
+	json_t	   *v;
+
+	if (strncmp(name, "offer.", 6) == 0)
+		v = fa->offer ? kaireon_offer_attribute(fa->offer, name + 6) : NULL;
+	else
+		v = kaireon_path(fa->attrs, name);
+	if (v == NULL)
+		return false;
+	if (json_is_number(v))
+	{
+		out->kind = KV_NUMBER;
+		out->num = json_number_value(v);
+	}
+	else if (json_is_boolean(v))
+	{
+		out->kind = KV_BOOL;
+		out->num = json_is_true(v) ? 1 : 0;
+	}
+	else if (json_is_string(v))
+	{
+		out->kind = KV_STRING;
+		out->str = json_string_value(v);
+	}
+	else
+		out->kind = KV_NULL;
+	return true;
+}
+
+/*
+ * The experiment variant of the customer and the model key it gives (NULL
+ * for the holdout).  A dry run reads an existing assignment or computes the
+ * variant without storing it.  An experiment that does not exist, or has
+ * ended, assigns nobody new: such a customer gets its champion's model (the
+ * winner once an experiment is completed), or none; it never fails the
+ * decision.
+ */
+static const char *
+experiment_model(KRequest *req, const char *experiment_key, const char *customer_id, bool dry_run)
+{
+	static SPIPlanPtr state_plan = NULL;
+	static SPIPlanPtr assign_plan = NULL;
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		args[4];
+	bool		isnull;
+	Datum		d;
+
+	if (state_plan == NULL)
+		state_plan = kspi_prepare_keep(
+			"SELECT e.status = 'running' OR EXISTS (SELECT 1 FROM kaireon.experiment_assignments a "
+			"        WHERE a.tenant_id = e.tenant_id AND a.experiment_id = e.id AND a.customer_id = $3), "
+			"       (SELECT m.key FROM kaireon.algorithm_models m "
+			"         WHERE m.tenant_id = e.tenant_id AND m.id = e.champion_model_id) "
+			"  FROM kaireon.experiments e WHERE e.tenant_id = $1 AND e.key = $2",
+			3, types);
+	if (assign_plan == NULL)
+		assign_plan = kspi_prepare_keep("SELECT variant, model_key FROM kaireon.assign_experiment($1, $2, $3, $4)",
+										4, types);
+	args[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	args[1] = CStringGetTextDatum(experiment_key);
+	args[2] = CStringGetTextDatum(customer_id);
+	args[3] = BoolGetDatum(!dry_run);
+	if (kspi_execute_plan(state_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the experiment failed");
+	if (SPI_processed == 0)
+		return NULL;			/* no such experiment */
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		/* ended (or not started) and the customer was never assigned: the champion */
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		return isnull ? NULL : TextDatumGetCString(d);
+	}
+	if (kspi_execute_plan(assign_plan, args, NULL, dry_run, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "kaireon: assigning the experiment failed");
+	req->variant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Set the request's model for a placement decided by this flow: the
+ * experiment's variant when the flow names one, else score.modelKey.  A model
+ * that is missing, untrained, shadow or archived ranks nothing (the
+ * propensity falls back to the adaptive counts), but an untrained one is
+ * still recorded so that it learns from the outcomes.
+ */
+void
+kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id, bool dry_run)
+{
+	const char *key = flow->model_key;
+	KaireonModel *m;
+
+	req->model = NULL;
+	req->model_key = NULL;
+	req->variant = NULL;
+	req->model_memo_valid = false;
+	if (flow->experiment_key != NULL)
+		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
+	if (key == NULL)
+		return;
+	m = kaireon_model_lookup(req->cfg->tenant_id, key);
+	if (m == NULL)
+		return;
+	req->model_key = kaireon_model_key(m);
+	if (kaireon_model_get(req->cfg->tenant_id, key) != NULL && kaireon_model_ranks(m))
+		req->model = m;
+}
+
+/*
+ * A model's score of the request's customer with a candidate offer.  The
+ * request's model, when its score does not depend on the offer, is scored
+ * once per placement.
+ */
+double
+kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *offer)
+{
+	FeatureArg	fa = {req->cust->attrs, offer};
+	KaireonFeatures f = {feature_get, &fa};
+	bool		memo = (model == req->model && !kaireon_model_per_offer(model));
+	double		s;
+
+	if (memo && req->model_memo_valid)
+		return req->model_memo;
+	s = kaireon_model_score(model, &f, offer->id);
+	if (memo)
+	{
+		req->model_memo = s;
+		req->model_memo_valid = true;
+	}
+	return s;
+}
+
+/*
+ * Log, for every recorded decision whose model has shadow models, each
+ * shadow model's score of the decision beside the ranking model's, in one
+ * INSERT into model_shadow_scores.  Shadow models never rank.
+ */
+void
+kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
+	TEXTARRAYOID, FLOAT8ARRAYOID};
+	KRequest   *req = res->req;
+	Datum	   *cols[5] = {NULL};	/* shadow model id, offer id, score, ranking model id, its score */
+	int			n = 0,
+				cap = 0;
+	Datum		v[8];
+
+	for (int i = 0; i < res->ndecisions; i++)
+	{
+		KDecision  *d = &res->decisions[i];
+		const KOffer *offer = &req->cfg->offers[d->cand->offer];
+		KaireonModel **shadows;
+		int			ns;
+		FeatureArg	fa = {req->cust->attrs, offer};
+		KaireonFeatures f = {feature_get, &fa};
+
+		if (d->model == NULL || (ns = kaireon_model_shadows(d->model, &shadows)) == 0)
+			continue;
+		for (int k = 0; k < ns; k++)
+		{
+			if (n == cap)
+			{
+				cap = Max(8, cap * 2);
+				for (int c = 0; c < 5; c++)
+					cols[c] = cols[c] ? repalloc(cols[c], sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
+			}
+			cols[0][n] = CStringGetTextDatum(kaireon_model_id(shadows[k]));
+			cols[1][n] = CStringGetTextDatum(offer->id);
+			cols[2][n] = Float8GetDatum(kaireon_model_score(shadows[k], &f, offer->id));
+			cols[3][n] = CStringGetTextDatum(kaireon_model_id(d->model));	/* per decision: placements differ */
+			cols[4][n] = Float8GetDatum(kaireon_model_score(d->model, &f, offer->id));
+			n++;
+		}
+	}
+	if (n == 0)
+		return;
+	if (plan == NULL)
+		plan = kspi_prepare_keep(
+			"INSERT INTO kaireon.model_shadow_scores (tenant_id, customer_id, recommendation_id, model_id, "
+			"  offer_id, score, ranking_model_id, ranking_score) "
+			"SELECT $1, $2, $3, u.* "
+			"  FROM unnest($4::text[], $5::text[], $6::float8[], $7::text[], $8::float8[]) "
+			"       AS u(model_id, offer_id, score, ranking_model_id, ranking_score)",
+			8, types);
+	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	v[1] = CStringGetTextDatum(customer_id);
+	v[2] = CStringGetTextDatum(res->recommendation_id);
+	v[3] = PointerGetDatum(construct_array(cols[0], n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[4] = PointerGetDatum(construct_array(cols[1], n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[5] = PointerGetDatum(construct_array(cols[2], n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[6] = PointerGetDatum(construct_array(cols[3], n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[7] = PointerGetDatum(construct_array(cols[4], n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (kspi_execute_plan(plan, v, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: logging the shadow scores failed");
+}
+
+/* Features for learning: read the customer's attributes on first use only. */
+typedef struct LazyFeatureArg
+{
+	KTenantConfig *cfg;
+	const char *customer_id;
+	const char *schema;
+	json_t	   *context;
+	FeatureArg	fa;
+	bool		loaded;
+} LazyFeatureArg;
+
+/* Feature lookup that reads the customer's data row the first time a feature is asked for. */
+static bool
+lazy_feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
+{
+	LazyFeatureArg *la = (LazyFeatureArg *) self->arg;
+	KaireonFeatures inner = {feature_get, &la->fa};
+
+	if (!la->loaded)
+	{
+		la->fa.attrs = kaireon_customer_attributes(la->cfg, la->customer_id, la->context, la->schema);
+		la->loaded = true;
+	}
+	return feature_get(&inner, name, out);
+}
+
+/*
+ * Let the decision's model learn from an outcome (cls > 0 positive, < 0
+ * negative; neutral outcomes teach nothing).  The features are the customer's
+ * attributes now, with the decision's request context; they are read only
+ * when the model asks for one (bandits do not).  True when the model learned.
+ */
+bool
+kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
+					  const char *customer_id, const char *flow_id, json_t *context, int cls)
+{
+	LazyFeatureArg la;
+	KaireonFeatures f = {lazy_feature_get, &la};
+	int			o = offer_id ? kaireon_find_offer(cfg, offer_id) : -1;
+
+	if (cls == 0 || model_key == NULL)
+		return false;
+	memset(&la, 0, sizeof(la));
+	la.cfg = cfg;
+	la.customer_id = customer_id;
+	la.context = context;
+	la.fa.offer = o >= 0 ? &cfg->offers[o] : NULL;
+	for (int i = 0; flow_id != NULL && i < cfg->nflows; i++)
+		if (strcmp(cfg->flows[i].id, flow_id) == 0)
+			la.schema = cfg->flows[i].customer_schema;
+	return kaireon_model_learn(cfg->tenant_id, model_key, offer_id, &f,
+							   cls > 0 ? KAIREON_OUTCOME_POSITIVE : KAIREON_OUTCOME_NEGATIVE);
+}
+
+/*
+ * The model a propensity_threshold rule names (modelKey), when it may score:
+ * trained and neither shadow nor archived; else NULL (the rule then reads the
+ * candidate's propensity).  Looked up once per request and rule.
+ */
+KaireonModel *
+kaireon_rule_model(KRequest *req, const KRule *rule)
+{
+	int			ri = rule - req->cfg->rules;
+
+	if (req->rule_models == NULL)
+	{
+		req->rule_models = palloc0(sizeof(KaireonModel *) * req->cfg->nrules);
+		req->rule_models_done = palloc0(sizeof(int8) * req->cfg->nrules);
+	}
+	if (!req->rule_models_done[ri])
+	{
+		KaireonModel *m = kaireon_model_get(req->cfg->tenant_id, rule->model_key);
+
+		req->rule_models[ri] = (m != NULL && kaireon_model_ranks(m)) ? m : NULL;
+		req->rule_models_done[ri] = 1;
+	}
+	return req->rule_models[ri];
+}

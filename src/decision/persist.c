@@ -1,0 +1,343 @@
+/*
+ * persist.c
+ *	  Step 11 of recommend: taking cap units for selected candidates, writing
+ *	  the interaction rows of the decisions (and implicit impressions), and the
+ *	  sampled decision trace with its policy snapshot.  Everything happens in
+ *	  the caller's transaction, through plans prepared once per backend.
+ *
+ * Cap units.  A volume constraint or budget unit is taken by one conditional
+ * UPDATE ... WHERE used < cap RETURNING: the row lock serialises concurrent
+ * decisions, so N racers never take more than the cap, and a rollback gives
+ * the unit back.  A volume counter starts a new period lazily: when its
+ * reset_at has passed (or was never set) the taking UPDATE restarts the count
+ * at 1 and moves reset_at to the end of the current period.  When a candidate
+ * needs several caps and one is used up, the units already taken for it are
+ * returned (the rows are still locked by this transaction).
+ */
+#include "util/json.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/guc.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "util/spi.h"
+#include "arbitration/hooks.h"
+#include "decision/decision.h"
+#include "kaireon.h"
+
+static SPIPlanPtr vol_take_plan = NULL;
+static SPIPlanPtr vol_return_plan = NULL;
+static SPIPlanPtr bud_take_plan = NULL;
+static SPIPlanPtr bud_return_plan = NULL;
+static SPIPlanPtr history_plan = NULL;
+static SPIPlanPtr trace_plan = NULL;
+static SPIPlanPtr snapshot_plan = NULL;
+
+/* Prepare and keep a plan once per backend. */
+static SPIPlanPtr
+keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+		*slot = kspi_prepare_keep(sql, nargs, types);
+	return *slot;
+}
+
+/* Take (take = true) or return one unit of a cap for a candidate; false when used up. */
+static bool
+cap_unit(const KRequest *req, const KCap *c, double cost, bool take)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+	Datum		args[3];
+	SPIPlanPtr	plan;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	args[1] = CStringGetTextDatum(c->id);
+	args[2] = Float8GetDatum(cost);
+	if (c->kind == KCAP_VOLUME)
+		plan = take ?
+			keep_plan(&vol_take_plan,
+					  "UPDATE kaireon.volume_constraints v "
+					  "   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 1 "
+					  "                            ELSE v.current_count + 1 END, "
+					  "       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
+					  "                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
+					  " WHERE v.tenant_id = $1 AND v.id = $2 AND v.status = 'active' "
+					  "   AND (v.reset_at IS NULL OR v.reset_at <= now() OR v.current_count < v.max_volume) "
+					  "RETURNING 1", 2, types) :
+			keep_plan(&vol_return_plan,
+					  "UPDATE kaireon.volume_constraints SET current_count = current_count - 1 "
+					  " WHERE tenant_id = $1 AND id = $2 AND current_count > 0 RETURNING 1", 2, types);
+	else
+		plan = take ?
+			keep_plan(&bud_take_plan,
+					  "UPDATE kaireon.budget_allocations b "
+					  "   SET used_impressions = b.used_impressions + 1, used_spend = b.used_spend + $3 "
+					  " WHERE b.tenant_id = $1 AND b.id = $2 "
+					  "   AND (b.max_impressions IS NULL OR b.used_impressions < b.max_impressions) "
+					  "   AND (b.max_spend IS NULL OR b.used_spend + $3 <= b.max_spend) "
+					  "RETURNING 1", 3, types) :
+			keep_plan(&bud_return_plan,
+					  "UPDATE kaireon.budget_allocations "
+					  "   SET used_impressions = greatest(used_impressions - 1, 0), "
+					  "       used_spend = greatest(used_spend - $3, 0) "
+					  " WHERE tenant_id = $1 AND id = $2 RETURNING 1", 3, types);
+	rc = kspi_execute_plan(plan, args, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "kaireon: cap update failed: %s", SPI_result_code_string(rc));
+	return SPI_processed > 0;
+}
+
+/*
+ * Take one unit of every volume constraint and budget covering a selected
+ * candidate.  False (with nothing taken) when one of them is used up.
+ */
+bool
+kaireon_reserve_caps(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	int			taken = 0;
+	int		   *done = palloc(sizeof(int) * Max(req->cfg->ncaps, 1));
+
+	for (int i = 0; i < req->cfg->ncaps; i++)
+	{
+		const KCap *c = &req->cfg->caps[i];
+
+		if (!kaireon_cap_applies(req, c, offer))
+			continue;
+		if (!cap_unit(req, c, offer->cost, true))
+		{
+			for (int k = 0; k < taken; k++)
+				(void) cap_unit(req, &req->cfg->caps[done[k]], offer->cost, false);
+			return false;
+		}
+		done[taken++] = i;
+	}
+	return true;
+}
+
+/* A one-dimensional array datum of n values of a type (with nulls). */
+static Datum
+array_datum(Datum *values, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
+}
+
+/* A jsonb datum from a jansson value. */
+static Datum
+jsonb_datum(const json_t *value)
+{
+	return JsonbPGetDatum(kj_to_jsonb(value));
+}
+
+/*
+ * Write the decisions in one statement: an interaction_history row of type
+ * recommendation per decision (with rank and recommendation id), and an
+ * impression row when the channel records impressions implicitly.  (One
+ * multi-row INSERT: a partition's constraints and the executor are set up
+ * once for all the rows, not once per row.)
+ */
+void
+kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
+{
+	static Oid	types[20] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+		TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID,
+	FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, INT8OID, TEXTOID};
+	const KRequest *req = res->req;
+	bool		implicit = req->cfg->channels[req->channel].implicit_impressions;
+	int			n = res->ndecisions * (implicit ? 2 : 1);
+	Datum	   *cols[13];
+	bool	   *nulls[13];
+	Datum		v[20];
+	char		vnulls[20];
+	int64		lambda_version;
+	int			r = 0;
+	SPIPlanPtr	plan;
+
+	if (n == 0)
+		return;
+	for (int c = 0; c < 13; c++)
+	{
+		cols[c] = palloc(sizeof(Datum) * n);
+		nulls[c] = palloc0(sizeof(bool) * n);
+	}
+	for (int i = 0; i < res->ndecisions; i++)
+	{
+		const KDecision *d = &res->decisions[i];
+
+		for (int k = 0; k < (implicit ? 2 : 1); k++, r++)
+		{
+			cols[0][r] = CStringGetTextDatum(k == 0 ? d->interaction_id : kaireon_new_uuid());
+			cols[1][r] = CStringGetTextDatum(k == 0 ? "recommendation" : "impression");
+			cols[2][r] = Int32GetDatum(d->rank);
+			cols[3][r] = CStringGetTextDatum(req->cfg->offers[d->cand->offer].id);
+			cols[4][r] = CStringGetTextDatum(req->cfg->creatives[d->cand->creative].id);
+			if (d->placement_id)
+				cols[5][r] = CStringGetTextDatum(d->placement_id);
+			else
+				nulls[5][r] = true;
+			cols[6][r] = CStringGetTextDatum(req->cfg->flows[d->flow].id);
+			cols[7][r] = Float8GetDatum(d->cand->score);
+			if (kaireon_scored_by_propensity(&req->cfg->flows[d->flow], d->cand))
+				cols[8][r] = Float8GetDatum(d->cand->propensity);
+			else
+				nulls[8][r] = true;
+			if (d->model_key)
+				cols[9][r] = CStringGetTextDatum(d->model_key);
+			else
+				nulls[9][r] = true;
+			/* for off-policy evaluation: the stochastic policy's probability, arm and profile */
+			cols[10][r] = Float8GetDatum(d->selection_probability);
+			nulls[10][r] = !(d->selection_probability > 0);
+			cols[11][r] = Int32GetDatum(d->arm);
+			nulls[11][r] = d->arm < 0;
+			if (d->profile_id)
+				cols[12][r] = CStringGetTextDatum(d->profile_id);
+			else
+				nulls[12][r] = true;
+		}
+	}
+	v[0] = CStringGetTextDatum(req->cfg->tenant_id);
+	v[1] = CStringGetTextDatum(args->customer_id);
+	v[2] = CStringGetTextDatum(res->recommendation_id);
+	v[3] = CStringGetTextDatum(req->channel_id);
+	v[4] = jsonb_datum(req->cust->context);
+	v[5] = array_datum(cols[0], nulls[0], n, TEXTOID);
+	v[6] = array_datum(cols[1], nulls[1], n, TEXTOID);
+	v[7] = array_datum(cols[2], nulls[2], n, INT4OID);
+	v[8] = array_datum(cols[3], nulls[3], n, TEXTOID);
+	v[9] = array_datum(cols[4], nulls[4], n, TEXTOID);
+	v[10] = array_datum(cols[5], nulls[5], n, TEXTOID);
+	v[11] = array_datum(cols[6], nulls[6], n, TEXTOID);
+	v[12] = array_datum(cols[7], nulls[7], n, FLOAT8OID);
+	v[13] = array_datum(cols[8], nulls[8], n, FLOAT8OID);
+	v[14] = array_datum(cols[9], nulls[9], n, TEXTOID);
+	v[15] = array_datum(cols[10], nulls[10], n, FLOAT8OID);
+	v[16] = array_datum(cols[11], nulls[11], n, INT4OID);
+	v[17] = array_datum(cols[12], nulls[12], n, TEXTOID);
+	memset(vnulls, ' ', sizeof(vnulls));
+	if (karb_lambda_version(req, &lambda_version))
+		v[18] = Int64GetDatum(lambda_version);
+	else
+		vnulls[18] = 'n';
+	v[19] = CStringGetTextDatum(req->cfg->policy_hash);
+	plan = keep_plan(&history_plan,
+					 "INSERT INTO kaireon.interaction_history (tenant_id, customer_id, recommendation_id, "
+					 "  channel_id, context, occurred_at, id, interaction_type, rank, offer_id, creative_id, "
+					 "  placement_id, decision_flow_id, score, propensity, model_key, selection_probability, "
+					 "  arbitration_arm, arbitration_profile_id, lambda_version, policy_version_hash, model_version) "
+					 "SELECT $1, $2, $3, $4, $5, now(), u.*, $19, $20, "
+					 "       (SELECT m.version FROM kaireon.algorithm_models m "
+					 "         WHERE m.tenant_id = $1 AND m.key = u.model_key) "
+					 "  FROM unnest($6::text[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], "
+					 "              $12::text[], $13::float8[], $14::float8[], $15::text[], $16::float8[], "
+					 "              $17::int[], $18::text[]) "
+					 "       AS u (id, interaction_type, rank, offer_id, creative_id, placement_id, decision_flow_id, "
+					 "             score, propensity, model_key, selection_probability, arbitration_arm, "
+					 "             arbitration_profile_id)",
+					 20, types);
+	if (kspi_execute_plan(plan, v, vnulls, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "kaireon: could not record the decisions");
+}
+
+/* Write the decision trace and, once per hash, its policy snapshot. */
+void
+kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms)
+{
+	static Oid	snap_types[3] = {TEXTOID, TEXTOID, JSONBOID};
+	static Oid	types[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, JSONBOID, JSONBOID, TEXTOID, FLOAT8OID};
+	const KRequest *req = res->req;
+	const KTenantConfig *cfg = req->cfg;
+	Datum		sv[3];
+	Datum		v[16];
+	char		nulls[16];
+	json_t	   *qual = json_array();
+	json_t	   *scoring = json_array();
+	json_t	   *selected = json_array();
+	json_t	   *all = json_object();
+	int64		sums[5] = {0};
+	static const char *const keys[] = {"candidates", "afterQualification", "afterSuppression",
+	"afterContactPolicy", "final"};
+	const char *request_id = GetConfigOption("kaireon.request_id", true, false);
+	size_t		i;
+	json_t	   *f;
+
+	sv[0] = CStringGetTextDatum(cfg->tenant_id);
+	sv[1] = CStringGetTextDatum(cfg->policy_hash);
+	sv[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(cfg->policy_snapshot));
+	if (kspi_execute_plan(keep_plan(&snapshot_plan,
+								   "INSERT INTO kaireon.policy_snapshots (tenant_id, policy_version_hash, "
+								   "  eligibility_policies, suppression_policies, guardrail_rules) "
+								   "SELECT $1, $2, $3 -> 'eligibilityPolicies', $3 -> 'suppressionPolicies', "
+								   "       $3 -> 'guardrailRules' "
+								   "ON CONFLICT (tenant_id, policy_version_hash) DO NOTHING", 3, snap_types),
+						 sv, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not record the policy snapshot");
+
+	for (int k = 0; k < res->ndropped; k++)
+	{
+		const KCandidate *c = res->dropped[k];
+
+		json_array_append_new(qual, json_pack("{s:s,s:s?,s:s,s:s}", "offerId", cfg->offers[c->offer].id,
+											  "placementId", res->dropped_placement[k],
+											  "stage", c->dropped_stage, "reason", c->dropped_reason));
+	}
+	for (int k = 0; k < res->ndecisions; k++)
+	{
+		const KDecision *d = &res->decisions[k];
+
+		json_array_append_new(scoring, json_pack("{s:s,s:f,s:o}", "offerId", cfg->offers[d->cand->offer].id,
+												 "score", d->cand->score, "factors",
+												 kaireon_factors_json(&cfg->flows[d->flow], d->cand)));
+		json_array_append_new(selected, json_pack("{s:i,s:s,s:s,s:s?}", "rank", d->rank,
+												  "offerId", cfg->offers[d->cand->offer].id,
+												  "creativeId", cfg->creatives[d->cand->creative].id,
+												  "placementId", d->placement_id));
+	}
+	json_array_foreach(res->funnels, i, f)
+		for (int k = 0; k < 5; k++)
+		sums[k] += (int64) kj_num(f, keys[k], 0);
+	(void) all;
+
+	memset(nulls, ' ', sizeof(nulls));
+	v[0] = CStringGetTextDatum(cfg->tenant_id);
+	v[1] = CStringGetTextDatum((request_id && request_id[0]) ? request_id : res->recommendation_id);
+	v[2] = CStringGetTextDatum(res->recommendation_id);
+	v[3] = CStringGetTextDatum(args->customer_id);
+	v[4] = CStringGetTextDatum(req->channel_id);
+	if (json_array_size(args->placements) > 0)
+		v[5] = CStringGetTextDatum(json_string_value(json_array_get(args->placements, 0)));
+	else
+		nulls[5] = 'n';
+	v[6] = CStringGetTextDatum(cfg->flows[req->flow].id);
+	for (int k = 0; k < 5; k++)
+		v[7 + k] = Int64GetDatum(sums[k]);
+	v[12] = jsonb_datum(json_pack("{s:o,s:o,s:O}", "qualification", qual, "scoring", scoring,
+								  "funnel", res->funnels));
+	v[13] = jsonb_datum(selected);
+	v[14] = CStringGetTextDatum(cfg->policy_hash);
+	v[15] = Float8GetDatum(duration_ms);
+	if (kspi_execute_plan(keep_plan(&trace_plan,
+								   "INSERT INTO kaireon.decision_traces (tenant_id, request_id, recommendation_id, "
+								   "  customer_id, channel_id, placement_id, decision_flow_id, candidate_count, "
+								   "  after_qualification, after_suppression, after_contact_policy, final_count, "
+								   "  qualification_results, scoring_results, funnel, selected_offers, "
+								   "  policy_version_hash, duration_ms) "
+								   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+								   "  $13 -> 'qualification', $13 -> 'scoring', $13 -> 'funnel', $14, $15, $16)",
+								   16, types),
+						 v, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not record the decision trace");
+}

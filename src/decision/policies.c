@@ -1,0 +1,615 @@
+/*
+ * policies.c
+ *	  Consent, suppressions, contact policies and caps for one candidate
+ *	  (pipeline steps 6 to 8).  Pure computation over the compiled
+ *	  configuration and the customer state read for the request.
+ *
+ * Counting.  A cap counts the customer's history rows in its window that
+ * match the scope which brought the candidate under the policy (global: every
+ * row; channel: rows on that channel; category / sub-category / offer: rows
+ * about offers there), and whose type is in countTypes (default: the
+ * recommendation rows recommend writes, one per decision served).  Calendar
+ * periods (day, week from Monday, month) start at midnight UTC; lookbackHours
+ * is a rolling window.  docs/recommend.md states every policy type's rule.
+ */
+#include "util/json.h"
+
+#include <math.h>
+
+#include "datatype/timestamp.h"
+#include "pgtime.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+
+#include "decision/decision.h"
+#include "kaireon.h"
+
+/* Start of the calendar period (day, week, month, quarter; daily/weekly/... too) holding now, UTC. */
+TimestampTz
+kaireon_period_start(const char *period, TimestampTz now)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	Timestamp	result;
+
+	if (timestamp2tm(now, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return now;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	fsec = 0;
+	if (period[0] == 'w')		/* week, weekly: back to Monday */
+	{
+		int			dow = j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday));	/* 0 = Sunday */
+		int			back = (dow + 6) % 7;
+
+		j2date(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - back, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+	}
+	else if (period[0] == 'm')	/* month, monthly */
+		tm.tm_mday = 1;
+	else if (period[0] == 'q')	/* quarterly */
+	{
+		tm.tm_mday = 1;
+		tm.tm_mon = ((tm.tm_mon - 1) / 3) * 3 + 1;
+	}
+	if (tm2timestamp(&tm, fsec, NULL, &result) != 0)
+		return now;
+	return result;
+}
+
+/* Local hour and weekday (0 = Sunday) of now in a time zone (NULL: UTC). */
+static void
+local_hour(TimestampTz now, const char *tzname, int *hour, int *dow)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tzoff;
+	pg_tz	   *tz = tzname ? pg_tzset(tzname) : NULL;
+
+	if (tz != NULL)
+		timestamp2tm(now, &tzoff, &tm, &fsec, NULL, tz);
+	else
+		timestamp2tm(now, NULL, &tm, &fsec, NULL, NULL);
+	*hour = tm.tm_hour;
+	*dow = j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday));
+}
+
+/* Is the offer (by id) in the sub-category? */
+static bool
+offer_in_sub_category(const KTenantConfig *cfg, const char *offer_id, const char *sub)
+{
+	int			o = kaireon_find_offer(cfg, offer_id);
+
+	return o >= 0 && cfg->offers[o].sub_category_id && strcmp(cfg->offers[o].sub_category_id, sub) == 0;
+}
+
+/* Does a history row fall under the scope that brought the candidate under a policy? */
+static bool
+event_in_scope(const KRequest *req, const KScope *scope, const KEvent *ev)
+{
+	switch (scope->kind)
+	{
+		case KSCOPE_GLOBAL:
+		case KSCOPE_SEGMENT:
+			return true;
+		case KSCOPE_CHANNEL:
+			return ev->channel_id && scope->id && strcmp(ev->channel_id, scope->id) == 0;
+		case KSCOPE_CATEGORY:
+			return ev->category_id && scope->id && strcmp(ev->category_id, scope->id) == 0;
+		case KSCOPE_SUB_CATEGORY:
+			return ev->offer_id && scope->id && offer_in_sub_category(req->cfg, ev->offer_id, scope->id);
+		case KSCOPE_OFFER:
+			return ev->offer_id && scope->id && strcmp(ev->offer_id, scope->id) == 0;
+	}
+	return false;
+}
+
+/* Is a history row of one of the counted types (default: recommendations)? */
+static bool
+event_counted(const KPolicy *p, const KEvent *ev)
+{
+	static const char *const names[] = {"recommendation", "impression", "outcome"};
+
+	if (p->count_types == NULL)
+		return ev->type == KEV_RECOMMENDATION;
+	return kj_array_has_string(p->count_types, names[ev->type]) ||
+		(ev->type == KEV_OUTCOME && kj_array_has_string(p->count_types, ev->outcome));
+}
+
+/* Start of a cap's window. */
+static TimestampTz
+window_start(const KRequest *req, const KPolicy *p)
+{
+	if (p->period != NULL)
+		return p->period[0] == 'd' ? req->day_start : p->period[0] == 'w' ? req->week_start : req->month_start;
+	return req->now - (TimestampTz) (p->lookback_hours * USECS_PER_HOUR);
+}
+
+/* The cap after the engagement multiplier (min + (max - min) * engagement score). */
+static int
+effective_cap(const KRequest *req, const KPolicy *p)
+{
+	double		m;
+
+	if (!p->engagement || !req->cust->has_engagement)
+		return p->max_count;
+	m = p->engagement_min + (p->engagement_max - p->engagement_min) * req->cust->engagement;
+	return Max(1, (int) floor(p->max_count * m + 0.5));	/* half rounds up */
+}
+
+/* Human-readable name of a scope for reasons ("global", "category:loans"). */
+static char *
+scope_text(const KScope *s)
+{
+	static const char *const names[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
+
+	if (s->kind == KSCOPE_GLOBAL)
+		return "global";
+	return psprintf("%s:%s", names[s->kind], s->id ? s->id : "");
+}
+
+/* The window of a cap as text ("day", "24h"). */
+static char *
+window_text(const KPolicy *p)
+{
+	return p->period ? (char *) p->period : psprintf("%gh", p->lookback_hours);
+}
+
+/* Count the history rows a cap counts within its window under a scope (and an extra filter). */
+static int
+count_events(const KRequest *req, const KPolicy *p, const KScope *scope,
+			 bool (*extra) (const KRequest *, const KPolicy *, const KEvent *, const KOffer *),
+			 const KOffer *offer)
+{
+	TimestampTz since = window_start(req, p);
+	int			n = 0;
+
+	for (int i = 0; i < req->cust->nevents; i++)
+	{
+		const KEvent *ev = &req->cust->events[i];
+
+		if (ev->at < since || !event_counted(p, ev) || !event_in_scope(req, scope, ev))
+			continue;
+		if (extra != NULL && !extra(req, p, ev, offer))
+			continue;
+		n++;
+	}
+	return n;
+}
+
+/* cross_channel_cap: rows on the listed channels (all channels when none listed). */
+static bool
+on_listed_channel(const KRequest *req, const KPolicy *p, const KEvent *ev, const KOffer *offer)
+{
+	return p->ids == NULL || kj_array_has_string(p->ids, ev->channel_id);
+}
+
+/* offer_category_cap: rows about offers of the candidate's category (or of a listed one). */
+static bool
+in_offer_category(const KRequest *req, const KPolicy *p, const KEvent *ev, const KOffer *offer)
+{
+	if (ev->category_id == NULL)
+		return false;
+	if (p->ids != NULL)
+		return kj_array_has_string(p->ids, ev->category_id) &&
+			offer->category_id && strcmp(ev->category_id, offer->category_id) == 0;
+	return offer->category_id && strcmp(ev->category_id, offer->category_id) == 0;
+}
+
+/* A recent history row of the given kind: outcomes in list (or, with no list, the default kind). */
+static bool
+recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dflt_type, int dflt_class,
+			 bool (*match) (const KEvent *, const KOffer *, const KPolicy *), const KOffer *offer,
+			 const KPolicy *p)
+{
+	TimestampTz since = req->now - (TimestampTz) (hours * USECS_PER_HOUR);
+
+	for (int i = 0; i < req->cust->nevents; i++)
+	{
+		const KEvent *ev = &req->cust->events[i];
+
+		if (ev->at < since || !match(ev, offer, p))
+			continue;
+		if (outcomes != NULL)
+		{
+			if (ev->type == KEV_OUTCOME && kj_array_has_string(outcomes, ev->outcome))
+				return true;
+		}
+		else if (ev->type == dflt_type && (dflt_class == 0 || ev->classification == dflt_class))
+			return true;
+	}
+	return false;
+}
+
+static bool
+same_offer(const KEvent *ev, const KOffer *offer, const KPolicy *p)
+{
+	return ev->offer_id && strcmp(ev->offer_id, offer->id) == 0;
+}
+
+static bool
+same_category(const KEvent *ev, const KOffer *offer, const KPolicy *p)
+{
+	return ev->category_id && offer->category_id && strcmp(ev->category_id, offer->category_id) == 0;
+}
+
+static bool
+any_event(const KEvent *ev, const KOffer *offer, const KPolicy *p)
+{
+	return true;
+}
+
+static bool
+other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
+{
+	return ev->offer_id && strcmp(ev->offer_id, offer->id) != 0 && kj_array_has_string(p->ids, ev->offer_id);
+}
+
+/* The first scope of a policy that covers the candidate, or NULL. */
+static const KScope *
+covering_scope(const KRequest *req, const KPolicy *p, const KOffer *offer)
+{
+	int			o = offer - req->cfg->offers;
+
+	if (p->applies != NULL && p->applies[o] == 0)
+		return NULL;
+	for (int i = 0; i < p->nscopes; i++)
+		if (kaireon_scope_matches(req, &p->scopes[i], offer))
+			return &p->scopes[i];
+	return NULL;
+}
+
+/* Does a budget allocation apply now (its period key is the current one, or standing)? */
+static bool
+budget_current(const KRequest *req, const KCap *c)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	char		key[32];
+
+	if (c->period_key == NULL || strcmp(c->period_key, "current") == 0 || strcmp(c->period, "total") == 0)
+		return true;
+	if (timestamp2tm(req->now, NULL, &tm, &fsec, NULL, NULL) != 0)
+		return false;
+	if (strcmp(c->period, "daily") == 0)
+		snprintf(key, sizeof(key), "%04d-%02d-%02d", tm.tm_year, tm.tm_mon, tm.tm_mday);
+	else if (strcmp(c->period, "monthly") == 0)
+		snprintf(key, sizeof(key), "%04d-%02d", tm.tm_year, tm.tm_mon);
+	else if (strcmp(c->period, "quarterly") == 0)
+		snprintf(key, sizeof(key), "%04d-Q%d", tm.tm_year, (tm.tm_mon - 1) / 3 + 1);
+	else
+	{
+		int			jd = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday);
+		int			woy = date2isoweek(tm.tm_year, tm.tm_mon, tm.tm_mday);
+		int			year = date2isoyear(tm.tm_year, tm.tm_mon, tm.tm_mday);
+
+		(void) jd;
+		snprintf(key, sizeof(key), "%04d-W%02d", year, woy);
+	}
+	return strcmp(key, c->period_key) == 0;
+}
+
+/* Does a cap's scope cover the candidate in this request? */
+bool
+kaireon_cap_applies(const KRequest *req, const KCap *c, const KOffer *offer)
+{
+	KScope		s = {c->scope, c->scope_id, -1};
+
+	if (c->kind == KCAP_BUDGET && !budget_current(req, c))
+		return false;
+	return kaireon_scope_matches(req, &s, offer);
+}
+
+/* Is a budget exhausted (by metric, at threshold fraction)?  *why says which. */
+static bool
+budget_exhausted(const KRequest *req, const KCap *c, const char *metric, double threshold, char **why)
+{
+	json_t	   *u = req->cap_usage ? json_object_get(req->cap_usage, c->id) : NULL;
+
+	if (u == NULL)
+		return false;
+	if ((metric == NULL || strcmp(metric, "impressions") == 0) && c->has_max_impressions &&
+		kj_num(u, "impressions", 0) >= threshold * c->max_impressions)
+	{
+		*why = psprintf("budget \"%s\" impressions %.0f of %lld", c->name ? c->name : c->id,
+						kj_num(u, "impressions", 0), (long long) c->max_impressions);
+		return true;
+	}
+	if ((metric == NULL || strcmp(metric, "spend") == 0) && c->has_max_spend &&
+		kj_num(u, "spend", 0) >= threshold * c->max_spend)
+	{
+		*why = psprintf("budget \"%s\" spend %g of %g", c->name ? c->name : c->id,
+						kj_num(u, "spend", 0), c->max_spend);
+		return true;
+	}
+	if ((metric == NULL || strcmp(metric, "conversions") == 0) && c->has_max_conversions &&
+		kj_num(u, "conversions", 0) >= threshold * c->max_conversions)
+	{
+		*why = psprintf("budget \"%s\" conversions %.0f of %lld", c->name ? c->name : c->id,
+						kj_num(u, "conversions", 0), (long long) c->max_conversions);
+		return true;
+	}
+	return false;
+}
+
+/* Evaluate one contact policy for a candidate under a scope; the reason when it blocks. */
+static char *
+policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KScope *scope)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	KCustomer  *cust = req->cust;
+	int			n,
+				cap;
+
+	switch (p->type)
+	{
+		case KPOL_FREQUENCY_CAP:
+		case KPOL_CUSTOMER_TOTAL_CAP:
+		case KPOL_CROSS_CHANNEL_CAP:
+		case KPOL_OFFER_CATEGORY_CAP:
+			{
+				KScope		global = {KSCOPE_GLOBAL, NULL, -1};
+				const KScope *counting = p->type == KPOL_FREQUENCY_CAP ? scope : &global;
+
+				n = count_events(req, p, counting,
+								 p->type == KPOL_CROSS_CHANNEL_CAP ? on_listed_channel :
+								 p->type == KPOL_OFFER_CATEGORY_CAP ? in_offer_category : NULL,
+								 offer);
+				cap = effective_cap(req, p);
+				if (p->type == KPOL_OFFER_CATEGORY_CAP && (offer->category_id == NULL ||
+														   (p->ids && !kj_array_has_string(p->ids, offer->category_id))))
+					return NULL;
+				if (n >= cap)
+					return psprintf("%s exceeded: %d/%s at scope=%s", p->type_name, cap, window_text(p),
+									scope_text(counting));
+				return NULL;
+			}
+		case KPOL_COOLDOWN:
+			if (recent_event(req, p->hours, p->outcomes, KEV_RECOMMENDATION, 0, same_offer, offer, p))
+				return psprintf("cooldown: offer %s within %gh", p->outcomes ? "had an outcome" : "was served", p->hours);
+			return NULL;
+		case KPOL_OUTCOME_BASED:
+			{
+				bool		(*match) (const KEvent *, const KOffer *, const KPolicy *) =
+					p->level == 0 ? same_offer : p->level == 1 ? same_category : any_event;
+
+				if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, 0, match, offer, p))
+					return psprintf("outcome_based: suppressed %g days after outcome", p->hours / 24);
+				return NULL;
+			}
+		case KPOL_CATEGORY_SUPPRESSION:
+			if (offer->category_id == NULL || (p->ids && !kj_array_has_string(p->ids, offer->category_id)))
+				return NULL;
+			if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, -1, same_category, offer, p))
+				return psprintf("category_suppression: category %s suppressed for %g days", offer->category_id,
+								p->hours / 24);
+			return NULL;
+		case KPOL_MUTUAL_EXCLUSION:
+			if (!kj_array_has_string(p->ids, offer->id))
+				return NULL;
+			if (recent_event(req, p->hours, NULL, KEV_RECOMMENDATION, 0, other_offer_of_group, offer, p))
+				return psprintf("mutual_exclusion: another offer of the group was served within %gh", p->hours);
+			return NULL;
+		case KPOL_SEGMENT_EXCLUSION:
+			for (int i = 0; i < p->nsegments; i++)
+				if (kaireon_in_segment(req, p->segments[i]))
+					return psprintf("segment_exclusion: customer is in segment %s",
+									req->cfg->segments[p->segments[i]].id);
+			return NULL;
+		case KPOL_TIME_WINDOW:
+			{
+				int			hour,
+							dow;
+				bool		inside;
+
+				local_hour(req->now, p->timezone, &hour, &dow);
+				inside = p->start_hour < p->end_hour ?
+					(hour >= p->start_hour && hour < p->end_hour) :
+					(hour >= p->start_hour || hour < p->end_hour);
+				if (p->days_mask != 0 && !(p->days_mask & (1 << dow)))
+					inside = false;
+				if (!inside)
+					return psprintf("time_window: outside %02d:00-%02d:00", p->start_hour, p->end_hour);
+				return NULL;
+			}
+		case KPOL_METRIC_CONDITION:
+			{
+				json_t	   *v = NULL;
+
+				if (cust->metrics != NULL)
+					v = json_object_get(cust->metrics, p->dimension_key ?
+										psprintf("%s|%s", p->metric_key, p->dimension_key) : p->metric_key);
+				if (v != NULL && kaireon_cond_holds(&p->cond, v))
+					return psprintf("metric_condition: metric %s meets the suppression condition", p->metric_key);
+				return NULL;
+			}
+		case KPOL_BUDGET_EXHAUSTED:
+			for (int i = 0; i < req->cfg->ncaps; i++)
+			{
+				const KCap *c = &req->cfg->caps[i];
+				char	   *why;
+
+				if (c->kind != KCAP_BUDGET)
+					continue;
+				if (p->budget_id ? (strcmp(p->budget_id, c->id) != 0 || !budget_current(req, c)) :
+					!kaireon_cap_applies(req, c, offer))
+					continue;
+				if (budget_exhausted(req, c, p->budget_metric, p->budget_threshold, &why))
+					return psprintf("budget_exhausted: %s", why);
+			}
+			return NULL;
+		case KPOL_ALLOW_OVERRIDE:
+			return NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Is a policy's verdict the same for every candidate under this scope?
+ * True for scopes that do not name an offer, category or sub-category, with
+ * policy types that look only at the customer and the request.
+ */
+static bool
+candidate_independent(const KPolicy *p, const KScope *scope)
+{
+	if (scope->kind != KSCOPE_GLOBAL && scope->kind != KSCOPE_SEGMENT && scope->kind != KSCOPE_CHANNEL)
+		return false;
+	switch (p->type)
+	{
+		case KPOL_FREQUENCY_CAP:
+		case KPOL_CUSTOMER_TOTAL_CAP:
+		case KPOL_CROSS_CHANNEL_CAP:
+		case KPOL_SEGMENT_EXCLUSION:
+		case KPOL_TIME_WINDOW:
+		case KPOL_METRIC_CONDITION:
+			return true;
+		case KPOL_OUTCOME_BASED:
+			return p->level == 2;
+		default:
+			return false;
+	}
+}
+
+/* Mandatory offers bypass a policy unless it is a frequency or cross-channel cap, or not bypassable. */
+static bool
+mandatory_bypasses(const KPolicy *p)
+{
+	return p->bypassable && p->type != KPOL_FREQUENCY_CAP && p->type != KPOL_CROSS_CHANNEL_CAP;
+}
+
+/*
+ * Steps 6 and 7: consent, suppressions and contact policies, in priority
+ * order; the first blocking one drops the candidate.  allow_override
+ * policies covering the candidate exempt it from the others (or from the
+ * types they list).
+ */
+void
+kaireon_apply_policies(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	json_t	   *exempt = NULL;
+	bool		exempt_all = false;
+
+	/* consent of the request's channel */
+	if (req->channel >= 0 && req->cfg->channels[req->channel].consent_purpose != NULL &&
+		req->cust->consent != NULL)
+	{
+		const char *purpose = req->cfg->channels[req->channel].consent_purpose;
+		const char *status = kj_str(req->cust->consent, purpose);
+
+		if (status != NULL && strcmp(status, "revoked") == 0)
+		{
+			cand->dropped_stage = "consent";
+			cand->dropped_reason = psprintf("consent for purpose \"%s\" is revoked", purpose);
+			return;
+		}
+	}
+
+	/* suppressions: mandatory offers are not held back by them */
+	if (!cand->mandatory)
+	{
+		for (int i = 0; i < req->cust->nsuppressions; i++)
+		{
+			const KSuppression *s = &req->cust->suppressions[i];
+			KScope		scope = {s->kind, s->id, -1};
+
+			if (kaireon_scope_matches(req, &scope, offer))
+			{
+				cand->dropped_stage = "suppression";
+				cand->dropped_reason = psprintf("suppressed at scope=%s%s%s", scope_text(&scope),
+												s->reason ? ": " : "", s->reason ? s->reason : "");
+				return;
+			}
+		}
+	}
+
+	for (int i = 0; i < req->cfg->npolicies; i++)
+	{
+		const KPolicy *p = &req->cfg->policies[i];
+
+		if (p->type != KPOL_ALLOW_OVERRIDE || covering_scope(req, p, offer) == NULL)
+			continue;
+		if (p->ids != NULL && !kj_array_has_string(p->ids, offer->id))
+			continue;
+		if (p->exempt_types == NULL)
+			exempt_all = true;
+		else
+		{
+			if (exempt == NULL)
+				exempt = json_array();
+			json_array_extend(exempt, p->exempt_types);
+		}
+	}
+
+	for (int i = 0; i < req->cfg->npolicies; i++)
+	{
+		const KPolicy *p = &req->cfg->policies[i];
+		const KScope *scope;
+		char	   *why;
+
+		if (p->type == KPOL_ALLOW_OVERRIDE)
+			continue;
+		if (exempt_all || kj_array_has_string(exempt, p->type_name))
+			continue;
+		if (cand->mandatory && mandatory_bypasses(p))
+			continue;
+		scope = covering_scope(req, p, offer);
+		if (scope == NULL)
+			continue;
+		if (candidate_independent(p, scope))
+		{
+			/* the same for every candidate this scope covers: evaluate once per request */
+			if (req->policy_memo[i] == 0)
+			{
+				req->policy_memo_why[i] = policy_blocks(req, cand, p, scope);
+				req->policy_memo[i] = req->policy_memo_why[i] ? 2 : 1;
+			}
+			why = req->policy_memo_why[i];
+		}
+		else
+			why = policy_blocks(req, cand, p, scope);
+		if (why != NULL)
+		{
+			cand->dropped_stage = "contact_policy";
+			cand->dropped_reason = psprintf("%s (policy \"%s\")", why, p->name);
+			return;
+		}
+	}
+}
+
+/*
+ * Step 8: volume constraints and budgets.  A cap whose scope covers the
+ * candidate and that is used up removes it.  (Recording re-checks and takes
+ * each unit atomically; see recommend.c.)
+ */
+void
+kaireon_apply_caps(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+
+	for (int i = 0; i < req->cfg->ncaps; i++)
+	{
+		const KCap *c = &req->cfg->caps[i];
+		char	   *why;
+
+		if (!kaireon_cap_applies(req, c, offer))
+			continue;
+		if (c->kind == KCAP_VOLUME)
+		{
+			json_t	   *u = req->cap_usage ? json_object_get(req->cap_usage, c->id) : NULL;
+			double		used = u ? kj_num(u, "used", 0) : 0;
+
+			if (used >= c->max_volume)
+			{
+				cand->dropped_stage = "volume_constraint";
+				cand->dropped_reason = psprintf("volume constraint \"%s\" reached: %.0f/%lld %s",
+												c->name ? c->name : c->id, used, (long long) c->max_volume, c->period);
+				return;
+			}
+		}
+		else if (budget_exhausted(req, c, NULL, 1.0, &why))
+		{
+			cand->dropped_stage = "budget";
+			cand->dropped_reason = psprintf("%s reached", why);
+			return;
+		}
+	}
+}

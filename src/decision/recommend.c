@@ -1,0 +1,397 @@
+/*
+ * recommend.c
+ *	  SQL entry points of the decision: kaireon.recommend(...) returning rows,
+ *	  and kaireon.recommend_json(request) in the REST shape of the source
+ *	  system.  Both check their input first (SQLSTATE 22004 for a missing
+ *	  argument, 22023 for a bad value, naming it), then run the pipeline
+ *	  (pipeline.c) in a per-call memory context.
+ */
+#include "util/json.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+#include "decision/decision.h"
+#include "kaireon.h"
+
+PG_FUNCTION_INFO_V1(kaireon_recommend);
+PG_FUNCTION_INFO_V1(kaireon_recommend_json);
+
+/* Raise 22023 for a bad request value. */
+static void
+bad_value(const char *what, const char *problem, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s %s", what, problem),
+			 errhint("%s", hint)));
+}
+
+/* Raise 22004 for a missing required value. */
+static void
+missing(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+			 errmsg("%s must not be null", what),
+			 errhint("kaireon.recommend needs a tenant, a customer and a channel.")));
+}
+
+/* A request field that must be a JSON array of strings (or absent). */
+static json_t *
+string_array(json_t *obj, const char *key, const char *what)
+{
+	json_t	   *v = json_object_get(obj, key);
+	size_t		i;
+	json_t	   *e;
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (!json_is_array(v))
+		bad_value(what, psprintf("must be an array of strings, not %s", kj_type_name(v)),
+				  "Write it as [\"id-1\", \"id-2\"].");
+	json_array_foreach(v, i, e)
+		if (!json_is_string(e))
+		bad_value(what, psprintf("must hold only strings, not %s", kj_type_name(e)),
+				  "Write it as [\"id-1\", \"id-2\"].");
+	return v;
+}
+
+/* A request field that must be a boolean (or absent). */
+static bool
+bool_field(json_t *obj, const char *key, const char *what)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	if (v == NULL || json_is_null(v))
+		return false;
+	if (!json_is_boolean(v))
+		bad_value(what, psprintf("must be true or false, not %s", kj_type_name(v)), "Use a JSON boolean.");
+	return json_is_true(v);
+}
+
+/* Check max_offers (1..50; 0 means the flow's default). */
+static int
+check_max_offers(double v, bool given)
+{
+	if (!given)
+		return 0;
+	if (v < 1 || v > 50 || v != (int) v)
+		bad_value("max_offers", psprintf("must be an integer from 1 to 50, not %g", v),
+				  "Ask for between 1 and 50 offers.");
+	return (int) v;
+}
+
+/* Refuse keys of an object that are not in the allowed list. */
+static void
+known_keys(json_t *obj, const char *const *allowed, const char *what)
+{
+	const char *key;
+	json_t	   *v;
+
+	json_object_foreach(obj, key, v)
+	{
+		bool		ok = false;
+
+		for (int i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], key) == 0)
+				ok = true;
+		if (!ok)
+		{
+			StringInfoData list;
+
+			initStringInfo(&list);
+			for (int i = 0; allowed[i] != NULL; i++)
+				appendStringInfo(&list, "%s%s", i ? ", " : "", allowed[i]);
+			bad_value(what, psprintf("has an unknown key \"%s\"", key), psprintf("Known keys: %s.", list.data));
+		}
+	}
+}
+
+/* Parse kaireon.recommend's options object into the decide arguments. */
+static void
+parse_options(KDecideArgs *args, json_t *opts)
+{
+	static const char *const allowed[] = {
+		"dry_run", "debug", "trace", "exclude_offers", "exclude_creatives", "placements", "deduplicate", NULL
+	};
+
+	if (!json_is_object(opts))
+		bad_value("options", psprintf("must be a JSON object, not %s", kj_type_name(opts)),
+				  "Pass options as {\"dry_run\": true, ...}.");
+	known_keys(opts, allowed, "options");
+	args->dry_run = bool_field(opts, "dry_run", "options.dry_run");
+	args->debug = bool_field(opts, "debug", "options.debug");
+	args->force_trace = bool_field(opts, "trace", "options.trace");
+	args->deduplicate = bool_field(opts, "deduplicate", "options.deduplicate");
+	args->exclude_offers = string_array(opts, "exclude_offers", "options.exclude_offers");
+	args->exclude_creatives = string_array(opts, "exclude_creatives", "options.exclude_creatives");
+	if (string_array(opts, "placements", "options.placements"))
+		json_array_extend(args->placements, json_object_get(opts, "placements"));
+}
+
+/* The context argument: a JSON object. */
+static json_t *
+parse_context(json_t *ctx)
+{
+	if (ctx == NULL || json_is_null(ctx))
+		return json_object();
+	if (!json_is_object(ctx))
+		bad_value("context", psprintf("must be a JSON object, not %s", kj_type_name(ctx)),
+				  "Pass the request context as {\"device\": \"mobile\", ...}.");
+	return ctx;
+}
+
+/* A text argument, or NULL. */
+static char *
+text_arg(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * kaireon.recommend(tenant_id, customer_id, channel, placement, context,
+ * max_offers, decision_flow, options): the decisions as rows.  With
+ * options.debug, each dropped candidate follows as a row without rank whose
+ * explanation says at which stage and why.
+ */
+Datum
+kaireon_recommend(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callcxt,
+				old;
+	KDecideArgs args;
+	KDecideResult *res;
+	char	   *placement;
+
+	InitMaterializedSRF(fcinfo, 0);
+	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon recommend", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(callcxt);
+
+	memset(&args, 0, sizeof(args));
+	if (PG_ARGISNULL(0))
+		missing("tenant_id");
+	if (PG_ARGISNULL(1))
+		missing("customer_id");
+	if (PG_ARGISNULL(2))
+		missing("channel");
+	args.tenant_id = text_arg(fcinfo, 0);
+	args.customer_id = text_arg(fcinfo, 1);
+	args.channel_id = text_arg(fcinfo, 2);
+	placement = text_arg(fcinfo, 3);
+	args.placements = json_array();
+	if (placement != NULL)
+		json_array_append_new(args.placements, json_string(placement));
+	args.context = parse_context(PG_ARGISNULL(4) ? NULL : kj_from_jsonb(PG_GETARG_JSONB_P(4), "context"));
+	args.max_offers = check_max_offers(PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5), !PG_ARGISNULL(5));
+	args.flow_key = text_arg(fcinfo, 6);
+	if (!PG_ARGISNULL(7))
+		parse_options(&args, kj_from_jsonb(PG_GETARG_JSONB_P(7), "options"));
+	if (placement != NULL && json_array_size(args.placements) > 1)
+		bad_value("placement", "and options.placements are both given", "Use one or the other.");
+
+	res = kaireon_decide(&args);
+
+	for (int i = 0; i < res->ndecisions; i++)
+	{
+		const KDecision *d = &res->decisions[i];
+		const KTenantConfig *cfg = res->req->cfg;
+		const KOffer *o = &cfg->offers[d->cand->offer];
+		Datum		values[11];
+		bool		nulls[11] = {0};
+
+		values[0] = Int32GetDatum(d->rank);
+		values[1] = CStringGetTextDatum(o->id);
+		values[2] = CStringGetTextDatum(o->name);
+		if (o->category_id)
+			values[3] = CStringGetTextDatum(o->category_id);
+		else
+			nulls[3] = true;
+		values[4] = CStringGetTextDatum(cfg->creatives[d->cand->creative].id);
+		if (d->placement_id)
+			values[5] = CStringGetTextDatum(d->placement_id);
+		else
+			nulls[5] = true;
+		values[6] = Float8GetDatum(d->cand->score);
+		if (kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand))
+			values[7] = Float8GetDatum(d->cand->propensity);
+		else
+			nulls[7] = true;
+		values[8] = CStringGetTextDatum(res->recommendation_id);
+		if (args.dry_run)
+			nulls[9] = true;
+		else
+			values[9] = CStringGetTextDatum(d->interaction_id);
+		values[10] = JsonbPGetDatum(kj_to_jsonb(d->explanation));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	if (args.debug)
+	{
+		for (int i = 0; i < res->ndropped; i++)
+		{
+			const KCandidate *c = res->dropped[i];
+			const KOffer *o = &res->req->cfg->offers[c->offer];
+			Datum		values[11];
+			bool		nulls[11];
+			json_t	   *e = json_pack("{s:s,s:s,s:o}", "droppedAt", c->dropped_stage, "reason", c->dropped_reason,
+									  "funnel", json_incref(res->funnels));
+
+			memset(nulls, true, sizeof(nulls));
+			values[1] = CStringGetTextDatum(o->id);
+			nulls[1] = false;
+			values[2] = CStringGetTextDatum(o->name);
+			nulls[2] = false;
+			if (res->dropped_placement[i])
+			{
+				values[5] = CStringGetTextDatum(res->dropped_placement[i]);
+				nulls[5] = false;
+			}
+			values[8] = CStringGetTextDatum(res->recommendation_id);
+			nulls[8] = false;
+			values[10] = JsonbPGetDatum(kj_to_jsonb(e));
+			nulls[10] = false;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(callcxt);
+	return (Datum) 0;
+}
+
+/* One decision in the REST shape. */
+static json_t *
+decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
+{
+	const KTenantConfig *cfg = res->req->cfg;
+	const KOffer *o = &cfg->offers[d->cand->offer];
+	const KCreative *cr = &cfg->creatives[d->cand->creative];
+
+	return json_pack("{s:i,s:s,s:s,s:s?,s:s,s:s?,s:s?,s:f,s:o,s:s?,s:O}",
+					 "rank", d->rank,
+					 "offerId", o->id,
+					 "offerName", o->name,
+					 "categoryId", o->category_id,
+					 "creativeId", cr->id,
+					 "creativeName", cr->name,
+					 "placementId", d->placement_id,
+					 "score", d->cand->score,
+					 "propensity", kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand) ?
+					 json_real(d->cand->propensity) : json_null(),
+					 "interactionId", dry_run ? NULL : d->interaction_id,
+					 "explanation", d->explanation);
+}
+
+/*
+ * kaireon.recommend_json(request jsonb): the decision in the REST shape:
+ * {recommendationId, decisions[], placements[] (when several placements were
+ * asked for), debug (with debug: true)}.
+ */
+Datum
+kaireon_recommend_json(PG_FUNCTION_ARGS)
+{
+	static const char *const allowed[] = {
+		"tenantId", "customerId", "channel", "placement", "placements", "context", "maxOffers",
+		"decisionFlow", "dryRun", "debug", "trace", "excludeOffers", "excludeCreatives", "deduplicate", NULL
+	};
+	MemoryContext callcxt,
+				old;
+	KDecideArgs args;
+	KDecideResult *res;
+	json_t	   *req,
+			   *out,
+			   *decisions;
+	json_t	   *v;
+	Datum		result;
+
+	if (PG_ARGISNULL(0))
+		missing("request");
+	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon recommend_json", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(callcxt);
+
+	req = kj_from_jsonb(PG_GETARG_JSONB_P(0), "request");
+	if (!json_is_object(req))
+		bad_value("request", psprintf("must be a JSON object, not %s", kj_type_name(req)),
+				  "Send {\"tenantId\": ..., \"customerId\": ..., \"channel\": ...}.");
+	known_keys(req, allowed, "request");
+	memset(&args, 0, sizeof(args));
+	/* ids: strings, or integral JSON numbers taken as their decimal text (kj_id) */
+	args.tenant_id = kj_id(req, "tenantId", "request.tenantId");
+	args.customer_id = kj_id(req, "customerId", "request.customerId");
+	args.channel_id = kj_id(req, "channel", "request.channel");
+	if (args.tenant_id == NULL)
+		missing("request.tenantId");
+	if (args.customer_id == NULL)
+		missing("request.customerId");
+	if (args.channel_id == NULL)
+		missing("request.channel");
+	args.placements = json_array();
+	if (kj_id(req, "placement", "request.placement"))
+		json_array_append_new(args.placements, json_string(kj_id(req, "placement", "request.placement")));
+	if (string_array(req, "placements", "request.placements"))
+	{
+		if (json_array_size(args.placements) > 0)
+			bad_value("request.placement", "and request.placements are both given", "Use one or the other.");
+		json_array_extend(args.placements, json_object_get(req, "placements"));
+	}
+	args.context = parse_context(json_object_get(req, "context"));
+	v = json_object_get(req, "maxOffers");
+	if (v != NULL && !json_is_null(v) && !json_is_number(v))
+		bad_value("request.maxOffers", psprintf("must be a number, not %s", kj_type_name(v)), "Ask for 1 to 50 offers.");
+	args.max_offers = check_max_offers(v && json_is_number(v) ? json_number_value(v) : 0, v && json_is_number(v));
+	args.flow_key = kj_id(req, "decisionFlow", "request.decisionFlow");
+	args.dry_run = bool_field(req, "dryRun", "request.dryRun");
+	args.debug = bool_field(req, "debug", "request.debug");
+	args.force_trace = bool_field(req, "trace", "request.trace");
+	args.deduplicate = bool_field(req, "deduplicate", "request.deduplicate");
+	args.exclude_offers = string_array(req, "excludeOffers", "request.excludeOffers");
+	args.exclude_creatives = string_array(req, "excludeCreatives", "request.excludeCreatives");
+
+	res = kaireon_decide(&args);
+
+	decisions = json_array();
+	for (int i = 0; i < res->ndecisions; i++)
+		json_array_append_new(decisions, decision_json(res, &res->decisions[i], args.dry_run));
+	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:O}", "recommendationId", res->recommendation_id,
+					"tenantId", args.tenant_id, "customerId", args.customer_id, "channel", args.channel_id,
+					"dryRun", args.dry_run, "decisions", decisions);
+	if (json_array_size(args.placements) > 1)
+	{
+		json_t	   *groups = json_array();
+		size_t		i;
+		json_t	   *p;
+
+		json_array_foreach(args.placements, i, p)
+		{
+			json_t	   *list = json_array();
+
+			for (int k = 0; k < res->ndecisions; k++)
+				if (res->decisions[k].placement_id && strcmp(res->decisions[k].placement_id, json_string_value(p)) == 0)
+					json_array_append_new(list, decision_json(res, &res->decisions[k], args.dry_run));
+			json_array_append_new(groups, json_pack("{s:O,s:o}", "placementId", p, "decisions", list));
+		}
+		json_object_set_new(out, "placements", groups);
+	}
+	if (args.debug)
+	{
+		json_t	   *dropped = json_array();
+
+		for (int i = 0; i < res->ndropped; i++)
+			json_array_append_new(dropped, json_pack("{s:s,s:s?,s:s,s:s}",
+													 "offerId", res->req->cfg->offers[res->dropped[i]->offer].id,
+													 "placementId", res->dropped_placement[i],
+													 "stage", res->dropped[i]->dropped_stage,
+													 "reason", res->dropped[i]->dropped_reason));
+		json_object_set_new(out, "debug", json_pack("{s:O,s:o,s:s}", "funnel", res->funnels,
+													"dropped", dropped, "policySnapshot",
+													res->req->cfg->policy_hash));
+	}
+	/* the result is built in the caller's context, to outlive the call context */
+	MemoryContextSwitchTo(old);
+	result = JsonbPGetDatum(kj_to_jsonb(out));
+	MemoryContextDelete(callcxt);
+	PG_RETURN_DATUM(result);
+}

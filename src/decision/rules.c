@@ -1,0 +1,625 @@
+/*
+ * rules.c
+ *	  Evaluation of conditions, scopes, qualification rules, guardrails and
+ *	  propensity for one candidate.  Pure computation over the compiled
+ *	  configuration and the customer state read for the request: no SPI, no
+ *	  catalog access, nothing allocated beyond small per-candidate notes.
+ *
+ * Missing values.  For qualification rules a missing (absent or null)
+ * attribute passes, unless the operator is exists / not_exists (spec section
+ * 4).  In guardrail expressions a comparison with a missing value is false
+ * (not_exists true), so a guardrail never holds by accident of missing data.
+ */
+#include "util/json.h"
+
+#include <math.h>
+
+#include "decision/decision.h"
+#include "kaireon.h"
+
+/* Follow a dotted path through nested objects; NULL when absent or JSON null. */
+json_t *
+kaireon_path(json_t *root, const char *path)
+{
+	const char *p = path;
+	json_t	   *cur = root;
+	char		part[256];
+
+	while (cur != NULL && *p != '\0')
+	{
+		const char *dot = strchr(p, '.');
+		size_t		len = dot ? (size_t) (dot - p) : strlen(p);
+
+		if (!json_is_object(cur) || len >= sizeof(part))
+			return NULL;
+		memcpy(part, p, len);
+		part[len] = '\0';
+		cur = json_object_get(cur, part);
+		p = dot ? dot + 1 : p + len;
+	}
+	return (cur == NULL || json_is_null(cur)) ? NULL : cur;
+}
+
+/* A number from a JSON number, boolean or numeric string. */
+static bool
+as_number(json_t *v, double *out)
+{
+	char	   *end;
+
+	if (json_is_number(v))
+	{
+		*out = json_number_value(v);
+		return true;
+	}
+	if (json_is_boolean(v))
+	{
+		*out = json_is_true(v) ? 1.0 : 0.0;
+		return true;
+	}
+	if (json_is_string(v) && json_string_length(v) > 0)
+	{
+		*out = strtod(json_string_value(v), &end);
+		return *end == '\0';
+	}
+	return false;
+}
+
+/*
+ * Compare two scalars: numbers numerically (a numeric string counts as a
+ * number when the other side is a number), strings by bytes (ISO dates order
+ * correctly), booleans as booleans.  *ok is false when they cannot be compared.
+ */
+static int
+compare_scalars(json_t *a, json_t *b, bool *ok)
+{
+	double		x,
+				y;
+
+	*ok = true;
+	if (json_is_string(a) && json_is_string(b))
+		return strcmp(json_string_value(a), json_string_value(b));
+	if ((json_is_number(a) || json_is_number(b)) && as_number(a, &x) && as_number(b, &y))
+		return (x > y) - (x < y);
+	if (json_is_boolean(a) && json_is_boolean(b))
+		return (int) json_is_true(a) - (int) json_is_true(b);
+	*ok = false;
+	return 0;
+}
+
+/* Are two scalars equal under compare_scalars? */
+static bool
+scalars_equal(json_t *a, json_t *b)
+{
+	bool		ok;
+	int			c = compare_scalars(a, b, &ok);
+
+	return ok && c == 0;
+}
+
+/* Is v equal to an element of array (or, when actual is an array, do they share one)? */
+static bool
+in_array(json_t *actual, json_t *array)
+{
+	size_t		i,
+				k;
+	json_t	   *e,
+			   *a;
+
+	if (!json_is_array(array))
+		return false;
+	json_array_foreach(array, i, e)
+	{
+		if (json_is_array(actual))
+		{
+			json_array_foreach(actual, k, a)
+				if (scalars_equal(a, e))
+				return true;
+		}
+		else if (scalars_equal(actual, e))
+			return true;
+	}
+	return false;
+}
+
+/* Does a condition hold for a present (non-null) actual value? */
+bool
+kaireon_cond_holds(const KCond *cond, json_t *actual)
+{
+	bool		ok;
+	int			c;
+
+	switch (cond->op)
+	{
+		case KOP_EXISTS:
+			return actual != NULL;
+		case KOP_NOT_EXISTS:
+			return actual == NULL;
+		default:
+			break;
+	}
+	if (actual == NULL || cond->value == NULL)
+		return false;
+	switch (cond->op)
+	{
+		case KOP_EQ:
+			return json_is_array(actual) ? in_array(actual, cond->value) : scalars_equal(actual, cond->value);
+		case KOP_NEQ:
+			return !(json_is_array(actual) ? in_array(actual, cond->value) : scalars_equal(actual, cond->value));
+		case KOP_IN:
+			return in_array(actual, cond->value);
+		case KOP_NOT_IN:
+			return !in_array(actual, cond->value);
+		case KOP_CONTAINS:
+			if (json_is_array(actual))
+			{
+				size_t		i;
+				json_t	   *e;
+
+				json_array_foreach(actual, i, e)
+					if (scalars_equal(e, cond->value))
+					return true;
+				return false;
+			}
+			if (json_is_string(actual) && json_is_string(cond->value))
+				return strstr(json_string_value(actual), json_string_value(cond->value)) != NULL;
+			return false;
+		case KOP_STARTS_WITH:
+			return json_is_string(actual) && json_is_string(cond->value) &&
+				strncmp(json_string_value(actual), json_string_value(cond->value),
+						json_string_length(cond->value)) == 0;
+		default:
+			c = compare_scalars(actual, cond->value, &ok);
+			if (!ok)
+				return false;
+			switch (cond->op)
+			{
+				case KOP_GT:
+					return c > 0;
+				case KOP_GTE:
+					return c >= 0;
+				case KOP_LT:
+					return c < 0;
+				default:
+					return c <= 0;
+			}
+	}
+}
+
+/* A condition with the qualification rules' missing-value rule: missing passes. */
+static bool
+cond_passes(const KCond *cond, json_t *actual)
+{
+	if (actual == NULL && cond->op != KOP_EXISTS && cond->op != KOP_NOT_EXISTS)
+		return true;
+	return kaireon_cond_holds(cond, actual);
+}
+
+/* Is the customer in the segment (by index)?  Unknown or unpublished segments: no. */
+bool
+kaireon_in_segment(const KRequest *req, int segment)
+{
+	int			slot;
+
+	if (segment < 0)
+		return false;
+	slot = req->cfg->segments[segment].slot;
+	return slot >= 0 && req->cust->segments != NULL && req->cust->segments[slot];
+}
+
+/* Does a rule's or policy's scope cover this offer in this request? */
+bool
+kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *offer)
+{
+	switch (scope->kind)
+	{
+		case KSCOPE_GLOBAL:
+			return true;
+		case KSCOPE_SEGMENT:
+			return kaireon_in_segment(req, scope->segment);
+		case KSCOPE_CHANNEL:
+			return scope->id && req->channel_id && strcmp(scope->id, req->channel_id) == 0;
+		case KSCOPE_CATEGORY:
+			return scope->id && offer->category_id && strcmp(scope->id, offer->category_id) == 0;
+		case KSCOPE_SUB_CATEGORY:
+			return scope->id && offer->sub_category_id && strcmp(scope->id, offer->sub_category_id) == 0;
+		case KSCOPE_OFFER:
+			return scope->id && strcmp(scope->id, offer->id) == 0;
+	}
+	return false;
+}
+
+/* Does any of the scopes cover the offer? */
+static bool
+any_scope(const KRequest *req, int n, const KScope *scopes, const KOffer *offer)
+{
+	for (int i = 0; i < n; i++)
+		if (kaireon_scope_matches(req, &scopes[i], offer))
+			return true;
+	return false;
+}
+
+/*
+ * For each offer, whether a rule's or policy's scopes cover it whatever the
+ * request (1), can never cover it (0), or depend on the request's channel or
+ * the customer's segments (-1).  Computed once per compiled configuration so
+ * the candidate loop skips scope matching for the common cases.
+ */
+int8 *
+kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes)
+{
+	int8	   *a = palloc(sizeof(int8) * Max(cfg->noffers, 1));
+	KRequest	req;
+
+	memset(&req, 0, sizeof(req));
+	req.cfg = cfg;
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		a[o] = 0;
+		for (int i = 0; i < nscopes; i++)
+		{
+			if (scopes[i].kind == KSCOPE_SEGMENT || scopes[i].kind == KSCOPE_CHANNEL)
+				a[o] = -1;
+			else if (kaireon_scope_matches(&req, &scopes[i], &cfg->offers[o]))
+			{
+				a[o] = 1;
+				break;
+			}
+		}
+	}
+	return a;
+}
+
+/* An offer attribute: a column of the offer row, else a key of its custom_fields. */
+json_t *
+kaireon_offer_attribute(const KOffer *offer, const char *path)
+{
+	json_t	   *v = kaireon_path(offer->row, path);
+
+	if (v == NULL)
+		v = kaireon_path(json_object_get(offer->row, "custom_fields"), path);
+	return v;
+}
+
+/* ---- propensity ---- */
+
+/* Adaptation counts (positives, negatives) of a scope, from the request's read. */
+static void
+adaptation(const KRequest *req, const char *scope, const char *id, int64 *pos, int64 *neg)
+{
+	char		key[512];
+	json_t	   *v;
+
+	snprintf(key, sizeof(key), "%s|%s", scope, id ? id : "");
+	if (req->adaptation == NULL)
+		((KRequest *) req)->adaptation = kaireon_tenant_adaptation(req->cfg);
+	v = json_object_get(req->adaptation, key);
+	*pos = v ? (int64) json_number_value(json_array_get(v, 0)) : 0;
+	*neg = v ? (int64) json_number_value(json_array_get(v, 1)) : 0;
+}
+
+/*
+ * A model score used as a propensity: a probability, so a model whose scores
+ * are not (a regression model) is clamped into [0, 1] (NaN counts as 0).
+ */
+static double
+as_probability(double score)
+{
+	return score >= 1 ? 1 : score > 0 ? score : 0;
+}
+
+/*
+ * The candidate's propensity (spec section 6, adaptive propensity): the
+ * offer's own positive rate once it has 50 outcomes; below that its outcomes
+ * blended with a prior (smoothing weight 10), the prior being the category's
+ * rate (20 outcomes or more), else the tenant's (10 or more), else the
+ * request's model score, else 0.5.  With score.propensitySource "model" the
+ * model's score is the propensity outright.  Computed once per candidate.
+ */
+double
+kaireon_propensity(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	const KFlow *flow = req->flow >= 0 ? &req->cfg->flows[req->flow] : NULL;
+	int64		op,
+				on,
+				cp,
+				cn,
+				gp,
+				gn;
+	double		prior;
+	const char *prior_source;
+
+	if (cand->propensity >= 0)
+		return cand->propensity;
+	adaptation(req, "offer", offer->id, &op, &on);
+	adaptation(req, "category", offer->category_id, &cp, &cn);
+	adaptation(req, "global", NULL, &gp, &gn);
+	cand->propensity_n = op + on;
+	if (req->model != NULL && flow != NULL && flow->model_propensity)
+	{
+		/* the flow takes its propensity from the model, not from the counts */
+		cand->propensity = as_probability(kaireon_candidate_model_score(req, req->model, offer));
+		cand->propensity_source = "model";
+		return cand->propensity;
+	}
+
+	if (offer->category_id != NULL && cp + cn >= 20)
+	{
+		prior = (double) cp / (cp + cn);
+		prior_source = "category";
+	}
+	else if (gp + gn >= 10)
+	{
+		prior = (double) gp / (gp + gn);
+		prior_source = "global";
+	}
+	else if (req->model != NULL)
+	{
+		prior = as_probability(kaireon_candidate_model_score(req, req->model, offer));
+		prior_source = "model";
+	}
+	else
+	{
+		prior = 0.5;
+		prior_source = "default";
+	}
+	if (op + on >= 50)
+	{
+		cand->propensity = (double) op / (op + on);
+		cand->propensity_source = "offer";
+	}
+	else
+	{
+		cand->propensity = (op + 10.0 * prior) / (op + on + 10.0);
+		cand->propensity_source = (op + on) > 0 ? psprintf("offer+%s", prior_source) : prior_source;
+	}
+	return cand->propensity;
+}
+
+/* ---- qualification ---- */
+
+/* Does an event match a recency rule's filters? */
+static bool
+recency_event_matches(const KRule *rule, const KEvent *ev, const KOffer *offer)
+{
+	static const char *const type_names[] = {"recommendation", "impression", "outcome"};
+
+	if (rule->interaction_types && !kj_array_has_string(rule->interaction_types, type_names[ev->type]) &&
+		!(ev->type == KEV_OUTCOME && kj_array_has_string(rule->interaction_types, ev->outcome)))
+		return false;
+	if (rule->outcomes && (ev->type != KEV_OUTCOME || !kj_array_has_string(rule->outcomes, ev->outcome)))
+		return false;
+	if (rule->level == 0)
+		return ev->offer_id && strcmp(ev->offer_id, offer->id) == 0;
+	if (rule->level == 1)
+		return ev->category_id && offer->category_id && strcmp(ev->category_id, offer->category_id) == 0;
+	return true;
+}
+
+/* Evaluate one rule for a candidate; *why gets a short description when it fails. */
+static bool
+rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	KCustomer  *cust = req->cust;
+
+	switch (rule->type)
+	{
+		case KRULE_SEGMENT_REQUIRED:
+			{
+				int			members = 0;
+
+				for (int i = 0; i < rule->nsegments; i++)
+					if (kaireon_in_segment(req, rule->segments[i]))
+						members++;
+				if (rule->match_all ? members == rule->nsegments && rule->nsegments > 0 : members > 0)
+					return true;
+				*why = pstrdup("customer is not in the required segment(s)");
+				return false;
+			}
+		case KRULE_ATTRIBUTE_CONDITION:
+			{
+				json_t	   *src = rule->attr_source == 1 ? cust->data :
+					rule->attr_source == 2 ? cust->context : cust->attrs;
+				json_t	   *actual = src ? kaireon_path(src, rule->cond.path) : NULL;
+
+				if (cond_passes(&rule->cond, actual))
+					return true;
+				*why = psprintf("customer attribute \"%s\" does not satisfy the condition", rule->cond.path);
+				return false;
+			}
+		case KRULE_OFFER_ATTRIBUTE:
+			if (rule->offer_holds != NULL ? rule->offer_holds[cand->offer] :
+				cond_passes(&rule->cond, kaireon_offer_attribute(offer, rule->cond.path)))
+				return true;
+			*why = psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
+			return false;
+		case KRULE_PROPENSITY_THRESHOLD:
+			{
+				struct KaireonModel *m = rule->model_key ? kaireon_rule_model(req, rule) : NULL;
+				double		p = m ? kaireon_candidate_model_score(req, m, offer) : kaireon_propensity(req, cand);
+				json_t	   *pv = json_real(p);
+				KCond		c = {"", rule->threshold_op, json_real(rule->threshold)};
+
+				if (kaireon_cond_holds(&c, pv))
+					return true;
+				*why = psprintf("propensity %.4f does not satisfy the threshold %.4f", p, rule->threshold);
+				return false;
+			}
+		case KRULE_RECENCY_CHECK:
+			{
+				bool		found = false;
+				TimestampTz since = req->now - (TimestampTz) (rule->within_hours * USECS_PER_HOUR);
+
+				for (int i = 0; i < cust->nevents && !found; i++)
+					if (cust->events[i].at >= since && recency_event_matches(rule, &cust->events[i], offer))
+						found = true;
+				if (found != rule->require_recent)
+				{
+					*why = pstrdup(found ? "a recent interaction excludes it" : "no recent interaction as required");
+					return false;
+				}
+				return true;
+			}
+		case KRULE_METRIC_CONDITION:
+			{
+				json_t	   *v = NULL;
+
+				if (cust->metrics != NULL)
+				{
+					char	   *key = rule->dimension_key ?
+						psprintf("%s|%s", rule->metric_key, rule->dimension_key) : (char *) rule->metric_key;
+
+					v = json_object_get(cust->metrics, key);
+				}
+				if (cond_passes(&rule->cond, v))
+					return true;
+				*why = psprintf("metric \"%s\" does not satisfy the condition", rule->metric_key);
+				return false;
+			}
+	}
+	return true;
+}
+
+/* Does a rule's outcome depend only on the customer (not on the candidate)? */
+static bool
+customer_only(const KRule *rule)
+{
+	return rule->type == KRULE_SEGMENT_REQUIRED || rule->type == KRULE_ATTRIBUTE_CONDITION ||
+		rule->type == KRULE_METRIC_CONDITION;
+}
+
+/* Precompute an offer_attribute rule for every offer (called once per compiled configuration). */
+void
+kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule)
+{
+	rule->offer_holds = palloc(sizeof(bool) * Max(cfg->noffers, 1));
+	for (int o = 0; o < cfg->noffers; o++)
+		rule->offer_holds[o] = cond_passes(&rule->cond, kaireon_offer_attribute(&cfg->offers[o], rule->cond.path));
+}
+
+/*
+ * Run the qualification rules over a candidate, stage by stage (eligibility,
+ * fit, match) and by priority within a stage.  A failing eligibility or fit
+ * rule drops the candidate; a failing match rule multiplies its match factor.
+ * Mandatory offers bypass qualification.
+ */
+void
+kaireon_qualify(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+	static const char *const stage_names[] = {"eligibility", "fit", "match"};
+
+	if (cand->mandatory)
+		return;
+	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
+	{
+		for (int k = 0; k < req->cfg->nstage_rules[stage]; k++)
+		{
+			int			i = req->cfg->stage_rules[stage][k];
+			const KRule *rule = &req->cfg->rules[i];
+			char	   *why = NULL;
+			bool		holds;
+
+			if (rule->applies[cand->offer] == 0 ||
+				(rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer)))
+				continue;
+			if (customer_only(rule))
+			{
+				/* the same for every candidate: evaluate once per request */
+				if (req->rule_memo[i] == 0)
+					req->rule_memo[i] = rule_holds(req, cand, rule, &req->rule_memo_why[i]) ? 1 : 2;
+				holds = req->rule_memo[i] == 1;
+				why = req->rule_memo_why[i];
+			}
+			else
+				holds = rule_holds(req, cand, rule, &why);
+			if (holds)
+			{
+				if (stage == KSTAGE_MATCH)
+				{
+					if (cand->passed == NULL)
+						cand->passed = palloc(sizeof(int) * req->cfg->nstage_rules[KSTAGE_MATCH]);
+					cand->passed[cand->npassed++] = i;
+				}
+				continue;
+			}
+			if (stage == KSTAGE_MATCH)
+			{
+				cand->match *= rule->multiplier;
+				continue;
+			}
+			cand->dropped_stage = stage_names[stage];
+			cand->dropped_reason = psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
+			return;
+		}
+	}
+}
+
+/* ---- guardrails ---- */
+
+/* Resolve a guardrail field (offer.*, customer.*, request.*, channel.*). */
+static json_t *
+guardrail_value(const KRequest *req, const KOffer *offer, const char *field)
+{
+	if (strncmp(field, "offer.", 6) == 0)
+		return kaireon_offer_attribute(offer, field + 6);
+	if (strncmp(field, "customer.", 9) == 0)
+		return kaireon_path(req->cust->attrs, field + 9);
+	if (strncmp(field, "request.", 8) == 0)
+		return kaireon_path(req->request, field + 8);
+	if (strncmp(field, "channel.", 8) == 0 && req->channel >= 0)
+		return kaireon_path(req->cfg->channels[req->channel].row, field + 8);
+	return NULL;
+}
+
+/* Evaluate a guardrail expression; comparisons with missing values are false. */
+static bool
+expr_holds(const KRequest *req, const KOffer *offer, const KExpr *e)
+{
+	switch (e->kind)
+	{
+		case KEXPR_ALL:
+			for (int i = 0; i < e->nchildren; i++)
+				if (!expr_holds(req, offer, e->children[i]))
+					return false;
+			return true;
+		case KEXPR_ANY:
+			for (int i = 0; i < e->nchildren; i++)
+				if (expr_holds(req, offer, e->children[i]))
+					return true;
+			return false;
+		case KEXPR_NOT:
+			return !expr_holds(req, offer, e->children[0]);
+		case KEXPR_CMP:
+			return kaireon_cond_holds(&e->cond, guardrail_value(req, offer, e->cond.path));
+	}
+	return false;
+}
+
+/*
+ * Guardrails state what must hold for a candidate.  A hard guardrail that
+ * does not hold drops the candidate; a soft one adds a warning.
+ */
+void
+kaireon_apply_guardrails(KRequest *req, KCandidate *cand)
+{
+	const KOffer *offer = &req->cfg->offers[cand->offer];
+
+	for (int i = 0; i < req->cfg->nguardrails; i++)
+	{
+		const KGuardrail *g = &req->cfg->guardrails[i];
+
+		if (expr_holds(req, offer, g->expr))
+			continue;
+		if (g->hard)
+		{
+			cand->dropped_stage = "guardrail";
+			cand->dropped_reason = psprintf("guardrail \"%s\" does not hold", g->key);
+			return;
+		}
+		if (cand->warnings == NULL)
+			cand->warnings = json_array();
+		json_array_append_new(cand->warnings, json_sprintf("soft guardrail \"%s\" does not hold", g->key));
+	}
+}

@@ -1,0 +1,682 @@
+/*
+ * models/trees.c
+ *	  gradient_boosted: tree ensembles imported from XGBoost and LightGBM
+ *	  (models/trees_import.c turns their files into the canonical model_state
+ *	  read here), their predictions and TreeSHAP explanations.
+ *
+ * Predictions reproduce the source library's arithmetic, so kaireon's score
+ * equals the library's own prediction:
+ *   - XGBoost works in single precision: a feature value is rounded to float,
+ *     a split sends it left when value < threshold (both float), a missing
+ *     value follows the node's default direction, and leaf values are summed
+ *     in float onto the base margin, then the logistic function is applied in
+ *     float for logistic objectives.
+ *   - LightGBM works in double precision: left when value <= threshold; with
+ *     missing type "None" a missing value counts as 0, with "Zero" a zero or
+ *     missing value follows the default direction, with "NaN" a missing value
+ *     does; leaves are summed in double, then sigmoid(scale * sum) for binary
+ *     objectives.
+ *
+ * explain_score returns TreeSHAP values (Lundberg, Erion and Lee, "Consistent
+ * individualized feature attribution for tree ensembles", 2018, algorithm 2):
+ * exact Shapley values of the margin under the trees' own cover-weighted
+ * conditional expectations, plus the expected value (base margin plus each
+ * tree's cover-weighted mean leaf value), in double precision.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+
+#include "scoring/models/model.h"
+
+#define WHERE_DEFAULT "algorithm_models.model_state"
+
+typedef enum TreeFormat
+{
+	TF_XGBOOST,
+	TF_LIGHTGBM
+} TreeFormat;
+
+typedef enum MissingType
+{
+	MISSING_NONE = 0,			/* LightGBM: missing counts as 0 */
+	MISSING_ZERO = 1,			/* LightGBM: 0 and missing take the default */
+	MISSING_NAN = 2				/* missing takes the default (XGBoost always) */
+} MissingType;
+
+/* One node; a leaf has feature -1 and its value in value. */
+typedef struct TreeNode
+{
+	int32		feature;
+	int32		left;
+	int32		right;
+	float		thr32;			/* XGBoost threshold */
+	uint8		default_left;
+	uint8		missing;		/* MissingType */
+	double		value;			/* LightGBM threshold, or the leaf value */
+} TreeNode;
+
+/*
+ * The prediction layout of a node: the tree renumbered breadth-first so that a
+ * node's children are adjacent (right = left + 1), which turns each step into
+ * "left + went_right" without a branch on the comparison.
+ */
+typedef struct FastNode
+{
+	double		value;			/* LightGBM threshold, or the leaf value */
+	float		thr32;			/* XGBoost threshold */
+	int32		feature;		/* -1 for a leaf */
+	int32		left;
+	uint8		default_right;
+	uint8		missing;
+} FastNode;
+
+typedef struct Tree
+{
+	int			nnodes;
+	int			depth;			/* longest root-to-leaf path, in edges */
+	FastNode   *fast;			/* prediction layout */
+	TreeNode   *nodes;			/* original layout (TreeSHAP) */
+	double	   *cover;			/* per node: training weight (hessian sum or count) */
+	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
+} Tree;
+
+typedef struct TreeModel
+{
+	TreeFormat	format;
+	bool		sigmoid;		/* logistic output, else the raw sum */
+	double		sigmoid_scale;	/* LightGBM's sigmoid parameter */
+	double		base_margin;
+	int			ntrees;
+	int			max_depth;
+	Tree	   *trees;
+} TreeModel;
+
+/* Read one per-node numeric array of length n (xgboost ints and floats both). */
+static double *
+read_array(const char *where, json_t *tree, const char *path, const char *key, int n, bool required)
+{
+	json_t	   *arr = model_get(where, tree, path, key, JSON_ARRAY, required);
+	double	   *out;
+	size_t		i;
+	json_t	   *v;
+
+	if (arr == NULL)
+		return NULL;
+	if ((int) json_array_size(arr) != n)
+		model_error(where, path, "field \"%s\" has %zu entries, not %d (one per node)",
+					key, json_array_size(arr), n);
+	out = palloc(sizeof(double) * Max(n, 1));
+	json_array_foreach(arr, i, v)
+	{
+		if (json_is_boolean(v))
+			out[i] = json_is_true(v) ? 1 : 0;
+		else if (json_is_number(v) && isfinite(json_number_value(v)))
+			out[i] = json_number_value(v);
+		else
+			model_error(where, path, "field \"%s\" entry %zu must be a finite number, not %s",
+						key, i, kj_type_name(v));
+	}
+	return out;
+}
+
+/* Cover-weighted mean leaf value below node i (children have larger indices). */
+static void
+compute_means(Tree *t)
+{
+	int			i;
+
+	t->mean = palloc(sizeof(double) * t->nnodes);
+	for (i = t->nnodes - 1; i >= 0; i--)
+	{
+		TreeNode   *n = &t->nodes[i];
+
+		if (n->feature < 0)
+			t->mean[i] = n->value;
+		else
+		{
+			double		cl = t->cover[n->left],
+						cr = t->cover[n->right];
+			double		c = cl + cr;
+
+			t->mean[i] = c > 0 ? (cl * t->mean[n->left] + cr * t->mean[n->right]) / c
+				: (t->mean[n->left] + t->mean[n->right]) / 2;
+		}
+	}
+}
+
+/* Renumber the tree breadth-first into the prediction layout. */
+static void
+build_fast(Tree *t)
+{
+	int		   *queue = palloc(sizeof(int) * t->nnodes);	/* original ids, by new id */
+	int			head = 0,
+				next = 1;
+
+	t->fast = palloc0(sizeof(FastNode) * t->nnodes);
+	queue[0] = 0;
+	while (head < next)
+	{
+		const TreeNode *n = &t->nodes[queue[head]];
+		FastNode   *f = &t->fast[head];
+
+		f->feature = n->feature;
+		f->value = n->value;
+		f->thr32 = n->thr32;
+		f->default_right = !n->default_left;
+		f->missing = n->missing;
+		if (n->feature >= 0)
+		{
+			/* a node reached twice would overflow the queue: each node has one parent */
+			if (next + 2 > t->nnodes)
+				model_error("algorithm_models.model_state", "trees", "has a node with two parents");
+			f->left = next;
+			queue[next++] = n->left;
+			queue[next++] = n->right;
+		}
+		head++;
+	}
+	pfree(queue);
+}
+
+/* Compile one tree of the canonical state. */
+static void
+compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat format, Tree *t)
+{
+	char		path[64];
+	json_t	   *split;
+	double	   *feature,
+			   *left,
+			   *right,
+			   *thr,
+			   *dflt,
+			   *missing,
+			   *value,
+			   *cover;
+	int			n,
+				i;
+	int		   *depth;
+	static const char *const keys[] = {"split", "threshold", "left", "right", "defaultLeft",
+	"missingType", "value", "cover", NULL};
+
+	snprintf(path, sizeof(path), "trees[%d]", index);
+	if (!json_is_object(jt))
+		model_error(where, path, "must be an object, not %s", kj_type_name(jt));
+	model_check_keys(where, jt, path, keys);
+	split = model_get(where, jt, path, "split", JSON_ARRAY, true);
+	n = (int) json_array_size(split);
+	if (n < 1)
+		model_error(where, path, "has no nodes");
+	if (n > 1000000)
+		model_error(where, path, "has %d nodes, more than 1000000", n);
+	feature = read_array(where, jt, path, "split", n, true);
+	left = read_array(where, jt, path, "left", n, true);
+	right = read_array(where, jt, path, "right", n, true);
+	thr = read_array(where, jt, path, "threshold", n, true);
+	value = read_array(where, jt, path, "value", n, true);
+	cover = read_array(where, jt, path, "cover", n, false);
+	dflt = read_array(where, jt, path, "defaultLeft", n, false);
+	missing = read_array(where, jt, path, "missingType", n, false);
+
+	t->nnodes = n;
+	t->nodes = palloc0(sizeof(TreeNode) * n);
+	t->cover = palloc(sizeof(double) * n);
+	depth = palloc0(sizeof(int) * n);
+	t->depth = 0;
+	for (i = 0; i < n; i++)
+	{
+		TreeNode   *nd = &t->nodes[i];
+
+		if (feature[i] != floor(feature[i]) || feature[i] < -1 || feature[i] >= nfeatures)
+			model_error(where, path, "node %d splits on feature %g, not one of the %d features (or -1 for a leaf)",
+						i, feature[i], nfeatures);
+		nd->feature = (int32) feature[i];
+		t->cover[i] = cover ? cover[i] : 1.0;
+		if (t->cover[i] < 0)
+			model_error(where, path, "node %d has a negative cover", i);
+		if (nd->feature < 0)
+		{
+			nd->left = nd->right = -1;
+			nd->value = format == TF_XGBOOST ? (double) (float) value[i] : value[i];
+			continue;
+		}
+		/* children come after their parent: no cycles, and means can be computed backwards */
+		if (left[i] != floor(left[i]) || right[i] != floor(right[i]) ||
+			left[i] <= i || right[i] <= i || left[i] >= n || right[i] >= n || left[i] == right[i])
+			model_error(where, path, "node %d has children %g and %g; children must be distinct nodes after their parent",
+						i, left[i], right[i]);
+		nd->left = (int32) left[i];
+		nd->right = (int32) right[i];
+		nd->default_left = dflt ? (dflt[i] != 0) : 1;
+		if (format == TF_XGBOOST)
+		{
+			nd->thr32 = (float) thr[i];
+			nd->missing = MISSING_NAN;
+		}
+		else
+		{
+			nd->value = thr[i];
+			nd->missing = missing ? (uint8) missing[i] : MISSING_NAN;
+			if (missing && (missing[i] < 0 || missing[i] > 2 || missing[i] != floor(missing[i])))
+				model_error(where, path, "node %d has missingType %g; it must be 0 (None), 1 (Zero) or 2 (NaN)",
+							i, missing[i]);
+		}
+		depth[nd->left] = Max(depth[nd->left], depth[i] + 1);
+		depth[nd->right] = Max(depth[nd->right], depth[i] + 1);
+		t->depth = Max(t->depth, depth[i] + 1);
+	}
+	if (t->depth > 64)
+		model_error(where, path, "is %d levels deep; at most 64 are supported", t->depth);
+	compute_means(t);
+	build_fast(t);
+	pfree(depth);
+}
+
+/* Compile the canonical state written by trees_import.c (or by hand). */
+static void
+trees_compile(const ModelSource *src, ModelImpl *impl)
+{
+	const char *where = src->where;
+	TreeModel  *m = palloc0(sizeof(TreeModel));
+	json_t	   *features,
+			   *trees,
+			   *v;
+	const char *format,
+			   *transform;
+	size_t		i;
+	static const char *const keys[] = {"format", "objective", "transform", "sigmoidScale",
+	"baseMargin", "features", "trees", NULL};
+
+	model_check_keys(where, src->state, "", keys);
+	format = json_string_value(model_get(where, src->state, "", "format", JSON_STRING, true));
+	if (strcmp(format, "xgboost") == 0)
+		m->format = TF_XGBOOST;
+	else if (strcmp(format, "lightgbm") == 0)
+		m->format = TF_LIGHTGBM;
+	else
+		model_error(where, "", "field \"format\" must be \"xgboost\" or \"lightgbm\", not \"%s\"", format);
+	model_get(where, src->state, "", "objective", JSON_STRING, false);
+	v = model_get(where, src->state, "", "transform", JSON_STRING, false);
+	transform = v ? json_string_value(v) : "identity";
+	if (strcmp(transform, "sigmoid") == 0)
+		m->sigmoid = true;
+	else if (strcmp(transform, "identity") != 0)
+		model_error(where, "", "field \"transform\" must be \"sigmoid\" or \"identity\", not \"%s\"", transform);
+	m->sigmoid_scale = model_get_number(where, src->state, "", "sigmoidScale", false, 1.0);
+	m->base_margin = model_get_number(where, src->state, "", "baseMargin", false, 0.0);
+	if (m->format == TF_XGBOOST)
+		m->base_margin = (double) (float) m->base_margin;
+
+	features = model_get(where, src->state, "", "features", JSON_ARRAY, true);
+	if (json_array_size(features) == 0)
+		model_error(where, "", "field \"features\" must name at least one feature");
+	json_array_foreach(features, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) == 0)
+			model_error(where, "features", "entry %zu must be a non-empty string", i);
+		if (model_feature_index(impl, json_string_value(v)) != (int) i)
+			model_error(where, "features", "names \"%s\" twice", json_string_value(v));
+	}
+
+	trees = model_get(where, src->state, "", "trees", JSON_ARRAY, true);
+	if (json_array_size(trees) == 0)
+		model_error(where, "", "field \"trees\" must hold at least one tree");
+	m->ntrees = (int) json_array_size(trees);
+	m->trees = palloc0(sizeof(Tree) * m->ntrees);
+	json_array_foreach(trees, i, v)
+	{
+		compile_tree(where, v, (int) i, impl->nfeatures, m->format, &m->trees[i]);
+		m->max_depth = Max(m->max_depth, m->trees[i].depth);
+		CHECK_FOR_INTERRUPTS();
+	}
+	impl->data = m;
+}
+
+/* The leaf value a feature vector reaches in an XGBoost tree (x already rounded to float). */
+static inline double
+xgb_leaf(const Tree *t, const float *x)
+{
+	const FastNode *nodes = t->fast;
+	int			i = 0;
+	int			f;
+
+	while ((f = nodes[i].feature) >= 0)
+	{
+		const FastNode *n = &nodes[i];
+		float		fv = x[f];
+		int			right = !(fv < n->thr32);
+
+		if (isnan(fv))
+			right = n->default_right;
+		i = n->left + right;
+	}
+	return nodes[i].value;
+}
+
+/* Does a LightGBM value go right at node n? */
+static inline int
+lgb_right(const FastNode *n, double fv)
+{
+	if (isnan(fv) && n->missing != MISSING_NAN)
+		fv = 0.0;
+	if ((n->missing == MISSING_ZERO && fv >= -1e-35 && fv <= 1e-35) ||
+		(n->missing == MISSING_NAN && isnan(fv)))
+		return n->default_right;
+	return !(fv <= n->value);
+}
+
+/* Which child of split node n a LightGBM value goes to (original layout, for TreeSHAP). */
+static inline int
+lgb_child(const TreeNode *n, double fv)
+{
+	if (isnan(fv) && n->missing != MISSING_NAN)
+		fv = 0.0;
+	if ((n->missing == MISSING_ZERO && fv >= -1e-35 && fv <= 1e-35) ||
+		(n->missing == MISSING_NAN && isnan(fv)))
+		return n->default_left ? n->left : n->right;
+	return fv <= n->value ? n->left : n->right;
+}
+
+/* The leaf value a feature vector reaches in a LightGBM tree. */
+static inline double
+lgb_leaf(const Tree *t, const double *x)
+{
+	const FastNode *nodes = t->fast;
+	int			i = 0;
+
+	while (nodes[i].feature >= 0)
+		i = nodes[i].left + lgb_right(&nodes[i], x[nodes[i].feature]);
+	return nodes[i].value;
+}
+
+/* Which child of split node i the subject goes to (either format). */
+static inline int
+hot_child(const TreeModel *m, const TreeNode *n, const double *x)
+{
+	if (m->format == TF_XGBOOST)
+	{
+		float		fv = (float) x[n->feature];
+
+		if (isnan(fv))
+			return n->default_left ? n->left : n->right;
+		return fv < n->thr32 ? n->left : n->right;
+	}
+	return lgb_child(n, x[n->feature]);
+}
+
+/* The margin (sum of leaves plus base) and the output, as the source library computes them. */
+static void
+trees_predict(const TreeModel *m, const double *x, int nf, double *margin, double *output)
+{
+	int			t;
+
+	if (m->format == TF_XGBOOST)
+	{
+		float		xf[256];
+		float	   *xs = nf <= 256 ? xf : palloc(sizeof(float) * nf);
+		float		sum = (float) m->base_margin;
+		int			i;
+
+		for (i = 0; i < nf; i++)
+			xs[i] = (float) x[i];
+		for (t = 0; t < m->ntrees; t++)
+		{
+			const Tree *tr = &m->trees[t];
+
+			sum += (float) xgb_leaf(tr, xs);
+		}
+		if (xs != xf)
+			pfree(xs);
+		*margin = sum;
+		if (m->sigmoid)
+		{
+			/* XGBoost's logistic in float, clamped against overflow */
+			float		e = expf(fminf(-sum, 88.7f));
+
+			*output = (double) (1.0f / (e + 1.0f));
+		}
+		else
+			*output = sum;
+	}
+	else
+	{
+		double		sum = m->base_margin;
+
+		for (t = 0; t < m->ntrees; t++)
+			sum += lgb_leaf(&m->trees[t], x);
+		*margin = sum;
+		*output = m->sigmoid ? 1.0 / (1.0 + exp(-m->sigmoid_scale * sum)) : sum;
+	}
+}
+
+/* Feature values as doubles, NaN for missing. */
+static double *
+gather_numbers(const ModelImpl *impl, const KaireonValue *values, double *buf, int bufsize)
+{
+	double	   *x = impl->nfeatures <= bufsize ? buf : palloc(sizeof(double) * impl->nfeatures);
+	int			i;
+
+	for (i = 0; i < impl->nfeatures; i++)
+		x[i] = kv_number(&values[i]);
+	return x;
+}
+
+/* Score: the library's prediction (probability for logistic objectives). */
+static double
+trees_score(const ModelImpl *impl, const KaireonValue *values, const char *arm)
+{
+	double		buf[256];
+	double	   *x = gather_numbers(impl, values, buf, 256);
+	double		margin,
+				out;
+
+	trees_predict((const TreeModel *) impl->data, x, impl->nfeatures, &margin, &out);
+	if (x != buf)
+		pfree(x);
+	return out;
+}
+
+/* ---- TreeSHAP ---- */
+
+/* One element of the path of unique features from the root. */
+typedef struct PathElem
+{
+	int			feature;		/* -1 for the root's placeholder */
+	double		zero_frac;		/* share of cover that follows this path */
+	double		one_frac;		/* 1 when the subject follows this path, else 0 */
+	double		weight;			/* permutation weight */
+} PathElem;
+
+/* Grow the path (length len) by one feature; the new length is len + 1. */
+static void
+path_extend(PathElem *p, int len, double zero_frac, double one_frac, int feature)
+{
+	int			i;
+
+	p[len].feature = feature;
+	p[len].zero_frac = zero_frac;
+	p[len].one_frac = one_frac;
+	p[len].weight = len == 0 ? 1.0 : 0.0;
+	for (i = len - 1; i >= 0; i--)
+	{
+		p[i + 1].weight += one_frac * p[i].weight * (i + 1) / (double) (len + 1);
+		p[i].weight = zero_frac * p[i].weight * (len - i) / (double) (len + 1);
+	}
+}
+
+/* Undo the extension of element k of a path of length len (new length len - 1). */
+static void
+path_unwind(PathElem *p, int len, int k)
+{
+	double		one = p[k].one_frac,
+				zero = p[k].zero_frac;
+	double		next = p[len - 1].weight;
+	int			j;
+
+	for (j = len - 2; j >= 0; j--)
+	{
+		if (one != 0)
+		{
+			double		w = p[j].weight;
+
+			p[j].weight = next * len / ((j + 1) * one);
+			next = w - p[j].weight * zero * (len - 1 - j) / (double) len;
+		}
+		else
+			p[j].weight = p[j].weight * len / (zero * (len - 1 - j));
+	}
+	for (j = k; j < len - 1; j++)
+	{
+		p[j].feature = p[j + 1].feature;
+		p[j].zero_frac = p[j + 1].zero_frac;
+		p[j].one_frac = p[j + 1].one_frac;
+	}
+}
+
+/* Total weight of the path with element k unwound, leaving the path unchanged. */
+static double
+path_unwound_sum(const PathElem *p, int len, int k)
+{
+	double		one = p[k].one_frac,
+				zero = p[k].zero_frac;
+	double		next = p[len - 1].weight;
+	double		total = 0;
+	int			j;
+
+	for (j = len - 2; j >= 0; j--)
+	{
+		if (one != 0)
+		{
+			double		w = next * len / ((j + 1) * one);
+
+			total += w;
+			next = p[j].weight - w * zero * (len - 1 - j) / (double) len;
+		}
+		else
+			total += p[j].weight * len / (zero * (len - 1 - j));
+	}
+	return total;
+}
+
+/*
+ * The recursion of algorithm 2: p (length len) is the parent's path, copied into
+ * this level's slot (each level owns maxlen elements after the parent's).
+ */
+static void
+shap_recurse(const TreeModel *m, const Tree *t, const double *x, double *phi, int node,
+			 PathElem *parent, int len, double zero_frac, double one_frac, int feature, int maxlen)
+{
+	PathElem   *p = parent + maxlen;
+	const TreeNode *n = &t->nodes[node];
+	int			i;
+
+	memcpy(p, parent, sizeof(PathElem) * len);
+	path_extend(p, len, zero_frac, one_frac, feature);
+	len++;
+
+	if (n->feature < 0)
+	{
+		for (i = 1; i < len; i++)
+		{
+			double		w = path_unwound_sum(p, len, i);
+
+			phi[p[i].feature] += w * (p[i].one_frac - p[i].zero_frac) * n->value;
+		}
+		return;
+	}
+	else
+	{
+		int			hot = hot_child(m, n, x);
+		int			cold = hot == n->left ? n->right : n->left;
+		double		cover = t->cover[node];
+		double		in_zero = 1.0,
+					in_one = 1.0;
+		double		hz,
+					cz;
+
+		/* a feature seen higher up is unwound, and its fractions carried down */
+		for (i = 1; i < len; i++)
+			if (p[i].feature == n->feature)
+			{
+				in_zero = p[i].zero_frac;
+				in_one = p[i].one_frac;
+				path_unwind(p, len, i);
+				len--;
+				break;
+			}
+		hz = cover > 0 ? t->cover[hot] / cover : 0.5;
+		cz = cover > 0 ? t->cover[cold] / cover : 0.5;
+		shap_recurse(m, t, x, phi, hot, p, len, in_zero * hz, in_one, n->feature, maxlen);
+		shap_recurse(m, t, x, phi, cold, p, len, in_zero * cz, 0.0, n->feature, maxlen);
+	}
+}
+
+/*
+ * TreeSHAP values of the margin: phi[0..nf-1] per feature, and *expected the
+ * base margin plus each tree's mean; they add up to the margin.
+ */
+static void
+trees_shap(const TreeModel *m, const double *x, int nf, double *phi, double *expected)
+{
+	int			maxlen = m->max_depth + 2;
+	PathElem   *buf = palloc0(sizeof(PathElem) * maxlen * (maxlen + 2));
+	int			t;
+
+	memset(phi, 0, sizeof(double) * nf);
+	*expected = m->base_margin;
+	for (t = 0; t < m->ntrees; t++)
+	{
+		const Tree *tr = &m->trees[t];
+
+		*expected += tr->mean[0];
+		if (tr->nodes[0].feature < 0)
+			continue;			/* a lone leaf only shifts the expected value */
+		shap_recurse(m, tr, x, phi, 0, buf, 0, 1.0, 1.0, -1, maxlen);
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(buf);
+}
+
+/* explain_score: prediction, margin, expected value and TreeSHAP contributions. */
+static json_t *
+trees_explain(const ModelImpl *impl, const KaireonValue *values, const char *arm)
+{
+	const TreeModel *m = (const TreeModel *) impl->data;
+	double		buf[256];
+	double	   *x = gather_numbers(impl, values, buf, 256);
+	double	   *phi = palloc(sizeof(double) * impl->nfeatures);
+	double		margin,
+				out,
+				expected;
+	json_t	   *result = json_object();
+	json_t	   *contrib = json_object();
+	json_t	   *vals = json_object();
+	int			i;
+
+	trees_predict(m, x, impl->nfeatures, &margin, &out);
+	trees_shap(m, x, impl->nfeatures, phi, &expected);
+	for (i = 0; i < impl->nfeatures; i++)
+	{
+		json_object_set_new(contrib, impl->feature_names[i], json_real(phi[i]));
+		json_object_set_new(vals, impl->feature_names[i], kv_to_json(&values[i]));
+	}
+	json_object_set_new(result, "score", json_real(out));
+	json_object_set_new(result, "margin", json_real(margin));
+	json_object_set_new(result, "expectedValue", json_real(expected));
+	json_object_set_new(result, "contributions", contrib);
+	json_object_set_new(result, "features", vals);
+	json_object_set_new(result, "trees", json_integer(m->ntrees));
+	json_object_set_new(result, "format", json_string(m->format == TF_XGBOOST ? "xgboost" : "lightgbm"));
+	return result;
+}
+
+const ModelOps kaireon_trees_ops = {
+	.type_name = "gradient_boosted",
+	.compile = trees_compile,
+	.score = trees_score,
+	.explain = trees_explain,
+	.learns_online = false,
+	.learn = NULL,
+};

@@ -1,0 +1,1205 @@
+/*
+ * scoring.c
+ *	  The scoring module: the per-backend cache of compiled models behind
+ *	  scoring.h, dispatch to the model types (src/scoring/models/), and the SQL entry
+ *	  points kaireon.score, kaireon.explain_score, kaireon.model_features,
+ *	  kaireon.model_learn, kaireon.import_model and the triggers of
+ *	  algorithm_models.
+ *
+ * Cache protocol.  A model is compiled from its algorithm_models row once and
+ * kept in a hash table keyed by (tenant, model key), each model in a memory
+ * context of its own under TopMemoryContext.  A statement trigger on
+ * algorithm_models calls CacheInvalidateRelcache on the table, which reaches
+ * every backend's relcache callback at commit (and this backend's at the next
+ * command).  The callback only marks every entry "to check" (it may run in
+ * the middle of anything, so it neither frees nor queries).  The next lookup
+ * of a marked entry reads the row's stamp (xmin, ctid and updated_at, which
+ * change with every new row version) and recompiles only when it changed; a
+ * replaced model's memory is handed to the current transaction, so a pointer
+ * a caller still holds stays valid until the transaction ends.  A model read
+ * under a transaction snapshot (REPEATABLE READ, SERIALIZABLE) may predate an
+ * invalidation already processed, so it stays "to check".
+ *
+ * Online learning (kaireon.model_learn, and respond through
+ * kaireon_model_learn) rewrites model_state under the row lock of the model,
+ * so concurrent learners serialise and no count is lost; these updates do not
+ * bump the model's version or write a model_versions snapshot.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "util/json.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "audit/audit.h"
+#include "kaireon.h"
+#include "scoring/models/model.h"
+#include "scoring/models/trees_import.h"
+#include "scoring/scoring.h"
+
+PG_FUNCTION_INFO_V1(kaireon_score_jsonb);
+PG_FUNCTION_INFO_V1(kaireon_score_array);
+PG_FUNCTION_INFO_V1(kaireon_explain_score);
+PG_FUNCTION_INFO_V1(kaireon_model_features_sql);
+PG_FUNCTION_INFO_V1(kaireon_model_learn_sql);
+PG_FUNCTION_INFO_V1(kaireon_import_model);
+PG_FUNCTION_INFO_V1(kaireon_validate_model_trigger);
+PG_FUNCTION_INFO_V1(kaireon_models_changed_trigger);
+PG_FUNCTION_INFO_V1(kaireon_set_model_seed);
+
+#define CACHE_KEY_LEN 512
+#define MAX_MODEL_KEY_LEN 300
+
+struct KaireonModel
+{
+	char	   *tenant_id;
+	char	   *key;
+	char	   *id;
+	char	   *registry_status;
+	char	   *family;			/* NULL when in no family */
+	char	   *stamp;			/* row version the model was compiled from */
+	const ModelOps *ops;
+	ModelImpl	impl;
+	MemoryContext cxt;
+	bool		untrained;		/* model_state is {}: nothing to score with */
+	bool		shadows_loaded;
+	int			nshadows;
+	char	  **shadow_keys;
+};
+
+typedef struct ModelCacheEntry
+{
+	char		key[CACHE_KEY_LEN];
+	KaireonModel *model;		/* NULL: the tenant has no such model */
+	bool		needs_check;
+} ModelCacheEntry;
+
+static HTAB *model_cache = NULL;
+static Oid	models_relid = InvalidOid;
+static uint64 cache_generation = 1;
+static bool learning_update = false;
+static pg_prng_state model_prng;
+static bool model_prng_seeded = false;
+
+static const ModelOps *const all_ops[] = {
+	&kaireon_scorecard_ops, &kaireon_bayesian_ops, &kaireon_logistic_ops,
+	&kaireon_trees_ops, &kaireon_thompson_ops, &kaireon_epsilon_ops, NULL
+};
+
+/* The ops of a model_type name, or NULL. */
+const ModelOps *
+kaireon_model_ops(const char *type_name)
+{
+	int			i;
+
+	for (i = 0; all_ops[i] != NULL; i++)
+		if (strcmp(all_ops[i]->type_name, type_name) == 0)
+			return all_ops[i];
+	return NULL;
+}
+
+/* Uniform [0, 1) numbers for bandits, seeded from a strong source unless set. */
+double
+model_random(void)
+{
+	if (!model_prng_seeded)
+	{
+		if (!pg_prng_strong_seed(&model_prng))
+			pg_prng_seed(&model_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+		model_prng_seeded = true;
+	}
+	return pg_prng_double(&model_prng);
+}
+
+/* Relcache callback: any change of algorithm_models marks every cached model to check. */
+static void
+models_relcache_cb(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	ModelCacheEntry *e;
+
+	if (model_cache == NULL)
+		return;
+	if (relid != InvalidOid && relid != models_relid)
+		return;
+	if (relid != InvalidOid)
+		models_relid = InvalidOid;	/* look it up again: the extension may be recreated */
+	hash_seq_init(&status, model_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		e->needs_check = true;
+		if (e->model)
+			e->model->shadows_loaded = false;
+	}
+	cache_generation++;
+}
+
+/* Module init: the relcache callback (called once from _PG_init). */
+void
+kaireon_scoring_init(void)
+{
+	CacheRegisterRelcacheCallback(models_relcache_cb, (Datum) 0);
+}
+
+/* The hash table, created on first use. */
+static HTAB *
+get_cache(void)
+{
+	if (model_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = CACHE_KEY_LEN;
+		ctl.entrysize = sizeof(ModelCacheEntry);
+		model_cache = hash_create("kaireon model cache", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	if (models_relid == InvalidOid)
+	{
+		Oid			nsp = get_namespace_oid("kaireon", true);
+
+		if (OidIsValid(nsp))
+			models_relid = get_relname_relid("algorithm_models", nsp);
+	}
+	return model_cache;
+}
+
+/* Free a model's memory at the end of the current transaction. */
+static void
+retire_model(KaireonModel *m)
+{
+	if (m != NULL)
+		MemoryContextSetParent(m->cxt, TopTransactionContext);
+}
+
+/* Parse JSON text of a row column (22023 naming the column on failure). */
+static json_t *
+parse_column(const char *text, const char *what)
+{
+	return kj_parse(text, strlen(text), what);
+}
+
+/*
+ * Compile a model from its documents into a new context under
+ * CurrentMemoryContext; the caller reparents it when keeping the model.
+ */
+static KaireonModel *
+compile_model(const char *tenant_id, const char *key, const char *id, const char *type,
+			  const char *registry_status, const char *family, const char *stamp,
+			  const char *state_text, const char *predictors_text, const char *config_text)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon model",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon model load",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	KaireonModel *m;
+	ModelSource src;
+	const ModelOps *ops = kaireon_model_ops(type);
+
+	if (ops == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown model_type \"%s\"", type),
+				 errhint("Use scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit or epsilon_greedy.")));
+	src.where = "algorithm_models.model_state";
+	src.state = parse_column(state_text, "algorithm_models.model_state");
+	src.predictors = parse_column(predictors_text, "algorithm_models.predictors");
+	src.config = parse_column(config_text, "algorithm_models.config");
+
+	MemoryContextSwitchTo(cxt);
+	m = palloc0(sizeof(KaireonModel));
+	m->cxt = cxt;
+	m->tenant_id = pstrdup(tenant_id);
+	m->key = pstrdup(key);
+	m->id = pstrdup(id);
+	m->registry_status = pstrdup(registry_status);
+	m->family = family ? pstrdup(family) : NULL;
+	m->stamp = pstrdup(stamp);
+	m->ops = ops;
+	/* an empty state is an untrained model, except for bandits (their prior is enough) */
+	m->untrained = json_object_size(src.state) == 0 && !ops->learns_online;
+	if (ops == &kaireon_bayesian_ops && json_object_size(src.state) == 0)
+		m->untrained = true;
+	if (!m->untrained)
+		ops->compile(&src, &m->impl);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return m;
+}
+
+/* Check the shape of the predictors column: an array of {"name", "type", ...} objects. */
+static void
+check_predictors(json_t *preds)
+{
+	size_t		i;
+	json_t	   *p;
+	static const char *const types[] = {"numeric", "categorical", "boolean", NULL};
+
+	json_array_foreach(preds, i, p)
+	{
+		char		path[64];
+		json_t	   *t;
+		json_t	   *e;
+
+		snprintf(path, sizeof(path), "[%zu]", i);
+		if (!json_is_object(p))
+			model_error("algorithm_models.predictors", path, "must be an object, not %s", kj_type_name(p));
+		t = model_get("algorithm_models.predictors", p, path, "name", JSON_STRING, true);
+		if (json_string_length(t) == 0)
+			model_error("algorithm_models.predictors", path, "field \"name\" must not be empty");
+		t = model_get("algorithm_models.predictors", p, path, "type", JSON_STRING, false);
+		if (t)
+		{
+			const char *const *k;
+
+			for (k = types; *k; k++)
+				if (strcmp(*k, json_string_value(t)) == 0)
+					break;
+			if (*k == NULL)
+				model_error("algorithm_models.predictors", path,
+							"field \"type\" must be numeric, categorical or boolean, not \"%s\"",
+							json_string_value(t));
+		}
+		e = model_get("algorithm_models.predictors", p, path, "binEdges", JSON_ARRAY, false);
+		if (e)
+		{
+			size_t		j;
+			json_t	   *x;
+			double		prev = -INFINITY;
+
+			json_array_foreach(e, j, x)
+			{
+				double		d = model_number("algorithm_models.predictors", x, path);
+
+				if (!(d > prev))
+					model_error("algorithm_models.predictors", path, "field \"binEdges\" must be strictly increasing");
+				prev = d;
+			}
+		}
+	}
+}
+
+/* A copy of an SPI result string in the caller's context (outlives SPI_finish). */
+static char *
+spi_copy(char *s)
+{
+	char	   *c;
+
+	if (s == NULL)
+		return NULL;
+	c = SPI_palloc(strlen(s) + 1);
+	strcpy(c, s);
+	return c;
+}
+
+/* Read one model row through SPI: false when the tenant has no model with this key. */
+static bool
+fetch_model_row(const char *tenant_id, const char *key, bool stamp_only,
+				char **id, char **type, char **status, char **family, char **stamp,
+				char **state, char **preds, char **config)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	int			rc;
+	bool		found = false;
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = CStringGetTextDatum(key);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(stamp_only ?
+							   "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text "
+							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2" :
+							   "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text, id, model_type, "
+							   "registry_status, registry_family, model_state::text, predictors::text, config::text "
+							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2",
+							   2, argtypes, args, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading algorithm_models failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		found = true;
+		*stamp = spi_copy(SPI_getvalue(tup, desc, 1));
+		if (!stamp_only)
+		{
+			*id = spi_copy(SPI_getvalue(tup, desc, 2));
+			*type = spi_copy(SPI_getvalue(tup, desc, 3));
+			*status = spi_copy(SPI_getvalue(tup, desc, 4));
+			*family = spi_copy(SPI_getvalue(tup, desc, 5));
+			*state = spi_copy(SPI_getvalue(tup, desc, 6));
+			*preds = spi_copy(SPI_getvalue(tup, desc, 7));
+			*config = spi_copy(SPI_getvalue(tup, desc, 8));
+		}
+	}
+	SPI_finish();
+	return found;
+}
+
+/* Build the cache key, refusing overlong names. */
+static void
+cache_key(const char *tenant_id, const char *model_key, char *buf)
+{
+	if (strlen(model_key) > MAX_MODEL_KEY_LEN || strlen(tenant_id) > 200)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model key \"%.40s...\" is longer than %d characters", model_key, MAX_MODEL_KEY_LEN),
+				 errhint("Model keys are short identifiers.")));
+	memset(buf, 0, CACHE_KEY_LEN);
+	snprintf(buf, CACHE_KEY_LEN, "%s\x1f%s", tenant_id, model_key);
+}
+
+/*
+ * The tenant's model with this key, compiled and cached, or NULL when there is
+ * none or it is untrained (its model_state is still {}).
+ */
+KaireonModel *
+kaireon_model_get(const char *tenant_id, const char *model_key)
+{
+	KaireonModel *m = kaireon_model_lookup(tenant_id, model_key);
+
+	return (m == NULL || m->untrained) ? NULL : m;
+}
+
+/* kaireon_model_get, but also returning untrained models. */
+KaireonModel *
+kaireon_model_lookup(const char *tenant_id, const char *model_key)
+{
+	char		key[CACHE_KEY_LEN];
+	ModelCacheEntry *e;
+	bool		found;
+	char	   *id = NULL,
+			   *type = NULL,
+			   *status = NULL,
+			   *family = NULL,
+			   *stamp = NULL,
+			   *state = NULL,
+			   *preds = NULL,
+			   *config = NULL;
+	KaireonModel *m;
+
+	cache_key(tenant_id, model_key, key);
+	e = hash_search(get_cache(), key, HASH_FIND, &found);
+	if (found && !e->needs_check)
+		return e->model;
+	if (found && e->model != NULL)
+	{
+		/* something changed somewhere: is this row still the same version? */
+		if (fetch_model_row(tenant_id, model_key, true, NULL, NULL, NULL, NULL, &stamp,
+							NULL, NULL, NULL) &&
+			strcmp(stamp, e->model->stamp) == 0)
+		{
+			e = hash_search(model_cache, key, HASH_FIND, &found);
+			if (found)
+			{
+				e->needs_check = IsolationUsesXactSnapshot();
+				return e->model;
+			}
+		}
+	}
+	if (!fetch_model_row(tenant_id, model_key, false, &id, &type, &status, &family, &stamp,
+						 &state, &preds, &config))
+		m = NULL;
+	else
+	{
+		m = compile_model(tenant_id, model_key, id, type, status, family, stamp, state, preds, config);
+		MemoryContextSetParent(m->cxt, TopMemoryContext);
+	}
+	/* the SPI calls may have processed invalidations: search again before writing */
+	e = hash_search(model_cache, key, HASH_ENTER, &found);
+	if (found)
+		retire_model(e->model);
+	e->model = m;
+
+	/*
+	 * Under REPEATABLE READ or SERIALIZABLE the row was read with the
+	 * transaction's old snapshot, possibly before a change whose invalidation
+	 * has already been processed: check it again at every use.
+	 */
+	e->needs_check = IsolationUsesXactSnapshot();
+	return m;
+}
+
+/* Gather a subject's values of the model's features. */
+static void
+gather_values(const KaireonModel *model, const KaireonFeatures *features, KaireonValue *values)
+{
+	int			i;
+
+	for (i = 0; i < model->impl.nfeatures; i++)
+	{
+		values[i].kind = KV_NULL;
+		values[i].num = 0;
+		values[i].str = NULL;
+		if (features == NULL || !features->get(features, model->impl.feature_names[i], &values[i]))
+			values[i].kind = KV_NULL;
+	}
+}
+
+/*
+ * A model's score, refused with 22003 unless it is a finite number: no caller ever sees NaN
+ * or Infinity (docs/models.md, "Finite numbers").  Parameters are finite and bounded when a
+ * model is compiled, but a product of a parameter and a huge feature value can still
+ * overflow, and Infinity - Infinity is NaN.
+ */
+static double
+finite_score(const KaireonModel *model, double score)
+{
+	if (!isfinite(score))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("model \"%s\" of tenant \"%s\" computed a score that is not a finite number (%s)",
+						model->key, model->tenant_id,
+						isnan(score) ? "NaN" : score > 0 ? "Infinity" : "-Infinity"),
+				 errdetail("A parameter times a feature value, or their sum, overflowed double precision."),
+				 errhint("Check the magnitudes of the feature values passed and of the model's parameters; see docs/models.md.")));
+	return score;
+}
+
+/* Score a subject (see scoring.h). */
+double
+kaireon_model_score(KaireonModel *model, const KaireonFeatures *features, const char *arm)
+{
+	KaireonValue buf[64];
+	KaireonValue *values = model->impl.nfeatures <= 64 ? buf
+		: palloc(sizeof(KaireonValue) * model->impl.nfeatures);
+	double		s;
+
+	if (model->untrained)
+		elog(ERROR, "kaireon_model_score called on an untrained model");
+	gather_values(model, features, values);
+	s = finite_score(model, model->ops->score(&model->impl, values, arm));
+	if (values != buf)
+		pfree(values);
+	return s;
+}
+
+/* Score from values already in the model's feature order. */
+double
+kaireon_model_score_values(KaireonModel *model, const KaireonValue *values)
+{
+	return finite_score(model, model->ops->score(&model->impl, values, NULL));
+}
+
+/* The explanation of a score as jansson JSON (in the current context). */
+static json_t *
+model_explain_json(KaireonModel *model, const KaireonFeatures *features, const char *arm)
+{
+	KaireonValue *values = palloc(sizeof(KaireonValue) * Max(model->impl.nfeatures, 1));
+	json_t	   *out;
+
+	gather_values(model, features, values);
+	out = model->ops->explain(&model->impl, values, arm);
+	/* jansson stores no NaN or Infinity: a non-finite score leaves "score" unset */
+	finite_score(model, json_is_number(json_object_get(out, "score"))
+				 ? json_number_value(json_object_get(out, "score")) : NAN);
+	json_object_set_new(out, "model", json_string(model->key));
+	json_object_set_new(out, "modelType", json_string(model->ops->type_name));
+	json_object_set_new(out, "registryStatus", json_string(model->registry_status));
+	return out;
+}
+
+/* Convert JSON text to a Jsonb datum. */
+static Jsonb *
+text_to_jsonb(const char *text)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/* The explanation of a score, as jsonb (see scoring.h). */
+Jsonb *
+kaireon_model_explain(KaireonModel *model, const KaireonFeatures *features, const char *arm)
+{
+	return text_to_jsonb(kj_dump(model_explain_json(model, features, arm), JSON_COMPACT));
+}
+
+/* The registry status of a model (see scoring.h). */
+const char *
+kaireon_model_registry_status(const KaireonModel *model)
+{
+	return model->registry_status;
+}
+
+/* The algorithm_models id of a model. */
+const char *
+kaireon_model_id(const KaireonModel *model)
+{
+	return model->id;
+}
+
+/* The key of a model. */
+const char *
+kaireon_model_key(const KaireonModel *model)
+{
+	return model->key;
+}
+
+/* May this model rank candidates? Shadow and archived models may not (see scoring.h). */
+bool
+kaireon_model_ranks(const KaireonModel *model)
+{
+	return strcmp(model->registry_status, "shadow") != 0 &&
+		strcmp(model->registry_status, "archived") != 0;
+}
+
+/*
+ * Does the model's score depend on the candidate offer: per-arm state
+ * (bandits) or an offer.<field> feature?  If not, one score serves every
+ * candidate of a request.
+ */
+bool
+kaireon_model_per_offer(const KaireonModel *model)
+{
+	if (model->ops == &kaireon_thompson_ops || model->ops == &kaireon_epsilon_ops)
+		return true;
+	for (int i = 0; i < model->impl.nfeatures; i++)
+		if (strncmp(model->impl.feature_names[i], "offer.", 6) == 0)
+			return true;
+	return false;
+}
+
+/* The model's feature names, in the order of kaireon.score's float8[] form. */
+int
+kaireon_model_feature_names(const KaireonModel *model, const char *const **names)
+{
+	*names = (const char *const *) model->impl.feature_names;
+	return model->impl.nfeatures;
+}
+
+/*
+ * The shadow models of the model's registry family (other than itself), for
+ * callers that score them alongside and log the result (see scoring.h).
+ */
+int
+kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows)
+{
+	int			i,
+				n = 0;
+	KaireonModel **out;
+
+	if (model->family == NULL)
+	{
+		*shadows = NULL;
+		return 0;
+	}
+	if (!model->shadows_loaded)
+	{
+		Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+		Datum		args[3];
+		MemoryContext old;
+		int			rc;
+		uint64		k;
+
+		args[0] = CStringGetTextDatum(model->tenant_id);
+		args[1] = CStringGetTextDatum(model->family);
+		args[2] = CStringGetTextDatum(model->key);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		rc = SPI_execute_with_args("SELECT key FROM kaireon.algorithm_models WHERE tenant_id = $1 "
+								   "AND registry_family = $2 AND registry_status = 'shadow' AND key <> $3 ORDER BY key",
+								   3, argtypes, args, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "reading shadow models failed");
+		old = MemoryContextSwitchTo(model->cxt);
+		model->shadow_keys = palloc(sizeof(char *) * Max(SPI_processed, 1));
+		for (k = 0; k < SPI_processed; k++)
+			model->shadow_keys[k] = pstrdup(SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1));
+		model->nshadows = (int) SPI_processed;
+		MemoryContextSwitchTo(old);
+		SPI_finish();
+		model->shadows_loaded = true;
+	}
+	out = palloc(sizeof(KaireonModel *) * Max(model->nshadows, 1));
+	for (i = 0; i < model->nshadows; i++)
+	{
+		KaireonModel *s = kaireon_model_get(model->tenant_id, model->shadow_keys[i]);
+
+		if (s != NULL)
+			out[n++] = s;
+	}
+	*shadows = out;
+	return n;
+}
+
+/* ---- SQL: features from jsonb ---- */
+
+typedef struct JsonbFeatures
+{
+	KaireonFeatures base;
+	Jsonb	   *jb;
+} JsonbFeatures;
+
+/* KaireonFeatures.get over a jsonb object. */
+static bool
+jsonb_feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
+{
+	const JsonbFeatures *jf = (const JsonbFeatures *) self;
+	JsonbValue	vbuf;
+	JsonbValue *v = getKeyJsonValueFromContainer(&jf->jb->root, name, strlen(name), &vbuf);
+
+	if (v == NULL)
+		return false;
+	kaireon_value_from_jsonb(v, out);	/* null, arrays and objects count as missing */
+	return true;
+}
+
+/* A features lookup over a jsonb object argument (22023 unless an object). */
+static void
+jsonb_features(Jsonb *jb, JsonbFeatures *jf)
+{
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must be a JSON object of feature names and values"),
+				 errhint("For example '{\"age\": 42, \"device\": \"mobile\"}'.")));
+	jf->base.get = jsonb_feature_get;
+	jf->base.arg = NULL;
+	jf->jb = jb;
+}
+
+/* ---- SQL entry points ---- */
+
+/* What score() keeps between rows in fn_extra. */
+typedef struct ScoreCallCache
+{
+	uint64		generation;
+	char		tenant[256];
+	char		key[MAX_MODEL_KEY_LEN + 1];
+	size_t		tenant_len;
+	size_t		key_len;
+	KaireonModel *model;
+	KaireonValue *values;
+} ScoreCallCache;
+
+/* The model of a SQL call: access-checked, found, trained; cached per call site. */
+static KaireonModel *
+sql_model(FunctionCallInfo fcinfo, bool need_trained)
+{
+	ScoreCallCache *cc = (ScoreCallCache *) fcinfo->flinfo->fn_extra;
+	char	   *tenant,
+			   *key;
+	KaireonModel *m;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id and model_key must not be null"),
+				 errhint("Pass the tenant and the key of one of its algorithm_models rows.")));
+	if (cc != NULL && cc->generation == cache_generation && cc->model != NULL)
+	{
+		/* the same model as the previous row: compare the arguments in place */
+		text	   *t = PG_GETARG_TEXT_PP(0);
+		text	   *k = PG_GETARG_TEXT_PP(1);
+
+		if (VARSIZE_ANY_EXHDR(t) == cc->tenant_len && VARSIZE_ANY_EXHDR(k) == cc->key_len &&
+			memcmp(VARDATA_ANY(t), cc->tenant, cc->tenant_len) == 0 &&
+			memcmp(VARDATA_ANY(k), cc->key, cc->key_len) == 0)
+			return cc->model;
+	}
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	kaireon_check_tenant_access(tenant);
+	m = kaireon_model_lookup(tenant, key);
+	if (m == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" has no model \"%s\"", tenant, key),
+				 errhint("Create it in kaireon.algorithm_models or with kaireon.import_model.")));
+	if (need_trained && m->untrained)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" of tenant \"%s\" has no learned state yet", key, tenant),
+				 errhint("Train it with kaireon.train_model, import it with kaireon.import_model, or write its model_state.")));
+	if (cc == NULL)
+	{
+		cc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreCallCache));
+		fcinfo->flinfo->fn_extra = cc;
+	}
+	if (strlen(tenant) < sizeof(cc->tenant))
+	{
+		strlcpy(cc->tenant, tenant, sizeof(cc->tenant));
+		strlcpy(cc->key, key, sizeof(cc->key));
+		cc->tenant_len = strlen(tenant);
+		cc->key_len = strlen(key);
+		cc->generation = cache_generation;
+		cc->model = m;
+		cc->values = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+										sizeof(KaireonValue) * Max(m->impl.nfeatures, 1));
+	}
+	return m;
+}
+
+/* The optional arm argument (argument n). */
+static char *
+arm_arg(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_NARGS() > n && !PG_ARGISNULL(n))
+		return text_to_cstring(PG_GETARG_TEXT_PP(n));
+	return NULL;
+}
+
+/* kaireon.score(tenant_id, model_key, features jsonb, arm text) */
+Datum
+kaireon_score_jsonb(PG_FUNCTION_ARGS)
+{
+	KaireonModel *m = sql_model(fcinfo, true);
+	JsonbFeatures jf;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features must not be null"),
+				 errhint("Pass '{}' to score without features.")));
+	jsonb_features(PG_GETARG_JSONB_P(2), &jf);
+	PG_RETURN_FLOAT8(kaireon_model_score(m, &jf.base, arm_arg(fcinfo, 3)));
+}
+
+/*
+ * kaireon.score(tenant_id, model_key, features float8[], arm text): values in
+ * the order of kaireon.model_features; NULL or NaN elements are missing.
+ */
+Datum
+kaireon_score_array(PG_FUNCTION_ARGS)
+{
+	KaireonModel *m = sql_model(fcinfo, true);
+	ArrayType  *arr;
+	int			n,
+				i;
+	Datum	   *elems;
+	bool	   *nulls;
+	KaireonValue *values;
+	ScoreCallCache *cc = (ScoreCallCache *) fcinfo->flinfo->fn_extra;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features must not be null"),
+				 errhint("Pass one value per feature of kaireon.model_features(tenant_id, model_key).")));
+	arr = PG_GETARG_ARRAYTYPE_P(2);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("features must be a one-dimensional array")));
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	if (n != m->impl.nfeatures)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" reads %d features, but %d values were given", m->key,
+						m->impl.nfeatures, n),
+				 errhint("kaireon.model_features(tenant_id, model_key) lists them in order.")));
+	values = (cc != NULL && cc->model == m) ? cc->values : palloc(sizeof(KaireonValue) * Max(n, 1));
+	if (!ARR_HASNULL(arr))
+	{
+		/* the common case: read the doubles in place */
+		const float8 *d = (const float8 *) ((const char *) arr + ARR_OVERHEAD_NONULLS(ARR_NDIM(arr)));
+
+		for (i = 0; i < n; i++)
+		{
+			values[i].kind = isnan(d[i]) ? KV_NULL : KV_NUMBER;
+			values[i].num = d[i];
+		}
+	}
+	else
+	{
+		deconstruct_array(arr, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+		for (i = 0; i < n; i++)
+		{
+			values[i].num = nulls[i] ? 0 : DatumGetFloat8(elems[i]);
+			values[i].kind = (nulls[i] || isnan(values[i].num)) ? KV_NULL : KV_NUMBER;
+		}
+	}
+	PG_RETURN_FLOAT8(finite_score(m, m->ops->score(&m->impl, values, arm_arg(fcinfo, 3))));
+}
+
+/* kaireon.explain_score(tenant_id, model_key, features jsonb, arm text) */
+Datum
+kaireon_explain_score(PG_FUNCTION_ARGS)
+{
+	KaireonModel *m = sql_model(fcinfo, true);
+	JsonbFeatures jf;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features must not be null"),
+				 errhint("Pass '{}' to explain a score without features.")));
+	jsonb_features(PG_GETARG_JSONB_P(2), &jf);
+	PG_RETURN_JSONB_P(kaireon_model_explain(m, &jf.base, arm_arg(fcinfo, 3)));
+}
+
+/* kaireon.model_features(tenant_id, model_key): the features a model reads, in order. */
+Datum
+kaireon_model_features_sql(PG_FUNCTION_ARGS)
+{
+	KaireonModel *m = sql_model(fcinfo, false);
+	Datum	   *d = palloc(sizeof(Datum) * Max(m->impl.nfeatures, 1));
+	int			i;
+
+	for (i = 0; i < m->impl.nfeatures; i++)
+		d[i] = CStringGetTextDatum(m->impl.feature_names[i]);
+	PG_RETURN_ARRAYTYPE_P(construct_array(d, m->impl.nfeatures, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* kaireon.set_model_seed(seed): make bandit draws in this session reproducible. */
+Datum
+kaireon_set_model_seed(PG_FUNCTION_ARGS)
+{
+	pg_prng_seed(&model_prng, (uint64) PG_GETARG_INT64(0));
+	model_prng_seeded = true;
+	PG_RETURN_VOID();
+}
+
+/* ---- online learning ---- */
+
+/*
+ * Learn one outcome (see scoring.h): under the model's row lock, read its
+ * state, let the type update it, write it back.  False when the model does
+ * not learn online, is unknown, or the outcome is neutral.
+ */
+bool
+kaireon_model_learn(const char *tenant_id, const char *model_key, const char *arm,
+					const KaireonFeatures *features, KaireonOutcomeClass outcome)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[3];
+	int			rc;
+	char	   *type,
+			   *state_text,
+			   *preds_text,
+			   *id;
+	json_t	   *state,
+			   *preds;
+	const ModelOps *ops;
+	ModelSource src;
+	ModelImpl	impl;
+	KaireonValue *values;
+	int			i;
+
+	if (outcome == KAIREON_OUTCOME_NEUTRAL)
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = CStringGetTextDatum(model_key);
+	rc = SPI_execute_with_args("SELECT id, model_type, model_state::text, predictors::text "
+							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2 FOR UPDATE",
+							   2, argtypes, args, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading algorithm_models failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return false;
+	}
+	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	state_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	preds_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	ops = kaireon_model_ops(type);
+	if (ops == NULL || !ops->learns_online)
+	{
+		SPI_finish();
+		return false;
+	}
+	state = parse_column(state_text, "algorithm_models.model_state");
+	preds = parse_column(preds_text, "algorithm_models.predictors");
+	if (ops == &kaireon_bayesian_ops && json_object_size(state) == 0)
+		kaireon_bayesian_init_state(state, preds);
+	src.where = "algorithm_models.model_state";
+	src.state = state;
+	src.predictors = preds;
+	src.config = NULL;
+	memset(&impl, 0, sizeof(impl));
+	ops->compile(&src, &impl);
+	values = palloc0(sizeof(KaireonValue) * Max(impl.nfeatures, 1));
+	for (i = 0; i < impl.nfeatures; i++)
+		if (features == NULL || !features->get(features, impl.feature_names[i], &values[i]))
+			values[i].kind = KV_NULL;
+	ops->learn(state, preds, values, &impl, arm, outcome == KAIREON_OUTCOME_POSITIVE);
+
+	argtypes[0] = TEXTOID;
+	args[0] = CStringGetTextDatum(kj_dump(state, JSON_COMPACT));
+	args[1] = CStringGetTextDatum(tenant_id);
+	args[2] = CStringGetTextDatum(id);
+	learning_update = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb "
+								   "WHERE tenant_id = $2 AND id = $3",
+								   3, argtypes, args, NULL, false, 0);
+	}
+	PG_FINALLY();
+	{
+		learning_update = false;
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "updating algorithm_models failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	return true;
+}
+
+/* kaireon.model_learn(tenant_id, model_key, arm, features jsonb, outcome text) */
+Datum
+kaireon_model_learn_sql(PG_FUNCTION_ARGS)
+{
+	char	   *tenant,
+			   *key,
+			   *arm,
+			   *outcome;
+	KaireonOutcomeClass oc;
+	JsonbFeatures jf;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id, model_key and outcome must not be null"),
+				 errhint("outcome is the classification of the outcome: positive, negative or neutral.")));
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	arm = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	outcome = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	if (strcmp(outcome, "positive") == 0)
+		oc = KAIREON_OUTCOME_POSITIVE;
+	else if (strcmp(outcome, "negative") == 0)
+		oc = KAIREON_OUTCOME_NEGATIVE;
+	else if (strcmp(outcome, "neutral") == 0)
+		oc = KAIREON_OUTCOME_NEUTRAL;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outcome must be positive, negative or neutral, not \"%s\"", outcome),
+				 errhint("Pass the classification of the outcome type.")));
+	kaireon_check_tenant_access(tenant);
+	if (!PG_ARGISNULL(3))
+		jsonb_features(PG_GETARG_JSONB_P(3), &jf);
+	PG_RETURN_BOOL(kaireon_model_learn(tenant, key, arm, PG_ARGISNULL(3) ? NULL : &jf.base, oc));
+}
+
+/* ---- import ---- */
+
+/*
+ * kaireon.import_model(tenant_id, model_key, format, document, options):
+ * convert an XGBoost or LightGBM file into a gradient_boosted model, creating
+ * or replacing the model with this key; returns its id.
+ */
+Datum
+kaireon_import_model(PG_FUNCTION_ARGS)
+{
+	char	   *tenant,
+			   *key,
+			   *format,
+			   *doc_text;
+	json_t	   *doc,
+			   *options = NULL,
+			   *state,
+			   *preds,
+			   *v;
+	Oid			argtypes[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[7];
+	char		nulls[7] = "       ";
+	char	   *name,
+			   *family = NULL;
+	char	   *metrics;
+	int			rc;
+	char	   *id;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id, model_key, format and document must not be null"),
+				 errhint("format is xgboost_json or lightgbm_json; document is the file's text.")));
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	format = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	doc_text = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	kaireon_check_tenant_access(tenant);
+	if (key[0] == '\0' || strlen(key) > MAX_MODEL_KEY_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_key must be between 1 and %d characters", MAX_MODEL_KEY_LEN),
+				 errhint("Use a short identifier such as 'churn-xgb'.")));
+	if (!PG_ARGISNULL(4))
+	{
+		static const char *const opt_keys[] = {"featureNames", "name", "family", NULL};
+
+		options = kj_from_jsonb(PG_GETARG_JSONB_P(4), "options");
+		if (!json_is_object(options))
+			model_error("import_model options", "", "must be a JSON object");
+		model_check_keys("import_model options", options, "", opt_keys);
+	}
+	doc = kj_parse(doc_text, strlen(doc_text), "the model document");
+	kaireon_trees_import(format, doc, options, &state, &preds);
+
+	v = options ? model_get("import_model options", options, "", "name", JSON_STRING, false) : NULL;
+	name = v ? pstrdup(json_string_value(v)) : key;
+	v = options ? model_get("import_model options", options, "", "family", JSON_STRING, false) : NULL;
+	if (v)
+		family = pstrdup(json_string_value(v));
+	metrics = psprintf("{\"importedFrom\": \"%s\", \"trees\": %zu}",
+					   strncmp(format, "xgboost", 7) == 0 ? "xgboost_json" : "lightgbm_json",
+					   json_array_size(json_object_get(state, "trees")));
+
+	args[0] = CStringGetTextDatum(tenant);
+	args[1] = CStringGetTextDatum(key);
+	args[2] = CStringGetTextDatum(name);
+	args[3] = CStringGetTextDatum(kj_dump(state, JSON_COMPACT));
+	args[4] = CStringGetTextDatum(kj_dump(preds, JSON_COMPACT));
+	args[5] = family ? CStringGetTextDatum(family) : (Datum) 0;
+	nulls[5] = family ? ' ' : 'n';
+	args[6] = CStringGetTextDatum(metrics);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(
+							   "INSERT INTO kaireon.algorithm_models AS m (tenant_id, key, name, model_type, model_state, "
+							   "predictors, registry_family, metrics, status, last_trained_at) "
+							   "VALUES ($1, $2, $3, 'gradient_boosted', $4::jsonb, $5::jsonb, $6, $7::jsonb, 'active', now()) "
+							   "ON CONFLICT (tenant_id, key) DO UPDATE SET model_type = EXCLUDED.model_type, "
+							   "model_state = EXCLUDED.model_state, predictors = EXCLUDED.predictors, "
+							   "registry_family = coalesce(EXCLUDED.registry_family, m.registry_family), "
+							   "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = now() "
+							   "RETURNING id",
+							   7, argtypes, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "storing the imported model failed: %s", SPI_result_code_string(rc));
+	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	id = pstrdup(id);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(id));
+}
+
+/* ---- triggers on algorithm_models ---- */
+
+/* Does column name differ between two tuples? */
+static bool
+column_changed(HeapTuple a, HeapTuple b, TupleDesc desc, const char *name)
+{
+	int			att = SPI_fnumber(desc, name);
+	bool		na,
+				nb;
+	Datum		da,
+				db;
+	Form_pg_attribute attr;
+
+	if (att <= 0)
+		elog(ERROR, "algorithm_models has no column \"%s\"", name);
+	attr = TupleDescAttr(desc, att - 1);
+	da = heap_getattr(a, att, desc, &na);
+	db = heap_getattr(b, att, desc, &nb);
+	if (na || nb)
+		return na != nb;
+	return !datumIsEqual(da, db, attr->attbyval, attr->attlen);
+}
+
+/*
+ * BEFORE INSERT OR UPDATE row trigger on algorithm_models: compile the new
+ * row's model (22023 naming the field when it is malformed, so nothing is
+ * stored), and bump version when its definition or registry place changed
+ * (except for online learning, which only moves counts).
+ */
+Datum
+kaireon_validate_model_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	newtup;
+	TupleDesc	desc;
+	char	   *type,
+			   *state,
+			   *preds,
+			   *config;
+	MemoryContext cxt,
+				old;
+	bool		isnull;
+	static const char *const watched[] = {"model_type", "model_state", "predictors", "config",
+	"registry_status", "registry_family", NULL};
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "validate_model_trigger must be a BEFORE row trigger");
+	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+	desc = RelationGetDescr(td->tg_relation);
+
+	type = SPI_getvalue(newtup, desc, SPI_fnumber(desc, "model_type"));
+	state = SPI_getvalue(newtup, desc, SPI_fnumber(desc, "model_state"));
+	preds = SPI_getvalue(newtup, desc, SPI_fnumber(desc, "predictors"));
+	config = SPI_getvalue(newtup, desc, SPI_fnumber(desc, "config"));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon model check", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	/* an unknown model_type is left to the table's CHECK constraint */
+	if (type != NULL && state != NULL && preds != NULL && config != NULL && kaireon_model_ops(type) != NULL)
+	{
+		json_t	   *pj = parse_column(preds, "algorithm_models.predictors");
+
+		check_predictors(pj);
+		compile_model("", "", "", type, "", NULL, "", state, preds, config);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+
+	/*
+	 * version is kaireon's, not the writer's: a new model is version 1 and an
+	 * update keeps the version or bumps it by one (so an approval of "version
+	 * n" cannot be defeated by writing the number back).  A restore keeps the
+	 * dumped versions.
+	 */
+	if (!kaireon_audit_restore_session())
+	{
+		int			att = SPI_fnumber(desc, "version");
+		int32		v = 1;
+		Datum		nv;
+		bool		nn = false;
+
+		if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		{
+			const char *const *c;
+			bool		changed = false;
+
+			for (c = watched; *c != NULL && !learning_update; c++)
+				if (column_changed(td->tg_trigtuple, newtup, desc, *c))
+				{
+					changed = true;
+					break;
+				}
+			v = DatumGetInt32(heap_getattr(td->tg_trigtuple, att, desc, &isnull)) + (changed ? 1 : 0);
+		}
+		nv = Int32GetDatum(v);
+		newtup = heap_modify_tuple_by_cols(newtup, desc, 1, &att, &nv, &nn);
+	}
+	return PointerGetDatum(newtup);
+}
+
+/* AFTER statement trigger on algorithm_models: invalidate every backend's model cache. */
+Datum
+kaireon_models_changed_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "models_changed_trigger must be a trigger");
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
+}

@@ -12,6 +12,9 @@
 
 #include "arbitration/arbitration.h"
 
+/* The settings (GUCs, docs/arbitration.md); the campaign solve reads the first two. */
+double		karb_tolerance = 0.001;
+int			karb_max_iterations = 500;
 int			karb_refresh_ms = 1000;
 
 /* Register the module's settings. */

@@ -10,7 +10,7 @@
 
 #include "util/json.h"
 
-#include "decision/decision.h"
+#include "config/config.h"
 
 /* Where a constraint comes from. */
 typedef enum KArbSource

@@ -7,7 +7,7 @@
 #ifndef KAIREON_ARB_HOOKS_H
 #define KAIREON_ARB_HOOKS_H
 
-#include "decision/decision.h"
+#include "decision/request.h"
 
 /*
  * A placement is about to be decided with this flow: choose its PRIE weights

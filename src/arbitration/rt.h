@@ -9,7 +9,7 @@
 
 #include "util/json.h"
 
-#include "decision/decision.h"
+#include "config/config.h"
 
 /* PRIE weights: P, R, I, E, and the share of I that comes from revenue (the rest from margin). */
 typedef struct KArbWeights

@@ -46,6 +46,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "util/ids.h"
 #include "util/spi.h"
 #include "arbitration/arbitration.h"
 #include "arbitration/constraints.h"
@@ -56,10 +57,6 @@
 
 PG_FUNCTION_INFO_V1(kaireon_run_campaign);
 PG_FUNCTION_INFO_V1(kaireon_simulate);
-
-/* Default solver settings (GUCs, docs/arbitration.md). */
-double		karb_tolerance = 0.001;
-int			karb_max_iterations = 500;
 
 /* Customers read from the cursor at a time. */
 #define CAMPAIGN_FETCH 1000

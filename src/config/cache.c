@@ -3,7 +3,7 @@
  *	  Per-backend cache of each tenant's compiled decisioning configuration.
  *
  * The first recommend or respond for a tenant reads its configuration tables
- * with SPI and compiles them into the structs of decision.h, in a memory
+ * with SPI and compiles them into the structs of config.h, in a memory
  * context of their own under CacheMemoryContext.  Later calls reuse them and
  * do no SPI work for configuration.
  *
@@ -56,8 +56,8 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
-#include "decision/decision.h"
-#include "kaireon.h"
+#include "config/conditions.h"
+#include "config/config.h"
 
 typedef struct CacheEntry
 {
@@ -176,8 +176,8 @@ finite_field(const KTenantConfig *cfg, const json_t *row, const char *table, con
 /* ---- parsing pieces of configuration ---- */
 
 /* Operator name to KOp; false when unknown. */
-bool
-kaireon_parse_op(const char *name, KOp *op)
+static bool
+parse_op(const char *name, KOp *op)
 {
 	static const char *const names[] = {
 		"eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in",
@@ -253,7 +253,7 @@ parse_cond(json_t *conf, const char *path_key, const char *op_key, KCond *cond)
 	KOp			op = KOP_EQ;
 
 	cond->path = path ? pstrdup(path) : "";
-	(void) kaireon_parse_op(kj_str(conf, op_key), &op);
+	(void) parse_op(kj_str(conf, op_key), &op);
 	cond->op = op;
 	cond->value = json_object_get(conf, "value");
 }
@@ -544,7 +544,7 @@ load_rules(KTenantConfig *cfg)
 			rule->type = KRULE_PROPENSITY_THRESHOLD;
 			rule->threshold = kj_num(conf, "threshold", 0);
 			rule->threshold_op = KOP_GTE;
-			(void) kaireon_parse_op(kj_str(conf, "operator"), &rule->threshold_op);
+			(void) parse_op(kj_str(conf, "operator"), &rule->threshold_op);
 			rule->model_key = str_field(conf, "modelKey");
 		}
 		else if (strcmp(type, "recency_check") == 0)

@@ -1,7 +1,7 @@
 /*
  * invalidate.c
  *	  The trigger kaireon.config_changed() on every configuration table that
- *	  the recommend cache compiles (see config_cache.c for the protocol).
+ *	  the recommend cache compiles (see cache.c for the protocol).
  *
  * It collects the tenant ids of the changed rows (from the row, or from the
  * statement's transition tables), gives each of those tenants a fresh
@@ -23,7 +23,7 @@
  * writes nothing (a subscriber's config_versions may be replicated too, and
  * a local write would conflict with the publisher's): it sends a relcache
  * invalidation of kaireon.config_version_seq, which makes every backend
- * recompile every tenant it has cached (config_cache.c).
+ * recompile every tenant it has cached (cache.c).
  */
 #include "postgres.h"
 
@@ -39,7 +39,6 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
-#include "kaireon.h"
 
 PG_FUNCTION_INFO_V1(kaireon_config_changed);
 PG_FUNCTION_INFO_V1(kaireon_config_changed_replica);

@@ -12,7 +12,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
 
 PG_FUNCTION_INFO_V1(kaireon_touch_updated_at);
 

@@ -33,7 +33,6 @@
 #include "utils/timestamp.h"
 #include "pgtime.h"
 
-#include "kaireon.h"
 #include "config/validate.h"
 
 PG_FUNCTION_INFO_V1(kaireon_validate_config_trigger);

@@ -20,6 +20,7 @@
 #include "utils/lsyscache.h"
 
 #include "util/spi.h"
+#include "config/conditions.h"
 #include "decision/decision.h"
 #include "scoring/scoring.h"
 

@@ -23,10 +23,10 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
+#include "util/ids.h"
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
-#include "kaireon.h"
 
 static SPIPlanPtr vol_take_plan = NULL;
 static SPIPlanPtr vol_return_plan = NULL;

@@ -6,7 +6,7 @@
  *
  * kaireon_decide runs inside its own SPI connection with every allocation of
  * its own in the caller's per-call memory context.  Configuration comes from
- * the per-backend cache (config_cache.c); the customer's state is read with
+ * the per-backend cache (config/cache.c); the customer's state is read with
  * at most three prepared queries (customer.c); everything per candidate is
  * computation over those (rules.c, policies.c).
  *
@@ -31,6 +31,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
+#include "util/ids.h"
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
@@ -38,27 +39,6 @@
 
 /* Mandatory offers placed first per customer per day (spec section 4, step 10). */
 #define KAIREON_MANDATORY_PER_DAY 5
-
-/*
- * A random (version 4) UUID as text, from the backend's PRNG (seeded from a
- * strong random source at backend start): ids need to be unique, not secret,
- * and this is an order of magnitude cheaper than a strong random draw.
- */
-char *
-kaireon_new_uuid(void)
-{
-	uint8		b[16];
-	uint64		x = pg_prng_uint64(&pg_global_prng_state);
-	uint64		y = pg_prng_uint64(&pg_global_prng_state);
-
-	memcpy(b, &x, 8);
-	memcpy(b + 8, &y, 8);
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-					b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-					b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
 
 /* A uniform number in [0, 1) fixed by two strings (the weighted creative choice). */
 static double
@@ -288,33 +268,6 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 	}
 }
 
-/* Did the candidate's score use its propensity (so that it is reported)? */
-bool
-kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c)
-{
-	return flow->method != KSCORE_PRIORITY_WEIGHTED && c->propensity >= 0;
-}
-
-/* The score factors of a candidate as JSON (for explanations and traces). */
-json_t *
-kaireon_factors_json(const KFlow *flow, const KCandidate *c)
-{
-	switch (flow->method)
-	{
-		case KSCORE_PRIORITY_WEIGHTED:
-			return json_pack("{s:f,s:f,s:f}", "priority", c->factors[0], "weight", c->factors[1],
-							 "match", c->factors[2]);
-		case KSCORE_PROPENSITY:
-			return json_pack("{s:f,s:f}", "propensity", c->factors[0], "match", c->factors[1]);
-		case KSCORE_FORMULA:
-			return json_pack("{s:f,s:f,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "P", c->factors[0], "R", c->factors[1],
-							 "I", c->factors[2], "E", c->factors[3], "weights",
-							 "P", c->weights ? c->weights[0] : flow->w_p, "R", c->weights ? c->weights[1] : flow->w_r,
-							 "I", c->weights ? c->weights[2] : flow->w_i, "E", c->weights ? c->weights[3] : flow->w_e);
-	}
-	return json_object();
-}
-
 /* Ranking order: mandatory first, then score, priority, offer id. */
 static int
 rank_cmp(const void *a, const void *b, void *arg)
@@ -330,57 +283,6 @@ rank_cmp(const void *a, const void *b, void *arg)
 	if (cfg->offers[x->offer].priority != cfg->offers[y->offer].priority)
 		return cfg->offers[x->offer].priority > cfg->offers[y->offer].priority ? -1 : 1;
 	return strcmp(cfg->offers[x->offer].id, cfg->offers[y->offer].id);
-}
-
-/* Maturity band of an offer's outcome count (spec section 6). */
-static const char *
-maturity(int64 n)
-{
-	return n == 0 ? "cold" : n < 50 ? "immature" : n < 200 ? "maturing" : "mature";
-}
-
-/* The explanation of a returned decision. */
-static json_t *
-explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
-{
-	static const char *const methods[] = {"priority_weighted", "propensity", "formula"};
-	const KCreative *cr = &req->cfg->creatives[c->creative];
-	json_t	   *e = json_pack("{s:s,s:f,s:o,s:b,s:{s:s,s:i},s:s,s:{s:s,s:f}}",
-							  "method", methods[flow->method],
-							  "score", c->score,
-							  "factors", kaireon_factors_json(flow, c),
-							  "mandatory", c->mandatory,
-							  "flow", "key", flow->key, "version", flow->version,
-							  "policySnapshot", req->cfg->policy_hash,
-							  "creative", "id", cr->id, "weight", cr->weight);
-
-	if (kaireon_scored_by_propensity(flow, c))
-		json_object_set_new(e, "propensity",
-							json_pack("{s:f,s:s,s:I,s:s}", "value", c->propensity,
-									  "source", c->propensity_source ? c->propensity_source : "default",
-									  "outcomes", (json_int_t) c->propensity_n,
-									  "maturity", maturity(c->propensity_n)));
-	if (req->model_key != NULL || req->variant != NULL)
-	{
-		json_t	   *m = json_object();
-
-		json_object_set_new(m, "key", req->model_key ? json_string(req->model_key) : json_null());
-		json_object_set_new(m, "ranks", json_boolean(req->model != NULL));
-		if (req->variant != NULL)
-			json_object_set_new(m, "experimentVariant", json_string(req->variant));
-		json_object_set_new(e, "model", m);
-	}
-	if (c->npassed > 0)
-	{
-		json_t	   *names = json_array();
-
-		for (int i = 0; i < c->npassed; i++)
-			json_array_append_new(names, json_string(req->cfg->rules[c->passed[i]].name));
-		json_object_set_new(e, "matchRules", names);
-	}
-	if (c->warnings)
-		json_object_set(e, "warnings", c->warnings);
-	return e;
 }
 
 /* ---- one placement ---- */
@@ -632,7 +534,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
 		d->model = req->model;
 		d->model_key = req->model_key;
-		d->explanation = args->batch ? NULL : explain(req, flow, c);
+		d->explanation = args->batch ? NULL : kaireon_explain(req, flow, c);
 		karb_decision(req, d);
 		if (taken != NULL)
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());

@@ -21,8 +21,8 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
+#include "config/conditions.h"
 #include "decision/decision.h"
-#include "kaireon.h"
 
 /* Start of the calendar period (day, week, month, quarter; daily/weekly/... too) holding now, UTC. */
 TimestampTz

@@ -15,7 +15,6 @@
 #include "utils/tuplestore.h"
 
 #include "decision/decision.h"
-#include "kaireon.h"
 
 PG_FUNCTION_INFO_V1(kaireon_recommend);
 PG_FUNCTION_INFO_V1(kaireon_recommend_json);

@@ -30,6 +30,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "util/ids.h"
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"

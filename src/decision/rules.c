@@ -1,9 +1,11 @@
 /*
- * rules.c
- *	  Evaluation of conditions, scopes, qualification rules, guardrails and
- *	  propensity for one candidate.  Pure computation over the compiled
+ * decision/rules.c
+ *	  Evaluation of scopes, qualification rules, guardrails and propensity
+ *	  for one candidate in one request.  Pure computation over the compiled
  *	  configuration and the customer state read for the request: no SPI, no
  *	  catalog access, nothing allocated beyond small per-candidate notes.
+ *	  The request-independent pieces (attribute paths, comparisons, offer-only
+ *	  scopes) are config/conditions.c.
  *
  * Missing values.  For qualification rules a missing (absent or null)
  * attribute passes, unless the operator is exists / not_exists (spec section
@@ -14,185 +16,8 @@
 
 #include <math.h>
 
+#include "config/conditions.h"
 #include "decision/decision.h"
-#include "kaireon.h"
-
-/* Follow a dotted path through nested objects; NULL when absent or JSON null. */
-json_t *
-kaireon_path(json_t *root, const char *path)
-{
-	const char *p = path;
-	json_t	   *cur = root;
-	char		part[256];
-
-	while (cur != NULL && *p != '\0')
-	{
-		const char *dot = strchr(p, '.');
-		size_t		len = dot ? (size_t) (dot - p) : strlen(p);
-
-		if (!json_is_object(cur) || len >= sizeof(part))
-			return NULL;
-		memcpy(part, p, len);
-		part[len] = '\0';
-		cur = json_object_get(cur, part);
-		p = dot ? dot + 1 : p + len;
-	}
-	return (cur == NULL || json_is_null(cur)) ? NULL : cur;
-}
-
-/* A number from a JSON number, boolean or numeric string. */
-static bool
-as_number(json_t *v, double *out)
-{
-	char	   *end;
-
-	if (json_is_number(v))
-	{
-		*out = json_number_value(v);
-		return true;
-	}
-	if (json_is_boolean(v))
-	{
-		*out = json_is_true(v) ? 1.0 : 0.0;
-		return true;
-	}
-	if (json_is_string(v) && json_string_length(v) > 0)
-	{
-		*out = strtod(json_string_value(v), &end);
-		return *end == '\0';
-	}
-	return false;
-}
-
-/*
- * Compare two scalars: numbers numerically (a numeric string counts as a
- * number when the other side is a number), strings by bytes (ISO dates order
- * correctly), booleans as booleans.  *ok is false when they cannot be compared.
- */
-static int
-compare_scalars(json_t *a, json_t *b, bool *ok)
-{
-	double		x,
-				y;
-
-	*ok = true;
-	if (json_is_string(a) && json_is_string(b))
-		return strcmp(json_string_value(a), json_string_value(b));
-	if ((json_is_number(a) || json_is_number(b)) && as_number(a, &x) && as_number(b, &y))
-		return (x > y) - (x < y);
-	if (json_is_boolean(a) && json_is_boolean(b))
-		return (int) json_is_true(a) - (int) json_is_true(b);
-	*ok = false;
-	return 0;
-}
-
-/* Are two scalars equal under compare_scalars? */
-static bool
-scalars_equal(json_t *a, json_t *b)
-{
-	bool		ok;
-	int			c = compare_scalars(a, b, &ok);
-
-	return ok && c == 0;
-}
-
-/* Is v equal to an element of array (or, when actual is an array, do they share one)? */
-static bool
-in_array(json_t *actual, json_t *array)
-{
-	size_t		i,
-				k;
-	json_t	   *e,
-			   *a;
-
-	if (!json_is_array(array))
-		return false;
-	json_array_foreach(array, i, e)
-	{
-		if (json_is_array(actual))
-		{
-			json_array_foreach(actual, k, a)
-				if (scalars_equal(a, e))
-				return true;
-		}
-		else if (scalars_equal(actual, e))
-			return true;
-	}
-	return false;
-}
-
-/* Does a condition hold for a present (non-null) actual value? */
-bool
-kaireon_cond_holds(const KCond *cond, json_t *actual)
-{
-	bool		ok;
-	int			c;
-
-	switch (cond->op)
-	{
-		case KOP_EXISTS:
-			return actual != NULL;
-		case KOP_NOT_EXISTS:
-			return actual == NULL;
-		default:
-			break;
-	}
-	if (actual == NULL || cond->value == NULL)
-		return false;
-	switch (cond->op)
-	{
-		case KOP_EQ:
-			return json_is_array(actual) ? in_array(actual, cond->value) : scalars_equal(actual, cond->value);
-		case KOP_NEQ:
-			return !(json_is_array(actual) ? in_array(actual, cond->value) : scalars_equal(actual, cond->value));
-		case KOP_IN:
-			return in_array(actual, cond->value);
-		case KOP_NOT_IN:
-			return !in_array(actual, cond->value);
-		case KOP_CONTAINS:
-			if (json_is_array(actual))
-			{
-				size_t		i;
-				json_t	   *e;
-
-				json_array_foreach(actual, i, e)
-					if (scalars_equal(e, cond->value))
-					return true;
-				return false;
-			}
-			if (json_is_string(actual) && json_is_string(cond->value))
-				return strstr(json_string_value(actual), json_string_value(cond->value)) != NULL;
-			return false;
-		case KOP_STARTS_WITH:
-			return json_is_string(actual) && json_is_string(cond->value) &&
-				strncmp(json_string_value(actual), json_string_value(cond->value),
-						json_string_length(cond->value)) == 0;
-		default:
-			c = compare_scalars(actual, cond->value, &ok);
-			if (!ok)
-				return false;
-			switch (cond->op)
-			{
-				case KOP_GT:
-					return c > 0;
-				case KOP_GTE:
-					return c >= 0;
-				case KOP_LT:
-					return c < 0;
-				default:
-					return c <= 0;
-			}
-	}
-}
-
-/* A condition with the qualification rules' missing-value rule: missing passes. */
-static bool
-cond_passes(const KCond *cond, json_t *actual)
-{
-	if (actual == NULL && cond->op != KOP_EXISTS && cond->op != KOP_NOT_EXISTS)
-		return true;
-	return kaireon_cond_holds(cond, actual);
-}
 
 /* Is the customer in the segment (by index)?  Unknown or unpublished segments: no. */
 bool
@@ -212,20 +37,13 @@ kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *of
 {
 	switch (scope->kind)
 	{
-		case KSCOPE_GLOBAL:
-			return true;
 		case KSCOPE_SEGMENT:
 			return kaireon_in_segment(req, scope->segment);
 		case KSCOPE_CHANNEL:
 			return scope->id && req->channel_id && strcmp(scope->id, req->channel_id) == 0;
-		case KSCOPE_CATEGORY:
-			return scope->id && offer->category_id && strcmp(scope->id, offer->category_id) == 0;
-		case KSCOPE_SUB_CATEGORY:
-			return scope->id && offer->sub_category_id && strcmp(scope->id, offer->sub_category_id) == 0;
-		case KSCOPE_OFFER:
-			return scope->id && strcmp(scope->id, offer->id) == 0;
+		default:
+			return kaireon_scope_covers_offer(scope, offer);
 	}
-	return false;
 }
 
 /* Does any of the scopes cover the offer? */
@@ -236,48 +54,6 @@ any_scope(const KRequest *req, int n, const KScope *scopes, const KOffer *offer)
 		if (kaireon_scope_matches(req, &scopes[i], offer))
 			return true;
 	return false;
-}
-
-/*
- * For each offer, whether a rule's or policy's scopes cover it whatever the
- * request (1), can never cover it (0), or depend on the request's channel or
- * the customer's segments (-1).  Computed once per compiled configuration so
- * the candidate loop skips scope matching for the common cases.
- */
-int8 *
-kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes)
-{
-	int8	   *a = palloc(sizeof(int8) * Max(cfg->noffers, 1));
-	KRequest	req;
-
-	memset(&req, 0, sizeof(req));
-	req.cfg = cfg;
-	for (int o = 0; o < cfg->noffers; o++)
-	{
-		a[o] = 0;
-		for (int i = 0; i < nscopes; i++)
-		{
-			if (scopes[i].kind == KSCOPE_SEGMENT || scopes[i].kind == KSCOPE_CHANNEL)
-				a[o] = -1;
-			else if (kaireon_scope_matches(&req, &scopes[i], &cfg->offers[o]))
-			{
-				a[o] = 1;
-				break;
-			}
-		}
-	}
-	return a;
-}
-
-/* An offer attribute: a column of the offer row, else a key of its custom_fields. */
-json_t *
-kaireon_offer_attribute(const KOffer *offer, const char *path)
-{
-	json_t	   *v = kaireon_path(offer->row, path);
-
-	if (v == NULL)
-		v = kaireon_path(json_object_get(offer->row, "custom_fields"), path);
-	return v;
 }
 
 /* ---- propensity ---- */
@@ -423,14 +199,14 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 					rule->attr_source == 2 ? cust->context : cust->attrs;
 				json_t	   *actual = src ? kaireon_path(src, rule->cond.path) : NULL;
 
-				if (cond_passes(&rule->cond, actual))
+				if (kaireon_cond_passes(&rule->cond, actual))
 					return true;
 				*why = psprintf("customer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 				return false;
 			}
 		case KRULE_OFFER_ATTRIBUTE:
 			if (rule->offer_holds != NULL ? rule->offer_holds[cand->offer] :
-				cond_passes(&rule->cond, kaireon_offer_attribute(offer, rule->cond.path)))
+				kaireon_cond_passes(&rule->cond, kaireon_offer_attribute(offer, rule->cond.path)))
 				return true;
 			*why = psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 			return false;
@@ -472,7 +248,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 
 					v = json_object_get(cust->metrics, key);
 				}
-				if (cond_passes(&rule->cond, v))
+				if (kaireon_cond_passes(&rule->cond, v))
 					return true;
 				*why = psprintf("metric \"%s\" does not satisfy the condition", rule->metric_key);
 				return false;
@@ -487,15 +263,6 @@ customer_only(const KRule *rule)
 {
 	return rule->type == KRULE_SEGMENT_REQUIRED || rule->type == KRULE_ATTRIBUTE_CONDITION ||
 		rule->type == KRULE_METRIC_CONDITION;
-}
-
-/* Precompute an offer_attribute rule for every offer (called once per compiled configuration). */
-void
-kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule)
-{
-	rule->offer_holds = palloc(sizeof(bool) * Max(cfg->noffers, 1));
-	for (int o = 0; o < cfg->noffers; o++)
-		rule->offer_holds[o] = cond_passes(&rule->cond, kaireon_offer_attribute(&cfg->offers[o], rule->cond.path));
 }
 
 /*

@@ -1,0 +1,234 @@
+/*
+ * config/conditions.c
+ *	  Conditions and scopes over the compiled configuration that need no
+ *	  request: following an attribute path, comparing a value with a
+ *	  condition's constant, an offer's attributes, and what the cache
+ *	  precomputes once per compiled configuration (offer_attribute rules for
+ *	  every offer, each rule's and policy's static applicability per offer).
+ *	  Pure computation: no SPI, no catalog access.  The request-dependent
+ *	  evaluation (rules, guardrails, propensity) is decision/rules.c.
+ *
+ * Missing values.  A missing (absent or JSON null) value satisfies no
+ * comparison (kaireon_cond_holds), only not_exists; the qualification rules'
+ * rule that a missing attribute passes is kaireon_cond_passes (conditions.h).
+ */
+#include "util/json.h"
+
+#include "config/conditions.h"
+
+/* Follow a dotted path through nested objects; NULL when absent or JSON null. */
+json_t *
+kaireon_path(json_t *root, const char *path)
+{
+	const char *p = path;
+	json_t	   *cur = root;
+	char		part[256];
+
+	while (cur != NULL && *p != '\0')
+	{
+		const char *dot = strchr(p, '.');
+		size_t		len = dot ? (size_t) (dot - p) : strlen(p);
+
+		if (!json_is_object(cur) || len >= sizeof(part))
+			return NULL;
+		memcpy(part, p, len);
+		part[len] = '\0';
+		cur = json_object_get(cur, part);
+		p = dot ? dot + 1 : p + len;
+	}
+	return (cur == NULL || json_is_null(cur)) ? NULL : cur;
+}
+
+/* A number from a JSON number, boolean or numeric string. */
+static bool
+as_number(json_t *v, double *out)
+{
+	char	   *end;
+
+	if (json_is_number(v))
+	{
+		*out = json_number_value(v);
+		return true;
+	}
+	if (json_is_boolean(v))
+	{
+		*out = json_is_true(v) ? 1.0 : 0.0;
+		return true;
+	}
+	if (json_is_string(v) && json_string_length(v) > 0)
+	{
+		*out = strtod(json_string_value(v), &end);
+		return *end == '\0';
+	}
+	return false;
+}
+
+/*
+ * Compare two scalars: numbers numerically (a numeric string counts as a
+ * number when the other side is a number), strings by bytes (ISO dates order
+ * correctly), booleans as booleans.  *ok is false when they cannot be compared.
+ */
+static int
+compare_scalars(json_t *a, json_t *b, bool *ok)
+{
+	double		x,
+				y;
+
+	*ok = true;
+	if (json_is_string(a) && json_is_string(b))
+		return strcmp(json_string_value(a), json_string_value(b));
+	if ((json_is_number(a) || json_is_number(b)) && as_number(a, &x) && as_number(b, &y))
+		return (x > y) - (x < y);
+	if (json_is_boolean(a) && json_is_boolean(b))
+		return (int) json_is_true(a) - (int) json_is_true(b);
+	*ok = false;
+	return 0;
+}
+
+/* Are two scalars equal under compare_scalars? */
+static bool
+scalars_equal(json_t *a, json_t *b)
+{
+	bool		ok;
+	int			c = compare_scalars(a, b, &ok);
+
+	return ok && c == 0;
+}
+
+/* Is v equal to an element of array (or, when actual is an array, do they share one)? */
+static bool
+in_array(json_t *actual, json_t *array)
+{
+	size_t		i,
+				k;
+	json_t	   *e,
+			   *a;
+
+	if (!json_is_array(array))
+		return false;
+	json_array_foreach(array, i, e)
+	{
+		if (json_is_array(actual))
+		{
+			json_array_foreach(actual, k, a)
+				if (scalars_equal(a, e))
+				return true;
+		}
+		else if (scalars_equal(actual, e))
+			return true;
+	}
+	return false;
+}
+
+/* Does a condition hold for a present (non-null) actual value? */
+bool
+kaireon_cond_holds(const KCond *cond, json_t *actual)
+{
+	bool		ok;
+	int			c;
+
+	switch (cond->op)
+	{
+		case KOP_EXISTS:
+			return actual != NULL;
+		case KOP_NOT_EXISTS:
+			return actual == NULL;
+		default:
+			break;
+	}
+	if (actual == NULL || cond->value == NULL)
+		return false;
+	switch (cond->op)
+	{
+		case KOP_EQ:
+			return json_is_array(actual) ? in_array(actual, cond->value) : scalars_equal(actual, cond->value);
+		case KOP_NEQ:
+			return !(json_is_array(actual) ? in_array(actual, cond->value) : scalars_equal(actual, cond->value));
+		case KOP_IN:
+			return in_array(actual, cond->value);
+		case KOP_NOT_IN:
+			return !in_array(actual, cond->value);
+		case KOP_CONTAINS:
+			if (json_is_array(actual))
+			{
+				size_t		i;
+				json_t	   *e;
+
+				json_array_foreach(actual, i, e)
+					if (scalars_equal(e, cond->value))
+					return true;
+				return false;
+			}
+			if (json_is_string(actual) && json_is_string(cond->value))
+				return strstr(json_string_value(actual), json_string_value(cond->value)) != NULL;
+			return false;
+		case KOP_STARTS_WITH:
+			return json_is_string(actual) && json_is_string(cond->value) &&
+				strncmp(json_string_value(actual), json_string_value(cond->value),
+						json_string_length(cond->value)) == 0;
+		default:
+			c = compare_scalars(actual, cond->value, &ok);
+			if (!ok)
+				return false;
+			switch (cond->op)
+			{
+				case KOP_GT:
+					return c > 0;
+				case KOP_GTE:
+					return c >= 0;
+				case KOP_LT:
+					return c < 0;
+				default:
+					return c <= 0;
+			}
+	}
+}
+
+/*
+ * For each offer, whether a rule's or policy's scopes cover it whatever the
+ * request (1), can never cover it (0), or depend on the request's channel or
+ * the customer's segments (-1).  Computed once per compiled configuration so
+ * the candidate loop skips scope matching for the common cases.
+ */
+int8 *
+kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes)
+{
+	int8	   *a = palloc(sizeof(int8) * Max(cfg->noffers, 1));
+
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		a[o] = 0;
+		for (int i = 0; i < nscopes; i++)
+		{
+			if (scopes[i].kind == KSCOPE_SEGMENT || scopes[i].kind == KSCOPE_CHANNEL)
+				a[o] = -1;
+			else if (kaireon_scope_covers_offer(&scopes[i], &cfg->offers[o]))
+			{
+				a[o] = 1;
+				break;
+			}
+		}
+	}
+	return a;
+}
+
+/* An offer attribute: a column of the offer row, else a key of its custom_fields. */
+json_t *
+kaireon_offer_attribute(const KOffer *offer, const char *path)
+{
+	json_t	   *v = kaireon_path(offer->row, path);
+
+	if (v == NULL)
+		v = kaireon_path(json_object_get(offer->row, "custom_fields"), path);
+	return v;
+}
+
+/* Precompute an offer_attribute rule for every offer (called once per compiled configuration). */
+void
+kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule)
+{
+	rule->offer_holds = palloc(sizeof(bool) * Max(cfg->noffers, 1));
+	for (int o = 0; o < cfg->noffers; o++)
+		rule->offer_holds[o] = kaireon_cond_passes(&rule->cond,
+												   kaireon_offer_attribute(&cfg->offers[o], rule->cond.path));
+}

@@ -1,0 +1,52 @@
+/*
+ * config/conditions.h
+ *	  Conditions and scopes over the compiled configuration, without a
+ *	  request: attribute paths, comparisons, the scope kinds that depend only
+ *	  on the offer, and what cache.c precomputes per offer (conditions.c).
+ *	  The request-dependent parts (segments, channel, customer attributes) are
+ *	  in decision/rules.c.
+ */
+#ifndef KAIREON_CONFIG_CONDITIONS_H
+#define KAIREON_CONFIG_CONDITIONS_H
+
+#include "config/config.h"
+
+extern json_t *kaireon_path(json_t *root, const char *path);
+extern json_t *kaireon_offer_attribute(const KOffer *offer, const char *path);
+extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
+extern void kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule);
+extern int8 *kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes);
+
+/* A condition with the qualification rules' missing-value rule: missing passes. */
+static inline bool
+kaireon_cond_passes(const KCond *cond, json_t *actual)
+{
+	if (actual == NULL && cond->op != KOP_EXISTS && cond->op != KOP_NOT_EXISTS)
+		return true;
+	return kaireon_cond_holds(cond, actual);
+}
+
+/*
+ * Does a scope of a kind that depends only on the offer (global, category,
+ * sub-category, offer) cover it?  False for segment and channel scopes, which
+ * depend on the request (decision/rules.c, kaireon_scope_matches).
+ */
+static inline bool
+kaireon_scope_covers_offer(const KScope *scope, const KOffer *offer)
+{
+	switch (scope->kind)
+	{
+		case KSCOPE_GLOBAL:
+			return true;
+		case KSCOPE_CATEGORY:
+			return scope->id && offer->category_id && strcmp(scope->id, offer->category_id) == 0;
+		case KSCOPE_SUB_CATEGORY:
+			return scope->id && offer->sub_category_id && strcmp(scope->id, offer->sub_category_id) == 0;
+		case KSCOPE_OFFER:
+			return scope->id && strcmp(scope->id, offer->id) == 0;
+		default:
+			return false;
+	}
+}
+
+#endif							/* KAIREON_CONFIG_CONDITIONS_H */

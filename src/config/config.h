@@ -1,0 +1,391 @@
+/*
+ * config/config.h
+ *	  The compiled form of a tenant's decisioning configuration, and the
+ *	  configuration cache that makes and keeps it (cache.c).
+ *
+ * cache.c compiles a tenant's offers, creatives, channels, rules, policies,
+ * guardrails, flows and caps into these structs once, in a memory context of
+ * their own, and keeps them per backend until a committed change to the
+ * configuration invalidates them (protocol at the top of cache.c).  Everything
+ * above config/ (the recommend pipeline, respond, arbitration, campaigns) only
+ * reads them.  JSON values (offer rows, rule values) are jansson trees
+ * allocated in the same context; they are never modified or freed
+ * individually.  conditions.h has the pure condition and scope tests over
+ * these structs; state_plan.c prepares the per-request customer-state queries.
+ */
+#ifndef KAIREON_CONFIG_H
+#define KAIREON_CONFIG_H
+
+#include "util/json.h"
+
+#include "executor/spi.h"
+#include "utils/timestamp.h"
+
+/* ---- conditions (qualification rules, guardrails, segment filters) ---- */
+
+typedef enum KOp
+{
+	KOP_EQ, KOP_NEQ, KOP_GT, KOP_GTE, KOP_LT, KOP_LTE, KOP_IN, KOP_NOT_IN,
+	KOP_CONTAINS, KOP_STARTS_WITH, KOP_EXISTS, KOP_NOT_EXISTS
+} KOp;
+
+/* One comparison of a looked-up value with a constant. */
+typedef struct KCond
+{
+	const char *path;			/* attribute name, or dotted path */
+	KOp			op;
+	json_t	   *value;			/* constant (array for in/not_in); NULL for exists */
+} KCond;
+
+typedef enum KExprKind
+{
+	KEXPR_ALL, KEXPR_ANY, KEXPR_NOT, KEXPR_CMP
+} KExprKind;
+
+/* A boolean expression tree (guardrails, segment filters). */
+typedef struct KExpr
+{
+	KExprKind	kind;
+	int			nchildren;
+	struct KExpr **children;	/* ALL, ANY: n children; NOT: one */
+	KCond		cond;			/* CMP */
+} KExpr;
+
+/* ---- scopes ---- */
+
+typedef enum KScopeKind
+{
+	KSCOPE_GLOBAL, KSCOPE_SEGMENT, KSCOPE_CHANNEL, KSCOPE_CATEGORY,
+	KSCOPE_SUB_CATEGORY, KSCOPE_OFFER
+} KScopeKind;
+
+typedef struct KScope
+{
+	KScopeKind	kind;
+	const char *id;				/* NULL for global */
+	int			segment;		/* index into segments for KSCOPE_SEGMENT, -1 if unknown */
+} KScope;
+
+/* ---- catalog ---- */
+
+typedef struct KChannel
+{
+	const char *id;
+	const char *name;
+	const char *channel_type;
+	bool		implicit_impressions;
+	const char *consent_purpose;	/* NULL: no consent needed */
+	bool		active;
+	json_t	   *row;			/* the row, for guardrails on channel.* */
+} KChannel;
+
+typedef struct KPlacement
+{
+	const char *id;
+	const char *channel_id;
+	int			max_slots;
+	bool		active;
+} KPlacement;
+
+typedef struct KCreative
+{
+	const char *id;
+	const char *name;
+	int			offer;			/* index into offers */
+	const char *channel_id;
+	const char *placement_id;	/* NULL: any placement of the channel */
+	double		weight;
+} KCreative;
+
+typedef struct KOffer
+{
+	const char *id;
+	const char *name;
+	const char *category_id;
+	const char *sub_category_id;
+	bool		active;			/* status = 'active' */
+	int			priority;
+	double		weight;
+	bool		mandatory;
+	double		value;
+	double		margin;
+	double		cost;
+	/* schedule */
+	bool		has_start, has_end;
+	TimestampTz start, end;
+	int			days_mask;		/* bit d set: allowed on weekday d (0 = Sunday); 0 = any */
+	int			hour_start, hour_end;	/* -1: any hour */
+	const char *timezone;		/* NULL: UTC */
+	json_t	   *row;			/* the row with custom_fields, for offer.* lookups */
+	int			ncreatives;
+	int		   *creatives;		/* indexes into creatives */
+} KOffer;
+
+/* ---- qualification rules ---- */
+
+typedef enum KRuleType
+{
+	KRULE_SEGMENT_REQUIRED, KRULE_ATTRIBUTE_CONDITION, KRULE_PROPENSITY_THRESHOLD,
+	KRULE_RECENCY_CHECK, KRULE_METRIC_CONDITION, KRULE_OFFER_ATTRIBUTE
+} KRuleType;
+
+typedef enum KStage
+{
+	KSTAGE_ELIGIBILITY, KSTAGE_FIT, KSTAGE_MATCH
+} KStage;
+
+typedef struct KRule
+{
+	const char *id;
+	const char *name;
+	KRuleType	type;
+	KStage		stage;
+	int			priority;
+	int			nscopes;
+	KScope	   *scopes;
+	double		multiplier;		/* match stage: factor when the rule fails */
+	/* by type */
+	KCond		cond;			/* attribute_condition, offer_attribute, metric_condition */
+	int			attr_source;	/* attribute_condition: 0 any, 1 customer data, 2 context */
+	int			nsegments;		/* segment_required */
+	int		   *segments;		/* segment indexes (-1 unknown) */
+	bool		match_all;
+	double		threshold;		/* propensity_threshold */
+	KOp			threshold_op;
+	const char *model_key;
+	double		within_hours;	/* recency_check */
+	bool		require_recent;
+	int			level;			/* 0 offer, 1 category, 2 any */
+	json_t	   *interaction_types;	/* array or NULL */
+	json_t	   *outcomes;		/* array or NULL */
+	const char *metric_key;
+	const char *dimension_key;
+	bool	   *offer_holds;	/* offer_attribute: the result for each offer, computed at compile */
+	int8	   *applies;		/* per offer: 1 a scope covers it, 0 none can, -1 depends on the request */
+} KRule;
+
+/* ---- contact policies ---- */
+
+typedef enum KPolicyType
+{
+	KPOL_FREQUENCY_CAP, KPOL_COOLDOWN, KPOL_BUDGET_EXHAUSTED, KPOL_OUTCOME_BASED,
+	KPOL_SEGMENT_EXCLUSION, KPOL_TIME_WINDOW, KPOL_MUTUAL_EXCLUSION,
+	KPOL_CATEGORY_SUPPRESSION, KPOL_CROSS_CHANNEL_CAP, KPOL_CUSTOMER_TOTAL_CAP,
+	KPOL_OFFER_CATEGORY_CAP, KPOL_ALLOW_OVERRIDE, KPOL_METRIC_CONDITION
+} KPolicyType;
+
+#define KPOL_NTYPES 13
+
+typedef struct KPolicy
+{
+	const char *id;
+	const char *name;
+	KPolicyType type;
+	const char *type_name;
+	int			priority;
+	int			nscopes;
+	KScope	   *scopes;
+	bool		bypassable;		/* mandatory offers may bypass it */
+	bool		engagement;		/* scale caps by engagement health */
+	double		engagement_min, engagement_max;
+	/* caps and windows */
+	int			max_count;
+	const char *period;			/* "day", "week", "month" or NULL */
+	double		lookback_hours; /* when period is NULL */
+	json_t	   *count_types;	/* array of interaction types / outcomes, or NULL */
+	json_t	   *ids;			/* offerIds, categoryIds, channelIds, segmentIds */
+	int			nsegments;
+	int		   *segments;
+	json_t	   *outcomes;		/* outcome keys (outcome_based, cooldown, category_suppression) */
+	double		hours;			/* cooldown, suppression windows, in hours */
+	int			start_hour, end_hour, days_mask;	/* time_window */
+	const char *timezone;
+	json_t	   *exempt_types;	/* allow_override: rule type names, NULL = all */
+	KCond		cond;			/* metric_condition */
+	const char *metric_key;
+	const char *dimension_key;
+	const char *budget_id;
+	const char *budget_metric;
+	double		budget_threshold;
+	int			level;			/* outcome_based: 0 offer, 1 category, 2 any */
+	int8	   *applies;		/* per offer: 1 a scope covers it, 0 none can, -1 depends on the request */
+} KPolicy;
+
+/* ---- guardrails, segments, flows, caps ---- */
+
+typedef struct KGuardrail
+{
+	const char *id;
+	const char *key;
+	const char *name;
+	bool		hard;
+	KExpr	   *expr;
+} KGuardrail;
+
+/*
+ * A segment.  Membership is read through the segment's view (exactly the SQL
+ * semantics of its filters and joins) by one query per request that tests
+ * every segment the rules and policies refer to: slot is its position in that
+ * query's result, -1 when nothing refers to it or it is not published.
+ */
+typedef struct KSegment
+{
+	const char *id;
+	const char *name;
+	bool		published;
+	const char *view;			/* qualified view name, NULL until published */
+	int			slot;
+} KSegment;
+
+typedef enum KScoreMethod
+{
+	KSCORE_PRIORITY_WEIGHTED, KSCORE_PROPENSITY, KSCORE_FORMULA
+} KScoreMethod;
+
+typedef enum KPlacementMatch
+{
+	KPM_STRICT, KPM_FALLBACK, KPM_ANY
+} KPlacementMatch;
+
+typedef struct KFlow
+{
+	const char *id;
+	const char *key;
+	bool		runnable;		/* published (or active) with a published version */
+	bool		is_default;
+	int			version;
+	json_t	   *config;			/* the published snapshot's config */
+	/* compiled from config */
+	json_t	   *inv_categories, *inv_sub_categories, *inv_offers, *inv_exclude;
+	KPlacementMatch placement_match;
+	KScoreMethod method;
+	const char *model_key;		/* score.modelKey: the model giving the propensity */
+	bool		model_propensity;	/* score.propensitySource "model": the model's score is the
+									 * propensity; "adaptive": only the adaptive fallback */
+	const char *experiment_key;	/* score.experimentKey: the model comes from this experiment */
+	double		w_p, w_r, w_i, w_e;	/* formula weights */
+	int			max_offers;		/* default when the request gives none */
+	const char *customer_schema;	/* data schema name, NULL = the tenant's customer schema */
+} KFlow;
+
+typedef struct KRoute
+{
+	const char *channel_id;
+	const char *placement_id;	/* NULL: any placement */
+	int			flow;			/* index into flows */
+	int			priority;
+} KRoute;
+
+typedef enum KCapKind
+{
+	KCAP_VOLUME, KCAP_BUDGET
+} KCapKind;
+
+/* A volume constraint or budget allocation: counters live in the table, read per request. */
+typedef struct KCap
+{
+	KCapKind	kind;
+	const char *id;
+	const char *name;
+	KScopeKind	scope;
+	const char *scope_id;
+	const char *period;			/* volume: daily/...; budget: period_type */
+	const char *period_key;		/* budgets */
+	int64		max_volume;		/* volume */
+	bool		has_max_impressions, has_max_spend, has_max_conversions;
+	int64		max_impressions;
+	double		max_spend;
+	int64		max_conversions;
+} KCap;
+
+typedef struct KOutcomeType
+{
+	const char *key;
+	int			classification; /* 1 positive, -1 negative, 0 neutral */
+} KOutcomeType;
+
+/* The customer data schema recommend reads attributes from. */
+typedef struct KCustomerSchema
+{
+	const char *name;
+	const char *qualified_table;	/* quoted schema.table */
+	const char *key_column;
+	SPIPlanPtr	plan;			/* SELECT t.* ... WHERE key = $1 */
+} KCustomerSchema;
+
+/* A tenant's compiled configuration (cache.c). */
+typedef struct KTenantConfig
+{
+	char	   *tenant_id;
+	int64		version;
+	MemoryContext mcxt;
+	double		trace_sample_rate;
+
+	int			nchannels;
+	KChannel   *channels;
+	int			nplacements;
+	KPlacement *placements;
+	int			noffers;
+	KOffer	   *offers;
+	int			ncreatives;
+	KCreative  *creatives;
+	int			nrules;
+	KRule	   *rules;			/* by priority, highest first */
+	int			nstage_rules[3];
+	int		   *stage_rules[3]; /* rule indexes of each stage (eligibility, fit, match), by priority */
+	int			npolicies;
+	KPolicy    *policies;		/* by priority, highest first */
+	int			nguardrails;
+	KGuardrail *guardrails;
+	int			nsegments;
+	KSegment   *segments;
+	int			nflows;
+	KFlow	   *flows;
+	int			default_flow;	/* -1: none */
+	int			nroutes;
+	KRoute	   *routes;			/* by priority, highest first */
+	int			ncaps;
+	KCap	   *caps;
+	int			noutcomes;
+	KOutcomeType *outcomes;
+	int			ncustomer_schemas;
+	KCustomerSchema *customer_schemas;	/* published customer schemas by name */
+	int			nsegment_slots;
+	SPIPlanPtr	segment_plan;	/* SELECT ARRAY[EXISTS(view where customer_id = $1), ...] */
+	SPIPlanPtr	history_plan;	/* the customer's recent history (state_plan.c; read by decision/customer.c) */
+	SPIPlanPtr	suppression_plan;	/* the customer's active suppressions */
+	SPIPlanPtr	extras_plan;	/* consent, engagement, metrics, cap usage; NULL when none is read */
+	SPIPlanPtr	adaptation_plan;	/* the tenant's adaptive propensity counts */
+	MemoryContext adaptation_mcxt;
+	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
+	TimestampTz adaptation_loaded_at;
+	bool		needs_consent;	/* some channel needs a consent purpose */
+	bool		needs_metrics;	/* some rule or policy reads metric values */
+	bool		has_engagement; /* some policy scales by engagement health */
+	double		max_lookback_hours; /* longest history window a rule or policy reads */
+	char		policy_hash[17];	/* 16 hex chars of SHA-256 of the policy snapshot */
+	char	   *policy_snapshot;	/* its JSON text */
+	struct KArbConfig *arb;		/* arbitration's compiled part, made on first use (arbitration/rtconfig.c) */
+} KTenantConfig;
+
+/* ---- cache.c: the configuration cache ---- */
+
+extern int	kaireon_adaptation_refresh_ms;	/* kaireon.adaptation_refresh_ms */
+
+extern void kaireon_config_cache_init(void);
+extern KTenantConfig *kaireon_config_get(const char *tenant_id);
+extern int	kaireon_find_offer(const KTenantConfig *cfg, const char *id);
+extern int	kaireon_find_channel(const KTenantConfig *cfg, const char *id);
+extern int	kaireon_find_placement(const KTenantConfig *cfg, const char *id);
+extern int	kaireon_find_flow(const KTenantConfig *cfg, const char *key);
+extern int	kaireon_find_segment(const KTenantConfig *cfg, const char *id);
+extern int	kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found);
+
+/* ---- state_plan.c ---- */
+
+/* Most history rows read for one customer (the newest); documented in docs/recommend.md. */
+#define KAIREON_MAX_EVENTS 10000
+
+extern void kaireon_prepare_state_plan(KTenantConfig *cfg);
+
+#endif							/* KAIREON_CONFIG_H */

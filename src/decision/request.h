@@ -1,0 +1,166 @@
+/*
+ * decision/request.h
+ *	  The per-request state of the recommend pipeline: the customer's state,
+ *	  the candidates, the request as the rules and policies see it, and what
+ *	  a caller asks of the pipeline and gets back (kaireon_decide).
+ *
+ * All of it lives in the caller's per-call memory context and points into
+ * the compiled configuration (config/config.h), which it never modifies.
+ * Arbitration's hooks (arbitration/hooks.h) take these types; they are
+ * plain structs, so arbitration reads them without calling into decision/.
+ */
+#ifndef KAIREON_DECISION_REQUEST_H
+#define KAIREON_DECISION_REQUEST_H
+
+#include "config/config.h"
+
+/* ---- the customer's state, read once per request (customer.c) ---- */
+
+typedef enum KEventType
+{
+	KEV_RECOMMENDATION, KEV_IMPRESSION, KEV_OUTCOME
+} KEventType;
+
+/* One row of the customer's recent interaction history. */
+typedef struct KEvent
+{
+	KEventType	type;
+	const char *outcome;		/* outcome key for KEV_OUTCOME */
+	int			classification; /* of the outcome: 1, -1, 0 */
+	const char *offer_id;
+	const char *category_id;	/* of the offer, when known */
+	const char *channel_id;
+	bool		mandatory;		/* the offer is mandatory */
+	TimestampTz at;
+} KEvent;
+
+/* An active suppression of the customer. */
+typedef struct KSuppression
+{
+	KScopeKind	kind;
+	const char *id;
+	const char *reason;
+} KSuppression;
+
+/* What recommend knows about the customer, read once per request. */
+typedef struct KCustomer
+{
+	const char *id;
+	json_t	   *data;			/* the customer data row, or NULL */
+	json_t	   *context;		/* the request context object */
+	json_t	   *attrs;			/* data merged with context (context wins) */
+	bool	   *segments;		/* membership by segment slot */
+	int			nevents;
+	KEvent	   *events;			/* within the longest window any rule or policy reads */
+	int			nsuppressions;
+	KSuppression *suppressions;
+	json_t	   *consent;		/* purpose -> "granted" | "revoked" | "pending" (latest row) */
+	bool		has_engagement;
+	double		engagement;		/* engagement health score 0..1 */
+	json_t	   *metrics;		/* "<metric key>" or "<metric key>|<dimension>" -> number */
+} KCustomer;
+
+/* A candidate offer moving through the pipeline. */
+typedef struct KCandidate
+{
+	int			offer;
+	int			creative;
+	bool		mandatory;		/* mandatory and within the daily allowance */
+	double		match;			/* product of match-stage multipliers */
+	int			npassed;
+	int		   *passed;			/* indexes of the match rules that held */
+	double		propensity;		/* < 0 until computed */
+	const char *propensity_source;
+	int64		propensity_n;
+	double		score;
+	const char *dropped_stage;	/* NULL while in the running */
+	char	   *dropped_reason;
+	json_t	   *warnings;		/* soft guardrails */
+	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
+	const double *weights;		/* formula: the P, R, I, E weights used (NULL: the flow's) */
+	double		price;			/* real-time arbitration: sum of lambda * cost subtracted from the score */
+} KCandidate;
+
+/* The request, as the rules and policies see it. */
+typedef struct KRequest
+{
+	KTenantConfig *cfg;
+	KCustomer  *cust;
+	const char *channel_id;
+	int			channel;		/* index, or -1 */
+	const char *placement_id;
+	int			flow;
+	TimestampTz now;
+	json_t	   *request;		/* request.* for guardrails: channel, placement, hour, weekday, context */
+	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
+	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
+	/* results that do not depend on the candidate, computed once per request */
+	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */
+	char	  **rule_memo_why;
+	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
+	char	  **policy_memo_why;
+	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
+	/* the model of the placement being decided (model_scores.c) */
+	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */
+	const char *model_key;		/* the model's key, also when untrained (it still learns) */
+	const char *variant;		/* the experiment variant, or NULL */
+	struct KaireonModel **rule_models;	/* per rule: the model its modelKey names, looked up once */
+	int8	   *rule_models_done;	/* per rule: 1 once looked up */
+	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
+	struct KArbRequest *arb;	/* arbitration's per-request state (arbitration/realtime.c) */
+	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
+} KRequest;
+
+/* ---- the decision: what a caller asks, what the pipeline returns (pipeline.c) ---- */
+
+/* What a caller asks for. */
+typedef struct KDecideArgs
+{
+	const char *tenant_id;
+	const char *customer_id;
+	const char *channel_id;
+	json_t	   *placements;		/* placement ids (strings); empty: the request names none */
+	const char *flow_key;		/* NULL: route or default */
+	json_t	   *context;
+	int			max_offers;		/* 0: the flow's default */
+	bool		dry_run;
+	bool		debug;
+	bool		force_trace;
+	bool		deduplicate;	/* grouped placements: an offer in one placement only */
+	json_t	   *exclude_offers;
+	json_t	   *exclude_creatives;
+	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
+								 * real-time prices or per-response caps (the campaign solves those) */
+} KDecideArgs;
+
+/* One returned decision. */
+typedef struct KDecision
+{
+	KCandidate *cand;
+	int			rank;			/* within its placement, from 1 */
+	const char *placement_id;	/* the requested placement, or NULL */
+	int			flow;
+	char	   *interaction_id;
+	json_t	   *explanation;
+	struct KaireonModel *model; /* the placement's ranking model, or NULL */
+	const char *model_key;		/* the placement's model (recorded for learning from outcomes) */
+	double		selection_probability;	/* of a stochastic policy's choice (EXP3-IX arm), or 0: none */
+	int			arm;			/* EXP3-IX arm, or -1 */
+	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */
+} KDecision;
+
+/* What the pipeline returns. */
+typedef struct KDecideResult
+{
+	char	   *recommendation_id;
+	KRequest   *req;
+	int			ndecisions;
+	KDecision  *decisions;
+	int			ndropped;
+	KCandidate **dropped;		/* with dropped_stage and reason, for debug */
+	const char **dropped_placement;
+	json_t	   *funnels;		/* one funnel object per placement */
+	bool		traced;
+} KDecideResult;
+
+#endif							/* KAIREON_DECISION_REQUEST_H */

@@ -15,6 +15,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "config/caps.h"
 #include "arbitration/constraints.h"
 #include "kaireon.h"
 
@@ -153,12 +154,11 @@ load_caps(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)
 {
 	json_t	   *buds = query_array(
 		"SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.id COLLATE \"C\"), '[]') FROM kaireon.budget_allocations b "
-		" WHERE b.tenant_id = $1 AND b.status <> 'inactive' "
-		"   AND (b.period_type = 'total' OR b.period_key IN ('current', kaireon._period_key(b.period_type, now())))",
+		" WHERE " KCAPS_BUDGET_IN_FORCE " AND " KCAPS_BUDGET_CURRENT,
 		cfg->tenant_id, "budgets");
 	json_t	   *vols = query_array(
 		"SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.id COLLATE \"C\"), '[]') FROM kaireon.volume_constraints v "
-		" WHERE v.tenant_id = $1 AND v.status = 'active'",
+		" WHERE " KCAPS_VOLUME_IN_FORCE,
 		cfg->tenant_id, "volume constraints");
 	size_t		i;
 	json_t	   *r;
@@ -436,7 +436,7 @@ counter_usage(const KTenantConfig *cfg, const KArbConstraint *k)
 	Datum		d;
 
 	if (k->source == KARB_SRC_VOLUME)
-		sql = "SELECT CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END::float8 "
+		sql = "SELECT (" KCAPS_VOLUME_USED ")::float8 "
 			"  FROM kaireon.volume_constraints v WHERE v.tenant_id = $1 AND v.id = $2";
 	else if (strcmp(k->type, "budget_spend") == 0)
 		sql = "SELECT b.used_spend::float8 FROM kaireon.budget_allocations b WHERE b.tenant_id = $1 AND b.id = $2";

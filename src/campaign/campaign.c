@@ -612,34 +612,17 @@ take_units(Campaign *cp)
 	{
 		const KArbConstraint *c = &cp->set->items[cp->global[k]];
 		double		used = cp->sol.used[k];
-		Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
-		Datum		args[3];
-		const char *sql;
+		KCapCounter counter;
 
 		if (used <= 0 || (c->source != KARB_SRC_BUDGET && c->source != KARB_SRC_VOLUME))
 			continue;
 		if (c->source == KARB_SRC_VOLUME)
-			sql = "UPDATE kaireon.volume_constraints v "
-				"   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN $3::bigint "
-				"                            ELSE v.current_count + $3::bigint END, "
-				"       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
-				"                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
-				" WHERE v.tenant_id = $1 AND v.id = $2 "
-				"   AND (CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END) "
-				"       + $3::bigint <= v.max_volume RETURNING 1";
+			counter = KCOUNTER_VOLUME;
 		else if (strcmp(c->type, "budget_spend") == 0)
-			sql = "UPDATE kaireon.budget_allocations b SET used_spend = b.used_spend + $3::numeric "
-				" WHERE b.tenant_id = $1 AND b.id = $2 AND b.used_spend + $3::numeric <= b.max_spend RETURNING 1";
+			counter = KCOUNTER_BUDGET_SPEND;
 		else
-			sql = "UPDATE kaireon.budget_allocations b SET used_impressions = b.used_impressions + $3::bigint "
-				" WHERE b.tenant_id = $1 AND b.id = $2 AND b.used_impressions + $3::bigint <= b.max_impressions "
-				"RETURNING 1";
-		args[0] = CStringGetTextDatum(cp->spec->tenant_id);
-		args[1] = CStringGetTextDatum(c->id);
-		args[2] = Float8GetDatum(c->cost_field ? used : rint(used));
-		if (kspi_execute_with_args(sql, 3, types, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "kaireon: taking the campaign's units of %s failed", c->key);
-		if (SPI_processed == 0)
+			counter = KCOUNTER_BUDGET_IMPRESSIONS;
+		if (!kaireon_caps_take_units(cp->spec->tenant_id, c->id, counter, c->cost_field ? used : rint(used)))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("constraint \"%s\" (%s) no longer has room for the campaign's %g units",

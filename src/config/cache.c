@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "config/caps.h"
 #include "config/conditions.h"
 #include "config/config.h"
 
@@ -959,10 +960,10 @@ load_caps(KTenantConfig *cfg)
 {
 	json_t	   *vols = spi_json(
 		"SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM kaireon.volume_constraints v "
-		"WHERE v.tenant_id = $1 AND v.status = 'active'", cfg->tenant_id, "volume constraints");
+		"WHERE " KCAPS_VOLUME_IN_FORCE, cfg->tenant_id, "volume constraints");
 	json_t	   *buds = spi_json(
 		"SELECT jsonb_agg(to_jsonb(b) ORDER BY b.id) FROM kaireon.budget_allocations b "
-		"WHERE b.tenant_id = $1 AND b.status <> 'inactive'", cfg->tenant_id, "budgets");
+		"WHERE " KCAPS_BUDGET_IN_FORCE, cfg->tenant_id, "budgets");
 	size_t		i;
 	json_t	   *r;
 	int			n = 0;

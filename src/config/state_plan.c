@@ -4,7 +4,8 @@
  *	  one request needs to know about its customer beyond the data row and
  *	  segments (cache.c prepares those): the recent interaction history,
  *	  active suppressions, and, only when the configuration reads them,
- *	  consent, engagement health, metric values and cap usage (one jsonb).
+ *	  consent, engagement health, metric values and cap usage (one jsonb;
+ *	  the counters' SQL pieces are caps.h).
  *	  decision/customer.c runs them per request and reads their columns in
  *	  the order written here.  The plans are kept (SPI_keepplan) and freed
  *	  with the configuration (cache.c, free_plans).
@@ -16,6 +17,7 @@
 #include "lib/stringinfo.h"
 
 #include "util/spi.h"
+#include "config/caps.h"
 #include "config/config.h"
 
 /*
@@ -74,11 +76,11 @@ kaireon_prepare_state_plan(KTenantConfig *cfg)
 	{
 		appendStringInfoString(&sql,
 							   ", 'caps', coalesce((SELECT jsonb_object_agg(v.id, jsonb_build_object('used', "
-							   "   CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END)) "
-							   "   FROM kaireon.volume_constraints v WHERE v.tenant_id = $1 AND v.status = 'active'), '{}') "
+							   KCAPS_VOLUME_USED ")) "
+							   "   FROM kaireon.volume_constraints v WHERE " KCAPS_VOLUME_IN_FORCE "), '{}') "
 							   " || coalesce((SELECT jsonb_object_agg(b.id, jsonb_build_object('impressions', b.used_impressions, "
 							   "   'spend', b.used_spend, 'conversions', b.used_conversions)) "
-							   "   FROM kaireon.budget_allocations b WHERE b.tenant_id = $1 AND b.status <> 'inactive'), '{}')");
+							   "   FROM kaireon.budget_allocations b WHERE " KCAPS_BUDGET_IN_FORCE "), '{}')");
 		extras = true;
 	}
 	appendStringInfoChar(&sql, ')');

@@ -7,8 +7,9 @@
  *	  (campaign/) include only this header.
  *
  * Calls within the folder run downward, never in a circle:
- *   recommend.c -> pipeline.c -> persist.c, policies.c, rules.c, explain.c,
- *   model_scores.c, customer.c; respond.c -> model_scores.c, rules.c;
+ *   recommend.c -> pipeline.c -> persist.c, caps.c, policies.c, rules.c, explain.c,
+ *   model_scores.c, customer.c; respond.c -> caps.c, model_scores.c, rules.c;
+ *   persist.c -> explain.c; caps.c -> policies.c;
  *   policies.c -> rules.c -> model_scores.c -> customer.c.
  */
 #ifndef KAIREON_DECISION_H
@@ -54,8 +55,18 @@ extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c)
 extern json_t *kaireon_factors_json(const KFlow *flow, const KCandidate *c);
 extern json_t *kaireon_explain(const KRequest *req, const KFlow *flow, const KCandidate *c);
 
-/* persist.c: recording decisions and traces, taking cap units */
+/* caps.c: every change of the volume and budget counters */
+typedef enum KCapCounter
+{
+	KCOUNTER_VOLUME, KCOUNTER_BUDGET_IMPRESSIONS, KCOUNTER_BUDGET_SPEND
+} KCapCounter;
+
 extern bool kaireon_reserve_caps(KRequest *req, KCandidate *cand);
+extern bool kaireon_caps_take_units(const char *tenant_id, const char *id, KCapCounter counter, double units);
+extern void kaireon_caps_count_conversion(const char *tenant_id, const char *offer_id, const char *category_id,
+										  const char *channel_id);
+
+/* persist.c: recording decisions and traces */
 extern void kaireon_record_decisions(KDecideResult *res, KDecideArgs *args);
 extern void kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms);
 

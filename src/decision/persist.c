@@ -1,18 +1,10 @@
 /*
- * persist.c
- *	  Step 11 of recommend: taking cap units for selected candidates, writing
- *	  the interaction rows of the decisions (and implicit impressions), and the
- *	  sampled decision trace with its policy snapshot.  Everything happens in
- *	  the caller's transaction, through plans prepared once per backend.
- *
- * Cap units.  A volume constraint or budget unit is taken by one conditional
- * UPDATE ... WHERE used < cap RETURNING: the row lock serialises concurrent
- * decisions, so N racers never take more than the cap, and a rollback gives
- * the unit back.  A volume counter starts a new period lazily: when its
- * reset_at has passed (or was never set) the taking UPDATE restarts the count
- * at 1 and moves reset_at to the end of the current period.  When a candidate
- * needs several caps and one is used up, the units already taken for it are
- * returned (the rows are still locked by this transaction).
+ * decision/persist.c
+ *	  Step 11 of recommend: writing the interaction rows of the decisions
+ *	  (and implicit impressions), and the sampled decision trace with its
+ *	  policy snapshot.  Everything happens in the caller's transaction,
+ *	  through plans prepared once per backend.  The cap units of selected
+ *	  candidates are taken before (caps.c).
  */
 #include "util/json.h"
 
@@ -28,10 +20,6 @@
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
 
-static SPIPlanPtr vol_take_plan = NULL;
-static SPIPlanPtr vol_return_plan = NULL;
-static SPIPlanPtr bud_take_plan = NULL;
-static SPIPlanPtr bud_return_plan = NULL;
 static SPIPlanPtr history_plan = NULL;
 static SPIPlanPtr trace_plan = NULL;
 static SPIPlanPtr snapshot_plan = NULL;
@@ -43,80 +31,6 @@ keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 	if (*slot == NULL)
 		*slot = kspi_prepare_keep(sql, nargs, types);
 	return *slot;
-}
-
-/* Take (take = true) or return one unit of a cap for a candidate; false when used up. */
-static bool
-cap_unit(const KRequest *req, const KCap *c, double cost, bool take)
-{
-	Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
-	Datum		args[3];
-	SPIPlanPtr	plan;
-	int			rc;
-
-	args[0] = CStringGetTextDatum(req->cfg->tenant_id);
-	args[1] = CStringGetTextDatum(c->id);
-	args[2] = Float8GetDatum(cost);
-	if (c->kind == KCAP_VOLUME)
-		plan = take ?
-			keep_plan(&vol_take_plan,
-					  "UPDATE kaireon.volume_constraints v "
-					  "   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 1 "
-					  "                            ELSE v.current_count + 1 END, "
-					  "       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
-					  "                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
-					  " WHERE v.tenant_id = $1 AND v.id = $2 AND v.status = 'active' "
-					  "   AND (v.reset_at IS NULL OR v.reset_at <= now() OR v.current_count < v.max_volume) "
-					  "RETURNING 1", 2, types) :
-			keep_plan(&vol_return_plan,
-					  "UPDATE kaireon.volume_constraints SET current_count = current_count - 1 "
-					  " WHERE tenant_id = $1 AND id = $2 AND current_count > 0 RETURNING 1", 2, types);
-	else
-		plan = take ?
-			keep_plan(&bud_take_plan,
-					  "UPDATE kaireon.budget_allocations b "
-					  "   SET used_impressions = b.used_impressions + 1, used_spend = b.used_spend + $3 "
-					  " WHERE b.tenant_id = $1 AND b.id = $2 "
-					  "   AND (b.max_impressions IS NULL OR b.used_impressions < b.max_impressions) "
-					  "   AND (b.max_spend IS NULL OR b.used_spend + $3 <= b.max_spend) "
-					  "RETURNING 1", 3, types) :
-			keep_plan(&bud_return_plan,
-					  "UPDATE kaireon.budget_allocations "
-					  "   SET used_impressions = greatest(used_impressions - 1, 0), "
-					  "       used_spend = greatest(used_spend - $3, 0) "
-					  " WHERE tenant_id = $1 AND id = $2 RETURNING 1", 3, types);
-	rc = kspi_execute_plan(plan, args, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "kaireon: cap update failed: %s", SPI_result_code_string(rc));
-	return SPI_processed > 0;
-}
-
-/*
- * Take one unit of every volume constraint and budget covering a selected
- * candidate.  False (with nothing taken) when one of them is used up.
- */
-bool
-kaireon_reserve_caps(KRequest *req, KCandidate *cand)
-{
-	const KOffer *offer = &req->cfg->offers[cand->offer];
-	int			taken = 0;
-	int		   *done = palloc(sizeof(int) * Max(req->cfg->ncaps, 1));
-
-	for (int i = 0; i < req->cfg->ncaps; i++)
-	{
-		const KCap *c = &req->cfg->caps[i];
-
-		if (!kaireon_cap_applies(req, c, offer))
-			continue;
-		if (!cap_unit(req, c, offer->cost, true))
-		{
-			for (int k = 0; k < taken; k++)
-				(void) cap_unit(req, &req->cfg->caps[done[k]], offer->cost, false);
-			return false;
-		}
-		done[taken++] = i;
-	}
-	return true;
 }
 
 /* A one-dimensional array datum of n values of a type (with nulls). */

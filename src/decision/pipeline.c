@@ -16,7 +16,7 @@
  * the first wrote (or, under REPEATABLE READ, fails with a serialization
  * error), so per-customer caps never overshoot.  Volume
  * constraints and budgets are taken one unit at a time by a conditional
- * UPDATE when a candidate is selected (persist.c); the row lock serialises
+ * UPDATE when a candidate is selected (caps.c); the row lock serialises
  * racers and a rollback gives the unit back.
  */
 #include "util/json.h"

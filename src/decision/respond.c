@@ -465,23 +465,7 @@ respond_one(RespondArgs *a)
 
 	/* budget conversions for positive outcomes */
 	if (cls > 0 && r.offer_id != NULL)
-	{
-		Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-		Datum		v[4];
-		char		nulls[5] = "    ";
-
-		v[0] = CStringGetTextDatum(cfg->tenant_id);
-		v[1] = CStringGetTextDatum(r.offer_id);
-		v[2] = txt(r.category_id, &nulls[2]);
-		v[3] = txt(r.channel_id, &nulls[3]);
-		exec("UPDATE kaireon.budget_allocations b SET used_conversions = b.used_conversions + 1 "
-			 " WHERE b.tenant_id = $1 AND b.status <> 'inactive' "
-			 "   AND (b.scope = 'global' OR (b.scope = 'offer' AND b.scope_id = $2) "
-			 "        OR (b.scope = 'category' AND b.scope_id = $3) OR (b.scope = 'channel' AND b.scope_id = $4)) "
-			 "   AND (b.period_key = 'current' OR b.period_type = 'total' "
-			 "        OR b.period_key = kaireon._period_key(b.period_type, now()))",
-			 4, types, v, nulls, SPI_OK_UPDATE);
-	}
+		kaireon_caps_count_conversion(cfg->tenant_id, r.offer_id, r.category_id, r.channel_id);
 
 	/* the impression mirror */
 	if (strcmp(a->outcome, "impression") == 0)

@@ -50,6 +50,14 @@ CREATE FUNCTION kaireon.validate_config(kind text, rule_type text DEFAULT NULL, 
 COMMENT ON FUNCTION kaireon.validate_config(text, text, text) IS
     'Validates a configuration document (kind qualification_rule, contact_policy or guardrail) given as JSON text: true, or 22023 naming the bad field or the JSON syntax error.';
 
+-- The one list of each kind of type name is in the C module (src/config/types.h); the
+-- tables' CHECK constraints repeat them, and the regress test type_lists compares the two.
+CREATE FUNCTION kaireon._type_names(kind text) RETURNS SETOF text
+    AS 'MODULE_PATHNAME', 'kaireon_type_names'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon._type_names(text) IS
+    'Internal: the names of one type list of the C module (kind qualification_rule, contact_policy or scope), in list order; 22023 for another kind.';
+
 -- No NaN or Infinity where money, counts, rates or weights live (docs/schema.md, "Finite
 -- numbers"): 99_finalize.sql gives every numeric and double precision column of kaireon's
 -- tables a constraint <table>_<column>_finite calling these. A numeric is finite when a

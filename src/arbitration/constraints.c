@@ -23,13 +23,11 @@
 static KScopeKind
 scope_kind(const char *s)
 {
-	if (s == NULL || strcmp(s, "global") == 0)
+	int			k = kaireon_type_index(kaireon_scope_names, s);
+
+	if (s == NULL)
 		return KSCOPE_GLOBAL;
-	if (strcmp(s, "channel") == 0)
-		return KSCOPE_CHANNEL;
-	if (strcmp(s, "category") == 0)
-		return KSCOPE_CATEGORY;
-	return KSCOPE_OFFER;
+	return k >= 0 ? (KScopeKind) k : KSCOPE_OFFER;
 }
 
 /* A palloc'd copy of a JSON string field, or NULL. */
@@ -388,7 +386,6 @@ cross_offer_usage(const KTenantConfig *cfg, const KArbConstraint *k, TimestampTz
 	Oid			types[6] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		args[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	static const char *const scopes[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
 	bool		isnull;
 	Datum		d;
 
@@ -410,7 +407,7 @@ cross_offer_usage(const KTenantConfig *cfg, const KArbConstraint *k, TimestampTz
 	args[0] = CStringGetTextDatum(cfg->tenant_id);
 	args[1] = TimestampTzGetDatum(start);
 	args[2] = TimestampTzGetDatum(t);
-	args[3] = CStringGetTextDatum(scopes[k->scope]);
+	args[3] = CStringGetTextDatum(kaireon_scope_names[k->scope]);
 	if (k->scope_id)
 		args[4] = CStringGetTextDatum(k->scope_id);
 	else

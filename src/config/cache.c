@@ -198,21 +198,16 @@ parse_op(const char *name, KOp *op)
 	return false;
 }
 
-/* Scope name to kind. */
+/* Scope name to kind (NULL: global; the tables' CHECKs admit no other names than the list's). */
 static KScopeKind
 parse_scope_kind(const char *s)
 {
-	if (s == NULL || strcmp(s, "global") == 0)
+	int			k;
+
+	if (s == NULL)
 		return KSCOPE_GLOBAL;
-	if (strcmp(s, "segment") == 0)
-		return KSCOPE_SEGMENT;
-	if (strcmp(s, "channel") == 0)
-		return KSCOPE_CHANNEL;
-	if (strcmp(s, "category") == 0)
-		return KSCOPE_CATEGORY;
-	if (strcmp(s, "sub_category") == 0)
-		return KSCOPE_SUB_CATEGORY;
-	return KSCOPE_OFFER;
+	k = kaireon_type_index(kaireon_scope_names, s);
+	return k >= 0 ? (KScopeKind) k : KSCOPE_OFFER;
 }
 
 /* The scopes of a rule or policy: its scope rows, else its deprecated single scope. */
@@ -520,37 +515,34 @@ load_rules(KTenantConfig *cfg)
 			strcmp(stage, "fit") == 0 ? KSTAGE_FIT : KSTAGE_ELIGIBILITY;
 		rule->multiplier = kj_num(conf, "multiplier", 0.5);
 		parse_scopes(cfg, r, &rule->nscopes, &rule->scopes);
-		if (strcmp(type, "segment_required") == 0)
+		/* the table's CHECK admits only the listed types; metric_condition is the last resort */
+		rule->type = (KRuleType) kaireon_type_index(kaireon_qualification_type_names, type);
+		if (rule->type == KRULE_SEGMENT_REQUIRED)
 		{
-			rule->type = KRULE_SEGMENT_REQUIRED;
 			rule->segments = resolve_segments(cfg, kj_array(conf, "segmentIds"), &rule->nsegments);
 			rule->match_all = kj_str(conf, "match") && strcmp(kj_str(conf, "match"), "all") == 0;
 		}
-		else if (strcmp(type, "attribute_condition") == 0)
+		else if (rule->type == KRULE_ATTRIBUTE_CONDITION)
 		{
 			const char *src = kj_str(conf, "source");
 
-			rule->type = KRULE_ATTRIBUTE_CONDITION;
 			parse_cond(conf, "attribute", "operator", &rule->cond);
 			rule->attr_source = (src == NULL || strcmp(src, "any") == 0) ? 0 : strcmp(src, "customer") == 0 ? 1 : 2;
 		}
-		else if (strcmp(type, "offer_attribute") == 0)
+		else if (rule->type == KRULE_OFFER_ATTRIBUTE)
 		{
-			rule->type = KRULE_OFFER_ATTRIBUTE;
 			parse_cond(conf, "attribute", "operator", &rule->cond);
 			kaireon_precompute_offer_rule(cfg, rule);
 		}
-		else if (strcmp(type, "propensity_threshold") == 0)
+		else if (rule->type == KRULE_PROPENSITY_THRESHOLD)
 		{
-			rule->type = KRULE_PROPENSITY_THRESHOLD;
 			rule->threshold = kj_num(conf, "threshold", 0);
 			rule->threshold_op = KOP_GTE;
 			(void) parse_op(kj_str(conf, "operator"), &rule->threshold_op);
 			rule->model_key = str_field(conf, "modelKey");
 		}
-		else if (strcmp(type, "recency_check") == 0)
+		else if (rule->type == KRULE_RECENCY_CHECK)
 		{
-			rule->type = KRULE_RECENCY_CHECK;
 			rule->within_hours = json_object_get(conf, "withinDays") ?
 				kj_num(conf, "withinDays", 0) * 24 : kj_num(conf, "withinHours", 0);
 			rule->require_recent = kj_str(conf, "mode") && strcmp(kj_str(conf, "mode"), "require") == 0;
@@ -587,12 +579,6 @@ window_hours(const KPolicy *p)
 static void
 load_policies(KTenantConfig *cfg)
 {
-	static const char *const types[KPOL_NTYPES] = {
-		"frequency_cap", "cooldown", "budget_exhausted", "outcome_based",
-		"segment_exclusion", "time_window", "mutual_exclusion",
-		"category_suppression", "cross_channel_cap", "customer_total_cap",
-		"offer_category_cap", "allow_override", "metric_condition"
-	};
 	json_t	   *rows = spi_json(
 		"SELECT jsonb_agg(to_jsonb(p) || jsonb_build_object('scopes', "
 		"         (SELECT coalesce(jsonb_agg(jsonb_build_object('scope', s.scope, 'scope_id', s.scope_id) "
@@ -615,10 +601,10 @@ load_policies(KTenantConfig *cfg)
 		const char *type = kj_str(r, "rule_type");
 		json_t	   *em = json_object_get(conf, "engagementMultiplier");
 
-		for (int t = 0; t < KPOL_NTYPES; t++)
-			if (strcmp(type, types[t]) == 0)
-				p->type = (KPolicyType) t;
-		p->type_name = types[p->type];
+		int			t = kaireon_type_index(kaireon_policy_type_names, type);
+
+		p->type = t >= 0 ? (KPolicyType) t : KPOL_FREQUENCY_CAP;
+		p->type_name = kaireon_policy_type_names[p->type];
 		p->id = str_field(r, "id");
 		p->name = str_field(r, "name");
 		p->priority = (int) kj_num(r, "priority", 0);
@@ -1027,7 +1013,8 @@ load_outcomes_and_settings(KTenantConfig *cfg)
 		const char *c = kj_str(r, "classification");
 
 		cfg->outcomes[i].key = str_field(r, "key");
-		cfg->outcomes[i].classification = strcmp(c, "positive") == 0 ? 1 : strcmp(c, "negative") == 0 ? -1 : 0;
+		cfg->outcomes[i].classification = strcmp(c, "positive") == 0 ? KAIREON_OUTCOME_POSITIVE :
+			strcmp(c, "negative") == 0 ? KAIREON_OUTCOME_NEGATIVE : KAIREON_OUTCOME_NEUTRAL;
 	}
 }
 
@@ -1323,8 +1310,8 @@ kaireon_find_flow(const KTenantConfig *cfg, const char *key)
 	return -1;
 }
 
-/* Classification of an outcome key: 1 positive, -1 negative, 0 neutral; *found false if unknown. */
-int
+/* Classification of an outcome key (neutral when unknown, with *found false). */
+KaireonOutcomeClass
 kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found)
 {
 	for (int i = 0; i < cfg->noutcomes; i++)
@@ -1336,5 +1323,5 @@ kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found)
 		}
 	}
 	*found = false;
-	return 0;
+	return KAIREON_OUTCOME_NEUTRAL;
 }

@@ -21,6 +21,8 @@
 #include "executor/spi.h"
 #include "utils/timestamp.h"
 
+#include "config/types.h"
+
 /* ---- conditions (qualification rules, guardrails, segment filters) ---- */
 
 typedef enum KOp
@@ -53,12 +55,7 @@ typedef struct KExpr
 
 /* ---- scopes ---- */
 
-typedef enum KScopeKind
-{
-	KSCOPE_GLOBAL, KSCOPE_SEGMENT, KSCOPE_CHANNEL, KSCOPE_CATEGORY,
-	KSCOPE_SUB_CATEGORY, KSCOPE_OFFER
-} KScopeKind;
-
+/* KScopeKind: config/types.h */
 typedef struct KScope
 {
 	KScopeKind	kind;
@@ -123,11 +120,7 @@ typedef struct KOffer
 
 /* ---- qualification rules ---- */
 
-typedef enum KRuleType
-{
-	KRULE_SEGMENT_REQUIRED, KRULE_ATTRIBUTE_CONDITION, KRULE_PROPENSITY_THRESHOLD,
-	KRULE_RECENCY_CHECK, KRULE_METRIC_CONDITION, KRULE_OFFER_ATTRIBUTE
-} KRuleType;
+/* KRuleType: config/types.h */
 
 typedef enum KStage
 {
@@ -166,15 +159,7 @@ typedef struct KRule
 
 /* ---- contact policies ---- */
 
-typedef enum KPolicyType
-{
-	KPOL_FREQUENCY_CAP, KPOL_COOLDOWN, KPOL_BUDGET_EXHAUSTED, KPOL_OUTCOME_BASED,
-	KPOL_SEGMENT_EXCLUSION, KPOL_TIME_WINDOW, KPOL_MUTUAL_EXCLUSION,
-	KPOL_CATEGORY_SUPPRESSION, KPOL_CROSS_CHANNEL_CAP, KPOL_CUSTOMER_TOTAL_CAP,
-	KPOL_OFFER_CATEGORY_CAP, KPOL_ALLOW_OVERRIDE, KPOL_METRIC_CONDITION
-} KPolicyType;
-
-#define KPOL_NTYPES 13
+/* KPolicyType: config/types.h */
 
 typedef struct KPolicy
 {
@@ -301,7 +286,7 @@ typedef struct KCap
 typedef struct KOutcomeType
 {
 	const char *key;
-	int			classification; /* 1 positive, -1 negative, 0 neutral */
+	KaireonOutcomeClass classification;
 } KOutcomeType;
 
 /* The customer data schema recommend reads attributes from. */
@@ -379,7 +364,7 @@ extern int	kaireon_find_channel(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_placement(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_flow(const KTenantConfig *cfg, const char *key);
 extern int	kaireon_find_segment(const KTenantConfig *cfg, const char *id);
-extern int	kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found);
+extern KaireonOutcomeClass kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found);
 
 /* ---- state_plan.c ---- */
 

@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 #include "pgtime.h"
 
+#include "config/types.h"
 #include "config/validate.h"
 
 PG_FUNCTION_INFO_V1(kaireon_validate_config_trigger);
@@ -94,12 +95,6 @@ static const char *const attribute_sources[] = {"any", "customer", "context", NU
 static const char *const recency_modes[] = {"exclude", "require", NULL};
 static const char *const history_levels[] = {"offer", "category", "any", NULL};
 static const char *const budget_metrics[] = {"impressions", "spend", "conversions", NULL};
-static const char *const contact_rule_types[] = {
-	"frequency_cap", "cooldown", "budget_exhausted", "outcome_based",
-	"segment_exclusion", "time_window", "mutual_exclusion",
-	"category_suppression", "cross_channel_cap", "customer_total_cap",
-	"offer_category_cap", "allow_override", "metric_condition", NULL
-};
 
 /* ---- qualification rules ---- */
 
@@ -215,7 +210,7 @@ static const FieldSpec pol_offer_category_cap[] = {
 };
 static const FieldSpec pol_allow_override[] = {
 	{"offerIds", JT_ARRAY, false, NULL, JT_STRING, 1, 1000},
-	{"exemptRuleTypes", JT_ARRAY, false, contact_rule_types, JT_STRING, 1, 13},
+	{"exemptRuleTypes", JT_ARRAY, false, kaireon_policy_type_names, JT_STRING, 1, KPOL_NTYPES},
 	{"reason", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
 	POLICY_COMMON, FIELD_END
 };
@@ -346,31 +341,30 @@ static const FieldSpec run_limit_fields[] = {
 	FIELD_END
 };
 
-static const RuleSpec qualification_specs[] = {
-	{"segment_required", qual_segment_required, NULL},
-	{"attribute_condition", qual_attribute_condition, check_condition_value},
-	{"propensity_threshold", qual_propensity_threshold, NULL},
-	{"recency_check", qual_recency_check, check_recency},
-	{"metric_condition", qual_metric_condition, NULL},
-	{"offer_attribute", qual_offer_attribute, check_condition_value},
-	{NULL, NULL, NULL}
+/* By KRuleType and KPolicyType (the names are the lists of config/types.h). */
+static const RuleSpec qualification_specs[KRULE_NTYPES] = {
+	[KRULE_SEGMENT_REQUIRED] = {.fields = qual_segment_required, .check = NULL},
+	[KRULE_ATTRIBUTE_CONDITION] = {.fields = qual_attribute_condition, .check = check_condition_value},
+	[KRULE_PROPENSITY_THRESHOLD] = {.fields = qual_propensity_threshold, .check = NULL},
+	[KRULE_RECENCY_CHECK] = {.fields = qual_recency_check, .check = check_recency},
+	[KRULE_METRIC_CONDITION] = {.fields = qual_metric_condition, .check = NULL},
+	[KRULE_OFFER_ATTRIBUTE] = {.fields = qual_offer_attribute, .check = check_condition_value},
 };
 
-static const RuleSpec contact_specs[] = {
-	{"frequency_cap", pol_frequency_cap, check_cap_window},
-	{"cooldown", pol_cooldown, check_cooldown},
-	{"budget_exhausted", pol_budget_exhausted, check_engagement},
-	{"outcome_based", pol_outcome_based, check_engagement},
-	{"segment_exclusion", pol_segment_exclusion, check_engagement},
-	{"time_window", pol_time_window, check_time_window},
-	{"mutual_exclusion", pol_mutual_exclusion, check_engagement},
-	{"category_suppression", pol_category_suppression, check_engagement},
-	{"cross_channel_cap", pol_cross_channel_cap, check_cap_window},
-	{"customer_total_cap", pol_customer_total_cap, check_cap_window},
-	{"offer_category_cap", pol_offer_category_cap, check_cap_window},
-	{"allow_override", pol_allow_override, check_engagement},
-	{"metric_condition", pol_metric_condition, check_engagement},
-	{NULL, NULL, NULL}
+static const RuleSpec contact_specs[KPOL_NTYPES] = {
+	[KPOL_FREQUENCY_CAP] = {.fields = pol_frequency_cap, .check = check_cap_window},
+	[KPOL_COOLDOWN] = {.fields = pol_cooldown, .check = check_cooldown},
+	[KPOL_BUDGET_EXHAUSTED] = {.fields = pol_budget_exhausted, .check = check_engagement},
+	[KPOL_OUTCOME_BASED] = {.fields = pol_outcome_based, .check = check_engagement},
+	[KPOL_SEGMENT_EXCLUSION] = {.fields = pol_segment_exclusion, .check = check_engagement},
+	[KPOL_TIME_WINDOW] = {.fields = pol_time_window, .check = check_time_window},
+	[KPOL_MUTUAL_EXCLUSION] = {.fields = pol_mutual_exclusion, .check = check_engagement},
+	[KPOL_CATEGORY_SUPPRESSION] = {.fields = pol_category_suppression, .check = check_engagement},
+	[KPOL_CROSS_CHANNEL_CAP] = {.fields = pol_cross_channel_cap, .check = check_cap_window},
+	[KPOL_CUSTOMER_TOTAL_CAP] = {.fields = pol_customer_total_cap, .check = check_cap_window},
+	[KPOL_OFFER_CATEGORY_CAP] = {.fields = pol_offer_category_cap, .check = check_cap_window},
+	[KPOL_ALLOW_OVERRIDE] = {.fields = pol_allow_override, .check = check_engagement},
+	[KPOL_METRIC_CONDITION] = {.fields = pol_metric_condition, .check = check_engagement},
 };
 
 /* Report a bad field: 22023 naming the column, the field path and what was expected. */
@@ -975,7 +969,18 @@ static const RuleSpec *
 find_rule_spec(KaireonConfigKind kind, const char *rule_type)
 {
 	const RuleSpec *specs = specs_for(kind);
+	int			t;
 
+	if (kind == KCONF_QUALIFICATION_RULE)
+	{
+		t = kaireon_type_index(kaireon_qualification_type_names, rule_type);
+		return t >= 0 ? &qualification_specs[t] : NULL;
+	}
+	if (kind == KCONF_CONTACT_POLICY)
+	{
+		t = kaireon_type_index(kaireon_policy_type_names, rule_type);
+		return t >= 0 ? &contact_specs[t] : NULL;
+	}
 	if (specs == NULL || rule_type == NULL)
 		return NULL;
 	for (int i = 0; specs[i].rule_type != NULL; i++)
@@ -1042,9 +1047,9 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown rule type \"%s\" for %s", rule_type ? rule_type : "(null)", where),
 					 errhint("Valid rule types: %s.",
-							 kind == KCONF_CONTACT_POLICY ? choices_text(contact_rule_types)
+							 kind == KCONF_CONTACT_POLICY ? choices_text(kaireon_policy_type_names)
 							 : kind == KCONF_CROSS_OFFER_CONSTRAINT ? "channel_quota, portfolio_budget, category_cap"
-							 : "segment_required, attribute_condition, propensity_threshold, recency_check, metric_condition, offer_attribute")));
+							 : choices_text(kaireon_qualification_type_names))));
 		check_fields(&ctx, config, spec->fields);
 		if (spec->check)
 			spec->check(config, &ctx);

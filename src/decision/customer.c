@@ -268,7 +268,6 @@ load_events(KRequest *req, KCustomer *cust, Datum *args)
 static void
 load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
 {
-	static const char *const kinds[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
 	SPITupleTable *tt;
 
 	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -279,10 +278,10 @@ load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
 	for (int i = 0; i < cust->nsuppressions; i++)
 	{
 		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		int			k = kaireon_type_index(kaireon_scope_names, scope);
 
-		for (int k = 0; k < (int) lengthof(kinds); k++)
-			if (strcmp(scope, kinds[k]) == 0)
-				cust->suppressions[i].kind = (KScopeKind) k;
+		if (k >= 0)
+			cust->suppressions[i].kind = (KScopeKind) k;
 		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
 		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
 	}

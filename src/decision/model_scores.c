@@ -260,20 +260,21 @@ lazy_feature_get(const KaireonFeatures *self, const char *name, KaireonValue *ou
 }
 
 /*
- * Let the decision's model learn from an outcome (cls > 0 positive, < 0
- * negative; neutral outcomes teach nothing).  The features are the customer's
+ * Let the decision's model learn from an outcome of class cls (neutral
+ * outcomes teach nothing).  The features are the customer's
  * attributes now, with the decision's request context; they are read only
  * when the model asks for one (bandits do not).  True when the model learned.
  */
 bool
 kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
-					  const char *customer_id, const char *flow_id, json_t *context, int cls)
+					  const char *customer_id, const char *flow_id, json_t *context,
+					  KaireonOutcomeClass cls)
 {
 	LazyFeatureArg la;
 	KaireonFeatures f = {lazy_feature_get, &la};
 	int			o = offer_id ? kaireon_find_offer(cfg, offer_id) : -1;
 
-	if (cls == 0 || model_key == NULL)
+	if (cls == KAIREON_OUTCOME_NEUTRAL || model_key == NULL)
 		return false;
 	memset(&la, 0, sizeof(la));
 	la.cfg = cfg;
@@ -283,8 +284,7 @@ kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *off
 	for (int i = 0; flow_id != NULL && i < cfg->nflows; i++)
 		if (strcmp(cfg->flows[i].id, flow_id) == 0)
 			la.schema = cfg->flows[i].customer_schema;
-	return kaireon_model_learn(cfg->tenant_id, model_key, offer_id, &f,
-							   cls > 0 ? KAIREON_OUTCOME_POSITIVE : KAIREON_OUTCOME_NEGATIVE);
+	return kaireon_model_learn(cfg->tenant_id, model_key, offer_id, &f, cls);
 }
 
 /*

@@ -139,11 +139,9 @@ effective_cap(const KRequest *req, const KPolicy *p)
 static char *
 scope_text(const KScope *s)
 {
-	static const char *const names[] = {"global", "segment", "channel", "category", "sub_category", "offer"};
-
 	if (s->kind == KSCOPE_GLOBAL)
 		return "global";
-	return psprintf("%s:%s", names[s->kind], s->id ? s->id : "");
+	return psprintf("%s:%s", kaireon_scope_names[s->kind], s->id ? s->id : "");
 }
 
 /* The window of a cap as text ("day", "24h"). */

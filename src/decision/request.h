@@ -26,7 +26,7 @@ typedef struct KEvent
 {
 	KEventType	type;
 	const char *outcome;		/* outcome key for KEV_OUTCOME */
-	int			classification; /* of the outcome: 1, -1, 0 */
+	KaireonOutcomeClass classification; /* of the outcome */
 	const char *offer_id;
 	const char *category_id;	/* of the offer, when known */
 	const char *channel_id;

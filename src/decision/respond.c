@@ -289,11 +289,11 @@ respond_one(RespondArgs *a)
 	KTenantConfig *cfg;
 	Resolved	r;
 	bool		found;
-	int			cls;
+	KaireonOutcomeClass cls;
 	char	   *interaction_id = kaireon_new_uuid();
 	json_t	   *result;
 	MemoryContext mcxt = CurrentMemoryContext;
-	static const char *const class_names[] = {"negative", "neutral", "positive"};
+	static const char *const class_names[] = {"negative", "neutral", "positive"};	/* by cls + 1 */
 
 	if (a->tenant_id == NULL)
 		missing(field_name(a, "tenantId", "tenant_id"), "Pass the tenant id.");
@@ -438,7 +438,7 @@ respond_one(RespondArgs *a)
 	}
 
 	/* adaptive propensity counts of the offer, its category, the channel and the tenant */
-	if (cls != 0 && r.offer_id != NULL)
+	if (cls != KAIREON_OUTCOME_NEUTRAL && r.offer_id != NULL)
 	{
 		Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT2OID};
 		Datum		v[6];
@@ -448,7 +448,7 @@ respond_one(RespondArgs *a)
 		v[1] = CStringGetTextDatum(r.offer_id);
 		v[2] = txt(r.category_id, &nulls[2]);
 		v[3] = txt(r.channel_id, &nulls[3]);
-		v[4] = Int32GetDatum(cls > 0 ? 1 : 0);
+		v[4] = Int32GetDatum(cls == KAIREON_OUTCOME_POSITIVE ? 1 : 0);
 		/* this backend's shard: concurrent responds update different rows of the hot scopes */
 		v[5] = Int16GetDatum((int16) (MyBackendId % KAIREON_ADAPTATION_SHARDS));
 		exec("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, shard, positives, negatives, positive_rate) "
@@ -464,7 +464,7 @@ respond_one(RespondArgs *a)
 	}
 
 	/* budget conversions for positive outcomes */
-	if (cls > 0 && r.offer_id != NULL)
+	if (cls == KAIREON_OUTCOME_POSITIVE && r.offer_id != NULL)
 		kaireon_caps_count_conversion(cfg->tenant_id, r.offer_id, r.category_id, r.channel_id);
 
 	/* the impression mirror */

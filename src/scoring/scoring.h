@@ -20,6 +20,8 @@
 
 #include "utils/jsonb.h"
 
+#include "config/types.h"
+
 /* The kind of a feature value. */
 typedef enum KaireonValueKind
 {
@@ -98,13 +100,7 @@ extern int	kaireon_model_feature_names(const KaireonModel *model, const char *co
  */
 extern int	kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows);
 
-/* The classification of an outcome type. */
-typedef enum KaireonOutcomeClass
-{
-	KAIREON_OUTCOME_POSITIVE,
-	KAIREON_OUTCOME_NEGATIVE,
-	KAIREON_OUTCOME_NEUTRAL
-} KaireonOutcomeClass;
+/* KaireonOutcomeClass, the classification of an outcome type: config/types.h */
 
 /*
  * Online learning, for respond: update the state of the tenant's model with

@@ -7,10 +7,12 @@
  *	  (campaign/) include only this header.
  *
  * Calls within the folder run downward, never in a circle:
- *   recommend.c -> pipeline.c -> persist.c, caps.c, policies.c, rules.c, explain.c,
- *   model_scores.c, customer.c; respond.c -> caps.c, model_scores.c, rules.c;
- *   persist.c -> explain.c; caps.c -> policies.c;
- *   policies.c -> rules.c -> model_scores.c -> customer.c.
+ *   recommend.c -> pipeline.c, explain.c
+ *   pipeline.c  -> persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
+ *   respond.c   -> caps.c, model_scores.c, rules.c
+ *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
+ * and out of the folder only down: config/, scoring/, arbitration/ (through
+ * arbitration/hooks.h), security/, util/.
  */
 #ifndef KAIREON_DECISION_H
 #define KAIREON_DECISION_H

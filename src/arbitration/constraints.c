@@ -7,6 +7,8 @@
  *	  connection; used by the batch solve (campaign.c) and by the real-time
  *	  dual price update (realtime.c), never per candidate.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "catalog/pg_type.h"

@@ -27,6 +27,8 @@
  * constraint was still consumed faster than its paced target by more than
  * the tolerance).
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

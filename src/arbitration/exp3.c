@@ -15,6 +15,8 @@
  * changes no gain.  The update is one statement: concurrent responds
  * serialise on the arm's row and lose nothing.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

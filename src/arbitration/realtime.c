@@ -10,6 +10,8 @@
  * constraint's cost per offer; the prices and gains are read at most once per
  * kaireon.arbitration_refresh_ms.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -15,6 +15,8 @@
  * one, and not worth a query per decision.  A backend's own respond makes its
  * next decision read them again.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -30,6 +30,8 @@
  * total: when real-time decisions used the room meanwhile, the run fails
  * (SQLSTATE 40001) rather than overshoot.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -37,6 +37,8 @@
  * invalidation that arrives while a configuration is being compiled is not
  * lost.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -12,6 +12,8 @@
  * comparison (kaireon_cond_holds), only not_exists; the qualification rules'
  * rule that a missing attribute passes is kaireon_cond_passes (conditions.h).
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "config/conditions.h"

@@ -19,6 +19,8 @@
  * already taken for it are returned (the rows are still locked by this
  * transaction).
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "catalog/pg_type.h"

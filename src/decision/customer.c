@@ -10,6 +10,8 @@
  *	  The tenant's adaptive propensity counts are read at most once per
  *	  kaireon.adaptation_refresh_ms.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "catalog/pg_attribute.h"

@@ -6,6 +6,8 @@
  *	  (pipeline.c, persist.c, recommend.c).  Pure computation over the
  *	  compiled configuration and the candidate.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "decision/decision.h"

@@ -10,6 +10,8 @@
  * flow names an experiment) and, when recording a decision whose model has
  * shadow models, one INSERT of their scores.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "postgres.h"

@@ -6,6 +6,8 @@
  *	  through plans prepared once per backend.  The cap units of selected
  *	  candidates are taken before (caps.c).
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "catalog/pg_type.h"

@@ -19,6 +19,8 @@
  * UPDATE when a candidate is selected (caps.c); the row lock serialises
  * racers and a rollback gives the unit back.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -12,6 +12,8 @@
  * periods (day, week from Monday, month) start at midnight UTC; lookbackHours
  * is a rolling window.  docs/recommend.md states every policy type's rule.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -6,6 +6,8 @@
  *	  argument, 22023 for a bad value, naming it), then run the pipeline
  *	  (pipeline.c) in a per-call memory context.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "funcapi.h"

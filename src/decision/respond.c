@@ -15,6 +15,8 @@
  * respond_bulk runs each item in a subtransaction: a bad item is reported and
  * the good ones are kept.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -12,6 +12,8 @@
  * 4).  In guardrail expressions a comparison with a missing value is false
  * (not_exists true), so a guardrail never holds by accident of missing data.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include <math.h>

@@ -12,7 +12,8 @@
  * fmgrprotos.h (via utils/builtins.h) declares the SQL function json_object(),
  * and jansson has a C function of the same name.  Include the PostgreSQL
  * header first with its declaration renamed, so both can be used in one file.
- * A module must include this header before utils/builtins.h.
+ * A module includes postgres.h first, as every module does, then this header
+ * before any header that brings utils/builtins.h or utils/fmgrprotos.h.
  */
 #define json_object pg_sql_json_object
 #include "utils/builtins.h"

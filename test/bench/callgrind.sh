@@ -38,7 +38,7 @@ count() {
         | valgrind --tool=callgrind --toggle-collect=kaireon_recommend --callgrind-out-file="$out" \
             "$bindir/postgres" --single -D "$work/data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
-    callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+    callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
 a=$(count "$n")
 b=$(count $(( 3 * n )))

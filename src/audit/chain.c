@@ -26,7 +26,7 @@
  * opposite orders can deadlock (one is cancelled by the deadlock detector).
  *
  * Within a transaction the head is read once and then kept in memory, per
- * subtransaction level (audit_chain.c's cache), and the head row is written
+ * subtransaction level (chain.c's cache), and the head row is written
  * once when the transaction commits or prepares (a PRE_COMMIT callback), so a
  * statement changing many rows does not rewrite the head row per row.  The
  * audit row is written directly (table AM and index insertion, as the
@@ -34,7 +34,7 @@
  * complete and valid by construction, and the unique index on (tenant_id,
  * chain_seq) still refuses a second row for one position of a chain.
  *
- * The capture triggers are deferred constraint triggers (audit.c), so all of a
+ * The capture triggers are deferred constraint triggers (capture.c), so all of a
  * transaction's appends happen while it commits and the chain lock is held
  * only from then to the end of the commit.
  *
@@ -72,7 +72,6 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
 #include "audit/audit.h"
 
 /* field4 of kaireon's advisory lock tags (user advisory locks use 1 and 2) */

@@ -24,7 +24,7 @@
  *	 signature		hex HMAC-SHA256 under that key of the canonical text: the
  *					other seven members as one JSON object, keys sorted, no
  *					whitespace, non-ASCII as is, in UTF-8 (the same rules as the
- *					canonical form of an audit row, audit_chain.c)
+ *					canonical form of an audit row, chain.c)
  *
  * The keys are kaireon.audit_digest_keys, created here (32 bytes from
  * pg_strong_random) on the first digest; the newest signs and any verifies.
@@ -50,7 +50,6 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_audit_digest);

@@ -1,10 +1,11 @@
 /*
- * retention.c
- *	  kaireon.run_retention and the retention job of the maintenance workers:
- *	  for every tenant and data class, remove the rows older than the class's
- *	  cutoff unless a legal hold applies (docs/retention.md).
+ * maintenance/retention.c
+ *	  kaireon.run_retention and the retention and suppressions jobs of the
+ *	  maintenance workers: for every tenant and data class, remove the rows
+ *	  older than the class's cutoff unless a legal hold applies
+ *	  (docs/retention.md); then create the coming partitions (partitions.c).
  *
- * Work comes in bounded batches, and the run context (maint.h) decides what
+ * Work comes in bounded batches, and the run context (maintenance.h, jobs.c) decides what
  * happens between two batches: nothing in the caller's transaction
  * (run_retention), a commit in a procedure (run_retention_batched) or in the
  * worker, with a pause of kaireon.retention_batch_delay after each batch
@@ -50,11 +51,46 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
-#include "kaireon.h"
 #include "maintenance/maintenance.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_retention);
 PG_FUNCTION_INFO_V1(kaireon_run_retention_batched);
+
+#define KRET_PARTITION_DROP 0
+#define KRET_PARTITION_DETACH 1
+
+static int	kaireon_retention_batch_size = 5000;
+static int	kaireon_retention_partition_action = KRET_PARTITION_DROP;
+static int	kaireon_retention_decision_lock_days = 100;
+static int	kaireon_retention_idempotency_days = 30;
+
+static const struct config_enum_entry partition_actions[] = {
+	{"drop", KRET_PARTITION_DROP, false},
+	{"detach", KRET_PARTITION_DETACH, false},
+	{NULL, 0, false}
+};
+
+/* Register the settings of retention (before the kaireon. prefix is reserved). */
+void
+kaireon_retention_init(void)
+{
+	DefineCustomIntVariable("kaireon.retention_batch_size",
+							"Rows retention removes per batch (each batch is one short transaction in the worker).",
+							NULL, &kaireon_retention_batch_size, 5000, 100, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("kaireon.retention_partition_action",
+							 "What retention does with a monthly partition of interaction_history every tenant has passed: drop or detach.",
+							 NULL, &kaireon_retention_partition_action, KRET_PARTITION_DROP, partition_actions,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kaireon.retention_decision_lock_days",
+							"Days after a customer's last recorded decision before retention removes its decision_locks row.",
+							NULL, &kaireon_retention_decision_lock_days, 100, 1, 36500,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kaireon.retention_idempotency_days",
+							"Days retention keeps the idempotency keys of kaireon.respond.",
+							NULL, &kaireon_retention_idempotency_days, 30, 1, 36500,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /* The data classes, in the order of the report. */
 enum
@@ -805,62 +841,6 @@ purge_audit(RetRun *run)
 	}
 }
 
-/* Context of the partition pre-creation (kjob_try body). */
-typedef struct CreateArg
-{
-	json_t	   *created;
-} CreateArg;
-
-/* kjob_try body: kaireon.create_interaction_partitions with a short lock_timeout. */
-static void
-create_body(void *arg)
-{
-	CreateArg  *a = (CreateArg *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			nest = NewGUCNestLevel();
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(kaireon_partition_months_ahead)};
-	int			rc;
-
-	(void) set_config_option("lock_timeout", psprintf("%d", Max(kaireon_retention_lock_timeout, 1)),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute_with_args("SELECT p FROM kaireon.create_interaction_partitions($1) AS p", 1, types, values,
-							   NULL, false, 0);
-	MemoryContextSwitchTo(cxt);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: create_interaction_partitions failed");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		json_array_append_new(a->created, json_string(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
-	AtEOXact_GUC(true, nest);
-}
-
-/*
- * Create the coming months' partitions (kaireon.partition_months_ahead),
- * waiting at most kaireon.retention_lock_timeout for the locks (5 attempts,
- * 0.2 to 1 s apart, when they are busy); returns the names created (a JSON
- * array), or NULL with *error set.
- */
-json_t *
-kaireon_create_partitions(KJobCtx *ctx, char **error)
-{
-	CreateArg	a;
-	int			code = 0;
-
-	for (int attempt = 1; attempt <= 5; attempt++)
-	{
-		a.created = json_array();
-		if (kjob_try(ctx, create_body, &a, error, &code))
-			return a.created;
-		if (code != ERRCODE_LOCK_NOT_AVAILABLE)
-			break;
-		/* writers hold the table: wait, outside any transaction, and try again */
-		kjob_boundary(ctx, false);
-		if (ctx->mode != KJOB_ATOMIC)
-			kjob_sleep(200 * attempt);
-	}
-	return NULL;
-}
-
 /* Load the tenants and their policies; fills run->tenants and run->rows. */
 static void
 load_policies(RetRun *run)
@@ -1066,6 +1046,30 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 	return run.rows;
 }
 
+/* retention: every data class of every tenant, then the coming partitions. */
+static void
+job_retention(KJobCtx *ctx, json_t *detail)
+{
+	ctx->report = kaireon_retention(ctx, ctx->dry_run, ctx->classes, &ctx->nreport, detail);
+	if (json_array_size(json_object_get(detail, "errors")) > 0)
+		json_object_set_new(detail, "error", json_string("some tables could not be purged (see errors)"));
+}
+
+/* suppressions: retention of the suppressions class (expired suppressions). */
+static void
+job_suppressions(KJobCtx *ctx, json_t *detail)
+{
+	ctx->report = kaireon_retention(ctx, false, list_make1("suppressions"), &ctx->nreport, detail);
+	if (json_integer_value(json_object_get(detail, "rowsDeleted")) == 0 &&
+		json_array_size(json_object_get(detail, "errors")) == 0)
+		json_object_set_new(detail, "idle", json_true());
+	if (json_array_size(json_object_get(detail, "errors")) > 0)
+		json_object_set_new(detail, "error", json_string("some suppressions could not be removed (see errors)"));
+}
+
+const KJobDef kjob_retention = {0, "retention", "kaireon.retention_schedule", "03:00", true, job_retention};
+const KJobDef kjob_suppressions = {5, "suppressions", "kaireon.suppression_schedule", "1h", false, job_suppressions};
+
 /* The output columns of one report row (kaireon.run_retention). */
 static void
 row_values(const KRetentionRow *rows, int i, Datum *values, bool *nulls)
@@ -1157,7 +1161,7 @@ kaireon_run_retention(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
-	(void) kjob_run(&ctx, kjob_find("retention"), &detail, &error);
+	(void) kjob_run(&ctx, &kjob_retention, &detail, &error);
 	SPI_finish();
 	for (int i = 0; i < ctx.nreport; i++)
 	{
@@ -1212,7 +1216,7 @@ kaireon_run_retention_batched(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect_ext(atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
-	status = kjob_run(&ctx, kjob_find("retention"), &detail, &error);
+	status = kjob_run(&ctx, &kjob_retention, &detail, &error);
 	SPI_finish();
 	if (strcmp(status, "succeeded") != 0)
 		ereport(WARNING,

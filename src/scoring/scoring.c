@@ -52,7 +52,7 @@
 #include "utils/rel.h"
 
 #include "audit/audit.h"
-#include "kaireon.h"
+#include "security/session.h"
 #include "scoring/models/model.h"
 #include "scoring/models/trees_import.h"
 #include "scoring/scoring.h"

@@ -27,7 +27,7 @@
 #include "utils/guc.h"
 #include "utils/rel.h"
 
-#include "kaireon.h"
+#include "security/governance.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_approval_in_progress);

@@ -56,7 +56,8 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "security/secrets.h"
+#include "security/session.h"
 #include "audit/audit.h"
 #include "util/crypto.h"
 
@@ -720,7 +721,7 @@ tuple_text(HeapTuple tup, TupleDesc desc, const char *col)
  * BEFORE INSERT OR UPDATE trigger of platform_settings: a value written with
  * encrypted = true is stored encrypted (plaintext is encrypted; a ciphertext
  * of this very setting is kept), one whose encryption is switched off is
- * decrypted.  A restore session (audit.c) keeps rows as dumped.
+ * decrypted.  A restore session (audit/capture.c) keeps rows as dumped.
  */
 Datum
 kaireon_settings_encrypt_trigger(PG_FUNCTION_ARGS)

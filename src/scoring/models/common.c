@@ -2,7 +2,8 @@
  * models/common.c
  *	  Helpers shared by the model types: reading and checking model documents
  *	  (every problem is SQLSTATE 22023 naming the field), the feature list of
- *	  a compiled model, feature value conversions and the logistic function.
+ *	  a compiled model, feature value conversions (from jsonb, to a number, to
+ *	  JSON) and the logistic function.
  */
 #include "postgres.h"
 
@@ -217,6 +218,35 @@ kv_to_json(const KaireonValue *v)
 			return json_string(v->str);
 		default:
 			return json_null();
+	}
+}
+
+/* A jsonb value as a KaireonValue (strings copied; NULL, null, arrays and objects: KV_NULL). */
+void
+kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out)
+{
+	out->kind = KV_NULL;
+	out->num = 0;
+	out->str = NULL;
+	if (v == NULL)
+		return;
+	switch (v->type)
+	{
+		case jbvNumeric:
+			out->kind = KV_NUMBER;
+			out->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+														  NumericGetDatum(v->val.numeric)));
+			break;
+		case jbvString:
+			out->kind = KV_STRING;
+			out->str = pnstrdup(v->val.string.val, v->val.string.len);
+			break;
+		case jbvBool:
+			out->kind = KV_BOOL;
+			out->num = v->val.boolean ? 1 : 0;
+			break;
+		default:
+			break;
 	}
 }
 

@@ -108,7 +108,7 @@ kv_missing(const KaireonValue *v)
 	return v->kind == KV_NULL;
 }
 
-/* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL); train.c */
+/* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL) */
 extern void kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out);
 
 /* a KaireonValue as JSON (for explanations) */

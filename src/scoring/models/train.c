@@ -36,7 +36,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "security/session.h"
 #include "scoring/models/model.h"
 #include "scoring/scoring.h"
 
@@ -51,35 +51,6 @@ typedef struct Examples
 	KaireonValue *values;		/* n * nf */
 	double	   *y;
 } Examples;
-
-/* A jsonb value as a KaireonValue (strings copied; NULL, null, arrays and objects: KV_NULL). */
-void
-kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out)
-{
-	out->kind = KV_NULL;
-	out->num = 0;
-	out->str = NULL;
-	if (v == NULL)
-		return;
-	switch (v->type)
-	{
-		case jbvNumeric:
-			out->kind = KV_NUMBER;
-			out->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-														  NumericGetDatum(v->val.numeric)));
-			break;
-		case jbvString:
-			out->kind = KV_STRING;
-			out->str = pnstrdup(v->val.string.val, v->val.string.len);
-			break;
-		case jbvBool:
-			out->kind = KV_BOOL;
-			out->num = v->val.boolean ? 1 : 0;
-			break;
-		default:
-			break;
-	}
-}
 
 /*
  * The SQL of the examples of a tenant: label and merged features of each

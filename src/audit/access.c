@@ -17,6 +17,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "util/spi.h"
 #include "security/session.h"
 #include "audit/audit.h"
 
@@ -72,10 +73,10 @@ kaireon_audit_require_chain(const char *tenant_id)
 	if (tenant_id == NULL)
 		return;
 	vals[0] = CStringGetTextDatum(tenant_id);
-	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id OPERATOR(pg_catalog.=) $1)"
-							  " OR EXISTS (SELECT 1 FROM kaireon.audit_chain_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1)"
-							  " OR EXISTS (SELECT 1 FROM kaireon.audit_logs WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
-							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id OPERATOR(pg_catalog.=) $1)"
+							   " OR EXISTS (SELECT 1 FROM kaireon.audit_chain_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1)"
+							   " OR EXISTS (SELECT 1 FROM kaireon.audit_logs WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
+							   1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up tenant \"%s\" failed", tenant_id);
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		ereport(ERROR,
@@ -106,7 +107,7 @@ kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq, 
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
 				   kaireon_audit_chain_condition(tenant_id));
-	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit chain head failed");
 	have_head = SPI_processed == 1;
 	if (have_head)
@@ -117,7 +118,7 @@ kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq, 
 	}
 	sql = psprintf("SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE %s ORDER BY id DESC LIMIT 1",
 				   kaireon_audit_chain_condition(tenant_id));
-	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit chain's last row failed");
 	if (SPI_processed == 0 && !have_head)
 		ereport(ERROR,

@@ -49,7 +49,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -69,9 +68,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "security/owner.h"
 #include "audit/audit.h"
 
 /* field4 of kaireon's advisory lock tags (user advisory locks use 1 and 2) */
@@ -107,15 +106,8 @@ Oid
 kaireon_audit_switch_to_owner(Oid *save_userid, int *save_sec)
 {
 	Oid			relid = kaireon_audit_relid();
-	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
 
-	if (!HeapTupleIsValid(tp))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-	ReleaseSysCache(tp);
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kaireon_switch_to_owner(relid, save_userid, save_sec);
 	return relid;
 }
 

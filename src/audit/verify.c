@@ -58,6 +58,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "util/spi.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_verify_audit_chain);
@@ -118,7 +119,7 @@ read_head(const char *tenant_id)
 		return head;
 	}
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
-	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit chain head failed");
 	if (SPI_processed == 1)
 	{
@@ -163,7 +164,7 @@ start_link(const char *tenant_id, int64 first_seq, char *prev_out, int64 *remove
 				   kaireon_audit_chain_condition(tenant_id));
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = CStringGetTextDatum(psprintf(INT64_FORMAT, first_seq - 1));
-	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the audit chain anchor failed");
 	if (SPI_processed != 1)
 		return false;
@@ -192,7 +193,7 @@ predecessor(const char *tenant_id, int64 from_id, int64 *id, int64 *seq, char *h
 
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = Int64GetDatum(from_id);
-	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the audit row before id " INT64_FORMAT " failed", from_id);
 	if (SPI_processed != 1)
 		return false;
@@ -216,7 +217,7 @@ count_rows(const char *tenant_id, int64 from_id)
 
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = Int64GetDatum(from_id);
-	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "counting audit rows failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -583,9 +584,9 @@ under_legal_hold(const char *tenant_id)
 	if (tenant_id == NULL)
 		return false;
 	vals[0] = CStringGetTextDatum(tenant_id);
-	if (SPI_execute_with_args("SELECT 1 FROM kaireon.retention_configs WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-							  " AND data_class OPERATOR(pg_catalog.=) 'audit' AND legal_hold",
-							  1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT 1 FROM kaireon.retention_configs WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+							   " AND data_class OPERATOR(pg_catalog.=) 'audit' AND legal_hold",
+							   1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the retention configuration failed");
 	return SPI_processed > 0;
 }
@@ -649,7 +650,7 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = TimestampTzGetDatum(older_than);
 	vals[2] = Int64GetDatum(max_rows);
-	if (SPI_execute_with_args(sql, 3, types, vals, nulls, false, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 3, types, vals, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "finding the audit rows to remove failed");
 	if (SPI_processed == 0)
 	{
@@ -678,7 +679,7 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 	kaireon_audit_purging = true;
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(sql, 2, types, vals, nulls, false, 0) != SPI_OK_DELETE ||
+		if (kspi_execute_with_args(sql, 2, types, vals, nulls, false, 0) != SPI_OK_DELETE ||
 			(int64) SPI_processed != removed)
 			elog(ERROR, "removing " INT64_FORMAT " audit rows removed " UINT64_FORMAT,
 				 removed, SPI_processed);

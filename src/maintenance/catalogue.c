@@ -26,6 +26,7 @@
 #include "utils/portal.h"
 #include "utils/timestamp.h"
 
+#include "util/spi.h"
 #include "maintenance/maintenance.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_maintenance);
@@ -75,10 +76,8 @@ static void
 job_sql_body(void *arg)
 {
 	JobSql	   *q = (JobSql *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(q->sql, q->nargs, q->types, q->values, NULL, false, 0);
+	int			rc = kspi_execute_with_args(q->sql, q->nargs, q->types, q->values, NULL, false, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc < 0)
 		elog(ERROR, "kaireon: \"%s\" failed: %s", q->sql, SPI_result_code_string(rc));
 	memset(q->out, 0, sizeof(q->out));

@@ -60,6 +60,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "util/spi.h"
 #include "maintenance/maintenance.h"
 
 static int	kaireon_retention_batch_delay = 50;
@@ -283,11 +284,9 @@ kjob_try(KJobCtx *ctx, KStepFn fn, void *arg, char **errmsg, int *sqlerrcode)
 int64
 kjob_exec_int(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	int			rc = kspi_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	int64		v = 0;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc < 0)
 		elog(ERROR, "kaireon: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 	if (SPI_tuptable != NULL && SPI_processed > 0)

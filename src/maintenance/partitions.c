@@ -16,6 +16,7 @@
 #include "executor/spi.h"
 #include "utils/guc.h"
 
+#include "util/spi.h"
 #include "maintenance/maintenance.h"
 
 int			kaireon_retention_lock_timeout = 100;
@@ -47,7 +48,6 @@ static void
 create_body(void *arg)
 {
 	CreateArg  *a = (CreateArg *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
 	int			nest = NewGUCNestLevel();
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(kaireon_partition_months_ahead)};
@@ -55,9 +55,8 @@ create_body(void *arg)
 
 	(void) set_config_option("lock_timeout", psprintf("%d", Max(kaireon_retention_lock_timeout, 1)),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute_with_args("SELECT p FROM kaireon.create_interaction_partitions($1) AS p", 1, types, values,
-							   NULL, false, 0);
-	MemoryContextSwitchTo(cxt);
+	rc = kspi_execute_with_args("SELECT p FROM kaireon.create_interaction_partitions($1) AS p", 1, types, values,
+							    NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: create_interaction_partitions failed");
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -47,9 +47,9 @@
 #include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "util/datum.h"
 #include "util/spi.h"
 #include "maintenance/maintenance.h"
 
@@ -264,15 +264,8 @@ targets(RetRun *run, int cls, int window_days, List *only, TimestampTz *after)
 		tg.max_cutoff = Max(tg.max_cutoff, cutoff);
 		tg.n++;
 	}
-	tg.tenants = PointerGetDatum(construct_array(ts, tg.n, TEXTOID, -1, false, TYPALIGN_INT));
-	{
-		int16		len;
-		bool		byval;
-		char		align;
-
-		get_typlenbyvalalign(TIMESTAMPTZOID, &len, &byval, &align);
-		tg.cutoffs = PointerGetDatum(construct_array(cs, tg.n, TIMESTAMPTZOID, len, byval, align));
-	}
+	tg.tenants = kd_array(ts, NULL, tg.n, TEXTOID);
+	tg.cutoffs = kd_array(cs, NULL, tg.n, TIMESTAMPTZOID);
 	return tg;
 }
 
@@ -281,11 +274,9 @@ static void
 step_body(void *arg)
 {
 	Step	   *s = (Step *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
-	rc = SPI_execute_with_args(s->sql, s->nargs, s->types, s->values, NULL, false, 0);
-	MemoryContextSwitchTo(cxt);
+	rc = kspi_execute_with_args(s->sql, s->nargs, s->types, s->values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "kaireon: retention statement failed: %s", SPI_result_code_string(rc));
 	s->count = 0;
@@ -330,12 +321,10 @@ progress(RetRun *run, const char *table)
 static int64
 query_int(const char *sql, int nargs, Oid *types, Datum *values, int64 dflt)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1);
+	int			rc = kspi_execute_with_args(sql, nargs, types, values, NULL, false, 1);
 	int64		v = dflt;
 	bool		isnull;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: retention query failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
@@ -379,12 +368,10 @@ static void
 range_body(void *arg)
 {
 	RangeArg   *a = (RangeArg *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(a->sql, 2, a->types, a->values, NULL, true, 1);
+	int			rc = kspi_execute_with_args(a->sql, 2, a->types, a->values, NULL, true, 1);
 	bool		isnull;
 	Datum		d;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "kaireon: retention block range query failed");
 	a->first = a->last = -1;
@@ -557,12 +544,10 @@ retire_body(void *arg)
 static List *
 partition_counts(const char *part, List **counts)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *tenants = NIL;
-	int			rc = SPI_execute(psprintf("SELECT tenant_id, count(*) FROM kaireon.%s GROUP BY 1 ORDER BY 1",
-										  quote_identifier(part)), true, 0);
+	int			rc = kspi_execute(psprintf("SELECT tenant_id, count(*) FROM kaireon.%s GROUP BY 1 ORDER BY 1",
+										   quote_identifier(part)), true, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not count the rows of %s", part);
 	*counts = NIL;
@@ -582,14 +567,12 @@ partition_counts(const char *part, List **counts)
 static List *
 tenants_in(const char *part)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *out = NIL;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(psprintf("kaireon.%s", quote_identifier(part)))};
-	int			rc = SPI_execute_with_args("SELECT t FROM kaireon._tenants_in($1::regclass) AS t ORDER BY 1",
-										   1, types, values, NULL, true, 0);
+	int			rc = kspi_execute_with_args("SELECT t FROM kaireon._tenants_in($1::regclass) AS t ORDER BY 1",
+										    1, types, values, NULL, true, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not list the tenants of %s", part);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -611,15 +594,13 @@ typedef struct Part
 static List *
 list_partitions(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *out = NIL;
-	int			rc = SPI_execute("SELECT c.relname, b.lower_bound, b.upper_bound "
-								 "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-								 " CROSS JOIN LATERAL kaireon._partition_bounds(c.oid) b "
-								 " WHERE i.inhparent = 'kaireon.interaction_history'::regclass "
-								 " ORDER BY b.lower_bound NULLS LAST, c.relname", true, 0);
+	int			rc = kspi_execute("SELECT c.relname, b.lower_bound, b.upper_bound "
+								  "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+								  " CROSS JOIN LATERAL kaireon._partition_bounds(c.oid) b "
+								  " WHERE i.inhparent = 'kaireon.interaction_history'::regclass "
+								  " ORDER BY b.lower_bound NULLS LAST, c.relname", true, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not list the partitions of interaction_history");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -666,7 +647,7 @@ retire_partition(RetRun *run, Part *p, List *tenants)
 	foreach(lc, tenants)
 		ds[i++] = CStringGetTextDatum((char *) lfirst(lc));
 	a.part = p->name;
-	a.allowed = PointerGetDatum(construct_array(ds, i, TEXTOID, -1, false, TYPALIGN_INT));
+	a.allowed = kd_array(ds, NULL, i, TEXTOID);
 	a.done = false;
 	if (run->dry_run)
 		ok = a.done = true;
@@ -845,14 +826,12 @@ purge_audit(RetRun *run)
 static void
 load_policies(RetRun *run)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(run->as_of)};
-	int			rc = SPI_execute_with_args("SELECT tenant_id, data_class, retention_days, legal_hold, cutoff "
-										   "  FROM kaireon.retention_policies($1)", 1, types, values, NULL, true, 0);
+	int			rc = kspi_execute_with_args("SELECT tenant_id, data_class, retention_days, legal_hold, cutoff "
+										    "  FROM kaireon.retention_policies($1)", 1, types, values, NULL, true, 0);
 	uint64		n;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not read the retention policies");
 	n = SPI_processed;

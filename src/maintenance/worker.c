@@ -72,6 +72,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "util/spi.h"
 #include "maintenance/maintenance.h"
 
 PGDLLEXPORT void kaireon_launcher_main(Datum arg);
@@ -516,7 +517,6 @@ extension_installed(void)
 static void
 recover_runs(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
 	SetCurrentStatementStartTimestamp();
@@ -524,14 +524,13 @@ recover_runs(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	rc = SPI_execute("UPDATE kaireon.maintenance_runs r SET status = 'interrupted', finished_at = clock_timestamp(), "
-					 "       error = 'the process running it stopped (crash, kill, SIGTERM or shutdown)' "
-					 " WHERE r.status = 'running' "
-					 "   AND (r.started_at < pg_postmaster_start_time() "
-					 "        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid "
-					 "                          AND (a.backend_start IS NULL OR a.backend_start <= r.started_at))) "
-					 "RETURNING r.job, r.source, r.id", false, 0);
-	MemoryContextSwitchTo(cxt);
+	rc = kspi_execute("UPDATE kaireon.maintenance_runs r SET status = 'interrupted', finished_at = clock_timestamp(), "
+					  "       error = 'the process running it stopped (crash, kill, SIGTERM or shutdown)' "
+					  " WHERE r.status = 'running' "
+					  "   AND (r.started_at < pg_postmaster_start_time() "
+					  "        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid "
+					  "                          AND (a.backend_start IS NULL OR a.backend_start <= r.started_at))) "
+					  "RETURNING r.job, r.source, r.id", false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "kaireon: could not mark the interrupted runs");
 	for (uint64 i = 0; i < SPI_processed; i++)

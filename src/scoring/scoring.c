@@ -51,6 +51,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "util/spi.h"
 #include "audit/audit.h"
 #include "security/session.h"
 #include "scoring/models/model.h"
@@ -328,13 +329,13 @@ fetch_model_row(const char *tenant_id, const char *key, bool stamp_only,
 	args[1] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(stamp_only ?
-							   "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text "
-							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2" :
-							   "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text, id, model_type, "
-							   "registry_status, registry_family, model_state::text, predictors::text, config::text "
-							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2",
-							   2, argtypes, args, NULL, true, 1);
+	rc = kspi_execute_with_args(stamp_only ?
+							    "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text "
+							    "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2" :
+							    "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text, id, model_type, "
+							    "registry_status, registry_family, model_state::text, predictors::text, config::text "
+							    "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2",
+							    2, argtypes, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
@@ -618,9 +619,9 @@ kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows)
 		args[2] = CStringGetTextDatum(model->key);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		rc = SPI_execute_with_args("SELECT key FROM kaireon.algorithm_models WHERE tenant_id = $1 "
-								   "AND registry_family = $2 AND registry_status = 'shadow' AND key <> $3 ORDER BY key",
-								   3, argtypes, args, NULL, true, 0);
+		rc = kspi_execute_with_args("SELECT key FROM kaireon.algorithm_models WHERE tenant_id = $1 "
+								    "AND registry_family = $2 AND registry_status = 'shadow' AND key <> $3 ORDER BY key",
+								    3, argtypes, args, NULL, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "reading shadow models failed");
 		old = MemoryContextSwitchTo(model->cxt);
@@ -904,9 +905,9 @@ kaireon_model_learn(const char *tenant_id, const char *model_key, const char *ar
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = CStringGetTextDatum(model_key);
-	rc = SPI_execute_with_args("SELECT id, model_type, model_state::text, predictors::text "
-							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2 FOR UPDATE",
-							   2, argtypes, args, NULL, false, 1);
+	rc = kspi_execute_with_args("SELECT id, model_type, model_state::text, predictors::text "
+							    "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2 FOR UPDATE",
+							    2, argtypes, args, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -947,9 +948,9 @@ kaireon_model_learn(const char *tenant_id, const char *model_key, const char *ar
 	learning_update = true;
 	PG_TRY();
 	{
-		rc = SPI_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb "
-								   "WHERE tenant_id = $2 AND id = $3",
-								   3, argtypes, args, NULL, false, 0);
+		rc = kspi_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb "
+								    "WHERE tenant_id = $2 AND id = $3",
+								    3, argtypes, args, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
@@ -1073,16 +1074,16 @@ kaireon_import_model(PG_FUNCTION_ARGS)
 	args[6] = CStringGetTextDatum(metrics);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(
-							   "INSERT INTO kaireon.algorithm_models AS m (tenant_id, key, name, model_type, model_state, "
-							   "predictors, registry_family, metrics, status, last_trained_at) "
-							   "VALUES ($1, $2, $3, 'gradient_boosted', $4::jsonb, $5::jsonb, $6, $7::jsonb, 'active', now()) "
-							   "ON CONFLICT (tenant_id, key) DO UPDATE SET model_type = EXCLUDED.model_type, "
-							   "model_state = EXCLUDED.model_state, predictors = EXCLUDED.predictors, "
-							   "registry_family = coalesce(EXCLUDED.registry_family, m.registry_family), "
-							   "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = now() "
-							   "RETURNING id",
-							   7, argtypes, args, nulls, false, 0);
+	rc = kspi_execute_with_args(
+							    "INSERT INTO kaireon.algorithm_models AS m (tenant_id, key, name, model_type, model_state, "
+							    "predictors, registry_family, metrics, status, last_trained_at) "
+							    "VALUES ($1, $2, $3, 'gradient_boosted', $4::jsonb, $5::jsonb, $6, $7::jsonb, 'active', now()) "
+							    "ON CONFLICT (tenant_id, key) DO UPDATE SET model_type = EXCLUDED.model_type, "
+							    "model_state = EXCLUDED.model_state, predictors = EXCLUDED.predictors, "
+							    "registry_family = coalesce(EXCLUDED.registry_family, m.registry_family), "
+							    "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = now() "
+							    "RETURNING id",
+							    7, argtypes, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "storing the imported model failed: %s", SPI_result_code_string(rc));
 	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

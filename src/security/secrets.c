@@ -39,7 +39,6 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/base64.h"
@@ -53,9 +52,10 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "util/spi.h"
+#include "security/owner.h"
 #include "security/secrets.h"
 #include "security/session.h"
 #include "audit/audit.h"
@@ -297,18 +297,10 @@ static void
 switch_to_table_owner(const char *table, Oid *save_userid, int *save_sec)
 {
 	Oid			relid = get_relname_relid(table, get_namespace_oid("kaireon", false));
-	HeapTuple	tp;
-	Oid			owner;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "table kaireon.%s does not exist", table);
-	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tp))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-	ReleaseSysCache(tp);
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kaireon_switch_to_owner(relid, save_userid, save_sec);
 }
 
 /* One row (as a composite datum) of a function returning TABLE (...). */
@@ -330,6 +322,7 @@ result_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 Datum
 kaireon_create_api_key(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller;
 	char	   *tenant_id = required_text(fcinfo, 0, "tenant_id");
 	char	   *name = required_text(fcinfo, 1, "name");
 	Jsonb	   *scopes = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
@@ -370,11 +363,13 @@ kaireon_create_api_key(PG_FUNCTION_ARGS)
 	nulls[5] = has_expiry ? ' ' : 'n';
 	vals[6] = user_id && user_id[0] ? CStringGetTextDatum(user_id) : (Datum) 0;
 	nulls[6] = user_id && user_id[0] ? ' ' : 'n';
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO kaireon.api_keys (tenant_id, name, prefix, hashed_key, scopes, expires_at, created_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-							  7, types, vals, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
+	if (kspi_execute_with_args("INSERT INTO kaireon.api_keys (tenant_id, name, prefix, hashed_key, scopes, expires_at, created_by)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+							   7, types, vals, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting the API key failed");
 	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	out[0] = CStringGetTextDatum(id);
@@ -393,6 +388,7 @@ kaireon_create_api_key(PG_FUNCTION_ARGS)
 Datum
 kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *key;
 	char	   *mac;
@@ -415,15 +411,17 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 	mac = secret_hash(key);
 
 	switch_to_table_owner("api_keys", &save_userid, &save_sec);
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
 	vals[0] = CStringGetTextDatum(pnstrdup(key, DISPLAY_PREFIX_LEN));
-	if (SPI_execute_with_args("SELECT tenant_id, id, hashed_key, scopes,"
-							  " revoked_at IS NULL AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
-							  " last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
-							  " OPERATOR(pg_catalog.-) '" CppAsString2(LAST_USED_GRANULARITY_SECS) " s'::pg_catalog.interval)"
-							  " FROM kaireon.api_keys WHERE prefix OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, nulls, true, 0) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT tenant_id, id, hashed_key, scopes,"
+							   " revoked_at IS NULL AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
+							   " last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+							   " OPERATOR(pg_catalog.-) '" CppAsString2(LAST_USED_GRANULARITY_SECS) " s'::pg_catalog.interval)"
+							   " FROM kaireon.api_keys WHERE prefix OPERATOR(pg_catalog.=) $1",
+							   1, types, vals, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the API key failed");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -447,9 +445,9 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 			Oid			utypes[2] = {TEXTOID, TEXTOID};
 			Datum		uvals[2] = {out[0], out[1]};
 
-			if (SPI_execute_with_args("UPDATE kaireon.api_keys SET last_used_at = pg_catalog.now()"
-									  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
-									  2, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
+			if (kspi_execute_with_args("UPDATE kaireon.api_keys SET last_used_at = pg_catalog.now()"
+									   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+									   2, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "recording the API key's use failed");
 		}
 		break;
@@ -469,6 +467,7 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 Datum
 kaireon_create_oauth_client(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller;
 	char	   *tenant_id = required_text(fcinfo, 0, "tenant_id");
 	char	   *name = required_text(fcinfo, 1, "name");
 	Jsonb	   *scopes = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
@@ -494,12 +493,14 @@ kaireon_create_oauth_client(PG_FUNCTION_ARGS)
 	vals[2] = CStringGetTextDatum(client_id);
 	vals[3] = CStringGetTextDatum(secret_hash(secret));
 	vals[4] = scopes ? JsonbPGetDatum(scopes) : DirectFunctionCall1(jsonb_in, CStringGetDatum("[\"read\"]"));
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
 	/* the scopes CHECK of oauth_clients refuses anything but read, write, admin */
-	if (SPI_execute_with_args("INSERT INTO kaireon.oauth_clients (tenant_id, name, client_id, hashed_secret, scopes)"
-							  " VALUES ($1, $2, $3, $4, $5) RETURNING id",
-							  5, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+	if (kspi_execute_with_args("INSERT INTO kaireon.oauth_clients (tenant_id, name, client_id, hashed_secret, scopes)"
+							   " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+							   5, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting the OAuth client failed");
 	out[0] = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	out[1] = CStringGetTextDatum(client_id);
@@ -516,6 +517,7 @@ kaireon_create_oauth_client(PG_FUNCTION_ARGS)
 Datum
 kaireon_authenticate_oauth_client(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *client_id;
 	char	   *secret;
@@ -540,12 +542,14 @@ kaireon_authenticate_oauth_client(PG_FUNCTION_ARGS)
 	mac = secret_hash(secret);
 
 	switch_to_table_owner("oauth_clients", &save_userid, &save_sec);
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
 	vals[0] = CStringGetTextDatum(client_id);
-	if (SPI_execute_with_args("SELECT tenant_id, id, hashed_secret, scopes, revoked_at IS NULL"
-							  " FROM kaireon.oauth_clients WHERE client_id OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT tenant_id, id, hashed_secret, scopes, revoked_at IS NULL"
+							   " FROM kaireon.oauth_clients WHERE client_id OPERATOR(pg_catalog.=) $1",
+							   1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the OAuth client failed");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -836,10 +840,10 @@ kaireon_get_setting(PG_FUNCTION_ARGS)
 	vals[2] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT value, encrypted FROM kaireon.platform_settings"
-							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND category OPERATOR(pg_catalog.=) $2"
-							  " AND key OPERATOR(pg_catalog.=) $3",
-							  3, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT value, encrypted FROM kaireon.platform_settings"
+							   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND category OPERATOR(pg_catalog.=) $2"
+							   " AND key OPERATOR(pg_catalog.=) $3",
+							   3, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the setting failed");
 	found = SPI_processed == 1;
 	if (found)
@@ -887,10 +891,10 @@ kaireon_reencrypt_settings(PG_FUNCTION_ARGS)
 	vals[1] = CStringGetTextDatum(psprintf("%s%s:%%", ENVELOPE_TAG, k->key_id));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT tenant_id, id, category, key, value FROM kaireon.platform_settings"
-							  " WHERE encrypted AND value IS NOT NULL AND ($1 IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1)"
-							  " AND value NOT LIKE $2 FOR UPDATE",
-							  2, types, vals, nulls, false, 0) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT tenant_id, id, category, key, value FROM kaireon.platform_settings"
+							   " WHERE encrypted AND value IS NOT NULL AND ($1 IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1)"
+							   " AND value NOT LIKE $2 FOR UPDATE",
+							   2, types, vals, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the encrypted settings failed");
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
@@ -907,9 +911,9 @@ kaireon_reencrypt_settings(PG_FUNCTION_ARGS)
 		uvals[0] = CStringGetTextDatum(t);
 		uvals[1] = CStringGetTextDatum(SPI_getvalue(tup, rows->tupdesc, 2));
 		uvals[2] = CStringGetTextDatum(encrypt_value(plain, t, c, kk));
-		if (SPI_execute_with_args("UPDATE kaireon.platform_settings SET value = $3"
-								  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
-								  3, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
+		if (kspi_execute_with_args("UPDATE kaireon.platform_settings SET value = $3"
+								   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+								   3, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "re-encrypting a setting failed");
 		done++;
 	}

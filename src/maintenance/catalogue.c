@@ -182,18 +182,25 @@ job_summaries(KJobCtx *ctx, json_t *detail)
 	kjob_boundary(ctx, false);
 }
 
+/* The body of a job of one statement that counts what it did: detail.key, idle when 0. */
+static void
+job_count(KJobCtx *ctx, json_t *detail, const char *sql, const char *key)
+{
+	int64		out[3];
+
+	if (!job_sql(ctx, detail, out, sql, 0, NULL, NULL))
+		return;
+	json_object_set_new(detail, key, json_integer(out[0]));
+	if (out[0] == 0)
+		json_object_set_new(detail, "idle", json_true());
+	kjob_boundary(ctx, false);
+}
+
 /* volume_reset: start the new period of the volume constraints whose period ended. */
 static void
 job_volume_reset(KJobCtx *ctx, json_t *detail)
 {
-	int64		out[3];
-
-	if (!job_sql(ctx, detail, out, "SELECT kaireon.reset_volume_counters()::bigint", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "reset", json_integer(out[0]));
-	if (out[0] == 0)
-		json_object_set_new(detail, "idle", json_true());
-	kjob_boundary(ctx, false);
+	job_count(ctx, detail, "SELECT kaireon.reset_volume_counters()::bigint", "reset");
 }
 
 /* scores: customer engagement health and CLV / RFM. */
@@ -222,15 +229,8 @@ job_scores(KJobCtx *ctx, json_t *detail)
 static void
 job_dual_prices(KJobCtx *ctx, json_t *detail)
 {
-	int64		out[3];
-
 	/* one row per constraint whose price it updated */
-	if (!job_sql(ctx, detail, out, "SELECT count(*) FROM kaireon.update_dual_prices()", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "constraints", json_integer(out[0]));
-	if (out[0] == 0)
-		json_object_set_new(detail, "idle", json_true());
-	kjob_boundary(ctx, false);
+	job_count(ctx, detail, "SELECT count(*) FROM kaireon.update_dual_prices()", "constraints");
 }
 
 static const KJobDef kjob_outbox = {2, "outbox", "kaireon.outbox_schedule", "1s", false, job_outbox};

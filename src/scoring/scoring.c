@@ -762,6 +762,18 @@ arm_arg(FunctionCallInfo fcinfo, int n)
 	return NULL;
 }
 
+/* The features argument n (a jsonb object, not null) as a lookup; doing names the call in the hint. */
+static void
+features_arg(FunctionCallInfo fcinfo, int n, JsonbFeatures *jf, const char *doing)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features must not be null"),
+				 errhint("Pass '{}' to %s without features.", doing)));
+	jsonb_features(PG_GETARG_JSONB_P(n), jf);
+}
+
 /* kaireon.score(tenant_id, model_key, features jsonb, arm text) */
 Datum
 kaireon_score_jsonb(PG_FUNCTION_ARGS)
@@ -769,12 +781,7 @@ kaireon_score_jsonb(PG_FUNCTION_ARGS)
 	KaireonModel *m = sql_model(fcinfo, true);
 	JsonbFeatures jf;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("features must not be null"),
-				 errhint("Pass '{}' to score without features.")));
-	jsonb_features(PG_GETARG_JSONB_P(2), &jf);
+	features_arg(fcinfo, 2, &jf, "score");
 	PG_RETURN_FLOAT8(kaireon_model_score(m, &jf.base, arm_arg(fcinfo, 3)));
 }
 
@@ -842,12 +849,7 @@ kaireon_explain_score(PG_FUNCTION_ARGS)
 	KaireonModel *m = sql_model(fcinfo, true);
 	JsonbFeatures jf;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("features must not be null"),
-				 errhint("Pass '{}' to explain a score without features.")));
-	jsonb_features(PG_GETARG_JSONB_P(2), &jf);
+	features_arg(fcinfo, 2, &jf, "explain a score");
 	PG_RETURN_JSONB_P(kaireon_model_explain(m, &jf.base, arm_arg(fcinfo, 3)));
 }
 

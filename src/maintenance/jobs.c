@@ -361,6 +361,27 @@ history_end(KJobCtx *ctx, const KJobDef *job, const char *status, json_t *detail
 }
 
 /*
+ * Mark a run still 'running' failed, with the error, in a transaction of its
+ * own (the caller has none open: the worker's error path, procedure_failed).
+ */
+void
+kjob_mark_failed(int64 run_id, const char *message)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(run_id), CStringGetTextDatum(message)};
+
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
+			  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * In a procedure, an error escaped a job whose history row was committed as
  * 'running': roll the transaction back, release the job's lock, mark the row
  * failed with the error in a transaction of its own, and re-throw the error.
@@ -395,22 +416,9 @@ procedure_failed(KJobCtx *ctx)
 	MemoryContextSwitchTo(ctx->mcxt);
 	PG_TRY();
 	{
-		StartTransactionCommand();
 		if (ctx->run_id != 0)
-		{
-			Oid			types[2] = {INT8OID, TEXTOID};
-			Datum		values[2] = {Int64GetDatum(ctx->run_id), CStringGetTextDatum(edata->message)};
-
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "kaireon: SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
-					  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			StartTransactionCommand();
-		}
+			kjob_mark_failed(ctx->run_id, edata->message);
+		StartTransactionCommand();
 	}
 	PG_CATCH();
 	{

@@ -62,6 +62,7 @@ extern bool kjob_try(KJobCtx *ctx, KStepFn fn, void *arg, char **errmsg, int *sq
 extern void kjob_require_maintainer(const char *what);
 extern const char *kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail, char **error);
 extern void kjob_history_progress(KJobCtx *ctx, json_t *detail);
+extern void kjob_mark_failed(int64 run_id, const char *message);
 
 /*
  * kaireon's advisory locks (jobs.c): (KJOB_LOCK_KEY, 0) is held by the

@@ -556,19 +556,8 @@ recover_runs(void)
 static void
 mark_failed(int64 run_id, const char *message)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(run_id), CStringGetTextDatum(message)};
-
 	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kaireon: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
-			  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	kjob_mark_failed(run_id, message);
 }
 
 /*

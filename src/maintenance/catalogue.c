@@ -13,6 +13,8 @@
  * kaireon.maintenance_jobs() (sql/install) and docs/workers.md; the worker
  * (worker.c) registers its schedule setting from here.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "catalog/pg_type.h"

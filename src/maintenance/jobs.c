@@ -39,6 +39,8 @@
  * The worker also holds (KJOB_LOCK_KEY, 0) for its whole life: one worker per
  * database (kjob_lock_database).
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "access/xact.h"

@@ -10,6 +10,8 @@
  * drops) and, while the locks are busy, is retried a few times outside any
  * transaction; beyond that it is left to the next run.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "catalog/pg_type.h"

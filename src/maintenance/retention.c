@@ -36,6 +36,8 @@
  * Errors of one table are caught (subtransaction), reported in the detail of
  * the rows concerned, and the run goes on.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "access/xact.h"

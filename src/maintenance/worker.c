@@ -52,6 +52,8 @@
  * occurrence; an interval job runs when the worker starts and then every
  * interval after the start of its previous run.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "access/xact.h"

@@ -36,7 +36,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -99,8 +98,6 @@ static HTAB *model_cache = NULL;
 static Oid	models_relid = InvalidOid;
 static uint64 cache_generation = 1;
 static bool learning_update = false;
-static pg_prng_state model_prng;
-static bool model_prng_seeded = false;
 
 static const ModelOps *const all_ops[] = {
 	&kaireon_scorecard_ops, &kaireon_bayesian_ops, &kaireon_logistic_ops,
@@ -117,19 +114,6 @@ kaireon_model_ops(const char *type_name)
 		if (strcmp(all_ops[i]->type_name, type_name) == 0)
 			return all_ops[i];
 	return NULL;
-}
-
-/* Uniform [0, 1) numbers for bandits, seeded from a strong source unless set. */
-double
-model_random(void)
-{
-	if (!model_prng_seeded)
-	{
-		if (!pg_prng_strong_seed(&model_prng))
-			pg_prng_seed(&model_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
-		model_prng_seeded = true;
-	}
-	return pg_prng_double(&model_prng);
 }
 
 /* Relcache callback: any change of algorithm_models marks every cached model to check. */
@@ -870,8 +854,7 @@ kaireon_model_features_sql(PG_FUNCTION_ARGS)
 Datum
 kaireon_set_model_seed(PG_FUNCTION_ARGS)
 {
-	pg_prng_seed(&model_prng, (uint64) PG_GETARG_INT64(0));
-	model_prng_seeded = true;
+	model_random_seed((uint64) PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
 }
 

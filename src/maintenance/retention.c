@@ -5,12 +5,13 @@
  *	  older than the class's cutoff unless a legal hold applies
  *	  (docs/retention.md); then create the coming partitions (partitions.c).
  *
- * Work comes in bounded batches, and the run context (maintenance.h, jobs.c) decides what
- * happens between two batches: nothing in the caller's transaction
- * (run_retention), a commit in a procedure (run_retention_batched) or in the
- * worker, with a pause of kaireon.retention_batch_delay after each batch
- * that removed rows.  Every delete is a predicate on the cutoff, so a run
- * that stops half way (crash, SIGTERM, error) is resumed by running again.
+ * Work comes in bounded batches, and the run context (maintenance.h,
+ * jobs.c) decides what happens between two batches: nothing in the caller's
+ * transaction (run_retention), a commit in a procedure
+ * (run_retention_batched) or in the worker, with a pause of
+ * kaireon.retention_batch_delay after each batch that removed rows.  Every
+ * delete is a predicate on the cutoff, so a run that stops half way (crash,
+ * SIGTERM, error) is resumed by running again.
  *
  * How each table is purged:
  *	- interaction_history: a monthly partition whose every tenant has a

@@ -7,11 +7,19 @@
  */
 #include "postgres.h"
 
+#include "util/json.h"
+
 #include "fmgr.h"
 #include "utils/builtins.h"
 
 #include "kaireon.h"
 #include "arbitration/arbitration.h"
+#include "audit/audit.h"
+#include "maintenance/maintenance.h"
+#include "scoring/scoring.h"
+#include "security/governance.h"
+#include "security/secrets.h"
+#include "security/session.h"
 
 PG_MODULE_MAGIC;
 
@@ -32,6 +40,9 @@ _PG_init(void)
 	kaireon_governance_init();
 	kaireon_arbitration_init();
 	kaireon_jobs_init();
+	kaireon_partitions_init();
+	kaireon_retention_init();
+	kaireon_catalogue_init();
 	kaireon_worker_init();
 	/* last: reserving the prefix drops placeholders of settings not defined by now */
 	kaireon_session_reserve_prefix();

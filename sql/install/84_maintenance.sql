@@ -23,7 +23,7 @@ COMMENT ON FUNCTION kaireon.reset_volume_counters() IS
     'Starts the new period of every volume constraint whose reset_at has passed: current_count 0, reset_at the end of the current period (UTC). recommend does the same lazily when it next counts; returns the constraints reset.';
 
 -- The jobs, their schedule settings and what each does: the one list the documentation and
--- the workers follow (src/maintenance/worker.c has the same names).
+-- the workers follow (src/maintenance/catalogue.c has the same names).
 CREATE FUNCTION kaireon.maintenance_jobs()
     RETURNS TABLE (job text, schedule_setting text, schedule text, does text)
     LANGUAGE sql STABLE

@@ -1,11 +1,12 @@
 /*
- * audit.h
- *	  The audit hash chain shared by its four modules: audit.c (capture
- *	  triggers and the guards of kaireon.audit_logs and audit_chain_heads),
- *	  audit_chain.c (canonical form, hashing, appending under the chain lock),
- *	  audit_verify.c (verification and retention of a chain) and
- *	  audit_digest.c (signed digests of a chain's end).  The format is documented in
- *	  docs/audit.md; keep the two in step.
+ * audit/audit.h
+ *	  The audit hash chain shared by its modules, bottom-up: chain.c
+ *	  (canonical form, hashing, appending under the chain lock), capture.c
+ *	  (capture triggers and the guards of kaireon.audit_logs and
+ *	  audit_chain_heads), access.c (who may read a chain, its committed end),
+ *	  digest.c (signed digests of a chain's end) and verify.c (verification and
+ *	  retention of a chain).  The format is documented in docs/audit.md; keep
+ *	  the two in step.
  */
 #ifndef KAIREON_AUDIT_H
 #define KAIREON_AUDIT_H
@@ -40,7 +41,8 @@ typedef struct AuditRecord
 	char		integrity_hash[KC_SHA256_HEX_LEN + 1];
 } AuditRecord;
 
-/* audit_chain.c */
+/* chain.c */
+extern void kaireon_audit_init(void);
 extern void kaireon_audit_hash(const AuditRecord *rec, char out[KC_SHA256_HEX_LEN + 1]);
 extern char *kaireon_audit_canonical(const AuditRecord *rec);
 extern void kaireon_audit_append(AuditRecord *rec);
@@ -51,7 +53,7 @@ extern void kaireon_audit_fill_session(AuditRecord *rec);
 extern bool kaireon_audit_pending_head(const char *tenant_id, int64 *last_id, int64 *last_seq,
 									   char *last_hash);
 
-/* A digest of a chain's end (audit_digest.c), as made or as read back. */
+/* A digest of a chain's end (digest.c), as made or as read back. */
 typedef struct AuditDigest
 {
 	const char *tenant_id;		/* NULL: the chain of rows without a tenant */
@@ -62,16 +64,19 @@ typedef struct AuditDigest
 	char		key_id[17];
 } AuditDigest;
 
-/* audit_verify.c */
+/* access.c */
 extern void kaireon_audit_check_chain_access(const char *tenant_id);
 extern void kaireon_audit_require_chain(const char *tenant_id);
 extern void kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq,
 									char *last_hash);
+extern Datum kaireon_audit_arg_text(const char *s, char *nulls, int i);
+extern const char *kaireon_audit_chain_condition(const char *tenant_id);
+extern char *kaireon_audit_chain_name(const char *tenant_id);
 
-/* audit_digest.c */
+/* digest.c */
 extern void kaireon_audit_digest_read(Jsonb *jb, const char *tenant_id, AuditDigest *d);
 
-/* audit.c */
+/* capture.c */
 extern bool kaireon_audit_restore_session(void);
 extern bool kaireon_audit_purging;
 

@@ -12,7 +12,7 @@
  * SET CONSTRAINTS ... IMMEDIATE), so the tenant's chain is locked only while
  * the transaction commits.  The session settings it records (kaireon.user_id,
  * kaireon.request_id) are those in force then.  For each changed row it writes
- * one audit row in the same transaction (audit_chain.c appends it to the
+ * one audit row in the same transaction (chain.c appends it to the
  * tenant's chain): the
  * action (create, update, soft_delete when deleted_at becomes set, restore when
  * it is cleared, delete), the entity, the row before and after as JSON (the
@@ -56,7 +56,6 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
-#include "kaireon.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_audit_capture);
@@ -442,7 +441,7 @@ kaireon_audit_guard(PG_FUNCTION_ARGS)
 /*
  * Trigger of kaireon.audit_chain_heads (BEFORE INSERT OR UPDATE OR DELETE per
  * row, and BEFORE TRUNCATE): only kaireon moves a chain's head, writing the row
- * directly without firing triggers (audit_chain.c).  Everyone else is refused,
+ * directly without firing triggers (chain.c).  Everyone else is refused,
  * but superusers, who restore the heads with the log (and who could switch the
  * trigger off anyway: what verification with a kept digest finds).
  */

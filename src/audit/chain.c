@@ -26,7 +26,7 @@
  * opposite orders can deadlock (one is cancelled by the deadlock detector).
  *
  * Within a transaction the head is read once and then kept in memory, per
- * subtransaction level (audit_chain.c's cache), and the head row is written
+ * subtransaction level (chain.c's cache), and the head row is written
  * once when the transaction commits or prepares (a PRE_COMMIT callback), so a
  * statement changing many rows does not rewrite the head row per row.  The
  * audit row is written directly (table AM and index insertion, as the
@@ -34,7 +34,7 @@
  * complete and valid by construction, and the unique index on (tenant_id,
  * chain_seq) still refuses a second row for one position of a chain.
  *
- * The capture triggers are deferred constraint triggers (audit.c), so all of a
+ * The capture triggers are deferred constraint triggers (capture.c), so all of a
  * transaction's appends happen while it commits and the chain lock is held
  * only from then to the end of the commit.
  *
@@ -49,7 +49,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "common/hashfn.h"
@@ -69,10 +68,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "security/owner.h"
 #include "audit/audit.h"
 
 /* field4 of kaireon's advisory lock tags (user advisory locks use 1 and 2) */
@@ -108,15 +106,8 @@ Oid
 kaireon_audit_switch_to_owner(Oid *save_userid, int *save_sec)
 {
 	Oid			relid = kaireon_audit_relid();
-	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
 
-	if (!HeapTupleIsValid(tp))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-	ReleaseSysCache(tp);
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kaireon_switch_to_owner(relid, save_userid, save_sec);
 	return relid;
 }
 

@@ -24,7 +24,7 @@
  *	 signature		hex HMAC-SHA256 under that key of the canonical text: the
  *					other seven members as one JSON object, keys sorted, no
  *					whitespace, non-ASCII as is, in UTF-8 (the same rules as the
- *					canonical form of an audit row, audit_chain.c)
+ *					canonical form of an audit row, chain.c)
  *
  * The keys are kaireon.audit_digest_keys, created here (32 bytes from
  * pg_strong_random) on the first digest; the newest signs and any verifies.
@@ -50,7 +50,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_audit_digest);
@@ -132,8 +132,8 @@ digest_key_lookup(const char *key_id, uint8 key[DIGEST_KEY_LEN])
 	Datum		value;
 
 	vals[0] = CStringGetTextDatum(key_id);
-	if (SPI_execute_with_args("SELECT key FROM kaireon.audit_digest_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT key FROM kaireon.audit_digest_keys WHERE key_id OPERATOR(pg_catalog.=) $1",
+							   1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit digest keys failed");
 	if (SPI_processed != 1)
 		return false;
@@ -152,8 +152,8 @@ digest_key_current(char key_id[DIGEST_KEY_ID_LEN + 1], uint8 key[DIGEST_KEY_LEN]
 	char		digest_hex[KC_SHA256_HEX_LEN + 1];
 	bytea	   *b;
 
-	if (SPI_execute("SELECT key_id, key FROM kaireon.audit_digest_keys ORDER BY created_at DESC, key_id LIMIT 1",
-					true, 1) != SPI_OK_SELECT)
+	if (kspi_execute("SELECT key_id, key FROM kaireon.audit_digest_keys ORDER BY created_at DESC, key_id LIMIT 1",
+					 true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit digest keys failed");
 	if (SPI_processed == 1)
 	{
@@ -183,8 +183,8 @@ digest_key_current(char key_id[DIGEST_KEY_ID_LEN + 1], uint8 key[DIGEST_KEY_LEN]
 	memcpy(VARDATA(b), key, DIGEST_KEY_LEN);
 	vals[0] = CStringGetTextDatum(key_id);
 	vals[1] = PointerGetDatum(b);
-	if (SPI_execute_with_args("INSERT INTO kaireon.audit_digest_keys (key_id, key) VALUES ($1, $2)",
-							  2, types, vals, NULL, false, 0) != SPI_OK_INSERT)
+	if (kspi_execute_with_args("INSERT INTO kaireon.audit_digest_keys (key_id, key) VALUES ($1, $2)",
+							   2, types, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "storing the audit digest key failed");
 	explicit_bzero(VARDATA(b), DIGEST_KEY_LEN);
 }

@@ -6,7 +6,7 @@
  *
  * Verification walks the chain's rows in id order through the index
  * audit_logs_tenant_id_idx (tenant_id, id), under the statement's snapshot,
- * recomputing each row's hash (audit_chain.c) and checking, in this order:
+ * recomputing each row's hash (chain.c) and checking, in this order:
  *
  *	 hash_mismatch		  the row's fields do not hash to its integrity_hash
  *	 gap				  its chain_seq skips numbers: rows before it are missing
@@ -19,7 +19,7 @@
  * first row of a chain links to 64 zeros, or, after retention removed a prefix,
  * to the hash recorded by the anchor row that retention appended.
  *
- * With a kept digest (audit_digest.c) it also checks that the chain still holds
+ * With a kept digest (digest.c) it also checks that the chain still holds
  * the digest's row: the row with the digest's id, at its chain_seq, with its
  * hash (digest_mismatch when it is gone or differs: a removed tail, a rewritten
  * chain, whatever the head says).  When retention removed the digest's row, the
@@ -28,7 +28,7 @@
  * of its own, not a finding of tampering).  A tenant with neither a row in
  * kaireon.tenants nor a chain is refused (42704), rather than found intact.
  *
- * Purging takes the chain's append lock (audit_chain.c), verifies the prefix it
+ * Purging takes the chain's append lock (chain.c), verifies the prefix it
  * is about to remove (a broken chain is kept as evidence), deletes it and
  * appends an anchor row naming the last removed row's id, sequence number and
  * hash.  The guard trigger of audit_logs lets a DELETE through only while
@@ -58,7 +58,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_verify_audit_chain);
@@ -99,36 +99,6 @@ typedef struct ChainHead
 	char	   *last_hash;
 } ChainHead;
 
-/* Raise 42501 unless the caller may see the chain (a tenant's, or the tenant-less one). */
-void
-kaireon_audit_check_chain_access(const char *tenant_id)
-{
-	Oid			caller = GetOuterUserId();
-
-	if (tenant_id != NULL)
-		kaireon_check_tenant_access(tenant_id);
-	else if (!superuser_arg(caller) && !has_bypassrls_privilege(caller))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for the audit chain of rows without a tenant"),
-				 errhint("Only superusers and BYPASSRLS roles may read it.")));
-}
-
-/* A text datum, or NULL, for SPI arguments. */
-static Datum
-arg_text(const char *s, char *nulls, int i)
-{
-	nulls[i] = s == NULL ? 'n' : ' ';
-	return s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
-}
-
-/* The condition selecting one chain in SPI queries ($1 is the tenant id). */
-static const char *
-chain_condition(const char *tenant_id)
-{
-	return tenant_id != NULL ? "tenant_id OPERATOR(pg_catalog.=) $1" : "tenant_id IS NULL AND $1 IS NULL";
-}
-
 /* Read a chain's head under the current snapshot (or as this transaction moved it). */
 static ChainHead
 read_head(const char *tenant_id)
@@ -138,7 +108,7 @@ read_head(const char *tenant_id)
 	Datum		vals[1];
 	char		nulls[1];
 	char	   *sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
-							   chain_condition(tenant_id));
+							   kaireon_audit_chain_condition(tenant_id));
 	bool		isnull;
 
 	/* this transaction's own appends move the head row only at commit */
@@ -148,8 +118,8 @@ read_head(const char *tenant_id)
 		head.found = true;
 		return head;
 	}
-	vals[0] = arg_text(tenant_id, nulls, 0);
-	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
+	if (kspi_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit chain head failed");
 	if (SPI_processed == 1)
 	{
@@ -191,10 +161,10 @@ start_link(const char *tenant_id, int64 first_seq, char *prev_out, int64 *remove
 				   " FROM kaireon.audit_logs WHERE %s AND action OPERATOR(pg_catalog.=) 'anchor'"
 				   " AND after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_seq'"
 				   " OPERATOR(pg_catalog.=) $2 ORDER BY id DESC LIMIT 1",
-				   chain_condition(tenant_id));
-	vals[0] = arg_text(tenant_id, nulls, 0);
+				   kaireon_audit_chain_condition(tenant_id));
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = CStringGetTextDatum(psprintf(INT64_FORMAT, first_seq - 1));
-	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the audit chain anchor failed");
 	if (SPI_processed != 1)
 		return false;
@@ -217,13 +187,13 @@ predecessor(const char *tenant_id, int64 from_id, int64 *id, int64 *seq, char *h
 	char		nulls[2] = {' ', ' '};
 	char	   *sql = psprintf("SELECT chain_seq, integrity_hash, id FROM kaireon.audit_logs WHERE %s"
 							   " AND id OPERATOR(pg_catalog.<) $2 ORDER BY id DESC LIMIT 1",
-							   chain_condition(tenant_id));
+							   kaireon_audit_chain_condition(tenant_id));
 	char	   *hash;
 	bool		isnull;
 
-	vals[0] = arg_text(tenant_id, nulls, 0);
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = Int64GetDatum(from_id);
-	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "looking up the audit row before id " INT64_FORMAT " failed", from_id);
 	if (SPI_processed != 1)
 		return false;
@@ -242,12 +212,12 @@ count_rows(const char *tenant_id, int64 from_id)
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
 	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM kaireon.audit_logs WHERE %s"
-							   " AND id OPERATOR(pg_catalog.>=) $2", chain_condition(tenant_id));
+							   " AND id OPERATOR(pg_catalog.>=) $2", kaireon_audit_chain_condition(tenant_id));
 	bool		isnull;
 
-	vals[0] = arg_text(tenant_id, nulls, 0);
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = Int64GetDatum(from_id);
-	if (SPI_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "counting audit rows failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -520,98 +490,6 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 	res->total = res->intact && reached_end ? res->scanned : count_rows(tenant_id, from_id);
 }
 
-/* The chain's name in messages: tenant "x", or the rows without a tenant. */
-static char *
-chain_name(const char *tenant_id)
-{
-	return tenant_id ? psprintf("tenant \"%s\"", tenant_id) : pstrdup("rows without a tenant");
-}
-
-/*
- * Raise 42704 for a tenant with neither a row in kaireon.tenants nor an audit
- * chain (a deleted tenant keeps its chain, which still verifies).  Inside SPI,
- * as the owner of the log.
- */
-void
-kaireon_audit_require_chain(const char *tenant_id)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1];
-	bool		isnull;
-
-	if (tenant_id == NULL)
-		return;
-	vals[0] = CStringGetTextDatum(tenant_id);
-	if (SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id OPERATOR(pg_catalog.=) $1)"
-							  " OR EXISTS (SELECT 1 FROM kaireon.audit_chain_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1)"
-							  " OR EXISTS (SELECT 1 FROM kaireon.audit_logs WHERE tenant_id OPERATOR(pg_catalog.=) $1)",
-							  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "looking up tenant \"%s\" failed", tenant_id);
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("tenant \"%s\" does not exist and has no audit chain", tenant_id),
-				 errhint("Pass the id of a row of kaireon.tenants (a deleted tenant's chain stays and can be verified).")));
-}
-
-/*
- * The committed end of a chain for a digest: its head, after checking that the
- * chain's last row is the row the head names (XX001 otherwise, 55000 for a
- * chain without rows).  Inside SPI, as the owner of the log.
- */
-void
-kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq, char *last_hash)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1];
-	char		nulls[1];
-	char	   *sql;
-	bool		isnull;
-	bool		have_head;
-	int64		head_id = 0;
-	int64		head_seq = 0;
-	char	   *head_hash = NULL;
-	char	   *row_hash;
-
-	vals[0] = arg_text(tenant_id, nulls, 0);
-	sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
-				   chain_condition(tenant_id));
-	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading the audit chain head failed");
-	have_head = SPI_processed == 1;
-	if (have_head)
-	{
-		head_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		head_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		head_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	}
-	sql = psprintf("SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE %s ORDER BY id DESC LIMIT 1",
-				   chain_condition(tenant_id));
-	if (SPI_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading the audit chain's last row failed");
-	if (SPI_processed == 0 && !have_head)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the audit chain of %s has no rows yet", chain_name(tenant_id)),
-				 errhint("A digest names a chain's last row; take one after the first audited change.")));
-	if (SPI_processed == 1)
-	{
-		*last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		*last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		row_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	}
-	else
-		row_hash = NULL;
-	if (!have_head || row_hash == NULL || head_hash == NULL || *last_id != head_id ||
-		*last_seq != head_seq || strcmp(row_hash, head_hash) != 0 || strlen(row_hash) != KC_SHA256_HEX_LEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("the audit chain of %s does not end where its head says; no digest was made",
-						chain_name(tenant_id)),
-				 errhint("Investigate with kaireon.verify_audit_chain (and a digest kept before, if any).")));
-	strcpy(last_hash, row_hash);
-}
-
 /*
  * kaireon.verify_audit_chain(tenant_id, from_id, max_rows, digest): recompute a
  * chain and report (intact, verified, total, scanned, broken_at_id,
@@ -706,9 +584,9 @@ under_legal_hold(const char *tenant_id)
 	if (tenant_id == NULL)
 		return false;
 	vals[0] = CStringGetTextDatum(tenant_id);
-	if (SPI_execute_with_args("SELECT 1 FROM kaireon.retention_configs WHERE tenant_id OPERATOR(pg_catalog.=) $1"
-							  " AND data_class OPERATOR(pg_catalog.=) 'audit' AND legal_hold",
-							  1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT 1 FROM kaireon.retention_configs WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+							   " AND data_class OPERATOR(pg_catalog.=) 'audit' AND legal_hold",
+							   1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the retention configuration failed");
 	return SPI_processed > 0;
 }
@@ -768,11 +646,11 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 				   " FROM (SELECT * FROM kaireon.audit_logs WHERE %s ORDER BY id LIMIT $3) s)"
 				   " SELECT id, chain_seq, integrity_hash, pg_catalog.count(*) OVER ()"
 				   " FROM prefix WHERE old ORDER BY id DESC LIMIT 1",
-				   chain_condition(tenant_id));
-	vals[0] = arg_text(tenant_id, nulls, 0);
+				   kaireon_audit_chain_condition(tenant_id));
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = TimestampTzGetDatum(older_than);
 	vals[2] = Int64GetDatum(max_rows);
-	if (SPI_execute_with_args(sql, 3, types, vals, nulls, false, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args(sql, 3, types, vals, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "finding the audit rows to remove failed");
 	if (SPI_processed == 0)
 	{
@@ -791,17 +669,17 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the audit chain of %s is broken at id " INT64_FORMAT " (%s); nothing was removed",
-						chain_name(tenant_id), res.broken_at, res.reason),
+						kaireon_audit_chain_name(tenant_id), res.broken_at, res.reason),
 				 errhint("Investigate with kaireon.verify_audit_chain; retention keeps a broken chain.")));
 
 	sql = psprintf("DELETE FROM kaireon.audit_logs WHERE %s AND id OPERATOR(pg_catalog.<=) $2",
-				   chain_condition(tenant_id));
+				   kaireon_audit_chain_condition(tenant_id));
 	types[1] = INT8OID;
 	vals[1] = Int64GetDatum(last_id);
 	kaireon_audit_purging = true;
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(sql, 2, types, vals, nulls, false, 0) != SPI_OK_DELETE ||
+		if (kspi_execute_with_args(sql, 2, types, vals, nulls, false, 0) != SPI_OK_DELETE ||
 			(int64) SPI_processed != removed)
 			elog(ERROR, "removing " INT64_FORMAT " audit rows removed " UINT64_FORMAT,
 				 removed, SPI_processed);

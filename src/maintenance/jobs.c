@@ -1,10 +1,12 @@
 /*
- * jobs.c
- *	  The maintenance jobs (docs/workers.md), the context they run in, their
- *	  run history, and kaireon.run_maintenance / run_maintenance_batched.
+ * maintenance/jobs.c
+ *	  The job framework (docs/workers.md): the context a maintenance job runs
+ *	  in, its batches and subtransactions, its locks, its run history, and
+ *	  kjob_run, which runs one job.  The jobs themselves are listed in
+ *	  catalogue.c; retention.c and partitions.c hold the long ones.
  *
  * A job body does its work in batches and calls kjob_boundary() between
- * two of them.  What the boundary does depends on who runs the job (maint.h):
+ * two of them.  What the boundary does depends on who runs the job (maintenance.h):
  * nothing in a caller's transaction (SQL functions), SPI_commit() in a CALLed
  * procedure, commit and a new transaction in the background worker; after a
  * batch that changed rows it may also pause kaireon.retention_batch_delay, so
@@ -37,6 +39,8 @@
  * The worker also holds (KJOB_LOCK_KEY, 0) for its whole life: one worker per
  * database (kjob_lock_database).
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "access/xact.h"
@@ -58,80 +62,20 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
 #include "maintenance/maintenance.h"
 
-PG_FUNCTION_INFO_V1(kaireon_run_maintenance);
-PG_FUNCTION_INFO_V1(kaireon_run_maintenance_batched);
+static int	kaireon_retention_batch_delay = 50;
+static int	kaireon_run_history_size = 100;
 
-int			kaireon_retention_batch_size = 5000;
-int			kaireon_retention_batch_delay = 50;
-int			kaireon_retention_lock_timeout = 100;
-int			kaireon_retention_partition_action = KRET_PARTITION_DROP;
-int			kaireon_retention_decision_lock_days = 100;
-int			kaireon_retention_idempotency_days = 30;
-int			kaireon_partition_months_ahead = 3;
-int			kaireon_outbox_batch_size = 100;
-int			kaireon_summary_slice = 1440;
-int			kaireon_run_history_size = 100;
-static int	kaireon_outbox_retry_base = 1000;
-static int	kaireon_outbox_retry_max = 3600000;
-
-static const struct config_enum_entry partition_actions[] = {
-	{"drop", KRET_PARTITION_DROP, false},
-	{"detach", KRET_PARTITION_DETACH, false},
-	{NULL, 0, false}
-};
-
-/* Register the settings of the jobs (before the kaireon. prefix is reserved). */
+/* Register the settings of the job framework (before the kaireon. prefix is reserved). */
 void
 kaireon_jobs_init(void)
 {
-	DefineCustomIntVariable("kaireon.retention_batch_size",
-							"Rows retention removes per batch (each batch is one short transaction in the worker).",
-							NULL, &kaireon_retention_batch_size, 5000, 100, 1000000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kaireon.retention_batch_delay",
 							"Pause after each retention batch that removed rows (worker and procedures only).",
 							NULL, &kaireon_retention_batch_delay, 50, 0, 60000,
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.retention_lock_timeout",
-							"Longest wait for the locks of a partition retention drops, or of partition creation.",
-							"Beyond it the step is retried a few times, then left to the next run.",
-							&kaireon_retention_lock_timeout, 100, 1, 60000,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomEnumVariable("kaireon.retention_partition_action",
-							 "What retention does with a monthly partition of interaction_history every tenant has passed: drop or detach.",
-							 NULL, &kaireon_retention_partition_action, KRET_PARTITION_DROP, partition_actions,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.retention_decision_lock_days",
-							"Days after a customer's last recorded decision before retention removes its decision_locks row.",
-							NULL, &kaireon_retention_decision_lock_days, 100, 1, 36500,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.retention_idempotency_days",
-							"Days retention keeps the idempotency keys of kaireon.respond.",
-							NULL, &kaireon_retention_idempotency_days, 30, 1, 36500,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.partition_months_ahead",
-							"Months of interaction_history partitions created ahead of the current one.",
-							NULL, &kaireon_partition_months_ahead, 3, 0, 120,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.outbox_batch_size",
-							"Outbox events published per transaction by the outbox job.",
-							NULL, &kaireon_outbox_batch_size, 100, 1, 10000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.outbox_retry_base",
-							"Wait before the first retry of a failed outbox delivery; doubled for each further retry.",
-							NULL, &kaireon_outbox_retry_base, 1000, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.outbox_retry_max",
-							"Longest wait between two retries of a failed outbox delivery.",
-							NULL, &kaireon_outbox_retry_max, 3600000, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("kaireon.summary_slice",
-							"Creation time of history one summary rollup step adds per definition (one transaction in the worker).",
-							NULL, &kaireon_summary_slice, 1440, 1, 525600,
-							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("kaireon.run_history_size",
 							"Rows of kaireon.maintenance_runs kept per job.",
 							NULL, &kaireon_run_history_size, 100, 1, 100000,
@@ -169,7 +113,7 @@ kjob_lock_tag(LOCKTAG *tag, int key2)
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) KJOB_LOCK_KEY, (uint32) key2, 2);
 }
 
-/* The job whose session lock this process holds (index in kaireon_jobs), -1 if none. */
+/* The number of the job whose session lock this process holds, -1 if none. */
 static int	held_job_lock = -1;
 
 /* Error context while waiting for a job's lock. */
@@ -189,7 +133,7 @@ static bool
 kjob_lock_job(KJobCtx *ctx, const KJobDef *job)
 {
 	LOCKTAG		tag;
-	int			idx = (int) (job - kaireon_jobs);
+	int			idx = job->number;
 
 	ErrorContextCallback errcb;
 	LockAcquireResult res;
@@ -279,8 +223,12 @@ kjob_boundary(KJobCtx *ctx, bool pause)
 				CHECK_FOR_INTERRUPTS();
 			if (!PostmasterIsAlive())
 				proc_exit(1);
-			if (kaireon_worker_reload_pending())
+			/* only the worker runs KJOB_WORKER: its SIGHUP flag is ours to read */
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
 				ProcessConfigFile(PGC_SIGHUP);
+			}
 			SetCurrentStatementStartTimestamp();
 			StartTransactionCommand();
 			if (SPI_connect() != SPI_OK_CONNECT)
@@ -338,11 +286,9 @@ kjob_try(KJobCtx *ctx, KStepFn fn, void *arg, char **errmsg, int *sqlerrcode)
 int64
 kjob_exec_int(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	int			rc = kspi_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 	int64		v = 0;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc < 0)
 		elog(ERROR, "kaireon: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 	if (SPI_tuptable != NULL && SPI_processed > 0)
@@ -361,237 +307,6 @@ void
 kjob_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
 	(void) kjob_exec_int(sql, nargs, types, values, nulls);
-}
-
-/* A statement of a job body (kjob_try): its first row's int8 columns (at most 3). */
-typedef struct JobSql
-{
-	const char *sql;
-	int			nargs;
-	Oid		   *types;
-	Datum	   *values;
-	int64		out[3];
-} JobSql;
-
-/* kjob_try body of job_sql. */
-static void
-job_sql_body(void *arg)
-{
-	JobSql	   *q = (JobSql *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(q->sql, q->nargs, q->types, q->values, NULL, false, 0);
-
-	MemoryContextSwitchTo(cxt);
-	if (rc < 0)
-		elog(ERROR, "kaireon: \"%s\" failed: %s", q->sql, SPI_result_code_string(rc));
-	memset(q->out, 0, sizeof(q->out));
-	if (SPI_tuptable != NULL && SPI_processed > 0)
-		for (int i = 0; i < Min(SPI_tuptable->tupdesc->natts, 3); i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
-
-			if (!isnull)
-				q->out[i] = DatumGetInt64(d);
-		}
-}
-
-/*
- * Run one statement of a job in a subtransaction; on error record it in the
- * job's detail ("error") and return false.  out gets the int8 columns of the
- * first row.
- */
-static bool
-job_sql(KJobCtx *ctx, json_t *detail, int64 *out, const char *sql, int nargs, Oid *types, Datum *values)
-{
-	JobSql		q = {sql, nargs, types, values, {0, 0, 0}};
-	char	   *msg = NULL;
-
-	if (!kjob_try(ctx, job_sql_body, &q, &msg, NULL))
-	{
-		json_object_set_new(detail, "error", json_string(msg));
-		return false;
-	}
-	if (out)
-		memcpy(out, q.out, sizeof(q.out));
-	return true;
-}
-
-/* Whether a job has run long enough in one go (the worker comes back for the rest). */
-static bool
-job_long(KJobCtx *ctx, TimestampTz started, int seconds)
-{
-	return ctx->mode != KJOB_ATOMIC &&
-		TimestampDifferenceExceeds(started, GetCurrentTimestamp(), seconds * 1000);
-}
-
-/* retention: every data class of every tenant, then the coming partitions. */
-static void
-job_retention(KJobCtx *ctx, json_t *detail)
-{
-	ctx->report = kaireon_retention(ctx, ctx->dry_run, ctx->classes, &ctx->nreport, detail);
-	if (json_array_size(json_object_get(detail, "errors")) > 0)
-		json_object_set_new(detail, "error", json_string("some tables could not be purged (see errors)"));
-}
-
-/* suppressions: retention of the suppressions class (expired suppressions). */
-static void
-job_suppressions(KJobCtx *ctx, json_t *detail)
-{
-	ctx->report = kaireon_retention(ctx, false, list_make1("suppressions"), &ctx->nreport, detail);
-	if (json_integer_value(json_object_get(detail, "rowsDeleted")) == 0 &&
-		json_array_size(json_object_get(detail, "errors")) == 0)
-		json_object_set_new(detail, "idle", json_true());
-	if (json_array_size(json_object_get(detail, "errors")) > 0)
-		json_object_set_new(detail, "error", json_string("some suppressions could not be removed (see errors)"));
-}
-
-/* partitions: the coming months' partitions of interaction_history. */
-static void
-job_partitions(KJobCtx *ctx, json_t *detail)
-{
-	char	   *err = NULL;
-	json_t	   *created = kaireon_create_partitions(ctx, &err);
-
-	if (created == NULL)
-		json_object_set_new(detail, "error", json_string(err));
-	else
-		json_object_set_new(detail, "created", created);
-}
-
-/* outbox: publish due events, one transaction per batch, until none is left. */
-static void
-job_outbox(KJobCtx *ctx, json_t *detail)
-{
-	TimestampTz started = GetCurrentTimestamp();
-	int64		total = 0;
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(kaireon_outbox_batch_size)};
-	int64		out[3];
-
-	for (int i = 0; i < 1000; i++)
-	{
-		if (!job_sql(ctx, detail, out, "SELECT kaireon.publish_outbox($1)::bigint", 1, types, values))
-			break;
-		total += out[0];
-		kjob_boundary(ctx, false);	/* commit: the notifications go out */
-		if (out[0] < kaireon_outbox_batch_size || job_long(ctx, started, 10))
-			break;
-	}
-	json_object_set_new(detail, "events", json_integer(total));
-	if (total == 0)
-		json_object_set_new(detail, "idle", json_true());
-}
-
-/* summaries: roll up new history (one slice per transaction) until caught up, then metrics. */
-static void
-job_summaries(KJobCtx *ctx, json_t *detail)
-{
-	TimestampTz started = GetCurrentTimestamp();
-	int64		rows = 0;
-	int64		out[3];
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(kaireon_summary_slice)};
-	bool		caught_up = false;
-
-	for (int i = 0; i < 100000 && !caught_up; i++)
-	{
-		if (!job_sql(ctx, detail, out,
-					 "SELECT count(*) FILTER (WHERE NOT caught_up), coalesce(sum(rows_read), 0)::bigint, count(*) "
-					 "  FROM kaireon.rollup_summaries(NULL, make_interval(mins => $1))", 1, types, values))
-			return;
-		rows += out[1];
-		caught_up = out[0] == 0;
-		json_object_set_new(detail, "definitions", json_integer(out[2]));
-		json_object_set_new(detail, "rowsSummarised", json_integer(rows));
-		kjob_history_progress(ctx, detail);
-		kjob_boundary(ctx, out[1] > 0);
-		if (job_long(ctx, started, 60))
-			break;
-	}
-	json_object_set_new(detail, "caughtUp", json_boolean(caught_up));
-	if (!job_sql(ctx, detail, out,
-				 "SELECT count(*), count(*) FILTER (WHERE status <> 'computed'), coalesce(sum(customers), 0)::bigint "
-				 "  FROM kaireon.compute_metrics()", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "metrics", json_integer(out[0]));
-	json_object_set_new(detail, "metricErrors", json_integer(out[1]));
-	json_object_set_new(detail, "metricValues", json_integer(out[2]));
-	kjob_boundary(ctx, false);
-}
-
-/* volume_reset: start the new period of the volume constraints whose period ended. */
-static void
-job_volume_reset(KJobCtx *ctx, json_t *detail)
-{
-	int64		out[3];
-
-	if (!job_sql(ctx, detail, out, "SELECT kaireon.reset_volume_counters()::bigint", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "reset", json_integer(out[0]));
-	if (out[0] == 0)
-		json_object_set_new(detail, "idle", json_true());
-	kjob_boundary(ctx, false);
-}
-
-/* scores: customer engagement health and CLV / RFM. */
-static void
-job_scores(KJobCtx *ctx, json_t *detail)
-{
-	int64		out[3];
-
-	if (!job_sql(ctx, detail, out,
-				 "SELECT coalesce(sum(customers), 0)::bigint, coalesce(sum(removed), 0)::bigint "
-				 "  FROM kaireon.compute_engagement_health()", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "engagementScored", json_integer(out[0]));
-	json_object_set_new(detail, "engagementRemoved", json_integer(out[1]));
-	kjob_boundary(ctx, out[0] > 0);
-	if (!job_sql(ctx, detail, out,
-				 "SELECT coalesce(sum(customers), 0)::bigint, coalesce(sum(removed), 0)::bigint "
-				 "  FROM kaireon.compute_customer_clv()", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "clvScored", json_integer(out[0]));
-	json_object_set_new(detail, "clvRemoved", json_integer(out[1]));
-	kjob_boundary(ctx, false);
-}
-
-/* dual_prices: kaireon.update_dual_prices(), the real-time dual price step of arbitration. */
-static void
-job_dual_prices(KJobCtx *ctx, json_t *detail)
-{
-	int64		out[3];
-
-	/* one row per constraint whose price it updated */
-	if (!job_sql(ctx, detail, out, "SELECT count(*) FROM kaireon.update_dual_prices()", 0, NULL, NULL))
-		return;
-	json_object_set_new(detail, "constraints", json_integer(out[0]));
-	if (out[0] == 0)
-		json_object_set_new(detail, "idle", json_true());
-	kjob_boundary(ctx, false);
-}
-
-/* The jobs, in the order run_maintenance runs them (kaireon.maintenance_jobs() lists them too). */
-const KJobDef kaireon_jobs[] = {
-	{"retention", "kaireon.retention_schedule", true, job_retention},
-	{"partitions", "kaireon.partition_schedule", true, job_partitions},
-	{"outbox", "kaireon.outbox_schedule", false, job_outbox},
-	{"summaries", "kaireon.summary_schedule", true, job_summaries},
-	{"volume_reset", "kaireon.volume_reset_schedule", false, job_volume_reset},
-	{"suppressions", "kaireon.suppression_schedule", false, job_suppressions},
-	{"scores", "kaireon.score_schedule", true, job_scores},
-	{"dual_prices", "kaireon.dual_price_schedule", false, job_dual_prices},
-};
-const int	kaireon_njobs = lengthof(kaireon_jobs);
-
-/* A job by name, or NULL. */
-const KJobDef *
-kjob_find(const char *name)
-{
-	for (int i = 0; i < kaireon_njobs; i++)
-		if (strcmp(kaireon_jobs[i].name, name) == 0)
-			return &kaireon_jobs[i];
-	return NULL;
 }
 
 /* Update a running job's history row with its progress (worker and procedures). */
@@ -648,6 +363,27 @@ history_end(KJobCtx *ctx, const KJobDef *job, const char *status, json_t *detail
 }
 
 /*
+ * Mark a run still 'running' failed, with the error, in a transaction of its
+ * own (the caller has none open: the worker's error path, procedure_failed).
+ */
+void
+kjob_mark_failed(int64 run_id, const char *message)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(run_id), CStringGetTextDatum(message)};
+
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
+			  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/*
  * In a procedure, an error escaped a job whose history row was committed as
  * 'running': roll the transaction back, release the job's lock, mark the row
  * failed with the error in a transaction of its own, and re-throw the error.
@@ -682,22 +418,9 @@ procedure_failed(KJobCtx *ctx)
 	MemoryContextSwitchTo(ctx->mcxt);
 	PG_TRY();
 	{
-		StartTransactionCommand();
 		if (ctx->run_id != 0)
-		{
-			Oid			types[2] = {INT8OID, TEXTOID};
-			Datum		values[2] = {Int64GetDatum(ctx->run_id), CStringGetTextDatum(edata->message)};
-
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "kaireon: SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
-					  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
-			SPI_finish();
-			PopActiveSnapshot();
-			CommitTransactionCommand();
-			StartTransactionCommand();
-		}
+			kjob_mark_failed(ctx->run_id, edata->message);
+		StartTransactionCommand();
 	}
 	PG_CATCH();
 	{
@@ -719,7 +442,7 @@ procedure_failed(KJobCtx *ctx)
 static const char *
 job_skipped(KJobCtx *ctx, const KJobDef *job, json_t *detail, TimestampTz started)
 {
-	int			holder = kjob_lock_holder((int) (job - kaireon_jobs) + 1);
+	int			holder = kjob_lock_holder(job->number + 1);
 
 	json_object_set_new(detail, "skipped", json_string("running elsewhere"));
 	if (holder != 0)
@@ -790,133 +513,4 @@ kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail_out, char **error)
 	kjob_release_lock();
 	MemoryContextSwitchTo(old);
 	return status;
-}
-
-/* The jobs argument of run_maintenance: a list of job definitions (all when NULL). */
-static List *
-jobs_arg(FunctionCallInfo fcinfo)
-{
-	List	   *out = NIL;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	if (PG_ARGISNULL(0))
-	{
-		for (int i = 0; i < kaireon_njobs; i++)
-			out = lappend(out, (void *) &kaireon_jobs[i]);
-		return out;
-	}
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("jobs must not be empty"),
-				 errhint("Pass NULL for every job.")));
-	/* in the order of kaireon.maintenance_jobs(), whatever the order given */
-	for (int i = 0; i < n; i++)
-	{
-		char	   *name = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
-
-		if (name == NULL || kjob_find(name) == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown maintenance job \"%s\"", name ? name : "null"),
-					 errhint("Jobs: retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices.")));
-	}
-	for (int j = 0; j < kaireon_njobs; j++)
-		for (int i = 0; i < n; i++)
-			if (strcmp(TextDatumGetCString(elems[i]), kaireon_jobs[j].name) == 0)
-			{
-				out = lappend(out, (void *) &kaireon_jobs[j]);
-				break;
-			}
-	return out;
-}
-
-/*
- * kaireon.run_maintenance(jobs): every job once, in the caller's transaction;
- * one row per job (job, status, started_at, finished_at, detail, error).
- */
-Datum
-kaireon_run_maintenance(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	List	   *jobs;
-	ListCell   *lc;
-	KJobCtx		ctx = {0};
-
-	kjob_require_maintainer("kaireon.run_maintenance");
-	jobs = jobs_arg(fcinfo);
-	InitMaterializedSRF(fcinfo, 0);
-	ctx.mode = KJOB_ATOMIC;
-	ctx.mcxt = CurrentMemoryContext;
-	ctx.source = "function";
-	ctx.trigger = "manual";
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kaireon: SPI_connect failed");
-	foreach(lc, jobs)
-	{
-		const KJobDef *job = (const KJobDef *) lfirst(lc);
-		TimestampTz started = GetCurrentTimestamp();
-		json_t	   *detail;
-		char	   *error;
-		const char *status = kjob_run(&ctx, job, &detail, &error);
-		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, error == NULL};
-
-		values[0] = CStringGetTextDatum(job->name);
-		values[1] = CStringGetTextDatum(status);
-		values[2] = TimestampTzGetDatum(started);
-		values[3] = TimestampTzGetDatum(GetCurrentTimestamp());
-		values[4] = PointerGetDatum(kj_to_jsonb(detail));
-		if (error)
-			values[5] = CStringGetTextDatum(error);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	SPI_finish();
-	return (Datum) 0;
-}
-
-/* CALL kaireon.run_maintenance_batched(jobs): every job once, committing as it goes. */
-Datum
-kaireon_run_maintenance_batched(PG_FUNCTION_ARGS)
-{
-	bool		atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
-						   !castNode(CallContext, fcinfo->context)->atomic);
-	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext run_cxt;
-	List	   *jobs;
-	ListCell   *lc;
-	KJobCtx		ctx = {0};
-
-	kjob_require_maintainer("kaireon.run_maintenance_batched");
-	/* the job list outlasts the commits; each job's own allocations go with it */
-	run_cxt = AllocSetContextCreate(atomic ? CurrentMemoryContext : PortalContext,
-									"kaireon maintenance run", ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(run_cxt);
-	jobs = jobs_arg(fcinfo);
-	ctx.mode = atomic ? KJOB_ATOMIC : KJOB_PROCEDURE;
-	ctx.mcxt = AllocSetContextCreate(run_cxt, "kaireon maintenance job", ALLOCSET_DEFAULT_SIZES);
-	ctx.source = "procedure";
-	ctx.trigger = "manual";
-	if (SPI_connect_ext(atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
-		elog(ERROR, "kaireon: SPI_connect failed");
-	foreach(lc, jobs)
-	{
-		const KJobDef *job = (const KJobDef *) lfirst(lc);
-		json_t	   *detail;
-		char	   *error;
-		const char *status = kjob_run(&ctx, job, &detail, &error);
-
-		if (strcmp(status, "succeeded") != 0)
-			ereport(WARNING,
-					(errmsg("kaireon maintenance job %s %s: %s", job->name, status, error ? error : ""),
-					 errhint("See kaireon.maintenance_runs.")));
-		MemoryContextReset(ctx.mcxt);
-	}
-	SPI_finish();
-	MemoryContextSwitchTo(caller);
-	MemoryContextDelete(run_cxt);
-	PG_RETURN_VOID();
 }

@@ -4,7 +4,9 @@
  *	  resets, suppressions, scores, dual prices) and the context they run in:
  *	  a caller's transaction (SQL functions), a procedure that commits between
  *	  batches, or a background worker that runs its own transactions.  Shared
- *	  by jobs.c, retention.c and worker.c; see docs/workers.md.
+ *	  by the files of maintenance/, layered bottom-up: jobs.c (the framework)
+ *	  < partitions.c < retention.c < catalogue.c (the list of jobs) <
+ *	  worker.c; see docs/workers.md.
  */
 #ifndef KAIREON_MAINT_H
 #define KAIREON_MAINT_H
@@ -44,38 +46,23 @@ typedef void (*KStepFn) (void *arg);
 /* A job: its name (maintenance_runs.job) and body, which fills detail. */
 typedef struct KJobDef
 {
+	int			number;			/* its place in kaireon_jobs[]; its lock is (KJOB_LOCK_KEY, number + 1) */
 	const char *name;
 	const char *setting;		/* the GUC holding its schedule */
+	const char *schedule;		/* that GUC's default */
 	bool		record_start;	/* history row written when it starts (long jobs) */
 	void		(*run) (KJobCtx *ctx, json_t *detail);
 } KJobDef;
 
-extern const KJobDef kaireon_jobs[];
-extern const int kaireon_njobs;
-
-/* settings (jobs.c) */
-extern int	kaireon_retention_batch_size;
-extern int	kaireon_retention_batch_delay;
-extern int	kaireon_retention_lock_timeout;
-extern int	kaireon_retention_partition_action;
-extern int	kaireon_retention_decision_lock_days;
-extern int	kaireon_retention_idempotency_days;
-extern int	kaireon_partition_months_ahead;
-extern int	kaireon_outbox_batch_size;
-extern int	kaireon_summary_slice;
-extern int	kaireon_run_history_size;
-
-#define KRET_PARTITION_DROP 0
-#define KRET_PARTITION_DETACH 1
-
-/* jobs.c: the run context */
+/* jobs.c: the framework; the run context */
+extern void kaireon_jobs_init(void);
 extern void kjob_boundary(KJobCtx *ctx, bool pause);
 extern void kjob_sleep(int ms);
 extern bool kjob_try(KJobCtx *ctx, KStepFn fn, void *arg, char **errmsg, int *sqlerrcode);
 extern void kjob_require_maintainer(const char *what);
-extern const KJobDef *kjob_find(const char *name);
 extern const char *kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail, char **error);
 extern void kjob_history_progress(KJobCtx *ctx, json_t *detail);
+extern void kjob_mark_failed(int64 run_id, const char *message);
 
 /*
  * kaireon's advisory locks (jobs.c): (KJOB_LOCK_KEY, 0) is held by the
@@ -91,13 +78,25 @@ extern void kjob_release_lock(void);
 extern int64 kjob_exec_int(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls);
 extern void kjob_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls);
 
+/* partitions.c: the coming partitions of interaction_history, and the lock wait of partition DDL */
+extern int	kaireon_retention_lock_timeout;
+extern void kaireon_partitions_init(void);
+extern json_t *kaireon_create_partitions(KJobCtx *ctx, char **error);
+extern const KJobDef kjob_partitions;
+
 /* retention.c */
 typedef struct KRetentionRow KRetentionRow;
+extern void kaireon_retention_init(void);
 extern KRetentionRow *kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t *summary);
-extern json_t *kaireon_create_partitions(KJobCtx *ctx, char **error);
+extern const KJobDef kjob_retention;
+extern const KJobDef kjob_suppressions;
+
+/* catalogue.c: the jobs, in the order run_maintenance runs them */
+extern void kaireon_catalogue_init(void);
+extern const KJobDef *const kaireon_jobs[];
+extern const int kaireon_njobs;
 
 /* worker.c */
 extern void kaireon_worker_init(void);
-extern bool kaireon_worker_reload_pending(void);
 
 #endif							/* KAIREON_MAINT_H */

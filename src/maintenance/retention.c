@@ -1,15 +1,17 @@
 /*
- * retention.c
- *	  kaireon.run_retention and the retention job of the maintenance workers:
- *	  for every tenant and data class, remove the rows older than the class's
- *	  cutoff unless a legal hold applies (docs/retention.md).
+ * maintenance/retention.c
+ *	  kaireon.run_retention and the retention and suppressions jobs of the
+ *	  maintenance workers: for every tenant and data class, remove the rows
+ *	  older than the class's cutoff unless a legal hold applies
+ *	  (docs/retention.md); then create the coming partitions (partitions.c).
  *
- * Work comes in bounded batches, and the run context (maint.h) decides what
- * happens between two batches: nothing in the caller's transaction
- * (run_retention), a commit in a procedure (run_retention_batched) or in the
- * worker, with a pause of kaireon.retention_batch_delay after each batch
- * that removed rows.  Every delete is a predicate on the cutoff, so a run
- * that stops half way (crash, SIGTERM, error) is resumed by running again.
+ * Work comes in bounded batches, and the run context (maintenance.h,
+ * jobs.c) decides what happens between two batches: nothing in the caller's
+ * transaction (run_retention), a commit in a procedure
+ * (run_retention_batched) or in the worker, with a pause of
+ * kaireon.retention_batch_delay after each batch that removed rows.  Every
+ * delete is a predicate on the cutoff, so a run that stops half way (crash,
+ * SIGTERM, error) is resumed by running again.
  *
  * How each table is purged:
  *	- interaction_history: a monthly partition whose every tenant has a
@@ -35,6 +37,8 @@
  * Errors of one table are caught (subtransaction), reported in the detail of
  * the rows concerned, and the run goes on.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "access/xact.h"
@@ -46,15 +50,50 @@
 #include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "util/datum.h"
 #include "util/spi.h"
-#include "kaireon.h"
 #include "maintenance/maintenance.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_retention);
 PG_FUNCTION_INFO_V1(kaireon_run_retention_batched);
+
+#define KRET_PARTITION_DROP 0
+#define KRET_PARTITION_DETACH 1
+
+static int	kaireon_retention_batch_size = 5000;
+static int	kaireon_retention_partition_action = KRET_PARTITION_DROP;
+static int	kaireon_retention_decision_lock_days = 100;
+static int	kaireon_retention_idempotency_days = 30;
+
+static const struct config_enum_entry partition_actions[] = {
+	{"drop", KRET_PARTITION_DROP, false},
+	{"detach", KRET_PARTITION_DETACH, false},
+	{NULL, 0, false}
+};
+
+/* Register the settings of retention (before the kaireon. prefix is reserved). */
+void
+kaireon_retention_init(void)
+{
+	DefineCustomIntVariable("kaireon.retention_batch_size",
+							"Rows retention removes per batch (each batch is one short transaction in the worker).",
+							NULL, &kaireon_retention_batch_size, 5000, 100, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("kaireon.retention_partition_action",
+							 "What retention does with a monthly partition of interaction_history every tenant has passed: drop or detach.",
+							 NULL, &kaireon_retention_partition_action, KRET_PARTITION_DROP, partition_actions,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kaireon.retention_decision_lock_days",
+							"Days after a customer's last recorded decision before retention removes its decision_locks row.",
+							NULL, &kaireon_retention_decision_lock_days, 100, 1, 36500,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kaireon.retention_idempotency_days",
+							"Days retention keeps the idempotency keys of kaireon.respond.",
+							NULL, &kaireon_retention_idempotency_days, 30, 1, 36500,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /* The data classes, in the order of the report. */
 enum
@@ -228,15 +267,8 @@ targets(RetRun *run, int cls, int window_days, List *only, TimestampTz *after)
 		tg.max_cutoff = Max(tg.max_cutoff, cutoff);
 		tg.n++;
 	}
-	tg.tenants = PointerGetDatum(construct_array(ts, tg.n, TEXTOID, -1, false, TYPALIGN_INT));
-	{
-		int16		len;
-		bool		byval;
-		char		align;
-
-		get_typlenbyvalalign(TIMESTAMPTZOID, &len, &byval, &align);
-		tg.cutoffs = PointerGetDatum(construct_array(cs, tg.n, TIMESTAMPTZOID, len, byval, align));
-	}
+	tg.tenants = kd_array(ts, NULL, tg.n, TEXTOID);
+	tg.cutoffs = kd_array(cs, NULL, tg.n, TIMESTAMPTZOID);
 	return tg;
 }
 
@@ -245,11 +277,9 @@ static void
 step_body(void *arg)
 {
 	Step	   *s = (Step *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
-	rc = SPI_execute_with_args(s->sql, s->nargs, s->types, s->values, NULL, false, 0);
-	MemoryContextSwitchTo(cxt);
+	rc = kspi_execute_with_args(s->sql, s->nargs, s->types, s->values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "kaireon: retention statement failed: %s", SPI_result_code_string(rc));
 	s->count = 0;
@@ -294,12 +324,10 @@ progress(RetRun *run, const char *table)
 static int64
 query_int(const char *sql, int nargs, Oid *types, Datum *values, int64 dflt)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1);
+	int			rc = kspi_execute_with_args(sql, nargs, types, values, NULL, false, 1);
 	int64		v = dflt;
 	bool		isnull;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: retention query failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0)
@@ -343,12 +371,10 @@ static void
 range_body(void *arg)
 {
 	RangeArg   *a = (RangeArg *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			rc = SPI_execute_with_args(a->sql, 2, a->types, a->values, NULL, true, 1);
+	int			rc = kspi_execute_with_args(a->sql, 2, a->types, a->values, NULL, true, 1);
 	bool		isnull;
 	Datum		d;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "kaireon: retention block range query failed");
 	a->first = a->last = -1;
@@ -521,12 +547,10 @@ retire_body(void *arg)
 static List *
 partition_counts(const char *part, List **counts)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *tenants = NIL;
-	int			rc = SPI_execute(psprintf("SELECT tenant_id, count(*) FROM kaireon.%s GROUP BY 1 ORDER BY 1",
-										  quote_identifier(part)), true, 0);
+	int			rc = kspi_execute(psprintf("SELECT tenant_id, count(*) FROM kaireon.%s GROUP BY 1 ORDER BY 1",
+										   quote_identifier(part)), true, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not count the rows of %s", part);
 	*counts = NIL;
@@ -546,14 +570,12 @@ partition_counts(const char *part, List **counts)
 static List *
 tenants_in(const char *part)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *out = NIL;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(psprintf("kaireon.%s", quote_identifier(part)))};
-	int			rc = SPI_execute_with_args("SELECT t FROM kaireon._tenants_in($1::regclass) AS t ORDER BY 1",
-										   1, types, values, NULL, true, 0);
+	int			rc = kspi_execute_with_args("SELECT t FROM kaireon._tenants_in($1::regclass) AS t ORDER BY 1",
+										    1, types, values, NULL, true, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not list the tenants of %s", part);
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -575,15 +597,13 @@ typedef struct Part
 static List *
 list_partitions(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	List	   *out = NIL;
-	int			rc = SPI_execute("SELECT c.relname, b.lower_bound, b.upper_bound "
-								 "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-								 " CROSS JOIN LATERAL kaireon._partition_bounds(c.oid) b "
-								 " WHERE i.inhparent = 'kaireon.interaction_history'::regclass "
-								 " ORDER BY b.lower_bound NULLS LAST, c.relname", true, 0);
+	int			rc = kspi_execute("SELECT c.relname, b.lower_bound, b.upper_bound "
+								  "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+								  " CROSS JOIN LATERAL kaireon._partition_bounds(c.oid) b "
+								  " WHERE i.inhparent = 'kaireon.interaction_history'::regclass "
+								  " ORDER BY b.lower_bound NULLS LAST, c.relname", true, 0);
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not list the partitions of interaction_history");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -630,7 +650,7 @@ retire_partition(RetRun *run, Part *p, List *tenants)
 	foreach(lc, tenants)
 		ds[i++] = CStringGetTextDatum((char *) lfirst(lc));
 	a.part = p->name;
-	a.allowed = PointerGetDatum(construct_array(ds, i, TEXTOID, -1, false, TYPALIGN_INT));
+	a.allowed = kd_array(ds, NULL, i, TEXTOID);
 	a.done = false;
 	if (run->dry_run)
 		ok = a.done = true;
@@ -805,74 +825,16 @@ purge_audit(RetRun *run)
 	}
 }
 
-/* Context of the partition pre-creation (kjob_try body). */
-typedef struct CreateArg
-{
-	json_t	   *created;
-} CreateArg;
-
-/* kjob_try body: kaireon.create_interaction_partitions with a short lock_timeout. */
-static void
-create_body(void *arg)
-{
-	CreateArg  *a = (CreateArg *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			nest = NewGUCNestLevel();
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(kaireon_partition_months_ahead)};
-	int			rc;
-
-	(void) set_config_option("lock_timeout", psprintf("%d", Max(kaireon_retention_lock_timeout, 1)),
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	rc = SPI_execute_with_args("SELECT p FROM kaireon.create_interaction_partitions($1) AS p", 1, types, values,
-							   NULL, false, 0);
-	MemoryContextSwitchTo(cxt);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: create_interaction_partitions failed");
-	for (uint64 i = 0; i < SPI_processed; i++)
-		json_array_append_new(a->created, json_string(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
-	AtEOXact_GUC(true, nest);
-}
-
-/*
- * Create the coming months' partitions (kaireon.partition_months_ahead),
- * waiting at most kaireon.retention_lock_timeout for the locks (5 attempts,
- * 0.2 to 1 s apart, when they are busy); returns the names created (a JSON
- * array), or NULL with *error set.
- */
-json_t *
-kaireon_create_partitions(KJobCtx *ctx, char **error)
-{
-	CreateArg	a;
-	int			code = 0;
-
-	for (int attempt = 1; attempt <= 5; attempt++)
-	{
-		a.created = json_array();
-		if (kjob_try(ctx, create_body, &a, error, &code))
-			return a.created;
-		if (code != ERRCODE_LOCK_NOT_AVAILABLE)
-			break;
-		/* writers hold the table: wait, outside any transaction, and try again */
-		kjob_boundary(ctx, false);
-		if (ctx->mode != KJOB_ATOMIC)
-			kjob_sleep(200 * attempt);
-	}
-	return NULL;
-}
-
 /* Load the tenants and their policies; fills run->tenants and run->rows. */
 static void
 load_policies(RetRun *run)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	Oid			types[1] = {TIMESTAMPTZOID};
 	Datum		values[1] = {TimestampTzGetDatum(run->as_of)};
-	int			rc = SPI_execute_with_args("SELECT tenant_id, data_class, retention_days, legal_hold, cutoff "
-										   "  FROM kaireon.retention_policies($1)", 1, types, values, NULL, true, 0);
+	int			rc = kspi_execute_with_args("SELECT tenant_id, data_class, retention_days, legal_hold, cutoff "
+										    "  FROM kaireon.retention_policies($1)", 1, types, values, NULL, true, 0);
 	uint64		n;
 
-	MemoryContextSwitchTo(cxt);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not read the retention policies");
 	n = SPI_processed;
@@ -1066,6 +1028,30 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 	return run.rows;
 }
 
+/* retention: every data class of every tenant, then the coming partitions. */
+static void
+job_retention(KJobCtx *ctx, json_t *detail)
+{
+	ctx->report = kaireon_retention(ctx, ctx->dry_run, ctx->classes, &ctx->nreport, detail);
+	if (json_array_size(json_object_get(detail, "errors")) > 0)
+		json_object_set_new(detail, "error", json_string("some tables could not be purged (see errors)"));
+}
+
+/* suppressions: retention of the suppressions class (expired suppressions). */
+static void
+job_suppressions(KJobCtx *ctx, json_t *detail)
+{
+	ctx->report = kaireon_retention(ctx, false, list_make1("suppressions"), &ctx->nreport, detail);
+	if (json_integer_value(json_object_get(detail, "rowsDeleted")) == 0 &&
+		json_array_size(json_object_get(detail, "errors")) == 0)
+		json_object_set_new(detail, "idle", json_true());
+	if (json_array_size(json_object_get(detail, "errors")) > 0)
+		json_object_set_new(detail, "error", json_string("some suppressions could not be removed (see errors)"));
+}
+
+const KJobDef kjob_retention = {0, "retention", "kaireon.retention_schedule", "03:00", true, job_retention};
+const KJobDef kjob_suppressions = {5, "suppressions", "kaireon.suppression_schedule", "1h", false, job_suppressions};
+
 /* The output columns of one report row (kaireon.run_retention). */
 static void
 row_values(const KRetentionRow *rows, int i, Datum *values, bool *nulls)
@@ -1157,7 +1143,7 @@ kaireon_run_retention(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
-	(void) kjob_run(&ctx, kjob_find("retention"), &detail, &error);
+	(void) kjob_run(&ctx, &kjob_retention, &detail, &error);
 	SPI_finish();
 	for (int i = 0; i < ctx.nreport; i++)
 	{
@@ -1212,7 +1198,7 @@ kaireon_run_retention_batched(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect_ext(atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
-	status = kjob_run(&ctx, kjob_find("retention"), &detail, &error);
+	status = kjob_run(&ctx, &kjob_retention, &detail, &error);
 	SPI_finish();
 	if (strcmp(status, "succeeded") != 0)
 		ereport(WARNING,

@@ -1,9 +1,9 @@
 /*
- * worker.c
+ * maintenance/worker.c
  *	  The background workers (docs/workers.md): with kaireon in
  *	  shared_preload_libraries, a launcher starts one maintenance worker per
  *	  database listed in kaireon.databases, and each worker runs the
- *	  maintenance jobs (jobs.c) of its database on the schedules set by the
+ *	  maintenance jobs (catalogue.c) of its database on the schedules set by the
  *	  kaireon.*_schedule settings.
  *
  * Life cycle.  The launcher is a static background worker connected to no
@@ -52,6 +52,8 @@
  * occurrence; an interval job runs when the worker starts and then every
  * interval after the start of its previous run.
  */
+#include "postgres.h"
+
 #include "util/json.h"
 
 #include "access/xact.h"
@@ -72,7 +74,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
 #include "maintenance/maintenance.h"
 
 PGDLLEXPORT void kaireon_launcher_main(Datum arg);
@@ -84,9 +86,6 @@ static char *kaireon_databases = NULL;
 static char *kaireon_worker_role = NULL;
 static int	kaireon_worker_restart_delay = 10;
 static char *schedule_values[8];	/* one per job of kaireon_jobs[] */
-
-/* Whether this process is a kaireon maintenance worker (its SIGHUP flag is ours to read). */
-static bool am_worker = false;
 
 /* A parsed schedule. */
 typedef enum
@@ -194,7 +193,6 @@ check_databases(char **newval, void **extra, GucSource source)
 void
 kaireon_worker_init(void)
 {
-	static const char *const defaults[8] = {"03:00", "1h", "1s", "5min", "1min", "1h", "02:00", "1min"};
 	BackgroundWorker w;
 
 	Assert(kaireon_njobs == lengthof(schedule_values));
@@ -218,10 +216,10 @@ kaireon_worker_init(void)
 		 */
 		char	   *desc = MemoryContextStrdup(TopMemoryContext,
 											   psprintf("Schedule of the %s maintenance job: 'off', 'HH:MM' (daily, UTC) or an interval.",
-														kaireon_jobs[i].name));
+														kaireon_jobs[i]->name));
 
-		DefineCustomStringVariable(kaireon_jobs[i].setting, desc,
-								   NULL, &schedule_values[i], defaults[i], PGC_SIGHUP, 0, check_schedule, NULL, NULL);
+		DefineCustomStringVariable(kaireon_jobs[i]->setting, desc,
+								   NULL, &schedule_values[i], kaireon_jobs[i]->schedule, PGC_SIGHUP, 0, check_schedule, NULL, NULL);
 	}
 
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
@@ -235,16 +233,6 @@ kaireon_worker_init(void)
 	snprintf(w.bgw_name, BGW_MAXLEN, "kaireon launcher");
 	snprintf(w.bgw_type, BGW_MAXLEN, "kaireon launcher");
 	RegisterBackgroundWorker(&w);
-}
-
-/* In a maintenance worker: whether SIGHUP arrived (and clear it). */
-bool
-kaireon_worker_reload_pending(void)
-{
-	if (!am_worker || !ConfigReloadPending)
-		return false;
-	ConfigReloadPending = false;
-	return true;
 }
 
 /* ---------------------------------------------------------------- launcher */
@@ -490,10 +478,10 @@ read_schedules(bool first)
 	for (int i = 0; i < kaireon_njobs; i++)
 	{
 		WorkerJob  *j = &wjobs[i];
-		const char *value = GetConfigOption(kaireon_jobs[i].setting, false, false);
+		const char *value = GetConfigOption(kaireon_jobs[i]->setting, false, false);
 		const char *detail;
 
-		j->def = &kaireon_jobs[i];
+		j->def = kaireon_jobs[i];
 		if (!first && j->text != NULL && strcmp(j->text, value) == 0)
 			continue;
 		if (!parse_schedule(value, &j->sched, &detail))
@@ -531,7 +519,6 @@ extension_installed(void)
 static void
 recover_runs(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	int			rc;
 
 	SetCurrentStatementStartTimestamp();
@@ -539,14 +526,13 @@ recover_runs(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	rc = SPI_execute("UPDATE kaireon.maintenance_runs r SET status = 'interrupted', finished_at = clock_timestamp(), "
-					 "       error = 'the process running it stopped (crash, kill, SIGTERM or shutdown)' "
-					 " WHERE r.status = 'running' "
-					 "   AND (r.started_at < pg_postmaster_start_time() "
-					 "        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid "
-					 "                          AND (a.backend_start IS NULL OR a.backend_start <= r.started_at))) "
-					 "RETURNING r.job, r.source, r.id", false, 0);
-	MemoryContextSwitchTo(cxt);
+	rc = kspi_execute("UPDATE kaireon.maintenance_runs r SET status = 'interrupted', finished_at = clock_timestamp(), "
+					  "       error = 'the process running it stopped (crash, kill, SIGTERM or shutdown)' "
+					  " WHERE r.status = 'running' "
+					  "   AND (r.started_at < pg_postmaster_start_time() "
+					  "        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid "
+					  "                          AND (a.backend_start IS NULL OR a.backend_start <= r.started_at))) "
+					  "RETURNING r.job, r.source, r.id", false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "kaireon: could not mark the interrupted runs");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -572,19 +558,8 @@ recover_runs(void)
 static void
 mark_failed(int64 run_id, const char *message)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(run_id), CStringGetTextDatum(message)};
-
 	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kaireon: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	kjob_exec("UPDATE kaireon.maintenance_runs SET status = 'failed', finished_at = clock_timestamp(), error = $2 "
-			  " WHERE id = $1 AND status = 'running'", 2, types, values, NULL);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	kjob_mark_failed(run_id, message);
 }
 
 /*
@@ -697,7 +672,6 @@ kaireon_worker_main(Datum arg)
 	bool		waiting_logged = false;
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
-	am_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();

@@ -36,7 +36,6 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -51,8 +50,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "util/spi.h"
 #include "audit/audit.h"
-#include "kaireon.h"
+#include "security/session.h"
 #include "scoring/models/model.h"
 #include "scoring/models/trees_import.h"
 #include "scoring/scoring.h"
@@ -98,8 +98,6 @@ static HTAB *model_cache = NULL;
 static Oid	models_relid = InvalidOid;
 static uint64 cache_generation = 1;
 static bool learning_update = false;
-static pg_prng_state model_prng;
-static bool model_prng_seeded = false;
 
 static const ModelOps *const all_ops[] = {
 	&kaireon_scorecard_ops, &kaireon_bayesian_ops, &kaireon_logistic_ops,
@@ -116,19 +114,6 @@ kaireon_model_ops(const char *type_name)
 		if (strcmp(all_ops[i]->type_name, type_name) == 0)
 			return all_ops[i];
 	return NULL;
-}
-
-/* Uniform [0, 1) numbers for bandits, seeded from a strong source unless set. */
-double
-model_random(void)
-{
-	if (!model_prng_seeded)
-	{
-		if (!pg_prng_strong_seed(&model_prng))
-			pg_prng_seed(&model_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
-		model_prng_seeded = true;
-	}
-	return pg_prng_double(&model_prng);
 }
 
 /* Relcache callback: any change of algorithm_models marks every cached model to check. */
@@ -328,13 +313,13 @@ fetch_model_row(const char *tenant_id, const char *key, bool stamp_only,
 	args[1] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(stamp_only ?
-							   "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text "
-							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2" :
-							   "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text, id, model_type, "
-							   "registry_status, registry_family, model_state::text, predictors::text, config::text "
-							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2",
-							   2, argtypes, args, NULL, true, 1);
+	rc = kspi_execute_with_args(stamp_only ?
+							    "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text "
+							    "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2" :
+							    "SELECT xmin::text || ':' || ctid::text || ':' || updated_at::text, id, model_type, "
+							    "registry_status, registry_family, model_state::text, predictors::text, config::text "
+							    "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2",
+							    2, argtypes, args, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 1)
@@ -618,9 +603,9 @@ kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows)
 		args[2] = CStringGetTextDatum(model->key);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		rc = SPI_execute_with_args("SELECT key FROM kaireon.algorithm_models WHERE tenant_id = $1 "
-								   "AND registry_family = $2 AND registry_status = 'shadow' AND key <> $3 ORDER BY key",
-								   3, argtypes, args, NULL, true, 0);
+		rc = kspi_execute_with_args("SELECT key FROM kaireon.algorithm_models WHERE tenant_id = $1 "
+								    "AND registry_family = $2 AND registry_status = 'shadow' AND key <> $3 ORDER BY key",
+								    3, argtypes, args, NULL, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "reading shadow models failed");
 		old = MemoryContextSwitchTo(model->cxt);
@@ -761,6 +746,18 @@ arm_arg(FunctionCallInfo fcinfo, int n)
 	return NULL;
 }
 
+/* The features argument n (a jsonb object, not null) as a lookup; doing names the call in the hint. */
+static void
+features_arg(FunctionCallInfo fcinfo, int n, JsonbFeatures *jf, const char *doing)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("features must not be null"),
+				 errhint("Pass '{}' to %s without features.", doing)));
+	jsonb_features(PG_GETARG_JSONB_P(n), jf);
+}
+
 /* kaireon.score(tenant_id, model_key, features jsonb, arm text) */
 Datum
 kaireon_score_jsonb(PG_FUNCTION_ARGS)
@@ -768,12 +765,7 @@ kaireon_score_jsonb(PG_FUNCTION_ARGS)
 	KaireonModel *m = sql_model(fcinfo, true);
 	JsonbFeatures jf;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("features must not be null"),
-				 errhint("Pass '{}' to score without features.")));
-	jsonb_features(PG_GETARG_JSONB_P(2), &jf);
+	features_arg(fcinfo, 2, &jf, "score");
 	PG_RETURN_FLOAT8(kaireon_model_score(m, &jf.base, arm_arg(fcinfo, 3)));
 }
 
@@ -841,12 +833,7 @@ kaireon_explain_score(PG_FUNCTION_ARGS)
 	KaireonModel *m = sql_model(fcinfo, true);
 	JsonbFeatures jf;
 
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("features must not be null"),
-				 errhint("Pass '{}' to explain a score without features.")));
-	jsonb_features(PG_GETARG_JSONB_P(2), &jf);
+	features_arg(fcinfo, 2, &jf, "explain a score");
 	PG_RETURN_JSONB_P(kaireon_model_explain(m, &jf.base, arm_arg(fcinfo, 3)));
 }
 
@@ -867,8 +854,7 @@ kaireon_model_features_sql(PG_FUNCTION_ARGS)
 Datum
 kaireon_set_model_seed(PG_FUNCTION_ARGS)
 {
-	pg_prng_seed(&model_prng, (uint64) PG_GETARG_INT64(0));
-	model_prng_seeded = true;
+	model_random_seed((uint64) PG_GETARG_INT64(0));
 	PG_RETURN_VOID();
 }
 
@@ -904,9 +890,9 @@ kaireon_model_learn(const char *tenant_id, const char *model_key, const char *ar
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = CStringGetTextDatum(model_key);
-	rc = SPI_execute_with_args("SELECT id, model_type, model_state::text, predictors::text "
-							   "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2 FOR UPDATE",
-							   2, argtypes, args, NULL, false, 1);
+	rc = kspi_execute_with_args("SELECT id, model_type, model_state::text, predictors::text "
+							    "FROM kaireon.algorithm_models WHERE tenant_id = $1 AND key = $2 FOR UPDATE",
+							    2, argtypes, args, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -947,9 +933,9 @@ kaireon_model_learn(const char *tenant_id, const char *model_key, const char *ar
 	learning_update = true;
 	PG_TRY();
 	{
-		rc = SPI_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb "
-								   "WHERE tenant_id = $2 AND id = $3",
-								   3, argtypes, args, NULL, false, 0);
+		rc = kspi_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb "
+								    "WHERE tenant_id = $2 AND id = $3",
+								    3, argtypes, args, NULL, false, 0);
 	}
 	PG_FINALLY();
 	{
@@ -1073,16 +1059,16 @@ kaireon_import_model(PG_FUNCTION_ARGS)
 	args[6] = CStringGetTextDatum(metrics);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(
-							   "INSERT INTO kaireon.algorithm_models AS m (tenant_id, key, name, model_type, model_state, "
-							   "predictors, registry_family, metrics, status, last_trained_at) "
-							   "VALUES ($1, $2, $3, 'gradient_boosted', $4::jsonb, $5::jsonb, $6, $7::jsonb, 'active', now()) "
-							   "ON CONFLICT (tenant_id, key) DO UPDATE SET model_type = EXCLUDED.model_type, "
-							   "model_state = EXCLUDED.model_state, predictors = EXCLUDED.predictors, "
-							   "registry_family = coalesce(EXCLUDED.registry_family, m.registry_family), "
-							   "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = now() "
-							   "RETURNING id",
-							   7, argtypes, args, nulls, false, 0);
+	rc = kspi_execute_with_args(
+							    "INSERT INTO kaireon.algorithm_models AS m (tenant_id, key, name, model_type, model_state, "
+							    "predictors, registry_family, metrics, status, last_trained_at) "
+							    "VALUES ($1, $2, $3, 'gradient_boosted', $4::jsonb, $5::jsonb, $6, $7::jsonb, 'active', now()) "
+							    "ON CONFLICT (tenant_id, key) DO UPDATE SET model_type = EXCLUDED.model_type, "
+							    "model_state = EXCLUDED.model_state, predictors = EXCLUDED.predictors, "
+							    "registry_family = coalesce(EXCLUDED.registry_family, m.registry_family), "
+							    "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = now() "
+							    "RETURNING id",
+							    7, argtypes, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "storing the imported model failed: %s", SPI_result_code_string(rc));
 	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

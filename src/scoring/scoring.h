@@ -1,5 +1,5 @@
 /*
- * scoring.h
+ * scoring/scoring.h
  *	  The one interface between the recommend pipeline (and any other caller
  *	  that needs a model's opinion) and the model scorers.
  *
@@ -21,6 +21,9 @@
 #include "utils/jsonb.h"
 
 #include "config/types.h"
+
+/* module init (kaireon.c): the relcache callback of the model cache */
+extern void kaireon_scoring_init(void);
 
 /* The kind of a feature value. */
 typedef enum KaireonValueKind

@@ -55,7 +55,8 @@
 #include "utils/syscache.h"
 
 #include "util/spi.h"
-#include "kaireon.h"
+#include "security/confine.h"
+#include "security/session.h"
 
 PG_FUNCTION_INFO_V1(kaireon_stored_select_trigger);
 

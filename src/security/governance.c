@@ -27,7 +27,8 @@
 #include "utils/guc.h"
 #include "utils/rel.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
+#include "security/governance.h"
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_approval_in_progress);
@@ -72,7 +73,7 @@ query_bool(const char *sql, int nargs, const char **args)
 		vals[i] = CStringGetTextDatum(args[i]);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(sql, nargs, types, vals, NULL, true, 1) != SPI_OK_SELECT ||
+	if (kspi_execute_with_args(sql, nargs, types, vals, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "four-eyes guard query failed");
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -39,7 +39,6 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/base64.h"
@@ -53,10 +52,12 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
+#include "security/owner.h"
+#include "security/secrets.h"
+#include "security/session.h"
 #include "audit/audit.h"
 #include "util/crypto.h"
 
@@ -199,17 +200,28 @@ kaireon_secrets_init(void)
 							   check_enc_key, assign_enc_key_prev, NULL);
 }
 
+/*
+ * A secret setting's value, or 55000 naming the setting to configure
+ * (statement hidden: it may hold a secret or a plaintext).
+ */
+static const SecretBytes *
+require_secret(const SecretBytes *value, const char *setting)
+{
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s is not set", setting),
+				 errhint("A superuser sets it in postgresql.conf: %s = '<64 hex digits>' (openssl rand -hex 32), then reloads.",
+						 setting),
+				 errhidestmt(true)));
+	return value;
+}
+
 /* The pepper, or 55000 naming the setting to configure. */
 static const SecretBytes *
 require_pepper(void)
 {
-	if (pepper == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("kaireon.api_key_pepper is not set"),
-				 errhint("A superuser sets it in postgresql.conf: kaireon.api_key_pepper = '<64 hex digits>' (openssl rand -hex 32), then reloads."),
-				 errhidestmt(true)));
-	return pepper;
+	return require_secret(pepper, "kaireon.api_key_pepper");
 }
 
 /* prefix followed by nbytes random bytes in hex. */
@@ -296,18 +308,10 @@ static void
 switch_to_table_owner(const char *table, Oid *save_userid, int *save_sec)
 {
 	Oid			relid = get_relname_relid(table, get_namespace_oid("kaireon", false));
-	HeapTuple	tp;
-	Oid			owner;
 
 	if (!OidIsValid(relid))
 		elog(ERROR, "table kaireon.%s does not exist", table);
-	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tp))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-	ReleaseSysCache(tp);
-	GetUserIdAndSecContext(save_userid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kaireon_switch_to_owner(relid, save_userid, save_sec);
 }
 
 /* One row (as a composite datum) of a function returning TABLE (...). */
@@ -329,6 +333,7 @@ result_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 Datum
 kaireon_create_api_key(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller;
 	char	   *tenant_id = required_text(fcinfo, 0, "tenant_id");
 	char	   *name = required_text(fcinfo, 1, "name");
 	Jsonb	   *scopes = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
@@ -369,11 +374,13 @@ kaireon_create_api_key(PG_FUNCTION_ARGS)
 	nulls[5] = has_expiry ? ' ' : 'n';
 	vals[6] = user_id && user_id[0] ? CStringGetTextDatum(user_id) : (Datum) 0;
 	nulls[6] = user_id && user_id[0] ? ' ' : 'n';
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO kaireon.api_keys (tenant_id, name, prefix, hashed_key, scopes, expires_at, created_by)"
-							  " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-							  7, types, vals, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
+	if (kspi_execute_with_args("INSERT INTO kaireon.api_keys (tenant_id, name, prefix, hashed_key, scopes, expires_at, created_by)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+							   7, types, vals, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting the API key failed");
 	id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	out[0] = CStringGetTextDatum(id);
@@ -384,46 +391,38 @@ kaireon_create_api_key(PG_FUNCTION_ARGS)
 }
 
 /*
- * kaireon.authenticate_api_key(api_key): the key's (tenant_id, key_id, scopes),
- * or no row for an unknown, malformed, revoked or expired key.  Never raises an
- * error about the key (the statement holding it would be logged); records
- * last_used_at at most once a minute per key.
+ * The shared part of authenticate_api_key and authenticate_oauth_client: as
+ * the owner of table, look up the candidates of a token (sql, with the
+ * token's lookup text as $1, returns tenant_id, id, the stored hash, scopes,
+ * whether the row is usable, and for API keys whether last_used_at is due),
+ * compare each stored hash with mac in full and in constant time, and return
+ * the first usable match as a row (tenant_id, id, scopes), running touch_sql
+ * ($1 tenant_id, $2 id) when its use is due and the transaction may write.
+ * Never raises about the secret.
  */
-Datum
-kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
+static void
+authenticate(FunctionCallInfo fcinfo, const char *table, const char *sql, const char *lookup,
+			 const char *mac, const char *what, const char *touch_sql)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *key;
-	char	   *mac;
+	MemoryContext caller;
 	Oid			save_userid;
 	int			save_sec;
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1];
-	char		nulls[1] = {' '};
 	uint64		i;
 	Datum		out[3];
 	bool		outnulls[3] = {false, false, false};
 	bool		found = false;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(0))
-		return (Datum) 0;
-	key = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (!token_well_formed(key, API_KEY_PREFIX, SECRET_RANDOM_BYTES))
-		return (Datum) 0;
-	mac = secret_hash(key);
-
-	switch_to_table_owner("api_keys", &save_userid, &save_sec);
+	switch_to_table_owner(table, &save_userid, &save_sec);
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	vals[0] = CStringGetTextDatum(pnstrdup(key, DISPLAY_PREFIX_LEN));
-	if (SPI_execute_with_args("SELECT tenant_id, id, hashed_key, scopes,"
-							  " revoked_at IS NULL AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
-							  " last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
-							  " OPERATOR(pg_catalog.-) '" CppAsString2(LAST_USED_GRANULARITY_SECS) " s'::pg_catalog.interval)"
-							  " FROM kaireon.api_keys WHERE prefix OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "looking up the API key failed");
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
+	vals[0] = CStringGetTextDatum(lookup);
+	if (kspi_execute_with_args(sql, 1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "looking up the %s failed", what);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -441,15 +440,13 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 		out[0] = CStringGetTextDatum(SPI_getvalue(tup, desc, 1));
 		out[1] = CStringGetTextDatum(SPI_getvalue(tup, desc, 2));
 		out[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(SPI_getvalue(tup, desc, 4)));
-		if (DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)) && !XactReadOnly)
+		if (touch_sql != NULL && DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)) && !XactReadOnly)
 		{
 			Oid			utypes[2] = {TEXTOID, TEXTOID};
 			Datum		uvals[2] = {out[0], out[1]};
 
-			if (SPI_execute_with_args("UPDATE kaireon.api_keys SET last_used_at = pg_catalog.now()"
-									  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
-									  2, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
-				elog(ERROR, "recording the API key's use failed");
+			if (kspi_execute_with_args(touch_sql, 2, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "recording the %s's use failed", what);
 		}
 		break;
 	}
@@ -457,6 +454,34 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (found)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+}
+
+/*
+ * kaireon.authenticate_api_key(api_key): the key's (tenant_id, key_id, scopes),
+ * or no row for an unknown, malformed, revoked or expired key.  Never raises an
+ * error about the key (the statement holding it would be logged); records
+ * last_used_at at most once a minute per key.
+ */
+Datum
+kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
+{
+	char	   *key;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+	key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!token_well_formed(key, API_KEY_PREFIX, SECRET_RANDOM_BYTES))
+		return (Datum) 0;
+	authenticate(fcinfo, "api_keys",
+				 "SELECT tenant_id, id, hashed_key, scopes,"
+				 " revoked_at IS NULL AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.now()),"
+				 " last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+				 " OPERATOR(pg_catalog.-) '" CppAsString2(LAST_USED_GRANULARITY_SECS) " s'::pg_catalog.interval)"
+				 " FROM kaireon.api_keys WHERE prefix OPERATOR(pg_catalog.=) $1",
+				 pnstrdup(key, DISPLAY_PREFIX_LEN), secret_hash(key), "API key",
+				 "UPDATE kaireon.api_keys SET last_used_at = pg_catalog.now()"
+				 " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2");
 	return (Datum) 0;
 }
 
@@ -468,6 +493,7 @@ kaireon_authenticate_api_key(PG_FUNCTION_ARGS)
 Datum
 kaireon_create_oauth_client(PG_FUNCTION_ARGS)
 {
+	MemoryContext caller;
 	char	   *tenant_id = required_text(fcinfo, 0, "tenant_id");
 	char	   *name = required_text(fcinfo, 1, "name");
 	Jsonb	   *scopes = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
@@ -493,12 +519,14 @@ kaireon_create_oauth_client(PG_FUNCTION_ARGS)
 	vals[2] = CStringGetTextDatum(client_id);
 	vals[3] = CStringGetTextDatum(secret_hash(secret));
 	vals[4] = scopes ? JsonbPGetDatum(scopes) : DirectFunctionCall1(jsonb_in, CStringGetDatum("[\"read\"]"));
+	caller = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	MemoryContextSwitchTo(caller);	/* the result row outlives SPI_finish */
 	/* the scopes CHECK of oauth_clients refuses anything but read, write, admin */
-	if (SPI_execute_with_args("INSERT INTO kaireon.oauth_clients (tenant_id, name, client_id, hashed_secret, scopes)"
-							  " VALUES ($1, $2, $3, $4, $5) RETURNING id",
-							  5, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
+	if (kspi_execute_with_args("INSERT INTO kaireon.oauth_clients (tenant_id, name, client_id, hashed_secret, scopes)"
+							   " VALUES ($1, $2, $3, $4, $5) RETURNING id",
+							   5, types, vals, NULL, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "inserting the OAuth client failed");
 	out[0] = CStringGetTextDatum(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	out[1] = CStringGetTextDatum(client_id);
@@ -515,18 +543,8 @@ kaireon_create_oauth_client(PG_FUNCTION_ARGS)
 Datum
 kaireon_authenticate_oauth_client(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *client_id;
 	char	   *secret;
-	char	   *mac;
-	Oid			save_userid;
-	int			save_sec;
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1];
-	uint64		i;
-	Datum		out[3];
-	bool		outnulls[3] = {false, false, false};
-	bool		found = false;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -536,37 +554,10 @@ kaireon_authenticate_oauth_client(PG_FUNCTION_ARGS)
 	if (!token_well_formed(client_id, CLIENT_ID_PREFIX, CLIENT_ID_BYTES) ||
 		!token_well_formed(secret, CLIENT_SECRET_PREFIX, SECRET_RANDOM_BYTES))
 		return (Datum) 0;
-	mac = secret_hash(secret);
-
-	switch_to_table_owner("oauth_clients", &save_userid, &save_sec);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	vals[0] = CStringGetTextDatum(client_id);
-	if (SPI_execute_with_args("SELECT tenant_id, id, hashed_secret, scopes, revoked_at IS NULL"
-							  " FROM kaireon.oauth_clients WHERE client_id OPERATOR(pg_catalog.=) $1",
-							  1, types, vals, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "looking up the OAuth client failed");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *stored = SPI_getvalue(tup, desc, 3);
-		bool		isnull;
-
-		if (stored == NULL || strlen(stored) != KC_SHA256_HEX_LEN ||
-			!kc_equal_ct(stored, mac, KC_SHA256_HEX_LEN) ||
-			!DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull)))
-			continue;
-		found = true;
-		out[0] = CStringGetTextDatum(SPI_getvalue(tup, desc, 1));
-		out[1] = CStringGetTextDatum(SPI_getvalue(tup, desc, 2));
-		out[2] = DirectFunctionCall1(jsonb_in, CStringGetDatum(SPI_getvalue(tup, desc, 4)));
-		break;
-	}
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
-	if (found)
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+	authenticate(fcinfo, "oauth_clients",
+				 "SELECT tenant_id, id, hashed_secret, scopes, revoked_at IS NULL"
+				 " FROM kaireon.oauth_clients WHERE client_id OPERATOR(pg_catalog.=) $1",
+				 client_id, secret_hash(secret), "OAuth client", NULL);
 	return (Datum) 0;
 }
 
@@ -590,13 +581,7 @@ setting_aad(const char *tenant_id, const char *category, const char *key)
 static const SecretBytes *
 require_enc_key(void)
 {
-	if (enc_key == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("kaireon.settings_encryption_key is not set"),
-				 errhint("A superuser sets it in postgresql.conf: kaireon.settings_encryption_key = '<64 hex digits>' (openssl rand -hex 32), then reloads."),
-				 errhidestmt(true)));
-	return enc_key;
+	return require_secret(enc_key, "kaireon.settings_encryption_key");
 }
 
 /* Encrypt a setting value under the current key into the stored envelope. */
@@ -720,7 +705,7 @@ tuple_text(HeapTuple tup, TupleDesc desc, const char *col)
  * BEFORE INSERT OR UPDATE trigger of platform_settings: a value written with
  * encrypted = true is stored encrypted (plaintext is encrypted; a ciphertext
  * of this very setting is kept), one whose encryption is switched off is
- * decrypted.  A restore session (audit.c) keeps rows as dumped.
+ * decrypted.  A restore session (audit/capture.c) keeps rows as dumped.
  */
 Datum
 kaireon_settings_encrypt_trigger(PG_FUNCTION_ARGS)
@@ -835,10 +820,10 @@ kaireon_get_setting(PG_FUNCTION_ARGS)
 	vals[2] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT value, encrypted FROM kaireon.platform_settings"
-							  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND category OPERATOR(pg_catalog.=) $2"
-							  " AND key OPERATOR(pg_catalog.=) $3",
-							  3, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT value, encrypted FROM kaireon.platform_settings"
+							   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND category OPERATOR(pg_catalog.=) $2"
+							   " AND key OPERATOR(pg_catalog.=) $3",
+							   3, types, vals, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the setting failed");
 	found = SPI_processed == 1;
 	if (found)
@@ -886,10 +871,10 @@ kaireon_reencrypt_settings(PG_FUNCTION_ARGS)
 	vals[1] = CStringGetTextDatum(psprintf("%s%s:%%", ENVELOPE_TAG, k->key_id));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT tenant_id, id, category, key, value FROM kaireon.platform_settings"
-							  " WHERE encrypted AND value IS NOT NULL AND ($1 IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1)"
-							  " AND value NOT LIKE $2 FOR UPDATE",
-							  2, types, vals, nulls, false, 0) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT tenant_id, id, category, key, value FROM kaireon.platform_settings"
+							   " WHERE encrypted AND value IS NOT NULL AND ($1 IS NULL OR tenant_id OPERATOR(pg_catalog.=) $1)"
+							   " AND value NOT LIKE $2 FOR UPDATE",
+							   2, types, vals, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading the encrypted settings failed");
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
@@ -906,9 +891,9 @@ kaireon_reencrypt_settings(PG_FUNCTION_ARGS)
 		uvals[0] = CStringGetTextDatum(t);
 		uvals[1] = CStringGetTextDatum(SPI_getvalue(tup, rows->tupdesc, 2));
 		uvals[2] = CStringGetTextDatum(encrypt_value(plain, t, c, kk));
-		if (SPI_execute_with_args("UPDATE kaireon.platform_settings SET value = $3"
-								  " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
-								  3, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
+		if (kspi_execute_with_args("UPDATE kaireon.platform_settings SET value = $3"
+								   " WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND id OPERATOR(pg_catalog.=) $2",
+								   3, utypes, uvals, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "re-encrypting a setting failed");
 		done++;
 	}

@@ -72,7 +72,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "kaireon.h"
+#include "security/session.h"
 
 static char *kaireon_tenant_id = NULL;
 static char *kaireon_pinned_tenant_id = NULL;

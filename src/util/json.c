@@ -16,7 +16,6 @@
 
 #include "utils/memutils.h"
 
-#include "kaireon.h"
 #include "util/json.h"
 
 /*

@@ -32,9 +32,11 @@ extern json_t *kj_object(void);
 
 #include "utils/jsonb.h"
 
+/* module init (kaireon.c): jansson's allocator */
+extern void kaireon_json_init(void);
+
 extern json_t *kj_parse(const char *text, size_t len, const char *what);
 extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
-extern json_t *kj_object(void);
 extern char *kj_dump(const json_t *value, size_t flags);
 extern Jsonb *kj_to_jsonb(const json_t *value);
 extern const char *kj_type_name(const json_t *value);

@@ -1,6 +1,24 @@
 /*
  * util/spi.c
  *	  SPI calls that keep the caller's memory context (see util/spi.h).
+ *
+ * The SPI memory convention of kaireon (every file follows it but a few raw
+ * SPI_execute calls left in config/ and campaign/):
+ *
+ *	1. Statements run through kspi_execute, kspi_execute_with_args and
+ *	   kspi_execute_plan (plans kept for the backend: kspi_prepare_keep), never
+ *	   SPI_execute* directly: SPI's own calls leave the SPI procedure context
+ *	   current, whatever was current before; these return with the context
+ *	   that was current before the call, so no caller saves and restores it
+ *	   around a statement.
+ *	2. SPI_connect makes the procedure context current, and SPI_finish deletes
+ *	   it.  Whatever must outlive SPI_finish (a result row, a compiled
+ *	   configuration, a report) is allocated in the context that was current
+ *	   before SPI_connect: either switch back to it right after SPI_connect
+ *	   (MemoryContext caller = CurrentMemoryContext; SPI_connect();
+ *	   MemoryContextSwitchTo(caller);), so that everything the function reads
+ *	   lives there, or copy the few values out with SPI_palloc.  Temporary
+ *	   values may stay in the procedure context and go with SPI_finish.
  */
 #include "postgres.h"
 

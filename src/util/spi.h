@@ -6,6 +6,7 @@
  * context, which SPI_finish deletes; code that allocates results after an SPI
  * call (compiled configurations, decisions) would put them there and lose
  * them.  These wrappers restore the context that was current before the call.
+ * The convention every file follows is stated at the top of util/spi.c.
  */
 #ifndef KAIREON_UTIL_SPI_H
 #define KAIREON_UTIL_SPI_H

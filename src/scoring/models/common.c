@@ -2,11 +2,16 @@
  * models/common.c
  *	  Helpers shared by the model types: reading and checking model documents
  *	  (every problem is SQLSTATE 22023 naming the field), the feature list of
- *	  a compiled model, feature value conversions and the logistic function.
+ *	  a compiled model, feature value conversions (from jsonb, to a number, to
+ *	  JSON), the logistic function and the random numbers of the bandits.
  */
 #include "postgres.h"
 
 #include <math.h>
+
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "utils/timestamp.h"
 
 #include "scoring/models/model.h"
 
@@ -220,6 +225,35 @@ kv_to_json(const KaireonValue *v)
 	}
 }
 
+/* A jsonb value as a KaireonValue (strings copied; NULL, null, arrays and objects: KV_NULL). */
+void
+kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out)
+{
+	out->kind = KV_NULL;
+	out->num = 0;
+	out->str = NULL;
+	if (v == NULL)
+		return;
+	switch (v->type)
+	{
+		case jbvNumeric:
+			out->kind = KV_NUMBER;
+			out->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
+														  NumericGetDatum(v->val.numeric)));
+			break;
+		case jbvString:
+			out->kind = KV_STRING;
+			out->str = pnstrdup(v->val.string.val, v->val.string.len);
+			break;
+		case jbvBool:
+			out->kind = KV_BOOL;
+			out->num = v->val.boolean ? 1 : 0;
+			break;
+		default:
+			break;
+	}
+}
+
 /* 1 / (1 + e^-x), without overflow for large |x|. */
 double
 kaireon_sigmoid(double x)
@@ -232,4 +266,28 @@ kaireon_sigmoid(double x)
 
 		return e / (1.0 + e);
 	}
+}
+
+static pg_prng_state model_prng;
+static bool model_prng_seeded = false;
+
+/* Uniform [0, 1) numbers for bandits, seeded from a strong source unless set. */
+double
+model_random(void)
+{
+	if (!model_prng_seeded)
+	{
+		if (!pg_prng_strong_seed(&model_prng))
+			pg_prng_seed(&model_prng, (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp());
+		model_prng_seeded = true;
+	}
+	return pg_prng_double(&model_prng);
+}
+
+/* Seed model_random's generator (kaireon.set_model_seed: reproducible bandit draws). */
+void
+model_random_seed(uint64 seed)
+{
+	pg_prng_seed(&model_prng, seed);
+	model_prng_seeded = true;
 }

@@ -108,7 +108,7 @@ kv_missing(const KaireonValue *v)
 	return v->kind == KV_NULL;
 }
 
-/* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL); train.c */
+/* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL) */
 extern void kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out);
 
 /* a KaireonValue as JSON (for explanations) */
@@ -117,7 +117,8 @@ extern json_t *kv_to_json(const KaireonValue *v);
 /* the logistic function, computed without overflow */
 extern double kaireon_sigmoid(double x);
 
-/* uniform random number in [0, 1) from the scoring module's generator */
+/* uniform random number in [0, 1) from the models' generator (common.c), and its seed */
 extern double model_random(void);
+extern void model_random_seed(uint64 seed);
 
 #endif							/* KAIREON_MODELS_MODEL_H */

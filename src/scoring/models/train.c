@@ -36,7 +36,8 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "kaireon.h"
+#include "util/spi.h"
+#include "security/session.h"
 #include "scoring/models/model.h"
 #include "scoring/scoring.h"
 
@@ -51,35 +52,6 @@ typedef struct Examples
 	KaireonValue *values;		/* n * nf */
 	double	   *y;
 } Examples;
-
-/* A jsonb value as a KaireonValue (strings copied; NULL, null, arrays and objects: KV_NULL). */
-void
-kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out)
-{
-	out->kind = KV_NULL;
-	out->num = 0;
-	out->str = NULL;
-	if (v == NULL)
-		return;
-	switch (v->type)
-	{
-		case jbvNumeric:
-			out->kind = KV_NUMBER;
-			out->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
-														  NumericGetDatum(v->val.numeric)));
-			break;
-		case jbvString:
-			out->kind = KV_STRING;
-			out->str = pnstrdup(v->val.string.val, v->val.string.len);
-			break;
-		case jbvBool:
-			out->kind = KV_BOOL;
-			out->num = v->val.boolean ? 1 : 0;
-			break;
-		default:
-			break;
-	}
-}
 
 /*
  * The SQL of the examples of a tenant: label and merged features of each
@@ -98,13 +70,13 @@ examples_sql(const char *tenant_id, const char *data_schema_id)
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = data_schema_id ? CStringGetTextDatum(data_schema_id) : (Datum) 0;
 	nulls[1] = data_schema_id ? ' ' : 'n';
-	rc = SPI_execute_with_args(
-							   "SELECT t.slug, ds.table_name, f.name FROM kaireon.data_schemas ds "
-							   "JOIN kaireon.tenants t ON t.id = ds.tenant_id "
-							   "JOIN kaireon.schema_fields f ON f.tenant_id = ds.tenant_id AND f.schema_id = ds.id AND f.is_primary_key "
-							   "WHERE ds.tenant_id = $1 AND ds.status = 'published' AND ds.entity_type = 'customer' "
-							   "AND ds.schema_type = 'entity' AND ($2::text IS NULL OR ds.id = $2) ORDER BY ds.name",
-							   2, argtypes, args, nulls, true, 0);
+	rc = kspi_execute_with_args(
+							    "SELECT t.slug, ds.table_name, f.name FROM kaireon.data_schemas ds "
+							    "JOIN kaireon.tenants t ON t.id = ds.tenant_id "
+							    "JOIN kaireon.schema_fields f ON f.tenant_id = ds.tenant_id AND f.schema_id = ds.id AND f.is_primary_key "
+							    "WHERE ds.tenant_id = $1 AND ds.status = 'published' AND ds.entity_type = 'customer' "
+							    "AND ds.schema_type = 'entity' AND ($2::text IS NULL OR ds.id = $2) ORDER BY ds.name",
+							    2, argtypes, args, nulls, true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "reading data_schemas failed");
 	if (SPI_processed > 1)
@@ -768,8 +740,8 @@ read_model(const char *tenant, const char *key, char **id, char **type, json_t *
 	args[1] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id, model_type, predictors::text, config::text FROM kaireon.algorithm_models "
-							  "WHERE tenant_id = $1 AND key = $2", 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	if (kspi_execute_with_args("SELECT id, model_type, predictors::text, config::text FROM kaireon.algorithm_models "
+							   "WHERE tenant_id = $1 AND key = $2", 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -920,9 +892,9 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 	args[3] = CStringGetTextDatum(id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb, "
-							  "metrics = metrics || $2::jsonb, last_trained_at = now(), status = 'active' "
-							  "WHERE tenant_id = $3 AND id = $4", 4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (kspi_execute_with_args("UPDATE kaireon.algorithm_models SET model_state = $1::jsonb, "
+							   "metrics = metrics || $2::jsonb, last_trained_at = now(), status = 'active' "
+							   "WHERE tenant_id = $3 AND id = $4", 4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "storing the trained model failed");
 	SPI_finish();
 	PG_RETURN_JSONB_P(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
@@ -1140,10 +1112,10 @@ kaireon_check_drift(PG_FUNCTION_ARGS)
 		args[4] = CStringGetTextDatum(kj_dump(cdetail[i], JSON_COMPACT));
 		args[5] = Float8GetDatum(scores[i]);
 		args[6] = Float8GetDatum(limits[i]);
-		if (SPI_execute_with_args("INSERT INTO kaireon.model_drift_checks (tenant_id, model_id, check_type, "
-								  "baseline, current, drift_score, threshold, drifted) "
-								  "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $6 > $7)",
-								  7, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (kspi_execute_with_args("INSERT INTO kaireon.model_drift_checks (tenant_id, model_id, check_type, "
+								   "baseline, current, drift_score, threshold, drifted) "
+								   "VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7, $6 > $7)",
+								   7, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "writing model_drift_checks failed");
 		values[0] = CStringGetTextDatum(types[i]);
 		values[1] = Float8GetDatum(scores[i]);

@@ -5,6 +5,22 @@
 -- background workers (src/maintenance/worker.c) and kaireon.run_maintenance record their runs in
 -- kaireon.maintenance_runs. See docs/retention.md and docs/workers.md.
 
+CREATE TABLE kaireon.retention_configs (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    data_class              text NOT NULL
+                            CHECK (data_class IN ('interactions', 'decisions', 'metrics', 'audit',
+                                                  'suppressions', 'outbox', 'summaries')),
+    retention_days          integer NOT NULL CHECK (retention_days > 0),
+    legal_hold              boolean NOT NULL DEFAULT false,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, data_class)
+);
+COMMENT ON TABLE kaireon.retention_configs IS
+    'RetentionConfig: how many days a tenant keeps one class of data (interactions, decisions, metrics, audit, suppressions, outbox, summaries); a legal hold suspends purging of that class.';
+
 -- The run history of the maintenance jobs: one row per run of a job by a worker, by
 -- kaireon.run_maintenance or by a retention call; kept to kaireon.run_history_size rows per
 -- job. A row still 'running' whose process is gone was interrupted (crash, SIGTERM); the

@@ -6,6 +6,33 @@
 -- Audit rows are not touched: the audit chain records configuration changes, which carry no
 -- customer data, so it still verifies after an erasure.
 
+CREATE TABLE kaireon.dsar_requests (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    request_type            text NOT NULL
+                            CHECK (request_type IN ('export', 'delete', 'rectify')),
+    subject_id              text NOT NULL,
+    subject_type            text NOT NULL DEFAULT 'customer',
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'processing', 'completed', 'failed',
+                                              'rejected')),
+    requested_by            text NOT NULL,
+    reason                  text,
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
+    error                   text,
+    completed_at            timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.dsar_requests IS
+    'DsarRequest: data-subject access request (export, delete or rectify the data of one subject, by default a customer) and its processing status and result.';
+
+CREATE INDEX dsar_requests_subject_idx
+    ON kaireon.dsar_requests (tenant_id, subject_type, subject_id);
+CREATE INDEX dsar_requests_status_idx
+    ON kaireon.dsar_requests (tenant_id, status, created_at);
+
 -- Where one tenant's subject rows are: a label, the relation, the predicate (with $1 the
 -- subject id, $2 the ids of the subject's interactions) and the retention data class whose
 -- legal hold keeps them.

@@ -1,4 +1,4 @@
--- kaireon install script, part 60: customer data schemas and segments as real tables and views.
+-- kaireon install script, part 25: customer data schemas and segments as real tables and views.
 --
 -- A tenant's data lives in its own schema kaireon_t_<tenant slug>: publish_data_schema creates
 -- ds_<name> there from schema_fields (and adds columns for fields added later), publish_segment

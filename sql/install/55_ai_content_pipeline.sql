@@ -1,4 +1,4 @@
--- kaireon install script, part 50: AI assistant and document import, data pipelines,
+-- kaireon install script, part 55: AI assistant and document import, data pipelines,
 -- content, reports, behavioral metrics and summary definitions.
 -- Conventions are in docs/schema.md ("Conventions"); 99_finalize.sql adds the updated_at
 -- triggers, row level security, soft-delete indexes and pg_dump registration.

@@ -1,6 +1,9 @@
--- kaireon install script, part 70: the real-time decision (recommend, respond), the
--- configuration cache's invalidation, decision flow publishing, and default outcome types.
+-- kaireon install script, part 45: the real-time decision (recommend, respond), the
+-- configuration cache's invalidation, decision flow publishing, default outcome types, and
+-- the records of decisions (policy_snapshots, decision_traces).
 -- See docs/recommend.md.
+-- It follows the tables it compiles and invalidates: 10_decisioning.sql, 20_customer.sql and
+-- 25_data_schemas.sql (segments, data_schemas), 30_operator.sql (tenant_settings).
 
 -- The configuration version of each tenant: renewed (from a sequence, so never reused) by
 -- the trigger kaireon.config_changed in every transaction that changes the tenant's
@@ -311,3 +314,56 @@ CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.respond_bulk(jsonb) IS
     'Records 1 to 1000 outcomes ({"items": [...]} of respond_json requests); each item in a subtransaction, so a bad item is reported (index, SQLSTATE, message) and the good ones are kept.';
+
+-- ---------------------------------------------------------------------------------------
+-- Decision records (written by recommend: src/decision/persist.c)
+-- ---------------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.policy_snapshots (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    policy_version_hash     text NOT NULL CHECK (policy_version_hash ~ '^[0-9a-f]{16}$'),
+    interaction_id          text,
+    eligibility_policies    jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(eligibility_policies) = 'array'),
+    suppression_policies    jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(suppression_policies) = 'array'),
+    guardrail_rules         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(guardrail_rules) = 'array'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, policy_version_hash)
+);
+COMMENT ON TABLE kaireon.policy_snapshots IS
+    'PolicySnapshot: the eligibility, suppression and guardrail policies in force for a decision, stored once per distinct 16-hex-digit policy_version_hash per tenant; interaction_id is the first interaction decided under it (no foreign key). Append-only.';
+
+CREATE TABLE kaireon.decision_traces (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    request_id              text NOT NULL,
+    recommendation_id       text,
+    customer_id             text NOT NULL,
+    channel_id              text,
+    placement_id            text,
+    decision_flow_id        text,
+    candidate_count         bigint NOT NULL DEFAULT 0 CHECK (candidate_count >= 0),
+    after_qualification     bigint NOT NULL DEFAULT 0 CHECK (after_qualification >= 0),
+    after_contact_policy    bigint NOT NULL DEFAULT 0 CHECK (after_contact_policy >= 0),
+    after_suppression       bigint NOT NULL DEFAULT 0 CHECK (after_suppression >= 0),
+    final_count             bigint NOT NULL DEFAULT 0 CHECK (final_count >= 0),
+    qualification_results   jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(qualification_results) = 'array'),
+    scoring_results         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(scoring_results) = 'array'),
+    selected_offers         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(selected_offers) = 'array'),
+    funnel                  jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(funnel) = 'array'),
+    policy_version_hash     text CHECK (policy_version_hash ~ '^[0-9a-f]{16}$'),
+    degraded_scoring        boolean NOT NULL DEFAULT false,
+    duration_ms             double precision CHECK (duration_ms >= 0),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.decision_traces IS
+    'DecisionTrace: forensic trace of one decision: candidate counts after each funnel stage (qualification, contact policy, suppression, final), per-offer qualification and scoring results, selected offers, the policy_version_hash of the PolicySnapshot in force, whether scoring was degraded, and duration. Append-only; channel_id, placement_id, decision_flow_id and policy_version_hash are recorded values, not foreign keys, so later edits or deletions do not rewrite history.';
+
+CREATE INDEX decision_traces_created_idx
+    ON kaireon.decision_traces (tenant_id, created_at);
+CREATE INDEX decision_traces_customer_created_idx
+    ON kaireon.decision_traces (tenant_id, customer_id, created_at);
+CREATE INDEX decision_traces_request_idx
+    ON kaireon.decision_traces (tenant_id, request_id);

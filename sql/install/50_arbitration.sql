@@ -1,4 +1,4 @@
--- kaireon install script, part 75: arbitration (docs/arbitration.md): validation of
+-- kaireon install script, part 50: arbitration (docs/arbitration.md): validation of
 -- cross-offer constraints, arbitration profiles and run limits; batch campaigns
 -- (run_campaign, simulate) and their result table; real-time dual prices and their update;
 -- EXP3-IX state.

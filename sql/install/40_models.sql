@@ -433,7 +433,7 @@ BEGIN
             RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', NEW.key
                 USING ERRCODE = '22023', HINT = 'Set registry_family first.';
         END IF;
-        -- four-eyes: only an approved model.promote request may promote (80_governed_actions.sql)
+        -- four-eyes: only an approved model.promote request may promote (60_governance.sql)
         IF kaireon.four_eyes_required(NEW.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
             RAISE EXCEPTION 'promoting model "%" (version %) to champion needs an approved request (four-eyes is enabled)',
                             NEW.key, OLD.version

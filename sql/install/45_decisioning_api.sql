@@ -218,7 +218,7 @@ BEGIN
             USING ERRCODE = '42704', HINT = 'Create it in kaireon.decision_flows first.';
     END IF;
     -- four-eyes: the publish is filed for approval (action decision_flow.publish, with the
-    -- draft as it is now: 80_governed_actions.sql) instead of made
+    -- draft as it is now: 60_governance.sql) instead of made
     IF kaireon.four_eyes_required(publish_decision_flow.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
         v_req := kaireon.request_approval(publish_decision_flow.tenant_id, 'decision_flow.publish', f.id,
                                           jsonb_build_object('key', f.key, 'notes', notes, 'draft', f.draft_config));

@@ -75,8 +75,7 @@ CREATE TABLE kaireon.custom_roles (
 COMMENT ON TABLE kaireon.custom_roles IS
     'CustomRole: tenant-defined role granting a JSON array of permission strings; given to users by CustomRoleAssignment.';
 
--- user_id references kaireon.users (id), which a later install part creates; the integrator
--- adds that foreign key there. It stays plain text here.
+-- user_id references kaireon.users (id): the foreign key is added after the tables, below.
 CREATE TABLE kaireon.custom_role_assignments (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -117,8 +116,8 @@ CREATE TABLE kaireon.sso_configs (
 COMMENT ON TABLE kaireon.sso_configs IS
     'SsoConfig: the tenant''s single sign-on setup (saml, oidc or none): identity-provider identifiers, role given to provisioned users, allowed e-mail domains, just-in-time provisioning and whether SSO is mandatory. One row per tenant; no client secrets are stored here.';
 
--- Cross-tenant, scoped by user: no tenant_id. user_id references kaireon.users (id), which a
--- later install part creates; the integrator adds that foreign key there.
+-- Cross-tenant, scoped by user: no tenant_id. user_id references kaireon.users (id): the
+-- foreign key is added after the tables, below.
 CREATE TABLE kaireon.webauthn_credentials (
     id                      text NOT NULL DEFAULT gen_random_uuid()::text PRIMARY KEY,
     user_id                 text NOT NULL,

@@ -8,7 +8,7 @@
 -- Cross-tenant, append-only. tenant_id is nullable and deliberately has NO foreign key to
 -- kaireon.tenants: the chain must survive the deletion of its tenant unchanged (neither
 -- CASCADE nor SET NULL may rewrite an immutable log). Rows are written by the audit triggers
--- (sql/install/70_audit.sql, src/audit*.c); the format is in docs/audit.md. before and after
+-- (the functions below, src/audit/*.c); the format is in docs/audit.md. before and after
 -- are json, not jsonb: they hold exactly the text that was hashed.
 CREATE TABLE kaireon.audit_logs (
     id                      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -217,7 +217,7 @@ AS $fn$
     ) AS t (table_name, options)
 $fn$;
 COMMENT ON FUNCTION kaireon.audited_tables() IS
-    'The tables whose changes are recorded in the audit chain, with the arguments of their audit_capture trigger (docs/audit.md). The one list: 70_audit.sql creates the triggers from it and the audit tests check them against it.';
+    'The tables whose changes are recorded in the audit chain, with the arguments of their audit_capture trigger (docs/audit.md). The one list: 85_audit.sql creates the triggers from it and the audit tests check them against it.';
 
 DO $audit$
 DECLARE

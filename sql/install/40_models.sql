@@ -358,22 +358,22 @@ CREATE FUNCTION kaireon.normal_cdf(z double precision) RETURNS double precision
 COMMENT ON FUNCTION kaireon.normal_cdf(double precision) IS
     'Standard normal cumulative distribution function (for the experiments'' z-tests).';
 
-CREATE FUNCTION kaireon._validate_model() RETURNS trigger
+CREATE FUNCTION kaireon_internal._validate_model() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_validate_model_trigger'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._validate_model() IS
+COMMENT ON FUNCTION kaireon_internal._validate_model() IS
     'Internal: BEFORE INSERT OR UPDATE row trigger on algorithm_models compiling the model (22023 naming the field when malformed) and bumping version when its definition or registry place changes.';
 
-CREATE FUNCTION kaireon._models_changed() RETURNS trigger
+CREATE FUNCTION kaireon_internal._models_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_models_changed_trigger'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._models_changed() IS
+COMMENT ON FUNCTION kaireon_internal._models_changed() IS
     'Internal: AFTER statement trigger on algorithm_models invalidating every backend''s model cache (relcache invalidation of the table).';
 
 CREATE TRIGGER b_validate_model BEFORE INSERT OR UPDATE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._validate_model();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_model();
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kaireon.algorithm_models
-    FOR EACH STATEMENT EXECUTE FUNCTION kaireon._models_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._models_changed();
 
 -- ---------------------------------------------------------------------------------------
 -- Registry: allowed transitions, one champion per family, snapshots, four-eyes
@@ -393,7 +393,7 @@ $fn$;
 COMMENT ON FUNCTION kaireon.registry_transitions() IS
     'The model registry''s allowed transitions of registry_status; any other change is refused (55000). A champion leaves only by archiving, which promoting another model of its family does.';
 
-CREATE FUNCTION kaireon._registry_check() RETURNS trigger
+CREATE FUNCTION kaireon_internal._registry_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -450,12 +450,12 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._registry_check() IS
+COMMENT ON FUNCTION kaireon_internal._registry_check() IS
     'Internal: BEFORE INSERT OR UPDATE trigger on algorithm_models enforcing the registry transitions, four-eyes approval of promotions and one champion per family (archiving the previous champion).';
 CREATE TRIGGER a_registry_check BEFORE INSERT OR UPDATE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._registry_check();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._registry_check();
 
-CREATE FUNCTION kaireon._snapshot_model() RETURNS trigger
+CREATE FUNCTION kaireon_internal._snapshot_model() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -470,12 +470,12 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._snapshot_model() IS
+COMMENT ON FUNCTION kaireon_internal._snapshot_model() IS
     'Internal: AFTER INSERT OR UPDATE trigger on algorithm_models writing a model_versions snapshot of every new version.';
 CREATE TRIGGER snapshot_model AFTER INSERT OR UPDATE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._snapshot_model();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._snapshot_model();
 
-CREATE FUNCTION kaireon._model_version_restore() RETURNS trigger
+CREATE FUNCTION kaireon_internal._model_version_restore() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -494,10 +494,10 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._model_version_restore() IS
+COMMENT ON FUNCTION kaireon_internal._model_version_restore() IS
     'Internal: BEFORE INSERT trigger on model_versions letting a restored snapshot replace the identical snapshot its model''s restore just wrote.';
 CREATE TRIGGER model_version_restore BEFORE INSERT ON kaireon.model_versions
-    FOR EACH ROW EXECUTE FUNCTION kaireon._model_version_restore();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._model_version_restore();
 
 CREATE FUNCTION kaireon.transition_model(tenant_id text, model_key text, to_status text,
                                          family text DEFAULT NULL)
@@ -723,7 +723,7 @@ BEGIN
         -- a weight beyond double precision (1e400) is refused by name here; a total that
         -- overflows (two of 1e308) fails the float8 addition below with 22003
         IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
-                 ELSE r.value::text::numeric < 0 OR NOT kaireon._is_finite(r.value::text::numeric) END) THEN
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
             RAISE EXCEPTION 'variant "%" has weight %, not a non-negative finite number', r.key,
                 CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
                 USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers.';

@@ -209,7 +209,7 @@ CREATE TABLE kaireon.approval_actions (
 COMMENT ON TABLE kaireon.approval_actions IS
     'kaireon''s own table: the approval actions of four-eyes governance. apply_function(tenant_id text, entity_id text, payload jsonb) carries out an approved request; validate_function (same arguments, optional) refuses a bad payload when the request is filed. Installed with the extension; not dumped.';
 
-CREATE FUNCTION kaireon._approval_action_check() RETURNS trigger
+CREATE FUNCTION kaireon_internal._approval_action_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -229,14 +229,14 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._approval_action_check() IS
+COMMENT ON FUNCTION kaireon_internal._approval_action_check() IS
     'Internal: trigger refusing an approval action whose apply or validate function does not take (text, text, jsonb).';
 CREATE TRIGGER check_functions BEFORE INSERT OR UPDATE ON kaireon.approval_actions
-    FOR EACH ROW EXECUTE FUNCTION kaireon._approval_action_check();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._approval_action_check();
 
 -- The stages a new request of a tenant gets: tenant_settings.settings -> 'approvalStages' ->
 -- <action>, else -> 'default', else one stage "review" needing role approver.
-CREATE FUNCTION kaireon._approval_stages(p_tenant_id text, p_action text) RETURNS jsonb
+CREATE FUNCTION kaireon_internal._approval_stages(p_tenant_id text, p_action text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -264,13 +264,13 @@ BEGIN
     RETURN v_cfg;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._approval_stages(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._approval_stages(text, text) IS
     'Internal: the approval stages ({name, requiredRole} in order) a new request of the action gets for the tenant.';
 
 -- Whether a user may decide a stage that requires p_role: its kaireon.users role is p_role,
 -- or it is assigned a custom role of that name; the user belongs to the tenant (or to none,
 -- a platform user).
-CREATE FUNCTION kaireon._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
+CREATE FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
@@ -282,11 +282,11 @@ CREATE FUNCTION kaireon._user_holds_role(p_tenant_id text, p_user_id text, p_rol
                                  JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
                                 WHERE a.tenant_id = p_tenant_id AND a.user_id = u.id AND r.name = p_role)));
     END;
-COMMENT ON FUNCTION kaireon._user_holds_role(text, text, text) IS
+COMMENT ON FUNCTION kaireon_internal._user_holds_role(text, text, text) IS
     'Internal: whether a user of the tenant (or a platform user) holds a role, as its users.role or a custom role assignment.';
 
 -- The application user acting (kaireon.user_id), required by the approval functions.
-CREATE FUNCTION kaireon._acting_user() RETURNS text
+CREATE FUNCTION kaireon_internal._acting_user() RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -300,7 +300,7 @@ BEGIN
     RETURN v_user;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._acting_user() IS
+COMMENT ON FUNCTION kaireon_internal._acting_user() IS
     'Internal: kaireon.user_id, or 42501 when it is not set.';
 
 CREATE FUNCTION kaireon.request_approval(tenant_id text, action text, entity_id text DEFAULT NULL,
@@ -316,7 +316,7 @@ DECLARE
     v_stage     record;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
+    v_user := kaireon_internal._acting_user();
     SELECT * INTO v_action FROM kaireon.approval_actions a WHERE a.action = request_approval.action;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown approval action "%"', action
@@ -335,7 +335,7 @@ BEGIN
     VALUES (tenant_id, v_action.entity_type, entity_id, action, payload, v_user, reason)
     RETURNING id INTO v_id;
     FOR v_stage IN SELECT s.value AS stage, s.ordinality AS ord
-                     FROM jsonb_array_elements(kaireon._approval_stages(tenant_id, action)) WITH ORDINALITY s LOOP
+                     FROM jsonb_array_elements(kaireon_internal._approval_stages(tenant_id, action)) WITH ORDINALITY s LOOP
         INSERT INTO kaireon.approval_request_stages (tenant_id, approval_request_id, stage_name, ordinal, required_role)
         VALUES (tenant_id, v_id, v_stage.stage ->> 'name', v_stage.ord, v_stage.stage ->> 'requiredRole');
     END LOOP;
@@ -346,7 +346,7 @@ COMMENT ON FUNCTION kaireon.request_approval(text, text, text, jsonb, text) IS
     'Files a change for four-eyes approval: the registered action (kaireon.approval_actions) with its payload, checked by the action''s validate function. The requester is kaireon.user_id. The request gets the tenant''s approval stages; returns its id.';
 
 -- Lock a request of a tenant and check it is pending.
-CREATE FUNCTION kaireon._pending_request(p_tenant_id text, p_request_id text) RETURNS kaireon.approval_requests
+CREATE FUNCTION kaireon_internal._pending_request(p_tenant_id text, p_request_id text) RETURNS kaireon.approval_requests
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -366,11 +366,11 @@ BEGIN
     RETURN v_req;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._pending_request(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._pending_request(text, text) IS
     'Internal: locks a pending approval request of a tenant, or raises 42704 (unknown) or 55000 (not pending).';
 
 -- The stage a decision applies to, checked against the deciding user.
-CREATE FUNCTION kaireon._current_stage(p_req kaireon.approval_requests, p_user text)
+CREATE FUNCTION kaireon_internal._current_stage(p_req kaireon.approval_requests, p_user text)
     RETURNS kaireon.approval_request_stages
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -395,7 +395,7 @@ BEGIN
         RAISE EXCEPTION 'user "%" approved an earlier stage of approval request "%"', p_user, p_req.id
             USING ERRCODE = '42501', HINT = 'Each stage needs a different approver.';
     END IF;
-    IF NOT kaireon._user_holds_role(p_req.tenant_id, p_user, v_stage.required_role) THEN
+    IF NOT kaireon_internal._user_holds_role(p_req.tenant_id, p_user, v_stage.required_role) THEN
         RAISE EXCEPTION 'user "%" does not hold role "%" required by stage % ("%") of approval request "%"',
             p_user, v_stage.required_role, v_stage.ordinal, v_stage.stage_name, p_req.id
             USING ERRCODE = '42501', HINT = 'Stages are decided in order; this one needs a user with that role.';
@@ -403,7 +403,7 @@ BEGIN
     RETURN v_stage;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._current_stage(kaireon.approval_requests, text) IS
+COMMENT ON FUNCTION kaireon_internal._current_stage(kaireon.approval_requests, text) IS
     'Internal: the first pending stage of a request, locked, after checking the deciding user is not the requester, did not approve an earlier stage and holds the stage''s role.';
 
 CREATE FUNCTION kaireon.approve_request(tenant_id text, request_id text, comment text DEFAULT NULL)
@@ -419,9 +419,9 @@ DECLARE
     v_apply     regprocedure;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
-    v_req := kaireon._pending_request(tenant_id, request_id);
-    v_stage := kaireon._current_stage(v_req, v_user);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    v_stage := kaireon_internal._current_stage(v_req, v_user);
     UPDATE kaireon.approval_request_stages s
        SET status = 'approved', approver_id = v_user, comment = approve_request.comment, decided_at = now()
      WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
@@ -460,9 +460,9 @@ DECLARE
     v_stage     kaireon.approval_request_stages%ROWTYPE;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
-    v_req := kaireon._pending_request(tenant_id, request_id);
-    v_stage := kaireon._current_stage(v_req, v_user);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    v_stage := kaireon_internal._current_stage(v_req, v_user);
     UPDATE kaireon.approval_request_stages s
        SET status = 'rejected', approver_id = v_user, comment = reject_request.reason, decided_at = now()
      WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
@@ -486,8 +486,8 @@ DECLARE
     v_req       kaireon.approval_requests%ROWTYPE;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
-    v_req := kaireon._pending_request(tenant_id, request_id);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
     IF v_user <> v_req.requester_id THEN
         RAISE EXCEPTION 'only the requester "%" may cancel approval request "%"', v_req.requester_id, v_req.id
             USING ERRCODE = '42501', HINT = 'Approvers reject a request with kaireon.reject_request.';
@@ -511,7 +511,7 @@ COMMENT ON FUNCTION kaireon.cancel_request(text, text) IS
 -- entity_id is the policy id (for create: the new policy's id, or NULL for a generated one).
 -- ---------------------------------------------------------------------------------------
 
-CREATE FUNCTION kaireon._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -575,10 +575,10 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._validate_contact_policy_change(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._validate_contact_policy_change(text, text, jsonb) IS
     'Internal: validate function of approval action contact_policy.change (operation, settable columns, the policy exists, config valid for its rule_type, scopes shape).';
 
-CREATE FUNCTION kaireon._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -590,7 +590,7 @@ DECLARE
     v_id        text := entity_id;
     v_count     bigint;
 BEGIN
-    PERFORM kaireon._validate_contact_policy_change(tenant_id, entity_id, payload);
+    PERFORM kaireon_internal._validate_contact_policy_change(tenant_id, entity_id, payload);
     SELECT string_agg(quote_ident(k), ', ') INTO v_cols FROM jsonb_object_keys(v_values) AS k;
     CASE v_op
         WHEN 'create' THEN
@@ -622,7 +622,7 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_contact_policy_change(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._apply_contact_policy_change(text, text, jsonb) IS
     'Internal: apply function of approval action contact_policy.change; runs inside kaireon.approve_request.';
 
 -- ---------------------------------------------------------------------------------------
@@ -631,7 +631,7 @@ COMMENT ON FUNCTION kaireon._apply_contact_policy_change(text, text, jsonb) IS
 -- {"approval_stages": {...}} (the new settings -> 'approvalStages'; null removes it).
 -- ---------------------------------------------------------------------------------------
 
-CREATE FUNCTION kaireon._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -652,16 +652,16 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._validate_four_eyes_settings(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._validate_four_eyes_settings(text, text, jsonb) IS
     'Internal: validate function of approval action four_eyes.settings_change.';
 
-CREATE FUNCTION kaireon._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    PERFORM kaireon._validate_four_eyes_settings(tenant_id, entity_id, payload);
+    PERFORM kaireon_internal._validate_four_eyes_settings(tenant_id, entity_id, payload);
     UPDATE kaireon.tenant_settings s
        SET four_eyes_enabled = CASE WHEN payload ? 'four_eyes_enabled' THEN (payload ->> 'four_eyes_enabled')::boolean
                                     ELSE s.four_eyes_enabled END,
@@ -671,15 +671,15 @@ BEGIN
      WHERE s.tenant_id = _apply_four_eyes_settings.tenant_id;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_four_eyes_settings(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._apply_four_eyes_settings(text, text, jsonb) IS
     'Internal: apply function of approval action four_eyes.settings_change.';
 
 INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description) VALUES
     ('contact_policy.change', 'contact_policies',
-     'kaireon._apply_contact_policy_change(text,text,jsonb)', 'kaireon._validate_contact_policy_change(text,text,jsonb)',
+     'kaireon_internal._apply_contact_policy_change(text,text,jsonb)', 'kaireon_internal._validate_contact_policy_change(text,text,jsonb)',
      'Create, update, delete, soft-delete or restore a contact policy and replace its scopes.'),
     ('four_eyes.settings_change', 'tenant_settings',
-     'kaireon._apply_four_eyes_settings(text,text,jsonb)', 'kaireon._validate_four_eyes_settings(text,text,jsonb)',
+     'kaireon_internal._apply_four_eyes_settings(text,text,jsonb)', 'kaireon_internal._validate_four_eyes_settings(text,text,jsonb)',
      'Turn four-eyes off or change the approval stages of a tenant where it is on.');
 
 -- Registered here with a filter that dumps nothing: the rows come with CREATE EXTENSION.
@@ -706,7 +706,7 @@ CREATE TRIGGER four_eyes_guard BEFORE UPDATE OR DELETE ON kaireon.tenant_setting
 
 -- With four-eyes on (and no approval being applied, outside a restore), the published side
 -- of a decision flow changes only through an approved decision_flow.publish: drafts stay free.
-CREATE FUNCTION kaireon._flow_publish_guard() RETURNS trigger
+CREATE FUNCTION kaireon_internal._flow_publish_guard() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -727,14 +727,14 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._flow_publish_guard() IS
+COMMENT ON FUNCTION kaireon_internal._flow_publish_guard() IS
     'Internal: BEFORE INSERT OR UPDATE trigger on decision_flows: with four-eyes on, published versions, the published version and the published status change only through an approved decision_flow.publish request (42501).';
 CREATE TRIGGER flow_publish_guard BEFORE INSERT OR UPDATE ON kaireon.decision_flows
-    FOR EACH ROW EXECUTE FUNCTION kaireon._flow_publish_guard();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._flow_publish_guard();
 
 -- With four-eyes on, a champion is made only by an approved model.promote (the UPDATE path is
 -- checked by _registry_check): not created as one, nor deleted.
-CREATE FUNCTION kaireon._champion_guard() RETURNS trigger
+CREATE FUNCTION kaireon_internal._champion_guard() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -755,12 +755,12 @@ BEGIN
               HINT = 'Create the model as a challenger and promote it with kaireon.transition_model; archive a champion before deleting it.';
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._champion_guard() IS
+COMMENT ON FUNCTION kaireon_internal._champion_guard() IS
     'Internal: BEFORE INSERT OR DELETE trigger on algorithm_models: with four-eyes on, a champion is neither created directly nor deleted (42501).';
 CREATE TRIGGER champion_guard BEFORE INSERT OR DELETE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._champion_guard();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._champion_guard();
 
-CREATE FUNCTION kaireon._validate_flow_publish(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._validate_flow_publish(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -778,10 +778,10 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._validate_flow_publish(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._validate_flow_publish(text, text, jsonb) IS
     'Internal: checks a decision_flow.publish request (the flow exists; the payload holds its key and draft).';
 
-CREATE FUNCTION kaireon._apply_flow_publish(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._apply_flow_publish(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -804,10 +804,10 @@ BEGIN
     PERFORM kaireon.publish_decision_flow(tenant_id, f.key, payload ->> 'notes');
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_flow_publish(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._apply_flow_publish(text, text, jsonb) IS
     'Internal: applies an approved decision_flow.publish request: publishes the flow''s draft, which must be the one approved.';
 
-CREATE FUNCTION kaireon._validate_model_promotion(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._validate_model_promotion(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -836,10 +836,10 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._validate_model_promotion(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._validate_model_promotion(text, text, jsonb) IS
     'Internal: checks a model.promote request (the model exists and may become champion).';
 
-CREATE FUNCTION kaireon._apply_model_promotion(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._apply_model_promotion(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -878,13 +878,13 @@ BEGIN
             m.metrics);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_model_promotion(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._apply_model_promotion(text, text, jsonb) IS
     'Internal: applies an approved model.promote request: promotes the model (whose version must be the one approved) to champion and records the approval in model_approvals.';
 
 INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description) VALUES
     ('decision_flow.publish', 'decision_flows',
-     'kaireon._apply_flow_publish(text,text,jsonb)', 'kaireon._validate_flow_publish(text,text,jsonb)',
+     'kaireon_internal._apply_flow_publish(text,text,jsonb)', 'kaireon_internal._validate_flow_publish(text,text,jsonb)',
      'Publish the draft of a decision flow (as it was when requested) as a new immutable version.'),
     ('model.promote', 'algorithm_models',
-     'kaireon._apply_model_promotion(text,text,jsonb)', 'kaireon._validate_model_promotion(text,text,jsonb)',
+     'kaireon_internal._apply_model_promotion(text,text,jsonb)', 'kaireon_internal._validate_model_promotion(text,text,jsonb)',
      'Promote a version of a model to champion of its registry family (the old champion is archived).');

@@ -154,7 +154,7 @@ load_caps(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)
 	json_t	   *buds = query_array(
 		"SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.id COLLATE \"C\"), '[]') FROM kaireon.budget_allocations b "
 		" WHERE b.tenant_id = $1 AND b.status <> 'inactive' "
-		"   AND (b.period_type = 'total' OR b.period_key IN ('current', kaireon._period_key(b.period_type, now())))",
+		"   AND (b.period_type = 'total' OR b.period_key IN ('current', kaireon_internal._period_key(b.period_type, now())))",
 		cfg->tenant_id, "budgets");
 	json_t	   *vols = query_array(
 		"SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.id COLLATE \"C\"), '[]') FROM kaireon.volume_constraints v "

@@ -259,7 +259,7 @@ customers_sql(const Campaign *cp)
 
 		args[0] = CStringGetTextDatum(spec->tenant_id);
 		args[1] = CStringGetTextDatum(spec->segment_id);
-		if (kspi_execute_with_args("SELECT kaireon._segment_view($1, $2)", 2, types, args, NULL, false, 1)
+		if (kspi_execute_with_args("SELECT kaireon_internal._segment_view($1, $2)", 2, types, args, NULL, false, 1)
 			!= SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "kaireon: could not resolve the campaign's segment");
 		view = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -626,7 +626,7 @@ take_units(Campaign *cp)
 				"   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN $3::bigint "
 				"                            ELSE v.current_count + $3::bigint END, "
 				"       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
-				"                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
+				"                       THEN kaireon_internal._period_end(v.period, now()) ELSE v.reset_at END "
 				" WHERE v.tenant_id = $1 AND v.id = $2 "
 				"   AND (CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 0 ELSE v.current_count END) "
 				"       + $3::bigint <= v.max_volume RETURNING 1";

@@ -64,7 +64,7 @@ cap_unit(const KRequest *req, const KCap *c, double cost, bool take)
 					  "   SET current_count = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() THEN 1 "
 					  "                            ELSE v.current_count + 1 END, "
 					  "       reset_at = CASE WHEN v.reset_at IS NULL OR v.reset_at <= now() "
-					  "                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END "
+					  "                       THEN kaireon_internal._period_end(v.period, now()) ELSE v.reset_at END "
 					  " WHERE v.tenant_id = $1 AND v.id = $2 AND v.status = 'active' "
 					  "   AND (v.reset_at IS NULL OR v.reset_at <= now() OR v.current_count < v.max_volume) "
 					  "RETURNING 1", 2, types) :

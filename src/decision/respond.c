@@ -478,7 +478,7 @@ respond_one(RespondArgs *a)
 			 "   AND (b.scope = 'global' OR (b.scope = 'offer' AND b.scope_id = $2) "
 			 "        OR (b.scope = 'category' AND b.scope_id = $3) OR (b.scope = 'channel' AND b.scope_id = $4)) "
 			 "   AND (b.period_key = 'current' OR b.period_type = 'total' "
-			 "        OR b.period_key = kaireon._period_key(b.period_type, now()))",
+			 "        OR b.period_key = kaireon_internal._period_key(b.period_type, now()))",
 			 4, types, v, nulls, SPI_OK_UPDATE);
 	}
 

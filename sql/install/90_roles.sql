@@ -80,6 +80,8 @@ BEGIN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
+            -- as before the helpers had their own schema: an admin may run every function
+            EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon_internal TO %I', v_role);
     END CASE;
     -- Whatever the access: the audit log and the chain heads are written by kaireon alone
     -- (an admin who could move a head could break every later append of a tenant, or hide

@@ -128,10 +128,10 @@ INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type) VALUES
 INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type) VALUES ('ds', 'customers', 'blob', 'bytea');
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('evil', 'Evil', 'evil"; drop schema kaireon; --');
 -- and the identifier check in the publishing code refuses them even if a row got in
-SELECT kaireon._check_identifier('field', 'a"b');
+SELECT kaireon_internal._check_identifier('field', 'a"b');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
-SELECT kaireon._check_identifier('field', repeat('c', 64), 63);
-SELECT kaireon._check_identifier('field', 'fine_name', 63);
+SELECT kaireon_internal._check_identifier('field', repeat('c', 64), 63);
+SELECT kaireon_internal._check_identifier('field', 'fine_name', 63);
 
 -- A schema needs exactly one primary key field.
 INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('ds', 'nokey', 'nokey');

@@ -20,7 +20,7 @@ INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_typ
 
 SELECT job, status, detail - 'held' - 'partitionsCreated' - 'retiredPartitions' - 'created' AS detail, error
   FROM kaireon.run_maintenance();
-SELECT id, current_count, reset_at = kaireon._period_end(period, now()) AS new_period, reset_at IS NULL AS never_counted
+SELECT id, current_count, reset_at = kaireon_internal._period_end(period, now()) AS new_period, reset_at IS NULL AS never_counted
   FROM kaireon.volume_constraints WHERE tenant_id = 'mnt' ORDER BY id;
 SELECT status FROM kaireon.outbox_events WHERE id = 'ev1';
 SELECT count(*) AS suppressions_left FROM kaireon.suppressions WHERE tenant_id = 'mnt';

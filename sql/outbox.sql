@@ -69,7 +69,7 @@ SELECT original_event_id, topic, payload, error_message, retry_count, replayed_a
 -- the backoff is capped by kaireon.outbox_retry_max
 SET kaireon.outbox_retry_base = '10min';
 SET kaireon.outbox_retry_max = '30min';
-SELECT r, kaireon._outbox_backoff(r) FROM generate_series(1, 4) r;
+SELECT r, kaireon_internal._outbox_backoff(r) FROM generate_series(1, 4) r;
 RESET kaireon.outbox_retry_base;
 RESET kaireon.outbox_retry_max;
 

@@ -227,7 +227,7 @@ SELECT (SELECT count(*) FROM kaireon.decision_traces WHERE tenant_id = 'ret_m') 
 -- partition holding ret_a's recent row is not dropped even when the caller allows ret_a.
 SELECT c.relname AS recent_part FROM kaireon.interaction_history h JOIN pg_class c ON c.oid = h.tableoid
  WHERE h.customer_id = 'c-recent' \gset
-SELECT kaireon._retire_interaction_partition(:'recent_part', ARRAY['ret_a', 'ret_b', 'ret_h', 'ret_m']) AS retired;
+SELECT kaireon_internal._retire_interaction_partition(:'recent_part', ARRAY['ret_a', 'ret_b', 'ret_h', 'ret_m']) AS retired;
 SELECT to_regclass('kaireon.' || :'recent_part') IS NOT NULL AS still_there;
 
 -- Bad arguments are refused before anything is done.
@@ -240,7 +240,7 @@ SELECT * FROM kaireon.run_retention(data_classes => '{}');
 SELECT * FROM kaireon.run_retention(data_classes => ARRAY[NULL]);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SET kaireon.retention_partition_action = 'truncate';
-SELECT kaireon._retire_interaction_partition('interaction_history_default', '{}');
+SELECT kaireon_internal._retire_interaction_partition('interaction_history_default', '{}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 -- Retention acts on every tenant: not for a role limited by row level security.
 CREATE ROLE regress_ret_app;

@@ -230,7 +230,7 @@ SELECT kaireon.assert_tenant_access('tenant_b');
 -- summary_definitions check trigger the list of dimensions as the writer, and the
 -- <table>_<column>_finite CHECKs call _is_finite as the writer).
 SELECT p.oid::regprocedure AS public_function FROM pg_proc p
- WHERE p.pronamespace = 'kaireon'::regnamespace AND has_function_privilege('public', p.oid, 'EXECUTE')
+ WHERE p.pronamespace IN ('kaireon'::regnamespace, 'kaireon_internal'::regnamespace) AND has_function_privilege('public', p.oid, 'EXECUTE')
  ORDER BY 1;
 
 -- The kaireon. prefix is reserved: unknown settings are refused.

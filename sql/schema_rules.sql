@@ -94,16 +94,23 @@ SELECT t.relname FROM ktables t
 SELECT t.relname AS uncommented_table FROM ktables t
  WHERE obj_description(t.oid, 'pg_class') IS NULL ORDER BY 1;
 SELECT p.oid::regprocedure AS uncommented_function FROM pg_proc p
- WHERE p.pronamespace = 'kaireon'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL ORDER BY 1;
+ WHERE p.pronamespace IN ('kaireon'::regnamespace, 'kaireon_internal'::regnamespace) AND obj_description(p.oid, 'pg_proc') IS NULL ORDER BY 1;
 
 -- comments of model tables start with the model name (kaireon's own tables say so instead)
 SELECT t.relname FROM ktables t
  WHERE obj_description(t.oid, 'pg_class') !~ '^([A-Z][A-Za-z]+: |kaireon''s own table: )'
  ORDER BY 1;
 
+-- internal helpers (named _...) live in kaireon_internal, out of \df kaireon.*; nothing else does
+SELECT p.oid::regprocedure AS internal_helper_in_api FROM pg_proc p
+ WHERE p.pronamespace = 'kaireon'::regnamespace AND p.proname LIKE '\_%' ORDER BY 1;
+SELECT p.oid::regprocedure AS api_function_in_internal FROM pg_proc p
+ WHERE p.pronamespace = 'kaireon_internal'::regnamespace AND p.proname NOT LIKE '\_%' ORDER BY 1;
+SELECT count(*) > 50 AS internal_helpers FROM pg_proc WHERE pronamespace = 'kaireon_internal'::regnamespace;
+
 -- SECURITY DEFINER functions pin search_path
 SELECT p.oid::regprocedure AS definer_without_search_path FROM pg_proc p
- WHERE p.pronamespace = 'kaireon'::regnamespace AND p.prosecdef
+ WHERE p.pronamespace IN ('kaireon'::regnamespace, 'kaireon_internal'::regnamespace) AND p.prosecdef
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')
  ORDER BY 1;
 

@@ -181,7 +181,7 @@ SELECT rolcanlogin, rolsuper, rolbypassrls, rolinherit, rolcreaterole, rolcreate
        (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships
   FROM pg_roles r WHERE rolname = 'kaireon_confined';
 SELECT p.oid::regprocedure AS executable
-  FROM pg_proc p WHERE p.pronamespace = 'kaireon'::regnamespace
+  FROM pg_proc p WHERE p.pronamespace IN ('kaireon'::regnamespace, 'kaireon_internal'::regnamespace)
    AND has_function_privilege('kaireon_confined', p.oid, 'EXECUTE') ORDER BY 1::text;
 SELECT c.relname AS secret_table, has_table_privilege('kaireon_confined', c.oid, 'SELECT') AS readable
   FROM pg_class c WHERE c.relnamespace = 'kaireon'::regnamespace

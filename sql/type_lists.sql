@@ -1,5 +1,5 @@
 -- type_lists: the CHECK constraints of the tables name exactly the C module's type lists
--- (src/config/types.h, one X-macro list per kind, given to SQL by kaireon._type_names): the
+-- (src/config/types.h, one X-macro list per kind, given to SQL by kaireon_internal._type_names): the
 -- qualification rule types, the contact policy types, and the scope kinds of rules and
 -- policies; every other scope column allows a subset of the scope kinds.
 \pset format unaligned
@@ -17,13 +17,13 @@ SELECT c.conrelid::regclass::text AS tbl, a.attname::text AS col,
    AND pg_get_constraintdef(c.oid) LIKE '%= ANY (ARRAY[%';
 
 CREATE TEMP VIEW type_lists AS
-SELECT k AS kind, ARRAY(SELECT n FROM kaireon._type_names(k) AS n ORDER BY 1) AS names
+SELECT k AS kind, ARRAY(SELECT n FROM kaireon_internal._type_names(k) AS n ORDER BY 1) AS names
   FROM unnest(ARRAY['qualification_rule', 'contact_policy', 'scope']) AS k;
 
 -- the lists themselves, in list order (the C enum order)
 SELECT k, string_agg(n, ', ' ORDER BY o)
   FROM unnest(ARRAY['qualification_rule', 'contact_policy', 'scope']) AS k,
-       kaireon._type_names(k) WITH ORDINALITY AS t(n, o)
+       kaireon_internal._type_names(k) WITH ORDINALITY AS t(n, o)
  GROUP BY k ORDER BY k;
 
 -- exactly the list: the type columns of rules and policies, the scope columns of rules, policies and their scopes
@@ -47,10 +47,10 @@ SELECT t.tbl, t.names <@ l.names AS subset
 
 -- another kind: 22023
 \set VERBOSITY default
-SELECT * FROM kaireon._type_names('offer_type');
+SELECT * FROM kaireon_internal._type_names('offer_type');
 DO $$
 BEGIN
-    PERFORM kaireon._type_names('offer_type');
+    PERFORM kaireon_internal._type_names('offer_type');
 EXCEPTION WHEN invalid_parameter_value THEN
     RAISE NOTICE 'SQLSTATE %', SQLSTATE;
 END $$;

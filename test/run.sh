@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test/run.sh: the whole test suite, on a fresh machine, as root or not.
 #
-#   bash test/run.sh            install missing packages, build with -Werror, then run the
-#                               pg_regress, isolation and TAP suites against a throwaway server
+#   bash test/run.sh            install missing packages, build with -Werror, check the layers
+#                               of src/ (test/scripts/layers.sh), then run the pg_regress,
+#                               isolation and TAP suites against a throwaway server
 #
 # While working on one part, narrow the run with environment variables (CI sets none):
 #   KAIREON_SUITES="regress isolation"   the suites to run (default: regress isolation tap)
@@ -57,6 +58,12 @@ if nm -D --undefined-only "$work/src/kaireon.so" | grep -qw json_object; then
     kaireon_die "kaireon.so calls json_object(), which binds to PostgreSQL's SQL function: use kj_object()"
 fi
 
+# No call cycle between .c files, no call to a higher layer (docs/testing.md, "Layers"). The
+# suites still run when it fails, so a restructuring sees both; the run fails at the end.
+kaireon_log "checking layers"
+failed=""
+bash "$work/src/test/scripts/layers.sh" "$work/src" || failed=" layers"
+
 kaireon_log "starting a throwaway server (shared_preload_libraries = 'kaireon,pg_cron')"
 port=54329
 mkdir -p "$datadir"
@@ -67,7 +74,6 @@ kaireon_start_cluster "$bindir" "$datadir" "$work" "$port" \
 
 export PGHOST=$work PGPORT=$port PGUSER=postgres
 "$bindir/createdb" kaireon_cron
-failed=""
 for suite in ${KAIREON_SUITES:-regress isolation tap}; do
     kaireon_log "suite: $suite"
     narrow=()

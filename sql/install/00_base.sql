@@ -6,6 +6,14 @@
 
 \echo Use "CREATE EXTENSION kaireon" to load this file. \quit
 
+-- kaireon's internal helpers (functions named _...) live in their own schema, out of the API
+-- schema kaireon and out of \df kaireon.*: they are implementation details of the public
+-- functions, triggers and checks, may change without notice, and are callable by no role
+-- but the few pure ones 99_finalize.sql grants (docs/sql-reference.md, "Internal helpers").
+CREATE SCHEMA kaireon_internal;
+COMMENT ON SCHEMA kaireon_internal IS
+    'kaireon''s internal helper functions (implementation details of the kaireon API; not for direct use).';
+
 CREATE FUNCTION kaireon.version() RETURNS text
     AS 'MODULE_PATHNAME', 'kaireon_version'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -52,10 +60,10 @@ COMMENT ON FUNCTION kaireon.validate_config(text, text, text) IS
 
 -- The one list of each kind of type name is in the C module (src/config/types.h); the
 -- tables' CHECK constraints repeat them, and the regress test type_lists compares the two.
-CREATE FUNCTION kaireon._type_names(kind text) RETURNS SETOF text
+CREATE FUNCTION kaireon_internal._type_names(kind text) RETURNS SETOF text
     AS 'MODULE_PATHNAME', 'kaireon_type_names'
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION kaireon._type_names(text) IS
+COMMENT ON FUNCTION kaireon_internal._type_names(text) IS
     'Internal: the names of one type list of the C module (kind qualification_rule, contact_policy or scope), in list order; 22023 for another kind.';
 
 -- No NaN or Infinity where money, counts, rates or weights live (docs/schema.md, "Finite
@@ -63,16 +71,16 @@ COMMENT ON FUNCTION kaireon._type_names(text) IS
 -- tables a constraint <table>_<column>_finite calling these. A numeric is finite when a
 -- double precision can hold it (the decision engine computes in doubles), so 1e400 is
 -- refused too. NULL passes, as in any CHECK.
-CREATE FUNCTION kaireon._is_finite(value double precision) RETURNS boolean
+CREATE FUNCTION kaireon_internal._is_finite(value double precision) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN abs(value) < 'Infinity'::double precision;
-COMMENT ON FUNCTION kaireon._is_finite(double precision) IS
+COMMENT ON FUNCTION kaireon_internal._is_finite(double precision) IS
     'Is the value a finite number (not NaN, Infinity or -Infinity)? NULL for NULL. The check of every double precision column of kaireon''s tables.';
 
-CREATE FUNCTION kaireon._is_finite(value numeric) RETURNS boolean
+CREATE FUNCTION kaireon_internal._is_finite(value numeric) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN abs(value) <= 1.7976931348623157e308;
-COMMENT ON FUNCTION kaireon._is_finite(numeric) IS
+COMMENT ON FUNCTION kaireon_internal._is_finite(numeric) IS
     'Is the value a finite number that a double precision can hold (not NaN, Infinity, -Infinity, nor beyond 1.7976931348623157e308 in magnitude)? NULL for NULL. The check of every numeric column of kaireon''s tables.';
 
 -- The tenant root. Every tenant-scoped table references it with ON DELETE CASCADE.

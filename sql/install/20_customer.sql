@@ -106,7 +106,7 @@ COMMENT ON TABLE kaireon.segments IS
 -- default partition catches rows outside them.
 --
 -- The partitioned parent has no indexes of its own (so no primary key): each partition gets
--- its primary key (tenant_id, id) and indexes from kaireon._index_interaction_partition.
+-- its primary key (tenant_id, id) and indexes from kaireon_internal._index_interaction_partition.
 -- The parent belongs to the extension while the monthly partitions do not, and pg_dump
 -- restores a partition by attaching it to the parent created by CREATE EXTENSION: indexes
 -- on the parent would be cloned onto the partition at that moment and then collide with
@@ -142,7 +142,7 @@ CREATE TABLE kaireon.interaction_history (
 COMMENT ON TABLE kaireon.interaction_history IS
     'InteractionHistory: append-only fact table of recommendations, impressions and outcomes (outcome_type_key). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
 
-CREATE FUNCTION kaireon._index_interaction_partition(part text) RETURNS void
+CREATE FUNCTION kaireon_internal._index_interaction_partition(part text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -157,11 +157,11 @@ BEGIN
     EXECUTE format('CREATE INDEX ON kaireon.%I USING brin (created_at)', part);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._index_interaction_partition(text) IS
+COMMENT ON FUNCTION kaireon_internal._index_interaction_partition(text) IS
     'Internal: the primary key and indexes every interaction_history partition carries (lookups by customer, recommendation, offer and creative; a BRIN index on created_at for the summary rollups).';
 
 CREATE TABLE kaireon.interaction_history_default PARTITION OF kaireon.interaction_history DEFAULT;
-SELECT kaireon._index_interaction_partition('interaction_history_default');
+SELECT kaireon_internal._index_interaction_partition('interaction_history_default');
 COMMENT ON TABLE kaireon.interaction_history_default IS
     'InteractionHistory: default partition of interaction_history, for rows outside the monthly partitions.';
 
@@ -209,10 +209,10 @@ BEGIN
                        lo, hi, part);
         EXECUTE format('ALTER TABLE kaireon.interaction_history ATTACH PARTITION kaireon.%I FOR VALUES FROM (%L) TO (%L)',
                        part, lo, hi);
-        PERFORM kaireon._index_interaction_partition(part);
+        PERFORM kaireon_internal._index_interaction_partition(part);
         EXECUTE format('ALTER TABLE kaireon.%I ENABLE ROW LEVEL SECURITY', part);
         EXECUTE format('CREATE POLICY tenant_isolation ON kaireon.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())', part);
-        PERFORM kaireon._apply_role_grants('kaireon', part);
+        PERFORM kaireon_internal._apply_role_grants('kaireon', part);
         EXECUTE format('COMMENT ON TABLE kaireon.%I IS %L', part,
                        format('InteractionHistory: partition of interaction_history for %s', to_char(m, 'YYYY-MM')));
         RETURN NEXT part;

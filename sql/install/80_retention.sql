@@ -5,6 +5,22 @@
 -- background workers (src/maintenance/worker.c) and kaireon.run_maintenance record their runs in
 -- kaireon.maintenance_runs. See docs/retention.md and docs/workers.md.
 
+CREATE TABLE kaireon.retention_configs (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    data_class              text NOT NULL
+                            CHECK (data_class IN ('interactions', 'decisions', 'metrics', 'audit',
+                                                  'suppressions', 'outbox', 'summaries')),
+    retention_days          integer NOT NULL CHECK (retention_days > 0),
+    legal_hold              boolean NOT NULL DEFAULT false,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, data_class)
+);
+COMMENT ON TABLE kaireon.retention_configs IS
+    'RetentionConfig: how many days a tenant keeps one class of data (interactions, decisions, metrics, audit, suppressions, outbox, summaries); a legal hold suspends purging of that class.';
+
 -- The run history of the maintenance jobs: one row per run of a job by a worker, by
 -- kaireon.run_maintenance or by a retention call; kept to kaireon.run_history_size rows per
 -- job. A row still 'running' whose process is gone was interrupted (crash, SIGTERM); the
@@ -80,7 +96,7 @@ COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
 -- for the default partition.
 -- pg_get_expr prints the bounds in the session's DateStyle and TimeZone; both are pinned so
 -- the text reads back as the same instant (zone abbreviations such as IST are ambiguous).
-CREATE FUNCTION kaireon._partition_bounds(part regclass, OUT lower_bound timestamptz, OUT upper_bound timestamptz)
+CREATE FUNCTION kaireon_internal._partition_bounds(part regclass, OUT lower_bound timestamptz, OUT upper_bound timestamptz)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
     SET datestyle = 'ISO, YMD'
@@ -102,11 +118,11 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._partition_bounds(regclass) IS
+COMMENT ON FUNCTION kaireon_internal._partition_bounds(regclass) IS
     'Internal: the lower and upper bound of a range partition on a timestamptz column (NULL for MINVALUE, MAXVALUE and the default partition).';
 
 -- The tenants with rows in a table, by skipping through its (tenant_id, ...) index.
-CREATE FUNCTION kaireon._tenants_in(tbl regclass) RETURNS SETOF text
+CREATE FUNCTION kaireon_internal._tenants_in(tbl regclass) RETURNS SETOF text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -120,7 +136,7 @@ BEGIN
         ' SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL', tbl);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._tenants_in(regclass) IS
+COMMENT ON FUNCTION kaireon_internal._tenants_in(regclass) IS
     'Internal: the distinct tenant_id values of a table, found by skipping through its index on tenant_id (a few index probes per tenant, not a scan).';
 
 -- Drops (or detaches) one monthly partition of interaction_history for retention. Runs as
@@ -130,7 +146,7 @@ COMMENT ON FUNCTION kaireon._tenants_in(regclass) IS
 -- allowed_tenants and, by its retention policy now, have no hold on interactions and a cutoff
 -- past the partition's upper bound. The function trusts no caller with the second check: it is
 -- SECURITY DEFINER, and an admin role without BYPASSRLS may call it.
-CREATE FUNCTION kaireon._retire_interaction_partition(part text, allowed_tenants text[],
+CREATE FUNCTION kaireon_internal._retire_interaction_partition(part text, allowed_tenants text[],
                                                       detach boolean DEFAULT false,
                                                       lock_timeout_ms integer DEFAULT 100)
     RETURNS boolean
@@ -158,11 +174,11 @@ BEGIN
     LOCK TABLE ONLY kaireon.interaction_history IN ACCESS EXCLUSIVE MODE;
     EXECUTE format('LOCK TABLE kaireon.%I IN ACCESS EXCLUSIVE MODE', part);
     PERFORM set_config('lock_timeout', v_old, true);
-    v_upper := (SELECT b.upper_bound FROM kaireon._partition_bounds(v_rel) b);
+    v_upper := (SELECT b.upper_bound FROM kaireon_internal._partition_bounds(v_rel) b);
     IF v_upper IS NULL THEN
         RETURN false;
     END IF;
-    SELECT t INTO v_other FROM kaireon._tenants_in(v_rel) AS t
+    SELECT t INTO v_other FROM kaireon_internal._tenants_in(v_rel) AS t
      WHERE t <> ALL (allowed_tenants)
         OR NOT EXISTS (SELECT 1 FROM kaireon.retention_policies(now()) p
                         WHERE p.tenant_id = t AND p.data_class = 'interactions'
@@ -182,7 +198,7 @@ BEGIN
     RETURN true;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._retire_interaction_partition(text, text[], boolean, integer) IS
+COMMENT ON FUNCTION kaireon_internal._retire_interaction_partition(text, text[], boolean, integer) IS
     'Internal (retention): drops or detaches a monthly partition of interaction_history once its locks are held (waiting at most lock_timeout_ms for each) and every tenant with rows in it is among allowed_tenants, has no legal hold on interactions and a cutoff past the partition''s upper bound; false when it is gone or holds rows that must stay.';
 
 CREATE FUNCTION kaireon.run_retention(dry_run boolean DEFAULT false, data_classes text[] DEFAULT NULL)

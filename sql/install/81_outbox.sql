@@ -22,7 +22,7 @@ COMMENT ON TABLE kaireon.outbox_handlers IS
     'kaireon''s own table: the delivery function of an outbox topic (''*'': every topic without its own), called by kaireon.publish_outbox as handler(tenant_id text, event_id text, topic text, payload jsonb) before the NOTIFY; an error it raises is a failed delivery (retried, then dead-lettered). Written only by superusers and BYPASSRLS roles: handlers run with the publisher''s privileges.';
 ALTER TABLE kaireon.outbox_handlers ENABLE ROW LEVEL SECURITY;
 
-CREATE FUNCTION kaireon._check_outbox_handler() RETURNS trigger
+CREATE FUNCTION kaireon_internal._check_outbox_handler() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -43,14 +43,14 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._check_outbox_handler() IS
+COMMENT ON FUNCTION kaireon_internal._check_outbox_handler() IS
     'Internal: BEFORE INSERT OR UPDATE trigger of outbox_handlers refusing a handler without the signature (text, text, text, jsonb) or not owned by a superuser.';
 CREATE TRIGGER check_handler BEFORE INSERT OR UPDATE ON kaireon.outbox_handlers
-    FOR EACH ROW EXECUTE FUNCTION kaireon._check_outbox_handler();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_outbox_handler();
 
 -- The delay before retry n (1, 2, ...): kaireon.outbox_retry_base * 2^(n-1), at most
 -- kaireon.outbox_retry_max.
-CREATE FUNCTION kaireon._outbox_backoff(retry integer) RETURNS interval
+CREATE FUNCTION kaireon_internal._outbox_backoff(retry integer) RETURNS interval
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -58,7 +58,7 @@ AS $fn$
                  * power(2, greatest(retry, 1) - 1)::double precision,
                  coalesce(nullif(current_setting('kaireon.outbox_retry_max', true), '')::interval, interval '1 hour'))
 $fn$;
-COMMENT ON FUNCTION kaireon._outbox_backoff(integer) IS
+COMMENT ON FUNCTION kaireon_internal._outbox_backoff(integer) IS
     'Internal: the wait before the n-th retry of an outbox event: kaireon.outbox_retry_base doubled per retry, capped at kaireon.outbox_retry_max.';
 
 CREATE FUNCTION kaireon.publish_outbox(max_events integer DEFAULT 100) RETURNS integer
@@ -126,7 +126,7 @@ BEGIN
             ELSE
                 UPDATE kaireon.outbox_events
                    SET status = 'failed', retry_count = ev.retry_count + 1, last_error = v_err,
-                       next_attempt_at = now() + kaireon._outbox_backoff(ev.retry_count + 1)
+                       next_attempt_at = now() + kaireon_internal._outbox_backoff(ev.retry_count + 1)
                  WHERE tenant_id = ev.tenant_id AND id = ev.id;
             END IF;
         END;
@@ -136,7 +136,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.publish_outbox(integer) IS
-    'Publishes up to max_events due outbox events in seq order (FOR UPDATE SKIP LOCKED, so publishers never wait for each other): calls the topic''s handler (kaireon.outbox_handlers), then NOTIFY kaireon_events with {"id", "tenantId", "topic"} (delivered at commit), and marks the event published. A failed delivery is retried after kaireon._outbox_backoff(n); after max_retries retries the event is dead and copied to dead_letter_events. Returns how many events it handled. The maintenance worker calls it on kaireon.outbox_schedule.';
+    'Publishes up to max_events due outbox events in seq order (FOR UPDATE SKIP LOCKED, so publishers never wait for each other): calls the topic''s handler (kaireon.outbox_handlers), then NOTIFY kaireon_events with {"id", "tenantId", "topic"} (delivered at commit), and marks the event published. A failed delivery is retried after kaireon_internal._outbox_backoff(n); after max_retries retries the event is dead and copied to dead_letter_events. Returns how many events it handled. The maintenance worker calls it on kaireon.outbox_schedule.';
 
 CREATE FUNCTION kaireon.replay_dead_letter(tenant_id text, dead_letter_id text) RETURNS text
     LANGUAGE plpgsql

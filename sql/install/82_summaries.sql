@@ -40,7 +40,7 @@ COMMENT ON TABLE kaireon.metric_state IS
     'kaireon''s own table: when each metric definition was last computed, from which summary definition, for how many customers, or why it could not be.';
 
 -- What summary definitions and metric definitions may name.
-CREATE FUNCTION kaireon._summary_dimensions() RETURNS TABLE (name text, column_name text, expr text)
+CREATE FUNCTION kaireon_internal._summary_dimensions() RETURNS TABLE (name text, column_name text, expr text)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -57,10 +57,10 @@ AS $fn$
         ('direction', NULL, 'h.direction')
     ) AS d (name, column_name, expr)
 $fn$;
-COMMENT ON FUNCTION kaireon._summary_dimensions() IS
+COMMENT ON FUNCTION kaireon_internal._summary_dimensions() IS
     'Internal: the dimensions a summary definition may name: customer, offer, creative and channel fill their interaction_summaries columns; the others are joined into dimension_key as name=value|name=value.';
 
-CREATE FUNCTION kaireon._check_summary_definition() RETURNS trigger
+CREATE FUNCTION kaireon_internal._check_summary_definition() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -68,7 +68,7 @@ DECLARE
     v           jsonb;
 BEGIN
     FOR v IN SELECT e FROM jsonb_array_elements(NEW.dimensions) e LOOP
-        IF jsonb_typeof(v) <> 'string' OR NOT EXISTS (SELECT 1 FROM kaireon._summary_dimensions() d WHERE d.name = v #>> '{}') THEN
+        IF jsonb_typeof(v) <> 'string' OR NOT EXISTS (SELECT 1 FROM kaireon_internal._summary_dimensions() d WHERE d.name = v #>> '{}') THEN
             RAISE EXCEPTION 'invalid summary_definitions.dimensions: % is not a dimension', v
                 USING ERRCODE = '22023',
                       HINT = 'Dimensions: customer, offer, creative, channel, placement, decision_flow, campaign, interaction_type, outcome, direction.';
@@ -101,12 +101,12 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._check_summary_definition() IS
+COMMENT ON FUNCTION kaireon_internal._check_summary_definition() IS
     'Internal: BEFORE INSERT OR UPDATE trigger of summary_definitions refusing unknown dimensions, aggregates and windows (22023, naming the value).';
 CREATE TRIGGER check_definition BEFORE INSERT OR UPDATE OF dimensions, aggregates, windows ON kaireon.summary_definitions
-    FOR EACH ROW EXECUTE FUNCTION kaireon._check_summary_definition();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_summary_definition();
 
-CREATE FUNCTION kaireon._check_metric_definition() RETURNS trigger
+CREATE FUNCTION kaireon_internal._check_metric_definition() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -137,17 +137,17 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._check_metric_definition() IS
+COMMENT ON FUNCTION kaireon_internal._check_metric_definition() IS
     'Internal: BEFORE INSERT OR UPDATE trigger of metric_definitions refusing source fields, dimensions and filter conditions compute_metrics cannot compile (22023).';
 CREATE TRIGGER check_definition BEFORE INSERT OR UPDATE OF source_field, group_by_dimensions, filter_conditions
-    ON kaireon.metric_definitions FOR EACH ROW EXECUTE FUNCTION kaireon._check_metric_definition();
+    ON kaireon.metric_definitions FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_metric_definition();
 
 -- The time before which every interaction_history row that will ever be visible already is:
 -- the start of the oldest open transaction of this database (a row's created_at is its
 -- transaction's start; autovacuum writes no rows), or now. Runs as the extension owner so it sees every session's transaction start. Read it
 -- in an earlier statement than the history (READ COMMITTED), so the history's snapshot is
 -- taken after it.
-CREATE FUNCTION kaireon._summary_horizon() RETURNS timestamptz
+CREATE FUNCTION kaireon_internal._summary_horizon() RETURNS timestamptz
     LANGUAGE sql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -156,11 +156,11 @@ AS $fn$
                           WHERE a.xact_start IS NOT NULL AND a.datname = current_database()
                             AND a.backend_type <> 'autovacuum worker'))
 $fn$;
-COMMENT ON FUNCTION kaireon._summary_horizon() IS
+COMMENT ON FUNCTION kaireon_internal._summary_horizon() IS
     'Internal: the start of the oldest open transaction of the server (or now()): interaction_history rows created before it are all committed or gone, so rollups may count up to it.';
 
 -- One rollup step of one summary definition: the history rows created in [lo, hi).
-CREATE FUNCTION kaireon._rollup_step(d kaireon.summary_definitions, lo timestamptz, hi timestamptz, as_of date)
+CREATE FUNCTION kaireon_internal._rollup_step(d kaireon.summary_definitions, lo timestamptz, hi timestamptz, as_of date)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -185,10 +185,10 @@ BEGIN
     END IF;
     -- the interaction_summaries columns the dimensions fill, and the dimension key
     SELECT string_agg(format('%s AS %I', CASE WHEN x.name = ANY (v_dims) THEN x.expr ELSE 'NULL::text' END, x.column_name), ', ')
-      INTO v_cols FROM kaireon._summary_dimensions() x WHERE x.column_name IS NOT NULL;
+      INTO v_cols FROM kaireon_internal._summary_dimensions() x WHERE x.column_name IS NOT NULL;
     SELECT coalesce(string_agg(format('%L || coalesce(%s, '''')', x.name || '=', x.expr), ' || ''|'' || ' ORDER BY o.n), '''''')
       INTO v_key
-      FROM unnest(v_dims) WITH ORDINALITY AS o (dim, n) JOIN kaireon._summary_dimensions() x ON x.name = o.dim
+      FROM unnest(v_dims) WITH ORDINALITY AS o (dim, n) JOIN kaireon_internal._summary_dimensions() x ON x.name = o.dim
      WHERE x.column_name IS NULL;
     -- the counters the aggregates ask for (the others stay 0)
     v_counters := ARRAY[
@@ -239,11 +239,11 @@ BEGIN
     RETURN v_n;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._rollup_step(kaireon.summary_definitions, timestamptz, timestamptz, date) IS
+COMMENT ON FUNCTION kaireon_internal._rollup_step(kaireon.summary_definitions, timestamptz, timestamptz, date) IS
     'Internal: adds the interaction_history rows of one tenant created in [lo, hi) to the interaction_summaries rows of one summary definition, for each of its windows (rolling windows as of as_of), in one statement; returns the rows read.';
 
 -- Rebuilds a definition's rolling windows (7d, 30d, 90d) as of a new day, from its day rows.
-CREATE FUNCTION kaireon._rollup_rolling(d kaireon.summary_definitions, as_of date) RETURNS void
+CREATE FUNCTION kaireon_internal._rollup_rolling(d kaireon.summary_definitions, as_of date) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -267,7 +267,7 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._rollup_rolling(kaireon.summary_definitions, date) IS
+COMMENT ON FUNCTION kaireon_internal._rollup_rolling(kaireon.summary_definitions, date) IS
     'Internal: recomputes the rolling-window rows (7d, 30d, 90d; period_key = the last day) of a summary definition from its day rows, when the day they end on changes.';
 
 CREATE FUNCTION kaireon.rollup_summaries(tenant_id text DEFAULT NULL, max_span interval DEFAULT '1 day')
@@ -296,7 +296,7 @@ BEGIN
     IF rollup_summaries.tenant_id IS NOT NULL THEN
         PERFORM kaireon.assert_tenant_access(rollup_summaries.tenant_id);
     END IF;
-    v_horizon := kaireon._summary_horizon();
+    v_horizon := kaireon_internal._summary_horizon();
     v_as_of := (v_horizon AT TIME ZONE 'UTC')::date;
     FOR d IN SELECT * FROM kaireon.summary_definitions s
               WHERE s.deleted_at IS NULL
@@ -316,9 +316,9 @@ BEGIN
         END IF;
         v_hi := greatest(v_lo, least(v_lo + max_span, v_horizon));
         IF d.windows ?| ARRAY['7d', '30d', '90d'] AND st.rolling_as_of IS DISTINCT FROM v_as_of THEN
-            PERFORM kaireon._rollup_rolling(d, v_as_of);
+            PERFORM kaireon_internal._rollup_rolling(d, v_as_of);
         END IF;
-        rows_read := CASE WHEN v_hi > v_lo THEN kaireon._rollup_step(d, v_lo, v_hi, v_as_of) ELSE 0 END;
+        rows_read := CASE WHEN v_hi > v_lo THEN kaireon_internal._rollup_step(d, v_lo, v_hi, v_as_of) ELSE 0 END;
         UPDATE kaireon.summary_state x
            SET watermark = v_hi, rolling_as_of = v_as_of, rows_summarised = x.rows_summarised + rows_read
          WHERE x.tenant_id = d.tenant_id AND x.definition_id = d.id;
@@ -334,7 +334,7 @@ COMMENT ON FUNCTION kaireon.rollup_summaries(text, interval) IS
     'Adds the interaction_history rows created since each summary definition''s watermark (at most max_span of creation time per definition and call) to its interaction_summaries rows, for every window it lists; rolling windows (7d, 30d, 90d) end on the current UTC day and are rebuilt from day rows when the day changes. Returns, per definition, the rows read, the new watermark and whether it has caught up. READ COMMITTED only. Rows inserted with an explicit created_at older than the watermark are not counted.';
 
 -- Compiles one metric definition into a query over the day rows of a summary definition.
-CREATE FUNCTION kaireon._metric_sql(m kaireon.metric_definitions, summary_definition_id text, as_of date)
+CREATE FUNCTION kaireon_internal._metric_sql(m kaireon.metric_definitions, summary_definition_id text, as_of date)
     RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -379,7 +379,7 @@ BEGIN
         to_char(as_of - (m.window_days - 1), 'YYYY-MM-DD'), to_char(as_of, 'YYYY-MM-DD'), v_filter);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._metric_sql(kaireon.metric_definitions, text, date) IS
+COMMENT ON FUNCTION kaireon_internal._metric_sql(kaireon.metric_definitions, text, date) IS
     'Internal: the query (customer_id, dimension_key, value) a metric definition compiles to: its aggregate over the daily values of its source field in the window_days days up to as_of, grouped by customer and its group_by_dimensions, filtered by its filter_conditions, from the day rows of a summary definition.';
 
 CREATE FUNCTION kaireon.compute_metrics(tenant_id text DEFAULT NULL, force boolean DEFAULT false)
@@ -434,7 +434,7 @@ BEGIN
                                '  ON CONFLICT (tenant_id, metric_id, customer_id, dimension_key) '
                                '  DO UPDATE SET value = EXCLUDED.value, computed_at = EXCLUDED.computed_at RETURNING 1) '
                                'SELECT count(*) FROM up',
-                               kaireon._metric_sql(m, v_summary, v_as_of), m.tenant_id, m.id, v_now)
+                               kaireon_internal._metric_sql(m, v_summary, v_as_of), m.tenant_id, m.id, v_now)
                     INTO customers;
                 -- customers without activity in the window have no value any more
                 DELETE FROM kaireon.metric_values x

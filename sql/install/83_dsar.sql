@@ -6,10 +6,37 @@
 -- Audit rows are not touched: the audit chain records configuration changes, which carry no
 -- customer data, so it still verifies after an erasure.
 
+CREATE TABLE kaireon.dsar_requests (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    request_type            text NOT NULL
+                            CHECK (request_type IN ('export', 'delete', 'rectify')),
+    subject_id              text NOT NULL,
+    subject_type            text NOT NULL DEFAULT 'customer',
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'processing', 'completed', 'failed',
+                                              'rejected')),
+    requested_by            text NOT NULL,
+    reason                  text,
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
+    error                   text,
+    completed_at            timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.dsar_requests IS
+    'DsarRequest: data-subject access request (export, delete or rectify the data of one subject, by default a customer) and its processing status and result.';
+
+CREATE INDEX dsar_requests_subject_idx
+    ON kaireon.dsar_requests (tenant_id, subject_type, subject_id);
+CREATE INDEX dsar_requests_status_idx
+    ON kaireon.dsar_requests (tenant_id, status, created_at);
+
 -- Where one tenant's subject rows are: a label, the relation, the predicate (with $1 the
 -- subject id, $2 the ids of the subject's interactions) and the retention data class whose
 -- legal hold keeps them.
-CREATE FUNCTION kaireon._dsar_targets(p_tenant text)
+CREATE FUNCTION kaireon_internal._dsar_targets(p_tenant text)
     RETURNS TABLE (label text, relation text, predicate text, data_class text)
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -57,12 +84,12 @@ AS $fn$
        AND to_regclass(format('%I.%I', s.schema_name, d.table_name)) IS NOT NULL
      ORDER BY 1
 $fn$;
-COMMENT ON FUNCTION kaireon._dsar_targets(text) IS
+COMMENT ON FUNCTION kaireon_internal._dsar_targets(text) IS
     'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and the tenant''s published customer data tables; with the retention data class whose legal hold keeps them.';
 
 -- How both requests start: the checks, then the dsar_requests row (processing); returns its id
 -- and the ids of the subject's interactions.
-CREATE FUNCTION kaireon._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text,
+CREATE FUNCTION kaireon_internal._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text,
                                     p_requested_by text, p_reason text,
                                     OUT request_id text, OUT interaction_ids text[])
     LANGUAGE plpgsql
@@ -90,7 +117,7 @@ BEGIN
     RETURNING id INTO request_id;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._dsar_start(text, text, text, text, text, text) IS
+COMMENT ON FUNCTION kaireon_internal._dsar_start(text, text, text, text, text, text) IS
     'Internal: checks a data subject request (arguments, tenant access, subject type, tenant), records it in dsar_requests as processing, and returns its id and the ids of the subject''s interactions.';
 
 CREATE FUNCTION kaireon.dsar_export(tenant_id text, subject_id text, requested_by text DEFAULT NULL,
@@ -112,8 +139,8 @@ DECLARE
 BEGIN
     PERFORM kaireon.assert_tenant_access(p_tenant);
     SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
-      FROM kaireon._dsar_start(p_tenant, subject_id, subject_type, 'export', requested_by, reason) s;
-    FOR t IN SELECT * FROM kaireon._dsar_targets(p_tenant) LOOP
+      FROM kaireon_internal._dsar_start(p_tenant, subject_id, subject_type, 'export', requested_by, reason) s;
+    FOR t IN SELECT * FROM kaireon_internal._dsar_targets(p_tenant) LOOP
         EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY to_jsonb(x)::text), ''[]''), count(*) '
                        '  FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
             INTO v_rows, v_n USING subject_id, v_ids, p_tenant;
@@ -132,7 +159,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.dsar_export(text, text, text, text, text) IS
-    'Data subject access / portability: every row of one customer of a tenant (kaireon._dsar_targets: interactions, impressions, traces, summaries, metric values, scores, suppressions, consent, identity links, assignments, journeys, outbox events, the customer data tables, ...) as one document {requestId, tenantId, subjectId, subjectType, exportedAt, data: {table: [rows]}}; recorded in dsar_requests with the row counts.';
+    'Data subject access / portability: every row of one customer of a tenant (kaireon_internal._dsar_targets: interactions, impressions, traces, summaries, metric values, scores, suppressions, consent, identity links, assignments, journeys, outbox events, the customer data tables, ...) as one document {requestId, tenantId, subjectId, subjectType, exportedAt, data: {table: [rows]}}; recorded in dsar_requests with the row counts.';
 
 CREATE FUNCTION kaireon.dsar_delete(tenant_id text, subject_id text, requested_by text DEFAULT NULL,
                                     reason text DEFAULT NULL, subject_type text DEFAULT 'customer')
@@ -154,10 +181,10 @@ DECLARE
 BEGIN
     PERFORM kaireon.assert_tenant_access(p_tenant);
     SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
-      FROM kaireon._dsar_start(p_tenant, subject_id, subject_type, 'delete', requested_by, reason) s;
+      FROM kaireon_internal._dsar_start(p_tenant, subject_id, subject_type, 'delete', requested_by, reason) s;
     v_held := ARRAY(SELECT p.data_class FROM kaireon.retention_policies() p
                      WHERE p.tenant_id = p_tenant AND p.legal_hold ORDER BY 1);
-    FOR t IN SELECT * FROM kaireon._dsar_targets(p_tenant) LOOP
+    FOR t IN SELECT * FROM kaireon_internal._dsar_targets(p_tenant) LOOP
         IF t.data_class = ANY (v_held) THEN
             EXECUTE format('SELECT count(*) FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
                 INTO v_n USING subject_id, v_ids, p_tenant;

@@ -13,7 +13,7 @@ BEGIN
     -- recommend restarts a counter lazily when its reset_at has passed; this makes the reset
     -- visible to readers of the table too (the row lock orders it against recommend)
     UPDATE kaireon.volume_constraints v
-       SET current_count = 0, reset_at = kaireon._period_end(v.period, now())
+       SET current_count = 0, reset_at = kaireon_internal._period_end(v.period, now())
      WHERE v.reset_at IS NOT NULL AND v.reset_at <= now();
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;

@@ -4,7 +4,7 @@
 
 -- The functions each kind of role may call. Everything else (maintenance, internal helpers)
 -- is for superusers and admin roles; EXECUTE is revoked from PUBLIC in 99_finalize.sql.
-CREATE FUNCTION kaireon._role_functions(p_access text) RETURNS SETOF regprocedure
+CREATE FUNCTION kaireon_internal._role_functions(p_access text) RETURNS SETOF regprocedure
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -12,7 +12,7 @@ AS $fn$
         'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
         'kaireon.set_tenant(text,text,text,boolean)',
         'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
-        'kaireon.is_segment_member(text,text,text)', 'kaireon._segment_view(text,text)',
+        'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
         'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
         'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
@@ -47,10 +47,10 @@ AS $fn$
         'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
-COMMENT ON FUNCTION kaireon._role_functions(text) IS
+COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS
     'Internal: the functions an app or readonly role may execute (admin roles may execute all).';
 
-CREATE FUNCTION kaireon._grant_role(p_role regrole, p_access text) RETURNS void
+CREATE FUNCTION kaireon_internal._grant_role(p_role regrole, p_access text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -80,6 +80,8 @@ BEGIN
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
+            -- as before the helpers had their own schema: an admin may run every function
+            EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon_internal TO %I', v_role);
     END CASE;
     -- Whatever the access: the audit log and the chain heads are written by kaireon alone
     -- (an admin who could move a head could break every later append of a tenant, or hide
@@ -91,7 +93,7 @@ BEGIN
         -- who has which access, which tenant owns which data schema and which roles are pinned
         -- are not theirs to see (nor to change: a pinned role must not unpin itself)
         EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas, kaireon.tenant_pins FROM %I', v_role);
-        FOR v_fn IN SELECT * FROM kaireon._role_functions(p_access) LOOP
+        FOR v_fn IN SELECT * FROM kaireon_internal._role_functions(p_access) LOOP
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
         END LOOP;
     END IF;
@@ -105,17 +107,17 @@ BEGIN
                                      ELSE 'ALL' END, v_nsp, v_role);
     END LOOP;
     -- (after an extension upgrade, new tables for the stored-SQL role too)
-    PERFORM kaireon._grant_confined_role();
+    PERFORM kaireon_internal._grant_confined_role();
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._grant_role(regrole, text) IS
+COMMENT ON FUNCTION kaireon_internal._grant_role(regrole, text) IS
     'Internal: grants a role app, readonly or admin access to schema kaireon and the tenant data schemas, and records it.';
 
 CREATE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
     LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT kaireon._grant_role(role, 'app');
+        SELECT kaireon_internal._grant_role(role, 'app');
     END;
 COMMENT ON FUNCTION kaireon.grant_app_role(regrole) IS
     'Grants a role what an application needs: read and write the kaireon tables (the audit log and the approval tables read-only: kaireon writes them) and call the application functions. Row level security still limits it to its tenant (kaireon.tenant_id).';
@@ -124,7 +126,7 @@ CREATE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
     LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT kaireon._grant_role(role, 'readonly');
+        SELECT kaireon_internal._grant_role(role, 'readonly');
     END;
 COMMENT ON FUNCTION kaireon.grant_readonly_role(regrole) IS
     'Grants a role read access to the kaireon tables and the read-only functions (for analysts and reporting); row level security limits it to its tenant.';
@@ -134,7 +136,7 @@ CREATE FUNCTION kaireon.grant_admin_role(role regrole, bypass_rls boolean DEFAUL
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    PERFORM kaireon._grant_role(role, 'admin');
+    PERFORM kaireon_internal._grant_role(role, 'admin');
     IF bypass_rls THEN
         EXECUTE format('ALTER ROLE %I BYPASSRLS', (SELECT rolname FROM pg_roles WHERE oid = role));
     END IF;
@@ -145,7 +147,7 @@ COMMENT ON FUNCTION kaireon.grant_admin_role(regrole, boolean) IS
 
 -- Tenant pins (docs/security.md, "Tenant pins"): the rows of kaireon.tenant_pins, checked by
 -- kaireon.current_tenant_id() against the session's current, outer and session user.
-CREATE FUNCTION kaireon._pin_role(p_role regrole, p_tenant_id text) RETURNS void
+CREATE FUNCTION kaireon_internal._pin_role(p_role regrole, p_tenant_id text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -175,14 +177,14 @@ BEGIN
         WHERE kaireon.tenant_pins.pinned_tenant_id IS DISTINCT FROM EXCLUDED.pinned_tenant_id;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._pin_role(regrole, text) IS
+COMMENT ON FUNCTION kaireon_internal._pin_role(regrole, text) IS
     'Internal: validates and records a tenant pin (kaireon.pin_role).';
 
 CREATE FUNCTION kaireon.pin_role(role regrole, tenant_id text) RETURNS void
     LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT kaireon._pin_role(role, tenant_id);
+        SELECT kaireon_internal._pin_role(role, tenant_id);
     END;
 COMMENT ON FUNCTION kaireon.pin_role(regrole, text) IS
     'Pins a role to one tenant (superuser or BYPASSRLS admin): the role, and every role that is a member of it, may then act only for that tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did (42501 otherwise). Replaces an earlier pin of the role; audited.';
@@ -201,7 +203,7 @@ COMMENT ON FUNCTION kaireon.unpin_role(regrole) IS
 -- calls: src/security/confine.c switches to it with row level security pinned to the run's tenant
 -- (docs/arbitration.md, "Stored SQL runs confined"). Roles are cluster-wide: every database
 -- with kaireon shares it, each granting it its own tables.
-CREATE FUNCTION kaireon._confined_tables() RETURNS SETOF regclass
+CREATE FUNCTION kaireon_internal._confined_tables() RETURNS SETOF regclass
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -213,10 +215,10 @@ AS $fn$
                              'audit_logs', 'audit_chain_heads', 'role_grants', 'tenant_schemas', 'dsar_requests')
      ORDER BY 1
 $fn$;
-COMMENT ON FUNCTION kaireon._confined_tables() IS
+COMMENT ON FUNCTION kaireon_internal._confined_tables() IS
     'Internal: the kaireon tables the role kaireon_confined (a tenant''s stored SQL) may read: tenant tables under row level security, without those holding secrets, credentials, the audit log, data subject requests and kaireon''s bookkeeping.';
 
-CREATE FUNCTION kaireon._grant_confined_role() RETURNS void
+CREATE FUNCTION kaireon_internal._grant_confined_role() RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -236,7 +238,7 @@ BEGIN
     EXECUTE 'GRANT USAGE ON SCHEMA kaireon TO kaireon_confined';
     -- the campaign's sample order (a pure hash) is computed in the confined query
     EXECUTE 'GRANT EXECUTE ON FUNCTION kaireon.fnv1a(text) TO kaireon_confined';
-    FOR v_rel IN SELECT * FROM kaireon._confined_tables() LOOP
+    FOR v_rel IN SELECT * FROM kaireon_internal._confined_tables() LOOP
         EXECUTE format('GRANT SELECT ON %s TO kaireon_confined', v_rel);
     END LOOP;
     FOR v_nsp IN SELECT schema_name FROM kaireon.tenant_schemas WHERE to_regnamespace(quote_ident(schema_name)) IS NOT NULL LOOP
@@ -245,5 +247,5 @@ BEGIN
     END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._grant_confined_role() IS
-    'Internal: creates the role kaireon_confined if missing (NOLOGIN, not superuser, not BYPASSRLS) and grants it SELECT on kaireon._confined_tables() and the tenant data schemas and EXECUTE on kaireon.fnv1a (the sample order); run by CREATE EXTENSION and by every kaireon.grant_*_role.';
+COMMENT ON FUNCTION kaireon_internal._grant_confined_role() IS
+    'Internal: creates the role kaireon_confined if missing (NOLOGIN, not superuser, not BYPASSRLS) and grants it SELECT on kaireon_internal._confined_tables() and the tenant data schemas and EXECUTE on kaireon.fnv1a (the sample order); run by CREATE EXTENSION and by every kaireon.grant_*_role.';

@@ -9,7 +9,7 @@
 --                                    (see the filters below and docs/schema.md), and a table
 --                                    registered earlier with a filter of its own keeps it
 --   * numeric / double precision  -> CONSTRAINT <table>_<column>_finite
---     column                         CHECK (kaireon._is_finite(<column>)): no NaN, no Infinity
+--     column                         CHECK (kaireon_internal._is_finite(<column>)): no NaN, no Infinity
 --                                    (partitions inherit it from their parent)
 DO $finalize$
 DECLARE
@@ -43,7 +43,7 @@ BEGIN
                 IF octet_length(format('%s_%s_finite', r.relname, col)) > 63 THEN
                     RAISE EXCEPTION 'constraint name %_%_finite is longer than 63 bytes', r.relname, col;
                 END IF;
-                EXECUTE format('ALTER TABLE kaireon.%I ADD CONSTRAINT %I CHECK (kaireon._is_finite(%I))',
+                EXECUTE format('ALTER TABLE kaireon.%I ADD CONSTRAINT %I CHECK (kaireon_internal._is_finite(%I))',
                                r.relname, format('%s_%s_finite', r.relname, col), col);
             END LOOP;
         END IF;
@@ -71,14 +71,18 @@ $finalize$;
 -- querying role, so that one (and version(), two pure calendar helpers and the list of summary dimensions) stay public. Trigger functions need no EXECUTE
 -- privilege to fire.
 REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA kaireon FROM PUBLIC;
+REVOKE EXECUTE ON ALL ROUTINES IN SCHEMA kaireon_internal FROM PUBLIC;
+-- every role may name the internal schema (the public helpers below, the CHECKs and triggers
+-- that call its functions as the writing role); it may execute only what is granted
+GRANT USAGE ON SCHEMA kaireon_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon.current_tenant_id(), kaireon.version() TO PUBLIC;
 -- pure calendar helpers that recommend's and respond's queries call as the caller
-GRANT EXECUTE ON FUNCTION kaireon._period_end(text, timestamptz), kaireon._period_key(text, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION kaireon_internal._period_end(text, timestamptz), kaireon_internal._period_key(text, timestamptz) TO PUBLIC;
 -- the list of summary dimensions (constants), which the BEFORE trigger of summary_definitions
 -- checks a definition against as the writing role
-GRANT EXECUTE ON FUNCTION kaireon._summary_dimensions() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION kaireon_internal._summary_dimensions() TO PUBLIC;
 -- the finite-number checks of every numeric column run as the writing role
-GRANT EXECUTE ON FUNCTION kaireon._is_finite(double precision), kaireon._is_finite(numeric) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION kaireon_internal._is_finite(double precision), kaireon_internal._is_finite(numeric) TO PUBLIC;
 
 -- The role a tenant's stored SQL runs as, and its read access (90_roles.sql, src/security/confine.c).
-SELECT kaireon._grant_confined_role();
+SELECT kaireon_internal._grant_confined_role();

@@ -258,7 +258,7 @@ customers_sql(const Campaign *cp)
 
 		args[0] = CStringGetTextDatum(spec->tenant_id);
 		args[1] = CStringGetTextDatum(spec->segment_id);
-		if (kspi_execute_with_args("SELECT kaireon._segment_view($1, $2)", 2, types, args, NULL, false, 1)
+		if (kspi_execute_with_args("SELECT kaireon_internal._segment_view($1, $2)", 2, types, args, NULL, false, 1)
 			!= SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "kaireon: could not resolve the campaign's segment");
 		view = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

@@ -24,7 +24,7 @@
  * worker (and any session with session_replication_role = replica) fires
  * only triggers enabled REPLICA or ALWAYS, and row triggers only (statement
  * triggers at the initial table copy).  Each configuration table therefore
- * also has a row trigger enabled REPLICA (kaireon._config_changed_replica)
+ * also has a row trigger enabled REPLICA (kaireon_internal._config_changed_replica)
  * that writes nothing, so that a subscriber whose config_versions is not
  * replicated (or is) never conflicts with the publisher: it sends a relcache
  * invalidation of the sequence kaireon.config_version_seq, which tells every

@@ -10,7 +10,7 @@
  * Counters.  kaireon.volume_constraints.current_count is the count of the
  * period ending at reset_at; a period whose reset_at has passed (or was never
  * set) counts as 0 until the next taking UPDATE restarts it and moves reset_at
- * to the end of the current period (kaireon._period_end).  The used_* columns
+ * to the end of the current period (kaireon_internal._period_end).  The used_* columns
  * of kaireon.budget_allocations count the row's own period (period_key) and
  * are never reset: a new period is a new row.
  *
@@ -34,6 +34,6 @@
 
 /* The budget allocation counts the current period (or stands for all of them). */
 #define KCAPS_BUDGET_CURRENT \
-	"(b.period_type = 'total' OR b.period_key IN ('current', kaireon._period_key(b.period_type, now())))"
+	"(b.period_type = 'total' OR b.period_key IN ('current', kaireon_internal._period_key(b.period_type, now())))"
 
 #endif							/* KAIREON_CONFIG_CAPS_H */

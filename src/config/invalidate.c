@@ -15,7 +15,7 @@
  * Trigger argument: the name of the tenant column (default "tenant_id";
  * "id" on kaireon.tenants).
  *
- * kaireon._config_changed_replica() is the same signal for changes that fire
+ * kaireon_internal._config_changed_replica() is the same signal for changes that fire
  * no statement trigger: logical replication's apply worker (and any session
  * with session_replication_role = replica) fires only row triggers enabled
  * REPLICA or ALWAYS.  It is such a row trigger, enabled REPLICA, on every

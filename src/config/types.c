@@ -1,7 +1,7 @@
 /*
  * config/types.c
  *	  The name arrays of the type lists in types.h, the lookup by name, and
- *	  kaireon._type_names(kind), which gives SQL the same lists (the regress
+ *	  kaireon_internal._type_names(kind), which gives SQL the same lists (the regress
  *	  test type_lists compares them with the tables' CHECK constraints).
  */
 #include "postgres.h"
@@ -38,7 +38,7 @@ kaireon_type_index(const char *const *names, const char *name)
 }
 
 /*
- * kaireon._type_names(kind text) RETURNS SETOF text: the names of one list,
+ * kaireon_internal._type_names(kind text) RETURNS SETOF text: the names of one list,
  * in list order; kind is qualification_rule, contact_policy or scope.
  */
 Datum

@@ -4,7 +4,7 @@
  *	  contact policy types and scope kinds, as X-macros, and the outcome
  *	  classes.  Each list makes the C enum (config.h), the names the loader
  *	  (cache.c) and the validator (validate.c) match, and what the SQL
- *	  function kaireon._type_names(kind) returns (types.c); the regress test
+ *	  function kaireon_internal._type_names(kind) returns (types.c); the regress test
  *	  type_lists checks that the tables' CHECK constraints name exactly these.
  *
  * Adding a type: add its line here (the enum order is the list order), its

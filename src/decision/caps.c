@@ -36,7 +36,7 @@
 	"   SET current_count = CASE WHEN " KCAPS_VOLUME_PERIOD_OVER " THEN $3::bigint " \
 	"                            ELSE v.current_count + $3::bigint END, " \
 	"       reset_at = CASE WHEN " KCAPS_VOLUME_PERIOD_OVER \
-	"                       THEN kaireon._period_end(v.period, now()) ELSE v.reset_at END " \
+	"                       THEN kaireon_internal._period_end(v.period, now()) ELSE v.reset_at END " \
 	" WHERE v.id = $2 AND " KCAPS_VOLUME_IN_FORCE \
 	"   AND (" KCAPS_VOLUME_USED ") + $3::bigint <= v.max_volume " \
 	"RETURNING 1"

@@ -16,7 +16,7 @@
  * How each table is purged:
  *	- interaction_history: a monthly partition whose every tenant has a
  *	  cutoff past its upper bound (and no hold) is dropped or detached in one
- *	  step (kaireon._retire_interaction_partition, which takes the parent's
+ *	  step (kaireon_internal._retire_interaction_partition, which takes the parent's
  *	  and the partition's locks with a short lock_timeout and checks the
  *	  tenants' policies again under them; retried a few times when the locks
  *	  are busy);
@@ -528,7 +528,7 @@ typedef struct RetireArg
 	bool		done;
 } RetireArg;
 
-/* kjob_try body: kaireon._retire_interaction_partition. */
+/* kjob_try body: kaireon_internal._retire_interaction_partition. */
 static void
 retire_body(void *arg)
 {
@@ -540,7 +540,7 @@ retire_body(void *arg)
 	values[1] = a->allowed;
 	values[2] = BoolGetDatum(kaireon_retention_partition_action == KRET_PARTITION_DETACH);
 	values[3] = Int32GetDatum(kaireon_retention_lock_timeout);
-	a->done = query_int("SELECT kaireon._retire_interaction_partition($1, $2, $3, $4)::int", 4, types, values, 0) == 1;
+	a->done = query_int("SELECT kaireon_internal._retire_interaction_partition($1, $2, $3, $4)::int", 4, types, values, 0) == 1;
 }
 
 /* Rows of a partition per tenant (tenant ids and counts), in the run's memory. */
@@ -566,14 +566,14 @@ partition_counts(const char *part, List **counts)
 	return tenants;
 }
 
-/* The tenants with rows in a partition (kaireon._tenants_in), in the run's memory. */
+/* The tenants with rows in a partition (kaireon_internal._tenants_in), in the run's memory. */
 static List *
 tenants_in(const char *part)
 {
 	List	   *out = NIL;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(psprintf("kaireon.%s", quote_identifier(part)))};
-	int			rc = kspi_execute_with_args("SELECT t FROM kaireon._tenants_in($1::regclass) AS t ORDER BY 1",
+	int			rc = kspi_execute_with_args("SELECT t FROM kaireon_internal._tenants_in($1::regclass) AS t ORDER BY 1",
 										    1, types, values, NULL, true, 0);
 
 	if (rc != SPI_OK_SELECT)
@@ -600,7 +600,7 @@ list_partitions(void)
 	List	   *out = NIL;
 	int			rc = kspi_execute("SELECT c.relname, b.lower_bound, b.upper_bound "
 								  "  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-								  " CROSS JOIN LATERAL kaireon._partition_bounds(c.oid) b "
+								  " CROSS JOIN LATERAL kaireon_internal._partition_bounds(c.oid) b "
 								  " WHERE i.inhparent = 'kaireon.interaction_history'::regclass "
 								  " ORDER BY b.lower_bound NULLS LAST, c.relname", true, 0);
 

@@ -6,7 +6,7 @@
  *
  * Protocol.  kaireon_check_stored_select() parses the text alone and accepts
  * exactly one plain SELECT (no INTO, no FOR UPDATE/SHARE, no data-modifying
- * WITH), when the text is written (kaireon._stored_select_trigger on
+ * WITH), when the text is written (kaireon_internal._stored_select_trigger on
  * runs.customer_query) and again before it runs; the caller then splices it
  * into its own query.  Inside fn, kaireon_confined_cursor() opens that query
  * as a read-only cursor after refusing any relation of another tenant's data
@@ -107,7 +107,7 @@ kaireon_check_stored_select(const char *sql, const char *what)
 }
 
 /*
- * kaireon._stored_select_trigger(column): BEFORE INSERT OR UPDATE row trigger
+ * kaireon_internal._stored_select_trigger(column): BEFORE INSERT OR UPDATE row trigger
  * refusing a value of the text column that is not one plain SELECT, when it
  * is written rather than when it runs.
  */
@@ -151,7 +151,7 @@ confined_role(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("role \"%s\" does not exist, so a tenant's stored SQL cannot run", CONFINED_ROLE),
-				 errhint("As a superuser, run SELECT kaireon._grant_confined_role() (CREATE EXTENSION creates it).")));
+				 errhint("As a superuser, run SELECT kaireon_internal._grant_confined_role() (CREATE EXTENSION creates it).")));
 	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "kaireon: cache lookup failed for role %u", role);

@@ -27,7 +27,7 @@
  * Protocol of the caches (per backend): the pins (kaireon.tenant_pins plus the
  * kaireon.pinned_tenant_id entries of pg_db_role_setting for this database)
  * are read once and kept until a relcache invalidation of kaireon.tenant_pins
- * (its trigger kaireon._tenant_pins_changed sends one at commit of every
+ * (its trigger kaireon_internal._tenant_pins_changed sends one at commit of every
  * change); the pin of each role is resolved once and kept until the pins are
  * reloaded or a role or membership changes (syscache callbacks on pg_authid
  * and pg_auth_members).  A resolution is then a few OID comparisons.  Changes
@@ -727,7 +727,7 @@ kaireon_tenant_pins_changed(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "kaireon._tenant_pins_changed must be called as a trigger");
+		elog(ERROR, "kaireon_internal._tenant_pins_changed must be called as a trigger");
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
 }

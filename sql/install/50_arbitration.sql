@@ -1,4 +1,4 @@
--- kaireon install script, part 75: arbitration (docs/arbitration.md): validation of
+-- kaireon install script, part 50: arbitration (docs/arbitration.md): validation of
 -- cross-offer constraints, arbitration profiles and run limits; batch campaigns
 -- (run_campaign, simulate) and their result table; real-time dual prices and their update;
 -- EXP3-IX state.
@@ -17,13 +17,13 @@ CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF volume_constraints ON 
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('run_volume_constraints', '', 'volume_constraints');
 -- A campaign's customer query is one plain SELECT, checked when written (and again when it
 -- runs, confined to the tenant: src/security/confine.c).
-CREATE FUNCTION kaireon._stored_select_trigger() RETURNS trigger
+CREATE FUNCTION kaireon_internal._stored_select_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_stored_select_trigger'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._stored_select_trigger() IS
+COMMENT ON FUNCTION kaireon_internal._stored_select_trigger() IS
     'Internal: BEFORE INSERT OR UPDATE row trigger refusing (22023) a value of the column named by its argument that is not exactly one plain SELECT (no INTO, FOR UPDATE/SHARE or data-modifying WITH); a syntax error is 42601.';
 CREATE TRIGGER check_customer_query BEFORE INSERT OR UPDATE OF customer_query ON kaireon.runs
-    FOR EACH ROW EXECUTE FUNCTION kaireon._stored_select_trigger('customer_query');
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._stored_select_trigger('customer_query');
 
 -- recommend compiles the active cross-offer constraints (per-response caps, dual prices):
 -- a change renews the tenant's configuration version like every other configuration table.
@@ -35,7 +35,7 @@ CREATE TRIGGER config_changed_del AFTER DELETE ON kaireon.cross_offer_constraint
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
 CREATE TRIGGER config_changed_trunc AFTER TRUNCATE ON kaireon.cross_offer_constraints
     FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
-SELECT kaireon._add_replica_invalidation('kaireon.cross_offer_constraints');
+SELECT kaireon_internal._add_replica_invalidation('kaireon.cross_offer_constraints');
 
 -------------------------------------------------------------------------------
 -- Batch campaigns
@@ -197,7 +197,7 @@ CREATE INDEX ON kaireon.exp3_rewards (tenant_id, profile_id);
 COMMENT ON TABLE kaireon.exp3_rewards IS
     'kaireon''s own table: the decisions (interaction ids) whose EXP3-IX arm a positive outcome rewarded, with the arm, its probability and the estimate added to its gain; one row per decision, so a decision is rewarded once.';
 
-CREATE FUNCTION kaireon._exp3_reset() RETURNS trigger
+CREATE FUNCTION kaireon_internal._exp3_reset() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -208,10 +208,10 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._exp3_reset() IS
+COMMENT ON FUNCTION kaireon_internal._exp3_reset() IS
     'Internal: AFTER UPDATE trigger on arbitration_profiles: new weights (other arms) start the profile''s EXP3-IX state afresh.';
 CREATE TRIGGER exp3_reset AFTER UPDATE OF weights ON kaireon.arbitration_profiles
-    FOR EACH ROW EXECUTE FUNCTION kaireon._exp3_reset();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._exp3_reset();
 
 CREATE FUNCTION kaireon.exp3_state(tenant_id text, profile_key text)
     RETURNS TABLE (arm integer, weights jsonb, gain double precision, rewards bigint, probability double precision)

@@ -1,4 +1,7 @@
--- kaireon install script, part 35: scoring models (docs/models.md).
+-- kaireon install script, part 40: scoring models (docs/models.md).
+--   * the tables: algorithm_models, model_versions, model_adaptations, model_approvals,
+--     model_drift_checks, experiments and their challengers and assignments,
+--     variant_assignments, ml_job_results;
 --   * C entry points: score, explain_score, model_features, model_learn, import_model,
 --     train_model, check_drift, and the triggers that validate models and invalidate the
 --     per-backend model cache;
@@ -6,6 +9,268 @@
 --     snapshots and four-eyes promotion approvals;
 --   * shadow score logging;
 --   * champion/challenger experiments and generic A/B variant assignment.
+-- Conventions are in docs/schema.md ("Conventions"); 99_finalize.sql adds the updated_at
+-- triggers, the tenant_isolation policies, soft-delete indexes and pg_dump registration.
+-- User ids (requested_by, reviewed_by, ...) are plain text, without a foreign key.
+
+-- ---------------------------------------------------------------------------------------
+-- Algorithm models and experiments: tables
+-- ---------------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.algorithm_models (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    key                     text NOT NULL,
+    name                    text NOT NULL,
+    description             text,
+    model_type              text NOT NULL DEFAULT 'scorecard'
+                            CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression',
+                                                  'gradient_boosted', 'thompson_bandit',
+                                                  'epsilon_greedy')),
+    status                  text NOT NULL DEFAULT 'draft'
+                            CHECK (status IN ('draft', 'training', 'active', 'archived')),
+    target_field            text,
+    config                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(config) = 'object'),
+    predictors              jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(predictors) = 'array'),
+    metrics                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metrics) = 'object'),
+    model_state             jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(model_state) = 'object'),
+    outcome_weights         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(outcome_weights) = 'object'),
+    version                 integer NOT NULL DEFAULT 1 CHECK (version >= 1),
+    registry_status         text NOT NULL DEFAULT 'draft'
+                            CHECK (registry_status IN ('draft', 'shadow', 'challenger', 'champion',
+                                                       'archived')),
+    registry_family         text,
+    last_trained_at         timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, key)
+);
+COMMENT ON TABLE kaireon.algorithm_models IS
+    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+
+-- At most one champion per model family.
+CREATE UNIQUE INDEX algorithm_models_one_champion_idx
+    ON kaireon.algorithm_models (tenant_id, registry_family)
+    WHERE registry_status = 'champion';
+
+CREATE TABLE kaireon.model_versions (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    model_id                text NOT NULL,
+    version                 integer NOT NULL CHECK (version >= 1),
+    config                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(config) = 'object'),
+    model_state             jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(model_state) = 'object'),
+    metrics                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metrics) = 'object'),
+    predictors              jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(predictors) = 'array'),
+    created_by              text,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, model_id, version),
+    FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.model_versions IS
+    'ModelVersion: immutable historical snapshot of an AlgorithmModel''s configuration, learned state, metrics and predictors at one version (append-only).';
+
+CREATE TABLE kaireon.model_adaptations (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    model_id                text,
+    scope                   text NOT NULL DEFAULT 'global'
+                            CHECK (scope IN ('global', 'category', 'offer', 'channel')),
+    scope_id                text,
+    positives               bigint NOT NULL DEFAULT 0 CHECK (positives >= 0),
+    negatives               bigint NOT NULL DEFAULT 0 CHECK (negatives >= 0),
+    positive_rate           double precision NOT NULL DEFAULT 0
+                            CHECK (positive_rate >= 0 AND positive_rate <= 1),
+    predictor_bins          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_bins) = 'object'),
+    predictor_aucs          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_aucs) = 'object'),
+    shard                   smallint NOT NULL DEFAULT 0 CHECK (shard >= 0 AND shard < 64),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE NULLS NOT DISTINCT (tenant_id, model_id, scope, scope_id, shard),
+    CHECK ((scope = 'global') = (scope_id IS NULL)),
+    FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.model_adaptations IS
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel. A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
+
+CREATE TABLE kaireon.model_approvals (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    model_id                text NOT NULL,
+    version                 integer NOT NULL CHECK (version >= 1),
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'approved', 'rejected', 'cancelled')),
+    requested_by            text NOT NULL,
+    reviewed_by             text,
+    reviewed_at             timestamptz,
+    comment                 text,
+    metrics                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(metrics) = 'object'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.model_approvals IS
+    'ModelApproval: production-promotion governance ticket for one version of an AlgorithmModel, with the metrics it was judged on; at most one pending ticket per model version. requested_by/reviewed_by are user ids (no foreign key: kaireon.users is created later).';
+
+CREATE INDEX model_approvals_model_version_idx
+    ON kaireon.model_approvals (tenant_id, model_id, version);
+-- At most one open ticket per model version.
+CREATE UNIQUE INDEX model_approvals_one_pending_idx
+    ON kaireon.model_approvals (tenant_id, model_id, version)
+    WHERE status = 'pending';
+
+CREATE TABLE kaireon.model_drift_checks (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    model_id                text NOT NULL,
+    check_type              text NOT NULL
+                            CHECK (check_type IN ('psi', 'ks_test', 'auc_decay', 'feature_drift')),
+    baseline                jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(baseline) = 'object'),
+    current                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(current) = 'object'),
+    drift_score             double precision NOT NULL DEFAULT 0,
+    threshold               double precision,
+    drifted                 boolean NOT NULL DEFAULT false,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.model_drift_checks IS
+    'ModelDriftCheck: one drift check of an AlgorithmModel (psi, ks_test, auc_decay or feature_drift) comparing baseline and current distributions; drifted when drift_score crossed threshold (append-only).';
+
+CREATE INDEX model_drift_checks_model_created_idx
+    ON kaireon.model_drift_checks (tenant_id, model_id, created_at);
+
+CREATE TABLE kaireon.experiments (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    key                     text NOT NULL,
+    name                    text NOT NULL,
+    description             text,
+    status                  text NOT NULL DEFAULT 'draft'
+                            CHECK (status IN ('draft', 'running', 'paused', 'completed', 'archived')),
+    champion_model_id       text,
+    traffic_split           jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(traffic_split) = 'object'),
+    auto_promote            boolean NOT NULL DEFAULT false,
+    auto_promote_days       integer NOT NULL DEFAULT 14 CHECK (auto_promote_days > 0),
+    auto_promote_threshold  double precision NOT NULL DEFAULT 0.95
+                            CHECK (auto_promote_threshold >= 0 AND auto_promote_threshold <= 1),
+    holdout_percent         double precision NOT NULL DEFAULT 0
+                            CHECK (holdout_percent >= 0 AND holdout_percent <= 100),
+    results                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(results) = 'object'),
+    started_at              timestamptz,
+    ended_at                timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, key),
+    CHECK (ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at),
+    FOREIGN KEY (tenant_id, champion_model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
+        ON DELETE SET NULL (champion_model_id)
+);
+COMMENT ON TABLE kaireon.experiments IS
+    'Experiment: champion/challenger experiment between an AlgorithmModel champion and its ExperimentChallengers, with traffic split, holdout percentage, results and optional auto-promotion of a challenger that beats the champion (auto_promote_threshold) after auto_promote_days.';
+
+CREATE INDEX experiments_champion_model_idx
+    ON kaireon.experiments (tenant_id, champion_model_id);
+
+CREATE TABLE kaireon.experiment_challengers (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    experiment_id           text NOT NULL,
+    model_id                text NOT NULL,
+    traffic_pct             double precision NOT NULL DEFAULT 0
+                            CHECK (traffic_pct >= 0 AND traffic_pct <= 100),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, experiment_id, model_id),
+    FOREIGN KEY (tenant_id, experiment_id) REFERENCES kaireon.experiments (tenant_id, id)
+        ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.experiment_challengers IS
+    'ExperimentChallenger: an AlgorithmModel taking part in an Experiment as challenger, with its share of traffic in percent.';
+
+CREATE INDEX experiment_challengers_model_idx
+    ON kaireon.experiment_challengers (tenant_id, model_id);
+
+CREATE TABLE kaireon.experiment_assignments (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    customer_id             text NOT NULL,
+    experiment_id           text NOT NULL,
+    variant                 text NOT NULL,
+    assigned_at             timestamptz NOT NULL DEFAULT now(),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, experiment_id, customer_id),
+    FOREIGN KEY (tenant_id, experiment_id) REFERENCES kaireon.experiments (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.experiment_assignments IS
+    'ExperimentAssignment: sticky assignment of a customer to a variant (champion, challenger or holdout) of an Experiment, so the customer sees the same variant on every decision.';
+
+CREATE INDEX experiment_assignments_customer_idx
+    ON kaireon.experiment_assignments (tenant_id, customer_id);
+
+CREATE TABLE kaireon.variant_assignments (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    customer_id             text NOT NULL,
+    experiment_key          text NOT NULL,
+    variant_name            text NOT NULL,
+    assigned_at             timestamptz NOT NULL DEFAULT now(),
+    expires_at              timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, experiment_key, customer_id),
+    CHECK (expires_at IS NULL OR expires_at > assigned_at)
+);
+COMMENT ON TABLE kaireon.variant_assignments IS
+    'VariantAssignment: sticky assignment of a customer to a named variant of an experiment identified by key (content or flow A/B tests), optionally expiring at expires_at.';
+
+CREATE INDEX variant_assignments_customer_idx
+    ON kaireon.variant_assignments (tenant_id, customer_id);
+CREATE INDEX variant_assignments_expires_idx
+    ON kaireon.variant_assignments (tenant_id, expires_at)
+    WHERE expires_at IS NOT NULL;
+
+CREATE TABLE kaireon.ml_job_results (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    job_type                text NOT NULL
+                            CHECK (job_type IN ('policy_analysis', 'segmentation', 'content_analysis',
+                                                'training', 'drift_check')),
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+    input                   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(input) = 'object'),
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
+    error                   text,
+    requested_by            text,
+    started_at              timestamptz,
+    completed_at            timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.ml_job_results IS
+    'MlJobResult: an asynchronous ML job (policy_analysis, segmentation, content_analysis, training, drift_check) with its input, status, result and error.';
+
+CREATE INDEX ml_job_results_status_idx
+    ON kaireon.ml_job_results (tenant_id, status, created_at);
+CREATE INDEX ml_job_results_type_idx
+    ON kaireon.ml_job_results (tenant_id, job_type, created_at);
 
 -- ---------------------------------------------------------------------------------------
 -- Scoring (src/scoring/scoring.c, src/scoring/models/)
@@ -93,22 +358,22 @@ CREATE FUNCTION kaireon.normal_cdf(z double precision) RETURNS double precision
 COMMENT ON FUNCTION kaireon.normal_cdf(double precision) IS
     'Standard normal cumulative distribution function (for the experiments'' z-tests).';
 
-CREATE FUNCTION kaireon._validate_model() RETURNS trigger
+CREATE FUNCTION kaireon_internal._validate_model() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_validate_model_trigger'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._validate_model() IS
+COMMENT ON FUNCTION kaireon_internal._validate_model() IS
     'Internal: BEFORE INSERT OR UPDATE row trigger on algorithm_models compiling the model (22023 naming the field when malformed) and bumping version when its definition or registry place changes.';
 
-CREATE FUNCTION kaireon._models_changed() RETURNS trigger
+CREATE FUNCTION kaireon_internal._models_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_models_changed_trigger'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._models_changed() IS
+COMMENT ON FUNCTION kaireon_internal._models_changed() IS
     'Internal: AFTER statement trigger on algorithm_models invalidating every backend''s model cache (relcache invalidation of the table).';
 
 CREATE TRIGGER b_validate_model BEFORE INSERT OR UPDATE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._validate_model();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_model();
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON kaireon.algorithm_models
-    FOR EACH STATEMENT EXECUTE FUNCTION kaireon._models_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._models_changed();
 
 -- ---------------------------------------------------------------------------------------
 -- Registry: allowed transitions, one champion per family, snapshots, four-eyes
@@ -128,7 +393,7 @@ $fn$;
 COMMENT ON FUNCTION kaireon.registry_transitions() IS
     'The model registry''s allowed transitions of registry_status; any other change is refused (55000). A champion leaves only by archiving, which promoting another model of its family does.';
 
-CREATE FUNCTION kaireon._registry_check() RETURNS trigger
+CREATE FUNCTION kaireon_internal._registry_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -168,7 +433,7 @@ BEGIN
             RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', NEW.key
                 USING ERRCODE = '22023', HINT = 'Set registry_family first.';
         END IF;
-        -- four-eyes: only an approved model.promote request may promote (80_governed_actions.sql)
+        -- four-eyes: only an approved model.promote request may promote (60_governance.sql)
         IF kaireon.four_eyes_required(NEW.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
             RAISE EXCEPTION 'promoting model "%" (version %) to champion needs an approved request (four-eyes is enabled)',
                             NEW.key, OLD.version
@@ -185,12 +450,12 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._registry_check() IS
+COMMENT ON FUNCTION kaireon_internal._registry_check() IS
     'Internal: BEFORE INSERT OR UPDATE trigger on algorithm_models enforcing the registry transitions, four-eyes approval of promotions and one champion per family (archiving the previous champion).';
 CREATE TRIGGER a_registry_check BEFORE INSERT OR UPDATE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._registry_check();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._registry_check();
 
-CREATE FUNCTION kaireon._snapshot_model() RETURNS trigger
+CREATE FUNCTION kaireon_internal._snapshot_model() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -205,12 +470,12 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._snapshot_model() IS
+COMMENT ON FUNCTION kaireon_internal._snapshot_model() IS
     'Internal: AFTER INSERT OR UPDATE trigger on algorithm_models writing a model_versions snapshot of every new version.';
 CREATE TRIGGER snapshot_model AFTER INSERT OR UPDATE ON kaireon.algorithm_models
-    FOR EACH ROW EXECUTE FUNCTION kaireon._snapshot_model();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._snapshot_model();
 
-CREATE FUNCTION kaireon._model_version_restore() RETURNS trigger
+CREATE FUNCTION kaireon_internal._model_version_restore() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -229,10 +494,10 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._model_version_restore() IS
+COMMENT ON FUNCTION kaireon_internal._model_version_restore() IS
     'Internal: BEFORE INSERT trigger on model_versions letting a restored snapshot replace the identical snapshot its model''s restore just wrote.';
 CREATE TRIGGER model_version_restore BEFORE INSERT ON kaireon.model_versions
-    FOR EACH ROW EXECUTE FUNCTION kaireon._model_version_restore();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._model_version_restore();
 
 CREATE FUNCTION kaireon.transition_model(tenant_id text, model_key text, to_status text,
                                          family text DEFAULT NULL)
@@ -458,7 +723,7 @@ BEGIN
         -- a weight beyond double precision (1e400) is refused by name here; a total that
         -- overflows (two of 1e308) fails the float8 addition below with 22003
         IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
-                 ELSE r.value::text::numeric < 0 OR NOT kaireon._is_finite(r.value::text::numeric) END) THEN
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
             RAISE EXCEPTION 'variant "%" has weight %, not a non-negative finite number', r.key,
                 CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
                 USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers.';

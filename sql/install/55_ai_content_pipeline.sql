@@ -1,9 +1,9 @@
--- kaireon install script, part 50: AI assistant and document import, data pipelines,
+-- kaireon install script, part 55: AI assistant and document import, data pipelines,
 -- content, reports, behavioral metrics and summary definitions.
 -- Conventions are in docs/schema.md ("Conventions"); 99_finalize.sql adds the updated_at
 -- triggers, row level security, soft-delete indexes and pg_dump registration.
 -- Runs after 00_base (tenants), 10_decisioning (offers, channels, creatives),
--- 20_customer (data_schemas, interaction_summaries) and 40_operator (users).
+-- 20_customer (data_schemas, interaction_summaries) and 30_operator (users).
 
 -- ---------------------------------------------------------------------------------------
 -- AI & imports

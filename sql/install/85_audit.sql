@@ -1,7 +1,52 @@
--- kaireon install script, part 70: the audit hash chain (docs/audit.md).
+-- kaireon install script, part 85: the audit hash chain (docs/audit.md).
 -- Every change of an audited table writes one row of kaireon.audit_logs in the same
 -- transaction, chained per tenant by SHA-256; kaireon.verify_audit_chain recomputes a chain.
 -- The tables audited, and how, are listed in one place: kaireon.audited_tables() below.
+-- It comes after every audited table (the triggers are created from the list below), so
+-- after all the domain parts; only the roles (90) and the uniform parts (99) follow.
+
+-- Cross-tenant, append-only. tenant_id is nullable and deliberately has NO foreign key to
+-- kaireon.tenants: the chain must survive the deletion of its tenant unchanged (neither
+-- CASCADE nor SET NULL may rewrite an immutable log). Rows are written by the audit triggers
+-- (the functions below, src/audit/*.c); the format is in docs/audit.md. before and after
+-- are json, not jsonb: they hold exactly the text that was hashed.
+CREATE TABLE kaireon.audit_logs (
+    id                      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id               text,
+    chain_seq               bigint NOT NULL CHECK (chain_seq >= 1),
+    request_id              text,
+    user_id                 text,
+    session_user_name       text NOT NULL DEFAULT session_user,
+    action                  text NOT NULL
+                            CHECK (action IN ('create', 'update', 'soft_delete', 'restore', 'delete',
+                                              'anchor')),
+    entity_type             text,
+    entity_id               text,
+    before                  json CHECK (json_typeof(before) = 'object'),
+    after                   json CHECK (json_typeof(after) = 'object'),
+    changed_fields          jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(changed_fields) = 'array'),
+    entity_version          integer CHECK (entity_version >= 0),
+    prev_hash               text NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
+    integrity_hash          text NOT NULL CHECK (integrity_hash ~ '^[0-9a-f]{64}$'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    CHECK (action = 'anchor' OR (entity_type IS NOT NULL AND entity_id IS NOT NULL)),
+    -- one row per position of a chain: a fork cannot be stored
+    UNIQUE NULLS NOT DISTINCT (tenant_id, chain_seq)
+);
+COMMENT ON TABLE kaireon.audit_logs IS
+    'AuditLog: immutable, append-only audit chain of changes (create, update, soft_delete, restore, delete) plus retention anchors. integrity_hash is the hex SHA-256 of prev_hash followed by the canonical JSON of the row, prev_hash the integrity_hash of the previous row of the same chain (chain_seq - 1), 64 zeros for the first (docs/audit.md). Cross-tenant: one chain per tenant plus one for rows with a NULL tenant_id; tenant_id has no foreign key to tenants on purpose, so deleting a tenant neither deletes nor rewrites its audit rows. Row level security with policy tenant_isolation: rows with a NULL tenant_id are visible only to superusers and BYPASSRLS roles. No updated_at.';
+
+CREATE INDEX audit_logs_tenant_id_idx
+    ON kaireon.audit_logs (tenant_id, id);
+CREATE INDEX audit_logs_entity_idx
+    ON kaireon.audit_logs (tenant_id, entity_type, entity_id, id);
+-- the anchors retention leaves, found by verification
+CREATE INDEX audit_logs_anchor_idx
+    ON kaireon.audit_logs (tenant_id, id) WHERE action = 'anchor';
+
+ALTER TABLE kaireon.audit_logs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.audit_logs
+    USING (tenant_id = kaireon.current_tenant_id());
 
 CREATE FUNCTION kaireon.audit_capture() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_audit_capture'
@@ -172,7 +217,7 @@ AS $fn$
     ) AS t (table_name, options)
 $fn$;
 COMMENT ON FUNCTION kaireon.audited_tables() IS
-    'The tables whose changes are recorded in the audit chain, with the arguments of their audit_capture trigger (docs/audit.md). The one list: 70_audit.sql creates the triggers from it and the audit tests check them against it.';
+    'The tables whose changes are recorded in the audit chain, with the arguments of their audit_capture trigger (docs/audit.md). The one list: 85_audit.sql creates the triggers from it and the audit tests check them against it.';
 
 DO $audit$
 DECLARE

@@ -1,4 +1,161 @@
--- kaireon install script, part 75: four-eyes governance (docs/security.md, "Four-eyes").
+-- kaireon install script, part 60: governance and four-eyes (docs/security.md, "Four-eyes").
+--   * the tables: approval_requests and their stages, custom_roles and their assignments,
+--     sso_configs, webauthn_credentials (cross-tenant, scoped by user);
+--   * four-eyes approvals (from "Four-eyes approvals" below);
+--   * the four-eyes actions of decisioning (from "Governed actions" below).
+-- Runs after 10_decisioning (contact_policies, decision_flows), 30_operator (users,
+-- tenant_settings) and 40_models (algorithm_models). Conventions are in docs/schema.md;
+-- 99_finalize.sql adds the updated_at triggers, the tenant_isolation policies, soft-delete
+-- indexes and pg_dump registration.
+
+-- ---------------------------------------------------------------------------------------
+-- Governance tables
+-- ---------------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.approval_requests (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    entity_type             text NOT NULL,
+    entity_id               text,
+    action                  text NOT NULL,
+    payload                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(payload) = 'object'),
+    requester_id            text NOT NULL,
+    approver_id             text,
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'approved', 'rejected', 'cancelled',
+                                              'applied')),
+    reason                  text,
+    decided_at              timestamptz,
+    applied_at              timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.approval_requests IS
+    'ApprovalRequest: a proposed change (action with payload on an entity; entity_id is NULL for a create) waiting for approval under maker-checker governance; applied once approved and carried out. requester_id/approver_id are user ids (no foreign key: kaireon.users is created later).';
+
+CREATE INDEX approval_requests_status_idx
+    ON kaireon.approval_requests (tenant_id, status, created_at);
+CREATE INDEX approval_requests_entity_idx
+    ON kaireon.approval_requests (tenant_id, entity_type, entity_id);
+
+CREATE TABLE kaireon.approval_request_stages (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    approval_request_id     text NOT NULL,
+    stage_name              text NOT NULL,
+    ordinal                 integer NOT NULL CHECK (ordinal >= 0),
+    required_role           text NOT NULL,
+    status                  text NOT NULL DEFAULT 'pending'
+                            CHECK (status IN ('pending', 'approved', 'rejected', 'skipped')),
+    approver_id             text,
+    comment                 text,
+    decided_at              timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, approval_request_id, ordinal),
+    FOREIGN KEY (tenant_id, approval_request_id) REFERENCES kaireon.approval_requests (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.approval_request_stages IS
+    'ApprovalRequestStage: one stage of a multi-stage ApprovalRequest, decided in ordinal order by an approver holding required_role. approver_id is a user id (no foreign key: kaireon.users is created later).';
+
+CREATE TABLE kaireon.custom_roles (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text NOT NULL,
+    description             text,
+    permissions             jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(permissions) = 'array'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, name)
+);
+COMMENT ON TABLE kaireon.custom_roles IS
+    'CustomRole: tenant-defined role granting a JSON array of permission strings; given to users by CustomRoleAssignment.';
+
+-- user_id references kaireon.users (id): the foreign key is added after the tables, below.
+CREATE TABLE kaireon.custom_role_assignments (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    user_id                 text NOT NULL,
+    role_id                 text NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, user_id, role_id),
+    FOREIGN KEY (tenant_id, role_id) REFERENCES kaireon.custom_roles (tenant_id, id)
+        ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.custom_role_assignments IS
+    'CustomRoleAssignment: grants a CustomRole to a user within the tenant. user_id is a user id (foreign key to kaireon.users added by a later install part, which creates that table).';
+
+CREATE INDEX custom_role_assignments_role_idx
+    ON kaireon.custom_role_assignments (tenant_id, role_id);
+
+CREATE TABLE kaireon.sso_configs (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    provider                text NOT NULL DEFAULT 'none'
+                            CHECK (provider IN ('saml', 'oidc', 'none')),
+    saml_entity_id          text,
+    saml_sso_url            text,
+    saml_certificate        text,
+    oidc_issuer             text,
+    oidc_client_id          text,
+    default_role            text NOT NULL DEFAULT 'viewer',
+    allowed_domains         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(allowed_domains) = 'array'),
+    auto_provision          boolean NOT NULL DEFAULT false,
+    enforce_for_all_users   boolean NOT NULL DEFAULT false,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id)
+);
+COMMENT ON TABLE kaireon.sso_configs IS
+    'SsoConfig: the tenant''s single sign-on setup (saml, oidc or none): identity-provider identifiers, role given to provisioned users, allowed e-mail domains, just-in-time provisioning and whether SSO is mandatory. One row per tenant; no client secrets are stored here.';
+
+-- Cross-tenant, scoped by user: no tenant_id. user_id references kaireon.users (id): the
+-- foreign key is added after the tables, below.
+CREATE TABLE kaireon.webauthn_credentials (
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text PRIMARY KEY,
+    user_id                 text NOT NULL,
+    credential_id           text NOT NULL UNIQUE,
+    public_key              text NOT NULL,
+    counter                 bigint NOT NULL DEFAULT 0 CHECK (counter >= 0),
+    transports              jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(transports) = 'array'),
+    device_label            text,
+    last_used_at            timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE kaireon.webauthn_credentials IS
+    'WebAuthnCredential: a user''s WebAuthn/passkey credential: credential id, COSE public key (CBOR, base64), signature counter, transports and device label. Cross-tenant, scoped by user_id (no tenant_id; foreign key to kaireon.users added by a later install part). Row level security is enabled with no policy, so only superusers and BYPASSRLS roles see or change rows.';
+
+CREATE INDEX webauthn_credentials_user_idx
+    ON kaireon.webauthn_credentials (user_id);
+
+ALTER TABLE kaireon.webauthn_credentials ENABLE ROW LEVEL SECURITY;
+
+-- User references (kaireon.users: 30_operator.sql). Row level security of the user-scoped
+-- WebAuthn credentials: visible in the tenant of their user.
+ALTER TABLE kaireon.custom_role_assignments
+    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
+CREATE INDEX ON kaireon.custom_role_assignments (user_id);
+ALTER TABLE kaireon.webauthn_credentials
+    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
+CREATE POLICY tenant_isolation ON kaireon.webauthn_credentials
+    USING (EXISTS (SELECT 1 FROM kaireon.users u
+                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
+    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
+                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
+
+-- ---------------------------------------------------------------------------------------
+-- Four-eyes approvals
+-- ---------------------------------------------------------------------------------------
+
+-- Four-eyes governance (docs/security.md, "Four-eyes").
 -- When a tenant has tenant_settings.four_eyes_enabled, governed changes go through
 -- approval_requests: a requester files the change (an action with a payload), approvers
 -- holding each stage's required_role approve the stages in order, and the last approval
@@ -52,7 +209,7 @@ CREATE TABLE kaireon.approval_actions (
 COMMENT ON TABLE kaireon.approval_actions IS
     'kaireon''s own table: the approval actions of four-eyes governance. apply_function(tenant_id text, entity_id text, payload jsonb) carries out an approved request; validate_function (same arguments, optional) refuses a bad payload when the request is filed. Installed with the extension; not dumped.';
 
-CREATE FUNCTION kaireon._approval_action_check() RETURNS trigger
+CREATE FUNCTION kaireon_internal._approval_action_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -72,14 +229,14 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._approval_action_check() IS
+COMMENT ON FUNCTION kaireon_internal._approval_action_check() IS
     'Internal: trigger refusing an approval action whose apply or validate function does not take (text, text, jsonb).';
 CREATE TRIGGER check_functions BEFORE INSERT OR UPDATE ON kaireon.approval_actions
-    FOR EACH ROW EXECUTE FUNCTION kaireon._approval_action_check();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._approval_action_check();
 
 -- The stages a new request of a tenant gets: tenant_settings.settings -> 'approvalStages' ->
 -- <action>, else -> 'default', else one stage "review" needing role approver.
-CREATE FUNCTION kaireon._approval_stages(p_tenant_id text, p_action text) RETURNS jsonb
+CREATE FUNCTION kaireon_internal._approval_stages(p_tenant_id text, p_action text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -107,13 +264,13 @@ BEGIN
     RETURN v_cfg;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._approval_stages(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._approval_stages(text, text) IS
     'Internal: the approval stages ({name, requiredRole} in order) a new request of the action gets for the tenant.';
 
 -- Whether a user may decide a stage that requires p_role: its kaireon.users role is p_role,
 -- or it is assigned a custom role of that name; the user belongs to the tenant (or to none,
 -- a platform user).
-CREATE FUNCTION kaireon._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
+CREATE FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
@@ -125,11 +282,11 @@ CREATE FUNCTION kaireon._user_holds_role(p_tenant_id text, p_user_id text, p_rol
                                  JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
                                 WHERE a.tenant_id = p_tenant_id AND a.user_id = u.id AND r.name = p_role)));
     END;
-COMMENT ON FUNCTION kaireon._user_holds_role(text, text, text) IS
+COMMENT ON FUNCTION kaireon_internal._user_holds_role(text, text, text) IS
     'Internal: whether a user of the tenant (or a platform user) holds a role, as its users.role or a custom role assignment.';
 
 -- The application user acting (kaireon.user_id), required by the approval functions.
-CREATE FUNCTION kaireon._acting_user() RETURNS text
+CREATE FUNCTION kaireon_internal._acting_user() RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -143,7 +300,7 @@ BEGIN
     RETURN v_user;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._acting_user() IS
+COMMENT ON FUNCTION kaireon_internal._acting_user() IS
     'Internal: kaireon.user_id, or 42501 when it is not set.';
 
 CREATE FUNCTION kaireon.request_approval(tenant_id text, action text, entity_id text DEFAULT NULL,
@@ -159,7 +316,7 @@ DECLARE
     v_stage     record;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
+    v_user := kaireon_internal._acting_user();
     SELECT * INTO v_action FROM kaireon.approval_actions a WHERE a.action = request_approval.action;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown approval action "%"', action
@@ -178,7 +335,7 @@ BEGIN
     VALUES (tenant_id, v_action.entity_type, entity_id, action, payload, v_user, reason)
     RETURNING id INTO v_id;
     FOR v_stage IN SELECT s.value AS stage, s.ordinality AS ord
-                     FROM jsonb_array_elements(kaireon._approval_stages(tenant_id, action)) WITH ORDINALITY s LOOP
+                     FROM jsonb_array_elements(kaireon_internal._approval_stages(tenant_id, action)) WITH ORDINALITY s LOOP
         INSERT INTO kaireon.approval_request_stages (tenant_id, approval_request_id, stage_name, ordinal, required_role)
         VALUES (tenant_id, v_id, v_stage.stage ->> 'name', v_stage.ord, v_stage.stage ->> 'requiredRole');
     END LOOP;
@@ -189,7 +346,7 @@ COMMENT ON FUNCTION kaireon.request_approval(text, text, text, jsonb, text) IS
     'Files a change for four-eyes approval: the registered action (kaireon.approval_actions) with its payload, checked by the action''s validate function. The requester is kaireon.user_id. The request gets the tenant''s approval stages; returns its id.';
 
 -- Lock a request of a tenant and check it is pending.
-CREATE FUNCTION kaireon._pending_request(p_tenant_id text, p_request_id text) RETURNS kaireon.approval_requests
+CREATE FUNCTION kaireon_internal._pending_request(p_tenant_id text, p_request_id text) RETURNS kaireon.approval_requests
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -209,11 +366,11 @@ BEGIN
     RETURN v_req;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._pending_request(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._pending_request(text, text) IS
     'Internal: locks a pending approval request of a tenant, or raises 42704 (unknown) or 55000 (not pending).';
 
 -- The stage a decision applies to, checked against the deciding user.
-CREATE FUNCTION kaireon._current_stage(p_req kaireon.approval_requests, p_user text)
+CREATE FUNCTION kaireon_internal._current_stage(p_req kaireon.approval_requests, p_user text)
     RETURNS kaireon.approval_request_stages
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -238,7 +395,7 @@ BEGIN
         RAISE EXCEPTION 'user "%" approved an earlier stage of approval request "%"', p_user, p_req.id
             USING ERRCODE = '42501', HINT = 'Each stage needs a different approver.';
     END IF;
-    IF NOT kaireon._user_holds_role(p_req.tenant_id, p_user, v_stage.required_role) THEN
+    IF NOT kaireon_internal._user_holds_role(p_req.tenant_id, p_user, v_stage.required_role) THEN
         RAISE EXCEPTION 'user "%" does not hold role "%" required by stage % ("%") of approval request "%"',
             p_user, v_stage.required_role, v_stage.ordinal, v_stage.stage_name, p_req.id
             USING ERRCODE = '42501', HINT = 'Stages are decided in order; this one needs a user with that role.';
@@ -246,7 +403,7 @@ BEGIN
     RETURN v_stage;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._current_stage(kaireon.approval_requests, text) IS
+COMMENT ON FUNCTION kaireon_internal._current_stage(kaireon.approval_requests, text) IS
     'Internal: the first pending stage of a request, locked, after checking the deciding user is not the requester, did not approve an earlier stage and holds the stage''s role.';
 
 CREATE FUNCTION kaireon.approve_request(tenant_id text, request_id text, comment text DEFAULT NULL)
@@ -262,9 +419,9 @@ DECLARE
     v_apply     regprocedure;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
-    v_req := kaireon._pending_request(tenant_id, request_id);
-    v_stage := kaireon._current_stage(v_req, v_user);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    v_stage := kaireon_internal._current_stage(v_req, v_user);
     UPDATE kaireon.approval_request_stages s
        SET status = 'approved', approver_id = v_user, comment = approve_request.comment, decided_at = now()
      WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
@@ -303,9 +460,9 @@ DECLARE
     v_stage     kaireon.approval_request_stages%ROWTYPE;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
-    v_req := kaireon._pending_request(tenant_id, request_id);
-    v_stage := kaireon._current_stage(v_req, v_user);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    v_stage := kaireon_internal._current_stage(v_req, v_user);
     UPDATE kaireon.approval_request_stages s
        SET status = 'rejected', approver_id = v_user, comment = reject_request.reason, decided_at = now()
      WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
@@ -329,8 +486,8 @@ DECLARE
     v_req       kaireon.approval_requests%ROWTYPE;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    v_user := kaireon._acting_user();
-    v_req := kaireon._pending_request(tenant_id, request_id);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
     IF v_user <> v_req.requester_id THEN
         RAISE EXCEPTION 'only the requester "%" may cancel approval request "%"', v_req.requester_id, v_req.id
             USING ERRCODE = '42501', HINT = 'Approvers reject a request with kaireon.reject_request.';
@@ -354,7 +511,7 @@ COMMENT ON FUNCTION kaireon.cancel_request(text, text) IS
 -- entity_id is the policy id (for create: the new policy's id, or NULL for a generated one).
 -- ---------------------------------------------------------------------------------------
 
-CREATE FUNCTION kaireon._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -418,10 +575,10 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._validate_contact_policy_change(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._validate_contact_policy_change(text, text, jsonb) IS
     'Internal: validate function of approval action contact_policy.change (operation, settable columns, the policy exists, config valid for its rule_type, scopes shape).';
 
-CREATE FUNCTION kaireon._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -433,7 +590,7 @@ DECLARE
     v_id        text := entity_id;
     v_count     bigint;
 BEGIN
-    PERFORM kaireon._validate_contact_policy_change(tenant_id, entity_id, payload);
+    PERFORM kaireon_internal._validate_contact_policy_change(tenant_id, entity_id, payload);
     SELECT string_agg(quote_ident(k), ', ') INTO v_cols FROM jsonb_object_keys(v_values) AS k;
     CASE v_op
         WHEN 'create' THEN
@@ -465,7 +622,7 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_contact_policy_change(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._apply_contact_policy_change(text, text, jsonb) IS
     'Internal: apply function of approval action contact_policy.change; runs inside kaireon.approve_request.';
 
 -- ---------------------------------------------------------------------------------------
@@ -474,7 +631,7 @@ COMMENT ON FUNCTION kaireon._apply_contact_policy_change(text, text, jsonb) IS
 -- {"approval_stages": {...}} (the new settings -> 'approvalStages'; null removes it).
 -- ---------------------------------------------------------------------------------------
 
-CREATE FUNCTION kaireon._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -495,16 +652,16 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._validate_four_eyes_settings(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._validate_four_eyes_settings(text, text, jsonb) IS
     'Internal: validate function of approval action four_eyes.settings_change.';
 
-CREATE FUNCTION kaireon._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
+CREATE FUNCTION kaireon_internal._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    PERFORM kaireon._validate_four_eyes_settings(tenant_id, entity_id, payload);
+    PERFORM kaireon_internal._validate_four_eyes_settings(tenant_id, entity_id, payload);
     UPDATE kaireon.tenant_settings s
        SET four_eyes_enabled = CASE WHEN payload ? 'four_eyes_enabled' THEN (payload ->> 'four_eyes_enabled')::boolean
                                     ELSE s.four_eyes_enabled END,
@@ -514,15 +671,15 @@ BEGIN
      WHERE s.tenant_id = _apply_four_eyes_settings.tenant_id;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_four_eyes_settings(text, text, jsonb) IS
+COMMENT ON FUNCTION kaireon_internal._apply_four_eyes_settings(text, text, jsonb) IS
     'Internal: apply function of approval action four_eyes.settings_change.';
 
 INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description) VALUES
     ('contact_policy.change', 'contact_policies',
-     'kaireon._apply_contact_policy_change(text,text,jsonb)', 'kaireon._validate_contact_policy_change(text,text,jsonb)',
+     'kaireon_internal._apply_contact_policy_change(text,text,jsonb)', 'kaireon_internal._validate_contact_policy_change(text,text,jsonb)',
      'Create, update, delete, soft-delete or restore a contact policy and replace its scopes.'),
     ('four_eyes.settings_change', 'tenant_settings',
-     'kaireon._apply_four_eyes_settings(text,text,jsonb)', 'kaireon._validate_four_eyes_settings(text,text,jsonb)',
+     'kaireon_internal._apply_four_eyes_settings(text,text,jsonb)', 'kaireon_internal._validate_four_eyes_settings(text,text,jsonb)',
      'Turn four-eyes off or change the approval stages of a tenant where it is on.');
 
 -- Registered here with a filter that dumps nothing: the rows come with CREATE EXTENSION.
@@ -535,3 +692,199 @@ CREATE TRIGGER four_eyes_guard BEFORE INSERT OR UPDATE OR DELETE ON kaireon.cont
     FOR EACH ROW EXECUTE FUNCTION kaireon.four_eyes_guard('contact_policy.change');
 CREATE TRIGGER four_eyes_guard BEFORE UPDATE OR DELETE ON kaireon.tenant_settings
     FOR EACH ROW EXECUTE FUNCTION kaireon.four_eyes_guard('four_eyes.settings_change');
+
+-- ---------------------------------------------------------------------------------------
+-- Governed actions
+-- ---------------------------------------------------------------------------------------
+
+-- Governed actions: the four-eyes actions of decisioning (docs/security.md,
+-- "Four-eyes governance"): publishing a decision flow and promoting a model. With four-eyes
+-- on, kaireon.publish_decision_flow and kaireon.transition_model(..., 'champion') file these
+-- requests; the last approval applies them through the functions below, which check that
+-- what was approved is still what would be applied. The guards below refuse the same
+-- changes made by writing the tables directly.
+
+-- With four-eyes on (and no approval being applied, outside a restore), the published side
+-- of a decision flow changes only through an approved decision_flow.publish: drafts stay free.
+CREATE FUNCTION kaireon_internal._flow_publish_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF kaireon.approval_in_progress() IS NOT NULL OR kaireon.in_restore_session()
+       OR NOT kaireon.four_eyes_required(NEW.tenant_id) THEN
+        RETURN NEW;
+    END IF;
+    IF (TG_OP = 'INSERT' AND (NEW.published_version IS NOT NULL OR NEW.published_versions <> '[]'
+                              OR NEW.status = 'published'))
+       OR (TG_OP = 'UPDATE' AND (NEW.published_versions IS DISTINCT FROM OLD.published_versions
+                                 OR NEW.published_version IS DISTINCT FROM OLD.published_version
+                                 OR (NEW.status = 'published' AND OLD.status IS DISTINCT FROM 'published'))) THEN
+        RAISE EXCEPTION 'four-eyes approval is required to publish decision flow "%" of tenant "%"', NEW.key, NEW.tenant_id
+            USING ERRCODE = '42501',
+                  HINT = 'kaireon.publish_decision_flow(tenant_id, key) files the request; another user approves it.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._flow_publish_guard() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger on decision_flows: with four-eyes on, published versions, the published version and the published status change only through an approved decision_flow.publish request (42501).';
+CREATE TRIGGER flow_publish_guard BEFORE INSERT OR UPDATE ON kaireon.decision_flows
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._flow_publish_guard();
+
+-- With four-eyes on, a champion is made only by an approved model.promote (the UPDATE path is
+-- checked by _registry_check): not created as one, nor deleted.
+CREATE FUNCTION kaireon_internal._champion_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r   kaireon.algorithm_models := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+    IF r.registry_status <> 'champion' OR kaireon.approval_in_progress() IS NOT NULL
+       OR kaireon.in_restore_session() OR NOT kaireon.four_eyes_required(r.tenant_id) THEN
+        RETURN r;
+    END IF;
+    -- the tenant itself is being deleted: its models go with it
+    IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM kaireon.tenants t WHERE t.id = r.tenant_id) THEN
+        RETURN r;
+    END IF;
+    RAISE EXCEPTION 'four-eyes approval is required to % champion model "%" of tenant "%"',
+                    CASE TG_OP WHEN 'INSERT' THEN 'create a' ELSE 'delete the' END, r.key, r.tenant_id
+        USING ERRCODE = '42501',
+              HINT = 'Create the model as a challenger and promote it with kaireon.transition_model; archive a champion before deleting it.';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._champion_guard() IS
+    'Internal: BEFORE INSERT OR DELETE trigger on algorithm_models: with four-eyes on, a champion is neither created directly nor deleted (42501).';
+CREATE TRIGGER champion_guard BEFORE INSERT OR DELETE ON kaireon.algorithm_models
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._champion_guard();
+
+CREATE FUNCTION kaireon_internal._validate_flow_publish(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF jsonb_typeof(payload -> 'draft') IS DISTINCT FROM 'object' OR jsonb_typeof(payload -> 'key') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'payload of decision_flow.publish must hold the flow''s "key" and its "draft" object'
+            USING ERRCODE = '22023', HINT = 'kaireon.publish_decision_flow files this request itself.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.decision_flows d
+                    WHERE d.tenant_id = _validate_flow_publish.tenant_id AND d.id = entity_id
+                      AND d.key = payload ->> 'key' AND d.deleted_at IS NULL) THEN
+        RAISE EXCEPTION 'decision flow "%" does not exist for tenant "%"', payload ->> 'key', tenant_id
+            USING ERRCODE = '42704', HINT = 'Request the publish of an existing flow.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._validate_flow_publish(text, text, jsonb) IS
+    'Internal: checks a decision_flow.publish request (the flow exists; the payload holds its key and draft).';
+
+CREATE FUNCTION kaireon_internal._apply_flow_publish(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    f   kaireon.decision_flows;
+BEGIN
+    SELECT * INTO f FROM kaireon.decision_flows d
+     WHERE d.tenant_id = _apply_flow_publish.tenant_id AND d.id = entity_id AND d.deleted_at IS NULL
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'decision flow "%" of tenant "%" no longer exists', payload ->> 'key', tenant_id
+            USING ERRCODE = '42704', HINT = 'Reject the request.';
+    END IF;
+    -- what was approved is the draft as it was when the publish was requested
+    IF f.draft_config IS DISTINCT FROM payload -> 'draft' THEN
+        RAISE EXCEPTION 'the draft of decision flow "%" changed after its publish was requested', f.key
+            USING ERRCODE = '55000', HINT = 'Reject this request and request the publish of the new draft.';
+    END IF;
+    PERFORM kaireon.publish_decision_flow(tenant_id, f.key, payload ->> 'notes');
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._apply_flow_publish(text, text, jsonb) IS
+    'Internal: applies an approved decision_flow.publish request: publishes the flow''s draft, which must be the one approved.';
+
+CREATE FUNCTION kaireon_internal._validate_model_promotion(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    m   kaireon.algorithm_models;
+BEGIN
+    IF jsonb_typeof(payload -> 'version') IS DISTINCT FROM 'number' THEN
+        RAISE EXCEPTION 'payload of model.promote must hold the "version" of the model to promote'
+            USING ERRCODE = '22023', HINT = 'kaireon.transition_model(tenant_id, model_key, ''champion'') files this request itself.';
+    END IF;
+    SELECT * INTO m FROM kaireon.algorithm_models a
+     WHERE a.tenant_id = _validate_model_promotion.tenant_id AND a.id = entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" has no model with id "%"', tenant_id, entity_id
+            USING ERRCODE = '42704', HINT = 'Request the promotion of an existing model.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.registry_transitions() t
+                    WHERE t.from_status = m.registry_status AND t.to_status = 'champion') THEN
+        RAISE EXCEPTION 'model "%" cannot become champion from registry status %', m.key, m.registry_status
+            USING ERRCODE = '55000', HINT = 'Make it a challenger first.';
+    END IF;
+    IF coalesce(payload ->> 'family', m.registry_family) IS NULL THEN
+        RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', m.key
+            USING ERRCODE = '22023', HINT = 'Set registry_family first.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._validate_model_promotion(text, text, jsonb) IS
+    'Internal: checks a model.promote request (the model exists and may become champion).';
+
+CREATE FUNCTION kaireon_internal._apply_model_promotion(tenant_id text, entity_id text, payload jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    m       kaireon.algorithm_models;
+    r       kaireon.approval_requests;
+BEGIN
+    SELECT * INTO m FROM kaireon.algorithm_models a
+     WHERE a.tenant_id = _apply_model_promotion.tenant_id AND a.id = entity_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of tenant "%" no longer exists', payload ->> 'modelKey', tenant_id
+            USING ERRCODE = '42704', HINT = 'Reject the request.';
+    END IF;
+    -- an approval is for one version of the model
+    IF m.version IS DISTINCT FROM (payload ->> 'version')::integer THEN
+        RAISE EXCEPTION 'model "%" is at version % now, but version % was approved', m.key, m.version, payload ->> 'version'
+            USING ERRCODE = '55000', HINT = 'Reject this request and request the promotion of the current version.';
+    END IF;
+    PERFORM kaireon.transition_model(tenant_id, m.key, 'champion', payload ->> 'family');
+    -- the running experiments this challenger won are over: it is their champion now
+    UPDATE kaireon.experiments e SET status = 'completed', ended_at = now(), champion_model_id = m.id
+     WHERE e.tenant_id = m.tenant_id AND e.status = 'running'
+       AND EXISTS (SELECT 1 FROM kaireon.experiment_challengers c
+                    WHERE c.tenant_id = e.tenant_id AND c.experiment_id = e.id AND c.model_id = m.id);
+    -- model_approvals keeps the approved promotions of the model's versions
+    SELECT * INTO r FROM kaireon.approval_requests q
+     WHERE q.tenant_id = _apply_model_promotion.tenant_id AND q.id = kaireon.approval_in_progress();
+    INSERT INTO kaireon.model_approvals (tenant_id, model_id, version, status, requested_by, reviewed_by, reviewed_at,
+                                         comment, metrics)
+    VALUES (tenant_id, m.id, m.version, 'approved', r.requester_id, nullif(current_setting('kaireon.user_id', true), ''),
+            now(),
+            coalesce((SELECT s.comment FROM kaireon.approval_request_stages s
+                       WHERE s.tenant_id = r.tenant_id AND s.approval_request_id = r.id AND s.status = 'approved'
+                       ORDER BY s.ordinal DESC LIMIT 1), r.reason),
+            m.metrics);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._apply_model_promotion(text, text, jsonb) IS
+    'Internal: applies an approved model.promote request: promotes the model (whose version must be the one approved) to champion and records the approval in model_approvals.';
+
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description) VALUES
+    ('decision_flow.publish', 'decision_flows',
+     'kaireon_internal._apply_flow_publish(text,text,jsonb)', 'kaireon_internal._validate_flow_publish(text,text,jsonb)',
+     'Publish the draft of a decision flow (as it was when requested) as a new immutable version.'),
+    ('model.promote', 'algorithm_models',
+     'kaireon_internal._apply_model_promotion(text,text,jsonb)', 'kaireon_internal._validate_model_promotion(text,text,jsonb)',
+     'Promote a version of a model to champion of its registry family (the old champion is archived).');

@@ -1,10 +1,10 @@
--- kaireon install script, part 40: operator and infrastructure tables (users and their
+-- kaireon install script, part 30: operator and infrastructure tables (users and their
 -- logins, API keys, OAuth clients, tenant settings, outbox, channel deliveries, alerts,
 -- batch runs, triggers, simulations, attribution, geofences, regions) and journeys.
 -- Conventions are in docs/schema.md; 99_finalize.sql adds the updated_at triggers, the
 -- tenant row level security, the soft-delete indexes and the pg_dump registration.
--- The cross-tenant tables (users, accounts, sessions, verification_tokens) and the
--- user-scoped policy of webauthn_credentials get their row level security here.
+-- The cross-tenant tables (users, accounts, sessions, verification_tokens) get their row
+-- level security here; webauthn_credentials (user-scoped) gets its in 60_governance.sql.
 
 -------------------------------------------------------------------------------
 -- Operator accounts (cross-tenant)
@@ -482,18 +482,8 @@ COMMENT ON TABLE kaireon.journey_enrollments IS
     'JourneyEnrollment: one pass of a customer through a journey: current step, status, step history, and wait_until while the journey waits. A customer may re-enter.';
 
 -------------------------------------------------------------------------------
--- User references from earlier files (users exists only now)
--------------------------------------------------------------------------------
-
-ALTER TABLE kaireon.custom_role_assignments
-    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
-CREATE INDEX ON kaireon.custom_role_assignments (user_id);
-ALTER TABLE kaireon.webauthn_credentials
-    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
-
--------------------------------------------------------------------------------
 -- Row level security of the cross-tenant tables. A user is visible in its tenant;
--- accounts, sessions and WebAuthn credentials through their user. Users without a
+-- accounts and sessions through their user (WebAuthn credentials too: 60_governance.sql). Users without a
 -- tenant (platform admins) and verification tokens are visible only to superusers and
 -- BYPASSRLS roles.
 -------------------------------------------------------------------------------
@@ -512,13 +502,6 @@ CREATE POLICY tenant_isolation ON kaireon.accounts
 
 ALTER TABLE kaireon.sessions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON kaireon.sessions
-    USING (EXISTS (SELECT 1 FROM kaireon.users u
-                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
-    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
-                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
-
-ALTER TABLE kaireon.webauthn_credentials ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON kaireon.webauthn_credentials
     USING (EXISTS (SELECT 1 FROM kaireon.users u
                    WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
     WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u

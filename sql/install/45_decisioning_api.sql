@@ -1,6 +1,9 @@
--- kaireon install script, part 70: the real-time decision (recommend, respond), the
--- configuration cache's invalidation, decision flow publishing, and default outcome types.
+-- kaireon install script, part 45: the real-time decision (recommend, respond), the
+-- configuration cache's invalidation, decision flow publishing, default outcome types, and
+-- the records of decisions (policy_snapshots, decision_traces).
 -- See docs/recommend.md.
+-- It follows the tables it compiles and invalidates: 10_decisioning.sql, 20_customer.sql and
+-- 25_data_schemas.sql (segments, data_schemas), 30_operator.sql (tenant_settings).
 
 -- The configuration version of each tenant: renewed (from a sequence, so never reused) by
 -- the trigger kaireon.config_changed in every transaction that changes the tenant's
@@ -45,7 +48,7 @@ CREATE INDEX ON kaireon.respond_idempotency (created_at);
 COMMENT ON TABLE kaireon.respond_idempotency IS
     'kaireon''s own table: idempotency keys of kaireon.respond, the interaction each one recorded and the answer a duplicate gets; retention removes old keys.';
 
-CREATE FUNCTION kaireon._period_end(period text, t timestamptz) RETURNS timestamptz
+CREATE FUNCTION kaireon_internal._period_end(period text, t timestamptz) RETURNS timestamptz
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -56,10 +59,10 @@ AS $fn$
         WHEN period IN ('quarter', 'quarterly') THEN date_trunc('quarter', t AT TIME ZONE 'UTC') + interval '3 months'
     END) AT TIME ZONE 'UTC'
 $fn$;
-COMMENT ON FUNCTION kaireon._period_end(text, timestamptz) IS
+COMMENT ON FUNCTION kaireon_internal._period_end(text, timestamptz) IS
     'Internal: end of the calendar period (daily, weekly from Monday, monthly, quarterly; UTC) holding t.';
 
-CREATE FUNCTION kaireon._period_key(period_type text, t timestamptz) RETURNS text
+CREATE FUNCTION kaireon_internal._period_key(period_type text, t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -71,7 +74,7 @@ AS $fn$
         ELSE 'total'
     END
 $fn$;
-COMMENT ON FUNCTION kaireon._period_key(text, timestamptz) IS
+COMMENT ON FUNCTION kaireon_internal._period_key(text, timestamptz) IS
     'Internal: the budget period key (2026-11-25, 2026-W48, 2026-11, 2026-Q4) of the period of that type holding t, UTC.';
 
 CREATE FUNCTION kaireon.config_changed() RETURNS trigger
@@ -116,47 +119,47 @@ CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF name, scope, s
 -- REPLICA or ALWAYS. These row triggers are enabled REPLICA, so they never fire on the
 -- primary's write path; they write nothing and make every backend recompile its cached
 -- configurations at commit (src/config/invalidate.c, docs/recommend.md "Logical replication").
-CREATE FUNCTION kaireon._config_changed_replica() RETURNS trigger
+CREATE FUNCTION kaireon_internal._config_changed_replica() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_config_changed_replica'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._config_changed_replica() IS
+COMMENT ON FUNCTION kaireon_internal._config_changed_replica() IS
     'Internal: AFTER row (and TRUNCATE) trigger enabled REPLICA on the decisioning configuration tables: in the logical replication apply worker (or under session_replication_role = replica) makes every backend recompile its cached configurations at commit; writes nothing.';
 
-CREATE FUNCTION kaireon._add_replica_invalidation(tbl regclass, update_when text DEFAULT NULL) RETURNS void
+CREATE FUNCTION kaireon_internal._add_replica_invalidation(tbl regclass, update_when text DEFAULT NULL) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     IF update_when IS NULL THEN
         EXECUTE format('CREATE TRIGGER config_changed_replica AFTER INSERT OR UPDATE OR DELETE ON %s'
-                       ' FOR EACH ROW EXECUTE FUNCTION kaireon._config_changed_replica()', tbl);
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl);
     ELSE
         -- a counter table: only a change of its definition, not a counted unit
         EXECUTE format('CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE ON %s'
-                       ' FOR EACH ROW EXECUTE FUNCTION kaireon._config_changed_replica()', tbl);
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl);
         EXECUTE format('CREATE TRIGGER config_changed_replica_upd AFTER UPDATE ON %s FOR EACH ROW WHEN (%s)'
-                       ' EXECUTE FUNCTION kaireon._config_changed_replica()', tbl, update_when);
+                       ' EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl, update_when);
         EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica_upd', tbl);
     END IF;
     EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica', tbl);
     EXECUTE format('CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON %s'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION kaireon._config_changed_replica()', tbl);
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl);
     EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica_trunc', tbl);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._add_replica_invalidation(regclass, text) IS
-    'Internal (install scripts): adds the REPLICA-enabled invalidation triggers (kaireon._config_changed_replica) to a configuration table; update_when limits the UPDATE trigger of a counter table to changes of its definition.';
+COMMENT ON FUNCTION kaireon_internal._add_replica_invalidation(regclass, text) IS
+    'Internal (install scripts): adds the REPLICA-enabled invalidation triggers (kaireon_internal._config_changed_replica) to a configuration table; update_when limits the UPDATE trigger of a counter table to changes of its definition.';
 
-SELECT kaireon._add_replica_invalidation(format('kaireon.%I', t)::regclass)
+SELECT kaireon_internal._add_replica_invalidation(format('kaireon.%I', t)::regclass)
   FROM unnest(ARRAY['tenants', 'tenant_settings', 'channels', 'placements', 'categories', 'sub_categories',
                     'offers', 'creatives', 'outcome_types', 'qualification_rules',
                     'qualification_rule_scopes', 'contact_policies', 'contact_policy_scopes',
                     'guardrail_rules', 'decision_flows', 'flow_routes', 'arbitration_profiles',
                     'segments', 'data_schemas']) AS t;
-SELECT kaireon._add_replica_invalidation('kaireon.volume_constraints',
+SELECT kaireon_internal._add_replica_invalidation('kaireon.volume_constraints',
     '(OLD.name, OLD.scope, OLD.scope_id, OLD.max_volume, OLD.period, OLD.status)'
     ' IS DISTINCT FROM (NEW.name, NEW.scope, NEW.scope_id, NEW.max_volume, NEW.period, NEW.status)');
-SELECT kaireon._add_replica_invalidation('kaireon.budget_allocations',
+SELECT kaireon_internal._add_replica_invalidation('kaireon.budget_allocations',
     '(OLD.name, OLD.scope, OLD.scope_id, OLD.period_type, OLD.period_key, OLD.max_impressions, OLD.max_spend,'
     ' OLD.max_conversions, OLD.status) IS DISTINCT FROM (NEW.name, NEW.scope, NEW.scope_id, NEW.period_type,'
     ' NEW.period_key, NEW.max_impressions, NEW.max_spend, NEW.max_conversions, NEW.status)');
@@ -170,7 +173,7 @@ CREATE TRIGGER validate_schedule BEFORE INSERT OR UPDATE OF schedule ON kaireon.
 CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF draft_config ON kaireon.decision_flows
     FOR EACH ROW EXECUTE FUNCTION kaireon.validate_config_trigger('decision_flow', '', 'draft_config');
 
-CREATE FUNCTION kaireon._published_versions_append_only() RETURNS trigger
+CREATE FUNCTION kaireon_internal._published_versions_append_only() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -185,10 +188,10 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._published_versions_append_only() IS
+COMMENT ON FUNCTION kaireon_internal._published_versions_append_only() IS
     'Internal: BEFORE UPDATE trigger keeping decision_flows.published_versions append-only.';
 CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.decision_flows
-    FOR EACH ROW EXECUTE FUNCTION kaireon._published_versions_append_only();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._published_versions_append_only();
 
 CREATE FUNCTION kaireon.publish_decision_flow(tenant_id text, key text, notes text DEFAULT NULL)
     RETURNS integer
@@ -215,7 +218,7 @@ BEGIN
             USING ERRCODE = '42704', HINT = 'Create it in kaireon.decision_flows first.';
     END IF;
     -- four-eyes: the publish is filed for approval (action decision_flow.publish, with the
-    -- draft as it is now: 80_governed_actions.sql) instead of made
+    -- draft as it is now: 60_governance.sql) instead of made
     IF kaireon.four_eyes_required(publish_decision_flow.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
         v_req := kaireon.request_approval(publish_decision_flow.tenant_id, 'decision_flow.publish', f.id,
                                           jsonb_build_object('key', f.key, 'notes', notes, 'draft', f.draft_config));
@@ -243,7 +246,7 @@ COMMENT ON FUNCTION kaireon.publish_decision_flow(text, text, text) IS
     'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number. With four-eyes enabled it files an approval request (action decision_flow.publish) instead and returns NULL.';
 
 -- The ten default outcome types of every new tenant (spec section 5).
-CREATE FUNCTION kaireon._seed_outcome_types() RETURNS trigger
+CREATE FUNCTION kaireon_internal._seed_outcome_types() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -265,10 +268,10 @@ BEGIN
     RETURN NULL;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._seed_outcome_types() IS
+COMMENT ON FUNCTION kaireon_internal._seed_outcome_types() IS
     'Internal: AFTER INSERT trigger on tenants giving each new tenant the ten default outcome types (system rows).';
 CREATE TRIGGER seed_outcome_types AFTER INSERT ON kaireon.tenants
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon._seed_outcome_types();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._seed_outcome_types();
 
 CREATE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
                                   placement text DEFAULT NULL, context jsonb DEFAULT '{}',
@@ -311,3 +314,56 @@ CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.respond_bulk(jsonb) IS
     'Records 1 to 1000 outcomes ({"items": [...]} of respond_json requests); each item in a subtransaction, so a bad item is reported (index, SQLSTATE, message) and the good ones are kept.';
+
+-- ---------------------------------------------------------------------------------------
+-- Decision records (written by recommend: src/decision/persist.c)
+-- ---------------------------------------------------------------------------------------
+
+CREATE TABLE kaireon.policy_snapshots (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    policy_version_hash     text NOT NULL CHECK (policy_version_hash ~ '^[0-9a-f]{16}$'),
+    interaction_id          text,
+    eligibility_policies    jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(eligibility_policies) = 'array'),
+    suppression_policies    jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(suppression_policies) = 'array'),
+    guardrail_rules         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(guardrail_rules) = 'array'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, policy_version_hash)
+);
+COMMENT ON TABLE kaireon.policy_snapshots IS
+    'PolicySnapshot: the eligibility, suppression and guardrail policies in force for a decision, stored once per distinct 16-hex-digit policy_version_hash per tenant; interaction_id is the first interaction decided under it (no foreign key). Append-only.';
+
+CREATE TABLE kaireon.decision_traces (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    request_id              text NOT NULL,
+    recommendation_id       text,
+    customer_id             text NOT NULL,
+    channel_id              text,
+    placement_id            text,
+    decision_flow_id        text,
+    candidate_count         bigint NOT NULL DEFAULT 0 CHECK (candidate_count >= 0),
+    after_qualification     bigint NOT NULL DEFAULT 0 CHECK (after_qualification >= 0),
+    after_contact_policy    bigint NOT NULL DEFAULT 0 CHECK (after_contact_policy >= 0),
+    after_suppression       bigint NOT NULL DEFAULT 0 CHECK (after_suppression >= 0),
+    final_count             bigint NOT NULL DEFAULT 0 CHECK (final_count >= 0),
+    qualification_results   jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(qualification_results) = 'array'),
+    scoring_results         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(scoring_results) = 'array'),
+    selected_offers         jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(selected_offers) = 'array'),
+    funnel                  jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(funnel) = 'array'),
+    policy_version_hash     text CHECK (policy_version_hash ~ '^[0-9a-f]{16}$'),
+    degraded_scoring        boolean NOT NULL DEFAULT false,
+    duration_ms             double precision CHECK (duration_ms >= 0),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+COMMENT ON TABLE kaireon.decision_traces IS
+    'DecisionTrace: forensic trace of one decision: candidate counts after each funnel stage (qualification, contact policy, suppression, final), per-offer qualification and scoring results, selected offers, the policy_version_hash of the PolicySnapshot in force, whether scoring was degraded, and duration. Append-only; channel_id, placement_id, decision_flow_id and policy_version_hash are recorded values, not foreign keys, so later edits or deletions do not rewrite history.';
+
+CREATE INDEX decision_traces_created_idx
+    ON kaireon.decision_traces (tenant_id, created_at);
+CREATE INDEX decision_traces_customer_created_idx
+    ON kaireon.decision_traces (tenant_id, customer_id, created_at);
+CREATE INDEX decision_traces_request_idx
+    ON kaireon.decision_traces (tenant_id, request_id);

@@ -1,4 +1,4 @@
--- kaireon install script, part 60: customer data schemas and segments as real tables and views.
+-- kaireon install script, part 25: customer data schemas and segments as real tables and views.
 --
 -- A tenant's data lives in its own schema kaireon_t_<tenant slug>: publish_data_schema creates
 -- ds_<name> there from schema_fields (and adds columns for fields added later), publish_segment
@@ -33,15 +33,15 @@ COMMENT ON TABLE kaireon.tenant_pins IS
     'kaireon''s own table: roles pinned to one tenant with kaireon.pin_role. A pinned role, and every role that is a member of it, may act only for its tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did. Hidden from every role but superusers and BYPASSRLS roles.';
 ALTER TABLE kaireon.tenant_pins ENABLE ROW LEVEL SECURITY;
 
-CREATE FUNCTION kaireon._tenant_pins_changed() RETURNS trigger
+CREATE FUNCTION kaireon_internal._tenant_pins_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_tenant_pins_changed'
     LANGUAGE C;
-COMMENT ON FUNCTION kaireon._tenant_pins_changed() IS
+COMMENT ON FUNCTION kaireon_internal._tenant_pins_changed() IS
     'Internal: AFTER trigger of kaireon.tenant_pins; makes every backend reload the tenant pins once the change commits.';
 CREATE TRIGGER tenant_pins_changed AFTER INSERT OR UPDATE OR DELETE ON kaireon.tenant_pins
-    FOR EACH ROW EXECUTE FUNCTION kaireon._tenant_pins_changed();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._tenant_pins_changed();
 CREATE TRIGGER tenant_pins_truncated AFTER TRUNCATE ON kaireon.tenant_pins
-    FOR EACH STATEMENT EXECUTE FUNCTION kaireon._tenant_pins_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._tenant_pins_changed();
 ALTER TABLE kaireon.tenant_pins ENABLE ALWAYS TRIGGER tenant_pins_changed;
 ALTER TABLE kaireon.tenant_pins ENABLE ALWAYS TRIGGER tenant_pins_truncated;
 
@@ -57,7 +57,7 @@ COMMENT ON TABLE kaireon.tenant_schemas IS
 ALTER TABLE kaireon.tenant_schemas ENABLE ROW LEVEL SECURITY;
 
 -- A tenant's slug names its data schema, so it cannot change once set.
-CREATE FUNCTION kaireon._tenant_slug_immutable() RETURNS trigger
+CREATE FUNCTION kaireon_internal._tenant_slug_immutable() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -69,12 +69,12 @@ BEGIN
     RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._tenant_slug_immutable() IS
+COMMENT ON FUNCTION kaireon_internal._tenant_slug_immutable() IS
     'Internal: BEFORE UPDATE trigger on tenants refusing a change of slug.';
 CREATE TRIGGER slug_immutable BEFORE UPDATE OF slug ON kaireon.tenants
-    FOR EACH ROW EXECUTE FUNCTION kaireon._tenant_slug_immutable();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._tenant_slug_immutable();
 
-CREATE FUNCTION kaireon._check_identifier(kind text, ident text, max_len integer DEFAULT 40)
+CREATE FUNCTION kaireon_internal._check_identifier(kind text, ident text, max_len integer DEFAULT 40)
     RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
@@ -89,10 +89,10 @@ BEGIN
     RETURN ident;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._check_identifier(text, text, integer) IS
+COMMENT ON FUNCTION kaireon_internal._check_identifier(text, text, integer) IS
     'Internal: returns ident if it is a safe identifier (^[a-z][a-z0-9_]*$, at most max_len characters), else raises 42602 naming it.';
 
-CREATE FUNCTION kaireon._tenant_data_schema(p_tenant_id text) RETURNS text
+CREATE FUNCTION kaireon_internal._tenant_data_schema(p_tenant_id text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -104,18 +104,18 @@ BEGIN
         RAISE EXCEPTION 'tenant "%" does not exist', p_tenant_id
             USING ERRCODE = '42704', HINT = 'Insert it into kaireon.tenants first.';
     END IF;
-    RETURN 'kaireon_t_' || kaireon._check_identifier('tenant slug', v_slug);
+    RETURN 'kaireon_t_' || kaireon_internal._check_identifier('tenant slug', v_slug);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._tenant_data_schema(text) IS
+COMMENT ON FUNCTION kaireon_internal._tenant_data_schema(text) IS
     'Internal: name of the schema holding a tenant''s ds_ tables and segment views (kaireon_t_<slug>).';
 
-CREATE FUNCTION kaireon._claim_tenant_schema(p_tenant_id text) RETURNS text
+CREATE FUNCTION kaireon_internal._claim_tenant_schema(p_tenant_id text) RETURNS text
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_nsp       text := kaireon._tenant_data_schema(p_tenant_id);
+    v_nsp       text := kaireon_internal._tenant_data_schema(p_tenant_id);
     v_owner     text;
 BEGIN
     -- One claim at a time per schema name (two first publishes of a tenant would otherwise
@@ -138,10 +138,10 @@ BEGIN
     RETURN v_nsp;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._claim_tenant_schema(text) IS
+COMMENT ON FUNCTION kaireon_internal._claim_tenant_schema(text) IS
     'Internal: creates the tenant''s data schema on first use and records the claim; refuses a schema owned by another (possibly deleted) tenant or not created by kaireon.';
 
-CREATE FUNCTION kaireon._field_sql_type(f kaireon.schema_fields) RETURNS text
+CREATE FUNCTION kaireon_internal._field_sql_type(f kaireon.schema_fields) RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -155,18 +155,18 @@ AS $fn$
         ELSE f.data_type
     END
 $fn$;
-COMMENT ON FUNCTION kaireon._field_sql_type(kaireon.schema_fields) IS
+COMMENT ON FUNCTION kaireon_internal._field_sql_type(kaireon.schema_fields) IS
     'Internal: the PostgreSQL type of a schema field (data_type with length, precision and scale).';
 
-CREATE FUNCTION kaireon._field_column_sql(f kaireon.schema_fields) RETURNS text
+CREATE FUNCTION kaireon_internal._field_column_sql(f kaireon.schema_fields) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_type      text := kaireon._field_sql_type(f);
+    v_type      text := kaireon_internal._field_sql_type(f);
     v_sql       text;
 BEGIN
-    v_sql := format('%I %s', kaireon._check_identifier('field', f.name, 63), v_type);
+    v_sql := format('%I %s', kaireon_internal._check_identifier('field', f.name, 63), v_type);
     IF f.default_value IS NOT NULL THEN
         BEGIN
             EXECUTE format('SELECT %L::%s', f.default_value, v_type);
@@ -183,10 +183,10 @@ BEGIN
     RETURN v_sql;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._field_column_sql(kaireon.schema_fields) IS
+COMMENT ON FUNCTION kaireon_internal._field_column_sql(kaireon.schema_fields) IS
     'Internal: the column definition of a schema field, with its default checked against its type.';
 
-CREATE FUNCTION kaireon._apply_role_grants(p_schema text, p_relation text) RETURNS void
+CREATE FUNCTION kaireon_internal._apply_role_grants(p_schema text, p_relation text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -213,7 +213,7 @@ BEGIN
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._apply_role_grants(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._apply_role_grants(text, text) IS
     'Internal: grants the roles in kaireon.role_grants their access to a tenant data schema and one of its relations, and kaireon_confined (a tenant''s stored SQL) SELECT on it.';
 
 CREATE FUNCTION kaireon.publish_data_schema(tenant_id text, schema_id text) RETURNS text
@@ -246,7 +246,7 @@ BEGIN
         RAISE EXCEPTION 'data schema "%" does not exist for tenant "%"', p_schema, p_tenant
             USING ERRCODE = '42704', HINT = 'Insert it into kaireon.data_schemas first.';
     END IF;
-    v_table := 'ds_' || kaireon._check_identifier('data schema', ds.name);
+    v_table := 'ds_' || kaireon_internal._check_identifier('data schema', ds.name);
 
     IF NOT EXISTS (SELECT 1 FROM kaireon.schema_fields sf WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema) THEN
         RAISE EXCEPTION 'data schema "%" has no fields', ds.name
@@ -258,14 +258,14 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Set is_primary_key on the field holding the entity id (for customers, the customer id).';
     END IF;
 
-    v_nsp := kaireon._claim_tenant_schema(p_tenant);
-    PERFORM kaireon._apply_role_grants(v_nsp, NULL);
+    v_nsp := kaireon_internal._claim_tenant_schema(p_tenant);
+    PERFORM kaireon_internal._apply_role_grants(v_nsp, NULL);
     v_exists := to_regclass(format('%I.%I', v_nsp, v_table)) IS NOT NULL;
 
     IF NOT v_exists THEN
         FOR f IN SELECT * FROM kaireon.schema_fields sf
                  WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema ORDER BY sf.ordinal, sf.name LOOP
-            v_cols := v_cols || kaireon._field_column_sql(f);
+            v_cols := v_cols || kaireon_internal._field_column_sql(f);
             IF f.is_primary_key THEN
                 v_pk := v_pk || format('%I', f.name);
             ELSIF f.is_unique THEN
@@ -300,13 +300,13 @@ BEGIN
                         USING ERRCODE = '22023', HINT = 'Give the field a default_value or make it nullable.';
                 END IF;
             END IF;
-            EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %s', v_nsp, v_table, kaireon._field_column_sql(f));
+            EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %s', v_nsp, v_table, kaireon_internal._field_column_sql(f));
             IF f.is_unique THEN
                 EXECUTE format('ALTER TABLE %I.%I ADD UNIQUE (tenant_id, %I)', v_nsp, v_table, f.name);
             END IF;
         END LOOP;
     END IF;
-    PERFORM kaireon._apply_role_grants(v_nsp, v_table);
+    PERFORM kaireon_internal._apply_role_grants(v_nsp, v_table);
 
     UPDATE kaireon.schema_fields sf SET published_at = now()
      WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema AND sf.published_at IS NULL;
@@ -320,7 +320,7 @@ COMMENT ON FUNCTION kaireon.publish_data_schema(text, text) IS
 
 -- A filter value as a SQL literal of the column's type; a value the type refuses is reported
 -- naming the field instead of failing later inside CREATE VIEW.
-CREATE FUNCTION kaireon._segment_literal(field text, value text, sql_type text) RETURNS text
+CREATE FUNCTION kaireon_internal._segment_literal(field text, value text, sql_type text) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -334,12 +334,12 @@ BEGIN
     RETURN format('%L::%s', value, sql_type);
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._segment_literal(text, text, text) IS
+COMMENT ON FUNCTION kaireon_internal._segment_literal(text, text, text) IS
     'Internal: a segment filter value as a quoted literal cast to the column type, after checking the type accepts it.';
 
 -- Compiles one segment filter node into a SQL boolean expression over the aliases in p_fields
 -- (a jsonb object: field reference -> {"sql": qualified column, "type": SQL type}).
-CREATE FUNCTION kaireon._segment_filter_sql(node jsonb, p_fields jsonb, depth integer DEFAULT 0) RETURNS text
+CREATE FUNCTION kaireon_internal._segment_filter_sql(node jsonb, p_fields jsonb, depth integer DEFAULT 0) RETURNS text
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -369,7 +369,7 @@ BEGIN
                 HINT = 'Write {"all": [filter, ...]}.';
         END IF;
         FOR v_el IN SELECT * FROM jsonb_array_elements(node -> v_op) LOOP
-            v_parts := v_parts || kaireon._segment_filter_sql(v_el, p_fields, depth + 1);
+            v_parts := v_parts || kaireon_internal._segment_filter_sql(v_el, p_fields, depth + 1);
         END LOOP;
         IF cardinality(v_parts) = 0 THEN
             RETURN CASE v_op WHEN 'all' THEN 'true' ELSE 'false' END;
@@ -377,7 +377,7 @@ BEGIN
         RETURN '(' || array_to_string(v_parts, CASE v_op WHEN 'all' THEN ' AND ' ELSE ' OR ' END) || ')';
     END IF;
     IF node ? 'not' THEN
-        RETURN '(NOT ' || kaireon._segment_filter_sql(node -> 'not', p_fields, depth + 1) || ')';
+        RETURN '(NOT ' || kaireon_internal._segment_filter_sql(node -> 'not', p_fields, depth + 1) || ')';
     END IF;
 
     v_col := p_fields -> (node ->> 'field');
@@ -400,7 +400,7 @@ BEGIN
             RAISE EXCEPTION 'segment filter on "%" with operator "%" needs a non-empty array value', node ->> 'field', v_op
                 USING ERRCODE = '22023', HINT = 'Write "value": ["a", "b"].';
         END IF;
-        SELECT array_agg(kaireon._segment_literal(node ->> 'field', e, v_col ->> 'type')) INTO v_parts
+        SELECT array_agg(kaireon_internal._segment_literal(node ->> 'field', e, v_col ->> 'type')) INTO v_parts
           FROM jsonb_array_elements_text(v_value) AS e;
         RETURN format('(%s %sIN (%s))', v_col ->> 'sql', CASE v_op WHEN 'not_in' THEN 'NOT ' ELSE '' END,
                       array_to_string(v_parts, ', '));
@@ -415,19 +415,19 @@ BEGIN
             format('(%s %s %s)', v_col ->> 'sql',
                    CASE v_op WHEN 'eq' THEN '=' WHEN 'neq' THEN 'IS DISTINCT FROM' WHEN 'gt' THEN '>'
                              WHEN 'gte' THEN '>=' WHEN 'lt' THEN '<' ELSE '<=' END,
-                   kaireon._segment_literal(node ->> 'field', v_lit, v_col ->> 'type'))
+                   kaireon_internal._segment_literal(node ->> 'field', v_lit, v_col ->> 'type'))
         WHEN v_op = 'contains' THEN
             CASE WHEN v_col ->> 'type' = 'jsonb' THEN format('(%s @> %L::jsonb)', v_col ->> 'sql', v_value::text)
                  ELSE format('(strpos(%s::text, %L) > 0)', v_col ->> 'sql', v_lit) END
         WHEN v_op = 'starts_with' THEN format('starts_with(%s::text, %L)', v_col ->> 'sql', v_lit)
-        ELSE kaireon._segment_bad_operator(node ->> 'field', v_op)
+        ELSE kaireon_internal._segment_bad_operator(node ->> 'field', v_op)
     END;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._segment_filter_sql(jsonb, jsonb, integer) IS
+COMMENT ON FUNCTION kaireon_internal._segment_filter_sql(jsonb, jsonb, integer) IS
     'Internal: compiles a segment filter (array = all; {"all"|"any": [...]}, {"not": f}, {"field", "operator", "value"}) into SQL, quoting every value as a literal of the column''s type.';
 
-CREATE FUNCTION kaireon._segment_bad_operator(field text, op text) RETURNS text
+CREATE FUNCTION kaireon_internal._segment_bad_operator(field text, op text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
@@ -437,7 +437,7 @@ BEGIN
               HINT = 'Operators: eq, neq, gt, gte, lt, lte, in, not_in, contains, starts_with, exists, not_exists.';
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._segment_bad_operator(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._segment_bad_operator(text, text) IS
     'Internal: raises the error for an unknown segment filter operator.';
 
 CREATE FUNCTION kaireon.publish_segment(tenant_id text, segment_id text) RETURNS text
@@ -480,7 +480,7 @@ BEGIN
         RAISE EXCEPTION 'segment "%" needs a published base data schema', seg.name
             USING ERRCODE = '22023', HINT = 'Set segments.base_schema_id and call kaireon.publish_data_schema first.';
     END IF;
-    v_nsp := kaireon._claim_tenant_schema(p_tenant);
+    v_nsp := kaireon_internal._claim_tenant_schema(p_tenant);
     IF to_regclass(format('%I.%I', v_nsp, base.table_name)) IS NULL THEN
         RAISE EXCEPTION 'data schema "%" is marked published but its table %.% is missing', base.name, v_nsp, base.table_name
             USING ERRCODE = '55000', HINT = 'Call kaireon.publish_data_schema again.';
@@ -502,7 +502,7 @@ BEGIN
     END IF;
     -- Field references: plain names for the base schema, <schema>.<field> for joined ones.
     SELECT v_fields || coalesce(jsonb_object_agg(sf.name, jsonb_build_object(
-               'sql', format('b.%I', sf.name), 'type', kaireon._field_sql_type(sf))), '{}')
+               'sql', format('b.%I', sf.name), 'type', kaireon_internal._field_sql_type(sf))), '{}')
       INTO v_fields
       FROM kaireon.schema_fields sf
      WHERE sf.tenant_id = p_tenant AND sf.schema_id = base.id AND sf.published_at IS NOT NULL;
@@ -530,16 +530,16 @@ BEGIN
         END IF;
         v_from := v_from || format(' %s JOIN %I.%I %s ON %s.tenant_id = b.tenant_id AND %s.%I = b.%I',
                                    upper(v_join_type), v_nsp, v_other.table_name, v_alias,
-                                   v_alias, v_alias, kaireon._check_identifier('join key', v_sj.foreign_key, 63),
-                                   kaireon._check_identifier('join key', v_sj.primary_key, 63));
+                                   v_alias, v_alias, kaireon_internal._check_identifier('join key', v_sj.foreign_key, 63),
+                                   kaireon_internal._check_identifier('join key', v_sj.primary_key, 63));
         SELECT v_fields || coalesce(jsonb_object_agg(v_other.name || '.' || sf.name, jsonb_build_object(
-                   'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon._field_sql_type(sf))), '{}')
+                   'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon_internal._field_sql_type(sf))), '{}')
           INTO v_fields
           FROM kaireon.schema_fields sf
          WHERE sf.tenant_id = p_tenant AND sf.schema_id = v_other.id AND sf.published_at IS NOT NULL;
     END LOOP;
 
-    v_where := kaireon._segment_filter_sql(seg.filters, v_fields);
+    v_where := kaireon_internal._segment_filter_sql(seg.filters, v_fields);
     IF to_regclass(format('%I.%I', v_nsp, v_view)) IS NOT NULL THEN
         EXECUTE format('DROP VIEW %I.%I', v_nsp, v_view);
     END IF;
@@ -548,7 +548,7 @@ BEGIN
                    v_nsp, v_view, v_pk_name, v_pk_name, v_from, p_tenant, v_where);
     EXECUTE format('COMMENT ON VIEW %I.%I IS %L', v_nsp, v_view,
                    format('kaireon segment %s (%s) of tenant %s', seg.name, p_segment, p_tenant));
-    PERFORM kaireon._apply_role_grants(v_nsp, v_view);
+    PERFORM kaireon_internal._apply_role_grants(v_nsp, v_view);
     EXECUTE format('SELECT count(*) FROM %I.%I', v_nsp, v_view) INTO v_count;
 
     UPDATE kaireon.segments s
@@ -560,7 +560,7 @@ $fn$;
 COMMENT ON FUNCTION kaireon.publish_segment(text, text) IS
     'Compiles a segment''s filters and joins into the view kaireon_t_<slug>.seg_<id prefix> (columns tenant_id, customer_id, customer_key), records its size, and returns the view name. Caller must act for the tenant.';
 
-CREATE FUNCTION kaireon._segment_view(p_tenant text, p_segment text) RETURNS text
+CREATE FUNCTION kaireon_internal._segment_view(p_tenant text, p_segment text) RETURNS text
     LANGUAGE plpgsql STABLE
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -579,10 +579,10 @@ BEGIN
         RAISE EXCEPTION 'segment "%" of tenant "%" is not published', p_segment, p_tenant
             USING ERRCODE = '42704', HINT = 'Call kaireon.publish_segment first.';
     END IF;
-    RETURN format('%I.%I', kaireon._tenant_data_schema(p_tenant), kaireon._check_identifier('segment view', v_view, 63));
+    RETURN format('%I.%I', kaireon_internal._tenant_data_schema(p_tenant), kaireon_internal._check_identifier('segment view', v_view, 63));
 END
 $fn$;
-COMMENT ON FUNCTION kaireon._segment_view(text, text) IS
+COMMENT ON FUNCTION kaireon_internal._segment_view(text, text) IS
     'Internal: the qualified view name of a published segment, after checking the caller may act for the tenant (runs as owner to read the segment and tenant rows; the caller then reads the view with its own privileges).';
 
 CREATE FUNCTION kaireon.segment_members(tenant_id text, segment_id text) RETURNS SETOF text
@@ -591,7 +591,7 @@ CREATE FUNCTION kaireon.segment_members(tenant_id text, segment_id text) RETURNS
 AS $fn$
 BEGIN
     RETURN QUERY EXECUTE format('SELECT customer_id FROM %s ORDER BY customer_id',
-                                kaireon._segment_view(segment_members.tenant_id, segment_members.segment_id));
+                                kaireon_internal._segment_view(segment_members.tenant_id, segment_members.segment_id));
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.segment_members(text, text) IS
@@ -609,7 +609,7 @@ BEGIN
             USING ERRCODE = '22004', HINT = 'Pass the customer id to test.';
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE customer_id = $1)',
-                   kaireon._segment_view(is_segment_member.tenant_id, is_segment_member.segment_id))
+                   kaireon_internal._segment_view(is_segment_member.tenant_id, is_segment_member.segment_id))
        INTO v_member USING is_segment_member.customer_id;
     RETURN v_member;
 END

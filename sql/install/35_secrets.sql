@@ -1,4 +1,4 @@
--- kaireon install script, part 72: API keys, OAuth client secrets and encrypted platform
+-- kaireon install script, part 35: API keys, OAuth client secrets and encrypted platform
 -- settings (docs/security.md). The server-side secrets are the superuser-only settings
 -- kaireon.api_key_pepper and kaireon.settings_encryption_key (src/security/secrets.c).
 

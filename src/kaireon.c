@@ -8,11 +8,11 @@
 #include "postgres.h"
 
 #include "util/json.h"
+#include "config/config.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "kaireon.h"
 #include "arbitration/arbitration.h"
 #include "audit/audit.h"
 #include "maintenance/maintenance.h"
@@ -22,6 +22,9 @@
 #include "security/session.h"
 
 PG_MODULE_MAGIC;
+
+/* The version of this C module (kaireon.version()); the SQL version is kaireon.control's. */
+#define KAIREON_VERSION "0.1.0"
 
 void		_PG_init(void);
 

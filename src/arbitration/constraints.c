@@ -19,7 +19,6 @@
 #include "util/spi.h"
 #include "config/caps.h"
 #include "arbitration/constraints.h"
-#include "kaireon.h"
 
 /* Scope name (global, channel, category, offer) to kind. */
 static KScopeKind

@@ -45,7 +45,7 @@
 
 #include "util/spi.h"
 #include "arbitration/constraints.h"
-#include "kaireon.h"
+#include "security/session.h"
 
 PG_FUNCTION_INFO_V1(kaireon_update_dual_prices);
 PG_FUNCTION_INFO_V1(kaireon_update_dual_prices_all);

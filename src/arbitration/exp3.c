@@ -29,7 +29,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "arbitration/rt.h"
-#include "kaireon.h"
+#include "security/session.h"
 
 PG_FUNCTION_INFO_V1(kaireon_exp3_state);
 

@@ -21,7 +21,6 @@
 #include "arbitration/arbitration.h"
 #include "arbitration/hooks.h"
 #include "arbitration/rt.h"
-#include "kaireon.h"
 
 /* A uniform number in [0, 1) fixed by two strings (the arm drawn for a recommendation). */
 static double

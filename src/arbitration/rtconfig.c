@@ -30,7 +30,6 @@
 #include "arbitration/arbitration.h"
 #include "arbitration/constraints.h"
 #include "arbitration/rt.h"
-#include "kaireon.h"
 
 /* Default PRIE weights (spec section 7). */
 static const double default_weights[4] = {0.4, 0.2, 0.3, 0.1};

@@ -54,7 +54,8 @@
 #include "arbitration/constraints.h"
 #include "campaign/solver.h"
 #include "decision/decision.h"
-#include "kaireon.h"
+#include "security/session.h"
+#include "security/confine.h"
 #include "config/validate.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_campaign);

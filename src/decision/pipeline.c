@@ -37,7 +37,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
-#include "kaireon.h"
+#include "security/session.h"
 
 /* Mandatory offers placed first per customer per day (spec section 4, step 10). */
 #define KAIREON_MANDATORY_PER_DAY 5

@@ -36,7 +36,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
-#include "kaireon.h"
+#include "security/session.h"
 
 PG_FUNCTION_INFO_V1(kaireon_respond);
 PG_FUNCTION_INFO_V1(kaireon_respond_json);

@@ -44,16 +44,9 @@ dup_str(const json_t *obj, const char *key)
 static json_t *
 query_array(const char *sql, const char *tenant_id, const char *what)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	bool		isnull;
-	Datum		d;
+	json_t	   *rows = kj_query_tenant(sql, tenant_id, what, false);
 
-	args[0] = CStringGetTextDatum(tenant_id);
-	if (kspi_execute_with_args(sql, 1, types, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "kaireon: reading %s failed", what);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? json_array() : kj_from_jsonb(DatumGetJsonbP(d), what);
+	return rows ? rows : json_array();
 }
 
 /* Append a constraint to a set (amortised growth). */

@@ -38,16 +38,7 @@ static const double default_weights[4] = {0.4, 0.2, 0.3, 0.1};
 static json_t *
 tenant_json(const char *sql, const char *tenant_id, const char *what)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	bool		isnull;
-	Datum		d;
-
-	args[0] = CStringGetTextDatum(tenant_id);
-	if (kspi_execute_with_args(sql, 1, types, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "kaireon: reading %s failed", what);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : kj_from_jsonb(DatumGetJsonbP(d), what);
+	return kj_query_tenant(sql, tenant_id, what, false);
 }
 
 /*

@@ -124,24 +124,13 @@ config_marker_oid(void)
 
 /* ---- small SPI helpers (all run inside an SPI connection) ---- */
 
-/* Run a query with the tenant id as $1 that returns one jsonb value; parse it. */
+/* Run a query with the tenant id as $1 that returns one jsonb array (NULL: empty); parse it. */
 static json_t *
 spi_json(const char *sql, const char *tenant_id, const char *what)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
-	bool		isnull;
-	Datum		d;
-	int			rc;
+	json_t	   *rows = kj_query_tenant(sql, tenant_id, what, true);
 
-	args[0] = CStringGetTextDatum(tenant_id);
-	rc = kspi_execute_with_args(sql, 1, argtypes, args, NULL, true, 0);
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "kaireon: loading %s returned %d (%lu rows)", what, rc, (unsigned long) SPI_processed);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return json_array();
-	return kj_from_jsonb(DatumGetJsonbP(d), what);
+	return rows ? rows : json_array();
 }
 
 /* Copy a JSON string field into the cache context (NULL stays NULL). */

@@ -14,9 +14,11 @@
 
 #include <math.h>
 
+#include "catalog/pg_type.h"
 #include "utils/memutils.h"
 
 #include "util/json.h"
+#include "util/spi.h"
 
 /*
  * jansson's malloc: palloc in the current context; NULL (which jansson reports as out of
@@ -317,4 +319,27 @@ kj_array_has_string(const json_t *array, const char *s)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Run sql, which takes the tenant id as $1 and returns one row of one jsonb
+ * column, inside the caller's SPI connection; the parsed value, or NULL for
+ * SQL NULL.  The loaders of the compiled configuration and of arbitration use
+ * it: one query per table, no SPI per candidate.
+ */
+json_t *
+kj_query_tenant(const char *sql, const char *tenant_id, const char *what, bool read_only)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1];
+	bool		isnull;
+	Datum		d;
+	int			rc;
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	rc = kspi_execute_with_args(sql, 1, types, args, NULL, read_only, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "kaireon: reading %s returned %d (%lu rows)", what, rc, (unsigned long) SPI_processed);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? NULL : kj_from_jsonb(DatumGetJsonbP(d), what);
 }

@@ -40,6 +40,7 @@ extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
 extern char *kj_dump(const json_t *value, size_t flags);
 extern Jsonb *kj_to_jsonb(const json_t *value);
 extern const char *kj_type_name(const json_t *value);
+extern json_t *kj_query_tenant(const char *sql, const char *tenant_id, const char *what, bool read_only);
 
 /* Field accessors for JSON objects: NULL / the default when absent or JSON null. */
 extern const char *kj_str(const json_t *obj, const char *key);

@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "util/ids.h"
+#include "util/datum.h"
 #include "util/spi.h"
 #include "arbitration/arbitration.h"
 #include "arbitration/constraints.h"
@@ -426,20 +427,6 @@ collect(Campaign *cp)
 
 /* ---- results ---- */
 
-/* A one-dimensional array datum. */
-static Datum
-array_of(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
-}
-
 /* Column buffers of campaign decisions waiting to be written. */
 typedef struct Rows
 {
@@ -474,7 +461,7 @@ flush_rows(Campaign *cp, Rows *rows)
 	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
 	args[1] = CStringGetTextDatum(cp->campaign_run_id);
 	for (int c = 0; c < 11; c++)
-		args[2 + c] = array_of(rows->col[c], rows->null[c], rows->n, elem[c]);
+		args[2 + c] = kd_array(rows->col[c], rows->null[c], rows->n, elem[c]);
 	if (kspi_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not write the campaign decisions");
 	rows->n = 0;

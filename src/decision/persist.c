@@ -18,6 +18,7 @@
 #include "utils/lsyscache.h"
 
 #include "util/ids.h"
+#include "util/datum.h"
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
@@ -33,20 +34,6 @@ keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 	if (*slot == NULL)
 		*slot = kspi_prepare_keep(sql, nargs, types);
 	return *slot;
-}
-
-/* A one-dimensional array datum of n values of a type (with nulls). */
-static Datum
-array_datum(Datum *values, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
 }
 
 /* A jsonb datum from a jansson value. */
@@ -129,19 +116,19 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 	v[2] = CStringGetTextDatum(res->recommendation_id);
 	v[3] = CStringGetTextDatum(req->channel_id);
 	v[4] = jsonb_datum(req->cust->context);
-	v[5] = array_datum(cols[0], nulls[0], n, TEXTOID);
-	v[6] = array_datum(cols[1], nulls[1], n, TEXTOID);
-	v[7] = array_datum(cols[2], nulls[2], n, INT4OID);
-	v[8] = array_datum(cols[3], nulls[3], n, TEXTOID);
-	v[9] = array_datum(cols[4], nulls[4], n, TEXTOID);
-	v[10] = array_datum(cols[5], nulls[5], n, TEXTOID);
-	v[11] = array_datum(cols[6], nulls[6], n, TEXTOID);
-	v[12] = array_datum(cols[7], nulls[7], n, FLOAT8OID);
-	v[13] = array_datum(cols[8], nulls[8], n, FLOAT8OID);
-	v[14] = array_datum(cols[9], nulls[9], n, TEXTOID);
-	v[15] = array_datum(cols[10], nulls[10], n, FLOAT8OID);
-	v[16] = array_datum(cols[11], nulls[11], n, INT4OID);
-	v[17] = array_datum(cols[12], nulls[12], n, TEXTOID);
+	v[5] = kd_array(cols[0], nulls[0], n, TEXTOID);
+	v[6] = kd_array(cols[1], nulls[1], n, TEXTOID);
+	v[7] = kd_array(cols[2], nulls[2], n, INT4OID);
+	v[8] = kd_array(cols[3], nulls[3], n, TEXTOID);
+	v[9] = kd_array(cols[4], nulls[4], n, TEXTOID);
+	v[10] = kd_array(cols[5], nulls[5], n, TEXTOID);
+	v[11] = kd_array(cols[6], nulls[6], n, TEXTOID);
+	v[12] = kd_array(cols[7], nulls[7], n, FLOAT8OID);
+	v[13] = kd_array(cols[8], nulls[8], n, FLOAT8OID);
+	v[14] = kd_array(cols[9], nulls[9], n, TEXTOID);
+	v[15] = kd_array(cols[10], nulls[10], n, FLOAT8OID);
+	v[16] = kd_array(cols[11], nulls[11], n, INT4OID);
+	v[17] = kd_array(cols[12], nulls[12], n, TEXTOID);
 	memset(vnulls, ' ', sizeof(vnulls));
 	if (karb_lambda_version(req, &lambda_version))
 		v[18] = Int64GetDatum(lambda_version);

@@ -39,6 +39,8 @@
 #include "utils/rel.h"
 #include "utils/tuplestore.h"
 
+#include "util/spi.h"
+
 
 PG_FUNCTION_INFO_V1(kaireon_config_changed);
 PG_FUNCTION_INFO_V1(kaireon_config_changed_replica);
@@ -124,8 +126,8 @@ kaireon_config_changed(PG_FUNCTION_ARGS)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		if (SPI_execute("UPDATE kaireon.config_versions SET version = nextval('kaireon.config_version_seq')",
-						false, 0) != SPI_OK_UPDATE)
+		if (kspi_execute("UPDATE kaireon.config_versions SET version = nextval('kaireon.config_version_seq')",
+						 false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "kaireon: could not renew configuration versions");
 	}
 	foreach(lc, tenants)
@@ -134,7 +136,7 @@ kaireon_config_changed(PG_FUNCTION_ARGS)
 		Datum		args[1];
 
 		args[0] = CStringGetTextDatum((char *) lfirst(lc));
-		if (SPI_execute_with_args(
+		if (kspi_execute_with_args(
 			"INSERT INTO kaireon.config_versions (tenant_id, version) "
 			"SELECT t.id, nextval('kaireon.config_version_seq') FROM kaireon.tenants t WHERE t.id = $1 "
 			"ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now()",

@@ -2,8 +2,8 @@
  * util/spi.c
  *	  SPI calls that keep the caller's memory context (see util/spi.h).
  *
- * The SPI memory convention of kaireon (every file follows it but a few raw
- * SPI_execute calls left in config/ and campaign/):
+ * The SPI memory convention of kaireon (every file follows it; cursors, which
+ * have no wrapper, are fetched with SPI_cursor_fetch and read at once):
  *
  *	1. Statements run through kspi_execute, kspi_execute_with_args and
  *	   kspi_execute_plan (plans kept for the backend: kspi_prepare_keep), never

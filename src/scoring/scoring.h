@@ -56,6 +56,13 @@ typedef struct KaireonFeatures
 /* A compiled model (opaque outside the scoring module). */
 typedef struct KaireonModel KaireonModel;
 
+/* For the model types (models/): score from values already in the model's feature order. */
+extern double kaireon_model_score_values(KaireonModel *model, const KaireonValue *values);
+
+/* For the model types (models/): the ops (models/model.h) of a model_type name, or NULL. */
+struct ModelOps;
+extern const struct ModelOps *kaireon_model_ops(const char *type_name);
+
 /*
  * The tenant's model with this key, compiled and cached, or NULL when the
  * tenant has no such model (callers fall back; that is not an error).

@@ -66,11 +66,6 @@ extern const ModelOps kaireon_epsilon_ops;
 /* Fill an empty bayesian model_state with zero counts for the predictors column. */
 extern void kaireon_bayesian_init_state(json_t *state, json_t *predictors);
 
-/* Score from values already in the model's feature order (scoring.c). */
-extern double kaireon_model_score_values(KaireonModel *model, const KaireonValue *values);
-
-/* The ops of a model_type name, or NULL. */
-extern const ModelOps *kaireon_model_ops(const char *type_name);
 
 /* ---- helpers shared by the model types (models/common.c) ---- */
 

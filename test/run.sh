@@ -63,6 +63,8 @@ fi
 kaireon_log "checking layers"
 failed=""
 bash "$work/src/test/scripts/layers.sh" "$work/src" || failed=" layers"
+# Every .c starts with postgres.h; a header declares only what its folder defines.
+bash "$work/src/test/scripts/headers.sh" "$work/src" || failed="$failed headers"
 
 kaireon_log "starting a throwaway server (shared_preload_libraries = 'kaireon,pg_cron')"
 port=54329

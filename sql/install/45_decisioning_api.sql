@@ -7,7 +7,7 @@
 
 -- The configuration version of each tenant: renewed (from a sequence, so never reused) by
 -- the trigger kaireon.config_changed in every transaction that changes the tenant's
--- configuration; the recommend cache of every backend compares it (config_cache.c).
+-- configuration; the recommend cache of every backend compares it (src/config/cache.c).
 CREATE SEQUENCE kaireon.config_version_seq;
 COMMENT ON SEQUENCE kaireon.config_version_seq IS
     'Source of configuration versions (kaireon.config_versions).';

@@ -1,10 +1,13 @@
 /*
- * arbitration.c
- *	  Module entry of arbitration: its settings.  The work is in campaign.c
- *	  (batch campaigns), solver.c (the Lagrangian solve), constraints.c (the
- *	  constraints it prices), realtime.c (dual prices in recommend and their
- *	  update), profiles.c (PRIE weights, arbitration profiles) and exp3.c
- *	  (EXP3-IX across weight vectors).  See docs/arbitration.md.
+ * arbitration/arbitration.c
+ *	  Module entry of arbitration: its settings.  The work is in
+ *	  constraints.c (the cross-offer constraints and the capacities they
+ *	  price), duals.c (the dual prices and their update), rtconfig.c (the
+ *	  per-tenant arbitration configuration: PRIE weights of the arbitration
+ *	  profiles, prices), realtime.c (prices and PRIE in recommend, through
+ *	  hooks.h) and exp3.c (EXP3-IX across weight vectors); batch campaigns and
+ *	  their Lagrangian solve are one layer up, in campaign/.  See
+ *	  docs/arbitration.md.
  */
 #include "postgres.h"
 

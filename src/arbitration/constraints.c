@@ -11,6 +11,7 @@
 
 #include "util/json.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/datetime.h"
@@ -140,61 +141,59 @@ load_cross_offer(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)
 	}
 }
 
-/* The budget allocations of the current period (impressions and spend) and the volume constraints. */
+/*
+ * The budget allocations of the current period (impressions and spend) and the
+ * volume constraints in force, from the caps the configuration cache loaded
+ * (config/cache.c: the rows are read once, for the decision and for this).
+ */
 static void
 load_caps(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)
 {
-	json_t	   *buds = query_array(
-		"SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.id COLLATE \"C\"), '[]') FROM kaireon.budget_allocations b "
-		" WHERE " KCAPS_BUDGET_IN_FORCE " AND " KCAPS_BUDGET_CURRENT,
-		cfg->tenant_id, "budgets");
-	json_t	   *vols = query_array(
-		"SELECT coalesce(jsonb_agg(to_jsonb(v) ORDER BY v.id COLLATE \"C\"), '[]') FROM kaireon.volume_constraints v "
-		" WHERE " KCAPS_VOLUME_IN_FORCE,
-		cfg->tenant_id, "volume constraints");
-	size_t		i;
-	json_t	   *r;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
-	json_array_foreach(buds, i, r)
-	{
-		for (int metric = 0; metric < 2; metric++)
+	for (int pass = 0; pass < 2; pass++)	/* budgets first, then volumes */
+		for (int i = 0; i < cfg->ncaps; i++)
 		{
-			const char *field = metric == 0 ? "max_impressions" : "max_spend";
-			KArbConstraint *k;
+			const KCap *c = &cfg->caps[i];
 
-			if (!json_is_number(json_object_get(r, field)))
-				continue;
-			k = add(set, alloc);
-			k->id = dup_str(r, "id");
-			k->name = dup_str(r, "name");
-			if (k->name == NULL)
-				k->name = pstrdup(k->id);
-			k->source = KARB_SRC_BUDGET;
-			k->type = metric == 0 ? "budget_impressions" : "budget_spend";
-			k->key = psprintf("budget:%s:%s", k->id, metric == 0 ? "impressions" : "spend");
-			k->scope = scope_kind(kj_str(r, "scope"));
-			k->scope_id = dup_str(r, "scope_id");
-			k->cost_field = metric == 0 ? NULL : pstrdup("cost");
-			k->has_limit = true;
-			k->limit = kj_num(r, field, 0);
-			k->period = dup_str(r, "period_type");
+			if (pass == 0 && c->kind == KCAP_BUDGET && kaireon_budget_current(c, now))
+			{
+				for (int metric = 0; metric < 2; metric++)
+				{
+					KArbConstraint *k;
+
+					if (!(metric == 0 ? c->has_max_impressions : c->has_max_spend))
+						continue;
+					k = add(set, alloc);
+					k->id = pstrdup(c->id);
+					k->name = pstrdup(c->name ? c->name : c->id);
+					k->source = KARB_SRC_BUDGET;
+					k->type = metric == 0 ? "budget_impressions" : "budget_spend";
+					k->key = psprintf("budget:%s:%s", k->id, metric == 0 ? "impressions" : "spend");
+					k->scope = c->scope;
+					k->scope_id = c->scope_id ? pstrdup(c->scope_id) : NULL;
+					k->cost_field = metric == 0 ? NULL : pstrdup("cost");
+					k->has_limit = true;
+					k->limit = metric == 0 ? (double) c->max_impressions : c->max_spend;
+					k->period = c->period ? pstrdup(c->period) : NULL;
+				}
+			}
+			else if (pass == 1 && c->kind == KCAP_VOLUME)
+			{
+				KArbConstraint *k = add(set, alloc);
+
+				k->id = pstrdup(c->id);
+				k->name = c->name ? pstrdup(c->name) : NULL;
+				k->source = KARB_SRC_VOLUME;
+				k->type = "volume";
+				k->key = psprintf("volume:%s", k->id);
+				k->scope = c->scope;
+				k->scope_id = c->scope_id ? pstrdup(c->scope_id) : NULL;
+				k->has_limit = true;
+				k->limit = (double) c->max_volume;
+				k->period = c->period ? pstrdup(c->period) : NULL;
+			}
 		}
-	}
-	json_array_foreach(vols, i, r)
-	{
-		KArbConstraint *k = add(set, alloc);
-
-		k->id = dup_str(r, "id");
-		k->name = dup_str(r, "name");
-		k->source = KARB_SRC_VOLUME;
-		k->type = "volume";
-		k->key = psprintf("volume:%s", k->id);
-		k->scope = scope_kind(kj_str(r, "scope"));
-		k->scope_id = dup_str(r, "scope_id");
-		k->has_limit = true;
-		k->limit = kj_num(r, "max_volume", 0);
-		k->period = dup_str(r, "period");
-	}
 }
 
 /* A campaign run's own limits (runs.volume_constraints, docs/arbitration.md). */

@@ -936,10 +936,10 @@ static void
 load_caps(KTenantConfig *cfg)
 {
 	json_t	   *vols = spi_json(
-		"SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM kaireon.volume_constraints v "
+		"SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id COLLATE \"C\") FROM kaireon.volume_constraints v "
 		"WHERE " KCAPS_VOLUME_IN_FORCE, cfg->tenant_id, "volume constraints");
 	json_t	   *buds = spi_json(
-		"SELECT jsonb_agg(to_jsonb(b) ORDER BY b.id) FROM kaireon.budget_allocations b "
+		"SELECT jsonb_agg(to_jsonb(b) ORDER BY b.id COLLATE \"C\") FROM kaireon.budget_allocations b "
 		"WHERE " KCAPS_BUDGET_IN_FORCE, cfg->tenant_id, "budgets");
 	size_t		i;
 	json_t	   *r;

@@ -20,6 +20,11 @@
 #ifndef KAIREON_CONFIG_CAPS_H
 #define KAIREON_CONFIG_CAPS_H
 
+#include "config/config.h"
+
+/* caps.c: does a budget allocation count at now (its period key is now's, UTC, or it stands)? */
+extern bool kaireon_budget_current(const KCap *c, TimestampTz now);
+
 /* The volume constraint's period is over (or never started): its count restarts. */
 #define KCAPS_VOLUME_PERIOD_OVER "(v.reset_at IS NULL OR v.reset_at <= now())"
 

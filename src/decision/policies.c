@@ -23,6 +23,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
+#include "config/caps.h"
 #include "config/conditions.h"
 #include "decision/decision.h"
 
@@ -257,43 +258,13 @@ covering_scope(const KRequest *req, const KPolicy *p, const KOffer *offer)
 	return NULL;
 }
 
-/* Does a budget allocation apply now (its period key is the current one, or standing)? */
-static bool
-budget_current(const KRequest *req, const KCap *c)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	char		key[32];
-
-	if (c->period_key == NULL || strcmp(c->period_key, "current") == 0 || strcmp(c->period, "total") == 0)
-		return true;
-	if (timestamp2tm(req->now, NULL, &tm, &fsec, NULL, NULL) != 0)
-		return false;
-	if (strcmp(c->period, "daily") == 0)
-		snprintf(key, sizeof(key), "%04d-%02d-%02d", tm.tm_year, tm.tm_mon, tm.tm_mday);
-	else if (strcmp(c->period, "monthly") == 0)
-		snprintf(key, sizeof(key), "%04d-%02d", tm.tm_year, tm.tm_mon);
-	else if (strcmp(c->period, "quarterly") == 0)
-		snprintf(key, sizeof(key), "%04d-Q%d", tm.tm_year, (tm.tm_mon - 1) / 3 + 1);
-	else
-	{
-		int			jd = date2j(tm.tm_year, tm.tm_mon, tm.tm_mday);
-		int			woy = date2isoweek(tm.tm_year, tm.tm_mon, tm.tm_mday);
-		int			year = date2isoyear(tm.tm_year, tm.tm_mon, tm.tm_mday);
-
-		(void) jd;
-		snprintf(key, sizeof(key), "%04d-W%02d", year, woy);
-	}
-	return strcmp(key, c->period_key) == 0;
-}
-
 /* Does a cap's scope cover the candidate in this request? */
 bool
 kaireon_cap_applies(const KRequest *req, const KCap *c, const KOffer *offer)
 {
 	KScope		s = {c->scope, c->scope_id, -1};
 
-	if (c->kind == KCAP_BUDGET && !budget_current(req, c))
+	if (c->kind == KCAP_BUDGET && !kaireon_budget_current(c, req->now))
 		return false;
 	return kaireon_scope_matches(req, &s, offer);
 }
@@ -429,7 +400,7 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 
 				if (c->kind != KCAP_BUDGET)
 					continue;
-				if (p->budget_id ? (strcmp(p->budget_id, c->id) != 0 || !budget_current(req, c)) :
+				if (p->budget_id ? (strcmp(p->budget_id, c->id) != 0 || !kaireon_budget_current(c, req->now)) :
 					!kaireon_cap_applies(req, c, offer))
 					continue;
 				if (budget_exhausted(req, c, p->budget_metric, p->budget_threshold, &why))

@@ -138,6 +138,35 @@ SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
 SELECT public.cf_store('SELECT x ->> ''subjectId'' FROM kaireon.dsar_export(''cfb'', ''b-secret-customer'') x');
 SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
 
+-- through a parallel worker: the stored query forces a parallel plan for a query it runs
+-- by text (query_to_xml), while the caller's own session acts for cfb. Before the fix the
+-- worker evaluated row security without the confinement, as the caller's tenant, and cfb's
+-- customer and offer came back (kaireon.current_tenant_id() is now PARALLEL RESTRICTED).
+CREATE FUNCTION public.cf_parallel(caller text) RETURNS TABLE (who text, outcome text, cfb_rows bigint)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    r           kaireon.campaign_runs;
+BEGIN
+    who := caller;
+    IF caller <> 'superuser' THEN
+        PERFORM set_config('role', 'regress_cf_' || caller, true);
+    END IF;
+    PERFORM set_config('kaireon.tenant_id', 'cfb', true);
+    SELECT * INTO r FROM kaireon.run_campaign('cfa', 'cr', simulation => true);
+    outcome := r.status || coalesce(': ' || r.error, '');
+    PERFORM set_config('role', 'none', true);
+    PERFORM set_config('kaireon.tenant_id', '', true);
+    SELECT count(*) INTO cfb_rows FROM kaireon.campaign_decisions d
+     WHERE d.tenant_id = 'cfa' AND d.campaign_run_id = r.id AND d.customer_id IN ('b-secret-customer', 'b-offer');
+    RETURN NEXT;
+END $$;
+SELECT public.cf_store($q$SELECT unnest(xpath('//c/text()', query_to_xml('SELECT customer_id AS c FROM kaireon_t_cfb.ds_people', false, false, '')))::text FROM (SELECT set_config('force_parallel_mode', 'on', false) AS p OFFSET 0) s$q$);
+SELECT t.* FROM public.cf_callers c, public.cf_parallel(c.caller) t WHERE c.caller <> 'app' ORDER BY c.n;
+SELECT public.cf_store($q$SELECT unnest(xpath('//c/text()', query_to_xml('SELECT id AS c FROM kaireon.offers', false, false, '')))::text FROM (SELECT set_config('force_parallel_mode', 'on', false) AS p OFFSET 0) s$q$);
+SELECT t.* FROM public.cf_callers c, public.cf_parallel(c.caller) t WHERE c.caller <> 'app' ORDER BY c.n;
+RESET force_parallel_mode;
+SELECT p.proparallel AS current_tenant_id_parallel FROM pg_proc p WHERE p.oid = 'kaireon.current_tenant_id()'::regprocedure;
+
 -- ---------------------------------------------------------------------------------------
 -- 3. Writing and granting
 -- ---------------------------------------------------------------------------------------
@@ -182,7 +211,7 @@ SELECT rolcanlogin, rolsuper, rolbypassrls, rolinherit, rolcreaterole, rolcreate
   FROM pg_roles r WHERE rolname = 'kaireon_confined';
 SELECT p.oid::regprocedure AS executable
   FROM pg_proc p WHERE p.pronamespace IN ('kaireon'::regnamespace, 'kaireon_internal'::regnamespace)
-   AND has_function_privilege('kaireon_confined', p.oid, 'EXECUTE') ORDER BY 1::text;
+   AND has_function_privilege('kaireon_confined', p.oid, 'EXECUTE') ORDER BY p.oid::regprocedure::text;
 SELECT c.relname AS secret_table, has_table_privilege('kaireon_confined', c.oid, 'SELECT') AS readable
   FROM pg_class c WHERE c.relnamespace = 'kaireon'::regnamespace
    AND c.relname IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'connectors', 'content_sources',
@@ -214,7 +243,17 @@ SELECT public.cf_store('SELECT kaireon.get_setting(''cfb'', ''twilio'', ''auth_t
 SELECT t.* FROM public.cf_try('superuser') t;
 REVOKE EXECUTE ON FUNCTION kaireon.get_setting(text, text, text) FROM kaireon_confined;
 
-DROP FUNCTION public.cf_store(text), public.cf_try(text, boolean, text), public.cf_damage();
+-- An admin role holds no TRIGGER privilege on kaireon's tables nor on the tenant data tables:
+-- a trigger runs as whoever writes the row (a superuser, pg_cron, the worker), so before the
+-- fix an admin without BYPASSRLS could make itself superuser with a trigger on tenant_pins.
+SELECT count(*) AS kaireon_tables_admin_may_trigger FROM pg_class c
+ WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p')
+   AND has_table_privilege('regress_cf_admin', c.oid, 'TRIGGER');
+SELECT has_table_privilege('regress_cf_admin', 'kaireon_t_cfa.ds_people', 'TRIGGER') AS data_table_trigger,
+       has_table_privilege('regress_cf_admin', 'kaireon_t_cfa.ds_people', 'INSERT') AS data_table_insert,
+       has_table_privilege('regress_cf_admin', 'kaireon.offers', 'TRUNCATE') AS offers_truncate;
+
+DROP FUNCTION public.cf_store(text), public.cf_try(text, boolean, text), public.cf_damage(), public.cf_parallel(text);
 DROP VIEW public.cf_b_people;
 DROP VIEW public.cf_callers;
 DELETE FROM kaireon.tenants WHERE id IN ('cfa', 'cfb');

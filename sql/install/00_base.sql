@@ -20,9 +20,12 @@ CREATE FUNCTION kaireon.version() RETURNS text
 COMMENT ON FUNCTION kaireon.version() IS
     'Version of the loaded kaireon C module.';
 
+-- PARALLEL RESTRICTED: the tenant a session acts for is per-backend state (a running stored
+-- query's confinement, src/security/confine.c) that parallel workers do not share, so the
+-- row security checks that call it run in the leader, never in a worker.
 CREATE FUNCTION kaireon.current_tenant_id() RETURNS text
     AS 'MODULE_PATHNAME', 'kaireon_current_tenant_id'
-    LANGUAGE C STABLE PARALLEL SAFE;
+    LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION kaireon.current_tenant_id() IS
     'Tenant the session acts for: the tenant its roles are pinned to (kaireon.pin_role, kaireon.pinned_tenant_id), else kaireon.tenant_id, else NULL; 42501 when kaireon.tenant_id names another tenant than the pinned one. Row level security compares tenant_id with it.';
 

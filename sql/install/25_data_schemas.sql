@@ -200,7 +200,8 @@ BEGIN
             EXECUTE format('GRANT %s ON %I.%I TO %I',
                            CASE g.access WHEN 'readonly' THEN 'SELECT'
                                          WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
-                                         ELSE 'ALL' END,
+                                         -- not TRIGGER (see kaireon_internal._grant_role)
+                                         ELSE 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES' END,
                            p_schema, p_relation, g.role_name);
         END IF;
     END LOOP;

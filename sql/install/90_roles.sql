@@ -77,7 +77,11 @@ BEGIN
                            ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions,'
                            ' kaireon.model_approvals FROM %I', v_role);
         WHEN 'admin' THEN
+            -- everything but TRIGGER: a trigger runs as whoever writes the row (a superuser,
+            -- pg_cron, the maintenance worker), so a role able to create one on a kaireon
+            -- table could act with their rights
             EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('REVOKE TRIGGER ON ALL TABLES IN SCHEMA kaireon FROM %I', v_role);
             EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
             EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
             -- as before the helpers had their own schema: an admin may run every function
@@ -104,7 +108,7 @@ BEGIN
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_nsp, v_role);
         EXECUTE format('GRANT %s ON ALL TABLES IN SCHEMA %I TO %I',
                        CASE p_access WHEN 'readonly' THEN 'SELECT' WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
-                                     ELSE 'ALL' END, v_nsp, v_role);
+                                     ELSE 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES' END, v_nsp, v_role);
     END LOOP;
     -- (after an extension upgrade, new tables for the stored-SQL role too)
     PERFORM kaireon_internal._grant_confined_role();

@@ -79,8 +79,10 @@ SELECT kaireon.score('fin', 'big', '{"z": 1e400}');
 SELECT kaireon.score_vector('fin', 'big', ARRAY[1e300, 1e300, 0]::float8[]);
 SELECT kaireon.score_vector('fin', 'big', ARRAY[0, 0, 'Infinity']::float8[]);
 SELECT kaireon.explain_score('fin', 'big', '{"a": 1e300, "b": 1e300}');
--- infinite contributions of one sign saturate: a finite score
-SELECT kaireon.score_vector('fin', 'big', ARRAY['Infinity', 0, 0]::float8[]) AS saturated;
+-- an infinite feature value is missing, like NaN (before: it saturated, or with a zero weight
+-- made the score NaN); contributions that overflow with one sign still saturate
+SELECT kaireon.score_vector('fin', 'big', ARRAY['Infinity', 0, 0]::float8[]) AS infinite_is_missing;
+SELECT kaireon.score_vector('fin', 'big', ARRAY[1e300, 0, 0]::float8[]) AS saturated;
 SELECT kaireon.score_vector('fin', 'big', ARRAY['NaN', 'NaN', 'NaN']::float8[]) AS all_missing;
 
 -- assign_variant's weights: one beyond double precision is refused naming the variant; a
@@ -175,6 +177,16 @@ INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, cost) VALU
     ('fin', 'o4', 'App finite', 'cards', 'active', 4);
 SELECT kaireon.respond('fin', 'cu1', 'conversion', offer_id => 'o1', conversion_value => 'NaN');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- Review findings: a conversion value is bounded (sums of them in summaries and CLV must stay
+-- finite: two respond calls of 1e308 made every tenant's rollup fail), and a feature value
+-- beyond double precision is missing, not a score error.
+SELECT kaireon.respond('fin', 'c1', 'conversion', offer_id => 'o1', conversion_value => 1e308);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond('fin', 'c1', 'conversion', offer_id => 'o1', conversion_value => -2e15);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, outcome_type_key, conversion_value)
+    VALUES ('fin', 'c1', 'outcome', 'conversion', 1e300);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET kaireon.tenant_id;
 RESET ROLE;
 SELECT id, cost FROM kaireon.offers WHERE tenant_id = 'fin' ORDER BY id;
@@ -184,3 +196,4 @@ DELETE FROM kaireon.tenants WHERE id = 'fin';
 DELETE FROM kaireon.role_grants WHERE role_name = 'regress_fin_app';
 DROP OWNED BY regress_fin_app;
 DROP ROLE regress_fin_app;
+

@@ -132,7 +132,8 @@ CREATE TABLE kaireon.interaction_history (
     score                   double precision,
     propensity              double precision CHECK (propensity BETWEEN 0 AND 1),
     model_key               text,
-    conversion_value        numeric,
+    conversion_value        numeric CONSTRAINT interaction_history_conversion_value_range
+                            CHECK (conversion_value BETWEEN -1e15 AND 1e15),
     context                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),
     CHECK ((interaction_type = 'outcome') = (outcome_type_key IS NOT NULL)),

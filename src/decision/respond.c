@@ -38,6 +38,9 @@
 #include "decision/decision.h"
 #include "security/session.h"
 
+/* The largest conversion value respond accepts (the interaction_history CHECK agrees). */
+#define KAIREON_MAX_CONVERSION_VALUE 1e15
+
 PG_FUNCTION_INFO_V1(kaireon_respond);
 PG_FUNCTION_INFO_V1(kaireon_respond_json);
 PG_FUNCTION_INFO_V1(kaireon_respond_bulk);
@@ -312,6 +315,11 @@ respond_one(RespondArgs *a)
 			psprintf("must be a finite number, not %s",
 					 isnan(a->conversion_value) ? "NaN" : a->conversion_value > 0 ? "Infinity" : "-Infinity"),
 			"Pass the value of the conversion as a finite number, or leave it null.");
+	/* bounded too: sums of them (summaries, CLV) must stay finite numbers */
+	if (a->has_value && fabs(a->conversion_value) > KAIREON_MAX_CONVERSION_VALUE)
+		bad(field_name(a, "conversionValue", "conversion_value"),
+			psprintf("must be between -1e15 and 1e15, not %g", a->conversion_value),
+			"Pass the value of the conversion in the tenant's currency units.");
 	if (a->context == NULL)
 		a->context = json_object();
 	if (!json_is_object(a->context))

@@ -810,7 +810,7 @@ kaireon_score_array(PG_FUNCTION_ARGS)
 
 		for (i = 0; i < n; i++)
 		{
-			values[i].kind = isnan(d[i]) ? KV_NULL : KV_NUMBER;
+			values[i].kind = isfinite(d[i]) ? KV_NUMBER : KV_NULL;	/* NaN, +-Infinity: missing */
 			values[i].num = d[i];
 		}
 	}
@@ -820,7 +820,7 @@ kaireon_score_array(PG_FUNCTION_ARGS)
 		for (i = 0; i < n; i++)
 		{
 			values[i].num = nulls[i] ? 0 : DatumGetFloat8(elems[i]);
-			values[i].kind = (nulls[i] || isnan(values[i].num)) ? KV_NULL : KV_NUMBER;
+			values[i].kind = (nulls[i] || !isfinite(values[i].num)) ? KV_NULL : KV_NUMBER;
 		}
 	}
 	PG_RETURN_FLOAT8(finite_score(m, m->ops->score(&m->impl, values, arm_arg(fcinfo, 3))));

@@ -237,9 +237,12 @@ kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out)
 	switch (v->type)
 	{
 		case jbvNumeric:
-			out->kind = KV_NUMBER;
 			out->num = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow,
 														  NumericGetDatum(v->val.numeric)));
+			/* beyond double precision (or NaN): missing, as a NaN feature is */
+			out->kind = isfinite(out->num) ? KV_NUMBER : KV_NULL;
+			if (out->kind == KV_NULL)
+				out->num = 0;
 			break;
 		case jbvString:
 			out->kind = KV_STRING;

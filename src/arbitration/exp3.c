@@ -70,7 +70,7 @@ karb_exp3_draw(const double *prob, int n, double u)
 /* Reward the arm of the decision a positive outcome belongs to; see hooks.h. */
 void
 karb_respond(KTenantConfig *cfg, const char *recommendation_id, const char *customer_id,
-			 const char *offer_id, const char *placement_id, int cls, json_t *result)
+			 const char *offer_id, const char *placement_id, KaireonOutcomeClass cls, json_t *result)
 {
 	static SPIPlanPtr find_plan = NULL;
 	static SPIPlanPtr reward_plan = NULL;
@@ -88,7 +88,7 @@ karb_respond(KTenantConfig *cfg, const char *recommendation_id, const char *cust
 	bool		isnull;
 	const KArbProfile *prof;
 
-	if (cls <= 0 || recommendation_id == NULL || offer_id == NULL)
+	if (cls != KAIREON_OUTCOME_POSITIVE || recommendation_id == NULL || offer_id == NULL)
 		return;
 	ac = karb_config(cfg);
 	if (!ac->any_bandit)

@@ -50,6 +50,6 @@ extern bool karb_lambda_version(const KRequest *req, int64 *version);
  * belongs to (once per decision); adds what it did to the result.
  */
 extern void karb_respond(KTenantConfig *cfg, const char *recommendation_id, const char *customer_id,
-						 const char *offer_id, const char *placement_id, int cls, json_t *result);
+						 const char *offer_id, const char *placement_id, KaireonOutcomeClass cls, json_t *result);
 
 #endif							/* KAIREON_ARB_HOOKS_H */

@@ -195,9 +195,13 @@ in_offer_category(const KRequest *req, const KPolicy *p, const KEvent *ev, const
 	return offer->category_id && strcmp(ev->category_id, offer->category_id) == 0;
 }
 
-/* A recent history row of the given kind: outcomes in list (or, with no list, the default kind). */
+/* The class recent negative outcomes are looked up by. */
+static const KaireonOutcomeClass negative_class = KAIREON_OUTCOME_NEGATIVE;
+
+/* A recent history row of the given kind: outcomes in list (or, with no list, the default kind and class, NULL: any). */
 static bool
-recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dflt_type, int dflt_class,
+recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dflt_type,
+			 const KaireonOutcomeClass *dflt_class,
 			 bool (*match) (const KEvent *, const KOffer *, const KPolicy *), const KOffer *offer,
 			 const KPolicy *p)
 {
@@ -214,7 +218,7 @@ recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dfl
 			if (ev->type == KEV_OUTCOME && kj_array_has_string(outcomes, ev->outcome))
 				return true;
 		}
-		else if (ev->type == dflt_type && (dflt_class == 0 || ev->classification == dflt_class))
+		else if (ev->type == dflt_type && (dflt_class == NULL || ev->classification == *dflt_class))
 			return true;
 	}
 	return false;
@@ -334,7 +338,7 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				return NULL;
 			}
 		case KPOL_COOLDOWN:
-			if (recent_event(req, p->hours, p->outcomes, KEV_RECOMMENDATION, 0, same_offer, offer, p))
+			if (recent_event(req, p->hours, p->outcomes, KEV_RECOMMENDATION, NULL, same_offer, offer, p))
 				return psprintf("cooldown: offer %s within %gh", p->outcomes ? "had an outcome" : "was served", p->hours);
 			return NULL;
 		case KPOL_OUTCOME_BASED:
@@ -342,21 +346,21 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				bool		(*match) (const KEvent *, const KOffer *, const KPolicy *) =
 					p->level == 0 ? same_offer : p->level == 1 ? same_category : any_event;
 
-				if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, 0, match, offer, p))
+				if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, NULL, match, offer, p))
 					return psprintf("outcome_based: suppressed %g days after outcome", p->hours / 24);
 				return NULL;
 			}
 		case KPOL_CATEGORY_SUPPRESSION:
 			if (offer->category_id == NULL || (p->ids && !kj_array_has_string(p->ids, offer->category_id)))
 				return NULL;
-			if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, -1, same_category, offer, p))
+			if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, &negative_class, same_category, offer, p))
 				return psprintf("category_suppression: category %s suppressed for %g days", offer->category_id,
 								p->hours / 24);
 			return NULL;
 		case KPOL_MUTUAL_EXCLUSION:
 			if (!kj_array_has_string(p->ids, offer->id))
 				return NULL;
-			if (recent_event(req, p->hours, NULL, KEV_RECOMMENDATION, 0, other_offer_of_group, offer, p))
+			if (recent_event(req, p->hours, NULL, KEV_RECOMMENDATION, NULL, other_offer_of_group, offer, p))
 				return psprintf("mutual_exclusion: another offer of the group was served within %gh", p->hours);
 			return NULL;
 		case KPOL_SEGMENT_EXCLUSION:

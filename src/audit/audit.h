@@ -45,6 +45,7 @@ typedef struct AuditRecord
 extern void kaireon_audit_init(void);
 extern void kaireon_audit_hash(const AuditRecord *rec, char out[KC_SHA256_HEX_LEN + 1]);
 extern char *kaireon_audit_canonical(const AuditRecord *rec);
+extern const char *kaireon_audit_time_text(TimestampTz ts);
 extern void kaireon_audit_append(AuditRecord *rec);
 extern void kaireon_audit_lock_chain(const char *tenant_id);
 extern Oid	kaireon_audit_relid(void);

@@ -254,9 +254,12 @@ canon_changed(StringInfo buf, const AuditRecord *rec)
 	appendStringInfoChar(buf, ']');
 }
 
-/* created_at as the canonical form prints it: UTC, microseconds, "Z". */
-static const char *
-canon_time(TimestampTz ts)
+/*
+ * A time as the canonical form prints it (created_at, and a digest's time):
+ * UTC, microseconds, "Z".  The text lives until the next call.
+ */
+const char *
+kaireon_audit_time_text(TimestampTz ts)
 {
 	struct pg_tm tm;
 	fsec_t		fsec;
@@ -288,7 +291,7 @@ canon_append(StringInfo buf, const AuditRecord *rec)
 	canon_key(buf, CK_CHANGED);
 	canon_changed(buf, rec);
 	canon_key(buf, CK_CREATED);
-	canon_string(buf, canon_time(rec->created_at));
+	canon_string(buf, kaireon_audit_time_text(rec->created_at));
 	canon_key(buf, CK_ENTITY_ID);
 	canon_string(buf, rec->entity_id);
 	canon_key(buf, CK_ENTITY_TYPE);

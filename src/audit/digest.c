@@ -70,13 +70,6 @@ digest_invalid(const char *what)
 			 errhint("Pass the JSON object kaireon.audit_digest returned, unchanged.")));
 }
 
-/* Whether s is exactly len lower-case hex digits. */
-static bool
-lower_hex(const char *s, size_t len)
-{
-	return strlen(s) == len && strspn(s, "0123456789abcdef") == len;
-}
-
 /* The text signed: every member but the signature, keys sorted, no whitespace, UTF-8. */
 static char *
 digest_canonical(const AuditDigest *d)
@@ -160,7 +153,7 @@ digest_key_current(char key_id[DIGEST_KEY_ID_LEN + 1], uint8 key[DIGEST_KEY_LEN]
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 
-		if (id == NULL || !lower_hex(id, DIGEST_KEY_ID_LEN) || isnull || !key_from_datum(value, key))
+		if (id == NULL || !kc_is_lower_hex(id, DIGEST_KEY_ID_LEN) || isnull || !key_from_datum(value, key))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("the newest row of kaireon.audit_digest_keys holds no valid key"),
@@ -187,21 +180,6 @@ digest_key_current(char key_id[DIGEST_KEY_ID_LEN + 1], uint8 key[DIGEST_KEY_LEN]
 							   2, types, vals, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "storing the audit digest key failed");
 	explicit_bzero(VARDATA(b), DIGEST_KEY_LEN);
-}
-
-/* A time as the digest prints it: UTC, microseconds, "Z". */
-static char *
-digest_time_text(TimestampTz ts)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-
-	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("the current time is out of range")));
-	return psprintf("%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-					tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
 }
 
 /* A jsonb string member as a C string; NULL for a JSON null when allowed. */
@@ -314,13 +292,13 @@ kaireon_audit_digest_read(Jsonb *jb, const char *tenant_id, AuditDigest *d)
 			digest_invalid(psprintf("member \"%s\" is missing", names[i]));
 	if (strcmp(format, DIGEST_FORMAT) != 0)
 		digest_invalid(psprintf("format must be \"%s\"", DIGEST_FORMAT));
-	if (!lower_hex(hash, KC_SHA256_HEX_LEN))
+	if (!kc_is_lower_hex(hash, KC_SHA256_HEX_LEN))
 		digest_invalid("hash must be 64 lower-case hex digits");
 	if (strlen(time) != DIGEST_TIME_LEN || time[DIGEST_TIME_LEN - 1] != 'Z')
 		digest_invalid("digest_time must be a UTC time as YYYY-MM-DDTHH:MM:SS.ffffffZ");
-	if (!lower_hex(key_id, DIGEST_KEY_ID_LEN))
+	if (!kc_is_lower_hex(key_id, DIGEST_KEY_ID_LEN))
 		digest_invalid("key_id must be 16 lower-case hex digits");
-	if (!lower_hex(sig, KC_SHA256_HEX_LEN) || !kc_unhex(sig, KC_SHA256_HEX_LEN, given, KC_SHA256_LEN))
+	if (!kc_is_lower_hex(sig, KC_SHA256_HEX_LEN) || !kc_unhex(sig, KC_SHA256_HEX_LEN, given, KC_SHA256_LEN))
 		digest_invalid("signature must be 64 lower-case hex digits");
 	strcpy(d->hash, hash);
 	strlcpy(d->digest_time, time, sizeof(d->digest_time));
@@ -407,7 +385,7 @@ kaireon_audit_digest(PG_FUNCTION_ARGS)
 	d.id = last_id;
 	d.chain_seq = last_seq;
 	strcpy(d.hash, last_hash);
-	strlcpy(d.digest_time, digest_time_text(GetCurrentTimestamp()), sizeof(d.digest_time));
+	strlcpy(d.digest_time, kaireon_audit_time_text(GetCurrentTimestamp()), sizeof(d.digest_time));
 	digest_key_current(d.key_id, key);
 	digest_sign(&d, key, mac);
 	explicit_bzero(key, sizeof(key));

@@ -261,8 +261,7 @@ token_well_formed(const char *s, const char *prefix, int nbytes)
 {
 	size_t		plen = strlen(prefix);
 
-	return strncmp(s, prefix, plen) == 0 && strlen(s) == plen + 2 * nbytes &&
-		strspn(s + plen, "0123456789abcdef") == (size_t) (2 * nbytes);
+	return strncmp(s, prefix, plen) == 0 && kc_is_lower_hex(s + plen, 2 * (size_t) nbytes);
 }
 
 /* Check a scopes argument: a JSON array of short lower-case strings. */

@@ -185,3 +185,10 @@ kc_unhex(const char *hex, size_t hexlen, uint8 *out, size_t len)
 	/* validated above, so the server's hex_decode cannot raise */
 	return hex_decode(hex, hexlen, (char *) out) == len;
 }
+
+/* Whether s is exactly len lower-case hex digits (as kc_hex writes them). */
+bool
+kc_is_lower_hex(const char *s, size_t len)
+{
+	return strlen(s) == len && strspn(s, "0123456789abcdef") == len;
+}

@@ -40,6 +40,9 @@ extern bool kc_equal_ct(const void *a, const void *b, size_t len);
 /* Lower-case hex of len bytes into out (2 * len + 1 bytes). */
 extern void kc_hex(const uint8 *data, size_t len, char *out);
 
+/* Whether s is exactly len lower-case hex digits (as kc_hex writes them). */
+extern bool kc_is_lower_hex(const char *s, size_t len);
+
 /* Decode exactly 2 * len hex digits into out; false (nothing raised) on bad input. */
 extern bool kc_unhex(const char *hex, size_t hexlen, uint8 *out, size_t len);
 

@@ -29,7 +29,7 @@ my ($rc, $out, $err) = $node->psql('src', undef,
 is($rc, 0, 'demo tenant loads') or diag($err);
 # a second month of history, so that two partitions are loaded in parallel
 $node->safe_psql('src', q{
-    SELECT kaireon.create_interaction_partitions(1, (date_trunc('month', now()) - interval '2 months')::date);
+    SELECT kaireon.create_interaction_partitions(1, (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '2 months')::date);
     INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, outcome_type_key, offer_id,
                                              creative_id, channel_id, placement_id, occurred_at)
     SELECT tenant_id, customer_id, interaction_type, outcome_type_key, offer_id, creative_id, channel_id, placement_id,

@@ -315,6 +315,27 @@ CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
 COMMENT ON FUNCTION kaireon.respond_bulk(jsonb) IS
     'Records 1 to 1000 outcomes ({"items": [...]} of respond_json requests); each item in a subtransaction, so a bad item is reported (index, SQLSTATE, message) and the good ones are kept.';
 
+-- The tenant-first forms of the JSON entry points: the same calls with the tenant as their
+-- first argument (the request's tenantId may be left out, or must name the same tenant), so
+-- that Citus can delegate them to the node holding the tenant (kaireon.distribute()).
+CREATE FUNCTION kaireon.recommend_json(tenant_id text, request jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_recommend_json'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.recommend_json(text, jsonb) IS
+    'kaireon.recommend_json for tenant_id: request.tenantId may be left out, or must equal tenant_id (22023). The form Citus delegates to the tenant''s node.';
+
+CREATE FUNCTION kaireon.respond_json(tenant_id text, request jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_respond_json'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.respond_json(text, jsonb) IS
+    'kaireon.respond_json for tenant_id: request.tenantId may be left out, or must equal tenant_id (22023). The form Citus delegates to the tenant''s node.';
+
+CREATE FUNCTION kaireon.respond_bulk(tenant_id text, request jsonb) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'kaireon_respond_bulk'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.respond_bulk(text, jsonb) IS
+    'kaireon.respond_bulk for tenant_id: every item is an outcome of tenant_id (an item naming another tenantId fails on its own, 22023). The form Citus delegates to the tenant''s node.';
+
 -- ---------------------------------------------------------------------------------------
 -- Decision records (written by recommend: src/decision/persist.c)
 -- ---------------------------------------------------------------------------------------

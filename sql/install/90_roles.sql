@@ -28,6 +28,7 @@ AS $fn$
         'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
         'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
         'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
+        'kaireon.recommend_json(text,jsonb)', 'kaireon.respond_json(text,jsonb)', 'kaireon.respond_bulk(text,jsonb)',
         'kaireon.publish_decision_flow(text,text,text)',
         'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
         'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',

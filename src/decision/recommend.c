@@ -287,9 +287,10 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 }
 
 /*
- * kaireon.recommend_json(request jsonb): the decision in the REST shape:
- * {recommendationId, decisions[], placements[] (when several placements were
- * asked for), debug (with debug: true)}.
+ * kaireon.recommend_json(request jsonb), and the tenant-first form
+ * recommend_json(tenant_id text, request jsonb): the decision in the REST
+ * shape: {recommendationId, decisions[], placements[] (when several
+ * placements were asked for), debug (with debug: true)}.
  */
 Datum
 kaireon_recommend_json(PG_FUNCTION_ARGS)
@@ -308,12 +309,18 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	json_t	   *v;
 	Datum		result;
 
-	if (PG_ARGISNULL(0))
+	int			reqarg = PG_NARGS() - 1;	/* the tenant-first form has tenant_id first */
+
+	if (reqarg > 0 && PG_ARGISNULL(0))
+		missing("tenant_id");
+	if (PG_ARGISNULL(reqarg))
 		missing("request");
 	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon recommend_json", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(callcxt);
 
-	req = kj_from_jsonb(PG_GETARG_JSONB_P(0), "request");
+	req = kj_from_jsonb(PG_GETARG_JSONB_P(reqarg), "request");
+	if (reqarg > 0)
+		kj_set_tenant(req, text_to_cstring(PG_GETARG_TEXT_PP(0)), "request");
 	if (!json_is_object(req))
 		bad_value("request", psprintf("must be a JSON object, not %s", kj_type_name(req)),
 				  "Send {\"tenantId\": ..., \"customerId\": ..., \"channel\": ...}.");

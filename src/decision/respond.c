@@ -638,7 +638,28 @@ kaireon_respond(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* kaireon.respond_json(request jsonb): respond with a JSON request (camelCase keys). */
+/*
+ * The tenant_id argument of a tenant-first JSON entry point (NULL for the
+ * request-only form, whose request names the tenant).
+ */
+static const char *
+tenant_first_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_NARGS() < 2)
+		return NULL;
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant_id must not be null"),
+				 errhint("Pass the tenant id as the first argument.")));
+	return text_to_cstring(PG_GETARG_TEXT_PP(0));
+}
+
+/*
+ * kaireon.respond_json(request jsonb), and the tenant-first form
+ * respond_json(tenant_id text, request jsonb): respond with a JSON request
+ * (camelCase keys).
+ */
 Datum
 kaireon_respond_json(PG_FUNCTION_ARGS)
 {
@@ -647,15 +668,21 @@ kaireon_respond_json(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	RespondArgs a;
 	Datum		result;
+	const char *tenant = tenant_first_arg(fcinfo);
+	int			reqarg = PG_NARGS() - 1;
+	json_t	   *req;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(reqarg))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("request must not be null"),
 				 errhint("Send {\"tenantId\": ..., \"customerId\": ..., \"outcome\": ...}.")));
 	callcxt = AllocSetContextCreate(outer, "kaireon respond_json", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(callcxt);
-	args_from_json(&a, kj_from_jsonb(PG_GETARG_JSONB_P(0), "request"), "request");
+	req = kj_from_jsonb(PG_GETARG_JSONB_P(reqarg), "request");
+	if (tenant)
+		kj_set_tenant(req, tenant, "request");
+	args_from_json(&a, req, "request");
 	result = to_jsonb_datum(respond_one(&a), outer);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(callcxt);
@@ -663,7 +690,9 @@ kaireon_respond_json(PG_FUNCTION_ARGS)
 }
 
 /*
- * kaireon.respond_bulk(request jsonb): {"items": [...]} (or a bare array) of
+ * kaireon.respond_bulk(request jsonb), and the tenant-first form
+ * respond_bulk(tenant_id text, request jsonb), whose items all belong to
+ * tenant_id: {"items": [...]} (or a bare array) of
  * 1 to 1000 respond_json requests.  Each item runs in a subtransaction: an
  * item that fails is reported with its SQLSTATE and message and leaves
  * nothing behind; the others are kept.
@@ -684,14 +713,17 @@ kaireon_respond_bulk(PG_FUNCTION_ARGS)
 				failed = 0;
 	Datum		result;
 
-	if (PG_ARGISNULL(0))
+	const char *tenant = tenant_first_arg(fcinfo);
+	int			reqarg = PG_NARGS() - 1;
+
+	if (PG_ARGISNULL(reqarg))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("request must not be null"),
 				 errhint("Send {\"items\": [{...}, ...]}.")));
 	callcxt = AllocSetContextCreate(outer, "kaireon respond_bulk", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(callcxt);
-	req = kj_from_jsonb(PG_GETARG_JSONB_P(0), "request");
+	req = kj_from_jsonb(PG_GETARG_JSONB_P(reqarg), "request");
 	items = json_is_array(req) ? req : json_object_get(req, "items");
 	if (items == NULL || !json_is_array(items))
 		bad("request", "must be an array of items or {\"items\": [...]}", "Send {\"items\": [{...}, ...]}.");
@@ -710,6 +742,8 @@ kaireon_respond_bulk(PG_FUNCTION_ARGS)
 			RespondArgs a;
 			json_t	   *r;
 
+			if (tenant)
+				kj_set_tenant(item, tenant, psprintf("items[%zu]", i));
 			args_from_json(&a, item, psprintf("items[%zu]", i));
 			r = respond_one(&a);
 			ReleaseCurrentSubTransaction();

@@ -271,6 +271,29 @@ kj_id(const json_t *obj, const char *key, const char *what)
 	return psprintf("%.0f", d);
 }
 
+/*
+ * The tenant-first JSON entry points (recommend_json(tenant_id, request) and
+ * the like, which Citus delegates by their first argument): the request's
+ * tenantId becomes tenant_id when absent and must equal it when present
+ * (22023 otherwise), so one request names one tenant.  Not an object: left
+ * for the caller to refuse.
+ */
+void
+kj_set_tenant(json_t *obj, const char *tenant_id, const char *what)
+{
+	const char *given;
+
+	if (!json_is_object(obj))
+		return;
+	given = kj_id(obj, "tenantId", psprintf("%s.tenantId", what));
+	if (given != NULL && strcmp(given, tenant_id) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s.tenantId \"%s\" is not the tenant_id argument \"%s\"", what, given, tenant_id),
+				 errhint("Leave tenantId out of the request, or pass the same tenant in both.")));
+	json_object_set_new(obj, "tenantId", json_string(tenant_id));
+}
+
 /* A number field of an object (booleans count as 0/1), or dflt. */
 double
 kj_num(const json_t *obj, const char *key, double dflt)

@@ -49,5 +49,6 @@ extern double kj_num(const json_t *obj, const char *key, double dflt);
 extern bool kj_bool(const json_t *obj, const char *key, bool dflt);
 extern json_t *kj_array(const json_t *obj, const char *key);
 extern bool kj_array_has_string(const json_t *array, const char *s);
+extern void kj_set_tenant(json_t *obj, const char *tenant_id, const char *what);
 
 #endif							/* KAIREON_UTIL_JSON_H */

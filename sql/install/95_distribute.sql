@@ -1,0 +1,223 @@
+-- kaireon install script, part 95: kaireon.distribute(), the layout of kaireon on a Citus
+-- cluster (docs/scale-out.md). Nothing here runs at install time: on one server the function
+-- explains itself and changes nothing.
+
+-- The tenant-less tables that stay a plain table of each node instead of becoming a reference
+-- table: what they hold belongs to the node (its maintenance run history, its chain of platform
+-- audit rows) or names the node's own objects by OID (role pins).
+CREATE FUNCTION kaireon_internal._node_local_tables() RETURNS SETOF name
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT t::name FROM unnest(ARRAY['maintenance_runs', 'tenant_pins']) AS t
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._node_local_tables() IS
+    'Internal: the tenant-less kaireon tables kaireon.distribute() leaves as plain tables of each node (docs/scale-out.md).';
+
+-- The entry points delegated to the node holding the tenant, with the argument naming it.
+CREATE FUNCTION kaireon_internal._delegated_functions() RETURNS TABLE (fn text, tenant_arg text)
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    VALUES ('kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'tenant_id'),
+           ('kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)', 'tenant_id'),
+           ('kaireon.recommend_json(text,jsonb)', 'tenant_id'),
+           ('kaireon.respond_json(text,jsonb)', 'tenant_id'),
+           ('kaireon.respond_bulk(text,jsonb)', 'tenant_id')
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._delegated_functions() IS
+    'Internal: the functions kaireon.distribute() delegates to the node holding the tenant, and their tenant argument.';
+
+-- Whether a table is already in Citus's metadata.
+CREATE FUNCTION kaireon_internal._citus_table_type(p_table regclass) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_type  text;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT CASE partmethod WHEN ''h'' THEN ''distributed'' WHEN ''n'' THEN
+                 CASE WHEN repmodel = ''t'' THEN ''reference'' ELSE ''citus local'' END
+                 ELSE partmethod::text END
+               FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
+        INTO v_type USING p_table;
+    RETURN v_type;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._citus_table_type(regclass) IS
+    'Internal: ''distributed'', ''reference'' or ''citus local'' for a table in Citus''s metadata; NULL otherwise (or without Citus).';
+
+-- How deep a table's chain of foreign keys to other kaireon tables goes (0: it references none).
+CREATE FUNCTION kaireon_internal._fkey_depth(p_table regclass) RETURNS integer
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    WITH RECURSIVE up (rel, depth, path) AS (
+        SELECT p_table::oid, 0, ARRAY[p_table::oid]
+        UNION ALL
+        SELECT c.confrelid, up.depth + 1, up.path || c.confrelid
+          FROM up JOIN pg_constraint c ON c.conrelid = up.rel AND c.contype = 'f' AND c.conparentid = 0
+         WHERE c.confrelid <> ALL (up.path)
+    )
+    SELECT max(depth) FROM up
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._fkey_depth(regclass) IS
+    'Internal: the length of the longest chain of foreign keys from a table (cycles cut), the order kaireon.distribute() places tables in.';
+
+-- A tenant's customer data tables (kaireon_t_<slug>.ds_*) hold one tenant's rows and have no
+-- tenant_id: on Citus, the tenant's schema is distributed by schema (citus_schema_distribute),
+-- which keeps it on one node.
+CREATE FUNCTION kaireon.distribute(shard_count integer DEFAULT NULL)
+    RETURNS TABLE (table_name text, placement text, distribution_column text, colocated_with text,
+                   shards integer, changed boolean)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_version   text;
+    v_bad       text;
+    v_tables    text[] := '{}';
+    r           record;
+    i           integer;
+    v_changed   text[] := '{}';
+    v_local_rows text[] := '{}';
+    v_has_rows  boolean;
+BEGIN
+    -- 1. Citus, on its coordinator, with kaireon of this version on every worker.
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'kaireon.distribute() needs the Citus extension, which is not installed in database %', current_database()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'kaireon runs on one server as it is; to scale out, install Citus (its own packages) on every node, CREATE EXTENSION citus and kaireon on each, add the workers, then call kaireon.distribute() on the coordinator. See docs/scale-out.md.';
+    END IF;
+    IF shard_count IS NOT NULL AND (shard_count < 1 OR shard_count > 64000) THEN
+        RAISE EXCEPTION 'shard_count % is out of range', shard_count
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass 1 to 64000, or NULL for citus.shard_count.';
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO STRICT v_bad;
+    IF NOT v_bad::boolean THEN
+        RAISE EXCEPTION 'kaireon.distribute() runs on the Citus coordinator, and this node is not it'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Connect to the coordinator (citus_set_coordinator_host) and call it there.';
+    END IF;
+    SELECT extversion INTO v_version FROM pg_extension WHERE extname = 'kaireon';
+    EXECUTE format($q$SELECT string_agg(format('%%s:%%s (%%s)', nodename, nodeport, coalesce(nullif(result, ''), 'no kaireon')), ', ')
+                        FROM pg_catalog.run_command_on_workers(%L)
+                       WHERE NOT success OR result IS DISTINCT FROM %L$q$,
+                   'SELECT extversion FROM pg_extension WHERE extname = ''kaireon''', v_version)
+        INTO v_bad;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'kaireon % is not installed on every worker: %', v_version, v_bad
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install the same kaireon package on every node and run CREATE EXTENSION kaireon in this database on each worker, before kaireon.distribute().';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE noderole = 'primary' AND isactive AND groupid <> 0) THEN
+        RAISE EXCEPTION 'the Citus cluster has no worker'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add the workers with citus_add_node first.';
+    END IF;
+
+    -- Triggers on distributed tables (kaireon's validation, audit and invalidation triggers
+    -- run on the shards, and touch only the tenant's co-located shards); one connection per
+    -- node, as Citus needs when a transaction distributes tables with foreign keys.
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    IF shard_count IS NOT NULL THEN
+        PERFORM set_config('citus.shard_count', shard_count::text, true);
+    END IF;
+
+    -- 2. The tables to place: tenants first, then every table of schema kaireon.
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relname,
+               CASE WHEN c.relname = 'tenants' THEN 'id'
+                    WHEN a.attname IS NOT NULL THEN 'tenant_id' END AS dist_col,
+               kaireon_internal._citus_table_type(c.oid) AS now_type
+          FROM pg_class c
+          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY c.relname <> 'tenants', c.relname
+    LOOP
+        IF r.now_type IS NULL AND (r.dist_col IS NOT NULL OR r.relname <> ALL (ARRAY(SELECT kaireon_internal._node_local_tables()))) THEN
+            v_tables := v_tables || r.relname::text;
+        END IF;
+    END LOOP;
+
+    IF cardinality(v_tables) > 0 THEN
+        -- 3. The order: Citus places a table only after every table it references, so the
+        --    tables go by the depth of their foreign keys (reference tables first: a
+        --    reference table may not reference a distributed one).
+        SELECT array_agg(t ORDER BY lvl, t) INTO v_tables
+          FROM (SELECT t, CASE WHEN t = 'tenants' THEN 999
+                          ELSE kaireon_internal._fkey_depth(format('kaireon.%I', t)::regclass)
+                               + CASE WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('kaireon.%I', t)::regclass
+                                                      AND attname = 'tenant_id' AND NOT attisdropped)
+                                      THEN 1000 ELSE 0 END END AS lvl
+                  FROM unnest(v_tables) t) o;
+        FOREACH v_bad IN ARRAY v_tables LOOP
+            EXECUTE format('SELECT EXISTS (SELECT FROM ONLY kaireon.%I)', v_bad) INTO v_has_rows;
+            IF v_has_rows THEN
+                v_local_rows := v_local_rows || v_bad;
+            END IF;
+        END LOOP;
+
+        -- A distributed table's unique keys include its distribution column: the tenants' slug
+        -- stays unique where it is used, the registry of tenant schemas (a reference table keyed
+        -- by schema name, which publish_data_schema writes).
+        IF 'tenants' = ANY (v_tables) AND EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'kaireon.tenants'::regclass
+                                                                           AND conname = 'tenants_slug_key') THEN
+            ALTER TABLE kaireon.tenants DROP CONSTRAINT tenants_slug_key;
+        END IF;
+
+        -- 4. Place them: tenant tables distributed by tenant_id next to kaireon.tenants, the
+        --    tenant-less ones as reference tables; the rows move to the shards.
+        FOREACH v_bad IN ARRAY v_tables LOOP
+            IF v_bad = 'tenants' THEN
+                PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
+            ELSIF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('kaireon.%I', v_bad)::regclass
+                                                       AND attname = 'tenant_id' AND NOT attisdropped) THEN
+                PERFORM pg_catalog.create_distributed_table(format('kaireon.%I', v_bad), 'tenant_id',
+                                                            colocate_with => 'kaireon.tenants');
+            ELSE
+                PERFORM pg_catalog.create_reference_table(format('kaireon.%I', v_bad));
+            END IF;
+            -- The coordinator's own copy of the rows (now in the shards) is emptied, with the
+            -- triggers refusing TRUNCATE of audited tables asleep: the rows were not removed,
+            -- they moved.
+            IF v_bad = ANY (v_local_rows) THEN
+                PERFORM set_config('session_replication_role', 'replica', true);
+                PERFORM pg_catalog.truncate_local_data_after_distributing_table(format('kaireon.%I', v_bad));
+                PERFORM set_config('session_replication_role', 'origin', true);
+            END IF;
+            v_changed := v_changed || v_bad;
+        END LOOP;
+    END IF;
+
+    -- 5. The entry points run on the node holding their tenant.
+    FOR r IN SELECT d.fn, d.tenant_arg FROM kaireon_internal._delegated_functions() d LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                        WHERE o.classid = 'pg_proc'::regclass AND o.objid = r.fn::regprocedure
+                          AND o.distribution_argument_index IS NOT NULL) THEN
+            PERFORM pg_catalog.create_distributed_function(r.fn::regprocedure, r.tenant_arg,
+                                                           colocate_with => 'kaireon.tenants',
+                                                           force_delegation => true);
+        END IF;
+    END LOOP;
+
+    -- 6. The layout.
+    RETURN QUERY
+        SELECT c.relname::text,
+               coalesce(kaireon_internal._citus_table_type(c.oid), 'local'),
+               CASE WHEN kaireon_internal._citus_table_type(c.oid) = 'distributed'
+                    THEN (SELECT column_to_column_name(p.logicalrelid, p.partkey) FROM pg_dist_partition p WHERE p.logicalrelid = c.oid) END,
+               CASE WHEN kaireon_internal._citus_table_type(c.oid) = 'distributed' AND c.relname <> 'tenants' THEN 'tenants' END,
+               (SELECT count(*)::integer FROM pg_dist_shard s WHERE s.logicalrelid = c.oid),
+               c.relname = ANY (v_changed)
+          FROM pg_class c
+         WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY 1;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.distribute(integer) IS
+    'On a Citus coordinator with kaireon on every node: distributes every tenant table by tenant_id, co-located with kaireon.tenants (distributed by id), makes the tenant-less tables reference tables (node-local ones aside), moves the rows to the shards and delegates recommend, respond and the tenant-first JSON entry points to the node holding the tenant. Idempotent; returns the layout (changed: placed by this call). Without Citus: 0A000 with a hint. See docs/scale-out.md.';

@@ -141,21 +141,23 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._claim_tenant_schema(text) IS
     'Internal: creates the tenant''s data schema on first use and records the claim; refuses a schema owned by another (possibly deleted) tenant or not created by kaireon.';
 
-CREATE FUNCTION kaireon_internal._field_sql_type(f kaireon.schema_fields) RETURNS text
+-- (by its columns, not the row: on Citus the query runs on a shard, whose row type is another)
+CREATE FUNCTION kaireon_internal._field_sql_type(p_data_type text, p_length integer, p_precision integer, p_scale integer)
+    RETURNS text
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT CASE f.data_type
-        WHEN 'varchar' THEN CASE WHEN f.length IS NULL THEN 'varchar' ELSE format('varchar(%s)', f.length) END
-        WHEN 'numeric' THEN CASE WHEN f.precision IS NULL THEN 'numeric'
-                                 ELSE format('numeric(%s,%s)', f.precision, coalesce(f.scale, 0)) END
+    SELECT CASE p_data_type
+        WHEN 'varchar' THEN CASE WHEN p_length IS NULL THEN 'varchar' ELSE format('varchar(%s)', p_length) END
+        WHEN 'numeric' THEN CASE WHEN p_precision IS NULL THEN 'numeric'
+                                 ELSE format('numeric(%s,%s)', p_precision, coalesce(p_scale, 0)) END
         WHEN 'double' THEN 'double precision'
         WHEN 'timestamp' THEN 'timestamp without time zone'
         WHEN 'timestamptz' THEN 'timestamp with time zone'
-        ELSE f.data_type
+        ELSE p_data_type
     END
 $fn$;
-COMMENT ON FUNCTION kaireon_internal._field_sql_type(kaireon.schema_fields) IS
+COMMENT ON FUNCTION kaireon_internal._field_sql_type(text, integer, integer, integer) IS
     'Internal: the PostgreSQL type of a schema field (data_type with length, precision and scale).';
 
 CREATE FUNCTION kaireon_internal._field_column_sql(f kaireon.schema_fields) RETURNS text
@@ -163,7 +165,7 @@ CREATE FUNCTION kaireon_internal._field_column_sql(f kaireon.schema_fields) RETU
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_type      text := kaireon_internal._field_sql_type(f);
+    v_type      text := kaireon_internal._field_sql_type(f.data_type, f.length, f.precision, f.scale);
     v_sql       text;
 BEGIN
     v_sql := format('%I %s', kaireon_internal._check_identifier('field', f.name, 63), v_type);
@@ -503,7 +505,7 @@ BEGIN
     END IF;
     -- Field references: plain names for the base schema, <schema>.<field> for joined ones.
     SELECT v_fields || coalesce(jsonb_object_agg(sf.name, jsonb_build_object(
-               'sql', format('b.%I', sf.name), 'type', kaireon_internal._field_sql_type(sf))), '{}')
+               'sql', format('b.%I', sf.name), 'type', kaireon_internal._field_sql_type(sf.data_type, sf.length, sf.precision, sf.scale))), '{}')
       INTO v_fields
       FROM kaireon.schema_fields sf
      WHERE sf.tenant_id = p_tenant AND sf.schema_id = base.id AND sf.published_at IS NOT NULL;
@@ -534,7 +536,7 @@ BEGIN
                                    v_alias, v_alias, kaireon_internal._check_identifier('join key', v_sj.foreign_key, 63),
                                    kaireon_internal._check_identifier('join key', v_sj.primary_key, 63));
         SELECT v_fields || coalesce(jsonb_object_agg(v_other.name || '.' || sf.name, jsonb_build_object(
-                   'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon_internal._field_sql_type(sf))), '{}')
+                   'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon_internal._field_sql_type(sf.data_type, sf.length, sf.precision, sf.scale))), '{}')
           INTO v_fields
           FROM kaireon.schema_fields sf
          WHERE sf.tenant_id = p_tenant AND sf.schema_id = v_other.id AND sf.published_at IS NOT NULL;

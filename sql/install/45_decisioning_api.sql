@@ -202,6 +202,7 @@ DECLARE
     f           kaireon.decision_flows;
     v_version   integer;
     v_req       text;
+    v_entry     jsonb;
 BEGIN
     IF publish_decision_flow.tenant_id IS NULL OR publish_decision_flow.key IS NULL THEN
         RAISE EXCEPTION 'tenant_id and key must not be null'
@@ -228,13 +229,16 @@ BEGIN
     END IF;
     -- the draft is valid: its validation trigger ran when it was written
     v_version := coalesce(f.published_version, 0) + 1;
+    -- the new version is built first: the UPDATE calls no STABLE function on a column (the
+    -- draft, locked above, is the one written), which Citus could not send to the shard
+    v_entry := jsonb_build_array(jsonb_build_object(
+                   'version', v_version,
+                   'config', f.draft_config,
+                   'notes', notes,
+                   'publishedAt', now(),
+                   'publishedBy', coalesce(nullif(current_setting('kaireon.user_id', true), ''), session_user::text)));
     UPDATE kaireon.decision_flows d
-       SET published_versions = d.published_versions || jsonb_build_array(jsonb_build_object(
-               'version', v_version,
-               'config', d.draft_config,
-               'notes', notes,
-               'publishedAt', now(),
-               'publishedBy', coalesce(nullif(current_setting('kaireon.user_id', true), ''), session_user::text))),
+       SET published_versions = d.published_versions || v_entry,
            published_version = v_version,
            published_at = now(),
            status = 'published'
@@ -245,33 +249,33 @@ $fn$;
 COMMENT ON FUNCTION kaireon.publish_decision_flow(text, text, text) IS
     'Publishes a decision flow''s draft_config as a new immutable version (appended to published_versions) and makes it the one recommend runs; returns the version number. With four-eyes enabled it files an approval request (action decision_flow.publish) instead and returns NULL.';
 
--- The ten default outcome types of every new tenant (spec section 5).
+-- The ten default outcome types of every new tenant (spec section 5). A row trigger writing
+-- one tenant's rows with plain VALUES: on Citus it runs on the node holding the new tenant and
+-- writes its co-located shard (a statement trigger's transition table cannot be read there).
 CREATE FUNCTION kaireon_internal._seed_outcome_types() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     INSERT INTO kaireon.outcome_types (tenant_id, key, name, classification, category, is_system)
-    SELECT n.id, d.key, d.name, d.classification, d.category, true
-      FROM new_rows n
-     CROSS JOIN (VALUES ('impression', 'Impression', 'neutral', 'exposure'),
-                        ('click', 'Click', 'positive', 'engagement'),
-                        ('conversion', 'Conversion', 'positive', 'conversion'),
-                        ('share', 'Share', 'positive', 'engagement'),
-                        ('save', 'Save', 'positive', 'engagement'),
-                        ('not_interested', 'Not interested', 'negative', 'feedback'),
-                        ('opt_out', 'Opt out', 'negative', 'feedback'),
-                        ('dismiss', 'Dismiss', 'negative', 'feedback'),
-                        ('complaint', 'Complaint', 'negative', 'feedback'),
-                        ('defer', 'Defer', 'neutral', 'feedback')) AS d(key, name, classification, category)
+    VALUES (NEW.id, 'impression', 'Impression', 'neutral', 'exposure', true),
+           (NEW.id, 'click', 'Click', 'positive', 'engagement', true),
+           (NEW.id, 'conversion', 'Conversion', 'positive', 'conversion', true),
+           (NEW.id, 'share', 'Share', 'positive', 'engagement', true),
+           (NEW.id, 'save', 'Save', 'positive', 'engagement', true),
+           (NEW.id, 'not_interested', 'Not interested', 'negative', 'feedback', true),
+           (NEW.id, 'opt_out', 'Opt out', 'negative', 'feedback', true),
+           (NEW.id, 'dismiss', 'Dismiss', 'negative', 'feedback', true),
+           (NEW.id, 'complaint', 'Complaint', 'negative', 'feedback', true),
+           (NEW.id, 'defer', 'Defer', 'neutral', 'feedback', true)
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._seed_outcome_types() IS
-    'Internal: AFTER INSERT trigger on tenants giving each new tenant the ten default outcome types (system rows).';
+    'Internal: AFTER INSERT row trigger on tenants giving each new tenant the ten default outcome types (system rows).';
 CREATE TRIGGER seed_outcome_types AFTER INSERT ON kaireon.tenants
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._seed_outcome_types();
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._seed_outcome_types();
 
 CREATE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
                                   placement text DEFAULT NULL, context jsonb DEFAULT '{}',

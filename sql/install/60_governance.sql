@@ -181,16 +181,19 @@ CREATE FUNCTION kaireon.four_eyes_guard() RETURNS trigger
 COMMENT ON FUNCTION kaireon.four_eyes_guard() IS
     'BEFORE row trigger of the tables four-eyes governs (argument: the approval action that changes them): refuses a direct change (42501) while four-eyes is on for the tenant, unless an approved request is being applied.';
 
+-- (PL/pgSQL, not SQL: Citus cannot plan a SQL function's parameterised queries on its tables)
 CREATE FUNCTION kaireon.four_eyes_required(tenant_id text) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
-    BEGIN ATOMIC
-        -- another tenant's answer is not the caller's to know (row level security would
-        -- hide its settings row and answer a wrong false): refuse it like other calls (42501)
-        SELECT kaireon.assert_tenant_access(four_eyes_required.tenant_id);
-        SELECT coalesce((SELECT s.four_eyes_enabled FROM kaireon.tenant_settings s
-                          WHERE s.tenant_id = four_eyes_required.tenant_id), false);
-    END;
+AS $fn$
+BEGIN
+    -- another tenant's answer is not the caller's to know (row level security would
+    -- hide its settings row and answer a wrong false): refuse it like other calls (42501)
+    PERFORM kaireon.assert_tenant_access(four_eyes_required.tenant_id);
+    RETURN coalesce((SELECT s.four_eyes_enabled FROM kaireon.tenant_settings s
+                      WHERE s.tenant_id = four_eyes_required.tenant_id), false);
+END
+$fn$;
 COMMENT ON FUNCTION kaireon.four_eyes_required(text) IS
     'Whether four-eyes governance is on for a tenant (tenant_settings.four_eyes_enabled; false without a settings row). Raises 42501 unless the caller may act for the tenant (kaireon.assert_tenant_access).';
 

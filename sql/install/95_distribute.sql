@@ -123,6 +123,8 @@ BEGIN
     -- run on the shards, and touch only the tenant's co-located shards); one connection per
     -- node, as Citus needs when a transaction distributes tables with foreign keys.
     PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- (Citus's notices about each table it copies: the layout is the answer)
+    PERFORM set_config('client_min_messages', 'warning', true);
     PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
     IF shard_count IS NOT NULL THEN
         PERFORM set_config('citus.shard_count', shard_count::text, true);

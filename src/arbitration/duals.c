@@ -189,16 +189,18 @@ update_tenant(const char *tenant_id, TimestampTz as_of, int *nout, int64 *versio
 
 	/* the new version first: every row written below carries it */
 	{
-		Oid			t1[1] = {TEXTOID};
-		Datum		a1[1];
+		Oid			t1[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		a1[2];
 		bool		isnull;
 
+		/* the time is a parameter: no function in the ON CONFLICT update (Citus needs that) */
 		a1[0] = CStringGetTextDatum(tenant_id);
+		a1[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		if (kspi_execute_with_args(
 			"INSERT INTO kaireon.dual_price_state AS s (tenant_id, version, attempted, last_run_at) "
-			"VALUES ($1, 1, 1, now()) ON CONFLICT (tenant_id) DO UPDATE "
-			"   SET version = s.version + 1, attempted = s.attempted + 1, last_run_at = now() RETURNING version",
-			1, t1, a1, NULL, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			"VALUES ($1, 1, 1, $2) ON CONFLICT (tenant_id) DO UPDATE "
+			"   SET version = s.version + 1, attempted = s.attempted + 1, last_run_at = EXCLUDED.last_run_at RETURNING version",
+			2, t1, a1, NULL, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 			elog(ERROR, "kaireon: could not update the dual price state");
 		version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
@@ -454,16 +456,17 @@ kaireon_update_dual_prices_all(PG_FUNCTION_ARGS)
 		PG_END_TRY();
 		if (error != NULL)
 		{
-			Oid			types[2] = {TEXTOID, TEXTOID};
-			Datum		args[2];
+			Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+			Datum		args[3];
 
 			args[0] = CStringGetTextDatum(tenant_id);
 			args[1] = CStringGetTextDatum(error);
+			args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 			if (kspi_execute_with_args(
 				"INSERT INTO kaireon.dual_price_state AS s (tenant_id, attempted, solver_failed, last_run_at, last_error) "
-				"VALUES ($1, 1, 1, now(), $2) ON CONFLICT (tenant_id) DO UPDATE "
-				"   SET attempted = s.attempted + 1, solver_failed = s.solver_failed + 1, last_run_at = now(), "
-				"       last_error = $2", 2, types, args, NULL, false, 0) != SPI_OK_INSERT)
+				"VALUES ($1, 1, 1, $3, $2) ON CONFLICT (tenant_id) DO UPDATE "
+				"   SET attempted = s.attempted + 1, solver_failed = s.solver_failed + 1, last_run_at = EXCLUDED.last_run_at, "
+				"       last_error = EXCLUDED.last_error", 3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "kaireon: could not count the failed update");
 			continue;
 		}

@@ -76,9 +76,9 @@ karb_respond(KTenantConfig *cfg, const char *recommendation_id, const char *cust
 	static SPIPlanPtr reward_plan = NULL;
 	KArbConfig *ac;
 	Oid			ftypes[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Oid			rtypes[6] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT8OID, FLOAT8OID};
-	Datum		v[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			rtypes[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT8OID, FLOAT8OID, TIMESTAMPTZOID};
+	Datum		v[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *interaction_id,
 			   *profile_id;
 	int			arm,
@@ -133,18 +133,19 @@ karb_respond(KTenantConfig *cfg, const char *recommendation_id, const char *cust
 			"WITH first AS (INSERT INTO kaireon.exp3_rewards (tenant_id, interaction_id, profile_id, arm, "
 			"                 selection_probability, reward, estimate) "
 			"               VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT DO NOTHING RETURNING 1) "
-			"INSERT INTO kaireon.exp3_arms AS a (tenant_id, profile_id, arm, gain, rewards) "
-			"SELECT $1, $3, $4, $6, 1 FROM first "
+			"INSERT INTO kaireon.exp3_arms AS a (tenant_id, profile_id, arm, gain, rewards, updated_at) "
+			"SELECT $1, $3, $4, $6, 1, $7 FROM first "
 			"ON CONFLICT (tenant_id, profile_id, arm) DO UPDATE "
-			"   SET gain = a.gain + EXCLUDED.gain, rewards = a.rewards + 1, updated_at = now() "
+			"   SET gain = a.gain + EXCLUDED.gain, rewards = a.rewards + 1, updated_at = EXCLUDED.updated_at "
 			"RETURNING a.gain",
-			6, rtypes);
+			7, rtypes);
 	memset(nulls, ' ', sizeof(nulls));
 	v[1] = CStringGetTextDatum(interaction_id);
 	v[2] = CStringGetTextDatum(profile_id);
 	v[3] = Int32GetDatum(arm);
 	v[4] = Float8GetDatum(prob);
 	v[5] = Float8GetDatum(estimate);
+	v[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* no now() in ON CONFLICT */
 	if (kspi_execute_plan(reward_plan, v, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "kaireon: rewarding the EXP3-IX arm failed");
 	json_object_set_new(result, "exp3", json_pack("{s:s,s:i,s:b,s:f}", "profile", prof->key, "arm", arm,

@@ -36,6 +36,16 @@
  * lookup records the counters as they were before it read the version, so an
  * invalidation that arrives while a configuration is being compiled is not
  * lost.
+ *
+ * On Citus (kaireon.distribute()), a configuration change runs on the node
+ * holding the tenant's shards, and relcache invalidations reach only that
+ * node's backends; a backend elsewhere (the coordinator, or the old node of
+ * a moved tenant) would keep a stale configuration.  So when
+ * kaireon.config_versions is a distributed table, every call reads the
+ * tenant's version (one indexed lookup on the tenant's own row, local in a
+ * delegated call) and recompiles when it changed.  Whether it is distributed
+ * is looked up again after every invalidation of config_versions (Citus's
+ * create_distributed_table sends one).
  */
 #include "postgres.h"
 
@@ -45,6 +55,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -77,6 +88,9 @@ static HTAB *config_cache = NULL;
 static Oid	version_marker = InvalidOid;	/* kaireon.config_versions */
 static Oid	recompile_marker = InvalidOid;	/* kaireon.config_version_seq */
 
+/* Whether config_versions is a Citus distributed table: -1 not known, else 0 / 1. */
+static int	versions_distributed = -1;
+
 /* Invalidations received: every tenant is to check / to recompile since. */
 static uint64 check_count = 1;
 static uint64 recompile_count = 1;
@@ -95,6 +109,34 @@ config_cache_invalidate(Datum arg, Oid relid)
 	}
 	else if (OidIsValid(version_marker) && relid == version_marker)
 		check_count++;
+	if (relid == InvalidOid || relid == version_marker)
+		versions_distributed = -1;
+}
+
+/*
+ * Whether every call must read the tenant's version (config_versions is a
+ * Citus distributed table, see the protocol above).  Runs inside SPI.
+ */
+static bool
+check_every_call(Oid marker)
+{
+	if (versions_distributed < 0)
+	{
+		Oid			dist = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1];
+
+		versions_distributed = 0;
+		if (OidIsValid(dist) && OidIsValid(marker))
+		{
+			args[0] = ObjectIdGetDatum(marker);
+			if (kspi_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+									   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "kaireon: could not read pg_dist_partition");
+			versions_distributed = SPI_processed > 0 ? 1 : 0;
+		}
+	}
+	return versions_distributed == 1;
 }
 
 int			kaireon_adaptation_refresh_ms = 1000;
@@ -1057,7 +1099,7 @@ read_version(const char *tenant_id)
 
 	args[0] = CStringGetTextDatum(tenant_id);
 	if (kspi_execute_with_args(
-		"SELECT coalesce((SELECT version FROM kaireon.config_versions WHERE tenant_id = t.id), 0) "
+		"SELECT coalesce((SELECT version FROM kaireon.config_versions WHERE tenant_id = $1), 0) "
 		"  FROM kaireon.tenants t WHERE t.id = $1", 1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not read the configuration version");
 	if (SPI_processed == 0)
@@ -1197,7 +1239,8 @@ kaireon_config_get(const char *tenant_id)
 		e->compiled = 0;
 		e->marker = InvalidOid;
 	}
-	if (e->config != NULL && e->checked == check_count && e->compiled == recompile_count && e->marker == marker)
+	if (e->config != NULL && e->checked == check_count && e->compiled == recompile_count && e->marker == marker &&
+		!check_every_call(marker))
 		return e->config;
 
 	/* invalidations arriving from here on are for the next call */

@@ -5,12 +5,20 @@
  *
  * It collects the tenant ids of the changed rows (from the row, or from the
  * statement's transition tables), gives each of those tenants a fresh
- * configuration version from a sequence (kaireon.config_versions), and calls
+ * configuration version (kaireon.config_versions), and calls
  * CacheInvalidateRelcache on config_versions, so that at commit every backend
- * re-checks the versions of the tenants it has cached.  A tenant deleted in
- * the same transaction gets no version row (it would violate the foreign
- * key); the invalidation alone then makes backends find it gone.  TRUNCATE
- * renews every tenant's version.
+ * of this node re-checks the versions of the tenants it has cached (on Citus,
+ * backends check the version on every call instead: cache.c).  A tenant
+ * deleted in the same transaction gets no version row (it would violate the
+ * foreign key); the invalidation alone then makes backends find it gone.
+ * TRUNCATE renews every tenant's version.
+ *
+ * A version is a per-tenant counter, not a sequence (a sequence is local to
+ * a node on Citus, and a tenant's rows move between nodes): the larger of the
+ * old version + 1 and the transaction's time in microseconds, so a tenant
+ * deleted and created again never gets back a version a backend may have
+ * cached.  The statement names the tenant (one shard on Citus) and calls no
+ * function in its ON CONFLICT update (Citus requires them IMMUTABLE there).
  *
  * Trigger argument: the name of the tenant column (default "tenant_id";
  * "id" on kaireon.tenants).
@@ -37,6 +45,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "util/spi.h"
@@ -89,6 +98,13 @@ add_transition_tenants(List *tenants, Tuplestorestate *store, TupleDesc desc, in
 	return tenants;
 }
 
+/* A version no earlier configuration of any tenant had: the current time in microseconds. */
+static int64
+fresh_version(void)
+{
+	return (int64) GetCurrentTimestamp();
+}
+
 /* AFTER trigger: renew the configuration version of the tenants whose configuration changed. */
 Datum
 kaireon_config_changed(PG_FUNCTION_ARGS)
@@ -126,21 +142,30 @@ kaireon_config_changed(PG_FUNCTION_ARGS)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		if (kspi_execute("UPDATE kaireon.config_versions SET version = nextval('kaireon.config_version_seq')",
-						 false, 0) != SPI_OK_UPDATE)
+		Oid			types[2] = {INT8OID, TIMESTAMPTZOID};
+		Datum		args[2];
+
+		args[0] = Int64GetDatum(fresh_version());
+		args[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		if (kspi_execute_with_args("UPDATE kaireon.config_versions "
+								   "SET version = GREATEST(version + 1, $1), updated_at = $2",
+								   2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "kaireon: could not renew configuration versions");
 	}
 	foreach(lc, tenants)
 	{
-		Oid			types[1] = {TEXTOID};
-		Datum		args[1];
+		Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+		Datum		args[3];
 
 		args[0] = CStringGetTextDatum((char *) lfirst(lc));
+		args[1] = Int64GetDatum(fresh_version());
+		args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		if (kspi_execute_with_args(
-			"INSERT INTO kaireon.config_versions (tenant_id, version) "
-			"SELECT t.id, nextval('kaireon.config_version_seq') FROM kaireon.tenants t WHERE t.id = $1 "
-			"ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, updated_at = now()",
-			1, types, args, NULL, false, 0) != SPI_OK_INSERT)
+			"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at) "
+			"SELECT t.id, $2, $3 FROM kaireon.tenants t WHERE t.id = $1 "
+			"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
+			"    updated_at = EXCLUDED.updated_at",
+			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "kaireon: could not renew the configuration version");
 	}
 	SPI_finish();

@@ -580,16 +580,18 @@ static void
 lock_customer(const char *tenant_id, const char *customer_id)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		args[2];
+	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		args[3];
 
+	/* the time is a parameter: no function in the ON CONFLICT update (Citus needs that) */
 	if (plan == NULL)
 		plan = kspi_prepare_keep(
 			"INSERT INTO kaireon.decision_locks AS l (tenant_id, customer_id, decisions, last_decision_at) "
-			"VALUES ($1, $2, 1, now()) ON CONFLICT (tenant_id, customer_id) "
-			"DO UPDATE SET decisions = l.decisions + 1, last_decision_at = now()", 2, types);
+			"VALUES ($1, $2, 1, $3) ON CONFLICT (tenant_id, customer_id) "
+			"DO UPDATE SET decisions = l.decisions + 1, last_decision_at = EXCLUDED.last_decision_at", 3, types);
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = CStringGetTextDatum(customer_id);
+	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	if (kspi_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "kaireon: could not lock the customer's decisions");
 }

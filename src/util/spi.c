@@ -22,7 +22,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_namespace.h"
 #include "nodes/parsenodes.h"
+#include "utils/lsyscache.h"
 
 #include "util/spi.h"
 
@@ -65,13 +67,21 @@ kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_o
  * SPI_freeplan).  The plan is generic (planned once, with parameters):
  * kaireon's kept queries are simple index lookups whose best plan does not
  * depend on the values, and re-planning per call would cost more than the
- * query (partitioned tables are pruned at executor start).
+ * query (partitioned tables are pruned at executor start).  With Citus, the
+ * plan is custom instead (below).
  */
 SPIPlanPtr
 kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	/*
+	 * With Citus in the database, plans are custom (planned with the values):
+	 * Citus routes a query on several tables to the one shard of its tenant
+	 * only when it sees the tenant id, and a generic plan hides it.
+	 */
+	int			opts = OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)) ?
+		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, opts);
 
 	MemoryContextSwitchTo(cxt);
 	if (plan == NULL)

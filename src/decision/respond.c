@@ -450,9 +450,10 @@ respond_one(RespondArgs *a)
 	/* adaptive propensity counts of the offer, its category, the channel and the tenant */
 	if (cls != KAIREON_OUTCOME_NEUTRAL && r.offer_id != NULL)
 	{
-		Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT2OID};
-		Datum		v[6];
-		char		nulls[7] = "      ";
+		Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, INT2OID, TIMESTAMPTZOID};
+		Datum		v[7];
+		char		nulls[8] = "       ";
+		StringInfoData rows;
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(r.offer_id);
@@ -461,15 +462,23 @@ respond_one(RespondArgs *a)
 		v[4] = Int32GetDatum(cls == KAIREON_OUTCOME_POSITIVE ? 1 : 0);
 		/* this backend's shard: concurrent responds update different rows of the hot scopes */
 		v[5] = Int16GetDatum((int16) (MyBackendId % KAIREON_ADAPTATION_SHARDS));
-		exec("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, shard, positives, negatives, positive_rate) "
-			 "SELECT $1, NULL, s.scope, s.scope_id, $6, $5, 1 - $5, $5 "
-			 "  FROM (VALUES ('offer', $2), ('category', $3), ('channel', $4), ('global', NULL)) s(scope, scope_id) "
-			 " WHERE s.scope = 'global' OR s.scope_id IS NOT NULL "
+		/* the time is a parameter: no function in the ON CONFLICT update (Citus needs that) */
+		v[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		/* one row per scope the outcome has (plain VALUES: Citus sends it to the tenant's shard) */
+		initStringInfo(&rows);
+		appendStringInfoString(&rows, "($1, NULL, 'offer', $2, $6, $5, 1 - $5, $5, $7)");
+		if (nulls[2] != 'n')
+			appendStringInfoString(&rows, ", ($1, NULL, 'category', $3, $6, $5, 1 - $5, $5, $7)");
+		if (nulls[3] != 'n')
+			appendStringInfoString(&rows, ", ($1, NULL, 'channel', $4, $6, $5, 1 - $5, $5, $7)");
+		appendStringInfoString(&rows, ", ($1, NULL, 'global', NULL, $6, $5, 1 - $5, $5, $7)");
+		exec(psprintf("INSERT INTO kaireon.model_adaptations AS a (tenant_id, model_id, scope, scope_id, shard, positives, negatives, positive_rate, updated_at) "
+			 "VALUES %s "
 			 "ON CONFLICT (tenant_id, model_id, scope, scope_id, shard) DO UPDATE "
 			 "   SET positives = a.positives + $5, negatives = a.negatives + 1 - $5, "
 			 "       positive_rate = (a.positives + $5)::float8 / (a.positives + a.negatives + 1), "
-			 "       updated_at = now()",
-			 6, types, v, nulls, SPI_OK_INSERT);
+			 "       updated_at = EXCLUDED.updated_at", rows.data),
+			 7, types, v, nulls, SPI_OK_INSERT);
 		cfg->adaptation = NULL;	/* this backend's next decision reads the new counts */
 	}
 

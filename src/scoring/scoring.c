@@ -1066,7 +1066,7 @@ kaireon_import_model(PG_FUNCTION_ARGS)
 							    "ON CONFLICT (tenant_id, key) DO UPDATE SET model_type = EXCLUDED.model_type, "
 							    "model_state = EXCLUDED.model_state, predictors = EXCLUDED.predictors, "
 							    "registry_family = coalesce(EXCLUDED.registry_family, m.registry_family), "
-							    "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = now() "
+							    "metrics = m.metrics || EXCLUDED.metrics, last_trained_at = EXCLUDED.last_trained_at "
 							    "RETURNING id",
 							    7, argtypes, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)

@@ -37,7 +37,7 @@ COMMENT ON TABLE kaireon.users IS
 
 -- The platform administrators: the account columns of users without a tenant. They sign in
 -- with password and TOTP, so they have no accounts, sessions or WebAuthn rows
--- (docs/schema.md, "Platform users"). Row level security with no policy, below.
+-- (docs/schema.md, "Users and platform users"). Row level security with no policy, below.
 CREATE TABLE kaireon.platform_users (
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     name                    text,

@@ -15,6 +15,10 @@ INSERT INTO kaireon.users (tenant_id, id, email, role) VALUES
     ('gov', 'erin', 'erin@example.com', 'viewer'),       -- compliance officer (custom role)
     ('gov', 'dave', 'dave@example.com', 'viewer'),       -- no approval role
     ('free', 'frank', 'frank@example.com', 'approver');  -- another tenant's approver
+-- platform administrators (no tenant): pat is an approver; dave is also the id of a user
+-- of gov, so in gov the name dave means that user
+INSERT INTO kaireon.platform_users (id, email, role) VALUES
+    ('pat', 'pat@example.com', 'approver'), ('dave', 'dave@example.com', 'approver');
 INSERT INTO kaireon.custom_roles (tenant_id, id, name) VALUES ('gov', 'cr1', 'compliance');
 INSERT INTO kaireon.custom_role_assignments (tenant_id, user_id, role_id) VALUES ('gov', 'erin', 'cr1');
 INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, config)
@@ -108,6 +112,18 @@ SET kaireon.user_id = 'alice';
 SELECT pg_temp.try(format('SELECT kaireon.cancel_request(%L, %L)', 'gov', :'req3'));
 SELECT kaireon.cancel_request('gov', 'no-such-request');
 
+-- A platform user holding the stage's role decides it; a platform user whose id is also a
+-- user of the tenant is that user there (dave: a viewer of gov, no approval role).
+SELECT kaireon.request_approval('gov', 'contact_policy.change', 'p1', '{"operation": "update", "values": {"priority": 6}}') AS req_pu \gset
+SET kaireon.user_id = 'dave';
+SELECT pg_temp.try(format('SELECT kaireon.approve_request(%L, %L)', 'gov', :'req_pu'));
+SET kaireon.user_id = 'pat';
+SELECT kaireon.approve_request('gov', :'req_pu', 'platform review') AS platform_first_stage;
+SELECT array_agg(stage_name || ':' || status || ':' || coalesce(approver_id, '-') ORDER BY ordinal) AS stages
+  FROM kaireon.approval_request_stages WHERE approval_request_id = :'req_pu';
+SET kaireon.user_id = 'alice';
+SELECT kaireon.cancel_request('gov', :'req_pu') AS cancelled;
+
 -- Approval is atomic: when the change cannot be applied, nothing of the approval stays.
 SELECT kaireon.request_approval('gov', 'contact_policy.change', 'p1', '{"operation": "update", "values": {"priority": 7}}') AS req4 \gset
 SELECT kaireon.request_approval('gov', 'contact_policy.change', 'p1', '{"operation": "delete"}') AS req5 \gset
@@ -155,6 +171,7 @@ INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, descr
 
 -- clean up
 DELETE FROM kaireon.tenants WHERE id IN ('gov', 'free');
+DELETE FROM kaireon.platform_users WHERE id IN ('pat', 'dave');
 DROP OWNED BY regress_gov_app;
 DELETE FROM kaireon.role_grants WHERE role_name = 'regress_gov_app';
 DROP ROLE regress_gov_app;

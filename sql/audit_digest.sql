@@ -176,7 +176,7 @@ INSERT INTO kept SELECT 'dig2', kaireon.audit_digest('dig2');
 DELETE FROM kaireon.tenants WHERE id = 'dig2';
 SELECT intact, verified, digest_status FROM kaireon.verify_audit_chain('dig2', digest => (SELECT digest FROM kept WHERE name = 'dig2'));
 -- the chain without a tenant has digests too (superusers and BYPASSRLS roles)
-INSERT INTO kaireon.users (id, email) VALUES ('dig-user', 'dig@example.com');
+INSERT INTO kaireon.platform_users (id, email) VALUES ('dig-user', 'dig@example.com');
 SELECT intact, digest_status FROM kaireon.verify_audit_chain(NULL, digest => kaireon.audit_digest(NULL));
 SELECT pg_temp.error_of(format('SELECT * FROM kaireon.verify_audit_chain(NULL, digest => %L)', :'d1'));
 -- inside the transaction that appended, a digest would name uncommitted rows
@@ -225,7 +225,7 @@ SELECT intact, digest_status FROM kaireon.verify_audit_chain('dig', digest => (S
 
 -- clean up (the log's rows and the keys go only with triggers off, as a superuser)
 DELETE FROM kaireon.tenants WHERE id = 'dig';
-DELETE FROM kaireon.users WHERE id = 'dig-user';
+DELETE FROM kaireon.platform_users WHERE id = 'dig-user';
 DROP OWNED BY regress_digest_admin, regress_digest_app, regress_digest_ro;
 DELETE FROM kaireon.role_grants WHERE role_name IN ('regress_digest_admin', 'regress_digest_app', 'regress_digest_ro');
 DROP ROLE regress_digest_admin, regress_digest_app, regress_digest_ro;

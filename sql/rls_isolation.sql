@@ -101,14 +101,8 @@ BEGIN
     END LOOP;
 END $$;
 RESET session_replication_role;
--- users-scoped cross-tenant tables get a row for each tenant's user
-INSERT INTO kaireon.users (id, tenant_id, email) VALUES ('admin_user', NULL, 'admin@example.com');
-INSERT INTO kaireon.sessions (session_token, user_id, expires)
-    SELECT 'tok_' || id, id, now() + interval '1 day' FROM kaireon.users;
-INSERT INTO kaireon.accounts (user_id, type, provider, provider_account_id)
-    SELECT id, 'oauth', 'github', 'gh_' || id FROM kaireon.users;
-INSERT INTO kaireon.webauthn_credentials (user_id, credential_id, public_key)
-    SELECT id, 'cred_' || id, 'pk' FROM kaireon.users;
+-- the tenant-less tables (a platform administrator, a verification token) get a row too
+INSERT INTO kaireon.platform_users (id, email) VALUES ('admin_user', 'admin@example.com');
 INSERT INTO kaireon.verification_tokens (identifier, token, expires) VALUES ('a@example.com', 'vt', now());
 SELECT count(*) FILTER (WHERE NOT relispartition) AS tenant_tables,
        count(*) FILTER (WHERE relispartition) AS partitions
@@ -170,16 +164,18 @@ GRANT SELECT ON public.tenant_tables, public.fill_overrides, public.own_rows TO 
 SET ROLE regress_kaireon_app;
 SET kaireon.tenant_id = 'tenant_a';
 SELECT * FROM public.leak_attempts();
--- the cross-tenant tables: only tenant A's user, and the rows of that user
+-- the login tables hold tenant A's rows only; the tenant-less ones show nothing and take
+-- nothing (42501: no policy lets a row in)
 SELECT (SELECT count(*) FROM kaireon.users) AS users,
        (SELECT count(*) FROM kaireon.sessions) AS sessions,
        (SELECT count(*) FROM kaireon.accounts) AS accounts,
        (SELECT count(*) FROM kaireon.webauthn_credentials) AS webauthn,
+       (SELECT count(*) FROM kaireon.platform_users) AS platform_users,
        (SELECT count(*) FROM kaireon.verification_tokens) AS verification_tokens,
        (SELECT count(*) FROM kaireon.tenants) AS tenants;
-INSERT INTO kaireon.sessions (session_token, user_id, expires)
-    SELECT 'tok_x', id, now() FROM kaireon.users WHERE false
-    UNION ALL SELECT 'tok_y', 'admin_user', now();
+INSERT INTO kaireon.platform_users (id, email) VALUES ('intruder', 'intruder@example.com');
+UPDATE kaireon.platform_users SET role = 'admin' WHERE id = 'admin_user';
+DELETE FROM kaireon.platform_users;
 -- kaireon's own bookkeeping is out of reach, the audit log is append-only, and maintenance
 -- functions are not the application's to call
 SELECT * FROM kaireon.role_grants;
@@ -208,6 +204,70 @@ RESET ROLE;
 SELECT count(*) FILTER (WHERE n >= 1) AS tables_with_b_row, count(*) AS tables
   FROM (SELECT t.relname, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s WHERE tenant_id = %L', t.tbl, 'tenant_b'), false, true, '')))[1]::text::int AS n
           FROM public.tenant_tables t WHERE NOT t.relispartition) s;
+
+-- Users belong to their tenant (docs/schema.md, "Users and platform users"): an email is
+-- unique within a tenant, case-insensitively, and may sign up in several tenants; a login
+-- row references a user of its own tenant; platform users are apart.
+INSERT INTO kaireon.users (tenant_id, id, email) VALUES
+    ('tenant_a', 'u_a', 'Same@Example.com'), ('tenant_b', 'u_b', 'same@example.com');
+INSERT INTO kaireon.users (tenant_id, id, email) VALUES ('tenant_a', 'u_a2', 'SAME@example.com');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.users (tenant_id, id, email) VALUES ('tenant_b', 'u_a', 'other@example.com');
+INSERT INTO kaireon.platform_users (id, email) VALUES ('u_a', 'same@example.com');
+INSERT INTO kaireon.platform_users (id, email) VALUES ('root2', 'ADMIN@example.com');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.accounts (tenant_id, user_id, type, provider, provider_account_id) VALUES
+    ('tenant_a', 'u_a', 'oauth', 'github', 'gh_same'), ('tenant_b', 'u_b', 'oauth', 'github', 'gh_same');
+INSERT INTO kaireon.accounts (tenant_id, user_id, type, provider, provider_account_id)
+    VALUES ('tenant_a', 'u_b', 'oauth', 'github', 'gh_other');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.sessions (tenant_id, user_id, session_token, expires) VALUES
+    ('tenant_a', 'u_a', 'tok_u_a', now() + interval '1 day'), ('tenant_b', 'u_b', 'tok_u_b', now() + interval '1 day');
+INSERT INTO kaireon.webauthn_credentials (tenant_id, user_id, credential_id, public_key) VALUES
+    ('tenant_a', 'u_a', 'cred_u_a', 'pk'), ('tenant_b', 'u_b', 'cred_u_b', 'pk');
+-- tenant A's role sees its users and their logins, and no platform user
+SET ROLE regress_kaireon_app;
+SET kaireon.tenant_id = 'tenant_a';
+SELECT 'users' AS tbl, string_agg(id || ' ' || email, ', ' ORDER BY id) AS visible FROM kaireon.users WHERE id LIKE 'u\_%'
+UNION ALL SELECT 'accounts', string_agg(user_id || ' ' || provider_account_id, ', ' ORDER BY user_id) FROM kaireon.accounts WHERE user_id LIKE 'u\_%'
+UNION ALL SELECT 'sessions', string_agg(user_id || ' ' || session_token, ', ' ORDER BY user_id) FROM kaireon.sessions WHERE user_id LIKE 'u\_%'
+UNION ALL SELECT 'webauthn_credentials', string_agg(user_id || ' ' || credential_id, ', ' ORDER BY user_id) FROM kaireon.webauthn_credentials WHERE user_id LIKE 'u\_%'
+UNION ALL SELECT 'platform_users', string_agg(id, ', ') FROM kaireon.platform_users;
+-- nor can it reach tenant B's session by its token
+SELECT count(*) AS b_session FROM kaireon.sessions WHERE session_token = 'tok_u_b';
+RESET kaireon.tenant_id;
+RESET ROLE;
+-- deleting a user deletes its logins, not those of the same id in another tenant; deleting a
+-- tenant deletes its users and theirs
+INSERT INTO kaireon.sessions (tenant_id, user_id, session_token, expires) VALUES ('tenant_b', 'u_a', 'tok_b_u_a', now());
+CREATE TEMP VIEW u_a_logins AS
+SELECT tenant_id, (SELECT count(*) FROM kaireon.accounts a WHERE a.tenant_id = t.tenant_id AND a.user_id = 'u_a') AS accounts,
+       (SELECT count(*) FROM kaireon.sessions s WHERE s.tenant_id = t.tenant_id AND s.user_id = 'u_a') AS sessions,
+       (SELECT count(*) FROM kaireon.webauthn_credentials w WHERE w.tenant_id = t.tenant_id AND w.user_id = 'u_a') AS webauthn
+  FROM (VALUES ('tenant_a'), ('tenant_b')) AS t (tenant_id);
+SELECT * FROM u_a_logins;
+DELETE FROM kaireon.users WHERE tenant_id = 'tenant_a' AND id = 'u_a';
+SELECT * FROM u_a_logins;
+DROP VIEW u_a_logins;
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('tenant_c', 'C', 'tenant_c');
+INSERT INTO kaireon.users (tenant_id, id, email) VALUES ('tenant_c', 'u_c', 'same@example.com');
+INSERT INTO kaireon.accounts (tenant_id, user_id, type, provider, provider_account_id)
+    VALUES ('tenant_c', 'u_c', 'oauth', 'github', 'gh_same');
+INSERT INTO kaireon.sessions (tenant_id, user_id, session_token, expires) VALUES ('tenant_c', 'u_c', 'tok_u_c', now());
+INSERT INTO kaireon.webauthn_credentials (tenant_id, user_id, credential_id, public_key) VALUES ('tenant_c', 'u_c', 'cred_u_c', 'pk');
+INSERT INTO kaireon.conversations (tenant_id, user_id) VALUES ('tenant_c', 'u_c');
+INSERT INTO kaireon.custom_roles (tenant_id, id, name) VALUES ('tenant_c', 'cr_c', 'reviewer');
+INSERT INTO kaireon.custom_role_assignments (tenant_id, user_id, role_id) VALUES ('tenant_c', 'u_c', 'cr_c');
+DELETE FROM kaireon.tenants WHERE id = 'tenant_c';
+SELECT (SELECT count(*) FROM kaireon.users WHERE tenant_id = 'tenant_c') AS users,
+       (SELECT count(*) FROM kaireon.accounts WHERE tenant_id = 'tenant_c') AS accounts,
+       (SELECT count(*) FROM kaireon.sessions WHERE tenant_id = 'tenant_c') AS sessions,
+       (SELECT count(*) FROM kaireon.webauthn_credentials WHERE tenant_id = 'tenant_c') AS webauthn,
+       (SELECT count(*) FROM kaireon.conversations WHERE tenant_id = 'tenant_c') AS conversations,
+       (SELECT count(*) FROM kaireon.custom_role_assignments WHERE tenant_id = 'tenant_c') AS role_assignments,
+       (SELECT count(*) FROM kaireon.users WHERE id = 'u_b') AS other_tenant_user,
+       (SELECT count(*) FROM kaireon.platform_users WHERE id = 'u_a') AS platform_user,
+       (SELECT role FROM kaireon.platform_users WHERE id = 'admin_user') AS untouched_admin_role;
 
 -- A role pinned to tenant A cannot switch to tenant B.
 CREATE ROLE regress_kaireon_pinned LOGIN;
@@ -252,7 +312,7 @@ DROP TABLE public.own_rows;
 DROP VIEW public.tenant_tables;
 DROP FUNCTION public.fill_row_sql(regclass, text);
 DROP TABLE public.fill_overrides;
-DELETE FROM kaireon.users;
+DELETE FROM kaireon.platform_users;
 DELETE FROM kaireon.verification_tokens;
 DELETE FROM kaireon.tenants;
 DELETE FROM kaireon.role_grants;

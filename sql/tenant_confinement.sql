@@ -214,7 +214,8 @@ SELECT p.oid::regprocedure AS executable
    AND has_function_privilege('kaireon_confined', p.oid, 'EXECUTE') ORDER BY p.oid::regprocedure::text;
 SELECT c.relname AS secret_table, has_table_privilege('kaireon_confined', c.oid, 'SELECT') AS readable
   FROM pg_class c WHERE c.relnamespace = 'kaireon'::regnamespace
-   AND c.relname IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'connectors', 'content_sources',
+   AND c.relname IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'platform_users', 'accounts',
+                     'sessions', 'webauthn_credentials', 'verification_tokens', 'connectors', 'content_sources',
                      'role_grants', 'tenant_schemas', 'audit_logs')
  ORDER BY 1;
 -- every table it may read is a tenant table under row level security

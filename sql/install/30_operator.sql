@@ -3,16 +3,42 @@
 -- batch runs, triggers, simulations, attribution, geofences, regions) and journeys.
 -- Conventions are in docs/schema.md; 99_finalize.sql adds the updated_at triggers, the
 -- tenant row level security, the soft-delete indexes and the pg_dump registration.
--- The cross-tenant tables (users, accounts, sessions, verification_tokens) get their row
--- level security here; webauthn_credentials (user-scoped) gets its in 60_governance.sql.
+-- Users and their logins are tenant tables (tenant_id first, row level security from
+-- 99_finalize.sql); platform administrators, who belong to no tenant, are kaireon.platform_users,
+-- and verification tokens are tenant-less: both get their row level security here.
 
 -------------------------------------------------------------------------------
--- Operator accounts (cross-tenant)
+-- Operator accounts: the users of a tenant, and the platform administrators apart
 -------------------------------------------------------------------------------
 
--- tenant_id is optional: platform admins belong to no tenant.
 CREATE TABLE kaireon.users (
-    tenant_id               text REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text,
+    email                   text NOT NULL,
+    email_verified          timestamptz,
+    image                   text,
+    password_hash           text,
+    role                    text NOT NULL DEFAULT 'viewer'
+                            CHECK (role IN ('admin', 'editor', 'viewer', 'analyst', 'approver')),
+    mfa_secret              text,
+    mfa_enabled             boolean NOT NULL DEFAULT false,
+    mfa_backup_codes        jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(mfa_backup_codes) = 'array'),
+    locked_until            timestamptz,
+    failed_login_attempts   integer NOT NULL DEFAULT 0 CHECK (failed_login_attempts >= 0),
+    onboarding_progress     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(onboarding_progress) = 'object'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX users_email_key ON kaireon.users (tenant_id, lower(email));
+COMMENT ON TABLE kaireon.users IS
+    'User: NextAuth v5 operator account of a tenant. Email is unique within the tenant case-insensitively (the same address may sign up in several tenants); password_hash holds only a hash; MFA secret and backup codes for TOTP. Platform administrators, who belong to no tenant, are kaireon.platform_users.';
+
+-- The platform administrators: the account columns of users without a tenant. They sign in
+-- with password and TOTP, so they have no accounts, sessions or WebAuthn rows
+-- (docs/schema.md, "Users and platform users"). Row level security with no policy, below.
+CREATE TABLE kaireon.platform_users (
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     name                    text,
     email                   text NOT NULL,
@@ -31,12 +57,12 @@ CREATE TABLE kaireon.users (
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (id)
 );
-CREATE UNIQUE INDEX users_email_key ON kaireon.users (lower(email));
-CREATE INDEX users_tenant_id_idx ON kaireon.users (tenant_id);
-COMMENT ON TABLE kaireon.users IS
-    'User: NextAuth v5 operator account. Cross-tenant: tenant_id is NULL for platform admins. Email is unique case-insensitively; password_hash holds only a hash; MFA secret and backup codes for TOTP.';
+CREATE UNIQUE INDEX platform_users_email_key ON kaireon.platform_users (lower(email));
+COMMENT ON TABLE kaireon.platform_users IS
+    'kaireon''s own table: the platform administrators, operator accounts that belong to no tenant (the columns of kaireon.users without tenant_id). Email is unique case-insensitively; password_hash holds only a hash; MFA secret and backup codes for TOTP. They sign in with password and TOTP: no accounts, sessions or WebAuthn credentials. Audited in the chain without a tenant; visible only to superusers and BYPASSRLS roles.';
 
 CREATE TABLE kaireon.accounts (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     user_id                 text NOT NULL,
     type                    text NOT NULL,
@@ -51,28 +77,29 @@ CREATE TABLE kaireon.accounts (
     session_state           text,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id),
-    UNIQUE (provider, provider_account_id),
-    FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, provider, provider_account_id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE
 );
-CREATE INDEX accounts_user_id_idx ON kaireon.accounts (user_id);
+CREATE INDEX accounts_user_id_idx ON kaireon.accounts (tenant_id, user_id);
 COMMENT ON TABLE kaireon.accounts IS
-    'Account: NextAuth OAuth account linked to a user (provider, provider account id, OAuth tokens). Cross-tenant, scoped by its user.';
+    'Account: NextAuth OAuth account linked to a user of the tenant (provider, provider account id, OAuth tokens); a provider account is linked at most once per tenant.';
 
 CREATE TABLE kaireon.sessions (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     session_token           text NOT NULL,
     user_id                 text NOT NULL,
     expires                 timestamptz NOT NULL,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id),
-    UNIQUE (session_token),
-    FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, session_token),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE
 );
-CREATE INDEX sessions_user_id_idx ON kaireon.sessions (user_id);
+CREATE INDEX sessions_user_id_idx ON kaireon.sessions (tenant_id, user_id);
 COMMENT ON TABLE kaireon.sessions IS
-    'Session: NextAuth database session of a user, found by session_token until expires. Cross-tenant, scoped by its user.';
+    'Session: NextAuth database session of a user of the tenant, found by (tenant_id, session_token) until expires.';
 
 CREATE TABLE kaireon.verification_tokens (
     identifier              text NOT NULL,
@@ -482,30 +509,11 @@ COMMENT ON TABLE kaireon.journey_enrollments IS
     'JourneyEnrollment: one pass of a customer through a journey: current step, status, step history, and wait_until while the journey waits. A customer may re-enter.';
 
 -------------------------------------------------------------------------------
--- Row level security of the cross-tenant tables. A user is visible in its tenant;
--- accounts and sessions through their user (WebAuthn credentials too: 60_governance.sql). Users without a
--- tenant (platform admins) and verification tokens are visible only to superusers and
--- BYPASSRLS roles.
+-- Row level security of the tenant-less tables: platform users and verification tokens
+-- have no policy, so only superusers and BYPASSRLS roles see them. (users, accounts and
+-- sessions get the plain tenant_isolation policy from 99_finalize.sql.)
 -------------------------------------------------------------------------------
 
-ALTER TABLE kaireon.users ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON kaireon.users
-    USING (tenant_id = kaireon.current_tenant_id())
-    WITH CHECK (tenant_id = kaireon.current_tenant_id());
-
-ALTER TABLE kaireon.accounts ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON kaireon.accounts
-    USING (EXISTS (SELECT 1 FROM kaireon.users u
-                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
-    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
-                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
-
-ALTER TABLE kaireon.sessions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON kaireon.sessions
-    USING (EXISTS (SELECT 1 FROM kaireon.users u
-                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
-    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
-                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
-
+ALTER TABLE kaireon.platform_users ENABLE ROW LEVEL SECURITY;
 -- No policy: only superusers and BYPASSRLS roles see verification tokens.
 ALTER TABLE kaireon.verification_tokens ENABLE ROW LEVEL SECURITY;

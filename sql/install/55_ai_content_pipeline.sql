@@ -12,15 +12,14 @@
 CREATE TABLE kaireon.conversations (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
-    user_id                 text NOT NULL REFERENCES kaireon.users (id) ON DELETE CASCADE,
+    user_id                 text NOT NULL,
     title                   text NOT NULL DEFAULT 'New conversation',
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id)
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE
 );
 CREATE INDEX ON kaireon.conversations (tenant_id, user_id);
--- users is cross-tenant: deleting a user looks its conversations up by user_id alone.
-CREATE INDEX ON kaireon.conversations (user_id);
 COMMENT ON TABLE kaireon.conversations IS
     'Conversation: one AI assistant conversation of a user within a tenant; holds the conversation_messages.';
 

@@ -75,7 +75,7 @@ CREATE TABLE kaireon.custom_roles (
 COMMENT ON TABLE kaireon.custom_roles IS
     'CustomRole: tenant-defined role granting a JSON array of permission strings; given to users by CustomRoleAssignment.';
 
--- user_id references kaireon.users (id): the foreign key is added after the tables, below.
+-- (tenant_id, user_id) references kaireon.users: the foreign key is added after the tables, below.
 CREATE TABLE kaireon.custom_role_assignments (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -89,7 +89,7 @@ CREATE TABLE kaireon.custom_role_assignments (
         ON DELETE CASCADE
 );
 COMMENT ON TABLE kaireon.custom_role_assignments IS
-    'CustomRoleAssignment: grants a CustomRole to a user within the tenant. user_id is a user id (foreign key to kaireon.users added by a later install part, which creates that table).';
+    'CustomRoleAssignment: grants a CustomRole to a user within the tenant. user_id is the id of one of the tenant''s users (foreign key (tenant_id, user_id) to kaireon.users).';
 
 CREATE INDEX custom_role_assignments_role_idx
     ON kaireon.custom_role_assignments (tenant_id, role_id);
@@ -116,40 +116,35 @@ CREATE TABLE kaireon.sso_configs (
 COMMENT ON TABLE kaireon.sso_configs IS
     'SsoConfig: the tenant''s single sign-on setup (saml, oidc or none): identity-provider identifiers, role given to provisioned users, allowed e-mail domains, just-in-time provisioning and whether SSO is mandatory. One row per tenant; no client secrets are stored here.';
 
--- Cross-tenant, scoped by user: no tenant_id. user_id references kaireon.users (id): the
+-- A credential of a user of the tenant; (tenant_id, user_id) references kaireon.users: the
 -- foreign key is added after the tables, below.
 CREATE TABLE kaireon.webauthn_credentials (
-    id                      text NOT NULL DEFAULT gen_random_uuid()::text PRIMARY KEY,
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     user_id                 text NOT NULL,
-    credential_id           text NOT NULL UNIQUE,
+    credential_id           text NOT NULL,
     public_key              text NOT NULL,
     counter                 bigint NOT NULL DEFAULT 0 CHECK (counter >= 0),
     transports              jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(transports) = 'array'),
     device_label            text,
     last_used_at            timestamptz,
     created_at              timestamptz NOT NULL DEFAULT now(),
-    updated_at              timestamptz NOT NULL DEFAULT now()
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, credential_id)
 );
 COMMENT ON TABLE kaireon.webauthn_credentials IS
-    'WebAuthnCredential: a user''s WebAuthn/passkey credential: credential id, COSE public key (CBOR, base64), signature counter, transports and device label. Cross-tenant, scoped by user_id (no tenant_id; foreign key to kaireon.users added by a later install part). Row level security is enabled with no policy, so only superusers and BYPASSRLS roles see or change rows.';
+    'WebAuthnCredential: a user''s WebAuthn/passkey credential: credential id, COSE public key (CBOR, base64), signature counter, transports and device label. Belongs to a user of the tenant (foreign key (tenant_id, user_id) to kaireon.users); a credential id is unique within the tenant.';
 
 CREATE INDEX webauthn_credentials_user_idx
-    ON kaireon.webauthn_credentials (user_id);
+    ON kaireon.webauthn_credentials (tenant_id, user_id);
 
-ALTER TABLE kaireon.webauthn_credentials ENABLE ROW LEVEL SECURITY;
-
--- User references (kaireon.users: 30_operator.sql). Row level security of the user-scoped
--- WebAuthn credentials: visible in the tenant of their user.
+-- User references (kaireon.users: 30_operator.sql), within the tenant. Row level security is
+-- the plain tenant_isolation policy of 99_finalize.sql.
 ALTER TABLE kaireon.custom_role_assignments
-    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
-CREATE INDEX ON kaireon.custom_role_assignments (user_id);
+    ADD FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
 ALTER TABLE kaireon.webauthn_credentials
-    ADD FOREIGN KEY (user_id) REFERENCES kaireon.users (id) ON DELETE CASCADE;
-CREATE POLICY tenant_isolation ON kaireon.webauthn_credentials
-    USING (EXISTS (SELECT 1 FROM kaireon.users u
-                   WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()))
-    WITH CHECK (EXISTS (SELECT 1 FROM kaireon.users u
-                        WHERE u.id = user_id AND u.tenant_id = kaireon.current_tenant_id()));
+    ADD FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
 
 -- ---------------------------------------------------------------------------------------
 -- Four-eyes approvals
@@ -270,23 +265,28 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._approval_stages(text, text) IS
     'Internal: the approval stages ({name, requiredRole} in order) a new request of the action gets for the tenant.';
 
--- Whether a user may decide a stage that requires p_role: its kaireon.users role is p_role,
--- or it is assigned a custom role of that name; the user belongs to the tenant (or to none,
--- a platform user).
+-- Whether a user may decide a stage that requires p_role: the user of that id in the tenant
+-- (kaireon.users), or, if the tenant has none, the platform user of that id
+-- (kaireon.platform_users); its role is p_role, or (a tenant's user) it is assigned a custom
+-- role of that name.
 CREATE FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
     BEGIN ATOMIC
-        SELECT EXISTS (
-            SELECT 1 FROM kaireon.users u
-             WHERE u.id = p_user_id AND (u.tenant_id = p_tenant_id OR u.tenant_id IS NULL)
-               AND (u.role = p_role
-                    OR EXISTS (SELECT 1 FROM kaireon.custom_role_assignments a
-                                 JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
-                                WHERE a.tenant_id = p_tenant_id AND a.user_id = u.id AND r.name = p_role)));
+        SELECT CASE
+            WHEN EXISTS (SELECT 1 FROM kaireon.users u WHERE u.tenant_id = p_tenant_id AND u.id = p_user_id) THEN
+                EXISTS (SELECT 1 FROM kaireon.users u
+                         WHERE u.tenant_id = p_tenant_id AND u.id = p_user_id
+                           AND (u.role = p_role
+                                OR EXISTS (SELECT 1 FROM kaireon.custom_role_assignments a
+                                             JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
+                                            WHERE a.tenant_id = p_tenant_id AND a.user_id = u.id AND r.name = p_role)))
+            ELSE
+                EXISTS (SELECT 1 FROM kaireon.platform_users p WHERE p.id = p_user_id AND p.role = p_role)
+            END;
     END;
 COMMENT ON FUNCTION kaireon_internal._user_holds_role(text, text, text) IS
-    'Internal: whether a user of the tenant (or a platform user) holds a role, as its users.role or a custom role assignment.';
+    'Internal: whether a user holds a role in a tenant: the tenant''s user of that id (its users.role or a custom role assignment), or, if the tenant has none of that id, the platform user of that id (its platform_users.role).';
 
 -- The application user acting (kaireon.user_id), required by the approval functions.
 CREATE FUNCTION kaireon_internal._acting_user() RETURNS text

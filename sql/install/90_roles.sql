@@ -216,7 +216,8 @@ AS $fn$
     SELECT c.oid::regclass FROM pg_class c
      WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND c.relrowsecurity
        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-       AND c.relname NOT IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'connectors', 'content_sources',
+       AND c.relname NOT IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'accounts', 'sessions',
+                             'webauthn_credentials', 'connectors', 'content_sources',
                              'audit_logs', 'audit_chain_heads', 'role_grants', 'tenant_schemas', 'dsar_requests')
      ORDER BY 1
 $fn$;

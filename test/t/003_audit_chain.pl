@@ -80,7 +80,7 @@ SET kaireon.user_id = E'user "quoted" \\ with\ttab';
 SET kaireon.request_id = 'req-ünïcødé-€-😀';
 INSERT INTO kaireon.offers (tenant_id, id, name, description)
     VALUES ('t1', E'odd "id" \\', E'line\nbreak\u0001ctl', E'emoji 😀 slash / del \u007f');
-INSERT INTO kaireon.users (id, email) VALUES ('platform', 'root@example.com');
+INSERT INTO kaireon.platform_users (id, email) VALUES ('platform', 'root@example.com');
 SELECT kaireon.purge_audit_chain('t2', now() + interval '1 day', 50);
 SQL
 

@@ -24,7 +24,7 @@ $node->safe_psql('src', q{
     SET kaireon.user_id = 'u-1';
     UPDATE kaireon.offers SET priority = (priority + 1) % 100 WHERE tenant_id = 'acme';
     UPDATE kaireon.offers SET deleted_at = now() WHERE tenant_id = 'acme' AND id = 'gold-card';
-    INSERT INTO kaireon.users (id, email) VALUES ('platform', 'root@example.com');
+    INSERT INTO kaireon.platform_users (id, email) VALUES ('platform', 'root@example.com');
     SELECT kaireon.set_setting('acme', 'sms', 'token', 'sms-secret', encrypted => true);
     SELECT kaireon.purge_audit_chain('acme', now() + interval '1 day', 5);
 });

@@ -236,6 +236,7 @@ DECLARE
     v_uniques   text[] := '{}';
     v_exists    boolean;
     v_has_rows  boolean;
+    v_columns   text[];
 BEGIN
     IF p_tenant IS NULL OR p_schema IS NULL THEN
         RAISE EXCEPTION 'tenant_id and schema_id must not be null'
@@ -284,13 +285,19 @@ BEGIN
                        v_nsp, v_table);
         EXECUTE format('COMMENT ON TABLE %I.%I IS %L', v_nsp, v_table,
                        format('kaireon data schema %s of tenant %s (published by kaireon.publish_data_schema)', ds.name, p_tenant));
+        -- on Citus (kaireon.distribute()), next to the tenant's other rows
+        IF kaireon_internal._citus_table_type('kaireon.tenants') = 'distributed' THEN
+            PERFORM kaireon_internal._distribute_tenant_table(format('%I.%I', v_nsp, v_table)::regclass);
+        END IF;
     ELSE
         -- Fields added since the last publish become new columns.
+        -- (the table's columns first: Citus plans no query joining a catalog with its tables)
+        v_columns := ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = format('%I.%I', v_nsp, v_table)::regclass
+                              AND a.attnum > 0 AND NOT a.attisdropped);
         FOR f IN SELECT * FROM kaireon.schema_fields sf
                  WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema
-                   AND NOT EXISTS (SELECT 1 FROM pg_attribute a
-                                   WHERE a.attrelid = format('%I.%I', v_nsp, v_table)::regclass
-                                     AND a.attname = sf.name AND NOT a.attisdropped)
+                   AND sf.name <> ALL (v_columns)
                  ORDER BY sf.ordinal, sf.name LOOP
             IF f.is_primary_key THEN
                 RAISE EXCEPTION 'cannot change the primary key of published data schema "%" to field "%"', ds.name, f.name

@@ -50,6 +50,44 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._citus_table_type(regclass) IS
     'Internal: ''distributed'', ''reference'' or ''citus local'' for a table in Citus''s metadata; NULL otherwise (or without Citus).';
 
+-- Distributes one tenant table by tenant_id next to kaireon.tenants (its triggers run on the
+-- shards); the rows it holds move to the shards and the node's own copy is emptied.
+CREATE FUNCTION kaireon_internal._distribute_tenant_table(p_table regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_has_rows  boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT FROM ONLY %s)', p_table) INTO v_has_rows;
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM pg_catalog.create_distributed_table(p_table, 'tenant_id', colocate_with => 'kaireon.tenants');
+    IF v_has_rows THEN
+        PERFORM kaireon_internal._drop_local_copy(p_table);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._distribute_tenant_table(regclass) IS
+    'Internal: create_distributed_table by tenant_id co-located with kaireon.tenants, moving the rows (kaireon.distribute(), publish_data_schema on Citus).';
+
+-- Empties a node's own copy of a table whose rows Citus copied to the shards, with the triggers
+-- refusing TRUNCATE of audited tables asleep: the rows were not removed, they moved.
+CREATE FUNCTION kaireon_internal._drop_local_copy(p_table regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = p_table) <> 'r' THEN
+        RETURN;
+    END IF;
+    PERFORM set_config('session_replication_role', 'replica', true);
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(p_table);
+    PERFORM set_config('session_replication_role', 'origin', true);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._drop_local_copy(regclass) IS
+    'Internal: truncate_local_data_after_distributing_table without firing the triggers that refuse TRUNCATE of audited tables.';
+
 -- How deep a table's chain of foreign keys to other kaireon tables goes (0: it references none).
 CREATE FUNCTION kaireon_internal._fkey_depth(p_table regclass) RETURNS integer
     LANGUAGE sql STABLE
@@ -85,6 +123,7 @@ DECLARE
     v_changed   text[] := '{}';
     v_local_rows text[] := '{}';
     v_has_rows  boolean;
+    v_schemas   text[];
 BEGIN
     -- 1. Citus, on its coordinator, with kaireon of this version on every worker.
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
@@ -179,22 +218,36 @@ BEGIN
                 PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
             ELSIF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('kaireon.%I', v_bad)::regclass
                                                        AND attname = 'tenant_id' AND NOT attisdropped) THEN
-                PERFORM pg_catalog.create_distributed_table(format('kaireon.%I', v_bad), 'tenant_id',
-                                                            colocate_with => 'kaireon.tenants');
+                PERFORM kaireon_internal._distribute_tenant_table(format('kaireon.%I', v_bad)::regclass);
+                v_changed := v_changed || v_bad;
+                CONTINUE;
             ELSE
                 PERFORM pg_catalog.create_reference_table(format('kaireon.%I', v_bad));
             END IF;
-            -- The coordinator's own copy of the rows (now in the shards) is emptied, with the
-            -- triggers refusing TRUNCATE of audited tables asleep: the rows were not removed,
-            -- they moved.
+            -- the coordinator's own copy of the rows (now in the shards) is emptied
             IF v_bad = ANY (v_local_rows) THEN
-                PERFORM set_config('session_replication_role', 'replica', true);
-                PERFORM pg_catalog.truncate_local_data_after_distributing_table(format('kaireon.%I', v_bad));
-                PERFORM set_config('session_replication_role', 'origin', true);
+                PERFORM kaireon_internal._drop_local_copy(format('kaireon.%I', v_bad)::regclass);
             END IF;
             v_changed := v_changed || v_bad;
         END LOOP;
     END IF;
+
+    -- The tenants' customer data tables (kaireon_t_<slug>.ds_*: a tenant_id column holding
+    -- their tenant, their keys beginning with it) go next to their tenant's rows.
+    v_schemas := ARRAY(SELECT ts.schema_name::text FROM kaireon.tenant_schemas ts);
+    FOR r IN
+        SELECT c.oid::regclass AS rel
+          FROM pg_namespace n
+          JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind = 'r' AND NOT c.relispartition
+         WHERE n.nspname::text = ANY (v_schemas)
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+         ORDER BY 1
+    LOOP
+        IF kaireon_internal._citus_table_type(r.rel) IS NULL THEN
+            PERFORM kaireon_internal._distribute_tenant_table(r.rel);
+            v_changed := v_changed || r.rel::text;
+        END IF;
+    END LOOP;
 
     -- 5. The entry points run on the node holding their tenant.
     FOR r IN SELECT d.fn, d.tenant_arg FROM kaireon_internal._delegated_functions() d LOOP
@@ -209,16 +262,18 @@ BEGIN
 
     -- 6. The layout.
     RETURN QUERY
-        SELECT c.relname::text,
+        SELECT CASE WHEN c.relnamespace = 'kaireon'::regnamespace THEN c.relname::text ELSE c.oid::regclass::text END,
                coalesce(kaireon_internal._citus_table_type(c.oid), 'local'),
                CASE WHEN kaireon_internal._citus_table_type(c.oid) = 'distributed'
                     THEN (SELECT column_to_column_name(p.logicalrelid, p.partkey) FROM pg_dist_partition p WHERE p.logicalrelid = c.oid) END,
                CASE WHEN kaireon_internal._citus_table_type(c.oid) = 'distributed' AND c.relname <> 'tenants' THEN 'tenants' END,
                (SELECT count(*)::integer FROM pg_dist_shard s WHERE s.logicalrelid = c.oid),
-               c.relname = ANY (v_changed)
+               c.relname::text = ANY (v_changed) OR c.oid::regclass::text = ANY (v_changed)
           FROM pg_class c
-         WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-         ORDER BY 1;
+         WHERE (c.relnamespace = 'kaireon'::regnamespace
+                OR c.relnamespace IN (SELECT n.oid FROM pg_namespace n WHERE n.nspname::text = ANY (v_schemas)))
+           AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY c.relnamespace <> 'kaireon'::regnamespace, 1;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.distribute(integer) IS

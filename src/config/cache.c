@@ -754,49 +754,51 @@ load_guardrails(KTenantConfig *cfg)
 static void
 load_customer_schemas(KTenantConfig *cfg)
 {
+	/* the tenant's rows first, then the catalogs: Citus plans no query joining both */
 	json_t	   *rows = spi_json(
-		"SELECT jsonb_agg(jsonb_build_object('name', d.name, "
-		"         'table', format('%I.%I', ts.schema_name, d.table_name), "
-		"         'key', (SELECT a.attname FROM pg_index i JOIN pg_attribute a "
-		"                   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] "
-		"                  WHERE i.indrelid = to_regclass(format('%I.%I', ts.schema_name, d.table_name)) "
-		"                    AND i.indisprimary), "
-		"         'key_type', (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_index i JOIN pg_attribute a "
-		"                   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] "
-		"                  WHERE i.indrelid = to_regclass(format('%I.%I', ts.schema_name, d.table_name)) "
-		"                    AND i.indisprimary)) ORDER BY d.name) "
+		"SELECT jsonb_agg(jsonb_build_object('name', d.name, 'schema', 'kaireon_t_' || t.slug, "
+		"         'table_name', d.table_name) ORDER BY d.name) "
 		"  FROM kaireon.data_schemas d "
 		"  JOIN kaireon.tenants t ON t.id = d.tenant_id "
-		"  CROSS JOIN LATERAL (SELECT 'kaireon_t_' || t.slug AS schema_name) ts "
-		" WHERE d.tenant_id = $1 AND d.status = 'published' AND d.entity_type = 'customer' "
-		"   AND to_regclass(format('%I.%I', ts.schema_name, d.table_name)) IS NOT NULL",
+		" WHERE d.tenant_id = $1 AND t.id = $1 AND d.status = 'published' AND d.entity_type = 'customer'",
 		cfg->tenant_id, "customer data schemas");
 	size_t		i;
 	json_t	   *r;
+	int			n = 0;
 
-	cfg->ncustomer_schemas = json_array_size(rows);
-	cfg->customer_schemas = palloc0(sizeof(KCustomerSchema) * Max(cfg->ncustomer_schemas, 1));
+	cfg->customer_schemas = palloc0(sizeof(KCustomerSchema) * Max(json_array_size(rows), 1));
 	json_array_foreach(rows, i, r)
 	{
-		KCustomerSchema *cs = &cfg->customer_schemas[i];
-		char	   *sql;
-		Oid			argtypes[1] = {TEXTOID};
+		KCustomerSchema *cs;
+		Oid			nsp = get_namespace_oid(str_field(r, "schema"), true);
+		Oid			relid = OidIsValid(nsp) ? get_relname_relid(str_field(r, "table_name"), nsp) : InvalidOid;
+		Oid			keytypes[1] = {OIDOID};
+		Datum		keyargs[1];
+		Oid			types2[2] = {TEXTOID, TEXTOID};
 
+		if (!OidIsValid(relid))
+			continue;			/* published, but its table is not there (yet) */
+		cs = &cfg->customer_schemas[n++];
 		cs->name = str_field(r, "name");
-		cs->qualified_table = str_field(r, "table");
-		cs->key_column = str_field(r, "key");
-		if (cs->key_column == NULL)
+		cs->qualified_table = pstrdup(quote_qualified_identifier(str_field(r, "schema"), str_field(r, "table_name")));
+		/* the key: the primary key's column after tenant_id */
+		keyargs[0] = ObjectIdGetDatum(relid);
+		if (kspi_execute_with_args("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) "
+								   "  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+								   "    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] "
+								   " WHERE i.indrelid = $1 AND i.indisprimary",
+								   1, keytypes, keyargs, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: could not read the key of %s", cs->qualified_table);
+		if (SPI_processed == 0)
 			continue;
+		cs->key_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
-		sql = psprintf("SELECT t.* FROM %s t WHERE t.tenant_id = $2 AND t.%s = $1::%s",
-					   cs->qualified_table, quote_identifier(cs->key_column), kj_str(r, "key_type"));
-		{
-			Oid			types2[2] = {TEXTOID, TEXTOID};
-
-			cs->plan = kspi_prepare_keep(sql, 2, types2);
-		}
-		(void) argtypes;
+		cs->plan = kspi_prepare_keep(psprintf("SELECT t.* FROM %s t WHERE t.tenant_id = $2 AND t.%s = $1::%s",
+											  cs->qualified_table, quote_identifier(cs->key_column),
+											  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+									 2, types2);
 	}
+	cfg->ncustomer_schemas = n;
 }
 
 static void

@@ -20,12 +20,14 @@
  * and the explicit tenant filter keeps the statement on the tenant's own
  * co-located shard.  Like PostgreSQL's own key actions, the statement runs as
  * the owner of the referencing table (a role may delete a parent without
- * being allowed to update its children), and it fires the children's row
- * triggers (updated_at, audit capture) as a key action does.
+ * being allowed to update its children), it fires the children's row
+ * triggers (updated_at, audit capture) as a key action does, and under
+ * REPEATABLE READ or SERIALIZABLE it uses the key action's snapshots.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -35,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "security/owner.h"
 #include "util/spi.h"
@@ -139,7 +142,8 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);	/* no tenant, so no tenant row refers to it */
 	argtypes[0] = SPI_gettypeid(desc, tenant_attno);
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
 	for (i = 0; i < tg->tgnargs; i += 3)
 	{
 		const char *child = tg->tgargs[i];
@@ -148,6 +152,8 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 		Oid			childid = get_relname_relid(child, nsp);
 		Oid			save_userid;
 		int			save_sec;
+		Snapshot	snapshot = InvalidSnapshot;
+		Snapshot	crosscheck = InvalidSnapshot;
 		int			rc;
 
 		if (attno <= 0 || !OidIsValid(childid))
@@ -158,10 +164,23 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 			continue;
 		argtypes[1] = SPI_gettypeid(desc, attno);
 
-		/* as the referencing table's owner, as PostgreSQL's key actions run */
+		/*
+		 * As the referencing table's owner, like PostgreSQL's key actions; and
+		 * like them (ri_PerformCheck), under REPEATABLE READ or SERIALIZABLE
+		 * the rows are found with the latest snapshot and checked against the
+		 * transaction's: a referencing row committed after the transaction's
+		 * snapshot is a serialization failure (40001, retry), not a key
+		 * violation of the NO ACTION check that follows.
+		 */
+		if (IsolationUsesXactSnapshot())
+		{
+			CommandCounterIncrement();
+			snapshot = GetLatestSnapshot();
+			crosscheck = GetTransactionSnapshot();
+		}
 		kaireon_switch_to_owner(childid, &save_userid, &save_sec);
-		rc = kspi_execute_plan(null_plan(tg->tgoid, i / 3, schema, child, column, argtypes),
-							   values, NULL, false, 0);
+		rc = kspi_execute_snapshot(null_plan(tg->tgoid, i / 3, schema, child, column, argtypes),
+								   values, NULL, snapshot, crosscheck, false, 0);
 		SetUserIdAndSecContext(save_userid, save_sec);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "on_delete_set_null: UPDATE of \"%s\" failed: %s", child,

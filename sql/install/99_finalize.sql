@@ -95,7 +95,8 @@ BEGIN
            OR (SELECT attnotnull FROM pg_attribute WHERE attrelid = r.conrelid AND attnum = r.conkey[2])
            OR (SELECT relnamespace FROM pg_class WHERE oid = r.confrelid) <> 'kaireon'::regnamespace THEN
             RAISE EXCEPTION 'foreign key % of % is ON DELETE NO ACTION but not an optional reference', r.conname, r.child
-                USING HINT = 'ON DELETE NO ACTION marks an optional reference (tenant_id, col) -> (tenant_id, id) with a nullable col, set to NULL when its row is deleted; to refuse the delete, say ON DELETE RESTRICT.';
+                USING ERRCODE = 'invalid_foreign_key',
+                      HINT = 'ON DELETE NO ACTION marks an optional reference (tenant_id, col) -> (tenant_id, id) with a nullable col, set to NULL when its row is deleted; to refuse the delete, say ON DELETE RESTRICT.';
         END IF;
     END LOOP;
     FOR r IN

@@ -48,6 +48,16 @@ CREATE FUNCTION kaireon.touch_updated_at() RETURNS trigger
 COMMENT ON FUNCTION kaireon.touch_updated_at() IS
     'BEFORE UPDATE row trigger keeping updated_at at the transaction time.';
 
+-- Optional references between tenant tables are foreign keys ON DELETE NO ACTION whose
+-- referencing column this trigger sets to NULL when the referenced row is deleted (Citus
+-- refuses ON DELETE SET NULL between distributed tables); 99_finalize.sql creates it from the
+-- catalog, and docs/schema.md ("Optional references") says why.
+CREATE FUNCTION kaireon.on_delete_set_null() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_on_delete_set_null'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon.on_delete_set_null() IS
+    'AFTER DELETE row trigger "On_delete_set_null" of a table referenced by optional references (foreign keys (tenant_id, col) ON DELETE NO ACTION): sets col to NULL in the deleted row''s tenant''s rows that referred to it, as the referencing table''s owner. Arguments: (table, column, referenced column) per key; created by the install script from the catalog.';
+
 CREATE FUNCTION kaireon.validate_config_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_validate_config_trigger'
     LANGUAGE C;

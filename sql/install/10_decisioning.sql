@@ -125,7 +125,7 @@ CREATE TABLE kaireon.decision_flows (
     deleted_at              timestamptz,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, arbitration_profile_id) REFERENCES kaireon.arbitration_profiles (tenant_id, id)
-        ON DELETE SET NULL (arbitration_profile_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.decision_flows (tenant_id, arbitration_profile_id);
 CREATE UNIQUE INDEX decision_flows_tenant_key_key
@@ -184,9 +184,9 @@ CREATE TABLE kaireon.offers (
     deleted_at              timestamptz,
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, category_id) REFERENCES kaireon.categories (tenant_id, id)
-        ON DELETE SET NULL (category_id),
+        ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
     FOREIGN KEY (tenant_id, sub_category_id) REFERENCES kaireon.sub_categories (tenant_id, id)
-        ON DELETE SET NULL (sub_category_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.offers (tenant_id, category_id);
 CREATE INDEX ON kaireon.offers (tenant_id, sub_category_id);
@@ -214,7 +214,7 @@ CREATE TABLE kaireon.creatives (
     FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant_id, channel_id) REFERENCES kaireon.channels (tenant_id, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant_id, placement_id) REFERENCES kaireon.placements (tenant_id, id)
-        ON DELETE SET NULL (placement_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.creatives (tenant_id, offer_id);
 CREATE INDEX ON kaireon.creatives (tenant_id, channel_id);
@@ -380,7 +380,7 @@ CREATE TABLE kaireon.suppressions (
     PRIMARY KEY (tenant_id, id),
     CHECK ((scope = 'global') = (scope_id IS NULL)),
     FOREIGN KEY (tenant_id, policy_id) REFERENCES kaireon.contact_policies (tenant_id, id)
-        ON DELETE SET NULL (policy_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.suppressions (tenant_id, customer_id, expires_at);
 CREATE INDEX ON kaireon.suppressions (tenant_id, policy_id);

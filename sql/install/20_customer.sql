@@ -20,7 +20,7 @@ CREATE TABLE kaireon.data_schemas (
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, name),
     FOREIGN KEY (tenant_id, linked_schema_id) REFERENCES kaireon.data_schemas (tenant_id, id)
-        ON DELETE SET NULL (linked_schema_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.data_schemas (tenant_id, linked_schema_id);
 COMMENT ON TABLE kaireon.data_schemas IS
@@ -95,7 +95,7 @@ CREATE TABLE kaireon.segments (
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, base_schema_id) REFERENCES kaireon.data_schemas (tenant_id, id)
-        ON DELETE SET NULL (base_schema_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.segments (tenant_id, base_schema_id);
 COMMENT ON TABLE kaireon.segments IS
@@ -137,8 +137,8 @@ CREATE TABLE kaireon.interaction_history (
     context                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),
     CHECK ((interaction_type = 'outcome') = (outcome_type_key IS NOT NULL)),
-    FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE SET NULL (offer_id),
-    FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE SET NULL (creative_id)
+    FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
+    FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 ) PARTITION BY RANGE (occurred_at);
 COMMENT ON TABLE kaireon.interaction_history IS
     'InteractionHistory: append-only fact table of recommendations, impressions and outcomes (outcome_type_key). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
@@ -264,10 +264,10 @@ CREATE TABLE kaireon.impressions (
     occurred_at             timestamptz NOT NULL DEFAULT now(),
     created_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
-    FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE SET NULL (offer_id),
-    FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE SET NULL (creative_id),
-    FOREIGN KEY (tenant_id, channel_id) REFERENCES kaireon.channels (tenant_id, id) ON DELETE SET NULL (channel_id),
-    FOREIGN KEY (tenant_id, placement_id) REFERENCES kaireon.placements (tenant_id, id) ON DELETE SET NULL (placement_id)
+    FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
+    FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
+    FOREIGN KEY (tenant_id, channel_id) REFERENCES kaireon.channels (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
+    FOREIGN KEY (tenant_id, placement_id) REFERENCES kaireon.placements (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.impressions (tenant_id, customer_id, occurred_at DESC);
 CREATE INDEX ON kaireon.impressions (tenant_id, offer_id);

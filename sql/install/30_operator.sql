@@ -329,9 +329,9 @@ CREATE TABLE kaireon.runs (
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, decision_flow_id) REFERENCES kaireon.decision_flows (tenant_id, id)
-        ON DELETE SET NULL (decision_flow_id),
+        ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
     FOREIGN KEY (tenant_id, segment_id) REFERENCES kaireon.segments (tenant_id, id)
-        ON DELETE SET NULL (segment_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX runs_tenant_id_decision_flow_id_idx ON kaireon.runs (tenant_id, decision_flow_id);
 CREATE INDEX runs_tenant_id_segment_id_idx ON kaireon.runs (tenant_id, segment_id);
@@ -406,7 +406,7 @@ CREATE TABLE kaireon.simulation_runs (
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, segment_id) REFERENCES kaireon.segments (tenant_id, id)
-        ON DELETE SET NULL (segment_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX simulation_runs_tenant_id_segment_id_idx ON kaireon.simulation_runs (tenant_id, segment_id);
 COMMENT ON TABLE kaireon.simulation_runs IS

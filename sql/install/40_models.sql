@@ -173,7 +173,7 @@ CREATE TABLE kaireon.experiments (
     UNIQUE (tenant_id, key),
     CHECK (ended_at IS NULL OR started_at IS NULL OR ended_at >= started_at),
     FOREIGN KEY (tenant_id, champion_model_id) REFERENCES kaireon.algorithm_models (tenant_id, id)
-        ON DELETE SET NULL (champion_model_id)
+        ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 COMMENT ON TABLE kaireon.experiments IS
     'Experiment: champion/challenger experiment between an AlgorithmModel champion and its ExperimentChallengers, with traffic split, holdout percentage, results and optional auto-promotion of a challenger that beats the champion (auto_promote_threshold) after auto_promote_days.';

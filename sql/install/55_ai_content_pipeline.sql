@@ -79,7 +79,7 @@ CREATE TABLE kaireon.customer_segments_ai (
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, schema_id)
-        REFERENCES kaireon.data_schemas (tenant_id, id) ON DELETE SET NULL (schema_id)
+        REFERENCES kaireon.data_schemas (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.customer_segments_ai (tenant_id, schema_id);
 COMMENT ON TABLE kaireon.customer_segments_ai IS
@@ -134,7 +134,7 @@ CREATE TABLE kaireon.ai_attachments (
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, sha256),
     FOREIGN KEY (tenant_id, conversation_id)
-        REFERENCES kaireon.conversations (tenant_id, id) ON DELETE SET NULL (conversation_id)
+        REFERENCES kaireon.conversations (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.ai_attachments (tenant_id, conversation_id);
 COMMENT ON TABLE kaireon.ai_attachments IS
@@ -183,7 +183,7 @@ CREATE TABLE kaireon.ai_import_applies (
     FOREIGN KEY (tenant_id, attachment_id)
         REFERENCES kaireon.ai_attachments (tenant_id, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant_id, conversation_id)
-        REFERENCES kaireon.conversations (tenant_id, id) ON DELETE SET NULL (conversation_id)
+        REFERENCES kaireon.conversations (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.ai_import_applies (tenant_id, attachment_id);
 CREATE INDEX ON kaireon.ai_import_applies (tenant_id, conversation_id);
@@ -304,9 +304,9 @@ CREATE TABLE kaireon.pipelines (
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, connector_id)
-        REFERENCES kaireon.connectors (tenant_id, id) ON DELETE SET NULL (connector_id),
+        REFERENCES kaireon.connectors (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
     FOREIGN KEY (tenant_id, schema_id)
-        REFERENCES kaireon.data_schemas (tenant_id, id) ON DELETE SET NULL (schema_id)
+        REFERENCES kaireon.data_schemas (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.pipelines (tenant_id, connector_id);
 CREATE INDEX ON kaireon.pipelines (tenant_id, schema_id);
@@ -426,9 +426,9 @@ CREATE TABLE kaireon.content_items (
     UNIQUE (tenant_id, content_source_id, external_id),
     CHECK (parent_template_id <> id),
     FOREIGN KEY (tenant_id, parent_template_id)
-        REFERENCES kaireon.content_items (tenant_id, id) ON DELETE SET NULL (parent_template_id),
+        REFERENCES kaireon.content_items (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
     FOREIGN KEY (tenant_id, content_source_id)
-        REFERENCES kaireon.content_sources (tenant_id, id) ON DELETE SET NULL (content_source_id)
+        REFERENCES kaireon.content_sources (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.content_items (tenant_id, parent_template_id);
 COMMENT ON TABLE kaireon.content_items IS
@@ -545,7 +545,7 @@ CREATE TABLE kaireon.report_runs (
     FOREIGN KEY (tenant_id, template_id)
         REFERENCES kaireon.report_templates (tenant_id, id) ON DELETE CASCADE,
     FOREIGN KEY (tenant_id, schedule_id)
-        REFERENCES kaireon.report_schedules (tenant_id, id) ON DELETE SET NULL (schedule_id)
+        REFERENCES kaireon.report_schedules (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 );
 CREATE INDEX ON kaireon.report_runs (tenant_id, template_id, created_at);
 CREATE INDEX ON kaireon.report_runs (tenant_id, schedule_id);
@@ -631,7 +631,7 @@ COMMENT ON TABLE kaireon.summary_definitions IS
 -- ---------------------------------------------------------------------------------------
 
 ALTER TABLE kaireon.creatives ADD FOREIGN KEY (tenant_id, content_item_id)
-    REFERENCES kaireon.content_items (tenant_id, id) ON DELETE SET NULL (content_item_id);
+    REFERENCES kaireon.content_items (tenant_id, id) ON DELETE NO ACTION;  -- optional: NULL once the parent is deleted (99_finalize.sql)
 CREATE INDEX ON kaireon.creatives (tenant_id, content_item_id);
 
 ALTER TABLE kaireon.interaction_summaries ADD FOREIGN KEY (tenant_id, definition_id)

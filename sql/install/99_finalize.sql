@@ -11,6 +11,8 @@
 --   * numeric / double precision  -> CONSTRAINT <table>_<column>_finite
 --     column                         CHECK (kaireon_internal._is_finite(<column>)): no NaN, no Infinity
 --                                    (partitions inherit it from their parent)
+--   * foreign key ON DELETE       -> AFTER DELETE trigger "On_delete_set_null" on the referenced
+--     NO ACTION (optional reference)  table, setting the reference to NULL (below)
 DO $finalize$
 DECLARE
     r           record;
@@ -65,6 +67,56 @@ BEGIN
     END LOOP;
 END
 $finalize$;
+
+-- Optional references (docs/schema.md, "Optional references"). A foreign key of schema kaireon
+-- declared ON DELETE NO ACTION is an optional reference (tenant_id, col) -> (tenant_id, id):
+-- deleting the referenced row sets col to NULL in the same tenant's rows, as ON DELETE SET NULL
+-- (col) would (which Citus refuses between distributed tables). Each referenced table gets one
+-- AFTER DELETE row trigger "On_delete_set_null" listing its references, (table, column,
+-- referenced column) each; its capital O sorts it before PostgreSQL's RI_ConstraintTrigger_*
+-- (AFTER triggers fire in name order), so the key's NO ACTION check finds the references
+-- already NULL. A key that must refuse the delete of a referenced row says ON DELETE RESTRICT;
+-- a NO ACTION key of another shape stops the install.
+DO $optional_references$
+DECLARE
+    r           record;
+BEGIN
+    FOR r IN
+        SELECT fk.conname, fk.conrelid::regclass AS child, fk.confrelid::regclass AS parent,
+               fk.conrelid, fk.confrelid, fk.conkey, fk.confkey
+          FROM pg_constraint fk
+         WHERE fk.contype = 'f' AND fk.connamespace = 'kaireon'::regnamespace
+           AND fk.conparentid = 0 AND fk.confdeltype = 'a'
+         ORDER BY fk.conname
+    LOOP
+        IF cardinality(r.conkey) <> 2
+           OR (SELECT attname FROM pg_attribute WHERE attrelid = r.conrelid AND attnum = r.conkey[1]) <> 'tenant_id'
+           OR (SELECT attname FROM pg_attribute WHERE attrelid = r.confrelid AND attnum = r.confkey[1]) <> 'tenant_id'
+           OR (SELECT attnotnull FROM pg_attribute WHERE attrelid = r.conrelid AND attnum = r.conkey[2])
+           OR (SELECT relnamespace FROM pg_class WHERE oid = r.confrelid) <> 'kaireon'::regnamespace THEN
+            RAISE EXCEPTION 'foreign key % of % is ON DELETE NO ACTION but not an optional reference', r.conname, r.child
+                USING ERRCODE = 'invalid_foreign_key',
+                      HINT = 'ON DELETE NO ACTION marks an optional reference (tenant_id, col) -> (tenant_id, id) with a nullable col, set to NULL when its row is deleted; to refuse the delete, say ON DELETE RESTRICT.';
+        END IF;
+    END LOOP;
+    FOR r IN
+        SELECT fk.confrelid::regclass AS parent,
+               array_agg(ARRAY[c.relname::text, ca.attname::text, pa.attname::text]
+                         ORDER BY c.relname, ca.attname) AS refs
+          FROM pg_constraint fk
+          JOIN pg_class c ON c.oid = fk.conrelid
+          JOIN pg_attribute ca ON ca.attrelid = fk.conrelid AND ca.attnum = fk.conkey[2]
+          JOIN pg_attribute pa ON pa.attrelid = fk.confrelid AND pa.attnum = fk.confkey[2]
+         WHERE fk.contype = 'f' AND fk.connamespace = 'kaireon'::regnamespace
+           AND fk.conparentid = 0 AND fk.confdeltype = 'a'
+         GROUP BY fk.confrelid
+         ORDER BY fk.confrelid::regclass::text
+    LOOP
+        EXECUTE format('CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON %s FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null(%s)',
+                       r.parent, (SELECT string_agg(quote_literal(a), ', ') FROM unnest(r.refs) a));
+    END LOOP;
+END
+$optional_references$;
 
 -- Functions and procedures are not callable by everyone: kaireon.grant_*_role grants each kind of role the
 -- functions it needs. Row level security policies call kaireon.current_tenant_id() as the

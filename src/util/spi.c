@@ -5,8 +5,9 @@
  * The SPI memory convention of kaireon (every file follows it; cursors, which
  * have no wrapper, are fetched with SPI_cursor_fetch and read at once):
  *
- *	1. Statements run through kspi_execute, kspi_execute_with_args and
- *	   kspi_execute_plan (plans kept for the backend: kspi_prepare_keep), never
+ *	1. Statements run through kspi_execute, kspi_execute_with_args,
+ *	   kspi_execute_plan and kspi_execute_snapshot (plans kept for the backend:
+ *	   kspi_prepare_keep), never
  *	   SPI_execute* directly: SPI's own calls leave the SPI procedure context
  *	   current, whatever was current before; these return with the context
  *	   that was current before the call, so no caller saves and restores it
@@ -57,6 +58,18 @@ kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_o
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+
+	MemoryContextSwitchTo(cxt);
+	return rc;
+}
+
+/* SPI_execute_snapshot (a given snapshot and crosscheck snapshot), keeping CurrentMemoryContext. */
+int
+kspi_execute_snapshot(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
+					  Snapshot crosscheck, bool read_only, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc = SPI_execute_snapshot(plan, values, nulls, snapshot, crosscheck, read_only, true, count);
 
 	MemoryContextSwitchTo(cxt);
 	return rc;

@@ -19,6 +19,8 @@ extern int	kspi_execute(const char *sql, bool read_only, long count);
 extern int	kspi_execute_with_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
 								   const char *nulls, bool read_only, long count);
 extern int	kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count);
+extern int	kspi_execute_snapshot(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
+								  Snapshot crosscheck, bool read_only, long count);
 extern SPIPlanPtr kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
 
 #endif							/* KAIREON_UTIL_SPI_H */

@@ -73,9 +73,12 @@ COMMENT ON FUNCTION kaireon.retention_defaults() IS
 CREATE FUNCTION kaireon.retention_policies(as_of timestamptz DEFAULT now())
     RETURNS TABLE (tenant_id text, data_class text, retention_days integer, legal_hold boolean,
                    configured boolean, cutoff timestamptz)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function)
+    RETURN QUERY
     SELECT t.id, d.data_class,
            coalesce(c.retention_days, m.retention_days, d.retention_days),
            coalesce(c.legal_hold, m.legal_hold, false),
@@ -87,7 +90,8 @@ AS $fn$
       LEFT JOIN kaireon.retention_configs c ON c.tenant_id = t.id AND c.data_class = d.data_class
       LEFT JOIN kaireon.retention_configs m ON d.data_class = 'summaries' AND c.id IS NULL
                                            AND m.tenant_id = t.id AND m.data_class = 'metrics'
-     ORDER BY t.id, d.data_class
+     ORDER BY t.id, d.data_class;
+END
 $fn$;
 COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
     'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours; rows older than it are removed). Shows the tenants the caller may see.';

@@ -38,9 +38,13 @@ CREATE INDEX dsar_requests_status_idx
 -- legal hold keeps them.
 CREATE FUNCTION kaireon_internal._dsar_targets(p_tenant text)
     RETURNS TABLE (label text, relation text, predicate text, data_class text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function; the catalogs and the
+    -- tenant's rows are read by separate queries, as Citus joins no catalog with its tables)
+    RETURN QUERY
     -- kaireon tables with a customer_id column (partitioned tables as a whole)
     SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.customer_id = $1',
            CASE c.relname WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
@@ -74,15 +78,18 @@ AS $fn$
     ) AS v (label, relation, predicate, data_class)
     UNION ALL
     -- the tenant's published customer data tables, by their primary key
-    SELECT format('%s.%s', s.schema_name, d.table_name), format('%I.%I', s.schema_name, d.table_name),
-           format('x.%I::text = $1', f.name), NULL
-      FROM kaireon.data_schemas d
-      JOIN kaireon.tenants t ON t.id = d.tenant_id
-      JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
-      JOIN kaireon.schema_fields f ON f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key
-     WHERE d.tenant_id = p_tenant AND d.entity_type = 'customer' AND d.status = 'published'
-       AND to_regclass(format('%I.%I', s.schema_name, d.table_name)) IS NOT NULL
-     ORDER BY 1
+    SELECT format('%s.%s', ds.schema_name, ds.table_name), format('%I.%I', ds.schema_name, ds.table_name),
+           format('x.%I::text = $1', ds.key_name), NULL::text
+      FROM (SELECT s.schema_name::text AS schema_name, d.table_name, f.name AS key_name
+              FROM kaireon.data_schemas d
+              JOIN kaireon.tenants t ON t.id = d.tenant_id
+              JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
+              JOIN kaireon.schema_fields f ON f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key
+             WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND f.tenant_id = p_tenant
+               AND d.entity_type = 'customer' AND d.status = 'published') ds
+     WHERE to_regclass(format('%I.%I', ds.schema_name, ds.table_name)) IS NOT NULL
+     ORDER BY 1;
+END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._dsar_targets(text) IS
     'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and the tenant''s published customer data tables; with the retention data class whose legal hold keeps them.';

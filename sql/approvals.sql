@@ -169,12 +169,125 @@ SELECT intact FROM kaireon.verify_audit_chain('gov');
 INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
     VALUES ('bad.action', 'offers', 'kaireon.version()', 'wrong signature');
 
+-- The functions are named by their signature text, not by OID (docs/schema.md, "Functions
+-- named in tables"): stored in canonical form (regprocedure's text with search_path
+-- pg_catalog), checked when written, looked up by name at every call.
+CREATE TABLE public.gov_notes (tenant_id text, entity_id text, note text);
+CREATE FUNCTION public.note_apply(tenant_id text, entity_id text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO public.gov_notes VALUES (tenant_id, entity_id, payload ->> 'note') $$;
+CREATE FUNCTION public.note_validate(tenant_id text, entity_id text, payload jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT payload ? 'note' THEN
+        RAISE EXCEPTION 'a note needs "note"' USING ERRCODE = '22023';
+    END IF;
+END $$;
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description)
+    VALUES ('test.note', 'gov_notes', 'public.note_apply(text, pg_catalog.text, jsonb)',
+            'public.note_validate(text,text,jsonb)', 'A note.');
+SELECT apply_function, validate_function, pg_typeof(apply_function) AS stored_as
+  FROM kaireon.approval_actions WHERE action = 'test.note';
+SET ROLE regress_gov_app;
+SET kaireon.tenant_id = 'gov';
+SET kaireon.user_id = 'alice';
+SELECT pg_temp.try($$SELECT kaireon.request_approval('gov', 'test.note', 'n0', '{}')$$);
+SELECT kaireon.request_approval('gov', 'test.note', 'n1', '{"note": "first"}') AS note1 \gset
+SELECT kaireon.request_approval('gov', 'test.note', 'n2', '{"note": "second"}') AS note2 \gset
+SET kaireon.user_id = 'bob';
+SELECT kaireon.approve_request('gov', :'note1') AS note1_status;
+RESET ROLE;
+SELECT entity_id, note FROM public.gov_notes;
+-- a function dropped since it was registered: a clear error when it is called, nothing done
+-- (the request stays pending); created again with the same signature, it is found again
+DROP FUNCTION public.note_apply(text, text, jsonb);
+SET ROLE regress_gov_app;
+SELECT pg_temp.try(format('SELECT kaireon.approve_request(%L, %L)', 'gov', :'note2'));
+RESET ROLE;
+SELECT status FROM kaireon.approval_requests WHERE id = :'note2';
+CREATE FUNCTION public.note_apply(tenant_id text, entity_id text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO public.gov_notes VALUES (tenant_id, entity_id, payload ->> 'note' || ' (again)') $$;
+SET ROLE regress_gov_app;
+SELECT kaireon.approve_request('gov', :'note2') AS note2_status;
+RESET ROLE;
+SELECT entity_id, note FROM public.gov_notes ORDER BY entity_id;
+DROP FUNCTION public.note_validate(text, text, jsonb);
+SET ROLE regress_gov_app;
+SET kaireon.user_id = 'alice';
+SELECT pg_temp.try($$SELECT kaireon.request_approval('gov', 'test.note', 'n3', '{"note": "third"}')$$);
+RESET ROLE;
+SELECT count(*) AS note3_requests FROM kaireon.approval_requests WHERE entity_id = 'n3';
+CREATE FUNCTION public.note_validate(tenant_id text, entity_id text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ SELECT $$;
+
+-- Refused when written (the message names the value; nothing is written): no such function,
+-- a name without its schema (looked up with search_path pg_catalog, whatever the session's),
+-- text that is no signature, arguments no function has (the lookup is by exact signature),
+-- a result other than void, a temporary function; an UPDATE is checked the same way.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
+    VALUES ('bad.missing', 'offers', 'public.no_such_apply(text,text,jsonb)', 'missing');
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
+    VALUES ('bad.unqualified', 'offers', 'note_apply(text,text,jsonb)', 'no schema');
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
+    VALUES ('bad.syntax', 'offers', 'public.note_apply', 'no arguments');
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description)
+    VALUES ('bad.args', 'offers', 'public.note_apply(text,text,jsonb)', 'public.note_validate(text,jsonb,text)', 'wrong order');
+CREATE FUNCTION public.note_check(tenant_id text, entity_id text, payload jsonb) RETURNS boolean
+LANGUAGE sql AS $$ SELECT payload ? 'note' $$;
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, validate_function, description)
+    VALUES ('bad.result', 'offers', 'public.note_apply(text,text,jsonb)', 'public.note_check(text,text,jsonb)', 'returns a boolean');
+CREATE FUNCTION pg_temp.note_temp(tenant_id text, entity_id text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ SELECT $$;
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
+    VALUES ('bad.temp', 'offers', 'pg_temp.note_temp(text,text,jsonb)', 'temporary');
+UPDATE kaireon.approval_actions SET apply_function = 'public.no_such_apply(text,text,jsonb)' WHERE action = 'test.note';
+\set VERBOSITY terse
+-- nor may an admin role register a function of its own: it would run with the rights of
+-- request_approval / approve_request (SECURITY DEFINER), so it must be owned by a superuser
+CREATE ROLE regress_gov_admin;
+SELECT kaireon.grant_admin_role('regress_gov_admin');
+GRANT CREATE ON SCHEMA public TO regress_gov_admin;
+SET ROLE regress_gov_admin;
+CREATE FUNCTION public.admin_apply(tenant_id text, entity_id text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ SELECT $$;
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
+    VALUES ('bad.owner', 'offers', 'public.admin_apply(text,text,jsonb)', 'an admin''s function');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT action, apply_function, validate_function FROM kaireon.approval_actions
+ WHERE action LIKE 'bad.%' OR action = 'test.note' ORDER BY action;
+
+-- No kaireon table stores an OID (a reg* type or oid, an array or a domain of one): an OID
+-- means nothing on another node of a Citus cluster, nor in a restored database. Listed: the
+-- one left, tenant_pins.role (regrole, keyed by the role's OID so that a renamed role stays
+-- pinned; docs/security.md, "Tenant pins"), not changed here (issue 13).
+WITH RECURSIVE col AS (
+    SELECT c.relname, a.attname, a.atttypid AS typ, a.atttypid AS base
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT col.relname, col.attname, col.typ, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END
+      FROM col JOIN pg_type t ON t.oid = col.base
+     WHERE t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0)
+)
+SELECT relname, attname, typ::regtype AS type FROM col
+ WHERE base IN ('oid'::regtype, 'regproc'::regtype, 'regprocedure'::regtype, 'regoper'::regtype,
+                'regoperator'::regtype, 'regclass'::regtype, 'regcollation'::regtype, 'regtype'::regtype,
+                'regrole'::regtype, 'regnamespace'::regtype, 'regconfig'::regtype, 'regdictionary'::regtype)
+ ORDER BY 1, 2;
+
 -- clean up
 DELETE FROM kaireon.tenants WHERE id IN ('gov', 'free');
 DELETE FROM kaireon.platform_users WHERE id IN ('pat', 'dave');
-DROP OWNED BY regress_gov_app;
-DELETE FROM kaireon.role_grants WHERE role_name = 'regress_gov_app';
-DROP ROLE regress_gov_app;
+DELETE FROM kaireon.approval_actions WHERE action = 'test.note';
+DROP FUNCTION public.note_apply(text, text, jsonb), public.note_validate(text, text, jsonb),
+              public.note_check(text, text, jsonb);
+DROP TABLE public.gov_notes;
+DROP OWNED BY regress_gov_app, regress_gov_admin;
+DELETE FROM kaireon.role_grants WHERE role_name IN ('regress_gov_app', 'regress_gov_admin');
+DROP ROLE regress_gov_app, regress_gov_admin;
 SET session_replication_role = replica;
 DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.audit_chain_heads;

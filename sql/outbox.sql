@@ -18,10 +18,28 @@ BEGIN
     END IF;
     INSERT INTO public.deliveries (event_id, topic, payload) VALUES (event_id, topic, payload);
 END $$;
-INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('*', 'public.deliver(text,text,text,jsonb)');
+-- A handler is named by its signature text, not by OID (docs/schema.md, "Functions named in
+-- tables"): stored in canonical form (regprocedure's text with search_path pg_catalog).
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('*', 'public.deliver(text, text, pg_catalog.text, jsonb)');
+SELECT topic, handler, pg_typeof(handler) AS stored_as FROM kaireon.outbox_handlers;
 -- a handler must take (tenant_id, event_id, topic, payload)
 INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('x', 'kaireon.version()');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- and exist, named with its schema (it is looked up with search_path pg_catalog), as a
+-- signature, returning void; nothing is written
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('x', 'public.no_such_deliver(text,text,text,jsonb)');
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('x', 'deliver(text,text,text,jsonb)');
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('x', 'public.deliver(text,text,text,jsonb');
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('x', 'public.deliver(text,text,text,nosuchtype)');
+CREATE FUNCTION public.deliver_count(tenant_id text, event_id text, topic text, payload jsonb) RETURNS integer
+LANGUAGE sql AS $$ SELECT 1 $$;
+INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('x', 'public.deliver_count(text,text,text,jsonb)');
+UPDATE kaireon.outbox_handlers SET handler = 'public.no_such_deliver(text,text,text,jsonb)' WHERE topic = '*';
+\set VERBOSITY terse
+DROP FUNCTION public.deliver_count(text, text, text, jsonb);
+SELECT topic, handler FROM kaireon.outbox_handlers;
 
 -- Events are published in the order they were written (seq), not by id or time.
 INSERT INTO kaireon.outbox_events (tenant_id, id, topic, payload) VALUES
@@ -139,8 +157,16 @@ INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('gone', 'public.gon
 DROP FUNCTION public.gone(text, text, text, jsonb);
 INSERT INTO kaireon.outbox_events (tenant_id, id, topic) VALUES ('obx', 'ev-gone', 'gone');
 SELECT kaireon.publish_outbox();
-SELECT id, status, retry_count, last_error ~ 'no longer exists' AS handler_missing
-  FROM kaireon.outbox_events WHERE id = 'ev-gone';
+SELECT id, status, retry_count, last_error FROM kaireon.outbox_events WHERE id = 'ev-gone';
+-- the handler is looked up by name at every delivery: created again with the same
+-- signature, it is found again (an OID would have named the dropped function for ever)
+CREATE FUNCTION public.gone(tenant_id text, event_id text, topic text, payload jsonb) RETURNS void
+LANGUAGE sql AS $$ INSERT INTO public.deliveries (event_id, topic, payload) VALUES (event_id, topic, payload) $$;
+UPDATE kaireon.outbox_events SET next_attempt_at = now() WHERE id = 'ev-gone';
+SELECT kaireon.publish_outbox();
+SELECT id, status, retry_count, last_error FROM kaireon.outbox_events WHERE id = 'ev-gone';
+SELECT event_id, topic FROM public.deliveries WHERE event_id = 'ev-gone';
+DROP FUNCTION public.gone(text, text, text, jsonb);
 
 -- clean up
 DELETE FROM kaireon.outbox_handlers;

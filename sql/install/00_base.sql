@@ -96,6 +96,73 @@ CREATE FUNCTION kaireon_internal._is_finite(value numeric) RETURNS boolean
 COMMENT ON FUNCTION kaireon_internal._is_finite(numeric) IS
     'Is the value a finite number that a double precision can hold (not NaN, Infinity, -Infinity, nor beyond 1.7976931348623157e308 in magnitude)? NULL for NULL. The check of every numeric column of kaireon''s tables.';
 
+-- Functions named in kaireon's tables (approval_actions' apply and validate functions,
+-- outbox_handlers' handlers) are stored as the text of their signature, never as an OID
+-- (regprocedure): an OID means nothing on another node of a Citus cluster (these tables are
+-- reference tables, copied to every node) nor in another database, and pg_upgrade refuses a
+-- table with a regprocedure column. The text is canonical, as regprocedure prints it with
+-- search_path pg_catalog ('kaireon_internal._apply_x(text,text,jsonb)'), and is resolved by
+-- name at every use (docs/schema.md, "Functions named in tables").
+CREATE FUNCTION kaireon_internal._resolve_function(signature text, arg_types regtype[], what text, of_what text,
+                                                   registering boolean DEFAULT false)
+    RETURNS regprocedure
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_fn        regprocedure;
+    v_proc      pg_proc%ROWTYPE;
+    v_state     text;
+    v_args      text := array_to_string(arg_types::text[], ', ');
+BEGIN
+    IF signature IS NULL THEN
+        RAISE EXCEPTION 'the % of % must not be null', what, of_what
+            USING ERRCODE = '22004', HINT = format('Name a function by its signature, as in public.f(%s).', v_args);
+    END IF;
+    -- resolved with search_path pg_catalog only: the same text finds the same function for
+    -- every session, node and restore, so a name outside pg_catalog needs its schema
+    BEGIN
+        v_fn := to_regprocedure(signature);
+    EXCEPTION WHEN invalid_text_representation OR invalid_name OR syntax_error OR undefined_object THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+        IF v_state <> '42704' THEN          -- (42704, an argument type that does not exist: no such function)
+            RAISE EXCEPTION '% "%" of % is not a function signature', what, signature, of_what
+                USING ERRCODE = '22023', HINT = format('Write schema.name(argument types), as in public.f(%s).', v_args);
+        END IF;
+    END;
+    IF v_fn IS NULL THEN
+        RAISE EXCEPTION '% "%" of % %', what, signature, of_what,
+                        CASE WHEN registering THEN 'does not exist' ELSE 'no longer exists' END
+            USING ERRCODE = '42883',
+                  HINT = CASE WHEN NOT registering
+                              THEN 'It was dropped, renamed or moved, or its argument types changed, since it was registered: create it again with this signature, or register another function.'
+                              WHEN split_part(signature, '(', 1) !~ '[.]'
+                              THEN 'Name the function with its schema, as in public.f(...): the name is looked up with search_path pg_catalog.'
+                              ELSE 'Create the function first: it is looked up by its schema, name and argument types.' END;
+    END IF;
+    SELECT * INTO v_proc FROM pg_proc p WHERE p.oid = v_fn;
+    IF v_proc.pronamespace = pg_my_temp_schema() OR pg_is_other_temp_schema(v_proc.pronamespace) THEN
+        RAISE EXCEPTION '% "%" of % is a temporary function', what, signature, of_what
+            USING ERRCODE = '42P13', HINT = 'Name a function of a permanent schema: it is looked up again at every use.';
+    END IF;
+    IF v_proc.prokind <> 'f' OR v_proc.proretset OR v_proc.prorettype <> 'void'::regtype
+       OR ARRAY(SELECT unnest(v_proc.proargtypes)) IS DISTINCT FROM arg_types::oid[] THEN
+        RAISE EXCEPTION '% "%" of % must be a function taking (%) and returning void', what, signature, of_what, v_args
+            USING ERRCODE = '42P13',
+                  HINT = format('Declare it as f(%s) RETURNS void; it signals a failure by raising an error.', v_args);
+    END IF;
+    -- it runs with the rights of the kaireon function that calls it (a superuser's)
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = v_proc.proowner) THEN
+        RAISE EXCEPTION '% "%" of % is not owned by a superuser', what, signature, of_what
+            USING ERRCODE = '42501',
+                  HINT = 'It runs with the privileges of the kaireon function that calls it: a superuser must create (or own) it.';
+    END IF;
+    RETURN v_fn;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._resolve_function(text, regtype[], text, text, boolean) IS
+    'Internal: the function a stored signature text names (approval_actions, outbox_handlers), looked up with search_path pg_catalog; errors name it as "<what> <signature> of <of_what>": 22023 for text that is no signature, 42883 when no such function exists (worded for a new row when registering), 42P13 for a temporary function or one that does not take arg_types and return void, 42501 when no superuser owns it. Its ::text with search_path pg_catalog is the canonical form stored.';
+
 -- The tenant root. Every tenant-scoped table references it with ON DELETE CASCADE.
 CREATE TABLE kaireon.tenants (
     id                      text NOT NULL DEFAULT gen_random_uuid()::text PRIMARY KEY

@@ -195,40 +195,39 @@ COMMENT ON FUNCTION kaireon.four_eyes_required(text) IS
 -- The registry of approval actions: what each one changes and the functions that check its
 -- payload when it is filed and apply it when it is approved. Rows are installed by the
 -- extension's install scripts (other modules add theirs); pg_dump does not dump them, so a
--- restore gets them from CREATE EXTENSION.
+-- restore gets them from CREATE EXTENSION. The functions are named by their signature text,
+-- not by OID (kaireon_internal._resolve_function, 00_base.sql): checked when a row is written
+-- and looked up again at every call.
 CREATE TABLE kaireon.approval_actions (
     action                  text PRIMARY KEY CHECK (action ~ '^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$'),
     entity_type             text NOT NULL,
-    apply_function          regprocedure NOT NULL,
-    validate_function       regprocedure,
+    apply_function          text NOT NULL,
+    validate_function       text,
     description             text NOT NULL,
     created_at              timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kaireon.approval_actions IS
-    'kaireon''s own table: the approval actions of four-eyes governance. apply_function(tenant_id text, entity_id text, payload jsonb) carries out an approved request; validate_function (same arguments, optional) refuses a bad payload when the request is filed. Installed with the extension; not dumped.';
+    'kaireon''s own table: the approval actions of four-eyes governance. apply_function(tenant_id text, entity_id text, payload jsonb) carries out an approved request; validate_function (same arguments, optional) refuses a bad payload when the request is filed. Both are signatures as text (''kaireon_internal._apply_x(text,text,jsonb)''), stored in canonical form, looked up by name at every call; the functions return void and are owned by a superuser. Installed with the extension; not dumped.';
 
 CREATE FUNCTION kaireon_internal._approval_action_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    v_fn        regprocedure;
+    v_of        text := format('approval action "%s"', NEW.action);
 BEGIN
-    FOREACH v_fn IN ARRAY ARRAY[NEW.apply_function, NEW.validate_function] LOOP
-        CONTINUE WHEN v_fn IS NULL;
-        IF NOT EXISTS (SELECT 1 FROM pg_proc p
-                        WHERE p.oid = v_fn AND p.pronargs = 3 AND p.proargtypes[0] = 'text'::regtype
-                          AND p.proargtypes[1] = 'text'::regtype AND p.proargtypes[2] = 'jsonb'::regtype) THEN
-            RAISE EXCEPTION 'function % of approval action "%" must take (tenant_id text, entity_id text, payload jsonb)',
-                v_fn, NEW.action
-                USING ERRCODE = '42P13', HINT = 'Declare it as f(tenant_id text, entity_id text, payload jsonb).';
-        END IF;
-    END LOOP;
+    -- stored in canonical form (the text of the regprocedure, search_path pg_catalog)
+    NEW.apply_function := kaireon_internal._resolve_function(NEW.apply_function, '{text,text,jsonb}',
+                                                             'apply function', v_of, true)::text;
+    IF NEW.validate_function IS NOT NULL THEN
+        NEW.validate_function := kaireon_internal._resolve_function(NEW.validate_function, '{text,text,jsonb}',
+                                                                    'validate function', v_of, true)::text;
+    END IF;
     RETURN NEW;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._approval_action_check() IS
-    'Internal: trigger refusing an approval action whose apply or validate function does not take (text, text, jsonb).';
+    'Internal: trigger checking an approval action''s apply and validate functions (kaireon_internal._resolve_function: they exist, take (text, text, jsonb), return void, are owned by a superuser) and storing their signatures in canonical form.';
 CREATE TRIGGER check_functions BEFORE INSERT OR UPDATE ON kaireon.approval_actions
     FOR EACH ROW EXECUTE FUNCTION kaireon_internal._approval_action_check();
 
@@ -331,7 +330,9 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'docs/security.md describes each action''s payload.';
     END IF;
     IF v_action.validate_function IS NOT NULL THEN
-        EXECUTE format('SELECT %s($1, $2, $3)', v_action.validate_function::regproc)
+        EXECUTE format('SELECT %s($1, $2, $3)',
+                       kaireon_internal._resolve_function(v_action.validate_function, '{text,text,jsonb}',
+                                                          'validate function', format('approval action "%s"', action))::regproc)
             USING tenant_id, entity_id, payload;
     END IF;
     INSERT INTO kaireon.approval_requests (tenant_id, entity_type, entity_id, action, payload, requester_id, reason)
@@ -419,7 +420,7 @@ DECLARE
     v_user      text;
     v_req       kaireon.approval_requests%ROWTYPE;
     v_stage     kaireon.approval_request_stages%ROWTYPE;
-    v_apply     regprocedure;
+    v_apply     text;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
     v_user := kaireon_internal._acting_user();
@@ -442,7 +443,10 @@ BEGIN
             USING ERRCODE = '55000', HINT = 'Reject the request.';
     END IF;
     PERFORM set_config('kaireon.applying_approval', v_req.id, true);
-    EXECUTE format('SELECT %s($1, $2, $3)', v_apply::regproc) USING v_req.tenant_id, v_req.entity_id, v_req.payload;
+    EXECUTE format('SELECT %s($1, $2, $3)',
+                   kaireon_internal._resolve_function(v_apply, '{text,text,jsonb}', 'apply function',
+                                                      format('approval action "%s"', v_req.action))::regproc)
+        USING v_req.tenant_id, v_req.entity_id, v_req.payload;
     PERFORM set_config('kaireon.applying_approval', '', true);
     UPDATE kaireon.approval_requests r SET status = 'applied', applied_at = now()
      WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;

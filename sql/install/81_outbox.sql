@@ -12,14 +12,16 @@
 -- and BYPASSRLS roles may register one (row level security with no policy), and the function
 -- must be owned by a superuser: checked when it is registered and again at every call, so
 -- neither an admin role's own function nor one whose owner changed later runs as the publisher.
+-- The handler is named by its signature text, not by OID (kaireon_internal._resolve_function,
+-- 00_base.sql): stored in canonical form and looked up by name at every delivery.
 CREATE TABLE kaireon.outbox_handlers (
     topic                   text NOT NULL PRIMARY KEY CHECK (length(topic) BETWEEN 1 AND 200),
-    handler                 regprocedure NOT NULL,
+    handler                 text NOT NULL,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE kaireon.outbox_handlers IS
-    'kaireon''s own table: the delivery function of an outbox topic (''*'': every topic without its own), called by kaireon.publish_outbox as handler(tenant_id text, event_id text, topic text, payload jsonb) before the NOTIFY; an error it raises is a failed delivery (retried, then dead-lettered). Written only by superusers and BYPASSRLS roles: handlers run with the publisher''s privileges.';
+    'kaireon''s own table: the delivery function of an outbox topic (''*'': every topic without its own), called by kaireon.publish_outbox as handler(tenant_id text, event_id text, topic text, payload jsonb) before the NOTIFY; an error it raises is a failed delivery (retried, then dead-lettered). handler is the function''s signature as text (''public.deliver(text,text,text,jsonb)''), stored in canonical form and looked up by name at every delivery; it returns void and is owned by a superuser. Written only by superusers and BYPASSRLS roles: handlers run with the publisher''s privileges.';
 ALTER TABLE kaireon.outbox_handlers ENABLE ROW LEVEL SECURITY;
 
 CREATE FUNCTION kaireon_internal._check_outbox_handler() RETURNS trigger
@@ -27,24 +29,14 @@ CREATE FUNCTION kaireon_internal._check_outbox_handler() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    IF (SELECT array_agg(a.t::regtype::text ORDER BY a.n) FROM pg_proc p, unnest(p.proargtypes) WITH ORDINALITY AS a (t, n)
-         WHERE p.oid = NEW.handler) IS DISTINCT FROM ARRAY['text', 'text', 'text', 'jsonb']
-       OR (SELECT p.prokind FROM pg_proc p WHERE p.oid = NEW.handler) <> 'f' THEN
-        RAISE EXCEPTION 'outbox handler % of topic "%" must be a function taking (text, text, text, jsonb)',
-                        NEW.handler, NEW.topic
-            USING ERRCODE = '22023',
-                  HINT = 'Declare it as handler(tenant_id text, event_id text, topic text, payload jsonb); raise an error to fail the delivery.';
-    END IF;
-    IF NOT (SELECT r.rolsuper FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = NEW.handler) THEN
-        RAISE EXCEPTION 'outbox handler % of topic "%" is not owned by a superuser', NEW.handler, NEW.topic
-            USING ERRCODE = '42501',
-                  HINT = 'Handlers run with the publisher''s privileges: a superuser must create (or own) the function.';
-    END IF;
+    -- stored in canonical form (the text of the regprocedure, search_path pg_catalog)
+    NEW.handler := kaireon_internal._resolve_function(NEW.handler, '{text,text,text,jsonb}', 'outbox handler',
+                                                      format('topic "%s"', NEW.topic), true)::text;
     RETURN NEW;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._check_outbox_handler() IS
-    'Internal: BEFORE INSERT OR UPDATE trigger of outbox_handlers refusing a handler without the signature (text, text, text, jsonb) or not owned by a superuser.';
+    'Internal: BEFORE INSERT OR UPDATE trigger of outbox_handlers checking the handler (kaireon_internal._resolve_function: it exists, takes (text, text, text, jsonb), returns void, is owned by a superuser) and storing its signature in canonical form.';
 CREATE TRIGGER check_handler BEFORE INSERT OR UPDATE ON kaireon.outbox_handlers
     FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_outbox_handler();
 
@@ -69,8 +61,9 @@ DECLARE
     ev          record;
     v_nsp       name;
     v_fn        name;
-    v_super     boolean;
+    v_topic     text;
     v_handler   text;
+    v_proc      regprocedure;
     v_found     boolean;
     v_err       text;
     n           integer := 0;
@@ -87,25 +80,21 @@ BEGIN
                LIMIT max_events
                  FOR UPDATE SKIP LOCKED
     LOOP
-        -- (a regprocedure column does not keep its function from being dropped: a handler
-        -- gone, or no longer owned by a superuser, fails the delivery instead of skipping it)
-        SELECT n2.nspname, p.proname, r.rolsuper, h.handler::oid::text INTO v_nsp, v_fn, v_super, v_handler
+        -- The handler is looked up by name for each event: one dropped (nothing keeps it from
+        -- being dropped), renamed, no longer returning void or no longer owned by a superuser
+        -- fails the delivery (retried, then dead-lettered) instead of being skipped.
+        SELECT h.topic, h.handler INTO v_topic, v_handler
           FROM kaireon.outbox_handlers h
-          LEFT JOIN pg_proc p ON p.oid = h.handler
-          LEFT JOIN pg_namespace n2 ON n2.oid = p.pronamespace
-          LEFT JOIN pg_roles r ON r.oid = p.proowner
          WHERE h.topic IN (ev.topic, '*')
          ORDER BY h.topic = '*'
          LIMIT 1;
         v_found := FOUND;
         BEGIN
-            IF v_found AND v_fn IS NULL THEN
-                RAISE EXCEPTION 'the handler of topic "%" (function oid %) no longer exists', ev.topic, v_handler
-                    USING ERRCODE = '42883';
-            ELSIF v_found AND NOT v_super THEN
-                RAISE EXCEPTION 'the handler %.% of topic "%" is not owned by a superuser', v_nsp, v_fn, ev.topic
-                    USING ERRCODE = '42501';
-            ELSIF v_found THEN
+            IF v_found THEN
+                v_proc := kaireon_internal._resolve_function(v_handler, '{text,text,text,jsonb}', 'outbox handler',
+                                                             format('topic "%s"', v_topic));
+                SELECT n2.nspname, p.proname INTO v_nsp, v_fn
+                  FROM pg_proc p JOIN pg_namespace n2 ON n2.oid = p.pronamespace WHERE p.oid = v_proc;
                 EXECUTE format('SELECT %I.%I($1, $2, $3, $4)', v_nsp, v_fn)
                     USING ev.tenant_id, ev.id, ev.topic, ev.payload;
             END IF;

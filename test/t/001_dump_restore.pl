@@ -20,6 +20,16 @@ my ($rc, $out, $err) = $node->psql('src', undef,
     extra_params => [ '-v', 'ON_ERROR_STOP=1', '-f', 'test/fixtures/demo_tenant.sql' ]);
 is($rc, 0, 'demo tenant loads') or diag($err);
 
+# An outbox handler: stored as its signature text (docs/schema.md, "Functions named in
+# tables"), which survives the restore though the restored function has another OID.
+$node->safe_psql('src', q{
+    CREATE TABLE public.hooked (event_id text);
+    CREATE FUNCTION public.dump_hook(tenant_id text, event_id text, topic text, payload jsonb) RETURNS void
+    LANGUAGE sql AS $$ INSERT INTO public.hooked VALUES (event_id) $$;
+    INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('restored.topic', 'public.dump_hook(text,text,text,jsonb)');
+});
+my $hook_oid_before = $node->safe_psql('src', q{SELECT 'public.dump_hook(text,text,text,jsonb)'::regprocedure::oid});
+
 # Row counts of every table of schema kaireon and of the tenant data schemas, and the
 # policies, as one text block to compare.
 my $census = census_sql();
@@ -46,6 +56,15 @@ is($node->safe_psql('dst', q{SELECT kaireon.is_segment_member('acme', 'affluent'
     't', 'restored segment view works');
 is($node->safe_psql('dst', q{SELECT name FROM kaireon.offers WHERE tenant_id = 'acme' AND id = 'gold-card'}),
     'Gold Card', 'restored rows have their values');
+
+is($node->safe_psql('dst', q{SELECT handler FROM kaireon.outbox_handlers WHERE topic = 'restored.topic'}),
+    'public.dump_hook(text,text,text,jsonb)', 'outbox handler restored as its signature text');
+isnt($node->safe_psql('dst', q{SELECT 'public.dump_hook(text,text,text,jsonb)'::regprocedure::oid}), $hook_oid_before,
+    'the restored handler function has another OID');
+$node->safe_psql('dst', q{INSERT INTO kaireon.outbox_events (tenant_id, id, topic) VALUES ('acme', 'ev-restored', 'restored.topic')});
+$node->safe_psql('dst', q{SELECT kaireon.publish_outbox()});
+is($node->safe_psql('dst', q{SELECT string_agg(event_id, ',') FROM public.hooked}), 'ev-restored',
+    'the restored handler is found by its signature and called');
 
 # The restored database is a working kaireon database: new partitions and new rows go in.
 $node->safe_psql('dst', q{SELECT kaireon.create_interaction_partitions(3)});

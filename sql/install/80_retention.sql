@@ -131,6 +131,12 @@ CREATE FUNCTION kaireon_internal._tenants_in(tbl regclass) RETURNS SETOF text
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    -- On Citus (kaireon.distribute()) a distributed table's shards answer a plain DISTINCT
+    -- each (the skipping recursive query is not one Citus can send to the shards).
+    IF kaireon_internal._citus_table_type(tbl) IS NOT NULL THEN
+        RETURN QUERY EXECUTE format('SELECT DISTINCT tenant_id FROM %s', tbl);
+        RETURN;
+    END IF;
     RETURN QUERY EXECUTE format(
         'WITH RECURSIVE t (tenant_id) AS ('
         '  (SELECT tenant_id FROM %1$s ORDER BY tenant_id LIMIT 1)'
@@ -141,7 +147,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._tenants_in(regclass) IS
-    'Internal: the distinct tenant_id values of a table, found by skipping through its index on tenant_id (a few index probes per tenant, not a scan).';
+    'Internal: the distinct tenant_id values of a table, found by skipping through its index on tenant_id (a few index probes per tenant, not a scan); on Citus, by each shard.';
 
 -- Drops (or detaches) one monthly partition of interaction_history for retention. Runs as
 -- the extension owner, who owns the partitions. The locks are taken in the order DROP takes

@@ -76,13 +76,16 @@ CREATE FUNCTION kaireon_internal._drop_local_copy(p_table regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_role      text;
 BEGIN
     IF (SELECT relkind FROM pg_class WHERE oid = p_table) <> 'r' THEN
         RETURN;
     END IF;
+    v_role := current_setting('session_replication_role');
     PERFORM set_config('session_replication_role', 'replica', true);
     PERFORM pg_catalog.truncate_local_data_after_distributing_table(p_table);
-    PERFORM set_config('session_replication_role', 'origin', true);
+    PERFORM set_config('session_replication_role', v_role, true);
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._drop_local_copy(regclass) IS
@@ -212,24 +215,30 @@ BEGIN
         END IF;
 
         -- 4. Place them: tenant tables distributed by tenant_id next to kaireon.tenants, the
-        --    tenant-less ones as reference tables; the rows move to the shards.
+        --    tenant-less ones as reference tables; the rows move to the shards. The rows are
+        --    moved, not written: the triggers checking and auditing writes sleep while Citus
+        --    copies them (a check's subtransaction would break Citus's copy to the workers).
+        PERFORM set_config('session_replication_role', 'replica', true);
         FOREACH v_bad IN ARRAY v_tables LOOP
             IF v_bad = 'tenants' THEN
                 PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
             ELSIF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('kaireon.%I', v_bad)::regclass
                                                        AND attname = 'tenant_id' AND NOT attisdropped) THEN
-                PERFORM kaireon_internal._distribute_tenant_table(format('kaireon.%I', v_bad)::regclass);
-                v_changed := v_changed || v_bad;
-                CONTINUE;
+                PERFORM pg_catalog.create_distributed_table(format('kaireon.%I', v_bad), 'tenant_id',
+                                                            colocate_with => 'kaireon.tenants');
             ELSE
                 PERFORM pg_catalog.create_reference_table(format('kaireon.%I', v_bad));
             END IF;
-            -- the coordinator's own copy of the rows (now in the shards) is emptied
-            IF v_bad = ANY (v_local_rows) THEN
-                PERFORM kaireon_internal._drop_local_copy(format('kaireon.%I', v_bad)::regclass);
-            END IF;
             v_changed := v_changed || v_bad;
         END LOOP;
+        -- the coordinator's own copy of the rows (now in the shards) is emptied, once no local
+        -- table references them any more, the referencing tables first
+        FOR i IN REVERSE cardinality(v_tables) .. 1 LOOP
+            IF v_tables[i] = ANY (v_local_rows) THEN
+                PERFORM kaireon_internal._drop_local_copy(format('kaireon.%I', v_tables[i])::regclass);
+            END IF;
+        END LOOP;
+        PERFORM set_config('session_replication_role', 'origin', true);
     END IF;
 
     -- The tenants' customer data tables (kaireon_t_<slug>.ds_*: a tenant_id column holding
@@ -244,7 +253,9 @@ BEGIN
          ORDER BY 1
     LOOP
         IF kaireon_internal._citus_table_type(r.rel) IS NULL THEN
+            PERFORM set_config('session_replication_role', 'replica', true);
             PERFORM kaireon_internal._distribute_tenant_table(r.rel);
+            PERFORM set_config('session_replication_role', 'origin', true);
             v_changed := v_changed || r.rel::text;
         END IF;
     END LOOP;

@@ -67,18 +67,32 @@ DECLARE
     v_found     boolean;
     v_err       text;
     n           integer := 0;
+    v_tenants   text[];
+    v_tenant    text;
 BEGIN
     IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
         RAISE EXCEPTION 'max_events must be between 1 and 10000, not %', coalesce(max_events::text, 'null')
             USING ERRCODE = '22023', HINT = 'Pass how many due events to handle in this call.';
     END IF;
+    -- On Citus (kaireon.distribute()) a statement locking rows names one tenant (Citus locks
+    -- no rows of several shards at once): the tenants are served one after the other, each in
+    -- its events' order. On one node, one pass in the order the events were written.
+    IF kaireon_internal._citus_table_type('kaireon.outbox_events') IS NOT NULL THEN
+        v_tenants := ARRAY(SELECT t.id FROM kaireon.tenants t ORDER BY t.id);
+    ELSE
+        v_tenants := ARRAY[NULL::text];
+    END IF;
+    FOREACH v_tenant IN ARRAY v_tenants LOOP
+    EXIT WHEN n >= max_events;
     -- Due events in the order they were written; events another publisher holds are skipped.
-    FOR ev IN SELECT o.tenant_id, o.id, o.seq, o.topic, o.payload, o.retry_count, o.max_retries
+    FOR ev IN EXECUTE format(
+              'SELECT o.tenant_id, o.id, o.seq, o.topic, o.payload, o.retry_count, o.max_retries
                 FROM kaireon.outbox_events o
-               WHERE o.status IN ('pending', 'failed') AND o.next_attempt_at <= now()
+               WHERE %s o.status IN (''pending'', ''failed'') AND o.next_attempt_at <= now()
                ORDER BY o.seq
-               LIMIT max_events
-                 FOR UPDATE SKIP LOCKED
+               LIMIT $1
+                 FOR UPDATE SKIP LOCKED', CASE WHEN v_tenant IS NULL THEN '' ELSE 'o.tenant_id = $2 AND' END)
+              USING max_events - n, v_tenant
     LOOP
         -- The handler is looked up by name for each event: one dropped (nothing keeps it from
         -- being dropped), renamed, no longer returning void or no longer owned by a superuser
@@ -120,6 +134,7 @@ BEGIN
             END IF;
         END;
         n := n + 1;
+    END LOOP;
     END LOOP;
     RETURN n;
 END

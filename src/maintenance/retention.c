@@ -150,6 +150,8 @@ typedef struct Targets
 	int			n;
 	Datum		tenants;
 	Datum		cutoffs;
+	Datum	   *tenant_items;	/* the same, one by one (the per-tenant path on Citus) */
+	Datum	   *cutoff_items;
 	TimestampTz max_cutoff;
 } Targets;
 
@@ -269,6 +271,8 @@ targets(RetRun *run, int cls, int window_days, List *only, TimestampTz *after)
 	}
 	tg.tenants = kd_array(ts, NULL, tg.n, TEXTOID);
 	tg.cutoffs = kd_array(cs, NULL, tg.n, TIMESTAMPTZOID);
+	tg.tenant_items = ts;
+	tg.cutoff_items = cs;
 	return tg;
 }
 
@@ -392,6 +396,73 @@ range_body(void *arg)
  * TID range scan of about kaireon.retention_batch_size rows.  In a dry run,
  * one counting query.
  */
+/* Whether a table is in Citus's metadata (kaireon.distribute()). */
+static bool
+is_citus_table(const char *table)
+{
+	Oid			t1[1] = {TEXTOID};
+	Datum		v1[1] = {CStringGetTextDatum(table)};
+
+	return query_int("SELECT (kaireon_internal._citus_table_type($1::regclass) IS NOT NULL)::int",
+					 1, t1, v1, 0) == 1;
+}
+
+/*
+ * Purge a Citus table (kaireon.distribute()) tenant by tenant: every
+ * statement names its tenant, so Citus sends it to the tenant's shard, and
+ * removes at most kaireon.retention_batch_size rows found through the
+ * shard's index on (tenant_id, index_col).  pred_template is index_delete's
+ * (%1$s the table's alias, %2$s the alias of the tenant's (tenant_id, cutoff)
+ * pair).  The legal holds are the ones read when the run started (the
+ * single-node statements read them again; Citus sends no statement joining
+ * retention_policies() to a shard).
+ */
+static void
+tenant_delete(RetRun *run, int cls, const char *table, const char *label, const char *index_col,
+			  const char *pred_template, Targets tg)
+{
+	Step		s = {0};
+	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, INT4OID};
+	Datum		values[3];
+	char	   *pred = psprintf(pred_template, "x", "c");
+	char	   *ypred = psprintf(pred_template, "y", "k");
+	const char *pair = "WITH c AS (SELECT $1::text AS tenant_id, $2::timestamptz AS cutoff) ";
+
+	s.run = run;
+	s.cls = cls;
+	s.label = label;
+	s.types = types;
+	s.values = values;
+	s.nargs = 3;
+	values[2] = Int32GetDatum(kaireon_retention_batch_size);
+	if (run->dry_run)
+		s.sql = psprintf("%sSELECT x.tenant_id, count(*) FROM %s x, c WHERE x.tenant_id = $1 AND %s GROUP BY 1",
+						 pair, table, pred);
+	else
+		s.sql = psprintf("%1$s, d AS (DELETE FROM %2$s x USING c "
+						 "  WHERE x.tenant_id = $1 AND %3$s "
+						 "    AND x.ctid = ANY (ARRAY(SELECT y.ctid FROM %2$s y, c k "
+						 "                             WHERE y.tenant_id = $1 AND y.%4$s < k.cutoff AND %5$s LIMIT $3)) "
+						 "  RETURNING x.tenant_id) "
+						 "SELECT tenant_id, count(*) FROM d GROUP BY 1",
+						 pair, table, pred, quote_identifier(index_col), ypred);
+	for (int i = 0; i < tg.n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		values[0] = tg.tenant_items[i];
+		values[1] = tg.cutoff_items[i];
+		for (;;)
+		{
+			if (!run_step(&s))
+				return;
+			progress(run, label);
+			kjob_boundary(run->ctx, s.count > 0);
+			if (run->dry_run || s.count < kaireon_retention_batch_size)
+				break;
+		}
+	}
+}
+
 static void
 walk_delete(RetRun *run, int cls, const char *table, const char *label, const char *time_col, Targets tg)
 {
@@ -406,6 +477,12 @@ walk_delete(RetRun *run, int cls, const char *table, const char *label, const ch
 	if (tg.n == 0)
 		return;
 	CHECK_FOR_INTERRUPTS();
+	if (is_citus_table(table))
+	{
+		tenant_delete(run, cls, table, label, time_col,
+					  psprintf("%%1$s.%s < %%2$s.cutoff", quote_identifier(time_col)), tg);
+		return;
+	}
 	pred = psprintf("x.tenant_id = c.tenant_id AND x.%s < c.cutoff", quote_identifier(time_col));
 	s.run = run;
 	s.cls = cls;
@@ -483,6 +560,11 @@ index_delete(RetRun *run, int cls, const char *table, const char *label, const c
 	if (tg.n == 0)
 		return;
 	CHECK_FOR_INTERRUPTS();
+	if (is_citus_table(table))
+	{
+		tenant_delete(run, cls, table, label, index_col, pred_template, tg);
+		return;
+	}
 	s.run = run;
 	s.cls = cls;
 	s.label = label;

@@ -102,8 +102,10 @@ BEGIN
             EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
         END LOOP;
     END IF;
-    INSERT INTO kaireon.role_grants (role_name, access) VALUES (v_role, p_access)
-        ON CONFLICT (role_name) DO UPDATE SET access = EXCLUDED.access, updated_at = now();
+    -- (no function in the ON CONFLICT update: Citus, where role_grants is a reference table,
+    -- refuses one that is not IMMUTABLE)
+    INSERT INTO kaireon.role_grants (role_name, access, updated_at) VALUES (v_role, p_access, now())
+        ON CONFLICT (role_name) DO UPDATE SET access = EXCLUDED.access, updated_at = EXCLUDED.updated_at;
     -- Tenant data schemas published before this call.
     FOR v_nsp IN SELECT schema_name FROM kaireon.tenant_schemas WHERE to_regnamespace(quote_ident(schema_name)) IS NOT NULL LOOP
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_nsp, v_role);

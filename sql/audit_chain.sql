@@ -270,6 +270,16 @@ SELECT intact, verified FROM kaireon.verify_audit_chain('aud');
 UPDATE kaireon.offers SET priority = 8 WHERE tenant_id = 'aud' AND id = 'm8';
 SELECT intact, verified FROM kaireon.verify_audit_chain('aud');
 
+-- Ids increase within a chain even when the sequence is behind the chain's last id (on a Citus
+-- cluster: a tenant moved to a node whose sequence is behind): one more than the last id.
+SELECT last_id AS aud_last_id FROM kaireon.audit_chain_heads WHERE tenant_id = 'aud' \gset
+SELECT last_value AS seq_was FROM kaireon.audit_logs_id_seq \gset
+SELECT setval('kaireon.audit_logs_id_seq', 1) AS sequence_behind;
+UPDATE kaireon.offers SET priority = 9 WHERE tenant_id = 'aud' AND id = 'm8';
+SELECT id - :aud_last_id AS after_last_id FROM kaireon.audit_logs WHERE tenant_id = 'aud' ORDER BY chain_seq DESC LIMIT 1;
+SELECT setval('kaireon.audit_logs_id_seq', :seq_was + 1) > 0 AS sequence_restored;
+SELECT intact FROM kaireon.verify_audit_chain('aud');
+
 -- An append goes through the executor: its row is visible to a plain SELECT in the same
 -- transaction, at the end of the chain, and the chain verifies before the commit too.
 BEGIN;

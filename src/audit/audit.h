@@ -1,7 +1,7 @@
 /*
  * audit/audit.h
  *	  The audit hash chain shared by its modules, bottom-up: chain.c
- *	  (canonical form, hashing, appending under the chain lock), capture.c
+ *	  (canonical form, hashing, appending under the head row lock), capture.c
  *	  (capture triggers and the guards of kaireon.audit_logs and
  *	  audit_chain_heads), access.c (who may read a chain, its committed end),
  *	  digest.c (signed digests of a chain's end) and verify.c (verification and

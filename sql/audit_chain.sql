@@ -137,18 +137,29 @@ SELECT count(*) AS rows_showing_a_secret FROM kaireon.audit_logs
  WHERE concat(before::text, after::text) ~ '(secrethashvalue|othersecrethash|JBSWY3DP|deadbeefsecret|sms-secret-token|kenc:)';
 RESET kaireon.settings_encryption_key;
 
--- Rows without a tenant (platform users, role grants) form the chain with a NULL tenant_id;
--- a platform user's secrets are redacted like a tenant user's.
+-- Rows without a tenant (platform users, role grants) form the platform chain, in a table of
+-- its own (kaireon.platform_audit_logs and its head); tenants' chains hold only their tenant's
+-- rows. A platform user's secrets are redacted like a tenant user's.
 INSERT INTO kaireon.platform_users (id, email, password_hash, mfa_secret)
     VALUES ('platform-admin', 'root@example.com', '$2b$12$platformsecret', 'PLATFORMMFA');
 UPDATE kaireon.platform_users SET failed_login_attempts = 1 WHERE id = 'platform-admin';
 UPDATE kaireon.platform_users SET role = 'admin' WHERE id = 'platform-admin';
 DELETE FROM kaireon.platform_users WHERE id = 'platform-admin';
-SELECT action, entity_type, entity_id, changed_fields FROM kaireon.audit_logs WHERE tenant_id IS NULL AND entity_id = 'platform-admin' ORDER BY id;
-SELECT count(*) AS rows_showing_a_platform_secret FROM kaireon.audit_logs
+SELECT action, entity_type, entity_id, changed_fields FROM kaireon.platform_audit_logs WHERE entity_id = 'platform-admin' ORDER BY chain_seq;
+SELECT count(*) AS rows_showing_a_platform_secret FROM kaireon.platform_audit_logs
  WHERE concat(before::text, after::text) ~ '(platformsecret|PLATFORMMFA)';
-SELECT intact FROM kaireon.verify_audit_chain(NULL);
-SELECT min(id) AS platform_row FROM kaireon.audit_logs WHERE tenant_id IS NULL \gset
+SELECT count(*) AS platform_rows_in_tenant_log FROM kaireon.audit_logs WHERE entity_id = 'platform-admin';
+SELECT a.attname, a.attnotnull FROM pg_attribute a
+ WHERE a.attrelid IN ('kaireon.audit_logs'::regclass, 'kaireon.audit_chain_heads'::regclass) AND a.attname = 'tenant_id';
+SELECT intact, verified = (SELECT count(*) FROM kaireon.platform_audit_logs) AS verified_all
+  FROM kaireon.verify_audit_chain(NULL);
+SELECT h.last_seq = (SELECT max(chain_seq) FROM kaireon.platform_audit_logs) AS head_is_last,
+       h.last_hash = (SELECT integrity_hash FROM kaireon.platform_audit_logs ORDER BY chain_seq DESC LIMIT 1) AS hash_is_last
+  FROM kaireon.platform_audit_chain_head h;
+SELECT kaireon.audit_digest(NULL) AS platform_digest \gset
+SELECT digest_status FROM kaireon.verify_audit_chain(NULL, digest => :'platform_digest');
+SELECT min(id) AS platform_row FROM kaireon.platform_audit_logs WHERE entity_id = 'platform-admin' \gset
+SELECT kaireon.audit_canonical(:platform_row) ~ '"entity_id":"platform-admin".*"tenant_id":null' AS platform_canonical;
 
 -- The log is append-only, for its owner too.
 UPDATE kaireon.audit_logs SET user_id = 'mallory' WHERE tenant_id = 'aud';
@@ -167,21 +178,18 @@ RESET ROLE;
 -- TRUNCATE of an audited table would remove rows unaudited
 TRUNCATE kaireon.alert_rules;
 
--- The audited tables are exactly kaireon.audited_tables(), each with its trigger and arguments,
--- and platform_users (its triggers attached by 86_platform_users_audit.sql, with the options
--- of users and tenant=none).
+-- The audited tables are exactly kaireon.audited_tables(), each with its trigger and arguments.
 CREATE TEMP VIEW audited AS
-SELECT table_name::text, options FROM kaireon.audited_tables()
-UNION ALL
-SELECT 'platform_users', ARRAY['tenant=none'] || options FROM kaireon.audited_tables() WHERE table_name = 'users';
-SELECT g.tgrelid::regclass AS platform_users_trigger, encode(g.tgargs, 'escape') = array_to_string(a.options, '\000') || '\000' AS options_as_listed
-  FROM pg_trigger g, audited a
- WHERE g.tgrelid = 'kaireon.platform_users'::regclass AND g.tgname = 'audit_capture' AND a.table_name = 'platform_users';
+SELECT table_name::text, options FROM kaireon.audited_tables();
+-- platform users are audited like users, in the platform chain
+SELECT (SELECT options FROM audited WHERE table_name = 'platform_users')
+     = ARRAY['tenant=none'] || (SELECT options FROM audited WHERE table_name = 'users') AS platform_users_like_users;
 SELECT a.table_name AS missing_trigger FROM audited a
  WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = format('kaireon.%I', a.table_name)::regclass
                     AND g.tgname = 'audit_capture' AND g.tgfoid = 'kaireon.audit_capture()'::regprocedure
                     AND g.tgdeferrable AND g.tginitdeferred
-                    AND g.tgnargs = cardinality(a.options))
+                    AND g.tgnargs = cardinality(a.options) + 1
+                    AND g.tgargs = decode(array_to_string(a.options || ('entity=' || a.table_name), '\000') || '\000', 'escape'))
     OR NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = format('kaireon.%I', a.table_name)::regclass
                     AND g.tgfoid = 'kaireon.audit_refuse_truncate()'::regprocedure);
 SELECT g.tgrelid::regclass AS trigger_outside_list FROM pg_trigger g
@@ -273,6 +281,28 @@ SELECT intact, verified FROM kaireon.verify_audit_chain('aud');
 UPDATE kaireon.offers SET priority = 8 WHERE tenant_id = 'aud' AND id = 'm8';
 SELECT intact, verified FROM kaireon.verify_audit_chain('aud');
 
+-- Ids increase within a chain even when the sequence is behind the chain's last id (on a Citus
+-- cluster: a tenant moved to a node whose sequence is behind): one more than the last id.
+SELECT last_id AS aud_last_id FROM kaireon.audit_chain_heads WHERE tenant_id = 'aud' \gset
+SELECT last_value AS seq_was FROM kaireon.audit_logs_id_seq \gset
+SELECT setval('kaireon.audit_logs_id_seq', 1) AS sequence_behind;
+UPDATE kaireon.offers SET priority = 9 WHERE tenant_id = 'aud' AND id = 'm8';
+SELECT id - :aud_last_id AS after_last_id FROM kaireon.audit_logs WHERE tenant_id = 'aud' ORDER BY chain_seq DESC LIMIT 1;
+SELECT setval('kaireon.audit_logs_id_seq', :seq_was + 1) > 0 AS sequence_restored;
+SELECT intact FROM kaireon.verify_audit_chain('aud');
+
+-- An append goes through the executor: its row is visible to a plain SELECT in the same
+-- transaction, at the end of the chain, and the chain verifies before the commit too.
+BEGIN;
+INSERT INTO kaireon.offers (tenant_id, id, name) VALUES ('aud', 'seen-at-once', 'Seen');
+SET CONSTRAINTS ALL IMMEDIATE;
+SELECT action, entity_type, entity_id,
+       chain_seq = (SELECT max(chain_seq) FROM kaireon.audit_logs WHERE tenant_id = 'aud') AS at_the_end
+  FROM kaireon.audit_logs WHERE tenant_id = 'aud' AND entity_id = 'seen-at-once';
+SELECT intact FROM kaireon.verify_audit_chain('aud');
+COMMIT;
+SELECT intact FROM kaireon.verify_audit_chain('aud');
+
 -- clean up (the log's rows go only with triggers off, as a superuser)
 DELETE FROM kaireon.tenants WHERE id IN ('aud', 'aud2');
 DROP OWNED BY regress_audit_app, regress_audit_ro, regress_audit_admin;
@@ -281,4 +311,6 @@ DROP ROLE regress_audit_app, regress_audit_ro, regress_audit_admin;
 SET session_replication_role = replica;
 DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.audit_chain_heads;
+DELETE FROM kaireon.platform_audit_logs;
+DELETE FROM kaireon.platform_audit_chain_head;
 RESET session_replication_role;

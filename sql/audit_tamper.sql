@@ -89,10 +89,13 @@ SELECT f.field, t.broken_at_id = :r4 AS at_the_row, t.broken_reason
                ('request_id', 'request_id = ''req-x'''),
                ('session_user_name', 'session_user_name = ''mallory'''),
                ('created_at', 'created_at = created_at + interval ''1 microsecond'''),
-               ('chain_seq', 'chain_seq = chain_seq + 1000'),
                ('prev_hash', 'prev_hash = repeat(''1'', 64)'),
                ('integrity_hash', 'integrity_hash = repeat(''1'', 64)')) AS f (field, assignment),
        LATERAL pg_temp.tampered(format('UPDATE kaireon.audit_logs SET %s WHERE id = %s', f.assignment, :r4)) t;
+-- Moving a row to another position (its chain_seq changed): the chain is walked in chain_seq
+-- order, so its position is empty, a gap at the next row (the moved row no longer hashes).
+SELECT t.broken_at_id = :r5 AS at_the_next_row, t.broken_reason
+  FROM pg_temp.tampered(format('UPDATE kaireon.audit_logs SET chain_seq = chain_seq + 1000 WHERE id = %s', :r4)) t;
 -- (an id cannot be changed at all: it is an identity column GENERATED ALWAYS)
 UPDATE kaireon.audit_logs SET id = id + 1000000 WHERE id = :r4;
 -- moving a row to another tenant's chain: this chain has a gap there
@@ -138,8 +141,8 @@ SELECT t.broken_at_id = :rlast + 1000 AS at_the_forgery, t.broken_reason
         ' SELECT pg_temp.rehash(%1$s)', :rlast + 1000, :rlast)) t;
 
 -- Swapping two rows' order. Exchanging the rows whole (all but the id): hash_mismatch at the
--- first, whose fields no longer hash to its hash.
-SELECT t.broken_at_id = :r4 AS at_the_first, t.broken_reason
+-- first position, now held by the second row's id (the id is part of the hash).
+SELECT t.broken_at_id = :r5 AS at_the_first_position, t.broken_reason
   FROM pg_temp.tampered(format(
         'CREATE TEMP TABLE o ON COMMIT DROP AS SELECT * FROM kaireon.audit_logs WHERE id IN (%1$s, %2$s);'
         ' UPDATE kaireon.audit_logs SET chain_seq = chain_seq + 1000 WHERE id IN (%1$s, %2$s);'

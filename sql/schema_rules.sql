@@ -119,7 +119,8 @@ SELECT p.oid::regprocedure AS definer_without_search_path FROM pg_proc p
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM ktables c
   JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
  WHERE a.atttypid IN ('json'::regtype, 'text[]'::regtype, 'timestamp'::regtype)
-   AND (c.relname, a.attname) NOT IN (('audit_logs', 'before'), ('audit_logs', 'after'))
+   AND (c.relname, a.attname) NOT IN (('audit_logs', 'before'), ('audit_logs', 'after'),
+                                      ('platform_audit_logs', 'before'), ('platform_audit_logs', 'after'))
  ORDER BY 1, 2;
 
 -- updated_at is maintained by the trigger

@@ -41,9 +41,9 @@ ALTER ROLE regress_pin_app RESET kaireon.pinned_tenant_id;
 SELECT kaireon.pin_role('regress_pin_app', 'pin_a');
 SELECT role, pinned_tenant_id FROM kaireon.tenant_pins;
 SELECT action, entity_type, entity_id, after->>'pinned_tenant_id' AS pinned
-  FROM kaireon.audit_logs WHERE entity_type = 'tenant_pins' ORDER BY id;
+  FROM kaireon.platform_audit_logs WHERE entity_type = 'tenant_pins' ORDER BY chain_seq;
 SELECT kaireon.pin_role('regress_pin_app', 'pin_a');   -- unchanged: nothing audited
-SELECT count(*) AS audit_rows FROM kaireon.audit_logs WHERE entity_type = 'tenant_pins';
+SELECT count(*) AS audit_rows FROM kaireon.platform_audit_logs WHERE entity_type = 'tenant_pins';
 SELECT kaireon.pin_role(NULL, 'pin_a');
 SELECT kaireon.pin_role('regress_pin_app', NULL);
 SELECT kaireon.pin_role('regress_pin_app', 'no_such_tenant');
@@ -153,7 +153,7 @@ SELECT name FROM kaireon.offers ORDER BY name;
 RESET ROLE;
 SELECT kaireon.pin_role('regress_pin_app', 'pin_a');
 SELECT action, entity_id, before->>'pinned_tenant_id' AS was, after->>'pinned_tenant_id' AS now
-  FROM kaireon.audit_logs WHERE entity_type = 'tenant_pins' ORDER BY id;
+  FROM kaireon.platform_audit_logs WHERE entity_type = 'tenant_pins' ORDER BY chain_seq;
 -- the pins are dumped with the database
 SELECT 'kaireon.tenant_pins'::regclass = ANY (extconfig) AS pins_dumped FROM pg_extension WHERE extname = 'kaireon';
 
@@ -192,4 +192,6 @@ DROP ROLE regress_pin_login, regress_pin_app, regress_pin_app_b, regress_pin_oth
 SET session_replication_role = replica;
 DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.audit_chain_heads;
+DELETE FROM kaireon.platform_audit_logs;
+DELETE FROM kaireon.platform_audit_chain_head;
 RESET session_replication_role;

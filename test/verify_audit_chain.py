@@ -10,7 +10,10 @@ Input (stdin or a file): one JSON object per line, an audit_logs row as exported
         'after', after::text, 'changed_fields', changed_fields,
         'entity_version', entity_version, 'prev_hash', prev_hash,
         'integrity_hash', integrity_hash, 'created_at', created_at)
-        FROM kaireon.audit_logs ORDER BY id"
+        FROM kaireon.audit_logs ORDER BY tenant_id, chain_seq"
+
+and the platform chain's rows the same way from kaireon.platform_audit_logs, with
+'tenant_id', NULL. A chain is read in chain_seq order (ids only name rows).
 
 Output: one line per chain (tenant), "intact" or the first broken row and why
 (hash_mismatch, gap, chain_link_mismatch).
@@ -51,7 +54,7 @@ def row_hash(row):
 
 
 def verify(rows):
-    """Verify one chain (its rows in id order); (verified, broken_id, reason)."""
+    """Verify one chain (its rows in chain_seq order); (verified, broken_id, reason)."""
     if not rows:
         return 0, None, None
     first = rows[0]
@@ -101,12 +104,12 @@ def digest_signature_ok(digest, keys):
 
 
 def digest_status(rows, digest):
-    """Whether a chain (its rows in id order) still holds the row a digest names:
+    """Whether a chain (its rows in chain_seq order) still holds the row a digest names:
     matched, mismatch or predates_chain."""
     if rows and rows[0]["chain_seq"] > digest["chain_seq"]:
         # retention removed the digest's row; the anchor records the last row it removed
         first_seq = rows[0]["chain_seq"]
-        if digest["chain_seq"] < first_seq - 1 and digest["id"] < rows[0]["id"]:
+        if digest["chain_seq"] < first_seq - 1:
             return "predates_chain"
         anchors = [json.loads(r["after"]) for r in rows if r["action"] == "anchor"]
         match = [a for a in anchors if a["removed_through_seq"] == first_seq - 1]
@@ -116,8 +119,8 @@ def digest_status(rows, digest):
             return "matched"
         return "mismatch"
     for row in rows:
-        if row["id"] == digest["id"]:
-            same = row["chain_seq"] == digest["chain_seq"] and row["integrity_hash"] == digest["hash"]
+        if row["chain_seq"] == digest["chain_seq"]:
+            same = row["id"] == digest["id"] and row["integrity_hash"] == digest["hash"]
             return "matched" if same else "mismatch"
     return "mismatch"
 
@@ -149,7 +152,7 @@ def main():
             chains.setdefault(row["tenant_id"], []).append(row)
     ok = True
     for tenant in sorted(chains, key=lambda t: (t is not None, t or "")):
-        rows = sorted(chains[tenant], key=lambda r: r["id"])
+        rows = sorted(chains[tenant], key=lambda r: r["chain_seq"])
         verified, broken, reason = verify(rows)
         name = "(no tenant)" if tenant is None else tenant
         if broken is None:
@@ -173,7 +176,7 @@ def main():
             ok = False
             print("%s: digest at id %d refused: signature does not match" % (name, digest["id"]))
             continue
-        rows = sorted(chains.get(digest["tenant_id"], []), key=lambda r: r["id"])
+        rows = sorted(chains.get(digest["tenant_id"], []), key=lambda r: r["chain_seq"])
         status = digest_status(rows, digest)
         if status == "mismatch":
             ok = False

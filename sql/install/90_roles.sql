@@ -75,6 +75,7 @@ BEGIN
             -- approvals only through kaireon.request_approval / approve_request / ... (and the
             -- approved model promotions they record in model_approvals)
             EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.audit_chain_heads,'
+                           ' kaireon.platform_audit_logs, kaireon.platform_audit_chain_head,'
                            ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions,'
                            ' kaireon.model_approvals FROM %I', v_role);
         WHEN 'admin' THEN
@@ -92,7 +93,8 @@ BEGIN
     -- (an admin who could move a head could break every later append of a tenant, or hide
     -- a removed tail), and the keys that sign audit digests are read by kaireon alone.
     EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
-                   ' ON kaireon.audit_logs, kaireon.audit_chain_heads FROM %I', v_role);
+                   ' ON kaireon.audit_logs, kaireon.audit_chain_heads, kaireon.platform_audit_logs,'
+                   ' kaireon.platform_audit_chain_head FROM %I', v_role);
     EXECUTE format('REVOKE ALL ON kaireon.audit_digest_keys FROM %I', v_role);
     IF p_access <> 'admin' THEN
         -- who has which access, which tenant owns which data schema and which roles are pinned

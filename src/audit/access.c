@@ -44,11 +44,28 @@ kaireon_audit_arg_text(const char *s, char *nulls, int i)
 	return s == NULL ? (Datum) 0 : CStringGetTextDatum(s);
 }
 
-/* The condition selecting one chain in SPI queries ($1 is the tenant id). */
+/*
+ * The condition selecting one chain in SPI queries of its log or head table
+ * ($1 is the tenant id, null for the platform chain, whose tables hold it alone).
+ */
 const char *
 kaireon_audit_chain_condition(const char *tenant_id)
 {
-	return tenant_id != NULL ? "tenant_id OPERATOR(pg_catalog.=) $1" : "tenant_id IS NULL AND $1 IS NULL";
+	return tenant_id != NULL ? "tenant_id OPERATOR(pg_catalog.=) $1" : "$1::pg_catalog.text IS NULL";
+}
+
+/* The log table of a chain: kaireon.audit_logs, or kaireon.platform_audit_logs for the platform chain. */
+const char *
+kaireon_audit_log_table(const char *tenant_id)
+{
+	return tenant_id != NULL ? "kaireon.audit_logs" : "kaireon.platform_audit_logs";
+}
+
+/* The head table of a chain: kaireon.audit_chain_heads, or kaireon.platform_audit_chain_head. */
+const char *
+kaireon_audit_head_table(const char *tenant_id)
+{
+	return tenant_id != NULL ? "kaireon.audit_chain_heads" : "kaireon.platform_audit_chain_head";
 }
 
 /* The chain's name in messages: tenant "x", or the rows without a tenant. */
@@ -105,19 +122,21 @@ kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64 *last_seq, 
 	char	   *row_hash;
 
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
-	sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
-				   kaireon_audit_chain_condition(tenant_id));
+	sql = psprintf("SELECT last_id, last_seq, last_hash FROM %s WHERE %s",
+				   kaireon_audit_head_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	if (kspi_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit chain head failed");
-	have_head = SPI_processed == 1;
+	/* a head at 0 is a first append not committed yet: no rows */
+	have_head = SPI_processed == 1 &&
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)) > 0;
 	if (have_head)
 	{
 		head_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		head_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		head_hash = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	}
-	sql = psprintf("SELECT id, chain_seq, integrity_hash FROM kaireon.audit_logs WHERE %s ORDER BY id DESC LIMIT 1",
-				   kaireon_audit_chain_condition(tenant_id));
+	sql = psprintf("SELECT id, chain_seq, integrity_hash FROM %s WHERE %s ORDER BY chain_seq DESC LIMIT 1",
+				   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	if (kspi_execute_with_args(sql, 1, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading the audit chain's last row failed");
 	if (SPI_processed == 0 && !have_head)

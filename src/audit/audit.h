@@ -1,7 +1,7 @@
 /*
  * audit/audit.h
  *	  The audit hash chain shared by its modules, bottom-up: chain.c
- *	  (canonical form, hashing, appending under the chain lock), capture.c
+ *	  (canonical form, hashing, appending under the head row lock), capture.c
  *	  (capture triggers and the guards of kaireon.audit_logs and
  *	  audit_chain_heads), access.c (who may read a chain, its committed end),
  *	  digest.c (signed digests of a chain's end) and verify.c (verification and
@@ -22,7 +22,7 @@
 typedef struct AuditRecord
 {
 	int64		id;
-	const char *tenant_id;		/* NULL: the chain of rows without a tenant */
+	const char *tenant_id;		/* NULL: the platform chain (platform_audit_logs) */
 	int64		chain_seq;
 	const char *action;
 	const char *entity_type;
@@ -72,6 +72,8 @@ extern void kaireon_audit_chain_end(const char *tenant_id, int64 *last_id, int64
 									char *last_hash);
 extern Datum kaireon_audit_arg_text(const char *s, char *nulls, int i);
 extern const char *kaireon_audit_chain_condition(const char *tenant_id);
+extern const char *kaireon_audit_log_table(const char *tenant_id);
+extern const char *kaireon_audit_head_table(const char *tenant_id);
 extern char *kaireon_audit_chain_name(const char *tenant_id);
 
 /* digest.c */

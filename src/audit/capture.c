@@ -80,6 +80,7 @@ typedef struct AuditSpec
 	bool	   *redact;			/* by attno - 1 */
 	int		   *redact_if;		/* flag column's attno, 0 = always */
 	bool	   *ignore;
+	const char *entity;			/* entity_type: the audited table's name */
 } AuditSpec;
 
 /*
@@ -123,6 +124,7 @@ spec_parse(Relation rel, Trigger *trigger, AuditSpec *spec)
 	spec->id_att = Max(SPI_fnumber(desc, "id"), 0);
 	spec->deleted_att = Max(SPI_fnumber(desc, "deleted_at"), 0);
 	spec->updated_att = Max(SPI_fnumber(desc, "updated_at"), 0);
+	spec->entity = RelationGetRelationName(rel);
 
 	for (i = 0; i < trigger->tgnargs; i++)
 	{
@@ -138,6 +140,8 @@ spec_parse(Relation rel, Trigger *trigger, AuditSpec *spec)
 			spec->id_att = spec_column(rel, desc, value);
 		else if (strcmp(arg, "version") == 0)
 			spec->version_att = spec_column(rel, desc, value);
+		else if (strcmp(arg, "entity") == 0)
+			spec->entity = value;
 		else if (strcmp(arg, "ignore") == 0)
 			spec->ignore[spec_column(rel, desc, value) - 1] = true;
 		else if (strcmp(arg, "redact") == 0)
@@ -352,7 +356,7 @@ kaireon_audit_capture(PG_FUNCTION_ARGS)
 	else
 		rec.action = "update";
 
-	rec.entity_type = RelationGetRelationName(rel);
+	rec.entity_type = spec.entity;
 	rec.tenant_id = newt ? column_text(desc, spec.tenant_att, nv, nn) : column_text(desc, spec.tenant_att, ov, on);
 	rec.entity_id = newt ? column_text(desc, spec.id_att, nv, nn) : column_text(desc, spec.id_att, ov, on);
 	if (spec.version_att != 0)
@@ -397,8 +401,8 @@ kaireon_audit_refuse_truncate(PG_FUNCTION_ARGS)
 }
 
 /*
- * Trigger of kaireon.audit_logs (BEFORE INSERT OR UPDATE OR DELETE per row, and
- * BEFORE TRUNCATE): the log is append-only.  UPDATE and TRUNCATE are refused
+ * Trigger of kaireon.audit_logs and kaireon.platform_audit_logs (BEFORE INSERT
+ * OR UPDATE OR DELETE per row, and BEFORE TRUNCATE): the log is append-only.  UPDATE and TRUNCATE are refused
  * for everyone; DELETE only while kaireon.purge_audit_chain removes a prefix;
  * INSERT only by the table's owner (kaireon's own appends run as the owner)
  * and superusers (a restore), never by application roles.
@@ -427,23 +431,25 @@ kaireon_audit_guard(PG_FUNCTION_ARGS)
 			return PointerGetDatum(td->tg_trigtuple);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("rows of kaireon.audit_logs are written only by kaireon's audit triggers"),
+				 errmsg("rows of kaireon.%s are written only by kaireon's audit triggers",
+						RelationGetRelationName(td->tg_relation)),
 				 errhint("Change an audited table; its trigger appends the audit row to the chain.")));
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("kaireon.audit_logs is append-only: %s is refused", what),
+			 errmsg("kaireon.%s is append-only: %s is refused", RelationGetRelationName(td->tg_relation), what),
 			 errdetail("The audit log is a hash chain; changing or removing a row would break it."),
 			 errhint("Old rows are removed only by kaireon.purge_audit_chain (retention), which records an anchor.")));
 	return PointerGetDatum(NULL);
 }
 
 /*
- * Trigger of kaireon.audit_chain_heads (BEFORE INSERT OR UPDATE OR DELETE per
- * row, and BEFORE TRUNCATE): only kaireon moves a chain's head, writing the row
- * directly without firing triggers (chain.c).  Everyone else is refused,
- * but superusers, who restore the heads with the log (and who could switch the
- * trigger off anyway: what verification with a kept digest finds).
+ * Trigger of kaireon.audit_chain_heads and kaireon.platform_audit_chain_head
+ * (BEFORE INSERT OR UPDATE OR DELETE per row, and BEFORE TRUNCATE): only
+ * kaireon moves a chain's head, acting as the owner of the log (chain.c), which
+ * owns the heads too.  Everyone else is refused, but superusers, who restore
+ * the heads with the log (and who could switch the trigger off anyway: what
+ * verification with a kept digest finds).
  */
 Datum
 kaireon_audit_heads_guard(PG_FUNCTION_ARGS)
@@ -453,7 +459,7 @@ kaireon_audit_heads_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event))
 		elog(ERROR, "audit_heads_guard must be a BEFORE trigger");
-	if (superuser())
+	if (superuser() || GetUserId() == td->tg_relation->rd_rel->relowner)
 		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 		what = "TRUNCATE";
@@ -465,7 +471,8 @@ kaireon_audit_heads_guard(PG_FUNCTION_ARGS)
 		what = "INSERT";
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("kaireon.audit_chain_heads is written only by kaireon: %s is refused", what),
+			 errmsg("kaireon.%s is written only by kaireon: %s is refused",
+					RelationGetRelationName(td->tg_relation), what),
 			 errdetail("A chain's head names its last row; moving it would break the tenant's later appends or hide removed rows."),
 			 errhint("Change an audited table; kaireon moves the head when the transaction commits.")));
 	return PointerGetDatum(NULL);

@@ -1,7 +1,7 @@
 /*
  * audit/chain.c
  *	  The audit hash chain: the canonical form of an audit row, its hash, and
- *	  appending a row to its tenant's chain.
+ *	  appending a row to its chain.
  *
  * integrity_hash = hex(SHA-256(prev_hash || canonical)), where prev_hash is the
  * 64 hex digits of the previous row of the same chain (64 zeros for the first)
@@ -9,33 +9,50 @@
  * whitespace (see canon_append).  docs/audit.md states the format field by
  * field so that an outside auditor can re-verify it.
  *
- * Locking protocol.  There is one chain per tenant plus one for rows without a
- * tenant, and kaireon.audit_chain_heads holds each chain's last id, sequence
- * number and hash.  An append first takes a transaction-level exclusive lock
- * on the chain (an advisory lock tag of kaireon's own, field4 = 0x4B41, keyed
- * by a 64-bit hash of the tenant id, so user advisory locks can never collide
- * with it), then reads the head with a fresh snapshot, inserts the audit row
- * and moves the head.  The lock is held to the end of the transaction, so the
- * next appender of the chain reads the head only after this transaction has
- * committed (and sees its rows) or rolled back (and sees none of them): the
- * chain stays linear and a rollback leaves no gap.  Reading the head with the
- * latest snapshot, not the transaction's, and writing it by its tuple id is
- * what lets REPEATABLE READ and SERIALIZABLE transactions append without a
- * serialization failure.  A transaction writing to the chains of two tenants
- * takes both locks in the order it writes, so two such transactions in
- * opposite orders can deadlock (one is cancelled by the deadlock detector).
+ * Chains.  There is one chain per tenant, in kaireon.audit_logs, with its head
+ * (last id, sequence number and hash) in kaireon.audit_chain_heads; every key
+ * of both begins with tenant_id.  Changes without a tenant form the platform
+ * chain, in kaireon.platform_audit_logs with its one-row head
+ * kaireon.platform_audit_chain_head.  A chain's order is chain_seq; id only
+ * names a row.
+ *
+ * Locking protocol.  Everything an append does goes through the executor (SPI,
+ * saved plans, each statement of a tenant's chain with an explicit
+ * tenant_id = $1), so that on a Citus cluster it reaches the tenant's shard;
+ * nothing is written by tuple id or into a node-local copy of a table.  The
+ * first append of a transaction to a chain locks the chain's head row:
+ * SELECT ... FOR UPDATE, or, when the chain has no head yet, INSERT ... ON
+ * CONFLICT DO NOTHING of a head at position 0 (a concurrent first appender
+ * waits on that insertion, then finds the committed row and locks it).  The
+ * row lock is held to the end of the transaction, so the next appender of the
+ * chain gets the head only after this transaction has committed (and sees its
+ * rows) or rolled back (and sees none of them): the chain stays linear and a
+ * rollback leaves no gap.  The head is read and locked with the latest
+ * snapshot, not the transaction's.  Under REPEATABLE READ and SERIALIZABLE,
+ * locking a row that a concurrent appender moved raises a serialization
+ * failure once that appender commits; there the lock is taken in a
+ * subtransaction, retried after such a failure with a new latest snapshot
+ * (which sees the moved head and locks it without a conflict), so such
+ * transactions append without a serialization failure of their own.  A
+ * transaction writing to the chains of two tenants locks both heads in the
+ * order it writes, so two such transactions in opposite orders can deadlock
+ * (one is cancelled by the deadlock detector).  No advisory lock and no
+ * node-local state orders a chain: the lock is on the tenant's own row,
+ * wherever it lives.
  *
  * Within a transaction the head is read once and then kept in memory, per
- * subtransaction level (chain.c's cache), and the head row is written
- * once when the transaction commits or prepares (a PRE_COMMIT callback), so a
- * statement changing many rows does not rewrite the head row per row.  The
- * audit row is written directly (table AM and index insertion, as the
- * executor does, with no triggers or CHECK constraints to evaluate): it is
- * complete and valid by construction, and the unique index on (tenant_id,
- * chain_seq) still refuses a second row for one position of a chain.
+ * subtransaction level (chain.c's cache), and the head row is written once
+ * when the transaction commits or prepares (a PRE_COMMIT callback, registered
+ * after Citus's and so run before it), so a statement changing many rows does
+ * not rewrite the head row per row.  The audit row is inserted by a saved
+ * INSERT plan (the log's guard trigger lets the owner's insert through; the
+ * unique key on (tenant_id, chain_seq) refuses a second row for one position
+ * of a chain), so it is visible to the rest of the transaction like any other
+ * row.  Ids come from the sequence of audit_logs.id, on a Citus cluster from
+ * the range of the node that appends: unique, but only chain_seq orders a chain.
  *
  * The capture triggers are deferred constraint triggers (capture.c), so all of a
- * transaction's appends happen while it commits and the chain lock is held
+ * transaction's appends happen while it commits and the head row is locked
  * only from then to the end of the commit.
  *
  * The append runs as the owner of kaireon.audit_logs (like a SECURITY DEFINER
@@ -43,27 +60,18 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
-#include "common/hashfn.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
-#include "utils/fmgroids.h"
-#include "storage/itemptr.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -72,10 +80,6 @@
 
 #include "security/owner.h"
 #include "audit/audit.h"
-
-/* field4 of kaireon's advisory lock tags (user advisory locks use 1 and 2) */
-#define KAIREON_LOCKTAG_AUDIT_CHAIN 0x4B41
-
 
 /* The oid of schema kaireon. */
 static Oid
@@ -109,20 +113,6 @@ kaireon_audit_switch_to_owner(Oid *save_userid, int *save_sec)
 
 	kaireon_switch_to_owner(relid, save_userid, save_sec);
 	return relid;
-}
-
-/* Take the transaction-level lock that serialises appends to one chain. */
-void
-kaireon_audit_lock_chain(const char *tenant_id)
-{
-	LOCKTAG		tag;
-	uint64		h = 0;
-
-	if (tenant_id != NULL)
-		h = hash_bytes_extended((const unsigned char *) tenant_id, strlen(tenant_id), 0x6b61697265);
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 KAIREON_LOCKTAG_AUDIT_CHAIN);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /* A setting's value, or NULL when it is empty or unknown. */
@@ -361,12 +351,14 @@ kaireon_audit_canonical(const AuditRecord *rec)
 
 /*
  * The chains this transaction has appended to, kept in TopTransactionContext
- * while their locks are held.  Each entry remembers what the chain's head row
- * holds (row_seq), and the chain's true head as a stack of
- * states, one per subtransaction level that appended: a subtransaction that
- * rolls back pops its state (its audit rows are gone), one that commits hands
- * its state to its parent.  The head row itself is written once, when the
- * transaction commits (or prepares), not once per appended row.
+ * while their head rows are locked.  Each entry remembers what the chain's
+ * head row holds (row_seq), and the chain's true head as a stack of states,
+ * one per subtransaction level that appended: a subtransaction that rolls back
+ * pops its state (its audit rows are gone), one that commits hands its state
+ * to its parent.  The head row itself is written once, when the transaction
+ * commits (or prepares), not once per appended row.  A subtransaction that
+ * rolls back after locking the head row releases the lock: its entry is
+ * dropped, and the next append locks and reads the head again.
  */
 typedef struct ChainState
 {
@@ -380,8 +372,10 @@ typedef struct ChainState
 typedef struct ChainCache
 {
 	struct ChainCache *next;
-	char	   *tenant_id;		/* NULL: the chain without a tenant */
-	Oid			heads_relid;	/* kaireon.audit_chain_heads when it was read */
+	char	   *tenant_id;		/* NULL: the platform chain */
+	Oid			heads_relid;	/* the chain's head table when it was read */
+	SubTransactionId lock_subid;	/* the (sub)transaction holding the head row's lock */
+	bool		created_head;	/* this transaction inserted the head row (at 0) */
 	int64		row_seq;		/* the last_seq the head row holds */
 	ChainState *state;			/* the chain's head now */
 } ChainCache;
@@ -389,6 +383,9 @@ typedef struct ChainCache
 static ChainCache *chain_cache = NULL;
 
 static void flush_heads(void);
+
+/* Citus's setting that lets a worker run a statement on a co-located shard outside a trigger. */
+#define CITUS_NESTED_EXECUTION "citus.allow_nested_distributed_execution"
 
 /* Transaction end: write the heads before commit; the cache dies with the transaction. */
 static void
@@ -402,27 +399,44 @@ chain_cache_xact_callback(XactEvent event, void *arg)
 		chain_cache = NULL;
 }
 
-/* A subtransaction ended: pop the heads it moved (abort) or hand them to its parent (commit). */
+/*
+ * A subtransaction ended: pop the heads it moved (abort) or hand them to its
+ * parent (commit); an abort also drops the chains whose head row it locked.
+ */
 static void
 chain_cache_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							 SubTransactionId parentSubid, void *arg)
 {
-	ChainCache *entry;
+	ChainCache **link;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
-	for (entry = chain_cache; entry != NULL; entry = entry->next)
+	link = &chain_cache;
+	while (*link != NULL)
 	{
-		if (entry->state->subid != mySubid)
-			continue;
-		if (event == SUBXACT_EVENT_ABORT_SUB)
-			entry->state = entry->state->prev;
-		else
+		ChainCache *entry = *link;
+
+		if (entry->lock_subid == mySubid)
 		{
-			entry->state->subid = parentSubid;
-			if (entry->state->prev != NULL && entry->state->prev->subid == parentSubid)
-				entry->state->prev = entry->state->prev->prev;
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+			{
+				*link = entry->next;	/* the lock and the head row it made are gone */
+				continue;
+			}
+			entry->lock_subid = parentSubid;
 		}
+		if (entry->state->subid == mySubid)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				entry->state = entry->state->prev;
+			else
+			{
+				entry->state->subid = parentSubid;
+				if (entry->state->prev != NULL && entry->state->prev->subid == parentSubid)
+					entry->state->prev = entry->state->prev->prev;
+			}
+		}
+		link = &entry->next;
 	}
 }
 
@@ -432,17 +446,6 @@ kaireon_audit_init(void)
 {
 	RegisterXactCallback(chain_cache_xact_callback, NULL);
 	RegisterSubXactCallback(chain_cache_subxact_callback, NULL);
-}
-
-/* Attribute number of a named column (kaireon's own tables). */
-static int
-column_number(Relation rel, const char *name)
-{
-	int			attno = SPI_fnumber(RelationGetDescr(rel), name);
-
-	if (attno <= 0)
-		elog(ERROR, "table \"%s\" has no column \"%s\"", RelationGetRelationName(rel), name);
-	return attno;
 }
 
 /* The cache entry of a chain, or NULL when this transaction has not appended to it. */
@@ -475,133 +478,282 @@ chain_cache_forget(ChainCache *entry)
 		}
 }
 
-/*
- * Find a chain's head row through the unique index on tenant_id with a fresh
- * snapshot (the chain lock is held, so the previous appender has committed or
- * rolled back, and this transaction's own changes show).  Returns a copy of
- * the row, or NULL.
- */
-static HeapTuple
-head_row_lookup(Relation rel, Oid idxid, const char *tenant_id)
-{
-	SysScanDesc scan;
-	ScanKeyData key;
-	Snapshot	snapshot;
-	HeapTuple	tup;
-
-	if (tenant_id != NULL)
-		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(tenant_id));
-	else
-		ScanKeyEntryInitialize(&key, SK_ISNULL | SK_SEARCHNULL, 1, InvalidStrategy,
-							   InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	scan = systable_beginscan(rel, idxid, true, snapshot, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		tup = heap_copytuple(tup);
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	return tup;
-}
-
-/* Open kaireon.audit_chain_heads and find its tenant index; false when the extension is gone. */
-static bool
-heads_open(Relation *rel, Oid *idxid)
+/* The oid of a chain's head table now (InvalidOid when the extension is gone). */
+static Oid
+head_table_relid(const char *tenant_id)
 {
 	Oid			nsp = get_namespace_oid("kaireon", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("audit_chain_heads", nsp) : InvalidOid;
 
-	*idxid = OidIsValid(nsp) ? get_relname_relid("audit_chain_heads_tenant_id_key", nsp) : InvalidOid;
-	if (!OidIsValid(relid) || !OidIsValid(*idxid))
-		return false;
-	*rel = table_open(relid, RowExclusiveLock);
-	return true;
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(tenant_id != NULL ? "audit_chain_heads" : "platform_audit_chain_head", nsp);
 }
 
 /*
- * Whether a chain has any audit row, with a fresh snapshot (the chain lock is
- * held): a chain with rows but no head row lost its head.
+ * The statements of an append, one set per kind of chain (a tenant's, the
+ * platform's).  $1 is always the tenant id (null for the platform chain,
+ * whose statements do not read it), so that Citus routes each statement of a
+ * tenant's chain to the tenant's shard.
  */
-static bool
-chain_has_rows(const char *tenant_id)
+enum
 {
-	Oid			relid = kaireon_audit_relid();
-	Oid			idxid = get_relname_relid("audit_logs_tenant_id_idx", kaireon_nsp());
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	Snapshot	snapshot;
-	bool		found;
+	CP_LOCK,					/* lock and read the head row */
+	CP_CREATE,					/* create the head row at 0 unless it exists */
+	CP_HAS_ROWS,				/* whether the chain has any row */
+	CP_INSERT,					/* insert an audit row */
+	CP_UPDATE,					/* move the head row */
+	CP_DROP_EMPTY,				/* remove a head row left at 0 */
+	CP_N
+};
 
-	if (!OidIsValid(idxid))
-		elog(ERROR, "index kaireon.audit_logs_tenant_id_idx does not exist");
-	rel = table_open(relid, AccessShareLock);
-	/* systable_beginscan takes the table's attribute number */
-	if (tenant_id != NULL)
-		ScanKeyInit(&key, column_number(rel, "tenant_id"), BTEqualStrategyNumber, F_TEXTEQ,
-					CStringGetTextDatum(tenant_id));
-	else
-		ScanKeyEntryInitialize(&key, SK_ISNULL | SK_SEARCHNULL, column_number(rel, "tenant_id"),
-							   InvalidStrategy, InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	scan = systable_beginscan(rel, idxid, true, snapshot, 1, &key);
-	found = HeapTupleIsValid(systable_getnext(scan));
-	systable_endscan(scan);
-	UnregisterSnapshot(snapshot);
-	table_close(rel, AccessShareLock);
-	return found;
+#define INSERT_NARGS 16
+
+static const char *const chain_sql[2][CP_N] = {
+	{
+		"SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+		"INSERT INTO kaireon.audit_chain_heads (tenant_id, last_id, last_seq, last_hash, created_at, updated_at)"
+		" VALUES ($1, 0, 0, $2, $3, $3) ON CONFLICT (tenant_id) DO NOTHING RETURNING last_seq",
+		"SELECT 1 FROM kaireon.audit_logs WHERE tenant_id OPERATOR(pg_catalog.=) $1 LIMIT 1",
+		"INSERT INTO kaireon.audit_logs (tenant_id, id, chain_seq, request_id, user_id, session_user_name,"
+		" action, entity_type, entity_id, before, after, changed_fields, entity_version, prev_hash,"
+		" integrity_hash, created_at) OVERRIDING SYSTEM VALUE"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+		"UPDATE kaireon.audit_chain_heads SET last_id = $2, last_seq = $3, last_hash = $4, updated_at = $5"
+		" WHERE tenant_id OPERATOR(pg_catalog.=) $1",
+		"DELETE FROM kaireon.audit_chain_heads WHERE tenant_id OPERATOR(pg_catalog.=) $1"
+		" AND last_seq OPERATOR(pg_catalog.=) 0"
+	},
+	{
+		"SELECT last_id, last_seq, last_hash FROM kaireon.platform_audit_chain_head"
+		" WHERE $1::pg_catalog.text IS NULL FOR UPDATE",
+		"INSERT INTO kaireon.platform_audit_chain_head (last_id, last_seq, last_hash, created_at, updated_at)"
+		" SELECT 0, 0, $2, $3, $3 WHERE $1::pg_catalog.text IS NULL ON CONFLICT (chain) DO NOTHING RETURNING last_seq",
+		"SELECT 1 FROM kaireon.platform_audit_logs WHERE $1::pg_catalog.text IS NULL LIMIT 1",
+		"INSERT INTO kaireon.platform_audit_logs (id, chain_seq, request_id, user_id, session_user_name,"
+		" action, entity_type, entity_id, before, after, changed_fields, entity_version, prev_hash,"
+		" integrity_hash, created_at)"
+		" SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE $1::pg_catalog.text IS NULL",
+		"UPDATE kaireon.platform_audit_chain_head SET last_id = $2, last_seq = $3, last_hash = $4, updated_at = $5"
+		" WHERE $1::pg_catalog.text IS NULL",
+		"DELETE FROM kaireon.platform_audit_chain_head WHERE $1::pg_catalog.text IS NULL"
+		" AND last_seq OPERATOR(pg_catalog.=) 0"
+	}
+};
+
+static const Oid chain_sql_types[CP_N][INSERT_NARGS] = {
+	{TEXTOID},
+	{TEXTOID, TEXTOID, TIMESTAMPTZOID},
+	{TEXTOID},
+	{TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONOID,
+	JSONOID, JSONBOID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
+	{TEXTOID, INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID},
+	{TEXTOID}
+};
+
+static const int chain_sql_nargs[CP_N] = {1, 3, 1, INSERT_NARGS, 5, 1};
+
+static SPIPlanPtr chain_plans[2][CP_N];
+
+/*
+ * Run one of the append's statements (inside SPI) with arguments args/nulls,
+ * with the latest snapshot when latest is set; returns the SPI result code.
+ */
+static int
+chain_exec(const char *tenant_id, int which, Datum *args, const char *nulls, bool latest)
+{
+	int			kind = tenant_id != NULL ? 0 : 1;
+	SPIPlanPtr *plan = &chain_plans[kind][which];
+
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(chain_sql[kind][which], chain_sql_nargs[which],
+									(Oid *) chain_sql_types[which]);
+
+		if (p == NULL || SPI_keepplan(p) != 0)
+			elog(ERROR, "preparing an audit chain statement failed: %s",
+				 SPI_result_code_string(SPI_result));
+		*plan = p;
+	}
+	if (latest)
+		return SPI_execute_snapshot(*plan, args, nulls, GetLatestSnapshot(), InvalidSnapshot,
+									false, true, 0);
+	return SPI_execute_plan(*plan, args, nulls, false, 0);
 }
 
-/* Read a chain's head row into a new cache entry. */
-static ChainCache *
-chain_cache_load(const char *tenant_id)
+/* The first argument of every statement: the tenant id, or null for the platform chain. */
+static void
+chain_arg_tenant(const char *tenant_id, Datum *args, char *nulls)
 {
-	Relation	rel;
-	Oid			idxid;
-	HeapTuple	tup;
-	ChainCache *entry;
-	ChainState *state;
+	args[0] = tenant_id != NULL ? CStringGetTextDatum(tenant_id) : (Datum) 0;
+	nulls[0] = tenant_id != NULL ? ' ' : 'n';
+}
 
-	if (!heads_open(&rel, &idxid))
-		elog(ERROR, "table kaireon.audit_chain_heads or its index does not exist");
-	entry = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainCache));
-	state = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainState));
-	entry->tenant_id = tenant_id ? MemoryContextStrdup(TopTransactionContext, tenant_id) : NULL;
-	entry->heads_relid = RelationGetRelid(rel);
-	entry->state = state;
-	state->subid = InvalidSubTransactionId;	/* committed before this transaction */
-	memcpy(state->last_hash, KAIREON_AUDIT_GENESIS_HASH, KC_SHA256_HEX_LEN + 1);
+/*
+ * Lock a chain's head row and read it into entry (inside SPI): the row as the
+ * latest snapshot shows it, or a new row at 0 when the chain has none.  False
+ * when a concurrent appender created the row first (the caller tries again).
+ */
+static bool
+head_lock(ChainCache *entry)
+{
+	const char *tenant_id = entry->tenant_id;
+	ChainState *state = entry->state;
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
 
-	tup = head_row_lookup(rel, idxid, tenant_id);
-	if (tup != NULL)
+	chain_arg_tenant(tenant_id, args, nulls);
+	if (chain_exec(tenant_id, CP_LOCK, args, nulls, true) != SPI_OK_SELECT)
+		elog(ERROR, "locking the audit chain head failed");
+	if (SPI_processed == 1)
 	{
-		TupleDesc	desc = RelationGetDescr(rel);
-		bool		isnull;
-		char	   *last_hash = TextDatumGetCString(heap_getattr(tup, column_number(rel, "last_hash"), desc, &isnull));
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *last_hash = SPI_getvalue(tup, desc, 3);
 
-		if (isnull || strlen(last_hash) != KC_SHA256_HEX_LEN)
+		if (last_hash == NULL || strlen(last_hash) != KC_SHA256_HEX_LEN)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("the audit chain head of tenant %s holds no valid hash",
-							tenant_id ? tenant_id : "(none)"),
+					 errmsg("the audit chain head of %s holds no valid hash",
+							tenant_id ? psprintf("tenant %s", tenant_id) : "the platform chain"),
 					 errhint("Run kaireon.verify_audit_chain to find where the chain is broken.")));
-		state->last_id = DatumGetInt64(heap_getattr(tup, column_number(rel, "last_id"), desc, &isnull));
-		state->last_seq = DatumGetInt64(heap_getattr(tup, column_number(rel, "last_seq"), desc, &isnull));
+		state->last_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		state->last_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		memcpy(state->last_hash, last_hash, KC_SHA256_HEX_LEN + 1);
 		entry->row_seq = state->last_seq;
+		return true;
 	}
-	else if (chain_has_rows(tenant_id))
+
+	/* no head: a chain with rows lost it; else this is the chain's first append */
+	if (chain_exec(tenant_id, CP_HAS_ROWS, args, nulls, true) != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit chain failed");
+	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the audit chain of %s%s%s has rows but no head; nothing can be appended to it",
 						tenant_id ? "tenant \"" : "rows without a tenant", tenant_id ? tenant_id : "",
 						tenant_id ? "\"" : ""),
 				 errhint("Run kaireon.verify_audit_chain (with a digest kept before, if any) to find what was removed.")));
-	table_close(rel, NoLock);
+	args[1] = CStringGetTextDatum(KAIREON_AUDIT_GENESIS_HASH);
+	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (chain_exec(tenant_id, CP_CREATE, args, nulls, true) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "creating the audit chain head failed");
+	if (SPI_processed != 1)
+		return false;
+	state->last_id = 0;
+	state->last_seq = 0;
+	memcpy(state->last_hash, KAIREON_AUDIT_GENESIS_HASH, KC_SHA256_HEX_LEN + 1);
+	entry->row_seq = 0;
+	entry->created_head = true;
+	return true;
+}
+
+/* How often a REPEATABLE READ or SERIALIZABLE appender retries locking a head a concurrent appender moved. */
+#define HEAD_LOCK_RETRIES 100
+
+/*
+ * head_lock in a subtransaction, retried after a serialization failure: under
+ * REPEATABLE READ and SERIALIZABLE, locking a row that a concurrent appender
+ * moved (after waiting for it to commit) fails, and a new latest snapshot sees
+ * the moved row.  False as head_lock.
+ */
+static bool
+head_lock_retrying(ChainCache *entry)
+{
+	volatile int tries = 0;
+
+	for (;;)
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		volatile bool locked = false;
+		volatile bool failed = false;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			locked = head_lock(entry);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || ++tries > HEAD_LOCK_RETRIES)
+				ReThrowError(edata);
+			FreeErrorData(edata);
+			failed = true;
+		}
+		PG_END_TRY();
+		if (!failed)
+			return locked;
+	}
+}
+
+/* Lock a chain's head row and read it into a new cache entry (inside SPI). */
+static ChainCache *
+chain_cache_load(const char *tenant_id)
+{
+	ChainCache *entry;
+
+	entry = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainCache));
+	entry->state = MemoryContextAllocZero(TopTransactionContext, sizeof(ChainState));
+	entry->tenant_id = tenant_id ? MemoryContextStrdup(TopTransactionContext, tenant_id) : NULL;
+	entry->heads_relid = head_table_relid(tenant_id);
+	if (!OidIsValid(entry->heads_relid))
+		elog(ERROR, "the audit chain head table does not exist");
+	entry->state->subid = InvalidSubTransactionId;	/* committed before this transaction */
+
+	/* a concurrent first appender created the head: wait for it and lock that row */
+	while (!(IsolationUsesXactSnapshot() ? head_lock_retrying(entry) : head_lock(entry)))
+		CHECK_FOR_INTERRUPTS();
+	entry->lock_subid = GetCurrentSubTransactionId();
 
 	entry->next = chain_cache;
 	chain_cache = entry;
 	return entry;
+}
+
+/* The cache entry of a chain, its head row locked by this transaction (inside SPI). */
+static ChainCache *
+chain_entry(const char *tenant_id)
+{
+	ChainCache *entry = chain_cache_find(tenant_id);
+
+	if (entry != NULL && entry->heads_relid != head_table_relid(tenant_id))
+	{
+		chain_cache_forget(entry);
+		entry = NULL;
+	}
+	return entry != NULL ? entry : chain_cache_load(tenant_id);
+}
+
+/*
+ * Lock a chain's head row to the end of the transaction, as an append does
+ * (retention, before it reads the prefix it removes).
+ */
+void
+kaireon_audit_lock_chain(const char *tenant_id)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	(void) chain_entry(tenant_id);
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
 /*
@@ -623,98 +775,78 @@ kaireon_audit_pending_head(const char *tenant_id, int64 *last_id, int64 *last_se
 }
 
 /*
- * Write a tuple of values into rel (insert, or update of otid) and its
- * indexes the way the executor does, without triggers or CHECK constraints:
- * kaireon's own rows are built complete and valid here, and the unique
- * indexes still refuse a second row for one chain position.
- */
-static void
-direct_write(Relation rel, Datum *values, bool *nulls, ItemPointer otid)
-{
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
-	TupleTableSlot *slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel),
-												  table_slot_callbacks(rel));
-	bool		update_indexes = true;
-
-	InitResultRelInfo(rri, rel, 0, NULL, 0);
-	ExecOpenIndices(rri, false);
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, values, sizeof(Datum) * RelationGetDescr(rel)->natts);
-	memcpy(slot->tts_isnull, nulls, sizeof(bool) * RelationGetDescr(rel)->natts);
-	ExecStoreVirtualTuple(slot);
-	if (otid == NULL)
-		simple_table_tuple_insert(rel, slot);
-	else
-		simple_table_tuple_update(rel, otid, slot, GetLatestSnapshot(), &update_indexes);
-	if (update_indexes && rri->ri_NumIndices > 0)
-		(void) ExecInsertIndexTuples(rri, slot, estate, otid != NULL, false, NULL, NIL);
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-}
-
-/* Set one column of a values/nulls pair by name. */
-static void
-set_column(Relation rel, Datum *values, bool *nulls, const char *name, Datum value, bool isnull)
-{
-	int			attno = column_number(rel, name);
-
-	values[attno - 1] = value;
-	nulls[attno - 1] = isnull;
-}
-
-/* A text datum or null, for set_column. */
-#define TEXT_OR_NULL(s) ((s) == NULL ? (Datum) 0 : CStringGetTextDatum(s)), ((s) == NULL)
-
-/*
  * Write the head rows of the chains this transaction moved (at commit or
- * prepare).  The row is looked up again rather than remembered, so that it is
- * right even when something in this transaction changed the heads table.
+ * prepare), with the latest snapshot (the row is locked, and may be newer
+ * than a REPEATABLE READ transaction's snapshot).  A head row this
+ * transaction created and left at 0 (its appends rolled back) is removed.
  */
 static void
 flush_heads(void)
 {
 	ChainCache *entry;
-	Relation	rel = NULL;
-	Oid			idxid = InvalidOid;
-	bool		have_table = false;
+	bool		connected = false;
+	Oid			save_userid = InvalidOid;
+	int			save_sec = 0;
+	int			save_nestlevel = 0;
 
 	for (entry = chain_cache; entry != NULL; entry = entry->next)
 	{
 		ChainState *st = entry->state;
-		TimestampTz now = GetCurrentTimestamp();
-		HeapTuple	old;
-		int			natts;
-		Datum	   *values;
-		bool	   *nulls;
-		bool		isnull;
+		Datum		args[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		int			rc;
 
-		if (st->last_seq == entry->row_seq)
+		if (st->last_seq == entry->row_seq && !(entry->created_head && st->last_seq == 0))
 			continue;
-		if (rel == NULL && !have_table)
-			have_table = heads_open(&rel, &idxid);
 		/* the extension was dropped (and maybe created again) since: nothing to record */
-		if (rel == NULL || RelationGetRelid(rel) != entry->heads_relid)
+		if (head_table_relid(entry->tenant_id) != entry->heads_relid)
 			continue;
-		old = head_row_lookup(rel, idxid, entry->tenant_id);
-		natts = RelationGetDescr(rel)->natts;
-		values = palloc0(sizeof(Datum) * natts);
-		nulls = palloc(sizeof(bool) * natts);
-		memset(nulls, true, sizeof(bool) * natts);
-		set_column(rel, values, nulls, "tenant_id", TEXT_OR_NULL(entry->tenant_id));
-		set_column(rel, values, nulls, "last_id", Int64GetDatum(st->last_id), false);
-		set_column(rel, values, nulls, "last_seq", Int64GetDatum(st->last_seq), false);
-		set_column(rel, values, nulls, "last_hash", CStringGetTextDatum(st->last_hash), false);
-		set_column(rel, values, nulls, "created_at",
-				   old ? heap_getattr(old, column_number(rel, "created_at"), RelationGetDescr(rel), &isnull)
-				   : TimestampTzGetDatum(now), false);
-		set_column(rel, values, nulls, "updated_at", TimestampTzGetDatum(now), false);
-		direct_write(rel, values, nulls, old ? &old->t_self : NULL);
+		if (!connected)
+		{
+			(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			save_nestlevel = NewGUCNestLevel();
+			/*
+			 * On a Citus worker the commit of a transaction the coordinator
+			 * opened is not a trigger, so Citus refuses statements on
+			 * distributed tables there unless told otherwise: the head's
+			 * UPDATE is the same single-shard, co-located statement a
+			 * capture trigger runs on the tenant's shard, which Citus allows.
+			 */
+			if (GetConfigOption(CITUS_NESTED_EXECUTION, true, false) != NULL)
+				(void) set_config_option(CITUS_NESTED_EXECUTION, "on", PGC_SUSET, PGC_S_SESSION,
+										 GUC_ACTION_SAVE, true, 0, false);
+			connected = true;
+		}
+		chain_arg_tenant(entry->tenant_id, args, nulls);
+		if (st->last_seq == 0)
+		{
+			if (chain_exec(entry->tenant_id, CP_DROP_EMPTY, args, nulls, true) != SPI_OK_DELETE)
+				elog(ERROR, "removing an empty audit chain head failed");
+			continue;
+		}
+		args[1] = Int64GetDatum(st->last_id);
+		args[2] = Int64GetDatum(st->last_seq);
+		args[3] = CStringGetTextDatum(st->last_hash);
+		args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+		rc = chain_exec(entry->tenant_id, CP_UPDATE, args, nulls, true);
+		if (rc != SPI_OK_UPDATE)
+			elog(ERROR, "moving the audit chain head failed");
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the audit chain head of %s was removed while this transaction appended to it",
+							kaireon_audit_chain_name(entry->tenant_id)),
+					 errhint("Run kaireon.verify_audit_chain to see the chain.")));
 		entry->row_seq = st->last_seq;
 	}
-	if (rel != NULL)
-		table_close(rel, NoLock);
+	if (connected)
+	{
+		AtEOXact_GUC(true, save_nestlevel);
+		SPI_finish();
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
 }
 
 /* changed_fields as the jsonb array stored in the row. */
@@ -728,42 +860,50 @@ changed_jsonb(const AuditRecord *rec)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
-/* Insert an audit row (all of its fields are set). */
+/* A text argument, or null. */
+static void
+arg_text(Datum *args, char *nulls, int i, const char *s)
+{
+	args[i] = s != NULL ? CStringGetTextDatum(s) : (Datum) 0;
+	nulls[i] = s != NULL ? ' ' : 'n';
+}
+
+/* Insert an audit row (all of its fields are set; inside SPI). */
 static void
 insert_row(const AuditRecord *rec)
 {
-	Relation	rel = table_open(kaireon_audit_relid(), RowExclusiveLock);
-	int			natts = RelationGetDescr(rel)->natts;
-	Datum	   *values = palloc0(sizeof(Datum) * natts);
-	bool	   *nulls = palloc(sizeof(bool) * natts);
+	Datum		args[INSERT_NARGS];
+	char		nulls[INSERT_NARGS];
 
-	memset(nulls, true, sizeof(bool) * natts);
-	set_column(rel, values, nulls, "id", Int64GetDatum(rec->id), false);
-	set_column(rel, values, nulls, "tenant_id", TEXT_OR_NULL(rec->tenant_id));
-	set_column(rel, values, nulls, "chain_seq", Int64GetDatum(rec->chain_seq), false);
-	set_column(rel, values, nulls, "request_id", TEXT_OR_NULL(rec->request_id));
-	set_column(rel, values, nulls, "user_id", TEXT_OR_NULL(rec->user_id));
-	set_column(rel, values, nulls, "session_user_name", TEXT_OR_NULL(rec->session_user_name));
-	set_column(rel, values, nulls, "action", TEXT_OR_NULL(rec->action));
-	set_column(rel, values, nulls, "entity_type", TEXT_OR_NULL(rec->entity_type));
-	set_column(rel, values, nulls, "entity_id", TEXT_OR_NULL(rec->entity_id));
+	memset(nulls, ' ', sizeof(nulls));
+	chain_arg_tenant(rec->tenant_id, args, nulls);
+	args[1] = Int64GetDatum(rec->id);
+	args[2] = Int64GetDatum(rec->chain_seq);
+	arg_text(args, nulls, 3, rec->request_id);
+	arg_text(args, nulls, 4, rec->user_id);
+	arg_text(args, nulls, 5, rec->session_user_name);
+	arg_text(args, nulls, 6, rec->action);
+	arg_text(args, nulls, 7, rec->entity_type);
+	arg_text(args, nulls, 8, rec->entity_id);
 	/* json is text inside: the JSON text goes in as it was hashed */
-	set_column(rel, values, nulls, "before", TEXT_OR_NULL(rec->before));
-	set_column(rel, values, nulls, "after", TEXT_OR_NULL(rec->after));
-	set_column(rel, values, nulls, "changed_fields", changed_jsonb(rec), false);
-	set_column(rel, values, nulls, "entity_version", Int32GetDatum(rec->entity_version), !rec->has_version);
-	set_column(rel, values, nulls, "prev_hash", CStringGetTextDatum(rec->prev_hash), false);
-	set_column(rel, values, nulls, "integrity_hash", CStringGetTextDatum(rec->integrity_hash), false);
-	set_column(rel, values, nulls, "created_at", TimestampTzGetDatum(rec->created_at), false);
-	direct_write(rel, values, nulls, NULL);
-	table_close(rel, NoLock);
+	arg_text(args, nulls, 9, rec->before);
+	arg_text(args, nulls, 10, rec->after);
+	args[11] = changed_jsonb(rec);
+	args[12] = Int32GetDatum(rec->entity_version);
+	nulls[12] = rec->has_version ? ' ' : 'n';
+	args[13] = CStringGetTextDatum(rec->prev_hash);
+	args[14] = CStringGetTextDatum(rec->integrity_hash);
+	args[15] = TimestampTzGetDatum(rec->created_at);
+	if (chain_exec(rec->tenant_id, CP_INSERT, args, nulls, false) != SPI_OK_INSERT || SPI_processed != 1)
+		elog(ERROR, "inserting the audit row failed");
 }
 
 /*
- * Append rec to its tenant's chain: lock the chain, take its head, give rec
- * its id, sequence number, prev_hash and integrity_hash, insert it and move
- * the head (in memory; the head row is written at commit).  The caller fills
- * every other field (kaireon_audit_fill_session for the session ones).
+ * Append rec to its chain: lock the chain's head row (on the first append of
+ * the transaction to it), give rec its id, sequence number, prev_hash and
+ * integrity_hash, insert it and move the head (in memory; the head row is
+ * written at commit).  The caller fills every other field
+ * (kaireon_audit_fill_session for the session ones).
  */
 void
 kaireon_audit_append(AuditRecord *rec)
@@ -776,20 +916,15 @@ kaireon_audit_append(AuditRecord *rec)
 	Oid			seqoid;
 
 	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
-	kaireon_audit_lock_chain(rec->tenant_id);
-	entry = chain_cache_find(rec->tenant_id);
-	if (entry != NULL && entry->heads_relid != get_relname_relid("audit_chain_heads", kaireon_nsp()))
-	{
-		chain_cache_forget(entry);
-		entry = NULL;
-	}
-	if (entry == NULL)
-		entry = chain_cache_load(rec->tenant_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	entry = chain_entry(rec->tenant_id);
 
 	seqoid = get_relname_relid("audit_logs_id_seq", kaireon_nsp());
 	if (!OidIsValid(seqoid))
 		elog(ERROR, "sequence kaireon.audit_logs_id_seq does not exist");
-	rec->id = nextval_internal(seqoid, false);
+	/* increasing within the chain, even when this node's sequence is behind its last id */
+	rec->id = Max(nextval_internal(seqoid, false), entry->state->last_id + 1);
 	rec->chain_seq = entry->state->last_seq + 1;
 	memcpy(rec->prev_hash, entry->state->last_hash, KC_SHA256_HEX_LEN + 1);
 	kaireon_audit_hash(rec, rec->integrity_hash);
@@ -808,5 +943,6 @@ kaireon_audit_append(AuditRecord *rec)
 	st->last_id = rec->id;
 	st->last_seq = rec->chain_seq;
 	memcpy(st->last_hash, rec->integrity_hash, KC_SHA256_HEX_LEN + 1);
+	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 }

@@ -4,15 +4,16 @@
  *	  a chain's oldest rows by retention (kaireon.purge_audit_chain) and the
  *	  canonical form of one row (kaireon.audit_canonical).
  *
- * Verification walks the chain's rows in id order through the index
- * audit_logs_tenant_id_idx (tenant_id, id), under the statement's snapshot,
- * recomputing each row's hash (chain.c) and checking, in this order:
+ * Verification walks the chain's rows in chain_seq order (the chain's order;
+ * ids only name rows) through a cursor of its log table (audit_logs with
+ * tenant_id = $1, so that on a Citus cluster it reads the tenant's shard, or
+ * platform_audit_logs), under the statement's snapshot, recomputing each row's
+ * hash (chain.c) and checking, in this order:
  *
  *	 hash_mismatch		  the row's fields do not hash to its integrity_hash
  *	 gap				  its chain_seq skips numbers: rows before it are missing
  *	 chain_link_mismatch  its prev_hash is not the previous row's integrity_hash,
- *						  its chain_seq repeats or goes back, or it lies beyond
- *						  the chain head
+ *						  or it lies beyond the chain head
  *
  * and at the end of the chain that the head (kaireon.audit_chain_heads) agrees
  * with the last row (a missing last row is a gap at the head's last_id).  The
@@ -20,15 +21,15 @@
  * to the hash recorded by the anchor row that retention appended.
  *
  * With a kept digest (digest.c) it also checks that the chain still holds
- * the digest's row: the row with the digest's id, at its chain_seq, with its
- * hash (digest_mismatch when it is gone or differs: a removed tail, a rewritten
+ * the digest's row: the row at the digest's chain_seq, with its id and hash
+ * (digest_mismatch when it is gone or differs: a removed tail, a rewritten
  * chain, whatever the head says).  When retention removed the digest's row, the
  * anchor's record of the last removed row stands in for it if it is that row;
  * an older digest predates the retained chain and cannot be checked (a status
  * of its own, not a finding of tampering).  A tenant with neither a row in
  * kaireon.tenants nor a chain is refused (42704), rather than found intact.
  *
- * Purging takes the chain's append lock (chain.c), verifies the prefix it
+ * Purging locks the chain's head row as an append does (chain.c), verifies the prefix it
  * is about to remove (a broken chain is kept as evidence), deletes it and
  * appends an anchor row naming the last removed row's id, sequence number and
  * hash.  The guard trigger of audit_logs lets a DELETE through only while
@@ -107,8 +108,8 @@ read_head(const char *tenant_id)
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1];
 	char		nulls[1];
-	char	   *sql = psprintf("SELECT last_id, last_seq, last_hash FROM kaireon.audit_chain_heads WHERE %s",
-							   kaireon_audit_chain_condition(tenant_id));
+	char	   *sql = psprintf("SELECT last_id, last_seq, last_hash FROM %s WHERE %s",
+							   kaireon_audit_head_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	bool		isnull;
 
 	/* this transaction's own appends move the head row only at commit */
@@ -126,10 +127,11 @@ read_head(const char *tenant_id)
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 
-		head.found = true;
 		head.last_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		head.last_seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		head.last_hash = SPI_getvalue(tup, desc, 3);
+		/* a head at 0: the chain's first append has not committed (no rows) */
+		head.found = head.last_seq > 0;
 	}
 	return head;
 }
@@ -158,10 +160,10 @@ start_link(const char *tenant_id, int64 first_seq, char *prev_out, int64 *remove
 	}
 	sql = psprintf("SELECT after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_hash',"
 				   " after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_id'"
-				   " FROM kaireon.audit_logs WHERE %s AND action OPERATOR(pg_catalog.=) 'anchor'"
+				   " FROM %s WHERE %s AND action OPERATOR(pg_catalog.=) 'anchor'"
 				   " AND after::pg_catalog.jsonb OPERATOR(pg_catalog.->>) 'removed_through_seq'"
-				   " OPERATOR(pg_catalog.=) $2 ORDER BY id DESC LIMIT 1",
-				   kaireon_audit_chain_condition(tenant_id));
+				   " OPERATOR(pg_catalog.=) $2 ORDER BY chain_seq DESC LIMIT 1",
+				   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = CStringGetTextDatum(psprintf(INT64_FORMAT, first_seq - 1));
 	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
@@ -178,23 +180,46 @@ start_link(const char *tenant_id, int64 first_seq, char *prev_out, int64 *remove
 	return true;
 }
 
-/* The row of the chain just before from_id (its id, sequence number and hash); false when none. */
-static bool
-predecessor(const char *tenant_id, int64 from_id, int64 *id, int64 *seq, char *hash_out)
+/*
+ * The chain position verification from row from_id starts at: that row's
+ * chain_seq, or when it is not a row of the chain, the first position after it
+ * (the smallest chain_seq of a later id; past the end when there is none).
+ */
+static int64
+start_position(const char *tenant_id, int64 from_id)
 {
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
-	char	   *sql = psprintf("SELECT chain_seq, integrity_hash, id FROM kaireon.audit_logs WHERE %s"
-							   " AND id OPERATOR(pg_catalog.<) $2 ORDER BY id DESC LIMIT 1",
-							   kaireon_audit_chain_condition(tenant_id));
-	char	   *hash;
+	char	   *sql = psprintf("SELECT COALESCE(pg_catalog.min(chain_seq) FILTER (WHERE id OPERATOR(pg_catalog.>=) $2),"
+							   " pg_catalog.max(chain_seq) OPERATOR(pg_catalog.+) 1, 1) FROM %s WHERE %s",
+							   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	bool		isnull;
 
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = Int64GetDatum(from_id);
 	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "looking up the audit row before id " INT64_FORMAT " failed", from_id);
+		elog(ERROR, "looking up audit row " INT64_FORMAT " failed", from_id);
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The row of the chain just before position from_seq (its id, sequence number and hash); false when none. */
+static bool
+predecessor(const char *tenant_id, int64 from_seq, int64 *id, int64 *seq, char *hash_out)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		vals[2];
+	char		nulls[2] = {' ', ' '};
+	char	   *sql = psprintf("SELECT chain_seq, integrity_hash, id FROM %s WHERE %s"
+							   " AND chain_seq OPERATOR(pg_catalog.<) $2 ORDER BY chain_seq DESC LIMIT 1",
+							   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
+	char	   *hash;
+	bool		isnull;
+
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
+	vals[1] = Int64GetDatum(from_seq);
+	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "looking up the audit row before position " INT64_FORMAT " failed", from_seq);
 	if (SPI_processed != 1)
 		return false;
 	*seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -204,22 +229,46 @@ predecessor(const char *tenant_id, int64 from_id, int64 *id, int64 *seq, char *h
 	return true;
 }
 
-/* Number of the chain's rows with id >= from_id. */
+/* Number of the chain's rows from position from_seq. */
 static int64
-count_rows(const char *tenant_id, int64 from_id)
+count_rows(const char *tenant_id, int64 from_seq)
 {
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		vals[2];
 	char		nulls[2] = {' ', ' '};
-	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM kaireon.audit_logs WHERE %s"
-							   " AND id OPERATOR(pg_catalog.>=) $2", kaireon_audit_chain_condition(tenant_id));
+	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s"
+							   " AND chain_seq OPERATOR(pg_catalog.>=) $2",
+							   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	bool		isnull;
 
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
-	vals[1] = Int64GetDatum(from_id);
+	vals[1] = Int64GetDatum(from_seq);
 	if (kspi_execute_with_args(sql, 2, types, vals, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "counting audit rows failed");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * The select list of the verifier's columns (audit_columns, in that order) from
+ * a chain's log table; the platform chain's rows have a null tenant_id.
+ */
+static char *
+audit_select_list(const char *tenant_id)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		if (i == AC_TENANT && tenant_id == NULL)
+			appendStringInfoString(&buf, "NULL::pg_catalog.text");
+		else
+			appendStringInfoString(&buf, audit_columns[i]);
+	}
+	return buf.data;
 }
 
 /* A text column of a slot as a C string, or NULL. */
@@ -230,25 +279,22 @@ slot_text(Datum *values, bool *nulls, int col)
 }
 
 /*
- * Load an audit row from a slot into rec (strings palloc'd in the current
- * context).  False when changed_fields holds something other than strings,
- * which the canonical form cannot hold: the row cannot match its hash.
+ * Load an audit row, a tuple of audit_select_list's columns, into rec (strings
+ * palloc'd in the current context).  False when changed_fields holds
+ * something other than strings, which the canonical form cannot hold: the row
+ * cannot match its hash.
  */
 static bool
-record_from_slot(TupleTableSlot *slot, const int *attnos, AuditRecord *rec)
+record_from_tuple(HeapTuple tuple, TupleDesc desc, AuditRecord *rec)
 {
 	Datum		values[AC_NCOLS];
 	bool		nulls[AC_NCOLS];
-	int			i;
 	const char *prev;
 	const char *hash;
 
-	slot_getallattrs(slot);
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		values[i] = slot->tts_values[attnos[i] - 1];
-		nulls[i] = slot->tts_isnull[attnos[i] - 1];
-	}
+	if (desc->natts != AC_NCOLS)
+		elog(ERROR, "an audit row was read with %d columns", desc->natts);
+	heap_deform_tuple(tuple, desc, values, nulls);
 	memset(rec, 0, sizeof(*rec));
 	rec->id = DatumGetInt64(values[AC_ID]);
 	rec->tenant_id = slot_text(values, nulls, AC_TENANT);
@@ -293,164 +339,174 @@ record_from_slot(TupleTableSlot *slot, const int *attnos, AuditRecord *rec)
 	}
 }
 
-/* Whether an audit row is the one a digest names (its chain_seq and hash too). */
+/* Whether an audit row is the one a digest names (its id, chain_seq and hash). */
 static bool
-digest_names(const AuditDigest *digest, int64 seq, const char *hash)
+digest_names(const AuditDigest *digest, int64 id, int64 seq, const char *hash)
 {
-	return seq == digest->chain_seq && strcmp(hash, digest->hash) == 0;
+	return id == digest->id && seq == digest->chain_seq && strcmp(hash, digest->hash) == 0;
 }
 
+/* Rows a verification reads from its cursor at a time. */
+#define VERIFY_BATCH 1000
+
 /*
- * Verify one chain from from_id (0: its start), reading at most max_rows rows
- * (0: all) and none after through_id (0: no limit); with a digest (NULL: none),
- * also whether the chain still holds the digest's row.  Must run inside SPI,
- * as a role that can read the log and the heads.
+ * Verify one chain from the position of row from_id (0: its start), reading
+ * at most max_rows rows (0: all) and none after position through_seq (0: no
+ * limit); with a digest (NULL: none), also whether the chain still holds the
+ * digest's row.  Must run inside SPI, as a role that can read the log and the
+ * heads.
  */
 static void
-verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through_id,
+verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through_seq,
 			 const AuditDigest *digest, VerifyResult *res)
 {
-	Oid			relid = kaireon_audit_relid();
-	Oid			idxid = get_relname_relid("audit_logs_tenant_id_idx", get_namespace_oid("kaireon", false));
-	Relation	rel;
-	Relation	idx;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	ScanKeyData keys[2];
-	int			nkeys = 0;
-	int			attnos[AC_NCOLS];
+	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		vals[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	Portal		portal;
 	ChainHead	head;
 	char		expect_prev[KC_SHA256_HEX_LEN + 1] = "";
 	int64		expect_seq = 0;
 	int64		last_id = 0;
+	int64		from_seq = 1;
 	bool		started = false;
 	bool		reached_end = true;
+	bool		stop = false;
 	int64		removed_id;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
-	int			i;
 
 	memset(res, 0, sizeof(*res));
-	if (!OidIsValid(idxid))
-		elog(ERROR, "index kaireon.audit_logs_tenant_id_idx does not exist");
 	head = read_head(tenant_id);
-	if (from_id > 0 && predecessor(tenant_id, from_id, &last_id, &expect_seq, expect_prev))
+	if (from_id > 0)
 	{
-		expect_seq++;
-		started = true;
+		from_seq = start_position(tenant_id, from_id);
+		if (digest != NULL && from_seq > digest->chain_seq)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("from_id " INT64_FORMAT " is after the digest's row " INT64_FORMAT, from_id, digest->id),
+					 errhint("Start at or before the digest's id, or pass NULL.")));
+		if (predecessor(tenant_id, from_seq, &last_id, &expect_seq, expect_prev))
+		{
+			expect_seq++;
+			started = true;
+		}
 	}
 
-	rel = table_open(relid, AccessShareLock);
-	idx = index_open(idxid, AccessShareLock);
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		attnos[i] = SPI_fnumber(RelationGetDescr(rel), audit_columns[i]);
-		if (attnos[i] <= 0)
-			elog(ERROR, "kaireon.audit_logs has no column \"%s\"", audit_columns[i]);
-	}
-	if (tenant_id != NULL)
-		ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTEqualStrategyNumber, InvalidOid,
-							   idx->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(tenant_id));
-	else
-		ScanKeyEntryInitialize(&keys[nkeys++], SK_ISNULL | SK_SEARCHNULL, 1, InvalidStrategy,
-							   InvalidOid, InvalidOid, InvalidOid, (Datum) 0);
-	if (from_id > 0)
-		ScanKeyEntryInitialize(&keys[nkeys++], 0, 2, BTGreaterEqualStrategyNumber, InvalidOid,
-							   InvalidOid, F_INT8GE, Int64GetDatum(from_id));
-	scan = index_beginscan(rel, idx, GetActiveSnapshot(), nkeys, 0);
-	index_rescan(scan, keys, nkeys, NULL, 0);
-	slot = table_slot_create(rel, NULL);
+	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
+	vals[1] = Int64GetDatum(from_seq);
+	vals[2] = Int64GetDatum(through_seq > 0 ? through_seq : PG_INT64_MAX);
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT %s FROM %s WHERE %s AND chain_seq OPERATOR(pg_catalog.>=) $2"
+												" AND chain_seq OPERATOR(pg_catalog.<=) $3 ORDER BY chain_seq",
+												audit_select_list(tenant_id), kaireon_audit_log_table(tenant_id),
+												kaireon_audit_chain_condition(tenant_id)),
+									   3, types, vals, nulls, true, CURSOR_OPT_NO_SCROLL);
+	if (portal == NULL)
+		elog(ERROR, "opening the audit chain failed: %s", SPI_result_code_string(SPI_result));
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "audit verification row",
 								   ALLOCSET_DEFAULT_SIZES);
 
-	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	while (!stop)
 	{
-		AuditRecord rec;
-		char		hash[KC_SHA256_HEX_LEN + 1];
-		bool		loadable;
+		SPITupleTable *batch;
+		uint64		nrows;
+		uint64		r;
 
-		CHECK_FOR_INTERRUPTS();
-		if (max_rows > 0 && res->scanned >= max_rows)
-		{
-			reached_end = false;
+		SPI_cursor_fetch(portal, true, VERIFY_BATCH);
+		batch = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
 			break;
-		}
-		MemoryContextReset(rowcxt);
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		loadable = record_from_slot(slot, attnos, &rec);
-		if (through_id > 0 && rec.id > through_id)
+		for (r = 0; r < nrows; r++)
 		{
-			MemoryContextSwitchTo(oldcxt);
-			reached_end = false;
-			break;
-		}
-		res->scanned++;
-		if (loadable)
-			kaireon_audit_hash(&rec, hash);
-		MemoryContextSwitchTo(oldcxt);
+			AuditRecord rec;
+			char		hash[KC_SHA256_HEX_LEN + 1];
+			bool		loadable;
 
-		if (!started)
-		{
-			/* the chain's first remaining row: genesis or the anchor of a removed prefix */
-			started = true;
-			expect_seq = rec.chain_seq;
-			if (!start_link(tenant_id, rec.chain_seq, expect_prev, &removed_id))
+			CHECK_FOR_INTERRUPTS();
+			if (max_rows > 0 && res->scanned >= max_rows)
 			{
-				res->broken_at = rec.id;
-				res->reason = "gap";
+				reached_end = false;
+				stop = true;
 				break;
 			}
-			/* retention removed the digest's row: the anchor's record of the last removed row */
-			if (digest != NULL && digest->chain_seq < rec.chain_seq)
+			MemoryContextReset(rowcxt);
+			oldcxt = MemoryContextSwitchTo(rowcxt);
+			loadable = record_from_tuple(batch->vals[r], batch->tupdesc, &rec);
+			res->scanned++;
+			if (loadable)
+				kaireon_audit_hash(&rec, hash);
+			MemoryContextSwitchTo(oldcxt);
+
+			if (!started)
 			{
-				if (digest->chain_seq < rec.chain_seq - 1 && digest->id < rec.id)
-					res->digest_status = "predates_chain";
-				else if (digest->id == removed_id && digest_names(digest, rec.chain_seq - 1, expect_prev))
-					res->digest_status = "matched";
-				else
+				/* the chain's first remaining row: genesis or the anchor of a removed prefix */
+				started = true;
+				expect_seq = rec.chain_seq;
+				if (!start_link(tenant_id, rec.chain_seq, expect_prev, &removed_id))
 				{
-					res->digest_status = "mismatch";
-					res->broken_at = digest->id;
-					res->reason = "digest_mismatch";
+					res->broken_at = rec.id;
+					res->reason = "gap";
+					stop = true;
 					break;
 				}
+				/* retention removed the digest's row: the anchor's record of the last removed row */
+				if (digest != NULL && digest->chain_seq < rec.chain_seq)
+				{
+					if (digest->chain_seq < rec.chain_seq - 1)
+						res->digest_status = "predates_chain";
+					else if (digest_names(digest, removed_id, rec.chain_seq - 1, expect_prev))
+						res->digest_status = "matched";
+					else
+					{
+						res->digest_status = "mismatch";
+						res->broken_at = digest->id;
+						res->reason = "digest_mismatch";
+						stop = true;
+						break;
+					}
+				}
 			}
+			/* past the digest's position without meeting its row: the row is gone */
+			if (digest != NULL && res->digest_status == NULL && rec.chain_seq > digest->chain_seq)
+			{
+				res->digest_status = "mismatch";
+				res->broken_at = digest->id;
+				res->reason = "digest_mismatch";
+				stop = true;
+				break;
+			}
+			if (!loadable || strcmp(hash, rec.integrity_hash) != 0)
+				res->reason = "hash_mismatch";
+			else if (rec.chain_seq > expect_seq)
+				res->reason = "gap";
+			else if (rec.chain_seq < expect_seq || strcmp(rec.prev_hash, expect_prev) != 0 ||
+					 (head.found && rec.chain_seq > head.last_seq))
+				res->reason = "chain_link_mismatch";
+			if (digest != NULL && rec.chain_seq == digest->chain_seq)
+				res->digest_status = digest_names(digest, rec.id, rec.chain_seq, rec.integrity_hash) ? "matched" : "mismatch";
+			if (res->reason == NULL && digest != NULL && rec.chain_seq == digest->chain_seq &&
+				strcmp(res->digest_status, "mismatch") == 0)
+				res->reason = "digest_mismatch";
+			if (res->reason != NULL)
+			{
+				res->broken_at = rec.id;
+				stop = true;
+				break;
+			}
+			res->verified++;
+			expect_seq++;
+			strcpy(expect_prev, hash);
+			last_id = rec.id;
 		}
-		/* past the digest's id without meeting its row: the row is gone */
-		if (digest != NULL && res->digest_status == NULL && rec.id > digest->id)
-		{
-			res->digest_status = "mismatch";
-			res->broken_at = digest->id;
-			res->reason = "digest_mismatch";
-			break;
-		}
-		if (!loadable || strcmp(hash, rec.integrity_hash) != 0)
-			res->reason = "hash_mismatch";
-		else if (rec.chain_seq > expect_seq)
-			res->reason = "gap";
-		else if (rec.chain_seq < expect_seq || strcmp(rec.prev_hash, expect_prev) != 0 ||
-				 (head.found && rec.chain_seq > head.last_seq))
-			res->reason = "chain_link_mismatch";
-		if (digest != NULL && rec.id == digest->id)
-			res->digest_status = digest_names(digest, rec.chain_seq, rec.integrity_hash) ? "matched" : "mismatch";
-		if (res->reason == NULL && digest != NULL && rec.id == digest->id &&
-			strcmp(res->digest_status, "mismatch") == 0)
-			res->reason = "digest_mismatch";
-		if (res->reason != NULL)
-		{
-			res->broken_at = rec.id;
-			break;
-		}
-		res->verified++;
-		expect_seq++;
-		strcpy(expect_prev, hash);
-		last_id = rec.id;
+		SPI_freetuptable(batch);
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_endscan(scan);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	SPI_cursor_close(portal);
 	MemoryContextDelete(rowcxt);
+	/* a limit on positions: the chain goes on after through_seq */
+	if (through_seq > 0)
+		reached_end = false;
 
 	/* at the end of the chain, the digest's row must have been met (else the tail is gone) */
 	if (res->reason == NULL && reached_end && digest != NULL && res->digest_status == NULL)
@@ -487,7 +543,7 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 	}
 	res->intact = res->reason == NULL;
 	/* the rows of the chain from from_id: all were read, unless the scan stopped early */
-	res->total = res->intact && reached_end ? res->scanned : count_rows(tenant_id, from_id);
+	res->total = res->intact && reached_end ? res->scanned : count_rows(tenant_id, from_seq);
 }
 
 /*
@@ -536,11 +592,6 @@ kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
 	if (digest_arg != NULL)
 	{
 		kaireon_audit_digest_read(digest_arg, tenant_id, &digest);
-		if (from_id > digest.id)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("from_id " INT64_FORMAT " is after the digest's row " INT64_FORMAT, from_id, digest.id),
-					 errhint("Start at or before the digest's id, or pass NULL.")));
 	}
 	verify_chain(tenant_id, from_id, max_rows, 0, digest_arg ? &digest : NULL, &res);
 	SPI_finish();
@@ -642,11 +693,12 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 
 	/* the prefix: the chain's first rows, up to max_rows, all older than older_than */
 	sql = psprintf("WITH prefix AS (SELECT id, chain_seq, integrity_hash, created_at,"
-				   " pg_catalog.bool_and(created_at OPERATOR(pg_catalog.<) $2) OVER (ORDER BY id) AS old"
-				   " FROM (SELECT * FROM kaireon.audit_logs WHERE %s ORDER BY id LIMIT $3) s)"
+				   " pg_catalog.bool_and(created_at OPERATOR(pg_catalog.<) $2) OVER (ORDER BY chain_seq) AS old"
+				   " FROM (SELECT id, chain_seq, integrity_hash, created_at FROM %s WHERE %s"
+				   " ORDER BY chain_seq LIMIT $3) s)"
 				   " SELECT id, chain_seq, integrity_hash, pg_catalog.count(*) OVER ()"
-				   " FROM prefix WHERE old ORDER BY id DESC LIMIT 1",
-				   kaireon_audit_chain_condition(tenant_id));
+				   " FROM prefix WHERE old ORDER BY chain_seq DESC LIMIT 1",
+				   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	vals[0] = kaireon_audit_arg_text(tenant_id, nulls, 0);
 	vals[1] = TimestampTzGetDatum(older_than);
 	vals[2] = Int64GetDatum(max_rows);
@@ -664,7 +716,7 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 	removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 
 	/* a broken prefix is evidence: keep it */
-	verify_chain(tenant_id, 0, 0, last_id, NULL, &res);
+	verify_chain(tenant_id, 0, 0, last_seq, NULL, &res);
 	if (!res.intact)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -672,10 +724,10 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 						kaireon_audit_chain_name(tenant_id), res.broken_at, res.reason),
 				 errhint("Investigate with kaireon.verify_audit_chain; retention keeps a broken chain.")));
 
-	sql = psprintf("DELETE FROM kaireon.audit_logs WHERE %s AND id OPERATOR(pg_catalog.<=) $2",
-				   kaireon_audit_chain_condition(tenant_id));
+	sql = psprintf("DELETE FROM %s WHERE %s AND chain_seq OPERATOR(pg_catalog.<=) $2",
+				   kaireon_audit_log_table(tenant_id), kaireon_audit_chain_condition(tenant_id));
 	types[1] = INT8OID;
-	vals[1] = Int64GetDatum(last_id);
+	vals[1] = Int64GetDatum(last_seq);
 	kaireon_audit_purging = true;
 	PG_TRY();
 	{
@@ -705,52 +757,59 @@ kaireon_purge_audit_chain(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(removed);
 }
 
-/* kaireon.audit_canonical(id): the canonical text of one audit row, as hashed. */
+/*
+ * kaireon.audit_canonical(id): the canonical text of one audit row, as hashed
+ * (a row of audit_logs, else of platform_audit_logs).
+ */
 Datum
 kaireon_audit_canonical_sql(PG_FUNCTION_ARGS)
 {
 	int64		id = PG_GETARG_INT64(0);
+	MemoryContext caller = CurrentMemoryContext;
 	Oid			save_userid;
 	int			save_sec;
-	Oid			relid;
-	Oid			idxid;
-	Relation	rel;
-	Relation	idx;
-	TupleTableSlot *slot;
-	IndexScanDesc scan;
-	ScanKeyData key;
+	Oid			types[1] = {INT8OID};
+	Datum		vals[1];
 	AuditRecord rec;
-	int			attnos[AC_NCOLS];
-	bool		found;
+	bool		found = false;
 	bool		loadable = false;
+	char	   *tenant_id = NULL;
 	char	   *text = NULL;
-	int			i;
+	int			chain;
 
-	relid = kaireon_audit_switch_to_owner(&save_userid, &save_sec);
-	idxid = get_relname_relid("audit_logs_pkey", get_namespace_oid("kaireon", false));
-	if (!OidIsValid(idxid))
-		elog(ERROR, "index kaireon.audit_logs_pkey does not exist");
-	rel = table_open(relid, AccessShareLock);
-	idx = index_open(idxid, AccessShareLock);
-	for (i = 0; i < AC_NCOLS; i++)
-		attnos[i] = SPI_fnumber(RelationGetDescr(rel), audit_columns[i]);
-	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
-	index_rescan(scan, &key, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found)
-		loadable = record_from_slot(slot, attnos, &rec);
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	(void) kaireon_audit_switch_to_owner(&save_userid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	vals[0] = Int64GetDatum(id);
+	for (chain = 0; chain < 2 && !found; chain++)
+	{
+		/* a tenant's chain first ("" stands for any tenant), then the platform's */
+		const char *kind = chain == 0 ? "" : NULL;
+
+		if (kspi_execute_with_args(psprintf("SELECT %s FROM %s WHERE id OPERATOR(pg_catalog.=) $1",
+											audit_select_list(kind), kaireon_audit_log_table(kind)),
+								   1, types, vals, NULL, true, 2) != SPI_OK_SELECT)
+			elog(ERROR, "reading audit row " INT64_FORMAT " failed", id);
+		if (SPI_processed > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_CARDINALITY_VIOLATION),
+					 errmsg("audit id " INT64_FORMAT " names rows of more than one tenant's chain", id),
+					 errhint("Read the row from kaireon.audit_logs by tenant_id and id.")));
+		if (SPI_processed == 1)
+		{
+			found = true;
+			loadable = record_from_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &rec);
+			if (rec.tenant_id != NULL)
+				tenant_id = MemoryContextStrdup(caller, rec.tenant_id);
+			if (loadable)
+				text = MemoryContextStrdup(caller, kaireon_audit_canonical(&rec));
+		}
+	}
+	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
 	if (!found)
 		PG_RETURN_NULL();
-	kaireon_audit_check_chain_access(rec.tenant_id);
-	if (loadable)
-		text = kaireon_audit_canonical(&rec);
+	kaireon_audit_check_chain_access(tenant_id);
 	if (text == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(text));

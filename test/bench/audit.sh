@@ -89,7 +89,7 @@ start=$(date +%s.%N)
 sql -c "CALL bench.fill_chain('verify', $(( verify_rows / 1000 )))"
 fill=$(calc "$(date +%s.%N) - $start")
 rows=$(sql -c "SELECT count(*) FROM kaireon.audit_logs WHERE tenant_id = 'verify'")
-sql -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" -c "SELECT pg_prewarm('kaireon.audit_logs'), pg_prewarm('kaireon.audit_logs_tenant_id_idx')" >/dev/null
+sql -c "CREATE EXTENSION IF NOT EXISTS pg_prewarm" -c "SELECT pg_prewarm('kaireon.audit_logs'), pg_prewarm('kaireon.audit_logs_tenant_id_chain_seq_key')" >/dev/null
 
 # ms of one call of verify_audit_chain
 verify_ms() {

@@ -64,13 +64,13 @@ is($node->safe_psql('postgres', q{
     SELECT count(*) FROM (
         SELECT tenant_id, chain_seq, row_number() OVER w AS pos, prev_hash,
                lag(integrity_hash) OVER w AS prev
-          FROM kaireon.audit_logs WINDOW w AS (PARTITION BY tenant_id ORDER BY id)) s
+          FROM kaireon.audit_logs WINDOW w AS (PARTITION BY tenant_id ORDER BY chain_seq)) s
      WHERE chain_seq <> pos OR prev_hash <> coalesce(prev, repeat('0', 64))}),
-    '0', 'each chain is linear: positions 1..n in id order, each row linked to the one before');
+    '0', 'each chain is linear: positions 1..n, each row linked to the one before');
 is($node->safe_psql('postgres', q{
     SELECT count(*) FROM kaireon.audit_chain_heads h
      WHERE h.last_hash <> (SELECT integrity_hash FROM kaireon.audit_logs l
-                            WHERE l.tenant_id IS NOT DISTINCT FROM h.tenant_id ORDER BY id DESC LIMIT 1)}),
+                            WHERE l.tenant_id = h.tenant_id ORDER BY chain_seq DESC LIMIT 1)}),
     '0', 'every chain head names its last row');
 
 # Rows the independent verifier must get right: escapes, control characters, non-ASCII, a
@@ -94,7 +94,14 @@ sub export_rows
                    'before', before::text, 'after', after::text, 'changed_fields', changed_fields,
                    'entity_version', entity_version, 'prev_hash', prev_hash,
                    'integrity_hash', integrity_hash, 'created_at', created_at)
-          FROM kaireon.audit_logs ORDER BY id});
+          FROM (SELECT id, tenant_id, chain_seq, action, entity_type, entity_id, user_id, request_id,
+                       session_user_name, before, after, changed_fields, entity_version, prev_hash,
+                       integrity_hash, created_at FROM kaireon.audit_logs
+                UNION ALL
+                SELECT id, NULL, chain_seq, action, entity_type, entity_id, user_id, request_id,
+                       session_user_name, before, after, changed_fields, entity_version, prev_hash,
+                       integrity_hash, created_at FROM kaireon.platform_audit_logs) r
+         ORDER BY tenant_id, chain_seq});
     open(my $fh, '>:raw', $export) or die "cannot write $export: $!";
     print $fh $rows, "\n";
     close($fh);

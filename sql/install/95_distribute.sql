@@ -4,12 +4,13 @@
 
 -- The tenant-less tables that stay a plain table of each node instead of becoming a reference
 -- table: what they hold belongs to the node (its maintenance run history, its chain of platform
--- audit rows) or names the node's own objects by OID (role pins).
+-- audit rows: docs/audit.md) or names the node's own objects by OID (role pins).
 CREATE FUNCTION kaireon_internal._node_local_tables() RETURNS SETOF name
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT t::name FROM unnest(ARRAY['maintenance_runs', 'tenant_pins']) AS t
+    SELECT t::name FROM unnest(ARRAY['maintenance_runs', 'platform_audit_chain_head', 'platform_audit_logs',
+                                     'tenant_pins']) AS t
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._node_local_tables() IS
     'Internal: the tenant-less kaireon tables kaireon.distribute() leaves as plain tables of each node (docs/scale-out.md).';
@@ -23,7 +24,9 @@ AS $fn$
            ('kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)', 'tenant_id'),
            ('kaireon.recommend_json(text,jsonb)', 'tenant_id'),
            ('kaireon.respond_json(text,jsonb)', 'tenant_id'),
-           ('kaireon.respond_bulk(text,jsonb)', 'tenant_id')
+           ('kaireon.respond_bulk(text,jsonb)', 'tenant_id'),
+           -- the audit log's retention deletes on the tenant's node (docs/audit.md)
+           ('kaireon.purge_audit_chain(text,timestamptz,bigint)', 'tenant_id')
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._delegated_functions() IS
     'Internal: the functions kaireon.distribute() delegates to the node holding the tenant, and their tenant argument.';

@@ -64,6 +64,11 @@ BEGIN
         RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004', HINT = 'Pass an existing role name.';
     END IF;
     SELECT rolname INTO v_role FROM pg_roles WHERE oid = p_role;
+    -- on Citus, the grants (propagated to every node) and the role_grants row share one
+    -- connection per node
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA kaireon TO %I', v_role);
     CASE p_access
         WHEN 'readonly' THEN

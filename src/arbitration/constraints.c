@@ -72,11 +72,11 @@ load_cross_offer(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)
 	json_t	   *rows = query_array(
 		"SELECT coalesce(jsonb_agg(to_jsonb(c) || jsonb_build_object('scope_known', CASE c.scope "
 		"    WHEN 'global' THEN true "
-		"    WHEN 'channel' THEN EXISTS (SELECT 1 FROM kaireon.channels x WHERE x.tenant_id = c.tenant_id "
+		"    WHEN 'channel' THEN EXISTS (SELECT 1 FROM kaireon.channels x WHERE x.tenant_id = $1 "
 		"                                AND x.id = c.scope_id AND x.deleted_at IS NULL) "
-		"    WHEN 'category' THEN EXISTS (SELECT 1 FROM kaireon.categories x WHERE x.tenant_id = c.tenant_id "
+		"    WHEN 'category' THEN EXISTS (SELECT 1 FROM kaireon.categories x WHERE x.tenant_id = $1 "
 		"                                 AND x.id = c.scope_id AND x.deleted_at IS NULL) "
-		"    ELSE EXISTS (SELECT 1 FROM kaireon.offers x WHERE x.tenant_id = c.tenant_id "
+		"    ELSE EXISTS (SELECT 1 FROM kaireon.offers x WHERE x.tenant_id = $1 "
 		"                 AND x.id = c.scope_id AND x.deleted_at IS NULL) END) ORDER BY c.id COLLATE \"C\"), '[]') "
 		"  FROM kaireon.cross_offer_constraints c WHERE c.tenant_id = $1 AND c.status = 'active'",
 		cfg->tenant_id, "cross-offer constraints");
@@ -391,7 +391,7 @@ cross_offer_usage(const KTenantConfig *cfg, const KArbConstraint *k, TimestampTz
 			"                         WHEN jsonb_typeof(o.custom_fields -> $6) = 'number' "
 			"                         THEN greatest((o.custom_fields ->> $6)::numeric, 0) ELSE 0 END), 0)::float8 "
 			"  FROM kaireon.interaction_history h "
-			"  JOIN kaireon.offers o ON o.tenant_id = h.tenant_id AND o.id = h.offer_id "
+			"  JOIN kaireon.offers o ON o.tenant_id = $1 AND o.id = h.offer_id "
 			" WHERE h.tenant_id = $1 AND h.interaction_type = 'recommendation' "
 			"   AND h.occurred_at >= $2 AND h.occurred_at <= $3 "
 			"   AND ($4 = 'global' OR ($4 = 'channel' AND h.channel_id = $5) "

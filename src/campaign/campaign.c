@@ -145,7 +145,7 @@ load_run(const char *tenant_id, const char *run_id, bool lock, const char *hint)
 	args[1] = CStringGetTextDatum(run_id);
 	if (kspi_execute_with_args(
 		psprintf("SELECT to_jsonb(r) || jsonb_build_object('flow_key', (SELECT f.key FROM kaireon.decision_flows f "
-				 "         WHERE f.tenant_id = r.tenant_id AND f.id = r.decision_flow_id AND f.deleted_at IS NULL)) "
+				 "         WHERE f.tenant_id = $1 AND f.id = r.decision_flow_id AND f.deleted_at IS NULL)) "
 				 "  FROM kaireon.runs r WHERE r.tenant_id = $1 AND r.id = $2%s", lock ? " FOR UPDATE" : ""),
 		2, types, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the run failed");

@@ -423,9 +423,9 @@ load_offers(KTenantConfig *cfg)
 	json_t	   *rows = spi_json(
 		"SELECT jsonb_agg(to_jsonb(o) ORDER BY o.id COLLATE \"C\") FROM kaireon.offers o "
 		"WHERE o.tenant_id = $1 AND o.deleted_at IS NULL "
-		"  AND NOT EXISTS (SELECT 1 FROM kaireon.categories c WHERE c.tenant_id = o.tenant_id "
+		"  AND NOT EXISTS (SELECT 1 FROM kaireon.categories c WHERE c.tenant_id = $1 "
 		"                  AND c.id = o.category_id AND c.deleted_at IS NOT NULL) "
-		"  AND NOT EXISTS (SELECT 1 FROM kaireon.sub_categories s WHERE s.tenant_id = o.tenant_id "
+		"  AND NOT EXISTS (SELECT 1 FROM kaireon.sub_categories s WHERE s.tenant_id = $1 "
 		"                  AND s.id = o.sub_category_id AND s.deleted_at IS NOT NULL)",
 		cfg->tenant_id, "offers");
 	size_t		i;
@@ -523,7 +523,7 @@ load_rules(KTenantConfig *cfg)
 		"         (SELECT coalesce(jsonb_agg(jsonb_build_object('scope', s.scope, 'scope_id', s.scope_id) "
 		"                                    ORDER BY s.scope, s.scope_id), '[]') "
 		"            FROM kaireon.qualification_rule_scopes s "
-		"           WHERE s.tenant_id = r.tenant_id AND s.qualification_rule_id = r.id)) "
+		"           WHERE s.tenant_id = $1 AND s.qualification_rule_id = r.id)) "
 		"       ORDER BY r.priority DESC, r.id) "
 		"  FROM kaireon.qualification_rules r "
 		" WHERE r.tenant_id = $1 AND r.deleted_at IS NULL AND r.status = 'active'",
@@ -617,7 +617,7 @@ load_policies(KTenantConfig *cfg)
 		"         (SELECT coalesce(jsonb_agg(jsonb_build_object('scope', s.scope, 'scope_id', s.scope_id) "
 		"                                    ORDER BY s.scope, s.scope_id), '[]') "
 		"            FROM kaireon.contact_policy_scopes s "
-		"           WHERE s.tenant_id = p.tenant_id AND s.contact_policy_id = p.id)) "
+		"           WHERE s.tenant_id = $1 AND s.contact_policy_id = p.id)) "
 		"       ORDER BY p.priority DESC, p.id) "
 		"  FROM kaireon.contact_policies p "
 		" WHERE p.tenant_id = $1 AND p.deleted_at IS NULL AND p.status = 'active'",
@@ -810,7 +810,7 @@ load_segments(KTenantConfig *cfg)
 		"         CASE WHEN s.view_name IS NOT NULL THEN format('%I.%I', 'kaireon_t_' || t.slug, s.view_name) END) "
 		"       ORDER BY s.id COLLATE \"C\") "
 		"  FROM kaireon.segments s JOIN kaireon.tenants t ON t.id = s.tenant_id "
-		" WHERE s.tenant_id = $1",
+		" WHERE s.tenant_id = $1 AND t.id = $1",
 		cfg->tenant_id, "segments");
 	size_t		i;
 	json_t	   *r;
@@ -953,7 +953,7 @@ load_routes(KTenantConfig *cfg)
 		"SELECT jsonb_agg(jsonb_build_object('channel_id', r.channel_id, 'placement_id', r.placement_id, "
 		"         'flow_key', f.key, 'priority', r.priority) ORDER BY r.priority DESC, r.id) "
 		"  FROM kaireon.flow_routes r JOIN kaireon.decision_flows f "
-		"    ON f.tenant_id = r.tenant_id AND f.id = r.decision_flow_id AND f.deleted_at IS NULL "
+		"    ON f.tenant_id = $1 AND f.id = r.decision_flow_id AND f.deleted_at IS NULL "
 		" WHERE r.tenant_id = $1 AND r.deleted_at IS NULL AND r.status = 'active'",
 		cfg->tenant_id, "flow routes");
 	size_t		i;

@@ -68,7 +68,7 @@ kaireon_prepare_state_plan(KTenantConfig *cfg)
 							   ", 'metrics', (SELECT jsonb_object_agg(CASE WHEN v.dimension_key = '' THEN d.key "
 							   "   ELSE d.key || '|' || v.dimension_key END, v.value) "
 							   "   FROM kaireon.metric_values v JOIN kaireon.metric_definitions d "
-							   "     ON d.tenant_id = v.tenant_id AND d.id = v.metric_id "
+							   "     ON d.tenant_id = $1 AND d.id = v.metric_id "
 							   "  WHERE v.tenant_id = $1 AND v.customer_id = $2)");
 		extras = true;
 	}

@@ -87,9 +87,9 @@ experiment_model(KRequest *req, const char *experiment_key, const char *customer
 	if (state_plan == NULL)
 		state_plan = kspi_prepare_keep(
 			"SELECT e.status = 'running' OR EXISTS (SELECT 1 FROM kaireon.experiment_assignments a "
-			"        WHERE a.tenant_id = e.tenant_id AND a.experiment_id = e.id AND a.customer_id = $3), "
+			"        WHERE a.tenant_id = $1 AND a.experiment_id = e.id AND a.customer_id = $3), "
 			"       (SELECT m.key FROM kaireon.algorithm_models m "
-			"         WHERE m.tenant_id = e.tenant_id AND m.id = e.champion_model_id) "
+			"         WHERE m.tenant_id = $1 AND m.id = e.champion_model_id) "
 			"  FROM kaireon.experiments e WHERE e.tenant_id = $1 AND e.key = $2",
 			3, types);
 	if (assign_plan == NULL)

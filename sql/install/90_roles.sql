@@ -189,8 +189,32 @@ BEGIN
     INSERT INTO kaireon.tenant_pins (role, pinned_tenant_id) VALUES (p_role, p_tenant_id)
         ON CONFLICT (role) DO UPDATE SET pinned_tenant_id = EXCLUDED.pinned_tenant_id
         WHERE kaireon.tenant_pins.pinned_tenant_id IS DISTINCT FROM EXCLUDED.pinned_tenant_id;
+    -- On Citus, tenant_pins is local to each node (it names roles by OID) and a delegated
+    -- call checks the tenant on the worker: the pin is also the role's setting, which Citus
+    -- copies to every node (docs/scale-out.md).
+    PERFORM kaireon_internal._pin_role_setting(v_role.rolname, p_tenant_id);
 END
 $fn$;
+
+-- ALTER ROLE ... SET / RESET kaireon.pinned_tenant_id when Citus is installed (propagated to
+-- every node); nothing on one server, where kaireon.tenant_pins is the pin.
+CREATE FUNCTION kaireon_internal._pin_role_setting(p_role name, p_tenant_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        RETURN;
+    END IF;
+    IF p_tenant_id IS NULL THEN
+        EXECUTE format('ALTER ROLE %I RESET kaireon.pinned_tenant_id', p_role);
+    ELSE
+        EXECUTE format('ALTER ROLE %I SET kaireon.pinned_tenant_id = %L', p_role, p_tenant_id);
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._pin_role_setting(name, text) IS
+    'Internal: on Citus, a tenant pin as the role''s kaireon.pinned_tenant_id setting too (Citus propagates it to every node; tenant_pins is node-local).';
 COMMENT ON FUNCTION kaireon_internal._pin_role(regrole, text) IS
     'Internal: validates and records a tenant pin (kaireon.pin_role).';
 
@@ -204,12 +228,20 @@ COMMENT ON FUNCTION kaireon.pin_role(regrole, text) IS
     'Pins a role to one tenant (superuser or BYPASSRLS admin): the role, and every role that is a member of it, may then act only for that tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did (42501 otherwise). Replaces an earlier pin of the role; audited.';
 
 CREATE FUNCTION kaireon.unpin_role(role regrole) RETURNS boolean
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
-    BEGIN ATOMIC
-        WITH d AS (DELETE FROM kaireon.tenant_pins p WHERE p.role = unpin_role.role RETURNING 1)
-        SELECT EXISTS (SELECT 1 FROM d);
-    END;
+AS $fn$
+DECLARE
+    v_had       boolean;
+BEGIN
+    DELETE FROM kaireon.tenant_pins p WHERE p.role = unpin_role.role;
+    v_had := FOUND;
+    IF v_had THEN
+        PERFORM kaireon_internal._pin_role_setting((SELECT rolname FROM pg_roles WHERE oid = unpin_role.role), NULL);
+    END IF;
+    RETURN v_had;
+END
+$fn$;
 COMMENT ON FUNCTION kaireon.unpin_role(regrole) IS
     'Removes the tenant pin of a role (superuser or BYPASSRLS admin); true if it had one. A pin set with ALTER ROLE ... SET kaireon.pinned_tenant_id is removed with ALTER ROLE ... RESET.';
 

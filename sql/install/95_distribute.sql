@@ -263,6 +263,15 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- The tenant a session acts for reaches the workers: SET LOCAL kaireon.tenant_id travels
+    -- with the transaction's commands to every node (citus.propagate_set_commands, this
+    -- database's default from now on), and tenant pins are also the roles' setting
+    -- kaireon.pinned_tenant_id, which Citus copies to every node (tenant_pins is node-local).
+    EXECUTE format('ALTER DATABASE %I SET citus.propagate_set_commands = %L', current_database(), 'local');
+    FOR r IN SELECT a.rolname, p.pinned_tenant_id FROM kaireon.tenant_pins p JOIN pg_roles a ON a.oid = p.role LOOP
+        PERFORM kaireon_internal._pin_role_setting(r.rolname, r.pinned_tenant_id);
+    END LOOP;
+
     -- 5. The entry points run on the node holding their tenant.
     FOR r IN SELECT d.fn, d.tenant_arg FROM kaireon_internal._delegated_functions() d LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o

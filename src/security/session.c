@@ -60,6 +60,7 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -678,6 +679,25 @@ kaireon_assert_tenant_access(PG_FUNCTION_ARGS)
 }
 
 /*
+ * With Citus: the same settings as SET LOCAL statements, which Citus sends to
+ * the workers of the transaction (citus.propagate_set_commands = 'local', set
+ * by kaireon.distribute()), so a call delegated to a worker acts for the
+ * tenant too (docs/scale-out.md).
+ */
+static void
+propagate_local_settings(const char *tenant, const char *user, const char *request)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	if (SPI_execute(psprintf("SET LOCAL kaireon.tenant_id = %s; SET LOCAL kaireon.user_id = %s; "
+							 "SET LOCAL kaireon.request_id = %s",
+							 quote_literal_cstr(tenant), quote_literal_cstr(user), quote_literal_cstr(request)),
+					false, 0) < 0)
+		elog(ERROR, "kaireon: could not set the tenant for the workers");
+	SPI_finish();
+}
+
+/*
  * kaireon.set_tenant(tenant_id, user_id, request_id, local): set the whole
  * session context at once, for this transaction only by default (the way that
  * is safe behind a transaction-pooling connection pooler).  user_id and
@@ -714,6 +734,9 @@ kaireon_set_tenant(PG_FUNCTION_ARGS)
 							 context, PGC_S_SESSION, action, true, 0, false);
 	(void) set_config_option("kaireon.request_id", PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 							 context, PGC_S_SESSION, action, true, 0, false);
+	if (local && OidIsValid(get_extension_oid("citus", true)))
+		propagate_local_settings(tenant, PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+								 PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	current = kaireon_current_tenant();
 	if (current == NULL)
 		PG_RETURN_NULL();

@@ -268,22 +268,26 @@ COMMENT ON FUNCTION kaireon_internal._approval_stages(text, text) IS
 -- (kaireon.users), or, if the tenant has none, the platform user of that id
 -- (kaireon.platform_users); its role is p_role, or (a tenant's user) it is assigned a custom
 -- role of that name.
+-- (PL/pgSQL, each query naming the tenant: Citus plans no parameterised query of a SQL
+-- function, and the platform users are a reference table apart from the tenant's rows)
 CREATE FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
-    BEGIN ATOMIC
-        SELECT CASE
-            WHEN EXISTS (SELECT 1 FROM kaireon.users u WHERE u.tenant_id = p_tenant_id AND u.id = p_user_id) THEN
-                EXISTS (SELECT 1 FROM kaireon.users u
-                         WHERE u.tenant_id = p_tenant_id AND u.id = p_user_id
-                           AND (u.role = p_role
-                                OR EXISTS (SELECT 1 FROM kaireon.custom_role_assignments a
-                                             JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
-                                            WHERE a.tenant_id = p_tenant_id AND a.user_id = u.id AND r.name = p_role)))
-            ELSE
-                EXISTS (SELECT 1 FROM kaireon.platform_users p WHERE p.id = p_user_id AND p.role = p_role)
-            END;
-    END;
+AS $fn$
+DECLARE
+    v_role      text;
+BEGIN
+    SELECT u.role INTO v_role FROM kaireon.users u WHERE u.tenant_id = p_tenant_id AND u.id = p_user_id;
+    IF FOUND THEN
+        RETURN v_role = p_role
+            OR EXISTS (SELECT 1 FROM kaireon.custom_role_assignments a
+                         JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
+                        WHERE a.tenant_id = p_tenant_id AND r.tenant_id = p_tenant_id
+                          AND a.user_id = p_user_id AND r.name = p_role);
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM kaireon.platform_users p WHERE p.id = p_user_id AND p.role = p_role);
+END
+$fn$;
 COMMENT ON FUNCTION kaireon_internal._user_holds_role(text, text, text) IS
     'Internal: whether a user holds a role in a tenant: the tenant''s user of that id (its users.role or a custom role assignment), or, if the tenant has none of that id, the platform user of that id (its platform_users.role).';
 

@@ -509,6 +509,37 @@ extension_installed(void)
 }
 
 /*
+ * Whether this database is a Citus worker node (Citus installed, and this
+ * node not the coordinator): the cluster's jobs run on the coordinator, which
+ * sends each tenant's work to its shard (docs/scale-out.md), so a worker
+ * node's maintenance worker runs none (a short transaction).
+ */
+static bool
+citus_worker_node(void)
+{
+	bool		worker = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (OidIsValid(get_extension_oid("citus", true)))
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "kaireon: SPI_connect failed");
+		if (SPI_execute("SELECT NOT pg_catalog.citus_is_coordinator()", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+
+			worker = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+	}
+	CommitTransactionCommand();
+	return worker;
+}
+
+/*
  * Mark the runs left 'running' by processes that are gone as interrupted;
  * the worker's own jobs among them run again at once.  A process is gone
  * when no backend has its pid, or the one that has it started after the run
@@ -670,6 +701,7 @@ kaireon_worker_main(Datum arg)
 	char		dbname[NAMEDATALEN];
 	bool		installed = false;
 	bool		waiting_logged = false;
+	bool		worker_node_logged = false;
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -709,6 +741,17 @@ kaireon_worker_main(Datum arg)
 			continue;
 		}
 		waiting_logged = false;
+		if (citus_worker_node())
+		{
+			if (!worker_node_logged)
+				ereport(LOG, (errmsg("kaireon worker: database \"%s\" is on a Citus worker node; its jobs run on the coordinator",
+									 dbname)));
+			worker_node_logged = true;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			continue;
+		}
+		worker_node_logged = false;
 		if (!installed)
 		{
 			/* first sight of the extension: runs cut short before this start */

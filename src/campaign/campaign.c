@@ -800,9 +800,10 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	json_t	   *run,
 			   *sum;
 	char	   *error;
-	Oid			types[6] = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, JSONBOID, TEXTOID};
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {TEXTOID, TEXTOID, BOOLOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID};
+	Oid			start_types[4] = {TEXTOID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	const char *status;
 	Datum		result;
 
@@ -852,11 +853,13 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(spec.tenant_id);
 	args[1] = CStringGetTextDatum(spec.run_id);
 	args[2] = BoolGetDatum(spec.simulation);
+	/* times are parameters (the clock read here): Citus sends no volatile function to a shard */
+	args[3] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (kspi_execute_with_args(
 		"INSERT INTO kaireon.campaign_runs (tenant_id, campaign_id, run_number, status, is_simulation, started_at) "
-		"SELECT $1, $2, coalesce(max(run_number), 0) + 1, 'running', $3, clock_timestamp() "
+		"SELECT $1, $2, coalesce(max(run_number), 0) + 1, 'running', $3, $4 "
 		"  FROM kaireon.campaign_runs WHERE tenant_id = $1 AND campaign_id = $2 RETURNING id",
-		3, types, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		4, start_types, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "kaireon: could not create the campaign run");
 	cp.campaign_run_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
@@ -881,12 +884,17 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 													  "summary", sum)));
 	}
 	args[5] = CStringGetTextDatum(spec.run_id);
+	args[6] = TimestampTzGetDatum(GetCurrentTimestamp());
+	/* two statements: Citus sends each to the tenant's shard (a modifying CTE it plans apart) */
+	if (error == NULL &&
+		kspi_execute_with_args("UPDATE kaireon.runs SET last_run_at = $2 WHERE tenant_id = $1 AND id = $3",
+							   3, (Oid[]) {TEXTOID, TIMESTAMPTZOID, TEXTOID},
+							   (Datum[]) {args[0], args[6], args[5]}, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "kaireon: could not mark the run");
 	if (kspi_execute_with_args(
-		"WITH touched AS (UPDATE kaireon.runs SET last_run_at = clock_timestamp() "
-		"                  WHERE tenant_id = $1 AND id = $6 AND $3) "
 		"UPDATE kaireon.campaign_runs SET "
 		"  status = CASE WHEN $3 THEN 'completed' ELSE 'failed' END, "
-		"  error = $4, completed_at = clock_timestamp(), "
+		"  error = $4, completed_at = $7, "
 		"  total_customers = coalesce(($5 ->> 'customers')::bigint, 0), "
 		"  processed = coalesce(($5 ->> 'customers')::bigint, 0), "
 		"  recommended = coalesce(($5 ->> 'recommended')::bigint, 0), "
@@ -894,7 +902,7 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 		"  duality_gap = ($5 ->> 'gap')::float8, iterations = coalesce(($5 ->> 'iterations')::int, 0), "
 		"  summary = coalesce($5 -> 'summary', '{}') "
 		"WHERE tenant_id = $1 AND id = $2 RETURNING *",
-		6, types, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		7, types, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "kaireon: could not finish the campaign run");
 	result = return_row();
 	if (SPI_finish() != SPI_OK_FINISH)
@@ -941,9 +949,9 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	char	   *error;
 	const char *key;
 	json_t	   *v;
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID, JSONBOID};
-	Datum		args[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, JSONBOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	Datum		args[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *sim_id;
 	Datum		result;
 
@@ -1043,10 +1051,12 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 		nulls[3] = 'n';
 	args[4] = Int32GetDatum((int32) spec.sample_size);
 	args[5] = JsonbPGetDatum(kj_to_jsonb(conf));
+	/* times are parameters (the clock read here): Citus sends no volatile function to a shard */
+	args[8] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (kspi_execute_with_args(
 		"INSERT INTO kaireon.simulation_runs (tenant_id, name, segment_id, decision_flow_key, sample_size, config, "
-		"  status, started_at) VALUES ($1, $2, $3, $4, $5, $6, 'running', clock_timestamp()) RETURNING id",
-		6, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		"  status, started_at) VALUES ($1, $2, $3, $4, $5, $6, 'running', $9) RETURNING id",
+		9, types, args, nulls, false, 0) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "kaireon: could not create the simulation run");
 	sim_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	cp.campaign_run_id = sim_id;
@@ -1057,6 +1067,7 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	memset(args, 0, sizeof(args));
 	args[0] = CStringGetTextDatum(spec.tenant_id);
 	args[1] = CStringGetTextDatum(sim_id);
+	args[8] = TimestampTzGetDatum(GetCurrentTimestamp());
 	for (int k = 2; k < 6; k++)
 		nulls[k] = 'n';
 	if (error)
@@ -1077,9 +1088,9 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	}
 	if (kspi_execute_with_args(
 		"UPDATE kaireon.simulation_runs SET status = CASE WHEN $7 IS NULL THEN 'completed' ELSE 'failed' END, "
-		"  error = $7, results = coalesce($8, '{}'), completed_at = clock_timestamp() "
+		"  error = $7, results = coalesce($8, '{}'), completed_at = $9 "
 		"WHERE tenant_id = $1 AND id = $2 RETURNING *",
-		8, types, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
+		9, types, args, nulls, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "kaireon: could not finish the simulation run");
 	result = return_row();
 	if (SPI_finish() != SPI_OK_FINISH)

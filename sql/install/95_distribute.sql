@@ -25,6 +25,10 @@ AS $fn$
            ('kaireon.recommend_json(text,jsonb)', 'tenant_id'),
            ('kaireon.respond_json(text,jsonb)', 'tenant_id'),
            ('kaireon.respond_bulk(text,jsonb)', 'tenant_id'),
+           -- campaigns and simulations run the tenant's stored customer query as the confined
+           -- role, which may not log in to a worker: on the tenant's node it reads locally
+           ('kaireon.run_campaign(text,text,boolean)', 'tenant_id'),
+           ('kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'tenant_id'),
            -- the audit log's retention deletes on the tenant's node (docs/audit.md)
            ('kaireon.purge_audit_chain(text,timestamptz,bigint)', 'tenant_id')
 $fn$;

@@ -109,6 +109,7 @@ typedef struct Campaign
 	int64		decisions;
 	char	   *campaign_run_id;
 	char	   *customers_query;	/* the SQL listing the customers */
+	bool		listed;			/* customers listed (before the call's first write) */
 } Campaign;
 
 /* Milliseconds since a start time. */
@@ -413,10 +414,13 @@ collect(Campaign *cp)
 	for (int r = 0; r < cp->nresp; r++)
 		cp->prob.rcap[r] = cp->set->items[cp->resp[r]].per_response;
 
-	cp->customers_query = customers_sql(cp);
-	MemoryContextSwitchTo(mine);
-	kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
-	MemoryContextSwitchTo(mine);
+	if (!cp->listed)
+	{
+		cp->customers_query = customers_sql(cp);
+		MemoryContextSwitchTo(mine);
+		kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
+		MemoryContextSwitchTo(mine);
+	}
 	for (int64 i = 0; i < cp->ncustomers; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -702,12 +706,29 @@ execute(Campaign *cp)
 }
 
 /*
- * Run execute() in a subtransaction.  On success returns the summary; on
- * failure rolls the subtransaction back, returns NULL and the error message
- * in *error (a cancelled query is re-raised).
+ * List the customers, confined to the tenant (the step run before the call
+ * writes anything: on Citus the confined role may not read the tenant's
+ * shards once the transaction modified them as the caller, 25001).
  */
 static json_t *
-execute_guarded(Campaign *cp, char **error)
+list_first(Campaign *cp)
+{
+	MemoryContext mine = CurrentMemoryContext;
+
+	cp->customers_query = customers_sql(cp);
+	kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
+	MemoryContextSwitchTo(mine);
+	cp->listed = true;
+	return NULL;
+}
+
+/*
+ * Run a step (execute, list_first) in a subtransaction.  On success returns
+ * its result; on failure rolls the subtransaction back, returns NULL and the
+ * error message in *error (a cancelled query is re-raised).
+ */
+static json_t *
+run_guarded(Campaign *cp, json_t *(*step) (Campaign *), char **error)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -718,7 +739,7 @@ execute_guarded(Campaign *cp, char **error)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		result = execute(cp);
+		result = step(cp);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -848,6 +869,7 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	spec.max_offers = (int) kj_num(run, "max_offers", 1);
 	spec.limits = json_object_get(run, "volume_constraints");
 	prepare(&cp);
+	(void) run_guarded(&cp, list_first, &error);
 
 	/* the campaign_runs row, before anything else is written */
 	args[0] = CStringGetTextDatum(spec.tenant_id);
@@ -863,7 +885,7 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 		elog(ERROR, "kaireon: could not create the campaign run");
 	cp.campaign_run_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-	sum = execute_guarded(&cp, &error);
+	sum = error ? NULL : run_guarded(&cp, execute, &error);
 
 	args[0] = CStringGetTextDatum(spec.tenant_id);
 	args[1] = CStringGetTextDatum(cp.campaign_run_id);
@@ -1037,6 +1059,7 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	else if (run != NULL)
 		spec.limits = json_object_get(run, "volume_constraints");
 	prepare(&cp);
+	(void) run_guarded(&cp, list_first, &error);
 
 	args[0] = CStringGetTextDatum(spec.tenant_id);
 	args[1] = PG_ARGISNULL(6) ? (Datum) 0 : PointerGetDatum(PG_GETARG_TEXT_PP(6));
@@ -1052,6 +1075,7 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	args[4] = Int32GetDatum((int32) spec.sample_size);
 	args[5] = JsonbPGetDatum(kj_to_jsonb(conf));
 	/* times are parameters (the clock read here): Citus sends no volatile function to a shard */
+	nulls[6] = nulls[7] = 'n';	/* (not used here: null, so no one reads them) */
 	args[8] = TimestampTzGetDatum(GetCurrentTimestamp());
 	if (kspi_execute_with_args(
 		"INSERT INTO kaireon.simulation_runs (tenant_id, name, segment_id, decision_flow_key, sample_size, config, "
@@ -1061,7 +1085,7 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	sim_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	cp.campaign_run_id = sim_id;
 
-	sum = execute_guarded(&cp, &error);
+	sum = error ? NULL : run_guarded(&cp, execute, &error);
 
 	memset(nulls, ' ', sizeof(nulls));
 	memset(args, 0, sizeof(args));

@@ -267,6 +267,17 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- The grants on the tenants' data tables and segment views, made on this node before
+    -- they were distributed, again: Citus copies them to the workers now.
+    FOR r IN
+        SELECT n.nspname::text AS nsp, c.relname::text AS rel
+          FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'v')
+         WHERE n.nspname::text = ANY (v_schemas) AND NOT c.relispartition
+         ORDER BY 1, 2
+    LOOP
+        PERFORM kaireon_internal._apply_role_grants(r.nsp, r.rel);
+    END LOOP;
+
     -- The tenant a session acts for reaches the workers: SET LOCAL kaireon.tenant_id travels
     -- with the transaction's commands to every node (citus.propagate_set_commands, this
     -- database's default from now on), and tenant pins are also the roles' setting

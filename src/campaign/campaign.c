@@ -65,7 +65,7 @@ PG_FUNCTION_INFO_V1(kaireon_simulate);
 /* Customers read from the cursor at a time. */
 #define CAMPAIGN_FETCH 1000
 /* Rows written per INSERT of campaign decisions. */
-#define CAMPAIGN_WRITE_BATCH 10000
+#define CAMPAIGN_WRITE_BATCH 1000
 
 /* What a campaign runs. */
 typedef struct CampaignSpec
@@ -439,7 +439,15 @@ typedef struct Rows
 	bool		null[11][CAMPAIGN_WRITE_BATCH];
 } Rows;
 
-/* Write the buffered rows in one INSERT. */
+static void record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13);
+
+/*
+ * Write the buffered rows in one INSERT: a VALUES row per decision, each
+ * naming the tenant ($1) and taking its fields from the column arrays, so
+ * that Citus sends the statement to the tenant's shard (an INSERT ... SELECT
+ * FROM unnest(...) it would have to route row by row, which a delegated call
+ * may not).
+ */
 static void
 flush_rows(Campaign *cp, Rows *rows)
 {
@@ -447,7 +455,7 @@ flush_rows(Campaign *cp, Rows *rows)
 	FLOAT8OID, BOOLOID, TEXTOID, TEXTOID};
 	Oid			types[13];
 	Datum		args[13];
-	static SPIPlanPtr plan = NULL;
+	StringInfoData sql;
 
 	if (rows->n == 0)
 		return;
@@ -455,19 +463,28 @@ flush_rows(Campaign *cp, Rows *rows)
 	types[1] = TEXTOID;
 	for (int c = 0; c < 11; c++)
 		types[2 + c] = get_array_type(elem[c]);
-	if (plan == NULL)
-		plan = kspi_prepare_keep(
-			"INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
-			"  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
-			"  interaction_id) "
-			"SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS u",
-			13, types);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
+						   "  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
+						   "  interaction_id) VALUES ");
+	for (int r = 1; r <= rows->n; r++)
+	{
+		appendStringInfo(&sql, "%s($1, $2", r > 1 ? ", " : "");
+		for (int c = 0; c < 11; c++)
+			appendStringInfo(&sql, ", $%d[%d]", 3 + c, r);
+		appendStringInfoChar(&sql, ')');
+	}
 	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
 	args[1] = CStringGetTextDatum(cp->campaign_run_id);
 	for (int c = 0; c < 11; c++)
 		args[2 + c] = kd_array(rows->col[c], rows->null[c], rows->n, elem[c]);
-	if (kspi_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
+	if (kspi_execute_with_args(sql.data, 13, types, args, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not write the campaign decisions");
+	if (!cp->spec->simulation)
+		record_interactions(cp, rows, types, args);
+	pfree(sql.data);
 	rows->n = 0;
 }
 
@@ -573,25 +590,39 @@ write_decisions(Campaign *cp)
 	MemoryContextDelete(tmp);
 }
 
-/* Record the decisions as interactions (from the campaign_decisions rows just written). */
+/*
+ * Record a batch of the run's decisions as interactions, from the same
+ * column arrays as the campaign_decisions rows (flush_rows's argument order:
+ * $3 customer, $4 rank, $5 offer, $6 creative, $7 channel, $8 flow, $9
+ * score, $12 recommendation, $13 interaction; $14 the run, $15 the time), a
+ * VALUES row per decision naming the tenant (one shard on Citus).
+ */
 static void
-record_interactions(Campaign *cp)
+record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[3];
+	Oid			types[15];
+	Datum		args[15];
+	StringInfoData sql;
 
-	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
-	args[1] = CStringGetTextDatum(cp->campaign_run_id);
-	args[2] = CStringGetTextDatum(cp->spec->run_id);
-	if (kspi_execute_with_args(
-		"INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
-		"  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, context) "
-		"SELECT d.tenant_id, d.interaction_id, now(), d.customer_id, 'recommendation', d.recommendation_id, d.rank, "
-		"       d.offer_id, d.creative_id, d.channel_id, d.decision_flow_id, $3, d.score, "
-		"       jsonb_build_object('campaignRunId', d.campaign_run_id) "
-		"  FROM kaireon.campaign_decisions d WHERE d.tenant_id = $1 AND d.campaign_run_id = $2",
-		3, types, args, NULL, false, 0) != SPI_OK_INSERT || (int64) SPI_processed != cp->decisions)
+	memcpy(types, types13, sizeof(Oid) * 13);
+	memcpy(args, args13, sizeof(Datum) * 13);
+	types[13] = TEXTOID;
+	types[14] = TIMESTAMPTZOID;
+	args[13] = CStringGetTextDatum(cp->spec->run_id);
+	args[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+						   "  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
+						   "  context) VALUES ");
+	for (int r = 1; r <= rows->n; r++)
+		appendStringInfo(&sql, "%s($1, $13[%d], $15, $3[%d], 'recommendation', $12[%d], $4[%d], $5[%d], $6[%d], "
+						 "$7[%d], $8[%d], $14, $9[%d], jsonb_build_object('campaignRunId', $2::text))",
+						 r > 1 ? ", " : "", r, r, r, r, r, r, r, r, r);
+	if (kspi_execute_with_args(sql.data, 15, types, args, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not record the campaign's interactions");
+	pfree(sql.data);
 }
 
 /*
@@ -688,12 +719,9 @@ execute(Campaign *cp)
 	t0 = GetCurrentTimestamp();
 	if (cp->spec->write_decisions)
 	{
-		write_decisions(cp);
+		write_decisions(cp);	/* with their interactions, unless a simulation */
 		if (!cp->spec->simulation)
-		{
-			record_interactions(cp);
 			take_units(cp);
-		}
 	}
 	else
 	{

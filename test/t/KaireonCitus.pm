@@ -14,7 +14,7 @@ use File::Basename qw(dirname);
 use IPC::Run;
 
 our @EXPORT = qw(citus_installed pkglibdir start_cluster start_single load_tenant worker_of
-  move_tenant place_apart node_by_port census same_rows run_clients record_fields);
+  move_tenant place_apart node_by_port census same_rows run_clients client_errors record_fields);
 
 # The server's library directory (pg_config --pkglibdir).
 sub pkglibdir
@@ -30,7 +30,8 @@ sub citus_installed
 	return -f pkglibdir() . '/citus.so';
 }
 
-# A node with kaireon (and citus when $citus) preloaded, started, the extensions created.
+# A node with kaireon (and citus when $citus) preloaded, started, the extensions created (a
+# Citus node connects to itself, as in a shard move, by its socket directory).
 sub _node
 {
 	my ($name, $citus) = @_;
@@ -40,6 +41,7 @@ sub _node
 shared_preload_libraries = 'citus,kaireon'
 citus.shard_count = 8
 max_prepared_transactions = 100
+citus.local_hostname = '} . $node->host . q{'
 } : q{
 shared_preload_libraries = 'kaireon'
 }) . q{
@@ -176,6 +178,23 @@ sub run_clients
 		push @results, [ $r->{h}->result(0), $r->{out}, $r->{err} ];
 	}
 	return @results;
+}
+
+# The distinct errors of run_clients' results (each ERROR line with its CONTEXT's first line
+# and how many times it came), for a readable failure.
+sub client_errors
+{
+	my (@results) = @_;
+	my (%n, @order);
+	for my $r (@results)
+	{
+		while ($r->[2] =~ /ERROR:\s+(.*)(?:\n(?:DETAIL|HINT):.*)*(?:\nCONTEXT:\s+(.*))?/g)
+		{
+			my $e = $1 . (defined $2 ? " (CONTEXT: " . substr($2, 0, 160) . ")" : '');
+			push @order, $e unless $n{$e}++;
+		}
+	}
+	return join("\n", map { "$n{$_} x $_" } @order);
 }
 
 # The fields of a composite value's text form ("(1,a,\"b c\",,...)"); an empty unquoted

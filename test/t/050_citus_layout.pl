@@ -117,13 +117,33 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM kaireon_t_initech.ds_cus
 is($coord->safe_psql('postgres', q{SELECT intact FROM kaireon.verify_audit_chain('initech')}), 't',
 	'its audit chain verifies');
 
+# A cluster where kaireon was in service before distribute(): an application role granted and
+# pinned (platform audit rows), then distribute(); the role still reads its tenant's rows.
+my ($coord2, $worker2) = start_cluster('inservice', 1);
+is(load_tenant($coord2, 'acme'), 0, 'in service: tenant acme loaded');
+$ret = $coord2->psql('postgres', q{
+    CREATE ROLE app LOGIN; SELECT kaireon.grant_app_role('app');
+    ALTER ROLE app SET kaireon.pinned_tenant_id = 'acme';}, stderr => \$err);
+is($ret, 0, 'in service: an application role granted and pinned to acme') or diag($err);
+my $platform = $coord2->safe_psql('postgres', q{SELECT intact || ':' || total FROM kaireon.verify_audit_chain(NULL)});
+like($platform, qr/^true:[1-9]\d*$/, 'in service: the platform audit chain holds rows and verifies');
+$ret = $coord2->psql('postgres', 'SELECT count(*) FROM kaireon.distribute()', stderr => \$err);
+is($ret, 0, 'in service: distribute() succeeds') or diag($err);
+is($coord2->safe_psql('postgres', q{SELECT intact || ':' || total FROM kaireon.verify_audit_chain(NULL)}), $platform,
+	'in service: the platform audit chain verifies after distribute(), as long as before');
+my $out = '';
+$err = '';
+$coord2->psql('postgres', 'SELECT count(*) FROM kaireon.offers', stdout => \$out, stderr => \$err,
+	extra_params => [ '-U', 'app' ]);
+is($out . $err, '7', 'in service: the pinned application role reads its tenant\'s offers through the coordinator');
+$_->stop for ($coord2, $worker2);
+
 # Without Citus: an error with a hint, and nothing changed.
 my $plain = start_single('plain');
 is(load_tenant($plain, 'acme'), 0, 'tenant acme loaded on a plain kaireon node');
 my $plain_before = census($plain);
 my $constraints = q{SELECT count(*) FROM pg_constraint WHERE connamespace = 'kaireon'::regnamespace};
 my $plain_constraints = $plain->safe_psql('postgres', $constraints);
-my ($out);
 $ret = $plain->psql('postgres', qq{\\set VERBOSITY verbose\nSELECT * FROM kaireon.distribute();},
 	stdout => \$out, stderr => \$err);
 isnt($ret, 0, 'distribute() fails without Citus');

@@ -73,12 +73,19 @@ is($coord->safe_psql('postgres', q{
      WHERE p.partmethod = 'h' AND NOT c.relispartition}),
 	'1:' . (scalar(grep { $_->[0] eq 'distributed' } values %placed) - 1),
 	'pg_dist_partition: every distributed table in the co-location group of kaireon.tenants, by tenant_id');
-is($coord->safe_psql('postgres', q{
-    SELECT string_agg(format('%s:%s:%s', p.proname, o.distribution_argument_index, o.force_delegation), ',' ORDER BY o.objid::regprocedure::text)
-      FROM pg_dist_object o JOIN pg_proc p ON p.oid = o.objid
-     WHERE o.classid = 'pg_proc'::regclass AND o.distribution_argument_index IS NOT NULL}),
-	'recommend:0:t,recommend_json:0:t,respond:0:t,respond_bulk:0:t,respond_json:0:t',
-	'recommend, respond and the tenant-first JSON forms are delegated by their tenant argument, forced');
+my $delegated = $coord->safe_psql('postgres', q{
+    SELECT string_agg(format('%s:%s:%s', o.objid::regprocedure, o.distribution_argument_index, o.force_delegation), E'\n' ORDER BY o.objid::regprocedure::text)
+      FROM pg_dist_object o
+     WHERE o.classid = 'pg_proc'::regclass AND o.distribution_argument_index IS NOT NULL});
+is($delegated, $coord->safe_psql('postgres', q{
+    SELECT string_agg(format('%s:%s:t', d.fn::regprocedure, array_position(p.proargnames, d.tenant_arg) - 1), E'\n' ORDER BY d.fn::regprocedure::text)
+      FROM kaireon_internal._delegated_functions() d JOIN pg_proc p ON p.oid = d.fn::regprocedure}),
+	'the functions of kaireon_internal._delegated_functions() are delegated by their tenant argument, forced');
+for my $fn ('recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamp with time zone,text)',
+	'recommend_json(text,jsonb)', 'respond_json(text,jsonb)', 'respond_bulk(text,jsonb)')
+{
+	like($delegated, qr/^kaireon\.\Q$fn\E:0:t$/m, "kaireon.$fn is delegated by its tenant argument (the first)");
+}
 
 # The rows are all there, read through the coordinator, and the chains still verify.
 same_rows(census($coord), $before, 'every table holds the same rows after distribute()');

@@ -6,7 +6,8 @@
 # (SET LOCAL with citus.propagate_set_commands, or a role pinned by ALTER ROLE ... SET
 # kaireon.pinned_tenant_id) sees none of the other tenant's rows and cannot decide for it
 # (42501), wherever its shards are; the audit chains verify after distribute(), after a
-# tenant's shards move to the other worker and back, and after 16 concurrent writers; the
+# tenant's shards move to the other worker and back, after it is isolated on shards of its
+# own (isolate_tenant_to_new_shard), and after 16 concurrent writers; the
 # retention, a DSAR export and erasure, a campaign and the maintenance jobs run for tenants on
 # different workers; no node's server process crashes.
 # Skipped when the citus library is not installed (Citus is not in Debian's archive).
@@ -149,6 +150,22 @@ is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after a change
 is($ret, 0, 'acme\'s shards move back') or diag($err);
 is(worker_of($coord, 'acme'), $home->port, 'acme is on its first worker again');
 is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after the move back');
+
+# A big tenant isolated on shards of its own (every co-located table), where it was.
+$before = census($coord);
+like(try_sql(q{SELECT isolate_tenant_to_new_shard('kaireon.tenants', 'acme', 'CASCADE', shard_transfer_mode => 'block_writes')}),
+	qr/^\d+$/, 'acme is isolated on a shard of its own');
+is(try_sql(q{SELECT shardminvalue = shardmaxvalue FROM pg_dist_shard
+              WHERE shardid = get_shard_id_for_distribution_column('kaireon.tenants', 'acme')}), 't',
+	'its shard holds one hash value');
+is(worker_of($coord, 'acme'), $home->port, 'on the same worker');
+same_rows(census($coord), $before, 'every table holds the same rows after the isolation');
+is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after the isolation');
+is(try_sql(q{UPDATE kaireon.offers SET description = 'isolated' WHERE tenant_id = 'acme' AND id = 'saver' RETURNING id}), 'saver',
+	'an audited change to the isolated acme');
+like(try_sql(q{SELECT kaireon.recommend('acme', 'cust-42', 'web', options => '{"dry_run": true}')}), qr/^\(1,/,
+	'a decision for the isolated acme');
+is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after a change to the isolated tenant');
 
 my $updates = q{SELECT string_agg(tenant_id || ':' || n, ',' ORDER BY tenant_id) FROM (
                   SELECT tenant_id, count(*) AS n FROM kaireon.audit_logs

@@ -13,6 +13,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
 use KaireonCitus;
 
 my $pkglibdir = pkglibdir();

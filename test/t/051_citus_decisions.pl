@@ -15,6 +15,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
 use KaireonCitus;
 
 my $pkglibdir = pkglibdir();

@@ -199,8 +199,14 @@ for my $t (@tenants)
 	is(try_sql(qq{INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, segment_id, channel_ids, max_offers, status)
                   VALUES ('$t', 'camp', 'Campaign', 'web-home', 'affluent', '["email"]', 1, 'active')}), '',
 		"$t: a campaign over segment affluent");
-	is(try_sql(qq{SELECT format('%s|%s|%s', status, total_customers, error) FROM kaireon.run_campaign('$t', 'camp')}),
-		'completed|2|', "$t: run_campaign completes for the segment's two customers");
+	# (called as Citus delegates it: the call alone, with the tenant as its argument)
+	my $call = qq{SELECT kaireon.run_campaign('$t', 'camp')};
+	like(try_sql("EXPLAIN (VERBOSE OFF, COSTS OFF) $call"), qr/Task Count: 1.*Node: host=\S+ port=$port{$t}/s,
+		"$t: run_campaign is delegated to the tenant's worker");
+	like(try_sql($call), qr/^\(/, "$t: run_campaign returns its run");
+	is(try_sql(qq{SELECT format('%s|%s|%s', status, total_customers, error) FROM kaireon.campaign_runs
+                   WHERE tenant_id = '$t' ORDER BY created_at DESC, run_number DESC LIMIT 1}),
+		'completed|2|', "$t: the run completed for the segment's two customers");
 	is(try_sql(qq{SELECT count(*) > 0 FROM kaireon.campaign_decisions WHERE tenant_id = '$t'}), 't',
 		"$t: and writes its decisions");
 }

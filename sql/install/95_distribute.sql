@@ -134,6 +134,7 @@ DECLARE
     v_local_rows text[] := '{}';
     v_has_rows  boolean;
     v_schemas   text[];
+    v_triggers  text[] := '{}';
 BEGIN
     -- 1. Citus, on its coordinator, with kaireon of this version on every worker.
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
@@ -225,7 +226,24 @@ BEGIN
         --    tenant-less ones as reference tables; the rows move to the shards. The rows are
         --    moved, not written: the triggers checking and auditing writes sleep while Citus
         --    copies them (a check's subtransaction would break Citus's copy to the workers).
-        PERFORM set_config('session_replication_role', 'replica', true);
+        -- Here (session_replication_role) and on the workers, where Citus copies the rows into
+        -- the shards: the INSERT triggers of a table holding rows are disabled for the copy and get
+        -- their state back after (ALTER TABLE ... ENABLE [REPLICA | ALWAYS] TRIGGER, which Citus
+        -- applies to the shards).
+        SET LOCAL session_replication_role = 'replica';
+        FOR r IN
+            SELECT format('kaireon.%I', c.relname) AS rel, t.tgname, t.tgenabled
+              FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relname::text = ANY (v_local_rows)
+               AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+               AND (t.tgtype & 4) <> 0      -- the INSERT triggers (TRIGGER_TYPE_INSERT): the copy inserts
+             ORDER BY 1, 2
+        LOOP
+            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', r.rel, r.tgname);
+            v_triggers := v_triggers || format('ALTER TABLE %s ENABLE %s TRIGGER %I', r.rel,
+                                               CASE r.tgenabled WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END,
+                                               r.tgname);
+        END LOOP;
         FOREACH v_bad IN ARRAY v_tables LOOP
             IF v_bad = 'tenants' THEN
                 PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
@@ -245,7 +263,10 @@ BEGIN
                 PERFORM kaireon_internal._drop_local_copy(format('kaireon.%I', v_tables[i])::regclass);
             END IF;
         END LOOP;
-        PERFORM set_config('session_replication_role', 'origin', true);
+        SET LOCAL session_replication_role = 'origin';
+        FOREACH v_bad IN ARRAY v_triggers LOOP
+            EXECUTE v_bad;
+        END LOOP;
     END IF;
 
     -- The tenants' customer data tables (kaireon_t_<slug>.ds_*: a tenant_id column holding
@@ -260,9 +281,9 @@ BEGIN
          ORDER BY 1
     LOOP
         IF kaireon_internal._citus_table_type(r.rel) IS NULL THEN
-            PERFORM set_config('session_replication_role', 'replica', true);
+            SET LOCAL session_replication_role = 'replica';
             PERFORM kaireon_internal._distribute_tenant_table(r.rel);
-            PERFORM set_config('session_replication_role', 'origin', true);
+            SET LOCAL session_replication_role = 'origin';
             v_changed := v_changed || r.rel::text;
         END IF;
     END LOOP;

@@ -26,10 +26,16 @@
 extern bool kaireon_budget_current(const KCap *c, TimestampTz now);
 
 /* The volume constraint's period is over (or never started): its count restarts. */
-#define KCAPS_VOLUME_PERIOD_OVER "(v.reset_at IS NULL OR v.reset_at <= now())"
+#define KCAPS_VOLUME_PERIOD_OVER_AT(now) "(v.reset_at IS NULL OR v.reset_at <= " now ")"
+#define KCAPS_VOLUME_PERIOD_OVER KCAPS_VOLUME_PERIOD_OVER_AT("now()")
 
-/* What a volume constraint has used in its current period. */
-#define KCAPS_VOLUME_USED "CASE WHEN " KCAPS_VOLUME_PERIOD_OVER " THEN 0 ELSE v.current_count END"
+/*
+ * What a volume constraint has used in its current period (the _AT form with
+ * the time as a parameter: an UPDATE on Citus may call no function that is not
+ * IMMUTABLE in a CASE).
+ */
+#define KCAPS_VOLUME_USED_AT(now) "CASE WHEN " KCAPS_VOLUME_PERIOD_OVER_AT(now) " THEN 0 ELSE v.current_count END"
+#define KCAPS_VOLUME_USED KCAPS_VOLUME_USED_AT("now()")
 
 /* The volume constraint is the tenant's and in force. */
 #define KCAPS_VOLUME_IN_FORCE "v.tenant_id = $1 AND v.status = 'active'"

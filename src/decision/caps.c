@@ -23,6 +23,7 @@
 
 #include "util/json.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 
@@ -30,15 +31,20 @@
 #include "config/caps.h"
 #include "decision/decision.h"
 
-/* Take units of a volume constraint in force: $3 units (float8, whole), restarting an ended period. */
+/*
+ * Take units of a volume constraint in force: $3 units (float8, whole),
+ * restarting an ended period; $4 the time (the transaction's: now()), a
+ * parameter because Citus allows no function but IMMUTABLE ones in the CASE
+ * of an UPDATE.
+ */
 #define VOLUME_TAKE_SQL \
 	"UPDATE kaireon.volume_constraints v " \
-	"   SET current_count = CASE WHEN " KCAPS_VOLUME_PERIOD_OVER " THEN $3::bigint " \
+	"   SET current_count = CASE WHEN " KCAPS_VOLUME_PERIOD_OVER_AT("$4") " THEN $3::bigint " \
 	"                            ELSE v.current_count + $3::bigint END, " \
-	"       reset_at = CASE WHEN " KCAPS_VOLUME_PERIOD_OVER \
-	"                       THEN kaireon_internal._period_end(v.period, now()) ELSE v.reset_at END " \
+	"       reset_at = CASE WHEN " KCAPS_VOLUME_PERIOD_OVER_AT("$4") \
+	"                       THEN kaireon_internal._period_end(v.period, $4) ELSE v.reset_at END " \
 	" WHERE v.id = $2 AND " KCAPS_VOLUME_IN_FORCE \
-	"   AND (" KCAPS_VOLUME_USED ") + $3::bigint <= v.max_volume " \
+	"   AND (" KCAPS_VOLUME_USED_AT("$4") ") + $3::bigint <= v.max_volume " \
 	"RETURNING 1"
 
 static SPIPlanPtr vol_take_plan = NULL;
@@ -62,12 +68,14 @@ keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 static bool
 run_take(SPIPlanPtr plan, const char *tenant_id, const char *id, double amount, const char *what)
 {
-	Datum		args[3];
+	Datum		args[4];
 	int			rc;
 
+	/* (the time is the volume plan's $4; a plan of three parameters reads three) */
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = CStringGetTextDatum(id);
 	args[2] = Float8GetDatum(amount);
+	args[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	rc = kspi_execute_plan(plan, args, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "kaireon: %s failed: %s", what, SPI_result_code_string(rc));
@@ -78,12 +86,12 @@ run_take(SPIPlanPtr plan, const char *tenant_id, const char *id, double amount, 
 static bool
 cap_unit(const KRequest *req, const KCap *c, double cost, bool take)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+	Oid			types[4] = {TEXTOID, TEXTOID, FLOAT8OID, TIMESTAMPTZOID};
 	SPIPlanPtr	plan;
 
 	if (c->kind == KCAP_VOLUME)
 		plan = take ?
-			keep_plan(&vol_take_plan, VOLUME_TAKE_SQL, 3, types) :
+			keep_plan(&vol_take_plan, VOLUME_TAKE_SQL, 4, types) :
 			keep_plan(&vol_return_plan,
 					  "UPDATE kaireon.volume_constraints SET current_count = current_count - 1 "
 					  " WHERE tenant_id = $1 AND id = $2 AND current_count > 0 RETURNING 1", 2, types);
@@ -139,13 +147,13 @@ kaireon_reserve_caps(KRequest *req, KCandidate *cand)
 bool
 kaireon_caps_take_units(const char *tenant_id, const char *id, KCapCounter counter, double units)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, FLOAT8OID};
+	Oid			types[4] = {TEXTOID, TEXTOID, FLOAT8OID, TIMESTAMPTZOID};
 	SPIPlanPtr	plan;
 
 	switch (counter)
 	{
 		case KCOUNTER_VOLUME:
-			plan = keep_plan(&vol_take_plan, VOLUME_TAKE_SQL, 3, types);
+			plan = keep_plan(&vol_take_plan, VOLUME_TAKE_SQL, 4, types);
 			break;
 		case KCOUNTER_BUDGET_SPEND:
 			plan = keep_plan(&bud_take_spend_plan,

@@ -119,7 +119,8 @@ for my $way (sort keys %ways)
 	is($as->(q{SELECT count(*) FROM kaireon.tenants WHERE id = 'globex';}), '0', "$way: does not see tenant globex");
 	is($as->(q{UPDATE kaireon.offers SET description = 'taken' WHERE tenant_id = 'globex' RETURNING id;}), '',
 		"$way: changes none of globex's offers");
-	like($as->(q{SELECT kaireon.recommend('acme', 'cust-42', 'web', options => '{"dry_run": true}');}),
+	# (a customer of its own per way: the demo's contact policies cap what cust-42 was shown)
+	like($as->(qq{SELECT kaireon.recommend('acme', 'iso-$user', 'web', options => '{"dry_run": true}');}),
 		qr/^\(1,/, "$way: decides for acme (delegated to acme's worker)");
 	like($as->(q{SELECT kaireon.recommend_json('acme', '{"customerId": "cust-42", "channel": "web"}');}),
 		qr/"tenantId": "acme"/, "$way: records a decision for acme");
@@ -167,7 +168,7 @@ same_rows(census($coord), $before, 'every table holds the same rows after the is
 is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after the isolation');
 is(try_sql(q{UPDATE kaireon.offers SET description = 'isolated' WHERE tenant_id = 'acme' AND id = 'saver' RETURNING id}), 'saver',
 	'an audited change to the isolated acme');
-like(try_sql(q{SELECT kaireon.recommend('acme', 'cust-42', 'web', options => '{"dry_run": true}')}), qr/^\(1,/,
+like(try_sql(q{SELECT kaireon.recommend('acme', 'isolated-1', 'web', options => '{"dry_run": true}')}), qr/^\(1,/,
 	'a decision for the isolated acme');
 is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after a change to the isolated tenant');
 

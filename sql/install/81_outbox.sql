@@ -76,7 +76,10 @@ BEGIN
     END IF;
     -- On Citus (kaireon.distribute()) a statement locking rows names one tenant (Citus locks
     -- no rows of several shards at once): the tenants are served one after the other, each in
-    -- its events' order. On one node, one pass in the order the events were written.
+    -- the order its events were written: their transactions' time, then seq (seq comes from the
+    -- sequence of the node that wrote the event, and a tenant moved to another node continues
+    -- from that node's range, which may be below its old one; the time continues). On one
+    -- node, one pass in seq order.
     IF kaireon_internal._citus_table_type('kaireon.outbox_events') IS NOT NULL THEN
         v_tenants := ARRAY(SELECT t.id FROM kaireon.tenants t ORDER BY t.id);
     ELSE
@@ -89,9 +92,10 @@ BEGIN
               'SELECT o.tenant_id, o.id, o.seq, o.topic, o.payload, o.retry_count, o.max_retries
                 FROM kaireon.outbox_events o
                WHERE %s o.status IN (''pending'', ''failed'') AND o.next_attempt_at <= now()
-               ORDER BY o.seq
+               ORDER BY %s
                LIMIT $1
-                 FOR UPDATE SKIP LOCKED', CASE WHEN v_tenant IS NULL THEN '' ELSE 'o.tenant_id = $2 AND' END)
+                 FOR UPDATE SKIP LOCKED', CASE WHEN v_tenant IS NULL THEN '' ELSE 'o.tenant_id = $2 AND' END,
+                                          CASE WHEN v_tenant IS NULL THEN 'o.seq' ELSE 'o.created_at, o.seq' END)
               USING max_events - n, v_tenant
     LOOP
         -- The handler is looked up by name for each event: one dropped (nothing keeps it from

@@ -223,6 +223,24 @@ for my $t (@tenants)
 }
 is(try_sql($chains), 'acme:t,globex:t', 'both audit chains verify after the DSAR erasures');
 my $jobs = try_sql(q{SELECT count(*) FROM kaireon.maintenance_jobs()});
+# The outbox on a cluster: a tenant's events go out in the order they were written (their
+# transactions' time, then seq), also when a tenant moved to a node whose sequence range is below
+# its old one (simulated: the later event has the smaller seq).
+is(try_sql(q{CREATE TABLE public.delivered (n serial PRIMARY KEY, tenant text, event text);
+             CREATE FUNCTION public.deliver_in_order(tenant_id text, event_id text, topic text, payload jsonb) RETURNS void
+             LANGUAGE sql AS $$ INSERT INTO public.delivered (tenant, event) VALUES (tenant_id, event_id) $$;
+             INSERT INTO kaireon.outbox_handlers (topic, handler) VALUES ('order.test', 'public.deliver_in_order(text,text,text,jsonb)');}),
+	'', 'an outbox handler recording the delivery order');
+is(try_sql(q{INSERT INTO kaireon.outbox_events (tenant_id, id, seq, topic, created_at, next_attempt_at) VALUES
+                 ('acme', 'ev-earlier', 900000000000, 'order.test', now() - interval '2 minutes', now() - interval '2 minutes'),
+                 ('acme', 'ev-later', 7, 'order.test', now() - interval '1 minute', now() - interval '1 minute'),
+                 ('globex', 'ev-globex', 8, 'order.test', now() - interval '1 minute', now() - interval '1 minute');}),
+	'', 'events of two tenants, the later with a smaller seq');
+like(try_sql(q{SELECT kaireon.publish_outbox(100)}), qr/^\d+$/, 'publish_outbox runs on the cluster');
+is(try_sql(q{SELECT string_agg(event, ',' ORDER BY n) FROM public.delivered WHERE tenant = 'acme'}), 'ev-earlier,ev-later',
+	"acme's events go out in the order they were written");
+is(try_sql(q{SELECT string_agg(id || ':' || status, ',' ORDER BY id) FROM kaireon.outbox_events WHERE id LIKE 'ev-%'}),
+	'ev-earlier:published,ev-globex:published,ev-later:published', "both tenants' events are published");
 is(try_sql(q{SELECT count(*) || ' jobs; ' || coalesce(string_agg(format('%s %s: %s %s', job, status, error, left(detail::text, 300)), '; ' ORDER BY job)
                                                  FILTER (WHERE status <> 'succeeded'), 'all succeeded')
                FROM kaireon.run_maintenance()}),

@@ -8,6 +8,7 @@ SET timezone = 'UTC';
 -- 1. Without Citus: 0A000 with a hint, nothing changed.
 SELECT count(*) AS tables_before FROM pg_class WHERE relnamespace = 'kaireon'::regnamespace AND relkind IN ('r', 'p') \gset
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SELECT * FROM kaireon.distribute();
 SELECT * FROM kaireon.distribute(shard_count => 8);
 \set VERBOSITY terse

@@ -15,8 +15,15 @@ SELECT * FROM kaireon.distribute(shard_count => 8);
 SELECT count(*) = :tables_before AS same_tables,
        (SELECT count(*) FROM pg_constraint WHERE conrelid = 'kaireon.tenants'::regclass AND conname = 'tenants_slug_key') AS slug_key_kept
   FROM pg_class WHERE relnamespace = 'kaireon'::regnamespace AND relkind IN ('r', 'p');
--- not for applications
+-- not for applications, nor for admin roles (which may execute every function): a superuser's
+CREATE ROLE regress_so_admin;
+SELECT kaireon.grant_admin_role('regress_so_admin');
+SET ROLE regress_so_admin;
+SELECT * FROM kaireon.distribute();
+RESET ROLE;
 SELECT has_function_privilege('public', 'kaireon.distribute(integer)', 'EXECUTE') AS public_may_distribute;
+-- on one server: no coordinator, no table placed (a pin stays in this server's tenant_pins)
+SELECT kaireon_internal._citus_coordinator() AS coordinator, kaireon_internal._citus_table_type('kaireon.tenants') AS tenants_placed;
 
 -- 2. The rules of the layout, from the catalogs.
 -- every tenant table's primary key and unique keys include tenant_id (Citus distributes by it);
@@ -112,9 +119,9 @@ RESET ROLE;
 
 -- clean up
 DELETE FROM kaireon.tenants WHERE id IN ('so', 'so2');
-DROP OWNED BY regress_so_app;
-DELETE FROM kaireon.role_grants WHERE role_name = 'regress_so_app';
-DROP ROLE regress_so_app;
+DROP OWNED BY regress_so_app, regress_so_admin;
+DELETE FROM kaireon.role_grants WHERE role_name IN ('regress_so_app', 'regress_so_admin');
+DROP ROLE regress_so_app, regress_so_admin;
 SET session_replication_role = replica;
 DELETE FROM kaireon.audit_logs;
 DELETE FROM kaireon.audit_chain_heads;

@@ -10,7 +10,7 @@
 -- configuration; the recommend cache of every backend compares it (src/config/cache.c).
 CREATE SEQUENCE kaireon.config_version_seq;
 COMMENT ON SEQUENCE kaireon.config_version_seq IS
-    'Source of configuration versions (kaireon.config_versions).';
+    'kaireon''s marker of configuration changes that bypass the versions: a relcache invalidation of this sequence (logical replication''s apply, src/config/invalidate.c) makes every backend recompile every cached configuration. Configuration versions themselves are a per-tenant counter (kaireon.config_versions).';
 
 CREATE TABLE kaireon.config_versions (
     tenant_id               text NOT NULL PRIMARY KEY REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

@@ -190,33 +190,40 @@ BEGIN
         ON CONFLICT (role) DO UPDATE SET pinned_tenant_id = EXCLUDED.pinned_tenant_id
         WHERE kaireon.tenant_pins.pinned_tenant_id IS DISTINCT FROM EXCLUDED.pinned_tenant_id;
     -- On Citus, tenant_pins is local to each node (it names roles by OID) and a delegated
-    -- call checks the tenant on the worker: the pin is also the role's setting, which Citus
-    -- copies to every node (docs/scale-out.md).
-    PERFORM kaireon_internal._pin_role_setting(v_role.rolname, p_tenant_id);
+    -- call checks the tenant on the worker: the workers get the pin too (docs/scale-out.md).
+    PERFORM kaireon_internal._pin_role_on_workers(v_role.rolname, p_tenant_id);
 END
 $fn$;
 
--- ALTER ROLE ... SET / RESET kaireon.pinned_tenant_id when Citus is installed (propagated to
--- every node); nothing on one server, where kaireon.tenant_pins is the pin.
-CREATE FUNCTION kaireon_internal._pin_role_setting(p_role name, p_tenant_id text) RETURNS void
+-- On a Citus coordinator with kaireon distributed: the same pin (or unpin) on every worker, in
+-- the worker's own kaireon.tenant_pins (a node-local table: it names roles by their OID on that
+-- node), whose trigger makes the worker's running sessions reload their pins. A worker that
+-- cannot take it fails the call. Nothing on one server.
+CREATE FUNCTION kaireon_internal._pin_role_on_workers(p_role name, p_tenant_id text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_failed    text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+    IF NOT kaireon_internal._citus_coordinator()
+       OR kaireon_internal._citus_table_type('kaireon.tenants') IS DISTINCT FROM 'distributed' THEN
         RETURN;
     END IF;
-    IF p_tenant_id IS NULL THEN
-        EXECUTE format('ALTER ROLE %I RESET kaireon.pinned_tenant_id', p_role);
-    ELSE
-        EXECUTE format('ALTER ROLE %I SET kaireon.pinned_tenant_id = %L', p_role, p_tenant_id);
+    EXECUTE format('SELECT string_agg(format(''%%s:%%s: %%s'', nodename, nodeport, result), ''; '')
+                      FROM pg_catalog.run_command_on_workers(%L) WHERE NOT success',
+                   CASE WHEN p_tenant_id IS NULL THEN format('SELECT kaireon.unpin_role(%L)', p_role)
+                        ELSE format('SELECT kaireon.pin_role(%L, %L)', p_role, p_tenant_id) END)
+        INTO v_failed;
+    IF v_failed IS NOT NULL THEN
+        RAISE EXCEPTION 'the pin of role "%" could not be made on every worker: %', p_role, v_failed
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Make sure kaireon is installed on every worker and the role exists there (Citus propagates CREATE ROLE), then call it again.';
     END IF;
 END
 $fn$;
-COMMENT ON FUNCTION kaireon_internal._pin_role_setting(name, text) IS
-    'Internal: on Citus, a tenant pin as the role''s kaireon.pinned_tenant_id setting too (Citus propagates it to every node; tenant_pins is node-local).';
-COMMENT ON FUNCTION kaireon_internal._pin_role(regrole, text) IS
-    'Internal: validates and records a tenant pin (kaireon.pin_role).';
+COMMENT ON FUNCTION kaireon_internal._pin_role_on_workers(name, text) IS
+    'Internal: on a Citus coordinator, pins (or, with a NULL tenant, unpins) a role on every worker too (docs/scale-out.md); nothing on one server.';
 
 CREATE FUNCTION kaireon.pin_role(role regrole, tenant_id text) RETURNS void
     LANGUAGE sql
@@ -237,7 +244,7 @@ BEGIN
     DELETE FROM kaireon.tenant_pins p WHERE p.role = unpin_role.role;
     v_had := FOUND;
     IF v_had THEN
-        PERFORM kaireon_internal._pin_role_setting((SELECT rolname FROM pg_roles WHERE oid = unpin_role.role), NULL);
+        PERFORM kaireon_internal._pin_role_on_workers((SELECT rolname FROM pg_roles WHERE oid = unpin_role.role), NULL);
     END IF;
     RETURN v_had;
 END

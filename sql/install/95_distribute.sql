@@ -35,6 +35,25 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._delegated_functions() IS
     'Internal: the functions kaireon.distribute() delegates to the node holding the tenant, and their tenant argument.';
 
+-- Whether this node is a Citus coordinator (Citus installed and this node's group 0); false
+-- without Citus. (citus_is_coordinator() is false on a coordinator without workers.)
+CREATE FUNCTION kaireon_internal._citus_coordinator() RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_group     integer;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO v_group;
+    RETURN v_group = 0;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._citus_coordinator() IS
+    'Internal: whether Citus is installed and this node is its coordinator (group 0).';
+
 -- Whether a table is already in Citus's metadata.
 CREATE FUNCTION kaireon_internal._citus_table_type(p_table regclass) RETURNS text
     LANGUAGE plpgsql STABLE
@@ -115,9 +134,6 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._fkey_depth(regclass) IS
     'Internal: the length of the longest chain of foreign keys from a table (cycles cut), the order kaireon.distribute() places tables in.';
 
--- A tenant's customer data tables (kaireon_t_<slug>.ds_*) hold one tenant's rows and have no
--- tenant_id: on Citus, the tenant's schema is distributed by schema (citus_schema_distribute),
--- which keeps it on one node.
 CREATE FUNCTION kaireon.distribute(shard_count integer DEFAULT NULL)
     RETURNS TABLE (table_name text, placement text, distribution_column text, colocated_with text,
                    shards integer, changed boolean)
@@ -136,6 +152,12 @@ DECLARE
     v_schemas   text[];
     v_triggers  text[] := '{}';
 BEGIN
+    -- 0. A superuser's operation (it changes every table, the database's settings and roles).
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'kaireon.distribute() must be run by a superuser, not by role "%"', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Connect to the coordinator as a superuser (it places every table and changes the database''s settings).';
+    END IF;
     -- 1. Citus, on its coordinator, with kaireon of this version on every worker.
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
         RAISE EXCEPTION 'kaireon.distribute() needs the Citus extension, which is not installed in database %', current_database()
@@ -301,11 +323,11 @@ BEGIN
 
     -- The tenant a session acts for reaches the workers: SET LOCAL kaireon.tenant_id travels
     -- with the transaction's commands to every node (citus.propagate_set_commands, this
-    -- database's default from now on), and tenant pins are also the roles' setting
-    -- kaireon.pinned_tenant_id, which Citus copies to every node (tenant_pins is node-local).
+    -- database's default from now on), and the tenant pins are made on every worker too
+    -- (tenant_pins is node-local: it names roles by OID).
     EXECUTE format('ALTER DATABASE %I SET citus.propagate_set_commands = %L', current_database(), 'local');
     FOR r IN SELECT a.rolname, p.pinned_tenant_id FROM kaireon.tenant_pins p JOIN pg_roles a ON a.oid = p.role LOOP
-        PERFORM kaireon_internal._pin_role_setting(r.rolname, r.pinned_tenant_id);
+        PERFORM kaireon_internal._pin_role_on_workers(r.rolname, r.pinned_tenant_id);
     END LOOP;
 
     -- 5. The entry points run on the node holding their tenant.

@@ -390,12 +390,6 @@ range_body(void *arg)
 	}
 }
 
-/*
- * Purge a table without an index on its time column: find the block range
- * holding expired rows (one scan), then delete range by range, each batch a
- * TID range scan of about kaireon.retention_batch_size rows.  In a dry run,
- * one counting query.
- */
 /* Whether a table is in Citus's metadata (kaireon.distribute()). */
 static bool
 is_citus_table(const char *table)
@@ -463,6 +457,12 @@ tenant_delete(RetRun *run, int cls, const char *table, const char *label, const 
 	}
 }
 
+/*
+ * Purge a table without an index on its time column: find the block range
+ * holding expired rows (one scan), then delete range by range, each batch a
+ * TID range scan of about kaireon.retention_batch_size rows.  In a dry run,
+ * one counting query.
+ */
 static void
 walk_delete(RetRun *run, int cls, const char *table, const char *label, const char *time_col, Targets tg)
 {

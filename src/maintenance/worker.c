@@ -509,10 +509,11 @@ extension_installed(void)
 }
 
 /*
- * Whether this database is a Citus worker node (Citus installed, and this
- * node not the coordinator): the cluster's jobs run on the coordinator, which
- * sends each tenant's work to its shard (docs/scale-out.md), so a worker
- * node's maintenance worker runs none (a short transaction).
+ * Whether this database is a Citus worker node (Citus installed and this
+ * node's group not 0, the coordinator's; a server with Citus but no cluster
+ * is group 0): the cluster's jobs run on the coordinator, which sends each
+ * tenant's work to its shard (docs/scale-out.md), so a worker node's
+ * maintenance worker runs none (a short transaction).
  */
 static bool
 citus_worker_node(void)
@@ -526,7 +527,8 @@ citus_worker_node(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "kaireon: SPI_connect failed");
-		if (SPI_execute("SELECT NOT pg_catalog.citus_is_coordinator()", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if (kspi_execute("SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group", true, 1) == SPI_OK_SELECT &&
+			SPI_processed == 1)
 		{
 			bool		isnull;
 

@@ -73,6 +73,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "util/spi.h"
 #include "security/session.h"
 
 static char *kaireon_tenant_id = NULL;
@@ -680,19 +681,21 @@ kaireon_assert_tenant_access(PG_FUNCTION_ARGS)
 
 /*
  * With Citus: the same settings as SET LOCAL statements, which Citus sends to
- * the workers of the transaction (citus.propagate_set_commands = 'local', set
- * by kaireon.distribute()), so a call delegated to a worker acts for the
- * tenant too (docs/scale-out.md).
+ * the workers of the transaction (citus.propagate_set_commands = 'local', for
+ * this transaction too: a session opened before kaireon.distribute() made it
+ * the database's default has it off), so a call delegated to a worker acts for
+ * the tenant too (docs/scale-out.md).
  */
 static void
 propagate_local_settings(const char *tenant, const char *user, const char *request)
 {
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
-	if (SPI_execute(psprintf("SET LOCAL kaireon.tenant_id = %s; SET LOCAL kaireon.user_id = %s; "
-							 "SET LOCAL kaireon.request_id = %s",
-							 quote_literal_cstr(tenant), quote_literal_cstr(user), quote_literal_cstr(request)),
-					false, 0) < 0)
+	if (kspi_execute(psprintf("SET LOCAL citus.propagate_set_commands = 'local'; "
+							  "SET LOCAL kaireon.tenant_id = %s; SET LOCAL kaireon.user_id = %s; "
+							  "SET LOCAL kaireon.request_id = %s",
+							  quote_literal_cstr(tenant), quote_literal_cstr(user), quote_literal_cstr(request)),
+					 false, 0) < 0)
 		elog(ERROR, "kaireon: could not set the tenant for the workers");
 	SPI_finish();
 }

@@ -136,6 +136,27 @@ is(try_sql(q{SELECT count(*) FROM kaireon.offers;}, 'app'), '0', 'app without a 
 like(try_sql(q{SELECT kaireon.recommend('acme', 'cust-42', 'web', options => '{"dry_run": true}');}, 'app'),
 	qr/^error: 42501: /, 'nor may it decide for acme (42501)');
 
+# kaireon.pin_role on the coordinator pins the role on the workers too (their own tenant_pins),
+# at once, where the delegated calls check the tenant; unpin_role removes it everywhere.
+is(try_sql(q{CREATE ROLE app_pin LOGIN; SELECT kaireon.grant_app_role('app_pin'); SELECT kaireon.pin_role('app_pin', 'acme');}),
+	"\n", 'app_pin pinned to acme with kaireon.pin_role on the coordinator');
+is(try_sql(q{SELECT string_agg(result, ',') FROM run_command_on_workers(
+               $$SELECT p.pinned_tenant_id FROM kaireon.tenant_pins p WHERE p.role = 'app_pin'::regrole$$)}),
+	'acme,acme', 'every worker holds the pin');
+my $as_globex = q{BEGIN; SET LOCAL kaireon.tenant_id = 'globex';
+%s
+COMMIT;};
+like(try_sql(sprintf($as_globex, q{SELECT kaireon.recommend('globex', 'pin-1', 'web', options => '{"dry_run": true}');}), 'app_pin'),
+	qr/^error: 42501: /, 'the pinned role may not decide for globex, on globex\'s worker (42501)');
+like(try_sql(q{SELECT kaireon.recommend('acme', 'pin-1', 'web', options => '{"dry_run": true}');}, 'app_pin'),
+	qr/^\(1,/, 'it decides for acme without setting a tenant');
+is(try_sql(q{SELECT kaireon.unpin_role('app_pin')}), 't', 'unpinned on the coordinator');
+is(try_sql(q{SELECT string_agg(result, ',') FROM run_command_on_workers(
+               $$SELECT count(*) FROM kaireon.tenant_pins p WHERE p.role = 'app_pin'::regrole$$)}),
+	'0,0', 'and on every worker');
+like(try_sql(sprintf($as_globex, q{SELECT kaireon.recommend('globex', 'pin-2', 'web', options => '{"dry_run": true}');}), 'app_pin'),
+	qr/^\(1,/, 'unpinned, it may act for the tenant it sets');
+
 # 3. Audit chains: after a tenant's shards move to the other worker and back, and under 16
 #    concurrent writers.
 my $before = census($coord);

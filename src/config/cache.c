@@ -55,7 +55,6 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -122,12 +121,11 @@ check_every_call(Oid marker)
 {
 	if (versions_distributed < 0)
 	{
-		Oid			dist = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
 		Oid			argtypes[1] = {OIDOID};
 		Datum		args[1];
 
 		versions_distributed = 0;
-		if (OidIsValid(dist) && OidIsValid(marker))
+		if (kspi_citus_installed() && OidIsValid(marker))
 		{
 			args[0] = ObjectIdGetDatum(marker);
 			if (kspi_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",

@@ -522,7 +522,7 @@ citus_worker_node(void)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	if (OidIsValid(get_extension_oid("citus", true)))
+	if (kspi_citus_installed())
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)

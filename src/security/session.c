@@ -60,7 +60,6 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
-#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -737,7 +736,7 @@ kaireon_set_tenant(PG_FUNCTION_ARGS)
 							 context, PGC_S_SESSION, action, true, 0, false);
 	(void) set_config_option("kaireon.request_id", PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 							 context, PGC_S_SESSION, action, true, 0, false);
-	if (local && OidIsValid(get_extension_oid("citus", true)))
+	if (local && kspi_citus_installed())
 		propagate_local_settings(tenant, PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 								 PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	current = kaireon_current_tenant();

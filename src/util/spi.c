@@ -92,8 +92,7 @@ kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
 	 * Citus routes a query on several tables to the one shard of its tenant
 	 * only when it sees the tenant id, and a generic plan hides it.
 	 */
-	int			opts = OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)) ?
-		CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
+	int			opts = kspi_citus_installed() ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
 	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, opts);
 
 	MemoryContextSwitchTo(cxt);
@@ -103,4 +102,15 @@ kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
 		elog(ERROR, "kaireon: could not keep a prepared plan");
 	MemoryContextSwitchTo(cxt);
 	return plan;
+}
+
+/*
+ * Whether Citus is installed in this database (its metadata catalog
+ * pg_dist_partition exists): the one test of it in C.  Whether kaireon is
+ * distributed there is another question (config/cache.c, 95_distribute.sql).
+ */
+bool
+kspi_citus_installed(void)
+{
+	return OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
 }

@@ -22,5 +22,6 @@ extern int	kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, 
 extern int	kspi_execute_snapshot(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
 								  Snapshot crosscheck, bool read_only, long count);
 extern SPIPlanPtr kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
+extern bool kspi_citus_installed(void);
 
 #endif							/* KAIREON_UTIL_SPI_H */

@@ -287,6 +287,21 @@ SELECT * FROM kaireon.simulate('ac', run_id => 'r', config => '{"volumeConstrain
 SELECT * FROM kaireon.simulate('ac', run_id => 'r', config => '{"tolerance": 2}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- Decisions are written in batches of 1,000 rows: a batch may end within a customer's decisions
+-- (700 customers, 3 offers each). Every customer's decisions of a run still share one
+-- recommendation id, a UUID (regression: it was read from memory the batch had released).
+INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, channel_ids, customer_query, max_offers, status) VALUES
+    ('ac', 'rbatch', 'Batches', 'f', '["email"]', 'SELECT ''b'' || lpad(i::text, 3, ''0'') FROM generate_series(1, 700) i', 3, 'active');
+SELECT status, total_customers, recommended > 1000 AS over_a_batch, error FROM kaireon.run_campaign('ac', 'rbatch', simulation => true);
+SELECT count(DISTINCT d.customer_id) AS customers,
+       count(*) FILTER (WHERE d.recommendation_id !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') AS not_uuids,
+       (SELECT count(*) FROM (SELECT customer_id FROM kaireon.campaign_decisions x
+                               WHERE x.tenant_id = 'ac' AND x.campaign_run_id = r.id
+                               GROUP BY customer_id HAVING count(DISTINCT recommendation_id) > 1) s) AS customers_with_two_ids
+  FROM kaireon.campaign_runs r JOIN kaireon.campaign_decisions d ON d.tenant_id = r.tenant_id AND d.campaign_run_id = r.id
+ WHERE r.tenant_id = 'ac' AND r.campaign_id = 'rbatch'
+ GROUP BY r.id;
+
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'ac';
 DELETE FROM kaireon.tenants WHERE id = 'ac';
 DROP TABLE public.ac_customers;

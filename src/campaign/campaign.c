@@ -541,7 +541,7 @@ write_decisions(Campaign *cp)
 	for (int i = 0; i < cp->prob.ncust; i++)
 	{
 		int			n = 0;
-		char	   *rec = NULL;
+		char		rec[64];	/* (on the stack: a flush within the customer resets tmp) */
 
 		for (int64 c = cp->prob.start[i]; c < cp->prob.start[i + 1]; c++)
 			if (cp->sol.selected[c])
@@ -549,7 +549,7 @@ write_decisions(Campaign *cp)
 		if (n == 0)
 			continue;
 		qsort_arg(mine, n, sizeof(int64), assigned_cmp, cp);
-		rec = kaireon_new_uuid();
+		strlcpy(rec, kaireon_new_uuid(), sizeof(rec));
 		for (int r = 0; r < n; r++)
 		{
 			int64		c = mine[r];

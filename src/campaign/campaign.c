@@ -110,6 +110,7 @@ typedef struct Campaign
 	char	   *campaign_run_id;
 	char	   *customers_query;	/* the SQL listing the customers */
 	bool		listed;			/* customers listed (before the call's first write) */
+	bool		distributed;	/* the tenant's tables are Citus shards (kaireon.distribute()) */
 } Campaign;
 
 /* Milliseconds since a start time. */
@@ -166,6 +167,11 @@ prepare(Campaign *cp)
 	json_t	   *ch;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
+	/* how the decisions are written (flush_rows) */
+	cp->distributed = kspi_citus_installed() &&
+		kspi_execute("SELECT 1 FROM pg_catalog.pg_dist_partition "
+					 " WHERE logicalrelid = 'kaireon.campaign_decisions'::pg_catalog.regclass", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1;
 	if (spec->channels == NULL || json_array_size(spec->channels) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -442,20 +448,22 @@ typedef struct Rows
 static void record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13);
 
 /*
- * Write the buffered rows in one INSERT: a VALUES row per decision, each
- * naming the tenant ($1) and taking its fields from the column arrays, so
- * that Citus sends the statement to the tenant's shard (an INSERT ... SELECT
- * FROM unnest(...) it would have to route row by row, which a delegated call
- * may not).
+ * Write the buffered rows in one INSERT, with their interactions unless a
+ * simulation.  On one server: a kept plan inserting from unnest() of the
+ * column arrays.  When the tables are distributed (Citus): a VALUES row per
+ * decision, each naming the tenant ($1), so that Citus sends the statement to
+ * the tenant's shard (an INSERT ... SELECT FROM unnest() it would route row by
+ * row, which a delegated call may not).
  */
 static void
 flush_rows(Campaign *cp, Rows *rows)
 {
 	static const Oid elem[11] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
 	FLOAT8OID, BOOLOID, TEXTOID, TEXTOID};
+	static SPIPlanPtr plan = NULL;
 	Oid			types[13];
 	Datum		args[13];
-	StringInfoData sql;
+	int			rc;
 
 	if (rows->n == 0)
 		return;
@@ -463,28 +471,44 @@ flush_rows(Campaign *cp, Rows *rows)
 	types[1] = TEXTOID;
 	for (int c = 0; c < 11; c++)
 		types[2 + c] = get_array_type(elem[c]);
-	initStringInfo(&sql);
-	appendStringInfoString(&sql,
-						   "INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
-						   "  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
-						   "  interaction_id) VALUES ");
-	for (int r = 1; r <= rows->n; r++)
-	{
-		appendStringInfo(&sql, "%s($1, $2", r > 1 ? ", " : "");
-		for (int c = 0; c < 11; c++)
-			appendStringInfo(&sql, ", $%d[%d]", 3 + c, r);
-		appendStringInfoChar(&sql, ')');
-	}
 	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
 	args[1] = CStringGetTextDatum(cp->campaign_run_id);
 	for (int c = 0; c < 11; c++)
 		args[2 + c] = kd_array(rows->col[c], rows->null[c], rows->n, elem[c]);
-	if (kspi_execute_with_args(sql.data, 13, types, args, NULL, false, 0) != SPI_OK_INSERT ||
-		SPI_processed != (uint64) rows->n)
+	if (!cp->distributed)
+	{
+		if (plan == NULL)
+			plan = kspi_prepare_keep(
+				"INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
+				"  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
+				"  interaction_id) "
+				"SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS u",
+				13, types);
+		rc = kspi_execute_plan(plan, args, NULL, false, 0);
+	}
+	else
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql,
+							   "INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
+							   "  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
+							   "  interaction_id) VALUES ");
+		for (int r = 1; r <= rows->n; r++)
+		{
+			appendStringInfo(&sql, "%s($1, $2", r > 1 ? ", " : "");
+			for (int c = 0; c < 11; c++)
+				appendStringInfo(&sql, ", $%d[%d]", 3 + c, r);
+			appendStringInfoChar(&sql, ')');
+		}
+		rc = kspi_execute_with_args(sql.data, 13, types, args, NULL, false, 0);
+		pfree(sql.data);
+	}
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not write the campaign decisions");
 	if (!cp->spec->simulation)
 		record_interactions(cp, rows, types, args);
-	pfree(sql.data);
 	rows->n = 0;
 }
 
@@ -594,15 +618,17 @@ write_decisions(Campaign *cp)
  * Record a batch of the run's decisions as interactions, from the same
  * column arrays as the campaign_decisions rows (flush_rows's argument order:
  * $3 customer, $4 rank, $5 offer, $6 creative, $7 channel, $8 flow, $9
- * score, $12 recommendation, $13 interaction; $14 the run, $15 the time), a
- * VALUES row per decision naming the tenant (one shard on Citus).
+ * score, $12 recommendation, $13 interaction; $14 the run, $15 the time):
+ * from unnest() on one server, a VALUES row per decision naming the tenant
+ * when the tables are distributed (one shard on Citus).
  */
 static void
 record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[15];
 	Datum		args[15];
-	StringInfoData sql;
+	int			rc;
 
 	memcpy(types, types13, sizeof(Oid) * 13);
 	memcpy(args, args13, sizeof(Datum) * 13);
@@ -610,19 +636,40 @@ record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 	types[14] = TIMESTAMPTZOID;
 	args[13] = CStringGetTextDatum(cp->spec->run_id);
 	args[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	initStringInfo(&sql);
-	appendStringInfoString(&sql,
-						   "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
-						   "  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
-						   "  context) VALUES ");
-	for (int r = 1; r <= rows->n; r++)
-		appendStringInfo(&sql, "%s($1, $13[%d], $15, $3[%d], 'recommendation', $12[%d], $4[%d], $5[%d], $6[%d], "
-						 "$7[%d], $8[%d], $14, $9[%d], jsonb_build_object('campaignRunId', $2::text))",
-						 r > 1 ? ", " : "", r, r, r, r, r, r, r, r, r);
-	if (kspi_execute_with_args(sql.data, 15, types, args, NULL, false, 0) != SPI_OK_INSERT ||
-		SPI_processed != (uint64) rows->n)
+	if (!cp->distributed)
+	{
+		if (plan == NULL)
+			plan = kspi_prepare_keep(
+				"INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+				"  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
+				"  context) "
+				"SELECT $1, u.interaction_id, $15, u.customer_id, 'recommendation', u.recommendation_id, u.rank, "
+				"       u.offer_id, u.creative_id, u.channel_id, u.decision_flow_id, $14, u.score, "
+				"       jsonb_build_object('campaignRunId', $2::text) "
+				"  FROM unnest($3, $4, $5, $6, $7, $8, $9, $12, $13) "
+				"       AS u (customer_id, rank, offer_id, creative_id, channel_id, decision_flow_id, score, "
+				"             recommendation_id, interaction_id)",
+				15, types);
+		rc = kspi_execute_plan(plan, args, NULL, false, 0);
+	}
+	else
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql,
+							   "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+							   "  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
+							   "  context) VALUES ");
+		for (int r = 1; r <= rows->n; r++)
+			appendStringInfo(&sql, "%s($1, $13[%d], $15, $3[%d], 'recommendation', $12[%d], $4[%d], $5[%d], $6[%d], "
+							 "$7[%d], $8[%d], $14, $9[%d], jsonb_build_object('campaignRunId', $2::text))",
+							 r > 1 ? ", " : "", r, r, r, r, r, r, r, r, r);
+		rc = kspi_execute_with_args(sql.data, 15, types, args, NULL, false, 0);
+		pfree(sql.data);
+	}
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not record the campaign's interactions");
-	pfree(sql.data);
 }
 
 /*

@@ -195,6 +195,9 @@ BEGIN
 END
 $fn$;
 
+COMMENT ON FUNCTION kaireon_internal._pin_role(regrole, text) IS
+    'Internal: validates and records a tenant pin (kaireon.pin_role), on every worker too on a Citus coordinator.';
+
 -- On a Citus coordinator with kaireon distributed: the same pin (or unpin) on every worker, in
 -- the worker's own kaireon.tenant_pins (a node-local table: it names roles by their OID on that
 -- node), whose trigger makes the worker's running sessions reload their pins. A worker that

@@ -65,6 +65,7 @@ failed=""
 bash "$work/src/test/scripts/layers.sh" "$work/src" || failed=" layers"
 # Every .c starts with postgres.h; a header declares only what its folder defines.
 bash "$work/src/test/scripts/headers.sh" "$work/src" || failed="$failed headers"
+bash "$work/src/test/scripts/versions.sh" "$work/src" || failed="$failed versions"
 
 kaireon_log "starting a throwaway server (shared_preload_libraries = 'kaireon,pg_cron')"
 port=54329

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# test/scripts/versions.sh [SRC]: the extension's version is written in three files, which must
+# agree: kaireon.control (default_version), the Makefile (EXTVERSION, the install script's name)
+# and META.json (PGXN: the distribution and the extension it provides). Run by test/run.sh.
+set -euo pipefail
+src=${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+control=$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" "$src/kaireon.control")
+makefile=$(sed -n 's/^EXTVERSION *= *\([^ ]*\).*/\1/p' "$src/Makefile")
+meta=$(sed -n 's/^    "version": "\([^"]*\)".*/\1/p' "$src/META.json")
+provides=$(sed -n 's/^            "version": "\([^"]*\)".*/\1/p' "$src/META.json")
+file=$(sed -n 's/^            "file": "\([^"]*\)".*/\1/p' "$src/META.json")
+echo "versions.sh: kaireon.control $control, Makefile $makefile, META.json $meta (provides $provides, $file)"
+[ -n "$control" ] && [ "$control" = "$makefile" ] && [ "$control" = "$meta" ] && [ "$control" = "$provides" ] &&
+    [ "$file" = "sql/kaireon--$control.sql" ] || { echo "versions.sh: the versions disagree" >&2; exit 1; }

@@ -392,6 +392,7 @@ load_channels(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's placements (not deleted), sorted by id. */
 static void
 load_placements(KTenantConfig *cfg)
 {
@@ -414,6 +415,7 @@ load_placements(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's offers (not deleted, nor in a deleted category or sub-category), sorted by id. */
 static void
 load_offers(KTenantConfig *cfg)
 {
@@ -459,6 +461,7 @@ load_offers(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's active creatives, by offer. */
 static void
 load_creatives(KTenantConfig *cfg)
 {
@@ -513,6 +516,7 @@ resolve_segments(KTenantConfig *cfg, json_t *ids, int *n)
 	return out;
 }
 
+/* The tenant's active qualification rules with their scopes, by priority. */
 static void
 load_rules(KTenantConfig *cfg)
 {
@@ -607,6 +611,7 @@ window_hours(const KPolicy *p)
 	return 24 * 31;
 }
 
+/* The tenant's active contact policies with their scopes, by priority. */
 static void
 load_policies(KTenantConfig *cfg)
 {
@@ -725,6 +730,7 @@ load_policies(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's active guardrail rules. */
 static void
 load_guardrails(KTenantConfig *cfg)
 {
@@ -749,6 +755,7 @@ load_guardrails(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's published customer data tables, each with its kept lookup plan by key. */
 static void
 load_customer_schemas(KTenantConfig *cfg)
 {
@@ -799,6 +806,7 @@ load_customer_schemas(KTenantConfig *cfg)
 	cfg->ncustomer_schemas = n;
 }
 
+/* The tenant's segments (their filters, joins and published views). */
 static void
 load_segments(KTenantConfig *cfg)
 {
@@ -911,6 +919,7 @@ compile_flow(KFlow *f)
 	f->customer_schema = str_field(conf, "customerSchema");
 }
 
+/* The tenant's decision flows with their published configuration. */
 static void
 load_flows(KTenantConfig *cfg)
 {
@@ -944,6 +953,7 @@ load_flows(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's active flow routes (channel and placement to flow), by priority. */
 static void
 load_routes(KTenantConfig *cfg)
 {
@@ -968,12 +978,14 @@ load_routes(KTenantConfig *cfg)
 	}
 }
 
+/* A cap's scope kind from its name. */
 static KScopeKind
 cap_scope(const char *s)
 {
 	return parse_scope_kind(s);
 }
 
+/* The tenant's volume constraints and budget allocations in force. */
 static void
 load_caps(KTenantConfig *cfg)
 {
@@ -1021,6 +1033,7 @@ load_caps(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's outcome types and its decision settings (trace sample rate). */
 static void
 load_outcomes_and_settings(KTenantConfig *cfg)
 {

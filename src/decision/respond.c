@@ -86,6 +86,7 @@ typedef struct Resolved
 	json_t	   *decision_context;	/* the decision's request context */
 } Resolved;
 
+/* Raise 22023 for a bad field of the request: what, the problem, a hint. */
 static void
 bad(const char *what, const char *problem, const char *hint)
 {

@@ -142,8 +142,11 @@ CREATE FUNCTION kaireon.distribute(shard_count integer DEFAULT NULL)
 AS $fn$
 DECLARE
     v_version   text;
-    v_bad       text;
+    v_bad       text;               -- what a check found wrong
+    v_table     text;
+    v_stmt      text;
     v_tables    text[] := '{}';
+    v_tenant_tables text[] := '{}';     -- those of v_tables with a tenant_id column
     r           record;
     i           integer;
     v_changed   text[] := '{}';
@@ -168,8 +171,7 @@ BEGIN
         RAISE EXCEPTION 'shard_count % is out of range', shard_count
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass 1 to 64000, or NULL for citus.shard_count.';
     END IF;
-    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO STRICT v_bad;
-    IF NOT v_bad::boolean THEN
+    IF NOT kaireon_internal._citus_coordinator() THEN
         RAISE EXCEPTION 'kaireon.distribute() runs on the Citus coordinator, and this node is not it'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Connect to the coordinator (citus_set_coordinator_host) and call it there.';
@@ -215,6 +217,9 @@ BEGIN
     LOOP
         IF r.now_type IS NULL AND (r.dist_col IS NOT NULL OR r.relname <> ALL (ARRAY(SELECT kaireon_internal._node_local_tables()))) THEN
             v_tables := v_tables || r.relname::text;
+            IF r.dist_col = 'tenant_id' THEN
+                v_tenant_tables := v_tenant_tables || r.relname::text;
+            END IF;
         END IF;
     END LOOP;
 
@@ -225,14 +230,12 @@ BEGIN
         SELECT array_agg(t ORDER BY lvl, t) INTO v_tables
           FROM (SELECT t, CASE WHEN t = 'tenants' THEN 999
                           ELSE kaireon_internal._fkey_depth(format('kaireon.%I', t)::regclass)
-                               + CASE WHEN EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('kaireon.%I', t)::regclass
-                                                      AND attname = 'tenant_id' AND NOT attisdropped)
-                                      THEN 1000 ELSE 0 END END AS lvl
+                               + CASE WHEN t = ANY (v_tenant_tables) THEN 1000 ELSE 0 END END AS lvl
                   FROM unnest(v_tables) t) o;
-        FOREACH v_bad IN ARRAY v_tables LOOP
-            EXECUTE format('SELECT EXISTS (SELECT FROM ONLY kaireon.%I)', v_bad) INTO v_has_rows;
+        FOREACH v_table IN ARRAY v_tables LOOP
+            EXECUTE format('SELECT EXISTS (SELECT FROM ONLY kaireon.%I)', v_table) INTO v_has_rows;
             IF v_has_rows THEN
-                v_local_rows := v_local_rows || v_bad;
+                v_local_rows := v_local_rows || v_table;
             END IF;
         END LOOP;
 
@@ -266,17 +269,16 @@ BEGIN
                                                CASE r.tgenabled WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END,
                                                r.tgname);
         END LOOP;
-        FOREACH v_bad IN ARRAY v_tables LOOP
-            IF v_bad = 'tenants' THEN
+        FOREACH v_table IN ARRAY v_tables LOOP
+            IF v_table = 'tenants' THEN
                 PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
-            ELSIF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = format('kaireon.%I', v_bad)::regclass
-                                                       AND attname = 'tenant_id' AND NOT attisdropped) THEN
-                PERFORM pg_catalog.create_distributed_table(format('kaireon.%I', v_bad), 'tenant_id',
+            ELSIF v_table = ANY (v_tenant_tables) THEN
+                PERFORM pg_catalog.create_distributed_table(format('kaireon.%I', v_table), 'tenant_id',
                                                             colocate_with => 'kaireon.tenants');
             ELSE
-                PERFORM pg_catalog.create_reference_table(format('kaireon.%I', v_bad));
+                PERFORM pg_catalog.create_reference_table(format('kaireon.%I', v_table));
             END IF;
-            v_changed := v_changed || v_bad;
+            v_changed := v_changed || v_table;
         END LOOP;
         -- the coordinator's own copy of the rows (now in the shards) is emptied, once no local
         -- table references them any more, the referencing tables first
@@ -286,8 +288,8 @@ BEGIN
             END IF;
         END LOOP;
         SET LOCAL session_replication_role = 'origin';
-        FOREACH v_bad IN ARRAY v_triggers LOOP
-            EXECUTE v_bad;
+        FOREACH v_stmt IN ARRAY v_triggers LOOP
+            EXECUTE v_stmt;
         END LOOP;
     END IF;
 
@@ -344,13 +346,14 @@ BEGIN
     -- 6. The layout.
     RETURN QUERY
         SELECT CASE WHEN c.relnamespace = 'kaireon'::regnamespace THEN c.relname::text ELSE c.oid::regclass::text END,
-               coalesce(kaireon_internal._citus_table_type(c.oid), 'local'),
-               CASE WHEN kaireon_internal._citus_table_type(c.oid) = 'distributed'
-                    THEN (SELECT column_to_column_name(p.logicalrelid, p.partkey) FROM pg_dist_partition p WHERE p.logicalrelid = c.oid) END,
-               CASE WHEN kaireon_internal._citus_table_type(c.oid) = 'distributed' AND c.relname <> 'tenants' THEN 'tenants' END,
+               coalesce(p.placement, 'local'),
+               CASE WHEN p.placement = 'distributed'
+                    THEN (SELECT column_to_column_name(d.logicalrelid, d.partkey) FROM pg_dist_partition d WHERE d.logicalrelid = c.oid) END,
+               CASE WHEN p.placement = 'distributed' AND c.relname <> 'tenants' THEN 'tenants' END,
                (SELECT count(*)::integer FROM pg_dist_shard s WHERE s.logicalrelid = c.oid),
                c.relname::text = ANY (v_changed) OR c.oid::regclass::text = ANY (v_changed)
           FROM pg_class c
+          CROSS JOIN LATERAL (SELECT kaireon_internal._citus_table_type(c.oid) AS placement) p
          WHERE (c.relnamespace = 'kaireon'::regnamespace
                 OR c.relnamespace IN (SELECT n.oid FROM pg_namespace n WHERE n.nspname::text = ANY (v_schemas)))
            AND c.relkind IN ('r', 'p') AND NOT c.relispartition

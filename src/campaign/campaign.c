@@ -168,10 +168,7 @@ prepare(Campaign *cp)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	/* how the decisions are written (flush_rows) */
-	cp->distributed = kspi_citus_installed() &&
-		kspi_execute("SELECT 1 FROM pg_catalog.pg_dist_partition "
-					 " WHERE logicalrelid = 'kaireon.campaign_decisions'::pg_catalog.regclass", true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1;
+	cp->distributed = kspi_citus_table("kaireon.campaign_decisions");
 	if (spec->channels == NULL || json_array_size(spec->channels) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -120,20 +120,7 @@ static bool
 check_every_call(Oid marker)
 {
 	if (versions_distributed < 0)
-	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1];
-
-		versions_distributed = 0;
-		if (kspi_citus_installed() && OidIsValid(marker))
-		{
-			args[0] = ObjectIdGetDatum(marker);
-			if (kspi_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
-									   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "kaireon: could not read pg_dist_partition");
-			versions_distributed = SPI_processed > 0 ? 1 : 0;
-		}
-	}
+		versions_distributed = OidIsValid(marker) && kspi_citus_table("kaireon.config_versions") ? 1 : 0;
 	return versions_distributed == 1;
 }
 

@@ -390,17 +390,6 @@ range_body(void *arg)
 	}
 }
 
-/* Whether a table is in Citus's metadata (kaireon.distribute()). */
-static bool
-is_citus_table(const char *table)
-{
-	Oid			t1[1] = {TEXTOID};
-	Datum		v1[1] = {CStringGetTextDatum(table)};
-
-	return query_int("SELECT (kaireon_internal._citus_table_type($1::regclass) IS NOT NULL)::int",
-					 1, t1, v1, 0) == 1;
-}
-
 /*
  * Purge a Citus table (kaireon.distribute()) tenant by tenant: every
  * statement names its tenant, so Citus sends it to the tenant's shard, and
@@ -477,7 +466,7 @@ walk_delete(RetRun *run, int cls, const char *table, const char *label, const ch
 	if (tg.n == 0)
 		return;
 	CHECK_FOR_INTERRUPTS();
-	if (is_citus_table(table))
+	if (kspi_citus_table(table))
 	{
 		tenant_delete(run, cls, table, label, time_col,
 					  psprintf("%%1$s.%s < %%2$s.cutoff", quote_identifier(time_col)), tg);
@@ -560,7 +549,7 @@ index_delete(RetRun *run, int cls, const char *table, const char *label, const c
 	if (tg.n == 0)
 		return;
 	CHECK_FOR_INTERRUPTS();
-	if (is_citus_table(table))
+	if (kspi_citus_table(table))
 	{
 		tenant_delete(run, cls, table, label, index_col, pred_template, tg);
 		return;

@@ -20,11 +20,16 @@
  *	   MemoryContextSwitchTo(caller);), so that everything the function reads
  *	   lives there, or copy the few values out with SPI_palloc.  Temporary
  *	   values may stay in the procedure context and go with SPI_finish.
+ *
+ * It also answers, once for every file, whether Citus is installed and
+ * whether a table is in its metadata (kspi_citus_installed, kspi_citus_table).
  */
 #include "postgres.h"
 
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
 #include "nodes/parsenodes.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "util/spi.h"
@@ -113,4 +118,24 @@ bool
 kspi_citus_installed(void)
 {
 	return OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
+}
+
+/*
+ * Whether a table (its qualified name) is in Citus's metadata: distributed,
+ * a reference table or a Citus local table (kaireon.distribute() placed it).
+ * False, with no query, where Citus is not installed.  Runs inside SPI.
+ */
+bool
+kspi_citus_table(const char *qualified_name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+
+	if (!kspi_citus_installed())
+		return false;
+	args[0] = CStringGetTextDatum(qualified_name);
+	if (kspi_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::pg_catalog.regclass",
+							   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: could not read pg_dist_partition");
+	return SPI_processed > 0;
 }

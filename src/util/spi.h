@@ -23,5 +23,6 @@ extern int	kspi_execute_snapshot(SPIPlanPtr plan, Datum *values, const char *nul
 								  Snapshot crosscheck, bool read_only, long count);
 extern SPIPlanPtr kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes);
 extern bool kspi_citus_installed(void);
+extern bool kspi_citus_table(const char *qualified_name);
 
 #endif							/* KAIREON_UTIL_SPI_H */

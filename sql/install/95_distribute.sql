@@ -361,4 +361,4 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.distribute(integer) IS
-    'On a Citus coordinator with kaireon on every node: distributes every tenant table by tenant_id, co-located with kaireon.tenants (distributed by id), makes the tenant-less tables reference tables (node-local ones aside), moves the rows to the shards and delegates recommend, respond and the tenant-first JSON entry points to the node holding the tenant. Idempotent; returns the layout (changed: placed by this call). Without Citus: 0A000 with a hint. See docs/scale-out.md.';
+    'On a Citus coordinator with kaireon on every node: distributes every tenant table by tenant_id, co-located with kaireon.tenants (distributed by id), makes the tenant-less tables reference tables (node-local ones aside), moves the rows to the shards and delegates to the node holding the tenant the functions of kaireon_internal._delegated_functions() (recommend, respond, the tenant-first JSON entry points, run_campaign, simulate, purge_audit_chain). Superusers only. Idempotent; returns the layout (changed: placed by this call). Without Citus: 0A000 with a hint. See docs/scale-out.md.';

@@ -14,6 +14,11 @@ INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 
+# The user documentation, which error hints and COMMENTs cite as docs/<page>.md: installed
+# into $(docdir)/extension/kaireon/ (docmoduledir, set below), not PGXS's flat
+# $(docdir)/extension/, where other extensions' pages of the same names would collide.
+DOCS         = $(wildcard docs/*.md)
+
 # pg_regress: sql/<test>.sql -> expected/<test>.out
 REGRESS      = $(shell cat test/regress_schedule)
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -42,6 +47,8 @@ EXTRA_CLEAN  = output_iso tmp_check tmp_check_iso results regression.diffs regre
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+docmoduledir := extension/$(EXTENSION)
 
 $(DATA_built): $(INSTALL_PARTS)
 	cat $^ > $@

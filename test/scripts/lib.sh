@@ -52,6 +52,19 @@ kaireon_as_server_user() {
     fi
 }
 
+# kaireon_scratch_copy TMP NAME: a new directory TMP/NAME.XXXXXX holding a copy of the
+# checkout ($src) in src/, without the checkout's build and test outputs; owned by the server
+# user. Prints its path.
+kaireon_scratch_copy() {
+    local work
+    work=$(mktemp -d "$1/$2.XXXXXX")
+    chmod 755 "$work"
+    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
+        --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$work"
+    echo "$work"
+}
+
 # Copy the checkout ($src) to a scratch directory and run the script again from there, as the
 # OS user "postgres" when root (it must reach the directory: /tmp then, whatever TMPDIR says):
 # kaireon_rerun_in_scratch NAME SCRIPT ARGS... runs SCRIPT ARGS... --in-workdir WORK, SCRIPT
@@ -63,12 +76,8 @@ kaireon_rerun_in_scratch() {
     kaireon_ensure_deps
     tmp=${TMPDIR:-/tmp}
     [ "$(id -u)" = 0 ] && tmp=/tmp
-    work=$(mktemp -d "$tmp/$name.XXXXXX")
-    chmod 755 "$work"
-    rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
-        --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
+    work=$(kaireon_scratch_copy "$tmp" "$name")
     if [ "$(id -u)" = 0 ]; then
-        chown -R postgres: "$work"
         exec runuser -u postgres -- bash "$work/src/$script" "$@" --in-workdir "$work"
     fi
     exec bash "$work/src/$script" "$@" --in-workdir "$work"

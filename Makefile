@@ -50,6 +50,13 @@ include $(PGXS)
 
 docmoduledir := extension/$(EXTENSION)
 
+# PGXS's uninstall removes DOCS by their source paths (docs/<page>.md); the pages are installed
+# by their names.
+uninstall: uninstall-docs
+uninstall-docs:
+	rm -f $(addprefix '$(DESTDIR)$(docdir)/$(docmoduledir)'/, $(notdir $(DOCS)))
+	rmdir '$(DESTDIR)$(docdir)/$(docmoduledir)' 2>/dev/null || true
+
 $(DATA_built): $(INSTALL_PARTS)
 	cat $^ > $@
 
@@ -65,4 +72,4 @@ installcheck-isolation:
 installcheck-tap:
 	$(prove_installcheck)
 
-.PHONY: installcheck-regress installcheck-isolation installcheck-tap
+.PHONY: installcheck-regress installcheck-isolation installcheck-tap uninstall-docs

@@ -15,17 +15,21 @@ KAIREON_PG_MAJOR=15
 KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
 libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl libfaketime \
-python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils pgbouncer"
+python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils pgbouncer nodejs npm"
 
 kaireon_log() { printf '== %s\n' "$*" >&2; }
 kaireon_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Installs the Debian packages the project needs (apt-get update first) when any is missing:
-# directly as root, with sudo otherwise; without either, says which command to run.
+# directly as root, with sudo otherwise; without either, says which command to run. A package
+# that an installed one provides counts as installed (npm, in NodeSource's nodejs package).
 kaireon_ensure_deps() {
-    local missing="" p
+    local missing="" p provided
+    provided=$(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null \
+        | awk -F'|' '$1 ~ /^ii/ { print $2 }' | tr ',' '\n' | awk '{ print $1 }')
     for p in $KAIREON_PACKAGES; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' && continue
+        grep -qxF "$p" <<<"$provided" || missing="$missing $p"
     done
     [ -z "$missing" ] && return 0
     kaireon_log "installing Debian packages:$missing"
@@ -60,7 +64,7 @@ kaireon_scratch_copy() {
     work=$(mktemp -d "$1/$2.XXXXXX")
     chmod 755 "$work"
     rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
-        --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
+        --exclude results --exclude output_iso --exclude tmp_check --exclude node_modules "$src/" "$work/src/"
     [ "$(id -u)" = 0 ] && chown -R postgres: "$work"
     echo "$work"
 }

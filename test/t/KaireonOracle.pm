@@ -1,7 +1,8 @@
 # KaireonOracle: what the oracle TAP tests share. run_oracle starts a throwaway server with a
 # database "oracle" holding the extension, runs a Python oracle script of test/oracle/ against
 # it with Debian's /usr/bin/python3 (where python3-xgboost, -sklearn, -numpy and -psycopg2
-# import), and turns every "ok - ..." / "not ok - ..." line it prints into one TAP check.
+# import), and turns every "ok - ..." / "not ok - ..." line it prints into one TAP check
+# (script_checks, which test/t/060_examples.pl uses for the example clients too).
 package KaireonOracle;
 
 use strict;
@@ -11,7 +12,25 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(run_oracle);
+our @EXPORT = qw(run_oracle script_checks);
+
+# script_checks(output): one TAP check per "ok - name" (passed) or "not ok - name" (failed)
+# line of a script's output; returns the names, in order. The example clients print the same
+# lines (test/t/060_examples.pl).
+sub script_checks
+{
+	my ($stdout) = @_;
+	my @names;
+	for my $line (split /\n/, $stdout)
+	{
+		if ($line =~ /^(not )?ok - (.*)$/)
+		{
+			ok(!defined $1, $2);
+			push @names, $2;
+		}
+	}
+	return \@names;
+}
 
 # run_oracle(node name, script path, least number of checks the script must make)
 sub run_oracle
@@ -31,22 +50,9 @@ sub run_oracle
 		'>', \$stdout, '2>', \$stderr);
 	diag($stderr) if $stderr ne '';
 
-	my $checks = 0;
-	for my $line (split /\n/, $stdout)
-	{
-		if ($line =~ /^ok - (.*)$/)
-		{
-			pass($1);
-			$checks++;
-		}
-		elsif ($line =~ /^not ok - (.*)$/)
-		{
-			fail($1);
-			$checks++;
-		}
-	}
+	my $checks = script_checks($stdout);
 	ok($ok, 'the oracle script exited with status 0');
-	cmp_ok($checks, '>=', $min_checks, 'the oracle script ran all its checks');
+	cmp_ok(scalar(@$checks), '>=', $min_checks, 'the oracle script ran all its checks');
 	$node->stop;
 	return;
 }

@@ -168,6 +168,14 @@ SELECT * FROM pg_temp.constraints();
 UPDATE kaireon.cross_offer_constraints SET config = '{"limit": 600, "period": "run", "costField": "value"}' WHERE tenant_id = 'ac' AND id = 'k';
 SELECT status, recommended, primal, bounded, gap_ok FROM pg_temp.run('r', true);
 SELECT * FROM pg_temp.constraints();
+-- a limit no assignment fills (every value is a multiple of 10): the budget has a price
+-- (lambda > 0) but a unit is left, so it is not "binding" (binding = the run took all of it)
+UPDATE kaireon.cross_offer_constraints SET config = '{"limit": 601, "period": "run", "costField": "value"}' WHERE tenant_id = 'ac' AND id = 'k';
+SELECT status, recommended, bounded FROM pg_temp.run('r', true);
+SELECT c ->> 'key' AS key, (c ->> 'limit')::numeric AS limit_, (c ->> 'used')::numeric AS used,
+       (c ->> 'lambda')::float8 > 0 AS priced, (c ->> 'binding')::boolean AS binding
+  FROM kaireon.campaign_runs r, jsonb_array_elements(r.summary -> 'constraints') c
+ WHERE r.id = (SELECT id FROM kaireon.campaign_runs WHERE tenant_id = 'ac' ORDER BY created_at DESC, run_number DESC LIMIT 1);
 DELETE FROM kaireon.cross_offer_constraints WHERE tenant_id = 'ac';
 -- the run's own limits: at most 25 decisions, o1 at most 5
 UPDATE kaireon.runs SET volume_constraints = '{"maxTotal": 25, "perOffer": {"o1": 5}}' WHERE tenant_id = 'ac' AND id = 'r';

@@ -844,7 +844,8 @@ BEGIN
             z := CASE WHEN se > 0 THEN ((c.value->>'rate')::double precision - (v_variants->'champion'->>'rate')::double precision) / se ELSE 0 END;
             v_tests := v_tests || jsonb_build_object(
                 'challenger', substr(c.variant, 12), 'z', z,
-                'pValue', 2 * (1 - kaireon.normal_cdf(abs(z))),
+                -- the upper tail as normal_cdf(-|z|) (an erfc): 1 - cdf(|z|) would round to 0 past |z| = 8.3
+                'pValue', 2 * kaireon.normal_cdf(-abs(z)),
                 'confidence', kaireon.normal_cdf(z),
                 'lift', (c.value->>'rate')::double precision - (v_variants->'champion'->>'rate')::double precision);
         END IF;

@@ -701,6 +701,16 @@ take_units(Campaign *cp)
 	}
 }
 
+/*
+ * Does a run's use take all of a constraint's remaining capacity? (summary's "binding": the
+ * constraint stopped the run, not merely has a positive price; 1000 of 1001 is not binding.)
+ */
+static bool
+capacity_used_up(double used, double cap)
+{
+	return used >= cap - 1e-9 * Max(1.0, fabs(cap));
+}
+
 /* The summary of a solved campaign (campaign_runs.summary, simulation_runs.results). */
 static json_t *
 summary(Campaign *cp)
@@ -716,7 +726,7 @@ summary(Campaign *cp)
 											  "type", c->type, "period", c->period,
 											  "limit", c->limit, "usedBefore", c->used,
 											  "used", cp->sol.used[k], "lambda", cp->sol.lambda[k],
-											  "binding", cp->sol.lambda[k] > 0));
+											  "binding", capacity_used_up(cp->sol.used[k], cp->prob.cap[k])));
 	}
 	for (int r = 0; r < cp->nresp; r++)
 	{

@@ -1037,7 +1037,8 @@ kaireon_import_model(PG_FUNCTION_ARGS)
 			model_error("import_model options", "", "must be a JSON object");
 		model_check_keys("import_model options", options, "", opt_keys);
 	}
-	doc = kj_parse(doc_text, strlen(doc_text), "the model document");
+	/* XGBoost writes NaN (e.g. the split conditions of categorical nodes): read it as null */
+	doc = kj_parse_nonfinite(doc_text, strlen(doc_text), "the model document");
 	kaireon_trees_import(format, doc, options, &state, &preds);
 
 	v = options ? model_get("import_model options", options, "", "name", JSON_STRING, false) : NULL;

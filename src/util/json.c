@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
 #include "util/json.h"
@@ -47,6 +48,9 @@ kaireon_json_init(void)
 	json_set_alloc_funcs(kj_malloc, kj_free);
 }
 
+/* How kaireon decodes JSON: any value at the top, no duplicate keys, every number a double. */
+#define KJ_DECODE_FLAGS (JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL)
+
 /*
  * Parse JSON text; malformed input raises 22023 naming `what` and the position.  Every
  * number is decoded as a double (as jsonb keeps any size of number, an integer too big for
@@ -57,7 +61,7 @@ kj_parse(const char *text, size_t len, const char *what)
 {
 	json_error_t err;
 	json_t	   *value = json_loadb(text, len,
-								   JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
+								   KJ_DECODE_FLAGS,
 								   &err);
 
 	if (value == NULL)
@@ -67,6 +71,69 @@ kj_parse(const char *text, size_t len, const char *what)
 				 errdetail("Error at line %d, column %d.", err.line, err.column),
 				 errhint("Check the JSON syntax of %s.", what)));
 	return value;
+}
+
+/*
+ * Parse JSON text that may hold the bare tokens NaN, Infinity and -Infinity (outside
+ * strings), as Python's json module and XGBoost write them: each becomes null, so the
+ * caller's type checks name the field; anything else malformed raises as kj_parse does.
+ */
+json_t *
+kj_parse_nonfinite(const char *text, size_t len, const char *what)
+{
+	StringInfoData buf;
+	bool		in_string = false;
+	bool		changed = false;
+	size_t		i = 0;
+
+	initStringInfo(&buf);
+	while (i < len)
+	{
+		char		c = text[i];
+
+		if (in_string)
+		{
+			appendStringInfoChar(&buf, c);
+			if (c == '\\' && i + 1 < len)
+				appendStringInfoChar(&buf, text[++i]);
+			else if (c == '"')
+				in_string = false;
+			i++;
+			continue;
+		}
+		if (c == '"')
+			in_string = true;
+		else if (c == 'N' && len - i >= 3 && strncmp(text + i, "NaN", 3) == 0)
+		{
+			appendStringInfoString(&buf, "null");
+			changed = true;
+			i += 3;
+			continue;
+		}
+		else if ((c == 'I' || c == '-') && len - i >= 8 + (c == '-') &&
+				 strncmp(text + i + (c == '-'), "Infinity", 8) == 0)
+		{
+			appendStringInfoString(&buf, "null");
+			changed = true;
+			i += 8 + (c == '-');
+			continue;
+		}
+		appendStringInfoChar(&buf, c);
+		i++;
+	}
+	if (changed)
+	{
+		json_error_t err;
+		json_t	   *value = json_loadb(buf.data, buf.len,
+									   KJ_DECODE_FLAGS,
+									   &err);
+
+		if (value != NULL)
+			return value;
+	}
+	/* as written (malformed input is reported at its own position, not the rewritten one's) */
+	pfree(buf.data);
+	return kj_parse(text, len, what);
 }
 
 /* Convert a jsonb value to a jansson tree (through its text form). */

@@ -36,6 +36,8 @@ extern json_t *kj_object(void);
 extern void kaireon_json_init(void);
 
 extern json_t *kj_parse(const char *text, size_t len, const char *what);
+/* kj_parse, reading bare NaN / Infinity / -Infinity tokens as null */
+extern json_t *kj_parse_nonfinite(const char *text, size_t len, const char *what);
 extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
 extern char *kj_dump(const json_t *value, size_t flags);
 extern Jsonb *kj_to_jsonb(const json_t *value);

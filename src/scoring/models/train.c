@@ -366,19 +366,36 @@ lr_objective(const double *x, const double *y, int n, int p, const double *w, do
 	return f;
 }
 
-/* Fit by Newton's method; returns iterations, with *converged. */
+/* Why Newton's method stopped (metrics.stoppedBy). */
+typedef struct LrStop
+{
+	bool		converged;		/* the gradient criterion holds at the final coefficients */
+	const char *stopped_by;		/* "gradient", "step" (steps stopped moving) or "iterations" */
+	double		gradient;		/* max |g| at the final coefficients, when known */
+} LrStop;
+
+/*
+ * Fit by Newton's method; returns iterations, with *stop. Converged means the gradient
+ * criterion (max |g| < 1e-10 n) holds; when a step stops moving the coefficients, one more
+ * gradient is computed at the final point, and without the criterion the fit stops as
+ * "step", not converged.
+ */
 static int
 lr_fit(const double *x, const double *y, int n, int p, double l2, int max_iter, double *w,
-	   bool *converged)
+	   LrStop *stop)
 {
 	double	   *h = palloc(sizeof(double) * p * p);
 	double	   *g = palloc(sizeof(double) * p);
 	double	   *trial = palloc(sizeof(double) * p);
 	double		f = lr_objective(x, y, n, p, w, l2);
+	double		tolerance = 1e-10 * Max(1.0, (double) n);
+	bool		stalled = false;
 	int			it;
 
-	*converged = false;
-	for (it = 1; it <= max_iter; it++)
+	stop->converged = false;
+	stop->stopped_by = "iterations";
+	stop->gradient = NAN;
+	for (it = 1; it <= max_iter + 1; it++)
 	{
 		int			i,
 					j,
@@ -421,11 +438,21 @@ lr_fit(const double *x, const double *y, int n, int p, double l2, int max_iter, 
 			for (k = j + 1; k < p; k++)
 				h[j * p + k] = h[k * p + j];
 		}
-		if (gmax < 1e-10 * Max(1.0, (double) n))
+		stop->gradient = gmax;
+		if (gmax < tolerance)
 		{
-			*converged = true;
+			stop->converged = true;
+			stop->stopped_by = "gradient";
 			break;
 		}
+		if (stalled)
+		{
+			stop->stopped_by = "step";
+			break;
+		}
+		/* the pass after the last iteration only measures the final gradient */
+		if (it > max_iter)
+			break;
 		/* a tiny ridge keeps the unpenalised bias solvable when l2 = 0 */
 		for (j = 0; j < p; j++)
 			h[j * p + j] += 1e-12;
@@ -451,13 +478,11 @@ lr_fit(const double *x, const double *y, int n, int p, double l2, int max_iter, 
 				memcpy(w, trial, sizeof(double) * p);
 				f = ft;
 				if (dmax < 1e-12)
-					*converged = true;
+					stalled = true;
 				break;
 			}
 			step /= 2;
 		}
-		if (*converged)
-			break;
 	}
 	return Min(it, max_iter);
 }
@@ -476,7 +501,7 @@ train_logistic(Examples *ex, char **names, bool *categorical, double l2, int max
 	double	   *x,
 			   *w,
 			   *prob;
-	bool		converged;
+	LrStop		stop;
 	int			iters;
 	json_t	   *state = json_object(),
 			   *weights = json_object(),
@@ -537,7 +562,7 @@ train_logistic(Examples *ex, char **names, bool *categorical, double l2, int max
 			x[(size_t) i * p + j + 1] = column_value(&cols[j], &ex->values[(size_t) i * nf]);
 	}
 	w = palloc0(sizeof(double) * p);
-	iters = lr_fit(x, ex->y, ex->n, p, l2, max_iter, w, &converged);
+	iters = lr_fit(x, ex->y, ex->n, p, l2, max_iter, w, &stop);
 
 	prob = palloc(sizeof(double) * Max(ex->n, 1));
 	for (i = 0; i < ex->n; i++)
@@ -574,12 +599,15 @@ train_logistic(Examples *ex, char **names, bool *categorical, double l2, int max
 	json_object_set_new(state, "weights", weights);
 	json_object_set_new(training, "l2", json_real(l2));
 	json_object_set_new(training, "iterations", json_integer(iters));
-	json_object_set_new(training, "converged", json_boolean(converged));
+	json_object_set_new(training, "converged", json_boolean(stop.converged));
 	json_object_set_new(state, "training", training);
 	json_object_set_new(metrics, "auc", isnan(auc(prob, ex->y, ex->n)) ? json_null() : json_real(auc(prob, ex->y, ex->n)));
 	json_object_set_new(metrics, "logLoss", json_real(log_loss(prob, ex->y, ex->n)));
 	json_object_set_new(metrics, "iterations", json_integer(iters));
-	json_object_set_new(metrics, "converged", json_boolean(converged));
+	json_object_set_new(metrics, "converged", json_boolean(stop.converged));
+	json_object_set_new(metrics, "stoppedBy", json_string(stop.stopped_by));
+	json_object_set_new(metrics, "gradientMax", json_real(stop.gradient));
+	json_object_set_new(metrics, "gradientTolerance", json_real(1e-10 * Max(1.0, (double) ex->n)));
 	return state;
 }
 

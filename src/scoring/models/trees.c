@@ -14,8 +14,11 @@
  *   - LightGBM works in double precision: left when value <= threshold; with
  *     missing type "None" a missing value counts as 0, with "Zero" a zero or
  *     missing value follows the default direction, with "NaN" a missing value
- *     does; leaves are summed in double, then sigmoid(scale * sum) for binary
- *     objectives.
+ *     does (zero meaning |value| <= 1e-35f, LightGBM's float constant); leaves
+ *     are summed in double, then the objective's output conversion: sigmoid(scale
+ *     * sum) for binary, sigmoid(sum) for cross_entropy, log(1 + e^sum) for
+ *     cross_entropy_lambda, e^sum for poisson, gamma and tweedie, sign(sum) *
+ *     sum^2 for the regressions trained with sqrt, else the sum itself.
  *
  * explain_score returns TreeSHAP values (Lundberg, Erion and Lee, "Consistent
  * individualized feature attribution for tree ensembles", 2018, algorithm 2):
@@ -39,12 +42,28 @@ typedef enum TreeFormat
 	TF_LIGHTGBM
 } TreeFormat;
 
+/* How the margin becomes the output (the objective's ConvertOutput). */
+typedef enum TreeTransform
+{
+	TT_IDENTITY,				/* raw sum */
+	TT_SIGMOID,					/* 1 / (1 + e^(-scale * sum)) */
+	TT_SIGNED_SQUARE,			/* sign(sum) * sum^2: LightGBM regression with sqrt */
+	TT_EXP,						/* e^sum: LightGBM poisson, gamma, tweedie */
+	TT_SOFTPLUS					/* log(1 + e^sum): LightGBM cross_entropy_lambda */
+} TreeTransform;
+
 typedef enum MissingType
 {
 	MISSING_NONE = 0,			/* LightGBM: missing counts as 0 */
 	MISSING_ZERO = 1,			/* LightGBM: 0 and missing take the default */
 	MISSING_NAN = 2				/* missing takes the default (XGBoost always) */
 } MissingType;
+
+/*
+ * LightGBM's kZeroThreshold is the float literal 1e-35f; compared with a double feature value
+ * it is widened to 1.0000000180025095e-35, which is the bound LightGBM really uses.
+ */
+#define LGB_ZERO ((double) 1e-35f)
 
 /* One node; a leaf has feature -1 and its value in value. */
 typedef struct TreeNode
@@ -86,7 +105,7 @@ typedef struct Tree
 typedef struct TreeModel
 {
 	TreeFormat	format;
-	bool		sigmoid;		/* logistic output, else the raw sum */
+	TreeTransform transform;	/* margin to output */
 	double		sigmoid_scale;	/* LightGBM's sigmoid parameter */
 	double		base_margin;
 	int			ntrees;
@@ -300,10 +319,21 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 	model_get(where, src->state, "", "objective", JSON_STRING, false);
 	v = model_get(where, src->state, "", "transform", JSON_STRING, false);
 	transform = v ? json_string_value(v) : "identity";
-	if (strcmp(transform, "sigmoid") == 0)
-		m->sigmoid = true;
-	else if (strcmp(transform, "identity") != 0)
-		model_error(where, "", "field \"transform\" must be \"sigmoid\" or \"identity\", not \"%s\"", transform);
+	if (strcmp(transform, "identity") == 0)
+		m->transform = TT_IDENTITY;
+	else if (strcmp(transform, "sigmoid") == 0)
+		m->transform = TT_SIGMOID;
+	else if (m->format == TF_LIGHTGBM && strcmp(transform, "signedSquare") == 0)
+		m->transform = TT_SIGNED_SQUARE;
+	else if (m->format == TF_LIGHTGBM && strcmp(transform, "exp") == 0)
+		m->transform = TT_EXP;
+	else if (m->format == TF_LIGHTGBM && strcmp(transform, "softplus") == 0)
+		m->transform = TT_SOFTPLUS;
+	else
+		model_error(where, "", "field \"transform\" must be %s, not \"%s\"",
+					m->format == TF_XGBOOST ? "\"sigmoid\" or \"identity\"" :
+					"\"sigmoid\", \"identity\", \"signedSquare\", \"exp\" or \"softplus\"",
+					transform);
 	m->sigmoid_scale = model_get_number(where, src->state, "", "sigmoidScale", false, 1.0);
 	m->base_margin = model_get_number(where, src->state, "", "baseMargin", false, 0.0);
 	if (m->format == TF_XGBOOST)
@@ -361,7 +391,7 @@ lgb_right(const FastNode *n, double fv)
 {
 	if (isnan(fv) && n->missing != MISSING_NAN)
 		fv = 0.0;
-	if ((n->missing == MISSING_ZERO && fv >= -1e-35 && fv <= 1e-35) ||
+	if ((n->missing == MISSING_ZERO && fv >= -LGB_ZERO && fv <= LGB_ZERO) ||
 		(n->missing == MISSING_NAN && isnan(fv)))
 		return n->default_right;
 	return !(fv <= n->value);
@@ -373,7 +403,7 @@ lgb_child(const TreeNode *n, double fv)
 {
 	if (isnan(fv) && n->missing != MISSING_NAN)
 		fv = 0.0;
-	if ((n->missing == MISSING_ZERO && fv >= -1e-35 && fv <= 1e-35) ||
+	if ((n->missing == MISSING_ZERO && fv >= -LGB_ZERO && fv <= LGB_ZERO) ||
 		(n->missing == MISSING_NAN && isnan(fv)))
 		return n->default_left ? n->left : n->right;
 	return fv <= n->value ? n->left : n->right;
@@ -406,6 +436,27 @@ hot_child(const TreeModel *m, const TreeNode *n, const double *x)
 	return lgb_child(n, x[n->feature]);
 }
 
+/* LightGBM's ConvertOutput for the model's objective, in double as LightGBM computes it. */
+static inline double
+lgb_output(const TreeModel *m, double sum)
+{
+	switch (m->transform)
+	{
+		case TT_SIGMOID:
+			return 1.0 / (1.0 + exp(-m->sigmoid_scale * sum));
+		case TT_SIGNED_SQUARE:
+			return (sum > 0 ? 1.0 : sum < 0 ? -1.0 : 0.0) * sum * sum;
+		case TT_EXP:
+			return exp(sum);
+		case TT_SOFTPLUS:
+			/* log(1 + e^x), not log1p: LightGBM's own expression, bit for bit */
+			return log(1.0 + exp(sum));
+		case TT_IDENTITY:
+			break;
+	}
+	return sum;
+}
+
 /* The margin (sum of leaves plus base) and the output, as the source library computes them. */
 static void
 trees_predict(const TreeModel *m, const double *x, int nf, double *margin, double *output)
@@ -430,7 +481,7 @@ trees_predict(const TreeModel *m, const double *x, int nf, double *margin, doubl
 		if (xs != xf)
 			pfree(xs);
 		*margin = sum;
-		if (m->sigmoid)
+		if (m->transform == TT_SIGMOID)
 		{
 			/* XGBoost's logistic in float, clamped against overflow */
 			float		e = expf(fminf(-sum, 88.7f));
@@ -447,7 +498,7 @@ trees_predict(const TreeModel *m, const double *x, int nf, double *margin, doubl
 		for (t = 0; t < m->ntrees; t++)
 			sum += lgb_leaf(&m->trees[t], x);
 		*margin = sum;
-		*output = m->sigmoid ? 1.0 / (1.0 + exp(-m->sigmoid_scale * sum)) : sum;
+		*output = lgb_output(m, sum);
 	}
 }
 

@@ -159,11 +159,11 @@ xgb_tree(const char *where, json_t *jt, int index, int nfeatures)
 		double		ld,
 					rd;
 
-		if (!json_is_number(l) || !json_is_number(r) || !json_is_number(s) || !json_is_number(c) ||
-			!json_is_number(h) || !(json_is_number(d) || json_is_boolean(d)))
-			model_error(where, path, "node %zu has a non-numeric entry", i);
 		if (stype && json_number_value(json_array_get(stype, i)) != 0)
 			model_error(where, path, "node %zu is a categorical split, which kaireon does not import", i);
+		if (!json_is_number(l) || !json_is_number(r) || !json_is_number(s) || !json_is_number(c) ||
+			!json_is_number(h) || !(json_is_number(d) || json_is_boolean(d)))
+			model_error(where, path, "node %zu has a non-numeric entry (NaN, Infinity or not a number)", i);
 		ld = json_number_value(l);
 		rd = json_number_value(r);
 		if (ld == -1)
@@ -334,6 +334,11 @@ lgb_node(const char *where, json_t *node, LgbOut *o, int depth)
 		model_error(where, o->path, "node %d must be an object, not %s", me, kj_type_name(node));
 	if (json_object_get(node, "leaf_value") != NULL)
 	{
+		/* a linear tree's leaf predicts leaf_const + sum(coeff * x), not leaf_value */
+		if (json_object_get(node, "leaf_const") != NULL || json_object_get(node, "leaf_coeff") != NULL ||
+			json_object_get(node, "leaf_features") != NULL)
+			model_error(where, o->path, "node %d is a linear leaf (leaf_const, leaf_coeff); linear trees (linear_tree=true) are not imported",
+						me);
 		v = model_get(where, node, o->path, "leaf_value", JSON_REAL, true);
 		json_array_append_new(o->split, json_integer(-1));
 		json_array_append_new(o->thr, json_integer(0));
@@ -392,6 +397,78 @@ lgb_node(const char *where, json_t *node, LgbOut *o, int depth)
 	}
 }
 
+/*
+ * The output conversion of a LightGBM objective string, as LightGBM reads it back from a
+ * model: the objective's name, then parameters separated by spaces ("binary sigmoid:1",
+ * "regression sqrt"). Names are matched exactly; objectives whose output kaireon would not
+ * reproduce (ranking, multi-class, custom) are refused.
+ */
+static const char *
+lgb_transform(const char *where, const char *objective, double *scale)
+{
+	static const char *const regressions[] = {"regression", "regression_l1", "fair", "quantile", "mape", NULL};
+	static const char *const exponentials[] = {"poisson", "gamma", "tweedie", NULL};
+	char	   *copy = pstrdup(objective);
+	char	   *save = NULL;
+	char	   *name = strtok_r(copy, " ", &save);
+	char	   *param;
+	bool		is_binary,
+				is_regression = false,
+				is_exp = false;
+	bool		sqrt_param = false;
+	bool		has_sigmoid = false;
+
+	*scale = 1.0;
+	if (name == NULL)
+		name = "";
+	is_binary = strcmp(name, "binary") == 0;
+	for (const char *const *r = regressions; *r; r++)
+		is_regression |= strcmp(name, *r) == 0;
+	for (const char *const *e = exponentials; *e; e++)
+		is_exp |= strcmp(name, *e) == 0;
+	if (!is_binary && !is_regression && !is_exp && strcmp(name, "huber") != 0 &&
+		strcmp(name, "cross_entropy") != 0 && strcmp(name, "cross_entropy_lambda") != 0)
+		model_error(where, "objective", "is \"%s\"; kaireon imports binary, cross_entropy, cross_entropy_lambda, regression, regression_l1, huber, fair, quantile, mape, poisson, gamma and tweedie",
+					objective);
+	/* the parameters LightGBM writes after the name: "sigmoid:<x>" (binary), "sqrt" (regressions) */
+	while ((param = strtok_r(NULL, " ", &save)) != NULL)
+	{
+		if (strcmp(param, "sqrt") == 0 && !is_binary)
+			sqrt_param = true;
+		else if (strncmp(param, "sigmoid:", 8) == 0 && is_binary)
+		{
+			char	   *end;
+
+			*scale = strtod(param + 8, &end);
+			if (end == param + 8 || *end != '\0' || !(*scale > 0) || !isfinite(*scale))
+				model_error(where, "objective", "has a bad sigmoid parameter in \"%s\"", objective);
+			has_sigmoid = true;
+		}
+		else
+			model_error(where, "objective", "has the parameter \"%s\" in \"%s\", which LightGBM does not write for %s",
+						param, objective, name);
+	}
+	if (is_binary)
+	{
+		/* LightGBM itself refuses a binary objective without a positive sigmoid */
+		if (!has_sigmoid)
+			model_error(where, "objective", "is \"%s\"; a binary objective names its sigmoid parameter (\"binary sigmoid:1\")",
+						objective);
+		return "sigmoid";
+	}
+	if (strcmp(name, "cross_entropy") == 0)
+		return "sigmoid";
+	if (strcmp(name, "cross_entropy_lambda") == 0)
+		return "softplus";
+	/* poisson, gamma and tweedie predict e^sum whatever follows the name */
+	if (is_exp)
+		return "exp";
+	/* huber drops sqrt when LightGBM reads the model back: its output is the sum */
+	if (!is_regression)
+		return "identity";
+	return sqrt_param ? "signedSquare" : "identity";
+}
+
 /* LightGBM JSON dump (Booster.dump_model()) to the canonical state. */
 static void
 import_lightgbm(json_t *doc, json_t *options, json_t **state, json_t **predictors)
@@ -416,6 +493,9 @@ import_lightgbm(json_t *doc, json_t *options, json_t **state, json_t **predictor
 	v = json_object_get(doc, "num_tree_per_iteration");
 	if (v && json_is_number(v) && json_number_value(v) > 1)
 		model_error(where, "num_tree_per_iteration", "is above 1; multi-class models are not imported");
+	v = json_object_get(doc, "is_linear");
+	if (v && (json_is_true(v) || (json_is_number(v) && json_number_value(v) != 0)))
+		model_error(where, "is_linear", "is set; linear trees (linear_tree=true) are not imported");
 	v = json_object_get(doc, "average_output");
 	if (v && json_is_true(v))
 		model_error(where, "average_output", "is true; random forest models are not imported");
@@ -423,26 +503,7 @@ import_lightgbm(json_t *doc, json_t *options, json_t **state, json_t **predictor
 	if (nfeatures < 1 || nfeatures > 100000)
 		model_error(where, "max_feature_idx", "must be between 0 and 99999");
 	objective = json_string_value(model_get(where, doc, "", "objective", JSON_STRING, true));
-	if (strncmp(objective, "binary", 6) == 0 || strncmp(objective, "cross_entropy", 13) == 0 ||
-		strncmp(objective, "xentropy", 8) == 0)
-	{
-		const char *s = strstr(objective, "sigmoid:");
-
-		transform = "sigmoid";
-		if (s)
-		{
-			char	   *end;
-
-			scale = strtod(s + 8, &end);
-			if (end == s + 8 || !(scale > 0) || !isfinite(scale))
-				model_error(where, "objective", "has a bad sigmoid parameter in \"%s\"", objective);
-		}
-	}
-	else if (strncmp(objective, "regression", 10) != 0 && strncmp(objective, "huber", 5) != 0 &&
-			 strncmp(objective, "fair", 4) != 0 && strncmp(objective, "quantile", 8) != 0 &&
-			 strncmp(objective, "mape", 4) != 0)
-		model_error(where, "objective", "is \"%s\"; kaireon imports binary, cross_entropy and regression objectives",
-					objective);
+	transform = lgb_transform(where, objective, &scale);
 	features = feature_names(where, options, json_object_get(doc, "feature_names"), nfeatures, "Column_");
 	info = model_get(where, doc, "", "tree_info", JSON_ARRAY, true);
 	if (json_array_size(info) == 0)

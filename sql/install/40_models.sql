@@ -26,7 +26,7 @@ CREATE TABLE kaireon.algorithm_models (
     model_type              text NOT NULL DEFAULT 'scorecard'
                             CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression',
                                                   'gradient_boosted', 'thompson_bandit',
-                                                  'epsilon_greedy')),
+                                                  'epsilon_greedy', 'online_learner')),
     status                  text NOT NULL DEFAULT 'draft'
                             CHECK (status IN ('draft', 'training', 'active', 'archived')),
     target_field            text,
@@ -47,7 +47,7 @@ CREATE TABLE kaireon.algorithm_models (
     UNIQUE (tenant_id, key)
 );
 COMMENT ON TABLE kaireon.algorithm_models IS
-    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
 
 -- At most one champion per model family.
 CREATE UNIQUE INDEX algorithm_models_one_champion_idx

@@ -164,6 +164,35 @@ SELECT array_agg(check_type ORDER BY check_type) AS checks
   FROM kaireon.check_drift('ol', 'fd', '2026-05-01', '2026-05-02', '2026-06-01', '2026-06-02');
 SELECT * FROM kaireon.check_drift('ol', 'fd', thresholds => '{"feature": 1}');
 
+-- ---------------------------------------------------------------- online_learner: train_model
+-- train_model replays the window's outcomes in time order through the same update, from no
+-- weights, keeping the state's settings: the state equals model_learn called outcome by
+-- outcome in that order; and the learner gets a feature baseline, so feature_drift checks it
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, model_state) VALUES
+  ('ol', 'replay', 'Replay', 'online_learner', '[{"name": "age", "type": "numeric"}, {"name": "device", "type": "categorical"}]',
+   '{"learningRate": "constant", "eta0": 0.001, "alpha": 0.01, "bias": 7, "updates": 9}'),
+  ('ol', 'stepwise', 'Stepwise', 'online_learner', '[{"name": "age", "type": "numeric"}, {"name": "device", "type": "categorical"}]',
+   '{"learningRate": "constant", "eta0": 0.001, "alpha": 0.01}');
+SELECT m ->> 'samples' AS samples, m ->> 'updates' AS updates, m ? 'featureBaseline' AS baseline,
+       m ? 'auc' AND m ? 'logLoss' AS measured
+  FROM kaireon.train_model('ol', 'replay', '2026-05-01', '2026-05-02') m;
+DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT context, outcome_type_key FROM kaireon.interaction_history
+            WHERE tenant_id = 'ol' AND interaction_type = 'outcome'
+              AND occurred_at >= '2026-05-01' AND occurred_at < '2026-05-02' ORDER BY occurred_at, id
+  LOOP
+    PERFORM kaireon.model_learn('ol', 'stepwise', NULL, r.context,
+                                CASE r.outcome_type_key WHEN 'click' THEN 'positive' ELSE 'negative' END);
+  END LOOP;
+END $$;
+SELECT a.model_state = b.model_state AS same_state, a.model_state -> 'updates' AS updates, a.version AS replay_version
+  FROM kaireon.algorithm_models a, kaireon.algorithm_models b
+ WHERE a.tenant_id = 'ol' AND a.key = 'replay' AND b.tenant_id = 'ol' AND b.key = 'stepwise';
+SELECT check_type, drifted FROM kaireon.check_drift('ol', 'replay', '2026-05-01', '2026-05-02', '2026-06-01', '2026-06-02')
+ WHERE check_type = 'feature_drift';
+
 -- ---------------------------------------------------------------- degraded scoring
 -- a flow scores with model "gone"; the first decision uses it and compiles the configuration
 INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES

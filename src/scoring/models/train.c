@@ -731,6 +731,78 @@ train_bayesian(Examples *ex, char **names, json_t *predictors, double alpha, jso
 	return state;
 }
 
+/* ---- online learner: the history replayed through the online update ---- */
+
+/* Example i's values in the order of a compiled model's features (matched by name; others missing). */
+static void
+example_row(const Examples *ex, int i, char **names, const ModelImpl *impl, KaireonValue *row)
+{
+	for (int j = 0; j < impl->nfeatures; j++)
+	{
+		int			c;
+
+		for (c = 0; c < ex->nf && strcmp(names[c], impl->feature_names[j]) != 0; c++);
+		if (c < ex->nf)
+			row[j] = ex->values[(size_t) i * ex->nf + c];
+		else
+			row[j].kind = KV_NULL;
+	}
+}
+
+/*
+ * Train an online_learner by replaying the examples in time order through its
+ * online update (models/logistic.c), from no weights, keeping the settings of
+ * the current state; returns model_state and fills metrics (auc, logLoss).
+ */
+static json_t *
+train_online(Examples *ex, char **names, json_t *predictors, json_t *current, json_t *metrics)
+{
+	static const char *const settings[] = {"learningRate", "alpha", "eta0", "powerT", "fitIntercept", NULL};
+	json_t	   *state = json_object();
+	MemoryContext step = AllocSetContextCreate(CurrentMemoryContext, "kaireon online replay",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer = CurrentMemoryContext;
+	ModelSource src;
+	ModelImpl	impl;
+	KaireonValue *row = NULL;
+	double	   *prob = palloc(sizeof(double) * Max(ex->n, 1));
+
+	for (const char *const *k = settings; *k != NULL; k++)
+		if (json_object_get(current, *k) != NULL)
+			json_object_set(state, *k, json_object_get(current, *k));
+	src.where = "algorithm_models.model_state";
+	src.state = state;
+	src.predictors = predictors;
+	src.config = NULL;
+	/* one more pass than examples: the last one compiles the trained model for the metrics */
+	for (int i = 0; i <= ex->n; i++)
+	{
+		MemoryContextReset(step);
+		MemoryContextSwitchTo(step);
+		memset(&impl, 0, sizeof(impl));
+		kaireon_online_ops.compile(&src, &impl);
+		MemoryContextSwitchTo(outer);
+		row = row ? repalloc(row, sizeof(KaireonValue) * (impl.nfeatures + 1))
+			: palloc(sizeof(KaireonValue) * (impl.nfeatures + 1));
+		if (i < ex->n)
+		{
+			example_row(ex, i, names, &impl, row);
+			kaireon_online_ops.learn(state, predictors, row, &impl, NULL, ex->y[i] > 0.5);
+		}
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	for (int i = 0; i < ex->n; i++)
+	{
+		example_row(ex, i, names, &impl, row);
+		prob[i] = kaireon_online_ops.score(&impl, row, NULL);
+	}
+	json_object_set_new(metrics, "auc", isnan(auc(prob, ex->y, ex->n)) ? json_null() : json_real(auc(prob, ex->y, ex->n)));
+	json_object_set_new(metrics, "logLoss", json_real(log_loss(prob, ex->y, ex->n)));
+	json_object_set_new(metrics, "updates", json_integer(ex->n));
+	return state;
+}
+
 /* ---- feature baselines (feature drift) ---- */
 
 /* A categorical baseline lists at most this many levels; later new ones count as "other". */
@@ -890,9 +962,10 @@ option_string(json_t *options, json_t *training, const char *key)
 	return json_string_value(v);
 }
 
-/* Read a model's row for training: id, type, predictors, config. */
+/* Read a model's row for training: id, type, predictors, config, model_state. */
 static void
-read_model(const char *tenant, const char *key, char **id, char **type, json_t **preds, json_t **config)
+read_model(const char *tenant, const char *key, char **id, char **type, json_t **preds, json_t **config,
+		   json_t **state)
 {
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
@@ -901,7 +974,7 @@ read_model(const char *tenant, const char *key, char **id, char **type, json_t *
 	args[1] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (kspi_execute_with_args("SELECT id, model_type, predictors::text, config::text FROM kaireon.algorithm_models "
+	if (kspi_execute_with_args("SELECT id, model_type, predictors::text, config::text, model_state::text FROM kaireon.algorithm_models "
 							   "WHERE tenant_id = $1 AND key = $2", 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed");
 	if (SPI_processed == 0)
@@ -914,20 +987,24 @@ read_model(const char *tenant, const char *key, char **id, char **type, json_t *
 	{
 		char	   *p = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 		char	   *c = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 		char	   *cid = SPI_palloc(strlen(*id) + 1),
 				   *ctype = SPI_palloc(strlen(*type) + 1),
 				   *cp = SPI_palloc(strlen(p) + 1),
-				   *cc = SPI_palloc(strlen(c) + 1);
+				   *cc = SPI_palloc(strlen(c) + 1),
+				   *cs = SPI_palloc(strlen(s) + 1);
 
 		strcpy(cid, *id);
 		strcpy(ctype, *type);
 		strcpy(cp, p);
 		strcpy(cc, c);
+		strcpy(cs, s);
 		SPI_finish();
 		*id = cid;
 		*type = ctype;
 		*preds = kj_parse(cp, strlen(cp), "algorithm_models.predictors");
 		*config = kj_parse(cc, strlen(cc), "algorithm_models.config");
+		*state = kj_parse(cs, strlen(cs), "algorithm_models.model_state");
 	}
 }
 
@@ -956,6 +1033,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 			   *options,
 			   *metrics = json_object(),
 			   *state,
+			   *current,
 			   *p;
 	char	  **names;
 	bool	   *categorical;
@@ -987,14 +1065,15 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 
 		model_check_keys("train_model options", options, "", opt_keys);
 	}
-	read_model(tenant, key, &id, &type, &preds, &config);
+	read_model(tenant, key, &id, &type, &preds, &config, &current);
 	training = json_object_get(config, "training");
 	if (training && !json_is_object(training))
 		model_error("algorithm_models.config", "training", "must be an object");
-	if (strcmp(type, "logistic_regression") != 0 && strcmp(type, "bayesian") != 0)
+	if (strcmp(type, "logistic_regression") != 0 && strcmp(type, "bayesian") != 0 &&
+		strcmp(type, "online_learner") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is a %s model; train_model trains logistic_regression and bayesian models", key, type),
+				 errmsg("model \"%s\" is a %s model; train_model trains logistic_regression, bayesian and online_learner models", key, type),
 				 errhint("Import gradient_boosted models with kaireon.import_model; bandits and scorecards learn from respond or are written directly.")));
 	nf = (int) json_array_size(preds);
 	if (nf == 0)
@@ -1033,6 +1112,8 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 			model_error("train_model options", "maxIterations", "must be between 1 and 10000");
 		state = train_logistic(ex, names, categorical, l2, max_iter, metrics);
 	}
+	else if (strcmp(type, "online_learner") == 0)
+		state = train_online(ex, names, preds, current, metrics);
 	else
 	{
 		double		alpha = option_number(options, training, "alpha", 1.0);

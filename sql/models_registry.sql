@@ -163,7 +163,7 @@ SELECT 'rg', 'c' || g, 'outcome', CASE WHEN g % 4 = 0 THEN 'click' WHEN g % 4 = 
   FROM generate_series(1, 400) g;
 INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, outcome_type_key, occurred_at)
 VALUES ('rg', 'c1', 'outcome', 'purchase', '2026-01-15'), ('rg', 'c1', 'outcome', 'dismiss', '2026-01-15');
-SELECT kaireon.train_model('rg', 'nb', '2026-01-01', '2026-02-01') - 'trainedAt' AS metrics;
+SELECT kaireon.train_model('rg', 'nb', '2026-01-01', '2026-02-01') - 'trainedAt' - 'featureBaseline' AS metrics;
 SELECT model_state->'positives' AS positives, model_state->'negatives' AS negatives,
        model_state->'predictors' AS predictors, version, status
   FROM kaireon.algorithm_models WHERE tenant_id = 'rg' AND key = 'nb';

@@ -26,7 +26,7 @@ CREATE TABLE kaireon.algorithm_models (
     model_type              text NOT NULL DEFAULT 'scorecard'
                             CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression',
                                                   'gradient_boosted', 'thompson_bandit',
-                                                  'epsilon_greedy')),
+                                                  'epsilon_greedy', 'online_learner')),
     status                  text NOT NULL DEFAULT 'draft'
                             CHECK (status IN ('draft', 'training', 'active', 'archived')),
     target_field            text,
@@ -47,7 +47,7 @@ CREATE TABLE kaireon.algorithm_models (
     UNIQUE (tenant_id, key)
 );
 COMMENT ON TABLE kaireon.algorithm_models IS
-    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
 
 -- At most one champion per model family.
 CREATE UNIQUE INDEX algorithm_models_one_champion_idx
@@ -297,7 +297,7 @@ CREATE FUNCTION kaireon.explain_score(tenant_id text, model_key text, features j
     AS 'MODULE_PATHNAME', 'kaireon_explain_score'
     LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon.explain_score(text, text, jsonb, text) IS
-    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits). See docs/models.md.';
+    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression, online_learner), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits). See docs/models.md.';
 
 CREATE FUNCTION kaireon.model_features(tenant_id text, model_key text)
     RETURNS text[]
@@ -312,7 +312,7 @@ CREATE FUNCTION kaireon.model_learn(tenant_id text, model_key text, arm text DEF
     AS 'MODULE_PATHNAME', 'kaireon_model_learn_sql'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.model_learn(text, text, text, jsonb, text) IS
-    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id). Takes the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
+    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id), online_learner models take one SGD step (scikit-learn''s SGDClassifier update). Takes the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
 
 CREATE FUNCTION kaireon.import_model(tenant_id text, model_key text, format text, document text,
                                      options jsonb DEFAULT '{}')
@@ -328,7 +328,7 @@ CREATE FUNCTION kaireon.train_model(tenant_id text, model_key text, since timest
     AS 'MODULE_PATHNAME', 'kaireon_train_model'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.train_model(text, text, timestamptz, timestamptz, jsonb) IS
-    'Trains a logistic_regression (L2-regularised, Newton/IRLS) or bayesian (naive Bayes counts) model from the tenant''s positive and negative outcomes in [since, until) joined to customer features; stores state and metrics (auc, logLoss, samples) as a new version. options: l2, maxIterations, alpha, offerId, dataSchemaId, minExamples.';
+    'Trains a logistic_regression (L2-regularised, Newton/IRLS), bayesian (naive Bayes counts) or online_learner (the outcomes replayed in time order through its SGD update) model from the tenant''s positive and negative outcomes in [since, until) joined to customer features; stores state and metrics (auc, logLoss, samples, featureBaseline: each predictor''s training distribution for feature_drift) as a new version. options: l2, maxIterations, alpha, offerId, dataSchemaId, minExamples.';
 
 CREATE FUNCTION kaireon.check_drift(tenant_id text, model_key text,
                                     baseline_start timestamptz DEFAULT NULL, baseline_end timestamptz DEFAULT NULL,
@@ -338,7 +338,7 @@ CREATE FUNCTION kaireon.check_drift(tenant_id text, model_key text,
     AS 'MODULE_PATHNAME', 'kaireon_check_drift'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.check_drift(text, text, timestamptz, timestamptz, timestamptz, timestamptz, jsonb) IS
-    'Drift of a model''s scores between a baseline window (default: the 30 days before the current one) and the current window (default: the last 7 days): PSI, KS statistic and AUC decay (baseline AUC minus current AUC); writes one model_drift_checks row per measure. thresholds: psi (0.2), ks_test (0.1), auc_decay (0.05).';
+    'Drift of a model''s scores between a baseline window (default: the 30 days before the current one) and the current window (default: the last 7 days): PSI, KS statistic and AUC decay (baseline AUC minus current AUC); and, for a model train_model recorded a feature baseline for, feature_drift: each predictor''s PSI in the current window against its training distribution (drift_score the largest). Writes one model_drift_checks row per measure. thresholds: psi (0.2), ks_test (0.1), auc_decay (0.05), feature_drift (0.2).';
 
 CREATE FUNCTION kaireon.set_model_seed(seed bigint) RETURNS void
     AS 'MODULE_PATHNAME', 'kaireon_set_model_seed'

@@ -293,7 +293,7 @@ CREATE FUNCTION kaireon.recommend_json(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_recommend_json'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
-    'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, decisions[], placements[], debug}. See docs/recommend.md.';
+    'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, degradedScoring, decisions[], degradedModels[] (when a model the decision names was missing or broken and scoring fell back), placements[], debug}. See docs/recommend.md.';
 
 CREATE FUNCTION kaireon.respond(tenant_id text, customer_id text, outcome text,
                                 recommendation_id text DEFAULT NULL, rank integer DEFAULT NULL,

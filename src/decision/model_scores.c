@@ -9,6 +9,12 @@
  * this module does at most one query (the experiment assignment, when the
  * flow names an experiment) and, when recording a decision whose model has
  * shadow models, one INSERT of their scores.
+ *
+ * Degraded scoring: a model a flow (or its experiment's variant) or a
+ * propensity_threshold rule names that is missing (deleted while the compiled
+ * configuration still names it) or broken (its row no longer compiles) ranks
+ * nothing; the decision falls back as for no model and says so in
+ * req->degraded, which the explanations, the trace and recommend_json carry.
  */
 #include "postgres.h"
 
@@ -116,12 +122,46 @@ experiment_model(KRequest *req, const char *experiment_key, const char *customer
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
+/* Note that the request's scoring fell back because the model key (used by a "flow" or a "rule") is missing or broken. */
+static void
+note_degraded(KRequest *req, const char *key, const char *use, const char *problem)
+{
+	size_t		i;
+	json_t	   *e;
+
+	if (req->degraded == NULL)
+		req->degraded = json_array();
+	json_array_foreach(req->degraded, i, e)
+		if (strcmp(kj_str(e, "model"), key) == 0 && strcmp(kj_str(e, "use"), use) == 0)
+		return;
+	json_array_append_new(req->degraded,
+						  json_pack("{s:s,s:s,s:s?,s:s,s:s}", "model", key, "use", use,
+									"placementId", req->placement_id,
+									"reason", problem ? "broken" : "missing",
+									"detail", problem ? problem :
+									psprintf("tenant \"%s\" has no model \"%s\"", req->cfg->tenant_id, key)));
+}
+
+/* The model a decision names, compiled and cached; NULL, noted as degraded, when it is missing or broken. */
+static KaireonModel *
+decision_model(KRequest *req, const char *key, const char *use)
+{
+	char	   *problem;
+	KaireonModel *m = kaireon_model_lookup_for_decision(req->cfg->tenant_id, key, &problem);
+
+	if (m == NULL)
+		note_degraded(req, key, use, problem);
+	return m;
+}
+
 /*
  * Set the request's model for a placement decided by this flow: the
  * experiment's variant when the flow names one, else score.modelKey.  A model
- * that is missing, untrained, shadow or archived ranks nothing (the
+ * that is missing, broken, untrained, shadow or archived ranks nothing (the
  * propensity falls back to the adaptive counts), but an untrained one is
- * still recorded so that it learns from the outcomes.
+ * still recorded so that it learns from the outcomes.  Missing and broken
+ * ones are degraded scoring (note_degraded); the others are states the
+ * tenant chose.
  */
 void
 kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id, bool dry_run)
@@ -137,7 +177,7 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
 	if (key == NULL)
 		return;
-	m = kaireon_model_lookup(req->cfg->tenant_id, key);
+	m = decision_model(req, key, "flow");
 	if (m == NULL)
 		return;
 	req->model_key = kaireon_model_key(m);
@@ -292,7 +332,8 @@ kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *off
 /*
  * The model a propensity_threshold rule names (modelKey), when it may score:
  * trained and neither shadow nor archived; else NULL (the rule then reads the
- * candidate's propensity).  Looked up once per request and rule.
+ * candidate's propensity; a missing or broken model is degraded scoring).
+ * Looked up once per request and rule.
  */
 KaireonModel *
 kaireon_rule_model(KRequest *req, const KRule *rule)
@@ -306,8 +347,10 @@ kaireon_rule_model(KRequest *req, const KRule *rule)
 	}
 	if (!req->rule_models_done[ri])
 	{
-		KaireonModel *m = kaireon_model_get(req->cfg->tenant_id, rule->model_key);
+		KaireonModel *m = decision_model(req, rule->model_key, "rule");
 
+		if (m != NULL && kaireon_model_get(req->cfg->tenant_id, rule->model_key) == NULL)
+			m = NULL;			/* untrained */
 		req->rule_models[ri] = (m != NULL && kaireon_model_ranks(m)) ? m : NULL;
 		req->rule_models_done[ri] = 1;
 	}

@@ -159,13 +159,13 @@ void
 kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms)
 {
 	static Oid	snap_types[3] = {TEXTOID, TEXTOID, JSONBOID};
-	static Oid	types[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, JSONBOID, JSONBOID, TEXTOID, FLOAT8OID};
+	static Oid	types[17] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, JSONBOID, JSONBOID, TEXTOID, FLOAT8OID, BOOLOID};
 	const KRequest *req = res->req;
 	const KTenantConfig *cfg = req->cfg;
 	Datum		sv[3];
-	Datum		v[16];
-	char		nulls[16];
+	Datum		v[17];
+	char		nulls[17];
 	json_t	   *qual = json_array();
 	json_t	   *scoring = json_array();
 	json_t	   *selected = json_array();
@@ -201,9 +201,14 @@ kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms)
 	{
 		const KDecision *d = &res->decisions[k];
 
-		json_array_append_new(scoring, json_pack("{s:s,s:f,s:o}", "offerId", cfg->offers[d->cand->offer].id,
-												 "score", d->cand->score, "factors",
-												 kaireon_factors_json(&cfg->flows[d->flow], d->cand)));
+		json_t	   *sr = json_pack("{s:s,s:f,s:o}", "offerId", cfg->offers[d->cand->offer].id,
+									   "score", d->cand->score, "factors",
+									   kaireon_factors_json(&cfg->flows[d->flow], d->cand));
+
+		/* a degraded decision says which models fell back and why, as its explanation does */
+		if (req->degraded != NULL)
+			json_object_set(sr, "degradedScoring", req->degraded);
+		json_array_append_new(scoring, sr);
 		json_array_append_new(selected, json_pack("{s:i,s:s,s:s,s:s?}", "rank", d->rank,
 												  "offerId", cfg->offers[d->cand->offer].id,
 												  "creativeId", cfg->creatives[d->cand->creative].id,
@@ -232,15 +237,16 @@ kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms)
 	v[13] = jsonb_datum(selected);
 	v[14] = CStringGetTextDatum(cfg->policy_hash);
 	v[15] = Float8GetDatum(duration_ms);
+	v[16] = BoolGetDatum(req->degraded != NULL);
 	if (kspi_execute_plan(keep_plan(&trace_plan,
 								   "INSERT INTO kaireon.decision_traces (tenant_id, request_id, recommendation_id, "
 								   "  customer_id, channel_id, placement_id, decision_flow_id, candidate_count, "
 								   "  after_qualification, after_suppression, after_contact_policy, final_count, "
 								   "  qualification_results, scoring_results, funnel, selected_offers, "
-								   "  policy_version_hash, duration_ms) "
+								   "  policy_version_hash, duration_ms, degraded_scoring) "
 								   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-								   "  $13 -> 'qualification', $13 -> 'scoring', $13 -> 'funnel', $14, $15, $16)",
-								   16, types),
+								   "  $13 -> 'qualification', $13 -> 'scoring', $13 -> 'funnel', $14, $15, $16, $17)",
+								   17, types),
 						 v, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "kaireon: could not record the decision trace");
 }

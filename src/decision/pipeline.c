@@ -537,6 +537,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->model = req->model;
 		d->model_key = req->model_key;
 		d->explanation = args->batch ? NULL : kaireon_explain(req, flow, c);
+		if (d->explanation != NULL && req->degraded != NULL)
+			json_object_set(d->explanation, "degradedScoring", req->degraded);
 		karb_decision(req, d);
 		if (taken != NULL)
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());

@@ -289,8 +289,9 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 /*
  * kaireon.recommend_json(request jsonb), and the tenant-first form
  * recommend_json(tenant_id text, request jsonb): the decision in the REST
- * shape: {recommendationId, decisions[], placements[] (when several
- * placements were asked for), debug (with debug: true)}.
+ * shape: {recommendationId, degradedScoring, decisions[], degradedModels[]
+ * (when scoring fell back), placements[] (when several placements were asked
+ * for), debug (with debug: true)}.
  */
 Datum
 kaireon_recommend_json(PG_FUNCTION_ARGS)
@@ -363,9 +364,12 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	decisions = json_array();
 	for (int i = 0; i < res->ndecisions; i++)
 		json_array_append_new(decisions, decision_json(res, &res->decisions[i], args.dry_run));
-	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:O}", "recommendationId", res->recommendation_id,
+	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b,s:O}", "recommendationId", res->recommendation_id,
 					"tenantId", args.tenant_id, "customerId", args.customer_id, "channel", args.channel_id,
-					"dryRun", args.dry_run, "decisions", decisions);
+					"dryRun", args.dry_run, "degradedScoring", res->req->degraded != NULL, "decisions", decisions);
+	/* which models fell back and why (decision/model_scores.c) */
+	if (res->req->degraded != NULL)
+		json_object_set(out, "degradedModels", res->req->degraded);
 	if (json_array_size(args.placements) > 1)
 	{
 		json_t	   *groups = json_array();

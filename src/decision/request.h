@@ -108,6 +108,9 @@ typedef struct KRequest
 	int8	   *rule_models_done;	/* per rule: 1 once looked up */
 	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
 	struct KArbRequest *arb;	/* arbitration's per-request state (arbitration/realtime.c) */
+	json_t	   *degraded;		/* models named but missing or broken, the scoring fell back
+								 * (model_scores.c): [{model, use, placementId, reason, detail}],
+								 * NULL while none */
 	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 } KRequest;
 

@@ -49,6 +49,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 
 #include "util/spi.h"
 #include "audit/audit.h"
@@ -101,7 +102,7 @@ static bool learning_update = false;
 
 static const ModelOps *const all_ops[] = {
 	&kaireon_scorecard_ops, &kaireon_bayesian_ops, &kaireon_logistic_ops,
-	&kaireon_trees_ops, &kaireon_thompson_ops, &kaireon_epsilon_ops, NULL
+	&kaireon_trees_ops, &kaireon_thompson_ops, &kaireon_epsilon_ops, &kaireon_online_ops, NULL
 };
 
 /* The ops of a model_type name, or NULL. */
@@ -206,7 +207,7 @@ compile_model(const char *tenant_id, const char *key, const char *id, const char
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown model_type \"%s\"", type),
-				 errhint("Use scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit or epsilon_greedy.")));
+				 errhint("Use scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy or online_learner.")));
 	src.where = "algorithm_models.model_state";
 	src.state = parse_column(state_text, "algorithm_models.model_state");
 	src.predictors = parse_column(predictors_text, "algorithm_models.predictors");
@@ -425,6 +426,57 @@ kaireon_model_lookup(const char *tenant_id, const char *model_key)
 	 * has already been processed: check it again at every use.
 	 */
 	e->needs_check = IsolationUsesXactSnapshot();
+	return m;
+}
+
+/*
+ * kaireon_model_lookup for a decision, which falls back rather than fails: a
+ * model whose row cannot be compiled (a data exception, class 22: a stored
+ * state this version refuses) gives NULL with the error's message in
+ * *problem; any other error is raised.  A cached model is returned at once;
+ * only a lookup that reads and compiles the row runs in a subtransaction.
+ */
+KaireonModel *
+kaireon_model_lookup_for_decision(const char *tenant_id, const char *model_key, char **problem)
+{
+	char		key[CACHE_KEY_LEN];
+	ModelCacheEntry *e;
+	bool		found;
+	KaireonModel *volatile m = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	*problem = NULL;
+	cache_key(tenant_id, model_key, key);
+	e = hash_search(get_cache(), key, HASH_FIND, &found);
+	if (found && !e->needs_check)
+		return e->model;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		m = kaireon_model_lookup(tenant_id, model_key);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *err;
+
+		MemoryContextSwitchTo(caller);
+		err = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		if (ERRCODE_TO_CATEGORY(err->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			ReThrowError(err);
+		*problem = pstrdup(err->message);
+		FreeErrorData(err);
+		m = NULL;
+	}
+	PG_END_TRY();
 	return m;
 }
 

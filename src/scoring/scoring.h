@@ -83,6 +83,14 @@ extern double kaireon_model_score(KaireonModel *model, const KaireonFeatures *fe
 /* kaireon_model_get, but also returning models whose state is still empty (untrained). */
 extern KaireonModel *kaireon_model_lookup(const char *tenant_id, const char *model_key);
 
+/*
+ * kaireon_model_lookup for a decision, which falls back instead of failing: NULL
+ * with *problem set (the error message) when the model's row cannot be compiled;
+ * NULL with *problem NULL when there is no such model.  Other errors are raised.
+ */
+extern KaireonModel *kaireon_model_lookup_for_decision(const char *tenant_id, const char *model_key,
+													   char **problem);
+
 /* The score with its factors (per-type JSON object, see docs/models.md), as jsonb. */
 extern Jsonb *kaireon_model_explain(KaireonModel *model, const KaireonFeatures *features,
 									const char *arm);

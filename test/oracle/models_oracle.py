@@ -18,6 +18,18 @@ python3-numpy and python3-psycopg2 (so under /usr/bin/python3). Each check print
 3. kaireon.train_model's L2-regularised logistic regression, trained from interaction
    history joined to a published customer data schema, matches scikit-learn's
    LogisticRegression(C = 1 / l2) on the same examples within 1e-4 on every coefficient.
+4. The online_learner: one ordered stream of outcomes (numeric features, some missing, and a
+   categorical one) learned by kaireon.model_learn, one call per outcome in stream order (the
+   code respond runs), and by SGDClassifier(loss='log_loss', penalty='l2', shuffle=False)
+   .partial_fit one sample at a time, for each learning-rate schedule (optimal, constant,
+   invscaling) and without an intercept. sklearn sees kaireon's design: a missing numeric
+   value is 0, a categorical predictor one-hot over its levels. Coefficients, intercept and
+   scores must agree within 1e-8 (the issue asks for 1e-2; they differ only by rounding).
+   The default schedule (optimal, alpha 0.0001) starts with rates near 10: there a step
+   magnifies the previous one's rounding, so two exact implementations part (scikit-learn
+   keeps its weights as a scale times a vector, kaireon the products) and meet again once the
+   rate has come down; that case learns 20,000 outcomes and must agree within 1e-6 (observed
+   about 1e-8). The others start with moderate rates and learn 3,000.
 """
 import json
 import math
@@ -28,7 +40,7 @@ import numpy as np
 import psycopg2
 import xgboost as xgb
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 FAILED = 0
 TENANT = "oracle"
@@ -314,6 +326,99 @@ def test_logistic_training(cur, rng):
     check(abs(metrics["auc"] - auc) <= 1e-6, f"training AUC equals scikit-learn's roc_auc_score ({metrics['auc']:.6f} vs {auc:.6f})")
 
 
+# ---------------------------------------------------------------- online_learner
+
+# the stream's predictors: numeric ones, and a categorical one one-hot over its levels
+ONLINE_NUMERIC = ["age", "income", "recency", "visits"]
+ONLINE_LEVELS = ["gold", "silver", "bronze"]
+ONLINE_PREDICTORS = [{"name": n, "type": "numeric"} for n in ONLINE_NUMERIC] + [{"name": "segment", "type": "categorical"}]
+
+
+def online_stream(rng, n):
+    """n ordered outcomes: (features dict, design row, label)."""
+    out = []
+    for _ in range(n):
+        f = {"age": float(np.round(rng.normal(0, 1), 3)), "income": float(np.round(rng.lognormal(0, 0.5), 3)),
+             "recency": float(np.round(rng.exponential(1), 3)), "visits": float(rng.integers(0, 4))}
+        if rng.random() < 0.1:
+            del f["income"]                 # missing: 0 in the design
+        seg = rng.choice(ONLINE_LEVELS + [None], p=[0.3, 0.3, 0.3, 0.1])
+        if seg is not None:
+            f["segment"] = str(seg)
+        z = -0.5 + 1.2 * f["age"] - 0.8 * f.get("income", 0) + 0.3 * f["visits"] - 0.4 * f["recency"] \
+            + {"gold": 1.0, "silver": 0.2, "bronze": -0.7, None: 0}[seg]
+        y = int(rng.random() < 1 / (1 + np.exp(-z)))
+        row = [f.get(c, 0.0) for c in ONLINE_NUMERIC] + [1.0 if seg == lv else 0.0 for lv in ONLINE_LEVELS]
+        out.append((f, row, y))
+    return out
+
+
+def online_learn(cur, key, settings, data):
+    cur.execute("INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, model_state) "
+                "VALUES (%s, %s, %s, 'online_learner', %s::jsonb, %s::jsonb)",
+                (TENANT, key, key, json.dumps(ONLINE_PREDICTORS), json.dumps(settings)))
+    # one model_learn per outcome, in stream order, each a separate call under the row lock
+    cur.execute("""DO $$
+                   DECLARE r record;
+                   BEGIN
+                     FOR r IN SELECT e.value AS f, o FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(value, i)
+                              JOIN unnest(%s::text[]) WITH ORDINALITY AS u(o, j) ON u.j = e.i ORDER BY e.i
+                     LOOP
+                       PERFORM kaireon.model_learn(%s, %s, NULL, r.f, r.o);
+                     END LOOP;
+                   END $$""",
+                (json.dumps([d[0] for d in data]), ["positive" if d[2] else "negative" for d in data], TENANT, key))
+    cur.execute("SELECT model_state, version FROM kaireon.algorithm_models WHERE tenant_id = %s AND key = %s",
+                (TENANT, key))
+    return cur.fetchone()
+
+
+def online_coefficients(state):
+    w = state.get("weights", {})
+    return np.array([w.get(c, 0.0) for c in ONLINE_NUMERIC] + [w.get("segment", {}).get(lv, 0.0) for lv in ONLINE_LEVELS])
+
+
+def test_online_schedule(cur, data, key, settings, sk_params, tolerance=1e-8):
+    state, version = online_learn(cur, key, settings, data)
+    sk = SGDClassifier(loss="log_loss", penalty="l2", shuffle=False, **sk_params)
+    for f, row, y in data:
+        sk.partial_fit(np.array([row]), np.array([y]), classes=np.array([0, 1]))
+    mine = online_coefficients(state)
+    diff = float(np.max(np.abs(mine - sk.coef_[0])))
+    bias_diff = abs(state.get("bias", 0.0) - float(sk.intercept_[0]))
+    scale = float(np.max(np.abs(sk.coef_[0])))
+    check(diff <= tolerance and bias_diff <= tolerance and scale > 0.05,
+          f"{key}: online_learner coefficients equal SGDClassifier.partial_fit's on the same {len(data)} outcomes "
+          f"(max coef diff {diff:.3g}, intercept diff {bias_diff:.3g}, largest coef {scale:.3g})")
+    check(state["updates"] == len(data) and version == 1,
+          f"{key}: {len(data)} updates counted, no new version (updates {state['updates']}, version {version})")
+    # the learned model scores as sklearn predicts
+    sample = data[:200]
+    cur.execute("SELECT array_agg(kaireon.score(%s, %s, f::jsonb) ORDER BY i) "
+                "FROM unnest(%s::text[]) WITH ORDINALITY AS u(f, i)",
+                (TENANT, key, [json.dumps(d[0]) for d in sample]))
+    scores = np.array(cur.fetchone()[0])
+    p = sk.predict_proba(np.array([d[1] for d in sample]))[:, 1]
+    sdiff = float(np.max(np.abs(scores - p)))
+    check(sdiff <= tolerance, f"{key}: scores equal SGDClassifier.predict_proba (max diff {sdiff:.3g})")
+
+
+def test_online_learner(cur, rng):
+    """online_learner against SGDClassifier.partial_fit on one ordered stream, per schedule."""
+    long_data = online_stream(rng, 20000)
+    data = long_data[:3000]
+    test_online_schedule(cur, long_data, "sgd-optimal-default", {}, {"alpha": 0.0001, "learning_rate": "optimal"}, 1e-6)
+    test_online_schedule(cur, data, "sgd-optimal-strong-l2", {"alpha": 0.01},
+                         {"alpha": 0.01, "learning_rate": "optimal"})
+    test_online_schedule(cur, data, "sgd-constant", {"learningRate": "constant", "eta0": 0.05, "alpha": 0.001},
+                         {"alpha": 0.001, "learning_rate": "constant", "eta0": 0.05})
+    test_online_schedule(cur, data, "sgd-invscaling",
+                         {"learningRate": "invscaling", "eta0": 0.5, "powerT": 0.3, "alpha": 0.0005},
+                         {"alpha": 0.0005, "learning_rate": "invscaling", "eta0": 0.5, "power_t": 0.3})
+    test_online_schedule(cur, data, "sgd-no-intercept", {"learningRate": "constant", "eta0": 0.02, "fitIntercept": False},
+                         {"alpha": 0.0001, "learning_rate": "constant", "eta0": 0.02, "fit_intercept": False})
+
+
 def main():
     rng = np.random.default_rng(20261125)
     conn = connect()
@@ -322,6 +427,7 @@ def main():
     test_xgboost(cur, rng)
     test_lightgbm(cur, rng)
     test_logistic_training(cur, rng)
+    test_online_learner(cur, np.random.default_rng(20261206))
     print(f"{FAILED} failed")
     return FAILED
 

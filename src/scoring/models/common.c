@@ -208,6 +208,28 @@ kv_number(const KaireonValue *v)
 	}
 }
 
+/*
+ * The text a categorical level of the value is named by: a string itself, a
+ * boolean "true" or "false", a number its %.15g form (in buf); NULL when missing.
+ */
+const char *
+kv_level_text(const KaireonValue *v, char *buf, size_t len)
+{
+	switch (v->kind)
+	{
+		case KV_STRING:
+			return v->str;
+		case KV_BOOL:
+			strlcpy(buf, v->num != 0 ? "true" : "false", len);
+			return buf;
+		case KV_NUMBER:
+			snprintf(buf, len, "%.15g", v->num);
+			return buf;
+		default:
+			return NULL;
+	}
+}
+
 /* A feature value as JSON, for explanations. */
 json_t *
 kv_to_json(const KaireonValue *v)

@@ -59,6 +59,7 @@ typedef struct ModelOps
 extern const ModelOps kaireon_scorecard_ops;
 extern const ModelOps kaireon_bayesian_ops;
 extern const ModelOps kaireon_logistic_ops;
+extern const ModelOps kaireon_online_ops;
 extern const ModelOps kaireon_trees_ops;
 extern const ModelOps kaireon_thompson_ops;
 extern const ModelOps kaireon_epsilon_ops;
@@ -105,6 +106,9 @@ kv_missing(const KaireonValue *v)
 
 /* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL) */
 extern void kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out);
+
+/* the name of the categorical level a value falls in (buf: at least 64 bytes), NULL when missing */
+extern const char *kv_level_text(const KaireonValue *v, char *buf, size_t len);
 
 /* a KaireonValue as JSON (for explanations) */
 extern json_t *kv_to_json(const KaireonValue *v);

@@ -20,6 +20,10 @@
  * Drift compares the model's scores of two windows of examples: population
  * stability index over the baseline's score deciles, the Kolmogorov-Smirnov
  * statistic, and the AUC of the baseline minus that of the recent window.
+ * Feature drift compares each predictor's distribution in the recent window
+ * with the one training saw (metrics.featureBaseline, written by train_model):
+ * numeric predictors over the training deciles, categorical ones per level,
+ * each with a bin for missing values; one PSI per predictor.
  */
 #include "postgres.h"
 
@@ -727,6 +731,207 @@ train_bayesian(Examples *ex, char **names, json_t *predictors, double alpha, jso
 	return state;
 }
 
+/* ---- online learner: the history replayed through the online update ---- */
+
+/* Example i's values in the order of a compiled model's features (matched by name; others missing). */
+static void
+example_row(const Examples *ex, int i, char **names, const ModelImpl *impl, KaireonValue *row)
+{
+	for (int j = 0; j < impl->nfeatures; j++)
+	{
+		int			c;
+
+		for (c = 0; c < ex->nf && strcmp(names[c], impl->feature_names[j]) != 0; c++);
+		if (c < ex->nf)
+			row[j] = ex->values[(size_t) i * ex->nf + c];
+		else
+			row[j].kind = KV_NULL;
+	}
+}
+
+/*
+ * Train an online_learner by replaying the examples in time order through its
+ * online update (models/logistic.c), from no weights, keeping the settings of
+ * the current state; returns model_state and fills metrics (auc, logLoss).
+ */
+static json_t *
+train_online(Examples *ex, char **names, json_t *predictors, json_t *current, json_t *metrics)
+{
+	static const char *const settings[] = {"learningRate", "alpha", "eta0", "powerT", "fitIntercept", NULL};
+	json_t	   *state = json_object();
+	MemoryContext step = AllocSetContextCreate(CurrentMemoryContext, "kaireon online replay",
+											   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext outer = CurrentMemoryContext;
+	ModelSource src;
+	ModelImpl	impl;
+	KaireonValue *row = NULL;
+	double	   *prob = palloc(sizeof(double) * Max(ex->n, 1));
+
+	for (const char *const *k = settings; *k != NULL; k++)
+		if (json_object_get(current, *k) != NULL)
+			json_object_set(state, *k, json_object_get(current, *k));
+	src.where = "algorithm_models.model_state";
+	src.state = state;
+	src.predictors = predictors;
+	src.config = NULL;
+	/* one more pass than examples: the last one compiles the trained model for the metrics */
+	for (int i = 0; i <= ex->n; i++)
+	{
+		MemoryContextReset(step);
+		MemoryContextSwitchTo(step);
+		memset(&impl, 0, sizeof(impl));
+		kaireon_online_ops.compile(&src, &impl);
+		MemoryContextSwitchTo(outer);
+		row = row ? repalloc(row, sizeof(KaireonValue) * (impl.nfeatures + 1))
+			: palloc(sizeof(KaireonValue) * (impl.nfeatures + 1));
+		if (i < ex->n)
+		{
+			example_row(ex, i, names, &impl, row);
+			kaireon_online_ops.learn(state, predictors, row, &impl, NULL, ex->y[i] > 0.5);
+		}
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	for (int i = 0; i < ex->n; i++)
+	{
+		example_row(ex, i, names, &impl, row);
+		prob[i] = kaireon_online_ops.score(&impl, row, NULL);
+	}
+	json_object_set_new(metrics, "auc", isnan(auc(prob, ex->y, ex->n)) ? json_null() : json_real(auc(prob, ex->y, ex->n)));
+	json_object_set_new(metrics, "logLoss", json_real(log_loss(prob, ex->y, ex->n)));
+	json_object_set_new(metrics, "updates", json_integer(ex->n));
+	return state;
+}
+
+/* ---- feature baselines (feature drift) ---- */
+
+/* A categorical baseline lists at most this many levels; later new ones count as "other". */
+#define BASELINE_MAX_LEVELS 1000
+
+/*
+ * The shares of example column f in the bins of a feature description desc:
+ * {"binEdges": [...]} (numeric: bin i holds e_i <= x < e_i+1, bin 0 all below
+ * e_1) or {"shares": {level: ...}} (categorical: a level desc does not list
+ * counts in otherShare); a missing value counts in missingShare.  Returns
+ * {"shares": ..., "otherShare" (categorical), "missingShare"}.
+ */
+static json_t *
+feature_shares(const Examples *ex, int f, json_t *desc)
+{
+	json_t	   *edges = json_object_get(desc, "binEdges");
+	json_t	   *out = json_object();
+	double		n = Max(ex->n, 1),
+				missing = 0,
+				other = 0;
+	int			i;
+
+	if (edges != NULL)
+	{
+		int			k = (int) json_array_size(edges);
+		double	   *e = palloc(sizeof(double) * Max(k, 1));
+		double	   *cnt = palloc0(sizeof(double) * (k + 1));
+		json_t	   *shares = json_array();
+		int			b;
+
+		for (b = 0; b < k; b++)
+			e[b] = json_number_value(json_array_get(edges, b));
+		for (i = 0; i < ex->n; i++)
+		{
+			double		x = kv_number(&ex->values[(size_t) i * ex->nf + f]);
+
+			if (isnan(x))
+			{
+				missing++;
+				continue;
+			}
+			for (b = 0; b < k && x >= e[b]; b++);
+			cnt[b]++;
+		}
+		for (b = 0; b <= k; b++)
+			json_array_append_new(shares, json_real(cnt[b] / n));
+		json_object_set_new(out, "shares", shares);
+	}
+	else
+	{
+		json_t	   *levels = json_object_get(desc, "shares");
+		json_t	   *shares = json_object();
+		const char *level;
+		json_t	   *v;
+
+		json_object_foreach(levels, level, v)
+			json_object_set_new(shares, level, json_real(0));
+		for (i = 0; i < ex->n; i++)
+		{
+			char		buf[64];
+			const char *lv = kv_level_text(&ex->values[(size_t) i * ex->nf + f], buf, sizeof(buf));
+			json_t	   *s;
+
+			if (lv == NULL)
+				missing++;
+			else if ((s = json_object_get(shares, lv)) != NULL)
+				json_real_set(s, json_real_value(s) + 1);
+			else
+				other++;
+		}
+		json_object_foreach(shares, level, v)
+			json_real_set(v, json_real_value(v) / n);
+		json_object_set_new(out, "shares", shares);
+		json_object_set_new(out, "otherShare", json_real(other / n));
+	}
+	json_object_set_new(out, "missingShare", json_real(missing / n));
+	return out;
+}
+
+/*
+ * The training distribution of each predictor (metrics.featureBaseline):
+ * {"samples": n, "features": {name: {"type", "binEdges" (numeric: the
+ * training deciles), "shares", "otherShare" (categorical), "missingShare"}}}.
+ * A categorical predictor lists its levels in the order first seen, at most
+ * BASELINE_MAX_LEVELS of them.
+ */
+static json_t *
+feature_baseline(const Examples *ex, char **names, const bool *categorical)
+{
+	json_t	   *features = json_object();
+	json_t	   *out = json_object();
+
+	for (int f = 0; f < ex->nf; f++)
+	{
+		json_t	   *desc = json_object();
+		json_t	   *shares;
+		const char *key;
+		json_t	   *v;
+
+		if (categorical[f])
+		{
+			json_t	   *levels = json_object();
+
+			for (int i = 0; i < ex->n && json_object_size(levels) < BASELINE_MAX_LEVELS; i++)
+			{
+				char		buf[64];
+				const char *lv = kv_level_text(&ex->values[(size_t) i * ex->nf + f], buf, sizeof(buf));
+
+				if (lv != NULL)
+					json_object_set_new(levels, lv, json_real(0));
+			}
+			json_object_set_new(desc, "type", json_string("categorical"));
+			json_object_set_new(desc, "shares", levels);
+		}
+		else
+		{
+			json_object_set_new(desc, "type", json_string("numeric"));
+			json_object_set_new(desc, "binEdges", decile_edges((Examples *) ex, f));
+		}
+		shares = feature_shares(ex, f, desc);
+		json_object_foreach(shares, key, v)
+			json_object_set(desc, key, v);
+		json_object_set_new(features, names[f], desc);
+	}
+	json_object_set_new(out, "samples", json_integer(ex->n));
+	json_object_set_new(out, "features", features);
+	return out;
+}
+
 /* ---- SQL entry points ---- */
 
 /* A number from options, else config.training, else dflt. */
@@ -757,9 +962,10 @@ option_string(json_t *options, json_t *training, const char *key)
 	return json_string_value(v);
 }
 
-/* Read a model's row for training: id, type, predictors, config. */
+/* Read a model's row for training: id, type, predictors, config, model_state. */
 static void
-read_model(const char *tenant, const char *key, char **id, char **type, json_t **preds, json_t **config)
+read_model(const char *tenant, const char *key, char **id, char **type, json_t **preds, json_t **config,
+		   json_t **state)
 {
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
@@ -768,7 +974,7 @@ read_model(const char *tenant, const char *key, char **id, char **type, json_t *
 	args[1] = CStringGetTextDatum(key);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (kspi_execute_with_args("SELECT id, model_type, predictors::text, config::text FROM kaireon.algorithm_models "
+	if (kspi_execute_with_args("SELECT id, model_type, predictors::text, config::text, model_state::text FROM kaireon.algorithm_models "
 							   "WHERE tenant_id = $1 AND key = $2", 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading algorithm_models failed");
 	if (SPI_processed == 0)
@@ -781,20 +987,24 @@ read_model(const char *tenant, const char *key, char **id, char **type, json_t *
 	{
 		char	   *p = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 		char	   *c = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 		char	   *cid = SPI_palloc(strlen(*id) + 1),
 				   *ctype = SPI_palloc(strlen(*type) + 1),
 				   *cp = SPI_palloc(strlen(p) + 1),
-				   *cc = SPI_palloc(strlen(c) + 1);
+				   *cc = SPI_palloc(strlen(c) + 1),
+				   *cs = SPI_palloc(strlen(s) + 1);
 
 		strcpy(cid, *id);
 		strcpy(ctype, *type);
 		strcpy(cp, p);
 		strcpy(cc, c);
+		strcpy(cs, s);
 		SPI_finish();
 		*id = cid;
 		*type = ctype;
 		*preds = kj_parse(cp, strlen(cp), "algorithm_models.predictors");
 		*config = kj_parse(cc, strlen(cc), "algorithm_models.config");
+		*state = kj_parse(cs, strlen(cs), "algorithm_models.model_state");
 	}
 }
 
@@ -823,6 +1033,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 			   *options,
 			   *metrics = json_object(),
 			   *state,
+			   *current,
 			   *p;
 	char	  **names;
 	bool	   *categorical;
@@ -854,14 +1065,15 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 
 		model_check_keys("train_model options", options, "", opt_keys);
 	}
-	read_model(tenant, key, &id, &type, &preds, &config);
+	read_model(tenant, key, &id, &type, &preds, &config, &current);
 	training = json_object_get(config, "training");
 	if (training && !json_is_object(training))
 		model_error("algorithm_models.config", "training", "must be an object");
-	if (strcmp(type, "logistic_regression") != 0 && strcmp(type, "bayesian") != 0)
+	if (strcmp(type, "logistic_regression") != 0 && strcmp(type, "bayesian") != 0 &&
+		strcmp(type, "online_learner") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model \"%s\" is a %s model; train_model trains logistic_regression and bayesian models", key, type),
+				 errmsg("model \"%s\" is a %s model; train_model trains logistic_regression, bayesian and online_learner models", key, type),
 				 errhint("Import gradient_boosted models with kaireon.import_model; bandits and scorecards learn from respond or are written directly.")));
 	nf = (int) json_array_size(preds);
 	if (nf == 0)
@@ -900,6 +1112,8 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 			model_error("train_model options", "maxIterations", "must be between 1 and 10000");
 		state = train_logistic(ex, names, categorical, l2, max_iter, metrics);
 	}
+	else if (strcmp(type, "online_learner") == 0)
+		state = train_online(ex, names, preds, current, metrics);
 	else
 	{
 		double		alpha = option_number(options, training, "alpha", 1.0);
@@ -908,6 +1122,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 			model_error("train_model options", "alpha", "must be above 0");
 		state = train_bayesian(ex, names, preds, alpha, metrics);
 	}
+	json_object_set_new(metrics, "featureBaseline", feature_baseline(ex, names, categorical));
 	json_object_set_new(metrics, "samples", json_integer(ex->n));
 	json_object_set_new(metrics, "positives", json_integer((json_int_t) npos));
 	json_object_set_new(metrics, "negatives", json_integer(ex->n - (json_int_t) npos));
@@ -939,6 +1154,16 @@ score_examples(KaireonModel *m, Examples *ex)
 	for (i = 0; i < ex->n; i++)
 		s[i] = kaireon_model_score_values(m, &ex->values[(size_t) i * ex->nf]);
 	return s;
+}
+
+/* One bin's term of a population stability index: shares floored at 1e-4 (empty bins). */
+static double
+psi_term(double baseline_share, double current_share)
+{
+	double		pb = Max(baseline_share, 1e-4),
+				pc = Max(current_share, 1e-4);
+
+	return (pc - pb) * log(pc / pb);
 }
 
 /* Population stability index of current against baseline over the baseline's deciles. */
@@ -975,10 +1200,7 @@ psi(double *base, int nb, double *cur, int nc, json_t *detail)
 	}
 	for (b = 0; b < 10; b++)
 	{
-		double		pb = Max(bc[b] / nb, 1e-4),
-					pc = Max(cc[b] / nc, 1e-4);
-
-		total += (pc - pb) * log(pc / pb);
+		total += psi_term(bc[b] / nb, cc[b] / nc);
 		json_array_append_new(jb, json_real(bc[b] / nb));
 		json_array_append_new(jc, json_real(cc[b] / nc));
 	}
@@ -986,6 +1208,56 @@ psi(double *base, int nb, double *cur, int nc, json_t *detail)
 	json_object_set_new(detail, "baselineShares", jb);
 	json_object_set_new(detail, "currentShares", jc);
 	return total;
+}
+
+/*
+ * Feature drift of the examples cur against a model's featureBaseline: each
+ * feature's shares in the baseline's bins, with its PSI over the bins, the
+ * missing bin and (categorical) the "other" bin; fills detail's "features"
+ * and "drifted" (the features whose PSI exceeds limit) and returns the largest PSI.
+ */
+static double
+feature_drift(const Examples *cur, json_t *baseline, double limit, json_t *detail)
+{
+	json_t	   *features = json_object_get(baseline, "features");
+	json_t	   *out = json_object();
+	json_t	   *drifted = json_array();
+	const char *name;
+	json_t	   *desc;
+	int			f = 0;
+	double		worst = 0;
+
+	json_object_foreach(features, name, desc)
+	{
+		json_t	   *now = feature_shares(cur, f++, desc);
+		json_t	   *bs = json_object_get(desc, "shares"),
+				   *cs = json_object_get(now, "shares");
+		double		psi_f = psi_term(kj_num(desc, "missingShare", 0), kj_num(now, "missingShare", 0));
+
+		if (json_is_array(bs))
+		{
+			for (size_t b = 0; b < json_array_size(bs); b++)
+				psi_f += psi_term(json_number_value(json_array_get(bs, b)),
+								  json_number_value(json_array_get(cs, b)));
+		}
+		else
+		{
+			const char *level;
+			json_t	   *v;
+
+			json_object_foreach(bs, level, v)
+				psi_f += psi_term(json_number_value(v), kj_num(cs, level, 0));
+			psi_f += psi_term(kj_num(desc, "otherShare", 0), kj_num(now, "otherShare", 0));
+		}
+		json_object_set_new(now, "psi", json_real(psi_f));
+		json_object_set_new(out, name, now);
+		if (psi_f > limit)
+			json_array_append_new(drifted, json_string(name));
+		worst = Max(worst, psi_f);
+	}
+	json_object_set_new(detail, "features", out);
+	json_object_set_new(detail, "drifted", drifted);
+	return worst;
 }
 
 /* Two-sample Kolmogorov-Smirnov statistic. */
@@ -1015,6 +1287,41 @@ ks(double *a, int na, double *b, int nb)
 	return d;
 }
 
+/* The featureBaseline train_model recorded in a model's metrics, or NULL. */
+static json_t *
+read_feature_baseline(const char *tenant, const char *model_id)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	json_t	   *out = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	args[0] = CStringGetTextDatum(tenant);
+	args[1] = CStringGetTextDatum(model_id);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (kspi_execute_with_args("SELECT metrics -> 'featureBaseline' FROM kaireon.algorithm_models "
+							   "WHERE tenant_id = $1 AND id = $2", 2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading algorithm_models failed");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);	/* outlives SPI_finish */
+
+			out = kj_from_jsonb(DatumGetJsonbP(d), "algorithm_models.metrics.featureBaseline");
+			MemoryContextSwitchTo(old);
+		}
+	}
+	SPI_finish();
+	if (out != NULL && !json_is_object(json_object_get(out, "features")))
+		model_error("algorithm_models.metrics", "featureBaseline", "must hold an object \"features\" (train_model writes it)");
+	return out;
+}
+
 /*
  * kaireon.check_drift(tenant_id, model_key, baseline_start, baseline_end,
  * current_start, current_end, thresholds): PSI, KS and AUC decay of the
@@ -1039,12 +1346,13 @@ kaireon_check_drift(PG_FUNCTION_ARGS)
 			   *sc;
 	const char *const *names;
 	int			nf;
-	double		scores[3],
-				limits[3];
-	bool		have[3] = {true, true, true};
-	const char *types[3] = {"psi", "ks_test", "auc_decay"};
-	json_t	   *bdetail[3],
-			   *cdetail[3];
+	double		scores[4],
+				limits[4];
+	bool		have[4] = {true, true, true, false};
+	const char *types[4] = {"psi", "ks_test", "auc_decay", "feature_drift"};
+	json_t	   *bdetail[4],
+			   *cdetail[4];
+	json_t	   *feature_base;
 	double		auc_b,
 				auc_c;
 	int			i;
@@ -1070,13 +1378,14 @@ kaireon_check_drift(PG_FUNCTION_ARGS)
 	if (!json_is_object(thresholds))
 		model_error("check_drift thresholds", "", "must be a JSON object");
 	{
-		static const char *const keys[] = {"psi", "ks_test", "auc_decay", NULL};
+		static const char *const keys[] = {"psi", "ks_test", "auc_decay", "feature_drift", NULL};
 
 		model_check_keys("check_drift thresholds", thresholds, "", keys);
 	}
 	limits[0] = option_number(thresholds, NULL, "psi", 0.2);
 	limits[1] = option_number(thresholds, NULL, "ks_test", 0.1);
 	limits[2] = option_number(thresholds, NULL, "auc_decay", 0.05);
+	limits[3] = option_number(thresholds, NULL, "feature_drift", 0.2);
 
 	m = kaireon_model_get(tenant, key);
 	if (m == NULL)
@@ -1095,7 +1404,7 @@ kaireon_check_drift(PG_FUNCTION_ARGS)
 				 errhint("Widen the windows.")));
 	sb = score_examples(m, base);
 	sc = score_examples(m, cur);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 	{
 		bdetail[i] = json_object();
 		cdetail[i] = json_object();
@@ -1118,11 +1427,31 @@ kaireon_check_drift(PG_FUNCTION_ARGS)
 		json_object_set_new(bdetail[2], "auc", json_real(auc_b));
 		json_object_set_new(cdetail[2], "auc", json_real(auc_c));
 	}
+	/* feature drift: the current window's predictors against the training distribution */
+	feature_base = read_feature_baseline(tenant, kaireon_model_id(m));
+	if (feature_base != NULL)
+	{
+		json_t	   *features = json_object_get(feature_base, "features");
+		char	  **fnames = palloc(sizeof(char *) * Max(json_object_size(features), 1));
+		const char *fname;
+		json_t	   *v;
+		int			fn = 0;
+
+		json_object_foreach(features, fname, v)
+			fnames[fn++] = pstrdup(fname);
+		scores[3] = feature_drift(load_examples(tenant, NULL, cur_start, cur_end, NULL, fnames, fn),
+								  feature_base, limits[3], cdetail[3]);
+		json_decref(bdetail[3]);
+		bdetail[3] = feature_base;
+		/* jsonb gave the count back as a real */
+		json_object_set_new(feature_base, "samples", json_integer((json_int_t) kj_num(feature_base, "samples", 0)));
+		have[3] = true;
+	}
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 	{
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "util/json.h"
+#include "util/version.h"
 #include "config/config.h"
 
 #include "fmgr.h"
@@ -22,9 +23,6 @@
 #include "security/session.h"
 
 PG_MODULE_MAGIC;
-
-/* The version of this C module (kaireon.version()); the SQL version is kaireon.control's. */
-#define KAIREON_VERSION "0.1.0"
 
 void		_PG_init(void);
 

@@ -3894,6 +3894,10 @@ CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.tenant_pins FOR EACH RO
 -- Part 6: grants and comments
 -------------------------------------------------------------------------------
 
+-- the role a tenant's stored SQL runs as (new in 0.2.0): created, and granted the tables and
+-- the data schemas of the tenants
+SELECT kaireon_internal._grant_confined_role();
+
 GRANT USAGE ON SCHEMA kaireon TO kaireon_confined;
 GRANT USAGE ON SCHEMA kaireon_internal TO PUBLIC;
 REVOKE ALL ON FUNCTION kaireon.audit_digest(tenant_id text) FROM PUBLIC;
@@ -4187,9 +4191,6 @@ COMMENT ON TABLE kaireon.sessions IS 'Session: NextAuth database session of a us
 COMMENT ON TABLE kaireon.tenant_pins IS 'kaireon''s own table: roles pinned to one tenant with kaireon.pin_role. A pinned role, and every role that is a member of it, may act only for its tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did. Hidden from every role but superusers and BYPASSRLS roles.';
 COMMENT ON TABLE kaireon.users IS 'User: NextAuth v5 operator account of a tenant. Email is unique within the tenant case-insensitively (the same address may sign up in several tenants); password_hash holds only a hash; MFA secret and backup codes for TOTP. Platform administrators, who belong to no tenant, are kaireon.platform_users.';
 COMMENT ON TABLE kaireon.webauthn_credentials IS 'WebAuthnCredential: a user''s WebAuthn/passkey credential: credential id, COSE public key (CBOR, base64), signature counter, transports and device label. Belongs to a user of the tenant (foreign key (tenant_id, user_id) to kaireon.users); a credential id is unique within the tenant.';
-
--- the role a tenant's stored SQL runs as: its grants on the new tables and the data schemas
-SELECT kaireon_internal._grant_confined_role();
 
 -------------------------------------------------------------------------------
 -- Part 7: objects added to 0.2.0 later (append here)

@@ -16,6 +16,9 @@ KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
 libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl libfaketime \
 python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils pgbouncer"
+# The released versions, version:commit, oldest first: the upgrade test (test/scripts/upgrade.sh)
+# builds each from the git history (docs/upgrades.md).
+KAIREON_RELEASES="0.1.0:9ddb1ce"
 
 kaireon_log() { printf '== %s\n' "$*" >&2; }
 kaireon_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -67,6 +70,14 @@ kaireon_rerun_in_scratch() {
     chmod 755 "$work"
     rsync -a --exclude .git --exclude '*.o' --exclude '*.so' --exclude .kaireon \
         --exclude results --exclude output_iso --exclude tmp_check "$src/" "$work/src/"
+    # the released versions' sources (test/scripts/upgrade.sh), from the git history the copy
+    # leaves out: work/releases/<version>; none without the history (a shallow clone)
+    local r
+    for r in $KAIREON_RELEASES; do
+        mkdir -p "$work/releases/${r%%:*}"
+        { git -C "$src" archive "${r#*:}" | tar -x -C "$work/releases/${r%%:*}"; } 2>/dev/null ||
+            rm -rf "$work/releases/${r%%:*}"
+    done
     if [ "$(id -u)" = 0 ]; then
         chown -R postgres: "$work"
         exec runuser -u postgres -- bash "$work/src/$script" "$@" --in-workdir "$work"

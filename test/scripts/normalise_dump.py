@@ -16,6 +16,7 @@ CREATE EXTENSION). The rules:
     kaireon never depends on column positions (no INSERT without a column list, no SELECT *
     into a fixed row type of a kaireon table);
   - empty lines, SET lines, psql meta-commands (\restrict) and pg_dump's comments other than the entry headers are removed;
+  - sequence values (SEQUENCE SET) are left out: they are data;
   - with --exclude FILE, entries about the objects named in FILE (one "schema.name" or
     "schema" per line: objects the extension creates at run time, such as partitions and
     tenant schemas) are left out.
@@ -80,9 +81,15 @@ def main():
             exclude = {l.strip() for l in f if l.strip()}
     result = []
     for e in entries(sys.stdin):
-        first = e['name'].split(' ')[0]
-        if e['schema'] in exclude or e['schema'] + '.' + first in exclude or \
-                (e['type'] == 'SCHEMA' and e['name'] in exclude):
+        # "name", "table constraint", or "TABLE name" / "SCHEMA name" (ACL, COMMENT)
+        words = e['name'].split(' ')
+        names = {words[0]}
+        if words[0].isupper() and len(words) > 1:
+            names.add(words[1])
+        if e['schema'] in exclude or any(e['schema'] + '.' + n in exclude or
+                                         (e['schema'] == '-' and n in exclude) for n in names):
+            continue
+        if e['type'] == 'SEQUENCE SET':      # a sequence's value: data, not catalog
             continue
         body = clean(e['body'])
         if not body:

@@ -107,10 +107,10 @@ catalog() {
         WHERE e.extname = 'kaireon' ORDER BY 1" "$1" >>"$up/$1.schema"
 }
 for db in up fresh fresh010; do catalog "$db"; done
-diff -u "$up/fresh.schema" "$up/fresh010.schema" >"$up/fresh010.diff" ||
-    { cat "$up/fresh010.diff"; fail "CREATE EXTENSION kaireon VERSION '0.1.0' and ALTER EXTENSION UPDATE do not give a fresh install's catalog (diff above: - fresh, + updated)"; }
 diff -u "$up/fresh.schema" "$up/up.schema" >"$up/up.diff" ||
     { cat "$up/up.diff"; fail "the upgraded catalog differs from a fresh install's (diff above: - fresh, + upgraded)"; }
+diff -u "$up/fresh.schema" "$up/fresh010.schema" >"$up/fresh010.diff" ||
+    { cat "$up/fresh010.diff"; fail "CREATE EXTENSION kaireon VERSION '0.1.0' and ALTER EXTENSION UPDATE do not give a fresh install's catalog (diff above: - fresh, + updated)"; }
 kaireon_log "upgrade: catalogs equal ($(grep -c '^-- ' "$up/fresh.schema") objects)"
 
 # ---- 3b. decisions and audit chains unchanged ----

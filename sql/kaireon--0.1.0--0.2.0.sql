@@ -3898,6 +3898,11 @@ CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.tenant_pins FOR EACH RO
 -- the data schemas of the tenants
 SELECT kaireon_internal._grant_confined_role();
 
+-- the roles given access under 0.1.0 (kaireon.grant_*_role) get the access of 0.2.0: the new
+-- functions of their kind, the new tables, kaireon_internal for admins
+SELECT kaireon_internal._grant_role(to_regrole(quote_ident(role_name)), access)
+  FROM kaireon.role_grants WHERE to_regrole(quote_ident(role_name)) IS NOT NULL ORDER BY role_name;
+
 GRANT USAGE ON SCHEMA kaireon TO kaireon_confined;
 GRANT USAGE ON SCHEMA kaireon_internal TO PUBLIC;
 REVOKE ALL ON FUNCTION kaireon.audit_digest(tenant_id text) FROM PUBLIC;

@@ -15,6 +15,8 @@ CREATE EXTENSION). The rules:
     last in the upgraded table and wherever the install script puts it in a fresh one, and
     kaireon never depends on column positions (no INSERT without a column list, no SELECT *
     into a fixed row type of a kaireon table);
+  - the GRANT / REVOKE lines of an object's privileges (an ACL entry) are sorted: pg_dump
+    writes them in the order the privileges were granted, which is history, not catalog;
   - empty lines, SET lines, psql meta-commands (\restrict) and pg_dump's comments other than the entry headers are removed;
   - sequence values (SEQUENCE SET) are left out: they are data;
   - with --exclude FILE, entries about the objects named in FILE (one "schema.name" or
@@ -92,6 +94,8 @@ def main():
         if e['type'] == 'SEQUENCE SET':      # a sequence's value: data, not catalog
             continue
         body = clean(e['body'])
+        if e['type'] == 'ACL':              # the grants of an object, in the order they were made
+            body = sorted(body)
         if not body:
             continue
         result.append('-- %s %s.%s (owner %s)\n%s\n' % (e['type'], e['schema'], e['name'],

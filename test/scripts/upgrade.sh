@@ -51,6 +51,9 @@ SELECT count(*) FROM unnest(ARRAY['cust-42', 'cust-99', 'cust-7']) c, LATERAL ka
 SELECT kaireon.respond('acme', 'cust-42', 'click', recommendation_id => r.recommendation_id, rank => r.rank)
   FROM kaireon.recommend('acme', 'cust-42', 'web', 'hero') r WHERE r.rank = 1;
 UPDATE kaireon.offers SET priority = priority - 1 WHERE tenant_id = 'acme';
+-- an application role (its grants are compared with those of a role granted under 0.2.0)
+DO $$BEGIN IF to_regrole('kaireon_upgrade_app') IS NULL THEN CREATE ROLE kaireon_upgrade_app NOLOGIN; END IF; END$$;
+SELECT kaireon.grant_app_role('kaireon_upgrade_app');
 -- a platform administrator (0.1.0: a user without a tenant, audited in the chain without one)
 INSERT INTO kaireon.users (id, email, role) VALUES ('admin-1', 'root@example.com', 'admin');
 INSERT INTO kaireon.users (tenant_id, id, email, role) VALUES ('acme', 'u-1', 'ops@acme.example', 'editor');
@@ -59,9 +62,11 @@ SQL
 state="SELECT (SELECT count(*) || ':' || md5(string_agg(concat_ws('|', id, customer_id, interaction_type, offer_id, recommendation_id, occurred_at), ',' ORDER BY id)) FROM kaireon.interaction_history)
        || ' ' || (SELECT count(*) || ':' || md5(string_agg(concat_ws('|', id, chain_seq, integrity_hash), ',' ORDER BY id)) FROM kaireon.audit_logs WHERE tenant_id IS NOT NULL)"
 platform_010="SELECT count(*) || ':' || md5(string_agg(concat_ws('|', id, chain_seq, integrity_hash), ',' ORDER BY id)) FROM kaireon.audit_logs WHERE tenant_id IS NULL"
-platform_020="SELECT count(*) || ':' || md5(string_agg(concat_ws('|', id, chain_seq, integrity_hash), ',' ORDER BY id)) FROM kaireon.platform_audit_logs"
 before=$(q "$state")
 platform_before=$(q "$platform_010")
+last=$(q "SELECT max(chain_seq) FROM kaireon.audit_logs WHERE tenant_id IS NULL")
+# (the upgrade extends the platform chain: it renews the grants of the roles of role_grants)
+platform_020="SELECT count(*) || ':' || md5(string_agg(concat_ws('|', id, chain_seq, integrity_hash), ',' ORDER BY id)) FROM kaireon.platform_audit_logs WHERE chain_seq <= $last"
 decisions=$(q "SELECT count(*) FROM kaireon.interaction_history WHERE interaction_type = 'recommendation'")
 [ "$(q "SELECT count(*) FROM kaireon.audit_logs WHERE tenant_id IS NULL")" -ge 1 ] || fail "0.1.0 has no platform chain"
 [ "$decisions" -ge 4 ] || fail "0.1.0 recorded $decisions decisions"
@@ -75,6 +80,10 @@ out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "SELECT * FROM kaireon.recomm
 echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0; the loaded library serves version 0.2.0" ||
     fail "recommend under the 0.1.0 SQL was not refused with 55000: $out"
 echo "$out" | grep -q 'HINT:  Run ALTER EXTENSION kaireon UPDATE' || fail "no hint to update: $out"
+# so are writes of audited tables (the audit chain's tables are 0.2.0's), at commit
+out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "UPDATE kaireon.offers SET priority = priority - 1 WHERE tenant_id = 'acme'" up 2>&1 || true)
+echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" ||
+    fail "an audited write under the 0.1.0 SQL was not refused with 55000: $out"
 # the 0.1.0 SQL of verify_audit_chain names the 0.1.0 symbol, which still reads its three arguments
 [ "$(q "SELECT intact FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)" = t ] ||
     fail "verify_audit_chain of the 0.1.0 SQL under the current library: $(q "SELECT * FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)"
@@ -84,9 +93,11 @@ q "ALTER EXTENSION kaireon UPDATE" 2>&1 | grep -v '^NOTICE' || true
 # ---- 3a. the catalog equals a fresh install's ----
 q "CREATE DATABASE fresh" postgres
 q "CREATE EXTENSION kaireon" fresh >/dev/null
+q "SELECT kaireon.grant_app_role('kaireon_upgrade_app')" fresh >/dev/null
 q "CREATE DATABASE fresh010" postgres
 q "CREATE EXTENSION kaireon VERSION '0.1.0'" fresh010 >/dev/null
 q "ALTER EXTENSION kaireon UPDATE" fresh010 >/dev/null
+q "SELECT kaireon.grant_app_role('kaireon_upgrade_app')" fresh010 >/dev/null
 # objects kaireon creates at run time (tenant schemas, segment views, partitions: also those
 # CREATE EXTENSION made, for the months around its day) are left out of the comparison, and
 # checked by working in 3c

@@ -29,6 +29,12 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 -- Part 1: the internal schema; what depends on functions about to be dropped
 -------------------------------------------------------------------------------
 
+-- Every upgrade script re-creates kaireon.version(): the change of a function makes every
+-- backend check the installed SQL version again (src/util/version.c).
+CREATE OR REPLACE FUNCTION kaireon.version() RETURNS text
+    AS 'MODULE_PATHNAME', 'kaireon_version'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE SCHEMA kaireon_internal;
 
 -- the functions of approval actions and outbox handlers were regprocedure (an OID, which a

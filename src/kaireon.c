@@ -33,6 +33,7 @@ void
 _PG_init(void)
 {
 	kaireon_json_init();
+	kaireon_version_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
 	kaireon_scoring_init();

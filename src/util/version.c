@@ -8,10 +8,14 @@
  * for a while the new library may meet the SQL of an older release, or, after a
  * downgrade of the package, of a newer one. The paths that read the tables
  * (everything that compiles a tenant's configuration: recommend, respond,
- * campaigns, arbitration) call kaireon_require_sql_version first. The catalog
- * is read at most once per transaction: pg_extension has no syscache and its
- * updates send no invalidation, so a cached answer could not be invalidated;
- * one index probe per transaction is not measurable beside a decision.
+ * campaigns, arbitration; and the audit capture of every write) call
+ * kaireon_require_sql_version first. pg_extension has no syscache and an
+ * update of its row sends no invalidation, so the answer is cached until any
+ * function changes: every upgrade script re-creates functions (at least
+ * kaireon.version(), docs/upgrades.md), which sends a pg_proc invalidation to
+ * every backend; so does a reset of the invalidation queue. A backend started
+ * after the change reads the catalog afresh. The hot path then costs one
+ * test of a static flag.
  */
 #include "postgres.h"
 
@@ -20,15 +24,30 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
-#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "util/version.h"
 
-/* The local transaction in which the SQL version was last found right (0: none). */
-static LocalTransactionId checked_lxid = InvalidLocalTransactionId;
+/* The installed SQL version was found to be KAIREON_VERSION, and no function changed since. */
+static bool sql_version_ok = false;
+
+/* pg_proc invalidation callback: check the installed version again at the next call. */
+static void
+version_proc_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	sql_version_ok = false;
+}
+
+/* Load-time initialisation: forget the checked version when a function changes. */
+void
+kaireon_version_init(void)
+{
+	CacheRegisterSyscacheCallback(PROCOID, version_proc_changed, (Datum) 0);
+}
 
 /* pg_extension.extversion of kaireon, palloc'd; NULL while the extension does not exist. */
 static char *
@@ -67,14 +86,15 @@ kaireon_require_sql_version(void)
 	StringInfoData list;
 	size_t		i;
 
-	if (MyProc != NULL && MyProc->lxid == checked_lxid && checked_lxid != InvalidLocalTransactionId)
+	if (sql_version_ok)
 		return;
 	installed = installed_sql_version();
 	/* no extension (a DROP in progress, or a call outside it): nothing to check against */
-	if (installed == NULL || strcmp(installed, KAIREON_VERSION) == 0)
+	if (installed == NULL)
+		return;
+	if (strcmp(installed, KAIREON_VERSION) == 0)
 	{
-		if (MyProc != NULL)
-			checked_lxid = MyProc->lxid;
+		sql_version_ok = true;
 		return;
 	}
 	initStringInfo(&list);

@@ -24,8 +24,11 @@
  * Error unless the installed SQL objects (pg_extension.extversion) are
  * KAIREON_VERSION: 55000 with "run ALTER EXTENSION kaireon UPDATE" for an
  * older version this library knows, 0A000 for a version it does not know.
- * Reads the catalog at most once per transaction.
+ * Reads the catalog again only after a function changed (util/version.c).
  */
 extern void kaireon_require_sql_version(void);
+
+/* Load-time initialisation (_PG_init). */
+extern void kaireon_version_init(void);
 
 #endif							/* KAIREON_UTIL_VERSION_H */

@@ -8,7 +8,8 @@
  * for a while the new library may meet the SQL of an older release, or, after a
  * downgrade of the package, of a newer one. The paths that read the tables
  * (everything that compiles a tenant's configuration: recommend, respond,
- * campaigns, arbitration; and the audit capture of every write) call
+ * campaigns, arbitration; the audit capture of every write; every maintenance
+ * job) call
  * kaireon_require_sql_version first. pg_extension has no syscache and an
  * update of its row sends no invalidation, so the answer is cached until any
  * function changes: every upgrade script re-creates functions (at least

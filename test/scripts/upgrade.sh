@@ -9,7 +9,8 @@
 #     a published data schema and segment, audit chains), monthly partitions, decisions
 #     (recommend) and outcomes (respond); records the decisions and the audit chains.
 #  2. Replaces the library: the same data directory under a server of the current install (as a
-#     package upgrade does). The decision path refuses the old SQL (55000); then ALTER
+#     package upgrade does). The decision path, audited writes and the maintenance jobs refuse
+#     the old SQL (55000); 0.1.0's verify_audit_chain works (its own C symbol); then ALTER
 #     EXTENSION kaireon UPDATE.
 #  3. Checks (a) that the catalog equals a fresh install's (pg_dump --schema-only
 #     --binary-upgrade of both, test/scripts/normalise_dump.py; the diff is printed), also for
@@ -84,6 +85,10 @@ echo "$out" | grep -q 'HINT:  Run ALTER EXTENSION kaireon UPDATE' || fail "no hi
 out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "UPDATE kaireon.offers SET priority = priority - 1 WHERE tenant_id = 'acme'" up 2>&1 || true)
 echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" ||
     fail "an audited write under the 0.1.0 SQL was not refused with 55000: $out"
+# and the maintenance jobs
+out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "SELECT * FROM kaireon.run_maintenance()" up 2>&1 || true)
+echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" ||
+    fail "run_maintenance under the 0.1.0 SQL was not refused with 55000: $out"
 # the 0.1.0 SQL of verify_audit_chain names the 0.1.0 symbol, which still reads its three arguments
 [ "$(q "SELECT intact FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)" = t ] ||
     fail "verify_audit_chain of the 0.1.0 SQL under the current library: $(q "SELECT * FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)"

@@ -2,17 +2,20 @@
 # against a private server; see docs/testing.md).
 
 EXTENSION    = kaireon
-EXTVERSION   = 0.1.0
+EXTVERSION   = 0.2.0
 MODULE_big   = kaireon
 
 SRCS         = $(sort $(wildcard src/*.c src/*/*.c src/*/*/*.c))
 OBJS         = $(SRCS:.c=.o)
 KAIREON_HDRS  = $(wildcard src/*.h src/*/*.h src/*/*/*.h)
 
-# The install script is assembled from one file per domain under sql/install/.
+# The install script of the version under development is assembled from one file per domain
+# under sql/install/. Released versions' install scripts (sql/kaireon--0.1.0.sql) are frozen,
+# committed files, and each release has an upgrade script sql/kaireon--A--B.sql to the next
+# (docs/upgrades.md); DATA installs them all.
 INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 # The user documentation, which error hints and COMMENTs cite as docs/<page>.md: installed
 # into $(docdir)/extension/kaireon/ (docmoduledir, set below), not PGXS's flat

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "util/json.h"
+#include "util/version.h"
 #include "config/config.h"
 
 #include "fmgr.h"
@@ -23,9 +24,6 @@
 
 PG_MODULE_MAGIC;
 
-/* The version of this C module (kaireon.version()); the SQL version is kaireon.control's. */
-#define KAIREON_VERSION "0.1.0"
-
 void		_PG_init(void);
 
 PG_FUNCTION_INFO_V1(kaireon_version);
@@ -35,6 +33,7 @@ void
 _PG_init(void)
 {
 	kaireon_json_init();
+	kaireon_version_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
 	kaireon_scoring_init();

@@ -3,10 +3,11 @@
 #
 #   bash test/run.sh            install missing packages, build with -Werror, check the layers
 #                               of src/ (test/scripts/layers.sh), then run the pg_regress,
-#                               isolation and TAP suites against a throwaway server
+#                               isolation and TAP suites against a throwaway server, and the
+#                               upgrade test (test/scripts/upgrade.sh)
 #
 # While working on one part, narrow the run with environment variables (CI sets none):
-#   KAIREON_SUITES="regress isolation"   the suites to run (default: regress isolation tap)
+#   KAIREON_SUITES="regress isolation"   the suites to run (default: regress isolation tap upgrade)
 #   KAIREON_REGRESS="retention dsar"     these pg_regress tests instead of the schedule
 #   KAIREON_ISOLATION="caps_concurrent"  these isolation specs instead of all
 #   KAIREON_TAP="test/t/030_workers.pl"  these TAP scripts instead of all
@@ -77,8 +78,13 @@ kaireon_start_cluster "$bindir" "$datadir" "$work" "$port" \
 
 export PGHOST=$work PGPORT=$port PGUSER=postgres
 "$bindir/createdb" kaireon_cron
-for suite in ${KAIREON_SUITES:-regress isolation tap}; do
+for suite in ${KAIREON_SUITES:-regress isolation tap upgrade}; do
     kaireon_log "suite: $suite"
+    # ALTER EXTENSION UPDATE from every release, on servers of its own (docs/upgrades.md)
+    if [ "$suite" = upgrade ]; then
+        bash "$work/src/test/scripts/upgrade.sh" "$work" "$bindir" 2>&1 || failed="$failed upgrade"
+        continue
+    fi
     narrow=()
     [ -n "${KAIREON_REGRESS:-}" ] && narrow+=("REGRESS=$KAIREON_REGRESS")
     [ -n "${KAIREON_ISOLATION:-}" ] && narrow+=("ISOLATION=$KAIREON_ISOLATION")
@@ -114,7 +120,7 @@ if [ "${KAIREON_CLOCKS:-all}" != none ]; then
         IFS='|' read -r at tz what <<<"$m"
         [ "${KAIREON_CLOCKS:-all}" = all ] || [[ "$what" == *"$KAIREON_CLOCKS"* ]] || continue
         for suite in regress isolation; do
-            [[ " ${KAIREON_SUITES:-regress isolation tap} " == *" $suite "* ]] || continue
+            [[ " ${KAIREON_SUITES:-regress isolation tap upgrade} " == *" $suite "* ]] || continue
             kaireon_log "suite: $suite at $at UTC ($what, server TimeZone $tz)"
             rm -rf "$datadir" "$datadir.log"
             kaireon_start_cluster_at "$at" "$bindir" "$datadir" "$work" "$port" \

@@ -102,7 +102,7 @@ CREATE FUNCTION kaireon.verify_audit_chain(tenant_id text, from_id bigint DEFAUL
                                            max_rows bigint DEFAULT NULL, digest jsonb DEFAULT NULL)
     RETURNS TABLE (intact boolean, verified bigint, total bigint, scanned bigint,
                    broken_at_id bigint, broken_reason text, digest_status text)
-    AS 'MODULE_PATHNAME', 'kaireon_verify_audit_chain'
+    AS 'MODULE_PATHNAME', 'kaireon_verify_audit_chain_0_2'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.verify_audit_chain(text, bigint, bigint, jsonb) IS
     'Recomputes the audit hash chain of a tenant (NULL: the platform chain, platform_audit_logs) from the position of row from_id (NULL: its start, or the anchor retention left), in chain_seq order, reading at most max_rows rows (NULL: all). Returns whether it is intact, the rows verified, the rows of the chain from from_id, the rows read, and the first broken row with its reason (hash_mismatch, chain_link_mismatch, gap, digest_mismatch). With digest (a kept kaireon.audit_digest, signature checked: 22023 when altered), also whether the chain still extends it: digest_status matched, mismatch, predates_chain (retention removed its row) or not_reached. 42704 for a tenant with neither a row nor a chain.';

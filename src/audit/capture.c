@@ -56,6 +56,8 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
+#include "util/version.h"
+
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_audit_capture);
@@ -296,6 +298,8 @@ kaireon_audit_capture(PG_FUNCTION_ARGS)
 		elog(ERROR, "audit_capture must be an AFTER ... FOR EACH ROW trigger");
 	if (kaireon_audit_restore_session())
 		return PointerGetDatum(NULL);
+	/* the chains' tables are those of the SQL version this library serves */
+	kaireon_require_sql_version();
 
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);

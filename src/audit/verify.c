@@ -63,6 +63,21 @@
 #include "audit/audit.h"
 
 PG_FUNCTION_INFO_V1(kaireon_verify_audit_chain);
+PG_FUNCTION_INFO_V1(kaireon_verify_audit_chain_0_2);
+
+/*
+ * The SQL signatures of kaireon.verify_audit_chain, one C symbol each (as
+ * pg_stat_statements versions its functions): an older release's SQL names
+ * its own symbol, which keeps reading its own arguments and returning its own
+ * columns until ALTER EXTENSION kaireon UPDATE points the SQL at the new one.
+ */
+typedef enum VerifyApi
+{
+	VERIFY_API_0_1,				/* (tenant_id, from_id, max_rows): 6 columns */
+	VERIFY_API_0_2				/* ... digest jsonb: 7 columns, digest_status */
+} VerifyApi;
+
+static Datum verify_audit_chain_api(FunctionCallInfo fcinfo, VerifyApi api);
 PG_FUNCTION_INFO_V1(kaireon_purge_audit_chain);
 PG_FUNCTION_INFO_V1(kaireon_audit_canonical_sql);
 
@@ -546,18 +561,32 @@ verify_chain(const char *tenant_id, int64 from_id, int64 max_rows, int64 through
 	res->total = res->intact && reached_end ? res->scanned : count_rows(tenant_id, from_seq);
 }
 
-/*
- * kaireon.verify_audit_chain(tenant_id, from_id, max_rows, digest): recompute a
- * chain and report (intact, verified, total, scanned, broken_at_id,
- * broken_reason, digest_status).
- */
+/* kaireon.verify_audit_chain(tenant_id, from_id, max_rows) of the 0.1.0 SQL. */
 Datum
 kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
+{
+	return verify_audit_chain_api(fcinfo, VERIFY_API_0_1);
+}
+
+/* kaireon.verify_audit_chain(tenant_id, from_id, max_rows, digest) of the 0.2.0 SQL. */
+Datum
+kaireon_verify_audit_chain_0_2(PG_FUNCTION_ARGS)
+{
+	return verify_audit_chain_api(fcinfo, VERIFY_API_0_2);
+}
+
+/*
+ * Recompute a chain and report (intact, verified, total, scanned, broken_at_id,
+ * broken_reason[, digest_status]), reading the arguments and returning the
+ * columns of the SQL signature api.
+ */
+static Datum
+verify_audit_chain_api(FunctionCallInfo fcinfo, VerifyApi api)
 {
 	const char *tenant_id = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	int64		from_id = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
 	int64		max_rows = PG_ARGISNULL(2) ? 0 : PG_GETARG_INT64(2);
-	Jsonb	   *digest_arg = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	Jsonb	   *digest_arg = api < VERIFY_API_0_2 || PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
 	AuditDigest digest;
 	TupleDesc	tupdesc;
 	Datum		values[7];
@@ -607,6 +636,8 @@ kaireon_verify_audit_chain(PG_FUNCTION_ARGS)
 	nulls[5] = res.reason == NULL;
 	values[6] = res.digest_status ? CStringGetTextDatum(res.digest_status) : (Datum) 0;
 	nulls[6] = res.digest_status == NULL;
+	if (tupdesc->natts != (api < VERIFY_API_0_2 ? 6 : 7))
+		elog(ERROR, "verify_audit_chain returns %d columns, not %d", tupdesc->natts, api < VERIFY_API_0_2 ? 6 : 7);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 

@@ -50,6 +50,7 @@
 #include "postgres.h"
 
 #include "util/json.h"
+#include "util/version.h"
 
 #include <math.h>
 
@@ -1211,6 +1212,7 @@ kaireon_config_get(const char *tenant_id)
 	uint64		checked;
 	uint64		compiled;
 
+	kaireon_require_sql_version();
 	if (strlen(tenant_id) >= sizeof(((CacheEntry *) 0)->tenant_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -63,6 +63,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "util/version.h"
 #include "maintenance/maintenance.h"
 
 static int	kaireon_retention_batch_delay = 50;
@@ -477,6 +478,8 @@ kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail_out, char **error)
 	ctx->nreport = 0;
 	*error = NULL;
 	*detail_out = detail;
+	/* the jobs read the tables of the SQL version this library serves */
+	kaireon_require_sql_version();
 	if (!kjob_lock_job(ctx, job))
 	{
 		status = job_skipped(ctx, job, detail, started);

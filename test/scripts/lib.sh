@@ -16,6 +16,9 @@ KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
 libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl libfaketime \
 python3-numpy python3-xgboost python3-sklearn python3-psycopg2 glpk-utils pgbouncer nodejs npm"
+# The released versions, version:commit, oldest first: the upgrade test (test/scripts/upgrade.sh)
+# builds each from the git history (docs/upgrades.md).
+KAIREON_RELEASES="0.1.0:9ddb1ce"
 
 kaireon_log() { printf '== %s\n' "$*" >&2; }
 kaireon_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -81,6 +84,16 @@ kaireon_rerun_in_scratch() {
     tmp=${TMPDIR:-/tmp}
     [ "$(id -u)" = 0 ] && tmp=/tmp
     work=$(kaireon_scratch_copy "$tmp" "$name")
+    # the released versions' sources (test/scripts/upgrade.sh), from the git history the copy
+    # leaves out: work/releases/<version>; none without the history (a shallow clone). Only
+    # read, so a checkout owned by another user (root's, read as postgres) is safe here.
+    local r
+    for r in $KAIREON_RELEASES; do
+        mkdir -p "$work/releases/${r%%:*}"
+        { git -c safe.directory='*' -C "$src" archive "${r#*:}" | tar -x -C "$work/releases/${r%%:*}"; } 2>/dev/null ||
+            rm -rf "$work/releases/${r%%:*}"
+    done
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$work/releases"
     if [ "$(id -u)" = 0 ]; then
         exec runuser -u postgres -- bash "$work/src/$script" "$@" --in-workdir "$work"
     fi

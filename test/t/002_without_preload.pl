@@ -12,7 +12,7 @@ $node->start;
 
 is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'), '', 'nothing preloaded');
 $node->safe_psql('postgres', 'CREATE EXTENSION kaireon');
-is($node->safe_psql('postgres', 'SELECT kaireon.version()'), '0.1.0', 'version() loads the module');
+is($node->safe_psql('postgres', 'SELECT kaireon.version()'), '0.2.0', 'version() loads the module');
 
 $node->safe_psql('postgres', q{
     INSERT INTO kaireon.tenants (id, name, slug) VALUES ('a', 'A', 'a'), ('b', 'B', 'b');

@@ -1,0 +1,4208 @@
+-- kaireon upgrade script 0.1.0 -> 0.2.0 (ALTER EXTENSION kaireon UPDATE; docs/upgrades.md).
+--
+-- Turns the catalog of 0.1.0 (sql/kaireon--0.1.0.sql, frozen) with its data into exactly the
+-- catalog of a fresh 0.2.0 install (sql/install/*.sql); test/scripts/upgrade.sh compares the
+-- two (pg_dump --schema-only, normalised) and checks the data. Every schema change made while
+-- 0.2.0 is the version under development goes into this file too, at the end (part 7).
+--
+-- Parts, in the order they must run:
+--   1. the new schema kaireon_internal; triggers and policies that change are dropped, and the
+--      columns that stored functions by OID become signature text, before
+--   2. every function 0.2.0 added or changed, as CREATE OR REPLACE (the definitions of
+--      sql/install/*.sql, as pg_dump prints them);
+--   3. the functions 0.2.0 dropped or moved to kaireon_internal are dropped (after 2: the
+--      new definitions no longer depend on them);
+--   4. tables: new tables, users and their logins made tenant-scoped (platform
+--      administrators move to platform_users), the platform audit chain moved out of
+--      audit_logs with its hashes, ON DELETE SET NULL (col) keys become NO ACTION keys served
+--      by the trigger kaireon.on_delete_set_null, the finite-number checks;
+--   5. triggers, policies, row level security, pg_dump registration;
+--   6. grants and comments;
+--   7. objects added to 0.2.0 later (append here).
+\echo Use "ALTER EXTENSION kaireon UPDATE TO '0.2.0'" to load this file. \quit
+
+-- the bodies below name every object with its schema; some refer to tables created in part 4
+SET LOCAL check_function_bodies = off;
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-------------------------------------------------------------------------------
+-- Part 1: the internal schema; what depends on functions about to be dropped
+-------------------------------------------------------------------------------
+
+-- Every upgrade script re-creates kaireon.version(): the change of a function makes every
+-- backend check the installed SQL version again (src/util/version.c).
+CREATE OR REPLACE FUNCTION kaireon.version() RETURNS text
+    AS 'MODULE_PATHNAME', 'kaireon_version'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE SCHEMA kaireon_internal;
+
+-- the functions of approval actions and outbox handlers were regprocedure (an OID, which a
+-- dump and restore or a dropped function breaks); 0.2.0 keeps their signatures as text
+-- (with search_path pg_catalog, regprocedure's text names the schema)
+ALTER TABLE kaireon.approval_actions
+    ALTER COLUMN apply_function TYPE text USING apply_function::text,
+    ALTER COLUMN validate_function TYPE text USING validate_function::text;
+ALTER TABLE kaireon.outbox_handlers ALTER COLUMN handler TYPE text USING handler::text;
+
+-- policies that read kaireon.users, which becomes tenant-scoped (part 4)
+DROP POLICY tenant_isolation ON kaireon.accounts;
+DROP POLICY tenant_isolation ON kaireon.sessions;
+DROP POLICY tenant_isolation ON kaireon.webauthn_credentials;
+
+-- triggers whose definition changes (most now call kaireon_internal's functions); part 5
+-- creates them again
+DROP TRIGGER a_registry_check ON kaireon.algorithm_models;
+DROP TRIGGER audit_capture ON kaireon.alert_rules;
+DROP TRIGGER audit_capture ON kaireon.algorithm_models;
+DROP TRIGGER audit_capture ON kaireon.api_keys;
+DROP TRIGGER audit_capture ON kaireon.approval_request_stages;
+DROP TRIGGER audit_capture ON kaireon.approval_requests;
+DROP TRIGGER audit_capture ON kaireon.arbitration_profiles;
+DROP TRIGGER audit_capture ON kaireon.budget_allocations;
+DROP TRIGGER audit_capture ON kaireon.categories;
+DROP TRIGGER audit_capture ON kaireon.channels;
+DROP TRIGGER audit_capture ON kaireon.connectors;
+DROP TRIGGER audit_capture ON kaireon.contact_policies;
+DROP TRIGGER audit_capture ON kaireon.contact_policy_scopes;
+DROP TRIGGER audit_capture ON kaireon.content_items;
+DROP TRIGGER audit_capture ON kaireon.content_sources;
+DROP TRIGGER audit_capture ON kaireon.creatives;
+DROP TRIGGER audit_capture ON kaireon.cross_offer_constraints;
+DROP TRIGGER audit_capture ON kaireon.custom_role_assignments;
+DROP TRIGGER audit_capture ON kaireon.custom_roles;
+DROP TRIGGER audit_capture ON kaireon.data_schemas;
+DROP TRIGGER audit_capture ON kaireon.data_sources;
+DROP TRIGGER audit_capture ON kaireon.decision_flows;
+DROP TRIGGER audit_capture ON kaireon.dsar_requests;
+DROP TRIGGER audit_capture ON kaireon.experiment_challengers;
+DROP TRIGGER audit_capture ON kaireon.experiments;
+DROP TRIGGER audit_capture ON kaireon.flow_routes;
+DROP TRIGGER audit_capture ON kaireon.geofences;
+DROP TRIGGER audit_capture ON kaireon.guardrail_rules;
+DROP TRIGGER audit_capture ON kaireon.journeys;
+DROP TRIGGER audit_capture ON kaireon.metric_definitions;
+DROP TRIGGER audit_capture ON kaireon.model_approvals;
+DROP TRIGGER audit_capture ON kaireon.oauth_clients;
+DROP TRIGGER audit_capture ON kaireon.offers;
+DROP TRIGGER audit_capture ON kaireon.outcome_types;
+DROP TRIGGER audit_capture ON kaireon.pipelines;
+DROP TRIGGER audit_capture ON kaireon.placements;
+DROP TRIGGER audit_capture ON kaireon.platform_settings;
+DROP TRIGGER audit_capture ON kaireon.qualification_rule_scopes;
+DROP TRIGGER audit_capture ON kaireon.qualification_rules;
+DROP TRIGGER audit_capture ON kaireon.report_schedules;
+DROP TRIGGER audit_capture ON kaireon.report_templates;
+DROP TRIGGER audit_capture ON kaireon.retention_configs;
+DROP TRIGGER audit_capture ON kaireon.role_grants;
+DROP TRIGGER audit_capture ON kaireon.runs;
+DROP TRIGGER audit_capture ON kaireon.schema_fields;
+DROP TRIGGER audit_capture ON kaireon.schema_joins;
+DROP TRIGGER audit_capture ON kaireon.segments;
+DROP TRIGGER audit_capture ON kaireon.sso_configs;
+DROP TRIGGER audit_capture ON kaireon.sub_categories;
+DROP TRIGGER audit_capture ON kaireon.summary_definitions;
+DROP TRIGGER audit_capture ON kaireon.templates;
+DROP TRIGGER audit_capture ON kaireon.tenant_regions;
+DROP TRIGGER audit_capture ON kaireon.tenant_settings;
+DROP TRIGGER audit_capture ON kaireon.tenants;
+DROP TRIGGER audit_capture ON kaireon.treatments;
+DROP TRIGGER audit_capture ON kaireon.trigger_rules;
+DROP TRIGGER audit_capture ON kaireon.users;
+DROP TRIGGER audit_capture ON kaireon.volume_constraints;
+DROP TRIGGER b_validate_model ON kaireon.algorithm_models;
+DROP TRIGGER champion_guard ON kaireon.algorithm_models;
+DROP TRIGGER check_definition ON kaireon.metric_definitions;
+DROP TRIGGER check_definition ON kaireon.summary_definitions;
+DROP TRIGGER check_functions ON kaireon.approval_actions;
+DROP TRIGGER check_handler ON kaireon.outbox_handlers;
+DROP TRIGGER exp3_reset ON kaireon.arbitration_profiles;
+DROP TRIGGER flow_publish_guard ON kaireon.decision_flows;
+DROP TRIGGER model_version_restore ON kaireon.model_versions;
+DROP TRIGGER models_changed ON kaireon.algorithm_models;
+DROP TRIGGER published_versions_append_only ON kaireon.decision_flows;
+DROP TRIGGER seed_outcome_types ON kaireon.tenants;
+DROP TRIGGER slug_immutable ON kaireon.tenants;
+DROP TRIGGER snapshot_model ON kaireon.algorithm_models;
+
+-------------------------------------------------------------------------------
+-- Part 2: functions 0.2.0 added or changed
+-------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION kaireon.approve_request(tenant_id text, request_id text, comment text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET "kaireon.applying_approval" TO ''
+    AS $_$
+DECLARE
+    v_user      text;
+    v_req       kaireon.approval_requests%ROWTYPE;
+    v_stage     kaireon.approval_request_stages%ROWTYPE;
+    v_apply     text;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    v_stage := kaireon_internal._current_stage(v_req, v_user);
+    UPDATE kaireon.approval_request_stages s
+       SET status = 'approved', approver_id = v_user, comment = approve_request.comment, decided_at = now()
+     WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
+    IF EXISTS (SELECT 1 FROM kaireon.approval_request_stages s
+                WHERE s.tenant_id = v_req.tenant_id AND s.approval_request_id = v_req.id AND s.status = 'pending') THEN
+        RETURN 'pending';
+    END IF;
+
+    -- the last stage: apply the change, atomically with the approval
+    UPDATE kaireon.approval_requests r SET status = 'approved', approver_id = v_user, decided_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    SELECT a.apply_function INTO v_apply FROM kaireon.approval_actions a WHERE a.action = v_req.action;
+    IF v_apply IS NULL THEN
+        RAISE EXCEPTION 'approval action "%" of request "%" is no longer registered', v_req.action, v_req.id
+            USING ERRCODE = '55000', HINT = 'Reject the request.';
+    END IF;
+    PERFORM set_config('kaireon.applying_approval', v_req.id, true);
+    EXECUTE format('SELECT %s($1, $2, $3)',
+                   kaireon_internal._resolve_function(v_apply, '{text,text,jsonb}', 'apply function',
+                                                      format('approval action "%s"', v_req.action))::regproc)
+        USING v_req.tenant_id, v_req.entity_id, v_req.payload;
+    PERFORM set_config('kaireon.applying_approval', '', true);
+    UPDATE kaireon.approval_requests r SET status = 'applied', applied_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    RETURN 'applied';
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.assign_variant(tenant_id text, experiment_key text, customer_id text, variants jsonb, ttl interval DEFAULT NULL::interval) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_name      text;
+    v_bucket    double precision;
+    v_total     double precision := 0;
+    v_cum       double precision := 0;
+    r           record;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    IF variants IS NULL OR jsonb_typeof(variants) <> 'object' OR variants = '{}' THEN
+        RAISE EXCEPTION 'variants must be a non-empty object of variant names and weights'
+            USING ERRCODE = '22023', HINT = 'For example ''{"A": 50, "B": 50}''.';
+    END IF;
+    IF customer_id IS NULL OR customer_id = '' OR experiment_key IS NULL OR experiment_key = '' THEN
+        RAISE EXCEPTION 'experiment_key and customer_id must not be empty' USING ERRCODE = '22023',
+            HINT = 'Pass both.';
+    END IF;
+    FOR r IN SELECT key, value FROM jsonb_each(variants) LOOP
+        -- a weight beyond double precision (1e400) is refused by name here; a total that
+        -- overflows (two of 1e308) fails the float8 addition below with 22003
+        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
+            RAISE EXCEPTION 'variant "%" has weight %, not a non-negative finite number', r.key,
+                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
+                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers.';
+        END IF;
+        v_total := v_total + r.value::text::double precision;
+    END LOOP;
+    IF v_total <= 0 THEN
+        RAISE EXCEPTION 'variant weights add up to 0' USING ERRCODE = '22023', HINT = 'Give some variant a weight.';
+    END IF;
+    SELECT a.variant_name INTO v_name FROM kaireon.variant_assignments a
+     WHERE a.tenant_id = assign_variant.tenant_id AND a.experiment_key = assign_variant.experiment_key
+       AND a.customer_id = assign_variant.customer_id AND (a.expires_at IS NULL OR a.expires_at > now());
+    IF FOUND THEN
+        RETURN v_name;
+    END IF;
+    v_bucket := kaireon.experiment_bucket(experiment_key, customer_id) * v_total / 100.0;
+    FOR r IN SELECT key, value FROM jsonb_each(variants) ORDER BY key LOOP
+        v_cum := v_cum + r.value::text::double precision;
+        IF v_bucket < v_cum THEN
+            v_name := r.key;
+            EXIT;
+        END IF;
+    END LOOP;
+    INSERT INTO kaireon.variant_assignments AS a (tenant_id, customer_id, experiment_key, variant_name, assigned_at, expires_at)
+    VALUES (tenant_id, customer_id, experiment_key, v_name, now(), now() + ttl)
+    ON CONFLICT ON CONSTRAINT variant_assignments_tenant_id_experiment_key_customer_id_key
+    DO UPDATE SET variant_name = EXCLUDED.variant_name, assigned_at = EXCLUDED.assigned_at,
+                  expires_at = EXCLUDED.expires_at
+          WHERE a.expires_at IS NOT NULL AND a.expires_at <= now();
+    SELECT a.variant_name INTO v_name FROM kaireon.variant_assignments a
+     WHERE a.tenant_id = assign_variant.tenant_id AND a.experiment_key = assign_variant.experiment_key
+       AND a.customer_id = assign_variant.customer_id;
+    RETURN v_name;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.audit_digest(tenant_id text) RETURNS jsonb
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_audit_digest';
+
+CREATE OR REPLACE FUNCTION kaireon.audit_heads_guard() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_audit_heads_guard';
+
+CREATE OR REPLACE FUNCTION kaireon.audited_tables() RETURNS TABLE(table_name name, options text[])
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t.table_name::name, t.options FROM (VALUES
+        -- decisioning
+        ('tenants',                   ARRAY['tenant=id']),
+        ('categories',                ARRAY[]::text[]),
+        ('sub_categories',            ARRAY[]::text[]),
+        ('channels',                  ARRAY[]::text[]),
+        ('placements',                ARRAY[]::text[]),
+        ('flow_routes',               ARRAY[]::text[]),
+        ('offers',                    ARRAY[]::text[]),
+        ('creatives',                 ARRAY[]::text[]),
+        ('outcome_types',             ARRAY[]::text[]),
+        ('qualification_rules',       ARRAY[]::text[]),
+        ('qualification_rule_scopes', ARRAY[]::text[]),
+        ('contact_policies',          ARRAY[]::text[]),
+        ('contact_policy_scopes',     ARRAY[]::text[]),
+        ('decision_flows',            ARRAY['version=published_version']),
+        ('arbitration_profiles',      ARRAY[]::text[]),
+        ('cross_offer_constraints',   ARRAY[]::text[]),
+        ('guardrail_rules',           ARRAY[]::text[]),
+        ('volume_constraints',        ARRAY['ignore=current_count', 'ignore=reset_at']),
+        ('budget_allocations',        ARRAY['ignore=used_impressions', 'ignore=used_spend', 'ignore=used_conversions']),
+        ('runs',                      ARRAY['ignore=last_run_at', 'ignore=next_run_at']),
+        -- customer data definitions
+        ('data_schemas',              ARRAY[]::text[]),
+        ('schema_fields',             ARRAY[]::text[]),
+        ('schema_joins',              ARRAY[]::text[]),
+        ('segments',                  ARRAY['ignore=customer_count']),
+        -- models and experiments
+        ('algorithm_models',          ARRAY['version=version', 'ignore=model_state', 'ignore=metrics', 'ignore=last_trained_at']),
+        ('model_approvals',           ARRAY['version=version']),
+        ('experiments',               ARRAY['ignore=results']),
+        ('experiment_challengers',    ARRAY[]::text[]),
+        -- compliance and governance
+        ('retention_configs',         ARRAY[]::text[]),
+        ('dsar_requests',             ARRAY['redact=subject_id', 'redact=reason']),
+        ('approval_requests',         ARRAY[]::text[]),
+        ('approval_request_stages',   ARRAY[]::text[]),
+        ('custom_roles',              ARRAY[]::text[]),
+        ('custom_role_assignments',   ARRAY[]::text[]),
+        ('sso_configs',               ARRAY[]::text[]),
+        -- operators, access and settings
+        ('users',                     ARRAY['redact=password_hash', 'redact=mfa_secret', 'redact=mfa_backup_codes',
+                                            'ignore=failed_login_attempts', 'ignore=locked_until']),
+        ('api_keys',                  ARRAY['redact=hashed_key', 'ignore=last_used_at']),
+        ('oauth_clients',             ARRAY['redact=hashed_secret']),
+        ('tenant_settings',           ARRAY[]::text[]),
+        ('platform_settings',         ARRAY['redact=value:encrypted']),
+        ('tenant_regions',            ARRAY['id=region']),
+        ('alert_rules',               ARRAY['ignore=last_fired_at']),
+        ('trigger_rules',             ARRAY[]::text[]),
+        ('geofences',                 ARRAY[]::text[]),
+        ('journeys',                  ARRAY[]::text[]),
+        -- content, pipelines, reporting
+        ('connectors',                ARRAY['redact=auth_config', 'ignore=last_tested_at', 'ignore=last_error']),
+        ('data_sources',              ARRAY['ignore=last_synced_at']),
+        ('pipelines',                 ARRAY['ignore=last_run_status', 'ignore=last_run_at']),
+        ('templates',                 ARRAY[]::text[]),
+        ('content_sources',           ARRAY['redact=webhook_secret', 'ignore=last_synced_at']),
+        ('content_items',             ARRAY['version=version']),
+        ('treatments',                ARRAY['ignore=impressions', 'ignore=clicks', 'ignore=conversions']),
+        ('report_templates',          ARRAY[]::text[]),
+        ('report_schedules',          ARRAY['ignore=last_run_at', 'ignore=next_run_at', 'ignore=last_status']),
+        ('metric_definitions',        ARRAY[]::text[]),
+        ('summary_definitions',       ARRAY[]::text[]),
+        -- platform administrators (no tenant): like users, in the platform chain
+        ('platform_users',            ARRAY['tenant=none', 'redact=password_hash', 'redact=mfa_secret',
+                                            'redact=mfa_backup_codes', 'ignore=failed_login_attempts',
+                                            'ignore=locked_until']),
+        -- kaireon's own: who was granted access, and which roles are pinned to a tenant
+        ('role_grants',               ARRAY['tenant=none', 'id=role_name']),
+        ('tenant_pins',               ARRAY['tenant=none', 'id=role'])
+    ) AS t (table_name, options)
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.cancel_request(tenant_id text, request_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_user      text;
+    v_req       kaireon.approval_requests%ROWTYPE;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    IF v_user <> v_req.requester_id THEN
+        RAISE EXCEPTION 'only the requester "%" may cancel approval request "%"', v_req.requester_id, v_req.id
+            USING ERRCODE = '42501', HINT = 'Approvers reject a request with kaireon.reject_request.';
+    END IF;
+    UPDATE kaireon.approval_request_stages s SET status = 'skipped'
+     WHERE s.tenant_id = v_req.tenant_id AND s.approval_request_id = v_req.id AND s.status = 'pending';
+    UPDATE kaireon.approval_requests r SET status = 'cancelled', decided_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    RETURN 'cancelled';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.compute_customer_clv(tenant_id text DEFAULT NULL::text, as_of timestamp with time zone DEFAULT now(), horizon_days integer DEFAULT 365) RETURNS TABLE(tenant text, customers bigint, removed bigint)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    t           text;
+    v_now       timestamptz := clock_timestamp();
+BEGIN
+    IF horizon_days IS NULL OR horizon_days < 1 OR horizon_days > 3650 THEN
+        RAISE EXCEPTION 'horizon_days must be between 1 and 3650, not %', coalesce(horizon_days::text, 'null')
+            USING ERRCODE = '22023', HINT = 'Pass how many days of history the RFM scores look at (default 365).';
+    END IF;
+    IF compute_customer_clv.tenant_id IS NOT NULL THEN
+        PERFORM kaireon.assert_tenant_access(compute_customer_clv.tenant_id);
+    END IF;
+    FOR t IN SELECT x.id FROM kaireon.tenants x
+              WHERE compute_customer_clv.tenant_id IS NULL OR x.id = compute_customer_clv.tenant_id
+              ORDER BY x.id LOOP
+        WITH h AS (
+            SELECT h.customer_id,
+                   count(*) FILTER (WHERE ot.classification = 'positive') AS frequency,
+                   coalesce(sum(h.conversion_value) FILTER (WHERE ot.classification = 'positive'), 0) AS monetary,
+                   max(h.occurred_at) FILTER (WHERE ot.classification = 'positive') AS last_positive,
+                   max(h.occurred_at) AS last_seen
+              FROM kaireon.interaction_history h
+              LEFT JOIN kaireon.outcome_types ot ON ot.tenant_id = h.tenant_id AND ot.key = h.outcome_type_key
+                                                AND ot.deleted_at IS NULL
+             WHERE h.tenant_id = t AND h.occurred_at > as_of - horizon_days * interval '24 hours'
+               AND h.occurred_at <= as_of
+             GROUP BY h.customer_id),
+        r AS (
+            SELECT h.*, floor(extract(epoch FROM as_of - coalesce(h.last_positive, h.last_seen)) / 86400)::integer AS recency
+              FROM h),
+        q AS (
+            SELECT r.*,
+                   1 + least(4, floor(5 * percent_rank() OVER (ORDER BY r.recency DESC)))::integer AS r_score,
+                   1 + least(4, floor(5 * percent_rank() OVER (ORDER BY r.frequency)))::integer AS f_score,
+                   1 + least(4, floor(5 * percent_rank() OVER (ORDER BY r.monetary)))::integer AS m_score,
+                   1 - exp(-r.recency / 90.0) AS churn
+              FROM r),
+        up AS (
+            INSERT INTO kaireon.customer_clv AS c (tenant_id, customer_id, clv_score, predicted_revenue, churn_probability,
+                                                   rfm_recency, rfm_frequency, rfm_monetary, segment, computed_at)
+            SELECT t, q.customer_id, (q.r_score + q.f_score + q.m_score) / 15.0,
+                   round(q.monetary * (1 - q.churn)::numeric, 2), q.churn, q.recency, q.frequency, q.monetary,
+                   CASE WHEN q.r_score <= 2 AND q.f_score + q.m_score >= 7 THEN 'at_risk'
+                        WHEN (q.r_score + q.f_score + q.m_score) / 15.0 >= 0.7 THEN 'high'
+                        WHEN (q.r_score + q.f_score + q.m_score) / 15.0 >= 0.4 THEN 'medium'
+                        ELSE 'low' END,
+                   v_now
+              FROM q
+            ON CONFLICT (tenant_id, customer_id) DO UPDATE
+               SET clv_score = EXCLUDED.clv_score, predicted_revenue = EXCLUDED.predicted_revenue,
+                   churn_probability = EXCLUDED.churn_probability, rfm_recency = EXCLUDED.rfm_recency,
+                   rfm_frequency = EXCLUDED.rfm_frequency, rfm_monetary = EXCLUDED.rfm_monetary,
+                   segment = EXCLUDED.segment, computed_at = EXCLUDED.computed_at
+            RETURNING 1)
+        SELECT count(*) INTO customers FROM up;
+        DELETE FROM kaireon.customer_clv c WHERE c.tenant_id = t AND c.computed_at < v_now;
+        GET DIAGNOSTICS removed = ROW_COUNT;
+        tenant := t;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.compute_metrics(tenant_id text DEFAULT NULL::text, force boolean DEFAULT false) RETURNS TABLE(tenant text, metric_key text, customers bigint, status text)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    m           kaireon.metric_definitions;
+    v_summary   text;
+    v_now       timestamptz := clock_timestamp();
+    v_as_of     date := (now() AT TIME ZONE 'UTC')::date;
+    v_err       text;
+BEGIN
+    IF compute_metrics.tenant_id IS NOT NULL THEN
+        PERFORM kaireon.assert_tenant_access(compute_metrics.tenant_id);
+    END IF;
+    FOR m IN SELECT md.* FROM kaireon.metric_definitions md
+              LEFT JOIN kaireon.metric_state ms ON ms.tenant_id = md.tenant_id AND ms.metric_id = md.id
+              WHERE md.status = 'active'
+                AND (compute_metrics.tenant_id IS NULL OR md.tenant_id = compute_metrics.tenant_id)
+                AND (force OR ms.computed_at IS NULL
+                     OR ms.computed_at <= v_now - make_interval(mins => md.batch_interval_min))
+              ORDER BY md.tenant_id, md.key LOOP
+        tenant := m.tenant_id;
+        metric_key := m.key;
+        customers := 0;
+        v_err := NULL;
+        v_summary := NULL;
+        IF m.sql_filter IS NOT NULL THEN
+            v_err := 'sql_filter is not supported: it would run arbitrary SQL with the maintenance role''s privileges; use filter_conditions';
+        ELSE
+            -- the smallest summary definition with the customer, the grouped and the filtered
+            -- dimensions, that keeps day rows
+            SELECT s.id INTO v_summary FROM kaireon.summary_definitions s
+             WHERE s.tenant_id = m.tenant_id AND s.deleted_at IS NULL
+               AND s.dimensions @> '["customer"]'
+               AND s.dimensions @> m.group_by_dimensions
+               AND s.dimensions @> coalesce((SELECT jsonb_agg(DISTINCT c -> 'field') FROM jsonb_array_elements(m.filter_conditions) c), '[]')
+               AND s.windows ?| ARRAY['day', '7d', '30d', '90d']
+             ORDER BY jsonb_array_length(s.dimensions), s.key
+             LIMIT 1;
+            IF v_summary IS NULL THEN
+                v_err := format('no summary definition keeps day rows with the dimensions customer%s',
+                                (SELECT string_agg(', ' || d, '') FROM (SELECT jsonb_array_elements_text(m.group_by_dimensions) AS d
+                                     UNION SELECT c ->> 'field' FROM jsonb_array_elements(m.filter_conditions) c) x));
+            ELSE
+                EXECUTE format('WITH v AS (%s), up AS ('
+                               '  INSERT INTO kaireon.metric_values AS x (tenant_id, metric_id, customer_id, dimension_key, value, computed_at) '
+                               '  SELECT %L, %L, v.customer_id, v.dimension_key, v.value, %L FROM v '
+                               '  ON CONFLICT (tenant_id, metric_id, customer_id, dimension_key) '
+                               '  DO UPDATE SET value = EXCLUDED.value, computed_at = EXCLUDED.computed_at RETURNING 1) '
+                               'SELECT count(*) FROM up',
+                               kaireon_internal._metric_sql(m, v_summary, v_as_of), m.tenant_id, m.id, v_now)
+                    INTO customers;
+                -- customers without activity in the window have no value any more
+                DELETE FROM kaireon.metric_values x
+                 WHERE x.tenant_id = m.tenant_id AND x.metric_id = m.id AND x.computed_at < v_now;
+            END IF;
+        END IF;
+        INSERT INTO kaireon.metric_state AS s (tenant_id, metric_id, summary_definition_id, computed_at, customers, error)
+        VALUES (m.tenant_id, m.id, v_summary, v_now, customers, v_err)
+        ON CONFLICT (tenant_id, metric_id) DO UPDATE
+           SET summary_definition_id = EXCLUDED.summary_definition_id, computed_at = EXCLUDED.computed_at,
+               customers = EXCLUDED.customers, error = EXCLUDED.error;
+        status := coalesce('error: ' || v_err, 'computed');
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.create_interaction_partitions(months_ahead integer DEFAULT 3, from_month date DEFAULT ((now() AT TIME ZONE 'UTC'::text))::date) RETURNS SETOF text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    m           date;
+    lo          timestamptz;
+    hi          timestamptz;
+    part        text;
+BEGIN
+    IF months_ahead IS NULL OR months_ahead < 0 OR months_ahead > 120 THEN
+        RAISE EXCEPTION 'months_ahead must be between 0 and 120, not %', months_ahead
+            USING ERRCODE = '22023', HINT = 'Pass how many months after from_month to create.';
+    END IF;
+    IF from_month IS NULL THEN
+        RAISE EXCEPTION 'from_month must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass a date in the first month to create.';
+    END IF;
+    FOR i IN 0 .. months_ahead LOOP
+        m := (date_trunc('month', from_month) + make_interval(months => i))::date;
+        part := format('interaction_history_p%s', to_char(m, 'YYYY_MM'));
+        CONTINUE WHEN to_regclass(format('kaireon.%I', part)) IS NOT NULL;
+        -- Month boundaries are midnight UTC, whatever the session's time zone.
+        lo := m::timestamp AT TIME ZONE 'UTC';
+        hi := (m + interval '1 month')::timestamp AT TIME ZONE 'UTC';
+        -- Writers are kept out until commit: a writer that routed its row with the old
+        -- partition layout would otherwise put it in the default partition after the new
+        -- partition is attached, and fail its partition constraint. Readers of the parent
+        -- wait too (the default partition is locked exclusively, as ATTACH needs). Rows of
+        -- this month already in the default partition move into the new one.
+        -- ONLY: writers and readers lock the parent first, so its lock is enough; locking
+        -- every partition too would wait for autovacuum of any of them, holding the parent.
+        LOCK TABLE ONLY kaireon.interaction_history IN SHARE ROW EXCLUSIVE MODE;
+        LOCK TABLE kaireon.interaction_history_default IN ACCESS EXCLUSIVE MODE;
+        -- A concurrent call may have created it while this one waited for the locks.
+        CONTINUE WHEN to_regclass(format('kaireon.%I', part)) IS NOT NULL;
+        EXECUTE format('CREATE TABLE kaireon.%I (LIKE kaireon.interaction_history INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+        EXECUTE format('WITH moved AS (DELETE FROM kaireon.interaction_history_default WHERE occurred_at >= %L AND occurred_at < %L RETURNING *) INSERT INTO kaireon.%I SELECT * FROM moved',
+                       lo, hi, part);
+        EXECUTE format('ALTER TABLE kaireon.interaction_history ATTACH PARTITION kaireon.%I FOR VALUES FROM (%L) TO (%L)',
+                       part, lo, hi);
+        PERFORM kaireon_internal._index_interaction_partition(part);
+        EXECUTE format('ALTER TABLE kaireon.%I ENABLE ROW LEVEL SECURITY', part);
+        EXECUTE format('CREATE POLICY tenant_isolation ON kaireon.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())', part);
+        PERFORM kaireon_internal._apply_role_grants('kaireon', part);
+        EXECUTE format('COMMENT ON TABLE kaireon.%I IS %L', part,
+                       format('InteractionHistory: partition of interaction_history for %s', to_char(m, 'YYYY-MM')));
+        RETURN NEXT part;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.current_tenant_id() RETURNS text
+    LANGUAGE c STABLE PARALLEL RESTRICTED
+    AS '$libdir/kaireon', 'kaireon_current_tenant_id';
+
+CREATE OR REPLACE FUNCTION kaireon.distribute(shard_count integer DEFAULT NULL::integer) RETURNS TABLE(table_name text, placement text, distribution_column text, colocated_with text, shards integer, changed boolean)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_version   text;
+    v_bad       text;               -- what a check found wrong
+    v_table     text;
+    v_stmt      text;
+    v_tables    text[] := '{}';
+    v_tenant_tables text[] := '{}';     -- those of v_tables with a tenant_id column
+    r           record;
+    i           integer;
+    v_changed   text[] := '{}';
+    v_local_rows text[] := '{}';
+    v_has_rows  boolean;
+    v_schemas   text[];
+    v_triggers  text[] := '{}';
+BEGIN
+    -- 0. A superuser's operation (it changes every table, the database's settings and roles).
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'kaireon.distribute() must be run by a superuser, not by role "%"', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Connect to the coordinator as a superuser (it places every table and changes the database''s settings).';
+    END IF;
+    -- 1. Citus, on its coordinator, with kaireon of this version on every worker.
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'kaireon.distribute() needs the Citus extension, which is not installed in database %', current_database()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'kaireon runs on one server as it is; to scale out, install Citus (its own packages) on every node, CREATE EXTENSION citus and kaireon on each, add the workers, then call kaireon.distribute() on the coordinator. See docs/scale-out.md.';
+    END IF;
+    IF shard_count IS NOT NULL AND (shard_count < 1 OR shard_count > 64000) THEN
+        RAISE EXCEPTION 'shard_count % is out of range', shard_count
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass 1 to 64000, or NULL for citus.shard_count.';
+    END IF;
+    IF NOT kaireon_internal._citus_coordinator() THEN
+        RAISE EXCEPTION 'kaireon.distribute() runs on the Citus coordinator, and this node is not it'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Connect to the coordinator (citus_set_coordinator_host) and call it there.';
+    END IF;
+    SELECT extversion INTO v_version FROM pg_extension WHERE extname = 'kaireon';
+    EXECUTE format($q$SELECT string_agg(format('%%s:%%s (%%s)', nodename, nodeport, coalesce(nullif(result, ''), 'no kaireon')), ', ')
+                        FROM pg_catalog.run_command_on_workers(%L)
+                       WHERE NOT success OR result IS DISTINCT FROM %L$q$,
+                   'SELECT extversion FROM pg_extension WHERE extname = ''kaireon''', v_version)
+        INTO v_bad;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'kaireon % is not installed on every worker: %', v_version, v_bad
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Install the same kaireon package on every node and run CREATE EXTENSION kaireon in this database on each worker, before kaireon.distribute().';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE noderole = 'primary' AND isactive AND groupid <> 0) THEN
+        RAISE EXCEPTION 'the Citus cluster has no worker'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Add the workers with citus_add_node first.';
+    END IF;
+
+    -- Triggers on distributed tables (kaireon's validation, audit and invalidation triggers
+    -- run on the shards, and touch only the tenant's co-located shards); one connection per
+    -- node, as Citus needs when a transaction distributes tables with foreign keys.
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- (Citus's notices about each table it copies: the layout is the answer)
+    PERFORM set_config('client_min_messages', 'warning', true);
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    IF shard_count IS NOT NULL THEN
+        PERFORM set_config('citus.shard_count', shard_count::text, true);
+    END IF;
+
+    -- 2. The tables to place: tenants first, then every table of schema kaireon.
+    FOR r IN
+        SELECT c.oid::regclass AS rel, c.relname,
+               CASE WHEN c.relname = 'tenants' THEN 'id'
+                    WHEN a.attname IS NOT NULL THEN 'tenant_id' END AS dist_col,
+               kaireon_internal._citus_table_type(c.oid) AS now_type
+          FROM pg_class c
+          LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY c.relname <> 'tenants', c.relname
+    LOOP
+        IF r.now_type IS NULL AND (r.dist_col IS NOT NULL OR r.relname <> ALL (ARRAY(SELECT kaireon_internal._node_local_tables()))) THEN
+            v_tables := v_tables || r.relname::text;
+            IF r.dist_col = 'tenant_id' THEN
+                v_tenant_tables := v_tenant_tables || r.relname::text;
+            END IF;
+        END IF;
+    END LOOP;
+
+    IF cardinality(v_tables) > 0 THEN
+        -- 3. The order: Citus places a table only after every table it references, so the
+        --    tables go by the depth of their foreign keys (reference tables first: a
+        --    reference table may not reference a distributed one).
+        SELECT array_agg(t ORDER BY lvl, t) INTO v_tables
+          FROM (SELECT t, CASE WHEN t = 'tenants' THEN 999
+                          ELSE kaireon_internal._fkey_depth(format('kaireon.%I', t)::regclass)
+                               + CASE WHEN t = ANY (v_tenant_tables) THEN 1000 ELSE 0 END END AS lvl
+                  FROM unnest(v_tables) t) o;
+        FOREACH v_table IN ARRAY v_tables LOOP
+            EXECUTE format('SELECT EXISTS (SELECT FROM ONLY kaireon.%I)', v_table) INTO v_has_rows;
+            IF v_has_rows THEN
+                v_local_rows := v_local_rows || v_table;
+            END IF;
+        END LOOP;
+
+        -- A distributed table's unique keys include its distribution column: the tenants' slug
+        -- stays unique where it is used, the registry of tenant schemas (a reference table keyed
+        -- by schema name, which publish_data_schema writes).
+        IF 'tenants' = ANY (v_tables) AND EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = 'kaireon.tenants'::regclass
+                                                                           AND conname = 'tenants_slug_key') THEN
+            ALTER TABLE kaireon.tenants DROP CONSTRAINT tenants_slug_key;
+        END IF;
+
+        -- 4. Place them: tenant tables distributed by tenant_id next to kaireon.tenants, the
+        --    tenant-less ones as reference tables; the rows move to the shards. The rows are
+        --    moved, not written: the triggers checking and auditing writes sleep while Citus
+        --    copies them (a check's subtransaction would break Citus's copy to the workers).
+        -- Here (session_replication_role) and on the workers, where Citus copies the rows into
+        -- the shards: the INSERT triggers of a table holding rows are disabled for the copy and get
+        -- their state back after (ALTER TABLE ... ENABLE [REPLICA | ALWAYS] TRIGGER, which Citus
+        -- applies to the shards).
+        SET LOCAL session_replication_role = 'replica';
+        FOR r IN
+            SELECT format('kaireon.%I', c.relname) AS rel, t.tgname, t.tgenabled
+              FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relname::text = ANY (v_local_rows)
+               AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+               AND (t.tgtype & 4) <> 0      -- the INSERT triggers (TRIGGER_TYPE_INSERT): the copy inserts
+             ORDER BY 1, 2
+        LOOP
+            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', r.rel, r.tgname);
+            v_triggers := v_triggers || format('ALTER TABLE %s ENABLE %s TRIGGER %I', r.rel,
+                                               CASE r.tgenabled WHEN 'R' THEN 'REPLICA' WHEN 'A' THEN 'ALWAYS' ELSE '' END,
+                                               r.tgname);
+        END LOOP;
+        FOREACH v_table IN ARRAY v_tables LOOP
+            IF v_table = 'tenants' THEN
+                PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
+            ELSIF v_table = ANY (v_tenant_tables) THEN
+                PERFORM pg_catalog.create_distributed_table(format('kaireon.%I', v_table), 'tenant_id',
+                                                            colocate_with => 'kaireon.tenants');
+            ELSE
+                PERFORM pg_catalog.create_reference_table(format('kaireon.%I', v_table));
+            END IF;
+            v_changed := v_changed || v_table;
+        END LOOP;
+        -- the coordinator's own copy of the rows (now in the shards) is emptied, once no local
+        -- table references them any more, the referencing tables first
+        FOR i IN REVERSE cardinality(v_tables) .. 1 LOOP
+            IF v_tables[i] = ANY (v_local_rows) THEN
+                PERFORM kaireon_internal._drop_local_copy(format('kaireon.%I', v_tables[i])::regclass);
+            END IF;
+        END LOOP;
+        SET LOCAL session_replication_role = 'origin';
+        FOREACH v_stmt IN ARRAY v_triggers LOOP
+            EXECUTE v_stmt;
+        END LOOP;
+    END IF;
+
+    -- The tenants' customer data tables (kaireon_t_<slug>.ds_*: a tenant_id column holding
+    -- their tenant, their keys beginning with it) go next to their tenant's rows.
+    v_schemas := ARRAY(SELECT ts.schema_name::text FROM kaireon.tenant_schemas ts);
+    FOR r IN
+        SELECT c.oid::regclass AS rel
+          FROM pg_namespace n
+          JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind = 'r' AND NOT c.relispartition
+         WHERE n.nspname::text = ANY (v_schemas)
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+         ORDER BY 1
+    LOOP
+        IF kaireon_internal._citus_table_type(r.rel) IS NULL THEN
+            SET LOCAL session_replication_role = 'replica';
+            PERFORM kaireon_internal._distribute_tenant_table(r.rel);
+            SET LOCAL session_replication_role = 'origin';
+            v_changed := v_changed || r.rel::text;
+        END IF;
+    END LOOP;
+
+    -- The grants on the tenants' data tables and segment views, made on this node before
+    -- they were distributed, again: Citus copies them to the workers now.
+    FOR r IN
+        SELECT n.nspname::text AS nsp, c.relname::text AS rel
+          FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'v')
+         WHERE n.nspname::text = ANY (v_schemas) AND NOT c.relispartition
+         ORDER BY 1, 2
+    LOOP
+        PERFORM kaireon_internal._apply_role_grants(r.nsp, r.rel);
+    END LOOP;
+
+    -- The tenant a session acts for reaches the workers: SET LOCAL kaireon.tenant_id travels
+    -- with the transaction's commands to every node (citus.propagate_set_commands, this
+    -- database's default from now on), and the tenant pins are made on every worker too
+    -- (tenant_pins is node-local: it names roles by OID).
+    EXECUTE format('ALTER DATABASE %I SET citus.propagate_set_commands = %L', current_database(), 'local');
+    FOR r IN SELECT a.rolname, p.pinned_tenant_id FROM kaireon.tenant_pins p JOIN pg_roles a ON a.oid = p.role LOOP
+        PERFORM kaireon_internal._pin_role_on_workers(r.rolname, r.pinned_tenant_id);
+    END LOOP;
+
+    -- 5. The entry points run on the node holding their tenant.
+    FOR r IN SELECT d.fn, d.tenant_arg FROM kaireon_internal._delegated_functions() d LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                        WHERE o.classid = 'pg_proc'::regclass AND o.objid = r.fn::regprocedure
+                          AND o.distribution_argument_index IS NOT NULL) THEN
+            PERFORM pg_catalog.create_distributed_function(r.fn::regprocedure, r.tenant_arg,
+                                                           colocate_with => 'kaireon.tenants',
+                                                           force_delegation => true);
+        END IF;
+    END LOOP;
+
+    -- 6. The layout.
+    RETURN QUERY
+        SELECT CASE WHEN c.relnamespace = 'kaireon'::regnamespace THEN c.relname::text ELSE c.oid::regclass::text END,
+               coalesce(p.placement, 'local'),
+               CASE WHEN p.placement = 'distributed'
+                    THEN (SELECT column_to_column_name(d.logicalrelid, d.partkey) FROM pg_dist_partition d WHERE d.logicalrelid = c.oid) END,
+               CASE WHEN p.placement = 'distributed' AND c.relname <> 'tenants' THEN 'tenants' END,
+               (SELECT count(*)::integer FROM pg_dist_shard s WHERE s.logicalrelid = c.oid),
+               c.relname::text = ANY (v_changed) OR c.oid::regclass::text = ANY (v_changed)
+          FROM pg_class c
+          CROSS JOIN LATERAL (SELECT kaireon_internal._citus_table_type(c.oid) AS placement) p
+         WHERE (c.relnamespace = 'kaireon'::regnamespace
+                OR c.relnamespace IN (SELECT n.oid FROM pg_namespace n WHERE n.nspname::text = ANY (v_schemas)))
+           AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+         ORDER BY c.relnamespace <> 'kaireon'::regnamespace, 1;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.dsar_delete(tenant_id text, subject_id text, requested_by text DEFAULT NULL::text, reason text DEFAULT NULL::text, subject_type text DEFAULT 'customer'::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    p_tenant    text := dsar_delete.tenant_id;
+    v_ids       text[];
+    v_request   text;
+    v_held      text[];
+    t           record;
+    v_n         bigint;
+    v_deleted   jsonb := '{}';
+    v_kept      jsonb := '{}';
+    v_result    jsonb;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
+      FROM kaireon_internal._dsar_start(p_tenant, subject_id, subject_type, 'delete', requested_by, reason) s;
+    v_held := ARRAY(SELECT p.data_class FROM kaireon.retention_policies() p
+                     WHERE p.tenant_id = p_tenant AND p.legal_hold ORDER BY 1);
+    FOR t IN SELECT * FROM kaireon_internal._dsar_targets(p_tenant) LOOP
+        IF t.data_class = ANY (v_held) THEN
+            EXECUTE format('SELECT count(*) FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
+                INTO v_n USING subject_id, v_ids, p_tenant;
+            IF v_n > 0 THEN
+                v_kept := v_kept || jsonb_build_object(t.label, v_n);
+            END IF;
+        ELSE
+            EXECUTE format('DELETE FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
+                USING subject_id, v_ids, p_tenant;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            IF v_n > 0 THEN
+                v_deleted := v_deleted || jsonb_build_object(t.label, v_n);
+            END IF;
+        END IF;
+    END LOOP;
+    v_result := jsonb_build_object('deleted', v_deleted, 'keptUnderLegalHold', v_kept, 'legalHold', to_jsonb(v_held),
+                                   'rows', (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_deleted)));
+    UPDATE kaireon.dsar_requests r
+       SET status = 'completed', completed_at = now(), result = v_result
+     WHERE r.tenant_id = p_tenant AND r.id = v_request;
+    RETURN v_result || jsonb_build_object('requestId', v_request);
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.dsar_export(tenant_id text, subject_id text, requested_by text DEFAULT NULL::text, reason text DEFAULT NULL::text, subject_type text DEFAULT 'customer'::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    p_tenant    text := dsar_export.tenant_id;
+    v_ids       text[];
+    v_request   text;
+    t           record;
+    v_rows      jsonb;
+    v_n         bigint;
+    v_data      jsonb := '{}';
+    v_counts    jsonb := '{}';
+BEGIN
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
+      FROM kaireon_internal._dsar_start(p_tenant, subject_id, subject_type, 'export', requested_by, reason) s;
+    FOR t IN SELECT * FROM kaireon_internal._dsar_targets(p_tenant) LOOP
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY to_jsonb(x)::text), ''[]''), count(*) '
+                       '  FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
+            INTO v_rows, v_n USING subject_id, v_ids, p_tenant;
+        IF v_n > 0 THEN
+            v_data := v_data || jsonb_build_object(t.label, v_rows);
+            v_counts := v_counts || jsonb_build_object(t.label, v_n);
+        END IF;
+    END LOOP;
+    UPDATE kaireon.dsar_requests r
+       SET status = 'completed', completed_at = now(),
+           result = jsonb_build_object('tables', v_counts,
+                                       'rows', (SELECT coalesce(sum(value::bigint), 0) FROM jsonb_each_text(v_counts)))
+     WHERE r.tenant_id = p_tenant AND r.id = v_request;
+    RETURN jsonb_build_object('requestId', v_request, 'tenantId', p_tenant, 'subjectId', subject_id,
+                              'subjectType', subject_type, 'exportedAt', now(), 'data', v_data);
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.evaluate_experiment(tenant_id text, experiment_key text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_exp       kaireon.experiments;
+    v_results   jsonb;
+    v_best      jsonb;
+    t           jsonb;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    SELECT * INTO v_exp FROM kaireon.experiments e
+     WHERE e.tenant_id = evaluate_experiment.tenant_id AND e.key = experiment_key FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" has no experiment "%"', tenant_id, experiment_key
+            USING ERRCODE = '42704', HINT = 'Check the experiment key.';
+    END IF;
+    v_results := kaireon.experiment_results(tenant_id, experiment_key);
+    IF NOT v_exp.auto_promote OR v_exp.status <> 'running' THEN
+        RETURN jsonb_build_object('promoted', NULL, 'reason', 'auto-promotion is off or the experiment is not running', 'results', v_results);
+    END IF;
+    IF v_exp.started_at IS NULL OR v_exp.started_at + v_exp.auto_promote_days * interval '24 hours' > now() THEN
+        RETURN jsonb_build_object('promoted', NULL, 'reason', format('the experiment has not run %s days yet', v_exp.auto_promote_days), 'results', v_results);
+    END IF;
+    FOR t IN SELECT value FROM jsonb_array_elements(v_results->'tests') LOOP
+        IF (t->>'lift')::double precision > 0 AND (t->>'confidence')::double precision >= v_exp.auto_promote_threshold
+           AND (v_best IS NULL OR (t->>'confidence')::double precision > (v_best->>'confidence')::double precision) THEN
+            v_best := t;
+        END IF;
+    END LOOP;
+    IF v_best IS NULL THEN
+        RETURN jsonb_build_object('promoted', NULL, 'reason', format('no challenger beats the champion with confidence >= %s', v_exp.auto_promote_threshold), 'results', v_results);
+    END IF;
+    IF kaireon.four_eyes_required(tenant_id) THEN
+        -- the promotion is filed for approval (once; by kaireon.user_id, when set), and the
+        -- experiment runs on until it is applied, which completes it
+        IF EXISTS (SELECT 1 FROM kaireon.approval_requests r JOIN kaireon.algorithm_models m
+                     ON m.tenant_id = r.tenant_id AND m.id = r.entity_id
+                    WHERE r.tenant_id = v_exp.tenant_id AND r.action = 'model.promote' AND r.status = 'pending'
+                      AND m.key = v_best->>'challenger') THEN
+            RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; its promotion awaits approval (four-eyes)',
+                                      'test', v_best, 'results', v_results);
+        END IF;
+        IF nullif(current_setting('kaireon.user_id', true), '') IS NULL THEN
+            RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; with four-eyes on, set kaireon.user_id to file its promotion',
+                                      'test', v_best, 'results', v_results);
+        END IF;
+        PERFORM kaireon.transition_model(tenant_id, v_best->>'challenger', 'champion');
+        RETURN jsonb_build_object('promoted', NULL, 'reason', 'challenger beat the champion; its promotion awaits approval (four-eyes)',
+                                  'test', v_best, 'results', v_results);
+    END IF;
+    PERFORM kaireon.transition_model(tenant_id, v_best->>'challenger', 'champion');
+    UPDATE kaireon.experiments e SET status = 'completed', ended_at = now(),
+           champion_model_id = (SELECT m.id FROM kaireon.algorithm_models m WHERE m.tenant_id = v_exp.tenant_id AND m.key = v_best->>'challenger')
+     WHERE e.tenant_id = v_exp.tenant_id AND e.id = v_exp.id;
+    RETURN jsonb_build_object('promoted', v_best->>'challenger', 'reason', 'challenger beat the champion', 'test', v_best, 'results', v_results);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.four_eyes_required(tenant_id text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- another tenant's answer is not the caller's to know (row level security would
+    -- hide its settings row and answer a wrong false): refuse it like other calls (42501)
+    PERFORM kaireon.assert_tenant_access(four_eyes_required.tenant_id);
+    RETURN coalesce((SELECT s.four_eyes_enabled FROM kaireon.tenant_settings s
+                      WHERE s.tenant_id = four_eyes_required.tenant_id), false);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.grant_admin_role(role regrole, bypass_rls boolean DEFAULT true) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM kaireon_internal._grant_role(role, 'admin');
+    IF bypass_rls THEN
+        EXECUTE format('ALTER ROLE %I BYPASSRLS', (SELECT rolname FROM pg_roles WHERE oid = role));
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._grant_role(p_role regrole, p_access text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_role      name;
+    v_nsp       text;
+    v_fn        regprocedure;
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004', HINT = 'Pass an existing role name.';
+    END IF;
+    SELECT rolname INTO v_role FROM pg_roles WHERE oid = p_role;
+    -- on Citus, the grants (propagated to every node) and the role_grants row share one
+    -- connection per node
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA kaireon TO %I', v_role);
+    CASE p_access
+        WHEN 'readonly' THEN
+            EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+        WHEN 'app' THEN
+            EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
+            -- the audit log is written by kaireon's audit triggers only (append-only, read here),
+            -- approvals only through kaireon.request_approval / approve_request / ... (and the
+            -- approved model promotions they record in model_approvals)
+            EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON kaireon.audit_logs, kaireon.audit_chain_heads,'
+                           ' kaireon.platform_audit_logs, kaireon.platform_audit_chain_head,'
+                           ' kaireon.approval_requests, kaireon.approval_request_stages, kaireon.approval_actions,'
+                           ' kaireon.model_approvals FROM %I', v_role);
+        WHEN 'admin' THEN
+            -- everything but TRIGGER: a trigger runs as whoever writes the row (a superuser,
+            -- pg_cron, the maintenance worker), so a role able to create one on a kaireon
+            -- table could act with their rights
+            EXECUTE format('GRANT ALL ON ALL TABLES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('REVOKE TRIGGER ON ALL TABLES IN SCHEMA kaireon FROM %I', v_role);
+            EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA kaireon TO %I', v_role);
+            EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon TO %I', v_role);
+            -- as before the helpers had their own schema: an admin may run every function
+            EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA kaireon_internal TO %I', v_role);
+    END CASE;
+    -- Whatever the access: the audit log and the chain heads are written by kaireon alone
+    -- (an admin who could move a head could break every later append of a tenant, or hide
+    -- a removed tail), and the keys that sign audit digests are read by kaireon alone.
+    EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
+                   ' ON kaireon.audit_logs, kaireon.audit_chain_heads, kaireon.platform_audit_logs,'
+                   ' kaireon.platform_audit_chain_head FROM %I', v_role);
+    EXECUTE format('REVOKE ALL ON kaireon.audit_digest_keys FROM %I', v_role);
+    IF p_access <> 'admin' THEN
+        -- who has which access, which tenant owns which data schema and which roles are pinned
+        -- are not theirs to see (nor to change: a pinned role must not unpin itself)
+        EXECUTE format('REVOKE ALL ON kaireon.role_grants, kaireon.tenant_schemas, kaireon.tenant_pins FROM %I', v_role);
+        FOR v_fn IN SELECT * FROM kaireon_internal._role_functions(p_access) LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', v_fn, v_role);
+        END LOOP;
+    END IF;
+    -- (no function in the ON CONFLICT update: Citus, where role_grants is a reference table,
+    -- refuses one that is not IMMUTABLE)
+    INSERT INTO kaireon.role_grants (role_name, access, updated_at) VALUES (v_role, p_access, now())
+        ON CONFLICT (role_name) DO UPDATE SET access = EXCLUDED.access, updated_at = EXCLUDED.updated_at;
+    -- Tenant data schemas published before this call.
+    FOR v_nsp IN SELECT schema_name FROM kaireon.tenant_schemas WHERE to_regnamespace(quote_ident(schema_name)) IS NOT NULL LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', v_nsp, v_role);
+        EXECUTE format('GRANT %s ON ALL TABLES IN SCHEMA %I TO %I',
+                       CASE p_access WHEN 'readonly' THEN 'SELECT' WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
+                                     ELSE 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES' END, v_nsp, v_role);
+    END LOOP;
+    -- (after an extension upgrade, new tables for the stored-SQL role too)
+    PERFORM kaireon_internal._grant_confined_role();
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.grant_app_role(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT kaireon_internal._grant_role(role, 'app'::text) AS _grant_role;
+END;
+
+CREATE OR REPLACE FUNCTION kaireon.grant_readonly_role(role regrole) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT kaireon_internal._grant_role(role, 'readonly'::text) AS _grant_role;
+END;
+
+CREATE OR REPLACE FUNCTION kaireon.is_segment_member(tenant_id text, segment_id text, customer_id text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_member    boolean;
+BEGIN
+    IF is_segment_member.customer_id IS NULL THEN
+        RAISE EXCEPTION 'customer_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the customer id to test.';
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE customer_id = $1)',
+                   kaireon_internal._segment_view(is_segment_member.tenant_id, is_segment_member.segment_id))
+       INTO v_member USING is_segment_member.customer_id;
+    RETURN v_member;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.on_delete_set_null() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_on_delete_set_null';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._pin_role(p_role regrole, p_tenant_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_role      pg_roles%ROWTYPE;
+BEGIN
+    IF p_role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004', HINT = 'Pass an existing role name.';
+    END IF;
+    IF p_tenant_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id must not be null' USING ERRCODE = '22004', HINT = 'Pass the id of a row of kaireon.tenants.';
+    END IF;
+    SELECT * INTO v_role FROM pg_roles WHERE oid = p_role;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'role with OID % does not exist', p_role::oid USING ERRCODE = '42704', HINT = 'Pass an existing role name.';
+    END IF;
+    IF v_role.rolsuper OR v_role.rolbypassrls THEN
+        RAISE EXCEPTION 'role "%" is a superuser or has BYPASSRLS: a tenant pin cannot limit it', v_role.rolname
+            USING ERRCODE = '22023', HINT = 'Row level security does not apply to such a role; pin a role without BYPASSRLS (and let others SET ROLE to it).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.tenants WHERE id = p_tenant_id) THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant_id
+            USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants (the caller must see every tenant: a superuser or BYPASSRLS role).';
+    END IF;
+    INSERT INTO kaireon.tenant_pins (role, pinned_tenant_id) VALUES (p_role, p_tenant_id)
+        ON CONFLICT (role) DO UPDATE SET pinned_tenant_id = EXCLUDED.pinned_tenant_id
+        WHERE kaireon.tenant_pins.pinned_tenant_id IS DISTINCT FROM EXCLUDED.pinned_tenant_id;
+    -- On Citus, tenant_pins is local to each node (it names roles by OID) and a delegated
+    -- call checks the tenant on the worker: the workers get the pin too (docs/scale-out.md).
+    PERFORM kaireon_internal._pin_role_on_workers(v_role.rolname, p_tenant_id);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.pin_role(role regrole, tenant_id text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    BEGIN ATOMIC
+ SELECT kaireon_internal._pin_role(role, tenant_id) AS _pin_role;
+END;
+
+CREATE OR REPLACE FUNCTION kaireon.publish_data_schema(tenant_id text, schema_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    p_tenant    text := publish_data_schema.tenant_id;
+    p_schema    text := publish_data_schema.schema_id;
+    ds          kaireon.data_schemas;
+    f           kaireon.schema_fields;
+    v_nsp       text;
+    v_table     text;
+    v_cols      text[] := '{}';
+    v_pk        text[] := '{}';
+    v_uniques   text[] := '{}';
+    v_exists    boolean;
+    v_has_rows  boolean;
+    v_columns   text[];
+BEGIN
+    IF p_tenant IS NULL OR p_schema IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and schema_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the id of a kaireon.data_schemas row.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+
+    -- The row lock serialises concurrent publishes of the same schema.
+    SELECT * INTO ds FROM kaireon.data_schemas d WHERE d.tenant_id = p_tenant AND d.id = p_schema FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'data schema "%" does not exist for tenant "%"', p_schema, p_tenant
+            USING ERRCODE = '42704', HINT = 'Insert it into kaireon.data_schemas first.';
+    END IF;
+    v_table := 'ds_' || kaireon_internal._check_identifier('data schema', ds.name);
+
+    IF NOT EXISTS (SELECT 1 FROM kaireon.schema_fields sf WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema) THEN
+        RAISE EXCEPTION 'data schema "%" has no fields', ds.name
+            USING ERRCODE = '22023', HINT = 'Add rows to kaireon.schema_fields before publishing.';
+    END IF;
+    IF (SELECT count(*) FROM kaireon.schema_fields sf
+        WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema AND sf.is_primary_key) <> 1 THEN
+        RAISE EXCEPTION 'data schema "%" must have exactly one primary key field', ds.name
+            USING ERRCODE = '22023', HINT = 'Set is_primary_key on the field holding the entity id (for customers, the customer id).';
+    END IF;
+
+    v_nsp := kaireon_internal._claim_tenant_schema(p_tenant);
+    PERFORM kaireon_internal._apply_role_grants(v_nsp, NULL);
+    v_exists := to_regclass(format('%I.%I', v_nsp, v_table)) IS NOT NULL;
+
+    IF NOT v_exists THEN
+        FOR f IN SELECT * FROM kaireon.schema_fields sf
+                 WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema ORDER BY sf.ordinal, sf.name LOOP
+            v_cols := v_cols || kaireon_internal._field_column_sql(f);
+            IF f.is_primary_key THEN
+                v_pk := v_pk || format('%I', f.name);
+            ELSIF f.is_unique THEN
+                v_uniques := v_uniques || format('UNIQUE (tenant_id, %I)', f.name);
+            END IF;
+        END LOOP;
+        EXECUTE format('CREATE TABLE %I.%I (tenant_id text NOT NULL DEFAULT %L CHECK (tenant_id = %L), %s, PRIMARY KEY (tenant_id, %s)%s)',
+                       v_nsp, v_table, p_tenant, p_tenant,
+                       array_to_string(v_cols, ', '), v_pk[1],
+                       CASE WHEN cardinality(v_uniques) > 0 THEN ', ' || array_to_string(v_uniques, ', ') ELSE '' END);
+        EXECUTE format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', v_nsp, v_table);
+        EXECUTE format('CREATE POLICY tenant_isolation ON %I.%I USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id())',
+                       v_nsp, v_table);
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', v_nsp, v_table,
+                       format('kaireon data schema %s of tenant %s (published by kaireon.publish_data_schema)', ds.name, p_tenant));
+        -- on Citus (kaireon.distribute()), next to the tenant's other rows
+        IF kaireon_internal._citus_table_type('kaireon.tenants') = 'distributed' THEN
+            PERFORM kaireon_internal._distribute_tenant_table(format('%I.%I', v_nsp, v_table)::regclass);
+        END IF;
+    ELSE
+        -- Fields added since the last publish become new columns.
+        -- (the table's columns first: Citus plans no query joining a catalog with its tables)
+        v_columns := ARRAY(SELECT a.attname::text FROM pg_attribute a
+                            WHERE a.attrelid = format('%I.%I', v_nsp, v_table)::regclass
+                              AND a.attnum > 0 AND NOT a.attisdropped);
+        FOR f IN SELECT * FROM kaireon.schema_fields sf
+                 WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema
+                   AND sf.name <> ALL (v_columns)
+                 ORDER BY sf.ordinal, sf.name LOOP
+            IF f.is_primary_key THEN
+                RAISE EXCEPTION 'cannot change the primary key of published data schema "%" to field "%"', ds.name, f.name
+                    USING ERRCODE = '22023', HINT = 'The primary key is fixed when a data schema is first published.';
+            END IF;
+            IF NOT f.is_nullable AND f.default_value IS NULL THEN
+                EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I.%I)', v_nsp, v_table) INTO v_has_rows;
+                IF v_has_rows THEN
+                    RAISE EXCEPTION 'cannot add NOT NULL field "%" without a default to data schema "%", which has rows', f.name, ds.name
+                        USING ERRCODE = '22023', HINT = 'Give the field a default_value or make it nullable.';
+                END IF;
+            END IF;
+            EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %s', v_nsp, v_table, kaireon_internal._field_column_sql(f));
+            IF f.is_unique THEN
+                EXECUTE format('ALTER TABLE %I.%I ADD UNIQUE (tenant_id, %I)', v_nsp, v_table, f.name);
+            END IF;
+        END LOOP;
+    END IF;
+    PERFORM kaireon_internal._apply_role_grants(v_nsp, v_table);
+
+    UPDATE kaireon.schema_fields sf SET published_at = now()
+     WHERE sf.tenant_id = p_tenant AND sf.schema_id = p_schema AND sf.published_at IS NULL;
+    UPDATE kaireon.data_schemas d SET status = 'published', published_at = now()
+     WHERE d.tenant_id = p_tenant AND d.id = p_schema;
+    RETURN format('%I.%I', v_nsp, v_table);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.publish_decision_flow(tenant_id text, key text, notes text DEFAULT NULL::text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    f           kaireon.decision_flows;
+    v_version   integer;
+    v_req       text;
+    v_entry     jsonb;
+BEGIN
+    IF publish_decision_flow.tenant_id IS NULL OR publish_decision_flow.key IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and key must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the key of a decision flow.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(publish_decision_flow.tenant_id);
+    SELECT * INTO f FROM kaireon.decision_flows d
+     WHERE d.tenant_id = publish_decision_flow.tenant_id AND d.key = publish_decision_flow.key
+       AND d.deleted_at IS NULL
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'decision flow "%" does not exist for tenant "%"', publish_decision_flow.key,
+                        publish_decision_flow.tenant_id
+            USING ERRCODE = '42704', HINT = 'Create it in kaireon.decision_flows first.';
+    END IF;
+    -- four-eyes: the publish is filed for approval (action decision_flow.publish, with the
+    -- draft as it is now: 60_governance.sql) instead of made
+    IF kaireon.four_eyes_required(publish_decision_flow.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
+        v_req := kaireon.request_approval(publish_decision_flow.tenant_id, 'decision_flow.publish', f.id,
+                                          jsonb_build_object('key', f.key, 'notes', notes, 'draft', f.draft_config));
+        RAISE NOTICE 'publishing decision flow "%" awaits approval: request %', f.key, v_req
+            USING HINT = 'Another user approves it with kaireon.approve_request; recommend runs the published version until then.';
+        RETURN NULL;
+    END IF;
+    -- the draft is valid: its validation trigger ran when it was written
+    v_version := coalesce(f.published_version, 0) + 1;
+    -- the new version is built first: the UPDATE calls no STABLE function on a column (the
+    -- draft, locked above, is the one written), which Citus could not send to the shard
+    v_entry := jsonb_build_array(jsonb_build_object(
+                   'version', v_version,
+                   'config', f.draft_config,
+                   'notes', notes,
+                   'publishedAt', now(),
+                   'publishedBy', coalesce(nullif(current_setting('kaireon.user_id', true), ''), session_user::text)));
+    UPDATE kaireon.decision_flows d
+       SET published_versions = d.published_versions || v_entry,
+           published_version = v_version,
+           published_at = now(),
+           status = 'published'
+     WHERE d.tenant_id = f.tenant_id AND d.id = f.id;
+    RETURN v_version;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.publish_outbox(max_events integer DEFAULT 100) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    ev          record;
+    v_nsp       name;
+    v_fn        name;
+    v_topic     text;
+    v_handler   text;
+    v_proc      regprocedure;
+    v_found     boolean;
+    v_err       text;
+    n           integer := 0;
+    v_tenants   text[];
+    v_tenant    text;
+BEGIN
+    IF max_events IS NULL OR max_events < 1 OR max_events > 10000 THEN
+        RAISE EXCEPTION 'max_events must be between 1 and 10000, not %', coalesce(max_events::text, 'null')
+            USING ERRCODE = '22023', HINT = 'Pass how many due events to handle in this call.';
+    END IF;
+    -- On Citus (kaireon.distribute()) a statement locking rows names one tenant (Citus locks
+    -- no rows of several shards at once): the tenants are served one after the other, each in
+    -- the order its events were written: their transactions' time, then seq (seq comes from the
+    -- sequence of the node that wrote the event, and a tenant moved to another node continues
+    -- from that node's range, which may be below its old one; the time continues). On one
+    -- node, one pass in seq order.
+    IF kaireon_internal._citus_table_type('kaireon.outbox_events') IS NOT NULL THEN
+        v_tenants := ARRAY(SELECT t.id FROM kaireon.tenants t ORDER BY t.id);
+    ELSE
+        v_tenants := ARRAY[NULL::text];
+    END IF;
+    FOREACH v_tenant IN ARRAY v_tenants LOOP
+    EXIT WHEN n >= max_events;
+    -- Due events in the order they were written; events another publisher holds are skipped.
+    FOR ev IN EXECUTE format(
+              'SELECT o.tenant_id, o.id, o.seq, o.topic, o.payload, o.retry_count, o.max_retries
+                FROM kaireon.outbox_events o
+               WHERE %s o.status IN (''pending'', ''failed'') AND o.next_attempt_at <= now()
+               ORDER BY %s
+               LIMIT $1
+                 FOR UPDATE SKIP LOCKED', CASE WHEN v_tenant IS NULL THEN '' ELSE 'o.tenant_id = $2 AND' END,
+                                          CASE WHEN v_tenant IS NULL THEN 'o.seq' ELSE 'o.created_at, o.seq' END)
+              USING max_events - n, v_tenant
+    LOOP
+        -- The handler is looked up by name for each event: one dropped (nothing keeps it from
+        -- being dropped), renamed, no longer returning void or no longer owned by a superuser
+        -- fails the delivery (retried, then dead-lettered) instead of being skipped.
+        SELECT h.topic, h.handler INTO v_topic, v_handler
+          FROM kaireon.outbox_handlers h
+         WHERE h.topic IN (ev.topic, '*')
+         ORDER BY h.topic = '*'
+         LIMIT 1;
+        v_found := FOUND;
+        BEGIN
+            IF v_found THEN
+                v_proc := kaireon_internal._resolve_function(v_handler, '{text,text,text,jsonb}', 'outbox handler',
+                                                             format('topic "%s"', v_topic));
+                SELECT n2.nspname, p.proname INTO v_nsp, v_fn
+                  FROM pg_proc p JOIN pg_namespace n2 ON n2.oid = p.pronamespace WHERE p.oid = v_proc;
+                EXECUTE format('SELECT %I.%I($1, $2, $3, $4)', v_nsp, v_fn)
+                    USING ev.tenant_id, ev.id, ev.topic, ev.payload;
+            END IF;
+            PERFORM pg_notify('kaireon_events',
+                              jsonb_build_object('id', ev.id, 'tenantId', ev.tenant_id, 'topic', ev.topic)::text);
+            UPDATE kaireon.outbox_events
+               SET status = 'published', published_at = now(), last_error = NULL
+             WHERE tenant_id = ev.tenant_id AND id = ev.id;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT;
+            IF ev.retry_count >= ev.max_retries THEN
+                UPDATE kaireon.outbox_events
+                   SET status = 'dead', last_error = v_err, next_attempt_at = least(next_attempt_at, now())
+                 WHERE tenant_id = ev.tenant_id AND id = ev.id;
+                INSERT INTO kaireon.dead_letter_events (tenant_id, original_event_id, topic, payload, error_message,
+                                                        retry_count)
+                VALUES (ev.tenant_id, ev.id, ev.topic, ev.payload, v_err, ev.retry_count);
+            ELSE
+                UPDATE kaireon.outbox_events
+                   SET status = 'failed', retry_count = ev.retry_count + 1, last_error = v_err,
+                       next_attempt_at = now() + kaireon_internal._outbox_backoff(ev.retry_count + 1)
+                 WHERE tenant_id = ev.tenant_id AND id = ev.id;
+            END IF;
+        END;
+        n := n + 1;
+    END LOOP;
+    END LOOP;
+    RETURN n;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.publish_segment(tenant_id text, segment_id text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    p_tenant    text := publish_segment.tenant_id;
+    p_segment   text := publish_segment.segment_id;
+    seg         kaireon.segments;
+    base        kaireon.data_schemas;
+    v_nsp       text;
+    v_view      text;
+    v_pk_name   name;
+    v_join_type text;
+    v_fields    jsonb := '{}';
+    v_from      text;
+    v_join      jsonb;
+    v_other     kaireon.data_schemas;
+    v_sj        kaireon.schema_joins;
+    v_alias     text;
+    v_n         integer := 0;
+    v_where     text;
+    v_count     bigint;
+BEGIN
+    IF p_tenant IS NULL OR p_segment IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and segment_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the id of a kaireon.segments row.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+
+    SELECT * INTO seg FROM kaireon.segments s WHERE s.tenant_id = p_tenant AND s.id = p_segment FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'segment "%" does not exist for tenant "%"', p_segment, p_tenant
+            USING ERRCODE = '42704', HINT = 'Insert it into kaireon.segments first.';
+    END IF;
+    SELECT * INTO base FROM kaireon.data_schemas d WHERE d.tenant_id = p_tenant AND d.id = seg.base_schema_id;
+    IF NOT FOUND OR base.status <> 'published' THEN
+        RAISE EXCEPTION 'segment "%" needs a published base data schema', seg.name
+            USING ERRCODE = '22023', HINT = 'Set segments.base_schema_id and call kaireon.publish_data_schema first.';
+    END IF;
+    v_nsp := kaireon_internal._claim_tenant_schema(p_tenant);
+    IF to_regclass(format('%I.%I', v_nsp, base.table_name)) IS NULL THEN
+        RAISE EXCEPTION 'data schema "%" is marked published but its table %.% is missing', base.name, v_nsp, base.table_name
+            USING ERRCODE = '55000', HINT = 'Call kaireon.publish_data_schema again.';
+    END IF;
+    v_view := 'seg_' || left(regexp_replace(lower(p_segment), '[^a-z0-9]', '_', 'g'), 40);
+    IF EXISTS (SELECT 1 FROM kaireon.segments s
+               WHERE s.tenant_id = p_tenant AND s.id <> p_segment AND s.view_name = v_view) THEN
+        RAISE EXCEPTION 'segment view name "%" is already used by another segment', v_view
+            USING ERRCODE = '23505', HINT = 'Segment ids must differ in their first 40 characters (after replacing non-alphanumerics with _).';
+    END IF;
+
+    -- The key column as the table has it (the primary key fixed at first publish).
+    SELECT a.attname INTO v_pk_name FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
+     WHERE i.indrelid = format('%I.%I', v_nsp, base.table_name)::regclass AND i.indisprimary;
+    IF v_pk_name IS NULL THEN
+        RAISE EXCEPTION 'table %.% has no primary key', v_nsp, base.table_name
+            USING ERRCODE = '55000', HINT = 'Tables of data schemas are created by kaireon.publish_data_schema with one.';
+    END IF;
+    -- Field references: plain names for the base schema, <schema>.<field> for joined ones.
+    SELECT v_fields || coalesce(jsonb_object_agg(sf.name, jsonb_build_object(
+               'sql', format('b.%I', sf.name), 'type', kaireon_internal._field_sql_type(sf.data_type, sf.length, sf.precision, sf.scale))), '{}')
+      INTO v_fields
+      FROM kaireon.schema_fields sf
+     WHERE sf.tenant_id = p_tenant AND sf.schema_id = base.id AND sf.published_at IS NOT NULL;
+    v_from := format('%I.%I b', v_nsp, base.table_name);
+
+    FOR v_join IN SELECT * FROM jsonb_array_elements(seg.joins) LOOP
+        v_n := v_n + 1;
+        v_alias := 'j' || v_n;
+        SELECT * INTO v_other FROM kaireon.data_schemas d
+         WHERE d.tenant_id = p_tenant AND d.id = v_join ->> 'schemaId' AND d.status = 'published';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'segment join % names no published data schema (%)', v_n, coalesce(v_join ->> 'schemaId', '(missing schemaId)')
+                USING ERRCODE = '22023', HINT = 'Each join is {"schemaId": "<published data schema id>"}.';
+        END IF;
+        SELECT * INTO v_sj FROM kaireon.schema_joins j
+         WHERE j.tenant_id = p_tenant AND j.primary_schema_id = base.id AND j.foreign_schema_id = v_other.id;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no schema join from "%" to "%"', base.name, v_other.name
+                USING ERRCODE = '22023', HINT = 'Insert a kaireon.schema_joins row between the two schemas.';
+        END IF;
+        v_join_type := coalesce(v_join ->> 'type', v_sj.join_type);
+        IF v_join_type NOT IN ('inner', 'left') THEN
+            RAISE EXCEPTION 'segment join % has unknown type "%"', v_n, v_join_type
+                USING ERRCODE = '22023', HINT = 'A join type is "left" or "inner".';
+        END IF;
+        v_from := v_from || format(' %s JOIN %I.%I %s ON %s.tenant_id = b.tenant_id AND %s.%I = b.%I',
+                                   upper(v_join_type), v_nsp, v_other.table_name, v_alias,
+                                   v_alias, v_alias, kaireon_internal._check_identifier('join key', v_sj.foreign_key, 63),
+                                   kaireon_internal._check_identifier('join key', v_sj.primary_key, 63));
+        SELECT v_fields || coalesce(jsonb_object_agg(v_other.name || '.' || sf.name, jsonb_build_object(
+                   'sql', format('%s.%I', v_alias, sf.name), 'type', kaireon_internal._field_sql_type(sf.data_type, sf.length, sf.precision, sf.scale))), '{}')
+          INTO v_fields
+          FROM kaireon.schema_fields sf
+         WHERE sf.tenant_id = p_tenant AND sf.schema_id = v_other.id AND sf.published_at IS NOT NULL;
+    END LOOP;
+
+    v_where := kaireon_internal._segment_filter_sql(seg.filters, v_fields);
+    IF to_regclass(format('%I.%I', v_nsp, v_view)) IS NOT NULL THEN
+        EXECUTE format('DROP VIEW %I.%I', v_nsp, v_view);
+    END IF;
+    -- The view names its tenant, so rows of any other tenant never match whoever reads it.
+    EXECUTE format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT DISTINCT b.tenant_id, b.%I::text AS customer_id, b.%I AS customer_key FROM %s WHERE b.tenant_id = %L AND %s',
+                   v_nsp, v_view, v_pk_name, v_pk_name, v_from, p_tenant, v_where);
+    EXECUTE format('COMMENT ON VIEW %I.%I IS %L', v_nsp, v_view,
+                   format('kaireon segment %s (%s) of tenant %s', seg.name, p_segment, p_tenant));
+    PERFORM kaireon_internal._apply_role_grants(v_nsp, v_view);
+    EXECUTE format('SELECT count(*) FROM %I.%I', v_nsp, v_view) INTO v_count;
+
+    UPDATE kaireon.segments s
+       SET view_name = v_view, status = 'published', published_at = now(), customer_count = v_count
+     WHERE s.tenant_id = p_tenant AND s.id = p_segment;
+    RETURN format('%I.%I', v_nsp, v_view);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.recommend_json(tenant_id text, request jsonb) RETURNS jsonb
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_recommend_json';
+
+CREATE OR REPLACE FUNCTION kaireon.reject_request(tenant_id text, request_id text, reason text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_user      text;
+    v_req       kaireon.approval_requests%ROWTYPE;
+    v_stage     kaireon.approval_request_stages%ROWTYPE;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon_internal._acting_user();
+    v_req := kaireon_internal._pending_request(tenant_id, request_id);
+    v_stage := kaireon_internal._current_stage(v_req, v_user);
+    UPDATE kaireon.approval_request_stages s
+       SET status = 'rejected', approver_id = v_user, comment = reject_request.reason, decided_at = now()
+     WHERE s.tenant_id = v_stage.tenant_id AND s.id = v_stage.id;
+    UPDATE kaireon.approval_request_stages s SET status = 'skipped'
+     WHERE s.tenant_id = v_req.tenant_id AND s.approval_request_id = v_req.id AND s.status = 'pending';
+    UPDATE kaireon.approval_requests r
+       SET status = 'rejected', approver_id = v_user, reason = coalesce(reject_request.reason, r.reason), decided_at = now()
+     WHERE r.tenant_id = v_req.tenant_id AND r.id = v_req.id;
+    RETURN 'rejected';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.request_approval(tenant_id text, action text, entity_id text DEFAULT NULL::text, payload jsonb DEFAULT '{}'::jsonb, reason text DEFAULT NULL::text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_user      text;
+    v_action    kaireon.approval_actions%ROWTYPE;
+    v_id        text;
+    v_stage     record;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    v_user := kaireon_internal._acting_user();
+    SELECT * INTO v_action FROM kaireon.approval_actions a WHERE a.action = request_approval.action;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown approval action "%"', action
+            USING ERRCODE = '22023',
+                  HINT = format('Registered actions: %s.', (SELECT string_agg(a.action, ', ' ORDER BY a.action) FROM kaireon.approval_actions a));
+    END IF;
+    IF payload IS NULL OR jsonb_typeof(payload) <> 'object' THEN
+        RAISE EXCEPTION 'payload of approval action "%" must be a JSON object', action
+            USING ERRCODE = '22023', HINT = 'docs/security.md describes each action''s payload.';
+    END IF;
+    IF v_action.validate_function IS NOT NULL THEN
+        EXECUTE format('SELECT %s($1, $2, $3)',
+                       kaireon_internal._resolve_function(v_action.validate_function, '{text,text,jsonb}',
+                                                          'validate function', format('approval action "%s"', action))::regproc)
+            USING tenant_id, entity_id, payload;
+    END IF;
+    INSERT INTO kaireon.approval_requests (tenant_id, entity_type, entity_id, action, payload, requester_id, reason)
+    VALUES (tenant_id, v_action.entity_type, entity_id, action, payload, v_user, reason)
+    RETURNING id INTO v_id;
+    FOR v_stage IN SELECT s.value AS stage, s.ordinality AS ord
+                     FROM jsonb_array_elements(kaireon_internal._approval_stages(tenant_id, action)) WITH ORDINALITY s LOOP
+        INSERT INTO kaireon.approval_request_stages (tenant_id, approval_request_id, stage_name, ordinal, required_role)
+        VALUES (tenant_id, v_id, v_stage.stage ->> 'name', v_stage.ord, v_stage.stage ->> 'requiredRole');
+    END LOOP;
+    RETURN v_id;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon.reset_volume_counters() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    n           integer;
+BEGIN
+    -- recommend restarts a counter lazily when its reset_at has passed; this makes the reset
+    -- visible to readers of the table too (the row lock orders it against recommend)
+    UPDATE kaireon.volume_constraints v
+       SET current_count = 0, reset_at = kaireon_internal._period_end(v.period, now())
+     WHERE v.reset_at IS NOT NULL AND v.reset_at <= now();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.respond_bulk(tenant_id text, request jsonb) RETURNS jsonb
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_respond_bulk';
+
+CREATE OR REPLACE FUNCTION kaireon.respond_json(tenant_id text, request jsonb) RETURNS jsonb
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_respond_json';
+
+CREATE OR REPLACE FUNCTION kaireon.retention_policies(as_of timestamp with time zone DEFAULT now()) RETURNS TABLE(tenant_id text, data_class text, retention_days integer, legal_hold boolean, configured boolean, cutoff timestamp with time zone)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function)
+    RETURN QUERY
+    SELECT t.id, d.data_class,
+           coalesce(c.retention_days, m.retention_days, d.retention_days),
+           coalesce(c.legal_hold, m.legal_hold, false),
+           c.id IS NOT NULL OR m.id IS NOT NULL,
+           -- days of 24 hours (UTC days), whatever the session's time zone and its DST changes
+           as_of - coalesce(c.retention_days, m.retention_days, d.retention_days) * interval '24 hours'
+      FROM kaireon.tenants t
+     CROSS JOIN kaireon.retention_defaults() d
+      LEFT JOIN kaireon.retention_configs c ON c.tenant_id = t.id AND c.data_class = d.data_class
+      LEFT JOIN kaireon.retention_configs m ON d.data_class = 'summaries' AND c.id IS NULL
+                                           AND m.tenant_id = t.id AND m.data_class = 'metrics'
+     ORDER BY t.id, d.data_class;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.rollup_summaries(tenant_id text DEFAULT NULL::text, max_span interval DEFAULT '1 day'::interval) RETURNS TABLE(tenant text, definition_key text, rows_read bigint, watermark timestamp with time zone, caught_up boolean)
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+#variable_conflict use_column
+DECLARE
+    d           kaireon.summary_definitions;
+    st          kaireon.summary_state;
+    v_horizon   timestamptz;
+    v_as_of     date;
+    v_lo        timestamptz;
+    v_hi        timestamptz;
+BEGIN
+    IF max_span IS NULL OR max_span <= interval '0' THEN
+        RAISE EXCEPTION 'max_span must be a positive interval, not %', coalesce(max_span::text, 'null')
+            USING ERRCODE = '22023', HINT = 'Pass how much history (by creation time) one call may add, e.g. ''1 day''.';
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'kaireon.rollup_summaries needs READ COMMITTED, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '25000',
+                  HINT = 'Its watermark is only safe when the history is read with a snapshot taken after the horizon.';
+    END IF;
+    IF rollup_summaries.tenant_id IS NOT NULL THEN
+        PERFORM kaireon.assert_tenant_access(rollup_summaries.tenant_id);
+    END IF;
+    v_horizon := kaireon_internal._summary_horizon();
+    v_as_of := (v_horizon AT TIME ZONE 'UTC')::date;
+    FOR d IN SELECT * FROM kaireon.summary_definitions s
+              WHERE s.deleted_at IS NULL
+                AND (rollup_summaries.tenant_id IS NULL OR s.tenant_id = rollup_summaries.tenant_id)
+              ORDER BY s.tenant_id, s.key LOOP
+        INSERT INTO kaireon.summary_state (tenant_id, definition_id) VALUES (d.tenant_id, d.id)
+            ON CONFLICT DO NOTHING;
+        -- one rollup of a definition at a time: a concurrent one waits, then starts from here
+        SELECT * INTO st FROM kaireon.summary_state x
+         WHERE x.tenant_id = d.tenant_id AND x.definition_id = d.id FOR UPDATE;
+        v_lo := st.watermark;
+        IF v_lo IS NULL THEN
+            -- from the oldest row, or the horizon if earlier: rows of transactions still open
+            -- (created at or after it) are not visible yet
+            SELECT min(h.created_at) INTO v_lo FROM kaireon.interaction_history h WHERE h.tenant_id = d.tenant_id;
+            v_lo := least(coalesce(v_lo, v_horizon), v_horizon);
+        END IF;
+        v_hi := greatest(v_lo, least(v_lo + max_span, v_horizon));
+        IF d.windows ?| ARRAY['7d', '30d', '90d'] AND st.rolling_as_of IS DISTINCT FROM v_as_of THEN
+            PERFORM kaireon_internal._rollup_rolling(d, v_as_of);
+        END IF;
+        rows_read := CASE WHEN v_hi > v_lo THEN kaireon_internal._rollup_step(d, v_lo, v_hi, v_as_of) ELSE 0 END;
+        UPDATE kaireon.summary_state x
+           SET watermark = v_hi, rolling_as_of = v_as_of, rows_summarised = x.rows_summarised + rows_read
+         WHERE x.tenant_id = d.tenant_id AND x.definition_id = d.id;
+        tenant := d.tenant_id;
+        definition_key := d.key;
+        watermark := v_hi;
+        caught_up := v_hi >= v_horizon;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._is_finite(value double precision) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (abs(value) < 'Infinity'::double precision);
+
+CREATE OR REPLACE FUNCTION kaireon.segment_members(tenant_id text, segment_id text) RETURNS SETOF text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT customer_id FROM %s ORDER BY customer_id',
+                                kaireon_internal._segment_view(segment_members.tenant_id, segment_members.segment_id));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.set_tenant(tenant_id text, user_id text DEFAULT NULL::text, request_id text DEFAULT NULL::text, local boolean DEFAULT true) RETURNS text
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_set_tenant';
+
+CREATE OR REPLACE FUNCTION kaireon.unpin_role(role regrole) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_had       boolean;
+BEGIN
+    DELETE FROM kaireon.tenant_pins p WHERE p.role = unpin_role.role;
+    v_had := FOUND;
+    IF v_had THEN
+        PERFORM kaireon_internal._pin_role_on_workers((SELECT rolname FROM pg_roles WHERE oid = unpin_role.role), NULL);
+    END IF;
+    RETURN v_had;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon.verify_audit_chain(tenant_id text, from_id bigint DEFAULT NULL::bigint, max_rows bigint DEFAULT NULL::bigint, digest jsonb DEFAULT NULL::jsonb) RETURNS TABLE(intact boolean, verified bigint, total bigint, scanned bigint, broken_at_id bigint, broken_reason text, digest_status text)
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_verify_audit_chain_0_2';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._acting_user() RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_user      text := nullif(current_setting('kaireon.user_id', true), '');
+BEGIN
+    IF v_user IS NULL THEN
+        RAISE EXCEPTION 'kaireon.user_id is not set: approvals need to know which user acts'
+            USING ERRCODE = '42501', HINT = 'SET kaireon.user_id to the application user''s id first.';
+    END IF;
+    RETURN v_user;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._add_replica_invalidation(tbl regclass, update_when text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF update_when IS NULL THEN
+        EXECUTE format('CREATE TRIGGER config_changed_replica AFTER INSERT OR UPDATE OR DELETE ON %s'
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl);
+    ELSE
+        -- a counter table: only a change of its definition, not a counted unit
+        EXECUTE format('CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE ON %s'
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl);
+        EXECUTE format('CREATE TRIGGER config_changed_replica_upd AFTER UPDATE ON %s FOR EACH ROW WHEN (%s)'
+                       ' EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl, update_when);
+        EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica_upd', tbl);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica', tbl);
+    EXECUTE format('CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica()', tbl);
+    EXECUTE format('ALTER TABLE %s ENABLE REPLICA TRIGGER config_changed_replica_trunc', tbl);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_op        text := payload ->> 'operation';
+    v_values    jsonb := coalesce(payload -> 'values', '{}');
+    v_cols      text;
+    v_id        text := entity_id;
+    v_count     bigint;
+BEGIN
+    PERFORM kaireon_internal._validate_contact_policy_change(tenant_id, entity_id, payload);
+    SELECT string_agg(quote_ident(k), ', ') INTO v_cols FROM jsonb_object_keys(v_values) AS k;
+    CASE v_op
+        WHEN 'create' THEN
+            v_id := coalesce(v_id, gen_random_uuid()::text);
+            EXECUTE format('INSERT INTO kaireon.contact_policies (tenant_id, id, %s) SELECT $1, $2, %s'
+                           ' FROM jsonb_populate_record(NULL::kaireon.contact_policies, $3)', v_cols, v_cols)
+                USING tenant_id, v_id, v_values;
+        WHEN 'update' THEN
+            IF v_cols IS NOT NULL THEN
+                EXECUTE format('UPDATE kaireon.contact_policies SET (%s) = (SELECT %s FROM jsonb_populate_record(NULL::kaireon.contact_policies, $3))'
+                               ' WHERE tenant_id = $1 AND id = $2', v_cols, v_cols)
+                    USING tenant_id, v_id, v_values;
+            END IF;
+        WHEN 'delete' THEN
+            DELETE FROM kaireon.contact_policies p WHERE p.tenant_id = _apply_contact_policy_change.tenant_id AND p.id = v_id;
+        WHEN 'soft_delete' THEN
+            UPDATE kaireon.contact_policies p SET deleted_at = now()
+             WHERE p.tenant_id = _apply_contact_policy_change.tenant_id AND p.id = v_id AND p.deleted_at IS NULL;
+        WHEN 'restore' THEN
+            UPDATE kaireon.contact_policies p SET deleted_at = NULL
+             WHERE p.tenant_id = _apply_contact_policy_change.tenant_id AND p.id = v_id AND p.deleted_at IS NOT NULL;
+    END CASE;
+    IF v_op IN ('create', 'update') AND payload ? 'scopes' THEN
+        DELETE FROM kaireon.contact_policy_scopes s
+         WHERE s.tenant_id = _apply_contact_policy_change.tenant_id AND s.contact_policy_id = v_id;
+        INSERT INTO kaireon.contact_policy_scopes (tenant_id, contact_policy_id, scope, scope_id)
+        SELECT _apply_contact_policy_change.tenant_id, v_id, e ->> 'scope', e ->> 'scopeId'
+          FROM jsonb_array_elements(payload -> 'scopes') AS e;
+    END IF;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._apply_flow_publish(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    f   kaireon.decision_flows;
+BEGIN
+    SELECT * INTO f FROM kaireon.decision_flows d
+     WHERE d.tenant_id = _apply_flow_publish.tenant_id AND d.id = entity_id AND d.deleted_at IS NULL
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'decision flow "%" of tenant "%" no longer exists', payload ->> 'key', tenant_id
+            USING ERRCODE = '42704', HINT = 'Reject the request.';
+    END IF;
+    -- what was approved is the draft as it was when the publish was requested
+    IF f.draft_config IS DISTINCT FROM payload -> 'draft' THEN
+        RAISE EXCEPTION 'the draft of decision flow "%" changed after its publish was requested', f.key
+            USING ERRCODE = '55000', HINT = 'Reject this request and request the publish of the new draft.';
+    END IF;
+    PERFORM kaireon.publish_decision_flow(tenant_id, f.key, payload ->> 'notes');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM kaireon_internal._validate_four_eyes_settings(tenant_id, entity_id, payload);
+    UPDATE kaireon.tenant_settings s
+       SET four_eyes_enabled = CASE WHEN payload ? 'four_eyes_enabled' THEN (payload ->> 'four_eyes_enabled')::boolean
+                                    ELSE s.four_eyes_enabled END,
+           settings = CASE WHEN NOT payload ? 'approval_stages' THEN s.settings
+                           WHEN jsonb_typeof(payload -> 'approval_stages') = 'null' THEN s.settings - 'approvalStages'
+                           ELSE jsonb_set(s.settings, '{approvalStages}', payload -> 'approval_stages') END
+     WHERE s.tenant_id = _apply_four_eyes_settings.tenant_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._apply_model_promotion(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    m       kaireon.algorithm_models;
+    r       kaireon.approval_requests;
+BEGIN
+    SELECT * INTO m FROM kaireon.algorithm_models a
+     WHERE a.tenant_id = _apply_model_promotion.tenant_id AND a.id = entity_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of tenant "%" no longer exists', payload ->> 'modelKey', tenant_id
+            USING ERRCODE = '42704', HINT = 'Reject the request.';
+    END IF;
+    -- an approval is for one version of the model
+    IF m.version IS DISTINCT FROM (payload ->> 'version')::integer THEN
+        RAISE EXCEPTION 'model "%" is at version % now, but version % was approved', m.key, m.version, payload ->> 'version'
+            USING ERRCODE = '55000', HINT = 'Reject this request and request the promotion of the current version.';
+    END IF;
+    PERFORM kaireon.transition_model(tenant_id, m.key, 'champion', payload ->> 'family');
+    -- the running experiments this challenger won are over: it is their champion now
+    UPDATE kaireon.experiments e SET status = 'completed', ended_at = now(), champion_model_id = m.id
+     WHERE e.tenant_id = m.tenant_id AND e.status = 'running'
+       AND EXISTS (SELECT 1 FROM kaireon.experiment_challengers c
+                    WHERE c.tenant_id = e.tenant_id AND c.experiment_id = e.id AND c.model_id = m.id);
+    -- model_approvals keeps the approved promotions of the model's versions
+    SELECT * INTO r FROM kaireon.approval_requests q
+     WHERE q.tenant_id = _apply_model_promotion.tenant_id AND q.id = kaireon.approval_in_progress();
+    INSERT INTO kaireon.model_approvals (tenant_id, model_id, version, status, requested_by, reviewed_by, reviewed_at,
+                                         comment, metrics)
+    VALUES (tenant_id, m.id, m.version, 'approved', r.requester_id, nullif(current_setting('kaireon.user_id', true), ''),
+            now(),
+            coalesce((SELECT s.comment FROM kaireon.approval_request_stages s
+                       WHERE s.tenant_id = r.tenant_id AND s.approval_request_id = r.id AND s.status = 'approved'
+                       ORDER BY s.ordinal DESC LIMIT 1), r.reason),
+            m.metrics);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._apply_role_grants(p_schema text, p_relation text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    g           record;
+BEGIN
+    FOR g IN SELECT role_name, access FROM kaireon.role_grants
+             WHERE EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role_name) LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', p_schema, g.role_name);
+        IF p_relation IS NOT NULL THEN
+            EXECUTE format('GRANT %s ON %I.%I TO %I',
+                           CASE g.access WHEN 'readonly' THEN 'SELECT'
+                                         WHEN 'app' THEN 'SELECT, INSERT, UPDATE, DELETE'
+                                         -- not TRIGGER (see kaireon_internal._grant_role)
+                                         ELSE 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES' END,
+                           p_schema, p_relation, g.role_name);
+        END IF;
+    END LOOP;
+    -- a tenant's stored SQL reads its data tables and segment views (docs/arbitration.md)
+    IF to_regrole('kaireon_confined') IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO kaireon_confined', p_schema);
+        IF p_relation IS NOT NULL THEN
+            EXECUTE format('GRANT SELECT ON %I.%I TO kaireon_confined', p_schema, p_relation);
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._approval_action_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_of        text := format('approval action "%s"', NEW.action);
+BEGIN
+    -- stored in canonical form (the text of the regprocedure, search_path pg_catalog)
+    NEW.apply_function := kaireon_internal._resolve_function(NEW.apply_function, '{text,text,jsonb}',
+                                                             'apply function', v_of, true)::text;
+    IF NEW.validate_function IS NOT NULL THEN
+        NEW.validate_function := kaireon_internal._resolve_function(NEW.validate_function, '{text,text,jsonb}',
+                                                                    'validate function', v_of, true)::text;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._approval_stages(p_tenant_id text, p_action text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_cfg       jsonb;
+    v_stage     jsonb;
+BEGIN
+    SELECT coalesce(s.settings -> 'approvalStages' -> p_action, s.settings -> 'approvalStages' -> 'default')
+      INTO v_cfg FROM kaireon.tenant_settings s WHERE s.tenant_id = p_tenant_id;
+    IF v_cfg IS NULL THEN
+        RETURN '[{"name": "review", "requiredRole": "approver"}]';
+    END IF;
+    IF jsonb_typeof(v_cfg) <> 'array' OR jsonb_array_length(v_cfg) NOT BETWEEN 1 AND 10 THEN
+        RAISE EXCEPTION 'approval stages of tenant "%" for action "%" must be an array of 1 to 10 stages', p_tenant_id, p_action
+            USING ERRCODE = '22023',
+                  HINT = 'tenant_settings.settings -> ''approvalStages'' holds e.g. {"default": [{"name": "review", "requiredRole": "approver"}]}.';
+    END IF;
+    FOR v_stage IN SELECT * FROM jsonb_array_elements(v_cfg) LOOP
+        IF jsonb_typeof(v_stage -> 'name') IS DISTINCT FROM 'string'
+           OR jsonb_typeof(v_stage -> 'requiredRole') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'approval stage % of tenant "%" needs string fields "name" and "requiredRole"', v_stage, p_tenant_id
+                USING ERRCODE = '22023', HINT = 'For example {"name": "compliance", "requiredRole": "approver"}.';
+        END IF;
+    END LOOP;
+    RETURN v_cfg;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._champion_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    r   kaireon.algorithm_models := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+BEGIN
+    IF r.registry_status <> 'champion' OR kaireon.approval_in_progress() IS NOT NULL
+       OR kaireon.in_restore_session() OR NOT kaireon.four_eyes_required(r.tenant_id) THEN
+        RETURN r;
+    END IF;
+    -- the tenant itself is being deleted: its models go with it
+    IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT 1 FROM kaireon.tenants t WHERE t.id = r.tenant_id) THEN
+        RETURN r;
+    END IF;
+    RAISE EXCEPTION 'four-eyes approval is required to % champion model "%" of tenant "%"',
+                    CASE TG_OP WHEN 'INSERT' THEN 'create a' ELSE 'delete the' END, r.key, r.tenant_id
+        USING ERRCODE = '42501',
+              HINT = 'Create the model as a challenger and promote it with kaireon.transition_model; archive a champion before deleting it.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._check_identifier(kind text, ident text, max_len integer DEFAULT 40) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    IF ident IS NULL OR ident !~ '^[a-z][a-z0-9_]*$' OR length(ident) > max_len THEN
+        RAISE EXCEPTION 'invalid % name "%"', kind, left(coalesce(ident, '(null)'), 100)
+            USING ERRCODE = '42602',
+                  HINT = format('A %s name starts with a lower-case letter, holds only a-z, 0-9 and _, and is at most %s characters.',
+                                kind, max_len);
+    END IF;
+    RETURN ident;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._check_metric_definition() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v           jsonb;
+BEGIN
+    IF NEW.source_field IS NOT NULL
+       AND NEW.source_field NOT IN ('impressions', 'positive', 'negative', 'converts', 'total_value') THEN
+        RAISE EXCEPTION 'invalid metric_definitions.source_field "%"', NEW.source_field
+            USING ERRCODE = '22023', HINT = 'Source fields (interaction_summaries counters): impressions, positive, negative, converts, total_value.';
+    END IF;
+    FOR v IN SELECT e FROM jsonb_array_elements(NEW.group_by_dimensions) e LOOP
+        IF jsonb_typeof(v) <> 'string' OR (v #>> '{}') NOT IN ('offer', 'creative', 'channel') THEN
+            RAISE EXCEPTION 'invalid metric_definitions.group_by_dimensions: % is not a dimension', v
+                USING ERRCODE = '22023', HINT = 'Metrics group by offer, creative or channel (at most two).';
+        END IF;
+    END LOOP;
+    FOR v IN SELECT e FROM jsonb_array_elements(NEW.filter_conditions) e LOOP
+        IF jsonb_typeof(v) <> 'object' OR (v ->> 'field') IS NULL OR (v ->> 'field') NOT IN ('offer', 'creative', 'channel')
+           OR (v ->> 'operator') IS NULL OR (v ->> 'operator') NOT IN ('eq', 'neq', 'in', 'not_in')
+           OR NOT v ? 'value'
+           OR ((v ->> 'operator') IN ('in', 'not_in')) <> (jsonb_typeof(v -> 'value') = 'array') THEN
+            RAISE EXCEPTION 'invalid metric_definitions.filter_conditions: %', v
+                USING ERRCODE = '22023',
+                      HINT = 'Each condition is {"field": offer|creative|channel, "operator": eq|neq|in|not_in, "value": ...}, with an array value for in and not_in.';
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._check_outbox_handler() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- stored in canonical form (the text of the regprocedure, search_path pg_catalog)
+    NEW.handler := kaireon_internal._resolve_function(NEW.handler, '{text,text,text,jsonb}', 'outbox handler',
+                                                      format('topic "%s"', NEW.topic), true)::text;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._check_summary_definition() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v           jsonb;
+BEGIN
+    FOR v IN SELECT e FROM jsonb_array_elements(NEW.dimensions) e LOOP
+        IF jsonb_typeof(v) <> 'string' OR NOT EXISTS (SELECT 1 FROM kaireon_internal._summary_dimensions() d WHERE d.name = v #>> '{}') THEN
+            RAISE EXCEPTION 'invalid summary_definitions.dimensions: % is not a dimension', v
+                USING ERRCODE = '22023',
+                      HINT = 'Dimensions: customer, offer, creative, channel, placement, decision_flow, campaign, interaction_type, outcome, direction.';
+        END IF;
+    END LOOP;
+    IF (SELECT count(*) <> count(DISTINCT e) FROM jsonb_array_elements(NEW.dimensions) e) THEN
+        RAISE EXCEPTION 'invalid summary_definitions.dimensions: % names a dimension twice', NEW.dimensions
+            USING ERRCODE = '22023', HINT = 'List each dimension once.';
+    END IF;
+    IF jsonb_array_length(NEW.aggregates) = 0 THEN
+        RAISE EXCEPTION 'invalid summary_definitions.aggregates: at least one aggregate is needed'
+            USING ERRCODE = '22023', HINT = 'Aggregates: count (all counters), impressions, positive, negative, converts, sum (total_value).';
+    END IF;
+    FOR v IN SELECT e FROM jsonb_array_elements(NEW.aggregates) e LOOP
+        IF jsonb_typeof(v) <> 'string' OR (v #>> '{}') NOT IN ('count', 'impressions', 'positive', 'negative', 'converts', 'sum') THEN
+            RAISE EXCEPTION 'invalid summary_definitions.aggregates: % is not an aggregate', v
+                USING ERRCODE = '22023', HINT = 'Aggregates: count (all counters), impressions, positive, negative, converts, sum (total_value).';
+        END IF;
+    END LOOP;
+    IF jsonb_array_length(NEW.windows) = 0 THEN
+        RAISE EXCEPTION 'invalid summary_definitions.windows: at least one window is needed'
+            USING ERRCODE = '22023', HINT = 'Windows: hour, day, week, month, all, 7d, 30d, 90d.';
+    END IF;
+    FOR v IN SELECT e FROM jsonb_array_elements(NEW.windows) e LOOP
+        IF jsonb_typeof(v) <> 'string' OR (v #>> '{}') NOT IN ('hour', 'day', 'week', 'month', 'all', '7d', '30d', '90d') THEN
+            RAISE EXCEPTION 'invalid summary_definitions.windows: % is not a window', v
+                USING ERRCODE = '22023', HINT = 'Windows: hour, day, week, month, all, 7d, 30d, 90d.';
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._citus_coordinator() RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_group     integer;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO v_group;
+    RETURN v_group = 0;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._citus_table_type(p_table regclass) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_type  text;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT CASE partmethod WHEN ''h'' THEN ''distributed'' WHEN ''n'' THEN
+                 CASE WHEN repmodel = ''t'' THEN ''reference'' ELSE ''citus local'' END
+                 ELSE partmethod::text END
+               FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1'
+        INTO v_type USING p_table;
+    RETURN v_type;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._claim_tenant_schema(p_tenant_id text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_nsp       text := kaireon_internal._tenant_data_schema(p_tenant_id);
+    v_owner     text;
+BEGIN
+    -- One claim at a time per schema name (two first publishes of a tenant would otherwise
+    -- both try CREATE SCHEMA).
+    PERFORM pg_advisory_xact_lock(hashtext('kaireon.tenant_schemas'), hashtext(v_nsp));
+    SELECT owner_tenant_id INTO v_owner FROM kaireon.tenant_schemas WHERE schema_name = v_nsp;
+    IF FOUND AND v_owner <> p_tenant_id THEN
+        RAISE EXCEPTION 'schema "%" belongs to tenant "%", not to tenant "%"', v_nsp, v_owner, p_tenant_id
+            USING ERRCODE = '42501',
+                  HINT = 'A slug of a deleted tenant stays claimed by it; drop the schema and delete its kaireon.tenant_schemas row, or use another slug.';
+    END IF;
+    IF NOT FOUND THEN
+        IF to_regnamespace(quote_ident(v_nsp)) IS NOT NULL THEN
+            RAISE EXCEPTION 'schema "%" exists but was not created by kaireon', v_nsp
+                USING ERRCODE = '55000', HINT = 'Rename or drop that schema, or use another tenant slug.';
+        END IF;
+        EXECUTE format('CREATE SCHEMA %I', v_nsp);
+        INSERT INTO kaireon.tenant_schemas (schema_name, owner_tenant_id) VALUES (v_nsp, p_tenant_id);
+    END IF;
+    RETURN v_nsp;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._config_changed_replica() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_config_changed_replica';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._confined_tables() RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- tenant tables under row level security, except those holding secrets or credentials
+    SELECT c.oid::regclass FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND c.relrowsecurity
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+       AND c.relname NOT IN ('platform_settings', 'api_keys', 'oauth_clients', 'users', 'accounts', 'sessions',
+                             'webauthn_credentials', 'connectors', 'content_sources',
+                             'audit_logs', 'audit_chain_heads', 'role_grants', 'tenant_schemas', 'dsar_requests')
+     ORDER BY 1
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._current_stage(p_req kaireon.approval_requests, p_user text) RETURNS kaireon.approval_request_stages
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_stage     kaireon.approval_request_stages%ROWTYPE;
+BEGIN
+    IF p_user = p_req.requester_id THEN
+        RAISE EXCEPTION 'user "%" requested approval request "%" and cannot decide it', p_user, p_req.id
+            USING ERRCODE = '42501', HINT = 'Four-eyes: another user must approve or reject it; the requester may cancel it.';
+    END IF;
+    SELECT * INTO v_stage FROM kaireon.approval_request_stages s
+     WHERE s.tenant_id = p_req.tenant_id AND s.approval_request_id = p_req.id AND s.status = 'pending'
+     ORDER BY s.ordinal LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'approval request "%" has no pending stage', p_req.id
+            USING ERRCODE = '55000', HINT = 'Its stages were decided already.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM kaireon.approval_request_stages s
+                WHERE s.tenant_id = p_req.tenant_id AND s.approval_request_id = p_req.id
+                  AND s.status = 'approved' AND s.approver_id = p_user) THEN
+        RAISE EXCEPTION 'user "%" approved an earlier stage of approval request "%"', p_user, p_req.id
+            USING ERRCODE = '42501', HINT = 'Each stage needs a different approver.';
+    END IF;
+    IF NOT kaireon_internal._user_holds_role(p_req.tenant_id, p_user, v_stage.required_role) THEN
+        RAISE EXCEPTION 'user "%" does not hold role "%" required by stage % ("%") of approval request "%"',
+            p_user, v_stage.required_role, v_stage.ordinal, v_stage.stage_name, p_req.id
+            USING ERRCODE = '42501', HINT = 'Stages are decided in order; this one needs a user with that role.';
+    END IF;
+    RETURN v_stage;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._delegated_functions() RETURNS TABLE(fn text, tenant_arg text)
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    VALUES ('kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'tenant_id'),
+           ('kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)', 'tenant_id'),
+           ('kaireon.recommend_json(text,jsonb)', 'tenant_id'),
+           ('kaireon.respond_json(text,jsonb)', 'tenant_id'),
+           ('kaireon.respond_bulk(text,jsonb)', 'tenant_id'),
+           -- campaigns and simulations run the tenant's stored customer query as the confined
+           -- role, which may not log in to a worker: on the tenant's node it reads locally
+           ('kaireon.run_campaign(text,text,boolean)', 'tenant_id'),
+           ('kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'tenant_id'),
+           -- the audit log's retention deletes on the tenant's node (docs/audit.md)
+           ('kaireon.purge_audit_chain(text,timestamptz,bigint)', 'tenant_id')
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._distribute_tenant_table(p_table regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_has_rows  boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT FROM ONLY %s)', p_table) INTO v_has_rows;
+    PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM pg_catalog.create_distributed_table(p_table, 'tenant_id', colocate_with => 'kaireon.tenants');
+    IF v_has_rows THEN
+        PERFORM kaireon_internal._drop_local_copy(p_table);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._drop_local_copy(p_table regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_role      text;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = p_table) <> 'r' THEN
+        RETURN;
+    END IF;
+    v_role := current_setting('session_replication_role');
+    PERFORM set_config('session_replication_role', 'replica', true);
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(p_table);
+    PERFORM set_config('session_replication_role', v_role, true);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text, p_requested_by text, p_reason text, OUT request_id text, OUT interaction_ids text[]) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_tenant IS NULL OR p_subject IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and subject_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the customer id of the data subject.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    IF p_subject_type IS DISTINCT FROM 'customer' THEN
+        RAISE EXCEPTION 'subject_type "%" is not supported', coalesce(p_subject_type, 'null')
+            USING ERRCODE = '22023', HINT = 'Data subject requests are about customers (subject_type => ''customer'').';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.tenants t WHERE t.id = p_tenant) THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
+            USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants.';
+    END IF;
+    interaction_ids := ARRAY(SELECT h.id FROM kaireon.interaction_history h
+                              WHERE h.tenant_id = p_tenant AND h.customer_id = p_subject);
+    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
+    VALUES (p_tenant, p_request_type, p_subject, p_subject_type, 'processing',
+            coalesce(p_requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), p_reason)
+    RETURNING id INTO request_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._dsar_targets(p_tenant text) RETURNS TABLE(label text, relation text, predicate text, data_class text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function; the catalogs and the
+    -- tenant's rows are read by separate queries, as Citus joins no catalog with its tables)
+    RETURN QUERY
+    -- kaireon tables with a customer_id column (partitioned tables as a whole)
+    SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.customer_id = $1',
+           CASE c.relname WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
+                          WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
+                          WHEN 'model_shadow_scores' THEN 'decisions' WHEN 'campaign_decisions' THEN 'decisions'
+                          WHEN 'interaction_summaries' THEN 'summaries' WHEN 'metric_values' THEN 'metrics'
+                          WHEN 'suppressions' THEN 'suppressions'
+                          -- a monthly partition retention detached (an archive): still interactions
+                          ELSE CASE WHEN c.relname ~ '^interaction_history_p\d{4}_\d{2}$' THEN 'interactions' END END
+      FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+    UNION ALL
+    -- kaireon tables that point at the subject's interactions (idempotency keys, deliveries);
+    -- policy_snapshots only names the first interaction decided under a policy version
+    SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.interaction_id = ANY ($2)',
+           CASE c.relname WHEN 'respond_idempotency' THEN 'interactions' END
+      FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname <> 'policy_snapshots'
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'interaction_id' AND NOT a.attisdropped)
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
+    UNION ALL
+    SELECT * FROM (VALUES
+        ('consent_records', 'kaireon.consent_records', 'x.subject_id = $1', NULL),
+        ('identity_links', 'kaireon.identity_links',
+         '(x.canonical_id = $1 OR (x.identifier_type = ''customer_id'' AND x.identifier_value = $1))', NULL),
+        ('outbox_events', 'kaireon.outbox_events', 'x.payload ->> ''customerId'' = $1', 'outbox'),
+        ('dead_letter_events', 'kaireon.dead_letter_events', 'x.payload ->> ''customerId'' = $1', 'outbox')
+    ) AS v (label, relation, predicate, data_class)
+    UNION ALL
+    -- the tenant's published customer data tables, by their primary key
+    SELECT format('%s.%s', ds.schema_name, ds.table_name), format('%I.%I', ds.schema_name, ds.table_name),
+           format('x.%I::text = $1', ds.key_name), NULL::text
+      FROM (SELECT s.schema_name::text AS schema_name, d.table_name, f.name AS key_name
+              FROM kaireon.data_schemas d
+              JOIN kaireon.tenants t ON t.id = d.tenant_id
+              JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
+              JOIN kaireon.schema_fields f ON f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key
+             WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND f.tenant_id = p_tenant
+               AND d.entity_type = 'customer' AND d.status = 'published') ds
+     WHERE to_regclass(format('%I.%I', ds.schema_name, ds.table_name)) IS NOT NULL
+     ORDER BY 1;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._exp3_reset() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.weights IS DISTINCT FROM OLD.weights THEN
+        DELETE FROM kaireon.exp3_arms a WHERE a.tenant_id = NEW.tenant_id AND a.profile_id = NEW.id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._field_column_sql(f kaireon.schema_fields) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_type      text := kaireon_internal._field_sql_type(f.data_type, f.length, f.precision, f.scale);
+    v_sql       text;
+BEGIN
+    v_sql := format('%I %s', kaireon_internal._check_identifier('field', f.name, 63), v_type);
+    IF f.default_value IS NOT NULL THEN
+        BEGIN
+            EXECUTE format('SELECT %L::%s', f.default_value, v_type);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'default value % of field "%" is not a valid %', quote_literal(f.default_value), f.name, v_type
+                USING ERRCODE = '22023', DETAIL = SQLERRM,
+                      HINT = 'Fix schema_fields.default_value, or set it to NULL.';
+        END;
+        v_sql := v_sql || format(' DEFAULT %L::%s', f.default_value, v_type);
+    END IF;
+    IF NOT f.is_nullable THEN
+        v_sql := v_sql || ' NOT NULL';
+    END IF;
+    RETURN v_sql;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._field_sql_type(p_data_type text, p_length integer, p_precision integer, p_scale integer) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE p_data_type
+        WHEN 'varchar' THEN CASE WHEN p_length IS NULL THEN 'varchar' ELSE format('varchar(%s)', p_length) END
+        WHEN 'numeric' THEN CASE WHEN p_precision IS NULL THEN 'numeric'
+                                 ELSE format('numeric(%s,%s)', p_precision, coalesce(p_scale, 0)) END
+        WHEN 'double' THEN 'double precision'
+        WHEN 'timestamp' THEN 'timestamp without time zone'
+        WHEN 'timestamptz' THEN 'timestamp with time zone'
+        ELSE p_data_type
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._fkey_depth(p_table regclass) RETURNS integer
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    WITH RECURSIVE up (rel, depth, path) AS (
+        SELECT p_table::oid, 0, ARRAY[p_table::oid]
+        UNION ALL
+        SELECT c.confrelid, up.depth + 1, up.path || c.confrelid
+          FROM up JOIN pg_constraint c ON c.conrelid = up.rel AND c.contype = 'f' AND c.conparentid = 0
+         WHERE c.confrelid <> ALL (up.path)
+    )
+    SELECT max(depth) FROM up
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._flow_publish_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF kaireon.approval_in_progress() IS NOT NULL OR kaireon.in_restore_session()
+       OR NOT kaireon.four_eyes_required(NEW.tenant_id) THEN
+        RETURN NEW;
+    END IF;
+    IF (TG_OP = 'INSERT' AND (NEW.published_version IS NOT NULL OR NEW.published_versions <> '[]'
+                              OR NEW.status = 'published'))
+       OR (TG_OP = 'UPDATE' AND (NEW.published_versions IS DISTINCT FROM OLD.published_versions
+                                 OR NEW.published_version IS DISTINCT FROM OLD.published_version
+                                 OR (NEW.status = 'published' AND OLD.status IS DISTINCT FROM 'published'))) THEN
+        RAISE EXCEPTION 'four-eyes approval is required to publish decision flow "%" of tenant "%"', NEW.key, NEW.tenant_id
+            USING ERRCODE = '42501',
+                  HINT = 'kaireon.publish_decision_flow(tenant_id, key) files the request; another user approves it.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._grant_confined_role() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_rel       regclass;
+    v_nsp       text;
+BEGIN
+    IF to_regrole('kaireon_confined') IS NULL THEN
+        BEGIN
+            CREATE ROLE kaireon_confined NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;   -- created meanwhile by another database's CREATE EXTENSION
+        END;
+    END IF;
+    COMMENT ON ROLE kaireon_confined IS
+        'kaireon: the role a tenant''s stored SQL runs as (read-only, row level security pinned to the tenant); never grant it more, nor log in with it.';
+    EXECUTE 'GRANT USAGE ON SCHEMA kaireon TO kaireon_confined';
+    -- the campaign's sample order (a pure hash) is computed in the confined query
+    EXECUTE 'GRANT EXECUTE ON FUNCTION kaireon.fnv1a(text) TO kaireon_confined';
+    FOR v_rel IN SELECT * FROM kaireon_internal._confined_tables() LOOP
+        EXECUTE format('GRANT SELECT ON %s TO kaireon_confined', v_rel);
+    END LOOP;
+    FOR v_nsp IN SELECT schema_name FROM kaireon.tenant_schemas WHERE to_regnamespace(quote_ident(schema_name)) IS NOT NULL LOOP
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO kaireon_confined', v_nsp);
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO kaireon_confined', v_nsp);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._index_interaction_partition(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE kaireon.%I ADD PRIMARY KEY (tenant_id, id)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, customer_id, occurred_at DESC)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, recommendation_id) WHERE recommendation_id IS NOT NULL', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, offer_id, occurred_at)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, creative_id)', part);
+    -- rows are appended in creation order: a BRIN index finds the newest rows for the
+    -- summary rollups (kaireon.rollup_summaries) at almost no cost to writers
+    EXECUTE format('CREATE INDEX ON kaireon.%I USING brin (created_at)', part);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._is_finite(value numeric) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (abs(value) <= '179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric);
+
+CREATE OR REPLACE FUNCTION kaireon_internal._metric_sql(m kaireon.metric_definitions, summary_definition_id text, as_of date) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_field     text := format('%I', coalesce(m.source_field, 'impressions'));
+    v_groups    text[] := ARRAY(SELECT jsonb_array_elements_text(m.group_by_dimensions));
+    v_key       text;
+    v_filter    text := '';
+    v_value     text;
+    c           jsonb;
+    v_col       text;
+BEGIN
+    SELECT coalesce(string_agg(format('%L || coalesce(s.%I, '''')', g || '=', g || '_id'), ' || ''|'' || ' ORDER BY n), '''''')
+      INTO v_key FROM unnest(v_groups) WITH ORDINALITY AS u (g, n);
+    FOR c IN SELECT jsonb_array_elements(m.filter_conditions) LOOP
+        v_col := format('s.%I', (c ->> 'field') || '_id');
+        v_filter := v_filter || CASE c ->> 'operator'
+            WHEN 'eq' THEN format(' AND %s = %L', v_col, c ->> 'value')
+            WHEN 'neq' THEN format(' AND %s IS DISTINCT FROM %L', v_col, c ->> 'value')
+            WHEN 'in' THEN format(' AND %s = ANY (%L::text[])', v_col, ARRAY(SELECT jsonb_array_elements_text(c -> 'value')))
+            WHEN 'not_in' THEN format(' AND %s IS DISTINCT FROM ALL (%L::text[])', v_col, ARRAY(SELECT jsonb_array_elements_text(c -> 'value')))
+        END;
+    END LOOP;
+    v_value := CASE m.aggregate_function
+        WHEN 'count' THEN 'sum(daily)'
+        WHEN 'sum' THEN 'sum(daily)'
+        WHEN 'avg' THEN 'avg(daily)'
+        WHEN 'min' THEN 'min(daily)'
+        WHEN 'max' THEN 'max(daily)'
+        WHEN 'ratio' THEN 'coalesce(sum(daily) / nullif(sum(daily_impressions), 0), 0)'
+    END;
+    RETURN format(
+        'SELECT customer_id, dimension_key, (%s)::double precision AS value FROM ('
+        '  SELECT s.customer_id, %s AS dimension_key, s.period_key, sum(s.%s)::double precision AS daily, '
+        '         sum(s.impressions)::double precision AS daily_impressions '
+        '    FROM kaireon.interaction_summaries s '
+        '   WHERE s.tenant_id = %L AND s.definition_id = %L AND s.period_type = ''day'' '
+        '     AND s.period_key >= %L AND s.period_key <= %L AND s.customer_id IS NOT NULL %s '
+        '   GROUP BY 1, 2, 3) d GROUP BY 1, 2',
+        v_value, v_key, v_field, m.tenant_id, summary_definition_id,
+        to_char(as_of - (m.window_days - 1), 'YYYY-MM-DD'), to_char(as_of, 'YYYY-MM-DD'), v_filter);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._model_version_restore() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    -- Restoring a dump inserts each model (whose trigger snapshots its current row) before the
+    -- dumped model_versions rows; the dumped snapshot of that version replaces the one the
+    -- restore wrote, which is recognised as identical to the model's current row (online
+    -- learning may have moved the row's counts since the version's original snapshot).
+    -- Any other snapshot under an existing version is still refused by the unique key.
+    DELETE FROM kaireon.model_versions v
+     USING kaireon.algorithm_models m
+     WHERE v.tenant_id = NEW.tenant_id AND v.model_id = NEW.model_id AND v.version = NEW.version
+       AND v.id <> NEW.id AND m.tenant_id = v.tenant_id AND m.id = v.model_id AND m.version = v.version
+       AND v.config = m.config AND v.model_state = m.model_state AND v.metrics = m.metrics
+       AND v.predictors = m.predictors;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._models_changed() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_models_changed_trigger';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._node_local_tables() RETURNS SETOF name
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT t::name FROM unnest(ARRAY['maintenance_runs', 'platform_audit_chain_head', 'platform_audit_logs',
+                                     'tenant_pins']) AS t
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._outbox_backoff(retry integer) RETURNS interval
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT least(coalesce(nullif(current_setting('kaireon.outbox_retry_base', true), '')::interval, interval '1 second')
+                 * power(2, greatest(retry, 1) - 1)::double precision,
+                 coalesce(nullif(current_setting('kaireon.outbox_retry_max', true), '')::interval, interval '1 hour'))
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._partition_bounds(part regclass, OUT lower_bound timestamp with time zone, OUT upper_bound timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET "DateStyle" TO 'ISO, YMD'
+    SET "TimeZone" TO 'UTC'
+    AS $_$
+DECLARE
+    b           text := pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = part), part);
+    m           text[];
+BEGIN
+    m := regexp_match(b, '^FOR VALUES FROM \((.*)\) TO \((.*)\)$');
+    IF m IS NULL THEN
+        RETURN;
+    END IF;
+    IF m[1] <> 'MINVALUE' THEN
+        lower_bound := trim(both '''' from m[1])::timestamptz;
+    END IF;
+    IF m[2] <> 'MAXVALUE' THEN
+        upper_bound := trim(both '''' from m[2])::timestamptz;
+    END IF;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._pending_request(p_tenant_id text, p_request_id text) RETURNS kaireon.approval_requests
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_req       kaireon.approval_requests%ROWTYPE;
+BEGIN
+    SELECT * INTO v_req FROM kaireon.approval_requests r
+     WHERE r.tenant_id = p_tenant_id AND r.id = p_request_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'approval request "%" of tenant "%" does not exist', p_request_id, p_tenant_id
+            USING ERRCODE = '42704', HINT = 'Pass the id kaireon.request_approval returned.';
+    END IF;
+    IF v_req.status <> 'pending' THEN
+        RAISE EXCEPTION 'approval request "%" is %, not pending', p_request_id, v_req.status
+            USING ERRCODE = '55000', HINT = 'Only a pending request can be approved, rejected or cancelled.';
+    END IF;
+    RETURN v_req;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._period_end(period text, t timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (CASE
+        WHEN period IN ('day', 'daily') THEN date_trunc('day', t AT TIME ZONE 'UTC') + interval '1 day'
+        WHEN period IN ('week', 'weekly') THEN date_trunc('week', t AT TIME ZONE 'UTC') + interval '1 week'
+        WHEN period IN ('month', 'monthly') THEN date_trunc('month', t AT TIME ZONE 'UTC') + interval '1 month'
+        WHEN period IN ('quarter', 'quarterly') THEN date_trunc('quarter', t AT TIME ZONE 'UTC') + interval '3 months'
+    END) AT TIME ZONE 'UTC'
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._period_key(period_type text, t timestamp with time zone) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT CASE period_type
+        WHEN 'daily' THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+        WHEN 'weekly' THEN to_char(t AT TIME ZONE 'UTC', 'IYYY-"W"IW')
+        WHEN 'monthly' THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM')
+        WHEN 'quarterly' THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-"Q"Q')
+        ELSE 'total'
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._pin_role_on_workers(p_role name, p_tenant_id text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_failed    text;
+BEGIN
+    IF NOT kaireon_internal._citus_coordinator()
+       OR kaireon_internal._citus_table_type('kaireon.tenants') IS DISTINCT FROM 'distributed' THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT string_agg(format(''%%s:%%s: %%s'', nodename, nodeport, result), ''; '')
+                      FROM pg_catalog.run_command_on_workers(%L) WHERE NOT success',
+                   CASE WHEN p_tenant_id IS NULL THEN format('SELECT kaireon.unpin_role(%L)', p_role)
+                        ELSE format('SELECT kaireon.pin_role(%L, %L)', p_role, p_tenant_id) END)
+        INTO v_failed;
+    IF v_failed IS NOT NULL THEN
+        RAISE EXCEPTION 'the pin of role "%" could not be made on every worker: %', p_role, v_failed
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Make sure kaireon is installed on every worker and the role exists there (Citus propagates CREATE ROLE), then call it again.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._published_versions_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF jsonb_array_length(NEW.published_versions) < jsonb_array_length(OLD.published_versions)
+       OR (SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
+             FROM jsonb_array_elements(NEW.published_versions) WITH ORDINALITY AS x(e, i)
+            WHERE i <= jsonb_array_length(OLD.published_versions)) IS DISTINCT FROM OLD.published_versions THEN
+        RAISE EXCEPTION 'published versions of decision flow "%" cannot be changed or removed', OLD.key
+            USING ERRCODE = '55000', HINT = 'Publish a new version with kaireon.publish_decision_flow.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._registry_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_allowed   text;
+BEGIN
+    IF NEW.registry_status NOT IN ('draft', 'shadow', 'challenger', 'champion', 'archived') THEN
+        RETURN NEW;             -- the CHECK constraint reports it
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        -- creating a row is not a transition (pg_restore creates champions this way), but a
+        -- champion needs a family
+        IF NEW.registry_status = 'champion' AND NEW.registry_family IS NULL THEN
+            RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', NEW.key
+                USING ERRCODE = '22023', HINT = 'Set registry_family, or create the model as draft.';
+        END IF;
+        RETURN NEW;
+    END IF;
+    IF NEW.registry_family IS DISTINCT FROM OLD.registry_family AND OLD.registry_status = 'champion'
+       AND NEW.registry_status = 'champion' THEN
+        RAISE EXCEPTION 'champion model "%" cannot change family', OLD.key
+            USING ERRCODE = '55000', HINT = 'Archive it first.';
+    END IF;
+    IF NEW.registry_status = OLD.registry_status THEN
+        RETURN NEW;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.registry_transitions() t
+                    WHERE t.from_status = OLD.registry_status AND t.to_status = NEW.registry_status) THEN
+        SELECT string_agg(t.to_status, ', ') INTO v_allowed
+          FROM kaireon.registry_transitions() t WHERE t.from_status = OLD.registry_status;
+        RAISE EXCEPTION 'model "%": registry transition from % to % is not allowed', OLD.key,
+                        OLD.registry_status, NEW.registry_status
+            USING ERRCODE = '55000', HINT = format('From %s a model may move to: %s.', OLD.registry_status, v_allowed);
+    END IF;
+    IF NEW.registry_status = 'champion' THEN
+        IF NEW.registry_family IS NULL THEN
+            RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', NEW.key
+                USING ERRCODE = '22023', HINT = 'Set registry_family first.';
+        END IF;
+        -- four-eyes: only an approved model.promote request may promote (60_governance.sql)
+        IF kaireon.four_eyes_required(NEW.tenant_id) AND kaireon.approval_in_progress() IS NULL THEN
+            RAISE EXCEPTION 'promoting model "%" (version %) to champion needs an approved request (four-eyes is enabled)',
+                            NEW.key, OLD.version
+                USING ERRCODE = '42501',
+                      HINT = 'kaireon.transition_model(tenant_id, model_key, ''champion'') files one (action model.promote); another user approves it with kaireon.approve_request.';
+        END IF;
+        -- one champion per family: the promotion archives the current one in this transaction,
+        -- with promotions of one family serialised
+        PERFORM pg_advisory_xact_lock(hashtextextended('kaireon.champion:' || NEW.tenant_id || ':' || NEW.registry_family, 0));
+        UPDATE kaireon.algorithm_models m SET registry_status = 'archived'
+         WHERE m.tenant_id = NEW.tenant_id AND m.registry_family = NEW.registry_family
+           AND m.registry_status = 'champion' AND m.id <> NEW.id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._resolve_function(signature text, arg_types regtype[], what text, of_what text, registering boolean DEFAULT false) RETURNS regprocedure
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_fn        regprocedure;
+    v_proc      pg_proc%ROWTYPE;
+    v_state     text;
+    v_args      text := array_to_string(arg_types::text[], ', ');
+BEGIN
+    IF signature IS NULL THEN
+        RAISE EXCEPTION 'the % of % must not be null', what, of_what
+            USING ERRCODE = '22004', HINT = format('Name a function by its signature, as in public.f(%s).', v_args);
+    END IF;
+    -- resolved with search_path pg_catalog only: the same text finds the same function for
+    -- every session, node and restore, so a name outside pg_catalog needs its schema
+    BEGIN
+        v_fn := to_regprocedure(signature);
+    EXCEPTION WHEN invalid_text_representation OR invalid_name OR syntax_error OR undefined_object THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE;
+        IF v_state <> '42704' THEN          -- (42704, an argument type that does not exist: no such function)
+            RAISE EXCEPTION '% "%" of % is not a function signature', what, signature, of_what
+                USING ERRCODE = '22023', HINT = format('Write schema.name(argument types), as in public.f(%s).', v_args);
+        END IF;
+    END;
+    IF v_fn IS NULL THEN
+        RAISE EXCEPTION '% "%" of % %', what, signature, of_what,
+                        CASE WHEN registering THEN 'does not exist' ELSE 'no longer exists' END
+            USING ERRCODE = '42883',
+                  HINT = CASE WHEN NOT registering
+                              THEN 'It was dropped, renamed or moved, or its argument types changed, since it was registered: create it again with this signature, or register another function.'
+                              WHEN split_part(signature, '(', 1) !~ '[.]'
+                              THEN 'Name the function with its schema, as in public.f(...): the name is looked up with search_path pg_catalog.'
+                              ELSE 'Create the function first: it is looked up by its schema, name and argument types.' END;
+    END IF;
+    SELECT * INTO v_proc FROM pg_proc p WHERE p.oid = v_fn;
+    IF v_proc.pronamespace = pg_my_temp_schema() OR pg_is_other_temp_schema(v_proc.pronamespace) THEN
+        RAISE EXCEPTION '% "%" of % is a temporary function', what, signature, of_what
+            USING ERRCODE = '42P13', HINT = 'Name a function of a permanent schema: it is looked up again at every use.';
+    END IF;
+    IF v_proc.prokind <> 'f' OR v_proc.proretset OR v_proc.prorettype <> 'void'::regtype
+       OR ARRAY(SELECT unnest(v_proc.proargtypes)) IS DISTINCT FROM arg_types::oid[] THEN
+        RAISE EXCEPTION '% "%" of % must be a function taking (%) and returning void', what, signature, of_what, v_args
+            USING ERRCODE = '42P13',
+                  HINT = format('Declare it as f(%s) RETURNS void; it signals a failure by raising an error.', v_args);
+    END IF;
+    -- it runs with the rights of the kaireon function that calls it (a superuser's)
+    IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.oid = v_proc.proowner) THEN
+        RAISE EXCEPTION '% "%" of % is not owned by a superuser', what, signature, of_what
+            USING ERRCODE = '42501',
+                  HINT = 'It runs with the privileges of the kaireon function that calls it: a superuser must create (or own) it.';
+    END IF;
+    RETURN v_fn;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._retire_interaction_partition(part text, allowed_tenants text[], detach boolean DEFAULT false, lock_timeout_ms integer DEFAULT 100) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_rel       regclass := to_regclass(format('kaireon.%I', part));
+    v_old       text := current_setting('lock_timeout');
+    v_other     text;
+    v_upper     timestamptz;
+BEGIN
+    IF v_rel IS NULL THEN
+        RETURN false;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                    WHERE i.inhparent = 'kaireon.interaction_history'::regclass AND i.inhrelid = v_rel
+                      AND NOT c.relpartbound IS NULL
+                      AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT') THEN
+        RAISE EXCEPTION '"%" is not a monthly partition of kaireon.interaction_history', part
+            USING ERRCODE = '22023', HINT = 'Only monthly partitions are retired; the default partition is purged row by row.';
+    END IF;
+    PERFORM set_config('lock_timeout', greatest(lock_timeout_ms, 1)::text, true);
+    LOCK TABLE ONLY kaireon.interaction_history IN ACCESS EXCLUSIVE MODE;
+    EXECUTE format('LOCK TABLE kaireon.%I IN ACCESS EXCLUSIVE MODE', part);
+    PERFORM set_config('lock_timeout', v_old, true);
+    v_upper := (SELECT b.upper_bound FROM kaireon_internal._partition_bounds(v_rel) b);
+    IF v_upper IS NULL THEN
+        RETURN false;
+    END IF;
+    SELECT t INTO v_other FROM kaireon_internal._tenants_in(v_rel) AS t
+     WHERE t <> ALL (allowed_tenants)
+        OR NOT EXISTS (SELECT 1 FROM kaireon.retention_policies(now()) p
+                        WHERE p.tenant_id = t AND p.data_class = 'interactions'
+                          AND NOT p.legal_hold AND p.cutoff >= v_upper)
+     LIMIT 1;
+    IF FOUND THEN
+        RETURN false;
+    END IF;
+    IF detach THEN
+        EXECUTE format('ALTER TABLE kaireon.interaction_history DETACH PARTITION kaireon.%I', part);
+        EXECUTE format('COMMENT ON TABLE kaireon.%I IS %L', part,
+                       format('InteractionHistory: detached from interaction_history by retention on %s; archive it, then drop it',
+                              to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')));
+    ELSE
+        EXECUTE format('DROP TABLE kaireon.%I', part);
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETURNS SETOF regprocedure
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT f::regprocedure FROM unnest(ARRAY[
+        'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
+        'kaireon.set_tenant(text,text,text,boolean)',
+        'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
+        'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
+        'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
+        'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
+        'kaireon.wilson_interval(double precision,double precision,double precision)',
+        'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
+        'kaireon.set_model_seed(bigint)',
+        'kaireon.verify_audit_chain(text,bigint,bigint,jsonb)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.audit_digest(text)',
+        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()', 'kaireon.in_restore_session()']) AS f
+    UNION ALL
+    SELECT f::regprocedure FROM unnest(ARRAY[
+        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
+        'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
+        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
+        'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
+        'kaireon.recommend_json(text,jsonb)', 'kaireon.respond_json(text,jsonb)', 'kaireon.respond_bulk(text,jsonb)',
+        'kaireon.publish_decision_flow(text,text,text)',
+        'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
+        'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',
+        'kaireon.check_drift(text,text,timestamptz,timestamptz,timestamptz,timestamptz,jsonb)',
+        'kaireon.transition_model(text,text,text,text)',
+        'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
+        'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
+        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)',
+        'kaireon.request_approval(text,text,text,jsonb,text)', 'kaireon.approve_request(text,text,text)',
+        'kaireon.reject_request(text,text,text)', 'kaireon.cancel_request(text,text)',
+        'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
+        'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
+        'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
+        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
+        'kaireon.run_campaign(text,text,boolean)',
+        'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
+     WHERE p_access = 'app'
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._rollup_rolling(d kaireon.summary_definitions, as_of date) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_w         text;
+BEGIN
+    DELETE FROM kaireon.interaction_summaries s
+     WHERE s.tenant_id = d.tenant_id AND s.definition_id = d.id AND s.period_type IN ('7d', '30d', '90d');
+    FOR v_w IN SELECT jsonb_array_elements_text(d.windows) INTERSECT SELECT unnest(ARRAY['7d', '30d', '90d']) LOOP
+        INSERT INTO kaireon.interaction_summaries (tenant_id, definition_id, period_type, period_key, customer_id,
+                                                   offer_id, creative_id, channel_id, dimension_key, impressions,
+                                                   positive, negative, converts, total_value)
+        SELECT d.tenant_id, d.id, v_w, to_char(as_of, 'YYYY-MM-DD'), s.customer_id, s.offer_id, s.creative_id,
+               s.channel_id, s.dimension_key, sum(s.impressions), sum(s.positive), sum(s.negative),
+               sum(s.converts), sum(s.total_value)
+          FROM kaireon.interaction_summaries s
+         WHERE s.tenant_id = d.tenant_id AND s.definition_id = d.id AND s.period_type = 'day'
+           AND s.period_key >= to_char(as_of - (rtrim(v_w, 'd')::integer - 1), 'YYYY-MM-DD')
+           AND s.period_key <= to_char(as_of, 'YYYY-MM-DD')
+         GROUP BY s.customer_id, s.offer_id, s.creative_id, s.channel_id, s.dimension_key;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._rollup_step(d kaireon.summary_definitions, lo timestamp with time zone, hi timestamp with time zone, as_of date) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    v_windows   text[] := ARRAY(SELECT jsonb_array_elements_text(d.windows));
+    v_aggs      text[] := ARRAY(SELECT jsonb_array_elements_text(d.aggregates));
+    v_dims      text[] := ARRAY(SELECT jsonb_array_elements_text(d.dimensions));
+    v_cols      text := '';
+    v_key       text;
+    v_counters  text[] := '{}';
+    v_ctes      text := '';
+    v_w         text;
+    v_period    text;
+    v_where     text;
+    v_n         bigint;
+    i           integer := 0;
+BEGIN
+    -- rolling windows are sums of day rows, which are kept too
+    IF v_windows && ARRAY['7d', '30d', '90d'] AND NOT v_windows @> ARRAY['day'] THEN
+        v_windows := v_windows || 'day'::text;
+    END IF;
+    -- the interaction_summaries columns the dimensions fill, and the dimension key
+    SELECT string_agg(format('%s AS %I', CASE WHEN x.name = ANY (v_dims) THEN x.expr ELSE 'NULL::text' END, x.column_name), ', ')
+      INTO v_cols FROM kaireon_internal._summary_dimensions() x WHERE x.column_name IS NOT NULL;
+    SELECT coalesce(string_agg(format('%L || coalesce(%s, '''')', x.name || '=', x.expr), ' || ''|'' || ' ORDER BY o.n), '''''')
+      INTO v_key
+      FROM unnest(v_dims) WITH ORDINALITY AS o (dim, n) JOIN kaireon_internal._summary_dimensions() x ON x.name = o.dim
+     WHERE x.column_name IS NULL;
+    -- the counters the aggregates ask for (the others stay 0)
+    v_counters := ARRAY[
+        CASE WHEN v_aggs && ARRAY['count', 'impressions'] THEN 'count(*) FILTER (WHERE h.interaction_type = ''impression'' OR h.outcome_type_key = ''impression'')' ELSE '0' END,
+        CASE WHEN v_aggs && ARRAY['count', 'positive'] THEN 'count(*) FILTER (WHERE ot.classification = ''positive'')' ELSE '0' END,
+        CASE WHEN v_aggs && ARRAY['count', 'negative'] THEN 'count(*) FILTER (WHERE ot.classification = ''negative'')' ELSE '0' END,
+        CASE WHEN v_aggs && ARRAY['count', 'converts'] THEN 'count(*) FILTER (WHERE ot.category = ''conversion'')' ELSE '0' END,
+        CASE WHEN v_aggs && ARRAY['sum'] THEN 'coalesce(sum(h.conversion_value), 0)' ELSE '0' END];
+    FOREACH v_w IN ARRAY v_windows LOOP
+        i := i + 1;
+        v_period := CASE v_w
+            WHEN 'hour' THEN 'to_char(s.hour, ''YYYY-MM-DD"T"HH24'')'
+            WHEN 'day' THEN 'to_char(s.hour, ''YYYY-MM-DD'')'
+            WHEN 'week' THEN 'to_char(s.hour, ''IYYY-"W"IW'')'
+            WHEN 'month' THEN 'to_char(s.hour, ''YYYY-MM'')'
+            WHEN 'all' THEN '''all'''
+            ELSE format('%L', to_char(as_of, 'YYYY-MM-DD')) END;
+        v_where := CASE v_w
+            WHEN '7d' THEN format('WHERE s.hour >= %L', as_of - 6)
+            WHEN '30d' THEN format('WHERE s.hour >= %L', as_of - 29)
+            WHEN '90d' THEN format('WHERE s.hour >= %L', as_of - 89)
+            ELSE '' END;
+        v_ctes := v_ctes || format(
+            ', w%s AS (INSERT INTO kaireon.interaction_summaries AS x (tenant_id, definition_id, period_type, period_key, '
+            '    customer_id, offer_id, creative_id, channel_id, dimension_key, impressions, positive, negative, converts, total_value) '
+            '  SELECT $1, $4, %L, %s, s.customer_id, s.offer_id, s.creative_id, s.channel_id, s.dimension_key, '
+            '         sum(s.impressions), sum(s.positive), sum(s.negative), sum(s.converts), sum(s.total_value) '
+            '    FROM src s %s GROUP BY 4, 5, 6, 7, 8, 9 '
+            '  ON CONFLICT (tenant_id, definition_id, period_type, period_key, customer_id, offer_id, creative_id, channel_id, dimension_key) '
+            '  DO UPDATE SET impressions = x.impressions + EXCLUDED.impressions, positive = x.positive + EXCLUDED.positive, '
+            '                negative = x.negative + EXCLUDED.negative, converts = x.converts + EXCLUDED.converts, '
+            '                total_value = x.total_value + EXCLUDED.total_value '
+            '  RETURNING 1)', i, v_w, v_period, v_where);
+    END LOOP;
+    -- one statement: src is read once; every data-modifying CTE runs, read or not
+    EXECUTE format(
+        'WITH src AS ('
+        '  SELECT %s, %s AS dimension_key, date_trunc(''hour'', h.occurred_at AT TIME ZONE ''UTC'') AS hour, '
+        '         count(*) AS n, %s AS impressions, %s AS positive, %s AS negative, %s AS converts, %s AS total_value '
+        '    FROM kaireon.interaction_history h '
+        '    LEFT JOIN kaireon.outcome_types ot ON ot.tenant_id = h.tenant_id AND ot.key = h.outcome_type_key '
+        '                                      AND ot.deleted_at IS NULL '
+        '   WHERE h.tenant_id = $1 AND h.created_at >= $2 AND h.created_at < $3 '
+        '   GROUP BY 1, 2, 3, 4, 5, 6) %s '
+        'SELECT coalesce((SELECT sum(n) FROM src), 0)::bigint',
+        v_cols, v_key, v_counters[1], v_counters[2], v_counters[3], v_counters[4], v_counters[5], v_ctes)
+        INTO v_n USING d.tenant_id, lo, hi, d.id;
+    RETURN v_n;
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._seed_outcome_types() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    INSERT INTO kaireon.outcome_types (tenant_id, key, name, classification, category, is_system)
+    VALUES (NEW.id, 'impression', 'Impression', 'neutral', 'exposure', true),
+           (NEW.id, 'click', 'Click', 'positive', 'engagement', true),
+           (NEW.id, 'conversion', 'Conversion', 'positive', 'conversion', true),
+           (NEW.id, 'share', 'Share', 'positive', 'engagement', true),
+           (NEW.id, 'save', 'Save', 'positive', 'engagement', true),
+           (NEW.id, 'not_interested', 'Not interested', 'negative', 'feedback', true),
+           (NEW.id, 'opt_out', 'Opt out', 'negative', 'feedback', true),
+           (NEW.id, 'dismiss', 'Dismiss', 'negative', 'feedback', true),
+           (NEW.id, 'complaint', 'Complaint', 'negative', 'feedback', true),
+           (NEW.id, 'defer', 'Defer', 'neutral', 'feedback', true)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._segment_bad_operator(field text, op text) RETURNS text
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'segment filter on "%" has unknown operator "%"', field, coalesce(op, '(none)')
+        USING ERRCODE = '22023',
+              HINT = 'Operators: eq, neq, gt, gte, lt, lte, in, not_in, contains, starts_with, exists, not_exists.';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._segment_filter_sql(node jsonb, p_fields jsonb, depth integer DEFAULT 0) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_op        text;
+    v_col       jsonb;
+    v_parts     text[] := '{}';
+    v_el        jsonb;
+    v_value     jsonb;
+    v_lit       text;
+BEGIN
+    IF depth > 32 THEN
+        RAISE EXCEPTION 'segment filter nests deeper than 32 levels'
+            USING ERRCODE = '22023', HINT = 'Flatten the filter.';
+    END IF;
+    IF jsonb_typeof(node) = 'array' THEN
+        node := jsonb_build_object('all', node);
+    END IF;
+    IF jsonb_typeof(node) <> 'object' THEN
+        RAISE EXCEPTION 'segment filter node must be an object, not %', jsonb_typeof(node)
+            USING ERRCODE = '22023', HINT = 'Use {"field", "operator", "value"}, {"all": [...]}, {"any": [...]} or {"not": {...}}.';
+    END IF;
+    IF node ? 'all' OR node ? 'any' THEN
+        v_op := CASE WHEN node ? 'all' THEN 'all' ELSE 'any' END;
+        IF jsonb_typeof(node -> v_op) <> 'array' THEN
+            RAISE EXCEPTION 'segment filter "%" must be an array', v_op USING ERRCODE = '22023',
+                HINT = 'Write {"all": [filter, ...]}.';
+        END IF;
+        FOR v_el IN SELECT * FROM jsonb_array_elements(node -> v_op) LOOP
+            v_parts := v_parts || kaireon_internal._segment_filter_sql(v_el, p_fields, depth + 1);
+        END LOOP;
+        IF cardinality(v_parts) = 0 THEN
+            RETURN CASE v_op WHEN 'all' THEN 'true' ELSE 'false' END;
+        END IF;
+        RETURN '(' || array_to_string(v_parts, CASE v_op WHEN 'all' THEN ' AND ' ELSE ' OR ' END) || ')';
+    END IF;
+    IF node ? 'not' THEN
+        RETURN '(NOT ' || kaireon_internal._segment_filter_sql(node -> 'not', p_fields, depth + 1) || ')';
+    END IF;
+
+    v_col := p_fields -> (node ->> 'field');
+    IF v_col IS NULL THEN
+        RAISE EXCEPTION 'segment filter field "%" is not a published field of the segment''s schemas', node ->> 'field'
+            USING ERRCODE = '22023',
+                  HINT = 'Use a field name of the base schema, or <schema name>.<field> for a joined schema.';
+    END IF;
+    v_op := node ->> 'operator';
+    v_value := node -> 'value';
+    IF v_op IN ('exists', 'not_exists') THEN
+        RETURN format('(%s IS %sNULL)', v_col ->> 'sql', CASE v_op WHEN 'exists' THEN 'NOT ' ELSE '' END);
+    END IF;
+    IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
+        RAISE EXCEPTION 'segment filter on "%" needs a value for operator "%"', node ->> 'field', coalesce(v_op, '(none)')
+            USING ERRCODE = '22023', HINT = 'Add "value".';
+    END IF;
+    IF v_op IN ('in', 'not_in') THEN
+        IF jsonb_typeof(v_value) <> 'array' OR jsonb_array_length(v_value) = 0 THEN
+            RAISE EXCEPTION 'segment filter on "%" with operator "%" needs a non-empty array value', node ->> 'field', v_op
+                USING ERRCODE = '22023', HINT = 'Write "value": ["a", "b"].';
+        END IF;
+        SELECT array_agg(kaireon_internal._segment_literal(node ->> 'field', e, v_col ->> 'type')) INTO v_parts
+          FROM jsonb_array_elements_text(v_value) AS e;
+        RETURN format('(%s %sIN (%s))', v_col ->> 'sql', CASE v_op WHEN 'not_in' THEN 'NOT ' ELSE '' END,
+                      array_to_string(v_parts, ', '));
+    END IF;
+    IF jsonb_typeof(v_value) IN ('object', 'array') AND v_col ->> 'type' <> 'jsonb' THEN
+        RAISE EXCEPTION 'segment filter on "%" needs a scalar value, not %', node ->> 'field', jsonb_typeof(v_value)
+            USING ERRCODE = '22023', HINT = 'Compare with a string, number or boolean.';
+    END IF;
+    v_lit := CASE WHEN jsonb_typeof(v_value) = 'string' THEN v_value #>> '{}' ELSE v_value::text END;
+    RETURN CASE
+        WHEN v_op IN ('eq', 'neq', 'gt', 'gte', 'lt', 'lte') THEN
+            format('(%s %s %s)', v_col ->> 'sql',
+                   CASE v_op WHEN 'eq' THEN '=' WHEN 'neq' THEN 'IS DISTINCT FROM' WHEN 'gt' THEN '>'
+                             WHEN 'gte' THEN '>=' WHEN 'lt' THEN '<' ELSE '<=' END,
+                   kaireon_internal._segment_literal(node ->> 'field', v_lit, v_col ->> 'type'))
+        WHEN v_op = 'contains' THEN
+            CASE WHEN v_col ->> 'type' = 'jsonb' THEN format('(%s @> %L::jsonb)', v_col ->> 'sql', v_value::text)
+                 ELSE format('(strpos(%s::text, %L) > 0)', v_col ->> 'sql', v_lit) END
+        WHEN v_op = 'starts_with' THEN format('starts_with(%s::text, %L)', v_col ->> 'sql', v_lit)
+        ELSE kaireon_internal._segment_bad_operator(node ->> 'field', v_op)
+    END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._segment_literal(field text, value text, sql_type text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT %L::%s', value, sql_type);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'segment filter value % for field "%" is not a valid %', quote_literal(value), field, sql_type
+            USING ERRCODE = '22023', DETAIL = SQLERRM, HINT = 'Compare the field with a value of its type.';
+    END;
+    RETURN format('%L::%s', value, sql_type);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._segment_view(p_tenant text, p_segment text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_view      text;
+BEGIN
+    IF p_tenant IS NULL OR p_segment IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and segment_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and a segment id.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    SELECT s.view_name INTO v_view FROM kaireon.segments s
+     WHERE s.tenant_id = p_tenant AND s.id = p_segment AND s.status = 'published';
+    IF v_view IS NULL THEN
+        RAISE EXCEPTION 'segment "%" of tenant "%" is not published', p_segment, p_tenant
+            USING ERRCODE = '42704', HINT = 'Call kaireon.publish_segment first.';
+    END IF;
+    RETURN format('%I.%I', kaireon_internal._tenant_data_schema(p_tenant), kaireon_internal._check_identifier('segment view', v_view, 63));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._snapshot_model() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' OR NEW.version <> OLD.version THEN
+        INSERT INTO kaireon.model_versions (tenant_id, model_id, version, config, model_state, metrics,
+                                            predictors, created_by)
+        VALUES (NEW.tenant_id, NEW.id, NEW.version, NEW.config, NEW.model_state, NEW.metrics,
+                NEW.predictors, nullif(current_setting('kaireon.user_id', true), ''))
+        ON CONFLICT (tenant_id, model_id, version) DO NOTHING;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._stored_select_trigger() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_stored_select_trigger';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._summary_dimensions() RETURNS TABLE(name text, column_name text, expr text)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT * FROM (VALUES
+        ('customer', 'customer_id', 'h.customer_id'),
+        ('offer', 'offer_id', 'h.offer_id'),
+        ('creative', 'creative_id', 'h.creative_id'),
+        ('channel', 'channel_id', 'h.channel_id'),
+        ('placement', NULL, 'h.placement_id'),
+        ('decision_flow', NULL, 'h.decision_flow_id'),
+        ('campaign', NULL, 'h.campaign_id'),
+        ('interaction_type', NULL, 'h.interaction_type'),
+        ('outcome', NULL, 'h.outcome_type_key'),
+        ('direction', NULL, 'h.direction')
+    ) AS d (name, column_name, expr)
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._summary_horizon() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT least(now(), (SELECT min(a.xact_start) FROM pg_stat_activity a
+                          WHERE a.xact_start IS NOT NULL AND a.datname = current_database()
+                            AND a.backend_type <> 'autovacuum worker'))
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._tenant_data_schema(p_tenant_id text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_slug      text;
+BEGIN
+    SELECT slug INTO v_slug FROM kaireon.tenants WHERE id = p_tenant_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant_id
+            USING ERRCODE = '42704', HINT = 'Insert it into kaireon.tenants first.';
+    END IF;
+    RETURN 'kaireon_t_' || kaireon_internal._check_identifier('tenant slug', v_slug);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._tenant_pins_changed() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_tenant_pins_changed';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._tenant_slug_immutable() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.slug IS DISTINCT FROM OLD.slug THEN
+        RAISE EXCEPTION 'the slug of tenant "%" cannot change (from "%" to "%")', OLD.id, OLD.slug, NEW.slug
+            USING ERRCODE = '55000', HINT = 'The slug names the tenant''s data schema kaireon_t_<slug>; create a new tenant instead.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._tenants_in(tbl regclass) RETURNS SETOF text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+BEGIN
+    -- On Citus (kaireon.distribute()) a distributed table's shards answer a plain DISTINCT
+    -- each (the skipping recursive query is not one Citus can send to the shards).
+    IF kaireon_internal._citus_table_type(tbl) IS NOT NULL THEN
+        RETURN QUERY EXECUTE format('SELECT DISTINCT tenant_id FROM %s', tbl);
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE format(
+        'WITH RECURSIVE t (tenant_id) AS ('
+        '  (SELECT tenant_id FROM %1$s ORDER BY tenant_id LIMIT 1)'
+        '  UNION ALL'
+        '  SELECT (SELECT x.tenant_id FROM %1$s x WHERE x.tenant_id > t.tenant_id ORDER BY x.tenant_id LIMIT 1)'
+        '    FROM t WHERE t.tenant_id IS NOT NULL)'
+        ' SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL', tbl);
+END
+$_$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._type_names(kind text) RETURNS SETOF text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS '$libdir/kaireon', 'kaireon_type_names';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_role      text;
+BEGIN
+    SELECT u.role INTO v_role FROM kaireon.users u WHERE u.tenant_id = p_tenant_id AND u.id = p_user_id;
+    IF FOUND THEN
+        RETURN v_role = p_role
+            OR EXISTS (SELECT 1 FROM kaireon.custom_role_assignments a
+                         JOIN kaireon.custom_roles r ON r.tenant_id = a.tenant_id AND r.id = a.role_id
+                        WHERE a.tenant_id = p_tenant_id AND r.tenant_id = p_tenant_id
+                          AND a.user_id = p_user_id AND r.name = p_role);
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM kaireon.platform_users p WHERE p.id = p_user_id AND p.role = p_role);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_op        text := payload ->> 'operation';
+    v_values    jsonb := coalesce(payload -> 'values', '{}');
+    v_key       text;
+    v_rule_type text;
+    v_config    jsonb;
+    v_scope     jsonb;
+BEGIN
+    IF v_op IS NULL OR v_op NOT IN ('create', 'update', 'delete', 'soft_delete', 'restore') THEN
+        RAISE EXCEPTION 'contact_policy.change payload field "operation" must be one of create, update, delete, soft_delete, restore, not %',
+            coalesce(payload -> 'operation', 'null')
+            USING ERRCODE = '22023', HINT = 'For example {"operation": "update", "values": {"priority": 5}}.';
+    END IF;
+    IF jsonb_typeof(v_values) <> 'object' THEN
+        RAISE EXCEPTION 'contact_policy.change payload field "values" must be an object'
+            USING ERRCODE = '22023', HINT = 'It maps contact_policies columns to their new values.';
+    END IF;
+    FOR v_key IN SELECT jsonb_object_keys(v_values) LOOP
+        IF v_key NOT IN ('name', 'description', 'rule_type', 'config', 'priority', 'scope', 'scope_id', 'status') THEN
+            RAISE EXCEPTION 'contact_policy.change cannot set column "%"', v_key
+                USING ERRCODE = '22023', HINT = 'Settable: name, description, rule_type, config, priority, scope, scope_id, status.';
+        END IF;
+    END LOOP;
+    IF v_op <> 'create' AND entity_id IS NULL THEN
+        RAISE EXCEPTION 'contact_policy.change % needs the policy id as entity_id', v_op
+            USING ERRCODE = '22023', HINT = 'Pass entity_id => ''<contact policy id>''.';
+    END IF;
+    IF v_op <> 'create' AND NOT EXISTS (SELECT 1 FROM kaireon.contact_policies p
+                                         WHERE p.tenant_id = _validate_contact_policy_change.tenant_id
+                                           AND p.id = entity_id) THEN
+        RAISE EXCEPTION 'contact policy "%" of tenant "%" does not exist', entity_id, tenant_id
+            USING ERRCODE = '42704', HINT = 'Pass the id of an existing contact policy.';
+    END IF;
+    IF v_op = 'create' AND (v_values ->> 'name' IS NULL OR v_values ->> 'rule_type' IS NULL) THEN
+        RAISE EXCEPTION 'contact_policy.change create needs values "name" and "rule_type"'
+            USING ERRCODE = '22023', HINT = 'For example {"name": "Three a day", "rule_type": "frequency_cap", "config": {...}}.';
+    END IF;
+    IF v_values ? 'config' OR v_values ? 'rule_type' THEN
+        SELECT coalesce(v_values ->> 'rule_type', p.rule_type), coalesce(v_values -> 'config', p.config)
+          INTO v_rule_type, v_config
+          FROM (SELECT NULL) AS one
+          LEFT JOIN kaireon.contact_policies p
+            ON p.tenant_id = _validate_contact_policy_change.tenant_id AND p.id = entity_id;
+        PERFORM kaireon.validate_config('contact_policy', v_rule_type, coalesce(v_config, '{}')::text);
+    END IF;
+    IF payload ? 'scopes' THEN
+        IF jsonb_typeof(payload -> 'scopes') <> 'array' THEN
+            RAISE EXCEPTION 'contact_policy.change payload field "scopes" must be an array'
+                USING ERRCODE = '22023', HINT = 'For example [{"scope": "channel", "scopeId": "email"}].';
+        END IF;
+        FOR v_scope IN SELECT * FROM jsonb_array_elements(payload -> 'scopes') LOOP
+            IF jsonb_typeof(v_scope -> 'scope') IS DISTINCT FROM 'string' THEN
+                RAISE EXCEPTION 'contact_policy.change scope % needs a string field "scope"', v_scope
+                    USING ERRCODE = '22023', HINT = 'For example {"scope": "global"}.';
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._validate_flow_publish(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF jsonb_typeof(payload -> 'draft') IS DISTINCT FROM 'object' OR jsonb_typeof(payload -> 'key') IS DISTINCT FROM 'string' THEN
+        RAISE EXCEPTION 'payload of decision_flow.publish must hold the flow''s "key" and its "draft" object'
+            USING ERRCODE = '22023', HINT = 'kaireon.publish_decision_flow files this request itself.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.decision_flows d
+                    WHERE d.tenant_id = _validate_flow_publish.tenant_id AND d.id = entity_id
+                      AND d.key = payload ->> 'key' AND d.deleted_at IS NULL) THEN
+        RAISE EXCEPTION 'decision flow "%" does not exist for tenant "%"', payload ->> 'key', tenant_id
+            USING ERRCODE = '42704', HINT = 'Request the publish of an existing flow.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT (payload ? 'four_eyes_enabled' OR payload ? 'approval_stages')
+       OR EXISTS (SELECT 1 FROM jsonb_object_keys(payload) k WHERE k NOT IN ('four_eyes_enabled', 'approval_stages')) THEN
+        RAISE EXCEPTION 'four_eyes.settings_change payload must hold "four_eyes_enabled" and/or "approval_stages" and nothing else'
+            USING ERRCODE = '22023', HINT = 'For example {"four_eyes_enabled": false}.';
+    END IF;
+    IF payload ? 'four_eyes_enabled' AND jsonb_typeof(payload -> 'four_eyes_enabled') <> 'boolean' THEN
+        RAISE EXCEPTION 'four_eyes.settings_change field "four_eyes_enabled" must be a boolean'
+            USING ERRCODE = '22023', HINT = 'For example {"four_eyes_enabled": false}.';
+    END IF;
+    IF payload ? 'approval_stages' AND jsonb_typeof(payload -> 'approval_stages') NOT IN ('object', 'null') THEN
+        RAISE EXCEPTION 'four_eyes.settings_change field "approval_stages" must be an object or null'
+            USING ERRCODE = '22023', HINT = 'It maps an action (or "default") to its stages.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._validate_model() RETURNS trigger
+    LANGUAGE c
+    AS '$libdir/kaireon', 'kaireon_validate_model_trigger';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._validate_model_promotion(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    m   kaireon.algorithm_models;
+BEGIN
+    IF jsonb_typeof(payload -> 'version') IS DISTINCT FROM 'number' THEN
+        RAISE EXCEPTION 'payload of model.promote must hold the "version" of the model to promote'
+            USING ERRCODE = '22023', HINT = 'kaireon.transition_model(tenant_id, model_key, ''champion'') files this request itself.';
+    END IF;
+    SELECT * INTO m FROM kaireon.algorithm_models a
+     WHERE a.tenant_id = _validate_model_promotion.tenant_id AND a.id = entity_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" has no model with id "%"', tenant_id, entity_id
+            USING ERRCODE = '42704', HINT = 'Request the promotion of an existing model.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.registry_transitions() t
+                    WHERE t.from_status = m.registry_status AND t.to_status = 'champion') THEN
+        RAISE EXCEPTION 'model "%" cannot become champion from registry status %', m.key, m.registry_status
+            USING ERRCODE = '55000', HINT = 'Make it a challenger first.';
+    END IF;
+    IF coalesce(payload ->> 'family', m.registry_family) IS NULL THEN
+        RAISE EXCEPTION 'model "%" has no registry_family, so it cannot be a family''s champion', m.key
+            USING ERRCODE = '22023', HINT = 'Set registry_family first.';
+    END IF;
+END
+$$;
+
+
+-------------------------------------------------------------------------------
+-- Part 3: functions 0.2.0 dropped, moved to kaireon_internal or changed the signature of
+-------------------------------------------------------------------------------
+
+DROP FUNCTION kaireon._acting_user();
+DROP FUNCTION kaireon._apply_contact_policy_change(text, text, jsonb);
+DROP FUNCTION kaireon._apply_flow_publish(text, text, jsonb);
+DROP FUNCTION kaireon._apply_four_eyes_settings(text, text, jsonb);
+DROP FUNCTION kaireon._apply_model_promotion(text, text, jsonb);
+DROP FUNCTION kaireon._apply_role_grants(text, text);
+DROP FUNCTION kaireon._approval_action_check();
+DROP FUNCTION kaireon._approval_stages(text, text);
+DROP FUNCTION kaireon._champion_guard();
+DROP FUNCTION kaireon._check_identifier(text, text, integer);
+DROP FUNCTION kaireon._check_metric_definition();
+DROP FUNCTION kaireon._check_outbox_handler();
+DROP FUNCTION kaireon._check_summary_definition();
+DROP FUNCTION kaireon._claim_tenant_schema(text);
+DROP FUNCTION kaireon._current_stage(kaireon.approval_requests, text);
+DROP FUNCTION kaireon._dsar_start(text, text, text, text, text, text);
+DROP FUNCTION kaireon._dsar_targets(text);
+DROP FUNCTION kaireon._exp3_reset();
+DROP FUNCTION kaireon._field_column_sql(kaireon.schema_fields);
+DROP FUNCTION kaireon._field_sql_type(kaireon.schema_fields);
+DROP FUNCTION kaireon._flow_publish_guard();
+DROP FUNCTION kaireon._grant_role(regrole, text);
+DROP FUNCTION kaireon._index_interaction_partition(text);
+DROP FUNCTION kaireon._metric_sql(kaireon.metric_definitions, text, date);
+DROP FUNCTION kaireon._model_version_restore();
+DROP FUNCTION kaireon._models_changed();
+DROP FUNCTION kaireon._outbox_backoff(integer);
+DROP FUNCTION kaireon._partition_bounds(regclass);
+DROP FUNCTION kaireon._pending_request(text, text);
+DROP FUNCTION kaireon._period_end(text, timestamp with time zone);
+DROP FUNCTION kaireon._period_key(text, timestamp with time zone);
+DROP FUNCTION kaireon._published_versions_append_only();
+DROP FUNCTION kaireon._registry_check();
+DROP FUNCTION kaireon._retire_interaction_partition(text, text[], boolean, integer);
+DROP FUNCTION kaireon._role_functions(text);
+DROP FUNCTION kaireon._rollup_rolling(kaireon.summary_definitions, date);
+DROP FUNCTION kaireon._rollup_step(kaireon.summary_definitions, timestamp with time zone, timestamp with time zone, date);
+DROP FUNCTION kaireon._seed_outcome_types();
+DROP FUNCTION kaireon._segment_bad_operator(text, text);
+DROP FUNCTION kaireon._segment_filter_sql(jsonb, jsonb, integer);
+DROP FUNCTION kaireon._segment_literal(text, text, text);
+DROP FUNCTION kaireon._segment_view(text, text);
+DROP FUNCTION kaireon._snapshot_model();
+DROP FUNCTION kaireon._summary_dimensions();
+DROP FUNCTION kaireon._summary_horizon();
+DROP FUNCTION kaireon._tenant_data_schema(text);
+DROP FUNCTION kaireon._tenant_slug_immutable();
+DROP FUNCTION kaireon._tenants_in(regclass);
+DROP FUNCTION kaireon._user_holds_role(text, text, text);
+DROP FUNCTION kaireon._validate_contact_policy_change(text, text, jsonb);
+DROP FUNCTION kaireon._validate_flow_publish(text, text, jsonb);
+DROP FUNCTION kaireon._validate_four_eyes_settings(text, text, jsonb);
+DROP FUNCTION kaireon._validate_model();
+DROP FUNCTION kaireon._validate_model_promotion(text, text, jsonb);
+DROP FUNCTION kaireon.verify_audit_chain(text, bigint, bigint);
+
+-------------------------------------------------------------------------------
+-- Part 4: tables
+-------------------------------------------------------------------------------
+
+-- The appends of the audit chain and the guards of the log refuse what follows (moving rows
+-- between the log's tables, rewriting keys); none of it is a change to audit: the rows, their
+-- ids and hashes move unchanged.
+ALTER TABLE kaireon.audit_logs DISABLE TRIGGER USER;
+ALTER TABLE kaireon.audit_chain_heads DISABLE TRIGGER USER;
+
+-- the built-in approval actions' functions moved to kaireon_internal
+UPDATE kaireon.approval_actions
+   SET apply_function = replace(apply_function, 'kaireon._', 'kaireon_internal._'),
+       validate_function = replace(validate_function, 'kaireon._', 'kaireon_internal._')
+ WHERE apply_function LIKE 'kaireon.\_%' OR validate_function LIKE 'kaireon.\_%';
+
+-- New tables (their comments, grants and triggers come in parts 5 and 6).
+CREATE TABLE kaireon.tenant_pins (
+    role                    regrole NOT NULL,
+    pinned_tenant_id        text NOT NULL CHECK (length(pinned_tenant_id) BETWEEN 1 AND 200),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE kaireon.tenant_pins ENABLE ROW LEVEL SECURITY;
+
+CREATE TABLE kaireon.platform_users (
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    name                    text,
+    email                   text NOT NULL,
+    email_verified          timestamptz,
+    image                   text,
+    password_hash           text,
+    role                    text NOT NULL DEFAULT 'viewer'
+                            CHECK (role IN ('admin', 'editor', 'viewer', 'analyst', 'approver')),
+    mfa_secret              text,
+    mfa_enabled             boolean NOT NULL DEFAULT false,
+    mfa_backup_codes        jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(mfa_backup_codes) = 'array'),
+    locked_until            timestamptz,
+    failed_login_attempts   integer NOT NULL DEFAULT 0 CHECK (failed_login_attempts >= 0),
+    onboarding_progress     jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(onboarding_progress) = 'object'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX platform_users_email_key ON kaireon.platform_users (lower(email));
+
+CREATE TABLE kaireon.platform_audit_logs (
+    id                      bigint NOT NULL,
+    chain_seq               bigint NOT NULL CHECK (chain_seq >= 1),
+    request_id              text,
+    user_id                 text,
+    session_user_name       text NOT NULL DEFAULT session_user,
+    action                  text NOT NULL
+                            CHECK (action IN ('create', 'update', 'soft_delete', 'restore', 'delete',
+                                              'anchor')),
+    entity_type             text,
+    entity_id               text,
+    before                  json CHECK (json_typeof(before) = 'object'),
+    after                   json CHECK (json_typeof(after) = 'object'),
+    changed_fields          jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(changed_fields) = 'array'),
+    entity_version          integer CHECK (entity_version >= 0),
+    prev_hash               text NOT NULL CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
+    integrity_hash          text NOT NULL CHECK (integrity_hash ~ '^[0-9a-f]{64}$'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    CHECK (action = 'anchor' OR (entity_type IS NOT NULL AND entity_id IS NOT NULL))
+);
+CREATE INDEX platform_audit_logs_entity_idx
+    ON kaireon.platform_audit_logs (entity_type, entity_id, id);
+ALTER TABLE kaireon.platform_audit_logs ENABLE ROW LEVEL SECURITY;
+
+CREATE TABLE kaireon.platform_audit_chain_head (
+    chain                   text NOT NULL DEFAULT 'platform' CHECK (chain = 'platform'),
+    last_id                 bigint NOT NULL,
+    last_seq                bigint NOT NULL CHECK (last_seq >= 0),
+    last_hash               text NOT NULL CHECK (last_hash ~ '^[0-9a-f]{64}$'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE kaireon.platform_audit_chain_head ENABLE ROW LEVEL SECURITY;
+
+CREATE TABLE kaireon.audit_digest_keys (
+    key_id                  text NOT NULL CHECK (key_id ~ '^[0-9a-f]{16}$'),
+    key                     bytea NOT NULL CHECK (octet_length(key) = 32),
+    created_at              timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON kaireon.audit_digest_keys FROM PUBLIC;
+ALTER TABLE kaireon.audit_digest_keys ENABLE ROW LEVEL SECURITY;
+
+-- The platform audit chain (rows without a tenant) moves from audit_logs to
+-- platform_audit_logs, ids, positions and hashes unchanged (the canonical form of a row has a
+-- null tenant_id in both), and its head to platform_audit_chain_head.
+INSERT INTO kaireon.platform_audit_logs
+       (id, chain_seq, request_id, user_id, session_user_name, action, entity_type, entity_id,
+        before, after, changed_fields, entity_version, prev_hash, integrity_hash, created_at)
+SELECT id, chain_seq, request_id, user_id, session_user_name, action, entity_type, entity_id,
+       before, after, changed_fields, entity_version, prev_hash, integrity_hash, created_at
+  FROM kaireon.audit_logs WHERE tenant_id IS NULL;
+DELETE FROM kaireon.audit_logs WHERE tenant_id IS NULL;
+INSERT INTO kaireon.platform_audit_chain_head (chain, last_id, last_seq, last_hash, created_at, updated_at)
+SELECT 'platform', last_id, last_seq, last_hash, created_at, updated_at
+  FROM kaireon.audit_chain_heads WHERE tenant_id IS NULL;
+DELETE FROM kaireon.audit_chain_heads WHERE tenant_id IS NULL;
+
+ALTER TABLE kaireon.audit_logs ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE kaireon.audit_logs DROP CONSTRAINT audit_logs_pkey;
+ALTER TABLE kaireon.audit_logs ADD CONSTRAINT audit_logs_pkey PRIMARY KEY (tenant_id, id);
+ALTER TABLE kaireon.audit_logs DROP CONSTRAINT audit_logs_tenant_id_chain_seq_key;
+ALTER TABLE kaireon.audit_logs ADD CONSTRAINT audit_logs_tenant_id_chain_seq_key UNIQUE (tenant_id, chain_seq);
+DROP INDEX kaireon.audit_logs_tenant_id_idx;
+DROP INDEX kaireon.audit_logs_anchor_idx;
+CREATE INDEX audit_logs_anchor_idx ON kaireon.audit_logs (tenant_id, chain_seq) WHERE action = 'anchor';
+
+ALTER TABLE kaireon.audit_chain_heads DROP CONSTRAINT audit_chain_heads_tenant_id_key;
+ALTER TABLE kaireon.audit_chain_heads ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE kaireon.audit_chain_heads ADD CONSTRAINT audit_chain_heads_pkey PRIMARY KEY (tenant_id);
+ALTER TABLE kaireon.audit_chain_heads DROP CONSTRAINT audit_chain_heads_last_seq_check;
+ALTER TABLE kaireon.audit_chain_heads ADD CONSTRAINT audit_chain_heads_last_seq_check CHECK (last_seq >= 0);
+
+ALTER TABLE kaireon.audit_logs ENABLE TRIGGER USER;
+ALTER TABLE kaireon.audit_chain_heads ENABLE TRIGGER USER;
+
+-- Users become tenant-scoped. A user without a tenant (a platform administrator) moves to
+-- platform_users; 0.2.0 gives platform administrators no OAuth accounts, sessions or WebAuthn
+-- credentials (they sign in with password and TOTP), so those of 0.1.0 are removed, and their
+-- conversations and custom role assignments, which need a user of the tenant, too.
+ALTER TABLE kaireon.accounts DROP CONSTRAINT accounts_user_id_fkey;
+ALTER TABLE kaireon.sessions DROP CONSTRAINT sessions_user_id_fkey;
+ALTER TABLE kaireon.webauthn_credentials DROP CONSTRAINT webauthn_credentials_user_id_fkey;
+ALTER TABLE kaireon.conversations DROP CONSTRAINT conversations_user_id_fkey;
+ALTER TABLE kaireon.custom_role_assignments DROP CONSTRAINT custom_role_assignments_user_id_fkey;
+
+INSERT INTO kaireon.platform_users
+       (id, name, email, email_verified, image, password_hash, role, mfa_secret, mfa_enabled,
+        mfa_backup_codes, locked_until, failed_login_attempts, onboarding_progress, created_at, updated_at)
+SELECT id, name, email, email_verified, image, password_hash, role, mfa_secret, mfa_enabled,
+       mfa_backup_codes, locked_until, failed_login_attempts, onboarding_progress, created_at, updated_at
+  FROM kaireon.users WHERE tenant_id IS NULL;
+
+ALTER TABLE kaireon.accounts ADD COLUMN tenant_id text;
+ALTER TABLE kaireon.sessions ADD COLUMN tenant_id text;
+ALTER TABLE kaireon.webauthn_credentials ADD COLUMN tenant_id text;
+UPDATE kaireon.accounts x SET tenant_id = u.tenant_id FROM kaireon.users u WHERE u.id = x.user_id;
+UPDATE kaireon.sessions x SET tenant_id = u.tenant_id FROM kaireon.users u WHERE u.id = x.user_id;
+UPDATE kaireon.webauthn_credentials x SET tenant_id = u.tenant_id FROM kaireon.users u WHERE u.id = x.user_id;
+DELETE FROM kaireon.accounts WHERE tenant_id IS NULL;
+DELETE FROM kaireon.sessions WHERE tenant_id IS NULL;
+DELETE FROM kaireon.webauthn_credentials WHERE tenant_id IS NULL;
+DELETE FROM kaireon.conversations c
+ WHERE NOT EXISTS (SELECT 1 FROM kaireon.users u WHERE u.id = c.user_id AND u.tenant_id = c.tenant_id);
+DELETE FROM kaireon.custom_role_assignments a
+ WHERE NOT EXISTS (SELECT 1 FROM kaireon.users u WHERE u.id = a.user_id AND u.tenant_id = a.tenant_id);
+DELETE FROM kaireon.users WHERE tenant_id IS NULL;
+
+ALTER TABLE kaireon.users ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE kaireon.users DROP CONSTRAINT users_pkey;
+ALTER TABLE kaireon.users ADD CONSTRAINT users_pkey PRIMARY KEY (tenant_id, id);
+DROP INDEX kaireon.users_tenant_id_idx;
+DROP INDEX kaireon.users_email_key;
+CREATE UNIQUE INDEX users_email_key ON kaireon.users (tenant_id, lower(email));
+
+ALTER TABLE kaireon.accounts ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE kaireon.accounts DROP CONSTRAINT accounts_pkey;
+ALTER TABLE kaireon.accounts ADD CONSTRAINT accounts_pkey PRIMARY KEY (tenant_id, id);
+ALTER TABLE kaireon.accounts DROP CONSTRAINT accounts_provider_provider_account_id_key;
+ALTER TABLE kaireon.accounts ADD CONSTRAINT accounts_tenant_id_provider_provider_account_id_key UNIQUE (tenant_id, provider, provider_account_id);
+ALTER TABLE kaireon.accounts ADD CONSTRAINT accounts_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES kaireon.tenants (id) ON DELETE CASCADE;
+ALTER TABLE kaireon.accounts ADD CONSTRAINT accounts_tenant_id_user_id_fkey FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
+DROP INDEX kaireon.accounts_user_id_idx;
+CREATE INDEX accounts_user_id_idx ON kaireon.accounts (tenant_id, user_id);
+
+ALTER TABLE kaireon.sessions ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE kaireon.sessions DROP CONSTRAINT sessions_pkey;
+ALTER TABLE kaireon.sessions ADD CONSTRAINT sessions_pkey PRIMARY KEY (tenant_id, id);
+ALTER TABLE kaireon.sessions DROP CONSTRAINT sessions_session_token_key;
+ALTER TABLE kaireon.sessions ADD CONSTRAINT sessions_tenant_id_session_token_key UNIQUE (tenant_id, session_token);
+ALTER TABLE kaireon.sessions ADD CONSTRAINT sessions_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES kaireon.tenants (id) ON DELETE CASCADE;
+ALTER TABLE kaireon.sessions ADD CONSTRAINT sessions_tenant_id_user_id_fkey FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
+DROP INDEX kaireon.sessions_user_id_idx;
+CREATE INDEX sessions_user_id_idx ON kaireon.sessions (tenant_id, user_id);
+
+ALTER TABLE kaireon.webauthn_credentials ALTER COLUMN tenant_id SET NOT NULL;
+ALTER TABLE kaireon.webauthn_credentials DROP CONSTRAINT webauthn_credentials_pkey;
+ALTER TABLE kaireon.webauthn_credentials ADD CONSTRAINT webauthn_credentials_pkey PRIMARY KEY (tenant_id, id);
+ALTER TABLE kaireon.webauthn_credentials DROP CONSTRAINT webauthn_credentials_credential_id_key;
+ALTER TABLE kaireon.webauthn_credentials ADD CONSTRAINT webauthn_credentials_tenant_id_credential_id_key UNIQUE (tenant_id, credential_id);
+ALTER TABLE kaireon.webauthn_credentials ADD CONSTRAINT webauthn_credentials_tenant_id_fkey FOREIGN KEY (tenant_id) REFERENCES kaireon.tenants (id) ON DELETE CASCADE;
+ALTER TABLE kaireon.webauthn_credentials ADD CONSTRAINT webauthn_credentials_tenant_id_user_id_fkey FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
+DROP INDEX kaireon.webauthn_credentials_user_idx;
+CREATE INDEX webauthn_credentials_user_idx ON kaireon.webauthn_credentials (tenant_id, user_id);
+
+DROP INDEX kaireon.conversations_user_id_idx;
+ALTER TABLE kaireon.conversations ADD CONSTRAINT conversations_tenant_id_user_id_fkey FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
+DROP INDEX kaireon.custom_role_assignments_user_id_idx;
+ALTER TABLE kaireon.custom_role_assignments ADD CONSTRAINT custom_role_assignments_tenant_id_user_id_fkey FOREIGN KEY (tenant_id, user_id) REFERENCES kaireon.users (tenant_id, id) ON DELETE CASCADE;
+
+-- Optional references: every ON DELETE SET NULL (col) key becomes ON DELETE NO ACTION (Citus
+-- refuses SET NULL between distributed tables); the trigger "On_delete_set_null" of each
+-- referenced table (part 5) sets the references to NULL instead.
+DO $optional_references$
+DECLARE
+    r           record;
+BEGIN
+    FOR r IN
+        SELECT fk.conname, fk.conrelid::regclass AS child,
+               pg_get_constraintdef(fk.oid) AS def
+          FROM pg_constraint fk
+         WHERE fk.contype = 'f' AND fk.connamespace = 'kaireon'::regnamespace
+           AND fk.conparentid = 0 AND fk.confdeltype = 'n'
+         ORDER BY fk.conname
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.child, r.conname);
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.child, r.conname,
+                       regexp_replace(r.def, ' ON DELETE SET NULL \([^)]*\)$', ''));
+    END LOOP;
+END
+$optional_references$;
+
+-- No NaN, no Infinity: CONSTRAINT <table>_<column>_finite on every numeric / double precision
+-- column (as 99_finalize.sql adds them; partitions inherit them from their parent).
+DO $finite$
+DECLARE
+    r           record;
+BEGIN
+    FOR r IN
+        SELECT c.relname, a.attname
+          FROM pg_class c
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+           AND a.atttypid IN ('numeric'::regtype, 'double precision'::regtype, 'real'::regtype)
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                            WHERE k.conrelid = c.oid AND k.conname = format('%s_%s_finite', c.relname, a.attname))
+         ORDER BY c.relname, a.attnum
+    LOOP
+        EXECUTE format('ALTER TABLE kaireon.%I ADD CONSTRAINT %I CHECK (kaireon_internal._is_finite(%I))',
+                       r.relname, format('%s_%s_finite', r.relname, r.attname), r.attname);
+    END LOOP;
+END
+$finite$;
+ALTER TABLE kaireon.interaction_history ADD CONSTRAINT interaction_history_conversion_value_range
+    CHECK (conversion_value >= -1e15 AND conversion_value <= 1e15);
+
+-- The primary keys of the new tables, last, as a fresh install has them.
+ALTER TABLE kaireon.tenant_pins ADD CONSTRAINT tenant_pins_pkey PRIMARY KEY (role);
+ALTER TABLE kaireon.platform_users ADD CONSTRAINT platform_users_pkey PRIMARY KEY (id);
+ALTER TABLE kaireon.platform_audit_logs ADD CONSTRAINT platform_audit_logs_pkey PRIMARY KEY (id);
+ALTER TABLE kaireon.platform_audit_logs ADD CONSTRAINT platform_audit_logs_chain_seq_key UNIQUE (chain_seq);
+ALTER TABLE kaireon.platform_audit_chain_head ADD CONSTRAINT platform_audit_chain_head_pkey PRIMARY KEY (chain);
+ALTER TABLE kaireon.audit_digest_keys ADD CONSTRAINT audit_digest_keys_pkey PRIMARY KEY (key_id);
+
+-------------------------------------------------------------------------------
+-- Part 5: triggers, policies, pg_dump registration
+-------------------------------------------------------------------------------
+
+CREATE POLICY tenant_isolation ON kaireon.accounts
+    USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id());
+CREATE POLICY tenant_isolation ON kaireon.sessions
+    USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id());
+CREATE POLICY tenant_isolation ON kaireon.webauthn_credentials
+    USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id());
+
+SELECT pg_catalog.pg_extension_config_dump('kaireon.tenant_pins', '');
+SELECT pg_catalog.pg_extension_config_dump('kaireon.platform_users', '');
+SELECT pg_catalog.pg_extension_config_dump('kaireon.platform_audit_logs', '');
+SELECT pg_catalog.pg_extension_config_dump('kaireon.platform_audit_chain_head', '');
+SELECT pg_catalog.pg_extension_config_dump('kaireon.audit_digest_keys', '');
+
+ALTER TABLE kaireon.platform_users ENABLE ROW LEVEL SECURITY;
+
+-- the counter tables' replica invalidation fires on a change of the definition only (as
+-- 45_decisioning_api.sql creates it; its WHEN is a row comparison, which pg_dump prints as ORs)
+SELECT kaireon_internal._add_replica_invalidation('kaireon.volume_constraints',
+    '(OLD.name, OLD.scope, OLD.scope_id, OLD.max_volume, OLD.period, OLD.status)'
+    ' IS DISTINCT FROM (NEW.name, NEW.scope, NEW.scope_id, NEW.max_volume, NEW.period, NEW.status)');
+SELECT kaireon_internal._add_replica_invalidation('kaireon.budget_allocations',
+    '(OLD.name, OLD.scope, OLD.scope_id, OLD.period_type, OLD.period_key, OLD.max_impressions, OLD.max_spend,'
+    ' OLD.max_conversions, OLD.status) IS DISTINCT FROM (NEW.name, NEW.scope, NEW.scope_id, NEW.period_type,'
+    ' NEW.period_key, NEW.max_impressions, NEW.max_spend, NEW.max_conversions, NEW.status)');
+
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.algorithm_models FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('experiments', 'champion_model_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.arbitration_profiles FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('decision_flows', 'arbitration_profile_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.categories FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('offers', 'category_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.channels FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('impressions', 'channel_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.connectors FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('pipelines', 'connector_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.contact_policies FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('suppressions', 'policy_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.content_items FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('content_items', 'parent_template_id', 'id', 'creatives', 'content_item_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.content_sources FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('content_items', 'content_source_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.conversations FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('ai_attachments', 'conversation_id', 'id', 'ai_import_applies', 'conversation_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.creatives FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('impressions', 'creative_id', 'id', 'interaction_history', 'creative_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.data_schemas FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('customer_segments_ai', 'schema_id', 'id', 'data_schemas', 'linked_schema_id', 'id', 'pipelines', 'schema_id', 'id', 'segments', 'base_schema_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.decision_flows FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('runs', 'decision_flow_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.offers FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('impressions', 'offer_id', 'id', 'interaction_history', 'offer_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.placements FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('creatives', 'placement_id', 'id', 'impressions', 'placement_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.report_schedules FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('report_runs', 'schedule_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.segments FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('runs', 'segment_id', 'id', 'simulation_runs', 'segment_id', 'id');
+CREATE TRIGGER "On_delete_set_null" AFTER DELETE ON kaireon.sub_categories FOR EACH ROW EXECUTE FUNCTION kaireon.on_delete_set_null('offers', 'sub_category_id', 'id');
+CREATE TRIGGER a_registry_check BEFORE INSERT OR UPDATE ON kaireon.algorithm_models FOR EACH ROW EXECUTE FUNCTION kaireon_internal._registry_check();
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.alert_rules DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=last_fired_at', 'entity=alert_rules');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.algorithm_models DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('version=version', 'ignore=model_state', 'ignore=metrics', 'ignore=last_trained_at', 'entity=algorithm_models');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.api_keys DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=hashed_key', 'ignore=last_used_at', 'entity=api_keys');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.approval_request_stages DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=approval_request_stages');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.approval_requests DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=approval_requests');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.arbitration_profiles DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=arbitration_profiles');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.budget_allocations DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=used_impressions', 'ignore=used_spend', 'ignore=used_conversions', 'entity=budget_allocations');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.categories DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=categories');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.channels DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=channels');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.connectors DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=auth_config', 'ignore=last_tested_at', 'ignore=last_error', 'entity=connectors');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.contact_policies DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=contact_policies');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.contact_policy_scopes DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=contact_policy_scopes');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.content_items DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('version=version', 'entity=content_items');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.content_sources DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=webhook_secret', 'ignore=last_synced_at', 'entity=content_sources');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.creatives DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=creatives');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.cross_offer_constraints DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=cross_offer_constraints');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.custom_role_assignments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=custom_role_assignments');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.custom_roles DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=custom_roles');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.data_schemas DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=data_schemas');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.data_sources DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=last_synced_at', 'entity=data_sources');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.decision_flows DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('version=published_version', 'entity=decision_flows');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.dsar_requests DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=subject_id', 'redact=reason', 'entity=dsar_requests');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.experiment_challengers DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=experiment_challengers');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.experiments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=results', 'entity=experiments');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.flow_routes DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=flow_routes');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.geofences DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=geofences');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.guardrail_rules DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=guardrail_rules');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.journeys DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=journeys');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.metric_definitions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=metric_definitions');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.model_approvals DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('version=version', 'entity=model_approvals');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.oauth_clients DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=hashed_secret', 'entity=oauth_clients');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.offers DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=offers');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.outcome_types DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=outcome_types');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.pipelines DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=last_run_status', 'ignore=last_run_at', 'entity=pipelines');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.placements DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=placements');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.platform_settings DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=value:encrypted', 'entity=platform_settings');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.platform_users DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('tenant=none', 'redact=password_hash', 'redact=mfa_secret', 'redact=mfa_backup_codes', 'ignore=failed_login_attempts', 'ignore=locked_until', 'entity=platform_users');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.qualification_rule_scopes DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=qualification_rule_scopes');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.qualification_rules DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=qualification_rules');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.report_schedules DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=last_run_at', 'ignore=next_run_at', 'ignore=last_status', 'entity=report_schedules');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.report_templates DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=report_templates');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.retention_configs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=retention_configs');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.role_grants DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('tenant=none', 'id=role_name', 'entity=role_grants');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.runs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=last_run_at', 'ignore=next_run_at', 'entity=runs');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.schema_fields DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=schema_fields');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.schema_joins DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=schema_joins');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.segments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=customer_count', 'entity=segments');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.sso_configs DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=sso_configs');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.sub_categories DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=sub_categories');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.summary_definitions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=summary_definitions');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.templates DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=templates');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenant_pins DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('tenant=none', 'id=role', 'entity=tenant_pins');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenant_regions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('id=region', 'entity=tenant_regions');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenant_settings DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=tenant_settings');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenants DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('tenant=id', 'entity=tenants');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.treatments DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=impressions', 'ignore=clicks', 'ignore=conversions', 'entity=treatments');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.trigger_rules DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('entity=trigger_rules');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.users DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('redact=password_hash', 'redact=mfa_secret', 'redact=mfa_backup_codes', 'ignore=failed_login_attempts', 'ignore=locked_until', 'entity=users');
+CREATE CONSTRAINT TRIGGER audit_capture AFTER INSERT OR DELETE OR UPDATE ON kaireon.volume_constraints DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kaireon.audit_capture('ignore=current_count', 'ignore=reset_at', 'entity=volume_constraints');
+CREATE TRIGGER audit_guard BEFORE INSERT OR DELETE OR UPDATE ON kaireon.platform_audit_logs FOR EACH ROW EXECUTE FUNCTION kaireon.audit_guard();
+CREATE TRIGGER audit_guard_truncate BEFORE TRUNCATE ON kaireon.platform_audit_logs FOR EACH STATEMENT EXECUTE FUNCTION kaireon.audit_guard();
+CREATE TRIGGER audit_heads_guard BEFORE INSERT OR DELETE OR UPDATE ON kaireon.audit_chain_heads FOR EACH ROW EXECUTE FUNCTION kaireon.audit_heads_guard();
+CREATE TRIGGER audit_heads_guard BEFORE INSERT OR DELETE OR UPDATE ON kaireon.platform_audit_chain_head FOR EACH ROW EXECUTE FUNCTION kaireon.audit_heads_guard();
+CREATE TRIGGER audit_heads_guard_truncate BEFORE TRUNCATE ON kaireon.audit_chain_heads FOR EACH STATEMENT EXECUTE FUNCTION kaireon.audit_heads_guard();
+CREATE TRIGGER audit_heads_guard_truncate BEFORE TRUNCATE ON kaireon.platform_audit_chain_head FOR EACH STATEMENT EXECUTE FUNCTION kaireon.audit_heads_guard();
+CREATE TRIGGER audit_refuse_truncate BEFORE TRUNCATE ON kaireon.platform_users FOR EACH STATEMENT EXECUTE FUNCTION kaireon.audit_refuse_truncate();
+CREATE TRIGGER audit_refuse_truncate BEFORE TRUNCATE ON kaireon.tenant_pins FOR EACH STATEMENT EXECUTE FUNCTION kaireon.audit_refuse_truncate();
+CREATE TRIGGER b_validate_model BEFORE INSERT OR UPDATE ON kaireon.algorithm_models FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_model();
+CREATE TRIGGER champion_guard BEFORE INSERT OR DELETE ON kaireon.algorithm_models FOR EACH ROW EXECUTE FUNCTION kaireon_internal._champion_guard();
+CREATE TRIGGER check_customer_query BEFORE INSERT OR UPDATE OF customer_query ON kaireon.runs FOR EACH ROW EXECUTE FUNCTION kaireon_internal._stored_select_trigger('customer_query');
+CREATE TRIGGER check_definition BEFORE INSERT OR UPDATE OF source_field, group_by_dimensions, filter_conditions ON kaireon.metric_definitions FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_metric_definition();
+CREATE TRIGGER check_definition BEFORE INSERT OR UPDATE OF dimensions, aggregates, windows ON kaireon.summary_definitions FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_summary_definition();
+CREATE TRIGGER check_functions BEFORE INSERT OR UPDATE ON kaireon.approval_actions FOR EACH ROW EXECUTE FUNCTION kaireon_internal._approval_action_check();
+CREATE TRIGGER check_handler BEFORE INSERT OR UPDATE ON kaireon.outbox_handlers FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_outbox_handler();
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.arbitration_profiles FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.arbitration_profiles ENABLE REPLICA TRIGGER config_changed_replica;
+
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.categories FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.categories ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.channels FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.channels ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.contact_policies FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.contact_policies ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.contact_policy_scopes FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.contact_policy_scopes ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.creatives FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.creatives ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.cross_offer_constraints FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.cross_offer_constraints ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.data_schemas FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.data_schemas ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.decision_flows FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.decision_flows ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.flow_routes FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.flow_routes ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.guardrail_rules FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.guardrail_rules ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.offers FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.offers ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.outcome_types FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.outcome_types ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.placements FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.placements ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.qualification_rule_scopes FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.qualification_rule_scopes ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.qualification_rules FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.qualification_rules ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.segments FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.segments ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.sub_categories FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.sub_categories ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenant_settings FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.tenant_settings ENABLE REPLICA TRIGGER config_changed_replica;
+CREATE TRIGGER config_changed_replica AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenants FOR EACH ROW EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.tenants ENABLE REPLICA TRIGGER config_changed_replica;
+
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.arbitration_profiles FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.arbitration_profiles ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.categories FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.categories ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.channels FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.channels ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.contact_policies FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.contact_policies ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.contact_policy_scopes FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.contact_policy_scopes ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.creatives FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.creatives ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.cross_offer_constraints FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.cross_offer_constraints ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.data_schemas FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.data_schemas ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.decision_flows FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.decision_flows ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.flow_routes FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.flow_routes ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.guardrail_rules FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.guardrail_rules ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.offers FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.offers ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.outcome_types FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.outcome_types ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.placements FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.placements ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.qualification_rule_scopes FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.qualification_rule_scopes ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.qualification_rules FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.qualification_rules ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.segments FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.segments ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.sub_categories FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.sub_categories ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.tenant_settings FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.tenant_settings ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+CREATE TRIGGER config_changed_replica_trunc AFTER TRUNCATE ON kaireon.tenants FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._config_changed_replica();
+
+ALTER TABLE kaireon.tenants ENABLE REPLICA TRIGGER config_changed_replica_trunc;
+
+
+
+CREATE TRIGGER exp3_reset AFTER UPDATE OF weights ON kaireon.arbitration_profiles FOR EACH ROW EXECUTE FUNCTION kaireon_internal._exp3_reset();
+CREATE TRIGGER flow_publish_guard BEFORE INSERT OR UPDATE ON kaireon.decision_flows FOR EACH ROW EXECUTE FUNCTION kaireon_internal._flow_publish_guard();
+CREATE TRIGGER model_version_restore BEFORE INSERT ON kaireon.model_versions FOR EACH ROW EXECUTE FUNCTION kaireon_internal._model_version_restore();
+CREATE TRIGGER models_changed AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON kaireon.algorithm_models FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._models_changed();
+CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.decision_flows FOR EACH ROW EXECUTE FUNCTION kaireon_internal._published_versions_append_only();
+CREATE TRIGGER seed_outcome_types AFTER INSERT ON kaireon.tenants FOR EACH ROW EXECUTE FUNCTION kaireon_internal._seed_outcome_types();
+CREATE TRIGGER slug_immutable BEFORE UPDATE OF slug ON kaireon.tenants FOR EACH ROW EXECUTE FUNCTION kaireon_internal._tenant_slug_immutable();
+CREATE TRIGGER snapshot_model AFTER INSERT OR UPDATE ON kaireon.algorithm_models FOR EACH ROW EXECUTE FUNCTION kaireon_internal._snapshot_model();
+CREATE TRIGGER tenant_pins_changed AFTER INSERT OR DELETE OR UPDATE ON kaireon.tenant_pins FOR EACH ROW EXECUTE FUNCTION kaireon_internal._tenant_pins_changed();
+
+ALTER TABLE kaireon.tenant_pins ENABLE ALWAYS TRIGGER tenant_pins_changed;
+CREATE TRIGGER tenant_pins_truncated AFTER TRUNCATE ON kaireon.tenant_pins FOR EACH STATEMENT EXECUTE FUNCTION kaireon_internal._tenant_pins_changed();
+
+ALTER TABLE kaireon.tenant_pins ENABLE ALWAYS TRIGGER tenant_pins_truncated;
+CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.platform_audit_chain_head FOR EACH ROW EXECUTE FUNCTION kaireon.touch_updated_at();
+CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.platform_users FOR EACH ROW EXECUTE FUNCTION kaireon.touch_updated_at();
+CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.tenant_pins FOR EACH ROW EXECUTE FUNCTION kaireon.touch_updated_at();
+
+-------------------------------------------------------------------------------
+-- Part 6: grants and comments
+-------------------------------------------------------------------------------
+
+-- the role a tenant's stored SQL runs as (new in 0.2.0): created, and granted the tables and
+-- the data schemas of the tenants
+SELECT kaireon_internal._grant_confined_role();
+
+-- the roles given access under 0.1.0 (kaireon.grant_*_role) get the access of 0.2.0: the new
+-- functions of their kind, the new tables, kaireon_internal for admins
+SELECT kaireon_internal._grant_role(to_regrole(quote_ident(role_name)), access)
+  FROM kaireon.role_grants WHERE to_regrole(quote_ident(role_name)) IS NOT NULL ORDER BY role_name;
+
+GRANT USAGE ON SCHEMA kaireon TO kaireon_confined;
+GRANT USAGE ON SCHEMA kaireon_internal TO PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.audit_digest(tenant_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.audit_heads_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.distribute(shard_count integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.fnv1a(value text) FROM PUBLIC;
+GRANT ALL ON FUNCTION kaireon.fnv1a(value text) TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon_internal._grant_role(p_role regrole, p_access text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.on_delete_set_null() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._pin_role(p_role regrole, p_tenant_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.pin_role(role regrole, tenant_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.recommend_json(tenant_id text, request jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.respond_bulk(tenant_id text, request jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.respond_json(tenant_id text, request jsonb) FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.campaign_runs TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon.set_tenant(tenant_id text, user_id text, request_id text, local boolean) FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.simulation_runs TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.algorithm_models TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon.unpin_role(role regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.verify_audit_chain(tenant_id text, from_id bigint, max_rows bigint, digest jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon.wilson_interval(successes double precision, trials double precision, z double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._acting_user() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._add_replica_invalidation(tbl regclass, update_when text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._apply_flow_publish(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._apply_model_promotion(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._apply_role_grants(p_schema text, p_relation text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._approval_action_check() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._approval_stages(p_tenant_id text, p_action text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._champion_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._check_identifier(kind text, ident text, max_len integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._check_metric_definition() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._check_outbox_handler() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._check_summary_definition() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._citus_coordinator() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._citus_table_type(p_table regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._claim_tenant_schema(p_tenant_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._config_changed_replica() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._confined_tables() FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.approval_request_stages TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.approval_requests TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon_internal._current_stage(p_req kaireon.approval_requests, p_user text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._delegated_functions() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._distribute_tenant_table(p_table regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._drop_local_copy(p_table regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text, p_requested_by text, p_reason text, OUT request_id text, OUT interaction_ids text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._dsar_targets(p_tenant text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._exp3_reset() FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.schema_fields TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon_internal._field_column_sql(f kaireon.schema_fields) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._field_sql_type(p_data_type text, p_length integer, p_precision integer, p_scale integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._fkey_depth(p_table regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._flow_publish_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._grant_confined_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._index_interaction_partition(part text) FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.metric_definitions TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon_internal._metric_sql(m kaireon.metric_definitions, summary_definition_id text, as_of date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._model_version_restore() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._models_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._node_local_tables() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._outbox_backoff(retry integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._partition_bounds(part regclass, OUT lower_bound timestamp with time zone, OUT upper_bound timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._pending_request(p_tenant_id text, p_request_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._pin_role_on_workers(p_role name, p_tenant_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._published_versions_append_only() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._registry_check() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._retire_interaction_partition(part text, allowed_tenants text[], detach boolean, lock_timeout_ms integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._role_functions(p_access text) FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.summary_definitions TO kaireon_confined;
+REVOKE ALL ON FUNCTION kaireon_internal._rollup_rolling(d kaireon.summary_definitions, as_of date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._rollup_step(d kaireon.summary_definitions, lo timestamp with time zone, hi timestamp with time zone, as_of date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._seed_outcome_types() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._segment_bad_operator(field text, op text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._segment_filter_sql(node jsonb, p_fields jsonb, depth integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._segment_literal(field text, value text, sql_type text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._segment_view(p_tenant text, p_segment text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._snapshot_model() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._stored_select_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._summary_horizon() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._tenant_data_schema(p_tenant_id text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._tenant_pins_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._tenant_slug_immutable() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._tenants_in(tbl regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._type_names(kind text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._validate_flow_publish(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._validate_model() FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._validate_model_promotion(tenant_id text, entity_id text, payload jsonb) FROM PUBLIC;
+GRANT SELECT ON TABLE kaireon.ai_attachments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.ai_import_applies TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.ai_import_proposals TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.ai_import_skip_digests TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.ai_import_token_ledgers TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.ai_recommendations TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.alert_rules TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.arbitration_profiles TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.attribution_results TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.budget_allocations TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.campaign_decisions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.categories TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.channel_deliveries TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.channels TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.config_versions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.consent_records TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.contact_policies TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.contact_policy_scopes TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.content_items TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.content_versions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.conversation_messages TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.conversations TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.creative_performance TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.creatives TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.cross_offer_constraints TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.custom_role_assignments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.custom_roles TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.customer_clv TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.customer_engagement_health TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.customer_segments_ai TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.data_schemas TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.data_sources TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.dead_letter_events TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.decision_flows TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.decision_locks TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.decision_traces TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.dual_price_state TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.dual_prices TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.exp3_arms TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.exp3_rewards TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.experiment_assignments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.experiment_challengers TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.experiments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.export_checkpoints TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.flow_routes TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.geofences TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.guardrail_rules TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.identity_links TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.impressions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.interaction_history TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.interaction_history_default TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.interaction_summaries TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.journey_enrollments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.journeys TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.metric_state TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.metric_values TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.ml_job_results TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.model_adaptations TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.model_approvals TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.model_drift_checks TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.model_shadow_scores TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.model_versions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.negotiation_sessions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.offers TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.outbox_events TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.outcome_types TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.pipeline_ir_versions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.pipeline_runs TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.pipelines TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.placements TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.policy_snapshots TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.qualification_rule_scopes TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.qualification_rules TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.report_runs TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.report_schedules TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.report_templates TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.respond_idempotency TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.retention_configs TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.runs TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.schema_joins TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.segments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.sso_configs TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.sub_categories TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.summary_state TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.suppressions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.templates TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.tenant_regions TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.tenant_settings TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.treatments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.trigger_rules TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.variant_assignments TO kaireon_confined;
+GRANT SELECT ON TABLE kaireon.volume_constraints TO kaireon_confined;
+
+COMMENT ON SCHEMA kaireon_internal IS 'kaireon''s internal helper functions (implementation details of the kaireon API; not for direct use).';
+COMMENT ON FUNCTION kaireon.audit_canonical(audit_id bigint) IS 'The canonical JSON of one audit row (of audit_logs, else of platform_audit_logs), exactly as hashed after its prev_hash (docs/audit.md); NULL for an unknown id.';
+COMMENT ON FUNCTION kaireon.audit_digest(tenant_id text) IS 'A signed digest of the current end of a tenant''s audit chain (NULL: the platform chain): format, tenant_id, id, chain_seq and hash of its last committed row, digest_time, key_id and an HMAC-SHA256 signature (docs/audit.md, "Digests"). Keep it outside the database; kaireon.verify_audit_chain(..., digest => ...) proves the chain still extends it.';
+COMMENT ON FUNCTION kaireon.audit_guard() IS 'Trigger of kaireon.audit_logs and kaireon.platform_audit_logs keeping them append-only: UPDATE and TRUNCATE refused for everyone, DELETE only through kaireon.purge_audit_chain, INSERT only by the table owner (kaireon''s appends) and superusers (restore).';
+COMMENT ON FUNCTION kaireon.audit_heads_guard() IS 'Trigger of kaireon.audit_chain_heads and kaireon.platform_audit_chain_head: INSERT, UPDATE, DELETE and TRUNCATE refused (42501) for everyone but the table owner (kaireon''s appends act as it) and superusers.';
+COMMENT ON FUNCTION kaireon.audited_tables() IS 'The tables whose changes are recorded in the audit chain, with the arguments of their audit_capture trigger (docs/audit.md). The one list: 85_audit.sql creates the triggers from it and the audit tests check them against it.';
+COMMENT ON FUNCTION kaireon.create_interaction_partitions(months_ahead integer, from_month date) IS 'Creates the monthly partitions of interaction_history from from_month (default: today''s UTC date, the month boundaries being UTC) to months_ahead months later (skipping existing ones), moving matching rows out of the default partition; returns the names created.';
+COMMENT ON FUNCTION kaireon.current_tenant_id() IS 'Tenant the session acts for: the tenant its roles are pinned to (kaireon.pin_role, kaireon.pinned_tenant_id), else kaireon.tenant_id, else NULL; 42501 when kaireon.tenant_id names another tenant than the pinned one. Row level security compares tenant_id with it.';
+COMMENT ON FUNCTION kaireon.distribute(shard_count integer) IS 'On a Citus coordinator with kaireon on every node: distributes every tenant table by tenant_id, co-located with kaireon.tenants (distributed by id), makes the tenant-less tables reference tables (node-local ones aside), moves the rows to the shards and delegates to the node holding the tenant the functions of kaireon_internal._delegated_functions() (recommend, respond, the tenant-first JSON entry points, run_campaign, simulate, purge_audit_chain). Superusers only. Idempotent; returns the layout (changed: placed by this call). Without Citus: 0A000 with a hint. See docs/scale-out.md.';
+COMMENT ON FUNCTION kaireon.dsar_export(tenant_id text, subject_id text, requested_by text, reason text, subject_type text) IS 'Data subject access / portability: every row of one customer of a tenant (kaireon_internal._dsar_targets: interactions, impressions, traces, summaries, metric values, scores, suppressions, consent, identity links, assignments, journeys, outbox events, the customer data tables, ...) as one document {requestId, tenantId, subjectId, subjectType, exportedAt, data: {table: [rows]}}; recorded in dsar_requests with the row counts.';
+COMMENT ON FUNCTION kaireon.four_eyes_required(tenant_id text) IS 'Whether four-eyes governance is on for a tenant (tenant_settings.four_eyes_enabled; false without a settings row). Raises 42501 unless the caller may act for the tenant (kaireon.assert_tenant_access).';
+COMMENT ON FUNCTION kaireon_internal._grant_role(p_role regrole, p_access text) IS 'Internal: grants a role app, readonly or admin access to schema kaireon and the tenant data schemas, and records it.';
+COMMENT ON FUNCTION kaireon.on_delete_set_null() IS 'AFTER DELETE row trigger "On_delete_set_null" of a table referenced by optional references (foreign keys (tenant_id, col) ON DELETE NO ACTION): sets col to NULL in the deleted row''s tenant''s rows that referred to it, as the referencing table''s owner. Arguments: (table, column, referenced column) per key; created by the install script from the catalog.';
+COMMENT ON FUNCTION kaireon_internal._pin_role(p_role regrole, p_tenant_id text) IS 'Internal: validates and records a tenant pin (kaireon.pin_role), on every worker too on a Citus coordinator.';
+COMMENT ON FUNCTION kaireon.pin_role(role regrole, tenant_id text) IS 'Pins a role to one tenant (superuser or BYPASSRLS admin): the role, and every role that is a member of it, may then act only for that tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did (42501 otherwise). Replaces an earlier pin of the role; audited.';
+COMMENT ON FUNCTION kaireon.publish_outbox(max_events integer) IS 'Publishes up to max_events due outbox events in seq order (FOR UPDATE SKIP LOCKED, so publishers never wait for each other): calls the topic''s handler (kaireon.outbox_handlers), then NOTIFY kaireon_events with {"id", "tenantId", "topic"} (delivered at commit), and marks the event published. A failed delivery is retried after kaireon_internal._outbox_backoff(n); after max_retries retries the event is dead and copied to dead_letter_events. Returns how many events it handled. The maintenance worker calls it on kaireon.outbox_schedule.';
+COMMENT ON FUNCTION kaireon.recommend_json(tenant_id text, request jsonb) IS 'kaireon.recommend_json for tenant_id: request.tenantId may be left out, or must equal tenant_id (22023). The form Citus delegates to the tenant''s node.';
+COMMENT ON FUNCTION kaireon.respond_bulk(tenant_id text, request jsonb) IS 'kaireon.respond_bulk for tenant_id: every item is an outcome of tenant_id (an item naming another tenantId fails on its own, 22023). The form Citus delegates to the tenant''s node.';
+COMMENT ON FUNCTION kaireon.respond_json(tenant_id text, request jsonb) IS 'kaireon.respond_json for tenant_id: request.tenantId may be left out, or must equal tenant_id (22023). The form Citus delegates to the tenant''s node.';
+COMMENT ON FUNCTION kaireon.retention_policies(as_of timestamp with time zone) IS 'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours; rows older than it are removed). Shows the tenants the caller may see.';
+COMMENT ON FUNCTION kaireon_internal._is_finite(value double precision) IS 'Is the value a finite number (not NaN, Infinity or -Infinity)? NULL for NULL. The check of every double precision column of kaireon''s tables.';
+COMMENT ON FUNCTION kaireon.set_tenant(tenant_id text, user_id text, request_id text, local boolean) IS 'Sets kaireon.tenant_id, kaireon.user_id and kaireon.request_id together (the last two to '''''' when not given), for the current transaction (local, the default: safe behind a transaction-pooling pooler; 25P01 outside a transaction block) or the session. Returns the tenant now in effect; 42501 for a tenant the session''s pin forbids.';
+COMMENT ON FUNCTION kaireon.unpin_role(role regrole) IS 'Removes the tenant pin of a role (superuser or BYPASSRLS admin); true if it had one. A pin set with ALTER ROLE ... SET kaireon.pinned_tenant_id is removed with ALTER ROLE ... RESET.';
+COMMENT ON FUNCTION kaireon.verify_audit_chain(tenant_id text, from_id bigint, max_rows bigint, digest jsonb) IS 'Recomputes the audit hash chain of a tenant (NULL: the platform chain, platform_audit_logs) from the position of row from_id (NULL: its start, or the anchor retention left), in chain_seq order, reading at most max_rows rows (NULL: all). Returns whether it is intact, the rows verified, the rows of the chain from from_id, the rows read, and the first broken row with its reason (hash_mismatch, chain_link_mismatch, gap, digest_mismatch). With digest (a kept kaireon.audit_digest, signature checked: 22023 when altered), also whether the chain still extends it: digest_status matched, mismatch, predates_chain (retention removed its row) or not_reached. 42704 for a tenant with neither a row nor a chain.';
+COMMENT ON FUNCTION kaireon_internal._acting_user() IS 'Internal: kaireon.user_id, or 42501 when it is not set.';
+COMMENT ON FUNCTION kaireon_internal._add_replica_invalidation(tbl regclass, update_when text) IS 'Internal (install scripts): adds the REPLICA-enabled invalidation triggers (kaireon_internal._config_changed_replica) to a configuration table; update_when limits the UPDATE trigger of a counter table to changes of its definition.';
+COMMENT ON FUNCTION kaireon_internal._apply_contact_policy_change(tenant_id text, entity_id text, payload jsonb) IS 'Internal: apply function of approval action contact_policy.change; runs inside kaireon.approve_request.';
+COMMENT ON FUNCTION kaireon_internal._apply_flow_publish(tenant_id text, entity_id text, payload jsonb) IS 'Internal: applies an approved decision_flow.publish request: publishes the flow''s draft, which must be the one approved.';
+COMMENT ON FUNCTION kaireon_internal._apply_four_eyes_settings(tenant_id text, entity_id text, payload jsonb) IS 'Internal: apply function of approval action four_eyes.settings_change.';
+COMMENT ON FUNCTION kaireon_internal._apply_model_promotion(tenant_id text, entity_id text, payload jsonb) IS 'Internal: applies an approved model.promote request: promotes the model (whose version must be the one approved) to champion and records the approval in model_approvals.';
+COMMENT ON FUNCTION kaireon_internal._apply_role_grants(p_schema text, p_relation text) IS 'Internal: grants the roles in kaireon.role_grants their access to a tenant data schema and one of its relations, and kaireon_confined (a tenant''s stored SQL) SELECT on it.';
+COMMENT ON FUNCTION kaireon_internal._approval_action_check() IS 'Internal: trigger checking an approval action''s apply and validate functions (kaireon_internal._resolve_function: they exist, take (text, text, jsonb), return void, are owned by a superuser) and storing their signatures in canonical form.';
+COMMENT ON FUNCTION kaireon_internal._approval_stages(p_tenant_id text, p_action text) IS 'Internal: the approval stages ({name, requiredRole} in order) a new request of the action gets for the tenant.';
+COMMENT ON FUNCTION kaireon_internal._champion_guard() IS 'Internal: BEFORE INSERT OR DELETE trigger on algorithm_models: with four-eyes on, a champion is neither created directly nor deleted (42501).';
+COMMENT ON FUNCTION kaireon_internal._check_identifier(kind text, ident text, max_len integer) IS 'Internal: returns ident if it is a safe identifier (^[a-z][a-z0-9_]*$, at most max_len characters), else raises 42602 naming it.';
+COMMENT ON FUNCTION kaireon_internal._check_metric_definition() IS 'Internal: BEFORE INSERT OR UPDATE trigger of metric_definitions refusing source fields, dimensions and filter conditions compute_metrics cannot compile (22023).';
+COMMENT ON FUNCTION kaireon_internal._check_outbox_handler() IS 'Internal: BEFORE INSERT OR UPDATE trigger of outbox_handlers checking the handler (kaireon_internal._resolve_function: it exists, takes (text, text, text, jsonb), returns void, is owned by a superuser) and storing its signature in canonical form.';
+COMMENT ON FUNCTION kaireon_internal._check_summary_definition() IS 'Internal: BEFORE INSERT OR UPDATE trigger of summary_definitions refusing unknown dimensions, aggregates and windows (22023, naming the value).';
+COMMENT ON FUNCTION kaireon_internal._citus_coordinator() IS 'Internal: whether Citus is installed and this node is its coordinator (group 0).';
+COMMENT ON FUNCTION kaireon_internal._citus_table_type(p_table regclass) IS 'Internal: ''distributed'', ''reference'' or ''citus local'' for a table in Citus''s metadata; NULL otherwise (or without Citus).';
+COMMENT ON FUNCTION kaireon_internal._claim_tenant_schema(p_tenant_id text) IS 'Internal: creates the tenant''s data schema on first use and records the claim; refuses a schema owned by another (possibly deleted) tenant or not created by kaireon.';
+COMMENT ON FUNCTION kaireon_internal._config_changed_replica() IS 'Internal: AFTER row (and TRUNCATE) trigger enabled REPLICA on the decisioning configuration tables: in the logical replication apply worker (or under session_replication_role = replica) makes every backend recompile its cached configurations at commit; writes nothing.';
+COMMENT ON FUNCTION kaireon_internal._confined_tables() IS 'Internal: the kaireon tables the role kaireon_confined (a tenant''s stored SQL) may read: tenant tables under row level security, without those holding secrets, credentials, the audit log, data subject requests and kaireon''s bookkeeping.';
+COMMENT ON FUNCTION kaireon_internal._current_stage(p_req kaireon.approval_requests, p_user text) IS 'Internal: the first pending stage of a request, locked, after checking the deciding user is not the requester, did not approve an earlier stage and holds the stage''s role.';
+COMMENT ON FUNCTION kaireon_internal._delegated_functions() IS 'Internal: the functions kaireon.distribute() delegates to the node holding the tenant, and their tenant argument.';
+COMMENT ON FUNCTION kaireon_internal._distribute_tenant_table(p_table regclass) IS 'Internal: create_distributed_table by tenant_id co-located with kaireon.tenants, moving the rows (kaireon.distribute(), publish_data_schema on Citus).';
+COMMENT ON FUNCTION kaireon_internal._drop_local_copy(p_table regclass) IS 'Internal: truncate_local_data_after_distributing_table without firing the triggers that refuse TRUNCATE of audited tables.';
+COMMENT ON FUNCTION kaireon_internal._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text, p_requested_by text, p_reason text, OUT request_id text, OUT interaction_ids text[]) IS 'Internal: checks a data subject request (arguments, tenant access, subject type, tenant), records it in dsar_requests as processing, and returns its id and the ids of the subject''s interactions.';
+COMMENT ON FUNCTION kaireon_internal._dsar_targets(p_tenant text) IS 'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and the tenant''s published customer data tables; with the retention data class whose legal hold keeps them.';
+COMMENT ON FUNCTION kaireon_internal._exp3_reset() IS 'Internal: AFTER UPDATE trigger on arbitration_profiles: new weights (other arms) start the profile''s EXP3-IX state afresh.';
+COMMENT ON FUNCTION kaireon_internal._field_column_sql(f kaireon.schema_fields) IS 'Internal: the column definition of a schema field, with its default checked against its type.';
+COMMENT ON FUNCTION kaireon_internal._field_sql_type(p_data_type text, p_length integer, p_precision integer, p_scale integer) IS 'Internal: the PostgreSQL type of a schema field (data_type with length, precision and scale).';
+COMMENT ON FUNCTION kaireon_internal._fkey_depth(p_table regclass) IS 'Internal: the length of the longest chain of foreign keys from a table (cycles cut), the order kaireon.distribute() places tables in.';
+COMMENT ON FUNCTION kaireon_internal._flow_publish_guard() IS 'Internal: BEFORE INSERT OR UPDATE trigger on decision_flows: with four-eyes on, published versions, the published version and the published status change only through an approved decision_flow.publish request (42501).';
+COMMENT ON FUNCTION kaireon_internal._grant_confined_role() IS 'Internal: creates the role kaireon_confined if missing (NOLOGIN, not superuser, not BYPASSRLS) and grants it SELECT on kaireon_internal._confined_tables() and the tenant data schemas and EXECUTE on kaireon.fnv1a (the sample order); run by CREATE EXTENSION and by every kaireon.grant_*_role.';
+COMMENT ON FUNCTION kaireon_internal._index_interaction_partition(part text) IS 'Internal: the primary key and indexes every interaction_history partition carries (lookups by customer, recommendation, offer and creative; a BRIN index on created_at for the summary rollups).';
+COMMENT ON FUNCTION kaireon_internal._is_finite(value numeric) IS 'Is the value a finite number that a double precision can hold (not NaN, Infinity, -Infinity, nor beyond 1.7976931348623157e308 in magnitude)? NULL for NULL. The check of every numeric column of kaireon''s tables.';
+COMMENT ON FUNCTION kaireon_internal._metric_sql(m kaireon.metric_definitions, summary_definition_id text, as_of date) IS 'Internal: the query (customer_id, dimension_key, value) a metric definition compiles to: its aggregate over the daily values of its source field in the window_days days up to as_of, grouped by customer and its group_by_dimensions, filtered by its filter_conditions, from the day rows of a summary definition.';
+COMMENT ON FUNCTION kaireon_internal._model_version_restore() IS 'Internal: BEFORE INSERT trigger on model_versions letting a restored snapshot replace the identical snapshot its model''s restore just wrote.';
+COMMENT ON FUNCTION kaireon_internal._models_changed() IS 'Internal: AFTER statement trigger on algorithm_models invalidating every backend''s model cache (relcache invalidation of the table).';
+COMMENT ON FUNCTION kaireon_internal._node_local_tables() IS 'Internal: the tenant-less kaireon tables kaireon.distribute() leaves as plain tables of each node (docs/scale-out.md).';
+COMMENT ON FUNCTION kaireon_internal._outbox_backoff(retry integer) IS 'Internal: the wait before the n-th retry of an outbox event: kaireon.outbox_retry_base doubled per retry, capped at kaireon.outbox_retry_max.';
+COMMENT ON FUNCTION kaireon_internal._partition_bounds(part regclass, OUT lower_bound timestamp with time zone, OUT upper_bound timestamp with time zone) IS 'Internal: the lower and upper bound of a range partition on a timestamptz column (NULL for MINVALUE, MAXVALUE and the default partition).';
+COMMENT ON FUNCTION kaireon_internal._pending_request(p_tenant_id text, p_request_id text) IS 'Internal: locks a pending approval request of a tenant, or raises 42704 (unknown) or 55000 (not pending).';
+COMMENT ON FUNCTION kaireon_internal._period_end(period text, t timestamp with time zone) IS 'Internal: end of the calendar period (daily, weekly from Monday, monthly, quarterly; UTC) holding t.';
+COMMENT ON FUNCTION kaireon_internal._period_key(period_type text, t timestamp with time zone) IS 'Internal: the budget period key (2026-11-25, 2026-W48, 2026-11, 2026-Q4) of the period of that type holding t, UTC.';
+COMMENT ON FUNCTION kaireon_internal._pin_role_on_workers(p_role name, p_tenant_id text) IS 'Internal: on a Citus coordinator, pins (or, with a NULL tenant, unpins) a role on every worker too (docs/scale-out.md); nothing on one server.';
+COMMENT ON FUNCTION kaireon_internal._published_versions_append_only() IS 'Internal: BEFORE UPDATE trigger keeping decision_flows.published_versions append-only.';
+COMMENT ON FUNCTION kaireon_internal._registry_check() IS 'Internal: BEFORE INSERT OR UPDATE trigger on algorithm_models enforcing the registry transitions, four-eyes approval of promotions and one champion per family (archiving the previous champion).';
+COMMENT ON FUNCTION kaireon_internal._resolve_function(signature text, arg_types regtype[], what text, of_what text, registering boolean) IS 'Internal: the function a stored signature text names (approval_actions, outbox_handlers), looked up with search_path pg_catalog; errors name it as "<what> <signature> of <of_what>": 22023 for text that is no signature, 42883 when no such function exists (worded for a new row when registering), 42P13 for a temporary function or one that does not take arg_types and return void, 42501 when no superuser owns it. Its ::text with search_path pg_catalog is the canonical form stored.';
+COMMENT ON FUNCTION kaireon_internal._retire_interaction_partition(part text, allowed_tenants text[], detach boolean, lock_timeout_ms integer) IS 'Internal (retention): drops or detaches a monthly partition of interaction_history once its locks are held (waiting at most lock_timeout_ms for each) and every tenant with rows in it is among allowed_tenants, has no legal hold on interactions and a cutoff past the partition''s upper bound; false when it is gone or holds rows that must stay.';
+COMMENT ON FUNCTION kaireon_internal._role_functions(p_access text) IS 'Internal: the functions an app or readonly role may execute (admin roles may execute all).';
+COMMENT ON FUNCTION kaireon_internal._rollup_rolling(d kaireon.summary_definitions, as_of date) IS 'Internal: recomputes the rolling-window rows (7d, 30d, 90d; period_key = the last day) of a summary definition from its day rows, when the day they end on changes.';
+COMMENT ON FUNCTION kaireon_internal._rollup_step(d kaireon.summary_definitions, lo timestamp with time zone, hi timestamp with time zone, as_of date) IS 'Internal: adds the interaction_history rows of one tenant created in [lo, hi) to the interaction_summaries rows of one summary definition, for each of its windows (rolling windows as of as_of), in one statement; returns the rows read.';
+COMMENT ON FUNCTION kaireon_internal._seed_outcome_types() IS 'Internal: AFTER INSERT row trigger on tenants giving each new tenant the ten default outcome types (system rows).';
+COMMENT ON FUNCTION kaireon_internal._segment_bad_operator(field text, op text) IS 'Internal: raises the error for an unknown segment filter operator.';
+COMMENT ON FUNCTION kaireon_internal._segment_filter_sql(node jsonb, p_fields jsonb, depth integer) IS 'Internal: compiles a segment filter (array = all; {"all"|"any": [...]}, {"not": f}, {"field", "operator", "value"}) into SQL, quoting every value as a literal of the column''s type.';
+COMMENT ON FUNCTION kaireon_internal._segment_literal(field text, value text, sql_type text) IS 'Internal: a segment filter value as a quoted literal cast to the column type, after checking the type accepts it.';
+COMMENT ON FUNCTION kaireon_internal._segment_view(p_tenant text, p_segment text) IS 'Internal: the qualified view name of a published segment, after checking the caller may act for the tenant (runs as owner to read the segment and tenant rows; the caller then reads the view with its own privileges).';
+COMMENT ON FUNCTION kaireon_internal._snapshot_model() IS 'Internal: AFTER INSERT OR UPDATE trigger on algorithm_models writing a model_versions snapshot of every new version.';
+COMMENT ON FUNCTION kaireon_internal._stored_select_trigger() IS 'Internal: BEFORE INSERT OR UPDATE row trigger refusing (22023) a value of the column named by its argument that is not exactly one plain SELECT (no INTO, FOR UPDATE/SHARE or data-modifying WITH); a syntax error is 42601.';
+COMMENT ON FUNCTION kaireon_internal._summary_dimensions() IS 'Internal: the dimensions a summary definition may name: customer, offer, creative and channel fill their interaction_summaries columns; the others are joined into dimension_key as name=value|name=value.';
+COMMENT ON FUNCTION kaireon_internal._summary_horizon() IS 'Internal: the start of the oldest open transaction of the server (or now()): interaction_history rows created before it are all committed or gone, so rollups may count up to it.';
+COMMENT ON FUNCTION kaireon_internal._tenant_data_schema(p_tenant_id text) IS 'Internal: name of the schema holding a tenant''s ds_ tables and segment views (kaireon_t_<slug>).';
+COMMENT ON FUNCTION kaireon_internal._tenant_pins_changed() IS 'Internal: AFTER trigger of kaireon.tenant_pins; makes every backend reload the tenant pins once the change commits.';
+COMMENT ON FUNCTION kaireon_internal._tenant_slug_immutable() IS 'Internal: BEFORE UPDATE trigger on tenants refusing a change of slug.';
+COMMENT ON FUNCTION kaireon_internal._tenants_in(tbl regclass) IS 'Internal: the distinct tenant_id values of a table, found by skipping through its index on tenant_id (a few index probes per tenant, not a scan); on Citus, by each shard.';
+COMMENT ON FUNCTION kaireon_internal._type_names(kind text) IS 'Internal: the names of one type list of the C module (kind qualification_rule, contact_policy or scope), in list order; 22023 for another kind.';
+COMMENT ON FUNCTION kaireon_internal._user_holds_role(p_tenant_id text, p_user_id text, p_role text) IS 'Internal: whether a user holds a role in a tenant: the tenant''s user of that id (its users.role or a custom role assignment), or, if the tenant has none of that id, the platform user of that id (its platform_users.role).';
+COMMENT ON FUNCTION kaireon_internal._validate_contact_policy_change(tenant_id text, entity_id text, payload jsonb) IS 'Internal: validate function of approval action contact_policy.change (operation, settable columns, the policy exists, config valid for its rule_type, scopes shape).';
+COMMENT ON FUNCTION kaireon_internal._validate_flow_publish(tenant_id text, entity_id text, payload jsonb) IS 'Internal: checks a decision_flow.publish request (the flow exists; the payload holds its key and draft).';
+COMMENT ON FUNCTION kaireon_internal._validate_four_eyes_settings(tenant_id text, entity_id text, payload jsonb) IS 'Internal: validate function of approval action four_eyes.settings_change.';
+COMMENT ON FUNCTION kaireon_internal._validate_model() IS 'Internal: BEFORE INSERT OR UPDATE row trigger on algorithm_models compiling the model (22023 naming the field when malformed) and bumping version when its definition or registry place changes.';
+COMMENT ON FUNCTION kaireon_internal._validate_model_promotion(tenant_id text, entity_id text, payload jsonb) IS 'Internal: checks a model.promote request (the model exists and may become champion).';
+COMMENT ON TABLE kaireon.accounts IS 'Account: NextAuth OAuth account linked to a user of the tenant (provider, provider account id, OAuth tokens); a provider account is linked at most once per tenant.';
+COMMENT ON TABLE kaireon.approval_actions IS 'kaireon''s own table: the approval actions of four-eyes governance. apply_function(tenant_id text, entity_id text, payload jsonb) carries out an approved request; validate_function (same arguments, optional) refuses a bad payload when the request is filed. Both are signatures as text (''kaireon_internal._apply_x(text,text,jsonb)''), stored in canonical form, looked up by name at every call; the functions return void and are owned by a superuser. Installed with the extension; not dumped.';
+COMMENT ON TABLE kaireon.audit_chain_heads IS 'kaireon''s own table: the head (last id, chain_seq and integrity_hash) of each tenant''s audit chain, and the row an append locks to keep the chain linear (docs/audit.md). last_seq 0 only while the first append of a chain has not committed. Written only by kaireon''s audit code; no foreign key to tenants, like audit_logs.';
+COMMENT ON TABLE kaireon.audit_digest_keys IS 'kaireon''s own table: the HMAC-SHA256 keys of audit digests (key_id is the first 16 hex digits of SHA-256(key)); the newest signs, any verifies. No role but the owner may read it (docs/audit.md, "Digests").';
+COMMENT ON TABLE kaireon.audit_logs IS 'AuditLog: immutable, append-only audit chain of changes (create, update, soft_delete, restore, delete) plus retention anchors, one chain per tenant. integrity_hash is the hex SHA-256 of prev_hash followed by the canonical JSON of the row, prev_hash the integrity_hash of the previous row of the same chain (chain_seq - 1), 64 zeros for the first (docs/audit.md). The chain''s order is chain_seq; id identifies a row (unique with the tenant). Cross-tenant: tenant_id has no foreign key to tenants on purpose, so deleting a tenant neither deletes nor rewrites its audit rows. Changes without a tenant are in platform_audit_logs. Row level security with policy tenant_isolation. No updated_at.';
+COMMENT ON SEQUENCE kaireon.config_version_seq IS 'kaireon''s marker of configuration changes that bypass the versions: a relcache invalidation of this sequence (logical replication''s apply, src/config/invalidate.c) makes every backend recompile every cached configuration. Configuration versions themselves are a per-tenant counter (kaireon.config_versions).';
+COMMENT ON TABLE kaireon.custom_role_assignments IS 'CustomRoleAssignment: grants a CustomRole to a user within the tenant. user_id is the id of one of the tenant''s users (foreign key (tenant_id, user_id) to kaireon.users).';
+COMMENT ON TABLE kaireon.outbox_handlers IS 'kaireon''s own table: the delivery function of an outbox topic (''*'': every topic without its own), called by kaireon.publish_outbox as handler(tenant_id text, event_id text, topic text, payload jsonb) before the NOTIFY; an error it raises is a failed delivery (retried, then dead-lettered). handler is the function''s signature as text (''public.deliver(text,text,text,jsonb)''), stored in canonical form and looked up by name at every delivery; it returns void and is owned by a superuser. Written only by superusers and BYPASSRLS roles: handlers run with the publisher''s privileges.';
+COMMENT ON TABLE kaireon.platform_audit_chain_head IS 'kaireon''s own table: the head of the platform audit chain (platform_audit_logs), one row, locked by an append like a tenant''s row of audit_chain_heads. Written only by kaireon''s audit code; row level security without a policy (superusers and BYPASSRLS roles read it).';
+COMMENT ON TABLE kaireon.platform_audit_logs IS 'kaireon''s own table: the platform audit chain, immutable, append-only audit rows of changes without a tenant (tables audited with tenant=none: platform settings, role grants, tenant pins, platform users) plus retention anchors, chained like a tenant''s chain in audit_logs (same columns but tenant_id, same canonical form with a null tenant_id; docs/audit.md). Row level security without a policy: visible only to superusers and BYPASSRLS roles. Local to each node on a Citus cluster. No updated_at.';
+COMMENT ON TABLE kaireon.platform_users IS 'kaireon''s own table: the platform administrators, operator accounts that belong to no tenant (the columns of kaireon.users without tenant_id). Email is unique case-insensitively; password_hash holds only a hash; MFA secret and backup codes for TOTP. They sign in with password and TOTP: no accounts, sessions or WebAuthn credentials. Audited in the chain without a tenant; visible only to superusers and BYPASSRLS roles.';
+COMMENT ON TABLE kaireon.sessions IS 'Session: NextAuth database session of a user of the tenant, found by (tenant_id, session_token) until expires.';
+COMMENT ON TABLE kaireon.tenant_pins IS 'kaireon''s own table: roles pinned to one tenant with kaireon.pin_role. A pinned role, and every role that is a member of it, may act only for its tenant, whatever SET ROLE or SET SESSION AUTHORIZATION did. Hidden from every role but superusers and BYPASSRLS roles.';
+COMMENT ON TABLE kaireon.users IS 'User: NextAuth v5 operator account of a tenant. Email is unique within the tenant case-insensitively (the same address may sign up in several tenants); password_hash holds only a hash; MFA secret and backup codes for TOTP. Platform administrators, who belong to no tenant, are kaireon.platform_users.';
+COMMENT ON TABLE kaireon.webauthn_credentials IS 'WebAuthnCredential: a user''s WebAuthn/passkey credential: credential id, COSE public key (CBOR, base64), signature counter, transports and device label. Belongs to a user of the tenant (foreign key (tenant_id, user_id) to kaireon.users); a credential id is unique within the tenant.';
+
+-------------------------------------------------------------------------------
+-- Part 7: objects added to 0.2.0 later (append here)
+-------------------------------------------------------------------------------

@@ -4206,3 +4206,101 @@ COMMENT ON TABLE kaireon.webauthn_credentials IS 'WebAuthnCredential: a user''s 
 -------------------------------------------------------------------------------
 -- Part 7: objects added to 0.2.0 later (append here)
 -------------------------------------------------------------------------------
+
+-- issue 18 (models): the experiment's pValue as 2 normal_cdf(-|z|) (no underflow in the tail)
+CREATE OR REPLACE FUNCTION kaireon.experiment_results(tenant_id text, experiment_key text)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_exp       kaireon.experiments;
+    v_variants  jsonb := '{}';
+    v_tests     jsonb := '[]';
+    v_result    jsonb;
+    c           record;
+    r           record;
+    p_pool      double precision;
+    se          double precision;
+    z           double precision;
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    SELECT * INTO v_exp FROM kaireon.experiments e
+     WHERE e.tenant_id = experiment_results.tenant_id AND e.key = experiment_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant "%" has no experiment "%"', tenant_id, experiment_key
+            USING ERRCODE = '42704', HINT = 'Check the experiment key.';
+    END IF;
+    -- a variant's trials: its customers who had a positive or negative outcome after assignment;
+    -- successes: those with a positive outcome
+    FOR r IN
+        WITH outcomes AS (
+            SELECT a.variant, a.customer_id,
+                   bool_or(coalesce(ot.classification, CASE WHEN ih.outcome_type_key IN ('click', 'conversion', 'share', 'save') THEN 'positive'
+                                                            WHEN ih.outcome_type_key IN ('not_interested', 'opt_out', 'dismiss', 'complaint') THEN 'negative' END) = 'positive') AS converted,
+                   bool_or(coalesce(ot.classification, CASE WHEN ih.outcome_type_key IN ('click', 'conversion', 'share', 'save') THEN 'positive'
+                                                            WHEN ih.outcome_type_key IN ('not_interested', 'opt_out', 'dismiss', 'complaint') THEN 'negative' END) IN ('positive', 'negative')) AS reached
+              FROM kaireon.experiment_assignments a
+              JOIN kaireon.interaction_history ih
+                ON ih.tenant_id = a.tenant_id AND ih.customer_id = a.customer_id
+               AND ih.interaction_type = 'outcome' AND ih.occurred_at >= a.assigned_at
+               AND (v_exp.ended_at IS NULL OR ih.occurred_at < v_exp.ended_at)
+              LEFT JOIN kaireon.outcome_types ot
+                ON ot.tenant_id = ih.tenant_id AND ot.key = ih.outcome_type_key AND ot.deleted_at IS NULL
+             WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id
+             GROUP BY a.variant, a.customer_id)
+        SELECT v.variant,
+               (SELECT count(*) FROM kaireon.experiment_assignments a
+                 WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id AND a.variant = v.variant) AS assigned,
+               count(*) FILTER (WHERE o.reached) AS trials,
+               count(*) FILTER (WHERE o.reached AND o.converted) AS successes
+          FROM (SELECT DISTINCT a.variant FROM kaireon.experiment_assignments a
+                 WHERE a.tenant_id = v_exp.tenant_id AND a.experiment_id = v_exp.id) v
+          LEFT JOIN outcomes o ON o.variant = v.variant
+         GROUP BY v.variant
+    LOOP
+        v_variants := v_variants || jsonb_build_object(r.variant, jsonb_build_object(
+            'assigned', r.assigned, 'trials', r.trials, 'successes', r.successes,
+            'rate', CASE WHEN r.trials > 0 THEN r.successes::double precision / r.trials END,
+            'wilson95', to_jsonb(kaireon.wilson_interval(r.successes, r.trials))));
+    END LOOP;
+    -- two-proportion z-test of each challenger against the champion
+    FOR c IN SELECT key AS variant, value FROM jsonb_each(v_variants) WHERE key LIKE 'challenger:%' ORDER BY key LOOP
+        IF v_variants ? 'champion' AND (c.value->>'trials')::double precision > 0
+           AND (v_variants->'champion'->>'trials')::double precision > 0 THEN
+            p_pool := ((c.value->>'successes')::double precision + (v_variants->'champion'->>'successes')::double precision)
+                      / ((c.value->>'trials')::double precision + (v_variants->'champion'->>'trials')::double precision);
+            se := sqrt(p_pool * (1 - p_pool) * (1 / (c.value->>'trials')::double precision
+                                               + 1 / (v_variants->'champion'->>'trials')::double precision));
+            z := CASE WHEN se > 0 THEN ((c.value->>'rate')::double precision - (v_variants->'champion'->>'rate')::double precision) / se ELSE 0 END;
+            v_tests := v_tests || jsonb_build_object(
+                'challenger', substr(c.variant, 12), 'z', z,
+                -- the upper tail as normal_cdf(-|z|) (an erfc): 1 - cdf(|z|) would round to 0 past |z| = 8.3
+                'pValue', 2 * kaireon.normal_cdf(-abs(z)),
+                'confidence', kaireon.normal_cdf(z),
+                'lift', (c.value->>'rate')::double precision - (v_variants->'champion'->>'rate')::double precision);
+        END IF;
+    END LOOP;
+    v_result := jsonb_build_object('variants', v_variants, 'tests', v_tests, 'computedAt', now());
+    UPDATE kaireon.experiments e SET results = v_result WHERE e.tenant_id = v_exp.tenant_id AND e.id = v_exp.id;
+    RETURN v_result;
+END
+$fn$;
+
+-- issue 18: model types online_learner (SGD) and the comments of what learns, trains and
+-- explains it, the feature baseline and feature_drift, degraded scoring in recommend_json
+ALTER TABLE kaireon.algorithm_models DROP CONSTRAINT algorithm_models_model_type_check;
+ALTER TABLE kaireon.algorithm_models ADD CONSTRAINT algorithm_models_model_type_check
+    CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression', 'gradient_boosted', 'thompson_bandit', 'epsilon_greedy', 'online_learner'));
+COMMENT ON TABLE kaireon.algorithm_models IS
+    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+COMMENT ON FUNCTION kaireon.explain_score(text, text, jsonb, text) IS
+    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression, online_learner), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits). See docs/models.md.';
+COMMENT ON FUNCTION kaireon.model_learn(text, text, text, jsonb, text) IS
+    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id), online_learner models take one SGD step (scikit-learn''s SGDClassifier update). Takes the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
+COMMENT ON FUNCTION kaireon.train_model(text, text, timestamptz, timestamptz, jsonb) IS
+    'Trains a logistic_regression (L2-regularised, Newton/IRLS), bayesian (naive Bayes counts) or online_learner (the outcomes replayed in time order through its SGD update) model from the tenant''s positive and negative outcomes in [since, until) joined to customer features; stores state and metrics (auc, logLoss, samples, featureBaseline: each predictor''s training distribution for feature_drift) as a new version. options: l2, maxIterations, alpha, offerId, dataSchemaId, minExamples.';
+COMMENT ON FUNCTION kaireon.check_drift(text, text, timestamptz, timestamptz, timestamptz, timestamptz, jsonb) IS
+    'Drift of a model''s scores between a baseline window (default: the 30 days before the current one) and the current window (default: the last 7 days): PSI, KS statistic and AUC decay (baseline AUC minus current AUC); and, for a model train_model recorded a feature baseline for, feature_drift: each predictor''s PSI in the current window against its training distribution (drift_score the largest). Writes one model_drift_checks row per measure. thresholds: psi (0.2), ks_test (0.1), auc_decay (0.05), feature_drift (0.2).';
+COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
+    'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, degradedScoring, decisions[], degradedModels[] (when a model the decision names was missing or broken and scoring fell back), placements[], debug}. See docs/recommend.md.';

@@ -51,7 +51,7 @@ SELECT count(*) AS rows_after_reset FROM kaireon.stat_decisions WHERE tenant_id 
 -- the overflow row is always there for a superuser, empty
 SELECT decisions, dry_runs, errors, drops FROM kaireon.stat_decisions WHERE tenant_id IS NULL;
 
--- three dry runs: 3 candidates each (the draft o4 is none), o3 has no creative on web
+-- dry runs: 3 candidates each (the draft o4 is none); o3 has no creative on web
 SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true}');
 SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true}');
 SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true, "exclude_offers": ["o1"]}');

@@ -104,7 +104,7 @@ DROP ROLE regress_stat_app;
 -- ---------------------------------------------------------------------------------------
 SELECT count(*) AS running FROM kaireon.progress WHERE pid = pg_backend_pid();
 SELECT kaireon_internal._progress_start('distribute', NULL, 10);
-SELECT kaireon_internal._progress_update('tables', 3);
+SELECT kaireon_internal._progress_update('tables', 3, 10);
 SELECT operation, tenant_id, phase, done, total, dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AS here
   FROM kaireon.progress WHERE pid = pg_backend_pid();
 -- a nested operation does not replace the row; its end does not end the outer one

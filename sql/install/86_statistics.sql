@@ -49,7 +49,7 @@ CREATE FUNCTION kaireon_internal._progress_update(phase text, done bigint, total
     AS 'MODULE_PATHNAME', 'kaireon_progress_update_sql'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon_internal._progress_update(text, bigint, bigint) IS
-    'Internal: the phase (NULL: unchanged), the work done and the total (NULL: unchanged) of this backend''s running operation in kaireon.progress.';
+    'Internal: the phase (NULL: unchanged), the work done and the total (NULL: unknown) of this backend''s running operation in kaireon.progress.';
 
 CREATE FUNCTION kaireon_internal._progress_end() RETURNS void
     AS 'MODULE_PATHNAME', 'kaireon_progress_end_sql'

@@ -197,7 +197,7 @@ kaireon_progress_start(const char *operation, const char *tenant_id, int64 total
 	PGSTAT_END_WRITE_ACTIVITY(my_slot);
 }
 
-/* Report the phase (NULL: unchanged), what is done and the total (< 0: unchanged) of the outermost operation. */
+/* Report the phase (NULL: unchanged), what is done and the total (< 0: unknown) of the outermost operation. */
 void
 kaireon_progress_update(const char *phase, int64 done, int64 total)
 {
@@ -207,8 +207,7 @@ kaireon_progress_update(const char *phase, int64 done, int64 total)
 	if (phase != NULL)
 		put_text(my_slot->phase, phase, KPROGRESS_PHASELEN);
 	my_slot->done = done;
-	if (total >= 0)
-		my_slot->total = total;
+	my_slot->total = total;
 	PGSTAT_END_WRITE_ACTIVITY(my_slot);
 }
 
@@ -220,17 +219,6 @@ kaireon_progress_end(void)
 		return;
 	if (--depth == 0)
 		clear_slot();
-}
-
-/* Raise 55000 when there are no slots (kaireon was not preloaded). */
-static void
-require_slots(void)
-{
-	if (slots == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("kaireon.progress must be loaded via \"shared_preload_libraries\""),
-				 errhint("Add kaireon to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
 /*
@@ -247,7 +235,8 @@ kaireon_progress(PG_FUNCTION_ARGS)
 	bool		all;
 	const char *tenant = NULL;
 
-	require_slots();
+	if (slots == NULL)
+		kaireon_stats_need_preload("kaireon.progress");
 	InitMaterializedSRF(fcinfo, 0);
 	all = superuser_arg(caller) || has_bypassrls_privilege(caller) ||
 		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
@@ -307,7 +296,7 @@ kaireon_progress_start_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* kaireon_internal._progress_update(phase, done, total): NULL phase or total leave them as they are. */
+/* kaireon_internal._progress_update(phase, done, total): a NULL phase stays as it was; a NULL total is unknown. */
 Datum
 kaireon_progress_update_sql(PG_FUNCTION_ARGS)
 {

@@ -179,15 +179,14 @@ kaireon_stats_init(void)
 	shmem_startup_hook = stats_shmem_startup;
 }
 
-/* Raise 55000 when the statistics have no shared memory (kaireon was not preloaded). */
-static void
-require_shared(const char *what)
+/* Raise 55000: what needs the shared memory kaireon makes only when preloaded. */
+void
+kaireon_stats_need_preload(const char *what)
 {
-	if (shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s must be loaded via \"shared_preload_libraries\"", what),
-				 errhint("Add kaireon to shared_preload_libraries in postgresql.conf and restart the server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("kaireon must be loaded via \"shared_preload_libraries\" to use %s", what),
+			 errhint("Add kaireon to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
 /* Fill a key; false when an id is too long for it (the call counts in the overflow entry). */
@@ -477,7 +476,8 @@ kaireon_stat_decisions(PG_FUNCTION_ARGS)
 	KStatCounters c;
 	TimestampTz reset_at;
 
-	require_shared("kaireon.stat_decisions");
+	if (shared == NULL)
+		kaireon_stats_need_preload("kaireon.stat_decisions");
 	InitMaterializedSRF(fcinfo, 0);
 	all = sees_all();
 	if (!all)
@@ -520,7 +520,8 @@ kaireon_stat_reset(PG_FUNCTION_ARGS)
 	HASH_SEQ_STATUS seq;
 	KStatEntry *e;
 
-	require_shared("kaireon.stat_reset()");
+	if (shared == NULL)
+		kaireon_stats_need_preload("kaireon.stat_reset()");
 	if (tenant == NULL && !sees_all())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -56,6 +56,9 @@ typedef struct KStatDecision
 extern void kaireon_stats_init(void);
 extern void kaireon_progress_init(void);
 
+/* stats.c: 55000 for what needs kaireon in shared_preload_libraries */
+extern void kaireon_stats_need_preload(const char *what) pg_attribute_noreturn();
+
 /* stats.c: counting (no-ops without shared memory; never raise) */
 extern void kaireon_stat_decision(const char *tenant_id, const char *channel_id, bool dry_run,
 								  const KStatDecision *d, int64 elapsed_us);

@@ -163,16 +163,20 @@ stats_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Module init: the setting; with shared_preload_libraries, the shared memory hooks. */
+/*
+ * Module init, with shared_preload_libraries only (as pg_stat_statements: a
+ * PGC_POSTMASTER setting cannot be defined once the server runs): the setting
+ * and the shared memory hooks.
+ */
 void
 kaireon_stats_init(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("kaireon.stat_max",
 							"Entries (database, tenant, channel) of kaireon.stat_decisions; more count in its overflow row.",
 							NULL, &kaireon_stat_max, 1000, 100, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = stats_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;

@@ -2,7 +2,8 @@
 -- counts after known calls (dry runs, a recorded decision, drops by stage and reason, an
 -- error, responds by class, configuration compiles and cache hits), the latency percentiles
 -- in order, a reset, who sees which rows, and the progress slot of this backend: filled and
--- emptied by the internal helpers, emptied by a rolled back subtransaction. The test server
+-- emptied by the internal helpers, emptied by a rolled back subtransaction; and a full table
+-- (the overflow row). The test server
 -- preloads kaireon; test/t/002_without_preload.pl checks the error without it, and the
 -- isolation spec progress_campaign a campaign's row seen from another session.
 \set VERBOSITY terse
@@ -129,3 +130,28 @@ SELECT kaireon_internal._progress_start('distribute', NULL, NULL);
 SELECT 1 / 0;
 ROLLBACK;
 SELECT count(*) AS running FROM kaireon.progress WHERE pid = pg_backend_pid();
+
+-- ---------------------------------------------------------------------------------------
+-- 5. A full table (kaireon.stat_max, 1000 here): nothing is evicted, new keys count in the
+--    overflow row; a reset frees the table.
+-- ---------------------------------------------------------------------------------------
+SHOW kaireon.stat_max;
+SELECT kaireon.stat_reset();
+-- 1001 made-up tenants, each an error ("does not exist") in a key of its own
+DO $$
+BEGIN
+    FOR i IN 1 .. 1001 LOOP
+        BEGIN
+            PERFORM * FROM kaireon.recommend('sts-made-up-' || i, 'c1', 'web', options => '{"dry_run": true}');
+        EXCEPTION WHEN undefined_object THEN NULL;
+        END;
+    END LOOP;
+END $$;
+-- a real tenant's decision finds the table full too
+SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true}');
+SELECT count(*) AS keyed_rows, sum(errors) AS keyed_errors, count(*) FILTER (WHERE tenant_id = 'sts') AS sts_rows
+  FROM kaireon.stat_decisions WHERE tenant_id IS NOT NULL;
+SELECT decisions, dry_runs, errors, candidates, drops, config_compiles + config_cache_hits AS config_lookups FROM kaireon.stat_decisions WHERE tenant_id IS NULL;
+SELECT kaireon.stat_reset();
+SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true}');
+SELECT tenant_id, channel_id, dry_runs FROM kaireon.stat_decisions ORDER BY tenant_id NULLS FIRST, channel_id NULLS FIRST;

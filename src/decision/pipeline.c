@@ -613,8 +613,8 @@ lock_customer(const char *tenant_id, const char *customer_id)
 
 /*
  * The whole pipeline for one request, across its placements, and, unless
- * dry_run, the recording of step 11.  Raises with a specific SQLSTATE on bad
- * input before anything is written.
+ * dry_run, the recording of step 11, for a tenant the caller may act for.
+ * Raises with a specific SQLSTATE on bad input before anything is written.
  */
 static KDecideResult *
 decide(KDecideArgs *args)
@@ -630,7 +630,6 @@ decide(KDecideArgs *args)
 	TimestampTz started = GetCurrentTimestamp();
 	double		sample;
 
-	kaireon_check_tenant_access(args->tenant_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(mcxt);
@@ -728,7 +727,9 @@ decide(KDecideArgs *args)
 
 /*
  * Decide (decide() above), counted by the statistics (stats/stats.h) unless
- * it is a campaign's: the decision, its drops and latency, or its error.
+ * it is a campaign's: the decision, its drops and latency, or its error.  A
+ * tenant the caller may not act for is refused first, and not counted (its
+ * id is the caller's to make up).
  */
 KDecideResult *
 kaireon_decide(KDecideArgs *args)
@@ -737,6 +738,7 @@ kaireon_decide(KDecideArgs *args)
 	instr_time	start,
 				elapsed;
 
+	kaireon_check_tenant_access(args->tenant_id);
 	if (args->batch)
 		return decide(args);
 	INSTR_TIME_SET_CURRENT(start);

@@ -21,6 +21,7 @@
 #include "security/governance.h"
 #include "security/secrets.h"
 #include "security/session.h"
+#include "stats/stats.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,6 +35,8 @@ _PG_init(void)
 {
 	kaireon_json_init();
 	kaireon_version_init();
+	kaireon_stats_init();
+	kaireon_progress_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
 	kaireon_scoring_init();

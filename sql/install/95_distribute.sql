@@ -154,6 +154,7 @@ DECLARE
     v_has_rows  boolean;
     v_schemas   text[];
     v_triggers  text[] := '{}';
+    v_done      integer := 0;       -- tables placed (kaireon.progress)
 BEGIN
     -- 0. A superuser's operation (it changes every table, the database's settings and roles).
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
@@ -192,6 +193,10 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Add the workers with citus_add_node first.';
     END IF;
+
+    -- kaireon.progress shows the placement as it goes (the row goes at the end, or with an error)
+    PERFORM kaireon_internal._progress_start('distribute', NULL, NULL);
+    PERFORM kaireon_internal._progress_update('listing tables', 0, NULL);
 
     -- Triggers on distributed tables (kaireon's validation, audit and invalidation triggers
     -- run on the shards, and touch only the tenant's co-located shards); one connection per
@@ -270,6 +275,8 @@ BEGIN
                                                r.tgname);
         END LOOP;
         FOREACH v_table IN ARRAY v_tables LOOP
+            PERFORM kaireon_internal._progress_update('placing tables', v_done, cardinality(v_tables));
+            v_done := v_done + 1;
             IF v_table = 'tenants' THEN
                 PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
             ELSIF v_table = ANY (v_tenant_tables) THEN
@@ -295,6 +302,7 @@ BEGIN
 
     -- The tenants' customer data tables (kaireon_t_<slug>.ds_*: a tenant_id column holding
     -- their tenant, their keys beginning with it) go next to their tenant's rows.
+    PERFORM kaireon_internal._progress_update('placing tenant data tables', 0, NULL);
     v_schemas := ARRAY(SELECT ts.schema_name::text FROM kaireon.tenant_schemas ts);
     FOR r IN
         SELECT c.oid::regclass AS rel
@@ -333,6 +341,7 @@ BEGIN
     END LOOP;
 
     -- 5. The entry points run on the node holding their tenant.
+    PERFORM kaireon_internal._progress_update('delegating functions', 0, NULL);
     FOR r IN SELECT d.fn, d.tenant_arg FROM kaireon_internal._delegated_functions() d LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
                         WHERE o.classid = 'pg_proc'::regclass AND o.objid = r.fn::regprocedure
@@ -344,6 +353,7 @@ BEGIN
     END LOOP;
 
     -- 6. The layout.
+    PERFORM kaireon_internal._progress_end();
     RETURN QUERY
         SELECT CASE WHEN c.relnamespace = 'kaireon'::regnamespace THEN c.relname::text ELSE c.oid::regclass::text END,
                coalesce(p.placement, 'local'),

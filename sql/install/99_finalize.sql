@@ -138,6 +138,9 @@ GRANT EXECUTE ON FUNCTION kaireon_internal._is_finite(double precision), kaireon
 -- the lookup of a function named by its signature text (a catalog read), which the BEFORE
 -- triggers of approval_actions and outbox_handlers run as the writing role
 GRANT EXECUTE ON FUNCTION kaireon_internal._resolve_function(text, regtype[], text, text, boolean) TO PUBLIC;
+-- the rows behind kaireon.stat_decisions and kaireon.progress, which filter by the caller
+-- (86_statistics.sql)
+GRANT EXECUTE ON FUNCTION kaireon_internal._stat_decisions(), kaireon_internal._progress() TO PUBLIC;
 
 -- The role a tenant's stored SQL runs as, and its read access (90_roles.sql, src/security/confine.c).
 SELECT kaireon_internal._grant_confined_role();

@@ -192,6 +192,7 @@ karb_price(KRequest *req, const KDecideArgs *args, KCandidate *cands, int n)
 		if (c->score <= 0 && !c->mandatory)
 		{
 			c->dropped_stage = "arbitration";
+			c->drop = KDROP_DUAL_PRICE;
 			c->dropped_reason = psprintf("value %.6g is not above its dual price %.6g (largest: constraint \"%s\", lambda %.6g)",
 										 c->score + price, price, ac->cons[top].name, ac->lambda[top]);
 		}
@@ -216,6 +217,7 @@ karb_admit(KRequest *req, KCandidate *c)
 			if (a > 0 && ar->resp_used[k] + a > ac->cons[k].per_response * (1 + 1e-12))
 			{
 				c->dropped_stage = "arbitration";
+				c->drop = KDROP_RESPONSE_CAP;
 				c->dropped_reason = psprintf("per-response cap of constraint \"%s\" reached: %g of %g",
 											 ac->cons[k].name, ar->resp_used[k], ac->cons[k].per_response);
 				return false;

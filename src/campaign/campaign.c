@@ -57,6 +57,7 @@
 #include "decision/decision.h"
 #include "security/session.h"
 #include "security/confine.h"
+#include "stats/stats.h"
 #include "config/validate.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_campaign);
@@ -107,6 +108,8 @@ typedef struct Campaign
 				ms_solve,
 				ms_write;
 	int64		decisions;
+	int64		selected;		/* decisions to write (kaireon.progress) */
+	int64		written;		/* decisions written so far */
 	char	   *campaign_run_id;
 	char	   *customers_query;	/* the SQL listing the customers */
 	bool		listed;			/* customers listed (before the call's first write) */
@@ -358,11 +361,13 @@ list_customers(void *arg)
 	MemoryContext mine = CurrentMemoryContext;
 	Portal		portal;
 
+	kaireon_progress_update("listing customers", 0, -1);
 	portal = kaireon_confined_cursor("kaireon_campaign_customers", cp->customers_query);
 	for (;;)
 	{
 		SPITupleTable *tt;
 
+		kaireon_progress_update("listing customers", cp->ncustomers, -1);
 		SPI_cursor_fetch(portal, true, CAMPAIGN_FETCH);
 		MemoryContextSwitchTo(mine);
 		tt = SPI_tuptable;
@@ -427,6 +432,7 @@ collect(Campaign *cp)
 	for (int64 i = 0; i < cp->ncustomers; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
+		kaireon_progress_update("scoring", i, cp->ncustomers);
 		score_customer(cp, cp->customers[i], percall, pair, value, forced, tag);
 	}
 	MemoryContextDelete(percall);
@@ -504,6 +510,8 @@ flush_rows(Campaign *cp, Rows *rows)
 	}
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not write the campaign decisions");
+	cp->written += rows->n;
+	kaireon_progress_update("writing", cp->written, cp->selected);
 	if (!cp->spec->simulation)
 		record_interactions(cp, rows, types, args);
 	rows->n = 0;
@@ -768,11 +776,16 @@ execute(Campaign *cp)
 				 errhint("Raise its limit, or make fewer offers of its scope mandatory.")));
 	}
 	t0 = GetCurrentTimestamp();
+	kaireon_progress_update("solving", 0, -1);
 	karb_solve(&cp->prob, &cp->spec->opt, &cp->sol);
 	cp->ms_solve = ms_since(t0);
 	t0 = GetCurrentTimestamp();
 	if (cp->spec->write_decisions)
 	{
+		for (int64 c = 0; c < cp->prob.ncand; c++)
+			if (cp->sol.selected[c])
+				cp->selected++;
+		kaireon_progress_update("writing", 0, cp->selected);
 		write_decisions(cp);	/* with their interactions, unless a simulation */
 		if (!cp->spec->simulation)
 			take_units(cp);
@@ -832,12 +845,13 @@ run_guarded(Campaign *cp, json_t *(*step) (Campaign *), char **error)
 
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
+		/* re-thrown once the subtransaction is gone: the caller's transaction aborts as a whole */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
 		*error = psprintf("%s (SQLSTATE %s)", edata->message, unpack_sql_state(edata->sqlerrcode));
 		result = NULL;
 	}
@@ -922,6 +936,7 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 	spec.write_decisions = true;
 	solver_options(&spec.opt, NULL);
 	kaireon_check_tenant_access(spec.tenant_id);
+	kaireon_progress_start("run_campaign", spec.tenant_id, -1);
 
 	/* connected from the caller's context: SPI_returntuple copies the result row there */
 	MemoryContextSwitchTo(old);
@@ -1013,6 +1028,7 @@ kaireon_run_campaign(PG_FUNCTION_ARGS)
 		elog(ERROR, "kaireon: SPI_finish failed");
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(callcxt);
+	kaireon_progress_end();
 	PG_RETURN_DATUM(result);
 }
 
@@ -1097,6 +1113,7 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 	}
 	solver_options(&spec.opt, conf);
 	kaireon_check_tenant_access(spec.tenant_id);
+	kaireon_progress_start("simulate", spec.tenant_id, -1);
 
 	/* connected from the caller's context: SPI_returntuple copies the result row there */
 	MemoryContextSwitchTo(old);
@@ -1203,5 +1220,6 @@ kaireon_simulate(PG_FUNCTION_ARGS)
 		elog(ERROR, "kaireon: SPI_finish failed");
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(callcxt);
+	kaireon_progress_end();
 	PG_RETURN_DATUM(result);
 }

@@ -72,6 +72,7 @@
 #include "config/caps.h"
 #include "config/conditions.h"
 #include "config/config.h"
+#include "stats/stats.h"
 
 typedef struct CacheEntry
 {
@@ -1243,7 +1244,10 @@ kaireon_config_get(const char *tenant_id)
 	}
 	if (e->config != NULL && e->checked == check_count && e->compiled == recompile_count && e->marker == marker &&
 		!check_every_call(marker))
+	{
+		kaireon_stat_config(tenant_id, false);
 		return e->config;
+	}
 
 	/* invalidations arriving from here on are for the next call */
 	checked = check_count;
@@ -1262,6 +1266,7 @@ kaireon_config_get(const char *tenant_id)
 	if (e->config != NULL && e->marker == marker && e->config->version == version && e->compiled == compiled)
 	{
 		e->checked = checked;
+		kaireon_stat_config(tenant_id, false);
 		return e->config;
 	}
 	{
@@ -1274,6 +1279,7 @@ kaireon_config_get(const char *tenant_id)
 		e->checked = checked;
 		e->compiled = compiled;
 	}
+	kaireon_stat_config(tenant_id, true);
 	return e->config;
 }
 

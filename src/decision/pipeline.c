@@ -30,6 +30,7 @@
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
@@ -407,6 +408,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		const KOffer *o = &cfg->offers[i];
 		KCandidate *c = &cands[n];
 		const char *why = NULL;
+		KDropReason drop = KDROP_SCHEDULE;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!o->active)
@@ -416,25 +418,28 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		c->creative = -1;
 		c->match = 1.0;
 		c->propensity = -1;
+		res->stat.candidates++;
 		if (!in_schedule(o, req->now))
 			why = "outside its schedule";
 		else if (!in_inventory(flow, o))
-			why = "not in the flow's inventory";
+			why = "not in the flow's inventory", drop = KDROP_INVENTORY;
 		else if (kj_array_has_string(flow->inv_exclude, o->id) || kj_array_has_string(args->exclude_offers, o->id))
-			why = "excluded";
+			why = "excluded", drop = KDROP_EXCLUDED;
 		else if (taken != NULL && json_object_get(taken, o->id) != NULL)
-			why = "already placed (deduplicate)";
+			why = "already placed (deduplicate)", drop = KDROP_DEDUPLICATE;
 		else if ((c->creative = pick_creative(req, flow, o, placement_id, args->exclude_creatives,
 											  res->recommendation_id)) < 0)
-			why = "no creative for the channel and placement";
+			why = "no creative for the channel and placement", drop = KDROP_NO_CREATIVE;
 		if (why != NULL)
 		{
+			res->stat.drops[drop]++;
 			if (args->debug || res->traced)
 			{
 				KCandidate *d = palloc(sizeof(KCandidate));
 
 				*d = *c;
 				d->dropped_stage = "candidates";
+				d->drop = drop;
 				d->dropped_reason = pstrdup(why);
 				note_dropped(res, d, placement_id);
 			}
@@ -521,6 +526,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		if (!args->dry_run && !kaireon_reserve_caps(req, c))
 		{
 			c->dropped_stage = "cap";
+			c->drop = KDROP_CAP;
 			c->dropped_reason = pstrdup("a volume constraint or budget covering it had no unit left when the decision was recorded");
 			if (args->debug || res->traced)
 				note_dropped(res, c, placement_id);
@@ -544,6 +550,15 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 			json_object_set_new(taken, cfg->offers[c->offer].id, json_true());
 	}
 	counts[5] = selected;
+
+	/* the statistics: every screened candidate that did not make it, by why */
+	for (int i = 0; i < n; i++)
+		if (cands[i].dropped_stage)
+		{
+			res->stat.drops[cands[i].drop]++;
+			if (cands[i].drop == KDROP_VOLUME || cands[i].drop == KDROP_BUDGET || cands[i].drop == KDROP_CAP)
+				res->stat.cap_refusals++;
+		}
 
 	funnel = json_object();
 	json_object_set_new(funnel, "placement", placement_id ? json_string(placement_id) : json_null());
@@ -599,12 +614,12 @@ lock_customer(const char *tenant_id, const char *customer_id)
 }
 
 /*
- * Decide: the whole pipeline for one request, across its placements, and,
- * unless dry_run, the recording of step 11.  Raises with a specific SQLSTATE
- * on bad input before anything is written.
+ * The whole pipeline for one request, across its placements, and, unless
+ * dry_run, the recording of step 11, for a tenant the caller may act for.
+ * Raises with a specific SQLSTATE on bad input before anything is written.
  */
-KDecideResult *
-kaireon_decide(KDecideArgs *args)
+static KDecideResult *
+decide(KDecideArgs *args)
 {
 	MemoryContext mcxt = CurrentMemoryContext;
 	KDecideResult *res = palloc0(sizeof(KDecideResult));
@@ -617,7 +632,6 @@ kaireon_decide(KDecideArgs *args)
 	TimestampTz started = GetCurrentTimestamp();
 	double		sample;
 
-	kaireon_check_tenant_access(args->tenant_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(mcxt);
@@ -710,5 +724,39 @@ kaireon_decide(KDecideArgs *args)
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "kaireon: SPI_finish failed");
 	MemoryContextSwitchTo(mcxt);
+	return res;
+}
+
+/*
+ * Decide (decide() above), counted by the statistics (stats/stats.h) unless
+ * it is a campaign's: the decision, its drops and latency, or its error.  A
+ * tenant the caller may not act for is refused first, and not counted (its
+ * id is the caller's to make up).
+ */
+KDecideResult *
+kaireon_decide(KDecideArgs *args)
+{
+	KDecideResult *res;
+	instr_time	start,
+				elapsed;
+
+	kaireon_check_tenant_access(args->tenant_id);
+	if (args->batch)
+		return decide(args);
+	INSTR_TIME_SET_CURRENT(start);
+	PG_TRY();
+	{
+		res = decide(args);
+	}
+	PG_CATCH();
+	{
+		kaireon_stat_error(args->tenant_id, args->channel_id);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	kaireon_stat_decision(args->tenant_id, args->channel_id, args->dry_run, &res->stat,
+						  (int64) INSTR_TIME_GET_MICROSEC(elapsed));
 	return res;
 }

@@ -473,6 +473,7 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		if (status != NULL && strcmp(status, "revoked") == 0)
 		{
 			cand->dropped_stage = "consent";
+			cand->drop = KDROP_CONSENT;
 			cand->dropped_reason = psprintf("consent for purpose \"%s\" is revoked", purpose);
 			return;
 		}
@@ -489,6 +490,7 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 			if (kaireon_scope_matches(req, &scope, offer))
 			{
 				cand->dropped_stage = "suppression";
+				cand->drop = KDROP_SUPPRESSION;
 				cand->dropped_reason = psprintf("suppressed at scope=%s%s%s", scope_text(&scope),
 												s->reason ? ": " : "", s->reason ? s->reason : "");
 				return;
@@ -544,6 +546,7 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		if (why != NULL)
 		{
 			cand->dropped_stage = "contact_policy";
+			cand->drop = KDROP_CONTACT_POLICY;
 			cand->dropped_reason = psprintf("%s (policy \"%s\")", why, p->name);
 			return;
 		}
@@ -575,6 +578,7 @@ kaireon_apply_caps(KRequest *req, KCandidate *cand)
 			if (used >= c->max_volume)
 			{
 				cand->dropped_stage = "volume_constraint";
+				cand->drop = KDROP_VOLUME;
 				cand->dropped_reason = psprintf("volume constraint \"%s\" reached: %.0f/%lld %s",
 												c->name ? c->name : c->id, used, (long long) c->max_volume, c->period);
 				return;
@@ -583,6 +587,7 @@ kaireon_apply_caps(KRequest *req, KCandidate *cand)
 		else if (budget_exhausted(req, c, NULL, 1.0, &why))
 		{
 			cand->dropped_stage = "budget";
+			cand->drop = KDROP_BUDGET;
 			cand->dropped_reason = psprintf("%s reached", why);
 			return;
 		}

@@ -13,6 +13,7 @@
 #define KAIREON_DECISION_REQUEST_H
 
 #include "config/config.h"
+#include "stats/stats.h"
 
 /* ---- the customer's state, read once per request (customer.c) ---- */
 
@@ -75,6 +76,7 @@ typedef struct KCandidate
 	double		score;
 	const char *dropped_stage;	/* NULL while in the running */
 	char	   *dropped_reason;
+	KDropReason drop;			/* with dropped_stage: the kind counted by the statistics */
 	json_t	   *warnings;		/* soft guardrails */
 	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
 	const double *weights;		/* formula: the P, R, I, E weights used (NULL: the flow's) */
@@ -164,6 +166,7 @@ typedef struct KDecideResult
 	const char **dropped_placement;
 	json_t	   *funnels;		/* one funnel object per placement */
 	bool		traced;
+	KStatDecision stat;			/* what the statistics count (stats/stats.h) */
 } KDecideResult;
 
 #endif							/* KAIREON_DECISION_REQUEST_H */

@@ -523,6 +523,7 @@ respond_one(RespondArgs *a)
 			 3, types, v, NULL, SPI_OK_UPDATE);
 	}
 
+	kaireon_stat_respond(cfg->tenant_id, r.channel_id, cls);
 	SPI_finish();
 	MemoryContextSwitchTo(mcxt);
 	return result;

@@ -319,6 +319,7 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 				continue;
 			}
 			cand->dropped_stage = stage_names[stage];
+			cand->drop = stage == KSTAGE_ELIGIBILITY ? KDROP_ELIGIBILITY : KDROP_FIT;
 			cand->dropped_reason = psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
 			return;
 		}
@@ -384,6 +385,7 @@ kaireon_apply_guardrails(KRequest *req, KCandidate *cand)
 		if (g->hard)
 		{
 			cand->dropped_stage = "guardrail";
+			cand->drop = KDROP_GUARDRAIL;
 			cand->dropped_reason = psprintf("guardrail \"%s\" does not hold", g->key);
 			return;
 		}

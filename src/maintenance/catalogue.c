@@ -30,6 +30,7 @@
 
 #include "util/spi.h"
 #include "maintenance/maintenance.h"
+#include "stats/stats.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_maintenance);
 PG_FUNCTION_INFO_V1(kaireon_run_maintenance_batched);
@@ -327,15 +328,20 @@ kaireon_run_maintenance(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
+	kaireon_progress_start("run_maintenance", NULL, list_length(jobs));
 	foreach(lc, jobs)
 	{
 		const KJobDef *job = (const KJobDef *) lfirst(lc);
 		TimestampTz started = GetCurrentTimestamp();
 		json_t	   *detail;
 		char	   *error;
-		const char *status = kjob_run(&ctx, job, &detail, &error);
+		const char *status;
 		Datum		values[6];
-		bool		nulls[6] = {false, false, false, false, false, error == NULL};
+		bool		nulls[6] = {false, false, false, false, false, false};
+
+		kaireon_progress_update(job->name, foreach_current_index(lc), list_length(jobs));
+		status = kjob_run(&ctx, job, &detail, &error);
+		nulls[5] = error == NULL;
 
 		values[0] = CStringGetTextDatum(job->name);
 		values[1] = CStringGetTextDatum(status);
@@ -346,6 +352,7 @@ kaireon_run_maintenance(PG_FUNCTION_ARGS)
 			values[5] = CStringGetTextDatum(error);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	kaireon_progress_end();
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -379,8 +386,13 @@ kaireon_run_maintenance_batched(PG_FUNCTION_ARGS)
 		const KJobDef *job = (const KJobDef *) lfirst(lc);
 		json_t	   *detail;
 		char	   *error;
-		const char *status = kjob_run(&ctx, job, &detail, &error);
+		const char *status;
 
+		/* one operation per job: a failed job's rollback ends the row (progress.c) */
+		kaireon_progress_start("run_maintenance", NULL, list_length(jobs));
+		kaireon_progress_update(job->name, foreach_current_index(lc), list_length(jobs));
+		status = kjob_run(&ctx, job, &detail, &error);
+		kaireon_progress_end();
 		if (strcmp(status, "succeeded") != 0)
 			ereport(WARNING,
 					(errmsg("kaireon maintenance job %s %s: %s", job->name, status, error ? error : ""),

@@ -55,6 +55,7 @@
 #include "util/datum.h"
 #include "util/spi.h"
 #include "maintenance/maintenance.h"
+#include "stats/stats.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_retention);
 PG_FUNCTION_INFO_V1(kaireon_run_retention_batched);
@@ -322,6 +323,7 @@ progress(RetRun *run, const char *table)
 	json_object_set_new(run->summary, "partitionsDropped", json_integer(run->total_partitions));
 	json_object_set_new(run->summary, "current", table ? json_string(table) : json_null());
 	kjob_history_progress(run->ctx, run->summary);
+	kaireon_progress_update(table ? psprintf("retention: %s", table) : "retention", run->total_rows, -1);
 }
 
 /* An int64 from a one-row, one-column query (NULL -> dflt); it may change data. */
@@ -1219,7 +1221,9 @@ kaireon_run_retention(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
+	kaireon_progress_start("run_retention", NULL, -1);
 	(void) kjob_run(&ctx, &kjob_retention, &detail, &error);
+	kaireon_progress_end();
 	SPI_finish();
 	for (int i = 0; i < ctx.nreport; i++)
 	{
@@ -1274,7 +1278,9 @@ kaireon_run_retention_batched(PG_FUNCTION_ARGS)
 	ctx.trigger = "manual";
 	if (SPI_connect_ext(atomic ? 0 : SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
+	kaireon_progress_start("run_retention", NULL, -1);
 	status = kjob_run(&ctx, &kjob_retention, &detail, &error);
+	kaireon_progress_end();
 	SPI_finish();
 	if (strcmp(status, "succeeded") != 0)
 		ereport(WARNING,

@@ -10,7 +10,7 @@
 # libc, jansson, OpenSSL) are not edges. With --data, global variables (D, B, R: GUC variables,
 # model ops tables) count as edges too. Each file gets the layer of its folder (docs/testing.md):
 #
-#   util 0 < security 1 < config 2 < scoring, arbitration 3 < decision 4 < campaign 5
+#   util 0 < security, stats 1 < config 2 < scoring, arbitration 3 < decision 4 < campaign 5
 #          < maintenance 6 < kaireon.c 7
 #   audit  "beside": anyone may call it; it calls only util, security and audit.
 #
@@ -45,7 +45,7 @@ function layer(f,   top) {
     return -1
 }
 BEGIN {
-    L["util"] = 0; L["security"] = 1; L["config"] = 2; L["scoring"] = 3; L["arbitration"] = 3
+    L["util"] = 0; L["security"] = 1; L["stats"] = 1; L["config"] = 2; L["scoring"] = 3; L["arbitration"] = 3
     L["decision"] = 4; L["campaign"] = 5; L["maintenance"] = 6
     L["audit"] = "audit"
     defined = data ? "^[TDBR]$" : "^T$"

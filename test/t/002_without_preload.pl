@@ -55,5 +55,18 @@ isnt($rc, 0, 'pinned role cannot switch tenant');
     extra_params => [ '-U', 'pinned' ]);
 is($out, 'offer of a', 'settings made before the load cannot move a pinned role to another tenant');
 
+# The statistics and the progress live in shared memory, made at server start: without
+# preload, reading them (or resetting) raises 55000 naming shared_preload_libraries.
+for my $sql ('SELECT * FROM kaireon.stat_decisions', 'SELECT kaireon.stat_reset()', 'SELECT * FROM kaireon.progress') {
+    ($rc, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$sql");
+    isnt($rc, 0, "$sql: refused without preload");
+    like($err, qr/ERROR:  55000: kaireon must be loaded via "shared_preload_libraries" to use kaireon\.(stat_decisions|stat_reset\(\)|progress)\n/,
+        "$sql: 55000 naming shared_preload_libraries");
+    like($err, qr/HINT:  Add kaireon to shared_preload_libraries in postgresql\.conf and restart the server\./, "$sql: with the hint");
+}
+# ... while the internal progress helpers (distribute's) do nothing
+is($node->safe_psql('postgres', q{SELECT kaireon_internal._progress_start('distribute', NULL, 1);
+    SELECT kaireon_internal._progress_end(); SELECT 'ok'}), "\n\nok", 'progress helpers are no-ops without preload');
+
 $node->stop;
 done_testing();

@@ -42,6 +42,7 @@
 
 #include "util/spi.h"
 #include "security/session.h"
+#include "stats/stats.h"
 #include "scoring/models/model.h"
 #include "scoring/scoring.h"
 
@@ -407,6 +408,7 @@ lr_fit(const double *x, const double *y, int n, int p, double l2, int max_iter, 
 		double		step = 1.0,
 					gmax = 0;
 
+		kaireon_progress_update("training", it - 1, max_iter);
 		memset(h, 0, sizeof(double) * p * p);
 		memset(g, 0, sizeof(double) * p);
 		for (i = 0; i < n; i++)
@@ -1055,6 +1057,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	kaireon_check_tenant_access(tenant);
+	kaireon_progress_start("train_model", tenant, -1);
 	since = ts_arg(fcinfo, 2, DT_NOBEGIN);
 	until = ts_arg(fcinfo, 3, DT_NOEND);
 	options = PG_ARGISNULL(4) ? json_object() : kj_from_jsonb(PG_GETARG_JSONB_P(4), "options");
@@ -1090,6 +1093,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 		names[k] = pstrdup(json_string_value(json_object_get(p, "name")));
 		categorical[k] = t != NULL && strcmp(json_string_value(t), "categorical") == 0;
 	}
+	kaireon_progress_update("loading examples", 0, -1);
 	ex = load_examples(tenant, option_string(options, training, "dataSchemaId"), since, until,
 					   option_string(options, training, "offerId"), names, nf);
 	for (i = 0; i < ex->n; i++)
@@ -1129,6 +1133,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 	json_object_set_new(metrics, "trainedAt",
 						json_string(timestamptz_to_str(GetCurrentTransactionStartTimestamp())));
 
+	kaireon_progress_update("storing", ex->n, ex->n);
 	args[0] = CStringGetTextDatum(kj_dump(state, JSON_COMPACT));
 	args[1] = CStringGetTextDatum(kj_dump(metrics, JSON_COMPACT));
 	args[2] = CStringGetTextDatum(tenant);
@@ -1140,6 +1145,7 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 							   "WHERE tenant_id = $3 AND id = $4", 4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "storing the trained model failed");
 	SPI_finish();
+	kaireon_progress_end();
 	PG_RETURN_JSONB_P(DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 														 CStringGetDatum(kj_dump(metrics, JSON_COMPACT)))));
 }

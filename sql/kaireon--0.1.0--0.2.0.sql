@@ -534,10 +534,12 @@ CREATE OR REPLACE FUNCTION kaireon.current_tenant_id() RETURNS text
     LANGUAGE c STABLE PARALLEL RESTRICTED
     AS '$libdir/kaireon', 'kaireon_current_tenant_id';
 
-CREATE OR REPLACE FUNCTION kaireon.distribute(shard_count integer DEFAULT NULL::integer) RETURNS TABLE(table_name text, placement text, distribution_column text, colocated_with text, shards integer, changed boolean)
+CREATE OR REPLACE FUNCTION kaireon.distribute(shard_count integer DEFAULT NULL)
+    RETURNS TABLE (table_name text, placement text, distribution_column text, colocated_with text,
+                   shards integer, changed boolean)
     LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
 DECLARE
     v_version   text;
     v_bad       text;               -- what a check found wrong
@@ -552,6 +554,7 @@ DECLARE
     v_has_rows  boolean;
     v_schemas   text[];
     v_triggers  text[] := '{}';
+    v_done      integer := 0;       -- tables placed (kaireon.progress)
 BEGIN
     -- 0. A superuser's operation (it changes every table, the database's settings and roles).
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
@@ -590,6 +593,10 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Add the workers with citus_add_node first.';
     END IF;
+
+    -- kaireon.progress shows the placement as it goes (the row goes at the end, or with an error)
+    PERFORM kaireon_internal._progress_start('distribute', NULL, NULL);
+    PERFORM kaireon_internal._progress_update('listing tables', 0, NULL);
 
     -- Triggers on distributed tables (kaireon's validation, audit and invalidation triggers
     -- run on the shards, and touch only the tenant's co-located shards); one connection per
@@ -668,6 +675,8 @@ BEGIN
                                                r.tgname);
         END LOOP;
         FOREACH v_table IN ARRAY v_tables LOOP
+            PERFORM kaireon_internal._progress_update('placing tables', v_done, cardinality(v_tables));
+            v_done := v_done + 1;
             IF v_table = 'tenants' THEN
                 PERFORM pg_catalog.create_distributed_table('kaireon.tenants', 'id', colocate_with => 'none');
             ELSIF v_table = ANY (v_tenant_tables) THEN
@@ -693,6 +702,7 @@ BEGIN
 
     -- The tenants' customer data tables (kaireon_t_<slug>.ds_*: a tenant_id column holding
     -- their tenant, their keys beginning with it) go next to their tenant's rows.
+    PERFORM kaireon_internal._progress_update('placing tenant data tables', 0, NULL);
     v_schemas := ARRAY(SELECT ts.schema_name::text FROM kaireon.tenant_schemas ts);
     FOR r IN
         SELECT c.oid::regclass AS rel
@@ -731,6 +741,7 @@ BEGIN
     END LOOP;
 
     -- 5. The entry points run on the node holding their tenant.
+    PERFORM kaireon_internal._progress_update('delegating functions', 0, NULL);
     FOR r IN SELECT d.fn, d.tenant_arg FROM kaireon_internal._delegated_functions() d LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
                         WHERE o.classid = 'pg_proc'::regclass AND o.objid = r.fn::regprocedure
@@ -742,6 +753,7 @@ BEGIN
     END LOOP;
 
     -- 6. The layout.
+    PERFORM kaireon_internal._progress_end();
     RETURN QUERY
         SELECT CASE WHEN c.relnamespace = 'kaireon'::regnamespace THEN c.relname::text ELSE c.oid::regclass::text END,
                coalesce(p.placement, 'local'),
@@ -757,7 +769,7 @@ BEGIN
            AND c.relkind IN ('r', 'p') AND NOT c.relispartition
          ORDER BY c.relnamespace <> 'kaireon'::regnamespace, 1;
 END
-$_$;
+$fn$;
 
 CREATE OR REPLACE FUNCTION kaireon.dsar_delete(tenant_id text, subject_id text, requested_by text DEFAULT NULL::text, reason text DEFAULT NULL::text, subject_type text DEFAULT 'customer'::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -4304,3 +4316,74 @@ COMMENT ON FUNCTION kaireon.check_drift(text, text, timestamptz, timestamptz, ti
     'Drift of a model''s scores between a baseline window (default: the 30 days before the current one) and the current window (default: the last 7 days): PSI, KS statistic and AUC decay (baseline AUC minus current AUC); and, for a model train_model recorded a feature baseline for, feature_drift: each predictor''s PSI in the current window against its training distribution (drift_score the largest). Writes one model_drift_checks row per measure. thresholds: psi (0.2), ks_test (0.1), auc_decay (0.05), feature_drift (0.2).';
 COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
     'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, degradedScoring, decisions[], degradedModels[] (when a model the decision names was missing or broken and scoring fell back), placements[], debug}. See docs/recommend.md.';
+
+-- issue 16: decision statistics and the progress of long operations (86_statistics.sql;
+-- kaireon.distribute above reports its progress)
+
+CREATE FUNCTION kaireon_internal._stat_decisions()
+    RETURNS TABLE (dbid oid, tenant_id text, channel_id text, decisions bigint, dry_runs bigint, errors bigint,
+                   candidates bigint, drops jsonb, cap_refusals bigint,
+                   latency_p50_ms double precision, latency_p95_ms double precision, latency_p99_ms double precision,
+                   config_compiles bigint, config_cache_hits bigint,
+                   responds_positive bigint, responds_neutral bigint, responds_negative bigint,
+                   since timestamptz)
+    AS 'MODULE_PATHNAME', 'kaireon_stat_decisions'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION kaireon_internal._stat_decisions() IS
+    'Internal: the rows of kaireon.stat_decisions the caller may see (superusers, BYPASSRLS roles and members of pg_read_all_stats: all; others: their current tenant''s in this database). 55000 without shared_preload_libraries.';
+
+CREATE VIEW kaireon.stat_decisions AS
+    SELECT * FROM kaireon_internal._stat_decisions();
+COMMENT ON VIEW kaireon.stat_decisions IS
+    'Decision statistics since the last reset, one row per database, tenant and channel (channel NULL: the tenant''s configuration compiles and cache hits; database and tenant NULL: the overflow row, where calls count when kaireon.stat_max rows are in use or an id is longer than 127 bytes): recorded decisions, dry runs, errors, candidates considered, drops {stage: {reason: n}}, cap refusals, latency percentiles (upper bounds of quarter-octave buckets), responds by outcome class. A role sees its current tenant''s rows; superusers, BYPASSRLS roles and pg_read_all_stats see all. Needs shared_preload_libraries (55000 otherwise). See docs/statistics.md.';
+
+CREATE FUNCTION kaireon.stat_reset(tenant_id text DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'kaireon_stat_reset'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.stat_reset(text) IS
+    'Resets the decision statistics: all of them (NULL; the caller must see every row: superuser, BYPASSRLS or pg_read_all_stats) or one tenant''s rows in this database (the caller must have access to the tenant). Superusers and admin roles only. Needs shared_preload_libraries (55000 otherwise).';
+
+CREATE FUNCTION kaireon_internal._progress()
+    RETURNS TABLE (pid integer, dbid oid, operation text, tenant_id text, phase text, done bigint, total bigint,
+                   started timestamptz)
+    AS 'MODULE_PATHNAME', 'kaireon_progress'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION kaireon_internal._progress() IS
+    'Internal: the rows of kaireon.progress the caller may see (as kaireon_internal._stat_decisions). 55000 without shared_preload_libraries.';
+
+CREATE VIEW kaireon.progress AS
+    SELECT * FROM kaireon_internal._progress();
+COMMENT ON VIEW kaireon.progress IS
+    'One row per running long operation (run_campaign, simulate, train_model, run_retention, run_maintenance, distribute): backend pid, database, operation, tenant (NULL: every tenant), phase, done of total (NULL: unknown), start time. The row goes when the operation ends, fails or is cancelled. A role sees its current tenant''s rows; superusers, BYPASSRLS roles and pg_read_all_stats see all. Needs shared_preload_libraries (55000 otherwise). See docs/statistics.md.';
+
+-- For long operations written in PL/pgSQL (kaireon.distribute): superusers and admin roles only.
+CREATE FUNCTION kaireon_internal._progress_start(operation text, tenant_id text, total bigint) RETURNS void
+    AS 'MODULE_PATHNAME', 'kaireon_progress_start_sql'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon_internal._progress_start(text, text, bigint) IS
+    'Internal: this backend starts a long operation for kaireon.progress (tenant NULL: every tenant; total NULL: unknown). A call while one runs is nested: the row shows the outermost. Does nothing without shared_preload_libraries.';
+
+CREATE FUNCTION kaireon_internal._progress_update(phase text, done bigint, total bigint DEFAULT NULL) RETURNS void
+    AS 'MODULE_PATHNAME', 'kaireon_progress_update_sql'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon_internal._progress_update(text, bigint, bigint) IS
+    'Internal: the phase (NULL: unchanged), the work done and the total (NULL: unknown) of this backend''s running operation in kaireon.progress.';
+
+CREATE FUNCTION kaireon_internal._progress_end() RETURNS void
+    AS 'MODULE_PATHNAME', 'kaireon_progress_end_sql'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon_internal._progress_end() IS
+    'Internal: this backend''s operation started by _progress_start is over (an abort ends it too).';
+
+-- Every role may read the two views: the functions behind them show each role only what it
+-- may see. (99_finalize.sql revokes EXECUTE on every routine from PUBLIC after this part and
+-- grants these two again; an upgrade script keeps this statement.)
+GRANT EXECUTE ON FUNCTION kaireon_internal._stat_decisions(), kaireon_internal._progress() TO PUBLIC;
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
+REVOKE ALL ON FUNCTION kaireon.stat_reset(text), kaireon_internal._progress_start(text, text, bigint),
+    kaireon_internal._progress_update(text, bigint, bigint), kaireon_internal._progress_end() FROM PUBLIC;
+
+-- Last: the roles given access (kaireon.grant_*_role) get it on the objects of part 7 too
+-- (kaireon.stat_decisions and kaireon.progress are views of schema kaireon); keep this at the end.
+SELECT kaireon_internal._grant_role(to_regrole(quote_ident(role_name)), access)
+  FROM kaireon.role_grants WHERE to_regrole(quote_ident(role_name)) IS NOT NULL ORDER BY role_name;

@@ -4330,12 +4330,12 @@ CREATE FUNCTION kaireon_internal._stat_decisions()
     AS 'MODULE_PATHNAME', 'kaireon_stat_decisions'
     LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION kaireon_internal._stat_decisions() IS
-    'Internal: the rows of kaireon.stat_decisions the caller may see (superusers, BYPASSRLS roles and members of pg_read_all_stats: all; others: their current tenant''s in this database). 55000 without shared_preload_libraries.';
+    'Internal: the rows of kaireon.stat_decisions the caller may see (a session confined or pinned to a tenant: that tenant''s in this database; else superusers: all; BYPASSRLS roles and members of pg_read_all_stats: this database''s; others: their current tenant''s in this database). 55000 without shared_preload_libraries.';
 
 CREATE VIEW kaireon.stat_decisions AS
     SELECT * FROM kaireon_internal._stat_decisions();
 COMMENT ON VIEW kaireon.stat_decisions IS
-    'Decision statistics since the last reset, one row per database, tenant and channel (channel NULL: the tenant''s configuration compiles and cache hits; database and tenant NULL: the overflow row, where calls count when kaireon.stat_max rows are in use or an id is longer than 127 bytes): recorded decisions, dry runs, errors, candidates considered, drops {stage: {reason: n}}, cap refusals, latency percentiles (upper bounds of quarter-octave buckets), responds by outcome class. A role sees its current tenant''s rows; superusers, BYPASSRLS roles and pg_read_all_stats see all. Needs shared_preload_libraries (55000 otherwise). See docs/statistics.md.';
+    'Decision statistics since the last reset, one row per database, tenant and channel (channel NULL: the tenant''s configuration compiles and cache hits; database and tenant NULL: the overflow row, where calls count when kaireon.stat_max rows are in use or an id is longer than 127 bytes): recorded decisions, dry runs, errors, candidates considered, drops {stage: {reason: n}}, cap refusals, latency percentiles (upper bounds of quarter-octave buckets), responds by outcome class. A role sees its current tenant''s rows (a pinned or confined session: its tenant''s, whatever its rights); superusers see all, BYPASSRLS roles and pg_read_all_stats this database''s. Needs shared_preload_libraries (55000 otherwise). See docs/statistics.md.';
 
 CREATE FUNCTION kaireon.stat_reset(tenant_id text DEFAULT NULL) RETURNS void
     AS 'MODULE_PATHNAME', 'kaireon_stat_reset'
@@ -4354,7 +4354,7 @@ COMMENT ON FUNCTION kaireon_internal._progress() IS
 CREATE VIEW kaireon.progress AS
     SELECT * FROM kaireon_internal._progress();
 COMMENT ON VIEW kaireon.progress IS
-    'One row per running long operation (run_campaign, simulate, train_model, run_retention, run_maintenance, distribute): backend pid, database, operation, tenant (NULL: every tenant), phase, done of total (NULL: unknown), start time. The row goes when the operation ends, fails or is cancelled. A role sees its current tenant''s rows; superusers, BYPASSRLS roles and pg_read_all_stats see all. Needs shared_preload_libraries (55000 otherwise). See docs/statistics.md.';
+    'One row per running long operation (run_campaign, simulate, train_model, run_retention, run_maintenance, distribute): backend pid, database, operation, tenant (NULL: every tenant), phase, done of total (NULL: unknown), start time. The row goes when the operation ends, fails or is cancelled. A role sees its current tenant''s rows (a pinned or confined session: its tenant''s, whatever its rights); superusers see all, BYPASSRLS roles and pg_read_all_stats this database''s. Needs shared_preload_libraries (55000 otherwise). See docs/statistics.md.';
 
 -- For long operations written in PL/pgSQL (kaireon.distribute): superusers and admin roles only.
 CREATE FUNCTION kaireon_internal._progress_start(operation text, tenant_id text, total bigint) RETURNS void

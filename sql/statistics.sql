@@ -99,6 +99,26 @@ RESET kaireon.tenant_id;
 RESET ROLE;
 DROP OWNED BY regress_stat_app;
 DROP ROLE regress_stat_app;
+-- a role pinned to a tenant sees that tenant's rows only, even as a member of
+-- pg_read_all_stats, and may not reset every tenant's
+CREATE ROLE regress_stat_pinned;
+SELECT kaireon.grant_app_role('regress_stat_pinned');
+SELECT kaireon.pin_role('regress_stat_pinned', 'sts2');
+GRANT pg_read_all_stats TO regress_stat_pinned;
+SET ROLE regress_stat_pinned;
+SELECT tenant_id, channel_id, dry_runs FROM kaireon.stat_decisions ORDER BY 1, 2 NULLS FIRST;
+SELECT kaireon.stat_reset();
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT kaireon.unpin_role('regress_stat_pinned');
+DROP OWNED BY regress_stat_pinned;
+DROP ROLE regress_stat_pinned;
+-- an error for a channel the tenant does not have counts in the tenant's row (channel NULL):
+-- made-up channel ids do not take entries of the table
+SELECT kaireon.stat_reset('sts2');
+SELECT * FROM kaireon.recommend('sts2', 'c1', 'no-such-channel', options => '{"dry_run": true}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT tenant_id, channel_id, errors FROM kaireon.stat_decisions WHERE tenant_id = 'sts2' ORDER BY 2 NULLS FIRST;
 
 -- ---------------------------------------------------------------------------------------
 -- 4. This backend's progress slot (the helpers kaireon.distribute uses).

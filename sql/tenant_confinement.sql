@@ -107,6 +107,13 @@ SELECT public.cf_store('SELECT ''offer:'' || id FROM kaireon.offers');
 SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
 SELECT public.cf_store('WITH x AS (SELECT ''semi;colon'' AS c) SELECT c FROM x');
 SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
+-- the decision statistics and the progress rows a stored query reads are its tenant's only,
+-- whoever runs the campaign (cfb has statistics rows: a dry run, or its error)
+DO $$ BEGIN PERFORM * FROM kaireon.recommend('cfb', 'b-1', 'email', options => '{"dry_run": true}');
+EXCEPTION WHEN OTHERS THEN NULL; END $$;
+SELECT count(*) > 0 AS cfb_has_rows FROM kaireon.stat_decisions WHERE tenant_id = 'cfb';
+SELECT public.cf_store('SELECT DISTINCT ''seen:'' || coalesce(tenant_id, ''<none>'') FROM (SELECT tenant_id FROM kaireon_internal._stat_decisions() UNION ALL SELECT tenant_id FROM kaireon_internal._progress()) s');
+SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;
 -- a published segment instead of a query
 UPDATE kaireon.runs SET customer_query = NULL, segment_id = 'gold' WHERE tenant_id = 'cfa' AND id = 'cr';
 SELECT t.* FROM public.cf_callers c, public.cf_try(c.caller) t ORDER BY c.n;

@@ -644,6 +644,7 @@ decide(KDecideArgs *args)
 	req->month_start = kaireon_period_start("month", req->now);
 	req->channel_id = args->channel_id;
 	req->channel = kaireon_find_channel(cfg, args->channel_id);
+	args->channel_known = req->channel >= 0;
 	if (req->channel < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -750,7 +751,8 @@ kaireon_decide(KDecideArgs *args)
 	}
 	PG_CATCH();
 	{
-		kaireon_stat_error(args->tenant_id, args->channel_id);
+		/* under its channel once the configuration knows it: made-up ids must not fill the table */
+		kaireon_stat_error(args->tenant_id, args->channel_known ? args->channel_id : NULL);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -136,6 +136,7 @@ typedef struct KDecideArgs
 	json_t	   *exclude_creatives;
 	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
 								 * real-time prices or per-response caps (the campaign solves those) */
+	bool		channel_known;	/* set by the pipeline: the channel is in the configuration */
 } KDecideArgs;
 
 /* One returned decision. */

@@ -618,6 +618,25 @@ kaireon_current_tenant(void)
 }
 
 /*
+ * The one tenant the session is held to, whatever the role's other rights: the
+ * tenant a running stored query is confined to, else the pinned tenant (42501
+ * on conflicting pins, as kaireon_current_tenant); NULL when neither holds it.
+ */
+const char *
+kaireon_restricted_tenant(void)
+{
+	SessionPin	sp;
+
+	if (kaireon_confined_tenant != NULL)
+		return kaireon_confined_tenant;
+	session_pin(&sp);
+	if (sp.tenant == NULL)
+		return NULL;
+	enforce_pin(&sp, NULL);
+	return sp.tenant;
+}
+
+/*
  * Raise 42501 unless the calling role may act for tenant_id: superusers and
  * BYPASSRLS roles may act for any tenant, others only for their current one.
  * The calling role is the outer user, so SECURITY DEFINER does not hide it.

@@ -29,6 +29,7 @@
 #include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
 #include "storage/ipc.h"
@@ -160,7 +161,14 @@ progress_exit(int code, Datum arg)
 static void
 put_text(char *dst, const char *s, size_t len)
 {
-	strlcpy(dst, s ? s : "", len);
+	int			n;
+
+	if (s == NULL)
+		s = "";
+	/* cut at a character boundary: the field must stay valid text of the database encoding */
+	n = pg_mbcliplen(s, strlen(s), len - 1);
+	memcpy(dst, s, n);
+	dst[n] = '\0';
 }
 
 /*
@@ -231,16 +239,14 @@ Datum
 kaireon_progress(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			caller = GetOuterUserId();
-	bool		all;
+	KStatScope	scope;
 	const char *tenant = NULL;
 
 	if (slots == NULL)
 		kaireon_stats_need_preload("kaireon.progress");
 	InitMaterializedSRF(fcinfo, 0);
-	all = superuser_arg(caller) || has_bypassrls_privilege(caller) ||
-		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
-	if (!all && (tenant = kaireon_current_tenant()) == NULL)
+	scope = kaireon_stat_scope(&tenant);
+	if (scope == KSTAT_SEE_TENANT && tenant == NULL)
 		return (Datum) 0;
 	for (int i = 0; i < MaxBackends; i++)
 	{
@@ -263,7 +269,8 @@ kaireon_progress(PG_FUNCTION_ARGS)
 		}
 		if (c.pid == 0)
 			continue;
-		if (!all && (c.dbid != MyDatabaseId || c.tenant_cut || strcmp(c.tenant, tenant) != 0))
+		if (!kaireon_stat_visible(scope, tenant, c.dbid, c.tenant) ||
+			(scope == KSTAT_SEE_TENANT && c.tenant_cut))
 			continue;
 		v[0] = Int32GetDatum(c.pid);
 		v[1] = ObjectIdGetDatum(c.dbid);

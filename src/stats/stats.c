@@ -22,17 +22,23 @@
  *     so the entry cannot go away); nothing else is done under a spinlock;
  *   - the overflow entry and stats_reset are in the shared header, under the
  *     header's spinlock;
- *   - nothing raises an error while holding either lock (HASH_ENTER_NULL).
+ *   - nothing raises an error while holding a spinlock, nor while counting under
+ *     the LWLock (HASH_ENTER_NULL); the reader of kaireon.stat_decisions builds
+ *     its rows under the shared LWLock (palloc may fail there: an error
+ *     releases LWLocks at abort).
  * A count: build the key on the stack, find the entry under the shared lock,
  * add under its spinlock; only the first count of a new key takes the lock
  * exclusively.  No allocation, no catalog access, no SPI on this path.
  *
- * Who sees what: superusers, BYPASSRLS roles and members of
- * pg_read_all_stats see every row; another role sees the rows of its
- * current tenant (kaireon.current_tenant_id()) in the current database, and
- * none without a tenant.  kaireon.stat_reset is executable only by
- * superusers (and those they grant it to); resetting all rows needs the
- * rights to see them all, resetting one tenant needs access to that tenant.
+ * Who sees what (kaireon_stat_scope, also the rule of kaireon.progress): a
+ * session confined to a tenant (its stored SQL running) or pinned to one sees
+ * that tenant's rows of the current database, whatever its other rights;
+ * otherwise superusers see every row of every database (and the overflow
+ * row), BYPASSRLS roles and members of pg_read_all_stats the rows of the
+ * current database, and any other role the rows of its current tenant
+ * (kaireon.current_tenant_id()) in the current database, none without a
+ * tenant.  kaireon.stat_reset(NULL) resets what the caller sees (a tenant's
+ * caller must name it); resetting one tenant needs access to that tenant.
  */
 #include "postgres.h"
 
@@ -371,14 +377,40 @@ kaireon_stat_respond(const char *tenant_id, const char *channel_id, int classifi
 	count(tenant_id, channel_id, add_respond, &cls);
 }
 
-/* May the calling role see (and reset) every row? */
-static bool
-sees_all(void)
+/*
+ * What the calling session may see of the statistics and of kaireon.progress
+ * (the rule at the top of this file); *tenant is set for KSTAT_SEE_TENANT
+ * (NULL: a role without a current tenant, which sees nothing).
+ */
+KStatScope
+kaireon_stat_scope(const char **tenant)
 {
 	Oid			caller = GetOuterUserId();
+	const char *held = kaireon_restricted_tenant();
 
-	return superuser_arg(caller) || has_bypassrls_privilege(caller) ||
-		has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	*tenant = NULL;
+	if (held != NULL)
+	{
+		*tenant = held;
+		return KSTAT_SEE_TENANT;
+	}
+	if (superuser_arg(caller))
+		return KSTAT_SEE_CLUSTER;
+	if (has_bypassrls_privilege(caller) || has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS))
+		return KSTAT_SEE_DATABASE;
+	*tenant = kaireon_current_tenant();
+	return KSTAT_SEE_TENANT;
+}
+
+/* Is a row of (dbid, tenant) visible in this scope? */
+bool
+kaireon_stat_visible(KStatScope scope, const char *tenant, Oid dbid, const char *row_tenant)
+{
+	if (scope == KSTAT_SEE_CLUSTER)
+		return true;
+	if (dbid != MyDatabaseId)
+		return false;
+	return scope == KSTAT_SEE_DATABASE || (tenant != NULL && strcmp(row_tenant, tenant) == 0);
 }
 
 /* The latency at quantile q of a histogram, in milliseconds (the bucket's upper bound), or NULL. */
@@ -473,7 +505,7 @@ Datum
 kaireon_stat_decisions(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	bool		all;
+	KStatScope	scope;
 	const char *tenant = NULL;
 	HASH_SEQ_STATUS seq;
 	KStatEntry *e;
@@ -483,25 +515,22 @@ kaireon_stat_decisions(PG_FUNCTION_ARGS)
 	if (shared == NULL)
 		kaireon_stats_need_preload("kaireon.stat_decisions");
 	InitMaterializedSRF(fcinfo, 0);
-	all = sees_all();
-	if (!all)
-	{
-		tenant = kaireon_current_tenant();
-		if (tenant == NULL)
-			return (Datum) 0;
-	}
+	scope = kaireon_stat_scope(&tenant);
+	if (scope == KSTAT_SEE_TENANT && tenant == NULL)
+		return (Datum) 0;
 	SpinLockAcquire(&shared->mutex);
 	reset_at = shared->reset_at;
 	c = shared->overflow;
 	SpinLockRelease(&shared->mutex);
-	if (all)
+	/* the overflow row belongs to no database: superusers only */
+	if (scope == KSTAT_SEE_CLUSTER)
 		put_row(rsinfo, NULL, &c, reset_at);
 
 	LWLockAcquire(shared->lock, LW_SHARED);
 	hash_seq_init(&seq, stat_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
-		if (!all && (e->key.dbid != MyDatabaseId || strcmp(e->key.tenant, tenant) != 0))
+		if (!kaireon_stat_visible(scope, tenant, e->key.dbid, e->key.tenant))
 			continue;
 		SpinLockAcquire(&e->mutex);
 		c = e->c;
@@ -521,12 +550,15 @@ Datum
 kaireon_stat_reset(PG_FUNCTION_ARGS)
 {
 	const char *tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const char *own_tenant;
+	KStatScope	scope;
 	HASH_SEQ_STATUS seq;
 	KStatEntry *e;
 
 	if (shared == NULL)
 		kaireon_stats_need_preload("kaireon.stat_reset()");
-	if (tenant == NULL && !sees_all())
+	scope = kaireon_stat_scope(&own_tenant);
+	if (tenant == NULL && scope == KSTAT_SEE_TENANT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to reset the statistics of every tenant"),
@@ -534,13 +566,15 @@ kaireon_stat_reset(PG_FUNCTION_ARGS)
 	if (tenant != NULL)
 		kaireon_check_tenant_access(tenant);
 
+	/* one tenant of this database; or what the caller sees: this database's rows, or all */
 	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, stat_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
-		if (tenant == NULL || (e->key.dbid == MyDatabaseId && strcmp(e->key.tenant, tenant) == 0))
+		if (tenant != NULL ? (e->key.dbid == MyDatabaseId && strcmp(e->key.tenant, tenant) == 0)
+			: kaireon_stat_visible(scope, NULL, e->key.dbid, e->key.tenant))
 			hash_search(stat_hash, &e->key, HASH_REMOVE, NULL);
 	LWLockRelease(shared->lock);
-	if (tenant == NULL)
+	if (tenant == NULL && scope == KSTAT_SEE_CLUSTER)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 

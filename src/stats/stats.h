@@ -59,6 +59,16 @@ extern void kaireon_progress_init(void);
 /* stats.c: 55000 for what needs kaireon in shared_preload_libraries */
 extern void kaireon_stats_need_preload(const char *what) pg_attribute_noreturn();
 
+/* who sees which rows of kaireon.stat_decisions and kaireon.progress (stats.c) */
+typedef enum KStatScope
+{
+	KSTAT_SEE_TENANT,			/* one tenant's rows of this database */
+	KSTAT_SEE_DATABASE,			/* every row of this database */
+	KSTAT_SEE_CLUSTER			/* every row (superusers) */
+} KStatScope;
+extern KStatScope kaireon_stat_scope(const char **tenant);
+extern bool kaireon_stat_visible(KStatScope scope, const char *tenant, Oid dbid, const char *row_tenant);
+
 /* stats.c: counting (no-ops without shared memory; never raise) */
 extern void kaireon_stat_decision(const char *tenant_id, const char *channel_id, bool dry_run,
 								  const KStatDecision *d, int64 elapsed_us);

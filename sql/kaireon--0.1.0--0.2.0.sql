@@ -3406,9 +3406,14 @@ ALTER TABLE kaireon.audit_logs DISABLE TRIGGER USER;
 ALTER TABLE kaireon.audit_chain_heads DISABLE TRIGGER USER;
 
 -- the built-in approval actions' functions moved to kaireon_internal
+-- (only those: a tenant's own function named kaireon._something stays where it is)
 UPDATE kaireon.approval_actions
-   SET apply_function = replace(apply_function, 'kaireon._', 'kaireon_internal._'),
-       validate_function = replace(validate_function, 'kaireon._', 'kaireon_internal._')
+   SET apply_function = CASE WHEN to_regprocedure(replace(apply_function, 'kaireon._', 'kaireon_internal._')) IS NOT NULL
+                             AND apply_function LIKE 'kaireon.\_%'
+                             THEN replace(apply_function, 'kaireon._', 'kaireon_internal._') ELSE apply_function END,
+       validate_function = CASE WHEN to_regprocedure(replace(validate_function, 'kaireon._', 'kaireon_internal._')) IS NOT NULL
+                                AND validate_function LIKE 'kaireon.\_%'
+                                THEN replace(validate_function, 'kaireon._', 'kaireon_internal._') ELSE validate_function END
  WHERE apply_function LIKE 'kaireon.\_%' OR validate_function LIKE 'kaireon.\_%';
 
 -- New tables (their comments, grants and triggers come in parts 5 and 6).
@@ -3538,13 +3543,33 @@ ALTER TABLE kaireon.webauthn_credentials ADD COLUMN tenant_id text;
 UPDATE kaireon.accounts x SET tenant_id = u.tenant_id FROM kaireon.users u WHERE u.id = x.user_id;
 UPDATE kaireon.sessions x SET tenant_id = u.tenant_id FROM kaireon.users u WHERE u.id = x.user_id;
 UPDATE kaireon.webauthn_credentials x SET tenant_id = u.tenant_id FROM kaireon.users u WHERE u.id = x.user_id;
-DELETE FROM kaireon.accounts WHERE tenant_id IS NULL;
-DELETE FROM kaireon.sessions WHERE tenant_id IS NULL;
-DELETE FROM kaireon.webauthn_credentials WHERE tenant_id IS NULL;
-DELETE FROM kaireon.conversations c
- WHERE NOT EXISTS (SELECT 1 FROM kaireon.users u WHERE u.id = c.user_id AND u.tenant_id = c.tenant_id);
-DELETE FROM kaireon.custom_role_assignments a
- WHERE NOT EXISTS (SELECT 1 FROM kaireon.users u WHERE u.id = a.user_id AND u.tenant_id = a.tenant_id);
+-- What 0.2.0 cannot hold goes, and the upgrade says how much (a WARNING per kind): the OAuth
+-- accounts, sessions and WebAuthn credentials of platform administrators (they sign in with
+-- password and TOTP), and conversations and custom role assignments of a user of no tenant or
+-- of another tenant than theirs. (A WARNING: an extension script hides NOTICEs.)
+DO $removed$
+DECLARE
+    n           bigint;
+BEGIN
+    DELETE FROM kaireon.accounts WHERE tenant_id IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN RAISE WARNING 'kaireon 0.2.0: % OAuth account link(s) of platform administrators removed (they sign in with password and TOTP)', n; END IF;
+    DELETE FROM kaireon.sessions WHERE tenant_id IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN RAISE WARNING 'kaireon 0.2.0: % session(s) of platform administrators removed (they sign in again)', n; END IF;
+    DELETE FROM kaireon.webauthn_credentials WHERE tenant_id IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN RAISE WARNING 'kaireon 0.2.0: % WebAuthn credential(s) of platform administrators removed', n; END IF;
+    DELETE FROM kaireon.conversations c
+     WHERE NOT EXISTS (SELECT 1 FROM kaireon.users u WHERE u.id = c.user_id AND u.tenant_id = c.tenant_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN RAISE WARNING 'kaireon 0.2.0: % conversation(s) of users outside their tenant removed', n; END IF;
+    DELETE FROM kaireon.custom_role_assignments a
+     WHERE NOT EXISTS (SELECT 1 FROM kaireon.users u WHERE u.id = a.user_id AND u.tenant_id = a.tenant_id);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN RAISE WARNING 'kaireon 0.2.0: % custom role assignment(s) of users outside their tenant removed', n; END IF;
+END
+$removed$;
 DELETE FROM kaireon.users WHERE tenant_id IS NULL;
 
 ALTER TABLE kaireon.users ALTER COLUMN tenant_id SET NOT NULL;
@@ -3616,24 +3641,50 @@ $optional_references$;
 DO $finite$
 DECLARE
     r           record;
+    v_bad       text;
 BEGIN
+    -- one ALTER TABLE per table: its checks are validated in one scan
     FOR r IN
-        SELECT c.relname, a.attname
+        SELECT c.relname, array_agg(a.attname::text ORDER BY a.attnum) AS cols
           FROM pg_class c
           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
            AND a.atttypid IN ('numeric'::regtype, 'double precision'::regtype, 'real'::regtype)
            AND NOT EXISTS (SELECT 1 FROM pg_constraint k
                             WHERE k.conrelid = c.oid AND k.conname = format('%s_%s_finite', c.relname, a.attname))
-         ORDER BY c.relname, a.attnum
+         GROUP BY c.relname
+         ORDER BY c.relname
     LOOP
-        EXECUTE format('ALTER TABLE kaireon.%I ADD CONSTRAINT %I CHECK (kaireon_internal._is_finite(%I))',
-                       r.relname, format('%s_%s_finite', r.relname, r.attname), r.attname);
+        BEGIN
+            EXECUTE format('ALTER TABLE kaireon.%I ', r.relname) ||
+                    (SELECT string_agg(format('ADD CONSTRAINT %I CHECK (kaireon_internal._is_finite(%I))',
+                                              format('%s_%s_finite', r.relname, col), col), ', ')
+                       FROM unnest(r.cols) col);
+        EXCEPTION WHEN check_violation THEN
+            -- which columns hold what 0.2.0 refuses: named, and nothing changed
+            EXECUTE 'SELECT string_agg(format(''%s (%s rows)'', col, n), '', '') FROM (SELECT col, n FROM (VALUES ' ||
+                    (SELECT string_agg(format('(%L, (SELECT count(*) FROM kaireon.%I WHERE NOT kaireon_internal._is_finite(%I)))',
+                                              col, r.relname, col), ', ')
+                       FROM unnest(r.cols) col) ||
+                    ') v (col, n) WHERE n > 0) s'
+               INTO v_bad;
+            RAISE EXCEPTION 'kaireon 0.2.0 refuses NaN and Infinity in kaireon.%: %', r.relname, v_bad
+                USING ERRCODE = 'check_violation',
+                      HINT = format('Set those values to a finite number or NULL (e.g. UPDATE kaireon.%I SET <column> = NULL WHERE <column> IN (''NaN'', ''Infinity'', ''-Infinity'')), then run ALTER EXTENSION kaireon UPDATE again.', r.relname);
+        END;
     END LOOP;
+    -- 0.1.0 stored any conversion value respond was given
+    BEGIN
+        ALTER TABLE kaireon.interaction_history ADD CONSTRAINT interaction_history_conversion_value_range
+            CHECK (conversion_value >= -1e15 AND conversion_value <= 1e15);
+    EXCEPTION WHEN check_violation THEN
+        RAISE EXCEPTION 'kaireon 0.2.0 refuses conversion values beyond 1e15 in magnitude: kaireon.interaction_history holds % of them',
+            (SELECT count(*) FROM kaireon.interaction_history WHERE abs(conversion_value) > 1e15)
+            USING ERRCODE = 'check_violation',
+                  HINT = 'Correct or clear them (UPDATE kaireon.interaction_history SET conversion_value = NULL WHERE abs(conversion_value) > 1e15), then run ALTER EXTENSION kaireon UPDATE again.';
+    END;
 END
 $finite$;
-ALTER TABLE kaireon.interaction_history ADD CONSTRAINT interaction_history_conversion_value_range
-    CHECK (conversion_value >= -1e15 AND conversion_value <= 1e15);
 
 -- The primary keys of the new tables, last, as a fresh install has them.
 ALTER TABLE kaireon.tenant_pins ADD CONSTRAINT tenant_pins_pkey PRIMARY KEY (role);

@@ -80,7 +80,7 @@ if [ -n "$out" ]; then
 fi
 
 kaireon_log "installing $(basename "$deb")"
-$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall --no-install-recommends "$deb" >/dev/null
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall --allow-downgrades --no-install-recommends "$deb" >/dev/null
 # Every file the package installed is there with the package's checksum (dpkg --verify prints
 # the files that differ), the module the server loads among them.
 bad=$(dpkg --verify "$package") || true

@@ -58,6 +58,14 @@ SELECT kaireon.grant_app_role('kaireon_upgrade_app');
 -- a platform administrator (0.1.0: a user without a tenant, audited in the chain without one)
 INSERT INTO kaireon.users (id, email, role) VALUES ('admin-1', 'root@example.com', 'admin');
 INSERT INTO kaireon.users (tenant_id, id, email, role) VALUES ('acme', 'u-1', 'ops@acme.example', 'editor');
+-- a site's own approval action whose function lives in schema kaireon with a leading
+-- underscore: the upgrade moves only kaireon's built-in functions to kaireon_internal
+CREATE FUNCTION kaireon._site_apply(tenant_id text, entity_id text, payload jsonb) RETURNS void
+    LANGUAGE sql AS 'SELECT NULL';
+INSERT INTO kaireon.approval_actions (action, entity_type, apply_function, description)
+VALUES ('site.custom', 'offers', 'kaireon._site_apply(text,text,jsonb)', 'a site''s own action');
+-- the administrator's session: 0.2.0 platform administrators have none (the upgrade says so)
+INSERT INTO kaireon.sessions (session_token, user_id, expires) VALUES ('tok-1', 'admin-1', now() + interval '1 day');
 SQL
 # what must survive: every decision and outcome row, and every audit row with its hash
 state="SELECT (SELECT count(*) || ':' || md5(string_agg(concat_ws('|', id, customer_id, interaction_type, offer_id, recommendation_id, occurred_at), ',' ORDER BY id)) FROM kaireon.interaction_history)
@@ -92,8 +100,27 @@ echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are
 # the 0.1.0 SQL of verify_audit_chain names the 0.1.0 symbol, which still reads its three arguments
 [ "$(q "SELECT intact FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)" = t ] ||
     fail "verify_audit_chain of the 0.1.0 SQL under the current library: $(q "SELECT * FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)"
-q "ALTER EXTENSION kaireon UPDATE" 2>&1 | grep -v '^NOTICE' || true
-[ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'kaireon'")" = 0.2.0 ] || fail "ALTER EXTENSION UPDATE did not reach 0.2.0"
+# 0.1.0 let a NaN through where 0.2.0 refuses it: the update stops naming the table and the
+# column, with a hint, and changes nothing; corrected, it goes through
+nan_offer=$(q "SELECT min(id) FROM kaireon.offers WHERE tenant_id = 'acme'")
+nan_value=$(q "SELECT value FROM kaireon.offers WHERE tenant_id = 'acme' AND id = '$nan_offer'")
+q "SET session_replication_role = replica; UPDATE kaireon.offers SET value = 'NaN' WHERE tenant_id = 'acme' AND id = '$nan_offer'" >/dev/null
+out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "ALTER EXTENSION kaireon UPDATE" up 2>&1 || true)
+echo "$out" | grep -q 'ERROR:  23514: kaireon 0.2.0 refuses NaN and Infinity in kaireon.offers: value (1 rows)' ||
+    fail "a NaN offer value did not stop the update with its table and column named: $out"
+echo "$out" | grep -q 'HINT:  Set those values to a finite number or NULL' || fail "no hint to correct the values: $out"
+[ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'kaireon'")" = 0.1.0 ] || fail "a failed update changed the version"
+q "SET session_replication_role = replica; UPDATE kaireon.offers SET value = $nan_value WHERE tenant_id = 'acme' AND id = '$nan_offer'" >/dev/null
+out=$(q "ALTER EXTENSION kaireon UPDATE" 2>&1)
+[ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'kaireon'")" = 0.2.0 ] || fail "ALTER EXTENSION UPDATE did not reach 0.2.0: $out"
+echo "$out" | grep -q 'WARNING:  kaireon 0.2.0: 1 session(s) of platform administrators removed' ||
+    fail "the update did not report the platform administrator's session it removed: $out"
+[ "$(q "SELECT apply_function FROM kaireon.approval_actions WHERE action = 'site.custom'")" = 'kaireon._site_apply(text,text,jsonb)' ] ||
+    fail "the site's own approval function was renamed: $(q "SELECT apply_function FROM kaireon.approval_actions WHERE action = 'site.custom'")"
+[ "$(q "SELECT count(*) FROM kaireon.approval_actions WHERE apply_function LIKE 'kaireon.\\_%' AND action <> 'site.custom'")" = 0 ] ||
+    fail "a built-in approval action still names a function of schema kaireon"
+# (the site's action and function are not part of the catalog compared below)
+q "DELETE FROM kaireon.approval_actions WHERE action = 'site.custom'; DROP FUNCTION kaireon._site_apply(text, text, jsonb)" >/dev/null
 
 # ---- 3a. the catalog equals a fresh install's ----
 q "CREATE DATABASE fresh" postgres

@@ -36,6 +36,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
+#include "scoring/scoring.h"
 #include "security/session.h"
 
 /* The largest conversion value respond accepts (the interaction_history CHECK agrees). */
@@ -47,9 +48,6 @@ PG_FUNCTION_INFO_V1(kaireon_respond_bulk);
 
 /* Most items of one respond_bulk call. */
 #define KAIREON_BULK_MAX 1000
-
-/* Shard rows per scope of the adaptive propensity counts (see model_adaptations.shard). */
-#define KAIREON_ADAPTATION_SHARDS 16
 
 typedef struct RespondArgs
 {

@@ -110,6 +110,13 @@ extern int	kaireon_model_feature_names(const KaireonModel *model, const char *co
  */
 extern int	kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows);
 
+/*
+ * Shard rows per scope of model_adaptations (see model_adaptations.shard): a backend writes
+ * the shard MyBackendId % KAIREON_ADAPTATION_SHARDS, so concurrent learners update different
+ * rows of the hot scopes (respond's adaptive counts, adaptive models).
+ */
+#define KAIREON_ADAPTATION_SHARDS 16
+
 /* KaireonOutcomeClass, the classification of an outcome type: config/types.h */
 
 /*

@@ -146,6 +146,34 @@ SELECT scope_id, sum(positives) AS positives, sum(negatives) AS negatives
 SELECT predictor, (SELECT sum((b ->> 'negatives')::numeric) FROM jsonb_array_elements(bins) b) AS negatives
   FROM kaireon.adaptive_report('ad', 'sk', (SELECT offer_id FROM rec WHERE rank = 1));
 
+-- ---------------------------------------------------------------- one model per offer and channel
+-- perChannel: the feature decision.channel (the decision's channel in recommend and respond)
+-- picks the model; its rows have scope_id [offer, channel].
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, config) VALUES
+  ('ad', 'pc', 'Per channel', 'adaptive', '[{"name": "plan", "type": "categorical"}]',
+   '{"perChannel": true, "minPositives": 1, "mergeChiSquare": 0, "refreshMs": 0}');
+SELECT kaireon.model_learn('ad', 'pc', 'o1', f::jsonb, o) AS learned FROM (VALUES
+ (1, '{"plan": "gold", "decision.channel": "web"}', 'positive'), (2, '{"plan": "basic", "decision.channel": "web"}', 'negative'),
+ (3, '{"plan": "gold", "decision.channel": "email"}', 'negative'), (4, '{"plan": "gold"}', 'negative')) t(i, f, o)
+ ORDER BY i;
+SELECT scope, scope_id, positives, negatives FROM kaireon.model_adaptations
+ WHERE tenant_id = 'ad' AND model_id = (SELECT id FROM kaireon.algorithm_models WHERE tenant_id = 'ad' AND key = 'pc')
+ ORDER BY scope_id;
+-- web: P = N = 1, plan gold (1,0), basic (0,1), missing (0,0), B = 3: gold contributes
+-- log(2/4) - log(1/4) = log 2, the prior log(2/2) = 0: sigmoid(log 2) = 2/3. email and no
+-- channel: no positive yet, immature: (0 + 1) / (0 + 1 + 2) = 1/3.
+SELECT round(kaireon.score('ad', 'pc', '{"plan": "gold", "decision.channel": "web"}', 'o1')::numeric, 12) AS web,
+       round(kaireon.score('ad', 'pc', '{"plan": "gold", "decision.channel": "email"}', 'o1')::numeric, 12) AS email,
+       round(kaireon.score('ad', 'pc', '{"plan": "gold"}', 'o1')::numeric, 12) AS no_channel;
+SELECT predictor, auc, active, jsonb_array_length(bins) AS bins FROM kaireon.adaptive_report('ad', 'pc', 'o1', 'web');
+-- in a decision on channel web, o1's propensity is its web model's score
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('ad', 'f-pc', 'pc', 'Per channel', '{"maxOffers": 2, "score": {"method": "propensity", "modelKey": "pc"}}');
+SELECT kaireon.publish_decision_flow('ad', 'pc') IS NOT NULL AS published;
+SELECT r.offer_id, round(r.propensity::numeric, 12) AS propensity
+  FROM kaireon.recommend('ad', 'cust2', 'web', decision_flow => 'pc', context => '{"plan": "gold"}', options => '{"dry_run": true}') r
+ ORDER BY r.rank;
+
 -- ---------------------------------------------------------------- errors of the SQL functions
 SELECT * FROM kaireon.adaptive_report('ad', 'nope', 'o1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

@@ -97,7 +97,7 @@ CREATE TABLE kaireon.model_adaptations (
         ON DELETE CASCADE
 );
 COMMENT ON TABLE kaireon.model_adaptations IS
-    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel: an adaptive model keeps one scope offer row per offer and shard, whose sketch (binary, written by kaireon only) holds the shard''s bin sketches (docs/models.md, adaptive). A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id (an adaptive model per offer and channel: the JSON array [offer id, channel id]), not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel: an adaptive model keeps one scope offer row per offer (and channel, with perChannel) and shard, whose sketch (binary, written by kaireon only) holds the shard''s bin sketches (docs/models.md, adaptive). A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
 -- An adaptive model's sketch is rewritten by every outcome: kept in the row, uncompressed,
 -- while the row fits in a page (no TOAST work per outcome; docs/models.md, adaptive).
 ALTER TABLE kaireon.model_adaptations ALTER COLUMN sketch SET STORAGE MAIN;
@@ -314,12 +314,13 @@ CREATE FUNCTION kaireon_internal._adaptive_learn(sketch bytea, observation bytea
 COMMENT ON FUNCTION kaireon_internal._adaptive_learn(bytea, bytea, boolean, integer, integer) IS
     'Internal: the sketch of an adaptive model''s model_adaptations shard row (NULL: empty) after one outcome (the observation''s numeric values into bin sketches of at most sketch_bins bins, symbolic values counted, at most max_symbols per predictor). Pure; used by the upsert of adaptive learning.';
 
-CREATE FUNCTION kaireon.adaptive_report(tenant_id text, model_key text, offer_id text)
+CREATE FUNCTION kaireon.adaptive_report(tenant_id text, model_key text, offer_id text,
+                                        channel_id text DEFAULT NULL)
     RETURNS TABLE (predictor text, predictor_type text, auc double precision, active boolean, bins jsonb)
     AS 'MODULE_PATHNAME', 'kaireon_adaptive_report_sql'
     LANGUAGE C STABLE;
-COMMENT ON FUNCTION kaireon.adaptive_report(text, text, text) IS
-    'The predictors of an adaptive model''s model for one offer, highest AUC first: type (numeric or symbolic), AUC of its bins, whether it is active (AUC above aucThreshold), and its bins (interval lower/upper or values, the missing bin, positives, negatives, log-odds contribution), as the backend compiled them (refreshed per config refreshMs). No rows when the offer has learned nothing; 22023 for a model that is not adaptive.';
+COMMENT ON FUNCTION kaireon.adaptive_report(text, text, text, text) IS
+    'The predictors of an adaptive model''s model for one offer (and channel_id, for a model with config perChannel), highest AUC first: type (numeric or symbolic), AUC of its bins, whether it is active (AUC above aucThreshold), and its bins (interval lower/upper or values, the missing bin, positives, negatives, log-odds contribution), as the backend compiled them (refreshed per config refreshMs). No rows when the offer has learned nothing; 22023 for a model that is not adaptive.';
 
 CREATE FUNCTION kaireon.model_features(tenant_id text, model_key text)
     RETURNS text[]

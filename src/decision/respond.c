@@ -423,7 +423,7 @@ respond_one(RespondArgs *a)
 	{
 		json_object_set_new(result, "modelKey", json_string(r.model_key));
 		json_object_set_new(result, "modelLearned",
-							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, a->customer_id,
+							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, r.channel_id, a->customer_id,
 															   r.flow_id, r.decision_context, cls)));
 	}
 

@@ -862,8 +862,9 @@ kaireon_set_model_seed(PG_FUNCTION_ARGS)
 }
 
 /*
- * kaireon.adaptive_report(tenant_id, model_key, offer_id): the adaptive model's
- * predictors for one offer, highest AUC first (see models/adaptive.c).
+ * kaireon.adaptive_report(tenant_id, model_key, offer_id, channel_id): the adaptive
+ * model's predictors for one offer (and channel, for a perChannel model), highest AUC first
+ * (see models/adaptive.c).
  */
 Datum
 kaireon_adaptive_report_sql(PG_FUNCTION_ARGS)
@@ -884,7 +885,8 @@ kaireon_adaptive_report_sql(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("offer_id must not be null"),
 				 errhint("An adaptive model has one model per offer: name the offer.")));
-	rows = kaireon_adaptive_report(&m->impl, text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	rows = kaireon_adaptive_report(&m->impl, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+								   PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)));
 	InitMaterializedSRF(fcinfo, 0);
 	json_array_foreach(rows, i, r)
 	{

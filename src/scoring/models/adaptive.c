@@ -7,7 +7,8 @@
  * Protocol.  The algorithm_models row holds only the definition: predictors
  * (name and type) and config (settings, below); its model_state stays {}.
  * What a model learned lives in kaireon.model_adaptations rows with model_id =
- * the model, scope 'offer', scope_id = the offer id, one row per shard
+ * the model, scope 'offer', scope_id = the offer id (perChannel: the JSON
+ * array [offer id, channel id or null]), one row per shard
  * (the shard of the learning backend, as respond's adaptive counts), so
  * concurrent learners update different rows.  Learning an outcome is ONE
  * row upsert: positives/negatives + 1 and its sketch (a binary
@@ -78,6 +79,7 @@ typedef struct AdmConfig
 	double		merge_chi2;		/* mergeChiSquare: ChiMerge's threshold */
 	double		alpha;			/* alpha: Laplace smoothing of the bins */
 	int			refresh_ms;		/* refreshMs: how old a backend's copy may get */
+	bool		per_channel;	/* perChannel: one model per offer and channel */
 } AdmConfig;
 
 /* A declared predictor. */
@@ -137,6 +139,7 @@ typedef struct AdmModel
 	char	   *model_id;
 	int			npred;
 	AdmPredictor *preds;
+	int			channel_feature;	/* perChannel: the feature decision.channel */
 	/* this backend's copy of the learned state */
 	MemoryContext state_cxt;
 	bool		loaded;
@@ -187,7 +190,7 @@ adaptive_compile(const ModelSource *src, ModelImpl *impl)
 	AdmModel   *adm = palloc0(sizeof(AdmModel));
 	json_t	   *config = src->config ? src->config : json_object();
 	static const char *const keys[] = {"sketchBins", "maxSymbols", "minPositives", "aucThreshold",
-	"mergeChiSquare", "alpha", "refreshMs", NULL};
+	"mergeChiSquare", "alpha", "refreshMs", "perChannel", NULL};
 	size_t		i;
 	json_t	   *p;
 
@@ -201,6 +204,7 @@ adaptive_compile(const ModelSource *src, ModelImpl *impl)
 	adm->cfg.merge_chi2 = config_number(config, "mergeChiSquare", 3.84, 0, 1e6);
 	adm->cfg.alpha = config_number(config, "alpha", 1, 1e-6, 1e6);
 	adm->cfg.refresh_ms = config_int(config, "refreshMs", 1000, 0, 86400000);
+	adm->cfg.per_channel = json_is_true(model_get(WHERE_CONFIG, config, "", "perChannel", JSON_TRUE, false));
 
 	adm->preds = palloc0(sizeof(AdmPredictor) * Max(json_array_size(src->predictors), 1));
 	json_array_foreach(src->predictors, i, p)
@@ -223,6 +227,7 @@ adaptive_compile(const ModelSource *src, ModelImpl *impl)
 		adm->preds[adm->npred].feature = model_feature_index(impl, name);
 		adm->npred++;
 	}
+	adm->channel_feature = adm->cfg.per_channel ? model_feature_index(impl, "decision.channel") : -1;
 	adm->tenant_id = pstrdup(src->tenant_id ? src->tenant_id : "");
 	adm->model_id = pstrdup(src->model_id ? src->model_id : "");
 	adm->state_cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon adaptive state",
@@ -1103,6 +1108,21 @@ adm_refresh(AdmModel *adm)
 	adm_load(adm);
 }
 
+/*
+ * The scope id of the arm's (offer's) model: the offer id; with perChannel the
+ * JSON array [offer id, channel id or null] of the subject's decision.channel.
+ */
+static const char *
+scope_of(const AdmModel *adm, const char *arm, const KaireonValue *values)
+{
+	const KaireonValue *ch;
+
+	if (!adm->cfg.per_channel || arm == NULL)
+		return arm;
+	ch = &values[adm->channel_feature];
+	return kj_dump(json_pack("[s,s?]", arm, ch->kind == KV_STRING ? ch->str : NULL), JSON_COMPACT);
+}
+
 /* The compiled offer with this scope id (compiled on first use), or NULL when it has learned nothing. */
 static AdmOffer *
 adm_offer(AdmModel *adm, const char *scope_id)
@@ -1130,22 +1150,6 @@ adm_offer(AdmModel *adm, const char *scope_id)
 
 /* ---- scoring ---- */
 
-/* The text of a symbolic value (strings, numbers, booleans), or NULL when missing. */
-static const char *
-symbol_text(const KaireonValue *v, char *buf, size_t len)
-{
-	if (v->kind == KV_STRING)
-		return v->str;
-	if (v->kind == KV_BOOL)
-		return v->num != 0 ? "true" : "false";
-	if (v->kind == KV_NUMBER)
-	{
-		snprintf(buf, len, "%.15g", v->num);
-		return buf;
-	}
-	return NULL;
-}
-
 /*
  * The bin of a value for a compiled predictor: the missing bin for a missing
  * value, -1 for a symbol the offer never saw (it contributes nothing).
@@ -1156,7 +1160,7 @@ value_bin(const AdmPredictor *pr, const AdmPredState *ps, const KaireonValue *v)
 	if (pr->symbolic)
 	{
 		char		buf[64];
-		const char *s = symbol_text(v, buf, sizeof(buf));
+		const char *s = kv_category_text(v, buf, sizeof(buf));
 
 		if (s == NULL)
 			return ps->nbins - 1;
@@ -1259,7 +1263,7 @@ static double
 adaptive_score(const ModelImpl *impl, const KaireonValue *values, const char *arm)
 {
 	AdmModel   *adm = impl->data;
-	AdmOffer   *o = adm_offer(adm, arm);
+	AdmOffer   *o = adm_offer(adm, scope_of(adm, arm, values));
 
 	if (o == NULL || !o->mature)
 		return base_rate(o);
@@ -1303,12 +1307,15 @@ static json_t *
 adaptive_explain(const ModelImpl *impl, const KaireonValue *values, const char *arm)
 {
 	AdmModel   *adm = impl->data;
-	AdmOffer   *o = adm_offer(adm, arm);
+	const char *scope_id = scope_of(adm, arm, values);
+	AdmOffer   *o = adm_offer(adm, scope_id);
 	json_t	   *out = json_object();
 	json_t	   *preds = json_object();
 	double		a = adm->cfg.alpha;
 
 	json_object_set_new(out, "offer", arm ? json_string(arm) : json_null());
+	if (adm->cfg.per_channel)
+		json_object_set_new(out, "channel", kv_to_json(&values[adm->channel_feature]));
 	json_object_set_new(out, "positives", json_real(o ? o->positives : 0));
 	json_object_set_new(out, "negatives", json_real(o ? o->negatives : 0));
 	json_object_set_new(out, "mature", json_boolean(o != NULL && o->mature));
@@ -1368,19 +1375,21 @@ kaireon_adaptive_learn(const ModelImpl *impl, const KaireonValue *values, const 
 	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, INT2OID, INT4OID, BYTEAOID, INT4OID, INT4OID,
 	TIMESTAMPTZOID};
 	Datum		v[9];
+	const char *scope_id;
 
 	if (arm == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("an adaptive model learns per offer: arm (the offer id) must not be null"),
 				 errhint("Pass the offer id of the outcome as arm.")));
-	o = adm_offer(adm, arm);
+	scope_id = scope_of(adm, arm, values);
+	o = adm_offer(adm, scope_id);
 	for (int k = 0; k < adm->npred; k++)
 	{
 		const AdmPredictor *pr = &adm->preds[k];
 		const KaireonValue *val = &values[pr->feature];
 		char		buf[64];
-		const char *sym = pr->symbolic ? symbol_text(val, buf, sizeof(buf)) : NULL;
+		const char *sym = pr->symbolic ? kv_category_text(val, buf, sizeof(buf)) : NULL;
 
 		if (pr->symbolic ? sym == NULL : isnan(kv_number(val)))
 			continue;			/* missing: counted by the offer's totals only */
@@ -1421,7 +1430,7 @@ kaireon_adaptive_learn(const ModelImpl *impl, const KaireonValue *values, const 
 			9, types);
 	v[0] = CStringGetTextDatum(adm->tenant_id);
 	v[1] = CStringGetTextDatum(adm->model_id);
-	v[2] = CStringGetTextDatum(arm);
+	v[2] = CStringGetTextDatum(scope_id);
 	v[3] = Int16GetDatum((int16) (MyBackendId % KAIREON_ADAPTATION_SHARDS));
 	v[4] = Int32GetDatum(positive ? 1 : 0);
 	v[5] = PointerGetDatum(sketch_write(obs, n));
@@ -1436,17 +1445,25 @@ kaireon_adaptive_learn(const ModelImpl *impl, const KaireonValue *values, const 
 /* ---- the report ---- */
 
 /*
- * The report of the arm's (offer's) model: one object per predictor
+ * The report of the arm's (offer's, with perChannel the offer's and channel's) model: one object per predictor
  * (predictor, type, auc, active, bins), highest AUC first; an empty array when
  * the offer has learned nothing.
  */
 json_t *
-kaireon_adaptive_report(const ModelImpl *impl, const char *arm)
+kaireon_adaptive_report(const ModelImpl *impl, const char *arm, const char *channel)
 {
 	AdmModel   *adm = impl->data;
-	AdmOffer   *o = adm_offer(adm, arm);
+	KaireonValue *values = palloc0(sizeof(KaireonValue) * Max(impl->nfeatures, 1));
+	AdmOffer   *o;
 	json_t	   *rows = json_array();
 	int		   *order;
+
+	if (adm->channel_feature >= 0 && channel != NULL)
+	{
+		values[adm->channel_feature].kind = KV_STRING;
+		values[adm->channel_feature].str = channel;
+	}
+	o = adm_offer(adm, scope_of(adm, arm, values));
 
 	if (o == NULL)
 		return rows;

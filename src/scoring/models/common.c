@@ -208,6 +208,25 @@ kv_number(const KaireonValue *v)
 	}
 }
 
+/*
+ * The text of a categorical value: a string itself, a boolean "true" / "false", a number
+ * printed %.15g into buf; NULL when missing.
+ */
+const char *
+kv_category_text(const KaireonValue *v, char *buf, size_t len)
+{
+	if (v->kind == KV_STRING)
+		return v->str;
+	if (v->kind == KV_BOOL)
+		return v->num != 0 ? "true" : "false";
+	if (v->kind == KV_NUMBER)
+	{
+		snprintf(buf, len, "%.15g", v->num);
+		return buf;
+	}
+	return NULL;
+}
+
 /* A feature value as JSON, for explanations. */
 json_t *
 kv_to_json(const KaireonValue *v)

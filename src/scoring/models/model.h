@@ -74,7 +74,7 @@ extern const ModelOps kaireon_adaptive_ops;
  */
 extern void kaireon_adaptive_learn(const ModelImpl *impl, const KaireonValue *values,
 								   const char *arm, bool positive);
-extern json_t *kaireon_adaptive_report(const ModelImpl *impl, const char *arm);
+extern json_t *kaireon_adaptive_report(const ModelImpl *impl, const char *arm, const char *channel);
 
 /* Fill an empty bayesian model_state with zero counts for the predictors column. */
 extern void kaireon_bayesian_init_state(json_t *state, json_t *predictors);
@@ -118,6 +118,9 @@ kv_missing(const KaireonValue *v)
 
 /* a jsonb value as a KaireonValue (strings copied; NULL, null, arrays, objects: KV_NULL) */
 extern void kaireon_value_from_jsonb(const JsonbValue *v, KaireonValue *out);
+
+/* the text of a categorical value (strings; booleans true/false; numbers %.15g in buf); NULL when missing */
+extern const char *kv_category_text(const KaireonValue *v, char *buf, size_t len);
 
 /* a KaireonValue as JSON (for explanations) */
 extern json_t *kv_to_json(const KaireonValue *v);

@@ -37,9 +37,6 @@ kaireon_log "training the adaptive model and recording decisions"
 "${psql[@]}" -v offers=$offers -v customers=$customers -v per_offer=800 -v decisions=3000 \
     -f "$work/src/test/bench/adaptive_setup.sql"
 "${psql[@]}" -c 'VACUUM ANALYZE'
-candidates=$("${psql[@]}" -At -c "SELECT count(*) FROM kaireon.recommend('bench', 'c42', 'web', 'hero',
-    decision_flow => 'web-adm', max_offers => 50, options => '{\"dry_run\": true}')")
-kaireon_log "a web-adm decision ranks $candidates candidates (max_offers 50)"
 
 kaireon_log "warming up"
 for w in recommend_prop recommend_adm respond_plain respond_adm; do bench "$w.sql" 1 3 >/dev/null; done

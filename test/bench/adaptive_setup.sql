@@ -44,3 +44,16 @@ SELECT f, g, 'c' || g, r.recommendation_id, r.rank
        LATERAL (SELECT * FROM kaireon.recommend('bench', 'c' || g, 'web', 'hero', decision_flow => f) r
                  ORDER BY r.rank LIMIT 1) r;
 SELECT flow, count(*) AS decisions FROM public.bench_recs GROUP BY flow ORDER BY flow;
+
+-- what one web-adm decision scores: the funnel (candidates reaching scoring = after the
+-- contact policies), and that the propensities are the adaptive model's, one per offer
+SELECT kaireon.recommend_json('{"tenantId": "bench", "customerId": "c42", "channel": "web", "placement": "hero",
+                                "decisionFlow": "web-adm", "dryRun": true, "debug": true}') -> 'debug' -> 'funnel' AS funnel;
+SELECT count(*) AS ranked, count(DISTINCT round(r.propensity::numeric, 9)) AS distinct_propensities,
+       min(r.explanation -> 'model' ->> 'key') AS model,
+       bool_and(abs(r.propensity - kaireon.score('bench', 'adm', jsonb_build_object('age', c.age, 'income', c.income,
+                    'tenure_months', c.tenure_months, 'country', c.country), r.offer_id)) < 1e-12) AS adaptive_scores
+  FROM kaireon.recommend('bench', 'c42', 'web', 'hero', decision_flow => 'web-adm', max_offers => 50,
+                         options => '{"dry_run": true}') r,
+       kaireon_t_bench.ds_customers c
+ WHERE c.customer_id = 'c42';

@@ -1081,6 +1081,9 @@ adm_load(AdmModel *adm)
 		o->nrows = (int) (end - r);
 		r = end;
 	}
+	/* the query's order is the collation's: adm_offer's bsearch needs strcmp's */
+	if (adm->noffers > 1)
+		qsort(adm->offers, adm->noffers, sizeof(AdmOffer), cmp_offer);
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	MemoryContextSwitchTo(caller);

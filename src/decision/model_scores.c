@@ -145,6 +145,7 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 	req->model_key = NULL;
 	req->variant = NULL;
 	req->model_memo_valid = false;
+	req->model_values_valid = false;
 	if (flow->experiment_key != NULL)
 		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
 	if (key == NULL)
@@ -160,6 +161,8 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 /*
  * A model's score of the request's customer with a candidate offer.  The
  * request's model, when its score does not depend on the offer, is scored
+ * once per placement; when only its state does (per-arm models reading no
+ * offer feature: bandits, adaptive models), its feature values are gathered
  * once per placement.
  */
 double
@@ -172,6 +175,15 @@ kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *
 
 	if (memo && req->model_memo_valid)
 		return req->model_memo;
+	if (model == req->model && !memo && !kaireon_model_reads_offer(model))
+	{
+		if (!req->model_values_valid)
+		{
+			req->model_values = kaireon_model_gather(model, &f);
+			req->model_values_valid = true;
+		}
+		return kaireon_model_score_values(model, req->model_values, offer->id);
+	}
 	s = kaireon_model_score(model, &f, offer->id);
 	if (memo)
 	{

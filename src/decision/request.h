@@ -109,6 +109,8 @@ typedef struct KRequest
 	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
 	struct KArbRequest *arb;	/* arbitration's per-request state (arbitration/realtime.c) */
 	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
+	struct KaireonValue *model_values;	/* a per-arm model that reads no offer feature: */
+	bool		model_values_valid;	/* its feature values, gathered once per placement */
 } KRequest;
 
 /* ---- the decision: what a caller asks, what the pipeline returns (pipeline.c) ---- */

@@ -487,9 +487,21 @@ kaireon_model_score(KaireonModel *model, const KaireonFeatures *features, const 
 
 /* Score from values already in the model's feature order. */
 double
-kaireon_model_score_values(KaireonModel *model, const KaireonValue *values)
+kaireon_model_score_values(KaireonModel *model, const KaireonValue *values, const char *arm)
 {
-	return finite_score(model, model->ops->score(&model->impl, values, NULL));
+	if (model->untrained)
+		elog(ERROR, "kaireon_model_score_values called on an untrained model");
+	return finite_score(model, model->ops->score(&model->impl, values, arm));
+}
+
+/* A subject's values of the model's features, in its order. */
+KaireonValue *
+kaireon_model_gather(KaireonModel *model, const KaireonFeatures *features)
+{
+	KaireonValue *values = palloc(sizeof(KaireonValue) * Max(model->impl.nfeatures, 1));
+
+	gather_values(model, features, values);
+	return values;
 }
 
 /* The explanation of a score as jansson JSON (in the current context). */
@@ -561,8 +573,13 @@ kaireon_model_ranks(const KaireonModel *model)
 bool
 kaireon_model_per_offer(const KaireonModel *model)
 {
-	if (model->ops->per_arm)
-		return true;
+	return model->ops->per_arm || kaireon_model_reads_offer(model);
+}
+
+/* Does the model read an offer.<field> feature? */
+bool
+kaireon_model_reads_offer(const KaireonModel *model)
+{
 	for (int i = 0; i < model->impl.nfeatures; i++)
 		if (strncmp(model->impl.feature_names[i], "offer.", 6) == 0)
 			return true;

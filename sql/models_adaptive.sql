@@ -118,6 +118,29 @@ SELECT round(kaireon.score('ad', 'cal', '{}', 'o1')::numeric, 8) AS calibrated, 
        round((kaireon.explain_score('ad', 'cal', '{}', 'o1') ->> 'rawScore')::numeric, 12) AS raw,
        round(5 / 8.0, 12) AS raw_by_hand;
 
+-- two PAV blocks and the interpolation between them: one symbolic predictor g, every bin kept.
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, config) VALUES
+  ('ad', 'cal2', 'Calibration 2', 'adaptive', '[{"name": "g", "type": "categorical"}]',
+   '{"minPositives": 1, "mergeChiSquare": 0, "aucThreshold": 0.5, "refreshMs": 0}');
+-- one transaction (read empty at its start: nothing recorded for calibration): a + + -, b - - +
+SELECT count(*) FILTER (WHERE kaireon.model_learn('ad', 'cal2', 'o1', jsonb_build_object('g', g), o)) AS learned
+  FROM (VALUES ('a', 'positive'), ('a', 'positive'), ('a', 'negative'),
+               ('b', 'negative'), ('b', 'negative'), ('b', 'positive')) t(g, o);
+-- P = N = 3, B = 3 (a, b, missing): a's log((2+1)/6) - log((1+1)/6) = log(3/2), prior 0:
+-- a + recorded at z1 = log(3/2). Then P = 4, N = 3, a (3,1): b's log(2/7) - log(3/6),
+-- prior log(5/4): b - recorded at z2 = log(5/7).
+SELECT kaireon.model_learn('ad', 'cal2', 'o1', '{"g": "a"}', 'positive');
+SELECT kaireon.model_learn('ad', 'cal2', 'o1', '{"g": "b"}', 'negative');
+-- P = N = 4, r0 = 1/2: z2 (0,1) 0.5/2 = 1/4, z1 (1,0) 1.5/2 = 3/4: in order, two blocks.
+-- a: z = log(4/7) - log(2/7) = log 2 > z1: 3/4; b: z = -log 2 < z2: 1/4; g missing (the
+-- missing bin's 0) and an unseen value (nothing): z = 0, interpolated between the blocks:
+-- 1/4 + (3/4 - 1/4) (0 - log(5/7)) / (log(3/2) - log(5/7)).
+SELECT round(kaireon.score('ad', 'cal2', '{"g": "a"}', 'o1')::numeric, 8) AS a,
+       round(kaireon.score('ad', 'cal2', '{"g": "b"}', 'o1')::numeric, 8) AS b,
+       round(kaireon.score('ad', 'cal2', '{}', 'o1')::numeric, 12) AS missing,
+       round(kaireon.score('ad', 'cal2', '{"g": "z"}', 'o1')::numeric, 12) AS unseen,
+       round((0.25 + 0.5 * ln(7 / 5.0) / (ln(1.5) - ln(5 / 7.0)))::numeric, 12) AS by_hand;
+
 -- ---------------------------------------------------------------- respond and recommend
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('ad', 'web', 'Web', 'web');
 INSERT INTO kaireon.offers (tenant_id, id, name, status, priority) VALUES

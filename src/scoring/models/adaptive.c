@@ -152,7 +152,7 @@ typedef struct AdmModel
 /* One bin of a sketch, or a run of bins while compiling. */
 typedef struct SketchBin
 {
-	double		c;				/* centroid (numeric), or the first value's index (symbolic) */
+	double		c;				/* centroid (numeric and score sketches) */
 	double		pos;
 	double		neg;
 	double		cmin;			/* the smallest and largest centroid of a run */

@@ -489,8 +489,9 @@ sketch_add(SketchBin *b, int n, int max, double x, bool positive)
 		r = &b[best + 1];
 		wl = l->pos + l->neg;
 		wr = r->pos + r->neg;
-		/* the weighted mean of two neighbours lies between them: the order holds */
-		l->c = (wl * l->c + wr * r->c) / (wl + wr);
+		/* the weighted mean of two neighbours lies between them: the order holds (weights
+		 * applied first, so no product overflows) */
+		l->c = l->c * (wl / (wl + wr)) + r->c * (wr / (wl + wr));
 		l->pos += r->pos;
 		l->neg += r->neg;
 		memmove(&b[best + 1], &b[best + 2], sizeof(SketchBin) * (n - best - 2));
@@ -641,23 +642,23 @@ pool_bins(SketchBin *b, int n, int runs)
 		{
 			b[out] = b[i];
 			b[out].cmin = b[out].cmax = b[i].c;
-			b[out].c = b[i].c * w;
 			acc = 0;
 			out++;
 		}
 		else
 		{
 			SketchBin  *r = &b[out - 1];
+			double		rw = r->pos + r->neg;
 
+			/* the run's count-weighted mean centroid, weights applied first (no overflow) */
+			if (rw + w > 0)
+				r->c = r->c * (rw / (rw + w)) + b[i].c * (w / (rw + w));
 			r->pos += b[i].pos;
 			r->neg += b[i].neg;
 			r->cmax = b[i].c;
-			r->c += b[i].c * w;
 		}
 		acc += w;
 	}
-	for (int i = 0; i < out; i++)
-		b[i].c = (b[i].pos + b[i].neg) > 0 ? b[i].c / (b[i].pos + b[i].neg) : b[i].cmin;
 	return out;
 }
 
@@ -814,7 +815,7 @@ compile_numeric(const AdmModel *adm, const AdmOffer *o, SketchBin *b, int n, Adm
 		ps->bins[i].pos = b[i].pos;
 		ps->bins[i].neg = b[i].neg;
 		ps->bins[i].lower = i == 0 ? -INFINITY : ps->bins[i - 1].upper;
-		ps->bins[i].upper = i == n - 1 ? INFINITY : (b[i].cmax + b[i + 1].cmin) / 2;
+		ps->bins[i].upper = i == n - 1 ? INFINITY : b[i].cmax / 2 + b[i + 1].cmin / 2;
 		pos += b[i].pos;
 		neg += b[i].neg;
 	}

@@ -787,26 +787,17 @@ finish_predictor(const AdmModel *adm, const AdmOffer *o, AdmPredState *ps)
 	ps->active = ps->auc > adm->cfg.auc_threshold;
 }
 
-/* The missing bin: the offer's responses that no bin of the predictor counted. */
-static void
-missing_bin(const AdmOffer *o, AdmPredState *ps, double pos, double neg)
-{
-	AdmBin	   *m = &ps->bins[ps->nbins - 1];
-
-	m->pos = Max(o->positives - pos, 0);
-	m->neg = Max(o->negatives - neg, 0);
-	m->lower = NAN;
-	m->upper = NAN;
-}
-
-/* Compile a numeric predictor from its pooled sketch bins. */
-static void
-compile_numeric(const AdmModel *adm, const AdmOffer *o, SketchBin *b, int n, AdmPredState *ps)
+/*
+ * Merge the ordered bins b by ChiMerge and make them the predictor's bins, with one more, the
+ * missing bin: the offer's responses that no bin counted.  Returns the merged count.
+ */
+static int
+merged_bins(const AdmModel *adm, const AdmOffer *o, SketchBin *b, int n, AdmPredState *ps)
 {
 	double		pos = 0,
 				neg = 0;
+	AdmBin	   *m;
 
-	n = pool_bins(b, n, 2 * adm->cfg.sketch_bins);
 	n = chi_merge(b, n, adm->cfg.merge_chi2);
 	ps->nbins = n + 1;
 	ps->bins = palloc0(sizeof(AdmBin) * ps->nbins);
@@ -814,12 +805,28 @@ compile_numeric(const AdmModel *adm, const AdmOffer *o, SketchBin *b, int n, Adm
 	{
 		ps->bins[i].pos = b[i].pos;
 		ps->bins[i].neg = b[i].neg;
-		ps->bins[i].lower = i == 0 ? -INFINITY : ps->bins[i - 1].upper;
-		ps->bins[i].upper = i == n - 1 ? INFINITY : b[i].cmax / 2 + b[i + 1].cmin / 2;
 		pos += b[i].pos;
 		neg += b[i].neg;
 	}
-	missing_bin(o, ps, pos, neg);
+	m = &ps->bins[n];
+	m->pos = Max(o->positives - pos, 0);
+	m->neg = Max(o->negatives - neg, 0);
+	m->lower = NAN;
+	m->upper = NAN;
+	return n;
+}
+
+/* Compile a numeric predictor from its pooled sketch bins. */
+static void
+compile_numeric(const AdmModel *adm, const AdmOffer *o, SketchBin *b, int n, AdmPredState *ps)
+{
+	n = pool_bins(b, n, 2 * adm->cfg.sketch_bins);
+	n = merged_bins(adm, o, b, n, ps);
+	for (int i = 0; i < n; i++)
+	{
+		ps->bins[i].lower = i == 0 ? -INFINITY : ps->bins[i - 1].upper;
+		ps->bins[i].upper = i == n - 1 ? INFINITY : b[i].cmax / 2 + b[i + 1].cmin / 2;
+	}
 	finish_predictor(adm, o, ps);
 }
 
@@ -844,8 +851,6 @@ compile_symbolic(const AdmModel *adm, const AdmOffer *o, SymCount *syms, int nsy
 	int			n = 0;
 	char	  **names;
 	SketchBin  *b = palloc0(sizeof(SketchBin) * Max(nsyms, 1));
-	double		pos = 0,
-				neg = 0;
 
 	/* pool equal values (sorted by value: a deterministic order) */
 	qsort(syms, nsyms, sizeof(SymCount), cmp_sym);
@@ -873,21 +878,14 @@ compile_symbolic(const AdmModel *adm, const AdmOffer *o, SymCount *syms, int nsy
 		names[i] = pstrdup(syms[b[i].first].value);
 		b[i].first = b[i].last = i;
 	}
-	n = chi_merge(b, n, adm->cfg.merge_chi2);
-	ps->nbins = n + 1;
-	ps->bins = palloc0(sizeof(AdmBin) * ps->nbins);
+	n = merged_bins(adm, o, b, n, ps);
 	for (int i = 0; i < n; i++)
 	{
-		ps->bins[i].pos = b[i].pos;
-		ps->bins[i].neg = b[i].neg;
 		ps->bins[i].nvalues = b[i].last - b[i].first + 1;
 		ps->bins[i].values = &names[b[i].first];
 		/* values within a group sorted by name, for lookups and reports */
 		qsort(ps->bins[i].values, ps->bins[i].nvalues, sizeof(char *), cmp_names);
-		pos += b[i].pos;
-		neg += b[i].neg;
 	}
-	missing_bin(o, ps, pos, neg);
 	finish_predictor(adm, o, ps);
 }
 

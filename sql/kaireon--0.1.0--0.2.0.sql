@@ -2781,6 +2781,7 @@ CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETUR
         'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
         'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
         'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.adaptive_report(text,text,text,text)',
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
@@ -3334,6 +3335,26 @@ BEGIN
 END
 $$;
 
+
+-- (added while 0.2.0 is developed: the adaptive model's functions; here because part 6's role
+-- grants name adaptive_report)
+-- ---- adaptive models (src/scoring/models/adaptive.c) ----
+
+CREATE FUNCTION kaireon_internal._adaptive_learn(sketch bytea, observation bytea, positive boolean,
+                                                 sketch_bins integer, max_symbols integer)
+    RETURNS bytea
+    AS 'MODULE_PATHNAME', 'kaireon_adaptive_learn_sql'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon_internal._adaptive_learn(bytea, bytea, boolean, integer, integer) IS
+    'Internal: the sketch of an adaptive model''s model_adaptations shard row (NULL: empty) after one outcome (the observation''s numeric values into bin sketches of at most sketch_bins bins, symbolic values counted, at most max_symbols per predictor). Pure; used by the upsert of adaptive learning.';
+
+CREATE FUNCTION kaireon.adaptive_report(tenant_id text, model_key text, offer_id text,
+                                        channel_id text DEFAULT NULL)
+    RETURNS TABLE (predictor text, predictor_type text, auc double precision, active boolean, bins jsonb)
+    AS 'MODULE_PATHNAME', 'kaireon_adaptive_report_sql'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION kaireon.adaptive_report(text, text, text, text) IS
+    'The predictors of an adaptive model''s model for one offer (and channel_id, for a model with config perChannel), highest AUC first: type (numeric or symbolic), AUC of its bins, whether it is active (AUC above aucThreshold), and its bins (interval lower/upper or values, the missing bin, positives, negatives, log-odds contribution), as the backend compiled them (refreshed per config refreshMs). No rows when the offer has learned nothing; 22023 for a model that is not adaptive.';
 
 -------------------------------------------------------------------------------
 -- Part 3: functions 0.2.0 dropped, moved to kaireon_internal or changed the signature of
@@ -4350,17 +4371,26 @@ BEGIN
 END
 $fn$;
 
--- issue 18: model types online_learner (SGD) and the comments of what learns, trains and
--- explains it, the feature baseline and feature_drift, degraded scoring in recommend_json
+-- issue 18: model types online_learner (SGD) and adaptive (per-offer naive Bayes, as Pega's
+-- ADM: its bin sketches in model_adaptations.sketch), and the comments of what learns, trains
+-- and explains them, the feature baseline and feature_drift, degraded scoring in recommend_json
 ALTER TABLE kaireon.algorithm_models DROP CONSTRAINT algorithm_models_model_type_check;
 ALTER TABLE kaireon.algorithm_models ADD CONSTRAINT algorithm_models_model_type_check
-    CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression', 'gradient_boosted', 'thompson_bandit', 'epsilon_greedy', 'online_learner'));
+    CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression', 'gradient_boosted', 'thompson_bandit', 'epsilon_greedy', 'online_learner', 'adaptive'));
+ALTER TABLE kaireon.model_adaptations ADD COLUMN sketch bytea;
+ALTER TABLE kaireon.model_adaptations ALTER COLUMN sketch SET STORAGE MAIN;
+ALTER TABLE kaireon.model_adaptations SET (toast_tuple_target = 8160);
+-- (99_finalize.sql: no routine is PUBLIC's but the pure helpers every role runs)
+REVOKE ALL ON FUNCTION kaireon.adaptive_report(text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kaireon_internal._adaptive_learn(bytea, bytea, boolean, integer, integer) TO PUBLIC;
 COMMENT ON TABLE kaireon.algorithm_models IS
-    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner, adaptive) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+COMMENT ON TABLE kaireon.model_adaptations IS
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id (an adaptive model per offer and channel: the JSON array [offer id, channel id]), not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel: an adaptive model keeps one scope offer row per offer (and channel, with perChannel) and shard, whose sketch (binary, written by kaireon only) holds the shard''s bin sketches (docs/models.md, adaptive). A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
 COMMENT ON FUNCTION kaireon.explain_score(text, text, jsonb, text) IS
-    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression, online_learner), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits). See docs/models.md.';
+    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression, online_learner), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits), the offer''s bins, AUCs, active predictors and log-odds contributions, raw and calibrated score (adaptive). See docs/models.md.';
 COMMENT ON FUNCTION kaireon.model_learn(text, text, text, jsonb, text) IS
-    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id), online_learner models take one SGD step (scikit-learn''s SGDClassifier update). Takes the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
+    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id), online_learner models take one SGD step (scikit-learn''s SGDClassifier update), adaptive models the offer''s (arm''s) counts and bin sketches in this backend''s model_adaptations shard row (no model row lock). Bayesian, online_learner models and bandits take the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
 COMMENT ON FUNCTION kaireon.train_model(text, text, timestamptz, timestamptz, jsonb) IS
     'Trains a logistic_regression (L2-regularised, Newton/IRLS), bayesian (naive Bayes counts) or online_learner (the outcomes replayed in time order through its SGD update) model from the tenant''s positive and negative outcomes in [since, until) joined to customer features; stores state and metrics (auc, logLoss, samples, featureBaseline: each predictor''s training distribution for feature_drift) as a new version. options: l2, maxIterations, alpha, offerId, dataSchemaId, minExamples.';
 COMMENT ON FUNCTION kaireon.check_drift(text, text, timestamptz, timestamptz, timestamptz, timestamptz, jsonb) IS

@@ -26,7 +26,7 @@ CREATE TABLE kaireon.algorithm_models (
     model_type              text NOT NULL DEFAULT 'scorecard'
                             CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression',
                                                   'gradient_boosted', 'thompson_bandit',
-                                                  'epsilon_greedy', 'online_learner')),
+                                                  'epsilon_greedy', 'online_learner', 'adaptive')),
     status                  text NOT NULL DEFAULT 'draft'
                             CHECK (status IN ('draft', 'training', 'active', 'archived')),
     target_field            text,
@@ -47,7 +47,7 @@ CREATE TABLE kaireon.algorithm_models (
     UNIQUE (tenant_id, key)
 );
 COMMENT ON TABLE kaireon.algorithm_models IS
-    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
+    'AlgorithmModel: a scoring model (scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner, adaptive) with its predictors, learned state (model_state), metrics and outcome weights. registry_status places it in the model registry; at most one champion per (tenant_id, registry_family); a model with a NULL registry_family belongs to no family.';
 
 -- At most one champion per model family.
 CREATE UNIQUE INDEX algorithm_models_one_champion_idx
@@ -86,6 +86,7 @@ CREATE TABLE kaireon.model_adaptations (
                             CHECK (positive_rate >= 0 AND positive_rate <= 1),
     predictor_bins          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_bins) = 'object'),
     predictor_aucs          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(predictor_aucs) = 'object'),
+    sketch                  bytea,
     shard                   smallint NOT NULL DEFAULT 0 CHECK (shard >= 0 AND shard < 64),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
@@ -96,7 +97,11 @@ CREATE TABLE kaireon.model_adaptations (
         ON DELETE CASCADE
 );
 COMMENT ON TABLE kaireon.model_adaptations IS
-    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id, not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel. A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
+    'ModelAdaptation: learned propensity for one scope (global, category, offer or channel; scope_id is NULL for global and otherwise the category, offer or channel id (an adaptive model per offer and channel: the JSON array [offer id, channel id]), not a foreign key because it is polymorphic): positive/negative counts, positive rate, per-predictor bins and AUCs. model_id NULL holds the tenant''s adaptive propensity counts, which respond updates for every outcome; rows with a model_id belong to that AlgorithmModel: an adaptive model keeps one scope offer row per offer (and channel, with perChannel) and shard, whose sketch (binary, written by kaireon only) holds the shard''s bin sketches (docs/models.md, adaptive). A scope''s counts may be spread over several shard rows (respond writes the shard of its backend, so concurrent outcomes do not queue on one row): its totals are the sums over its shards, and positive_rate is each row''s own.';
+-- An adaptive model's sketch is rewritten by every outcome: kept in the row, uncompressed,
+-- while the row fits in a page (no TOAST work per outcome; docs/models.md, adaptive).
+ALTER TABLE kaireon.model_adaptations ALTER COLUMN sketch SET STORAGE MAIN;
+ALTER TABLE kaireon.model_adaptations SET (toast_tuple_target = 8160);
 
 CREATE TABLE kaireon.model_approvals (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
@@ -297,7 +302,25 @@ CREATE FUNCTION kaireon.explain_score(tenant_id text, model_key text, features j
     AS 'MODULE_PATHNAME', 'kaireon_explain_score'
     LANGUAGE C VOLATILE PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon.explain_score(text, text, jsonb, text) IS
-    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression, online_learner), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits). See docs/models.md.';
+    'The score with its factors: matched rules (scorecard), per-predictor log-odds (bayesian), per-feature logit contributions (logistic_regression, online_learner), TreeSHAP contributions and expected value (gradient_boosted), arm state (bandits), the offer''s bins, AUCs, active predictors and log-odds contributions, raw and calibrated score (adaptive). See docs/models.md.';
+
+-- ---- adaptive models (src/scoring/models/adaptive.c) ----
+
+CREATE FUNCTION kaireon_internal._adaptive_learn(sketch bytea, observation bytea, positive boolean,
+                                                 sketch_bins integer, max_symbols integer)
+    RETURNS bytea
+    AS 'MODULE_PATHNAME', 'kaireon_adaptive_learn_sql'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon_internal._adaptive_learn(bytea, bytea, boolean, integer, integer) IS
+    'Internal: the sketch of an adaptive model''s model_adaptations shard row (NULL: empty) after one outcome (the observation''s numeric values into bin sketches of at most sketch_bins bins, symbolic values counted, at most max_symbols per predictor). Pure; used by the upsert of adaptive learning.';
+
+CREATE FUNCTION kaireon.adaptive_report(tenant_id text, model_key text, offer_id text,
+                                        channel_id text DEFAULT NULL)
+    RETURNS TABLE (predictor text, predictor_type text, auc double precision, active boolean, bins jsonb)
+    AS 'MODULE_PATHNAME', 'kaireon_adaptive_report_sql'
+    LANGUAGE C STABLE;
+COMMENT ON FUNCTION kaireon.adaptive_report(text, text, text, text) IS
+    'The predictors of an adaptive model''s model for one offer (and channel_id, for a model with config perChannel), highest AUC first: type (numeric or symbolic), AUC of its bins, whether it is active (AUC above aucThreshold), and its bins (interval lower/upper or values, the missing bin, positives, negatives, log-odds contribution), as the backend compiled them (refreshed per config refreshMs). No rows when the offer has learned nothing; 22023 for a model that is not adaptive.';
 
 CREATE FUNCTION kaireon.model_features(tenant_id text, model_key text)
     RETURNS text[]
@@ -312,7 +335,7 @@ CREATE FUNCTION kaireon.model_learn(tenant_id text, model_key text, arm text DEF
     AS 'MODULE_PATHNAME', 'kaireon_model_learn_sql'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.model_learn(text, text, text, jsonb, text) IS
-    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id), online_learner models take one SGD step (scikit-learn''s SGDClassifier update). Takes the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
+    'Online learning from one outcome (classification positive, negative or neutral): bayesian models count the features'' bins, bandits the arm (offer id), online_learner models take one SGD step (scikit-learn''s SGDClassifier update), adaptive models the offer''s (arm''s) counts and bin sketches in this backend''s model_adaptations shard row (no model row lock). Bayesian, online_learner models and bandits take the model''s row lock; no new version. False when the model does not learn online or the outcome is neutral. Called by respond.';
 
 CREATE FUNCTION kaireon.import_model(tenant_id text, model_key text, format text, document text,
                                      options jsonb DEFAULT '{}')

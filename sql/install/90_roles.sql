@@ -15,6 +15,7 @@ AS $fn$
         'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
         'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
         'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.adaptive_report(text,text,text,text)',
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',

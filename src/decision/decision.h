@@ -50,8 +50,8 @@ extern double kaireon_candidate_model_score(KRequest *req, struct KaireonModel *
 extern struct KaireonModel *kaireon_rule_model(KRequest *req, const KRule *rule);
 extern void kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id);
 extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
-								  const char *customer_id, const char *flow_id, json_t *context,
-								  KaireonOutcomeClass cls);
+								  const char *channel_id, const char *customer_id, const char *flow_id,
+								  json_t *context, KaireonOutcomeClass cls);
 
 /* explain.c: explanations and score factors */
 extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);

@@ -32,20 +32,32 @@
 #include "decision/decision.h"
 #include "scoring/scoring.h"
 
-/* What a feature lookup reads: the customer's attributes and the candidate offer. */
+/* What a feature lookup reads: the customer's attributes, the candidate offer, the channel. */
 typedef struct FeatureArg
 {
 	json_t	   *attrs;			/* customer data merged with the request context */
 	const KOffer *offer;		/* for offer.<field>; may be NULL */
+	const char *channel_id;		/* for decision.channel; may be NULL */
 } FeatureArg;
 
-/* Feature lookup for the scoring interface: customer attributes, and offer.<field>. */
+/*
+ * Feature lookup for the scoring interface: customer attributes, offer.<field>, and
+ * decision.channel (the decision's channel id: adaptive models per offer and channel).
+ */
 static bool
 feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
 {
 	const FeatureArg *fa = (const FeatureArg *) self->arg;
 	json_t	   *v;
 
+	if (strcmp(name, "decision.channel") == 0)
+	{
+		if (fa->channel_id == NULL)
+			return false;
+		out->kind = KV_STRING;
+		out->str = fa->channel_id;
+		return true;
+	}
 	if (strncmp(name, "offer.", 6) == 0)
 		v = fa->offer ? kaireon_offer_attribute(fa->offer, name + 6) : NULL;
 	else
@@ -173,6 +185,7 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 	req->model_key = NULL;
 	req->variant = NULL;
 	req->model_memo_valid = false;
+	req->model_values_valid = false;
 	if (flow->experiment_key != NULL)
 		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
 	if (key == NULL)
@@ -188,18 +201,29 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 /*
  * A model's score of the request's customer with a candidate offer.  The
  * request's model, when its score does not depend on the offer, is scored
+ * once per placement; when only its state does (per-arm models reading no
+ * offer feature: bandits, adaptive models), its feature values are gathered
  * once per placement.
  */
 double
 kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *offer)
 {
-	FeatureArg	fa = {req->cust->attrs, offer};
+	FeatureArg	fa = {req->cust->attrs, offer, req->channel_id};
 	KaireonFeatures f = {feature_get, &fa};
 	bool		memo = (model == req->model && !kaireon_model_per_offer(model));
 	double		s;
 
 	if (memo && req->model_memo_valid)
 		return req->model_memo;
+	if (model == req->model && !memo && !kaireon_model_reads_offer(model))
+	{
+		if (!req->model_values_valid)
+		{
+			req->model_values = kaireon_model_gather(model, &f);
+			req->model_values_valid = true;
+		}
+		return kaireon_model_score_values(model, req->model_values, offer->id);
+	}
 	s = kaireon_model_score(model, &f, offer->id);
 	if (memo)
 	{
@@ -232,7 +256,7 @@ kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id)
 		const KOffer *offer = &req->cfg->offers[d->cand->offer];
 		KaireonModel **shadows;
 		int			ns;
-		FeatureArg	fa = {req->cust->attrs, offer};
+		FeatureArg	fa = {req->cust->attrs, offer, req->channel_id};
 		KaireonFeatures f = {feature_get, &fa};
 
 		if (d->model == NULL || (ns = kaireon_model_shadows(d->model, &shadows)) == 0)
@@ -293,7 +317,7 @@ lazy_feature_get(const KaireonFeatures *self, const char *name, KaireonValue *ou
 	LazyFeatureArg *la = (LazyFeatureArg *) self->arg;
 	KaireonFeatures inner = {feature_get, &la->fa};
 
-	if (!la->loaded)
+	if (!la->loaded && strcmp(name, "decision.channel") != 0)
 	{
 		la->fa.attrs = kaireon_customer_attributes(la->cfg, la->customer_id, la->context, la->schema);
 		la->loaded = true;
@@ -304,13 +328,14 @@ lazy_feature_get(const KaireonFeatures *self, const char *name, KaireonValue *ou
 /*
  * Let the decision's model learn from an outcome of class cls (neutral
  * outcomes teach nothing).  The features are the customer's
- * attributes now, with the decision's request context; they are read only
+ * attributes now, with the decision's request context, and the decision's
+ * channel (decision.channel); the attributes are read only
  * when the model asks for one (bandits do not).  True when the model learned.
  */
 bool
 kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
-					  const char *customer_id, const char *flow_id, json_t *context,
-					  KaireonOutcomeClass cls)
+					  const char *channel_id, const char *customer_id, const char *flow_id,
+					  json_t *context, KaireonOutcomeClass cls)
 {
 	LazyFeatureArg la;
 	KaireonFeatures f = {lazy_feature_get, &la};
@@ -323,6 +348,7 @@ kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *off
 	la.customer_id = customer_id;
 	la.context = context;
 	la.fa.offer = o >= 0 ? &cfg->offers[o] : NULL;
+	la.fa.channel_id = channel_id;
 	for (int i = 0; flow_id != NULL && i < cfg->nflows; i++)
 		if (strcmp(cfg->flows[i].id, flow_id) == 0)
 			la.schema = cfg->flows[i].customer_schema;

@@ -114,6 +114,8 @@ typedef struct KRequest
 								 * (model_scores.c): [{model, use, placementId, reason, detail}],
 								 * NULL while none */
 	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
+	struct KaireonValue *model_values;	/* a per-arm model that reads no offer feature: */
+	bool		model_values_valid;	/* its feature values, gathered once per placement */
 } KRequest;
 
 /* ---- the decision: what a caller asks, what the pipeline returns (pipeline.c) ---- */

@@ -36,6 +36,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
+#include "scoring/scoring.h"
 #include "security/session.h"
 
 /* The largest conversion value respond accepts (the interaction_history CHECK agrees). */
@@ -47,9 +48,6 @@ PG_FUNCTION_INFO_V1(kaireon_respond_bulk);
 
 /* Most items of one respond_bulk call. */
 #define KAIREON_BULK_MAX 1000
-
-/* Shard rows per scope of the adaptive propensity counts (see model_adaptations.shard). */
-#define KAIREON_ADAPTATION_SHARDS 16
 
 typedef struct RespondArgs
 {
@@ -425,7 +423,7 @@ respond_one(RespondArgs *a)
 	{
 		json_object_set_new(result, "modelKey", json_string(r.model_key));
 		json_object_set_new(result, "modelLearned",
-							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, a->customer_id,
+							json_boolean(kaireon_learn_outcome(cfg, r.model_key, r.offer_id, r.channel_id, a->customer_id,
 															   r.flow_id, r.decision_context, cls)));
 	}
 

@@ -67,6 +67,7 @@ PG_FUNCTION_INFO_V1(kaireon_import_model);
 PG_FUNCTION_INFO_V1(kaireon_validate_model_trigger);
 PG_FUNCTION_INFO_V1(kaireon_models_changed_trigger);
 PG_FUNCTION_INFO_V1(kaireon_set_model_seed);
+PG_FUNCTION_INFO_V1(kaireon_adaptive_report_sql);
 
 #define CACHE_KEY_LEN 512
 #define MAX_MODEL_KEY_LEN 300
@@ -102,7 +103,8 @@ static bool learning_update = false;
 
 static const ModelOps *const all_ops[] = {
 	&kaireon_scorecard_ops, &kaireon_bayesian_ops, &kaireon_logistic_ops,
-	&kaireon_trees_ops, &kaireon_thompson_ops, &kaireon_epsilon_ops, &kaireon_online_ops, NULL
+	&kaireon_trees_ops, &kaireon_thompson_ops, &kaireon_epsilon_ops, &kaireon_online_ops,
+	&kaireon_adaptive_ops, NULL
 };
 
 /* The ops of a model_type name, or NULL. */
@@ -207,11 +209,13 @@ compile_model(const char *tenant_id, const char *key, const char *id, const char
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown model_type \"%s\"", type),
-				 errhint("Use scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy or online_learner.")));
+				 errhint("Use scorecard, bayesian, logistic_regression, gradient_boosted, thompson_bandit, epsilon_greedy, online_learner or adaptive.")));
 	src.where = "algorithm_models.model_state";
 	src.state = parse_column(state_text, "algorithm_models.model_state");
 	src.predictors = parse_column(predictors_text, "algorithm_models.predictors");
 	src.config = parse_column(config_text, "algorithm_models.config");
+	src.tenant_id = tenant_id;
+	src.model_id = id;
 
 	MemoryContextSwitchTo(cxt);
 	m = palloc0(sizeof(KaireonModel));
@@ -536,9 +540,21 @@ kaireon_model_score(KaireonModel *model, const KaireonFeatures *features, const 
 
 /* Score from values already in the model's feature order. */
 double
-kaireon_model_score_values(KaireonModel *model, const KaireonValue *values)
+kaireon_model_score_values(KaireonModel *model, const KaireonValue *values, const char *arm)
 {
-	return finite_score(model, model->ops->score(&model->impl, values, NULL));
+	if (model->untrained)
+		elog(ERROR, "kaireon_model_score_values called on an untrained model");
+	return finite_score(model, model->ops->score(&model->impl, values, arm));
+}
+
+/* A subject's values of the model's features, in its order. */
+KaireonValue *
+kaireon_model_gather(KaireonModel *model, const KaireonFeatures *features)
+{
+	KaireonValue *values = palloc(sizeof(KaireonValue) * Max(model->impl.nfeatures, 1));
+
+	gather_values(model, features, values);
+	return values;
 }
 
 /* The explanation of a score as jansson JSON (in the current context). */
@@ -610,8 +626,13 @@ kaireon_model_ranks(const KaireonModel *model)
 bool
 kaireon_model_per_offer(const KaireonModel *model)
 {
-	if (model->ops == &kaireon_thompson_ops || model->ops == &kaireon_epsilon_ops)
-		return true;
+	return model->ops->per_arm || kaireon_model_reads_offer(model);
+}
+
+/* Does the model read an offer.<field> feature? */
+bool
+kaireon_model_reads_offer(const KaireonModel *model)
+{
 	for (int i = 0; i < model->impl.nfeatures; i++)
 		if (strncmp(model->impl.feature_names[i], "offer.", 6) == 0)
 			return true;
@@ -910,6 +931,48 @@ kaireon_set_model_seed(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * kaireon.adaptive_report(tenant_id, model_key, offer_id, channel_id): the adaptive
+ * model's predictors for one offer (and channel, for a perChannel model), highest AUC first
+ * (see models/adaptive.c).
+ */
+Datum
+kaireon_adaptive_report_sql(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	KaireonModel *m = sql_model(fcinfo, false);
+	json_t	   *rows;
+	size_t		i;
+	json_t	   *r;
+
+	if (m->ops != &kaireon_adaptive_ops)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" is a %s model, not an adaptive one", m->key, m->ops->type_name),
+				 errhint("adaptive_report reports models of model_type adaptive.")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("offer_id must not be null"),
+				 errhint("An adaptive model has one model per offer: name the offer.")));
+	rows = kaireon_adaptive_report(&m->impl, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+								   PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)));
+	InitMaterializedSRF(fcinfo, 0);
+	json_array_foreach(rows, i, r)
+	{
+		Datum		v[5];
+		bool		nulls[5] = {false, false, false, false, false};
+
+		v[0] = CStringGetTextDatum(json_string_value(json_object_get(r, "predictor")));
+		v[1] = CStringGetTextDatum(json_string_value(json_object_get(r, "type")));
+		v[2] = Float8GetDatum(json_number_value(json_object_get(r, "auc")));
+		v[3] = BoolGetDatum(json_is_true(json_object_get(r, "active")));
+		v[4] = JsonbPGetDatum(kj_to_jsonb(json_object_get(r, "bins")));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+	}
+	return (Datum) 0;
+}
+
 /* ---- online learning ---- */
 
 /*
@@ -938,6 +1001,18 @@ kaireon_model_learn(const char *tenant_id, const char *model_key, const char *ar
 
 	if (outcome == KAIREON_OUTCOME_NEUTRAL)
 		return false;
+	/* adaptive: learned into model_adaptations rows, without the model's row lock */
+	{
+		KaireonModel *m = kaireon_model_lookup(tenant_id, model_key);
+
+		if (m != NULL && m->ops == &kaireon_adaptive_ops)
+		{
+			values = palloc0(sizeof(KaireonValue) * Max(m->impl.nfeatures, 1));
+			gather_values(m, features, values);
+			kaireon_adaptive_learn(&m->impl, values, arm, outcome == KAIREON_OUTCOME_POSITIVE);
+			return true;
+		}
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	args[0] = CStringGetTextDatum(tenant_id);
@@ -970,6 +1045,8 @@ kaireon_model_learn(const char *tenant_id, const char *model_key, const char *ar
 	src.state = state;
 	src.predictors = preds;
 	src.config = NULL;
+	src.tenant_id = tenant_id;
+	src.model_id = id;
 	memset(&impl, 0, sizeof(impl));
 	ops->compile(&src, &impl);
 	values = palloc0(sizeof(KaireonValue) * Max(impl.nfeatures, 1));

@@ -56,8 +56,12 @@ typedef struct KaireonFeatures
 /* A compiled model (opaque outside the scoring module). */
 typedef struct KaireonModel KaireonModel;
 
-/* For the model types (models/): score from values already in the model's feature order. */
-extern double kaireon_model_score_values(KaireonModel *model, const KaireonValue *values);
+/*
+ * Score from values already in the model's feature order (model types; and callers that score
+ * one subject against many arms, with values from kaireon_model_gather).
+ */
+extern double kaireon_model_score_values(KaireonModel *model, const KaireonValue *values,
+										 const char *arm);
 
 /* For the model types (models/): the ops (models/model.h) of a model_type name, or NULL. */
 struct ModelOps;
@@ -109,6 +113,12 @@ extern bool kaireon_model_ranks(const KaireonModel *model);
 /* Does the score depend on the candidate offer (per-arm state or offer.<field> features)? */
 extern bool kaireon_model_per_offer(const KaireonModel *model);
 
+/* Does the model read a feature of the candidate offer (offer.<field>)? */
+extern bool kaireon_model_reads_offer(const KaireonModel *model);
+
+/* A subject's values of the model's features, in its order (palloc'd in the current context). */
+extern KaireonValue *kaireon_model_gather(KaireonModel *model, const KaireonFeatures *features);
+
 /* The feature names a model reads, in the order of kaireon.score's float8[] form. */
 extern int	kaireon_model_feature_names(const KaireonModel *model, const char *const **names);
 
@@ -117,6 +127,13 @@ extern int	kaireon_model_feature_names(const KaireonModel *model, const char *co
  * model itself; *shadows is palloc'd in the current context.
  */
 extern int	kaireon_model_shadows(KaireonModel *model, KaireonModel ***shadows);
+
+/*
+ * Shard rows per scope of model_adaptations (see model_adaptations.shard): a backend writes
+ * the shard MyBackendId % KAIREON_ADAPTATION_SHARDS, so concurrent learners update different
+ * rows of the hot scopes (respond's adaptive counts, adaptive models).
+ */
+#define KAIREON_ADAPTATION_SHARDS 16
 
 /* KaireonOutcomeClass, the classification of an outcome type: config/types.h */
 

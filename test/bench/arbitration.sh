@@ -44,23 +44,7 @@ kaireon_log "loading scale S with $customers customers"
     -v interactions=$((customers * 10)) -f "$work/src/test/bench/gen_data.sql" >/dev/null
 "${psql[@]}" -c 'VACUUM ANALYZE'
 
-# One pgbench run: prints "tps p50_ms p99_ms".
-bench() {
-    local script=$1 clients=$2 t=$3
-    local dir
-    dir=$(mktemp -d "$work/run.XXXXXX")
-    (cd "$dir" && "$bindir/pgbench" -n -T "$t" -c "$clients" -j "$clients" -l --log-prefix=lat \
-        -D customers="$customers" -D offers=100 -f "$work/src/test/bench/scripts/$script" > out.txt 2>&1) \
-        || { cat "$dir/out.txt" >&2; kaireon_die "pgbench failed on $script"; }
-    local tps
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$dir/out.txt")
-    cat "$dir"/lat.* | awk '{print $3}' | sort -n | awk -v tps="$tps" '
-        { v[NR] = $1 }
-        END { p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1];
-              printf "%s %.3f %.3f\n", tps, p50 / 1000.0, p99 / 1000.0 }'
-    rm -rf "$dir"
-}
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# bench (one pgbench run) is in test/bench/lib.sh.
 
 # ---- 1. real time ----
 "${psql[@]}" <<'SQL'

@@ -25,3 +25,25 @@ kaireon_bench_server() {
     psql=("$bindir/psql" -X -q -v ON_ERROR_STOP=1)
     "${psql[@]}" -c 'CREATE EXTENSION kaireon'
 }
+
+# bench SCRIPT CLIENTS SECONDS: one pgbench run of test/bench/scripts/SCRIPT against the server
+# of kaireon_bench_server (uses $work, $bindir, $customers and $offers, default 100); prints
+# "tps p50_ms p99_ms" (TPS without connection time; latencies from the per-transaction log).
+bench() {
+    local script=$1 clients=$2 t=$3
+    local dir
+    dir=$(mktemp -d "$work/run.XXXXXX")
+    (cd "$dir" && "$bindir/pgbench" -n -T "$t" -c "$clients" -j "$clients" -l --log-prefix=lat \
+        -D customers="$customers" -D offers="${offers:-100}" -f "$work/src/test/bench/scripts/$script" > out.txt 2>&1) \
+        || { cat "$dir/out.txt" >&2; kaireon_die "pgbench failed on $script"; }
+    local tps
+    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$dir/out.txt")
+    cat "$dir"/lat.* | awk '{print $3}' | sort -n | awk -v tps="$tps" '
+        { v[NR] = $1 }
+        END { p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1];
+              printf "%s %.3f %.3f\n", tps, p50 / 1000.0, p99 / 1000.0 }'
+    rm -rf "$dir"
+}
+
+# median: the median of the numbers on standard input, one a line.
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

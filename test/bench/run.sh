@@ -28,23 +28,7 @@ load_start=$(date +%s)
     -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql"
 kaireon_log "loaded in $(( $(date +%s) - load_start )) s"
 
-# One pgbench run: prints "tps p50_ms p99_ms" (TPS without connection time; latencies from
-# the per-transaction log).
-bench() {
-    local script=$1 clients=$2 t=$3
-    local dir
-    dir=$(mktemp -d "$work/run.XXXXXX")
-    (cd "$dir" && "$bindir/pgbench" -n -T "$t" -c "$clients" -j "$clients" -l --log-prefix=lat \
-        -D customers=$customers -D offers=$offers -f "$work/src/test/bench/scripts/$script" > out.txt 2>&1) \
-        || { cat "$dir/out.txt" >&2; kaireon_die "pgbench failed on $script"; }
-    local tps
-    tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$dir/out.txt")
-    cat "$dir"/lat.* | awk '{print $3}' | sort -n | awk -v tps="$tps" '
-        { v[NR] = $1 }
-        END { p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1];
-              printf "%s %.3f %.3f\n", tps, p50 / 1000.0, p99 / 1000.0 }'
-    rm -rf "$dir"
-}
+# bench (one pgbench run) is in test/bench/lib.sh.
 
 workloads="select1 insert recommend_dry recommend_record respond"
 kaireon_log "warming up"

@@ -314,6 +314,7 @@ const ModelOps kaireon_thompson_ops = {
 	.score = bandit_score,
 	.explain = bandit_explain,
 	.learns_online = true,
+	.per_arm = true,
 	.learn = bandit_learn,
 };
 
@@ -323,5 +324,6 @@ const ModelOps kaireon_epsilon_ops = {
 	.score = bandit_score,
 	.explain = bandit_explain,
 	.learns_online = true,
+	.per_arm = true,
 	.learn = bandit_learn,
 };

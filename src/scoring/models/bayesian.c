@@ -183,22 +183,6 @@ numeric_bin(const NbPredictor *pr, double x)
 	return lo;
 }
 
-/* The text of a categorical value (strings, numbers and booleans), or NULL. */
-static const char *
-category_text(const KaireonValue *v, char *buf, size_t len)
-{
-	if (v->kind == KV_STRING)
-		return v->str;
-	if (v->kind == KV_BOOL)
-		return v->num != 0 ? "true" : "false";
-	if (v->kind == KV_NUMBER)
-	{
-		snprintf(buf, len, "%.15g", v->num);
-		return buf;
-	}
-	return NULL;
-}
-
 /*
  * The log-odds contribution of one predictor for a value, with its bin in
  * *bin_label; false when the value is missing.
@@ -215,7 +199,7 @@ predictor_logodds(const NaiveBayes *nb, const NbPredictor *pr, const KaireonValu
 	if (pr->categorical)
 	{
 		char		buf[64];
-		const char *s = category_text(v, buf, sizeof(buf));
+		const char *s = kv_level_text(v, buf, sizeof(buf));
 		int			k;
 
 		if (s == NULL)
@@ -344,7 +328,7 @@ bayesian_learn(json_t *state, json_t *predictors, const KaireonValue *values,
 		if (pr->categorical)
 		{
 			char		buf[64];
-			const char *s = category_text(v, buf, sizeof(buf));
+			const char *s = kv_level_text(v, buf, sizeof(buf));
 			json_t	   *cats = json_object_get(p, "categories");
 			json_t	   *c;
 

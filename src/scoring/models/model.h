@@ -26,6 +26,8 @@ typedef struct ModelSource
 	json_t	   *state;			/* model_state (object) */
 	json_t	   *predictors;		/* predictors (array) */
 	json_t	   *config;			/* config (object) */
+	const char *tenant_id;		/* the model's tenant and algorithm_models id ("" when checking) */
+	const char *model_id;
 } ModelSource;
 
 /*
@@ -51,7 +53,9 @@ typedef struct ModelOps
 	json_t	   *(*explain) (const ModelImpl *impl, const KaireonValue *values, const char *arm);
 	/* does this type learn online (respond updates its state)? */
 	bool		learns_online;
-	/* update a model_state document in place for one outcome (learns_online types) */
+	/* does the score depend on the arm (per-offer state)? */
+	bool		per_arm;
+	/* update a model_state document in place for one outcome (learns_online types but adaptive) */
 	void		(*learn) (json_t *state, json_t *predictors, const KaireonValue *values,
 						  const ModelImpl *impl, const char *arm, bool positive);
 } ModelOps;
@@ -63,6 +67,15 @@ extern const ModelOps kaireon_online_ops;
 extern const ModelOps kaireon_trees_ops;
 extern const ModelOps kaireon_thompson_ops;
 extern const ModelOps kaireon_epsilon_ops;
+extern const ModelOps kaireon_adaptive_ops;
+
+/*
+ * adaptive (models/adaptive.c): learn one outcome of the arm's model (one upsert of this
+ * backend's model_adaptations shard row), and the report of the arm's predictors.
+ */
+extern void kaireon_adaptive_learn(const ModelImpl *impl, const KaireonValue *values,
+								   const char *arm, bool positive);
+extern json_t *kaireon_adaptive_report(const ModelImpl *impl, const char *arm, const char *channel);
 
 /* Fill an empty bayesian model_state with zero counts for the predictors column. */
 extern void kaireon_bayesian_init_state(json_t *state, json_t *predictors);

@@ -1158,7 +1158,7 @@ score_examples(KaireonModel *m, Examples *ex)
 	int			i;
 
 	for (i = 0; i < ex->n; i++)
-		s[i] = kaireon_model_score_values(m, &ex->values[(size_t) i * ex->nf]);
+		s[i] = kaireon_model_score_values(m, &ex->values[(size_t) i * ex->nf], NULL);
 	return s;
 }
 

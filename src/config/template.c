@@ -16,12 +16,15 @@
  * spaces, customer. or offer., a dotted path of letters, digits and _, optional
  * spaces, "}}"; any other {{...}} stays as written.  A string value is inserted
  * as is (no HTML escaping: the answer is JSON, escaped by its encoding; a client
- * that renders HTML escapes it); a number, boolean, object or array as its
- * compact JSON text.  A missing (absent or null) value takes the creative's
+ * that renders HTML escapes it); an integral number without a fraction (120),
+ * another number, a boolean, object or array as its compact JSON text.  A
+ * missing (absent or null) value takes the creative's
  * personalization.defaults["customer.<path>"] when that is a string, else "".
  * Pure computation: no SPI, no catalog access.
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "util/json.h"
 
@@ -195,7 +198,7 @@ kaireon_template_compile(json_t *content, json_t *personalization)
 	return compile_value(content, json_object_get(personalization, "defaults"));
 }
 
-/* Append a placeholder's value: a string as is, anything else as compact JSON; missing: the default. */
+/* Append a placeholder's value: a string as is, an integral number as such, else compact JSON; missing: the default. */
 static void
 append_value(StringInfo buf, const KTplPart *part, json_t *customer, const KOffer *offer)
 {
@@ -208,6 +211,9 @@ append_value(StringInfo buf, const KTplPart *part, json_t *customer, const KOffe
 	}
 	else if (json_is_string(v))
 		appendBinaryStringInfo(buf, json_string_value(v), json_string_length(v));
+	else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
+			 fabs(json_real_value(v)) < 9007199254740992.0)
+		appendStringInfo(buf, "%.0f", json_real_value(v));	/* 120, not 120.0 (JSON numbers are read as reals) */
 	else
 		appendStringInfoString(buf, kj_dump(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)));
 }

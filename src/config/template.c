@@ -87,6 +87,16 @@ placeholder_at(const char *s, bool *customer, char **path)
 	return (p + 2) - s;
 }
 
+/* Append a literal part (the array has room for it: repalloc does not zero the new parts). */
+static void
+add_literal(KTemplate *t, const char *text)
+{
+	KTplPart   *part = &t->parts[t->n++];
+
+	memset(part, 0, sizeof(KTplPart));
+	part->text = text;
+}
+
 /* Compile one string; NULL when it holds no placeholder. */
 static KTemplate *
 compile_string(const char *s, json_t *defaults)
@@ -118,8 +128,9 @@ compile_string(const char *s, json_t *defaults)
 		if (t->n + 2 > cap)
 			t->parts = repalloc(t->parts, sizeof(KTplPart) * (cap *= 2));
 		if (p > lit)
-			t->parts[t->n++].text = pnstrdup(lit, p - lit);
+			add_literal(t, pnstrdup(lit, p - lit));
 		part = &t->parts[t->n++];
+		memset(part, 0, sizeof(KTplPart));
 		part->placeholder = true;
 		part->customer = customer;
 		part->path = path;
@@ -133,7 +144,7 @@ compile_string(const char *s, json_t *defaults)
 	{
 		if (t->n + 1 > cap)
 			t->parts = repalloc(t->parts, sizeof(KTplPart) * (cap + 1));
-		t->parts[t->n++].text = pstrdup(lit);
+		add_literal(t, pstrdup(lit));
 	}
 	return t;
 }

@@ -4464,6 +4464,18 @@ GRANT EXECUTE ON FUNCTION kaireon_internal._stat_decisions(), kaireon_internal._
 REVOKE ALL ON FUNCTION kaireon.stat_reset(text), kaireon_internal._progress_start(text, text, bigint),
     kaireon_internal._progress_update(text, bigint, bigint), kaireon_internal._progress_end() FROM PUBLIC;
 
+-- Issue 14, KaireonAI's request and response shapes (docs/json-api.md): recommend_json and
+-- respond_json take KaireonAI's names (no signature changes: the C functions changed); the
+-- comments that describe them, placements.max_slots enforced and creative content returned.
+COMMENT ON TABLE kaireon.placements IS
+    'Placement: a targeted slot inside a channel (hero, banner, modal); used by flow route lookups; a request never gets more decisions for it than max_slots. Soft-deleted.';
+COMMENT ON TABLE kaireon.creatives IS
+    'Creative: channel-specific rendering of an offer (optionally for one placement); weight drives the weighted creative choice; content is returned with each decision of recommend_json, its {{customer.x}} / {{offer.y}} placeholders filled (personalization.defaults for missing values; docs/json-api.md). Soft-deleted.';
+COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
+    'kaireon.recommend with a JSON request and response in the REST shape, kaireon''s names or KaireonAI''s (channelId, placementId, placements [{placementId, limit}], limit, decisionFlowKey / blueprintKey, sessionId, attributes, segments, locale, currency): {recommendationId, count, degradedScoring, decisions[] (with categoryName and the creative''s personalized content), degradedModels[] (when a model the decision names was missing or broken and scoring fell back), reason (when nothing qualifies), placements[], debug}. See docs/json-api.md.';
+COMMENT ON FUNCTION kaireon.respond_json(jsonb) IS
+    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt or timestamp, channelId, direction, outcomeDetails). See docs/json-api.md.';
+
 -- Last: the roles given access (kaireon.grant_*_role) get it on the objects of part 7 too
 -- (kaireon.stat_decisions and kaireon.progress are views of schema kaireon); keep this at the end.
 SELECT kaireon_internal._grant_role(to_regrole(quote_ident(role_name)), access)

@@ -12,8 +12,8 @@ INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode
     ('rp', 'web', 'Web', 'web', 'implicit', 'active'),
     ('rp', 'email', 'Email', 'email', 'explicit', 'active'),
     ('rp', 'kiosk', 'Kiosk', 'kiosk', 'explicit', 'inactive');
-INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES
-    ('rp', 'hero', 'web', 'Hero'), ('rp', 'side', 'web', 'Side'), ('rp', 'body', 'email', 'Body');
+INSERT INTO kaireon.placements (tenant_id, id, channel_id, name, max_slots) VALUES
+    ('rp', 'hero', 'web', 'Hero', 5), ('rp', 'side', 'web', 'Side', 5), ('rp', 'body', 'email', 'Body', 5);
 INSERT INTO kaireon.categories (tenant_id, id, name) VALUES
     ('rp', 'cards', 'Cards'), ('rp', 'loans', 'Loans');
 INSERT INTO kaireon.sub_categories (tenant_id, id, category_id, name) VALUES

@@ -11,7 +11,7 @@ INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES
     ('rsp2', 'Respond 2', 'rsp2', '{"decisionTraceSampleRate": 0}');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES
     ('rsp', 'web', 'Web', 'web'), ('rsp', 'email', 'Email', 'email'), ('rsp2', 'web', 'Web', 'web');
-INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES ('rsp', 'hero', 'web', 'Hero'), ('rsp', 'side', 'web', 'Side');
+INSERT INTO kaireon.placements (tenant_id, id, channel_id, name, max_slots) VALUES ('rsp', 'hero', 'web', 'Hero', 5), ('rsp', 'side', 'web', 'Side', 5);
 INSERT INTO kaireon.categories (tenant_id, id, name) VALUES
     ('rsp', 'cards', 'Cards'), ('rsp', 'loans', 'Loans'), ('rsp2', 'cards', 'Cards'), ('rsp2', 'loans', 'Loans');
 INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, priority) VALUES

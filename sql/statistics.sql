@@ -13,7 +13,7 @@ INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES
     ('sts2', 'Stats 2', 'sts2', '{"decisionTraceSampleRate": 0}');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES
     ('sts', 'web', 'Web', 'web'), ('sts', 'email', 'Email', 'email'), ('sts2', 'web', 'Web', 'web');
-INSERT INTO kaireon.placements (tenant_id, id, channel_id, name) VALUES ('sts', 'hero', 'web', 'Hero');
+INSERT INTO kaireon.placements (tenant_id, id, channel_id, name, max_slots) VALUES ('sts', 'hero', 'web', 'Hero', 5);
 INSERT INTO kaireon.offers (tenant_id, id, name, status, priority) VALUES
     ('sts', 'o1', 'One', 'active', 80), ('sts', 'o2', 'Two', 'active', 70),
     ('sts', 'o3', 'Three (email only)', 'active', 60), ('sts', 'o4', 'Four (draft)', 'draft', 90),

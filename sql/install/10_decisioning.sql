@@ -85,7 +85,7 @@ CREATE INDEX ON kaireon.placements (tenant_id, channel_id);
 CREATE UNIQUE INDEX placements_tenant_channel_name_key
     ON kaireon.placements (tenant_id, channel_id, name) WHERE deleted_at IS NULL;
 COMMENT ON TABLE kaireon.placements IS
-    'Placement: a targeted slot inside a channel (hero, banner, modal); used by flow route lookups. Soft-deleted.';
+    'Placement: a targeted slot inside a channel (hero, banner, modal); used by flow route lookups; a request never gets more decisions for it than max_slots. Soft-deleted.';
 
 CREATE TABLE kaireon.arbitration_profiles (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
@@ -220,7 +220,7 @@ CREATE INDEX ON kaireon.creatives (tenant_id, offer_id);
 CREATE INDEX ON kaireon.creatives (tenant_id, channel_id);
 CREATE INDEX ON kaireon.creatives (tenant_id, placement_id);
 COMMENT ON TABLE kaireon.creatives IS
-    'Creative: channel-specific rendering of an offer (optionally for one placement); weight drives the weighted creative choice. Soft-deleted.';
+    'Creative: channel-specific rendering of an offer (optionally for one placement); weight drives the weighted creative choice; content is returned with each decision of recommend_json, its {{customer.x}} / {{offer.y}} placeholders filled (personalization.defaults for missing values; docs/json-api.md). Soft-deleted.';
 
 CREATE TABLE kaireon.outcome_types (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

@@ -293,7 +293,7 @@ CREATE FUNCTION kaireon.recommend_json(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_recommend_json'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
-    'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, degradedScoring, decisions[], degradedModels[] (when a model the decision names was missing or broken and scoring fell back), placements[], debug}. See docs/recommend.md.';
+    'kaireon.recommend with a JSON request and response in the REST shape, kaireon''s names or KaireonAI''s (channelId, placementId, placements [{placementId, limit}], limit, decisionFlowKey / blueprintKey, sessionId, attributes, segments, locale, currency): {recommendationId, count, degradedScoring, decisions[] (with categoryName and the creative''s personalized content), degradedModels[] (when a model the decision names was missing or broken and scoring fell back), reason (when nothing qualifies), placements[], debug}. See docs/json-api.md.';
 
 CREATE FUNCTION kaireon.respond(tenant_id text, customer_id text, outcome text,
                                 recommendation_id text DEFAULT NULL, rank integer DEFAULT NULL,
@@ -311,7 +311,7 @@ CREATE FUNCTION kaireon.respond_json(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond_json'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.respond_json(jsonb) IS
-    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt).';
+    'kaireon.respond with a JSON request (tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt or timestamp, channelId, direction, outcomeDetails). See docs/json-api.md.';
 
 CREATE FUNCTION kaireon.respond_bulk(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_respond_bulk'

@@ -410,7 +410,8 @@ load_offers(KTenantConfig *cfg)
 {
 	/* offers whose category or sub-category is soft-deleted take no part either */
 	json_t	   *rows = spi_json(
-		"SELECT jsonb_agg(to_jsonb(o) ORDER BY o.id COLLATE \"C\") FROM kaireon.offers o "
+		"SELECT jsonb_agg(to_jsonb(o) || jsonb_build_object('category_name', cat.name) ORDER BY o.id COLLATE \"C\") "
+		"  FROM kaireon.offers o LEFT JOIN kaireon.categories cat ON cat.tenant_id = o.tenant_id AND cat.id = o.category_id "
 		"WHERE o.tenant_id = $1 AND o.deleted_at IS NULL "
 		"  AND NOT EXISTS (SELECT 1 FROM kaireon.categories c WHERE c.tenant_id = $1 "
 		"                  AND c.id = o.category_id AND c.deleted_at IS NOT NULL) "
@@ -431,6 +432,7 @@ load_offers(KTenantConfig *cfg)
 		o->id = str_field(r, "id");
 		o->name = str_field(r, "name");
 		o->category_id = str_field(r, "category_id");
+		o->category_name = str_field(r, "category_name");
 		o->sub_category_id = str_field(r, "sub_category_id");
 		o->active = strcmp(kj_str(r, "status"), "active") == 0;
 		o->priority = (int) kj_num(r, "priority", 50);
@@ -477,6 +479,8 @@ load_creatives(KTenantConfig *cfg)
 		c->channel_id = str_field(r, "channel_id");
 		c->placement_id = str_field(r, "placement_id");
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
+		c->content = json_object_get(r, "content");
+		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));
 	}
 	cfg->ncreatives = n;
 	/* each offer's creatives (they are ordered by offer) */

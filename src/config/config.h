@@ -84,6 +84,9 @@ typedef struct KPlacement
 	bool		active;
 } KPlacement;
 
+/* A creative's content compiled for personalization (template.c). */
+typedef struct KTemplate KTemplate;
+
 typedef struct KCreative
 {
 	const char *id;
@@ -92,6 +95,8 @@ typedef struct KCreative
 	const char *channel_id;
 	const char *placement_id;	/* NULL: any placement of the channel */
 	double		weight;
+	json_t	   *content;		/* the content object as stored */
+	KTemplate  *content_tpl;	/* its placeholders compiled, or NULL: none */
 } KCreative;
 
 typedef struct KOffer
@@ -99,6 +104,7 @@ typedef struct KOffer
 	const char *id;
 	const char *name;
 	const char *category_id;
+	const char *category_name;	/* the category's name, or NULL */
 	const char *sub_category_id;
 	bool		active;			/* status = 'active' */
 	int			priority;
@@ -365,6 +371,11 @@ extern int	kaireon_find_placement(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_flow(const KTenantConfig *cfg, const char *key);
 extern int	kaireon_find_segment(const KTenantConfig *cfg, const char *id);
 extern KaireonOutcomeClass kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found);
+
+/* ---- template.c: creative content with personalization ---- */
+
+extern KTemplate *kaireon_template_compile(json_t *content, json_t *personalization);
+extern json_t *kaireon_creative_content(const KCreative *cr, const KOffer *offer, json_t *customer_attrs);
 
 /* ---- state_plan.c ---- */
 

@@ -376,10 +376,14 @@ select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg)
 	}
 }
 
-/* Run steps 2 to 10 for one placement; append its decisions to the result. */
+/*
+ * Run steps 2 to 10 for one placement; append its decisions to the result.
+ * limit: the request's limit for this placement (0: max_offers, else the
+ * flow's); a placement never gets more decisions than its max_slots.
+ */
 static void
 decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id, int flow_idx,
-				 json_t *taken, int mandatory_left)
+				 json_t *taken, int mandatory_left, int limit)
 {
 	KRequest   *req = res->req;
 	KTenantConfig *cfg = req->cfg;
@@ -389,7 +393,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	int			n = 0,
 				nranked = 0,
 				selected = 0,
-				max_offers = args->max_offers > 0 ? args->max_offers : flow->max_offers;
+				max_offers = limit > 0 ? limit : args->max_offers > 0 ? args->max_offers : flow->max_offers;
 	int			counts[6] = {0};	/* candidates, qualified, unsuppressed, policy, caps, final */
 	static const char *const stage_names[] = {
 		"candidates", "afterQualification", "afterSuppression", "afterContactPolicy", "afterCaps", "final"
@@ -401,6 +405,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
 	karb_placement(req, flow, args, res->recommendation_id);
 	max_offers = Max(1, Min(max_offers, 50));
+	if (placement_id != NULL)
+		max_offers = Min(max_offers, cfg->placements[kaireon_find_placement(cfg, placement_id)].max_slots);
 
 	/* step 2: candidates */
 	for (int i = 0; i < cfg->noffers; i++)
@@ -702,13 +708,13 @@ decide(KDecideArgs *args)
 		taken = json_object();
 
 	if (nplacements == 0)
-		decide_placement(res, args, NULL, flows[0], taken, mandatory_left);
+		decide_placement(res, args, NULL, flows[0], taken, mandatory_left, 0);
 	for (int i = 0; i < nplacements; i++)
 	{
 		int			before = res->ndecisions;
 
 		decide_placement(res, args, json_string_value(json_array_get(args->placements, i)), flows[i],
-						 taken, mandatory_left);
+						 taken, mandatory_left, args->placement_limits ? args->placement_limits[i] : 0);
 		for (int k = before; k < res->ndecisions; k++)
 			if (res->decisions[k].cand->mandatory)
 				mandatory_left--;

@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "util/json.h"
 
 #include "funcapi.h"
@@ -110,6 +112,186 @@ known_keys(json_t *obj, const char *const *allowed, const char *what)
 			bad_value(what, psprintf("has an unknown key \"%s\"", key), psprintf("Known keys: %s.", list.data));
 		}
 	}
+}
+
+/*
+ * A request id given under one of several names (kaireon's first, then
+ * KaireonAI's aliases): the value, or NULL; 22023 naming both when two of
+ * them are given and disagree.
+ */
+static const char *
+alias_id(json_t *req, const char *const *names)
+{
+	const char *val = NULL;
+	const char *from = NULL;
+
+	for (int i = 0; names[i] != NULL; i++)
+	{
+		const char *what = psprintf("request.%s", names[i]);
+		const char *v = kj_id(req, names[i], what);
+
+		if (v == NULL)
+			continue;
+		if (val != NULL && strcmp(val, v) != 0)
+			bad_value(psprintf("request.%s \"%s\" and request.%s \"%s\"", from, val, names[i], v), "disagree",
+					  "They are aliases of one field: give one of them, or the same value in both.");
+		val = v;
+		from = names[i];
+	}
+	return val;
+}
+
+/* A limit (1..50) given under a name: the limit, or 0 when absent. */
+static int
+limit_field(json_t *obj, const char *key, const char *what)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_number(v))
+		bad_value(what, psprintf("must be a number, not %s", kj_type_name(v)), "Ask for 1 to 50 offers.");
+	if (!isfinite(json_number_value(v)) || json_number_value(v) < 1 || json_number_value(v) > 50 ||
+		json_number_value(v) != (int) json_number_value(v))
+		bad_value(what, psprintf("must be an integer from 1 to 50, not %g", json_number_value(v)),
+				  "Ask for between 1 and 50 offers.");
+	return (int) json_number_value(v);
+}
+
+/* The request's limit: maxOffers or its alias limit (0: the flow's default). */
+static int
+request_limit(json_t *req)
+{
+	int			a = limit_field(req, "maxOffers", "request.maxOffers");
+	int			b = limit_field(req, "limit", "request.limit");
+
+	if (a > 0 && b > 0 && a != b)
+		bad_value(psprintf("request.maxOffers %d and request.limit %d", a, b), "disagree",
+				  "They are aliases of one field: give one of them, or the same value in both.");
+	return a > 0 ? a : b;
+}
+
+/*
+ * request.placements: placement ids, or KaireonAI's objects {placementId,
+ * limit} (both forms may be mixed); fills args->placements and, when any
+ * object gives a limit, args->placement_limits.
+ */
+static void
+request_placements(KDecideArgs *args, json_t *v)
+{
+	static const char *const allowed[] = {"placementId", "limit", NULL};
+	size_t		i;
+	json_t	   *e;
+
+	if (!json_is_array(v))
+		bad_value("request.placements", psprintf("must be an array, not %s", kj_type_name(v)),
+				  "Write it as [\"hero\", \"sidebar\"] or [{\"placementId\": \"hero\", \"limit\": 1}].");
+	args->placement_limits = palloc0(sizeof(int) * Max(json_array_size(v), 1));
+	json_array_foreach(v, i, e)
+	{
+		const char *what = psprintf("request.placements[%zu]", i);
+
+		if (json_is_string(e))
+			json_array_append(args->placements, e);
+		else if (json_is_object(e))
+		{
+			const char *id;
+
+			known_keys(e, allowed, what);
+			id = kj_id(e, "placementId", psprintf("%s.placementId", what));
+			if (id == NULL)
+				missing(psprintf("%s.placementId", what));
+			json_array_append_new(args->placements, json_string(id));
+			args->placement_limits[i] = limit_field(e, "limit", psprintf("%s.limit", what));
+		}
+		else
+			bad_value(what, psprintf("must be a placement id or {\"placementId\": ..., \"limit\": ...}, not %s",
+									 kj_type_name(e)),
+					  "Write it as \"hero\" or {\"placementId\": \"hero\", \"limit\": 1}.");
+	}
+}
+
+/* Set a key of the decision context from a request field; 22023 when the context gives it otherwise. */
+static void
+context_set(json_t *ctx, const char *key, json_t *value, const char *what)
+{
+	json_t	   *old = json_object_get(ctx, key);
+
+	if (old != NULL && !json_equal(old, value))
+		bad_value(psprintf("%s and request.context.%s", what, key), "disagree",
+				  psprintf("Give %s once: in the request or in its context.", key));
+	json_object_set(ctx, key, value);
+}
+
+/* Every number of a JSON value is finite (no NaN or Infinity). */
+static void
+finite_numbers(json_t *v, const char *what)
+{
+	size_t		i;
+	const char *key;
+	json_t	   *e;
+
+	if (json_is_number(v) && !isfinite(json_number_value(v)))
+		bad_value(what, "must be a finite number", "NaN and Infinity are not JSON numbers.");
+	if (json_is_object(v))
+		json_object_foreach(v, key, e)
+			finite_numbers(e, psprintf("%s.%s", what, key));
+	if (json_is_array(v))
+		json_array_foreach(v, i, e)
+			finite_numbers(e, psprintf("%s[%zu]", what, i));
+}
+
+/*
+ * KaireonAI's request-context fields: segments (ids), attributes (an
+ * object), locale, currency and sessionId, each checked and set in the
+ * decision context (where rules and guardrails read them as customer.* and
+ * request.* fields); attributes' keys become context keys.
+ */
+static void
+request_context_fields(json_t *req, json_t *ctx, const char *session_id)
+{
+	json_t	   *v;
+	const char *key;
+	json_t	   *e;
+
+	if ((v = string_array(req, "segments", "request.segments")) != NULL)
+		context_set(ctx, "segments", v, "request.segments");
+	v = json_object_get(req, "attributes");
+	if (v != NULL && !json_is_null(v))
+	{
+		if (!json_is_object(v))
+			bad_value("request.attributes", psprintf("must be a JSON object, not %s", kj_type_name(v)),
+					  "Pass the visitor's attributes as {\"tier\": \"gold\", ...}.");
+		finite_numbers(v, "request.attributes");
+		json_object_foreach(v, key, e)
+			context_set(ctx, key, e, psprintf("request.attributes.%s", key));
+	}
+	v = json_object_get(req, "locale");
+	if (v != NULL && !json_is_null(v))
+	{
+		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+		size_t		n = s ? strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") : 0;
+
+		if (s == NULL || n != strlen(s) || n < 2 || n > 35 || !isalpha((unsigned char) s[0]) ||
+			!isalpha((unsigned char) s[1]))
+			bad_value("request.locale", psprintf("must be a language tag such as \"en-GB\", not %s",
+												 s ? psprintf("\"%s\"", s) : kj_type_name(v)),
+					  "Use a BCP 47 tag: a language code, then optional subtags joined by - or _.");
+		context_set(ctx, "locale", v, "request.locale");
+	}
+	v = json_object_get(req, "currency");
+	if (v != NULL && !json_is_null(v))
+	{
+		const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+
+		if (s == NULL || strlen(s) != 3 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+			bad_value("request.currency", psprintf("must be an ISO 4217 code such as \"EUR\", not %s",
+												   s ? psprintf("\"%s\"", s) : kj_type_name(v)),
+					  "Use three capital letters.");
+		context_set(ctx, "currency", v, "request.currency");
+	}
+	if (session_id != NULL)
+		context_set(ctx, "sessionId", json_string(session_id), "request.sessionId");
 }
 
 /* Parse kaireon.recommend's options object into the decide arguments. */
@@ -263,7 +445,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* One decision in the REST shape. */
+/* One decision in the REST shape, with the creative's content personalized (config/template.c). */
 static json_t *
 decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 {
@@ -271,13 +453,15 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 	const KOffer *o = &cfg->offers[d->cand->offer];
 	const KCreative *cr = &cfg->creatives[d->cand->creative];
 
-	return json_pack("{s:i,s:s,s:s,s:s?,s:s,s:s?,s:s?,s:f,s:o,s:s?,s:O}",
+	return json_pack("{s:i,s:s,s:s,s:s?,s:o,s:s,s:s?,s:o,s:s?,s:f,s:o,s:s?,s:O}",
 					 "rank", d->rank,
 					 "offerId", o->id,
 					 "offerName", o->name,
 					 "categoryId", o->category_id,
+					 "categoryName", o->category_name ? json_string(o->category_name) : json_null(),
 					 "creativeId", cr->id,
 					 "creativeName", cr->name,
+					 "content", kaireon_creative_content(cr, o, res->req->cust->attrs),
 					 "placementId", d->placement_id,
 					 "score", d->cand->score,
 					 "propensity", kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand) ?
@@ -287,19 +471,52 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 }
 
 /*
+ * Why a request got no decision: the first stage of its first placement's
+ * funnel that no candidate reached, as {stage, message}.
+ */
+static json_t *
+no_decision_reason(const KDecideResult *res)
+{
+	static const char *const stages[] = {
+		"candidates", "afterQualification", "afterSuppression", "afterContactPolicy", "afterCaps", "final", NULL
+	};
+	static const char *const messages[] = {
+		"no active offer of the flow's inventory has a creative for the channel and placement",
+		"no candidate passed the qualification rules",
+		"every qualified candidate is suppressed",
+		"the contact policies blocked every remaining candidate",
+		"volume constraints or budgets left no candidate",
+		"no candidate could be selected (its caps ran out when the decision was recorded)",
+	};
+	json_t	   *funnel = json_array_get(res->funnels, 0);
+
+	for (int i = 0; stages[i] != NULL; i++)
+		if (kj_num(funnel, stages[i], 0) == 0)
+			return json_pack("{s:s,s:s}", "stage", stages[i], "message", messages[i]);
+	return json_pack("{s:s,s:s}", "stage", "final", "message", messages[5]);
+}
+
+/*
  * kaireon.recommend_json(request jsonb), and the tenant-first form
  * recommend_json(tenant_id text, request jsonb): the decision in the REST
- * shape: {recommendationId, degradedScoring, decisions[], degradedModels[]
- * (when scoring fell back), placements[] (when several placements were asked
- * for), debug (with debug: true)}.
+ * shape: {recommendationId, count, degradedScoring, decisions[],
+ * degradedModels[] (when scoring fell back), reason (when there is no
+ * decision), placements[] (when several placements were asked for), debug
+ * (with debug: true)}.  KaireonAI's names are accepted beside kaireon's
+ * (docs/json-api.md); request parsing stays here, out of the pipeline.
  */
 Datum
 kaireon_recommend_json(PG_FUNCTION_ARGS)
 {
 	static const char *const allowed[] = {
-		"tenantId", "customerId", "channel", "placement", "placements", "context", "maxOffers",
-		"decisionFlow", "dryRun", "debug", "trace", "excludeOffers", "excludeCreatives", "deduplicate", NULL
+		"tenantId", "customerId", "sessionId", "channel", "channelId", "placement", "placementId", "placements",
+		"context", "attributes", "segments", "locale", "currency", "maxOffers", "limit", "decisionFlow",
+		"decisionFlowKey", "blueprintKey", "dryRun", "debug", "trace", "excludeOffers", "excludeCreatives",
+		"deduplicate", NULL
 	};
+	static const char *const channel_names[] = {"channel", "channelId", NULL};
+	static const char *const placement_names[] = {"placement", "placementId", NULL};
+	static const char *const flow_names[] = {"decisionFlow", "decisionFlowKey", "blueprintKey", NULL};
 	MemoryContext callcxt,
 				old;
 	KDecideArgs args;
@@ -308,6 +525,8 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 			   *out,
 			   *decisions;
 	json_t	   *v;
+	const char *placement;
+	const char *session_id;
 	Datum		result;
 
 	int			reqarg = PG_NARGS() - 1;	/* the tenant-first form has tenant_id first */
@@ -329,8 +548,11 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	memset(&args, 0, sizeof(args));
 	/* ids: strings, or integral JSON numbers taken as their decimal text (kj_id) */
 	args.tenant_id = kj_id(req, "tenantId", "request.tenantId");
+	session_id = kj_id(req, "sessionId", "request.sessionId");
 	args.customer_id = kj_id(req, "customerId", "request.customerId");
-	args.channel_id = kj_id(req, "channel", "request.channel");
+	if (args.customer_id == NULL)
+		args.customer_id = session_id;	/* an anonymous visitor: its session is the customer */
+	args.channel_id = alias_id(req, channel_names);
 	if (args.tenant_id == NULL)
 		missing("request.tenantId");
 	if (args.customer_id == NULL)
@@ -338,20 +560,20 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	if (args.channel_id == NULL)
 		missing("request.channel");
 	args.placements = json_array();
-	if (kj_id(req, "placement", "request.placement"))
-		json_array_append_new(args.placements, json_string(kj_id(req, "placement", "request.placement")));
-	if (string_array(req, "placements", "request.placements"))
+	placement = alias_id(req, placement_names);
+	if (placement != NULL)
+		json_array_append_new(args.placements, json_string(placement));
+	v = json_object_get(req, "placements");
+	if (v != NULL && !json_is_null(v))
 	{
-		if (json_array_size(args.placements) > 0)
+		if (placement != NULL)
 			bad_value("request.placement", "and request.placements are both given", "Use one or the other.");
-		json_array_extend(args.placements, json_object_get(req, "placements"));
+		request_placements(&args, v);
 	}
 	args.context = parse_context(json_object_get(req, "context"));
-	v = json_object_get(req, "maxOffers");
-	if (v != NULL && !json_is_null(v) && !json_is_number(v))
-		bad_value("request.maxOffers", psprintf("must be a number, not %s", kj_type_name(v)), "Ask for 1 to 50 offers.");
-	args.max_offers = check_max_offers(v && json_is_number(v) ? json_number_value(v) : 0, v && json_is_number(v));
-	args.flow_key = kj_id(req, "decisionFlow", "request.decisionFlow");
+	request_context_fields(req, args.context, session_id);
+	args.max_offers = request_limit(req);
+	args.flow_key = alias_id(req, flow_names);
 	args.dry_run = bool_field(req, "dryRun", "request.dryRun");
 	args.debug = bool_field(req, "debug", "request.debug");
 	args.force_trace = bool_field(req, "trace", "request.trace");
@@ -364,12 +586,18 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	decisions = json_array();
 	for (int i = 0; i < res->ndecisions; i++)
 		json_array_append_new(decisions, decision_json(res, &res->decisions[i], args.dry_run));
-	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b,s:O}", "recommendationId", res->recommendation_id,
+	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:b,s:O}", "recommendationId", res->recommendation_id,
 					"tenantId", args.tenant_id, "customerId", args.customer_id, "channel", args.channel_id,
-					"dryRun", args.dry_run, "degradedScoring", res->req->degraded != NULL, "decisions", decisions);
+					"dryRun", args.dry_run, "count", res->ndecisions,
+					"degradedScoring", res->req->degraded != NULL, "decisions", decisions);
+	if (session_id != NULL)
+		json_object_set_new(out, "sessionId", json_string(session_id));
 	/* which models fell back and why (decision/model_scores.c) */
 	if (res->req->degraded != NULL)
 		json_object_set(out, "degradedModels", res->req->degraded);
+	/* no offer qualified: an empty answer that says at which stage the candidates ran out */
+	if (res->ndecisions == 0)
+		json_object_set_new(out, "reason", no_decision_reason(res));
 	if (json_array_size(args.placements) > 1)
 	{
 		json_t	   *groups = json_array();

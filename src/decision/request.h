@@ -127,6 +127,7 @@ typedef struct KDecideArgs
 	const char *customer_id;
 	const char *channel_id;
 	json_t	   *placements;		/* placement ids (strings); empty: the request names none */
+	int		   *placement_limits;	/* per placement: its own limit, 0: max_offers; NULL: none */
 	const char *flow_key;		/* NULL: route or default */
 	json_t	   *context;
 	int			max_offers;		/* 0: the flow's default */

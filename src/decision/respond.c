@@ -68,6 +68,8 @@ typedef struct RespondArgs
 	json_t	   *context;
 	bool		has_occurred_at;
 	TimestampTz occurred_at;
+	const char *channel_id;		/* JSON forms: the outcome's channel (checked against the decision's) */
+	const char *direction;		/* JSON forms: "inbound" or "outbound" (NULL: outbound) */
 } RespondArgs;
 
 /* The decision an outcome belongs to. */
@@ -216,6 +218,20 @@ resolve(KTenantConfig *cfg, RespondArgs *a, Resolved *r)
 	else
 		bad("respond", "needs a recommendation_id, a creative_id or an offer_id",
 			"Pass the recommendation_id and rank that kaireon.recommend returned.");
+	/* channelId (JSON forms): the decision's channel, or the channel of an outcome without one */
+	if (a->channel_id != NULL && r->channel_id != NULL && strcmp(a->channel_id, r->channel_id) != 0)
+		bad(psprintf("%s.channelId", a->json),
+			psprintf("\"%s\" is not the channel of the decision (\"%s\")", a->channel_id, r->channel_id),
+			"Pass the channel the decision was made for, or leave channelId out.");
+	if (a->channel_id != NULL && r->channel_id == NULL)
+	{
+		if (kaireon_find_channel(cfg, a->channel_id) < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("channel \"%s\" does not exist for tenant \"%s\"", a->channel_id, cfg->tenant_id),
+					 errhint("Pass the id of a kaireon.channels row of the tenant.")));
+		r->channel_id = a->channel_id;
+	}
 	if (r->offer_id != NULL)
 	{
 		int			o = kaireon_find_offer(cfg, r->offer_id);
@@ -371,10 +387,10 @@ respond_one(RespondArgs *a)
 
 	/* the interaction row */
 	{
-		Oid			types[16] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID, TIMESTAMPTZOID, TEXTOID};
-		Datum		v[16];
-		char		nulls[17] = "                ";
+		Oid			types[17] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, JSONBOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
+		Datum		v[17];
+		char		nulls[18] = "                 ";
 
 		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[1] = CStringGetTextDatum(interaction_id);
@@ -397,11 +413,12 @@ respond_one(RespondArgs *a)
 		v[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(kj_dump(a->context, JSON_COMPACT)));
 		v[14] = TimestampTzGetDatum(a->occurred_at);
 		v[15] = txt(r.model_key, &nulls[15]);
+		v[16] = CStringGetTextDatum(a->direction ? a->direction : "outbound");
 		exec("INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, "
 			 "  outcome_type_key, recommendation_id, rank, offer_id, creative_id, channel_id, placement_id, "
-			 "  decision_flow_id, deduplication_id, conversion_value, context, occurred_at, model_key) "
-			 "VALUES ($1, $2, $3, 'outcome', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-			 16, types, v, nulls, SPI_OK_INSERT);
+			 "  decision_flow_id, deduplication_id, conversion_value, context, occurred_at, model_key, direction) "
+			 "VALUES ($1, $2, $3, 'outcome', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+			 17, types, v, nulls, SPI_OK_INSERT);
 	}
 
 	result = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:o,s:b}",
@@ -527,14 +544,29 @@ respond_one(RespondArgs *a)
 	return result;
 }
 
-/* Fill respond arguments from a JSON object (respond_json, respond_bulk items). */
+/* A timestamptz from its text. */
+static TimestampTz
+parse_timestamp(const char *text)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
+/*
+ * Fill respond arguments from a JSON object (respond_json, respond_bulk
+ * items).  KaireonAI's names are accepted too (docs/json-api.md): timestamp
+ * (occurredAt), channelId, direction, outcomeDetails (kept in the recorded
+ * context as its key outcomeDetails).
+ */
 static void
 args_from_json(RespondArgs *a, json_t *obj, const char *what)
 {
 	static const char *const allowed[] = {
 		"tenantId", "customerId", "outcome", "recommendationId", "rank", "placementId", "creativeId", "offerId",
-		"idempotencyKey", "conversionValue", "context", "occurredAt", NULL
+		"idempotencyKey", "conversionValue", "context", "occurredAt", "timestamp", "channelId", "direction",
+		"outcomeDetails", NULL
 	};
+	json_t	   *details;
 	const char *key;
 	json_t	   *v;
 
@@ -550,13 +582,14 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 				ok = true;
 		if (!ok)
 			bad(what, psprintf("has an unknown key \"%s\"", key),
-				"Known keys: tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt.");
+				"Known keys: tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt, timestamp, channelId, direction, outcomeDetails.");
 		if (strcmp(key, "rank") == 0 || strcmp(key, "conversionValue") == 0)
 		{
 			if (!json_is_number(v) && !json_is_null(v))
 				bad(psprintf("%s.%s", what, key), psprintf("must be a number, not %s", kj_type_name(v)), "Use a JSON number.");
 		}
-		else if ((strcmp(key, "outcome") == 0 || strcmp(key, "occurredAt") == 0) &&
+		else if ((strcmp(key, "outcome") == 0 || strcmp(key, "occurredAt") == 0 || strcmp(key, "timestamp") == 0 ||
+				  strcmp(key, "direction") == 0) &&
 				 !json_is_string(v) && !json_is_null(v))
 			bad(psprintf("%s.%s", what, key), psprintf("must be a string, not %s", kj_type_name(v)), "Use a JSON string.");
 	}
@@ -582,9 +615,40 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 	if (kj_str(obj, "occurredAt"))
 	{
 		a->has_occurred_at = true;
-		a->occurred_at = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
-																 CStringGetDatum(kj_str(obj, "occurredAt")),
-																 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		a->occurred_at = parse_timestamp(kj_str(obj, "occurredAt"));
+	}
+	if (kj_str(obj, "timestamp"))
+	{
+		TimestampTz t = parse_timestamp(kj_str(obj, "timestamp"));
+
+		if (a->has_occurred_at && t != a->occurred_at)
+			bad(psprintf("%s.occurredAt \"%s\" and %s.timestamp \"%s\"", what, kj_str(obj, "occurredAt"), what,
+						 kj_str(obj, "timestamp")), "disagree",
+				"They are aliases of one field: give one of them, or the same time in both.");
+		a->has_occurred_at = true;
+		a->occurred_at = t;
+	}
+	a->channel_id = kj_id(obj, "channelId", psprintf("%s.channelId", what));
+	a->direction = kj_str(obj, "direction");
+	if (a->direction != NULL && strcmp(a->direction, "inbound") != 0 && strcmp(a->direction, "outbound") != 0)
+		bad(psprintf("%s.direction", what), psprintf("must be \"inbound\" or \"outbound\", not \"%s\"", a->direction),
+			"inbound: the customer reached out (a visit, a call); outbound: the outcome of a message sent.");
+	details = json_object_get(obj, "outcomeDetails");
+	if (details != NULL && !json_is_null(details))
+	{
+		if (!json_is_object(details))
+			bad(psprintf("%s.outcomeDetails", what), psprintf("must be a JSON object, not %s", kj_type_name(details)),
+				"Pass the outcome's details as {\"reason\": ..., ...}.");
+		if (a->context == NULL || json_is_null(a->context))
+			a->context = json_object();
+		if (!json_is_object(a->context))
+			bad(psprintf("%s.context", what), psprintf("must be a JSON object, not %s", kj_type_name(a->context)),
+				"Pass the outcome context as a JSON object.");
+		if (json_object_get(a->context, "outcomeDetails") != NULL &&
+			!json_equal(json_object_get(a->context, "outcomeDetails"), details))
+			bad(psprintf("%s.outcomeDetails and %s.context.outcomeDetails", what, what), "disagree",
+				"Give the outcome's details once.");
+		json_object_set(a->context, "outcomeDetails", details);
 	}
 }
 

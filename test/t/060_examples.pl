@@ -20,17 +20,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 
-my $node = PostgreSQL::Test::Cluster->new('examples');
-$node->init;
-$node->start;
-$node->safe_psql('postgres', 'CREATE DATABASE kaireon_demo');
-$node->safe_psql('kaireon_demo', 'CREATE EXTENSION kaireon');
-for my $file ('test/fixtures/demo_tenant.sql', 'examples/setup.sql')
-{
-	my ($rc, $out, $err) = $node->psql('kaireon_demo', undef,
-		extra_params => [ '-v', 'ON_ERROR_STOP=1', '-f', $file ]);
-	is($rc, 0, "$file loads") or diag($err);
-}
+my $node = demo_node('examples');
 
 local $ENV{PGHOST} = $node->host;
 local $ENV{PGPORT} = $node->port;

@@ -2,7 +2,9 @@
 # database "oracle" holding the extension, runs a Python oracle script of test/oracle/ against
 # it with Debian's /usr/bin/python3 (where python3-xgboost, -sklearn, -numpy and -psycopg2
 # import), and turns every "ok - ..." / "not ok - ..." line it prints into one TAP check
-# (script_checks, which test/t/060_examples.pl uses for the example clients too).
+# (script_checks, which test/t/060_examples.pl uses for the example clients too). demo_node
+# starts a throwaway server holding the demo tenant and its application role (the example
+# clients' and the KaireonAI replay's, test/t/060 and 061).
 package KaireonOracle;
 
 use strict;
@@ -12,7 +14,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(run_oracle script_checks);
+our @EXPORT = qw(run_oracle script_checks demo_node);
 
 # script_checks(output): one TAP check per "ok - name" (passed) or "not ok - name" (failed)
 # line of a script's output; returns the names, in order. The example clients print the same
@@ -55,6 +57,26 @@ sub run_oracle
 	cmp_ok(scalar(@$checks), '>=', $min_checks, 'the oracle script ran all its checks');
 	$node->stop;
 	return;
+}
+
+# demo_node(node name): a started server whose database kaireon_demo holds the extension, the
+# demo tenant (test/fixtures/demo_tenant.sql) and its application role acme_app
+# (examples/setup.sql); one check per file loaded.
+sub demo_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE DATABASE kaireon_demo');
+	$node->safe_psql('kaireon_demo', 'CREATE EXTENSION kaireon');
+	for my $file ('test/fixtures/demo_tenant.sql', 'examples/setup.sql')
+	{
+		my ($rc, $out, $err) = $node->psql('kaireon_demo', undef,
+			extra_params => [ '-v', 'ON_ERROR_STOP=1', '-f', $file ]);
+		is($rc, 0, "$file loads") or diag($err);
+	}
+	return $node;
 }
 
 1;

@@ -4373,7 +4373,7 @@ $fn$;
 
 -- issue 18: model types online_learner (SGD) and adaptive (per-offer naive Bayes, as Pega's
 -- ADM: its bin sketches in model_adaptations.sketch), and the comments of what learns, trains
--- and explains them, the feature baseline and feature_drift, degraded scoring in recommend_json
+-- and explains them, the feature baseline and feature_drift (recommend_json's comment, with degradedScoring: below)
 ALTER TABLE kaireon.algorithm_models DROP CONSTRAINT algorithm_models_model_type_check;
 ALTER TABLE kaireon.algorithm_models ADD CONSTRAINT algorithm_models_model_type_check
     CHECK (model_type IN ('scorecard', 'bayesian', 'logistic_regression', 'gradient_boosted', 'thompson_bandit', 'epsilon_greedy', 'online_learner', 'adaptive'));
@@ -4395,8 +4395,6 @@ COMMENT ON FUNCTION kaireon.train_model(text, text, timestamptz, timestamptz, js
     'Trains a logistic_regression (L2-regularised, Newton/IRLS), bayesian (naive Bayes counts) or online_learner (the outcomes replayed in time order through its SGD update) model from the tenant''s positive and negative outcomes in [since, until) joined to customer features; stores state and metrics (auc, logLoss, samples, featureBaseline: each predictor''s training distribution for feature_drift) as a new version. options: l2, maxIterations, alpha, offerId, dataSchemaId, minExamples.';
 COMMENT ON FUNCTION kaireon.check_drift(text, text, timestamptz, timestamptz, timestamptz, timestamptz, jsonb) IS
     'Drift of a model''s scores between a baseline window (default: the 30 days before the current one) and the current window (default: the last 7 days): PSI, KS statistic and AUC decay (baseline AUC minus current AUC); and, for a model train_model recorded a feature baseline for, feature_drift: each predictor''s PSI in the current window against its training distribution (drift_score the largest). Writes one model_drift_checks row per measure. thresholds: psi (0.2), ks_test (0.1), auc_decay (0.05), feature_drift (0.2).';
-COMMENT ON FUNCTION kaireon.recommend_json(jsonb) IS
-    'kaireon.recommend with a JSON request and response in the REST shape: {recommendationId, degradedScoring, decisions[], degradedModels[] (when a model the decision names was missing or broken and scoring fell back), placements[], debug}. See docs/recommend.md.';
 
 -- issue 16: decision statistics and the progress of long operations (86_statistics.sql;
 -- kaireon.distribute above reports its progress)

@@ -57,6 +57,24 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._normal_quantile(double precision) IS
     'Internal: the standard normal quantile z with P(Z <= z) = p, by bisection on kaireon.normal_cdf.';
 
+CREATE FUNCTION kaireon_internal._check_window(since timestamptz, until timestamptz) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'since and until must not be null' USING ERRCODE = '22004',
+            HINT = 'Pass the window [since, until) to look at.';
+    END IF;
+    IF since >= until THEN
+        RAISE EXCEPTION 'since (%) must be before until (%)', since, until USING ERRCODE = '22023',
+            HINT = 'Pass a window [since, until) with since < until.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._check_window(timestamptz, timestamptz) IS
+    'Internal: refuses a window [since, until) of kaireon.lift or kaireon.attribute_conversions that is NULL (22004) or empty (22023).';
+
 CREATE FUNCTION kaireon.lift(tenant_id text, since timestamptz, until timestamptz,
                              flow_key text DEFAULT NULL, confidence double precision DEFAULT 0.95,
                              outcomes text[] DEFAULT NULL)
@@ -79,14 +97,7 @@ DECLARE
     wc          double precision[];
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    IF since IS NULL OR until IS NULL THEN
-        RAISE EXCEPTION 'since and until must not be null' USING ERRCODE = '22004',
-            HINT = 'Pass the window [since, until) of the decisions to compare.';
-    END IF;
-    IF since >= until THEN
-        RAISE EXCEPTION 'since (%) must be before until (%)', since, until USING ERRCODE = '22023',
-            HINT = 'Pass a window [since, until) with since < until.';
-    END IF;
+    PERFORM kaireon_internal._check_window(since, until);
     IF confidence IS NULL OR NOT (confidence > 0 AND confidence < 1) THEN
         RAISE EXCEPTION 'confidence must be a number between 0 and 1 (exclusive), not %', confidence
             USING ERRCODE = '22023', HINT = 'Pass e.g. 0.95 for 95% intervals.';
@@ -204,14 +215,7 @@ DECLARE
     v_rows      integer;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    IF since IS NULL OR until IS NULL THEN
-        RAISE EXCEPTION 'since and until must not be null' USING ERRCODE = '22004',
-            HINT = 'Pass the window [since, until) of the conversions to attribute.';
-    END IF;
-    IF since >= until THEN
-        RAISE EXCEPTION 'since (%) must be before until (%)', since, until USING ERRCODE = '22023',
-            HINT = 'Pass a window [since, until) with since < until.';
-    END IF;
+    PERFORM kaireon_internal._check_window(since, until);
     IF model IS NULL OR model NOT IN ('last_touch', 'first_touch', 'linear', 'time_decay') THEN
         RAISE EXCEPTION 'attribution model "%" is not supported', model USING ERRCODE = '22023',
             HINT = 'Use last_touch, first_touch, linear or time_decay.';

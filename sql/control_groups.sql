@@ -130,6 +130,13 @@ SELECT r.rank, r.offer_id, r.explanation ->> 'droppedAt' AS dropped_at, r.explan
 -- a customer outside the holdout gets both
 SELECT r.rank, r.offer_id FROM who, kaireon.recommend('cg', who.treated, 'web', options => '{"dry_run": true}') r ORDER BY r.rank;
 
+-- end to end: the customer in the flow's control group converts on o1 (respond names the
+-- offer: it had no recommendation); lift over today's decisions counts the customers whose
+-- first decision was a control row (cust-3, cust-1) against the treated one (cust-6)
+SELECT kaireon.respond('cg', who.flow_ctl, 'conversion', offer_id => 'o1', conversion_value => 7) ->> 'outcome' AS outcome FROM who;
+SELECT group_name, customers, converters, conversion_rate, value_per_customer
+  FROM kaireon.lift('cg', now() - interval '1 day', now() + interval '1 day');
+
 -- ---------------------------------------------------------------- lift on a fixed data set
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('lf', 'Lift', 'lf');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('lf', 'web', 'Web', 'web');

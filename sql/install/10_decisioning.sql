@@ -182,6 +182,8 @@ CREATE TABLE kaireon.offers (
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     deleted_at              timestamptz,
+    -- the share of customers held out of this offer (docs/lift.md); checked by a trigger (22023)
+    holdout_percent         double precision NOT NULL DEFAULT 0 CHECK (holdout_percent BETWEEN 0 AND 100),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, category_id) REFERENCES kaireon.categories (tenant_id, id)
         ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
@@ -192,7 +194,7 @@ CREATE INDEX ON kaireon.offers (tenant_id, category_id);
 CREATE INDEX ON kaireon.offers (tenant_id, sub_category_id);
 CREATE INDEX ON kaireon.offers (tenant_id, status) WHERE deleted_at IS NULL;
 COMMENT ON TABLE kaireon.offers IS
-    'Offer: what the platform recommends. priority 0..100 and weight 0..100 drive priority_weighted scoring; value, margin and cost feed arbitration; schedule holds start/end, days and hours; mandatory offers bypass qualification. Soft-deleted.';
+    'Offer: what the platform recommends. priority 0..100 and weight 0..100 drive priority_weighted scoring; value, margin and cost feed arbitration; schedule holds start/end, days and hours; mandatory offers bypass qualification; holdout_percent (0..100) holds that share of customers out of the offer (docs/lift.md). Soft-deleted.';
 
 CREATE TABLE kaireon.creatives (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

@@ -117,7 +117,7 @@ CREATE TABLE kaireon.interaction_history (
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     occurred_at             timestamptz NOT NULL DEFAULT now(),
     customer_id             text NOT NULL,
-    interaction_type        text NOT NULL CHECK (interaction_type IN ('recommendation', 'impression', 'outcome')),
+    interaction_type        text NOT NULL CHECK (interaction_type IN ('recommendation', 'impression', 'outcome', 'control')),
     outcome_type_key        text,
     direction               text NOT NULL DEFAULT 'outbound' CHECK (direction IN ('inbound', 'outbound')),
     recommendation_id       text,
@@ -141,7 +141,7 @@ CREATE TABLE kaireon.interaction_history (
     FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
 ) PARTITION BY RANGE (occurred_at);
 COMMENT ON TABLE kaireon.interaction_history IS
-    'InteractionHistory: append-only fact table of recommendations, impressions and outcomes (outcome_type_key). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
+    'InteractionHistory: append-only fact table of recommendations, impressions, outcomes (outcome_type_key) and control rows (a decision a control group left empty: no offer; docs/lift.md). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
 
 CREATE FUNCTION kaireon_internal._index_interaction_partition(part text) RETURNS void
     LANGUAGE plpgsql

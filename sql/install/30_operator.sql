@@ -168,11 +168,14 @@ CREATE TABLE kaireon.tenant_settings (
     settings                        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
     created_at                      timestamptz NOT NULL DEFAULT now(),
     updated_at                      timestamptz NOT NULL DEFAULT now(),
+    -- the tenant's universal control group (docs/lift.md); checked by a trigger (22023)
+    control_group_percent           double precision NOT NULL DEFAULT 0
+                                    CHECK (control_group_percent BETWEEN 0 AND 100),
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id)
 );
 COMMENT ON TABLE kaireon.tenant_settings IS
-    'TenantSettings: per-tenant operational toggles, one row per tenant (ML worker config, AI analyzer settings, flow IR, four-eyes approval, decision trace sampling, realtime arbitration).';
+    'TenantSettings: per-tenant operational toggles, one row per tenant (ML worker config, AI analyzer settings, flow IR, four-eyes approval, decision trace sampling, realtime arbitration, the universal control group''s percentage: docs/lift.md).';
 
 CREATE TABLE kaireon.platform_settings (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
@@ -412,7 +415,7 @@ CREATE INDEX simulation_runs_tenant_id_segment_id_idx ON kaireon.simulation_runs
 COMMENT ON TABLE kaireon.simulation_runs IS
     'SimulationRun: what-if run of a decision flow (by key) over a sample of a segment, with its configuration and aggregated results.';
 
--- Append-only: results are recomputed into new rows.
+-- Written by kaireon.attribute_conversions (87_lift.sql), which replaces a window's rows.
 CREATE TABLE kaireon.attribution_results (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -430,7 +433,7 @@ CREATE INDEX attribution_results_tenant_id_customer_id_idx
 CREATE INDEX attribution_results_tenant_id_conversion_id_idx
     ON kaireon.attribution_results (tenant_id, conversion_id);
 COMMENT ON TABLE kaireon.attribution_results IS
-    'AttributionResult: credit of one conversion of a customer spread over its touchpoints by an attribution model.';
+    'AttributionResult: credit of one conversion (conversion_id: the outcome''s interaction_history id) of a customer spread over its touchpoints (the earlier recommendations, each with weight and credit) by an attribution model; written by kaireon.attribute_conversions, which replaces a window''s rows. See docs/lift.md.';
 
 CREATE TABLE kaireon.geofences (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,

@@ -639,11 +639,17 @@ COMMENT ON FUNCTION kaireon.log_shadow_scores(text, text, text, jsonb, text[], t
 
 CREATE FUNCTION kaireon.experiment_bucket(experiment_key text, customer_id text)
     RETURNS double precision
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-    RETURN (kaireon.fnv1a(experiment_key || ':' || customer_id) % 10000) / 100.0;
+    AS 'MODULE_PATHNAME', 'kaireon_experiment_bucket'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon.experiment_bucket(text, text) IS
     'A customer''s position in [0, 100) for an experiment: FNV-1a of experimentKey:customerId modulo 10000, over 100.';
+
+CREATE FUNCTION kaireon.control_bucket(tenant_id text, customer_id text, scope text DEFAULT '')
+    RETURNS double precision
+    AS 'MODULE_PATHNAME', 'kaireon_control_bucket_sql'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon.control_bucket(text, text, text) IS
+    'A customer''s position in [0, 100) for a control group: the experiment bucket (FNV-1a modulo 10000, over 100) of the key kaireon-control:<tenant>:<scope>, scope empty for the tenant''s universal group, flow:<key> for a decision flow''s, offer:<id> for an offer''s holdout. The customer is in the group when the bucket is below its percentage. See docs/lift.md.';
 
 CREATE FUNCTION kaireon.assign_experiment(tenant_id text, experiment_key text, customer_id text,
                                           store boolean DEFAULT true)

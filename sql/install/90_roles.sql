@@ -19,6 +19,8 @@ AS $fn$
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
+        'kaireon.control_bucket(text,text,text)',
+        'kaireon.lift(text,timestamptz,timestamptz,text,double precision,text[])',
         'kaireon.set_model_seed(bigint)',
         'kaireon.verify_audit_chain(text,bigint,bigint,jsonb)', 'kaireon.audit_canonical(bigint)',
         'kaireon.audit_digest(text)',
@@ -46,7 +48,8 @@ AS $fn$
         'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
-        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
+        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

@@ -441,6 +441,7 @@ load_offers(KTenantConfig *cfg)
 		o->value = finite_field(cfg, r, "offers", "value", 0);
 		o->margin = finite_field(cfg, r, "offers", "margin", 0);
 		o->cost = finite_field(cfg, r, "offers", "cost", 0);
+		o->holdout_percent = finite_field(cfg, r, "offers", "holdout_percent", 0);
 		o->has_start = parse_ts(kj_str(sched, "start"), &o->start);
 		o->has_end = parse_ts(kj_str(sched, "end"), &o->end);
 		o->days_mask = days_mask(kj_array(sched, "days"));
@@ -910,6 +911,7 @@ compile_flow(KFlow *f)
 	f->w_e = kj_num(w, "emphasis", 0.1);
 	f->max_offers = (int) kj_num(conf, "maxOffers", 3);
 	f->customer_schema = str_field(conf, "customerSchema");
+	f->control_percent = kj_num(conf, "controlGroupPercent", 0);
 }
 
 /* The tenant's decision flows with their published configuration. */
@@ -1026,7 +1028,7 @@ load_caps(KTenantConfig *cfg)
 	}
 }
 
-/* The tenant's outcome types and its decision settings (trace sample rate). */
+/* The tenant's outcome types and its decision settings (trace sample rate, control group). */
 static void
 load_outcomes_and_settings(KTenantConfig *cfg)
 {
@@ -1038,13 +1040,16 @@ load_outcomes_and_settings(KTenantConfig *cfg)
 		"                                   THEN least(greatest((t.settings ->> 'decisionTraceSampleRate')::float8, 0), 1) END "
 		"                                   FROM kaireon.tenants t WHERE t.id = $1), "
 		"                                  (SELECT s.decision_trace_sample_rate FROM kaireon.tenant_settings s "
-		"                                    WHERE s.tenant_id = $1), 0.1))",
+		"                                    WHERE s.tenant_id = $1), 0.1), "
+		"         'control_percent', (SELECT s.control_group_percent FROM kaireon.tenant_settings s "
+		"                              WHERE s.tenant_id = $1))",
 		cfg->tenant_id, "outcome types");
 	json_t	   *outs = kj_array(rows, "outcomes");
 	size_t		i;
 	json_t	   *r;
 
 	cfg->trace_sample_rate = kj_num(rows, "sample_rate", 0.1);
+	cfg->control_percent = kj_num(rows, "control_percent", 0);
 	cfg->noutcomes = json_array_size(outs);
 	cfg->outcomes = palloc0(sizeof(KOutcomeType) * Max(cfg->noutcomes, 1));
 	json_array_foreach(outs, i, r)

@@ -120,6 +120,7 @@ typedef struct KOffer
 	int			hour_start, hour_end;	/* -1: any hour */
 	const char *timezone;		/* NULL: UTC */
 	json_t	   *row;			/* the row with custom_fields, for offer.* lookups */
+	double		holdout_percent;	/* the offer's holdout group, 0..100 (docs/lift.md) */
 	int			ncreatives;
 	int		   *creatives;		/* indexes into creatives */
 } KOffer;
@@ -257,6 +258,7 @@ typedef struct KFlow
 	double		w_p, w_r, w_i, w_e;	/* formula weights */
 	int			max_offers;		/* default when the request gives none */
 	const char *customer_schema;	/* data schema name, NULL = the tenant's customer schema */
+	double		control_percent;	/* controlGroupPercent: the flow's control group, 0..100 */
 } KFlow;
 
 typedef struct KRoute
@@ -311,6 +313,7 @@ typedef struct KTenantConfig
 	int64		version;
 	MemoryContext mcxt;
 	double		trace_sample_rate;
+	double		control_percent;	/* tenant_settings.control_group_percent, 0..100 */
 
 	int			nchannels;
 	KChannel   *channels;

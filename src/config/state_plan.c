@@ -38,6 +38,7 @@ kaireon_prepare_state_plan(KTenantConfig *cfg)
 		psprintf("SELECT h.interaction_type, h.outcome_type_key, h.offer_id, h.channel_id, h.occurred_at "
 				 "  FROM kaireon.interaction_history h "
 				 " WHERE h.tenant_id = $1 AND h.customer_id = $2 AND h.occurred_at >= $3 "
+				 "   AND h.interaction_type <> 'control' "	/* a control group's decision is no contact */
 				 " ORDER BY h.occurred_at DESC LIMIT %d", KAIREON_MAX_EVENTS),
 		3, argtypes);
 	cfg->suppression_plan = kspi_prepare_keep(

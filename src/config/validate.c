@@ -244,6 +244,7 @@ static const FieldSpec flow_fields[] = {
 	{"score", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
 	{"maxOffers", JT_INTEGER, false, NULL, 0, 1, 50},
 	{"customerSchema", JT_STRING, false, NULL, 0, 1, 40},
+	{"controlGroupPercent", JT_NUMBER, false, NULL, 0, 0, 100},
 	FIELD_END
 };
 static const FieldSpec flow_inventory_fields[] = {

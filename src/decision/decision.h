@@ -71,6 +71,7 @@ extern void kaireon_caps_count_conversion(const char *tenant_id, const char *off
 
 /* persist.c: recording decisions and traces */
 extern void kaireon_record_decisions(KDecideResult *res, KDecideArgs *args);
+extern void kaireon_record_controls(KDecideResult *res, KDecideArgs *args);
 extern void kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms);
 
 #endif							/* KAIREON_DECISION_H */

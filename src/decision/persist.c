@@ -1,7 +1,8 @@
 /*
  * decision/persist.c
  *	  Step 11 of recommend: writing the interaction rows of the decisions
- *	  (and implicit impressions), and the sampled decision trace with its
+ *	  (and implicit impressions), the 'control' rows of placements a control
+ *	  group left empty (docs/lift.md), and the sampled decision trace with its
  *	  policy snapshot.  Everything happens in the caller's transaction,
  *	  through plans prepared once per backend.  The cap units of selected
  *	  candidates are taken before (caps.c).
@@ -24,6 +25,7 @@
 #include "decision/decision.h"
 
 static SPIPlanPtr history_plan = NULL;
+static SPIPlanPtr control_plan = NULL;
 static SPIPlanPtr trace_plan = NULL;
 static SPIPlanPtr snapshot_plan = NULL;
 
@@ -152,6 +154,50 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 					 20, types);
 	if (kspi_execute_plan(plan, v, vnulls, false, 0) != SPI_OK_INSERT || SPI_processed != (uint64) n)
 		elog(ERROR, "kaireon: could not record the decisions");
+}
+
+/*
+ * Write one interaction_history row of type 'control' per placement a control
+ * group left empty: no offer, no rank; its context is the request's with
+ * "controlGroup": {"scope", "percent"}.  kaireon.lift counts these customers
+ * as the control group; caps, policies and respond never read such rows.
+ */
+void
+kaireon_record_controls(KDecideResult *res, KDecideArgs *args)
+{
+	static Oid	types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	const KRequest *req = res->req;
+	SPIPlanPtr	plan;
+
+	if (res->ncontrols == 0)
+		return;
+	plan = keep_plan(&control_plan,
+					 "INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, recommendation_id, "
+					 "  channel_id, placement_id, decision_flow_id, context, occurred_at, interaction_type) "
+					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), 'control')", 8, types);
+	for (int i = 0; i < res->ncontrols; i++)
+	{
+		const KControl *c = &res->controls[i];
+		json_t	   *ctx = json_deep_copy(req->cust->context);
+		Datum		v[8];
+		char		nulls[8];
+
+		json_object_set_new(ctx, "controlGroup", json_pack("{s:s,s:f}", "scope", c->scope, "percent", c->percent));
+		memset(nulls, ' ', sizeof(nulls));
+		v[0] = CStringGetTextDatum(req->cfg->tenant_id);
+		v[1] = CStringGetTextDatum(c->interaction_id);
+		v[2] = CStringGetTextDatum(args->customer_id);
+		v[3] = CStringGetTextDatum(res->recommendation_id);
+		v[4] = CStringGetTextDatum(req->channel_id);
+		if (c->placement_id)
+			v[5] = CStringGetTextDatum(c->placement_id);
+		else
+			nulls[5] = 'n';
+		v[6] = CStringGetTextDatum(req->cfg->flows[c->flow].id);
+		v[7] = jsonb_datum(ctx);
+		if (kspi_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "kaireon: could not record the control group decision");
+	}
 }
 
 /* Write the decision trace and, once per hash, its policy snapshot. */

@@ -38,6 +38,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
+#include "scoring/scoring.h"
 #include "security/session.h"
 
 /* Mandatory offers placed first per customer per day (spec section 4, step 10). */
@@ -377,6 +378,49 @@ select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg)
 }
 
 /*
+ * Is the customer in a control group of this placement's decision: the
+ * tenant's universal group, else the flow's (docs/lift.md)?  Appends the
+ * placement to res->controls and returns true when so.
+ */
+static bool
+in_control_group(KDecideResult *res, KDecideArgs *args, const char *placement_id, int flow_idx)
+{
+	const KTenantConfig *cfg = res->req->cfg;
+	const KFlow *flow = &cfg->flows[flow_idx];
+	const char *scope = NULL;
+	double		percent = 0;
+	KControl   *c;
+
+	if (cfg->control_percent > 0 &&
+		kaireon_control_bucket(cfg->tenant_id, "", args->customer_id) < cfg->control_percent)
+		scope = "tenant", percent = cfg->control_percent;
+	else if (flow->control_percent > 0 &&
+			 kaireon_control_bucket(cfg->tenant_id, psprintf("flow:%s", flow->key), args->customer_id) <
+			 flow->control_percent)
+		scope = "flow", percent = flow->control_percent;
+	if (scope == NULL)
+		return false;
+	res->controls = repalloc(res->controls, sizeof(KControl) * (res->ncontrols + 1));
+	c = &res->controls[res->ncontrols++];
+	c->placement_id = placement_id;
+	c->flow = flow_idx;
+	c->scope = scope;
+	c->percent = percent;
+	c->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
+	json_array_append_new(res->funnels, json_pack("{s:s?,s:s,s:s}", "placement", placement_id,
+												  "flow", flow->key, "controlGroup", scope));
+	return true;
+}
+
+/* Is the customer in the offer's holdout group (docs/lift.md)? */
+static bool
+in_offer_holdout(const KTenantConfig *cfg, const KOffer *o, const char *customer_id)
+{
+	return o->holdout_percent > 0 &&
+		kaireon_control_bucket(cfg->tenant_id, psprintf("offer:%s", o->id), customer_id) < o->holdout_percent;
+}
+
+/*
  * Run steps 2 to 10 for one placement; append its decisions to the result.
  * limit: the request's limit for this placement (0: max_offers, else the
  * flow's); a placement never gets more decisions than its max_slots.
@@ -402,6 +446,9 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
+	/* a customer in a control group gets nothing here (and no experiment variant) */
+	if (in_control_group(res, args, placement_id, flow_idx))
+		return;
 	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
 	karb_placement(req, flow, args, res->recommendation_id);
 	max_offers = Max(1, Min(max_offers, 50));
@@ -431,6 +478,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 			why = "not in the flow's inventory", drop = KDROP_INVENTORY;
 		else if (kj_array_has_string(flow->inv_exclude, o->id) || kj_array_has_string(args->exclude_offers, o->id))
 			why = "excluded", drop = KDROP_EXCLUDED;
+		else if (in_offer_holdout(cfg, o, args->customer_id))
+			why = psprintf("in the offer's holdout group (%g%%)", o->holdout_percent), drop = KDROP_HOLDOUT;
 		else if (taken != NULL && json_object_get(taken, o->id) != NULL)
 			why = "already placed (deduplicate)", drop = KDROP_DEDUPLICATE;
 		else if ((c->creative = pick_creative(req, flow, o, placement_id, args->exclude_creatives,
@@ -687,6 +736,7 @@ decide(KDecideArgs *args)
 	res->decisions = palloc(sizeof(KDecision));
 	res->dropped = palloc(sizeof(KCandidate *));
 	res->dropped_placement = palloc(sizeof(char *));
+	res->controls = palloc(sizeof(KControl));
 	res->funnels = json_array();
 
 	/* whether this decision is traced is drawn first: a traced one keeps its dropped candidates */
@@ -723,6 +773,7 @@ decide(KDecideArgs *args)
 	if (!args->dry_run)
 	{
 		kaireon_record_decisions(res, args);
+		kaireon_record_controls(res, args);
 		kaireon_log_shadow_scores(res, args->customer_id);
 		if (res->traced)
 			kaireon_record_trace(res, args, (double) (GetCurrentTimestamp() - started) / 1000.0);

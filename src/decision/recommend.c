@@ -335,9 +335,20 @@ text_arg(FunctionCallInfo fcinfo, int n)
 	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+/* A placement a control group left empty: {controlGroup: true, scope, percent, flow, placementId}. */
+static json_t *
+control_json(const KDecideResult *res, const KControl *c)
+{
+	return json_pack("{s:b,s:s,s:f,s:s,s:s?,s:s?}", "controlGroup", true, "scope", c->scope,
+					 "percent", c->percent, "flow", res->req->cfg->flows[c->flow].key,
+					 "placementId", c->placement_id, "interactionId", c->interaction_id);
+}
+
 /*
  * kaireon.recommend(tenant_id, customer_id, channel, placement, context,
- * max_offers, decision_flow, options): the decisions as rows.  With
+ * max_offers, decision_flow, options): the decisions as rows; a placement
+ * a control group left empty is one row without rank or offer whose
+ * explanation is {"controlGroup": true, ...}.  With
  * options.debug, each dropped candidate follows as a row without rank whose
  * explanation says at which stage and why.
  */
@@ -410,6 +421,29 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 		else
 			values[9] = CStringGetTextDatum(d->interaction_id);
 		values[10] = JsonbPGetDatum(kj_to_jsonb(d->explanation));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	/* a placement a control group left empty: a row without rank or offer (docs/lift.md) */
+	for (int i = 0; i < res->ncontrols; i++)
+	{
+		Datum		values[11];
+		bool		nulls[11];
+
+		memset(nulls, true, sizeof(nulls));
+		if (res->controls[i].placement_id)
+		{
+			values[5] = CStringGetTextDatum(res->controls[i].placement_id);
+			nulls[5] = false;
+		}
+		values[8] = CStringGetTextDatum(res->recommendation_id);
+		nulls[8] = false;
+		if (res->controls[i].interaction_id)
+		{
+			values[9] = CStringGetTextDatum(res->controls[i].interaction_id);
+			nulls[9] = false;
+		}
+		values[10] = JsonbPGetDatum(kj_to_jsonb(control_json(res, &res->controls[i])));
+		nulls[10] = false;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (args.debug)
@@ -499,11 +533,12 @@ no_decision_reason(const KDecideResult *res)
 /*
  * kaireon.recommend_json(request jsonb), and the tenant-first form
  * recommend_json(tenant_id text, request jsonb): the decision in the REST
- * shape: {recommendationId, count, degradedScoring, decisions[],
- * degradedModels[] (when scoring fell back), reason (when there is no
- * decision), placements[] (when several placements were asked for), debug
- * (with debug: true)}.  KaireonAI's names are accepted beside kaireon's
- * (docs/json-api.md); request parsing stays here, out of the pipeline.
+ * shape: {recommendationId, count, degradedScoring, controlGroup, decisions[],
+ * controlGroups[] (placements a control group left empty), degradedModels[]
+ * (when scoring fell back), reason (when there is no decision), placements[]
+ * (when several placements were asked for), debug (with debug: true)}.
+ * KaireonAI's names are accepted beside kaireon's (docs/json-api.md); request
+ * parsing stays here, out of the pipeline.
  */
 Datum
 kaireon_recommend_json(PG_FUNCTION_ARGS)
@@ -586,12 +621,22 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	decisions = json_array();
 	for (int i = 0; i < res->ndecisions; i++)
 		json_array_append_new(decisions, decision_json(res, &res->decisions[i], args.dry_run));
-	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:b,s:O}", "recommendationId", res->recommendation_id,
+	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:b,s:b,s:O}", "recommendationId", res->recommendation_id,
 					"tenantId", args.tenant_id, "customerId", args.customer_id, "channel", args.channel_id,
 					"dryRun", args.dry_run, "count", res->ndecisions,
-					"degradedScoring", res->req->degraded != NULL, "decisions", decisions);
+					"degradedScoring", res->req->degraded != NULL,
+					"controlGroup", res->ncontrols > 0, "decisions", decisions);
 	if (session_id != NULL)
 		json_object_set_new(out, "sessionId", json_string(session_id));
+	/* which placements a control group left empty (docs/lift.md) */
+	if (res->ncontrols > 0)
+	{
+		json_t	   *list = json_array();
+
+		for (int i = 0; i < res->ncontrols; i++)
+			json_array_append_new(list, control_json(res, &res->controls[i]));
+		json_object_set_new(out, "controlGroups", list);
+	}
 	/* which models fell back and why (decision/model_scores.c) */
 	if (res->req->degraded != NULL)
 		json_object_set(out, "degradedModels", res->req->degraded);

@@ -158,6 +158,16 @@ typedef struct KDecision
 	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */
 } KDecision;
 
+/* A placement the customer's control group left empty (docs/lift.md). */
+typedef struct KControl
+{
+	const char *placement_id;	/* the requested placement, or NULL */
+	int			flow;
+	const char *scope;			/* "tenant" or "flow": whose control group */
+	double		percent;		/* that group's percentage */
+	char	   *interaction_id; /* of the recorded 'control' row */
+} KControl;
+
 /* What the pipeline returns. */
 typedef struct KDecideResult
 {
@@ -167,6 +177,8 @@ typedef struct KDecideResult
 	KDecision  *decisions;
 	int			ndropped;
 	KCandidate **dropped;		/* with dropped_stage and reason, for debug */
+	int			ncontrols;
+	KControl   *controls;		/* placements left empty by a control group */
 	const char **dropped_placement;
 	json_t	   *funnels;		/* one funnel object per placement */
 	bool		traced;

@@ -34,7 +34,8 @@
 	X(KDROP_BUDGET, "budget", "limit_reached") \
 	X(KDROP_DUAL_PRICE, "arbitration", "below_dual_price") \
 	X(KDROP_RESPONSE_CAP, "arbitration", "per_response_cap") \
-	X(KDROP_CAP, "cap", "no_unit_left")
+	X(KDROP_CAP, "cap", "no_unit_left") \
+	X(KDROP_HOLDOUT, "candidates", "offer_holdout")
 
 #define KSTAT_DROP_ENUM(e, stage, reason) e,
 typedef enum KDropReason

@@ -45,7 +45,8 @@ AS $fn$
         'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
-        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

@@ -2811,8 +2811,7 @@ CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETUR
         'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
-        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
-        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
      WHERE p_access = 'app'
 $$;
 
@@ -4514,6 +4513,54 @@ CREATE FUNCTION kaireon.location_event(tenant_id text, customer_id text, latitud
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.location_event(text, text, double precision, double precision, timestamptz) IS
     'A location of a customer at time at: detects entering, leaving and dwelling in the tenant''s geofences (great-circle distance to the centre within radius_meters; candidates through the GiST index on their bounding boxes), keeps the customer''s presence per fence (geofence_presences) and runs the action of each fence whose trigger_on happened (recommend: a recorded decision; notify: an outbox event), with the caller''s rights. One row per transition. Latitude outside [-90, 90], longitude outside [-180, 180], NaN or Infinity: 22023, nothing written. See docs/triggers.md.';
+
+-- app roles may call kaireon.location_event: the list of part 2 gains it here, once the
+-- function exists (the grants above in this script resolve the list before part 7)
+CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETURNS SETOF regprocedure
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT f::regprocedure FROM unnest(ARRAY[
+        'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
+        'kaireon.set_tenant(text,text,text,boolean)',
+        'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
+        'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
+        'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
+        'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
+        'kaireon.wilson_interval(double precision,double precision,double precision)',
+        'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
+        'kaireon.set_model_seed(bigint)',
+        'kaireon.verify_audit_chain(text,bigint,bigint,jsonb)', 'kaireon.audit_canonical(bigint)',
+        'kaireon.audit_digest(text)',
+        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()', 'kaireon.in_restore_session()']) AS f
+    UNION ALL
+    SELECT f::regprocedure FROM unnest(ARRAY[
+        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
+        'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
+        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
+        'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
+        'kaireon.recommend_json(text,jsonb)', 'kaireon.respond_json(text,jsonb)', 'kaireon.respond_bulk(text,jsonb)',
+        'kaireon.publish_decision_flow(text,text,text)',
+        'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
+        'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',
+        'kaireon.check_drift(text,text,timestamptz,timestamptz,timestamptz,timestamptz,jsonb)',
+        'kaireon.transition_model(text,text,text,text)',
+        'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
+        'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
+        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)',
+        'kaireon.request_approval(text,text,text,jsonb,text)', 'kaireon.approve_request(text,text,text)',
+        'kaireon.reject_request(text,text,text)', 'kaireon.cancel_request(text,text)',
+        'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
+        'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
+        'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
+        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
+        'kaireon.run_campaign(text,text,boolean)',
+        'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
+     WHERE p_access = 'app'
+$fn$;
 
 -- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC, and gives
 -- the geometry of geofences back to every role)

@@ -75,7 +75,7 @@ extern void kaireon_record_decisions(KDecideResult *res, KDecideArgs *args);
 extern void kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms);
 
 /* triggers.c: trigger rules on outcomes; the actions of trigger rules and geofences */
-extern json_t *kaireon_fire_triggers(const char *tenant_id, const char *customer_id, const char *outcome,
+extern json_t *kaireon_fire_triggers(KTenantConfig *cfg, const char *customer_id, const char *outcome,
 									 json_t *event, TimestampTz at);
 extern json_t *kaireon_run_action(const char *tenant_id, const char *customer_id, const char *action_type,
 								  json_t *config, json_t *source, json_t *event, TimestampTz at, const char *where);

@@ -524,7 +524,7 @@ respond_one(RespondArgs *a)
 		if (a->has_value)
 			json_object_set_new(event, "conversionValue", json_real(a->conversion_value));
 		json_object_del(event, "duplicate");
-		fired = kaireon_fire_triggers(a->tenant_id, a->customer_id, a->outcome, event, a->occurred_at);
+		fired = kaireon_fire_triggers(cfg, a->customer_id, a->outcome, event, a->occurred_at);
 		if (json_array_size(fired) > 0)
 			json_object_set_new(result, "triggers", fired);
 	}

@@ -307,16 +307,18 @@ cooling_down(const char *tenant_id, const Matched *m, const char *customer_id, T
 }
 
 /*
- * Fire the tenant's trigger rules matching an outcome (event: the outcome's
- * fields, as respond returns them, with its context) of the customer at the
- * event's time.  Returns the firings as a JSON array ([] when none).  Inside
- * respond's SPI connection.
+ * Fire the tenant's trigger rules (of its compiled configuration cfg)
+ * matching an outcome (event: the outcome's fields, as respond returns them,
+ * with its context) of the customer at the event's time.  Returns the
+ * firings as a JSON array ([] when none).  Inside respond's SPI connection;
+ * cfg is read before the first action only (an action's decision may
+ * recompile it), and the caller must not use it afterwards.
  */
 json_t *
-kaireon_fire_triggers(const char *tenant_id, const char *customer_id, const char *outcome, json_t *event,
+kaireon_fire_triggers(KTenantConfig *cfg, const char *customer_id, const char *outcome, json_t *event,
 					  TimestampTz at)
 {
-	KTenantConfig *cfg = kaireon_config_get(tenant_id);
+	const char *tenant_id = pstrdup(cfg->tenant_id);
 	TriggerSubject subject = {cfg, customer_id, event, NULL};
 	Matched    *matched;
 	int			nmatched = 0;

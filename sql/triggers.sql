@@ -156,6 +156,17 @@ SELECT trigger_rule_id, customer_id, event_type, fired_at, event ->> 'offerId' A
 UPDATE kaireon.trigger_rules SET status = 'paused' WHERE tenant_id = 'trg' AND id = 'r-notify';
 SELECT pg_temp.fired(kaireon.respond('trg', 'c2', 'impression', offer_id => 'o2', context => '{"source": "app"}',
                                      occurred_at => '2026-03-05 11:30+00'));
+-- respond_bulk: each item fires its rules in its own subtransaction; a single attribute
+INSERT INTO kaireon.trigger_rules (tenant_id, id, name, event_type, action_type, action_config)
+    VALUES ('trg', 'r-one', 'Deferred', 'defer', 'update_attribute', '{"attributes": {"clicks": 7}}');
+SELECT i ->> 'outcome' AS outcome, pg_temp.fired(i) AS fired
+  FROM jsonb_array_elements(kaireon.respond_bulk('{"items": [
+          {"tenantId": "trg", "customerId": "c2", "outcome": "defer", "offerId": "o2", "occurredAt": "2026-03-05 12:00+00"},
+          {"tenantId": "trg", "customerId": "c2", "outcome": "click", "offerId": "o2", "occurredAt": "2026-03-05 12:00+00"}]}'
+       ) -> 'results') i;
+SELECT customer_id, clicks FROM kaireon_t_trg.ds_customers WHERE customer_id = 'c2';
+DELETE FROM kaireon.trigger_rules WHERE tenant_id = 'trg' AND id = 'r-one';
+
 -- the actions run with the caller's rights: an application role acting for the tenant fires
 -- the rules; without UPDATE on the customer data table the respond fails (42501) and rolls
 -- back whole, the outcome included

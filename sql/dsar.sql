@@ -48,6 +48,10 @@ INSERT INTO kaireon.variant_assignments (tenant_id, id, customer_id, experiment_
 INSERT INTO kaireon.attribution_results (tenant_id, id, customer_id, conversion_id, model) VALUES ('dsar', 'at-x', 'cust-x', 'conv', 'last_touch');
 INSERT INTO kaireon.journey_enrollments (tenant_id, id, journey_id, customer_id) VALUES ('dsar', 'je-x', 'j', 'cust-x');
 INSERT INTO kaireon.negotiation_sessions (tenant_id, id, customer_id, offer_id) VALUES ('dsar', 'ns-x', 'cust-x', 'o1');
+INSERT INTO kaireon.trigger_rule_firings (tenant_id, id, trigger_rule_id, customer_id, event_type, fired_at) VALUES
+    ('dsar', 'trf-x', 'r', 'cust-x', 'click', '2026-01-01'), ('dsar', 'trf-y', 'r', 'cust-y', 'click', '2026-01-01');
+INSERT INTO kaireon.geofence_presences (tenant_id, customer_id, geofence_id, entered_at, last_seen_at) VALUES
+    ('dsar', 'cust-x', 'g', '2026-01-01', '2026-01-01'), ('dsar', 'cust-y', 'g', '2026-01-01', '2026-01-01');
 INSERT INTO kaireon.dead_letter_events (tenant_id, id, topic, payload) VALUES
     ('dsar', 'dl-x', 'interaction.recorded', '{"customerId": "cust-x"}'), ('dsar', 'dl-y', 'interaction.recorded', '{"customerId": "cust-y"}');
 INSERT INTO kaireon.model_shadow_scores (tenant_id, id, model_id, customer_id, score) VALUES
@@ -68,7 +72,8 @@ SELECT c.relname AS unlisted_customer_table FROM pg_class c
    AND c.relname NOT IN ('interaction_history', 'impressions', 'suppressions', 'decision_traces', 'decision_locks',
                          'interaction_summaries', 'metric_values', 'customer_engagement_health', 'customer_clv',
                          'experiment_assignments', 'variant_assignments', 'attribution_results',
-                         'journey_enrollments', 'negotiation_sessions', 'model_shadow_scores', 'campaign_decisions');
+                         'journey_enrollments', 'negotiation_sessions', 'model_shadow_scores', 'campaign_decisions',
+                         'trigger_rule_firings', 'geofence_presences');
 
 -- What the suite created for cust-x, table by table, with each row's key.
 CREATE TEMP TABLE expected (t text, k text);
@@ -84,7 +89,8 @@ UNION ALL VALUES ('impressions', 'imp-x'), ('suppressions', 'sup-x'), ('channel_
     ('customer_clv', 'clv-x'), ('consent_records', 'cons-x'), ('identity_links', 'idl-email'), ('identity_links', 'idl-alias'),
     ('experiment_assignments', 'ea-x'), ('variant_assignments', 'va-x'), ('attribution_results', 'at-x'),
     ('journey_enrollments', 'je-x'), ('negotiation_sessions', 'ns-x'), ('dead_letter_events', 'dl-x'),
-    ('model_shadow_scores', 'ss-x'), ('campaign_decisions', 'cust-x');
+    ('model_shadow_scores', 'ss-x'), ('campaign_decisions', 'cust-x'), ('trigger_rule_firings', 'trf-x'),
+    ('geofence_presences', 'cust-x');
 SELECT t, count(*) FROM expected GROUP BY 1 ORDER BY 1;
 
 -- The export: one document, every row of the subject and no other.
@@ -104,7 +110,7 @@ SELECT kaireon.dsar_delete('dsar', 'cust-x', requested_by => 'dpo@example.com') 
 SELECT (kaireon.dsar_export('dsar', 'cust-x') -> 'data') AS data_after_delete;
 SELECT t, k FROM expected e WHERE t NOT LIKE 'kaireon_t_%'
    AND (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM kaireon.%I x WHERE %s', e.t,
-        CASE WHEN e.t IN ('decision_locks', 'campaign_decisions') THEN format('x.customer_id = %L', e.k)
+        CASE WHEN e.t IN ('decision_locks', 'campaign_decisions', 'geofence_presences') THEN format('x.customer_id = %L', e.k)
                  WHEN e.t = 'respond_idempotency' THEN format('x.idempotency_key = %L', e.k)
                  ELSE format('x.id = %L', e.k) END), false, true, '')))[1]::text::int > 0;
 SELECT (SELECT count(*) FROM kaireon.suppressions WHERE tenant_id = 'dsar') AS other_subject_suppressions,

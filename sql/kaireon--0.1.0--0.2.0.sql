@@ -4804,6 +4804,149 @@ REVOKE ALL ON FUNCTION kaireon.control_bucket(text, text, text), kaireon_interna
 -- The roles' function lists name kaireon.control_bucket, kaireon.lift and
 -- kaireon.attribute_conversions. Replaced here, not in part 2: part 6 grants the recorded
 -- roles again through this list before part 7 creates the three functions.
+
+-- Issue 15, trigger rules and geofences (docs/triggers.md; sql/install/30_operator.sql and
+-- 46_triggers.sql): the firings of trigger rules, the customers' presence in geofences, the
+-- geofences' bounding-box index and geometry, one active enrolment per customer and journey,
+-- validation when written, trigger rules in the compiled configuration, kaireon.location_event.
+CREATE TABLE kaireon.trigger_rule_firings (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    trigger_rule_id         text NOT NULL,
+    customer_id             text NOT NULL,
+    event_type              text NOT NULL,
+    fired_at                timestamptz NOT NULL,
+    event                   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(event) = 'object'),
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, trigger_rule_id) REFERENCES kaireon.trigger_rules (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX trigger_rule_firings_rule_customer_idx
+    ON kaireon.trigger_rule_firings (tenant_id, trigger_rule_id, customer_id, fired_at);
+COMMENT ON TABLE kaireon.trigger_rule_firings IS
+    'TriggerRuleFiring: one firing of a trigger rule for a customer: the event that fired it (type, time, the event''s fields) and what its action did. Append-only; the cooldown_ms of the rule is measured from these rows.';
+
+CREATE FUNCTION kaireon_internal._haversine_m(lat1 double precision, lon1 double precision,
+                                              lat2 double precision, lon2 double precision)
+    RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT 2 * 6371008.8 * asin(least(1.0, sqrt(sin(radians(lat2 - lat1) / 2) ^ 2
+               + cos(radians(lat1)) * cos(radians(lat2)) * sin(radians(lon2 - lon1) / 2) ^ 2)))
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision) IS
+    'Internal: great-circle distance in metres between two points given in degrees (haversine formula, mean Earth radius 6371008.8 m).';
+
+CREATE FUNCTION kaireon_internal._geofence_box(latitude double precision, longitude double precision,
+                                               radius_meters double precision)
+    RETURNS box
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- x = longitude, y = latitude, in degrees; a little wider than the circle (rounding).
+    -- A fence reaching a pole or across the antimeridian spans every longitude.
+    SELECT CASE
+        WHEN d >= pi() / 2 OR abs(latitude) + degrees(d) >= 90
+            THEN box(point(-180, greatest(-90, latitude - degrees(d) * 1.000001 - 1e-9)),
+                     point(180, least(90, latitude + degrees(d) * 1.000001 + 1e-9)))
+        ELSE (SELECT CASE
+                  WHEN longitude - dlon < -180 OR longitude + dlon > 180
+                      THEN box(point(-180, latitude - degrees(d) * 1.000001 - 1e-9),
+                               point(180, latitude + degrees(d) * 1.000001 + 1e-9))
+                  ELSE box(point(longitude - dlon, latitude - degrees(d) * 1.000001 - 1e-9),
+                           point(longitude + dlon, latitude + degrees(d) * 1.000001 + 1e-9))
+              END
+                FROM (SELECT degrees(asin(least(1.0, sin(d) / cos(radians(latitude))))) * 1.000001 + 1e-9 AS dlon) l)
+    END
+      FROM (SELECT radius_meters / 6371008.8 AS d) a
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._geofence_box(double precision, double precision, double precision) IS
+    'Internal: the bounding box (x longitude, y latitude, degrees) of a geofence''s circle, for the GiST index geofences_box_idx: candidates of kaireon.location_event are the fences whose box holds the point, then tested by exact distance. A circle reaching a pole or crossing the antimeridian gets every longitude.';
+
+CREATE INDEX geofences_box_idx ON kaireon.geofences
+    USING gist (kaireon_internal._geofence_box(latitude, longitude, radius_meters));
+
+-- One row per customer inside a fence: written and removed by kaireon.location_event.
+CREATE TABLE kaireon.geofence_presences (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    customer_id             text NOT NULL,
+    geofence_id             text NOT NULL,
+    entered_at              timestamptz NOT NULL,
+    last_seen_at            timestamptz NOT NULL,
+    dwell_fired_at          timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, customer_id, geofence_id),
+    FOREIGN KEY (tenant_id, geofence_id) REFERENCES kaireon.geofences (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX geofence_presences_tenant_id_geofence_id_idx ON kaireon.geofence_presences (tenant_id, geofence_id);
+COMMENT ON TABLE kaireon.geofence_presences IS
+    'GeofencePresence: a customer last known inside a geofence: when the customer entered, was last seen there, and when the fence''s dwell action fired (NULL: not yet). kaireon.location_event writes it on enter and removes it on exit.';
+
+CREATE UNIQUE INDEX journey_enrollments_one_active_idx
+    ON kaireon.journey_enrollments (tenant_id, journey_id, customer_id) WHERE status = 'active';
+
+-- what 99_finalize.sql gives a new table: updated_at trigger, row level security, pg_dump
+ALTER TABLE kaireon.trigger_rule_firings ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.trigger_rule_firings
+    USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id());
+ALTER TABLE kaireon.geofence_presences ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.geofence_presences
+    USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id());
+CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.geofence_presences
+    FOR EACH ROW EXECUTE FUNCTION kaireon.touch_updated_at();
+SELECT pg_catalog.pg_extension_config_dump('kaireon.trigger_rule_firings', '');
+SELECT pg_catalog.pg_extension_config_dump('kaireon.geofence_presences', '');
+
+CREATE FUNCTION kaireon_internal._validate_trigger_rule() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_validate_trigger_rule'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._validate_trigger_rule() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger of trigger_rules: the event type (outcome or an outcome type key of the tenant), the action type and its action_config, the condition (guardrail expression language over event.* and customer.*), and for update_attribute the attributes against the published customer data schema; 22023 naming the rule and the bad part (docs/triggers.md).';
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF name, event_type, condition, action_type, action_config
+    ON kaireon.trigger_rules FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_trigger_rule();
+
+CREATE FUNCTION kaireon_internal._validate_geofence() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_validate_geofence'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._validate_geofence() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger of geofences: the action ({"type": "recommend" | "notify", that action''s fields, dwellSeconds for trigger_on dwell}); 22023 naming the geofence and the field (docs/triggers.md).';
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF name, trigger_on, action
+    ON kaireon.geofences FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_geofence();
+
+-- Trigger rules are part of the compiled configuration (src/config/cache.c): a change renews
+-- the tenant's configuration version, as for the tables of 45_decisioning_api.sql.
+CREATE TRIGGER config_changed_ins AFTER INSERT ON kaireon.trigger_rules
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+CREATE TRIGGER config_changed_upd AFTER UPDATE ON kaireon.trigger_rules
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+CREATE TRIGGER config_changed_del AFTER DELETE ON kaireon.trigger_rules
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+CREATE TRIGGER config_changed_trunc AFTER TRUNCATE ON kaireon.trigger_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+SELECT kaireon_internal._add_replica_invalidation('kaireon.trigger_rules');
+
+CREATE FUNCTION kaireon.location_event(tenant_id text, customer_id text, latitude double precision,
+                                       longitude double precision, at timestamptz DEFAULT now())
+    RETURNS TABLE (geofence_id text, transition text, fired boolean, result jsonb)
+    AS 'MODULE_PATHNAME', 'kaireon_location_event'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.location_event(text, text, double precision, double precision, timestamptz) IS
+    'A location of a customer at time at: detects entering, leaving and dwelling in the tenant''s geofences (great-circle distance to the centre within radius_meters; candidates through the GiST index on their bounding boxes), keeps the customer''s presence per fence (geofence_presences) and runs the action of each fence whose trigger_on happened (recommend: a recorded decision; notify: an outbox event), with the caller''s rights. One row per transition. Latitude outside [-90, 90], longitude outside [-180, 180], NaN or Infinity: 22023, nothing written. See docs/triggers.md.';
+
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC, and gives
+-- the geometry of geofences back to every role)
+REVOKE ALL ON FUNCTION kaireon_internal._validate_trigger_rule(), kaireon_internal._validate_geofence(),
+    kaireon.location_event(text, text, double precision, double precision, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision),
+    kaireon_internal._geofence_box(double precision, double precision, double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision),
+    kaireon_internal._geofence_box(double precision, double precision, double precision) TO PUBLIC;
+
+-- the functions app and readonly roles may execute, with those part 7 added (part 2's
+-- version serves part 6's grants, before they exist)
 CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETURNS SETOF regprocedure
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -4815,6 +4958,7 @@ AS $fn$
         'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
         'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
         'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
+        'kaireon.adaptive_report(text,text,text,text)',
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
@@ -4848,11 +4992,10 @@ AS $fn$
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
         'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
-        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])']) AS f
+        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
      WHERE p_access = 'app'
 $fn$;
-COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS
-    'Internal: the functions an app or readonly role may execute (admin roles may execute all).';
 
 -- Last: the roles given access (kaireon.grant_*_role) get it on the objects of part 7 too
 -- (kaireon.stat_decisions and kaireon.progress are views of schema kaireon); keep this at the end.

@@ -391,6 +391,26 @@ CREATE INDEX trigger_rules_tenant_id_event_type_idx ON kaireon.trigger_rules (te
 COMMENT ON TABLE kaireon.trigger_rules IS
     'TriggerRule: real-time event trigger: when an event of event_type matches condition, run the action (recommend, notify, enroll in a journey, webhook, update an attribute), at most once per cooldown_ms. Soft-deleted.';
 
+-- Append-only: one row per firing of a trigger rule (src/decision/triggers.c); the rule's
+-- cooldown per customer is read from the firings of the rule and customer (docs/triggers.md).
+CREATE TABLE kaireon.trigger_rule_firings (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    trigger_rule_id         text NOT NULL,
+    customer_id             text NOT NULL,
+    event_type              text NOT NULL,
+    fired_at                timestamptz NOT NULL,
+    event                   jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(event) = 'object'),
+    result                  jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(result) = 'object'),
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, trigger_rule_id) REFERENCES kaireon.trigger_rules (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX trigger_rule_firings_rule_customer_idx
+    ON kaireon.trigger_rule_firings (tenant_id, trigger_rule_id, customer_id, fired_at);
+COMMENT ON TABLE kaireon.trigger_rule_firings IS
+    'TriggerRuleFiring: one firing of a trigger rule for a customer: the event that fired it (type, time, the event''s fields) and what its action did. Append-only; the cooldown_ms of the rule is measured from these rows.';
+
 CREATE TABLE kaireon.simulation_runs (
     tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
@@ -453,6 +473,65 @@ CREATE TABLE kaireon.geofences (
 );
 COMMENT ON TABLE kaireon.geofences IS
     'Geofence: circular area (centre, radius in metres) whose enter, exit or dwell events run an action.';
+-- Great-circle geometry of geofences (docs/triggers.md): a sphere of the Earth's mean radius.
+CREATE FUNCTION kaireon_internal._haversine_m(lat1 double precision, lon1 double precision,
+                                              lat2 double precision, lon2 double precision)
+    RETURNS double precision
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT 2 * 6371008.8 * asin(least(1.0, sqrt(sin(radians(lat2 - lat1) / 2) ^ 2
+               + cos(radians(lat1)) * cos(radians(lat2)) * sin(radians(lon2 - lon1) / 2) ^ 2)))
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision) IS
+    'Internal: great-circle distance in metres between two points given in degrees (haversine formula, mean Earth radius 6371008.8 m).';
+
+CREATE FUNCTION kaireon_internal._geofence_box(latitude double precision, longitude double precision,
+                                               radius_meters double precision)
+    RETURNS box
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    -- x = longitude, y = latitude, in degrees; a little wider than the circle (rounding).
+    -- A fence reaching a pole or across the antimeridian spans every longitude.
+    SELECT CASE
+        WHEN d >= pi() / 2 OR abs(latitude) + degrees(d) >= 90
+            THEN box(point(-180, greatest(-90, latitude - degrees(d) * 1.000001 - 1e-9)),
+                     point(180, least(90, latitude + degrees(d) * 1.000001 + 1e-9)))
+        ELSE (SELECT CASE
+                  WHEN longitude - dlon < -180 OR longitude + dlon > 180
+                      THEN box(point(-180, latitude - degrees(d) * 1.000001 - 1e-9),
+                               point(180, latitude + degrees(d) * 1.000001 + 1e-9))
+                  ELSE box(point(longitude - dlon, latitude - degrees(d) * 1.000001 - 1e-9),
+                           point(longitude + dlon, latitude + degrees(d) * 1.000001 + 1e-9))
+              END
+                FROM (SELECT degrees(asin(least(1.0, sin(d) / cos(radians(latitude))))) * 1.000001 + 1e-9 AS dlon) l)
+    END
+      FROM (SELECT radius_meters / 6371008.8 AS d) a
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._geofence_box(double precision, double precision, double precision) IS
+    'Internal: the bounding box (x longitude, y latitude, degrees) of a geofence''s circle, for the GiST index geofences_box_idx: candidates of kaireon.location_event are the fences whose box holds the point, then tested by exact distance. A circle reaching a pole or crossing the antimeridian gets every longitude.';
+
+-- Candidate fences of a location by bounding box (kaireon.location_event, docs/triggers.md).
+CREATE INDEX geofences_box_idx ON kaireon.geofences
+    USING gist (kaireon_internal._geofence_box(latitude, longitude, radius_meters));
+
+-- One row per customer inside a fence: written and removed by kaireon.location_event.
+CREATE TABLE kaireon.geofence_presences (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    customer_id             text NOT NULL,
+    geofence_id             text NOT NULL,
+    entered_at              timestamptz NOT NULL,
+    last_seen_at            timestamptz NOT NULL,
+    dwell_fired_at          timestamptz,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, customer_id, geofence_id),
+    FOREIGN KEY (tenant_id, geofence_id) REFERENCES kaireon.geofences (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX geofence_presences_tenant_id_geofence_id_idx ON kaireon.geofence_presences (tenant_id, geofence_id);
+COMMENT ON TABLE kaireon.geofence_presences IS
+    'GeofencePresence: a customer last known inside a geofence: when the customer entered, was last seen there, and when the fence''s dwell action fired (NULL: not yet). kaireon.location_event writes it on enter and removes it on exit.';
 
 -- One row per tenant: the tenant is the key, there is no id column.
 CREATE TABLE kaireon.tenant_regions (
@@ -508,6 +587,9 @@ CREATE TABLE kaireon.journey_enrollments (
 );
 CREATE INDEX journey_enrollments_tenant_id_journey_id_customer_id_idx
     ON kaireon.journey_enrollments (tenant_id, journey_id, customer_id);
+-- At most one active enrolment of a customer in a journey (a customer may re-enter later).
+CREATE UNIQUE INDEX journey_enrollments_one_active_idx
+    ON kaireon.journey_enrollments (tenant_id, journey_id, customer_id) WHERE status = 'active';
 COMMENT ON TABLE kaireon.journey_enrollments IS
     'JourneyEnrollment: one pass of a customer through a journey: current step, status, step history, and wait_until while the journey waits. A customer may re-enter.';
 

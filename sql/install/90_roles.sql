@@ -49,7 +49,8 @@ AS $fn$
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
         'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
-        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])']) AS f
+        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

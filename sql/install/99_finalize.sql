@@ -137,6 +137,9 @@ GRANT EXECUTE ON FUNCTION kaireon_internal._summary_dimensions() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon_internal._is_finite(double precision), kaireon_internal._is_finite(numeric) TO PUBLIC;
 -- adaptive learning (respond, model_learn) computes a shard row's new bins with it, as the caller: a pure function
 GRANT EXECUTE ON FUNCTION kaireon_internal._adaptive_learn(bytea, bytea, boolean, integer, integer) TO PUBLIC;
+-- the geometry of geofences: in their index expression, and read by kaireon.location_event as its caller
+GRANT EXECUTE ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision),
+    kaireon_internal._geofence_box(double precision, double precision, double precision) TO PUBLIC;
 -- the lookup of a function named by its signature text (a catalog read), which the BEFORE
 -- triggers of approval_actions and outbox_handlers run as the writing role
 GRANT EXECUTE ON FUNCTION kaireon_internal._resolve_function(text, regtype[], text, text, boolean) TO PUBLIC;

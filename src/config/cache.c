@@ -749,6 +749,35 @@ load_guardrails(KTenantConfig *cfg)
 	}
 }
 
+/* The tenant's active trigger rules, their conditions compiled (docs/triggers.md). */
+static void
+load_trigger_rules(KTenantConfig *cfg)
+{
+	json_t	   *rows = spi_json(
+		"SELECT jsonb_agg(to_jsonb(r) ORDER BY r.priority DESC, r.id) FROM kaireon.trigger_rules r "
+		"WHERE r.tenant_id = $1 AND r.deleted_at IS NULL AND r.status = 'active'",
+		cfg->tenant_id, "trigger rules");
+	size_t		i;
+	json_t	   *r;
+
+	cfg->ntrigger_rules = json_array_size(rows);
+	cfg->trigger_rules = palloc0(sizeof(KTriggerRule) * Max(cfg->ntrigger_rules, 1));
+	json_array_foreach(rows, i, r)
+	{
+		KTriggerRule *t = &cfg->trigger_rules[i];
+		json_t	   *cond = json_object_get(r, "condition");
+
+		t->id = str_field(r, "id");
+		t->name = str_field(r, "name");
+		t->event_type = str_field(r, "event_type");
+		t->action_type = str_field(r, "action_type");
+		t->action_config = json_incref(json_object_get(r, "action_config"));
+		t->priority = (int) kj_num(r, "priority", 0);
+		t->cooldown_ms = (int64) kj_num(r, "cooldown_ms", 0);
+		t->cond = (json_is_object(cond) && json_object_size(cond) > 0) ? parse_expr(cond, "field", "op", 0) : NULL;
+	}
+}
+
 /* The tenant's published customer data tables, each with its kept lookup plan by key. */
 static void
 load_customer_schemas(KTenantConfig *cfg)
@@ -1161,6 +1190,7 @@ compile_config(const char *tenant_id, int64 version)
 		load_rules(cfg);
 		load_policies(cfg);
 		load_guardrails(cfg);
+		load_trigger_rules(cfg);
 		load_flows(cfg);
 		load_routes(cfg);
 		load_caps(cfg);

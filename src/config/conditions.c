@@ -234,3 +234,32 @@ kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule)
 		rule->offer_holds[o] = kaireon_cond_passes(&rule->cond,
 												   kaireon_offer_attribute(&cfg->offers[o], rule->cond.path));
 }
+
+/*
+ * Evaluate an expression of the guardrail expression language (all / any /
+ * not / comparisons), the fields' values given by value(field, arg); a
+ * comparison with a missing value is false.  Guardrails (decision/rules.c)
+ * and trigger rules (decision/triggers.c) share it.
+ */
+bool
+kaireon_expr_holds(const KExpr *e, KFieldValue value, void *arg)
+{
+	switch (e->kind)
+	{
+		case KEXPR_ALL:
+			for (int i = 0; i < e->nchildren; i++)
+				if (!kaireon_expr_holds(e->children[i], value, arg))
+					return false;
+			return true;
+		case KEXPR_ANY:
+			for (int i = 0; i < e->nchildren; i++)
+				if (kaireon_expr_holds(e->children[i], value, arg))
+					return true;
+			return false;
+		case KEXPR_NOT:
+			return !kaireon_expr_holds(e->children[0], value, arg);
+		case KEXPR_CMP:
+			return kaireon_cond_holds(&e->cond, value(e->cond.path, arg));
+	}
+	return false;
+}

@@ -15,6 +15,10 @@ extern json_t *kaireon_path(json_t *root, const char *path);
 extern json_t *kaireon_offer_attribute(const KOffer *offer, const char *path);
 extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
 extern void kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule);
+
+/* The value of an expression's field (guardrails: offer.*, customer.*, ...; trigger rules: event.*, customer.*). */
+typedef json_t *(*KFieldValue) (const char *field, void *arg);
+extern bool kaireon_expr_holds(const KExpr *e, KFieldValue value, void *arg);
 extern int8 *kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes);
 
 /* A condition with the qualification rules' missing-value rule: missing passes. */

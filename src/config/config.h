@@ -215,6 +215,22 @@ typedef struct KGuardrail
 } KGuardrail;
 
 /*
+ * An active trigger rule (docs/triggers.md): fires its action when an event
+ * of event_type ('outcome' or an outcome type key) satisfies the condition.
+ */
+typedef struct KTriggerRule
+{
+	const char *id;
+	const char *name;
+	const char *event_type;
+	const char *action_type;
+	json_t	   *action_config;
+	int			priority;
+	int64		cooldown_ms;
+	KExpr	   *cond;			/* NULL: always holds */
+} KTriggerRule;
+
+/*
  * A segment.  Membership is read through the segment's view (exactly the SQL
  * semantics of its filters and joins) by one query per request that tests
  * every segment the rules and policies refer to: slot is its position in that
@@ -331,6 +347,8 @@ typedef struct KTenantConfig
 	KPolicy    *policies;		/* by priority, highest first */
 	int			nguardrails;
 	KGuardrail *guardrails;
+	int			ntrigger_rules;
+	KTriggerRule *trigger_rules;	/* active, by priority, highest first, then id */
 	int			nsegments;
 	KSegment   *segments;
 	int			nflows;

@@ -13,7 +13,9 @@
  * Entry points: the trigger kaireon.validate_config_trigger(kind, type_column,
  * config_column) on the configuration tables, and the SQL function
  * kaireon.validate_config(kind, rule_type, config text), which also reports
- * malformed JSON text.
+ * malformed JSON text.  Trigger rules and geofences, whose messages name the
+ * rule or fence, have triggers of their own (kaireon_validate_trigger_rule,
+ * kaireon_validate_geofence, at the end).
  */
 #include "postgres.h"
 
@@ -22,6 +24,8 @@
 #include "util/json.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -29,10 +33,12 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "pgtime.h"
 
+#include "util/spi.h"
 #include "config/types.h"
 #include "config/validate.h"
 
@@ -849,9 +855,17 @@ check_schedule(json_t *config, ValidateCtx *ctx)
 
 #define GUARDRAIL_MAX_DEPTH 32
 
-/* Validate a guardrail expression node: all / any / not, or a comparison. */
+/* The field prefixes of a guardrail expression and of a trigger rule's condition. */
+static const char *const guardrail_prefixes[] = {"offer.", "customer.", "request.", "channel.", NULL};
+static const char *const trigger_prefixes[] = {"event.", "customer.", NULL};
+
+/*
+ * Validate an expression node of the guardrail expression language: all /
+ * any / not, or a comparison whose field starts with one of prefixes.
+ */
 static void
-check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth)
+check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth,
+					 const char *const *prefixes)
 {
 	json_t	   *sub;
 
@@ -871,17 +885,16 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 		if (!json_is_array(sub) || json_array_size(sub) == 0)
 			config_error(ctx, psprintf("%s.%s", path, op), "must be a non-empty array");
 		json_array_foreach(sub, i, e)
-			check_guardrail_node(ctx, e, psprintf("%s.%s[%zu]", path, op, i), depth + 1);
+			check_guardrail_node(ctx, e, psprintf("%s.%s[%zu]", path, op, i), depth + 1, prefixes);
 	}
 	else if ((sub = json_object_get(node, "not")) != NULL)
 	{
 		if (json_object_size(node) != 1)
 			config_error(ctx, path, "must hold only \"not\"");
-		check_guardrail_node(ctx, sub, psprintf("%s.not", path), depth + 1);
+		check_guardrail_node(ctx, sub, psprintf("%s.not", path), depth + 1, prefixes);
 	}
 	else
 	{
-		static const char *const prefixes[] = {"offer.", "customer.", "request.", "channel.", NULL};
 		static const FieldSpec cmp[] = {
 			{"field", JT_STRING, true, NULL, 0, 1, 200},
 			{"op", JT_STRING, true, all_operators, 0, NO_BOUND, NO_BOUND},
@@ -903,8 +916,14 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 				field[strlen(prefixes[i])] != '\0')
 				ok = true;
 		if (!ok)
-			config_error(&sub_ctx, "field",
-						 psprintf("must start with offer., customer., request. or channel., not \"%s\"", field));
+		{
+			StringInfoData names;
+
+			initStringInfo(&names);
+			for (int i = 0; prefixes[i] != NULL; i++)
+				appendStringInfo(&names, "%s%s", i == 0 ? "" : prefixes[i + 1] ? ", " : " or ", prefixes[i]);
+			config_error(&sub_ctx, "field", psprintf("must start with %s, not \"%s\"", names.data, field));
+		}
 		op = json_string_value(json_object_get(node, "op"));
 		value = json_object_get(node, "value");
 		if ((strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0) != (value == NULL))
@@ -1010,7 +1029,7 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 	if (kind == KCONF_GUARDRAIL)
 	{
 		ctx.rule_type = NULL;
-		check_guardrail_node(&ctx, config, "$", 0);
+		check_guardrail_node(&ctx, config, "$", 0, guardrail_prefixes);
 		return;
 	}
 	if (kind == KCONF_OFFER_SCHEDULE)
@@ -1155,4 +1174,337 @@ kaireon_validate_config_sql(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 	PG_RETURN_BOOL(true);
+}
+
+/* ---- trigger rules and geofences (docs/triggers.md) ---- */
+
+PG_FUNCTION_INFO_V1(kaireon_validate_trigger_rule);
+PG_FUNCTION_INFO_V1(kaireon_validate_geofence);
+
+static const char *const trigger_action_types[] = {
+	"recommend", "notify", "enroll_journey", "webhook", "update_attribute", NULL
+};
+static const char *const geofence_action_types[] = {"recommend", "notify", NULL};
+
+static const FieldSpec action_recommend[] = {
+	{"channel", JT_STRING, true, NULL, 0, 1, 200},
+	{"placement", JT_STRING, false, NULL, 0, 1, 200},
+	{"decisionFlow", JT_STRING, false, NULL, 0, 1, 200},
+	{"maxOffers", JT_INTEGER, false, NULL, 0, 1, 50},
+	{"context", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	FIELD_END
+};
+static const FieldSpec action_notify[] = {
+	{"topic", JT_STRING, false, NULL, 0, 1, 200},
+	{"payload", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	FIELD_END
+};
+static const FieldSpec action_webhook[] = {
+	{"url", JT_STRING, true, NULL, 0, 1, 2000},
+	{"topic", JT_STRING, false, NULL, 0, 1, 200},
+	{"payload", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
+	FIELD_END
+};
+static const FieldSpec action_enroll_journey[] = {
+	{"journeyId", JT_STRING, true, NULL, 0, 1, 200},
+	FIELD_END
+};
+static const FieldSpec action_update_attribute[] = {
+	{"attributes", JT_OBJECT, true, NULL, 0, NO_BOUND, NO_BOUND},
+	{"schema", JT_STRING, false, NULL, 0, 1, 40},
+	FIELD_END
+};
+
+/* The field table of an action type (one of trigger_action_types). */
+static const FieldSpec *
+action_fields(const char *action_type)
+{
+	if (strcmp(action_type, "recommend") == 0)
+		return action_recommend;
+	if (strcmp(action_type, "notify") == 0)
+		return action_notify;
+	if (strcmp(action_type, "webhook") == 0)
+		return action_webhook;
+	if (strcmp(action_type, "enroll_journey") == 0)
+		return action_enroll_journey;
+	return action_update_attribute;
+}
+
+/*
+ * The customer data table an update_attribute action writes, checked against
+ * the data schema: the tenant's published customer schema of that name (NULL:
+ * the first by name, as recommend reads), every attribute one of its fields
+ * and not its key, and the values of the field types (jsonb_populate_record
+ * reads them as the update will).  22023 naming the rule (where) and the bad
+ * attribute otherwise.  Sets *table (quoted schema.table) and *key (quoted
+ * key column).  Runs inside an SPI connection, with the caller's rights.
+ */
+void
+kaireon_customer_update_target(const char *tenant_id, const char *schema_name, json_t *attributes,
+							   const char *where, char **table, char **key)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		v[2];
+	char		nulls[2] = {' ', schema_name ? ' ' : 'n'};
+	bool		isnull;
+	json_t	   *fields;
+	const char *name;
+	json_t	   *value;
+	Oid			jtypes[1] = {JSONBOID};
+	Datum		jv[1];
+
+	v[0] = CStringGetTextDatum(tenant_id);
+	v[1] = schema_name ? CStringGetTextDatum(schema_name) : (Datum) 0;
+	/* the tenant's rows first, then the catalogs: Citus plans no query joining both */
+	if (kspi_execute_with_args(
+		"SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name), "
+		"       (SELECT quote_ident(f.name) FROM kaireon.schema_fields f "
+		"         WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key), "
+		"       (SELECT jsonb_object_agg(f.name, f.is_primary_key) FROM kaireon.schema_fields f "
+		"         WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id) "
+		"  FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id "
+		" WHERE d.tenant_id = $1 AND t.id = $1 AND d.status = 'published' AND d.entity_type = 'customer' "
+		"   AND ($2::text IS NULL OR d.name = $2) "
+		" ORDER BY d.name LIMIT 1",
+		2, types, v, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the customer data schema failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: %s", where,
+						schema_name ? psprintf("\"%s\" is not a published customer data schema of tenant \"%s\"",
+											   schema_name, tenant_id)
+						: psprintf("tenant \"%s\" has no published customer data schema", tenant_id)),
+				 errhint("Publish the customer data schema first (kaireon.publish_data_schema), or name one in \"schema\".")));
+	*table = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	*key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	fields = kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)),
+						   "schema fields");
+	if (json_object_size(attributes) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: field \"attributes\" must name at least one attribute", where),
+				 errhint("Pass {\"attributes\": {\"field\": value}}.")));
+	json_object_foreach(attributes, name, value)
+	{
+		json_t	   *pk = json_object_get(fields, name);
+
+		if (pk == NULL || json_is_true(pk))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: attribute \"%s\" %s", where, name,
+							pk ? "is the key of the customer data table and cannot be updated"
+							: psprintf("is not a field of the customer data table %s", *table)),
+					 errhint("Name fields of the published customer data schema (kaireon.schema_fields).")));
+	}
+	/* the values must read as the fields' types: tried in a subtransaction, refused as 22023 */
+	jv[0] = JsonbPGetDatum(kj_to_jsonb(attributes));
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			if (kspi_execute_with_args(psprintf("SELECT jsonb_populate_record(NULL::%s, $1) IS NULL", *table),
+									   1, jtypes, jv, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "kaireon: checking the attribute values failed");
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: field \"attributes\" holds a value the customer data table %s cannot take: %s",
+							where, *table, edata->message),
+					 errhint("Give each attribute a value of its field's type (kaireon.schema_fields.data_type).")));
+		}
+		PG_END_TRY();
+	}
+}
+
+/* Validate an action's configuration (22023 naming where and the field). */
+static void
+check_action(ValidateCtx *ctx, const char *type_where, const char *action_type, json_t *config,
+			 const char *const *types)
+{
+	if (!in_choices(action_type, types))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: unknown action type \"%s\"", type_where, action_type),
+				 errhint("Valid action types: %s.", choices_text(types))));
+	check_fields(ctx, config, action_fields(action_type));
+}
+
+/* A text column of the trigger's new row (NULL when null). */
+static char *
+new_text(TriggerData *td, HeapTuple tuple, const char *column)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), column),
+								 RelationGetDescr(td->tg_relation), &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* A jsonb column of the trigger's new row (NULL when null). */
+static json_t *
+new_json(TriggerData *td, HeapTuple tuple, const char *column, const char *what)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), column),
+								 RelationGetDescr(td->tg_relation), &isnull);
+
+	return isnull ? NULL : kj_from_jsonb(DatumGetJsonbP(d), what);
+}
+
+/* The new row of a BEFORE INSERT OR UPDATE row trigger. */
+static HeapTuple
+trigger_new_row(FunctionCallInfo fcinfo, const char *name)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		elog(ERROR, "%s must be a BEFORE INSERT OR UPDATE row trigger", name);
+	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+}
+
+/*
+ * Trigger kaireon_internal._validate_trigger_rule(): a trigger rule's event
+ * type ('outcome' or a registered outcome type key of the tenant), action
+ * type, action configuration and condition (the guardrail expression language
+ * over event.* and customer.*), refused with 22023 naming the rule and the
+ * bad part.  Nulls are left to the NOT NULL constraints.
+ */
+Datum
+kaireon_validate_trigger_rule(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple = trigger_new_row(fcinfo, "_validate_trigger_rule");
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon validate", ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	char	   *tenant_id = new_text(td, tuple, "tenant_id");
+	char	   *id = new_text(td, tuple, "id");
+	char	   *name = new_text(td, tuple, "name");
+	char	   *event_type = new_text(td, tuple, "event_type");
+	char	   *action_type = new_text(td, tuple, "action_type");
+	char	   *rule = psprintf("trigger rule \"%s\" (id %s)", name ? name : "", id ? id : "");
+	json_t	   *condition;
+	json_t	   *config;
+	ValidateCtx ctx;
+
+	if (tenant_id == NULL || event_type == NULL || action_type == NULL)
+		goto done;
+	condition = new_json(td, tuple, "condition", "condition");
+	config = new_json(td, tuple, "action_config", "action_config");
+	ctx.rule_type = NULL;
+
+	ctx.where = psprintf("%s event_type", rule);
+	if (strcmp(event_type, "outcome") != 0)
+	{
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		v[2] = {CStringGetTextDatum(tenant_id), CStringGetTextDatum(event_type)};
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "kaireon: SPI_connect failed");
+		if (kspi_execute_with_args("SELECT 1 FROM kaireon.outcome_types WHERE tenant_id = $1 AND key = $2",
+								   2, types, v, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: reading the outcome types failed");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s: \"%s\" is neither \"outcome\" nor an outcome type of tenant \"%s\"",
+							ctx.where, event_type, tenant_id),
+					 errhint("Use \"outcome\" (every outcome kaireon.respond records) or a key of kaireon.outcome_types (click, conversion, ...).")));
+		SPI_finish();
+		MemoryContextSwitchTo(tmp);
+	}
+
+	ctx.where = psprintf("%s action_config", rule);
+	check_action(&ctx, psprintf("%s action_type", rule), action_type, config, trigger_action_types);
+	if (strcmp(action_type, "update_attribute") == 0)
+	{
+		char	   *table;
+		char	   *key;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "kaireon: SPI_connect failed");
+		MemoryContextSwitchTo(tmp);
+		kaireon_customer_update_target(tenant_id, kj_str(config, "schema"), json_object_get(config, "attributes"),
+									   ctx.where, &table, &key);
+		SPI_finish();
+		MemoryContextSwitchTo(tmp);
+	}
+
+	/* {} is a condition that always holds */
+	ctx.where = psprintf("%s condition", rule);
+	if (condition != NULL && json_object_size(condition) > 0)
+		check_guardrail_node(&ctx, condition, "$", 0, trigger_prefixes);
+done:
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return PointerGetDatum(tuple);
+}
+
+/*
+ * Trigger kaireon_internal._validate_geofence(): a geofence's action
+ * ({"type": "recommend" | "notify", the fields of that action type, and
+ * "dwellSeconds", required for trigger_on 'dwell'}), 22023 naming the
+ * geofence and the field.
+ */
+Datum
+kaireon_validate_geofence(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple = trigger_new_row(fcinfo, "_validate_geofence");
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon validate", ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	char	   *id = new_text(td, tuple, "id");
+	char	   *name = new_text(td, tuple, "name");
+	char	   *trigger_on = new_text(td, tuple, "trigger_on");
+	json_t	   *action = new_json(td, tuple, "action", "action");
+	ValidateCtx ctx;
+	json_t	   *type;
+	json_t	   *dwell;
+	json_t	   *rest;
+
+	ctx.where = psprintf("geofence \"%s\" (id %s) action", name ? name : "", id ? id : "");
+	ctx.rule_type = NULL;
+	if (action == NULL || trigger_on == NULL)
+		goto done;
+	if (!json_is_object(action))
+		config_error(&ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(action)));
+	type = json_object_get(action, "type");
+	if (type == NULL)
+		config_error(&ctx, "type", "is required (recommend or notify)");
+	if (!json_is_string(type))
+		config_error(&ctx, "type", psprintf("must be string, not %s", kj_type_name(type)));
+	dwell = json_object_get(action, "dwellSeconds");
+	if (dwell != NULL && (!json_is_number(dwell) || !(json_number_value(dwell) > 0) ||
+						  json_number_value(dwell) > 31536000))
+		config_error(&ctx, "dwellSeconds", "must be a number of seconds above 0 and at most 31536000");
+	if (strcmp(trigger_on, "dwell") == 0 && dwell == NULL)
+		config_error(&ctx, "dwellSeconds", "is required for trigger_on 'dwell'");
+	if (strcmp(trigger_on, "dwell") != 0 && dwell != NULL)
+		config_error(&ctx, "dwellSeconds", psprintf("must be absent for trigger_on '%s'", trigger_on));
+	rest = json_deep_copy(action);
+	json_object_del(rest, "type");
+	json_object_del(rest, "dwellSeconds");
+	check_action(&ctx, psprintf("%s type", ctx.where), json_string_value(type), rest, geofence_action_types);
+done:
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return PointerGetDatum(tuple);
 }

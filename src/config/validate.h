@@ -1,7 +1,8 @@
 /*
  * validate.h
  *	  Validation of JSON configuration columns (qualification rules, contact
- *	  policies, guardrail expressions) against the shapes in docs/config.md.
+ *	  policies, guardrail expressions, trigger rules, geofences) against the
+ *	  shapes in docs/config.md and docs/triggers.md.
  */
 #ifndef KAIREON_VALIDATE_H
 #define KAIREON_VALIDATE_H
@@ -25,5 +26,7 @@ extern bool kaireon_config_kind_from_name(const char *name, KaireonConfigKind *k
 extern bool kaireon_config_rule_type_known(KaireonConfigKind kind, const char *rule_type);
 extern void kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 									json_t *config, const char *where);
+extern void kaireon_customer_update_target(const char *tenant_id, const char *schema_name, json_t *attributes,
+										   const char *where, char **table, char **key);
 
 #endif							/* KAIREON_VALIDATE_H */

@@ -9,7 +9,8 @@
  * Calls within the folder run downward, never in a circle:
  *   recommend.c -> pipeline.c, explain.c
  *   pipeline.c  -> persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
- *   respond.c   -> caps.c, model_scores.c, rules.c
+ *   respond.c   -> caps.c, model_scores.c, rules.c, triggers.c
+ *   geofences.c -> triggers.c -> customer.c
  *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
  * and out of the folder only down: config/, scoring/, arbitration/ (through
  * arbitration/hooks.h), security/, util/.
@@ -73,5 +74,11 @@ extern void kaireon_caps_count_conversion(const char *tenant_id, const char *off
 extern void kaireon_record_decisions(KDecideResult *res, KDecideArgs *args);
 extern void kaireon_record_controls(KDecideResult *res, KDecideArgs *args);
 extern void kaireon_record_trace(KDecideResult *res, KDecideArgs *args, double duration_ms);
+
+/* triggers.c: trigger rules on outcomes; the actions of trigger rules and geofences */
+extern json_t *kaireon_fire_triggers(KTenantConfig *cfg, const char *customer_id, const char *outcome,
+									 json_t *event, TimestampTz at);
+extern json_t *kaireon_run_action(const char *tenant_id, const char *customer_id, const char *action_type,
+								  json_t *config, json_t *source, json_t *event, TimestampTz at, const char *where);
 
 #endif							/* KAIREON_DECISION_H */

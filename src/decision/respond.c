@@ -11,7 +11,8 @@
  * Then, in one transaction: the interaction row, an outbox event (topic
  * interaction.recorded), adaptive propensity counts (offer, category,
  * channel, global), budget conversions for positive outcomes, the impression
- * mirror for impressions, and suppressions from outcome_based policies.
+ * mirror for impressions, suppressions from outcome_based policies, and the
+ * tenant's trigger rules on the outcome (decision/triggers.c).
  * respond_bulk runs each item in a subtransaction: a bad item is reported and
  * the good ones are kept.
  */
@@ -524,6 +525,24 @@ respond_one(RespondArgs *a)
 	}
 
 	add_suppressions(cfg, a, &r, interaction_id);
+	kaireon_stat_respond(cfg->tenant_id, r.channel_id, cls);
+
+	/* the trigger rules of the outcome (decision/triggers.c); cfg is not used after
+	 * this: an action's decision may recompile the configuration */
+	{
+		json_t	   *event = json_deep_copy(result);
+		json_t	   *fired;
+
+		json_object_set_new(event, "interactionType", json_string("outcome"));
+		json_object_set(event, "context", a->context);
+		json_object_set_new(event, "occurredAt", json_string(timestamptz_to_str(a->occurred_at)));
+		if (a->has_value)
+			json_object_set_new(event, "conversionValue", json_real(a->conversion_value));
+		json_object_del(event, "duplicate");
+		fired = kaireon_fire_triggers(cfg, a->customer_id, a->outcome, event, a->occurred_at);
+		if (json_array_size(fired) > 0)
+			json_object_set_new(result, "triggers", fired);
+	}
 
 	/* what a duplicate of this key will answer */
 	if (a->idempotency_key != NULL)
@@ -531,14 +550,13 @@ respond_one(RespondArgs *a)
 		Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
 		Datum		v[3];
 
-		v[0] = CStringGetTextDatum(cfg->tenant_id);
+		v[0] = CStringGetTextDatum(a->tenant_id);
 		v[1] = CStringGetTextDatum(a->idempotency_key);
 		v[2] = JsonbPGetDatum(kj_to_jsonb(result));
 		exec("UPDATE kaireon.respond_idempotency SET result = $3 WHERE tenant_id = $1 AND idempotency_key = $2",
 			 3, types, v, NULL, SPI_OK_UPDATE);
 	}
 
-	kaireon_stat_respond(cfg->tenant_id, r.channel_id, cls);
 	SPI_finish();
 	MemoryContextSwitchTo(mcxt);
 	return result;

@@ -328,12 +328,22 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 
 /* ---- guardrails ---- */
 
+/* What a guardrail's fields are read from. */
+typedef struct GuardrailSubject
+{
+	const KRequest *req;
+	const KOffer *offer;
+} GuardrailSubject;
+
 /* Resolve a guardrail field (offer.*, customer.*, request.*, channel.*). */
 static json_t *
-guardrail_value(const KRequest *req, const KOffer *offer, const char *field)
+guardrail_value(const char *field, void *arg)
 {
+	const GuardrailSubject *s = arg;
+	const KRequest *req = s->req;
+
 	if (strncmp(field, "offer.", 6) == 0)
-		return kaireon_offer_attribute(offer, field + 6);
+		return kaireon_offer_attribute(s->offer, field + 6);
 	if (strncmp(field, "customer.", 9) == 0)
 		return kaireon_path(req->cust->attrs, field + 9);
 	if (strncmp(field, "request.", 8) == 0)
@@ -343,30 +353,6 @@ guardrail_value(const KRequest *req, const KOffer *offer, const char *field)
 	return NULL;
 }
 
-/* Evaluate a guardrail expression; comparisons with missing values are false. */
-static bool
-expr_holds(const KRequest *req, const KOffer *offer, const KExpr *e)
-{
-	switch (e->kind)
-	{
-		case KEXPR_ALL:
-			for (int i = 0; i < e->nchildren; i++)
-				if (!expr_holds(req, offer, e->children[i]))
-					return false;
-			return true;
-		case KEXPR_ANY:
-			for (int i = 0; i < e->nchildren; i++)
-				if (expr_holds(req, offer, e->children[i]))
-					return true;
-			return false;
-		case KEXPR_NOT:
-			return !expr_holds(req, offer, e->children[0]);
-		case KEXPR_CMP:
-			return kaireon_cond_holds(&e->cond, guardrail_value(req, offer, e->cond.path));
-	}
-	return false;
-}
-
 /*
  * Guardrails state what must hold for a candidate.  A hard guardrail that
  * does not hold drops the candidate; a soft one adds a warning.
@@ -374,13 +360,13 @@ expr_holds(const KRequest *req, const KOffer *offer, const KExpr *e)
 void
 kaireon_apply_guardrails(KRequest *req, KCandidate *cand)
 {
-	const KOffer *offer = &req->cfg->offers[cand->offer];
+	GuardrailSubject subject = {req, &req->cfg->offers[cand->offer]};
 
 	for (int i = 0; i < req->cfg->nguardrails; i++)
 	{
 		const KGuardrail *g = &req->cfg->guardrails[i];
 
-		if (expr_holds(req, offer, g->expr))
+		if (kaireon_expr_holds(g->expr, guardrail_value, &subject))
 			continue;
 		if (g->hard)
 		{

@@ -44,6 +44,7 @@
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
+#include "util/subxact.h"
 #include "arbitration/constraints.h"
 #include "security/session.h"
 
@@ -324,6 +325,25 @@ update_tenant(const char *tenant_id, TimestampTz as_of, int *nout, int64 *versio
 	return out;
 }
 
+/* One tenant's update as a subtransaction's step (kaireon.update_dual_prices). */
+typedef struct DualsStep
+{
+	const char *tenant_id;
+	TimestampTz as_of;
+	Update	   *u;
+	int			n;
+	int64		version;
+} DualsStep;
+
+/* The step: update the tenant's prices, keep the updates and the version. */
+static void
+duals_step(void *arg)
+{
+	DualsStep  *st = (DualsStep *) arg;
+
+	st->u = update_tenant(st->tenant_id, st->as_of, &st->n, &st->version);
+}
+
 /* Append a tenant's updates to the result. */
 static void
 emit(ReturnSetInfo *rsinfo, const char *tenant_id, const Update *u, int n, int64 version)
@@ -411,11 +431,10 @@ kaireon_update_dual_prices_all(PG_FUNCTION_ARGS)
 	json_array_foreach(tenants, i, t)
 	{
 		const char *tenant_id = json_string_value(t);
-		ResourceOwner owner = CurrentResourceOwner;
-		Update	   *volatile u = NULL;
-		volatile int n = 0;
-		volatile int64 version = 0;
-		char	   *volatile error = NULL;
+		Update	   *u = NULL;
+		int			n = 0;
+		int64		version = 0;
+		char	   *error = NULL;
 		const char *current = kaireon_current_tenant();
 		Oid			caller = GetOuterUserId();
 
@@ -425,35 +444,19 @@ kaireon_update_dual_prices_all(PG_FUNCTION_ARGS)
 			(current == NULL || strcmp(current, tenant_id) != 0))
 			continue;
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(mcxt);
-		PG_TRY();
 		{
-			int			nn;
-			int64		vv;
-
-			u = update_tenant(tenant_id, as_of, &nn, &vv);
-			n = nn;
-			version = vv;
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(mcxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
+			DualsStep	st = {tenant_id, as_of, NULL, 0, 0};
 			ErrorData  *edata;
 
 			MemoryContextSwitchTo(mcxt);
-			edata = CopyErrorData();
-			if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				PG_RE_THROW();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(mcxt);
-			CurrentResourceOwner = owner;
-			error = edata->message;
+			edata = ksubxact_run(duals_step, &st);
+
+			u = st.u;
+			n = st.n;
+			version = st.version;
+			if (edata != NULL)
+				error = edata->message;
 		}
-		PG_END_TRY();
 		if (error != NULL)
 		{
 			Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};

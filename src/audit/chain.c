@@ -79,6 +79,7 @@
 #include "utils/timestamp.h"
 
 #include "security/owner.h"
+#include "util/subxact.h"
 #include "audit/audit.h"
 
 /* The oid of schema kaireon. */
@@ -652,6 +653,22 @@ head_lock(ChainCache *entry)
 /* How often a REPEATABLE READ or SERIALIZABLE appender retries locking a head a concurrent appender moved. */
 #define HEAD_LOCK_RETRIES 100
 
+/* The head lock as a subtransaction's step (head_lock_retrying). */
+typedef struct HeadLock
+{
+	ChainCache *entry;
+	bool		locked;
+} HeadLock;
+
+/* The step: lock the head row. */
+static void
+head_lock_step(void *arg)
+{
+	HeadLock   *hl = (HeadLock *) arg;
+
+	hl->locked = head_lock(hl->entry);
+}
+
 /*
  * head_lock in a subtransaction, retried after a serialization failure: under
  * REPEATABLE READ and SERIALIZABLE, locking a row that a concurrent appender
@@ -661,42 +678,18 @@ head_lock(ChainCache *entry)
 static bool
 head_lock_retrying(ChainCache *entry)
 {
-	volatile int tries = 0;
+	int			tries = 0;
 
 	for (;;)
 	{
-		MemoryContext oldcxt = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
-		volatile bool locked = false;
-		volatile bool failed = false;
+		HeadLock	hl = {entry, false};
+		ErrorData  *edata = ksubxact_run(head_lock_step, &hl);
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			locked = head_lock(entry);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || ++tries > HEAD_LOCK_RETRIES)
-				ReThrowError(edata);
-			FreeErrorData(edata);
-			failed = true;
-		}
-		PG_END_TRY();
-		if (!failed)
-			return locked;
+		if (edata == NULL)
+			return hl.locked;
+		if (edata->sqlerrcode != ERRCODE_T_R_SERIALIZATION_FAILURE || ++tries > HEAD_LOCK_RETRIES)
+			ReThrowError(edata);
+		FreeErrorData(edata);
 	}
 }
 

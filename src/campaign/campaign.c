@@ -51,6 +51,7 @@
 #include "util/ids.h"
 #include "util/datum.h"
 #include "util/spi.h"
+#include "util/subxact.h"
 #include "arbitration/arbitration.h"
 #include "arbitration/constraints.h"
 #include "campaign/solver.h"
@@ -822,41 +823,37 @@ list_first(Campaign *cp)
  * its result; on failure rolls the subtransaction back, returns NULL and the
  * error message in *error (a cancelled query is re-raised).
  */
+/* A campaign step as a subtransaction's step (run_guarded). */
+typedef struct GuardedStep
+{
+	Campaign   *cp;
+	json_t	   *(*step) (Campaign *);
+	json_t	   *result;
+} GuardedStep;
+
+/* The step: run it, keep its result. */
+static void
+guarded_step(void *arg)
+{
+	GuardedStep *g = (GuardedStep *) arg;
+
+	g->result = g->step(g->cp);
+}
+
 static json_t *
 run_guarded(Campaign *cp, json_t *(*step) (Campaign *), char **error)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	json_t	   *volatile result = NULL;
+	GuardedStep g = {cp, step, NULL};
+	ErrorData  *edata;
 
 	*error = NULL;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		result = step(cp);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		/* re-thrown once the subtransaction is gone: the caller's transaction aborts as a whole */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		*error = psprintf("%s (SQLSTATE %s)", edata->message, unpack_sql_state(edata->sqlerrcode));
-		result = NULL;
-	}
-	PG_END_TRY();
-	return result;
+	/* a cancel is re-raised there, once the subtransaction is gone: the caller's transaction aborts as a whole */
+	edata = ksubxact_run(guarded_step, &g);
+	if (edata == NULL)
+		return g.result;
+	*error = psprintf("%s (SQLSTATE %s)", edata->message, unpack_sql_state(edata->sqlerrcode));
+	FreeErrorData(edata);
+	return NULL;
 }
 
 /* Solver settings: the GUC defaults, overridden by an options object (tolerance, maxIterations). */

@@ -39,6 +39,7 @@
 #include "pgtime.h"
 
 #include "util/spi.h"
+#include "util/subxact.h"
 #include "config/types.h"
 #include "config/validate.h"
 
@@ -1215,6 +1216,25 @@ static const FieldSpec action_update_attribute[] = {
 	FIELD_END
 };
 
+/* The attribute values of an update_attribute action read as their fields' types (a subtransaction's step). */
+typedef struct AttributeCheck
+{
+	const char *table;
+	Oid		   *types;
+	Datum	   *values;
+} AttributeCheck;
+
+/* The step: jsonb_populate_record of the table's row type over the values (errors on a bad value). */
+static void
+attribute_check_step(void *arg)
+{
+	AttributeCheck *c = (AttributeCheck *) arg;
+
+	if (kspi_execute_with_args(psprintf("SELECT jsonb_populate_record(NULL::%s, $1) IS NULL", c->table),
+							   1, c->types, c->values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: checking the attribute values failed");
+}
+
 /* The field table of an action type (one of trigger_action_types). */
 static const FieldSpec *
 action_fields(const char *action_type)
@@ -1300,37 +1320,15 @@ kaireon_customer_update_target(const char *tenant_id, const char *schema_name, j
 	/* the values must read as the fields' types: tried in a subtransaction, refused as 22023 */
 	jv[0] = JsonbPGetDatum(kj_to_jsonb(attributes));
 	{
-		MemoryContext cxt = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
+		AttributeCheck check = {*table, jtypes, jv};
+		ErrorData  *edata = ksubxact_run(attribute_check_step, &check);
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			if (kspi_execute_with_args(psprintf("SELECT jsonb_populate_record(NULL::%s, $1) IS NULL", *table),
-									   1, jtypes, jv, NULL, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "kaireon: checking the attribute values failed");
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
+		if (edata != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid %s: field \"attributes\" holds a value the customer data table %s cannot take: %s",
 							where, *table, edata->message),
 					 errhint("Give each attribute a value of its field's type (kaireon.schema_fields.data_type).")));
-		}
-		PG_END_TRY();
 	}
 }
 

@@ -35,6 +35,7 @@
 
 #include "util/ids.h"
 #include "util/spi.h"
+#include "util/subxact.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
 #include "scoring/scoring.h"
@@ -780,6 +781,28 @@ kaireon_respond_json(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+/* One respond_bulk item as a subtransaction's step. */
+typedef struct BulkItem
+{
+	json_t	   *item;
+	const char *tenant;			/* the tenant-first form's tenant, or NULL */
+	size_t		index;
+	json_t	   *result;
+} BulkItem;
+
+/* The step: the item's outcome recorded, its answer kept. */
+static void
+bulk_item_step(void *arg)
+{
+	BulkItem   *bi = (BulkItem *) arg;
+	RespondArgs a;
+
+	if (bi->tenant)
+		kj_set_tenant(bi->item, bi->tenant, psprintf("items[%zu]", bi->index));
+	args_from_json(&a, bi->item, psprintf("items[%zu]", bi->index));
+	bi->result = respond_one(&a);
+}
+
 /*
  * kaireon.respond_bulk(request jsonb), and the tenant-first form
  * respond_bulk(tenant_id text, request jsonb), whose items all belong to
@@ -792,7 +815,6 @@ Datum
 kaireon_respond_bulk(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	MemoryContext callcxt;
 	MemoryContext old;
 	json_t	   *req,
@@ -800,7 +822,7 @@ kaireon_respond_bulk(PG_FUNCTION_ARGS)
 			   *results,
 			   *item;
 	size_t		i;
-	volatile int ok = 0,
+	int			ok = 0,
 				failed = 0;
 	Datum		result;
 
@@ -826,42 +848,28 @@ kaireon_respond_bulk(PG_FUNCTION_ARGS)
 	json_array_foreach(items, i, item)
 	{
 		CHECK_FOR_INTERRUPTS();
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(callcxt);
-		PG_TRY();
 		{
-			RespondArgs a;
-			json_t	   *r;
-
-			if (tenant)
-				kj_set_tenant(item, tenant, psprintf("items[%zu]", i));
-			args_from_json(&a, item, psprintf("items[%zu]", i));
-			r = respond_one(&a);
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(callcxt);
-			CurrentResourceOwner = owner;
-			json_object_set_new(r, "index", json_integer(i));
-			json_object_set_new(r, "ok", json_true());
-			json_array_append_new(results, r);
-			ok++;
-		}
-		PG_CATCH();
-		{
+			BulkItem	bi = {item, tenant, i, NULL};
 			ErrorData  *edata;
 
 			MemoryContextSwitchTo(callcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(callcxt);
-			CurrentResourceOwner = owner;
-			json_array_append_new(results, json_pack("{s:i,s:b,s:{s:s,s:s}}", "index", (int) i, "ok", false,
-													 "error", "sqlstate", unpack_sql_state(edata->sqlerrcode),
-													 "message", edata->message));
-			FreeErrorData(edata);
-			failed++;
+			edata = ksubxact_run(bulk_item_step, &bi);
+			if (edata == NULL)
+			{
+				json_object_set_new(bi.result, "index", json_integer(i));
+				json_object_set_new(bi.result, "ok", json_true());
+				json_array_append_new(results, bi.result);
+				ok++;
+			}
+			else
+			{
+				json_array_append_new(results, json_pack("{s:i,s:b,s:{s:s,s:s}}", "index", (int) i, "ok", false,
+														 "error", "sqlstate", unpack_sql_state(edata->sqlerrcode),
+														 "message", edata->message));
+				FreeErrorData(edata);
+				failed++;
+			}
 		}
-		PG_END_TRY();
 	}
 	result = to_jsonb_datum(json_pack("{s:i,s:i,s:o}", "accepted", ok, "failed", failed, "results", results), outer);
 	MemoryContextSwitchTo(old);

@@ -64,6 +64,7 @@
 
 #include "util/spi.h"
 #include "util/version.h"
+#include "util/subxact.h"
 #include "maintenance/maintenance.h"
 
 static int	kaireon_retention_batch_delay = 50;
@@ -248,39 +249,16 @@ kjob_boundary(KJobCtx *ctx, bool pause)
 bool
 kjob_try(KJobCtx *ctx, KStepFn fn, void *arg, char **errmsg, int *sqlerrcode)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	ErrorData  *edata = ksubxact_run(fn, arg);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		if (errmsg)
-			*errmsg = pstrdup(edata->message);
-		if (sqlerrcode)
-			*sqlerrcode = edata->sqlerrcode;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	if (edata == NULL)
+		return true;
+	if (errmsg)
+		*errmsg = pstrdup(edata->message);
+	if (sqlerrcode)
+		*sqlerrcode = edata->sqlerrcode;
+	FreeErrorData(edata);
+	return false;
 }
 
 /* Run a statement with arguments; the first column of its first row as int64 (NULL -> 0). */

@@ -30,6 +30,7 @@
 #include <math.h>
 
 #include "util/json.h"
+#include "util/subxact.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -433,6 +434,23 @@ kaireon_model_lookup(const char *tenant_id, const char *model_key)
 	return m;
 }
 
+/* A model lookup as a subtransaction's step (kaireon_model_lookup_for_decision). */
+typedef struct ModelLookup
+{
+	const char *tenant_id;
+	const char *model_key;
+	KaireonModel *model;
+} ModelLookup;
+
+/* The step: look the model up (compiling it when it is not cached). */
+static void
+model_lookup_step(void *arg)
+{
+	ModelLookup *l = (ModelLookup *) arg;
+
+	l->model = kaireon_model_lookup(l->tenant_id, l->model_key);
+}
+
 /*
  * kaireon_model_lookup for a decision, which falls back rather than fails: a
  * model whose row cannot be compiled (a data exception, class 22: a stored
@@ -446,42 +464,25 @@ kaireon_model_lookup_for_decision(const char *tenant_id, const char *model_key, 
 	char		key[CACHE_KEY_LEN];
 	ModelCacheEntry *e;
 	bool		found;
-	KaireonModel *volatile m = NULL;
-	MemoryContext caller = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	ModelLookup lookup;
+	ErrorData  *err;
 
 	*problem = NULL;
 	cache_key(tenant_id, model_key, key);
 	e = hash_search(get_cache(), key, HASH_FIND, &found);
 	if (found && !e->needs_check)
 		return e->model;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(caller);
-	PG_TRY();
-	{
-		m = kaireon_model_lookup(tenant_id, model_key);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *err;
-
-		MemoryContextSwitchTo(caller);
-		err = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
-		if (ERRCODE_TO_CATEGORY(err->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
-			ReThrowError(err);
-		*problem = pstrdup(err->message);
-		FreeErrorData(err);
-		m = NULL;
-	}
-	PG_END_TRY();
-	return m;
+	lookup.tenant_id = tenant_id;
+	lookup.model_key = model_key;
+	lookup.model = NULL;
+	err = ksubxact_run(model_lookup_step, &lookup);
+	if (err == NULL)
+		return lookup.model;
+	if (ERRCODE_TO_CATEGORY(err->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+		ReThrowError(err);
+	*problem = pstrdup(err->message);
+	FreeErrorData(err);
+	return NULL;
 }
 
 /* Gather a subject's values of the model's features. */

@@ -269,6 +269,12 @@ SELECT bool_and(abs((t ->> 'weight')::float8 - CASE t ->> 'interactionId' WHEN '
                                                                          ELSE 0.5 END / 0.8125) < 1e-12) AS decay_matches
   FROM kaireon.attribution_results a, jsonb_array_elements(a.touchpoints) t
  WHERE a.tenant_id = 'lf' AND a.model = 'time_decay';
+-- a half-life far shorter than the touches' ages: no underflow error (2^-(1 day / 1 s) is
+-- below the smallest double); the newest touch takes all the credit
+SELECT kaireon.attribute_conversions('lf', '2026-04-01', '2026-05-01', 'time_decay', half_life => '1 second') AS decay_rows;
+SELECT t ->> 'interactionId' AS touch, (t ->> 'weight')::float8 = 1 AS all_credit, (t ->> 'weight')::float8 < 1e-300 AS none
+  FROM kaireon.attribution_results a, jsonb_array_elements(a.touchpoints) t
+ WHERE a.tenant_id = 'lf' AND a.model = 'time_decay' ORDER BY t ->> 'occurredAt';
 -- idempotent: re-running the window replaces its rows
 SELECT kaireon.attribute_conversions('lf', '2026-04-01', '2026-05-01') AS again;
 SELECT model, count(*) FROM kaireon.attribution_results WHERE tenant_id = 'lf' GROUP BY model ORDER BY model;

@@ -152,5 +152,16 @@ SELECT geofence_id, transition, fired
 SELECT geofence_id, transition, fired
   FROM kaireon.location_event('geobig', 'u1', 43.5 + 1500 / 111195.08, -129.2, '2026-05-01 10:01+00');
 
+-- a fence written before the checks existed (0.1.0 kept geofences, action '{}' by default):
+-- its action answers 22023 naming the fence when it fires (it crashed), nothing written
+ALTER TABLE kaireon.geofences DISABLE TRIGGER validate_config;
+INSERT INTO kaireon.geofences (tenant_id, id, name, latitude, longitude, radius_meters, trigger_on, action)
+    VALUES ('geo', 'old', 'From 0.1.0', 10, 10, 100, 'enter', '{}');
+ALTER TABLE kaireon.geofences ENABLE TRIGGER validate_config;
+SELECT * FROM kaireon.location_event('geo', 'u9', 10, 10, '2026-05-02 10:00+00');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS u9_presences FROM kaireon.geofence_presences WHERE tenant_id = 'geo' AND customer_id = 'u9';
+DELETE FROM kaireon.geofences WHERE tenant_id = 'geo' AND id = 'old';
+
 SET client_min_messages = warning;
 DELETE FROM kaireon.tenants WHERE id IN ('geo', 'geobig');

@@ -4762,8 +4762,10 @@ BEGIN
                row_number() OVER w_last AS from_last,
                row_number() OVER w_first AS from_first,
                count(*) OVER (PARTITION BY cv.id) AS n,
-               power(2::float8, -extract(epoch FROM cv.occurred_at - r.occurred_at)
-                                / extract(epoch FROM half_life)) AS decay
+               -- halved per half_life of age, counted from the newest touch (weight 1): the
+               -- weights' ratios are those of the age from the conversion, and none underflows
+               power(2::float8, greatest(-extract(epoch FROM max(r.occurred_at) OVER (PARTITION BY cv.id) - r.occurred_at)
+                                         / extract(epoch FROM half_life), -1000)) AS decay
           FROM conversions cv
           JOIN kaireon.interaction_history r
             ON r.tenant_id = attribute_conversions.tenant_id AND r.customer_id = cv.customer_id
@@ -4905,7 +4907,7 @@ CREATE FUNCTION kaireon_internal._validate_trigger_rule() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION kaireon_internal._validate_trigger_rule() IS
     'Internal: BEFORE INSERT OR UPDATE trigger of trigger_rules: the event type (outcome or an outcome type key of the tenant), the action type and its action_config, the condition (guardrail expression language over event.* and customer.*), and for update_attribute the attributes against the published customer data schema; 22023 naming the rule and the bad part (docs/triggers.md).';
-CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF name, event_type, condition, action_type, action_config
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF name, event_type, condition, action_type, action_config, cooldown_ms
     ON kaireon.trigger_rules FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_trigger_rule();
 
 CREATE FUNCTION kaireon_internal._validate_geofence() RETURNS trigger

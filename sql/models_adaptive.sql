@@ -211,4 +211,17 @@ SELECT kaireon_internal._adaptive_learn('\x00'::bytea, '\x4b41533100000000'::byt
 SELECT kaireon_internal._adaptive_learn(NULL, '\x4b41533100000000'::bytea, true, 1, 4);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- a symbolic value longer than 1024 bytes counts as missing (its length is stored in 16 bits:
+-- a 65536-byte value was kept as '' and a 70000-byte one as its first 4464 bytes)
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, config) VALUES
+  ('ad', 'long', 'Long values', 'adaptive', '[{"name": "g", "type": "categorical"}]', '{"refreshMs": 0}');
+SELECT kaireon.model_learn('ad', 'long', 'o1', jsonb_build_object('g', repeat('v', 70000)), 'positive') AS learned;
+SELECT kaireon.model_learn('ad', 'long', 'o1', jsonb_build_object('g', 'short'), 'positive') AS learned;
+SELECT predictor, jsonb_path_query_array(bins, '$[*].values') AS values_kept
+  FROM kaireon.adaptive_report('ad', 'long', 'o1');
+-- a crafted sketch: its counts are checked against its bytes before anything is allocated for
+-- them (one section claiming 1,000,000 entries in 8 bytes), and a centroid must be finite
+SELECT kaireon_internal._adaptive_learn('\x4b41533101000000010001004042' || '0f0078'::bytea, '\x4b41533100000000', true, 20, 100);
+SELECT kaireon_internal._adaptive_learn('\x4b41533101000000010001000100000078' || '\x000000000000f87f0000000000000000'::bytea,
+                                        '\x4b41533100000000', true, 20, 100);
 DELETE FROM kaireon.tenants WHERE id = 'ad';

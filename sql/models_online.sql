@@ -58,6 +58,18 @@ SELECT (model_state -> 'weights' ->> 'x')::float8 = 0.25 AS x_quarter, model_sta
        model_state -> 'updates' AS updates
   FROM kaireon.algorithm_models WHERE tenant_id = 'ol' AND key = 'inv';
 
+-- a step that overflows is refused (22003 naming the weight and the rate), nothing stored: it was
+-- dropped silently (json_real(Inf) is NULL) while updates still counted it
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, model_state) VALUES
+  ('ol', 'huge', 'Huge rate', 'online_learner', '[{"name": "x", "type": "numeric"}]',
+   '{"learningRate": "constant", "eta0": 1e300, "alpha": 0, "fitIntercept": false, "weights": {"x": 0.5}}');
+-- (a positive outcome at margin 5e9 has a zero gradient and changes nothing; a negative one moves x by -1e300 * 1e10)
+SELECT kaireon.model_learn('ol', 'huge', features => '{"x": 1e10}', outcome => 'negative') AS learned;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT model_state->'weights'->'x' AS x, coalesce(model_state->'updates', '0') AS updates
+  FROM kaireon.algorithm_models WHERE tenant_id = 'ol' AND key = 'huge';
+DELETE FROM kaireon.algorithm_models WHERE tenant_id = 'ol' AND key = 'huge';
+
 -- ---------------------------------------------------------------- online_learner: from respond
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('ol', 'web', 'Web', 'web');
 INSERT INTO kaireon.offers (tenant_id, id, name, status, priority) VALUES

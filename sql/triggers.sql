@@ -188,6 +188,26 @@ SELECT count(*) AS history_after FROM kaireon.interaction_history WHERE tenant_i
 SELECT customer_id, tier FROM kaireon_t_trg.ds_customers ORDER BY customer_id;
 
 SET client_min_messages = warning;
+-- rows written before the checks existed (0.1.0 kept trigger_rules without running them): a
+-- stored action missing its fields answers 22023 naming the rule when it fires (it crashed)
+ALTER TABLE kaireon.trigger_rules DISABLE TRIGGER validate_config;
+INSERT INTO kaireon.trigger_rules (tenant_id, id, name, event_type, action_type, action_config)
+    VALUES ('trg', 'old1', 'From 0.1.0', 'outcome', 'recommend', '{}');
+ALTER TABLE kaireon.trigger_rules ENABLE TRIGGER validate_config;
+SELECT kaireon.respond('trg', 'c-old', 'click', offer_id => 'o1', occurred_at => '2026-03-02 10:00+00');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS recorded FROM kaireon.interaction_history WHERE tenant_id = 'trg' AND customer_id = 'c-old';
+DELETE FROM kaireon.trigger_rules WHERE tenant_id = 'trg' AND id = 'old1';
+-- a cooldown is at most 100 years (the largest bigint overflowed to a negative cooldown, which
+-- never cooled down), when written and when changed
+INSERT INTO kaireon.trigger_rules (tenant_id, id, name, event_type, action_type, action_config, cooldown_ms)
+    VALUES ('trg', 'forever', 'Forever', 'outcome', 'notify', '{"topic": "x"}', 9223372036854775807);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.trigger_rules (tenant_id, id, name, event_type, action_type, action_config, cooldown_ms)
+    VALUES ('trg', 'forever', 'Forever', 'outcome', 'notify', '{"topic": "x"}', 3153600000000);
+UPDATE kaireon.trigger_rules SET cooldown_ms = 3153600000001 WHERE tenant_id = 'trg' AND id = 'forever';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+DELETE FROM kaireon.trigger_rules WHERE tenant_id = 'trg' AND id = 'forever';
 DELETE FROM kaireon.tenants WHERE id = 'trg';
 DROP SCHEMA kaireon_t_trg CASCADE;
 DELETE FROM kaireon.tenant_schemas WHERE owner_tenant_id = 'trg';

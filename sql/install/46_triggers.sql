@@ -8,7 +8,7 @@ CREATE FUNCTION kaireon_internal._validate_trigger_rule() RETURNS trigger
     LANGUAGE C;
 COMMENT ON FUNCTION kaireon_internal._validate_trigger_rule() IS
     'Internal: BEFORE INSERT OR UPDATE trigger of trigger_rules: the event type (outcome or an outcome type key of the tenant), the action type and its action_config, the condition (guardrail expression language over event.* and customer.*), and for update_attribute the attributes against the published customer data schema; 22023 naming the rule and the bad part (docs/triggers.md).';
-CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF name, event_type, condition, action_type, action_config
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF name, event_type, condition, action_type, action_config, cooldown_ms
     ON kaireon.trigger_rules FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_trigger_rule();
 
 CREATE FUNCTION kaireon_internal._validate_geofence() RETURNS trigger

@@ -255,8 +255,10 @@ BEGIN
                row_number() OVER w_last AS from_last,
                row_number() OVER w_first AS from_first,
                count(*) OVER (PARTITION BY cv.id) AS n,
-               power(2::float8, -extract(epoch FROM cv.occurred_at - r.occurred_at)
-                                / extract(epoch FROM half_life)) AS decay
+               -- halved per half_life of age, counted from the newest touch (weight 1): the
+               -- weights' ratios are those of the age from the conversion, and none underflows
+               power(2::float8, greatest(-extract(epoch FROM max(r.occurred_at) OVER (PARTITION BY cv.id) - r.occurred_at)
+                                         / extract(epoch FROM half_life), -1000)) AS decay
           FROM conversions cv
           JOIN kaireon.interaction_history r
             ON r.tenant_id = attribute_conversions.tenant_id AND r.customer_id = cv.customer_id

@@ -72,6 +72,7 @@
 #include "config/caps.h"
 #include "config/conditions.h"
 #include "config/config.h"
+#include "config/validate.h"
 #include "stats/stats.h"
 
 typedef struct CacheEntry
@@ -773,7 +774,8 @@ load_trigger_rules(KTenantConfig *cfg)
 		t->action_type = str_field(r, "action_type");
 		t->action_config = json_incref(json_object_get(r, "action_config"));
 		t->priority = (int) kj_num(r, "priority", 0);
-		t->cooldown_ms = (int64) kj_num(r, "cooldown_ms", 0);
+		/* bounded as the rule's check bounds it (rows from before the check: clamped, no overflow) */
+		t->cooldown_ms = (int64) Max(0.0, Min(kj_num(r, "cooldown_ms", 0), (double) KAIREON_MAX_COOLDOWN_MS));
 		t->cond = (json_is_object(cond) && json_object_size(cond) > 0) ? parse_expr(cond, "field", "op", 0) : NULL;
 	}
 }

@@ -1345,6 +1345,26 @@ check_action(ValidateCtx *ctx, const char *type_where, const char *action_type, 
 	check_fields(ctx, config, action_fields(action_type));
 }
 
+/*
+ * A stored action (a trigger rule's or a geofence's) checked as when written, before it runs:
+ * rows written before the checks existed (0.1.0 kept trigger_rules and geofences without
+ * running them) answer 22023 naming where and the field, never a missing field at run time.
+ */
+void
+kaireon_check_stored_action(const char *where, const char *action_type, json_t *config)
+{
+	ValidateCtx ctx;
+
+	ctx.where = where;
+	ctx.rule_type = NULL;
+	if (action_type == NULL)
+		config_error(&ctx, "type", "is required");
+	if (config != NULL && !json_is_object(config))
+		config_error(&ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(config)));
+	check_action(&ctx, psprintf("%s type", where), action_type, config ? config : json_object(),
+				 trigger_action_types);
+}
+
 /* A text column of the trigger's new row (NULL when null). */
 static char *
 new_text(TriggerData *td, HeapTuple tuple, const char *column)
@@ -1405,6 +1425,18 @@ kaireon_validate_trigger_rule(PG_FUNCTION_ARGS)
 
 	if (tenant_id == NULL || event_type == NULL || action_type == NULL)
 		goto done;
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), "cooldown_ms"),
+									 RelationGetDescr(td->tg_relation), &isnull);
+
+		if (!isnull && (DatumGetInt64(d) < 0 || DatumGetInt64(d) > KAIREON_MAX_COOLDOWN_MS))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid %s cooldown_ms: " INT64_FORMAT " is not between 0 and " INT64_FORMAT " (100 years)",
+							rule, DatumGetInt64(d), (int64) KAIREON_MAX_COOLDOWN_MS),
+					 errhint("A rule that fires once per customer for good: 3153600000000.")));
+	}
 	condition = new_json(td, tuple, "condition", "condition");
 	config = new_json(td, tuple, "action_config", "action_config");
 	ctx.rule_type = NULL;

@@ -26,6 +26,10 @@ extern bool kaireon_config_kind_from_name(const char *name, KaireonConfigKind *k
 extern bool kaireon_config_rule_type_known(KaireonConfigKind kind, const char *rule_type);
 extern void kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 									json_t *config, const char *where);
+/* a stored trigger rule's or geofence's action checked as when written (22023 naming where) */
+extern void kaireon_check_stored_action(const char *where, const char *action_type, json_t *config);
+/* the longest cooldown of a trigger rule: 100 years of 365 days, in milliseconds */
+#define KAIREON_MAX_COOLDOWN_MS INT64CONST(3153600000000)
 extern void kaireon_customer_update_target(const char *tenant_id, const char *schema_name, json_t *attributes,
 										   const char *where, char **table, char **key);
 

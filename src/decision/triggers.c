@@ -255,6 +255,7 @@ json_t *
 kaireon_run_action(const char *tenant_id, const char *customer_id, const char *action_type, json_t *config,
 				   json_t *source, json_t *event, TimestampTz at, const char *where)
 {
+	kaireon_check_stored_action(where, action_type, config);
 	if (strcmp(action_type, "recommend") == 0)
 		return action_recommend(tenant_id, customer_id, config);
 	if (strcmp(action_type, "notify") == 0 || strcmp(action_type, "webhook") == 0)

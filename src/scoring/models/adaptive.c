@@ -247,6 +247,8 @@ adaptive_compile(const ModelSource *src, ModelImpl *impl)
  * observation (what one outcome adds) has the same format with one entry per
  * section (its counts unused).
  */
+/* The longest symbolic value a sketch keeps (its length is stored in 16 bits); longer: missing. */
+#define ADM_MAX_SYMBOL 1024
 #define SKETCH_MAGIC "KAS1"
 #define SEC_NUMERIC 1
 #define SEC_SYMBOLIC 2
@@ -320,7 +322,8 @@ sketch_parse(const char *data, size_t len, Section **out, int extra)
 	if (memcmp(take(&p, end, 4), SKETCH_MAGIC, 4) != 0)
 		bad_sketch("it does not start with KAS1");
 	memcpy(&n, take(&p, end, 4), 4);
-	if (n > 100000)
+	/* counts are checked against the bytes left before anything is allocated for them */
+	if (n > 100000 || (uint64) n * 8 > (uint64) (end - p))
 		bad_sketch("too many sections");
 	s = palloc0(sizeof(Section) * (n + 1));
 	for (uint32 i = 0; i < n; i++)
@@ -332,7 +335,8 @@ sketch_parse(const char *data, size_t len, Section **out, int extra)
 		kind = *(const uint8 *) take(&p, end, 2);
 		memcpy(&nlen, take(&p, end, 2), 2);
 		memcpy(&count, take(&p, end, 4), 4);
-		if (kind < SEC_NUMERIC || kind > SEC_SCORE || count > 1000000)
+		if (kind < SEC_NUMERIC || kind > SEC_SCORE || count > 1000000 ||
+			(uint64) count * (kind == SEC_SYMBOLIC ? 10 : 16) > (uint64) (end - p))
 			bad_sketch("a section has an unknown kind or too many entries");
 		s[i].kind = kind;
 		s[i].name = pnstrdup(take(&p, end, nlen), nlen);
@@ -357,6 +361,8 @@ sketch_parse(const char *data, size_t len, Section **out, int extra)
 			for (uint32 k = 0; k < count; k++)
 			{
 				memcpy(&s[i].bins[k].c, take(&p, end, 8), 8);
+				if (!isfinite(s[i].bins[k].c))
+					bad_sketch("a centroid is not a finite number");
 				s[i].bins[k].pos = get_count(&p, end);
 				s[i].bins[k].neg = get_count(&p, end);
 			}
@@ -1393,8 +1399,9 @@ kaireon_adaptive_learn(const ModelImpl *impl, const KaireonValue *values, const 
 		char		buf[64];
 		const char *sym = pr->symbolic ? kv_level_text(val, buf, sizeof(buf)) : NULL;
 
-		if (pr->symbolic ? sym == NULL : isnan(kv_number(val)))
-			continue;			/* missing: counted by the offer's totals only */
+		/* missing (a symbol longer than ADM_MAX_SYMBOL bytes too): counted by the offer's totals only */
+		if (pr->symbolic ? (sym == NULL || strlen(sym) > ADM_MAX_SYMBOL) : !isfinite(kv_number(val)))
+			continue;
 		obs[n].kind = pr->symbolic ? SEC_SYMBOLIC : SEC_NUMERIC;
 		obs[n].name = pr->name;
 		obs[n].count = 1;

@@ -347,6 +347,21 @@ predictor_categorical(json_t *predictors, const char *name)
 }
 
 /*
+ * A weight or bias an SGD step produced: finite and within the models' bound, else 22003
+ * naming it (a step that overflows must not be dropped, nor stored for the validation to refuse).
+ */
+static double
+sgd_checked(double value, const char *what)
+{
+	if (!isfinite(value) || fabs(value) > KAIREON_MODEL_MAX_WEIGHT)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("online_learner step diverged: %s would become %g", what, value),
+				 errhint("Lower eta0 or use learningRate \"optimal\" or \"invscaling\", and keep feature values on a moderate scale.")));
+	return value;
+}
+
+/*
  * Learn one outcome: one SGD step on the state document, in place (the order
  * of scikit-learn's _plain_sgd: rate, margin, decay of the weights, step on the
  * weights and the bias, then the count).  A feature without a weight gets one
@@ -397,7 +412,7 @@ online_learn(json_t *state, json_t *predictors, const KaireonValue *values,
 				json_object_set_new(weights, name, w);
 			}
 			lw = json_object_get(w, level);
-			json_object_set_new(w, level, json_real((lw ? json_number_value(lw) : 0.0) + u));
+			json_object_set_new(w, level, json_real(sgd_checked((lw ? json_number_value(lw) : 0.0) + u, name)));
 		}
 		else
 		{
@@ -405,11 +420,11 @@ online_learn(json_t *state, json_t *predictors, const KaireonValue *values,
 
 			if (isnan(x) || x == 0.0)
 				continue;
-			json_object_set_new(weights, name, json_real((w ? json_number_value(w) : 0.0) + u * x));
+			json_object_set_new(weights, name, json_real(sgd_checked((w ? json_number_value(w) : 0.0) + u * x, name)));
 		}
 	}
 	if (u != 0.0 && s->fit_intercept)
-		json_object_set_new(state, "bias", json_real(lr->bias + u));
+		json_object_set_new(state, "bias", json_real(sgd_checked(lr->bias + u, "bias")));
 	else if (json_object_get(state, "bias") == NULL)
 		json_object_set_new(state, "bias", json_real(lr->bias));
 	json_object_set_new(state, "updates", json_integer((json_int_t) s->updates + 1));

@@ -107,12 +107,14 @@ sub node_by_port
 }
 
 # Moves the tenant's shard group (every co-located shard) to $to (a node); returns psql's
-# exit code, output and errors.
+# exit code, output and errors. Orphaned shards of an earlier move (Citus drops them later, in
+# the background) are dropped first: a move back to their node fails while they are there.
 sub move_tenant
 {
 	my ($coord, $tenant, $to) = @_;
 	my ($stdout, $stderr);
 	my $ret = $coord->psql('postgres', sprintf(q{
+    CALL pg_catalog.citus_cleanup_orphaned_resources();
     SELECT citus_move_shard_placement(p.shardid, n.nodename, n.nodeport, '%s', %d, shard_transfer_mode => 'block_writes')
       FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
      WHERE p.shardid = get_shard_id_for_distribution_column('kaireon.tenants', '%s')},

@@ -595,6 +595,25 @@ kaireon_confine_tenant(const char *tenant_id)
 }
 
 /*
+ * The tenant the session is held to: the one a running stored query is confined
+ * to, else the pinned one (42501 on conflicting pins, or when requested, if not
+ * NULL, names another tenant); NULL when neither holds the session.
+ */
+static const char *
+held_tenant(const char *requested)
+{
+	SessionPin	sp;
+
+	if (kaireon_confined_tenant != NULL)
+		return kaireon_confined_tenant;
+	session_pin(&sp);
+	if (sp.tenant == NULL)
+		return NULL;
+	enforce_pin(&sp, requested);
+	return sp.tenant;
+}
+
+/*
  * The tenant this session acts for: the tenant of a running stored query,
  * else its pinned tenant, else kaireon.tenant_id, else NULL.  Raises 42501
  * when the session is pinned to two tenants, or when kaireon.tenant_id names
@@ -605,35 +624,21 @@ kaireon_confine_tenant(const char *tenant_id)
 const char *
 kaireon_current_tenant(void)
 {
-	SessionPin	sp;
 	const char *requested = (kaireon_tenant_id != NULL && kaireon_tenant_id[0] != '\0') ? kaireon_tenant_id : NULL;
+	const char *held = held_tenant(requested);
 
-	if (kaireon_confined_tenant != NULL)
-		return kaireon_confined_tenant;
-	session_pin(&sp);
-	if (sp.tenant == NULL)
-		return requested;
-	enforce_pin(&sp, requested);
-	return sp.tenant;
+	return held != NULL ? held : requested;
 }
 
 /*
  * The one tenant the session is held to, whatever the role's other rights: the
- * tenant a running stored query is confined to, else the pinned tenant (42501
- * on conflicting pins, as kaireon_current_tenant); NULL when neither holds it.
+ * tenant a running stored query is confined to, else the pinned tenant; NULL
+ * when neither holds it.
  */
 const char *
 kaireon_restricted_tenant(void)
 {
-	SessionPin	sp;
-
-	if (kaireon_confined_tenant != NULL)
-		return kaireon_confined_tenant;
-	session_pin(&sp);
-	if (sp.tenant == NULL)
-		return NULL;
-	enforce_pin(&sp, NULL);
-	return sp.tenant;
+	return held_tenant(NULL);
 }
 
 /*

@@ -2772,8 +2772,8 @@ $$;
 
 CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETURNS SETOF regprocedure
     LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
     SELECT f::regprocedure FROM unnest(ARRAY[
         'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
         'kaireon.set_tenant(text,text,text,boolean)',
@@ -2785,6 +2785,8 @@ CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETUR
         'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
         'kaireon.wilson_interval(double precision,double precision,double precision)',
         'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
+        'kaireon.control_bucket(text,text,text)',
+        'kaireon.lift(text,timestamptz,timestamptz,text,double precision,text[])',
         'kaireon.set_model_seed(bigint)',
         'kaireon.verify_audit_chain(text,bigint,bigint,jsonb)', 'kaireon.audit_canonical(bigint)',
         'kaireon.audit_digest(text)',
@@ -2812,9 +2814,11 @@ CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETUR
         'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
         'kaireon.run_campaign(text,text,boolean)',
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
-        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)']) AS f
+        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
+        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
      WHERE p_access = 'app'
-$$;
+$fn$;
 
 CREATE OR REPLACE FUNCTION kaireon_internal._rollup_rolling(d kaireon.summary_definitions, as_of date) RETURNS void
     LANGUAGE plpgsql
@@ -3336,8 +3340,7 @@ END
 $$;
 
 
--- (added while 0.2.0 is developed: the adaptive model's functions; here because part 6's role
--- grants name adaptive_report)
+-- (added while 0.2.0 is developed: the adaptive model's functions)
 -- ---- adaptive models (src/scoring/models/adaptive.c) ----
 
 CREATE FUNCTION kaireon_internal._adaptive_learn(sketch bytea, observation bytea, positive boolean,
@@ -3988,10 +3991,7 @@ CREATE TRIGGER touch_updated_at BEFORE UPDATE ON kaireon.tenant_pins FOR EACH RO
 -- the data schemas of the tenants
 SELECT kaireon_internal._grant_confined_role();
 
--- the roles given access under 0.1.0 (kaireon.grant_*_role) get the access of 0.2.0: the new
--- functions of their kind, the new tables, kaireon_internal for admins
-SELECT kaireon_internal._grant_role(to_regrole(quote_ident(role_name)), access)
-  FROM kaireon.role_grants WHERE to_regrole(quote_ident(role_name)) IS NOT NULL ORDER BY role_name;
+-- (the roles given access under 0.1.0 get 0.2.0's access at the end of the script)
 
 GRANT USAGE ON SCHEMA kaireon TO kaireon_confined;
 GRANT USAGE ON SCHEMA kaireon_internal TO PUBLIC;
@@ -4947,59 +4947,9 @@ REVOKE ALL ON FUNCTION kaireon_internal._haversine_m(double precision, double pr
 GRANT EXECUTE ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision),
     kaireon_internal._geofence_box(double precision, double precision, double precision) TO PUBLIC;
 
--- the functions app and readonly roles may execute, with those part 7 added (part 2's
--- version serves part 6's grants, before they exist)
-CREATE OR REPLACE FUNCTION kaireon_internal._role_functions(p_access text) RETURNS SETOF regprocedure
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $fn$
-    SELECT f::regprocedure FROM unnest(ARRAY[
-        'kaireon.version()', 'kaireon.current_tenant_id()', 'kaireon.assert_tenant_access(text)',
-        'kaireon.set_tenant(text,text,text,boolean)',
-        'kaireon.validate_config(text,text,text)', 'kaireon.segment_members(text,text)',
-        'kaireon.is_segment_member(text,text,text)', 'kaireon_internal._segment_view(text,text)',
-        'kaireon.score(text,text,jsonb,text)', 'kaireon.score_vector(text,text,double precision[],text)',
-        'kaireon.explain_score(text,text,jsonb,text)', 'kaireon.model_features(text,text)',
-        'kaireon.adaptive_report(text,text,text,text)',
-        'kaireon.fnv1a(text)', 'kaireon.normal_cdf(double precision)',
-        'kaireon.wilson_interval(double precision,double precision,double precision)',
-        'kaireon.registry_transitions()', 'kaireon.experiment_bucket(text,text)',
-        'kaireon.control_bucket(text,text,text)',
-        'kaireon.lift(text,timestamptz,timestamptz,text,double precision,text[])',
-        'kaireon.set_model_seed(bigint)',
-        'kaireon.verify_audit_chain(text,bigint,bigint,jsonb)', 'kaireon.audit_canonical(bigint)',
-        'kaireon.audit_digest(text)',
-        'kaireon.four_eyes_required(text)', 'kaireon.approval_in_progress()', 'kaireon.in_restore_session()']) AS f
-    UNION ALL
-    SELECT f::regprocedure FROM unnest(ARRAY[
-        'kaireon.publish_data_schema(text,text)', 'kaireon.publish_segment(text,text)',
-        'kaireon.recommend(text,text,text,text,jsonb,integer,text,jsonb)', 'kaireon.recommend_json(jsonb)',
-        'kaireon.respond(text,text,text,text,integer,text,text,text,numeric,jsonb,timestamptz,text)',
-        'kaireon.respond_json(jsonb)', 'kaireon.respond_bulk(jsonb)',
-        'kaireon.recommend_json(text,jsonb)', 'kaireon.respond_json(text,jsonb)', 'kaireon.respond_bulk(text,jsonb)',
-        'kaireon.publish_decision_flow(text,text,text)',
-        'kaireon.model_learn(text,text,text,jsonb,text)', 'kaireon.import_model(text,text,text,text,jsonb)',
-        'kaireon.train_model(text,text,timestamptz,timestamptz,jsonb)',
-        'kaireon.check_drift(text,text,timestamptz,timestamptz,timestamptz,timestamptz,jsonb)',
-        'kaireon.transition_model(text,text,text,text)',
-        'kaireon.log_shadow_scores(text,text,text,jsonb,text[],text)',
-        'kaireon.assign_experiment(text,text,text,boolean)', 'kaireon.assign_variant(text,text,text,jsonb,interval)',
-        'kaireon.experiment_results(text,text)', 'kaireon.evaluate_experiment(text,text)',
-        'kaireon.request_approval(text,text,text,jsonb,text)', 'kaireon.approve_request(text,text,text)',
-        'kaireon.reject_request(text,text,text)', 'kaireon.cancel_request(text,text)',
-        'kaireon.create_api_key(text,text,jsonb,timestamptz)', 'kaireon.authenticate_api_key(text)',
-        'kaireon.revoke_api_key(text,text)', 'kaireon.create_oauth_client(text,text,jsonb)',
-        'kaireon.authenticate_oauth_client(text,text)', 'kaireon.revoke_oauth_client(text,text)',
-        'kaireon.get_setting(text,text,text)', 'kaireon.set_setting(text,text,text,text,boolean)',
-        'kaireon.run_campaign(text,text,boolean)',
-        'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
-        'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
-        'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
-        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
-     WHERE p_access = 'app'
-$fn$;
-
--- Last: the roles given access (kaireon.grant_*_role) get it on the objects of part 7 too
--- (kaireon.stat_decisions and kaireon.progress are views of schema kaireon); keep this at the end.
+-- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
+-- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
+-- lists them; the new tables and views, part 7's included; kaireon_internal for admins).
+-- Keep this at the end.
 SELECT kaireon_internal._grant_role(to_regrole(quote_ident(role_name)), access)
   FROM kaireon.role_grants WHERE to_regrole(quote_ident(role_name)) IS NOT NULL ORDER BY role_name;

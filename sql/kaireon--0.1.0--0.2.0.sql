@@ -18,7 +18,8 @@
 --      by the trigger kaireon.on_delete_set_null, the finite-number checks;
 --   5. triggers, policies, row level security, pg_dump registration;
 --   6. grants and comments;
---   7. objects added to 0.2.0 later (append here).
+--   7. objects added to 0.2.0 later (append here), then, last, the access of the roles granted
+--      under 0.1.0 renewed for 0.2.0.
 \echo Use "ALTER EXTENSION kaireon UPDATE TO '0.2.0'" to load this file. \quit
 
 -- the bodies below name every object with its schema; some refer to tables created in part 4

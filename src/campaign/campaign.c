@@ -745,7 +745,7 @@ summary(Campaign *cp)
 											  "name", c->name ? c->name : c->id, "type", c->type,
 											  "maxPerResponse", c->per_response));
 	}
-	return json_pack("{s:s,s:b,s:f,s:I,s:I,s:o,s:o,s:{s:f,s:f,s:f},s:{s:I,s:I}}",
+	return json_pack("{s:s,s:b,s:f,s:I,s:I,s:o,s:o,s:{s:f,s:f,s:f},s:{s:I,s:I,s:I}}",
 					 "method", cp->sol.method, "converged", cp->sol.converged,
 					 "tolerance", cp->spec->opt.tolerance,
 					 "candidates", (json_int_t) cp->prob.offered,
@@ -753,7 +753,8 @@ summary(Campaign *cp)
 					 "constraints", cons,
 					 "offers", offer_counts(cp),
 					 "timingMs", "scoring", cp->ms_scoring, "solve", cp->ms_solve, "write", cp->ms_write,
-					 "repair", "removed", (json_int_t) cp->sol.removed, "filled", (json_int_t) cp->sol.filled);
+					 "repair", "removed", (json_int_t) cp->sol.removed, "filled", (json_int_t) cp->sol.filled,
+					 "exchanged", (json_int_t) cp->sol.exchanged);
 }
 
 /* Everything after the run row: collect, solve, write.  Raises on failure (the caller rolls back). */

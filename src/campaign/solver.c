@@ -3,7 +3,7 @@
  *	  Lagrangian relaxation of the batch assignment problem (solver.h): the
  *	  candidate store with its pruning, the dual function, the dual solve
  *	  (coordinate bisection, then projected subgradient steps with Polyak's
- *	  step size), and the greedy repair and fill that turn the assignment at
+ *	  step size), and the greedy repair, fill and exchanges (exchange.c) that turn the assignment at
  *	  the dual prices into a feasible one.  docs/arbitration.md gives the
  *	  formulas; this file follows its notation.
  *
@@ -25,9 +25,6 @@
 #include "utils/memutils.h"
 
 #include "campaign/solver.h"
-
-#define PAIR_COST(p, pr, k) ((p)->cost[(int64) (pr) * (p)->nk + (k)])
-#define PAIR_RCOST(p, pr, r) ((p)->rcost[(int64) (pr) * (p)->nr + (r)])
 
 /*
  * Tie-breaking.  Scores computed by rules take few distinct values, so many
@@ -126,10 +123,10 @@ static bool
 costs_dominate(const KArbProblem *p, int32 d, int32 c)
 {
 	for (int k = 0; k < p->nk; k++)
-		if (PAIR_COST(p, d, k) > PAIR_COST(p, c, k))
+		if (KARB_PAIR_COST(p, d, k) > KARB_PAIR_COST(p, c, k))
 			return false;
 	for (int r = 0; r < p->nr; r++)
-		if (PAIR_RCOST(p, d, r) > PAIR_RCOST(p, c, r))
+		if (KARB_PAIR_RCOST(p, d, r) > KARB_PAIR_RCOST(p, c, r))
 			return false;
 	return true;
 }
@@ -162,9 +159,9 @@ karb_add_customer(KArbProblem *p, int n, const int32 *pair, const double *value,
 		order[j] = j;
 		costsum[j] = 0;
 		for (int k = 0; k < p->nk; k++)
-			costsum[j] += PAIR_COST(p, pair[j], k);
+			costsum[j] += KARB_PAIR_COST(p, pair[j], k);
 		for (int r = 0; r < p->nr; r++)
-			costsum[j] += PAIR_RCOST(p, pair[j], r);
+			costsum[j] += KARB_PAIR_RCOST(p, pair[j], r);
 	}
 	qsort_arg(order, n, sizeof(int), prune_cmp, &ps);
 	/* the best m forced candidates stay forced */
@@ -236,7 +233,7 @@ karb_forced_feasible(const KArbProblem *p, int *kout, double *need)
 	for (int64 c = 0; c < p->ncand; c++)
 		if (p->forced[c])
 			for (int k = 0; k < p->nk; k++)
-				use[k] += PAIR_COST(p, p->pair[c], k);
+				use[k] += KARB_PAIR_COST(p, p->pair[c], k);
 	for (int k = 0; k < p->nk; k++)
 		if (use[k] > p->cap[k] * (1 + 1e-12) + 1e-9)
 		{
@@ -281,7 +278,7 @@ fits_response(const Pass *ps, int64 c)
 
 	for (int r = 0; r < p->nr; r++)
 	{
-		double		a = PAIR_RCOST(p, p->pair[c], r);
+		double		a = KARB_PAIR_RCOST(p, p->pair[c], r);
 
 		if (a > 0 && ps->ruse[r] + a > p->rcap[r] * (1 + 1e-12) + 1e-12)
 			return false;
@@ -294,7 +291,7 @@ static void
 use_response(Pass *ps, int64 c)
 {
 	for (int r = 0; r < ps->p->nr; r++)
-		ps->ruse[r] += PAIR_RCOST(ps->p, ps->p->pair[c], r);
+		ps->ruse[r] += KARB_PAIR_RCOST(ps->p, ps->p->pair[c], r);
 }
 
 /*
@@ -398,7 +395,7 @@ set_prices(Pass *ps, const double *lambda)
 		double		x = 0;
 
 		for (int k = 0; k < p->nk; k++)
-			x += lambda[k] * PAIR_COST(p, q, k);
+			x += lambda[k] * KARB_PAIR_COST(p, q, k);
 		ps->pen[q] = x;
 	}
 }
@@ -434,7 +431,7 @@ evaluate(Pass *ps, const double *lambda, double *g, bool *selected)
 			int32		pr = p->pair[out[q]];
 
 			for (int k = 0; k < p->nk; k++)
-				g[k] += PAIR_COST(p, pr, k);
+				g[k] += KARB_PAIR_COST(p, pr, k);
 			if (selected)
 				selected[out[q]] = true;
 		}
@@ -541,7 +538,7 @@ fill(Pass *ps, bool *selected, double *used, int16 *slots, Ranked *list)
 			CHECK_FOR_INTERRUPTS();
 		for (int k = 0; k < p->nk && fits; k++)
 		{
-			double		a = PAIR_COST(p, p->pair[c], k);
+			double		a = KARB_PAIR_COST(p, p->pair[c], k);
 
 			if (a > 0 && used[k] + a > p->cap[k] * (1 + 1e-12) + 1e-12)
 				fits = false;
@@ -556,7 +553,7 @@ fill(Pass *ps, bool *selected, double *used, int16 *slots, Ranked *list)
 		selected[c] = true;
 		slots[i]++;
 		for (int k = 0; k < p->nk; k++)
-			used[k] += PAIR_COST(p, p->pair[c], k);
+			used[k] += KARB_PAIR_COST(p, p->pair[c], k);
 		added++;
 	}
 	return added;
@@ -580,7 +577,7 @@ swap_key(Pass *ps, int i, int64 out, int64 in, const bool *selected, const doubl
 		return 0;
 	for (int k = 0; k < p->nk; k++)
 	{
-		double		d = PAIR_COST(p, p->pair[in], k) - PAIR_COST(p, p->pair[out], k);
+		double		d = KARB_PAIR_COST(p, p->pair[in], k) - KARB_PAIR_COST(p, p->pair[out], k);
 
 		if (d > 0)
 		{
@@ -595,7 +592,7 @@ swap_key(Pass *ps, int i, int64 out, int64 in, const bool *selected, const doubl
 	{
 		customer_response_use(ps, i, selected);
 		for (int r = 0; r < p->nr; r++)
-			ps->ruse[r] -= PAIR_RCOST(p, p->pair[out], r);
+			ps->ruse[r] -= KARB_PAIR_RCOST(p, p->pair[out], r);
 		if (!fits_response(ps, in))
 			return 0;
 	}
@@ -656,7 +653,7 @@ swaps(Pass *ps, bool *selected, double *used, Ranked *list, int64 *outs, int64 *
 		selected[outs[i]] = false;
 		selected[ins[i]] = true;
 		for (int k = 0; k < p->nk; k++)
-			used[k] += PAIR_COST(p, p->pair[ins[i]], k) - PAIR_COST(p, p->pair[outs[i]], k);
+			used[k] += KARB_PAIR_COST(p, p->pair[ins[i]], k) - KARB_PAIR_COST(p, p->pair[outs[i]], k);
 		done++;
 	}
 	return done;
@@ -695,7 +692,7 @@ repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, in
 			continue;
 		nlist = 0;
 		for (int64 c = 0; c < p->ncand; c++)
-			if (selected[c] && !p->forced[c] && PAIR_COST(p, p->pair[c], k) > 0)
+			if (selected[c] && !p->forced[c] && KARB_PAIR_COST(p, p->pair[c], k) > 0)
 			{
 				list[nlist].key = work_value(p, c) - ps->pen[p->pair[c]];
 				list[nlist].c = c;
@@ -710,7 +707,7 @@ repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, in
 			selected[c] = false;
 			slots[customer_of(p, c)]--;
 			for (int kk = 0; kk < p->nk; kk++)
-				used[kk] -= PAIR_COST(p, p->pair[c], kk);
+				used[kk] -= KARB_PAIR_COST(p, p->pair[c], kk);
 			(*removed)++;
 		}
 	}
@@ -730,6 +727,50 @@ repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, in
 	pfree(outs);
 	pfree(ins);
 
+	for (int64 c = 0; c < p->ncand; c++)
+		if (selected[c])
+			primal += p->value[c];
+	return primal;
+}
+
+/*
+ * Polish the best assignment (feasible, with used its consumption): exchanges
+ * between customers (exchange.c), then fill and swaps at the prices lambda
+ * for what the exchanges freed, while the exchanges change anything (at most
+ * four times).  Run once, at the end: an exchange pass costs a few dual
+ * evaluations, too much for every repair inside the dual solve.  Returns the
+ * primal value; *moves counts the exchanges' moves.
+ */
+static double
+polish(Pass *ps, const double *lambda, bool *selected, double *used, int64 *moves, int64 *filled)
+{
+	const KArbProblem *p = ps->p;
+	int16	   *slots = huge_alloc0(sizeof(int16) * (Size) Max(p->ncust, 1));
+	int64	   *outs = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	int64	   *ins = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	Ranked	   *list = huge_alloc0(sizeof(Ranked) * (Size) Max(Max(p->ncand, p->ncust), 1));
+	double		primal = 0;
+
+	set_prices(ps, lambda);
+	for (int round = 0; round < 4; round++)
+	{
+		int64		exchanged = karb_exchange(p, selected, used);
+
+		if (exchanged == 0)
+			break;
+		*moves += exchanged;
+		memset(slots, 0, sizeof(int16) * (Size) Max(p->ncust, 1));
+		for (int i = 0; i < p->ncust; i++)
+			for (int64 c = p->start[i]; c < p->start[i + 1]; c++)
+				if (selected[c])
+					slots[i]++;
+		*filled += fill(ps, selected, used, slots, list);
+		*filled += swaps(ps, selected, used, list, outs, ins);
+	}
+	pfree(list);
+	pfree(slots);
+	pfree(outs);
+	pfree(ins);
 	for (int64 c = 0; c < p->ncand; c++)
 		if (selected[c])
 			primal += p->value[c];
@@ -862,8 +903,9 @@ line_search(Solve *sv, int k)
  * Solve: lambda = 0 first (often nothing binds); else rounds of coordinate
  * line searches until the prices settle, then projected subgradient steps
  * with Polyak's step size towards the best primal value while the gap is
- * above the tolerance; finally the assignment at the best prices, repaired
- * and filled.
+ * above the tolerance; then the assignment at the best prices, repaired
+ * and filled; finally the best assignment polished by exchanges between
+ * customers (exchange.c).
  */
 void
 karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
@@ -898,7 +940,7 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 	for (int64 c = 0; c < p->ncand; c++)
 		for (int k = 0; k < p->nk; k++)
 		{
-			double		a = PAIR_COST(p, p->pair[c], k);
+			double		a = KARB_PAIR_COST(p, p->pair[c], k);
 
 			if (a > 0 && !p->forced[c])
 				sv.hi[k] = Max(sv.hi[k], work_value(p, c) / a * (1 + 1e-9));
@@ -1057,6 +1099,9 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 			s->filled = filled;
 		}
 	}
+	/* exchanges between customers, when a constraint binds */
+	if (!all_hold)
+		best_primal = polish(&sv.ps, sv.best_lambda, s->selected, s->used, &s->exchanged, &s->filled);
 	memcpy(s->lambda, sv.best_lambda, sizeof(double) * Max(p->nk, 1));
 	s->primal = best_primal;
 	s->dual = sv.best_dual;

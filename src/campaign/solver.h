@@ -23,6 +23,10 @@
 
 #include "postgres.h"
 
+/* Cost of pair pr on global constraint k, and on per-response cap r. */
+#define KARB_PAIR_COST(p, pr, k) ((p)->cost[(int64) (pr) * (p)->nk + (k)])
+#define KARB_PAIR_RCOST(p, pr, r) ((p)->rcost[(int64) (pr) * (p)->nr + (r)])
+
 /* A candidate store that grows customer by customer (campaign.c fills it). */
 typedef struct KArbProblem
 {
@@ -70,6 +74,7 @@ typedef struct KArbSolution
 	int64		nselected;
 	int64		removed;		/* assignments removed by the repair */
 	int64		filled;			/* assignments added by the fill */
+	int64		exchanged;		/* moves applied by exchanges between customers (exchange.c) */
 	const char *method;			/* "none", "bisection", "bisection+subgradient" */
 } KArbSolution;
 
@@ -87,6 +92,12 @@ extern void karb_add_customer(KArbProblem *p, int n, const int32 *pair, const do
  * *k is the first constraint they exceed and *need what they use of it.
  */
 extern bool karb_forced_feasible(const KArbProblem *p, int *k, double *need);
+
+/*
+ * Improve a feasible assignment by exchanges between two customers (an upgrade
+ * paired with a downgrade that frees what it needs); returns the moves applied.
+ */
+extern int64 karb_exchange(const KArbProblem *p, bool *selected, double *used);
 
 extern void karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s);
 

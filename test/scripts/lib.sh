@@ -15,7 +15,7 @@ KAIREON_PG_MAJOR=15
 KAIREON_PG_BINDIR=/usr/lib/postgresql/$KAIREON_PG_MAJOR/bin
 KAIREON_PACKAGES="make gcc pkg-config rsync postgresql-$KAIREON_PG_MAJOR postgresql-server-dev-$KAIREON_PG_MAJOR \
 libjansson-dev libssl-dev postgresql-$KAIREON_PG_MAJOR-cron libipc-run-perl libfaketime \
-python3-numpy python3-xgboost python3-sklearn python3-psycopg2 python3-jsonschema glpk-utils pgbouncer nodejs npm"
+python3-numpy python3-scipy python3-xgboost python3-sklearn python3-psycopg2 python3-jsonschema glpk-utils pgbouncer nodejs npm"
 # The released versions, version:commit, oldest first: the upgrade test (test/scripts/upgrade.sh)
 # builds each from the git history (docs/upgrades.md).
 KAIREON_RELEASES="0.1.0:9ddb1ce"

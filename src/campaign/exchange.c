@@ -134,7 +134,7 @@ upgrade_cmp(const void *a, const void *b)
 	return x->in < y->in ? -1 : x->in > y->in ? 1 : 0;
 }
 
-/* Least loss per unit freed first; then least loss; then customer and positions. */
+/* Least loss per unit freed first; then as upgrade_cmp (least loss, customer, positions). */
 static int
 downgrade_cmp(const void *a, const void *b)
 {
@@ -143,21 +143,16 @@ downgrade_cmp(const void *a, const void *b)
 
 	if (x->key != y->key)
 		return x->key < y->key ? -1 : 1;
-	if (x->dv != y->dv)
-		return x->dv > y->dv ? -1 : 1;
-	if (x->cust != y->cust)
-		return x->cust < y->cust ? -1 : 1;
-	if (x->out != y->out)
-		return x->out < y->out ? -1 : 1;
-	return x->in < y->in ? -1 : x->in > y->in ? 1 : 0;
+	return upgrade_cmp(a, b);
 }
 
 /*
  * Collect customer i's moves: its best upgrades into ups, and per constraint
- * its cheapest downgrades freeing it into down[k] (DOWNGRADES_PER_CUSTOMER
- * slots per customer, dv = 1 marks an empty one).  Steps: the customer's slots and per-response use; every
- * (out, in) pair with out assigned and ordinary (or a free slot) and in
- * unassigned with a positive value (or nothing).
+ * its most efficient downgrades freeing it into down[k] (DOWNGRADES_PER_CUSTOMER
+ * slots per customer, dv = 1 marks an empty one).  Steps: the customer's
+ * slots and per-response use; every (out, in) pair with out assigned and
+ * ordinary (or a free slot) and in unassigned with a positive value (or
+ * nothing).
  */
 static void
 customer_moves(const KArbProblem *p, int i, const bool *selected, double *ruse,
@@ -324,13 +319,12 @@ karb_exchange(const KArbProblem *p, bool *selected, double *used)
 
 	if (p->ncust < 2 || p->nk == 0)
 		return 0;
-	ups = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Move) * (Size) p->ncust * UPGRADES_PER_CUSTOMER);
+	ups = karb_huge_alloc0(sizeof(Move) * (Size) p->ncust * UPGRADES_PER_CUSTOMER);
 	down = palloc(sizeof(Move *) * p->nk);
 	for (int k = 0; k < p->nk; k++)
-		down[k] = MemoryContextAllocHuge(CurrentMemoryContext,
-										 sizeof(Move) * (Size) p->ncust * DOWNGRADES_PER_CUSTOMER);
+		down[k] = karb_huge_alloc0(sizeof(Move) * (Size) p->ncust * DOWNGRADES_PER_CUSTOMER);
 	ndown = palloc0(sizeof(int64) * p->nk);
-	touched = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(bool) * (Size) p->ncust);
+	touched = karb_huge_alloc0(sizeof(bool) * (Size) p->ncust);
 	ruse = palloc0(sizeof(double) * Max(p->nr, 1));
 	acc = palloc0(sizeof(double) * p->nk);
 	partners = palloc(sizeof(Move *) * EXCHANGE_PARTNERS);

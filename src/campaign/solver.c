@@ -1,10 +1,11 @@
 /*
  * solver.c
  *	  Lagrangian relaxation of the batch assignment problem (solver.h): the
- *	  candidate store with its pruning, the dual function, the dual solve
+ *	  dual function over the candidate store (store.c), the dual solve
  *	  (coordinate bisection, then projected subgradient steps with Polyak's
- *	  step size), and the greedy repair, fill and exchanges (exchange.c) that turn the assignment at
- *	  the dual prices into a feasible one.  docs/arbitration.md gives the
+ *	  step size), and the greedy repair and fill that turn the assignment at
+ *	  the dual prices into a feasible one, polished at the end by exchanges
+ *	  between customers (exchange.c).  docs/arbitration.md gives the
  *	  formulas; this file follows its notation.
  *
  * The dual function.  For lambda >= 0,
@@ -56,192 +57,6 @@ static inline double
 work_value(const KArbProblem *p, int64 c)
 {
 	return p->value[c] * (1 + PERTURB * unit_hash(c));
-}
-
-/* A huge (> 1 GB allowed) zeroed allocation in the current context. */
-static void *
-huge_alloc0(Size size)
-{
-	return MemoryContextAllocExtended(CurrentMemoryContext, Max(size, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-}
-
-/* Grow a huge array to hold at least n elements of a size. */
-static void *
-huge_grow(void *ptr, Size elem, int64 n)
-{
-	return repalloc_huge(ptr, Max((Size) n * elem, 1));
-}
-
-/* Set up an empty problem; cost, cap, rcost and rcap are filled by the caller. */
-void
-karb_problem_init(KArbProblem *p, int m, int npairs, int nk, int nr)
-{
-	memset(p, 0, sizeof(KArbProblem));
-	p->m = m;
-	p->npairs = npairs;
-	p->nk = nk;
-	p->nr = nr;
-	p->cost = huge_alloc0(sizeof(double) * (Size) npairs * Max(nk, 1));
-	p->cap = palloc0(sizeof(double) * Max(nk, 1));
-	p->rcost = huge_alloc0(sizeof(double) * (Size) npairs * Max(nr, 1));
-	p->rcap = palloc0(sizeof(double) * Max(nr, 1));
-	p->cust_alloc = 1024;
-	p->cand_alloc = 16384;
-	p->start = huge_alloc0(sizeof(int64) * (p->cust_alloc + 1));
-	p->pair = huge_alloc0(sizeof(int32) * p->cand_alloc);
-	p->value = huge_alloc0(sizeof(double) * p->cand_alloc);
-	p->forced = huge_alloc0(sizeof(bool) * p->cand_alloc);
-	p->tag = huge_alloc0(sizeof(int32) * p->cand_alloc);
-}
-
-/* Sorting context: candidates of one customer by value (desc), total cost (asc), position. */
-typedef struct PruneSort
-{
-	const KArbProblem *p;
-	const int32 *pair;
-	const double *value;
-	const double *costsum;
-} PruneSort;
-
-/* Order for pruning: higher value first; then cheaper; then earlier. */
-static int
-prune_cmp(const void *a, const void *b, void *arg)
-{
-	const PruneSort *ps = (const PruneSort *) arg;
-	int			x = *(const int *) a;
-	int			y = *(const int *) b;
-
-	if (ps->value[x] != ps->value[y])
-		return ps->value[x] > ps->value[y] ? -1 : 1;
-	if (ps->costsum[x] != ps->costsum[y])
-		return ps->costsum[x] < ps->costsum[y] ? -1 : 1;
-	return x - y;
-}
-
-/* Does pair d cost no more than pair c on every global constraint and per-response cap? */
-static bool
-costs_dominate(const KArbProblem *p, int32 d, int32 c)
-{
-	for (int k = 0; k < p->nk; k++)
-		if (KARB_PAIR_COST(p, d, k) > KARB_PAIR_COST(p, c, k))
-			return false;
-	for (int r = 0; r < p->nr; r++)
-		if (KARB_PAIR_RCOST(p, d, r) > KARB_PAIR_RCOST(p, c, r))
-			return false;
-	return true;
-}
-
-/*
- * Add one customer's candidates.  Forced candidates are kept (at most m, the
- * best by value; the others become ordinary).  An ordinary candidate is
- * dropped when its value is not positive, or when at least as many kept
- * candidates as there are free slots dominate it (value at least as high,
- * every cost at most as high): at any prices those are at least as good, so
- * some optimal assignment never uses it.  Counting only kept dominators is
- * enough, since dominance is transitive.
- */
-void
-karb_add_customer(KArbProblem *p, int n, const int32 *pair, const double *value, const bool *forced,
-				  const int32 *tag)
-{
-	int		   *order = palloc(sizeof(int) * Max(n, 1));
-	double	   *costsum = palloc(sizeof(double) * Max(n, 1));
-	int		   *kept = palloc(sizeof(int) * Max(n, 1));
-	bool	   *is_forced = palloc0(sizeof(bool) * Max(n, 1));
-	int			nkept = 0,
-				nforced = 0,
-				free_slots;
-	PruneSort	ps = {p, pair, value, costsum};
-
-	p->offered += n;
-	for (int j = 0; j < n; j++)
-	{
-		order[j] = j;
-		costsum[j] = 0;
-		for (int k = 0; k < p->nk; k++)
-			costsum[j] += KARB_PAIR_COST(p, pair[j], k);
-		for (int r = 0; r < p->nr; r++)
-			costsum[j] += KARB_PAIR_RCOST(p, pair[j], r);
-	}
-	qsort_arg(order, n, sizeof(int), prune_cmp, &ps);
-	/* the best m forced candidates stay forced */
-	for (int t = 0; t < n; t++)
-		if (forced[order[t]] && nforced < p->m)
-		{
-			is_forced[order[t]] = true;
-			nforced++;
-		}
-	free_slots = p->m - nforced;
-
-	if (p->ncust + 1 > p->cust_alloc)
-	{
-		p->cust_alloc *= 2;
-		p->start = huge_grow(p->start, sizeof(int64), p->cust_alloc + 1);
-	}
-	if (p->ncand + n > p->cand_alloc)
-	{
-		while (p->ncand + n > p->cand_alloc)
-			p->cand_alloc *= 2;
-		p->pair = huge_grow(p->pair, sizeof(int32), p->cand_alloc);
-		p->value = huge_grow(p->value, sizeof(double), p->cand_alloc);
-		p->forced = huge_grow(p->forced, sizeof(bool), p->cand_alloc);
-		p->tag = huge_grow(p->tag, sizeof(int32), p->cand_alloc);
-	}
-
-	for (int t = 0; t < n; t++)
-	{
-		int			c = order[t];
-		int			dominators = 0;
-
-		if (is_forced[c])
-		{
-			p->pair[p->ncand] = pair[c];
-			p->value[p->ncand] = value[c];
-			p->forced[p->ncand] = true;
-			p->tag[p->ncand] = tag[c];
-			p->ncand++;
-			continue;
-		}
-		if (!(value[c] > 0) || free_slots <= 0)
-			continue;
-		for (int q = 0; q < nkept && dominators < free_slots; q++)
-			if (value[kept[q]] >= value[c] && costs_dominate(p, pair[kept[q]], pair[c]))
-				dominators++;
-		if (dominators >= free_slots)
-			continue;
-		kept[nkept++] = c;
-		p->pair[p->ncand] = pair[c];
-		p->value[p->ncand] = value[c];
-		p->forced[p->ncand] = false;
-		p->tag[p->ncand] = tag[c];
-		p->ncand++;
-	}
-	p->ncust++;
-	p->start[p->ncust] = p->ncand;
-	pfree(order);
-	pfree(costsum);
-	pfree(kept);
-	pfree(is_forced);
-}
-
-/* Are the forced candidates alone within the global capacities? */
-bool
-karb_forced_feasible(const KArbProblem *p, int *kout, double *need)
-{
-	double	   *use = palloc0(sizeof(double) * Max(p->nk, 1));
-
-	for (int64 c = 0; c < p->ncand; c++)
-		if (p->forced[c])
-			for (int k = 0; k < p->nk; k++)
-				use[k] += KARB_PAIR_COST(p, p->pair[c], k);
-	for (int k = 0; k < p->nk; k++)
-		if (use[k] > p->cap[k] * (1 + 1e-12) + 1e-9)
-		{
-			*kout = k;
-			*need = use[k];
-			return false;
-		}
-	return true;
 }
 
 /* ---- the per-customer subproblem ---- */
@@ -659,6 +474,51 @@ swaps(Pass *ps, bool *selected, double *used, Ranked *list, int64 *outs, int64 *
 	return done;
 }
 
+/* Scratch of the repair, fill, swaps and exchanges, sized for the problem. */
+typedef struct Scratch
+{
+	int16	   *slots;			/* ncust: assigned candidates per customer */
+	int64	   *outs;			/* ncust: swaps' candidate out */
+	int64	   *ins;			/* ncust: swaps' candidate in */
+	Ranked	   *list;			/* max(ncand, ncust) */
+} Scratch;
+
+/* Allocate the scratch; slots counted from selected. */
+static void
+scratch_init(Scratch *sc, const KArbProblem *p, const bool *selected)
+{
+	sc->slots = karb_huge_alloc0(sizeof(int16) * (Size) Max(p->ncust, 1));
+	sc->outs = karb_huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	sc->ins = karb_huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	sc->list = karb_huge_alloc0(sizeof(Ranked) * (Size) Max(Max(p->ncand, p->ncust), 1));
+	for (int i = 0; i < p->ncust; i++)
+		for (int64 c = p->start[i]; c < p->start[i + 1]; c++)
+			if (selected[c])
+				sc->slots[i]++;
+}
+
+/* Free the scratch. */
+static void
+scratch_free(Scratch *sc)
+{
+	pfree(sc->slots);
+	pfree(sc->outs);
+	pfree(sc->ins);
+	pfree(sc->list);
+}
+
+/* Value of an assignment (the real scores). */
+static double
+assignment_value(const KArbProblem *p, const bool *selected)
+{
+	double		v = 0;
+
+	for (int64 c = 0; c < p->ncand; c++)
+		if (selected[c])
+			v += p->value[c];
+	return v;
+}
+
 /*
  * Make the assignment at lambda feasible and then greedily better: (1) for
  * each violated constraint, unassign the ordinary candidates it covers, the
@@ -671,21 +531,15 @@ static double
 repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, int64 *removed, int64 *filled)
 {
 	const KArbProblem *p = ps->p;
-	int16	   *slots = huge_alloc0(sizeof(int16) * (Size) Max(p->ncust, 1));
-	int64	   *outs = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
-	int64	   *ins = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
+	Scratch		sc;
 	Ranked	   *list;
 	int64		nlist = 0;
-	double		primal = 0;
 
 	(void) evaluate(ps, lambda, used, selected);
-	for (int i = 0; i < p->ncust; i++)
-		for (int64 c = p->start[i]; c < p->start[i + 1]; c++)
-			if (selected[c])
-				slots[i]++;
+	scratch_init(&sc, p, selected);
+	list = sc.list;
 
 	/* (1) repair */
-	list = huge_alloc0(sizeof(Ranked) * (Size) Max(Max(p->ncand, p->ncust), 1));
 	for (int k = 0; k < p->nk; k++)
 	{
 		if (used[k] <= p->cap[k] * (1 + 1e-12) + 1e-12)
@@ -705,7 +559,7 @@ repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, in
 
 			CHECK_FOR_INTERRUPTS();
 			selected[c] = false;
-			slots[customer_of(p, c)]--;
+			sc.slots[customer_of(p, c)]--;
 			for (int kk = 0; kk < p->nk; kk++)
 				used[kk] -= KARB_PAIR_COST(p, p->pair[c], kk);
 			(*removed)++;
@@ -715,22 +569,15 @@ repair_and_fill(Pass *ps, const double *lambda, bool *selected, double *used, in
 	/* (2) fill and swaps */
 	for (int round = 0; round < 4; round++)
 	{
-		int64		added = fill(ps, selected, used, slots, list);
-		int64		traded = swaps(ps, selected, used, list, outs, ins);
+		int64		added = fill(ps, selected, used, sc.slots, list);
+		int64		traded = swaps(ps, selected, used, list, sc.outs, sc.ins);
 
 		*filled += added + traded;
 		if (added == 0 && traded == 0)
 			break;
 	}
-	pfree(list);
-	pfree(slots);
-	pfree(outs);
-	pfree(ins);
-
-	for (int64 c = 0; c < p->ncand; c++)
-		if (selected[c])
-			primal += p->value[c];
-	return primal;
+	scratch_free(&sc);
+	return assignment_value(p, selected);
 }
 
 /*
@@ -745,36 +592,22 @@ static double
 polish(Pass *ps, const double *lambda, bool *selected, double *used, int64 *moves, int64 *filled)
 {
 	const KArbProblem *p = ps->p;
-	int16	   *slots = huge_alloc0(sizeof(int16) * (Size) Max(p->ncust, 1));
-	int64	   *outs = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
-	int64	   *ins = huge_alloc0(sizeof(int64) * (Size) Max(p->ncust, 1));
-	Ranked	   *list = huge_alloc0(sizeof(Ranked) * (Size) Max(Max(p->ncand, p->ncust), 1));
-	double		primal = 0;
 
 	set_prices(ps, lambda);
 	for (int round = 0; round < 4; round++)
 	{
 		int64		exchanged = karb_exchange(p, selected, used);
+		Scratch		sc;
 
 		if (exchanged == 0)
 			break;
 		*moves += exchanged;
-		memset(slots, 0, sizeof(int16) * (Size) Max(p->ncust, 1));
-		for (int i = 0; i < p->ncust; i++)
-			for (int64 c = p->start[i]; c < p->start[i + 1]; c++)
-				if (selected[c])
-					slots[i]++;
-		*filled += fill(ps, selected, used, slots, list);
-		*filled += swaps(ps, selected, used, list, outs, ins);
+		scratch_init(&sc, p, selected);
+		*filled += fill(ps, selected, used, sc.slots, sc.list);
+		*filled += swaps(ps, selected, used, sc.list, sc.outs, sc.ins);
+		scratch_free(&sc);
 	}
-	pfree(list);
-	pfree(slots);
-	pfree(outs);
-	pfree(ins);
-	for (int64 c = 0; c < p->ncand; c++)
-		if (selected[c])
-			primal += p->value[c];
-	return primal;
+	return assignment_value(p, selected);
 }
 
 /* ---- the dual solve ---- */
@@ -932,8 +765,8 @@ karb_solve(const KArbProblem *p, const KArbOptions *opt, KArbSolution *s)
 	sv.best_dual = INFINITY;
 	s->lambda = palloc0(sizeof(double) * Max(p->nk, 1));
 	s->used = palloc0(sizeof(double) * Max(p->nk, 1));
-	s->selected = huge_alloc0(sizeof(bool) * (Size) Max(p->ncand, 1));
-	sel_try = huge_alloc0(sizeof(bool) * (Size) Max(p->ncand, 1));
+	s->selected = karb_huge_alloc0(sizeof(bool) * (Size) Max(p->ncand, 1));
+	sel_try = karb_huge_alloc0(sizeof(bool) * (Size) Max(p->ncand, 1));
 	used_try = palloc0(sizeof(double) * Max(p->nk, 1));
 
 	/* price ranges: above v / a_k no ordinary candidate covered by k is worth taking */

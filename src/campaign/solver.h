@@ -78,6 +78,9 @@ typedef struct KArbSolution
 	const char *method;			/* "none", "bisection", "bisection+subgradient" */
 } KArbSolution;
 
+/* A huge (> 1 GB allowed) zeroed allocation in the current context (store.c). */
+extern void *karb_huge_alloc0(Size size);
+
 extern void karb_problem_init(KArbProblem *p, int m, int npairs, int nk, int nr);
 
 /*

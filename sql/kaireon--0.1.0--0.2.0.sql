@@ -2817,7 +2817,9 @@ AS $fn$
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
         'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
         'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
-        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)',
+        'kaireon.publish_journey(text,text,text)',
+        'kaireon.enroll_in_journey(text,text,text,jsonb,timestamptz)']) AS f
      WHERE p_access = 'app'
 $fn$;
 
@@ -4947,6 +4949,174 @@ REVOKE ALL ON FUNCTION kaireon_internal._haversine_m(double precision, double pr
     kaireon_internal._geofence_box(double precision, double precision, double precision) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kaireon_internal._haversine_m(double precision, double precision, double precision, double precision),
     kaireon_internal._geofence_box(double precision, double precision, double precision) TO PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
+-- Journeys (issue 15, part 1; sql/install/47_journeys.sql, docs/journeys.md): published
+-- versions and the version of each enrolment, validation when written, publish, enrolment.
+-- Definitions written under 0.1.0 are checked when next written or published.
+ALTER TABLE kaireon.journeys
+    ADD COLUMN published_version integer CHECK (published_version >= 1),
+    ADD COLUMN published_versions jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(published_versions) = 'array'),
+    ADD COLUMN published_at timestamptz;
+ALTER TABLE kaireon.journey_enrollments
+    ADD COLUMN journey_version integer CHECK (journey_version >= 1);
+
+CREATE FUNCTION kaireon_internal._validate_journey() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_validate_journey'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._validate_journey() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger of journeys: the definition''s fields, step types and graph (one entry_trigger, every step reachable and reaching an exit, loops through a wait); 22023 naming the journey and the step (docs/journeys.md).';
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF definition
+    ON kaireon.journeys FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_journey();
+
+CREATE OR REPLACE FUNCTION kaireon_internal._published_versions_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    -- decision flows (named by key) and journeys (by id, 47_journeys.sql)
+    v_journey   boolean := TG_TABLE_NAME = 'journeys';
+BEGIN
+    IF jsonb_array_length(NEW.published_versions) < jsonb_array_length(OLD.published_versions)
+       OR (SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
+             FROM jsonb_array_elements(NEW.published_versions) WITH ORDINALITY AS x(e, i)
+            WHERE i <= jsonb_array_length(OLD.published_versions)) IS DISTINCT FROM OLD.published_versions THEN
+        RAISE EXCEPTION 'published versions of % "%" cannot be changed or removed',
+                        CASE WHEN v_journey THEN 'journey' ELSE 'decision flow' END,
+                        to_jsonb(OLD) ->> CASE WHEN v_journey THEN 'id' ELSE 'key' END
+            USING ERRCODE = '55000',
+                  HINT = format('Publish a new version with kaireon.%s.',
+                                CASE WHEN v_journey THEN 'publish_journey' ELSE 'publish_decision_flow' END);
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._published_versions_append_only() IS
+    'Internal: BEFORE UPDATE trigger keeping published_versions append-only, of decision_flows and of journeys.';
+-- Published versions never change, as for decision flows (the same trigger function).
+CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.journeys
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._published_versions_append_only();
+
+CREATE FUNCTION kaireon.publish_journey(tenant_id text, journey_id text, notes text DEFAULT NULL)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    j           kaireon.journeys;
+    v_version   integer;
+    v_entry     jsonb;
+BEGIN
+    IF publish_journey.tenant_id IS NULL OR publish_journey.journey_id IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and journey_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the id of a journey.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(publish_journey.tenant_id);
+    SELECT * INTO j FROM kaireon.journeys x
+     WHERE x.tenant_id = publish_journey.tenant_id AND x.id = publish_journey.journey_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'journey "%" does not exist for tenant "%"', publish_journey.journey_id,
+                        publish_journey.tenant_id
+            USING ERRCODE = '42704', HINT = 'Create it in kaireon.journeys first.';
+    END IF;
+    IF j.definition = '{}'::jsonb THEN
+        RAISE EXCEPTION 'journey "%" has no steps to publish', j.id
+            USING ERRCODE = '22023', HINT = 'Write its definition first (docs/journeys.md).';
+    END IF;
+    IF j.status = 'archived' THEN
+        RAISE EXCEPTION 'journey "%" is archived', j.id
+            USING ERRCODE = '55000', HINT = 'Create a new journey instead of publishing an archived one.';
+    END IF;
+    -- written again, so that its validation trigger checks it now (a definition written
+    -- before 0.2.0, or before the validator knew a rule, was never checked)
+    UPDATE kaireon.journeys x SET definition = j.definition
+     WHERE x.tenant_id = j.tenant_id AND x.id = j.id;
+    v_version := coalesce(j.published_version, 0) + 1;
+    v_entry := jsonb_build_array(jsonb_build_object(
+                   'version', v_version,
+                   'definition', j.definition,
+                   'notes', notes,
+                   'publishedAt', now(),
+                   'publishedBy', coalesce(nullif(current_setting('kaireon.user_id', true), ''), session_user::text)));
+    UPDATE kaireon.journeys x
+       SET published_versions = x.published_versions || v_entry,
+           published_version = v_version,
+           published_at = now(),
+           status = CASE WHEN x.status = 'draft' THEN 'active' ELSE x.status END,
+           updated_at = now()
+     WHERE x.tenant_id = j.tenant_id AND x.id = j.id;
+    RETURN v_version;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.publish_journey(text, text, text) IS
+    'Publishes a journey''s definition as a new immutable version (appended to published_versions); a draft journey becomes active. New enrolments enter the latest version; an enrolment keeps the version it entered with. Returns the version number. See docs/journeys.md.';
+
+CREATE FUNCTION kaireon.enroll_in_journey(tenant_id text, journey_id text, customer_id text,
+                                          reason jsonb DEFAULT '{"source": "manual"}', at timestamptz DEFAULT now())
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    j           kaireon.journeys;
+    v_def       jsonb;
+    v_entry     jsonb;
+    v_id        text;
+    v_result    jsonb := jsonb_build_object('journeyId', enroll_in_journey.journey_id);
+BEGIN
+    IF enroll_in_journey.tenant_id IS NULL OR enroll_in_journey.journey_id IS NULL
+       OR enroll_in_journey.customer_id IS NULL OR enroll_in_journey.at IS NULL THEN
+        RAISE EXCEPTION 'tenant_id, journey_id, customer_id and at must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant, the journey, the customer and the time of entry.';
+    END IF;
+    IF reason IS NOT NULL AND jsonb_typeof(reason) <> 'object' THEN
+        RAISE EXCEPTION 'reason must be a JSON object, not %', jsonb_typeof(reason)
+            USING ERRCODE = '22023', HINT = 'For example {"source": "manual"}.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(enroll_in_journey.tenant_id);
+    SELECT * INTO j FROM kaireon.journeys x
+     WHERE x.tenant_id = enroll_in_journey.tenant_id AND x.id = enroll_in_journey.journey_id;
+    IF NOT FOUND THEN
+        RETURN v_result || '{"enrolled": false, "reason": "no such journey"}';
+    END IF;
+    IF j.status <> 'active' THEN
+        RETURN v_result || jsonb_build_object('enrolled', false, 'reason', 'journey is ' || j.status);
+    END IF;
+    IF j.published_version IS NULL THEN
+        RETURN v_result || '{"enrolled": false, "reason": "journey is not published"}';
+    END IF;
+    v_def := j.published_versions -> (j.published_version - 1) -> 'definition';
+    SELECT s INTO v_entry FROM jsonb_array_elements(v_def -> 'steps') s WHERE s ->> 'type' = 'entry_trigger';
+    -- without allowReentry a customer enters once; with it, again once the last enrolment ended
+    IF NOT coalesce((v_def ->> 'allowReentry')::boolean, false)
+       AND EXISTS (SELECT 1 FROM kaireon.journey_enrollments e
+                    WHERE e.tenant_id = j.tenant_id AND e.journey_id = j.id
+                      AND e.customer_id = enroll_in_journey.customer_id AND e.status <> 'active') THEN
+        RETURN v_result || '{"enrolled": false, "reason": "already entered (the journey does not allow re-entry)"}';
+    END IF;
+    INSERT INTO kaireon.journey_enrollments AS e (tenant_id, journey_id, customer_id, journey_version, current_step_id,
+                                                  status, entered_at, last_step_at, wait_until, history)
+    VALUES (j.tenant_id, j.id, enroll_in_journey.customer_id, j.published_version, v_entry ->> 'id',
+            'active', enroll_in_journey.at, enroll_in_journey.at, enroll_in_journey.at,
+            jsonb_build_array(jsonb_build_object('at', enroll_in_journey.at, 'step', v_entry ->> 'id',
+                                                 'type', 'entry_trigger', 'reason', reason)))
+    ON CONFLICT (tenant_id, journey_id, customer_id) WHERE status = 'active' DO NOTHING
+    RETURNING e.id INTO v_id;
+    IF v_id IS NULL THEN
+        RETURN v_result || '{"enrolled": false, "reason": "already enrolled"}';
+    END IF;
+    RETURN v_result || jsonb_build_object('enrolled', true, 'enrollmentId', v_id, 'version', j.published_version,
+                                          'step', v_entry ->> 'id');
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.enroll_in_journey(text, text, text, jsonb, timestamptz) IS
+    'Enrols a customer in a journey at time at: the latest published version, at its entry_trigger step, due at once, with reason in the history. At most one active enrolment per customer and journey; without allowReentry a customer enters only once. Returns {"journeyId", "enrolled": true, "enrollmentId", "version", "step"} or {"enrolled": false, "reason"} (no such journey, journey is draft/paused/archived, journey is not published, already enrolled, already entered). The trigger rules'' enroll_journey action calls it. See docs/journeys.md.';
+
+REVOKE ALL ON FUNCTION kaireon_internal._validate_journey(),
+    kaireon.publish_journey(text, text, text),
+    kaireon.enroll_in_journey(text, text, text, jsonb, timestamptz) FROM PUBLIC;
 
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions

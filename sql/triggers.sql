@@ -24,8 +24,13 @@ INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nul
     ('trg', 'customers', 'clicks', 'integer', true, false, 3);
 SELECT kaireon.publish_data_schema('trg', 'customers');
 INSERT INTO kaireon_t_trg.ds_customers (customer_id, tier, clicks) VALUES ('c1', 'gold', 0), ('c2', 'silver', 0);
-INSERT INTO kaireon.journeys (tenant_id, id, name, status) VALUES
-    ('trg', 'j-welcome', 'Welcome', 'active'), ('trg', 'j-draft', 'Draft', 'draft');
+-- the welcome journey (published, re-entry allowed) and a draft (docs/journeys.md)
+INSERT INTO kaireon.journeys (tenant_id, id, name, status, definition) VALUES
+    ('trg', 'j-welcome', 'Welcome', 'draft',
+     '{"allowReentry": true, "steps": [{"id": "start", "type": "entry_trigger", "next": "done"},
+                                       {"id": "done", "type": "exit"}]}'),
+    ('trg', 'j-draft', 'Draft', 'draft', '{}');
+SELECT kaireon.publish_journey('trg', 'j-welcome');
 
 -- ---------------------------------------------------------------------------------------
 -- 1. Validation when written: 22023 naming the rule and the bad part; nothing written.

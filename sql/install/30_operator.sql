@@ -560,6 +560,9 @@ CREATE TABLE kaireon.journeys (
     max_duration_days       integer CHECK (max_duration_days > 0),
     status                  text NOT NULL DEFAULT 'draft'
                             CHECK (status IN ('draft', 'active', 'paused', 'archived')),
+    published_version       integer CHECK (published_version >= 1),
+    published_versions      jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(published_versions) = 'array'),
+    published_at            timestamptz,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant_id, id)
@@ -574,6 +577,7 @@ CREATE TABLE kaireon.journey_enrollments (
     journey_id              text NOT NULL,
     customer_id             text NOT NULL,
     current_step_id         text,
+    journey_version         integer CHECK (journey_version >= 1),
     status                  text NOT NULL DEFAULT 'active'
                             CHECK (status IN ('active', 'completed', 'exited')),
     entered_at              timestamptz NOT NULL DEFAULT now(),

@@ -177,19 +177,26 @@ CREATE FUNCTION kaireon_internal._published_versions_append_only() RETURNS trigg
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    -- decision flows (named by key) and journeys (by id, 47_journeys.sql)
+    v_journey   boolean := TG_TABLE_NAME = 'journeys';
 BEGIN
     IF jsonb_array_length(NEW.published_versions) < jsonb_array_length(OLD.published_versions)
        OR (SELECT coalesce(jsonb_agg(e ORDER BY i), '[]'::jsonb)
              FROM jsonb_array_elements(NEW.published_versions) WITH ORDINALITY AS x(e, i)
             WHERE i <= jsonb_array_length(OLD.published_versions)) IS DISTINCT FROM OLD.published_versions THEN
-        RAISE EXCEPTION 'published versions of decision flow "%" cannot be changed or removed', OLD.key
-            USING ERRCODE = '55000', HINT = 'Publish a new version with kaireon.publish_decision_flow.';
+        RAISE EXCEPTION 'published versions of % "%" cannot be changed or removed',
+                        CASE WHEN v_journey THEN 'journey' ELSE 'decision flow' END,
+                        to_jsonb(OLD) ->> CASE WHEN v_journey THEN 'id' ELSE 'key' END
+            USING ERRCODE = '55000',
+                  HINT = format('Publish a new version with kaireon.%s.',
+                                CASE WHEN v_journey THEN 'publish_journey' ELSE 'publish_decision_flow' END);
     END IF;
     RETURN NEW;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._published_versions_append_only() IS
-    'Internal: BEFORE UPDATE trigger keeping decision_flows.published_versions append-only.';
+    'Internal: BEFORE UPDATE trigger keeping published_versions append-only, of decision_flows and of journeys.';
 CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.decision_flows
     FOR EACH ROW EXECUTE FUNCTION kaireon_internal._published_versions_append_only();
 

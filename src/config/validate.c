@@ -46,37 +46,6 @@
 PG_FUNCTION_INFO_V1(kaireon_validate_config_trigger);
 PG_FUNCTION_INFO_V1(kaireon_validate_config_sql);
 
-/* JSON types a field may take (a bit mask) */
-#define JT_STRING	0x01
-#define JT_NUMBER	0x02		/* integer or real */
-#define JT_INTEGER	0x04		/* integer, or real with an integral value */
-#define JT_BOOLEAN	0x08
-#define JT_ARRAY	0x10
-#define JT_OBJECT	0x20
-#define JT_NULL		0x40
-#define JT_SCALAR	(JT_STRING | JT_NUMBER | JT_BOOLEAN)
-#define JT_ANY		(JT_SCALAR | JT_ARRAY | JT_OBJECT | JT_NULL)
-
-#define NO_BOUND	NAN
-
-/* One field of a configuration object. */
-typedef struct FieldSpec
-{
-	const char *name;
-	int			types;			/* JT_* mask */
-	bool		required;
-	const char *const *choices; /* allowed strings (for strings and string arrays) */
-	int			elem_types;		/* for arrays: allowed element types, 0 = any */
-	double		min;			/* numbers: lower bound; arrays: min length */
-	double		max;			/* numbers: upper bound; arrays: max length */
-} FieldSpec;
-
-typedef struct ValidateCtx
-{
-	const char *where;			/* e.g. "qualification_rules.config" */
-	const char *rule_type;
-} ValidateCtx;
-
 /* A check over several fields of one rule type. */
 typedef void (*CrossCheck) (json_t *config, ValidateCtx *ctx);
 
@@ -87,7 +56,6 @@ typedef struct RuleSpec
 	CrossCheck	check;
 } RuleSpec;
 
-#define FIELD_END {NULL, 0, false, NULL, 0, NO_BOUND, NO_BOUND}
 
 static const char *const all_operators[] = {
 	"eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in",
@@ -383,6 +351,7 @@ config_error(ValidateCtx *ctx, const char *path, const char *problem)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid %s: field \"%s\" %s", ctx->where, path, problem),
 			 ctx->rule_type ? errdetail("Rule type \"%s\".", ctx->rule_type) : 0,
+			 ctx->doc ? errhint("See %s for the shape of this document.", ctx->doc) :
 			 errhint("See docs/config.md for the shape of each rule type's configuration.")));
 }
 
@@ -658,7 +627,7 @@ check_engagement(json_t *config, ValidateCtx *ctx)
 		FIELD_END
 	};
 	json_t	   *em = json_object_get(config, "engagementMultiplier");
-	ValidateCtx sub;
+	ValidateCtx sub = {0};
 
 	if (em == NULL || !json_is_object(em))
 		return;
@@ -768,7 +737,7 @@ check_flow(json_t *config, ValidateCtx *ctx)
 {
 	json_t	   *inv = json_object_get(config, "inventory");
 	json_t	   *score = json_object_get(config, "score");
-	ValidateCtx sub;
+	ValidateCtx sub = {0};
 
 	sub.rule_type = NULL;
 	if (inv != NULL)
@@ -840,7 +809,7 @@ check_schedule(json_t *config, ValidateCtx *ctx)
 	}
 	if (hours != NULL)
 	{
-		ValidateCtx sub;
+		ValidateCtx sub = {0};
 
 		sub.where = psprintf("%s.hours", ctx->where);
 		sub.rule_type = NULL;
@@ -902,7 +871,7 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 			{"value", JT_ANY, false, NULL, 0, NO_BOUND, NO_BOUND},
 			FIELD_END
 		};
-		ValidateCtx sub_ctx;
+		ValidateCtx sub_ctx = {0};
 		const char *field;
 		bool		ok = false;
 		json_t	   *value;
@@ -1022,7 +991,7 @@ void
 kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 						json_t *config, const char *where)
 {
-	ValidateCtx ctx;
+	ValidateCtx ctx = {0};
 
 	ctx.where = where;
 	ctx.rule_type = rule_type;
@@ -1353,7 +1322,7 @@ check_action(ValidateCtx *ctx, const char *type_where, const char *action_type, 
 void
 kaireon_check_stored_action(const char *where, const char *action_type, json_t *config)
 {
-	ValidateCtx ctx;
+	ValidateCtx ctx = {0};
 
 	ctx.where = where;
 	ctx.rule_type = NULL;
@@ -1366,8 +1335,8 @@ kaireon_check_stored_action(const char *where, const char *action_type, json_t *
 }
 
 /* A text column of the trigger's new row (NULL when null). */
-static char *
-new_text(TriggerData *td, HeapTuple tuple, const char *column)
+char *
+kaireon_trigger_text(TriggerData *td, HeapTuple tuple, const char *column)
 {
 	bool		isnull;
 	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), column),
@@ -1377,8 +1346,8 @@ new_text(TriggerData *td, HeapTuple tuple, const char *column)
 }
 
 /* A jsonb column of the trigger's new row (NULL when null). */
-static json_t *
-new_json(TriggerData *td, HeapTuple tuple, const char *column, const char *what)
+json_t *
+kaireon_trigger_json(TriggerData *td, HeapTuple tuple, const char *column, const char *what)
 {
 	bool		isnull;
 	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), column),
@@ -1388,8 +1357,8 @@ new_json(TriggerData *td, HeapTuple tuple, const char *column, const char *what)
 }
 
 /* The new row of a BEFORE INSERT OR UPDATE row trigger. */
-static HeapTuple
-trigger_new_row(FunctionCallInfo fcinfo, const char *name)
+HeapTuple
+kaireon_trigger_new_row(FunctionCallInfo fcinfo, const char *name)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
@@ -1410,18 +1379,18 @@ Datum
 kaireon_validate_trigger_rule(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple = trigger_new_row(fcinfo, "_validate_trigger_rule");
+	HeapTuple	tuple = kaireon_trigger_new_row(fcinfo, "_validate_trigger_rule");
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon validate", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
-	char	   *tenant_id = new_text(td, tuple, "tenant_id");
-	char	   *id = new_text(td, tuple, "id");
-	char	   *name = new_text(td, tuple, "name");
-	char	   *event_type = new_text(td, tuple, "event_type");
-	char	   *action_type = new_text(td, tuple, "action_type");
+	char	   *tenant_id = kaireon_trigger_text(td, tuple, "tenant_id");
+	char	   *id = kaireon_trigger_text(td, tuple, "id");
+	char	   *name = kaireon_trigger_text(td, tuple, "name");
+	char	   *event_type = kaireon_trigger_text(td, tuple, "event_type");
+	char	   *action_type = kaireon_trigger_text(td, tuple, "action_type");
 	char	   *rule = psprintf("trigger rule \"%s\" (id %s)", name ? name : "", id ? id : "");
 	json_t	   *condition;
 	json_t	   *config;
-	ValidateCtx ctx;
+	ValidateCtx ctx = {0};
 
 	if (tenant_id == NULL || event_type == NULL || action_type == NULL)
 		goto done;
@@ -1437,8 +1406,8 @@ kaireon_validate_trigger_rule(PG_FUNCTION_ARGS)
 							rule, DatumGetInt64(d), (int64) KAIREON_MAX_COOLDOWN_MS),
 					 errhint("A rule that fires once per customer for good: 3153600000000.")));
 	}
-	condition = new_json(td, tuple, "condition", "condition");
-	config = new_json(td, tuple, "action_config", "action_config");
+	condition = kaireon_trigger_json(td, tuple, "condition", "condition");
+	config = kaireon_trigger_json(td, tuple, "action_config", "action_config");
 	ctx.rule_type = NULL;
 
 	ctx.where = psprintf("%s event_type", rule);
@@ -1498,14 +1467,14 @@ Datum
 kaireon_validate_geofence(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple = trigger_new_row(fcinfo, "_validate_geofence");
+	HeapTuple	tuple = kaireon_trigger_new_row(fcinfo, "_validate_geofence");
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon validate", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
-	char	   *id = new_text(td, tuple, "id");
-	char	   *name = new_text(td, tuple, "name");
-	char	   *trigger_on = new_text(td, tuple, "trigger_on");
-	json_t	   *action = new_json(td, tuple, "action", "action");
-	ValidateCtx ctx;
+	char	   *id = kaireon_trigger_text(td, tuple, "id");
+	char	   *name = kaireon_trigger_text(td, tuple, "name");
+	char	   *trigger_on = kaireon_trigger_text(td, tuple, "trigger_on");
+	json_t	   *action = kaireon_trigger_json(td, tuple, "action", "action");
+	ValidateCtx ctx = {0};
 	json_t	   *type;
 	json_t	   *dwell;
 	json_t	   *rest;
@@ -1537,4 +1506,19 @@ done:
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 	return PointerGetDatum(tuple);
+}
+
+/* Check an object against a FieldSpec table (for the validators of other files: journey.c). */
+void
+kaireon_check_fields(ValidateCtx *ctx, json_t *obj, const FieldSpec *fields)
+{
+	check_fields(ctx, obj, fields);
+}
+
+/* Report a bad field as config_error does (22023 naming where and the field path). */
+void
+kaireon_config_error(ValidateCtx *ctx, const char *path, const char *problem)
+{
+	config_error(ctx, path, problem);
+	pg_unreachable();
 }

@@ -19,9 +19,9 @@
  *
  * Actions (kaireon_run_action, also the geofences' actions) are SQL statements
  * run with the caller's rights, never more: recommend (kaireon.recommend, a
- * recorded decision), notify and webhook (an outbox event), enroll_journey (a
- * journey_enrollments row, at most one active per customer and journey; the
- * journey engine advances it) and update_attribute (the customer's row of the
+ * recorded decision), notify and webhook (an outbox event), enroll_journey
+ * (kaireon.enroll_in_journey; the journey engine advances the enrolment) and
+ * update_attribute (the customer's row of the
  * published customer data table, the attributes checked against the schema).
  */
 #include "postgres.h"
@@ -165,54 +165,28 @@ action_outbox(const char *tenant_id, const char *customer_id, const char *action
 }
 
 /*
- * enroll_journey: an active enrolment of the customer in the journey if the
- * journey exists and is active and the customer has no active enrolment in
- * it (the partial unique index journey_enrollments_one_active_idx decides
- * between concurrent enrolments).  Advancing it is the journey engine's part.
+ * enroll_journey: kaireon.enroll_in_journey (47_journeys.sql, the one home of
+ * enrolment: the published version's entry step, at most one active
+ * enrolment per customer and journey, re-entry only when the journey allows
+ * it), with the trigger's source as the reason.  Advancing it is the journey
+ * engine's part.
  */
 static json_t *
 action_enroll(const char *tenant_id, const char *customer_id, json_t *config, json_t *source, TimestampTz at)
 {
-	Oid			types[5] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID, TEXTOID};
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		v[5];
-	const char *journey_id = kj_str(config, "journeyId");
 	bool		isnull;
-	json_t	   *result = json_pack("{s:s}", "journeyId", journey_id);
 
 	v[0] = CStringGetTextDatum(tenant_id);
-	v[1] = CStringGetTextDatum(customer_id);
-	v[2] = TimestampTzGetDatum(at);
+	v[1] = CStringGetTextDatum(kj_str(config, "journeyId"));
+	v[2] = CStringGetTextDatum(customer_id);
 	v[3] = jsonb_datum(source);
-	v[4] = CStringGetTextDatum(journey_id);
-	action_exec("INSERT INTO kaireon.journey_enrollments (tenant_id, journey_id, customer_id, status, entered_at, history) "
-				"SELECT j.tenant_id, j.id, $2, 'active', $3, "
-				"       jsonb_build_array(jsonb_build_object('at', $3, 'step', 'entered', 'reason', $4)) "
-				"  FROM kaireon.journeys j WHERE j.tenant_id = $1 AND j.id = $5 AND j.status = 'active' "
-				"ON CONFLICT (tenant_id, journey_id, customer_id) WHERE status = 'active' DO NOTHING "
-				"RETURNING id",
-				5, types, v, NULL, SPI_OK_INSERT_RETURNING);
-	if (SPI_processed == 1)
-	{
-		json_object_set_new(result, "enrolled", json_true());
-		json_object_set_new(result, "enrollmentId",
-							json_string(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
-																		  SPI_tuptable->tupdesc, 1, &isnull))));
-		return result;
-	}
-	json_object_set_new(result, "enrolled", json_false());
-	action_exec("SELECT j.status FROM kaireon.journeys j WHERE j.tenant_id = $1 AND j.id = $5",
+	v[4] = TimestampTzGetDatum(at);
+	action_exec("SELECT kaireon.enroll_in_journey($1, $2, $3, $4, $5)",
 				5, types, v, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		json_object_set_new(result, "reason", json_string("no such journey"));
-	else
-	{
-		char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		json_object_set_new(result, "reason",
-							json_string(strcmp(status, "active") == 0 ? "already enrolled"
-										: psprintf("journey is %s", status)));
-	}
-	return result;
+	return kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+						 "kaireon.enroll_in_journey");
 }
 
 /* update_attribute: the customer's row of the customer data table, checked against its schema. */

@@ -4951,7 +4951,7 @@ GRANT EXECUTE ON FUNCTION kaireon_internal._haversine_m(double precision, double
     kaireon_internal._geofence_box(double precision, double precision, double precision) TO PUBLIC;
 
 -- ---------------------------------------------------------------------------------------
--- Journeys (issue 15, part 1; sql/install/47_journeys.sql, docs/journeys.md): published
+-- Journeys (issue 15, part 1; sql/install/48_journeys.sql, docs/journeys.md): published
 -- versions and the version of each enrolment, validation when written, publish, enrolment.
 -- Definitions written under 0.1.0 are checked when next written or published.
 ALTER TABLE kaireon.journeys
@@ -4974,7 +4974,7 @@ CREATE OR REPLACE FUNCTION kaireon_internal._published_versions_append_only() RE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    -- decision flows (named by key) and journeys (by id, 47_journeys.sql)
+    -- decision flows (named by key) and journeys (by id, 48_journeys.sql)
     v_journey   boolean := TG_TABLE_NAME = 'journeys';
 BEGIN
     IF jsonb_array_length(NEW.published_versions) < jsonb_array_length(OLD.published_versions)

@@ -178,7 +178,7 @@ CREATE FUNCTION kaireon_internal._published_versions_append_only() RETURNS trigg
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
-    -- decision flows (named by key) and journeys (by id, 47_journeys.sql)
+    -- decision flows (named by key) and journeys (by id, 48_journeys.sql)
     v_journey   boolean := TG_TABLE_NAME = 'journeys';
 BEGIN
     IF jsonb_array_length(NEW.published_versions) < jsonb_array_length(OLD.published_versions)

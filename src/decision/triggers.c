@@ -165,7 +165,7 @@ action_outbox(const char *tenant_id, const char *customer_id, const char *action
 }
 
 /*
- * enroll_journey: kaireon.enroll_in_journey (47_journeys.sql, the one home of
+ * enroll_journey: kaireon.enroll_in_journey (48_journeys.sql, the one home of
  * enrolment: the published version's entry step, at most one active
  * enrolment per customer and journey, re-entry only when the journey allows
  * it), with the trigger's source as the reason.  Advancing it is the journey

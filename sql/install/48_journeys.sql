@@ -1,4 +1,4 @@
--- kaireon install script, part 47: journeys (docs/journeys.md). Their tables are in
+-- kaireon install script, part 48: journeys (docs/journeys.md). Their tables are in
 -- 30_operator.sql; here: the definition's validation when written (src/config/journey.c),
 -- publishing a version, and enrolment. The engine that advances enrolments is issue 15's
 -- next part.

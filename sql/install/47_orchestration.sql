@@ -157,15 +157,17 @@ COMMENT ON FUNCTION kaireon_internal._alert_metric_value(text, text, timestamptz
 
 CREATE FUNCTION kaireon_internal._alert_conversions(p_tenant text, p_from timestamptz, p_to timestamptz)
     RETURNS double precision
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT count(*)::double precision FROM kaireon.interaction_history ih
-     WHERE ih.tenant_id = p_tenant AND ih.interaction_type = 'outcome'
-       AND ih.occurred_at >= p_from AND ih.occurred_at < p_to
-       AND EXISTS (SELECT 1 FROM kaireon.outcome_types ot
-                    WHERE ot.tenant_id = p_tenant AND ot.key = ih.outcome_type_key
-                      AND ot.category = 'conversion' AND ot.deleted_at IS NULL)
+BEGIN
+    RETURN (SELECT count(*) FROM kaireon.interaction_history ih
+             WHERE ih.tenant_id = p_tenant AND ih.interaction_type = 'outcome'
+               AND ih.occurred_at >= p_from AND ih.occurred_at < p_to
+               AND EXISTS (SELECT 1 FROM kaireon.outcome_types ot
+                            WHERE ot.tenant_id = p_tenant AND ot.key = ih.outcome_type_key
+                              AND ot.category = 'conversion' AND ot.deleted_at IS NULL));
+END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._alert_conversions(text, timestamptz, timestamptz) IS
     'Internal: the outcomes of a tenant in [p_from, p_to) whose outcome type has category conversion (alert metrics conversions and conversion_rate).';

@@ -315,11 +315,13 @@ SELECT customer_id, offer_id FROM kaireon.impressions WHERE tenant_id = 'dlv' OR
 -- each click fired the trigger rule once
 SELECT customer_id, count(*) FROM kaireon.trigger_rule_firings WHERE tenant_id = 'dlv' GROUP BY customer_id ORDER BY 1;
 -- and an application role records callbacks for its tenant only
-GRANT SELECT ON dl TO regress_orch_app;
+GRANT SELECT ON dl, decided TO regress_orch_app;
 SET ROLE regress_orch_app;
 SET kaireon.tenant_id = 'dlv';
 SELECT pg_temp.brief(kaireon.delivery_status('dlv', 'opened', delivery_id => pg_temp.dl('c1', 2), at => '2001-03-02 13:00'));
 SELECT kaireon.delivery_status('alr', 'opened', delivery_id => pg_temp.dl('c1', 2));
+SELECT kaireon.create_delivery('dlv', (SELECT interaction_id FROM decided WHERE customer_id = 'c4' AND rank = 2),
+                               idempotency_key => 'app:c4') IS NOT NULL AS app_created;
 RESET kaireon.tenant_id;
 RESET ROLE;
 SELECT count(*) AS outcomes FROM kaireon.interaction_history WHERE tenant_id = 'dlv' AND interaction_type = 'outcome';

@@ -24,6 +24,7 @@ INSERT INTO public.fill_overrides VALUES
     ('trigger_rules.event_type', '''outcome'''),
     ('trigger_rules.action_config', '''{"channel": "web"}'''),
     ('geofences.action', '''{"type": "notify"}'''),
+    ('alert_rules.metric', '''decisions'''),
     ('policy_snapshots.policy_version_hash', '''0123456789abcdef'''),
     ('report_templates.narrative', '''{"enabled": false}'''),
     ('creative_performance.period_end', 'now() + interval ''1 day'''),

@@ -259,6 +259,7 @@ CREATE TABLE kaireon.channel_deliveries (
     last_error              text,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
+    status_at               timestamptz,
     PRIMARY KEY (tenant_id, id),
     UNIQUE (tenant_id, idempotency_key)
 );
@@ -301,6 +302,8 @@ CREATE TABLE kaireon.alert_rules (
                             CHECK (status IN ('active', 'paused', 'disabled')),
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
+    last_evaluated_at       timestamptz,
+    last_value              double precision,
     PRIMARY KEY (tenant_id, id)
 );
 COMMENT ON TABLE kaireon.alert_rules IS

@@ -29,7 +29,7 @@ CREATE TABLE kaireon.maintenance_runs (
     id                      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job                     text NOT NULL
                             CHECK (job IN ('retention', 'partitions', 'outbox', 'summaries', 'volume_reset',
-                                           'suppressions', 'scores', 'dual_prices')),
+                                           'suppressions', 'scores', 'dual_prices', 'alerts')),
     source                  text NOT NULL CHECK (source IN ('worker', 'function', 'procedure')),
     trigger                 text NOT NULL DEFAULT 'manual' CHECK (trigger IN ('schedule', 'recovery', 'manual')),
     status                  text NOT NULL DEFAULT 'running'

@@ -246,7 +246,7 @@ AS $fn$
         ('tenant_settings',           ARRAY[]::text[]),
         ('platform_settings',         ARRAY['redact=value:encrypted']),
         ('tenant_regions',            ARRAY['id=region']),
-        ('alert_rules',               ARRAY['ignore=last_fired_at']),
+        ('alert_rules',               ARRAY['ignore=last_fired_at', 'ignore=last_evaluated_at', 'ignore=last_value']),
         ('trigger_rules',             ARRAY[]::text[]),
         ('geofences',                 ARRAY[]::text[]),
         ('journeys',                  ARRAY[]::text[]),

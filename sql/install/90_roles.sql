@@ -52,7 +52,9 @@ AS $fn$
         'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
         'kaireon.location_event(text,text,double precision,double precision,timestamptz)',
         'kaireon.publish_journey(text,text,text)',
-        'kaireon.enroll_in_journey(text,text,text,jsonb,timestamptz)']) AS f
+        'kaireon.enroll_in_journey(text,text,text,jsonb,timestamptz)',
+        'kaireon.create_delivery(text,text,text,text,text,jsonb)',
+        'kaireon.delivery_status(text,text,text,text,text,timestamptz,text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

@@ -133,6 +133,10 @@ GRANT EXECUTE ON FUNCTION kaireon_internal._period_end(text, timestamptz), kaire
 -- the list of summary dimensions (constants), which the BEFORE trigger of summary_definitions
 -- checks a definition against as the writing role
 GRANT EXECUTE ON FUNCTION kaireon_internal._summary_dimensions() TO PUBLIC;
+-- the list of alert metrics (constants), which the BEFORE trigger of alert_rules checks a rule
+-- against as the writing role, and the order of delivery statuses, which
+-- kaireon.delivery_status reads as its caller
+GRANT EXECUTE ON FUNCTION kaireon.alert_metrics(), kaireon_internal._delivery_rank(text) TO PUBLIC;
 -- the finite-number checks of every numeric column run as the writing role
 GRANT EXECUTE ON FUNCTION kaireon_internal._is_finite(double precision), kaireon_internal._is_finite(numeric) TO PUBLIC;
 -- adaptive learning (respond, model_learn) computes a shard row's new bins with it, as the caller: a pure function

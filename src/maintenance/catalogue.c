@@ -2,7 +2,8 @@
  * maintenance/catalogue.c
  *	  The catalogue of maintenance jobs (kaireon_jobs[], in the order
  *	  run_maintenance runs them), the bodies of the jobs that are one SQL
- *	  function each (outbox, summaries, volume_reset, scores, dual_prices),
+ *	  function each (outbox, summaries, volume_reset, scores, dual_prices,
+ *	  alerts),
  *	  and kaireon.run_maintenance / run_maintenance_batched.
  *
  * A job is a KJobDef (maintenance.h): its name, its schedule setting and
@@ -39,6 +40,7 @@ static int	kaireon_outbox_batch_size = 100;
 static int	kaireon_outbox_retry_base = 1000;
 static int	kaireon_outbox_retry_max = 3600000;
 static int	kaireon_summary_slice = 1440;
+static int	kaireon_alert_batch_size = 100;
 
 /* Register the settings of the catalogue's jobs (before the kaireon. prefix is reserved). */
 void
@@ -62,6 +64,10 @@ kaireon_catalogue_init(void)
 							"Creation time of history one summary rollup step adds per definition (one transaction in the worker).",
 							NULL, &kaireon_summary_slice, 1440, 1, 525600,
 							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("kaireon.alert_batch_size",
+							"Alert rules evaluated per transaction by the alerts job.",
+							NULL, &kaireon_alert_batch_size, 100, 1, 10000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
 /* A statement of a job body (kjob_try): its first row's int8 columns (at most 3). */
@@ -236,11 +242,48 @@ job_dual_prices(KJobCtx *ctx, json_t *detail)
 	job_count(ctx, detail, "SELECT count(*) FROM kaireon.update_dual_prices()", "constraints");
 }
 
+/*
+ * alerts: kaireon.evaluate_alerts at the run's start time, one transaction per
+ * batch, until every active rule was evaluated at that time (evaluate_alerts
+ * skips a rule already evaluated at it) or the job has run for 30 seconds.
+ */
+static void
+job_alerts(KJobCtx *ctx, json_t *detail)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	int64		rules = 0;
+	int64		fired = 0;
+	int64		errors = 0;
+	Oid			types[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum		values[2] = {TimestampTzGetDatum(started), Int32GetDatum(kaireon_alert_batch_size)};
+	int64		out[3];
+
+	for (;;)
+	{
+		if (!job_sql(ctx, detail, out,
+					 "SELECT count(*), count(*) FILTER (WHERE fired), count(*) FILTER (WHERE reason LIKE 'error:%') "
+					 "  FROM kaireon.evaluate_alerts(NULL, $1, $2)", 2, types, values))
+			break;
+		rules += out[0];
+		fired += out[1];
+		errors += out[2];
+		kjob_boundary(ctx, false);	/* commit: the alerts' outbox events can go out */
+		if (out[0] < kaireon_alert_batch_size || job_long(ctx, started, 30))
+			break;
+	}
+	json_object_set_new(detail, "rules", json_integer(rules));
+	json_object_set_new(detail, "fired", json_integer(fired));
+	json_object_set_new(detail, "errors", json_integer(errors));
+	if (rules == 0)
+		json_object_set_new(detail, "idle", json_true());
+}
+
 static const KJobDef kjob_outbox = {2, "outbox", "kaireon.outbox_schedule", "1s", false, job_outbox};
 static const KJobDef kjob_summaries = {3, "summaries", "kaireon.summary_schedule", "5min", true, job_summaries};
 static const KJobDef kjob_volume_reset = {4, "volume_reset", "kaireon.volume_reset_schedule", "1min", false, job_volume_reset};
 static const KJobDef kjob_scores = {6, "scores", "kaireon.score_schedule", "02:00", true, job_scores};
 static const KJobDef kjob_dual_prices = {7, "dual_prices", "kaireon.dual_price_schedule", "1min", false, job_dual_prices};
+static const KJobDef kjob_alerts = {8, "alerts", "kaireon.alert_schedule", "1min", false, job_alerts};
 
 /* The jobs, in the order run_maintenance runs them (kaireon.maintenance_jobs() lists them too). */
 const KJobDef *const kaireon_jobs[] = {
@@ -252,6 +295,7 @@ const KJobDef *const kaireon_jobs[] = {
 	&kjob_suppressions,
 	&kjob_scores,
 	&kjob_dual_prices,
+	&kjob_alerts,
 };
 const int	kaireon_njobs = lengthof(kaireon_jobs);
 
@@ -295,7 +339,7 @@ jobs_arg(FunctionCallInfo fcinfo)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown maintenance job \"%s\"", name ? name : "null"),
-					 errhint("Jobs: retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices.")));
+					 errhint("Jobs: retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, alerts.")));
 	}
 	for (int j = 0; j < kaireon_njobs; j++)
 		for (int i = 0; i < n; i++)

@@ -85,7 +85,7 @@ PGDLLEXPORT void kaireon_worker_main(Datum arg);
 static char *kaireon_databases = NULL;
 static char *kaireon_worker_role = NULL;
 static int	kaireon_worker_restart_delay = 10;
-static char *schedule_values[8];	/* one per job of kaireon_jobs[] */
+static char *schedule_values[16];	/* one per job of kaireon_jobs[] (room for 16) */
 
 /* A parsed schedule. */
 typedef enum
@@ -195,7 +195,10 @@ kaireon_worker_init(void)
 {
 	BackgroundWorker w;
 
-	Assert(kaireon_njobs == lengthof(schedule_values));
+	/* can't happen unless the job list outgrew the array (which overwrote the next settings) */
+	if (kaireon_njobs > (int) lengthof(schedule_values))
+		elog(ERROR, "kaireon: %d maintenance jobs, room for %d schedules", kaireon_njobs,
+			 (int) lengthof(schedule_values));
 	DefineCustomStringVariable("kaireon.databases",
 							   "Databases the kaireon background workers maintain (comma-separated).",
 							   "Needs kaireon in shared_preload_libraries; one worker per database.",

@@ -50,7 +50,8 @@ AS $fn$
         'kaireon.simulate(text,text,text,text,integer,jsonb,text)', 'kaireon.exp3_state(text,text)',
         'kaireon.dsar_export(text,text,text,text,text)', 'kaireon.dsar_delete(text,text,text,text,text)',
         'kaireon.attribute_conversions(text,timestamptz,timestamptz,text,interval,interval,text[])',
-        'kaireon.location_event(text,text,double precision,double precision,timestamptz)']) AS f
+        'kaireon.location_event(text,text,double precision,double precision,timestamptz)',
+        'kaireon.link_identity(text,text,text,text,double precision)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

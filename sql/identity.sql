@@ -8,6 +8,7 @@
 -- links, resolves chains to the root and merges two customers; bad input refused (22023 or
 -- 22004 with a hint), nothing written.
 \set VERBOSITY terse
+\set SHOW_CONTEXT never
 SET timezone = 'UTC';
 INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES
     ('idn', 'Identity', 'idn', '{"decisionTraceSampleRate": 0}'),
@@ -191,9 +192,9 @@ SELECT pg_temp.dec('{"customerId": "ann@example.com", "dryRun": true}') AS still
 -- a self link, directly or through a link; a cycle
 SELECT kaireon.link_identity('idn', 'customer_id', 'carl', 'carl');
 SELECT kaireon.link_identity('idn', 'customer_id', 'ann', 'bob');
--- an identifier linked to another customer
-SELECT kaireon.link_identity('idn', 'session', 'anon-7', 'ann');
-SELECT kaireon.link_identity('idn', 'device', 'anon-7', 'ann');
+-- an identifier linked to another customer (under its type or another)
+SELECT kaireon.link_identity('idn', 'cookie', 'ck-9', 'carl');
+SELECT kaireon.link_identity('idn', 'device', 'ck-9', 'carl');
 -- bad input
 SELECT kaireon.link_identity('idn', 'fax', 'x', 'ann');
 SELECT kaireon.link_identity('idn', 'email', ' ', 'ann');

@@ -115,6 +115,32 @@ fresh_version(void)
 	return (int64) GetCurrentTimestamp();
 }
 
+/*
+ * Renew a tenant's configuration version (inside an SPI connection).  With
+ * first_link (identity links), only when config_versions.identity_links is
+ * not set yet, which it sets.  True when a version was renewed.
+ */
+static bool
+renew_version(const char *tenant_id, bool first_link)
+{
+	Oid			types[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, BOOLOID};
+	Datum		args[4];
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = Int64GetDatum(fresh_version());
+	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	args[3] = BoolGetDatum(first_link);
+	if (kspi_execute_with_args(
+		"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at, identity_links) "
+		"SELECT t.id, $2, $3, $4 FROM kaireon.tenants t WHERE t.id = $1 "
+		"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
+		"    updated_at = EXCLUDED.updated_at, identity_links = v.identity_links OR EXCLUDED.identity_links "
+		"  WHERE NOT (EXCLUDED.identity_links AND v.identity_links)",
+		4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not renew the configuration version");
+	return SPI_processed > 0;
+}
+
 /* AFTER trigger: renew the configuration version of the tenants whose configuration changed. */
 Datum
 kaireon_config_changed(PG_FUNCTION_ARGS)
@@ -163,21 +189,7 @@ kaireon_config_changed(PG_FUNCTION_ARGS)
 			elog(ERROR, "kaireon: could not renew configuration versions");
 	}
 	foreach(lc, tenants)
-	{
-		Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
-		Datum		args[3];
-
-		args[0] = CStringGetTextDatum((char *) lfirst(lc));
-		args[1] = Int64GetDatum(fresh_version());
-		args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		if (kspi_execute_with_args(
-			"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at) "
-			"SELECT t.id, $2, $3 FROM kaireon.tenants t WHERE t.id = $1 "
-			"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
-			"    updated_at = EXCLUDED.updated_at",
-			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "kaireon: could not renew the configuration version");
-	}
+		renew_version((char *) lfirst(lc), false);
 	SPI_finish();
 
 	marker = get_relname_relid("config_versions", get_namespace_oid("kaireon", false));
@@ -218,23 +230,7 @@ kaireon_identity_links_changed(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	foreach(lc, tenants)
-	{
-		Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
-		Datum		args[3];
-
-		args[0] = CStringGetTextDatum((char *) lfirst(lc));
-		args[1] = Int64GetDatum(fresh_version());
-		args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		if (kspi_execute_with_args(
-			"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at, identity_links) "
-			"SELECT t.id, $2, $3, true FROM kaireon.tenants t WHERE t.id = $1 "
-			"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
-			"    updated_at = EXCLUDED.updated_at, identity_links = true "
-			"  WHERE NOT v.identity_links",
-			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "kaireon: could not renew the configuration version");
-		renewed |= SPI_processed > 0;
-	}
+		renewed |= renew_version((char *) lfirst(lc), true);
 	SPI_finish();
 	if (renewed)
 	{

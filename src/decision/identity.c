@@ -46,10 +46,13 @@
  * Look an identifier up in the tenant's links (of the given type, or of any
  * type when type is NULL): out->customer_id becomes the canonical id of the
  * link(s) whose identifier value it is; it stays as it is when there is none.
- * An identifier linked to several customers is refused (22023).
+ * An identifier linked to several customers is refused (22023).  fresh: with
+ * a new snapshot (after a decision lock: it sees the link that merged the
+ * identifier while the decision waited).
  */
 static void
-lookup(const char *tenant_id, const char *given, const char *type, const char *what, KIdentity *out)
+lookup(const char *tenant_id, const char *given, const char *type, const char *what, bool fresh,
+	   KIdentity *out)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -57,7 +60,6 @@ lookup(const char *tenant_id, const char *given, const char *type, const char *w
 	char		nulls[3] = {' ', ' ', ' '};
 	const char *canonical = NULL;
 	const char *matched = NULL;
-	StringInfoData found;
 
 	if (plan == NULL)
 		plan = kspi_prepare_keep(
@@ -70,27 +72,31 @@ lookup(const char *tenant_id, const char *given, const char *type, const char *w
 		args[2] = CStringGetTextDatum(type);
 	else
 		nulls[2] = 'n';
-	/* not read-only: a fresh snapshot (after a decision lock, it sees the link that merged it) */
-	if (kspi_execute_plan(plan, args, nulls, false, 0) != SPI_OK_SELECT)
+	if (kspi_execute_plan(plan, args, nulls, !fresh, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: resolving an identifier failed");
-	initStringInfo(&found);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *c = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		char	   *t = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
-		appendStringInfo(&found, "%s%s", i ? ", " : "", t);
 		if (canonical == NULL)
 		{
 			canonical = c;
-			matched = t;
+			matched = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		}
 		else if (strcmp(canonical, c) != 0)
+		{
+			StringInfoData found;
+
+			initStringInfo(&found);
+			for (uint64 k = 0; k < SPI_processed; k++)
+				appendStringInfo(&found, "%s%s", k ? ", " : "",
+								 SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 2));
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s \"%s\" is linked to more than one customer of tenant \"%s\" (as %s)",
 							what, given, tenant_id, found.data),
 					 errhint("Give its identifier type (identifierType, or options.identifier_type) to say which link is meant.")));
+		}
 	}
 	if (canonical == NULL || strcmp(canonical, given) == 0)
 		return;					/* no link: the identifier is the customer id (as without links) */
@@ -129,7 +135,7 @@ kaireon_resolve_identity(KTenantConfig *cfg, const char *given, const char *type
 	out->customer_id = given;
 	out->resolved = false;
 	if (cfg->identity_links)	/* a tenant without links pays nothing */
-		lookup(cfg->tenant_id, given, type, what, out);
+		lookup(cfg->tenant_id, given, type, what, false, out);
 }
 
 /*
@@ -228,7 +234,7 @@ kaireon_lock_customer(const char *tenant_id, KDecideArgs *args)
 			KIdentity	again = args->identity;
 
 			lookup(tenant_id, args->customer_id, hop == 0 ? args->identifier_type : NULL,
-				   args->identifier_what ? args->identifier_what : "customer_id", &again);
+				   args->identifier_what ? args->identifier_what : "customer_id", true, &again);
 			if (strcmp(again.customer_id, args->customer_id) == 0)
 				return;			/* its link was deleted since: the identifier is the customer again */
 			args->customer_id = again.customer_id;

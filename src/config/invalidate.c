@@ -118,25 +118,27 @@ fresh_version(void)
 /*
  * Renew a tenant's configuration version (inside an SPI connection).  With
  * first_link (identity links), only when config_versions.identity_links is
- * not set yet, which it sets.  True when a version was renewed.
+ * not set yet, which it sets.  True when a version was renewed.  (Only the
+ * first link's statement names the column, which 0.2.0 added: under a 0.1.0
+ * catalog an audited write must still fail on the version check.)
  */
 static bool
 renew_version(const char *tenant_id, bool first_link)
 {
-	Oid			types[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, BOOLOID};
-	Datum		args[4];
+	Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Datum		args[3];
 
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = Int64GetDatum(fresh_version());
 	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	args[3] = BoolGetDatum(first_link);
-	if (kspi_execute_with_args(
-		"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at, identity_links) "
-		"SELECT t.id, $2, $3, $4 FROM kaireon.tenants t WHERE t.id = $1 "
+	if (kspi_execute_with_args(psprintf(
+		"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at%s) "
+		"SELECT t.id, $2, $3%s FROM kaireon.tenants t WHERE t.id = $1 "
 		"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
-		"    updated_at = EXCLUDED.updated_at, identity_links = v.identity_links OR EXCLUDED.identity_links "
-		"  WHERE NOT (EXCLUDED.identity_links AND v.identity_links)",
-		4, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		"    updated_at = EXCLUDED.updated_at%s",
+		first_link ? ", identity_links" : "", first_link ? ", true" : "",
+		first_link ? ", identity_links = true WHERE NOT v.identity_links" : ""),
+		3, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "kaireon: could not renew the configuration version");
 	return SPI_processed > 0;
 }

@@ -16,10 +16,15 @@ CREATE TABLE kaireon.config_versions (
     tenant_id               text NOT NULL PRIMARY KEY REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
     version                 bigint NOT NULL,
     created_at              timestamptz NOT NULL DEFAULT now(),
-    updated_at              timestamptz NOT NULL DEFAULT now()
+    updated_at              timestamptz NOT NULL DEFAULT now(),
+    -- set (with a new version) by the tenant's first identity link, never cleared: decisions
+    -- resolve identifiers from then on (docs/identity.md, src/config/invalidate.c)
+    identity_links          boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE kaireon.config_versions IS
     'kaireon''s own table: the current configuration version of each tenant, renewed whenever its decisioning configuration changes; a relcache invalidation on this table tells every backend to re-check its cached configurations.';
+COMMENT ON COLUMN kaireon.config_versions.identity_links IS
+    'Whether the tenant has written an identity link (set with a new version by the first one, never cleared): its decisions resolve identifiers through kaireon.identity_links (docs/identity.md).';
 
 -- One row per customer that has had a recorded decision: recommend upserts it first and
 -- holds its lock until commit, so decisions for one customer are serialised (per-customer
@@ -29,11 +34,15 @@ CREATE TABLE kaireon.decision_locks (
     customer_id             text NOT NULL,
     decisions               bigint NOT NULL DEFAULT 0 CHECK (decisions >= 0),
     last_decision_at        timestamptz NOT NULL DEFAULT now(),
+    -- the customer kaireon.link_identity merged this identifier into (docs/identity.md)
+    merged_into             text,
     PRIMARY KEY (tenant_id, customer_id)
 );
 CREATE INDEX ON kaireon.decision_locks (last_decision_at);
 COMMENT ON TABLE kaireon.decision_locks IS
     'kaireon''s own table: one row per customer with a recorded decision (count and time of the last); recommend locks it for the rest of the transaction so that decisions for one customer are serialised and per-customer caps stay exact.';
+COMMENT ON COLUMN kaireon.decision_locks.merged_into IS
+    'The customer kaireon.link_identity merged this identifier into: a decision that locks this row resolves its identifier again and decides for that customer (docs/identity.md).';
 
 -- Idempotency keys of respond: the first outcome with a key wins, duplicates return it.
 CREATE TABLE kaireon.respond_idempotency (

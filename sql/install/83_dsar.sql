@@ -45,19 +45,17 @@ BEGIN
     -- (PL/pgSQL: Citus plans no parameterised query of a SQL function; the catalogs and the
     -- tenant's rows are read by separate queries, as Citus joins no catalog with its tables)
     RETURN QUERY
-    -- kaireon tables with a customer_id column (partitioned tables as a whole)
-    SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.customer_id = $1',
-           CASE c.relname WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
-                          WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
-                          WHEN 'model_shadow_scores' THEN 'decisions' WHEN 'campaign_decisions' THEN 'decisions'
-                          WHEN 'interaction_summaries' THEN 'summaries' WHEN 'metric_values' THEN 'metrics'
-                          WHEN 'suppressions' THEN 'suppressions'
-                          -- a monthly partition retention detached (an archive): still interactions
-                          ELSE CASE WHEN c.relname ~ '^interaction_history_p\d{4}_\d{2}$' THEN 'interactions' END END
-      FROM pg_class c
-     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
-       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+    -- kaireon tables with the customer's rows (partitioned tables as a whole; consent_records
+    -- by subject_id: kaireon_internal._customer_tables)
+    SELECT c.label, c.relation, format('x.%I = $1', c.key_column),
+           CASE c.label WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
+                        WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
+                        WHEN 'model_shadow_scores' THEN 'decisions' WHEN 'campaign_decisions' THEN 'decisions'
+                        WHEN 'interaction_summaries' THEN 'summaries' WHEN 'metric_values' THEN 'metrics'
+                        WHEN 'suppressions' THEN 'suppressions'
+                        -- a monthly partition retention detached (an archive): still interactions
+                        ELSE CASE WHEN c.label ~ '^interaction_history_p\d{4}_\d{2}$' THEN 'interactions' END END
+      FROM kaireon_internal._customer_tables() c
     UNION ALL
     -- kaireon tables that point at the subject's interactions (idempotency keys, deliveries);
     -- policy_snapshots only names the first interaction decided under a policy version
@@ -70,7 +68,6 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
     UNION ALL
     SELECT * FROM (VALUES
-        ('consent_records', 'kaireon.consent_records', 'x.subject_id = $1', NULL),
         ('identity_links', 'kaireon.identity_links',
          '(x.canonical_id = $1 OR (x.identifier_type = ''customer_id'' AND x.identifier_value = $1))', NULL),
         ('outbox_events', 'kaireon.outbox_events', 'x.payload ->> ''customerId'' = $1', 'outbox'),

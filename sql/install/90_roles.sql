@@ -54,7 +54,8 @@ AS $fn$
         'kaireon.publish_journey(text,text,text)',
         'kaireon.enroll_in_journey(text,text,text,jsonb,timestamptz)',
         'kaireon.create_delivery(text,text,text,text,text,jsonb)',
-        'kaireon.delivery_status(text,text,text,text,text,timestamptz,text,text)']) AS f
+        'kaireon.delivery_status(text,text,text,text,text,timestamptz,text,text)',
+        'kaireon.link_identity(text,text,text,text,double precision)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

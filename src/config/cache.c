@@ -1059,7 +1059,7 @@ load_caps(KTenantConfig *cfg)
 	}
 }
 
-/* The tenant's outcome types and its decision settings (trace sample rate, control group). */
+/* The tenant's outcome types and its decision settings (trace sample rate, control group, identity links). */
 static void
 load_outcomes_and_settings(KTenantConfig *cfg)
 {
@@ -1073,7 +1073,11 @@ load_outcomes_and_settings(KTenantConfig *cfg)
 		"                                  (SELECT s.decision_trace_sample_rate FROM kaireon.tenant_settings s "
 		"                                    WHERE s.tenant_id = $1), 0.1), "
 		"         'control_percent', (SELECT s.control_group_percent FROM kaireon.tenant_settings s "
-		"                              WHERE s.tenant_id = $1))",
+		"                              WHERE s.tenant_id = $1), "
+		/* sticky once a link was written (config/invalidate.c); the links too, after a restore */
+		"         'identity_links', coalesce((SELECT v.identity_links FROM kaireon.config_versions v "
+		"                                     WHERE v.tenant_id = $1), false) "
+		"                           OR EXISTS (SELECT 1 FROM kaireon.identity_links l WHERE l.tenant_id = $1))",
 		cfg->tenant_id, "outcome types");
 	json_t	   *outs = kj_array(rows, "outcomes");
 	size_t		i;
@@ -1081,6 +1085,7 @@ load_outcomes_and_settings(KTenantConfig *cfg)
 
 	cfg->trace_sample_rate = kj_num(rows, "sample_rate", 0.1);
 	cfg->control_percent = kj_num(rows, "control_percent", 0);
+	cfg->identity_links = kj_bool(rows, "identity_links", false);
 	cfg->noutcomes = json_array_size(outs);
 	cfg->outcomes = palloc0(sizeof(KOutcomeType) * Max(cfg->noutcomes, 1));
 	json_array_foreach(outs, i, r)

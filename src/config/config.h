@@ -330,6 +330,8 @@ typedef struct KTenantConfig
 	MemoryContext mcxt;
 	double		trace_sample_rate;
 	double		control_percent;	/* tenant_settings.control_group_percent, 0..100 */
+	bool		identity_links; /* the tenant has identity links: decisions resolve identifiers
+								 * (decision/identity.c, docs/identity.md) */
 
 	int			nchannels;
 	KChannel   *channels;

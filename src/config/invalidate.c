@@ -23,6 +23,15 @@
  * Trigger argument: the name of the tenant column (default "tenant_id";
  * "id" on kaireon.tenants).
  *
+ * kaireon_internal._identity_links_changed() is the trigger of
+ * kaireon.identity_links: a tenant's links are no configuration (they change
+ * with every sign-in), but whether it has any is (decisions resolve
+ * identifiers only then: decision/identity.c).  The first link a tenant
+ * writes sets the sticky flag config_versions.identity_links and renews the
+ * version in the same statement; later links change nothing, so linking
+ * costs no recompilation.  The compiled flag is that column or any link
+ * (cache.c), so a restore, which keeps no config_versions, loses nothing.
+ *
  * kaireon_internal._config_changed_replica() is the same signal for changes that fire
  * no statement trigger: logical replication's apply worker (and any session
  * with session_replication_role = replica) fires only row triggers enabled
@@ -53,6 +62,7 @@
 
 PG_FUNCTION_INFO_V1(kaireon_config_changed);
 PG_FUNCTION_INFO_V1(kaireon_config_changed_replica);
+PG_FUNCTION_INFO_V1(kaireon_identity_links_changed);
 
 /* Add the tenant id of a tuple to the list (no duplicates). */
 static List *
@@ -105,6 +115,34 @@ fresh_version(void)
 	return (int64) GetCurrentTimestamp();
 }
 
+/*
+ * Renew a tenant's configuration version (inside an SPI connection).  With
+ * first_link (identity links), only when config_versions.identity_links is
+ * not set yet, which it sets.  True when a version was renewed.  (Only the
+ * first link's statement names the column, which 0.2.0 added: under a 0.1.0
+ * catalog an audited write must still fail on the version check.)
+ */
+static bool
+renew_version(const char *tenant_id, bool first_link)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Datum		args[3];
+
+	args[0] = CStringGetTextDatum(tenant_id);
+	args[1] = Int64GetDatum(fresh_version());
+	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (kspi_execute_with_args(psprintf(
+		"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at%s) "
+		"SELECT t.id, $2, $3%s FROM kaireon.tenants t WHERE t.id = $1 "
+		"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
+		"    updated_at = EXCLUDED.updated_at%s",
+		first_link ? ", identity_links" : "", first_link ? ", true" : "",
+		first_link ? ", identity_links = true WHERE NOT v.identity_links" : ""),
+		3, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "kaireon: could not renew the configuration version");
+	return SPI_processed > 0;
+}
+
 /* AFTER trigger: renew the configuration version of the tenants whose configuration changed. */
 Datum
 kaireon_config_changed(PG_FUNCTION_ARGS)
@@ -153,26 +191,56 @@ kaireon_config_changed(PG_FUNCTION_ARGS)
 			elog(ERROR, "kaireon: could not renew configuration versions");
 	}
 	foreach(lc, tenants)
-	{
-		Oid			types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
-		Datum		args[3];
-
-		args[0] = CStringGetTextDatum((char *) lfirst(lc));
-		args[1] = Int64GetDatum(fresh_version());
-		args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		if (kspi_execute_with_args(
-			"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at) "
-			"SELECT t.id, $2, $3 FROM kaireon.tenants t WHERE t.id = $1 "
-			"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
-			"    updated_at = EXCLUDED.updated_at",
-			3, types, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "kaireon: could not renew the configuration version");
-	}
+		renew_version((char *) lfirst(lc), false);
 	SPI_finish();
 
 	marker = get_relname_relid("config_versions", get_namespace_oid("kaireon", false));
 	if (OidIsValid(marker))
 		CacheInvalidateRelcacheByRelid(marker);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * AFTER INSERT or UPDATE statement trigger of kaireon.identity_links (new
+ * rows as new_rows): the tenants that had no link yet get the flag
+ * config_versions.identity_links and a new configuration version (one
+ * conditional upsert each, which the row lock of config_versions serialises:
+ * of two first links written at once, the second sees the flag and changes
+ * nothing); the backends' caches are invalidated only when one did.
+ */
+Datum
+kaireon_identity_links_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			attno;
+	List	   *tenants;
+	ListCell   *lc;
+	bool		renewed = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
+		elog(ERROR, "_identity_links_changed must be an AFTER statement trigger");
+	desc = RelationGetDescr(td->tg_relation);
+	attno = SPI_fnumber(desc, "tenant_id");
+	if (attno <= 0)
+		elog(ERROR, "_identity_links_changed: table \"%s\" has no column tenant_id",
+			 RelationGetRelationName(td->tg_relation));
+	tenants = add_transition_tenants(NIL, td->tg_newtable, desc, attno);
+	if (tenants == NIL)
+		return PointerGetDatum(NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	foreach(lc, tenants)
+		renewed |= renew_version((char *) lfirst(lc), true);
+	SPI_finish();
+	if (renewed)
+	{
+		Oid			marker = get_relname_relid("config_versions", get_namespace_oid("kaireon", false));
+
+		if (OidIsValid(marker))
+			CacheInvalidateRelcacheByRelid(marker);
+	}
 	return PointerGetDatum(NULL);
 }
 

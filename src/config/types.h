@@ -1,8 +1,8 @@
 /*
  * config/types.h
  *	  The one list of each kind of type name: qualification rule types,
- *	  contact policy types and scope kinds, as X-macros, and the outcome
- *	  classes.  Each list makes the C enum (config.h), the names the loader
+ *	  contact policy types, scope kinds and identifier types, as X-macros,
+ *	  and the outcome classes.  Each list makes the C enum (config.h), the names the loader
  *	  (cache.c) and the validator (validate.c) match, and what the SQL
  *	  function kaireon_internal._type_names(kind) returns (types.c); the regress test
  *	  type_lists checks that the tables' CHECK constraints name exactly these.
@@ -55,6 +55,19 @@
 	X(KSCOPE_SUB_CATEGORY, "sub_category") \
 	X(KSCOPE_OFFER, "offer")
 
+/*
+ * Identifier types of identity links (identity_links.identifier_type): what a
+ * request's identifierType names (decision/identity.c, docs/identity.md).
+ */
+#define KAIREON_IDENTIFIER_TYPES(X) \
+	X(KIDENT_EMAIL, "email") \
+	X(KIDENT_PHONE, "phone") \
+	X(KIDENT_SESSION, "session") \
+	X(KIDENT_DEVICE, "device") \
+	X(KIDENT_COOKIE, "cookie") \
+	X(KIDENT_CUSTOMER_ID, "customer_id") \
+	X(KIDENT_EXTERNAL, "external")
+
 #define KAIREON_TYPE_ENUM(e, name) e,
 #define KAIREON_TYPE_COUNT(e, name) + 1
 
@@ -77,11 +90,13 @@ typedef enum KScopeKind
 #define KRULE_NTYPES (0 KAIREON_QUALIFICATION_TYPES(KAIREON_TYPE_COUNT))
 #define KPOL_NTYPES (0 KAIREON_POLICY_TYPES(KAIREON_TYPE_COUNT))
 #define KSCOPE_NKINDS (0 KAIREON_SCOPE_KINDS(KAIREON_TYPE_COUNT))
+#define KIDENT_NTYPES (0 KAIREON_IDENTIFIER_TYPES(KAIREON_TYPE_COUNT))
 
 /* The names of each list, by enum value, NULL-terminated (types.c). */
 extern const char *const kaireon_qualification_type_names[];
 extern const char *const kaireon_policy_type_names[];
 extern const char *const kaireon_scope_names[];
+extern const char *const kaireon_identifier_type_names[];
 
 /* The position of name in a NULL-terminated list of names, or -1 (also for NULL). */
 extern int	kaireon_type_index(const char *const *names, const char *name);

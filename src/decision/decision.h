@@ -7,9 +7,9 @@
  *	  (campaign/) include only this header.
  *
  * Calls within the folder run downward, never in a circle:
- *   recommend.c -> pipeline.c, explain.c
- *   pipeline.c  -> persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
- *   respond.c   -> caps.c, model_scores.c, rules.c, triggers.c
+ *   recommend.c -> pipeline.c, explain.c, identity.c
+ *   pipeline.c  -> identity.c, persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
+ *   respond.c   -> identity.c, caps.c, model_scores.c, rules.c, triggers.c
  *   geofences.c -> triggers.c -> customer.c
  *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
  * and out of the folder only down: config/, scoring/, arbitration/ (through
@@ -24,6 +24,14 @@ struct KaireonModel;
 
 /* pipeline.c: the pipeline, one call per recommend (or campaign customer) */
 extern KDecideResult *kaireon_decide(KDecideArgs *args);
+
+/* identity.c: the canonical customer of an identifier, the per-customer decision lock */
+extern void kaireon_resolve_identity(KTenantConfig *cfg, const char *given, const char *type, const char *what,
+									 KIdentity *out);
+extern json_t *kaireon_identity_json(const KIdentity *id);
+extern void kaireon_identity_note(json_t *context, const KIdentity *id, const char *what);
+extern void kaireon_decide_identity(KTenantConfig *cfg, KDecideArgs *args);
+extern void kaireon_lock_customer(const char *tenant_id, KDecideArgs *args);
 
 /* customer.c: the customer's state, read once per request */
 extern KCustomer *kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context,

@@ -11,7 +11,8 @@
  * computation over those (rules.c, policies.c).
  *
  * Exactness under concurrency.  A recording decision first locks the
- * customer's row of kaireon.decision_locks until commit: two sessions deciding
+ * customer's row of kaireon.decision_locks until commit (identity.c, on the
+ * canonical customer of the identifier given): two sessions deciding
  * for one customer run one after the other, and the second reads the history
  * the first wrote (or, under REPEATABLE READ, fails with a serialization
  * error), so per-customer caps never overshoot.  Volume
@@ -641,34 +642,6 @@ request_object(const KRequest *req, json_t *context)
 }
 
 /*
- * Serialise recording decisions for one customer: upsert the customer's row
- * of kaireon.decision_locks, which stays locked until commit.  A concurrent
- * decision for the customer waits for it; in READ COMMITTED it then reads the
- * history the first one wrote (the queries that follow take fresh
- * snapshots), and in REPEATABLE READ or SERIALIZABLE it fails with a
- * serialization error (40001) instead of deciding on a stale history.
- */
-static void
-lock_customer(const char *tenant_id, const char *customer_id)
-{
-	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		args[3];
-
-	/* the time is a parameter: no function in the ON CONFLICT update (Citus needs that) */
-	if (plan == NULL)
-		plan = kspi_prepare_keep(
-			"INSERT INTO kaireon.decision_locks AS l (tenant_id, customer_id, decisions, last_decision_at) "
-			"VALUES ($1, $2, 1, $3) ON CONFLICT (tenant_id, customer_id) "
-			"DO UPDATE SET decisions = l.decisions + 1, last_decision_at = EXCLUDED.last_decision_at", 3, types);
-	args[0] = CStringGetTextDatum(tenant_id);
-	args[1] = CStringGetTextDatum(customer_id);
-	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	if (kspi_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "kaireon: could not lock the customer's decisions");
-}
-
-/*
  * The whole pipeline for one request, across its placements, and, unless
  * dry_run, the recording of step 11, for a tenant the caller may act for.
  * Raises with a specific SQLSTATE on bad input before anything is written.
@@ -692,6 +665,8 @@ decide(KDecideArgs *args)
 	MemoryContextSwitchTo(mcxt);
 
 	cfg = kaireon_config_get(args->tenant_id);
+	/* the canonical customer of the identifier given, before anything reads it (identity.c) */
+	kaireon_decide_identity(cfg, args);
 	req->cfg = cfg;
 	req->now = GetCurrentTransactionStartTimestamp();
 	req->day_start = kaireon_period_start("day", req->now);
@@ -744,7 +719,7 @@ decide(KDecideArgs *args)
 	{
 		sample = pg_prng_double(&pg_global_prng_state);
 		res->traced = args->force_trace || sample < cfg->trace_sample_rate;
-		lock_customer(cfg->tenant_id, args->customer_id);
+		kaireon_lock_customer(cfg->tenant_id, args);	/* on the canonical customer (identity.c) */
 	}
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);

@@ -63,6 +63,19 @@ string_array(json_t *obj, const char *key, const char *what)
 	return v;
 }
 
+/* A request field that must be a string (or absent). */
+static const char *
+string_field(json_t *obj, const char *key, const char *what)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v))
+		bad_value(what, psprintf("must be a string, not %s", kj_type_name(v)), "Use a JSON string.");
+	return json_string_value(v);
+}
+
 /* A request field that must be a boolean (or absent). */
 static bool
 bool_field(json_t *obj, const char *key, const char *what)
@@ -299,7 +312,8 @@ static void
 parse_options(KDecideArgs *args, json_t *opts)
 {
 	static const char *const allowed[] = {
-		"dry_run", "debug", "trace", "exclude_offers", "exclude_creatives", "placements", "deduplicate", NULL
+		"dry_run", "debug", "trace", "exclude_offers", "exclude_creatives", "placements", "deduplicate",
+		"identifier_type", NULL
 	};
 
 	if (!json_is_object(opts))
@@ -310,6 +324,7 @@ parse_options(KDecideArgs *args, json_t *opts)
 	args->debug = bool_field(opts, "debug", "options.debug");
 	args->force_trace = bool_field(opts, "trace", "options.trace");
 	args->deduplicate = bool_field(opts, "deduplicate", "options.deduplicate");
+	args->identifier_type = string_field(opts, "identifier_type", "options.identifier_type");
 	args->exclude_offers = string_array(opts, "exclude_offers", "options.exclude_offers");
 	args->exclude_creatives = string_array(opts, "exclude_creatives", "options.exclude_creatives");
 	if (string_array(opts, "placements", "options.placements"))
@@ -348,7 +363,9 @@ control_json(const KDecideResult *res, const KControl *c)
  * kaireon.recommend(tenant_id, customer_id, channel, placement, context,
  * max_offers, decision_flow, options): the decisions as rows; a placement
  * a control group left empty is one row without rank or offer whose
- * explanation is {"controlGroup": true, ...}.  With
+ * explanation is {"controlGroup": true, ...}.  A customer_id (of the type
+ * options.identifier_type, or any) linked to another customer is decided
+ * for as that customer; each decision's explanation then has resolvedFrom.  With
  * options.debug, each dropped candidate follows as a row without rank whose
  * explanation says at which stage and why.
  */
@@ -390,6 +407,14 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 
 	res = kaireon_decide(&args);
 
+	for (int i = 0; i < res->ndecisions; i++)
+	{
+		const KDecision *d = &res->decisions[i];
+
+		/* an identifier resolved to another customer: which one (decision/identity.c) */
+		if (args.identity.resolved && d->explanation != NULL)
+			json_object_set_new(d->explanation, "resolvedFrom", kaireon_identity_json(&args.identity));
+	}
 	for (int i = 0; i < res->ndecisions; i++)
 	{
 		const KDecision *d = &res->decisions[i];
@@ -533,7 +558,8 @@ no_decision_reason(const KDecideResult *res)
 /*
  * kaireon.recommend_json(request jsonb), and the tenant-first form
  * recommend_json(tenant_id text, request jsonb): the decision in the REST
- * shape: {recommendationId, count, degradedScoring, controlGroup, decisions[],
+ * shape: {recommendationId, customerId (the canonical customer), resolvedFrom
+ * (when the identifier given resolved to it), count, degradedScoring, controlGroup, decisions[],
  * controlGroups[] (placements a control group left empty), degradedModels[]
  * (when scoring fell back), reason (when there is no decision), placements[]
  * (when several placements were asked for), debug (with debug: true)}.
@@ -544,7 +570,7 @@ Datum
 kaireon_recommend_json(PG_FUNCTION_ARGS)
 {
 	static const char *const allowed[] = {
-		"tenantId", "customerId", "sessionId", "channel", "channelId", "placement", "placementId", "placements",
+		"tenantId", "customerId", "sessionId", "identifierType", "channel", "channelId", "placement", "placementId", "placements",
 		"context", "attributes", "segments", "locale", "currency", "maxOffers", "limit", "decisionFlow",
 		"decisionFlowKey", "blueprintKey", "dryRun", "debug", "trace", "excludeOffers", "excludeCreatives",
 		"deduplicate", NULL
@@ -585,8 +611,19 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	args.tenant_id = kj_id(req, "tenantId", "request.tenantId");
 	session_id = kj_id(req, "sessionId", "request.sessionId");
 	args.customer_id = kj_id(req, "customerId", "request.customerId");
-	if (args.customer_id == NULL)
-		args.customer_id = session_id;	/* an anonymous visitor: its session is the customer */
+	/* the identifier resolves to its canonical customer in the pipeline (decision/identity.c) */
+	args.identifier_type = string_field(req, "identifierType", "request.identifierType");
+	args.identifier_what = "request.customerId";
+	if (args.customer_id == NULL && session_id != NULL)
+	{
+		/* an anonymous visitor: its session is the customer, or the customer the session is linked to */
+		if (args.identifier_type != NULL && strcmp(args.identifier_type, "session") != 0)
+			bad_value("request.identifierType", psprintf("\"%s\" does not describe request.sessionId", args.identifier_type),
+					  "identifierType says what customerId is; a sessionId given alone is of type session.");
+		args.customer_id = session_id;
+		args.identifier_type = "session";
+		args.identifier_what = "request.sessionId";
+	}
 	args.channel_id = alias_id(req, channel_names);
 	if (args.tenant_id == NULL)
 		missing("request.tenantId");
@@ -628,6 +665,9 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 					"controlGroup", res->ncontrols > 0, "decisions", decisions);
 	if (session_id != NULL)
 		json_object_set_new(out, "sessionId", json_string(session_id));
+	/* customerId is the canonical customer; resolvedFrom says from which identifier */
+	if (args.identity.resolved)
+		json_object_set_new(out, "resolvedFrom", kaireon_identity_json(&args.identity));
 	/* which placements a control group left empty (docs/lift.md) */
 	if (res->ncontrols > 0)
 	{

@@ -120,11 +120,23 @@ typedef struct KRequest
 
 /* ---- the decision: what a caller asks, what the pipeline returns (pipeline.c) ---- */
 
+/* Which customer an identifier given by a request resolved to (identity.c, docs/identity.md). */
+typedef struct KIdentity
+{
+	const char *given;			/* the identifier the request gave */
+	const char *type;			/* its identifier type: given, or the link's; NULL when unknown */
+	const char *customer_id;	/* the canonical customer decided for */
+	bool		resolved;		/* a link (or a merge) led from given to another customer id */
+} KIdentity;
+
 /* What a caller asks for. */
 typedef struct KDecideArgs
 {
 	const char *tenant_id;
-	const char *customer_id;
+	const char *customer_id;	/* as given; the pipeline sets the canonical customer (identity.c) */
+	const char *identifier_type;	/* what customer_id is (identity_links.identifier_type), or NULL: any */
+	const char *identifier_what;	/* its name in messages (NULL: "customer_id") */
+	KIdentity	identity;		/* set by the pipeline: the identifier and its canonical customer */
 	const char *channel_id;
 	json_t	   *placements;		/* placement ids (strings); empty: the request names none */
 	int		   *placement_limits;	/* per placement: its own limit, 0: max_offers; NULL: none */

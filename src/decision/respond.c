@@ -56,7 +56,9 @@ typedef struct RespondArgs
 	const char *json;			/* from respond_json / respond_bulk: the request's name ("request",
 								 * "items[3]"), to name fields by their JSON keys; else NULL */
 	const char *tenant_id;
-	const char *customer_id;
+	const char *customer_id;	/* as given; respond_one sets the canonical customer (identity.c) */
+	const char *identifier_type;	/* JSON forms: what customer_id is (identifierType), or NULL: any */
+	const char *customer_key;	/* JSON forms: the key the customer was given under (customerId, sessionId) */
 	const char *outcome;
 	const char *recommendation_id;
 	bool		has_rank;
@@ -312,6 +314,7 @@ respond_one(RespondArgs *a)
 	Resolved	r;
 	bool		found;
 	KaireonOutcomeClass cls;
+	KIdentity	identity;
 	char	   *interaction_id = kaireon_new_uuid();
 	json_t	   *result;
 	MemoryContext mcxt = CurrentMemoryContext;
@@ -350,6 +353,11 @@ respond_one(RespondArgs *a)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	MemoryContextSwitchTo(mcxt);
 	cfg = kaireon_config_get(a->tenant_id);
+	/* the canonical customer of the identifier given, before anything reads it (identity.c) */
+	kaireon_resolve_identity(cfg, a->customer_id, a->identifier_type,
+							 field_name(a, a->customer_key ? a->customer_key : "customerId", "customer_id"), &identity);
+	a->customer_id = identity.customer_id;
+	kaireon_identity_note(a->context, &identity, field_name(a, "context", "context"));
 
 	/* idempotency: the first writer of a key wins; a duplicate returns the first's result */
 	if (a->idempotency_key != NULL)
@@ -436,6 +444,11 @@ respond_one(RespondArgs *a)
 					   "duplicate", false);
 	if (a->idempotency_key)
 		json_object_set_new(result, "idempotencyKey", json_string(a->idempotency_key));
+	if (identity.resolved)
+	{
+		json_object_set_new(result, "customerId", json_string(identity.customer_id));
+		json_object_set_new(result, "resolvedFrom", kaireon_identity_json(&identity));
+	}
 
 	/* the decision's model learns from the outcome (bandits, naive Bayes) */
 	if (r.model_key != NULL)
@@ -583,7 +596,7 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 	static const char *const allowed[] = {
 		"tenantId", "customerId", "outcome", "recommendationId", "rank", "placementId", "creativeId", "offerId",
 		"idempotencyKey", "conversionValue", "context", "occurredAt", "timestamp", "channelId", "direction",
-		"outcomeDetails", NULL
+		"outcomeDetails", "sessionId", "identifierType", NULL
 	};
 	json_t	   *details;
 	const char *key;
@@ -601,14 +614,14 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 				ok = true;
 		if (!ok)
 			bad(what, psprintf("has an unknown key \"%s\"", key),
-				"Known keys: tenantId, customerId, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt, timestamp, channelId, direction, outcomeDetails.");
+				"Known keys: tenantId, customerId, sessionId, identifierType, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt, timestamp, channelId, direction, outcomeDetails.");
 		if (strcmp(key, "rank") == 0 || strcmp(key, "conversionValue") == 0)
 		{
 			if (!json_is_number(v) && !json_is_null(v))
 				bad(psprintf("%s.%s", what, key), psprintf("must be a number, not %s", kj_type_name(v)), "Use a JSON number.");
 		}
 		else if ((strcmp(key, "outcome") == 0 || strcmp(key, "occurredAt") == 0 || strcmp(key, "timestamp") == 0 ||
-				  strcmp(key, "direction") == 0) &&
+				  strcmp(key, "direction") == 0 || strcmp(key, "identifierType") == 0) &&
 				 !json_is_string(v) && !json_is_null(v))
 			bad(psprintf("%s.%s", what, key), psprintf("must be a string, not %s", kj_type_name(v)), "Use a JSON string.");
 	}
@@ -617,6 +630,22 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 	/* ids: strings, or integral JSON numbers taken as their decimal text (kj_id) */
 	a->tenant_id = kj_id(obj, "tenantId", psprintf("%s.tenantId", what));
 	a->customer_id = kj_id(obj, "customerId", psprintf("%s.customerId", what));
+	a->identifier_type = kj_str(obj, "identifierType");
+	{
+		const char *session_id = kj_id(obj, "sessionId", psprintf("%s.sessionId", what));
+
+		/* an anonymous visitor's session: the customer, or the customer it is linked to (identity.c) */
+		if (a->customer_id == NULL && session_id != NULL)
+		{
+			if (a->identifier_type != NULL && strcmp(a->identifier_type, "session") != 0)
+				bad(psprintf("%s.identifierType", what),
+					psprintf("\"%s\" does not describe %s.sessionId", a->identifier_type, what),
+					"identifierType says what customerId is; a sessionId given alone is of type session.");
+			a->customer_id = session_id;
+			a->identifier_type = "session";
+			a->customer_key = "sessionId";
+		}
+	}
 	a->outcome = kj_str(obj, "outcome");
 	a->recommendation_id = kj_id(obj, "recommendationId", psprintf("%s.recommendationId", what));
 	a->has_rank = json_is_number(json_object_get(obj, "rank"));

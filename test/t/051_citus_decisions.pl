@@ -7,7 +7,8 @@
 # outcomes recorded; generated ids aside), dry runs and recorded decisions alike, and they
 # record the same interactions. A configuration change made through the coordinator is seen
 # by the next decision of a session that decided before it (the worker's cached configuration
-# is renewed).
+# is renewed). Identity links made through the coordinator move a visitor's history and are
+# resolved by the delegated decisions.
 # Skipped when the citus library is not installed (Citus is not in Debian's archive).
 use strict;
 use warnings;
@@ -194,6 +195,25 @@ my $first = q{SELECT kaireon.recommend_json('acme', '{"customerId": "new-2", "ch
 is($session->query($first), 'gold-card', 'acme: gold-card comes first');
 $coord->safe_psql('postgres', q{UPDATE kaireon.offers SET priority = 99 WHERE tenant_id = 'acme' AND id = 'personal-loan'});
 is($session->query($first), 'personal-loan', 'acme: after a priority change through the coordinator, personal-loan does');
+
+# 4. Identity resolution on the tenant's worker (docs/identity.md): kaireon.link_identity through
+#    the coordinator moves a visitor's recorded decision to the customer on the tenant's shards,
+#    and the next delegated decision of a session that decided before the tenant's first link
+#    resolves the e-mail address and the session to the customer.
+for my $tenant (qw(acme globex))
+{
+	is($coord->safe_psql('postgres', qq{SELECT kaireon.recommend_json('$tenant', '{"sessionId": "anon-1", "channel": "web"}') ->> 'customerId'}),
+		'anon-1', "$tenant: a visitor's recorded decision");
+	is($coord->safe_psql('postgres', qq{SELECT (kaireon.link_identity('$tenant', 'session', 'anon-1', 'cust-42') #>> '{moved,interaction_history}')::int > 0}),
+		't', "$tenant: link_identity moves the visitor's history to cust-42");
+	is($coord->safe_psql('postgres', qq{SELECT count(*) FROM kaireon.interaction_history WHERE tenant_id = '$tenant' AND customer_id = 'anon-1'}),
+		'0', "$tenant: none of it is left under the session id");
+	$coord->safe_psql('postgres', qq{SELECT kaireon.link_identity('$tenant', 'email', 'ann\@example.com', 'cust-42')});
+	is($session->query(qq{SELECT kaireon.recommend_json('$tenant', '{"customerId": "ann\@example.com", "channel": "web", "dryRun": true}') #>> '{resolvedFrom,customerId}'}),
+		'cust-42', "$tenant: the delegated decision resolves the e-mail address on the worker");
+	is($session->query(qq{SELECT kaireon.recommend_json('$tenant', '{"sessionId": "anon-1", "channel": "web", "dryRun": true}') ->> 'customerId'}),
+		'cust-42', "$tenant: and the session");
+}
 $session->quit;
 
 $plain->stop;

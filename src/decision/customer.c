@@ -22,9 +22,11 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "access/xact.h"
 
 #include "util/spi.h"
 #include "decision/decision.h"
+#include "decision/state_read.h"
 
 /*
  * The tenant's adaptive propensity counts ("<scope>|<id>" -> [positives,
@@ -226,12 +228,54 @@ history_since(const KRequest *req)
 	return Min(day, window);
 }
 
-/* Read the history rows of the request's window into KEvent structs. */
+/* Fill one history event from its columns (the direct read's or the SQL's). */
 static void
-load_events(KRequest *req, KCustomer *cust, Datum *args)
+fill_event(KRequest *req, KEvent *ev, const char *type, char *outcome, char *offer_id, char *channel_id,
+		   TimestampTz at)
+{
+	int			o;
+
+	ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
+		strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
+	ev->outcome = outcome;
+	ev->offer_id = offer_id;
+	ev->channel_id = channel_id;
+	ev->at = at;
+	o = kaireon_find_offer(req->cfg, ev->offer_id);
+	if (o >= 0)
+	{
+		ev->category_id = req->cfg->offers[o].category_id;
+		ev->mandatory = req->cfg->offers[o].mandatory;
+	}
+	if (ev->outcome != NULL)
+	{
+		bool		found;
+
+		ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
+	}
+}
+
+/*
+ * Read the history rows of the request's window into KEvent structs: through
+ * the index (decision/state_read.c), else by the prepared query.
+ */
+static void
+load_events(KRequest *req, KCustomer *cust, const char *customer_id, Datum *args)
 {
 	SPITupleTable *tt;
+	KHistoryRow *rows;
+	int			n;
 
+	if (kaireon_read_history(req->cfg->tenant_id, customer_id, DatumGetTimestampTz(args[2]),
+							 KAIREON_MAX_EVENTS, &rows, &n))
+	{
+		cust->nevents = n;
+		cust->events = palloc0(sizeof(KEvent) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			fill_event(req, &cust->events[i], rows[i].type, rows[i].outcome, rows[i].offer_id,
+					   rows[i].channel_id, rows[i].at);
+		return;
+	}
 	if (kspi_execute_plan(req->cfg->history_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the customer's history failed");
 	tt = SPI_tuptable;
@@ -239,54 +283,55 @@ load_events(KRequest *req, KCustomer *cust, Datum *args)
 	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
 	for (int i = 0; i < cust->nevents; i++)
 	{
-		KEvent	   *ev = &cust->events[i];
 		HeapTuple	t = tt->vals[i];
-		char	   *type = SPI_getvalue(t, tt->tupdesc, 1);
 		bool		isnull;
-		int			o;
 
-		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
-			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
-		ev->outcome = SPI_getvalue(t, tt->tupdesc, 2);
-		ev->offer_id = SPI_getvalue(t, tt->tupdesc, 3);
-		ev->channel_id = SPI_getvalue(t, tt->tupdesc, 4);
-		ev->at = DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull));
-		o = kaireon_find_offer(req->cfg, ev->offer_id);
-		if (o >= 0)
-		{
-			ev->category_id = req->cfg->offers[o].category_id;
-			ev->mandatory = req->cfg->offers[o].mandatory;
-		}
-		if (ev->outcome != NULL)
-		{
-			bool		found;
-
-			ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
-		}
+		fill_event(req, &cust->events[i], SPI_getvalue(t, tt->tupdesc, 1), SPI_getvalue(t, tt->tupdesc, 2),
+				   SPI_getvalue(t, tt->tupdesc, 3), SPI_getvalue(t, tt->tupdesc, 4),
+				   DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull)));
 	}
 }
 
-/* Read the customer's active suppressions. */
+/* Fill one suppression from its columns (the direct read's or the SQL's). */
 static void
-load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
+fill_suppression(KSuppression *sup, const char *scope, char *scope_id, char *reason)
+{
+	int			k = kaireon_type_index(kaireon_scope_names, scope);
+
+	if (k >= 0)
+		sup->kind = (KScopeKind) k;
+	sup->id = scope_id;
+	sup->reason = reason;
+}
+
+/*
+ * Read the customer's active suppressions: through the index
+ * (decision/state_read.c), else by the prepared query.
+ */
+static void
+load_suppressions(KRequest *req, KCustomer *cust, const char *customer_id, Datum *args)
 {
 	SPITupleTable *tt;
+	KSuppressionRow *rows;
+	int			n;
 
+	if (kaireon_read_suppressions(req->cfg->tenant_id, customer_id, GetCurrentTransactionStartTimestamp(),
+								  &rows, &n))
+	{
+		cust->nsuppressions = n;
+		cust->suppressions = palloc0(sizeof(KSuppression) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			fill_suppression(&cust->suppressions[i], rows[i].scope, rows[i].scope_id, rows[i].reason);
+		return;
+	}
 	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the customer's suppressions failed");
 	tt = SPI_tuptable;
 	cust->nsuppressions = SPI_processed;
 	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
 	for (int i = 0; i < cust->nsuppressions; i++)
-	{
-		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		int			k = kaireon_type_index(kaireon_scope_names, scope);
-
-		if (k >= 0)
-			cust->suppressions[i].kind = (KScopeKind) k;
-		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
-		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
-	}
+		fill_suppression(&cust->suppressions[i], SPI_getvalue(tt->vals[i], tt->tupdesc, 1),
+						 SPI_getvalue(tt->vals[i], tt->tupdesc, 2), SPI_getvalue(tt->vals[i], tt->tupdesc, 3));
 }
 
 /*
@@ -337,8 +382,8 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[0] = CStringGetTextDatum(cfg->tenant_id);
 	args[1] = CStringGetTextDatum(customer_id);
 	args[2] = TimestampTzGetDatum(history_since(req));
-	load_events(req, cust, args);
-	load_suppressions(req, cust, args);
+	load_events(req, cust, customer_id, args);
+	load_suppressions(req, cust, customer_id, args);
 	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
 	cust->consent = json_object_get(state, "consent");
 	if (json_is_number(json_object_get(state, "engagement")))

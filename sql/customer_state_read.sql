@@ -87,7 +87,7 @@ SELECT count(*) AS created FROM kaireon.create_interaction_partitions(0);
 SELECT tableoid::regclass::text = 'kaireon.' || :'part' AS row_moved_to_new_partition
   FROM kaireon.interaction_history WHERE tenant_id = 'csr' AND customer_id = 'np';
 SELECT pg_temp.offers('np') AS row_in_new_partition;
--- put back what was there
+-- put back what was there (the set-aside partition, or no partition for this month)
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'csr';
 SET client_min_messages = warning;
 DO $$
@@ -100,11 +100,13 @@ BEGIN
         EXECUTE format('ALTER TABLE kaireon.csr_set_aside RENAME TO %I', part);
         EXECUTE format('ALTER TABLE kaireon.interaction_history ATTACH PARTITION kaireon.%I FOR VALUES FROM (%L) TO (%L)',
                        part, (m::timestamp AT TIME ZONE 'UTC'), ((m + interval '1 month')::timestamp AT TIME ZONE 'UTC'));
+    ELSE
+        EXECUTE format('DROP TABLE kaireon.%I', part);
     END IF;
 END
 $$;
 RESET client_min_messages;
-SELECT to_regclass('kaireon.' || :'part') IS NOT NULL AS part_after;
+SELECT (to_regclass('kaireon.' || :'part') IS NOT NULL) = :'had_part'::boolean AS partitions_as_before;
 
 -- an application role under row level security sees its tenant's rows
 GRANT EXECUTE ON FUNCTION pg_temp.offers(text) TO regress_csr_app;
@@ -139,9 +141,37 @@ SELECT pg_temp.offers('rls');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
 RESET kaireon.tenant_id;
+GRANT SELECT ON kaireon.interaction_history TO regress_csr_app;
+
+-- the customer data row, by its primary key (an integer key: the customer id is cast to it)
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('csr', 'customers', 'customers');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key)
+    VALUES ('csr', 'customers', 'cid', 'integer', false, true),
+           ('csr', 'customers', 'age', 'integer', true, false);
+SELECT kaireon.publish_data_schema('csr', 'customers');
+INSERT INTO kaireon_t_csr.ds_customers (tenant_id, cid, age) VALUES ('csr', 7, 40), ('csr', 8, 12);
+INSERT INTO kaireon.qualification_rules (tenant_id, name, rule_type, config)
+    VALUES ('csr', 'adults', 'attribute_condition', '{"attribute": "age", "operator": "gte", "value": 18}');
+SELECT pg_temp.offers('7') AS adult, pg_temp.offers('8') AS minor, pg_temp.offers('9') AS no_row;
+-- a row written in the transaction is read
+BEGIN;
+UPDATE kaireon_t_csr.ds_customers SET age = 18 WHERE cid = 8;
+SELECT pg_temp.offers('8') AS minor_now_adult;
+ROLLBACK;
+-- a customer id that is no integer fails as the cast fails, saying where
+\set VERBOSITY default
+SELECT pg_temp.offers('x');
+\set VERBOSITY terse
+SET ROLE regress_csr_app;
+SET kaireon.tenant_id = 'csr';
+SELECT pg_temp.offers('7') AS adult_as_app_role, pg_temp.offers('8') AS minor_as_app_role;
+RESET ROLE;
+RESET kaireon.tenant_id;
 
 SET client_min_messages = warning;
 DELETE FROM kaireon.tenants WHERE id = 'csr';
+DROP SCHEMA kaireon_t_csr CASCADE;
+DELETE FROM kaireon.tenant_schemas WHERE owner_tenant_id = 'csr';
 DELETE FROM kaireon.role_grants;
 DROP OWNED BY regress_csr_app;
 DROP ROLE regress_csr_app;

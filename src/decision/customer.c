@@ -111,22 +111,14 @@ lookup_errcontext(void *arg)
 /*
  * The customer's data row as a JSON object, straight from the tuple: numbers
  * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
- * text form (dates and timestamps in ISO form); the tenant column left out.
+ * text form (dates and timestamps in ISO form); the tenant column (and
+ * dropped columns) left out.
  */
 static json_t *
-row_json(SPIPlanPtr plan, Datum *args)
+row_json(HeapTuple t, TupleDesc desc)
 {
-	json_t	   *obj;
-	HeapTuple	t;
-	TupleDesc	desc;
+	json_t	   *obj = json_object();
 
-	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading customer data failed");
-	if (SPI_processed == 0)
-		return NULL;
-	t = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	obj = json_object();
 	for (int i = 1; i <= desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
@@ -179,13 +171,19 @@ row_json(SPIPlanPtr plan, Datum *args)
 	return obj;
 }
 
-/* The customer's data row in a customer schema (NULL when none); args are (customer id, tenant id). */
+/*
+ * The customer's data row in a customer schema (NULL when none); args are
+ * (customer id, tenant id).  Through the primary key (decision/state_read.c),
+ * else by the schema's prepared query.
+ */
 static json_t *
 customer_row(const KCustomerSchema *cs, Datum *args)
 {
-	json_t	   *row;
+	json_t	   *row = NULL;
 	LookupContext lc;
 	ErrorContextCallback cb;
+	HeapTuple	t;
+	TupleDesc	desc;
 
 	if (cs == NULL || cs->plan == NULL)
 		return NULL;
@@ -196,7 +194,18 @@ customer_row(const KCustomerSchema *cs, Datum *args)
 	cb.callback = lookup_errcontext;
 	cb.arg = &lc;
 	error_context_stack = &cb;
-	row = row_json(cs->plan, args);
+	if (kaireon_read_customer_row(cs->qualified_table, TextDatumGetCString(args[1]), lc.customer_id, &t, &desc))
+	{
+		if (t != NULL)
+			row = row_json(t, desc);
+	}
+	else
+	{
+		if (kspi_execute_plan(cs->plan, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: reading customer data failed");
+		if (SPI_processed > 0)
+			row = row_json(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	}
 	error_context_stack = cb.previous;
 	return row;
 }

@@ -66,6 +66,7 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "parser/parse_coerce.h"
 #include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
@@ -78,6 +79,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -146,7 +148,23 @@ typedef struct KStateMap
 	KTable		supp;
 	KIndexKeys	supp_keys;
 	AttrNumber	supp_att[S_NCOLS];
+	int			ncustomer_tables;
+	struct KCustomerTable *customer_tables;	/* the customer data tables read so far */
 } KStateMap;
+
+/*
+ * A tenant's customer data table (a published customer schema), read by its
+ * primary key (tenant_id, key): the SQL is "SELECT t.* ... WHERE t.tenant_id
+ * = $2 AND t.key = $1::keytype" (config/cache.c).
+ */
+typedef struct KCustomerTable
+{
+	KTable		table;
+	KIndexKeys	keys;
+	Oid			key_input;		/* the key type's input function: the cast from text is by I/O */
+	Oid			key_ioparam;
+	bool		key_is_text;	/* no cast at all */
+} KCustomerTable;
 
 static KStateMap map;
 static bool callback_registered = false;
@@ -165,6 +183,12 @@ state_map_invalidate(Datum arg, Oid relid)
 	}
 	for (int i = 0; i < map.nparts; i++)
 		if (relid == map.parts[i].rel || relid == map.parts[i].keys.index)
+		{
+			map.valid = false;
+			return;
+		}
+	for (int i = 0; i < map.ncustomer_tables; i++)
+		if (relid == map.customer_tables[i].table.rel || relid == map.customer_tables[i].keys.index)
 		{
 			map.valid = false;
 			return;
@@ -283,6 +307,10 @@ table_entry(KTable *t, Relation rel, const char *const *names, int ncols)
 	for (int i = 0; i < ncols; i++)
 		rte->selectedCols = bms_add_member(rte->selectedCols,
 										   get_attnum(rte->relid, names[i]) - FirstLowInvalidHeapAttributeNumber);
+	/* no names: every column (t.*) */
+	for (int i = 0; names == NULL && i < RelationGetDescr(rel)->natts; i++)
+		if (!TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
+			rte->selectedCols = bms_add_member(rte->selectedCols, i + 1 - FirstLowInvalidHeapAttributeNumber);
 	t->rel = RelationGetRelid(rel);
 	t->rte = rte;
 	t->tenant_policy = only_tenant_policy(rel);
@@ -361,6 +389,8 @@ build_map(void)
 	memset(&map.supp_keys, 0, sizeof(map.supp_keys));
 	map.nparts = 0;
 	map.parts = NULL;
+	map.ncustomer_tables = 0;
+	map.customer_tables = NULL;
 	map.history.rel = history;
 	map.supp.rel = supp;
 	map.valid = true;			/* from here, an invalidation of what is read below clears it */
@@ -636,5 +666,130 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	index_endscan(scan);
 	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
+	return true;
+}
+
+/*
+ * Map a customer data table (locked): its primary key (tenant_id, key) and
+ * how the key's text becomes a key value.  NULL when the SQL must read it:
+ * Citus, a key whose cast from text is not the plain input function (a type
+ * modifier, a cast function), or no such primary key.
+ */
+static KCustomerTable *
+map_customer_table(Relation rel)
+{
+	KCustomerTable *ct;
+	Oid			relid = RelationGetRelid(rel);
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Relation	index;
+	AttrNumber	keyatt;
+	Form_pg_attribute att;
+	Oid			castfunc;
+	CoercionPathType path;
+	const char *names[2];
+	Oid			types[2];
+	bool		ok;
+	MemoryContext old;
+
+	for (int i = 0; i < map.ncustomer_tables; i++)
+		if (map.customer_tables[i].table.rel == relid)
+			return map.customer_tables[i].table.direct ? &map.customer_tables[i] : NULL;
+	old = MemoryContextSwitchTo(map.mcxt);
+	if (map.customer_tables == NULL)
+		map.customer_tables = palloc0(sizeof(KCustomerTable) * 8);
+	else if (map.ncustomer_tables % 8 == 0)
+		map.customer_tables = repalloc(map.customer_tables, sizeof(KCustomerTable) * (map.ncustomer_tables + 8));
+	ct = &map.customer_tables[map.ncustomer_tables];
+	memset(ct, 0, sizeof(*ct));
+	ct->table.rel = relid;
+	map.ncustomer_tables++;		/* the invalidation callback watches it from here */
+	MemoryContextSwitchTo(old);
+
+	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || !OidIsValid(pk))
+		return NULL;
+	index = index_open(pk, AccessShareLock);
+	ok = index->rd_index->indnkeyatts == 2 && index->rd_index->indkey.values[1] != 0;
+	keyatt = ok ? index->rd_index->indkey.values[1] : InvalidAttrNumber;
+	index_close(index, AccessShareLock);
+	if (!ok)
+		return NULL;
+	att = TupleDescAttr(RelationGetDescr(rel), keyatt - 1);
+	if (att->atttypmod >= 0)
+		return NULL;
+	path = att->atttypid == TEXTOID ? COERCION_PATH_RELABELTYPE :
+		find_coercion_pathway(att->atttypid, TEXTOID, COERCION_EXPLICIT, &castfunc);
+	if (path == COERCION_PATH_COERCEVIAIO)
+		getTypeInputInfo(att->atttypid, &ct->key_input, &ct->key_ioparam);
+	else if (att->atttypid != TEXTOID)
+		return NULL;
+	ct->key_is_text = att->atttypid == TEXTOID;
+	names[0] = "tenant_id";
+	names[1] = NameStr(att->attname);
+	types[0] = TEXTOID;
+	types[1] = att->atttypid;
+	if (!find_index(rel, names, types, 2, &ct->keys) || ct->keys.index != pk)
+		return NULL;
+	old = MemoryContextSwitchTo(map.mcxt);
+	table_entry(&ct->table, rel, NULL, 0);
+	MemoryContextSwitchTo(old);
+	ct->table.direct = true;
+	return ct;
+}
+
+/*
+ * The customer's row of a customer data table (qualified_table, as config/
+ * cache.c quotes it), copied into the current memory context with its
+ * descriptor, or NULL in *row when there is none: what the customer schema's
+ * lookup query returns.  False when that query must run instead.  A key that
+ * is no value of the key's type fails as the cast in the query fails.
+ */
+bool
+kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
+						  HeapTuple *row, TupleDesc *desc)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified_table));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	KCustomerTable *ct;
+	Relation	rel;
+	Relation	index;
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	Datum		key;
+	int			visible;
+
+	if (!OidIsValid(relid))
+		return false;
+	if (!map.valid)
+		build_map();
+	rel = table_open(relid, NoLock);
+	ct = map_customer_table(rel);
+	if (ct == NULL || !map.valid || (visible = visible_rows(&ct->table, tenant_id)) < 0)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	/* the cast of $1 to the key's type comes before any row is read, as in the query */
+	key = ct->key_is_text ? CStringGetTextDatum(customer_id) :
+		OidInputFunctionCall(ct->key_input, (char *) customer_id, ct->key_ioparam, -1);
+	*row = NULL;
+	*desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	if (visible == 0)
+	{
+		table_close(rel, NoLock);
+		return true;
+	}
+	index = index_open(ct->keys.index, AccessShareLock);
+	scan_keys(keys, &ct->keys, CStringGetTextDatum(tenant_id), key, NULL);
+	/* a read-only statement: the caller's active snapshot */
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
+	slot = table_slot_create(rel, NULL);
+	index_rescan(scan, keys, 2, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		*row = ExecCopySlotHeapTuple(slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(rel, NoLock);
 	return true;
 }

@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 
 /* One history row as the history query returns it. */
@@ -34,5 +36,7 @@ extern bool kaireon_read_history(const char *tenant_id, const char *customer_id,
 								 int limit, KHistoryRow **rows, int *nrows);
 extern bool kaireon_read_suppressions(const char *tenant_id, const char *customer_id, TimestampTz now,
 									  KSuppressionRow **rows, int *nrows);
+extern bool kaireon_read_customer_row(const char *qualified_table, const char *tenant_id,
+									  const char *customer_id, HeapTuple *row, TupleDesc *desc);
 
 #endif							/* KAIREON_DECISION_STATE_READ_H */

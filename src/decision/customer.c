@@ -1,12 +1,13 @@
 /*
  * decision/customer.c
  *	  Reads what one request needs to know about its customer, through
- *	  indexes, with the queries the compiled configuration prepared
- *	  (config/cache.c, config/state_plan.c): the customer data row (by
- *	  primary key), segment membership (one EXISTS per referenced segment on
- *	  the segment views), the recent interaction history and active
- *	  suppressions (plain rows), and, only when the configuration reads them,
- *	  consent, engagement health, metric values and cap usage (one jsonb).
+ *	  indexes: the customer data row (by primary key), the recent interaction
+ *	  history and active suppressions straight through their indexes
+ *	  (decision/state_read.c), else (and for the rest) with the queries the
+ *	  compiled configuration prepared (config/cache.c, config/state_plan.c):
+ *	  segment membership (one EXISTS per referenced segment on the segment
+ *	  views), and, only when the configuration reads them, consent,
+ *	  engagement health, metric values and cap usage (one jsonb).
  *	  The tenant's adaptive propensity counts are read at most once per
  *	  kaireon.adaptation_refresh_ms.
  */

@@ -35,8 +35,9 @@
  *	   policy set runs the SQL.  See docs/recommend.md.
  *	4. Visibility: the history is read as SPI runs a statement that is not
  *	   read-only (a new transaction snapshot, the command counter advanced,
- *	   so rows the transaction wrote before are seen); the suppressions with
- *	   the caller's active snapshot, as a read-only statement.
+ *	   so rows the transaction wrote before are seen); the suppressions and
+ *	   the data row with the caller's active snapshot, as a read-only
+ *	   statement (with none active, the SQL runs).
  *	5. Keys: each scan key takes the operator of the index column's own
  *	   operator family and the column's collation, so text compares as the
  *	   index (and the SQL) compares it.  The history's partitions are those
@@ -621,7 +622,7 @@ bool
 kaireon_read_suppressions(const char *tenant_id, const char *customer_id, TimestampTz now,
 						  KSuppressionRow **rows, int *nrows)
 {
-	KTable	   *t = lock_table(false);
+	KTable	   *t = ActiveSnapshotSet() ? lock_table(false) : NULL;	/* read-only: the statement's snapshot */
 	int			visible;
 	int			cap = 4;
 	Relation	rel;
@@ -758,7 +759,7 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	Datum		key;
 	int			visible;
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || !ActiveSnapshotSet())
 		return false;
 	if (!map.valid)
 		build_map();

@@ -49,6 +49,8 @@
  */
 #include "postgres.h"
 
+#include "config/config.h"	/* first: util/json.h before utils/builtins.h */
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relscan.h"
@@ -76,7 +78,6 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
@@ -168,11 +169,14 @@ typedef struct KCustomerTable
 } KCustomerTable;
 
 static KStateMap map;
-static bool callback_registered = false;
 
-/* Relcache invalidation: forget the map when any relation in it (or every relation) changes. */
+/*
+ * Relcache invalidation (through the configuration cache's callback,
+ * kaireon_relcache_listener: no slot of our own): forget the map when any
+ * relation in it (or every relation) changes.
+ */
 static void
-state_map_invalidate(Datum arg, Oid relid)
+state_map_invalidate(Oid relid)
 {
 	if (!map.valid)
 		return;
@@ -377,11 +381,7 @@ build_map(void)
 	const char *suppcols[2] = {"tenant_id", "customer_id"};
 	Oid			supptypes[2] = {TEXTOID, TEXTOID};
 
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(state_map_invalidate, (Datum) 0);
-		callback_registered = true;
-	}
+	kaireon_relcache_listener = state_map_invalidate;
 	if (map.mcxt == NULL)
 		map.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon state read map", ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(map.mcxt);

@@ -100,10 +100,15 @@ static uint64 recompile_count = 1;
 /*
  * Relcache callback: a change to config_versions makes every tenant "to check"; one to
  * config_version_seq (sent by the replica-mode trigger) or a full reset "to recompile".
+ * Every invalidation also goes to kaireon_relcache_listener (config.h).
  */
+void		(*kaireon_relcache_listener) (Oid relid) = NULL;
+
 static void
 config_cache_invalidate(Datum arg, Oid relid)
 {
+	if (kaireon_relcache_listener != NULL)
+		kaireon_relcache_listener(relid);
 	if (relid == InvalidOid || (OidIsValid(recompile_marker) && relid == recompile_marker))
 	{
 		check_count++;

@@ -387,6 +387,13 @@ typedef struct KTenantConfig
 extern int	kaireon_adaptation_refresh_ms;	/* kaireon.adaptation_refresh_ms */
 
 extern void kaireon_config_cache_init(void);
+/*
+ * Another subsystem's relcache listener, called by the configuration cache's
+ * relcache callback for every invalidation (decision/state_read.c sets it):
+ * PostgreSQL has 10 relcache callback slots for every library of a backend
+ * together, Citus takes several, and registering one too many is FATAL.
+ */
+extern void (*kaireon_relcache_listener) (Oid relid);
 extern KTenantConfig *kaireon_config_get(const char *tenant_id);
 extern int	kaireon_find_offer(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_channel(const KTenantConfig *cfg, const char *id);

@@ -7,7 +7,9 @@
  *	  consent, engagement health, metric values and cap usage (one jsonb;
  *	  the counters' SQL pieces are caps.h).
  *	  decision/customer.c runs them per request and reads their columns in
- *	  the order written here.  The plans are kept (SPI_keepplan) and freed
+ *	  the order written here; the history and suppressions only when
+ *	  decision/state_read.c cannot read the same rows through the indexes
+ *	  (its conditions must stay those written here).  The plans are kept (SPI_keepplan) and freed
  *	  with the configuration (cache.c, free_plans).
  */
 #include "postgres.h"

@@ -1,12 +1,13 @@
 /*
  * decision/customer.c
  *	  Reads what one request needs to know about its customer, through
- *	  indexes, with the queries the compiled configuration prepared
- *	  (config/cache.c, config/state_plan.c): the customer data row (by
- *	  primary key), segment membership (one EXISTS per referenced segment on
- *	  the segment views), the recent interaction history and active
- *	  suppressions (plain rows), and, only when the configuration reads them,
- *	  consent, engagement health, metric values and cap usage (one jsonb).
+ *	  indexes: the customer data row (by primary key), the recent interaction
+ *	  history and active suppressions straight through their indexes
+ *	  (decision/state_read.c), else (and for the rest) with the queries the
+ *	  compiled configuration prepared (config/cache.c, config/state_plan.c):
+ *	  segment membership (one EXISTS per referenced segment on the segment
+ *	  views), and, only when the configuration reads them, consent,
+ *	  engagement health, metric values and cap usage (one jsonb).
  *	  The tenant's adaptive propensity counts are read at most once per
  *	  kaireon.adaptation_refresh_ms.
  */
@@ -22,9 +23,11 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+#include "access/xact.h"
 
 #include "util/spi.h"
 #include "decision/decision.h"
+#include "decision/state_read.h"
 
 /*
  * The tenant's adaptive propensity counts ("<scope>|<id>" -> [positives,
@@ -109,22 +112,14 @@ lookup_errcontext(void *arg)
 /*
  * The customer's data row as a JSON object, straight from the tuple: numbers
  * as numbers, booleans, text as strings, jsonb as JSON, anything else as its
- * text form (dates and timestamps in ISO form); the tenant column left out.
+ * text form (dates and timestamps in ISO form); the tenant column (and
+ * dropped columns) left out.
  */
 static json_t *
-row_json(SPIPlanPtr plan, Datum *args)
+row_json(HeapTuple t, TupleDesc desc)
 {
-	json_t	   *obj;
-	HeapTuple	t;
-	TupleDesc	desc;
+	json_t	   *obj = json_object();
 
-	if (kspi_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading customer data failed");
-	if (SPI_processed == 0)
-		return NULL;
-	t = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	obj = json_object();
 	for (int i = 1; i <= desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
@@ -177,13 +172,19 @@ row_json(SPIPlanPtr plan, Datum *args)
 	return obj;
 }
 
-/* The customer's data row in a customer schema (NULL when none); args are (customer id, tenant id). */
+/*
+ * The customer's data row in a customer schema (NULL when none); args are
+ * (customer id, tenant id).  Through the primary key (decision/state_read.c),
+ * else by the schema's prepared query.
+ */
 static json_t *
 customer_row(const KCustomerSchema *cs, Datum *args)
 {
-	json_t	   *row;
+	json_t	   *row = NULL;
 	LookupContext lc;
 	ErrorContextCallback cb;
+	HeapTuple	t;
+	TupleDesc	desc;
 
 	if (cs == NULL || cs->plan == NULL)
 		return NULL;
@@ -194,7 +195,18 @@ customer_row(const KCustomerSchema *cs, Datum *args)
 	cb.callback = lookup_errcontext;
 	cb.arg = &lc;
 	error_context_stack = &cb;
-	row = row_json(cs->plan, args);
+	if (kaireon_read_customer_row(cs->qualified_table, TextDatumGetCString(args[1]), lc.customer_id, &t, &desc))
+	{
+		if (t != NULL)
+			row = row_json(t, desc);
+	}
+	else
+	{
+		if (kspi_execute_plan(cs->plan, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: reading customer data failed");
+		if (SPI_processed > 0)
+			row = row_json(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	}
 	error_context_stack = cb.previous;
 	return row;
 }
@@ -226,12 +238,54 @@ history_since(const KRequest *req)
 	return Min(day, window);
 }
 
-/* Read the history rows of the request's window into KEvent structs. */
+/* Fill one history event from its columns (the direct read's or the SQL's). */
 static void
-load_events(KRequest *req, KCustomer *cust, Datum *args)
+fill_event(KRequest *req, KEvent *ev, const char *type, char *outcome, char *offer_id, char *channel_id,
+		   TimestampTz at)
+{
+	int			o;
+
+	ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
+		strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
+	ev->outcome = outcome;
+	ev->offer_id = offer_id;
+	ev->channel_id = channel_id;
+	ev->at = at;
+	o = kaireon_find_offer(req->cfg, ev->offer_id);
+	if (o >= 0)
+	{
+		ev->category_id = req->cfg->offers[o].category_id;
+		ev->mandatory = req->cfg->offers[o].mandatory;
+	}
+	if (ev->outcome != NULL)
+	{
+		bool		found;
+
+		ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
+	}
+}
+
+/*
+ * Read the history rows of the request's window into KEvent structs: through
+ * the index (decision/state_read.c), else by the prepared query.
+ */
+static void
+load_events(KRequest *req, KCustomer *cust, const char *customer_id, Datum *args)
 {
 	SPITupleTable *tt;
+	KHistoryRow *rows;
+	int			n;
 
+	if (kaireon_read_history(req->cfg->tenant_id, customer_id, DatumGetTimestampTz(args[2]),
+							 KAIREON_MAX_EVENTS, &rows, &n))
+	{
+		cust->nevents = n;
+		cust->events = palloc0(sizeof(KEvent) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			fill_event(req, &cust->events[i], rows[i].type, rows[i].outcome, rows[i].offer_id,
+					   rows[i].channel_id, rows[i].at);
+		return;
+	}
 	if (kspi_execute_plan(req->cfg->history_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the customer's history failed");
 	tt = SPI_tuptable;
@@ -239,54 +293,55 @@ load_events(KRequest *req, KCustomer *cust, Datum *args)
 	cust->events = palloc0(sizeof(KEvent) * Max(cust->nevents, 1));
 	for (int i = 0; i < cust->nevents; i++)
 	{
-		KEvent	   *ev = &cust->events[i];
 		HeapTuple	t = tt->vals[i];
-		char	   *type = SPI_getvalue(t, tt->tupdesc, 1);
 		bool		isnull;
-		int			o;
 
-		ev->type = strcmp(type, "recommendation") == 0 ? KEV_RECOMMENDATION :
-			strcmp(type, "impression") == 0 ? KEV_IMPRESSION : KEV_OUTCOME;
-		ev->outcome = SPI_getvalue(t, tt->tupdesc, 2);
-		ev->offer_id = SPI_getvalue(t, tt->tupdesc, 3);
-		ev->channel_id = SPI_getvalue(t, tt->tupdesc, 4);
-		ev->at = DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull));
-		o = kaireon_find_offer(req->cfg, ev->offer_id);
-		if (o >= 0)
-		{
-			ev->category_id = req->cfg->offers[o].category_id;
-			ev->mandatory = req->cfg->offers[o].mandatory;
-		}
-		if (ev->outcome != NULL)
-		{
-			bool		found;
-
-			ev->classification = kaireon_outcome_class(req->cfg, ev->outcome, &found);
-		}
+		fill_event(req, &cust->events[i], SPI_getvalue(t, tt->tupdesc, 1), SPI_getvalue(t, tt->tupdesc, 2),
+				   SPI_getvalue(t, tt->tupdesc, 3), SPI_getvalue(t, tt->tupdesc, 4),
+				   DatumGetTimestampTz(SPI_getbinval(t, tt->tupdesc, 5, &isnull)));
 	}
 }
 
-/* Read the customer's active suppressions. */
+/* Fill one suppression from its columns (the direct read's or the SQL's). */
 static void
-load_suppressions(KRequest *req, KCustomer *cust, Datum *args)
+fill_suppression(KSuppression *sup, const char *scope, char *scope_id, char *reason)
+{
+	int			k = kaireon_type_index(kaireon_scope_names, scope);
+
+	if (k >= 0)
+		sup->kind = (KScopeKind) k;
+	sup->id = scope_id;
+	sup->reason = reason;
+}
+
+/*
+ * Read the customer's active suppressions: through the index
+ * (decision/state_read.c), else by the prepared query.
+ */
+static void
+load_suppressions(KRequest *req, KCustomer *cust, const char *customer_id, Datum *args)
 {
 	SPITupleTable *tt;
+	KSuppressionRow *rows;
+	int			n;
 
+	if (kaireon_read_suppressions(req->cfg->tenant_id, customer_id, GetCurrentTransactionStartTimestamp(),
+								  &rows, &n))
+	{
+		cust->nsuppressions = n;
+		cust->suppressions = palloc0(sizeof(KSuppression) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			fill_suppression(&cust->suppressions[i], rows[i].scope, rows[i].scope_id, rows[i].reason);
+		return;
+	}
 	if (kspi_execute_plan(req->cfg->suppression_plan, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the customer's suppressions failed");
 	tt = SPI_tuptable;
 	cust->nsuppressions = SPI_processed;
 	cust->suppressions = palloc0(sizeof(KSuppression) * Max(cust->nsuppressions, 1));
 	for (int i = 0; i < cust->nsuppressions; i++)
-	{
-		char	   *scope = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		int			k = kaireon_type_index(kaireon_scope_names, scope);
-
-		if (k >= 0)
-			cust->suppressions[i].kind = (KScopeKind) k;
-		cust->suppressions[i].id = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
-		cust->suppressions[i].reason = SPI_getvalue(tt->vals[i], tt->tupdesc, 3);
-	}
+		fill_suppression(&cust->suppressions[i], SPI_getvalue(tt->vals[i], tt->tupdesc, 1),
+						 SPI_getvalue(tt->vals[i], tt->tupdesc, 2), SPI_getvalue(tt->vals[i], tt->tupdesc, 3));
 }
 
 /*
@@ -337,8 +392,8 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[0] = CStringGetTextDatum(cfg->tenant_id);
 	args[1] = CStringGetTextDatum(customer_id);
 	args[2] = TimestampTzGetDatum(history_since(req));
-	load_events(req, cust, args);
-	load_suppressions(req, cust, args);
+	load_events(req, cust, customer_id, args);
+	load_suppressions(req, cust, customer_id, args);
 	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
 	cust->consent = json_object_get(state, "consent");
 	if (json_is_number(json_object_get(state, "engagement")))

@@ -1,0 +1,177 @@
+-- The customer's history and suppressions read through their indexes (decision/state_read.c,
+-- docs/recommend.md "Reading the customer's state"): the same rows the SQL would return.
+-- A history row written earlier in the same transaction counts; a partition created after the
+-- first decision of the session is read; suppressions by expiry; under row level security an
+-- application role sees its tenant's rows, and a policy other than kaireon's own is honoured
+-- (the SQL runs); a role without SELECT on the history is refused as by the SQL.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE ROLE regress_csr_app LOGIN;
+SELECT kaireon.grant_app_role('regress_csr_app');
+RESET client_min_messages;
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('csr', 'State reads', 'csr');
+INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
+    ('csr', 'web', 'Web', 'web', 'implicit');
+INSERT INTO kaireon.offers (tenant_id, id, name, status) VALUES ('csr', 'o1', 'One', 'active');
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('csr', 'c1', 'o1', 'web', 'c');
+INSERT INTO kaireon.decision_flows (tenant_id, key, name, is_default, draft_config) VALUES ('csr', 'f', 'F', true, '{}');
+SELECT kaireon.publish_decision_flow('csr', 'f');
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, config) VALUES
+    ('csr', 'p-one', 'One a day', 'frequency_cap', 10, '{"maxCount": 1, "period": "day"}'),
+    ('csr', 'p-out', 'One outcome a day', 'frequency_cap', 5, '{"maxCount": 1, "period": "day", "countTypes": ["outcome"]}');
+CREATE FUNCTION pg_temp.offers(customer text) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT count(*) FROM kaireon.recommend('csr', customer, 'web', options => '{"dry_run": true}') $$;
+CREATE FUNCTION pg_temp.seen(customer text) RETURNS void LANGUAGE sql
+    AS $$ INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id)
+          VALUES ('csr', customer, 'recommendation', 'o1', 'web') $$;
+
+-- recording, then deciding, in one transaction: the recorded rows count
+BEGIN;
+SELECT pg_temp.offers('tx') AS before_recording;
+SELECT count(*) AS recorded FROM kaireon.recommend('csr', 'tx', 'web');
+SELECT pg_temp.offers('tx') AS after_recording_same_transaction;
+ROLLBACK;
+-- a row inserted earlier in the transaction counts; a control row is no contact (nor an
+-- outcome, which "One outcome a day" counts)
+BEGIN;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type) VALUES ('csr', 'tx', 'control');
+SELECT pg_temp.offers('tx') AS after_control_row;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, outcome_type_key, offer_id, channel_id)
+    VALUES ('csr', 'tx', 'outcome', 'click', 'o1', 'web');
+SELECT pg_temp.offers('tx') AS after_outcome_row;
+ROLLBACK;
+BEGIN;
+SELECT pg_temp.seen('tx');
+SELECT pg_temp.offers('tx') AS after_insert_same_transaction;
+ROLLBACK;
+SELECT pg_temp.offers('tx') AS after_rollback;
+-- rows older than the window are not read
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'old', 'recommendation', 'o1', 'web', now() - interval '3 days');
+SELECT pg_temp.offers('old') AS only_an_old_row;
+
+-- suppressions: an active one blocks, an expired one does not, in the same transaction too
+BEGIN;
+INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope, expires_at) VALUES ('csr', 'sup', 'global', now() - interval '1 second');
+SELECT pg_temp.offers('sup') AS expired_suppression;
+INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope, scope_id, expires_at) VALUES ('csr', 'sup', 'offer', 'o1', now() + interval '1 hour');
+SELECT pg_temp.offers('sup') AS active_suppression;
+ROLLBACK;
+BEGIN;
+INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope) VALUES ('csr', 'sup', 'global');
+SELECT pg_temp.offers('sup') AS suppression_without_expiry;
+ROLLBACK;
+
+-- a partition created after this session read the history: its rows are read. This month's
+-- partition is set aside (renamed and detached) so that the row goes to the default partition,
+-- then create_interaction_partitions creates the month again and moves the row into it.
+SELECT format('interaction_history_p%s', to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM')) AS part \gset
+SELECT to_regclass('kaireon.' || :'part') IS NOT NULL AS had_part \gset
+SELECT pg_temp.offers('np') AS before_new_partition;
+SET client_min_messages = warning;
+DO $$
+DECLARE
+    part text := format('interaction_history_p%s', to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM'));
+BEGIN
+    IF to_regclass('kaireon.' || part) IS NOT NULL THEN
+        EXECUTE format('ALTER TABLE kaireon.interaction_history DETACH PARTITION kaireon.%I', part);
+        EXECUTE format('ALTER TABLE kaireon.%I RENAME TO csr_set_aside', part);
+    END IF;
+END
+$$;
+RESET client_min_messages;
+SELECT pg_temp.offers('np') AS without_this_months_partition;
+SELECT pg_temp.seen('np');
+SELECT tableoid::regclass AS row_in FROM kaireon.interaction_history WHERE tenant_id = 'csr' AND customer_id = 'np';
+SELECT count(*) AS created FROM kaireon.create_interaction_partitions(0);
+SELECT tableoid::regclass::text = 'kaireon.' || :'part' AS row_moved_to_new_partition
+  FROM kaireon.interaction_history WHERE tenant_id = 'csr' AND customer_id = 'np';
+SELECT pg_temp.offers('np') AS row_in_new_partition;
+-- put back what was there (the set-aside partition, or no partition for this month)
+DELETE FROM kaireon.interaction_history WHERE tenant_id = 'csr';
+SET client_min_messages = warning;
+DO $$
+DECLARE
+    part text := format('interaction_history_p%s', to_char(now() AT TIME ZONE 'UTC', 'YYYY_MM'));
+    m date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+BEGIN
+    IF to_regclass('kaireon.csr_set_aside') IS NOT NULL THEN
+        EXECUTE format('DROP TABLE kaireon.%I', part);
+        EXECUTE format('ALTER TABLE kaireon.csr_set_aside RENAME TO %I', part);
+        EXECUTE format('ALTER TABLE kaireon.interaction_history ATTACH PARTITION kaireon.%I FOR VALUES FROM (%L) TO (%L)',
+                       part, (m::timestamp AT TIME ZONE 'UTC'), ((m + interval '1 month')::timestamp AT TIME ZONE 'UTC'));
+    ELSE
+        EXECUTE format('DROP TABLE kaireon.%I', part);
+    END IF;
+END
+$$;
+RESET client_min_messages;
+SELECT (to_regclass('kaireon.' || :'part') IS NOT NULL) = :'had_part'::boolean AS partitions_as_before;
+
+-- an application role under row level security sees its tenant's rows
+GRANT EXECUTE ON FUNCTION pg_temp.offers(text) TO regress_csr_app;
+SELECT pg_temp.seen('rls');
+SET ROLE regress_csr_app;
+SET kaireon.tenant_id = 'csr';
+SELECT pg_temp.offers('rls') AS app_role_sees_the_row;
+RESET ROLE;
+-- a policy of the DBA's beside kaireon's (hiding web rows from the role): the SQL reads, so the
+-- row is hidden as the policy says
+CREATE POLICY regress_csr_no_web ON kaireon.interaction_history AS RESTRICTIVE TO regress_csr_app
+    USING (channel_id IS DISTINCT FROM 'web');
+SET ROLE regress_csr_app;
+SELECT pg_temp.offers('rls') AS row_hidden_by_the_dbas_policy;
+RESET ROLE;
+DROP POLICY regress_csr_no_web ON kaireon.interaction_history;
+SET ROLE regress_csr_app;
+SELECT pg_temp.offers('rls') AS policy_dropped;
+RESET ROLE;
+-- the session acting for no tenant cannot decide (refused before anything is read)
+RESET kaireon.tenant_id;
+SET ROLE regress_csr_app;
+SELECT pg_temp.offers('rls');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+-- without SELECT on the history, the read is refused as the SQL refuses it
+REVOKE SELECT ON kaireon.interaction_history FROM regress_csr_app;
+SELECT has_table_privilege('regress_csr_app', 'kaireon.interaction_history', 'SELECT') AS can_select;
+SET ROLE regress_csr_app;
+SET kaireon.tenant_id = 'csr';
+SELECT pg_temp.offers('rls');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+RESET kaireon.tenant_id;
+GRANT SELECT ON kaireon.interaction_history TO regress_csr_app;
+
+-- the customer data row, by its primary key (an integer key: the customer id is cast to it)
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('csr', 'customers', 'customers');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key)
+    VALUES ('csr', 'customers', 'cid', 'integer', false, true),
+           ('csr', 'customers', 'age', 'integer', true, false);
+SELECT kaireon.publish_data_schema('csr', 'customers');
+INSERT INTO kaireon_t_csr.ds_customers (tenant_id, cid, age) VALUES ('csr', 7, 40), ('csr', 8, 12);
+INSERT INTO kaireon.qualification_rules (tenant_id, name, rule_type, config)
+    VALUES ('csr', 'adults', 'attribute_condition', '{"attribute": "age", "operator": "gte", "value": 18}');
+SELECT pg_temp.offers('7') AS adult, pg_temp.offers('8') AS minor, pg_temp.offers('9') AS no_row;
+-- a row written in the transaction is read
+BEGIN;
+UPDATE kaireon_t_csr.ds_customers SET age = 18 WHERE cid = 8;
+SELECT pg_temp.offers('8') AS minor_now_adult;
+ROLLBACK;
+-- a customer id that is no integer fails as the cast fails, saying where
+\set VERBOSITY default
+SELECT pg_temp.offers('x');
+\set VERBOSITY terse
+SET ROLE regress_csr_app;
+SET kaireon.tenant_id = 'csr';
+SELECT pg_temp.offers('7') AS adult_as_app_role, pg_temp.offers('8') AS minor_as_app_role;
+RESET ROLE;
+RESET kaireon.tenant_id;
+
+SET client_min_messages = warning;
+DELETE FROM kaireon.tenants WHERE id = 'csr';
+DROP SCHEMA kaireon_t_csr CASCADE;
+DELETE FROM kaireon.tenant_schemas WHERE owner_tenant_id = 'csr';
+DELETE FROM kaireon.role_grants;
+DROP OWNED BY regress_csr_app;
+DROP ROLE regress_csr_app;

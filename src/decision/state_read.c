@@ -1,0 +1,796 @@
+/*
+ * decision/state_read.c
+ *	  Reads a customer's recent interaction history and active suppressions
+ *	  straight through their B-tree indexes (index_beginscan on the known
+ *	  indexes) instead of running the prepared SQL of config/state_plan.c
+ *	  through SPI, whose executor start-up (a Limit, a Sort, an Append and a
+ *	  scan per partition for the history) cost more than the reads
+ *	  themselves.  decision/customer.c asks here first and runs the SQL when
+ *	  this file says it cannot answer (returns false).
+ *
+ * Protocol: exactly what the SQL would return to the caller.
+ *	1. The relations: a per-backend map of kaireon.interaction_history (its
+ *	   leaf partitions, each with its upper bound and its (tenant_id,
+ *	   customer_id, occurred_at) index) and of kaireon.suppressions (its
+ *	   (tenant_id, customer_id, ...) index), built on first use and rebuilt
+ *	   after a relcache invalidation of any relation in it (a partition
+ *	   created, attached, detached or dropped invalidates the parent; a new
+ *	   or dropped index or policy invalidates its table).  A table that is
+ *	   not a plain local table (a Citus installation, a foreign or
+ *	   sub-partitioned partition, a missing index) is read by the SQL.
+ *	2. Locks: AccessShareLock on the parent (which also takes in pending
+ *	   invalidations, so the map is current) and on every partition and
+ *	   index read, as the executor takes them.
+ *	3. Rights, per read: ExecCheckRTPerms on a range table entry of the
+ *	   parent with the columns the SQL names (table or column privileges,
+ *	   and any ExecutorCheckPerms_hook), as the executor checks them; when
+ *	   it refuses, the SQL runs and raises the same error.  Row level
+ *	   security: check_enable_rls (which raises as the executor would when
+ *	   row_security is off and a policy applies); where it applies, the read
+ *	   proceeds only when the table has exactly the policy kaireon installs
+ *	   (permissive, for all commands or SELECT, TO PUBLIC, USING (tenant_id
+ *	   = kaireon.current_tenant_id())) and no row security hook is set: the
+ *	   rows the SQL keeps are then all of the request's tenant's rows when
+ *	   the session's tenant is the request's tenant, else none.  Any other
+ *	   policy set runs the SQL.  See docs/recommend.md.
+ *	4. Visibility: the history is read as SPI runs a statement that is not
+ *	   read-only (a new transaction snapshot, the command counter advanced,
+ *	   so rows the transaction wrote before are seen); the suppressions and
+ *	   the data row with the caller's active snapshot, as a read-only
+ *	   statement (with none active, the SQL runs).
+ *	5. Keys: each scan key takes the operator of the index column's own
+ *	   operator family and the column's collation, so text compares as the
+ *	   index (and the SQL) compares it.  The history's partitions are those
+ *	   whose upper bound is past the oldest time asked for (compared by the
+ *	   partition key's support function) and the default partition; their
+ *	   rows are merged newest first and cut at the limit, as ORDER BY
+ *	   occurred_at DESC LIMIT does (rows at the same time in an unspecified
+ *	   order, as there).
+ */
+#include "postgres.h"
+
+#include "config/config.h"	/* first: util/json.h before utils/builtins.h */
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "nodes/primnodes.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_func.h"
+#include "partitioning/partbounds.h"
+#include "partitioning/partdesc.h"
+#include "rewrite/rowsecurity.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/partcache.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+
+#include "security/session.h"
+#include "util/spi.h"
+#include "decision/state_read.h"
+
+/* The columns the history SQL reads, in KHistoryRow's order after the keys. */
+#define H_TYPE		0
+#define H_OUTCOME	1
+#define H_OFFER		2
+#define H_CHANNEL	3
+#define H_AT		4
+#define H_NCOLS		5
+static const char *const history_columns[H_NCOLS] = {
+	"interaction_type", "outcome_type_key", "offer_id", "channel_id", "occurred_at"
+};
+
+#define S_SCOPE		0
+#define S_SCOPE_ID	1
+#define S_REASON	2
+#define S_EXPIRES	3
+#define S_NCOLS		4
+static const char *const suppression_columns[S_NCOLS] = {"scope", "scope_id", "reason", "expires_at"};
+
+/* An index scanned by equality on (tenant_id, customer_id) and, for the history, a bound on the third column. */
+typedef struct KIndexKeys
+{
+	Oid			index;
+	FmgrInfo	eq[2];			/* = of the index's operator family on its first two columns */
+	Oid			coll[3];		/* the index columns' collations */
+	FmgrInfo	ge;				/* >= on the third column (history only) */
+} KIndexKeys;
+
+/* One leaf partition of the history. */
+typedef struct KPart
+{
+	Oid			rel;
+	KIndexKeys	keys;
+	AttrNumber	att[H_NCOLS];
+	Oid			type_coll;		/* interaction_type's collation */
+	bool		bounded;		/* has an upper bound (not the default partition, nor MAXVALUE) */
+	Datum		upper;			/* exclusive upper bound of occurred_at */
+} KPart;
+
+/* A table read here: whether it may be, and what its rights and policy checks need. */
+typedef struct KTable
+{
+	bool		direct;			/* read here; else by the SQL */
+	Oid			rel;
+	RangeTblEntry *rte;			/* for ExecCheckRTPerms: SELECT on the columns the SQL names */
+	bool		tenant_policy;	/* its policies are exactly kaireon's tenant_isolation */
+} KTable;
+
+/* The per-backend map of the relations (protocol step 1). */
+typedef struct KStateMap
+{
+	bool		valid;
+	MemoryContext mcxt;
+	KTable		history;
+	int			nparts;
+	KPart	   *parts;
+	FmgrInfo	partcmp;		/* the partition key's comparison (its support function) */
+	Oid			partcoll;
+	KTable		supp;
+	KIndexKeys	supp_keys;
+	AttrNumber	supp_att[S_NCOLS];
+	int			ncustomer_tables;
+	struct KCustomerTable *customer_tables;	/* the customer data tables read so far */
+} KStateMap;
+
+/*
+ * A tenant's customer data table (a published customer schema), read by its
+ * primary key (tenant_id, key): the SQL is "SELECT t.* ... WHERE t.tenant_id
+ * = $2 AND t.key = $1::keytype" (config/cache.c).
+ */
+typedef struct KCustomerTable
+{
+	KTable		table;
+	KIndexKeys	keys;
+	Oid			key_input;		/* the key type's input function: the cast from text is by I/O */
+	Oid			key_ioparam;
+	bool		key_is_text;	/* no cast at all */
+} KCustomerTable;
+
+static KStateMap map;
+
+/*
+ * Relcache invalidation (through the configuration cache's callback,
+ * kaireon_relcache_listener: no slot of our own): forget the map when any
+ * relation in it (or every relation) changes.
+ */
+static void
+state_map_invalidate(Oid relid)
+{
+	if (!map.valid)
+		return;
+	if (relid == InvalidOid || relid == map.history.rel || relid == map.supp.rel ||
+		relid == map.supp_keys.index)
+	{
+		map.valid = false;
+		return;
+	}
+	for (int i = 0; i < map.nparts; i++)
+		if (relid == map.parts[i].rel || relid == map.parts[i].keys.index)
+		{
+			map.valid = false;
+			return;
+		}
+	for (int i = 0; i < map.ncustomer_tables; i++)
+		if (relid == map.customer_tables[i].table.rel || relid == map.customer_tables[i].keys.index)
+		{
+			map.valid = false;
+			return;
+		}
+}
+
+/* An equality or comparison operator's function of an index column, in the map's context. */
+static bool
+column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finfo)
+{
+	Oid			type = index->rd_opcintype[col];
+	Oid			op = get_opfamily_member(index->rd_opfamily[col], type, type, strategy);
+
+	if (!OidIsValid(op))
+		return false;
+	fmgr_info_cxt(get_opcode(op), finfo, map.mcxt);
+	return true;
+}
+
+/*
+ * The valid, non-partial B-tree index of rel whose first key columns are
+ * exactly the named columns of the given types (no expressions); fills keys.
+ */
+static bool
+find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ix = index->rd_index;
+		bool		ok = index->rd_rel->relam == BTREE_AM_OID && ix->indisvalid && ix->indisready &&
+			ix->indislive && ix->indnkeyatts >= ncols &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
+
+		for (int c = 0; ok && c < ncols; c++)
+			ok = ix->indkey.values[c] == get_attnum(RelationGetRelid(rel), names[c]) &&
+				index->rd_opcintype[c] == types[c];
+		if (ok)
+		{
+			keys->index = RelationGetRelid(index);
+			for (int c = 0; c < ncols; c++)
+				keys->coll[c] = index->rd_indcollation[c];
+			ok = column_operator(index, 0, BTEqualStrategyNumber, &keys->eq[0]) &&
+				column_operator(index, 1, BTEqualStrategyNumber, &keys->eq[1]) &&
+				(ncols < 3 || column_operator(index, 2, BTGreaterEqualStrategyNumber, &keys->ge));
+		}
+		index_close(index, AccessShareLock);
+		if (ok)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * Whether rel's row level security policies are exactly kaireon's
+ * tenant_isolation: one permissive policy for all commands (or SELECT), TO
+ * PUBLIC, USING (tenant_id = kaireon.current_tenant_id()).
+ */
+static bool
+only_tenant_policy(Relation rel)
+{
+	RowSecurityPolicy *p;
+	OpExpr	   *op;
+	Var		   *var;
+	FuncExpr   *fn;
+	Oid			current_tenant_fn;
+	Datum	   *roles;
+	int			nroles;
+
+	if (rel->rd_rsdesc == NULL || list_length(rel->rd_rsdesc->policies) != 1)
+		return false;
+	p = linitial(rel->rd_rsdesc->policies);
+	if (!p->permissive || (p->polcmd != '*' && p->polcmd != ACL_SELECT_CHR) || p->hassublinks ||
+		p->roles == NULL || p->qual == NULL || !IsA(p->qual, OpExpr))
+		return false;
+	deconstruct_array(p->roles, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &roles, NULL, &nroles);
+	if (nroles != 1 || DatumGetObjectId(roles[0]) != ACL_ID_PUBLIC)
+		return false;
+	op = (OpExpr *) p->qual;
+	if (op->opno != TextEqualOperator || list_length(op->args) != 2 ||
+		!IsA(linitial(op->args), Var) || !IsA(lsecond(op->args), FuncExpr))
+		return false;
+	var = linitial(op->args);
+	fn = lsecond(op->args);
+	current_tenant_fn = LookupFuncName(list_make2(makeString("kaireon"), makeString("current_tenant_id")),
+									   0, NULL, true);
+	return var->varattno == get_attnum(RelationGetRelid(rel), "tenant_id") && var->varlevelsup == 0 &&
+		fn->funcid == current_tenant_fn && OidIsValid(current_tenant_fn) && fn->args == NIL;
+}
+
+/* Fill a table's rights entry: SELECT on the key columns and the named ones. */
+static void
+table_entry(KTable *t, Relation rel, const char *const *names, int ncols)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	const char *keys[3] = {"tenant_id", "customer_id", NULL};
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = AccessShareLock;
+	rte->inh = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
+	rte->requiredPerms = ACL_SELECT;
+	for (int i = 0; keys[i] != NULL; i++)
+		rte->selectedCols = bms_add_member(rte->selectedCols,
+										   get_attnum(rte->relid, keys[i]) - FirstLowInvalidHeapAttributeNumber);
+	for (int i = 0; i < ncols; i++)
+		rte->selectedCols = bms_add_member(rte->selectedCols,
+										   get_attnum(rte->relid, names[i]) - FirstLowInvalidHeapAttributeNumber);
+	/* no names: every column (t.*) */
+	for (int i = 0; names == NULL && i < RelationGetDescr(rel)->natts; i++)
+		if (!TupleDescAttr(RelationGetDescr(rel), i)->attisdropped)
+			rte->selectedCols = bms_add_member(rte->selectedCols, i + 1 - FirstLowInvalidHeapAttributeNumber);
+	t->rel = RelationGetRelid(rel);
+	t->rte = rte;
+	t->tenant_policy = only_tenant_policy(rel);
+}
+
+/* Map the history's leaf partitions (the parent is locked); false when one cannot be read here. */
+static bool
+map_history(Relation parent)
+{
+	PartitionKey key = RelationGetPartitionKey(parent);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	PartitionBoundInfo bi = pd->boundinfo;
+	const char *keycols[3] = {"tenant_id", "customer_id", "occurred_at"};
+	Oid			keytypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+		key->partattrs[0] != get_attnum(RelationGetRelid(parent), "occurred_at") ||
+		key->parttypid[0] != TIMESTAMPTZOID)
+		return false;
+	fmgr_info_copy(&map.partcmp, &key->partsupfunc[0], map.mcxt);
+	map.partcoll = key->partcollation[0];
+	map.parts = MemoryContextAllocZero(map.mcxt, sizeof(KPart) * Max(pd->nparts, 1));
+	for (int i = 0; i < pd->nparts; i++)
+	{
+		KPart	   *p = &map.parts[map.nparts];
+		Relation	rel;
+		bool		ok;
+
+		if (!pd->is_leaf[i])
+			return false;
+		p->rel = pd->oids[i];
+		rel = table_open(p->rel, AccessShareLock);
+		map.nparts++;			/* the invalidation callback watches it from here */
+		ok = rel->rd_rel->relkind == RELKIND_RELATION &&
+			find_index(rel, keycols, keytypes, 3, &p->keys);
+		for (int c = 0; ok && c < H_NCOLS; c++)
+			ok = (p->att[c] = get_attnum(p->rel, history_columns[c])) > 0;
+		if (ok)
+			p->type_coll = TupleDescAttr(RelationGetDescr(rel), p->att[H_TYPE] - 1)->attcollation;
+		table_close(rel, AccessShareLock);
+		if (!ok)
+			return false;
+		/* its upper bound: the range datum whose index is this partition (none for the default) */
+		for (int j = 0; bi != NULL && j < bi->ndatums; j++)
+			if (bi->indexes[j] == i)
+			{
+				p->bounded = bi->kind[j][0] == PARTITION_RANGE_DATUM_VALUE;
+				p->upper = bi->datums[j][0];
+				break;
+			}
+	}
+	return true;
+}
+
+/* (Re)build the map (protocol step 1). */
+static void
+build_map(void)
+{
+	Oid			nsp = get_namespace_oid("kaireon", false);
+	Oid			history = get_relname_relid("interaction_history", nsp);
+	Oid			supp = get_relname_relid("suppressions", nsp);
+	bool		citus = kspi_citus_installed();
+	const char *suppcols[2] = {"tenant_id", "customer_id"};
+	Oid			supptypes[2] = {TEXTOID, TEXTOID};
+
+	kaireon_relcache_listener = state_map_invalidate;
+	if (map.mcxt == NULL)
+		map.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon state read map", ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(map.mcxt);
+	memset(&map.history, 0, sizeof(map.history));
+	memset(&map.supp, 0, sizeof(map.supp));
+	memset(&map.supp_keys, 0, sizeof(map.supp_keys));
+	map.nparts = 0;
+	map.parts = NULL;
+	map.ncustomer_tables = 0;
+	map.customer_tables = NULL;
+	map.history.rel = history;
+	map.supp.rel = supp;
+	map.valid = true;			/* from here, an invalidation of what is read below clears it */
+
+	if (!citus && OidIsValid(history))
+	{
+		Relation	parent = table_open(history, AccessShareLock);
+
+		if (parent->rd_rel->relkind == RELKIND_PARTITIONED_TABLE && map_history(parent))
+		{
+			MemoryContext old = MemoryContextSwitchTo(map.mcxt);
+
+			table_entry(&map.history, parent, history_columns, H_NCOLS);
+			MemoryContextSwitchTo(old);
+			map.history.direct = true;
+		}
+		table_close(parent, AccessShareLock);
+	}
+	if (!citus && OidIsValid(supp))
+	{
+		Relation	rel = table_open(supp, AccessShareLock);
+		bool		ok = rel->rd_rel->relkind == RELKIND_RELATION &&
+			find_index(rel, suppcols, supptypes, 2, &map.supp_keys);
+
+		for (int c = 0; ok && c < S_NCOLS; c++)
+			ok = (map.supp_att[c] = get_attnum(supp, suppression_columns[c])) > 0;
+		if (ok)
+		{
+			MemoryContext old = MemoryContextSwitchTo(map.mcxt);
+
+			table_entry(&map.supp, rel, suppression_columns, S_NCOLS);
+			MemoryContextSwitchTo(old);
+			map.supp.direct = true;
+		}
+		table_close(rel, AccessShareLock);
+	}
+}
+
+/*
+ * Lock a table of the map and make sure the map is current; the table entry
+ * to read it by, or NULL when the SQL must read it.  (Protocol steps 1-2.)
+ */
+static KTable *
+lock_table(bool history)
+{
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		KTable	   *t;
+
+		if (!map.valid)
+			build_map();
+		t = history ? &map.history : &map.supp;
+		if (!t->direct)
+			return NULL;
+		/* takes in pending invalidations: a changed map is rebuilt once more */
+		LockRelationOid(t->rel, AccessShareLock);
+		if (map.valid)
+			return t;
+	}
+	return NULL;
+}
+
+/*
+ * Which of the table's rows the SQL would show the caller (protocol step 3):
+ * -1 run the SQL (rights refused, or policies other than kaireon's), 0 none
+ * (row level security hides the tenant), 1 all the tenant's rows.
+ */
+static int
+visible_rows(KTable *t, const char *tenant_id)
+{
+	const char *current;
+
+	if (!ExecCheckRTPerms(list_make1(t->rte), false))
+		return -1;
+	if (check_enable_rls(t->rel, InvalidOid, false) != RLS_ENABLED)
+		return 1;
+	if (!t->tenant_policy || row_security_policy_hook_permissive != NULL ||
+		row_security_policy_hook_restrictive != NULL)
+		return -1;
+	/* tenant_id = current_tenant_id(): text equality under a deterministic collation is byte equality */
+	current = kaireon_current_tenant();
+	return current != NULL && strcmp(current, tenant_id) == 0 ? 1 : 0;
+}
+
+/* Key an index scan on (tenant_id, customer_id) and, with since, the third column >= since. */
+static int
+scan_keys(ScanKey keys, const KIndexKeys *k, Datum tenant, Datum customer, const Datum *since)
+{
+	ScanKeyEntryInitializeWithInfo(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, k->coll[0],
+								   (FmgrInfo *) &k->eq[0], tenant);
+	ScanKeyEntryInitializeWithInfo(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid, k->coll[1],
+								   (FmgrInfo *) &k->eq[1], customer);
+	if (since == NULL)
+		return 2;
+	ScanKeyEntryInitializeWithInfo(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid, k->coll[2],
+								   (FmgrInfo *) &k->ge, *since);
+	return 3;
+}
+
+/* A text column of the slot as a C string, NULL when null. */
+static char *
+slot_text(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/* Newest first; the earlier read first among rows of one time. */
+static int
+history_row_cmp(const void *a, const void *b)
+{
+	const KHistoryRow *x = a;
+	const KHistoryRow *y = b;
+
+	if (x->at != y->at)
+		return x->at > y->at ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Read one partition's rows of the customer since the given time, newest first, at most limit. */
+static void
+read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datum since, Datum control,
+			   int limit, KHistoryRow **rows, int *nrows, int *cap)
+{
+	Relation	rel = table_open(p->rel, AccessShareLock);
+	Relation	index = index_open(p->keys.index, AccessShareLock);
+	ScanKeyData keys[3];
+	int			nkeys = scan_keys(keys, &p->keys, tenant, customer, &since);
+	IndexScanDesc scan = index_beginscan(rel, index, snap, nkeys, 0);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int			taken = 0;
+
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		type = slot_getattr(slot, p->att[H_TYPE], &isnull);
+		KHistoryRow *r;
+
+		/* interaction_type <> 'control', by the column's own operator and collation */
+		if (isnull || !DatumGetBool(DirectFunctionCall2Coll(textne, p->type_coll, type, control)))
+			continue;
+		if (*nrows == *cap)
+		{
+			*cap *= 2;
+			*rows = repalloc(*rows, sizeof(KHistoryRow) * *cap);
+		}
+		r = &(*rows)[*nrows];
+		r->type = TextDatumGetCString(type);
+		r->outcome = slot_text(slot, p->att[H_OUTCOME]);
+		r->offer_id = slot_text(slot, p->att[H_OFFER]);
+		r->channel_id = slot_text(slot, p->att[H_CHANNEL]);
+		r->at = DatumGetTimestampTz(slot_getattr(slot, p->att[H_AT], &isnull));
+		r->seq = *nrows;
+		(*nrows)++;
+		taken++;
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * The customer's history rows at or after since, not of a control group,
+ * newest first, at most limit: what config/state_plan.c's history query
+ * returns.  False when that query must run instead.
+ */
+bool
+kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz since, int limit,
+					 KHistoryRow **rows, int *nrows)
+{
+	KTable	   *t = lock_table(true);
+	int			visible;
+	Datum		tenant,
+				customer,
+				control;
+	int			cap = 16;
+	int			nparts;
+	KPart	   *parts;
+
+	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0)
+		return false;
+	*rows = palloc(sizeof(KHistoryRow) * cap);
+	*nrows = 0;
+	if (visible == 0)
+		return true;
+	tenant = CStringGetTextDatum(tenant_id);
+	customer = CStringGetTextDatum(customer_id);
+	control = CStringGetTextDatum("control");
+	/* the partitions as mapped now: an invalidation while reading leaves these arrays in place */
+	nparts = map.nparts;
+	parts = map.parts;
+
+	/* as SPI runs a statement that is not read-only: a new snapshot that sees this transaction's writes */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
+	for (int i = 0; i < nparts; i++)
+	{
+		const KPart *p = &parts[i];
+
+		/* a partition whose (exclusive) upper bound is at or before since holds no row of the window */
+		if (p->bounded &&
+			DatumGetInt32(FunctionCall2Coll((FmgrInfo *) &map.partcmp, map.partcoll, p->upper,
+											TimestampTzGetDatum(since))) <= 0)
+			continue;
+		read_partition(p, GetActiveSnapshot(), tenant, customer, TimestampTzGetDatum(since), control,
+					   limit, rows, nrows, &cap);
+	}
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+	if (*nrows > 1)
+		qsort(*rows, *nrows, sizeof(KHistoryRow), history_row_cmp);
+	if (*nrows > limit)
+		*nrows = limit;
+	return true;
+}
+
+/*
+ * The customer's suppressions with no expiry or expiring after now, in the
+ * index's order: what config/state_plan.c's suppression query returns.
+ * False when that query must run instead.
+ */
+bool
+kaireon_read_suppressions(const char *tenant_id, const char *customer_id, TimestampTz now,
+						  KSuppressionRow **rows, int *nrows)
+{
+	KTable	   *t = ActiveSnapshotSet() ? lock_table(false) : NULL;	/* read-only: the statement's snapshot */
+	int			visible;
+	int			cap = 4;
+	Relation	rel;
+	Relation	index;
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0)
+		return false;
+	*rows = palloc(sizeof(KSuppressionRow) * cap);
+	*nrows = 0;
+	if (visible == 0)
+		return true;
+	rel = table_open(t->rel, AccessShareLock);
+	index = index_open(map.supp_keys.index, AccessShareLock);
+	scan_keys(keys, &map.supp_keys, CStringGetTextDatum(tenant_id), CStringGetTextDatum(customer_id), NULL);
+	/* a read-only statement: the caller's active snapshot */
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
+	slot = table_slot_create(rel, NULL);
+	index_rescan(scan, keys, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		expires = slot_getattr(slot, map.supp_att[S_EXPIRES], &isnull);
+		KSuppressionRow *r;
+
+		/* expires_at IS NULL OR expires_at > now() */
+		if (!isnull && !DatumGetBool(DirectFunctionCall2(timestamp_gt, expires, TimestampTzGetDatum(now))))
+			continue;
+		if (*nrows == cap)
+		{
+			cap *= 2;
+			*rows = repalloc(*rows, sizeof(KSuppressionRow) * cap);
+		}
+		r = &(*rows)[(*nrows)++];
+		r->scope = slot_text(slot, map.supp_att[S_SCOPE]);
+		r->scope_id = slot_text(slot, map.supp_att[S_SCOPE_ID]);
+		r->reason = slot_text(slot, map.supp_att[S_REASON]);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	return true;
+}
+
+/*
+ * Map a customer data table (locked): its primary key (tenant_id, key) and
+ * how the key's text becomes a key value.  NULL when the SQL must read it:
+ * Citus, a key whose cast from text is not the plain input function (a type
+ * modifier, a cast function), or no such primary key.
+ */
+static KCustomerTable *
+map_customer_table(Relation rel)
+{
+	KCustomerTable *ct;
+	Oid			relid = RelationGetRelid(rel);
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Relation	index;
+	AttrNumber	keyatt;
+	Form_pg_attribute att;
+	Oid			castfunc;
+	CoercionPathType path;
+	const char *names[2];
+	Oid			types[2];
+	bool		ok;
+	MemoryContext old;
+
+	for (int i = 0; i < map.ncustomer_tables; i++)
+		if (map.customer_tables[i].table.rel == relid)
+			return map.customer_tables[i].table.direct ? &map.customer_tables[i] : NULL;
+	old = MemoryContextSwitchTo(map.mcxt);
+	if (map.customer_tables == NULL)
+		map.customer_tables = palloc0(sizeof(KCustomerTable) * 8);
+	else if (map.ncustomer_tables % 8 == 0)
+		map.customer_tables = repalloc(map.customer_tables, sizeof(KCustomerTable) * (map.ncustomer_tables + 8));
+	ct = &map.customer_tables[map.ncustomer_tables];
+	memset(ct, 0, sizeof(*ct));
+	ct->table.rel = relid;
+	map.ncustomer_tables++;		/* the invalidation callback watches it from here */
+	MemoryContextSwitchTo(old);
+
+	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || !OidIsValid(pk))
+		return NULL;
+	index = index_open(pk, AccessShareLock);
+	ok = index->rd_index->indnkeyatts == 2 && index->rd_index->indkey.values[1] != 0;
+	keyatt = ok ? index->rd_index->indkey.values[1] : InvalidAttrNumber;
+	index_close(index, AccessShareLock);
+	if (!ok)
+		return NULL;
+	att = TupleDescAttr(RelationGetDescr(rel), keyatt - 1);
+	if (att->atttypmod >= 0)
+		return NULL;
+	path = att->atttypid == TEXTOID ? COERCION_PATH_RELABELTYPE :
+		find_coercion_pathway(att->atttypid, TEXTOID, COERCION_EXPLICIT, &castfunc);
+	if (path == COERCION_PATH_COERCEVIAIO)
+		getTypeInputInfo(att->atttypid, &ct->key_input, &ct->key_ioparam);
+	else if (att->atttypid != TEXTOID)
+		return NULL;
+	ct->key_is_text = att->atttypid == TEXTOID;
+	names[0] = "tenant_id";
+	names[1] = NameStr(att->attname);
+	types[0] = TEXTOID;
+	types[1] = att->atttypid;
+	if (!find_index(rel, names, types, 2, &ct->keys) || ct->keys.index != pk)
+		return NULL;
+	old = MemoryContextSwitchTo(map.mcxt);
+	table_entry(&ct->table, rel, NULL, 0);
+	MemoryContextSwitchTo(old);
+	ct->table.direct = true;
+	return ct;
+}
+
+/*
+ * The customer's row of a customer data table (qualified_table, as config/
+ * cache.c quotes it), copied into the current memory context with its
+ * descriptor, or NULL in *row when there is none: what the customer schema's
+ * lookup query returns.  False when that query must run instead.  A key that
+ * is no value of the key's type fails as the cast in the query fails.
+ */
+bool
+kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
+						  HeapTuple *row, TupleDesc *desc)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified_table));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
+	KCustomerTable *ct;
+	Relation	rel;
+	Relation	index;
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	Datum		key;
+	int			visible;
+
+	if (!OidIsValid(relid) || !ActiveSnapshotSet())
+		return false;
+	if (!map.valid)
+		build_map();
+	rel = table_open(relid, NoLock);
+	ct = map_customer_table(rel);
+	if (ct == NULL || !map.valid || (visible = visible_rows(&ct->table, tenant_id)) < 0)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	/* the cast of $1 to the key's type comes before any row is read, as in the query */
+	key = ct->key_is_text ? CStringGetTextDatum(customer_id) :
+		OidInputFunctionCall(ct->key_input, (char *) customer_id, ct->key_ioparam, -1);
+	*row = NULL;
+	*desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	if (visible == 0)
+	{
+		table_close(rel, NoLock);
+		return true;
+	}
+	index = index_open(ct->keys.index, AccessShareLock);
+	scan_keys(keys, &ct->keys, CStringGetTextDatum(tenant_id), key, NULL);
+	/* a read-only statement: the caller's active snapshot */
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
+	slot = table_slot_create(rel, NULL);
+	index_rescan(scan, keys, 2, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		*row = ExecCopySlotHeapTuple(slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(rel, NoLock);
+	return true;
+}

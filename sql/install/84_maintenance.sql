@@ -38,7 +38,8 @@ AS $fn$
         (5, 'volume_reset', 'kaireon.volume_reset_schedule', 'kaireon.reset_volume_counters'),
         (6, 'suppressions', 'kaireon.suppression_schedule', 'kaireon.run_retention for the suppressions class (expired suppressions)'),
         (7, 'scores', 'kaireon.score_schedule', 'kaireon.compute_engagement_health and kaireon.compute_customer_clv'),
-        (8, 'dual_prices', 'kaireon.dual_price_schedule', 'kaireon.update_dual_prices(), when installed (real-time Lagrangian arbitration)')
+        (8, 'dual_prices', 'kaireon.dual_price_schedule', 'kaireon.update_dual_prices(), when installed (real-time Lagrangian arbitration)'),
+        (9, 'schedules', 'kaireon.campaign_schedule', 'kaireon.run_schedules: due scheduled campaign runs, then their pending export batches, one per transaction')
       ) AS j (n, job, setting, does)
      ORDER BY j.n
 $fn$;

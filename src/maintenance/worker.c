@@ -85,7 +85,7 @@ PGDLLEXPORT void kaireon_worker_main(Datum arg);
 static char *kaireon_databases = NULL;
 static char *kaireon_worker_role = NULL;
 static int	kaireon_worker_restart_delay = 10;
-static char *schedule_values[8];	/* one per job of kaireon_jobs[] */
+static char *schedule_values[9];	/* one per job of kaireon_jobs[] */
 
 /* A parsed schedule. */
 typedef enum

@@ -354,6 +354,22 @@ exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, i
 		elog(ERROR, "kaireon: \"%s\" failed: %s", sql, SPI_result_code_string(rc));
 }
 
+/* The (tenant_id, id) rows the last statement returned, copied; their number. */
+static int
+candidates(char ***tenants, char ***ids)
+{
+	int			n = (int) SPI_processed;
+
+	*tenants = palloc(sizeof(char *) * Max(n, 1));
+	*ids = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		(*tenants)[i] = col(i, 1);
+		(*ids)[i] = col(i, 2);
+	}
+	return n;
+}
+
 /* The rows run_schedules returns (one per run and per export batch). */
 typedef struct ScheduleOut
 {
@@ -427,14 +443,7 @@ claim_run(TimestampTz at, DueRun *r)
 							   "   AND next_run_at <= $1 ORDER BY next_run_at LIMIT " CppAsString2(SCHEDULE_CANDIDATES),
 							   1, &types[2], args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the due runs failed");
-	n = (int) SPI_processed;
-	tenants = palloc(sizeof(char *) * Max(n, 1));
-	ids = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		tenants[i] = col(i, 1);
-		ids[i] = col(i, 2);
-	}
+	n = candidates(&tenants, &ids);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -623,14 +632,7 @@ claim_export(TimestampTz at, Export *e)
 							   " ORDER BY created_at, id LIMIT " CppAsString2(SCHEDULE_CANDIDATES),
 							   3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID}, (Datum[]) {0, 0, atarg}, "nn ", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the pending exports failed");
-	n = (int) SPI_processed;
-	tenants = palloc(sizeof(char *) * Max(n, 1));
-	ids = palloc(sizeof(char *) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		tenants[i] = col(i, 1);
-		ids[i] = col(i, 2);
-	}
+	n = candidates(&tenants, &ids);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		args[3] = {CStringGetTextDatum(tenants[i]), CStringGetTextDatum(ids[i]), atarg};

@@ -275,6 +275,30 @@ UPDATE kaireon.runs SET status = 'active', next_run_at = '2030-03-01 00:00+00' W
 RESET kaireon.export_directory;
 SELECT * FROM pg_temp.tick('2030-03-01 00:00+00');
 
+-- recurring intervals are calendar arithmetic in UTC, whatever the session's TimeZone: a day
+-- after 2030-03-09 12:00 UTC is 2030-03-10 12:00 UTC although New York moves its clocks between
+INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, channel_ids, customer_query, status,
+                          schedule_type, repeat_interval, next_run_at) VALUES
+    ('sc', 'dst', 'DST', 'f', '["email"]', 'SELECT ''c1''', 'active', 'recurring', '1 day', '2030-03-09 12:00+00');
+SET timezone = 'America/New_York';
+SELECT action, run_id, status FROM kaireon.run_schedules('2030-03-09 12:00+00');
+SET timezone = 'UTC';
+SELECT next_run_at FROM kaireon.runs WHERE tenant_id = 'sc' AND id = 'dst';
+
+-- the schedules maintenance job, committing after each run and batch (as the worker does):
+-- a once run due a minute ago runs, its decisions exported into the table
+UPDATE kaireon.runs SET status = 'paused' WHERE tenant_id = 'sc';
+INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, channel_ids, customer_query, status,
+                          schedule_type, next_run_at, file_config) VALUES
+    ('sc', 'job', 'Job', 'f', '["email"]', 'SELECT ''c'' || i FROM generate_series(1, 4) i', 'active', 'once',
+     now() - interval '1 minute', '{"format": "json"}');
+CALL kaireon.run_maintenance_batched(ARRAY['schedules']);
+SELECT status, detail FROM kaireon.maintenance_runs WHERE job = 'schedules' ORDER BY id DESC LIMIT 1;
+SELECT r.status, r.next_run_at, c.status AS run_status, c.recommended, x.status AS export_status, x.rows_exported
+  FROM kaireon.runs r JOIN kaireon.campaign_runs c ON c.tenant_id = r.tenant_id AND c.campaign_id = r.id
+  JOIN kaireon.export_checkpoints x ON x.tenant_id = c.tenant_id AND x.campaign_run_id = c.id
+ WHERE r.tenant_id = 'sc' AND r.id = 'job';
+
 -- only superusers and BYPASSRLS roles run the scheduler
 CREATE ROLE sched_app;
 GRANT USAGE ON SCHEMA kaireon TO sched_app;

@@ -44,7 +44,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -53,11 +55,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/timestamp.h"
-
-#include "access/htup_details.h"
-#include "commands/trigger.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "util/cron.h"
 #include "util/spi.h"
@@ -464,13 +463,13 @@ claim_run(TimestampTz at, DueRun *r)
 		r->id = ids[i];
 		r->kind = col(0, 1);
 		r->cron = col(0, 2);
-		(void) col_datum(0, 3, &isnull);
+		r->interval = col_datum(0, 3, &isnull);
 		r->has_interval = !isnull;
 		if (r->has_interval)
 		{
 			Interval   *copy = palloc(sizeof(Interval));
 
-			memcpy(copy, DatumGetIntervalP(col_datum(0, 3, &isnull)), sizeof(Interval));
+			memcpy(copy, DatumGetIntervalP(r->interval), sizeof(Interval));
 			r->interval = IntervalPGetDatum(copy);
 		}
 		r->slot = DatumGetTimestampTz(col_datum(0, 4, &isnull));
@@ -507,6 +506,17 @@ run_campaign_step(void *arg)
 	PG_END_TRY();
 }
 
+/*
+ * t + interval in UTC: timestamp (without time zone) arithmetic on the same
+ * microseconds, so days and months do not depend on the session's TimeZone.
+ */
+static TimestampTz
+plus_utc(TimestampTz t, Datum interval)
+{
+	return (TimestampTz) DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum((Timestamp) t),
+															   interval));
+}
+
 /* The next slot of a run after it ran at `at`: *has_next false for none. */
 static TimestampTz
 next_slot(const DueRun *r, TimestampTz at, bool *has_next)
@@ -514,13 +524,11 @@ next_slot(const DueRun *r, TimestampTz at, bool *has_next)
 	*has_next = true;
 	if (strcmp(r->kind, "recurring") == 0 && r->has_interval)
 	{
-		TimestampTz next = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-																   TimestampTzGetDatum(r->slot), r->interval));
+		TimestampTz next = plus_utc(r->slot, r->interval);
 
 		/* behind by more than one interval: the missed slots are not caught up */
 		if (next <= at)
-			next = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														   TimestampTzGetDatum(at), r->interval));
+			next = plus_utc(at, r->interval);
 		return next;
 	}
 	if (strcmp(r->kind, "cron") == 0 && r->cron != NULL)

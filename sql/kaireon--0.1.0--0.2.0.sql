@@ -5052,6 +5052,13 @@ AS $fn$
      ORDER BY j.n
 $fn$;
 
+-- the run history of the new job (sql/install/80_retention.sql)
+ALTER TABLE kaireon.maintenance_runs DROP CONSTRAINT maintenance_runs_job_check,
+    ADD CONSTRAINT maintenance_runs_job_check CHECK (job IN ('retention', 'partitions', 'outbox', 'summaries', 'volume_reset',
+                                                            'suppressions', 'scores', 'dual_prices', 'schedules'));
+COMMENT ON TABLE kaireon.maintenance_runs IS
+    'kaireon''s own table: the run history of the maintenance jobs (retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, schedules), like pg_cron''s job_run_details but capped at kaireon.run_history_size rows per job. detail holds what the run did (and, while it runs, its progress). Row level security with no policy: only superusers and BYPASSRLS roles see it.';
+
 -- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
 REVOKE ALL ON FUNCTION kaireon_internal._check_run_schedule(), kaireon.cron_next(text, timestamptz),
     kaireon.run_schedules(timestamptz, integer, integer) FROM PUBLIC;

@@ -281,7 +281,7 @@ INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, channel_ids, cu
                           schedule_type, repeat_interval, next_run_at) VALUES
     ('sc', 'dst', 'DST', 'f', '["email"]', 'SELECT ''c1''', 'active', 'recurring', '1 day', '2030-03-09 12:00+00');
 SET timezone = 'America/New_York';
-SELECT action, run_id, status FROM kaireon.run_schedules('2030-03-09 12:00+00');
+SELECT action, run_id, status FROM kaireon.run_schedules('2030-03-09 12:00+00', max_export_batches => 0);
 SET timezone = 'UTC';
 SELECT next_run_at FROM kaireon.runs WHERE tenant_id = 'sc' AND id = 'dst';
 
@@ -310,5 +310,6 @@ DROP OWNED BY sched_app;
 DROP ROLE sched_app;
 SELECT kaireon.run_schedules('2030-01-01', -1);
 
+DELETE FROM kaireon.maintenance_runs WHERE job = 'schedules';
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'sc';
 DELETE FROM kaireon.tenants WHERE id = 'sc';

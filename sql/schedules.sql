@@ -299,6 +299,22 @@ SELECT r.status, r.next_run_at, c.status AS run_status, c.recommended, x.status 
   JOIN kaireon.export_checkpoints x ON x.tenant_id = c.tenant_id AND x.campaign_run_id = c.id
  WHERE r.tenant_id = 'sc' AND r.id = 'job';
 
+-- a scheduled run is confined to its tenant whoever runs the scheduler (here a superuser): its
+-- customer query sees only its tenant's rows (sc's interactions exist, sc2 has none)
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('sc2', 'Other', 'sc2');
+INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode, status)
+    VALUES ('sc2', 'email', 'Email', 'email', 'explicit', 'active');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config) VALUES
+    ('sc2', 'f', 'f', 'F', true, '{"score": {"method": "priority_weighted"}}');
+SELECT kaireon.publish_decision_flow('sc2', 'f');
+INSERT INTO kaireon.runs (tenant_id, id, name, channel_ids, customer_query, status, schedule_type, next_run_at) VALUES
+    ('sc2', 'peek', 'Peek', '["email"]', 'SELECT customer_id FROM kaireon.interaction_history UNION ALL SELECT ''own''',
+     'active', 'once', '2030-04-01 00:00+00');
+SELECT count(DISTINCT customer_id) > 1 AS others_exist FROM kaireon.interaction_history WHERE tenant_id = 'sc';
+SELECT action, run_id, status FROM kaireon.run_schedules('2030-04-01 00:00+00', max_export_batches => 0);
+SELECT campaign_id, status, total_customers, error FROM kaireon.campaign_runs WHERE tenant_id = 'sc2';
+DELETE FROM kaireon.tenants WHERE id = 'sc2';
+
 -- only superusers and BYPASSRLS roles run the scheduler
 CREATE ROLE sched_app;
 GRANT USAGE ON SCHEMA kaireon TO sched_app;

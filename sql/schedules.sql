@@ -36,6 +36,10 @@ SELECT e, a, kaireon.cron_next(e, a::timestamptz) AS next FROM (VALUES
     ('0 9 2 * 5', '2030-10-01 00:00'),
     -- a day field starting with *: both must match (odd days that are Tuesdays: the 15th)
     ('0 9 */2 * 2', '2030-01-01 10:00'),
+    -- a step beyond the range: the start only (minute 0 of each hour)
+    ('*/90 * * * *', '2030-01-01 10:01'),
+    -- blanks around and between the fields
+    ('  5   4  * *  *  ', '2030-01-01 10:00'),
     -- never: February 30th
     ('0 0 30 2 *', '2030-01-01 00:00')
 ) AS t(e, a);
@@ -46,6 +50,7 @@ SELECT kaireon.cron_next('* * * * * *', now());
 SELECT kaireon.cron_next('', now());
 SELECT kaireon.cron_next('@daily', now());
 SELECT kaireon.cron_next('60 * * * *', now());
+SELECT kaireon.cron_next('00000007 99999 * * *', now());
 SELECT kaireon.cron_next('* 24 * * *', now());
 SELECT kaireon.cron_next('* * 0 * *', now());
 SELECT kaireon.cron_next('* * * 13 *', now());

@@ -51,8 +51,8 @@ cron_bad_field(const char *expr, int field, const char *text, const char *why)
 }
 
 /*
- * Read a decimal number at *p (advancing it) into *out; false when there is
- * no digit or it has more than 3 digits.
+ * Read a decimal number at *p (advancing it) into *out (saturating at 1000,
+ * out of every field's range); false when there is no digit.
  */
 static bool
 cron_number(const char **p, int *out)
@@ -62,9 +62,8 @@ cron_number(const char **p, int *out)
 
 	while (isdigit((unsigned char) **p))
 	{
-		if (++digits > 3)
-			return false;
-		n = n * 10 + (**p - '0');
+		digits++;
+		n = Min(n * 10 + (**p - '0'), 1000);
 		(*p)++;
 	}
 	*out = n;

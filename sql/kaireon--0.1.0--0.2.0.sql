@@ -5957,6 +5957,124 @@ REVOKE ALL ON FUNCTION kaireon_internal._identity_links_changed(), kaireon_inter
     kaireon.link_identity(text, text, text, text, double precision) FROM PUBLIC;
 -- ==== end of identity
 
+-- ==== Issue 15 item 6, scheduled campaigns (docs/schedules.md; sql/install/52_schedules.sql and
+-- 84_maintenance.sql): runs.repeat_interval, the due-runs index, the schedule trigger, the
+-- export position of export_checkpoints, kaireon.campaign_exports, kaireon.cron_next,
+-- kaireon.run_schedules, and the schedules job in kaireon.maintenance_jobs(). ====
+-- recurring runs: the time between two runs
+ALTER TABLE kaireon.runs ADD COLUMN repeat_interval interval
+    CONSTRAINT runs_repeat_interval_check CHECK (repeat_interval >= interval '1 minute');
+COMMENT ON COLUMN kaireon.runs.repeat_interval IS
+    'schedule_type recurring: the time from one run''s slot to the next (at least 1 minute; a scheduler behind by more than one interval runs once and continues from then). See docs/schedules.md.';
+COMMENT ON COLUMN kaireon.runs.cron_expression IS
+    'schedule_type cron: five fields (minute hour day-of-month month day-of-week; *, numbers, ranges, lists, steps), in UTC, checked when written (22023 naming the bad field). See docs/schedules.md.';
+COMMENT ON COLUMN kaireon.runs.next_run_at IS
+    'The next slot of a scheduled run (once, recurring, cron): filled when the schedule is written (cron: its next minute; once and recurring: now() unless given), advanced by kaireon.run_schedules after each run, NULL when there is none.';
+COMMENT ON COLUMN kaireon.runs.file_config IS
+    'The export of each scheduled run''s decisions: {} (none) or {"format": "csv" | "json", "target": "table" (kaireon.campaign_exports, the default) | "file" (kaireon.export_directory)}. See docs/schedules.md.';
+-- the scheduler reads only the due runs, through this index
+CREATE INDEX runs_due_idx ON kaireon.runs (next_run_at)
+    WHERE status = 'active' AND schedule_type IN ('once', 'recurring', 'cron');
+
+CREATE FUNCTION kaireon_internal._check_run_schedule() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_check_run_schedule'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._check_run_schedule() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger of runs: the schedule (cron needs a cron_expression that parses and matches within ten years, recurring a repeat_interval) and file_config (22023 naming the run; 55000 for a file export while kaireon.export_directory is unset); fills next_run_at when the schedule is written (docs/schedules.md).';
+CREATE TRIGGER check_schedule BEFORE INSERT OR UPDATE OF schedule_type, cron_expression, repeat_interval, file_config
+    ON kaireon.runs FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_run_schedule();
+
+-- an export's position: one checkpoint per exported campaign run
+ALTER TABLE kaireon.export_checkpoints
+    ADD COLUMN campaign_run_id text,
+    ADD COLUMN format text CONSTRAINT export_checkpoints_format_check CHECK (format IN ('csv', 'json')),
+    ADD COLUMN target text CONSTRAINT export_checkpoints_target_check CHECK (target IN ('table', 'file')),
+    ADD COLUMN rows_exported bigint NOT NULL DEFAULT 0 CONSTRAINT export_checkpoints_rows_exported_check CHECK (rows_exported >= 0),
+    ADD COLUMN bytes_written bigint NOT NULL DEFAULT 0 CONSTRAINT export_checkpoints_bytes_written_check CHECK (bytes_written >= 0),
+    ADD COLUMN last_customer_id text,
+    ADD COLUMN last_rank integer,
+    ADD COLUMN attempts integer NOT NULL DEFAULT 0 CONSTRAINT export_checkpoints_attempts_check CHECK (attempts >= 0),
+    ADD COLUMN error text,
+    ADD CONSTRAINT export_checkpoints_campaign_run_fkey FOREIGN KEY (tenant_id, campaign_run_id)
+        REFERENCES kaireon.campaign_runs (tenant_id, id) ON DELETE CASCADE;
+CREATE INDEX export_checkpoints_tenant_id_campaign_run_id_idx
+    ON kaireon.export_checkpoints (tenant_id, campaign_run_id);
+-- the scheduler reads only the pending exports, through this index
+CREATE INDEX export_checkpoints_pending_idx ON kaireon.export_checkpoints (created_at, id)
+    WHERE status IN ('running', 'failed') AND campaign_run_id IS NOT NULL;
+COMMENT ON COLUMN kaireon.export_checkpoints.campaign_run_id IS
+    'The campaign run whose decisions this export writes (export_type ''campaign_run:<id>''); rows_exported, bytes_written and last_customer_id / last_rank are its committed position, from which an interrupted export resumes. See docs/schedules.md.';
+
+-- No foreign key of its own to kaireon.tenants: the one to campaign_runs (which cascades from
+-- the tenant) is enough.
+CREATE TABLE kaireon.campaign_exports (
+    tenant_id               text NOT NULL,
+    campaign_run_id         text NOT NULL,
+    line_number             bigint NOT NULL CHECK (line_number >= 0),
+    line                    text NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, campaign_run_id, line_number),
+    FOREIGN KEY (tenant_id, campaign_run_id) REFERENCES kaireon.campaign_runs (tenant_id, id) ON DELETE CASCADE
+);
+COMMENT ON TABLE kaireon.campaign_exports IS
+    'kaireon''s own table: the exported decisions of scheduled campaign runs whose file_config target is table, one line each (line_number from 1 in customer and rank order; a CSV export''s header is line 0), written by kaireon.run_schedules. See docs/schedules.md.';
+
+CREATE FUNCTION kaireon.cron_next(expression text, after timestamptz)
+    RETURNS timestamptz
+    AS 'MODULE_PATHNAME', 'kaireon_cron_next'
+    LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION kaireon.cron_next(text, timestamptz) IS
+    'The first minute strictly after after (UTC) that a five-field cron expression matches (minute hour day-of-month month day-of-week; *, numbers, ranges a-b, lists, steps */n and a-b/n; day-of-week 0-7, 0 and 7 Sunday; when both day fields are restricted either may match); NULL when none comes within ten years. A bad expression: 22023 naming it and the bad field. See docs/schedules.md.';
+
+CREATE FUNCTION kaireon.run_schedules(at timestamptz DEFAULT NULL, max_runs integer DEFAULT 100,
+                                      max_export_batches integer DEFAULT 1000)
+    RETURNS TABLE (action text, tenant_id text, run_id text, campaign_run_id text, slot timestamptz,
+                   status text, next_run_at timestamptz, rows bigint, detail text)
+    AS 'MODULE_PATHNAME', 'kaireon_run_schedules'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.run_schedules(timestamptz, integer, integer) IS
+    'The scheduler, as of at (default now; tests pin it): runs up to max_runs due scheduled runs (active, next_run_at <= at; each locked FOR UPDATE SKIP LOCKED, run by kaireon.run_campaign confined to its tenant, its next_run_at advanced in the same transaction), then up to max_export_batches batches of pending exports (kaireon.export_batch_size decisions each, checkpointed). One row per run (action run: the campaign run, its status, the slot and the next one) and per export batch (action export: rows written, the file name or the error). Superusers and BYPASSRLS roles only; the schedules maintenance job calls it. See docs/schedules.md.';
+
+-- 99_finalize.sql on a fresh install: row level security, pg_dump registration
+ALTER TABLE kaireon.campaign_exports ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON kaireon.campaign_exports
+    USING (tenant_id = kaireon.current_tenant_id()) WITH CHECK (tenant_id = kaireon.current_tenant_id());
+SELECT pg_catalog.pg_extension_config_dump('kaireon.campaign_exports', '');
+
+CREATE OR REPLACE FUNCTION kaireon.maintenance_jobs()
+    RETURNS TABLE (job text, schedule_setting text, schedule text, does text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT j.job, j.setting, coalesce(current_setting(j.setting, true), '(library not loaded)'), j.does
+      FROM (VALUES
+        (1, 'retention', 'kaireon.retention_schedule', 'kaireon.run_retention: every data class of every tenant, then the coming months'' partitions'),
+        (2, 'partitions', 'kaireon.partition_schedule', 'kaireon.create_interaction_partitions(kaireon.partition_months_ahead)'),
+        (3, 'outbox', 'kaireon.outbox_schedule', 'kaireon.publish_outbox until no due event is left'),
+        (4, 'summaries', 'kaireon.summary_schedule', 'kaireon.rollup_summaries until caught up, then kaireon.compute_metrics'),
+        (5, 'volume_reset', 'kaireon.volume_reset_schedule', 'kaireon.reset_volume_counters'),
+        (6, 'suppressions', 'kaireon.suppression_schedule', 'kaireon.run_retention for the suppressions class (expired suppressions)'),
+        (7, 'scores', 'kaireon.score_schedule', 'kaireon.compute_engagement_health and kaireon.compute_customer_clv'),
+        (8, 'dual_prices', 'kaireon.dual_price_schedule', 'kaireon.update_dual_prices(), when installed (real-time Lagrangian arbitration)'),
+        (9, 'alerts', 'kaireon.alert_schedule', 'kaireon.evaluate_alerts in batches of kaireon.alert_batch_size until every active rule was evaluated'),
+        (10, 'schedules', 'kaireon.campaign_schedule', 'kaireon.run_schedules: due scheduled campaign runs, then their pending export batches, one per transaction')
+      ) AS j (n, job, setting, does)
+     ORDER BY j.n
+$fn$;
+
+-- the run history of the new job (sql/install/80_retention.sql)
+ALTER TABLE kaireon.maintenance_runs DROP CONSTRAINT maintenance_runs_job_check,
+    ADD CONSTRAINT maintenance_runs_job_check CHECK (job IN ('retention', 'partitions', 'outbox', 'summaries', 'volume_reset',
+                                                            'suppressions', 'scores', 'dual_prices', 'alerts',
+                                                            'schedules'));
+COMMENT ON TABLE kaireon.maintenance_runs IS
+    'kaireon''s own table: the run history of the maintenance jobs (retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, alerts, schedules), like pg_cron''s job_run_details but capped at kaireon.run_history_size rows per job. detail holds what the run did (and, while it runs, its progress). Row level security with no policy: only superusers and BYPASSRLS roles see it.';
+
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
+REVOKE ALL ON FUNCTION kaireon_internal._check_run_schedule(), kaireon.cron_next(text, timestamptz),
+    kaireon.run_schedules(timestamptz, integer, integer) FROM PUBLIC;
+-- ==== end of issue 15 item 6, scheduled campaigns ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

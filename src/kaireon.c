@@ -16,6 +16,7 @@
 
 #include "arbitration/arbitration.h"
 #include "audit/audit.h"
+#include "campaign/schedule.h"
 #include "maintenance/maintenance.h"
 #include "scoring/scoring.h"
 #include "security/governance.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 	kaireon_secrets_init();
 	kaireon_governance_init();
 	kaireon_arbitration_init();
+	kaireon_schedule_init();
 	kaireon_jobs_init();
 	kaireon_partitions_init();
 	kaireon_retention_init();

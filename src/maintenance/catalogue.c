@@ -278,12 +278,40 @@ job_alerts(KJobCtx *ctx, json_t *detail)
 		json_object_set_new(detail, "idle", json_true());
 }
 
+/* schedules: due scheduled campaign runs and pending export batches, one per transaction (docs/schedules.md). */
+static void
+job_schedules(KJobCtx *ctx, json_t *detail)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	int64		runs = 0,
+				batches = 0;
+	int64		out[3];
+
+	for (int i = 0; i < 100000; i++)
+	{
+		if (!job_sql(ctx, detail, out,
+					 "SELECT count(*) FILTER (WHERE action = 'run'), count(*) FILTER (WHERE action = 'export') "
+					 "  FROM kaireon.run_schedules(NULL, 1, 1)", 0, NULL, NULL))
+			break;
+		runs += out[0];
+		batches += out[1];
+		kjob_boundary(ctx, out[0] + out[1] > 0);
+		if (out[0] + out[1] == 0 || job_long(ctx, started, 60))
+			break;
+	}
+	json_object_set_new(detail, "runs", json_integer(runs));
+	json_object_set_new(detail, "exportBatches", json_integer(batches));
+	if (runs + batches == 0)
+		json_object_set_new(detail, "idle", json_true());
+}
+
 static const KJobDef kjob_outbox = {2, "outbox", "kaireon.outbox_schedule", "1s", false, job_outbox};
 static const KJobDef kjob_summaries = {3, "summaries", "kaireon.summary_schedule", "5min", true, job_summaries};
 static const KJobDef kjob_volume_reset = {4, "volume_reset", "kaireon.volume_reset_schedule", "1min", false, job_volume_reset};
 static const KJobDef kjob_scores = {6, "scores", "kaireon.score_schedule", "02:00", true, job_scores};
 static const KJobDef kjob_dual_prices = {7, "dual_prices", "kaireon.dual_price_schedule", "1min", false, job_dual_prices};
 static const KJobDef kjob_alerts = {8, "alerts", "kaireon.alert_schedule", "1min", false, job_alerts};
+static const KJobDef kjob_schedules = {9, "schedules", "kaireon.campaign_schedule", "1min", false, job_schedules};
 
 /* The jobs, in the order run_maintenance runs them (kaireon.maintenance_jobs() lists them too). */
 const KJobDef *const kaireon_jobs[] = {
@@ -296,6 +324,7 @@ const KJobDef *const kaireon_jobs[] = {
 	&kjob_scores,
 	&kjob_dual_prices,
 	&kjob_alerts,
+	&kjob_schedules,
 };
 const int	kaireon_njobs = lengthof(kaireon_jobs);
 
@@ -336,10 +365,17 @@ jobs_arg(FunctionCallInfo fcinfo)
 		char	   *name = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
 
 		if (name == NULL || kjob_find(name) == NULL)
+		{
+			StringInfoData names;
+
+			initStringInfo(&names);
+			for (int j = 0; j < kaireon_njobs; j++)
+				appendStringInfo(&names, "%s%s", j ? ", " : "", kaireon_jobs[j]->name);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown maintenance job \"%s\"", name ? name : "null"),
-					 errhint("Jobs: retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, alerts.")));
+					 errhint("Jobs: %s.", names.data)));
+		}
 	}
 	for (int j = 0; j < kaireon_njobs; j++)
 		for (int i = 0; i < n; i++)

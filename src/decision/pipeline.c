@@ -597,7 +597,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
 		d->model = req->model;
 		d->model_key = req->model_key;
-		d->explanation = args->batch ? NULL : kaireon_explain(req, flow, c);
+		d->variant = req->variant;
+		d->explanation = args->batch ? NULL : json_object();
 		if (d->explanation != NULL && req->degraded != NULL)
 			json_object_set(d->explanation, "degradedScoring", req->degraded);
 		karb_decision(req, d);

@@ -150,9 +150,13 @@ typedef struct KDecision
 	const char *placement_id;	/* the requested placement, or NULL */
 	int			flow;
 	char	   *interaction_id;
-	json_t	   *explanation;
+	json_t	   *explanation;	/* what later stages add to its explanation (arbitration's facts,
+								 * degradedScoring): an object, NULL for a campaign's decisions,
+								 * which have none; the explanation itself is built when a caller
+								 * asks for it (explain.c) */
 	struct KaireonModel *model; /* the placement's ranking model, or NULL */
 	const char *model_key;		/* the placement's model (recorded for learning from outcomes) */
+	const char *variant;		/* the placement's experiment variant, or NULL */
 	double		selection_probability;	/* of a stochastic policy's choice (EXP3-IX arm), or 0: none */
 	int			arm;			/* EXP3-IX arm, or -1 */
 	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */

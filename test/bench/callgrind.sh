@@ -8,7 +8,8 @@
 # runs then N (default 100) and then 3N dry runs of `kaireon.recommend` for varying customers.
 # Per call is the difference of the two totals divided by 2N, which cancels the warm-up and the
 # configuration compile. Prints "dry_run_instructions_per_call <n>". As root, runs as the OS
-# user "postgres".
+# user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
+# copied to DIR for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -42,5 +43,9 @@ count() {
 }
 a=$(count "$n")
 b=$(count $(( 3 * n )))
+if [ -n "${KAIREON_CALLGRIND_KEEP:-}" ]; then
+    cp "$work/cg.$n" "$work/cg.$(( 3 * n ))" "$KAIREON_CALLGRIND_KEEP"/
+    kaireon_log "callgrind outputs in $KAIREON_CALLGRIND_KEEP"
+fi
 kaireon_log "totals: $a (N=$n), $b (N=$(( 3 * n )))"
 echo "dry_run_instructions_per_call $(( (b - a) / (2 * n) ))"

@@ -1169,6 +1169,40 @@ free_plans(KTenantConfig *cfg)
 		SPI_freeplan(cfg->adaptation_plan);
 }
 
+/*
+ * Bind to an offer the rules and policies that can act on it (config/conditions.c),
+ * in the order the candidate loop runs them (decision/rules.c, policies.c), so that
+ * its cost grows with what applies to a candidate, not with every rule and policy.
+ * Part of the compiled configuration: recompiled with it on every change.
+ */
+static void
+bind_offer(KTenantConfig *cfg, int o)
+{
+	KOffer	   *offer = &cfg->offers[o];
+
+	for (int st = 0; st < 3; st++)
+	{
+		offer->bound_rules[st] = palloc(sizeof(int) * Max(cfg->nstage_rules[st], 1));
+		for (int k = 0; k < cfg->nstage_rules[st]; k++)
+			if (kaireon_rule_may_act(&cfg->rules[cfg->stage_rules[st][k]], o))
+				offer->bound_rules[st][offer->nbound_rules[st]++] = cfg->stage_rules[st][k];
+	}
+	offer->bound_policies = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
+	offer->bound_overrides = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
+	for (int i = 0; i < cfg->npolicies; i++)
+	{
+		const KPolicy *p = &cfg->policies[i];
+		KPolicyBinding *b;
+
+		if (!kaireon_policy_may_act(cfg, p, o))
+			continue;
+		b = p->type == KPOL_ALLOW_OVERRIDE ? &offer->bound_overrides[offer->nbound_overrides++] :
+			&offer->bound_policies[offer->nbound_policies++];
+		b->policy = i;
+		b->scope = kaireon_static_scope(p, offer);
+	}
+}
+
 /* Compile a tenant's configuration into a new memory context. */
 static KTenantConfig *
 compile_config(const char *tenant_id, int64 version)
@@ -1217,6 +1251,8 @@ compile_config(const char *tenant_id, int64 version)
 		for (int i = 0; i < cfg->npolicies; i++)
 			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
 																	 cfg->policies[i].scopes);
+		for (int o = 0; o < cfg->noffers; o++)
+			bind_offer(cfg, o);
 	}
 	PG_CATCH();
 	{

@@ -123,6 +123,13 @@ typedef struct KOffer
 	double		holdout_percent;	/* the offer's holdout group, 0..100 (docs/lift.md) */
 	int			ncreatives;
 	int		   *creatives;		/* indexes into creatives */
+	/* what can apply to it, bound at compile (cache.c, bind_offer): the candidate loop visits only these */
+	int			nbound_rules[3];
+	int		   *bound_rules[3]; /* rule indexes of each stage whose scopes can cover it, in stage order */
+	int			nbound_policies;
+	struct KPolicyBinding *bound_policies;	/* policies (not allow_override) that can block it, by priority */
+	int			nbound_overrides;
+	struct KPolicyBinding *bound_overrides; /* allow_override policies that can exempt it, by priority */
 } KOffer;
 
 /* ---- qualification rules ---- */
@@ -202,6 +209,18 @@ typedef struct KPolicy
 	int			level;			/* outcome_based: 0 offer, 1 category, 2 any */
 	int8	   *applies;		/* per offer: 1 a scope covers it, 0 none can, -1 depends on the request */
 } KPolicy;
+
+/*
+ * A contact policy bound to an offer it can apply to: scope is the index of the
+ * policy's scope that covers the offer whatever the request (the first that covers,
+ * no request-dependent scope before it), or -1 when which scope covers it depends on
+ * the request (segments, channel): then the loop matches the scopes.
+ */
+typedef struct KPolicyBinding
+{
+	int			policy;			/* index into policies */
+	int			scope;			/* index into its scopes, or -1 */
+} KPolicyBinding;
 
 /* ---- guardrails, segments, flows, caps ---- */
 

@@ -44,13 +44,23 @@
 /* Mandatory offers placed first per customer per day (spec section 4, step 10). */
 #define KAIREON_MANDATORY_PER_DAY 5
 
-/* A uniform number in [0, 1) fixed by two strings (the weighted creative choice). */
-static double
-stable_uniform(const char *a, const char *b)
+/*
+ * The weighted creative choice's draw: a uniform number in [0, 1) fixed by two
+ * strings, the first (the recommendation id) hashed once per placement
+ * (draw_seed), the second per offer.
+ */
+static uint64
+draw_seed(const char *a)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) a, strlen(a), 0x6b6169);
+	return hash_bytes_extended((const unsigned char *) a, strlen(a), 0x6b6169);
+}
 
-	h = hash_bytes_extended((const unsigned char *) b, strlen(b), h);
+/* The draw of draw_seed's string and b. */
+static double
+stable_uniform(uint64 seed, const char *b)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) b, strlen(b), seed);
+
 	return (double) (h >> 11) / (double) (UINT64CONST(1) << 53);
 }
 
@@ -165,11 +175,12 @@ in_inventory(const KFlow *f, const KOffer *o)
  * Pick the offer's creative for the channel and placement: by the flow's
  * placementMatchMode (strict: the placement's creatives; fallback: those, else
  * the channel's creatives without placement; any: every creative of the
- * channel), then by weight, with a draw fixed by the recommendation id.
+ * channel), then by weight, with a draw fixed by the recommendation id (seed:
+ * draw_seed of it).
  */
 static int
 pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const char *placement_id,
-			  json_t *exclude, const char *recommendation_id)
+			  json_t *exclude, uint64 seed)
 {
 	int			pool[64];
 	int			npool = 0;
@@ -203,7 +214,7 @@ pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const cha
 		return -1;
 	if (npool == 1 || total <= 0)
 		return pool[0];
-	u = stable_uniform(recommendation_id, o->id) * total;
+	u = stable_uniform(seed, o->id) * total;
 	for (int i = 0; i < npool; i++)
 	{
 		acc += req->cfg->creatives[pool[i]].weight;
@@ -443,6 +454,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		"candidates", "afterQualification", "afterSuppression", "afterContactPolicy", "afterCaps", "final"
 	};
 	json_t	   *funnel;
+	uint64		seed = draw_seed(res->recommendation_id);
 
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
@@ -482,8 +494,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 			why = psprintf("in the offer's holdout group (%g%%)", o->holdout_percent), drop = KDROP_HOLDOUT;
 		else if (taken != NULL && json_object_get(taken, o->id) != NULL)
 			why = "already placed (deduplicate)", drop = KDROP_DEDUPLICATE;
-		else if ((c->creative = pick_creative(req, flow, o, placement_id, args->exclude_creatives,
-											  res->recommendation_id)) < 0)
+		else if ((c->creative = pick_creative(req, flow, o, placement_id, args->exclude_creatives, seed)) < 0)
 			why = "no creative for the channel and placement", drop = KDROP_NO_CREATIVE;
 		if (why != NULL)
 		{

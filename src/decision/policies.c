@@ -248,14 +248,18 @@ other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 	return ev->offer_id && strcmp(ev->offer_id, offer->id) != 0 && kj_array_has_string(p->ids, ev->offer_id);
 }
 
-/* The first scope of a policy that covers the candidate, or NULL. */
+/*
+ * The first scope of a policy bound to the offer that covers the candidate, or
+ * NULL: known at compile when no scope depending on the request comes first
+ * (KPolicyBinding), else matched now.
+ */
 static const KScope *
-covering_scope(const KRequest *req, const KPolicy *p, const KOffer *offer)
+covering_scope(const KRequest *req, const KPolicyBinding *b, const KOffer *offer)
 {
-	int			o = offer - req->cfg->offers;
+	const KPolicy *p = &req->cfg->policies[b->policy];
 
-	if (p->applies != NULL && p->applies[o] == 0)
-		return NULL;
+	if (b->scope >= 0)
+		return &p->scopes[b->scope];
 	for (int i = 0; i < p->nscopes; i++)
 		if (kaireon_scope_matches(req, &p->scopes[i], offer))
 			return &p->scopes[i];
@@ -305,7 +309,13 @@ budget_exhausted(const KRequest *req, const KCap *c, const char *metric, double 
 	return false;
 }
 
-/* Evaluate one contact policy for a candidate under a scope; the reason when it blocks. */
+/*
+ * Evaluate one contact policy for a candidate under a scope; the reason when it
+ * blocks.  Only for a policy bound to the offer (config/conditions.c,
+ * kaireon_policy_may_act): an offer_category_cap or category_suppression of an
+ * offer without a (listed) category, or a mutual_exclusion of an offer outside the
+ * group, never gets here.
+ */
 static char *
 policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KScope *scope)
 {
@@ -329,9 +339,6 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 								 p->type == KPOL_OFFER_CATEGORY_CAP ? in_offer_category : NULL,
 								 offer);
 				cap = effective_cap(req, p);
-				if (p->type == KPOL_OFFER_CATEGORY_CAP && (offer->category_id == NULL ||
-														   (p->ids && !kj_array_has_string(p->ids, offer->category_id))))
-					return NULL;
 				if (n >= cap)
 					return psprintf("%s exceeded: %d/%s at scope=%s", p->type_name, cap, window_text(p),
 									scope_text(counting));
@@ -351,15 +358,11 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				return NULL;
 			}
 		case KPOL_CATEGORY_SUPPRESSION:
-			if (offer->category_id == NULL || (p->ids && !kj_array_has_string(p->ids, offer->category_id)))
-				return NULL;
 			if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, &negative_class, same_category, offer, p))
 				return psprintf("category_suppression: category %s suppressed for %g days", offer->category_id,
 								p->hours / 24);
 			return NULL;
 		case KPOL_MUTUAL_EXCLUSION:
-			if (!kj_array_has_string(p->ids, offer->id))
-				return NULL;
 			if (recent_event(req, p->hours, NULL, KEV_RECOMMENDATION, NULL, other_offer_of_group, offer, p))
 				return psprintf("mutual_exclusion: another offer of the group was served within %gh", p->hours);
 			return NULL;
@@ -454,7 +457,8 @@ mandatory_bypasses(const KPolicy *p)
  * Steps 6 and 7: consent, suppressions and contact policies, in priority
  * order; the first blocking one drops the candidate.  allow_override
  * policies covering the candidate exempt it from the others (or from the
- * types they list).
+ * types they list).  Only the policies bound to the offer at compile are
+ * visited (KOffer.bound_policies, .bound_overrides).
  */
 void
 kaireon_apply_policies(KRequest *req, KCandidate *cand)
@@ -498,13 +502,11 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		}
 	}
 
-	for (int i = 0; i < req->cfg->npolicies; i++)
+	for (int k = 0; k < offer->nbound_overrides; k++)
 	{
-		const KPolicy *p = &req->cfg->policies[i];
+		const KPolicy *p = &req->cfg->policies[offer->bound_overrides[k].policy];
 
-		if (p->type != KPOL_ALLOW_OVERRIDE || covering_scope(req, p, offer) == NULL)
-			continue;
-		if (p->ids != NULL && !kj_array_has_string(p->ids, offer->id))
+		if (covering_scope(req, &offer->bound_overrides[k], offer) == NULL)
 			continue;
 		if (p->exempt_types == NULL)
 			exempt_all = true;
@@ -516,19 +518,20 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		}
 	}
 
-	for (int i = 0; i < req->cfg->npolicies; i++)
+	if (exempt_all)
+		return;
+	for (int k = 0; k < offer->nbound_policies; k++)
 	{
+		int			i = offer->bound_policies[k].policy;
 		const KPolicy *p = &req->cfg->policies[i];
 		const KScope *scope;
 		char	   *why;
 
-		if (p->type == KPOL_ALLOW_OVERRIDE)
-			continue;
-		if (exempt_all || kj_array_has_string(exempt, p->type_name))
+		if (exempt != NULL && kj_array_has_string(exempt, p->type_name))
 			continue;
 		if (cand->mandatory && mandatory_bypasses(p))
 			continue;
-		scope = covering_scope(req, p, offer);
+		scope = covering_scope(req, &offer->bound_policies[k], offer);
 		if (scope == NULL)
 			continue;
 		if (candidate_independent(p, scope))

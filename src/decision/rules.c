@@ -271,7 +271,9 @@ customer_only(const KRule *rule)
  * Run the qualification rules over a candidate, stage by stage (eligibility,
  * fit, match) and by priority within a stage.  A failing eligibility or fit
  * rule drops the candidate; a failing match rule multiplies its match factor.
- * Mandatory offers bypass qualification.
+ * Mandatory offers bypass qualification.  Only the rules bound to the offer at
+ * compile are visited (those that can act on it: config/conditions.c,
+ * kaireon_rule_may_act); a scope that depends on the request is matched here.
  */
 void
 kaireon_qualify(KRequest *req, KCandidate *cand)
@@ -283,15 +285,14 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 		return;
 	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
 	{
-		for (int k = 0; k < req->cfg->nstage_rules[stage]; k++)
+		for (int k = 0; k < offer->nbound_rules[stage]; k++)
 		{
-			int			i = req->cfg->stage_rules[stage][k];
+			int			i = offer->bound_rules[stage][k];
 			const KRule *rule = &req->cfg->rules[i];
 			char	   *why = NULL;
 			bool		holds;
 
-			if (rule->applies[cand->offer] == 0 ||
-				(rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer)))
+			if (rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
 				continue;
 			if (customer_only(rule))
 			{

@@ -479,19 +479,25 @@ load_creatives(KTenantConfig *cfg)
 		c->name = str_field(r, "name");
 		c->offer = offer;
 		c->channel_id = str_field(r, "channel_id");
+		c->channel = kaireon_find_channel(cfg, c->channel_id);
 		c->placement_id = str_field(r, "placement_id");
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
 		c->content = json_object_get(r, "content");
 		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));
 	}
 	cfg->ncreatives = n;
-	/* each offer's creatives (they are ordered by offer) */
+	/* each offer's creatives (they are ordered by offer): counted, then listed */
+	for (int k = 0; k < n; k++)
+		cfg->offers[cfg->creatives[k].offer].ncreatives++;
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		cfg->offers[o].creatives = palloc(sizeof(int) * Max(cfg->offers[o].ncreatives, 1));
+		cfg->offers[o].ncreatives = 0;
+	}
 	for (int k = 0; k < n; k++)
 	{
 		KOffer	   *o = &cfg->offers[cfg->creatives[k].offer];
 
-		if (o->creatives == NULL)
-			o->creatives = palloc(sizeof(int) * n);
 		o->creatives[o->ncreatives++] = k;
 	}
 }
@@ -1200,6 +1206,7 @@ bind_offer(KTenantConfig *cfg, int o)
 			&offer->bound_policies[offer->nbound_policies++];
 		b->policy = i;
 		b->scope = kaireon_static_scope(p, offer);
+		b->independent = b->scope >= 0 && kaireon_policy_independent(p, &p->scopes[b->scope]);
 	}
 }
 

@@ -276,6 +276,34 @@ kaireon_static_scope(const KPolicy *p, const KOffer *offer)
 	return -1;
 }
 
+/*
+ * Is a policy's verdict the same for every candidate under this scope?
+ * True for scopes that do not name an offer, category or sub-category, with
+ * policy types that look only at the customer and the request (decision/policies.c
+ * evaluates such a policy once per request; cache.c binds the answer where the scope
+ * is known at compile).
+ */
+bool
+kaireon_policy_independent(const KPolicy *p, const KScope *scope)
+{
+	if (scope->kind != KSCOPE_GLOBAL && scope->kind != KSCOPE_SEGMENT && scope->kind != KSCOPE_CHANNEL)
+		return false;
+	switch (p->type)
+	{
+		case KPOL_FREQUENCY_CAP:
+		case KPOL_CUSTOMER_TOTAL_CAP:
+		case KPOL_CROSS_CHANNEL_CAP:
+		case KPOL_SEGMENT_EXCLUSION:
+		case KPOL_TIME_WINDOW:
+		case KPOL_METRIC_CONDITION:
+			return true;
+		case KPOL_OUTCOME_BASED:
+			return p->level == 2;
+		default:
+			return false;
+	}
+}
+
 /* An offer attribute: a column of the offer row, else a key of its custom_fields. */
 json_t *
 kaireon_offer_attribute(const KOffer *offer, const char *path)

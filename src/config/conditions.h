@@ -23,6 +23,7 @@ extern int8 *kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const
 extern bool kaireon_rule_may_act(const KRule *rule, int offer);
 extern bool kaireon_policy_may_act(const KTenantConfig *cfg, const KPolicy *p, int offer);
 extern int	kaireon_static_scope(const KPolicy *p, const KOffer *offer);
+extern bool kaireon_policy_independent(const KPolicy *p, const KScope *scope);
 
 /* A condition with the qualification rules' missing-value rule: missing passes. */
 static inline bool

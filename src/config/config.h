@@ -93,6 +93,7 @@ typedef struct KCreative
 	const char *name;
 	int			offer;			/* index into offers */
 	const char *channel_id;
+	int			channel;		/* index into channels, or -1 */
 	const char *placement_id;	/* NULL: any placement of the channel */
 	double		weight;
 	json_t	   *content;		/* the content object as stored */
@@ -220,6 +221,8 @@ typedef struct KPolicyBinding
 {
 	int			policy;			/* index into policies */
 	int			scope;			/* index into its scopes, or -1 */
+	bool		independent;	/* under that scope its verdict is the same for every candidate
+								 * (kaireon_policy_independent): evaluated once per request */
 } KPolicyBinding;
 
 /* ---- guardrails, segments, flows, caps ---- */

@@ -195,7 +195,7 @@ pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const cha
 			const KCreative *c = &req->cfg->creatives[o->creatives[i]];
 			bool		ok;
 
-			if (strcmp(c->channel_id, req->channel_id) != 0 || kj_array_has_string(exclude, c->id))
+			if (c->channel != req->channel || kj_array_has_string(exclude, c->id))
 				continue;
 			if (placement_id == NULL || flow->placement_match == KPM_ANY)
 				ok = true;
@@ -443,7 +443,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	KRequest   *req = res->req;
 	KTenantConfig *cfg = req->cfg;
 	const KFlow *flow = &cfg->flows[flow_idx];
-	KCandidate *cands = palloc0(sizeof(KCandidate) * Max(cfg->noffers, 1));
+	KCandidate *cands = palloc(sizeof(KCandidate) * Max(cfg->noffers, 1));	/* each zeroed when used */
 	KCandidate **ranked;
 	int			n = 0,
 				nranked = 0,

@@ -253,7 +253,7 @@ other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
  * NULL: known at compile when no scope depending on the request comes first
  * (KPolicyBinding), else matched now.
  */
-static const KScope *
+static inline const KScope *
 covering_scope(const KRequest *req, const KPolicyBinding *b, const KOffer *offer)
 {
 	const KPolicy *p = &req->cfg->policies[b->policy];
@@ -420,32 +420,6 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 	return NULL;
 }
 
-/*
- * Is a policy's verdict the same for every candidate under this scope?
- * True for scopes that do not name an offer, category or sub-category, with
- * policy types that look only at the customer and the request.
- */
-static bool
-candidate_independent(const KPolicy *p, const KScope *scope)
-{
-	if (scope->kind != KSCOPE_GLOBAL && scope->kind != KSCOPE_SEGMENT && scope->kind != KSCOPE_CHANNEL)
-		return false;
-	switch (p->type)
-	{
-		case KPOL_FREQUENCY_CAP:
-		case KPOL_CUSTOMER_TOTAL_CAP:
-		case KPOL_CROSS_CHANNEL_CAP:
-		case KPOL_SEGMENT_EXCLUSION:
-		case KPOL_TIME_WINDOW:
-		case KPOL_METRIC_CONDITION:
-			return true;
-		case KPOL_OUTCOME_BASED:
-			return p->level == 2;
-		default:
-			return false;
-	}
-}
-
 /* Mandatory offers bypass a policy unless it is a frequency or cross-channel cap, or not bypassable. */
 static bool
 mandatory_bypasses(const KPolicy *p)
@@ -534,7 +508,8 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		scope = covering_scope(req, &offer->bound_policies[k], offer);
 		if (scope == NULL)
 			continue;
-		if (candidate_independent(p, scope))
+		if (offer->bound_policies[k].scope >= 0 ? offer->bound_policies[k].independent :
+			kaireon_policy_independent(p, scope))
 		{
 			/* the same for every candidate this scope covers: evaluate once per request */
 			if (req->policy_memo[i] == 0)

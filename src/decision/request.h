@@ -97,6 +97,8 @@ typedef struct KRequest
 	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
 	/* results that do not depend on the candidate, computed once per request */
+	int		   *free_slots;		/* room for the candidates' lists of match rules that held */
+	int			nfree_slots;	/* (rules.c) */
 	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */
 	char	  **rule_memo_why;
 	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */

@@ -259,6 +259,26 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 	return true;
 }
 
+/*
+ * Room for a candidate's list of match rules that held (n: the match rules bound to
+ * its offer), carved from blocks of the request rather than allocated one by one.
+ */
+static int *
+passed_slots(KRequest *req, int n)
+{
+	int		   *slots;
+
+	if (req->nfree_slots < n)
+	{
+		req->nfree_slots = Max(n, 1024);
+		req->free_slots = palloc(sizeof(int) * req->nfree_slots);
+	}
+	slots = req->free_slots;
+	req->free_slots += n;
+	req->nfree_slots -= n;
+	return slots;
+}
+
 /* Does a rule's outcome depend only on the customer (not on the candidate)? */
 static bool
 customer_only(const KRule *rule)
@@ -309,7 +329,7 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 				if (stage == KSTAGE_MATCH)
 				{
 					if (cand->passed == NULL)
-						cand->passed = palloc(sizeof(int) * req->cfg->nstage_rules[KSTAGE_MATCH]);
+						cand->passed = passed_slots(req, offer->nbound_rules[KSTAGE_MATCH]);
 					cand->passed[cand->npassed++] = i;
 				}
 				continue;

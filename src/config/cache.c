@@ -481,6 +481,7 @@ load_creatives(KTenantConfig *cfg)
 		c->channel_id = str_field(r, "channel_id");
 		c->channel = kaireon_find_channel(cfg, c->channel_id);
 		c->placement_id = str_field(r, "placement_id");
+		c->placement = c->placement_id == NULL ? -1 : Max(kaireon_find_placement(cfg, c->placement_id), -2);
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
 		c->content = json_object_get(r, "content");
 		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));
@@ -1175,6 +1176,40 @@ free_plans(KTenantConfig *cfg)
 		SPI_freeplan(cfg->adaptation_plan);
 }
 
+/* qsort order of offer indexes by category id (arg: the offers). */
+static int
+by_category(const void *a, const void *b, void *arg)
+{
+	const KOffer *offers = arg;
+
+	return strcmp(offers[*(const int *) a].category_id, offers[*(const int *) b].category_id);
+}
+
+/* Number the offers' distinct category ids (KOffer.category; -1 without a category). */
+static void
+number_categories(KTenantConfig *cfg)
+{
+	int		   *order = palloc(sizeof(int) * Max(cfg->noffers, 1));
+	int			n = 0;
+
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		cfg->offers[o].category = -1;
+		if (cfg->offers[o].category_id != NULL)
+			order[n++] = o;
+	}
+	qsort_arg(order, n, sizeof(int), by_category, cfg->offers);
+	for (int k = 0; k < n; k++)
+	{
+		if (k > 0 && strcmp(cfg->offers[order[k]].category_id, cfg->offers[order[k - 1]].category_id) != 0)
+			cfg->ncategories++;
+		cfg->offers[order[k]].category = cfg->ncategories;
+	}
+	if (n > 0)
+		cfg->ncategories++;
+	pfree(order);
+}
+
 /*
  * Bind to an offer the rules and policies that can act on it (config/conditions.c),
  * in the order the candidate loop runs them (decision/rules.c, policies.c), so that
@@ -1207,6 +1242,7 @@ bind_offer(KTenantConfig *cfg, int o)
 		b->policy = i;
 		b->scope = kaireon_static_scope(p, offer);
 		b->independent = b->scope >= 0 && kaireon_policy_independent(p, &p->scopes[b->scope]);
+		b->per_category = !b->independent && offer->category >= 0 && kaireon_policy_per_category(p);
 	}
 }
 
@@ -1258,6 +1294,7 @@ compile_config(const char *tenant_id, int64 version)
 		for (int i = 0; i < cfg->npolicies; i++)
 			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
 																	 cfg->policies[i].scopes);
+		number_categories(cfg);
 		for (int o = 0; o < cfg->noffers; o++)
 			bind_offer(cfg, o);
 	}

@@ -304,6 +304,20 @@ kaireon_policy_independent(const KPolicy *p, const KScope *scope)
 	}
 }
 
+/*
+ * Is a policy's verdict on a candidate the same for every offer of its category,
+ * whatever the scope that covers it?  True for the types that look at the offer only
+ * through its category: category_suppression, offer_category_cap and outcome_based
+ * at the category level (decision/policies.c evaluates them once per category and
+ * request).
+ */
+bool
+kaireon_policy_per_category(const KPolicy *p)
+{
+	return p->type == KPOL_CATEGORY_SUPPRESSION || p->type == KPOL_OFFER_CATEGORY_CAP ||
+		(p->type == KPOL_OUTCOME_BASED && p->level == 1);
+}
+
 /* An offer attribute: a column of the offer row, else a key of its custom_fields. */
 json_t *
 kaireon_offer_attribute(const KOffer *offer, const char *path)

@@ -95,6 +95,7 @@ typedef struct KCreative
 	const char *channel_id;
 	int			channel;		/* index into channels, or -1 */
 	const char *placement_id;	/* NULL: any placement of the channel */
+	int			placement;		/* index into placements; -1: none named, -2: not a placement now */
 	double		weight;
 	json_t	   *content;		/* the content object as stored */
 	KTemplate  *content_tpl;	/* its placeholders compiled, or NULL: none */
@@ -106,6 +107,7 @@ typedef struct KOffer
 	const char *name;
 	const char *category_id;
 	const char *category_name;	/* the category's name, or NULL */
+	int			category;		/* ordinal of category_id among the offers' categories, -1: none */
 	const char *sub_category_id;
 	bool		active;			/* status = 'active' */
 	int			priority;
@@ -223,6 +225,8 @@ typedef struct KPolicyBinding
 	int			scope;			/* index into its scopes, or -1 */
 	bool		independent;	/* under that scope its verdict is the same for every candidate
 								 * (kaireon_policy_independent): evaluated once per request */
+	bool		per_category;	/* its verdict is the same for every offer of this offer's category
+								 * (kaireon_policy_per_category): evaluated once per category */
 } KPolicyBinding;
 
 /* ---- guardrails, segments, flows, caps ---- */
@@ -359,6 +363,7 @@ typedef struct KTenantConfig
 	KPlacement *placements;
 	int			noffers;
 	KOffer	   *offers;
+	int			ncategories;	/* distinct category ids of the offers (KOffer.category) */
 	int			ncreatives;
 	KCreative  *creatives;
 	int			nrules;

@@ -176,10 +176,10 @@ in_inventory(const KFlow *f, const KOffer *o)
  * placementMatchMode (strict: the placement's creatives; fallback: those, else
  * the channel's creatives without placement; any: every creative of the
  * channel), then by weight, with a draw fixed by the recommendation id (seed:
- * draw_seed of it).
+ * draw_seed of it).  placement: the requested placement's index, -1 for none.
  */
 static int
-pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const char *placement_id,
+pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, int placement,
 			  json_t *exclude, uint64 seed)
 {
 	int			pool[64];
@@ -195,14 +195,14 @@ pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const cha
 			const KCreative *c = &req->cfg->creatives[o->creatives[i]];
 			bool		ok;
 
-			if (c->channel != req->channel || kj_array_has_string(exclude, c->id))
+			if (c->channel != req->channel || (exclude != NULL && kj_array_has_string(exclude, c->id)))
 				continue;
-			if (placement_id == NULL || flow->placement_match == KPM_ANY)
+			if (placement < 0 || flow->placement_match == KPM_ANY)
 				ok = true;
 			else if (pass == 0)
-				ok = c->placement_id != NULL && strcmp(c->placement_id, placement_id) == 0;
+				ok = c->placement == placement;
 			else
-				ok = flow->placement_match == KPM_FALLBACK && c->placement_id == NULL;
+				ok = flow->placement_match == KPM_FALLBACK && c->placement == -1;
 			if (ok)
 			{
 				pool[npool++] = o->creatives[i];
@@ -455,6 +455,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	};
 	json_t	   *funnel;
 	uint64		seed = draw_seed(res->recommendation_id);
+	int			placement = placement_id ? kaireon_find_placement(cfg, placement_id) : -1;
 
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
@@ -464,8 +465,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
 	karb_placement(req, flow, args, res->recommendation_id);
 	max_offers = Max(1, Min(max_offers, 50));
-	if (placement_id != NULL)
-		max_offers = Min(max_offers, cfg->placements[kaireon_find_placement(cfg, placement_id)].max_slots);
+	if (placement >= 0)
+		max_offers = Min(max_offers, cfg->placements[placement].max_slots);
 
 	/* step 2: candidates */
 	for (int i = 0; i < cfg->noffers; i++)
@@ -494,7 +495,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 			why = psprintf("in the offer's holdout group (%g%%)", o->holdout_percent), drop = KDROP_HOLDOUT;
 		else if (taken != NULL && json_object_get(taken, o->id) != NULL)
 			why = "already placed (deduplicate)", drop = KDROP_DEDUPLICATE;
-		else if ((c->creative = pick_creative(req, flow, o, placement_id, args->exclude_creatives, seed)) < 0)
+		else if ((c->creative = pick_creative(req, flow, o, placement, args->exclude_creatives, seed)) < 0)
 			why = "no creative for the channel and placement", drop = KDROP_NO_CREATIVE;
 		if (why != NULL)
 		{

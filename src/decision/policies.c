@@ -519,6 +519,23 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 			}
 			why = req->policy_memo_why[i];
 		}
+		else if (offer->bound_policies[k].per_category)
+		{
+			/* the same for every offer of the category: evaluate once per category */
+			int			slot = i * req->cfg->ncategories + offer->category;
+
+			if (req->policy_cat_memo == NULL)
+			{
+				req->policy_cat_memo = palloc0(sizeof(int8) * req->cfg->npolicies * req->cfg->ncategories);
+				req->policy_cat_memo_why = palloc0(sizeof(char *) * req->cfg->npolicies * req->cfg->ncategories);
+			}
+			if (req->policy_cat_memo[slot] == 0)
+			{
+				req->policy_cat_memo_why[slot] = policy_blocks(req, cand, p, scope);
+				req->policy_cat_memo[slot] = req->policy_cat_memo_why[slot] ? 2 : 1;
+			}
+			why = req->policy_cat_memo_why[slot];
+		}
 		else
 			why = policy_blocks(req, cand, p, scope);
 		if (why != NULL)

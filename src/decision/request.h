@@ -103,6 +103,8 @@ typedef struct KRequest
 	char	  **rule_memo_why;
 	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
 	char	  **policy_memo_why;
+	int8	   *policy_cat_memo;	/* per policy and category (KPolicyBinding.per_category): 0, 1, 2; */
+	char	  **policy_cat_memo_why;	/* NULL until a candidate needs one */
 	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
 	/* the model of the placement being decided (model_scores.c) */
 	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */

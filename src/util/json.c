@@ -207,6 +207,8 @@ real_decimal(double d, int64 *mant, int *exp10)
 			x = x * 10 + (buf[i] - '0');
 		e += negexp ? -x : x;
 	}
+	if (m == 0)
+		return false;			/* cannot happen for a normal double */
 	for (; m % 10 == 0; m /= 10)
 		e++, ndigits--;
 	if (ndigits > 15)

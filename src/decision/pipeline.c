@@ -759,6 +759,7 @@ decide(KDecideArgs *args)
 		res->traced = args->force_trace || sample < cfg->trace_sample_rate;
 		lock_customer(cfg->tenant_id, args->customer_id);
 	}
+	req->keep_reasons = args->debug || res->traced;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
 	req->request = request_object(req, req->cust->context);

@@ -542,7 +542,7 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		{
 			cand->dropped_stage = "contact_policy";
 			cand->drop = KDROP_CONTACT_POLICY;
-			cand->dropped_reason = psprintf("%s (policy \"%s\")", why, p->name);
+			cand->dropped_reason = !req->keep_reasons ? NULL : psprintf("%s (policy \"%s\")", why, p->name);
 			return;
 		}
 	}

@@ -97,6 +97,8 @@ typedef struct KRequest
 	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
 	/* results that do not depend on the candidate, computed once per request */
+	bool		keep_reasons;	/* the drops' reasons are read (debug, a traced decision): written;
+								 * else the qualification and policy reasons stay NULL */
 	int		   *free_slots;		/* room for the candidates' lists of match rules that held */
 	int			nfree_slots;	/* (rules.c) */
 	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */

@@ -192,7 +192,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 						members++;
 				if (rule->match_all ? members == rule->nsegments && rule->nsegments > 0 : members > 0)
 					return true;
-				*why = pstrdup("customer is not in the required segment(s)");
+				*why = !req->keep_reasons ? NULL : pstrdup("customer is not in the required segment(s)");
 				return false;
 			}
 		case KRULE_ATTRIBUTE_CONDITION:
@@ -203,14 +203,14 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 
 				if (kaireon_cond_passes(&rule->cond, actual))
 					return true;
-				*why = psprintf("customer attribute \"%s\" does not satisfy the condition", rule->cond.path);
+				*why = !req->keep_reasons ? NULL : psprintf("customer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 				return false;
 			}
 		case KRULE_OFFER_ATTRIBUTE:
 			if (rule->offer_holds != NULL ? rule->offer_holds[cand->offer] :
 				kaireon_cond_passes(&rule->cond, kaireon_offer_attribute(offer, rule->cond.path)))
 				return true;
-			*why = psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
+			*why = !req->keep_reasons ? NULL : psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 			return false;
 		case KRULE_PROPENSITY_THRESHOLD:
 			{
@@ -221,7 +221,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 
 				if (kaireon_cond_holds(&c, pv))
 					return true;
-				*why = psprintf("propensity %.4f does not satisfy the threshold %.4f", p, rule->threshold);
+				*why = !req->keep_reasons ? NULL : psprintf("propensity %.4f does not satisfy the threshold %.4f", p, rule->threshold);
 				return false;
 			}
 		case KRULE_RECENCY_CHECK:
@@ -234,7 +234,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 						found = true;
 				if (found != rule->require_recent)
 				{
-					*why = pstrdup(found ? "a recent interaction excludes it" : "no recent interaction as required");
+					*why = !req->keep_reasons ? NULL : pstrdup(found ? "a recent interaction excludes it" : "no recent interaction as required");
 					return false;
 				}
 				return true;
@@ -252,7 +252,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 				}
 				if (kaireon_cond_passes(&rule->cond, v))
 					return true;
-				*why = psprintf("metric \"%s\" does not satisfy the condition", rule->metric_key);
+				*why = !req->keep_reasons ? NULL : psprintf("metric \"%s\" does not satisfy the condition", rule->metric_key);
 				return false;
 			}
 	}
@@ -341,7 +341,8 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 			}
 			cand->dropped_stage = stage_names[stage];
 			cand->drop = stage == KSTAGE_ELIGIBILITY ? KDROP_ELIGIBILITY : KDROP_FIT;
-			cand->dropped_reason = psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
+			cand->dropped_reason = !req->keep_reasons ? NULL :
+				psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
 			return;
 		}
 	}
@@ -393,7 +394,7 @@ kaireon_apply_guardrails(KRequest *req, KCandidate *cand)
 		{
 			cand->dropped_stage = "guardrail";
 			cand->drop = KDROP_GUARDRAIL;
-			cand->dropped_reason = psprintf("guardrail \"%s\" does not hold", g->key);
+			cand->dropped_reason = !req->keep_reasons ? NULL : psprintf("guardrail \"%s\" does not hold", g->key);
 			return;
 		}
 		if (cand->warnings == NULL)

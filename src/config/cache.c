@@ -1210,39 +1210,66 @@ number_categories(KTenantConfig *cfg)
 	pfree(order);
 }
 
+/* A copy of n elements of size bytes in an array of their own (compile memory grows with what is bound). */
+static void *
+exact_copy(const void *from, int n, size_t size)
+{
+	void	   *to = palloc(size * Max(n, 1));
+
+	memcpy(to, from, size * n);
+	return to;
+}
+
 /*
  * Bind to an offer the rules and policies that can act on it (config/conditions.c),
  * in the order the candidate loop runs them (decision/rules.c, policies.c), so that
  * its cost grows with what applies to a candidate, not with every rule and policy.
- * Part of the compiled configuration: recompiled with it on every change.
+ * Part of the compiled configuration: recompiled with it on every change.  rules and
+ * pols: scratch space for every rule and policy (the lists are copied to their size).
  */
 static void
-bind_offer(KTenantConfig *cfg, int o)
+bind_offer(KTenantConfig *cfg, int o, int *rules, KPolicyBinding *pols)
 {
 	KOffer	   *offer = &cfg->offers[o];
+	int			npols = 0;
 
 	for (int st = 0; st < 3; st++)
 	{
-		offer->bound_rules[st] = palloc(sizeof(int) * Max(cfg->nstage_rules[st], 1));
+		int			n = 0;
+
 		for (int k = 0; k < cfg->nstage_rules[st]; k++)
 			if (kaireon_rule_may_act(&cfg->rules[cfg->stage_rules[st][k]], o))
-				offer->bound_rules[st][offer->nbound_rules[st]++] = cfg->stage_rules[st][k];
+				rules[n++] = cfg->stage_rules[st][k];
+		offer->nbound_rules[st] = n;
+		offer->bound_rules[st] = exact_copy(rules, n, sizeof(int));
 	}
-	offer->bound_policies = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
-	offer->bound_overrides = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
-	for (int i = 0; i < cfg->npolicies; i++)
+	/* the allow_override policies, then the others, each in priority order */
+	for (int pass = 0; pass < 2; pass++)
 	{
-		const KPolicy *p = &cfg->policies[i];
-		KPolicyBinding *b;
+		npols = 0;
+		for (int i = 0; i < cfg->npolicies; i++)
+		{
+			const KPolicy *p = &cfg->policies[i];
+			KPolicyBinding *b;
 
-		if (!kaireon_policy_may_act(cfg, p, o))
-			continue;
-		b = p->type == KPOL_ALLOW_OVERRIDE ? &offer->bound_overrides[offer->nbound_overrides++] :
-			&offer->bound_policies[offer->nbound_policies++];
-		b->policy = i;
-		b->scope = kaireon_static_scope(p, offer);
-		b->independent = b->scope >= 0 && kaireon_policy_independent(p, &p->scopes[b->scope]);
-		b->per_category = !b->independent && offer->category >= 0 && kaireon_policy_per_category(p);
+			if ((p->type == KPOL_ALLOW_OVERRIDE) != (pass == 0) || !kaireon_policy_may_act(cfg, p, o))
+				continue;
+			b = &pols[npols++];
+			b->policy = i;
+			b->scope = kaireon_static_scope(p, offer);
+			b->independent = b->scope >= 0 && kaireon_policy_independent(p, &p->scopes[b->scope]);
+			b->per_category = !b->independent && offer->category >= 0 && kaireon_policy_per_category(p);
+		}
+		if (pass == 0)
+		{
+			offer->nbound_overrides = npols;
+			offer->bound_overrides = exact_copy(pols, npols, sizeof(KPolicyBinding));
+		}
+		else
+		{
+			offer->nbound_policies = npols;
+			offer->bound_policies = exact_copy(pols, npols, sizeof(KPolicyBinding));
+		}
 	}
 }
 
@@ -1295,8 +1322,15 @@ compile_config(const char *tenant_id, int64 version)
 			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
 																	 cfg->policies[i].scopes);
 		number_categories(cfg);
-		for (int o = 0; o < cfg->noffers; o++)
-			bind_offer(cfg, o);
+		{
+			int		   *rules = palloc(sizeof(int) * Max(cfg->nrules, 1));
+			KPolicyBinding *pols = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
+
+			for (int o = 0; o < cfg->noffers; o++)
+				bind_offer(cfg, o, rules, pols);
+			pfree(rules);
+			pfree(pols);
+		}
 	}
 	PG_CATCH();
 	{

@@ -6075,6 +6075,11 @@ REVOKE ALL ON FUNCTION kaireon_internal._check_run_schedule(), kaireon.cron_next
     kaireon.run_schedules(timestamptz, integer, integer) FROM PUBLIC;
 -- ==== end of issue 15 item 6, scheduled campaigns ====
 
+-- ---- perf-explain (issue 17: explanations when asked): options.explain of kaireon.recommend ----
+COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb) IS
+'The real-time decision: ranked, policy-checked, scored offers for a customer on a channel (and placement), recorded in the caller''s transaction unless options.dry_run. Options: dry_run, debug (dropped candidates follow as rows without rank), trace, exclude_offers, exclude_creatives, placements, deduplicate, explain (false: the decisions'' explanation column is NULL, not built). See docs/recommend.md.';
+-- ---- end perf-explain ----
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

@@ -698,6 +698,57 @@ SELECT pg_temp.picks('42', 'web', flow => 'cs-bad');
 SELECT pg_temp.picks('cust-abc', 'web') AS non_numeric_customer;
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- options.explain false: the decisions' explanations are not built (a function returning
+-- rows cannot see which columns its caller reads); debug rows keep theirs; it must be a
+-- boolean. The explanation built straight as jsonb for kaireon.recommend equals the one
+-- recommend_json returns, which is built as JSON and converted.
+SELECT rank, offer_id, explanation IS NULL AS no_explanation
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "explain": false}')
+ ORDER BY rank;
+SELECT count(*) FILTER (WHERE rank IS NULL AND explanation ? 'droppedAt') AS debug_rows_explained,
+       count(*) FILTER (WHERE rank IS NOT NULL AND explanation IS NULL) AS decisions_unexplained
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                         options => '{"dry_run": true, "explain": false, "debug": true}');
+SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true, "explain": "no"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT (SELECT jsonb_agg(explanation ORDER BY rank)
+          FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}'))
+     = (SELECT jsonb_agg(d -> 'explanation' ORDER BY (d ->> 'rank')::int)
+          FROM jsonb_array_elements(kaireon.recommend_json(
+                   '{"tenantId": "rp", "customerId": "7001", "channel": "web", "decisionFlow": "all", "dryRun": true}')
+                   -> 'decisions') d) AS same_explanations;
+
+-- Numbers kaireon writes into jsonb (explanations, a recorded decision's context, every
+-- response) have 15 significant digits, as jansson prints them ("%.15g"): taken from the
+-- shortest decimal of the double where that tells them, printed where it cannot (ties of
+-- 16 digits ending in 5, zero, subnormal numbers, integers past int64). float8 -> numeric
+-- gives the same digits and display scale ("%.15g" too): every value of a context of
+-- 2,000 numbers of many kinds, recorded by a decision, is the same, as jsonb and as text.
+CREATE TEMP TABLE nums AS
+SELECT 'n' || i AS k, (CASE i % 10
+           WHEN 0 THEN (1.0::float8 / i)::text
+           WHEN 1 THEN (i * 0.1::float8)::text
+           WHEN 2 THEN (exp(i / 13.0::float8) * power(10::float8, i % 40 - 20))::text
+           WHEN 3 THEN ((123456789012345 + i) * 10 + 5)::text || 'e' || (-(i % 25))::text
+           WHEN 4 THEN (i * 12345678901234567.0::float8 * power(10::float8, i % 8))::text
+           WHEN 5 THEN (-power(i / 7.0::float8, 3))::text
+           WHEN 6 THEN ((i % 100) / 100.0::float8 * ((i * 7) % 100) / 100.0::float8 * 0.8::float8)::text
+           WHEN 7 THEN (1.5::float8 * power(10::float8, i % 600 - 300))::text
+           WHEN 8 THEN ((i * 37) % 1000)::text
+           ELSE CASE i WHEN 9 THEN '0' WHEN 19 THEN '4.9406564584124654e-324' WHEN 29 THEN '2.2250738585072014e-308'
+                       WHEN 39 THEN '1.7976931348623157e308' WHEN 49 THEN '-0.5'
+                       ELSE power(2::float8, i % 1000 - 500)::text END
+       END)::numeric AS v
+  FROM generate_series(1, 2000) i;
+SELECT count(*) AS decisions FROM kaireon.recommend('rp', '7002', 'web', decision_flow => 'all',
+                                                    context => (SELECT jsonb_object_agg(k, v) FROM nums));
+SELECT count(*) AS numbers,
+       count(*) FILTER (WHERE h.context -> n.k = to_jsonb(n.v::float8::numeric)
+                          AND h.context ->> n.k = n.v::float8::numeric::text) AS same_as_float8_numeric
+  FROM nums n,
+       (SELECT context FROM kaireon.interaction_history
+         WHERE tenant_id = 'rp' AND customer_id = '7002' AND interaction_type = 'recommendation' LIMIT 1) h;
+
 -- Clean up.
 DROP OWNED BY regress_rp_app;
 DROP ROLE regress_rp_app;

@@ -539,6 +539,28 @@ SELECT pg_temp.with_policy('budget_exhausted', '{"budgetId": "b-o1", "threshold"
        pg_temp.with_policy('budget_exhausted', '{"threshold": 0.8}', 'fresh') AS covering_budget_of_last_month;
 DELETE FROM kaireon.budget_allocations WHERE tenant_id = 'rpol';
 
+-- Contact policies are bound to the offers they can act on when the configuration is
+-- compiled: an offer added later is bound by the recompile its insertion triggers (o4 of
+-- loans is blocked like o3), a scope moved later binds the policy to the offers it covers
+-- now, and an offer joining a mutual_exclusion group is bound to it then.
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, scope, scope_id, config)
+    VALUES ('rpol', 'bound', 'bound', 'segment_exclusion', 'category', 'loans', '{"segmentIds": ["minors"]}');
+SELECT pg_temp.decide('minor') AS before_offer_added;
+INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, priority) VALUES
+    ('rpol', 'o4', 'Second loan', 'loans', 'active', 50);
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('rpol', 'o4-web', 'o4', 'web', 'o4 on web');
+SELECT pg_temp.decide('minor') AS offer_added, pg_temp.decide('fresh') AS offer_added_adult;
+UPDATE kaireon.contact_policies SET scope_id = 'cards' WHERE tenant_id = 'rpol' AND id = 'bound';
+SELECT pg_temp.decide('minor') AS scope_moved_to_cards;
+UPDATE kaireon.contact_policies SET rule_type = 'mutual_exclusion', scope = 'global', scope_id = NULL,
+       config = '{"offerIds": ["o1", "o3"], "lookbackHours": 24}' WHERE tenant_id = 'rpol' AND id = 'bound';
+SELECT pg_temp.decide('recent-o1') AS group_o1_o3;
+UPDATE kaireon.contact_policies SET config = '{"offerIds": ["o1", "o3", "o4"], "lookbackHours": 24}'
+ WHERE tenant_id = 'rpol' AND id = 'bound';
+SELECT pg_temp.decide('recent-o1') AS group_o1_o3_o4;
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol' AND id = 'bound';
+DELETE FROM kaireon.offers WHERE tenant_id = 'rpol' AND id = 'o4';
+
 -- Funnel counts of a decision with one drop at each stage: a suppression (o2), a contact
 -- policy (o1 cooled down) and a volume constraint (o3).
 INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope, scope_id) VALUES ('rpol', 'recent-o1', 'offer', 'o2');

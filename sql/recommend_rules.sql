@@ -280,6 +280,23 @@ UPDATE kaireon.qualification_rules SET scope = 'channel', scope_id = 'email' WHE
 SELECT pg_temp.offered('bob', 'web') AS channel_email_on_web, pg_temp.offered('bob', 'email') AS channel_email_on_email;
 UPDATE kaireon.qualification_rules SET scope = 'category', scope_id = 'loans' WHERE tenant_id = 'rr' AND id = 'adults';
 SELECT pg_temp.offered('bob') AS category_loans;
+-- Rules are bound to the offers they can act on when the configuration is compiled: an
+-- offer added later is bound by the recompile its insertion triggers (o4 of loans is held
+-- like o3), and an offer_attribute rule of the eligibility stage left out of an offer it
+-- holds for (o1: risk low) is bound again once the offer changes so that it fails
+INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, priority, weight, value) VALUES
+    ('rr', 'o4', 'Second loan', 'loans', 'active', 50, 100, 100);
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('rr', 'o4-web', 'o4', 'web', 'o4 on web');
+SELECT pg_temp.offered('bob') AS category_loans_offer_added, pg_temp.offered('ann') AS category_loans_offer_added_ann;
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, stage, scope, scope_id, config) VALUES
+    ('rr', 'low-risk', 'Low risk', 'offer_attribute', 'eligibility', 'global', NULL,
+     '{"attribute": "risk", "operator": "eq", "value": "low"}');
+SELECT pg_temp.offered('ann') AS low_risk;
+UPDATE kaireon.offers SET custom_fields = '{"risk": "high", "tier": 2}' WHERE tenant_id = 'rr' AND id = 'o1';
+SELECT pg_temp.offered('ann') AS low_risk_o1_now_high;
+UPDATE kaireon.offers SET custom_fields = '{"risk": "low", "tier": 2}' WHERE tenant_id = 'rr' AND id = 'o1';
+DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'rr' AND id = 'low-risk';
+DELETE FROM kaireon.offers WHERE tenant_id = 'rr' AND id = 'o4';
 UPDATE kaireon.qualification_rules SET scope = 'sub_category', scope_id = 'travel' WHERE tenant_id = 'rr' AND id = 'adults';
 SELECT pg_temp.offered('bob') AS sub_category_travel;
 UPDATE kaireon.qualification_rules SET scope = 'offer', scope_id = 'o2' WHERE tenant_id = 'rr' AND id = 'adults';

@@ -303,7 +303,7 @@ CREATE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text
     AS 'MODULE_PATHNAME', 'kaireon_recommend'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb) IS
-    'The real-time decision: ranked, policy-checked, scored offers for a customer on a channel (and placement), recorded in the caller''s transaction unless options.dry_run. Options: dry_run, debug (dropped candidates follow as rows without rank), trace, exclude_offers, exclude_creatives, placements, deduplicate. See docs/recommend.md.';
+    'The real-time decision: ranked, policy-checked, scored offers for a customer on a channel (and placement), recorded in the caller''s transaction unless options.dry_run. Options: dry_run, debug (dropped candidates follow as rows without rank), trace, exclude_offers, exclude_creatives, placements, deduplicate, explain (false: the decisions'' explanation column is NULL, not built). See docs/recommend.md.';
 
 CREATE FUNCTION kaireon.recommend_json(request jsonb) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'kaireon_recommend_json'

@@ -484,19 +484,26 @@ load_creatives(KTenantConfig *cfg)
 		c->name = str_field(r, "name");
 		c->offer = offer;
 		c->channel_id = str_field(r, "channel_id");
+		c->channel = kaireon_find_channel(cfg, c->channel_id);
 		c->placement_id = str_field(r, "placement_id");
+		c->placement = c->placement_id == NULL ? -1 : Max(kaireon_find_placement(cfg, c->placement_id), -2);
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
 		c->content = json_object_get(r, "content");
 		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));
 	}
 	cfg->ncreatives = n;
-	/* each offer's creatives (they are ordered by offer) */
+	/* each offer's creatives (they are ordered by offer): counted, then listed */
+	for (int k = 0; k < n; k++)
+		cfg->offers[cfg->creatives[k].offer].ncreatives++;
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		cfg->offers[o].creatives = palloc(sizeof(int) * Max(cfg->offers[o].ncreatives, 1));
+		cfg->offers[o].ncreatives = 0;
+	}
 	for (int k = 0; k < n; k++)
 	{
 		KOffer	   *o = &cfg->offers[cfg->creatives[k].offer];
 
-		if (o->creatives == NULL)
-			o->creatives = palloc(sizeof(int) * n);
 		o->creatives[o->ncreatives++] = k;
 	}
 }
@@ -1179,6 +1186,103 @@ free_plans(KTenantConfig *cfg)
 		SPI_freeplan(cfg->adaptation_plan);
 }
 
+/* qsort order of offer indexes by category id (arg: the offers). */
+static int
+by_category(const void *a, const void *b, void *arg)
+{
+	const KOffer *offers = arg;
+
+	return strcmp(offers[*(const int *) a].category_id, offers[*(const int *) b].category_id);
+}
+
+/* Number the offers' distinct category ids (KOffer.category; -1 without a category). */
+static void
+number_categories(KTenantConfig *cfg)
+{
+	int		   *order = palloc(sizeof(int) * Max(cfg->noffers, 1));
+	int			n = 0;
+
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		cfg->offers[o].category = -1;
+		if (cfg->offers[o].category_id != NULL)
+			order[n++] = o;
+	}
+	qsort_arg(order, n, sizeof(int), by_category, cfg->offers);
+	for (int k = 0; k < n; k++)
+	{
+		if (k > 0 && strcmp(cfg->offers[order[k]].category_id, cfg->offers[order[k - 1]].category_id) != 0)
+			cfg->ncategories++;
+		cfg->offers[order[k]].category = cfg->ncategories;
+	}
+	if (n > 0)
+		cfg->ncategories++;
+	pfree(order);
+}
+
+/* A copy of n elements of size bytes in an array of their own (compile memory grows with what is bound). */
+static void *
+exact_copy(const void *from, int n, size_t size)
+{
+	void	   *to = palloc(size * Max(n, 1));
+
+	memcpy(to, from, size * n);
+	return to;
+}
+
+/*
+ * Bind to an offer the rules and policies that can act on it (config/conditions.c),
+ * in the order the candidate loop runs them (decision/rules.c, policies.c), so that
+ * its cost grows with what applies to a candidate, not with every rule and policy.
+ * Part of the compiled configuration: recompiled with it on every change.  rules and
+ * pols: scratch space for every rule and policy (the lists are copied to their size).
+ */
+static void
+bind_offer(KTenantConfig *cfg, int o, int *rules, KPolicyBinding *pols)
+{
+	KOffer	   *offer = &cfg->offers[o];
+	int			npols = 0;
+
+	for (int st = 0; st < 3; st++)
+	{
+		int			n = 0;
+
+		for (int k = 0; k < cfg->nstage_rules[st]; k++)
+			if (kaireon_rule_may_act(&cfg->rules[cfg->stage_rules[st][k]], o))
+				rules[n++] = cfg->stage_rules[st][k];
+		offer->nbound_rules[st] = n;
+		offer->bound_rules[st] = exact_copy(rules, n, sizeof(int));
+	}
+	/* the allow_override policies, then the others, each in priority order */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		npols = 0;
+		for (int i = 0; i < cfg->npolicies; i++)
+		{
+			const KPolicy *p = &cfg->policies[i];
+			KPolicyBinding *b;
+
+			if ((p->type == KPOL_ALLOW_OVERRIDE) != (pass == 0) || !kaireon_policy_may_act(cfg, p, o))
+				continue;
+			b = &pols[npols++];
+			b->policy = i;
+			b->scope = kaireon_static_scope(p, offer);
+			b->independent = b->scope >= 0 && kaireon_policy_independent(p, &p->scopes[b->scope]);
+			b->per_category = !b->independent && offer->category >= 0 && kaireon_policy_per_category(p);
+		}
+		if (pass == 0)
+		{
+			offer->nbound_overrides = npols;
+			offer->bound_overrides = exact_copy(pols, npols, sizeof(KPolicyBinding));
+		}
+		else
+		{
+			offer->nbound_policies = npols;
+			offer->bound_policies = exact_copy(pols, npols, sizeof(KPolicyBinding));
+		}
+	}
+}
+
 /* Compile a tenant's configuration into a new memory context. */
 static KTenantConfig *
 compile_config(const char *tenant_id, int64 version)
@@ -1227,6 +1331,16 @@ compile_config(const char *tenant_id, int64 version)
 		for (int i = 0; i < cfg->npolicies; i++)
 			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
 																	 cfg->policies[i].scopes);
+		number_categories(cfg);
+		{
+			int		   *rules = palloc(sizeof(int) * Max(cfg->nrules, 1));
+			KPolicyBinding *pols = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
+
+			for (int o = 0; o < cfg->noffers; o++)
+				bind_offer(cfg, o, rules, pols);
+			pfree(rules);
+			pfree(pols);
+		}
 	}
 	PG_CATCH();
 	{

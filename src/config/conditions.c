@@ -214,6 +214,110 @@ kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scop
 	return a;
 }
 
+/*
+ * Can a qualification rule change anything for the offer?  Not when no scope can cover
+ * it, nor when it is an offer_attribute rule of the eligibility or fit stage that holds
+ * for the offer (computed at compile: such a rule neither drops it nor notes anything;
+ * a match rule that holds is listed in the explanation, so it stays).
+ */
+bool
+kaireon_rule_may_act(const KRule *rule, int offer)
+{
+	if (rule->applies[offer] == 0)
+		return false;
+	return !(rule->type == KRULE_OFFER_ATTRIBUTE && rule->stage != KSTAGE_MATCH &&
+			 rule->offer_holds != NULL && rule->offer_holds[offer]);
+}
+
+/*
+ * Can a contact policy act on the offer: block it, or for allow_override exempt it?
+ * Not when no scope can cover it, nor for the types whose verdict is decided by the
+ * offer's own listing whatever the customer: mutual_exclusion for an offer not in
+ * offerIds, category_suppression and offer_category_cap for an offer without a
+ * category or not of a listed one, allow_override for an offer not in its offerIds.
+ * decision/policies.c evaluates only the policies that can (bound per offer, cache.c).
+ */
+bool
+kaireon_policy_may_act(const KTenantConfig *cfg, const KPolicy *p, int o)
+{
+	const KOffer *offer = &cfg->offers[o];
+
+	if (p->applies[o] == 0)
+		return false;
+	switch (p->type)
+	{
+		case KPOL_MUTUAL_EXCLUSION:
+			return kj_array_has_string(p->ids, offer->id);
+		case KPOL_CATEGORY_SUPPRESSION:
+		case KPOL_OFFER_CATEGORY_CAP:
+			return offer->category_id != NULL && (p->ids == NULL || kj_array_has_string(p->ids, offer->category_id));
+		case KPOL_ALLOW_OVERRIDE:
+			return p->ids == NULL || kj_array_has_string(p->ids, offer->id);
+		default:
+			return true;
+	}
+}
+
+/*
+ * The index of the policy's scope that covers the offer whatever the request: the
+ * first scope that covers it, when no scope before it depends on the request; -1
+ * otherwise (the request decides which scope, if any, covers it).
+ */
+int
+kaireon_static_scope(const KPolicy *p, const KOffer *offer)
+{
+	for (int i = 0; i < p->nscopes; i++)
+	{
+		if (p->scopes[i].kind == KSCOPE_SEGMENT || p->scopes[i].kind == KSCOPE_CHANNEL)
+			return -1;
+		if (kaireon_scope_covers_offer(&p->scopes[i], offer))
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * Is a policy's verdict the same for every candidate under this scope?
+ * True for scopes that do not name an offer, category or sub-category, with
+ * policy types that look only at the customer and the request (decision/policies.c
+ * evaluates such a policy once per request; cache.c binds the answer where the scope
+ * is known at compile).
+ */
+bool
+kaireon_policy_independent(const KPolicy *p, const KScope *scope)
+{
+	if (scope->kind != KSCOPE_GLOBAL && scope->kind != KSCOPE_SEGMENT && scope->kind != KSCOPE_CHANNEL)
+		return false;
+	switch (p->type)
+	{
+		case KPOL_FREQUENCY_CAP:
+		case KPOL_CUSTOMER_TOTAL_CAP:
+		case KPOL_CROSS_CHANNEL_CAP:
+		case KPOL_SEGMENT_EXCLUSION:
+		case KPOL_TIME_WINDOW:
+		case KPOL_METRIC_CONDITION:
+			return true;
+		case KPOL_OUTCOME_BASED:
+			return p->level == 2;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Is a policy's verdict on a candidate the same for every offer of its category,
+ * whatever the scope that covers it?  True for the types that look at the offer only
+ * through its category: category_suppression, offer_category_cap and outcome_based
+ * at the category level (decision/policies.c evaluates them once per category and
+ * request).
+ */
+bool
+kaireon_policy_per_category(const KPolicy *p)
+{
+	return p->type == KPOL_CATEGORY_SUPPRESSION || p->type == KPOL_OFFER_CATEGORY_CAP ||
+		(p->type == KPOL_OUTCOME_BASED && p->level == 1);
+}
+
 /* An offer attribute: a column of the offer row, else a key of its custom_fields. */
 json_t *
 kaireon_offer_attribute(const KOffer *offer, const char *path)

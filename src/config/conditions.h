@@ -20,6 +20,11 @@ extern void kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule);
 typedef json_t *(*KFieldValue) (const char *field, void *arg);
 extern bool kaireon_expr_holds(const KExpr *e, KFieldValue value, void *arg);
 extern int8 *kaireon_static_applicability(KTenantConfig *cfg, int nscopes, const KScope *scopes);
+extern bool kaireon_rule_may_act(const KRule *rule, int offer);
+extern bool kaireon_policy_may_act(const KTenantConfig *cfg, const KPolicy *p, int offer);
+extern int	kaireon_static_scope(const KPolicy *p, const KOffer *offer);
+extern bool kaireon_policy_independent(const KPolicy *p, const KScope *scope);
+extern bool kaireon_policy_per_category(const KPolicy *p);
 
 /* A condition with the qualification rules' missing-value rule: missing passes. */
 static inline bool

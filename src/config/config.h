@@ -93,7 +93,9 @@ typedef struct KCreative
 	const char *name;
 	int			offer;			/* index into offers */
 	const char *channel_id;
+	int			channel;		/* index into channels, or -1 */
 	const char *placement_id;	/* NULL: any placement of the channel */
+	int			placement;		/* index into placements; -1: none named, -2: not a placement now */
 	double		weight;
 	json_t	   *content;		/* the content object as stored */
 	KTemplate  *content_tpl;	/* its placeholders compiled, or NULL: none */
@@ -105,6 +107,7 @@ typedef struct KOffer
 	const char *name;
 	const char *category_id;
 	const char *category_name;	/* the category's name, or NULL */
+	int			category;		/* ordinal of category_id among the offers' categories, -1: none */
 	const char *sub_category_id;
 	bool		active;			/* status = 'active' */
 	int			priority;
@@ -123,6 +126,13 @@ typedef struct KOffer
 	double		holdout_percent;	/* the offer's holdout group, 0..100 (docs/lift.md) */
 	int			ncreatives;
 	int		   *creatives;		/* indexes into creatives */
+	/* what can apply to it, bound at compile (cache.c, bind_offer): the candidate loop visits only these */
+	int			nbound_rules[3];
+	int		   *bound_rules[3]; /* rule indexes of each stage whose scopes can cover it, in stage order */
+	int			nbound_policies;
+	struct KPolicyBinding *bound_policies;	/* policies (not allow_override) that can block it, by priority */
+	int			nbound_overrides;
+	struct KPolicyBinding *bound_overrides; /* allow_override policies that can exempt it, by priority */
 } KOffer;
 
 /* ---- qualification rules ---- */
@@ -202,6 +212,22 @@ typedef struct KPolicy
 	int			level;			/* outcome_based: 0 offer, 1 category, 2 any */
 	int8	   *applies;		/* per offer: 1 a scope covers it, 0 none can, -1 depends on the request */
 } KPolicy;
+
+/*
+ * A contact policy bound to an offer it can apply to: scope is the index of the
+ * policy's scope that covers the offer whatever the request (the first that covers,
+ * no request-dependent scope before it), or -1 when which scope covers it depends on
+ * the request (segments, channel): then the loop matches the scopes.
+ */
+typedef struct KPolicyBinding
+{
+	int			policy;			/* index into policies */
+	int			scope;			/* index into its scopes, or -1 */
+	bool		independent;	/* under that scope its verdict is the same for every candidate
+								 * (kaireon_policy_independent): evaluated once per request */
+	bool		per_category;	/* its verdict is the same for every offer of this offer's category
+								 * (kaireon_policy_per_category): evaluated once per category */
+} KPolicyBinding;
 
 /* ---- guardrails, segments, flows, caps ---- */
 
@@ -339,6 +365,7 @@ typedef struct KTenantConfig
 	KPlacement *placements;
 	int			noffers;
 	KOffer	   *offers;
+	int			ncategories;	/* distinct category ids of the offers (KOffer.category) */
 	int			ncreatives;
 	KCreative  *creatives;
 	int			nrules;

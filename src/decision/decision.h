@@ -65,7 +65,8 @@ extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, con
 /* explain.c: explanations and score factors */
 extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);
 extern json_t *kaireon_factors_json(const KFlow *flow, const KCandidate *c);
-extern json_t *kaireon_explain(const KRequest *req, const KFlow *flow, const KCandidate *c);
+extern Jsonb *kaireon_explanation_jsonb(const KDecideResult *res, const KDecision *d);
+extern json_t *kaireon_explanation_json(const KDecideResult *res, const KDecision *d);
 
 /* caps.c: every change of the volume and budget counters */
 typedef enum KCapCounter

@@ -5,6 +5,14 @@
  *	  object recommend returns, the trace and the decision log record
  *	  (pipeline.c, persist.c, recommend.c).  Pure computation over the
  *	  compiled configuration and the candidate.
+ *
+ * An explanation is built when a caller asks for it, after the pipeline: as
+ * jsonb straight from the numbers for kaireon.recommend's explanation column
+ * (no jansson tree, no text), or as a jansson tree for recommend_json's
+ * response, from the one description below (util/json.h, KjBuild).  What the
+ * pipeline keeps for it is in the decision: the candidate, the placement's
+ * model and experiment variant, and the facts later stages add (KDecision's
+ * explanation object: arbitration, degradedScoring).
  */
 #include "postgres.h"
 
@@ -19,24 +27,47 @@ kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c)
 	return flow->method != KSCORE_PRIORITY_WEIGHTED && c->propensity >= 0;
 }
 
-/* The score factors of a candidate as JSON (for explanations and traces). */
-json_t *
-kaireon_factors_json(const KFlow *flow, const KCandidate *c)
+/* The score factors of a candidate as the member key (or the whole value). */
+static void
+factors(KjBuild *b, const char *key, const KFlow *flow, const KCandidate *c)
 {
+	kjb_object(b, key);
 	switch (flow->method)
 	{
 		case KSCORE_PRIORITY_WEIGHTED:
-			return json_pack("{s:f,s:f,s:f}", "priority", c->factors[0], "weight", c->factors[1],
-							 "match", c->factors[2]);
+			kjb_real(b, "priority", c->factors[0]);
+			kjb_real(b, "weight", c->factors[1]);
+			kjb_real(b, "match", c->factors[2]);
+			break;
 		case KSCORE_PROPENSITY:
-			return json_pack("{s:f,s:f}", "propensity", c->factors[0], "match", c->factors[1]);
+			kjb_real(b, "propensity", c->factors[0]);
+			kjb_real(b, "match", c->factors[1]);
+			break;
 		case KSCORE_FORMULA:
-			return json_pack("{s:f,s:f,s:f,s:f,s:{s:f,s:f,s:f,s:f}}", "P", c->factors[0], "R", c->factors[1],
-							 "I", c->factors[2], "E", c->factors[3], "weights",
-							 "P", c->weights ? c->weights[0] : flow->w_p, "R", c->weights ? c->weights[1] : flow->w_r,
-							 "I", c->weights ? c->weights[2] : flow->w_i, "E", c->weights ? c->weights[3] : flow->w_e);
+			kjb_real(b, "P", c->factors[0]);
+			kjb_real(b, "R", c->factors[1]);
+			kjb_real(b, "I", c->factors[2]);
+			kjb_real(b, "E", c->factors[3]);
+			kjb_object(b, "weights");
+			kjb_real(b, "P", c->weights ? c->weights[0] : flow->w_p);
+			kjb_real(b, "R", c->weights ? c->weights[1] : flow->w_r);
+			kjb_real(b, "I", c->weights ? c->weights[2] : flow->w_i);
+			kjb_real(b, "E", c->weights ? c->weights[3] : flow->w_e);
+			kjb_end(b);
+			break;
 	}
-	return json_object();
+	kjb_end(b);
+}
+
+/* The score factors of a candidate as JSON (for traces). */
+json_t *
+kaireon_factors_json(const KFlow *flow, const KCandidate *c)
+{
+	KjBuild		b;
+
+	kjb_init(&b, false);
+	factors(&b, NULL, flow, c);
+	return kjb_tree(&b);
 }
 
 /* Maturity band of an offer's outcome count (spec section 6). */
@@ -46,47 +77,87 @@ maturity(int64 n)
 	return n == 0 ? "cold" : n < 50 ? "immature" : n < 200 ? "maturing" : "mature";
 }
 
-/* The explanation of a returned decision. */
-json_t *
-kaireon_explain(const KRequest *req, const KFlow *flow, const KCandidate *c)
+/* The explanation of a returned decision, built into b. */
+static void
+explain(KjBuild *b, const KDecideResult *res, const KDecision *d)
 {
 	static const char *const methods[] = {"priority_weighted", "propensity", "formula"};
-	const KCreative *cr = &req->cfg->creatives[c->creative];
-	json_t	   *e = json_pack("{s:s,s:f,s:o,s:b,s:{s:s,s:i},s:s,s:{s:s,s:f}}",
-							  "method", methods[flow->method],
-							  "score", c->score,
-							  "factors", kaireon_factors_json(flow, c),
-							  "mandatory", c->mandatory,
-							  "flow", "key", flow->key, "version", flow->version,
-							  "policySnapshot", req->cfg->policy_hash,
-							  "creative", "id", cr->id, "weight", cr->weight);
+	const KTenantConfig *cfg = res->req->cfg;
+	const KFlow *flow = &cfg->flows[d->flow];
+	const KCandidate *c = d->cand;
+	const KCreative *cr = &cfg->creatives[c->creative];
 
+	kjb_object(b, NULL);
+	kjb_string(b, "method", methods[flow->method]);
+	kjb_real(b, "score", c->score);
+	factors(b, "factors", flow, c);
+	kjb_bool(b, "mandatory", c->mandatory);
+	kjb_object(b, "flow");
+	kjb_string(b, "key", flow->key);
+	kjb_int(b, "version", flow->version);
+	kjb_end(b);
+	kjb_string(b, "policySnapshot", cfg->policy_hash);
+	kjb_object(b, "creative");
+	kjb_string(b, "id", cr->id);
+	kjb_real(b, "weight", cr->weight);
+	kjb_end(b);
 	if (kaireon_scored_by_propensity(flow, c))
-		json_object_set_new(e, "propensity",
-							json_pack("{s:f,s:s,s:I,s:s}", "value", c->propensity,
-									  "source", c->propensity_source ? c->propensity_source : "default",
-									  "outcomes", (json_int_t) c->propensity_n,
-									  "maturity", maturity(c->propensity_n)));
-	if (req->model_key != NULL || req->variant != NULL)
 	{
-		json_t	   *m = json_object();
-
-		json_object_set_new(m, "key", req->model_key ? json_string(req->model_key) : json_null());
-		json_object_set_new(m, "ranks", json_boolean(req->model != NULL));
-		if (req->variant != NULL)
-			json_object_set_new(m, "experimentVariant", json_string(req->variant));
-		json_object_set_new(e, "model", m);
+		kjb_object(b, "propensity");
+		kjb_real(b, "value", c->propensity);
+		kjb_string(b, "source", c->propensity_source ? c->propensity_source : "default");
+		kjb_int(b, "outcomes", c->propensity_n);
+		kjb_string(b, "maturity", maturity(c->propensity_n));
+		kjb_end(b);
+	}
+	if (d->model_key != NULL || d->variant != NULL)
+	{
+		kjb_object(b, "model");
+		kjb_string(b, "key", d->model_key);
+		kjb_bool(b, "ranks", d->model != NULL);
+		if (d->variant != NULL)
+			kjb_string(b, "experimentVariant", d->variant);
+		kjb_end(b);
 	}
 	if (c->npassed > 0)
 	{
-		json_t	   *names = json_array();
-
+		kjb_array(b, "matchRules");
 		for (int i = 0; i < c->npassed; i++)
-			json_array_append_new(names, json_string(req->cfg->rules[c->passed[i]].name));
-		json_object_set_new(e, "matchRules", names);
+			kjb_string(b, NULL, cfg->rules[c->passed[i]].name);
+		kjb_end(b);
 	}
 	if (c->warnings)
-		json_object_set(e, "warnings", c->warnings);
-	return e;
+		kjb_json(b, "warnings", c->warnings);
+	/* what later stages added: arbitration's facts, degradedScoring */
+	if (d->explanation != NULL)
+	{
+		const char *key;
+		json_t	   *v;
+
+		json_object_foreach(d->explanation, key, v)
+			kjb_json(b, key, v);
+	}
+	kjb_end(b);
 }
 
+/* The explanation of a returned decision as jsonb (kaireon.recommend's explanation column). */
+Jsonb *
+kaireon_explanation_jsonb(const KDecideResult *res, const KDecision *d)
+{
+	KjBuild		b;
+
+	kjb_init(&b, true);
+	explain(&b, res, d);
+	return kjb_jsonb(&b);
+}
+
+/* The explanation of a returned decision as JSON (recommend_json's decisions). */
+json_t *
+kaireon_explanation_json(const KDecideResult *res, const KDecision *d)
+{
+	KjBuild		b;
+
+	kjb_init(&b, false);
+	explain(&b, res, d);
+	return kjb_tree(&b);
+}

@@ -45,13 +45,23 @@
 /* Mandatory offers placed first per customer per day (spec section 4, step 10). */
 #define KAIREON_MANDATORY_PER_DAY 5
 
-/* A uniform number in [0, 1) fixed by two strings (the weighted creative choice). */
-static double
-stable_uniform(const char *a, const char *b)
+/*
+ * The weighted creative choice's draw: a uniform number in [0, 1) fixed by two
+ * strings, the first (the recommendation id) hashed once per placement
+ * (draw_seed), the second per offer.
+ */
+static uint64
+draw_seed(const char *a)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) a, strlen(a), 0x6b6169);
+	return hash_bytes_extended((const unsigned char *) a, strlen(a), 0x6b6169);
+}
 
-	h = hash_bytes_extended((const unsigned char *) b, strlen(b), h);
+/* The draw of draw_seed's string and b. */
+static double
+stable_uniform(uint64 seed, const char *b)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) b, strlen(b), seed);
+
 	return (double) (h >> 11) / (double) (UINT64CONST(1) << 53);
 }
 
@@ -166,11 +176,12 @@ in_inventory(const KFlow *f, const KOffer *o)
  * Pick the offer's creative for the channel and placement: by the flow's
  * placementMatchMode (strict: the placement's creatives; fallback: those, else
  * the channel's creatives without placement; any: every creative of the
- * channel), then by weight, with a draw fixed by the recommendation id.
+ * channel), then by weight, with a draw fixed by the recommendation id (seed:
+ * draw_seed of it).  placement: the requested placement's index, -1 for none.
  */
 static int
-pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const char *placement_id,
-			  json_t *exclude, const char *recommendation_id)
+pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, int placement,
+			  json_t *exclude, uint64 seed)
 {
 	int			pool[64];
 	int			npool = 0;
@@ -185,14 +196,14 @@ pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const cha
 			const KCreative *c = &req->cfg->creatives[o->creatives[i]];
 			bool		ok;
 
-			if (strcmp(c->channel_id, req->channel_id) != 0 || kj_array_has_string(exclude, c->id))
+			if (c->channel != req->channel || (exclude != NULL && kj_array_has_string(exclude, c->id)))
 				continue;
-			if (placement_id == NULL || flow->placement_match == KPM_ANY)
+			if (placement < 0 || flow->placement_match == KPM_ANY)
 				ok = true;
 			else if (pass == 0)
-				ok = c->placement_id != NULL && strcmp(c->placement_id, placement_id) == 0;
+				ok = c->placement == placement;
 			else
-				ok = flow->placement_match == KPM_FALLBACK && c->placement_id == NULL;
+				ok = flow->placement_match == KPM_FALLBACK && c->placement == -1;
 			if (ok)
 			{
 				pool[npool++] = o->creatives[i];
@@ -204,7 +215,7 @@ pick_creative(const KRequest *req, const KFlow *flow, const KOffer *o, const cha
 		return -1;
 	if (npool == 1 || total <= 0)
 		return pool[0];
-	u = stable_uniform(recommendation_id, o->id) * total;
+	u = stable_uniform(seed, o->id) * total;
 	for (int i = 0; i < npool; i++)
 	{
 		acc += req->cfg->creatives[pool[i]].weight;
@@ -433,7 +444,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	KRequest   *req = res->req;
 	KTenantConfig *cfg = req->cfg;
 	const KFlow *flow = &cfg->flows[flow_idx];
-	KCandidate *cands = palloc0(sizeof(KCandidate) * Max(cfg->noffers, 1));
+	KCandidate *cands = palloc(sizeof(KCandidate) * Max(cfg->noffers, 1));	/* each zeroed when used */
 	KCandidate **ranked;
 	int			n = 0,
 				nranked = 0,
@@ -444,6 +455,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		"candidates", "afterQualification", "afterSuppression", "afterContactPolicy", "afterCaps", "final"
 	};
 	json_t	   *funnel;
+	uint64		seed = draw_seed(res->recommendation_id);
+	int			placement = placement_id ? kaireon_find_placement(cfg, placement_id) : -1;
 
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
@@ -453,8 +466,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	kaireon_request_model(req, flow, args->customer_id, args->dry_run);
 	karb_placement(req, flow, args, res->recommendation_id);
 	max_offers = Max(1, Min(max_offers, 50));
-	if (placement_id != NULL)
-		max_offers = Min(max_offers, cfg->placements[kaireon_find_placement(cfg, placement_id)].max_slots);
+	if (placement >= 0)
+		max_offers = Min(max_offers, cfg->placements[placement].max_slots);
 
 	/* step 2: candidates */
 	for (int i = 0; i < cfg->noffers; i++)
@@ -483,8 +496,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 			why = psprintf("in the offer's holdout group (%g%%)", o->holdout_percent), drop = KDROP_HOLDOUT;
 		else if (taken != NULL && json_object_get(taken, o->id) != NULL)
 			why = "already placed (deduplicate)", drop = KDROP_DEDUPLICATE;
-		else if ((c->creative = pick_creative(req, flow, o, placement_id, args->exclude_creatives,
-											  res->recommendation_id)) < 0)
+		else if ((c->creative = pick_creative(req, flow, o, placement, args->exclude_creatives, seed)) < 0)
 			why = "no creative for the channel and placement", drop = KDROP_NO_CREATIVE;
 		if (why != NULL)
 		{
@@ -598,7 +610,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
 		d->model = req->model;
 		d->model_key = req->model_key;
-		d->explanation = args->batch ? NULL : kaireon_explain(req, flow, c);
+		d->variant = req->variant;
+		d->explanation = args->batch ? NULL : json_object();
 		if (d->explanation != NULL && req->degraded != NULL)
 			json_object_set(d->explanation, "degradedScoring", req->degraded);
 		karb_decision(req, d);
@@ -721,6 +734,7 @@ decide(KDecideArgs *args)
 		res->traced = args->force_trace || sample < cfg->trace_sample_rate;
 		kaireon_lock_customer(cfg->tenant_id, args);	/* on the canonical customer (identity.c) */
 	}
+	req->keep_reasons = args->debug || res->traced;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
 	req->request = request_object(req, req->cust->context);

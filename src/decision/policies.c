@@ -248,14 +248,18 @@ other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 	return ev->offer_id && strcmp(ev->offer_id, offer->id) != 0 && kj_array_has_string(p->ids, ev->offer_id);
 }
 
-/* The first scope of a policy that covers the candidate, or NULL. */
-static const KScope *
-covering_scope(const KRequest *req, const KPolicy *p, const KOffer *offer)
+/*
+ * The first scope of a policy bound to the offer that covers the candidate, or
+ * NULL: known at compile when no scope depending on the request comes first
+ * (KPolicyBinding), else matched now.
+ */
+static inline const KScope *
+covering_scope(const KRequest *req, const KPolicyBinding *b, const KOffer *offer)
 {
-	int			o = offer - req->cfg->offers;
+	const KPolicy *p = &req->cfg->policies[b->policy];
 
-	if (p->applies != NULL && p->applies[o] == 0)
-		return NULL;
+	if (b->scope >= 0)
+		return &p->scopes[b->scope];
 	for (int i = 0; i < p->nscopes; i++)
 		if (kaireon_scope_matches(req, &p->scopes[i], offer))
 			return &p->scopes[i];
@@ -305,7 +309,13 @@ budget_exhausted(const KRequest *req, const KCap *c, const char *metric, double 
 	return false;
 }
 
-/* Evaluate one contact policy for a candidate under a scope; the reason when it blocks. */
+/*
+ * Evaluate one contact policy for a candidate under a scope; the reason when it
+ * blocks.  Only for a policy bound to the offer (config/conditions.c,
+ * kaireon_policy_may_act): an offer_category_cap or category_suppression of an
+ * offer without a (listed) category, or a mutual_exclusion of an offer outside the
+ * group, never gets here.
+ */
 static char *
 policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KScope *scope)
 {
@@ -329,9 +339,6 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 								 p->type == KPOL_OFFER_CATEGORY_CAP ? in_offer_category : NULL,
 								 offer);
 				cap = effective_cap(req, p);
-				if (p->type == KPOL_OFFER_CATEGORY_CAP && (offer->category_id == NULL ||
-														   (p->ids && !kj_array_has_string(p->ids, offer->category_id))))
-					return NULL;
 				if (n >= cap)
 					return psprintf("%s exceeded: %d/%s at scope=%s", p->type_name, cap, window_text(p),
 									scope_text(counting));
@@ -351,15 +358,11 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				return NULL;
 			}
 		case KPOL_CATEGORY_SUPPRESSION:
-			if (offer->category_id == NULL || (p->ids && !kj_array_has_string(p->ids, offer->category_id)))
-				return NULL;
 			if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, &negative_class, same_category, offer, p))
 				return psprintf("category_suppression: category %s suppressed for %g days", offer->category_id,
 								p->hours / 24);
 			return NULL;
 		case KPOL_MUTUAL_EXCLUSION:
-			if (!kj_array_has_string(p->ids, offer->id))
-				return NULL;
 			if (recent_event(req, p->hours, NULL, KEV_RECOMMENDATION, NULL, other_offer_of_group, offer, p))
 				return psprintf("mutual_exclusion: another offer of the group was served within %gh", p->hours);
 			return NULL;
@@ -417,32 +420,6 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 	return NULL;
 }
 
-/*
- * Is a policy's verdict the same for every candidate under this scope?
- * True for scopes that do not name an offer, category or sub-category, with
- * policy types that look only at the customer and the request.
- */
-static bool
-candidate_independent(const KPolicy *p, const KScope *scope)
-{
-	if (scope->kind != KSCOPE_GLOBAL && scope->kind != KSCOPE_SEGMENT && scope->kind != KSCOPE_CHANNEL)
-		return false;
-	switch (p->type)
-	{
-		case KPOL_FREQUENCY_CAP:
-		case KPOL_CUSTOMER_TOTAL_CAP:
-		case KPOL_CROSS_CHANNEL_CAP:
-		case KPOL_SEGMENT_EXCLUSION:
-		case KPOL_TIME_WINDOW:
-		case KPOL_METRIC_CONDITION:
-			return true;
-		case KPOL_OUTCOME_BASED:
-			return p->level == 2;
-		default:
-			return false;
-	}
-}
-
 /* Mandatory offers bypass a policy unless it is a frequency or cross-channel cap, or not bypassable. */
 static bool
 mandatory_bypasses(const KPolicy *p)
@@ -454,7 +431,8 @@ mandatory_bypasses(const KPolicy *p)
  * Steps 6 and 7: consent, suppressions and contact policies, in priority
  * order; the first blocking one drops the candidate.  allow_override
  * policies covering the candidate exempt it from the others (or from the
- * types they list).
+ * types they list).  Only the policies bound to the offer at compile are
+ * visited (KOffer.bound_policies, .bound_overrides).
  */
 void
 kaireon_apply_policies(KRequest *req, KCandidate *cand)
@@ -498,13 +476,11 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		}
 	}
 
-	for (int i = 0; i < req->cfg->npolicies; i++)
+	for (int k = 0; k < offer->nbound_overrides; k++)
 	{
-		const KPolicy *p = &req->cfg->policies[i];
+		const KPolicy *p = &req->cfg->policies[offer->bound_overrides[k].policy];
 
-		if (p->type != KPOL_ALLOW_OVERRIDE || covering_scope(req, p, offer) == NULL)
-			continue;
-		if (p->ids != NULL && !kj_array_has_string(p->ids, offer->id))
+		if (covering_scope(req, &offer->bound_overrides[k], offer) == NULL)
 			continue;
 		if (p->exempt_types == NULL)
 			exempt_all = true;
@@ -516,22 +492,24 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		}
 	}
 
-	for (int i = 0; i < req->cfg->npolicies; i++)
+	if (exempt_all)
+		return;
+	for (int k = 0; k < offer->nbound_policies; k++)
 	{
+		int			i = offer->bound_policies[k].policy;
 		const KPolicy *p = &req->cfg->policies[i];
 		const KScope *scope;
 		char	   *why;
 
-		if (p->type == KPOL_ALLOW_OVERRIDE)
-			continue;
-		if (exempt_all || kj_array_has_string(exempt, p->type_name))
+		if (exempt != NULL && kj_array_has_string(exempt, p->type_name))
 			continue;
 		if (cand->mandatory && mandatory_bypasses(p))
 			continue;
-		scope = covering_scope(req, p, offer);
+		scope = covering_scope(req, &offer->bound_policies[k], offer);
 		if (scope == NULL)
 			continue;
-		if (candidate_independent(p, scope))
+		if (offer->bound_policies[k].scope >= 0 ? offer->bound_policies[k].independent :
+			kaireon_policy_independent(p, scope))
 		{
 			/* the same for every candidate this scope covers: evaluate once per request */
 			if (req->policy_memo[i] == 0)
@@ -541,13 +519,30 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 			}
 			why = req->policy_memo_why[i];
 		}
+		else if (offer->bound_policies[k].per_category)
+		{
+			/* the same for every offer of the category: evaluate once per category */
+			int			slot = i * req->cfg->ncategories + offer->category;
+
+			if (req->policy_cat_memo == NULL)
+			{
+				req->policy_cat_memo = palloc0(sizeof(int8) * req->cfg->npolicies * req->cfg->ncategories);
+				req->policy_cat_memo_why = palloc0(sizeof(char *) * req->cfg->npolicies * req->cfg->ncategories);
+			}
+			if (req->policy_cat_memo[slot] == 0)
+			{
+				req->policy_cat_memo_why[slot] = policy_blocks(req, cand, p, scope);
+				req->policy_cat_memo[slot] = req->policy_cat_memo_why[slot] ? 2 : 1;
+			}
+			why = req->policy_cat_memo_why[slot];
+		}
 		else
 			why = policy_blocks(req, cand, p, scope);
 		if (why != NULL)
 		{
 			cand->dropped_stage = "contact_policy";
 			cand->drop = KDROP_CONTACT_POLICY;
-			cand->dropped_reason = psprintf("%s (policy \"%s\")", why, p->name);
+			cand->dropped_reason = !req->keep_reasons ? NULL : psprintf("%s (policy \"%s\")", why, p->name);
 			return;
 		}
 	}

@@ -307,13 +307,16 @@ request_context_fields(json_t *req, json_t *ctx, const char *session_id)
 		context_set(ctx, "sessionId", json_string(session_id), "request.sessionId");
 }
 
-/* Parse kaireon.recommend's options object into the decide arguments. */
+/*
+ * Parse kaireon.recommend's options object into the decide arguments; *explain:
+ * options.explain (default true: the decisions' explanations are built).
+ */
 static void
-parse_options(KDecideArgs *args, json_t *opts)
+parse_options(KDecideArgs *args, json_t *opts, bool *explain)
 {
 	static const char *const allowed[] = {
 		"dry_run", "debug", "trace", "exclude_offers", "exclude_creatives", "placements", "deduplicate",
-		"identifier_type", NULL
+		"identifier_type", "explain", NULL
 	};
 
 	if (!json_is_object(opts))
@@ -325,6 +328,8 @@ parse_options(KDecideArgs *args, json_t *opts)
 	args->force_trace = bool_field(opts, "trace", "options.trace");
 	args->deduplicate = bool_field(opts, "deduplicate", "options.deduplicate");
 	args->identifier_type = string_field(opts, "identifier_type", "options.identifier_type");
+	*explain = json_object_get(opts, "explain") == NULL || json_is_null(json_object_get(opts, "explain")) ||
+		bool_field(opts, "explain", "options.explain");
 	args->exclude_offers = string_array(opts, "exclude_offers", "options.exclude_offers");
 	args->exclude_creatives = string_array(opts, "exclude_creatives", "options.exclude_creatives");
 	if (string_array(opts, "placements", "options.placements"))
@@ -367,7 +372,10 @@ control_json(const KDecideResult *res, const KControl *c)
  * options.identifier_type, or any) linked to another customer is decided
  * for as that customer; each decision's explanation then has resolvedFrom.  With
  * options.debug, each dropped candidate follows as a row without rank whose
- * explanation says at which stage and why.
+ * explanation says at which stage and why.  With options.explain false the
+ * decisions' explanations are not built (their column is NULL): a function
+ * returning rows cannot see which columns its caller reads, so the caller
+ * says so.
  */
 Datum
 kaireon_recommend(PG_FUNCTION_ARGS)
@@ -378,6 +386,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 	KDecideArgs args;
 	KDecideResult *res;
 	char	   *placement;
+	bool		explain = true;
 
 	InitMaterializedSRF(fcinfo, 0);
 	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon recommend", ALLOCSET_DEFAULT_SIZES);
@@ -401,7 +410,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 	args.max_offers = check_max_offers(PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5), !PG_ARGISNULL(5));
 	args.flow_key = text_arg(fcinfo, 6);
 	if (!PG_ARGISNULL(7))
-		parse_options(&args, kj_from_jsonb(PG_GETARG_JSONB_P(7), "options"));
+		parse_options(&args, kj_from_jsonb(PG_GETARG_JSONB_P(7), "options"), &explain);
 	if (placement != NULL && json_array_size(args.placements) > 1)
 		bad_value("placement", "and options.placements are both given", "Use one or the other.");
 
@@ -445,7 +454,10 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 			nulls[9] = true;
 		else
 			values[9] = CStringGetTextDatum(d->interaction_id);
-		values[10] = JsonbPGetDatum(kj_to_jsonb(d->explanation));
+		if (explain)
+			values[10] = JsonbPGetDatum(kaireon_explanation_jsonb(res, d));
+		else
+			nulls[10] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	/* a placement a control group left empty: a row without rank or offer (docs/lift.md) */
@@ -512,7 +524,7 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 	const KOffer *o = &cfg->offers[d->cand->offer];
 	const KCreative *cr = &cfg->creatives[d->cand->creative];
 
-	return json_pack("{s:i,s:s,s:s,s:s?,s:o,s:s,s:s?,s:o,s:s?,s:f,s:o,s:s?,s:O}",
+	return json_pack("{s:i,s:s,s:s,s:s?,s:o,s:s,s:s?,s:o,s:s?,s:f,s:o,s:s?,s:o}",
 					 "rank", d->rank,
 					 "offerId", o->id,
 					 "offerName", o->name,
@@ -526,7 +538,7 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 					 "propensity", kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand) ?
 					 json_real(d->cand->propensity) : json_null(),
 					 "interactionId", dry_run ? NULL : d->interaction_id,
-					 "explanation", d->explanation);
+					 "explanation", kaireon_explanation_json(res, d));
 }
 
 /*

@@ -97,10 +97,16 @@ typedef struct KRequest
 	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
 	/* results that do not depend on the candidate, computed once per request */
+	bool		keep_reasons;	/* the drops' reasons are read (debug, a traced decision): written;
+								 * else the qualification and policy reasons stay NULL */
+	int		   *free_slots;		/* room for the candidates' lists of match rules that held */
+	int			nfree_slots;	/* (rules.c) */
 	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */
 	char	  **rule_memo_why;
 	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
 	char	  **policy_memo_why;
+	int8	   *policy_cat_memo;	/* per policy and category (KPolicyBinding.per_category): 0, 1, 2; */
+	char	  **policy_cat_memo_why;	/* NULL until a candidate needs one */
 	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
 	/* the model of the placement being decided (model_scores.c) */
 	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */
@@ -162,9 +168,13 @@ typedef struct KDecision
 	const char *placement_id;	/* the requested placement, or NULL */
 	int			flow;
 	char	   *interaction_id;
-	json_t	   *explanation;
+	json_t	   *explanation;	/* what later stages add to its explanation (arbitration's facts,
+								 * degradedScoring): an object, NULL for a campaign's decisions,
+								 * which have none; the explanation itself is built when a caller
+								 * asks for it (explain.c) */
 	struct KaireonModel *model; /* the placement's ranking model, or NULL */
 	const char *model_key;		/* the placement's model (recorded for learning from outcomes) */
+	const char *variant;		/* the placement's experiment variant, or NULL */
 	double		selection_probability;	/* of a stochastic policy's choice (EXP3-IX arm), or 0: none */
 	int			arm;			/* EXP3-IX arm, or -1 */
 	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */

@@ -192,7 +192,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 						members++;
 				if (rule->match_all ? members == rule->nsegments && rule->nsegments > 0 : members > 0)
 					return true;
-				*why = pstrdup("customer is not in the required segment(s)");
+				*why = !req->keep_reasons ? NULL : pstrdup("customer is not in the required segment(s)");
 				return false;
 			}
 		case KRULE_ATTRIBUTE_CONDITION:
@@ -203,14 +203,14 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 
 				if (kaireon_cond_passes(&rule->cond, actual))
 					return true;
-				*why = psprintf("customer attribute \"%s\" does not satisfy the condition", rule->cond.path);
+				*why = !req->keep_reasons ? NULL : psprintf("customer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 				return false;
 			}
 		case KRULE_OFFER_ATTRIBUTE:
 			if (rule->offer_holds != NULL ? rule->offer_holds[cand->offer] :
 				kaireon_cond_passes(&rule->cond, kaireon_offer_attribute(offer, rule->cond.path)))
 				return true;
-			*why = psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
+			*why = !req->keep_reasons ? NULL : psprintf("offer attribute \"%s\" does not satisfy the condition", rule->cond.path);
 			return false;
 		case KRULE_PROPENSITY_THRESHOLD:
 			{
@@ -221,7 +221,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 
 				if (kaireon_cond_holds(&c, pv))
 					return true;
-				*why = psprintf("propensity %.4f does not satisfy the threshold %.4f", p, rule->threshold);
+				*why = !req->keep_reasons ? NULL : psprintf("propensity %.4f does not satisfy the threshold %.4f", p, rule->threshold);
 				return false;
 			}
 		case KRULE_RECENCY_CHECK:
@@ -234,7 +234,7 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 						found = true;
 				if (found != rule->require_recent)
 				{
-					*why = pstrdup(found ? "a recent interaction excludes it" : "no recent interaction as required");
+					*why = !req->keep_reasons ? NULL : pstrdup(found ? "a recent interaction excludes it" : "no recent interaction as required");
 					return false;
 				}
 				return true;
@@ -252,11 +252,31 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 				}
 				if (kaireon_cond_passes(&rule->cond, v))
 					return true;
-				*why = psprintf("metric \"%s\" does not satisfy the condition", rule->metric_key);
+				*why = !req->keep_reasons ? NULL : psprintf("metric \"%s\" does not satisfy the condition", rule->metric_key);
 				return false;
 			}
 	}
 	return true;
+}
+
+/*
+ * Room for a candidate's list of match rules that held (n: the match rules bound to
+ * its offer), carved from blocks of the request rather than allocated one by one.
+ */
+static int *
+passed_slots(KRequest *req, int n)
+{
+	int		   *slots;
+
+	if (req->nfree_slots < n)
+	{
+		req->nfree_slots = Max(n, 1024);
+		req->free_slots = palloc(sizeof(int) * req->nfree_slots);
+	}
+	slots = req->free_slots;
+	req->free_slots += n;
+	req->nfree_slots -= n;
+	return slots;
 }
 
 /* Does a rule's outcome depend only on the customer (not on the candidate)? */
@@ -271,7 +291,9 @@ customer_only(const KRule *rule)
  * Run the qualification rules over a candidate, stage by stage (eligibility,
  * fit, match) and by priority within a stage.  A failing eligibility or fit
  * rule drops the candidate; a failing match rule multiplies its match factor.
- * Mandatory offers bypass qualification.
+ * Mandatory offers bypass qualification.  Only the rules bound to the offer at
+ * compile are visited (those that can act on it: config/conditions.c,
+ * kaireon_rule_may_act); a scope that depends on the request is matched here.
  */
 void
 kaireon_qualify(KRequest *req, KCandidate *cand)
@@ -283,15 +305,14 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 		return;
 	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
 	{
-		for (int k = 0; k < req->cfg->nstage_rules[stage]; k++)
+		for (int k = 0; k < offer->nbound_rules[stage]; k++)
 		{
-			int			i = req->cfg->stage_rules[stage][k];
+			int			i = offer->bound_rules[stage][k];
 			const KRule *rule = &req->cfg->rules[i];
 			char	   *why = NULL;
 			bool		holds;
 
-			if (rule->applies[cand->offer] == 0 ||
-				(rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer)))
+			if (rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
 				continue;
 			if (customer_only(rule))
 			{
@@ -308,7 +329,7 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 				if (stage == KSTAGE_MATCH)
 				{
 					if (cand->passed == NULL)
-						cand->passed = palloc(sizeof(int) * req->cfg->nstage_rules[KSTAGE_MATCH]);
+						cand->passed = passed_slots(req, offer->nbound_rules[KSTAGE_MATCH]);
 					cand->passed[cand->npassed++] = i;
 				}
 				continue;
@@ -320,7 +341,8 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 			}
 			cand->dropped_stage = stage_names[stage];
 			cand->drop = stage == KSTAGE_ELIGIBILITY ? KDROP_ELIGIBILITY : KDROP_FIT;
-			cand->dropped_reason = psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
+			cand->dropped_reason = !req->keep_reasons ? NULL :
+				psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
 			return;
 		}
 	}
@@ -372,7 +394,7 @@ kaireon_apply_guardrails(KRequest *req, KCandidate *cand)
 		{
 			cand->dropped_stage = "guardrail";
 			cand->drop = KDROP_GUARDRAIL;
-			cand->dropped_reason = psprintf("guardrail \"%s\" does not hold", g->key);
+			cand->dropped_reason = !req->keep_reasons ? NULL : psprintf("guardrail \"%s\" does not hold", g->key);
 			return;
 		}
 		if (cand->warnings == NULL)

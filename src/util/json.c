@@ -12,11 +12,15 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
+#include "common/shortest_dec.h"
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 
 #include "util/json.h"
 #include "util/spi.h"
@@ -145,6 +149,114 @@ kj_from_jsonb(Jsonb *jb, const char *what)
 	return kj_parse(text, strlen(text), what);
 }
 
+/* ---- numbers: a double as the numeric its 15-significant-digit text gives ---- */
+
+/*
+ * The decimal digits of d rounded to 15 significant digits, as d = *mant * 10^*exp10
+ * with no trailing zero in *mant, found from the shortest decimal that reads back as d
+ * (Ryu, common/shortest_dec.h) instead of printf's exact arithmetic; false when that
+ * cannot be told this way (the caller then prints "%.15g").  Why it equals "%.15g":
+ * for a normal double the shortest decimal S lies within half a binary ulp (at most
+ * 1.2e-16 of |d|) of d, and 15-digit decimals are at least 1e-15 of |d| apart, so
+ * when S has at most 15 digits it is the 15-digit decimal nearest d, which is what
+ * "%.15g" prints.  When S has 16 or 17 digits, rounding S to 15 digits gives the
+ * same result as rounding d unless a midpoint of two 15-digit decimals (a 16-digit
+ * decimal ending in 5) lies between d and S, or equals S: it cannot lie strictly
+ * between them (it would be a decimal as short as S and nearer d, and S is the
+ * nearest of the shortest), so only S being such a midpoint (a tie) is refused.
+ * Zero, subnormal (fewer significant bits) and non-finite values are refused too.
+ */
+static bool
+real_decimal(double d, int64 *mant, int *exp10)
+{
+	char		buf[DOUBLE_SHORTEST_DECIMAL_LEN];
+	int			len;
+	int64		m = 0;
+	int			e = 0;
+	int			ndigits = 0;
+	bool		point = false;
+	int			i = 0;
+
+	if (!isfinite(d) || fabs(d) < DBL_MIN)
+		return false;
+	len = double_to_shortest_decimal_bufn(d, buf);
+	if (buf[0] == '-')
+		i++;
+	for (; i < len && buf[i] != 'e'; i++)
+	{
+		if (buf[i] == '.')
+			point = true;
+		else if (ndigits == 0 && buf[i] == '0')
+			e -= point;			/* a leading zero: after the point, it shifts the digits */
+		else
+		{
+			if (ndigits == 18)
+				return false;	/* cannot happen: at most 17 digits */
+			m = m * 10 + (buf[i] - '0');
+			ndigits++;
+			e -= point;
+		}
+	}
+	if (i < len)
+	{
+		/* the exponent: e, a sign, digits (the buffer is not NUL-terminated) */
+		int			x = 0;
+		bool		negexp = buf[++i] == '-';
+
+		for (i += (buf[i] == '-' || buf[i] == '+'); i < len; i++)
+			x = x * 10 + (buf[i] - '0');
+		e += negexp ? -x : x;
+	}
+	if (m == 0)
+		return false;			/* cannot happen for a normal double */
+	for (; m % 10 == 0; m /= 10)
+		e++, ndigits--;
+	if (ndigits > 15)
+	{
+		int64		p = ndigits == 16 ? 10 : 100;
+		int64		r = m % p;
+
+		if (r * 2 == p)
+			return false;		/* a tie: the exact value decides */
+		m = m / p + (r * 2 > p);
+		e += ndigits - 15;
+		for (; m % 10 == 0; m /= 10)
+			e++;
+	}
+	*mant = d < 0 ? -m : m;
+	*exp10 = e;
+	return true;
+}
+
+/*
+ * A double as a numeric equal to numeric_in("%.15g" of it), jansson's
+ * JSON_REAL_PRECISION(15) printing: the same digits and the same display scale (the
+ * decimals of the printed number).  Built from real_decimal's digits with the
+ * server's numeric constructors where it can; printed and parsed where it cannot
+ * (ties, zero, subnormals, non-finite values, integers beyond int64).
+ */
+Numeric
+kj_real_numeric(double d)
+{
+	char		buf[64];
+	int64		mant;
+	int			exp10;
+
+	if (real_decimal(d, &mant, &exp10))
+	{
+		if (exp10 < 0)
+			return int64_div_fast_to_numeric(mant, -exp10);	/* |mant| < 10^15: no overflow */
+		for (; exp10 > 0; exp10--)
+			if (pg_mul_s64_overflow(mant, 10, &mant))
+				break;
+		if (exp10 == 0)
+			return int64_to_numeric(mant);
+	}
+	snprintf(buf, sizeof(buf), "%.15g", d);
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(buf), ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+}
+
 /* Push one jansson value onto a jsonb parse state (recursive). */
 static JsonbValue *
 push_value(JsonbParseState **state, const json_t *value, JsonbIteratorToken token)
@@ -190,20 +302,11 @@ push_value(JsonbParseState **state, const json_t *value, JsonbIteratorToken toke
 			break;
 		case JSON_INTEGER:
 			v.type = jbvNumeric;
-			v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric,
-																Int64GetDatum(json_integer_value(value))));
+			v.val.numeric = int64_to_numeric(json_integer_value(value));
 			break;
 		case JSON_REAL:
-			{
-				char		buf[64];
-
-				/* 15 significant digits, as kj_dump's JSON_REAL_PRECISION(15) prints them */
-				snprintf(buf, sizeof(buf), "%.15g", json_real_value(value));
-				v.type = jbvNumeric;
-				v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
-																	ObjectIdGetDatum(InvalidOid),
-																	Int32GetDatum(-1)));
-			}
+			v.type = jbvNumeric;
+			v.val.numeric = kj_real_numeric(json_real_value(value));
 			break;
 		case JSON_TRUE:
 		case JSON_FALSE:
@@ -236,6 +339,229 @@ kj_to_jsonb(const json_t *value)
 	JsonbParseState *state = NULL;
 
 	return JsonbValueToJsonb(push_value(&state, value, WJB_ELEM));
+}
+
+/* ---- building a JSON value once, as a jansson tree or straight as jsonb ---- */
+
+/* Start building (KjBuild in util/json.h): jsonb straight from the values, else a jansson tree. */
+void
+kjb_init(KjBuild *b, bool jsonb)
+{
+	memset(b, 0, sizeof(KjBuild));
+	b->jsonb = jsonb;
+}
+
+/* jsonb: push the key of the next member when inside an object; the token for its value. */
+static JsonbIteratorToken
+kjb_key(KjBuild *b, const char *key)
+{
+	JsonbValue	k;
+
+	if (b->depth == 0 || !b->is_object[b->depth - 1])
+		return WJB_ELEM;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	pushJsonbValue(&b->state, WJB_KEY, &k);
+	return WJB_VALUE;
+}
+
+/* jansson: add a new value as the next member or element, or as the whole value. */
+static void
+kjb_add(KjBuild *b, const char *key, json_t *v)
+{
+	json_t	   *top;
+
+	if (b->depth == 0)
+	{
+		b->root = v;
+		return;
+	}
+	top = b->stack[b->depth - 1];
+	if (json_is_object(top))
+		json_object_set_new(top, key, v);
+	else
+		json_array_append_new(top, v);
+}
+
+/* jsonb: push one scalar as the next member or element. */
+static void
+kjb_scalar(KjBuild *b, const char *key, JsonbValue *v)
+{
+	if (b->depth == 0)
+		elog(ERROR, "kaireon: a JSON value built by kjb_* must be an object or an array");
+	pushJsonbValue(&b->state, kjb_key(b, key), v);
+}
+
+/* Open an object or array (key: its member name inside an object, else ignored). */
+static void
+kjb_open(KjBuild *b, const char *key, bool object)
+{
+	if (b->depth == KJB_MAX_DEPTH)
+		elog(ERROR, "kaireon: JSON built too deep");
+	if (b->jsonb)
+	{
+		if (b->depth > 0)
+			kjb_key(b, key);
+		pushJsonbValue(&b->state, object ? WJB_BEGIN_OBJECT : WJB_BEGIN_ARRAY, NULL);
+	}
+	else
+	{
+		json_t	   *c = object ? json_object() : json_array();
+
+		kjb_add(b, key, c);
+		b->stack[b->depth] = c;
+	}
+	b->is_object[b->depth++] = object;
+}
+
+/* Open an object. */
+void
+kjb_object(KjBuild *b, const char *key)
+{
+	kjb_open(b, key, true);
+}
+
+/* Open an array. */
+void
+kjb_array(KjBuild *b, const char *key)
+{
+	kjb_open(b, key, false);
+}
+
+/* Close the innermost open object or array. */
+void
+kjb_end(KjBuild *b)
+{
+	JsonbValue *v;
+
+	Assert(b->depth > 0);
+	b->depth--;
+	if (!b->jsonb)
+		return;
+	v = pushJsonbValue(&b->state, b->is_object[b->depth] ? WJB_END_OBJECT : WJB_END_ARRAY, NULL);
+	if (b->depth == 0)
+		b->result = v;
+}
+
+/* A string member or element (NULL: null). */
+void
+kjb_string(KjBuild *b, const char *key, const char *s)
+{
+	JsonbValue	v;
+
+	if (s == NULL)
+	{
+		kjb_null(b, key);
+		return;
+	}
+	if (!b->jsonb)
+	{
+		kjb_add(b, key, json_string(s));
+		return;
+	}
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	kjb_scalar(b, key, &v);
+}
+
+/* A number member or element; null when not finite (JSON has no NaN or Infinity). */
+void
+kjb_real(KjBuild *b, const char *key, double d)
+{
+	JsonbValue	v;
+
+	if (!isfinite(d))
+	{
+		kjb_null(b, key);
+		return;
+	}
+	if (!b->jsonb)
+	{
+		kjb_add(b, key, json_real(d));
+		return;
+	}
+	v.type = jbvNumeric;
+	v.val.numeric = kj_real_numeric(d);
+	kjb_scalar(b, key, &v);
+}
+
+/* An integer member or element. */
+void
+kjb_int(KjBuild *b, const char *key, int64 i)
+{
+	JsonbValue	v;
+
+	if (!b->jsonb)
+	{
+		kjb_add(b, key, json_integer((json_int_t) i));
+		return;
+	}
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(i);
+	kjb_scalar(b, key, &v);
+}
+
+/* A boolean member or element. */
+void
+kjb_bool(KjBuild *b, const char *key, bool value)
+{
+	JsonbValue	v;
+
+	if (!b->jsonb)
+	{
+		kjb_add(b, key, json_boolean(value));
+		return;
+	}
+	v.type = jbvBool;
+	v.val.boolean = value;
+	kjb_scalar(b, key, &v);
+}
+
+/* A null member or element. */
+void
+kjb_null(KjBuild *b, const char *key)
+{
+	JsonbValue	v;
+
+	if (!b->jsonb)
+	{
+		kjb_add(b, key, json_null());
+		return;
+	}
+	v.type = jbvNull;
+	kjb_scalar(b, key, &v);
+}
+
+/* A jansson value as a member or element (shared, not copied, in a jansson tree). */
+void
+kjb_json(KjBuild *b, const char *key, json_t *value)
+{
+	if (!b->jsonb)
+	{
+		kjb_add(b, key, json_incref(value));
+		return;
+	}
+	if (b->depth == 0)
+		elog(ERROR, "kaireon: a JSON value built by kjb_* must be an object or an array");
+	push_value(&b->state, value, kjb_key(b, key));
+}
+
+/* The value built as jsonb (kjb_init with jsonb). */
+Jsonb *
+kjb_jsonb(KjBuild *b)
+{
+	Assert(b->jsonb && b->depth == 0 && b->result != NULL);
+	return JsonbValueToJsonb(b->result);
+}
+
+/* The value built as a jansson tree (kjb_init without jsonb). */
+json_t *
+kjb_tree(KjBuild *b)
+{
+	Assert(!b->jsonb && b->depth == 0 && b->root != NULL);
+	return b->root;
 }
 
 /* Print a jansson tree; the result is palloc'd in the current context. */

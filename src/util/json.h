@@ -41,8 +41,42 @@ extern json_t *kj_parse_nonfinite(const char *text, size_t len, const char *what
 extern json_t *kj_from_jsonb(Jsonb *jb, const char *what);
 extern char *kj_dump(const json_t *value, size_t flags);
 extern Jsonb *kj_to_jsonb(const json_t *value);
+extern Numeric kj_real_numeric(double d);
 extern const char *kj_type_name(const json_t *value);
 extern json_t *kj_query_tenant(const char *sql, const char *tenant_id, const char *what, bool read_only);
+
+/*
+ * Building a JSON value once for two consumers: as a jansson tree (kjb_init with
+ * jsonb false) or straight as jsonb with pushJsonbValue (true), without a jansson
+ * tree or text in between.  Open objects and arrays with kjb_object / kjb_array and
+ * close them with kjb_end; inside an object every value names its key, inside an
+ * array the key is ignored (NULL).  Both forms give the same value: numbers as
+ * kj_to_jsonb gives them (reals to 15 significant digits, kj_real_numeric).
+ */
+#define KJB_MAX_DEPTH 8
+typedef struct KjBuild
+{
+	bool		jsonb;			/* building jsonb, else a jansson tree */
+	int			depth;			/* open containers */
+	bool		is_object[KJB_MAX_DEPTH];	/* each open container: an object, else an array */
+	JsonbParseState *state;		/* jsonb */
+	JsonbValue *result;			/* jsonb: the value once complete */
+	json_t	   *stack[KJB_MAX_DEPTH];	/* jansson: the open containers */
+	json_t	   *root;			/* jansson: the value */
+} KjBuild;
+
+extern void kjb_init(KjBuild *b, bool jsonb);
+extern void kjb_object(KjBuild *b, const char *key);
+extern void kjb_array(KjBuild *b, const char *key);
+extern void kjb_end(KjBuild *b);
+extern void kjb_string(KjBuild *b, const char *key, const char *s);
+extern void kjb_real(KjBuild *b, const char *key, double d);
+extern void kjb_int(KjBuild *b, const char *key, int64 i);
+extern void kjb_bool(KjBuild *b, const char *key, bool value);
+extern void kjb_null(KjBuild *b, const char *key);
+extern void kjb_json(KjBuild *b, const char *key, json_t *value);
+extern Jsonb *kjb_jsonb(KjBuild *b);
+extern json_t *kjb_tree(KjBuild *b);
 
 /* Field accessors for JSON objects: NULL / the default when absent or JSON null. */
 extern const char *kj_str(const json_t *obj, const char *key);

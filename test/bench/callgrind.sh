@@ -8,7 +8,9 @@
 # runs then N (default 100) and then 3N dry runs of `kaireon.recommend` for varying customers.
 # Per call is the difference of the two totals divided by 2N, which cancels the warm-up and the
 # configuration compile. Prints "dry_run_instructions_per_call <n>". As root, runs as the OS
-# user "postgres".
+# user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
+# copied to DIR for `callgrind_annotate --inclusive=yes`. KAIREON_CALLGRIND_OPTIONS replaces the
+# options of the measured calls (default {"dry_run": true}; e.g. {"dry_run": true, "explain": false}).
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -31,10 +33,13 @@ kaireon_log "loading scale $scale"
 "${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
 kaireon_stop_cluster "$bindir" "$work/data"
 
+opts=${KAIREON_CALLGRIND_OPTIONS:-'{"dry_run": true}'}
+case $opts in *\'*|*'$'*) kaireon_die "KAIREON_CALLGRIND_OPTIONS must hold no quote or dollar sign" ;; esac
+
 # One single-user run of WARM + COUNT dry runs; prints the instructions callgrind counted.
 count() {
     local calls=$1 out=$work/cg.$1
-    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '{\"dry_run\": true}'); END LOOP; END \$\$;" \
+    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '$opts'); END LOOP; END \$\$;" \
         | valgrind --tool=callgrind --toggle-collect=kaireon_recommend --callgrind-out-file="$out" \
             "$bindir/postgres" --single -D "$work/data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
@@ -42,5 +47,9 @@ count() {
 }
 a=$(count "$n")
 b=$(count $(( 3 * n )))
+if [ -n "${KAIREON_CALLGRIND_KEEP:-}" ]; then
+    cp "$work/cg.$n" "$work/cg.$(( 3 * n ))" "$KAIREON_CALLGRIND_KEEP"/
+    kaireon_log "callgrind outputs in $KAIREON_CALLGRIND_KEEP"
+fi
 kaireon_log "totals: $a (N=$n), $b (N=$(( 3 * n )))"
 echo "dry_run_instructions_per_call $(( (b - a) / (2 * n) ))"

@@ -26,7 +26,7 @@ INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jrn', 'w
      {"when": {"outcome": "conversion", "withinDays": 7}, "next": "done"},
      {"when": {"experimentId": "exp-1", "arm": "B"}, "next": "done"}],
    "otherwise": "done"},
-  {"id": "until-sale", "type": "wait", "until": "2026-12-24 09:00+00", "next": "decide"},
+  {"id": "until-sale", "type": "wait", "until": "2026-12-24 09:00+00", "next": "done"},
   {"id": "done", "type": "exit", "reason": "finished"}]}
 $j$);
 SELECT id, status, published_version, jsonb_array_length(definition -> 'steps') AS steps
@@ -75,6 +75,28 @@ SELECT pg_temp.bad('b19', '{"steps": [{"id": "s", "type": "entry_trigger", "next
 SELECT pg_temp.bad('b20', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "c"}, {"id": "c", "type": "condition_split", "branches": [{"when": {"attribute": "tier", "operator": "in", "value": "gold"}, "next": "x"}], "otherwise": "x"}, {"id": "x", "type": "exit"}]}');
 SELECT pg_temp.bad('b21', '{"steps": [{"id": "s", "type": "entry_trigger", "nxt": "x"}, {"id": "x", "type": "exit"}]}');
 SELECT pg_temp.bad('b22', '{"stepz": []}');
+-- (found by review) a loop through an "until" wait (it passes at once once its time is past);
+-- "until" words whose meaning moves (now, tomorrow, infinity) or a time without its offset;
+-- value and arm without their condition; a type or an id that is not a string
+SELECT pg_temp.bad('b23', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "d"}, {"id": "d", "type": "nba_decision", "channelId": "email", "onOffer": "x", "onNoOffer": "u"}, {"id": "u", "type": "wait", "until": "2026-12-24T09:00:00Z", "next": "d"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b24', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "w"}, {"id": "w", "type": "wait", "until": "tomorrow", "next": "x"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b25', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "w"}, {"id": "w", "type": "wait", "until": "infinity", "next": "x"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b26', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "w"}, {"id": "w", "type": "wait", "until": "2026-12-24 09:00", "next": "x"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b27', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "c"}, {"id": "c", "type": "condition_split", "branches": [{"when": {"segmentId": "v", "value": 3}, "next": "x"}], "otherwise": "x"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b28', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "c"}, {"id": "c", "type": "condition_split", "branches": [{"when": {"segmentId": "v", "arm": "B"}, "next": "x"}], "otherwise": "x"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b29', '{"steps": [{"id": "s", "type": 7, "next": "x"}, {"id": "x", "type": "exit"}]}');
+SELECT pg_temp.bad('b30', '{"steps": [{"id": 5, "type": "entry_trigger", "next": "x"}, {"id": "x", "type": "exit"}]}');
+-- a loop through a duration wait is fine (a weekly reminder)
+SELECT pg_temp.bad('ok-loop', '{"steps": [{"id": "s", "type": "entry_trigger", "next": "d"}, {"id": "d", "type": "nba_decision", "channelId": "email", "onOffer": "x", "onNoOffer": "w"}, {"id": "w", "type": "wait", "duration": {"days": 7}, "next": "d"}, {"id": "x", "type": "exit"}]}');
+-- published versions come only in publish_journey's shape: a row inserted with its own
+-- versions (one refused by the validator, or numbered wrong) is refused
+INSERT INTO kaireon.journeys (tenant_id, id, name, published_version, published_versions) VALUES ('jrn', 'b32', 'b32', 1,
+    '[{"version": 1, "definition": {"steps": [{"id": "s", "type": "entry_trigger", "next": "s"}]}}]');
+INSERT INTO kaireon.journeys (tenant_id, id, name, published_version, published_versions) VALUES ('jrn', 'b33', 'b33', 2,
+    '[{"version": 2, "definition": {"steps": [{"id": "s", "type": "entry_trigger", "next": "x"}, {"id": "x", "type": "exit"}]}}]');
+INSERT INTO kaireon.journeys (tenant_id, id, name, published_version, published_versions) VALUES ('jrn', 'b34', 'b34', 5,
+    '[{"version": 1, "definition": {"steps": [{"id": "s", "type": "entry_trigger", "next": "x"}, {"id": "x", "type": "exit"}]}}]');
+DELETE FROM kaireon.journeys WHERE tenant_id = 'jrn' AND id = 'ok-loop';
 SELECT count(*) AS written FROM kaireon.journeys WHERE tenant_id = 'jrn' AND id LIKE 'b%';
 -- an update is checked too; the row keeps its definition
 UPDATE kaireon.journeys SET definition = '{"steps": [{"id": "x", "type": "exit"}]}' WHERE tenant_id = 'jrn' AND id = 'welcome';
@@ -91,6 +113,8 @@ SELECT status, published_version, published_versions -> 0 ->> 'version' AS v1,
        published_versions -> 0 -> 'definition' = definition AS frozen
   FROM kaireon.journeys WHERE tenant_id = 'jrn' AND id = 'welcome';
 UPDATE kaireon.journeys SET published_versions = '[]' WHERE tenant_id = 'jrn' AND id = 'welcome';
+-- nor can the published version be pointed elsewhere (enrolment reads it)
+UPDATE kaireon.journeys SET published_version = 5 WHERE tenant_id = 'jrn' AND id = 'welcome';
 
 -- ---------------------------------------------------------------------------------------
 -- 4. Enrolment.
@@ -125,4 +149,29 @@ SELECT kaireon.enroll_in_journey('jrn', 'welcome', NULL);
 SELECT kaireon.enroll_in_journey('jrn', 'welcome', 'c3', '[1]');
 SELECT count(*) AS enrolments FROM kaireon.journey_enrollments WHERE tenant_id = 'jrn';
 
+-- ---------------------------------------------------------------------------------------
+-- 5. Tenancy: an application role acting for another tenant can neither publish nor enrol.
+-- ---------------------------------------------------------------------------------------
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('jrn2', 'Other', 'jrn2');
+SET client_min_messages = warning;
+CREATE ROLE regress_jrn_app LOGIN;
+SELECT kaireon.grant_app_role('regress_jrn_app');
+RESET client_min_messages;
+UPDATE kaireon.journeys SET status = 'active' WHERE tenant_id = 'jrn' AND id = 'welcome';
+SET ROLE regress_jrn_app;
+SET kaireon.tenant_id = 'jrn2';
+SELECT kaireon.publish_journey('jrn', 'welcome');
+SELECT kaireon.enroll_in_journey('jrn', 'welcome', 'c9');
+-- its own tenant has no such journey, and it cannot see the other tenant's
+SELECT kaireon.enroll_in_journey('jrn2', 'welcome', 'c9') AS r;
+SELECT count(*) AS visible FROM kaireon.journeys;
+SET kaireon.tenant_id = 'jrn';
+SELECT kaireon.enroll_in_journey('jrn', 'welcome', 'c9', at => '2026-03-04 10:00+00') ->> 'enrolled' AS own_tenant;
+RESET kaireon.tenant_id;
+RESET ROLE;
+DELETE FROM kaireon.tenants WHERE id = 'jrn2';
+
 DELETE FROM kaireon.tenants WHERE id = 'jrn';
+DELETE FROM kaireon.role_grants WHERE role_name = 'regress_jrn_app';
+DROP OWNED BY regress_jrn_app;
+DROP ROLE regress_jrn_app;

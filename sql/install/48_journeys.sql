@@ -7,8 +7,8 @@ CREATE FUNCTION kaireon_internal._validate_journey() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_validate_journey'
     LANGUAGE C;
 COMMENT ON FUNCTION kaireon_internal._validate_journey() IS
-    'Internal: BEFORE INSERT OR UPDATE trigger of journeys: the definition''s fields, step types and graph (one entry_trigger, every step reachable and reaching an exit, loops through a wait); 22023 naming the journey and the step (docs/journeys.md).';
-CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF definition
+    'Internal: BEFORE INSERT OR UPDATE trigger of journeys: the definition''s fields, step types and graph (one entry_trigger, every step reachable and reaching an exit, loops through a wait that takes time); the published versions (entry i is version i + 1 with a valid definition, published_version the last); 22023 naming the journey and the step (docs/journeys.md).';
+CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF definition, published_version, published_versions
     ON kaireon.journeys FOR EACH ROW EXECUTE FUNCTION kaireon_internal._validate_journey();
 
 -- Published versions never change, as for decision flows (the same trigger function).
@@ -105,8 +105,14 @@ BEGIN
     IF j.published_version IS NULL THEN
         RETURN v_result || '{"enrolled": false, "reason": "journey is not published"}';
     END IF;
-    v_def := j.published_versions -> (j.published_version - 1) -> 'definition';
+    SELECT e -> 'definition' INTO v_def FROM jsonb_array_elements(j.published_versions) e
+     WHERE (e ->> 'version')::integer = j.published_version;
     SELECT s INTO v_entry FROM jsonb_array_elements(v_def -> 'steps') s WHERE s ->> 'type' = 'entry_trigger';
+    IF v_entry IS NULL THEN
+        -- the validation trigger keeps published versions in publish_journey's shape
+        RAISE EXCEPTION 'version % of journey "%" has no entry step', j.published_version, j.id
+            USING ERRCODE = '55000', HINT = 'Publish the journey again with kaireon.publish_journey.';
+    END IF;
     -- without allowReentry a customer enters once; with it, again once the last enrolment ended
     IF NOT coalesce((v_def ->> 'allowReentry')::boolean, false)
        AND EXISTS (SELECT 1 FROM kaireon.journey_enrollments e

@@ -36,7 +36,12 @@
  * cap, and raises the value: the result is feasible and never worse.
  *
  * Cost per round: the moves of each customer (assigned x candidates), a sort,
- * and at most EXCHANGE_SCAN downgrades looked at per upgrade.
+ * and at most EXCHANGE_SCAN downgrades looked at per upgrade (every entry
+ * looked at counts, skipped ones too).  Memory: 40 bytes per kept move, so
+ * per customer UPGRADES_PER_CUSTOMER moves plus DOWNGRADES_PER_CUSTOMER per
+ * listed constraint (160 + 120 bytes each); a constraint is listed only when
+ * one move could overflow it (its use plus its largest cost of one
+ * candidate exceeds its capacity), which a binding constraint is.
  * Pure computation: no SPI, no catalog.  CHECK_FOR_INTERRUPTS in every pass.
  */
 #include "postgres.h"
@@ -156,7 +161,7 @@ downgrade_cmp(const void *a, const void *b)
  */
 static void
 customer_moves(const KArbProblem *p, int i, const bool *selected, double *ruse,
-			   Move *ups, int64 *nups, Move **down)
+			   Move *ups, int64 *nups, Move **down, const bool *listed)
 {
 	int64		s = p->start[i],
 				e = p->start[i + 1];
@@ -173,8 +178,9 @@ customer_moves(const KArbProblem *p, int i, const bool *selected, double *ruse,
 				ruse[r] += KARB_PAIR_RCOST(p, p->pair[c], r);
 		}
 	for (int k = 0; k < p->nk; k++)
-		for (int q = 0; q < DOWNGRADES_PER_CUSTOMER; q++)
-			down[k][(int64) i * DOWNGRADES_PER_CUSTOMER + q].dv = 1;
+		if (listed[k])
+			for (int q = 0; q < DOWNGRADES_PER_CUSTOMER; q++)
+				down[k][(int64) i * DOWNGRADES_PER_CUSTOMER + q].dv = 1;
 
 	for (int64 out = s - 1; out < e; out++)
 	{
@@ -220,7 +226,7 @@ customer_moves(const KArbProblem *p, int i, const bool *selected, double *ruse,
 					Move	   *mine = &down[k][(int64) i * DOWNGRADES_PER_CUSTOMER];
 					int			w = 0;
 
-					if (!(d < 0))
+					if (!listed[k] || !(d < 0))
 						continue;
 					mv.key = -mv.dv / -d;
 					/* the slot to replace: an empty one, else the worst kept */
@@ -264,9 +270,9 @@ try_exchange(const KArbProblem *p, const Move *up, const Move *list, int64 n,
 		const Move *dn = &list[d];
 		bool		ok = true;
 
+		seen++;					/* every entry looked at counts, so the scan is bounded */
 		if (touched[dn->cust] || dn->cust == up->cust)
 			continue;
-		seen++;
 		if (!(up->dv + loss + dn->dv > 1e-12 * up->dv))
 			continue;			/* too costly: a later, cheaper one may do */
 		for (int q = 0; q < np && ok; q++)
@@ -315,14 +321,20 @@ karb_exchange(const KArbProblem *p, bool *selected, double *used)
 	double	   *ruse;
 	double	   *acc;
 	const Move **partners;
+	double	   *maxcost;
+	bool	   *listed;
 	int64		applied = 0;
 
 	if (p->ncust < 2 || p->nk == 0)
 		return 0;
 	ups = karb_huge_alloc0(sizeof(Move) * (Size) p->ncust * UPGRADES_PER_CUSTOMER);
-	down = palloc(sizeof(Move *) * p->nk);
-	for (int k = 0; k < p->nk; k++)
-		down[k] = karb_huge_alloc0(sizeof(Move) * (Size) p->ncust * DOWNGRADES_PER_CUSTOMER);
+	/* a constraint's list only when one move could overflow it (allocated when first needed) */
+	down = palloc0(sizeof(Move *) * p->nk);
+	maxcost = palloc0(sizeof(double) * p->nk);
+	listed = palloc0(sizeof(bool) * p->nk);
+	for (int q = 0; q < p->npairs; q++)
+		for (int k = 0; k < p->nk; k++)
+			maxcost[k] = Max(maxcost[k], KARB_PAIR_COST(p, q, k));
 	ndown = palloc0(sizeof(int64) * p->nk);
 	touched = karb_huge_alloc0(sizeof(bool) * (Size) p->ncust);
 	ruse = palloc0(sizeof(double) * Max(p->nr, 1));
@@ -336,15 +348,25 @@ karb_exchange(const KArbProblem *p, bool *selected, double *used)
 		int64	   *head = palloc0(sizeof(int64) * p->nk);
 
 		/* 1. every customer's moves */
+		for (int k = 0; k < p->nk; k++)
+		{
+			listed[k] = !within(used[k] + maxcost[k], p->cap[k]);
+			if (listed[k] && down[k] == NULL)
+				down[k] = karb_huge_alloc0(sizeof(Move) * (Size) p->ncust * DOWNGRADES_PER_CUSTOMER);
+		}
 		for (int i = 0; i < p->ncust; i++)
 		{
 			if ((i & 8191) == 0)
 				CHECK_FOR_INTERRUPTS();
-			customer_moves(p, i, selected, ruse, ups, &nups, down);
+			customer_moves(p, i, selected, ruse, ups, &nups, down, listed);
 		}
 		for (int k = 0; k < p->nk; k++)
 		{
 			int64		n = 0;
+
+			ndown[k] = 0;
+			if (!listed[k])
+				continue;
 
 			for (int64 q = 0; q < (int64) p->ncust * DOWNGRADES_PER_CUSTOMER; q++)
 				if (down[k][q].dv <= 0)
@@ -375,6 +397,8 @@ karb_exchange(const KArbProblem *p, bool *selected, double *used)
 				applied++;
 				continue;
 			}
+			if (!listed[k0])
+				continue;		/* it could not overflow when the round began: the next round lists it */
 			/* the list's head past the customers already changed */
 			while (head[k0] < ndown[k0] && touched[down[k0][head[k0]].cust])
 				head[k0]++;
@@ -387,8 +411,11 @@ karb_exchange(const KArbProblem *p, bool *selected, double *used)
 	}
 	pfree(ups);
 	for (int k = 0; k < p->nk; k++)
-		pfree(down[k]);
+		if (down[k] != NULL)
+			pfree(down[k]);
 	pfree(down);
+	pfree(maxcost);
+	pfree(listed);
 	pfree(ndown);
 	pfree(touched);
 	pfree(ruse);

@@ -23,10 +23,14 @@
 
 #include "util/json.h"
 
+#include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "catalog/pg_collation.h"
 #include "utils/builtins.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "util/subxact.h"
@@ -36,6 +40,8 @@ PG_FUNCTION_INFO_V1(kaireon_validate_journey);
 
 #define JOURNEY_MAX_STEPS 200
 #define JOURNEY_MAX_WAIT_DAYS 3650.0
+/* An ISO 8601 instant with its UTC offset (the time zone of the session never matters). */
+#define ISO_INSTANT "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 static const char *const step_types[] = {
 	"entry_trigger", "wait", "nba_decision", "condition_split", "channel_action", "exit", NULL
@@ -134,6 +140,7 @@ typedef struct JStep
 {
 	const char *id;
 	const char *type;
+	bool		takes_time;		/* a wait that always lasts: a duration, or an event with its timeout */
 	int			nnext;
 	const char *next[22];		/* step ids this step can go to */
 	const char *next_field[22]; /* the field naming each */
@@ -199,6 +206,10 @@ check_when(const char *journey, const char *step, size_t b, json_t *when)
 		kaireon_config_error(&ctx, "withinDays", "applies to an \"outcome\" condition only");
 	if (json_object_get(when, "operator") != NULL && json_object_get(when, "attribute") == NULL)
 		kaireon_config_error(&ctx, "operator", "applies to an \"attribute\" condition only");
+	if (json_object_get(when, "value") != NULL && json_object_get(when, "attribute") == NULL)
+		kaireon_config_error(&ctx, "value", "applies to an \"attribute\" condition only");
+	if (json_object_get(when, "arm") != NULL && json_object_get(when, "experimentId") == NULL)
+		kaireon_config_error(&ctx, "arm", "applies to an \"experimentId\" condition only");
 	if (json_is_array(json_object_get(when, "value")) !=
 		(kj_str(when, "operator") != NULL &&
 		 (strcmp(kj_str(when, "operator"), "in") == 0 || strcmp(kj_str(when, "operator"), "not_in") == 0)))
@@ -226,10 +237,10 @@ check_step(const char *journey, size_t i, json_t *step, JStep *s)
 	s->id = kj_str(step, "id");
 	ctx = step_ctx(journey, s->id ? s->id : psprintf("steps[%zu]", i), NULL);
 	if (s->id == NULL)
-		kaireon_config_error(&ctx, "id", "is required (a string naming the step)");
+		kaireon_config_error(&ctx, "id", json_object_get(step, "id") ? "must be a string" : "is required (a string naming the step)");
 	type = kj_str(step, "type");
 	if (type == NULL)
-		kaireon_config_error(&ctx, "type", "is required");
+		kaireon_config_error(&ctx, "type", json_object_get(step, "type") ? "must be a string" : "is required");
 	s->type = type;
 	if (strcmp(type, "entry_trigger") == 0)
 		kaireon_check_fields(&ctx, step, entry_fields);
@@ -238,6 +249,7 @@ check_step(const char *journey, size_t i, json_t *step, JStep *s)
 		int			kinds;
 
 		kaireon_check_fields(&ctx, step, wait_fields);
+		s->takes_time = json_object_get(step, "duration") != NULL || json_object_get(step, "event") != NULL;
 		kinds = (json_object_get(step, "duration") != NULL) + (json_object_get(step, "until") != NULL) +
 			(json_object_get(step, "event") != NULL);
 		if (kinds != 1)
@@ -246,8 +258,16 @@ check_step(const char *journey, size_t i, json_t *step, JStep *s)
 			check_duration(journey, s->id, "duration", json_object_get(step, "duration"));
 		if (kj_str(step, "until") != NULL)
 		{
-			ErrorData  *edata = ksubxact_run(parse_timestamp_step, (void *) kj_str(step, "until"));
+			const char *until = kj_str(step, "until");
+			ErrorData  *edata;
 
+			/* a fixed instant: no special words (now, tomorrow, infinity), an explicit offset */
+			if (!DatumGetBool(DirectFunctionCall2Coll(textregexeq, C_COLLATION_OID, CStringGetTextDatum(until),
+													  CStringGetTextDatum(ISO_INSTANT))))
+				kaireon_config_error(&ctx, "until",
+									 psprintf("must be an ISO 8601 time with a UTC offset (such as 2026-12-24T09:00:00Z), not \"%s\"",
+											  until));
+			edata = ksubxact_run(parse_timestamp_step, (void *) until);
 			if (edata != NULL)
 				kaireon_config_error(&ctx, "until", psprintf("is not a timestamp: %s", edata->message));
 		}
@@ -312,7 +332,7 @@ static int
 instant_cycle(JStep *steps, int n, int at, char *state)
 {
 	state[at] = 1;
-	if (strcmp(steps[at].type, "wait") != 0)
+	if (!steps[at].takes_time)
 		for (int e = 0; e < steps[at].nnext; e++)
 		{
 			int			t = steps[at].target[e];
@@ -433,11 +453,52 @@ kaireon_validate_journey_definition(const char *journey, json_t *def)
 			int			c = instant_cycle(steps, n, s, state);
 
 			if (c >= 0)
-				graph_error(journey, steps[c].id, "is on a loop without a wait step");
+				graph_error(journey, steps[c].id,
+							"is on a loop without a wait that takes time (a duration or an event; an \"until\" wait passes at once once its time is past)");
 		}
 }
 
-/* BEFORE INSERT OR UPDATE trigger of kaireon.journeys: validates the definition. */
+/*
+ * Check a journey's published versions: entry i holds version i + 1 and a
+ * definition that validates (entries from first on: those an UPDATE added;
+ * the append-only trigger keeps the others), and published_version is the
+ * last version (NULL while there is none).  So a version can only come from
+ * kaireon.publish_journey's shape, whoever writes the row.
+ */
+static void
+check_published(const char *journey, json_t *versions, bool version_null, int32 version, size_t first)
+{
+	ValidateCtx ctx = {0};
+	size_t		i;
+	json_t	   *e;
+
+	ctx.where = psprintf("journeys.published_versions of journey \"%s\"", journey);
+	ctx.doc = "docs/journeys.md";
+	if (!json_is_array(versions))
+		kaireon_config_error(&ctx, "(root)", "must be an array");
+	json_array_foreach(versions, i, e)
+	{
+		json_t	   *v = json_object_get(e, "version");
+		json_t	   *def = json_object_get(e, "definition");
+
+		if (!json_is_object(e) || !json_is_number(v) || json_number_value(v) != (double) (i + 1))
+			kaireon_config_error(&ctx, psprintf("[%zu].version", i), psprintf("must be %zu (versions count from 1)", i + 1));
+		if (i < first)
+			continue;
+		if (!json_is_object(def) || json_object_size(def) == 0)
+			kaireon_config_error(&ctx, psprintf("[%zu].definition", i), "must be a journey definition with steps");
+		kaireon_validate_journey_definition(psprintf("%s\" version \"%zu", journey, i + 1), def);
+	}
+	if (version_null ? json_array_size(versions) != 0 : (size_t) version != json_array_size(versions))
+		kaireon_config_error(&ctx, "published_version",
+							 psprintf("must be the last published version (%zu), as kaireon.publish_journey sets it",
+									  json_array_size(versions)));
+}
+
+/*
+ * BEFORE INSERT OR UPDATE trigger of kaireon.journeys: validates the
+ * definition and the published versions.
+ */
 Datum
 kaireon_validate_journey(PG_FUNCTION_ARGS)
 {
@@ -445,8 +506,24 @@ kaireon_validate_journey(PG_FUNCTION_ARGS)
 	HeapTuple	tuple = kaireon_trigger_new_row(fcinfo, "kaireon_validate_journey");
 	char	   *id = kaireon_trigger_text(td, tuple, "id");
 	json_t	   *def = kaireon_trigger_json(td, tuple, "definition", "journeys.definition");
+	json_t	   *versions = kaireon_trigger_json(td, tuple, "published_versions", "journeys.published_versions");
+	size_t		first = 0;
+	bool		isnull;
+	Datum		version;
 
+	if (id == NULL)
+		id = "(no id)";
 	if (def != NULL)
-		kaireon_validate_journey_definition(id ? id : "(no id)", def);
+		kaireon_validate_journey_definition(id, def);
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		json_t	   *old = kaireon_trigger_json(td, td->tg_trigtuple, "published_versions", "journeys.published_versions");
+
+		first = json_is_array(old) ? json_array_size(old) : 0;
+	}
+	version = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), "published_version"),
+						   RelationGetDescr(td->tg_relation), &isnull);
+	if (versions != NULL)
+		check_published(id, versions, isnull, isnull ? 0 : DatumGetInt32(version), first);
 	return PointerGetDatum(tuple);
 }

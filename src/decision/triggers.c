@@ -177,6 +177,7 @@ action_enroll(const char *tenant_id, const char *customer_id, json_t *config, js
 	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		v[5];
 	bool		isnull;
+	Datum		result;
 
 	v[0] = CStringGetTextDatum(tenant_id);
 	v[1] = CStringGetTextDatum(kj_str(config, "journeyId"));
@@ -185,8 +186,10 @@ action_enroll(const char *tenant_id, const char *customer_id, json_t *config, js
 	v[4] = TimestampTzGetDatum(at);
 	action_exec("SELECT kaireon.enroll_in_journey($1, $2, $3, $4, $5)",
 				5, types, v, NULL, SPI_OK_SELECT);
-	return kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-						 "kaireon.enroll_in_journey");
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		elog(ERROR, "kaireon.enroll_in_journey returned NULL");
+	return kj_from_jsonb(DatumGetJsonbP(result), "kaireon.enroll_in_journey");
 }
 
 /* update_attribute: the customer's row of the customer data table, checked against its schema. */

@@ -341,6 +341,11 @@ SELECT pg_temp.picks('c1', 'web', 'hero', flow => 'pm-fallback',
                      options => '{"exclude_creatives": ["pma-hero", "pmc-gen"]}') AS exclude_creatives;
 SELECT * FROM pg_temp.dropped('c1', 'web', 'hero', flow => 'pm-fallback',
                               options => '{"exclude_creatives": ["pma-hero", "pmc-gen"]}');
+-- a creative whose placement is soft-deleted is not one without placement: once side is
+-- deleted, pm-b's side creative is still no fallback for hero
+UPDATE kaireon.placements SET deleted_at = now() WHERE tenant_id = 'rp' AND id = 'side';
+SELECT pg_temp.picks('c1', 'web', 'hero', flow => 'pm-fallback') AS fallback_side_deleted;
+UPDATE kaireon.placements SET deleted_at = NULL WHERE tenant_id = 'rp' AND id = 'side';
 UPDATE kaireon.offers SET status = 'paused' WHERE tenant_id = 'rp' AND id IN ('pm-a', 'pm-b', 'pm-c');
 
 -- Weighted creative choice: ab has two creatives of weight 50 and one of weight 0. The draw is

@@ -486,7 +486,9 @@ load_creatives(KTenantConfig *cfg)
 		c->channel_id = str_field(r, "channel_id");
 		c->channel = kaireon_find_channel(cfg, c->channel_id);
 		c->placement_id = str_field(r, "placement_id");
-		c->placement = c->placement_id == NULL ? -1 : Max(kaireon_find_placement(cfg, c->placement_id), -2);
+		c->placement = c->placement_id == NULL ? -1 : kaireon_find_placement(cfg, c->placement_id);
+		if (c->placement_id != NULL && c->placement < 0)
+			c->placement = -2;	/* names a placement not loaded (soft-deleted): not a creative without one */
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
 		c->content = json_object_get(r, "content");
 		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));

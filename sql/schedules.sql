@@ -107,6 +107,10 @@ INSERT INTO kaireon.runs (tenant_id, id, name, channel_ids, customer_query, stat
     VALUES ('sc', 'bad', 'Bad', '["email"]', 'SELECT 1', 'active', 'recurring');
 INSERT INTO kaireon.runs (tenant_id, id, name, channel_ids, customer_query, status, schedule_type, repeat_interval)
     VALUES ('sc', 'bad', 'Bad', '["email"]', 'SELECT 1', 'active', 'recurring', '30 seconds');
+-- an interval with a negative part can step back ('1 month -30 days' from February is two
+-- days earlier): a slot would be due again at once, so it is refused
+INSERT INTO kaireon.runs (tenant_id, id, name, channel_ids, customer_query, status, schedule_type, repeat_interval, next_run_at)
+    VALUES ('sc', 'bad', 'Bad', '["email"]', 'SELECT 1', 'active', 'recurring', '1 month -30 days 1 minute', '2030-02-10 00:00+00');
 INSERT INTO kaireon.runs (tenant_id, id, name, channel_ids, customer_query, status, file_config)
     VALUES ('sc', 'bad', 'Bad', '["email"]', 'SELECT 1', 'active', '{"format": "csv", "path": "/etc/passwd"}');
 INSERT INTO kaireon.runs (tenant_id, id, name, channel_ids, customer_query, status, file_config)
@@ -234,6 +238,53 @@ SELECT l::jsonb ->> 'customer_id' AS customer, l::jsonb ->> 'offer_id' AS offer
   FROM kaireon.export_checkpoints x JOIN kaireon.campaign_runs c ON c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id,
        regexp_split_to_table(rtrim(pg_read_file(current_setting('data_directory') || '/' || x.file_path), E'\n'), E'\n') l
  WHERE x.target = 'file' AND c.campaign_id = 'daily' ORDER BY 1;
+
+-- ---- an export file is never written through a link planted in the directory ----
+-- a symbolic link, then a hard link, named as the export file before its first batch: the
+-- batch fails and the file they point at is left as it was; once removed, the export completes
+UPDATE kaireon.runs SET status = 'paused' WHERE tenant_id = 'sc';
+INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, channel_ids, customer_query, max_offers, status,
+                          schedule_type, next_run_at, file_config) VALUES
+    ('sc', 'link', 'Link', 'f', '["email"]', 'SELECT ''k1''', 1, 'active', 'once', '2030-01-20 00:00+00',
+     '{"format": "csv", "target": "file"}');
+SELECT action, run_id, status FROM kaireon.run_schedules('2030-01-20 00:00+00', max_export_batches => 0);
+CREATE FUNCTION pg_temp.shell(cmd text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT 1) TO PROGRAM %L', cmd);
+END
+$$;
+CREATE FUNCTION pg_temp.link_export(at timestamptz) RETURNS TABLE (action text, status text, detail text)
+LANGUAGE sql AS $$
+    SELECT s.action, s.status,
+           regexp_replace(regexp_replace(replace(s.detail, current_setting('data_directory'), '<dir>'),
+                                         '[0-9a-f]{8}-[0-9a-f-]{27}', '<id>'), 'has [0-9]+ bytes', 'has <n> bytes')
+      FROM kaireon.run_schedules(at, 0) s
+$$;
+SELECT pg_temp.shell(format('cd %s && echo precious > kaireon_victim.txt && ln -s kaireon_victim.txt kaireon_sc_%s.csv',
+                            current_setting('data_directory'), c.id))
+  FROM kaireon.campaign_runs c WHERE c.tenant_id = 'sc' AND c.campaign_id = 'link';
+SELECT * FROM pg_temp.link_export('2030-01-20 00:00+00');
+SELECT pg_temp.shell(format('cd %s && rm kaireon_sc_%s.csv && ln kaireon_victim.txt kaireon_sc_%s.csv',
+                            current_setting('data_directory'), c.id, c.id))
+  FROM kaireon.campaign_runs c WHERE c.tenant_id = 'sc' AND c.campaign_id = 'link';
+SELECT * FROM pg_temp.link_export('2030-01-20 00:01+00');
+SELECT pg_read_file(current_setting('data_directory') || '/kaireon_victim.txt') AS victim;
+SELECT pg_temp.shell(format('cd %s && rm kaireon_sc_%s.csv kaireon_victim.txt', current_setting('data_directory'), c.id))
+  FROM kaireon.campaign_runs c WHERE c.tenant_id = 'sc' AND c.campaign_id = 'link';
+SELECT * FROM pg_temp.link_export('2030-01-20 00:02+00');
+SELECT x.status, x.rows_exported, x.attempts FROM kaireon.export_checkpoints x
+  JOIN kaireon.campaign_runs c ON c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id WHERE c.campaign_id = 'link';
+
+-- a checkpoint claiming more bytes than the file holds (the file truncated, or the row written
+-- by hand) is refused rather than extending the file with a hole
+UPDATE kaireon.export_checkpoints x SET status = 'running', bytes_written = 1000000000000
+  FROM kaireon.campaign_runs c WHERE c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id AND c.campaign_id = 'link';
+SELECT * FROM pg_temp.link_export('2030-01-20 00:03+00');
+SELECT (pg_stat_file(current_setting('data_directory') || '/' || x.file_path)).size < 1000 AS not_extended
+  FROM kaireon.export_checkpoints x JOIN kaireon.campaign_runs c ON c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id
+ WHERE c.campaign_id = 'link';
+UPDATE kaireon.export_checkpoints x SET status = 'completed'
+  FROM kaireon.campaign_runs c WHERE c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id AND c.campaign_id = 'link';
 
 -- ---- an export interrupted after 3 rows resumes without duplicates ----
 UPDATE kaireon.runs SET status = 'paused' WHERE tenant_id = 'sc';

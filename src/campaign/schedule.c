@@ -270,6 +270,11 @@ kaireon_check_run_schedule(PG_FUNCTION_ARGS)
 			bad_run(id, psprintf("repeat_interval %s is shorter than 1 minute",
 								 DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)))),
 					"Runs are scheduled to the minute: use at least '1 minute'.");
+		/* a negative part can step back (e.g. '1 month -30 days' from February): a slot would run again at once */
+		if (iv->month < 0 || iv->day < 0 || iv->time < 0)
+			bad_run(id, psprintf("repeat_interval %s has a negative part",
+								 DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)))),
+					"Months, days and time each add time: write e.g. '23 hours' rather than '1 day -1 hour'.");
 	}
 	if (cron != NULL)
 	{
@@ -529,6 +534,12 @@ next_slot(const DueRun *r, TimestampTz at, bool *has_next)
 		/* behind by more than one interval: the missed slots are not caught up */
 		if (next <= at)
 			next = plus_utc(at, r->interval);
+		/* never a next slot that is already due (the trigger refuses intervals that step back) */
+		if (next <= at)
+		{
+			*has_next = false;
+			return 0;
+		}
 		return next;
 	}
 	if (strcmp(r->kind, "cron") == 0 && r->cron != NULL)
@@ -786,15 +797,38 @@ export_batch(void *arg)
 	{
 		char	   *path;
 		int			fd;
+		struct stat st;
 
 		e->file_name = export_file_name(e);
 		path = psprintf("%s/%s", export_directory(), e->file_name);
-		fd = OpenTransientFilePerm(path, O_WRONLY | O_CREAT | PG_BINARY, S_IRUSR | S_IWUSR | S_IRGRP);
+		/*
+		 * never through a symbolic link, nor into a file with another name (a
+		 * hard link), a FIFO (O_NONBLOCK: opening one does not wait) or a file
+		 * someone else created (they could read it)
+		 */
+		fd = OpenTransientFilePerm(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | PG_BINARY, S_IRUSR | S_IWUSR | S_IRGRP);
+		if (fd < 0 && errno == ELOOP)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("export file \"%s\" is a symbolic link", path),
+					 errhint("Remove it from kaireon.export_directory; only the server creates the export files there.")));
 		if (fd < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not open export file \"%s\": %m", path),
 					 errhint("The server's OS user must be able to write kaireon.export_directory.")));
+		if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("export file \"%s\" is not a regular file with one link owned by the server", path),
+					 errhint("Remove it from kaireon.export_directory; only the server creates the export files there.")));
+		/* the checkpointed bytes were written before it committed: a shorter file was changed meanwhile */
+		if ((off_t) bytes > st.st_size)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("export file \"%s\" has %lld bytes, fewer than the %lld its checkpoint has written", path,
+							(long long) st.st_size, (long long) bytes),
+					 errhint("The file was truncated or removed; export the campaign run again with a new checkpoint.")));
 		/* drop what a failed batch appended after the checkpoint */
 		if (ftruncate(fd, (off_t) bytes) != 0)
 			ereport(ERROR,

@@ -132,9 +132,13 @@ SELECT * FROM pg_temp.state('waits');
 -- the until wait ends; the past until passes at once; the event wait begins with its timeout
 SELECT * FROM pg_temp.steps('2026-03-20 12:00+00') ORDER BY customer, step;
 SELECT * FROM pg_temp.state('waits');
--- w1's awaited event came (as the wake-up will record it): it goes to next, w2 times out
-UPDATE kaireon.journey_enrollments SET wait_event_at = '2026-03-21 08:00+00', wait_until = '2026-03-21 08:00+00'
- WHERE tenant_id = 'jen' AND journey_id = 'waits' AND customer_id = 'w1';
+-- events: another type, or one from before the wait began, wakes nobody; w1's click wakes it
+-- (due at the click's time: it goes to next), w2 times out
+SELECT kaireon.respond('jen', 'w1', 'conversion', offer_id => 'o1', occurred_at => '2026-03-21 07:00+00') ->> 'journeysWoken' AS woken;
+SELECT kaireon.respond('jen', 'w2', 'click', offer_id => 'o1', occurred_at => '2026-03-20 11:00+00') ->> 'journeysWoken' AS woken;
+SELECT kaireon.respond('jen', 'w1', 'click', offer_id => 'o1', occurred_at => '2026-03-21 08:00+00') ->> 'journeysWoken' AS woken;
+SELECT kaireon.respond('jen', 'w1', 'click', offer_id => 'o1', occurred_at => '2026-03-21 08:30+00') ->> 'journeysWoken' AS woken_again;
+SELECT * FROM pg_temp.state('waits');
 SELECT * FROM pg_temp.steps('2026-03-21 08:00+00') ORDER BY customer, step;
 SELECT * FROM pg_temp.steps('2026-03-22 12:00+00') ORDER BY customer, step;
 -- w2's long wait is cut at max_duration_days (30 days after entry): it exits there
@@ -187,3 +191,21 @@ SELECT op, v, kaireon_internal._journey_condition('jen', c, jsonb_build_object('
                ('attr', 'tier', 'not_in', '["gold"]'), ('attr', 'score', 'lt', '51'), ('attr', 'score', 'gt', '50'),
                ('attr', 'tier', 'gt', '"basic"'), ('attr', 'tier', 'lte', '"basic"'), ('attr', 'score', 'gt', '"10"'),
                ('nobody', 'tier', 'neq', '"x"'), ('attr', 'nothing', 'neq', '"x"')) AS t (c, a, op, v);
+
+-- exitOnConversion: a conversion since entry ends the enrolment at its next pass (one before
+-- entry does not count)
+INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jen', 'conv', 'Conv', $j$
+{"exitOnConversion": true, "steps": [
+  {"id": "start", "type": "entry_trigger", "next": "w"},
+  {"id": "w", "type": "wait", "duration": {"days": 1}, "next": "x"},
+  {"id": "x", "type": "exit"}]}
+$j$);
+SELECT kaireon.publish_journey('jen', 'conv');
+SELECT kaireon.respond('jen', 'cv2', 'conversion', offer_id => 'o1', occurred_at => '2026-05-31 09:00+00') ? 'interactionId' AS responded;
+SELECT kaireon.enroll_in_journey('jen', 'conv', c, at => '2026-06-01 09:00+00') ->> 'enrolled' AS enrolled
+  FROM unnest(ARRAY['cv1', 'cv2']) c;
+SELECT * FROM pg_temp.steps('2026-06-01 09:00+00') ORDER BY customer, step;
+SELECT kaireon.respond('jen', 'cv1', 'conversion', offer_id => 'o1', occurred_at => '2026-06-01 12:00+00') ? 'interactionId' AS responded;
+SELECT * FROM pg_temp.steps('2026-06-02 09:00+00') ORDER BY customer, step;
+SELECT customer_id, status, current_step_id, history -> -1 -> 'reason' AS reason
+  FROM kaireon.journey_enrollments WHERE tenant_id = 'jen' AND journey_id = 'conv' ORDER BY customer_id;

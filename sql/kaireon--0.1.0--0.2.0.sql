@@ -6108,6 +6108,10 @@ COMMENT ON COLUMN kaireon.journey_enrollments.wait_event_at IS
     'For an event wait: when the awaited event came (NULL: not yet; the wait then ends by its timeout and goes to timeoutNext). See docs/journeys.md.';
 -- the engine reads only the due enrolments, through this index (never all enrolments)
 CREATE INDEX journey_enrollments_due_idx ON kaireon.journey_enrollments (wait_until) WHERE status = 'active';
+-- a respond wakes the customer's enrolments waiting for its event through this index
+-- (src/decision/respond.c)
+CREATE INDEX journey_enrollments_event_wait_idx ON kaireon.journey_enrollments (tenant_id, customer_id, wait_event_type)
+    WHERE status = 'active' AND wait_event_type IS NOT NULL;
 
 -- A split's condition (docs/journeys.md): segment, attribute of the customer's data row,
 -- outcome within n days before p_at, experiment arm.
@@ -6205,6 +6209,7 @@ DECLARE
     v_branch        jsonb;
     v_i             integer;
     v_id            text;
+    v_conversion    jsonb;
 BEGIN
     SELECT * INTO e FROM kaireon.journey_enrollments x
      WHERE x.tenant_id = p_tenant AND x.id = p_id FOR UPDATE;
@@ -6223,6 +6228,17 @@ BEGIN
     -- the last decision recorded for this enrolment (a channel_action sends it)
     SELECT h -> 'reason' INTO v_decision FROM jsonb_array_elements(e.history) WITH ORDINALITY AS x (h, n)
      WHERE h ->> 'type' = 'nba_decision' ORDER BY x.n DESC LIMIT 1;
+    -- exitOnConversion: a conversion of the customer since entry ends the enrolment at its next pass
+    IF coalesce((v_def ->> 'exitOnConversion')::boolean, false) THEN
+        SELECT jsonb_build_object('outcomeType', ih.outcome_type_key, 'occurredAt', ih.occurred_at) INTO v_conversion
+          FROM kaireon.interaction_history ih
+         WHERE ih.tenant_id = e.tenant_id AND ih.customer_id = e.customer_id AND ih.interaction_type = 'outcome'
+           AND ih.occurred_at >= e.entered_at AND ih.occurred_at <= p_at
+           AND EXISTS (SELECT 1 FROM kaireon.outcome_types ot
+                        WHERE ot.tenant_id = e.tenant_id AND ot.key = ih.outcome_type_key
+                          AND ot.category = 'conversion' AND ot.deleted_at IS NULL)
+         ORDER BY ih.occurred_at LIMIT 1;
+    END IF;
     v_cur := e.current_step_id;
     LOOP
         v_n := v_n + 1;
@@ -6239,7 +6255,11 @@ BEGIN
         v_type := v_step ->> 'type';
         v_reason := NULL;
         v_next := NULL;
-        IF v_deadline IS NOT NULL AND p_at >= v_deadline THEN
+        IF v_n = 1 AND v_conversion IS NOT NULL THEN
+            v_out := 'converted';
+            v_reason := v_conversion;
+            v_status := 'exited';
+        ELSIF v_deadline IS NOT NULL AND p_at >= v_deadline THEN
             v_out := 'max_duration';
             v_reason := jsonb_build_object('maxDurationDays', v_max_days, 'deadline', v_deadline);
             v_status := 'exited';
@@ -6375,20 +6395,22 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._journey_advance(text, text, timestamptz) IS
-    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at: from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
+    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at: from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days, or with exitOnConversion after a conversion since entry), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
 
 -- An error in a pass: rolled back by the caller; recorded here, retried later.
 CREATE FUNCTION kaireon_internal._journey_failed(p_tenant text, p_id text, p_at timestamptz, p_error text)
     RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+BEGIN
     UPDATE kaireon.journey_enrollments x
        SET wait_until = p_at + interval '5 minutes', updated_at = now(),
            history = x.history || jsonb_build_array(jsonb_build_object('at', p_at, 'step', x.current_step_id,
                                                                         'type', 'error', 'outcome', 'error',
                                                                         'reason', p_error))
-     WHERE x.tenant_id = p_tenant AND x.id = p_id AND x.status = 'active'
+     WHERE x.tenant_id = p_tenant AND x.id = p_id AND x.status = 'active';
+END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._journey_failed(text, text, timestamptz, text) IS
     'Internal: records a pass of kaireon.advance_journeys that failed (rolled back) in the enrolment''s history (type error, the message) and makes it due again 5 minutes after p_at, at the step it was at. See docs/journeys.md.';
@@ -6400,7 +6422,7 @@ CREATE FUNCTION kaireon.advance_journeys(tenant_id text DEFAULT NULL, at timesta
     AS 'MODULE_PATHNAME', 'kaireon_advance_journeys'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.advance_journeys(text, timestamptz, integer) IS
-    'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, error). The maintenance job journeys calls it. See docs/journeys.md.';
+    'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, converted, error). The maintenance job journeys calls it. See docs/journeys.md.';
 
 -- the run history of the new job (sql/install/80_retention.sql)
 ALTER TABLE kaireon.maintenance_runs DROP CONSTRAINT maintenance_runs_job_check,

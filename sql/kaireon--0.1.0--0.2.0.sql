@@ -6090,7 +6090,7 @@ COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, te
 -- src/campaign/journeys.c), the journeys job in kaireon.maintenance_jobs() and maintenance_runs ====
 -- kaireon install script, part 49: the journey engine (docs/journeys.md, "The engine").
 -- kaireon.advance_journeys (src/campaign/journeys.c) takes due active enrolments through
--- journey_enrollments_due_idx, locks each (FOR UPDATE SKIP LOCKED) and, confined to the
+-- journey_enrollments_due_idx, locks each alone (FOR UPDATE SKIP LOCKED) and, confined to the
 -- enrolment's tenant, runs kaireon_internal._journey_advance, which takes the enrolment through
 -- its frozen version's steps until a wait or an exit; the steps' effects and the enrolment's
 -- move commit together. The maintenance job "journeys" calls it in batches.
@@ -6211,10 +6211,12 @@ DECLARE
     v_id            text;
     v_conversion    jsonb;
 BEGIN
+    -- locked alone (a router query on Citus), skipped when another runner holds it; its
+    -- latest version checked: one another runner has moved meanwhile is no longer due
     SELECT * INTO e FROM kaireon.journey_enrollments x
-     WHERE x.tenant_id = p_tenant AND x.id = p_id FOR UPDATE;
+     WHERE x.tenant_id = p_tenant AND x.id = p_id FOR UPDATE SKIP LOCKED;
     IF NOT FOUND OR e.status <> 'active' OR e.wait_until IS NULL OR e.wait_until > p_at THEN
-        RETURN;     -- another runner moved it meanwhile
+        RETURN;
     END IF;
     SELECT v -> 'definition', j.max_duration_days INTO v_def, v_max_days
       FROM kaireon.journeys j CROSS JOIN LATERAL jsonb_array_elements(j.published_versions) v
@@ -6395,7 +6397,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._journey_advance(text, text, timestamptz) IS
-    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at: from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days, or with exitOnConversion after a conversion since entry), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
+    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at (locked FOR UPDATE SKIP LOCKED: nothing when another runner holds it or it is no longer due): from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days, or with exitOnConversion after a conversion since entry), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
 
 -- An error in a pass: rolled back by the caller; recorded here, retried later.
 CREATE FUNCTION kaireon_internal._journey_failed(p_tenant text, p_id text, p_at timestamptz, p_error text)

@@ -4,12 +4,14 @@
  *	  kaireon.advance_journeys(tenant_id, at, max_enrollments), which the
  *	  "journeys" maintenance job calls (maintenance/catalogue.c).
  *
- * Protocol.  One statement takes up to max_enrollments due enrolments
+ * Protocol.  One statement reads up to max_enrollments due enrolments
  * (status active, wait_until <= at) through the partial index
- * journey_enrollments_due_idx, earliest first, and locks them FOR UPDATE
- * SKIP LOCKED: an enrolment another runner holds is skipped, one it has
- * advanced meanwhile is no longer due (the row is checked again when
- * locked).  Each enrolment then makes its pass,
+ * journey_enrollments_due_idx, earliest first, without a lock (on Citus a
+ * multi-shard SELECT cannot lock).  Each enrolment then makes its pass,
+ * whose first statement locks it alone FOR UPDATE SKIP LOCKED (a router
+ * query on Citus): one another runner holds is skipped, one it has advanced
+ * meanwhile is no longer due (its latest version is checked once locked),
+ * and the pass takes no step.  The pass,
  * kaireon_internal._journey_advance (sql/install/49_journey_engine.sql), in
  * a subtransaction with the session confined to the enrolment's tenant
  * (kaireon functions refuse any other tenant; the tenant's stored SQL runs
@@ -113,9 +115,9 @@ put_row(ReturnSetInfo *rsinfo, DueEnrollment *d, char **step)
 
 /*
  * kaireon.advance_journeys(tenant_id, at, max_enrollments).  Steps: (1) check
- * the arguments and the caller's access to tenant_id; (2) claim the due
- * enrolments (one locking statement); (3) each one's pass in a
- * subtransaction, confined to its tenant; a failed pass recorded.
+ * the arguments and the caller's access to tenant_id; (2) read the due
+ * enrolments; (3) each one's pass in a subtransaction, confined to its
+ * tenant (it locks the enrolment, or skips it); a failed pass recorded.
  */
 Datum
 kaireon_advance_journeys(PG_FUNCTION_ARGS)
@@ -164,8 +166,7 @@ kaireon_advance_journeys(PG_FUNCTION_ARGS)
 							   "  FROM kaireon.journey_enrollments e "
 							   " WHERE e.status = 'active' AND e.wait_until <= $1 "
 							   "   AND ($2::text IS NULL OR e.tenant_id = $2) "
-							   " ORDER BY e.wait_until LIMIT $3 "
-							   "   FOR UPDATE SKIP LOCKED",
+							   " ORDER BY e.wait_until LIMIT $3",
 							   3, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the due enrolments failed");
 	ndue = (int) SPI_processed;

@@ -574,7 +574,7 @@ respond_one(RespondArgs *a)
 		v[2] = CStringGetTextDatum(a->outcome);
 		v[3] = TimestampTzGetDatum(a->occurred_at);
 		woken = exec("UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
-					 " WHERE (x.tenant_id, x.id) IN "
+					 " WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
 					 "       (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
 					 "         WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = $3 "
 					 "           AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "

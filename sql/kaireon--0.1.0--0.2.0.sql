@@ -6086,6 +6086,383 @@ COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, te
 'The real-time decision: ranked, policy-checked, scored offers for a customer on a channel (and placement), recorded in the caller''s transaction unless options.dry_run. Options: dry_run, debug (dropped candidates follow as rows without rank), trace, exclude_offers, exclude_creatives, placements, deduplicate, explain (false: the decisions'' explanation column is NULL, not built). See docs/recommend.md.';
 -- ---- end perf-explain ----
 
+-- ==== journey engine (issue 15, item 2: docs/journeys.md "The engine"; sql/install/49_journey_engine.sql,
+-- src/campaign/journeys.c), the journeys job in kaireon.maintenance_jobs() and maintenance_runs ====
+-- kaireon install script, part 49: the journey engine (docs/journeys.md, "The engine").
+-- kaireon.advance_journeys (src/campaign/journeys.c) takes due active enrolments through
+-- journey_enrollments_due_idx, locks each alone (FOR UPDATE SKIP LOCKED) and, confined to the
+-- enrolment's tenant, runs kaireon_internal._journey_advance, which takes the enrolment through
+-- its frozen version's steps until a wait or an exit; the steps' effects and the enrolment's
+-- move commit together. The maintenance job "journeys" calls it in batches.
+
+-- the wait an active enrolment is in (NULL: due at a step that is not a wait)
+ALTER TABLE kaireon.journey_enrollments
+    ADD COLUMN wait_kind text CONSTRAINT journey_enrollments_wait_kind_check CHECK (wait_kind IN ('duration', 'until', 'event')),
+    ADD COLUMN wait_event_type text,
+    ADD COLUMN wait_event_at timestamptz;
+COMMENT ON COLUMN kaireon.journey_enrollments.wait_kind IS
+    'The kind of wait the enrolment is in at current_step_id (duration, until, event), set by the journey engine; NULL when it is not waiting. wait_until is when the wait ends (for an event wait: its timeout; NULL without one). See docs/journeys.md.';
+COMMENT ON COLUMN kaireon.journey_enrollments.wait_event_type IS
+    'For an event wait: the event type awaited (NULL otherwise). See docs/journeys.md.';
+COMMENT ON COLUMN kaireon.journey_enrollments.wait_event_at IS
+    'For an event wait: when the awaited event came (NULL: not yet; the wait then ends by its timeout and goes to timeoutNext). See docs/journeys.md.';
+-- the engine reads only the due enrolments, through this index (never all enrolments)
+CREATE INDEX journey_enrollments_due_idx ON kaireon.journey_enrollments (wait_until) WHERE status = 'active';
+-- a respond wakes the customer's enrolments waiting for its event through this index
+-- (src/decision/respond.c)
+CREATE INDEX journey_enrollments_event_wait_idx ON kaireon.journey_enrollments (tenant_id, customer_id, wait_event_type)
+    WHERE status = 'active' AND wait_event_type IS NOT NULL;
+
+-- A split's condition (docs/journeys.md): segment, attribute of the customer's data row,
+-- outcome within n days before p_at, experiment arm.
+CREATE FUNCTION kaireon_internal._journey_condition(p_tenant text, p_customer text, p_when jsonb, p_at timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_table     text;
+    v_key       text;
+    v_value     jsonb;
+    v_want      jsonb := p_when -> 'value';
+    v_cmp       integer;
+BEGIN
+    IF p_when ? 'segmentId' THEN
+        RETURN kaireon.is_segment_member(p_tenant, p_when ->> 'segmentId', p_customer);
+    ELSIF p_when ? 'outcome' THEN
+        RETURN EXISTS (SELECT 1 FROM kaireon.interaction_history ih
+                        WHERE ih.tenant_id = p_tenant AND ih.customer_id = p_customer
+                          AND ih.interaction_type = 'outcome' AND ih.outcome_type_key = p_when ->> 'outcome'
+                          AND ih.occurred_at <= p_at
+                          AND (NOT p_when ? 'withinDays'
+                               OR ih.occurred_at >= p_at - make_interval(days => (p_when ->> 'withinDays')::integer)));
+    ELSIF p_when ? 'experimentId' THEN
+        RETURN (SELECT a.variant FROM kaireon.assign_experiment(p_tenant, p_when ->> 'experimentId', p_customer) a)
+               = p_when ->> 'arm';
+    END IF;
+    -- an attribute of the customer's row in the tenant's first published customer data schema
+    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name),
+           (SELECT quote_ident(f.name) FROM kaireon.schema_fields f
+             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key)
+      INTO v_table, v_key
+      FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id
+     WHERE d.tenant_id = p_tenant AND d.status = 'published' AND d.entity_type = 'customer'
+     ORDER BY d.name LIMIT 1;
+    IF v_table IS NULL OR v_key IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.%s::text = $1', v_table, v_key)
+       INTO v_value USING p_customer, p_when ->> 'attribute';
+    IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
+        RETURN false;       -- no row, or no value: no condition holds
+    END IF;
+    CASE p_when ->> 'operator'
+        WHEN 'eq' THEN RETURN v_value = v_want;
+        WHEN 'neq' THEN RETURN v_value <> v_want;
+        WHEN 'in' THEN RETURN v_want @> jsonb_build_array(v_value);
+        WHEN 'not_in' THEN RETURN NOT v_want @> jsonb_build_array(v_value);
+        ELSE
+            IF jsonb_typeof(v_value) = 'number' AND jsonb_typeof(v_want) = 'number' THEN
+                v_cmp := sign((v_value #>> '{}')::numeric - (v_want #>> '{}')::numeric);
+            ELSIF jsonb_typeof(v_value) = 'string' AND jsonb_typeof(v_want) = 'string' THEN
+                v_cmp := CASE WHEN (v_value #>> '{}') COLLATE "C" < (v_want #>> '{}') COLLATE "C" THEN -1
+                              WHEN (v_value #>> '{}') = (v_want #>> '{}') THEN 0 ELSE 1 END;
+            ELSE
+                RETURN false;   -- a number and a string do not compare
+            END IF;
+            RETURN CASE p_when ->> 'operator' WHEN 'gt' THEN v_cmp > 0 WHEN 'gte' THEN v_cmp >= 0
+                                              WHEN 'lt' THEN v_cmp < 0 WHEN 'lte' THEN v_cmp <= 0 END;
+    END CASE;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._journey_condition(text, text, jsonb, timestamptz) IS
+    'Internal: whether a condition_split condition holds for a customer at p_at: segmentId (kaireon.is_segment_member), attribute (the customer''s row of the tenant''s first published customer data schema; no row or no value: false; gt/gte/lt/lte compare numbers with numbers and strings with strings), outcome (an outcome of that type at or before p_at, within withinDays days), experimentId and arm (kaireon.assign_experiment: the stored assignment, else a new one). See docs/journeys.md.';
+
+-- One enrolment's pass (docs/journeys.md, "The engine"): its locked row is taken through its
+-- version's steps from current_step_id until a wait that has not ended, or an exit.
+CREATE FUNCTION kaireon_internal._journey_advance(p_tenant text, p_id text, p_at timestamptz)
+    RETURNS TABLE (step_id text, step_type text, outcome text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    e               kaireon.journey_enrollments;
+    v_def           jsonb;
+    v_max_days      integer;
+    v_steps         jsonb;
+    v_deadline      timestamptz;
+    v_step          jsonb;
+    v_cur           text;
+    v_type          text;
+    v_next          text;
+    v_out           text;
+    v_reason        jsonb;
+    v_hist          jsonb := '[]';
+    v_status        text := 'active';
+    v_wait_until    timestamptz;
+    v_wait_kind     text;
+    v_wait_event    text;
+    v_decision      jsonb;
+    v_n             integer := 0;
+    v_d             jsonb;
+    v_until         timestamptz;
+    v_branch        jsonb;
+    v_i             integer;
+    v_id            text;
+    v_conversion    jsonb;
+BEGIN
+    -- locked alone (a router query on Citus), skipped when another runner holds it; its
+    -- latest version checked: one another runner has moved meanwhile is no longer due
+    SELECT * INTO e FROM kaireon.journey_enrollments x
+     WHERE x.tenant_id = p_tenant AND x.id = p_id FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND OR e.status <> 'active' OR e.wait_until IS NULL OR e.wait_until > p_at THEN
+        RETURN;
+    END IF;
+    SELECT v -> 'definition', j.max_duration_days INTO v_def, v_max_days
+      FROM kaireon.journeys j CROSS JOIN LATERAL jsonb_array_elements(j.published_versions) v
+     WHERE j.tenant_id = e.tenant_id AND j.id = e.journey_id AND (v ->> 'version')::integer = e.journey_version;
+    IF v_def IS NULL THEN
+        RAISE EXCEPTION 'journey "%" has no version %', e.journey_id, e.journey_version
+            USING ERRCODE = '55000', HINT = 'Published versions are never removed; was the journey rewritten by hand?';
+    END IF;
+    SELECT jsonb_object_agg(s ->> 'id', s) INTO v_steps FROM jsonb_array_elements(v_def -> 'steps') s;
+    v_deadline := e.entered_at + make_interval(days => v_max_days);    -- NULL: unbounded
+    -- the last decision recorded for this enrolment (a channel_action sends it)
+    SELECT h -> 'reason' INTO v_decision FROM jsonb_array_elements(e.history) WITH ORDINALITY AS x (h, n)
+     WHERE h ->> 'type' = 'nba_decision' ORDER BY x.n DESC LIMIT 1;
+    -- exitOnConversion: a conversion of the customer since entry ends the enrolment at its next pass
+    IF coalesce((v_def ->> 'exitOnConversion')::boolean, false) THEN
+        SELECT jsonb_build_object('outcomeType', ih.outcome_type_key, 'occurredAt', ih.occurred_at) INTO v_conversion
+          FROM kaireon.interaction_history ih
+         WHERE ih.tenant_id = e.tenant_id AND ih.customer_id = e.customer_id AND ih.interaction_type = 'outcome'
+           AND ih.occurred_at >= e.entered_at AND ih.occurred_at <= p_at
+           AND EXISTS (SELECT 1 FROM kaireon.outcome_types ot
+                        WHERE ot.tenant_id = e.tenant_id AND ot.key = ih.outcome_type_key
+                          AND ot.category = 'conversion' AND ot.deleted_at IS NULL)
+         ORDER BY ih.occurred_at LIMIT 1;
+    END IF;
+    v_cur := e.current_step_id;
+    LOOP
+        v_n := v_n + 1;
+        IF v_n > 1000 THEN
+            -- can't happen: the validator requires every loop to pass through a wait that takes time
+            RAISE EXCEPTION 'enrolment "%" took more than 1000 steps in one pass', e.id
+                USING ERRCODE = '54000', HINT = 'Check the journey''s loops (docs/journeys.md).';
+        END IF;
+        v_step := v_steps -> v_cur;
+        IF v_step IS NULL THEN
+            RAISE EXCEPTION 'version % of journey "%" has no step "%"', e.journey_version, e.journey_id, v_cur
+                USING ERRCODE = '55000', HINT = 'Published versions are validated; was the enrolment rewritten by hand?';
+        END IF;
+        v_type := v_step ->> 'type';
+        v_reason := NULL;
+        v_next := NULL;
+        IF v_n = 1 AND v_conversion IS NOT NULL THEN
+            v_out := 'converted';
+            v_reason := v_conversion;
+            v_status := 'exited';
+        ELSIF v_deadline IS NOT NULL AND p_at >= v_deadline THEN
+            v_out := 'max_duration';
+            v_reason := jsonb_build_object('maxDurationDays', v_max_days, 'deadline', v_deadline);
+            v_status := 'exited';
+        ELSIF v_type = 'entry_trigger' THEN
+            -- recorded at enrolment (kaireon.enroll_in_journey): the engine only goes on
+            v_cur := v_step ->> 'next';
+            CONTINUE;
+        ELSIF v_type = 'wait' AND v_n = 1 AND e.wait_kind IS NOT NULL THEN
+            -- the wait the enrolment was in has ended
+            IF e.wait_kind = 'event' AND e.wait_event_at IS NULL THEN
+                v_out := 'timeout';
+                v_next := coalesce(v_step ->> 'timeoutNext', v_step ->> 'next');
+            ELSE
+                v_out := CASE e.wait_kind WHEN 'event' THEN 'event' ELSE 'elapsed' END;
+                v_next := v_step ->> 'next';
+                IF e.wait_kind = 'event' THEN
+                    v_reason := jsonb_build_object('eventType', e.wait_event_type, 'eventAt', e.wait_event_at);
+                END IF;
+            END IF;
+        ELSIF v_type = 'wait' THEN
+            -- a wait begins
+            v_d := coalesce(v_step -> 'duration', v_step -> 'timeout');
+            IF v_step ? 'until' THEN
+                v_wait_kind := 'until';
+                v_until := (v_step ->> 'until')::timestamptz;
+            ELSE
+                v_wait_kind := CASE WHEN v_step ? 'event' THEN 'event' ELSE 'duration' END;
+                v_until := p_at + CASE WHEN v_d IS NULL THEN NULL ELSE
+                           coalesce((v_d ->> 'days')::numeric, 0) * interval '1 day'
+                           + coalesce((v_d ->> 'hours')::numeric, 0) * interval '1 hour'
+                           + coalesce((v_d ->> 'minutes')::numeric, 0) * interval '1 minute'
+                           + coalesce((v_d ->> 'seconds')::numeric, 0) * interval '1 second' END;
+            END IF;
+            v_wait_event := v_step -> 'event' ->> 'eventType';
+            v_reason := jsonb_strip_nulls(jsonb_build_object('kind', v_wait_kind, 'until', v_until,
+                                                             'eventType', v_wait_event));
+            IF v_wait_kind = 'until' AND v_until <= p_at THEN
+                v_out := 'elapsed';         -- its time is past: it passes at once
+                v_next := v_step ->> 'next';
+                v_wait_kind := NULL;
+                v_wait_event := NULL;
+            ELSE
+                v_out := 'waiting';
+                v_wait_until := CASE WHEN v_deadline IS NULL THEN v_until
+                                     WHEN v_until IS NULL THEN v_deadline
+                                     ELSE least(v_until, v_deadline) END;
+            END IF;
+        ELSIF v_type = 'nba_decision' THEN
+            SELECT jsonb_build_object('offerId', r.offer_id, 'creativeId', r.creative_id,
+                                      'interactionId', r.interaction_id, 'recommendationId', r.recommendation_id,
+                                      'channelId', v_step ->> 'channelId')
+              INTO v_decision
+              FROM kaireon.recommend(e.tenant_id, e.customer_id, v_step ->> 'channelId', v_step ->> 'placementId',
+                                     '{}', 1, v_step ->> 'flowKey') r
+             WHERE r.rank IS NOT NULL ORDER BY r.rank LIMIT 1;
+            IF v_decision IS NULL THEN
+                v_out := 'no_offer';
+                v_reason := jsonb_build_object('channelId', v_step ->> 'channelId');
+                v_next := v_step ->> 'onNoOffer';
+            ELSE
+                v_out := 'offer';
+                v_reason := v_decision;
+                v_next := v_step ->> 'onOffer';
+            END IF;
+        ELSIF v_type = 'condition_split' THEN
+            v_i := 0;
+            FOR v_branch IN SELECT b FROM jsonb_array_elements(v_step -> 'branches') b LOOP
+                v_i := v_i + 1;
+                IF kaireon_internal._journey_condition(e.tenant_id, e.customer_id, v_branch -> 'when', p_at) THEN
+                    v_out := 'branch ' || v_i;
+                    v_reason := jsonb_build_object('branch', v_i, 'when', v_branch -> 'when');
+                    v_next := v_branch ->> 'next';
+                    EXIT;
+                END IF;
+            END LOOP;
+            IF v_next IS NULL THEN
+                v_out := 'otherwise';
+                v_next := v_step ->> 'otherwise';
+            END IF;
+        ELSIF v_type = 'channel_action' THEN
+            IF v_decision ? 'interactionId' AND v_decision ->> 'interactionId' IS NOT NULL
+               AND (NOT v_step ? 'offerId' OR v_step ->> 'offerId' = v_decision ->> 'offerId') THEN
+                -- the enrolment's recorded decision is sent: its delivery (and the delivery's
+                -- outbox event); the key makes each pass through the step its own delivery
+                v_id := kaireon.create_delivery(e.tenant_id, v_decision ->> 'interactionId', NULL, NULL,
+                                                'journey:' || e.id || ':' || v_cur || ':'
+                                                || (jsonb_array_length(e.history) + jsonb_array_length(v_hist)),
+                                                jsonb_strip_nulls(jsonb_build_object(
+                                                    'journeyId', e.journey_id, 'enrollmentId', e.id, 'stepId', v_cur,
+                                                    'channelId', v_step ->> 'channelId', 'template', v_step -> 'template')));
+                v_out := 'delivery';
+                v_reason := jsonb_build_object('deliveryId', v_id, 'interactionId', v_decision ->> 'interactionId');
+            ELSE
+                INSERT INTO kaireon.outbox_events (tenant_id, topic, payload)
+                VALUES (e.tenant_id, 'journey.channel_action',
+                        jsonb_strip_nulls(jsonb_build_object(
+                            'tenantId', e.tenant_id, 'journeyId', e.journey_id, 'journeyVersion', e.journey_version,
+                            'enrollmentId', e.id, 'customerId', e.customer_id, 'stepId', v_cur,
+                            'channelId', v_step ->> 'channelId', 'offerId', v_step ->> 'offerId',
+                            'creativeId', v_step ->> 'creativeId', 'template', v_step -> 'template', 'at', p_at)))
+                RETURNING id INTO v_id;
+                v_out := 'event';
+                v_reason := jsonb_build_object('eventId', v_id);
+            END IF;
+            v_next := v_step ->> 'next';
+        ELSIF v_type = 'exit' THEN
+            v_out := 'completed';
+            v_reason := v_step -> 'reason';
+            v_status := 'completed';
+        ELSE
+            RAISE EXCEPTION 'step "%" of journey "%" has the unknown type "%"', v_cur, e.journey_id, v_type
+                USING ERRCODE = '55000', HINT = 'Published versions are validated; was the journey rewritten by hand?';
+        END IF;
+        v_hist := v_hist || jsonb_build_array(jsonb_build_object('at', p_at, 'step', v_cur, 'type', v_type,
+                                                                 'outcome', v_out)
+                                              || CASE WHEN v_reason IS NULL THEN '{}'::jsonb
+                                                      ELSE jsonb_build_object('reason', v_reason) END);
+        step_id := v_cur;
+        step_type := v_type;
+        outcome := v_out;
+        RETURN NEXT;
+        EXIT WHEN v_status <> 'active' OR v_out = 'waiting';
+        v_cur := v_next;
+    END LOOP;
+    UPDATE kaireon.journey_enrollments x
+       SET current_step_id = v_cur, status = v_status,
+           wait_until = CASE WHEN v_status = 'active' THEN v_wait_until END,
+           wait_kind = CASE WHEN v_status = 'active' THEN v_wait_kind END,
+           wait_event_type = CASE WHEN v_status = 'active' THEN v_wait_event END,
+           wait_event_at = NULL,
+           last_step_at = p_at, history = x.history || v_hist, updated_at = now()
+     WHERE x.tenant_id = e.tenant_id AND x.id = e.id;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._journey_advance(text, text, timestamptz) IS
+    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at (locked FOR UPDATE SKIP LOCKED: nothing when another runner holds it or it is no longer due): from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days, or with exitOnConversion after a conversion since entry), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
+
+-- An error in a pass: rolled back by the caller; recorded here, retried later.
+CREATE FUNCTION kaireon_internal._journey_failed(p_tenant text, p_id text, p_at timestamptz, p_error text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    UPDATE kaireon.journey_enrollments x
+       SET wait_until = p_at + interval '5 minutes', updated_at = now(),
+           history = x.history || jsonb_build_array(jsonb_build_object('at', p_at, 'step', x.current_step_id,
+                                                                        'type', 'error', 'outcome', 'error',
+                                                                        'reason', p_error))
+     WHERE x.tenant_id = p_tenant AND x.id = p_id AND x.status = 'active';
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._journey_failed(text, text, timestamptz, text) IS
+    'Internal: records a pass of kaireon.advance_journeys that failed (rolled back) in the enrolment''s history (type error, the message) and makes it due again 5 minutes after p_at, at the step it was at. See docs/journeys.md.';
+
+CREATE FUNCTION kaireon.advance_journeys(tenant_id text DEFAULT NULL, at timestamptz DEFAULT now(),
+                                         max_enrollments integer DEFAULT 100)
+    RETURNS TABLE (enrollment_tenant_id text, enrollment_id text, journey_id text, customer_id text,
+                   step_id text, step_type text, outcome text)
+    AS 'MODULE_PATHNAME', 'kaireon_advance_journeys'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.advance_journeys(text, timestamptz, integer) IS
+    'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, converted, error). The maintenance job journeys calls it. See docs/journeys.md.';
+
+-- the run history of the new job (sql/install/80_retention.sql)
+ALTER TABLE kaireon.maintenance_runs DROP CONSTRAINT maintenance_runs_job_check,
+    ADD CONSTRAINT maintenance_runs_job_check CHECK (job IN ('retention', 'partitions', 'outbox', 'summaries', 'volume_reset',
+                                                            'suppressions', 'scores', 'dual_prices', 'alerts',
+                                                            'schedules', 'journeys'));
+COMMENT ON TABLE kaireon.maintenance_runs IS
+    'kaireon''s own table: the run history of the maintenance jobs (retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, alerts, schedules, journeys), like pg_cron''s job_run_details but capped at kaireon.run_history_size rows per job. detail holds what the run did (and, while it runs, its progress). Row level security with no policy: only superusers and BYPASSRLS roles see it.';
+
+CREATE OR REPLACE FUNCTION kaireon.maintenance_jobs()
+    RETURNS TABLE (job text, schedule_setting text, schedule text, does text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT j.job, j.setting, coalesce(current_setting(j.setting, true), '(library not loaded)'), j.does
+      FROM (VALUES
+        (1, 'retention', 'kaireon.retention_schedule', 'kaireon.run_retention: every data class of every tenant, then the coming months'' partitions'),
+        (2, 'partitions', 'kaireon.partition_schedule', 'kaireon.create_interaction_partitions(kaireon.partition_months_ahead)'),
+        (3, 'outbox', 'kaireon.outbox_schedule', 'kaireon.publish_outbox until no due event is left'),
+        (4, 'summaries', 'kaireon.summary_schedule', 'kaireon.rollup_summaries until caught up, then kaireon.compute_metrics'),
+        (5, 'volume_reset', 'kaireon.volume_reset_schedule', 'kaireon.reset_volume_counters'),
+        (6, 'suppressions', 'kaireon.suppression_schedule', 'kaireon.run_retention for the suppressions class (expired suppressions)'),
+        (7, 'scores', 'kaireon.score_schedule', 'kaireon.compute_engagement_health and kaireon.compute_customer_clv'),
+        (8, 'dual_prices', 'kaireon.dual_price_schedule', 'kaireon.update_dual_prices(), when installed (real-time Lagrangian arbitration)'),
+        (9, 'alerts', 'kaireon.alert_schedule', 'kaireon.evaluate_alerts in batches of kaireon.alert_batch_size until every active rule was evaluated'),
+        (10, 'schedules', 'kaireon.campaign_schedule', 'kaireon.run_schedules: due scheduled campaign runs, then their pending export batches, one per transaction'),
+        (11, 'journeys', 'kaireon.journey_schedule', 'kaireon.advance_journeys in batches of kaireon.journey_batch_size due enrolments, one transaction per batch, until fewer are due')
+      ) AS j (n, job, setting, does)
+     ORDER BY j.n
+$fn$;
+
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
+REVOKE ALL ON FUNCTION kaireon_internal._journey_condition(text, text, jsonb, timestamptz),
+    kaireon_internal._journey_advance(text, text, timestamptz),
+    kaireon_internal._journey_failed(text, text, timestamptz, text),
+    kaireon.advance_journeys(text, timestamptz, integer) FROM PUBLIC;
+-- ==== end of journey engine ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

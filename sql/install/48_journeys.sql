@@ -1,7 +1,7 @@
 -- kaireon install script, part 48: journeys (docs/journeys.md). Their tables are in
 -- 30_operator.sql; here: the definition's validation when written (src/config/journey.c),
--- publishing a version, and enrolment. The engine that advances enrolments is issue 15's
--- next part.
+-- publishing a version, and enrolment. The engine that advances enrolments is
+-- 49_journey_engine.sql.
 
 CREATE FUNCTION kaireon_internal._validate_journey() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_validate_journey'

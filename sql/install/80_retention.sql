@@ -30,7 +30,7 @@ CREATE TABLE kaireon.maintenance_runs (
     job                     text NOT NULL
                             CHECK (job IN ('retention', 'partitions', 'outbox', 'summaries', 'volume_reset',
                                            'suppressions', 'scores', 'dual_prices', 'alerts',
-                                           'schedules')),
+                                           'schedules', 'journeys')),
     source                  text NOT NULL CHECK (source IN ('worker', 'function', 'procedure')),
     trigger                 text NOT NULL DEFAULT 'manual' CHECK (trigger IN ('schedule', 'recovery', 'manual')),
     status                  text NOT NULL DEFAULT 'running'
@@ -47,7 +47,7 @@ CREATE TABLE kaireon.maintenance_runs (
 CREATE INDEX maintenance_runs_job_id_idx ON kaireon.maintenance_runs (job, id);
 CREATE INDEX maintenance_runs_running_idx ON kaireon.maintenance_runs (id) WHERE status = 'running';
 COMMENT ON TABLE kaireon.maintenance_runs IS
-    'kaireon''s own table: the run history of the maintenance jobs (retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, alerts, schedules), like pg_cron''s job_run_details but capped at kaireon.run_history_size rows per job. detail holds what the run did (and, while it runs, its progress). Row level security with no policy: only superusers and BYPASSRLS roles see it.';
+    'kaireon''s own table: the run history of the maintenance jobs (retention, partitions, outbox, summaries, volume_reset, suppressions, scores, dual_prices, alerts, schedules, journeys), like pg_cron''s job_run_details but capped at kaireon.run_history_size rows per job. detail holds what the run did (and, while it runs, its progress). Row level security with no policy: only superusers and BYPASSRLS roles see it.';
 ALTER TABLE kaireon.maintenance_runs ENABLE ROW LEVEL SECURITY;
 
 -- The default retention of every data class, and the tables each covers: the one list.

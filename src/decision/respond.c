@@ -558,6 +558,33 @@ respond_one(RespondArgs *a)
 			json_object_set_new(result, "triggers", fired);
 	}
 
+	/*
+	 * the customer's journey enrolments waiting for this event wake up
+	 * (docs/journeys.md, "Events"): due at the event's time, through the
+	 * partial index journey_enrollments_event_wait_idx; one the journey engine
+	 * holds (at its timeout) is skipped, an event after the timeout is late
+	 */
+	{
+		Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Datum		v[4];
+		uint64		woken;
+
+		v[0] = CStringGetTextDatum(a->tenant_id);
+		v[1] = CStringGetTextDatum(a->customer_id);
+		v[2] = CStringGetTextDatum(a->outcome);
+		v[3] = TimestampTzGetDatum(a->occurred_at);
+		woken = exec("UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
+					 " WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
+					 "       (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
+					 "         WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = $3 "
+					 "           AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "
+					 "           AND (y.wait_until IS NULL OR y.wait_until > $4) "
+					 "           FOR UPDATE SKIP LOCKED)",
+					 4, types, v, NULL, SPI_OK_UPDATE);
+		if (woken > 0)
+			json_object_set_new(result, "journeysWoken", json_integer((json_int_t) woken));
+	}
+
 	/* what a duplicate of this key will answer */
 	if (a->idempotency_key != NULL)
 	{

@@ -3,7 +3,7 @@
  *	  The catalogue of maintenance jobs (kaireon_jobs[], in the order
  *	  run_maintenance runs them), the bodies of the jobs that are one SQL
  *	  function each (outbox, summaries, volume_reset, scores, dual_prices,
- *	  alerts),
+ *	  alerts, journeys),
  *	  and kaireon.run_maintenance / run_maintenance_batched.
  *
  * A job is a KJobDef (maintenance.h): its name, its schedule setting and
@@ -41,6 +41,7 @@ static int	kaireon_outbox_retry_base = 1000;
 static int	kaireon_outbox_retry_max = 3600000;
 static int	kaireon_summary_slice = 1440;
 static int	kaireon_alert_batch_size = 100;
+static int	kaireon_journey_batch_size = 100;
 
 /* Register the settings of the catalogue's jobs (before the kaireon. prefix is reserved). */
 void
@@ -67,6 +68,10 @@ kaireon_catalogue_init(void)
 	DefineCustomIntVariable("kaireon.alert_batch_size",
 							"Alert rules evaluated per transaction by the alerts job.",
 							NULL, &kaireon_alert_batch_size, 100, 1, 10000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kaireon.journey_batch_size",
+							"Due journey enrolments advanced per transaction by the journeys job.",
+							NULL, &kaireon_journey_batch_size, 100, 1, 10000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
@@ -305,6 +310,43 @@ job_schedules(KJobCtx *ctx, json_t *detail)
 		json_object_set_new(detail, "idle", json_true());
 }
 
+/*
+ * journeys: kaireon.advance_journeys in batches of kaireon.journey_batch_size
+ * due enrolments, one transaction per batch (a batch's steps and moves commit
+ * together), until fewer are due or the job has run for 60 seconds.
+ */
+static void
+job_journeys(KJobCtx *ctx, json_t *detail)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	int64		enrollments = 0,
+				steps = 0,
+				errors = 0;
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(kaireon_journey_batch_size)};
+	int64		out[3];
+
+	for (int i = 0; i < 100000; i++)
+	{
+		if (!job_sql(ctx, detail, out,
+					 "SELECT count(DISTINCT (enrollment_tenant_id, enrollment_id)), count(*), "
+					 "       count(*) FILTER (WHERE step_type = 'error') "
+					 "  FROM kaireon.advance_journeys(NULL, now(), $1)", 1, types, values))
+			break;
+		enrollments += out[0];
+		steps += out[1];
+		errors += out[2];
+		kjob_boundary(ctx, false);	/* commit: the batch's steps and moves together */
+		if (out[0] < kaireon_journey_batch_size || job_long(ctx, started, 60))
+			break;
+	}
+	json_object_set_new(detail, "enrollments", json_integer(enrollments));
+	json_object_set_new(detail, "steps", json_integer(steps));
+	json_object_set_new(detail, "errors", json_integer(errors));
+	if (enrollments == 0)
+		json_object_set_new(detail, "idle", json_true());
+}
+
 static const KJobDef kjob_outbox = {2, "outbox", "kaireon.outbox_schedule", "1s", false, job_outbox};
 static const KJobDef kjob_summaries = {3, "summaries", "kaireon.summary_schedule", "5min", true, job_summaries};
 static const KJobDef kjob_volume_reset = {4, "volume_reset", "kaireon.volume_reset_schedule", "1min", false, job_volume_reset};
@@ -312,6 +354,7 @@ static const KJobDef kjob_scores = {6, "scores", "kaireon.score_schedule", "02:0
 static const KJobDef kjob_dual_prices = {7, "dual_prices", "kaireon.dual_price_schedule", "1min", false, job_dual_prices};
 static const KJobDef kjob_alerts = {8, "alerts", "kaireon.alert_schedule", "1min", false, job_alerts};
 static const KJobDef kjob_schedules = {9, "schedules", "kaireon.campaign_schedule", "1min", false, job_schedules};
+static const KJobDef kjob_journeys = {10, "journeys", "kaireon.journey_schedule", "10s", false, job_journeys};
 
 /* The jobs, in the order run_maintenance runs them (kaireon.maintenance_jobs() lists them too). */
 const KJobDef *const kaireon_jobs[] = {
@@ -325,6 +368,7 @@ const KJobDef *const kaireon_jobs[] = {
 	&kjob_dual_prices,
 	&kjob_alerts,
 	&kjob_schedules,
+	&kjob_journeys,
 };
 const int	kaireon_njobs = lengthof(kaireon_jobs);
 

@@ -1,0 +1,211 @@
+/*
+ * campaign/journeys.c
+ *	  The journey engine (docs/journeys.md, "The engine"):
+ *	  kaireon.advance_journeys(tenant_id, at, max_enrollments), which the
+ *	  "journeys" maintenance job calls (maintenance/catalogue.c).
+ *
+ * Protocol.  One statement reads up to max_enrollments due enrolments
+ * (status active, wait_until <= at) through the partial index
+ * journey_enrollments_due_idx, earliest first, without a lock (on Citus a
+ * multi-shard SELECT cannot lock).  Each enrolment then makes its pass,
+ * whose first statement locks it alone FOR UPDATE SKIP LOCKED (a router
+ * query on Citus): one another runner holds is skipped, one it has advanced
+ * meanwhile is no longer due (its latest version is checked once locked),
+ * and the pass takes no step.  The pass,
+ * kaireon_internal._journey_advance (sql/install/49_journey_engine.sql), in
+ * a subtransaction with the session confined to the enrolment's tenant
+ * (kaireon functions refuse any other tenant; the tenant's stored SQL runs
+ * as the decision path runs it).  The steps' effects (decisions, outbox
+ * events, deliveries, assignments) and the enrolment's move are in the
+ * caller's transaction: they commit together, so a step runs once; a crash
+ * before the commit leaves neither, and the enrolment is due again.  A pass
+ * that fails is rolled back alone and recorded (_journey_failed: an error
+ * entry in the history, due again 5 minutes later).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "util/spi.h"
+#include "util/subxact.h"
+#include "security/session.h"
+
+PG_FUNCTION_INFO_V1(kaireon_advance_journeys);
+
+/* A due enrolment, claimed, and the steps its pass took. */
+typedef struct DueEnrollment
+{
+	char	   *tenant_id;
+	char	   *id;
+	char	   *journey_id;
+	char	   *customer_id;
+	char	   *step_id;		/* the step it was due at */
+	TimestampTz at;
+	int			nsteps;
+	char	  **steps;			/* step_id, step_type, outcome per step */
+} DueEnrollment;
+
+/* The pass of one enrolment, confined to its tenant (a subtransaction's step). */
+static void
+advance_one(void *arg)
+{
+	DueEnrollment *d = (DueEnrollment *) arg;
+	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3] = {CStringGetTextDatum(d->tenant_id), CStringGetTextDatum(d->id),
+	TimestampTzGetDatum(d->at)};
+	const char *volatile prev = kaireon_confine_tenant(d->tenant_id);
+
+	PG_TRY();
+	{
+		if (kspi_execute_with_args("SELECT step_id, step_type, outcome FROM kaireon_internal._journey_advance($1, $2, $3)",
+								   3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: the pass of enrolment \"%s\" failed", d->id);
+		d->nsteps = (int) SPI_processed;
+		d->steps = palloc(sizeof(char *) * 3 * Max(d->nsteps, 1));
+		for (int i = 0; i < d->nsteps; i++)
+			for (int c = 0; c < 3; c++)
+				d->steps[i * 3 + c] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1);
+	}
+	PG_FINALLY();
+	{
+		kaireon_confine_tenant(prev);
+	}
+	PG_END_TRY();
+}
+
+/* Record a failed pass (a subtransaction's step: its own failure is left to the next run). */
+static void
+record_failure(void *arg)
+{
+	DueEnrollment *d = (DueEnrollment *) arg;
+	Oid			types[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[4] = {CStringGetTextDatum(d->tenant_id), CStringGetTextDatum(d->id),
+		TimestampTzGetDatum(d->at), CStringGetTextDatum(d->steps[2])};
+
+	if (kspi_execute_with_args("SELECT kaireon_internal._journey_failed($1, $2, $3, $4)",
+							   4, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: recording the failure of enrolment \"%s\" failed", d->id);
+}
+
+/* Put one result row: the enrolment and one step. */
+static void
+put_row(ReturnSetInfo *rsinfo, DueEnrollment *d, char **step)
+{
+	Datum		values[7];
+	bool		nulls[7] = {false};
+
+	values[0] = CStringGetTextDatum(d->tenant_id);
+	values[1] = CStringGetTextDatum(d->id);
+	values[2] = CStringGetTextDatum(d->journey_id);
+	values[3] = CStringGetTextDatum(d->customer_id);
+	for (int c = 0; c < 3; c++)
+	{
+		nulls[4 + c] = step[c] == NULL;
+		if (step[c] != NULL)
+			values[4 + c] = CStringGetTextDatum(step[c]);
+	}
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * kaireon.advance_journeys(tenant_id, at, max_enrollments).  Steps: (1) check
+ * the arguments and the caller's access to tenant_id; (2) read the due
+ * enrolments; (3) each one's pass in a subtransaction, confined to its
+ * tenant (it locks the enrolment, or skips it); a failed pass recorded.
+ */
+Datum
+kaireon_advance_journeys(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TimestampTz at;
+	int			max;
+	Oid			types[3] = {TIMESTAMPTZOID, TEXTOID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	MemoryContext caller;
+	DueEnrollment *due;
+	int			ndue;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("at and max_enrollments must not be null"),
+				 errhint("Leave them out for now() and 100.")));
+	at = PG_GETARG_TIMESTAMPTZ(1);
+	max = PG_GETARG_INT32(2);
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at must be a finite time"),
+				 errhint("Pass the time to advance the enrolments to.")));
+	if (max < 1 || max > 10000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_enrollments must be between 1 and 10000, not %d", max),
+				 errhint("Pass how many due enrolments to advance in this call.")));
+	if (tenant != NULL)
+		kaireon_check_tenant_access(tenant);
+	InitMaterializedSRF(fcinfo, 0);
+	caller = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	MemoryContextSwitchTo(caller);
+
+	values[0] = TimestampTzGetDatum(at);
+	values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	nulls[1] = tenant ? ' ' : 'n';
+	values[2] = Int32GetDatum(max);
+	if (kspi_execute_with_args("SELECT e.tenant_id, e.id, e.journey_id, e.customer_id, e.current_step_id "
+							   "  FROM kaireon.journey_enrollments e "
+							   " WHERE e.status = 'active' AND e.wait_until <= $1 "
+							   "   AND ($2::text IS NULL OR e.tenant_id = $2) "
+							   " ORDER BY e.wait_until LIMIT $3",
+							   3, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the due enrolments failed");
+	ndue = (int) SPI_processed;
+	due = palloc0(sizeof(DueEnrollment) * Max(ndue, 1));
+	for (int i = 0; i < ndue; i++)
+	{
+		due[i].tenant_id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		due[i].id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		due[i].journey_id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+		due[i].customer_id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4);
+		due[i].step_id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5);
+		due[i].at = at;
+	}
+	for (int i = 0; i < ndue; i++)
+	{
+		DueEnrollment *d = &due[i];
+		ErrorData  *err;
+
+		CHECK_FOR_INTERRUPTS();
+		err = ksubxact_run(advance_one, d);
+		if (err != NULL)
+		{
+			ErrorData  *err2;
+
+			d->steps = palloc(sizeof(char *) * 3);
+			d->steps[0] = d->step_id;
+			d->steps[1] = pstrdup("error");
+			d->steps[2] = psprintf("error: %s", err->message);
+			err2 = ksubxact_run(record_failure, d);
+			if (err2 != NULL)
+				ereport(WARNING,
+						(errmsg("kaireon: recording the failure of journey enrolment \"%s\" failed: %s",
+								d->id, err2->message)));
+			put_row(rsinfo, d, d->steps);
+			continue;
+		}
+		for (int s = 0; s < d->nsteps; s++)
+			put_row(rsinfo, d, &d->steps[s * 3]);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

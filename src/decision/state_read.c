@@ -11,7 +11,7 @@
  * Protocol: exactly what the SQL would return to the caller.
  *	1. The relations: a per-backend map of kaireon.interaction_history (its
  *	   leaf partitions, each with its upper bound and its (tenant_id,
- *	   customer_id, occurred_at) index) and of kaireon.suppressions (its
+ *	   customer_id, occurred_at DESC) index) and of kaireon.suppressions (its
  *	   (tenant_id, customer_id, ...) index), built on first use and rebuilt
  *	   after a relcache invalidation of any relation in it (a partition
  *	   created, attached, detached or dropped invalidates the parent; a new
@@ -215,7 +215,8 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
 
 /*
  * The valid, non-partial B-tree index of rel whose first key columns are
- * exactly the named columns of the given types (no expressions); fills keys.
+ * exactly the named columns of the given types (no expressions), the third
+ * (the history's time) descending; fills keys.
  */
 static bool
 find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
@@ -236,6 +237,9 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 		for (int c = 0; ok && c < ncols; c++)
 			ok = ix->indkey.values[c] == get_attnum(RelationGetRelid(rel), names[c]) &&
 				index->rd_opcintype[c] == types[c];
+		/* the history's rows are taken newest first in a forward scan: its time column DESC */
+		if (ok && ncols == 3)
+			ok = (index->rd_indoption[2] & INDOPTION_DESC) != 0;
 		if (ok)
 		{
 			keys->index = RelationGetRelid(index);

@@ -812,7 +812,11 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	slot = table_slot_create(rel, NULL);
 	index_rescan(scan, keys, 2, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
-		*row = ExecCopySlotHeapTuple(slot);
+	{
+		/* every column, those added since the row was written with their default (a copy of the stored tuple lacks them) */
+		slot_getallattrs(slot);
+		*row = heap_form_tuple(*desc, slot->tts_values, slot->tts_isnull);
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, AccessShareLock);

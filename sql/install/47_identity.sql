@@ -203,6 +203,18 @@ BEGIN
             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET decisions = l.decisions;
         END IF;
     END LOOP;
+    -- a concurrent link of either committed while this one waited for their locks (READ
+    -- COMMITTED: the checks above did not see it): the root or the identifier's customer may
+    -- have changed, and going on would store a chain or a second customer for the identifier
+    -- and move the rows under a merged id. Checked again with a fresh snapshot: refused as a
+    -- serialization failure, which the caller retries.
+    IF ARRAY(SELECT DISTINCT l.canonical_id FROM kaireon.identity_links l
+              WHERE l.tenant_id = p_tenant AND l.identifier_value = p_canonical ORDER BY 1) IS DISTINCT FROM v_roots
+       OR EXISTS (SELECT 1 FROM kaireon.identity_links l
+                   WHERE l.tenant_id = p_tenant AND l.identifier_value = p_value AND l.canonical_id <> v_root) THEN
+        RAISE EXCEPTION 'a link of "%" or "%" of tenant "%" committed while this one waited for it', p_value, p_canonical, p_tenant
+            USING ERRCODE = '40001', HINT = 'Call kaireon.link_identity again: it links to the customer as it is now.';
+    END IF;
 
     SELECT l.id INTO v_link FROM kaireon.identity_links l
      WHERE l.tenant_id = p_tenant AND l.identifier_type = p_type AND l.identifier_value = p_value;

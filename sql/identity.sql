@@ -206,6 +206,14 @@ SELECT kaireon.link_identity('nope', 'email', 'x@example.com', 'ann');
 \set VERBOSITY terse
 SELECT count(*) AS links FROM kaireon.identity_links WHERE identifier_value = 'x@example.com';
 
+-- a device's geofence presence stays with the device, which location_event is given (moved,
+-- the device's next location inside the fence would enter it again and fire the fence)
+INSERT INTO kaireon.geofences (tenant_id, id, name, latitude, longitude, radius_meters, trigger_on, action)
+    VALUES ('idn', 'shop', 'Shop', 48.8584, 2.2945, 100, 'enter', '{"type": "notify", "topic": "idn.shop"}');
+SELECT geofence_id, transition, fired FROM kaireon.location_event('idn', 'dev-77', 48.8584, 2.2945, now() - interval '2 minutes');
+SELECT kaireon.link_identity('idn', 'device', 'dev-77', 'carl') -> 'moved' AS moved;
+SELECT count(*) AS transitions_inside_still FROM kaireon.location_event('idn', 'dev-77', 48.8584, 2.2945, now() - interval '1 minute');
+
 -- 11. A tenant's role sees only its links and cannot link for another tenant.
 CREATE ROLE regress_identity_app;
 SELECT kaireon.grant_app_role('regress_identity_app');

@@ -48,9 +48,10 @@ COMMENT ON FUNCTION kaireon_internal._customer_tables() IS
 -- Moves the rows of one identifier to a customer in every table of _customer_tables but
 -- decision_locks (link_identity marks those) and the records found by another key, which keep
 -- the id they were made for: decision_traces, model_shadow_scores and campaign_decisions
--- (records of decisions), trigger_rule_firings and journey_enrollments (by rule and journey),
--- and geofence_presences (location_event keeps presence per the id it is given: moved, the
--- identifier's next location would enter its fences again).
+-- (records of decisions), journey_enrollments (by journey), and geofence_presences
+-- (location_event keeps presence per the id it is given: moved, the identifier's next location
+-- would enter its fences again). Trigger rule firings move: a rule's cooldown per customer
+-- counts the person's firings under either id.
 -- Where a unique key would make the identifier's row collide with one of the customer's, the
 -- customer's row is kept (its experiment arm, its scores) and the identifier's is dropped;
 -- interaction summaries are added up first. Returns the rows moved per table (tables without
@@ -80,7 +81,7 @@ BEGIN
        AND c.dimension_key = x.dimension_key;
     FOR t IN SELECT * FROM kaireon_internal._customer_tables() c
               WHERE c.label NOT IN ('decision_locks', 'decision_traces', 'model_shadow_scores', 'campaign_decisions',
-                                    'trigger_rule_firings', 'journey_enrollments', 'geofence_presences') LOOP
+                                    'journey_enrollments', 'geofence_presences') LOOP
         -- the unique keys naming the customer (read apart: Citus joins no catalog with its tables);
         -- a partial one's predicate, unqualified, names x outside the EXISTS and y inside it
         FOR u IN SELECT i.indnullsnotdistinct AS nulls_equal,

@@ -1,7 +1,8 @@
 -- The customer's history and suppressions read through their indexes (decision/state_read.c,
 -- docs/recommend.md "Reading the customer's state"): the same rows the SQL would return.
 -- A history row written earlier in the same transaction counts; a partition created after the
--- first decision of the session is read; suppressions by expiry; under row level security an
+-- first decision of the session is read; an ascending index keeps the newest rows at the
+-- limit; suppressions by expiry; under row level security an
 -- application role sees its tenant's rows, and a policy other than kaireon's own is honoured
 -- (the SQL runs); a role without SELECT on the history is refused as by the SQL.
 \set VERBOSITY terse
@@ -108,6 +109,38 @@ $$;
 RESET client_min_messages;
 SELECT (to_regclass('kaireon.' || :'part') IS NOT NULL) = :'had_part'::boolean AS partitions_as_before;
 
+-- a partition whose customer index is ascending (a DBA's own partition): the newest rows
+-- are the ones kept at the limit (10000), as ORDER BY occurred_at DESC LIMIT keeps them (the
+-- SQL reads it). 10000 recommendations, then one outcome that "One outcome a day" counts.
+BEGIN;
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'csr' AND id = 'p-one';
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, channel_id, occurred_at)
+    SELECT 'csr', 'asc', 'recommendation', 'web', now() - interval '1 microsecond' FROM generate_series(1, 10000);
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, outcome_type_key, offer_id, channel_id)
+    VALUES ('csr', 'asc', 'outcome', 'click', 'o1', 'web');
+SELECT pg_temp.offers('asc') AS newest_outcome_counts;
+SET client_min_messages = warning;
+DO $$
+DECLARE
+    parts regclass[];
+    part regclass;
+    ix regclass;
+BEGIN
+    SELECT array_agg(DISTINCT tableoid::regclass) INTO parts FROM kaireon.interaction_history
+     WHERE tenant_id = 'csr' AND customer_id = 'asc';
+    FOREACH part IN ARRAY parts LOOP
+        EXECUTE format('CREATE INDEX ON %s (tenant_id, customer_id, occurred_at)', part);
+        FOR ix IN SELECT i.indexrelid::regclass FROM pg_index i
+                   WHERE i.indrelid = part AND i.indoption[2] = 3 AND i.indnatts = 3 LOOP
+            EXECUTE format('DROP INDEX %s', ix);
+        END LOOP;
+    END LOOP;
+END
+$$;
+RESET client_min_messages;
+SELECT pg_temp.offers('asc') AS newest_outcome_counts_ascending_index;
+ROLLBACK;
+
 -- an application role under row level security sees its tenant's rows
 GRANT EXECUTE ON FUNCTION pg_temp.offers(text) TO regress_csr_app;
 SELECT pg_temp.seen('rls');
@@ -157,6 +190,13 @@ SELECT pg_temp.offers('7') AS adult, pg_temp.offers('8') AS minor, pg_temp.offer
 BEGIN;
 UPDATE kaireon_t_csr.ds_customers SET age = 18 WHERE cid = 8;
 SELECT pg_temp.offers('8') AS minor_now_adult;
+ROLLBACK;
+-- a column added with a default after the rows were written (no rewrite: the rows miss it
+-- and read the default), the old one dropped: both customers are 12 now
+BEGIN;
+ALTER TABLE kaireon_t_csr.ds_customers DROP COLUMN age;
+ALTER TABLE kaireon_t_csr.ds_customers ADD COLUMN age integer DEFAULT 12;
+SELECT pg_temp.offers('7') AS minor_by_default, pg_temp.offers('8') AS minor_by_default_too;
 ROLLBACK;
 -- a customer id that is no integer fails as the cast fails, saying where
 \set VERBOSITY default

@@ -206,6 +206,25 @@ SELECT kaireon.link_identity('nope', 'email', 'x@example.com', 'ann');
 \set VERBOSITY terse
 SELECT count(*) AS links FROM kaireon.identity_links WHERE identifier_value = 'x@example.com';
 
+-- a device's geofence presence stays with the device, which location_event is given (moved,
+-- the device's next location inside the fence would enter it again and fire the fence)
+INSERT INTO kaireon.geofences (tenant_id, id, name, latitude, longitude, radius_meters, trigger_on, action)
+    VALUES ('idn', 'shop', 'Shop', 48.8584, 2.2945, 100, 'enter', '{"type": "notify", "topic": "idn.shop"}');
+SELECT geofence_id, transition, fired FROM kaireon.location_event('idn', 'dev-77', 48.8584, 2.2945, now() - interval '2 minutes');
+SELECT kaireon.link_identity('idn', 'device', 'dev-77', 'carl') -> 'moved' AS moved;
+SELECT count(*) AS transitions_inside_still FROM kaireon.location_event('idn', 'dev-77', 48.8584, 2.2945, now() - interval '1 minute');
+
+-- a trigger rule's cooldown counts what it fired for the session before the link: carl's click
+-- within the hour fires nothing
+INSERT INTO kaireon.trigger_rules (tenant_id, id, name, event_type, action_type, action_config, cooldown_ms)
+    VALUES ('idn', 'r-click', 'Click', 'click', 'notify', '{"topic": "idn.click"}', 3600000);
+SELECT jsonb_array_length(r -> 'triggers') AS fired_for_session
+  FROM kaireon.respond('idn', 'anon-t', 'click', offer_id => 'plain', occurred_at => now() - interval '10 minutes') r;
+SELECT kaireon.link_identity('idn', 'session', 'anon-t', 'carl') -> 'moved' -> 'trigger_rule_firings' AS firings_moved;
+SELECT coalesce(jsonb_array_length(r -> 'triggers'), 0) AS fired_for_carl_within_the_hour
+  FROM kaireon.respond('idn', 'carl', 'click', offer_id => 'plain', occurred_at => now() - interval '5 minutes') r;
+DELETE FROM kaireon.trigger_rules WHERE tenant_id = 'idn';
+
 -- 11. A tenant's role sees only its links and cannot link for another tenant.
 CREATE ROLE regress_identity_app;
 SELECT kaireon.grant_app_role('regress_identity_app');

@@ -48,7 +48,10 @@ COMMENT ON FUNCTION kaireon_internal._customer_tables() IS
 -- Moves the rows of one identifier to a customer in every table of _customer_tables but
 -- decision_locks (link_identity marks those) and the records found by another key, which keep
 -- the id they were made for: decision_traces, model_shadow_scores and campaign_decisions
--- (records of decisions), trigger_rule_firings and journey_enrollments (by rule and journey).
+-- (records of decisions), journey_enrollments (by journey), and geofence_presences
+-- (location_event keeps presence per the id it is given: moved, the identifier's next location
+-- would enter its fences again). Trigger rule firings move: a rule's cooldown per customer
+-- counts the person's firings under either id.
 -- Where a unique key would make the identifier's row collide with one of the customer's, the
 -- customer's row is kept (its experiment arm, its scores) and the identifier's is dropped;
 -- interaction summaries are added up first. Returns the rows moved per table (tables without
@@ -78,7 +81,7 @@ BEGIN
        AND c.dimension_key = x.dimension_key;
     FOR t IN SELECT * FROM kaireon_internal._customer_tables() c
               WHERE c.label NOT IN ('decision_locks', 'decision_traces', 'model_shadow_scores', 'campaign_decisions',
-                                    'trigger_rule_firings', 'journey_enrollments') LOOP
+                                    'journey_enrollments', 'geofence_presences') LOOP
         -- the unique keys naming the customer (read apart: Citus joins no catalog with its tables);
         -- a partial one's predicate, unqualified, names x outside the EXISTS and y inside it
         FOR u IN SELECT i.indnullsnotdistinct AS nulls_equal,
@@ -203,6 +206,18 @@ BEGIN
             ON CONFLICT (tenant_id, customer_id) DO UPDATE SET decisions = l.decisions;
         END IF;
     END LOOP;
+    -- a concurrent link of either committed while this one waited for their locks (READ
+    -- COMMITTED: the checks above did not see it): the root or the identifier's customer may
+    -- have changed, and going on would store a chain or a second customer for the identifier
+    -- and move the rows under a merged id. Checked again with a fresh snapshot: refused as a
+    -- serialization failure, which the caller retries.
+    IF ARRAY(SELECT DISTINCT l.canonical_id FROM kaireon.identity_links l
+              WHERE l.tenant_id = p_tenant AND l.identifier_value = p_canonical ORDER BY 1) IS DISTINCT FROM v_roots
+       OR EXISTS (SELECT 1 FROM kaireon.identity_links l
+                   WHERE l.tenant_id = p_tenant AND l.identifier_value = p_value AND l.canonical_id <> v_root) THEN
+        RAISE EXCEPTION 'a link of "%" or "%" of tenant "%" committed while this one waited for it', p_value, p_canonical, p_tenant
+            USING ERRCODE = '40001', HINT = 'Call kaireon.link_identity again: it links to the customer as it is now.';
+    END IF;
 
     SELECT l.id INTO v_link FROM kaireon.identity_links l
      WHERE l.tenant_id = p_tenant AND l.identifier_type = p_type AND l.identifier_value = p_value;
@@ -223,4 +238,4 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.link_identity(text, text, text, text, double precision) IS
-    'Links an identifier (identifier_type: email, phone, session, device, cookie, customer_id or external) to a known customer and, in the same transaction, moves the identifier''s rows (interaction history, impressions, suppressions, consent, traces, summaries, assignments, ...) to the customer, holding both customers'' decision locks, so caps stay exact across the merge; a canonical id that is itself linked stands for its customer (no chains), the links of an identifier that was a customer name the new one. Again with the same link: moves what is left, creates nothing. Bad input, a self link or an identifier linked to another customer: 22023, nothing written. Returns {linkId, tenantId, identifierType, identifierValue, canonicalId, created, relinked, moved: {table: rows}}. See docs/identity.md.';
+    'Links an identifier (identifier_type: email, phone, session, device, cookie, customer_id or external) to a known customer and, in the same transaction, moves the identifier''s rows (interaction history, impressions, suppressions, consent, traces, summaries, assignments, ...) to the customer, holding both customers'' decision locks, so caps stay exact across the merge; a canonical id that is itself linked stands for its customer (no chains), the links of an identifier that was a customer name the new one. Again with the same link: moves what is left, creates nothing. Bad input, a self link or an identifier linked to another customer: 22023, nothing written; a concurrent link of either that committed while it waited: 40001 (call it again). Returns {linkId, tenantId, identifierType, identifierValue, canonicalId, created, relinked, moved: {table: rows}}. See docs/identity.md.';

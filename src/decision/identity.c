@@ -233,7 +233,9 @@ kaireon_lock_customer(const char *tenant_id, KDecideArgs *args)
 		{
 			KIdentity	again = args->identity;
 
-			lookup(tenant_id, args->customer_id, hop == 0 ? args->identifier_type : NULL,
+			/* the request's type names the identifier it gave, not a customer it resolved to */
+			lookup(tenant_id, args->customer_id,
+				   hop == 0 && !args->identity.resolved ? args->identifier_type : NULL,
 				   args->identifier_what ? args->identifier_what : "customer_id", true, &again);
 			if (strcmp(again.customer_id, args->customer_id) == 0)
 				return;			/* its link was deleted since: the identifier is the customer again */

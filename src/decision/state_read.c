@@ -11,13 +11,15 @@
  * Protocol: exactly what the SQL would return to the caller.
  *	1. The relations: a per-backend map of kaireon.interaction_history (its
  *	   leaf partitions, each with its upper bound and its (tenant_id,
- *	   customer_id, occurred_at) index) and of kaireon.suppressions (its
+ *	   customer_id, occurred_at DESC) index) and of kaireon.suppressions (its
  *	   (tenant_id, customer_id, ...) index), built on first use and rebuilt
  *	   after a relcache invalidation of any relation in it (a partition
  *	   created, attached, detached or dropped invalidates the parent; a new
  *	   or dropped index or policy invalidates its table).  A table that is
  *	   not a plain local table (a Citus installation, a foreign or
- *	   sub-partitioned partition, a missing index) is read by the SQL.
+ *	   sub-partitioned partition, a missing index) is read by the SQL, as
+ *	   is a table whose index was built over broken HOT chains (indcheckxmin)
+ *	   while the transaction has a snapshot older than the index.
  *	2. Locks: AccessShareLock on the parent (which also takes in pending
  *	   invalidations, so the map is current) and on every partition and
  *	   index read, as the executor takes them.
@@ -57,6 +59,7 @@
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_am.h"
@@ -115,6 +118,7 @@ typedef struct KIndexKeys
 	FmgrInfo	eq[2];			/* = of the index's operator family on its first two columns */
 	Oid			coll[3];		/* the index columns' collations */
 	FmgrInfo	ge;				/* >= on the third column (history only) */
+	TransactionId checkxmin;	/* indcheckxmin: its pg_index xmin (older snapshots may miss rows), else invalid */
 } KIndexKeys;
 
 /* One leaf partition of the history. */
@@ -215,7 +219,8 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
 
 /*
  * The valid, non-partial B-tree index of rel whose first key columns are
- * exactly the named columns of the given types (no expressions); fills keys.
+ * exactly the named columns of the given types (no expressions), the third
+ * (the history's time) descending; fills keys.
  */
 static bool
 find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
@@ -236,9 +241,14 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 		for (int c = 0; ok && c < ncols; c++)
 			ok = ix->indkey.values[c] == get_attnum(RelationGetRelid(rel), names[c]) &&
 				index->rd_opcintype[c] == types[c];
+		/* the history's rows are taken newest first in a forward scan: its time column DESC */
+		if (ok && ncols == 3)
+			ok = (index->rd_indoption[2] & INDOPTION_DESC) != 0;
 		if (ok)
 		{
 			keys->index = RelationGetRelid(index);
+			keys->checkxmin = ix->indcheckxmin ?
+				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			for (int c = 0; c < ncols; c++)
 				keys->coll[c] = index->rd_indcollation[c];
 			ok = column_operator(index, 0, BTEqualStrategyNumber, &keys->eq[0]) &&
@@ -476,6 +486,17 @@ visible_rows(KTable *t, const char *tenant_id)
 	return current != NULL && strcmp(current, tenant_id) == 0 ? 1 : 0;
 }
 
+/*
+ * Whether this transaction may read through the index: one built over broken
+ * HOT chains (indcheckxmin) only once its pg_index row is older than every
+ * snapshot of the transaction, as the planner decides (get_relation_info).
+ */
+static bool
+index_usable(const KIndexKeys *k)
+{
+	return !TransactionIdIsValid(k->checkxmin) || TransactionIdPrecedes(k->checkxmin, TransactionXmin);
+}
+
 /* Key an index scan on (tenant_id, customer_id) and, with since, the third column >= since. */
 static int
 scan_keys(ScanKey keys, const KIndexKeys *k, Datum tenant, Datum customer, const Datum *since)
@@ -577,6 +598,9 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 
 	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0)
 		return false;
+	for (int i = 0; i < map.nparts; i++)
+		if (!index_usable(&map.parts[i].keys))
+			return false;
 	*rows = palloc(sizeof(KHistoryRow) * cap);
 	*nrows = 0;
 	if (visible == 0)
@@ -631,7 +655,7 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 
-	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0)
+	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0 || !index_usable(&map.supp_keys))
 		return false;
 	*rows = palloc(sizeof(KSuppressionRow) * cap);
 	*nrows = 0;
@@ -765,7 +789,8 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 		build_map();
 	rel = table_open(relid, NoLock);
 	ct = map_customer_table(rel);
-	if (ct == NULL || !map.valid || (visible = visible_rows(&ct->table, tenant_id)) < 0)
+	if (ct == NULL || !map.valid || (visible = visible_rows(&ct->table, tenant_id)) < 0 ||
+		!index_usable(&ct->keys))
 	{
 		table_close(rel, NoLock);
 		return false;
@@ -787,7 +812,11 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	slot = table_slot_create(rel, NULL);
 	index_rescan(scan, keys, 2, NULL, 0);
 	if (index_getnext_slot(scan, ForwardScanDirection, slot))
-		*row = ExecCopySlotHeapTuple(slot);
+	{
+		/* every column, those added since the row was written with their default (a copy of the stored tuple lacks them) */
+		slot_getallattrs(slot);
+		*row = heap_form_tuple(*desc, slot->tts_values, slot->tts_isnull);
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, AccessShareLock);

@@ -178,12 +178,22 @@ SELECT kaireon.advance_journeys('jen', NULL, 10);
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM kaireon.journey_enrollments WHERE status = 'active' AND wait_until <= '2026-05-01' ORDER BY wait_until LIMIT 10;
 RESET enable_seqscan;
--- the job: listed, and runs the due enrolments at now() (e1 made due a minute before)
+-- the job: listed, and runs the due enrolments at now() (e1 made due a minute before). The
+-- job's time is the wall clock's, so every other active enrolment is held (not due) while it
+-- runs and e1 is set aside after it: what the job finds never depends on the date the suite
+-- runs (CI runs it under faketime at several dates)
 SELECT job, schedule_setting FROM kaireon.maintenance_jobs() WHERE job = 'journeys';
+CREATE TEMP TABLE held AS
+    SELECT id, wait_until FROM kaireon.journey_enrollments
+     WHERE status = 'active' AND NOT (tenant_id = 'jen' AND journey_id = 'bad');
+UPDATE kaireon.journey_enrollments x SET wait_until = NULL FROM held h WHERE x.id = h.id;
 UPDATE kaireon.journey_enrollments SET wait_until = now() - interval '1 minute' WHERE tenant_id = 'jen' AND journey_id = 'bad';
 SELECT job, status, detail ? 'enrollments' AS counted FROM kaireon.run_maintenance(ARRAY['journeys']);
 SELECT count(*) AS e1_retried FROM kaireon.journey_enrollments
  WHERE tenant_id = 'jen' AND journey_id = 'bad' AND jsonb_array_length(history) = 3;
+UPDATE kaireon.journey_enrollments x SET wait_until = h.wait_until FROM held h WHERE x.id = h.id;
+UPDATE kaireon.journey_enrollments SET status = 'exited' WHERE tenant_id = 'jen' AND journey_id = 'bad';
+DROP TABLE held;
 
 -- the attribute operators (a condition on the customer's data row; no row or value: false)
 SELECT op, v, kaireon_internal._journey_condition('jen', c, jsonb_build_object('attribute', a, 'operator', op, 'value', v), '2026-05-01') AS holds

@@ -48,7 +48,7 @@
 
 #include "miscadmin.h"
 
-#include "campaign/solver.h"
+#include "campaign/exchange.h"
 
 #define EXCHANGE_ROUNDS 20		/* rounds at most */
 #define EXCHANGE_SCAN 512		/* downgrades looked at per upgrade at most */

@@ -25,6 +25,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+#include "campaign/exchange.h"
 #include "campaign/solver.h"
 
 /*

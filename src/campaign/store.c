@@ -11,7 +11,7 @@
 
 #include "utils/memutils.h"
 
-#include "campaign/solver.h"
+#include "campaign/store.h"
 
 /* A huge (> 1 GB allowed) zeroed allocation in the current context. */
 void *

@@ -108,6 +108,19 @@ SELECT pg_temp.rec('{"channel": "web", "limit": 51}');
 SELECT pg_temp.rec('{"channel": "web", "limit": "3"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
+-- explain: false answers "explanation": null (nothing else changes); true or absent builds them
+SELECT count(*) AS decisions,
+       count(*) FILTER (WHERE d -> 'explanation' = 'null'::jsonb) AS without_explanation
+  FROM jsonb_array_elements(pg_temp.rec('{"channel": "web", "explain": false}') -> 'decisions') d;
+SELECT count(*) AS decisions,
+       count(*) FILTER (WHERE jsonb_typeof(d -> 'explanation') = 'object') AS with_explanation
+  FROM jsonb_array_elements(pg_temp.rec('{"channel": "web", "explain": true}') -> 'decisions') d;
+SELECT (SELECT jsonb_agg(jsonb_build_array(d -> 'rank', d -> 'offerId', d -> 'score')) FROM jsonb_array_elements(pg_temp.rec('{"channel": "web", "explain": false}') -> 'decisions') d)
+     = (SELECT jsonb_agg(jsonb_build_array(d -> 'rank', d -> 'offerId', d -> 'score')) FROM jsonb_array_elements(pg_temp.rec('{"channel": "web"}') -> 'decisions') d)
+       AS same_decisions;
+SELECT pg_temp.rec('{"channel": "web", "explain": "no"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 -- 3. sessionId: the customer when there is no customerId; always in the context.
 SELECT r ->> 'customerId' AS customer, r ->> 'sessionId' AS session
   FROM kaireon.recommend_json('{"tenantId": "js", "sessionId": "s-1", "channel": "web", "dryRun": true}') r;

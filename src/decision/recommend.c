@@ -518,7 +518,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 
 /* One decision in the REST shape, with the creative's content personalized (config/template.c). */
 static json_t *
-decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
+decision_json(const KDecideResult *res, const KDecision *d, bool dry_run, bool explain)
 {
 	const KTenantConfig *cfg = res->req->cfg;
 	const KOffer *o = &cfg->offers[d->cand->offer];
@@ -538,7 +538,7 @@ decision_json(const KDecideResult *res, const KDecision *d, bool dry_run)
 					 "propensity", kaireon_scored_by_propensity(&cfg->flows[d->flow], d->cand) ?
 					 json_real(d->cand->propensity) : json_null(),
 					 "interactionId", dry_run ? NULL : d->interaction_id,
-					 "explanation", kaireon_explanation_json(res, d));
+					 "explanation", explain ? kaireon_explanation_json(res, d) : json_null());
 }
 
 /*
@@ -585,7 +585,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 		"tenantId", "customerId", "sessionId", "identifierType", "channel", "channelId", "placement", "placementId", "placements",
 		"context", "attributes", "segments", "locale", "currency", "maxOffers", "limit", "decisionFlow",
 		"decisionFlowKey", "blueprintKey", "dryRun", "debug", "trace", "excludeOffers", "excludeCreatives",
-		"deduplicate", NULL
+		"deduplicate", "explain", NULL
 	};
 	static const char *const channel_names[] = {"channel", "channelId", NULL};
 	static const char *const placement_names[] = {"placement", "placementId", NULL};
@@ -600,6 +600,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	json_t	   *v;
 	const char *placement;
 	const char *session_id;
+	bool		explain;
 	Datum		result;
 
 	int			reqarg = PG_NARGS() - 1;	/* the tenant-first form has tenant_id first */
@@ -662,6 +663,9 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	args.debug = bool_field(req, "debug", "request.debug");
 	args.force_trace = bool_field(req, "trace", "request.trace");
 	args.deduplicate = bool_field(req, "deduplicate", "request.deduplicate");
+	/* explain: the decisions' explanations (default true; false answers "explanation": null) */
+	explain = json_object_get(req, "explain") == NULL || json_is_null(json_object_get(req, "explain")) ||
+		bool_field(req, "explain", "request.explain");
 	args.exclude_offers = string_array(req, "excludeOffers", "request.excludeOffers");
 	args.exclude_creatives = string_array(req, "excludeCreatives", "request.excludeCreatives");
 
@@ -669,7 +673,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 
 	decisions = json_array();
 	for (int i = 0; i < res->ndecisions; i++)
-		json_array_append_new(decisions, decision_json(res, &res->decisions[i], args.dry_run));
+		json_array_append_new(decisions, decision_json(res, &res->decisions[i], args.dry_run, explain));
 	out = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:b,s:b,s:O}", "recommendationId", res->recommendation_id,
 					"tenantId", args.tenant_id, "customerId", args.customer_id, "channel", args.channel_id,
 					"dryRun", args.dry_run, "count", res->ndecisions,
@@ -707,7 +711,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 
 			for (int k = 0; k < res->ndecisions; k++)
 				if (res->decisions[k].placement_id && strcmp(res->decisions[k].placement_id, json_string_value(p)) == 0)
-					json_array_append_new(list, decision_json(res, &res->decisions[k], args.dry_run));
+					json_array_append_new(list, decision_json(res, &res->decisions[k], args.dry_run, explain));
 			json_array_append_new(groups, json_pack("{s:O,s:o}", "placementId", p, "decisions", list));
 		}
 		json_object_set_new(out, "placements", groups);

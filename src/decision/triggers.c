@@ -98,7 +98,7 @@ static json_t *
 action_recommend(const char *tenant_id, const char *customer_id, json_t *config)
 {
 	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID};
-	Datum		v[7];
+	Datum		v[7];	/* the options ask for no explanations: the action reads only the offers */
 	char		nulls[8] = "       ";
 	json_t	   *context = json_object_get(config, "context");
 	json_t	   *result = json_object();
@@ -123,7 +123,7 @@ action_recommend(const char *tenant_id, const char *customer_id, json_t *config)
 		nulls[6] = 'n';
 	action_exec("SELECT min(r.recommendation_id), coalesce(jsonb_agg(r.offer_id ORDER BY r.rank) "
 				"       FILTER (WHERE r.rank IS NOT NULL), '[]') "
-				"  FROM kaireon.recommend($1, $2, $3, $4, $5, $6, $7) r",
+				"  FROM kaireon.recommend($1, $2, $3, $4, $5, $6, $7, '{\"explain\": false}') r",
 				7, types, v, nulls, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	json_object_set_new(result, "recommendationId", isnull ? json_null() : json_string(TextDatumGetCString(d)));

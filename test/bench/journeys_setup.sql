@@ -43,7 +43,7 @@ SELECT count(kaireon.publish_journey('bench', id)) AS journeys FROM kaireon.jour
 CREATE TABLE public.jbench_due (id text PRIMARY KEY, kind text NOT NULL);
 INSERT INTO public.jbench_due
 SELECT 'e' || i, CASE WHEN i % 10 = 1 THEN 'decision' ELSE 'light' END
-  FROM generate_series(0, :enrolments - 1) i
+  FROM generate_series(0::bigint, :enrolments - 1) i
  WHERE (i % 10 >= 2 AND i / 10 < :due / 8) OR (i % 10 = 1 AND i / 10 < :due / 10);
 
 -- The enrolments, as the engine leaves them when they wait (the history: entry, then the wait).
@@ -60,7 +60,7 @@ SELECT 'bench', 'e' || i, j.journey, 'c' || (1 + (i / 10) % :customers), 1, j.st
                                             'reason', jsonb_build_object('source', 'bench')),
                          jsonb_build_object('at', now() - interval '3 days', 'step', j.step, 'type', 'wait',
                                             'outcome', 'waiting'))
-  FROM generate_series(0, :enrolments - 1) i
+  FROM generate_series(0::bigint, :enrolments - 1) i
  CROSS JOIN LATERAL (SELECT CASE i % 10 WHEN 0 THEN 'jclick' WHEN 1 THEN 'jd' ELSE 'jl' || (i % 10) END AS journey,
                             CASE i % 10 WHEN 0 THEN 'wc' ELSE 'w0' END AS step) j;
 VACUUM ANALYZE kaireon.journey_enrollments;

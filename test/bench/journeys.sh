@@ -144,7 +144,7 @@ m_rec50=$(col 2 "${rec_alone[@]}"); m_rec99=$(col 3 "${rec_alone[@]}")
 m_dur50=$(col 2 "${rec_during[@]}"); m_dur99=$(col 3 "${rec_during[@]}")
 m_rtps=$(col 1 "${rec_alone[@]}"); m_dtps=$(col 1 "${rec_during[@]}")
 echo
-echo "medians of $runs rounds:"
+echo "medians of $runs rounds (errors in the engine runs: $(printf '%s\n' "${eng_alone[@]}" "${eng_during[@]}" "${eng_dec[@]}" | awk '{ s += $4 } END { print s }')):"
 awk -v e="$m_eng" -v ed="$m_eng_during" -v d="$m_dec" -v i="$m_ins" 'BEGIN {
     printf "engine, light journey: %.1f steps/s = %.2f x the one-row INSERT (%.1f TPS); %.1f enrolments/s\n", e, e / i, i, e / 4
     printf "engine, light journey, while recommend runs: %.1f steps/s\n", ed

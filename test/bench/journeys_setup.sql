@@ -71,12 +71,13 @@ SELECT count(*) AS enrolments, count(*) FILTER (WHERE wait_kind = 'event') AS ev
   FROM kaireon.journey_enrollments WHERE tenant_id = 'bench';
 
 -- jbench_reset(kind): the kind's enrolments back at w0, due (an hour ago, spread over it),
--- the rest untouched; then the table vacuumed as autovacuum would between two such waves.
+-- the rest untouched. The history is kept: a channel action's delivery key holds the step's
+-- position in it, so a history cut back would repeat the keys of the previous run.
 CREATE FUNCTION public.jbench_reset(p_kind text) RETURNS bigint LANGUAGE sql AS $f$
     UPDATE kaireon.journey_enrollments e
        SET current_step_id = 'w0', status = 'active', wait_until = now() - interval '1 hour'
                                                                    + make_interval(secs => abs(hashtext(e.id)) % 3600),
-           wait_kind = 'duration', wait_event_type = NULL, wait_event_at = NULL, history = jsonb_build_array(e.history -> 0, e.history -> 1)
+           wait_kind = 'duration', wait_event_type = NULL, wait_event_at = NULL
       FROM public.jbench_due d
      WHERE e.tenant_id = 'bench' AND e.id = d.id AND d.kind = p_kind;
     SELECT count(*) FROM public.jbench_due WHERE kind = p_kind;

@@ -219,3 +219,38 @@ SELECT kaireon.respond('jen', 'cv1', 'conversion', offer_id => 'o1', occurred_at
 SELECT * FROM pg_temp.steps('2026-06-02 09:00+00') ORDER BY customer, step;
 SELECT customer_id, status, current_step_id, history -> -1 -> 'reason' AS reason
   FROM kaireon.journey_enrollments WHERE tenant_id = 'jen' AND journey_id = 'conv' ORDER BY customer_id;
+
+-- an attribute condition reads the customer's row through the table's primary key (tenant_id,
+-- key), never the whole table: it compared the key as text and without the tenant, a full scan
+-- of the customer data table at every split (found by test/bench/journeys.sh). With 5,000 more
+-- customers (a primary key of many leaf pages) and sequential scans disabled, the condition
+-- reads a few index blocks (one descent), not the whole index.
+INSERT INTO kaireon_t_jen.ds_customers (customer_id, tier, score) SELECT 'bulk' || i, 'basic', i FROM generate_series(1, 5000) i;
+ANALYZE kaireon_t_jen.ds_customers;
+SET enable_seqscan = off;
+SELECT pg_stat_force_next_flush();
+SELECT idx_blks_hit + idx_blks_read AS b0, pg_relation_size('kaireon_t_jen.ds_customers_pkey') / 8192 > 10 AS big_index
+  FROM pg_statio_user_indexes WHERE indexrelid = 'kaireon_t_jen.ds_customers_pkey'::regclass \gset
+\echo :big_index
+SELECT kaireon_internal._journey_condition('jen', 'attr', '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds;
+SELECT pg_stat_force_next_flush();
+SELECT idx_blks_hit + idx_blks_read - :b0 <= 3 AS one_descent
+  FROM pg_statio_user_indexes WHERE indexrelid = 'kaireon_t_jen.ds_customers_pkey'::regclass;
+-- a key of another type (bigint) is compared in its type; an id that is no value of it has no row
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('jnum', 'Num', 'jnum');
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('jnum', 'customers', 'customers');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key, ordinal) VALUES
+    ('jnum', 'customers', 'customer_no', 'bigint', false, true, 1),
+    ('jnum', 'customers', 'tier', 'text', true, false, 2);
+SELECT kaireon.publish_data_schema('jnum', 'customers') IS NOT NULL AS published;
+INSERT INTO kaireon_t_jnum.ds_customers (customer_no, tier) VALUES (7, 'gold'), (8, 'basic');
+BEGIN;
+SELECT seq_scan AS s0, idx_scan AS i0 FROM pg_stat_xact_user_tables WHERE relid = 'kaireon_t_jnum.ds_customers'::regclass \gset
+SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds
+  FROM unnest(ARRAY['7', '8', '9']) c;
+SELECT seq_scan - :s0 AS seq_scans, idx_scan - :i0 AS index_scans
+  FROM pg_stat_xact_user_tables WHERE relid = 'kaireon_t_jnum.ds_customers'::regclass;
+COMMIT;
+SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds
+  FROM unnest(ARRAY['x7', '99999999999999999999', '']) c;
+RESET enable_seqscan;

@@ -33,6 +33,7 @@ AS $fn$
 DECLARE
     v_table     text;
     v_key       text;
+    v_key_type  text;
     v_value     jsonb;
     v_want      jsonb := p_when -> 'value';
     v_cmp       integer;
@@ -50,19 +51,33 @@ BEGIN
         RETURN (SELECT a.variant FROM kaireon.assign_experiment(p_tenant, p_when ->> 'experimentId', p_customer) a)
                = p_when ->> 'arm';
     END IF;
-    -- an attribute of the customer's row in the tenant's first published customer data schema
-    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name),
-           (SELECT quote_ident(f.name) FROM kaireon.schema_fields f
-             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key)
-      INTO v_table, v_key
+    -- an attribute of the customer's row in the tenant's first published customer data schema,
+    -- read through its primary key (tenant_id, key): the key compared in its own type (compared
+    -- as text it would read the whole table); an id that is no value of that type has no row
+    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name), k.name, k.data_type
+      INTO v_table, v_key, v_key_type
       FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id
+      LEFT JOIN LATERAL (SELECT f.name, f.data_type FROM kaireon.schema_fields f
+                          WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key) k ON true
      WHERE d.tenant_id = p_tenant AND d.status = 'published' AND d.entity_type = 'customer'
      ORDER BY d.name LIMIT 1;
     IF v_table IS NULL OR v_key IS NULL THEN
         RETURN false;
     END IF;
-    EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.%s::text = $1', v_table, v_key)
-       INTO v_value USING p_customer, p_when ->> 'attribute';
+    IF v_key_type IN ('text', 'varchar') THEN
+        EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%I = $1', v_table, v_key)
+           INTO v_value USING p_customer, p_when ->> 'attribute', p_tenant;
+    ELSE
+        SELECT format_type(a.atttypid, NULL) INTO v_key_type FROM pg_attribute a
+         WHERE a.attrelid = to_regclass(v_table) AND a.attname = v_key AND NOT a.attisdropped;
+        BEGIN
+            EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%I = $1::%s',
+                           v_table, v_key, v_key_type)
+               INTO v_value USING p_customer, p_when ->> 'attribute', p_tenant;
+        EXCEPTION WHEN data_exception THEN
+            RETURN false;   -- the id is no value of the key's type: no row
+        END;
+    END IF;
     IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
         RETURN false;       -- no row, or no value: no condition holds
     END IF;

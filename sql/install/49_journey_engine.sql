@@ -51,13 +51,7 @@ BEGIN
                = p_when ->> 'arm';
     END IF;
     -- an attribute of the customer's row in the tenant's first published customer data schema
-    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name),
-           (SELECT quote_ident(f.name) FROM kaireon.schema_fields f
-             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key)
-      INTO v_table, v_key
-      FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id
-     WHERE d.tenant_id = p_tenant AND d.status = 'published' AND d.entity_type = 'customer'
-     ORDER BY d.name LIMIT 1;
+    SELECT c.table_name, c.key_column INTO v_table, v_key FROM kaireon_internal._customer_data_table(p_tenant) c;
     IF v_table IS NULL OR v_key IS NULL THEN
         RETURN false;
     END IF;

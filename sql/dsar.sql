@@ -66,7 +66,7 @@ INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_typ
 
 -- Every kaireon table with a customer_id column is listed here: a new one must be added below
 -- (and is then covered by dsar_export, which finds such tables from the catalog).
-SELECT c.relname AS unlisted_customer_data_table FROM pg_class c
+SELECT c.relname AS unlisted_customer_table FROM pg_class c
  WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
    AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id')
    AND c.relname NOT IN ('interaction_history', 'impressions', 'suppressions', 'decision_traces', 'decision_locks',

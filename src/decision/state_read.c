@@ -701,7 +701,7 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
  * modifier, a cast function), or no such primary key.
  */
 static KCustomerTable *
-map_customer_data_table(Relation rel)
+map_customer_table(Relation rel)
 {
 	KCustomerTable *ct;
 	Oid			relid = RelationGetRelid(rel);
@@ -788,7 +788,7 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	if (!map.valid)
 		build_map();
 	rel = table_open(relid, NoLock);
-	ct = map_customer_data_table(rel);
+	ct = map_customer_table(rel);
 	if (ct == NULL || !map.valid || (visible = visible_rows(&ct->table, tenant_id)) < 0 ||
 		!index_usable(&ct->keys))
 	{

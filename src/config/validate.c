@@ -1222,7 +1222,8 @@ action_fields(const char *action_type)
 /*
  * The customer data table an update_attribute action writes, checked against
  * the data schema: the tenant's published customer schema of that name (NULL:
- * the first by name, as recommend reads; kaireon_internal._customer_data_table), every attribute one of its fields
+ * the first by name, as recommend reads; looked up by
+ * kaireon_internal._customer_data_table), every attribute one of its fields
  * and not its key, and the values of the field types (jsonb_populate_record
  * reads them as the update will).  22023 naming the rule (where) and the bad
  * attribute otherwise.  Sets *table (quoted schema.table) and *key (quoted

@@ -2822,7 +2822,8 @@ AS $fn$
         'kaireon.enroll_in_journey(text,text,text,jsonb,timestamptz)',
         'kaireon.create_delivery(text,text,text,text,text,jsonb)',
         'kaireon.delivery_status(text,text,text,text,text,timestamptz,text,text)',
-        'kaireon.link_identity(text,text,text,text,double precision)']) AS f
+        'kaireon.link_identity(text,text,text,text,double precision)',
+        'kaireon_internal._customer_data_table(text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 
@@ -6567,6 +6568,390 @@ BEGIN
 END
 $fn$;
 -- ==== end of jengine ====
+
+-- ==== jevents (issue 15: journey wake-ups by events, campaign deliveries, review findings;
+-- docs/journeys.md "Events", docs/orchestration.md, docs/schedules.md; sql/install/25, 47, 48,
+-- 49, 52): begin ====
+
+CREATE FUNCTION kaireon_internal._customer_data_table(p_tenant text, p_schema text DEFAULT NULL)
+    RETURNS TABLE (table_name text, key_column text, fields jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY
+    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name),
+           (SELECT quote_ident(f.name) FROM kaireon.schema_fields f
+             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key),
+           (SELECT jsonb_object_agg(f.name, f.is_primary_key) FROM kaireon.schema_fields f
+             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id)
+      FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id
+     WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND d.status = 'published' AND d.entity_type = 'customer'
+       AND (p_schema IS NULL OR d.name = p_schema)
+     ORDER BY d.name LIMIT 1;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._customer_data_table(text, text) IS
+    'Internal: the tenant''s customer data table (its published customer data schema named p_schema, else the first by name): quoted table name, quoted key column and {field: is_primary_key}; no row when there is none. Used by trigger rules'' update_attribute and journeys'' attribute conditions.';
+
+CREATE OR REPLACE FUNCTION kaireon_internal._journey_condition(p_tenant text, p_customer text, p_when jsonb, p_at timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_table     text;
+    v_key       text;
+    v_value     jsonb;
+    v_want      jsonb := p_when -> 'value';
+    v_cmp       integer;
+BEGIN
+    IF p_when ? 'segmentId' THEN
+        RETURN kaireon.is_segment_member(p_tenant, p_when ->> 'segmentId', p_customer);
+    ELSIF p_when ? 'outcome' THEN
+        RETURN EXISTS (SELECT 1 FROM kaireon.interaction_history ih
+                        WHERE ih.tenant_id = p_tenant AND ih.customer_id = p_customer
+                          AND ih.interaction_type = 'outcome' AND ih.outcome_type_key = p_when ->> 'outcome'
+                          AND ih.occurred_at <= p_at
+                          AND (NOT p_when ? 'withinDays'
+                               OR ih.occurred_at >= p_at - make_interval(days => (p_when ->> 'withinDays')::integer)));
+    ELSIF p_when ? 'experimentId' THEN
+        RETURN (SELECT a.variant FROM kaireon.assign_experiment(p_tenant, p_when ->> 'experimentId', p_customer) a)
+               = p_when ->> 'arm';
+    END IF;
+    -- an attribute of the customer's row in the tenant's first published customer data schema
+    SELECT c.table_name, c.key_column INTO v_table, v_key FROM kaireon_internal._customer_data_table(p_tenant) c;
+    IF v_table IS NULL OR v_key IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.%s::text = $1', v_table, v_key)
+       INTO v_value USING p_customer, p_when ->> 'attribute';
+    IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
+        RETURN false;       -- no row, or no value: no condition holds
+    END IF;
+    CASE p_when ->> 'operator'
+        WHEN 'eq' THEN RETURN v_value = v_want;
+        WHEN 'neq' THEN RETURN v_value <> v_want;
+        WHEN 'in' THEN RETURN v_want @> jsonb_build_array(v_value);
+        WHEN 'not_in' THEN RETURN NOT v_want @> jsonb_build_array(v_value);
+        ELSE
+            IF jsonb_typeof(v_value) = 'number' AND jsonb_typeof(v_want) = 'number' THEN
+                v_cmp := sign((v_value #>> '{}')::numeric - (v_want #>> '{}')::numeric);
+            ELSIF jsonb_typeof(v_value) = 'string' AND jsonb_typeof(v_want) = 'string' THEN
+                v_cmp := CASE WHEN (v_value #>> '{}') COLLATE "C" < (v_want #>> '{}') COLLATE "C" THEN -1
+                              WHEN (v_value #>> '{}') = (v_want #>> '{}') THEN 0 ELSE 1 END;
+            ELSE
+                RETURN false;   -- a number and a string do not compare
+            END IF;
+            RETURN CASE p_when ->> 'operator' WHEN 'gt' THEN v_cmp > 0 WHEN 'gte' THEN v_cmp >= 0
+                                              WHEN 'lt' THEN v_cmp < 0 WHEN 'lte' THEN v_cmp <= 0 END;
+    END CASE;
+END
+$fn$;
+
+CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF published_versions
+    ON kaireon.journeys FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
+CREATE TRIGGER config_changed_trunc AFTER TRUNCATE ON kaireon.journeys
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+SELECT kaireon_internal._add_replica_invalidation('kaireon.journeys',
+    'OLD.published_versions IS DISTINCT FROM NEW.published_versions');
+
+CREATE UNIQUE INDEX channel_deliveries_provider_message_idx
+    ON kaireon.channel_deliveries (tenant_id, provider_name, provider_message_id) NULLS NOT DISTINCT
+    WHERE provider_message_id IS NOT NULL;
+
+CREATE OR REPLACE FUNCTION kaireon.evaluate_alerts(tenant_id text DEFAULT NULL, at timestamptz DEFAULT now(),
+                                        max_rules integer DEFAULT 100, alert_rule_id text DEFAULT NULL)
+    RETURNS TABLE (rule_tenant_id text, rule_id text, rule_name text, metric text, value double precision,
+                   fired boolean, reason text, event_id text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    c           record;
+    r           kaireon.alert_rules;
+    v_from      timestamptz;
+    v_value     double precision;
+    v_holds     boolean;
+    v_event     text;
+    v_err       text;
+BEGIN
+    IF evaluate_alerts.at IS NULL OR max_rules IS NULL THEN
+        RAISE EXCEPTION 'at and max_rules must not be null'
+            USING ERRCODE = '22004', HINT = 'Leave them out for now() and 100.';
+    END IF;
+    IF NOT isfinite(evaluate_alerts.at) THEN
+        RAISE EXCEPTION 'at must be a finite time, not %', evaluate_alerts.at
+            USING ERRCODE = '22023', HINT = 'Pass the time to evaluate the rules at.';
+    END IF;
+    -- a rule is never evaluated again at a time not after its last evaluation, and its cooldown
+    -- runs from when it fired: an evaluation in the future would silence it until then
+    IF evaluate_alerts.at > now() + interval '5 minutes' THEN
+        RAISE EXCEPTION 'at % is in the future (more than 5 minutes after the transaction''s time)', evaluate_alerts.at
+            USING ERRCODE = '22023',
+                  HINT = 'Pass the present or a past time: an evaluation at a later time would hold every rule it evaluates (and the cooldown of each that fires) until then.';
+    END IF;
+    IF max_rules NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'max_rules must be between 1 and 10000, not %', max_rules
+            USING ERRCODE = '22023', HINT = 'Pass how many rules to evaluate in this call.';
+    END IF;
+    IF evaluate_alerts.tenant_id IS NOT NULL THEN
+        PERFORM kaireon.assert_tenant_access(evaluate_alerts.tenant_id);
+    END IF;
+    -- Steps: (1) the active rules not yet evaluated at this time, least recently evaluated
+    -- first, at most max_rules; (2) each locked (one tenant per statement; a rule another
+    -- evaluator holds is skipped) and checked again; (3) its metric over [at - window, at);
+    -- (4) fired when the comparison holds and the cooldown has passed: an outbox event and
+    -- last_fired_at; (5) last_evaluated_at and last_value in any case.
+    FOR c IN
+        SELECT a.tenant_id, a.id FROM kaireon.alert_rules a
+         WHERE a.status = 'active'
+           AND (evaluate_alerts.tenant_id IS NULL OR a.tenant_id = evaluate_alerts.tenant_id)
+           AND (evaluate_alerts.alert_rule_id IS NULL OR a.id = evaluate_alerts.alert_rule_id)
+           AND (a.last_evaluated_at IS NULL OR a.last_evaluated_at < evaluate_alerts.at)
+         ORDER BY a.last_evaluated_at NULLS FIRST, a.tenant_id, a.id
+         LIMIT max_rules
+    LOOP
+        SELECT * INTO r FROM kaireon.alert_rules a
+         WHERE a.tenant_id = c.tenant_id AND a.id = c.id
+           FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND OR r.status <> 'active'
+                      OR (r.last_evaluated_at IS NOT NULL AND r.last_evaluated_at >= evaluate_alerts.at);
+        rule_tenant_id := r.tenant_id;
+        rule_id := r.id;
+        rule_name := r.name;
+        metric := r.metric;
+        fired := false;
+        event_id := NULL;
+        v_from := evaluate_alerts.at - make_interval(mins => r.window_minutes);
+        BEGIN
+            v_value := kaireon_internal._alert_metric_value(r.tenant_id, r.metric, v_from, evaluate_alerts.at);
+            v_err := NULL;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT;
+            v_value := NULL;
+        END;
+        value := v_value;
+        v_holds := CASE r.operator
+                       WHEN 'gt' THEN v_value > r.threshold
+                       WHEN 'gte' THEN v_value >= r.threshold
+                       WHEN 'lt' THEN v_value < r.threshold
+                       WHEN 'lte' THEN v_value <= r.threshold
+                       WHEN 'eq' THEN v_value = r.threshold
+                       WHEN 'neq' THEN v_value <> r.threshold
+                   END;
+        IF v_err IS NOT NULL THEN
+            reason := 'error: ' || v_err;
+        ELSIF v_value IS NULL THEN
+            reason := 'no value';
+        ELSIF NOT v_holds THEN
+            reason := 'condition not met';
+        ELSIF r.last_fired_at IS NOT NULL
+              AND evaluate_alerts.at < r.last_fired_at + make_interval(mins => r.cooldown_minutes) THEN
+            reason := 'cooldown';
+        ELSE
+            INSERT INTO kaireon.outbox_events (tenant_id, topic, payload)
+            VALUES (r.tenant_id, 'alert.fired',
+                    jsonb_build_object('tenantId', r.tenant_id, 'alertRuleId', r.id, 'alertRuleName', r.name,
+                                       'metric', r.metric, 'operator', r.operator, 'threshold', r.threshold,
+                                       'value', v_value,
+                                       'window', jsonb_build_object('from', v_from, 'to', evaluate_alerts.at,
+                                                                    'minutes', r.window_minutes),
+                                       'channels', r.channels, 'firedAt', evaluate_alerts.at))
+            RETURNING id INTO v_event;
+            fired := true;
+            event_id := v_event;
+            reason := 'fired';
+        END IF;
+        UPDATE kaireon.alert_rules a
+           SET last_evaluated_at = evaluate_alerts.at, last_value = v_value,
+               last_fired_at = CASE WHEN fired THEN evaluate_alerts.at ELSE a.last_fired_at END
+         WHERE a.tenant_id = r.tenant_id AND a.id = r.id;
+        RETURN NEXT;
+    END LOOP;
+END
+$fn$;
+
+COMMENT ON FUNCTION kaireon.evaluate_alerts(text, timestamptz, integer, text) IS
+    'Evaluates the active alert rules (of tenant_id, or every tenant the caller sees; or the one alert_rule_id) at time at: each rule''s metric over [at - window_minutes, at) for its tenant, compared with operator and threshold; a rule that holds and whose last firing is at least cooldown_minutes before at fires: an outbox event alert.fired naming the rule, the value and the window, and last_fired_at = at. At most max_rules rules, least recently evaluated first; a rule already evaluated at or after at is skipped, one another session holds too. One row per rule evaluated; an at more than 5 minutes after now() is refused (22023: it would hold the rules until then). The maintenance job alerts runs it. See docs/orchestration.md.';
+
+CREATE OR REPLACE FUNCTION kaireon.delivery_status(tenant_id text, status text, delivery_id text DEFAULT NULL,
+                                        provider_message_id text DEFAULT NULL, idempotency_key text DEFAULT NULL,
+                                        at timestamptz DEFAULT now(), error text DEFAULT NULL,
+                                        provider_name text DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    d           kaireon.channel_deliveries;
+    ih          record;
+    v_new       text := delivery_status.status;
+    v_cur       text;
+    v_n         integer;
+    v_outcomes  text[] := '{}';
+    v_s         text;
+    v_responses jsonb := '[]';
+    v_result    jsonb;
+BEGIN
+    -- Steps: (1) arguments; (2) the delivery, locked (callbacks of one delivery run one after
+    -- another); (3) the transition: a repeated status or an earlier one on the way writes
+    -- nothing, a terminal status admits nothing else; (4) the row; (5) an open and a click
+    -- become responses through kaireon.respond, once each (its idempotency key).
+    IF delivery_status.tenant_id IS NULL OR v_new IS NULL OR delivery_status.at IS NULL THEN
+        RAISE EXCEPTION 'tenant_id, status and at must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant, the provider''s status and the time of the event.';
+    END IF;
+    IF v_new NOT IN ('sent', 'delivered', 'opened', 'clicked', 'bounced', 'failed') THEN
+        RAISE EXCEPTION 'unknown delivery status "%"', v_new
+            USING ERRCODE = '22023', HINT = 'Statuses: sent, delivered, opened, clicked, bounced, failed (pending is where a delivery starts).';
+    END IF;
+    IF NOT isfinite(delivery_status.at) THEN
+        RAISE EXCEPTION 'at must be a finite time, not %', delivery_status.at
+            USING ERRCODE = '22023', HINT = 'Pass the time of the provider''s event.';
+    END IF;
+    IF delivery_status.delivery_id IS NULL AND delivery_status.idempotency_key IS NULL
+       AND delivery_status.provider_message_id IS NULL THEN
+        RAISE EXCEPTION 'one of delivery_id, idempotency_key and provider_message_id is needed'
+            USING ERRCODE = '22004', HINT = 'Name the delivery the callback is about.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(delivery_status.tenant_id);
+    IF delivery_status.delivery_id IS NOT NULL THEN
+        SELECT * INTO d FROM kaireon.channel_deliveries x
+         WHERE x.tenant_id = delivery_status.tenant_id AND x.id = delivery_status.delivery_id FOR UPDATE;
+    ELSIF delivery_status.idempotency_key IS NOT NULL THEN
+        SELECT * INTO d FROM kaireon.channel_deliveries x
+         WHERE x.tenant_id = delivery_status.tenant_id AND x.idempotency_key = delivery_status.idempotency_key FOR UPDATE;
+    ELSE
+        SELECT count(*) INTO v_n FROM kaireon.channel_deliveries x
+         WHERE x.tenant_id = delivery_status.tenant_id AND x.provider_message_id = delivery_status.provider_message_id
+           AND (delivery_status.provider_name IS NULL OR x.provider_name = delivery_status.provider_name);
+        IF v_n > 1 THEN
+            RAISE EXCEPTION 'provider message id "%" names % deliveries of tenant "%"', delivery_status.provider_message_id,
+                            v_n, delivery_status.tenant_id
+                USING ERRCODE = '22023', HINT = 'Pass provider_name too, or the delivery_id.';
+        END IF;
+        SELECT * INTO d FROM kaireon.channel_deliveries x
+         WHERE x.tenant_id = delivery_status.tenant_id AND x.provider_message_id = delivery_status.provider_message_id
+           AND (delivery_status.provider_name IS NULL OR x.provider_name = delivery_status.provider_name) FOR UPDATE;
+    END IF;
+    IF d.id IS NULL THEN
+        RAISE EXCEPTION 'tenant "%" has no delivery %', delivery_status.tenant_id,
+                        CASE WHEN delivery_status.delivery_id IS NOT NULL THEN format('"%s"', delivery_status.delivery_id)
+                             WHEN delivery_status.idempotency_key IS NOT NULL THEN format('with idempotency key "%s"', delivery_status.idempotency_key)
+                             ELSE format('with provider message id "%s"', delivery_status.provider_message_id) END
+            USING ERRCODE = '42704', HINT = 'Deliveries are created by kaireon.create_delivery.';
+    END IF;
+    IF delivery_status.provider_message_id IS NOT NULL AND d.provider_message_id IS NOT NULL
+       AND d.provider_message_id <> delivery_status.provider_message_id THEN
+        RAISE EXCEPTION 'delivery "%" has provider message id "%", not "%"', d.id, d.provider_message_id,
+                        delivery_status.provider_message_id
+            USING ERRCODE = '22023', HINT = 'A delivery keeps the first provider message id it was given.';
+    END IF;
+    -- a provider's message id names one delivery of the tenant and provider (the unique index
+    -- channel_deliveries_provider_message_idx): one already given to another delivery is refused
+    IF delivery_status.provider_message_id IS NOT NULL AND d.provider_message_id IS NULL THEN
+        SELECT x.id INTO v_s FROM kaireon.channel_deliveries x
+         WHERE x.tenant_id = d.tenant_id AND x.provider_message_id = delivery_status.provider_message_id
+           AND x.provider_name IS NOT DISTINCT FROM coalesce(d.provider_name, delivery_status.provider_name)
+           AND x.id <> d.id
+         LIMIT 1;
+        IF v_s IS NOT NULL THEN
+            RAISE EXCEPTION 'provider message id "%" of provider % already names delivery "%"',
+                            delivery_status.provider_message_id,
+                            coalesce(format('"%s"', coalesce(d.provider_name, delivery_status.provider_name)), '(none)'), v_s
+                USING ERRCODE = '23505',
+                      HINT = 'A provider gives each message its own id: name this callback''s delivery by delivery_id or idempotency_key, and check the provider''s id.';
+        END IF;
+    END IF;
+    v_cur := d.status;
+    v_result := jsonb_build_object('deliveryId', d.id, 'previousStatus', v_cur);
+    IF v_new = v_cur THEN
+        RETURN v_result || jsonb_build_object('status', v_cur, 'applied', false, 'reason', 'duplicate', 'responses', v_responses);
+    END IF;
+    IF kaireon_internal._delivery_rank(v_cur) IS NULL
+       OR (kaireon_internal._delivery_rank(v_new) IS NULL AND kaireon_internal._delivery_rank(v_cur) > 1) THEN
+        RAISE EXCEPTION 'delivery "%" is %: it cannot become %', d.id, v_cur, v_new
+            USING ERRCODE = '55000',
+                  HINT = 'bounced and failed are final, and a delivery that reached its recipient (delivered, opened, clicked) can no longer bounce or fail.';
+    END IF;
+    IF kaireon_internal._delivery_rank(v_new) < kaireon_internal._delivery_rank(v_cur) THEN
+        RETURN v_result || jsonb_build_object('status', v_cur, 'applied', false, 'reason', 'stale', 'responses', v_responses);
+    END IF;
+    UPDATE kaireon.channel_deliveries x
+       SET status = v_new, status_at = delivery_status.at,
+           attempts = CASE WHEN v_new = 'sent' OR v_cur = 'pending' THEN x.attempts + 1 ELSE x.attempts END,
+           last_error = coalesce(delivery_status.error, x.last_error),
+           provider_message_id = coalesce(x.provider_message_id, delivery_status.provider_message_id),
+           provider_name = coalesce(x.provider_name, delivery_status.provider_name)
+     WHERE x.tenant_id = d.tenant_id AND x.id = d.id;
+    -- a click implies the open it came from: a click before any open records both
+    IF v_new = 'clicked' AND kaireon_internal._delivery_rank(v_cur) < 3 THEN
+        v_outcomes := ARRAY['opened', 'clicked'];
+    ELSIF v_new IN ('opened', 'clicked') THEN
+        v_outcomes := ARRAY[v_new];
+    END IF;
+    IF cardinality(v_outcomes) > 0 THEN
+        SELECT h.customer_id, h.recommendation_id, h.rank, h.placement_id INTO ih
+          FROM kaireon.interaction_history h
+         WHERE h.tenant_id = d.tenant_id AND h.id = d.interaction_id AND h.interaction_type = 'recommendation';
+        IF FOUND AND ih.recommendation_id IS NOT NULL THEN
+            FOREACH v_s IN ARRAY v_outcomes LOOP
+                v_responses := v_responses || jsonb_build_array(kaireon.respond(
+                    tenant_id => d.tenant_id, customer_id => ih.customer_id,
+                    outcome => CASE v_s WHEN 'opened' THEN 'impression' ELSE 'click' END,
+                    recommendation_id => ih.recommendation_id, rank => ih.rank, placement_id => ih.placement_id,
+                    idempotency_key => format('delivery:%s:%s', d.id, v_s),
+                    occurred_at => delivery_status.at,
+                    context => jsonb_build_object('source', 'delivery_status', 'deliveryId', d.id,
+                                                  'deliveryStatus', v_s, 'channelType', d.channel_type)));
+            END LOOP;
+        END IF;
+    END IF;
+    RETURN v_result || jsonb_build_object('status', v_new, 'applied', true, 'responses', v_responses);
+END
+$fn$;
+
+COMMENT ON FUNCTION kaireon.delivery_status(text, text, text, text, text, timestamptz, text, text) IS
+    'Records a channel provider''s callback about a delivery (named by delivery_id, idempotency_key or provider_message_id): status sent, delivered, opened, clicked (forward on that way; skipping steps is allowed, an earlier status arriving late writes nothing), bounced or failed (only before delivered; final). A repeated callback writes nothing; an illegal transition is 55000 with nothing written. An open becomes an impression outcome and a click a click outcome of the decision through kaireon.respond, once each (a click before any open records both). Returns {deliveryId, previousStatus, status, applied, reason, responses}. See docs/orchestration.md.';
+
+CREATE FUNCTION kaireon_internal._guard_export_checkpoint() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.campaign_run_id IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied to create the export checkpoint of campaign run "%"', NEW.campaign_run_id
+            USING ERRCODE = '42501', HINT = 'kaireon.run_schedules creates the checkpoint of a scheduled run it exports (docs/schedules.md).';
+    END IF;
+    IF TG_OP = 'UPDATE' AND (OLD.campaign_run_id IS NOT NULL OR NEW.campaign_run_id IS NOT NULL)
+       AND (OLD.tenant_id, OLD.id, OLD.export_type, OLD.campaign_run_id, OLD.format, OLD.target, OLD.rows_exported,
+            OLD.bytes_written, OLD.last_customer_id, OLD.last_rank, OLD.file_path, OLD.status, OLD.last_export_at,
+            OLD.created_at)
+           IS DISTINCT FROM
+           (NEW.tenant_id, NEW.id, NEW.export_type, NEW.campaign_run_id, NEW.format, NEW.target, NEW.rows_exported,
+            NEW.bytes_written, NEW.last_customer_id, NEW.last_rank, NEW.file_path, NEW.status, NEW.last_export_at,
+            NEW.created_at) THEN
+        RAISE EXCEPTION 'permission denied to change the position of export checkpoint "%"', OLD.id
+            USING ERRCODE = '42501',
+                  HINT = 'Only the scheduler moves an export; set attempts = 0 to let it resume a failed export (docs/schedules.md).';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._guard_export_checkpoint() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger of export_checkpoints: a campaign run''s checkpoint is created and moved by the scheduler alone (superusers and BYPASSRLS roles); other roles may only change attempts and error (42501 otherwise). See docs/schedules.md.';
+CREATE TRIGGER guard_position BEFORE INSERT OR UPDATE ON kaireon.export_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._guard_export_checkpoint();
+
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
+REVOKE ALL ON FUNCTION kaireon_internal._customer_data_table(text, text),
+    kaireon_internal._guard_export_checkpoint() FROM PUBLIC;
+-- ==== jevents: end ====
 
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions

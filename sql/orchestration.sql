@@ -50,6 +50,10 @@ SELECT string_agg(metric, ', ') AS metrics FROM kaireon.alert_metrics();
 SELECT * FROM kaireon.evaluate_alerts(at => NULL);
 SELECT * FROM kaireon.evaluate_alerts(at => 'infinity');
 SELECT * FROM kaireon.evaluate_alerts(max_rules => 0);
+-- a time in the future would hold the rules until then (their last evaluation and cooldown):
+-- refused beyond 5 minutes after now, nothing evaluated; a minute ahead is accepted
+SELECT * FROM kaireon.evaluate_alerts(at => '2999-01-01 00:00+00');
+SELECT count(*) AS evaluated FROM kaireon.evaluate_alerts('alr', now() + interval '1 minute', alert_rule_id => 'no-such-rule');
 
 -- ---------------------------------------------------------------------------------------
 -- 2. Every metric: data at pinned times, one rule that fires and one that does not.
@@ -303,6 +307,18 @@ SELECT kaireon.delivery_status('dlv', 'sent', provider_message_id => 'msg-dup');
 SELECT pg_temp.brief(kaireon.delivery_status('dlv', 'sent', provider_message_id => 'msg-dup', provider_name => 'sms-co'));
 SELECT id = pg_temp.dl('c2', 2) AS the_sms_one FROM kaireon.channel_deliveries
  WHERE tenant_id = 'dlv' AND provider_message_id = 'msg-dup' AND status = 'sent';
+-- but one provider's message id names one delivery: a callback giving it to a second delivery
+-- of the same provider is refused (23505, nothing written), and so is a direct write (the
+-- unique index); another provider may use it
+SELECT pg_temp.try($q$SELECT kaireon.delivery_status('dlv', 'sent', delivery_id => pg_temp.dl('c4', 2),
+                                                    provider_message_id => 'msg-dup', provider_name => 'mailer')$q$);
+SELECT pg_temp.try($q$UPDATE kaireon.channel_deliveries SET provider_message_id = 'msg-dup', provider_name = 'mailer'
+                       WHERE tenant_id = 'dlv' AND id = pg_temp.dl('c4', 2)$q$);
+SELECT status, provider_message_id FROM kaireon.channel_deliveries WHERE tenant_id = 'dlv' AND id = pg_temp.dl('c4', 2);
+SELECT pg_temp.brief(kaireon.delivery_status('dlv', 'sent',
+           delivery_id => kaireon.create_delivery('dlv', (SELECT interaction_id FROM decided WHERE customer_id = 'c4' AND rank = 2),
+                                                  idempotency_key => 'push:c4'),
+           provider_message_id => 'msg-dup', provider_name => 'push-co', at => '2001-03-02 09:00'));
 
 -- ---------------------------------------------------------------------------------------
 -- 7. Opens and clicks are responses, once each, through respond.

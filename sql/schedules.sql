@@ -202,6 +202,32 @@ SELECT x.export_type LIKE 'campaign_run:%' AS typed, x.format, x.target, x.statu
   FROM kaireon.export_checkpoints x JOIN kaireon.campaign_runs c ON c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id
  WHERE x.tenant_id = 'sc' ORDER BY c.campaign_id, c.run_number;
 
+-- an export's position is the scheduler's alone: the tenant's application role may reset the
+-- attempts of its checkpoint, but not move it (a tenant steering where the server truncates and
+-- writes a shared directory's file, or resuming a file with bytes it never wrote) nor create
+-- one for a campaign run; 42501, nothing written
+SET client_min_messages = warning;
+CREATE ROLE regress_sched_app;
+SELECT kaireon.grant_app_role('regress_sched_app');
+RESET client_min_messages;
+SET ROLE regress_sched_app;
+SET kaireon.tenant_id = 'sc';
+\set VERBOSITY sqlstate
+UPDATE kaireon.export_checkpoints x SET bytes_written = 0, rows_exported = 0, status = 'running'
+  FROM kaireon.campaign_runs c WHERE c.tenant_id = x.tenant_id AND c.id = x.campaign_run_id AND c.campaign_id = 'daily';
+UPDATE kaireon.export_checkpoints SET campaign_run_id = NULL WHERE tenant_id = 'sc';
+INSERT INTO kaireon.export_checkpoints (tenant_id, export_type, campaign_run_id, format, target, status)
+SELECT 'sc', 'mine', c.id, 'csv', 'file', 'running' FROM kaireon.campaign_runs c WHERE c.tenant_id = 'sc' LIMIT 1;
+\set VERBOSITY terse
+WITH u AS (UPDATE kaireon.export_checkpoints SET attempts = 0 WHERE tenant_id = 'sc' RETURNING 1) SELECT count(*) AS reset FROM u;
+RESET kaireon.tenant_id;
+RESET ROLE;
+SELECT count(*) AS checkpoints, sum(rows_exported) AS rows_exported, count(*) FILTER (WHERE status = 'completed') AS completed
+  FROM kaireon.export_checkpoints WHERE tenant_id = 'sc';
+DROP OWNED BY regress_sched_app;
+DROP ROLE regress_sched_app;
+DELETE FROM kaireon.role_grants WHERE role_name = 'regress_sched_app';
+
 -- ---- exports into files of kaireon.export_directory ----
 -- (the test writes into the data directory and reads the files back as superuser)
 SELECT set_config('kaireon.export_directory', current_setting('data_directory'), false) IS NOT NULL AS set;

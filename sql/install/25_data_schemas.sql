@@ -328,6 +328,33 @@ $fn$;
 COMMENT ON FUNCTION kaireon.publish_data_schema(text, text) IS
     'Creates (first call) or extends (later calls: one ADD COLUMN per new field) the table kaireon_t_<slug>.ds_<name> of a data schema from its schema_fields; returns the table name. Caller must act for the tenant.';
 
+-- The tenant's customer data table: its published customer data schema of that name, or the
+-- first by name (the one recommend reads) when p_schema is NULL; the quoted table and key
+-- column and {field: is_primary_key}. The one home of this look-up: trigger rules'
+-- update_attribute (src/config/validate.c) and journeys' attribute conditions
+-- (49_journey_engine.sql) read the table through it. The caller's rights; no row: none.
+-- (the tenant's rows first, then the catalogs: Citus plans no query joining both)
+CREATE FUNCTION kaireon_internal._customer_data_table(p_tenant text, p_schema text DEFAULT NULL)
+    RETURNS TABLE (table_name text, key_column text, fields jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    RETURN QUERY
+    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name),
+           (SELECT quote_ident(f.name) FROM kaireon.schema_fields f
+             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key),
+           (SELECT jsonb_object_agg(f.name, f.is_primary_key) FROM kaireon.schema_fields f
+             WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id)
+      FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id
+     WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND d.status = 'published' AND d.entity_type = 'customer'
+       AND (p_schema IS NULL OR d.name = p_schema)
+     ORDER BY d.name LIMIT 1;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._customer_data_table(text, text) IS
+    'Internal: the tenant''s customer data table (its published customer data schema named p_schema, else the first by name): quoted table name, quoted key column and {field: is_primary_key}; no row when there is none. Used by trigger rules'' update_attribute and journeys'' attribute conditions.';
+
 -- A filter value as a SQL literal of the column's type; a value the type refuses is reported
 -- naming the field instead of failing later inside CREATE VIEW.
 CREATE FUNCTION kaireon_internal._segment_literal(field text, value text, sql_type text) RETURNS text

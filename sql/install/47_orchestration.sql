@@ -12,6 +12,13 @@ COMMENT ON COLUMN kaireon.alert_rules.last_value IS
     'The metric''s value at the last evaluation (NULL: no value, e.g. a rate without decisions).';
 COMMENT ON COLUMN kaireon.channel_deliveries.status_at IS
     'The time (the callback''s at) of the provider callback that set the current status; NULL while pending.';
+-- A provider's message id names one delivery of the tenant and provider (a provider gives each
+-- message its own id; two deliveries with one id would make its callbacks ambiguous):
+-- kaireon.delivery_status refuses a second one (23505), and this index holds against any
+-- writer. Deliveries without a provider count as one provider (NULLS NOT DISTINCT).
+CREATE UNIQUE INDEX channel_deliveries_provider_message_idx
+    ON kaireon.channel_deliveries (tenant_id, provider_name, provider_message_id) NULLS NOT DISTINCT
+    WHERE provider_message_id IS NOT NULL;
 
 -- The one list of the metrics an alert rule may watch; the validation and the documentation
 -- follow it, and kaireon_internal._alert_metric_value computes each.
@@ -197,6 +204,13 @@ BEGIN
         RAISE EXCEPTION 'at must be a finite time, not %', evaluate_alerts.at
             USING ERRCODE = '22023', HINT = 'Pass the time to evaluate the rules at.';
     END IF;
+    -- a rule is never evaluated again at a time not after its last evaluation, and its cooldown
+    -- runs from when it fired: an evaluation in the future would silence it until then
+    IF evaluate_alerts.at > now() + interval '5 minutes' THEN
+        RAISE EXCEPTION 'at % is in the future (more than 5 minutes after the transaction''s time)', evaluate_alerts.at
+            USING ERRCODE = '22023',
+                  HINT = 'Pass the present or a past time: an evaluation at a later time would hold every rule it evaluates (and the cooldown of each that fires) until then.';
+    END IF;
     IF max_rules NOT BETWEEN 1 AND 10000 THEN
         RAISE EXCEPTION 'max_rules must be between 1 and 10000, not %', max_rules
             USING ERRCODE = '22023', HINT = 'Pass how many rules to evaluate in this call.';
@@ -278,7 +292,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.evaluate_alerts(text, timestamptz, integer, text) IS
-    'Evaluates the active alert rules (of tenant_id, or every tenant the caller sees; or the one alert_rule_id) at time at: each rule''s metric over [at - window_minutes, at) for its tenant, compared with operator and threshold; a rule that holds and whose last firing is at least cooldown_minutes before at fires: an outbox event alert.fired naming the rule, the value and the window, and last_fired_at = at. At most max_rules rules, least recently evaluated first; a rule already evaluated at or after at is skipped, one another session holds too. One row per rule evaluated. The maintenance job alerts runs it. See docs/orchestration.md.';
+    'Evaluates the active alert rules (of tenant_id, or every tenant the caller sees; or the one alert_rule_id) at time at: each rule''s metric over [at - window_minutes, at) for its tenant, compared with operator and threshold; a rule that holds and whose last firing is at least cooldown_minutes before at fires: an outbox event alert.fired naming the rule, the value and the window, and last_fired_at = at. At most max_rules rules, least recently evaluated first; a rule already evaluated at or after at is skipped, one another session holds too. One row per rule evaluated; an at more than 5 minutes after now() is refused (22023: it would hold the rules until then). The maintenance job alerts runs it. See docs/orchestration.md.';
 
 -------------------------------------------------------------------------------
 -- Channel deliveries
@@ -448,6 +462,22 @@ BEGIN
         RAISE EXCEPTION 'delivery "%" has provider message id "%", not "%"', d.id, d.provider_message_id,
                         delivery_status.provider_message_id
             USING ERRCODE = '22023', HINT = 'A delivery keeps the first provider message id it was given.';
+    END IF;
+    -- a provider's message id names one delivery of the tenant and provider (the unique index
+    -- channel_deliveries_provider_message_idx): one already given to another delivery is refused
+    IF delivery_status.provider_message_id IS NOT NULL AND d.provider_message_id IS NULL THEN
+        SELECT x.id INTO v_s FROM kaireon.channel_deliveries x
+         WHERE x.tenant_id = d.tenant_id AND x.provider_message_id = delivery_status.provider_message_id
+           AND x.provider_name IS NOT DISTINCT FROM coalesce(d.provider_name, delivery_status.provider_name)
+           AND x.id <> d.id
+         LIMIT 1;
+        IF v_s IS NOT NULL THEN
+            RAISE EXCEPTION 'provider message id "%" of provider % already names delivery "%"',
+                            delivery_status.provider_message_id,
+                            coalesce(format('"%s"', coalesce(d.provider_name, delivery_status.provider_name)), '(none)'), v_s
+                USING ERRCODE = '23505',
+                      HINT = 'A provider gives each message its own id: name this callback''s delivery by delivery_id or idempotency_key, and check the provider''s id.';
+        END IF;
     END IF;
     v_cur := d.status;
     v_result := jsonb_build_object('deliveryId', d.id, 'previousStatus', v_cur);

@@ -15,6 +15,17 @@ CREATE TRIGGER validate_config BEFORE INSERT OR UPDATE OF definition, published_
 CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.journeys
     FOR EACH ROW EXECUTE FUNCTION kaireon_internal._published_versions_append_only();
 
+-- The event types the tenant's published journey versions wait for are part of its compiled
+-- configuration (src/config/cache.c): an event of another type wakes no enrolment, so respond
+-- and the other events skip the wake-up statement (src/decision/wake.c). A change of the
+-- published versions renews the tenant's configuration version; editing a draft does not.
+CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF published_versions
+    ON kaireon.journeys FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
+CREATE TRIGGER config_changed_trunc AFTER TRUNCATE ON kaireon.journeys
+    FOR EACH STATEMENT EXECUTE FUNCTION kaireon.config_changed();
+SELECT kaireon_internal._add_replica_invalidation('kaireon.journeys',
+    'OLD.published_versions IS DISTINCT FROM NEW.published_versions');
+
 CREATE FUNCTION kaireon.publish_journey(tenant_id text, journey_id text, notes text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql

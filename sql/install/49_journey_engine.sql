@@ -34,6 +34,7 @@ DECLARE
     v_table     text;
     v_key       text;
     v_key_type  text;
+    v_key_text  boolean;
     v_value     jsonb;
     v_want      jsonb := p_when -> 'value';
     v_cmp       integer;
@@ -54,24 +55,20 @@ BEGIN
     -- an attribute of the customer's row in the tenant's first published customer data schema,
     -- read through its primary key (tenant_id, key): the key compared in its own type (compared
     -- as text it would read the whole table); an id that is no value of that type has no row
-    SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name), k.name, k.data_type
-      INTO v_table, v_key, v_key_type
-      FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id
-      LEFT JOIN LATERAL (SELECT f.name, f.data_type FROM kaireon.schema_fields f
-                          WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key) k ON true
-     WHERE d.tenant_id = p_tenant AND d.status = 'published' AND d.entity_type = 'customer'
-     ORDER BY d.name LIMIT 1;
-    IF v_table IS NULL OR v_key IS NULL THEN
+    SELECT c.table_name, c.key_column INTO v_table, v_key FROM kaireon_internal._customer_data_table(p_tenant) c;
+    SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype), format_type(a.atttypid, NULL)
+      INTO v_key_text, v_key_type
+      FROM pg_attribute a
+     WHERE a.attrelid = to_regclass(v_table) AND quote_ident(a.attname) = v_key AND NOT a.attisdropped;
+    IF v_table IS NULL OR v_key IS NULL OR v_key_type IS NULL THEN
         RETURN false;
     END IF;
-    IF v_key_type IN ('text', 'varchar') THEN
-        EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%I = $1', v_table, v_key)
+    IF v_key_text THEN
+        EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%s = $1', v_table, v_key)
            INTO v_value USING p_customer, p_when ->> 'attribute', p_tenant;
     ELSE
-        SELECT format_type(a.atttypid, NULL) INTO v_key_type FROM pg_attribute a
-         WHERE a.attrelid = to_regclass(v_table) AND a.attname = v_key AND NOT a.attisdropped;
         BEGIN
-            EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%I = $1::%s',
+            EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%s = $1::%s',
                            v_table, v_key, v_key_type)
                INTO v_value USING p_customer, p_when ->> 'attribute', p_tenant;
         EXCEPTION WHEN data_exception THEN

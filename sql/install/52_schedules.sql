@@ -48,6 +48,46 @@ CREATE INDEX export_checkpoints_pending_idx ON kaireon.export_checkpoints (creat
 COMMENT ON COLUMN kaireon.export_checkpoints.campaign_run_id IS
     'The campaign run whose decisions this export writes (export_type ''campaign_run:<id>''); rows_exported, bytes_written and last_customer_id / last_rank are its committed position, from which an interrupted export resumes. See docs/schedules.md.';
 
+-- An export's position is the scheduler's alone (docs/schedules.md, "Checkpoints"): it steers
+-- where the scheduler (a superuser) truncates and writes a file of the directory every tenant
+-- shares, and which decisions it writes out. A tenant's role that could move it would have the
+-- server rewrite or resume a file with bytes it never wrote: a tenant created later under a
+-- deleted tenant's slug, given the old file's size as its position, would deliver the other
+-- tenant's decisions as its own export. So only the roles that may run the scheduler
+-- (superusers, BYPASSRLS) create a campaign run's checkpoint or change it; a tenant may reset
+-- attempts (to resume a failed export) and delete its checkpoints.
+CREATE FUNCTION kaireon_internal._guard_export_checkpoint() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF (SELECT r.rolsuper OR r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.campaign_run_id IS NOT NULL THEN
+        RAISE EXCEPTION 'permission denied to create the export checkpoint of campaign run "%"', NEW.campaign_run_id
+            USING ERRCODE = '42501', HINT = 'kaireon.run_schedules creates the checkpoint of a scheduled run it exports (docs/schedules.md).';
+    END IF;
+    IF TG_OP = 'UPDATE' AND (OLD.campaign_run_id IS NOT NULL OR NEW.campaign_run_id IS NOT NULL)
+       AND (OLD.tenant_id, OLD.id, OLD.export_type, OLD.campaign_run_id, OLD.format, OLD.target, OLD.rows_exported,
+            OLD.bytes_written, OLD.last_customer_id, OLD.last_rank, OLD.file_path, OLD.status, OLD.last_export_at,
+            OLD.created_at)
+           IS DISTINCT FROM
+           (NEW.tenant_id, NEW.id, NEW.export_type, NEW.campaign_run_id, NEW.format, NEW.target, NEW.rows_exported,
+            NEW.bytes_written, NEW.last_customer_id, NEW.last_rank, NEW.file_path, NEW.status, NEW.last_export_at,
+            NEW.created_at) THEN
+        RAISE EXCEPTION 'permission denied to change the position of export checkpoint "%"', OLD.id
+            USING ERRCODE = '42501',
+                  HINT = 'Only the scheduler moves an export; set attempts = 0 to let it resume a failed export (docs/schedules.md).';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._guard_export_checkpoint() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger of export_checkpoints: a campaign run''s checkpoint is created and moved by the scheduler alone (superusers and BYPASSRLS roles); other roles may only change attempts and error (42501 otherwise). See docs/schedules.md.';
+CREATE TRIGGER guard_position BEFORE INSERT OR UPDATE ON kaireon.export_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._guard_export_checkpoint();
+
 -- No foreign key of its own to kaireon.tenants: the one to campaign_runs (which cascades from
 -- the tenant) is enough.
 CREATE TABLE kaireon.campaign_exports (

@@ -55,7 +55,8 @@ AS $fn$
         'kaireon.enroll_in_journey(text,text,text,jsonb,timestamptz)',
         'kaireon.create_delivery(text,text,text,text,text,jsonb)',
         'kaireon.delivery_status(text,text,text,text,text,timestamptz,text,text)',
-        'kaireon.link_identity(text,text,text,text,double precision)']) AS f
+        'kaireon.link_identity(text,text,text,text,double precision)',
+        'kaireon_internal._customer_data_table(text,text)']) AS f
      WHERE p_access = 'app'
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._role_functions(text) IS

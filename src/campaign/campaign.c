@@ -12,8 +12,9 @@
  * prunes those no prices could ever select; the solver then finds the dual
  * prices of the global constraints and the assignment.  run_campaign writes
  * the assignment to kaireon.campaign_decisions, and, unless it is a
- * simulation, records each decision in interaction_history and takes its
- * units of the budgets and volume constraints; simulate writes only its
+ * simulation, records each decision in interaction_history, creates its
+ * delivery (kaireon.create_delivery: a recorded decision is sent) and takes
+ * its units of the budgets and volume constraints; simulate writes only its
  * kaireon.simulation_runs row.
  *
  * Failure protocol.  Bad input (unknown run, channel or flow; a run without
@@ -676,6 +677,17 @@ record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 	}
 	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
 		elog(ERROR, "kaireon: could not record the campaign's interactions");
+
+	/*
+	 * a recorded decision of a campaign is sent: its channel_deliveries row
+	 * and channel.delivery outbox event through the one home,
+	 * kaireon.create_delivery (idempotency key: the decision's interaction id)
+	 */
+	if (kspi_execute_with_args("SELECT count(kaireon.create_delivery($1, u.id, payload => jsonb_build_object('campaignRunId', $2))) "
+							   "  FROM unnest($3) AS u (id)",
+							   3, (Oid[]) {TEXTOID, TEXTOID, types13[12]}, (Datum[]) {args13[0], args13[1], args13[12]},
+							   NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: could not create the campaign's deliveries");
 }
 
 /*

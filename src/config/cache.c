@@ -794,6 +794,34 @@ load_trigger_rules(KTenantConfig *cfg)
 	}
 }
 
+/*
+ * The event types that the event waits of the tenant's published journey
+ * versions (every version: an enrolment keeps the version it entered) wait
+ * for.  An event of another type wakes nothing, so respond and the other
+ * events skip the wake-up statement (decision/wake.c).  journeys has the
+ * config_changed trigger on its published versions (48_journeys.sql).
+ */
+static void
+load_journey_events(KTenantConfig *cfg)
+{
+	json_t	   *rows = spi_json(
+		"SELECT jsonb_agg(DISTINCT s.step -> 'event' ->> 'eventType') "
+		"  FROM kaireon.journeys j "
+		"  CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(j.published_versions) = 'array' "
+		"                                              THEN j.published_versions ELSE '[]' END) v (version) "
+		"  CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(v.version -> 'definition' -> 'steps') = 'array' "
+		"                                              THEN v.version -> 'definition' -> 'steps' ELSE '[]' END) s (step) "
+		" WHERE j.tenant_id = $1 AND s.step ->> 'type' = 'wait' AND s.step -> 'event' ->> 'eventType' IS NOT NULL",
+		cfg->tenant_id, "journey event types");
+	size_t		i;
+	json_t	   *r;
+
+	cfg->njourney_events = json_array_size(rows);
+	cfg->journey_events = palloc0(sizeof(char *) * Max(cfg->njourney_events, 1));
+	json_array_foreach(rows, i, r)
+		cfg->journey_events[i] = pstrdup(json_string_value(r));
+}
+
 /* The tenant's published customer data tables, each with its kept lookup plan by key. */
 static void
 load_customer_schemas(KTenantConfig *cfg)
@@ -1309,6 +1337,7 @@ compile_config(const char *tenant_id, int64 version)
 		load_policies(cfg);
 		load_guardrails(cfg);
 		load_trigger_rules(cfg);
+		load_journey_events(cfg);
 		load_flows(cfg);
 		load_routes(cfg);
 		load_caps(cfg);

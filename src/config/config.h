@@ -378,6 +378,10 @@ typedef struct KTenantConfig
 	KGuardrail *guardrails;
 	int			ntrigger_rules;
 	KTriggerRule *trigger_rules;	/* active, by priority, highest first, then id */
+	int			njourney_events;
+	char	  **journey_events;	/* the event types the event waits of the tenant's published
+								 * journey versions wait for (distinct): the events that
+								 * may wake an enrolment (decision/wake.c, docs/journeys.md) */
 	int			nsegments;
 	KSegment   *segments;
 	int			nflows;

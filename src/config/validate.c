@@ -1222,7 +1222,8 @@ action_fields(const char *action_type)
 /*
  * The customer data table an update_attribute action writes, checked against
  * the data schema: the tenant's published customer schema of that name (NULL:
- * the first by name, as recommend reads), every attribute one of its fields
+ * the first by name, as recommend reads; looked up by
+ * kaireon_internal._customer_data_table), every attribute one of its fields
  * and not its key, and the values of the field types (jsonb_populate_record
  * reads them as the update will).  22023 naming the rule (where) and the bad
  * attribute otherwise.  Sets *table (quoted schema.table) and *key (quoted
@@ -1244,18 +1245,9 @@ kaireon_customer_update_target(const char *tenant_id, const char *schema_name, j
 
 	v[0] = CStringGetTextDatum(tenant_id);
 	v[1] = schema_name ? CStringGetTextDatum(schema_name) : (Datum) 0;
-	/* the tenant's rows first, then the catalogs: Citus plans no query joining both */
-	if (kspi_execute_with_args(
-		"SELECT quote_ident('kaireon_t_' || t.slug) || '.' || quote_ident(d.table_name), "
-		"       (SELECT quote_ident(f.name) FROM kaireon.schema_fields f "
-		"         WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key), "
-		"       (SELECT jsonb_object_agg(f.name, f.is_primary_key) FROM kaireon.schema_fields f "
-		"         WHERE f.tenant_id = d.tenant_id AND f.schema_id = d.id) "
-		"  FROM kaireon.data_schemas d JOIN kaireon.tenants t ON t.id = d.tenant_id "
-		" WHERE d.tenant_id = $1 AND t.id = $1 AND d.status = 'published' AND d.entity_type = 'customer' "
-		"   AND ($2::text IS NULL OR d.name = $2) "
-		" ORDER BY d.name LIMIT 1",
-		2, types, v, nulls, true, 1) != SPI_OK_SELECT)
+	/* the one home of the look-up (25_data_schemas.sql) */
+	if (kspi_execute_with_args("SELECT c.table_name, c.key_column, c.fields FROM kaireon_internal._customer_data_table($1, $2) c",
+							   2, types, v, nulls, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the customer data schema failed");
 	if (SPI_processed == 0)
 		ereport(ERROR,

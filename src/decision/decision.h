@@ -90,4 +90,8 @@ extern json_t *kaireon_fire_triggers(KTenantConfig *cfg, const char *customer_id
 extern json_t *kaireon_run_action(const char *tenant_id, const char *customer_id, const char *action_type,
 								  json_t *config, json_t *source, json_t *event, TimestampTz at, const char *where);
 
+/* wake.c: events wake the journey enrolments waiting for them */
+extern int64 kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const char *const *event_types,
+								   int ntypes, TimestampTz at);
+
 #endif							/* KAIREON_DECISION_H */

@@ -18,6 +18,9 @@
  * A location older than the customer's last one at a fence changes nothing
  * there (it is stale).  A transition equal to the fence's trigger_on runs its
  * action (decision/triggers.c: recommend or notify) with the caller's rights.
+ * Last, the location wakes the customer's journey enrolments waiting for the
+ * event "location" or for "geofence_enter" / "geofence_exit" /
+ * "geofence_dwell" when one of its transitions was that (decision/wake.c).
  */
 #include "postgres.h"
 
@@ -85,6 +88,8 @@ kaireon_location_event(PG_FUNCTION_ARGS)
 	Datum		v[5];
 	SPITupleTable *fences;
 	uint64		nfences;
+	char	  **events;
+	int			nevents = 0;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -141,6 +146,9 @@ kaireon_location_event(PG_FUNCTION_ARGS)
 			 5, types, v, SPI_OK_SELECT);
 	fences = SPI_tuptable;
 	nfences = SPI_processed;
+	/* the event types of this location (decision/wake.c): "location", then one per transition */
+	events = palloc(sizeof(char *) * (nfences + 1));
+	events[nevents++] = "location";
 
 	for (uint64 i = 0; i < nfences; i++)
 	{
@@ -195,6 +203,7 @@ kaireon_location_event(PG_FUNCTION_ARGS)
 		}
 		if (transition == NULL)
 			continue;
+		events[nevents++] = psprintf("geofence_%s", transition);
 
 		if (strcmp(transition, trigger_on) == 0)
 		{
@@ -223,6 +232,11 @@ kaireon_location_event(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, fnulls);
 		}
 	}
+	/*
+	 * the customer's enrolments waiting for one of its events wake up (the
+	 * configuration read now: a fence's decision may have recompiled it)
+	 */
+	kaireon_wake_journeys(kaireon_config_get(tenant_id), customer_id, (const char *const *) events, nevents, at);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -11,7 +11,8 @@
  * Then, in one transaction: the interaction row, an outbox event (topic
  * interaction.recorded), adaptive propensity counts (offer, category,
  * channel, global), budget conversions for positive outcomes, the impression
- * mirror for impressions, suppressions from outcome_based policies, and the
+ * mirror for impressions, suppressions from outcome_based policies, the
+ * journey enrolments waiting for the outcome woken (decision/wake.c), and the
  * tenant's trigger rules on the outcome (decision/triggers.c).
  * respond_bulk runs each item in a subtransaction: a bad item is reported and
  * the good ones are kept.
@@ -541,6 +542,19 @@ respond_one(RespondArgs *a)
 	add_suppressions(cfg, a, &r, interaction_id);
 	kaireon_stat_respond(cfg->tenant_id, r.channel_id, cls);
 
+	/*
+	 * the customer's journey enrolments waiting for this outcome wake up
+	 * (decision/wake.c): no statement unless the tenant's journeys wait for
+	 * this outcome type (the compiled configuration knows)
+	 */
+	{
+		const char *event_types[1] = {a->outcome};
+		int64		woken = kaireon_wake_journeys(cfg, a->customer_id, event_types, 1, a->occurred_at);
+
+		if (woken > 0)
+			json_object_set_new(result, "journeysWoken", json_integer((json_int_t) woken));
+	}
+
 	/* the trigger rules of the outcome (decision/triggers.c); cfg is not used after
 	 * this: an action's decision may recompile the configuration */
 	{
@@ -553,36 +567,10 @@ respond_one(RespondArgs *a)
 		if (a->has_value)
 			json_object_set_new(event, "conversionValue", json_real(a->conversion_value));
 		json_object_del(event, "duplicate");
+		json_object_del(event, "journeysWoken");
 		fired = kaireon_fire_triggers(cfg, a->customer_id, a->outcome, event, a->occurred_at);
 		if (json_array_size(fired) > 0)
 			json_object_set_new(result, "triggers", fired);
-	}
-
-	/*
-	 * the customer's journey enrolments waiting for this event wake up
-	 * (docs/journeys.md, "Events"): due at the event's time, through the
-	 * partial index journey_enrollments_event_wait_idx; one the journey engine
-	 * holds (at its timeout) is skipped, an event after the timeout is late
-	 */
-	{
-		Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-		Datum		v[4];
-		uint64		woken;
-
-		v[0] = CStringGetTextDatum(a->tenant_id);
-		v[1] = CStringGetTextDatum(a->customer_id);
-		v[2] = CStringGetTextDatum(a->outcome);
-		v[3] = TimestampTzGetDatum(a->occurred_at);
-		woken = exec("UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
-					 " WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
-					 "       (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
-					 "         WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = $3 "
-					 "           AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "
-					 "           AND (y.wait_until IS NULL OR y.wait_until > $4) "
-					 "           FOR UPDATE SKIP LOCKED)",
-					 4, types, v, NULL, SPI_OK_UPDATE);
-		if (woken > 0)
-			json_object_set_new(result, "journeysWoken", json_integer((json_int_t) woken));
 	}
 
 	/* what a duplicate of this key will answer */

@@ -22,7 +22,8 @@
  * recorded decision), notify and webhook (an outbox event), enroll_journey
  * (kaireon.enroll_in_journey; the journey engine advances the enrolment) and
  * update_attribute (the customer's row of the
- * published customer data table, the attributes checked against the schema).
+ * published customer data table, the attributes checked against the schema;
+ * it wakes the journey enrolments waiting for "attribute_change").
  */
 #include "postgres.h"
 
@@ -192,10 +193,15 @@ action_enroll(const char *tenant_id, const char *customer_id, json_t *config, js
 	return kj_from_jsonb(DatumGetJsonbP(result), "kaireon.enroll_in_journey");
 }
 
-/* update_attribute: the customer's row of the customer data table, checked against its schema. */
+/*
+ * update_attribute: the customer's row of the customer data table, checked
+ * against its schema; a changed row wakes the customer's enrolments waiting
+ * for "attribute_change" at the event's time.
+ */
 static json_t *
-action_update(const char *tenant_id, const char *customer_id, json_t *config, const char *where)
+action_update(const char *tenant_id, const char *customer_id, json_t *config, TimestampTz at, const char *where)
 {
+	json_t	   *result;
 	json_t	   *attributes = json_object_get(config, "attributes");
 	char	   *table;
 	char	   *key;
@@ -219,7 +225,17 @@ action_update(const char *tenant_id, const char *customer_id, json_t *config, co
 	action_exec(psprintf("UPDATE %s AS t SET (%s) = ROW(%s) FROM jsonb_populate_record(NULL::%s, $1) r "
 						 "WHERE t.%s = $2", table, cols.data, vals.data, table, key),
 				2, types, v, NULL, SPI_OK_UPDATE);
-	return json_pack("{s:s,s:I}", "table", table, "updated", (json_int_t) SPI_processed);
+	result = json_pack("{s:s,s:I}", "table", table, "updated", (json_int_t) SPI_processed);
+	/* a changed row is the event "attribute_change" of the customer (decision/wake.c) */
+	if (SPI_processed > 0)
+	{
+		const char *event_types[1] = {"attribute_change"};
+		int64		woken = kaireon_wake_journeys(kaireon_config_get(tenant_id), customer_id, event_types, 1, at);
+
+		if (woken > 0)
+			json_object_set_new(result, "journeysWoken", json_integer((json_int_t) woken));
+	}
+	return result;
 }
 
 /*
@@ -240,7 +256,7 @@ kaireon_run_action(const char *tenant_id, const char *customer_id, const char *a
 	if (strcmp(action_type, "enroll_journey") == 0)
 		return action_enroll(tenant_id, customer_id, config, source, at);
 	if (strcmp(action_type, "update_attribute") == 0)
-		return action_update(tenant_id, customer_id, config, where);
+		return action_update(tenant_id, customer_id, config, at, where);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("%s has an unknown action type \"%s\"", where, action_type),

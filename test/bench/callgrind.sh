@@ -11,6 +11,9 @@
 # user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
 # copied to DIR for `callgrind_annotate --inclusive=yes`. KAIREON_CALLGRIND_OPTIONS replaces the
 # options of the measured calls (default {"dry_run": true}; e.g. {"dry_run": true, "explain": false}).
+# KAIREON_CALLGRIND_CALL=respond measures kaireon.respond instead (a click on offer o1 for the
+# same customers, toggle-collect=kaireon_respond; the tenant has no journeys): it prints
+# "respond_instructions_per_call <n>".
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -35,12 +38,20 @@ kaireon_stop_cluster "$bindir" "$work/data"
 
 opts=${KAIREON_CALLGRIND_OPTIONS:-'{"dry_run": true}'}
 case $opts in *\'*|*'$'*) kaireon_die "KAIREON_CALLGRIND_OPTIONS must hold no quote or dollar sign" ;; esac
+call=${KAIREON_CALLGRIND_CALL:-recommend}
+case $call in
+    recommend) fn=kaireon_recommend
+               stmt="PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '$opts')" ;;
+    respond) fn=kaireon_respond
+             stmt="PERFORM kaireon.respond('bench', 'c' || (1 + (i * 7919) % $customers), 'click', offer_id => 'o1')" ;;
+    *) kaireon_die "KAIREON_CALLGRIND_CALL must be recommend or respond" ;;
+esac
 
 # One single-user run of WARM + COUNT dry runs; prints the instructions callgrind counted.
 count() {
     local calls=$1 out=$work/cg.$1
-    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '$opts'); END LOOP; END \$\$;" \
-        | valgrind --tool=callgrind --toggle-collect=kaireon_recommend --callgrind-out-file="$out" \
+    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP $stmt; END LOOP; END \$\$;" \
+        | valgrind --tool=callgrind --toggle-collect=$fn --callgrind-out-file="$out" \
             "$bindir/postgres" --single -D "$work/data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
@@ -52,4 +63,8 @@ if [ -n "${KAIREON_CALLGRIND_KEEP:-}" ]; then
     kaireon_log "callgrind outputs in $KAIREON_CALLGRIND_KEEP"
 fi
 kaireon_log "totals: $a (N=$n), $b (N=$(( 3 * n )))"
-echo "dry_run_instructions_per_call $(( (b - a) / (2 * n) ))"
+if [ "$call" = respond ]; then
+    echo "respond_instructions_per_call $(( (b - a) / (2 * n) ))"
+else
+    echo "dry_run_instructions_per_call $(( (b - a) / (2 * n) ))"
+fi

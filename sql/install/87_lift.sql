@@ -343,3 +343,71 @@ END
 $fn$;
 COMMENT ON FUNCTION kaireon.attribute_conversions(text, timestamptz, timestamptz, text, interval, interval, text[]) IS
     'Credits each conversion (an outcome of the given keys, default the positive ones) in [since, until) to the customer''s recommendations in the lookback before it, by model last_touch, first_touch, linear, time_decay (weight 2^(-age/half_life), normalised), position_based (40% first, 40% last, 20% shared by the others) or data_driven (each offer''s contribution by Shao and Li''s probabilistic model over the window''s paths), into attribution_results: one row per conversion with touchpoints [{interactionId, recommendationId, offerId, occurredAt, weight, credit}] and total_value (conversion_value, else the offer''s value). Re-running a window replaces its rows of that model. Returns the rows written. See docs/lift.md.';
+
+-- Flow A/B tests (docs/lift.md, "Flow A/B tests"): an experiment whose traffic_split is
+-- {"flows": {flowKey: weight}} splits the customers of a decision flow naming it
+-- (flowExperiment) between those flows; recommend assigns each customer once, in
+-- variant_assignments (src/decision/flow_experiments.c), from the arms compiled with the
+-- configuration (src/config/cache.c).
+
+CREATE FUNCTION kaireon_internal._check_flow_experiment() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_arms      jsonb := NEW.traffic_split -> 'flows';
+    v_total     double precision := 0;
+    v_flow      record;
+    r           record;
+BEGIN
+    IF v_arms IS NULL THEN
+        RETURN NEW;             -- a champion/challenger experiment of models
+    END IF;
+    IF jsonb_typeof(v_arms) <> 'object' OR v_arms = '{}' OR (SELECT count(*) FROM jsonb_object_keys(NEW.traffic_split)) > 1 THEN
+        RAISE EXCEPTION 'experiment "%": traffic_split must be {"flows": {flowKey: weight, ...}} with at least one flow, not %',
+                        NEW.key, NEW.traffic_split
+            USING ERRCODE = '22023', HINT = 'For example {"flows": {"main": 50, "main-v2": 50}}; see docs/lift.md.';
+    END IF;
+    IF NEW.champion_model_id IS NOT NULL OR NEW.holdout_percent <> 0 THEN
+        RAISE EXCEPTION 'experiment "%" splits traffic between decision flows: it takes no champion model and no holdout_percent', NEW.key
+            USING ERRCODE = '22023',
+                  HINT = 'Hold customers out with the flows'' controlGroupPercent; compare models in an experiment of its own.';
+    END IF;
+    FOR r IN SELECT a.key, a.value FROM jsonb_each(v_arms) a ORDER BY a.key LOOP
+        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" has weight %, not a non-negative finite number', NEW.key, r.key,
+                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
+                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers, in any unit (shares of their sum).';
+        END IF;
+        v_total := v_total + r.value::text::double precision;
+        SELECT f.status, f.published_version INTO v_flow FROM kaireon.decision_flows f
+         WHERE f.tenant_id = NEW.tenant_id AND f.key = r.key AND f.deleted_at IS NULL;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" names no decision flow of tenant "%"', NEW.key, r.key, NEW.tenant_id
+                USING ERRCODE = '42704', HINT = 'Each key of traffic_split.flows is the key of a published decision flow.';
+        END IF;
+        IF v_flow.status <> 'published' OR v_flow.published_version IS NULL THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" names decision flow "%", which is not published (status %)',
+                            NEW.key, r.key, r.key, v_flow.status
+                USING ERRCODE = '55000', HINT = 'Publish it with kaireon.publish_decision_flow first.';
+        END IF;
+    END LOOP;
+    IF v_total <= 0 THEN
+        RAISE EXCEPTION 'experiment "%": the arms'' weights add up to 0', NEW.key
+            USING ERRCODE = '22023', HINT = 'Give some arm a weight.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._check_flow_experiment() IS
+    'Internal: BEFORE trigger on experiments refusing a flow A/B test (traffic_split {"flows": {flowKey: weight}}) whose split is malformed, whose weights are negative, not finite or all 0 (22023), that names a champion model or a holdout (22023), or whose arm names no decision flow of the tenant (42704) or an unpublished one (55000). See docs/lift.md.';
+CREATE TRIGGER check_flow_experiment
+    BEFORE INSERT OR UPDATE OF traffic_split, status, champion_model_id, holdout_percent ON kaireon.experiments
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_flow_experiment();
+
+-- the configuration cache compiles the flow experiments: their key, status and split
+CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF key, status, traffic_split
+    ON kaireon.experiments FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
+SELECT kaireon_internal._add_replica_invalidation('kaireon.experiments',
+    '(OLD.key, OLD.status, OLD.traffic_split) IS DISTINCT FROM (NEW.key, NEW.status, NEW.traffic_split)');

@@ -73,6 +73,12 @@ SELECT a.customer_id = who.in_main AS is_main_customer, a.experiment_key, a.vari
   FROM kaireon.variant_assignments a, who WHERE a.tenant_id = 'fx' ORDER BY a.variant_name;
 SELECT h.offer_id, h.decision_flow_id FROM kaireon.interaction_history h, who
  WHERE h.tenant_id = 'fx' AND h.customer_id IN (who.in_main, who.in_alt) ORDER BY h.offer_id;
+-- the arm in debug output (the placement's funnel) and in a decision trace
+SELECT r -> 'debug' -> 'funnel' -> 0 -> 'flowExperiment' AS funnel_arm
+  FROM who, LATERAL (SELECT kaireon.recommend_json(jsonb_build_object('tenantId', 'fx', 'customerId', who.in_main,
+                                                                      'channel', 'web', 'debug', true, 'trace', true))) AS x (r);
+SELECT DISTINCT jsonb_path_query_array(to_jsonb(t), '$.**.flowExperiment') AS traced_arm
+  FROM kaireon.decision_traces t, who WHERE t.tenant_id = 'fx' AND t.customer_id = who.in_main;
 -- sticky: the weights change to all alt; assigned customers keep their arm (one row each,
 -- not rewritten), a new customer goes to alt
 UPDATE kaireon.experiments SET traffic_split = '{"flows": {"main": 0, "alt": 100}}' WHERE tenant_id = 'fx' AND key = 'ab';

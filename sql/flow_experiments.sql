@@ -122,6 +122,19 @@ SELECT count(*) AS assigned,
   JOIN kaireon.interaction_history h ON h.tenant_id = a.tenant_id AND h.customer_id = a.customer_id
  WHERE a.tenant_id = 'fx' AND a.customer_id LIKE 'split-%';
 
+-- a campaign through the test decides each customer by its stored arm (a dry run: nothing
+-- more assigned) and labels each decision with the flow that made it
+INSERT INTO kaireon.runs (tenant_id, id, name, decision_flow_id, channel_ids, customer_query, max_offers, status) VALUES
+    ('fx', 'r', 'Run', 'f-main', '["web"]', 'SELECT ''split-'' || g FROM generate_series(1, 40) g', 1, 'active');
+SELECT status, total_customers FROM kaireon.run_campaign('fx', 'r');
+SELECT count(*) AS decisions, count(DISTINCT d.decision_flow_id) AS flows,
+       count(*) FILTER (WHERE d.decision_flow_id <> CASE a.variant_name WHEN 'main' THEN 'f-main' ELSE 'f-alt' END
+                           OR d.offer_id <> CASE a.variant_name WHEN 'main' THEN 'o1' ELSE 'o2' END) AS wrong_flow
+  FROM kaireon.campaign_decisions d
+  JOIN kaireon.variant_assignments a ON a.tenant_id = d.tenant_id AND a.customer_id = d.customer_id
+ WHERE d.tenant_id = 'fx';
+SELECT count(*) AS assignments FROM kaireon.variant_assignments WHERE tenant_id = 'fx';
+
 -- ---------------------------------------------------------------- a flow's control answer
 -- the flow ctl holds every customer in its control group (100%) and answers o3 (o4 is paused,
 -- nope does not exist: left out); the hero placement has one slot

@@ -94,7 +94,6 @@ typedef struct Campaign
 	int64		cfg_version;	/* the configuration the candidates are indexed by */
 	int			nch;
 	int		   *channel;		/* channel indexes */
-	int		   *flow;			/* per channel: flow index of its decisions, -1 until seen */
 	KArbConstraintSet *set;
 	int		   *global;			/* constraint indexes with a global limit */
 	int			nglobal;
@@ -115,6 +114,8 @@ typedef struct Campaign
 	char	   *customers_query;	/* the SQL listing the customers */
 	bool		listed;			/* customers listed (before the call's first write) */
 	bool		distributed;	/* the tenant's tables are Citus shards (kaireon.distribute()) */
+	int		   *customer_flow;	/* per customer and channel (customer * nch + ch): the flow that
+								 * decided (a flow A/B test's arm: docs/lift.md), -1: none */
 	int64		ncontrols;		/* (customer, channel) pairs a control group held back: */
 	int64		controls_alloc;
 	struct CampaignControl *controls;	/* recorded as 'control' rows unless a simulation */
@@ -193,7 +194,6 @@ prepare(Campaign *cp)
 				 errhint("Set runs.channel_ids (or config.channelIds of a simulation) to the channels to decide for.")));
 	cp->nch = json_array_size(spec->channels);
 	cp->channel = palloc(sizeof(int) * cp->nch);
-	cp->flow = palloc(sizeof(int) * cp->nch);
 	json_array_foreach(spec->channels, i, ch)
 	{
 		const char *id = json_string_value(ch);
@@ -215,7 +215,6 @@ prepare(Campaign *cp)
 						 errmsg("channel \"%s\" is listed twice in the campaign", id),
 						 errhint("List each channel once.")));
 		cp->channel[i] = c;
-		cp->flow[i] = -1;
 	}
 	if (spec->flow_key != NULL && kaireon_find_flow(cfg, spec->flow_key) < 0)
 		unknown(psprintf("decision flow \"%s\" of the campaign does not exist for tenant \"%s\"",
@@ -361,8 +360,7 @@ score_customer(Campaign *cp, int64 customer, MemoryContext percall,
 		{
 			const KDecision *dec = &res->decisions[d];
 
-			if (cp->flow[ch] < 0)
-				cp->flow[ch] = dec->flow;
+			cp->customer_flow[customer * cp->nch + ch] = dec->flow;
 			pair[n] = dec->cand->offer * cp->nch + ch;
 			value[n] = dec->cand->score;
 			forced[n] = dec->cand->mandatory;
@@ -464,6 +462,9 @@ collect(Campaign *cp)
 		kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
 		MemoryContextSwitchTo(mine);
 	}
+	cp->customer_flow = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * Max(cp->ncustomers * cp->nch, 1));
+	for (int64 k = 0; k < cp->ncustomers * cp->nch; k++)
+		cp->customer_flow[k] = -1;
 	for (int64 i = 0; i < cp->ncustomers; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -620,7 +621,7 @@ write_decisions(Campaign *cp)
 			int			offer = cp->prob.pair[c] / cp->nch;
 			int			ch = cp->prob.pair[c] % cp->nch;
 			int			k = rows->n;
-			int			flow = cp->flow[ch];
+			int			flow = cp->customer_flow[(int64) i * cp->nch + ch];
 
 			rows->col[0][k] = CStringGetTextDatum(cp->customers[i]);
 			rows->col[1][k] = Int32GetDatum(r + 1);

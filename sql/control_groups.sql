@@ -279,7 +279,7 @@ SELECT t ->> 'interactionId' AS touch, (t ->> 'weight')::float8 = 1 AS all_credi
 SELECT kaireon.attribute_conversions('lf', '2026-04-01', '2026-05-01') AS again;
 SELECT model, count(*) FROM kaireon.attribution_results WHERE tenant_id = 'lf' GROUP BY model ORDER BY model;
 -- bad arguments
-SELECT kaireon.attribute_conversions('lf', '2026-04-01', '2026-05-01', 'data_driven');
+SELECT kaireon.attribute_conversions('lf', '2026-04-01', '2026-05-01', 'markov');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.attribute_conversions('lf', '2026-04-01', '2026-05-01', 'time_decay', half_life => '0 days');
 SELECT kaireon.attribute_conversions('lf', '2026-05-01', '2026-04-01');

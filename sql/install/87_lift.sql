@@ -213,12 +213,14 @@ CREATE FUNCTION kaireon.attribute_conversions(tenant_id text, since timestamptz,
 AS $fn$
 DECLARE
     v_rows      integer;
+    v_contribution jsonb;
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
     PERFORM kaireon_internal._check_window(since, until);
-    IF model IS NULL OR model NOT IN ('last_touch', 'first_touch', 'linear', 'time_decay') THEN
+    IF model IS NULL OR model NOT IN ('last_touch', 'first_touch', 'linear', 'time_decay', 'position_based',
+                                      'data_driven') THEN
         RAISE EXCEPTION 'attribution model "%" is not supported', model USING ERRCODE = '22023',
-            HINT = 'Use last_touch, first_touch, linear or time_decay.';
+            HINT = 'Use last_touch, first_touch, linear, time_decay, position_based or data_driven.';
     END IF;
     IF half_life IS NULL OR half_life <= interval '0' THEN
         RAISE EXCEPTION 'half_life must be a positive interval, not %', half_life USING ERRCODE = '22023',
@@ -227,6 +229,46 @@ BEGIN
     IF lookback IS NULL OR lookback <= interval '0' THEN
         RAISE EXCEPTION 'lookback must be a positive interval, not %', lookback USING ERRCODE = '22023',
             HINT = 'Pass how far before a conversion a recommendation counts, e.g. interval ''30 days''.';
+    END IF;
+
+    IF model = 'data_driven' THEN
+        -- each offer's contribution by Shao and Li's probabilistic model over the window's
+        -- paths (docs/lift.md): a path is a customer's set of offers recommended in
+        -- [since - lookback, until), converted when the customer has a conversion in the window;
+        -- C(i) = P(y | i) + sum over the offers j seen with i of (P(y | i, j) - P(y | i) - P(y | j))
+        -- / (2 * their number)
+        WITH paths AS (
+            SELECT r.customer_id, array_agg(DISTINCT r.offer_id) AS offers
+              FROM kaireon.interaction_history r
+             WHERE r.tenant_id = attribute_conversions.tenant_id AND r.interaction_type = 'recommendation'
+               AND r.offer_id IS NOT NULL
+               AND r.occurred_at >= since - lookback AND r.occurred_at < until
+             GROUP BY r.customer_id
+        ), converted AS (
+            SELECT p.offers, EXISTS (
+                       SELECT 1 FROM kaireon.interaction_history h
+                        WHERE h.tenant_id = attribute_conversions.tenant_id AND h.customer_id = p.customer_id
+                          AND h.interaction_type = 'outcome' AND h.occurred_at >= since AND h.occurred_at < until
+                          AND CASE WHEN outcomes IS NULL
+                                   THEN h.outcome_type_key IN (SELECT ot.key FROM kaireon.outcome_types ot
+                                                                WHERE ot.tenant_id = attribute_conversions.tenant_id
+                                                                  AND ot.classification = 'positive' AND ot.deleted_at IS NULL)
+                                   ELSE h.outcome_type_key = ANY (outcomes) END)::int::float8 AS y
+              FROM paths p
+        ), singles AS (
+            SELECT i.offer, avg(c.y) AS p1 FROM converted c, unnest(c.offers) AS i (offer) GROUP BY i.offer
+        ), pairs AS (
+            SELECT i.offer AS i, j.offer AS j, avg(c.y) AS p2
+              FROM converted c, unnest(c.offers) AS i (offer), unnest(c.offers) AS j (offer)
+             WHERE i.offer <> j.offer
+             GROUP BY i.offer, j.offer
+        )
+        SELECT coalesce(jsonb_object_agg(s.offer, s.p1 + coalesce(
+                   (SELECT sum(pr.p2 - s.p1 - sj.p1) / (2 * count(*))
+                      FROM pairs pr JOIN singles sj ON sj.offer = pr.j
+                     WHERE pr.i = s.offer), 0)), '{}')
+          INTO v_contribution
+          FROM singles s;
     END IF;
 
     -- idempotent: the window's conversions lose their earlier results of this model
@@ -255,6 +297,9 @@ BEGIN
                row_number() OVER w_last AS from_last,
                row_number() OVER w_first AS from_first,
                count(*) OVER (PARTITION BY cv.id) AS n,
+               -- data_driven: the offer's contribution (at least 0), shared by its touches here
+               greatest(coalesce((v_contribution ->> r.offer_id)::float8, 0), 0)
+                   / count(*) OVER (PARTITION BY cv.id, r.offer_id) AS contribution,
                -- halved per half_life of age, counted from the newest touch (weight 1): the
                -- weights' ratios are those of the age from the conversion, and none underflows
                power(2::float8, greatest(-extract(epoch FROM max(r.occurred_at) OVER (PARTITION BY cv.id) - r.occurred_at)
@@ -271,6 +316,15 @@ BEGIN
                         WHEN 'last_touch' THEN CASE WHEN t.from_last = 1 THEN 1 ELSE 0 END
                         WHEN 'first_touch' THEN CASE WHEN t.from_first = 1 THEN 1 ELSE 0 END
                         WHEN 'linear' THEN 1.0 / t.n
+                        -- U-shaped: 40% each to the first and the last, 20% shared by the others
+                        -- (one touch: all; two: half each)
+                        WHEN 'position_based' THEN CASE WHEN t.n = 1 THEN 1
+                                                        WHEN t.n = 2 THEN 0.5
+                                                        WHEN t.from_first = 1 OR t.from_last = 1 THEN 0.4
+                                                        ELSE 0.2 / (t.n - 2) END
+                        -- by contribution; linear when no touch has any
+                        WHEN 'data_driven' THEN coalesce(t.contribution / nullif(sum(t.contribution) OVER (PARTITION BY t.conversion_id), 0),
+                                                         1.0 / t.n)
                         ELSE t.decay / sum(t.decay) OVER (PARTITION BY t.conversion_id) END::float8 AS weight
           FROM touches t
     )
@@ -288,4 +342,72 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.attribute_conversions(text, timestamptz, timestamptz, text, interval, interval, text[]) IS
-    'Credits each conversion (an outcome of the given keys, default the positive ones) in [since, until) to the customer''s recommendations in the lookback before it, by model last_touch, first_touch, linear or time_decay (weight 2^(-age/half_life), normalised), into attribution_results: one row per conversion with touchpoints [{interactionId, recommendationId, offerId, occurredAt, weight, credit}] and total_value (conversion_value, else the offer''s value). Re-running a window replaces its rows of that model. Returns the rows written. See docs/lift.md.';
+    'Credits each conversion (an outcome of the given keys, default the positive ones) in [since, until) to the customer''s recommendations in the lookback before it, by model last_touch, first_touch, linear, time_decay (weight 2^(-age/half_life), normalised), position_based (40% first, 40% last, 20% shared by the others) or data_driven (each offer''s contribution by Shao and Li''s probabilistic model over the window''s paths), into attribution_results: one row per conversion with touchpoints [{interactionId, recommendationId, offerId, occurredAt, weight, credit}] and total_value (conversion_value, else the offer''s value). Re-running a window replaces its rows of that model. Returns the rows written. See docs/lift.md.';
+
+-- Flow A/B tests (docs/lift.md, "Flow A/B tests"): an experiment whose traffic_split is
+-- {"flows": {flowKey: weight}} splits the customers of a decision flow naming it
+-- (flowExperiment) between those flows; recommend assigns each customer once, in
+-- variant_assignments (src/decision/flow_experiments.c), from the arms compiled with the
+-- configuration (src/config/cache.c).
+
+CREATE FUNCTION kaireon_internal._check_flow_experiment() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_arms      jsonb := NEW.traffic_split -> 'flows';
+    v_total     double precision := 0;
+    v_flow      record;
+    r           record;
+BEGIN
+    IF v_arms IS NULL THEN
+        RETURN NEW;             -- a champion/challenger experiment of models
+    END IF;
+    IF jsonb_typeof(v_arms) <> 'object' OR v_arms = '{}' OR (SELECT count(*) FROM jsonb_object_keys(NEW.traffic_split)) > 1 THEN
+        RAISE EXCEPTION 'experiment "%": traffic_split must be {"flows": {flowKey: weight, ...}} with at least one flow, not %',
+                        NEW.key, NEW.traffic_split
+            USING ERRCODE = '22023', HINT = 'For example {"flows": {"main": 50, "main-v2": 50}}; see docs/lift.md.';
+    END IF;
+    IF NEW.champion_model_id IS NOT NULL OR NEW.holdout_percent <> 0 THEN
+        RAISE EXCEPTION 'experiment "%" splits traffic between decision flows: it takes no champion model and no holdout_percent', NEW.key
+            USING ERRCODE = '22023',
+                  HINT = 'Hold customers out with the flows'' controlGroupPercent; compare models in an experiment of its own.';
+    END IF;
+    FOR r IN SELECT a.key, a.value FROM jsonb_each(v_arms) a ORDER BY a.key LOOP
+        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" has weight %, not a non-negative finite number', NEW.key, r.key,
+                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
+                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers, in any unit (shares of their sum).';
+        END IF;
+        v_total := v_total + r.value::text::double precision;
+        SELECT f.status, f.published_version INTO v_flow FROM kaireon.decision_flows f
+         WHERE f.tenant_id = NEW.tenant_id AND f.key = r.key AND f.deleted_at IS NULL;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" names no decision flow of tenant "%"', NEW.key, r.key, NEW.tenant_id
+                USING ERRCODE = '42704', HINT = 'Each key of traffic_split.flows is the key of a published decision flow.';
+        END IF;
+        IF v_flow.status <> 'published' OR v_flow.published_version IS NULL THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" names decision flow "%", which is not published (status %)',
+                            NEW.key, r.key, r.key, v_flow.status
+                USING ERRCODE = '55000', HINT = 'Publish it with kaireon.publish_decision_flow first.';
+        END IF;
+    END LOOP;
+    IF v_total <= 0 THEN
+        RAISE EXCEPTION 'experiment "%": the arms'' weights add up to 0', NEW.key
+            USING ERRCODE = '22023', HINT = 'Give some arm a weight.';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._check_flow_experiment() IS
+    'Internal: BEFORE trigger on experiments refusing a flow A/B test (traffic_split {"flows": {flowKey: weight}}) whose split is malformed, whose weights are negative, not finite or all 0 (22023), that names a champion model or a holdout (22023), or whose arm names no decision flow of the tenant (42704) or an unpublished one (55000). See docs/lift.md.';
+CREATE TRIGGER check_flow_experiment
+    BEFORE INSERT OR UPDATE OF traffic_split, status, champion_model_id, holdout_percent ON kaireon.experiments
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_flow_experiment();
+
+-- the configuration cache compiles the flow experiments: their key, status and split
+CREATE TRIGGER config_changed AFTER INSERT OR DELETE OR UPDATE OF key, status, traffic_split
+    ON kaireon.experiments FOR EACH ROW EXECUTE FUNCTION kaireon.config_changed();
+SELECT kaireon_internal._add_replica_invalidation('kaireon.experiments',
+    '(OLD.key, OLD.status, OLD.traffic_split) IS DISTINCT FROM (NEW.key, NEW.status, NEW.traffic_split)');

@@ -95,7 +95,6 @@ typedef struct Campaign
 	int64		cfg_version;	/* the configuration the candidates are indexed by */
 	int			nch;
 	int		   *channel;		/* channel indexes */
-	int		   *flow;			/* per channel: flow index of its decisions, -1 until seen */
 	KArbConstraintSet *set;
 	int		   *global;			/* constraint indexes with a global limit */
 	int			nglobal;
@@ -116,7 +115,22 @@ typedef struct Campaign
 	char	   *customers_query;	/* the SQL listing the customers */
 	bool		listed;			/* customers listed (before the call's first write) */
 	bool		distributed;	/* the tenant's tables are Citus shards (kaireon.distribute()) */
+	int		   *customer_flow;	/* per customer and channel (customer * nch + ch): the flow that
+								 * decided (a flow A/B test's arm: docs/lift.md), -1: none */
+	int64		ncontrols;		/* (customer, channel) pairs a control group held back: */
+	int64		controls_alloc;
+	struct CampaignControl *controls;	/* recorded as 'control' rows unless a simulation */
 } Campaign;
+
+/* A customer a control group held back on a channel (docs/lift.md). */
+typedef struct CampaignControl
+{
+	int64		customer;		/* index into customers */
+	int			ch;
+	int			flow;
+	const char *scope;			/* "tenant" or "flow" */
+	double		percent;
+} CampaignControl;
 
 /* Milliseconds since a start time. */
 static double
@@ -181,7 +195,6 @@ prepare(Campaign *cp)
 				 errhint("Set runs.channel_ids (or config.channelIds of a simulation) to the channels to decide for.")));
 	cp->nch = json_array_size(spec->channels);
 	cp->channel = palloc(sizeof(int) * cp->nch);
-	cp->flow = palloc(sizeof(int) * cp->nch);
 	json_array_foreach(spec->channels, i, ch)
 	{
 		const char *id = json_string_value(ch);
@@ -203,7 +216,6 @@ prepare(Campaign *cp)
 						 errmsg("channel \"%s\" is listed twice in the campaign", id),
 						 errhint("List each channel once.")));
 		cp->channel[i] = c;
-		cp->flow[i] = -1;
 	}
 	if (spec->flow_key != NULL && kaireon_find_flow(cfg, spec->flow_key) < 0)
 		unknown(psprintf("decision flow \"%s\" of the campaign does not exist for tenant \"%s\"",
@@ -299,10 +311,11 @@ keep_customer(Campaign *cp, const char *id)
  * store.
  */
 static void
-score_customer(Campaign *cp, const char *customer_id, MemoryContext percall,
+score_customer(Campaign *cp, int64 customer, MemoryContext percall,
 			   int32 *pair, double *value, bool *forced, int32 *tag)
 {
 	MemoryContext old = MemoryContextSwitchTo(percall);
+	const char *customer_id = cp->customers[customer];
 	int			n = 0;
 
 	for (int ch = 0; ch < cp->nch; ch++)
@@ -327,12 +340,28 @@ score_customer(Campaign *cp, const char *customer_id, MemoryContext percall,
 					 errmsg("the configuration of tenant \"%s\" changed while the campaign ran",
 							cp->spec->tenant_id),
 					 errhint("Run the campaign again.")));
+		/* held back by a control group: no candidates, a 'control' row later (record_controls) */
+		for (int c = 0; c < res->ncontrols; c++)
+		{
+			CampaignControl *cc;
+
+			if (cp->ncontrols == cp->controls_alloc)
+			{
+				cp->controls_alloc *= 2;
+				cp->controls = repalloc(cp->controls, sizeof(CampaignControl) * cp->controls_alloc);
+			}
+			cc = &cp->controls[cp->ncontrols++];
+			cc->customer = customer;
+			cc->ch = ch;
+			cc->flow = res->controls[c].flow;
+			cc->scope = res->controls[c].scope;
+			cc->percent = res->controls[c].percent;
+		}
 		for (int d = 0; d < res->ndecisions; d++)
 		{
 			const KDecision *dec = &res->decisions[d];
 
-			if (cp->flow[ch] < 0)
-				cp->flow[ch] = dec->flow;
+			cp->customer_flow[customer * cp->nch + ch] = dec->flow;
 			pair[n] = dec->cand->offer * cp->nch + ch;
 			value[n] = dec->cand->score;
 			forced[n] = dec->cand->mandatory;
@@ -405,6 +434,9 @@ collect(Campaign *cp)
 	int32	   *tag = palloc(sizeof(int32) * maxn);
 
 	karb_problem_init(&cp->prob, cp->spec->max_offers, npairs, cp->nglobal, cp->nresp);
+	cp->ncontrols = 0;
+	cp->controls_alloc = 64;
+	cp->controls = palloc(sizeof(CampaignControl) * cp->controls_alloc);
 	for (int q = 0; q < npairs; q++)
 	{
 		const KOffer *o = &cfg->offers[q / cp->nch];
@@ -431,11 +463,14 @@ collect(Campaign *cp)
 		kaireon_run_confined(cp->spec->tenant_id, list_customers, cp);
 		MemoryContextSwitchTo(mine);
 	}
+	cp->customer_flow = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(int) * Max(cp->ncustomers * cp->nch, 1));
+	for (int64 k = 0; k < cp->ncustomers * cp->nch; k++)
+		cp->customer_flow[k] = -1;
 	for (int64 i = 0; i < cp->ncustomers; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
 		kaireon_progress_update("scoring", i, cp->ncustomers);
-		score_customer(cp, cp->customers[i], percall, pair, value, forced, tag);
+		score_customer(cp, i, percall, pair, value, forced, tag);
 	}
 	MemoryContextDelete(percall);
 }
@@ -587,7 +622,7 @@ write_decisions(Campaign *cp)
 			int			offer = cp->prob.pair[c] / cp->nch;
 			int			ch = cp->prob.pair[c] % cp->nch;
 			int			k = rows->n;
-			int			flow = cp->flow[ch];
+			int			flow = cp->customer_flow[(int64) i * cp->nch + ch];
 
 			rows->col[0][k] = CStringGetTextDatum(cp->customers[i]);
 			rows->col[1][k] = Int32GetDatum(r + 1);
@@ -688,6 +723,87 @@ record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 							   3, (Oid[]) {TEXTOID, TEXTOID, types13[12]}, (Datum[]) {args13[0], args13[1], args13[12]},
 							   NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: could not create the campaign's deliveries");
+}
+
+/*
+ * Record a 'control' row per customer and channel a control group held back
+ * (as recommend does: no offer; campaign_id the run, context {campaignRunId,
+ * controlGroup: {scope, percent}}), so kaireon.lift counts campaign traffic
+ * too: from unnest() on one server, a VALUES row per control naming the
+ * tenant when the tables are distributed (one shard on Citus).
+ */
+static void
+record_controls(Campaign *cp)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid elem[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID};
+	Oid			types[10];
+	Datum		args[10];
+	int			batch = CAMPAIGN_WRITE_BATCH;
+	Datum	   *col[6];
+
+	for (int c = 0; c < 6; c++)
+		col[c] = palloc(sizeof(Datum) * batch);
+	types[0] = TEXTOID;
+	types[1] = TEXTOID;
+	types[2] = TEXTOID;
+	types[3] = TIMESTAMPTZOID;
+	for (int c = 0; c < 6; c++)
+		types[4 + c] = get_array_type(elem[c]);
+	args[0] = CStringGetTextDatum(cp->spec->tenant_id);
+	args[1] = CStringGetTextDatum(cp->campaign_run_id);
+	args[2] = CStringGetTextDatum(cp->spec->run_id);
+	args[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	for (int64 start = 0; start < cp->ncontrols; start += batch)
+	{
+		int			n = (int) Min(batch, cp->ncontrols - start);
+		int			rc;
+
+		for (int r = 0; r < n; r++)
+		{
+			const CampaignControl *cc = &cp->controls[start + r];
+
+			col[0][r] = CStringGetTextDatum(kaireon_new_uuid());
+			col[1][r] = CStringGetTextDatum(cp->customers[cc->customer]);
+			col[2][r] = CStringGetTextDatum(cp->cfg->channels[cp->channel[cc->ch]].id);
+			col[3][r] = CStringGetTextDatum(cp->cfg->flows[cc->flow].id);
+			col[4][r] = CStringGetTextDatum(cc->scope);
+			col[5][r] = Float8GetDatum(cc->percent);
+		}
+		for (int c = 0; c < 6; c++)
+			args[4 + c] = kd_array(col[c], NULL, n, elem[c]);
+		if (!cp->distributed)
+		{
+			if (plan == NULL)
+				plan = kspi_prepare_keep(
+					"INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+					"  recommendation_id, channel_id, decision_flow_id, campaign_id, context) "
+					"SELECT $1, u.id, $4, u.customer_id, 'control', u.id, u.channel_id, u.flow_id, $3, "
+					"       jsonb_build_object('campaignRunId', $2::text, "
+					"                          'controlGroup', jsonb_build_object('scope', u.scope, 'percent', u.percent)) "
+					"  FROM unnest($5, $6, $7, $8, $9, $10) AS u (id, customer_id, channel_id, flow_id, scope, percent)",
+					10, types);
+			rc = kspi_execute_plan(plan, args, NULL, false, 0);
+		}
+		else
+		{
+			StringInfoData sql;
+
+			initStringInfo(&sql);
+			appendStringInfoString(&sql,
+								   "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, "
+								   "  interaction_type, recommendation_id, channel_id, decision_flow_id, campaign_id, context) VALUES ");
+			for (int r = 1; r <= n; r++)
+				appendStringInfo(&sql, "%s($1, $5[%d], $4, $6[%d], 'control', $5[%d], $7[%d], $8[%d], $3, "
+								 "jsonb_build_object('campaignRunId', $2::text, 'controlGroup', "
+								 "jsonb_build_object('scope', $9[%d], 'percent', $10[%d])))",
+								 r > 1 ? ", " : "", r, r, r, r, r, r, r);
+			rc = kspi_execute_with_args(sql.data, 10, types, args, NULL, false, 0);
+			pfree(sql.data);
+		}
+		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+			elog(ERROR, "kaireon: could not record the campaign's control group rows");
+	}
 }
 
 /*
@@ -802,7 +918,10 @@ execute(Campaign *cp)
 		kaireon_progress_update("writing", 0, cp->selected);
 		write_decisions(cp);	/* with their interactions, unless a simulation */
 		if (!cp->spec->simulation)
+		{
+			record_controls(cp);
 			take_units(cp);
+		}
 	}
 	else
 	{

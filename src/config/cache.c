@@ -985,6 +985,9 @@ compile_flow(KFlow *f)
 	f->max_offers = (int) kj_num(conf, "maxOffers", 3);
 	f->customer_schema = str_field(conf, "customerSchema");
 	f->control_percent = kj_num(conf, "controlGroupPercent", 0);
+	f->control_answer = kj_array(conf, "controlAnswer");
+	f->flow_experiment_key = str_field(conf, "flowExperiment");
+	f->flow_experiment = -1;
 }
 
 /* The tenant's decision flows with their published configuration. */
@@ -1019,6 +1022,61 @@ load_flows(KTenantConfig *cfg)
 		if (f->is_default)
 			cfg->default_flow = i;
 	}
+}
+
+/*
+ * The flow A/B tests the flows name (flowExperiment): one query, and none
+ * when no flow names one.  An experiment that does not exist or has no flow
+ * arms (traffic_split.flows) is left out: its flow runs itself.
+ */
+static void
+load_flow_experiments(KTenantConfig *cfg)
+{
+	json_t	   *keys = json_array();
+	json_t	   *rows;
+	size_t		i;
+	json_t	   *r;
+
+	for (int f = 0; f < cfg->nflows; f++)
+		if (cfg->flows[f].flow_experiment_key != NULL)
+			json_array_append_new(keys, json_string(cfg->flows[f].flow_experiment_key));
+	if (json_array_size(keys) == 0)
+		return;
+	rows = spi_json(
+		"SELECT jsonb_agg(jsonb_build_object('key', e.key, 'running', e.status = 'running', "
+		"         'arms', (SELECT jsonb_agg(jsonb_build_array(a.key, a.value) ORDER BY a.key COLLATE \"C\") "
+		"                    FROM jsonb_each(e.traffic_split -> 'flows') a)) ORDER BY e.key COLLATE \"C\") "
+		"  FROM kaireon.experiments e "
+		" WHERE e.tenant_id = $1 AND jsonb_typeof(e.traffic_split -> 'flows') = 'object'",
+		cfg->tenant_id, "flow experiments");
+	cfg->nflow_experiments = json_array_size(rows);
+	cfg->flow_experiments = palloc0(sizeof(KFlowExperiment) * Max(cfg->nflow_experiments, 1));
+	json_array_foreach(rows, i, r)
+	{
+		KFlowExperiment *e = &cfg->flow_experiments[i];
+		json_t	   *arms = kj_array(r, "arms");
+		size_t		k;
+		json_t	   *a;
+
+		e->key = str_field(r, "key");
+		e->running = kj_bool(r, "running", false);
+		e->narms = json_array_size(arms);
+		e->arms = palloc(sizeof(char *) * Max(e->narms, 1));
+		e->arm_flows = palloc(sizeof(int) * Max(e->narms, 1));
+		e->weights = palloc(sizeof(double) * Max(e->narms, 1));
+		json_array_foreach(arms, k, a)
+		{
+			/* the weights were checked when written (kaireon_internal._check_flow_experiment) */
+			e->arms[k] = pstrdup(json_string_value(json_array_get(a, 0)));
+			e->arm_flows[k] = kaireon_find_flow(cfg, e->arms[k]);
+			e->weights[k] = json_number_value(json_array_get(a, 1));
+			e->total += e->weights[k];
+		}
+	}
+	for (int f = 0; f < cfg->nflows; f++)
+		for (int x = 0; x < cfg->nflow_experiments && cfg->flows[f].flow_experiment_key != NULL; x++)
+			if (strcmp(cfg->flow_experiments[x].key, cfg->flows[f].flow_experiment_key) == 0)
+				cfg->flows[f].flow_experiment = x;
 }
 
 /* The tenant's active flow routes (channel and placement to flow), by priority. */
@@ -1340,6 +1398,7 @@ compile_config(const char *tenant_id, int64 version)
 		load_journey_events(cfg);
 		load_flows(cfg);
 		load_routes(cfg);
+		load_flow_experiments(cfg);
 		load_caps(cfg);
 		load_outcomes_and_settings(cfg);
 		load_customer_schemas(cfg);

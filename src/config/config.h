@@ -301,7 +301,26 @@ typedef struct KFlow
 	int			max_offers;		/* default when the request gives none */
 	const char *customer_schema;	/* data schema name, NULL = the tenant's customer schema */
 	double		control_percent;	/* controlGroupPercent: the flow's control group, 0..100 */
+	json_t	   *control_answer; /* controlAnswer: offer ids its control group gets, or NULL */
+	const char *flow_experiment_key;	/* flowExperiment: the A/B test of flows it enters, or NULL */
+	int			flow_experiment;	/* index into flow_experiments, -1: none (docs/lift.md) */
 } KFlow;
+
+/*
+ * A flow A/B test: an experiment whose traffic_split is {"flows": {flowKey:
+ * weight}} (docs/lift.md, "Flow A/B tests").  Arms are by key in C collation,
+ * as kaireon.assign_variant orders them.
+ */
+typedef struct KFlowExperiment
+{
+	const char *key;
+	bool		running;		/* status 'running': assigns customers */
+	int			narms;
+	const char **arms;			/* flow keys */
+	int		   *arm_flows;		/* index into flows, -1: not a flow now */
+	double	   *weights;
+	double		total;			/* sum of the weights */
+} KFlowExperiment;
 
 typedef struct KRoute
 {
@@ -387,6 +406,8 @@ typedef struct KTenantConfig
 	int			nflows;
 	KFlow	   *flows;
 	int			default_flow;	/* -1: none */
+	int			nflow_experiments;
+	KFlowExperiment *flow_experiments;	/* those the flows name (flowExperiment) */
 	int			nroutes;
 	KRoute	   *routes;			/* by priority, highest first */
 	int			ncaps;

@@ -220,6 +220,8 @@ static const FieldSpec flow_fields[] = {
 	{"maxOffers", JT_INTEGER, false, NULL, 0, 1, 50},
 	{"customerSchema", JT_STRING, false, NULL, 0, 1, 40},
 	{"controlGroupPercent", JT_NUMBER, false, NULL, 0, 0, 100},
+	{"controlAnswer", JT_ARRAY, false, NULL, JT_STRING, 0, 50},
+	{"flowExperiment", JT_STRING, false, NULL, 0, 1, 200},
 	FIELD_END
 };
 static const FieldSpec flow_inventory_fields[] = {

@@ -8,7 +8,7 @@
  *
  * Calls within the folder run downward, never in a circle:
  *   recommend.c -> pipeline.c, explain.c, identity.c
- *   pipeline.c  -> identity.c, persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
+ *   pipeline.c  -> identity.c, flow_experiments.c, persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
  *   respond.c   -> identity.c, caps.c, model_scores.c, rules.c, triggers.c
  *   geofences.c -> triggers.c -> customer.c
  *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
@@ -32,6 +32,9 @@ extern json_t *kaireon_identity_json(const KIdentity *id);
 extern void kaireon_identity_note(json_t *context, const KIdentity *id, const char *what);
 extern void kaireon_decide_identity(KTenantConfig *cfg, KDecideArgs *args);
 extern void kaireon_lock_customer(const char *tenant_id, KDecideArgs *args);
+
+/* flow_experiments.c: flow A/B tests, a placement's flow replaced by its arm's */
+extern void kaireon_flow_arms(KDecideResult *res, KDecideArgs *args, int *flows, int n, json_t *placements);
 
 /* customer.c: the customer's state, read once per request */
 extern KCustomer *kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context,

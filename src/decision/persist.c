@@ -158,34 +158,38 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 
 /*
  * Write one interaction_history row of type 'control' per placement a control
- * group left empty: no offer, no rank; its context is the request's with
- * "controlGroup": {"scope", "percent"}.  kaireon.lift counts these customers
- * as the control group; caps, policies and respond never read such rows.
+ * group left empty: no offer, no rank; or, when the flow has a control answer,
+ * one per offer of the answer shown (offer, creative, rank).  Their context is
+ * the request's with "controlGroup": {"scope", "percent"}.  kaireon.lift
+ * counts these customers as the control group; caps, policies and respond
+ * never read such rows.
  */
 void
 kaireon_record_controls(KDecideResult *res, KDecideArgs *args)
 {
-	static Oid	types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	static Oid	types[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+	TEXTOID, TEXTOID, INT4OID};
 	const KRequest *req = res->req;
+	const KTenantConfig *cfg = req->cfg;
 	SPIPlanPtr	plan;
 
 	if (res->ncontrols == 0)
 		return;
 	plan = keep_plan(&control_plan,
 					 "INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, recommendation_id, "
-					 "  channel_id, placement_id, decision_flow_id, context, occurred_at, interaction_type) "
-					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), 'control')", 8, types);
+					 "  channel_id, placement_id, decision_flow_id, context, offer_id, creative_id, rank, "
+					 "  occurred_at, interaction_type) "
+					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), 'control')", 11, types);
 	for (int i = 0; i < res->ncontrols; i++)
 	{
 		const KControl *c = &res->controls[i];
 		json_t	   *ctx = json_deep_copy(req->cust->context);
-		Datum		v[8];
-		char		nulls[8];
+		Datum		v[11];
+		char		nulls[11];
 
 		json_object_set_new(ctx, "controlGroup", json_pack("{s:s,s:f}", "scope", c->scope, "percent", c->percent));
 		memset(nulls, ' ', sizeof(nulls));
-		v[0] = CStringGetTextDatum(req->cfg->tenant_id);
-		v[1] = CStringGetTextDatum(c->interaction_id);
+		v[0] = CStringGetTextDatum(cfg->tenant_id);
 		v[2] = CStringGetTextDatum(args->customer_id);
 		v[3] = CStringGetTextDatum(res->recommendation_id);
 		v[4] = CStringGetTextDatum(req->channel_id);
@@ -193,10 +197,22 @@ kaireon_record_controls(KDecideResult *res, KDecideArgs *args)
 			v[5] = CStringGetTextDatum(c->placement_id);
 		else
 			nulls[5] = 'n';
-		v[6] = CStringGetTextDatum(req->cfg->flows[c->flow].id);
+		v[6] = CStringGetTextDatum(cfg->flows[c->flow].id);
 		v[7] = jsonb_datum(ctx);
-		if (kspi_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "kaireon: could not record the control group decision");
+		/* the row without offer (k = -1), or one row per offer of the control answer */
+		for (int k = c->nanswer > 0 ? 0 : -1; k < c->nanswer; k++)
+		{
+			v[1] = CStringGetTextDatum(k < 0 ? c->interaction_id : c->answer_ids[k]);
+			nulls[8] = nulls[9] = nulls[10] = k < 0 ? 'n' : ' ';
+			if (k >= 0)
+			{
+				v[8] = CStringGetTextDatum(cfg->offers[c->answer_offers[k]].id);
+				v[9] = CStringGetTextDatum(cfg->creatives[c->answer_creatives[k]].id);
+				v[10] = Int32GetDatum(k + 1);
+			}
+			if (kspi_execute_plan(plan, v, nulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "kaireon: could not record the control group decision");
+		}
 	}
 }
 

@@ -392,7 +392,10 @@ select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg)
 /*
  * Is the customer in a control group of this placement's decision: the
  * tenant's universal group, else the flow's (docs/lift.md)?  Appends the
- * placement to res->controls and returns true when so.
+ * placement to res->controls and returns true when so; the flow's control
+ * answer (controlAnswer: offer ids) is what the placement then shows, each
+ * offer active with a creative for the channel and placement, at most
+ * max_slots of them.
  */
 static bool
 in_control_group(KDecideResult *res, KDecideArgs *args, const char *placement_id, int flow_idx)
@@ -402,6 +405,10 @@ in_control_group(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	const char *scope = NULL;
 	double		percent = 0;
 	KControl   *c;
+	int			placement = placement_id ? kaireon_find_placement(cfg, placement_id) : -1;
+	int			slots = placement >= 0 ? cfg->placements[placement].max_slots : INT_MAX;
+	size_t		i;
+	json_t	   *id;
 
 	if (cfg->control_percent > 0 &&
 		kaireon_control_bucket(cfg->tenant_id, "", args->customer_id) < cfg->control_percent)
@@ -418,7 +425,25 @@ in_control_group(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	c->flow = flow_idx;
 	c->scope = scope;
 	c->percent = percent;
-	c->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
+	c->nanswer = 0;
+	c->answer_offers = palloc(sizeof(int) * Max(json_array_size(flow->control_answer), 1));
+	c->answer_creatives = palloc(sizeof(int) * Max(json_array_size(flow->control_answer), 1));
+	c->answer_ids = palloc0(sizeof(char *) * Max(json_array_size(flow->control_answer), 1));
+	json_array_foreach(flow->control_answer, i, id)
+	{
+		int			o = kaireon_find_offer(cfg, json_string_value(id));
+		int			cr;
+
+		if (c->nanswer >= slots || o < 0 || !cfg->offers[o].active ||
+			(cr = pick_creative(res->req, flow, &cfg->offers[o], placement, args->exclude_creatives,
+								draw_seed(res->recommendation_id))) < 0)
+			continue;
+		c->answer_offers[c->nanswer] = o;
+		c->answer_creatives[c->nanswer] = cr;
+		c->answer_ids[c->nanswer] = args->dry_run ? NULL : kaireon_new_uuid();
+		c->nanswer++;
+	}
+	c->interaction_id = args->dry_run || c->nanswer > 0 ? NULL : kaireon_new_uuid();
 	json_array_append_new(res->funnels, json_pack("{s:s?,s:s,s:s}", "placement", placement_id,
 												  "flow", flow->key, "controlGroup", scope));
 	return true;
@@ -637,6 +662,43 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	json_array_append_new(res->funnels, funnel);
 }
 
+/* Does a placement id (NULL: none) match a JSON one (null or absent: none)? */
+static bool
+same_placement(const char *placement_id, json_t *v)
+{
+	return placement_id == NULL ? !json_is_string(v) :
+		json_is_string(v) && strcmp(placement_id, json_string_value(v)) == 0;
+}
+
+/*
+ * The flow A/B test arm of each placement that took one, into its funnel
+ * (debug output, traces) and its decisions' explanations: flowExperiment
+ * {experiment, arm}.
+ */
+static void
+note_flow_arms(KDecideResult *res)
+{
+	size_t		i,
+				k;
+	json_t	   *a,
+			   *f;
+
+	json_array_foreach(res->flow_arms, i, a)
+	{
+		json_t	   *pid = json_object_get(a, "placementId");
+		json_t	   *note = json_pack("{s:O,s:O}", "experiment", json_object_get(a, "experiment"),
+									 "arm", json_object_get(a, "arm"));
+
+		json_array_foreach(res->funnels, k, f)
+			if (same_placement(json_string_value(json_object_get(f, "placement")), pid))
+			json_object_set(f, "flowExperiment", note);
+		for (int d = 0; d < res->ndecisions; d++)
+			if (res->decisions[d].explanation != NULL && same_placement(res->decisions[d].placement_id, pid))
+				json_object_set(res->decisions[d].explanation, "flowExperiment", note);
+		json_decref(note);
+	}
+}
+
 /* The request object guardrails see as request.* (channel, placement, time, context). */
 static json_t *
 request_object(const KRequest *req, json_t *context)
@@ -734,6 +796,8 @@ decide(KDecideArgs *args)
 		res->traced = args->force_trace || sample < cfg->trace_sample_rate;
 		kaireon_lock_customer(cfg->tenant_id, args);	/* on the canonical customer (identity.c) */
 	}
+	/* flow A/B tests: a flow naming one hands the customer to its arm (flow_experiments.c) */
+	kaireon_flow_arms(res, args, flows, Max(nplacements, 1), nplacements > 0 ? args->placements : NULL);
 	req->keep_reasons = args->debug || res->traced;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
@@ -758,6 +822,8 @@ decide(KDecideArgs *args)
 			if (res->decisions[k].cand->mandatory)
 				mandatory_left--;
 	}
+
+	note_flow_arms(res);
 
 	if (!args->dry_run)
 	{

@@ -355,13 +355,33 @@ text_arg(FunctionCallInfo fcinfo, int n)
 	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
-/* A placement a control group left empty: {controlGroup: true, scope, percent, flow, placementId}. */
+/*
+ * A placement a control group left empty: {controlGroup: true, scope,
+ * percent, flow, placementId, interactionId}, with answer: [{rank, offerId,
+ * offerName, creativeId, interactionId}] when the flow's control answer
+ * filled it instead.
+ */
 static json_t *
 control_json(const KDecideResult *res, const KControl *c)
 {
-	return json_pack("{s:b,s:s,s:f,s:s,s:s?,s:s?}", "controlGroup", true, "scope", c->scope,
-					 "percent", c->percent, "flow", res->req->cfg->flows[c->flow].key,
-					 "placementId", c->placement_id, "interactionId", c->interaction_id);
+	const KTenantConfig *cfg = res->req->cfg;
+	json_t	   *out = json_pack("{s:b,s:s,s:f,s:s,s:s?,s:s?}", "controlGroup", true, "scope", c->scope,
+								"percent", c->percent, "flow", cfg->flows[c->flow].key,
+								"placementId", c->placement_id, "interactionId", c->interaction_id);
+
+	if (c->nanswer > 0)
+	{
+		json_t	   *answer = json_array();
+
+		for (int k = 0; k < c->nanswer; k++)
+			json_array_append_new(answer, json_pack("{s:i,s:s,s:s,s:s,s:s?}", "rank", k + 1,
+													"offerId", cfg->offers[c->answer_offers[k]].id,
+													"offerName", cfg->offers[c->answer_offers[k]].name,
+													"creativeId", cfg->creatives[c->answer_creatives[k]].id,
+													"interactionId", c->answer_ids[k]));
+		json_object_set_new(out, "answer", answer);
+	}
+	return out;
 }
 
 /*
@@ -460,28 +480,58 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 			nulls[10] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	/* a placement a control group left empty: a row without rank or offer (docs/lift.md) */
+	/*
+	 * a placement a control group left empty: a row without rank or offer, or
+	 * a row per offer of the flow's control answer (docs/lift.md)
+	 */
 	for (int i = 0; i < res->ncontrols; i++)
 	{
-		Datum		values[11];
-		bool		nulls[11];
+		const KControl *c = &res->controls[i];
+		const KTenantConfig *cfg = res->req->cfg;
 
-		memset(nulls, true, sizeof(nulls));
-		if (res->controls[i].placement_id)
+		for (int k = c->nanswer > 0 ? 0 : -1; k < c->nanswer; k++)
 		{
-			values[5] = CStringGetTextDatum(res->controls[i].placement_id);
-			nulls[5] = false;
+			Datum		values[11];
+			bool		nulls[11];
+			json_t	   *expl = control_json(res, c);
+			const char *iid = k < 0 ? c->interaction_id : c->answer_ids[k];
+
+			memset(nulls, true, sizeof(nulls));
+			if (k >= 0)
+			{
+				const KOffer *o = &cfg->offers[c->answer_offers[k]];
+
+				values[0] = Int32GetDatum(k + 1);
+				values[1] = CStringGetTextDatum(o->id);
+				values[2] = CStringGetTextDatum(o->name);
+				values[4] = CStringGetTextDatum(cfg->creatives[c->answer_creatives[k]].id);
+				nulls[0] = nulls[1] = nulls[2] = nulls[4] = false;
+				if (o->category_id)
+				{
+					values[3] = CStringGetTextDatum(o->category_id);
+					nulls[3] = false;
+				}
+				/* the row's own explanation: the group, flagged as its control answer */
+				json_object_del(expl, "answer");
+				json_object_set_new(expl, "controlAnswer", json_true());
+				json_object_set_new(expl, "interactionId", iid ? json_string(iid) : json_null());
+			}
+			if (c->placement_id)
+			{
+				values[5] = CStringGetTextDatum(c->placement_id);
+				nulls[5] = false;
+			}
+			values[8] = CStringGetTextDatum(res->recommendation_id);
+			nulls[8] = false;
+			if (iid)
+			{
+				values[9] = CStringGetTextDatum(iid);
+				nulls[9] = false;
+			}
+			values[10] = JsonbPGetDatum(kj_to_jsonb(expl));
+			nulls[10] = false;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
-		values[8] = CStringGetTextDatum(res->recommendation_id);
-		nulls[8] = false;
-		if (res->controls[i].interaction_id)
-		{
-			values[9] = CStringGetTextDatum(res->controls[i].interaction_id);
-			nulls[9] = false;
-		}
-		values[10] = JsonbPGetDatum(kj_to_jsonb(control_json(res, &res->controls[i])));
-		nulls[10] = false;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	if (args.debug)
 	{
@@ -693,6 +743,9 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 			json_array_append_new(list, control_json(res, &res->controls[i]));
 		json_object_set_new(out, "controlGroups", list);
 	}
+	/* which arm of a flow A/B test each placement took (decision/flow_experiments.c) */
+	if (json_array_size(res->flow_arms) > 0)
+		json_object_set(out, "flowExperiments", res->flow_arms);
 	/* which models fell back and why (decision/model_scores.c) */
 	if (res->req->degraded != NULL)
 		json_object_set(out, "degradedModels", res->req->degraded);

@@ -187,7 +187,11 @@ typedef struct KControl
 	int			flow;
 	const char *scope;			/* "tenant" or "flow": whose control group */
 	double		percent;		/* that group's percentage */
-	char	   *interaction_id; /* of the recorded 'control' row */
+	char	   *interaction_id; /* of the recorded 'control' row (NULL: a dry run, or an answer) */
+	int			nanswer;		/* the flow's control answer (controlAnswer) shown, in order: */
+	int		   *answer_offers;	/* offer indexes */
+	int		   *answer_creatives;	/* their creatives' indexes */
+	char	  **answer_ids;		/* their 'control' rows' ids (NULL in a dry run) */
 } KControl;
 
 /* What the pipeline returns. */
@@ -203,6 +207,7 @@ typedef struct KDecideResult
 	KControl   *controls;		/* placements left empty by a control group */
 	const char **dropped_placement;
 	json_t	   *funnels;		/* one funnel object per placement */
+	json_t	   *flow_arms;		/* flow A/B test arms taken: [{experiment, arm, flow, placementId}] */
 	bool		traced;
 	KStatDecision stat;			/* what the statistics count (stats/stats.h) */
 } KDecideResult;

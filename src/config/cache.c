@@ -58,6 +58,7 @@
 #include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -459,17 +460,30 @@ load_offers(KTenantConfig *cfg)
 	}
 }
 
-/* The tenant's active creatives, by offer. */
+/*
+ * The tenant's active creatives, by offer.  Their rows are read into a
+ * context of their own and dropped once compiled: a creative keeps its
+ * strings, its content (copied) and its compiled template, not the row
+ * (which cost about 5 kB a creative as jansson objects).
+ */
 static void
 load_creatives(KTenantConfig *cfg)
 {
+	MemoryContext rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon creative rows",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(rows_cxt);
 	json_t	   *rows = spi_json(
-		"SELECT jsonb_agg(to_jsonb(c) ORDER BY c.offer_id, c.id) FROM kaireon.creatives c "
+		"SELECT jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'offer_id', c.offer_id, "
+		"         'channel_id', c.channel_id, 'placement_id', c.placement_id, 'weight', c.weight, "
+		"         'content', c.content, 'personalization', c.personalization) ORDER BY c.offer_id, c.id) "
+		"  FROM kaireon.creatives c "
 		"WHERE c.tenant_id = $1 AND c.deleted_at IS NULL AND c.status = 'active'",
 		cfg->tenant_id, "creatives");
 	size_t		i;
 	json_t	   *r;
 	int			n = 0;
+
+	MemoryContextSwitchTo(old);
 
 	cfg->creatives = palloc0(sizeof(KCreative) * Max(json_array_size(rows), 1));
 	json_array_foreach(rows, i, r)
@@ -490,9 +504,10 @@ load_creatives(KTenantConfig *cfg)
 		if (c->placement_id != NULL && c->placement < 0)
 			c->placement = -2;	/* names a placement not loaded (soft-deleted): not a creative without one */
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
-		c->content = json_object_get(r, "content");
+		c->content = json_deep_copy(json_object_get(r, "content"));
 		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));
 	}
+	MemoryContextDelete(rows_cxt);
 	cfg->ncreatives = n;
 	/* each offer's creatives (they are ordered by offer): counted, then listed */
 	for (int k = 0; k < n; k++)
@@ -1300,26 +1315,26 @@ compile_config(const char *tenant_id, int64 version)
 		cfg->version = version;
 		cfg->mcxt = mcxt;
 		MemoryContextSetIdentifier(mcxt, cfg->tenant_id);
-		load_channels(cfg);
-		load_placements(cfg);
-		load_offers(cfg);
-		load_creatives(cfg);
-		load_segments(cfg);
-		load_rules(cfg);
-		load_policies(cfg);
-		load_guardrails(cfg);
-		load_trigger_rules(cfg);
-		load_flows(cfg);
-		load_routes(cfg);
-		load_caps(cfg);
-		load_outcomes_and_settings(cfg);
-		load_customer_schemas(cfg);
-		load_policy_snapshot(cfg);
-		prepare_segment_plan(cfg);
+		load_channels(cfg); elog(LOG, "MEMDBG %s %zu", "load_channels(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_placements(cfg); elog(LOG, "MEMDBG %s %zu", "load_placements(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_offers(cfg); elog(LOG, "MEMDBG %s %zu", "load_offers(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_creatives(cfg); elog(LOG, "MEMDBG %s %zu", "load_creatives(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_segments(cfg); elog(LOG, "MEMDBG %s %zu", "load_segments(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_rules(cfg); elog(LOG, "MEMDBG %s %zu", "load_rules(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_policies(cfg); elog(LOG, "MEMDBG %s %zu", "load_policies(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_guardrails(cfg); elog(LOG, "MEMDBG %s %zu", "load_guardrails(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_trigger_rules(cfg); elog(LOG, "MEMDBG %s %zu", "load_trigger_rules(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_flows(cfg); elog(LOG, "MEMDBG %s %zu", "load_flows(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_routes(cfg); elog(LOG, "MEMDBG %s %zu", "load_routes(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_caps(cfg); elog(LOG, "MEMDBG %s %zu", "load_caps(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_outcomes_and_settings(cfg); elog(LOG, "MEMDBG %s %zu", "load_outcomes_and_settings(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_customer_schemas(cfg); elog(LOG, "MEMDBG %s %zu", "load_customer_schemas(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_policy_snapshot(cfg); elog(LOG, "MEMDBG %s %zu", "load_policy_snapshot(cfg);", MemoryContextMemAllocated(mcxt, true));
+		prepare_segment_plan(cfg); elog(LOG, "MEMDBG %s %zu", "prepare_segment_plan(cfg);", MemoryContextMemAllocated(mcxt, true));
 		for (int i = 0; i < cfg->nchannels; i++)
 			if (cfg->channels[i].consent_purpose != NULL)
 				cfg->needs_consent = true;
-		kaireon_prepare_state_plan(cfg);
+		kaireon_prepare_state_plan(cfg); elog(LOG, "MEMDBG %s %zu", "kaireon_prepare_state_plan(cfg);", MemoryContextMemAllocated(mcxt, true));
 		/* rules by stage, and every rule's and policy's static applicability per offer */
 		for (int st = 0; st < 3; st++)
 			cfg->stage_rules[st] = palloc(sizeof(int) * Max(cfg->nrules, 1));
@@ -1333,7 +1348,7 @@ compile_config(const char *tenant_id, int64 version)
 		for (int i = 0; i < cfg->npolicies; i++)
 			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
 																	 cfg->policies[i].scopes);
-		number_categories(cfg);
+		number_categories(cfg); elog(LOG, "MEMDBG %s %zu", "number_categories(cfg);", MemoryContextMemAllocated(mcxt, true));
 		{
 			int		   *rules = palloc(sizeof(int) * Max(cfg->nrules, 1));
 			KPolicyBinding *pols = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
@@ -1343,6 +1358,7 @@ compile_config(const char *tenant_id, int64 version)
 			pfree(rules);
 			pfree(pols);
 		}
+		elog(LOG, "MEMDBG bind %zu", MemoryContextMemAllocated(mcxt, true));
 	}
 	PG_CATCH();
 	{
@@ -1448,6 +1464,47 @@ kaireon_config_get(const char *tenant_id)
 	}
 	kaireon_stat_config(tenant_id, true);
 	return e->config;
+}
+
+/*
+ * kaireon.config_cache_stats(): one row per configuration compiled in this
+ * backend (tenant, version, bytes of its memory context and what it holds),
+ * for the tenants the caller may see (the rule of kaireon.stat_decisions).
+ * Reads only this backend's cache: no SPI, no compile.
+ */
+PG_FUNCTION_INFO_V1(kaireon_config_cache_stats);
+Datum
+kaireon_config_cache_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *tenant = NULL;
+	KStatScope	scope;
+	HASH_SEQ_STATUS seq;
+	CacheEntry *e;
+
+	InitMaterializedSRF(fcinfo, 0);
+	scope = kaireon_stat_scope(&tenant);
+	if (config_cache == NULL || (scope == KSTAT_SEE_TENANT && tenant == NULL))
+		return (Datum) 0;
+	hash_seq_init(&seq, config_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		const KTenantConfig *cfg = e->config;
+		Datum		v[7];
+		bool		n[7] = {0};
+
+		if (cfg == NULL || !kaireon_stat_visible(scope, tenant, MyDatabaseId, cfg->tenant_id))
+			continue;
+		v[0] = CStringGetTextDatum(cfg->tenant_id);
+		v[1] = Int64GetDatum(cfg->version);
+		v[2] = Int64GetDatum((int64) MemoryContextMemAllocated(cfg->mcxt, true));
+		v[3] = Int32GetDatum(cfg->noffers);
+		v[4] = Int32GetDatum(cfg->ncreatives);
+		v[5] = Int32GetDatum(cfg->nrules);
+		v[6] = Int32GetDatum(cfg->npolicies);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
 }
 
 /* ---- lookups ---- */

@@ -411,10 +411,44 @@ load_placements(KTenantConfig *cfg)
 	}
 }
 
-/* The tenant's offers (not deleted, nor in a deleted category or sub-category), sorted by id. */
+/* strcmp order of two column names, for qsort. */
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * An offer row's value as the compiled configuration keeps it: NULL for JSON null,
+ * the shared empty object or array for an empty one, else a copy in the current
+ * (the configuration's) context.
+ */
+static json_t *
+offer_field(json_t *v, json_t *empty_object, json_t *empty_array)
+{
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_is_object(v) && json_object_size(v) == 0)
+		return empty_object;
+	if (json_is_array(v) && json_array_size(v) == 0)
+		return empty_array;
+	return json_deep_copy(v);
+}
+
+/*
+ * The tenant's offers (not deleted, nor in a deleted category or sub-category),
+ * sorted by id.  The rows are read into a context of their own and dropped once
+ * compiled: an offer keeps its values by column (KOffer.fields) and shares the
+ * list of column names with the others (a jansson object per row cost about
+ * 8.5 kB an offer, 86 MB at 10,000 offers; docs/performance.md).
+ */
 static void
 load_offers(KTenantConfig *cfg)
 {
+	MemoryContext rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon offer rows",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(rows_cxt);
+
 	/* offers whose category or sub-category is soft-deleted take no part either */
 	json_t	   *rows = spi_json(
 		"SELECT jsonb_agg(to_jsonb(o) || jsonb_build_object('category_name', cat.name) ORDER BY o.id COLLATE \"C\") "
@@ -427,6 +461,24 @@ load_offers(KTenantConfig *cfg)
 		cfg->tenant_id, "offers");
 	size_t		i;
 	json_t	   *r;
+	KOfferShape *shape;
+	json_t	   *empty_object;
+	json_t	   *empty_array;
+
+	MemoryContextSwitchTo(old);
+	/* the column names, from the first row (every row has the same) */
+	shape = palloc0(sizeof(KOfferShape));
+	shape->names = palloc(sizeof(char *) * Max(json_object_size(json_array_get(rows, 0)), 1));
+	{
+		const char *key;
+		json_t	   *v;
+
+		json_object_foreach(json_array_get(rows, 0), key, v)
+			shape->names[shape->ncolumns++] = pstrdup(key);
+	}
+	qsort(shape->names, shape->ncolumns, sizeof(char *), by_name);
+	empty_object = json_object();
+	empty_array = json_array();
 
 	cfg->noffers = json_array_size(rows);
 	cfg->offers = palloc0(sizeof(KOffer) * Max(cfg->noffers, 1));
@@ -435,6 +487,19 @@ load_offers(KTenantConfig *cfg)
 		KOffer	   *o = &cfg->offers[i];
 		json_t	   *sched = json_object_get(r, "schedule");
 		json_t	   *hours;
+
+		if (json_object_size(r) != (size_t) shape->ncolumns)
+			elog(ERROR, "kaireon: offer rows of tenant \"%s\" differ in their columns", cfg->tenant_id);
+		o->shape = shape;
+		o->fields = palloc(sizeof(json_t *) * Max(shape->ncolumns, 1));
+		for (int k = 0; k < shape->ncolumns; k++)
+		{
+			json_t	   *v = json_object_get(r, shape->names[k]);
+
+			if (v == NULL)
+				elog(ERROR, "kaireon: offer rows of tenant \"%s\" differ in their columns", cfg->tenant_id);
+			o->fields[k] = offer_field(v, empty_object, empty_array);
+		}
 
 		o->id = str_field(r, "id");
 		o->name = str_field(r, "name");
@@ -456,8 +521,8 @@ load_offers(KTenantConfig *cfg)
 		o->hour_start = hours ? (int) kj_num(hours, "start", -1) : -1;
 		o->hour_end = hours ? (int) kj_num(hours, "end", -1) : -1;
 		o->timezone = str_field(sched, "timezone");
-		o->row = r;
 	}
+	MemoryContextDelete(rows_cxt);
 }
 
 /*
@@ -1315,26 +1380,26 @@ compile_config(const char *tenant_id, int64 version)
 		cfg->version = version;
 		cfg->mcxt = mcxt;
 		MemoryContextSetIdentifier(mcxt, cfg->tenant_id);
-		load_channels(cfg); elog(LOG, "MEMDBG %s %zu", "load_channels(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_placements(cfg); elog(LOG, "MEMDBG %s %zu", "load_placements(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_offers(cfg); elog(LOG, "MEMDBG %s %zu", "load_offers(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_creatives(cfg); elog(LOG, "MEMDBG %s %zu", "load_creatives(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_segments(cfg); elog(LOG, "MEMDBG %s %zu", "load_segments(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_rules(cfg); elog(LOG, "MEMDBG %s %zu", "load_rules(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_policies(cfg); elog(LOG, "MEMDBG %s %zu", "load_policies(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_guardrails(cfg); elog(LOG, "MEMDBG %s %zu", "load_guardrails(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_trigger_rules(cfg); elog(LOG, "MEMDBG %s %zu", "load_trigger_rules(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_flows(cfg); elog(LOG, "MEMDBG %s %zu", "load_flows(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_routes(cfg); elog(LOG, "MEMDBG %s %zu", "load_routes(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_caps(cfg); elog(LOG, "MEMDBG %s %zu", "load_caps(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_outcomes_and_settings(cfg); elog(LOG, "MEMDBG %s %zu", "load_outcomes_and_settings(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_customer_schemas(cfg); elog(LOG, "MEMDBG %s %zu", "load_customer_schemas(cfg);", MemoryContextMemAllocated(mcxt, true));
-		load_policy_snapshot(cfg); elog(LOG, "MEMDBG %s %zu", "load_policy_snapshot(cfg);", MemoryContextMemAllocated(mcxt, true));
-		prepare_segment_plan(cfg); elog(LOG, "MEMDBG %s %zu", "prepare_segment_plan(cfg);", MemoryContextMemAllocated(mcxt, true));
+		load_channels(cfg);
+		load_placements(cfg);
+		load_offers(cfg);
+		load_creatives(cfg);
+		load_segments(cfg);
+		load_rules(cfg);
+		load_policies(cfg);
+		load_guardrails(cfg);
+		load_trigger_rules(cfg);
+		load_flows(cfg);
+		load_routes(cfg);
+		load_caps(cfg);
+		load_outcomes_and_settings(cfg);
+		load_customer_schemas(cfg);
+		load_policy_snapshot(cfg);
+		prepare_segment_plan(cfg);
 		for (int i = 0; i < cfg->nchannels; i++)
 			if (cfg->channels[i].consent_purpose != NULL)
 				cfg->needs_consent = true;
-		kaireon_prepare_state_plan(cfg); elog(LOG, "MEMDBG %s %zu", "kaireon_prepare_state_plan(cfg);", MemoryContextMemAllocated(mcxt, true));
+		kaireon_prepare_state_plan(cfg);
 		/* rules by stage, and every rule's and policy's static applicability per offer */
 		for (int st = 0; st < 3; st++)
 			cfg->stage_rules[st] = palloc(sizeof(int) * Max(cfg->nrules, 1));
@@ -1348,7 +1413,7 @@ compile_config(const char *tenant_id, int64 version)
 		for (int i = 0; i < cfg->npolicies; i++)
 			cfg->policies[i].applies = kaireon_static_applicability(cfg, cfg->policies[i].nscopes,
 																	 cfg->policies[i].scopes);
-		number_categories(cfg); elog(LOG, "MEMDBG %s %zu", "number_categories(cfg);", MemoryContextMemAllocated(mcxt, true));
+		number_categories(cfg);
 		{
 			int		   *rules = palloc(sizeof(int) * Max(cfg->nrules, 1));
 			KPolicyBinding *pols = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
@@ -1358,7 +1423,6 @@ compile_config(const char *tenant_id, int64 version)
 			pfree(rules);
 			pfree(pols);
 		}
-		elog(LOG, "MEMDBG bind %zu", MemoryContextMemAllocated(mcxt, true));
 	}
 	PG_CATCH();
 	{

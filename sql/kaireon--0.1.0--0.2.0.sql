@@ -7169,6 +7169,27 @@ SELECT kaireon_internal._add_replica_invalidation('kaireon.experiments',
 REVOKE ALL ON FUNCTION kaireon_internal._check_flow_experiment() FROM PUBLIC;
 -- ==== end of flowrest ====
 
+-- ==== perfscale (issue 17: scale XL, memory of the compiled configuration, recording costs;
+-- docs/performance.md; sql/install/86_statistics.sql) ====
+CREATE FUNCTION kaireon.config_cache_stats()
+    RETURNS TABLE (tenant_id text, version bigint, memory_bytes bigint, offers integer, creatives integer,
+                   rules integer, policies integer)
+    AS 'MODULE_PATHNAME', 'kaireon_config_cache_stats'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION kaireon.config_cache_stats() IS
+    'One row per tenant configuration compiled and cached in this backend (each backend compiles its own on its first recommend or respond for the tenant): its version, the bytes of its memory context (MemoryContextMemAllocated: the compiled structs, bound rules and policies per offer, parsed JSON; not the kept query plans) and its counts of offers, creatives, qualification rules and contact policies. Shows the tenants the caller may see (as kaireon.stat_decisions). Superusers and admin roles only. See docs/performance.md.';
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
+REVOKE ALL ON FUNCTION kaireon.config_cache_stats() FROM PUBLIC;
+-- the finite-number checks of every numeric and double precision column in C (src/util/finite.c):
+-- a SQL function in a CHECK is inlined again by every statement that prepares the constraints
+CREATE OR REPLACE FUNCTION kaireon_internal._is_finite(value double precision) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'kaireon_is_finite_float8'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE OR REPLACE FUNCTION kaireon_internal._is_finite(value numeric) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'kaireon_is_finite_numeric'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- ==== end of perfscale ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

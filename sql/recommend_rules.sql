@@ -148,9 +148,23 @@ SELECT n, what, pg_temp.probe('offer_attribute', config, 'ann') AS outcome
     (5, 'custom field risk in [high], blocks', '{"attribute": "risk", "operator": "in", "value": ["high"]}'),
     (6, 'custom field tier lt 2, blocks', '{"attribute": "tier", "operator": "lt", "value": 2}'),
     (7, 'missing field, passes', '{"attribute": "colour", "operator": "eq", "value": "red"}'),
-    (8, 'missing field with exists, blocks', '{"attribute": "colour", "operator": "exists"}')
+    (8, 'missing field with exists, blocks', '{"attribute": "colour", "operator": "exists"}'),
+    (9, 'a path into a column (custom_fields.risk), passes', '{"attribute": "custom_fields.risk", "operator": "eq", "value": "low"}'),
+    (10, 'a null column (description) with exists, blocks', '{"attribute": "description", "operator": "exists"}'),
+    (11, 'the added column category_name, passes', '{"attribute": "category_name", "operator": "eq", "value": "Cards"}')
   ) AS t(n, what, config)
  ORDER BY n;
+-- The compiled configuration keeps an offer's columns as values by column, a null one as
+-- none (cache.c, load_offers): a null column falls through to a custom field of its name, a
+-- set one wins over it, as when the whole row was kept (a missing attribute would pass: each
+-- block shows which value was read).
+BEGIN;
+UPDATE kaireon.offers SET custom_fields = custom_fields || '{"description": "promo", "priority": 1}'
+ WHERE tenant_id = 'rr' AND id = 'o1';
+SELECT pg_temp.probe('offer_attribute', '{"attribute": "description", "operator": "eq", "value": "other"}', 'ann') AS null_column_reads_custom_field,
+       pg_temp.probe('offer_attribute', '{"attribute": "description", "operator": "eq", "value": "promo"}', 'ann') AS custom_field_value,
+       pg_temp.probe('offer_attribute', '{"attribute": "priority", "operator": "eq", "value": 1}', 'ann') AS column_wins;
+ROLLBACK;
 
 -- ---------------------------------------------------------------------------------------
 -- 3. segment_required: in any listed segment, or with match all in every one. A segment

@@ -71,6 +71,19 @@ SELECT * FROM pg_temp.stats('sts');
 SELECT count(*) FROM kaireon.recommend('sts2', 'c1', 'web', options => '{"dry_run": true}');
 SELECT * FROM pg_temp.stats('sts2');
 
+-- The compiled configurations this backend holds (kaireon.config_cache_stats): one per tenant,
+-- with its memory and what it holds; a change is compiled into a new version at the next call.
+SELECT tenant_id, memory_bytes BETWEEN 8192 AND 4194304 AS sized, offers, creatives, rules, policies
+  FROM kaireon.config_cache_stats() ORDER BY tenant_id;
+CREATE TEMP TABLE cfg_before AS SELECT version, memory_bytes FROM kaireon.config_cache_stats() WHERE tenant_id = 'sts';
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority) VALUES ('sts', 'o5', 'Five', 'active', 10);
+SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true}');
+SELECT s.offers, s.version > b.version AS newer, s.memory_bytes >= b.memory_bytes AS not_smaller
+  FROM kaireon.config_cache_stats() s, cfg_before b WHERE s.tenant_id = 'sts';
+DELETE FROM kaireon.offers WHERE tenant_id = 'sts' AND id = 'o5';
+SELECT count(*) FROM kaireon.recommend('sts', 'c1', 'web', 'hero', options => '{"dry_run": true}');
+SELECT offers FROM kaireon.config_cache_stats() WHERE tenant_id = 'sts';
+
 -- ---------------------------------------------------------------------------------------
 -- 2. Reset: one tenant's rows, then all.
 -- ---------------------------------------------------------------------------------------
@@ -93,6 +106,8 @@ SET ROLE regress_stat_app;
 SELECT tenant_id, channel_id FROM kaireon.stat_decisions ORDER BY 1, 2 NULLS FIRST;  -- no tenant: nothing
 SET kaireon.tenant_id = 'sts2';
 SELECT tenant_id, channel_id, dry_runs FROM kaireon.stat_decisions ORDER BY 1, 2 NULLS FIRST;
+-- the compiled configurations are an admin's: an app role may not read them
+SELECT tenant_id FROM kaireon.config_cache_stats();
 SELECT kaireon.stat_reset('sts2');
 SELECT kaireon_internal._progress_start('fake', 'sts2', 1);
 RESET kaireon.tenant_id;
@@ -107,6 +122,11 @@ SELECT kaireon.pin_role('regress_stat_pinned', 'sts2');
 GRANT pg_read_all_stats TO regress_stat_pinned;
 SET ROLE regress_stat_pinned;
 SELECT tenant_id, channel_id, dry_runs FROM kaireon.stat_decisions ORDER BY 1, 2 NULLS FIRST;
+-- given the function, a pinned role sees its tenant's compiled configuration only
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION kaireon.config_cache_stats() TO regress_stat_pinned;
+SET ROLE regress_stat_pinned;
+SELECT tenant_id, offers FROM kaireon.config_cache_stats() ORDER BY tenant_id;
 SELECT kaireon.stat_reset();
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;

@@ -84,15 +84,17 @@ COMMENT ON FUNCTION kaireon_internal._type_names(text) IS
 -- tables a constraint <table>_<column>_finite calling these. A numeric is finite when a
 -- double precision can hold it (the decision engine computes in doubles), so 1e400 is
 -- refused too. NULL passes, as in any CHECK.
+-- (C functions, src/util/finite.c: a SQL function in a CHECK is inlined again by every
+-- statement that prepares the table's constraints.)
 CREATE FUNCTION kaireon_internal._is_finite(value double precision) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN abs(value) < 'Infinity'::double precision;
+    AS 'MODULE_PATHNAME', 'kaireon_is_finite_float8'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon_internal._is_finite(double precision) IS
     'Is the value a finite number (not NaN, Infinity or -Infinity)? NULL for NULL. The check of every double precision column of kaireon''s tables.';
 
 CREATE FUNCTION kaireon_internal._is_finite(value numeric) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN abs(value) <= 1.7976931348623157e308;
+    AS 'MODULE_PATHNAME', 'kaireon_is_finite_numeric'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION kaireon_internal._is_finite(numeric) IS
     'Is the value a finite number that a double precision can hold (not NaN, Infinity, -Infinity, nor beyond 1.7976931348623157e308 in magnitude)? NULL for NULL. The check of every numeric column of kaireon''s tables.';
 

@@ -25,6 +25,16 @@ CREATE FUNCTION kaireon.stat_reset(tenant_id text DEFAULT NULL) RETURNS void
 COMMENT ON FUNCTION kaireon.stat_reset(text) IS
     'Resets the decision statistics: all of them (NULL; the caller must see every row: superuser, BYPASSRLS or pg_read_all_stats) or one tenant''s rows in this database (the caller must have access to the tenant). Superusers and admin roles only. Needs shared_preload_libraries (55000 otherwise).';
 
+-- The memory of the compiled configurations this backend holds (src/config/cache.c): local to
+-- the backend, so it needs no shared memory. Superusers and admin roles only.
+CREATE FUNCTION kaireon.config_cache_stats()
+    RETURNS TABLE (tenant_id text, version bigint, memory_bytes bigint, offers integer, creatives integer,
+                   rules integer, policies integer)
+    AS 'MODULE_PATHNAME', 'kaireon_config_cache_stats'
+    LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION kaireon.config_cache_stats() IS
+    'One row per tenant configuration compiled and cached in this backend (each backend compiles its own on its first recommend or respond for the tenant): its version, the bytes of its memory context (MemoryContextMemAllocated: the compiled structs, bound rules and policies per offer, parsed JSON; not the kept query plans) and its counts of offers, creatives, qualification rules and contact policies. Shows the tenants the caller may see (as kaireon.stat_decisions). Superusers and admin roles only. See docs/performance.md.';
+
 CREATE FUNCTION kaireon_internal._progress()
     RETURNS TABLE (pid integer, dbid oid, operation text, tenant_id text, phase text, done bigint, total bigint,
                    started timestamptz)

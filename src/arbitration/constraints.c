@@ -19,6 +19,7 @@
 
 #include "util/spi.h"
 #include "config/caps.h"
+#include "config/conditions.h"
 #include "arbitration/constraints.h"
 
 /* Scope name (global, channel, category, offer) to kind. */
@@ -314,7 +315,7 @@ karb_offer_cost(const KArbConstraint *k, const KOffer *o, const char *channel_id
 		return Max(o->value, 0);
 	if (strcmp(k->cost_field, "margin") == 0)
 		return Max(o->margin, 0);
-	return Max(kj_num(json_object_get(o->row, "custom_fields"), k->cost_field, 0), 0);
+	return Max(kj_num(kaireon_offer_column(o, "custom_fields", strlen("custom_fields")), k->cost_field, 0), 0);
 }
 
 /* Start and end (UTC) of the calendar period holding t; false for run and total. */

@@ -21,6 +21,7 @@
 #include "arbitration/arbitration.h"
 #include "arbitration/hooks.h"
 #include "arbitration/rt.h"
+#include "config/conditions.h"
 
 /* A uniform number in [0, 1) fixed by two strings (the arm drawn for a recommendation). */
 static double
@@ -135,7 +136,7 @@ karb_prie(KRequest *req, const KFlow *flow, KCandidate *c, double max_value, dou
 
 		c->factors[2] = factor(pow(v, w->revenue_share) * pow(m, 1 - w->revenue_share));
 	}
-	c->factors[3] = factor(o->priority / 100.0 * kj_num(json_object_get(o->row, "levers"), "emphasis", 1.0));
+	c->factors[3] = factor(o->priority / 100.0 * kj_num(kaireon_offer_column(o, "levers", strlen("levers")), "emphasis", 1.0));
 	c->weights = ar->placement_w;
 	return pow(c->factors[0], w->w[0]) * pow(c->factors[1], w->w[1]) *
 		pow(c->factors[2], w->w[2]) * pow(c->factors[3], w->w[3]);

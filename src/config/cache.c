@@ -58,6 +58,7 @@
 #include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -410,10 +411,44 @@ load_placements(KTenantConfig *cfg)
 	}
 }
 
-/* The tenant's offers (not deleted, nor in a deleted category or sub-category), sorted by id. */
+/* strcmp order of two column names, for qsort. */
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * An offer row's value as the compiled configuration keeps it: NULL for JSON null,
+ * the shared empty object or array for an empty one, else a copy in the current
+ * (the configuration's) context.
+ */
+static json_t *
+offer_field(json_t *v, json_t *empty_object, json_t *empty_array)
+{
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_is_object(v) && json_object_size(v) == 0)
+		return empty_object;
+	if (json_is_array(v) && json_array_size(v) == 0)
+		return empty_array;
+	return json_deep_copy(v);
+}
+
+/*
+ * The tenant's offers (not deleted, nor in a deleted category or sub-category),
+ * sorted by id.  The rows are read into a context of their own and dropped once
+ * compiled: an offer keeps its values by column (KOffer.fields) and shares the
+ * list of column names with the others (a jansson object per row cost about
+ * 8.5 kB an offer, 86 MB at 10,000 offers; docs/performance.md).
+ */
 static void
 load_offers(KTenantConfig *cfg)
 {
+	MemoryContext rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon offer rows",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(rows_cxt);
+
 	/* offers whose category or sub-category is soft-deleted take no part either */
 	json_t	   *rows = spi_json(
 		"SELECT jsonb_agg(to_jsonb(o) || jsonb_build_object('category_name', cat.name) ORDER BY o.id COLLATE \"C\") "
@@ -426,6 +461,24 @@ load_offers(KTenantConfig *cfg)
 		cfg->tenant_id, "offers");
 	size_t		i;
 	json_t	   *r;
+	KOfferShape *shape;
+	json_t	   *empty_object;
+	json_t	   *empty_array;
+
+	MemoryContextSwitchTo(old);
+	/* the column names, from the first row (every row has the same) */
+	shape = palloc0(sizeof(KOfferShape));
+	shape->names = palloc(sizeof(char *) * Max(json_object_size(json_array_get(rows, 0)), 1));
+	{
+		const char *key;
+		json_t	   *v;
+
+		json_object_foreach(json_array_get(rows, 0), key, v)
+			shape->names[shape->ncolumns++] = pstrdup(key);
+	}
+	qsort(shape->names, shape->ncolumns, sizeof(char *), by_name);
+	empty_object = json_object();
+	empty_array = json_array();
 
 	cfg->noffers = json_array_size(rows);
 	cfg->offers = palloc0(sizeof(KOffer) * Max(cfg->noffers, 1));
@@ -434,6 +487,19 @@ load_offers(KTenantConfig *cfg)
 		KOffer	   *o = &cfg->offers[i];
 		json_t	   *sched = json_object_get(r, "schedule");
 		json_t	   *hours;
+
+		if (json_object_size(r) != (size_t) shape->ncolumns)
+			elog(ERROR, "kaireon: offer rows of tenant \"%s\" differ in their columns", cfg->tenant_id);
+		o->shape = shape;
+		o->fields = palloc(sizeof(json_t *) * Max(shape->ncolumns, 1));
+		for (int k = 0; k < shape->ncolumns; k++)
+		{
+			json_t	   *v = json_object_get(r, shape->names[k]);
+
+			if (v == NULL)
+				elog(ERROR, "kaireon: offer rows of tenant \"%s\" differ in their columns", cfg->tenant_id);
+			o->fields[k] = offer_field(v, empty_object, empty_array);
+		}
 
 		o->id = str_field(r, "id");
 		o->name = str_field(r, "name");
@@ -455,21 +521,34 @@ load_offers(KTenantConfig *cfg)
 		o->hour_start = hours ? (int) kj_num(hours, "start", -1) : -1;
 		o->hour_end = hours ? (int) kj_num(hours, "end", -1) : -1;
 		o->timezone = str_field(sched, "timezone");
-		o->row = r;
 	}
+	MemoryContextDelete(rows_cxt);
 }
 
-/* The tenant's active creatives, by offer. */
+/*
+ * The tenant's active creatives, by offer.  Their rows are read into a
+ * context of their own and dropped once compiled: a creative keeps its
+ * strings, its content (copied) and its compiled template, not the row
+ * (which cost about 5 kB a creative as jansson objects).
+ */
 static void
 load_creatives(KTenantConfig *cfg)
 {
+	MemoryContext rows_cxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon creative rows",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(rows_cxt);
 	json_t	   *rows = spi_json(
-		"SELECT jsonb_agg(to_jsonb(c) ORDER BY c.offer_id, c.id) FROM kaireon.creatives c "
+		"SELECT jsonb_agg(jsonb_build_object('id', c.id, 'name', c.name, 'offer_id', c.offer_id, "
+		"         'channel_id', c.channel_id, 'placement_id', c.placement_id, 'weight', c.weight, "
+		"         'content', c.content, 'personalization', c.personalization) ORDER BY c.offer_id, c.id) "
+		"  FROM kaireon.creatives c "
 		"WHERE c.tenant_id = $1 AND c.deleted_at IS NULL AND c.status = 'active'",
 		cfg->tenant_id, "creatives");
 	size_t		i;
 	json_t	   *r;
 	int			n = 0;
+
+	MemoryContextSwitchTo(old);
 
 	cfg->creatives = palloc0(sizeof(KCreative) * Max(json_array_size(rows), 1));
 	json_array_foreach(rows, i, r)
@@ -490,9 +569,10 @@ load_creatives(KTenantConfig *cfg)
 		if (c->placement_id != NULL && c->placement < 0)
 			c->placement = -2;	/* names a placement not loaded (soft-deleted): not a creative without one */
 		c->weight = finite_field(cfg, r, "creatives", "weight", 100);
-		c->content = json_object_get(r, "content");
+		c->content = json_deep_copy(json_object_get(r, "content"));
 		c->content_tpl = kaireon_template_compile(c->content, json_object_get(r, "personalization"));
 	}
+	MemoryContextDelete(rows_cxt);
 	cfg->ncreatives = n;
 	/* each offer's creatives (they are ordered by offer): counted, then listed */
 	for (int k = 0; k < n; k++)
@@ -1536,6 +1616,47 @@ kaireon_config_get(const char *tenant_id)
 	}
 	kaireon_stat_config(tenant_id, true);
 	return e->config;
+}
+
+/*
+ * kaireon.config_cache_stats(): one row per configuration compiled in this
+ * backend (tenant, version, bytes of its memory context and what it holds),
+ * for the tenants the caller may see (the rule of kaireon.stat_decisions).
+ * Reads only this backend's cache: no SPI, no compile.
+ */
+PG_FUNCTION_INFO_V1(kaireon_config_cache_stats);
+Datum
+kaireon_config_cache_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *tenant = NULL;
+	KStatScope	scope;
+	HASH_SEQ_STATUS seq;
+	CacheEntry *e;
+
+	InitMaterializedSRF(fcinfo, 0);
+	scope = kaireon_stat_scope(&tenant);
+	if (config_cache == NULL || (scope == KSTAT_SEE_TENANT && tenant == NULL))
+		return (Datum) 0;
+	hash_seq_init(&seq, config_cache);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		const KTenantConfig *cfg = e->config;
+		Datum		v[7];
+		bool		n[7] = {0};
+
+		if (cfg == NULL || !kaireon_stat_visible(scope, tenant, MyDatabaseId, cfg->tenant_id))
+			continue;
+		v[0] = CStringGetTextDatum(cfg->tenant_id);
+		v[1] = Int64GetDatum(cfg->version);
+		v[2] = Int64GetDatum((int64) MemoryContextMemAllocated(cfg->mcxt, true));
+		v[3] = Int32GetDatum(cfg->noffers);
+		v[4] = Int32GetDatum(cfg->ncreatives);
+		v[5] = Int32GetDatum(cfg->nrules);
+		v[6] = Int32GetDatum(cfg->npolicies);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	return (Datum) 0;
 }
 
 /* ---- lookups ---- */

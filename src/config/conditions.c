@@ -318,14 +318,45 @@ kaireon_policy_per_category(const KPolicy *p)
 		(p->type == KPOL_OUTCOME_BASED && p->level == 1);
 }
 
-/* An offer attribute: a column of the offer row, else a key of its custom_fields. */
+/* The value of a column (name: len bytes) of an offer's row; NULL when null or not a column. */
+json_t *
+kaireon_offer_column(const KOffer *offer, const char *name, size_t len)
+{
+	int			lo = 0,
+				hi = offer->shape->ncolumns - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		const char *col = offer->shape->names[mid];
+		int			c = strncmp(col, name, len);
+
+		if (c == 0 && col[len] != '\0')
+			c = 1;
+		if (c == 0)
+			return offer->fields[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+/*
+ * An offer attribute: a column of the offer row (followed by the rest of the dotted
+ * path), else a key of its custom_fields; NULL when absent or JSON null.
+ */
 json_t *
 kaireon_offer_attribute(const KOffer *offer, const char *path)
 {
-	json_t	   *v = kaireon_path(offer->row, path);
+	const char *dot = strchr(path, '.');
+	json_t	   *v = kaireon_offer_column(offer, path, dot ? (size_t) (dot - path) : strlen(path));
 
+	if (v != NULL && dot != NULL)
+		v = kaireon_path(v, dot + 1);
 	if (v == NULL)
-		v = kaireon_path(json_object_get(offer->row, "custom_fields"), path);
+		v = kaireon_path(kaireon_offer_column(offer, "custom_fields", strlen("custom_fields")), path);
 	return v;
 }
 

@@ -12,6 +12,7 @@
 #include "config/config.h"
 
 extern json_t *kaireon_path(json_t *root, const char *path);
+extern json_t *kaireon_offer_column(const KOffer *offer, const char *name, size_t len);
 extern json_t *kaireon_offer_attribute(const KOffer *offer, const char *path);
 extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
 extern void kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule);

@@ -101,6 +101,17 @@ typedef struct KCreative
 	KTemplate  *content_tpl;	/* its placeholders compiled, or NULL: none */
 } KCreative;
 
+/*
+ * The columns of a tenant's offer rows, sorted by name (strcmp): every row of
+ * to_jsonb(offers) has the same, so the offers share one list and each keeps
+ * only its values by column (cache.c, load_offers).
+ */
+typedef struct KOfferShape
+{
+	int			ncolumns;
+	const char **names;
+} KOfferShape;
+
 typedef struct KOffer
 {
 	const char *id;
@@ -122,7 +133,9 @@ typedef struct KOffer
 	int			days_mask;		/* bit d set: allowed on weekday d (0 = Sunday); 0 = any */
 	int			hour_start, hour_end;	/* -1: any hour */
 	const char *timezone;		/* NULL: UTC */
-	json_t	   *row;			/* the row with custom_fields, for offer.* lookups */
+	/* the row, for offer.* lookups (kaireon_offer_column, kaireon_offer_attribute) */
+	const KOfferShape *shape;	/* its column names, shared by the tenant's offers */
+	json_t	  **fields;			/* its values by column; NULL: SQL or JSON null */
 	double		holdout_percent;	/* the offer's holdout group, 0..100 (docs/lift.md) */
 	int			ncreatives;
 	int		   *creatives;		/* indexes into creatives */

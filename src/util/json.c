@@ -140,13 +140,15 @@ kj_parse_nonfinite(const char *text, size_t len, const char *what)
 	return kj_parse(text, len, what);
 }
 
-/* Convert a jsonb value to a jansson tree (through its text form). */
+/* Convert a jsonb value to a jansson tree (through its text form, freed after). */
 json_t *
 kj_from_jsonb(Jsonb *jb, const char *what)
 {
 	char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	json_t	   *value = kj_parse(text, strlen(text), what);
 
-	return kj_parse(text, strlen(text), what);
+	pfree(text);
+	return value;
 }
 
 /* ---- numbers: a double as the numeric its 15-significant-digit text gives ---- */

@@ -1,12 +1,14 @@
 # test/bench/lib.sh: what the benchmark scripts share; sourced after test/scripts/lib.sh,
 # with $src the checkout.
 
-# Set offers, rules, policies, customers and interactions for scale S or L (spec section 13).
+# Set offers, rules, policies, customers and interactions for scale S, L or XL (spec section 13;
+# XL: issue 17).
 kaireon_bench_scale() {
     case $1 in
         S) offers=100 rules=20 policies=8 customers=100000 interactions=1000000 ;;
         L) offers=1000 rules=100 policies=12 customers=1000000 interactions=10000000 ;;
-        *) kaireon_die "scale must be S or L, not $1" ;;
+        XL) offers=10000 rules=200 policies=16 customers=1000000 interactions=10000000 ;;
+        *) kaireon_die "scale must be S, L or XL, not $1" ;;
     esac
 }
 
@@ -43,6 +45,18 @@ bench() {
         END { p50 = v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1];
               printf "%s %.3f %.3f\n", tps, p50 / 1000.0, p99 / 1000.0 }'
     rm -rf "$dir"
+}
+
+# config_memory: one line about the benchmark tenant's compiled configuration in a fresh
+# backend: the first dry run's time (it compiles the configuration) and the bytes of the
+# compiled configuration (kaireon.config_cache_stats) with what it holds.
+config_memory() {
+    "${psql[@]}" -At -F ' ' -c "SELECT set_config('bench.t0', clock_timestamp()::text, false)" \
+        -c "SELECT count(*) FROM kaireon.recommend('bench', 'c1', 'web', 'hero', options => '{\"dry_run\": true}')" \
+        -c "SELECT format('compiled configuration: %s bytes (%s MB) for %s offers, %s creatives, %s rules, %s policies; first dry run (compiling it) %s ms',
+                          memory_bytes, round(memory_bytes / 1048576.0, 1), offers, creatives, rules, policies,
+                          round(extract(epoch FROM clock_timestamp() - current_setting('bench.t0')::timestamptz) * 1000))
+              FROM kaireon.config_cache_stats() WHERE tenant_id = 'bench'" | tail -n 1
 }
 
 # median: the median of the numbers on standard input, one a line.

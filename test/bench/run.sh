@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/bench/run.sh [S|L] [seconds]: the recommend benchmark (spec section 13).
+# test/bench/run.sh [S|L|XL] [seconds]: the recommend benchmark (spec section 13).
 #
 # Builds and installs kaireon privately, starts a server (durable commits: fsync and
 # synchronous_commit on), loads the benchmark tenant at scale S (default) or L, then runs with
@@ -26,7 +26,9 @@ kaireon_log "loading scale $scale ($offers offers, $rules rules, $policies polic
 load_start=$(date +%s)
 "${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
     -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql"
-kaireon_log "loaded in $(( $(date +%s) - load_start )) s"
+load_secs=$(( $(date +%s) - load_start ))
+kaireon_log "loaded in $load_secs s"
+memory=$(config_memory)
 
 # bench (one pgbench run) is in test/bench/lib.sh.
 
@@ -53,6 +55,7 @@ done
 
 echo
 echo "kaireon benchmark, scale $scale, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "loaded in $load_secs s; $memory"
 printf '%-18s %7s %10s %9s %9s\n' workload clients tps p50_ms p99_ms
 for c in 1 2; do
     for w in $workloads; do

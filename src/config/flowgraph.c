@@ -514,6 +514,13 @@ validate_graph(json_t *config, ValidateCtx *ctx)
 			size_t		b;
 			json_t	   *br;
 
+			bool		otherwise = false;
+
+			for (int k = 0; k < nedges; k++)
+				if (from[k] == (int) i && strcmp(kj_str(json_array_get(edges, k), "branch"), "default") == 0)
+					otherwise = true;
+			if (!otherwise)
+				kaireon_config_error(&sub, "edges", "has no edge for branch \"default\" (taken when no branch holds)");
 			json_array_foreach(json_object_get(json_object_get(n, "config"), "branches"), b, br)
 			{
 				bool		found = false;
@@ -1093,6 +1100,7 @@ kaireon_check_flow_calls(PG_FUNCTION_ARGS)
 	size_t		i;
 	json_t	   *v;
 	const char *path[KAIREON_FLOW_CALL_DEPTH + 1];
+	MemoryContext mcxt = CurrentMemoryContext;
 
 	if (isnull || versions == NULL)
 		return PointerGetDatum(tuple);
@@ -1103,6 +1111,7 @@ kaireon_check_flow_calls(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
+	MemoryContextSwitchTo(mcxt);	/* the flows outlive SPI_finish */
 	flows = kj_query_tenant(
 		"SELECT coalesce(jsonb_object_agg(f.key, (SELECT v -> 'config' FROM jsonb_array_elements(f.published_versions) v "
 		"                                           WHERE (v ->> 'version')::int = f.published_version)), '{}') "
@@ -1111,6 +1120,7 @@ kaireon_check_flow_calls(PG_FUNCTION_ARGS)
 		"   AND f.published_version IS NOT NULL",
 		tenant, "published decision flows", true);
 	SPI_finish();
+	MemoryContextSwitchTo(mcxt);
 	json_object_set(flows, key, config);
 	walk_calls(flows, key, config, path, 0, key);
 	return PointerGetDatum(tuple);

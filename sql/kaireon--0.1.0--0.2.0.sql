@@ -6478,6 +6478,16 @@ REVOKE ALL ON FUNCTION kaireon_internal._journey_condition(text, text, jsonb, ti
     kaireon.advance_journeys(text, timestamptz, integer) FROM PUBLIC;
 -- ==== end of journey engine ====
 
+-- ==== joint assignment (issue 14, item 1: the group node's solver; sql/install/50_arbitration.sql) ====
+CREATE FUNCTION kaireon_internal._assign(score double precision[], nplace integer, slots integer[])
+    RETURNS integer[]
+    AS 'MODULE_PATHNAME', 'kaireon_assign'
+    LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION kaireon_internal._assign(double precision[], integer, integer[]) IS
+    'Internal: the optimal joint assignment of a flow graph''s group node (src/arbitration/assign.c) from SQL, for the tests: score holds nplace values per candidate (NULL: not allowed there), slots one count per placement; returns each candidate''s placement (1-based) or 0.';
+REVOKE ALL ON FUNCTION kaireon_internal._assign(double precision[], integer, integer[]) FROM PUBLIC;
+-- ==== end of joint assignment ====
+
 -- ==== flow graphs (issue 14 item 1: draft_config version 2, docs/flows.md) ====
 CREATE FUNCTION kaireon_internal._check_flow_calls() RETURNS trigger
     AS 'MODULE_PATHNAME', 'kaireon_check_flow_calls'

@@ -219,3 +219,10 @@ CREATE FUNCTION kaireon.exp3_state(tenant_id text, profile_key text)
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.exp3_state(text, text) IS
     'The arms of an EXP3-IX arbitration profile: each arm''s normalised PRIE weights, gain, rewards and the probability recommend now draws it with.';
+
+CREATE FUNCTION kaireon_internal._assign(score double precision[], nplace integer, slots integer[])
+    RETURNS integer[]
+    AS 'MODULE_PATHNAME', 'kaireon_assign'
+    LANGUAGE C IMMUTABLE STRICT;
+COMMENT ON FUNCTION kaireon_internal._assign(double precision[], integer, integer[]) IS
+    'Internal: the optimal joint assignment of a flow graph''s group node (src/arbitration/assign.c) from SQL, for the tests: score holds nplace values per candidate (NULL: not allowed there), slots one count per placement; returns each candidate''s placement (1-based) or 0.';

@@ -367,5 +367,39 @@ SELECT 'enrich' AS node, pg_temp.run(pg_temp.edit(
       {"from": "qualify", "to": "policies"}, {"from": "policies", "to": "score"}, {"from": "score", "to": "arbitrate"},
       {"from": "arbitrate", "to": "rank"}, {"from": "rank", "to": "answer"}]')) AS risky_c1,
        pg_temp.picks('x', customer => 'c2') AS safe_c2, pg_temp.picks('x', customer => 'c3') AS unknown_c3;
--- a group or extension_point node does not run yet: refused when the flow runs (0A000)
+
+-- ---------------------------------------------------------------- group: an optimal joint assignment
+-- hero and side take one offer each; pa (score 0.95) has a creative for both, pb (0.9) for the
+-- hero only (strict matching).  Best-first (a response per placement, deduplicated) gives the
+-- hero pa and leaves the side empty: total 0.95.  The group node gives the hero pb and the side
+-- pa: total 1.85, the optimum.
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority, weight) VALUES
+    ('fg', 'pa', 'Placed A', 'active', 95, 100), ('fg', 'pb', 'Placed B', 'active', 90, 100);
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, placement_id, name) VALUES
+    ('fg', 'pa-hero', 'pa', 'web', 'hero', 'a hero'), ('fg', 'pa-side', 'pa', 'web', 'side', 'a side'),
+    ('fg', 'pb-hero', 'pb', 'web', 'hero', 'b hero');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('fg', 'f-greedy', 'greedy', 'Best first', pg_temp.edit('[{"id": "creatives", "type": "match_creatives", "config": {"placementMatchMode": "strict"}}]')),
+    ('fg', 'f-joint', 'joint', 'Joint', pg_temp.edit('[{"id": "creatives", "type": "match_creatives", "config": {"placementMatchMode": "strict"}},
+        {"id": "answer", "type": "group", "config": {"placements": ["hero", "side"]}}]'));
+SELECT kaireon.publish_decision_flow('fg', 'greedy') AS greedy, kaireon.publish_decision_flow('fg', 'joint') AS joint;
+CREATE FUNCTION pg_temp.placed(flow text) RETURNS TABLE (placements text, total numeric) LANGUAGE sql AS $$
+    SELECT string_agg(r.placement_id || ':' || r.offer_id || '/' || r.creative_id, ' ' ORDER BY r.placement_id, r.rank),
+           round(sum(r.score)::numeric, 4)
+      FROM kaireon.recommend('fg', 'c1', 'web', NULL, '{"age": 30}', 1, flow,
+                             '{"dry_run": true, "placements": ["hero", "side"], "deduplicate": true}') r
+     WHERE r.rank IS NOT NULL
+$$;
+SELECT 'best first' AS how, * FROM pg_temp.placed('greedy')
+UNION ALL SELECT 'group', * FROM pg_temp.placed('joint');
+-- the group's funnel names its placements; with two slots each the hero gets pb and gold, the
+-- side pa (only pa has a side creative), each offer once
+SELECT kaireon.recommend_json('{"tenantId": "fg", "customerId": "c1", "channel": "web", "decisionFlowKey": "joint", "context": {"age": 30},
+                                "placements": [{"placementId": "hero", "limit": 2}, {"placementId": "side", "limit": 2}],
+                                "dryRun": true, "debug": true}'::jsonb) -> 'debug' -> 'funnel' -> 0 -> 'group' AS group_placements;
+SELECT r.placement_id, r.rank, r.offer_id, r.creative_id
+  FROM kaireon.recommend('fg', 'c1', 'web', NULL, '{"age": 30}', 2, 'joint', '{"dry_run": true, "placements": ["hero", "side"]}') r
+ WHERE r.rank IS NOT NULL ORDER BY r.placement_id, r.rank;
+
+-- an extension_point node does not run yet: refused when the flow runs (0A000)
 SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.rescore"}}', 'score'));

@@ -133,6 +133,8 @@ static const FieldSpec cfg_optimize[] = {
 };
 static const FieldSpec cfg_group[] = {
 	{"placements", JT_ARRAY, true, NULL, JT_STRING, 2, 16},
+	{"maxOffers", JT_INTEGER, false, NULL, 0, 1, 50},
+	{"fields", JT_ARRAY, false, NULL, JT_STRING, 0, 64},
 	FIELD_END
 };
 static const FieldSpec cfg_compute[] = {
@@ -493,9 +495,9 @@ validate_graph(json_t *config, ValidateCtx *ctx)
 			if (outdeg[from[i]] > 0)
 				kaireon_config_error(&sub, "edges", "has two outgoing edges (only a conditional node branches)");
 		}
-		if (node_type(kj_str(fn, "type")) == KNODE_RESPONSE)
-			kaireon_config_error(&sub, "edges", psprintf("has an edge to \"%s\", but a response node ends its path",
-														 kj_str(e, "to")));
+		if (node_type(kj_str(fn, "type")) == KNODE_RESPONSE || node_type(kj_str(fn, "type")) == KNODE_GROUP)
+			kaireon_config_error(&sub, "edges", psprintf("has an edge to \"%s\", but a %s node ends its path",
+														 kj_str(e, "to"), kj_str(fn, "type")));
 		outdeg[from[i]]++;
 		indeg[to[i]]++;
 	}
@@ -507,8 +509,8 @@ validate_graph(json_t *config, ValidateCtx *ctx)
 		int			t = node_type(kj_str(n, "type"));
 
 		sub.where = psprintf("%s node \"%s\"", ctx->where, kj_str(n, "id"));
-		if (t != KNODE_RESPONSE && outdeg[i] == 0)
-			kaireon_config_error(&sub, "edges", "has no outgoing edge (every path ends at a response node)");
+		if (t != KNODE_RESPONSE && t != KNODE_GROUP && outdeg[i] == 0)
+			kaireon_config_error(&sub, "edges", "has no outgoing edge (every path ends at a response or group node)");
 		if (t == KNODE_CONDITIONAL)
 		{
 			size_t		b;
@@ -882,6 +884,8 @@ compile_node(KTenantConfig *cfg, KFlow *f, KGraph *g, KNode *n, json_t *conf)
 			break;
 		case KNODE_GROUP:
 			n->placements = kj_array(conf, "placements");
+			n->max_offers = (int) kj_num(conf, "maxOffers", 0);
+			n->fields = kj_array(conf, "fields");
 			break;
 		case KNODE_RANK:
 		case KNODE_NTYPES:

@@ -37,6 +37,7 @@
 
 #include "util/ids.h"
 #include "util/spi.h"
+#include "arbitration/assign.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
 #include "scoring/scoring.h"
@@ -420,7 +421,10 @@ typedef struct GraphRun
 	int			nscreens;
 	json_t	   *path;			/* version 2: the node ids the request took, in order */
 	json_t	   *properties;		/* set_properties: on each decision of the placement */
-	const KNode *response;		/* the response node that answered */
+	const KNode *response;		/* the response (or group) node that answered */
+	KPlacementMatch match_mode; /* the creative matching in force (the last match_creatives node's) */
+	int			selected;		/* decisions made for the placement */
+	json_t	   *group_placements;	/* a group node's placements, in its funnel */
 } GraphRun;
 
 /* Note a candidate dropped at the candidates stage, as the pipeline always has (debug, traces). */
@@ -474,6 +478,8 @@ node_inventory(GraphRun *run, const KNode *node)
 		return;
 	}
 	run->built = true;
+	if (node->fuse_creatives)
+		run->match_mode = node->placement_match;
 	for (int i = 0; i < cfg->noffers; i++)
 	{
 		const KOffer *o = &cfg->offers[i];
@@ -689,86 +695,228 @@ node_rank(GraphRun *run)
 }
 
 /*
- * response: select, mandatory within the daily allowance first, then by
- * score, taking cap units, up to the request's limit (else its max_offers,
- * else the node's maxOffers, else the flow's), at most the placement's
- * max_slots.  A decision needs only its first few candidates in rank order,
- * so each is selected from the rest (O(n) a step) rather than sorting all.
+ * Append a decision for a selected candidate (its cap units taken) in a
+ * placement at a rank: its explanation (version 2: the path, the properties,
+ * the response node's fields), and the offer marked as placed.
  */
 static void
-node_response(GraphRun *run, const KNode *node)
+emit_decision(GraphRun *run, const KNode *node, KCandidate *c, const char *placement_id, int rank)
 {
 	KRequest   *req = run->req;
 	KTenantConfig *cfg = req->cfg;
 	KDecideArgs *args = run->args;
 	KDecideResult *res = run->res;
 	const KFlow *flow = &cfg->flows[run->flow_idx];
-	int			selected = 0;
-	int			max_offers = run->limit > 0 ? run->limit : args->max_offers > 0 ? args->max_offers :
+	KDecision  *d;
+
+	res->decisions = repalloc(res->decisions, sizeof(KDecision) * (res->ndecisions + 1));
+	d = &res->decisions[res->ndecisions++];
+	memset(d, 0, sizeof(KDecision));
+	d->cand = c;
+	d->rank = rank;
+	d->placement_id = placement_id;
+	d->flow = run->flow_idx;
+	d->spec = req->spec != flow ? req->spec : NULL;
+	d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
+	d->model = req->model;
+	d->model_key = req->model_key;
+	d->variant = req->variant;
+	d->explanation = args->batch ? NULL : json_object();
+	if (d->explanation != NULL && req->degraded != NULL)
+		json_object_set(d->explanation, "degradedScoring", req->degraded);
+	karb_decision(req, d);
+	if (d->explanation != NULL && run->path != NULL)
+	{
+		json_object_set(d->explanation, "path", run->path);
+		if (json_object_size(run->properties) > 0)
+			json_object_set(d->explanation, "properties", run->properties);
+		if (node->fields != NULL)
+			json_object_set_new(d->explanation, "fields", kaireon_graph_fields(run->graph, node, c));
+	}
+	if (run->taken != NULL)
+		json_object_set_new(run->taken, cfg->offers[c->offer].id, json_true());
+}
+
+/*
+ * May the candidate be placed: within the per-response caps of cross-offer
+ * constraints, and (recording) with a unit of every volume constraint and
+ * budget covering it taken?  When not, it is dropped and noted.
+ */
+static bool
+take_candidate(GraphRun *run, KCandidate *c, const char *placement_id)
+{
+	if (!karb_admit(run->req, c))
+	{
+		/* a per-response cap of a cross-offer constraint is reached */
+		if (run->args->debug || run->res->traced)
+			note_dropped(run->res, c, placement_id);
+		return false;
+	}
+	if (!run->args->dry_run && !kaireon_reserve_caps(run->req, c))
+	{
+		c->dropped_stage = "cap";
+		c->drop = KDROP_CAP;
+		c->dropped_reason = pstrdup("a volume constraint or budget covering it had no unit left when the decision was recorded");
+		if (run->args->debug || run->res->traced)
+			note_dropped(run->res, c, placement_id);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * How many decisions a placement takes: the request's limit for it (else its
+ * max_offers, else the node's maxOffers, else the flow's), 1 to 50, at most
+ * the placement's max_slots (placement: its index, -1: none).
+ */
+static int
+placement_room(GraphRun *run, const KNode *node, int placement, int limit)
+{
+	const KFlow *flow = &run->req->cfg->flows[run->flow_idx];
+	int			n = limit > 0 ? limit : run->args->max_offers > 0 ? run->args->max_offers :
 		node->max_offers > 0 ? node->max_offers : flow->max_offers;
 
-	max_offers = Max(1, Min(max_offers, 50));
-	if (run->placement >= 0)
-		max_offers = Min(max_offers, cfg->placements[run->placement].max_slots);
+	n = Max(1, Min(n, 50));
+	if (placement >= 0)
+		n = Min(n, run->req->cfg->placements[placement].max_slots);
+	return n;
+}
+
+/*
+ * response: select, mandatory within the daily allowance first, then by
+ * score, taking cap units, up to placement_room.  A decision needs only its
+ * first few candidates in rank order, so each is selected from the rest
+ * (O(n) a step) rather than sorting all.
+ */
+static void
+node_response(GraphRun *run, const KNode *node)
+{
+	int			max_offers = placement_room(run, node, run->placement, run->limit);
+
 	if (run->nranked < 0)
 		node_rank(run);
-	if (args->batch)
+	if (run->args->batch)
 		max_offers = run->nranked;	/* a campaign arbitrates among all of them */
 	run->response = node;
 
-	for (int i = 0; i < run->nranked && selected < max_offers; i++)
+	for (int i = 0; i < run->nranked && run->selected < max_offers; i++)
 	{
 		KCandidate *c;
-		KDecision  *d;
 
-		if (!args->batch)
-			select_next(run->ranked, i, run->nranked, cfg);
+		if (!run->args->batch)
+			select_next(run->ranked, i, run->nranked, run->req->cfg);
 		c = run->ranked[i];
-
-		if (!karb_admit(req, c))
-		{
-			/* a per-response cap of a cross-offer constraint is reached */
-			if (args->debug || res->traced)
-				note_dropped(res, c, run->placement_id);
-			continue;
-		}
-		if (!args->dry_run && !kaireon_reserve_caps(req, c))
-		{
-			c->dropped_stage = "cap";
-			c->drop = KDROP_CAP;
-			c->dropped_reason = pstrdup("a volume constraint or budget covering it had no unit left when the decision was recorded");
-			if (args->debug || res->traced)
-				note_dropped(res, c, run->placement_id);
-			continue;
-		}
-		res->decisions = repalloc(res->decisions, sizeof(KDecision) * (res->ndecisions + 1));
-		d = &res->decisions[res->ndecisions++];
-		memset(d, 0, sizeof(KDecision));
-		d->cand = c;
-		d->rank = ++selected;
-		d->placement_id = run->placement_id;
-		d->flow = run->flow_idx;
-		d->spec = req->spec != flow ? req->spec : NULL;
-		d->interaction_id = args->dry_run ? NULL : kaireon_new_uuid();
-		d->model = req->model;
-		d->model_key = req->model_key;
-		d->variant = req->variant;
-		d->explanation = args->batch ? NULL : json_object();
-		if (d->explanation != NULL && req->degraded != NULL)
-			json_object_set(d->explanation, "degradedScoring", req->degraded);
-		karb_decision(req, d);
-		if (d->explanation != NULL && run->path != NULL)
-		{
-			json_object_set(d->explanation, "path", run->path);
-			if (json_object_size(run->properties) > 0)
-				json_object_set(d->explanation, "properties", run->properties);
-			if (node->fields != NULL)
-				json_object_set_new(d->explanation, "fields", kaireon_graph_fields(run->graph, node, c));
-		}
-		if (run->taken != NULL)
-			json_object_set_new(run->taken, cfg->offers[c->offer].id, json_true());
+		if (take_candidate(run, c, run->placement_id))
+			emit_decision(run, node, c, run->placement_id, ++run->selected);
 	}
-	run->counts[5] = selected;
+	run->counts[5] = run->selected;
+}
+
+/*
+ * group: the placement being decided and the request's other placements the
+ * node lists are filled jointly: each remaining candidate goes to at most one
+ * of them, a placement takes at most its room (placement_room), a candidate
+ * may go where it has a creative (the matching in force), and the total score
+ * is the largest (arbitration/assign.h, karb_assign: an optimal assignment,
+ * not best-first).  Within a placement the candidates are ranked as
+ * response ranks them.  The other placements are then answered (decide
+ * skips them: res->grouped).  A campaign (batch) is answered as by response.
+ */
+static void
+node_group(GraphRun *run, const KNode *node)
+{
+	KRequest   *req = run->req;
+	KTenantConfig *cfg = req->cfg;
+	KDecideArgs *args = run->args;
+	int			nreq = json_array_size(args->placements);
+	int			np = 1,
+				nc;
+	const char **pids = palloc(sizeof(char *) * (nreq + 1));
+	int		   *pidx = palloc(sizeof(int) * (nreq + 1));
+	int		   *slots = palloc(sizeof(int) * (nreq + 1));
+	double	   *score;
+	int		   *creative,
+			   *out;
+
+	if (run->nranked < 0)
+		node_rank(run);
+	if (args->batch || run->placement_id == NULL || !kj_array_has_string(node->placements, run->placement_id))
+	{
+		node_response(run, node);
+		return;
+	}
+	run->response = node;
+	pids[0] = run->placement_id;
+	pidx[0] = run->placement;
+	slots[0] = placement_room(run, node, run->placement, run->limit);
+	for (int i = 0; i < nreq; i++)
+	{
+		const char *pid = json_string_value(json_array_get(args->placements, i));
+		bool		seen = false;
+
+		for (int k = 0; k < np; k++)
+			seen |= strcmp(pids[k], pid) == 0;
+		if (seen || !kj_array_has_string(node->placements, pid) || json_object_get(run->res->grouped, pid))
+			continue;
+		pids[np] = pid;
+		pidx[np] = kaireon_find_placement(cfg, pid);
+		slots[np] = placement_room(run, node, pidx[np], args->placement_limits ? args->placement_limits[i] : 0);
+		np++;
+	}
+
+	/* each candidate's value in each placement: its score where it has a creative */
+	nc = run->nranked;
+	score = palloc(sizeof(double) * Max(nc * np, 1));
+	creative = palloc(sizeof(int) * Max(nc * np, 1));
+	out = palloc(sizeof(int) * Max(nc, 1));
+	for (int c = 0; c < nc; c++)
+	{
+		KCandidate *cand = run->ranked[c];
+
+		for (int p = 0; p < np; p++)
+		{
+			int			cr = p == 0 ? cand->creative :
+				pick_creative(req, run->match_mode, &cfg->offers[cand->offer], pidx[p], args->exclude_creatives, run->seed);
+
+			creative[c * np + p] = cr;
+			score[c * np + p] = cr >= 0 ? cand->score : NAN;
+		}
+	}
+	(void) karb_assign(score, nc, np, slots, out);
+
+	/* the decisions, placement by placement, in rank order */
+	for (int p = 0; p < np; p++)
+	{
+		KCandidate **placed = palloc(sizeof(KCandidate *) * Max(nc, 1));
+		int			n = 0,
+					rank = 0;
+
+		for (int c = 0; c < nc; c++)
+			if (out[c] == p)
+			{
+				KCandidate *copy = run->ranked[c];
+
+				if (p > 0)
+				{
+					copy = palloc(sizeof(KCandidate));
+					*copy = *run->ranked[c];
+					copy->creative = creative[c * np + p];
+				}
+				placed[n++] = copy;
+			}
+		qsort_arg(placed, n, sizeof(KCandidate *), rank_cmp, cfg);
+		for (int k = 0; k < n; k++)
+			if (take_candidate(run, placed[k], pids[p]))
+				emit_decision(run, node, placed[k], pids[p], ++rank);
+		if (p == 0)
+			run->selected = rank;
+		else
+			json_object_set_new(run->res->grouped, pids[p], json_integer(rank));
+	}
+	run->counts[5] = run->selected;
+	run->group_placements = json_array();
+	for (int p = 0; p < np; p++)
+		json_array_append_new(run->group_placements, json_string(pids[p]));
 }
 
 /* The node a path leaves a node by (a conditional's branch), noted in the path. */
@@ -812,6 +960,7 @@ run_graph(GraphRun *run, const KGraph *g, int flow_idx, int depth)
 				node_inventory(run, node);
 				break;
 			case KNODE_MATCH_CREATIVES:
+				run->match_mode = node->placement_match;
 				node_match_creatives(run, node->placement_match);
 				break;
 			case KNODE_ENRICH:
@@ -869,6 +1018,9 @@ run_graph(GraphRun *run, const KGraph *g, int flow_idx, int depth)
 					node_response(run, node);
 				return;
 			case KNODE_GROUP:
+				if (depth == 0)
+					node_group(run, node);
+				return;
 			case KNODE_EXTENSION_POINT:
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -904,6 +1056,9 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	};
 	json_t	   *funnel;
 
+	/* a placement a group node of an earlier placement filled with it */
+	if (placement_id != NULL && json_object_get(res->grouped, placement_id) != NULL)
+		return;
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
 	req->spec = flow;
@@ -925,6 +1080,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	run.seed = draw_seed(res->recommendation_id);
 	run.cands = palloc(sizeof(KCandidate) * Max(cfg->noffers, 1));
 	run.nranked = -1;
+	run.match_mode = KPM_FALLBACK;
 	if (flow->graph->version == 2)
 	{
 		run.path = json_array();
@@ -948,6 +1104,8 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		json_object_set_new(funnel, stage_names[i], json_integer(run.counts[i]));
 	if (run.path != NULL)
 		json_object_set(funnel, "path", run.path);
+	if (run.group_placements != NULL)
+		json_object_set_new(funnel, "group", run.group_placements);
 	json_array_append_new(res->funnels, funnel);
 }
 
@@ -1040,6 +1198,7 @@ decide(KDecideArgs *args)
 	res->dropped_placement = palloc(sizeof(char *));
 	res->controls = palloc(sizeof(KControl));
 	res->funnels = json_array();
+	res->grouped = json_object();
 
 	/* whether this decision is traced is drawn first: a traced one keeps its dropped candidates */
 	if (!args->dry_run)

@@ -401,5 +401,38 @@ SELECT r.placement_id, r.rank, r.offer_id, r.creative_id
   FROM kaireon.recommend('fg', 'c1', 'web', NULL, '{"age": 30}', 2, 'joint', '{"dry_run": true, "placements": ["hero", "side"]}') r
  WHERE r.rank IS NOT NULL ORDER BY r.placement_id, r.rank;
 
--- an extension_point node does not run yet: refused when the flow runs (0A000)
-SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.rescore"}}', 'score'));
+
+-- ---------------------------------------------------------------- extension_point
+-- the tenant's function, run confined: as kaireon_confined (must is dropped only when so), seeing
+-- its tenant's rows only (gold's new score is the count of offers it sees: fg's 7); loan, pa
+-- and pb dropped, miles re-scored
+CREATE FUNCTION public.fg_rescore(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('loan', NULL, 'pa', NULL, 'pb', NULL, 'miles', 5,
+                              'gold', (SELECT count(*) FROM kaireon.offers),
+                              'must', CASE WHEN current_user::text = 'kaireon_confined' THEN NULL ELSE 100 END,
+                              'unknown-offer', 1)
+$$;
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('fg-other', 'Other', 'fg_other');
+INSERT INTO kaireon.offers (tenant_id, id, name, status) VALUES ('fg-other', 'theirs', 'Theirs', 'active');
+SELECT count(*) AS fg_offers, (SELECT count(*) FROM kaireon.offers) > count(*) AS others_exist FROM kaireon.offers WHERE tenant_id = 'fg';
+SELECT 'extension_point' AS node,
+       pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_rescore"}}', 'score')) AS picks;
+SELECT r.offer_id, r.score, r.explanation ->> 'droppedAt' AS stage, r.explanation ->> 'reason' AS reason
+  FROM kaireon.recommend('fg', 'c1', 'web', NULL, '{"age": 30}', NULL, 'x', '{"dry_run": true, "debug": true}') r
+ WHERE r.rank IS NOT NULL OR r.explanation ->> 'droppedAt' = 'extension_point' ORDER BY r.rank, r.offer_id;
+-- its time budget: over it, 57014
+CREATE FUNCTION public.fg_slow(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('slept', pg_sleep(0.5))
+$$;
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_slow", "timeoutMs": 50}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- a SECURITY DEFINER function (42501), a missing one (42883), a bad answer (22023)
+CREATE FUNCTION public.fg_definer(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE sql SECURITY DEFINER AS $$ SELECT '{}'::jsonb $$;
+CREATE FUNCTION public.fg_bad(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"gold": "high"}'::jsonb $$;
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_definer"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_nope"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_bad"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT pg_temp.try(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.f; drop table x"}}', 'score')) AS bad_name;

@@ -9,7 +9,7 @@
  * Calls within the folder run downward, never in a circle:
  *   recommend.c -> pipeline.c, explain.c, identity.c
  *   pipeline.c  -> identity.c, persist.c, caps.c, graph.c, policies.c, rules.c, explain.c, model_scores.c,
- *                  customer.c;  graph.c -> rules.c, customer.c
+ *                  customer.c;  graph.c -> rules.c, customer.c (and security/confine.c)
  *   respond.c   -> identity.c, caps.c, model_scores.c, rules.c, triggers.c
  *   geofences.c -> triggers.c -> customer.c
  *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
@@ -70,6 +70,7 @@ extern int	kaireon_graph_branch(KRequest *req, const KNode *node, const char **b
 extern void kaireon_graph_compute(KRequest *req, const KGraph *g, const KNode *node, KCandidate *cands, int n);
 extern void kaireon_graph_enrich(KRequest *req, const KNode *node);
 extern json_t *kaireon_graph_fields(const KGraph *g, const KNode *node, const KCandidate *c);
+extern void kaireon_graph_extension(KRequest *req, const KNode *node, KCandidate *cands, int n);
 
 /* explain.c: explanations and score factors */
 extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);

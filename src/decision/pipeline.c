@@ -1022,11 +1022,7 @@ run_graph(GraphRun *run, const KGraph *g, int flow_idx, int depth)
 					node_group(run, node);
 				return;
 			case KNODE_EXTENSION_POINT:
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("decision flow \"%s\" node \"%s\": %s nodes do not run yet",
-								cfg->flows[flow_idx].key, node->id, kaireon_node_type_names[node->type]),
-						 errhint("See docs/flows.md.")));
+				kaireon_graph_extension(run->req, node, run->cands, run->n);
 				break;
 			case KNODE_NTYPES:
 				break;

@@ -11,6 +11,8 @@
 # user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
 # copied to DIR for `callgrind_annotate --inclusive=yes`. KAIREON_CALLGRIND_OPTIONS replaces the
 # options of the measured calls (default {"dry_run": true}; e.g. {"dry_run": true, "explain": false}).
+# KAIREON_CALLGRIND_FLOW=v2 measures the route's flow (web-home) as the version 2 graph of the
+# same steps (docs/flows.md), published over it, instead of its version 1 configuration.
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -30,6 +32,23 @@ kaireon_bench_server "$work" 54332
 kaireon_log "loading scale $scale"
 "${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
     -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
+if [ "${KAIREON_CALLGRIND_FLOW:-v1}" = v2 ]; then
+    kaireon_log "web-home as a version 2 graph"
+    "${psql[@]}" >/dev/null <<'EOF'
+UPDATE kaireon.decision_flows SET draft_config = '{"version": 2,
+    "nodes": [{"id": "inventory", "type": "inventory"}, {"id": "creatives", "type": "match_creatives"},
+              {"id": "qualify", "type": "qualify"}, {"id": "policies", "type": "contact_policy"},
+              {"id": "score", "type": "score", "config": {"method": "priority_weighted"}},
+              {"id": "optimize", "type": "optimize"}, {"id": "rank", "type": "rank"},
+              {"id": "response", "type": "response", "config": {"maxOffers": 3}}],
+    "edges": [{"from": "inventory", "to": "creatives"}, {"from": "creatives", "to": "qualify"},
+              {"from": "qualify", "to": "policies"}, {"from": "policies", "to": "score"},
+              {"from": "score", "to": "optimize"}, {"from": "optimize", "to": "rank"},
+              {"from": "rank", "to": "response"}]}'
+ WHERE tenant_id = 'bench' AND key = 'web-home';
+SELECT kaireon.publish_decision_flow('bench', 'web-home');
+EOF
+fi
 "${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
 kaireon_stop_cluster "$bindir" "$work/data"
 

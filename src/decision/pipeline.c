@@ -417,7 +417,6 @@ typedef struct GraphRun
 	int			nranked;		/* -1: not ranked yet */
 	const KGraph *graph;		/* the graph being run (a called flow's inside call_flow) */
 	const KNode *screens[GRAPH_MAX_SCREENS];	/* qualify and contact_policy nodes run, in order */
-	const KGraph *screen_graphs[GRAPH_MAX_SCREENS];
 	int			nscreens;
 	json_t	   *path;			/* version 2: the node ids the request took, in order */
 	json_t	   *properties;		/* set_properties: on each decision of the placement */
@@ -653,9 +652,12 @@ count_funnel(GraphRun *run)
 	{
 		const char *st = run->cands[i].dropped_stage;
 
+		KDropReason drop = run->cands[i].drop;
+
+		/* (a graph's filter, extension point and narrowing inventory drop before qualification too) */
 		if (st == NULL || (strcmp(st, "eligibility") != 0 && strcmp(st, "fit") != 0 &&
-						   strcmp(st, "guardrail") != 0 && strcmp(st, "candidates") != 0 &&
-						   strcmp(st, "filter") != 0 && strcmp(st, "extension_point") != 0))
+						   strcmp(st, "guardrail") != 0 && drop != KDROP_FILTER && drop != KDROP_EXTENSION &&
+						   drop != KDROP_INVENTORY && drop != KDROP_EXCLUDED && drop != KDROP_NO_CREATIVE))
 			run->counts[1]++;
 		if (st == NULL || strcmp(st, "contact_policy") == 0 || strcmp(st, "volume_constraint") == 0 ||
 			strcmp(st, "budget") == 0)
@@ -911,7 +913,11 @@ node_group(GraphRun *run, const KNode *node)
 		if (p == 0)
 			run->selected = rank;
 		else
+		{
+			if (run->res->grouped == NULL)
+				run->res->grouped = json_object();
 			json_object_set_new(run->res->grouped, pids[p], json_integer(rank));
+		}
 	}
 	run->counts[5] = run->selected;
 	run->group_placements = json_array();
@@ -953,7 +959,8 @@ run_graph(GraphRun *run, const KGraph *g, int flow_idx, int depth)
 		CHECK_FOR_INTERRUPTS();
 		run->graph = g;
 		if (run->path != NULL && node->type != KNODE_CONDITIONAL)
-			json_array_append_new(run->path, json_sprintf("%s%s", prefix, node->id));
+			json_array_append_new(run->path, depth == 0 ? json_string(node->id) :
+								  json_sprintf("%s%s", prefix, node->id));
 		switch (node->type)
 		{
 			case KNODE_INVENTORY:
@@ -1053,7 +1060,7 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 	json_t	   *funnel;
 
 	/* a placement a group node of an earlier placement filled with it */
-	if (placement_id != NULL && json_object_get(res->grouped, placement_id) != NULL)
+	if (res->grouped != NULL && placement_id != NULL && json_object_get(res->grouped, placement_id) != NULL)
 		return;
 	req->placement_id = placement_id;
 	req->flow = flow_idx;
@@ -1194,7 +1201,6 @@ decide(KDecideArgs *args)
 	res->dropped_placement = palloc(sizeof(char *));
 	res->controls = palloc(sizeof(KControl));
 	res->funnels = json_array();
-	res->grouped = json_object();
 
 	/* whether this decision is traced is drawn first: a traced one keeps its dropped candidates */
 	if (!args->dry_run)

@@ -208,7 +208,8 @@ typedef struct KDecideResult
 	KControl   *controls;		/* placements left empty by a control group */
 	const char **dropped_placement;
 	json_t	   *funnels;		/* one funnel object per placement */
-	json_t	   *grouped;		/* placements a flow graph's group node filled: id -> decisions */
+	json_t	   *grouped;		/* placements a flow graph's group node filled: id -> decisions
+								 * (NULL until one does) */
 	bool		traced;
 	KStatDecision stat;			/* what the statistics count (stats/stats.h) */
 } KDecideResult;

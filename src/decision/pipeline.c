@@ -422,6 +422,7 @@ typedef struct GraphRun
 	json_t	   *properties;		/* set_properties: on each decision of the placement */
 	const KNode *response;		/* the response (or group) node that answered */
 	KPlacementMatch match_mode; /* the creative matching in force (the last match_creatives node's) */
+	bool		matched;		/* every remaining candidate has its creative */
 	int			selected;		/* decisions made for the placement */
 	json_t	   *group_placements;	/* a group node's placements, in its funnel */
 } GraphRun;
@@ -518,12 +519,16 @@ node_inventory(GraphRun *run, const KNode *node)
 		run->n++;
 	}
 	run->counts[0] = run->n;
+	run->matched = node->fuse_creatives;
 }
 
 /* match_creatives: a creative for each remaining candidate that has none yet (mode: the node's); none: dropped. */
 static void
 node_match_creatives(GraphRun *run, KPlacementMatch mode)
 {
+	if (run->matched)
+		return;
+	run->matched = true;
 	for (int i = 0; i < run->n; i++)
 	{
 		KCandidate *c = &run->cands[i];

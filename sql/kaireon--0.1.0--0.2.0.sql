@@ -7190,6 +7190,19 @@ CREATE OR REPLACE FUNCTION kaireon_internal._is_finite(value numeric) RETURNS bo
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 -- ==== end of perfscale ====
 
+-- ==== flow graphs (issue 14 item 1: draft_config version 2, docs/flows.md) ====
+CREATE FUNCTION kaireon_internal._check_flow_calls() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_check_flow_calls'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._check_flow_calls() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger on decision_flows refusing (22023, naming the flow and node) a published version 2 flow whose call_flow names no published flow of the tenant, nests calls deeper than 8 flows, or closes a cycle of calls.';
+CREATE TRIGGER check_flow_calls BEFORE INSERT OR UPDATE OF published_versions, published_version
+    ON kaireon.decision_flows
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_flow_calls();
+-- (a fresh install's 99_finalize.sql takes EXECUTE on every routine from PUBLIC)
+REVOKE ALL ON FUNCTION kaireon_internal._check_flow_calls() FROM PUBLIC;
+-- ==== end of flow graphs ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

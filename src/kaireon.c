@@ -40,6 +40,7 @@ _PG_init(void)
 	kaireon_progress_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
+	kaireon_flowgraph_init();
 	kaireon_scoring_init();
 	kaireon_audit_init();
 	kaireon_secrets_init();

@@ -209,6 +209,17 @@ COMMENT ON FUNCTION kaireon_internal._published_versions_append_only() IS
 CREATE TRIGGER published_versions_append_only BEFORE UPDATE OF published_versions ON kaireon.decision_flows
     FOR EACH ROW EXECUTE FUNCTION kaireon_internal._published_versions_append_only();
 
+-- Flow graphs (docs/flows.md): the published version's call_flow nodes name published flows of
+-- the tenant, nest at most 8 deep and never call back; checked whoever writes a published version.
+CREATE FUNCTION kaireon_internal._check_flow_calls() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_check_flow_calls'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._check_flow_calls() IS
+    'Internal: BEFORE INSERT OR UPDATE trigger on decision_flows refusing (22023, naming the flow and node) a published version 2 flow whose call_flow names no published flow of the tenant, nests calls deeper than 8 flows, or closes a cycle of calls.';
+CREATE TRIGGER check_flow_calls BEFORE INSERT OR UPDATE OF published_versions, published_version
+    ON kaireon.decision_flows
+    FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_flow_calls();
+
 CREATE FUNCTION kaireon.publish_decision_flow(tenant_id text, key text, notes text DEFAULT NULL)
     RETURNS integer
     LANGUAGE plpgsql

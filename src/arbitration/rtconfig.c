@@ -142,7 +142,7 @@ resolve_flows(KTenantConfig *cfg, KArbConfig *ac)
 	ac->flow_missing = palloc0(sizeof(char *) * Max(cfg->nflows, 1));
 	for (int f = 0; f < cfg->nflows; f++)
 	{
-		const char *key = kj_str(json_object_get(cfg->flows[f].config, "score"), "profileKey");
+		const char *key = cfg->flows[f].profile_key;	/* score.profileKey (a graph's first score node's) */
 		const char *id = kj_str(ids, cfg->flows[f].id);
 
 		ac->flow_profile[f] = -1;

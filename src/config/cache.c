@@ -203,28 +203,6 @@ finite_field(const KTenantConfig *cfg, const json_t *row, const char *table, con
 
 /* ---- parsing pieces of configuration ---- */
 
-/* Operator name to KOp; false when unknown. */
-static bool
-parse_op(const char *name, KOp *op)
-{
-	static const char *const names[] = {
-		"eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in",
-		"contains", "starts_with", "exists", "not_exists"
-	};
-
-	if (name == NULL)
-		return false;
-	for (int i = 0; i < (int) lengthof(names); i++)
-	{
-		if (strcmp(name, names[i]) == 0)
-		{
-			*op = (KOp) i;
-			return true;
-		}
-	}
-	return false;
-}
-
 /* Scope name to kind (NULL: global; the tables' CHECKs admit no other names than the list's). */
 static KScopeKind
 parse_scope_kind(const char *s)
@@ -268,19 +246,6 @@ parse_scopes(KTenantConfig *cfg, json_t *row, int *nscopes, KScope **scopes)
 	(void) cfg;
 }
 
-/* Compile a condition from a config object with the given field names. */
-static void
-parse_cond(json_t *conf, const char *path_key, const char *op_key, KCond *cond)
-{
-	const char *path = kj_str(conf, path_key);
-	KOp			op = KOP_EQ;
-
-	cond->path = path ? pstrdup(path) : "";
-	(void) parse_op(kj_str(conf, op_key), &op);
-	cond->op = op;
-	cond->value = json_object_get(conf, "value");
-}
-
 /* Bitmask of weekdays from an array of 0..6. */
 static int
 days_mask(json_t *days)
@@ -302,52 +267,6 @@ days_mask(json_t *days)
 		}
 	}
 	return mask;
-}
-
-/* Compile a guardrail / segment expression node (validated when written). */
-static KExpr *
-parse_expr(json_t *node, const char *cmp_field, const char *cmp_op, int depth)
-{
-	KExpr	   *e = palloc0(sizeof(KExpr));
-	json_t	   *sub;
-
-	if (depth > 64)
-		elog(ERROR, "kaireon: expression nests too deep");
-	if (json_is_array(node))
-	{
-		sub = node;
-		e->kind = KEXPR_ALL;
-		goto list;
-	}
-	if ((sub = json_object_get(node, "all")) != NULL)
-		e->kind = KEXPR_ALL;
-	else if ((sub = json_object_get(node, "any")) != NULL)
-		e->kind = KEXPR_ANY;
-	else if ((sub = json_object_get(node, "not")) != NULL)
-	{
-		e->kind = KEXPR_NOT;
-		e->nchildren = 1;
-		e->children = palloc(sizeof(KExpr *));
-		e->children[0] = parse_expr(sub, cmp_field, cmp_op, depth + 1);
-		return e;
-	}
-	else
-	{
-		e->kind = KEXPR_CMP;
-		parse_cond(node, cmp_field, cmp_op, &e->cond);
-		return e;
-	}
-list:
-	{
-		size_t		i;
-		json_t	   *c;
-
-		e->nchildren = json_is_array(sub) ? json_array_size(sub) : 0;
-		e->children = palloc0(sizeof(KExpr *) * Max(e->nchildren, 1));
-		json_array_foreach(sub, i, c)
-			e->children[i] = parse_expr(c, cmp_field, cmp_op, depth + 1);
-	}
-	return e;
 }
 
 /* Parse a timestamp string of an offer schedule; false when absent. */
@@ -650,19 +569,19 @@ load_rules(KTenantConfig *cfg)
 		{
 			const char *src = kj_str(conf, "source");
 
-			parse_cond(conf, "attribute", "operator", &rule->cond);
+			kaireon_parse_cond(conf, "attribute", "operator", &rule->cond);
 			rule->attr_source = (src == NULL || strcmp(src, "any") == 0) ? 0 : strcmp(src, "customer") == 0 ? 1 : 2;
 		}
 		else if (rule->type == KRULE_OFFER_ATTRIBUTE)
 		{
-			parse_cond(conf, "attribute", "operator", &rule->cond);
+			kaireon_parse_cond(conf, "attribute", "operator", &rule->cond);
 			kaireon_precompute_offer_rule(cfg, rule);
 		}
 		else if (rule->type == KRULE_PROPENSITY_THRESHOLD)
 		{
 			rule->threshold = kj_num(conf, "threshold", 0);
 			rule->threshold_op = KOP_GTE;
-			(void) parse_op(kj_str(conf, "operator"), &rule->threshold_op);
+			(void) kaireon_parse_op(kj_str(conf, "operator"), &rule->threshold_op);
 			rule->model_key = str_field(conf, "modelKey");
 		}
 		else if (rule->type == KRULE_RECENCY_CHECK)
@@ -681,7 +600,7 @@ load_rules(KTenantConfig *cfg)
 			rule->type = KRULE_METRIC_CONDITION;
 			rule->metric_key = str_field(conf, "metricKey");
 			rule->dimension_key = str_field(conf, "dimensionKey");
-			parse_cond(conf, "metricKey", "operator", &rule->cond);
+			kaireon_parse_cond(conf, "metricKey", "operator", &rule->cond);
 			cfg->needs_metrics = true;
 		}
 	}
@@ -788,7 +707,7 @@ load_policies(KTenantConfig *cfg)
 			case KPOL_METRIC_CONDITION:
 				p->metric_key = str_field(conf, "metricKey");
 				p->dimension_key = str_field(conf, "dimensionKey");
-				parse_cond(conf, "metricKey", "operator", &p->cond);
+				kaireon_parse_cond(conf, "metricKey", "operator", &p->cond);
 				cfg->needs_metrics = true;
 				break;
 			case KPOL_BUDGET_EXHAUSTED:
@@ -840,7 +759,7 @@ load_guardrails(KTenantConfig *cfg)
 		g->key = str_field(r, "key");
 		g->name = str_field(r, "name");
 		g->hard = strcmp(kj_str(r, "severity"), "hard") == 0;
-		g->expr = parse_expr(json_object_get(r, "expression_ast"), "field", "op", 0);
+		g->expr = kaireon_parse_expr(json_object_get(r, "expression_ast"), "field", "op", 0);
 	}
 }
 
@@ -870,7 +789,7 @@ load_trigger_rules(KTenantConfig *cfg)
 		t->priority = (int) kj_num(r, "priority", 0);
 		/* bounded as the rule's check bounds it (rows from before the check: clamped, no overflow) */
 		t->cooldown_ms = (int64) Max(0.0, Min(kj_num(r, "cooldown_ms", 0), (double) KAIREON_MAX_COOLDOWN_MS));
-		t->cond = (json_is_object(cond) && json_object_size(cond) > 0) ? parse_expr(cond, "field", "op", 0) : NULL;
+		t->cond = (json_is_object(cond) && json_object_size(cond) > 0) ? kaireon_parse_expr(cond, "field", "op", 0) : NULL;
 	}
 }
 
@@ -1016,6 +935,15 @@ prepare_segment_plan(KTenantConfig *cfg)
 		for (int k = 0; k < cfg->policies[i].nsegments; k++)
 			use_segment(cfg, cfg->policies[i].segments[k]);
 	}
+	/* segments a flow graph's conditional branches on */
+	for (int i = 0; i < cfg->nflows; i++)
+		for (int k = 0; cfg->flows[i].graph != NULL && k < cfg->flows[i].graph->nnodes; k++)
+		{
+			KNode	   *n = &cfg->flows[i].graph->nodes[k];
+
+			for (int b = 0; n->type == KNODE_CONDITIONAL && n->by == KBRANCH_SEGMENT && b < n->nbranches; b++)
+				n->branches[b].segment = use_segment(cfg, kaireon_find_segment(cfg, n->branches[b].segment_id));
+		}
 	if (cfg->nsegment_slots == 0)
 		return;
 	initStringInfo(&sql);
@@ -1034,16 +962,14 @@ prepare_segment_plan(KTenantConfig *cfg)
 	cfg->segment_plan = kspi_prepare_keep(sql.data, 1, argtypes);
 }
 
-/* Flow configuration: defaults documented in docs/recommend.md. */
+/* Flow configuration: defaults documented in docs/recommend.md; then its graph (flowgraph.c). */
 static void
-compile_flow(KFlow *f)
+compile_flow(KTenantConfig *cfg, KFlow *f)
 {
 	json_t	   *conf = f->config;
 	json_t	   *inv = json_object_get(conf, "inventory");
 	json_t	   *score = json_object_get(conf, "score");
 	const char *pm = kj_str(conf, "placementMatchMode");
-	const char *method = kj_str(score, "method");
-	json_t	   *w = json_object_get(score, "weights");
 
 	f->inv_categories = kj_array(inv, "categories");
 	f->inv_sub_categories = kj_array(inv, "subCategories");
@@ -1051,23 +977,14 @@ compile_flow(KFlow *f)
 	f->inv_exclude = kj_array(inv, "excludeOffers");
 	f->placement_match = (pm == NULL || strcmp(pm, "fallback") == 0) ? KPM_FALLBACK :
 		strcmp(pm, "strict") == 0 ? KPM_STRICT : KPM_ANY;
-	f->method = (method == NULL || strcmp(method, "priority_weighted") == 0) ? KSCORE_PRIORITY_WEIGHTED :
-		strcmp(method, "propensity") == 0 ? KSCORE_PROPENSITY : KSCORE_FORMULA;
-	f->model_key = str_field(score, "modelKey");
-	f->experiment_key = str_field(score, "experimentKey");
-	f->model_propensity = kj_str(score, "propensitySource") == NULL ?
-		(f->model_key != NULL || f->experiment_key != NULL) :
-		strcmp(kj_str(score, "propensitySource"), "model") == 0;
-	f->w_p = kj_num(w, "propensity", 0.4);
-	f->w_r = kj_num(w, "relevance", 0.2);
-	f->w_i = kj_num(w, "impact", 0.3);
-	f->w_e = kj_num(w, "emphasis", 0.1);
+	kaireon_compile_flow_score(f, score);
 	f->max_offers = (int) kj_num(conf, "maxOffers", 3);
 	f->customer_schema = str_field(conf, "customerSchema");
 	f->control_percent = kj_num(conf, "controlGroupPercent", 0);
 	f->control_answer = kj_array(conf, "controlAnswer");
 	f->flow_experiment_key = str_field(conf, "flowExperiment");
 	f->flow_experiment = -1;
+	kaireon_compile_flow_graph(cfg, f);
 }
 
 /* The tenant's decision flows with their published configuration. */
@@ -1098,10 +1015,15 @@ load_flows(KTenantConfig *cfg)
 		f->version = (int) kj_num(r, "version", 0);
 		f->runnable = strcmp(kj_str(r, "status"), "published") == 0 && conf != NULL && json_is_object(conf);
 		f->config = (conf && json_is_object(conf)) ? conf : json_object();
-		compile_flow(f);
+		compile_flow(cfg, f);
 		if (f->is_default)
 			cfg->default_flow = i;
 	}
+	/* call_flow nodes' target flows, by key (-1: none; refused when run) */
+	for (int k = 0; k < cfg->nflows; k++)
+		for (int n = 0; n < cfg->flows[k].graph->nnodes; n++)
+			if (cfg->flows[k].graph->nodes[n].type == KNODE_CALL_FLOW)
+				cfg->flows[k].graph->nodes[n].flow = kaireon_find_flow(cfg, cfg->flows[k].graph->nodes[n].flow_key);
 }
 
 /*

@@ -16,6 +16,11 @@
 
 #include "util/json.h"
 
+#include "catalog/pg_collation.h"
+#include "mb/pg_wchar.h"
+#include "regex/regex.h"
+#include "utils/memutils.h"
+
 #include "config/conditions.h"
 
 /* Follow a dotted path through nested objects; NULL when absent or JSON null. */
@@ -122,6 +127,159 @@ in_array(json_t *actual, json_t *array)
 	return false;
 }
 
+/* ---- compiling conditions and expressions (the configuration cache, flow graphs) ---- */
+
+/* Operator name to KOp; false when unknown.  regex, is_null, is_not_null: filter nodes only. */
+bool
+kaireon_parse_op(const char *name, KOp *op)
+{
+	static const char *const names[] = {
+		"eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in",
+		"contains", "starts_with", "exists", "not_exists", "regex"
+	};
+
+	if (name == NULL)
+		return false;
+	for (int i = 0; i < (int) lengthof(names); i++)
+	{
+		if (strcmp(name, names[i]) == 0)
+		{
+			*op = (KOp) i;
+			return true;
+		}
+	}
+	/* a missing value is a null one (kaireon_path): is_null is not_exists */
+	if (strcmp(name, "is_null") == 0)
+		*op = KOP_NOT_EXISTS;
+	else if (strcmp(name, "is_not_null") == 0)
+		*op = KOP_EXISTS;
+	else
+		return false;
+	return true;
+}
+
+/* Memory context callback: free a compiled regex (the regex library allocates with malloc). */
+static void
+free_regex(void *arg)
+{
+	pg_regfree((regex_t *) arg);
+	free(arg);
+}
+
+/*
+ * Compile a regular expression (PostgreSQL's advanced syntax, as ~) once, for the
+ * life of the current memory context; 22023 (2201B) naming it when malformed.
+ */
+void *
+kaireon_compile_regex(const char *pattern)
+{
+	regex_t    *re = malloc(sizeof(regex_t));
+	size_t		len = strlen(pattern);
+	pg_wchar   *w = palloc(sizeof(pg_wchar) * (len + 1));
+	int			wlen = pg_mb2wchar_with_len(pattern, w, len);
+	int			rc;
+	MemoryContextCallback *cb;
+
+	if (re == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	rc = pg_regcomp(re, w, wlen, REG_ADVANCED, DEFAULT_COLLATION_OID);
+	pfree(w);
+	if (rc != REG_OKAY)
+	{
+		char		msg[256];
+
+		pg_regerror(rc, re, msg, sizeof(msg));
+		free(re);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("invalid regular expression \"%s\": %s", pattern, msg),
+				 errhint("Use PostgreSQL's regular expression syntax (the ~ operator's).")));
+	}
+	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
+	cb->func = free_regex;
+	cb->arg = re;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	return re;
+}
+
+/* Does a compiled regex match somewhere in s? */
+static bool
+regex_matches(void *regex, const char *s)
+{
+	size_t		len = strlen(s);
+	pg_wchar   *w = palloc(sizeof(pg_wchar) * (len + 1));
+	int			wlen = pg_mb2wchar_with_len(s, w, len);
+	int			rc = pg_regexec((regex_t *) regex, w, wlen, 0, NULL, 0, NULL, 0);
+
+	pfree(w);
+	return rc == REG_OKAY;
+}
+
+/* Compile a condition from a config object with the given field names (validated when written). */
+void
+kaireon_parse_cond(json_t *conf, const char *path_key, const char *op_key, KCond *cond)
+{
+	const char *path = kj_str(conf, path_key);
+	KOp			op = KOP_EQ;
+
+	cond->path = path ? pstrdup(path) : "";
+	(void) kaireon_parse_op(kj_str(conf, op_key), &op);
+	cond->op = op;
+	cond->value = json_object_get(conf, "value");
+	cond->regex = NULL;
+	if (op == KOP_REGEX && json_is_string(cond->value))
+		cond->regex = kaireon_compile_regex(json_string_value(cond->value));
+}
+
+/*
+ * Compile an expression node (guardrails, trigger rules, filter nodes: validated
+ * when written): all / any / not over comparisons, an array meaning all.
+ */
+KExpr *
+kaireon_parse_expr(json_t *node, const char *cmp_field, const char *cmp_op, int depth)
+{
+	KExpr	   *e = palloc0(sizeof(KExpr));
+	json_t	   *sub;
+
+	if (depth > 64)
+		elog(ERROR, "kaireon: expression nests too deep");
+	if (json_is_array(node))
+	{
+		sub = node;
+		e->kind = KEXPR_ALL;
+		goto list;
+	}
+	if ((sub = json_object_get(node, "all")) != NULL)
+		e->kind = KEXPR_ALL;
+	else if ((sub = json_object_get(node, "any")) != NULL)
+		e->kind = KEXPR_ANY;
+	else if ((sub = json_object_get(node, "not")) != NULL)
+	{
+		e->kind = KEXPR_NOT;
+		e->nchildren = 1;
+		e->children = palloc(sizeof(KExpr *));
+		e->children[0] = kaireon_parse_expr(sub, cmp_field, cmp_op, depth + 1);
+		return e;
+	}
+	else
+	{
+		e->kind = KEXPR_CMP;
+		kaireon_parse_cond(node, cmp_field, cmp_op, &e->cond);
+		return e;
+	}
+list:
+	{
+		size_t		i;
+		json_t	   *c;
+
+		e->nchildren = json_is_array(sub) ? json_array_size(sub) : 0;
+		e->children = palloc0(sizeof(KExpr *) * Max(e->nchildren, 1));
+		json_array_foreach(sub, i, c)
+			e->children[i] = kaireon_parse_expr(c, cmp_field, cmp_op, depth + 1);
+	}
+	return e;
+}
+
 /* Does a condition hold for a present (non-null) actual value? */
 bool
 kaireon_cond_holds(const KCond *cond, json_t *actual)
@@ -168,6 +326,16 @@ kaireon_cond_holds(const KCond *cond, json_t *actual)
 			return json_is_string(actual) && json_is_string(cond->value) &&
 				strncmp(json_string_value(actual), json_string_value(cond->value),
 						json_string_length(cond->value)) == 0;
+		case KOP_REGEX:
+			if (cond->regex == NULL)
+				return false;
+			if (json_is_string(actual))
+				return regex_matches(cond->regex, json_string_value(actual));
+			if (json_is_number(actual))
+				return regex_matches(cond->regex, json_is_integer(actual) ?
+									 psprintf(INT64_FORMAT, (int64) json_integer_value(actual)) :
+									 psprintf("%g", json_real_value(actual)));
+			return false;
 		default:
 			c = compare_scalars(actual, cond->value, &ok);
 			if (!ok)

@@ -15,6 +15,10 @@ extern json_t *kaireon_path(json_t *root, const char *path);
 extern json_t *kaireon_offer_column(const KOffer *offer, const char *name, size_t len);
 extern json_t *kaireon_offer_attribute(const KOffer *offer, const char *path);
 extern bool kaireon_cond_holds(const KCond *cond, json_t *actual);
+extern bool kaireon_parse_op(const char *name, KOp *op);
+extern void *kaireon_compile_regex(const char *pattern);
+extern void kaireon_parse_cond(json_t *conf, const char *path_key, const char *op_key, KCond *cond);
+extern KExpr *kaireon_parse_expr(json_t *node, const char *cmp_field, const char *cmp_op, int depth);
 extern void kaireon_precompute_offer_rule(KTenantConfig *cfg, KRule *rule);
 
 /* The value of an expression's field (guardrails: offer.*, customer.*, ...; trigger rules: event.*, customer.*). */

@@ -28,7 +28,8 @@
 typedef enum KOp
 {
 	KOP_EQ, KOP_NEQ, KOP_GT, KOP_GTE, KOP_LT, KOP_LTE, KOP_IN, KOP_NOT_IN,
-	KOP_CONTAINS, KOP_STARTS_WITH, KOP_EXISTS, KOP_NOT_EXISTS
+	KOP_CONTAINS, KOP_STARTS_WITH, KOP_EXISTS, KOP_NOT_EXISTS,
+	KOP_REGEX					/* flow graphs' filter nodes only (docs/flows.md) */
 } KOp;
 
 /* One comparison of a looked-up value with a constant. */
@@ -37,6 +38,7 @@ typedef struct KCond
 	const char *path;			/* attribute name, or dotted path */
 	KOp			op;
 	json_t	   *value;			/* constant (array for in/not_in); NULL for exists */
+	void	   *regex;			/* KOP_REGEX: the pattern compiled once (regex_t), else NULL */
 } KCond;
 
 typedef enum KExprKind
@@ -294,6 +296,132 @@ typedef enum KPlacementMatch
 	KPM_STRICT, KPM_FALLBACK, KPM_ANY
 } KPlacementMatch;
 
+/* ---- flow graphs (draft_config version 2, docs/flows.md; compiled by flowgraph.c) ---- */
+
+#define KNODE_TYPE_LIST(X) \
+	X(KNODE_INVENTORY, "inventory") \
+	X(KNODE_MATCH_CREATIVES, "match_creatives") \
+	X(KNODE_ENRICH, "enrich") \
+	X(KNODE_QUALIFY, "qualify") \
+	X(KNODE_CONTACT_POLICY, "contact_policy") \
+	X(KNODE_FILTER, "filter") \
+	X(KNODE_CONDITIONAL, "conditional") \
+	X(KNODE_CALL_FLOW, "call_flow") \
+	X(KNODE_SCORE, "score") \
+	X(KNODE_OPTIMIZE, "optimize") \
+	X(KNODE_RANK, "rank") \
+	X(KNODE_GROUP, "group") \
+	X(KNODE_COMPUTE, "compute") \
+	X(KNODE_SET_PROPERTIES, "set_properties") \
+	X(KNODE_RESPONSE, "response") \
+	X(KNODE_EXTENSION_POINT, "extension_point")
+
+#define KNODE_ENUM(e, name) e,
+typedef enum KNodeType
+{
+	KNODE_TYPE_LIST(KNODE_ENUM)
+	KNODE_NTYPES
+} KNodeType;
+#undef KNODE_ENUM
+
+extern const char *const kaireon_node_type_names[];	/* NULL-terminated, by KNodeType */
+
+/* What a conditional node branches on. */
+typedef enum KBranchBy
+{
+	KBRANCH_SEGMENT, KBRANCH_ATTRIBUTE, KBRANCH_EXPERIMENT, KBRANCH_CHANNEL
+} KBranchBy;
+
+/* One branch of a conditional node: taken when its test holds (first in order wins). */
+typedef struct KBranch
+{
+	const char *name;
+	int			next;			/* node index its edge leads to */
+	const char *segment_id;		/* KBRANCH_SEGMENT: the segment */
+	int			segment;		/* its index (-1: unknown or unpublished, never holds) */
+	KExpr	   *when;			/* KBRANCH_ATTRIBUTE: customer.* / request.* / channel.* expression */
+	const char *arm;			/* KBRANCH_EXPERIMENT: the experiment variant */
+	json_t	   *channels;		/* KBRANCH_CHANNEL: channel ids */
+} KBranch;
+
+/* A compute node's expression: a number, a field, or an operation over sub-expressions. */
+typedef enum KCalcKind
+{
+	KCALC_NUMBER, KCALC_FIELD, KCALC_ADD, KCALC_SUB, KCALC_MUL, KCALC_DIV, KCALC_MIN, KCALC_MAX
+} KCalcKind;
+
+typedef struct KCalc
+{
+	KCalcKind	kind;
+	double		number;
+	const char *field;			/* offer.*, customer.*, request.*, candidate.score|propensity|<computed> */
+	int			computed;		/* candidate.<computed field>: its index, else -1 */
+	int			nargs;
+	struct KCalc **args;
+} KCalc;
+
+/* One node of a compiled flow graph: its type's parameters and its successor(s) as indexes. */
+typedef struct KNode
+{
+	const char *id;
+	KNodeType	type;
+	int			next;			/* the successor's index, -1: none (a response node) */
+	/* inventory */
+	json_t	   *inv_categories, *inv_sub_categories, *inv_offers, *inv_exclude;
+	/* match_creatives; inventory: its successor is match_creatives (one pass picks creatives) */
+	KPlacementMatch placement_match;
+	bool		fuse_creatives;
+	/* qualify, contact_policy: which rules / policies apply here (NULL: all of the tenant's) */
+	bool	   *only;			/* per rule (qualify) or policy (contact_policy) index */
+	bool		guardrails;		/* qualify: the guardrails too */
+	bool		caps;			/* contact_policy: volume constraints and budgets too */
+	/* score: the score parameters (a copy of the flow with the node's score object) */
+	struct KFlow *spec;
+	/* optimize: an arbitration profile key (NULL: the flow's), dual prices on/off */
+	const char *profile_key;
+	bool		prices;
+	/* filter */
+	KExpr	   *expr;
+	/* conditional */
+	KBranchBy	by;
+	int			nbranches;
+	KBranch    *branches;
+	int			otherwise;		/* the default edge's node, -1: none (the path ends) */
+	/* call_flow */
+	const char *flow_key;
+	int			flow;			/* index into the tenant's flows, -1: not found (55000 when run) */
+	/* compute */
+	int			computed;		/* index of the computed field it sets, -1: the score */
+	KCalc	   *calc;
+	/* set_properties */
+	json_t	   *properties;
+	/* response: maxOffers (0: the request's or flow's), fields shown in each explanation */
+	int			max_offers;
+	json_t	   *fields;
+	/* enrich: a customer data schema read into customer.<as> */
+	const char *schema;
+	const char *as;
+	/* extension_point: a SQL function, its time budget */
+	const char *function;
+	int			timeout_ms;
+	/* group: placements filled jointly */
+	json_t	   *placements;
+} KNode;
+
+/* A flow's compiled graph: version 1 flows compile into the linear graph of the fixed pipeline. */
+typedef struct KGraph
+{
+	int			version;		/* 1 or 2 */
+	int			nnodes;
+	KNode	   *nodes;
+	int			entry;
+	int			ncomputed;		/* distinct computed field names */
+	const char **computed;
+} KGraph;
+
+/* Most nested call_flow calls (checked at publish, guarded when run). */
+#define KAIREON_FLOW_CALL_DEPTH 8
+
 typedef struct KFlow
 {
 	const char *id;
@@ -310,6 +438,7 @@ typedef struct KFlow
 	bool		model_propensity;	/* score.propensitySource "model": the model's score is the
 									 * propensity; "adaptive": only the adaptive fallback */
 	const char *experiment_key;	/* score.experimentKey: the model comes from this experiment */
+	const char *profile_key;	/* score.profileKey: the arbitration profile of its formula weights */
 	double		w_p, w_r, w_i, w_e;	/* formula weights */
 	int			max_offers;		/* default when the request gives none */
 	const char *customer_schema;	/* data schema name, NULL = the tenant's customer schema */
@@ -317,6 +446,7 @@ typedef struct KFlow
 	json_t	   *control_answer; /* controlAnswer: offer ids its control group gets, or NULL */
 	const char *flow_experiment_key;	/* flowExperiment: the A/B test of flows it enters, or NULL */
 	int			flow_experiment;	/* index into flow_experiments, -1: none (docs/lift.md) */
+	KGraph	   *graph;			/* the compiled graph the executor runs (flowgraph.c) */
 } KFlow;
 
 /*
@@ -466,6 +596,13 @@ extern int	kaireon_find_placement(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_flow(const KTenantConfig *cfg, const char *key);
 extern int	kaireon_find_segment(const KTenantConfig *cfg, const char *id);
 extern KaireonOutcomeClass kaireon_outcome_class(const KTenantConfig *cfg, const char *key, bool *found);
+
+/* ---- flowgraph.c: flow graphs (docs/flows.md) ---- */
+
+extern void kaireon_flowgraph_init(void);
+extern void kaireon_compile_flow_score(KFlow *f, json_t *score);
+extern void kaireon_compile_flow_graph(KTenantConfig *cfg, KFlow *flow);
+extern int	kaireon_graph_computed_index(const KGraph *g, const char *name);
 
 /* ---- template.c: creative content with personalization ---- */
 

@@ -40,6 +40,7 @@
 
 #include "util/spi.h"
 #include "util/subxact.h"
+#include "config/conditions.h"
 #include "config/types.h"
 #include "config/validate.h"
 
@@ -212,7 +213,11 @@ static const char *const placement_modes[] = {"strict", "fallback", "any", NULL}
 static const char *const score_methods[] = {"priority_weighted", "propensity", "formula", NULL};
 static const char *const propensity_sources[] = {"model", "adaptive", NULL};
 
+/* The version 2 validator (config/flowgraph.c sets it at load: it calls this file, not back). */
+void		(*kaireon_flow_graph_validator) (json_t *config, ValidateCtx *ctx) = NULL;
+
 static const FieldSpec flow_fields[] = {
+	{"version", JT_INTEGER, false, NULL, 0, 1, 1},	/* 2: a flow graph (flowgraph.c) */
 	{"description", JT_STRING, false, NULL, 0, NO_BOUND, NO_BOUND},
 	{"inventory", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
 	{"placementMatchMode", JT_STRING, false, placement_modes, 0, NO_BOUND, NO_BOUND},
@@ -224,14 +229,14 @@ static const FieldSpec flow_fields[] = {
 	{"flowExperiment", JT_STRING, false, NULL, 0, 1, 200},
 	FIELD_END
 };
-static const FieldSpec flow_inventory_fields[] = {
+const FieldSpec kaireon_flow_inventory_fields[] = {
 	{"categories", JT_ARRAY, false, NULL, JT_STRING, 0, 10000},
 	{"subCategories", JT_ARRAY, false, NULL, JT_STRING, 0, 10000},
 	{"offers", JT_ARRAY, false, NULL, JT_STRING, 0, 100000},
 	{"excludeOffers", JT_ARRAY, false, NULL, JT_STRING, 0, 100000},
 	FIELD_END
 };
-static const FieldSpec flow_score_fields[] = {
+const FieldSpec kaireon_flow_score_fields[] = {
 	{"method", JT_STRING, false, score_methods, 0, NO_BOUND, NO_BOUND},
 	{"modelKey", JT_STRING, false, NULL, 0, 1, 200},
 	{"experimentKey", JT_STRING, false, NULL, 0, 1, 200},
@@ -240,7 +245,7 @@ static const FieldSpec flow_score_fields[] = {
 	{"weights", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
 	FIELD_END
 };
-static const FieldSpec flow_weight_fields[] = {
+const FieldSpec kaireon_flow_weight_fields[] = {
 	{"propensity", JT_NUMBER, false, NULL, 0, 0, 1},
 	{"relevance", JT_NUMBER, false, NULL, 0, 0, 1},
 	{"impact", JT_NUMBER, false, NULL, 0, 0, 1},
@@ -745,18 +750,18 @@ check_flow(json_t *config, ValidateCtx *ctx)
 	if (inv != NULL)
 	{
 		sub.where = psprintf("%s.inventory", ctx->where);
-		check_fields(&sub, inv, flow_inventory_fields);
+		check_fields(&sub, inv, kaireon_flow_inventory_fields);
 	}
 	if (score != NULL)
 	{
 		json_t	   *w = json_object_get(score, "weights");
 
 		sub.where = psprintf("%s.score", ctx->where);
-		check_fields(&sub, score, flow_score_fields);
+		check_fields(&sub, score, kaireon_flow_score_fields);
 		if (w != NULL)
 		{
 			sub.where = psprintf("%s.score.weights", ctx->where);
-			check_fields(&sub, w, flow_weight_fields);
+			check_fields(&sub, w, kaireon_flow_weight_fields);
 		}
 	}
 }
@@ -837,7 +842,7 @@ static const char *const trigger_prefixes[] = {"event.", "customer.", NULL};
  */
 static void
 check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth,
-					 const char *const *prefixes)
+					 const char *const *prefixes, const char *const *operators)
 {
 	json_t	   *sub;
 
@@ -857,22 +862,23 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 		if (!json_is_array(sub) || json_array_size(sub) == 0)
 			config_error(ctx, psprintf("%s.%s", path, op), "must be a non-empty array");
 		json_array_foreach(sub, i, e)
-			check_guardrail_node(ctx, e, psprintf("%s.%s[%zu]", path, op, i), depth + 1, prefixes);
+			check_guardrail_node(ctx, e, psprintf("%s.%s[%zu]", path, op, i), depth + 1, prefixes, operators);
 	}
 	else if ((sub = json_object_get(node, "not")) != NULL)
 	{
 		if (json_object_size(node) != 1)
 			config_error(ctx, path, "must hold only \"not\"");
-		check_guardrail_node(ctx, sub, psprintf("%s.not", path), depth + 1, prefixes);
+		check_guardrail_node(ctx, sub, psprintf("%s.not", path), depth + 1, prefixes, operators);
 	}
 	else
 	{
-		static const FieldSpec cmp[] = {
+		const FieldSpec cmp[] = {
 			{"field", JT_STRING, true, NULL, 0, 1, 200},
-			{"op", JT_STRING, true, all_operators, 0, NO_BOUND, NO_BOUND},
+			{"op", JT_STRING, true, operators, 0, NO_BOUND, NO_BOUND},
 			{"value", JT_ANY, false, NULL, 0, NO_BOUND, NO_BOUND},
 			FIELD_END
 		};
+		bool		no_value;
 		ValidateCtx sub_ctx = {0};
 		const char *field;
 		bool		ok = false;
@@ -898,13 +904,32 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 		}
 		op = json_string_value(json_object_get(node, "op"));
 		value = json_object_get(node, "value");
-		if ((strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0) != (value == NULL))
+		no_value = strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0 ||
+			strcmp(op, "is_null") == 0 || strcmp(op, "is_not_null") == 0;
+		if (no_value != (value == NULL))
 			config_error(&sub_ctx, "value",
 						 value ? psprintf("must be absent for op \"%s\"", op)
 						 : psprintf("is required for op \"%s\"", op));
 		if ((strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) && !json_is_array(value))
 			config_error(&sub_ctx, "value", psprintf("must be an array for op \"%s\"", op));
+		if (strcmp(op, "regex") == 0)
+		{
+			if (!json_is_string(value))
+				config_error(&sub_ctx, "value", "must be a string (a regular expression) for op \"regex\"");
+			(void) kaireon_compile_regex(json_string_value(value));	/* 2201B when malformed */
+		}
 	}
+}
+
+/*
+ * Check an expression (all / any / not over comparisons of fields with one of
+ * prefixes, by one of operators): for the validators of other files (flowgraph.c).
+ */
+void
+kaireon_check_expression(ValidateCtx *ctx, json_t *node, const char *const *prefixes,
+						 const char *const *operators)
+{
+	check_guardrail_node(ctx, node, "$", 0, prefixes, operators);
 }
 
 /* ---- entry points ---- */
@@ -1001,7 +1026,7 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 	if (kind == KCONF_GUARDRAIL)
 	{
 		ctx.rule_type = NULL;
-		check_guardrail_node(&ctx, config, "$", 0, guardrail_prefixes);
+		check_guardrail_node(&ctx, config, "$", 0, guardrail_prefixes, all_operators);
 		return;
 	}
 	if (kind == KCONF_OFFER_SCHEDULE)
@@ -1013,7 +1038,17 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 	}
 	if (kind == KCONF_DECISION_FLOW)
 	{
+		json_t	   *version = json_is_object(config) ? json_object_get(config, "version") : NULL;
+
 		ctx.rule_type = NULL;
+		if (version != NULL && json_is_number(version) && json_number_value(version) == 2)
+		{
+			if (kaireon_flow_graph_validator == NULL)
+				elog(ERROR, "kaireon: the flow graph validator is not loaded");
+			ctx.doc = "docs/flows.md";
+			kaireon_flow_graph_validator(config, &ctx);
+			return;
+		}
 		check_fields(&ctx, config, flow_fields);
 		check_flow(config, &ctx);
 		return;
@@ -1444,7 +1479,7 @@ kaireon_validate_trigger_rule(PG_FUNCTION_ARGS)
 	/* {} is a condition that always holds */
 	ctx.where = psprintf("%s condition", rule);
 	if (condition != NULL && json_object_size(condition) > 0)
-		check_guardrail_node(&ctx, condition, "$", 0, trigger_prefixes);
+		check_guardrail_node(&ctx, condition, "$", 0, trigger_prefixes, all_operators);
 done:
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);

@@ -49,6 +49,14 @@ typedef struct ValidateCtx
 #define FIELD_END {NULL, 0, false, NULL, 0, NO_BOUND, NO_BOUND}
 
 extern void kaireon_check_fields(ValidateCtx *ctx, json_t *obj, const FieldSpec *fields);
+extern void kaireon_check_expression(ValidateCtx *ctx, json_t *node, const char *const *prefixes,
+									 const char *const *operators);
+/* decision flows' version 1 pieces, reused by the version 2 nodes (flowgraph.c) */
+extern const FieldSpec kaireon_flow_inventory_fields[];
+extern const FieldSpec kaireon_flow_score_fields[];
+extern const FieldSpec kaireon_flow_weight_fields[];
+/* set by flowgraph.c: validates a version 2 decision flow (a graph) */
+extern void (*kaireon_flow_graph_validator) (json_t *config, ValidateCtx *ctx);
 extern void kaireon_config_error(ValidateCtx *ctx, const char *path, const char *problem) pg_attribute_noreturn();
 
 /* The row a BEFORE INSERT OR UPDATE row trigger validates, and its text and jsonb columns. */

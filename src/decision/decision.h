@@ -8,7 +8,8 @@
  *
  * Calls within the folder run downward, never in a circle:
  *   recommend.c -> pipeline.c, explain.c, identity.c
- *   pipeline.c  -> identity.c, flow_experiments.c, persist.c, caps.c, policies.c, rules.c, explain.c, model_scores.c, customer.c
+ *   pipeline.c  -> identity.c, flow_experiments.c, persist.c, caps.c, graph.c, policies.c, rules.c, explain.c,
+ *                  model_scores.c, customer.c;  graph.c -> rules.c, customer.c (and security/confine.c)
  *   respond.c   -> identity.c, caps.c, model_scores.c, rules.c, triggers.c
  *   geofences.c -> triggers.c -> customer.c
  *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
@@ -46,14 +47,15 @@ extern json_t *kaireon_tenant_adaptation(KTenantConfig *cfg);
 /* rules.c: scopes, qualification rules, guardrails, propensity */
 extern bool kaireon_in_segment(const KRequest *req, int segment);
 extern bool kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *offer);
-extern void kaireon_qualify(KRequest *req, KCandidate *cand);
+extern void kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only);
 extern void kaireon_apply_guardrails(KRequest *req, KCandidate *cand);
+extern json_t *kaireon_request_field(const KRequest *req, const KOffer *offer, const char *field);
 extern double kaireon_propensity(KRequest *req, KCandidate *cand);
 
 /* policies.c: contact policies and caps */
 extern TimestampTz kaireon_period_start(const char *period, TimestampTz now);
 extern bool kaireon_cap_applies(const KRequest *req, const KCap *c, const KOffer *offer);
-extern void kaireon_apply_policies(KRequest *req, KCandidate *cand);
+extern void kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only);
 extern void kaireon_apply_caps(KRequest *req, KCandidate *cand);
 
 /* model_scores.c: the placement's model, rule models, shadow scores, learning from outcomes */
@@ -64,6 +66,14 @@ extern void kaireon_log_shadow_scores(KDecideResult *res, const char *customer_i
 extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,
 								  const char *channel_id, const char *customer_id, const char *flow_id,
 								  json_t *context, KaireonOutcomeClass cls);
+
+/* graph.c: the flow graph nodes the fixed pipeline has no step for (docs/flows.md) */
+extern void kaireon_graph_filter(KRequest *req, const KGraph *g, const KNode *node, KCandidate *cands, int n);
+extern int	kaireon_graph_branch(KRequest *req, const KNode *node, const char **branch);
+extern void kaireon_graph_compute(KRequest *req, const KGraph *g, const KNode *node, KCandidate *cands, int n);
+extern void kaireon_graph_enrich(KRequest *req, const KNode *node);
+extern json_t *kaireon_graph_fields(const KGraph *g, const KNode *node, const KCandidate *c);
+extern void kaireon_graph_extension(KRequest *req, const KNode *node, KCandidate *cands, int n);
 
 /* explain.c: explanations and score factors */
 extern bool kaireon_scored_by_propensity(const KFlow *flow, const KCandidate *c);

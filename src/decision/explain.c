@@ -83,7 +83,7 @@ explain(KjBuild *b, const KDecideResult *res, const KDecision *d)
 {
 	static const char *const methods[] = {"priority_weighted", "propensity", "formula"};
 	const KTenantConfig *cfg = res->req->cfg;
-	const KFlow *flow = &cfg->flows[d->flow];
+	const KFlow *flow = d->spec != NULL ? d->spec : &cfg->flows[d->flow];	/* key, version: the flow's */
 	const KCandidate *c = d->cand;
 	const KCreative *cr = &cfg->creatives[c->creative];
 

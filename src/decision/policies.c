@@ -432,10 +432,12 @@ mandatory_bypasses(const KPolicy *p)
  * order; the first blocking one drops the candidate.  allow_override
  * policies covering the candidate exempt it from the others (or from the
  * types they list).  Only the policies bound to the offer at compile are
- * visited (KOffer.bound_policies, .bound_overrides).
+ * visited (KOffer.bound_policies, .bound_overrides).  only: the policies that
+ * apply at this point of a flow graph (a contact_policy node's, by policy index,
+ * overrides included), NULL: every policy; consent and suppressions always apply.
  */
 void
-kaireon_apply_policies(KRequest *req, KCandidate *cand)
+kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 {
 	const KOffer *offer = &req->cfg->offers[cand->offer];
 	json_t	   *exempt = NULL;
@@ -480,6 +482,8 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 	{
 		const KPolicy *p = &req->cfg->policies[offer->bound_overrides[k].policy];
 
+		if (only != NULL && !only[offer->bound_overrides[k].policy])
+			continue;
 		if (covering_scope(req, &offer->bound_overrides[k], offer) == NULL)
 			continue;
 		if (p->exempt_types == NULL)
@@ -501,6 +505,8 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand)
 		const KScope *scope;
 		char	   *why;
 
+		if (only != NULL && !only[i])
+			continue;
 		if (exempt != NULL && kj_array_has_string(exempt, p->type_name))
 			continue;
 		if (cand->mandatory && mandatory_bypasses(p))

@@ -81,6 +81,8 @@ typedef struct KCandidate
 	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
 	const double *weights;		/* formula: the P, R, I, E weights used (NULL: the flow's) */
 	double		price;			/* real-time arbitration: sum of lambda * cost subtracted from the score */
+	double	   *computed;		/* a flow graph's compute nodes' fields (KGraph.computed; NaN: missing),
+								 * NULL until one runs */
 } KCandidate;
 
 /* The request, as the rules and policies see it. */
@@ -116,6 +118,8 @@ typedef struct KRequest
 	int8	   *rule_models_done;	/* per rule: 1 once looked up */
 	bool		model_memo_valid;	/* model_memo holds the model's score for every candidate */
 	struct KArbRequest *arb;	/* arbitration's per-request state (arbitration/realtime.c) */
+	const KFlow *spec;			/* the score parameters in force: the flow's, or its graph's score
+								 * node's (flowgraph.c); NULL: the flow's */
 	json_t	   *degraded;		/* models named but missing or broken, the scoring fell back
 								 * (model_scores.c): [{model, use, placementId, reason, detail}],
 								 * NULL while none */
@@ -178,6 +182,7 @@ typedef struct KDecision
 	double		selection_probability;	/* of a stochastic policy's choice (EXP3-IX arm), or 0: none */
 	int			arm;			/* EXP3-IX arm, or -1 */
 	const char *profile_id;		/* arbitration profile whose weights scored it, or NULL */
+	const KFlow *spec;			/* the score parameters that scored it (a graph's score node), NULL: the flow's */
 } KDecision;
 
 /* A placement the customer's control group left empty (docs/lift.md). */
@@ -208,6 +213,8 @@ typedef struct KDecideResult
 	const char **dropped_placement;
 	json_t	   *funnels;		/* one funnel object per placement */
 	json_t	   *flow_arms;		/* flow A/B test arms taken: [{experiment, arm, flow, placementId}] */
+	json_t	   *grouped;		/* placements a flow graph's group node filled: id -> decisions
+								 * (NULL until one does) */
 	bool		traced;
 	KStatDecision stat;			/* what the statistics count (stats/stats.h) */
 } KDecideResult;

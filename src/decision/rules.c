@@ -97,7 +97,7 @@ double
 kaireon_propensity(KRequest *req, KCandidate *cand)
 {
 	const KOffer *offer = &req->cfg->offers[cand->offer];
-	const KFlow *flow = req->flow >= 0 ? &req->cfg->flows[req->flow] : NULL;
+	const KFlow *flow = req->spec != NULL ? req->spec : req->flow >= 0 ? &req->cfg->flows[req->flow] : NULL;
 	int64		op,
 				on,
 				cp,
@@ -294,9 +294,11 @@ customer_only(const KRule *rule)
  * Mandatory offers bypass qualification.  Only the rules bound to the offer at
  * compile are visited (those that can act on it: config/conditions.c,
  * kaireon_rule_may_act); a scope that depends on the request is matched here.
+ * only: the rules that apply at this point of a flow graph (a qualify node's
+ * rules, by rule index), NULL: every rule.
  */
 void
-kaireon_qualify(KRequest *req, KCandidate *cand)
+kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 {
 	const KOffer *offer = &req->cfg->offers[cand->offer];
 	static const char *const stage_names[] = {"eligibility", "fit", "match"};
@@ -312,6 +314,8 @@ kaireon_qualify(KRequest *req, KCandidate *cand)
 			char	   *why = NULL;
 			bool		holds;
 
+			if (only != NULL && !only[i])
+				continue;
 			if (rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
 				continue;
 			if (customer_only(rule))
@@ -357,15 +361,16 @@ typedef struct GuardrailSubject
 	const KOffer *offer;
 } GuardrailSubject;
 
-/* Resolve a guardrail field (offer.*, customer.*, request.*, channel.*). */
-static json_t *
-guardrail_value(const char *field, void *arg)
+/*
+ * The value of an expression's field for an offer in a request (offer.*,
+ * customer.*, request.*, channel.*; offer NULL: no offer.* fields), NULL when
+ * missing: guardrails, and a flow graph's filter and conditional nodes.
+ */
+json_t *
+kaireon_request_field(const KRequest *req, const KOffer *offer, const char *field)
 {
-	const GuardrailSubject *s = arg;
-	const KRequest *req = s->req;
-
 	if (strncmp(field, "offer.", 6) == 0)
-		return kaireon_offer_attribute(s->offer, field + 6);
+		return offer ? kaireon_offer_attribute(offer, field + 6) : NULL;
 	if (strncmp(field, "customer.", 9) == 0)
 		return kaireon_path(req->cust->attrs, field + 9);
 	if (strncmp(field, "request.", 8) == 0)
@@ -373,6 +378,15 @@ guardrail_value(const char *field, void *arg)
 	if (strncmp(field, "channel.", 8) == 0 && req->channel >= 0)
 		return kaireon_path(req->cfg->channels[req->channel].row, field + 8);
 	return NULL;
+}
+
+/* Resolve a guardrail field (offer.*, customer.*, request.*, channel.*). */
+static json_t *
+guardrail_value(const char *field, void *arg)
+{
+	const GuardrailSubject *s = arg;
+
+	return kaireon_request_field(s->req, s->offer, field);
 }
 
 /*

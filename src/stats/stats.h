@@ -35,7 +35,9 @@
 	X(KDROP_DUAL_PRICE, "arbitration", "below_dual_price") \
 	X(KDROP_RESPONSE_CAP, "arbitration", "per_response_cap") \
 	X(KDROP_CAP, "cap", "no_unit_left") \
-	X(KDROP_HOLDOUT, "candidates", "offer_holdout")
+	X(KDROP_HOLDOUT, "candidates", "offer_holdout") \
+	X(KDROP_FILTER, "filter", "filter_failed") \
+	X(KDROP_EXTENSION, "extension_point", "dropped")
 
 #define KSTAT_DROP_ENUM(e, stage, reason) e,
 typedef enum KDropReason

@@ -14,6 +14,9 @@
 # KAIREON_CALLGRIND_CALL=respond measures kaireon.respond instead (a click on offer o1 for the
 # same customers, toggle-collect=kaireon_respond; the tenant has no journeys): it prints
 # "respond_instructions_per_call <n>".
+# KAIREON_CALLGRIND_GRAPH=v2 measures the route's flow (web-home) as the version 2 graph of the
+# same steps (docs/flows.md), published over it when the cluster is loaded, instead of its
+# version 1 configuration.
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -33,6 +36,23 @@ kaireon_bench_server "$work" 54332
 kaireon_log "loading scale $scale"
 "${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
     -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
+if [ "${KAIREON_CALLGRIND_GRAPH:-v1}" = v2 ]; then
+    kaireon_log "web-home as a version 2 graph"
+    "${psql[@]}" >/dev/null <<'EOF'
+UPDATE kaireon.decision_flows SET draft_config = '{"version": 2,
+    "nodes": [{"id": "inventory", "type": "inventory"}, {"id": "creatives", "type": "match_creatives"},
+              {"id": "qualify", "type": "qualify"}, {"id": "policies", "type": "contact_policy"},
+              {"id": "score", "type": "score", "config": {"method": "priority_weighted"}},
+              {"id": "optimize", "type": "optimize"}, {"id": "rank", "type": "rank"},
+              {"id": "response", "type": "response", "config": {"maxOffers": 3}}],
+    "edges": [{"from": "inventory", "to": "creatives"}, {"from": "creatives", "to": "qualify"},
+              {"from": "qualify", "to": "policies"}, {"from": "policies", "to": "score"},
+              {"from": "score", "to": "optimize"}, {"from": "optimize", "to": "rank"},
+              {"from": "rank", "to": "response"}]}'
+ WHERE tenant_id = 'bench' AND key = 'web-home';
+SELECT kaireon.publish_decision_flow('bench', 'web-home');
+EOF
+fi
 "${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
 kaireon_stop_cluster "$bindir" "$work/data"
 

@@ -393,7 +393,7 @@ in_control_group(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		int			cr;
 
 		if (c->nanswer >= slots || o < 0 || !cfg->offers[o].active ||
-			(cr = pick_creative(res->req, flow, &cfg->offers[o], placement, args->exclude_creatives,
+			(cr = pick_creative(res->req, flow->placement_match, &cfg->offers[o], placement, args->exclude_creatives,
 								draw_seed(res->recommendation_id))) < 0)
 			continue;
 		c->answer_offers[c->nanswer] = o;

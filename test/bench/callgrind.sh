@@ -11,6 +11,11 @@
 # user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
 # copied to DIR for `callgrind_annotate --inclusive=yes`. KAIREON_CALLGRIND_OPTIONS replaces the
 # options of the measured calls (default {"dry_run": true}; e.g. {"dry_run": true, "explain": false}).
+# KAIREON_CALLGRIND_FLOW names the decision flow of the measured calls (default: the route's,
+# web-home; e.g. web-model, the 100-tree model over offer features, or web-propensity, its
+# baseline). KAIREON_CALLGRIND_DATA=DIR keeps the loaded cluster in DIR/data (made on the first
+# run, owned by the server user) and reuses it on later runs instead of loading again: only for
+# changes of C code (the reused catalog keeps the SQL it was loaded with).
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -26,22 +31,37 @@ command -v valgrind >/dev/null || kaireon_die "valgrind is not installed (Debian
 work=$4
 bindir=""
 trap '[ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"; rm -rf "$work"' EXIT
-kaireon_bench_server "$work" 54332
-kaireon_log "loading scale $scale"
-"${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
-    -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
-"${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
-kaireon_stop_cluster "$bindir" "$work/data"
+keep=${KAIREON_CALLGRIND_DATA:-}
+data=$work/data
+if [ -n "$keep" ] && [ -f "$keep/data/PG_VERSION" ]; then
+    bindir=$(kaireon_build_install "$work/src" "$work/install")
+    data=$keep/data
+    kaireon_log "reusing the cluster loaded in $data"
+else
+    kaireon_bench_server "$work" 54332
+    kaireon_log "loading scale $scale"
+    "${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
+        -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
+    "${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
+    kaireon_stop_cluster "$bindir" "$work/data"
+    if [ -n "$keep" ]; then
+        mkdir -p "$keep" && rm -rf "$keep/data" && cp -a "$work/data" "$keep/data"
+        kaireon_log "the loaded cluster kept in $keep/data"
+    fi
+fi
 
 opts=${KAIREON_CALLGRIND_OPTIONS:-'{"dry_run": true}'}
 case $opts in *\'*|*'$'*) kaireon_die "KAIREON_CALLGRIND_OPTIONS must hold no quote or dollar sign" ;; esac
+flow=${KAIREON_CALLGRIND_FLOW:-}
+case $flow in *[!A-Za-z0-9_-]*) kaireon_die "KAIREON_CALLGRIND_FLOW must be a flow key (letters, digits, - and _)" ;; esac
+flow_arg=${flow:+"decision_flow => '$flow', "}
 
 # One single-user run of WARM + COUNT dry runs; prints the instructions callgrind counted.
 count() {
     local calls=$1 out=$work/cg.$1
-    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '$opts'); END LOOP; END \$\$;" \
+    printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', ${flow_arg}options => '$opts'); END LOOP; END \$\$;" \
         | valgrind --tool=callgrind --toggle-collect=kaireon_recommend --callgrind-out-file="$out" \
-            "$bindir/postgres" --single -D "$work/data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
+            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }

@@ -42,7 +42,10 @@
  *	   statement (with none active, the SQL runs).
  *	5. Keys: each scan key takes the operator of the index column's own
  *	   operator family and the column's collation, so text compares as the
- *	   index (and the SQL) compares it.  The history's partitions are those
+ *	   index (and the SQL) compares it; a collation whose order is the
+ *	   bytes' order by definition (glibc's C.UTF-8, see bytewise_collation)
+ *	   is named "C" instead, which orders and matches exactly the same but
+ *	   compares with memcmp rather than through the locale machinery.  The history's partitions are those
  *	   whose upper bound is past the oldest time asked for (compared by the
  *	   partition key's support function) and the default partition; their
  *	   rows are merged newest first and cut at the limit, as ORDER BY
@@ -63,11 +66,14 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -87,7 +93,13 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/pg_locale.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#ifdef __GLIBC__
+#include <gnu/libc-version.h>
+#endif
 
 #include "security/session.h"
 #include "util/spi.h"
@@ -204,6 +216,64 @@ state_map_invalidate(Oid relid)
 		}
 }
 
+/*
+ * Whether the collation orders text exactly as its bytes (as "C" does), so
+ * that a scan key may name "C" instead and compare with memcmp: "C" and
+ * "POSIX" themselves, and a deterministic libc collation of a UTF-8 database
+ * whose LC_COLLATE is glibc's C.UTF-8 from glibc 2.35 on, which is defined as
+ * code point order (glibc's codepoint_collation: strcoll is strcmp), and the
+ * code point order of UTF-8 is its byte order.  Earlier glibc versions and
+ * other libraries keep the collation's own comparison.
+ */
+static bool
+bytewise_collation(Oid coll)
+{
+	bool		bytewise = false;
+
+	if (!OidIsValid(coll) || lc_collate_is_c(coll))
+		return OidIsValid(coll);
+#ifdef __GLIBC__
+	{
+		int			major = 0,
+					minor = 0;
+		char		provider = 0;
+		bool		deterministic = true;
+		char	   *name = NULL;
+		HeapTuple	tup;
+		Datum		d;
+		bool		isnull;
+
+		if (GetDatabaseEncoding() != PG_UTF8 ||
+			sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor) != 2 ||
+			major < 2 || (major == 2 && minor < 35))
+			return false;
+		if (coll == DEFAULT_COLLATION_OID)
+		{
+			tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+			if (!HeapTupleIsValid(tup))
+				return false;
+			provider = ((Form_pg_database) GETSTRUCT(tup))->datlocprovider;
+			d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datcollate, &isnull);
+		}
+		else
+		{
+			tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(coll));
+			if (!HeapTupleIsValid(tup))
+				return false;
+			provider = ((Form_pg_collation) GETSTRUCT(tup))->collprovider;
+			deterministic = ((Form_pg_collation) GETSTRUCT(tup))->collisdeterministic;
+			d = SysCacheGetAttr(COLLOID, tup, Anum_pg_collation_collcollate, &isnull);
+		}
+		if (!isnull)
+			name = TextDatumGetCString(d);
+		ReleaseSysCache(tup);
+		bytewise = provider == COLLPROVIDER_LIBC && deterministic && name != NULL &&
+			(strcmp(name, "C.UTF-8") == 0 || strcmp(name, "C.utf8") == 0);
+	}
+#endif
+	return bytewise;
+}
+
 /* An equality or comparison operator's function of an index column, in the map's context. */
 static bool
 column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finfo)
@@ -250,7 +320,8 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 			keys->checkxmin = ix->indcheckxmin ?
 				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			for (int c = 0; c < ncols; c++)
-				keys->coll[c] = index->rd_indcollation[c];
+				keys->coll[c] = bytewise_collation(index->rd_indcollation[c]) ? C_COLLATION_OID :
+					index->rd_indcollation[c];
 			ok = column_operator(index, 0, BTEqualStrategyNumber, &keys->eq[0]) &&
 				column_operator(index, 1, BTEqualStrategyNumber, &keys->eq[1]) &&
 				(ncols < 3 || column_operator(index, 2, BTGreaterEqualStrategyNumber, &keys->ge));

@@ -399,6 +399,9 @@ typedef struct KTenantConfig
 	SPIPlanPtr	adaptation_plan;	/* the tenant's adaptive propensity counts */
 	MemoryContext adaptation_mcxt;
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
+	int64	   *adaptation_offers;	/* the same counts by offer index: positives, negatives (2 each) */
+	int64	   *adaptation_categories;	/* by category (KOffer.category), then scope_id '' */
+	int64		adaptation_global[2];	/* and of the tenant */
 	TimestampTz adaptation_loaded_at;
 	bool		needs_consent;	/* some channel needs a consent purpose */
 	bool		needs_metrics;	/* some rule or policy reads metric values */

@@ -29,11 +29,27 @@
 #include "decision/decision.h"
 #include "decision/state_read.h"
 
+/* The counts of "<scope>|<id>" in the adaptation object: positives and negatives, 0 when absent. */
+static void
+adaptation_pair(json_t *adaptation, const char *scope, const char *id, int64 *out)
+{
+	char		key[512];
+	json_t	   *v;
+
+	snprintf(key, sizeof(key), "%s|%s", scope, id ? id : "");
+	v = json_object_get(adaptation, key);
+	out[0] = v ? (int64) json_number_value(json_array_get(v, 0)) : 0;
+	out[1] = v ? (int64) json_number_value(json_array_get(v, 1)) : 0;
+}
+
 /*
  * The tenant's adaptive propensity counts ("<scope>|<id>" -> [positives,
  * negatives]), read at most once per kaireon.adaptation_refresh_ms per
  * backend: they move with every outcome, and a propensity a second old is as
- * good as a fresh one, so they are not worth a query per decision.
+ * good as a fresh one, so they are not worth a query per decision.  The
+ * counts of every offer, category and the tenant are also laid out by index
+ * (cfg->adaptation_offers, _categories, _global) at each read, so that a
+ * candidate's propensity looks nothing up.
  */
 json_t *
 kaireon_tenant_adaptation(KTenantConfig *cfg)
@@ -70,6 +86,21 @@ kaireon_tenant_adaptation(KTenantConfig *cfg)
 
 		json_object_set_new(cfg->adaptation, key, json_pack("[I,I]", (json_int_t) pos, (json_int_t) neg));
 	}
+	cfg->adaptation_offers = palloc(sizeof(int64) * 2 * Max(cfg->noffers, 1));
+	cfg->adaptation_categories = palloc(sizeof(int64) * 2 * (cfg->ncategories + 1));
+	for (int c = 0; c <= cfg->ncategories; c++)
+		cfg->adaptation_categories[2 * c] = -1;		/* not looked up yet */
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		const KOffer *offer = &cfg->offers[o];
+		int			c = offer->category >= 0 ? offer->category : cfg->ncategories;
+
+		adaptation_pair(cfg->adaptation, "offer", offer->id, &cfg->adaptation_offers[2 * o]);
+		if (cfg->adaptation_categories[2 * c] < 0)
+			adaptation_pair(cfg->adaptation, "category", offer->category >= 0 ? offer->category_id : NULL,
+							&cfg->adaptation_categories[2 * c]);
+	}
+	adaptation_pair(cfg->adaptation, "global", NULL, cfg->adaptation_global);
 	MemoryContextSwitchTo(old);
 	cfg->adaptation_loaded_at = now;
 	return cfg->adaptation;

@@ -22,9 +22,12 @@
 
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 
 #include "util/spi.h"
@@ -186,6 +189,7 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 	req->variant = NULL;
 	req->model_memo_valid = false;
 	req->model_values_valid = false;
+	req->model_offer_scores = NULL;
 	if (flow->experiment_key != NULL)
 		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
 	if (key == NULL)
@@ -215,6 +219,9 @@ kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *
 
 	if (memo && req->model_memo_valid)
 		return req->model_memo;
+	if (model == req->model && req->model_offer_scores != NULL &&
+		!isnan(req->model_offer_scores[offer - req->cfg->offers]))
+		return req->model_offer_scores[offer - req->cfg->offers];
 	if (model == req->model && !memo && !kaireon_model_reads_offer(model))
 	{
 		if (!req->model_values_valid)
@@ -231,6 +238,83 @@ kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *
 		req->model_memo_valid = true;
 	}
 	return s;
+}
+
+/*
+ * Score every remaining candidate by the placement's model at once, before
+ * the scoring stage asks for them one by one (kaireon_candidate_model_score
+ * then returns the scores kept in req->model_offer_scores), when the flow
+ * takes its propensity from a model that reads offer features: the stage
+ * would score each of them exactly once, in this order, so the batch changes
+ * nothing but the cost.  The customer's and the request's features are
+ * gathered once and marked shared (the same in every row); only the offer's
+ * are gathered per candidate.
+ */
+void
+kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *cands, int n)
+{
+	KaireonModel *model = req->model;
+	const char *const *names;
+	int			nf,
+				nrows = 0;
+	bool	   *shared;
+	KaireonValue *values;
+	KaireonValue *first;
+	const char **arms;
+	int		   *offers;
+	double	   *scores;
+	FeatureArg	fa = {req->cust->attrs, NULL, req->channel_id};
+	KaireonFeatures f = {feature_get, &fa};
+
+	if (model == NULL || !flow->model_propensity || !kaireon_model_reads_offer(model) ||
+		req->model_offer_scores != NULL)
+		return;
+	/* the candidates the stage would score: not dropped, no propensity yet (a rule may have asked) */
+	for (int i = 0; i < n; i++)
+		nrows += !cands[i].dropped_stage && cands[i].propensity < 0;
+	if (nrows < 2)
+		return;
+	nf = kaireon_model_feature_names(model, &names);
+	shared = palloc(sizeof(bool) * Max(nf, 1));
+	values = palloc(sizeof(KaireonValue) * (size_t) nrows * Max(nf, 1));
+	arms = palloc(sizeof(char *) * nrows);
+	offers = palloc(sizeof(int) * nrows);
+	scores = palloc(sizeof(double) * nrows);
+	/* the shared features once (feature_get reads the offer only for offer.<field>) */
+	first = kaireon_model_gather(model, &f);
+	for (int k = 0; k < nf; k++)
+		shared[k] = strncmp(names[k], "offer.", 6) != 0;
+	nrows = 0;
+	for (int i = 0; i < n; i++)
+	{
+		KaireonValue *row = values + (size_t) nrows * nf;
+
+		if (cands[i].dropped_stage || cands[i].propensity >= 0)
+			continue;
+		fa.offer = &req->cfg->offers[cands[i].offer];
+		for (int k = 0; k < nf; k++)
+		{
+			if (shared[k])
+				row[k] = first[k];
+			else
+			{
+				row[k].kind = KV_NULL;
+				row[k].num = 0;
+				row[k].str = NULL;
+				if (!feature_get(&f, names[k], &row[k]))
+					row[k].kind = KV_NULL;
+			}
+		}
+		arms[nrows] = fa.offer->id;
+		offers[nrows] = cands[i].offer;
+		nrows++;
+	}
+	kaireon_model_score_batch(model, values, nrows, arms, shared, scores);
+	req->model_offer_scores = palloc(sizeof(double) * req->cfg->noffers);
+	for (int o = 0; o < req->cfg->noffers; o++)
+		req->model_offer_scores[o] = get_float8_nan();
+	for (int r = 0; r < nrows; r++)
+		req->model_offer_scores[offers[r]] = scores[r];
 }
 
 /*

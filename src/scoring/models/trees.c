@@ -529,6 +529,160 @@ trees_score(const ModelImpl *impl, const KaireonValue *values, const char *arm)
 	return out;
 }
 
+/* ---- scoring many subjects at once ---- */
+
+/*
+ * The node a subject reaches from node i while the splits read only shared
+ * features (their values in x0, row 0's: the same in every row): the first
+ * split on a feature of the row's own, or a leaf.
+ */
+static inline int
+resolve_shared(const TreeModel *m, const Tree *t, int i, const bool *shared, const float *x0f,
+			   const double *x0)
+{
+	const FastNode *nodes = t->fast;
+	int			f;
+
+	while ((f = nodes[i].feature) >= 0 && shared[f])
+	{
+		const FastNode *n = &nodes[i];
+		int			right;
+
+		if (m->format == TF_XGBOOST)
+			right = isnan(x0f[f]) ? n->default_right : !(x0f[f] < n->thr32);
+		else
+			right = lgb_right(n, x0[f]);
+		i = n->left + right;
+	}
+	return i;
+}
+
+/*
+ * The part of tree t that subjects with the shared features' values can
+ * reach, in out (the prediction layout: children adjacent): every split on a
+ * shared feature replaced by the child those values take.  The walk of a row
+ * through it makes the same comparisons on its own features, in the same
+ * order, and reaches the same leaf as through the whole tree.  Returns the
+ * number of nodes (at most t->nnodes); src is scratch of t->nnodes ints.
+ */
+static int
+reduce_tree(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0,
+			FastNode *out, int *src)
+{
+	int			head = 0,
+				next = 1;
+
+	src[0] = resolve_shared(m, t, 0, shared, x0f, x0);
+	while (head < next)
+	{
+		const FastNode *n = &t->fast[src[head]];
+
+		out[head] = *n;
+		if (n->feature >= 0)
+		{
+			out[head].left = next;
+			src[next] = resolve_shared(m, t, n->left, shared, x0f, x0);
+			src[next + 1] = resolve_shared(m, t, n->left + 1, shared, x0f, x0);
+			next += 2;
+		}
+		head++;
+	}
+	return head;
+}
+
+/*
+ * score_batch: the rows' predictions, tree by tree over all rows (each tree's
+ * nodes stay in the cache while every row walks it), each tree first reduced
+ * by the shared features when some are shared and there are rows enough to
+ * pay for it.  Every row's leaves are added in tree order onto the base
+ * margin, in the same precision as trees_predict, so each score equals
+ * trees_score of its row bit for bit.
+ */
+static void
+trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, const char *const *arms,
+				  const bool *shared, double *out)
+{
+	const TreeModel *m = (const TreeModel *) impl->data;
+	int			nf = impl->nfeatures;
+	bool		xgb = m->format == TF_XGBOOST;
+	bool		any_shared = false;
+	int			maxnodes = 1;
+	double	   *xd = palloc(sizeof(double) * (size_t) nrows * nf);
+	float	   *xf = xgb ? palloc(sizeof(float) * (size_t) nrows * nf) : NULL;
+	float	   *fsum = xgb ? palloc(sizeof(float) * nrows) : NULL;
+	double	   *dsum = xgb ? NULL : palloc(sizeof(double) * nrows);
+	FastNode   *reduced = NULL;
+	int		   *src = NULL;
+
+	/* feature rows laid out one after the other, as the library's own types */
+	for (int r = 0; r < nrows; r++)
+		for (int f = 0; f < nf; f++)
+		{
+			xd[(size_t) r * nf + f] = kv_number(&values[(size_t) r * nf + f]);
+			if (xgb)
+				xf[(size_t) r * nf + f] = (float) xd[(size_t) r * nf + f];
+		}
+	for (int f = 0; shared != NULL && f < nf; f++)
+		any_shared |= shared[f];
+	for (int t = 0; t < m->ntrees; t++)
+		maxnodes = Max(maxnodes, m->trees[t].nnodes);
+	/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
+	if (any_shared && nrows >= 8)
+	{
+		reduced = palloc(sizeof(FastNode) * maxnodes);
+		src = palloc(sizeof(int) * maxnodes);
+	}
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb)
+			fsum[r] = (float) m->base_margin;
+		else
+			dsum[r] = m->base_margin;
+	}
+	for (int t = 0; t < m->ntrees; t++)
+	{
+		Tree		walk = m->trees[t];
+
+		if (reduced != NULL)
+		{
+			walk.nnodes = reduce_tree(m, &m->trees[t], shared, xf, xd, reduced, src);
+			walk.fast = reduced;
+		}
+		if (xgb)
+			for (int r = 0; r < nrows; r++)
+				fsum[r] += (float) xgb_leaf(&walk, xf + (size_t) r * nf);
+		else
+			for (int r = 0; r < nrows; r++)
+				dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
+	}
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb && m->transform == TT_SIGMOID)
+		{
+			/* as trees_predict: XGBoost's logistic in float, clamped against overflow */
+			float		e = expf(fminf(-fsum[r], 88.7f));
+
+			out[r] = (double) (1.0f / (e + 1.0f));
+		}
+		else if (xgb)
+			out[r] = fsum[r];
+		else
+			out[r] = lgb_output(m, dsum[r]);
+	}
+	pfree(xd);
+	if (xf)
+		pfree(xf);
+	if (fsum)
+		pfree(fsum);
+	if (dsum)
+		pfree(dsum);
+	if (reduced)
+	{
+		pfree(reduced);
+		pfree(src);
+	}
+}
+
 /* ---- TreeSHAP ---- */
 
 /* One element of the path of unique features from the root. */
@@ -727,6 +881,7 @@ const ModelOps kaireon_trees_ops = {
 	.type_name = "gradient_boosted",
 	.compile = trees_compile,
 	.score = trees_score,
+	.score_batch = trees_score_batch,
 	.explain = trees_explain,
 	.learns_online = false,
 	.learn = NULL,

@@ -15,7 +15,9 @@
 # web-home; e.g. web-model, the 100-tree model over offer features, or web-propensity, its
 # baseline). KAIREON_CALLGRIND_DATA=DIR keeps the loaded cluster in DIR/data (made on the first
 # run, owned by the server user) and reuses it on later runs instead of loading again: only for
-# changes of C code (the reused catalog keeps the SQL it was loaded with).
+# changes of C code (the reused catalog keeps the SQL it was loaded with). The adaptive
+# propensity counts are read once per run (kaireon.adaptation_refresh_ms one hour): at the
+# default of a second, valgrind's slowness would have them read again every few calls.
 set -euo pipefail
 scale=${1:-S}
 n=${2:-100}
@@ -61,7 +63,8 @@ count() {
     local calls=$1 out=$work/cg.$1
     printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', ${flow_arg}options => '$opts'); END LOOP; END \$\$;" \
         | valgrind --tool=callgrind --toggle-collect=kaireon_recommend --callgrind-out-file="$out" \
-            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
+            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon \
+            -c kaireon.adaptation_refresh_ms=3600000 postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }

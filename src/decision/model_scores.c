@@ -44,6 +44,20 @@ typedef struct FeatureArg
 } FeatureArg;
 
 /*
+ * An offer.<field> feature of a model: its value per offer of the compiled
+ * configuration (KV_NULL where the offer has none), made on first use in the
+ * configuration's memory, so it lives and dies with the configuration it was
+ * read from (strings point into the offers' rows).
+ */
+typedef struct KOfferFeature
+{
+	char	   *name;
+	KaireonValue *values;
+} KOfferFeature;
+
+static bool json_value(json_t *v, KaireonValue *out);
+
+/*
  * Feature lookup for the scoring interface: customer attributes, offer.<field>, and
  * decision.channel (the decision's channel id: adaptive models per offer and channel).
  */
@@ -51,7 +65,6 @@ static bool
 feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
 {
 	const FeatureArg *fa = (const FeatureArg *) self->arg;
-	json_t	   *v;
 
 	if (strcmp(name, "decision.channel") == 0)
 	{
@@ -62,9 +75,46 @@ feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
 		return true;
 	}
 	if (strncmp(name, "offer.", 6) == 0)
-		v = fa->offer ? kaireon_offer_attribute(fa->offer, name + 6) : NULL;
-	else
-		v = kaireon_path(fa->attrs, name);
+		return json_value(fa->offer ? kaireon_offer_attribute(fa->offer, name + 6) : NULL, out);
+	return json_value(kaireon_path(fa->attrs, name), out);
+}
+
+/*
+ * The offer.<field> feature's values per offer of the configuration (see
+ * KOfferFeature), by their place in cfg->offer_features (which a later
+ * feature may move).
+ */
+static int
+offer_feature(KTenantConfig *cfg, const char *name)
+{
+	MemoryContext old;
+	KOfferFeature *of;
+
+	for (int i = 0; i < cfg->noffer_features; i++)
+		if (strcmp(cfg->offer_features[i].name, name) == 0)
+			return i;
+	old = MemoryContextSwitchTo(cfg->mcxt);
+	cfg->offer_features = cfg->offer_features == NULL ? palloc(sizeof(KOfferFeature)) :
+		repalloc(cfg->offer_features, sizeof(KOfferFeature) * (cfg->noffer_features + 1));
+	of = &cfg->offer_features[cfg->noffer_features];
+	of->name = pstrdup(name);
+	of->values = palloc(sizeof(KaireonValue) * Max(cfg->noffers, 1));
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		of->values[o].kind = KV_NULL;
+		of->values[o].num = 0;
+		of->values[o].str = NULL;
+		if (!json_value(kaireon_offer_attribute(&cfg->offers[o], name + 6), &of->values[o]))
+			of->values[o].kind = KV_NULL;
+	}
+	MemoryContextSwitchTo(old);
+	return cfg->noffer_features++;
+}
+
+/* A JSON value as a feature value; false when there is none (v NULL). */
+static bool
+json_value(json_t *v, KaireonValue *out)
+{
 	if (v == NULL)
 		return false;
 	if (json_is_number(v))
@@ -258,6 +308,7 @@ kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *c
 	int			nf,
 				nrows = 0;
 	bool	   *shared;
+	const KOfferFeature **own;
 	KaireonValue *values;
 	KaireonValue *first;
 	const char **arms;
@@ -282,8 +333,15 @@ kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *c
 	scores = palloc(sizeof(double) * nrows);
 	/* the shared features once (feature_get reads the offer only for offer.<field>) */
 	first = kaireon_model_gather(model, &f);
+	own = palloc(sizeof(KOfferFeature *) * Max(nf, 1));
 	for (int k = 0; k < nf; k++)
 		shared[k] = strncmp(names[k], "offer.", 6) != 0;
+	for (int k = 0; k < nf; k++)
+		if (!shared[k])
+			offer_feature(req->cfg, names[k]);
+	/* all made: their places no longer move */
+	for (int k = 0; k < nf; k++)
+		own[k] = shared[k] ? NULL : &req->cfg->offer_features[offer_feature(req->cfg, names[k])];
 	nrows = 0;
 	for (int i = 0; i < n; i++)
 	{
@@ -291,21 +349,9 @@ kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *c
 
 		if (cands[i].dropped_stage || cands[i].propensity >= 0)
 			continue;
-		fa.offer = &req->cfg->offers[cands[i].offer];
 		for (int k = 0; k < nf; k++)
-		{
-			if (shared[k])
-				row[k] = first[k];
-			else
-			{
-				row[k].kind = KV_NULL;
-				row[k].num = 0;
-				row[k].str = NULL;
-				if (!feature_get(&f, names[k], &row[k]))
-					row[k].kind = KV_NULL;
-			}
-		}
-		arms[nrows] = fa.offer->id;
+			row[k] = shared[k] ? first[k] : own[k]->values[cands[i].offer];
+		arms[nrows] = req->cfg->offers[cands[i].offer].id;
 		offers[nrows] = cands[i].offer;
 		nrows++;
 	}

@@ -31,6 +31,9 @@
 #include <math.h>
 
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "scoring/models/model.h"
 
@@ -97,6 +100,9 @@ typedef struct Tree
 	int			nnodes;
 	int			depth;			/* longest root-to-leaf path, in edges */
 	FastNode   *fast;			/* prediction layout */
+	uint64	   *below;			/* per node of fast: the leaves below it (itself for a leaf), as bits
+								 * of their numbers; NULL when the tree has more than 64 leaves */
+	double	   *leaf_value;		/* by leaf number (with below) */
 	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
@@ -111,7 +117,32 @@ typedef struct TreeModel
 	int			ntrees;
 	int			max_depth;
 	Tree	   *trees;
+	bool		leaf_sets;		/* every tree has at most 64 leaves (Tree.below) */
+	MemoryContext cxt;			/* the compiled model's context */
+	/* the leaves each tree allows a row's own features (see trees_score_batch), by their values */
+	MemoryContext row_cxt;
+	HTAB	   *row_leaves;
+	long		nrow_leaves;
 } TreeModel;
+
+/* At most this many features of a row's own (not shared) key the cache of its allowed leaves. */
+#define ROW_KEY_VALUES 8
+/* The cache of allowed leaves is emptied when it would pass this size. */
+#define ROW_LEAVES_MAX_BYTES (16 * 1024 * 1024)
+
+/* A row's own feature values (the shared ones masked out) and which features are shared. */
+typedef struct RowKey
+{
+	uint64		shared;			/* bit f: feature f is shared */
+	double		v[ROW_KEY_VALUES];	/* the values of the other features, in order, as given */
+} RowKey;
+
+/* The leaves each tree allows a row with that key, whatever the shared features' values. */
+typedef struct RowLeaves
+{
+	RowKey		key;
+	uint64	   *allowed;		/* per tree */
+} RowLeaves;
 
 /* Read one per-node numeric array of length n (xgboost ints and floats both). */
 static double *
@@ -198,6 +229,34 @@ build_fast(Tree *t)
 		head++;
 	}
 	pfree(queue);
+}
+
+/*
+ * Number the leaves of the prediction layout (breadth first) and note, per
+ * node, the set of leaves below it, when there are at most 64 (Tree.below).
+ */
+static void
+number_leaves(Tree *t)
+{
+	int			nleaves = 0;
+
+	for (int i = 0; i < t->nnodes; i++)
+		nleaves += t->fast[i].feature < 0;
+	if (nleaves > 64)
+		return;
+	t->below = palloc0(sizeof(uint64) * t->nnodes);
+	t->leaf_value = palloc(sizeof(double) * nleaves);
+	nleaves = 0;
+	for (int i = 0; i < t->nnodes; i++)
+		if (t->fast[i].feature < 0)
+		{
+			t->below[i] = UINT64CONST(1) << nleaves;
+			t->leaf_value[nleaves++] = t->fast[i].value;
+		}
+	/* children come after their parent in breadth-first order */
+	for (int i = t->nnodes - 1; i >= 0; i--)
+		if (t->fast[i].feature >= 0)
+			t->below[i] = t->below[t->fast[i].left] | t->below[t->fast[i].left + 1];
 }
 
 /* Compile one tree of the canonical state. */
@@ -290,6 +349,7 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 		model_error(where, path, "is %d levels deep; at most 64 are supported", t->depth);
 	compute_means(t);
 	build_fast(t);
+	number_leaves(t);
 	pfree(depth);
 }
 
@@ -355,12 +415,15 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 		model_error(where, "", "field \"trees\" must hold at least one tree");
 	m->ntrees = (int) json_array_size(trees);
 	m->trees = palloc0(sizeof(Tree) * m->ntrees);
+	m->leaf_sets = true;
 	json_array_foreach(trees, i, v)
 	{
 		compile_tree(where, v, (int) i, impl->nfeatures, m->format, &m->trees[i]);
 		m->max_depth = Max(m->max_depth, m->trees[i].depth);
+		m->leaf_sets &= m->trees[i].below != NULL;
 		CHECK_FOR_INTERRUPTS();
 	}
+	m->cxt = CurrentMemoryContext;
 	impl->data = m;
 }
 
@@ -590,6 +653,108 @@ reduce_tree(const TreeModel *m, const Tree *t, const bool *shared, const float *
 	return head;
 }
 
+/* Does a value go right at split node n (either format)? */
+static inline int
+goes_right(const TreeModel *m, const FastNode *n, float xf, double xd)
+{
+	if (m->format == TF_XGBOOST)
+		return isnan(xf) ? n->default_right : !(xf < n->thr32);
+	return lgb_right(n, xd);
+}
+
+/*
+ * The leaves of tree t that the shared features' values (row 0's) allow: the
+ * leaves below the nodes a walk reaches when it follows the shared features'
+ * splits and takes both ways at every other split.
+ */
+static uint64
+shared_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0)
+{
+	int			stack[2 * 64 + 2];
+	int			sp = 0;
+	uint64		leaves = 0;
+
+	stack[sp++] = 0;
+	while (sp > 0)
+	{
+		int			i = resolve_shared(m, t, stack[--sp], shared, x0f, x0);
+
+		if (t->fast[i].feature < 0)
+			leaves |= t->below[i];
+		else
+		{
+			/* depth-first: at most one pending sibling per level (depth <= 64) */
+			stack[sp++] = t->fast[i].left + 1;
+			stack[sp++] = t->fast[i].left;
+		}
+	}
+	return leaves;
+}
+
+/*
+ * The leaves each tree allows a row's own features: all leaves but those on
+ * the side its values do not take at a split on one of them.  Kept per model,
+ * by the values (so nothing can go stale: a model that changes is compiled
+ * anew, with an empty cache), since a row's own features are mostly those of
+ * an offer, which come back with every decision.
+ */
+static const uint64 *
+row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const double *xd, uint64 shared_bits)
+{
+	RowKey		key;
+	RowLeaves  *e;
+	bool		found;
+	int			k = 0;
+	uint64	   *allowed;
+
+	memset(&key, 0, sizeof(key));
+	key.shared = shared_bits;
+	for (int f = 0; f < nf; f++)
+		if (!shared[f])
+			key.v[k++] = xd[f];
+	if (m->row_leaves != NULL &&
+		(m->nrow_leaves + 1) * (long) (sizeof(RowLeaves) + sizeof(uint64) * m->ntrees) > ROW_LEAVES_MAX_BYTES)
+	{
+		MemoryContextReset(m->row_cxt);
+		m->row_leaves = NULL;
+	}
+	if (m->row_leaves == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (m->row_cxt == NULL)
+			m->row_cxt = AllocSetContextCreate(m->cxt, "kaireon tree leaves by row", ALLOCSET_DEFAULT_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(RowKey);
+		ctl.entrysize = sizeof(RowLeaves);
+		ctl.hcxt = m->row_cxt;
+		m->row_leaves = hash_create("kaireon tree leaves by row", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		m->nrow_leaves = 0;
+	}
+	e = hash_search(m->row_leaves, &key, HASH_FIND, &found);
+	if (found)
+		return e->allowed;
+	/* computed before the entry is made: an error on the way leaves no entry behind */
+	allowed = MemoryContextAlloc(m->row_cxt, sizeof(uint64) * m->ntrees);
+	for (int t = 0; t < m->ntrees; t++)
+	{
+		const Tree *tr = &m->trees[t];
+
+		allowed[t] = ~UINT64CONST(0);
+		for (int i = 0; i < tr->nnodes; i++)
+		{
+			const FastNode *n = &tr->fast[i];
+
+			if (n->feature >= 0 && !shared[n->feature])
+				allowed[t] &= ~tr->below[n->left + !goes_right(m, n, xf ? xf[n->feature] : 0, xd[n->feature])];
+		}
+	}
+	e = hash_search(m->row_leaves, &key, HASH_ENTER, &found);
+	e->allowed = allowed;
+	m->nrow_leaves++;
+	return allowed;
+}
+
 /*
  * score_batch: the rows' predictions, tree by tree over all rows (each tree's
  * nodes stay in the cache while every row walks it), each tree first reduced
@@ -626,6 +791,59 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 		any_shared |= shared[f];
 	for (int t = 0; t < m->ntrees; t++)
 		maxnodes = Max(maxnodes, m->trees[t].nnodes);
+	/*
+	 * With few own features and trees of at most 64 leaves: the leaf a row
+	 * reaches is the one leaf both the shared features' values and the row's
+	 * own allow (each excludes the side not taken at each of its splits, and
+	 * any other leaf lies on the side not taken at its last common ancestor
+	 * with the leaf reached), so a row costs an AND per tree once the leaves
+	 * its own values allow are known (cached by value, see row_leaves).
+	 */
+	if (any_shared && m->leaf_sets && nf <= 64)
+	{
+		uint64		shared_bits = 0;
+		int			nown = 0;
+
+		for (int f = 0; f < nf; f++)
+		{
+			shared_bits |= shared[f] ? UINT64CONST(1) << f : 0;
+			nown += !shared[f];
+		}
+		if (nown <= ROW_KEY_VALUES)
+		{
+			const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
+
+			for (int r = 0; r < nrows; r++)
+				allowed[r] = row_leaves((TreeModel *) m, nf, shared, xf ? xf + (size_t) r * nf : NULL,
+										xd + (size_t) r * nf, shared_bits);
+			for (int r = 0; r < nrows; r++)
+			{
+				if (xgb)
+					fsum[r] = (float) m->base_margin;
+				else
+					dsum[r] = m->base_margin;
+			}
+			for (int t = 0; t < m->ntrees; t++)
+			{
+				const Tree *tr = &m->trees[t];
+				uint64		leaves = shared_leaves(m, tr, shared, xf, xd);
+
+				for (int r = 0; r < nrows; r++)
+				{
+					uint64		leaf = leaves & allowed[r][t];
+
+					if (leaf == 0)	/* cannot happen (one leaf is always allowed by both) */
+						elog(ERROR, "kaireon: tree %d allows no leaf", t);
+					if (xgb)
+						fsum[r] += (float) tr->leaf_value[pg_rightmost_one_pos64(leaf)];
+					else
+						dsum[r] += tr->leaf_value[pg_rightmost_one_pos64(leaf)];
+				}
+			}
+			pfree(allowed);
+			goto output;
+		}
+	}
 	/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
 	if (any_shared && nrows >= 8)
 	{
@@ -655,6 +873,7 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 			for (int r = 0; r < nrows; r++)
 				dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
 	}
+output:
 	for (int r = 0; r < nrows; r++)
 	{
 		if (xgb && m->transform == TT_SIGMOID)

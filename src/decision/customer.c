@@ -203,20 +203,32 @@ row_json(HeapTuple t, TupleDesc desc)
 	return obj;
 }
 
+/* The customer's data row as read straight through its primary key, for segment membership. */
+typedef struct KDirectRow
+{
+	bool		read;			/* read here (else by the SQL, or no customer schema) */
+	Oid			table;
+	HeapTuple	tuple;			/* NULL: the customer has no row */
+	TupleDesc	desc;
+} KDirectRow;
+
 /*
  * The customer's data row in a customer schema (NULL when none); args are
  * (customer id, tenant id).  Through the primary key (decision/state_read.c),
- * else by the schema's prepared query.
+ * else by the schema's prepared query.  direct (may be NULL) says which.
  */
 static json_t *
-customer_row(const KCustomerSchema *cs, Datum *args)
+customer_row(const KCustomerSchema *cs, Datum *args, KDirectRow *direct)
 {
 	json_t	   *row = NULL;
 	LookupContext lc;
 	ErrorContextCallback cb;
 	HeapTuple	t;
 	TupleDesc	desc;
+	Oid			table;
 
+	if (direct != NULL)
+		direct->read = false;
 	if (cs == NULL || cs->plan == NULL)
 		return NULL;
 	/* a customer id that is no value of the key's type fails here: say where */
@@ -226,10 +238,18 @@ customer_row(const KCustomerSchema *cs, Datum *args)
 	cb.callback = lookup_errcontext;
 	cb.arg = &lc;
 	error_context_stack = &cb;
-	if (kaireon_read_customer_row(cs->qualified_table, TextDatumGetCString(args[1]), lc.customer_id, &t, &desc))
+	if (kaireon_read_customer_row(cs->qualified_table, TextDatumGetCString(args[1]), lc.customer_id, &t, &desc,
+								  &table))
 	{
 		if (t != NULL)
 			row = row_json(t, desc);
+		if (direct != NULL)
+		{
+			direct->read = true;
+			direct->table = table;
+			direct->tuple = t;
+			direct->desc = desc;
+		}
 	}
 	else
 	{
@@ -376,6 +396,34 @@ load_suppressions(KRequest *req, KCustomer *cust, const char *customer_id, Datum
 }
 
 /*
+ * Segment membership from the customer's data row read through its primary
+ * key, without the segment query (decision/state_read.c, protocol step 6);
+ * false, with nothing set, when any of the segments needs the query.
+ */
+static bool
+direct_segments(KTenantConfig *cfg, const KDirectRow *direct, KCustomer *cust)
+{
+	bool	   *member;
+
+	if (!direct->read)
+		return false;
+	member = palloc0(sizeof(bool) * Max(cfg->nsegment_slots, 1));
+	for (int i = 0; i < cfg->nsegments; i++)
+	{
+		int			m;
+
+		if (cfg->segments[i].slot < 0)
+			continue;
+		m = kaireon_segment_member(cfg->segments[i].view, direct->table, direct->tuple, direct->desc);
+		if (m < 0)
+			return false;
+		member[cfg->segments[i].slot] = m == 1;
+	}
+	cust->segments = member;
+	return true;
+}
+
+/*
  * Read the customer's state for a request: attributes (customer data merged
  * with the context, context winning), segments, history, suppressions,
  * consent, engagement, metrics; and the tenant's adaptation counts and cap
@@ -389,16 +437,19 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	KCustomerSchema *cs = customer_schema(cfg, schema_name);
 	Datum		args[3];
 	json_t	   *state;
+	KDirectRow	direct;
 
 	cust->id = customer_id;
 	cust->context = context ? context : json_object();
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	cust->data = customer_row(cs, args);
+	cust->data = customer_row(cs, args, &direct);
 	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
 	json_object_update(cust->attrs, cust->context);
 
-	if (cfg->segment_plan != NULL)
+	if (cfg->segment_plan != NULL && direct_segments(cfg, &direct, cust))
+		;						/* every segment answered from the data row */
+	else if (cfg->segment_plan != NULL)
 	{
 		bool		isnull;
 		Datum		d;
@@ -452,7 +503,7 @@ kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t 
 
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	attrs = customer_row(customer_schema(cfg, schema_name), args);
+	attrs = customer_row(customer_schema(cfg, schema_name), args, NULL);
 	if (attrs == NULL)
 		attrs = json_object();
 	if (json_is_object(context))

@@ -51,6 +51,18 @@
  *	   rows are merged newest first and cut at the limit, as ORDER BY
  *	   occurred_at DESC LIMIT does (rows at the same time in an unspecified
  *	   order, as there).
+ *	6. Segment membership (kaireon_segment_member): a segment view is
+ *	   answered from the customer's data row read above, without its SQL,
+ *	   when the view is exactly what publish_segment makes of filters on the
+ *	   data table alone (security_invoker; DISTINCT over that one table, no
+ *	   join; customer_id is the table's text key; a WHERE clause of built-in,
+ *	   non-volatile functions and operators over that table's columns, no
+ *	   subquery or parameter) and that table is the one whose row was read
+ *	   here: the customer is a member when the row exists and the WHERE
+ *	   clause, compiled once per backend (forgotten with the map), holds on
+ *	   it.  The caller's SELECT right on the view is checked as the executor
+ *	   checks it; the table's rights and row level security were checked by
+ *	   the row's read (every column).  Anything else runs the SQL.
  */
 #include "postgres.h"
 
@@ -58,11 +70,13 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_am.h"
@@ -76,12 +90,16 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
+#include "optimizer/optimizer.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -168,7 +186,19 @@ typedef struct KStateMap
 	AttrNumber	supp_att[S_NCOLS];
 	int			ncustomer_tables;
 	struct KCustomerTable *customer_tables;	/* the customer data tables read so far */
+	int			nsegment_views;
+	struct KSegmentView *segment_views;	/* the segment views asked about so far */
 } KStateMap;
+
+/* A segment view (protocol step 6): whether it is answered here, and how. */
+typedef struct KSegmentView
+{
+	Oid			view;
+	Oid			table;			/* its one data table */
+	bool		direct;
+	RangeTblEntry *rte;			/* SELECT on the view's customer_id, for ExecCheckRTPerms */
+	ExprState  *qual;			/* its WHERE clause over the table's row (NULL: none) */
+} KSegmentView;
 
 /*
  * A tenant's customer data table (a published customer schema), read by its
@@ -210,6 +240,12 @@ state_map_invalidate(Oid relid)
 		}
 	for (int i = 0; i < map.ncustomer_tables; i++)
 		if (relid == map.customer_tables[i].table.rel || relid == map.customer_tables[i].keys.index)
+		{
+			map.valid = false;
+			return;
+		}
+	for (int i = 0; i < map.nsegment_views; i++)
+		if (relid == map.segment_views[i].view || relid == map.segment_views[i].table)
 		{
 			map.valid = false;
 			return;
@@ -473,6 +509,8 @@ build_map(void)
 	map.parts = NULL;
 	map.ncustomer_tables = 0;
 	map.customer_tables = NULL;
+	map.nsegment_views = 0;
+	map.segment_views = NULL;
 	map.history.rel = history;
 	map.supp.rel = supp;
 	map.valid = true;			/* from here, an invalidation of what is read below clears it */
@@ -841,7 +879,7 @@ map_customer_table(Relation rel)
  */
 bool
 kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
-						  HeapTuple *row, TupleDesc *desc)
+						  HeapTuple *row, TupleDesc *desc, Oid *table)
 {
 	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified_table));
 	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
@@ -870,6 +908,7 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	key = ct->key_is_text ? CStringGetTextDatum(customer_id) :
 		OidInputFunctionCall(ct->key_input, (char *) customer_id, ct->key_ioparam, -1);
 	*row = NULL;
+	*table = relid;
 	*desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	if (visible == 0)
 	{
@@ -893,4 +932,175 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	index_close(index, AccessShareLock);
 	table_close(rel, NoLock);
 	return true;
+}
+
+/* Walker: does the expression hold anything but built-in, non-volatile functions over table rti's columns? */
+static bool
+foreign_to_row(Node *node, void *rti)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		return v->varno != *(int *) rti || v->varlevelsup != 0 || v->varattno <= 0;
+	}
+	if (IsA(node, Param) || IsA(node, SubLink) || IsA(node, SubPlan) || IsA(node, Aggref) ||
+		IsA(node, WindowFunc) || IsA(node, GroupingFunc) || IsA(node, NextValueExpr) ||
+		IsA(node, CurrentOfExpr) || IsA(node, SetToDefault) || IsA(node, RangeTblRef))
+		return true;
+	return expression_tree_walker(node, foreign_to_row, rti);
+}
+
+/* check_functions_in_node callback: a function of the user's (its OID not built in). */
+static bool
+user_function(Oid func, void *context)
+{
+	return func >= FirstNormalObjectId;
+}
+
+/* Walker: does the expression call a function that is not built in? */
+static bool
+calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, user_function, context))
+		return true;
+	return expression_tree_walker(node, calls_user_function, context);
+}
+
+/*
+ * Map a segment view (locked): answered here when it has the shape of
+ * protocol step 6 over a customer data table of the map with a text key,
+ * its WHERE clause compiled in the map's context.
+ */
+static KSegmentView *
+map_segment_view(Relation view)
+{
+	Oid			relid = RelationGetRelid(view);
+	KSegmentView *sv;
+	MemoryContext old;
+	Query	   *q;
+	RangeTblRef *ref;
+	RangeTblEntry *base;
+	KCustomerTable *ct = NULL;
+	Node	   *quals;
+	int			rti;
+	AttrNumber	customer_att = InvalidAttrNumber;
+
+	for (int i = 0; i < map.nsegment_views; i++)
+		if (map.segment_views[i].view == relid)
+			return &map.segment_views[i];
+	old = MemoryContextSwitchTo(map.mcxt);
+	if (map.segment_views == NULL)
+		map.segment_views = palloc0(sizeof(KSegmentView) * 8);
+	else if (map.nsegment_views % 8 == 0)
+		map.segment_views = repalloc(map.segment_views, sizeof(KSegmentView) * (map.nsegment_views + 8));
+	sv = &map.segment_views[map.nsegment_views];
+	memset(sv, 0, sizeof(*sv));
+	sv->view = relid;
+	map.nsegment_views++;		/* the invalidation callback watches it from here */
+
+	if (view->rd_rel->relkind != RELKIND_VIEW || !RelationHasSecurityInvoker(view))
+		goto done;
+	q = copyObject(get_view_query(view));
+	if (q->commandType != CMD_SELECT || q->setOperations != NULL || q->hasAggs || q->hasWindowFuncs ||
+		q->hasTargetSRFs || q->hasSubLinks || q->hasRecursive || q->hasModifyingCTE || q->hasRowSecurity ||
+		q->cteList != NIL || q->groupClause != NIL || q->groupingSets != NIL || q->havingQual != NULL ||
+		q->sortClause != NIL || q->limitCount != NULL || q->limitOffset != NULL || q->rowMarks != NIL ||
+		q->jointree == NULL || list_length(q->jointree->fromlist) != 1 ||
+		!IsA(linitial(q->jointree->fromlist), RangeTblRef))
+		goto done;
+	ref = linitial(q->jointree->fromlist);
+	rti = ref->rtindex;
+	base = rt_fetch(rti, q->rtable);
+	if (base->rtekind != RTE_RELATION || base->relkind != RELKIND_RELATION || base->tablesample != NULL)
+		goto done;
+	for (int i = 0; i < map.ncustomer_tables; i++)
+		if (map.customer_tables[i].table.rel == base->relid && map.customer_tables[i].table.direct)
+			ct = &map.customer_tables[i];
+	if (ct == NULL || !ct->key_is_text)
+		goto done;
+	/* customer_id is the table's key itself (text: its ::text is no cast) */
+	{
+		ListCell   *lc;
+
+		foreach(lc, q->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+
+			if (tle->resname != NULL && strcmp(tle->resname, "customer_id") == 0 && IsA(tle->expr, Var) &&
+				((Var *) tle->expr)->varno == rti && ((Var *) tle->expr)->varlevelsup == 0)
+				customer_att = ((Var *) tle->expr)->varattno;
+		}
+	}
+	{
+		Relation	index = index_open(ct->keys.index, AccessShareLock);
+		bool		is_key = customer_att != InvalidAttrNumber &&
+			index->rd_index->indkey.values[1] == customer_att;
+
+		index_close(index, AccessShareLock);
+		if (!is_key)
+			goto done;
+	}
+	quals = q->jointree->quals;
+	if (quals != NULL &&
+		(foreign_to_row(quals, &rti) || contain_volatile_functions(quals) || calls_user_function(quals, NULL)))
+		goto done;
+	sv->table = base->relid;
+	sv->rte = makeNode(RangeTblEntry);
+	sv->rte->rtekind = RTE_RELATION;
+	sv->rte->relid = relid;
+	sv->rte->relkind = RELKIND_VIEW;
+	sv->rte->rellockmode = AccessShareLock;
+	sv->rte->requiredPerms = ACL_SELECT;
+	sv->rte->selectedCols = bms_make_singleton(get_attnum(relid, "customer_id") - FirstLowInvalidHeapAttributeNumber);
+	if (quals != NULL)
+		sv->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) quals)), NULL);
+	sv->direct = true;
+done:
+	MemoryContextSwitchTo(old);
+	return sv;
+}
+
+/*
+ * Whether the customer of row (of table, as kaireon_read_customer_row read
+ * it; NULL: no row) is in the segment view; -1 when the view's SQL must
+ * answer (protocol step 6).
+ */
+int
+kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc desc)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(view));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);	/* as the query locks it */
+	Relation	rel;
+	KSegmentView *sv;
+	bool		member;
+
+	if (!OidIsValid(relid))
+		return -1;
+	if (!map.valid)
+		build_map();
+	rel = relation_open(relid, NoLock);
+	sv = map_segment_view(rel);
+	relation_close(rel, NoLock);
+	if (!map.valid || !sv->direct || sv->table != table || !ExecCheckRTPerms(list_make1(sv->rte), false))
+		return -1;
+	if (row == NULL)
+		return 0;
+	member = true;
+	if (sv->qual != NULL)
+	{
+		ExprContext *econtext = CreateStandaloneExprContext();
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+
+		ExecStoreHeapTuple(row, slot, false);
+		econtext->ecxt_scantuple = slot;
+		member = ExecQual(sv->qual, econtext);
+		ExecDropSingleTupleTableSlot(slot);
+		FreeExprContext(econtext, true);
+	}
+	return member ? 1 : 0;
 }

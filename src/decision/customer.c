@@ -444,8 +444,14 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
 	cust->data = customer_row(cs, args, &direct);
-	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
-	json_object_update(cust->attrs, cust->context);
+	/* the data merged with the context, the context winning; the data row itself when there is no context (both are only read) */
+	if (cust->data != NULL && json_object_size(cust->context) == 0)
+		cust->attrs = json_incref(cust->data);
+	else
+	{
+		cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
+		json_object_update(cust->attrs, cust->context);
+	}
 
 	if (cfg->segment_plan != NULL && direct_segments(cfg, &direct, cust))
 		;						/* every segment answered from the data row */

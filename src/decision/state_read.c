@@ -310,6 +310,26 @@ bytewise_collation(Oid coll)
 	return bytewise;
 }
 
+/*
+ * One more entry of an array of the map (*arr of *n entries of size bytes,
+ * grown by 8 in the map's context), zeroed; *n counts it from here, so the
+ * invalidation callback watches what the caller puts in it.
+ */
+static void *
+map_entry(void **arr, int *n, Size size)
+{
+	char	   *e;
+
+	if (*arr == NULL)
+		*arr = MemoryContextAllocZero(map.mcxt, size * 8);
+	else if (*n % 8 == 0)
+		*arr = repalloc(*arr, size * (*n + 8));
+	e = (char *) *arr + size * *n;
+	memset(e, 0, size);
+	(*n)++;
+	return e;
+}
+
 /* An equality or comparison operator's function of an index column, in the map's context. */
 static bool
 column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finfo)
@@ -828,16 +848,8 @@ map_customer_table(Relation rel)
 	for (int i = 0; i < map.ncustomer_tables; i++)
 		if (map.customer_tables[i].table.rel == relid)
 			return map.customer_tables[i].table.direct ? &map.customer_tables[i] : NULL;
-	old = MemoryContextSwitchTo(map.mcxt);
-	if (map.customer_tables == NULL)
-		map.customer_tables = palloc0(sizeof(KCustomerTable) * 8);
-	else if (map.ncustomer_tables % 8 == 0)
-		map.customer_tables = repalloc(map.customer_tables, sizeof(KCustomerTable) * (map.ncustomer_tables + 8));
-	ct = &map.customer_tables[map.ncustomer_tables];
-	memset(ct, 0, sizeof(*ct));
+	ct = map_entry((void **) &map.customer_tables, &map.ncustomer_tables, sizeof(KCustomerTable));
 	ct->table.rel = relid;
-	map.ncustomer_tables++;		/* the invalidation callback watches it from here */
-	MemoryContextSwitchTo(old);
 
 	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || !OidIsValid(pk))
 		return NULL;
@@ -993,15 +1005,9 @@ map_segment_view(Relation view)
 	for (int i = 0; i < map.nsegment_views; i++)
 		if (map.segment_views[i].view == relid)
 			return &map.segment_views[i];
-	old = MemoryContextSwitchTo(map.mcxt);
-	if (map.segment_views == NULL)
-		map.segment_views = palloc0(sizeof(KSegmentView) * 8);
-	else if (map.nsegment_views % 8 == 0)
-		map.segment_views = repalloc(map.segment_views, sizeof(KSegmentView) * (map.nsegment_views + 8));
-	sv = &map.segment_views[map.nsegment_views];
-	memset(sv, 0, sizeof(*sv));
+	sv = map_entry((void **) &map.segment_views, &map.nsegment_views, sizeof(KSegmentView));
 	sv->view = relid;
-	map.nsegment_views++;		/* the invalidation callback watches it from here */
+	old = MemoryContextSwitchTo(map.mcxt);
 
 	if (view->rd_rel->relkind != RELKIND_VIEW || !RelationHasSecurityInvoker(view))
 		goto done;

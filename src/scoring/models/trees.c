@@ -791,6 +791,14 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 		any_shared |= shared[f];
 	for (int t = 0; t < m->ntrees; t++)
 		maxnodes = Max(maxnodes, m->trees[t].nnodes);
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb)
+			fsum[r] = (float) m->base_margin;
+		else
+			dsum[r] = m->base_margin;
+	}
+
 	/*
 	 * With few own features and trees of at most 64 leaves: the leaf a row
 	 * reaches is the one leaf both the shared features' values and the row's
@@ -816,13 +824,6 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 			for (int r = 0; r < nrows; r++)
 				allowed[r] = row_leaves((TreeModel *) m, nf, shared, xf ? xf + (size_t) r * nf : NULL,
 										xd + (size_t) r * nf, shared_bits);
-			for (int r = 0; r < nrows; r++)
-			{
-				if (xgb)
-					fsum[r] = (float) m->base_margin;
-				else
-					dsum[r] = m->base_margin;
-			}
 			for (int t = 0; t < m->ntrees; t++)
 			{
 				const Tree *tr = &m->trees[t];
@@ -849,13 +850,6 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 	{
 		reduced = palloc(sizeof(FastNode) * maxnodes);
 		src = palloc(sizeof(int) * maxnodes);
-	}
-	for (int r = 0; r < nrows; r++)
-	{
-		if (xgb)
-			fsum[r] = (float) m->base_margin;
-		else
-			dsum[r] = m->base_margin;
 	}
 	for (int t = 0; t < m->ntrees; t++)
 	{

@@ -30,6 +30,7 @@
 
 #include <math.h>
 
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "port/pg_bitutils.h"
 #include "utils/hsearch.h"
@@ -103,6 +104,7 @@ typedef struct Tree
 	uint64	   *below;			/* per node of fast: the leaves below it (itself for a leaf), as bits
 								 * of their numbers; NULL when the tree has more than 64 leaves */
 	double	   *leaf_value;		/* by leaf number (with below) */
+	float	   *leaf_value32;	/* the same in float (XGBoost adds its leaves in float) */
 	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
@@ -134,8 +136,20 @@ typedef struct TreeModel
 typedef struct RowKey
 {
 	uint64		shared;			/* bit f: feature f is shared */
-	double		v[ROW_KEY_VALUES];	/* the values of the other features, in order, as given */
+	int32		nown;			/* the number of values in v */
+	int32		pad;
+	double		v[ROW_KEY_VALUES];	/* the values of the other features, in order, as given;
+									 * the rest zero */
 } RowKey;
+
+/* Hash of a RowKey: of its used part only (the rest is zero in every key). */
+static uint32
+row_key_hash(const void *key, Size keysize)
+{
+	const RowKey *k = key;
+
+	return hash_bytes((const unsigned char *) k, offsetof(RowKey, v) + sizeof(double) * k->nown);
+}
 
 /* The leaves each tree allows a row with that key, whatever the shared features' values. */
 typedef struct RowLeaves
@@ -246,11 +260,13 @@ number_leaves(Tree *t)
 		return;
 	t->below = palloc0(sizeof(uint64) * t->nnodes);
 	t->leaf_value = palloc(sizeof(double) * nleaves);
+	t->leaf_value32 = palloc(sizeof(float) * nleaves);
 	nleaves = 0;
 	for (int i = 0; i < t->nnodes; i++)
 		if (t->fast[i].feature < 0)
 		{
 			t->below[i] = UINT64CONST(1) << nleaves;
+			t->leaf_value32[nleaves] = (float) t->fast[i].value;
 			t->leaf_value[nleaves++] = t->fast[i].value;
 		}
 	/* children come after their parent in breadth-first order */
@@ -712,6 +728,7 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 	for (int f = 0; f < nf; f++)
 		if (!shared[f])
 			key.v[k++] = xd[f];
+	key.nown = k;
 	if (m->row_leaves != NULL &&
 		(m->nrow_leaves + 1) * (long) (sizeof(RowLeaves) + sizeof(uint64) * m->ntrees) > ROW_LEAVES_MAX_BYTES)
 	{
@@ -727,8 +744,11 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(RowKey);
 		ctl.entrysize = sizeof(RowLeaves);
+		ctl.hash = row_key_hash;
+		ctl.match = memcmp;
 		ctl.hcxt = m->row_cxt;
-		m->row_leaves = hash_create("kaireon tree leaves by row", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		m->row_leaves = hash_create("kaireon tree leaves by row", 256, &ctl,
+									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 		m->nrow_leaves = 0;
 	}
 	e = hash_search(m->row_leaves, &key, HASH_FIND, &found);
@@ -829,17 +849,13 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 				const Tree *tr = &m->trees[t];
 				uint64		leaves = shared_leaves(m, tr, shared, xf, xd);
 
-				for (int r = 0; r < nrows; r++)
-				{
-					uint64		leaf = leaves & allowed[r][t];
-
-					if (leaf == 0)	/* cannot happen (one leaf is always allowed by both) */
-						elog(ERROR, "kaireon: tree %d allows no leaf", t);
-					if (xgb)
-						fsum[r] += (float) tr->leaf_value[pg_rightmost_one_pos64(leaf)];
-					else
-						dsum[r] += tr->leaf_value[pg_rightmost_one_pos64(leaf)];
-				}
+				/* exactly one leaf is allowed by both (a row's own set is never empty of it) */
+				if (xgb)
+					for (int r = 0; r < nrows; r++)
+						fsum[r] += tr->leaf_value32[pg_rightmost_one_pos64(leaves & allowed[r][t])];
+				else
+					for (int r = 0; r < nrows; r++)
+						dsum[r] += tr->leaf_value[pg_rightmost_one_pos64(leaves & allowed[r][t])];
 			}
 			pfree(allowed);
 			goto output;

@@ -208,6 +208,58 @@ SELECT pg_temp.offers('7') AS adult_as_app_role, pg_temp.offers('8') AS minor_as
 RESET ROLE;
 RESET kaireon.tenant_id;
 
+-- segment membership answered from the data row (a text key, filters on that table alone):
+-- the same answers as the segment view's SQL, in and out of a transaction, after the segment
+-- is published again with another filter, and through the SQL for a segment over another
+-- schema's table; a role without SELECT on the view is refused as by the SQL
+DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'csr';
+INSERT INTO kaireon.data_schemas (tenant_id, id, name) VALUES ('csr', 'people', 'people');
+INSERT INTO kaireon.schema_fields (tenant_id, schema_id, name, data_type, is_nullable, is_primary_key)
+    VALUES ('csr', 'people', 'pid', 'text', false, true),
+           ('csr', 'people', 'age', 'integer', true, false),
+           ('csr', 'people', 'country', 'text', true, false);
+SELECT kaireon.publish_data_schema('csr', 'people');
+INSERT INTO kaireon_t_csr.ds_people (tenant_id, pid, age, country) VALUES
+    ('csr', 'p1', 40, 'NL'), ('csr', 'p2', 12, 'DE'), ('csr', 'p4', NULL, 'NL'), ('csr', '7', 10, 'FR');
+INSERT INTO kaireon.segments (tenant_id, id, name, base_schema_id, filters) VALUES
+    ('csr', 'grown', 'Grown', 'people', '[{"field": "age", "operator": "gte", "value": 18}, {"field": "country", "operator": "in", "value": ["NL", "BE"]}]'),
+    ('csr', 'cust-adults', 'Customer adults', 'customers', '[{"field": "age", "operator": "gte", "value": 18}]');
+SELECT kaireon.publish_segment('csr', 'grown'), kaireon.publish_segment('csr', 'cust-adults');
+INSERT INTO kaireon.decision_flows (tenant_id, key, name, draft_config) VALUES ('csr', 'fp', 'People', '{"customerSchema": "people"}');
+SELECT kaireon.publish_decision_flow('csr', 'fp') IS NOT NULL AS published;
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, config)
+    VALUES ('csr', 'r-grown', 'Grown only', 'segment_required', '{"segmentIds": ["grown"]}');
+CREATE FUNCTION pg_temp.people_offers(customer text) RETURNS bigint LANGUAGE sql
+    AS $$ SELECT count(*) FROM kaireon.recommend('csr', customer, 'web', decision_flow => 'fp', options => '{"dry_run": true}') $$;
+GRANT EXECUTE ON FUNCTION pg_temp.people_offers(text) TO regress_csr_app;
+CREATE FUNCTION pg_temp.members() RETURNS text LANGUAGE sql AS $$
+    SELECT string_agg(customer_id, ',' ORDER BY customer_id) FROM kaireon_t_csr.seg_grown $$;
+SELECT pg_temp.members() AS sql_members, pg_temp.people_offers('p1') AS p1, pg_temp.people_offers('p2') AS p2,
+       pg_temp.people_offers('p3') AS p3_no_row, pg_temp.people_offers('p4') AS p4_no_age;
+BEGIN;
+UPDATE kaireon_t_csr.ds_people SET age = 20 WHERE pid = 'p2';
+UPDATE kaireon_t_csr.ds_people SET country = 'BE' WHERE pid = 'p2';
+SELECT pg_temp.members() AS sql_members, pg_temp.people_offers('p2') AS p2_grown_in_transaction;
+ROLLBACK;
+UPDATE kaireon.segments SET filters = '[{"field": "age", "operator": "gte", "value": 50}]' WHERE tenant_id = 'csr' AND id = 'grown';
+SELECT kaireon.publish_segment('csr', 'grown') IS NOT NULL AS republished;
+SELECT pg_temp.members() AS sql_members, pg_temp.people_offers('p1') AS p1_after_republish;
+UPDATE kaireon.qualification_rules SET config = '{"segmentIds": ["cust-adults"]}' WHERE tenant_id = 'csr' AND id = 'r-grown';
+SELECT pg_temp.people_offers('7') AS adult_in_customers_young_in_people, pg_temp.people_offers('8') AS minor;
+UPDATE kaireon.qualification_rules SET config = '{"segmentIds": ["grown"]}' WHERE tenant_id = 'csr' AND id = 'r-grown';
+UPDATE kaireon.segments SET filters = '[{"field": "age", "operator": "gte", "value": 18}]' WHERE tenant_id = 'csr' AND id = 'grown';
+SELECT kaireon.publish_segment('csr', 'grown') IS NOT NULL AS republished;
+SET ROLE regress_csr_app;
+SET kaireon.tenant_id = 'csr';
+SELECT pg_temp.people_offers('p1') AS p1_as_app_role, pg_temp.people_offers('p2') AS p2_as_app_role;
+RESET ROLE;
+REVOKE SELECT ON kaireon_t_csr.seg_grown FROM regress_csr_app;
+SET ROLE regress_csr_app;
+SELECT pg_temp.people_offers('p1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+RESET kaireon.tenant_id;
+
 SET client_min_messages = warning;
 DELETE FROM kaireon.tenants WHERE id = 'csr';
 DROP SCHEMA kaireon_t_csr CASCADE;

@@ -567,6 +567,11 @@ typedef struct KTenantConfig
 	SPIPlanPtr	adaptation_plan;	/* the tenant's adaptive propensity counts */
 	MemoryContext adaptation_mcxt;
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
+	int64	   *adaptation_offers;	/* the same counts by offer index: positives, negatives (2 each) */
+	int64	   *adaptation_categories;	/* by category (KOffer.category), then scope_id '' */
+	int64		adaptation_global[2];	/* and of the tenant */
+	int			noffer_features;	/* offer.<field> features models read, with their value per */
+	struct KOfferFeature *offer_features;	/* offer: built on first use (decision/model_scores.c) */
 	TimestampTz adaptation_loaded_at;
 	bool		needs_consent;	/* some channel needs a consent purpose */
 	bool		needs_metrics;	/* some rule or policy reads metric values */

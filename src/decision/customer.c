@@ -29,11 +29,27 @@
 #include "decision/decision.h"
 #include "decision/state_read.h"
 
+/* The counts of "<scope>|<id>" in the adaptation object: positives and negatives, 0 when absent. */
+static void
+adaptation_pair(json_t *adaptation, const char *scope, const char *id, int64 *out)
+{
+	char		key[512];
+	json_t	   *v;
+
+	snprintf(key, sizeof(key), "%s|%s", scope, id ? id : "");
+	v = json_object_get(adaptation, key);
+	out[0] = v ? (int64) json_number_value(json_array_get(v, 0)) : 0;
+	out[1] = v ? (int64) json_number_value(json_array_get(v, 1)) : 0;
+}
+
 /*
  * The tenant's adaptive propensity counts ("<scope>|<id>" -> [positives,
  * negatives]), read at most once per kaireon.adaptation_refresh_ms per
  * backend: they move with every outcome, and a propensity a second old is as
- * good as a fresh one, so they are not worth a query per decision.
+ * good as a fresh one, so they are not worth a query per decision.  The
+ * counts of every offer, category and the tenant are also laid out by index
+ * (cfg->adaptation_offers, _categories, _global) at each read, so that a
+ * candidate's propensity looks nothing up.
  */
 json_t *
 kaireon_tenant_adaptation(KTenantConfig *cfg)
@@ -70,6 +86,21 @@ kaireon_tenant_adaptation(KTenantConfig *cfg)
 
 		json_object_set_new(cfg->adaptation, key, json_pack("[I,I]", (json_int_t) pos, (json_int_t) neg));
 	}
+	cfg->adaptation_offers = palloc(sizeof(int64) * 2 * Max(cfg->noffers, 1));
+	cfg->adaptation_categories = palloc(sizeof(int64) * 2 * (cfg->ncategories + 1));
+	for (int c = 0; c <= cfg->ncategories; c++)
+		cfg->adaptation_categories[2 * c] = -1;		/* not looked up yet */
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		const KOffer *offer = &cfg->offers[o];
+		int			c = offer->category >= 0 ? offer->category : cfg->ncategories;
+
+		adaptation_pair(cfg->adaptation, "offer", offer->id, &cfg->adaptation_offers[2 * o]);
+		if (cfg->adaptation_categories[2 * c] < 0)
+			adaptation_pair(cfg->adaptation, "category", offer->category >= 0 ? offer->category_id : NULL,
+							&cfg->adaptation_categories[2 * c]);
+	}
+	adaptation_pair(cfg->adaptation, "global", NULL, cfg->adaptation_global);
 	MemoryContextSwitchTo(old);
 	cfg->adaptation_loaded_at = now;
 	return cfg->adaptation;
@@ -172,20 +203,32 @@ row_json(HeapTuple t, TupleDesc desc)
 	return obj;
 }
 
+/* The customer's data row as read straight through its primary key, for segment membership. */
+typedef struct KDirectRow
+{
+	bool		read;			/* read here (else by the SQL, or no customer schema) */
+	Oid			table;
+	HeapTuple	tuple;			/* NULL: the customer has no row */
+	TupleDesc	desc;
+} KDirectRow;
+
 /*
  * The customer's data row in a customer schema (NULL when none); args are
  * (customer id, tenant id).  Through the primary key (decision/state_read.c),
- * else by the schema's prepared query.
+ * else by the schema's prepared query.  direct (may be NULL) says which.
  */
 static json_t *
-customer_row(const KCustomerSchema *cs, Datum *args)
+customer_row(const KCustomerSchema *cs, Datum *args, KDirectRow *direct)
 {
 	json_t	   *row = NULL;
 	LookupContext lc;
 	ErrorContextCallback cb;
 	HeapTuple	t;
 	TupleDesc	desc;
+	Oid			table;
 
+	if (direct != NULL)
+		direct->read = false;
 	if (cs == NULL || cs->plan == NULL)
 		return NULL;
 	/* a customer id that is no value of the key's type fails here: say where */
@@ -195,10 +238,18 @@ customer_row(const KCustomerSchema *cs, Datum *args)
 	cb.callback = lookup_errcontext;
 	cb.arg = &lc;
 	error_context_stack = &cb;
-	if (kaireon_read_customer_row(cs->qualified_table, TextDatumGetCString(args[1]), lc.customer_id, &t, &desc))
+	if (kaireon_read_customer_row(cs->qualified_table, TextDatumGetCString(args[1]), lc.customer_id, &t, &desc,
+								  &table))
 	{
 		if (t != NULL)
 			row = row_json(t, desc);
+		if (direct != NULL)
+		{
+			direct->read = true;
+			direct->table = table;
+			direct->tuple = t;
+			direct->desc = desc;
+		}
 	}
 	else
 	{
@@ -345,6 +396,34 @@ load_suppressions(KRequest *req, KCustomer *cust, const char *customer_id, Datum
 }
 
 /*
+ * Segment membership from the customer's data row read through its primary
+ * key, without the segment query (decision/state_read.c, protocol step 6);
+ * false, with nothing set, when any of the segments needs the query.
+ */
+static bool
+direct_segments(KTenantConfig *cfg, const KDirectRow *direct, KCustomer *cust)
+{
+	bool	   *member;
+
+	if (!direct->read)
+		return false;
+	member = palloc0(sizeof(bool) * Max(cfg->nsegment_slots, 1));
+	for (int i = 0; i < cfg->nsegments; i++)
+	{
+		int			m;
+
+		if (cfg->segments[i].slot < 0)
+			continue;
+		m = kaireon_segment_member(cfg->segments[i].view, direct->table, direct->tuple, direct->desc);
+		if (m < 0)
+			return false;
+		member[cfg->segments[i].slot] = m == 1;
+	}
+	cust->segments = member;
+	return true;
+}
+
+/*
  * Read the customer's state for a request: attributes (customer data merged
  * with the context, context winning), segments, history, suppressions,
  * consent, engagement, metrics; and the tenant's adaptation counts and cap
@@ -358,16 +437,25 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	KCustomerSchema *cs = customer_schema(cfg, schema_name);
 	Datum		args[3];
 	json_t	   *state;
+	KDirectRow	direct;
 
 	cust->id = customer_id;
 	cust->context = context ? context : json_object();
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	cust->data = customer_row(cs, args);
-	cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
-	json_object_update(cust->attrs, cust->context);
+	cust->data = customer_row(cs, args, &direct);
+	/* the data merged with the context, the context winning; the data row itself when there is no context (both are only read) */
+	if (cust->data != NULL && json_object_size(cust->context) == 0)
+		cust->attrs = json_incref(cust->data);
+	else
+	{
+		cust->attrs = cust->data ? json_deep_copy(cust->data) : json_object();
+		json_object_update(cust->attrs, cust->context);
+	}
 
-	if (cfg->segment_plan != NULL)
+	if (cfg->segment_plan != NULL && direct_segments(cfg, &direct, cust))
+		;						/* every segment answered from the data row */
+	else if (cfg->segment_plan != NULL)
 	{
 		bool		isnull;
 		Datum		d;
@@ -421,7 +509,7 @@ kaireon_customer_attributes(KTenantConfig *cfg, const char *customer_id, json_t 
 
 	args[0] = CStringGetTextDatum(customer_id);
 	args[1] = CStringGetTextDatum(cfg->tenant_id);
-	attrs = customer_row(customer_schema(cfg, schema_name), args);
+	attrs = customer_row(customer_schema(cfg, schema_name), args, NULL);
 	if (attrs == NULL)
 		attrs = json_object();
 	if (json_is_object(context))

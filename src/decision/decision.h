@@ -61,6 +61,7 @@ extern void kaireon_apply_caps(KRequest *req, KCandidate *cand);
 /* model_scores.c: the placement's model, rule models, shadow scores, learning from outcomes */
 extern void kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id, bool dry_run);
 extern double kaireon_candidate_model_score(KRequest *req, struct KaireonModel *model, const KOffer *offer);
+extern void kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *cands, int n);
 extern struct KaireonModel *kaireon_rule_model(KRequest *req, const KRule *rule);
 extern void kaireon_log_shadow_scores(KDecideResult *res, const char *customer_id);
 extern bool kaireon_learn_outcome(KTenantConfig *cfg, const char *model_key, const char *offer_id,

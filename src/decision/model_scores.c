@@ -22,9 +22,12 @@
 
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 
 #include "util/spi.h"
@@ -41,6 +44,20 @@ typedef struct FeatureArg
 } FeatureArg;
 
 /*
+ * An offer.<field> feature of a model: its value per offer of the compiled
+ * configuration (KV_NULL where the offer has none), made on first use in the
+ * configuration's memory, so it lives and dies with the configuration it was
+ * read from (strings point into the offers' rows).
+ */
+typedef struct KOfferFeature
+{
+	char	   *name;
+	KaireonValue *values;
+} KOfferFeature;
+
+static bool json_value(json_t *v, KaireonValue *out);
+
+/*
  * Feature lookup for the scoring interface: customer attributes, offer.<field>, and
  * decision.channel (the decision's channel id: adaptive models per offer and channel).
  */
@@ -48,7 +65,6 @@ static bool
 feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
 {
 	const FeatureArg *fa = (const FeatureArg *) self->arg;
-	json_t	   *v;
 
 	if (strcmp(name, "decision.channel") == 0)
 	{
@@ -59,9 +75,46 @@ feature_get(const KaireonFeatures *self, const char *name, KaireonValue *out)
 		return true;
 	}
 	if (strncmp(name, "offer.", 6) == 0)
-		v = fa->offer ? kaireon_offer_attribute(fa->offer, name + 6) : NULL;
-	else
-		v = kaireon_path(fa->attrs, name);
+		return json_value(fa->offer ? kaireon_offer_attribute(fa->offer, name + 6) : NULL, out);
+	return json_value(kaireon_path(fa->attrs, name), out);
+}
+
+/*
+ * The offer.<field> feature's values per offer of the configuration (see
+ * KOfferFeature), by their place in cfg->offer_features (which a later
+ * feature may move).
+ */
+static int
+offer_feature(KTenantConfig *cfg, const char *name)
+{
+	MemoryContext old;
+	KOfferFeature *of;
+
+	for (int i = 0; i < cfg->noffer_features; i++)
+		if (strcmp(cfg->offer_features[i].name, name) == 0)
+			return i;
+	old = MemoryContextSwitchTo(cfg->mcxt);
+	cfg->offer_features = cfg->offer_features == NULL ? palloc(sizeof(KOfferFeature)) :
+		repalloc(cfg->offer_features, sizeof(KOfferFeature) * (cfg->noffer_features + 1));
+	of = &cfg->offer_features[cfg->noffer_features];
+	of->name = pstrdup(name);
+	of->values = palloc(sizeof(KaireonValue) * Max(cfg->noffers, 1));
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		of->values[o].kind = KV_NULL;
+		of->values[o].num = 0;
+		of->values[o].str = NULL;
+		if (!json_value(kaireon_offer_attribute(&cfg->offers[o], name + 6), &of->values[o]))
+			of->values[o].kind = KV_NULL;
+	}
+	MemoryContextSwitchTo(old);
+	return cfg->noffer_features++;
+}
+
+/* A JSON value as a feature value; false when there is none (v NULL). */
+static bool
+json_value(json_t *v, KaireonValue *out)
+{
 	if (v == NULL)
 		return false;
 	if (json_is_number(v))
@@ -186,6 +239,7 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 	req->variant = NULL;
 	req->model_memo_valid = false;
 	req->model_values_valid = false;
+	req->model_offer_scores = NULL;
 	if (flow->experiment_key != NULL)
 		key = experiment_model(req, flow->experiment_key, customer_id, dry_run);
 	if (key == NULL)
@@ -215,6 +269,9 @@ kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *
 
 	if (memo && req->model_memo_valid)
 		return req->model_memo;
+	if (model == req->model && req->model_offer_scores != NULL &&
+		!isnan(req->model_offer_scores[offer - req->cfg->offers]))
+		return req->model_offer_scores[offer - req->cfg->offers];
 	if (model == req->model && !memo && !kaireon_model_reads_offer(model))
 	{
 		if (!req->model_values_valid)
@@ -231,6 +288,79 @@ kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *
 		req->model_memo_valid = true;
 	}
 	return s;
+}
+
+/*
+ * Score every remaining candidate by the placement's model at once, before
+ * the scoring stage asks for them one by one (kaireon_candidate_model_score
+ * then returns the scores kept in req->model_offer_scores), when the flow
+ * takes its propensity from a model that reads offer features: the stage
+ * would score each of them exactly once, in this order, so the batch changes
+ * nothing but the cost.  The customer's and the request's features are
+ * gathered once and marked shared (the same in every row); only the offer's
+ * are gathered per candidate.
+ */
+void
+kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *cands, int n)
+{
+	KaireonModel *model = req->model;
+	const char *const *names;
+	int			nf,
+				nrows = 0;
+	bool	   *shared;
+	const KOfferFeature **own;
+	KaireonValue *values;
+	KaireonValue *first;
+	const char **arms;
+	int		   *offers;
+	double	   *scores;
+	FeatureArg	fa = {req->cust->attrs, NULL, req->channel_id};
+	KaireonFeatures f = {feature_get, &fa};
+
+	if (model == NULL || !flow->model_propensity || !kaireon_model_reads_offer(model) ||
+		req->model_offer_scores != NULL)
+		return;
+	/* the candidates the stage would score: not dropped, no propensity yet (a rule may have asked) */
+	for (int i = 0; i < n; i++)
+		nrows += !cands[i].dropped_stage && cands[i].propensity < 0;
+	if (nrows < 2)
+		return;
+	nf = kaireon_model_feature_names(model, &names);
+	shared = palloc(sizeof(bool) * Max(nf, 1));
+	values = palloc(sizeof(KaireonValue) * (size_t) nrows * Max(nf, 1));
+	arms = palloc(sizeof(char *) * nrows);
+	offers = palloc(sizeof(int) * nrows);
+	scores = palloc(sizeof(double) * nrows);
+	/* the shared features once (feature_get reads the offer only for offer.<field>) */
+	first = kaireon_model_gather(model, &f);
+	own = palloc(sizeof(KOfferFeature *) * Max(nf, 1));
+	for (int k = 0; k < nf; k++)
+		shared[k] = strncmp(names[k], "offer.", 6) != 0;
+	for (int k = 0; k < nf; k++)
+		if (!shared[k])
+			offer_feature(req->cfg, names[k]);
+	/* all made: their places no longer move */
+	for (int k = 0; k < nf; k++)
+		own[k] = shared[k] ? NULL : &req->cfg->offer_features[offer_feature(req->cfg, names[k])];
+	nrows = 0;
+	for (int i = 0; i < n; i++)
+	{
+		KaireonValue *row = values + (size_t) nrows * nf;
+
+		if (cands[i].dropped_stage || cands[i].propensity >= 0)
+			continue;
+		for (int k = 0; k < nf; k++)
+			row[k] = shared[k] ? first[k] : own[k]->values[cands[i].offer];
+		arms[nrows] = req->cfg->offers[cands[i].offer].id;
+		offers[nrows] = cands[i].offer;
+		nrows++;
+	}
+	kaireon_model_score_batch(model, values, nrows, arms, shared, scores);
+	req->model_offer_scores = palloc(sizeof(double) * req->cfg->noffers);
+	for (int o = 0; o < req->cfg->noffers; o++)
+		req->model_offer_scores[o] = get_float8_nan();
+	for (int r = 0; r < nrows; r++)
+		req->model_offer_scores[offers[r]] = scores[r];
 }
 
 /*

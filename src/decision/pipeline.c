@@ -249,6 +249,9 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 	double		max_value = 0,
 				max_margin = 0;
 
+	/* a model over offer features scores all the candidates at once (model_scores.c) */
+	if (flow->method != KSCORE_PRIORITY_WEIGHTED)
+		kaireon_batch_model_scores(req, flow, cands, n);
 	for (int i = 0; i < n; i++)
 		if (!cands[i].dropped_stage)
 		{

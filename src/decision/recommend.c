@@ -408,7 +408,9 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 	char	   *placement;
 	bool		explain = true;
 
-	InitMaterializedSRF(fcinfo, 0);
+	/* the caller's row type when it gives one: no rebuilding of the OUT parameters' descriptor per call */
+	InitMaterializedSRF(fcinfo, rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) && rsinfo->expectedDesc != NULL ?
+						MAT_SRF_USE_EXPECTED_DESC : 0);
 	callcxt = AllocSetContextCreate(CurrentMemoryContext, "kaireon recommend", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(callcxt);
 

@@ -126,6 +126,9 @@ typedef struct KRequest
 	double		model_memo;		/* (a model that reads no offer feature scores them all alike) */
 	struct KaireonValue *model_values;	/* a per-arm model that reads no offer feature: */
 	bool		model_values_valid;	/* its feature values, gathered once per placement */
+	double	   *model_offer_scores; /* per offer: the model's score, scored for all candidates
+									 * at once (kaireon_batch_model_scores); NaN where not scored;
+									 * NULL while not batched */
 } KRequest;
 
 /* ---- the decision: what a caller asks, what the pipeline returns (pipeline.c) ---- */

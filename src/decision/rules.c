@@ -60,19 +60,26 @@ any_scope(const KRequest *req, int n, const KScope *scopes, const KOffer *offer)
 
 /* ---- propensity ---- */
 
-/* Adaptation counts (positives, negatives) of a scope, from the request's read. */
+/*
+ * Adaptation counts (positives, negatives) of the offer, its category (of
+ * scope_id '' when it has none) and the tenant, from the request's read (laid
+ * out by index when it was read: decision/customer.c).
+ */
 static void
-adaptation(const KRequest *req, const char *scope, const char *id, int64 *pos, int64 *neg)
+adaptation(KRequest *req, const KOffer *offer, int64 *op, int64 *on, int64 *cp, int64 *cn, int64 *gp, int64 *gn)
 {
-	char		key[512];
-	json_t	   *v;
+	KTenantConfig *cfg = req->cfg;
+	int			o = offer - cfg->offers;
+	int			c = offer->category >= 0 ? offer->category : cfg->ncategories;
 
-	snprintf(key, sizeof(key), "%s|%s", scope, id ? id : "");
 	if (req->adaptation == NULL)
-		((KRequest *) req)->adaptation = kaireon_tenant_adaptation(req->cfg);
-	v = json_object_get(req->adaptation, key);
-	*pos = v ? (int64) json_number_value(json_array_get(v, 0)) : 0;
-	*neg = v ? (int64) json_number_value(json_array_get(v, 1)) : 0;
+		req->adaptation = kaireon_tenant_adaptation(cfg);
+	*op = cfg->adaptation_offers[2 * o];
+	*on = cfg->adaptation_offers[2 * o + 1];
+	*cp = cfg->adaptation_categories[2 * c];
+	*cn = cfg->adaptation_categories[2 * c + 1];
+	*gp = cfg->adaptation_global[0];
+	*gn = cfg->adaptation_global[1];
 }
 
 /*
@@ -109,9 +116,7 @@ kaireon_propensity(KRequest *req, KCandidate *cand)
 
 	if (cand->propensity >= 0)
 		return cand->propensity;
-	adaptation(req, "offer", offer->id, &op, &on);
-	adaptation(req, "category", offer->category_id, &cp, &cn);
-	adaptation(req, "global", NULL, &gp, &gn);
+	adaptation(req, offer, &op, &on, &cp, &cn, &gp, &gn);
 	cand->propensity_n = op + on;
 	if (req->model != NULL && flow != NULL && flow->model_propensity)
 	{
@@ -149,7 +154,10 @@ kaireon_propensity(KRequest *req, KCandidate *cand)
 	else
 	{
 		cand->propensity = (op + 10.0 * prior) / (op + on + 10.0);
-		cand->propensity_source = (op + on) > 0 ? psprintf("offer+%s", prior_source) : prior_source;
+		cand->propensity_source = (op + on) == 0 ? prior_source :
+			strcmp(prior_source, "category") == 0 ? "offer+category" :
+			strcmp(prior_source, "global") == 0 ? "offer+global" :
+			strcmp(prior_source, "model") == 0 ? "offer+model" : "offer+default";
 	}
 	return cand->propensity;
 }

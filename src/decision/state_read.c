@@ -42,12 +42,27 @@
  *	   statement (with none active, the SQL runs).
  *	5. Keys: each scan key takes the operator of the index column's own
  *	   operator family and the column's collation, so text compares as the
- *	   index (and the SQL) compares it.  The history's partitions are those
+ *	   index (and the SQL) compares it; a collation whose order is the
+ *	   bytes' order by definition (glibc's C.UTF-8, see bytewise_collation)
+ *	   is named "C" instead, which orders and matches exactly the same but
+ *	   compares with memcmp rather than through the locale machinery.  The history's partitions are those
  *	   whose upper bound is past the oldest time asked for (compared by the
  *	   partition key's support function) and the default partition; their
  *	   rows are merged newest first and cut at the limit, as ORDER BY
  *	   occurred_at DESC LIMIT does (rows at the same time in an unspecified
  *	   order, as there).
+ *	6. Segment membership (kaireon_segment_member): a segment view is
+ *	   answered from the customer's data row read above, without its SQL,
+ *	   when the view is exactly what publish_segment makes of filters on the
+ *	   data table alone (security_invoker; DISTINCT over that one table, no
+ *	   join; customer_id is the table's text key; a WHERE clause of built-in,
+ *	   non-volatile functions and operators over that table's columns, no
+ *	   subquery or parameter) and that table is the one whose row was read
+ *	   here: the customer is a member when the row exists and the WHERE
+ *	   clause, compiled once per backend (forgotten with the map), holds on
+ *	   it.  The caller's SELECT right on the view is checked as the executor
+ *	   checks it; the table's rights and row level security were checked by
+ *	   the row's read (every column).  Anything else runs the SQL.
  */
 #include "postgres.h"
 
@@ -55,27 +70,36 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/sysattr.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parsetree.h"
+#include "optimizer/optimizer.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
+#include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -87,7 +111,13 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/pg_locale.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#ifdef __GLIBC__
+#include <gnu/libc-version.h>
+#endif
 
 #include "security/session.h"
 #include "util/spi.h"
@@ -156,7 +186,19 @@ typedef struct KStateMap
 	AttrNumber	supp_att[S_NCOLS];
 	int			ncustomer_tables;
 	struct KCustomerTable *customer_tables;	/* the customer data tables read so far */
+	int			nsegment_views;
+	struct KSegmentView *segment_views;	/* the segment views asked about so far */
 } KStateMap;
+
+/* A segment view (protocol step 6): whether it is answered here, and how. */
+typedef struct KSegmentView
+{
+	Oid			view;
+	Oid			table;			/* its one data table */
+	bool		direct;
+	RangeTblEntry *rte;			/* SELECT on the view's customer_id, for ExecCheckRTPerms */
+	ExprState  *qual;			/* its WHERE clause over the table's row (NULL: none) */
+} KSegmentView;
 
 /*
  * A tenant's customer data table (a published customer schema), read by its
@@ -202,6 +244,90 @@ state_map_invalidate(Oid relid)
 			map.valid = false;
 			return;
 		}
+	for (int i = 0; i < map.nsegment_views; i++)
+		if (relid == map.segment_views[i].view || relid == map.segment_views[i].table)
+		{
+			map.valid = false;
+			return;
+		}
+}
+
+/*
+ * Whether the collation orders text exactly as its bytes (as "C" does), so
+ * that a scan key may name "C" instead and compare with memcmp: "C" and
+ * "POSIX" themselves, and a deterministic libc collation of a UTF-8 database
+ * whose LC_COLLATE is glibc's C.UTF-8 from glibc 2.35 on, which is defined as
+ * code point order (glibc's codepoint_collation: strcoll is strcmp), and the
+ * code point order of UTF-8 is its byte order.  Earlier glibc versions and
+ * other libraries keep the collation's own comparison.
+ */
+static bool
+bytewise_collation(Oid coll)
+{
+	bool		bytewise = false;
+
+	if (!OidIsValid(coll) || lc_collate_is_c(coll))
+		return OidIsValid(coll);
+#ifdef __GLIBC__
+	{
+		int			major = 0,
+					minor = 0;
+		char		provider = 0;
+		bool		deterministic = true;
+		char	   *name = NULL;
+		HeapTuple	tup;
+		Datum		d;
+		bool		isnull;
+
+		if (GetDatabaseEncoding() != PG_UTF8 ||
+			sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor) != 2 ||
+			major < 2 || (major == 2 && minor < 35))
+			return false;
+		if (coll == DEFAULT_COLLATION_OID)
+		{
+			tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+			if (!HeapTupleIsValid(tup))
+				return false;
+			provider = ((Form_pg_database) GETSTRUCT(tup))->datlocprovider;
+			d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datcollate, &isnull);
+		}
+		else
+		{
+			tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(coll));
+			if (!HeapTupleIsValid(tup))
+				return false;
+			provider = ((Form_pg_collation) GETSTRUCT(tup))->collprovider;
+			deterministic = ((Form_pg_collation) GETSTRUCT(tup))->collisdeterministic;
+			d = SysCacheGetAttr(COLLOID, tup, Anum_pg_collation_collcollate, &isnull);
+		}
+		if (!isnull)
+			name = TextDatumGetCString(d);
+		ReleaseSysCache(tup);
+		bytewise = provider == COLLPROVIDER_LIBC && deterministic && name != NULL &&
+			(strcmp(name, "C.UTF-8") == 0 || strcmp(name, "C.utf8") == 0);
+	}
+#endif
+	return bytewise;
+}
+
+/*
+ * One more entry of an array of the map (*arr of *n entries of size bytes,
+ * grown by 8 in the map's context), zeroed; *n counts it from here, so the
+ * invalidation callback watches what the caller puts in it.
+ */
+static void *
+map_entry(void **arr, int *n, Size size)
+{
+	char	   *e;
+
+	if (*arr == NULL)
+		*arr = MemoryContextAllocZero(map.mcxt, size * 8);
+	else if (*n % 8 == 0)
+		*arr = repalloc(*arr, size * (*n + 8));
+	e = (char *) *arr + size * *n;
+	memset(e, 0, size);
+	(*n)++;
+	return e;
 }
 
 /* An equality or comparison operator's function of an index column, in the map's context. */
@@ -250,7 +376,8 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 			keys->checkxmin = ix->indcheckxmin ?
 				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			for (int c = 0; c < ncols; c++)
-				keys->coll[c] = index->rd_indcollation[c];
+				keys->coll[c] = bytewise_collation(index->rd_indcollation[c]) ? C_COLLATION_OID :
+					index->rd_indcollation[c];
 			ok = column_operator(index, 0, BTEqualStrategyNumber, &keys->eq[0]) &&
 				column_operator(index, 1, BTEqualStrategyNumber, &keys->eq[1]) &&
 				(ncols < 3 || column_operator(index, 2, BTGreaterEqualStrategyNumber, &keys->ge));
@@ -402,6 +529,8 @@ build_map(void)
 	map.parts = NULL;
 	map.ncustomer_tables = 0;
 	map.customer_tables = NULL;
+	map.nsegment_views = 0;
+	map.segment_views = NULL;
 	map.history.rel = history;
 	map.supp.rel = supp;
 	map.valid = true;			/* from here, an invalidation of what is read below clears it */
@@ -719,16 +848,8 @@ map_customer_table(Relation rel)
 	for (int i = 0; i < map.ncustomer_tables; i++)
 		if (map.customer_tables[i].table.rel == relid)
 			return map.customer_tables[i].table.direct ? &map.customer_tables[i] : NULL;
-	old = MemoryContextSwitchTo(map.mcxt);
-	if (map.customer_tables == NULL)
-		map.customer_tables = palloc0(sizeof(KCustomerTable) * 8);
-	else if (map.ncustomer_tables % 8 == 0)
-		map.customer_tables = repalloc(map.customer_tables, sizeof(KCustomerTable) * (map.ncustomer_tables + 8));
-	ct = &map.customer_tables[map.ncustomer_tables];
-	memset(ct, 0, sizeof(*ct));
+	ct = map_entry((void **) &map.customer_tables, &map.ncustomer_tables, sizeof(KCustomerTable));
 	ct->table.rel = relid;
-	map.ncustomer_tables++;		/* the invalidation callback watches it from here */
-	MemoryContextSwitchTo(old);
 
 	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || !OidIsValid(pk))
 		return NULL;
@@ -770,7 +891,7 @@ map_customer_table(Relation rel)
  */
 bool
 kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
-						  HeapTuple *row, TupleDesc *desc)
+						  HeapTuple *row, TupleDesc *desc, Oid *table)
 {
 	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified_table));
 	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
@@ -799,6 +920,7 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	key = ct->key_is_text ? CStringGetTextDatum(customer_id) :
 		OidInputFunctionCall(ct->key_input, (char *) customer_id, ct->key_ioparam, -1);
 	*row = NULL;
+	*table = relid;
 	*desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	if (visible == 0)
 	{
@@ -822,4 +944,169 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	index_close(index, AccessShareLock);
 	table_close(rel, NoLock);
 	return true;
+}
+
+/* Walker: does the expression hold anything but built-in, non-volatile functions over table rti's columns? */
+static bool
+foreign_to_row(Node *node, void *rti)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		return v->varno != *(int *) rti || v->varlevelsup != 0 || v->varattno <= 0;
+	}
+	if (IsA(node, Param) || IsA(node, SubLink) || IsA(node, SubPlan) || IsA(node, Aggref) ||
+		IsA(node, WindowFunc) || IsA(node, GroupingFunc) || IsA(node, NextValueExpr) ||
+		IsA(node, CurrentOfExpr) || IsA(node, SetToDefault) || IsA(node, RangeTblRef))
+		return true;
+	return expression_tree_walker(node, foreign_to_row, rti);
+}
+
+/* check_functions_in_node callback: a function of the user's (its OID not built in). */
+static bool
+user_function(Oid func, void *context)
+{
+	return func >= FirstNormalObjectId;
+}
+
+/* Walker: does the expression call a function that is not built in? */
+static bool
+calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, user_function, context))
+		return true;
+	return expression_tree_walker(node, calls_user_function, context);
+}
+
+/*
+ * Map a segment view (locked): answered here when it has the shape of
+ * protocol step 6 over a customer data table of the map with a text key,
+ * its WHERE clause compiled in the map's context.
+ */
+static KSegmentView *
+map_segment_view(Relation view)
+{
+	Oid			relid = RelationGetRelid(view);
+	KSegmentView *sv;
+	MemoryContext old;
+	Query	   *q;
+	RangeTblRef *ref;
+	RangeTblEntry *base;
+	KCustomerTable *ct = NULL;
+	Node	   *quals;
+	int			rti;
+	AttrNumber	customer_att = InvalidAttrNumber;
+
+	for (int i = 0; i < map.nsegment_views; i++)
+		if (map.segment_views[i].view == relid)
+			return &map.segment_views[i];
+	sv = map_entry((void **) &map.segment_views, &map.nsegment_views, sizeof(KSegmentView));
+	sv->view = relid;
+	old = MemoryContextSwitchTo(map.mcxt);
+
+	if (view->rd_rel->relkind != RELKIND_VIEW || !RelationHasSecurityInvoker(view))
+		goto done;
+	q = copyObject(get_view_query(view));
+	if (q->commandType != CMD_SELECT || q->setOperations != NULL || q->hasAggs || q->hasWindowFuncs ||
+		q->hasTargetSRFs || q->hasSubLinks || q->hasRecursive || q->hasModifyingCTE || q->hasRowSecurity ||
+		q->cteList != NIL || q->groupClause != NIL || q->groupingSets != NIL || q->havingQual != NULL ||
+		q->sortClause != NIL || q->limitCount != NULL || q->limitOffset != NULL || q->rowMarks != NIL ||
+		q->jointree == NULL || list_length(q->jointree->fromlist) != 1 ||
+		!IsA(linitial(q->jointree->fromlist), RangeTblRef))
+		goto done;
+	ref = linitial(q->jointree->fromlist);
+	rti = ref->rtindex;
+	base = rt_fetch(rti, q->rtable);
+	if (base->rtekind != RTE_RELATION || base->relkind != RELKIND_RELATION || base->tablesample != NULL)
+		goto done;
+	for (int i = 0; i < map.ncustomer_tables; i++)
+		if (map.customer_tables[i].table.rel == base->relid && map.customer_tables[i].table.direct)
+			ct = &map.customer_tables[i];
+	if (ct == NULL || !ct->key_is_text)
+		goto done;
+	/* customer_id is the table's key itself (text: its ::text is no cast) */
+	{
+		ListCell   *lc;
+
+		foreach(lc, q->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+
+			if (tle->resname != NULL && strcmp(tle->resname, "customer_id") == 0 && IsA(tle->expr, Var) &&
+				((Var *) tle->expr)->varno == rti && ((Var *) tle->expr)->varlevelsup == 0)
+				customer_att = ((Var *) tle->expr)->varattno;
+		}
+	}
+	{
+		Relation	index = index_open(ct->keys.index, AccessShareLock);
+		bool		is_key = customer_att != InvalidAttrNumber &&
+			index->rd_index->indkey.values[1] == customer_att;
+
+		index_close(index, AccessShareLock);
+		if (!is_key)
+			goto done;
+	}
+	quals = q->jointree->quals;
+	if (quals != NULL &&
+		(foreign_to_row(quals, &rti) || contain_volatile_functions(quals) || calls_user_function(quals, NULL)))
+		goto done;
+	sv->table = base->relid;
+	sv->rte = makeNode(RangeTblEntry);
+	sv->rte->rtekind = RTE_RELATION;
+	sv->rte->relid = relid;
+	sv->rte->relkind = RELKIND_VIEW;
+	sv->rte->rellockmode = AccessShareLock;
+	sv->rte->requiredPerms = ACL_SELECT;
+	sv->rte->selectedCols = bms_make_singleton(get_attnum(relid, "customer_id") - FirstLowInvalidHeapAttributeNumber);
+	if (quals != NULL)
+		sv->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) quals)), NULL);
+	sv->direct = true;
+done:
+	MemoryContextSwitchTo(old);
+	return sv;
+}
+
+/*
+ * Whether the customer of row (of table, as kaireon_read_customer_row read
+ * it; NULL: no row) is in the segment view; -1 when the view's SQL must
+ * answer (protocol step 6).
+ */
+int
+kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc desc)
+{
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(view));
+	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);	/* as the query locks it */
+	Relation	rel;
+	KSegmentView *sv;
+	bool		member;
+
+	if (!OidIsValid(relid))
+		return -1;
+	if (!map.valid)
+		build_map();
+	rel = relation_open(relid, NoLock);
+	sv = map_segment_view(rel);
+	relation_close(rel, NoLock);
+	if (!map.valid || !sv->direct || sv->table != table || !ExecCheckRTPerms(list_make1(sv->rte), false))
+		return -1;
+	if (row == NULL)
+		return 0;
+	member = true;
+	if (sv->qual != NULL)
+	{
+		ExprContext *econtext = CreateStandaloneExprContext();
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+
+		ExecStoreHeapTuple(row, slot, false);
+		econtext->ecxt_scantuple = slot;
+		member = ExecQual(sv->qual, econtext);
+		ExecDropSingleTupleTableSlot(slot);
+		FreeExprContext(econtext, true);
+	}
+	return member ? 1 : 0;
 }

@@ -37,6 +37,13 @@ extern bool kaireon_read_history(const char *tenant_id, const char *customer_id,
 extern bool kaireon_read_suppressions(const char *tenant_id, const char *customer_id, TimestampTz now,
 									  KSuppressionRow **rows, int *nrows);
 extern bool kaireon_read_customer_row(const char *qualified_table, const char *tenant_id,
-									  const char *customer_id, HeapTuple *row, TupleDesc *desc);
+									  const char *customer_id, HeapTuple *row, TupleDesc *desc,
+									  Oid *table);
+
+/*
+ * Whether the customer whose row of table kaireon_read_customer_row read (row NULL: none) is
+ * in the segment view (qualified name); -1 when the view's SQL must answer.
+ */
+extern int	kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc desc);
 
 #endif							/* KAIREON_DECISION_STATE_READ_H */

@@ -548,6 +548,24 @@ kaireon_model_score_values(KaireonModel *model, const KaireonValue *values, cons
 	return finite_score(model, model->ops->score(&model->impl, values, arm));
 }
 
+/* Score many subjects at once (see scoring.h). */
+void
+kaireon_model_score_batch(KaireonModel *model, const KaireonValue *values, int nrows,
+						  const char *const *arms, const bool *shared, double *out)
+{
+	int			nf = model->impl.nfeatures;
+
+	if (model->untrained)
+		elog(ERROR, "kaireon_model_score_batch called on an untrained model");
+	if (model->ops->score_batch != NULL && nrows > 1)
+		model->ops->score_batch(&model->impl, values, nrows, arms, shared, out);
+	else
+		for (int r = 0; r < nrows; r++)
+			out[r] = model->ops->score(&model->impl, values + (size_t) r * nf, arms ? arms[r] : NULL);
+	for (int r = 0; r < nrows; r++)
+		finite_score(model, out[r]);
+}
+
 /* A subject's values of the model's features, in its order. */
 KaireonValue *
 kaireon_model_gather(KaireonModel *model, const KaireonFeatures *features)

@@ -67,6 +67,18 @@ typedef struct KaireonModel KaireonModel;
 extern double kaireon_model_score_values(KaireonModel *model, const KaireonValue *values,
 										 const char *arm);
 
+/*
+ * Score nrows subjects at once, e.g. the candidates of one decision: row r's values at
+ * values + r * nfeatures (the model's feature order, as kaireon_model_feature_names lists it),
+ * arms[r] its arm (arms may be NULL when every arm is NULL), shared[f] true when feature f has
+ * the same value in every row (a feature of the customer or of the request), which lets a model
+ * type evaluate what reads only those once (tree models: the customer's part of each tree).
+ * out[r] is exactly kaireon_model_score_values of row r, and the rows are scored in order
+ * (models that draw random numbers draw them as row by row would).
+ */
+extern void kaireon_model_score_batch(KaireonModel *model, const KaireonValue *values, int nrows,
+									  const char *const *arms, const bool *shared, double *out);
+
 /* For the model types (models/): the ops (models/model.h) of a model_type name, or NULL. */
 struct ModelOps;
 extern const struct ModelOps *kaireon_model_ops(const char *type_name);

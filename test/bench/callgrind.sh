@@ -11,6 +11,13 @@
 # user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
 # copied to DIR for `callgrind_annotate --inclusive=yes`. KAIREON_CALLGRIND_OPTIONS replaces the
 # options of the measured calls (default {"dry_run": true}; e.g. {"dry_run": true, "explain": false}).
+# KAIREON_CALLGRIND_FLOW names the decision flow of the measured calls (default: the route's,
+# web-home; e.g. web-model, the 100-tree model over offer features, or web-propensity, its
+# baseline). KAIREON_CALLGRIND_DATA=DIR keeps the loaded cluster in DIR/data (made on the first
+# run, owned by the server user) and reuses it on later runs instead of loading again: only for
+# changes of C code (the reused catalog keeps the SQL it was loaded with). The adaptive
+# propensity counts are read once per run (kaireon.adaptation_refresh_ms one hour): at the
+# default of a second, valgrind's slowness would have them read again every few calls.
 # KAIREON_CALLGRIND_CALL=respond measures kaireon.respond instead (a click on offer o1 for the
 # same customers, toggle-collect=kaireon_respond; the tenant has no journeys): it prints
 # "respond_instructions_per_call <n>".
@@ -32,13 +39,20 @@ command -v valgrind >/dev/null || kaireon_die "valgrind is not installed (Debian
 work=$4
 bindir=""
 trap '[ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$work/data"; rm -rf "$work"' EXIT
-kaireon_bench_server "$work" 54332
-kaireon_log "loading scale $scale"
-"${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
-    -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
-if [ "${KAIREON_CALLGRIND_GRAPH:-v1}" = v2 ]; then
-    kaireon_log "web-home as a version 2 graph"
-    "${psql[@]}" >/dev/null <<'EOF'
+keep=${KAIREON_CALLGRIND_DATA:-}
+data=$work/data
+if [ -n "$keep" ] && [ -f "$keep/data/PG_VERSION" ]; then
+    bindir=$(kaireon_build_install "$work/src" "$work/install")
+    data=$keep/data
+    kaireon_log "reusing the cluster loaded in $data"
+else
+    kaireon_bench_server "$work" 54332
+    kaireon_log "loading scale $scale"
+    "${psql[@]}" -v offers=$offers -v rules=$rules -v policies=$policies -v customers=$customers \
+        -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
+    if [ "${KAIREON_CALLGRIND_GRAPH:-v1}" = v2 ]; then
+        kaireon_log "web-home as a version 2 graph"
+        "${psql[@]}" >/dev/null <<'EOF'
 UPDATE kaireon.decision_flows SET draft_config = '{"version": 2,
     "nodes": [{"id": "inventory", "type": "inventory"}, {"id": "creatives", "type": "match_creatives"},
               {"id": "qualify", "type": "qualify"}, {"id": "policies", "type": "contact_policy"},
@@ -52,16 +66,24 @@ UPDATE kaireon.decision_flows SET draft_config = '{"version": 2,
  WHERE tenant_id = 'bench' AND key = 'web-home';
 SELECT kaireon.publish_decision_flow('bench', 'web-home');
 EOF
+    fi
+    "${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
+    kaireon_stop_cluster "$bindir" "$work/data"
+    if [ -n "$keep" ]; then
+        mkdir -p "$keep" && rm -rf "$keep/data" && cp -a "$work/data" "$keep/data"
+        kaireon_log "the loaded cluster kept in $keep/data"
+    fi
 fi
-"${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
-kaireon_stop_cluster "$bindir" "$work/data"
 
 opts=${KAIREON_CALLGRIND_OPTIONS:-'{"dry_run": true}'}
 case $opts in *\'*|*'$'*) kaireon_die "KAIREON_CALLGRIND_OPTIONS must hold no quote or dollar sign" ;; esac
+flow=${KAIREON_CALLGRIND_FLOW:-}
+case $flow in *[!A-Za-z0-9_-]*) kaireon_die "KAIREON_CALLGRIND_FLOW must be a flow key (letters, digits, - and _)" ;; esac
+flow_arg=${flow:+"decision_flow => '$flow', "}
 call=${KAIREON_CALLGRIND_CALL:-recommend}
 case $call in
     recommend) fn=kaireon_recommend
-               stmt="PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', options => '$opts')" ;;
+               stmt="PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', ${flow_arg}options => '$opts')" ;;
     respond) fn=kaireon_respond
              stmt="PERFORM kaireon.respond('bench', 'c' || (1 + (i * 7919) % $customers), 'click', offer_id => 'o1')" ;;
     *) kaireon_die "KAIREON_CALLGRIND_CALL must be recommend or respond" ;;
@@ -72,7 +94,8 @@ count() {
     local calls=$1 out=$work/cg.$1
     printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP $stmt; END LOOP; END \$\$;" \
         | valgrind --tool=callgrind --toggle-collect=$fn --callgrind-out-file="$out" \
-            "$bindir/postgres" --single -D "$work/data" -c shared_preload_libraries=kaireon postgres >/dev/null 2>"$out.log" \
+            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon \
+            -c kaireon.adaptation_refresh_ms=3600000 postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }

@@ -30,7 +30,11 @@
 
 #include <math.h>
 
+#include "common/hashfn.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "scoring/models/model.h"
 
@@ -97,6 +101,10 @@ typedef struct Tree
 	int			nnodes;
 	int			depth;			/* longest root-to-leaf path, in edges */
 	FastNode   *fast;			/* prediction layout */
+	uint64	   *below;			/* per node of fast: the leaves below it (itself for a leaf), as bits
+								 * of their numbers; NULL when the tree has more than 64 leaves */
+	double	   *leaf_value;		/* by leaf number (with below) */
+	float	   *leaf_value32;	/* the same in float (XGBoost adds its leaves in float) */
 	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
@@ -111,7 +119,44 @@ typedef struct TreeModel
 	int			ntrees;
 	int			max_depth;
 	Tree	   *trees;
+	bool		leaf_sets;		/* every tree has at most 64 leaves (Tree.below) */
+	MemoryContext cxt;			/* the compiled model's context */
+	/* the leaves each tree allows a row's own features (see trees_score_batch), by their values */
+	MemoryContext row_cxt;
+	HTAB	   *row_leaves;
+	long		nrow_leaves;
 } TreeModel;
+
+/* At most this many features of a row's own (not shared) key the cache of its allowed leaves. */
+#define ROW_KEY_VALUES 8
+/* The cache of allowed leaves is emptied when it would pass this size. */
+#define ROW_LEAVES_MAX_BYTES (16 * 1024 * 1024)
+
+/* A row's own feature values (the shared ones masked out) and which features are shared. */
+typedef struct RowKey
+{
+	uint64		shared;			/* bit f: feature f is shared */
+	int32		nown;			/* the number of values in v */
+	int32		pad;
+	double		v[ROW_KEY_VALUES];	/* the values of the other features, in order, as given;
+									 * the rest zero */
+} RowKey;
+
+/* Hash of a RowKey: of its used part only (the rest is zero in every key). */
+static uint32
+row_key_hash(const void *key, Size keysize)
+{
+	const RowKey *k = key;
+
+	return hash_bytes((const unsigned char *) k, offsetof(RowKey, v) + sizeof(double) * k->nown);
+}
+
+/* The leaves each tree allows a row with that key, whatever the shared features' values. */
+typedef struct RowLeaves
+{
+	RowKey		key;
+	uint64	   *allowed;		/* per tree */
+} RowLeaves;
 
 /* Read one per-node numeric array of length n (xgboost ints and floats both). */
 static double *
@@ -198,6 +243,36 @@ build_fast(Tree *t)
 		head++;
 	}
 	pfree(queue);
+}
+
+/*
+ * Number the leaves of the prediction layout (breadth first) and note, per
+ * node, the set of leaves below it, when there are at most 64 (Tree.below).
+ */
+static void
+number_leaves(Tree *t)
+{
+	int			nleaves = 0;
+
+	for (int i = 0; i < t->nnodes; i++)
+		nleaves += t->fast[i].feature < 0;
+	if (nleaves > 64)
+		return;
+	t->below = palloc0(sizeof(uint64) * t->nnodes);
+	t->leaf_value = palloc(sizeof(double) * nleaves);
+	t->leaf_value32 = palloc(sizeof(float) * nleaves);
+	nleaves = 0;
+	for (int i = 0; i < t->nnodes; i++)
+		if (t->fast[i].feature < 0)
+		{
+			t->below[i] = UINT64CONST(1) << nleaves;
+			t->leaf_value32[nleaves] = (float) t->fast[i].value;
+			t->leaf_value[nleaves++] = t->fast[i].value;
+		}
+	/* children come after their parent in breadth-first order */
+	for (int i = t->nnodes - 1; i >= 0; i--)
+		if (t->fast[i].feature >= 0)
+			t->below[i] = t->below[t->fast[i].left] | t->below[t->fast[i].left + 1];
 }
 
 /* Compile one tree of the canonical state. */
@@ -290,6 +365,7 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 		model_error(where, path, "is %d levels deep; at most 64 are supported", t->depth);
 	compute_means(t);
 	build_fast(t);
+	number_leaves(t);
 	pfree(depth);
 }
 
@@ -355,12 +431,15 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 		model_error(where, "", "field \"trees\" must hold at least one tree");
 	m->ntrees = (int) json_array_size(trees);
 	m->trees = palloc0(sizeof(Tree) * m->ntrees);
+	m->leaf_sets = true;
 	json_array_foreach(trees, i, v)
 	{
 		compile_tree(where, v, (int) i, impl->nfeatures, m->format, &m->trees[i]);
 		m->max_depth = Max(m->max_depth, m->trees[i].depth);
+		m->leaf_sets &= m->trees[i].below != NULL;
 		CHECK_FOR_INTERRUPTS();
 	}
+	m->cxt = CurrentMemoryContext;
 	impl->data = m;
 }
 
@@ -527,6 +606,310 @@ trees_score(const ModelImpl *impl, const KaireonValue *values, const char *arm)
 	if (x != buf)
 		pfree(x);
 	return out;
+}
+
+/* ---- scoring many subjects at once ---- */
+
+/*
+ * The node a subject reaches from node i while the splits read only shared
+ * features (their values in x0, row 0's: the same in every row): the first
+ * split on a feature of the row's own, or a leaf.
+ */
+static inline int
+resolve_shared(const TreeModel *m, const Tree *t, int i, const bool *shared, const float *x0f,
+			   const double *x0)
+{
+	const FastNode *nodes = t->fast;
+	int			f;
+
+	while ((f = nodes[i].feature) >= 0 && shared[f])
+	{
+		const FastNode *n = &nodes[i];
+		int			right;
+
+		if (m->format == TF_XGBOOST)
+			right = isnan(x0f[f]) ? n->default_right : !(x0f[f] < n->thr32);
+		else
+			right = lgb_right(n, x0[f]);
+		i = n->left + right;
+	}
+	return i;
+}
+
+/*
+ * The part of tree t that subjects with the shared features' values can
+ * reach, in out (the prediction layout: children adjacent): every split on a
+ * shared feature replaced by the child those values take.  The walk of a row
+ * through it makes the same comparisons on its own features, in the same
+ * order, and reaches the same leaf as through the whole tree.  Returns the
+ * number of nodes (at most t->nnodes); src is scratch of t->nnodes ints.
+ */
+static int
+reduce_tree(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0,
+			FastNode *out, int *src)
+{
+	int			head = 0,
+				next = 1;
+
+	src[0] = resolve_shared(m, t, 0, shared, x0f, x0);
+	while (head < next)
+	{
+		const FastNode *n = &t->fast[src[head]];
+
+		out[head] = *n;
+		if (n->feature >= 0)
+		{
+			out[head].left = next;
+			src[next] = resolve_shared(m, t, n->left, shared, x0f, x0);
+			src[next + 1] = resolve_shared(m, t, n->left + 1, shared, x0f, x0);
+			next += 2;
+		}
+		head++;
+	}
+	return head;
+}
+
+/* Does a value go right at split node n (either format)? */
+static inline int
+goes_right(const TreeModel *m, const FastNode *n, float xf, double xd)
+{
+	if (m->format == TF_XGBOOST)
+		return isnan(xf) ? n->default_right : !(xf < n->thr32);
+	return lgb_right(n, xd);
+}
+
+/*
+ * The leaves of tree t that the shared features' values (row 0's) allow: the
+ * leaves below the nodes a walk reaches when it follows the shared features'
+ * splits and takes both ways at every other split.
+ */
+static uint64
+shared_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0)
+{
+	int			stack[2 * 64 + 2];
+	int			sp = 0;
+	uint64		leaves = 0;
+
+	stack[sp++] = 0;
+	while (sp > 0)
+	{
+		int			i = resolve_shared(m, t, stack[--sp], shared, x0f, x0);
+
+		if (t->fast[i].feature < 0)
+			leaves |= t->below[i];
+		else
+		{
+			/* depth-first: at most one pending sibling per level (depth <= 64) */
+			stack[sp++] = t->fast[i].left + 1;
+			stack[sp++] = t->fast[i].left;
+		}
+	}
+	return leaves;
+}
+
+/*
+ * The leaves each tree allows a row's own features: all leaves but those on
+ * the side its values do not take at a split on one of them.  Kept per model,
+ * by the values (so nothing can go stale: a model that changes is compiled
+ * anew, with an empty cache), since a row's own features are mostly those of
+ * an offer, which come back with every decision.
+ */
+static const uint64 *
+row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const double *xd, uint64 shared_bits)
+{
+	RowKey		key;
+	RowLeaves  *e;
+	bool		found;
+	int			k = 0;
+	uint64	   *allowed;
+
+	memset(&key, 0, sizeof(key));
+	key.shared = shared_bits;
+	for (int f = 0; f < nf; f++)
+		if (!shared[f])
+			key.v[k++] = xd[f];
+	key.nown = k;
+	if (m->row_leaves != NULL &&
+		(m->nrow_leaves + 1) * (long) (sizeof(RowLeaves) + sizeof(uint64) * m->ntrees) > ROW_LEAVES_MAX_BYTES)
+	{
+		MemoryContextReset(m->row_cxt);
+		m->row_leaves = NULL;
+	}
+	if (m->row_leaves == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (m->row_cxt == NULL)
+			m->row_cxt = AllocSetContextCreate(m->cxt, "kaireon tree leaves by row", ALLOCSET_DEFAULT_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(RowKey);
+		ctl.entrysize = sizeof(RowLeaves);
+		ctl.hash = row_key_hash;
+		ctl.match = memcmp;
+		ctl.hcxt = m->row_cxt;
+		m->row_leaves = hash_create("kaireon tree leaves by row", 256, &ctl,
+									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+		m->nrow_leaves = 0;
+	}
+	e = hash_search(m->row_leaves, &key, HASH_FIND, &found);
+	if (found)
+		return e->allowed;
+	/* computed before the entry is made: an error on the way leaves no entry behind */
+	allowed = MemoryContextAlloc(m->row_cxt, sizeof(uint64) * m->ntrees);
+	for (int t = 0; t < m->ntrees; t++)
+	{
+		const Tree *tr = &m->trees[t];
+
+		allowed[t] = ~UINT64CONST(0);
+		for (int i = 0; i < tr->nnodes; i++)
+		{
+			const FastNode *n = &tr->fast[i];
+
+			if (n->feature >= 0 && !shared[n->feature])
+				allowed[t] &= ~tr->below[n->left + !goes_right(m, n, xf ? xf[n->feature] : 0, xd[n->feature])];
+		}
+	}
+	e = hash_search(m->row_leaves, &key, HASH_ENTER, &found);
+	e->allowed = allowed;
+	m->nrow_leaves++;
+	return allowed;
+}
+
+/*
+ * score_batch: the rows' predictions, tree by tree over all rows (each tree's
+ * nodes stay in the cache while every row walks it), each tree first reduced
+ * by the shared features when some are shared and there are rows enough to
+ * pay for it.  Every row's leaves are added in tree order onto the base
+ * margin, in the same precision as trees_predict, so each score equals
+ * trees_score of its row bit for bit.
+ */
+static void
+trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, const char *const *arms,
+				  const bool *shared, double *out)
+{
+	const TreeModel *m = (const TreeModel *) impl->data;
+	int			nf = impl->nfeatures;
+	bool		xgb = m->format == TF_XGBOOST;
+	bool		any_shared = false;
+	int			maxnodes = 1;
+	double	   *xd = palloc(sizeof(double) * (size_t) nrows * nf);
+	float	   *xf = xgb ? palloc(sizeof(float) * (size_t) nrows * nf) : NULL;
+	float	   *fsum = xgb ? palloc(sizeof(float) * nrows) : NULL;
+	double	   *dsum = xgb ? NULL : palloc(sizeof(double) * nrows);
+	FastNode   *reduced = NULL;
+	int		   *src = NULL;
+
+	/* feature rows laid out one after the other, as the library's own types */
+	for (int r = 0; r < nrows; r++)
+		for (int f = 0; f < nf; f++)
+		{
+			xd[(size_t) r * nf + f] = kv_number(&values[(size_t) r * nf + f]);
+			if (xgb)
+				xf[(size_t) r * nf + f] = (float) xd[(size_t) r * nf + f];
+		}
+	for (int f = 0; shared != NULL && f < nf; f++)
+		any_shared |= shared[f];
+	for (int t = 0; t < m->ntrees; t++)
+		maxnodes = Max(maxnodes, m->trees[t].nnodes);
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb)
+			fsum[r] = (float) m->base_margin;
+		else
+			dsum[r] = m->base_margin;
+	}
+
+	/*
+	 * With few own features and trees of at most 64 leaves: the leaf a row
+	 * reaches is the one leaf both the shared features' values and the row's
+	 * own allow (each excludes the side not taken at each of its splits, and
+	 * any other leaf lies on the side not taken at its last common ancestor
+	 * with the leaf reached), so a row costs an AND per tree once the leaves
+	 * its own values allow are known (cached by value, see row_leaves).
+	 */
+	if (any_shared && m->leaf_sets && nf <= 64)
+	{
+		uint64		shared_bits = 0;
+		int			nown = 0;
+
+		for (int f = 0; f < nf; f++)
+		{
+			shared_bits |= shared[f] ? UINT64CONST(1) << f : 0;
+			nown += !shared[f];
+		}
+		if (nown <= ROW_KEY_VALUES)
+		{
+			const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
+
+			for (int r = 0; r < nrows; r++)
+				allowed[r] = row_leaves((TreeModel *) m, nf, shared, xf ? xf + (size_t) r * nf : NULL,
+										xd + (size_t) r * nf, shared_bits);
+			for (int t = 0; t < m->ntrees; t++)
+			{
+				const Tree *tr = &m->trees[t];
+				uint64		leaves = shared_leaves(m, tr, shared, xf, xd);
+
+				/* exactly one leaf is allowed by both (a row's own set is never empty of it) */
+				if (xgb)
+					for (int r = 0; r < nrows; r++)
+						fsum[r] += tr->leaf_value32[pg_rightmost_one_pos64(leaves & allowed[r][t])];
+				else
+					for (int r = 0; r < nrows; r++)
+						dsum[r] += tr->leaf_value[pg_rightmost_one_pos64(leaves & allowed[r][t])];
+			}
+			pfree(allowed);
+			goto output;
+		}
+	}
+	/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
+	if (any_shared && nrows >= 8)
+	{
+		reduced = palloc(sizeof(FastNode) * maxnodes);
+		src = palloc(sizeof(int) * maxnodes);
+	}
+	for (int t = 0; t < m->ntrees; t++)
+	{
+		Tree		walk = m->trees[t];
+
+		if (reduced != NULL)
+		{
+			walk.nnodes = reduce_tree(m, &m->trees[t], shared, xf, xd, reduced, src);
+			walk.fast = reduced;
+		}
+		if (xgb)
+			for (int r = 0; r < nrows; r++)
+				fsum[r] += (float) xgb_leaf(&walk, xf + (size_t) r * nf);
+		else
+			for (int r = 0; r < nrows; r++)
+				dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
+	}
+output:
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb && m->transform == TT_SIGMOID)
+		{
+			/* as trees_predict: XGBoost's logistic in float, clamped against overflow */
+			float		e = expf(fminf(-fsum[r], 88.7f));
+
+			out[r] = (double) (1.0f / (e + 1.0f));
+		}
+		else if (xgb)
+			out[r] = fsum[r];
+		else
+			out[r] = lgb_output(m, dsum[r]);
+	}
+	pfree(xd);
+	if (xf)
+		pfree(xf);
+	if (fsum)
+		pfree(fsum);
+	if (dsum)
+		pfree(dsum);
+	if (reduced)
+	{
+		pfree(reduced);
+		pfree(src);
+	}
 }
 
 /* ---- TreeSHAP ---- */
@@ -727,6 +1110,7 @@ const ModelOps kaireon_trees_ops = {
 	.type_name = "gradient_boosted",
 	.compile = trees_compile,
 	.score = trees_score,
+	.score_batch = trees_score_batch,
 	.explain = trees_explain,
 	.learns_online = false,
 	.learn = NULL,

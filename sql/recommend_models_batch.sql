@@ -1,0 +1,95 @@
+-- A tree model over offer features scores all of a decision's candidates at once (docs/models.md
+-- "Scoring a decision's candidates at once"): every candidate's propensity equals kaireon.score
+-- of that candidate, bit for bit, for XGBoost and LightGBM models, trees of at most 64 leaves
+-- (the leaves each side allows), of more (trees reduced by the customer's features, or walked
+-- whole for few candidates), missing values on the customer's and the offer's side, the
+-- cache of the offers' leaves across decisions, and after the model changes.
+\set VERBOSITY terse
+SET timezone = 'UTC';
+INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES ('tb', 'Tree batch', 'tb', '{"decisionTraceSampleRate": 0}');
+INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('tb', 'web', 'Web', 'web');
+-- 12 offers; the custom field z is missing on every third, a string on o7
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority, value, custom_fields)
+SELECT 'tb', 'o' || i, 'Offer ' || i, 'active', 10 + (i * 37) % 80, (i * 53) % 97,
+       CASE WHEN i % 3 = 0 THEN '{}'::jsonb WHEN i = 7 THEN '{"z": "high"}' ELSE jsonb_build_object('z', (i * 29) % 11 - 5) END
+  FROM generate_series(1, 12) i;
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name)
+SELECT 'tb', 'c' || i, 'o' || i, 'web', 'c' || i FROM generate_series(1, 12) i;
+
+-- A forest of complete trees (breadth first: node n splits into 2n+1 and 2n+2) over the
+-- customer's x and y and the offer's value, priority and z, thresholds inside each feature's
+-- range; LightGBM nodes take every missing type in turn.
+CREATE FUNCTION pg_temp.forest(format text, ntrees int, depth int, salt int) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('format', format, 'objective', 'binary:logistic', 'transform', 'sigmoid',
+                              'baseMargin', -0.5 + salt / 10.0,
+                              'features', '["x", "y", "offer.value", "offer.priority", "offer.z"]'::jsonb,
+                              'trees', jsonb_agg(tree ORDER BY t))
+      FROM (SELECT t, jsonb_build_object(
+                 'split', jsonb_agg(CASE WHEN n < internal THEN (t + n + salt) % 5 ELSE -1 END ORDER BY n),
+                 'threshold', jsonb_agg(CASE WHEN n >= internal THEN 0
+                     ELSE CASE (t + n + salt) % 5 WHEN 0 THEN ((t * 7 + n * 13) % 7) - 3 + 0.5
+                                                  WHEN 1 THEN (t * 3 + n * 11 + salt) % 10
+                                                  WHEN 2 THEN (t + n * 7) % 97
+                                                  WHEN 3 THEN 10 + (t * 5 + n * 3) % 80
+                                                  ELSE ((t + n) % 11) - 5 + 0.25 END END ORDER BY n),
+                 'left', jsonb_agg(CASE WHEN n < internal THEN 2 * n + 1 ELSE -1 END ORDER BY n),
+                 'right', jsonb_agg(CASE WHEN n < internal THEN 2 * n + 2 ELSE -1 END ORDER BY n),
+                 'defaultLeft', jsonb_agg((n + t) % 2 ORDER BY n),
+                 'missingType', jsonb_agg(CASE WHEN n < internal THEN (n + t) % 3 ELSE 0 END ORDER BY n),
+                 'value', jsonb_agg(CASE WHEN n < internal THEN 0
+                                         ELSE round((((t * 31 + n * 17 + salt) % 200) - 100) / 1000.0, 4) END ORDER BY n)) AS tree
+              FROM (SELECT (2 ^ depth)::int - 1 AS internal) d,
+                   generate_series(0, ntrees - 1) t, generate_series(0, (2 ^ (depth + 1))::int - 2) n
+             GROUP BY t) trees
+$$;
+CREATE FUNCTION pg_temp.without_missing_type(state jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_set(state, '{trees}', (SELECT jsonb_agg(t - 'missingType' ORDER BY o)
+                                          FROM jsonb_array_elements(state -> 'trees') WITH ORDINALITY e(t, o)))
+$$;
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+    ('tb', 'xgb6', 'XGBoost depth 6', 'gradient_boosted', pg_temp.without_missing_type(pg_temp.forest('xgboost', 20, 6, 0))),
+    ('tb', 'xgb7', 'XGBoost depth 7', 'gradient_boosted', pg_temp.without_missing_type(pg_temp.forest('xgboost', 6, 7, 1))),
+    ('tb', 'lgb6', 'LightGBM depth 6', 'gradient_boosted', pg_temp.forest('lightgbm', 20, 6, 2)),
+    ('tb', 'lgb7', 'LightGBM depth 7', 'gradient_boosted', pg_temp.forest('lightgbm', 6, 7, 3));
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config)
+SELECT 'tb', 'f-' || k, k, k, k = 'xgb6', jsonb_build_object('maxOffers', 12, 'score', jsonb_build_object('method', 'propensity', 'modelKey', k))
+  FROM unnest(ARRAY['xgb6', 'xgb7', 'lgb6', 'lgb7']) k;
+-- five candidates only: too few to reduce the trees of more than 64 leaves, walked whole
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config)
+SELECT 'tb', 'f-' || k || '-few', k || '-few', k || ' few',
+       jsonb_build_object('maxOffers', 12, 'inventory', '{"offers": ["o1", "o2", "o3", "o4", "o7"]}'::jsonb,
+                          'score', jsonb_build_object('method', 'propensity', 'modelKey', k))
+  FROM unnest(ARRAY['xgb7', 'lgb7']) k;
+SELECT count(kaireon.publish_decision_flow('tb', key)) AS published FROM kaireon.decision_flows WHERE tenant_id = 'tb';
+
+-- The decision's propensities against kaireon.score of each candidate (a sigmoid: no clamping).
+CREATE FUNCTION pg_temp.check(flow text, model text, ctx jsonb)
+    RETURNS TABLE (flow text, context jsonb, candidates bigint, equal bigint, distinct_scores bigint)
+LANGUAGE sql AS $$
+    SELECT flow, ctx, count(*),
+           count(*) FILTER (WHERE r.propensity = kaireon.score('tb', model, ctx || jsonb_build_object(
+               'offer.value', o.value, 'offer.priority', o.priority, 'offer.z', o.custom_fields -> 'z'))),
+           count(DISTINCT r.propensity)
+      FROM kaireon.recommend('tb', 'cust', 'web', decision_flow => flow, context => ctx, options => '{"dry_run": true}') r
+      JOIN kaireon.offers o ON o.tenant_id = 'tb' AND o.id = r.offer_id
+$$;
+SELECT c.* FROM unnest(ARRAY['xgb6', 'xgb7', 'lgb6', 'lgb7', 'xgb7-few', 'lgb7-few']) f,
+                unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": -2, "y": 9}', '{"y": 0}', '{"x": 0}', '{}']::jsonb[]) ctx,
+                LATERAL pg_temp.check(f, split_part(f, '-', 1), ctx) c
+ ORDER BY c.flow, c.context::text;
+
+-- the same decisions again (the offers' leaves now come from the model's cache)
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM unnest(ARRAY['xgb6', 'lgb6']) f, unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": 3, "y": 2}']::jsonb[]) ctx,
+       LATERAL pg_temp.check(f, f, ctx) c;
+
+-- an offer's value changes: its new value keys its leaves (nothing stale)
+UPDATE kaireon.offers SET value = value + 40 WHERE tenant_id = 'tb' AND id IN ('o1', 'o2', 'o5');
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM unnest(ARRAY['xgb6', 'lgb6']) f, LATERAL pg_temp.check(f, f, '{"x": 1.5, "y": 4}') c;
+
+-- the model changes: compiled anew, with its own cache
+UPDATE kaireon.algorithm_models SET model_state = pg_temp.without_missing_type(pg_temp.forest('xgboost', 20, 6, 5))
+ WHERE tenant_id = 'tb' AND key = 'xgb6';
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM LATERAL pg_temp.check('xgb6', 'xgb6', '{"x": 1.5, "y": 4}') c;

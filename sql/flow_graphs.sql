@@ -129,6 +129,9 @@ LANGUAGE sql AS $$
       FROM pg_temp.linear() g
 $$;
 SELECT pg_temp.try(pg_temp.linear()) AS linear;
+-- the flow-wide settings of lift.md are version 2's too: a control answer and a flow A/B test
+SELECT pg_temp.try(pg_temp.linear() || '{"controlGroupPercent": 5, "controlAnswer": ["o1"], "flowExperiment": "ab"}') AS flow_settings;
+SELECT pg_temp.try(pg_temp.linear() || '{"controlAnswer": [1]}') AS bad_control_answer;
 SELECT pg_temp.try(pg_temp.edit('[{"id": "score", "type": "scorer"}]')) AS unknown_type;
 SELECT pg_temp.try(pg_temp.edit('[{"id": "score", "type": "score", "config": {"method": "formula", "bogus": 1}}]')) AS unknown_config_field;
 SELECT pg_temp.try(pg_temp.edit('[{"id": "score", "type": "score", "colour": "red"}]')) AS unknown_node_field;

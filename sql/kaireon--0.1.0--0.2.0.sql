@@ -7203,6 +7203,82 @@ CREATE TRIGGER check_flow_calls BEFORE INSERT OR UPDATE OF published_versions, p
 REVOKE ALL ON FUNCTION kaireon_internal._check_flow_calls() FROM PUBLIC;
 -- ==== end of flow graphs ====
 
+-- ==== merge of the journey engine's fix (jengine: the key in its own type) and jevents' one home
+-- for the customer data table: _journey_condition as sql/install/49_journey_engine.sql has it ====
+CREATE OR REPLACE FUNCTION kaireon_internal._journey_condition(p_tenant text, p_customer text, p_when jsonb, p_at timestamptz)
+    RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_table     text;
+    v_key       text;
+    v_key_type  text;
+    v_key_text  boolean;
+    v_value     jsonb;
+    v_want      jsonb := p_when -> 'value';
+    v_cmp       integer;
+BEGIN
+    IF p_when ? 'segmentId' THEN
+        RETURN kaireon.is_segment_member(p_tenant, p_when ->> 'segmentId', p_customer);
+    ELSIF p_when ? 'outcome' THEN
+        RETURN EXISTS (SELECT 1 FROM kaireon.interaction_history ih
+                        WHERE ih.tenant_id = p_tenant AND ih.customer_id = p_customer
+                          AND ih.interaction_type = 'outcome' AND ih.outcome_type_key = p_when ->> 'outcome'
+                          AND ih.occurred_at <= p_at
+                          AND (NOT p_when ? 'withinDays'
+                               OR ih.occurred_at >= p_at - make_interval(days => (p_when ->> 'withinDays')::integer)));
+    ELSIF p_when ? 'experimentId' THEN
+        RETURN (SELECT a.variant FROM kaireon.assign_experiment(p_tenant, p_when ->> 'experimentId', p_customer) a)
+               = p_when ->> 'arm';
+    END IF;
+    -- an attribute of the customer's row in the tenant's first published customer data schema,
+    -- read through its primary key (tenant_id, key): the key compared in its own type (compared
+    -- as text it would read the whole table); an id that is no value of that type has no row
+    SELECT c.table_name, c.key_column INTO v_table, v_key FROM kaireon_internal._customer_data_table(p_tenant) c;
+    SELECT a.atttypid IN ('text'::regtype, 'varchar'::regtype), format_type(a.atttypid, NULL)
+      INTO v_key_text, v_key_type
+      FROM pg_attribute a
+     WHERE a.attrelid = to_regclass(v_table) AND quote_ident(a.attname) = v_key AND NOT a.attisdropped;
+    IF v_table IS NULL OR v_key IS NULL OR v_key_type IS NULL THEN
+        RETURN false;
+    END IF;
+    IF v_key_text THEN
+        EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%s = $1', v_table, v_key)
+           INTO v_value USING p_customer, p_when ->> 'attribute', p_tenant;
+    ELSE
+        BEGIN
+            EXECUTE format('SELECT to_jsonb(x) -> $2 FROM %s x WHERE x.tenant_id = $3 AND x.%s = $1::%s',
+                           v_table, v_key, v_key_type)
+               INTO v_value USING p_customer, p_when ->> 'attribute', p_tenant;
+        EXCEPTION WHEN data_exception THEN
+            RETURN false;   -- the id is no value of the key's type: no row
+        END;
+    END IF;
+    IF v_value IS NULL OR jsonb_typeof(v_value) = 'null' THEN
+        RETURN false;       -- no row, or no value: no condition holds
+    END IF;
+    CASE p_when ->> 'operator'
+        WHEN 'eq' THEN RETURN v_value = v_want;
+        WHEN 'neq' THEN RETURN v_value <> v_want;
+        WHEN 'in' THEN RETURN v_want @> jsonb_build_array(v_value);
+        WHEN 'not_in' THEN RETURN NOT v_want @> jsonb_build_array(v_value);
+        ELSE
+            IF jsonb_typeof(v_value) = 'number' AND jsonb_typeof(v_want) = 'number' THEN
+                v_cmp := sign((v_value #>> '{}')::numeric - (v_want #>> '{}')::numeric);
+            ELSIF jsonb_typeof(v_value) = 'string' AND jsonb_typeof(v_want) = 'string' THEN
+                v_cmp := CASE WHEN (v_value #>> '{}') COLLATE "C" < (v_want #>> '{}') COLLATE "C" THEN -1
+                              WHEN (v_value #>> '{}') = (v_want #>> '{}') THEN 0 ELSE 1 END;
+            ELSE
+                RETURN false;   -- a number and a string do not compare
+            END IF;
+            RETURN CASE p_when ->> 'operator' WHEN 'gt' THEN v_cmp > 0 WHEN 'gte' THEN v_cmp >= 0
+                                              WHEN 'lt' THEN v_cmp < 0 WHEN 'lte' THEN v_cmp <= 0 END;
+    END CASE;
+END
+$fn$;
+-- ==== end of the merge of _journey_condition ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

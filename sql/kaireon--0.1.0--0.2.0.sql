@@ -7279,6 +7279,93 @@ END
 $fn$;
 -- ==== end of the merge of _journey_condition ====
 
+-- ==== segment entry of journeys (issue 15 item 1: sql/install/49_journey_engine.sql, the journeys job) ====
+-- Segment entry (docs/journeys.md, "Enrolment"): the members of the segment named by the
+-- entry_trigger of a journey's latest published version who never entered it, enrolled.
+CREATE FUNCTION kaireon_internal._journey_segment_entries(p_tenant text, p_at timestamptz, p_max integer)
+    RETURNS TABLE (journey_id text, customer_id text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    j           record;
+    v_left      integer := p_max;
+    v_customer  text;
+    v_result    jsonb;
+BEGIN
+    FOR j IN SELECT x.id, e.s ->> 'segmentId' AS segment_id
+               FROM kaireon.journeys x
+               CROSS JOIN LATERAL (SELECT v -> 'definition' AS d FROM jsonb_array_elements(x.published_versions) v
+                                    WHERE (v ->> 'version')::integer = x.published_version) pv
+               CROSS JOIN LATERAL (SELECT s FROM jsonb_array_elements(pv.d -> 'steps') s
+                                    WHERE s ->> 'type' = 'entry_trigger') e
+              WHERE x.tenant_id = p_tenant AND x.status = 'active' AND x.published_version IS NOT NULL
+                AND e.s ? 'segmentId'
+              ORDER BY x.id
+    LOOP
+        EXIT WHEN v_left <= 0;
+        -- a member enters once by its membership (re-entry, where allowed, is an event's);
+        -- the enrolments are read through (tenant_id, journey_id, customer_id)
+        BEGIN
+        FOR v_customer IN EXECUTE format(
+            'SELECT m.customer_id FROM %s m
+              WHERE NOT EXISTS (SELECT 1 FROM kaireon.journey_enrollments n
+                                 WHERE n.tenant_id = $1 AND n.journey_id = $2 AND n.customer_id = m.customer_id)
+              ORDER BY m.customer_id LIMIT $3',
+            kaireon_internal._segment_view(p_tenant, j.segment_id)) USING p_tenant, j.id, v_left
+        LOOP
+            v_result := kaireon.enroll_in_journey(p_tenant, j.id, v_customer,
+                                                  jsonb_build_object('source', 'segment', 'segmentId', j.segment_id), p_at);
+            IF (v_result ->> 'enrolled')::boolean THEN
+                journey_id := j.id;
+                customer_id := v_customer;
+                v_left := v_left - 1;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- a segment no longer published (or unreadable) skips its journey, not the others
+            RAISE WARNING 'journey "%" of tenant "%": its entry segment "%" cannot be read: %',
+                j.id, p_tenant, j.segment_id, SQLERRM;
+        END;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._journey_segment_entries(text, timestamptz, integer) IS
+    'Internal: enrols at p_at, through kaireon.enroll_in_journey (reason {"source": "segment", "segmentId"}), up to p_max members of the segment named by the entry_trigger of each active journey''s latest published version who never entered that journey; one row per enrolment. Run confined to the tenant by kaireon.enroll_journey_segments. See docs/journeys.md.';
+
+CREATE FUNCTION kaireon.enroll_journey_segments(tenant_id text DEFAULT NULL, at timestamptz DEFAULT now(),
+                                                max_customers integer DEFAULT 1000)
+    RETURNS TABLE (journey_tenant_id text, journey_id text, customer_id text)
+    AS 'MODULE_PATHNAME', 'kaireon_enroll_journey_segments'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.enroll_journey_segments(text, timestamptz, integer) IS
+    'Segment entry of journeys, as of at (default now; tests pin it): for each tenant (tenant_id, or every tenant the caller sees) with active published journeys whose entry_trigger names a segmentId, confined to that tenant, enrols up to max_customers members of those segments who never entered the journey (kaireon.enroll_in_journey); a tenant whose segment cannot be read is skipped with a warning. One row per enrolment. The maintenance job journeys calls it before advancing. See docs/journeys.md.';
+REVOKE ALL ON FUNCTION kaireon_internal._journey_segment_entries(text, timestamptz, integer),
+    kaireon.enroll_journey_segments(text, timestamptz, integer) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION kaireon.maintenance_jobs()
+    RETURNS TABLE (job text, schedule_setting text, schedule text, does text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT j.job, j.setting, coalesce(current_setting(j.setting, true), '(library not loaded)'), j.does
+      FROM (VALUES
+        (1, 'retention', 'kaireon.retention_schedule', 'kaireon.run_retention: every data class of every tenant, then the coming months'' partitions'),
+        (2, 'partitions', 'kaireon.partition_schedule', 'kaireon.create_interaction_partitions(kaireon.partition_months_ahead)'),
+        (3, 'outbox', 'kaireon.outbox_schedule', 'kaireon.publish_outbox until no due event is left'),
+        (4, 'summaries', 'kaireon.summary_schedule', 'kaireon.rollup_summaries until caught up, then kaireon.compute_metrics'),
+        (5, 'volume_reset', 'kaireon.volume_reset_schedule', 'kaireon.reset_volume_counters'),
+        (6, 'suppressions', 'kaireon.suppression_schedule', 'kaireon.run_retention for the suppressions class (expired suppressions)'),
+        (7, 'scores', 'kaireon.score_schedule', 'kaireon.compute_engagement_health and kaireon.compute_customer_clv'),
+        (8, 'dual_prices', 'kaireon.dual_price_schedule', 'kaireon.update_dual_prices(), when installed (real-time Lagrangian arbitration)'),
+        (9, 'alerts', 'kaireon.alert_schedule', 'kaireon.evaluate_alerts in batches of kaireon.alert_batch_size until every active rule was evaluated'),
+        (10, 'schedules', 'kaireon.campaign_schedule', 'kaireon.run_schedules: due scheduled campaign runs, then their pending export batches, one per transaction'),
+        (11, 'journeys', 'kaireon.journey_schedule', 'segment entries (kaireon.enroll_journey_segments), then kaireon.advance_journeys in batches of kaireon.journey_batch_size due enrolments, one transaction per batch, until fewer are due')
+      ) AS j (n, job, setting, does)
+     ORDER BY j.n
+$fn$;
+-- ==== end of segment entry ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

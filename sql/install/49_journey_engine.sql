@@ -347,3 +347,65 @@ CREATE FUNCTION kaireon.advance_journeys(tenant_id text DEFAULT NULL, at timesta
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.advance_journeys(text, timestamptz, integer) IS
     'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, converted, error). The maintenance job journeys calls it. See docs/journeys.md.';
+
+-- Segment entry (docs/journeys.md, "Enrolment"): the members of the segment named by the
+-- entry_trigger of a journey's latest published version who never entered it, enrolled.
+CREATE FUNCTION kaireon_internal._journey_segment_entries(p_tenant text, p_at timestamptz, p_max integer)
+    RETURNS TABLE (journey_id text, customer_id text)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    j           record;
+    v_left      integer := p_max;
+    v_customer  text;
+    v_result    jsonb;
+BEGIN
+    FOR j IN SELECT x.id, e.s ->> 'segmentId' AS segment_id
+               FROM kaireon.journeys x
+               CROSS JOIN LATERAL (SELECT v -> 'definition' AS d FROM jsonb_array_elements(x.published_versions) v
+                                    WHERE (v ->> 'version')::integer = x.published_version) pv
+               CROSS JOIN LATERAL (SELECT s FROM jsonb_array_elements(pv.d -> 'steps') s
+                                    WHERE s ->> 'type' = 'entry_trigger') e
+              WHERE x.tenant_id = p_tenant AND x.status = 'active' AND x.published_version IS NOT NULL
+                AND e.s ? 'segmentId'
+              ORDER BY x.id
+    LOOP
+        EXIT WHEN v_left <= 0;
+        -- a member enters once by its membership (re-entry, where allowed, is an event's);
+        -- the enrolments are read through (tenant_id, journey_id, customer_id)
+        BEGIN
+        FOR v_customer IN EXECUTE format(
+            'SELECT m.customer_id FROM %s m
+              WHERE NOT EXISTS (SELECT 1 FROM kaireon.journey_enrollments n
+                                 WHERE n.tenant_id = $1 AND n.journey_id = $2 AND n.customer_id = m.customer_id)
+              ORDER BY m.customer_id LIMIT $3',
+            kaireon_internal._segment_view(p_tenant, j.segment_id)) USING p_tenant, j.id, v_left
+        LOOP
+            v_result := kaireon.enroll_in_journey(p_tenant, j.id, v_customer,
+                                                  jsonb_build_object('source', 'segment', 'segmentId', j.segment_id), p_at);
+            IF (v_result ->> 'enrolled')::boolean THEN
+                journey_id := j.id;
+                customer_id := v_customer;
+                v_left := v_left - 1;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+        EXCEPTION WHEN OTHERS THEN
+            -- a segment no longer published (or unreadable) skips its journey, not the others
+            RAISE WARNING 'journey "%" of tenant "%": its entry segment "%" cannot be read: %',
+                j.id, p_tenant, j.segment_id, SQLERRM;
+        END;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._journey_segment_entries(text, timestamptz, integer) IS
+    'Internal: enrols at p_at, through kaireon.enroll_in_journey (reason {"source": "segment", "segmentId"}), up to p_max members of the segment named by the entry_trigger of each active journey''s latest published version who never entered that journey; one row per enrolment. Run confined to the tenant by kaireon.enroll_journey_segments. See docs/journeys.md.';
+
+CREATE FUNCTION kaireon.enroll_journey_segments(tenant_id text DEFAULT NULL, at timestamptz DEFAULT now(),
+                                                max_customers integer DEFAULT 1000)
+    RETURNS TABLE (journey_tenant_id text, journey_id text, customer_id text)
+    AS 'MODULE_PATHNAME', 'kaireon_enroll_journey_segments'
+    LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION kaireon.enroll_journey_segments(text, timestamptz, integer) IS
+    'Segment entry of journeys, as of at (default now; tests pin it): for each tenant (tenant_id, or every tenant the caller sees) with active published journeys whose entry_trigger names a segmentId, confined to that tenant, enrols up to max_customers members of those segments who never entered the journey (kaireon.enroll_in_journey); a tenant whose segment cannot be read is skipped with a warning. One row per enrolment. The maintenance job journeys calls it before advancing. See docs/journeys.md.';

@@ -41,7 +41,7 @@ AS $fn$
         (8, 'dual_prices', 'kaireon.dual_price_schedule', 'kaireon.update_dual_prices(), when installed (real-time Lagrangian arbitration)'),
         (9, 'alerts', 'kaireon.alert_schedule', 'kaireon.evaluate_alerts in batches of kaireon.alert_batch_size until every active rule was evaluated'),
         (10, 'schedules', 'kaireon.campaign_schedule', 'kaireon.run_schedules: due scheduled campaign runs, then their pending export batches, one per transaction'),
-        (11, 'journeys', 'kaireon.journey_schedule', 'kaireon.advance_journeys in batches of kaireon.journey_batch_size due enrolments, one transaction per batch, until fewer are due')
+        (11, 'journeys', 'kaireon.journey_schedule', 'segment entries (kaireon.enroll_journey_segments), then kaireon.advance_journeys in batches of kaireon.journey_batch_size due enrolments, one transaction per batch, until fewer are due')
       ) AS j (n, job, setting, does)
      ORDER BY j.n
 $fn$;

@@ -37,6 +37,7 @@
 #include "security/session.h"
 
 PG_FUNCTION_INFO_V1(kaireon_advance_journeys);
+PG_FUNCTION_INFO_V1(kaireon_enroll_journey_segments);
 
 /* A due enrolment, claimed, and the steps its pass took. */
 typedef struct DueEnrollment
@@ -205,6 +206,134 @@ kaireon_advance_journeys(PG_FUNCTION_ARGS)
 		}
 		for (int s = 0; s < d->nsteps; s++)
 			put_row(rsinfo, d, &d->steps[s * 3]);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* The segment entries of one tenant (a subtransaction's step, confined to the tenant). */
+typedef struct SegmentEntries
+{
+	char	   *tenant_id;
+	TimestampTz at;
+	int			max;
+	int			n;
+	char	  **rows;			/* journey_id, customer_id per enrolment */
+} SegmentEntries;
+
+/* Enrol one tenant's segment members (kaireon_internal._journey_segment_entries), confined. */
+static void
+enrol_tenant_segments(void *arg)
+{
+	SegmentEntries *t = (SegmentEntries *) arg;
+	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, INT4OID};
+	Datum		values[3] = {CStringGetTextDatum(t->tenant_id), TimestampTzGetDatum(t->at), Int32GetDatum(t->max)};
+	const char *volatile prev = kaireon_confine_tenant(t->tenant_id);
+
+	PG_TRY();
+	{
+		if (kspi_execute_with_args("SELECT journey_id, customer_id FROM kaireon_internal._journey_segment_entries($1, $2, $3)",
+								   3, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: the segment entries of tenant \"%s\" failed", t->tenant_id);
+		t->n = (int) SPI_processed;
+		t->rows = palloc(sizeof(char *) * 2 * Max(t->n, 1));
+		for (int i = 0; i < t->n; i++)
+			for (int c = 0; c < 2; c++)
+				t->rows[i * 2 + c] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1);
+	}
+	PG_FINALLY();
+	{
+		kaireon_confine_tenant(prev);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * kaireon.enroll_journey_segments(tenant_id, at, max_customers).  Steps: (1)
+ * check the arguments and the caller's access to tenant_id; (2) the tenants
+ * with an active published journey whose entry names a segment; (3) per
+ * tenant, in a subtransaction confined to it, enrol up to what is left of
+ * max_customers; a tenant that fails (say, its segment is unpublished) is
+ * rolled back alone and reported as a warning.
+ */
+Datum
+kaireon_enroll_journey_segments(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TimestampTz at;
+	int			left;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	MemoryContext caller;
+	int			ntenants;
+	char	  **tenants;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("at and max_customers must not be null"),
+				 errhint("Leave them out for now() and 1000.")));
+	at = PG_GETARG_TIMESTAMPTZ(1);
+	left = PG_GETARG_INT32(2);
+	if (TIMESTAMP_NOT_FINITE(at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at must be a finite time"),
+				 errhint("Pass the time of entry.")));
+	if (left < 1 || left > 100000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_customers must be between 1 and 100000, not %d", left),
+				 errhint("Pass how many segment members to enrol in this call.")));
+	if (tenant != NULL)
+		kaireon_check_tenant_access(tenant);
+	InitMaterializedSRF(fcinfo, 0);
+	caller = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	MemoryContextSwitchTo(caller);
+
+	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	nulls[0] = tenant ? ' ' : 'n';
+	if (kspi_execute_with_args("SELECT DISTINCT x.tenant_id FROM kaireon.journeys x "
+							   " WHERE x.status = 'active' AND x.published_version IS NOT NULL "
+							   "   AND ($1::text IS NULL OR x.tenant_id = $1) "
+							   "   AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.published_versions) v, "
+							   "                             jsonb_array_elements(v -> 'definition' -> 'steps') s "
+							   "                WHERE (v ->> 'version')::integer = x.published_version "
+							   "                  AND s ->> 'type' = 'entry_trigger' AND s ? 'segmentId') "
+							   " ORDER BY 1",
+							   1, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reading the journeys with segment entry failed");
+	ntenants = (int) SPI_processed;
+	tenants = palloc(sizeof(char *) * Max(ntenants, 1));
+	for (int i = 0; i < ntenants; i++)
+		tenants[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	for (int i = 0; i < ntenants && left > 0; i++)
+	{
+		SegmentEntries t = {.tenant_id = tenants[i], .at = at, .max = left};
+		ErrorData  *err;
+
+		CHECK_FOR_INTERRUPTS();
+		err = ksubxact_run(enrol_tenant_segments, &t);
+		if (err != NULL)
+		{
+			ereport(WARNING,
+					(errmsg("kaireon: the journey segment entries of tenant \"%s\" failed: %s",
+							t.tenant_id, err->message)));
+			continue;
+		}
+		for (int r = 0; r < t.n; r++)
+		{
+			Datum		row[3] = {CStringGetTextDatum(t.tenant_id), CStringGetTextDatum(t.rows[r * 2]),
+			CStringGetTextDatum(t.rows[r * 2 + 1])};
+			bool		rnulls[3] = {false, false, false};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rnulls);
+		}
+		left -= t.n;
 	}
 	SPI_finish();
 	return (Datum) 0;

@@ -311,7 +311,8 @@ job_schedules(KJobCtx *ctx, json_t *detail)
 }
 
 /*
- * journeys: kaireon.advance_journeys in batches of kaireon.journey_batch_size
+ * journeys: segment entries (kaireon.enroll_journey_segments, up to 1000
+ * members), then kaireon.advance_journeys in batches of kaireon.journey_batch_size
  * due enrolments, one transaction per batch (a batch's steps and moves commit
  * together), until fewer are due or the job has run for 60 seconds.
  */
@@ -325,7 +326,15 @@ job_journeys(KJobCtx *ctx, json_t *detail)
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(kaireon_journey_batch_size)};
 	int64		out[3];
+	Datum		entries[1] = {Int32GetDatum(1000)};
 
+	/* segment entry first: the members enrolled now are due in this run */
+	if (job_sql(ctx, detail, out, "SELECT count(*), 0::bigint, 0::bigint FROM kaireon.enroll_journey_segments(NULL, now(), $1)",
+				1, types, entries))
+	{
+		json_object_set_new(detail, "segmentEntries", json_integer(out[0]));
+		kjob_boundary(ctx, false);
+	}
 	for (int i = 0; i < 100000; i++)
 	{
 		if (!job_sql(ctx, detail, out,

@@ -199,6 +199,24 @@ SELECT r.rank, r.offer_id, round(r.score::numeric, 6) AS score, r.explanation ->
 UPDATE kaireon.dual_prices SET lambda = 0.2 WHERE tenant_id = 'ar' AND constraint_key = 'cross_offer:k-b';
 SELECT pg_temp.picks() AS priced;
 SELECT * FROM pg_temp.dropped();
+-- a flow graph (docs/flows.md): its optimize node subtracts the prices as the fixed pipeline does
+-- (o1 dropped), and with "prices": false it does not (o1 kept, unpriced scores)
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config)
+SELECT 'ar', 'g-' || p, 'g-' || p, 'Graph ' || p, jsonb_build_object('version', 2,
+       'nodes', jsonb_build_array(
+           '{"id": "inv", "type": "inventory"}'::jsonb, '{"id": "cr", "type": "match_creatives"}'::jsonb,
+           '{"id": "q", "type": "qualify"}'::jsonb, '{"id": "cp", "type": "contact_policy"}'::jsonb,
+           '{"id": "s", "type": "score", "config": {"method": "priority_weighted"}}'::jsonb,
+           jsonb_build_object('id', 'opt', 'type', 'optimize', 'config', jsonb_build_object('prices', p = 'priced')),
+           '{"id": "out", "type": "response", "config": {"maxOffers": 4}}'::jsonb),
+       'edges', '[{"from": "inv", "to": "cr"}, {"from": "cr", "to": "q"}, {"from": "q", "to": "cp"},
+                  {"from": "cp", "to": "s"}, {"from": "s", "to": "opt"}, {"from": "opt", "to": "out"}]'::jsonb)
+  FROM unnest(ARRAY['priced', 'unpriced']) p;
+SELECT kaireon.publish_decision_flow('ar', key) IS NOT NULL AS published FROM kaireon.decision_flows
+ WHERE tenant_id = 'ar' AND key LIKE 'g-%' ORDER BY key;
+SELECT f AS flow, (SELECT string_agg(r.rank || ':' || r.offer_id || '=' || round(r.score::numeric, 2), ' ' ORDER BY r.rank)
+                     FROM kaireon.recommend('ar', 'c1', 'web', NULL, '{}', NULL, f, '{"dry_run": true}') r) AS picks
+  FROM unnest(ARRAY['f', 'g-priced', 'g-unpriced']) f;
 -- recorded decisions name the prices' version and the policy snapshot; the explanation too
 CREATE TEMP TABLE rec2 AS SELECT * FROM kaireon.recommend('ar', 'rec-2', 'web');
 SELECT count(*) AS decisions,

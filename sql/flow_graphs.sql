@@ -329,9 +329,17 @@ SELECT 'conditional segment' AS node,
 -- score: formula instead of priority_weighted reorders
 SELECT 'score formula' AS node,
        pg_temp.run(pg_temp.edit('[{"id": "score", "type": "score", "config": {"method": "formula", "weights": {"propensity": 0, "relevance": 0, "impact": 1, "emphasis": 0}}}]')) AS picks;
--- optimize without prices (no dual prices here: the same answer), rank
+-- optimize without prices (no dual prices here: the same answer)
 SELECT 'optimize, no prices' AS node,
        pg_temp.run(pg_temp.edit('[{"id": "arbitrate", "type": "optimize", "config": {"prices": false}}]')) AS picks;
+-- (the optimize node's case with prices is in arbitration_realtime) rank: by an offer field
+-- instead of the score, descending or ascending (the response selects in its order; the
+-- mandatory notice still first); an unknown key refused naming the node
+SELECT 'rank by value' AS node,
+       pg_temp.run(pg_temp.edit('[{"id": "rank", "type": "rank", "config": {"by": "value"}}]')) AS picks;
+SELECT 'rank by value, ascending' AS node,
+       pg_temp.run(pg_temp.edit('[{"id": "rank", "type": "rank", "config": {"by": "value", "order": "asc"}}]')) AS picks;
+SELECT pg_temp.try(pg_temp.edit('[{"id": "rank", "type": "rank", "config": {"by": "colour"}}]')) AS bad_rank_by;
 -- compute: the score from offer fields; a computed field filtered on and shown by the response
 SELECT 'compute score' AS node, pg_temp.run(pg_temp.insert(
     '{"id": "c", "type": "compute", "config": {"name": "score", "expression": {"op": "*", "args": ["offer.margin", 2]}}}', 'score')) AS picks;

@@ -361,6 +361,12 @@ typedef struct KCalc
 } KCalc;
 
 /* One node of a compiled flow graph: its type's parameters and its successor(s) as indexes. */
+/* What a flow graph's rank node orders by (docs/flows.md); names in flowgraph.c's rank_by_names. */
+typedef enum KRankBy
+{
+	KRANK_SCORE, KRANK_PRIORITY, KRANK_VALUE, KRANK_MARGIN, KRANK_COST
+} KRankBy;
+
 typedef struct KNode
 {
 	const char *id;
@@ -380,6 +386,9 @@ typedef struct KNode
 	/* optimize: an arbitration profile key (NULL: the flow's), dual prices on/off */
 	const char *profile_key;
 	bool		prices;
+	/* rank: the key the response selects by (KRANK_SCORE: the fixed pipeline's order), ascending? */
+	KRankBy		rank_by;
+	bool		rank_asc;
 	/* filter */
 	KExpr	   *expr;
 	/* conditional */

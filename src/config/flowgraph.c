@@ -87,7 +87,6 @@ static const char *const filter_operators[] = {
 static const char *const filter_prefixes[] = {"offer.", "customer.", "request.", "channel.", "candidate.", NULL};
 static const char *const branch_prefixes[] = {"customer.", "request.", "channel.", NULL};
 
-static const FieldSpec cfg_none[] = {FIELD_END};
 static const FieldSpec cfg_match_creatives[] = {
 	{"placementMatchMode", JT_STRING, false, placement_modes, 0, NO_BOUND, NO_BOUND},
 	FIELD_END
@@ -127,6 +126,13 @@ static const FieldSpec cfg_branch[] = {
 };
 static const FieldSpec cfg_call_flow[] = {
 	{"flowKey", JT_STRING, true, NULL, 0, 1, 200},
+	FIELD_END
+};
+static const char *const rank_by_names[] = {"score", "priority", "value", "margin", "cost", NULL};	/* KRankBy */
+static const char *const rank_orders[] = {"desc", "asc", NULL};
+static const FieldSpec cfg_rank[] = {
+	{"by", JT_STRING, false, rank_by_names, 0, NO_BOUND, NO_BOUND},
+	{"order", JT_STRING, false, rank_orders, 0, NO_BOUND, NO_BOUND},
 	FIELD_END
 };
 static const FieldSpec cfg_optimize[] = {
@@ -176,7 +182,7 @@ static const FieldSpec *const node_config_fields[KNODE_NTYPES] = {
 	[KNODE_CALL_FLOW] = cfg_call_flow,
 	[KNODE_SCORE] = kaireon_flow_score_fields,
 	[KNODE_OPTIMIZE] = cfg_optimize,
-	[KNODE_RANK] = cfg_none,
+	[KNODE_RANK] = cfg_rank,
 	[KNODE_GROUP] = cfg_group,
 	[KNODE_COMPUTE] = cfg_compute,
 	[KNODE_SET_PROPERTIES] = cfg_set_properties,
@@ -890,6 +896,17 @@ compile_node(KTenantConfig *cfg, KFlow *f, KGraph *g, KNode *n, json_t *conf)
 			n->fields = kj_array(conf, "fields");
 			break;
 		case KNODE_RANK:
+			{
+				const char *by = kj_str(conf, "by");
+				const char *order = kj_str(conf, "order");
+
+				n->rank_by = KRANK_SCORE;
+				for (int k = 0; by != NULL && rank_by_names[k] != NULL; k++)
+					if (strcmp(by, rank_by_names[k]) == 0)
+						n->rank_by = (KRankBy) k;
+				n->rank_asc = order != NULL && strcmp(order, "asc") == 0;
+				break;
+			}
 		case KNODE_NTYPES:
 			break;
 	}

@@ -332,14 +332,58 @@ note_dropped(KDecideResult *res, KCandidate *c, const char *placement)
 	res->ndropped++;
 }
 
-/* Bring the best-ranked of ranked[i..n) to position i (rank_cmp's order: a selection step). */
+/* The value a rank node orders by (KRankBy other than score). */
+static double
+rank_key(const KTenantConfig *cfg, const KCandidate *c, KRankBy by)
+{
+	const KOffer *o = &cfg->offers[c->offer];
+
+	switch (by)
+	{
+		case KRANK_PRIORITY:
+			return o->priority;
+		case KRANK_VALUE:
+			return o->value;
+		case KRANK_MARGIN:
+			return o->margin;
+		case KRANK_COST:
+			return o->cost;
+		case KRANK_SCORE:
+			break;
+	}
+	return c->score;
+}
+
+/*
+ * The order of a flow graph's rank node rn (NULL: rank_cmp's): mandatory
+ * standing first, then its key, descending unless asked ascending, then
+ * rank_cmp's order.
+ */
+static int
+rank_cmp_node(KCandidate *const *a, KCandidate *const *b, const KTenantConfig *cfg, const KNode *rn)
+{
+	const KCandidate *x = *a;
+	const KCandidate *y = *b;
+
+	if (rn != NULL && x->mandatory == y->mandatory && (rn->rank_by != KRANK_SCORE || rn->rank_asc))
+	{
+		double		kx = rank_key(cfg, x, rn->rank_by);
+		double		ky = rank_key(cfg, y, rn->rank_by);
+
+		if (kx != ky)
+			return (kx > ky) == rn->rank_asc ? 1 : -1;
+	}
+	return rank_cmp(a, b, (void *) cfg);
+}
+
+/* Bring the best-ranked of ranked[i..n) to position i (the rank node's order: a selection step). */
 static void
-select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg)
+select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg, const KNode *rn)
 {
 	int			best = i;
 
 	for (int j = i + 1; j < n; j++)
-		if (rank_cmp(&ranked[j], &ranked[best], cfg) < 0)
+		if (rank_cmp_node(&ranked[j], &ranked[best], cfg, rn) < 0)
 			best = j;
 	if (best != i)
 	{
@@ -444,6 +488,7 @@ typedef struct GraphRun
 	KCandidate **ranked;
 	int			nranked;		/* -1: not ranked yet */
 	const KGraph *graph;		/* the graph being run (a called flow's inside call_flow) */
+	const KNode *rank_node;		/* the last rank node passed (its order selects), or NULL */
 	const KNode *screens[GRAPH_MAX_SCREENS];	/* qualify and contact_policy nodes run, in order */
 	int			nscreens;
 	json_t	   *path;			/* version 2: the node ids the request took, in order */
@@ -709,8 +754,9 @@ count_funnel(GraphRun *run)
  * path) gets one here by the fallback mode.
  */
 static void
-node_rank(GraphRun *run)
+node_rank(GraphRun *run, const KNode *node)
 {
+	run->rank_node = node;
 	count_funnel(run);
 	node_match_creatives(run, KPM_FALLBACK);
 	run->ranked = palloc(sizeof(KCandidate *) * Max(run->n, 1));
@@ -829,7 +875,7 @@ node_response(GraphRun *run, const KNode *node)
 	int			max_offers = placement_room(run, node, run->placement, run->limit);
 
 	if (run->nranked < 0)
-		node_rank(run);
+		node_rank(run, NULL);
 	if (run->args->batch)
 		max_offers = run->nranked;	/* a campaign arbitrates among all of them */
 	run->response = node;
@@ -839,7 +885,7 @@ node_response(GraphRun *run, const KNode *node)
 		KCandidate *c;
 
 		if (!run->args->batch)
-			select_next(run->ranked, i, run->nranked, run->req->cfg);
+			select_next(run->ranked, i, run->nranked, run->req->cfg, run->rank_node);
 		c = run->ranked[i];
 		if (take_candidate(run, c, run->placement_id))
 			emit_decision(run, node, c, run->placement_id, ++run->selected);
@@ -874,7 +920,7 @@ node_group(GraphRun *run, const KNode *node)
 			   *out;
 
 	if (run->nranked < 0)
-		node_rank(run);
+		node_rank(run, NULL);
 	if (args->batch || run->placement_id == NULL || !kj_array_has_string(node->placements, run->placement_id))
 	{
 		node_response(run, node);
@@ -1045,7 +1091,7 @@ run_graph(GraphRun *run, const KGraph *g, int flow_idx, int depth)
 					karb_price(run->req, run->args, run->cands, run->n);
 				break;
 			case KNODE_RANK:
-				node_rank(run);
+				node_rank(run, node);
 				break;
 			case KNODE_COMPUTE:
 				kaireon_graph_compute(run->req, g, node, run->cands, run->n);

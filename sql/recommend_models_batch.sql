@@ -120,3 +120,15 @@ SELECT count(*) AS candidates,
        count(*) FILTER (WHERE r.propensity = kaireon.score('tc', 'stumps', jsonb_build_object('x', 1, 'offer.value', o.value))) AS equal
   FROM kaireon.recommend('tc', 'cust', 'web', decision_flow => 'stumps', context => '{"x": 1}', options => '{"dry_run": true}') r
   JOIN kaireon.offers o ON o.tenant_id = 'tc' AND o.id = r.offer_id;
+
+-- The result's row type is the caller's (recommend's OUT columns): in FROM with renamed
+-- columns, through a view, and in the target list the same rows.
+CREATE TEMP VIEW tc_recommend AS
+SELECT r.the_rank, r.the_offer, r.propensity
+  FROM kaireon.recommend('tc', 'cust', 'web', decision_flow => 'stumps', context => '{"x": 1}', options => '{"dry_run": true}')
+       AS r(the_rank, the_offer);
+SELECT count(*) AS rows, count(*) FILTER (WHERE v.the_offer = t.offer_id AND v.propensity = t.propensity) AS same
+  FROM tc_recommend v
+  JOIN (SELECT (x).rank, (x).offer_id, (x).propensity
+          FROM (SELECT kaireon.recommend('tc', 'cust', 'web', decision_flow => 'stumps', context => '{"x": 1}',
+                                         options => '{"dry_run": true}') AS x) s) t ON t.rank = v.the_rank;

@@ -93,3 +93,42 @@ UPDATE kaireon.algorithm_models SET model_state = pg_temp.without_missing_type(p
  WHERE tenant_id = 'tb' AND key = 'xgb6';
 SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
   FROM LATERAL pg_temp.check('xgb6', 'xgb6', '{"x": 1.5, "y": 4}') c;
+
+-- A decision whose offers' leaves fill the model's cache past its size (16 MB) half way: the
+-- cache is emptied between decisions, never under the leaves a decision still reads (8000
+-- stumps on offer.value: 64 kB of leaves per offer, 300 offers of distinct values).
+INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES ('tc', 'Tree cache', 'tc', '{"decisionTraceSampleRate": 0}');
+INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('tc', 'web', 'Web', 'web');
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority, value)
+SELECT 'tc', 'o' || i, 'Offer ' || i, 'active', 50, i FROM generate_series(1, 300) i;
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name)
+SELECT 'tc', 'c' || i, 'o' || i, 'web', 'c' || i FROM generate_series(1, 300) i;
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state)
+SELECT 'tc', 'stumps', 'Stumps', 'gradient_boosted',
+       jsonb_build_object('format', 'xgboost', 'objective', 'binary:logistic', 'transform', 'sigmoid', 'baseMargin', 0,
+                          'features', '["x", "offer.value"]'::jsonb,
+                          'trees', jsonb_agg(jsonb_build_object(
+                              'split', '[1, -1, -1]'::jsonb, 'threshold', jsonb_build_array((t * 37) % 300 + 0.5, 0, 0),
+                              'left', '[1, -1, -1]'::jsonb, 'right', '[2, -1, -1]'::jsonb, 'defaultLeft', '[1, 1, 1]'::jsonb,
+                              'value', jsonb_build_array(0, ((t % 7) - 3) / 1000.0, (((t * 3) % 5) - 2) / 1000.0)) ORDER BY t))
+  FROM generate_series(0, 7999) t;
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config)
+VALUES ('tc', 'f-stumps', 'stumps', 'stumps', true,
+        '{"maxOffers": 50, "score": {"method": "propensity", "modelKey": "stumps"}}');
+SELECT count(kaireon.publish_decision_flow('tc', 'stumps')) AS published;
+SELECT count(*) AS candidates,
+       count(*) FILTER (WHERE r.propensity = kaireon.score('tc', 'stumps', jsonb_build_object('x', 1, 'offer.value', o.value))) AS equal
+  FROM kaireon.recommend('tc', 'cust', 'web', decision_flow => 'stumps', context => '{"x": 1}', options => '{"dry_run": true}') r
+  JOIN kaireon.offers o ON o.tenant_id = 'tc' AND o.id = r.offer_id;
+
+-- The result's row type is the caller's (recommend's OUT columns): in FROM with renamed
+-- columns, through a view, and in the target list the same rows.
+CREATE TEMP VIEW tc_recommend AS
+SELECT r.the_rank, r.the_offer, r.propensity
+  FROM kaireon.recommend('tc', 'cust', 'web', decision_flow => 'stumps', context => '{"x": 1}', options => '{"dry_run": true}')
+       AS r(the_rank, the_offer);
+SELECT count(*) AS rows, count(*) FILTER (WHERE v.the_offer = t.offer_id AND v.propensity = t.propensity) AS same
+  FROM tc_recommend v
+  JOIN (SELECT (x).rank, (x).offer_id, (x).propensity
+          FROM (SELECT kaireon.recommend('tc', 'cust', 'web', decision_flow => 'stumps', context => '{"x": 1}',
+                                         options => '{"dry_run": true}') AS x) s) t ON t.rank = v.the_rank;

@@ -129,7 +129,7 @@ typedef struct TreeModel
 
 /* At most this many features of a row's own (not shared) key the cache of its allowed leaves. */
 #define ROW_KEY_VALUES 8
-/* The cache of allowed leaves is emptied when it would pass this size. */
+/* The cache of allowed leaves is emptied, between batches, once it has passed this size. */
 #define ROW_LEAVES_MAX_BYTES (16 * 1024 * 1024)
 
 /* A row's own feature values (the shared ones masked out) and which features are shared. */
@@ -729,12 +729,6 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 		if (!shared[f])
 			key.v[k++] = xd[f];
 	key.nown = k;
-	if (m->row_leaves != NULL &&
-		(m->nrow_leaves + 1) * (long) (sizeof(RowLeaves) + sizeof(uint64) * m->ntrees) > ROW_LEAVES_MAX_BYTES)
-	{
-		MemoryContextReset(m->row_cxt);
-		m->row_leaves = NULL;
-	}
 	if (m->row_leaves == NULL)
 	{
 		HASHCTL		ctl;
@@ -773,6 +767,22 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 	e->allowed = allowed;
 	m->nrow_leaves++;
 	return allowed;
+}
+
+/*
+ * Empty the cache of allowed leaves when it has passed its size: only between
+ * batches, since a batch keeps pointers to the entries it was given (a batch
+ * adds at most one entry per row beyond the size).
+ */
+static void
+row_leaves_trim(TreeModel *m)
+{
+	if (m->row_leaves != NULL &&
+		m->nrow_leaves * (long) (sizeof(RowLeaves) + sizeof(uint64) * m->ntrees) > ROW_LEAVES_MAX_BYTES)
+	{
+		MemoryContextReset(m->row_cxt);
+		m->row_leaves = NULL;
+	}
 }
 
 /*
@@ -841,6 +851,7 @@ trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, 
 		{
 			const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
 
+			row_leaves_trim((TreeModel *) m);
 			for (int r = 0; r < nrows; r++)
 				allowed[r] = row_leaves((TreeModel *) m, nf, shared, xf ? xf + (size_t) r * nf : NULL,
 										xd + (size_t) r * nf, shared_bits);

@@ -439,3 +439,7 @@ SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "con
 SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_bad"}}', 'score'));
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT pg_temp.try(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.f; drop table x"}}', 'score')) AS bad_name;
+-- a name that is not exactly schema.name: refused when written (else it failed only when run,
+-- 42602 or 0A000, and an unqualified name or pg_temp resolved in each caller's own search_path)
+SELECT pg_temp.try(pg_temp.insert(jsonb_build_object('id', 'ext', 'type', 'extension_point', 'config', jsonb_build_object('function', f)), 'score')) AS bad_name
+  FROM unnest(ARRAY['fg_rescore', 'a.b.c', '.', 'public.', '.fg_rescore', 'pg_temp.fg_rescore', 'PG_TEMP.f']) f;

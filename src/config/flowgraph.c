@@ -322,12 +322,22 @@ check_node_config(ValidateCtx *ctx, int type, json_t *conf)
 		case KNODE_EXTENSION_POINT:
 			{
 				const char *fn = kj_str(conf, "function");
+				const char *dot = strchr(fn, '.');
+				bool		ok = dot != NULL && dot != fn && dot[1] != '\0' && strchr(dot + 1, '.') == NULL &&
+					pg_strncasecmp(fn, "pg_temp", 7) != 0;
 
+				/*
+				 * Exactly schema.name, the schema not a temporary one: an
+				 * unqualified name or pg_temp would resolve in each caller's
+				 * own search_path, another dot fails only when run.
+				 */
 				for (const char *p = fn; *p; p++)
 					if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
 						  *p == '_' || *p == '.'))
-						kaireon_config_error(ctx, "function",
-											 psprintf("must be a function name (schema.name: letters, digits, _), not \"%s\"", fn));
+						ok = false;
+				if (!ok)
+					kaireon_config_error(ctx, "function",
+										 psprintf("must be a function name (schema.name: letters, digits, _; not a pg_temp schema), not \"%s\"", fn));
 				break;
 			}
 		default:

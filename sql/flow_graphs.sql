@@ -447,3 +447,18 @@ SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "con
 SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_bad"}}', 'score'));
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT pg_temp.try(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.f; drop table x"}}', 'score')) AS bad_name;
+-- a name that is not exactly schema.name: refused when written (else it failed only when run,
+-- 42602 or 0A000, and an unqualified name or pg_temp resolved in each caller's own search_path)
+SELECT pg_temp.try(pg_temp.insert(jsonb_build_object('id', 'ext', 'type', 'extension_point', 'config', jsonb_build_object('function', f)), 'score')) AS bad_name
+  FROM unnest(ARRAY['fg_rescore', 'a.b.c', '.', 'public.', '.fg_rescore', 'pg_temp.fg_rescore', 'PG_TEMP.f']) f;
+-- a group node fills only the listed placements its own flow serves: side routed to a flow
+-- whose control group holds everyone is left to that flow (held out), not filled by joint
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES
+    ('fg', 'f-held', 'held', 'Held out', '{"controlGroupPercent": 100}');
+SELECT kaireon.publish_decision_flow('fg', 'held') AS held;
+INSERT INTO kaireon.flow_routes (tenant_id, id, channel_id, placement_id, decision_flow_id) VALUES
+    ('fg', 'r-hero', 'web', 'hero', 'f-joint'), ('fg', 'r-side', 'web', 'side', 'f-held');
+SELECT r.placement_id, r.rank, r.offer_id, r.explanation ->> 'controlGroup' AS control
+  FROM kaireon.recommend('fg', 'c1', 'web', NULL, '{"age": 30}', 1, NULL, '{"dry_run": true, "placements": ["hero", "side"]}') r
+ ORDER BY r.placement_id, r.rank;
+DELETE FROM kaireon.flow_routes WHERE tenant_id = 'fg';

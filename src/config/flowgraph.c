@@ -26,6 +26,7 @@
 #include "util/json.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -33,6 +34,7 @@
 #include "utils/jsonb.h"
 #include "utils/rel.h"
 
+#include "util/spi.h"
 #include "config/conditions.h"
 #include "config/config.h"
 #include "config/validate.h"
@@ -328,12 +330,22 @@ check_node_config(ValidateCtx *ctx, int type, json_t *conf)
 		case KNODE_EXTENSION_POINT:
 			{
 				const char *fn = kj_str(conf, "function");
+				const char *dot = strchr(fn, '.');
+				bool		ok = dot != NULL && dot != fn && dot[1] != '\0' && strchr(dot + 1, '.') == NULL &&
+					pg_strncasecmp(fn, "pg_temp", 7) != 0;
 
+				/*
+				 * Exactly schema.name, the schema not a temporary one: an
+				 * unqualified name or pg_temp would resolve in each caller's
+				 * own search_path, another dot fails only when run.
+				 */
 				for (const char *p = fn; *p; p++)
 					if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
 						  *p == '_' || *p == '.'))
-						kaireon_config_error(ctx, "function",
-											 psprintf("must be a function name (schema.name: letters, digits, _), not \"%s\"", fn));
+						ok = false;
+				if (!ok)
+					kaireon_config_error(ctx, "function",
+										 psprintf("must be a function name (schema.name: letters, digits, _; not a pg_temp schema), not \"%s\"", fn));
 				break;
 			}
 		default:
@@ -1134,6 +1146,22 @@ kaireon_check_flow_calls(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
+
+	/*
+	 * One check at a time per tenant, each reading the others' committed
+	 * versions (a fresh snapshot: not read-only): two publishes at once, a
+	 * calling b and b calling a, would otherwise each read the other's old
+	 * version and publish a cycle.
+	 */
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(tenant)};
+
+		if (kspi_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended("
+								   "'kaireon flow calls ' OPERATOR(pg_catalog.||) $1, 0))",
+								   1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "kaireon: locking the tenant's flow calls failed");
+	}
 	MemoryContextSwitchTo(mcxt);	/* the flows outlive SPI_finish */
 	flows = kj_query_tenant(
 		"SELECT coalesce(jsonb_object_agg(f.key, (SELECT v -> 'config' FROM jsonb_array_elements(f.published_versions) v "
@@ -1141,7 +1169,7 @@ kaireon_check_flow_calls(PG_FUNCTION_ARGS)
 		"  FROM kaireon.decision_flows f "
 		" WHERE f.tenant_id = $1 AND f.deleted_at IS NULL AND f.status = 'published' "
 		"   AND f.published_version IS NOT NULL",
-		tenant, "published decision flows", true);
+		tenant, "published decision flows", false);
 	SPI_finish();
 	MemoryContextSwitchTo(mcxt);
 	json_object_set(flows, key, config);

@@ -937,7 +937,9 @@ node_group(GraphRun *run, const KNode *node)
 
 		for (int k = 0; k < np; k++)
 			seen |= strcmp(pids[k], pid) == 0;
-		if (seen || !kj_array_has_string(node->placements, pid) || json_object_get(run->res->grouped, pid))
+		/* only the placements this flow serves: another flow's control group and arms stay its own */
+		if (seen || !kj_array_has_string(node->placements, pid) || json_object_get(run->res->grouped, pid) ||
+			(run->res->placement_flows != NULL && run->res->placement_flows[i] != run->flow_idx))
 			continue;
 		pids[np] = pid;
 		pidx[np] = kaireon_find_placement(cfg, pid);
@@ -1327,6 +1329,7 @@ decide(KDecideArgs *args)
 	}
 	/* flow A/B tests: a flow naming one hands the customer to its arm (flow_experiments.c) */
 	kaireon_flow_arms(res, args, flows, Max(nplacements, 1), nplacements > 0 ? args->placements : NULL);
+	res->placement_flows = flows;
 	req->keep_reasons = args->debug || res->traced;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);

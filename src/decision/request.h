@@ -216,6 +216,7 @@ typedef struct KDecideResult
 	const char **dropped_placement;
 	json_t	   *funnels;		/* one funnel object per placement */
 	json_t	   *flow_arms;		/* flow A/B test arms taken: [{experiment, arm, flow, placementId}] */
+	const int  *placement_flows;	/* the flow deciding each request placement (after A/B arms) */
 	json_t	   *grouped;		/* placements a flow graph's group node filled: id -> decisions
 								 * (NULL until one does) */
 	bool		traced;

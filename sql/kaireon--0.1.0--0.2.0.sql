@@ -7293,14 +7293,16 @@ DECLARE
     v_customer  text;
     v_result    jsonb;
 BEGIN
-    FOR j IN SELECT x.id, e.s ->> 'segmentId' AS segment_id
+    -- (JSON paths, not joins to jsonb_array_elements: Citus plans the statement on the shards)
+    FOR j IN SELECT x.id,
+                    jsonb_path_query_first(x.published_versions,
+                        '$[*] ? (@.version == $v).definition.steps[*] ? (@.type == "entry_trigger").segmentId',
+                        jsonb_build_object('v', x.published_version)) #>> '{}' AS segment_id
                FROM kaireon.journeys x
-               CROSS JOIN LATERAL (SELECT v -> 'definition' AS d FROM jsonb_array_elements(x.published_versions) v
-                                    WHERE (v ->> 'version')::integer = x.published_version) pv
-               CROSS JOIN LATERAL (SELECT s FROM jsonb_array_elements(pv.d -> 'steps') s
-                                    WHERE s ->> 'type' = 'entry_trigger') e
               WHERE x.tenant_id = p_tenant AND x.status = 'active' AND x.published_version IS NOT NULL
-                AND e.s ? 'segmentId'
+                AND jsonb_path_exists(x.published_versions,
+                        '$[*] ? (@.version == $v).definition.steps[*] ? (@.type == "entry_trigger" && exists(@.segmentId))',
+                        jsonb_build_object('v', x.published_version))
               ORDER BY x.id
     LOOP
         EXIT WHEN v_left <= 0;

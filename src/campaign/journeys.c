@@ -300,10 +300,9 @@ kaireon_enroll_journey_segments(PG_FUNCTION_ARGS)
 	if (kspi_execute_with_args("SELECT DISTINCT x.tenant_id FROM kaireon.journeys x "
 							   " WHERE x.status = 'active' AND x.published_version IS NOT NULL "
 							   "   AND ($1::text IS NULL OR x.tenant_id = $1) "
-							   "   AND EXISTS (SELECT 1 FROM jsonb_array_elements(x.published_versions) v, "
-							   "                             jsonb_array_elements(v -> 'definition' -> 'steps') s "
-							   "                WHERE (v ->> 'version')::integer = x.published_version "
-							   "                  AND s ->> 'type' = 'entry_trigger' AND s ? 'segmentId') "
+							   "   AND jsonb_path_exists(x.published_versions, "
+							   "         '$[*] ? (@.version == $v).definition.steps[*] ? (@.type == \"entry_trigger\" && exists(@.segmentId))', "
+							   "         jsonb_build_object('v', x.published_version)) "
 							   " ORDER BY 1",
 							   1, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the journeys with segment entry failed");

@@ -115,6 +115,45 @@ put_row(ReturnSetInfo *rsinfo, DueEnrollment *d, char **step)
 }
 
 /*
+ * The start both SQL functions share: (tenant_id, at, max) checked (22004 for
+ * a NULL at or max, 22023 for an infinite at or max outside 1..limit, the
+ * caller's access to tenant_id), the result set made, SPI connected.
+ */
+static char *
+engine_start(FunctionCallInfo fcinfo, const char *max_name, int limit, const char *max_hint,
+			 TimestampTz *at, int *max)
+{
+	char	   *tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	MemoryContext caller;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("at and %s must not be null", max_name),
+				 errhint("Leave them out for their defaults.")));
+	*at = PG_GETARG_TIMESTAMPTZ(1);
+	*max = PG_GETARG_INT32(2);
+	if (TIMESTAMP_NOT_FINITE(*at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at must be a finite time"),
+				 errhint("Pass the time to run as of.")));
+	if (*max < 1 || *max > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between 1 and %d, not %d", max_name, limit, *max),
+				 errhint("%s", max_hint)));
+	if (tenant != NULL)
+		kaireon_check_tenant_access(tenant);
+	InitMaterializedSRF(fcinfo, 0);
+	caller = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	MemoryContextSwitchTo(caller);
+	return tenant;
+}
+
+/*
  * kaireon.advance_journeys(tenant_id, at, max_enrollments).  Steps: (1) check
  * the arguments and the caller's access to tenant_id; (2) read the due
  * enrolments; (3) each one's pass in a subtransaction, confined to its
@@ -124,41 +163,17 @@ Datum
 kaireon_advance_journeys(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant;
 	TimestampTz at;
 	int			max;
 	Oid			types[3] = {TIMESTAMPTZOID, TEXTOID, INT4OID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	MemoryContext caller;
 	DueEnrollment *due;
 	int			ndue;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("at and max_enrollments must not be null"),
-				 errhint("Leave them out for now() and 100.")));
-	at = PG_GETARG_TIMESTAMPTZ(1);
-	max = PG_GETARG_INT32(2);
-	if (TIMESTAMP_NOT_FINITE(at))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("at must be a finite time"),
-				 errhint("Pass the time to advance the enrolments to.")));
-	if (max < 1 || max > 10000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_enrollments must be between 1 and 10000, not %d", max),
-				 errhint("Pass how many due enrolments to advance in this call.")));
-	if (tenant != NULL)
-		kaireon_check_tenant_access(tenant);
-	InitMaterializedSRF(fcinfo, 0);
-	caller = CurrentMemoryContext;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kaireon: SPI_connect failed");
-	MemoryContextSwitchTo(caller);
-
+	tenant = engine_start(fcinfo, "max_enrollments", 10000, "Pass how many due enrolments to advance in this call.",
+						  &at, &max);
 	values[0] = TimestampTzGetDatum(at);
 	values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 	nulls[1] = tenant ? ' ' : 'n';
@@ -260,41 +275,17 @@ Datum
 kaireon_enroll_journey_segments(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *tenant = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *tenant;
 	TimestampTz at;
 	int			left;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	char		nulls[1] = {' '};
-	MemoryContext caller;
 	int			ntenants;
 	char	  **tenants;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("at and max_customers must not be null"),
-				 errhint("Leave them out for now() and 1000.")));
-	at = PG_GETARG_TIMESTAMPTZ(1);
-	left = PG_GETARG_INT32(2);
-	if (TIMESTAMP_NOT_FINITE(at))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("at must be a finite time"),
-				 errhint("Pass the time of entry.")));
-	if (left < 1 || left > 100000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_customers must be between 1 and 100000, not %d", left),
-				 errhint("Pass how many segment members to enrol in this call.")));
-	if (tenant != NULL)
-		kaireon_check_tenant_access(tenant);
-	InitMaterializedSRF(fcinfo, 0);
-	caller = CurrentMemoryContext;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "kaireon: SPI_connect failed");
-	MemoryContextSwitchTo(caller);
-
+	tenant = engine_start(fcinfo, "max_customers", 100000, "Pass how many segment members to enrol in this call.",
+						  &at, &left);
 	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 	nulls[0] = tenant ? ' ' : 'n';
 	if (kspi_execute_with_args("SELECT DISTINCT x.tenant_id FROM kaireon.journeys x "

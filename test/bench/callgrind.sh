@@ -52,20 +52,7 @@ else
         -v interactions=$interactions -f "$work/src/test/bench/gen_data.sql" >/dev/null
     if [ "${KAIREON_CALLGRIND_GRAPH:-v1}" = v2 ]; then
         kaireon_log "web-home as a version 2 graph"
-        "${psql[@]}" >/dev/null <<'EOF'
-UPDATE kaireon.decision_flows SET draft_config = '{"version": 2,
-    "nodes": [{"id": "inventory", "type": "inventory"}, {"id": "creatives", "type": "match_creatives"},
-              {"id": "qualify", "type": "qualify"}, {"id": "policies", "type": "contact_policy"},
-              {"id": "score", "type": "score", "config": {"method": "priority_weighted"}},
-              {"id": "optimize", "type": "optimize"}, {"id": "rank", "type": "rank"},
-              {"id": "response", "type": "response", "config": {"maxOffers": 3}}],
-    "edges": [{"from": "inventory", "to": "creatives"}, {"from": "creatives", "to": "qualify"},
-              {"from": "qualify", "to": "policies"}, {"from": "policies", "to": "score"},
-              {"from": "score", "to": "optimize"}, {"from": "optimize", "to": "rank"},
-              {"from": "rank", "to": "response"}]}'
- WHERE tenant_id = 'bench' AND key = 'web-home';
-SELECT kaireon.publish_decision_flow('bench', 'web-home');
-EOF
+        "${psql[@]}" -f "$work/src/test/bench/web_home_v2.sql" >/dev/null
     fi
     "${psql[@]}" -c 'VACUUM ANALYZE' >/dev/null
     kaireon_stop_cluster "$bindir" "$work/data"

@@ -7342,7 +7342,7 @@ CREATE FUNCTION kaireon.enroll_journey_segments(tenant_id text DEFAULT NULL, at 
     AS 'MODULE_PATHNAME', 'kaireon_enroll_journey_segments'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.enroll_journey_segments(text, timestamptz, integer) IS
-    'Segment entry of journeys, as of at (default now; tests pin it): for each tenant (tenant_id, or every tenant the caller sees) with active published journeys whose entry_trigger names a segmentId, confined to that tenant, enrols up to max_customers members of those segments who never entered the journey (kaireon.enroll_in_journey); a tenant whose segment cannot be read is skipped with a warning. One row per enrolment. The maintenance job journeys calls it before advancing. See docs/journeys.md.';
+    'Segment entry of journeys, as of at (default now; tests pin it): for each tenant (tenant_id, or every tenant the caller sees) with active published journeys whose entry_trigger names a segmentId, confined to that tenant, enrols up to max_customers members of those segments who never entered the journey (kaireon.enroll_in_journey); a journey whose segment cannot be read (say, unpublished) is skipped with a warning, the others go on. One row per enrolment. The maintenance job journeys calls it before advancing. See docs/journeys.md.';
 REVOKE ALL ON FUNCTION kaireon_internal._journey_segment_entries(text, timestamptz, integer),
     kaireon.enroll_journey_segments(text, timestamptz, integer) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION kaireon.maintenance_jobs()

@@ -7368,6 +7368,31 @@ AS $fn$
 $fn$;
 -- ==== end of segment entry ====
 
+-- ==== recommend's row type (issue 17: the statement's cost outside recommend;
+-- sql/install/45_decisioning_api.sql, docs/performance.md) ====
+-- RETURNS TABLE becomes RETURNS SETOF kaireon.recommendation (the same columns): the row type
+-- of a RETURNS TABLE function is rebuilt from pg_proc three times a statement. A return type
+-- cannot be changed in place, so the function is dropped and created again; on a Citus
+-- coordinator, kaireon.distribute() run again delegates it again (docs/scale-out.md).
+DROP FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb);
+CREATE TYPE kaireon.recommendation AS (rank integer, offer_id text, offer_name text, category_id text,
+                                       creative_id text, placement_id text, score double precision,
+                                       propensity double precision, recommendation_id text,
+                                       interaction_id text, explanation jsonb);
+COMMENT ON TYPE kaireon.recommendation IS
+    'A row of kaireon.recommend: one decision (rank 1..n; with options.debug, dropped candidates follow with NULL rank). See docs/recommend.md.';
+CREATE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
+                                  placement text DEFAULT NULL, context jsonb DEFAULT '{}',
+                                  max_offers integer DEFAULT NULL, decision_flow text DEFAULT NULL,
+                                  options jsonb DEFAULT '{}')
+    RETURNS SETOF kaireon.recommendation
+    AS '$libdir/kaireon', 'kaireon_recommend'
+    LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb) IS
+    'The real-time decision: ranked, policy-checked, scored offers for a customer on a channel (and placement), recorded in the caller''s transaction unless options.dry_run. Options: dry_run, debug (dropped candidates follow as rows without rank), trace, exclude_offers, exclude_creatives, placements, deduplicate, explain (false: the decisions'' explanation column is NULL, not built). See docs/recommend.md.';
+-- ==== end of recommend's row type ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

@@ -304,13 +304,22 @@ COMMENT ON FUNCTION kaireon_internal._seed_outcome_types() IS
 CREATE TRIGGER seed_outcome_types AFTER INSERT ON kaireon.tenants
     FOR EACH ROW EXECUTE FUNCTION kaireon_internal._seed_outcome_types();
 
+-- recommend's row is a named composite type rather than RETURNS TABLE: the parser, the planner
+-- and the executor each ask for a set-returning function's row type, and a RETURNS TABLE
+-- function's is rebuilt from its OUT parameters in pg_proc every time (three times a
+-- statement, about 40k instructions), a composite type's is read from the type cache.
+CREATE TYPE kaireon.recommendation AS (rank integer, offer_id text, offer_name text, category_id text,
+                                       creative_id text, placement_id text, score double precision,
+                                       propensity double precision, recommendation_id text,
+                                       interaction_id text, explanation jsonb);
+COMMENT ON TYPE kaireon.recommendation IS
+    'A row of kaireon.recommend: one decision (rank 1..n; with options.debug, dropped candidates follow with NULL rank). See docs/recommend.md.';
+
 CREATE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
                                   placement text DEFAULT NULL, context jsonb DEFAULT '{}',
                                   max_offers integer DEFAULT NULL, decision_flow text DEFAULT NULL,
                                   options jsonb DEFAULT '{}')
-    RETURNS TABLE (rank integer, offer_id text, offer_name text, category_id text, creative_id text,
-                   placement_id text, score double precision, propensity double precision,
-                   recommendation_id text, interaction_id text, explanation jsonb)
+    RETURNS SETOF kaireon.recommendation
     AS 'MODULE_PATHNAME', 'kaireon_recommend'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.recommend(text, text, text, text, jsonb, integer, text, jsonb) IS

@@ -21,6 +21,10 @@
 # KAIREON_CALLGRIND_CALL=respond measures kaireon.respond instead (a click on offer o1 for the
 # same customers, toggle-collect=kaireon_respond; the tenant has no journeys): it prints
 # "respond_instructions_per_call <n>".
+# KAIREON_CALLGRIND_CALL=statement measures whole statements as pgbench's recommend_dry.sql
+# sends them, each its own transaction (parse, plan, execution start, recommend, commit;
+# valgrind without toggle), and the same for SELECT 1: it prints
+# "statement_instructions_per_call <n>" and "select1_instructions_per_call <n>".
 # KAIREON_CALLGRIND_GRAPH=v2 measures the route's flow (web-home) as the version 2 graph of the
 # same steps (docs/flows.md), published over it when the cluster is loaded, instead of its
 # version 1 configuration.
@@ -73,8 +77,33 @@ case $call in
                stmt="PERFORM * FROM kaireon.recommend('bench', 'c' || (1 + (i * 7919) % $customers), 'web', 'hero', ${flow_arg}options => '$opts')" ;;
     respond) fn=kaireon_respond
              stmt="PERFORM kaireon.respond('bench', 'c' || (1 + (i * 7919) % $customers), 'click', offer_id => 'o1')" ;;
-    *) kaireon_die "KAIREON_CALLGRIND_CALL must be recommend or respond" ;;
+    statement) fn="" ;;
+    *) kaireon_die "KAIREON_CALLGRIND_CALL must be recommend, respond or statement" ;;
 esac
+
+# One single-user run of WARM + COUNT statements, each its own transaction, everything counted
+# (the customer id is in the text, as pgbench sends it); prints the instructions.
+count_statements() {
+    local calls=$1 what=$2 out=$work/cg.$1 i
+    for (( i = 1; i <= 20 + calls; i++ )); do
+        if [ "$what" = select1 ]; then echo 'SELECT 1;'
+        else echo "SELECT count(*) FROM kaireon.recommend('bench', 'c$(( 1 + (i * 7919) % customers ))', 'web', 'hero', ${flow_arg}options => '$opts');"
+        fi
+    done | valgrind --tool=callgrind --callgrind-out-file="$out" \
+            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon \
+            -c kaireon.adaptation_refresh_ms=3600000 postgres >/dev/null 2>"$out.log" \
+        || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
+    callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
+}
+if [ "$call" = statement ]; then
+    for what in statement select1; do
+        a=$(count_statements "$n" $what)
+        b=$(count_statements $(( 3 * n )) $what)
+        kaireon_log "$what totals: $a (N=$n), $b (N=$(( 3 * n )))"
+        echo "${what}_instructions_per_call $(( (b - a) / (2 * n) ))"
+    done
+    exit 0
+fi
 
 # One single-user run of WARM + COUNT dry runs; prints the instructions callgrind counted.
 count() {

@@ -47,6 +47,18 @@ SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-02 12:00+00');
 -- the engine then takes the new enrolment from its entry
 SELECT customer_id, step_id, step_type, outcome FROM kaireon.advance_journeys('jsg', '2026-03-02 12:00+00')
  WHERE customer_id IN ('d', 'e') ORDER BY customer_id, step_id;
+-- an enrolment failing partway (a test trigger refuses member g after f entered) rolls the
+-- journey's block back: f is neither enrolled nor reported (the job counts what is returned)
+INSERT INTO kaireon_t_jsg.ds_customers (customer_id, tier) VALUES ('f', 'vip'), ('g', 'vip');
+CREATE FUNCTION public.jsg_refuse_g() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'refused %', NEW.customer_id; END $$;
+CREATE TRIGGER jsg_refuse_g BEFORE INSERT ON kaireon.journey_enrollments
+    FOR EACH ROW WHEN (NEW.tenant_id = 'jsg' AND NEW.customer_id = 'g') EXECUTE FUNCTION public.jsg_refuse_g();
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-03 10:00+00', 10);
+SELECT count(*) AS f_or_g FROM kaireon.journey_enrollments WHERE tenant_id = 'jsg' AND customer_id IN ('f', 'g');
+DROP TRIGGER jsg_refuse_g ON kaireon.journey_enrollments;
+DROP FUNCTION public.jsg_refuse_g();
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-03 11:00+00', 10);
 -- bad arguments: 22023 / 22004, nothing written
 SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-02 12:00+00', 0);
 SELECT * FROM kaireon.enroll_journey_segments('jsg', 'infinity', 10);

@@ -360,6 +360,7 @@ DECLARE
     v_left      integer := p_max;
     v_customer  text;
     v_result    jsonb;
+    v_entered   text[];
 BEGIN
     -- (JSON paths, not joins to jsonb_array_elements: Citus plans the statement on the shards)
     FOR j IN SELECT x.id,
@@ -375,7 +376,10 @@ BEGIN
     LOOP
         EXIT WHEN v_left <= 0;
         -- a member enters once by its membership (re-entry, where allowed, is an event's);
-        -- the enrolments are read through (tenant_id, journey_id, customer_id)
+        -- the enrolments are read through (tenant_id, journey_id, customer_id). A journey's
+        -- rows are returned once its block has committed: a failure rolls its enrolments back,
+        -- and they must not be reported
+        v_entered := '{}';
         BEGIN
         FOR v_customer IN EXECUTE format(
             'SELECT m.customer_id FROM %s m
@@ -387,17 +391,22 @@ BEGIN
             v_result := kaireon.enroll_in_journey(p_tenant, j.id, v_customer,
                                                   jsonb_build_object('source', 'segment', 'segmentId', j.segment_id), p_at);
             IF (v_result ->> 'enrolled')::boolean THEN
-                journey_id := j.id;
-                customer_id := v_customer;
-                v_left := v_left - 1;
-                RETURN NEXT;
+                v_entered := v_entered || v_customer;
             END IF;
         END LOOP;
         EXCEPTION WHEN OTHERS THEN
-            -- a segment no longer published (or unreadable) skips its journey, not the others
-            RAISE WARNING 'journey "%" of tenant "%": its entry segment "%" cannot be read: %',
+            -- a segment no longer published (or unreadable), or an enrolment that fails, skips
+            -- its journey (rolled back), not the others
+            v_entered := '{}';
+            RAISE WARNING 'journey "%" of tenant "%": its segment entries (segment "%") failed: %',
                 j.id, p_tenant, j.segment_id, SQLERRM;
         END;
+        FOREACH v_customer IN ARRAY v_entered LOOP
+            journey_id := j.id;
+            customer_id := v_customer;
+            RETURN NEXT;
+        END LOOP;
+        v_left := v_left - cardinality(v_entered);
     END LOOP;
 END
 $fn$;

@@ -10,7 +10,7 @@
  * configuration knows the event types its published journey versions wait
  * for (config/cache.c, load_journey_events): an event of no such type (every
  * event of a tenant without event waits) returns at once, without a
- * statement.  Otherwise one UPDATE, through the partial index
+ * statement.  Otherwise one UPDATE (its plan kept for the backend), through the partial index
  * journey_enrollments_event_wait_idx, sets wait_event_at and wait_until of
  * the customer's active enrolments waiting for one of the types to the
  * event's time, so the engine's next pass takes the wait's next branch.  An
@@ -30,6 +30,9 @@
 
 #include "util/spi.h"
 #include "decision/decision.h"
+
+/* The wake-up's UPDATE, prepared on first use and kept for the backend's life. */
+static SPIPlanPtr wake_plan = NULL;
 
 /* Is the event type one the tenant's journeys wait for? */
 static bool
@@ -64,14 +67,17 @@ kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const c
 	v[1] = CStringGetTextDatum(customer_id);
 	v[2] = PointerGetDatum(construct_array(types_d, n, TEXTOID, -1, false, TYPALIGN_INT));
 	v[3] = TimestampTzGetDatum(at);
-	if (kspi_execute_with_args("UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
-							   " WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
-							   "       (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
-							   "         WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = ANY ($3) "
-							   "           AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "
-							   "           AND (y.wait_until IS NULL OR y.wait_until > $4) "
-							   "           FOR UPDATE SKIP LOCKED)",
-							   4, types, v, NULL, false, 0) != SPI_OK_UPDATE)
+	/* planned once per backend (kspi_prepare_keep; the plan cache replans it when the table changes) */
+	if (wake_plan == NULL)
+		wake_plan = kspi_prepare_keep("UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
+									  " WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
+									  "       (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
+									  "         WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = ANY ($3) "
+									  "           AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "
+									  "           AND (y.wait_until IS NULL OR y.wait_until > $4) "
+									  "           FOR UPDATE SKIP LOCKED)",
+									  4, types);
+	if (kspi_execute_plan(wake_plan, v, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "kaireon: waking the journey enrolments failed");
 	return (int64) SPI_processed;
 }

@@ -566,6 +566,57 @@ kjb_tree(KjBuild *b)
 	return b->root;
 }
 
+/*
+ * The members of a table in the order jsonb keeps an object's keys, as indexes
+ * into the table: pushJsonbValue sorts the keys itself and numbers each pair
+ * with its place in the input (JsonbPair.order).  Kept for the backend's life.
+ */
+static int *
+members_jsonb_order(const KjMembers *m)
+{
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon jsonb key order",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	JsonbValue *obj;
+	int		   *order;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < m->n; i++)
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) m->members[i].key;
+		v.val.string.len = strlen(m->members[i].key);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.type = jbvNull;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	obj = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (obj->val.object.nPairs != m->n)
+		elog(ERROR, "kaireon: a JSON member table names a key twice");
+	order = MemoryContextAlloc(TopMemoryContext, sizeof(int) * m->n);
+	for (int j = 0; j < m->n; j++)
+		order[j] = obj->val.object.pairs[j].order;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return order;
+}
+
+/* Write a table's members into the open object: in the table's order, or jsonb's (KjMembers in util/json.h). */
+void
+kjb_members(KjBuild *b, KjMembers *m, const void *arg)
+{
+	if (b->jsonb && m->jsonb_order == NULL)
+		m->jsonb_order = members_jsonb_order(m);
+	for (int j = 0; j < m->n; j++)
+	{
+		const KjMember *member = &m->members[b->jsonb ? m->jsonb_order[j] : j];
+
+		member->write(b, member->key, arg, member->index);
+	}
+}
+
 /* Print a jansson tree; the result is palloc'd in the current context. */
 char *
 kj_dump(const json_t *value, size_t flags)

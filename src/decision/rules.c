@@ -308,30 +308,37 @@ customer_only(const KRule *rule)
 void
 kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 {
-	const KOffer *offer = &req->cfg->offers[cand->offer];
+	const int	o = cand->offer;
+	const KOffer *offer = &req->cfg->offers[o];
+	const KRule *rules = req->cfg->rules;
+	int8	   *memo = req->rule_memo;
 	static const char *const stage_names[] = {"eligibility", "fit", "match"};
 
 	if (cand->mandatory)
 		return;
+	/* the loops' invariants are in locals: the compiler cannot keep them across the stores below */
 	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
 	{
-		for (int k = 0; k < offer->nbound_rules[stage]; k++)
+		const int  *bound = offer->bound_rules[stage];
+		const int	nbound = offer->nbound_rules[stage];
+
+		for (int k = 0; k < nbound; k++)
 		{
-			int			i = offer->bound_rules[stage][k];
-			const KRule *rule = &req->cfg->rules[i];
+			const int	i = bound[k];
+			const KRule *rule = &rules[i];
 			char	   *why = NULL;
 			bool		holds;
 
 			if (only != NULL && !only[i])
 				continue;
-			if (rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
+			if (rule->applies[o] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
 				continue;
 			if (customer_only(rule))
 			{
 				/* the same for every candidate: evaluate once per request */
-				if (req->rule_memo[i] == 0)
-					req->rule_memo[i] = rule_holds(req, cand, rule, &req->rule_memo_why[i]) ? 1 : 2;
-				holds = req->rule_memo[i] == 1;
+				if (memo[i] == 0)
+					memo[i] = rule_holds(req, cand, rule, &req->rule_memo_why[i]) ? 1 : 2;
+				holds = memo[i] == 1;
 				why = req->rule_memo_why[i];
 			}
 			else

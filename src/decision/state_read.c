@@ -674,6 +674,17 @@ history_row_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/*
+ * Whether a table locked after the reader's snapshot was taken is a heap
+ * without a page, and so holds no row that snapshot sees (protocol step 7):
+ * then its index need not be opened, locked or descended.
+ */
+static bool
+no_rows(Relation rel)
+{
+	return rel->rd_rel->relam == HEAP_TABLE_AM_OID && RelationGetNumberOfBlocks(rel) == 0;
+}
+
 /* Read one partition's rows of the customer since the given time, newest first, at most limit. */
 static void
 read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datum since, Datum control,
@@ -687,8 +698,7 @@ read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datu
 	TupleTableSlot *slot;
 	int			taken = 0;
 
-	/* a heap partition without a page holds no row this snapshot sees (protocol step 7): its index is not read */
-	if (rel->rd_rel->relam == HEAP_TABLE_AM_OID && RelationGetNumberOfBlocks(rel) == 0)
+	if (no_rows(rel))
 	{
 		table_close(rel, AccessShareLock);
 		return;
@@ -903,6 +913,43 @@ map_customer_table(Relation rel)
 	return ct;
 }
 
+/* The qualified names parsed so far (qualified_rangevar), in their own context: a parse depends on the text alone. */
+#define MAX_PARSED_NAMES 64
+static struct
+{
+	MemoryContext mcxt;
+	int			n;
+	const char *text[MAX_PARSED_NAMES];
+	RangeVar   *rv[MAX_PARSED_NAMES];
+}			parsed_names;
+
+/*
+ * A qualified table or view name (as config/cache.c quotes it) as a RangeVar:
+ * parsed once per backend (stringToQualifiedNameList is a function of the
+ * text alone, nothing a catalog change can make stale) and looked up by the
+ * caller on every read, as the query's parse would.
+ */
+static const RangeVar *
+qualified_rangevar(const char *qualified)
+{
+	MemoryContext old;
+	RangeVar   *rv;
+
+	for (int i = 0; i < parsed_names.n; i++)
+		if (strcmp(parsed_names.text[i], qualified) == 0)
+			return parsed_names.rv[i];
+	if (parsed_names.n == MAX_PARSED_NAMES)
+		return makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
+	if (parsed_names.mcxt == NULL)
+		parsed_names.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon parsed names", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(parsed_names.mcxt);
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
+	parsed_names.text[parsed_names.n] = pstrdup(qualified);
+	parsed_names.rv[parsed_names.n++] = rv;
+	MemoryContextSwitchTo(old);
+	return rv;
+}
+
 /*
  * The customer's row of a customer data table (qualified_table, as config/
  * cache.c quotes it), copied into the current memory context with its
@@ -914,7 +961,7 @@ bool
 kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
 						  HeapTuple *row, TupleDesc *desc, Oid *table)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified_table));
+	const RangeVar *rv = qualified_rangevar(qualified_table);
 	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
 	KCustomerTable *ct;
 	Relation	rel;
@@ -1100,7 +1147,7 @@ done:
 int
 kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc desc)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(view));
+	const RangeVar *rv = qualified_rangevar(view);
 	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);	/* as the query locks it */
 	Relation	rel;
 	KSegmentView *sv;

@@ -63,16 +63,16 @@
  *	   it.  The caller's SELECT right on the view is checked as the executor
  *	   checks it; the table's rights and row level security were checked by
  *	   the row's read (every column).  Anything else runs the SQL.
- *	7. Empty partitions: a history partition (a heap) whose size, read under
- *	   its lock after the snapshot was taken, is no page is not scanned, and
- *	   its index is neither locked nor read.  A row the snapshot sees was
- *	   committed before the snapshot, into a page the table had been extended
- *	   by on disk before that; a page goes only by VACUUM's truncation, which
- *	   needs an AccessExclusiveLock (held off by ours from before the size is
- *	   read) and keeps every page with a row a registered snapshot (ours) may
- *	   see, or by TRUNCATE (AccessExclusiveLock, a new empty file, which the
- *	   SQL would read as well once it has its lock).  So the partition holds
- *	   no row the SQL would return.
+ *	7. Empty tables: a history partition or the suppressions table (a heap)
+ *	   whose size, read under its lock after the snapshot was taken, is no
+ *	   page is not scanned, and its index is neither locked nor read.  A row
+ *	   the snapshot sees was committed before the snapshot, into a page the
+ *	   table had been extended by on disk before that; a page goes only by
+ *	   VACUUM's truncation, which needs an AccessExclusiveLock (held off by
+ *	   ours from before the size is read) and keeps every page with a row a
+ *	   registered snapshot (ours) may see, or by TRUNCATE (AccessExclusiveLock,
+ *	   a new empty file, which the SQL would read as well once it has its
+ *	   lock).  So the table holds no row the SQL would return.
  */
 #include "postgres.h"
 
@@ -822,6 +822,11 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	if (visible == 0)
 		return true;
 	rel = table_open(t->rel, AccessShareLock);
+	if (no_rows(rel))
+	{
+		table_close(rel, AccessShareLock);
+		return true;
+	}
 	index = index_open(map.supp_keys.index, AccessShareLock);
 	scan_keys(keys, &map.supp_keys, CStringGetTextDatum(tenant_id), CStringGetTextDatum(customer_id), NULL);
 	/* a read-only statement: the caller's active snapshot */

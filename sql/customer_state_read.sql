@@ -51,7 +51,9 @@ INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_typ
     VALUES ('csr', 'old', 'recommendation', 'o1', 'web', now() - interval '3 days');
 SELECT pg_temp.offers('old') AS only_an_old_row;
 
--- suppressions: an active one blocks, an expired one does not, in the same transaction too
+-- suppressions: an active one blocks, an expired one does not, in the same transaction too (the
+-- table has no page before: an empty table is not scanned, and a row written since is read)
+SELECT pg_relation_size('kaireon.suppressions') = 0 AS suppressions_table_empty;
 BEGIN;
 INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope, expires_at) VALUES ('csr', 'sup', 'global', now() - interval '1 second');
 SELECT pg_temp.offers('sup') AS expired_suppression;
@@ -62,6 +64,25 @@ BEGIN;
 INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope) VALUES ('csr', 'sup', 'global');
 SELECT pg_temp.offers('sup') AS suppression_without_expiry;
 ROLLBACK;
+
+-- an empty partition (no page) is not scanned; a row written to it in the transaction, or
+-- committed before the decision, is read
+CREATE TABLE kaireon.interaction_history_p2100_01 PARTITION OF kaireon.interaction_history
+    FOR VALUES FROM ('2100-01-01 00:00+00') TO ('2100-02-01 00:00+00');
+SELECT kaireon_internal._index_interaction_partition('interaction_history_p2100_01');
+SELECT pg_relation_size('kaireon.interaction_history_p2100_01') = 0 AS new_partition_empty;
+BEGIN;
+SELECT pg_temp.offers('far') AS before_row_in_empty_partition;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-15 12:00+00');
+SELECT tableoid::regclass AS partition FROM kaireon.interaction_history WHERE tenant_id = 'csr' AND customer_id = 'far';
+SELECT pg_temp.offers('far') AS row_in_empty_partition_same_transaction;
+ROLLBACK;
+SELECT pg_temp.offers('far') AS after_rollback;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-15 12:00+00');
+SELECT pg_temp.offers('far') AS committed_row_in_empty_partition;
+DROP TABLE kaireon.interaction_history_p2100_01;
 
 -- a partition created after this session read the history: its rows are read. This month's
 -- partition is set aside (renamed and detached) so that the row goes to the default partition,

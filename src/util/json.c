@@ -344,6 +344,9 @@ kj_real_numeric(double d)
 	int64		mant;
 	int			exp10;
 
+	/* an integer of at most 15 digits (zero too): "%.15g" prints it whole, without decimals */
+	if (fabs(d) < 1e15 && d == (double) (int64) d)
+		return int64_to_numeric((int64) d);
 	if (real_decimal(d, &mant, &exp10))
 	{
 		if (exp10 < 0)

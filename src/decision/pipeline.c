@@ -1230,23 +1230,6 @@ note_flow_arms(KDecideResult *res)
 	}
 }
 
-/* The request object guardrails see as request.* (channel, placement, time, context). */
-static json_t *
-request_object(const KRequest *req, json_t *context)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	json_t	   *r = json_deep_copy(context);
-
-	timestamp2tm(req->now, NULL, &tm, &fsec, NULL, NULL);
-	json_object_set_new(r, "channel", json_string(req->channel_id));
-	if (req->channel >= 0)
-		json_object_set_new(r, "channel_type", json_string(req->cfg->channels[req->channel].channel_type));
-	json_object_set_new(r, "hour", json_integer(tm.tm_hour));
-	json_object_set_new(r, "weekday", json_integer(j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday))));
-	return r;
-}
-
 /*
  * The whole pipeline for one request, across its placements, and, unless
  * dry_run, the recording of step 11, for a tenant the caller may act for.
@@ -1333,7 +1316,6 @@ decide(KDecideArgs *args)
 	req->keep_reasons = args->debug || res->traced;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
-	req->request = request_object(req, req->cust->context);
 	req->rule_memo = palloc0(sizeof(int8) * Max(cfg->nrules, 1));
 	req->rule_memo_why = palloc0(sizeof(char *) * Max(cfg->nrules, 1));
 	req->policy_memo = palloc0(sizeof(int8) * Max(cfg->npolicies, 1));

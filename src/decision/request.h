@@ -95,7 +95,7 @@ typedef struct KRequest
 	const char *placement_id;
 	int			flow;
 	TimestampTz now;
-	json_t	   *request;		/* request.* for guardrails: channel, placement, hour, weekday, context */
+	json_t	   *request;		/* request.* for guardrails: channel, hour, weekday, context; built on its first read (rules.c) */
 	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
 	/* results that do not depend on the candidate, computed once per request */

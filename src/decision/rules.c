@@ -18,6 +18,9 @@
 
 #include <math.h>
 
+#include "utils/datetime.h"
+#include "utils/memutils.h"
+
 #include "config/conditions.h"
 #include "decision/decision.h"
 
@@ -377,6 +380,34 @@ typedef struct GuardrailSubject
 } GuardrailSubject;
 
 /*
+ * The request object guardrails see as request.* (channel, channel type, hour,
+ * weekday, and the context's fields), built on its first read (most decisions
+ * read none) in the request's own memory context: it depends on nothing that
+ * changes during the request.
+ */
+static json_t *
+request_object(const KRequest *req)
+{
+	KRequest   *r = (KRequest *) req;	/* the object is kept for the request's later reads */
+	MemoryContext old;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (r->request != NULL)
+		return r->request;
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(r));
+	r->request = json_deep_copy(req->cust->context);
+	timestamp2tm(req->now, NULL, &tm, &fsec, NULL, NULL);
+	json_object_set_new(r->request, "channel", json_string(req->channel_id));
+	if (req->channel >= 0)
+		json_object_set_new(r->request, "channel_type", json_string(req->cfg->channels[req->channel].channel_type));
+	json_object_set_new(r->request, "hour", json_integer(tm.tm_hour));
+	json_object_set_new(r->request, "weekday", json_integer(j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday))));
+	MemoryContextSwitchTo(old);
+	return r->request;
+}
+
+/*
  * The value of an expression's field for an offer in a request (offer.*,
  * customer.*, request.*, channel.*; offer NULL: no offer.* fields), NULL when
  * missing: guardrails, and a flow graph's filter and conditional nodes.
@@ -389,7 +420,7 @@ kaireon_request_field(const KRequest *req, const KOffer *offer, const char *fiel
 	if (strncmp(field, "customer.", 9) == 0)
 		return kaireon_path(req->cust->attrs, field + 9);
 	if (strncmp(field, "request.", 8) == 0)
-		return kaireon_path(req->request, field + 8);
+		return kaireon_path(request_object(req), field + 8);
 	if (strncmp(field, "channel.", 8) == 0 && req->channel >= 0)
 		return kaireon_path(req->cfg->channels[req->channel].row, field + 8);
 	return NULL;

@@ -1181,6 +1181,9 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 				res->stat.cap_refusals++;
 		}
 
+	/* the funnel, for those who read it: debug output, recommend_json's answer, a trace */
+	if (args->funnels_unread && !res->traced)
+		return;
 	funnel = json_object();
 	json_object_set_new(funnel, "placement", placement_id ? json_string(placement_id) : json_null());
 	json_object_set_new(funnel, "flow", json_string(flow->key));

@@ -165,6 +165,8 @@ typedef struct KDecideArgs
 	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
 								 * real-time prices or per-response caps (the campaign solves those) */
 	bool		channel_known;	/* set by the pipeline: the channel is in the configuration */
+	bool		funnels_unread; /* the caller reads no funnel (kaireon.recommend without debug): the
+								 * placements' funnels are built only for a traced decision */
 } KDecideArgs;
 
 /* One returned decision. */

@@ -167,7 +167,9 @@ count_events(const KRequest *req, const KPolicy *p, const KScope *scope,
 	{
 		const KEvent *ev = &req->cust->events[i];
 
-		if (ev->at < since || !event_counted(p, ev) || !event_in_scope(req, scope, ev))
+		if (ev->at < since)
+			break;				/* newest first (KCustomer.events): the rest are older */
+		if (!event_counted(p, ev) || !event_in_scope(req, scope, ev))
 			continue;
 		if (extra != NULL && !extra(req, p, ev, offer))
 			continue;
@@ -211,7 +213,9 @@ recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dfl
 	{
 		const KEvent *ev = &req->cust->events[i];
 
-		if (ev->at < since || !match(ev, offer, p))
+		if (ev->at < since)
+			break;				/* newest first (KCustomer.events): the rest are older */
+		if (!match(ev, offer, p))
 			continue;
 		if (outcomes != NULL)
 		{

@@ -52,7 +52,7 @@ typedef struct KCustomer
 	json_t	   *attrs;			/* data merged with context (context wins) */
 	bool	   *segments;		/* membership by segment slot */
 	int			nevents;
-	KEvent	   *events;			/* within the longest window any rule or policy reads */
+	KEvent	   *events;			/* within the longest window any rule or policy reads, newest first */
 	int			nsuppressions;
 	KSuppression *suppressions;
 	json_t	   *consent;		/* purpose -> "granted" | "revoked" | "pending" (latest row) */

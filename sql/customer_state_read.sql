@@ -51,9 +51,7 @@ INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_typ
     VALUES ('csr', 'old', 'recommendation', 'o1', 'web', now() - interval '3 days');
 SELECT pg_temp.offers('old') AS only_an_old_row;
 
--- suppressions: an active one blocks, an expired one does not, in the same transaction too (the
--- table has no page before: an empty table is not scanned, and a row written since is read)
-SELECT pg_relation_size('kaireon.suppressions') = 0 AS suppressions_table_empty;
+-- suppressions: an active one blocks, an expired one does not, in the same transaction too
 BEGIN;
 INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope, expires_at) VALUES ('csr', 'sup', 'global', now() - interval '1 second');
 SELECT pg_temp.offers('sup') AS expired_suppression;
@@ -65,6 +63,15 @@ INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope) VALUES ('csr', 
 SELECT pg_temp.offers('sup') AS suppression_without_expiry;
 ROLLBACK;
 
+-- an empty table (no page) is not scanned: the suppressions table emptied by TRUNCATE in this
+-- transaction, then a row written to it is read
+BEGIN;
+TRUNCATE kaireon.suppressions;
+SELECT pg_relation_size('kaireon.suppressions') = 0 AS suppressions_table_empty;
+SELECT pg_temp.offers('sup') AS no_suppression;
+INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope) VALUES ('csr', 'sup', 'global');
+SELECT pg_temp.offers('sup') AS suppression_in_emptied_table;
+ROLLBACK;
 -- an empty partition (no page) is not scanned; a row written to it in the transaction, or
 -- committed before the decision, is read
 CREATE TABLE kaireon.interaction_history_p2100_01 PARTITION OF kaireon.interaction_history

@@ -394,6 +394,53 @@ select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg, const KNode *
 	}
 }
 
+/* Most decisions a placement still needs for which select_best ranks them in one pass. */
+#define SELECT_BEST_MAX 8
+
+/*
+ * Bring the best k of ranked[i..n) to positions i .. i+k-1 in the rank node's
+ * order, as k select_next steps would (the order is total: the offer id breaks
+ * ties), in one pass: each candidate is compared with the worst of the best
+ * found so far first, about n comparisons instead of k times n.  The others
+ * follow in their order.  Returns how many were placed (fewer when n - i < k).
+ */
+static int
+select_best(KCandidate **ranked, int i, int n, int k, KTenantConfig *cfg, const KNode *rn)
+{
+	int			best[SELECT_BEST_MAX];
+	int			nb = 0;
+	bool	   *in_best;
+	KCandidate **rest;
+	int			nrest = 0;
+
+	Assert(k <= SELECT_BEST_MAX);
+	for (int j = i; j < n; j++)
+	{
+		int			pos;
+
+		if (nb == k && rank_cmp_node(&ranked[j], &ranked[best[nb - 1]], cfg, rn) >= 0)
+			continue;
+		pos = nb < k ? nb++ : k - 1;	/* full: the worst makes room */
+		for (; pos > 0 && rank_cmp_node(&ranked[j], &ranked[best[pos - 1]], cfg, rn) < 0; pos--)
+			best[pos] = best[pos - 1];
+		best[pos] = j;
+	}
+	in_best = palloc0(sizeof(bool) * Max(n - i, 1));
+	rest = palloc(sizeof(KCandidate *) * Max(n - i, 1));
+	for (int b = 0; b < nb; b++)
+		in_best[best[b] - i] = true;
+	for (int j = i; j < n; j++)
+		if (!in_best[j - i])
+			rest[nrest++] = ranked[j];
+	for (int b = 0; b < nb; b++)
+		rest[nrest++] = ranked[best[b]];	/* collected after the rest, moved to the front below */
+	memcpy(&ranked[i], &rest[nrest - nb], sizeof(KCandidate *) * nb);
+	memcpy(&ranked[i + nb], rest, sizeof(KCandidate *) * (nrest - nb));
+	pfree(in_best);
+	pfree(rest);
+	return nb;
+}
+
 /*
  * Is the customer in a control group of this placement's decision: the
  * tenant's universal group, else the flow's (docs/lift.md)?  Appends the
@@ -880,11 +927,17 @@ node_response(GraphRun *run, const KNode *node)
 		max_offers = run->nranked;	/* a campaign arbitrates among all of them */
 	run->response = node;
 
-	for (int i = 0; i < run->nranked && run->selected < max_offers; i++)
+	for (int i = 0, ordered = 0; i < run->nranked && run->selected < max_offers; i++)
 	{
 		KCandidate *c;
 
-		if (!run->args->batch)
+		/* the next best (a campaign's are ranked in full): the few a placement takes in one pass, then one at a time */
+		if (run->args->batch)
+			;
+		else if (i == 0 && max_offers - run->selected <= SELECT_BEST_MAX)
+			ordered = select_best(run->ranked, 0, run->nranked, max_offers - run->selected, run->req->cfg,
+								  run->rank_node);
+		else if (i >= ordered)
 			select_next(run->ranked, i, run->nranked, run->req->cfg, run->rank_node);
 		c = run->ranked[i];
 		if (take_candidate(run, c, run->placement_id))

@@ -63,6 +63,34 @@ INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope) VALUES ('csr', 
 SELECT pg_temp.offers('sup') AS suppression_without_expiry;
 ROLLBACK;
 
+-- an empty table (no page) is not scanned: the suppressions table emptied by TRUNCATE in this
+-- transaction, then a row written to it is read
+BEGIN;
+TRUNCATE kaireon.suppressions;
+SELECT pg_relation_size('kaireon.suppressions') = 0 AS suppressions_table_empty;
+SELECT pg_temp.offers('sup') AS no_suppression;
+INSERT INTO kaireon.suppressions (tenant_id, customer_id, scope) VALUES ('csr', 'sup', 'global');
+SELECT pg_temp.offers('sup') AS suppression_in_emptied_table;
+ROLLBACK;
+-- an empty partition (no page) is not scanned; a row written to it in the transaction, or
+-- committed before the decision, is read
+CREATE TABLE kaireon.interaction_history_p2100_01 PARTITION OF kaireon.interaction_history
+    FOR VALUES FROM ('2100-01-01 00:00+00') TO ('2100-02-01 00:00+00');
+SELECT kaireon_internal._index_interaction_partition('interaction_history_p2100_01');
+SELECT pg_relation_size('kaireon.interaction_history_p2100_01') = 0 AS new_partition_empty;
+BEGIN;
+SELECT pg_temp.offers('far') AS before_row_in_empty_partition;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-15 12:00+00');
+SELECT tableoid::regclass AS partition FROM kaireon.interaction_history WHERE tenant_id = 'csr' AND customer_id = 'far';
+SELECT pg_temp.offers('far') AS row_in_empty_partition_same_transaction;
+ROLLBACK;
+SELECT pg_temp.offers('far') AS after_rollback;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-15 12:00+00');
+SELECT pg_temp.offers('far') AS committed_row_in_empty_partition;
+DROP TABLE kaireon.interaction_history_p2100_01;
+
 -- a partition created after this session read the history: its rows are read. This month's
 -- partition is set aside (renamed and detached) so that the row goes to the default partition,
 -- then create_interaction_partitions creates the month again and moves the row into it.

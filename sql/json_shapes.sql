@@ -258,3 +258,17 @@ SELECT kaireon.respond_json('{"tenantId": "js", "customerId": "r2", "outcome": "
 SELECT kaireon.respond_json('{"tenantId": "js", "customerId": "r2", "outcome": "click", "offerId": "saver", "timestamp": "soon"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT pg_temp.history() = :history_before_errors AS nothing_written;
+
+-- 9. The request is read from jsonb into the decision's JSON by walking it (no text in between):
+-- non-ASCII and escaped text, numbers and nested values reach the creative's content as the
+-- text's parse gave them; a request nested deeper than the JSON reader allows is refused as before.
+UPDATE kaireon.creatives SET content = '{"headline": "{{customer.firstName}}|{{customer.n}}|{{customer.small}}|{{customer.t}}", "body": "{{customer.deep}}"}'
+ WHERE tenant_id = 'js' AND id = 'gold-web';
+SELECT d -> 'content' AS content
+  FROM pg_temp.rec('{"channel": "web", "placement": "hero", "attributes": {"firstName": "Zoë \"Q\" \\ \u00e9\n", "n": 1.50e2,
+                     "small": -0.000123, "t": true, "deep": {"a": [1, "x", null, true, 2.5, {}], "ü": 12345678901234567890}}}') r,
+       jsonb_array_elements(r -> 'decisions') d
+ WHERE d ->> 'offerId' = 'gold';
+SELECT pg_temp.rec(('{"channel": "web", "attributes": {"deep": ' || repeat('[', 2100) || repeat(']', 2100) || '}}')::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT pg_temp.rec('{"channel": "web", "attributes": {"deep": [[[[[[[[[[1]]]]]]]]]]}}') -> 'count' AS count;

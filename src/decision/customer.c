@@ -15,6 +15,7 @@
 
 #include "util/json.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -150,17 +151,19 @@ static json_t *
 row_json(HeapTuple t, TupleDesc desc)
 {
 	json_t	   *obj = json_object();
+	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
 
+	heap_deform_tuple(t, desc, values, nulls);	/* every column in one pass */
 	for (int i = 1; i <= desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i - 1);
-		bool		isnull;
-		Datum		d;
+		bool		isnull = nulls[i - 1];
+		Datum		d = values[i - 1];
 		json_t	   *v;
 
 		if (att->attisdropped || strcmp(NameStr(att->attname), "tenant_id") == 0)
 			continue;
-		d = SPI_getbinval(t, desc, i, &isnull);
 		if (isnull)
 			v = json_null();
 		else

@@ -394,6 +394,53 @@ select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg, const KNode *
 	}
 }
 
+/* Most decisions a placement still needs for which select_best ranks them in one pass. */
+#define SELECT_BEST_MAX 8
+
+/*
+ * Bring the best k of ranked[i..n) to positions i .. i+k-1 in the rank node's
+ * order, as k select_next steps would (the order is total: the offer id breaks
+ * ties), in one pass: each candidate is compared with the worst of the best
+ * found so far first, about n comparisons instead of k times n.  The others
+ * follow in their order.  Returns how many were placed (fewer when n - i < k).
+ */
+static int
+select_best(KCandidate **ranked, int i, int n, int k, KTenantConfig *cfg, const KNode *rn)
+{
+	int			best[SELECT_BEST_MAX];
+	int			nb = 0;
+	bool	   *in_best;
+	KCandidate **rest;
+	int			nrest = 0;
+
+	Assert(k <= SELECT_BEST_MAX);
+	for (int j = i; j < n; j++)
+	{
+		int			pos;
+
+		if (nb == k && rank_cmp_node(&ranked[j], &ranked[best[nb - 1]], cfg, rn) >= 0)
+			continue;
+		pos = nb < k ? nb++ : k - 1;	/* full: the worst makes room */
+		for (; pos > 0 && rank_cmp_node(&ranked[j], &ranked[best[pos - 1]], cfg, rn) < 0; pos--)
+			best[pos] = best[pos - 1];
+		best[pos] = j;
+	}
+	in_best = palloc0(sizeof(bool) * Max(n - i, 1));
+	rest = palloc(sizeof(KCandidate *) * Max(n - i, 1));
+	for (int b = 0; b < nb; b++)
+		in_best[best[b] - i] = true;
+	for (int j = i; j < n; j++)
+		if (!in_best[j - i])
+			rest[nrest++] = ranked[j];
+	for (int b = 0; b < nb; b++)
+		rest[nrest++] = ranked[best[b]];	/* collected after the rest, moved to the front below */
+	memcpy(&ranked[i], &rest[nrest - nb], sizeof(KCandidate *) * nb);
+	memcpy(&ranked[i + nb], rest, sizeof(KCandidate *) * (nrest - nb));
+	pfree(in_best);
+	pfree(rest);
+	return nb;
+}
+
 /*
  * Is the customer in a control group of this placement's decision: the
  * tenant's universal group, else the flow's (docs/lift.md)?  Appends the
@@ -880,11 +927,17 @@ node_response(GraphRun *run, const KNode *node)
 		max_offers = run->nranked;	/* a campaign arbitrates among all of them */
 	run->response = node;
 
-	for (int i = 0; i < run->nranked && run->selected < max_offers; i++)
+	for (int i = 0, ordered = 0; i < run->nranked && run->selected < max_offers; i++)
 	{
 		KCandidate *c;
 
-		if (!run->args->batch)
+		/* the next best (a campaign's are ranked in full): the few a placement takes in one pass, then one at a time */
+		if (run->args->batch)
+			;
+		else if (i == 0 && max_offers - run->selected <= SELECT_BEST_MAX)
+			ordered = select_best(run->ranked, 0, run->nranked, max_offers - run->selected, run->req->cfg,
+								  run->rank_node);
+		else if (i >= ordered)
 			select_next(run->ranked, i, run->nranked, run->req->cfg, run->rank_node);
 		c = run->ranked[i];
 		if (take_candidate(run, c, run->placement_id))
@@ -1181,6 +1234,9 @@ decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id
 				res->stat.cap_refusals++;
 		}
 
+	/* the funnel, for those who read it: debug output, recommend_json's answer, a trace */
+	if (args->funnels_unread && !res->traced)
+		return;
 	funnel = json_object();
 	json_object_set_new(funnel, "placement", placement_id ? json_string(placement_id) : json_null());
 	json_object_set_new(funnel, "flow", json_string(flow->key));
@@ -1228,23 +1284,6 @@ note_flow_arms(KDecideResult *res)
 				json_object_set(res->decisions[d].explanation, "flowExperiment", note);
 		json_decref(note);
 	}
-}
-
-/* The request object guardrails see as request.* (channel, placement, time, context). */
-static json_t *
-request_object(const KRequest *req, json_t *context)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	json_t	   *r = json_deep_copy(context);
-
-	timestamp2tm(req->now, NULL, &tm, &fsec, NULL, NULL);
-	json_object_set_new(r, "channel", json_string(req->channel_id));
-	if (req->channel >= 0)
-		json_object_set_new(r, "channel_type", json_string(req->cfg->channels[req->channel].channel_type));
-	json_object_set_new(r, "hour", json_integer(tm.tm_hour));
-	json_object_set_new(r, "weekday", json_integer(j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday))));
-	return r;
 }
 
 /*
@@ -1333,7 +1372,6 @@ decide(KDecideArgs *args)
 	req->keep_reasons = args->debug || res->traced;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
-	req->request = request_object(req, req->cust->context);
 	req->rule_memo = palloc0(sizeof(int8) * Max(cfg->nrules, 1));
 	req->rule_memo_why = palloc0(sizeof(char *) * Max(cfg->nrules, 1));
 	req->policy_memo = palloc0(sizeof(int8) * Max(cfg->npolicies, 1));

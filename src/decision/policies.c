@@ -167,7 +167,9 @@ count_events(const KRequest *req, const KPolicy *p, const KScope *scope,
 	{
 		const KEvent *ev = &req->cust->events[i];
 
-		if (ev->at < since || !event_counted(p, ev) || !event_in_scope(req, scope, ev))
+		if (ev->at < since)
+			break;				/* newest first (KCustomer.events): the rest are older */
+		if (!event_counted(p, ev) || !event_in_scope(req, scope, ev))
 			continue;
 		if (extra != NULL && !extra(req, p, ev, offer))
 			continue;
@@ -211,7 +213,9 @@ recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dfl
 	{
 		const KEvent *ev = &req->cust->events[i];
 
-		if (ev->at < since || !match(ev, offer, p))
+		if (ev->at < since)
+			break;				/* newest first (KCustomer.events): the rest are older */
+		if (!match(ev, offer, p))
 			continue;
 		if (outcomes != NULL)
 		{
@@ -440,6 +444,10 @@ void
 kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 {
 	const KOffer *offer = &req->cfg->offers[cand->offer];
+	const KPolicy *policies = req->cfg->policies;
+	const KPolicyBinding *bound = offer->bound_policies;
+	const int	nbound = offer->nbound_policies;
+	const bool	mandatory = cand->mandatory;
 	json_t	   *exempt = NULL;
 	bool		exempt_all = false;
 
@@ -498,10 +506,12 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 
 	if (exempt_all)
 		return;
-	for (int k = 0; k < offer->nbound_policies; k++)
+	/* the loop's invariants are in locals, each binding copied: the compiler cannot keep them across the memos' stores */
+	for (int k = 0; k < nbound; k++)
 	{
-		int			i = offer->bound_policies[k].policy;
-		const KPolicy *p = &req->cfg->policies[i];
+		const KPolicyBinding b = bound[k];
+		const int	i = b.policy;
+		const KPolicy *p = &policies[i];
 		const KScope *scope;
 		char	   *why;
 
@@ -509,13 +519,12 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 			continue;
 		if (exempt != NULL && kj_array_has_string(exempt, p->type_name))
 			continue;
-		if (cand->mandatory && mandatory_bypasses(p))
+		if (mandatory && mandatory_bypasses(p))
 			continue;
-		scope = covering_scope(req, &offer->bound_policies[k], offer);
+		scope = covering_scope(req, &bound[k], offer);
 		if (scope == NULL)
 			continue;
-		if (offer->bound_policies[k].scope >= 0 ? offer->bound_policies[k].independent :
-			kaireon_policy_independent(p, scope))
+		if (b.scope >= 0 ? b.independent : kaireon_policy_independent(p, scope))
 		{
 			/* the same for every candidate this scope covers: evaluate once per request */
 			if (req->policy_memo[i] == 0)
@@ -525,7 +534,7 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 			}
 			why = req->policy_memo_why[i];
 		}
-		else if (offer->bound_policies[k].per_category)
+		else if (b.per_category)
 		{
 			/* the same for every offer of the category: evaluate once per category */
 			int			slot = i * req->cfg->ncategories + offer->category;

@@ -435,6 +435,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 		parse_options(&args, kj_from_jsonb(PG_GETARG_JSONB_P(7), "options"), &explain);
 	if (placement != NULL && json_array_size(args.placements) > 1)
 		bad_value("placement", "and options.placements are both given", "Use one or the other.");
+	args.funnels_unread = !args.debug;	/* only the debug rows show them */
 
 	res = kaireon_decide(&args);
 

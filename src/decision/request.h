@@ -52,7 +52,7 @@ typedef struct KCustomer
 	json_t	   *attrs;			/* data merged with context (context wins) */
 	bool	   *segments;		/* membership by segment slot */
 	int			nevents;
-	KEvent	   *events;			/* within the longest window any rule or policy reads */
+	KEvent	   *events;			/* within the longest window any rule or policy reads, newest first */
 	int			nsuppressions;
 	KSuppression *suppressions;
 	json_t	   *consent;		/* purpose -> "granted" | "revoked" | "pending" (latest row) */
@@ -95,7 +95,7 @@ typedef struct KRequest
 	const char *placement_id;
 	int			flow;
 	TimestampTz now;
-	json_t	   *request;		/* request.* for guardrails: channel, placement, hour, weekday, context */
+	json_t	   *request;		/* request.* for guardrails: channel, hour, weekday, context; built on its first read (rules.c) */
 	json_t	   *cap_usage;		/* cap id -> {"used": n, ...} read this request */
 	json_t	   *adaptation;		/* "<scope>|<id>" -> [positives, negatives] */
 	/* results that do not depend on the candidate, computed once per request */
@@ -165,6 +165,8 @@ typedef struct KDecideArgs
 	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
 								 * real-time prices or per-response caps (the campaign solves those) */
 	bool		channel_known;	/* set by the pipeline: the channel is in the configuration */
+	bool		funnels_unread; /* the caller reads no funnel (kaireon.recommend without debug): the
+								 * placements' funnels are built only for a traced decision */
 } KDecideArgs;
 
 /* One returned decision. */

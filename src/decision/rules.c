@@ -18,6 +18,9 @@
 
 #include <math.h>
 
+#include "utils/datetime.h"
+#include "utils/memutils.h"
+
 #include "config/conditions.h"
 #include "decision/decision.h"
 
@@ -308,30 +311,37 @@ customer_only(const KRule *rule)
 void
 kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 {
-	const KOffer *offer = &req->cfg->offers[cand->offer];
+	const int	o = cand->offer;
+	const KOffer *offer = &req->cfg->offers[o];
+	const KRule *rules = req->cfg->rules;
+	int8	   *memo = req->rule_memo;
 	static const char *const stage_names[] = {"eligibility", "fit", "match"};
 
 	if (cand->mandatory)
 		return;
+	/* the loops' invariants are in locals: the compiler cannot keep them across the stores below */
 	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
 	{
-		for (int k = 0; k < offer->nbound_rules[stage]; k++)
+		const int  *bound = offer->bound_rules[stage];
+		const int	nbound = offer->nbound_rules[stage];
+
+		for (int k = 0; k < nbound; k++)
 		{
-			int			i = offer->bound_rules[stage][k];
-			const KRule *rule = &req->cfg->rules[i];
+			const int	i = bound[k];
+			const KRule *rule = &rules[i];
 			char	   *why = NULL;
 			bool		holds;
 
 			if (only != NULL && !only[i])
 				continue;
-			if (rule->applies[cand->offer] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
+			if (rule->applies[o] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
 				continue;
 			if (customer_only(rule))
 			{
 				/* the same for every candidate: evaluate once per request */
-				if (req->rule_memo[i] == 0)
-					req->rule_memo[i] = rule_holds(req, cand, rule, &req->rule_memo_why[i]) ? 1 : 2;
-				holds = req->rule_memo[i] == 1;
+				if (memo[i] == 0)
+					memo[i] = rule_holds(req, cand, rule, &req->rule_memo_why[i]) ? 1 : 2;
+				holds = memo[i] == 1;
 				why = req->rule_memo_why[i];
 			}
 			else
@@ -370,6 +380,34 @@ typedef struct GuardrailSubject
 } GuardrailSubject;
 
 /*
+ * The request object guardrails see as request.* (channel, channel type, hour,
+ * weekday, and the context's fields), built on its first read (most decisions
+ * read none) in the request's own memory context: it depends on nothing that
+ * changes during the request.
+ */
+static json_t *
+request_object(const KRequest *req)
+{
+	KRequest   *r = (KRequest *) req;	/* the object is kept for the request's later reads */
+	MemoryContext old;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (r->request != NULL)
+		return r->request;
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(r));
+	r->request = json_deep_copy(req->cust->context);
+	timestamp2tm(req->now, NULL, &tm, &fsec, NULL, NULL);
+	json_object_set_new(r->request, "channel", json_string(req->channel_id));
+	if (req->channel >= 0)
+		json_object_set_new(r->request, "channel_type", json_string(req->cfg->channels[req->channel].channel_type));
+	json_object_set_new(r->request, "hour", json_integer(tm.tm_hour));
+	json_object_set_new(r->request, "weekday", json_integer(j2day(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday))));
+	MemoryContextSwitchTo(old);
+	return r->request;
+}
+
+/*
  * The value of an expression's field for an offer in a request (offer.*,
  * customer.*, request.*, channel.*; offer NULL: no offer.* fields), NULL when
  * missing: guardrails, and a flow graph's filter and conditional nodes.
@@ -382,7 +420,7 @@ kaireon_request_field(const KRequest *req, const KOffer *offer, const char *fiel
 	if (strncmp(field, "customer.", 9) == 0)
 		return kaireon_path(req->cust->attrs, field + 9);
 	if (strncmp(field, "request.", 8) == 0)
-		return kaireon_path(req->request, field + 8);
+		return kaireon_path(request_object(req), field + 8);
 	if (strncmp(field, "channel.", 8) == 0 && req->channel >= 0)
 		return kaireon_path(req->cfg->channels[req->channel].row, field + 8);
 	return NULL;

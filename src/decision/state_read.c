@@ -63,6 +63,16 @@
  *	   it.  The caller's SELECT right on the view is checked as the executor
  *	   checks it; the table's rights and row level security were checked by
  *	   the row's read (every column).  Anything else runs the SQL.
+ *	7. Empty tables: a history partition or the suppressions table (a heap)
+ *	   whose size, read under its lock after the snapshot was taken, is no
+ *	   page is not scanned, and its index is neither locked nor read.  A row
+ *	   the snapshot sees was committed before the snapshot, into a page the
+ *	   table had been extended by on disk before that; a page goes only by
+ *	   VACUUM's truncation, which needs an AccessExclusiveLock (held off by
+ *	   ours from before the size is read) and keeps every page with a row a
+ *	   registered snapshot (ours) may see, or by TRUNCATE (AccessExclusiveLock,
+ *	   a new empty file, which the SQL would read as well once it has its
+ *	   lock).  So the table holds no row the SQL would return.
  */
 #include "postgres.h"
 
@@ -101,6 +111,7 @@
 #include "partitioning/partdesc.h"
 #include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -663,19 +674,39 @@ history_row_cmp(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/*
+ * Whether a table locked after the reader's snapshot was taken is a heap
+ * without a page, and so holds no row that snapshot sees (protocol step 7):
+ * then its index need not be opened, locked or descended.
+ */
+static bool
+no_rows(Relation rel)
+{
+	return rel->rd_rel->relam == HEAP_TABLE_AM_OID && RelationGetNumberOfBlocks(rel) == 0;
+}
+
 /* Read one partition's rows of the customer since the given time, newest first, at most limit. */
 static void
 read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datum since, Datum control,
 			   int limit, KHistoryRow **rows, int *nrows, int *cap)
 {
 	Relation	rel = table_open(p->rel, AccessShareLock);
-	Relation	index = index_open(p->keys.index, AccessShareLock);
+	Relation	index;
 	ScanKeyData keys[3];
-	int			nkeys = scan_keys(keys, &p->keys, tenant, customer, &since);
-	IndexScanDesc scan = index_beginscan(rel, index, snap, nkeys, 0);
-	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	int			nkeys;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
 	int			taken = 0;
 
+	if (no_rows(rel))
+	{
+		table_close(rel, AccessShareLock);
+		return;
+	}
+	index = index_open(p->keys.index, AccessShareLock);
+	nkeys = scan_keys(keys, &p->keys, tenant, customer, &since);
+	scan = index_beginscan(rel, index, snap, nkeys, 0);
+	slot = table_slot_create(rel, NULL);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (taken < limit && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
@@ -791,6 +822,11 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	if (visible == 0)
 		return true;
 	rel = table_open(t->rel, AccessShareLock);
+	if (no_rows(rel))
+	{
+		table_close(rel, AccessShareLock);
+		return true;
+	}
 	index = index_open(map.supp_keys.index, AccessShareLock);
 	scan_keys(keys, &map.supp_keys, CStringGetTextDatum(tenant_id), CStringGetTextDatum(customer_id), NULL);
 	/* a read-only statement: the caller's active snapshot */
@@ -882,6 +918,43 @@ map_customer_table(Relation rel)
 	return ct;
 }
 
+/* The qualified names parsed so far (qualified_rangevar), in their own context: a parse depends on the text alone. */
+#define MAX_PARSED_NAMES 64
+static struct
+{
+	MemoryContext mcxt;
+	int			n;
+	const char *text[MAX_PARSED_NAMES];
+	RangeVar   *rv[MAX_PARSED_NAMES];
+}			parsed_names;
+
+/*
+ * A qualified table or view name (as config/cache.c quotes it) as a RangeVar:
+ * parsed once per backend (stringToQualifiedNameList is a function of the
+ * text alone, nothing a catalog change can make stale) and looked up by the
+ * caller on every read, as the query's parse would.
+ */
+static const RangeVar *
+qualified_rangevar(const char *qualified)
+{
+	MemoryContext old;
+	RangeVar   *rv;
+
+	for (int i = 0; i < parsed_names.n; i++)
+		if (strcmp(parsed_names.text[i], qualified) == 0)
+			return parsed_names.rv[i];
+	if (parsed_names.n == MAX_PARSED_NAMES)
+		return makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
+	if (parsed_names.mcxt == NULL)
+		parsed_names.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon parsed names", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(parsed_names.mcxt);
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
+	parsed_names.text[parsed_names.n] = pstrdup(qualified);
+	parsed_names.rv[parsed_names.n++] = rv;
+	MemoryContextSwitchTo(old);
+	return rv;
+}
+
 /*
  * The customer's row of a customer data table (qualified_table, as config/
  * cache.c quotes it), copied into the current memory context with its
@@ -893,7 +966,7 @@ bool
 kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
 						  HeapTuple *row, TupleDesc *desc, Oid *table)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified_table));
+	const RangeVar *rv = qualified_rangevar(qualified_table);
 	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
 	KCustomerTable *ct;
 	Relation	rel;
@@ -1079,7 +1152,7 @@ done:
 int
 kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc desc)
 {
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(view));
+	const RangeVar *rv = qualified_rangevar(view);
 	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);	/* as the query locks it */
 	Relation	rel;
 	KSegmentView *sv;

@@ -140,13 +140,113 @@ kj_parse_nonfinite(const char *text, size_t len, const char *what)
 	return kj_parse(text, len, what);
 }
 
-/* Convert a jsonb value to a jansson tree (through its text form, freed after). */
+/*
+ * A jsonb scalar as the jansson value kj_parse gives for its text (numbers:
+ * strtod of numeric_out's text, as jansson reads every number under
+ * JSON_DECODE_INT_AS_REAL), or NULL where that parse would fail: a number past
+ * a double's range, a string that is not UTF-8 (a database of another encoding).
+ */
+static json_t *
+jsonb_scalar(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return json_null();
+		case jbvBool:
+			return json_boolean(v->val.boolean);
+		case jbvString:
+			return json_stringn(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			{
+				char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+				double		d = strtod(s, NULL);
+
+				pfree(s);
+				return isinf(d) ? NULL : json_real(d);
+			}
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * A jsonb value as the jansson tree kj_parse gives for its text, built by
+ * walking it (no text in between): keys in jsonb's order, which is the order
+ * its text has them in.  NULL when the parse of the text would not succeed
+ * (jsonb_scalar's cases, a key that is not UTF-8, nesting past jansson's
+ * depth limit): the caller then parses the text, which raises its error.
+ */
+static json_t *
+jsonb_tree(JsonbContainer *root)
+{
+	JsonbIterator *it = JsonbIteratorInit(root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	json_t	   *stack[JSON_PARSER_MAX_DEPTH];
+	int			depth = 0;
+	json_t	   *result = NULL;
+	const char *key = NULL;
+	int			keylen = 0;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		json_t	   *x;
+
+		switch (tok)
+		{
+			case WJB_KEY:
+				key = v.val.string.val;
+				keylen = v.val.string.len;
+				continue;
+			case WJB_END_OBJECT:
+			case WJB_END_ARRAY:
+				if (depth > 0)
+					depth--;
+				continue;
+			case WJB_BEGIN_ARRAY:
+				if (v.val.array.rawScalar)
+					continue;	/* a scalar at the top: its one element is the value */
+				x = json_array();
+				break;
+			case WJB_BEGIN_OBJECT:
+				x = json_object();
+				break;
+			default:
+				x = jsonb_scalar(&v);
+				break;
+		}
+		if (x == NULL)
+			return NULL;
+		if (depth == 0)
+			result = x;
+		else if (json_is_object(stack[depth - 1]) ? json_object_setn_new(stack[depth - 1], key, keylen, x) != 0 :
+				 json_array_append_new(stack[depth - 1], x) != 0)
+			return NULL;		/* a key that is not UTF-8, or out of memory: as the parse reports it */
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+		{
+			if (depth == JSON_PARSER_MAX_DEPTH - 1)
+				return NULL;
+			stack[depth++] = x;
+		}
+	}
+	return result;
+}
+
+/*
+ * Convert a jsonb value to a jansson tree: walked straight (jsonb_tree), else
+ * through its text form, which raises as kj_parse does.
+ */
 json_t *
 kj_from_jsonb(Jsonb *jb, const char *what)
 {
-	char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
-	json_t	   *value = kj_parse(text, strlen(text), what);
+	json_t	   *value = jsonb_tree(&jb->root);
+	char	   *text;
 
+	if (value != NULL)
+		return value;
+	text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	value = kj_parse(text, strlen(text), what);
 	pfree(text);
 	return value;
 }
@@ -244,6 +344,9 @@ kj_real_numeric(double d)
 	int64		mant;
 	int			exp10;
 
+	/* an integer of at most 15 digits (zero too): "%.15g" prints it whole, without decimals */
+	if (fabs(d) < 1e15 && d == (double) (int64) d)
+		return int64_to_numeric((int64) d);
 	if (real_decimal(d, &mant, &exp10))
 	{
 		if (exp10 < 0)
@@ -564,6 +667,57 @@ kjb_tree(KjBuild *b)
 {
 	Assert(!b->jsonb && b->depth == 0 && b->root != NULL);
 	return b->root;
+}
+
+/*
+ * The members of a table in the order jsonb keeps an object's keys, as indexes
+ * into the table: pushJsonbValue sorts the keys itself and numbers each pair
+ * with its place in the input (JsonbPair.order).  Kept for the backend's life.
+ */
+static int *
+members_jsonb_order(const KjMembers *m)
+{
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon jsonb key order",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+	JsonbValue *obj;
+	int		   *order;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < m->n; i++)
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) m->members[i].key;
+		v.val.string.len = strlen(m->members[i].key);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.type = jbvNull;
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	obj = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	if (obj->val.object.nPairs != m->n)
+		elog(ERROR, "kaireon: a JSON member table names a key twice");
+	order = MemoryContextAlloc(TopMemoryContext, sizeof(int) * m->n);
+	for (int j = 0; j < m->n; j++)
+		order[j] = obj->val.object.pairs[j].order;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+	return order;
+}
+
+/* Write a table's members into the open object: in the table's order, or jsonb's (KjMembers in util/json.h). */
+void
+kjb_members(KjBuild *b, KjMembers *m, const void *arg)
+{
+	if (b->jsonb && m->jsonb_order == NULL)
+		m->jsonb_order = members_jsonb_order(m);
+	for (int j = 0; j < m->n; j++)
+	{
+		const KjMember *member = &m->members[b->jsonb ? m->jsonb_order[j] : j];
+
+		member->write(b, member->key, arg, member->index);
+	}
 }
 
 /* Print a jansson tree; the result is palloc'd in the current context. */

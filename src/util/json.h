@@ -78,6 +78,32 @@ extern void kjb_json(KjBuild *b, const char *key, json_t *value);
 extern Jsonb *kjb_jsonb(KjBuild *b);
 extern json_t *kjb_tree(KjBuild *b);
 
+/*
+ * An object's members described once, as a table in the order the jansson tree
+ * shows them (and so the text printed from it): kjb_members writes them in that
+ * order into a jansson tree, and into jsonb in jsonb's own order of keys, which
+ * pushJsonbValue itself finds once per backend from the table's keys; the sort
+ * at the object's end then finds the members in order (one comparison each, no
+ * moves) instead of reordering them.  A member's write may write nothing (the
+ * member is absent); index is the member's number for a write several members
+ * share.  The keys of a table are distinct.
+ */
+typedef void (*KjWrite) (KjBuild *b, const char *key, const void *arg, int index);
+typedef struct KjMember
+{
+	const char *key;
+	KjWrite		write;
+	int			index;
+} KjMember;
+typedef struct KjMembers
+{
+	const KjMember *members;
+	int			n;
+	int		   *jsonb_order;	/* the members in jsonb's key order (found on first use) */
+} KjMembers;
+#define KJ_MEMBERS(table) {(table), lengthof(table), NULL}
+extern void kjb_members(KjBuild *b, KjMembers *m, const void *arg);
+
 /* Field accessors for JSON objects: NULL / the default when absent or JSON null. */
 extern const char *kj_str(const json_t *obj, const char *key);
 extern const char *kj_id(const json_t *obj, const char *key, const char *what);

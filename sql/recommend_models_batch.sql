@@ -88,6 +88,24 @@ UPDATE kaireon.offers SET value = value + 40 WHERE tenant_id = 'tb' AND id IN ('
 SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
   FROM unnest(ARRAY['xgb6', 'lgb6']) f, LATERAL pg_temp.check(f, f, '{"x": 1.5, "y": 4}') c;
 
+-- The offers' places in the configuration move (o0 sorts first: every offer's index, which
+-- names its row to the model, is one more) and o4 and o8 swap their values: an index now
+-- names another offer's values, and each score follows the values (nothing stale).
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority, value, custom_fields)
+VALUES ('tb', 'o0', 'Offer 0', 'active', 33, 21, '{"z": 2}');
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('tb', 'c0', 'o0', 'web', 'c0');
+UPDATE kaireon.offers o SET value = s.value
+  FROM kaireon.offers s
+ WHERE o.tenant_id = 'tb' AND s.tenant_id = 'tb'
+   AND (o.id, s.id) IN (('o4', 'o8'), ('o8', 'o4'));
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM unnest(ARRAY['xgb6', 'lgb6']) f, unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": 3, "y": 2}']::jsonb[]) ctx,
+       LATERAL pg_temp.check(f, f, ctx) c;
+-- the same decisions once more, by the ids now bound to the new places
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM unnest(ARRAY['xgb6', 'lgb6']) f, unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": 3, "y": 2}']::jsonb[]) ctx,
+       LATERAL pg_temp.check(f, f, ctx) c;
+
 -- the model changes: compiled anew, with its own cache
 UPDATE kaireon.algorithm_models SET model_state = pg_temp.without_missing_type(pg_temp.forest('xgboost', 20, 6, 5))
  WHERE tenant_id = 'tb' AND key = 'xgb6';

@@ -355,7 +355,7 @@ kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *c
 		offers[nrows] = cands[i].offer;
 		nrows++;
 	}
-	kaireon_model_score_batch(model, values, nrows, arms, shared, scores);
+	kaireon_model_score_batch(model, values, nrows, arms, shared, offers, scores);
 	req->model_offer_scores = palloc(sizeof(double) * req->cfg->noffers);
 	for (int o = 0; o < req->cfg->noffers; o++)
 		req->model_offer_scores[o] = get_float8_nan();

@@ -103,8 +103,6 @@ typedef struct Tree
 	FastNode   *fast;			/* prediction layout */
 	uint64	   *below;			/* per node of fast: the leaves below it (itself for a leaf), as bits
 								 * of their numbers; NULL when the tree has more than 64 leaves */
-	double	   *leaf_value;		/* by leaf number (with below) */
-	float	   *leaf_value32;	/* the same in float (XGBoost adds its leaves in float) */
 	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
@@ -120,11 +118,22 @@ typedef struct TreeModel
 	int			max_depth;
 	Tree	   *trees;
 	bool		leaf_sets;		/* every tree has at most 64 leaves (Tree.below) */
+	/*
+	 * with leaf_sets, the leaf values of every tree in one array, tree t's leaf k at
+	 * (t << leaf_shift) + k, 2^leaf_shift the most leaves of a tree (in the library's
+	 * precision: float for XGBoost, double for LightGBM; the other NULL)
+	 */
+	int			leaf_shift;
+	float	   *leaf_value32;
+	double	   *leaf_value;
 	MemoryContext cxt;			/* the compiled model's context */
 	/* the leaves each tree allows a row's own features (see trees_score_batch), by their values */
 	MemoryContext row_cxt;
 	HTAB	   *row_leaves;
 	long		nrow_leaves;
+	/* the same entries by the caller's row ids (hints, checked against the values), or NULL */
+	struct RowLeaves **by_id;
+	int			nby_id;
 } TreeModel;
 
 /* At most this many features of a row's own (not shared) key the cache of its allowed leaves. */
@@ -259,16 +268,10 @@ number_leaves(Tree *t)
 	if (nleaves > 64)
 		return;
 	t->below = palloc0(sizeof(uint64) * t->nnodes);
-	t->leaf_value = palloc(sizeof(double) * nleaves);
-	t->leaf_value32 = palloc(sizeof(float) * nleaves);
 	nleaves = 0;
 	for (int i = 0; i < t->nnodes; i++)
 		if (t->fast[i].feature < 0)
-		{
-			t->below[i] = UINT64CONST(1) << nleaves;
-			t->leaf_value32[nleaves] = (float) t->fast[i].value;
-			t->leaf_value[nleaves++] = t->fast[i].value;
-		}
+			t->below[i] = UINT64CONST(1) << nleaves++;
 	/* children come after their parent in breadth-first order */
 	for (int i = t->nnodes - 1; i >= 0; i--)
 		if (t->fast[i].feature >= 0)
@@ -438,6 +441,30 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 		m->max_depth = Max(m->max_depth, m->trees[i].depth);
 		m->leaf_sets &= m->trees[i].below != NULL;
 		CHECK_FOR_INTERRUPTS();
+	}
+	if (m->leaf_sets)
+	{
+		/* every leaf value at its tree's places (a leaf's number: the bit of its set) */
+		int			last = 0;	/* the highest leaf number */
+
+		for (int t = 0; t < m->ntrees; t++)
+			last = Max(last, pg_leftmost_one_pos64(m->trees[t].below[0]));	/* the root: all leaves */
+		m->leaf_shift = last == 0 ? 0 : pg_leftmost_one_pos32((uint32) last) + 1;
+		if (m->format == TF_XGBOOST)
+			m->leaf_value32 = palloc0(sizeof(float) * m->ntrees << m->leaf_shift);
+		else
+			m->leaf_value = palloc0(sizeof(double) * m->ntrees << m->leaf_shift);
+		for (int t = 0; t < m->ntrees; t++)
+			for (int n = 0; n < m->trees[t].nnodes; n++)
+				if (m->trees[t].fast[n].feature < 0)
+				{
+					int			k = (t << m->leaf_shift) + pg_rightmost_one_pos64(m->trees[t].below[n]);
+
+					if (m->leaf_value32)
+						m->leaf_value32[k] = (float) m->trees[t].fast[n].value;
+					else
+						m->leaf_value[k] = m->trees[t].fast[n].value;
+				}
 	}
 	m->cxt = CurrentMemoryContext;
 	impl->data = m;
@@ -709,26 +736,20 @@ shared_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float
 
 /*
  * The leaves each tree allows a row's own features: all leaves but those on
- * the side its values do not take at a split on one of them.  Kept per model,
- * by the values (so nothing can go stale: a model that changes is compiled
- * anew, with an empty cache), since a row's own features are mostly those of
- * an offer, which come back with every decision.
+ * the side its values do not take at a split on one of them.  Kept per model
+ * by the values (key: the row's own values as doubles, and which features are
+ * shared), since a row's own features are mostly an offer's, which come back
+ * with every decision; nothing can go stale (a model that changes is compiled
+ * anew, with an empty cache).  xf and xd are the row's values (xf NULL for
+ * LightGBM).
  */
-static const uint64 *
-row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const double *xd, uint64 shared_bits)
+static RowLeaves *
+row_leaves(TreeModel *m, const RowKey *key, const bool *shared, const float *xf, const double *xd)
 {
-	RowKey		key;
 	RowLeaves  *e;
 	bool		found;
-	int			k = 0;
 	uint64	   *allowed;
 
-	memset(&key, 0, sizeof(key));
-	key.shared = shared_bits;
-	for (int f = 0; f < nf; f++)
-		if (!shared[f])
-			key.v[k++] = xd[f];
-	key.nown = k;
 	if (m->row_leaves == NULL)
 	{
 		HASHCTL		ctl;
@@ -745,9 +766,9 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 		m->nrow_leaves = 0;
 	}
-	e = hash_search(m->row_leaves, &key, HASH_FIND, &found);
+	e = hash_search(m->row_leaves, key, HASH_FIND, &found);
 	if (found)
-		return e->allowed;
+		return e;
 	/* computed before the entry is made: an error on the way leaves no entry behind */
 	allowed = MemoryContextAlloc(m->row_cxt, sizeof(uint64) * m->ntrees);
 	for (int t = 0; t < m->ntrees; t++)
@@ -763,10 +784,41 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 				allowed[t] &= ~tr->below[n->left + !goes_right(m, n, xf ? xf[n->feature] : 0, xd[n->feature])];
 		}
 	}
-	e = hash_search(m->row_leaves, &key, HASH_ENTER, &found);
+	e = hash_search(m->row_leaves, key, HASH_ENTER, &found);
 	e->allowed = allowed;
 	m->nrow_leaves++;
-	return allowed;
+	return e;
+}
+
+/*
+ * The entry of row_leaves for a row the caller names row id (see
+ * kaireon_model_score_batch): the one last found for that id when its key is
+ * the row's (the id is only a hint, the values decide), else row_leaves'.
+ */
+static const uint64 *
+row_leaves_by_id(TreeModel *m, int id, const RowKey *key, const bool *shared, const float *xf,
+				 const double *xd)
+{
+	RowLeaves  *e;
+
+	if (id >= 0 && id < m->nby_id && (e = m->by_id[id]) != NULL && e->key.shared == key->shared &&
+		e->key.nown == key->nown && memcmp(e->key.v, key->v, sizeof(double) * key->nown) == 0)
+		return e->allowed;
+	e = row_leaves(m, key, shared, xf, xd);
+	if (id >= 0)
+	{
+		if (id >= m->nby_id)
+		{
+			int			n = Max(id + 1, 2 * m->nby_id);
+
+			m->by_id = m->by_id == NULL ? MemoryContextAllocZero(m->row_cxt, sizeof(RowLeaves *) * n) :
+				repalloc(m->by_id, sizeof(RowLeaves *) * n);
+			memset(m->by_id + m->nby_id, 0, sizeof(RowLeaves *) * (n - m->nby_id));
+			m->nby_id = n;
+		}
+		m->by_id[id] = e;
+	}
+	return e->allowed;
 }
 
 /*
@@ -782,119 +834,220 @@ row_leaves_trim(TreeModel *m)
 	{
 		MemoryContextReset(m->row_cxt);
 		m->row_leaves = NULL;
+		m->by_id = NULL;
+		m->nby_id = 0;
 	}
 }
 
 /*
- * score_batch: the rows' predictions, tree by tree over all rows (each tree's
- * nodes stay in the cache while every row walks it), each tree first reduced
- * by the shared features when some are shared and there are rows enough to
- * pay for it.  Every row's leaves are added in tree order onto the base
- * margin, in the same precision as trees_predict, so each score equals
+ * sum plus, tree by tree in order, the value of the one leaf that both sets
+ * allow (shared[t] & own[t]): tree t's leaf values at v + (t << shift).  Four
+ * trees a step, the additions in order; with a constant shift (the functions
+ * for depth 6 below, kept apart so that the compiler does not merge them back
+ * into the general one) each load's place is a displacement.
+ */
+#define SUM_LEAVES(type, v, shift, shared, own, ntrees, sum) \
+	do { \
+		const uint64 *s_ = (shared), *o_ = (own), *end_ = s_ + ((ntrees) & ~3); \
+		const type *v_ = (v); \
+		for (; s_ < end_; s_ += 4, o_ += 4, v_ += 4 << (shift)) \
+		{ \
+			(sum) += v_[(uint32) pg_rightmost_one_pos64(s_[0] & o_[0])]; \
+			(sum) += (v_ + (1 << (shift)))[(uint32) pg_rightmost_one_pos64(s_[1] & o_[1])]; \
+			(sum) += (v_ + (2 << (shift)))[(uint32) pg_rightmost_one_pos64(s_[2] & o_[2])]; \
+			(sum) += (v_ + (3 << (shift)))[(uint32) pg_rightmost_one_pos64(s_[3] & o_[3])]; \
+		} \
+		for (end_ = (shared) + (ntrees); s_ < end_; s_++, o_++, v_ += 1 << (shift)) \
+			(sum) += v_[(uint32) pg_rightmost_one_pos64(s_[0] & o_[0])]; \
+	} while (0)
+
+/* SUM_LEAVES in float (XGBoost), any shift. */
+static pg_noinline float
+sum_leaves32(const float *v, int shift, const uint64 *shared, const uint64 *own, int ntrees, float sum)
+{
+	SUM_LEAVES(float, v, shift, shared, own, ntrees, sum);
+	return sum;
+}
+
+/* SUM_LEAVES in float, trees of 33 to 64 leaves (depth 6). */
+static pg_noinline float
+sum_leaves32_64(const float *v, const uint64 *shared, const uint64 *own, int ntrees, float sum)
+{
+	SUM_LEAVES(float, v, 6, shared, own, ntrees, sum);
+	return sum;
+}
+
+/* SUM_LEAVES in double (LightGBM), any shift. */
+static pg_noinline double
+sum_leaves64(const double *v, int shift, const uint64 *shared, const uint64 *own, int ntrees, double sum)
+{
+	SUM_LEAVES(double, v, shift, shared, own, ntrees, sum);
+	return sum;
+}
+
+/* SUM_LEAVES in double, trees of 33 to 64 leaves. */
+static pg_noinline double
+sum_leaves64_64(const double *v, const uint64 *shared, const uint64 *own, int ntrees, double sum)
+{
+	SUM_LEAVES(double, v, 6, shared, own, ntrees, sum);
+	return sum;
+}
+
+/*
+ * The margins of the rows of a batch by leaf sets (trees of at most 64
+ * leaves, at most ROW_KEY_VALUES own features): the leaf a row reaches is the
+ * one leaf both the shared features' values and the row's own allow (each
+ * excludes the side not taken at each of its splits, and any other leaf lies
+ * on the side not taken at its last common ancestor with the leaf reached),
+ * so a row costs an AND and a lowest-bit per tree once the leaves its own
+ * values allow are known (row_leaves_by_id).  Steps: the shared features'
+ * leaves per tree (once); each row's own leaves; then row by row its leaves
+ * added in tree order onto the base margin, into fsum (XGBoost) or dsum.
+ */
+static void
+leaf_set_margins(TreeModel *m, int nf, const KaireonValue *values, int nrows, const int *row_ids,
+				 const bool *shared, float *fsum, double *dsum)
+{
+	bool		xgb = m->format == TF_XGBOOST;
+	int			ntrees = m->ntrees;
+	int			shift = m->leaf_shift;
+	uint64	   *leaves = palloc(sizeof(uint64) * ntrees);
+	const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
+	double	   *xd = palloc(sizeof(double) * nf);
+	float	   *xf = xgb ? palloc(sizeof(float) * nf) : NULL;
+	int			own[ROW_KEY_VALUES];
+	RowKey		key;
+
+	/* the shared features' values (row 0's, the same in every row) and the leaves they allow */
+	memset(&key, 0, sizeof(key));
+	for (int f = 0; f < nf; f++)
+	{
+		xd[f] = kv_number(&values[f]);
+		if (xgb)
+			xf[f] = (float) xd[f];
+		if (shared[f])
+			key.shared |= UINT64CONST(1) << f;
+		else
+			own[key.nown++] = f;
+	}
+	for (int t = 0; t < ntrees; t++)
+		leaves[t] = shared_leaves(m, &m->trees[t], shared, xf, xd);
+
+	/* each row's own leaves: by its id when its values are those of the id's last row */
+	row_leaves_trim(m);
+	for (int r = 0; r < nrows; r++)
+	{
+		const KaireonValue *row = values + (size_t) r * nf;
+
+		for (int k = 0; k < key.nown; k++)
+		{
+			xd[own[k]] = kv_number(&row[own[k]]);
+			if (xgb)
+				xf[own[k]] = (float) xd[own[k]];
+			key.v[k] = xd[own[k]];
+		}
+		allowed[r] = row_leaves_by_id(m, row_ids ? row_ids[r] : -1, &key, shared, xf, xd);
+	}
+
+	/* the leaves, row by row in tree order (one leaf is allowed by both: never an empty set) */
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb)
+			fsum[r] = shift == 6 ? sum_leaves32_64(m->leaf_value32, leaves, allowed[r], ntrees, (float) m->base_margin)
+				: sum_leaves32(m->leaf_value32, shift, leaves, allowed[r], ntrees, (float) m->base_margin);
+		else
+			dsum[r] = shift == 6 ? sum_leaves64_64(m->leaf_value, leaves, allowed[r], ntrees, m->base_margin)
+				: sum_leaves64(m->leaf_value, shift, leaves, allowed[r], ntrees, m->base_margin);
+	}
+	pfree(leaves);
+	pfree(allowed);
+	pfree(xd);
+	if (xf)
+		pfree(xf);
+}
+
+/*
+ * score_batch: the rows' predictions, by leaf sets where the trees and the
+ * features allow (leaf_set_margins), else tree by tree over all rows (each
+ * tree's nodes stay in the cache while every row walks it), each tree first
+ * reduced by the shared features when some are shared and there are rows
+ * enough to pay for it.  Every row's leaves are added in tree order onto the
+ * base margin, in the same precision as trees_predict, so each score equals
  * trees_score of its row bit for bit.
  */
 static void
 trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, const char *const *arms,
-				  const bool *shared, double *out)
+				  const bool *shared, const int *row_ids, double *out)
 {
-	const TreeModel *m = (const TreeModel *) impl->data;
+	TreeModel  *m = (TreeModel *) impl->data;
 	int			nf = impl->nfeatures;
 	bool		xgb = m->format == TF_XGBOOST;
 	bool		any_shared = false;
-	int			maxnodes = 1;
-	double	   *xd = palloc(sizeof(double) * (size_t) nrows * nf);
-	float	   *xf = xgb ? palloc(sizeof(float) * (size_t) nrows * nf) : NULL;
+	int			nown = 0;
 	float	   *fsum = xgb ? palloc(sizeof(float) * nrows) : NULL;
 	double	   *dsum = xgb ? NULL : palloc(sizeof(double) * nrows);
-	FastNode   *reduced = NULL;
-	int		   *src = NULL;
 
-	/* feature rows laid out one after the other, as the library's own types */
-	for (int r = 0; r < nrows; r++)
-		for (int f = 0; f < nf; f++)
-		{
-			xd[(size_t) r * nf + f] = kv_number(&values[(size_t) r * nf + f]);
-			if (xgb)
-				xf[(size_t) r * nf + f] = (float) xd[(size_t) r * nf + f];
-		}
 	for (int f = 0; shared != NULL && f < nf; f++)
 		any_shared |= shared[f];
-	for (int t = 0; t < m->ntrees; t++)
-		maxnodes = Max(maxnodes, m->trees[t].nnodes);
-	for (int r = 0; r < nrows; r++)
+	for (int f = 0; any_shared && f < nf; f++)
+		nown += !shared[f];
+	if (any_shared && m->leaf_sets && nf <= 64 && nown <= ROW_KEY_VALUES)
+		leaf_set_margins(m, nf, values, nrows, row_ids, shared, fsum, dsum);
+	else
 	{
-		if (xgb)
-			fsum[r] = (float) m->base_margin;
-		else
-			dsum[r] = m->base_margin;
-	}
+		double	   *xd = palloc(sizeof(double) * (size_t) nrows * nf);
+		float	   *xf = xgb ? palloc(sizeof(float) * (size_t) nrows * nf) : NULL;
+		FastNode   *reduced = NULL;
+		int		   *src = NULL;
+		int			maxnodes = 1;
 
-	/*
-	 * With few own features and trees of at most 64 leaves: the leaf a row
-	 * reaches is the one leaf both the shared features' values and the row's
-	 * own allow (each excludes the side not taken at each of its splits, and
-	 * any other leaf lies on the side not taken at its last common ancestor
-	 * with the leaf reached), so a row costs an AND per tree once the leaves
-	 * its own values allow are known (cached by value, see row_leaves).
-	 */
-	if (any_shared && m->leaf_sets && nf <= 64)
-	{
-		uint64		shared_bits = 0;
-		int			nown = 0;
-
-		for (int f = 0; f < nf; f++)
+		/* feature rows laid out one after the other, as the library's own types */
+		for (int r = 0; r < nrows; r++)
 		{
-			shared_bits |= shared[f] ? UINT64CONST(1) << f : 0;
-			nown += !shared[f];
-		}
-		if (nown <= ROW_KEY_VALUES)
-		{
-			const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
-
-			row_leaves_trim((TreeModel *) m);
-			for (int r = 0; r < nrows; r++)
-				allowed[r] = row_leaves((TreeModel *) m, nf, shared, xf ? xf + (size_t) r * nf : NULL,
-										xd + (size_t) r * nf, shared_bits);
-			for (int t = 0; t < m->ntrees; t++)
+			for (int f = 0; f < nf; f++)
 			{
-				const Tree *tr = &m->trees[t];
-				uint64		leaves = shared_leaves(m, tr, shared, xf, xd);
-
-				/* exactly one leaf is allowed by both (a row's own set is never empty of it) */
+				xd[(size_t) r * nf + f] = kv_number(&values[(size_t) r * nf + f]);
 				if (xgb)
-					for (int r = 0; r < nrows; r++)
-						fsum[r] += tr->leaf_value32[pg_rightmost_one_pos64(leaves & allowed[r][t])];
-				else
-					for (int r = 0; r < nrows; r++)
-						dsum[r] += tr->leaf_value[pg_rightmost_one_pos64(leaves & allowed[r][t])];
+					xf[(size_t) r * nf + f] = (float) xd[(size_t) r * nf + f];
 			}
-			pfree(allowed);
-			goto output;
+			if (xgb)
+				fsum[r] = (float) m->base_margin;
+			else
+				dsum[r] = m->base_margin;
 		}
-	}
-	/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
-	if (any_shared && nrows >= 8)
-	{
-		reduced = palloc(sizeof(FastNode) * maxnodes);
-		src = palloc(sizeof(int) * maxnodes);
-	}
-	for (int t = 0; t < m->ntrees; t++)
-	{
-		Tree		walk = m->trees[t];
-
-		if (reduced != NULL)
+		for (int t = 0; t < m->ntrees; t++)
+			maxnodes = Max(maxnodes, m->trees[t].nnodes);
+		/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
+		if (any_shared && nrows >= 8)
 		{
-			walk.nnodes = reduce_tree(m, &m->trees[t], shared, xf, xd, reduced, src);
-			walk.fast = reduced;
+			reduced = palloc(sizeof(FastNode) * maxnodes);
+			src = palloc(sizeof(int) * maxnodes);
 		}
-		if (xgb)
-			for (int r = 0; r < nrows; r++)
-				fsum[r] += (float) xgb_leaf(&walk, xf + (size_t) r * nf);
-		else
-			for (int r = 0; r < nrows; r++)
-				dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
+		for (int t = 0; t < m->ntrees; t++)
+		{
+			Tree		walk = m->trees[t];
+
+			if (reduced != NULL)
+			{
+				walk.nnodes = reduce_tree(m, &m->trees[t], shared, xf, xd, reduced, src);
+				walk.fast = reduced;
+			}
+			if (xgb)
+				for (int r = 0; r < nrows; r++)
+					fsum[r] += (float) xgb_leaf(&walk, xf + (size_t) r * nf);
+			else
+				for (int r = 0; r < nrows; r++)
+					dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
+		}
+		pfree(xd);
+		if (xf)
+			pfree(xf);
+		if (reduced)
+		{
+			pfree(reduced);
+			pfree(src);
+		}
 	}
-output:
 	for (int r = 0; r < nrows; r++)
 	{
 		if (xgb && m->transform == TT_SIGMOID)
@@ -909,18 +1062,10 @@ output:
 		else
 			out[r] = lgb_output(m, dsum[r]);
 	}
-	pfree(xd);
-	if (xf)
-		pfree(xf);
 	if (fsum)
 		pfree(fsum);
 	if (dsum)
 		pfree(dsum);
-	if (reduced)
-	{
-		pfree(reduced);
-		pfree(src);
-	}
 }
 
 /* ---- TreeSHAP ---- */

@@ -706,6 +706,43 @@ goes_right(const TreeModel *m, const FastNode *n, float xf, double xd)
 }
 
 /*
+ * shared_leaves' walk, for one format (xgb a constant where it is inlined):
+ * depth first, going on to the left child at once and keeping the right one
+ * for later (at most one pending node per level: a tree of at most 64 leaves
+ * is at most 63 levels deep).
+ */
+static pg_attribute_always_inline uint64
+walk_shared(const Tree *t, const bool *shared, const float *x0f, const double *x0, bool xgb)
+{
+	const FastNode *nodes = t->fast;
+	int			stack[64];
+	int			sp = 0;
+	int			i = 0;
+	uint64		leaves = 0;
+
+	for (;;)
+	{
+		const FastNode *n = &nodes[i];
+		int			f = n->feature;
+
+		if (f < 0)
+		{
+			leaves |= t->below[i];
+			if (sp == 0)
+				return leaves;
+			i = stack[--sp];
+		}
+		else if (shared[f])
+			i = n->left + (xgb ? (isnan(x0f[f]) ? n->default_right : !(x0f[f] < n->thr32)) : lgb_right(n, x0[f]));
+		else
+		{
+			stack[sp++] = n->left + 1;
+			i = n->left;
+		}
+	}
+}
+
+/*
  * The leaves of tree t that the shared features' values (row 0's) allow: the
  * leaves below the nodes a walk reaches when it follows the shared features'
  * splits and takes both ways at every other split.
@@ -713,25 +750,9 @@ goes_right(const TreeModel *m, const FastNode *n, float xf, double xd)
 static uint64
 shared_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0)
 {
-	int			stack[2 * 64 + 2];
-	int			sp = 0;
-	uint64		leaves = 0;
-
-	stack[sp++] = 0;
-	while (sp > 0)
-	{
-		int			i = resolve_shared(m, t, stack[--sp], shared, x0f, x0);
-
-		if (t->fast[i].feature < 0)
-			leaves |= t->below[i];
-		else
-		{
-			/* depth-first: at most one pending sibling per level (depth <= 64) */
-			stack[sp++] = t->fast[i].left + 1;
-			stack[sp++] = t->fast[i].left;
-		}
-	}
-	return leaves;
+	if (m->format == TF_XGBOOST)
+		return walk_shared(t, shared, x0f, x0, true);
+	return walk_shared(t, shared, x0f, x0, false);
 }
 
 /*
@@ -802,8 +823,16 @@ row_leaves_by_id(TreeModel *m, int id, const RowKey *key, const bool *shared, co
 	RowLeaves  *e;
 
 	if (id >= 0 && id < m->nby_id && (e = m->by_id[id]) != NULL && e->key.shared == key->shared &&
-		e->key.nown == key->nown && memcmp(e->key.v, key->v, sizeof(double) * key->nown) == 0)
-		return e->allowed;
+		e->key.nown == key->nown)
+	{
+		int			k = 0;
+
+		/* the values' bits, as the hash table's memcmp compares them */
+		while (k < key->nown && memcmp(&e->key.v[k], &key->v[k], sizeof(double)) == 0)
+			k++;
+		if (k == key->nown)
+			return e->allowed;
+	}
 	e = row_leaves(m, key, shared, xf, xd);
 	if (id >= 0)
 	{

@@ -96,6 +96,22 @@ typedef struct FastNode
 	uint8		missing;
 } FastNode;
 
+/*
+ * The splits of one tree on one feature, for the leaves a value allows
+ * (group_leaves): ordered by threshold, so that a value that is not missing
+ * goes right at the first j of them and left at the others, j found by a
+ * binary search, and mask[j] holds the leaves that allows.
+ */
+typedef struct SplitGroup
+{
+	int			feature;
+	int			n;				/* splits on the feature */
+	float	   *thr32;			/* their thresholds, ascending (XGBoost; else NULL) */
+	double	   *thr;			/* (LightGBM; else NULL) */
+	int32	   *node;			/* their nodes (prediction layout), in the same order */
+	uint64	   *mask;			/* n + 1 leaf sets */
+} SplitGroup;
+
 typedef struct Tree
 {
 	int			nnodes;
@@ -103,6 +119,10 @@ typedef struct Tree
 	FastNode   *fast;			/* prediction layout */
 	uint64	   *below;			/* per node of fast: the leaves below it (itself for a leaf), as bits
 								 * of their numbers; NULL when the tree has more than 64 leaves */
+	SplitGroup *groups;			/* with below: the splits by feature, by feature */
+	int			ngroups;
+	bool		by_groups;		/* the plan for TreeModel.plan_shared: the shared features' leaves
+								 * by group_leaves (else by shared_leaves' walk) */
 	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
@@ -134,6 +154,9 @@ typedef struct TreeModel
 	/* the same entries by the caller's row ids (hints, checked against the values), or NULL */
 	struct RowLeaves **by_id;
 	int			nby_id;
+	/* which features were shared when the trees' by_groups were chosen (plan_made) */
+	uint64		plan_shared;
+	bool		plan_made;
 } TreeModel;
 
 /* At most this many features of a row's own (not shared) key the cache of its allowed leaves. */
@@ -276,6 +299,75 @@ number_leaves(Tree *t)
 	for (int i = t->nnodes - 1; i >= 0; i--)
 		if (t->fast[i].feature >= 0)
 			t->below[i] = t->below[t->fast[i].left] | t->below[t->fast[i].left + 1];
+}
+
+/* qsort_arg order of split nodes (prediction layout): by feature, then threshold, then place. */
+static int
+split_cmp(const void *a, const void *b, void *arg)
+{
+	const Tree *t = (const Tree *) ((void **) arg)[0];
+	bool		xgb = *(const bool *) ((void **) arg)[1];
+	const FastNode *x = &t->fast[*(const int32 *) a];
+	const FastNode *y = &t->fast[*(const int32 *) b];
+
+	if (x->feature != y->feature)
+		return x->feature < y->feature ? -1 : 1;
+	if (xgb ? x->thr32 != y->thr32 : x->value != y->value)
+		return (xgb ? x->thr32 < y->thr32 : x->value < y->value) ? -1 : 1;
+	return *(const int32 *) a < *(const int32 *) b ? -1 : (*(const int32 *) a > *(const int32 *) b);
+}
+
+/*
+ * Group tree t's splits by feature (Tree.groups, with below): each group's
+ * thresholds ascending, and for each j the leaves allowed when a value goes
+ * right at the first j splits and left at the others (the splits it goes
+ * right at exclude the leaves on their left, the others those on their right).
+ */
+static void
+group_splits(Tree *t, bool xgb)
+{
+	int32	   *order = palloc(sizeof(int32) * t->nnodes);
+	int			nsplits = 0;
+	void	   *arg[2] = {t, &xgb};
+
+	for (int i = 0; i < t->nnodes; i++)
+		if (t->fast[i].feature >= 0)
+			order[nsplits++] = i;
+	qsort_arg(order, nsplits, sizeof(int32), split_cmp, arg);
+	t->groups = palloc(sizeof(SplitGroup) * Max(nsplits, 1));
+	t->ngroups = 0;
+	for (int a = 0, b; a < nsplits; a = b)
+	{
+		SplitGroup *g = &t->groups[t->ngroups++];
+		uint64		acc;
+
+		for (b = a; b < nsplits && t->fast[order[b]].feature == t->fast[order[a]].feature; b++);
+		g->feature = t->fast[order[a]].feature;
+		g->n = b - a;
+		g->thr32 = xgb ? palloc(sizeof(float) * g->n) : NULL;
+		g->thr = xgb ? NULL : palloc(sizeof(double) * g->n);
+		g->node = palloc(sizeof(int32) * g->n);
+		g->mask = palloc(sizeof(uint64) * (g->n + 1));
+		for (int k = 0; k < g->n; k++)
+		{
+			g->node[k] = order[a + k];
+			if (xgb)
+				g->thr32[k] = t->fast[order[a + k]].thr32;
+			else
+				g->thr[k] = t->fast[order[a + k]].value;
+		}
+		/* mask[j]: the first j go right (not left), the others left (not right) */
+		g->mask[g->n] = ~UINT64CONST(0);
+		for (int k = g->n - 1; k >= 0; k--)
+			g->mask[k] = g->mask[k + 1] & ~t->below[t->fast[g->node[k]].left + 1];
+		acc = ~UINT64CONST(0);
+		for (int j = 1; j <= g->n; j++)
+		{
+			acc &= ~t->below[t->fast[g->node[j - 1]].left];
+			g->mask[j] &= acc;
+		}
+	}
+	pfree(order);
 }
 
 /* Compile one tree of the canonical state. */
@@ -454,6 +546,8 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 			m->leaf_value32 = palloc0(sizeof(float) * m->ntrees << m->leaf_shift);
 		else
 			m->leaf_value = palloc0(sizeof(double) * m->ntrees << m->leaf_shift);
+		for (int t = 0; t < m->ntrees; t++)
+			group_splits(&m->trees[t], m->format == TF_XGBOOST);
 		for (int t = 0; t < m->ntrees; t++)
 			for (int n = 0; n < m->trees[t].nnodes; n++)
 				if (m->trees[t].fast[n].feature < 0)
@@ -756,6 +850,93 @@ shared_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float
 }
 
 /*
+ * The same leaves as shared_leaves, found split group by split group: all
+ * leaves but those on the side not taken at each split on a shared feature
+ * (the walk's leaves are exactly those: a leaf lies below a split only when
+ * the split is its ancestor).  A value that is not missing (nor, for
+ * LightGBM, zero) goes right at a group's first j splits, j found by a binary
+ * search (XGBoost: threshold <= value; LightGBM: threshold < value); other
+ * values are taken split by split (goes_right).
+ */
+static pg_attribute_always_inline uint64
+group_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0,
+			 bool xgb)
+{
+	uint64		acc = ~UINT64CONST(0);
+
+	for (int g = 0; g < t->ngroups; g++)
+	{
+		const SplitGroup *sg = &t->groups[g];
+		int			f = sg->feature;
+		int			lo = 0,
+					n = sg->n;
+
+		if (!shared[f])
+			continue;
+		if (xgb ? isnan(x0f[f]) : isnan(x0[f]) || (x0[f] >= -LGB_ZERO && x0[f] <= LGB_ZERO))
+		{
+			for (int k = 0; k < sg->n; k++)
+			{
+				const FastNode *nd = &t->fast[sg->node[k]];
+
+				acc &= ~t->below[nd->left + !goes_right(m, nd, xgb ? x0f[f] : 0, x0[f])];
+			}
+			continue;
+		}
+		while (n > 0)
+		{
+			int			half = n >> 1;
+
+			if (xgb ? sg->thr32[lo + half] <= x0f[f] : sg->thr[lo + half] < x0[f])
+			{
+				lo += half + 1;
+				n -= half + 1;
+			}
+			else
+				n = half;
+		}
+		acc &= sg->mask[lo];
+	}
+	return acc;
+}
+
+/*
+ * Choose, per tree, how its shared features' leaves are found for these shared
+ * features: by group_leaves when its estimated cost (per group of a shared
+ * feature, a binary search) is below the walk's (per node the walk is
+ * expected to visit, taking one way at a shared split, both at the others).
+ * Both give the same leaves; the choice only moves the cost.
+ */
+static void
+plan_shared_leaves(TreeModel *m, const bool *shared, uint64 shared_bits)
+{
+	for (int t = 0; t < m->ntrees; t++)
+	{
+		Tree	   *tr = &m->trees[t];
+		double	   *reach = palloc(sizeof(double) * tr->nnodes);
+		double		walk = 0,
+					groups = 0;
+
+		reach[0] = 1;
+		for (int i = 0; i < tr->nnodes; i++)
+		{
+			const FastNode *n = &tr->fast[i];
+
+			walk += 6 * reach[i];
+			if (n->feature >= 0)
+				reach[n->left] = reach[n->left + 1] = shared[n->feature] ? reach[i] / 2 : reach[i];
+		}
+		for (int g = 0; g < tr->ngroups; g++)
+			if (shared[tr->groups[g].feature])
+				groups += 10 + 8 * (pg_leftmost_one_pos32((uint32) tr->groups[g].n) + 1);
+		tr->by_groups = groups < walk;
+		pfree(reach);
+	}
+	m->plan_shared = shared_bits;
+	m->plan_made = true;
+}
+
+/*
  * The leaves each tree allows a row's own features: all leaves but those on
  * the side its values do not take at a split on one of them.  Kept per model
  * by the values (key: the row's own values as doubles, and which features are
@@ -959,8 +1140,19 @@ leaf_set_margins(TreeModel *m, int nf, const KaireonValue *values, int nrows, co
 		else
 			own[key.nown++] = f;
 	}
+	if (!m->plan_made || m->plan_shared != key.shared)
+		plan_shared_leaves(m, shared, key.shared);
 	for (int t = 0; t < ntrees; t++)
-		leaves[t] = shared_leaves(m, &m->trees[t], shared, xf, xd);
+	{
+		const Tree *tr = &m->trees[t];
+
+		if (!tr->by_groups)
+			leaves[t] = shared_leaves(m, tr, shared, xf, xd);
+		else if (xgb)
+			leaves[t] = group_leaves(m, tr, shared, xf, xd, true);
+		else
+			leaves[t] = group_leaves(m, tr, shared, xf, xd, false);
+	}
 
 	/* each row's own leaves: by its id when its values are those of the id's last row */
 	row_leaves_trim(m);

@@ -18,16 +18,19 @@ SELECT 'tb', 'c' || i, 'o' || i, 'web', 'c' || i FROM generate_series(1, 12) i;
 
 -- A forest of complete trees (breadth first: node n splits into 2n+1 and 2n+2) over the
 -- customer's x and y and the offer's value, priority and z, thresholds inside each feature's
--- range; LightGBM nodes take every missing type in turn.
-CREATE FUNCTION pg_temp.forest(format text, ntrees int, depth int, salt int) RETURNS jsonb LANGUAGE sql AS $$
+-- range; LightGBM nodes take every missing type in turn. Layered: the customer's x and y on
+-- alternate levels and the offer's value on the last level of splits (the customer's leaves are
+-- then found by a walk of one path; otherwise mostly by the splits grouped by feature).
+CREATE FUNCTION pg_temp.forest(format text, ntrees int, depth int, salt int, layered boolean DEFAULT false)
+    RETURNS jsonb LANGUAGE sql AS $$
     SELECT jsonb_build_object('format', format, 'objective', 'binary:logistic', 'transform', 'sigmoid',
                               'baseMargin', -0.5 + salt / 10.0,
                               'features', '["x", "y", "offer.value", "offer.priority", "offer.z"]'::jsonb,
                               'trees', jsonb_agg(tree ORDER BY t))
       FROM (SELECT t, jsonb_build_object(
-                 'split', jsonb_agg(CASE WHEN n < internal THEN (t + n + salt) % 5 ELSE -1 END ORDER BY n),
+                 'split', jsonb_agg(CASE WHEN n < internal THEN f ELSE -1 END ORDER BY n),
                  'threshold', jsonb_agg(CASE WHEN n >= internal THEN 0
-                     ELSE CASE (t + n + salt) % 5 WHEN 0 THEN ((t * 7 + n * 13) % 7) - 3 + 0.5
+                     ELSE CASE f WHEN 0 THEN ((t * 7 + n * 13) % 7) - 3 + 0.5
                                                   WHEN 1 THEN (t * 3 + n * 11 + salt) % 10
                                                   WHEN 2 THEN (t + n * 7) % 97
                                                   WHEN 3 THEN 10 + (t * 5 + n * 3) % 80
@@ -39,7 +42,10 @@ CREATE FUNCTION pg_temp.forest(format text, ntrees int, depth int, salt int) RET
                  'value', jsonb_agg(CASE WHEN n < internal THEN 0
                                          ELSE round((((t * 31 + n * 17 + salt) % 200) - 100) / 1000.0, 4) END ORDER BY n)) AS tree
               FROM (SELECT (2 ^ depth)::int - 1 AS internal) d,
-                   generate_series(0, ntrees - 1) t, generate_series(0, (2 ^ (depth + 1))::int - 2) n
+                   generate_series(0, ntrees - 1) t, generate_series(0, (2 ^ (depth + 1))::int - 2) n,
+                   LATERAL (SELECT CASE WHEN NOT layered THEN (t + n + salt) % 5
+                                        WHEN n >= internal / 2 THEN 2
+                                        ELSE (32 - strpos((n + 1)::bit(32)::text, '1')) % 2 END AS f) s
              GROUP BY t) trees
 $$;
 CREATE FUNCTION pg_temp.without_missing_type(state jsonb) RETURNS jsonb LANGUAGE sql AS $$
@@ -50,10 +56,12 @@ INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_st
     ('tb', 'xgb6', 'XGBoost depth 6', 'gradient_boosted', pg_temp.without_missing_type(pg_temp.forest('xgboost', 20, 6, 0))),
     ('tb', 'xgb7', 'XGBoost depth 7', 'gradient_boosted', pg_temp.without_missing_type(pg_temp.forest('xgboost', 6, 7, 1))),
     ('tb', 'lgb6', 'LightGBM depth 6', 'gradient_boosted', pg_temp.forest('lightgbm', 20, 6, 2)),
-    ('tb', 'lgb7', 'LightGBM depth 7', 'gradient_boosted', pg_temp.forest('lightgbm', 6, 7, 3));
+    ('tb', 'lgb7', 'LightGBM depth 7', 'gradient_boosted', pg_temp.forest('lightgbm', 6, 7, 3)),
+    ('tb', 'xgb6l', 'XGBoost depth 6, layered', 'gradient_boosted', pg_temp.without_missing_type(pg_temp.forest('xgboost', 20, 6, 4, true))),
+    ('tb', 'lgb6l', 'LightGBM depth 6, layered', 'gradient_boosted', pg_temp.forest('lightgbm', 20, 6, 6, true));
 INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config)
 SELECT 'tb', 'f-' || k, k, k, k = 'xgb6', jsonb_build_object('maxOffers', 12, 'score', jsonb_build_object('method', 'propensity', 'modelKey', k))
-  FROM unnest(ARRAY['xgb6', 'xgb7', 'lgb6', 'lgb7']) k;
+  FROM unnest(ARRAY['xgb6', 'xgb7', 'lgb6', 'lgb7', 'xgb6l', 'lgb6l']) k;
 -- five candidates only: too few to reduce the trees of more than 64 leaves, walked whole
 INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config)
 SELECT 'tb', 'f-' || k || '-few', k || '-few', k || ' few',
@@ -73,7 +81,7 @@ LANGUAGE sql AS $$
       FROM kaireon.recommend('tb', 'cust', 'web', decision_flow => flow, context => ctx, options => '{"dry_run": true}') r
       JOIN kaireon.offers o ON o.tenant_id = 'tb' AND o.id = r.offer_id
 $$;
-SELECT c.* FROM unnest(ARRAY['xgb6', 'xgb7', 'lgb6', 'lgb7', 'xgb7-few', 'lgb7-few']) f,
+SELECT c.* FROM unnest(ARRAY['xgb6', 'xgb7', 'lgb6', 'lgb7', 'xgb7-few', 'lgb7-few', 'xgb6l', 'lgb6l']) f,
                 unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": -2, "y": 9}', '{"y": 0}', '{"x": 0}', '{}']::jsonb[]) ctx,
                 LATERAL pg_temp.check(f, split_part(f, '-', 1), ctx) c
  ORDER BY c.flow, c.context::text;
@@ -87,6 +95,24 @@ SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candi
 UPDATE kaireon.offers SET value = value + 40 WHERE tenant_id = 'tb' AND id IN ('o1', 'o2', 'o5');
 SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
   FROM unnest(ARRAY['xgb6', 'lgb6']) f, LATERAL pg_temp.check(f, f, '{"x": 1.5, "y": 4}') c;
+
+-- The offers' places in the configuration move (o0 sorts first: every offer's index, which
+-- names its row to the model, is one more) and o4 and o8 swap their values: an index now
+-- names another offer's values, and each score follows the values (nothing stale).
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority, value, custom_fields)
+VALUES ('tb', 'o0', 'Offer 0', 'active', 33, 21, '{"z": 2}');
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('tb', 'c0', 'o0', 'web', 'c0');
+UPDATE kaireon.offers o SET value = s.value
+  FROM kaireon.offers s
+ WHERE o.tenant_id = 'tb' AND s.tenant_id = 'tb'
+   AND (o.id, s.id) IN (('o4', 'o8'), ('o8', 'o4'));
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM unnest(ARRAY['xgb6', 'lgb6']) f, unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": 3, "y": 2}']::jsonb[]) ctx,
+       LATERAL pg_temp.check(f, f, ctx) c;
+-- the same decisions once more, by the ids now bound to the new places
+SELECT bool_and(c.candidates = c.equal) AS all_equal, sum(c.candidates) AS candidates
+  FROM unnest(ARRAY['xgb6', 'lgb6']) f, unnest(ARRAY['{"x": 1.5, "y": 4}', '{"x": 3, "y": 2}']::jsonb[]) ctx,
+       LATERAL pg_temp.check(f, f, ctx) c;
 
 -- the model changes: compiled anew, with its own cache
 UPDATE kaireon.algorithm_models SET model_state = pg_temp.without_missing_type(pg_temp.forest('xgboost', 20, 6, 5))

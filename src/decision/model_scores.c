@@ -262,16 +262,21 @@ kaireon_request_model(KRequest *req, const KFlow *flow, const char *customer_id,
 double
 kaireon_candidate_model_score(KRequest *req, KaireonModel *model, const KOffer *offer)
 {
-	FeatureArg	fa = {req->cust->attrs, offer, req->channel_id};
+	FeatureArg	fa;
 	KaireonFeatures f = {feature_get, &fa};
-	bool		memo = (model == req->model && !kaireon_model_per_offer(model));
+	bool		memo;
 	double		s;
 
-	if (memo && req->model_memo_valid)
-		return req->model_memo;
+	/* scored in the batch (only models that read the offer: never memo below) */
 	if (model == req->model && req->model_offer_scores != NULL &&
 		!isnan(req->model_offer_scores[offer - req->cfg->offers]))
 		return req->model_offer_scores[offer - req->cfg->offers];
+	memo = (model == req->model && !kaireon_model_per_offer(model));
+	if (memo && req->model_memo_valid)
+		return req->model_memo;
+	fa.attrs = req->cust->attrs;
+	fa.offer = offer;
+	fa.channel_id = req->channel_id;
 	if (model == req->model && !memo && !kaireon_model_reads_offer(model))
 	{
 		if (!req->model_values_valid)
@@ -355,7 +360,7 @@ kaireon_batch_model_scores(KRequest *req, const KFlow *flow, const KCandidate *c
 		offers[nrows] = cands[i].offer;
 		nrows++;
 	}
-	kaireon_model_score_batch(model, values, nrows, arms, shared, scores);
+	kaireon_model_score_batch(model, values, nrows, arms, shared, offers, scores);
 	req->model_offer_scores = palloc(sizeof(double) * req->cfg->noffers);
 	for (int o = 0; o < req->cfg->noffers; o++)
 		req->model_offer_scores[o] = get_float8_nan();

@@ -85,6 +85,7 @@ struct KaireonModel
 	ModelImpl	impl;
 	MemoryContext cxt;
 	bool		untrained;		/* model_state is {}: nothing to score with */
+	bool		reads_offer;	/* some feature is an offer.<field> (kaireon_model_reads_offer) */
 	bool		shadows_loaded;
 	int			nshadows;
 	char	  **shadow_keys;
@@ -234,6 +235,8 @@ compile_model(const char *tenant_id, const char *key, const char *id, const char
 		m->untrained = true;
 	if (!m->untrained)
 		ops->compile(&src, &m->impl);
+	for (int i = 0; i < m->impl.nfeatures; i++)
+		m->reads_offer |= strncmp(m->impl.feature_names[i], "offer.", 6) == 0;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 	return m;
@@ -551,14 +554,14 @@ kaireon_model_score_values(KaireonModel *model, const KaireonValue *values, cons
 /* Score many subjects at once (see scoring.h). */
 void
 kaireon_model_score_batch(KaireonModel *model, const KaireonValue *values, int nrows,
-						  const char *const *arms, const bool *shared, double *out)
+						  const char *const *arms, const bool *shared, const int *row_ids, double *out)
 {
 	int			nf = model->impl.nfeatures;
 
 	if (model->untrained)
 		elog(ERROR, "kaireon_model_score_batch called on an untrained model");
 	if (model->ops->score_batch != NULL && nrows > 1)
-		model->ops->score_batch(&model->impl, values, nrows, arms, shared, out);
+		model->ops->score_batch(&model->impl, values, nrows, arms, shared, row_ids, out);
 	else
 		for (int r = 0; r < nrows; r++)
 			out[r] = model->ops->score(&model->impl, values + (size_t) r * nf, arms ? arms[r] : NULL);
@@ -648,14 +651,11 @@ kaireon_model_per_offer(const KaireonModel *model)
 	return model->ops->per_arm || kaireon_model_reads_offer(model);
 }
 
-/* Does the model read an offer.<field> feature? */
+/* Does the model read an offer.<field> feature? (Noted when it is compiled: asked per candidate.) */
 bool
 kaireon_model_reads_offer(const KaireonModel *model)
 {
-	for (int i = 0; i < model->impl.nfeatures; i++)
-		if (strncmp(model->impl.feature_names[i], "offer.", 6) == 0)
-			return true;
-	return false;
+	return model->reads_offer;
 }
 
 /* The model's feature names, in the order of kaireon.score's float8[] form. */

@@ -73,11 +73,16 @@ extern double kaireon_model_score_values(KaireonModel *model, const KaireonValue
  * arms[r] its arm (arms may be NULL when every arm is NULL), shared[f] true when feature f has
  * the same value in every row (a feature of the customer or of the request), which lets a model
  * type evaluate what reads only those once (tree models: the customer's part of each tree).
- * out[r] is exactly kaireon_model_score_values of row r, and the rows are scored in order
- * (models that draw random numbers draw them as row by row would).
+ * row_ids (may be NULL) name rows that come back batch after batch (a decision's offers: the
+ * offer's index in the configuration), which lets a model type find what it keeps for a row's
+ * own values without looking the values up; only a hint: an id whose row's values changed
+ * costs that lookup, never a wrong score. out[r] is exactly kaireon_model_score_values of
+ * row r, and the rows are scored in order (models that draw random numbers draw them as row
+ * by row would).
  */
 extern void kaireon_model_score_batch(KaireonModel *model, const KaireonValue *values, int nrows,
-									  const char *const *arms, const bool *shared, double *out);
+									  const char *const *arms, const bool *shared, const int *row_ids,
+									  double *out);
 
 /* For the model types (models/): the ops (models/model.h) of a model_type name, or NULL. */
 struct ModelOps;

@@ -51,11 +51,12 @@ typedef struct ModelOps
 	double		(*score) (const ModelImpl *impl, const KaireonValue *values, const char *arm);
 	/*
 	 * optional: score nrows subjects at once (kaireon_model_score_batch in scoring.h: rows of
-	 * values, arms, the features shared by every row), out[r] exactly score() of row r; NULL:
-	 * score() row by row
+	 * values, arms, the features shared by every row, the rows' ids or NULL), out[r] exactly
+	 * score() of row r; NULL: score() row by row
 	 */
 	void		(*score_batch) (const ModelImpl *impl, const KaireonValue *values, int nrows,
-								const char *const *arms, const bool *shared, double *out);
+								const char *const *arms, const bool *shared, const int *row_ids,
+								double *out);
 	/* the score with its factors, as a JSON object */
 	json_t	   *(*explain) (const ModelImpl *impl, const KaireonValue *values, const char *arm);
 	/* does this type learn online (respond updates its state)? */

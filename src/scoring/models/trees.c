@@ -96,6 +96,22 @@ typedef struct FastNode
 	uint8		missing;
 } FastNode;
 
+/*
+ * The splits of one tree on one feature, for the leaves a value allows
+ * (group_leaves): ordered by threshold, so that a value that is not missing
+ * goes right at the first j of them and left at the others, j found by a
+ * binary search, and mask[j] holds the leaves that allows.
+ */
+typedef struct SplitGroup
+{
+	int			feature;
+	int			n;				/* splits on the feature */
+	float	   *thr32;			/* their thresholds, ascending (XGBoost; else NULL) */
+	double	   *thr;			/* (LightGBM; else NULL) */
+	int32	   *node;			/* their nodes (prediction layout), in the same order */
+	uint64	   *mask;			/* n + 1 leaf sets */
+} SplitGroup;
+
 typedef struct Tree
 {
 	int			nnodes;
@@ -103,8 +119,10 @@ typedef struct Tree
 	FastNode   *fast;			/* prediction layout */
 	uint64	   *below;			/* per node of fast: the leaves below it (itself for a leaf), as bits
 								 * of their numbers; NULL when the tree has more than 64 leaves */
-	double	   *leaf_value;		/* by leaf number (with below) */
-	float	   *leaf_value32;	/* the same in float (XGBoost adds its leaves in float) */
+	SplitGroup *groups;			/* with below: the splits by feature, by feature */
+	int			ngroups;
+	bool		by_groups;		/* the plan for TreeModel.plan_shared: the shared features' leaves
+								 * by group_leaves (else by shared_leaves' walk) */
 	TreeNode   *nodes;			/* original layout (TreeSHAP) */
 	double	   *cover;			/* per node: training weight (hessian sum or count) */
 	double	   *mean;			/* per node: cover-weighted mean leaf value below it */
@@ -120,11 +138,25 @@ typedef struct TreeModel
 	int			max_depth;
 	Tree	   *trees;
 	bool		leaf_sets;		/* every tree has at most 64 leaves (Tree.below) */
+	/*
+	 * with leaf_sets, the leaf values of every tree in one array, tree t's leaf k at
+	 * (t << leaf_shift) + k, 2^leaf_shift the most leaves of a tree (in the library's
+	 * precision: float for XGBoost, double for LightGBM; the other NULL)
+	 */
+	int			leaf_shift;
+	float	   *leaf_value32;
+	double	   *leaf_value;
 	MemoryContext cxt;			/* the compiled model's context */
 	/* the leaves each tree allows a row's own features (see trees_score_batch), by their values */
 	MemoryContext row_cxt;
 	HTAB	   *row_leaves;
 	long		nrow_leaves;
+	/* the same entries by the caller's row ids (hints, checked against the values), or NULL */
+	struct RowLeaves **by_id;
+	int			nby_id;
+	/* which features were shared when the trees' by_groups were chosen (plan_made) */
+	uint64		plan_shared;
+	bool		plan_made;
 } TreeModel;
 
 /* At most this many features of a row's own (not shared) key the cache of its allowed leaves. */
@@ -259,20 +291,83 @@ number_leaves(Tree *t)
 	if (nleaves > 64)
 		return;
 	t->below = palloc0(sizeof(uint64) * t->nnodes);
-	t->leaf_value = palloc(sizeof(double) * nleaves);
-	t->leaf_value32 = palloc(sizeof(float) * nleaves);
 	nleaves = 0;
 	for (int i = 0; i < t->nnodes; i++)
 		if (t->fast[i].feature < 0)
-		{
-			t->below[i] = UINT64CONST(1) << nleaves;
-			t->leaf_value32[nleaves] = (float) t->fast[i].value;
-			t->leaf_value[nleaves++] = t->fast[i].value;
-		}
+			t->below[i] = UINT64CONST(1) << nleaves++;
 	/* children come after their parent in breadth-first order */
 	for (int i = t->nnodes - 1; i >= 0; i--)
 		if (t->fast[i].feature >= 0)
 			t->below[i] = t->below[t->fast[i].left] | t->below[t->fast[i].left + 1];
+}
+
+/* qsort_arg order of split nodes (prediction layout): by feature, then threshold, then place. */
+static int
+split_cmp(const void *a, const void *b, void *arg)
+{
+	const Tree *t = (const Tree *) ((void **) arg)[0];
+	bool		xgb = *(const bool *) ((void **) arg)[1];
+	const FastNode *x = &t->fast[*(const int32 *) a];
+	const FastNode *y = &t->fast[*(const int32 *) b];
+
+	if (x->feature != y->feature)
+		return x->feature < y->feature ? -1 : 1;
+	if (xgb ? x->thr32 != y->thr32 : x->value != y->value)
+		return (xgb ? x->thr32 < y->thr32 : x->value < y->value) ? -1 : 1;
+	return *(const int32 *) a < *(const int32 *) b ? -1 : (*(const int32 *) a > *(const int32 *) b);
+}
+
+/*
+ * Group tree t's splits by feature (Tree.groups, with below): each group's
+ * thresholds ascending, and for each j the leaves allowed when a value goes
+ * right at the first j splits and left at the others (the splits it goes
+ * right at exclude the leaves on their left, the others those on their right).
+ */
+static void
+group_splits(Tree *t, bool xgb)
+{
+	int32	   *order = palloc(sizeof(int32) * t->nnodes);
+	int			nsplits = 0;
+	void	   *arg[2] = {t, &xgb};
+
+	for (int i = 0; i < t->nnodes; i++)
+		if (t->fast[i].feature >= 0)
+			order[nsplits++] = i;
+	qsort_arg(order, nsplits, sizeof(int32), split_cmp, arg);
+	t->groups = palloc(sizeof(SplitGroup) * Max(nsplits, 1));
+	t->ngroups = 0;
+	for (int a = 0, b; a < nsplits; a = b)
+	{
+		SplitGroup *g = &t->groups[t->ngroups++];
+		uint64		acc;
+
+		for (b = a; b < nsplits && t->fast[order[b]].feature == t->fast[order[a]].feature; b++);
+		g->feature = t->fast[order[a]].feature;
+		g->n = b - a;
+		g->thr32 = xgb ? palloc(sizeof(float) * g->n) : NULL;
+		g->thr = xgb ? NULL : palloc(sizeof(double) * g->n);
+		g->node = palloc(sizeof(int32) * g->n);
+		g->mask = palloc(sizeof(uint64) * (g->n + 1));
+		for (int k = 0; k < g->n; k++)
+		{
+			g->node[k] = order[a + k];
+			if (xgb)
+				g->thr32[k] = t->fast[order[a + k]].thr32;
+			else
+				g->thr[k] = t->fast[order[a + k]].value;
+		}
+		/* mask[j]: the first j go right (not left), the others left (not right) */
+		g->mask[g->n] = ~UINT64CONST(0);
+		for (int k = g->n - 1; k >= 0; k--)
+			g->mask[k] = g->mask[k + 1] & ~t->below[t->fast[g->node[k]].left + 1];
+		acc = ~UINT64CONST(0);
+		for (int j = 1; j <= g->n; j++)
+		{
+			acc &= ~t->below[t->fast[g->node[j - 1]].left];
+			g->mask[j] &= acc;
+		}
+	}
+	pfree(order);
 }
 
 /* Compile one tree of the canonical state. */
@@ -438,6 +533,32 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 		m->max_depth = Max(m->max_depth, m->trees[i].depth);
 		m->leaf_sets &= m->trees[i].below != NULL;
 		CHECK_FOR_INTERRUPTS();
+	}
+	if (m->leaf_sets)
+	{
+		/* every leaf value at its tree's places (a leaf's number: the bit of its set) */
+		int			last = 0;	/* the highest leaf number */
+
+		for (int t = 0; t < m->ntrees; t++)
+			last = Max(last, pg_leftmost_one_pos64(m->trees[t].below[0]));	/* the root: all leaves */
+		m->leaf_shift = last == 0 ? 0 : pg_leftmost_one_pos32((uint32) last) + 1;
+		if (m->format == TF_XGBOOST)
+			m->leaf_value32 = palloc0(sizeof(float) * m->ntrees << m->leaf_shift);
+		else
+			m->leaf_value = palloc0(sizeof(double) * m->ntrees << m->leaf_shift);
+		for (int t = 0; t < m->ntrees; t++)
+			group_splits(&m->trees[t], m->format == TF_XGBOOST);
+		for (int t = 0; t < m->ntrees; t++)
+			for (int n = 0; n < m->trees[t].nnodes; n++)
+				if (m->trees[t].fast[n].feature < 0)
+				{
+					int			k = (t << m->leaf_shift) + pg_rightmost_one_pos64(m->trees[t].below[n]);
+
+					if (m->leaf_value32)
+						m->leaf_value32[k] = (float) m->trees[t].fast[n].value;
+					else
+						m->leaf_value[k] = m->trees[t].fast[n].value;
+				}
 	}
 	m->cxt = CurrentMemoryContext;
 	impl->data = m;
@@ -679,6 +800,43 @@ goes_right(const TreeModel *m, const FastNode *n, float xf, double xd)
 }
 
 /*
+ * shared_leaves' walk, for one format (xgb a constant where it is inlined):
+ * depth first, going on to the left child at once and keeping the right one
+ * for later (at most one pending node per level: a tree of at most 64 leaves
+ * is at most 63 levels deep).
+ */
+static pg_attribute_always_inline uint64
+walk_shared(const Tree *t, const bool *shared, const float *x0f, const double *x0, bool xgb)
+{
+	const FastNode *nodes = t->fast;
+	int			stack[64];
+	int			sp = 0;
+	int			i = 0;
+	uint64		leaves = 0;
+
+	for (;;)
+	{
+		const FastNode *n = &nodes[i];
+		int			f = n->feature;
+
+		if (f < 0)
+		{
+			leaves |= t->below[i];
+			if (sp == 0)
+				return leaves;
+			i = stack[--sp];
+		}
+		else if (shared[f])
+			i = n->left + (xgb ? (isnan(x0f[f]) ? n->default_right : !(x0f[f] < n->thr32)) : lgb_right(n, x0[f]));
+		else
+		{
+			stack[sp++] = n->left + 1;
+			i = n->left;
+		}
+	}
+}
+
+/*
  * The leaves of tree t that the shared features' values (row 0's) allow: the
  * leaves below the nodes a walk reaches when it follows the shared features'
  * splits and takes both ways at every other split.
@@ -686,49 +844,114 @@ goes_right(const TreeModel *m, const FastNode *n, float xf, double xd)
 static uint64
 shared_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0)
 {
-	int			stack[2 * 64 + 2];
-	int			sp = 0;
-	uint64		leaves = 0;
+	if (m->format == TF_XGBOOST)
+		return walk_shared(t, shared, x0f, x0, true);
+	return walk_shared(t, shared, x0f, x0, false);
+}
 
-	stack[sp++] = 0;
-	while (sp > 0)
+/*
+ * The same leaves as shared_leaves, found split group by split group: all
+ * leaves but those on the side not taken at each split on a shared feature
+ * (the walk's leaves are exactly those: a leaf lies below a split only when
+ * the split is its ancestor).  A value that is not missing (nor, for
+ * LightGBM, zero) goes right at a group's first j splits, j found by a binary
+ * search (XGBoost: threshold <= value; LightGBM: threshold < value); other
+ * values are taken split by split (goes_right).
+ */
+static pg_attribute_always_inline uint64
+group_leaves(const TreeModel *m, const Tree *t, const bool *shared, const float *x0f, const double *x0,
+			 bool xgb)
+{
+	uint64		acc = ~UINT64CONST(0);
+
+	for (int g = 0; g < t->ngroups; g++)
 	{
-		int			i = resolve_shared(m, t, stack[--sp], shared, x0f, x0);
+		const SplitGroup *sg = &t->groups[g];
+		int			f = sg->feature;
+		int			lo = 0,
+					n = sg->n;
 
-		if (t->fast[i].feature < 0)
-			leaves |= t->below[i];
-		else
+		if (!shared[f])
+			continue;
+		if (xgb ? isnan(x0f[f]) : isnan(x0[f]) || (x0[f] >= -LGB_ZERO && x0[f] <= LGB_ZERO))
 		{
-			/* depth-first: at most one pending sibling per level (depth <= 64) */
-			stack[sp++] = t->fast[i].left + 1;
-			stack[sp++] = t->fast[i].left;
+			for (int k = 0; k < sg->n; k++)
+			{
+				const FastNode *nd = &t->fast[sg->node[k]];
+
+				acc &= ~t->below[nd->left + !goes_right(m, nd, xgb ? x0f[f] : 0, x0[f])];
+			}
+			continue;
 		}
+		while (n > 0)
+		{
+			int			half = n >> 1;
+
+			if (xgb ? sg->thr32[lo + half] <= x0f[f] : sg->thr[lo + half] < x0[f])
+			{
+				lo += half + 1;
+				n -= half + 1;
+			}
+			else
+				n = half;
+		}
+		acc &= sg->mask[lo];
 	}
-	return leaves;
+	return acc;
+}
+
+/*
+ * Choose, per tree, how its shared features' leaves are found for these shared
+ * features: by group_leaves when its estimated cost (per group of a shared
+ * feature, a binary search) is below the walk's (per node the walk is
+ * expected to visit, taking one way at a shared split, both at the others).
+ * Both give the same leaves; the choice only moves the cost.
+ */
+static void
+plan_shared_leaves(TreeModel *m, const bool *shared, uint64 shared_bits)
+{
+	for (int t = 0; t < m->ntrees; t++)
+	{
+		Tree	   *tr = &m->trees[t];
+		double	   *reach = palloc(sizeof(double) * tr->nnodes);
+		double		walk = 0,
+					groups = 0;
+
+		reach[0] = 1;
+		for (int i = 0; i < tr->nnodes; i++)
+		{
+			const FastNode *n = &tr->fast[i];
+
+			walk += 6 * reach[i];
+			if (n->feature >= 0)
+				reach[n->left] = reach[n->left + 1] = shared[n->feature] ? reach[i] / 2 : reach[i];
+		}
+		for (int g = 0; g < tr->ngroups; g++)
+			if (shared[tr->groups[g].feature])
+				groups += 10 + 8 * (pg_leftmost_one_pos32((uint32) tr->groups[g].n) + 1);
+		tr->by_groups = groups < walk;
+		pfree(reach);
+	}
+	m->plan_shared = shared_bits;
+	m->plan_made = true;
 }
 
 /*
  * The leaves each tree allows a row's own features: all leaves but those on
- * the side its values do not take at a split on one of them.  Kept per model,
- * by the values (so nothing can go stale: a model that changes is compiled
- * anew, with an empty cache), since a row's own features are mostly those of
- * an offer, which come back with every decision.
+ * the side its values do not take at a split on one of them.  Kept per model
+ * by the values (key: the row's own values as doubles, and which features are
+ * shared), since a row's own features are mostly an offer's, which come back
+ * with every decision; nothing can go stale (a model that changes is compiled
+ * anew, with an empty cache).  xf and xd are the row's values (xf NULL for
+ * LightGBM).
  */
-static const uint64 *
-row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const double *xd, uint64 shared_bits)
+static RowLeaves *
+row_leaves(TreeModel *m, const RowKey *key, const bool *shared, const float *xf, const double *xd)
 {
-	RowKey		key;
 	RowLeaves  *e;
 	bool		found;
-	int			k = 0;
 	uint64	   *allowed;
 
-	memset(&key, 0, sizeof(key));
-	key.shared = shared_bits;
-	for (int f = 0; f < nf; f++)
-		if (!shared[f])
-			key.v[k++] = xd[f];
-	key.nown = k;
 	if (m->row_leaves == NULL)
 	{
 		HASHCTL		ctl;
@@ -745,9 +968,9 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 									HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 		m->nrow_leaves = 0;
 	}
-	e = hash_search(m->row_leaves, &key, HASH_FIND, &found);
+	e = hash_search(m->row_leaves, key, HASH_FIND, &found);
 	if (found)
-		return e->allowed;
+		return e;
 	/* computed before the entry is made: an error on the way leaves no entry behind */
 	allowed = MemoryContextAlloc(m->row_cxt, sizeof(uint64) * m->ntrees);
 	for (int t = 0; t < m->ntrees; t++)
@@ -763,10 +986,49 @@ row_leaves(TreeModel *m, int nf, const bool *shared, const float *xf, const doub
 				allowed[t] &= ~tr->below[n->left + !goes_right(m, n, xf ? xf[n->feature] : 0, xd[n->feature])];
 		}
 	}
-	e = hash_search(m->row_leaves, &key, HASH_ENTER, &found);
+	e = hash_search(m->row_leaves, key, HASH_ENTER, &found);
 	e->allowed = allowed;
 	m->nrow_leaves++;
-	return allowed;
+	return e;
+}
+
+/*
+ * The entry of row_leaves for a row the caller names row id (see
+ * kaireon_model_score_batch): the one last found for that id when its key is
+ * the row's (the id is only a hint, the values decide), else row_leaves'.
+ */
+static const uint64 *
+row_leaves_by_id(TreeModel *m, int id, const RowKey *key, const bool *shared, const float *xf,
+				 const double *xd)
+{
+	RowLeaves  *e;
+
+	if (id >= 0 && id < m->nby_id && (e = m->by_id[id]) != NULL && e->key.shared == key->shared &&
+		e->key.nown == key->nown)
+	{
+		int			k = 0;
+
+		/* the values' bits, as the hash table's memcmp compares them */
+		while (k < key->nown && memcmp(&e->key.v[k], &key->v[k], sizeof(double)) == 0)
+			k++;
+		if (k == key->nown)
+			return e->allowed;
+	}
+	e = row_leaves(m, key, shared, xf, xd);
+	if (id >= 0)
+	{
+		if (id >= m->nby_id)
+		{
+			int			n = Max(id + 1, 2 * m->nby_id);
+
+			m->by_id = m->by_id == NULL ? MemoryContextAllocZero(m->row_cxt, sizeof(RowLeaves *) * n) :
+				repalloc(m->by_id, sizeof(RowLeaves *) * n);
+			memset(m->by_id + m->nby_id, 0, sizeof(RowLeaves *) * (n - m->nby_id));
+			m->nby_id = n;
+		}
+		m->by_id[id] = e;
+	}
+	return e->allowed;
 }
 
 /*
@@ -782,119 +1044,231 @@ row_leaves_trim(TreeModel *m)
 	{
 		MemoryContextReset(m->row_cxt);
 		m->row_leaves = NULL;
+		m->by_id = NULL;
+		m->nby_id = 0;
 	}
 }
 
 /*
- * score_batch: the rows' predictions, tree by tree over all rows (each tree's
- * nodes stay in the cache while every row walks it), each tree first reduced
- * by the shared features when some are shared and there are rows enough to
- * pay for it.  Every row's leaves are added in tree order onto the base
- * margin, in the same precision as trees_predict, so each score equals
+ * sum plus, tree by tree in order, the value of the one leaf that both sets
+ * allow (shared[t] & own[t]): tree t's leaf values at v + (t << shift).  Four
+ * trees a step, the additions in order; with a constant shift (the functions
+ * for depth 6 below, kept apart so that the compiler does not merge them back
+ * into the general one) each load's place is a displacement.
+ */
+#define SUM_LEAVES(type, v, shift, shared, own, ntrees, sum) \
+	do { \
+		const uint64 *s_ = (shared), *o_ = (own), *end_ = s_ + ((ntrees) & ~3); \
+		const type *v_ = (v); \
+		for (; s_ < end_; s_ += 4, o_ += 4, v_ += 4 << (shift)) \
+		{ \
+			(sum) += v_[(uint32) pg_rightmost_one_pos64(s_[0] & o_[0])]; \
+			(sum) += (v_ + (1 << (shift)))[(uint32) pg_rightmost_one_pos64(s_[1] & o_[1])]; \
+			(sum) += (v_ + (2 << (shift)))[(uint32) pg_rightmost_one_pos64(s_[2] & o_[2])]; \
+			(sum) += (v_ + (3 << (shift)))[(uint32) pg_rightmost_one_pos64(s_[3] & o_[3])]; \
+		} \
+		for (end_ = (shared) + (ntrees); s_ < end_; s_++, o_++, v_ += 1 << (shift)) \
+			(sum) += v_[(uint32) pg_rightmost_one_pos64(s_[0] & o_[0])]; \
+	} while (0)
+
+/* SUM_LEAVES in float (XGBoost), any shift. */
+static pg_noinline float
+sum_leaves32(const float *v, int shift, const uint64 *shared, const uint64 *own, int ntrees, float sum)
+{
+	SUM_LEAVES(float, v, shift, shared, own, ntrees, sum);
+	return sum;
+}
+
+/* SUM_LEAVES in float, trees of 33 to 64 leaves (depth 6). */
+static pg_noinline float
+sum_leaves32_64(const float *v, const uint64 *shared, const uint64 *own, int ntrees, float sum)
+{
+	SUM_LEAVES(float, v, 6, shared, own, ntrees, sum);
+	return sum;
+}
+
+/* SUM_LEAVES in double (LightGBM), any shift. */
+static pg_noinline double
+sum_leaves64(const double *v, int shift, const uint64 *shared, const uint64 *own, int ntrees, double sum)
+{
+	SUM_LEAVES(double, v, shift, shared, own, ntrees, sum);
+	return sum;
+}
+
+/* SUM_LEAVES in double, trees of 33 to 64 leaves. */
+static pg_noinline double
+sum_leaves64_64(const double *v, const uint64 *shared, const uint64 *own, int ntrees, double sum)
+{
+	SUM_LEAVES(double, v, 6, shared, own, ntrees, sum);
+	return sum;
+}
+
+/*
+ * The margins of the rows of a batch by leaf sets (trees of at most 64
+ * leaves, at most ROW_KEY_VALUES own features): the leaf a row reaches is the
+ * one leaf both the shared features' values and the row's own allow (each
+ * excludes the side not taken at each of its splits, and any other leaf lies
+ * on the side not taken at its last common ancestor with the leaf reached),
+ * so a row costs an AND and a lowest-bit per tree once the leaves its own
+ * values allow are known (row_leaves_by_id).  Steps: the shared features'
+ * leaves per tree (once); each row's own leaves; then row by row its leaves
+ * added in tree order onto the base margin, into fsum (XGBoost) or dsum.
+ */
+static void
+leaf_set_margins(TreeModel *m, int nf, const KaireonValue *values, int nrows, const int *row_ids,
+				 const bool *shared, float *fsum, double *dsum)
+{
+	bool		xgb = m->format == TF_XGBOOST;
+	int			ntrees = m->ntrees;
+	int			shift = m->leaf_shift;
+	uint64	   *leaves = palloc(sizeof(uint64) * ntrees);
+	const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
+	double	   *xd = palloc(sizeof(double) * nf);
+	float	   *xf = xgb ? palloc(sizeof(float) * nf) : NULL;
+	int			own[ROW_KEY_VALUES];
+	RowKey		key;
+
+	/* the shared features' values (row 0's, the same in every row) and the leaves they allow */
+	memset(&key, 0, sizeof(key));
+	for (int f = 0; f < nf; f++)
+	{
+		xd[f] = kv_number(&values[f]);
+		if (xgb)
+			xf[f] = (float) xd[f];
+		if (shared[f])
+			key.shared |= UINT64CONST(1) << f;
+		else
+			own[key.nown++] = f;
+	}
+	if (!m->plan_made || m->plan_shared != key.shared)
+		plan_shared_leaves(m, shared, key.shared);
+	for (int t = 0; t < ntrees; t++)
+	{
+		const Tree *tr = &m->trees[t];
+
+		if (!tr->by_groups)
+			leaves[t] = shared_leaves(m, tr, shared, xf, xd);
+		else if (xgb)
+			leaves[t] = group_leaves(m, tr, shared, xf, xd, true);
+		else
+			leaves[t] = group_leaves(m, tr, shared, xf, xd, false);
+	}
+
+	/* each row's own leaves: by its id when its values are those of the id's last row */
+	row_leaves_trim(m);
+	for (int r = 0; r < nrows; r++)
+	{
+		const KaireonValue *row = values + (size_t) r * nf;
+
+		for (int k = 0; k < key.nown; k++)
+		{
+			xd[own[k]] = kv_number(&row[own[k]]);
+			if (xgb)
+				xf[own[k]] = (float) xd[own[k]];
+			key.v[k] = xd[own[k]];
+		}
+		allowed[r] = row_leaves_by_id(m, row_ids ? row_ids[r] : -1, &key, shared, xf, xd);
+	}
+
+	/* the leaves, row by row in tree order (one leaf is allowed by both: never an empty set) */
+	for (int r = 0; r < nrows; r++)
+	{
+		if (xgb)
+			fsum[r] = shift == 6 ? sum_leaves32_64(m->leaf_value32, leaves, allowed[r], ntrees, (float) m->base_margin)
+				: sum_leaves32(m->leaf_value32, shift, leaves, allowed[r], ntrees, (float) m->base_margin);
+		else
+			dsum[r] = shift == 6 ? sum_leaves64_64(m->leaf_value, leaves, allowed[r], ntrees, m->base_margin)
+				: sum_leaves64(m->leaf_value, shift, leaves, allowed[r], ntrees, m->base_margin);
+	}
+	pfree(leaves);
+	pfree(allowed);
+	pfree(xd);
+	if (xf)
+		pfree(xf);
+}
+
+/*
+ * score_batch: the rows' predictions, by leaf sets where the trees and the
+ * features allow (leaf_set_margins), else tree by tree over all rows (each
+ * tree's nodes stay in the cache while every row walks it), each tree first
+ * reduced by the shared features when some are shared and there are rows
+ * enough to pay for it.  Every row's leaves are added in tree order onto the
+ * base margin, in the same precision as trees_predict, so each score equals
  * trees_score of its row bit for bit.
  */
 static void
 trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int nrows, const char *const *arms,
-				  const bool *shared, double *out)
+				  const bool *shared, const int *row_ids, double *out)
 {
-	const TreeModel *m = (const TreeModel *) impl->data;
+	TreeModel  *m = (TreeModel *) impl->data;
 	int			nf = impl->nfeatures;
 	bool		xgb = m->format == TF_XGBOOST;
 	bool		any_shared = false;
-	int			maxnodes = 1;
-	double	   *xd = palloc(sizeof(double) * (size_t) nrows * nf);
-	float	   *xf = xgb ? palloc(sizeof(float) * (size_t) nrows * nf) : NULL;
+	int			nown = 0;
 	float	   *fsum = xgb ? palloc(sizeof(float) * nrows) : NULL;
 	double	   *dsum = xgb ? NULL : palloc(sizeof(double) * nrows);
-	FastNode   *reduced = NULL;
-	int		   *src = NULL;
 
-	/* feature rows laid out one after the other, as the library's own types */
-	for (int r = 0; r < nrows; r++)
-		for (int f = 0; f < nf; f++)
-		{
-			xd[(size_t) r * nf + f] = kv_number(&values[(size_t) r * nf + f]);
-			if (xgb)
-				xf[(size_t) r * nf + f] = (float) xd[(size_t) r * nf + f];
-		}
 	for (int f = 0; shared != NULL && f < nf; f++)
 		any_shared |= shared[f];
-	for (int t = 0; t < m->ntrees; t++)
-		maxnodes = Max(maxnodes, m->trees[t].nnodes);
-	for (int r = 0; r < nrows; r++)
+	for (int f = 0; any_shared && f < nf; f++)
+		nown += !shared[f];
+	if (any_shared && m->leaf_sets && nf <= 64 && nown <= ROW_KEY_VALUES)
+		leaf_set_margins(m, nf, values, nrows, row_ids, shared, fsum, dsum);
+	else
 	{
-		if (xgb)
-			fsum[r] = (float) m->base_margin;
-		else
-			dsum[r] = m->base_margin;
-	}
+		double	   *xd = palloc(sizeof(double) * (size_t) nrows * nf);
+		float	   *xf = xgb ? palloc(sizeof(float) * (size_t) nrows * nf) : NULL;
+		FastNode   *reduced = NULL;
+		int		   *src = NULL;
+		int			maxnodes = 1;
 
-	/*
-	 * With few own features and trees of at most 64 leaves: the leaf a row
-	 * reaches is the one leaf both the shared features' values and the row's
-	 * own allow (each excludes the side not taken at each of its splits, and
-	 * any other leaf lies on the side not taken at its last common ancestor
-	 * with the leaf reached), so a row costs an AND per tree once the leaves
-	 * its own values allow are known (cached by value, see row_leaves).
-	 */
-	if (any_shared && m->leaf_sets && nf <= 64)
-	{
-		uint64		shared_bits = 0;
-		int			nown = 0;
-
-		for (int f = 0; f < nf; f++)
+		/* feature rows laid out one after the other, as the library's own types */
+		for (int r = 0; r < nrows; r++)
 		{
-			shared_bits |= shared[f] ? UINT64CONST(1) << f : 0;
-			nown += !shared[f];
-		}
-		if (nown <= ROW_KEY_VALUES)
-		{
-			const uint64 **allowed = palloc(sizeof(uint64 *) * nrows);
-
-			row_leaves_trim((TreeModel *) m);
-			for (int r = 0; r < nrows; r++)
-				allowed[r] = row_leaves((TreeModel *) m, nf, shared, xf ? xf + (size_t) r * nf : NULL,
-										xd + (size_t) r * nf, shared_bits);
-			for (int t = 0; t < m->ntrees; t++)
+			for (int f = 0; f < nf; f++)
 			{
-				const Tree *tr = &m->trees[t];
-				uint64		leaves = shared_leaves(m, tr, shared, xf, xd);
-
-				/* exactly one leaf is allowed by both (a row's own set is never empty of it) */
+				xd[(size_t) r * nf + f] = kv_number(&values[(size_t) r * nf + f]);
 				if (xgb)
-					for (int r = 0; r < nrows; r++)
-						fsum[r] += tr->leaf_value32[pg_rightmost_one_pos64(leaves & allowed[r][t])];
-				else
-					for (int r = 0; r < nrows; r++)
-						dsum[r] += tr->leaf_value[pg_rightmost_one_pos64(leaves & allowed[r][t])];
+					xf[(size_t) r * nf + f] = (float) xd[(size_t) r * nf + f];
 			}
-			pfree(allowed);
-			goto output;
+			if (xgb)
+				fsum[r] = (float) m->base_margin;
+			else
+				dsum[r] = m->base_margin;
 		}
-	}
-	/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
-	if (any_shared && nrows >= 8)
-	{
-		reduced = palloc(sizeof(FastNode) * maxnodes);
-		src = palloc(sizeof(int) * maxnodes);
-	}
-	for (int t = 0; t < m->ntrees; t++)
-	{
-		Tree		walk = m->trees[t];
-
-		if (reduced != NULL)
+		for (int t = 0; t < m->ntrees; t++)
+			maxnodes = Max(maxnodes, m->trees[t].nnodes);
+		/* reducing a tree costs at most its nodes, once; walking it costs its depth per row */
+		if (any_shared && nrows >= 8)
 		{
-			walk.nnodes = reduce_tree(m, &m->trees[t], shared, xf, xd, reduced, src);
-			walk.fast = reduced;
+			reduced = palloc(sizeof(FastNode) * maxnodes);
+			src = palloc(sizeof(int) * maxnodes);
 		}
-		if (xgb)
-			for (int r = 0; r < nrows; r++)
-				fsum[r] += (float) xgb_leaf(&walk, xf + (size_t) r * nf);
-		else
-			for (int r = 0; r < nrows; r++)
-				dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
+		for (int t = 0; t < m->ntrees; t++)
+		{
+			Tree		walk = m->trees[t];
+
+			if (reduced != NULL)
+			{
+				walk.nnodes = reduce_tree(m, &m->trees[t], shared, xf, xd, reduced, src);
+				walk.fast = reduced;
+			}
+			if (xgb)
+				for (int r = 0; r < nrows; r++)
+					fsum[r] += (float) xgb_leaf(&walk, xf + (size_t) r * nf);
+			else
+				for (int r = 0; r < nrows; r++)
+					dsum[r] += lgb_leaf(&walk, xd + (size_t) r * nf);
+		}
+		pfree(xd);
+		if (xf)
+			pfree(xf);
+		if (reduced)
+		{
+			pfree(reduced);
+			pfree(src);
+		}
 	}
-output:
 	for (int r = 0; r < nrows; r++)
 	{
 		if (xgb && m->transform == TT_SIGMOID)
@@ -909,18 +1283,10 @@ output:
 		else
 			out[r] = lgb_output(m, dsum[r]);
 	}
-	pfree(xd);
-	if (xf)
-		pfree(xf);
 	if (fsum)
 		pfree(fsum);
 	if (dsum)
 		pfree(dsum);
-	if (reduced)
-	{
-		pfree(reduced);
-		pfree(src);
-	}
 }
 
 /* ---- TreeSHAP ---- */

@@ -7376,7 +7376,8 @@ CREATE FUNCTION kaireon_internal._checked_references()
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
-    VALUES ('interaction_history'::name, 'tenant_id'::name, 'tenants'::name, 'id'::name, 'cascade'),
+    VALUES ('decision_locks'::name, 'tenant_id'::name, 'tenants'::name, 'id'::name, 'cascade'),
+           ('interaction_history', 'tenant_id', 'tenants', 'id', 'cascade'),
            ('interaction_history', 'offer_id', 'offers', 'id', 'set null'),
            ('interaction_history', 'creative_id', 'creatives', 'id', 'set null')
 $fn$;
@@ -7402,13 +7403,13 @@ AS $fn$
 DECLARE
     r           record;
 BEGIN
-    -- the tenant first: a row of a missing tenant says so
+    -- checked in the list's order (the tenant first: a row of a missing tenant says so)
     FOR r IN
         SELECT c.child,
-               string_agg(quote_ident(c.child_column), ', ' ORDER BY c.child_column <> 'tenant_id', c.child_column) AS cols,
-               string_agg(format('%L, %L, %L', c.child_column, c.parent, c.parent_column), ', '
-                          ORDER BY c.child_column <> 'tenant_id', c.child_column) AS args
-          FROM kaireon_internal._checked_references() c
+               string_agg(quote_ident(c.child_column), ', ' ORDER BY c.n) AS cols,
+               string_agg(format('%L, %L, %L', c.child_column, c.parent, c.parent_column), ', ' ORDER BY c.n) AS args
+          FROM kaireon_internal._checked_references() WITH ORDINALITY
+               AS c (child, child_column, parent, parent_column, on_delete, n)
          GROUP BY c.child
          ORDER BY c.child
     LOOP
@@ -7422,8 +7423,9 @@ BEGIN
                CASE WHEN c.parent = 'tenants' THEN '' ELSE 'tenant_id, ' END
                    || string_agg(DISTINCT quote_ident(c.parent_column), ', ') AS keys,
                string_agg(format('%L, %L, %L, %L', c.child, c.child_column, c.parent_column, c.on_delete), ', '
-                          ORDER BY c.child, c.child_column) AS args
-          FROM kaireon_internal._checked_references() c
+                          ORDER BY c.n) AS args
+          FROM kaireon_internal._checked_references() WITH ORDINALITY
+               AS c (child, child_column, parent, parent_column, on_delete, n)
          GROUP BY c.parent
          ORDER BY c.parent
     LOOP

@@ -73,6 +73,34 @@ UPDATE kaireon.interaction_history SET offer_id = 'o2', creative_id = 'c2' WHERE
 UPDATE kaireon.interaction_history SET customer_id = 'alicia' WHERE tenant_id = 'chkref_a' AND customer_id = 'alice';
 UPDATE kaireon.interaction_history SET tenant_id = 'chkref_b', id = 'h4b' WHERE tenant_id = 'chkref_a' AND id = 'h4';
 
+-- A writer under row level security learns nothing of another tenant's rows: writing a row of
+-- tenant chkref_b while acting for chkref_a fails the same way whether chkref_b's offer (or a
+-- tenant) exists or not (the check sees the referenced tables as the writer does); its own
+-- tenant's rows are checked and written as usual.
+SET client_min_messages = warning;
+CREATE ROLE regress_chkref_app;
+SELECT kaireon.grant_app_role('regress_chkref_app');
+RESET client_min_messages;
+SET ROLE regress_chkref_app;
+SET kaireon.tenant_id = 'chkref_a';
+\set VERBOSITY sqlstate
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id) VALUES ('chkref_b', 'eve', 'impression', 'ob');
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id) VALUES ('chkref_b', 'eve', 'impression', 'nope');
+INSERT INTO kaireon.decision_locks (tenant_id, customer_id) VALUES ('chkref_b', 'eve');
+INSERT INTO kaireon.decision_locks (tenant_id, customer_id) VALUES ('chkref_none', 'eve');
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id) VALUES ('chkref_a', 'eve', 'impression', 'nope');
+\set VERBOSITY terse
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id) VALUES ('chkref_a', 'eve', 'impression', 'o2');
+RESET ROLE;
+RESET kaireon.tenant_id;
+SELECT tenant_id, offer_id FROM kaireon.interaction_history WHERE customer_id = 'eve';
+DELETE FROM kaireon.interaction_history WHERE customer_id = 'eve';
+SET client_min_messages = warning;
+DELETE FROM kaireon.role_grants WHERE role_name = 'regress_chkref_app';
+DROP OWNED BY regress_chkref_app;
+DROP ROLE regress_chkref_app;
+RESET client_min_messages;
+
 -- A writer holds the tenant's reference lock in share mode to the end of its transaction (an
 -- advisory lock tag of kaireon's own, field 4 = 0x4B52): no row lock on the tenant or offer.
 BEGIN;

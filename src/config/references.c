@@ -79,9 +79,11 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "security/owner.h"
+#include "security/session.h"
 #include "util/spi.h"
 
 
@@ -367,6 +369,36 @@ parent_row_exists(Oid parentid, const char *parent_column, int nkeys, Datum tena
 	return exists;
 }
 
+/*
+ * Whether parent has the referenced row as the current user sees it (row
+ * level security applied), in the latest snapshot: the check of a writer
+ * under row level security writing another tenant's row, which must not tell
+ * that writer whether a row it cannot see exists.
+ */
+static bool
+parent_row_visible(Oid tgoid, int key, const char *schema, const char *parent,
+				   const char *parent_column, int nkeys, Datum tenant, Datum value)
+{
+	Datum		values[2] = {tenant, value};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	SPIPlanPtr	plan;
+	bool		exists;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	plan = nkeys == 1
+		? action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE %s = $1", schema, parent, parent_column, 1, argtypes)
+		: action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE tenant_id = $1 AND %s = $2",
+					  schema, parent, parent_column, 2, argtypes);
+	rc = kspi_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reference check on \"%s\" failed: %s", parent, SPI_result_code_string(rc));
+	exists = SPI_processed > 0;
+	SPI_finish();
+	return exists;
+}
+
 /* The name of a table, or of the partitioned table a partition belongs to (at the top). */
 static const char *
 table_root_name(Relation rel)
@@ -399,6 +431,7 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	bool		tenant_changed = true;
 	bool		locked = false;
 	char	   *tenant_str = NULL;
+	int			other_tenant = -1;	/* RLS applies and the row is another tenant's (-1: not known yet) */
 	Oid			nsp;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
@@ -474,7 +507,18 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 		if (!OidIsValid(parentid))
 			elog(ERROR, "check_references on table \"%s\": no table \"%s\"",
 				 RelationGetRelationName(rel), parent);
-		if (!parent_row_exists(parentid, tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
+		/* a writer under row level security writing another tenant's row: as it sees the parent */
+		if (other_tenant < 0)
+		{
+			const char *current = kaireon_current_tenant();
+
+			other_tenant = check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED &&
+				(current == NULL || strcmp(current, tenant_str) != 0);
+		}
+		if (other_tenant
+			? !parent_row_visible(tg->tgoid, i / 3, get_namespace_name(nsp), parent, tg->tgargs[i + 2],
+								  is_tenant ? 1 : 2, tenant, value)
+			: !parent_row_exists(parentid, tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("insert or update on table \"%s\" violates the reference of %s to table \"%s\"",

@@ -95,6 +95,29 @@ RESET ROLE;
 RESET kaireon.tenant_id;
 SELECT tenant_id, offer_id FROM kaireon.interaction_history WHERE customer_id = 'eve';
 DELETE FROM kaireon.interaction_history WHERE customer_id = 'eve';
+-- The key actions run as the referencing table's owner with search_path pg_catalog, pg_temp:
+-- an = of a schema ahead of pg_catalog in the deleter's search_path is not called (it would
+-- run with the owner's rights).
+CREATE SCHEMA regress_chkref_evil;
+CREATE FUNCTION regress_chkref_evil.eq(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'the deleter''s = ran, as the table owner: %', current_user::text <> 'regress_chkref_app';
+    RETURN pg_catalog.texteq(a, b);
+END $$;
+CREATE OPERATOR regress_chkref_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_chkref_evil.eq);
+GRANT USAGE ON SCHEMA regress_chkref_evil TO regress_chkref_app;
+INSERT INTO kaireon.offers (tenant_id, id, name) VALUES ('chkref_a', 'o4', 'Four');
+INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, offer_id) VALUES ('chkref_a', 'h5', 'eve', 'impression', 'o4');
+SET ROLE regress_chkref_app;
+SET kaireon.tenant_id = 'chkref_a';
+SET search_path = regress_chkref_evil, pg_catalog;
+DELETE FROM kaireon.offers WHERE tenant_id OPERATOR(pg_catalog.=) 'chkref_a' AND id OPERATOR(pg_catalog.=) 'o4';
+RESET search_path;
+RESET ROLE;
+RESET kaireon.tenant_id;
+SELECT id, offer_id FROM kaireon.interaction_history WHERE customer_id = 'eve';
+DELETE FROM kaireon.interaction_history WHERE customer_id = 'eve';
+DROP SCHEMA regress_chkref_evil CASCADE;
 SET client_min_messages = warning;
 DELETE FROM kaireon.role_grants WHERE role_name = 'regress_chkref_app';
 DROP OWNED BY regress_chkref_app;

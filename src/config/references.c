@@ -15,7 +15,10 @@
  *
  *	  UPDATE kaireon.<child> SET <col> = NULL WHERE tenant_id = $1 AND <col> = $2
  *
- * with the deleted row's tenant and id, before the key's own NO ACTION check
+ * (its = written OPERATOR(pg_catalog.=), as in every statement of this file
+ * that runs as a table's owner: an = of a schema ahead of pg_catalog in the
+ * caller's search_path would run with the owner's rights), with the deleted
+ * row's tenant and id, before the key's own NO ACTION check
  * (AFTER triggers fire in name order, and the capital O sorts before
  * PostgreSQL's RI_ConstraintTrigger_*), so the check finds nothing left
  * (docs/schema.md, "Optional references").  Why not SET NULL (col): Citus
@@ -74,6 +77,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -155,6 +159,32 @@ action_plan(Oid tgoid, int key, const char *sql, const char *schema, const char 
  * referencing row committed after the transaction's snapshot is a
  * serialization failure (40001, retry), not a row left pointing to nothing.
  */
+/*
+ * Act as the owner of relation relid, with search_path pg_catalog, pg_temp
+ * (so that no function or operator of a schema the caller put in its path,
+ * in these statements or the triggers they fire, runs with the owner's
+ * rights); returns the GUC nest level end_as_owner() takes.
+ */
+static int
+act_as_owner(Oid relid, Oid *save_userid, int *save_sec)
+{
+	int			nest;
+
+	kaireon_switch_to_owner(relid, save_userid, save_sec);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Back to the caller's user and search_path after act_as_owner(). */
+static void
+end_as_owner(int nest, Oid save_userid, int save_sec)
+{
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
 static void
 run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const char *child)
 {
@@ -162,6 +192,7 @@ run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const 
 	int			save_sec;
 	Snapshot	snapshot = InvalidSnapshot;
 	Snapshot	crosscheck = InvalidSnapshot;
+	int			nest;
 	int			rc;
 
 	if (IsolationUsesXactSnapshot())
@@ -170,9 +201,9 @@ run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const 
 		snapshot = GetLatestSnapshot();
 		crosscheck = GetTransactionSnapshot();
 	}
-	kaireon_switch_to_owner(childid, &save_userid, &save_sec);
+	nest = act_as_owner(childid, &save_userid, &save_sec);
 	rc = kspi_execute_snapshot(plan, values, NULL, snapshot, crosscheck, false, 0);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	end_as_owner(nest, save_userid, save_sec);
 	if (rc != expected)
 		elog(ERROR, "kaireon: key action on \"%s\" failed: %s", child, SPI_result_code_string(rc));
 }
@@ -237,7 +268,7 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 			continue;
 		argtypes[1] = SPI_gettypeid(desc, attno);
 		run_key_action(action_plan(tg->tgoid, i / 3,
-								   "UPDATE %s.%s SET %s = NULL WHERE tenant_id = $1 AND %s = $2",
+								   "UPDATE %s.%s SET %s = NULL WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2",
 								   schema, child, column, 2, argtypes),
 					   values, childid, SPI_OK_UPDATE, child);
 	}
@@ -388,8 +419,8 @@ parent_row_visible(Oid tgoid, int key, const char *schema, const char *parent,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
 	plan = nkeys == 1
-		? action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE %s = $1", schema, parent, parent_column, 1, argtypes)
-		: action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE tenant_id = $1 AND %s = $2",
+		? action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1", schema, parent, parent_column, 1, argtypes)
+		: action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2",
 					  schema, parent, parent_column, 2, argtypes);
 	rc = kspi_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -614,12 +645,12 @@ kaireon_checked_reference_changed(PG_FUNCTION_ARGS)
 			locked = true;
 		}
 		if (deleted && strcmp(action, "cascade") == 0 && whole_tenant)
-			run_key_action(action_plan(tg->tgoid, i / 4, "DELETE FROM %s.%s WHERE %s = $1",
+			run_key_action(action_plan(tg->tgoid, i / 4, "DELETE FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1",
 									   schema, child, column, 1, argtypes),
 						   values, childid, SPI_OK_DELETE, child);
 		else if (deleted && strcmp(action, "set null") == 0 && !whole_tenant)
 			run_key_action(action_plan(tg->tgoid, i / 4,
-									   "UPDATE %s.%s SET %s = NULL WHERE tenant_id = $1 AND %s = $2",
+									   "UPDATE %s.%s SET %s = NULL WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2",
 									   schema, child, column, 2, argtypes),
 						   values, childid, SPI_OK_UPDATE, child);
 		else if (deleted)
@@ -629,18 +660,19 @@ kaireon_checked_reference_changed(PG_FUNCTION_ARGS)
 		{
 			/* a key change: refused while a row refers to the old key (latest snapshot) */
 			SPIPlanPtr	plan = whole_tenant
-				? action_plan(tg->tgoid, 1000 + i / 4, "SELECT 1 FROM %s.%s WHERE %s = $1 LIMIT 1",
+				? action_plan(tg->tgoid, 1000 + i / 4, "SELECT 1 FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1 LIMIT 1",
 							  schema, child, column, 1, argtypes)
-				: action_plan(tg->tgoid, 1000 + i / 4, "SELECT 1 FROM %s.%s WHERE tenant_id = $1 AND %s = $2 LIMIT 1",
+				: action_plan(tg->tgoid, 1000 + i / 4, "SELECT 1 FROM %s.%s WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2 LIMIT 1",
 							  schema, child, column, 2, argtypes);
 			Oid			save_userid;
 			int			save_sec;
+			int			nest;
 			int			rc;
 
 			CommandCounterIncrement();
-			kaireon_switch_to_owner(childid, &save_userid, &save_sec);
+			nest = act_as_owner(childid, &save_userid, &save_sec);
 			rc = kspi_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true, 1);
-			SetUserIdAndSecContext(save_userid, save_sec);
+			end_as_owner(nest, save_userid, save_sec);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "kaireon: reference check on \"%s\" failed: %s", child, SPI_result_code_string(rc));
 			if (SPI_processed > 0)

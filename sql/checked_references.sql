@@ -74,7 +74,7 @@ UPDATE kaireon.interaction_history SET customer_id = 'alicia' WHERE tenant_id = 
 UPDATE kaireon.interaction_history SET tenant_id = 'chkref_b', id = 'h4b' WHERE tenant_id = 'chkref_a' AND id = 'h4';
 
 -- A writer under row level security learns nothing of another tenant's rows: writing a row of
--- tenant chkref_b while acting for chkref_a fails the same way whether chkref_b's offer (or a
+-- tenant chkref_b while acting for chkref_a fails with 42501 whether chkref_b's offer (or a
 -- tenant) exists or not (the check sees the referenced tables as the writer does); its own
 -- tenant's rows are checked and written as usual.
 SET client_min_messages = warning;

@@ -546,10 +546,16 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 			other_tenant = check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED &&
 				(current == NULL || strcmp(current, tenant_str) != 0);
 		}
-		if (other_tenant
-			? !parent_row_visible(tg->tgoid, i / 3, get_namespace_name(nsp), parent, tg->tgargs[i + 2],
-								  is_tenant ? 1 : 2, tenant, value)
-			: !parent_row_exists(parentid, tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
+		if (other_tenant && !parent_row_visible(tg->tgoid, i / 3, get_namespace_name(nsp), parent,
+												tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("new row violates row-level security policy for table \"%s\"", table_root_name(rel)),
+					 errdetail("Row level security hides the row of table \"%s\" that column %s refers to, if there is one.",
+							   parent, column),
+					 errhint("Write rows of the tenant the session acts for (kaireon.tenant_id)."),
+					 errtable(rel)));
+		if (!other_tenant && !parent_row_exists(parentid, tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("insert or update on table \"%s\" violates the reference of %s to table \"%s\"",

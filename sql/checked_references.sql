@@ -132,6 +132,22 @@ SELECT locktype, mode, granted FROM pg_locks WHERE pid = pg_backend_pid() AND lo
 SELECT count(*) AS row_locks FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'tuple';
 ROLLBACK;
 
+-- One statement writing rows of many tenants holds at most 256 reference locks (buckets of
+-- tenants), not one per tenant, which would fill the shared lock table with enough tenants.
+-- (Under session_replication_role = replica the trigger does not fire, as a key's would not.)
+BEGIN;
+INSERT INTO kaireon.tenants (id, name, slug)
+SELECT 'chkref_m' || i, 'M', 'chkref_m' || i FROM generate_series(1, 300) i;
+SET LOCAL session_replication_role = replica;
+INSERT INTO kaireon.decision_locks (tenant_id, customer_id)
+SELECT 'chkref_m' || i, 'alice' FROM generate_series(1, 300) i;
+SELECT count(*) AS reference_locks FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objsubid = 19282;
+SET LOCAL session_replication_role = origin;
+INSERT INTO kaireon.decision_locks (tenant_id, customer_id)
+SELECT 'chkref_m' || i, 'bob' FROM generate_series(1, 300) i;
+SELECT count(*) BETWEEN 100 AND 256 AS reference_locks_bounded FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND objsubid = 19282;
+ROLLBACK;
+
 -- The same transaction deletes an offer, then writes a row referring to it: refused.
 BEGIN;
 DELETE FROM kaireon.offers WHERE tenant_id = 'chkref_a' AND id = 'o3';

@@ -97,6 +97,8 @@ PG_FUNCTION_INFO_V1(kaireon_checked_reference_changed);
 
 /* The fourth field of kaireon's advisory lock tags (PostgreSQL's advisory functions use 1 and 2). */
 #define REFERENCE_LOCK_TAG 0x4B52
+/* The number of reference locks the tenants share (lock_tenant_references). */
+#define REFERENCE_LOCK_BUCKETS 256
 
 /* One prepared statement per (trigger, key), kept for the backend. */
 typedef struct ActionPlanKey
@@ -279,8 +281,11 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 /*
  * Take the tenant's reference lock (share: writing checked references;
  * exclusive: deleting or re-keying what they point to) for the rest of the
- * transaction.  The tag is a hash of the tenant id: two tenants sharing one
- * only wait for each other now and then.
+ * transaction.  The tag is one of REFERENCE_LOCK_BUCKETS, by a hash of the
+ * tenant id: a statement writing rows of many tenants (a COPY of a restored
+ * partition) holds at most that many locks, where one per tenant would fill
+ * the shared lock table; tenants sharing a bucket only wait for each other
+ * when one of them deletes what rows refer to.
  */
 static void
 lock_tenant_references(Datum tenant, LOCKMODE mode)
@@ -290,7 +295,7 @@ lock_tenant_references(Datum tenant, LOCKMODE mode)
 										VARSIZE_ANY_EXHDR(t), 0);
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, REFERENCE_LOCK_TAG);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, (uint32) (h % REFERENCE_LOCK_BUCKETS), REFERENCE_LOCK_TAG);
 	(void) LockAcquire(&tag, mode, false, false);
 }
 

@@ -21,10 +21,11 @@ SELECT pg_get_expr(relpartbound, oid) AS bounds FROM pg_class
  WHERE relname IN ('interaction_history_p2031_03', 'interaction_history_p2031_04') ORDER BY relname;
 -- existing partitions are skipped
 SELECT kaireon.create_interaction_partitions(2, '2031-03-01');
--- new partitions carry row level security and the parent's indexes and foreign keys
+-- new partitions carry row level security, the parent's indexes and the trigger checking its
+-- references (docs/schema.md, "Checked references")
 SELECT relname, relrowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) AS policies,
        (SELECT count(*) FROM pg_index WHERE indrelid = c.oid) AS indexes,
-       (SELECT count(*) FROM pg_constraint WHERE conrelid = c.oid AND contype = 'f') AS foreign_keys
+       (SELECT count(*) FROM pg_trigger WHERE tgrelid = c.oid AND tgname = 'Check_references') AS reference_check
   FROM pg_class c WHERE relname LIKE 'interaction_history_p2031%' AND relkind = 'r' ORDER BY relname;
 -- a row that belongs to a partition's month goes there
 INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, occurred_at)

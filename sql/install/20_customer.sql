@@ -110,10 +110,10 @@ COMMENT ON TABLE kaireon.segments IS
 -- The parent belongs to the extension while the monthly partitions do not, and pg_dump
 -- restores a partition by attaching it to the parent created by CREATE EXTENSION: indexes
 -- on the parent would be cloned onto the partition at that moment and then collide with
--- the partition's own dumped indexes. Foreign keys and CHECKs live on the parent and are
--- cloned to every partition.
+-- the partition's own dumped indexes. CHECKs and the row trigger checking the references
+-- live on the parent and are cloned to every partition.
 CREATE TABLE kaireon.interaction_history (
-    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    tenant_id               text NOT NULL,  -- checked reference (below)
     id                      text NOT NULL DEFAULT gen_random_uuid()::text,
     occurred_at             timestamptz NOT NULL DEFAULT now(),
     customer_id             text NOT NULL,
@@ -122,8 +122,8 @@ CREATE TABLE kaireon.interaction_history (
     direction               text NOT NULL DEFAULT 'outbound' CHECK (direction IN ('inbound', 'outbound')),
     recommendation_id       text,
     rank                    integer CHECK (rank BETWEEN 1 AND 50),
-    offer_id                text,
-    creative_id             text,
+    offer_id                text,  -- checked reference (below)
+    creative_id             text,  -- checked reference (below)
     channel_id              text,
     placement_id            text,
     decision_flow_id        text,
@@ -136,9 +136,7 @@ CREATE TABLE kaireon.interaction_history (
                             CHECK (conversion_value BETWEEN -1e15 AND 1e15),
     context                 jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     created_at              timestamptz NOT NULL DEFAULT now(),
-    CHECK ((interaction_type = 'outcome') = (outcome_type_key IS NOT NULL)),
-    FOREIGN KEY (tenant_id, offer_id) REFERENCES kaireon.offers (tenant_id, id) ON DELETE NO ACTION,  -- optional: NULL once the parent is deleted (99_finalize.sql)
-    FOREIGN KEY (tenant_id, creative_id) REFERENCES kaireon.creatives (tenant_id, id) ON DELETE NO ACTION  -- optional: NULL once the parent is deleted (99_finalize.sql)
+    CHECK ((interaction_type = 'outcome') = (outcome_type_key IS NOT NULL))
 ) PARTITION BY RANGE (occurred_at);
 COMMENT ON TABLE kaireon.interaction_history IS
     'InteractionHistory: append-only fact table of recommendations, impressions, outcomes (outcome_type_key) and control rows (a decision a control group left empty: no offer; docs/lift.md). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
@@ -165,6 +163,82 @@ CREATE TABLE kaireon.interaction_history_default PARTITION OF kaireon.interactio
 SELECT kaireon_internal._index_interaction_partition('interaction_history_default');
 COMMENT ON TABLE kaireon.interaction_history_default IS
     'InteractionHistory: default partition of interaction_history, for rows outside the monthly partitions.';
+
+-- Checked references (docs/schema.md, "Checked references"): the references of
+-- interaction_history to its tenant, offer and creative, and of decision_locks to its tenant,
+-- have no foreign key (whose check per row is an SPI query locking the referenced row FOR KEY
+-- SHARE: a third of a recording's instructions, and MultiXacts on the hot tenant and offer
+-- rows under concurrency). A row trigger of the table checks them under the tenant's
+-- reference lock taken in share mode; a trigger of the referenced tables takes it in
+-- exclusive mode before it deletes, sets to NULL or refuses to re-key what refers to them
+-- (src/config/references.c); 99_finalize.sql creates the triggers. On Citus,
+-- kaireon.distribute() makes them foreign keys again (docs/scale-out.md).
+CREATE FUNCTION kaireon_internal._checked_references()
+    RETURNS TABLE (child name, child_column name, parent name, parent_column name, on_delete text)
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+    VALUES ('decision_locks'::name, 'tenant_id'::name, 'tenants'::name, 'id'::name, 'cascade'),
+           ('interaction_history', 'tenant_id', 'tenants', 'id', 'cascade'),
+           ('interaction_history', 'offer_id', 'offers', 'id', 'set null'),
+           ('interaction_history', 'creative_id', 'creatives', 'id', 'set null')
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._checked_references() IS
+    'Internal: the checked references (docs/schema.md): references of a kaireon table served by the triggers "Check_references" and "Checked_references" instead of a foreign key; child_column tenant_id refers to the tenant, any other to (tenant_id, parent_column) of its parent; on_delete says what deleting the parent does (cascade: the tenant''s rows go; set null).';
+
+CREATE FUNCTION kaireon_internal._check_references() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_check_references'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._check_references() IS
+    'BEFORE INSERT OR UPDATE row trigger "Check_references" of a table with checked references (arguments: column, referenced table, referenced column, per reference): takes the tenant''s reference lock in share mode and raises 23503 when a referenced row does not exist (latest snapshot).';
+
+CREATE FUNCTION kaireon_internal._checked_reference_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'kaireon_checked_reference_changed'
+    LANGUAGE C;
+COMMENT ON FUNCTION kaireon_internal._checked_reference_changed() IS
+    'AFTER DELETE OR UPDATE row trigger "Checked_references" of a table checked references point to (arguments: table, column, referenced column, action per reference): takes the tenant''s reference lock in exclusive mode, then on delete deletes (cascade) or sets to NULL (set null) the tenant''s referencing rows, as their table''s owner; a key change that rows refer to raises 23503.';
+
+CREATE FUNCTION kaireon_internal._create_checked_reference_triggers() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r           record;
+BEGIN
+    -- checked in the list's order (the tenant first: a row of a missing tenant says so)
+    FOR r IN
+        SELECT c.child,
+               string_agg(quote_ident(c.child_column), ', ' ORDER BY c.n) AS cols,
+               string_agg(format('%L, %L, %L', c.child_column, c.parent, c.parent_column), ', ' ORDER BY c.n) AS args
+          FROM kaireon_internal._checked_references() WITH ORDINALITY
+               AS c (child, child_column, parent, parent_column, on_delete, n)
+         GROUP BY c.child
+         ORDER BY c.child
+    LOOP
+        EXECUTE format('CREATE TRIGGER "Check_references" BEFORE INSERT OR UPDATE OF %s ON kaireon.%I'
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon_internal._check_references(%s)',
+                       r.cols, r.child, r.args);
+    END LOOP;
+    -- (a referenced row's key: (tenant_id, parent_column), or the tenants' parent_column)
+    FOR r IN
+        SELECT c.parent,
+               CASE WHEN c.parent = 'tenants' THEN '' ELSE 'tenant_id, ' END
+                   || string_agg(DISTINCT quote_ident(c.parent_column), ', ') AS keys,
+               string_agg(format('%L, %L, %L, %L', c.child, c.child_column, c.parent_column, c.on_delete), ', '
+                          ORDER BY c.n) AS args
+          FROM kaireon_internal._checked_references() WITH ORDINALITY
+               AS c (child, child_column, parent, parent_column, on_delete, n)
+         GROUP BY c.parent
+         ORDER BY c.parent
+    LOOP
+        EXECUTE format('CREATE TRIGGER "Checked_references" AFTER DELETE OR UPDATE OF %s ON kaireon.%I'
+                       ' FOR EACH ROW EXECUTE FUNCTION kaireon_internal._checked_reference_changed(%s)',
+                       r.keys, r.parent, r.args);
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._create_checked_reference_triggers() IS
+    'Internal: creates the triggers of kaireon_internal._checked_references(): "Check_references" on each referencing table, "Checked_references" on each referenced one (install and upgrade).';
 
 CREATE FUNCTION kaireon.create_interaction_partitions(months_ahead integer DEFAULT 3,
                                                       from_month date DEFAULT (now() AT TIME ZONE 'UTC')::date)

@@ -30,7 +30,7 @@ COMMENT ON COLUMN kaireon.config_versions.identity_links IS
 -- holds its lock until commit, so decisions for one customer are serialised (per-customer
 -- caps are exact) while different customers never wait for each other.
 CREATE TABLE kaireon.decision_locks (
-    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    tenant_id               text NOT NULL,  -- checked reference (20_customer.sql)
     customer_id             text NOT NULL,
     decisions               bigint NOT NULL DEFAULT 0 CHECK (decisions >= 0),
     last_decision_at        timestamptz NOT NULL DEFAULT now(),

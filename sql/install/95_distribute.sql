@@ -228,6 +228,25 @@ BEGIN
         END IF;
     END LOOP;
 
+    -- The checked references (docs/schema.md) become foreign keys: their trigger finds the
+    -- referenced rows in the referenced table's own storage, which on a Citus node is not
+    -- where its shards' rows are. (The referenced tables' trigger "Checked_references" stays:
+    -- it deletes or sets to NULL what refers to a deleted row, on the tenant's shards.)
+    FOR r IN
+        SELECT c.child, c.child_column, c.parent, c.parent_column, c.on_delete
+          FROM kaireon_internal._checked_references() c
+         WHERE c.child::text = ANY (v_tables)
+         ORDER BY c.child, c.child_column
+    LOOP
+        EXECUTE format('ALTER TABLE kaireon.%I ADD FOREIGN KEY (%s) REFERENCES kaireon.%I (%s) ON DELETE %s',
+                       r.child,
+                       CASE WHEN r.child_column = 'tenant_id' THEN 'tenant_id' ELSE format('tenant_id, %I', r.child_column) END,
+                       r.parent,
+                       CASE WHEN r.child_column = 'tenant_id' THEN quote_ident(r.parent_column) ELSE format('tenant_id, %I', r.parent_column) END,
+                       CASE r.on_delete WHEN 'cascade' THEN 'CASCADE' ELSE 'NO ACTION' END);
+        EXECUTE format('DROP TRIGGER IF EXISTS "Check_references" ON kaireon.%I', r.child);
+    END LOOP;
+
     IF cardinality(v_tables) > 0 THEN
         -- 3. The order: Citus places a table only after every table it references, so the
         --    tables go by the depth of their foreign keys (reference tables first: a

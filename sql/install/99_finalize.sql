@@ -68,6 +68,10 @@ BEGIN
 END
 $finalize$;
 
+-- Checked references (docs/schema.md, "Checked references"): the triggers of the references
+-- kaireon_internal._checked_references() lists (20_customer.sql), once their tables exist.
+SELECT kaireon_internal._create_checked_reference_triggers();
+
 -- Optional references (docs/schema.md, "Optional references"). A foreign key of schema kaireon
 -- declared ON DELETE NO ACTION is an optional reference (tenant_id, col) -> (tenant_id, id):
 -- deleting the referenced row sets col to NULL in the same tenant's rows, as ON DELETE SET NULL

@@ -120,7 +120,9 @@ fresh_version(void)
  * first_link (identity links), only when config_versions.identity_links is
  * not set yet, which it sets.  True when a version was renewed.  (Only the
  * first link's statement names the column, which 0.2.0 added: under a 0.1.0
- * catalog an audited write must still fail on the version check.)
+ * catalog an audited write must still fail on the version check.)  Its
+ * operators are pg_catalog's by name: it may run as the table's owner, with
+ * the caller's search_path.
  */
 static bool
 renew_version(const char *tenant_id, bool first_link)
@@ -133,8 +135,8 @@ renew_version(const char *tenant_id, bool first_link)
 	args[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	if (kspi_execute_with_args(psprintf(
 		"INSERT INTO kaireon.config_versions AS v (tenant_id, version, updated_at%s) "
-		"SELECT t.id, $2, $3%s FROM kaireon.tenants t WHERE t.id = $1 "
-		"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version + 1, EXCLUDED.version), "
+		"SELECT t.id, $2, $3%s FROM kaireon.tenants t WHERE t.id OPERATOR(pg_catalog.=) $1 "
+		"ON CONFLICT (tenant_id) DO UPDATE SET version = GREATEST(v.version OPERATOR(pg_catalog.+) 1, EXCLUDED.version), "
 		"    updated_at = EXCLUDED.updated_at%s",
 		first_link ? ", identity_links" : "", first_link ? ", true" : "",
 		first_link ? ", identity_links = true WHERE NOT v.identity_links" : ""),

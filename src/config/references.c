@@ -1,7 +1,10 @@
 /*
  * config/references.c
- *	  Optional references between tenant tables: kaireon.on_delete_set_null(),
- *	  the AFTER DELETE row trigger that stands in for ON DELETE SET NULL (col).
+ *	  References between tenant tables that foreign keys do not serve alone:
+ *	  optional references (kaireon.on_delete_set_null(), the AFTER DELETE row
+ *	  trigger that stands in for ON DELETE SET NULL (col)) and checked
+ *	  references (the references of interaction_history, checked by triggers
+ *	  instead of foreign keys).
  *
  * An optional reference is a foreign key (tenant_id, x_id) -> parent
  * (tenant_id, id) declared ON DELETE NO ACTION; 99_finalize.sql reads them
@@ -12,7 +15,10 @@
  *
  *	  UPDATE kaireon.<child> SET <col> = NULL WHERE tenant_id = $1 AND <col> = $2
  *
- * with the deleted row's tenant and id, before the key's own NO ACTION check
+ * (its = written OPERATOR(pg_catalog.=), as in every statement of this file
+ * that runs as a table's owner: an = of a schema ahead of pg_catalog in the
+ * caller's search_path would run with the owner's rights), with the deleted
+ * row's tenant and id, before the key's own NO ACTION check
  * (AFTER triggers fire in name order, and the capital O sorts before
  * PostgreSQL's RI_ConstraintTrigger_*), so the check finds nothing left
  * (docs/schema.md, "Optional references").  Why not SET NULL (col): Citus
@@ -23,80 +29,185 @@
  * being allowed to update its children), it fires the children's row
  * triggers (updated_at, audit capture) as a key action does, and under
  * REPEATABLE READ or SERIALIZABLE it uses the key action's snapshots.
+ *
+ * A checked reference (kaireon_internal._checked_references(), docs/schema.md
+ * "Checked references") has no foreign key: a foreign key checks each row with
+ * an SPI query that takes a FOR KEY SHARE lock on the referenced row, which on
+ * the hot tenant and offer rows turns into MultiXacts under concurrency.  Its
+ * protocol instead, per tenant, with a lock of the lock manager (an advisory
+ * lock tag of kaireon's own: no tuple lock, no MultiXact, no WAL):
+ *
+ *	  - writing a row (BEFORE INSERT OR UPDATE OF the columns, row trigger
+ *		"Check_references" of the child, cloned to every partition) takes the
+ *		tenant's reference lock in share mode, then finds every referenced row
+ *		by its primary key with the latest snapshot (once per value and
+ *		statement), or fails with 23503;
+ *	  - deleting a referenced row, or changing its key (AFTER DELETE OR UPDATE
+ *		row trigger "Checked_references" of the parent), takes the lock in
+ *		exclusive mode before it sets the references to NULL, deletes them
+ *		(the tenant's rows) or, for a key change, looks for them (23503).
+ *
+ * The lock is held to the end of the transaction, so a writer in flight is
+ * either seen by the delete (it committed before the delete got the lock, and
+ * the action's snapshot, taken after, sees its rows) or sees the delete (it
+ * got the lock after the delete committed, and the latest snapshot shows the
+ * row gone).  Under REPEATABLE READ the action uses the key action's
+ * snapshots, so a referencing row the transaction cannot see is a
+ * serialization failure, not an orphan.
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "security/owner.h"
+#include "security/session.h"
 #include "util/spi.h"
 
 
 PG_FUNCTION_INFO_V1(kaireon_on_delete_set_null);
+PG_FUNCTION_INFO_V1(kaireon_check_references);
+PG_FUNCTION_INFO_V1(kaireon_checked_reference_changed);
 
-/* One prepared UPDATE per (trigger, key), kept for the backend. */
-typedef struct NullPlanKey
+/* The fourth field of kaireon's advisory lock tags (PostgreSQL's advisory functions use 1 and 2). */
+#define REFERENCE_LOCK_TAG 0x4B52
+/* The number of reference locks the tenants share (lock_tenant_references). */
+#define REFERENCE_LOCK_BUCKETS 256
+
+/* One prepared statement per (trigger, key), kept for the backend. */
+typedef struct ActionPlanKey
 {
 	Oid			tgoid;
 	int			key;
-} NullPlanKey;
+} ActionPlanKey;
 
-typedef struct NullPlanEntry
+typedef struct ActionPlanEntry
 {
-	NullPlanKey k;
+	ActionPlanKey k;
 	SPIPlanPtr	plan;
-} NullPlanEntry;
+} ActionPlanEntry;
 
-static HTAB *null_plans = NULL;
+static HTAB *action_plans = NULL;
 
-/* The kept UPDATE of key number `key` of trigger tgoid, prepared on first use. */
+/*
+ * The kept statement number `key` of trigger tgoid, prepared on first use from
+ * sql (a format whose %s are schema, child, column and column again, each
+ * quoted), with nargs arguments.
+ */
 static SPIPlanPtr
-null_plan(Oid tgoid, int key, const char *schema, const char *child, const char *column,
-		  Oid *argtypes)
+action_plan(Oid tgoid, int key, const char *sql, const char *schema, const char *child,
+			const char *column, int nargs, Oid *argtypes)
 {
-	NullPlanKey k;
-	NullPlanEntry *entry;
+	ActionPlanKey k;
+	ActionPlanEntry *entry;
 	bool		found;
+	SPIPlanPtr	plan;
 
-	if (null_plans == NULL)
+	if (action_plans == NULL)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = sizeof(NullPlanKey);
-		ctl.entrysize = sizeof(NullPlanEntry);
+		ctl.keysize = sizeof(ActionPlanKey);
+		ctl.entrysize = sizeof(ActionPlanEntry);
 		ctl.hcxt = TopMemoryContext;
-		null_plans = hash_create("kaireon on_delete_set_null plans", 32, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		action_plans = hash_create("kaireon reference action plans", 32, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	memset(&k, 0, sizeof(k));
 	k.tgoid = tgoid;
 	k.key = key;
-	entry = hash_search(null_plans, &k, HASH_FIND, &found);
+	entry = hash_search(action_plans, &k, HASH_FIND, &found);
 	if (found)
 		return entry->plan;
+	plan = kspi_prepare_keep(psprintf(sql, quote_identifier(schema), quote_identifier(child),
+									  quote_identifier(column), quote_identifier(column)),
+							 nargs, argtypes);
+	entry = hash_search(action_plans, &k, HASH_ENTER, &found);
+	entry->plan = plan;
+	return plan;
+}
 
+/*
+ * Run a key action (an UPDATE or DELETE of the referencing rows) as the owner
+ * of the referencing table, like PostgreSQL's key actions; and like them
+ * (ri_PerformCheck), under REPEATABLE READ or SERIALIZABLE the rows are found
+ * with the latest snapshot and checked against the transaction's: a
+ * referencing row committed after the transaction's snapshot is a
+ * serialization failure (40001, retry), not a row left pointing to nothing.
+ */
+/*
+ * Act as the owner of relation relid, with search_path pg_catalog, pg_temp
+ * (so that no function or operator of a schema the caller put in its path,
+ * in these statements or the triggers they fire, runs with the owner's
+ * rights); returns the GUC nest level end_as_owner() takes.
+ */
+static int
+act_as_owner(Oid relid, Oid *save_userid, int *save_sec)
+{
+	int			nest;
+
+	kaireon_switch_to_owner(relid, save_userid, save_sec);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Back to the caller's user and search_path after act_as_owner(). */
+static void
+end_as_owner(int nest, Oid save_userid, int save_sec)
+{
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+static void
+run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const char *child)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Snapshot	snapshot = InvalidSnapshot;
+	Snapshot	crosscheck = InvalidSnapshot;
+	int			nest;
+	int			rc;
+
+	if (IsolationUsesXactSnapshot())
 	{
-		SPIPlanPtr	plan = kspi_prepare_keep(
-			psprintf("UPDATE %s.%s SET %s = NULL WHERE tenant_id = $1 AND %s = $2",
-					 quote_identifier(schema), quote_identifier(child),
-					 quote_identifier(column), quote_identifier(column)),
-			2, argtypes);
-
-		entry = hash_search(null_plans, &k, HASH_ENTER, &found);
-		entry->plan = plan;
-		return plan;
+		CommandCounterIncrement();
+		snapshot = GetLatestSnapshot();
+		crosscheck = GetTransactionSnapshot();
 	}
+	nest = act_as_owner(childid, &save_userid, &save_sec);
+	rc = kspi_execute_snapshot(plan, values, NULL, snapshot, crosscheck, false, 0);
+	end_as_owner(nest, save_userid, save_sec);
+	if (rc != expected)
+		elog(ERROR, "kaireon: key action on \"%s\" failed: %s", child, SPI_result_code_string(rc));
 }
 
 /*
@@ -150,11 +261,6 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 		const char *column = tg->tgargs[i + 1];
 		int			attno = SPI_fnumber(desc, tg->tgargs[i + 2]);
 		Oid			childid = get_relname_relid(child, nsp);
-		Oid			save_userid;
-		int			save_sec;
-		Snapshot	snapshot = InvalidSnapshot;
-		Snapshot	crosscheck = InvalidSnapshot;
-		int			rc;
 
 		if (attno <= 0 || !OidIsValid(childid))
 			elog(ERROR, "on_delete_set_null on table \"%s\": no column \"%s\" or no table \"%s\"",
@@ -163,29 +269,434 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 		if (isnull)
 			continue;
 		argtypes[1] = SPI_gettypeid(desc, attno);
-
-		/*
-		 * As the referencing table's owner, like PostgreSQL's key actions; and
-		 * like them (ri_PerformCheck), under REPEATABLE READ or SERIALIZABLE
-		 * the rows are found with the latest snapshot and checked against the
-		 * transaction's: a referencing row committed after the transaction's
-		 * snapshot is a serialization failure (40001, retry), not a key
-		 * violation of the NO ACTION check that follows.
-		 */
-		if (IsolationUsesXactSnapshot())
-		{
-			CommandCounterIncrement();
-			snapshot = GetLatestSnapshot();
-			crosscheck = GetTransactionSnapshot();
-		}
-		kaireon_switch_to_owner(childid, &save_userid, &save_sec);
-		rc = kspi_execute_snapshot(null_plan(tg->tgoid, i / 3, schema, child, column, argtypes),
-								   values, NULL, snapshot, crosscheck, false, 0);
-		SetUserIdAndSecContext(save_userid, save_sec);
-		if (rc != SPI_OK_UPDATE)
-			elog(ERROR, "on_delete_set_null: UPDATE of \"%s\" failed: %s", child,
-				 SPI_result_code_string(rc));
+		run_key_action(action_plan(tg->tgoid, i / 3,
+								   "UPDATE %s.%s SET %s = NULL WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2",
+								   schema, child, column, 2, argtypes),
+					   values, childid, SPI_OK_UPDATE, child);
 	}
 	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * Take the tenant's reference lock (share: writing checked references;
+ * exclusive: deleting or re-keying what they point to) for the rest of the
+ * transaction.  The tag is one of REFERENCE_LOCK_BUCKETS, by a hash of the
+ * tenant id: a statement writing rows of many tenants (a COPY of a restored
+ * partition) holds at most that many locks, where one per tenant would fill
+ * the shared lock table; tenants sharing a bucket only wait for each other
+ * when one of them deletes what rows refer to.
+ */
+static void
+lock_tenant_references(Datum tenant, LOCKMODE mode)
+{
+	text	   *t = DatumGetTextPP(tenant);
+	uint64		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
+										VARSIZE_ANY_EXHDR(t), 0);
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, (uint32) (h % REFERENCE_LOCK_BUCKETS), REFERENCE_LOCK_TAG);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * The values a statement has found already (per backend; valid for one
+ * command of one (sub)transaction, since a later command of the same
+ * transaction may have deleted the row): parent, tenant, key.  A few fixed
+ * slots, reused in turn, so that a long COPY allocates nothing; ids longer
+ * than a slot are not remembered.
+ */
+#define FOUND_SLOTS 16
+#define FOUND_ID_LEN 64
+typedef struct FoundKey
+{
+	char		parent[NAMEDATALEN];
+	char		tenant[FOUND_ID_LEN];
+	char		key[FOUND_ID_LEN];	/* "": the tenant row itself */
+	bool		has_key;
+} FoundKey;
+
+static FoundKey found[FOUND_SLOTS];
+static int	nfound = 0;
+static int	next_slot = 0;
+static LocalTransactionId found_lxid = InvalidLocalTransactionId;
+static SubTransactionId found_subxid = InvalidSubTransactionId;
+static CommandId found_cid = InvalidCommandId;
+
+/* Whether (parent, tenant, key) was found in this command already; forgets older commands. */
+static bool
+found_before(const char *parent, const char *tenant, const char *key)
+{
+	if (found_lxid != MyProc->lxid || found_subxid != GetCurrentSubTransactionId() ||
+		found_cid != GetCurrentCommandId(false))
+	{
+		nfound = next_slot = 0;
+		found_lxid = MyProc->lxid;
+		found_subxid = GetCurrentSubTransactionId();
+		found_cid = GetCurrentCommandId(false);
+		return false;
+	}
+	for (int i = 0; i < nfound; i++)
+		if (found[i].has_key == (key != NULL) && strcmp(found[i].parent, parent) == 0 &&
+			strcmp(found[i].tenant, tenant) == 0 && (key == NULL || strcmp(found[i].key, key) == 0))
+			return true;
+	return false;
+}
+
+/* Remember that (parent, tenant, key) was found in this command. */
+static void
+remember_found(const char *parent, const char *tenant, const char *key)
+{
+	FoundKey   *f;
+
+	if (strlen(parent) >= NAMEDATALEN || strlen(tenant) >= FOUND_ID_LEN ||
+		(key != NULL && strlen(key) >= FOUND_ID_LEN))
+		return;
+	f = &found[next_slot];
+	next_slot = (next_slot + 1) % FOUND_SLOTS;
+	if (nfound < FOUND_SLOTS)
+		nfound++;
+	strcpy(f->parent, parent);
+	strcpy(f->tenant, tenant);
+	strcpy(f->key, key ? key : "");
+	f->has_key = key != NULL;
+}
+
+/*
+ * Whether parent has a row with primary key (tenant) (nkeys 1, the tenants
+ * table) or (tenant, key) (nkeys 2), in the latest snapshot: an index probe,
+ * as PostgreSQL's key check does without its SPI query and row lock.
+ */
+static bool
+parent_row_exists(Oid parentid, const char *parent_column, int nkeys, Datum tenant, Datum key)
+{
+	Relation	heap = table_open(parentid, AccessShareLock);
+	Oid			pkid = RelationGetPrimaryKeyIndex(heap);
+	Relation	idx;
+	ScanKeyData skeys[2];
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	bool		exists;
+
+	if (!OidIsValid(pkid))
+		elog(ERROR, "kaireon: table \"%s\" has no primary key", RelationGetRelationName(heap));
+	idx = index_open(pkid, AccessShareLock);
+	/* the key must be (tenant_id, parent_column), or (parent_column) for the tenants */
+	if (IndexRelationGetNumberOfKeyAttributes(idx) != nkeys ||
+		strcmp(get_attname(parentid, idx->rd_index->indkey.values[nkeys - 1], false), parent_column) != 0 ||
+		(nkeys == 2 && strcmp(get_attname(parentid, idx->rd_index->indkey.values[0], false), "tenant_id") != 0))
+		elog(ERROR, "kaireon: the primary key of \"%s\" is not the referenced key", RelationGetRelationName(heap));
+	ScanKeyEntryInitialize(&skeys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, tenant);
+	if (nkeys == 2)
+		ScanKeyEntryInitialize(&skeys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[1], F_TEXTEQ, key);
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = index_beginscan(heap, idx, snapshot, nkeys, 0);
+	index_rescan(scan, skeys, nkeys, NULL, 0);
+	slot = table_slot_create(heap, NULL);
+	exists = index_getnext_slot(scan, ForwardScanDirection, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	return exists;
+}
+
+/*
+ * Whether parent has the referenced row as the current user sees it (row
+ * level security applied), in the latest snapshot: the check of a writer
+ * under row level security writing another tenant's row, which must not tell
+ * that writer whether a row it cannot see exists.
+ */
+static bool
+parent_row_visible(Oid tgoid, int key, const char *schema, const char *parent,
+				   const char *parent_column, int nkeys, Datum tenant, Datum value)
+{
+	Datum		values[2] = {tenant, value};
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	SPIPlanPtr	plan;
+	bool		exists;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "kaireon: SPI_connect failed");
+	plan = nkeys == 1
+		? action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1", schema, parent, parent_column, 1, argtypes)
+		: action_plan(tgoid, key, "SELECT 1 FROM %s.%s WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2",
+					  schema, parent, parent_column, 2, argtypes);
+	rc = kspi_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "kaireon: reference check on \"%s\" failed: %s", parent, SPI_result_code_string(rc));
+	exists = SPI_processed > 0;
+	SPI_finish();
+	return exists;
+}
+
+/* The name of a table, or of the partitioned table a partition belongs to (at the top). */
+static const char *
+table_root_name(Relation rel)
+{
+	if (rel->rd_rel->relispartition)
+		return get_rel_name(llast_oid(get_partition_ancestors(RelationGetRelid(rel))));
+	return RelationGetRelationName(rel);
+}
+
+/*
+ * BEFORE INSERT OR UPDATE row trigger "Check_references" of a table with
+ * checked references (arguments: column, referenced table, referenced column,
+ * per reference; the column tenant_id refers to the tenants' key alone, every
+ * other column c to (tenant_id, c)).  Takes the tenant's reference lock in
+ * share mode and fails with 23503 when a referenced row is missing.  An
+ * UPDATE that changes none of the columns checks nothing.
+ */
+Datum
+kaireon_check_references(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Trigger    *tg;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	row;
+	HeapTuple	old = NULL;
+	int			tenant_attno;
+	Datum		tenant;
+	bool		isnull;
+	bool		tenant_changed = true;
+	bool		locked = false;
+	char	   *tenant_str = NULL;
+	int			other_tenant = -1;	/* RLS applies and the row is another tenant's (-1: not known yet) */
+	Oid			nsp;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		elog(ERROR, "check_references must be a BEFORE INSERT OR UPDATE row trigger");
+	tg = td->tg_trigger;
+	rel = td->tg_relation;
+	if (tg->tgnargs == 0 || tg->tgnargs % 3 != 0)
+		elog(ERROR, "check_references on table \"%s\" needs (column, table, referenced column) triples",
+			 RelationGetRelationName(rel));
+	desc = RelationGetDescr(rel);
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		row = td->tg_newtuple;
+		old = td->tg_trigtuple;
+	}
+	else
+		row = td->tg_trigtuple;
+	tenant_attno = SPI_fnumber(desc, "tenant_id");
+	if (tenant_attno <= 0)
+		elog(ERROR, "check_references: table \"%s\" has no tenant_id column", RelationGetRelationName(rel));
+	tenant = heap_getattr(row, tenant_attno, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(row);	/* NOT NULL says the rest */
+	if (old != NULL)
+	{
+		bool		oldnull;
+		Datum		was = heap_getattr(old, tenant_attno, desc, &oldnull);
+
+		tenant_changed = oldnull || !datumIsEqual(was, tenant, false, -1);
+	}
+	nsp = RelationGetNamespace(rel);
+
+	for (int i = 0; i < tg->tgnargs; i += 3)
+	{
+		const char *column = tg->tgargs[i];
+		const char *parent = tg->tgargs[i + 1];
+		int			attno = SPI_fnumber(desc, column);
+		bool		is_tenant = attno == tenant_attno;
+		Datum		value;
+		Oid			parentid;
+		char	   *key_str;
+
+		if (attno <= 0)
+			elog(ERROR, "check_references on table \"%s\": no column \"%s\"",
+				 RelationGetRelationName(rel), column);
+		value = heap_getattr(row, attno, desc, &isnull);
+		if (isnull)
+			continue;
+		if (old != NULL && !tenant_changed)
+		{
+			bool		oldnull;
+			Datum		was;
+
+			if (is_tenant)
+				continue;		/* unchanged, and checked when it was written */
+			was = heap_getattr(old, attno, desc, &oldnull);
+			if (!oldnull && datumIsEqual(was, value, false, -1))
+				continue;		/* the same */
+		}
+
+		if (!locked)
+		{
+			lock_tenant_references(tenant, ShareLock);
+			tenant_str = TextDatumGetCString(tenant);
+			locked = true;
+		}
+		key_str = is_tenant ? NULL : TextDatumGetCString(value);
+		if (found_before(parent, tenant_str, key_str))
+			continue;
+		parentid = get_relname_relid(parent, nsp);
+		if (!OidIsValid(parentid))
+			elog(ERROR, "check_references on table \"%s\": no table \"%s\"",
+				 RelationGetRelationName(rel), parent);
+		/* a writer under row level security writing another tenant's row: as it sees the parent */
+		if (other_tenant < 0)
+		{
+			const char *current = kaireon_current_tenant();
+
+			other_tenant = check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED &&
+				(current == NULL || strcmp(current, tenant_str) != 0);
+		}
+		if (other_tenant && !parent_row_visible(tg->tgoid, i / 3, get_namespace_name(nsp), parent,
+												tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("new row violates row-level security policy for table \"%s\"", table_root_name(rel)),
+					 errdetail("Row level security hides the row of table \"%s\" that column %s refers to, if there is one.",
+							   parent, column),
+					 errhint("Write rows of the tenant the session acts for (kaireon.tenant_id)."),
+					 errtable(rel)));
+		if (!other_tenant && !parent_row_exists(parentid, tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
+			ereport(ERROR,
+					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+					 errmsg("insert or update on table \"%s\" violates the reference of %s to table \"%s\"",
+							table_root_name(rel), column, parent),
+					 is_tenant
+					 ? errdetail("Key (%s)=(%s) is not present in table \"%s\".", column, tenant_str, parent)
+					 : errdetail("Key (tenant_id, %s)=(%s, %s) is not present in table \"%s\".",
+								 column, tenant_str, key_str, parent),
+					 errhint("A row must refer to an existing row of table \"%s\"%s (docs/schema.md, \"Checked references\").",
+							 parent, is_tenant ? "" : " of its own tenant"),
+					 errtable(rel)));
+		remember_found(parent, tenant_str, key_str);
+	}
+	return PointerGetDatum(row);
+}
+
+/*
+ * AFTER DELETE OR UPDATE row trigger "Checked_references" of a table that
+ * checked references point to (arguments: referencing table, its column,
+ * referenced column, action 'cascade' or 'set null', per reference).  Takes
+ * the tenant's reference lock in exclusive mode, then: a delete deletes the
+ * tenant's referencing rows ('cascade', the reference from tenant_id to the
+ * tenants) or sets their column to NULL ('set null'); a change of the key
+ * fails with 23503 while a row refers to the old key.
+ */
+Datum
+kaireon_checked_reference_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Trigger    *tg;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	old;
+	const char *schema;
+	Oid			nsp;
+	int			tenant_attno;
+	bool		deleted;
+	bool		locked = false;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_DELETE(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		elog(ERROR, "checked_reference_changed must be an AFTER DELETE OR UPDATE row trigger");
+	tg = td->tg_trigger;
+	rel = td->tg_relation;
+	if (tg->tgnargs == 0 || tg->tgnargs % 4 != 0)
+		elog(ERROR, "checked_reference_changed on table \"%s\" needs (table, column, referenced column, action) quadruples",
+			 RelationGetRelationName(rel));
+	desc = RelationGetDescr(rel);
+	old = td->tg_trigtuple;
+	deleted = TRIGGER_FIRED_BY_DELETE(td->tg_event);
+	nsp = RelationGetNamespace(rel);
+	schema = get_namespace_name(nsp);
+	tenant_attno = SPI_fnumber(desc, "tenant_id");
+
+	for (i = 0; i < tg->tgnargs; i += 4)
+	{
+		const char *child = tg->tgargs[i];
+		const char *column = tg->tgargs[i + 1];
+		int			attno = SPI_fnumber(desc, tg->tgargs[i + 2]);
+		const char *action = tg->tgargs[i + 3];
+		bool		whole_tenant = tenant_attno <= 0;	/* the tenants: their key is the tenant */
+		Oid			childid = get_relname_relid(child, nsp);
+		Datum		values[2];
+		Oid			argtypes[2] = {TEXTOID, TEXTOID};
+		bool		isnull;
+		bool		tenant_null = false;
+
+		if (attno <= 0 || !OidIsValid(childid))
+			elog(ERROR, "checked_reference_changed on table \"%s\": no column \"%s\" or no table \"%s\"",
+				 RelationGetRelationName(rel), tg->tgargs[i + 2], child);
+		values[1] = heap_getattr(old, attno, desc, &isnull);
+		values[0] = whole_tenant ? values[1] : heap_getattr(old, tenant_attno, desc, &tenant_null);
+		if (isnull || tenant_null)
+			continue;
+		if (!deleted)
+		{
+			HeapTuple	new = td->tg_newtuple;
+			bool		newnull;
+			bool		same = datumIsEqual(values[1], heap_getattr(new, attno, desc, &newnull), false, -1) && !newnull;
+
+			if (same && !whole_tenant)
+				same = datumIsEqual(values[0], heap_getattr(new, tenant_attno, desc, &newnull), false, -1) && !newnull;
+			if (same)
+				continue;
+		}
+		if (!locked)
+		{
+			lock_tenant_references(values[0], ExclusiveLock);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "kaireon: SPI_connect failed");
+			locked = true;
+		}
+		if (deleted && strcmp(action, "cascade") == 0 && whole_tenant)
+			run_key_action(action_plan(tg->tgoid, i / 4, "DELETE FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1",
+									   schema, child, column, 1, argtypes),
+						   values, childid, SPI_OK_DELETE, child);
+		else if (deleted && strcmp(action, "set null") == 0 && !whole_tenant)
+			run_key_action(action_plan(tg->tgoid, i / 4,
+									   "UPDATE %s.%s SET %s = NULL WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2",
+									   schema, child, column, 2, argtypes),
+						   values, childid, SPI_OK_UPDATE, child);
+		else if (deleted)
+			elog(ERROR, "checked_reference_changed on table \"%s\": action \"%s\" does not fit reference %s.%s",
+				 RelationGetRelationName(rel), action, child, column);
+		else
+		{
+			/* a key change: refused while a row refers to the old key (latest snapshot) */
+			SPIPlanPtr	plan = whole_tenant
+				? action_plan(tg->tgoid, 1000 + i / 4, "SELECT 1 FROM %s.%s WHERE %s OPERATOR(pg_catalog.=) $1 LIMIT 1",
+							  schema, child, column, 1, argtypes)
+				: action_plan(tg->tgoid, 1000 + i / 4, "SELECT 1 FROM %s.%s WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND %s OPERATOR(pg_catalog.=) $2 LIMIT 1",
+							  schema, child, column, 2, argtypes);
+			Oid			save_userid;
+			int			save_sec;
+			int			nest;
+			int			rc;
+
+			CommandCounterIncrement();
+			nest = act_as_owner(childid, &save_userid, &save_sec);
+			rc = kspi_execute_snapshot(plan, values, NULL, GetLatestSnapshot(), InvalidSnapshot, true, 1);
+			end_as_owner(nest, save_userid, save_sec);
+			if (rc != SPI_OK_SELECT)
+				elog(ERROR, "kaireon: reference check on \"%s\" failed: %s", child, SPI_result_code_string(rc));
+			if (SPI_processed > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+						 errmsg("update on table \"%s\" changes a key that table \"%s\" refers to",
+								RelationGetRelationName(rel), child),
+						 errdetail("Rows of \"%s\" refer to it in column %s.", child, column),
+						 errhint("Keys that interaction history refers to do not change; create a new row instead."),
+						 errtable(rel)));
+		}
+	}
+	if (locked)
+		SPI_finish();
 	return PointerGetDatum(NULL);
 }

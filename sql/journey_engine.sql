@@ -254,3 +254,10 @@ COMMIT;
 SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds
   FROM unnest(ARRAY['x7', '99999999999999999999', '']) c;
 RESET enable_seqscan;
+
+-- the tenants of this file go, as the other journey files' do
+DELETE FROM kaireon.tenants WHERE id IN ('jen', 'jnum');
+DROP SCHEMA kaireon_t_jen CASCADE;
+DROP SCHEMA kaireon_t_jnum CASCADE;
+DELETE FROM kaireon.tenant_schemas WHERE owner_tenant_id IN ('jen', 'jnum');
+SELECT count(*) AS left_behind FROM kaireon.tenants WHERE id IN ('jen', 'jnum');

@@ -20,7 +20,7 @@ python3-numpy python3-scipy python3-xgboost python3-sklearn python3-psycopg2 pyt
 # builds each from the git history (docs/upgrades.md).
 KAIREON_RELEASES="0.1.0:9ddb1ce"
 
-kaireon_log() { printf '== %s\n' "$*" >&2; }
+kaireon_log() { printf '== [%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 kaireon_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Installs the Debian packages the project needs (apt-get update first) when any is missing:
@@ -166,13 +166,35 @@ kaireon_start_cluster_at() {
     [ -n "$lib" ] || kaireon_die "libfaketime is not installed (Debian package libfaketime)"
     local offset=$(( $(date -u -d "$at UTC" +%s) - $(date -u +%s) - ${KAIREON_CLOCK_LEAD:-4} ))
     [ "$offset" -lt 0 ] || offset="+$offset"
-    ( export LD_PRELOAD=$lib FAKETIME="$offset" FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_RESET=1
+    # libfaketime keeps a semaphore and a shared memory segment, named after the first process
+    # that loads it, which removes them when it exits; every process started later finds them
+    # through FAKETIME_SHARED. Left to pg_ctl, they went with pg_ctl, and a program the server
+    # ran (COPY ... TO PROGRAM) failed at its start now and then ("sem_open failed and
+    # recreation attempts failed", exit code 1). A shell makes them here and replaces itself
+    # by exec (so nothing removes them); kaireon_stop_cluster removes them.
+    local shared
+    shared=$(kaireon_as_server_user env LD_PRELOAD="$lib" FAKETIME="$offset" sh -c 'echo "$FAKETIME_SHARED"; exec true')
+    [[ "$shared" == /faketime_sem_*" "/faketime_shm_* ]] \
+        || kaireon_die "libfaketime did not name its shared segments (FAKETIME_SHARED='$shared')"
+    echo "$shared" >"$2.faketime"
+    ( export LD_PRELOAD=$lib FAKETIME="$offset" FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_RESET=1 \
+          FAKETIME_SHARED="$shared"
       kaireon_start_cluster "$@" )
+    # still there once pg_ctl has exited, for every program the server starts
+    local sem=${shared%% *} shm=${shared##* }
+    [ -e "/dev/shm/sem.${sem#/}" ] && [ -e "/dev/shm/${shm#/}" ] \
+        || kaireon_die "libfaketime's segments ($shared) are gone: programs the server starts would fail"
 }
 
 # kaireon_stop_cluster BINDIR DATADIR: stop the server if it runs.
 kaireon_stop_cluster() {
-    local bindir=$1 datadir=$2
-    [ -f "$datadir/postmaster.pid" ] || return 0
-    kaireon_as_server_user "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1 || true
+    local bindir=$1 datadir=$2 sem shm
+    [ -f "$datadir/postmaster.pid" ] &&
+        { kaireon_as_server_user "$bindir/pg_ctl" -D "$datadir" -m fast -w stop >/dev/null 2>&1 || true; }
+    # the segments kaireon_start_cluster_at made for libfaketime
+    if [ -f "$datadir.faketime" ]; then
+        read -r sem shm <"$datadir.faketime"
+        rm -f "/dev/shm/sem.${sem#/}" "/dev/shm/${shm#/}" "$datadir.faketime"
+    fi
+    return 0
 }

@@ -22,7 +22,9 @@
  *	   while the transaction has a snapshot older than the index.
  *	2. Locks: AccessShareLock on the parent (which also takes in pending
  *	   invalidations, so the map is current) and on every partition and
- *	   index read, as the executor takes them.
+ *	   index read, as the executor takes them; a read keeps them until the
+ *	   transaction ends, as the executor does (a later read of the same
+ *	   relation in the transaction finds its lock already held).
  *	3. Rights, per read: ExecCheckRTPerms on a range table entry of the
  *	   parent with the columns the SQL names (table or column privileges,
  *	   and any ExecutorCheckPerms_hook), as the executor checks them; when
@@ -700,7 +702,7 @@ read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datu
 
 	if (no_rows(rel))
 	{
-		table_close(rel, AccessShareLock);
+		table_close(rel, NoLock);
 		return;
 	}
 	index = index_open(p->keys.index, AccessShareLock);
@@ -734,8 +736,8 @@ read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datu
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
 }
 
 /*
@@ -824,7 +826,7 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	rel = table_open(t->rel, AccessShareLock);
 	if (no_rows(rel))
 	{
-		table_close(rel, AccessShareLock);
+		table_close(rel, NoLock);
 		return true;
 	}
 	index = index_open(map.supp_keys.index, AccessShareLock);
@@ -854,8 +856,8 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
-	index_close(index, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
 	return true;
 }
 
@@ -1014,7 +1016,7 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
-	index_close(index, AccessShareLock);
+	index_close(index, NoLock);
 	table_close(rel, NoLock);
 	return true;
 }

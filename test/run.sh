@@ -55,7 +55,7 @@ bindir=$(kaireon_build_install "$work/src" "$work/install" WERROR=1)
 
 # jansson's json_object() would bind to the postgres executable's SQL function of the same
 # name (a crash); util/json.h routes every call to kj_object(). Check the built module.
-if nm -D --undefined-only "$work/src/kaireon.so" | grep -qw json_object; then
+if nm -D --undefined-only "$work/src/kaireon.so" | grep -w json_object >/dev/null; then
     kaireon_die "kaireon.so calls json_object(), which binds to PostgreSQL's SQL function: use kj_object()"
 fi
 

@@ -86,16 +86,16 @@ stop "$oldbin"
 # ---- 2. the current library under the 0.1.0 SQL, then ALTER EXTENSION UPDATE ----
 "$newbin/pg_ctl" -D "$up/data" -l "$up/data.log" -w -t 60 start >/dev/null || { cat "$up/data.log" >&2; fail "the current server did not start"; }
 out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "SELECT * FROM kaireon.recommend('acme', 'cust-42', 'web', 'hero')" up 2>&1 || true)
-echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0; the loaded library serves version 0.2.0" ||
+grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0; the loaded library serves version 0.2.0" <<<"$out" ||
     fail "recommend under the 0.1.0 SQL was not refused with 55000: $out"
-echo "$out" | grep -q 'HINT:  Run ALTER EXTENSION kaireon UPDATE' || fail "no hint to update: $out"
+grep -q 'HINT:  Run ALTER EXTENSION kaireon UPDATE' <<<"$out" || fail "no hint to update: $out"
 # so are writes of audited tables (the audit chain's tables are 0.2.0's), at commit
 out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "UPDATE kaireon.offers SET priority = priority - 1 WHERE tenant_id = 'acme'" up 2>&1 || true)
-echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" ||
+grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" <<<"$out" ||
     fail "an audited write under the 0.1.0 SQL was not refused with 55000: $out"
 # and the maintenance jobs
 out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "SELECT * FROM kaireon.run_maintenance()" up 2>&1 || true)
-echo "$out" | grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" ||
+grep -q "ERROR:  55000: kaireon's SQL objects in this database are at version 0.1.0" <<<"$out" ||
     fail "run_maintenance under the 0.1.0 SQL was not refused with 55000: $out"
 # the 0.1.0 SQL of verify_audit_chain names the 0.1.0 symbol, which still reads its three arguments
 [ "$(q "SELECT intact FROM kaireon.verify_audit_chain('acme', NULL, NULL)" 2>&1)" = t ] ||
@@ -106,14 +106,14 @@ nan_offer=$(q "SELECT min(id) FROM kaireon.offers WHERE tenant_id = 'acme'")
 nan_value=$(q "SELECT value FROM kaireon.offers WHERE tenant_id = 'acme' AND id = '$nan_offer'")
 q "SET session_replication_role = replica; UPDATE kaireon.offers SET value = 'NaN' WHERE tenant_id = 'acme' AND id = '$nan_offer'" >/dev/null
 out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "ALTER EXTENSION kaireon UPDATE" up 2>&1 || true)
-echo "$out" | grep -q 'ERROR:  23514: kaireon 0.2.0 refuses NaN and Infinity in kaireon.offers: value (1 rows)' ||
+grep -q 'ERROR:  23514: kaireon 0.2.0 refuses NaN and Infinity in kaireon.offers: value (1 rows)' <<<"$out" ||
     fail "a NaN offer value did not stop the update with its table and column named: $out"
-echo "$out" | grep -q 'HINT:  Set those values to a finite number or NULL' || fail "no hint to correct the values: $out"
+grep -q 'HINT:  Set those values to a finite number or NULL' <<<"$out" || fail "no hint to correct the values: $out"
 [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'kaireon'")" = 0.1.0 ] || fail "a failed update changed the version"
 q "SET session_replication_role = replica; UPDATE kaireon.offers SET value = $nan_value WHERE tenant_id = 'acme' AND id = '$nan_offer'" >/dev/null
 out=$(q "ALTER EXTENSION kaireon UPDATE" 2>&1)
 [ "$(q "SELECT extversion FROM pg_extension WHERE extname = 'kaireon'")" = 0.2.0 ] || fail "ALTER EXTENSION UPDATE did not reach 0.2.0: $out"
-echo "$out" | grep -q 'WARNING:  kaireon 0.2.0: 1 session(s) of platform administrators removed' ||
+grep -q 'WARNING:  kaireon 0.2.0: 1 session(s) of platform administrators removed' <<<"$out" ||
     fail "the update did not report the platform administrator's session it removed: $out"
 [ "$(q "SELECT apply_function FROM kaireon.approval_actions WHERE action = 'site.custom'")" = 'kaireon._site_apply(text,text,jsonb)' ] ||
     fail "the site's own approval function was renamed: $(q "SELECT apply_function FROM kaireon.approval_actions WHERE action = 'site.custom'")"
@@ -201,7 +201,7 @@ SQL
 # ---- 3d. SQL of a version the library does not know ----
 q "UPDATE pg_extension SET extversion = '9.9.9' WHERE extname = 'kaireon'" fresh
 out=$("${psql[@]}" -c "\\set VERBOSITY verbose" -c "SELECT * FROM kaireon.recommend('acme', 'cust-42', 'web', 'hero')" fresh 2>&1 || true)
-echo "$out" | grep -q "ERROR:  0A000: kaireon's SQL objects in this database are at version 9.9.9, which the loaded library 0.2.0 does not know" ||
+grep -q "ERROR:  0A000: kaireon's SQL objects in this database are at version 9.9.9, which the loaded library 0.2.0 does not know" <<<"$out" ||
     fail "SQL of version 9.9.9 was not refused with 0A000: $out"
-echo "$out" | grep -q 'DETAIL:  The library knows the SQL versions 0.1.0, 0.2.0.' || fail "no list of known versions: $out"
+grep -q 'DETAIL:  The library knows the SQL versions 0.1.0, 0.2.0.' <<<"$out" || fail "no list of known versions: $out"
 kaireon_log "upgrade: passed"

@@ -17,14 +17,14 @@
 
 #include "decision/decision.h"
 
-/* Ranking order: mandatory first, then score, priority, offer id. */
-int
-kaireon_rank_cmp(const void *a, const void *b, void *arg)
+/*
+ * The rank order of two candidates: mandatory first, then score, priority,
+ * offer id.  Static so that rank_cmp_node, the selection steps' comparison,
+ * has it inlined (an extern function of a shared library is not inlined).
+ */
+static inline int
+rank_order(const KCandidate *x, const KCandidate *y, const KTenantConfig *cfg)
 {
-	const KCandidate *x = *(KCandidate *const *) a;
-	const KCandidate *y = *(KCandidate *const *) b;
-	const KTenantConfig *cfg = (const KTenantConfig *) arg;
-
 	if (x->mandatory != y->mandatory)
 		return x->mandatory ? -1 : 1;
 	if (x->score != y->score)
@@ -32,6 +32,13 @@ kaireon_rank_cmp(const void *a, const void *b, void *arg)
 	if (cfg->offers[x->offer].priority != cfg->offers[y->offer].priority)
 		return cfg->offers[x->offer].priority > cfg->offers[y->offer].priority ? -1 : 1;
 	return strcmp(cfg->offers[x->offer].id, cfg->offers[y->offer].id);
+}
+
+/* Ranking order of two KCandidate pointers for qsort_arg (arg: the configuration): rank_order's. */
+int
+kaireon_rank_cmp(const void *a, const void *b, void *arg)
+{
+	return rank_order(*(KCandidate *const *) a, *(KCandidate *const *) b, (const KTenantConfig *) arg);
 }
 
 /* The value a rank node orders by (KRankBy other than score). */
@@ -57,9 +64,9 @@ rank_key(const KTenantConfig *cfg, const KCandidate *c, KRankBy by)
 }
 
 /*
- * The order of a flow graph's rank node rn (NULL: kaireon_rank_cmp's):
+ * The order of a flow graph's rank node rn (NULL: rank_order's):
  * mandatory standing first, then its key, descending unless asked ascending,
- * then kaireon_rank_cmp's order.
+ * then rank_order's.
  */
 static int
 rank_cmp_node(KCandidate *const *a, KCandidate *const *b, const KTenantConfig *cfg, const KNode *rn)
@@ -75,7 +82,7 @@ rank_cmp_node(KCandidate *const *a, KCandidate *const *b, const KTenantConfig *c
 		if (kx != ky)
 			return (kx > ky) == rn->rank_asc ? 1 : -1;
 	}
-	return kaireon_rank_cmp(a, b, (void *) cfg);
+	return rank_order(x, y, cfg);
 }
 
 /* Bring the best-ranked of ranked[i..n) to position i (the rank node's order: a selection step). */

@@ -35,6 +35,8 @@
 #include "config/caps.h"
 #include "config/compile.h"
 #include "config/conditions.h"
+#include "config/eligibility.h"
+#include "config/rows.h"
 #include "config/validate.h"
 
 /* ---- loading each table ---- */

@@ -17,8 +17,9 @@
 #include "lib/stringinfo.h"
 
 #include "util/spi.h"
-#include "config/compile.h"
 #include "config/conditions.h"
+#include "config/eligibility.h"
+#include "config/rows.h"
 
 /* The scopes of a rule or policy: its scope rows, else its deprecated single scope. */
 static void

@@ -12,7 +12,7 @@
 
 #include <math.h>
 
-#include "config/compile.h"
+#include "config/rows.h"
 
 /* Run a query with the tenant id as $1 that returns one jsonb array (NULL: empty); parse it. */
 json_t *

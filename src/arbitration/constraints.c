@@ -145,7 +145,7 @@ load_cross_offer(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)
 /*
  * The budget allocations of the current period (impressions and spend) and the
  * volume constraints in force, from the caps the configuration cache loaded
- * (config/cache.c: the rows are read once, for the decision and for this).
+ * (config/compile.c: the rows are read once, for the decision and for this).
  */
 static void
 load_caps(const KTenantConfig *cfg, KArbConstraintSet *set, int *alloc)

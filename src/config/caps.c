@@ -3,7 +3,7 @@
  *	  The volume and budget counters in C: whether a budget allocation counts
  *	  at a given time, for the decision's policies (decision/policies.c) and
  *	  the constraints arbitration prices (arbitration/constraints.c), which
- *	  both read the caps the configuration cache loaded once (config/cache.c).
+ *	  both read the caps the configuration cache loaded once (config/compile.c).
  *	  The SQL of the counters is in config/caps.h (reading) and
  *	  decision/caps.c (changing).
  */

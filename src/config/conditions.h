@@ -2,7 +2,7 @@
  * config/conditions.h
  *	  Conditions and scopes over the compiled configuration, without a
  *	  request: attribute paths, comparisons, the scope kinds that depend only
- *	  on the offer, and what cache.c precomputes per offer (conditions.c).
+ *	  on the offer, and what eligibility.c precomputes per offer (conditions.c).
  *	  The request-dependent parts (segments, channel, customer attributes) are
  *	  in decision/rules.c.
  */

@@ -1,12 +1,13 @@
 /*
  * config/config.h
  *	  The compiled form of a tenant's decisioning configuration, and the
- *	  configuration cache that makes and keeps it (cache.c).
+ *	  configuration cache that makes and keeps it (compile.c, cache.c).
  *
- * cache.c compiles a tenant's offers, creatives, channels, rules, policies,
- * guardrails, flows and caps into these structs once, in a memory context of
- * their own, and keeps them per backend until a committed change to the
- * configuration invalidates them (protocol at the top of cache.c).  Everything
+ * compile.c (with eligibility.c) compiles a tenant's offers, creatives,
+ * channels, rules, policies, guardrails, flows and caps into these structs
+ * once, in a memory context of their own; cache.c keeps them per backend
+ * until a committed change to the configuration invalidates them (protocol
+ * at the top of cache.c); lookup.c finds things in them by id.  Everything
  * above config/ (the recommend pipeline, respond, arbitration, campaigns) only
  * reads them.  JSON values (offer rows, rule values) are jansson trees
  * allocated in the same context; they are never modified or freed
@@ -106,7 +107,7 @@ typedef struct KCreative
 /*
  * The columns of a tenant's offer rows, sorted by name (strcmp): every row of
  * to_jsonb(offers) has the same, so the offers share one list and each keeps
- * only its values by column (cache.c, load_offers).
+ * only its values by column (compile.c, load_offers).
  */
 typedef struct KOfferShape
 {
@@ -141,7 +142,7 @@ typedef struct KOffer
 	double		holdout_percent;	/* the offer's holdout group, 0..100 (docs/lift.md) */
 	int			ncreatives;
 	int		   *creatives;		/* indexes into creatives */
-	/* what can apply to it, bound at compile (cache.c, bind_offer): the candidate loop visits only these */
+	/* what can apply to it, bound at compile (eligibility.c, bind_offer): the candidate loop visits only these */
 	int			nbound_rules[3];
 	int		   *bound_rules[3]; /* rule indexes of each stage whose scopes can cover it, in stage order */
 	int			nbound_policies;
@@ -519,7 +520,7 @@ typedef struct KCustomerSchema
 	SPIPlanPtr	plan;			/* SELECT t.* ... WHERE key = $1 */
 } KCustomerSchema;
 
-/* A tenant's compiled configuration (cache.c). */
+/* A tenant's compiled configuration (compile.c; kept by cache.c). */
 typedef struct KTenantConfig
 {
 	char	   *tenant_id;
@@ -604,6 +605,9 @@ extern void kaireon_config_cache_init(void);
  */
 extern void (*kaireon_relcache_listener) (Oid relid);
 extern KTenantConfig *kaireon_config_get(const char *tenant_id);
+
+/* ---- lookup.c: finding by id in a compiled configuration ---- */
+
 extern int	kaireon_find_offer(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_channel(const KTenantConfig *cfg, const char *id);
 extern int	kaireon_find_placement(const KTenantConfig *cfg, const char *id);

@@ -13,12 +13,12 @@
  * decision_flows checks, whoever writes a published version, that every
  * call_flow names a published flow of the tenant, that calls nest at most
  * KAIREON_FLOW_CALL_DEPTH deep and that no flow calls itself through others.
- * Compiling: the configuration cache (cache.c) calls kaireon_compile_flow_graph
+ * Compiling: the configuration's compile (compile.c) calls kaireon_compile_flow_graph
  * for every flow once per compiled configuration: a version 1 flow becomes the
  * linear graph inventory -> match_creatives -> qualify -> contact_policy ->
  * score -> optimize -> rank -> response (one executor for both), a version 2
  * flow its nodes with per-type parameters and successors as indexes; then
- * cache.c resolves call_flow targets and conditional segments by their ids.
+ * compile.c resolves call_flow targets, and eligibility.c conditional segments, by their ids.
  * No JSON is walked per request or per candidate.
  */
 #include "postgres.h"
@@ -853,7 +853,7 @@ compile_node(KTenantConfig *cfg, KFlow *f, KGraph *g, KNode *n, json_t *conf)
 					br->name = str_copy(b, "name");
 					br->next = -1;
 					br->segment_id = str_copy(b, "segment");
-					br->segment = -1;	/* resolved with the segment plan (cache.c) */
+					br->segment = -1;	/* resolved with the segment plan (eligibility.c) */
 					br->when = json_object_get(b, "when") ? kaireon_parse_expr(json_object_get(b, "when"), "field", "op", 0) : NULL;
 					br->arm = str_copy(b, "arm");
 					br->channels = kj_array(b, "channels");
@@ -1043,7 +1043,7 @@ node_graph(KTenantConfig *cfg, KFlow *f)
 }
 
 /*
- * Compile a flow's graph once per compiled configuration (cache.c, after the
+ * Compile a flow's graph once per compiled configuration (compile.c, after the
  * flow's version 1 fields): version 2 from its nodes, version 1 as the linear
  * graph of the fixed pipeline.
  */

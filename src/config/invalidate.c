@@ -30,7 +30,7 @@
  * writes sets the sticky flag config_versions.identity_links and renews the
  * version in the same statement; later links change nothing, so linking
  * costs no recompilation.  The compiled flag is that column or any link
- * (cache.c), so a restore, which keeps no config_versions, loses nothing.
+ * (compile.c), so a restore, which keeps no config_versions, loses nothing.
  *
  * kaireon_internal._config_changed_replica() is the same signal for changes that fire
  * no statement trigger: logical replication's apply worker (and any session

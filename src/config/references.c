@@ -68,6 +68,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
@@ -210,6 +211,41 @@ run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const 
 		elog(ERROR, "kaireon: key action on \"%s\" failed: %s", child, SPI_result_code_string(rc));
 }
 
+/* An operation's bit in reference_trigger's ops (op: TRIGGER_EVENT_INSERT, _DELETE or _UPDATE). */
+#define FIRED_BY(op) (1 << (op))
+
+/*
+ * The trigger preamble of this file's triggers: the call's trigger data,
+ * after checking that it was fired as a row trigger at timing
+ * (TRIGGER_EVENT_BEFORE or TRIGGER_EVENT_AFTER) by one of the operations ops
+ * (FIRED_BY bits), and that its arguments come in groups of group, at least
+ * one (what: the groups, for the message).  name: the function, for the
+ * messages.
+ */
+static TriggerData *
+reference_trigger(FunctionCallInfo fcinfo, const char *name, TriggerEvent timing, int ops, int group,
+				  const char *what)
+{
+	static const char *const op_names[] = {"INSERT", "DELETE", "UPDATE"};
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || (td->tg_event & TRIGGER_EVENT_TIMINGMASK) != timing ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !(ops & FIRED_BY(td->tg_event & TRIGGER_EVENT_OPMASK)))
+	{
+		StringInfoData fired;
+
+		initStringInfo(&fired);
+		for (int op = TRIGGER_EVENT_INSERT; op <= TRIGGER_EVENT_UPDATE; op++)
+			if (ops & FIRED_BY(op))
+				appendStringInfo(&fired, "%s%s", fired.len > 0 ? " OR " : "", op_names[op]);
+		elog(ERROR, "%s must be %s %s row trigger", name, timing == TRIGGER_EVENT_BEFORE ? "a BEFORE" : "an AFTER",
+			 fired.data);
+	}
+	if (td->tg_trigger->tgnargs == 0 || td->tg_trigger->tgnargs % group != 0)
+		elog(ERROR, "%s on table \"%s\" needs %s", name, RelationGetRelationName(td->tg_relation), what);
+	return td;
+}
+
 /*
  * AFTER DELETE row trigger of a referenced table: sets each optional reference
  * to the deleted row (trigger arguments: child table, column, referenced
@@ -218,9 +254,11 @@ run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const 
 Datum
 kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Trigger    *tg;
-	Relation	rel;
+	TriggerData *td = reference_trigger(fcinfo, "on_delete_set_null", TRIGGER_EVENT_AFTER,
+										FIRED_BY(TRIGGER_EVENT_DELETE),
+										3, "(table, column, referenced column) triples");
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
 	TupleDesc	desc;
 	HeapTuple	old;
 	const char *schema;
@@ -230,15 +268,6 @@ kaireon_on_delete_set_null(PG_FUNCTION_ARGS)
 	Oid			argtypes[2];
 	bool		isnull;
 	int			i;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		elog(ERROR, "on_delete_set_null must be an AFTER DELETE row trigger");
-	tg = td->tg_trigger;
-	rel = td->tg_relation;
-	if (tg->tgnargs == 0 || tg->tgnargs % 3 != 0)
-		elog(ERROR, "on_delete_set_null on table \"%s\" needs (table, column, referenced column) triples",
-			 RelationGetRelationName(rel));
 
 	desc = RelationGetDescr(rel);
 	old = td->tg_trigtuple;
@@ -455,9 +484,11 @@ table_root_name(Relation rel)
 Datum
 kaireon_check_references(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Trigger    *tg;
-	Relation	rel;
+	TriggerData *td = reference_trigger(fcinfo, "check_references", TRIGGER_EVENT_BEFORE,
+										FIRED_BY(TRIGGER_EVENT_INSERT) | FIRED_BY(TRIGGER_EVENT_UPDATE),
+										3, "(column, table, referenced column) triples");
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
 	TupleDesc	desc;
 	HeapTuple	row;
 	HeapTuple	old = NULL;
@@ -470,15 +501,6 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	int			other_tenant = -1;	/* RLS applies and the row is another tenant's (-1: not known yet) */
 	Oid			nsp;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		elog(ERROR, "check_references must be a BEFORE INSERT OR UPDATE row trigger");
-	tg = td->tg_trigger;
-	rel = td->tg_relation;
-	if (tg->tgnargs == 0 || tg->tgnargs % 3 != 0)
-		elog(ERROR, "check_references on table \"%s\" needs (column, table, referenced column) triples",
-			 RelationGetRelationName(rel));
 	desc = RelationGetDescr(rel);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
@@ -589,9 +611,11 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 Datum
 kaireon_checked_reference_changed(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Trigger    *tg;
-	Relation	rel;
+	TriggerData *td = reference_trigger(fcinfo, "checked_reference_changed", TRIGGER_EVENT_AFTER,
+										FIRED_BY(TRIGGER_EVENT_DELETE) | FIRED_BY(TRIGGER_EVENT_UPDATE),
+										4, "(table, column, referenced column, action) quadruples");
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
 	TupleDesc	desc;
 	HeapTuple	old;
 	const char *schema;
@@ -601,15 +625,6 @@ kaireon_checked_reference_changed(PG_FUNCTION_ARGS)
 	bool		locked = false;
 	int			i;
 
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_DELETE(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		elog(ERROR, "checked_reference_changed must be an AFTER DELETE OR UPDATE row trigger");
-	tg = td->tg_trigger;
-	rel = td->tg_relation;
-	if (tg->tgnargs == 0 || tg->tgnargs % 4 != 0)
-		elog(ERROR, "checked_reference_changed on table \"%s\" needs (table, column, referenced column, action) quadruples",
-			 RelationGetRelationName(rel));
 	desc = RelationGetDescr(rel);
 	old = td->tg_trigtuple;
 	deleted = TRIGGER_FIRED_BY_DELETE(td->tg_event);

@@ -2,7 +2,7 @@
  * config/state_plan.c
  *	  Prepares, once per compiled configuration, the queries that read what
  *	  one request needs to know about its customer beyond the data row and
- *	  segments (cache.c prepares those): the recent interaction history,
+ *	  segments (eligibility.c prepares those): the recent interaction history,
  *	  active suppressions, and, only when the configuration reads them,
  *	  consent, engagement health, metric values and cap usage (one jsonb;
  *	  the counters' SQL pieces are caps.h).
@@ -10,7 +10,7 @@
  *	  the order written here; the history and suppressions only when
  *	  decision/state_read.c cannot read the same rows through the indexes
  *	  (its conditions must stay those written here).  The plans are kept (SPI_keepplan) and freed
- *	  with the configuration (cache.c, free_plans).
+ *	  with the configuration (compile.c, free_plans).
  */
 #include "postgres.h"
 

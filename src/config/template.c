@@ -4,7 +4,7 @@
  *	  whose strings hold {{customer.<path>}} and {{offer.<path>}} placeholders.
  *
  * Protocol.  kaireon_template_compile runs once per creative when the
- * configuration is compiled (cache.c): it splits every string of the content
+ * configuration is compiled (compile.c): it splits every string of the content
  * into literal text and placeholders, and keeps a subtree without any
  * placeholder as one constant.  kaireon_template_render runs only for a
  * returned decision (never per candidate): it copies the constants and fills

@@ -4,7 +4,7 @@
  *	  indexes: the customer data row (by primary key), the recent interaction
  *	  history and active suppressions straight through their indexes
  *	  (decision/state_read.c), else (and for the rest) with the queries the
- *	  compiled configuration prepared (config/cache.c, config/state_plan.c):
+ *	  compiled configuration prepared (config/eligibility.c, config/state_plan.c):
  *	  segment membership (one EXISTS per referenced segment on the segment
  *	  views), and, only when the configuration reads them, consent,
  *	  engagement health, metric values and cap usage (one jsonb).

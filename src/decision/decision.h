@@ -9,7 +9,8 @@
  * Calls within the folder run downward, never in a circle:
  *   recommend.c -> pipeline.c, explain.c, identity.c
  *   pipeline.c  -> identity.c, flow_experiments.c, persist.c, caps.c, graph.c, policies.c, rules.c, explain.c,
- *                  model_scores.c, customer.c;  graph.c -> rules.c, customer.c (and security/confine.c)
+ *                  model_scores.c, customer.c, ranking.c
+ *   graph.c     -> rules.c, customer.c (and security/confine.c)
  *   respond.c   -> identity.c, caps.c, model_scores.c, rules.c, triggers.c
  *   geofences.c -> triggers.c -> customer.c
  *   persist.c -> explain.c;  caps.c -> policies.c -> rules.c -> model_scores.c -> customer.c
@@ -25,6 +26,12 @@ struct KaireonModel;
 
 /* pipeline.c: the pipeline, one call per recommend (or campaign customer) */
 extern KDecideResult *kaireon_decide(KDecideArgs *args);
+
+/* ranking.c: the rank order of a placement's candidates, selecting the best of them */
+#define KAIREON_SELECT_BEST_MAX 8	/* most decisions still needed for which kaireon_select_best ranks them in one pass */
+extern int	kaireon_rank_cmp(const void *a, const void *b, void *arg);
+extern void kaireon_select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg, const KNode *rn);
+extern int	kaireon_select_best(KCandidate **ranked, int i, int n, int k, KTenantConfig *cfg, const KNode *rn);
 
 /* identity.c: the canonical customer of an identifier, the per-customer decision lock */
 extern void kaireon_resolve_identity(KTenantConfig *cfg, const char *given, const char *type, const char *what,

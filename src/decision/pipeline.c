@@ -2,7 +2,8 @@
  * pipeline.c
  *	  The recommend pipeline (spec section 4): flow resolution, candidates,
  *	  customer state, qualification, guardrails, consent, suppressions,
- *	  contact policies, caps, scoring, ranking and selection.
+ *	  contact policies, caps, scoring, ranking and selection (the rank order
+ *	  and the selection steps: ranking.c).
  *
  * kaireon_decide runs inside its own SPI connection with every allocation of
  * its own in the caller's per-call memory context.  Configuration comes from
@@ -288,23 +289,6 @@ score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n)
 	}
 }
 
-/* Ranking order: mandatory first, then score, priority, offer id. */
-static int
-rank_cmp(const void *a, const void *b, void *arg)
-{
-	const KCandidate *x = *(KCandidate *const *) a;
-	const KCandidate *y = *(KCandidate *const *) b;
-	const KTenantConfig *cfg = (const KTenantConfig *) arg;
-
-	if (x->mandatory != y->mandatory)
-		return x->mandatory ? -1 : 1;
-	if (x->score != y->score)
-		return x->score > y->score ? -1 : 1;
-	if (cfg->offers[x->offer].priority != cfg->offers[y->offer].priority)
-		return cfg->offers[x->offer].priority > cfg->offers[y->offer].priority ? -1 : 1;
-	return strcmp(cfg->offers[x->offer].id, cfg->offers[y->offer].id);
-}
-
 /* ---- one placement ---- */
 
 /* Count of mandatory offers served to the customer today (UTC). */
@@ -330,115 +314,6 @@ note_dropped(KDecideResult *res, KCandidate *c, const char *placement)
 	res->dropped[res->ndropped] = c;
 	res->dropped_placement[res->ndropped] = placement;
 	res->ndropped++;
-}
-
-/* The value a rank node orders by (KRankBy other than score). */
-static double
-rank_key(const KTenantConfig *cfg, const KCandidate *c, KRankBy by)
-{
-	const KOffer *o = &cfg->offers[c->offer];
-
-	switch (by)
-	{
-		case KRANK_PRIORITY:
-			return o->priority;
-		case KRANK_VALUE:
-			return o->value;
-		case KRANK_MARGIN:
-			return o->margin;
-		case KRANK_COST:
-			return o->cost;
-		case KRANK_SCORE:
-			break;
-	}
-	return c->score;
-}
-
-/*
- * The order of a flow graph's rank node rn (NULL: rank_cmp's): mandatory
- * standing first, then its key, descending unless asked ascending, then
- * rank_cmp's order.
- */
-static int
-rank_cmp_node(KCandidate *const *a, KCandidate *const *b, const KTenantConfig *cfg, const KNode *rn)
-{
-	const KCandidate *x = *a;
-	const KCandidate *y = *b;
-
-	if (rn != NULL && x->mandatory == y->mandatory && (rn->rank_by != KRANK_SCORE || rn->rank_asc))
-	{
-		double		kx = rank_key(cfg, x, rn->rank_by);
-		double		ky = rank_key(cfg, y, rn->rank_by);
-
-		if (kx != ky)
-			return (kx > ky) == rn->rank_asc ? 1 : -1;
-	}
-	return rank_cmp(a, b, (void *) cfg);
-}
-
-/* Bring the best-ranked of ranked[i..n) to position i (the rank node's order: a selection step). */
-static void
-select_next(KCandidate **ranked, int i, int n, KTenantConfig *cfg, const KNode *rn)
-{
-	int			best = i;
-
-	for (int j = i + 1; j < n; j++)
-		if (rank_cmp_node(&ranked[j], &ranked[best], cfg, rn) < 0)
-			best = j;
-	if (best != i)
-	{
-		KCandidate *t = ranked[i];
-
-		ranked[i] = ranked[best];
-		ranked[best] = t;
-	}
-}
-
-/* Most decisions a placement still needs for which select_best ranks them in one pass. */
-#define SELECT_BEST_MAX 8
-
-/*
- * Bring the best k of ranked[i..n) to positions i .. i+k-1 in the rank node's
- * order, as k select_next steps would (the order is total: the offer id breaks
- * ties), in one pass: each candidate is compared with the worst of the best
- * found so far first, about n comparisons instead of k times n.  The others
- * follow in their order.  Returns how many were placed (fewer when n - i < k).
- */
-static int
-select_best(KCandidate **ranked, int i, int n, int k, KTenantConfig *cfg, const KNode *rn)
-{
-	int			best[SELECT_BEST_MAX];
-	int			nb = 0;
-	bool	   *in_best;
-	KCandidate **rest;
-	int			nrest = 0;
-
-	Assert(k <= SELECT_BEST_MAX);
-	for (int j = i; j < n; j++)
-	{
-		int			pos;
-
-		if (nb == k && rank_cmp_node(&ranked[j], &ranked[best[nb - 1]], cfg, rn) >= 0)
-			continue;
-		pos = nb < k ? nb++ : k - 1;	/* full: the worst makes room */
-		for (; pos > 0 && rank_cmp_node(&ranked[j], &ranked[best[pos - 1]], cfg, rn) < 0; pos--)
-			best[pos] = best[pos - 1];
-		best[pos] = j;
-	}
-	in_best = palloc0(sizeof(bool) * Max(n - i, 1));
-	rest = palloc(sizeof(KCandidate *) * Max(n - i, 1));
-	for (int b = 0; b < nb; b++)
-		in_best[best[b] - i] = true;
-	for (int j = i; j < n; j++)
-		if (!in_best[j - i])
-			rest[nrest++] = ranked[j];
-	for (int b = 0; b < nb; b++)
-		rest[nrest++] = ranked[best[b]];	/* collected after the rest, moved to the front below */
-	memcpy(&ranked[i], &rest[nrest - nb], sizeof(KCandidate *) * nb);
-	memcpy(&ranked[i + nb], rest, sizeof(KCandidate *) * (nrest - nb));
-	pfree(in_best);
-	pfree(rest);
-	return nb;
 }
 
 /*
@@ -722,7 +597,7 @@ demote_mandatory(GraphRun *run, int allowance)
 			m[nm++] = &cands[i];
 	if (nm <= Max(allowance, 0))
 		return false;
-	qsort_arg(m, nm, sizeof(KCandidate *), rank_cmp, run->req->cfg);	/* all mandatory: by score */
+	qsort_arg(m, nm, sizeof(KCandidate *), kaireon_rank_cmp, run->req->cfg);	/* all mandatory: by score */
 	for (int k = Max(allowance, 0); k < nm; k++)
 	{
 		KCandidate *c = m[k];
@@ -819,7 +694,7 @@ node_rank(GraphRun *run, const KNode *node)
 		run->ranked[run->nranked++] = &run->cands[i];
 	}
 	if (run->args->batch)
-		qsort_arg(run->ranked, run->nranked, sizeof(KCandidate *), rank_cmp, run->req->cfg);
+		qsort_arg(run->ranked, run->nranked, sizeof(KCandidate *), kaireon_rank_cmp, run->req->cfg);
 }
 
 /*
@@ -934,11 +809,11 @@ node_response(GraphRun *run, const KNode *node)
 		/* the next best (a campaign's are ranked in full): the few a placement takes in one pass, then one at a time */
 		if (run->args->batch)
 			;
-		else if (i == 0 && max_offers - run->selected <= SELECT_BEST_MAX)
-			ordered = select_best(run->ranked, 0, run->nranked, max_offers - run->selected, run->req->cfg,
-								  run->rank_node);
+		else if (i == 0 && max_offers - run->selected <= KAIREON_SELECT_BEST_MAX)
+			ordered = kaireon_select_best(run->ranked, 0, run->nranked, max_offers - run->selected, run->req->cfg,
+										  run->rank_node);
 		else if (i >= ordered)
-			select_next(run->ranked, i, run->nranked, run->req->cfg, run->rank_node);
+			kaireon_select_next(run->ranked, i, run->nranked, run->req->cfg, run->rank_node);
 		c = run->ranked[i];
 		if (take_candidate(run, c, run->placement_id))
 			emit_decision(run, node, c, run->placement_id, ++run->selected);
@@ -1040,7 +915,7 @@ node_group(GraphRun *run, const KNode *node)
 				}
 				placed[n++] = copy;
 			}
-		qsort_arg(placed, n, sizeof(KCandidate *), rank_cmp, cfg);
+		qsort_arg(placed, n, sizeof(KCandidate *), kaireon_rank_cmp, cfg);
 		for (int k = 0; k < n; k++)
 			if (take_candidate(run, placed[k], pids[p]))
 				emit_decision(run, node, placed[k], pids[p], ++rank);

@@ -216,7 +216,7 @@ typedef struct KSegmentView
 /*
  * A tenant's customer data table (a published customer schema), read by its
  * primary key (tenant_id, key): the SQL is "SELECT t.* ... WHERE t.tenant_id
- * = $2 AND t.key = $1::keytype" (config/cache.c).
+ * = $2 AND t.key = $1::keytype" (config/compile.c).
  */
 typedef struct KCustomerTable
 {
@@ -931,7 +931,7 @@ static struct
 }			parsed_names;
 
 /*
- * A qualified table or view name (as config/cache.c quotes it) as a RangeVar:
+ * A qualified table or view name (as config/compile.c quotes it) as a RangeVar:
  * parsed once per backend (stringToQualifiedNameList is a function of the
  * text alone, nothing a catalog change can make stale) and looked up by the
  * caller on every read, as the query's parse would.
@@ -959,7 +959,7 @@ qualified_rangevar(const char *qualified)
 
 /*
  * The customer's row of a customer data table (qualified_table, as config/
- * cache.c quotes it), copied into the current memory context with its
+ * compile.c quotes it), copied into the current memory context with its
  * descriptor, or NULL in *row when there is none: what the customer schema's
  * lookup query returns.  False when that query must run instead.  A key that
  * is no value of the key's type fails as the cast in the query fails.

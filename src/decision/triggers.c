@@ -5,7 +5,7 @@
  *
  * Protocol.  kaireon.respond calls kaireon_fire_triggers after it has written
  * an outcome, inside its SPI connection and transaction.  The tenant's active
- * trigger rules come from the compiled configuration (config/cache.c: their
+ * trigger rules come from the compiled configuration (config/compile.c: their
  * conditions are compiled once per configuration version); a rule matches
  * when its event_type is 'outcome' or the outcome's key and its condition
  * holds over event.* (the outcome) and customer.* (the customer's data row,

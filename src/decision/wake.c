@@ -8,7 +8,7 @@
  * update_attribute) calls kaireon_wake_journeys with its event types and
  * time, inside its SPI connection and transaction.  The tenant's compiled
  * configuration knows the event types its published journey versions wait
- * for (config/cache.c, load_journey_events): an event of no such type (every
+ * for (config/compile.c, load_journey_events): an event of no such type (every
  * event of a tenant without event waits) returns at once, without a
  * statement.  Otherwise one UPDATE (its plan kept for the backend), through the partial index
  * journey_enrollments_event_wait_idx, sets wait_event_at and wait_until of

@@ -65,6 +65,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/partition.h"
+#include "catalog/pg_collation.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -89,6 +90,7 @@
 
 #include "security/owner.h"
 #include "security/session.h"
+#include "util/collation.h"
 #include "util/spi.h"
 
 
@@ -416,11 +418,11 @@ parent_row_exists(Oid parentid, const char *parent_column, int nkeys, Datum tena
 		strcmp(get_attname(parentid, idx->rd_index->indkey.values[nkeys - 1], false), parent_column) != 0 ||
 		(nkeys == 2 && strcmp(get_attname(parentid, idx->rd_index->indkey.values[0], false), "tenant_id") != 0))
 		elog(ERROR, "kaireon: the primary key of \"%s\" is not the referenced key", RelationGetRelationName(heap));
-	ScanKeyEntryInitialize(&skeys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
-						   idx->rd_indcollation[0], F_TEXTEQ, tenant);
-	if (nkeys == 2)
-		ScanKeyEntryInitialize(&skeys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
-							   idx->rd_indcollation[1], F_TEXTEQ, key);
+	/* a collation ordering text as its bytes is named "C": memcmp, not the locale (util/collation.c) */
+	for (int k = 0; k < nkeys; k++)
+		ScanKeyEntryInitialize(&skeys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
+							   kaireon_bytewise_collation(idx->rd_indcollation[k]) ? C_COLLATION_OID :
+							   idx->rd_indcollation[k], F_TEXTEQ, k == 0 ? tenant : key);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = index_beginscan(heap, idx, snapshot, nkeys, 0);
 	index_rescan(scan, skeys, nkeys, NULL, 0);
@@ -429,8 +431,9 @@ parent_row_exists(Oid parentid, const char *parent_column, int nkeys, Datum tena
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	UnregisterSnapshot(snapshot);
-	index_close(idx, AccessShareLock);
-	table_close(heap, AccessShareLock);
+	/* the locks are kept to the end of the transaction, as the executor keeps them */
+	index_close(idx, NoLock);
+	table_close(heap, NoLock);
 	return exists;
 }
 

@@ -45,7 +45,7 @@
  *	5. Keys: each scan key takes the operator of the index column's own
  *	   operator family and the column's collation, so text compares as the
  *	   index (and the SQL) compares it; a collation whose order is the
- *	   bytes' order by definition (glibc's C.UTF-8, see bytewise_collation)
+ *	   bytes' order by definition (glibc's C.UTF-8, see util/collation.c)
  *	   is named "C" instead, which orders and matches exactly the same but
  *	   compares with memcmp rather than through the locale machinery.  The history's partitions are those
  *	   whose upper bound is past the oldest time asked for (compared by the
@@ -128,11 +128,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#ifdef __GLIBC__
-#include <gnu/libc-version.h>
-#endif
-
 #include "security/session.h"
+#include "util/collation.h"
 #include "util/spi.h"
 #include "decision/state_read.h"
 
@@ -266,64 +263,6 @@ state_map_invalidate(Oid relid)
 }
 
 /*
- * Whether the collation orders text exactly as its bytes (as "C" does), so
- * that a scan key may name "C" instead and compare with memcmp: "C" and
- * "POSIX" themselves, and a deterministic libc collation of a UTF-8 database
- * whose LC_COLLATE is glibc's C.UTF-8 from glibc 2.35 on, which is defined as
- * code point order (glibc's codepoint_collation: strcoll is strcmp), and the
- * code point order of UTF-8 is its byte order.  Earlier glibc versions and
- * other libraries keep the collation's own comparison.
- */
-static bool
-bytewise_collation(Oid coll)
-{
-	bool		bytewise = false;
-
-	if (!OidIsValid(coll) || lc_collate_is_c(coll))
-		return OidIsValid(coll);
-#ifdef __GLIBC__
-	{
-		int			major = 0,
-					minor = 0;
-		char		provider = 0;
-		bool		deterministic = true;
-		char	   *name = NULL;
-		HeapTuple	tup;
-		Datum		d;
-		bool		isnull;
-
-		if (GetDatabaseEncoding() != PG_UTF8 ||
-			sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor) != 2 ||
-			major < 2 || (major == 2 && minor < 35))
-			return false;
-		if (coll == DEFAULT_COLLATION_OID)
-		{
-			tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
-			if (!HeapTupleIsValid(tup))
-				return false;
-			provider = ((Form_pg_database) GETSTRUCT(tup))->datlocprovider;
-			d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datcollate, &isnull);
-		}
-		else
-		{
-			tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(coll));
-			if (!HeapTupleIsValid(tup))
-				return false;
-			provider = ((Form_pg_collation) GETSTRUCT(tup))->collprovider;
-			deterministic = ((Form_pg_collation) GETSTRUCT(tup))->collisdeterministic;
-			d = SysCacheGetAttr(COLLOID, tup, Anum_pg_collation_collcollate, &isnull);
-		}
-		if (!isnull)
-			name = TextDatumGetCString(d);
-		ReleaseSysCache(tup);
-		bytewise = provider == COLLPROVIDER_LIBC && deterministic && name != NULL &&
-			(strcmp(name, "C.UTF-8") == 0 || strcmp(name, "C.utf8") == 0);
-	}
-#endif
-	return bytewise;
-}
-
-/*
  * One more entry of an array of the map (*arr of *n entries of size bytes,
  * grown by 8 in the map's context), zeroed; *n counts it from here, so the
  * invalidation callback watches what the caller puts in it.
@@ -389,7 +328,7 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 			keys->checkxmin = ix->indcheckxmin ?
 				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			for (int c = 0; c < ncols; c++)
-				keys->coll[c] = bytewise_collation(index->rd_indcollation[c]) ? C_COLLATION_OID :
+				keys->coll[c] = kaireon_bytewise_collation(index->rd_indcollation[c]) ? C_COLLATION_OID :
 					index->rd_indcollation[c];
 			ok = column_operator(index, 0, BTEqualStrategyNumber, &keys->eq[0]) &&
 				column_operator(index, 1, BTEqualStrategyNumber, &keys->eq[1]) &&

@@ -148,6 +148,13 @@ SELECT count(*) AS customers, count(*) FILTER (WHERE s.arm = 'main') AS main,
 SELECT * FROM kaireon_internal._split_weights('e', '{"b": 1, "a": 0, "B": 2.5}');
 SELECT kaireon_internal._split_arm('e', c, ARRAY[2.5, 0, 1]) AS arm, kaireon.experiment_bucket('e', c) AS bucket
   FROM unnest(ARRAY['c1', 'c2', 'c3', 'c4']) c ORDER BY bucket;
+-- weights that are not a split (22023): NaN, negative, null, none, all 0
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[1, 'NaN'::float8]);
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[1, -1]);
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[1, NULL]);
+SELECT kaireon_internal._split_arm('e', 'c1', '{}');
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[0, 0]);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 
 -- ---------------------------------------------------------------- a flow's control answer
 -- the flow ctl holds every customer in its control group (100%) and answers o3 (o4 is paused,

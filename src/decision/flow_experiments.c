@@ -14,8 +14,9 @@
  * gets the arm kaireon_split_arm gives (scoring/experiment.c, the one rule
  * kaireon.assign_variant uses too) and, unless it is a dry run, the
  * assignment is written (INSERT ... ON CONFLICT, once per customer and
- * experiment; an expired row is replaced as assign_variant does).  A dry run reads an existing assignment, else
- * computes the arm without writing it.  Only a running experiment assigns:
+ * experiment; an expired row is replaced as assign_variant does).  A dry
+ * run reads an existing assignment, else computes the arm without writing
+ * it.  Only a running experiment assigns:
  * otherwise, or when the stored arm is not a runnable flow of the experiment
  * now, the flow that names the experiment decides itself.
  */

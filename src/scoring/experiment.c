@@ -93,7 +93,8 @@ kaireon_split_arm(const char *key, const char *customer_id, const double *weight
 /*
  * kaireon_internal._split_arm(experiment_key, customer_id, weights): the
  * 1-based position of the customer's arm among weights, ordered and checked
- * by kaireon_internal._split_weights (kaireon.assign_variant's call).
+ * by kaireon_internal._split_weights (kaireon.assign_variant's call); weights
+ * that are null, negative, not finite or add up to 0 are refused (22023).
  */
 Datum
 kaireon_split_arm_sql(PG_FUNCTION_ARGS)
@@ -106,22 +107,23 @@ kaireon_split_arm_sql(PG_FUNCTION_ARGS)
 	double		total = 0;
 
 	deconstruct_array(a, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("an experiment's split needs at least one arm"),
-				 errhint("Pass the weights kaireon_internal._split_weights returns.")));
-	weights = palloc(sizeof(double) * n);
+	weights = palloc(sizeof(double) * Max(n, 1));
 	for (int k = 0; k < n; k++)
 	{
-		if (nulls[k])
+		weights[k] = nulls[k] ? NAN : DatumGetFloat8(elems[k]);
+		if (!isfinite(weights[k]) || weights[k] < 0)
 			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("arm %d of the split has a null weight", k + 1),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("weight %d of the split is %s, not a non-negative finite number",
+							k + 1, nulls[k] ? "null" : psprintf("%g", weights[k])),
 					 errhint("Pass the weights kaireon_internal._split_weights returns.")));
-		weights[k] = DatumGetFloat8(elems[k]);
 		total += weights[k];
 	}
+	if (!(total > 0) || !isfinite(total))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the split's %d weights add up to %g, not a positive finite number", n, total),
+				 errhint("Pass the weights kaireon_internal._split_weights returns.")));
 	PG_RETURN_INT32(kaireon_split_arm(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)),
 									  weights, n, total) + 1);
 }

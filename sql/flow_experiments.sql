@@ -135,6 +135,27 @@ SELECT count(*) AS decisions, count(DISTINCT d.decision_flow_id) AS flows,
  WHERE d.tenant_id = 'fx';
 SELECT count(*) AS assignments FROM kaireon.variant_assignments WHERE tenant_id = 'fx';
 
+-- one rule (kaireon_internal._split_weights and _split_arm, src/scoring/experiment.c): for
+-- 300 new customers, the arm a dry run of the flow A/B test computes (storing nothing) is the
+-- variant kaireon.assign_variant gives them under the same key and weights; arms are ordered
+-- by name in C collation whatever the database's (B before a)
+SELECT count(*) AS customers, count(*) FILTER (WHERE s.arm = 'main') AS main,
+       count(*) FILTER (WHERE s.arm IS DISTINCT FROM kaireon.assign_variant('fx', 'ab', s.c, '{"main": 30, "alt": 70}')) AS differ
+  FROM (SELECT 'one-' || g AS c,
+               kaireon.recommend_json(jsonb_build_object('tenantId', 'fx', 'customerId', 'one-' || g, 'channel', 'web', 'dryRun', true))
+                   -> 'flowExperiments' -> 0 ->> 'arm' AS arm
+          FROM generate_series(1, 300) g) s;
+SELECT * FROM kaireon_internal._split_weights('e', '{"b": 1, "a": 0, "B": 2.5}');
+SELECT kaireon_internal._split_arm('e', c, ARRAY[2.5, 0, 1]) AS arm, kaireon.experiment_bucket('e', c) AS bucket
+  FROM unnest(ARRAY['c1', 'c2', 'c3', 'c4']) c ORDER BY bucket;
+-- weights that are not a split (22023): NaN, negative, null, none, all 0
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[1, 'NaN'::float8]);
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[1, -1]);
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[1, NULL]);
+SELECT kaireon_internal._split_arm('e', 'c1', '{}');
+SELECT kaireon_internal._split_arm('e', 'c1', ARRAY[0, 0]);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
 -- ---------------------------------------------------------------- a flow's control answer
 -- the flow ctl holds every customer in its control group (100%) and answers o3 (o4 is paused,
 -- nope does not exist: left out); the hero placement has one slot

@@ -288,6 +288,17 @@ SELECT 'filter or' AS node, pg_temp.run(pg_temp.insert(
                                                               {"field": "offer.tier", "op": "eq", "value": "silver"}]}}', 'creatives')) AS picks;
 SELECT 'filter regex' AS node, pg_temp.run(pg_temp.insert(
     '{"id": "f", "type": "filter", "config": {"conditions": [{"field": "offer.name", "op": "regex", "value": "^(Gold|Auto) "}]}}', 'creatives')) AS picks;
+-- a regex that compiles but cannot run on a value is an error naming it (2201B), not "no
+-- match": 2000 nested lookaheads (as "^Gold") run at the default max_stack_depth (2MB: some
+-- 6000 run, 9000 do not compile); with the stack limited to 200kB (some 500 run), the
+-- configuration compiled at the default and kept, pg_regexec fails (REG_ETOOBIG), which
+-- the filter used to read as "does not hold", dropping every offer
+SELECT 'filter deep regex' AS node, pg_temp.run(pg_temp.insert(jsonb_build_object('id', 'f', 'type', 'filter', 'config',
+    jsonb_build_object('conditions', jsonb_build_array(jsonb_build_object('field', 'offer.name', 'op', 'regex',
+        'value', '^' || repeat('(?=', 2000) || 'Gold' || repeat(')', 2000))))), 'creatives')) AS picks;
+SET max_stack_depth = '200kB';
+SELECT pg_temp.picks('x') AS picks;
+RESET max_stack_depth;
 SELECT 'filter is_null' AS node, pg_temp.run(pg_temp.insert(
     '{"id": "f", "type": "filter", "config": {"conditions": [{"field": "offer.tier", "op": "is_null"}]}}', 'creatives')) AS picks;
 SELECT 'filter is_not_null' AS node, pg_temp.run(pg_temp.insert(

@@ -7762,6 +7762,142 @@ END
 $fn$;
 -- ==== end of recording (s7-rec) ====
 
+-- ==== s8-regex: one home for an experiment's split (kaireon_internal._split_weights checks it,
+-- kaireon_internal._split_arm applies the C rule of flow A/B tests; assign_variant and the
+-- flow A/B test check call them) ====
+CREATE FUNCTION kaireon_internal._split_weights(experiment_key text, split jsonb)
+    RETURNS TABLE (arm text, weight double precision)
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_total     double precision := 0;
+    r           record;
+BEGIN
+    IF split IS NULL OR jsonb_typeof(split) <> 'object' OR split = '{}' THEN
+        RAISE EXCEPTION 'experiment "%": the split must be a non-empty object of arm names and weights, not %',
+                        experiment_key, coalesce(split::text, 'null')
+            USING ERRCODE = '22023', HINT = 'For example {"A": 50, "B": 50}.';
+    END IF;
+    FOR r IN SELECT a.key, a.value FROM jsonb_each(split) a ORDER BY a.key COLLATE "C" LOOP
+        -- a weight beyond double precision (1e400) is refused by name here; a total that
+        -- overflows (two of 1e308) fails the float8 addition below with 22003
+        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" has weight %, not a non-negative finite number', experiment_key, r.key,
+                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
+                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers, in any unit (shares of their sum).';
+        END IF;
+        arm := r.key;
+        weight := r.value::text::double precision;
+        v_total := v_total + weight;
+        RETURN NEXT;
+    END LOOP;
+    IF v_total <= 0 THEN
+        RAISE EXCEPTION 'experiment "%": the arms'' weights add up to 0', experiment_key
+            USING ERRCODE = '22023', HINT = 'Give some arm a weight.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._split_weights(text, jsonb) IS
+    'Internal: the arms of an experiment''s split {name: weight} by name in C collation, with their weights; refuses (22023, naming the experiment and arm) a split that is not a non-empty object, a weight that is not a non-negative finite number, and weights adding up to 0. Used by kaireon.assign_variant and the flow A/B test check.';
+
+CREATE FUNCTION kaireon_internal._split_arm(experiment_key text, customer_id text, weights double precision[])
+    RETURNS integer
+    AS 'MODULE_PATHNAME', 'kaireon_split_arm_sql'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon_internal._split_arm(text, text, double precision[]) IS
+    'Internal: the 1-based position of a customer''s arm among the weights _split_weights gives: the first whose cumulated weight exceeds experiment_bucket * total / 100 (the rule recommend uses for flow A/B tests).';
+
+CREATE OR REPLACE FUNCTION kaireon.assign_variant(tenant_id text, experiment_key text, customer_id text,
+                                       variants jsonb, ttl interval DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_name      text;
+    v_arms      text[];
+    v_weights   double precision[];
+BEGIN
+    PERFORM kaireon.assert_tenant_access(tenant_id);
+    IF customer_id IS NULL OR customer_id = '' OR experiment_key IS NULL OR experiment_key = '' THEN
+        RAISE EXCEPTION 'experiment_key and customer_id must not be empty' USING ERRCODE = '22023',
+            HINT = 'Pass both.';
+    END IF;
+    SELECT array_agg(s.arm ORDER BY s.n), array_agg(s.weight ORDER BY s.n) INTO v_arms, v_weights
+      FROM kaireon_internal._split_weights(experiment_key, variants) WITH ORDINALITY AS s (arm, weight, n);
+    SELECT a.variant_name INTO v_name FROM kaireon.variant_assignments a
+     WHERE a.tenant_id = assign_variant.tenant_id AND a.experiment_key = assign_variant.experiment_key
+       AND a.customer_id = assign_variant.customer_id AND (a.expires_at IS NULL OR a.expires_at > now());
+    IF FOUND THEN
+        RETURN v_name;
+    END IF;
+    v_name := v_arms[kaireon_internal._split_arm(experiment_key, customer_id, v_weights)];
+    INSERT INTO kaireon.variant_assignments AS a (tenant_id, customer_id, experiment_key, variant_name, assigned_at, expires_at)
+    VALUES (tenant_id, customer_id, experiment_key, v_name, now(), now() + ttl)
+    ON CONFLICT ON CONSTRAINT variant_assignments_tenant_id_experiment_key_customer_id_key
+    DO UPDATE SET variant_name = EXCLUDED.variant_name, assigned_at = EXCLUDED.assigned_at,
+                  expires_at = EXCLUDED.expires_at
+          WHERE a.expires_at IS NOT NULL AND a.expires_at <= now();
+    SELECT a.variant_name INTO v_name FROM kaireon.variant_assignments a
+     WHERE a.tenant_id = assign_variant.tenant_id AND a.experiment_key = assign_variant.experiment_key
+       AND a.customer_id = assign_variant.customer_id;
+    RETURN v_name;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.assign_variant(text, text, text, jsonb, interval) IS
+    'Sticky assignment of a customer to a named variant of an A/B test identified by key (variants: names and non-negative weights, checked by kaireon_internal._split_weights), by FNV-1a of experimentKey:customerId and the rule flow A/B tests use (kaireon_internal._split_arm: variants by name in C collation); stored in variant_assignments, expiring after ttl (then reassigned).';
+-- as 99_finalize.sql leaves them: pure, called by assign_variant as its caller and by the
+-- experiments' check trigger as the writing role
+REVOKE ALL ON FUNCTION kaireon_internal._split_weights(text, jsonb),
+    kaireon_internal._split_arm(text, text, double precision[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kaireon_internal._split_weights(text, jsonb),
+    kaireon_internal._split_arm(text, text, double precision[]) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._check_flow_experiment() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_arms      jsonb := NEW.traffic_split -> 'flows';
+    v_flow      record;
+    r           record;
+BEGIN
+    IF v_arms IS NULL THEN
+        RETURN NEW;             -- a champion/challenger experiment of models
+    END IF;
+    IF jsonb_typeof(v_arms) <> 'object' OR v_arms = '{}' OR (SELECT count(*) FROM jsonb_object_keys(NEW.traffic_split)) > 1 THEN
+        RAISE EXCEPTION 'experiment "%": traffic_split must be {"flows": {flowKey: weight, ...}} with at least one flow, not %',
+                        NEW.key, NEW.traffic_split
+            USING ERRCODE = '22023', HINT = 'For example {"flows": {"main": 50, "main-v2": 50}}; see docs/lift.md.';
+    END IF;
+    IF NEW.champion_model_id IS NOT NULL OR NEW.holdout_percent <> 0 THEN
+        RAISE EXCEPTION 'experiment "%" splits traffic between decision flows: it takes no champion model and no holdout_percent', NEW.key
+            USING ERRCODE = '22023',
+                  HINT = 'Hold customers out with the flows'' controlGroupPercent; compare models in an experiment of its own.';
+    END IF;
+    -- the weights (22023): kaireon_internal._split_weights, assign_variant's check too
+    FOR r IN SELECT s.arm FROM kaireon_internal._split_weights(NEW.key, v_arms) s LOOP
+        SELECT f.status, f.published_version INTO v_flow FROM kaireon.decision_flows f
+         WHERE f.tenant_id = NEW.tenant_id AND f.key = r.arm AND f.deleted_at IS NULL;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" names no decision flow of tenant "%"', NEW.key, r.arm, NEW.tenant_id
+                USING ERRCODE = '42704', HINT = 'Each key of traffic_split.flows is the key of a published decision flow.';
+        END IF;
+        IF v_flow.status <> 'published' OR v_flow.published_version IS NULL THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" names decision flow "%", which is not published (status %)',
+                            NEW.key, r.arm, r.arm, v_flow.status
+                USING ERRCODE = '55000', HINT = 'Publish it with kaireon.publish_decision_flow first.';
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._check_flow_experiment() IS
+    'Internal: BEFORE trigger on experiments refusing a flow A/B test (traffic_split {"flows": {flowKey: weight}}) whose split is malformed, whose weights are negative, not finite or all 0 (22023), that names a champion model or a holdout (22023), or whose arm names no decision flow of the tenant (42704) or an unpublished one (55000). See docs/lift.md.';
+-- ==== end of s8-regex ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

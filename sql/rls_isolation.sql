@@ -293,7 +293,8 @@ SELECT kaireon.assert_tenant_access('tenant_b');
 -- recommend's and respond's queries call the two calendar helpers as the caller, the
 -- summary_definitions check trigger the list of dimensions as the writer, the
 -- <table>_<column>_finite CHECKs call _is_finite as the writer, the check triggers of
--- approval_actions and outbox_handlers _resolve_function as the writer, and the views
+-- approval_actions and outbox_handlers _resolve_function as the writer, assign_variant and
+-- the experiments' check trigger the two split helpers as the caller or writer, and the views
 -- kaireon.stat_decisions and kaireon.progress the functions behind them, which filter by the caller).
 SELECT p.oid::regprocedure AS public_function FROM pg_proc p
  WHERE p.pronamespace IN ('kaireon'::regnamespace, 'kaireon_internal'::regnamespace) AND has_function_privilege('public', p.oid, 'EXECUTE')

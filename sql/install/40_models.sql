@@ -726,6 +726,55 @@ $fn$;
 COMMENT ON FUNCTION kaireon.assign_experiment(text, text, text, boolean) IS
     'Sticky assignment of a customer to a running experiment: holdout (the first holdout_percent of FNV-1a buckets), a challenger (its traffic_pct, challengers by model key), else the champion; stored in experiment_assignments (unless store is false, as in a dry run), so later calls return the same variant. Holdout customers get the control treatment: no model (model_id NULL), recommend''s fallback scoring.';
 
+-- An experiment's split, {name: weight, ...}: kaireon.assign_variant's variants and a flow A/B
+-- test's traffic_split.flows (87_lift.sql). _split_weights checks it (the one place its rule
+-- is written) and gives the arms in the order of the split protocol (src/scoring/experiment.c:
+-- by name in C collation); _split_arm is the customer's arm under them, the C rule recommend
+-- uses for flow A/B tests.
+CREATE FUNCTION kaireon_internal._split_weights(experiment_key text, split jsonb)
+    RETURNS TABLE (arm text, weight double precision)
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_total     double precision := 0;
+    r           record;
+BEGIN
+    IF split IS NULL OR jsonb_typeof(split) <> 'object' OR split = '{}' THEN
+        RAISE EXCEPTION 'experiment "%": the split must be a non-empty object of arm names and weights, not %',
+                        experiment_key, coalesce(split::text, 'null')
+            USING ERRCODE = '22023', HINT = 'For example {"A": 50, "B": 50}.';
+    END IF;
+    FOR r IN SELECT a.key, a.value FROM jsonb_each(split) a ORDER BY a.key COLLATE "C" LOOP
+        -- a weight beyond double precision (1e400) is refused by name here; a total that
+        -- overflows (two of 1e308) fails the float8 addition below with 22003
+        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
+                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
+            RAISE EXCEPTION 'experiment "%": arm "%" has weight %, not a non-negative finite number', experiment_key, r.key,
+                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
+                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers, in any unit (shares of their sum).';
+        END IF;
+        arm := r.key;
+        weight := r.value::text::double precision;
+        v_total := v_total + weight;
+        RETURN NEXT;
+    END LOOP;
+    IF v_total <= 0 THEN
+        RAISE EXCEPTION 'experiment "%": the arms'' weights add up to 0', experiment_key
+            USING ERRCODE = '22023', HINT = 'Give some arm a weight.';
+    END IF;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._split_weights(text, jsonb) IS
+    'Internal: the arms of an experiment''s split {name: weight} by name in C collation, with their weights; refuses (22023, naming the experiment and arm) a split that is not a non-empty object, a weight that is not a non-negative finite number, and weights adding up to 0. Used by kaireon.assign_variant and the flow A/B test check.';
+
+CREATE FUNCTION kaireon_internal._split_arm(experiment_key text, customer_id text, weights double precision[])
+    RETURNS integer
+    AS 'MODULE_PATHNAME', 'kaireon_split_arm_sql'
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION kaireon_internal._split_arm(text, text, double precision[]) IS
+    'Internal: the 1-based position of a customer''s arm among the weights _split_weights gives: the first whose cumulated weight exceeds experiment_bucket * total / 100 (the rule recommend uses for flow A/B tests).';
+
 CREATE FUNCTION kaireon.assign_variant(tenant_id text, experiment_key text, customer_id text,
                                        variants jsonb, ttl interval DEFAULT NULL)
     RETURNS text
@@ -734,48 +783,23 @@ CREATE FUNCTION kaireon.assign_variant(tenant_id text, experiment_key text, cust
 AS $fn$
 DECLARE
     v_name      text;
-    v_bucket    double precision;
-    v_total     double precision := 0;
-    v_cum       double precision := 0;
-    r           record;
+    v_arms      text[];
+    v_weights   double precision[];
 BEGIN
     PERFORM kaireon.assert_tenant_access(tenant_id);
-    IF variants IS NULL OR jsonb_typeof(variants) <> 'object' OR variants = '{}' THEN
-        RAISE EXCEPTION 'variants must be a non-empty object of variant names and weights'
-            USING ERRCODE = '22023', HINT = 'For example ''{"A": 50, "B": 50}''.';
-    END IF;
     IF customer_id IS NULL OR customer_id = '' OR experiment_key IS NULL OR experiment_key = '' THEN
         RAISE EXCEPTION 'experiment_key and customer_id must not be empty' USING ERRCODE = '22023',
             HINT = 'Pass both.';
     END IF;
-    FOR r IN SELECT key, value FROM jsonb_each(variants) LOOP
-        -- a weight beyond double precision (1e400) is refused by name here; a total that
-        -- overflows (two of 1e308) fails the float8 addition below with 22003
-        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
-                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
-            RAISE EXCEPTION 'variant "%" has weight %, not a non-negative finite number', r.key,
-                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
-                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers.';
-        END IF;
-        v_total := v_total + r.value::text::double precision;
-    END LOOP;
-    IF v_total <= 0 THEN
-        RAISE EXCEPTION 'variant weights add up to 0' USING ERRCODE = '22023', HINT = 'Give some variant a weight.';
-    END IF;
+    SELECT array_agg(s.arm ORDER BY s.n), array_agg(s.weight ORDER BY s.n) INTO v_arms, v_weights
+      FROM kaireon_internal._split_weights(experiment_key, variants) WITH ORDINALITY AS s (arm, weight, n);
     SELECT a.variant_name INTO v_name FROM kaireon.variant_assignments a
      WHERE a.tenant_id = assign_variant.tenant_id AND a.experiment_key = assign_variant.experiment_key
        AND a.customer_id = assign_variant.customer_id AND (a.expires_at IS NULL OR a.expires_at > now());
     IF FOUND THEN
         RETURN v_name;
     END IF;
-    v_bucket := kaireon.experiment_bucket(experiment_key, customer_id) * v_total / 100.0;
-    FOR r IN SELECT key, value FROM jsonb_each(variants) ORDER BY key LOOP
-        v_cum := v_cum + r.value::text::double precision;
-        IF v_bucket < v_cum THEN
-            v_name := r.key;
-            EXIT;
-        END IF;
-    END LOOP;
+    v_name := v_arms[kaireon_internal._split_arm(experiment_key, customer_id, v_weights)];
     INSERT INTO kaireon.variant_assignments AS a (tenant_id, customer_id, experiment_key, variant_name, assigned_at, expires_at)
     VALUES (tenant_id, customer_id, experiment_key, v_name, now(), now() + ttl)
     ON CONFLICT ON CONSTRAINT variant_assignments_tenant_id_experiment_key_customer_id_key
@@ -789,7 +813,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.assign_variant(text, text, text, jsonb, interval) IS
-    'Sticky assignment of a customer to a named variant of an A/B test identified by key (variants: names and weights), by FNV-1a of experimentKey:customerId; stored in variant_assignments, expiring after ttl (then reassigned).';
+    'Sticky assignment of a customer to a named variant of an A/B test identified by key (variants: names and non-negative weights, checked by kaireon_internal._split_weights), by FNV-1a of experimentKey:customerId and the rule flow A/B tests use (kaireon_internal._split_arm: variants by name in C collation); stored in variant_assignments, expiring after ttl (then reassigned).';
 
 CREATE FUNCTION kaireon.wilson_interval(successes double precision, trials double precision,
                                         z double precision DEFAULT 1.959963984540054)

@@ -356,7 +356,6 @@ CREATE FUNCTION kaireon_internal._check_flow_experiment() RETURNS trigger
 AS $fn$
 DECLARE
     v_arms      jsonb := NEW.traffic_split -> 'flows';
-    v_total     double precision := 0;
     v_flow      record;
     r           record;
 BEGIN
@@ -373,30 +372,20 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'Hold customers out with the flows'' controlGroupPercent; compare models in an experiment of its own.';
     END IF;
-    FOR r IN SELECT a.key, a.value FROM jsonb_each(v_arms) a ORDER BY a.key LOOP
-        IF (CASE WHEN jsonb_typeof(r.value) <> 'number' THEN true
-                 ELSE r.value::text::numeric < 0 OR NOT kaireon_internal._is_finite(r.value::text::numeric) END) THEN
-            RAISE EXCEPTION 'experiment "%": arm "%" has weight %, not a non-negative finite number', NEW.key, r.key,
-                CASE WHEN length(r.value::text) > 32 THEN left(r.value::text, 32) || '...' ELSE r.value::text END
-                USING ERRCODE = '22023', HINT = 'Weights are non-negative numbers, in any unit (shares of their sum).';
-        END IF;
-        v_total := v_total + r.value::text::double precision;
+    -- the weights (22023): kaireon_internal._split_weights, assign_variant's check too
+    FOR r IN SELECT s.arm FROM kaireon_internal._split_weights(NEW.key, v_arms) s LOOP
         SELECT f.status, f.published_version INTO v_flow FROM kaireon.decision_flows f
-         WHERE f.tenant_id = NEW.tenant_id AND f.key = r.key AND f.deleted_at IS NULL;
+         WHERE f.tenant_id = NEW.tenant_id AND f.key = r.arm AND f.deleted_at IS NULL;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'experiment "%": arm "%" names no decision flow of tenant "%"', NEW.key, r.key, NEW.tenant_id
+            RAISE EXCEPTION 'experiment "%": arm "%" names no decision flow of tenant "%"', NEW.key, r.arm, NEW.tenant_id
                 USING ERRCODE = '42704', HINT = 'Each key of traffic_split.flows is the key of a published decision flow.';
         END IF;
         IF v_flow.status <> 'published' OR v_flow.published_version IS NULL THEN
             RAISE EXCEPTION 'experiment "%": arm "%" names decision flow "%", which is not published (status %)',
-                            NEW.key, r.key, r.key, v_flow.status
+                            NEW.key, r.arm, r.arm, v_flow.status
                 USING ERRCODE = '55000', HINT = 'Publish it with kaireon.publish_decision_flow first.';
         END IF;
     END LOOP;
-    IF v_total <= 0 THEN
-        RAISE EXCEPTION 'experiment "%": the arms'' weights add up to 0', NEW.key
-            USING ERRCODE = '22023', HINT = 'Give some arm a weight.';
-    END IF;
     RETURN NEW;
 END
 $fn$;

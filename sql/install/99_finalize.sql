@@ -151,6 +151,11 @@ GRANT EXECUTE ON FUNCTION kaireon_internal._haversine_m(double precision, double
 -- the lookup of a function named by its signature text (a catalog read), which the BEFORE
 -- triggers of approval_actions and outbox_handlers run as the writing role
 GRANT EXECUTE ON FUNCTION kaireon_internal._resolve_function(text, regtype[], text, text, boolean) TO PUBLIC;
+-- an experiment's split (pure functions): kaireon.assign_variant checks and applies its
+-- variants with them as its caller, the BEFORE trigger of experiments checks a flow A/B
+-- test's arms as the writing role
+GRANT EXECUTE ON FUNCTION kaireon_internal._split_weights(text, jsonb),
+    kaireon_internal._split_arm(text, text, double precision[]) TO PUBLIC;
 -- the rows behind kaireon.stat_decisions and kaireon.progress, which filter by the caller
 -- (86_statistics.sql)
 GRANT EXECUTE ON FUNCTION kaireon_internal._stat_decisions(), kaireon_internal._progress() TO PUBLIC;

@@ -18,6 +18,7 @@
 
 #include "catalog/pg_collation.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "regex/regex.h"
 #include "utils/memutils.h"
 
@@ -158,6 +159,15 @@ kaireon_parse_op(const char *name, KOp *op)
 	return true;
 }
 
+/* A pattern as messages name it: a long one by its first 64 characters. */
+static const char *
+pattern_name(const char *pattern)
+{
+	if (strlen(pattern) <= 64)
+		return pattern;
+	return psprintf("%s...", pnstrdup(pattern, pg_mbcliplen(pattern, strlen(pattern), 64)));
+}
+
 /* Memory context callback: free a compiled regex (the regex library allocates with malloc). */
 static void
 free_regex(void *arg)
@@ -192,7 +202,7 @@ kaireon_compile_regex(const char *pattern)
 		free(re);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
-				 errmsg("invalid regular expression \"%s\": %s", pattern, msg),
+				 errmsg("invalid regular expression \"%s\": %s", pattern_name(pattern), msg),
 				 errhint("Use PostgreSQL's regular expression syntax (the ~ operator's).")));
 	}
 	cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
@@ -202,17 +212,35 @@ kaireon_compile_regex(const char *pattern)
 	return re;
 }
 
-/* Does a compiled regex match somewhere in s? */
+/*
+ * Does the condition's compiled regex match somewhere in s?  The protocol of
+ * pg_regexec's result (as PostgreSQL's own ~): REG_OKAY a match, REG_NOMATCH
+ * none; REG_CANCEL means a cancel or statement_timeout is pending, honoured
+ * at once (CHECK_FOR_INTERRUPTS) rather than read as "no match"; any other
+ * code (the pattern too complex to run on this value, out of memory, or a
+ * cancel while interrupts are held off) is an error, 2201B naming the pattern.
+ */
 static bool
-regex_matches(void *regex, const char *s)
+regex_matches(const KCond *cond, const char *s)
 {
 	size_t		len = strlen(s);
 	pg_wchar   *w = palloc(sizeof(pg_wchar) * (len + 1));
 	int			wlen = pg_mb2wchar_with_len(s, w, len);
-	int			rc = pg_regexec((regex_t *) regex, w, wlen, 0, NULL, 0, NULL, 0);
+	int			rc = pg_regexec((regex_t *) cond->regex, w, wlen, 0, NULL, 0, NULL, 0);
+	char		msg[256];
 
 	pfree(w);
-	return rc == REG_OKAY;
+	if (rc == REG_OKAY || rc == REG_NOMATCH)
+		return rc == REG_OKAY;
+	if (rc == REG_CANCEL)
+		CHECK_FOR_INTERRUPTS();
+	pg_regerror(rc, (regex_t *) cond->regex, msg, sizeof(msg));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+			 errmsg("regular expression \"%s\" of field \"%s\" failed: %s",
+					pattern_name(json_string_value(cond->value)), cond->path, msg),
+			 errhint("Simplify the pattern: it compiled, but could not be run on this value.")));
+	return false;				/* not reached */
 }
 
 /* Compile a condition from a config object with the given field names (validated when written). */
@@ -330,9 +358,9 @@ kaireon_cond_holds(const KCond *cond, json_t *actual)
 			if (cond->regex == NULL)
 				return false;
 			if (json_is_string(actual))
-				return regex_matches(cond->regex, json_string_value(actual));
+				return regex_matches(cond, json_string_value(actual));
 			if (json_is_number(actual))
-				return regex_matches(cond->regex, json_is_integer(actual) ?
+				return regex_matches(cond, json_is_integer(actual) ?
 									 psprintf(INT64_FORMAT, (int64) json_integer_value(actual)) :
 									 psprintf("%g", json_real_value(actual)));
 			return false;

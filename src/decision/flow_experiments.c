@@ -11,12 +11,12 @@
  * taken (identity.c: recording decisions for one customer run one after the
  * other), one indexed read of variant_assignments finds the customer's arms
  * of every experiment the request's flows enter.  A customer without one
- * gets the arm of its bucket (kaireon_assignment_bucket of the experiment key,
- * the weights cumulated over the arms by key: kaireon.assign_variant's rule)
- * and, unless it is a dry run, the assignment is written (INSERT ... ON
- * CONFLICT, once per customer and experiment; an expired row is replaced as
- * assign_variant does).  A dry run reads an existing assignment, else
- * computes the arm without writing it.  Only a running experiment assigns:
+ * gets the arm kaireon_split_arm gives (scoring/experiment.c, the one rule
+ * kaireon.assign_variant uses too) and, unless it is a dry run, the
+ * assignment is written (INSERT ... ON CONFLICT, once per customer and
+ * experiment; an expired row is replaced as assign_variant does).  A dry
+ * run reads an existing assignment, else computes the arm without writing
+ * it.  Only a running experiment assigns:
  * otherwise, or when the stored arm is not a runnable flow of the experiment
  * now, the flow that names the experiment decides itself.
  */
@@ -33,22 +33,6 @@
 #include "util/spi.h"
 #include "decision/decision.h"
 #include "scoring/scoring.h"
-
-/* The arm (index into e->arms) a customer's bucket gives. */
-static int
-bucket_arm(const KFlowExperiment *e, const char *customer_id)
-{
-	double		u = kaireon_assignment_bucket(e->key, customer_id) * e->total / 100.0;
-	double		cum = 0;
-
-	for (int k = 0; k < e->narms; k++)
-	{
-		cum += e->weights[k];
-		if (u < cum)
-			return k;
-	}
-	return e->narms - 1;
-}
 
 /* The index of an arm by name, or -1. */
 static int
@@ -171,7 +155,7 @@ kaireon_flow_arms(KDecideResult *res, KDecideArgs *args, int *flows, int n, json
 
 		if (!wanted[x] || stored[x] != NULL)
 			continue;
-		stored[x] = e->arms[bucket_arm(e, args->customer_id)];
+		stored[x] = e->arms[kaireon_split_arm(e->key, args->customer_id, e->weights, e->narms, e->total)];
 		if (!args->dry_run)
 			stored[x] = store_assignment(cfg, args->customer_id, e->key, stored[x]);
 	}

@@ -28,6 +28,7 @@ extern void kaireon_scoring_init(void);
 /* experiment.c: sticky assignment buckets in [0, 100) (experiments, control groups) */
 extern double kaireon_assignment_bucket(const char *key, const char *customer_id);
 extern double kaireon_control_bucket(const char *tenant_id, const char *scope, const char *customer_id);
+extern int	kaireon_split_arm(const char *key, const char *customer_id, const double *weights, int n, double total);
 
 /* The kind of a feature value. */
 typedef enum KaireonValueKind

@@ -431,7 +431,7 @@ kaireon_rule_may_act(const KRule *rule, int offer)
  * offer's own listing whatever the customer: mutual_exclusion for an offer not in
  * offerIds, category_suppression and offer_category_cap for an offer without a
  * category or not of a listed one, allow_override for an offer not in its offerIds.
- * decision/policies.c evaluates only the policies that can (bound per offer, cache.c).
+ * decision/policies.c evaluates only the policies that can (bound per offer, eligibility.c).
  */
 bool
 kaireon_policy_may_act(const KTenantConfig *cfg, const KPolicy *p, int o)
@@ -476,7 +476,7 @@ kaireon_static_scope(const KPolicy *p, const KOffer *offer)
  * Is a policy's verdict the same for every candidate under this scope?
  * True for scopes that do not name an offer, category or sub-category, with
  * policy types that look only at the customer and the request (decision/policies.c
- * evaluates such a policy once per request; cache.c binds the answer where the scope
+ * evaluates such a policy once per request; eligibility.c binds the answer where the scope
  * is known at compile).
  */
 bool

@@ -6,7 +6,7 @@
  *	  decides.
  *
  * Protocol.  The arms and weights are compiled with the configuration
- * (config/cache.c, KFlowExperiment); a tenant whose flows name no experiment
+ * (config/compile.c, KFlowExperiment); a tenant whose flows name no experiment
  * does nothing here.  Per request, after the customer's decision lock is
  * taken (identity.c: recording decisions for one customer run one after the
  * other), one indexed read of variant_assignments finds the customer's arms

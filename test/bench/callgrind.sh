@@ -15,7 +15,9 @@
 # web-home; e.g. web-model, the 100-tree model over offer features, or web-propensity, its
 # baseline). KAIREON_CALLGRIND_DATA=DIR keeps the loaded cluster in DIR/data (made on the first
 # run, owned by the server user) and reuses it on later runs instead of loading again: only for
-# changes of C code (the reused catalog keeps the SQL it was loaded with). The adaptive
+# changes of C code (the reused catalog keeps the SQL it was loaded with). Each of the two
+# measured runs starts from its own copy of the loaded cluster, so recording calls change
+# neither the kept cluster nor the other run's starting point. The adaptive
 # propensity counts are read once per run (kaireon.adaptation_refresh_ms one hour): at the
 # default of a second, valgrind's slowness would have them read again every few calls.
 # KAIREON_CALLGRIND_CALL=respond measures kaireon.respond instead (a click on offer o1 for the
@@ -81,16 +83,26 @@ case $call in
     *) kaireon_die "KAIREON_CALLGRIND_CALL must be recommend, respond or statement" ;;
 esac
 
+# Each measured run starts from a copy of the loaded cluster: recording calls write history
+# rows (a history partition that was empty is then read, caps start to bite), so a run on
+# the cluster itself would measure the previous runs' decisions too, and the N run would
+# leave rows the 3N run reads.
+fresh_copy() {
+    rm -rf "$work/run"
+    cp -a "$data" "$work/run"
+}
+
 # One single-user run of WARM + COUNT statements, each its own transaction, everything counted
 # (the customer id is in the text, as pgbench sends it); prints the instructions.
 count_statements() {
     local calls=$1 what=$2 out=$work/cg.$1 i
+    fresh_copy
     for (( i = 1; i <= 20 + calls; i++ )); do
         if [ "$what" = select1 ]; then echo 'SELECT 1;'
         else echo "SELECT count(*) FROM kaireon.recommend('bench', 'c$(( 1 + (i * 7919) % customers ))', 'web', 'hero', ${flow_arg}options => '$opts');"
         fi
     done | valgrind --tool=callgrind --callgrind-out-file="$out" \
-            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon \
+            "$bindir/postgres" --single -D "$work/run" -c shared_preload_libraries=kaireon \
             -c kaireon.adaptation_refresh_ms=3600000 postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
@@ -108,9 +120,10 @@ fi
 # One single-user run of WARM + COUNT dry runs; prints the instructions callgrind counted.
 count() {
     local calls=$1 out=$work/cg.$1
+    fresh_copy
     printf '%s\n' "DO \$\$ BEGIN FOR i IN 1 .. $(( 20 + calls )) LOOP $stmt; END LOOP; END \$\$;" \
         | valgrind --tool=callgrind --toggle-collect=$fn --callgrind-out-file="$out" \
-            "$bindir/postgres" --single -D "$data" -c shared_preload_libraries=kaireon \
+            "$bindir/postgres" --single -D "$work/run" -c shared_preload_libraries=kaireon \
             -c kaireon.adaptation_refresh_ms=3600000 postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'

@@ -28,14 +28,15 @@ kaireon_bench_server() {
     "${psql[@]}" -c 'CREATE EXTENSION kaireon'
 }
 
-# bench SCRIPT CLIENTS SECONDS: one pgbench run of test/bench/scripts/SCRIPT against the server
-# of kaireon_bench_server (uses $work, $bindir, $customers and $offers, default 100); prints
-# "tps p50_ms p99_ms" (TPS without connection time; latencies from the per-transaction log).
+# bench SCRIPT CLIENTS SECONDS [PROTOCOL]: one pgbench run of test/bench/scripts/SCRIPT against
+# the server of kaireon_bench_server (uses $work, $bindir, $customers and $offers, default 100),
+# with pgbench's query protocol (simple by default, or prepared); prints "tps p50_ms p99_ms"
+# (TPS without connection time; latencies from the per-transaction log).
 bench() {
-    local script=$1 clients=$2 t=$3
+    local script=$1 clients=$2 t=$3 protocol=${4:-simple}
     local dir
     dir=$(mktemp -d "$work/run.XXXXXX")
-    (cd "$dir" && "$bindir/pgbench" -n -T "$t" -c "$clients" -j "$clients" -l --log-prefix=lat \
+    (cd "$dir" && "$bindir/pgbench" -n -M "$protocol" -T "$t" -c "$clients" -j "$clients" -l --log-prefix=lat \
         -D customers="$customers" -D offers="${offers:-100}" -f "$work/src/test/bench/scripts/$script" > out.txt 2>&1) \
         || { cat "$dir/out.txt" >&2; kaireon_die "pgbench failed on $script"; }
     local tps

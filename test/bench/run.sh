@@ -5,7 +5,7 @@
 # synchronous_commit on), loads the benchmark tenant at scale S (default) or L, then runs with
 # pgbench, against that one server in one invocation, SELECT 1, a one-row INSERT, recommend
 # dry-run, recommend recording and respond, each with 1 and 2 clients for the given seconds
-# (default 20), and prints TPS, p50 and p99 latency of each, and the ratios to the baselines.
+# (default 20), SELECT 1 and the dry run again with 2 clients and prepared statements, and prints TPS, p50 and p99 latency of each, and the ratios to the baselines.
 # As root, the server and pgbench run as the OS user "postgres". See docs/performance.md.
 set -euo pipefail
 scale=${1:-S}
@@ -43,6 +43,13 @@ for c in 1 2; do
         result[$w.$c]=$(bench "$w.sql" "$c" "$secs")
     done
 done
+# SELECT 1 and the dry run with 2 clients and prepared statements: parse, analysis and planning are done
+# once per connection, so the ratio shows what the statement around recommend costs
+for w in select1 recommend_dry; do
+    bench "$w.sql" 2 3 prepared >/dev/null
+    kaireon_log "running $w with 2 clients and prepared statements for $secs s"
+    result[$w.2p]=$(bench "$w.sql" 2 "$secs" prepared)
+done
 # scoring inside recommend (dry runs, 1 client): the adaptive propensity flow, the same flow
 # with a 100-tree model reading offer features (scored per candidate), and with a 100-tree
 # model reading customer features only (one score per request)
@@ -63,6 +70,10 @@ for c in 1 2; do
         printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w" "$c" "$tps" "$p50" "$p99"
     done
 done
+for w in select1 recommend_dry; do
+    read -r tps p50 p99 <<< "${result[$w.2p]}"
+    printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w (prepared)" 2 "$tps" "$p50" "$p99"
+done
 for w in $model_workloads; do
     read -r tps p50 p99 <<< "${result[$w.1]}"
     printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w" 1 "$tps" "$p50" "$p99"
@@ -78,6 +89,10 @@ for c in 1 2; do
         printf "clients=%s  recommend dry-run / SELECT 1 = %.1f%%   recommend recording / INSERT = %.1f%%   respond / INSERT = %.1f%%\n",
                c, 100 * dry / s1, 100 * rec / ins, 100 * rsp / ins }'
 done
+read -r s1p _ _ <<< "${result[select1.2p]}"
+read -r dryp _ _ <<< "${result[recommend_dry.2p]}"
+awk -v s1="$s1p" -v dry="$dryp" 'BEGIN {
+    printf "clients=2  prepared statements: recommend dry-run / SELECT 1 = %.1f%%\n", 100 * dry / s1 }'
 read -r _ prop50 _ <<< "${result[recommend_prop.1]}"
 read -r _ m50 _ <<< "${result[recommend_model.1]}"
 read -r _ mc50 _ <<< "${result[recommend_model_c.1]}"

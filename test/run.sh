@@ -30,7 +30,10 @@ datadir=$work/data
 status=1
 
 finish() {
+    local d
     [ -n "$bindir" ] && kaireon_stop_cluster "$bindir" "$datadir"
+    # the clock runs' clusters (run_moment), should a run stop halfway
+    if [ -n "$bindir" ]; then for d in "$work"/clock*/data; do kaireon_stop_cluster "$bindir" "$d"; done; fi
     if [ "$status" = 0 ]; then
         kaireon_log "all suites passed"
         rm -rf "$work"
@@ -104,8 +107,38 @@ kaireon_stop_cluster "$bindir" "$datadir"
 # interrupts a wait (poll/epoll), and PostgreSQL's timeout handler reads the clock there, so
 # with the fake clock ahead of the real one statement_timeout, lock_timeout and the deadlock
 # check never fire; behind it they do. docs/testing.md.
+# Two moments run at once (each its own cluster, port and output directory; the suites of one
+# moment one after the other), so that both cores work: each prints its log when it ends.
 # KAIREON_CLOCKS=none skips them (for a quick local run; CI runs them); another value runs only
 # the moments whose description contains it (KAIREON_CLOCKS="month").
+
+# run_moment N AT TZ WHAT: the regress and isolation suites at one moment, in $work/clockN
+# (cluster, logs, results); writes the suites that failed to $work/clockN/failed.
+run_moment() {
+    local n=$1 at=$2 tz=$3 what=$4 suite
+    local dir=$work/clock$n port=$(( 54340 + $1 )) narrow
+    mkdir -p "$dir"
+    : >"$dir/failed"
+    for suite in regress isolation; do
+        [[ " ${KAIREON_SUITES:-regress isolation tap upgrade} " == *" $suite "* ]] || continue
+        kaireon_log "suite: $suite at $at UTC ($what, server TimeZone $tz)"
+        rm -rf "$dir/data" "$dir/data.log"
+        kaireon_start_cluster_at "$at" "$bindir" "$dir/data" "$dir" "$port" \
+            "shared_preload_libraries = 'kaireon,pg_cron'" \
+            "cron.database_name = 'kaireon_cron'" "timezone = '$tz'" "log_timezone = 'UTC'"
+        PGHOST=$dir PGPORT=$port "$bindir/createdb" kaireon_cron
+        kaireon_log "server clock: $(PGHOST=$dir PGPORT=$port "$bindir/psql" -XAtc "SELECT now() AT TIME ZONE 'UTC'" postgres) UTC"
+        narrow=()
+        [ -n "${KAIREON_REGRESS:-}" ] && narrow+=("REGRESS=$KAIREON_REGRESS")
+        [ -n "${KAIREON_ISOLATION:-}" ] && narrow+=("ISOLATION=$KAIREON_ISOLATION")
+        PGHOST=$dir PGPORT=$port make -s PG_CONFIG="$KAIREON_PG_BINDIR/pg_config" "installcheck-$suite" bindir="$bindir" \
+            EXTRA_REGRESS_OPTS="--outputdir=$dir/$suite --host=$dir --port=$port" "${narrow[@]}" 2>&1 ||
+            { echo "$suite@$at" >>"$dir/failed"; kaireon_log "FAILED: $suite at $at ($what)"
+              [ -s "$dir/$suite/regression.diffs" ] && cp "$dir/$suite/regression.diffs" "$work/$suite@${at// /T}.diffs"; }
+        kaireon_stop_cluster "$bindir" "$dir/data"
+    done
+}
+
 if [ "${KAIREON_CLOCKS:-all}" != none ]; then
     moments=(
         "2025-04-30 23:59:59|UTC|the last second of a month"
@@ -116,27 +149,29 @@ if [ "${KAIREON_CLOCKS:-all}" != none ]; then
         "2025-03-09 09:59:59|America/Los_Angeles|daylight saving time starts"
         "2025-11-02 08:59:59|America/Los_Angeles|daylight saving time ends"
     )
-    for m in "${moments[@]}"; do
-        IFS='|' read -r at tz what <<<"$m"
-        [ "${KAIREON_CLOCKS:-all}" = all ] || [[ "$what" == *"$KAIREON_CLOCKS"* ]] || continue
-        for suite in regress isolation; do
-            [[ " ${KAIREON_SUITES:-regress isolation tap upgrade} " == *" $suite "* ]] || continue
-            kaireon_log "suite: $suite at $at UTC ($what, server TimeZone $tz)"
-            rm -rf "$datadir" "$datadir.log"
-            kaireon_start_cluster_at "$at" "$bindir" "$datadir" "$work" "$port" \
-                "shared_preload_libraries = 'kaireon,pg_cron'" \
-                "cron.database_name = 'kaireon_cron'" "timezone = '$tz'" "log_timezone = 'UTC'"
-            "$bindir/createdb" kaireon_cron
-            kaireon_log "server clock: $("$bindir/psql" -XAtc "SELECT now() AT TIME ZONE 'UTC'" postgres) UTC"
-            narrow=()
-            [ -n "${KAIREON_REGRESS:-}" ] && narrow+=("REGRESS=$KAIREON_REGRESS")
-            [ -n "${KAIREON_ISOLATION:-}" ] && narrow+=("ISOLATION=$KAIREON_ISOLATION")
-            make -s PG_CONFIG="$KAIREON_PG_BINDIR/pg_config" "installcheck-$suite" bindir="$bindir" \
-                "${narrow[@]}" 2>&1 || { failed="$failed $suite@$at"; kaireon_log "FAILED: $suite at $at ($what)"; 
-                    for f in regression.diffs output_iso/regression.diffs; do [ -s "$f" ] && cp "$f" "$work/$suite@${at// /T}.diffs"; done; }
-            kaireon_stop_cluster "$bindir" "$datadir"
+    # run at most two at once; a moment whose run stops early (a server that does not start)
+    # counts as failed by its exit status
+    pending=()
+    finish_pending() {
+        local entry k pid
+        for entry in "${pending[@]}"; do
+            k=${entry%%:*} pid=${entry#*:}
+            wait "$pid" || echo "clock$k" >>"$work/clock$k/failed"
+            cat "$work/clock$k.log"
+            if [ -s "$work/clock$k/failed" ]; then failed="$failed $(tr '\n' ' ' <"$work/clock$k/failed")"; fi
         done
+        pending=()
+        return 0
+    }
+    for (( m = 0; m < ${#moments[@]}; m++ )); do
+        IFS='|' read -r at tz what <<<"${moments[$m]}"
+        [ "${KAIREON_CLOCKS:-all}" = all ] || [[ "$what" == *"$KAIREON_CLOCKS"* ]] || continue
+        mkdir -p "$work/clock$m"
+        run_moment "$m" "$at" "$tz" "$what" >"$work/clock$m.log" 2>&1 &
+        pending+=("$m:$!")
+        [ "${#pending[@]}" -lt 2 ] || finish_pending
     done
+    finish_pending
 fi
 [ -z "$failed" ] || { kaireon_log "failed suites:$failed"; exit 1; }
 status=0

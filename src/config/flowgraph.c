@@ -3,7 +3,7 @@
  *	  Decision flows as graphs (draft_config version 2, docs/flows.md): their
  *	  validation when written, the checks of call_flow across flows when a
  *	  version is published, and their compilation into the node array the
- *	  executor (decision/pipeline.c, decide_placement) runs.
+ *	  executor (decision/pipeline.c, kaireon_decide_placement) runs.
  *
  * Protocol.  Validation: validate.c checks every decision flow document; a
  * document with "version": 2 is handed to kaireon_flow_graph_validator, which

@@ -97,6 +97,8 @@ resolve_flow(const KTenantConfig *cfg, const char *flow_key, const char *channel
 	return -1;
 }
 
+/* ---- the request, across its placements ---- */
+
 /* Count of mandatory offers served to the customer today (UTC). */
 static int
 mandatory_served_today(const KRequest *req)

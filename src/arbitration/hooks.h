@@ -1,7 +1,7 @@
 /*
  * hooks.h
- *	  The calls the recommend pipeline (pipeline.c), the decision recording
- *	  (persist.c) and respond (respond.c) make into arbitration: one call site
+ *	  The calls the recommend pipeline (pipeline.c, score_node.c), the decision
+ *	  recording (persist.c) and respond (respond.c) make into arbitration: one call site
  *	  each, the logic in src/arbitration/ (docs/arbitration.md).
  */
 #ifndef KAIREON_ARB_HOOKS_H

@@ -14,8 +14,14 @@
  * config_column) on the configuration tables, and the SQL function
  * kaireon.validate_config(kind, rule_type, config text), which also reports
  * malformed JSON text.  Trigger rules and geofences, whose messages name the
- * rule or fence, have triggers of their own (kaireon_validate_trigger_rule,
- * kaireon_validate_geofence, at the end).
+ * rule or fence, have triggers of their own (trigger_rules.c).  The checking
+ * of an object against its FieldSpec table, and the 22023 report every
+ * validator of the folder raises, are fieldspec.c's.
+ *
+ * Calls run validate.c -> fieldspec.c and trigger_rules.c -> validate.c
+ * (kaireon_check_expression), fieldspec.c; flowgraph.c calls validate.c and
+ * fieldspec.c, journey.c fieldspec.c; validate.c reaches flowgraph.c only
+ * through the hook kaireon_flow_graph_validator that flowgraph.c sets.
  */
 #include "postgres.h"
 
@@ -38,8 +44,6 @@
 #include "utils/timestamp.h"
 #include "pgtime.h"
 
-#include "util/spi.h"
-#include "util/subxact.h"
 #include "config/conditions.h"
 #include "config/types.h"
 #include "config/validate.h"
@@ -58,7 +62,7 @@ typedef struct RuleSpec
 } RuleSpec;
 
 
-static const char *const all_operators[] = {
+const char *const kaireon_expression_operators[] = {
 	"eq", "neq", "gt", "gte", "lt", "lte", "in", "not_in",
 	"contains", "starts_with", "exists", "not_exists", NULL
 };
@@ -85,7 +89,7 @@ static const FieldSpec qual_segment_required[] = {
 };
 static const FieldSpec qual_attribute_condition[] = {
 	{"attribute", JT_STRING, true, NULL, 0, 1, 200},
-	{"operator", JT_STRING, true, all_operators, 0, NO_BOUND, NO_BOUND},
+	{"operator", JT_STRING, true, kaireon_expression_operators, 0, NO_BOUND, NO_BOUND},
 	{"value", JT_ANY, false, NULL, 0, NO_BOUND, NO_BOUND},
 	{"source", JT_STRING, false, attribute_sources, 0, NO_BOUND, NO_BOUND},
 	QUAL_COMMON, FIELD_END
@@ -114,7 +118,7 @@ static const FieldSpec qual_metric_condition[] = {
 };
 static const FieldSpec qual_offer_attribute[] = {
 	{"attribute", JT_STRING, true, NULL, 0, 1, 200},
-	{"operator", JT_STRING, true, all_operators, 0, NO_BOUND, NO_BOUND},
+	{"operator", JT_STRING, true, kaireon_expression_operators, 0, NO_BOUND, NO_BOUND},
 	{"value", JT_ANY, false, NULL, 0, NO_BOUND, NO_BOUND},
 	QUAL_COMMON, FIELD_END
 };
@@ -350,182 +354,6 @@ static const RuleSpec contact_specs[KPOL_NTYPES] = {
 	[KPOL_METRIC_CONDITION] = {.fields = pol_metric_condition, .check = check_engagement},
 };
 
-/* Report a bad field: 22023 naming the column, the field path and what was expected. */
-static void
-config_error(ValidateCtx *ctx, const char *path, const char *problem)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid %s: field \"%s\" %s", ctx->where, path, problem),
-			 ctx->rule_type ? errdetail("Rule type \"%s\".", ctx->rule_type) : 0,
-			 ctx->doc ? errhint("See %s for the shape of this document.", ctx->doc) :
-			 errhint("See docs/config.md for the shape of each rule type's configuration.")));
-}
-
-/* Describe a JT_* mask for messages ("string or number"). */
-static char *
-types_text(int types)
-{
-	StringInfoData buf;
-	static const struct
-	{
-		int			bit;
-		const char *name;
-	}			names[] = {
-		{JT_STRING, "string"}, {JT_NUMBER, "number"}, {JT_INTEGER, "integer"},
-		{JT_BOOLEAN, "boolean"}, {JT_ARRAY, "array"}, {JT_OBJECT, "object"},
-		{JT_NULL, "null"}
-	};
-
-	initStringInfo(&buf);
-	for (size_t i = 0; i < lengthof(names); i++)
-	{
-		if (types & names[i].bit)
-		{
-			if (buf.len > 0)
-				appendStringInfoString(&buf, " or ");
-			appendStringInfoString(&buf, names[i].name);
-		}
-	}
-	return buf.data;
-}
-
-/* Does a JSON value have one of the allowed types? */
-static bool
-type_matches(const json_t *v, int types)
-{
-	if ((types & JT_STRING) && json_is_string(v))
-		return true;
-	if ((types & JT_NUMBER) && json_is_number(v))
-		return true;
-	if ((types & JT_INTEGER) &&
-		(json_is_integer(v) ||
-		 (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)))))
-		return true;
-	if ((types & JT_BOOLEAN) && json_is_boolean(v))
-		return true;
-	if ((types & JT_ARRAY) && json_is_array(v))
-		return true;
-	if ((types & JT_OBJECT) && json_is_object(v))
-		return true;
-	if ((types & JT_NULL) && json_is_null(v))
-		return true;
-	return false;
-}
-
-/* Is s one of the NULL-terminated choices? */
-static bool
-in_choices(const char *s, const char *const *choices)
-{
-	for (int i = 0; choices[i] != NULL; i++)
-		if (strcmp(s, choices[i]) == 0)
-			return true;
-	return false;
-}
-
-/* The choices as "a, b, c" for messages. */
-static char *
-choices_text(const char *const *choices)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (int i = 0; choices[i] != NULL; i++)
-		appendStringInfo(&buf, "%s%s", i ? ", " : "", choices[i]);
-	return buf.data;
-}
-
-/* Check a string value against its field's choices. */
-static void
-check_choice(ValidateCtx *ctx, const char *path, const json_t *v, const char *const *choices)
-{
-	if (choices != NULL && !in_choices(json_string_value(v), choices))
-		config_error(ctx, path,
-					 psprintf("must be one of %s, not \"%s\"",
-							  choices_text(choices), json_string_value(v)));
-}
-
-/* Check one field value against its spec. */
-static void
-check_field(ValidateCtx *ctx, const FieldSpec *f, json_t *v)
-{
-	if (!type_matches(v, f->types))
-		config_error(ctx, f->name,
-					 psprintf("must be %s, not %s", types_text(f->types), kj_type_name(v)));
-
-	if (json_is_number(v))
-	{
-		double		d = json_number_value(v);
-
-		if ((!isnan(f->min) && d < f->min) || (!isnan(f->max) && d > f->max))
-			config_error(ctx, f->name,
-						 psprintf("must be between %g and %g, not %g", f->min, f->max, d));
-	}
-	else if (json_is_string(v))
-	{
-		size_t		len = json_string_length(v);
-
-		check_choice(ctx, f->name, v, f->choices);
-		if (f->choices == NULL &&
-			((!isnan(f->min) && len < f->min) || (!isnan(f->max) && len > f->max)))
-			config_error(ctx, f->name,
-						 psprintf("must be %g to %g characters long, not %zu", f->min, f->max, len));
-	}
-	else if (json_is_array(v))
-	{
-		size_t		n = json_array_size(v);
-		size_t		i;
-		json_t	   *e;
-
-		if ((!isnan(f->min) && n < f->min) || (!isnan(f->max) && n > f->max))
-			config_error(ctx, f->name,
-						 psprintf("must have %g to %g elements, not %zu", f->min, f->max, n));
-		json_array_foreach(v, i, e)
-		{
-			char	   *epath = psprintf("%s[%zu]", f->name, i);
-
-			if (f->elem_types != 0 && !type_matches(e, f->elem_types))
-				config_error(ctx, epath,
-							 psprintf("must be %s, not %s", types_text(f->elem_types), kj_type_name(e)));
-			if (json_is_string(e))
-				check_choice(ctx, epath, e, f->choices);
-		}
-	}
-}
-
-/* Check an object's fields against a spec table: known fields only, required ones present. */
-static void
-check_fields(ValidateCtx *ctx, json_t *config, const FieldSpec *fields)
-{
-	const char *key;
-	json_t	   *value;
-
-	if (!json_is_object(config))
-		config_error(ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(config)));
-
-	json_object_foreach(config, key, value)
-	{
-		const FieldSpec *f = NULL;
-
-		for (int i = 0; fields[i].name != NULL; i++)
-			if (strcmp(fields[i].name, key) == 0)
-				f = &fields[i];
-		if (f == NULL)
-		{
-			StringInfoData known;
-
-			initStringInfo(&known);
-			for (int i = 0; fields[i].name != NULL; i++)
-				appendStringInfo(&known, "%s%s", i ? ", " : "", fields[i].name);
-			config_error(ctx, key, psprintf("is not a known field (known fields: %s)", known.data));
-		}
-		check_field(ctx, f, value);
-	}
-	for (int i = 0; fields[i].name != NULL; i++)
-		if (fields[i].required && json_object_get(config, fields[i].name) == NULL)
-			config_error(ctx, fields[i].name, "is required");
-}
-
 /* attribute_condition / offer_attribute: the value must suit the operator. */
 static void
 check_condition_value(json_t *config, ValidateCtx *ctx)
@@ -536,33 +364,33 @@ check_condition_value(json_t *config, ValidateCtx *ctx)
 	if (strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0)
 	{
 		if (value != NULL)
-			config_error(ctx, "value", psprintf("must be absent for operator \"%s\"", op));
+			kaireon_config_error(ctx, "value", psprintf("must be absent for operator \"%s\"", op));
 		return;
 	}
 	if (value == NULL)
-		config_error(ctx, "value", psprintf("is required for operator \"%s\"", op));
+		kaireon_config_error(ctx, "value", psprintf("is required for operator \"%s\"", op));
 	if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0)
 	{
 		if (!json_is_array(value) || json_array_size(value) == 0)
-			config_error(ctx, "value",
+			kaireon_config_error(ctx, "value",
 						 psprintf("must be a non-empty array for operator \"%s\", not %s",
 								  op, kj_type_name(value)));
 	}
 	else if (strcmp(op, "starts_with") == 0)
 	{
 		if (!json_is_string(value))
-			config_error(ctx, "value",
+			kaireon_config_error(ctx, "value",
 						 psprintf("must be a string for operator \"starts_with\", not %s", kj_type_name(value)));
 	}
 	else if (strcmp(op, "eq") == 0 || strcmp(op, "neq") == 0 || strcmp(op, "contains") == 0)
 	{
-		if (!type_matches(value, JT_SCALAR))
-			config_error(ctx, "value",
+		if (!kaireon_type_matches(value, JT_SCALAR))
+			kaireon_config_error(ctx, "value",
 						 psprintf("must be a string, number or boolean for operator \"%s\", not %s",
 								  op, kj_type_name(value)));
 	}
-	else if (!type_matches(value, JT_STRING | JT_NUMBER))
-		config_error(ctx, "value",
+	else if (!kaireon_type_matches(value, JT_STRING | JT_NUMBER))
+		kaireon_config_error(ctx, "value",
 					 psprintf("must be a number or string for operator \"%s\", not %s",
 							  op, kj_type_name(value)));
 }
@@ -575,7 +403,7 @@ check_recency(json_t *config, ValidateCtx *ctx)
 	bool		hours = json_object_get(config, "withinHours") != NULL;
 
 	if (days == hours)
-		config_error(ctx, "withinDays", "or \"withinHours\" must be given, and not both");
+		kaireon_config_error(ctx, "withinDays", "or \"withinHours\" must be given, and not both");
 }
 
 /* Caps: exactly one window (period or lookbackHours), then the common checks. */
@@ -586,7 +414,7 @@ check_cap_window(json_t *config, ValidateCtx *ctx)
 	bool		lookback = json_object_get(config, "lookbackHours") != NULL;
 
 	if (period == lookback)
-		config_error(ctx, "period", "or \"lookbackHours\" must be given, and not both");
+		kaireon_config_error(ctx, "period", "or \"lookbackHours\" must be given, and not both");
 	check_engagement(config, ctx);
 }
 
@@ -598,7 +426,7 @@ check_cooldown(json_t *config, ValidateCtx *ctx)
 	bool		days = json_object_get(config, "days") != NULL;
 
 	if (hours == days)
-		config_error(ctx, "hours", "or \"days\" must be given, and not both");
+		kaireon_config_error(ctx, "hours", "or \"days\" must be given, and not both");
 	check_engagement(config, ctx);
 }
 
@@ -612,12 +440,12 @@ check_time_window(json_t *config, ValidateCtx *ctx)
 
 	if (json_number_value(json_object_get(config, "startHour")) ==
 		json_number_value(json_object_get(config, "endHour")))
-		config_error(ctx, "endHour", "must differ from \"startHour\" (the window would be empty)");
+		kaireon_config_error(ctx, "endHour", "must differ from \"startHour\" (the window would be empty)");
 	if (days != NULL)
 		json_array_foreach(days, i, d)
 		{
 		if (json_number_value(d) < 0 || json_number_value(d) > 6)
-			config_error(ctx, psprintf("days[%zu]", i),
+			kaireon_config_error(ctx, psprintf("days[%zu]", i),
 						 psprintf("must be a weekday from 0 (Sunday) to 6, not %g", json_number_value(d)));
 		}
 	check_engagement(config, ctx);
@@ -640,10 +468,10 @@ check_engagement(json_t *config, ValidateCtx *ctx)
 		return;
 	sub.where = psprintf("%s.engagementMultiplier", ctx->where);
 	sub.rule_type = ctx->rule_type;
-	check_fields(&sub, em, fields);
+	kaireon_check_fields(&sub, em, fields);
 	if (json_object_get(em, "min") && json_object_get(em, "max") &&
 		json_number_value(json_object_get(em, "min")) > json_number_value(json_object_get(em, "max")))
-		config_error(&sub, "min", "must not exceed \"max\"");
+		kaireon_config_error(&sub, "min", "must not exceed \"max\"");
 }
 
 /*
@@ -658,15 +486,15 @@ check_cross_offer(json_t *config, ValidateCtx *ctx)
 	json_t	   *per = json_object_get(config, "maxPerResponse");
 
 	if (limit == NULL && per == NULL)
-		config_error(ctx, "limit", "or \"maxPerResponse\" is required (a constraint must limit something)");
+		kaireon_config_error(ctx, "limit", "or \"maxPerResponse\" is required (a constraint must limit something)");
 	if (limit != NULL && json_number_value(limit) <= 0)
-		config_error(ctx, "limit", psprintf("must be greater than 0, not %g", json_number_value(limit)));
+		kaireon_config_error(ctx, "limit", psprintf("must be greater than 0, not %g", json_number_value(limit)));
 	if (limit != NULL && json_object_get(config, "period") == NULL)
-		config_error(ctx, "period", "is required with \"limit\" (daily, weekly, monthly, quarterly or run)");
+		kaireon_config_error(ctx, "period", "is required with \"limit\" (daily, weekly, monthly, quarterly or run)");
 	if (limit == NULL && json_object_get(config, "period") != NULL)
-		config_error(ctx, "period", "is only meaningful with \"limit\"");
+		kaireon_config_error(ctx, "period", "is only meaningful with \"limit\"");
 	if (per != NULL && json_number_value(per) <= 0)
-		config_error(ctx, "maxPerResponse", psprintf("must be greater than 0, not %g", json_number_value(per)));
+		kaireon_config_error(ctx, "maxPerResponse", psprintf("must be greater than 0, not %g", json_number_value(per)));
 }
 
 /* One set of PRIE weights: known keys, not all zero. */
@@ -677,11 +505,11 @@ check_profile_weights(json_t *w, ValidateCtx *ctx)
 	json_t	   *v;
 	double		sum = 0;
 
-	check_fields(ctx, w, profile_weight_fields);
+	kaireon_check_fields(ctx, w, profile_weight_fields);
 	json_object_foreach(w, key, v)
 		sum += json_number_value(v);
 	if (json_object_size(w) > 0 && !(sum > 0))
-		config_error(ctx, "(root)", "must give some factor a positive weight");
+		kaireon_config_error(ctx, "(root)", "must give some factor a positive weight");
 }
 
 /*
@@ -692,21 +520,21 @@ static void
 check_profile(json_t *config, ValidateCtx *ctx)
 {
 	if (!json_is_object(config))
-		config_error(ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(config)));
+		kaireon_config_error(ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(config)));
 	if (json_object_get(config, "arms") != NULL)
 	{
 		json_t	   *arms = json_object_get(config, "arms");
 		size_t		i;
 		json_t	   *arm;
 
-		check_fields(ctx, config, profile_bandit_fields);
+		kaireon_check_fields(ctx, config, profile_bandit_fields);
 		json_array_foreach(arms, i, arm)
 		{
 			ValidateCtx sub = {psprintf("%s.arms[%zu]", ctx->where, i), NULL};
 
 			check_profile_weights(arm, &sub);
 			if (json_object_size(arm) == 0)
-				config_error(&sub, "(root)", "must give some factor a positive weight");
+				kaireon_config_error(&sub, "(root)", "must give some factor a positive weight");
 		}
 		return;
 	}
@@ -719,7 +547,7 @@ check_run_limits(json_t *config, ValidateCtx *ctx)
 {
 	static const char *const maps[] = {"perOffer", "perCategory", "perChannel", NULL};
 
-	check_fields(ctx, config, run_limit_fields);
+	kaireon_check_fields(ctx, config, run_limit_fields);
 	for (int m = 0; maps[m]; m++)
 	{
 		json_t	   *obj = json_object_get(config, maps[m]);
@@ -730,8 +558,8 @@ check_run_limits(json_t *config, ValidateCtx *ctx)
 			continue;
 		json_object_foreach(obj, id, v)
 		{
-			if (!type_matches(v, JT_INTEGER) || json_number_value(v) < 0)
-				config_error(ctx, psprintf("%s.%s", maps[m], id),
+			if (!kaireon_type_matches(v, JT_INTEGER) || json_number_value(v) < 0)
+				kaireon_config_error(ctx, psprintf("%s.%s", maps[m], id),
 							 psprintf("must be an integer of at least 0, not %s",
 									  json_is_number(v) ? psprintf("%g", json_number_value(v)) : kj_type_name(v)));
 		}
@@ -750,18 +578,18 @@ check_flow(json_t *config, ValidateCtx *ctx)
 	if (inv != NULL)
 	{
 		sub.where = psprintf("%s.inventory", ctx->where);
-		check_fields(&sub, inv, kaireon_flow_inventory_fields);
+		kaireon_check_fields(&sub, inv, kaireon_flow_inventory_fields);
 	}
 	if (score != NULL)
 	{
 		json_t	   *w = json_object_get(score, "weights");
 
 		sub.where = psprintf("%s.score", ctx->where);
-		check_fields(&sub, score, kaireon_flow_score_fields);
+		kaireon_check_fields(&sub, score, kaireon_flow_score_fields);
 		if (w != NULL)
 		{
 			sub.where = psprintf("%s.score.weights", ctx->where);
-			check_fields(&sub, w, kaireon_flow_weight_fields);
+			kaireon_check_fields(&sub, w, kaireon_flow_weight_fields);
 		}
 	}
 }
@@ -803,7 +631,7 @@ check_schedule(json_t *config, ValidateCtx *ctx)
 	json_t	   *d;
 
 	if (start && end && schedule_timestamp("end", end) <= schedule_timestamp("start", start))
-		config_error(ctx, "end", "must be later than \"start\"");
+		kaireon_config_error(ctx, "end", "must be later than \"start\"");
 	else if (start)
 		(void) schedule_timestamp("start", start);
 	else if (end)
@@ -811,7 +639,7 @@ check_schedule(json_t *config, ValidateCtx *ctx)
 	json_array_foreach(days, i, d)
 	{
 		if (json_number_value(d) < 0 || json_number_value(d) > 6)
-			config_error(ctx, psprintf("days[%zu]", i),
+			kaireon_config_error(ctx, psprintf("days[%zu]", i),
 						 psprintf("must be a weekday from 0 (Sunday) to 6, not %g", json_number_value(d)));
 	}
 	if (hours != NULL)
@@ -820,21 +648,20 @@ check_schedule(json_t *config, ValidateCtx *ctx)
 
 		sub.where = psprintf("%s.hours", ctx->where);
 		sub.rule_type = NULL;
-		check_fields(&sub, hours, schedule_hours_fields);
+		kaireon_check_fields(&sub, hours, schedule_hours_fields);
 		if (kj_num(hours, "start", 0) == kj_num(hours, "end", 0))
-			config_error(&sub, "end", "must differ from \"start\" (the window would be empty)");
+			kaireon_config_error(&sub, "end", "must differ from \"start\" (the window would be empty)");
 	}
 	if (tz != NULL && pg_tzset(tz) == NULL)
-		config_error(ctx, "timezone", psprintf("names no known time zone: \"%s\"", tz));
+		kaireon_config_error(ctx, "timezone", psprintf("names no known time zone: \"%s\"", tz));
 }
 
 /* ---- guardrail expressions ---- */
 
 #define GUARDRAIL_MAX_DEPTH 32
 
-/* The field prefixes of a guardrail expression and of a trigger rule's condition. */
+/* The field prefixes of a guardrail expression (a trigger rule's condition: trigger_rules.c). */
 static const char *const guardrail_prefixes[] = {"offer.", "customer.", "request.", "channel.", NULL};
-static const char *const trigger_prefixes[] = {"event.", "customer.", NULL};
 
 /*
  * Validate an expression node of the guardrail expression language: all /
@@ -847,9 +674,9 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 	json_t	   *sub;
 
 	if (depth > GUARDRAIL_MAX_DEPTH)
-		config_error(ctx, path, psprintf("nests deeper than %d levels", GUARDRAIL_MAX_DEPTH));
+		kaireon_config_error(ctx, path, psprintf("nests deeper than %d levels", GUARDRAIL_MAX_DEPTH));
 	if (!json_is_object(node))
-		config_error(ctx, path, psprintf("must be an object, not %s", kj_type_name(node)));
+		kaireon_config_error(ctx, path, psprintf("must be an object, not %s", kj_type_name(node)));
 
 	if ((sub = json_object_get(node, "all")) != NULL || (sub = json_object_get(node, "any")) != NULL)
 	{
@@ -858,16 +685,16 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 		json_t	   *e;
 
 		if (json_object_size(node) != 1)
-			config_error(ctx, path, psprintf("must hold only \"%s\"", op));
+			kaireon_config_error(ctx, path, psprintf("must hold only \"%s\"", op));
 		if (!json_is_array(sub) || json_array_size(sub) == 0)
-			config_error(ctx, psprintf("%s.%s", path, op), "must be a non-empty array");
+			kaireon_config_error(ctx, psprintf("%s.%s", path, op), "must be a non-empty array");
 		json_array_foreach(sub, i, e)
 			check_guardrail_node(ctx, e, psprintf("%s.%s[%zu]", path, op, i), depth + 1, prefixes, operators);
 	}
 	else if ((sub = json_object_get(node, "not")) != NULL)
 	{
 		if (json_object_size(node) != 1)
-			config_error(ctx, path, "must hold only \"not\"");
+			kaireon_config_error(ctx, path, "must hold only \"not\"");
 		check_guardrail_node(ctx, sub, psprintf("%s.not", path), depth + 1, prefixes, operators);
 	}
 	else
@@ -887,7 +714,7 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 
 		sub_ctx.where = psprintf("%s at %s", ctx->where, path);
 		sub_ctx.rule_type = NULL;
-		check_fields(&sub_ctx, node, cmp);
+		kaireon_check_fields(&sub_ctx, node, cmp);
 		field = json_string_value(json_object_get(node, "field"));
 		for (int i = 0; prefixes[i] != NULL; i++)
 			if (strncmp(field, prefixes[i], strlen(prefixes[i])) == 0 &&
@@ -900,22 +727,22 @@ check_guardrail_node(ValidateCtx *ctx, json_t *node, const char *path, int depth
 			initStringInfo(&names);
 			for (int i = 0; prefixes[i] != NULL; i++)
 				appendStringInfo(&names, "%s%s", i == 0 ? "" : prefixes[i + 1] ? ", " : " or ", prefixes[i]);
-			config_error(&sub_ctx, "field", psprintf("must start with %s, not \"%s\"", names.data, field));
+			kaireon_config_error(&sub_ctx, "field", psprintf("must start with %s, not \"%s\"", names.data, field));
 		}
 		op = json_string_value(json_object_get(node, "op"));
 		value = json_object_get(node, "value");
 		no_value = strcmp(op, "exists") == 0 || strcmp(op, "not_exists") == 0 ||
 			strcmp(op, "is_null") == 0 || strcmp(op, "is_not_null") == 0;
 		if (no_value != (value == NULL))
-			config_error(&sub_ctx, "value",
+			kaireon_config_error(&sub_ctx, "value",
 						 value ? psprintf("must be absent for op \"%s\"", op)
 						 : psprintf("is required for op \"%s\"", op));
 		if ((strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) && !json_is_array(value))
-			config_error(&sub_ctx, "value", psprintf("must be an array for op \"%s\"", op));
+			kaireon_config_error(&sub_ctx, "value", psprintf("must be an array for op \"%s\"", op));
 		if (strcmp(op, "regex") == 0)
 		{
 			if (!json_is_string(value))
-				config_error(&sub_ctx, "value", "must be a string (a regular expression) for op \"regex\"");
+				kaireon_config_error(&sub_ctx, "value", "must be a string (a regular expression) for op \"regex\"");
 			(void) kaireon_compile_regex(json_string_value(value));	/* 2201B when malformed */
 		}
 	}
@@ -1026,13 +853,13 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 	if (kind == KCONF_GUARDRAIL)
 	{
 		ctx.rule_type = NULL;
-		check_guardrail_node(&ctx, config, "$", 0, guardrail_prefixes, all_operators);
+		check_guardrail_node(&ctx, config, "$", 0, guardrail_prefixes, kaireon_expression_operators);
 		return;
 	}
 	if (kind == KCONF_OFFER_SCHEDULE)
 	{
 		ctx.rule_type = NULL;
-		check_fields(&ctx, config, schedule_fields);
+		kaireon_check_fields(&ctx, config, schedule_fields);
 		check_schedule(config, &ctx);
 		return;
 	}
@@ -1049,7 +876,7 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 			kaireon_flow_graph_validator(config, &ctx);
 			return;
 		}
-		check_fields(&ctx, config, flow_fields);
+		kaireon_check_fields(&ctx, config, flow_fields);
 		check_flow(config, &ctx);
 		return;
 	}
@@ -1074,10 +901,10 @@ kaireon_validate_config(KaireonConfigKind kind, const char *rule_type,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown rule type \"%s\" for %s", rule_type ? rule_type : "(null)", where),
 					 errhint("Valid rule types: %s.",
-							 kind == KCONF_CONTACT_POLICY ? choices_text(kaireon_policy_type_names)
+							 kind == KCONF_CONTACT_POLICY ? kaireon_choices_text(kaireon_policy_type_names)
 							 : kind == KCONF_CROSS_OFFER_CONSTRAINT ? "channel_quota, portfolio_budget, category_cap"
-							 : choices_text(kaireon_qualification_type_names))));
-		check_fields(&ctx, config, spec->fields);
+							 : kaireon_choices_text(kaireon_qualification_type_names))));
+		kaireon_check_fields(&ctx, config, spec->fields);
 		if (spec->check)
 			spec->check(config, &ctx);
 	}
@@ -1181,373 +1008,4 @@ kaireon_validate_config_sql(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(tmp);
 	PG_RETURN_BOOL(true);
-}
-
-/* ---- trigger rules and geofences (docs/triggers.md) ---- */
-
-PG_FUNCTION_INFO_V1(kaireon_validate_trigger_rule);
-PG_FUNCTION_INFO_V1(kaireon_validate_geofence);
-
-static const char *const trigger_action_types[] = {
-	"recommend", "notify", "enroll_journey", "webhook", "update_attribute", NULL
-};
-static const char *const geofence_action_types[] = {"recommend", "notify", NULL};
-
-static const FieldSpec action_recommend[] = {
-	{"channel", JT_STRING, true, NULL, 0, 1, 200},
-	{"placement", JT_STRING, false, NULL, 0, 1, 200},
-	{"decisionFlow", JT_STRING, false, NULL, 0, 1, 200},
-	{"maxOffers", JT_INTEGER, false, NULL, 0, 1, 50},
-	{"context", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
-	FIELD_END
-};
-static const FieldSpec action_notify[] = {
-	{"topic", JT_STRING, false, NULL, 0, 1, 200},
-	{"payload", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
-	FIELD_END
-};
-static const FieldSpec action_webhook[] = {
-	{"url", JT_STRING, true, NULL, 0, 1, 2000},
-	{"topic", JT_STRING, false, NULL, 0, 1, 200},
-	{"payload", JT_OBJECT, false, NULL, 0, NO_BOUND, NO_BOUND},
-	FIELD_END
-};
-static const FieldSpec action_enroll_journey[] = {
-	{"journeyId", JT_STRING, true, NULL, 0, 1, 200},
-	FIELD_END
-};
-static const FieldSpec action_update_attribute[] = {
-	{"attributes", JT_OBJECT, true, NULL, 0, NO_BOUND, NO_BOUND},
-	{"schema", JT_STRING, false, NULL, 0, 1, 40},
-	FIELD_END
-};
-
-/* The attribute values of an update_attribute action read as their fields' types (a subtransaction's step). */
-typedef struct AttributeCheck
-{
-	const char *table;
-	Oid		   *types;
-	Datum	   *values;
-} AttributeCheck;
-
-/* The step: jsonb_populate_record of the table's row type over the values (errors on a bad value). */
-static void
-attribute_check_step(void *arg)
-{
-	AttributeCheck *c = (AttributeCheck *) arg;
-
-	if (kspi_execute_with_args(psprintf("SELECT jsonb_populate_record(NULL::%s, $1) IS NULL", c->table),
-							   1, c->types, c->values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: checking the attribute values failed");
-}
-
-/* The field table of an action type (one of trigger_action_types). */
-static const FieldSpec *
-action_fields(const char *action_type)
-{
-	if (strcmp(action_type, "recommend") == 0)
-		return action_recommend;
-	if (strcmp(action_type, "notify") == 0)
-		return action_notify;
-	if (strcmp(action_type, "webhook") == 0)
-		return action_webhook;
-	if (strcmp(action_type, "enroll_journey") == 0)
-		return action_enroll_journey;
-	return action_update_attribute;
-}
-
-/*
- * The customer data table an update_attribute action writes, checked against
- * the data schema: the tenant's published customer schema of that name (NULL:
- * the first by name, as recommend reads; looked up by
- * kaireon_internal._customer_data_table), every attribute one of its fields
- * and not its key, and the values of the field types (jsonb_populate_record
- * reads them as the update will).  22023 naming the rule (where) and the bad
- * attribute otherwise.  Sets *table (quoted schema.table) and *key (quoted
- * key column).  Runs inside an SPI connection, with the caller's rights.
- */
-void
-kaireon_customer_update_target(const char *tenant_id, const char *schema_name, json_t *attributes,
-							   const char *where, char **table, char **key)
-{
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		v[2];
-	char		nulls[2] = {' ', schema_name ? ' ' : 'n'};
-	bool		isnull;
-	json_t	   *fields;
-	const char *name;
-	json_t	   *value;
-	Oid			jtypes[1] = {JSONBOID};
-	Datum		jv[1];
-
-	v[0] = CStringGetTextDatum(tenant_id);
-	v[1] = schema_name ? CStringGetTextDatum(schema_name) : (Datum) 0;
-	/* the one home of the look-up (25_data_schemas.sql) */
-	if (kspi_execute_with_args("SELECT c.table_name, c.key_column, c.fields FROM kaireon_internal._customer_data_table($1, $2) c",
-							   2, types, v, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: reading the customer data schema failed");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s: %s", where,
-						schema_name ? psprintf("\"%s\" is not a published customer data schema of tenant \"%s\"",
-											   schema_name, tenant_id)
-						: psprintf("tenant \"%s\" has no published customer data schema", tenant_id)),
-				 errhint("Publish the customer data schema first (kaireon.publish_data_schema), or name one in \"schema\".")));
-	*table = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	*key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	fields = kj_from_jsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)),
-						   "schema fields");
-	if (json_object_size(attributes) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s: field \"attributes\" must name at least one attribute", where),
-				 errhint("Pass {\"attributes\": {\"field\": value}}.")));
-	json_object_foreach(attributes, name, value)
-	{
-		json_t	   *pk = json_object_get(fields, name);
-
-		if (pk == NULL || json_is_true(pk))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s: attribute \"%s\" %s", where, name,
-							pk ? "is the key of the customer data table and cannot be updated"
-							: psprintf("is not a field of the customer data table %s", *table)),
-					 errhint("Name fields of the published customer data schema (kaireon.schema_fields).")));
-	}
-	/* the values must read as the fields' types: tried in a subtransaction, refused as 22023 */
-	jv[0] = JsonbPGetDatum(kj_to_jsonb(attributes));
-	{
-		AttributeCheck check = {*table, jtypes, jv};
-		ErrorData  *edata = ksubxact_run(attribute_check_step, &check);
-
-		if (edata != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s: field \"attributes\" holds a value the customer data table %s cannot take: %s",
-							where, *table, edata->message),
-					 errhint("Give each attribute a value of its field's type (kaireon.schema_fields.data_type).")));
-	}
-}
-
-/* Validate an action's configuration (22023 naming where and the field). */
-static void
-check_action(ValidateCtx *ctx, const char *type_where, const char *action_type, json_t *config,
-			 const char *const *types)
-{
-	if (!in_choices(action_type, types))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s: unknown action type \"%s\"", type_where, action_type),
-				 errhint("Valid action types: %s.", choices_text(types))));
-	check_fields(ctx, config, action_fields(action_type));
-}
-
-/*
- * A stored action (a trigger rule's or a geofence's) checked as when written, before it runs:
- * rows written before the checks existed (0.1.0 kept trigger_rules and geofences without
- * running them) answer 22023 naming where and the field, never a missing field at run time.
- */
-void
-kaireon_check_stored_action(const char *where, const char *action_type, json_t *config)
-{
-	ValidateCtx ctx = {0};
-
-	ctx.where = where;
-	ctx.rule_type = NULL;
-	if (action_type == NULL)
-		config_error(&ctx, "type", "is required");
-	if (config != NULL && !json_is_object(config))
-		config_error(&ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(config)));
-	check_action(&ctx, psprintf("%s type", where), action_type, config ? config : json_object(),
-				 trigger_action_types);
-}
-
-/* A text column of the trigger's new row (NULL when null). */
-char *
-kaireon_trigger_text(TriggerData *td, HeapTuple tuple, const char *column)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), column),
-								 RelationGetDescr(td->tg_relation), &isnull);
-
-	return isnull ? NULL : TextDatumGetCString(d);
-}
-
-/* A jsonb column of the trigger's new row (NULL when null). */
-json_t *
-kaireon_trigger_json(TriggerData *td, HeapTuple tuple, const char *column, const char *what)
-{
-	bool		isnull;
-	Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), column),
-								 RelationGetDescr(td->tg_relation), &isnull);
-
-	return isnull ? NULL : kj_from_jsonb(DatumGetJsonbP(d), what);
-}
-
-/* The new row of a BEFORE INSERT OR UPDATE row trigger. */
-HeapTuple
-kaireon_trigger_new_row(FunctionCallInfo fcinfo, const char *name)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		elog(ERROR, "%s must be a BEFORE INSERT OR UPDATE row trigger", name);
-	return TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-}
-
-/*
- * Trigger kaireon_internal._validate_trigger_rule(): a trigger rule's event
- * type ('outcome' or a registered outcome type key of the tenant), action
- * type, action configuration and condition (the guardrail expression language
- * over event.* and customer.*), refused with 22023 naming the rule and the
- * bad part.  Nulls are left to the NOT NULL constraints.
- */
-Datum
-kaireon_validate_trigger_rule(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple = kaireon_trigger_new_row(fcinfo, "_validate_trigger_rule");
-	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon validate", ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(tmp);
-	char	   *tenant_id = kaireon_trigger_text(td, tuple, "tenant_id");
-	char	   *id = kaireon_trigger_text(td, tuple, "id");
-	char	   *name = kaireon_trigger_text(td, tuple, "name");
-	char	   *event_type = kaireon_trigger_text(td, tuple, "event_type");
-	char	   *action_type = kaireon_trigger_text(td, tuple, "action_type");
-	char	   *rule = psprintf("trigger rule \"%s\" (id %s)", name ? name : "", id ? id : "");
-	json_t	   *condition;
-	json_t	   *config;
-	ValidateCtx ctx = {0};
-
-	if (tenant_id == NULL || event_type == NULL || action_type == NULL)
-		goto done;
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, SPI_fnumber(RelationGetDescr(td->tg_relation), "cooldown_ms"),
-									 RelationGetDescr(td->tg_relation), &isnull);
-
-		if (!isnull && (DatumGetInt64(d) < 0 || DatumGetInt64(d) > KAIREON_MAX_COOLDOWN_MS))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s cooldown_ms: " INT64_FORMAT " is not between 0 and " INT64_FORMAT " (100 years)",
-							rule, DatumGetInt64(d), (int64) KAIREON_MAX_COOLDOWN_MS),
-					 errhint("A rule that fires once per customer for good: 3153600000000.")));
-	}
-	condition = kaireon_trigger_json(td, tuple, "condition", "condition");
-	config = kaireon_trigger_json(td, tuple, "action_config", "action_config");
-	ctx.rule_type = NULL;
-
-	ctx.where = psprintf("%s event_type", rule);
-	if (strcmp(event_type, "outcome") != 0)
-	{
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		v[2] = {CStringGetTextDatum(tenant_id), CStringGetTextDatum(event_type)};
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "kaireon: SPI_connect failed");
-		if (kspi_execute_with_args("SELECT 1 FROM kaireon.outcome_types WHERE tenant_id = $1 AND key = $2",
-								   2, types, v, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "kaireon: reading the outcome types failed");
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid %s: \"%s\" is neither \"outcome\" nor an outcome type of tenant \"%s\"",
-							ctx.where, event_type, tenant_id),
-					 errhint("Use \"outcome\" (every outcome kaireon.respond records) or a key of kaireon.outcome_types (click, conversion, ...).")));
-		SPI_finish();
-		MemoryContextSwitchTo(tmp);
-	}
-
-	ctx.where = psprintf("%s action_config", rule);
-	check_action(&ctx, psprintf("%s action_type", rule), action_type, config, trigger_action_types);
-	if (strcmp(action_type, "update_attribute") == 0)
-	{
-		char	   *table;
-		char	   *key;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "kaireon: SPI_connect failed");
-		MemoryContextSwitchTo(tmp);
-		kaireon_customer_update_target(tenant_id, kj_str(config, "schema"), json_object_get(config, "attributes"),
-									   ctx.where, &table, &key);
-		SPI_finish();
-		MemoryContextSwitchTo(tmp);
-	}
-
-	/* {} is a condition that always holds */
-	ctx.where = psprintf("%s condition", rule);
-	if (condition != NULL && json_object_size(condition) > 0)
-		check_guardrail_node(&ctx, condition, "$", 0, trigger_prefixes, all_operators);
-done:
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(tmp);
-	return PointerGetDatum(tuple);
-}
-
-/*
- * Trigger kaireon_internal._validate_geofence(): a geofence's action
- * ({"type": "recommend" | "notify", the fields of that action type, and
- * "dwellSeconds", required for trigger_on 'dwell'}), 22023 naming the
- * geofence and the field.
- */
-Datum
-kaireon_validate_geofence(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	HeapTuple	tuple = kaireon_trigger_new_row(fcinfo, "_validate_geofence");
-	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "kaireon validate", ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(tmp);
-	char	   *id = kaireon_trigger_text(td, tuple, "id");
-	char	   *name = kaireon_trigger_text(td, tuple, "name");
-	char	   *trigger_on = kaireon_trigger_text(td, tuple, "trigger_on");
-	json_t	   *action = kaireon_trigger_json(td, tuple, "action", "action");
-	ValidateCtx ctx = {0};
-	json_t	   *type;
-	json_t	   *dwell;
-	json_t	   *rest;
-
-	ctx.where = psprintf("geofence \"%s\" (id %s) action", name ? name : "", id ? id : "");
-	ctx.rule_type = NULL;
-	if (action == NULL || trigger_on == NULL)
-		goto done;
-	if (!json_is_object(action))
-		config_error(&ctx, "(root)", psprintf("must be an object, not %s", kj_type_name(action)));
-	type = json_object_get(action, "type");
-	if (type == NULL)
-		config_error(&ctx, "type", "is required (recommend or notify)");
-	if (!json_is_string(type))
-		config_error(&ctx, "type", psprintf("must be string, not %s", kj_type_name(type)));
-	dwell = json_object_get(action, "dwellSeconds");
-	if (dwell != NULL && (!json_is_number(dwell) || !(json_number_value(dwell) > 0) ||
-						  json_number_value(dwell) > 31536000))
-		config_error(&ctx, "dwellSeconds", "must be a number of seconds above 0 and at most 31536000");
-	if (strcmp(trigger_on, "dwell") == 0 && dwell == NULL)
-		config_error(&ctx, "dwellSeconds", "is required for trigger_on 'dwell'");
-	if (strcmp(trigger_on, "dwell") != 0 && dwell != NULL)
-		config_error(&ctx, "dwellSeconds", psprintf("must be absent for trigger_on '%s'", trigger_on));
-	rest = json_deep_copy(action);
-	json_object_del(rest, "type");
-	json_object_del(rest, "dwellSeconds");
-	check_action(&ctx, psprintf("%s type", ctx.where), json_string_value(type), rest, geofence_action_types);
-done:
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(tmp);
-	return PointerGetDatum(tuple);
-}
-
-/* Check an object against a FieldSpec table (for the validators of other files: journey.c). */
-void
-kaireon_check_fields(ValidateCtx *ctx, json_t *obj, const FieldSpec *fields)
-{
-	check_fields(ctx, obj, fields);
-}
-
-/* Report a bad field as config_error does (22023 naming where and the field path). */
-void
-kaireon_config_error(ValidateCtx *ctx, const char *path, const char *problem)
-{
-	config_error(ctx, path, problem);
-	pg_unreachable();
 }

@@ -7,9 +7,11 @@
  *	  (campaign/) include only this header.
  *
  * Calls within the folder run downward, never in a circle:
- *   recommend.c -> pipeline.c, explain.c, identity.c
- *   pipeline.c  -> identity.c, flow_experiments.c, persist.c, caps.c, graph.c, policies.c, rules.c, explain.c,
- *                  model_scores.c, customer.c, ranking.c
+ *   recommend.c -> decide.c, explain.c, identity.c
+ *   decide.c    -> pipeline.c, identity.c, flow_experiments.c, persist.c, customer.c, model_scores.c,
+ *                  policies.c
+ *   pipeline.c  -> score_node.c, caps.c, graph.c, policies.c, rules.c, model_scores.c, ranking.c
+ *   score_node.c -> model_scores.c, rules.c
  *   graph.c     -> rules.c, customer.c (and security/confine.c)
  *   respond.c   -> identity.c, caps.c, model_scores.c, rules.c, triggers.c
  *   geofences.c -> triggers.c -> customer.c
@@ -24,8 +26,15 @@
 
 struct KaireonModel;
 
-/* pipeline.c: the pipeline, one call per recommend (or campaign customer) */
+/* decide.c: the pipeline, one call per recommend (or campaign customer) */
 extern KDecideResult *kaireon_decide(KDecideArgs *args);
+
+/* pipeline.c: one placement's decision, its flow's graph run (decide.c calls it once per placement) */
+extern void kaireon_decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id, int flow_idx,
+									 json_t *taken, int mandatory_left, int limit);
+
+/* score_node.c: the score node, a placement's candidates scored by the flow's method */
+extern void kaireon_score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n);
 
 /* ranking.c: the rank order of a placement's candidates, selecting the best of them */
 #define KAIREON_SELECT_BEST_MAX 8	/* most decisions still needed for which kaireon_select_best ranks them in one pass */

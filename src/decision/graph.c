@@ -2,7 +2,7 @@
  * decision/graph.c
  *	  The node types of flow graphs (docs/flows.md) that the fixed pipeline
  *	  has no step for: filter, conditional, compute, enrich, set_properties'
- *	  values and extension_point.  The executor is decide_placement
+ *	  values and extension_point.  The executor is kaireon_decide_placement
  *	  (pipeline.c), which walks the compiled graph (config/flowgraph.c) and
  *	  calls these; the nodes the fixed pipeline has (inventory, qualify,
  *	  contact_policy, score, optimize, rank, response) run its own steps.

@@ -4,7 +4,7 @@
  *	  and kaireon.recommend_json(request) in the REST shape of the source
  *	  system.  Both check their input first (SQLSTATE 22004 for a missing
  *	  argument, 22023 for a bad value, naming it), then run the pipeline
- *	  (pipeline.c) in a per-call memory context.
+ *	  (kaireon_decide, decide.c) in a per-call memory context.
  */
 #include "postgres.h"
 

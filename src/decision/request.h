@@ -78,7 +78,7 @@ typedef struct KCandidate
 	char	   *dropped_reason;
 	KDropReason drop;			/* with dropped_stage: the kind counted by the statistics */
 	json_t	   *warnings;		/* soft guardrails */
-	double		factors[4];		/* score factors by method: see pipeline.c score_candidates */
+	double		factors[4];		/* score factors by method: see score_node.c kaireon_score_candidates */
 	const double *weights;		/* formula: the P, R, I, E weights used (NULL: the flow's) */
 	double		price;			/* real-time arbitration: sum of lambda * cost subtracted from the score */
 	double	   *computed;		/* a flow graph's compute nodes' fields (KGraph.computed; NaN: missing),
@@ -131,7 +131,7 @@ typedef struct KRequest
 									 * NULL while not batched */
 } KRequest;
 
-/* ---- the decision: what a caller asks, what the pipeline returns (pipeline.c) ---- */
+/* ---- the decision: what a caller asks, what the pipeline returns (decide.c) ---- */
 
 /* Which customer an identifier given by a request resolved to (identity.c, docs/identity.md). */
 typedef struct KIdentity

@@ -112,13 +112,21 @@ sub node_by_port
 sub move_tenant
 {
 	my ($coord, $tenant, $to) = @_;
-	my ($stdout, $stderr);
-	my $ret = $coord->psql('postgres', sprintf(q{
+	my ($stdout, $stderr, $ret);
+	# The shards an earlier move left behind are dropped by the cleanup only once nothing holds
+	# a lock on them (a worker's background job reading the tenant, say); until then the move
+	# refuses ("orphaned shard ... could not be cleaned up"): tried again, up to ten seconds.
+	for my $try (1 .. 20)
+	{
+		$ret = $coord->psql('postgres', sprintf(q{
     CALL pg_catalog.citus_cleanup_orphaned_resources();
     SELECT citus_move_shard_placement(p.shardid, n.nodename, n.nodeport, '%s', %d, shard_transfer_mode => 'block_writes')
       FROM pg_dist_placement p JOIN pg_dist_node n ON n.groupid = p.groupid
      WHERE p.shardid = get_shard_id_for_distribution_column('kaireon.tenants', '%s')},
-		$to->host, $to->port, $tenant), stdout => \$stdout, stderr => \$stderr);
+			$to->host, $to->port, $tenant), stdout => \$stdout, stderr => \$stderr);
+		last unless $ret != 0 && $stderr =~ /orphaned shard .* could not be cleaned up/;
+		select(undef, undef, undef, 0.5);
+	}
 	return ($ret, $stdout, $stderr);
 }
 

@@ -5,8 +5,8 @@
  *	  a caller's transaction (SQL functions), a procedure that commits between
  *	  batches, or a background worker that runs its own transactions.  Shared
  *	  by the files of maintenance/, layered bottom-up: jobs.c (the framework)
- *	  < partitions.c < retention.c < catalogue.c (the list of jobs) <
- *	  worker.c; see docs/workers.md.
+ *	  < partitions.c < purge.c < retention.c < catalogue.c (the list of
+ *	  jobs) < worker.c; see docs/workers.md.
  */
 #ifndef KAIREON_MAINT_H
 #define KAIREON_MAINT_H

@@ -33,9 +33,14 @@
  *	- audit_logs: kaireon.purge_audit_chain(tenant, cutoff, batch), which
  *	  removes a prefix of the tenant's chain and leaves an anchor.
  * Every batch statement leaves out the tenants whose class got a legal hold
- * since the run began (pairs_sql), so a hold takes effect at the next batch.
+ * since the run began (kret_pairs_sql), so a hold takes effect at the next batch.
  * Errors of one table are caught (subtransaction), reported in the detail of
  * the rows concerned, and the run goes on.
+ *
+ * The report rows and the batched purge of one table (by tenant, by block
+ * range, through an index) are in purge.c; this file has the settings, the
+ * partitions of interaction_history, audit_logs, the policies, the run, its
+ * SQL functions and its jobs.
  */
 #include "postgres.h"
 
@@ -47,7 +52,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
-#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -56,6 +60,7 @@
 #include "util/spi.h"
 #include "maintenance/maintenance.h"
 #include "stats/stats.h"
+#include "maintenance/purge.h"
 
 PG_FUNCTION_INFO_V1(kaireon_run_retention);
 PG_FUNCTION_INFO_V1(kaireon_run_retention_batched);
@@ -63,7 +68,6 @@ PG_FUNCTION_INFO_V1(kaireon_run_retention_batched);
 #define KRET_PARTITION_DROP 0
 #define KRET_PARTITION_DETACH 1
 
-static int	kaireon_retention_batch_size = 5000;
 static int	kaireon_retention_partition_action = KRET_PARTITION_DROP;
 static int	kaireon_retention_decision_lock_days = 100;
 static int	kaireon_retention_idempotency_days = 30;
@@ -96,502 +100,6 @@ kaireon_retention_init(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 }
 
-/* The data classes, in the order of the report. */
-enum
-{
-	RC_INTERACTIONS,
-	RC_DECISIONS,
-	RC_METRICS,
-	RC_SUMMARIES,
-	RC_AUDIT,
-	RC_SUPPRESSIONS,
-	RC_OUTBOX,
-	RC_N
-};
-
-static const char *const class_names[RC_N] = {
-	"interactions", "decisions", "metrics", "summaries", "audit", "suppressions", "outbox"
-};
-
-/* One row of the report: a tenant and class, or (tenant NULL) the partitions. */
-struct KRetentionRow
-{
-	char	   *tenant_id;
-	int			cls;
-	int			days;
-	bool		hold;			/* legal hold */
-	bool		held;			/* nothing removed: hold, or the class cannot be purged */
-	bool		has_cutoff;
-	TimestampTz cutoff;
-	int64		rows;
-	int			partitions;
-	json_t	   *tables;			/* {"table": rows} */
-	json_t	   *notes;			/* ["..."] */
-};
-
-/* One run of retention. */
-typedef struct RetRun
-{
-	KJobCtx    *ctx;
-	bool		dry_run;
-	bool		want[RC_N];
-	int			ntenants;
-	char	  **tenants;		/* sorted by strcmp */
-	KRetentionRow *rows;		/* ntenants * RC_N, then the partitions row */
-	KRetentionRow *global;
-	json_t	   *summary;
-	int64		total_rows;
-	int			total_partitions;
-	TimestampTz as_of;
-} RetRun;
-
-/* The tenants and cutoffs a statement purges for (text[] and timestamptz[] datums). */
-typedef struct Targets
-{
-	int			n;
-	Datum		tenants;
-	Datum		cutoffs;
-	Datum	   *tenant_items;	/* the same, one by one (the per-tenant path on Citus) */
-	Datum	   *cutoff_items;
-	TimestampTz max_cutoff;
-} Targets;
-
-/* A table step for kjob_try: one statement, the counts it returns per tenant. */
-typedef struct Step
-{
-	RetRun	   *run;
-	int			cls;
-	const char *label;
-	const char *sql;
-	int			nargs;
-	Oid		   *types;
-	Datum	   *values;
-	int64		count;			/* rows counted by this step */
-} Step;
-
-/* The report row of a tenant (by index) and class. */
-static KRetentionRow *
-row_of(RetRun *run, int t, int cls)
-{
-	return &run->rows[t * RC_N + cls];
-}
-
-/* strcmp for qsort and bsearch over char *. */
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/* The index of a tenant in the run, or -1. */
-static int
-tenant_index(RetRun *run, const char *tenant_id)
-{
-	char	  **hit = bsearch(&tenant_id, run->tenants, run->ntenants, sizeof(char *), cmp_str);
-
-	return hit ? (int) (hit - run->tenants) : -1;
-}
-
-/* Add n rows of a table to a report row, the table count and the run total. */
-static void
-add_rows(RetRun *run, KRetentionRow *r, const char *label, int64 n)
-{
-	json_t	   *cur = json_object_get(r->tables, label);
-
-	json_object_set_new(r->tables, label, json_integer((cur ? json_integer_value(cur) : 0) + n));
-	r->rows += n;
-	run->total_rows += n;
-}
-
-/* A note on a report row (an error, a reason, a retry). */
-static void
-add_note(KRetentionRow *r, const char *fmt,...) pg_attribute_printf(2, 3);
-
-static void
-add_note(KRetentionRow *r, const char *fmt,...)
-{
-	va_list		ap;
-	char		buf[1024];
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	json_array_append_new(r->notes, json_string(buf));
-}
-
-/* A note on every row of a class (an error of a statement covering all tenants). */
-static void
-note_class(RetRun *run, int cls, const char *label, const char *msg)
-{
-	for (int t = 0; t < run->ntenants; t++)
-		if (!row_of(run, t, cls)->held)
-			add_note(row_of(run, t, cls), "%s: %s", label, msg);
-	json_array_append_new(json_object_get(run->summary, "errors"),
-						  json_pack("{s:s,s:s,s:s}", "class", class_names[cls], "table", label, "error", msg));
-}
-
-/*
- * The tenants to purge for a class: those without a hold, with their cutoff,
- * or with now - window_days when window_days >= 0 (decision locks and
- * idempotency keys); only those in `only` (tenant ids) when given, and only
- * those whose cutoff is after `after` when given.
- */
-static Targets
-targets(RetRun *run, int cls, int window_days, List *only, TimestampTz *after)
-{
-	Targets		tg = {0};
-	Datum	   *ts = palloc(sizeof(Datum) * Max(run->ntenants, 1));
-	Datum	   *cs = palloc(sizeof(Datum) * Max(run->ntenants, 1));
-
-	tg.max_cutoff = DT_NOBEGIN;
-	for (int t = 0; t < run->ntenants; t++)
-	{
-		KRetentionRow *r = row_of(run, t, cls);
-		TimestampTz cutoff;
-
-		if (r->held)
-			continue;
-		if (only != NIL)
-		{
-			ListCell   *lc;
-			bool		found = false;
-
-			foreach(lc, only)
-				if (strcmp((char *) lfirst(lc), run->tenants[t]) == 0)
-					found = true;
-			if (!found)
-				continue;
-		}
-		cutoff = window_days >= 0 ? run->as_of - (TimestampTz) window_days * USECS_PER_DAY : r->cutoff;
-		if (after != NULL && cutoff <= *after)
-			continue;
-		ts[tg.n] = CStringGetTextDatum(run->tenants[t]);
-		cs[tg.n] = TimestampTzGetDatum(cutoff);
-		tg.max_cutoff = Max(tg.max_cutoff, cutoff);
-		tg.n++;
-	}
-	tg.tenants = kd_array(ts, NULL, tg.n, TEXTOID);
-	tg.cutoffs = kd_array(cs, NULL, tg.n, TIMESTAMPTZOID);
-	tg.tenant_items = ts;
-	tg.cutoff_items = cs;
-	return tg;
-}
-
-/* kjob_try body: run a step's statement, adding its (tenant_id, count) rows to the report. */
-static void
-step_body(void *arg)
-{
-	Step	   *s = (Step *) arg;
-	int			rc;
-
-	rc = kspi_execute_with_args(s->sql, s->nargs, s->types, s->values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "kaireon: retention statement failed: %s", SPI_result_code_string(rc));
-	s->count = 0;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		char	   *tenant = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		int64		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		int			t = tenant ? tenant_index(s->run, tenant) : -1;
-
-		s->count += n;
-		if (t >= 0)
-			add_rows(s->run, row_of(s->run, t, s->cls), s->label, n);
-	}
-	if (SPI_tuptable)
-		SPI_freetuptable(SPI_tuptable);
-}
-
-/* Run a step in a subtransaction; on error note it for the class and return false. */
-static bool
-run_step(Step *s)
-{
-	char	   *msg = NULL;
-
-	if (kjob_try(s->run->ctx, step_body, s, &msg, NULL))
-		return true;
-	note_class(s->run, s->cls, s->label, msg);
-	return false;
-}
-
-/* The progress of the run, in its history row (worker and procedure). */
-static void
-progress(RetRun *run, const char *table)
-{
-	json_object_set_new(run->summary, "rowsDeleted", json_integer(run->total_rows));
-	json_object_set_new(run->summary, "partitionsDropped", json_integer(run->total_partitions));
-	json_object_set_new(run->summary, "current", table ? json_string(table) : json_null());
-	kjob_history_progress(run->ctx, run->summary);
-	kaireon_progress_update(table ? psprintf("retention: %s", table) : "retention", run->total_rows, -1);
-}
-
-/* An int64 from a one-row, one-column query (NULL -> dflt); it may change data. */
-static int64
-query_int(const char *sql, int nargs, Oid *types, Datum *values, int64 dflt)
-{
-	int			rc = kspi_execute_with_args(sql, nargs, types, values, NULL, false, 1);
-	int64		v = dflt;
-	bool		isnull;
-
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "kaireon: retention query failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			v = DatumGetInt64(d);
-	}
-	return v;
-}
-
-/*
- * The (tenant_id, cutoff) pairs $1, $2 of a statement as a FROM item named
- * alias, less the tenants whose class got a legal hold after the run loaded
- * its policies (read again from kaireon.retention_policies, the one place a
- * hold is worked out): every batch is its own statement, so a hold set while
- * a long run goes on stops it from the next batch.
- */
-static char *
-pairs_sql(int cls, const char *alias)
-{
-	return psprintf("(SELECT u.tenant_id, u.cutoff FROM unnest($1, $2) AS u (tenant_id, cutoff) "
-					"   JOIN kaireon.retention_policies() p ON p.tenant_id = u.tenant_id "
-					"  WHERE p.data_class = %s AND NOT p.legal_hold) AS %s",
-					quote_literal_cstr(class_names[cls]), alias);
-}
-
-/* Context of find_range (kjob_try body). */
-typedef struct RangeArg
-{
-	const char *sql;
-	Datum		values[2];
-	Oid			types[2];
-	int64		first;
-	int64		last;
-} RangeArg;
-
-/* kjob_try body: the first and last block holding expired rows (-1 when none). */
-static void
-range_body(void *arg)
-{
-	RangeArg   *a = (RangeArg *) arg;
-	int			rc = kspi_execute_with_args(a->sql, 2, a->types, a->values, NULL, true, 1);
-	bool		isnull;
-	Datum		d;
-
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "kaireon: retention block range query failed");
-	a->first = a->last = -1;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-	{
-		a->first = DatumGetInt64(d);
-		a->last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	}
-}
-
-/*
- * Purge a Citus table (kaireon.distribute()) tenant by tenant: every
- * statement names its tenant, so Citus sends it to the tenant's shard, and
- * removes at most kaireon.retention_batch_size rows found through the
- * shard's index on (tenant_id, index_col).  pred_template is index_delete's
- * (%1$s the table's alias, %2$s the alias of the tenant's (tenant_id, cutoff)
- * pair).  The legal holds are the ones read when the run started (the
- * single-node statements read them again; Citus sends no statement joining
- * retention_policies() to a shard).
- */
-static void
-tenant_delete(RetRun *run, int cls, const char *table, const char *label, const char *index_col,
-			  const char *pred_template, Targets tg)
-{
-	Step		s = {0};
-	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, INT4OID};
-	Datum		values[3];
-	char	   *pred = psprintf(pred_template, "x", "c");
-	char	   *ypred = psprintf(pred_template, "y", "k");
-	const char *pair = "WITH c AS (SELECT $1::text AS tenant_id, $2::timestamptz AS cutoff) ";
-
-	s.run = run;
-	s.cls = cls;
-	s.label = label;
-	s.types = types;
-	s.values = values;
-	s.nargs = 3;
-	values[2] = Int32GetDatum(kaireon_retention_batch_size);
-	if (run->dry_run)
-		s.sql = psprintf("%sSELECT x.tenant_id, count(*) FROM %s x, c WHERE x.tenant_id = $1 AND %s GROUP BY 1",
-						 pair, table, pred);
-	else
-		s.sql = psprintf("%1$s, d AS (DELETE FROM %2$s x USING c "
-						 "  WHERE x.tenant_id = $1 AND %3$s "
-						 "    AND x.ctid = ANY (ARRAY(SELECT y.ctid FROM %2$s y, c k "
-						 "                             WHERE y.tenant_id = $1 AND y.%4$s < k.cutoff AND %5$s LIMIT $3)) "
-						 "  RETURNING x.tenant_id) "
-						 "SELECT tenant_id, count(*) FROM d GROUP BY 1",
-						 pair, table, pred, quote_identifier(index_col), ypred);
-	for (int i = 0; i < tg.n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		values[0] = tg.tenant_items[i];
-		values[1] = tg.cutoff_items[i];
-		for (;;)
-		{
-			if (!run_step(&s))
-				return;
-			progress(run, label);
-			kjob_boundary(run->ctx, s.count > 0);
-			if (run->dry_run || s.count < kaireon_retention_batch_size)
-				break;
-		}
-	}
-}
-
-/*
- * Purge a table without an index on its time column: find the block range
- * holding expired rows (one scan), then delete range by range, each batch a
- * TID range scan of about kaireon.retention_batch_size rows.  In a dry run,
- * one counting query.
- */
-static void
-walk_delete(RetRun *run, int cls, const char *table, const char *label, const char *time_col, Targets tg)
-{
-	char	   *pred;
-	RangeArg	ra;
-	Step		s = {0};
-	Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIDOID, TIDOID};
-	Datum		values[4];
-	int64		per_block;
-	int64		blocks;
-
-	if (tg.n == 0)
-		return;
-	CHECK_FOR_INTERRUPTS();
-	if (kspi_citus_table(table))
-	{
-		tenant_delete(run, cls, table, label, time_col,
-					  psprintf("%%1$s.%s < %%2$s.cutoff", quote_identifier(time_col)), tg);
-		return;
-	}
-	pred = psprintf("x.tenant_id = c.tenant_id AND x.%s < c.cutoff", quote_identifier(time_col));
-	s.run = run;
-	s.cls = cls;
-	s.label = label;
-	values[0] = tg.tenants;
-	values[1] = tg.cutoffs;
-	s.types = types;
-	s.values = values;
-	if (run->dry_run)
-	{
-		s.sql = psprintf("SELECT x.tenant_id, count(*) FROM %s x JOIN %s ON true WHERE %s GROUP BY 1",
-						 table, pairs_sql(cls, "c"), pred);
-		s.nargs = 2;
-		(void) run_step(&s);
-		return;
-	}
-	ra.sql = psprintf("SELECT (min(x.ctid)::text::point)[0]::bigint, (max(x.ctid)::text::point)[0]::bigint "
-					  "  FROM %s x JOIN %s ON true WHERE %s", table, pairs_sql(cls, "c"), pred);
-	ra.types[0] = TEXTARRAYOID;
-	ra.types[1] = TIMESTAMPTZARRAYOID;
-	ra.values[0] = tg.tenants;
-	ra.values[1] = tg.cutoffs;
-	{
-		char	   *msg = NULL;
-
-		if (!kjob_try(run->ctx, range_body, &ra, &msg, NULL))
-		{
-			note_class(run, cls, label, msg);
-			return;
-		}
-	}
-	if (ra.first < 0)
-		return;
-	/* rows per block from the statistics (default 50) */
-	{
-		Oid			t1[1] = {TEXTOID};
-		Datum		v1[1] = {CStringGetTextDatum(table)};
-
-		per_block = query_int("SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 "
-							  "            THEN ceil(c.reltuples / c.relpages)::bigint END "
-							  "  FROM pg_class c WHERE c.oid = $1::regclass", 1, t1, v1, 50);
-	}
-	blocks = Max(1, kaireon_retention_batch_size / Max(per_block, 1));
-	s.sql = psprintf("WITH d AS (DELETE FROM %s x USING %s "
-					 "  WHERE x.ctid >= $3 AND x.ctid < $4 AND %s RETURNING x.tenant_id) "
-					 "SELECT tenant_id, count(*) FROM d GROUP BY 1", table, pairs_sql(cls, "c"), pred);
-	s.nargs = 4;
-	for (int64 b = ra.first; b <= ra.last; b += blocks)
-	{
-		values[2] = DirectFunctionCall1(tidin, CStringGetDatum(psprintf("(%lld,0)", (long long) b)));
-		values[3] = DirectFunctionCall1(tidin, CStringGetDatum(psprintf("(%lld,0)", (long long) Min(b + blocks, (int64) MaxBlockNumber))));
-		if (!run_step(&s))
-			return;
-		progress(run, label);
-		kjob_boundary(run->ctx, s.count > 0);
-	}
-}
-
-/*
- * Purge a table through an index on index_col: batches of at most
- * kaireon.retention_batch_size rows whose index_col is before the newest
- * cutoff and which match `pred`, a template in which %1$s is the table's
- * alias and %2$s the alias of the (tenant_id, cutoff) pairs.
- */
-static void
-index_delete(RetRun *run, int cls, const char *table, const char *label, const char *index_col,
-			 const char *pred_template, Targets tg)
-{
-	Step		s = {0};
-	Oid			types[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZOID, INT4OID};
-	Datum		values[4];
-	char	   *pred = psprintf(pred_template, "x", "c");
-	char	   *ypred = psprintf(pred_template, "y", "k");
-
-	if (tg.n == 0)
-		return;
-	CHECK_FOR_INTERRUPTS();
-	if (kspi_citus_table(table))
-	{
-		tenant_delete(run, cls, table, label, index_col, pred_template, tg);
-		return;
-	}
-	s.run = run;
-	s.cls = cls;
-	s.label = label;
-	s.types = types;
-	s.values = values;
-	values[0] = tg.tenants;
-	values[1] = tg.cutoffs;
-	values[2] = TimestampTzGetDatum(tg.max_cutoff);
-	values[3] = Int32GetDatum(kaireon_retention_batch_size);
-	if (run->dry_run)
-	{
-		s.sql = psprintf("SELECT x.tenant_id, count(*) FROM %s x JOIN %s "
-						 "  ON x.tenant_id = c.tenant_id WHERE x.%s < $3 AND %s GROUP BY 1",
-						 table, pairs_sql(cls, "c"), quote_identifier(index_col), pred);
-		s.nargs = 3;
-		(void) run_step(&s);
-		return;
-	}
-	s.sql = psprintf("WITH d AS (DELETE FROM %1$s x USING %5$s "
-					 "  WHERE x.ctid = ANY (ARRAY(SELECT y.ctid FROM %1$s y "
-					 "                              JOIN %6$s ON y.tenant_id = k.tenant_id "
-					 "                             WHERE y.%2$s < $3 AND %3$s LIMIT $4)) "
-					 "    AND x.tenant_id = c.tenant_id AND %4$s RETURNING x.tenant_id) "
-					 "SELECT tenant_id, count(*) FROM d GROUP BY 1",
-					 table, quote_identifier(index_col), ypred, pred, pairs_sql(cls, "c"), pairs_sql(cls, "k"));
-	s.nargs = 4;
-	for (;;)
-	{
-		if (!run_step(&s))
-			return;
-		progress(run, label);
-		kjob_boundary(run->ctx, s.count > 0);
-		if (s.count < kaireon_retention_batch_size)
-			break;
-	}
-}
 
 /* Context of a partition retirement (kjob_try body). */
 typedef struct RetireArg
@@ -613,7 +121,7 @@ retire_body(void *arg)
 	values[1] = a->allowed;
 	values[2] = BoolGetDatum(kaireon_retention_partition_action == KRET_PARTITION_DETACH);
 	values[3] = Int32GetDatum(kaireon_retention_lock_timeout);
-	a->done = query_int("SELECT kaireon_internal._retire_interaction_partition($1, $2, $3, $4)::int", 4, types, values, 0) == 1;
+	a->done = kret_query_int("SELECT kaireon_internal._retire_interaction_partition($1, $2, $3, $4)::int", 4, types, values, 0) == 1;
 }
 
 /* Rows of a partition per tenant (tenant ids and counts), in the run's memory. */
@@ -745,22 +253,22 @@ retire_partition(RetRun *run, Part *p, List *tenants)
 		json_array_append_new(json_object_get(run->summary, "errors"),
 							  json_pack("{s:s,s:s,s:s}", "class", "interactions", "table", p->name,
 										"error", msg ? msg : "unknown error"));
-		add_note(run->global, "%s not retired: %s (retried next run)", p->name, msg ? msg : "");
+		kret_add_note(run->global, "%s not retired: %s (retried next run)", p->name, msg ? msg : "");
 		return false;
 	}
 	if (!a.done)
 	{
-		add_note(run->global, "%s kept: it holds rows that must stay (another tenant's, or under a hold set since the run began); purged row by row", p->name);
+		kret_add_note(run->global, "%s kept: it holds rows that must stay (another tenant's, or under a hold set since the run began); purged row by row", p->name);
 		return false;
 	}
 	forboth(lc, with_rows, lc2, counts)
 	{
-		int			t = tenant_index(run, (char *) lfirst(lc));
+		int			t = kret_tenant_index(run, (char *) lfirst(lc));
 
 		if (t >= 0)
 		{
-			add_rows(run, row_of(run, t, RC_INTERACTIONS), "interaction_history", *(int64 *) lfirst(lc2));
-			row_of(run, t, RC_INTERACTIONS)->partitions++;
+			kret_add_rows(run, kret_row_of(run, t, RC_INTERACTIONS), "interaction_history", *(int64 *) lfirst(lc2));
+			kret_row_of(run, t, RC_INTERACTIONS)->partitions++;
 		}
 	}
 	run->global->partitions++;
@@ -781,7 +289,7 @@ purge_interactions(RetRun *run)
 
 	for (int t = 0; t < run->ntenants; t++)
 	{
-		KRetentionRow *r = row_of(run, t, RC_INTERACTIONS);
+		KRetentionRow *r = kret_row_of(run, t, RC_INTERACTIONS);
 
 		if (r->held)
 			any_hold = true;
@@ -799,8 +307,8 @@ purge_interactions(RetRun *run)
 		/* every tenant with rows here has no hold and a cutoff past the upper bound */
 		foreach(lt, in)
 		{
-			int			t = tenant_index(run, (char *) lfirst(lt));
-			KRetentionRow *r = t >= 0 ? row_of(run, t, RC_INTERACTIONS) : NULL;
+			int			t = kret_tenant_index(run, (char *) lfirst(lt));
+			KRetentionRow *r = t >= 0 ? kret_row_of(run, t, RC_INTERACTIONS) : NULL;
 
 			if (r == NULL || r->held || r->cutoff < p->upper)
 				all_past = false;
@@ -810,26 +318,26 @@ purge_interactions(RetRun *run)
 			all_past = false;
 		if (all_past && retire_partition(run, p, in))
 		{
-			progress(run, p->name);
+			kret_progress(run, p->name);
 			kjob_boundary(run->ctx, false);
 			continue;
 		}
 		if (in != NIL)
 		{
-			Targets		tg = targets(run, RC_INTERACTIONS, -1, in, p->has_lower ? &p->lower : NULL);
+			Targets		tg = kret_targets(run, RC_INTERACTIONS, -1, in, p->has_lower ? &p->lower : NULL);
 
-			walk_delete(run, RC_INTERACTIONS, psprintf("kaireon.%s", quote_identifier(p->name)),
+			kret_walk_delete(run, RC_INTERACTIONS, psprintf("kaireon.%s", quote_identifier(p->name)),
 						"interaction_history", "occurred_at", tg);
 		}
 	}
-	walk_delete(run, RC_INTERACTIONS, "kaireon.impressions", "impressions", "occurred_at",
-				targets(run, RC_INTERACTIONS, -1, NIL, NULL));
-	index_delete(run, RC_INTERACTIONS, "kaireon.decision_locks", "decision_locks", "last_decision_at",
+	kret_walk_delete(run, RC_INTERACTIONS, "kaireon.impressions", "impressions", "occurred_at",
+				kret_targets(run, RC_INTERACTIONS, -1, NIL, NULL));
+	kret_index_delete(run, RC_INTERACTIONS, "kaireon.decision_locks", "decision_locks", "last_decision_at",
 				 "%1$s.last_decision_at < %2$s.cutoff",
-				 targets(run, RC_INTERACTIONS, kaireon_retention_decision_lock_days, NIL, NULL));
-	index_delete(run, RC_INTERACTIONS, "kaireon.respond_idempotency", "respond_idempotency", "created_at",
+				 kret_targets(run, RC_INTERACTIONS, kaireon_retention_decision_lock_days, NIL, NULL));
+	kret_index_delete(run, RC_INTERACTIONS, "kaireon.respond_idempotency", "respond_idempotency", "created_at",
 				 "%1$s.created_at < %2$s.cutoff",
-				 targets(run, RC_INTERACTIONS, kaireon_retention_idempotency_days, NIL, NULL));
+				 kret_targets(run, RC_INTERACTIONS, kaireon_retention_idempotency_days, NIL, NULL));
 }
 
 /* Context of an audit purge (kjob_try body). */
@@ -852,14 +360,14 @@ audit_body(void *arg)
 	values[1] = TimestampTzGetDatum(a->cutoff);
 	values[2] = Int64GetDatum(kaireon_retention_batch_size);
 	/* a hold set since the run began stops it here too */
-	if (query_int("SELECT count(*) FROM kaireon.retention_policies() p "
+	if (kret_query_int("SELECT count(*) FROM kaireon.retention_policies() p "
 				  " WHERE p.tenant_id = $1 AND p.data_class = 'audit' AND p.legal_hold", 1, types, values, 0) > 0)
 	{
 		a->removed = 0;
 		return;
 	}
 	/* a call of its own: on Citus it runs on the tenant's node (kaireon.distribute()) */
-	a->removed = query_int("SELECT kaireon.purge_audit_chain($1, $2, $3)", 3, types, values, 0);
+	a->removed = kret_query_int("SELECT kaireon.purge_audit_chain($1, $2, $3)", 3, types, values, 0);
 }
 
 /* The audit class, through kaireon.purge_audit_chain (an anchor keeps the rest verifiable). */
@@ -868,7 +376,7 @@ purge_audit(RetRun *run)
 {
 	for (int t = 0; t < run->ntenants; t++)
 	{
-		KRetentionRow *r = row_of(run, t, RC_AUDIT);
+		KRetentionRow *r = kret_row_of(run, t, RC_AUDIT);
 		AuditArg	a;
 
 		if (r->held)
@@ -878,8 +386,8 @@ purge_audit(RetRun *run)
 			Oid			types[2] = {TEXTOID, TIMESTAMPTZOID};
 			Datum		values[2] = {CStringGetTextDatum(run->tenants[t]), TimestampTzGetDatum(r->cutoff)};
 
-			add_rows(run, r, "audit_logs",
-					 query_int("SELECT count(*) FROM kaireon.audit_logs WHERE tenant_id = $1 AND created_at < $2 "
+			kret_add_rows(run, r, "audit_logs",
+					 kret_query_int("SELECT count(*) FROM kaireon.audit_logs WHERE tenant_id = $1 AND created_at < $2 "
 							   "AND action <> 'anchor'", 2, types, values, 0));
 			continue;
 		}
@@ -891,11 +399,11 @@ purge_audit(RetRun *run)
 
 			if (!kjob_try(run->ctx, audit_body, &a, &msg, NULL))
 			{
-				add_note(r, "audit_logs: %s", msg);
+				kret_add_note(r, "audit_logs: %s", msg);
 				break;
 			}
-			add_rows(run, r, "audit_logs", a.removed);
-			progress(run, "audit_logs");
+			kret_add_rows(run, r, "audit_logs", a.removed);
+			kret_progress(run, "audit_logs");
 			kjob_boundary(run->ctx, a.removed > 0);
 			if (a.removed < kaireon_retention_batch_size)
 				break;
@@ -926,12 +434,12 @@ load_policies(RetRun *run)
 		if (run->ntenants == 0 || strcmp(run->tenants[run->ntenants - 1], t) != 0)
 			run->tenants[run->ntenants++] = t;
 	}
-	qsort(run->tenants, run->ntenants, sizeof(char *), cmp_str);
+	qsort(run->tenants, run->ntenants, sizeof(char *), kret_cmp_str);
 	run->rows = palloc0(sizeof(KRetentionRow) * (run->ntenants * RC_N + 1));
 	for (int t = 0; t < run->ntenants; t++)
 		for (int c = 0; c < RC_N; c++)
 		{
-			KRetentionRow *r = row_of(run, t, c);
+			KRetentionRow *r = kret_row_of(run, t, c);
 
 			r->tenant_id = run->tenants[t];
 			r->cls = c;
@@ -943,13 +451,13 @@ load_policies(RetRun *run)
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		char	   *cls = SPI_getvalue(tup, desc, 2);
-		int			t = tenant_index(run, SPI_getvalue(tup, desc, 1));
+		int			t = kret_tenant_index(run, SPI_getvalue(tup, desc, 1));
 		bool		isnull;
 
 		for (int c = 0; c < RC_N; c++)
-			if (t >= 0 && strcmp(class_names[c], cls) == 0)
+			if (t >= 0 && strcmp(kret_class_names[c], cls) == 0)
 			{
-				KRetentionRow *r = row_of(run, t, c);
+				KRetentionRow *r = kret_row_of(run, t, c);
 
 				r->days = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 				r->hold = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
@@ -957,7 +465,7 @@ load_policies(RetRun *run)
 				r->has_cutoff = true;
 				r->held = r->hold;
 				if (r->hold)
-					add_note(r, "legal hold: nothing removed");
+					kret_add_note(r, "legal hold: nothing removed");
 			}
 	}
 	run->global = &run->rows[run->ntenants * RC_N];
@@ -973,7 +481,7 @@ static int
 class_index(const char *name)
 {
 	for (int c = 0; c < RC_N; c++)
-		if (strcmp(class_names[c], name) == 0)
+		if (strcmp(kret_class_names[c], name) == 0)
 			return c;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1013,50 +521,50 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 	if (run.want[RC_DECISIONS])
 	{
 		/* traces first: a snapshot goes once no remaining trace refers to it */
-		walk_delete(&run, RC_DECISIONS, "kaireon.decision_traces", "decision_traces", "created_at",
-					targets(&run, RC_DECISIONS, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_DECISIONS, "kaireon.decision_traces", "decision_traces", "created_at",
+					kret_targets(&run, RC_DECISIONS, -1, NIL, NULL));
 		/* the per-decision logs beside the traces: shadow model scores, campaign decisions */
-		walk_delete(&run, RC_DECISIONS, "kaireon.model_shadow_scores", "model_shadow_scores", "created_at",
-					targets(&run, RC_DECISIONS, -1, NIL, NULL));
-		walk_delete(&run, RC_DECISIONS, "kaireon.campaign_decisions", "campaign_decisions", "created_at",
-					targets(&run, RC_DECISIONS, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_DECISIONS, "kaireon.model_shadow_scores", "model_shadow_scores", "created_at",
+					kret_targets(&run, RC_DECISIONS, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_DECISIONS, "kaireon.campaign_decisions", "campaign_decisions", "created_at",
+					kret_targets(&run, RC_DECISIONS, -1, NIL, NULL));
 		/* (a dry run removed no trace: it counts against the traces that would stay) */
-		index_delete(&run, RC_DECISIONS, "kaireon.policy_snapshots", "policy_snapshots", "created_at",
+		kret_index_delete(&run, RC_DECISIONS, "kaireon.policy_snapshots", "policy_snapshots", "created_at",
 					 dry_run ?
 					 "%1$s.created_at < %2$s.cutoff AND NOT EXISTS (SELECT 1 FROM kaireon.decision_traces dt "
 					 "  WHERE dt.tenant_id = %1$s.tenant_id AND dt.policy_version_hash = %1$s.policy_version_hash "
 					 "    AND dt.created_at >= %2$s.cutoff)" :
 					 "%1$s.created_at < %2$s.cutoff AND NOT EXISTS (SELECT 1 FROM kaireon.decision_traces dt "
 					 "  WHERE dt.tenant_id = %1$s.tenant_id AND dt.policy_version_hash = %1$s.policy_version_hash)",
-					 targets(&run, RC_DECISIONS, -1, NIL, NULL));
+					 kret_targets(&run, RC_DECISIONS, -1, NIL, NULL));
 	}
 	if (run.want[RC_INTERACTIONS])
 		purge_interactions(&run);
 	if (run.want[RC_METRICS])
 	{
-		walk_delete(&run, RC_METRICS, "kaireon.metric_values", "metric_values", "computed_at",
-					targets(&run, RC_METRICS, -1, NIL, NULL));
-		walk_delete(&run, RC_METRICS, "kaireon.creative_performance", "creative_performance", "period_end",
-					targets(&run, RC_METRICS, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_METRICS, "kaireon.metric_values", "metric_values", "computed_at",
+					kret_targets(&run, RC_METRICS, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_METRICS, "kaireon.creative_performance", "creative_performance", "period_end",
+					kret_targets(&run, RC_METRICS, -1, NIL, NULL));
 	}
 	if (run.want[RC_SUMMARIES])
-		walk_delete(&run, RC_SUMMARIES, "kaireon.interaction_summaries", "interaction_summaries", "updated_at",
-					targets(&run, RC_SUMMARIES, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_SUMMARIES, "kaireon.interaction_summaries", "interaction_summaries", "updated_at",
+					kret_targets(&run, RC_SUMMARIES, -1, NIL, NULL));
 	if (run.want[RC_AUDIT])
 		purge_audit(&run);
 	if (run.want[RC_SUPPRESSIONS])
-		index_delete(&run, RC_SUPPRESSIONS, "kaireon.suppressions", "suppressions", "expires_at",
-					 "%1$s.expires_at < %2$s.cutoff", targets(&run, RC_SUPPRESSIONS, -1, NIL, NULL));
+		kret_index_delete(&run, RC_SUPPRESSIONS, "kaireon.suppressions", "suppressions", "expires_at",
+					 "%1$s.expires_at < %2$s.cutoff", kret_targets(&run, RC_SUPPRESSIONS, -1, NIL, NULL));
 	if (run.want[RC_OUTBOX])
 	{
 		/* published events by published_at, dead ones by their last change; both have
 		 * next_attempt_at at or before that time, which the index finds */
-		index_delete(&run, RC_OUTBOX, "kaireon.outbox_events", "outbox_events", "next_attempt_at",
+		kret_index_delete(&run, RC_OUTBOX, "kaireon.outbox_events", "outbox_events", "next_attempt_at",
 					 "%1$s.status IN ('published', 'dead') AND ((%1$s.status = 'published' AND %1$s.published_at < %2$s.cutoff) "
 					 "  OR (%1$s.status = 'dead' AND %1$s.updated_at < %2$s.cutoff))",
-					 targets(&run, RC_OUTBOX, -1, NIL, NULL));
-		walk_delete(&run, RC_OUTBOX, "kaireon.dead_letter_events", "dead_letter_events", "failed_at",
-					targets(&run, RC_OUTBOX, -1, NIL, NULL));
+					 kret_targets(&run, RC_OUTBOX, -1, NIL, NULL));
+		kret_walk_delete(&run, RC_OUTBOX, "kaireon.dead_letter_events", "dead_letter_events", "failed_at",
+					kret_targets(&run, RC_OUTBOX, -1, NIL, NULL));
 	}
 	/* the coming months' partitions */
 	if (run.want[RC_INTERACTIONS] && !dry_run)
@@ -1066,7 +574,7 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 
 		if (created == NULL)
 		{
-			add_note(run.global, "partitions not created: %s", err);
+			kret_add_note(run.global, "partitions not created: %s", err);
 			json_array_append_new(json_object_get(summary, "errors"),
 								  json_pack("{s:s,s:s,s:s}", "class", "interactions", "table", "interaction_history",
 											"error", psprintf("partitions not created: %s", err)));
@@ -1084,8 +592,8 @@ kaireon_retention(KJobCtx *ctx, bool dry_run, List *classes, int *nrows, json_t 
 
 		for (int t = 0; t < run.ntenants; t++)
 			for (int c = 0; c < RC_N; c++)
-				if (run.want[c] && row_of(&run, t, c)->held)
-					json_array_append_new(held, json_pack("{s:s,s:s}", "tenant", run.tenants[t], "class", class_names[c]));
+				if (run.want[c] && kret_row_of(&run, t, c)->held)
+					json_array_append_new(held, json_pack("{s:s,s:s}", "tenant", run.tenants[t], "class", kret_class_names[c]));
 		json_object_set_new(summary, "held", held);
 	}
 	json_object_set_new(summary, "rowsDeleted", json_integer(run.total_rows));
@@ -1142,7 +650,7 @@ row_values(const KRetentionRow *rows, int i, Datum *values, bool *nulls)
 		values[0] = CStringGetTextDatum(r->tenant_id);
 	else
 		nulls[0] = true;
-	values[1] = CStringGetTextDatum(class_names[r->cls]);
+	values[1] = CStringGetTextDatum(kret_class_names[r->cls]);
 	if (r->tenant_id && r->has_cutoff)
 	{
 		values[2] = Int32GetDatum(r->days);

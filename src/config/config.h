@@ -362,7 +362,7 @@ typedef struct KCalc
 } KCalc;
 
 /* One node of a compiled flow graph: its type's parameters and its successor(s) as indexes. */
-/* What a flow graph's rank node orders by (docs/flows.md); names in flowgraph.c's rank_by_names. */
+/* What a flow graph's rank node orders by (docs/flows.md); names in flowgraph.c's kflow_rank_by_names. */
 typedef enum KRankBy
 {
 	KRANK_SCORE, KRANK_PRIORITY, KRANK_VALUE, KRANK_MARGIN, KRANK_COST

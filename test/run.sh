@@ -39,15 +39,17 @@ finish() {
         rm -rf "$work"
     else
         local f
-        for f in regression.diffs output_iso/regression.diffs "$work"/*.diffs; do
-            [ -s "$f" ] && { echo "---- $f"; cat "$f"; }
-        done
+        # the server log first and the diffs last: a CI page that shows only the output's end
+        # then shows what failed
+        [ -s "$datadir.log" ] && { echo "---- server log (tail)"; tail -n 40 "$datadir.log"; }
         if [ -d tmp_check/log ]; then
             for f in tmp_check/log/regress_log_*; do
                 [ -e "$f" ] && grep -q 'not ok' "$f" && { echo "---- $f"; tail -n 80 "$f"; }
             done
         fi
-        [ -s "$datadir.log" ] && { echo "---- server log (tail)"; tail -n 40 "$datadir.log"; }
+        for f in regression.diffs output_iso/regression.diffs "$work"/*.diffs; do
+            [ -s "$f" ] && { echo "---- $f"; cat "$f"; }
+        done
         kaireon_log "FAILED; scratch directory kept: $work"
     fi
 }

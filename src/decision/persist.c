@@ -11,6 +11,7 @@
 
 #include "util/json.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/guc.h"
@@ -23,6 +24,7 @@
 #include "util/spi.h"
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
+#include "decision/history_write.h"
 
 static SPIPlanPtr history_plan = NULL;
 static SPIPlanPtr control_plan = NULL;
@@ -43,6 +45,74 @@ static Datum
 jsonb_datum(const json_t *value)
 {
 	return JsonbPGetDatum(kj_to_jsonb(value));
+}
+
+/*
+ * The decisions' rows written without the statement (decision/history_write.c),
+ * when no row names a model (the statement looks its version up); v and
+ * vnulls are the statement's scalar parameters, cols and nulls its 13 row
+ * columns.  false: nothing written, the statement runs.
+ */
+static bool
+record_directly(const Datum *v, const char *vnulls, Datum **cols, bool **nulls, int n)
+{
+	static const char *const names[22] = {"tenant_id", "customer_id", "recommendation_id", "channel_id",
+		"context", "lambda_version", "policy_version_hash", "occurred_at", "model_version",
+		"id", "interaction_type", "rank", "offer_id", "creative_id", "placement_id", "decision_flow_id",
+		"score", "propensity", "model_key", "selection_probability", "arbitration_arm",
+	"arbitration_profile_id"};
+	static const Oid types[22] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID,
+		TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	FLOAT8OID, FLOAT8OID, TEXTOID, FLOAT8OID, INT4OID, TEXTOID};
+	/* the statement's scalar parameters ($1-$5, $19, $20) for the first seven names */
+	static const int scalar[7] = {0, 1, 2, 3, 4, 18, 19};
+	Datum	   *values[22];
+	bool	   *isnull[22];
+	KHistoryRows rows;
+	uint64		inserted;
+
+	for (int r = 0; r < n; r++)
+		if (!nulls[9][r])
+			return false;		/* model_key: the statement looks its version up */
+	for (int c = 0; c < 9; c++)
+	{
+		values[c] = palloc(sizeof(Datum) * n);
+		isnull[c] = palloc(sizeof(bool) * n);
+		for (int r = 0; r < n; r++)
+		{
+			if (c < 7)
+			{
+				values[c][r] = v[scalar[c]];
+				isnull[c][r] = vnulls[scalar[c]] == 'n';
+			}
+			else if (c == 7)
+			{
+				values[c][r] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());	/* now() */
+				isnull[c][r] = false;
+			}
+			else
+			{
+				values[c][r] = (Datum) 0;	/* model_version: no model */
+				isnull[c][r] = true;
+			}
+		}
+	}
+	for (int c = 0; c < 13; c++)
+	{
+		values[9 + c] = cols[c];
+		isnull[9 + c] = nulls[c];
+	}
+	rows.ncols = 22;
+	rows.names = names;
+	rows.types = types;
+	rows.values = values;
+	rows.nulls = isnull;
+	rows.nrows = n;
+	if (!kaireon_history_insert(&rows, &inserted))
+		return false;
+	if (inserted != (uint64) n)
+		elog(ERROR, "kaireon: could not record the decisions");
+	return true;
 }
 
 /*
@@ -118,6 +188,14 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 	v[2] = CStringGetTextDatum(res->recommendation_id);
 	v[3] = CStringGetTextDatum(req->channel_id);
 	v[4] = jsonb_datum(req->cust->context);
+	memset(vnulls, ' ', sizeof(vnulls));
+	if (karb_lambda_version(req, &lambda_version))
+		v[18] = Int64GetDatum(lambda_version);
+	else
+		vnulls[18] = 'n';
+	v[19] = CStringGetTextDatum(req->cfg->policy_hash);
+	if (record_directly(v, vnulls, cols, nulls, n))
+		return;
 	v[5] = kd_array(cols[0], nulls[0], n, TEXTOID);
 	v[6] = kd_array(cols[1], nulls[1], n, TEXTOID);
 	v[7] = kd_array(cols[2], nulls[2], n, INT4OID);
@@ -131,12 +209,6 @@ kaireon_record_decisions(KDecideResult *res, KDecideArgs *args)
 	v[15] = kd_array(cols[10], nulls[10], n, FLOAT8OID);
 	v[16] = kd_array(cols[11], nulls[11], n, INT4OID);
 	v[17] = kd_array(cols[12], nulls[12], n, TEXTOID);
-	memset(vnulls, ' ', sizeof(vnulls));
-	if (karb_lambda_version(req, &lambda_version))
-		v[18] = Int64GetDatum(lambda_version);
-	else
-		vnulls[18] = 'n';
-	v[19] = CStringGetTextDatum(req->cfg->policy_hash);
 	plan = keep_plan(&history_plan,
 					 "INSERT INTO kaireon.interaction_history (tenant_id, customer_id, recommendation_id, "
 					 "  channel_id, context, occurred_at, id, interaction_type, rank, offer_id, creative_id, "

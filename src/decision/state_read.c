@@ -347,11 +347,14 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 
 /*
  * Whether rel's row level security policies are exactly kaireon's
- * tenant_isolation: one permissive policy for all commands (or SELECT), TO
- * PUBLIC, USING (tenant_id = kaireon.current_tenant_id()).
+ * tenant_isolation for the command cmd (ACL_SELECT_CHR or ACL_INSERT_CHR):
+ * one permissive policy for all commands (or for cmd), TO PUBLIC, USING
+ * (tenant_id = kaireon.current_tenant_id()) and, for an insert, no WITH
+ * CHECK of its own (the USING expression is then the check).  Also for
+ * decision/history_write.c.
  */
-static bool
-only_tenant_policy(Relation rel)
+bool
+kaireon_only_tenant_policy(Relation rel, char cmd)
 {
 	RowSecurityPolicy *p;
 	OpExpr	   *op;
@@ -364,8 +367,9 @@ only_tenant_policy(Relation rel)
 	if (rel->rd_rsdesc == NULL || list_length(rel->rd_rsdesc->policies) != 1)
 		return false;
 	p = linitial(rel->rd_rsdesc->policies);
-	if (!p->permissive || (p->polcmd != '*' && p->polcmd != ACL_SELECT_CHR) || p->hassublinks ||
-		p->roles == NULL || p->qual == NULL || !IsA(p->qual, OpExpr))
+	if (!p->permissive || (p->polcmd != '*' && p->polcmd != cmd) || p->hassublinks ||
+		p->roles == NULL || p->qual == NULL || !IsA(p->qual, OpExpr) ||
+		(cmd == ACL_INSERT_CHR && p->with_check_qual != NULL && !equal(p->with_check_qual, p->qual)))
 		return false;
 	deconstruct_array(p->roles, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &roles, NULL, &nroles);
 	if (nroles != 1 || DatumGetObjectId(roles[0]) != ACL_ID_PUBLIC)
@@ -407,7 +411,7 @@ table_entry(KTable *t, Relation rel, const char *const *names, int ncols)
 			rte->selectedCols = bms_add_member(rte->selectedCols, i + 1 - FirstLowInvalidHeapAttributeNumber);
 	t->rel = RelationGetRelid(rel);
 	t->rte = rte;
-	t->tenant_policy = only_tenant_policy(rel);
+	t->tenant_policy = kaireon_only_tenant_policy(rel, ACL_SELECT_CHR);
 }
 
 /* Map the history's leaf partitions (the parent is locked); false when one cannot be read here. */

@@ -11,6 +11,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "utils/relcache.h"
 
 /* One history row as the history query returns it. */
 typedef struct KHistoryRow
@@ -30,6 +31,9 @@ typedef struct KSuppressionRow
 	char	   *scope_id;
 	char	   *reason;
 } KSuppressionRow;
+
+/* whether rel's only row level security policy is kaireon's tenant_isolation, for cmd */
+extern bool kaireon_only_tenant_policy(Relation rel, char cmd);
 
 /* false: the caller runs the SQL instead (see the protocol in state_read.c) */
 extern bool kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz since,

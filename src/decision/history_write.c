@@ -1,0 +1,506 @@
+/*
+ * decision/history_write.c
+ *	  A recording's rows written into interaction_history without an SQL
+ *	  statement: the executor's own insert routines (tuple routing, BEFORE
+ *	  ROW triggers, constraints, index entries) called as COPY FROM calls
+ *	  them, with each partition's CHECK expressions compiled once per backend
+ *	  instead of once per statement.  For decision/persist.c.
+ *
+ * Why: of a recording's INSERT ... SELECT FROM unnest(), a large share went
+ * to the statement rather than its rows: parsing and planning the
+ * partition's thirteen CHECK constraints (stringToNode of each conbin) and
+ * starting the executor, every call (docs/performance.md).
+ *
+ * Protocol.  Where a step does not hold, kaireon_history_insert writes
+ * nothing and returns false; the caller then runs its statement, which
+ * raises whatever error applies, so both ways end alike.
+ *	1. When: kaireon.direct_history_writes is on; Citus is not installed
+ *	   (its tables take the statement); the transaction may write and is
+ *	   not in parallel mode; not nested in a write of this module (a trigger
+ *	   recording again); interaction_history is a partitioned table without
+ *	   rules, without statement, AFTER, INSTEAD OF or transition-table
+ *	   insert triggers, without stored generated or identity columns; its
+ *	   partition key is plain columns the caller names, equal in every row
+ *	   (so the first row's partition is every row's); the partition is a
+ *	   plain table with no such triggers either.
+ *	2. Locks: RowExclusiveLock on the parent, and, by ExecFindPartition, on
+ *	   the partition and its indexes, kept to the end of the transaction,
+ *	   as the executor takes them.
+ *	3. Rights: ExecCheckRTPerms on a range table entry of the parent with
+ *	   INSERT on the columns named, as the executor checks them (when it
+ *	   refuses, the statement raises the error).  Row level security:
+ *	   check_enable_rls (which raises as the executor would when row_security
+ *	   is off and a policy applies); where it applies, only kaireon's
+ *	   tenant_isolation policy (state_read.c) with no row security hook, and
+ *	   every row of the session's tenant: the policy's WITH CHECK then holds
+ *	   for every row.  Anything else takes the statement.
+ *	4. Rows, as COPY FROM writes them: the named columns take the caller's
+ *	   values, the others their defaults (evaluated per row); then
+ *	   ExecFindPartition, the root-to-partition map, ExecBRInsertTriggers
+ *	   (the checked references' trigger among them; a trigger returning
+ *	   NULL skips the row), ExecConstraints, ExecPartitionCheck (a BEFORE
+ *	   ROW trigger may have changed the row), table_tuple_insert and
+ *	   ExecInsertIndexTuples, all under one command id; then the command
+ *	   counter advances, as after a statement.
+ *	5. Cache: per partition, its CHECK expressions compiled (as
+ *	   ExecPrepareExpr compiles them: expression_planner, then ExecInitExpr
+ *	   with no parent, so no JIT and nothing of a statement) in a memory
+ *	   context of their own, and placed into the partition's ResultRelInfo
+ *	   before its first row, where ExecRelCheck finds them and compiles
+ *	   nothing; per column array of the caller, the parent's column numbers
+ *	   and default expressions.  A relcache invalidation of the relation (or
+ *	   of all) marks its entry stale.  A stale or evicted entry's context is
+ *	   moved aside and freed at the start of the next write, never during
+ *	   one: an invalidation can arrive while rows are written (a trigger
+ *	   opening a relation), and the ResultRelInfo still points at the
+ *	   expressions.  An invalidation during a write changes nothing that
+ *	   write may see: its locks keep the relations' definitions.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/tupconvert.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/execPartition.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "rewrite/rowsecurity.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+
+#include "security/session.h"
+#include "util/spi.h"
+#include "decision/history_write.h"
+#include "decision/state_read.h"
+
+#define PART_SLOTS 4
+#define MAX_COLUMNS 64
+
+/* A partition's CHECK expressions, compiled once. */
+typedef struct PartChecks
+{
+	Oid			relid;
+	bool		stale;
+	MemoryContext cxt;
+	int			ncheck;
+	ExprState **checks;
+} PartChecks;
+
+/* The parent's columns for one column array of a caller: numbers, defaults. */
+typedef struct ParentColumns
+{
+	Oid			relid;
+	bool		stale;
+	const char *const *names;
+	int			ncols;
+	MemoryContext cxt;
+	bool		usable;			/* no generated or identity column, every name a column */
+	AttrNumber	attno[MAX_COLUMNS];
+	int			ndefaults;
+	AttrNumber *default_attno;
+	ExprState **default_expr;
+	int			tenant_col;		/* index of tenant_id among the names */
+	int			nkeys;			/* partition key columns, as indexes among the names */
+	int			key_col[PARTITION_MAX_KEYS];
+} ParentColumns;
+
+static bool direct_history_writes = true;
+static PartChecks parts[PART_SLOTS];
+static int	next_part = 0;
+static ParentColumns columns;
+static MemoryContext cache_cxt = NULL;	/* parent of the entries' contexts */
+static MemoryContext retired_cxt = NULL;	/* contexts to free at the next write */
+static int	depth = 0;
+
+/* Relcache callback: the relation's entries (all for InvalidOid) are stale. */
+static void
+history_write_relcache_cb(Datum arg, Oid relid)
+{
+	for (int i = 0; i < PART_SLOTS; i++)
+		if (parts[i].relid != InvalidOid && (relid == InvalidOid || parts[i].relid == relid))
+			parts[i].stale = true;
+	if (columns.relid != InvalidOid && (relid == InvalidOid || columns.relid == relid))
+		columns.stale = true;
+}
+
+/* Module start: the setting and the relcache callback. */
+void
+kaireon_history_write_init(void)
+{
+	DefineCustomBoolVariable("kaireon.direct_history_writes",
+							 "Write a recording's interaction_history rows through the executor's insert routines, without a statement.",
+							 "Off: every recording runs its INSERT statement (docs/recommend.md).",
+							 &direct_history_writes, true, PGC_SUSET, 0, NULL, NULL, NULL);
+	CacheRegisterRelcacheCallback(history_write_relcache_cb, (Datum) 0);
+}
+
+/* Move a context aside, to be freed at the start of the next write. */
+static void
+retire(MemoryContext cxt)
+{
+	if (cxt != NULL)
+		MemoryContextSetParent(cxt, retired_cxt);
+}
+
+/* The compiled CHECK expressions of a partition (compiled now when missing or stale). */
+static PartChecks *
+part_checks(Relation part)
+{
+	Oid			relid = RelationGetRelid(part);
+	TupleConstr *constr = RelationGetDescr(part)->constr;
+	PartChecks *e = NULL;
+	MemoryContext old;
+
+	for (int i = 0; i < PART_SLOTS; i++)
+		if (parts[i].relid == relid)
+			e = &parts[i];
+	if (e != NULL && !e->stale && e->ncheck == (constr != NULL ? constr->num_check : 0))
+		return e;
+	if (e == NULL)
+	{
+		e = &parts[next_part];
+		next_part = (next_part + 1) % PART_SLOTS;
+	}
+	retire(e->cxt);
+	e->relid = InvalidOid;
+	e->cxt = AllocSetContextCreate(cache_cxt, "kaireon history checks", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(e->cxt);
+	e->ncheck = constr != NULL ? constr->num_check : 0;
+	e->checks = palloc0(sizeof(ExprState *) * Max(e->ncheck, 1));
+	for (int i = 0; i < e->ncheck; i++)
+		e->checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
+	MemoryContextSwitchTo(old);
+	e->relid = relid;
+	e->stale = false;
+	return e;
+}
+
+/* Whether triggers allow the direct write: BEFORE ROW insert triggers at most. */
+static bool
+triggers_allow(TriggerDesc *td)
+{
+	return td == NULL ||
+		!(td->trig_insert_after_row || td->trig_insert_instead_row ||
+		  td->trig_insert_before_statement || td->trig_insert_after_statement ||
+		  td->trig_insert_new_table);
+}
+
+/*
+ * The parent's columns for the caller's column array (computed now when
+ * missing, stale, or for another array): their numbers, the other columns'
+ * defaults, tenant_id and the partition key among the names.
+ */
+static ParentColumns *
+parent_columns(Relation parent, const KHistoryRows *rows)
+{
+	ParentColumns *pc = &columns;
+	TupleDesc	desc = RelationGetDescr(parent);
+	PartitionKey key = RelationGetPartitionKey(parent);
+	MemoryContext old;
+
+	if (pc->relid == RelationGetRelid(parent) && !pc->stale && pc->names == rows->names &&
+		pc->ncols == rows->ncols)
+		return pc;
+	retire(pc->cxt);
+	pc->relid = InvalidOid;
+	pc->cxt = AllocSetContextCreate(cache_cxt, "kaireon history columns", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(pc->cxt);
+	pc->usable = rows->ncols <= MAX_COLUMNS && key != NULL;
+	pc->tenant_col = -1;
+	for (int c = 0; pc->usable && c < rows->ncols; c++)
+	{
+		pc->attno[c] = get_attnum(RelationGetRelid(parent), rows->names[c]);
+		pc->usable = pc->attno[c] > 0 && TupleDescAttr(desc, pc->attno[c] - 1)->atttypid == rows->types[c];
+		if (strcmp(rows->names[c], "tenant_id") == 0)
+			pc->tenant_col = c;
+	}
+	pc->usable = pc->usable && pc->tenant_col >= 0;
+	/* the partition key: plain columns among the names */
+	pc->nkeys = 0;
+	for (int k = 0; pc->usable && k < key->partnatts; k++)
+	{
+		int			found = -1;
+
+		for (int c = 0; c < rows->ncols; c++)
+			if (pc->attno[c] == key->partattrs[k])
+				found = c;
+		pc->usable = found >= 0;
+		pc->key_col[pc->nkeys++] = found;
+	}
+	/* the other columns: their defaults; none generated or an identity */
+	pc->ndefaults = 0;
+	pc->default_attno = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
+	pc->default_expr = palloc(sizeof(ExprState *) * Max(desc->natts, 1));
+	for (int a = 0; pc->usable && a < desc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		bool		named = false;
+		Node	   *def;
+
+		if (att->attisdropped)
+			continue;
+		if (att->attgenerated || att->attidentity)
+			pc->usable = false;
+		for (int c = 0; c < rows->ncols; c++)
+			named = named || pc->attno[c] == att->attnum;
+		if (named || !att->atthasdef)
+			continue;
+		def = build_column_default(parent, att->attnum);
+		if (def == NULL)
+			continue;
+		pc->default_attno[pc->ndefaults] = att->attnum;
+		pc->default_expr[pc->ndefaults++] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+	}
+	MemoryContextSwitchTo(old);
+	pc->names = rows->names;
+	pc->ncols = rows->ncols;
+	pc->relid = RelationGetRelid(parent);
+	pc->stale = false;
+	return pc;
+}
+
+/* Whether every row has the first row's partition key, so that all go to one partition. */
+static bool
+one_partition(const ParentColumns *pc, const KHistoryRows *rows, TupleDesc desc)
+{
+	for (int k = 0; k < pc->nkeys; k++)
+	{
+		int			c = pc->key_col[k];
+		Form_pg_attribute att = TupleDescAttr(desc, pc->attno[c] - 1);
+
+		for (int r = 0; r < rows->nrows; r++)
+			if (rows->nulls[c][r] ||
+				!datumIsEqual(rows->values[c][0], rows->values[c][r], att->attbyval, att->attlen))
+				return false;
+	}
+	return true;
+}
+
+/*
+ * Whether the session may write the rows as the statement would, without an
+ * error: INSERT rights on the columns named, and row level security that
+ * lets every row through (protocol, 3).
+ */
+static bool
+rights_allow(Relation parent, const ParentColumns *pc, const KHistoryRows *rows, RangeTblEntry *rte)
+{
+	const char *current;
+
+	if (!ExecCheckRTPerms(list_make1(rte), false))
+		return false;
+	if (check_enable_rls(RelationGetRelid(parent), InvalidOid, false) != RLS_ENABLED)
+		return true;
+	if (!kaireon_only_tenant_policy(parent, ACL_INSERT_CHR) || row_security_policy_hook_permissive != NULL ||
+		row_security_policy_hook_restrictive != NULL)
+		return false;
+	current = kaireon_current_tenant();
+	if (current == NULL)
+		return false;
+	/* tenant_id = current_tenant_id(): text equality under a deterministic collation is byte equality */
+	for (int r = 0; r < rows->nrows; r++)
+	{
+		text	   *t;
+
+		if (rows->nulls[pc->tenant_col][r])
+			return false;
+		t = DatumGetTextPP(rows->values[pc->tenant_col][r]);
+		if (VARSIZE_ANY_EXHDR(t) != strlen(current) || memcmp(VARDATA_ANY(t), current, strlen(current)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Fill the root slot with row r: the named columns, then the defaults. */
+static void
+fill_row(TupleTableSlot *slot, const ParentColumns *pc, const KHistoryRows *rows, int r, EState *estate)
+{
+	ExprContext *econtext = GetPerTupleExprContext(estate);
+	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	for (int c = 0; c < rows->ncols; c++)
+	{
+		slot->tts_values[pc->attno[c] - 1] = rows->values[c][r];
+		slot->tts_isnull[pc->attno[c] - 1] = rows->nulls[c][r];
+	}
+	for (int d = 0; d < pc->ndefaults; d++)
+	{
+		AttrNumber a = pc->default_attno[d];
+
+		slot->tts_values[a - 1] = ExecEvalExpr(pc->default_expr[d], econtext, &slot->tts_isnull[a - 1]);
+	}
+	MemoryContextSwitchTo(old);
+	ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * Write the rows into interaction_history (protocol above); false when the
+ * direct write does not apply and nothing was written.  *inserted: the rows
+ * written (fewer when a BEFORE ROW trigger skipped some).
+ */
+bool
+kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
+{
+	Oid			relid;
+	Relation	parent;
+	ParentColumns *pc;
+	RangeTblEntry *rte;
+	EState	   *estate;
+	ResultRelInfo *root;
+	ResultRelInfo *part;
+	ModifyTableState *mtstate;
+	PartitionTupleRouting *proute;
+	TupleTableSlot *slot;
+	bool		has_br;
+	volatile uint64 n = 0;
+
+	*inserted = 0;
+	if (!direct_history_writes || depth > 0 || rows->nrows <= 0 || XactReadOnly || IsInParallelMode() ||
+		kspi_citus_installed())
+		return false;
+	relid = get_relname_relid("interaction_history", get_namespace_oid("kaireon", false));
+	if (!OidIsValid(relid))
+		return false;
+
+	/* steps 1-3: the parent, its columns, rights */
+	parent = table_open(relid, RowExclusiveLock);
+	if (cache_cxt == NULL)
+	{
+		cache_cxt = AllocSetContextCreate(TopMemoryContext, "kaireon history write", ALLOCSET_SMALL_SIZES);
+		retired_cxt = AllocSetContextCreate(TopMemoryContext, "kaireon history write (retired)",
+											ALLOCSET_SMALL_SIZES);
+	}
+	MemoryContextDeleteChildren(retired_cxt);
+	if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE || parent->rd_rules != NULL ||
+		!triggers_allow(parent->trigdesc))
+	{
+		table_close(parent, NoLock);
+		return false;
+	}
+	pc = parent_columns(parent, rows);
+	if (!pc->usable || !one_partition(pc, rows, RelationGetDescr(parent)))
+	{
+		table_close(parent, NoLock);
+		return false;
+	}
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = parent->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	for (int c = 0; c < rows->ncols; c++)
+		rte->insertedCols = bms_add_member(rte->insertedCols, pc->attno[c] - FirstLowInvalidHeapAttributeNumber);
+	if (!rights_allow(parent, pc, rows, rte))
+	{
+		table_close(parent, NoLock);
+		return false;
+	}
+
+	/* step 4: the executor's state as COPY FROM sets it up, and the first row's partition */
+	estate = CreateExecutorState();
+	ExecInitRangeTable(estate, list_make1(rte));
+	root = makeNode(ResultRelInfo);
+	ExecInitResultRelation(estate, root, 1);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	mtstate = makeNode(ModifyTableState);
+	mtstate->ps.plan = NULL;
+	mtstate->ps.state = estate;
+	mtstate->operation = CMD_INSERT;
+	mtstate->mt_nrels = 1;
+	mtstate->resultRelInfo = root;
+	mtstate->rootResultRelInfo = root;
+	proute = ExecSetupPartitionTupleRouting(estate, parent);
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(parent), &TTSOpsVirtual);
+
+	fill_row(slot, pc, rows, 0, estate);
+	part = ExecFindPartition(mtstate, root, proute, slot, estate);
+	if (part->ri_RelationDesc->rd_rel->relkind != RELKIND_RELATION || part->ri_FdwRoutine != NULL ||
+		!triggers_allow(part->ri_TrigDesc))
+	{
+		ExecResetTupleTable(estate->es_tupleTable, false);
+		ExecCleanupTupleRouting(mtstate, proute);
+		ExecCloseResultRelations(estate);
+		ExecCloseRangeTableRelations(estate);
+		FreeExecutorState(estate);
+		table_close(parent, NoLock);
+		return false;
+	}
+	if (part->ri_ConstraintExprs == NULL && RelationGetDescr(part->ri_RelationDesc)->constr != NULL)
+	{
+		PartChecks *pchecks = part_checks(part->ri_RelationDesc);
+
+		if (pchecks->ncheck > 0)
+			part->ri_ConstraintExprs = pchecks->checks;
+	}
+	has_br = part->ri_TrigDesc != NULL && part->ri_TrigDesc->trig_insert_before_row;
+
+	/* the rows, as COPY FROM writes each */
+	depth++;
+	PG_TRY();
+	{
+		for (int r = 0; r < rows->nrows; r++)
+		{
+			TupleTableSlot *pslot = slot;
+			TupleConversionMap *map;
+			List	   *recheck = NIL;
+
+			CHECK_FOR_INTERRUPTS();
+			if (r > 0)
+			{
+				ResetPerTupleExprContext(estate);
+				fill_row(slot, pc, rows, r, estate);
+				if (ExecFindPartition(mtstate, root, proute, slot, estate) != part)
+					elog(ERROR, "kaireon: rows of equal partition keys went to different partitions");
+			}
+			map = part->ri_RootToPartitionMap;
+			if (map != NULL)
+				pslot = execute_attr_map_slot(map->attrMap, slot, part->ri_PartitionTupleSlot);
+			if (has_br && !ExecBRInsertTriggers(estate, part, pslot))
+				continue;		/* a trigger skipped the row */
+			if (RelationGetDescr(part->ri_RelationDesc)->constr != NULL)
+				ExecConstraints(part, pslot, estate);
+			if (has_br)
+				ExecPartitionCheck(part, pslot, estate, true);
+			table_tuple_insert(part->ri_RelationDesc, pslot, estate->es_output_cid, 0, NULL);
+			if (part->ri_NumIndices > 0)
+				recheck = ExecInsertIndexTuples(part, pslot, estate, false, false, NULL, NIL);
+			list_free(recheck);
+			n++;
+		}
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	ExecCleanupTupleRouting(mtstate, proute);
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	table_close(parent, NoLock);
+	/* as after a statement: later commands of the transaction see the rows */
+	CommandCounterIncrement();
+	*inserted = n;
+	return true;
+}

@@ -4,7 +4,9 @@
 -- recording of the session is enforced (the compiled checks are dropped with the relcache entry),
 -- and its error is the statement's, without the statement in its context; a BEFORE ROW trigger
 -- runs and may change the row; with an AFTER trigger, or in a read-only transaction, the
--- statement runs instead (the trigger fires; the error is the statement's).
+-- statement runs instead (the trigger fires; the error is the statement's); an application
+-- role under row level security writes directly for its own tenant, and through the statement
+-- (whose policy check applies after the triggers) when a trigger of its own could change a row.
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hw', 'History writes', 'hw');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
@@ -97,10 +99,54 @@ SELECT count(*) AS offers FROM kaireon.recommend('hw', 'after', 'web');
 SELECT customer_id, count(*) FROM seen_rows GROUP BY 1;
 DROP TRIGGER regress_hw_seen ON kaireon.interaction_history;
 
+-- an application role under row level security, recording for its own tenant: written directly
+-- (a CHECK violation's error comes without the statement); a BEFORE ROW trigger of its own
+-- (here changing the row's tenant) makes the statement run, whose policy check refuses the row
+SET client_min_messages = warning;
+CREATE ROLE regress_hw_app LOGIN;
+SELECT kaireon.grant_app_role('regress_hw_app');
+RESET client_min_messages;
+ALTER TABLE kaireon.interaction_history ADD CONSTRAINT regress_hw_blocked CHECK (customer_id <> 'blocked-app');
+SET ROLE regress_hw_app;
+SET kaireon.tenant_id = 'hw';
+SELECT count(*) AS offers FROM kaireon.recommend('hw', 'app', 'web');
+SELECT pg_temp.blocked('blocked-app') AS app_role;
+RESET ROLE;
+ALTER TABLE kaireon.interaction_history DROP CONSTRAINT regress_hw_blocked;
+INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hw2', 'Other tenant', 'hw2');
+CREATE FUNCTION pg_temp.move_tenant() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.customer_id = 'moved' THEN NEW.tenant_id := 'hw2'; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER regress_hw_move BEFORE INSERT ON kaireon.interaction_history
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.move_tenant();
+SET ROLE regress_hw_app;
+SELECT count(*) FROM kaireon.recommend('hw', 'moved', 'web');
+RESET ROLE;
+SELECT count(*) AS rows_of_moved FROM kaireon.interaction_history WHERE customer_id = 'moved';
+DROP TRIGGER regress_hw_move ON kaireon.interaction_history;
+RESET kaireon.tenant_id;
+
+-- a BEFORE ROW trigger that skips a row: the recording fails, as with the statement
+CREATE FUNCTION pg_temp.skip() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NULL;
+END $$;
+CREATE TRIGGER regress_hw_skip BEFORE INSERT ON kaireon.interaction_history
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.skip();
+SELECT count(*) FROM kaireon.recommend('hw', 'skipped', 'web');
+DROP TRIGGER regress_hw_skip ON kaireon.interaction_history;
+
 -- a read-only transaction: the statement's error
 BEGIN READ ONLY;
 SELECT count(*) FROM kaireon.recommend('hw', 'read-only', 'web');
 ROLLBACK;
 
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'hw';
-DELETE FROM kaireon.tenants WHERE id = 'hw';
+DELETE FROM kaireon.tenants WHERE id IN ('hw', 'hw2');
+SET client_min_messages = warning;
+DELETE FROM kaireon.role_grants;
+DROP OWNED BY regress_hw_app;
+DROP ROLE regress_hw_app;
+RESET client_min_messages;

@@ -64,6 +64,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "util/inval.h"
 #include "util/spi.h"
 #include "config/compile.h"
 #include "stats/stats.h"
@@ -132,7 +133,7 @@ int			kaireon_adaptation_refresh_ms = 1000;
 void
 kaireon_config_cache_init(void)
 {
-	CacheRegisterRelcacheCallback(config_cache_invalidate, (Datum) 0);
+	kaireon_register_relcache_callback(config_cache_invalidate, (Datum) 0);
 	DefineCustomIntVariable("kaireon.adaptation_refresh_ms",
 							"How old the adaptive propensity counts a backend uses may be, in milliseconds.",
 							"0 reads them for every decision.",

@@ -17,11 +17,13 @@
  *	1. When: kaireon.direct_history_writes is on; Citus is not installed
  *	   (its tables take the statement); the transaction may write and is
  *	   not in parallel mode; not nested in a write of this module (a trigger
- *	   recording again); interaction_history is a partitioned table without
- *	   rules, without statement, AFTER, INSTEAD OF or transition-table
- *	   insert triggers, without stored generated or identity columns; its
- *	   partition key is plain columns the caller names, equal in every row
- *	   (so the first row's partition is every row's); the partition is a
+ *	   recording again); interaction_history is a partitioned table whose
+ *	   partitions are all leaves, without rules, without statement, AFTER,
+ *	   INSTEAD OF or transition-table insert triggers, without stored
+ *	   generated or identity columns or a column left out whose type is a
+ *	   domain; the named columns have the caller's types, without a typmod;
+ *	   its partition key is plain columns the caller names, equal in every
+ *	   row (so the first row's partition is every row's); the partition is a
  *	   plain table with no such triggers either.
  *	2. Locks: RowExclusiveLock on the parent, and, by ExecFindPartition, on
  *	   the partition and its indexes, kept to the end of the transaction,
@@ -32,11 +34,17 @@
  *	   check_enable_rls (which raises as the executor would when row_security
  *	   is off and a policy applies); where it applies, only kaireon's
  *	   tenant_isolation policy (state_read.c) with no row security hook, and
- *	   every row of the session's tenant: the policy's WITH CHECK then holds
- *	   for every row.  Anything else takes the statement.
- *	4. Rows, as COPY FROM writes them: the named columns take the caller's
- *	   values, the others their defaults (evaluated per row); then
- *	   ExecFindPartition, the root-to-partition map, ExecBRInsertTriggers
+ *	   every row of the session's tenant, and no BEFORE ROW insert trigger
+ *	   but kaireon's Check_references (which changes no row): the policy's
+ *	   WITH CHECK, which the statement applies after the triggers, then holds
+ *	   for every row.  Anything else takes the statement.  (The statement's
+ *	   lookup of a model's version needs SELECT on algorithm_models; rows
+ *	   without a model, the only ones written here, do not.)
+ *	4. Rows, as COPY FROM writes them: the command counter advances first,
+ *	   as SPI advances it before a statement that writes; the named columns
+ *	   take the caller's values, the others their defaults (evaluated per
+ *	   row); then ExecFindPartition, the root-to-partition map, the
+ *	   partition's tableoid on the row, ExecBRInsertTriggers
  *	   (the checked references' trigger among them; a trigger returning
  *	   NULL skips the row), ExecConstraints, ExecPartitionCheck (a BEFORE
  *	   ROW trigger may have changed the row), table_tuple_insert and
@@ -48,8 +56,12 @@
  *	   context of their own, and placed into the partition's ResultRelInfo
  *	   before its first row, where ExecRelCheck finds them and compiles
  *	   nothing; per column array of the caller, the parent's column numbers
- *	   and default expressions.  A relcache invalidation of the relation (or
- *	   of all) marks its entry stale.  A stale or evicted entry's context is
+ *	   and default expressions; each for the user it was compiled for
+ *	   (ExecInitExpr checks the EXECUTE right of each function), compiled
+ *	   again for another.  A relcache invalidation of the relation (or of
+ *	   all) marks its entry stale, and any change of a function marks all
+ *	   (expression_planner inlines SQL functions; the plan cache does the
+ *	   same).  A stale or evicted entry's context is
  *	   moved aside and freed at the start of the next write, never during
  *	   one: an invalidation can arrive while rows are written (a trigger
  *	   opening a relation), and the ResultRelInfo still points at the
@@ -65,12 +77,16 @@
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "nodes/parsenodes.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "partitioning/partdesc.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
@@ -81,11 +97,13 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 
 #include "security/session.h"
+#include "util/inval.h"
 #include "util/spi.h"
 #include "decision/history_write.h"
 #include "decision/state_read.h"
@@ -97,6 +115,7 @@
 typedef struct PartChecks
 {
 	Oid			relid;
+	Oid			userid;			/* compiled for (ExecInitExpr checks EXECUTE rights) */
 	bool		stale;
 	MemoryContext cxt;
 	int			ncheck;
@@ -107,6 +126,7 @@ typedef struct PartChecks
 typedef struct ParentColumns
 {
 	Oid			relid;
+	Oid			userid;			/* compiled for (ExecInitExpr checks EXECUTE rights) */
 	bool		stale;
 	const char *const *names;
 	int			ncols;
@@ -140,7 +160,18 @@ history_write_relcache_cb(Datum arg, Oid relid)
 		columns.stale = true;
 }
 
-/* Module start: the setting and the relcache callback. */
+/*
+ * Syscache callback on functions: every entry is stale (expression_planner
+ * inlines SQL functions, and a function replaced sends no relcache
+ * invalidation), as the plan cache does.
+ */
+static void
+history_write_proc_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	history_write_relcache_cb((Datum) 0, InvalidOid);
+}
+
+/* Module start: the setting and the invalidation callbacks. */
 void
 kaireon_history_write_init(void)
 {
@@ -148,7 +179,8 @@ kaireon_history_write_init(void)
 							 "Write a recording's interaction_history rows through the executor's insert routines, without a statement.",
 							 "Off: every recording runs its INSERT statement (docs/recommend.md).",
 							 &direct_history_writes, true, PGC_SUSET, 0, NULL, NULL, NULL);
-	CacheRegisterRelcacheCallback(history_write_relcache_cb, (Datum) 0);
+	kaireon_register_relcache_callback(history_write_relcache_cb, (Datum) 0);
+	CacheRegisterSyscacheCallback(PROCOID, history_write_proc_cb, (Datum) 0);
 }
 
 /* Move a context aside, to be freed at the start of the next write. */
@@ -171,7 +203,8 @@ part_checks(Relation part)
 	for (int i = 0; i < PART_SLOTS; i++)
 		if (parts[i].relid == relid)
 			e = &parts[i];
-	if (e != NULL && !e->stale && e->ncheck == (constr != NULL ? constr->num_check : 0))
+	if (e != NULL && !e->stale && e->userid == GetUserId() &&
+		e->ncheck == (constr != NULL ? constr->num_check : 0))
 		return e;
 	if (e == NULL)
 	{
@@ -188,6 +221,7 @@ part_checks(Relation part)
 		e->checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
 	MemoryContextSwitchTo(old);
 	e->relid = relid;
+	e->userid = GetUserId();
 	e->stale = false;
 	return e;
 }
@@ -203,6 +237,44 @@ triggers_allow(TriggerDesc *td)
 }
 
 /*
+ * Whether the only BEFORE ROW insert triggers are kaireon's Check_references
+ * (which changes no row): under row level security the policy's WITH CHECK,
+ * which the statement applies after the triggers, then sees the rows
+ * rights_allow saw.
+ */
+static bool
+only_reference_triggers(TriggerDesc *td)
+{
+	Oid			check_fn;
+
+	if (td == NULL || !td->trig_insert_before_row)
+		return true;
+	check_fn = LookupFuncName(list_make2(makeString("kaireon_internal"), makeString("_check_references")),
+							  0, NULL, true);
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (TRIGGER_FOR_ROW(t->tgtype) && TRIGGER_FOR_BEFORE(t->tgtype) && TRIGGER_FOR_INSERT(t->tgtype) &&
+			(t->tgfoid != check_fn || !OidIsValid(check_fn)))
+			return false;
+	}
+	return true;
+}
+
+/* Whether every partition of the parent is a leaf (a sub-partitioned one takes the statement). */
+static bool
+leaf_partitions_only(Relation parent)
+{
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+
+	for (int i = 0; i < pd->nparts; i++)
+		if (!pd->is_leaf[i])
+			return false;
+	return true;
+}
+
+/*
  * The parent's columns for the caller's column array (computed now when
  * missing, stale, or for another array): their numbers, the other columns'
  * defaults, tenant_id and the partition key among the names.
@@ -215,8 +287,8 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	PartitionKey key = RelationGetPartitionKey(parent);
 	MemoryContext old;
 
-	if (pc->relid == RelationGetRelid(parent) && !pc->stale && pc->names == rows->names &&
-		pc->ncols == rows->ncols)
+	if (pc->relid == RelationGetRelid(parent) && !pc->stale && pc->userid == GetUserId() &&
+		pc->names == rows->names && pc->ncols == rows->ncols)
 		return pc;
 	retire(pc->cxt);
 	pc->relid = InvalidOid;
@@ -227,7 +299,8 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	for (int c = 0; pc->usable && c < rows->ncols; c++)
 	{
 		pc->attno[c] = get_attnum(RelationGetRelid(parent), rows->names[c]);
-		pc->usable = pc->attno[c] > 0 && TupleDescAttr(desc, pc->attno[c] - 1)->atttypid == rows->types[c];
+		pc->usable = pc->attno[c] > 0 && TupleDescAttr(desc, pc->attno[c] - 1)->atttypid == rows->types[c] &&
+			TupleDescAttr(desc, pc->attno[c] - 1)->atttypmod == -1;
 		if (strcmp(rows->names[c], "tenant_id") == 0)
 			pc->tenant_col = c;
 	}
@@ -260,6 +333,9 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 			pc->usable = false;
 		for (int c = 0; c < rows->ncols; c++)
 			named = named || pc->attno[c] == att->attnum;
+		/* a domain's default and constraints apply to a column left out: the statement's */
+		if (!named && get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+			pc->usable = false;
 		if (named || !att->atthasdef)
 			continue;
 		def = build_column_default(parent, att->attnum);
@@ -272,6 +348,7 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	pc->names = rows->names;
 	pc->ncols = rows->ncols;
 	pc->relid = RelationGetRelid(parent);
+	pc->userid = GetUserId();
 	pc->stale = false;
 	return pc;
 }
@@ -296,17 +373,21 @@ one_partition(const ParentColumns *pc, const KHistoryRows *rows, TupleDesc desc)
 /*
  * Whether the session may write the rows as the statement would, without an
  * error: INSERT rights on the columns named, and row level security that
- * lets every row through (protocol, 3).
+ * lets every row through (protocol, 3).  *rls: row level security applies
+ * (then only kaireon's reference trigger may run before the rows' check).
  */
 static bool
-rights_allow(Relation parent, const ParentColumns *pc, const KHistoryRows *rows, RangeTblEntry *rte)
+rights_allow(Relation parent, const ParentColumns *pc, const KHistoryRows *rows, RangeTblEntry *rte,
+			 bool *rls)
 {
 	const char *current;
 
+	*rls = false;
 	if (!ExecCheckRTPerms(list_make1(rte), false))
 		return false;
 	if (check_enable_rls(RelationGetRelid(parent), InvalidOid, false) != RLS_ENABLED)
 		return true;
+	*rls = true;
 	if (!kaireon_only_tenant_policy(parent, ACL_INSERT_CHR) || row_security_policy_hook_permissive != NULL ||
 		row_security_policy_hook_restrictive != NULL)
 		return false;
@@ -370,6 +451,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	PartitionTupleRouting *proute;
 	TupleTableSlot *slot;
 	bool		has_br;
+	bool		rls;
 	volatile uint64 n = 0;
 
 	*inserted = 0;
@@ -390,7 +472,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	}
 	MemoryContextDeleteChildren(retired_cxt);
 	if (parent->rd_rel->relkind != RELKIND_PARTITIONED_TABLE || parent->rd_rules != NULL ||
-		!triggers_allow(parent->trigdesc))
+		!triggers_allow(parent->trigdesc) || !leaf_partitions_only(parent))
 	{
 		table_close(parent, NoLock);
 		return false;
@@ -409,7 +491,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	rte->requiredPerms = ACL_INSERT;
 	for (int c = 0; c < rows->ncols; c++)
 		rte->insertedCols = bms_add_member(rte->insertedCols, pc->attno[c] - FirstLowInvalidHeapAttributeNumber);
-	if (!rights_allow(parent, pc, rows, rte))
+	if (!rights_allow(parent, pc, rows, rte, &rls))
 	{
 		table_close(parent, NoLock);
 		return false;
@@ -420,6 +502,8 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	ExecInitRangeTable(estate, list_make1(rte));
 	root = makeNode(ResultRelInfo);
 	ExecInitResultRelation(estate, root, 1);
+	/* as SPI before a statement that writes: the commands before are seen (by the triggers) */
+	CommandCounterIncrement();
 	estate->es_output_cid = GetCurrentCommandId(true);
 	mtstate = makeNode(ModifyTableState);
 	mtstate->ps.plan = NULL;
@@ -429,12 +513,13 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	mtstate->resultRelInfo = root;
 	mtstate->rootResultRelInfo = root;
 	proute = ExecSetupPartitionTupleRouting(estate, parent);
-	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(parent), &TTSOpsVirtual);
+	/* a heap tuple slot: the tuple formed for the triggers is the one inserted */
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(parent), &TTSOpsHeapTuple);
 
 	fill_row(slot, pc, rows, 0, estate);
 	part = ExecFindPartition(mtstate, root, proute, slot, estate);
 	if (part->ri_RelationDesc->rd_rel->relkind != RELKIND_RELATION || part->ri_FdwRoutine != NULL ||
-		!triggers_allow(part->ri_TrigDesc))
+		!triggers_allow(part->ri_TrigDesc) || (rls && !only_reference_triggers(part->ri_TrigDesc)))
 	{
 		ExecResetTupleTable(estate->es_tupleTable, false);
 		ExecCleanupTupleRouting(mtstate, proute);
@@ -474,6 +559,8 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 			map = part->ri_RootToPartitionMap;
 			if (map != NULL)
 				pslot = execute_attr_map_slot(map->attrMap, slot, part->ri_PartitionTupleSlot);
+			/* as COPY: the triggers and constraints see the partition's tableoid */
+			pslot->tts_tableOid = RelationGetRelid(part->ri_RelationDesc);
 			if (has_br && !ExecBRInsertTriggers(estate, part, pslot))
 				continue;		/* a trigger skipped the row */
 			if (RelationGetDescr(part->ri_RelationDesc)->constr != NULL)

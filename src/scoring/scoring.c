@@ -49,6 +49,7 @@
 #include "utils/rel.h"
 #include "utils/resowner.h"
 
+#include "util/inval.h"
 #include "util/spi.h"
 #include "audit/audit.h"
 #include "security/session.h"
@@ -118,7 +119,7 @@ models_relcache_cb(Datum arg, Oid relid)
 void
 kaireon_scoring_init(void)
 {
-	CacheRegisterRelcacheCallback(models_relcache_cb, (Datum) 0);
+	kaireon_register_relcache_callback(models_relcache_cb, (Datum) 0);
 }
 
 /* The hash table, created on first use. */

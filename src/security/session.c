@@ -72,6 +72,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "util/inval.h"
 #include "util/spi.h"
 #include "security/session.h"
 
@@ -542,7 +543,7 @@ check_tenant_id(char **newval, void **extra, GucSource source)
 void
 kaireon_session_init(void)
 {
-	CacheRegisterRelcacheCallback(pins_relcache_cb, (Datum) 0);
+	kaireon_register_relcache_callback(pins_relcache_cb, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, pins_role_cb, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, pins_role_cb, (Datum) 0);
 	RegisterXactCallback(pins_xact_cb, NULL);

@@ -7898,6 +7898,58 @@ COMMENT ON FUNCTION kaireon_internal._check_flow_experiment() IS
     'Internal: BEFORE trigger on experiments refusing a flow A/B test (traffic_split {"flows": {flowKey: weight}}) whose split is malformed, whose weights are negative, not finite or all 0 (22023), that names a champion model or a holdout (22023), or whose arm names no decision flow of the tenant (42704) or an unpublished one (55000). See docs/lift.md.';
 -- ==== end of s8-regex ====
 
+-- ==== s9-history-indexes: the lookup indexes of interaction_history's partitions compare
+-- their text columns bytewise (text_pattern_ops; docs/upgrades.md): rebuilt on every partition.
+CREATE FUNCTION kaireon_internal._index_interaction_lookups(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, customer_id text_pattern_ops, occurred_at DESC)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, recommendation_id text_pattern_ops) WHERE recommendation_id IS NOT NULL', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, offer_id text_pattern_ops, occurred_at)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, creative_id text_pattern_ops)', part);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._index_interaction_lookups(text) IS
+    'Internal: the lookup indexes of an interaction_history partition (by customer, recommendation, offer and creative; text columns compared bytewise, text_pattern_ops: their lookups are by equality).';
+REVOKE ALL ON FUNCTION kaireon_internal._index_interaction_lookups(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION kaireon_internal._index_interaction_partition(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('ALTER TABLE kaireon.%I ADD PRIMARY KEY (tenant_id, id)', part);
+    PERFORM kaireon_internal._index_interaction_lookups(part);
+    -- rows are appended in creation order: a BRIN index finds the newest rows for the
+    -- summary rollups (kaireon.rollup_summaries) at almost no cost to writers
+    EXECUTE format('CREATE INDEX ON kaireon.%I USING brin (created_at)', part);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._index_interaction_partition(text) IS
+    'Internal: the primary key and indexes every interaction_history partition carries (the lookups of kaireon_internal._index_interaction_lookups; a BRIN index on created_at for the summary rollups).';
+
+-- every partition (the default one, the monthly ones): its B-tree indexes other than the
+-- primary key go, the lookups come back bytewise
+DO $$
+DECLARE
+    p regclass;
+    ix regclass;
+BEGIN
+    FOR p IN SELECT i.inhrelid::regclass FROM pg_inherits i
+              WHERE i.inhparent = 'kaireon.interaction_history'::regclass ORDER BY 1 LOOP
+        FOR ix IN SELECT x.indexrelid::regclass FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+                   JOIN pg_am a ON a.oid = c.relam
+                  WHERE x.indrelid = p AND NOT x.indisprimary AND a.amname = 'btree' LOOP
+            EXECUTE format('DROP INDEX %s', ix);
+        END LOOP;
+        PERFORM kaireon_internal._index_interaction_lookups((SELECT relname FROM pg_class WHERE oid = p));
+    END LOOP;
+END
+$$;
+-- ==== end of s9-history-indexes ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

@@ -141,23 +141,38 @@ CREATE TABLE kaireon.interaction_history (
 COMMENT ON TABLE kaireon.interaction_history IS
     'InteractionHistory: append-only fact table of recommendations, impressions, outcomes (outcome_type_key) and control rows (a decision a control group left empty: no offer; docs/lift.md). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
 
+-- The lookup indexes compare their text columns bytewise (text_pattern_ops): every lookup of
+-- them is by equality, which text_pattern_ops serves under any collation (equality of a
+-- deterministic collation is byte equality), and each of a recording's rows adds an entry to
+-- each of them, whose place a text opclass would find through the collation's strcoll (docs/schema.md).
+CREATE FUNCTION kaireon_internal._index_interaction_lookups(part text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, customer_id text_pattern_ops, occurred_at DESC)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, recommendation_id text_pattern_ops) WHERE recommendation_id IS NOT NULL', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, offer_id text_pattern_ops, occurred_at)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, creative_id text_pattern_ops)', part);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._index_interaction_lookups(text) IS
+    'Internal: the lookup indexes of an interaction_history partition (by customer, recommendation, offer and creative; text columns compared bytewise, text_pattern_ops: their lookups are by equality).';
+
 CREATE FUNCTION kaireon_internal._index_interaction_partition(part text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
     EXECUTE format('ALTER TABLE kaireon.%I ADD PRIMARY KEY (tenant_id, id)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, customer_id, occurred_at DESC)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, recommendation_id) WHERE recommendation_id IS NOT NULL', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, offer_id, occurred_at)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id, creative_id)', part);
+    PERFORM kaireon_internal._index_interaction_lookups(part);
     -- rows are appended in creation order: a BRIN index finds the newest rows for the
     -- summary rollups (kaireon.rollup_summaries) at almost no cost to writers
     EXECUTE format('CREATE INDEX ON kaireon.%I USING brin (created_at)', part);
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._index_interaction_partition(text) IS
-    'Internal: the primary key and indexes every interaction_history partition carries (lookups by customer, recommendation, offer and creative; a BRIN index on created_at for the summary rollups).';
+    'Internal: the primary key and indexes every interaction_history partition carries (the lookups of kaireon_internal._index_interaction_lookups; a BRIN index on created_at for the summary rollups).';
 
 CREATE TABLE kaireon.interaction_history_default PARTITION OF kaireon.interaction_history DEFAULT;
 SELECT kaireon_internal._index_interaction_partition('interaction_history_default');

@@ -495,6 +495,8 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	HeapTuple	row;
 	HeapTuple	old = NULL;
+	TupleTableSlot *rowslot;	/* the row's columns, deformed once (the tuple's are slow past a null) */
+	TupleTableSlot *oldslot = NULL;
 	int			tenant_attno;
 	Datum		tenant;
 	bool		isnull;
@@ -509,19 +511,24 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	{
 		row = td->tg_newtuple;
 		old = td->tg_trigtuple;
+		rowslot = td->tg_newslot;
+		oldslot = td->tg_trigslot;
 	}
 	else
+	{
 		row = td->tg_trigtuple;
+		rowslot = td->tg_trigslot;
+	}
 	tenant_attno = SPI_fnumber(desc, "tenant_id");
 	if (tenant_attno <= 0)
 		elog(ERROR, "check_references: table \"%s\" has no tenant_id column", RelationGetRelationName(rel));
-	tenant = heap_getattr(row, tenant_attno, desc, &isnull);
+	tenant = slot_getattr(rowslot, tenant_attno, &isnull);
 	if (isnull)
 		return PointerGetDatum(row);	/* NOT NULL says the rest */
 	if (old != NULL)
 	{
 		bool		oldnull;
-		Datum		was = heap_getattr(old, tenant_attno, desc, &oldnull);
+		Datum		was = slot_getattr(oldslot, tenant_attno, &oldnull);
 
 		tenant_changed = oldnull || !datumIsEqual(was, tenant, false, -1);
 	}
@@ -540,7 +547,7 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 		if (attno <= 0)
 			elog(ERROR, "check_references on table \"%s\": no column \"%s\"",
 				 RelationGetRelationName(rel), column);
-		value = heap_getattr(row, attno, desc, &isnull);
+		value = slot_getattr(rowslot, attno, &isnull);
 		if (isnull)
 			continue;
 		if (old != NULL && !tenant_changed)
@@ -550,7 +557,7 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 
 			if (is_tenant)
 				continue;		/* unchanged, and checked when it was written */
-			was = heap_getattr(old, attno, desc, &oldnull);
+			was = slot_getattr(oldslot, attno, &oldnull);
 			if (!oldnull && datumIsEqual(was, value, false, -1))
 				continue;		/* the same */
 		}

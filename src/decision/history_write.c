@@ -47,9 +47,11 @@
  *	   partition's tableoid on the row, ExecBRInsertTriggers
  *	   (the checked references' trigger among them; a trigger returning
  *	   NULL skips the row), ExecConstraints, ExecPartitionCheck (a BEFORE
- *	   ROW trigger may have changed the row), table_tuple_insert and
- *	   ExecInsertIndexTuples, all under one command id; then the command
- *	   counter advances, as after a statement.
+ *	   ROW trigger may have changed the row), each row into a slot of its
+ *	   own; then table_multi_insert of them all (one WAL record for the
+ *	   heap, as COPY's batches) and ExecInsertIndexTuples of each, all
+ *	   under one command id; then the command counter advances, as after a
+ *	   statement.
  *	5. Cache: per partition, its CHECK expressions compiled (as
  *	   ExecPrepareExpr compiles them: expression_planner, then ExecInitExpr
  *	   with no parent, so no JIT and nothing of a statement) in a memory
@@ -452,6 +454,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	TupleTableSlot *slot;
 	bool		has_br;
 	bool		rls;
+	TupleTableSlot **slots;
 	volatile uint64 n = 0;
 
 	*inserted = 0;
@@ -538,27 +541,36 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	}
 	has_br = part->ri_TrigDesc != NULL && part->ri_TrigDesc->trig_insert_before_row;
 
-	/* the rows, as COPY FROM writes each */
+	/*
+	 * The rows, as COPY FROM writes a batch: each row routed, through the
+	 * BEFORE ROW triggers and the constraints into a slot of its own, then
+	 * all of them in one multi-insert (one WAL record for the heap), then
+	 * each row's index entries.
+	 */
+	slots = palloc(sizeof(TupleTableSlot *) * rows->nrows);
 	depth++;
 	PG_TRY();
 	{
 		for (int r = 0; r < rows->nrows; r++)
 		{
-			TupleTableSlot *pslot = slot;
+			TupleTableSlot *rslot = slot;
+			TupleTableSlot *pslot;
 			TupleConversionMap *map;
-			List	   *recheck = NIL;
 
 			CHECK_FOR_INTERRUPTS();
 			if (r > 0)
 			{
 				ResetPerTupleExprContext(estate);
-				fill_row(slot, pc, rows, r, estate);
-				if (ExecFindPartition(mtstate, root, proute, slot, estate) != part)
+				rslot = ExecInitExtraTupleSlot(estate, RelationGetDescr(parent), &TTSOpsHeapTuple);
+				fill_row(rslot, pc, rows, r, estate);
+				if (ExecFindPartition(mtstate, root, proute, rslot, estate) != part)
 					elog(ERROR, "kaireon: rows of equal partition keys went to different partitions");
 			}
+			pslot = rslot;
 			map = part->ri_RootToPartitionMap;
 			if (map != NULL)
-				pslot = execute_attr_map_slot(map->attrMap, slot, part->ri_PartitionTupleSlot);
+				pslot = execute_attr_map_slot(map->attrMap, rslot,
+											  table_slot_create(part->ri_RelationDesc, &estate->es_tupleTable));
 			/* as COPY: the triggers and constraints see the partition's tableoid */
 			pslot->tts_tableOid = RelationGetRelid(part->ri_RelationDesc);
 			if (has_br && !ExecBRInsertTriggers(estate, part, pslot))
@@ -567,12 +579,14 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 				ExecConstraints(part, pslot, estate);
 			if (has_br)
 				ExecPartitionCheck(part, pslot, estate, true);
-			table_tuple_insert(part->ri_RelationDesc, pslot, estate->es_output_cid, 0, NULL);
-			if (part->ri_NumIndices > 0)
-				recheck = ExecInsertIndexTuples(part, pslot, estate, false, false, NULL, NIL);
-			list_free(recheck);
-			n++;
+			/* the row's own copy: the next row's defaults reuse the per-row memory */
+			ExecMaterializeSlot(pslot);
+			slots[n++] = pslot;
 		}
+		if (n > 0)
+			table_multi_insert(part->ri_RelationDesc, slots, (int) n, estate->es_output_cid, 0, NULL);
+		for (int i = 0; i < (int) n && part->ri_NumIndices > 0; i++)
+			list_free(ExecInsertIndexTuples(part, slots[i], estate, false, false, NULL, NIL));
 	}
 	PG_FINALLY();
 	{

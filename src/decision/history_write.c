@@ -434,6 +434,18 @@ fill_row(TupleTableSlot *slot, const ParentColumns *pc, const KHistoryRows *rows
 	ExecStoreVirtualTuple(slot);
 }
 
+/* Close what a write opened, as COPY FROM closes it (the locks stay to the transaction's end). */
+static void
+end_write(EState *estate, ModifyTableState *mtstate, PartitionTupleRouting *proute, Relation parent)
+{
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	ExecCleanupTupleRouting(mtstate, proute);
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	table_close(parent, NoLock);
+}
+
 /*
  * Write the rows into interaction_history (protocol above); false when the
  * direct write does not apply and nothing was written.  *inserted: the rows
@@ -524,12 +536,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	if (part->ri_RelationDesc->rd_rel->relkind != RELKIND_RELATION || part->ri_FdwRoutine != NULL ||
 		!triggers_allow(part->ri_TrigDesc) || (rls && !only_reference_triggers(part->ri_TrigDesc)))
 	{
-		ExecResetTupleTable(estate->es_tupleTable, false);
-		ExecCleanupTupleRouting(mtstate, proute);
-		ExecCloseResultRelations(estate);
-		ExecCloseRangeTableRelations(estate);
-		FreeExecutorState(estate);
-		table_close(parent, NoLock);
+		end_write(estate, mtstate, proute, parent);
 		return false;
 	}
 	if (part->ri_ConstraintExprs == NULL && RelationGetDescr(part->ri_RelationDesc)->constr != NULL)
@@ -594,12 +601,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	}
 	PG_END_TRY();
 
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	ExecCleanupTupleRouting(mtstate, proute);
-	ExecCloseResultRelations(estate);
-	ExecCloseRangeTableRelations(estate);
-	FreeExecutorState(estate);
-	table_close(parent, NoLock);
+	end_write(estate, mtstate, proute, parent);
 	/* as after a statement: later commands of the transaction see the rows */
 	CommandCounterIncrement();
 	*inserted = n;

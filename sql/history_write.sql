@@ -1,12 +1,13 @@
 -- A recording's interaction_history rows written without a statement (decision/history_write.c,
--- docs/recommend.md "Recording"): the same rows as the INSERT statement writes
--- (kaireon.direct_history_writes off); a CHECK constraint added to the table after the first
--- recording of the session is enforced (the compiled checks are dropped with the relcache entry),
--- and its error is the statement's, without the statement in its context; a BEFORE ROW trigger
--- runs and may change the row; with an AFTER trigger, or in a read-only transaction, the
--- statement runs instead (the trigger fires; the error is the statement's); an application
--- role under row level security writes directly for its own tenant, and through the statement
--- (whose policy check applies after the triggers) when a trigger of its own could change a row.
+-- docs/recommend.md "Writing the decisions' rows"): the same rows as the INSERT statement
+-- writes (kaireon.direct_history_writes off); a CHECK constraint added to the table after the
+-- first recording of the session is enforced (the compiled checks are dropped with the relcache
+-- entry), and its error is the statement's, without the statement in its context; a BEFORE ROW
+-- trigger runs and may change the row, and one reading the table sees the rows written before;
+-- with an AFTER trigger, or in a read-only transaction, the statement runs instead (the trigger
+-- fires; the error is the statement's); an application role under row level security writes
+-- directly for its own tenant, and through the statement (whose policy check applies after the
+-- triggers) when a trigger of its own could change a row.
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hw', 'History writes', 'hw');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
@@ -85,6 +86,22 @@ SELECT placement_id, count(*) FROM kaireon.interaction_history
  WHERE tenant_id = 'hw' AND customer_id = 'trig' GROUP BY 1;
 SELECT pg_temp.blocked('trig-bad') AS rank_out_of_range;
 DROP TRIGGER regress_hw_placement ON kaireon.interaction_history;
+-- a BEFORE ROW trigger reading the table sees the recording's earlier rows, as with the
+-- statement (the rows then go in one at a time, not as one batch)
+CREATE FUNCTION pg_temp.earlier() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.customer_id = 'reads' THEN
+        NEW.placement_id := (SELECT count(*) FROM kaireon.interaction_history h
+                              WHERE h.tenant_id = NEW.tenant_id AND h.recommendation_id = NEW.recommendation_id)::text;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER regress_hw_earlier BEFORE INSERT ON kaireon.interaction_history
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.earlier();
+SELECT count(*) AS offers FROM kaireon.recommend('hw', 'reads', 'web');
+SELECT array_agg(placement_id ORDER BY placement_id) AS rows_seen_before_each FROM kaireon.interaction_history
+ WHERE tenant_id = 'hw' AND customer_id = 'reads';
+DROP TRIGGER regress_hw_earlier ON kaireon.interaction_history;
 
 -- an AFTER trigger: the statement runs, and the trigger fires for each row
 CREATE TEMP TABLE seen_rows (customer_id text);

@@ -7930,21 +7930,44 @@ $fn$;
 COMMENT ON FUNCTION kaireon_internal._index_interaction_partition(text) IS
     'Internal: the primary key and indexes every interaction_history partition carries (the lookups of kaireon_internal._index_interaction_lookups; a BRIN index on created_at for the summary rollups).';
 
--- every partition (the default one, the monthly ones): its B-tree indexes other than the
--- primary key go, the lookups come back bytewise
+-- every plain partition in schema kaireon (the default one, the monthly ones) that has 0.1.0's
+-- four lookup indexes, exactly as 0.1.0 made them (no constraint, no parent index): they are
+-- renamed aside, the bytewise ones built under the names a fresh install gives (CREATE INDEX
+-- lets readers go on), and the old ones dropped at the end (their exclusive locks held only
+-- from there to the commit). Writers wait for the update from the start (the parent's SHARE
+-- lock, taken first, as create_interaction_partitions takes the parent first). Any other
+-- index (a DBA's), and a partition without the four (another schema, a foreign table), are
+-- left as they are: the old indexes serve every lookup as well (docs/upgrades.md).
 DO $$
 DECLARE
-    p regclass;
-    ix regclass;
+    p record;
+    v_four oid[];
+    v_old oid[] := '{}';
+    v_ix oid;
 BEGIN
-    FOR p IN SELECT i.inhrelid::regclass FROM pg_inherits i
-              WHERE i.inhparent = 'kaireon.interaction_history'::regclass ORDER BY 1 LOOP
-        FOR ix IN SELECT x.indexrelid::regclass FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
-                   JOIN pg_am a ON a.oid = c.relam
-                  WHERE x.indrelid = p AND NOT x.indisprimary AND a.amname = 'btree' LOOP
-            EXECUTE format('DROP INDEX %s', ix);
+    LOCK TABLE ONLY kaireon.interaction_history IN SHARE MODE;
+    FOR p IN SELECT c.oid, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'kaireon.interaction_history'::regclass AND c.relkind = 'r'
+                AND c.relnamespace = 'kaireon'::regnamespace
+              ORDER BY c.oid LOOP
+        SELECT array_agg(x.indexrelid) INTO v_four FROM pg_index x
+         WHERE x.indrelid = p.oid AND NOT x.indisprimary
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)
+           AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = x.indexrelid)
+           AND regexp_replace(pg_get_indexdef(x.indexrelid), '^.* USING ', '') IN (
+               'btree (tenant_id, customer_id, occurred_at DESC)',
+               'btree (tenant_id, recommendation_id) WHERE (recommendation_id IS NOT NULL)',
+               'btree (tenant_id, offer_id, occurred_at)',
+               'btree (tenant_id, creative_id)');
+        CONTINUE WHEN coalesce(cardinality(v_four), 0) <> 4;
+        FOREACH v_ix IN ARRAY v_four LOOP
+            EXECUTE format('ALTER INDEX %s RENAME TO %I', v_ix::regclass, 'kaireon_old_lookup_' || v_ix);
         END LOOP;
-        PERFORM kaireon_internal._index_interaction_lookups((SELECT relname FROM pg_class WHERE oid = p));
+        v_old := v_old || v_four;
+        PERFORM kaireon_internal._index_interaction_lookups(p.relname);
+    END LOOP;
+    FOREACH v_ix IN ARRAY v_old LOOP
+        EXECUTE format('DROP INDEX %s', v_ix::regclass);
     END LOOP;
 END
 $$;

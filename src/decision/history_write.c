@@ -50,8 +50,10 @@
  *	   ROW trigger may have changed the row), each row into a slot of its
  *	   own; then table_multi_insert of them all (one WAL record for the
  *	   heap, as COPY's batches) and ExecInsertIndexTuples of each, all
- *	   under one command id; then the command counter advances, as after a
- *	   statement.
+ *	   under one command id; with a BEFORE ROW trigger other than
+ *	   Check_references (which may read the table), each row's
+ *	   table_tuple_insert and index entries before the next row, as COPY
+ *	   does then.  Then the command counter advances, as after a statement.
  *	5. Cache: per partition, its CHECK expressions compiled (as
  *	   ExecPrepareExpr compiles them: expression_planner, then ExecInitExpr
  *	   with no parent, so no JIT and nothing of a statement) in a memory
@@ -466,6 +468,8 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	TupleTableSlot *slot;
 	bool		has_br;
 	bool		rls;
+	bool		batch;
+	MemoryContext oldcxt;
 	TupleTableSlot **slots;
 	volatile uint64 n = 0;
 
@@ -554,6 +558,12 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	 * all of them in one multi-insert (one WAL record for the heap), then
 	 * each row's index entries.
 	 */
+	/*
+	 * A BEFORE ROW trigger other than kaireon's may read the table: then, as
+	 * COPY does, each row goes in before the next row's triggers run.
+	 */
+	batch = !has_br || only_reference_triggers(part->ri_TrigDesc);
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 	slots = palloc(sizeof(TupleTableSlot *) * rows->nrows);
 	depth++;
 	PG_TRY();
@@ -586,20 +596,35 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 				ExecConstraints(part, pslot, estate);
 			if (has_br)
 				ExecPartitionCheck(part, pslot, estate, true);
+			if (!batch)
+			{
+				table_tuple_insert(part->ri_RelationDesc, pslot, estate->es_output_cid, 0, NULL);
+				if (part->ri_NumIndices > 0)
+					list_free(ExecInsertIndexTuples(part, pslot, estate, false, false, NULL, NIL));
+				n++;
+				continue;
+			}
 			/* the row's own copy: the next row's defaults reuse the per-row memory */
 			ExecMaterializeSlot(pslot);
 			slots[n++] = pslot;
 		}
-		if (n > 0)
+		if (batch && n > 0)
+		{
+			/* table_multi_insert leaves memory in the current context: the per-row one */
+			MemoryContext batchcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+
 			table_multi_insert(part->ri_RelationDesc, slots, (int) n, estate->es_output_cid, 0, NULL);
-		for (int i = 0; i < (int) n && part->ri_NumIndices > 0; i++)
-			list_free(ExecInsertIndexTuples(part, slots[i], estate, false, false, NULL, NIL));
+			MemoryContextSwitchTo(batchcxt);
+			for (int i = 0; i < (int) n && part->ri_NumIndices > 0; i++)
+				list_free(ExecInsertIndexTuples(part, slots[i], estate, false, false, NULL, NIL));
+		}
 	}
 	PG_FINALLY();
 	{
 		depth--;
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
 
 	end_write(estate, mtstate, proute, parent);
 	/* as after a statement: later commands of the transaction see the rows */

@@ -522,6 +522,8 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	tenant_attno = SPI_fnumber(desc, "tenant_id");
 	if (tenant_attno <= 0)
 		elog(ERROR, "check_references: table \"%s\" has no tenant_id column", RelationGetRelationName(rel));
+	if (rowslot == NULL || (old != NULL && oldslot == NULL))
+		elog(ERROR, "check_references: fired without the row's slot");
 	tenant = slot_getattr(rowslot, tenant_attno, &isnull);
 	if (isnull)
 		return PointerGetDatum(row);	/* NOT NULL says the rest */

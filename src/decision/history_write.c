@@ -59,8 +59,9 @@
  *	   with no parent, so no JIT and nothing of a statement) in a memory
  *	   context of their own, and placed into the partition's ResultRelInfo
  *	   before its first row, where ExecRelCheck finds them and compiles
- *	   nothing; per column array of the caller, the parent's column numbers
- *	   and default expressions; each for the user it was compiled for
+ *	   nothing; per column array of the caller, the parent's column numbers,
+ *	   default expressions and whether its row level security policy is
+ *	   kaireon's own; each for the user it was compiled for
  *	   (ExecInitExpr checks the EXECUTE right of each function), compiled
  *	   again for another.  A relcache invalidation of the relation (or of
  *	   all) marks its entry stale, and any change of a function marks all
@@ -93,7 +94,6 @@
 #include "partitioning/partdesc.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
-#include "rewrite/rowsecurity.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -104,9 +104,7 @@
 #include "utils/syscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 
-#include "security/session.h"
 #include "util/inval.h"
 #include "util/spi.h"
 #include "decision/history_write.h"
@@ -141,6 +139,7 @@ typedef struct ParentColumns
 	AttrNumber *default_attno;
 	ExprState **default_expr;
 	int			tenant_col;		/* index of tenant_id among the names */
+	bool		tenant_policy;	/* the only policy is kaireon's tenant_isolation, for inserts */
 	int			nkeys;			/* partition key columns, as indexes among the names */
 	int			key_col[PARTITION_MAX_KEYS];
 } ParentColumns;
@@ -309,6 +308,7 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 			pc->tenant_col = c;
 	}
 	pc->usable = pc->usable && pc->tenant_col >= 0;
+	pc->tenant_policy = kaireon_only_tenant_policy(parent, ACL_INSERT_CHR);
 	/* the partition key: plain columns among the names */
 	pc->nkeys = 0;
 	for (int k = 0; pc->usable && k < key->partnatts; k++)
@@ -381,21 +381,15 @@ one_partition(const ParentColumns *pc, const KHistoryRows *rows, TupleDesc desc)
  * (then only kaireon's reference trigger may run before the rows' check).
  */
 static bool
-rights_allow(Relation parent, const ParentColumns *pc, const KHistoryRows *rows, RangeTblEntry *rte,
+rights_allow(const ParentColumns *pc, const KHistoryRows *rows, RangeTblEntry *rte,
 			 bool *rls)
 {
 	const char *current;
+	KTenantRls	access = kaireon_tenant_rls(rte, pc->tenant_policy, &current);
 
-	*rls = false;
-	if (!ExecCheckRTPerms(list_make1(rte), false))
-		return false;
-	if (check_enable_rls(RelationGetRelid(parent), InvalidOid, false) != RLS_ENABLED)
-		return true;
-	*rls = true;
-	if (!kaireon_only_tenant_policy(parent, ACL_INSERT_CHR) || row_security_policy_hook_permissive != NULL ||
-		row_security_policy_hook_restrictive != NULL)
-		return false;
-	current = kaireon_current_tenant();
+	*rls = access == KRLS_TENANT;
+	if (access != KRLS_TENANT)
+		return access == KRLS_OFF;
 	if (current == NULL)
 		return false;
 	/* tenant_id = current_tenant_id(): text equality under a deterministic collation is byte equality */
@@ -510,7 +504,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	rte->requiredPerms = ACL_INSERT;
 	for (int c = 0; c < rows->ncols; c++)
 		rte->insertedCols = bms_add_member(rte->insertedCols, pc->attno[c] - FirstLowInvalidHeapAttributeNumber);
-	if (!rights_allow(parent, pc, rows, rte, &rls))
+	if (!rights_allow(pc, rows, rte, &rls))
 	{
 		table_close(parent, NoLock);
 		return false;

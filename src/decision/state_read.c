@@ -559,16 +559,42 @@ visible_rows(KTable *t, const char *tenant_id)
 {
 	const char *current;
 
-	if (!ExecCheckRTPerms(list_make1(t->rte), false))
-		return -1;
-	if (check_enable_rls(t->rel, InvalidOid, false) != RLS_ENABLED)
-		return 1;
-	if (!t->tenant_policy || row_security_policy_hook_permissive != NULL ||
+	switch (kaireon_tenant_rls(t->rte, t->tenant_policy, &current))
+	{
+		case KRLS_SQL:
+			return -1;
+		case KRLS_OFF:
+			return 1;
+		default:
+			/* tenant_id = current_tenant_id(): text equality under a deterministic collation is byte equality */
+			return current != NULL && strcmp(current, tenant_id) == 0 ? 1 : 0;
+	}
+}
+
+/*
+ * The session's rights on a table as the executor would check them, for a
+ * direct read or write (this file, history_write.c): KRLS_SQL when the SQL
+ * must run instead (ExecCheckRTPerms refuses the range table entry, or row
+ * level security applies with another policy set than kaireon's own, which
+ * tenant_policy says, or with a row security hook), KRLS_OFF when row level
+ * security does not apply, KRLS_TENANT when kaireon's tenant policy applies:
+ * only rows whose tenant_id is *current pass (*current NULL: none).
+ * check_enable_rls raises as the executor would when row_security is off and
+ * a policy applies.
+ */
+KTenantRls
+kaireon_tenant_rls(RangeTblEntry *rte, bool tenant_policy, const char **current)
+{
+	*current = NULL;
+	if (!ExecCheckRTPerms(list_make1(rte), false))
+		return KRLS_SQL;
+	if (check_enable_rls(rte->relid, InvalidOid, false) != RLS_ENABLED)
+		return KRLS_OFF;
+	if (!tenant_policy || row_security_policy_hook_permissive != NULL ||
 		row_security_policy_hook_restrictive != NULL)
-		return -1;
-	/* tenant_id = current_tenant_id(): text equality under a deterministic collation is byte equality */
-	current = kaireon_current_tenant();
-	return current != NULL && strcmp(current, tenant_id) == 0 ? 1 : 0;
+		return KRLS_SQL;
+	*current = kaireon_current_tenant();
+	return KRLS_TENANT;
 }
 
 /*

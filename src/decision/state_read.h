@@ -11,6 +11,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
+#include "nodes/parsenodes.h"
 #include "utils/relcache.h"
 
 /* One history row as the history query returns it. */
@@ -34,6 +35,15 @@ typedef struct KSuppressionRow
 
 /* whether rel's only row level security policy is kaireon's tenant_isolation, for cmd */
 extern bool kaireon_only_tenant_policy(Relation rel, char cmd);
+
+/* the session's rights on a table for a direct read or write (state_read.c) */
+typedef enum KTenantRls
+{
+	KRLS_SQL,					/* the SQL runs instead */
+	KRLS_OFF,					/* row level security does not apply */
+	KRLS_TENANT					/* kaireon's tenant policy applies: the current tenant's rows */
+} KTenantRls;
+extern KTenantRls kaireon_tenant_rls(RangeTblEntry *rte, bool tenant_policy, const char **current);
 
 /* false: the caller runs the SQL instead (see the protocol in state_read.c) */
 extern bool kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz since,

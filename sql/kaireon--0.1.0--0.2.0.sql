@@ -7898,17 +7898,18 @@ COMMENT ON FUNCTION kaireon_internal._check_flow_experiment() IS
     'Internal: BEFORE trigger on experiments refusing a flow A/B test (traffic_split {"flows": {flowKey: weight}}) whose split is malformed, whose weights are negative, not finite or all 0 (22023), that names a champion model or a holdout (22023), or whose arm names no decision flow of the tenant (42704) or an unpublished one (55000). See docs/lift.md.';
 -- ==== end of s8-regex ====
 
--- ==== s9-history-indexes: the lookup indexes of interaction_history's partitions compare
--- their text columns bytewise (text_pattern_ops; docs/upgrades.md): rebuilt on every partition.
+-- ==== s9-history-indexes: the lookup indexes of interaction_history's partitions lead with the
+-- looked-up column, then tenant_id, and compare their text columns bytewise (text_pattern_ops;
+-- docs/upgrades.md): rebuilt on every partition.
 CREATE FUNCTION kaireon_internal._index_interaction_lookups(part text) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, customer_id text_pattern_ops, occurred_at DESC)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, recommendation_id text_pattern_ops) WHERE recommendation_id IS NOT NULL', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, offer_id text_pattern_ops, occurred_at)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, creative_id text_pattern_ops)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (customer_id text_pattern_ops, tenant_id text_pattern_ops, occurred_at DESC)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (recommendation_id text_pattern_ops, tenant_id text_pattern_ops) WHERE recommendation_id IS NOT NULL', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (offer_id text_pattern_ops, tenant_id text_pattern_ops, occurred_at)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (creative_id text_pattern_ops, tenant_id text_pattern_ops)', part);
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._index_interaction_lookups(text) IS

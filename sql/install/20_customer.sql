@@ -141,7 +141,10 @@ CREATE TABLE kaireon.interaction_history (
 COMMENT ON TABLE kaireon.interaction_history IS
     'InteractionHistory: append-only fact table of recommendations, impressions, outcomes (outcome_type_key) and control rows (a decision a control group left empty: no offer; docs/lift.md). Range-partitioned by month on occurred_at (midnight UTC boundaries); each partition has primary key (tenant_id, id). See kaireon.create_interaction_partitions.';
 
--- The lookup indexes compare their text columns bytewise (text_pattern_ops): every lookup of
+-- The lookup indexes lead with the looked-up column, then tenant_id (an entry's place is then
+-- mostly decided by its first column, not after the tenant's, equal in almost every entry, and a
+-- search for the second column past a variable-length first one; docs/schema.md), and compare
+-- their text columns bytewise (text_pattern_ops): every lookup of
 -- them is by equality, which text_pattern_ops serves under any collation (equality of a
 -- deterministic collation is byte equality), and each of a recording's rows adds an entry to
 -- each of them, whose place a text opclass would find through the collation's strcoll (docs/schema.md).
@@ -150,10 +153,10 @@ CREATE FUNCTION kaireon_internal._index_interaction_lookups(part text) RETURNS v
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, customer_id text_pattern_ops, occurred_at DESC)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, recommendation_id text_pattern_ops) WHERE recommendation_id IS NOT NULL', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, offer_id text_pattern_ops, occurred_at)', part);
-    EXECUTE format('CREATE INDEX ON kaireon.%I (tenant_id text_pattern_ops, creative_id text_pattern_ops)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (customer_id text_pattern_ops, tenant_id text_pattern_ops, occurred_at DESC)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (recommendation_id text_pattern_ops, tenant_id text_pattern_ops) WHERE recommendation_id IS NOT NULL', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (offer_id text_pattern_ops, tenant_id text_pattern_ops, occurred_at)', part);
+    EXECUTE format('CREATE INDEX ON kaireon.%I (creative_id text_pattern_ops, tenant_id text_pattern_ops)', part);
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._index_interaction_lookups(text) IS

@@ -151,10 +151,14 @@ static const char *const history_columns[H_NCOLS] = {
 #define S_NCOLS		4
 static const char *const suppression_columns[S_NCOLS] = {"scope", "scope_id", "reason", "expires_at"};
 
-/* An index scanned by equality on (tenant_id, customer_id) and, for the history, a bound on the third column. */
+/*
+ * An index scanned by equality on (tenant_id, customer_id), its first two
+ * columns in either order, and, for the history, a bound on the third column.
+ */
 typedef struct KIndexKeys
 {
 	Oid			index;
+	bool		customer_first; /* its first two columns are (customer_id, tenant_id) */
 	FmgrInfo	eq[2];			/* = of the index's operator family on its first two columns */
 	Oid			coll[3];		/* the index columns' collations */
 	FmgrInfo	ge;				/* >= on the third column (history only) */
@@ -297,8 +301,9 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
 
 /*
  * The valid, non-partial B-tree index of rel whose first key columns are
- * exactly the named columns of the given types (no expressions), the third
- * (the history's time) descending; fills keys.
+ * exactly the named columns of the given types (no expressions), the first
+ * two in either order (equality on both serves either), the third (the
+ * history's time) descending; fills keys.
  */
 static bool
 find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
@@ -306,7 +311,11 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
 	bool		found = false;
+	AttrNumber	atts[3];
 
+	Assert(ncols >= 2 && ncols <= 3);
+	for (int c = 0; c < ncols; c++)
+		atts[c] = get_attnum(RelationGetRelid(rel), names[c]);
 	foreach(lc, indexes)
 	{
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
@@ -315,16 +324,25 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 			ix->indislive && ix->indnkeyatts >= ncols &&
 			heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
 			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
+		bool		straight = ok;
+		bool		swapped = ok;
 
+		/* column c of the names at index column c, or with the first two exchanged */
 		for (int c = 0; ok && c < ncols; c++)
-			ok = ix->indkey.values[c] == get_attnum(RelationGetRelid(rel), names[c]) &&
-				index->rd_opcintype[c] == types[c];
+		{
+			int			at = c < 2 ? 1 - c : c;
+
+			straight = straight && ix->indkey.values[c] == atts[c] && index->rd_opcintype[c] == types[c];
+			swapped = swapped && ix->indkey.values[at] == atts[c] && index->rd_opcintype[at] == types[c];
+		}
+		ok = straight || swapped;
 		/* the history's rows are taken newest first in a forward scan: its time column DESC */
 		if (ok && ncols == 3)
 			ok = (index->rd_indoption[2] & INDOPTION_DESC) != 0;
 		if (ok)
 		{
 			keys->index = RelationGetRelid(index);
+			keys->customer_first = !straight;
 			keys->checkxmin = ix->indcheckxmin ?
 				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			for (int c = 0; c < ncols; c++)
@@ -608,14 +626,17 @@ index_usable(const KIndexKeys *k)
 	return !TransactionIdIsValid(k->checkxmin) || TransactionIdPrecedes(k->checkxmin, TransactionXmin);
 }
 
-/* Key an index scan on (tenant_id, customer_id) and, with since, the third column >= since. */
+/*
+ * Key an index scan on (tenant_id, customer_id), in the index's column order,
+ * and, with since, the third column >= since.
+ */
 static int
 scan_keys(ScanKey keys, const KIndexKeys *k, Datum tenant, Datum customer, const Datum *since)
 {
 	ScanKeyEntryInitializeWithInfo(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, k->coll[0],
-								   (FmgrInfo *) &k->eq[0], tenant);
+								   (FmgrInfo *) &k->eq[0], k->customer_first ? customer : tenant);
 	ScanKeyEntryInitializeWithInfo(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid, k->coll[1],
-								   (FmgrInfo *) &k->eq[1], customer);
+								   (FmgrInfo *) &k->eq[1], k->customer_first ? tenant : customer);
 	if (since == NULL)
 		return 2;
 	ScanKeyEntryInitializeWithInfo(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid, k->coll[2],

@@ -156,6 +156,51 @@ INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_typ
 \set VERBOSITY terse
 ROLLBACK;
 
+-- The trigger resolves its columns, referenced tables and their keys once per backend (per
+-- trigger) and forgets them when one of those relations changes: a row written after the change
+-- is checked against the tables and keys as they are now, not as they were first resolved.
+INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'cache1', 'dave', 'impression', 'o2', 'c2', '2001-01-03');
+-- a referenced table renamed away: no such table
+BEGIN;
+ALTER TABLE kaireon.creatives RENAME TO chkref_creatives_away;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'dave', 'impression', 'o2', 'c2', '2001-01-03');
+ROLLBACK;
+-- its primary key replaced by one that is not the referenced key
+BEGIN;
+ALTER TABLE kaireon.creatives DROP CONSTRAINT creatives_pkey CASCADE;
+ALTER TABLE kaireon.creatives ADD PRIMARY KEY (id, tenant_id);
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'dave', 'impression', 'o2', 'c2', '2001-01-03');
+ROLLBACK;
+-- and by the same key again (a new index): probed through the new one
+BEGIN;
+ALTER TABLE kaireon.creatives DROP CONSTRAINT creatives_pkey CASCADE;
+ALTER TABLE kaireon.creatives ADD PRIMARY KEY (tenant_id, id);
+INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'cache2', 'dave', 'impression', 'o2', 'c2', '2001-01-03');
+\set VERBOSITY sqlstate
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'dave', 'impression', 'o2', 'nope', '2001-01-03');
+\set VERBOSITY terse
+ROLLBACK;
+-- the trigger's own column renamed: no such column
+BEGIN;
+ALTER TABLE kaireon.interaction_history RENAME COLUMN creative_id TO chkref_creative;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, occurred_at)
+VALUES ('chkref_a', 'dave', 'impression', 'o2', '2001-01-03');
+ROLLBACK;
+-- everything back as it was: checked as before
+INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'cache3', 'dave', 'impression', 'o2', 'c2', '2001-01-03');
+\set VERBOSITY sqlstate
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, creative_id, occurred_at)
+VALUES ('chkref_a', 'dave', 'impression', 'o2', 'nope', '2001-01-03');
+\set VERBOSITY terse
+SELECT id FROM kaireon.interaction_history WHERE tenant_id = 'chkref_a' AND customer_id = 'dave' ORDER BY id;
+DELETE FROM kaireon.interaction_history WHERE tenant_id = 'chkref_a' AND customer_id = 'dave';
+
 -- A key that rows refer to does not change (23503); one no row refers to does.
 \set VERBOSITY sqlstate
 UPDATE kaireon.offers SET id = 'o1_new' WHERE tenant_id = 'chkref_a' AND id = 'o1';

@@ -10,6 +10,7 @@
 #include "util/json.h"
 #include "util/version.h"
 #include "config/config.h"
+#include "config/references.h"
 #include "decision/history_write.h"
 
 #include "fmgr.h"
@@ -41,6 +42,7 @@ _PG_init(void)
 	kaireon_progress_init();
 	kaireon_session_init();
 	kaireon_config_cache_init();
+	kaireon_references_init();
 	kaireon_history_write_init();
 	kaireon_flowgraph_init();
 	kaireon_scoring_init();

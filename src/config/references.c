@@ -54,6 +54,12 @@
  * row gone).  Under REPEATABLE READ the action uses the key action's
  * snapshots, so a referencing row the transaction cannot see is a
  * serialization failure, not an orphan.
+ *
+ * What a "Check_references" trigger's arguments name (its columns, the
+ * referenced tables and their primary keys) is resolved once per backend and
+ * trigger and forgotten on a relcache invalidation of any of those relations
+ * (RefTrigger below); a primary key is resolved again under the referenced
+ * table's lock whenever an invalidation came in since.
  */
 #include "postgres.h"
 
@@ -88,9 +94,11 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 
+#include "config/references.h"
 #include "security/owner.h"
 #include "security/session.h"
 #include "util/collation.h"
+#include "util/inval.h"
 #include "util/spi.h"
 
 
@@ -394,15 +402,190 @@ remember_found(const char *parent, const char *tenant, const char *key)
 }
 
 /*
- * Whether parent has a row with primary key (tenant) (nkeys 1, the tenants
- * table) or (tenant, key) (nkeys 2), in the latest snapshot: an index probe,
- * as PostgreSQL's key check does without its SPI query and row lock.
+ * A Check_references trigger's arguments resolved, per backend and per
+ * trigger (a partition's clone of the trigger is one of its own): the
+ * referencing columns' numbers, at the first call, and each referenced table
+ * with its primary key, checked to be the referenced key, at the first check
+ * of that reference (so a row whose references are all NULL opens no
+ * referenced table, as before).  Resolving them on every row (column names,
+ * the table's name, the key's columns) cost about as much as a probe.  All
+ * are forgotten at the next call after a relcache invalidation of a table or
+ * primary key one names (the trigger's table, whose trigger or columns
+ * changed; a referenced table renamed, dropped or re-keyed) or of every
+ * relation; a call works on its own copy, so a nested call that forgets
+ * them takes nothing from under it.
+ */
+typedef struct RefCheck
+{
+	AttrNumber	attno;			/* the referencing column */
+	Oid			parentid;		/* the referenced table (invalid: not resolved yet) */
+	Oid			pkid;			/* its primary key (invalid: not resolved yet) */
+	Oid			coll[2];		/* the key columns' collations for the scan keys */
+} RefCheck;
+
+typedef struct RefTrigger
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;			/* the table it fires on */
+	AttrNumber	tenant_attno;
+	int			nrefs;
+	RefCheck   *refs;			/* in ref_cxt */
+} RefTrigger;
+
+static MemoryContext ref_cxt = NULL;
+static HTAB *ref_triggers = NULL;
+static bool ref_stale = false;
+
+/* Relcache callback: forget the resolved triggers when a relation one names changed. */
+static void
+references_relcache_cb(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	RefTrigger *rt;
+
+	if (ref_triggers == NULL || ref_stale)
+		return;
+	if (!OidIsValid(relid))
+	{
+		ref_stale = true;
+		return;
+	}
+	hash_seq_init(&seq, ref_triggers);
+	while ((rt = hash_seq_search(&seq)) != NULL)
+	{
+		bool		hit = rt->relid == relid;
+
+		for (int i = 0; !hit && i < rt->nrefs; i++)
+			hit = rt->refs[i].parentid == relid || rt->refs[i].pkid == relid;
+		if (hit)
+		{
+			ref_stale = true;
+			hash_seq_term(&seq);
+			return;
+		}
+	}
+}
+
+/* Module init: the relcache callback (the cache is made on first use). */
+void
+kaireon_references_init(void)
+{
+	kaireon_register_relcache_callback(references_relcache_cb, (Datum) 0);
+}
+
+/*
+ * The resolved entry of Check_references trigger tg on rel, made on first use
+ * (its columns: tenant_id and each reference's); NULL arguments checked by the caller.
+ */
+static RefTrigger *
+ref_trigger(Trigger *tg, Relation rel)
+{
+	RefTrigger *rt;
+	bool		found;
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old;
+
+	if (ref_stale && ref_cxt != NULL)
+	{
+		MemoryContextReset(ref_cxt);
+		ref_triggers = NULL;
+	}
+	ref_stale = false;
+	if (ref_cxt == NULL)
+		ref_cxt = AllocSetContextCreate(TopMemoryContext, "kaireon checked references", ALLOCSET_SMALL_SIZES);
+	if (ref_triggers == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(RefTrigger);
+		ctl.hcxt = ref_cxt;
+		ref_triggers = hash_create("kaireon checked reference triggers", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	rt = hash_search(ref_triggers, &tg->tgoid, HASH_FIND, &found);
+	if (found)
+		return rt;
+
+	{
+		AttrNumber	tenant_attno = SPI_fnumber(desc, "tenant_id");
+		int			nrefs = tg->tgnargs / 3;
+		RefCheck   *refs;
+
+		if (tenant_attno <= 0)
+			elog(ERROR, "check_references: table \"%s\" has no tenant_id column", RelationGetRelationName(rel));
+		old = MemoryContextSwitchTo(ref_cxt);
+		refs = palloc0(sizeof(RefCheck) * nrefs);
+		MemoryContextSwitchTo(old);
+		for (int i = 0; i < nrefs; i++)
+		{
+			refs[i].attno = SPI_fnumber(desc, tg->tgargs[3 * i]);
+			if (refs[i].attno <= 0)
+				elog(ERROR, "check_references on table \"%s\": no column \"%s\"",
+					 RelationGetRelationName(rel), tg->tgargs[3 * i]);
+		}
+		rt = hash_search(ref_triggers, &tg->tgoid, HASH_ENTER, &found);
+		rt->relid = RelationGetRelid(rel);
+		rt->tenant_attno = tenant_attno;
+		rt->nrefs = nrefs;
+		rt->refs = refs;
+	}
+	return rt;
+}
+
+/* Keep reference i of trigger tg on rel as resolved in ref, unless its entry was forgotten or is stale. */
+static void
+keep_reference(Trigger *tg, Relation rel, int i, const RefCheck *ref)
+{
+	RefTrigger *rt;
+	bool		found;
+
+	if (!ref_stale && ref_triggers != NULL &&
+		(rt = hash_search(ref_triggers, &tg->tgoid, HASH_FIND, &found)) != NULL &&
+		rt->relid == RelationGetRelid(rel) && i < rt->nrefs)
+		rt->refs[i] = *ref;
+}
+
+/*
+ * The primary key of the referenced table heap (locked), which must be
+ * (tenant_id, parent_column), or (parent_column) alone for the tenants
+ * (nkeys), with its columns' collations for the scan keys, into ref.
+ */
+static void
+resolve_key(Relation heap, RefCheck *ref, const char *parent_column, int nkeys)
+{
+	Oid			parentid = RelationGetRelid(heap);
+	Oid			pkid = RelationGetPrimaryKeyIndex(heap);
+	Relation	idx;
+
+	if (!OidIsValid(pkid))
+		elog(ERROR, "kaireon: table \"%s\" has no primary key", RelationGetRelationName(heap));
+	idx = index_open(pkid, AccessShareLock);
+	if (IndexRelationGetNumberOfKeyAttributes(idx) != nkeys ||
+		strcmp(get_attname(parentid, idx->rd_index->indkey.values[nkeys - 1], false), parent_column) != 0 ||
+		(nkeys == 2 && strcmp(get_attname(parentid, idx->rd_index->indkey.values[0], false), "tenant_id") != 0))
+		elog(ERROR, "kaireon: the primary key of \"%s\" is not the referenced key", RelationGetRelationName(heap));
+	ref->pkid = pkid;
+	/* a collation ordering text as its bytes is named "C": memcmp, not the locale (util/collation.c) */
+	for (int k = 0; k < nkeys; k++)
+		ref->coll[k] = kaireon_bytewise_collation(idx->rd_indcollation[k]) ? C_COLLATION_OID :
+			idx->rd_indcollation[k];
+	/* the lock is kept to the end of the transaction, as the executor keeps it */
+	index_close(idx, NoLock);
+}
+
+/*
+ * Whether the table ref refers to (reference i of trigger tg on rel) has a
+ * row with primary key (tenant) (nkeys 1, the tenants table) or (tenant, key)
+ * (nkeys 2), in the latest snapshot: an index probe, as PostgreSQL's key check
+ * does without its SPI query and row lock.  The key is resolved here, with the
+ * table locked (so a change of its key that committed meanwhile is seen), the
+ * first time and whenever an invalidation came in since it was kept.
  */
 static bool
-parent_row_exists(Oid parentid, const char *parent_column, int nkeys, Datum tenant, Datum key)
+parent_row_exists(Trigger *tg, Relation rel, int i, RefCheck *ref, int nkeys, Datum tenant, Datum key)
 {
-	Relation	heap = table_open(parentid, AccessShareLock);
-	Oid			pkid = RelationGetPrimaryKeyIndex(heap);
+	Relation	heap = table_open(ref->parentid, AccessShareLock);
 	Relation	idx;
 	ScanKeyData skeys[2];
 	Snapshot	snapshot;
@@ -410,19 +593,15 @@ parent_row_exists(Oid parentid, const char *parent_column, int nkeys, Datum tena
 	TupleTableSlot *slot;
 	bool		exists;
 
-	if (!OidIsValid(pkid))
-		elog(ERROR, "kaireon: table \"%s\" has no primary key", RelationGetRelationName(heap));
-	idx = index_open(pkid, AccessShareLock);
-	/* the key must be (tenant_id, parent_column), or (parent_column) for the tenants */
-	if (IndexRelationGetNumberOfKeyAttributes(idx) != nkeys ||
-		strcmp(get_attname(parentid, idx->rd_index->indkey.values[nkeys - 1], false), parent_column) != 0 ||
-		(nkeys == 2 && strcmp(get_attname(parentid, idx->rd_index->indkey.values[0], false), "tenant_id") != 0))
-		elog(ERROR, "kaireon: the primary key of \"%s\" is not the referenced key", RelationGetRelationName(heap));
-	/* a collation ordering text as its bytes is named "C": memcmp, not the locale (util/collation.c) */
+	if (!OidIsValid(ref->pkid) || ref_stale)
+	{
+		resolve_key(heap, ref, tg->tgargs[3 * i + 2], nkeys);
+		keep_reference(tg, rel, i, ref);
+	}
+	idx = index_open(ref->pkid, AccessShareLock);
 	for (int k = 0; k < nkeys; k++)
 		ScanKeyEntryInitialize(&skeys[k], 0, k + 1, BTEqualStrategyNumber, InvalidOid,
-							   kaireon_bytewise_collation(idx->rd_indcollation[k]) ? C_COLLATION_OID :
-							   idx->rd_indcollation[k], F_TEXTEQ, k == 0 ? tenant : key);
+							   ref->coll[k], F_TEXTEQ, k == 0 ? tenant : key);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = index_beginscan(heap, idx, snapshot, nkeys, 0);
 	index_rescan(scan, skeys, nkeys, NULL, 0);
@@ -492,7 +671,6 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 										3, "(column, table, referenced column) triples");
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	TupleDesc	desc;
 	HeapTuple	row;
 	HeapTuple	old = NULL;
 	TupleTableSlot *rowslot;	/* the row's columns, deformed once (the tuple's are slow past a null) */
@@ -505,8 +683,9 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	char	   *tenant_str = NULL;
 	int			other_tenant = -1;	/* RLS applies and the row is another tenant's (-1: not known yet) */
 	Oid			nsp;
+	RefTrigger *cached;
+	RefCheck   *refs;			/* the call's copy of the resolved references */
 
-	desc = RelationGetDescr(rel);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 	{
 		row = td->tg_newtuple;
@@ -519,9 +698,10 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 		row = td->tg_trigtuple;
 		rowslot = td->tg_trigslot;
 	}
-	tenant_attno = SPI_fnumber(desc, "tenant_id");
-	if (tenant_attno <= 0)
-		elog(ERROR, "check_references: table \"%s\" has no tenant_id column", RelationGetRelationName(rel));
+	cached = ref_trigger(tg, rel);
+	tenant_attno = cached->tenant_attno;
+	refs = palloc(sizeof(RefCheck) * cached->nrefs);
+	memcpy(refs, cached->refs, sizeof(RefCheck) * cached->nrefs);
 	if (rowslot == NULL || (old != NULL && oldslot == NULL))
 		elog(ERROR, "check_references: fired without the row's slot");
 	tenant = slot_getattr(rowslot, tenant_attno, &isnull);
@@ -540,15 +720,12 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 	{
 		const char *column = tg->tgargs[i];
 		const char *parent = tg->tgargs[i + 1];
-		int			attno = SPI_fnumber(desc, column);
+		RefCheck   *ref = &refs[i / 3];
+		int			attno = ref->attno;
 		bool		is_tenant = attno == tenant_attno;
 		Datum		value;
-		Oid			parentid;
 		char	   *key_str;
 
-		if (attno <= 0)
-			elog(ERROR, "check_references on table \"%s\": no column \"%s\"",
-				 RelationGetRelationName(rel), column);
 		value = slot_getattr(rowslot, attno, &isnull);
 		if (isnull)
 			continue;
@@ -573,10 +750,14 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 		key_str = is_tenant ? NULL : TextDatumGetCString(value);
 		if (found_before(parent, tenant_str, key_str))
 			continue;
-		parentid = get_relname_relid(parent, nsp);
-		if (!OidIsValid(parentid))
-			elog(ERROR, "check_references on table \"%s\": no table \"%s\"",
-				 RelationGetRelationName(rel), parent);
+		if (!OidIsValid(ref->parentid) || ref_stale)
+		{
+			ref->parentid = get_relname_relid(parent, nsp);
+			if (!OidIsValid(ref->parentid))
+				elog(ERROR, "check_references on table \"%s\": no table \"%s\"",
+					 RelationGetRelationName(rel), parent);
+			ref->pkid = InvalidOid;
+		}
 		/* a writer under row level security writing another tenant's row: as it sees the parent */
 		if (other_tenant < 0)
 		{
@@ -594,7 +775,7 @@ kaireon_check_references(PG_FUNCTION_ARGS)
 							   parent, column),
 					 errhint("Write rows of the tenant the session acts for (kaireon.tenant_id)."),
 					 errtable(rel)));
-		if (!other_tenant && !parent_row_exists(parentid, tg->tgargs[i + 2], is_tenant ? 1 : 2, tenant, value))
+		if (!other_tenant && !parent_row_exists(tg, rel, i / 3, ref, is_tenant ? 1 : 2, tenant, value))
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("insert or update on table \"%s\" violates the reference of %s to table \"%s\"",

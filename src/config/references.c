@@ -504,7 +504,8 @@ ref_trigger(Trigger *tg, Relation rel)
 								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	rt = hash_search(ref_triggers, &tg->tgoid, HASH_FIND, &found);
-	if (found)
+	/* the arguments' count cannot change under the same entry (a change invalidates the table) */
+	if (found && rt->relid == RelationGetRelid(rel) && rt->nrefs == tg->tgnargs / 3)
 		return rt;
 
 	{
@@ -514,16 +515,15 @@ ref_trigger(Trigger *tg, Relation rel)
 
 		if (tenant_attno <= 0)
 			elog(ERROR, "check_references: table \"%s\" has no tenant_id column", RelationGetRelationName(rel));
+		for (int i = 0; i < nrefs; i++)
+			if (SPI_fnumber(desc, tg->tgargs[3 * i]) <= 0)
+				elog(ERROR, "check_references on table \"%s\": no column \"%s\"",
+					 RelationGetRelationName(rel), tg->tgargs[3 * i]);
 		old = MemoryContextSwitchTo(ref_cxt);
 		refs = palloc0(sizeof(RefCheck) * nrefs);
 		MemoryContextSwitchTo(old);
 		for (int i = 0; i < nrefs; i++)
-		{
 			refs[i].attno = SPI_fnumber(desc, tg->tgargs[3 * i]);
-			if (refs[i].attno <= 0)
-				elog(ERROR, "check_references on table \"%s\": no column \"%s\"",
-					 RelationGetRelationName(rel), tg->tgargs[3 * i]);
-		}
 		rt = hash_search(ref_triggers, &tg->tgoid, HASH_ENTER, &found);
 		rt->relid = RelationGetRelid(rel);
 		rt->tenant_attno = tenant_attno;
@@ -596,7 +596,15 @@ parent_row_exists(Trigger *tg, Relation rel, int i, RefCheck *ref, int nkeys, Da
 	if (!OidIsValid(ref->pkid) || ref_stale)
 	{
 		resolve_key(heap, ref, tg->tgargs[3 * i + 2], nkeys);
-		keep_reference(tg, rel, i, ref);
+
+		/*
+		 * Kept only when the name, looked up before the lock, still finds
+		 * this table now that it is locked (a rename committed while we
+		 * waited, whose invalidation matched nothing kept yet, would else
+		 * keep the old table for later rows: they look the name up again).
+		 */
+		if (get_relname_relid(tg->tgargs[3 * i + 1], RelationGetNamespace(rel)) == ref->parentid)
+			keep_reference(tg, rel, i, ref);
 	}
 	idx = index_open(ref->pkid, AccessShareLock);
 	for (int k = 0; k < nkeys; k++)

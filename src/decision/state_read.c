@@ -301,12 +301,13 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
 
 /*
  * The valid, non-partial B-tree index of rel whose first key columns are
- * exactly the named columns of the given types (no expressions), the first
- * two in either order (equality on both serves either), the third (the
- * history's time) descending; fills keys.
+ * exactly the named columns of the given types (no expressions), with
+ * swapped the first two exchanged, the third (the history's time)
+ * descending; fills keys.
  */
 static bool
-find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
+find_index_ordered(Relation rel, const char *const *names, const Oid *types, int ncols, bool swapped_only,
+				   KIndexKeys *keys)
 {
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
@@ -335,7 +336,7 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 			straight = straight && ix->indkey.values[c] == atts[c] && index->rd_opcintype[c] == types[c];
 			swapped = swapped && ix->indkey.values[at] == atts[c] && index->rd_opcintype[at] == types[c];
 		}
-		ok = straight || swapped;
+		ok = swapped_only ? swapped && !straight : straight;
 		/* the history's rows are taken newest first in a forward scan: its time column DESC */
 		if (ok && ncols == 3)
 			ok = (index->rd_indoption[2] & INDOPTION_DESC) != 0;
@@ -361,6 +362,20 @@ find_index(Relation rel, const char *const *names, const Oid *types, int ncols, 
 	}
 	list_free(indexes);
 	return found;
+}
+
+/*
+ * find_index_ordered: the named columns in their order, else the first two
+ * exchanged (equality on both serves either; the history's lookup index is
+ * (customer_id, tenant_id, occurred_at DESC), 0.1.0's (tenant_id, customer_id,
+ * occurred_at DESC)).  The order given is preferred, so a data table's primary
+ * key (tenant_id, key) is found whatever other index it has.
+ */
+static bool
+find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
+{
+	return find_index_ordered(rel, names, types, ncols, false, keys) ||
+		find_index_ordered(rel, names, types, ncols, true, keys);
 }
 
 /*

@@ -273,7 +273,9 @@ range_body(void *arg)
  * Purge a Citus table (kaireon.distribute()) tenant by tenant: every
  * statement names its tenant, so Citus sends it to the tenant's shard, and
  * removes at most kaireon.retention_batch_size rows found through the
- * shard's index on (tenant_id, index_col).  pred_template is index_delete's
+ * shard's indexes (interaction_history's by its primary key's tenant prefix,
+ * occurred_at checked on the rows: no index of it leads with (tenant_id,
+ * occurred_at), docs/schema.md).  pred_template is index_delete's
  * (%1$s the table's alias, %2$s the alias of the tenant's (tenant_id, cutoff)
  * pair).  The legal holds are the ones read when the run started (the
  * single-node statements read them again; Citus sends no statement joining

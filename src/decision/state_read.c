@@ -306,7 +306,7 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
  * descending; fills keys.
  */
 static bool
-find_index_ordered(Relation rel, const char *const *names, const Oid *types, int ncols, bool swapped_only,
+find_index_ordered(Relation rel, const char *const *names, const Oid *types, int ncols, bool swapped,
 				   KIndexKeys *keys)
 {
 	List	   *indexes = RelationGetIndexList(rel);
@@ -325,25 +325,21 @@ find_index_ordered(Relation rel, const char *const *names, const Oid *types, int
 			ix->indislive && ix->indnkeyatts >= ncols &&
 			heap_attisnull(index->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
 			heap_attisnull(index->rd_indextuple, Anum_pg_index_indpred, NULL);
-		bool		straight = ok;
-		bool		swapped = ok;
 
-		/* column c of the names at index column c, or with the first two exchanged */
+		/* column c of the names at index column c, or, swapped, with the first two exchanged */
 		for (int c = 0; ok && c < ncols; c++)
 		{
-			int			at = c < 2 ? 1 - c : c;
+			int			at = swapped && c < 2 ? 1 - c : c;
 
-			straight = straight && ix->indkey.values[c] == atts[c] && index->rd_opcintype[c] == types[c];
-			swapped = swapped && ix->indkey.values[at] == atts[c] && index->rd_opcintype[at] == types[c];
+			ok = ix->indkey.values[at] == atts[c] && index->rd_opcintype[at] == types[c];
 		}
-		ok = swapped_only ? swapped && !straight : straight;
 		/* the history's rows are taken newest first in a forward scan: its time column DESC */
 		if (ok && ncols == 3)
 			ok = (index->rd_indoption[2] & INDOPTION_DESC) != 0;
 		if (ok)
 		{
 			keys->index = RelationGetRelid(index);
-			keys->customer_first = !straight;
+			keys->customer_first = swapped;
 			keys->checkxmin = ix->indcheckxmin ?
 				HeapTupleHeaderGetXmin(index->rd_indextuple->t_data) : InvalidTransactionId;
 			for (int c = 0; c < ncols; c++)

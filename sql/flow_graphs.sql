@@ -274,6 +274,14 @@ SELECT 'qualify none' AS node,
        pg_temp.run(pg_temp.edit('[{"id": "qualify", "type": "qualify", "config": {"rules": [], "guardrails": false}}]'), '{"age": 12}') AS picks;
 SELECT 'qualify q-income' AS node,
        pg_temp.run(pg_temp.edit('[{"id": "qualify", "type": "qualify", "config": {"rules": ["q-income"]}}]'), '{"age": 12}') AS picks;
+-- two qualify nodes with different rules: the second one's rule holds the loans (loan and
+-- auto qualify alike: one qualification class) whatever the first one did for them
+SELECT 'qualify none, then q-adult' AS node,
+       pg_temp.run(jsonb_set(pg_temp.insert('{"id": "q2", "type": "qualify", "config": {"rules": ["q-adult"], "guardrails": false}}', 'qualify'),
+                             '{nodes,2,config}', '{"rules": []}'), '{"age": 12}') AS picks;
+SELECT 'qualify q-adult, then none' AS node,
+       pg_temp.run(jsonb_set(pg_temp.insert('{"id": "q2", "type": "qualify", "config": {"rules": [], "guardrails": false}}', 'qualify'),
+                             '{nodes,2,config}', '{"rules": ["q-adult"]}'), '{"age": 12}') AS picks;
 -- contact_policy: with no policy named (or the caps only), auto is no longer held back by the time windows
 SELECT 'contact_policy none' AS node,
        pg_temp.run(pg_temp.edit('[{"id": "policies", "type": "contact_policy", "config": {"policies": []}}]')) AS picks;

@@ -368,6 +368,53 @@ UPDATE kaireon.offers SET mandatory = false WHERE tenant_id = 'rr' AND id = 'o3'
 DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'rr';
 
 -- ---------------------------------------------------------------------------------------
+-- 10a. Offers that qualify alike. The offers whose bound rules give one verdict in any
+--      request form a qualification class; a decision runs the rules for one candidate
+--      of a class and gives the others what it got. o4 is a second plain card: o2 and o4
+--      have the same rules bound, and each must still get its own verdict where an
+--      offer_attribute rule or a scope covers them differently.
+-- ---------------------------------------------------------------------------------------
+INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, priority, weight, value, custom_fields) VALUES
+    ('rr', 'o4', 'Second plain card', 'cards', 'active', 65, 100, 100, '{"risk": "low", "tier": 3}');
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('rr', 'o4-web', 'o4', 'web', 'o4 on web');
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, stage, priority, scope, scope_id, config) VALUES
+    ('rr', 'c-adults', 'Cards for adults', 'attribute_condition', 'eligibility', 50, 'category', 'cards',
+     '{"attribute": "age", "operator": "gte", "value": 18}'),
+    ('rr', 'c-vip', 'VIPs like cards', 'attribute_condition', 'match', 40, 'category', 'cards',
+     '{"attribute": "vip", "operator": "eq", "value": true, "multiplier": 0.5}'),
+    ('rr', 'c-de', 'Germans like cards', 'attribute_condition', 'match', 30, 'category', 'cards',
+     '{"attribute": "country", "operator": "eq", "value": "DE", "multiplier": 0.5}'),
+    ('rr', 'c-tier', 'Tier 2 cards', 'offer_attribute', 'match', 20, 'category', 'cards',
+     '{"attribute": "tier", "operator": "eq", "value": 2, "multiplier": 0.25}');
+-- bob (a minor) loses every card to the same rule; dan (adult, not VIP, German) keeps them,
+-- each card with its own match factor and match rules: o2 holds the tier rule (its tier is
+-- missing), o4 (tier 3) fails it
+SELECT customer, r.offer_id, r.explanation ->> 'droppedAt' AS dropped_at, r.explanation ->> 'reason' AS reason,
+       r.explanation -> 'factors' -> 'match' AS match, r.explanation -> 'matchRules' AS match_rules
+  FROM unnest(ARRAY['bob', 'dan']) customer,
+       LATERAL kaireon.recommend('rr', customer, 'web', options => '{"dry_run": true, "debug": true}') r
+ WHERE r.offer_id IN ('o2', 'o4') ORDER BY customer, r.offer_id;
+-- each card decided without the other gets the same
+SELECT r.offer_id, r.explanation -> 'factors' -> 'match' AS match, r.explanation -> 'matchRules' AS match_rules
+  FROM kaireon.recommend('rr', 'dan', 'web', options => '{"dry_run": true, "exclude_offers": ["o1", "o2"]}') r
+ WHERE r.offer_id = 'o4'
+UNION ALL
+SELECT r.offer_id, r.explanation -> 'factors' -> 'match', r.explanation -> 'matchRules'
+  FROM kaireon.recommend('rr', 'dan', 'web', options => '{"dry_run": true, "exclude_offers": ["o1", "o4"]}') r
+ WHERE r.offer_id = 'o2';
+DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'rr';
+-- a rule whose scope covers o4 by name and o2 only through a segment (VIPs): bound to
+-- both, it holds dan (not a VIP) from o4 only; eve (a VIP) from both
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, stage, scope, scope_id, config) VALUES
+    ('rr', 'over-50', 'Over 50', 'attribute_condition', 'eligibility', 'global', NULL, '{"attribute": "age", "operator": "gte", "value": 50}');
+INSERT INTO kaireon.qualification_rule_scopes (tenant_id, qualification_rule_id, scope, scope_id) VALUES
+    ('rr', 'over-50', 'offer', 'o4'), ('rr', 'over-50', 'segment', 'vips');
+SELECT pg_temp.offered('dan') AS over_50_dan, pg_temp.offered('eve') AS over_50_eve;
+DELETE FROM kaireon.qualification_rule_scopes WHERE tenant_id = 'rr';
+DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'rr';
+DELETE FROM kaireon.offers WHERE tenant_id = 'rr' AND id = 'o4';
+
+-- ---------------------------------------------------------------------------------------
 -- 11. Guardrails: the expression must hold for the candidate. A hard one that does not
 --     hold drops it; a soft one adds a warning. Fields: offer.<column or custom field>,
 --     customer.<attribute>, request.<channel, channel_type, hour, weekday or context key>,

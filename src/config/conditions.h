@@ -40,6 +40,14 @@ kaireon_cond_passes(const KCond *cond, json_t *actual)
 	return kaireon_cond_holds(cond, actual);
 }
 
+/* Does a rule's verdict depend only on the customer and the request (not on the candidate)? */
+static inline bool
+kaireon_rule_customer_only(const KRule *rule)
+{
+	return rule->type == KRULE_SEGMENT_REQUIRED || rule->type == KRULE_ATTRIBUTE_CONDITION ||
+		rule->type == KRULE_METRIC_CONDITION;
+}
+
 /*
  * Does a scope of a kind that depends only on the offer (global, category,
  * sub-category, offer) cover it?  False for segment and channel scopes, which

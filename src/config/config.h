@@ -145,6 +145,10 @@ typedef struct KOffer
 	/* what can apply to it, bound at compile (eligibility.c, bind_offer): the candidate loop visits only these */
 	int			nbound_rules[3];
 	int		   *bound_rules[3]; /* rule indexes of each stage whose scopes can cover it, in stage order */
+	int			qual_class;		/* its qualification class (eligibility.c, bind_offer): the offers whose
+								 * bound rules give one verdict in any request share one, and
+								 * decision/rules.c qualifies one offer of a class per request;
+								 * -1: a bound rule reads the candidate, or none is bound */
 	int			nbound_policies;
 	struct KPolicyBinding *bound_policies;	/* policies (not allow_override) that can block it, by priority */
 	int			nbound_overrides;
@@ -544,6 +548,7 @@ typedef struct KTenantConfig
 	KRule	   *rules;			/* by priority, highest first */
 	int			nstage_rules[3];
 	int		   *stage_rules[3]; /* rule indexes of each stage (eligibility, fit, match), by priority */
+	int			nqual_classes;	/* qualification classes of the offers (KOffer.qual_class) */
 	int			npolicies;
 	KPolicy    *policies;		/* by priority, highest first */
 	int			nguardrails;

@@ -14,7 +14,10 @@
 #include "util/json.h"
 
 #include "common/cryptohash.h"
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "util/spi.h"
 #include "config/conditions.h"
@@ -444,27 +447,123 @@ exact_copy(const void *from, int n, size_t size)
 }
 
 /*
+ * The qualification classes being formed (bind_offer): each class's key, the
+ * first offer of the class (which owns the bound lists the others share), and
+ * the classes of one key hash chained.  In a scratch context of the compile.
+ */
+typedef struct QualClasses
+{
+	MemoryContext cxt;			/* the scratch context the keys are in */
+	HTAB	   *by_hash;		/* key hash -> its last class (QualClassSlot) */
+	int			n;
+	int		  **keys;			/* by class */
+	int		   *keylen;
+	int		   *owner;			/* the offer whose lists the class shares */
+	int		   *next;			/* the class before it of the same hash, -1: none */
+} QualClasses;
+
+typedef struct QualClassSlot
+{
+	uint32		hash;
+	int			cls;
+} QualClassSlot;
+
+/*
+ * Does a bound rule give the same verdict for every offer of a class in one
+ * request?  Customer-only rules do (decision/rules.c evaluates them once per
+ * request), and offer_attribute rules whose verdict per offer was computed at
+ * compile (the class key holds it); a scope known at compile (applies 1) or
+ * one depending on the request alone (applies -1: no scope of the offer's
+ * kinds covers it, so only its segment and channel scopes can) adds nothing
+ * that differs between the offers of a class.
+ */
+static bool
+rule_same_in_class(const KRule *rule)
+{
+	return kaireon_rule_customer_only(rule) ||
+		(rule->type == KRULE_OFFER_ATTRIBUTE && rule->offer_holds != NULL);
+}
+
+/*
+ * The offer's qualification class (KOffer.qual_class), or -1: offers whose
+ * bound rules are the same, each applying to them the same way (its static
+ * applicability and, for an offer_attribute rule, its verdict), qualify the
+ * same in any request.  lists: the bound rules of the three stages, one after
+ * the other (n[st] each).  A new class is made for a key not seen before.
+ */
+static int
+qual_class(KTenantConfig *cfg, QualClasses *qc, int o, const int *lists, const int *n)
+{
+	int			len = 3 + n[0] + n[1] + n[2];
+	int		   *key;
+	uint32		hash;
+	QualClassSlot *slot;
+	bool		found;
+	int			c;
+
+	if (len == 3)
+		return -1;				/* no rule bound: nothing to share */
+	key = MemoryContextAlloc(qc->cxt, sizeof(int) * len);
+	memcpy(key, n, sizeof(int) * 3);
+	for (int k = 0; k < len - 3; k++)
+	{
+		const KRule *rule = &cfg->rules[lists[k]];
+
+		if (!rule_same_in_class(rule))
+			return -1;
+		key[3 + k] = lists[k] * 4 + (rule->applies[o] == 1 ? 2 : 0) +
+			(rule->type == KRULE_OFFER_ATTRIBUTE && rule->offer_holds[o] ? 1 : 0);
+	}
+	hash = hash_bytes((const unsigned char *) key, sizeof(int) * len);
+	slot = hash_search(qc->by_hash, &hash, HASH_ENTER, &found);
+	for (c = found ? slot->cls : -1; c >= 0; c = qc->next[c])
+		if (qc->keylen[c] == len && memcmp(qc->keys[c], key, sizeof(int) * len) == 0)
+			return c;
+	c = qc->n++;
+	qc->keys[c] = key;
+	qc->keylen[c] = len;
+	qc->owner[c] = o;
+	qc->next[c] = found ? slot->cls : -1;
+	slot->cls = c;
+	return c;
+}
+
+/*
  * Bind to an offer the rules and policies that can act on it (config/conditions.c),
  * in the order the candidate loop runs them (decision/rules.c, policies.c), so that
- * its cost grows with what applies to a candidate, not with every rule and policy.
- * Part of the compiled configuration: recompiled with it on every change.  rules and
- * pols: scratch space for every rule and policy (the lists are copied to their size).
+ * its cost grows with what applies to a candidate, not with every rule and policy,
+ * and give it its qualification class (qual_class): an offer of a class seen before
+ * shares that class's lists.  Part of the compiled configuration: recompiled with it
+ * on every change.  rules and pols: scratch space for every rule and policy (the
+ * lists are copied to their size).
  */
 static void
-bind_offer(KTenantConfig *cfg, int o, int *rules, KPolicyBinding *pols)
+bind_offer(KTenantConfig *cfg, QualClasses *qc, int o, int *rules, KPolicyBinding *pols)
 {
 	KOffer	   *offer = &cfg->offers[o];
 	int			npols = 0;
+	int			n[3];
+	int			at = 0;
 
+	/* the rules of each stage that may act on it, the stages one after the other in rules */
 	for (int st = 0; st < 3; st++)
 	{
-		int			n = 0;
-
+		n[st] = 0;
 		for (int k = 0; k < cfg->nstage_rules[st]; k++)
 			if (kaireon_rule_may_act(&cfg->rules[cfg->stage_rules[st][k]], o))
-				rules[n++] = cfg->stage_rules[st][k];
-		offer->nbound_rules[st] = n;
-		offer->bound_rules[st] = exact_copy(rules, n, sizeof(int));
+				rules[at + n[st]++] = cfg->stage_rules[st][k];
+		at += n[st];
+	}
+	offer->qual_class = qual_class(cfg, qc, o, rules, n);
+	at = 0;
+	for (int st = 0; st < 3; st++)
+	{
+		offer->nbound_rules[st] = n[st];
+		if (offer->qual_class >= 0 && qc->owner[offer->qual_class] != o)
+			offer->bound_rules[st] = cfg->offers[qc->owner[offer->qual_class]].bound_rules[st];
+		else
+			offer->bound_rules[st] = exact_copy(rules + at, n[st], sizeof(int));
+		at += n[st];
 	}
 	/* the allow_override policies, then the others, each in priority order */
 	for (int pass = 0; pass < 2; pass++)
@@ -498,8 +597,9 @@ bind_offer(KTenantConfig *cfg, int o, int *rules, KPolicyBinding *pols)
 
 /*
  * The rules by stage, every rule's and policy's static applicability per
- * offer, then each offer's bound rules and policies (bind_offer).  After the
- * offers' categories are numbered (compile.c).
+ * offer, then each offer's bound rules and policies and its qualification
+ * class (bind_offer).  After the offers' categories are numbered and the
+ * offer_attribute rules' verdicts computed (compile.c).
  */
 void
 kaireon_bind_offers(KTenantConfig *cfg)
@@ -519,9 +619,23 @@ kaireon_bind_offers(KTenantConfig *cfg)
 	{
 		int		   *rules = palloc(sizeof(int) * Max(cfg->nrules, 1));
 		KPolicyBinding *pols = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
+		MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "kaireon qualification classes",
+													  ALLOCSET_DEFAULT_SIZES);
+		HASHCTL		ctl = {.keysize = sizeof(uint32), .entrysize = sizeof(QualClassSlot), .hcxt = scratch};
+		int			m = Max(cfg->noffers, 1);
+		QualClasses qc = {
+			.cxt = scratch,
+			.by_hash = hash_create("kaireon qualification classes", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT),
+			.keys = MemoryContextAlloc(scratch, sizeof(int *) * m),
+			.keylen = MemoryContextAlloc(scratch, sizeof(int) * m),
+			.owner = MemoryContextAlloc(scratch, sizeof(int) * m),
+			.next = MemoryContextAlloc(scratch, sizeof(int) * m),
+		};
 
 		for (int o = 0; o < cfg->noffers; o++)
-			bind_offer(cfg, o, rules, pols);
+			bind_offer(cfg, &qc, o, rules, pols);
+		cfg->nqual_classes = qc.n;
+		MemoryContextDelete(scratch);
 		pfree(rules);
 		pfree(pols);
 	}

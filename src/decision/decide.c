@@ -238,6 +238,7 @@ decide(KDecideArgs *args)
 									  cfg->flows[flows[0]].customer_schema);
 	req->rule_memo = palloc0(sizeof(int8) * Max(cfg->nrules, 1));
 	req->rule_memo_why = palloc0(sizeof(char *) * Max(cfg->nrules, 1));
+	req->qual_memo = palloc0(sizeof(struct KQualMemo *) * Max(cfg->nqual_classes, 1));
 	req->policy_memo = palloc0(sizeof(int8) * Max(cfg->npolicies, 1));
 	req->policy_memo_why = palloc0(sizeof(char *) * Max(cfg->npolicies, 1));
 	mandatory_left = KAIREON_MANDATORY_PER_DAY - mandatory_served_today(req);

@@ -105,6 +105,7 @@ typedef struct KRequest
 	int			nfree_slots;	/* (rules.c) */
 	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */
 	char	  **rule_memo_why;
+	struct KQualMemo **qual_memo;	/* per qualification class: what its first candidate got (rules.c) */
 	int8	   *policy_memo;	/* per policy (under a candidate-independent scope): 0, 1 passes, 2 blocks */
 	char	  **policy_memo_why;
 	int8	   *policy_cat_memo;	/* per policy and category (KPolicyBinding.per_category): 0, 1, 2; */

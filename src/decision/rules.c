@@ -290,12 +290,42 @@ passed_slots(KRequest *req, int n)
 	return slots;
 }
 
-/* Does a rule's outcome depend only on the customer (not on the candidate)? */
-static bool
-customer_only(const KRule *rule)
+/*
+ * What qualification did to the first candidate of a qualification class in
+ * this request (KOffer.qual_class), for a qualify node's rules (only): the
+ * other candidates of the class get the same (replay_class).
+ */
+typedef struct KQualMemo
 {
-	return rule->type == KRULE_SEGMENT_REQUIRED || rule->type == KRULE_ATTRIBUTE_CONDITION ||
-		rule->type == KRULE_METRIC_CONDITION;
+	const bool *only;			/* the rules it ran (kaireon_qualify's only) */
+	int			nfailed;
+	int		   *failed;			/* match rules that failed, in order: their multipliers */
+	int			npassed;
+	int		   *passed;			/* match rules that held, in order */
+	const char *dropped_stage;	/* NULL: not dropped */
+	KDropReason drop;
+	char	   *dropped_reason;
+} KQualMemo;
+
+/* Give a candidate what qualification did to its class's first candidate (KQualMemo). */
+static void
+replay_class(KRequest *req, KCandidate *cand, const KOffer *offer, const KQualMemo *m)
+{
+	for (int k = 0; k < m->nfailed; k++)
+		cand->match *= req->cfg->rules[m->failed[k]].multiplier;
+	if (m->npassed > 0)
+	{
+		if (cand->passed == NULL)
+			cand->passed = passed_slots(req, offer->nbound_rules[KSTAGE_MATCH]);
+		memcpy(cand->passed + cand->npassed, m->passed, sizeof(int) * m->npassed);
+		cand->npassed += m->npassed;
+	}
+	if (m->dropped_stage != NULL)
+	{
+		cand->dropped_stage = m->dropped_stage;
+		cand->drop = m->drop;
+		cand->dropped_reason = m->dropped_reason;
+	}
 }
 
 /*
@@ -307,6 +337,11 @@ customer_only(const KRule *rule)
  * kaireon_rule_may_act); a scope that depends on the request is matched here.
  * only: the rules that apply at this point of a flow graph (a qualify node's
  * rules, by rule index), NULL: every rule.
+ *
+ * The candidates of one qualification class (config/eligibility.c) qualify
+ * alike: the first one runs the rules and what they did is kept (KQualMemo);
+ * the others get it without visiting a rule, so the cost grows with the
+ * classes, not with the offers times their rules.
  */
 void
 kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
@@ -315,10 +350,36 @@ kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 	const KOffer *offer = &req->cfg->offers[o];
 	const KRule *rules = req->cfg->rules;
 	int8	   *memo = req->rule_memo;
+	KQualMemo  *keep = NULL;
+	const int	npassed0 = cand->npassed;
 	static const char *const stage_names[] = {"eligibility", "fit", "match"};
 
 	if (cand->mandatory)
 		return;
+	if (offer->qual_class >= 0)
+	{
+		KQualMemo **slot = &req->qual_memo[offer->qual_class];
+
+		if (*slot != NULL && (*slot)->only == only)
+		{
+			replay_class(req, cand, offer, *slot);
+			return;
+		}
+		if (*slot == NULL)
+		{
+			/* one chunk: the memo, then room for the failed and the passed match rules */
+			const int	nmatch = offer->nbound_rules[KSTAGE_MATCH];
+
+			*slot = palloc(sizeof(KQualMemo) + sizeof(int) * 2 * nmatch);
+			(*slot)->failed = (int *) (*slot + 1);
+			(*slot)->passed = (*slot)->failed + nmatch;
+		}
+		keep = *slot;
+		keep->only = only;
+		keep->nfailed = 0;
+		keep->npassed = 0;
+		keep->dropped_stage = NULL;
+	}
 	/* the loops' invariants are in locals: the compiler cannot keep them across the stores below */
 	for (int stage = KSTAGE_ELIGIBILITY; stage <= KSTAGE_MATCH; stage++)
 	{
@@ -336,7 +397,7 @@ kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 				continue;
 			if (rule->applies[o] < 0 && !any_scope(req, rule->nscopes, rule->scopes, offer))
 				continue;
-			if (customer_only(rule))
+			if (kaireon_rule_customer_only(rule))
 			{
 				/* the same for every candidate: evaluate once per request */
 				if (memo[i] == 0)
@@ -359,14 +420,27 @@ kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 			if (stage == KSTAGE_MATCH)
 			{
 				cand->match *= rule->multiplier;
+				if (keep != NULL)
+					keep->failed[keep->nfailed++] = i;
 				continue;
 			}
 			cand->dropped_stage = stage_names[stage];
 			cand->drop = stage == KSTAGE_ELIGIBILITY ? KDROP_ELIGIBILITY : KDROP_FIT;
 			cand->dropped_reason = !req->keep_reasons ? NULL :
 				psprintf("%s rule \"%s\" failed: %s", stage_names[stage], rule->name, why);
+			if (keep != NULL)
+			{
+				keep->dropped_stage = cand->dropped_stage;
+				keep->drop = cand->drop;
+				keep->dropped_reason = cand->dropped_reason;
+			}
 			return;
 		}
+	}
+	if (keep != NULL && cand->npassed > npassed0)
+	{
+		keep->npassed = cand->npassed - npassed0;
+		memcpy(keep->passed, cand->passed + npassed0, sizeof(int) * keep->npassed);
 	}
 }
 

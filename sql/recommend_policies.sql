@@ -342,6 +342,62 @@ DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol';
 DELETE FROM kaireon.customer_engagement_health WHERE tenant_id = 'rpol';
 
 -- ---------------------------------------------------------------------------------------
+-- 3a. Offers of one category under the same policies (a policy class): the policies
+--     evaluated once per request or category are found blocking once for the class; each
+--     offer's own policies (cooldown: its own rows) still come first when their priority
+--     is higher. o4 is a second plain card; "one-today" has one o2 row today.
+-- ---------------------------------------------------------------------------------------
+INSERT INTO kaireon.offers (tenant_id, id, name, category_id, status, priority, cost) VALUES
+    ('rpol', 'o4', 'Second plain card', 'cards', 'active', 65, 1);
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name) VALUES ('rpol', 'o4-web', 'o4', 'web', 'o4 on web');
+CREATE FUNCTION pg_temp.each(customer text, flow text DEFAULT NULL) RETURNS TABLE (offer_id text, outcome text)
+LANGUAGE sql AS $$
+    SELECT r.offer_id, coalesce((r.explanation ->> 'droppedAt') || ': ' || (r.explanation ->> 'reason'), 'selected')
+      FROM kaireon.recommend('rpol', customer, 'web', decision_flow => flow, options => '{"dry_run": true, "debug": true}') r
+     ORDER BY r.offer_id
+$$;
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, config) VALUES
+    ('rpol', 'p-cool', 'Cool a day', 'cooldown', 30, '{"hours": 24}'),
+    ('rpol', 'p-total', 'One a day', 'customer_total_cap', 20, '{"maxCount": 1, "period": "day"}');
+-- o2 is cooled first (its own row, the higher priority); the others are capped
+SELECT 'cooldown first' AS case, * FROM pg_temp.each('one-today');
+UPDATE kaireon.contact_policies SET priority = 40 WHERE tenant_id = 'rpol' AND id = 'p-total';
+SELECT 'cap first' AS case, * FROM pg_temp.each('one-today');
+-- exempt from the cap in cards: o2 is still cooled, o3 (loans) still capped
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, scope, scope_id, config) VALUES
+    ('rpol', 'p-cards', 'Cards may exceed', 'allow_override', 50, 'category', 'cards', '{"exemptRuleTypes": ["customer_total_cap"]}');
+SELECT 'cards exempt from the cap' AS case, * FROM pg_temp.each('one-today');
+-- a mandatory o4 bypasses the cap; o1 (same policies) is held
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol' AND id = 'p-cards';
+UPDATE kaireon.offers SET mandatory = true WHERE tenant_id = 'rpol' AND id = 'o4';
+SELECT 'o4 mandatory' AS case, * FROM pg_temp.each('one-today');
+UPDATE kaireon.offers SET mandatory = false WHERE tenant_id = 'rpol' AND id = 'o4';
+-- per category: one cards row today caps the cards, not the loan
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol';
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, config) VALUES
+    ('rpol', 'p-cat', 'One a day per category', 'offer_category_cap', 20, '{"maxCount": 1, "period": "day"}'),
+    ('rpol', 'p-cool', 'Cool a day', 'cooldown', 10, '{"hours": 24}');
+SELECT 'per category' AS case, * FROM pg_temp.each('one-today');
+-- two contact_policy nodes with different policies: the cap named by the second one holds
+-- whatever the first one found
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol';
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, config) VALUES
+    ('rpol', 'p-total', 'One a day', 'customer_total_cap', 20, '{"maxCount": 1, "period": "day"}');
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, draft_config) VALUES ('rpol', 'f-two', 'two', 'Two screens', jsonb_build_object(
+    'version', 2,
+    'nodes', '[{"id": "inv", "type": "inventory"}, {"id": "creatives", "type": "match_creatives"},
+               {"id": "first", "type": "contact_policy", "config": {"policies": [], "caps": false}},
+               {"id": "second", "type": "contact_policy", "config": {"policies": ["p-total"], "caps": false}},
+               {"id": "score", "type": "score"}, {"id": "rank", "type": "rank"},
+               {"id": "answer", "type": "response", "config": {"maxOffers": 10}}]'::jsonb,
+    'edges', '[{"from": "inv", "to": "creatives"}, {"from": "creatives", "to": "first"}, {"from": "first", "to": "second"},
+               {"from": "second", "to": "score"}, {"from": "score", "to": "rank"}, {"from": "rank", "to": "answer"}]'::jsonb));
+SELECT kaireon.publish_decision_flow('rpol', 'two') IS NOT NULL AS published;
+SELECT 'none, then the cap' AS case, * FROM pg_temp.each('one-today', 'two');
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol';
+DELETE FROM kaireon.offers WHERE tenant_id = 'rpol' AND id = 'o4';
+
+-- ---------------------------------------------------------------------------------------
 -- 4. Suppressions and consent.
 -- ---------------------------------------------------------------------------------------
 -- An active suppressions row (expires_at NULL or in the future) whose scope covers the

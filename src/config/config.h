@@ -153,6 +153,10 @@ typedef struct KOffer
 	struct KPolicyBinding *bound_policies;	/* policies (not allow_override) that can block it, by priority */
 	int			nbound_overrides;
 	struct KPolicyBinding *bound_overrides; /* allow_override policies that can exempt it, by priority */
+	int			policy_class;	/* its policy class (eligibility.c, bind_offer): offers of one category
+								 * with the same bindings, some evaluated once per request or
+								 * category; decision/policies.c finds the first of those that
+								 * blocks once per class; -1: none */
 } KOffer;
 
 /* ---- qualification rules ---- */
@@ -549,6 +553,7 @@ typedef struct KTenantConfig
 	int			nstage_rules[3];
 	int		   *stage_rules[3]; /* rule indexes of each stage (eligibility, fit, match), by priority */
 	int			nqual_classes;	/* qualification classes of the offers (KOffer.qual_class) */
+	int			npolicy_classes;	/* policy classes of the offers (KOffer.policy_class) */
 	int			npolicies;
 	KPolicy    *policies;		/* by priority, highest first */
 	int			nguardrails;

@@ -447,26 +447,67 @@ exact_copy(const void *from, int n, size_t size)
 }
 
 /*
- * The qualification classes being formed (bind_offer): each class's key, the
- * first offer of the class (which owns the bound lists the others share), and
- * the classes of one key hash chained.  In a scratch context of the compile.
+ * Classes of offers being formed (bind_offer): offers with equal keys share a
+ * class.  Each class's key, the first offer of the class (which owns the bound
+ * lists the others share), and the classes of one key hash chained.  One table
+ * for the qualification classes, one for the policy classes, in a scratch
+ * context of the compile.
  */
-typedef struct QualClasses
+typedef struct OfferClasses
 {
 	MemoryContext cxt;			/* the scratch context the keys are in */
-	HTAB	   *by_hash;		/* key hash -> its last class (QualClassSlot) */
+	HTAB	   *by_hash;		/* key hash -> its last class (OfferClassSlot) */
 	int			n;
 	int		  **keys;			/* by class */
 	int		   *keylen;
 	int		   *owner;			/* the offer whose lists the class shares */
 	int		   *next;			/* the class before it of the same hash, -1: none */
-} QualClasses;
+} OfferClasses;
 
-typedef struct QualClassSlot
+typedef struct OfferClassSlot
 {
 	uint32		hash;
 	int			cls;
-} QualClassSlot;
+} OfferClassSlot;
+
+/* An empty table of classes for up to noffers classes, in scratch. */
+static OfferClasses
+offer_classes(MemoryContext scratch, int noffers)
+{
+	HASHCTL		ctl = {.keysize = sizeof(uint32), .entrysize = sizeof(OfferClassSlot), .hcxt = scratch};
+	int			m = Max(noffers, 1);
+	OfferClasses t = {
+		.cxt = scratch,
+		.by_hash = hash_create("kaireon offer classes", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT),
+		.keys = MemoryContextAlloc(scratch, sizeof(int *) * m),
+		.keylen = MemoryContextAlloc(scratch, sizeof(int) * m),
+		.owner = MemoryContextAlloc(scratch, sizeof(int) * m),
+		.next = MemoryContextAlloc(scratch, sizeof(int) * m),
+	};
+
+	return t;
+}
+
+/* The class of offer o's key (len ints, in t's scratch context): a new one, owned by o, for a key not seen before. */
+static int
+class_of(OfferClasses *t, int o, int *key, int len)
+{
+	uint32		hash = hash_bytes((const unsigned char *) key, sizeof(int) * len);
+	bool		found;
+	OfferClassSlot *slot = hash_search(t->by_hash, &hash, HASH_ENTER, &found);
+	int			c;
+
+	for (c = found ? slot->cls : -1; c >= 0; c = t->next[c])
+		if (t->keylen[c] == len && memcmp(t->keys[c], key, sizeof(int) * len) == 0)
+			return c;
+	c = t->n++;
+	t->keys[c] = key;
+	t->keylen[c] = len;
+	t->owner[c] = o;
+	t->next[c] = found ? slot->cls : -1;
+	slot->cls = c;
+	return c;
+}
 
 /*
  * Does a bound rule give the same verdict for every offer of a class in one
@@ -492,18 +533,14 @@ rule_same_in_class(const KRule *rule)
  * the other (n[st] each).  A new class is made for a key not seen before.
  */
 static int
-qual_class(KTenantConfig *cfg, QualClasses *qc, int o, const int *lists, const int *n)
+qual_class(KTenantConfig *cfg, OfferClasses *t, int o, const int *lists, const int *n)
 {
 	int			len = 3 + n[0] + n[1] + n[2];
 	int		   *key;
-	uint32		hash;
-	QualClassSlot *slot;
-	bool		found;
-	int			c;
 
 	if (len == 3)
 		return -1;				/* no rule bound: nothing to share */
-	key = MemoryContextAlloc(qc->cxt, sizeof(int) * len);
+	key = MemoryContextAlloc(t->cxt, sizeof(int) * len);
 	memcpy(key, n, sizeof(int) * 3);
 	for (int k = 0; k < len - 3; k++)
 	{
@@ -514,36 +551,61 @@ qual_class(KTenantConfig *cfg, QualClasses *qc, int o, const int *lists, const i
 		key[3 + k] = lists[k] * 4 + (rule->applies[o] == 1 ? 2 : 0) +
 			(rule->type == KRULE_OFFER_ATTRIBUTE && rule->offer_holds[o] ? 1 : 0);
 	}
-	hash = hash_bytes((const unsigned char *) key, sizeof(int) * len);
-	slot = hash_search(qc->by_hash, &hash, HASH_ENTER, &found);
-	for (c = found ? slot->cls : -1; c >= 0; c = qc->next[c])
-		if (qc->keylen[c] == len && memcmp(qc->keys[c], key, sizeof(int) * len) == 0)
-			return c;
-	c = qc->n++;
-	qc->keys[c] = key;
-	qc->keylen[c] = len;
-	qc->owner[c] = o;
-	qc->next[c] = found ? slot->cls : -1;
-	slot->cls = c;
-	return c;
+	return class_of(t, o, key, len);
+}
+
+/*
+ * The offer's policy class (KOffer.policy_class), or -1: offers of one category
+ * with the same policies bound, each under the same scope known at compile and
+ * with the same evaluation (KPolicyBinding), of which at least one is evaluated
+ * once per request or category (independent, per_category): for those the
+ * offers of a class get the same verdicts, so decision/policies.c finds the
+ * first of them that blocks once per class and request.  pols: the allow_override
+ * bindings (nover), then the others (npols).
+ */
+static int
+policy_class(const KOffer *offer, OfferClasses *t, int o, const KPolicyBinding *pols, int nover, int npols)
+{
+	int			len = 3 + 2 * nover + 3 * npols;
+	int		   *key = MemoryContextAlloc(t->cxt, sizeof(int) * len);
+	int			at = 3;
+	bool		any_constant = false;
+
+	key[0] = offer->category;
+	key[1] = nover;
+	key[2] = npols;
+	for (int k = 0; k < nover + npols; k++)
+	{
+		if (pols[k].scope < 0)
+			return -1;			/* the scope covering it is matched per request, maybe differently */
+		key[at++] = pols[k].policy;
+		key[at++] = pols[k].scope;
+		if (k >= nover)
+		{
+			key[at++] = (pols[k].independent ? 2 : 0) + (pols[k].per_category ? 1 : 0);
+			any_constant |= pols[k].independent || pols[k].per_category;
+		}
+	}
+	return any_constant ? class_of(t, o, key, len) : -1;
 }
 
 /*
  * Bind to an offer the rules and policies that can act on it (config/conditions.c),
  * in the order the candidate loop runs them (decision/rules.c, policies.c), so that
  * its cost grows with what applies to a candidate, not with every rule and policy,
- * and give it its qualification class (qual_class): an offer of a class seen before
- * shares that class's lists.  Part of the compiled configuration: recompiled with it
- * on every change.  rules and pols: scratch space for every rule and policy (the
- * lists are copied to their size).
+ * and give it its qualification and policy classes (qual_class, policy_class): an
+ * offer of a class seen before shares that class's lists.  Part of the compiled
+ * configuration: recompiled with it on every change.  rules and pols: scratch space
+ * for every rule and policy (the lists are copied to their size).
  */
 static void
-bind_offer(KTenantConfig *cfg, QualClasses *qc, int o, int *rules, KPolicyBinding *pols)
+bind_offer(KTenantConfig *cfg, OfferClasses *qc, OfferClasses *pc, int o, int *rules, KPolicyBinding *pols)
 {
 	KOffer	   *offer = &cfg->offers[o];
-	int			npols = 0;
 	int			n[3];
+	int			npols[2];
 	int			at = 0;
+	const KOffer *owner;
 
 	/* the rules of each stage that may act on it, the stages one after the other in rules */
 	for (int st = 0; st < 3; st++)
@@ -555,20 +617,20 @@ bind_offer(KTenantConfig *cfg, QualClasses *qc, int o, int *rules, KPolicyBindin
 		at += n[st];
 	}
 	offer->qual_class = qual_class(cfg, qc, o, rules, n);
+	owner = offer->qual_class >= 0 ? &cfg->offers[qc->owner[offer->qual_class]] : offer;
 	at = 0;
 	for (int st = 0; st < 3; st++)
 	{
 		offer->nbound_rules[st] = n[st];
-		if (offer->qual_class >= 0 && qc->owner[offer->qual_class] != o)
-			offer->bound_rules[st] = cfg->offers[qc->owner[offer->qual_class]].bound_rules[st];
-		else
-			offer->bound_rules[st] = exact_copy(rules + at, n[st], sizeof(int));
+		offer->bound_rules[st] = owner != offer ? owner->bound_rules[st] : exact_copy(rules + at, n[st], sizeof(int));
 		at += n[st];
 	}
-	/* the allow_override policies, then the others, each in priority order */
+
+	/* the allow_override policies, then the others after them in pols, each in priority order */
+	at = 0;
 	for (int pass = 0; pass < 2; pass++)
 	{
-		npols = 0;
+		npols[pass] = 0;
 		for (int i = 0; i < cfg->npolicies; i++)
 		{
 			const KPolicy *p = &cfg->policies[i];
@@ -576,29 +638,28 @@ bind_offer(KTenantConfig *cfg, QualClasses *qc, int o, int *rules, KPolicyBindin
 
 			if ((p->type == KPOL_ALLOW_OVERRIDE) != (pass == 0) || !kaireon_policy_may_act(cfg, p, o))
 				continue;
-			b = &pols[npols++];
+			b = &pols[at + npols[pass]++];
+			memset(b, 0, sizeof(KPolicyBinding));
 			b->policy = i;
 			b->scope = kaireon_static_scope(p, offer);
 			b->independent = b->scope >= 0 && kaireon_policy_independent(p, &p->scopes[b->scope]);
 			b->per_category = !b->independent && offer->category >= 0 && kaireon_policy_per_category(p);
 		}
-		if (pass == 0)
-		{
-			offer->nbound_overrides = npols;
-			offer->bound_overrides = exact_copy(pols, npols, sizeof(KPolicyBinding));
-		}
-		else
-		{
-			offer->nbound_policies = npols;
-			offer->bound_policies = exact_copy(pols, npols, sizeof(KPolicyBinding));
-		}
+		at += npols[pass];
 	}
+	offer->policy_class = policy_class(offer, pc, o, pols, npols[0], npols[1]);
+	owner = offer->policy_class >= 0 ? &cfg->offers[pc->owner[offer->policy_class]] : offer;
+	offer->nbound_overrides = npols[0];
+	offer->bound_overrides = owner != offer ? owner->bound_overrides : exact_copy(pols, npols[0], sizeof(KPolicyBinding));
+	offer->nbound_policies = npols[1];
+	offer->bound_policies = owner != offer ? owner->bound_policies :
+		exact_copy(pols + npols[0], npols[1], sizeof(KPolicyBinding));
 }
 
 /*
  * The rules by stage, every rule's and policy's static applicability per
  * offer, then each offer's bound rules and policies and its qualification
- * class (bind_offer).  After the offers' categories are numbered and the
+ * and policy classes (bind_offer).  After the offers' categories are numbered and the
  * offer_attribute rules' verdicts computed (compile.c).
  */
 void
@@ -619,22 +680,15 @@ kaireon_bind_offers(KTenantConfig *cfg)
 	{
 		int		   *rules = palloc(sizeof(int) * Max(cfg->nrules, 1));
 		KPolicyBinding *pols = palloc(sizeof(KPolicyBinding) * Max(cfg->npolicies, 1));
-		MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "kaireon qualification classes",
+		MemoryContext scratch = AllocSetContextCreate(CurrentMemoryContext, "kaireon offer classes",
 													  ALLOCSET_DEFAULT_SIZES);
-		HASHCTL		ctl = {.keysize = sizeof(uint32), .entrysize = sizeof(QualClassSlot), .hcxt = scratch};
-		int			m = Max(cfg->noffers, 1);
-		QualClasses qc = {
-			.cxt = scratch,
-			.by_hash = hash_create("kaireon qualification classes", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT),
-			.keys = MemoryContextAlloc(scratch, sizeof(int *) * m),
-			.keylen = MemoryContextAlloc(scratch, sizeof(int) * m),
-			.owner = MemoryContextAlloc(scratch, sizeof(int) * m),
-			.next = MemoryContextAlloc(scratch, sizeof(int) * m),
-		};
+		OfferClasses qc = offer_classes(scratch, cfg->noffers);
+		OfferClasses pc = offer_classes(scratch, cfg->noffers);
 
 		for (int o = 0; o < cfg->noffers; o++)
-			bind_offer(cfg, &qc, o, rules, pols);
+			bind_offer(cfg, &qc, &pc, o, rules, pols);
 		cfg->nqual_classes = qc.n;
+		cfg->npolicy_classes = pc.n;
 		MemoryContextDelete(scratch);
 		pfree(rules);
 		pfree(pols);

@@ -241,6 +241,7 @@ decide(KDecideArgs *args)
 	req->qual_memo = palloc0(sizeof(struct KQualMemo *) * Max(cfg->nqual_classes, 1));
 	req->policy_memo = palloc0(sizeof(int8) * Max(cfg->npolicies, 1));
 	req->policy_memo_why = palloc0(sizeof(char *) * Max(cfg->npolicies, 1));
+	req->policy_class_memo = palloc0(sizeof(struct KPolicyMemo *) * Max(cfg->npolicy_classes, 1));
 	mandatory_left = KAIREON_MANDATORY_PER_DAY - mandatory_served_today(req);
 	if (args->deduplicate)
 		taken = json_object();

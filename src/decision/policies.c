@@ -432,13 +432,185 @@ mandatory_bypasses(const KPolicy *p)
 }
 
 /*
+ * The exemptions the allow_override policies covering the offer give (only: a
+ * contact_policy node's policies, NULL: all): *all when one exempts from every
+ * policy type, else *types lists the types exempted from (NULL: none).
+ */
+static void
+exemptions(const KRequest *req, const KOffer *offer, const bool *only, json_t **types, bool *all)
+{
+	*types = NULL;
+	*all = false;
+	for (int k = 0; k < offer->nbound_overrides; k++)
+	{
+		const KPolicy *p = &req->cfg->policies[offer->bound_overrides[k].policy];
+
+		if (only != NULL && !only[offer->bound_overrides[k].policy])
+			continue;
+		if (covering_scope(req, &offer->bound_overrides[k], offer) == NULL)
+			continue;
+		if (p->exempt_types == NULL)
+			*all = true;
+		else
+		{
+			if (*types == NULL)
+				*types = json_array();
+			json_array_extend(*types, p->exempt_types);
+		}
+	}
+}
+
+/* Does a bound policy not apply to the candidate here (not the node's, exempted, bypassed by a mandatory offer)? */
+static inline bool
+policy_skipped(const KPolicy *p, int i, const bool *only, json_t *exempt, bool mandatory)
+{
+	return (only != NULL && !only[i]) ||
+		(exempt != NULL && kj_array_has_string(exempt, p->type_name)) ||
+		(mandatory && mandatory_bypasses(p));
+}
+
+/*
+ * Does the bound policy block the candidate under the scope covering it?  Its
+ * reason, or NULL.  A verdict the same for every candidate (independent) or
+ * every offer of the category (per_category) is evaluated once per request or
+ * category and remembered.
+ */
+static inline char *
+binding_blocks(KRequest *req, KCandidate *cand, const KPolicyBinding *b, const KPolicy *p, const KScope *scope)
+{
+	const int	i = b->policy;
+
+	if (b->scope >= 0 ? b->independent : kaireon_policy_independent(p, scope))
+	{
+		/* the same for every candidate this scope covers: evaluate once per request */
+		if (req->policy_memo[i] == 0)
+		{
+			req->policy_memo_why[i] = policy_blocks(req, cand, p, scope);
+			req->policy_memo[i] = req->policy_memo_why[i] ? 2 : 1;
+		}
+		return req->policy_memo_why[i];
+	}
+	if (b->per_category)
+	{
+		/* the same for every offer of the category: evaluate once per category */
+		int			slot = i * req->cfg->ncategories + req->cfg->offers[cand->offer].category;
+
+		if (req->policy_cat_memo == NULL)
+		{
+			req->policy_cat_memo = palloc0(sizeof(int8) * req->cfg->npolicies * req->cfg->ncategories);
+			req->policy_cat_memo_why = palloc0(sizeof(char *) * req->cfg->npolicies * req->cfg->ncategories);
+		}
+		if (req->policy_cat_memo[slot] == 0)
+		{
+			req->policy_cat_memo_why[slot] = policy_blocks(req, cand, p, scope);
+			req->policy_cat_memo[slot] = req->policy_cat_memo_why[slot] ? 2 : 1;
+		}
+		return req->policy_cat_memo_why[slot];
+	}
+	return policy_blocks(req, cand, p, scope);
+}
+
+/* Drop the candidate at the contact policy stage: policy p blocks it (why). */
+static void
+drop_by_policy(const KRequest *req, KCandidate *cand, const KPolicy *p, const char *why)
+{
+	cand->dropped_stage = "contact_policy";
+	cand->drop = KDROP_CONTACT_POLICY;
+	cand->dropped_reason = !req->keep_reasons ? NULL : psprintf("%s (policy \"%s\")", why, p->name);
+}
+
+/*
+ * What a policy class's bindings evaluated once per request or category give
+ * its candidates in this request (KOffer.policy_class), for a contact_policy
+ * node's policies (only): the allow_override exemptions, and the first of those
+ * bindings that blocks.
+ */
+typedef struct KPolicyMemo
+{
+	const bool *only;			/* the policies it was found for (kaireon_apply_policies' only) */
+	bool		exempt_all;
+	json_t	   *exempt;			/* the policy types exempted from, NULL: none */
+	int			blocking;		/* index into the offer's bound_policies, -1: none blocks */
+	char	   *why;			/* its reason */
+} KPolicyMemo;
+
+/* Is a binding evaluated once per request or category (so the same for a policy class)? */
+static inline bool
+class_constant(const KPolicyBinding *b)
+{
+	return b->independent || b->per_category;
+}
+
+/*
+ * The contact policies for a candidate of a policy class, not mandatory: the
+ * class's memo (made by its first candidate in the request) says which of the
+ * bindings the same for the class blocks first; only the others, before it,
+ * are evaluated for the candidate.  The first blocking binding is the one the
+ * loop over all of them would find.
+ */
+static void
+class_policies(KRequest *req, KCandidate *cand, const KOffer *offer, const bool *only)
+{
+	KPolicyMemo **slot = &req->policy_class_memo[offer->policy_class];
+	KPolicyMemo *m = *slot;
+	const KPolicy *policies = req->cfg->policies;
+	const KPolicyBinding *bound = offer->bound_policies;
+	int			end;
+
+	if (m == NULL || m->only != only)
+	{
+		if (m == NULL)
+			m = *slot = palloc(sizeof(KPolicyMemo));
+		m->only = only;
+		exemptions(req, offer, only, &m->exempt, &m->exempt_all);
+		m->blocking = -1;
+		m->why = NULL;
+		for (int k = 0; k < offer->nbound_policies && !m->exempt_all; k++)
+		{
+			const KPolicy *p = &policies[bound[k].policy];
+
+			if (!class_constant(&bound[k]) || policy_skipped(p, bound[k].policy, only, m->exempt, false))
+				continue;
+			m->why = binding_blocks(req, cand, &bound[k], p, &p->scopes[bound[k].scope]);
+			if (m->why != NULL)
+			{
+				m->blocking = k;
+				break;
+			}
+		}
+	}
+	if (m->exempt_all)
+		return;
+	end = m->blocking >= 0 ? m->blocking : offer->nbound_policies;
+	for (int k = 0; k < end; k++)
+	{
+		const KPolicyBinding b = bound[k];
+		const KPolicy *p = &policies[b.policy];
+		char	   *why;
+
+		if (class_constant(&b) || policy_skipped(p, b.policy, only, m->exempt, false))
+			continue;
+		why = binding_blocks(req, cand, &b, p, &p->scopes[b.scope]);
+		if (why != NULL)
+		{
+			drop_by_policy(req, cand, p, why);
+			return;
+		}
+	}
+	if (m->blocking >= 0)
+		drop_by_policy(req, cand, &policies[bound[m->blocking].policy], m->why);
+}
+
+/*
  * Steps 6 and 7: consent, suppressions and contact policies, in priority
  * order; the first blocking one drops the candidate.  allow_override
  * policies covering the candidate exempt it from the others (or from the
  * types they list).  Only the policies bound to the offer at compile are
- * visited (KOffer.bound_policies, .bound_overrides).  only: the policies that
- * apply at this point of a flow graph (a contact_policy node's, by policy index,
- * overrides included), NULL: every policy; consent and suppressions always apply.
+ * visited (KOffer.bound_policies, .bound_overrides); a candidate of a policy
+ * class that is not mandatory goes through class_policies.  only: the policies
+ * that apply at this point of a flow graph (a contact_policy node's, by policy
+ * index, overrides included), NULL: every policy; consent and suppressions
+ * always apply.
  */
 void
 kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
@@ -448,8 +620,8 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 	const KPolicyBinding *bound = offer->bound_policies;
 	const int	nbound = offer->nbound_policies;
 	const bool	mandatory = cand->mandatory;
-	json_t	   *exempt = NULL;
-	bool		exempt_all = false;
+	json_t	   *exempt;
+	bool		exempt_all;
 
 	/* consent of the request's channel */
 	if (req->channel >= 0 && req->cfg->channels[req->channel].consent_purpose != NULL &&
@@ -486,78 +658,31 @@ kaireon_apply_policies(KRequest *req, KCandidate *cand, const bool *only)
 		}
 	}
 
-	for (int k = 0; k < offer->nbound_overrides; k++)
+	if (!mandatory && offer->policy_class >= 0)
 	{
-		const KPolicy *p = &req->cfg->policies[offer->bound_overrides[k].policy];
-
-		if (only != NULL && !only[offer->bound_overrides[k].policy])
-			continue;
-		if (covering_scope(req, &offer->bound_overrides[k], offer) == NULL)
-			continue;
-		if (p->exempt_types == NULL)
-			exempt_all = true;
-		else
-		{
-			if (exempt == NULL)
-				exempt = json_array();
-			json_array_extend(exempt, p->exempt_types);
-		}
+		class_policies(req, cand, offer, only);
+		return;
 	}
-
+	exemptions(req, offer, only, &exempt, &exempt_all);
 	if (exempt_all)
 		return;
 	/* the loop's invariants are in locals, each binding copied: the compiler cannot keep them across the memos' stores */
 	for (int k = 0; k < nbound; k++)
 	{
 		const KPolicyBinding b = bound[k];
-		const int	i = b.policy;
-		const KPolicy *p = &policies[i];
+		const KPolicy *p = &policies[b.policy];
 		const KScope *scope;
 		char	   *why;
 
-		if (only != NULL && !only[i])
-			continue;
-		if (exempt != NULL && kj_array_has_string(exempt, p->type_name))
-			continue;
-		if (mandatory && mandatory_bypasses(p))
+		if (policy_skipped(p, b.policy, only, exempt, mandatory))
 			continue;
 		scope = covering_scope(req, &bound[k], offer);
 		if (scope == NULL)
 			continue;
-		if (b.scope >= 0 ? b.independent : kaireon_policy_independent(p, scope))
-		{
-			/* the same for every candidate this scope covers: evaluate once per request */
-			if (req->policy_memo[i] == 0)
-			{
-				req->policy_memo_why[i] = policy_blocks(req, cand, p, scope);
-				req->policy_memo[i] = req->policy_memo_why[i] ? 2 : 1;
-			}
-			why = req->policy_memo_why[i];
-		}
-		else if (b.per_category)
-		{
-			/* the same for every offer of the category: evaluate once per category */
-			int			slot = i * req->cfg->ncategories + offer->category;
-
-			if (req->policy_cat_memo == NULL)
-			{
-				req->policy_cat_memo = palloc0(sizeof(int8) * req->cfg->npolicies * req->cfg->ncategories);
-				req->policy_cat_memo_why = palloc0(sizeof(char *) * req->cfg->npolicies * req->cfg->ncategories);
-			}
-			if (req->policy_cat_memo[slot] == 0)
-			{
-				req->policy_cat_memo_why[slot] = policy_blocks(req, cand, p, scope);
-				req->policy_cat_memo[slot] = req->policy_cat_memo_why[slot] ? 2 : 1;
-			}
-			why = req->policy_cat_memo_why[slot];
-		}
-		else
-			why = policy_blocks(req, cand, p, scope);
+		why = binding_blocks(req, cand, &b, p, scope);
 		if (why != NULL)
 		{
-			cand->dropped_stage = "contact_policy";
-			cand->drop = KDROP_CONTACT_POLICY;
-			cand->dropped_reason = !req->keep_reasons ? NULL : psprintf("%s (policy \"%s\")", why, p->name);
+			drop_by_policy(req, cand, p, why);
 			return;
 		}
 	}

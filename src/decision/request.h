@@ -110,6 +110,7 @@ typedef struct KRequest
 	char	  **policy_memo_why;
 	int8	   *policy_cat_memo;	/* per policy and category (KPolicyBinding.per_category): 0, 1, 2; */
 	char	  **policy_cat_memo_why;	/* NULL until a candidate needs one */
+	struct KPolicyMemo **policy_class_memo; /* per policy class: its constant bindings' verdict (policies.c) */
 	TimestampTz day_start, week_start, month_start;	/* calendar periods of now, UTC */
 	/* the model of the placement being decided (model_scores.c) */
 	struct KaireonModel *model;	/* NULL: none (no modelKey, untrained, or experiment holdout) */

@@ -279,9 +279,18 @@ SELECT 'qualify q-income' AS node,
 SELECT 'qualify none, then q-adult' AS node,
        pg_temp.run(jsonb_set(pg_temp.insert('{"id": "q2", "type": "qualify", "config": {"rules": ["q-adult"], "guardrails": false}}', 'qualify'),
                              '{nodes,2,config}', '{"rules": []}'), '{"age": 12}') AS picks;
-SELECT 'qualify q-adult, then none' AS node,
-       pg_temp.run(jsonb_set(pg_temp.insert('{"id": "q2", "type": "qualify", "config": {"rules": [], "guardrails": false}}', 'qualify'),
-                             '{nodes,2,config}', '{"rules": ["q-adult"]}'), '{"age": 12}') AS picks;
+-- a match rule run by two qualify nodes is listed (and its factor applied) each time: the
+-- list of the rules that held outgrows the room for the rules bound to the offer (two here)
+-- and moves, each candidate keeping its own
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, stage, scope, config) VALUES
+    ('fg', 'm-a', 'Match A', 'attribute_condition', 'match', 'global', '{"attribute": "age", "operator": "gte", "value": 18}'),
+    ('fg', 'm-b', 'Match B', 'attribute_condition', 'match', 'global', '{"attribute": "age", "operator": "lt", "value": 99}');
+SELECT 'qualify m-a, then m-a and m-b' AS node,
+       pg_temp.run(jsonb_set(pg_temp.insert('{"id": "q2", "type": "qualify", "config": {"rules": ["m-a", "m-b"], "guardrails": false}}', 'qualify'),
+                             '{nodes,2,config}', '{"rules": ["m-a"]}')) AS picks;
+SELECT r.offer_id, r.explanation -> 'matchRules' AS match_rules
+  FROM kaireon.recommend('fg', 'c1', 'web', NULL, '{"age": 30}', NULL, 'x', '{"dry_run": true}') r ORDER BY r.offer_id;
+DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'fg' AND id IN ('m-a', 'm-b');
 -- contact_policy: with no policy named (or the caps only), auto is no longer held back by the time windows
 SELECT 'contact_policy none' AS node,
        pg_temp.run(pg_temp.edit('[{"id": "policies", "type": "contact_policy", "config": {"policies": []}}]')) AS picks;
@@ -397,6 +406,19 @@ SELECT 'enrich' AS node, pg_temp.run(pg_temp.edit(
       {"from": "qualify", "to": "policies"}, {"from": "policies", "to": "score"}, {"from": "score", "to": "arbitrate"},
       {"from": "arbitrate", "to": "rank"}, {"from": "rank", "to": "answer"}]')) AS risky_c1,
        pg_temp.picks('x', customer => 'c2') AS safe_c2, pg_temp.picks('x', customer => 'c3') AS unknown_c3;
+-- a rule on the enriched row evaluated before the enrich node (missing: it passes) is
+-- evaluated again after it: c1's risk 9 holds back the cards there, c2's risk 1 does not
+INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, stage, scope, scope_id, config) VALUES
+    ('fg', 'q-risk', 'Low risk for cards', 'attribute_condition', 'eligibility', 'category', 'cards',
+     '{"attribute": "scores.risk", "operator": "lt", "value": 5}');
+SELECT 'qualify, enrich, qualify' AS node, pg_temp.run(pg_temp.edit(
+    '[{"id": "more", "type": "enrich", "config": {"schema": "z_scores", "as": "scores"}},
+      {"id": "again", "type": "qualify", "config": {"rules": ["q-risk"], "guardrails": false}}]',
+    '[{"from": "inv", "to": "creatives"}, {"from": "creatives", "to": "qualify"}, {"from": "qualify", "to": "more"},
+      {"from": "more", "to": "again"}, {"from": "again", "to": "policies"}, {"from": "policies", "to": "score"},
+      {"from": "score", "to": "arbitrate"}, {"from": "arbitrate", "to": "rank"}, {"from": "rank", "to": "answer"}]')) AS risky_c1,
+       pg_temp.picks('x', customer => 'c2') AS safe_c2;
+DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'fg' AND id = 'q-risk';
 
 -- ---------------------------------------------------------------- group: an optimal joint assignment
 -- hero and side take one offer each; pa (score 0.95) has a creative for both, pb (0.9) for the

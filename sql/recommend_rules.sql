@@ -387,13 +387,14 @@ INSERT INTO kaireon.qualification_rules (tenant_id, id, name, rule_type, stage, 
     ('rr', 'c-tier', 'Tier 2 cards', 'offer_attribute', 'match', 20, 'category', 'cards',
      '{"attribute": "tier", "operator": "eq", "value": 2, "multiplier": 0.25}');
 -- bob (a minor) loses every card to the same rule; dan (adult, not VIP, German) keeps them,
--- each card with its own match factor and match rules: o2 holds the tier rule (its tier is
--- missing), o4 (tier 3) fails it
+-- each card with its own match factor and match rules. o1 (tier 2) and o2 (no tier: a
+-- missing attribute passes) both hold the tier rule and share a class, o1 first: o2 gets
+-- o1's result; o4 (tier 3) fails it, so it has a class of its own
 SELECT customer, r.offer_id, r.explanation ->> 'droppedAt' AS dropped_at, r.explanation ->> 'reason' AS reason,
        r.explanation -> 'factors' -> 'match' AS match, r.explanation -> 'matchRules' AS match_rules
   FROM unnest(ARRAY['bob', 'dan']) customer,
        LATERAL kaireon.recommend('rr', customer, 'web', options => '{"dry_run": true, "debug": true}') r
- WHERE r.offer_id IN ('o2', 'o4') ORDER BY customer, r.offer_id;
+ WHERE r.offer_id IN ('o1', 'o2', 'o4') ORDER BY customer, r.offer_id;
 -- each card decided without the other gets the same
 SELECT r.offer_id, r.explanation -> 'factors' -> 'match' AS match, r.explanation -> 'matchRules' AS match_rules
   FROM kaireon.recommend('rr', 'dan', 'web', options => '{"dry_run": true, "exclude_offers": ["o1", "o2"]}') r

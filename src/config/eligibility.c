@@ -464,6 +464,7 @@ typedef struct OfferClasses
 	int		   *next;			/* the class before it of the same hash, -1: none */
 } OfferClasses;
 
+/* An entry of OfferClasses.by_hash: the last class made of one key hash. */
 typedef struct OfferClassSlot
 {
 	uint32		hash;
@@ -533,7 +534,7 @@ rule_same_in_class(const KRule *rule)
  * the other (n[st] each).  A new class is made for a key not seen before.
  */
 static int
-qual_class(KTenantConfig *cfg, OfferClasses *t, int o, const int *lists, const int *n)
+qual_class(const KTenantConfig *cfg, OfferClasses *t, int o, const int *lists, const int *n)
 {
 	int			len = 3 + n[0] + n[1] + n[2];
 	int		   *key;
@@ -567,17 +568,19 @@ static int
 policy_class(const KOffer *offer, OfferClasses *t, int o, const KPolicyBinding *pols, int nover, int npols)
 {
 	int			len = 3 + 2 * nover + 3 * npols;
-	int		   *key = MemoryContextAlloc(t->cxt, sizeof(int) * len);
+	int		   *key;
 	int			at = 3;
 	bool		any_constant = false;
 
+	for (int k = 0; k < nover + npols; k++)
+		if (pols[k].scope < 0)
+			return -1;			/* the scope covering it is matched per request, maybe differently */
+	key = MemoryContextAlloc(t->cxt, sizeof(int) * len);
 	key[0] = offer->category;
 	key[1] = nover;
 	key[2] = npols;
 	for (int k = 0; k < nover + npols; k++)
 	{
-		if (pols[k].scope < 0)
-			return -1;			/* the scope covering it is matched per request, maybe differently */
 		key[at++] = pols[k].policy;
 		key[at++] = pols[k].scope;
 		if (k >= nover)

@@ -64,6 +64,7 @@ extern json_t *kaireon_tenant_adaptation(KTenantConfig *cfg);
 extern bool kaireon_in_segment(const KRequest *req, int segment);
 extern bool kaireon_scope_matches(const KRequest *req, const KScope *scope, const KOffer *offer);
 extern void kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only);
+extern void kaireon_forget_customer_verdicts(KRequest *req);
 extern void kaireon_apply_guardrails(KRequest *req, KCandidate *cand);
 extern json_t *kaireon_request_field(const KRequest *req, const KOffer *offer, const char *field);
 extern double kaireon_propensity(KRequest *req, KCandidate *cand);

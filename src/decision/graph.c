@@ -235,7 +235,7 @@ kaireon_graph_compute(KRequest *req, const KGraph *g, const KNode *node, KCandid
 	}
 }
 
-/* An enrich node: the customer's row of another customer data schema, as customer.<as>. */
+/* An enrich node: the customer's row of another customer data schema, as customer.<as> (rules read it afresh). */
 void
 kaireon_graph_enrich(KRequest *req, const KNode *node)
 {
@@ -244,6 +244,7 @@ kaireon_graph_enrich(KRequest *req, const KNode *node)
 	if (req->cust->attrs == NULL)
 		req->cust->attrs = json_object();
 	json_object_set_new(req->cust->attrs, node->as, row);
+	kaireon_forget_customer_verdicts(req);
 }
 
 /* The computed fields a response node lists, for a decision's explanation ({name: value}). */

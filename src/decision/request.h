@@ -70,6 +70,7 @@ typedef struct KCandidate
 	double		match;			/* product of match-stage multipliers */
 	int			npassed;
 	int		   *passed;			/* indexes of the match rules that held */
+	int			passed_room;	/* the room passed has (rules.c, passed_room) */
 	double		propensity;		/* < 0 until computed */
 	const char *propensity_source;
 	int64		propensity_n;

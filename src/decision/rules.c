@@ -3,7 +3,9 @@
  *	  Evaluation of scopes, qualification rules, guardrails and propensity
  *	  for one candidate in one request.  Pure computation over the compiled
  *	  configuration and the customer state read for the request: no SPI, no
- *	  catalog access, nothing allocated beyond small per-candidate notes.
+ *	  catalog access, nothing allocated beyond small per-candidate notes and
+ *	  the request's memos (a verdict per customer-only rule, a result per
+ *	  qualification class).
  *	  The request-independent pieces (attribute paths, comparisons, offer-only
  *	  scopes) are config/conditions.c.
  *
@@ -271,23 +273,38 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 }
 
 /*
- * Room for a candidate's list of match rules that held (n: the match rules bound to
- * its offer), carved from blocks of the request rather than allocated one by one.
+ * Room for n more match rules in a candidate's list of those that held.  The
+ * first room (the match rules bound to its offer, nmatch, or n if more) is
+ * carved from blocks of the request rather than allocated one by one; a list
+ * that outgrows it (qualify nodes of a flow graph running a match rule again)
+ * moves to a room of its own twice as large.
  */
-static int *
-passed_slots(KRequest *req, int n)
+static void
+passed_room(KRequest *req, KCandidate *cand, int n, int nmatch)
 {
-	int		   *slots;
-
-	if (req->nfree_slots < n)
+	if (cand->passed == NULL)
 	{
-		req->nfree_slots = Max(n, 1024);
-		req->free_slots = palloc(sizeof(int) * req->nfree_slots);
+		int			room = Max(nmatch, n);
+
+		if (req->nfree_slots < room)
+		{
+			req->nfree_slots = Max(room, 1024);
+			req->free_slots = palloc(sizeof(int) * req->nfree_slots);
+		}
+		cand->passed = req->free_slots;
+		cand->passed_room = room;
+		req->free_slots += room;
+		req->nfree_slots -= room;
 	}
-	slots = req->free_slots;
-	req->free_slots += n;
-	req->nfree_slots -= n;
-	return slots;
+	else if (cand->npassed + n > cand->passed_room)
+	{
+		int			room = Max(2 * cand->passed_room, cand->npassed + n);
+		int		   *moved = palloc(sizeof(int) * room);
+
+		memcpy(moved, cand->passed, sizeof(int) * cand->npassed);
+		cand->passed = moved;
+		cand->passed_room = room;
+	}
 }
 
 /*
@@ -315,8 +332,7 @@ replay_class(KRequest *req, KCandidate *cand, const KOffer *offer, const KQualMe
 		cand->match *= req->cfg->rules[m->failed[k]].multiplier;
 	if (m->npassed > 0)
 	{
-		if (cand->passed == NULL)
-			cand->passed = passed_slots(req, offer->nbound_rules[KSTAGE_MATCH]);
+		passed_room(req, cand, m->npassed, offer->nbound_rules[KSTAGE_MATCH]);
 		memcpy(cand->passed + cand->npassed, m->passed, sizeof(int) * m->npassed);
 		cand->npassed += m->npassed;
 	}
@@ -411,8 +427,7 @@ kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 			{
 				if (stage == KSTAGE_MATCH)
 				{
-					if (cand->passed == NULL)
-						cand->passed = passed_slots(req, offer->nbound_rules[KSTAGE_MATCH]);
+					passed_room(req, cand, 1, offer->nbound_rules[KSTAGE_MATCH]);
 					cand->passed[cand->npassed++] = i;
 				}
 				continue;
@@ -442,6 +457,19 @@ kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 		keep->npassed = cand->npassed - npassed0;
 		memcpy(keep->passed, cand->passed + npassed0, sizeof(int) * keep->npassed);
 	}
+}
+
+/*
+ * The customer's attributes changed during the request (a flow graph's enrich
+ * node): forget the verdicts of the customer-only rules and the qualification
+ * classes' results, so that the qualify nodes after it evaluate them again.
+ */
+void
+kaireon_forget_customer_verdicts(KRequest *req)
+{
+	memset(req->rule_memo, 0, sizeof(int8) * Max(req->cfg->nrules, 1));
+	memset(req->rule_memo_why, 0, sizeof(char *) * Max(req->cfg->nrules, 1));
+	memset(req->qual_memo, 0, sizeof(struct KQualMemo *) * Max(req->cfg->nqual_classes, 1));
 }
 
 /* ---- guardrails ---- */

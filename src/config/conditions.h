@@ -40,6 +40,13 @@ kaireon_cond_passes(const KCond *cond, json_t *actual)
 	return kaireon_cond_holds(cond, actual);
 }
 
+/* Is a policy binding evaluated once per request or category (so the same for an offer's policy class)? */
+static inline bool
+kaireon_binding_constant(const KPolicyBinding *b)
+{
+	return b->independent || b->per_category;
+}
+
 /* Does a rule's verdict depend only on the customer and the request (not on the candidate)? */
 static inline bool
 kaireon_rule_customer_only(const KRule *rule)

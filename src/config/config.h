@@ -157,6 +157,8 @@ typedef struct KOffer
 								 * with the same bindings, some evaluated once per request or
 								 * category; decision/policies.c finds the first of those that
 								 * blocks once per class; -1: none */
+	int			nown_policies;	/* of a policy class: the bindings in bound_policies (indexes, */
+	int		   *own_policies;	/* ascending) evaluated per candidate (neither independent nor per_category) */
 } KOffer;
 
 /* ---- qualification rules ---- */

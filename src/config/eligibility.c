@@ -586,7 +586,7 @@ policy_class(const KOffer *offer, OfferClasses *t, int o, const KPolicyBinding *
 		if (k >= nover)
 		{
 			key[at++] = (pols[k].independent ? 2 : 0) + (pols[k].per_category ? 1 : 0);
-			any_constant |= pols[k].independent || pols[k].per_category;
+			any_constant |= kaireon_binding_constant(&pols[k]);
 		}
 	}
 	return any_constant ? class_of(t, o, key, len) : -1;
@@ -657,6 +657,26 @@ bind_offer(KTenantConfig *cfg, OfferClasses *qc, OfferClasses *pc, int o, int *r
 	offer->nbound_policies = npols[1];
 	offer->bound_policies = owner != offer ? owner->bound_policies :
 		exact_copy(pols + npols[0], npols[1], sizeof(KPolicyBinding));
+	/* a policy class's bindings evaluated per candidate, the ones its class path visits */
+	if (offer->policy_class >= 0 && owner != offer)
+	{
+		offer->nown_policies = owner->nown_policies;
+		offer->own_policies = owner->own_policies;
+	}
+	else if (offer->policy_class >= 0)
+	{
+		const KPolicyBinding *bound = offer->bound_policies;
+
+		offer->nown_policies = 0;
+		for (int k = 0; k < npols[1]; k++)
+			if (!kaireon_binding_constant(&bound[k]))
+				offer->nown_policies++;
+		offer->own_policies = palloc(sizeof(int) * Max(offer->nown_policies, 1));
+		offer->nown_policies = 0;
+		for (int k = 0; k < npols[1]; k++)
+			if (!kaireon_binding_constant(&bound[k]))
+				offer->own_policies[offer->nown_policies++] = k;
+	}
 }
 
 /*

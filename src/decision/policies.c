@@ -534,13 +534,6 @@ typedef struct KPolicyMemo
 	char	   *why;			/* its reason */
 } KPolicyMemo;
 
-/* Is a binding evaluated once per request or category (so the same for a policy class)? */
-static inline bool
-class_constant(const KPolicyBinding *b)
-{
-	return b->independent || b->per_category;
-}
-
 /*
  * The contact policies for a candidate of a policy class, not mandatory: the
  * class's memo (made by its first candidate in the request) says which of the
@@ -569,7 +562,7 @@ class_policies(KRequest *req, KCandidate *cand, const KOffer *offer, const bool 
 		{
 			const KPolicy *p = &policies[bound[k].policy];
 
-			if (!class_constant(&bound[k]) || policy_skipped(p, bound[k].policy, only, m->exempt, false))
+			if (!kaireon_binding_constant(&bound[k]) || policy_skipped(p, bound[k].policy, only, m->exempt, false))
 				continue;
 			m->why = binding_blocks(req, cand, &bound[k], p, &p->scopes[bound[k].scope]);
 			if (m->why != NULL)
@@ -582,13 +575,14 @@ class_policies(KRequest *req, KCandidate *cand, const KOffer *offer, const bool 
 	if (m->exempt_all)
 		return;
 	end = m->blocking >= 0 ? m->blocking : offer->nbound_policies;
-	for (int k = 0; k < end; k++)
+	/* the bindings evaluated per candidate (KOffer.own_policies), those before the class's blocking one */
+	for (int j = 0; j < offer->nown_policies && offer->own_policies[j] < end; j++)
 	{
-		const KPolicyBinding b = bound[k];
+		const KPolicyBinding b = bound[offer->own_policies[j]];
 		const KPolicy *p = &policies[b.policy];
 		char	   *why;
 
-		if (class_constant(&b) || policy_skipped(p, b.policy, only, m->exempt, false))
+		if (policy_skipped(p, b.policy, only, m->exempt, false))
 			continue;
 		why = binding_blocks(req, cand, &b, p, &p->scopes[b.scope]);
 		if (why != NULL)

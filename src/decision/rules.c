@@ -273,14 +273,14 @@ rule_holds(KRequest *req, KCandidate *cand, const KRule *rule, char **why)
 }
 
 /*
- * Room for n more match rules in a candidate's list of those that held.  The
- * first room (the match rules bound to its offer, nmatch, or n if more) is
- * carved from blocks of the request rather than allocated one by one; a list
- * that outgrows it (qualify nodes of a flow graph running a match rule again)
- * moves to a room of its own twice as large.
+ * Make room for n more match rules in a candidate's list of those that held
+ * (passed_room): the first room (the match rules bound to its offer, nmatch,
+ * or n if more) is carved from blocks of the request rather than allocated one
+ * by one; a list that outgrows it (qualify nodes of a flow graph running a
+ * match rule again) moves to a room of its own twice as large.
  */
 static void
-passed_room(KRequest *req, KCandidate *cand, int n, int nmatch)
+passed_grow(KRequest *req, KCandidate *cand, int n, int nmatch)
 {
 	if (cand->passed == NULL)
 	{
@@ -296,7 +296,7 @@ passed_room(KRequest *req, KCandidate *cand, int n, int nmatch)
 		req->free_slots += room;
 		req->nfree_slots -= room;
 	}
-	else if (cand->npassed + n > cand->passed_room)
+	else
 	{
 		int			room = Max(2 * cand->passed_room, cand->npassed + n);
 		int		   *moved = palloc(sizeof(int) * room);
@@ -305,6 +305,14 @@ passed_room(KRequest *req, KCandidate *cand, int n, int nmatch)
 		cand->passed = moved;
 		cand->passed_room = room;
 	}
+}
+
+/* Room for n more match rules in a candidate's list of those that held (passed_grow when it has none or too little). */
+static inline void
+passed_room(KRequest *req, KCandidate *cand, int n, int nmatch)
+{
+	if (cand->passed == NULL || cand->npassed + n > cand->passed_room)
+		passed_grow(req, cand, n, nmatch);
 }
 
 /*

@@ -667,11 +667,7 @@ bind_offer(KTenantConfig *cfg, OfferClasses *qc, OfferClasses *pc, int o, int *r
 	{
 		const KPolicyBinding *bound = offer->bound_policies;
 
-		offer->nown_policies = 0;
-		for (int k = 0; k < npols[1]; k++)
-			if (!kaireon_binding_constant(&bound[k]))
-				offer->nown_policies++;
-		offer->own_policies = palloc(sizeof(int) * Max(offer->nown_policies, 1));
+		offer->own_policies = palloc(sizeof(int) * Max(npols[1], 1));
 		offer->nown_policies = 0;
 		for (int k = 0; k < npols[1]; k++)
 			if (!kaireon_binding_constant(&bound[k]))

@@ -723,6 +723,53 @@ SELECT (SELECT jsonb_agg(explanation ORDER BY rank)
                    '{"tenantId": "rp", "customerId": "7001", "channel": "web", "decisionFlow": "all", "dryRun": true}')
                    -> 'decisions') d) AS same_explanations;
 
+-- A query that reads no explanation gets none built: the planner marks its call with
+-- options.explain false (decision/projection.c), shown by EXPLAIN VERBOSE; a query that reads
+-- the column, the row, or a join's row, in any part of it, keeps them, and so does a call whose
+-- options name explain or are not a constant (docs/recommend.md#explanations-when-asked).
+CREATE FUNCTION pg_temp.unexplained(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text; marked boolean := false;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+        marked := marked OR line LIKE '%Function Call: kaireon.recommend(%"explain": false%';
+    END LOOP;
+    RETURN marked;
+END $$;
+SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS count_only,
+       pg_temp.unexplained($q$SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web')$q$) AS options_left_out,
+       pg_temp.unexplained($q$SELECT (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', NULL, '{}', 3, NULL, '{"dry_run": true}'))$q$) AS in_a_sublink,
+       pg_temp.unexplained($q$SELECT j.offer_id FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r CROSS JOIN (VALUES (1)) v (x)) j$q$) AS join_column,
+       pg_temp.unexplained($q$SELECT offer_id, explanation FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS read,
+       pg_temp.unexplained($q$SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') ORDER BY explanation::text$q$) AS ordered_by_it,
+       pg_temp.unexplained($q$SELECT r FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r$q$) AS whole_row,
+       pg_temp.unexplained($q$SELECT j FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r CROSS JOIN (VALUES (1)) v (x)) j$q$) AS join_row,
+       pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r WHERE EXISTS (SELECT 1 WHERE r.explanation IS NOT NULL)$q$) AS read_by_a_sublink,
+       pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true, "explain": true}')$q$) AS explain_given;
+-- a join's merged column (USING) reads each side's
+SELECT pg_temp.unexplained($q$SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r FULL JOIN (VALUES (NULL::jsonb)) v (explanation) USING (explanation)) j WHERE j.explanation IS NOT NULL$q$) AS merged_column,
+       pg_temp.unexplained($q$SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r FULL JOIN (VALUES (NULL::text)) v (offer_id) USING (offer_id)) j WHERE j.offer_id IS NOT NULL$q$) AS merged_other_column;
+-- what the marked and unmarked calls return: every decision, each explained where read
+SELECT (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}')) AS decisions,
+       (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}') r
+         WHERE EXISTS (SELECT 1 WHERE r.explanation IS NOT NULL)) AS explained_in_a_sublink,
+       (SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}') r
+                              CROSS JOIN (VALUES (1)) v (x)) j WHERE j.explanation IS NOT NULL) AS explained_through_a_join;
+-- a parameter: left alone; the setting off: no call marked
+PREPARE rp_opts(jsonb) AS SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => $1);
+SELECT pg_temp.unexplained($q$EXECUTE rp_opts('{"dry_run": true}')$q$) AS parameter;
+DEALLOCATE rp_opts;
+SET kaireon.unread_explanations = off;
+SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS setting_off;
+RESET kaireon.unread_explanations;
+-- a role that may not use schema kaireon plans its queries of range table functions as before
+-- (the hook finds recommend in the catalog, not by a lookup that checks the schema's USAGE)
+CREATE ROLE regress_rp_nobody;
+CREATE FUNCTION pg_temp.touch_pg_proc() RETURNS int LANGUAGE sql AS 'SELECT 1';  -- recommend is found again
+SET ROLE regress_rp_nobody;
+SELECT count(*) AS series FROM generate_series(1, 3);
+RESET ROLE;
+DROP ROLE regress_rp_nobody;
+
 -- Numbers kaireon writes into jsonb (explanations, a recorded decision's context, every
 -- response) have 15 significant digits, as jansson prints them ("%.15g"): taken from the
 -- shortest decimal of the double where that tells them, printed where it cannot (ties of

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "config/references.h"
 #include "decision/history_write.h"
+#include "decision/projection.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 	kaireon_config_cache_init();
 	kaireon_references_init();
 	kaireon_history_write_init();
+	kaireon_projection_init();
 	kaireon_flowgraph_init();
 	kaireon_scoring_init();
 	kaireon_audit_init();

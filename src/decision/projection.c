@@ -1,0 +1,338 @@
+/*
+ * decision/projection.c
+ *	  kaireon.recommend builds no explanations for a query that reads none: a
+ *	  planner hook marks such calls with options.explain false before the
+ *	  query is planned (docs/recommend.md#explanations-when-asked).
+ *
+ * Why: a function returning rows cannot see which of its columns the query
+ * around it reads, and the explanations are the largest part of a decision
+ * built only for the caller (about a sixth of a dry run at scale S,
+ * docs/performance.md).  A caller could say so (options.explain false); the
+ * planner can say it for every query that never reads the column.
+ *
+ * Protocol.  The hook runs before the previous planner hook (or the standard
+ * planner) on every query planned, and changes a call only where all of these
+ * hold, so that no query can tell the difference but by its cost:
+ *	1. kaireon.unread_explanations is on;
+ *	2. the call is a range table function of its own (FROM kaireon.recommend(...),
+ *	   not ROWS FROM with others, not in a target list), of the function of
+ *	   the extension kaireon with recommend's eight arguments;
+ *	3. no Var of its query or of a query nested in it reads its explanation
+ *	   column or its whole row, directly or through a join's alias (a join's
+ *	   whole row counts as reading every column of both sides);
+ *	4. its options are left out or a constant JSON object without an
+ *	   "explain" member (an explicit explain, even an invalid one, is left to
+ *	   recommend to honour or to reject; a parameter or an expression is left
+ *	   alone, the call then builds its explanations as before).
+ * The change: options gets "explain": false (added as the named argument
+ * options when left out).  It is made on the query the planner was given,
+ * which the planner may change anyway: a plan kept by a prepared statement
+ * has it once, without any cost per execution; EXPLAIN VERBOSE shows it.
+ * recommend's function is found once per backend and forgotten on any
+ * pg_proc invalidation (a function created, changed, dropped; ALTER
+ * EXTENSION UPDATE re-creates functions).
+ */
+#include "postgres.h"
+
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+#include "decision/projection.h"
+
+/* kaireon.recommend's arguments: the position of options among them, and their count */
+#define RECOMMEND_NARGS 8
+#define RECOMMEND_OPTIONS_ARG 7
+
+static planner_hook_type prev_planner_hook = NULL;
+static bool unread_explanations = true;
+
+/* recommend's function and its explanation column, found once (recommend_found) */
+static bool recommend_found = false;
+static Oid	recommend_oid = InvalidOid;
+static AttrNumber explanation_attno = InvalidAttrNumber;
+
+/* pg_proc invalidation callback: find recommend's function again at the next query that could call it. */
+static void
+projection_proc_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	recommend_found = false;
+}
+
+/*
+ * kaireon.recommend's function in this database, InvalidOid where the
+ * extension kaireon does not own one (not installed, being created); its
+ * explanation column's number in *attno.
+ */
+static Oid
+recommend_function(AttrNumber *attno)
+{
+	if (!recommend_found)
+	{
+		Oid			argtypes[RECOMMEND_NARGS] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID, JSONBOID};
+		Oid			ext = get_extension_oid("kaireon", true);
+		Oid			nsp = get_namespace_oid("kaireon", true);
+		Oid			fn = InvalidOid;
+		AttrNumber	att = InvalidAttrNumber;
+
+		/* by the catalog, not by LookupFuncName: no check of the planning user's USAGE on the schema */
+		if (OidIsValid(ext) && OidIsValid(nsp))
+			fn = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum("recommend"),
+								 PointerGetDatum(buildoidvector(argtypes, RECOMMEND_NARGS)), ObjectIdGetDatum(nsp));
+		if (OidIsValid(fn) && getExtensionOfObject(ProcedureRelationId, fn) == ext)
+		{
+			Oid			rel = get_typ_typrelid(get_func_rettype(fn));
+
+			att = OidIsValid(rel) ? get_attnum(rel, "explanation") : InvalidAttrNumber;
+		}
+		recommend_oid = att != InvalidAttrNumber ? fn : InvalidOid;
+		explanation_attno = att;
+		recommend_found = true;
+	}
+	*attno = explanation_attno;
+	return recommend_oid;
+}
+
+/* What reads_walker looks for: column attno (or the whole row) of range table entry rti of query top. */
+typedef struct ReadsColumn
+{
+	Query	   *top;
+	int			rti;
+	AttrNumber	attno;
+	Index		levelsup;		/* how deep under top the walk is */
+} ReadsColumn;
+
+static bool reads_walker(Node *node, ReadsColumn *ctx);
+
+/* Does a Var of top's level (varno, attno) read the column: itself, or a join's alias of it? */
+static bool
+var_reads(ReadsColumn *ctx, int varno, AttrNumber attno)
+{
+	RangeTblEntry *rte;
+	Index		saved = ctx->levelsup;
+	bool		reads;
+
+	if (varno == ctx->rti)
+		return attno == ctx->attno || attno == InvalidAttrNumber;
+	if (varno < 1 || varno > list_length(ctx->top->rtable))
+		return false;
+	rte = rt_fetch(varno, ctx->top->rtable);
+	if (rte->rtekind != RTE_JOIN)
+		return false;
+	/* a join's column is an alias of its inputs' (Vars of top's level); its whole row, of all of them */
+	ctx->levelsup = 0;
+	if (attno == InvalidAttrNumber)
+		reads = reads_walker((Node *) rte->joinaliasvars, ctx);
+	else
+		reads = attno <= list_length(rte->joinaliasvars) &&
+			reads_walker((Node *) list_nth(rte->joinaliasvars, attno - 1), ctx);
+	ctx->levelsup = saved;
+	return reads;
+}
+
+/* Walker: true where a Var reads the column (ReadsColumn), in top or in any query nested in it. */
+static bool
+reads_walker(Node *node, ReadsColumn *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		return v->varlevelsup == ctx->levelsup && var_reads(ctx, v->varno, v->varattno);
+	}
+	if (IsA(node, Query))
+	{
+		bool		reads;
+
+		ctx->levelsup++;
+		reads = query_tree_walker((Query *) node, reads_walker, ctx, QTW_IGNORE_JOINALIASES);
+		ctx->levelsup--;
+		return reads;
+	}
+	return expression_tree_walker(node, reads_walker, ctx);
+}
+
+/* Does any part of query q read column attno (or the whole row) of its range table entry rti? */
+static bool
+column_read(Query *q, int rti, AttrNumber attno)
+{
+	ReadsColumn ctx = {q, rti, attno, 0};
+
+	return query_tree_walker(q, reads_walker, &ctx, QTW_IGNORE_JOINALIASES);
+}
+
+/* The constant '{"explain": false}', made once per backend. */
+static Datum
+no_explanation(void)
+{
+	static Datum value = (Datum) 0;
+
+	if (value == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		value = DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"explain\": false}"));
+		MemoryContextSwitchTo(old);
+	}
+	return value;
+}
+
+/*
+ * Mark a call of recommend with options.explain false where its options allow
+ * it (protocol step 4): a constant object without "explain" gets the member,
+ * left-out options become the named argument.
+ */
+static void
+mark_unexplained(FuncExpr *call)
+{
+	ListCell   *lc;
+	int			pos = 0;
+
+	foreach(lc, call->args)
+	{
+		Node	   *arg = lfirst(lc);
+		Node	  **slot = (Node **) &lfirst(lc);
+		Const	   *c;
+		Jsonb	   *opts;
+		JsonbValue	key;
+
+		if (IsA(arg, NamedArgExpr))
+		{
+			if (((NamedArgExpr *) arg)->argnumber != RECOMMEND_OPTIONS_ARG)
+				continue;
+			slot = (Node **) &((NamedArgExpr *) arg)->arg;
+		}
+		else if (pos++ != RECOMMEND_OPTIONS_ARG)
+			continue;
+		/* the options given: only a constant object without "explain" */
+		c = (Const *) *slot;
+		if (!IsA(c, Const) || c->consttype != JSONBOID || c->constisnull)
+			return;
+		opts = DatumGetJsonbP(c->constvalue);
+		if (!JB_ROOT_IS_OBJECT(opts))
+			return;
+		key.type = jbvString;
+		key.val.string.val = "explain";
+		key.val.string.len = strlen("explain");
+		if (findJsonbValueFromContainer(&opts->root, JB_FOBJECT, &key) != NULL)
+			return;
+		*slot = (Node *) makeConst(JSONBOID, -1, InvalidOid, -1,
+								   DirectFunctionCall2(jsonb_concat, c->constvalue, no_explanation()),
+								   false, false);
+		return;
+	}
+	/* options left out: the named argument */
+	{
+		NamedArgExpr *na = makeNode(NamedArgExpr);
+
+		na->arg = (Expr *) makeConst(JSONBOID, -1, InvalidOid, -1, datumCopy(no_explanation(), false, -1), false, false);
+		na->name = pstrdup("options");
+		na->argnumber = RECOMMEND_OPTIONS_ARG;
+		na->location = -1;
+		call->args = lappend(call->args, na);
+	}
+}
+
+static bool mark_walker(Node *node, void *context);
+
+/* Mark the calls of recommend in q whose explanations q never reads, then those of the queries in q. */
+static void
+mark_query(Query *q)
+{
+	ListCell   *lc;
+	int			rti = 0;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		RangeTblFunction *rtfunc;
+		AttrNumber	attno;
+		Oid			fn;
+
+		rti++;
+		if (rte->rtekind != RTE_FUNCTION || list_length(rte->functions) != 1)
+			continue;
+		rtfunc = linitial(rte->functions);
+		if (!IsA(rtfunc->funcexpr, FuncExpr))
+			continue;
+		fn = recommend_function(&attno);
+		if (!OidIsValid(fn) || ((FuncExpr *) rtfunc->funcexpr)->funcid != fn)
+			continue;
+		if (!column_read(q, rti, attno))
+			mark_unexplained((FuncExpr *) rtfunc->funcexpr);
+	}
+	query_tree_walker(q, mark_walker, NULL, QTW_IGNORE_JOINALIASES);
+}
+
+/* Walker: mark_query for every query nested in the one walked. */
+static bool
+mark_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		mark_query((Query *) node);
+		return false;
+	}
+	return expression_tree_walker(node, mark_walker, context);
+}
+
+/* Does q or a query nested in it have a range table function at all (the cheap test for every query)? */
+static bool
+has_function_rte(Query *q)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_FUNCTION ||
+			(rte->rtekind == RTE_SUBQUERY && has_function_rte(rte->subquery)))
+			return true;
+	}
+	/* sublinks and CTEs: not looked into here, so a query with any goes the full way */
+	return q->hasSubLinks || q->cteList != NIL;
+}
+
+/* planner_hook: mark the unread explanations (protocol above), then plan as before. */
+static PlannedStmt *
+projection_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	if (unread_explanations && parse->commandType != CMD_UTILITY && has_function_rte(parse))
+		mark_query(parse);
+	if (prev_planner_hook)
+		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+/* Load-time initialisation: the setting, the planner hook, the pg_proc callback. */
+void
+kaireon_projection_init(void)
+{
+	DefineCustomBoolVariable("kaireon.unread_explanations",
+							 "Build no explanations for a kaireon.recommend call whose query reads none.",
+							 "Off: every call builds its explanations unless its options say explain false (docs/recommend.md).",
+							 &unread_explanations, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	prev_planner_hook = planner_hook;
+	planner_hook = projection_planner;
+	CacheRegisterSyscacheCallback(PROCOID, projection_proc_cb, (Datum) 0);
+}

@@ -5,7 +5,9 @@
 # synchronous_commit on), loads the benchmark tenant at scale S (default) or L, then runs with
 # pgbench, against that one server in one invocation, SELECT 1, a one-row INSERT, recommend
 # dry-run, recommend recording and respond, each with 1 and 2 clients for the given seconds
-# (default 20), SELECT 1 and the dry run again with 2 clients and prepared statements, and prints TPS, p50 and p99 latency of each, and the ratios to the baselines.
+# (default 20), the floor (an empty function of recommend's signature, test/bench/floor) with 2
+# clients, SELECT 1, the dry run and the floor again with 2 clients and prepared statements, and
+# prints TPS, p50 and p99 latency of each, and the ratios to the baselines.
 # As root, the server and pgbench run as the OS user "postgres". See docs/performance.md.
 set -euo pipefail
 scale=${1:-S}
@@ -29,6 +31,13 @@ load_start=$(date +%s)
 load_secs=$(( $(date +%s) - load_start ))
 kaireon_log "loaded in $load_secs s"
 memory=$(config_memory)
+# the floor: a function of recommend's signature that returns no row (test/bench/floor), called
+# as the dry run calls recommend; its ratio to SELECT 1 is the most any recommend could reach
+make -C "$work/src/test/bench/floor" -s PG_CONFIG="$KAIREON_PG_BINDIR/pg_config" install DESTDIR="$work/install" >/dev/null
+"${psql[@]}" -q -c "CREATE SCHEMA kaireon_bench" -c "CREATE FUNCTION kaireon_bench.recommend_floor(tenant_id text,
+    customer_id text, channel text, placement text DEFAULT NULL, context jsonb DEFAULT '{}', max_offers integer DEFAULT NULL,
+    decision_flow text DEFAULT NULL, options jsonb DEFAULT '{}') RETURNS SETOF kaireon.recommendation
+    AS 'kaireon_bench_floor', 'kaireon_bench_floor' LANGUAGE C VOLATILE"
 
 # bench (one pgbench run) is in test/bench/lib.sh.
 
@@ -43,9 +52,12 @@ for c in 1 2; do
         result[$w.$c]=$(bench "$w.sql" "$c" "$secs")
     done
 done
-# SELECT 1 and the dry run with 2 clients and prepared statements: parse, analysis and planning are done
-# once per connection, so the ratio shows what the statement around recommend costs
-for w in select1 recommend_dry; do
+# SELECT 1, the dry run and the floor with 2 clients and prepared statements: parse, analysis and
+# planning are done once per connection, so the ratio shows what the statement around recommend costs
+bench floor_dry.sql 2 3 >/dev/null
+kaireon_log "running floor_dry with 2 clients for $secs s"
+result[floor_dry.2]=$(bench floor_dry.sql 2 "$secs")
+for w in select1 recommend_dry floor_dry; do
     bench "$w.sql" 2 3 prepared >/dev/null
     kaireon_log "running $w with 2 clients and prepared statements for $secs s"
     result[$w.2p]=$(bench "$w.sql" 2 "$secs" prepared)
@@ -70,7 +82,9 @@ for c in 1 2; do
         printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w" "$c" "$tps" "$p50" "$p99"
     done
 done
-for w in select1 recommend_dry; do
+read -r tps p50 p99 <<< "${result[floor_dry.2]}"
+printf '%-18s %7s %10.1f %9.3f %9.3f\n' floor_dry 2 "$tps" "$p50" "$p99"
+for w in select1 recommend_dry floor_dry; do
     read -r tps p50 p99 <<< "${result[$w.2p]}"
     printf '%-18s %7s %10.1f %9.3f %9.3f\n' "$w (prepared)" 2 "$tps" "$p50" "$p99"
 done
@@ -93,6 +107,12 @@ read -r s1p _ _ <<< "${result[select1.2p]}"
 read -r dryp _ _ <<< "${result[recommend_dry.2p]}"
 awk -v s1="$s1p" -v dry="$dryp" 'BEGIN {
     printf "clients=2  prepared statements: recommend dry-run / SELECT 1 = %.1f%%\n", 100 * dry / s1 }'
+read -r s1 _ _ <<< "${result[select1.2]}"
+read -r fl _ _ <<< "${result[floor_dry.2]}"
+read -r flp _ _ <<< "${result[floor_dry.2p]}"
+awk -v s1="$s1" -v fl="$fl" -v s1p="$s1p" -v flp="$flp" 'BEGIN {
+    printf "clients=2  the floor (an empty function of recommend'"'"'s signature) / SELECT 1 = %.1f%%, prepared %.1f%%\n",
+           100 * fl / s1, 100 * flp / s1p }'
 read -r _ prop50 _ <<< "${result[recommend_prop.1]}"
 read -r _ m50 _ <<< "${result[recommend_model.1]}"
 read -r _ mc50 _ <<< "${result[recommend_model_c.1]}"

@@ -726,7 +726,7 @@ SELECT (SELECT jsonb_agg(explanation ORDER BY rank)
 -- A query that reads no explanation gets none built: the planner marks its call with
 -- options.explain false (decision/projection.c), shown by EXPLAIN VERBOSE; a query that reads
 -- the column, the row, or a join's row, in any part of it, keeps them, and so does a call whose
--- options name explain or are not a constant (docs/recommend.md#explanations-when-asked).
+-- options name explain or are an expression (docs/recommend.md#explanations-when-asked).
 CREATE FUNCTION pg_temp.unexplained(q text) RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE line text; marked boolean := false;
 BEGIN
@@ -754,10 +754,28 @@ SELECT (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flo
          WHERE EXISTS (SELECT 1 WHERE r.explanation IS NOT NULL)) AS explained_in_a_sublink,
        (SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}') r
                               CROSS JOIN (VALUES (1)) v (x)) j WHERE j.explanation IS NOT NULL) AS explained_through_a_join;
--- a parameter: left alone; the setting off: no call marked
-PREPARE rp_opts(jsonb) AS SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => $1);
-SELECT pg_temp.unexplained($q$EXECUTE rp_opts('{"dry_run": true}')$q$) AS parameter;
+-- options as a parameter: marked in a custom plan (the value known) and in a generic one (a CASE
+-- adds explain false to an object without it at each execution); any other value reaches
+-- recommend as it was given: a non-object and an invalid explain are refused with the same
+-- errors. An expression other than a parameter is left alone.
+PREPARE rp_opts(jsonb) AS SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => $1);
+SELECT pg_temp.unexplained($q$EXECUTE rp_opts('{"dry_run": true}')$q$) AS parameter_custom_plan;
+SET plan_cache_mode = force_generic_plan;
+SELECT pg_temp.unexplained($q$EXECUTE rp_opts('{"dry_run": true}')$q$) AS parameter_generic_plan;
+EXECUTE rp_opts('{"dry_run": true}');
+EXECUTE rp_opts('{"dry_run": true, "explain": true}');
+EXECUTE rp_opts('[1]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+EXECUTE rp_opts('{"dry_run": true, "explain": "no"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+PREPARE rp_opts_rows(jsonb) AS SELECT count(*) FILTER (WHERE explanation IS NOT NULL) AS explained
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => $1);
+EXECUTE rp_opts_rows('{"dry_run": true}');
+DEALLOCATE rp_opts_rows;
+RESET plan_cache_mode;
 DEALLOCATE rp_opts;
+SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => jsonb_build_object('dry_run', true))$q$) AS expression;
+-- the setting off: no call marked
 SET kaireon.unread_explanations = off;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS setting_off;
 RESET kaireon.unread_explanations;

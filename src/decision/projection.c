@@ -20,12 +20,16 @@
  *	3. no Var of its query or of a query nested in it reads its explanation
  *	   column or its whole row, directly or through a join's alias (a join's
  *	   whole row counts as reading every column of both sides);
- *	4. its options are left out or a constant JSON object without an
- *	   "explain" member (an explicit explain, even an invalid one, is left to
- *	   recommend to honour or to reject; a parameter or an expression is left
- *	   alone, the call then builds its explanations as before).
+ *	4. its options are left out, a constant JSON object without an "explain"
+ *	   member, or a parameter (a prepared statement's, a PL/pgSQL variable):
+ *	   an explicit explain, even an invalid one, is left to recommend to
+ *	   honour or to reject; any other expression is left alone, the call then
+ *	   builds its explanations as before.
  * The change: options gets "explain": false (added as the named argument
- * options when left out).  It is made on the query the planner was given,
+ * options when left out); a parameter is wrapped in a CASE that adds it when
+ * the value is an object without "explain" and passes any other value
+ * unchanged (folded to a constant where the planner knows the value, else a
+ * few thousand instructions per execution).  It is made on the query the planner was given,
  * which the planner may change anyway: a plan kept by a prepared statement
  * has it once, without any cost per execution; EXPLAIN VERBOSE shows it.
  * recommend's function is found once per backend and forgotten on any
@@ -37,6 +41,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "nodes/makefuncs.h"
@@ -195,9 +200,51 @@ no_explanation(void)
 }
 
 /*
+ * The options parameter p with "explain": false where it is an object without
+ * "explain", else p itself: CASE WHEN jsonb_typeof(p) = 'object' AND NOT p ?
+ * 'explain' THEN p || '{"explain": false}' ELSE p END.  A parameter has no side
+ * effect, so it may be read three times; NULL, a non-object and an explicit
+ * explain reach recommend unchanged (its errors are the same).
+ */
+static Expr *
+unexplained_param(Param *p)
+{
+	Expr	   *is_object = (Expr *) makeFuncExpr(F_TEXTEQ, BOOLOID,
+												  list_make2(makeFuncExpr(F_JSONB_TYPEOF, TEXTOID, list_make1(copyObject(p)),
+																		  DEFAULT_COLLATION_OID, InvalidOid,
+																		  COERCE_EXPLICIT_CALL),
+															 makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
+																	   CStringGetTextDatum("object"), false, false)),
+												  InvalidOid, DEFAULT_COLLATION_OID, COERCE_EXPLICIT_CALL);
+	Expr	   *has_explain = (Expr *) makeFuncExpr(F_JSONB_EXISTS, BOOLOID,
+													list_make2(copyObject(p),
+															   makeConst(TEXTOID, -1, DEFAULT_COLLATION_OID, -1,
+																		 CStringGetTextDatum("explain"), false, false)),
+													InvalidOid, DEFAULT_COLLATION_OID, COERCE_EXPLICIT_CALL);
+	CaseWhen   *when = makeNode(CaseWhen);
+	CaseExpr   *c = makeNode(CaseExpr);
+
+	when->expr = makeBoolExpr(AND_EXPR, list_make2(is_object, makeBoolExpr(NOT_EXPR, list_make1(has_explain), -1)), -1);
+	when->result = (Expr *) makeFuncExpr(F_JSONB_CONCAT, JSONBOID,
+										 list_make2(copyObject(p),
+													makeConst(JSONBOID, -1, InvalidOid, -1,
+															  datumCopy(no_explanation(), false, -1), false, false)),
+										 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	when->location = -1;
+	c->casetype = JSONBOID;
+	c->casecollid = InvalidOid;
+	c->arg = NULL;
+	c->args = list_make1(when);
+	c->defresult = (Expr *) p;
+	c->location = -1;
+	return (Expr *) c;
+}
+
+/*
  * Mark a call of recommend with options.explain false where its options allow
- * it (protocol step 4): a constant object without "explain" gets the member,
- * left-out options become the named argument.
+ * it (protocol step 4): a constant object without "explain" gets the member, a
+ * parameter is wrapped (unexplained_param), left-out options become the named
+ * argument.
  */
 static void
 mark_unexplained(FuncExpr *call)
@@ -221,7 +268,13 @@ mark_unexplained(FuncExpr *call)
 		}
 		else if (pos++ != RECOMMEND_OPTIONS_ARG)
 			continue;
-		/* the options given: only a constant object without "explain" */
+		/* a parameter: the same test at each execution (or once, where the planner knows its value) */
+		if (IsA(*slot, Param) && ((Param *) *slot)->paramtype == JSONBOID)
+		{
+			*slot = (Node *) unexplained_param((Param *) *slot);
+			return;
+		}
+		/* else only a constant object without "explain" */
 		c = (Const *) *slot;
 		if (!IsA(c, Const) || c->consttype != JSONBOID || c->constisnull)
 			return;

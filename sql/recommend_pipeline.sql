@@ -775,6 +775,12 @@ DEALLOCATE rp_opts_rows;
 RESET plan_cache_mode;
 DEALLOCATE rp_opts;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => jsonb_build_object('dry_run', true))$q$) AS expression;
+-- where a built-in function the CASE calls is not PUBLIC's to run, the parameter is left alone
+REVOKE EXECUTE ON FUNCTION jsonb_typeof(jsonb) FROM PUBLIC;
+PREPARE rp_opts(jsonb) AS SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => $1);
+SELECT pg_temp.unexplained($q$EXECUTE rp_opts('{"dry_run": true}')$q$) AS parameter_revoked_builtin;
+DEALLOCATE rp_opts;
+GRANT EXECUTE ON FUNCTION jsonb_typeof(jsonb) TO PUBLIC;
 -- the setting off: no call marked
 SET kaireon.unread_explanations = off;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS setting_off;

@@ -29,25 +29,30 @@
  * options when left out); a parameter is wrapped in a CASE that adds it when
  * the value is an object without "explain" and passes any other value
  * unchanged (folded to a constant where the planner knows the value, else a
- * few thousand instructions per execution).  It is made on the query the planner was given,
+ * few thousand instructions per execution), only where PUBLIC may execute
+ * the four built-in functions the CASE calls.  It is made on the query the planner was given,
  * which the planner may change anyway: a plan kept by a prepared statement
  * has it once, without any cost per execution; EXPLAIN VERBOSE shows it.
  * recommend's function is found once per backend and forgotten on any
  * pg_proc invalidation (a function created, changed, dropped; ALTER
- * EXTENSION UPDATE re-creates functions).
+ * EXTENSION UPDATE re-creates functions) and on a relcache invalidation of
+ * its row type (kaireon.recommendation's attributes changed).  A query of a
+ * database without it is not walked.  The setting is read when a query is
+ * planned: a plan kept before it was turned off keeps its change.
  */
 #include "postgres.h"
 
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -58,6 +63,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
+#include "util/inval.h"
 #include "decision/projection.h"
 
 /* kaireon.recommend's arguments: the position of options among them, and their count */
@@ -67,9 +73,10 @@
 static planner_hook_type prev_planner_hook = NULL;
 static bool unread_explanations = true;
 
-/* recommend's function and its explanation column, found once (recommend_found) */
+/* recommend's function, its row type's relation and explanation column, found once (recommend_found) */
 static bool recommend_found = false;
 static Oid	recommend_oid = InvalidOid;
+static Oid	recommendation_rel = InvalidOid;
 static AttrNumber explanation_attno = InvalidAttrNumber;
 
 /* pg_proc invalidation callback: find recommend's function again at the next query that could call it. */
@@ -77,6 +84,14 @@ static void
 projection_proc_cb(Datum arg, int cacheid, uint32 hashvalue)
 {
 	recommend_found = false;
+}
+
+/* Relcache callback (util/inval): the row type's attributes may have changed; find its column again. */
+static void
+projection_relcache_cb(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == recommendation_rel)
+		recommend_found = false;
 }
 
 /*
@@ -90,10 +105,20 @@ recommend_function(AttrNumber *attno)
 	if (!recommend_found)
 	{
 		Oid			argtypes[RECOMMEND_NARGS] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID, JSONBOID};
-		Oid			ext = get_extension_oid("kaireon", true);
-		Oid			nsp = get_namespace_oid("kaireon", true);
-		Oid			fn = InvalidOid;
+		Oid			ext,
+					nsp,
+					fn = InvalidOid,
+					rel = InvalidOid;
 		AttrNumber	att = InvalidAttrNumber;
+
+		/*
+		 * found first: an invalidation the lookups' own catalog locks take in
+		 * clears it again, so the next query looks again rather than keeping
+		 * what an older catalog state gave
+		 */
+		recommend_found = true;
+		ext = get_extension_oid("kaireon", true);
+		nsp = get_namespace_oid("kaireon", true);
 
 		/* by the catalog, not by LookupFuncName: no check of the planning user's USAGE on the schema */
 		if (OidIsValid(ext) && OidIsValid(nsp))
@@ -101,13 +126,12 @@ recommend_function(AttrNumber *attno)
 								 PointerGetDatum(buildoidvector(argtypes, RECOMMEND_NARGS)), ObjectIdGetDatum(nsp));
 		if (OidIsValid(fn) && getExtensionOfObject(ProcedureRelationId, fn) == ext)
 		{
-			Oid			rel = get_typ_typrelid(get_func_rettype(fn));
-
+			rel = get_typ_typrelid(get_func_rettype(fn));
 			att = OidIsValid(rel) ? get_attnum(rel, "explanation") : InvalidAttrNumber;
 		}
 		recommend_oid = att != InvalidAttrNumber ? fn : InvalidOid;
+		recommendation_rel = rel;
 		explanation_attno = att;
-		recommend_found = true;
 	}
 	*attno = explanation_attno;
 	return recommend_oid;
@@ -200,6 +224,22 @@ no_explanation(void)
 }
 
 /*
+ * May every role execute the built-in functions unexplained_param's CASE calls?
+ * (Where a database revoked one from PUBLIC, a caller could lack it: the
+ * parameter is then left alone, whoever plans or later runs the plan.)
+ */
+static bool
+case_functions_public(void)
+{
+	const Oid	fns[] = {F_TEXTEQ, F_JSONB_TYPEOF, F_JSONB_EXISTS, F_JSONB_CONCAT};
+
+	for (int i = 0; i < (int) lengthof(fns); i++)
+		if (pg_proc_aclcheck(fns[i], ACL_ID_PUBLIC, ACL_EXECUTE) != ACLCHECK_OK)
+			return false;
+	return true;
+}
+
+/*
  * The options parameter p with "explain": false where it is an object without
  * "explain", else p itself: CASE WHEN jsonb_typeof(p) = 'object' AND NOT p ?
  * 'explain' THEN p || '{"explain": false}' ELSE p END.  A parameter has no side
@@ -271,7 +311,8 @@ mark_unexplained(FuncExpr *call)
 		/* a parameter: the same test at each execution (or once, where the planner knows its value) */
 		if (IsA(*slot, Param) && ((Param *) *slot)->paramtype == JSONBOID)
 		{
-			*slot = (Node *) unexplained_param((Param *) *slot);
+			if (case_functions_public())
+				*slot = (Node *) unexplained_param((Param *) *slot);
 			return;
 		}
 		/* else only a constant object without "explain" */
@@ -286,8 +327,10 @@ mark_unexplained(FuncExpr *call)
 		key.val.string.len = strlen("explain");
 		if (findJsonbValueFromContainer(&opts->root, JB_FOBJECT, &key) != NULL)
 			return;
+		/* (copied: jsonb_concat may return its second argument, the backend's constant) */
 		*slot = (Node *) makeConst(JSONBOID, -1, InvalidOid, -1,
-								   DirectFunctionCall2(jsonb_concat, c->constvalue, no_explanation()),
+								   datumCopy(DirectFunctionCall2(jsonb_concat, c->constvalue, no_explanation()),
+											 false, -1),
 								   false, false);
 		return;
 	}
@@ -370,7 +413,10 @@ has_function_rte(Query *q)
 static PlannedStmt *
 projection_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
-	if (unread_explanations && parse->commandType != CMD_UTILITY && has_function_rte(parse))
+	AttrNumber	attno;
+
+	if (unread_explanations && parse->commandType != CMD_UTILITY && has_function_rte(parse) &&
+		OidIsValid(recommend_function(&attno)))
 		mark_query(parse);
 	if (prev_planner_hook)
 		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
@@ -388,4 +434,5 @@ kaireon_projection_init(void)
 	prev_planner_hook = planner_hook;
 	planner_hook = projection_planner;
 	CacheRegisterSyscacheCallback(PROCOID, projection_proc_cb, (Datum) 0);
+	kaireon_register_relcache_callback(projection_relcache_cb, (Datum) 0);
 }

@@ -306,6 +306,7 @@ fill_event(KRequest *req, KEvent *ev, const char *type, char *outcome, char *off
 	ev->channel_id = channel_id;
 	ev->at = at;
 	o = kaireon_find_offer(req->cfg, ev->offer_id);
+	ev->offer = o;
 	if (o >= 0)
 	{
 		ev->category_id = req->cfg->offers[o].category_id;
@@ -484,6 +485,11 @@ kaireon_load_customer(KRequest *req, const char *customer_id, json_t *context, c
 	args[1] = CStringGetTextDatum(customer_id);
 	args[2] = TimestampTzGetDatum(history_since(req));
 	load_events(req, cust, customer_id, args);
+	/* the offers the events name: an offer's own policies (decision/policies.c) skip the scan for the others */
+	cust->offer_seen = palloc0(sizeof(bool) * Max(cfg->noffers, 1));
+	for (int i = 0; i < cust->nevents; i++)
+		if (cust->events[i].offer >= 0)
+			cust->offer_seen[cust->events[i].offer] = true;
 	load_suppressions(req, cust, customer_id, args);
 	state = cfg->extras_plan ? plan_json(cfg->extras_plan, args, "customer state") : NULL;
 	cust->consent = json_object_get(state, "consent");

@@ -252,6 +252,13 @@ other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 	return ev->offer_id && strcmp(ev->offer_id, offer->id) != 0 && kj_array_has_string(p->ids, ev->offer_id);
 }
 
+/* Does an event of the customer's history name the candidate's offer (KCustomer.offer_seen; unknown: yes)? */
+static inline bool
+offer_in_history(const KCustomer *cust, const KCandidate *cand)
+{
+	return cust->offer_seen == NULL || cust->offer_seen[cand->offer];
+}
+
 /*
  * The first scope of a policy bound to the offer that covers the candidate, or
  * NULL: known at compile when no scope depending on the request comes first
@@ -349,6 +356,8 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				return NULL;
 			}
 		case KPOL_COOLDOWN:
+			if (!offer_in_history(cust, cand))
+				return NULL;	/* no event names the offer */
 			if (recent_event(req, p->hours, p->outcomes, KEV_RECOMMENDATION, NULL, same_offer, offer, p))
 				return psprintf("cooldown: offer %s within %gh", p->outcomes ? "had an outcome" : "was served", p->hours);
 			return NULL;
@@ -357,6 +366,8 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				bool		(*match) (const KEvent *, const KOffer *, const KPolicy *) =
 					p->level == 0 ? same_offer : p->level == 1 ? same_category : any_event;
 
+				if (p->level == 0 && !offer_in_history(cust, cand))
+					return NULL;	/* no event names the offer */
 				if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, NULL, match, offer, p))
 					return psprintf("outcome_based: suppressed %g days after outcome", p->hours / 24);
 				return NULL;

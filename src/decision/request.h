@@ -29,6 +29,7 @@ typedef struct KEvent
 	const char *outcome;		/* outcome key for KEV_OUTCOME */
 	KaireonOutcomeClass classification; /* of the outcome */
 	const char *offer_id;
+	int			offer;			/* its index in the configuration's offers, -1 when not one of them */
 	const char *category_id;	/* of the offer, when known */
 	const char *channel_id;
 	bool		mandatory;		/* the offer is mandatory */
@@ -53,6 +54,7 @@ typedef struct KCustomer
 	bool	   *segments;		/* membership by segment slot */
 	int			nevents;
 	KEvent	   *events;			/* within the longest window any rule or policy reads, newest first */
+	bool	   *offer_seen;		/* by offer index: an event names the offer (so an offer's own policies can skip the scan) */
 	int			nsuppressions;
 	KSuppression *suppressions;
 	json_t	   *consent;		/* purpose -> "granted" | "revoked" | "pending" (latest row) */

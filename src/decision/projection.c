@@ -30,9 +30,10 @@
  * the value is an object without "explain" and passes any other value
  * unchanged (folded to a constant where the planner knows the value, else a
  * few thousand instructions per execution), only where PUBLIC may execute
- * the four built-in functions the CASE calls.  It is made on the query the planner was given,
- * which the planner may change anyway: a plan kept by a prepared statement
- * has it once, without any cost per execution; EXPLAIN VERBOSE shows it.
+ * the four built-in functions the CASE calls.  It is made on the query the
+ * planner was given, which the planner may change anyway: a plan kept by a
+ * prepared statement has it once (a constant costs nothing per execution);
+ * EXPLAIN VERBOSE shows it.
  * recommend's function is found once per backend and forgotten on any
  * pg_proc invalidation (a function created, changed, dropped; ALTER
  * EXTENSION UPDATE re-creates functions) and on a relcache invalidation of

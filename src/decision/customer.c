@@ -29,6 +29,7 @@
 #include "util/spi.h"
 #include "decision/decision.h"
 #include "decision/state_read.h"
+#include "decision/state_row.h"
 
 /* The counts of "<scope>|<id>" in the adaptation object: positives and negatives, 0 when absent. */
 static void

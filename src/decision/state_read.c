@@ -6,7 +6,10 @@
  *	  through SPI, whose executor start-up (a Limit, a Sort, an Append and a
  *	  scan per partition for the history) cost more than the reads
  *	  themselves.  decision/customer.c asks here first and runs the SQL when
- *	  this file says it cannot answer (returns false).
+ *	  this file says it cannot answer (returns false).  The map of the
+ *	  relations read directly (steps 1-3 and 5 below) is kept here and
+ *	  shared with decision/state_row.c, which reads the customer's data row
+ *	  and segment membership the same way.
  *
  * Protocol: exactly what the SQL would return to the caller.
  *	1. The relations: a per-backend map of kaireon.interaction_history (its
@@ -53,7 +56,8 @@
  *	   rows are merged newest first and cut at the limit, as ORDER BY
  *	   occurred_at DESC LIMIT does (rows at the same time in an unspecified
  *	   order, as there).
- *	6. Segment membership (kaireon_segment_member): a segment view is
+ *	6. Segment membership (kaireon_segment_member, decision/state_row.c,
+ *	   which also reads the data row): a segment view is
  *	   answered from the customer's data row read above, without its SQL,
  *	   when the view is exactly what publish_segment makes of filters on the
  *	   data table alone (security_invoker; DISTINCT over that one table, no
@@ -81,154 +85,35 @@
 #include "config/config.h"	/* first: util/json.h before utils/builtins.h */
 
 #include "access/genam.h"
-#include "access/htup_details.h"
-#include "access/relation.h"
-#include "access/relscan.h"
-#include "access/sysattr.h"
 #include "access/table.h"
-#include "access/tableam.h"
-#include "access/transam.h"
-#include "catalog/catalog.h"
-#include "catalog/namespace.h"
-#include "catalog/partition.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
-#include "catalog/pg_database.h"
-#include "catalog/pg_index.h"
 #include "catalog/pg_operator.h"
-#include "catalog/pg_type.h"
 #include "executor/executor.h"
-#include "executor/tuptable.h"
-#include "mb/pg_wchar.h"
-#include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
-#include "parser/parsetree.h"
-#include "optimizer/optimizer.h"
-#include "nodes/parsenodes.h"
-#include "nodes/primnodes.h"
-#include "parser/parse_coerce.h"
 #include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
 #include "partitioning/partdesc.h"
-#include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/partcache.h"
-#include "utils/regproc.h"
-#include "utils/rel.h"
 #include "utils/rls.h"
-#include "utils/pg_locale.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
 #include "security/session.h"
 #include "util/collation.h"
 #include "util/spi.h"
 #include "decision/state_read.h"
 
-/* The columns the history SQL reads, in KHistoryRow's order after the keys. */
-#define H_TYPE		0
-#define H_OUTCOME	1
-#define H_OFFER		2
-#define H_CHANNEL	3
-#define H_AT		4
-#define H_NCOLS		5
 static const char *const history_columns[H_NCOLS] = {
 	"interaction_type", "outcome_type_key", "offer_id", "channel_id", "occurred_at"
 };
-
-#define S_SCOPE		0
-#define S_SCOPE_ID	1
-#define S_REASON	2
-#define S_EXPIRES	3
-#define S_NCOLS		4
 static const char *const suppression_columns[S_NCOLS] = {"scope", "scope_id", "reason", "expires_at"};
 
-/*
- * An index scanned by equality on (tenant_id, customer_id), its first two
- * columns in either order, and, for the history, a bound on the third column.
- */
-typedef struct KIndexKeys
-{
-	Oid			index;
-	bool		customer_first; /* its first two columns are (customer_id, tenant_id) */
-	FmgrInfo	eq[2];			/* = of the index's operator family on its first two columns */
-	Oid			coll[3];		/* the index columns' collations */
-	FmgrInfo	ge;				/* >= on the third column (history only) */
-	TransactionId checkxmin;	/* indcheckxmin: its pg_index xmin (older snapshots may miss rows), else invalid */
-} KIndexKeys;
+/* The per-backend map of the relations (protocol step 1), shared with state_row.c. */
+KStateMap	kaireon_state_map;
 
-/* One leaf partition of the history. */
-typedef struct KPart
-{
-	Oid			rel;
-	KIndexKeys	keys;
-	AttrNumber	att[H_NCOLS];
-	Oid			type_coll;		/* interaction_type's collation */
-	bool		bounded;		/* has an upper bound (not the default partition, nor MAXVALUE) */
-	Datum		upper;			/* exclusive upper bound of occurred_at */
-} KPart;
-
-/* A table read here: whether it may be, and what its rights and policy checks need. */
-typedef struct KTable
-{
-	bool		direct;			/* read here; else by the SQL */
-	Oid			rel;
-	RangeTblEntry *rte;			/* for ExecCheckRTPerms: SELECT on the columns the SQL names */
-	bool		tenant_policy;	/* its policies are exactly kaireon's tenant_isolation */
-} KTable;
-
-/* The per-backend map of the relations (protocol step 1). */
-typedef struct KStateMap
-{
-	bool		valid;
-	MemoryContext mcxt;
-	KTable		history;
-	int			nparts;
-	KPart	   *parts;
-	FmgrInfo	partcmp;		/* the partition key's comparison (its support function) */
-	Oid			partcoll;
-	KTable		supp;
-	KIndexKeys	supp_keys;
-	AttrNumber	supp_att[S_NCOLS];
-	int			ncustomer_tables;
-	struct KCustomerTable *customer_tables;	/* the customer data tables read so far */
-	int			nsegment_views;
-	struct KSegmentView *segment_views;	/* the segment views asked about so far */
-} KStateMap;
-
-/* A segment view (protocol step 6): whether it is answered here, and how. */
-typedef struct KSegmentView
-{
-	Oid			view;
-	Oid			table;			/* its one data table */
-	bool		direct;
-	RangeTblEntry *rte;			/* SELECT on the view's customer_id, for ExecCheckRTPerms */
-	ExprState  *qual;			/* its WHERE clause over the table's row (NULL: none) */
-} KSegmentView;
-
-/*
- * A tenant's customer data table (a published customer schema), read by its
- * primary key (tenant_id, key): the SQL is "SELECT t.* ... WHERE t.tenant_id
- * = $2 AND t.key = $1::keytype" (config/compile.c).
- */
-typedef struct KCustomerTable
-{
-	KTable		table;
-	KIndexKeys	keys;
-	Oid			key_input;		/* the key type's input function: the cast from text is by I/O */
-	Oid			key_ioparam;
-	bool		key_is_text;	/* no cast at all */
-} KCustomerTable;
-
-static KStateMap map;
 
 /*
  * Relcache invalidation (through the configuration cache's callback,
@@ -238,30 +123,30 @@ static KStateMap map;
 static void
 state_map_invalidate(Oid relid)
 {
-	if (!map.valid)
+	if (!kaireon_state_map.valid)
 		return;
-	if (relid == InvalidOid || relid == map.history.rel || relid == map.supp.rel ||
-		relid == map.supp_keys.index)
+	if (relid == InvalidOid || relid == kaireon_state_map.history.rel || relid == kaireon_state_map.supp.rel ||
+		relid == kaireon_state_map.supp_keys.index)
 	{
-		map.valid = false;
+		kaireon_state_map.valid = false;
 		return;
 	}
-	for (int i = 0; i < map.nparts; i++)
-		if (relid == map.parts[i].rel || relid == map.parts[i].keys.index)
+	for (int i = 0; i < kaireon_state_map.nparts; i++)
+		if (relid == kaireon_state_map.parts[i].rel || relid == kaireon_state_map.parts[i].keys.index)
 		{
-			map.valid = false;
+			kaireon_state_map.valid = false;
 			return;
 		}
-	for (int i = 0; i < map.ncustomer_tables; i++)
-		if (relid == map.customer_tables[i].table.rel || relid == map.customer_tables[i].keys.index)
+	for (int i = 0; i < kaireon_state_map.ncustomer_tables; i++)
+		if (relid == kaireon_state_map.customer_tables[i].table.rel || relid == kaireon_state_map.customer_tables[i].keys.index)
 		{
-			map.valid = false;
+			kaireon_state_map.valid = false;
 			return;
 		}
-	for (int i = 0; i < map.nsegment_views; i++)
-		if (relid == map.segment_views[i].view || relid == map.segment_views[i].table)
+	for (int i = 0; i < kaireon_state_map.nsegment_views; i++)
+		if (relid == kaireon_state_map.segment_views[i].view || relid == kaireon_state_map.segment_views[i].table)
 		{
-			map.valid = false;
+			kaireon_state_map.valid = false;
 			return;
 		}
 }
@@ -271,13 +156,13 @@ state_map_invalidate(Oid relid)
  * grown by 8 in the map's context), zeroed; *n counts it from here, so the
  * invalidation callback watches what the caller puts in it.
  */
-static void *
-map_entry(void **arr, int *n, Size size)
+void *
+kaireon_state_map_entry(void **arr, int *n, Size size)
 {
 	char	   *e;
 
 	if (*arr == NULL)
-		*arr = MemoryContextAllocZero(map.mcxt, size * 8);
+		*arr = MemoryContextAllocZero(kaireon_state_map.mcxt, size * 8);
 	else if (*n % 8 == 0)
 		*arr = repalloc(*arr, size * (*n + 8));
 	e = (char *) *arr + size * *n;
@@ -295,7 +180,7 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
 
 	if (!OidIsValid(op))
 		return false;
-	fmgr_info_cxt(get_opcode(op), finfo, map.mcxt);
+	fmgr_info_cxt(get_opcode(op), finfo, kaireon_state_map.mcxt);
 	return true;
 }
 
@@ -367,8 +252,8 @@ find_index_ordered(Relation rel, const char *const *names, const Oid *types, int
  * occurred_at DESC)).  The order given is preferred, so a data table's primary
  * key (tenant_id, key) is found whatever other index it has.
  */
-static bool
-find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
+bool
+kaireon_state_find_index(Relation rel, const char *const *names, const Oid *types, int ncols, KIndexKeys *keys)
 {
 	return find_index_ordered(rel, names, types, ncols, false, keys) ||
 		find_index_ordered(rel, names, types, ncols, true, keys);
@@ -416,8 +301,8 @@ kaireon_only_tenant_policy(Relation rel, char cmd)
 }
 
 /* Fill a table's rights entry: SELECT on the key columns and the named ones. */
-static void
-table_entry(KTable *t, Relation rel, const char *const *names, int ncols)
+void
+kaireon_state_table_entry(KTable *t, Relation rel, const char *const *names, int ncols)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	const char *keys[3] = {"tenant_id", "customer_id", NULL};
@@ -457,12 +342,12 @@ map_history(Relation parent)
 		key->partattrs[0] != get_attnum(RelationGetRelid(parent), "occurred_at") ||
 		key->parttypid[0] != TIMESTAMPTZOID)
 		return false;
-	fmgr_info_copy(&map.partcmp, &key->partsupfunc[0], map.mcxt);
-	map.partcoll = key->partcollation[0];
-	map.parts = MemoryContextAllocZero(map.mcxt, sizeof(KPart) * Max(pd->nparts, 1));
+	fmgr_info_copy(&kaireon_state_map.partcmp, &key->partsupfunc[0], kaireon_state_map.mcxt);
+	kaireon_state_map.partcoll = key->partcollation[0];
+	kaireon_state_map.parts = MemoryContextAllocZero(kaireon_state_map.mcxt, sizeof(KPart) * Max(pd->nparts, 1));
 	for (int i = 0; i < pd->nparts; i++)
 	{
-		KPart	   *p = &map.parts[map.nparts];
+		KPart	   *p = &kaireon_state_map.parts[kaireon_state_map.nparts];
 		Relation	rel;
 		bool		ok;
 
@@ -470,9 +355,9 @@ map_history(Relation parent)
 			return false;
 		p->rel = pd->oids[i];
 		rel = table_open(p->rel, AccessShareLock);
-		map.nparts++;			/* the invalidation callback watches it from here */
+		kaireon_state_map.nparts++;			/* the invalidation callback watches it from here */
 		ok = rel->rd_rel->relkind == RELKIND_RELATION &&
-			find_index(rel, keycols, keytypes, 3, &p->keys);
+			kaireon_state_find_index(rel, keycols, keytypes, 3, &p->keys);
 		for (int c = 0; ok && c < H_NCOLS; c++)
 			ok = (p->att[c] = get_attnum(p->rel, history_columns[c])) > 0;
 		if (ok)
@@ -493,8 +378,8 @@ map_history(Relation parent)
 }
 
 /* (Re)build the map (protocol step 1). */
-static void
-build_map(void)
+void
+kaireon_state_build_map(void)
 {
 	Oid			nsp = get_namespace_oid("kaireon", false);
 	Oid			history = get_relname_relid("interaction_history", nsp);
@@ -504,21 +389,21 @@ build_map(void)
 	Oid			supptypes[2] = {TEXTOID, TEXTOID};
 
 	kaireon_relcache_listener = state_map_invalidate;
-	if (map.mcxt == NULL)
-		map.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon state read map", ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(map.mcxt);
-	memset(&map.history, 0, sizeof(map.history));
-	memset(&map.supp, 0, sizeof(map.supp));
-	memset(&map.supp_keys, 0, sizeof(map.supp_keys));
-	map.nparts = 0;
-	map.parts = NULL;
-	map.ncustomer_tables = 0;
-	map.customer_tables = NULL;
-	map.nsegment_views = 0;
-	map.segment_views = NULL;
-	map.history.rel = history;
-	map.supp.rel = supp;
-	map.valid = true;			/* from here, an invalidation of what is read below clears it */
+	if (kaireon_state_map.mcxt == NULL)
+		kaireon_state_map.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon state read map", ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(kaireon_state_map.mcxt);
+	memset(&kaireon_state_map.history, 0, sizeof(kaireon_state_map.history));
+	memset(&kaireon_state_map.supp, 0, sizeof(kaireon_state_map.supp));
+	memset(&kaireon_state_map.supp_keys, 0, sizeof(kaireon_state_map.supp_keys));
+	kaireon_state_map.nparts = 0;
+	kaireon_state_map.parts = NULL;
+	kaireon_state_map.ncustomer_tables = 0;
+	kaireon_state_map.customer_tables = NULL;
+	kaireon_state_map.nsegment_views = 0;
+	kaireon_state_map.segment_views = NULL;
+	kaireon_state_map.history.rel = history;
+	kaireon_state_map.supp.rel = supp;
+	kaireon_state_map.valid = true;			/* from here, an invalidation of what is read below clears it */
 
 	if (!citus && OidIsValid(history))
 	{
@@ -526,11 +411,11 @@ build_map(void)
 
 		if (parent->rd_rel->relkind == RELKIND_PARTITIONED_TABLE && map_history(parent))
 		{
-			MemoryContext old = MemoryContextSwitchTo(map.mcxt);
+			MemoryContext old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
 
-			table_entry(&map.history, parent, history_columns, H_NCOLS);
+			kaireon_state_table_entry(&kaireon_state_map.history, parent, history_columns, H_NCOLS);
 			MemoryContextSwitchTo(old);
-			map.history.direct = true;
+			kaireon_state_map.history.direct = true;
 		}
 		table_close(parent, AccessShareLock);
 	}
@@ -538,17 +423,17 @@ build_map(void)
 	{
 		Relation	rel = table_open(supp, AccessShareLock);
 		bool		ok = rel->rd_rel->relkind == RELKIND_RELATION &&
-			find_index(rel, suppcols, supptypes, 2, &map.supp_keys);
+			kaireon_state_find_index(rel, suppcols, supptypes, 2, &kaireon_state_map.supp_keys);
 
 		for (int c = 0; ok && c < S_NCOLS; c++)
-			ok = (map.supp_att[c] = get_attnum(supp, suppression_columns[c])) > 0;
+			ok = (kaireon_state_map.supp_att[c] = get_attnum(supp, suppression_columns[c])) > 0;
 		if (ok)
 		{
-			MemoryContext old = MemoryContextSwitchTo(map.mcxt);
+			MemoryContext old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
 
-			table_entry(&map.supp, rel, suppression_columns, S_NCOLS);
+			kaireon_state_table_entry(&kaireon_state_map.supp, rel, suppression_columns, S_NCOLS);
 			MemoryContextSwitchTo(old);
-			map.supp.direct = true;
+			kaireon_state_map.supp.direct = true;
 		}
 		table_close(rel, AccessShareLock);
 	}
@@ -565,14 +450,14 @@ lock_table(bool history)
 	{
 		KTable	   *t;
 
-		if (!map.valid)
-			build_map();
-		t = history ? &map.history : &map.supp;
+		if (!kaireon_state_map.valid)
+			kaireon_state_build_map();
+		t = history ? &kaireon_state_map.history : &kaireon_state_map.supp;
 		if (!t->direct)
 			return NULL;
 		/* takes in pending invalidations: a changed map is rebuilt once more */
 		LockRelationOid(t->rel, AccessShareLock);
-		if (map.valid)
+		if (kaireon_state_map.valid)
 			return t;
 	}
 	return NULL;
@@ -583,8 +468,8 @@ lock_table(bool history)
  * -1 run the SQL (rights refused, or policies other than kaireon's), 0 none
  * (row level security hides the tenant), 1 all the tenant's rows.
  */
-static int
-visible_rows(KTable *t, const char *tenant_id)
+int
+kaireon_state_visible_rows(KTable *t, const char *tenant_id)
 {
 	const char *current;
 
@@ -631,8 +516,8 @@ kaireon_tenant_rls(RangeTblEntry *rte, bool tenant_policy, const char **current)
  * HOT chains (indcheckxmin) only once its pg_index row is older than every
  * snapshot of the transaction, as the planner decides (get_relation_info).
  */
-static bool
-index_usable(const KIndexKeys *k)
+bool
+kaireon_state_index_usable(const KIndexKeys *k)
 {
 	return !TransactionIdIsValid(k->checkxmin) || TransactionIdPrecedes(k->checkxmin, TransactionXmin);
 }
@@ -641,8 +526,8 @@ index_usable(const KIndexKeys *k)
  * Key an index scan on (tenant_id, customer_id), in the index's column order,
  * and, with since, the third column >= since.
  */
-static int
-scan_keys(ScanKey keys, const KIndexKeys *k, Datum tenant, Datum customer, const Datum *since)
+int
+kaireon_state_scan_keys(ScanKey keys, const KIndexKeys *k, Datum tenant, Datum customer, const Datum *since)
 {
 	ScanKeyEntryInitializeWithInfo(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid, k->coll[0],
 								   (FmgrInfo *) &k->eq[0], k->customer_first ? customer : tenant);
@@ -707,7 +592,7 @@ read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datu
 		return;
 	}
 	index = index_open(p->keys.index, AccessShareLock);
-	nkeys = scan_keys(keys, &p->keys, tenant, customer, &since);
+	nkeys = kaireon_state_scan_keys(keys, &p->keys, tenant, customer, &since);
 	scan = index_beginscan(rel, index, snap, nkeys, 0);
 	slot = table_slot_create(rel, NULL);
 	index_rescan(scan, keys, nkeys, NULL, 0);
@@ -759,10 +644,10 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 	int			nparts;
 	KPart	   *parts;
 
-	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0)
+	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0)
 		return false;
-	for (int i = 0; i < map.nparts; i++)
-		if (!index_usable(&map.parts[i].keys))
+	for (int i = 0; i < kaireon_state_map.nparts; i++)
+		if (!kaireon_state_index_usable(&kaireon_state_map.parts[i].keys))
 			return false;
 	*rows = palloc(sizeof(KHistoryRow) * cap);
 	*nrows = 0;
@@ -772,8 +657,8 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 	customer = CStringGetTextDatum(customer_id);
 	control = CStringGetTextDatum("control");
 	/* the partitions as mapped now: an invalidation while reading leaves these arrays in place */
-	nparts = map.nparts;
-	parts = map.parts;
+	nparts = kaireon_state_map.nparts;
+	parts = kaireon_state_map.parts;
 
 	/* as SPI runs a statement that is not read-only: a new snapshot that sees this transaction's writes */
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -785,7 +670,7 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 
 		/* a partition whose (exclusive) upper bound is at or before since holds no row of the window */
 		if (p->bounded &&
-			DatumGetInt32(FunctionCall2Coll((FmgrInfo *) &map.partcmp, map.partcoll, p->upper,
+			DatumGetInt32(FunctionCall2Coll((FmgrInfo *) &kaireon_state_map.partcmp, kaireon_state_map.partcoll, p->upper,
 											TimestampTzGetDatum(since))) <= 0)
 			continue;
 		read_partition(p, GetActiveSnapshot(), tenant, customer, TimestampTzGetDatum(since), control,
@@ -818,7 +703,7 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 
-	if (t == NULL || (visible = visible_rows(t, tenant_id)) < 0 || !index_usable(&map.supp_keys))
+	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0 || !kaireon_state_index_usable(&kaireon_state_map.supp_keys))
 		return false;
 	*rows = palloc(sizeof(KSuppressionRow) * cap);
 	*nrows = 0;
@@ -830,8 +715,8 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 		table_close(rel, NoLock);
 		return true;
 	}
-	index = index_open(map.supp_keys.index, AccessShareLock);
-	scan_keys(keys, &map.supp_keys, CStringGetTextDatum(tenant_id), CStringGetTextDatum(customer_id), NULL);
+	index = index_open(kaireon_state_map.supp_keys.index, AccessShareLock);
+	kaireon_state_scan_keys(keys, &kaireon_state_map.supp_keys, CStringGetTextDatum(tenant_id), CStringGetTextDatum(customer_id), NULL);
 	/* a read-only statement: the caller's active snapshot */
 	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
 	slot = table_slot_create(rel, NULL);
@@ -839,7 +724,7 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
 		bool		isnull;
-		Datum		expires = slot_getattr(slot, map.supp_att[S_EXPIRES], &isnull);
+		Datum		expires = slot_getattr(slot, kaireon_state_map.supp_att[S_EXPIRES], &isnull);
 		KSuppressionRow *r;
 
 		/* expires_at IS NULL OR expires_at > now() */
@@ -851,338 +736,13 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 			*rows = repalloc(*rows, sizeof(KSuppressionRow) * cap);
 		}
 		r = &(*rows)[(*nrows)++];
-		r->scope = slot_text(slot, map.supp_att[S_SCOPE]);
-		r->scope_id = slot_text(slot, map.supp_att[S_SCOPE_ID]);
-		r->reason = slot_text(slot, map.supp_att[S_REASON]);
+		r->scope = slot_text(slot, kaireon_state_map.supp_att[S_SCOPE]);
+		r->scope_id = slot_text(slot, kaireon_state_map.supp_att[S_SCOPE_ID]);
+		r->reason = slot_text(slot, kaireon_state_map.supp_att[S_REASON]);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	index_endscan(scan);
 	index_close(index, NoLock);
 	table_close(rel, NoLock);
 	return true;
-}
-
-/*
- * Map a customer data table (locked): its primary key (tenant_id, key) and
- * how the key's text becomes a key value.  NULL when the SQL must read it:
- * Citus, a key whose cast from text is not the plain input function (a type
- * modifier, a cast function), or no such primary key.
- */
-static KCustomerTable *
-map_customer_table(Relation rel)
-{
-	KCustomerTable *ct;
-	Oid			relid = RelationGetRelid(rel);
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
-	Relation	index;
-	AttrNumber	keyatt;
-	Form_pg_attribute att;
-	Oid			castfunc;
-	CoercionPathType path;
-	const char *names[2];
-	Oid			types[2];
-	bool		ok;
-	MemoryContext old;
-
-	for (int i = 0; i < map.ncustomer_tables; i++)
-		if (map.customer_tables[i].table.rel == relid)
-			return map.customer_tables[i].table.direct ? &map.customer_tables[i] : NULL;
-	ct = map_entry((void **) &map.customer_tables, &map.ncustomer_tables, sizeof(KCustomerTable));
-	ct->table.rel = relid;
-
-	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || !OidIsValid(pk))
-		return NULL;
-	index = index_open(pk, AccessShareLock);
-	ok = index->rd_index->indnkeyatts == 2 && index->rd_index->indkey.values[1] != 0;
-	keyatt = ok ? index->rd_index->indkey.values[1] : InvalidAttrNumber;
-	index_close(index, AccessShareLock);
-	if (!ok)
-		return NULL;
-	att = TupleDescAttr(RelationGetDescr(rel), keyatt - 1);
-	if (att->atttypmod >= 0)
-		return NULL;
-	path = att->atttypid == TEXTOID ? COERCION_PATH_RELABELTYPE :
-		find_coercion_pathway(att->atttypid, TEXTOID, COERCION_EXPLICIT, &castfunc);
-	if (path == COERCION_PATH_COERCEVIAIO)
-		getTypeInputInfo(att->atttypid, &ct->key_input, &ct->key_ioparam);
-	else if (att->atttypid != TEXTOID)
-		return NULL;
-	ct->key_is_text = att->atttypid == TEXTOID;
-	names[0] = "tenant_id";
-	names[1] = NameStr(att->attname);
-	types[0] = TEXTOID;
-	types[1] = att->atttypid;
-	if (!find_index(rel, names, types, 2, &ct->keys) || ct->keys.index != pk)
-		return NULL;
-	old = MemoryContextSwitchTo(map.mcxt);
-	table_entry(&ct->table, rel, NULL, 0);
-	MemoryContextSwitchTo(old);
-	ct->table.direct = true;
-	return ct;
-}
-
-/* The qualified names parsed so far (qualified_rangevar), in their own context: a parse depends on the text alone. */
-#define MAX_PARSED_NAMES 64
-static struct
-{
-	MemoryContext mcxt;
-	int			n;
-	const char *text[MAX_PARSED_NAMES];
-	RangeVar   *rv[MAX_PARSED_NAMES];
-}			parsed_names;
-
-/*
- * A qualified table or view name (as config/compile.c quotes it) as a RangeVar:
- * parsed once per backend (stringToQualifiedNameList is a function of the
- * text alone, nothing a catalog change can make stale) and looked up by the
- * caller on every read, as the query's parse would.
- */
-static const RangeVar *
-qualified_rangevar(const char *qualified)
-{
-	MemoryContext old;
-	RangeVar   *rv;
-
-	for (int i = 0; i < parsed_names.n; i++)
-		if (strcmp(parsed_names.text[i], qualified) == 0)
-			return parsed_names.rv[i];
-	if (parsed_names.n == MAX_PARSED_NAMES)
-		return makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
-	if (parsed_names.mcxt == NULL)
-		parsed_names.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon parsed names", ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(parsed_names.mcxt);
-	rv = makeRangeVarFromNameList(stringToQualifiedNameList(qualified));
-	parsed_names.text[parsed_names.n] = pstrdup(qualified);
-	parsed_names.rv[parsed_names.n++] = rv;
-	MemoryContextSwitchTo(old);
-	return rv;
-}
-
-/*
- * The customer's row of a customer data table (qualified_table, as config/
- * compile.c quotes it), copied into the current memory context with its
- * descriptor, or NULL in *row when there is none: what the customer schema's
- * lookup query returns.  False when that query must run instead.  A key that
- * is no value of the key's type fails as the cast in the query fails.
- */
-bool
-kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, const char *customer_id,
-						  HeapTuple *row, TupleDesc *desc, Oid *table)
-{
-	const RangeVar *rv = qualified_rangevar(qualified_table);
-	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);
-	KCustomerTable *ct;
-	Relation	rel;
-	Relation	index;
-	ScanKeyData keys[2];
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
-	Datum		key;
-	int			visible;
-
-	if (!OidIsValid(relid) || !ActiveSnapshotSet())
-		return false;
-	if (!map.valid)
-		build_map();
-	rel = table_open(relid, NoLock);
-	ct = map_customer_table(rel);
-	if (ct == NULL || !map.valid || (visible = visible_rows(&ct->table, tenant_id)) < 0 ||
-		!index_usable(&ct->keys))
-	{
-		table_close(rel, NoLock);
-		return false;
-	}
-	/* the cast of $1 to the key's type comes before any row is read, as in the query */
-	key = ct->key_is_text ? CStringGetTextDatum(customer_id) :
-		OidInputFunctionCall(ct->key_input, (char *) customer_id, ct->key_ioparam, -1);
-	*row = NULL;
-	*table = relid;
-	*desc = CreateTupleDescCopy(RelationGetDescr(rel));
-	if (visible == 0)
-	{
-		table_close(rel, NoLock);
-		return true;
-	}
-	index = index_open(ct->keys.index, AccessShareLock);
-	scan_keys(keys, &ct->keys, CStringGetTextDatum(tenant_id), key, NULL);
-	/* a read-only statement: the caller's active snapshot */
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 2, 0);
-	slot = table_slot_create(rel, NULL);
-	index_rescan(scan, keys, 2, NULL, 0);
-	if (index_getnext_slot(scan, ForwardScanDirection, slot))
-	{
-		/* every column, those added since the row was written with their default (a copy of the stored tuple lacks them) */
-		slot_getallattrs(slot);
-		*row = heap_form_tuple(*desc, slot->tts_values, slot->tts_isnull);
-	}
-	ExecDropSingleTupleTableSlot(slot);
-	index_endscan(scan);
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
-	return true;
-}
-
-/* Walker: does the expression hold anything but built-in, non-volatile functions over table rti's columns? */
-static bool
-foreign_to_row(Node *node, void *rti)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Var))
-	{
-		Var		   *v = (Var *) node;
-
-		return v->varno != *(int *) rti || v->varlevelsup != 0 || v->varattno <= 0;
-	}
-	if (IsA(node, Param) || IsA(node, SubLink) || IsA(node, SubPlan) || IsA(node, Aggref) ||
-		IsA(node, WindowFunc) || IsA(node, GroupingFunc) || IsA(node, NextValueExpr) ||
-		IsA(node, CurrentOfExpr) || IsA(node, SetToDefault) || IsA(node, RangeTblRef))
-		return true;
-	return expression_tree_walker(node, foreign_to_row, rti);
-}
-
-/* check_functions_in_node callback: a function of the user's (its OID not built in). */
-static bool
-user_function(Oid func, void *context)
-{
-	return func >= FirstNormalObjectId;
-}
-
-/* Walker: does the expression call a function that is not built in? */
-static bool
-calls_user_function(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (check_functions_in_node(node, user_function, context))
-		return true;
-	return expression_tree_walker(node, calls_user_function, context);
-}
-
-/*
- * Map a segment view (locked): answered here when it has the shape of
- * protocol step 6 over a customer data table of the map with a text key,
- * its WHERE clause compiled in the map's context.
- */
-static KSegmentView *
-map_segment_view(Relation view)
-{
-	Oid			relid = RelationGetRelid(view);
-	KSegmentView *sv;
-	MemoryContext old;
-	Query	   *q;
-	RangeTblRef *ref;
-	RangeTblEntry *base;
-	KCustomerTable *ct = NULL;
-	Node	   *quals;
-	int			rti;
-	AttrNumber	customer_att = InvalidAttrNumber;
-
-	for (int i = 0; i < map.nsegment_views; i++)
-		if (map.segment_views[i].view == relid)
-			return &map.segment_views[i];
-	sv = map_entry((void **) &map.segment_views, &map.nsegment_views, sizeof(KSegmentView));
-	sv->view = relid;
-	old = MemoryContextSwitchTo(map.mcxt);
-
-	if (view->rd_rel->relkind != RELKIND_VIEW || !RelationHasSecurityInvoker(view))
-		goto done;
-	q = copyObject(get_view_query(view));
-	if (q->commandType != CMD_SELECT || q->setOperations != NULL || q->hasAggs || q->hasWindowFuncs ||
-		q->hasTargetSRFs || q->hasSubLinks || q->hasRecursive || q->hasModifyingCTE || q->hasRowSecurity ||
-		q->cteList != NIL || q->groupClause != NIL || q->groupingSets != NIL || q->havingQual != NULL ||
-		q->sortClause != NIL || q->limitCount != NULL || q->limitOffset != NULL || q->rowMarks != NIL ||
-		q->jointree == NULL || list_length(q->jointree->fromlist) != 1 ||
-		!IsA(linitial(q->jointree->fromlist), RangeTblRef))
-		goto done;
-	ref = linitial(q->jointree->fromlist);
-	rti = ref->rtindex;
-	base = rt_fetch(rti, q->rtable);
-	if (base->rtekind != RTE_RELATION || base->relkind != RELKIND_RELATION || base->tablesample != NULL)
-		goto done;
-	for (int i = 0; i < map.ncustomer_tables; i++)
-		if (map.customer_tables[i].table.rel == base->relid && map.customer_tables[i].table.direct)
-			ct = &map.customer_tables[i];
-	if (ct == NULL || !ct->key_is_text)
-		goto done;
-	/* customer_id is the table's key itself (text: its ::text is no cast) */
-	{
-		ListCell   *lc;
-
-		foreach(lc, q->targetList)
-		{
-			TargetEntry *tle = lfirst(lc);
-
-			if (tle->resname != NULL && strcmp(tle->resname, "customer_id") == 0 && IsA(tle->expr, Var) &&
-				((Var *) tle->expr)->varno == rti && ((Var *) tle->expr)->varlevelsup == 0)
-				customer_att = ((Var *) tle->expr)->varattno;
-		}
-	}
-	{
-		Relation	index = index_open(ct->keys.index, AccessShareLock);
-		bool		is_key = customer_att != InvalidAttrNumber &&
-			index->rd_index->indkey.values[1] == customer_att;
-
-		index_close(index, AccessShareLock);
-		if (!is_key)
-			goto done;
-	}
-	quals = q->jointree->quals;
-	if (quals != NULL &&
-		(foreign_to_row(quals, &rti) || contain_volatile_functions(quals) || calls_user_function(quals, NULL)))
-		goto done;
-	sv->table = base->relid;
-	sv->rte = makeNode(RangeTblEntry);
-	sv->rte->rtekind = RTE_RELATION;
-	sv->rte->relid = relid;
-	sv->rte->relkind = RELKIND_VIEW;
-	sv->rte->rellockmode = AccessShareLock;
-	sv->rte->requiredPerms = ACL_SELECT;
-	sv->rte->selectedCols = bms_make_singleton(get_attnum(relid, "customer_id") - FirstLowInvalidHeapAttributeNumber);
-	if (quals != NULL)
-		sv->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) quals)), NULL);
-	sv->direct = true;
-done:
-	MemoryContextSwitchTo(old);
-	return sv;
-}
-
-/*
- * Whether the customer of row (of table, as kaireon_read_customer_row read
- * it; NULL: no row) is in the segment view; -1 when the view's SQL must
- * answer (protocol step 6).
- */
-int
-kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc desc)
-{
-	const RangeVar *rv = qualified_rangevar(view);
-	Oid			relid = RangeVarGetRelid(rv, AccessShareLock, true);	/* as the query locks it */
-	Relation	rel;
-	KSegmentView *sv;
-	bool		member;
-
-	if (!OidIsValid(relid))
-		return -1;
-	if (!map.valid)
-		build_map();
-	rel = relation_open(relid, NoLock);
-	sv = map_segment_view(rel);
-	relation_close(rel, NoLock);
-	if (!map.valid || !sv->direct || sv->table != table || !ExecCheckRTPerms(list_make1(sv->rte), false))
-		return -1;
-	if (row == NULL)
-		return 0;
-	member = true;
-	if (sv->qual != NULL)
-	{
-		ExprContext *econtext = CreateStandaloneExprContext();
-		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
-
-		ExecStoreHeapTuple(row, slot, false);
-		econtext->ecxt_scantuple = slot;
-		member = ExecQual(sv->qual, econtext);
-		ExecDropSingleTupleTableSlot(slot);
-		FreeExprContext(econtext, true);
-	}
-	return member ? 1 : 0;
 }

@@ -115,9 +115,11 @@ recommend_function(AttrNumber *attno)
 		/*
 		 * found first: an invalidation the lookups' own catalog locks take in
 		 * clears it again, so the next query looks again rather than keeping
-		 * what an older catalog state gave
+		 * what an older catalog state gave (and, should a lookup fail, nothing
+		 * is marked until the next invalidation)
 		 */
 		recommend_found = true;
+		recommend_oid = InvalidOid;
 		ext = get_extension_oid("kaireon", true);
 		nsp = get_namespace_oid("kaireon", true);
 

@@ -785,6 +785,36 @@ GRANT EXECUTE ON FUNCTION jsonb_typeof(jsonb) TO PUBLIC;
 SET kaireon.unread_explanations = off;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS setting_off;
 RESET kaireon.unread_explanations;
+-- The planner hook also completes every call's arguments from recommend's defaults, read once
+-- per backend (decision/projection.c, "Arguments completed"): named arguments in any order and
+-- the ones left out give what the positional call gives, with the setting on or off; EXPLAIN
+-- VERBOSE shows the eight in order, as the planner's own expansion would; a default changed by
+-- CREATE OR REPLACE (a pg_proc invalidation) is used at once, and the old one again after ROLLBACK.
+SELECT (SELECT array_agg(offer_id ORDER BY rank)
+          FROM kaireon.recommend(options => '{"dry_run": true}', max_offers => 2, channel => 'web',
+                                 customer_id => '7001', tenant_id => 'rp', decision_flow => 'all'))
+     = (SELECT array_agg(offer_id ORDER BY rank)
+          FROM kaireon.recommend('rp', '7001', 'web', NULL, '{}', 2, 'all', '{"dry_run": true}')) AS same_as_positional,
+       (SELECT count(*) FROM kaireon.recommend(channel => 'web', customer_id => '7001', tenant_id => 'rp',
+                                               max_offers => 2, decision_flow => 'all', options => '{"dry_run": true}')) AS two;
+SET kaireon.unread_explanations = off;
+SELECT count(*) AS two_setting_off FROM kaireon.recommend(channel => 'web', customer_id => '7001', tenant_id => 'rp',
+                                                           max_offers => 2, decision_flow => 'all',
+                                                           options => '{"dry_run": true}');
+RESET kaireon.unread_explanations;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT count(*) FROM kaireon.recommend(options => '{"dry_run": true}', customer_id => '7001', channel => 'web', tenant_id => 'rp');
+BEGIN;
+CREATE OR REPLACE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
+                                             placement text DEFAULT NULL, context jsonb DEFAULT '{}',
+                                             max_offers integer DEFAULT 1, decision_flow text DEFAULT NULL,
+                                             options jsonb DEFAULT '{}')
+    RETURNS SETOF kaireon.recommendation AS '$libdir/kaireon', 'kaireon_recommend' LANGUAGE C VOLATILE;
+SELECT count(*) AS one_by_the_changed_default
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}');
+ROLLBACK;
+SELECT count(*) > 1 AS more_by_the_default_again
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}');
 -- a role that may not use schema kaireon plans its queries of range table functions as before
 -- (the hook finds recommend in the catalog, not by a lookup that checks the schema's USAGE)
 CREATE ROLE regress_rp_nobody;

@@ -34,6 +34,14 @@
  * planner was given, which the planner may change anyway: a plan kept by a
  * prepared statement has it once (a constant costs nothing per execution);
  * EXPLAIN VERBOSE shows it.
+ * Arguments completed.  Every call of recommend in a range table function of
+ * its own (marked or not, whatever the setting) gets its arguments in
+ * order, its named ones placed and the ones left out filled with copies of
+ * its defaults, read from pg_proc once per backend: the planner would
+ * otherwise read and parse those defaults again from their text for every
+ * query planned (expand_function_arguments; the parser already did it once).
+ * It is what the planner does with them (reorder_function_arguments): the
+ * same call, the same plan, the same EXPLAIN VERBOSE.
  * recommend's function is found once per backend and forgotten on any
  * pg_proc invalidation (a function created, changed, dropped; ALTER
  * EXTENSION UPDATE re-creates functions) and on a relcache invalidation of
@@ -51,6 +59,7 @@
 #include "commands/extension.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "nodes/readfuncs.h"
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "utils/acl.h"
@@ -71,6 +80,9 @@
 #define RECOMMEND_NARGS 8
 #define RECOMMEND_OPTIONS_ARG 7
 
+/* ... and their types */
+static const Oid recommend_argtypes[RECOMMEND_NARGS] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID, JSONBOID};
+
 static planner_hook_type prev_planner_hook = NULL;
 static bool unread_explanations = true;
 
@@ -79,6 +91,11 @@ static bool recommend_found = false;
 static Oid	recommend_oid = InvalidOid;
 static Oid	recommendation_rel = InvalidOid;
 static AttrNumber explanation_attno = InvalidAttrNumber;
+
+/* its defaults (pg_proc.proargdefaults, parsed) for its last recommend_ndefaults arguments, in defaults_cxt */
+static List *recommend_defaults = NIL;
+static int	recommend_ndefaults = 0;
+static MemoryContext defaults_cxt = NULL;
 
 /* pg_proc invalidation callback: find recommend's function again at the next query that could call it. */
 static void
@@ -95,6 +112,49 @@ projection_relcache_cb(Datum arg, Oid relid)
 		recommend_found = false;
 }
 
+/* Read function fn's defaults into recommend_defaults (a copy kept in defaults_cxt). */
+static void
+load_defaults(Oid fn)
+{
+	HeapTuple	tup;
+	Datum		stored;
+	bool		isnull;
+
+	if (defaults_cxt == NULL)
+		defaults_cxt = AllocSetContextCreate(CacheMemoryContext, "kaireon recommend defaults", ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(defaults_cxt);
+	recommend_defaults = NIL;
+	recommend_ndefaults = 0;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return;
+	stored = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proargdefaults, &isnull);
+	if (!isnull)
+	{
+		MemoryContext old = MemoryContextSwitchTo(defaults_cxt);
+		char	   *str = TextDatumGetCString(stored);
+		List	   *defaults = castNode(List, stringToNode(str));
+		int			first = RECOMMEND_NARGS - list_length(defaults);
+		bool		fits;
+
+		/*
+		 * kept only if it is what pg_proc says it is: one expression of the
+		 * argument's type for each of the last pronargdefaults (else the
+		 * planner's own expansion does the work, and reports what is wrong)
+		 */
+		fits = list_length(defaults) == ((Form_pg_proc) GETSTRUCT(tup))->pronargdefaults && first >= 0;
+		for (int i = 0; fits && i < list_length(defaults); i++)
+			fits = exprType(list_nth(defaults, i)) == recommend_argtypes[first + i];
+		if (fits)
+		{
+			recommend_defaults = defaults;
+			recommend_ndefaults = list_length(defaults);
+		}
+		MemoryContextSwitchTo(old);
+	}
+	ReleaseSysCache(tup);
+}
+
 /*
  * kaireon.recommend's function in this database, InvalidOid where the
  * extension kaireon does not own one (not installed, being created); its
@@ -105,7 +165,6 @@ recommend_function(AttrNumber *attno)
 {
 	if (!recommend_found)
 	{
-		Oid			argtypes[RECOMMEND_NARGS] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT4OID, TEXTOID, JSONBOID};
 		Oid			ext,
 					nsp,
 					fn = InvalidOid,
@@ -120,18 +179,22 @@ recommend_function(AttrNumber *attno)
 		 */
 		recommend_found = true;
 		recommend_oid = InvalidOid;
+		recommend_defaults = NIL;
+		recommend_ndefaults = 0;
 		ext = get_extension_oid("kaireon", true);
 		nsp = get_namespace_oid("kaireon", true);
 
 		/* by the catalog, not by LookupFuncName: no check of the planning user's USAGE on the schema */
 		if (OidIsValid(ext) && OidIsValid(nsp))
 			fn = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum("recommend"),
-								 PointerGetDatum(buildoidvector(argtypes, RECOMMEND_NARGS)), ObjectIdGetDatum(nsp));
+								 PointerGetDatum(buildoidvector(recommend_argtypes, RECOMMEND_NARGS)), ObjectIdGetDatum(nsp));
 		if (OidIsValid(fn) && getExtensionOfObject(ProcedureRelationId, fn) == ext)
 		{
 			rel = get_typ_typrelid(get_func_rettype(fn));
 			att = OidIsValid(rel) ? get_attnum(rel, "explanation") : InvalidAttrNumber;
 		}
+		if (att != InvalidAttrNumber)
+			load_defaults(fn);
 		recommend_oid = att != InvalidAttrNumber ? fn : InvalidOid;
 		recommendation_rel = rel;
 		explanation_attno = att;
@@ -349,9 +412,54 @@ mark_unexplained(FuncExpr *call)
 	}
 }
 
+/*
+ * A call of recommend with its arguments in order (Arguments completed, at the
+ * top): named arguments placed, the ones left out filled with copies of the
+ * defaults; left as it is where an argument would have no value (then the
+ * planner's own expansion reports it).
+ */
+static void
+complete_arguments(FuncExpr *call)
+{
+	Node	   *argarray[RECOMMEND_NARGS] = {0};
+	List	   *args = NIL;
+	ListCell   *lc;
+	int			pos = 0;
+
+	foreach(lc, call->args)
+	{
+		Node	   *arg = lfirst(lc);
+
+		if (IsA(arg, NamedArgExpr))
+			pos = ((NamedArgExpr *) arg)->argnumber;
+		if (pos < 0 || pos >= RECOMMEND_NARGS || argarray[pos] != NULL)
+			return;
+		argarray[pos] = IsA(arg, NamedArgExpr) ? (Node *) ((NamedArgExpr *) arg)->arg : arg;
+		pos++;
+	}
+	pos = RECOMMEND_NARGS - recommend_ndefaults;
+	foreach(lc, recommend_defaults)
+	{
+		if (argarray[pos] == NULL)
+			argarray[pos] = copyObject(lfirst(lc));
+		pos++;
+	}
+	for (pos = 0; pos < RECOMMEND_NARGS; pos++)
+	{
+		if (argarray[pos] == NULL)
+			return;
+		args = lappend(args, argarray[pos]);
+	}
+	call->args = args;
+}
+
 static bool mark_walker(Node *node, void *context);
 
-/* Mark the calls of recommend in q whose explanations q never reads, then those of the queries in q. */
+/*
+ * Mark the calls of recommend in q whose explanations q never reads (where
+ * the setting is on) and complete every call's arguments, then do the same
+ * in the queries in q.
+ */
 static void
 mark_query(Query *q)
 {
@@ -374,8 +482,9 @@ mark_query(Query *q)
 		fn = recommend_function(&attno);
 		if (!OidIsValid(fn) || ((FuncExpr *) rtfunc->funcexpr)->funcid != fn)
 			continue;
-		if (!column_read(q, rti, attno))
+		if (unread_explanations && !column_read(q, rti, attno))
 			mark_unexplained((FuncExpr *) rtfunc->funcexpr);
+		complete_arguments((FuncExpr *) rtfunc->funcexpr);
 	}
 	query_tree_walker(q, mark_walker, NULL, QTW_IGNORE_JOINALIASES);
 }
@@ -412,13 +521,13 @@ has_function_rte(Query *q)
 	return q->hasSubLinks || q->cteList != NIL;
 }
 
-/* planner_hook: mark the unread explanations (protocol above), then plan as before. */
+/* planner_hook: mark the unread explanations and complete the arguments (protocol above), then plan as before. */
 static PlannedStmt *
 projection_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
 	AttrNumber	attno;
 
-	if (unread_explanations && parse->commandType != CMD_UTILITY && has_function_rte(parse) &&
+	if (parse->commandType != CMD_UTILITY && has_function_rte(parse) &&
 		OidIsValid(recommend_function(&attno)))
 		mark_query(parse);
 	if (prev_planner_hook)

@@ -9,7 +9,7 @@
 # Per call is the difference of the two totals divided by 2N, which cancels the warm-up and the
 # configuration compile. Prints "dry_run_instructions_per_call <n>". As root, runs as the OS
 # user "postgres". With KAIREON_CALLGRIND_KEEP=DIR the two callgrind outputs (cg.N, cg.3N) are
-# copied to DIR for `callgrind_annotate --inclusive=yes`. KAIREON_CALLGRIND_OPTIONS replaces the
+# copied to DIR for `callgrind_annotate --inclusive=yes` (in statement mode cg.WHAT.N, cg.WHAT.3N). KAIREON_CALLGRIND_OPTIONS replaces the
 # options of the measured calls (default {"dry_run": true}; e.g. {"dry_run": true, "explain": false}).
 # KAIREON_CALLGRIND_FLOW names the decision flow of the measured calls (default: the route's,
 # web-home; e.g. web-model, the 100-tree model over offer features, or web-propensity, its
@@ -25,8 +25,10 @@
 # "respond_instructions_per_call <n>".
 # KAIREON_CALLGRIND_CALL=statement measures whole statements as pgbench's recommend_dry.sql
 # sends them, each its own transaction (parse, plan, execution start, recommend, commit;
-# valgrind without toggle), and the same for SELECT 1: it prints
-# "statement_instructions_per_call <n>" and "select1_instructions_per_call <n>".
+# valgrind without toggle), and the same for the floor (test/bench/floor: an empty function of
+# recommend's signature, called the same way) and for SELECT 1: it prints
+# "statement_instructions_per_call <n>", "floor_instructions_per_call <n>" and
+# "select1_instructions_per_call <n>".
 # KAIREON_CALLGRIND_GRAPH=v2 measures the route's flow (web-home) as the version 2 graph of the
 # same steps (docs/flows.md), published over it when the cluster is loaded, instead of its
 # version 1 configuration.
@@ -95,22 +97,30 @@ fresh_copy() {
 # One single-user run of WARM + COUNT statements, each its own transaction, everything counted
 # (the customer id is in the text, as pgbench sends it); prints the instructions.
 count_statements() {
-    local calls=$1 what=$2 out=$work/cg.$1 i
+    local calls=$1 what=$2 out=$work/cg.$2.$1 i
     fresh_copy
-    for (( i = 1; i <= 20 + calls; i++ )); do
-        if [ "$what" = select1 ]; then echo 'SELECT 1;'
-        else echo "SELECT count(*) FROM kaireon.recommend('bench', 'c$(( 1 + (i * 7919) % customers ))', 'web', 'hero', ${flow_arg}options => '$opts');"
-        fi
-    done | valgrind --tool=callgrind --callgrind-out-file="$out" \
+    {
+        # the floor's function, made in the same run (its cost cancels in the difference)
+        [ "$what" = floor ] && echo "CREATE SCHEMA kaireon_bench; CREATE FUNCTION kaireon_bench.recommend_floor(tenant_id text, customer_id text, channel text, placement text DEFAULT NULL, context jsonb DEFAULT '{}', max_offers integer DEFAULT NULL, decision_flow text DEFAULT NULL, options jsonb DEFAULT '{}') RETURNS SETOF kaireon.recommendation AS 'kaireon_bench_floor', 'kaireon_bench_floor' LANGUAGE C VOLATILE;"
+        for (( i = 1; i <= 20 + calls; i++ )); do
+            case $what in
+                select1) echo 'SELECT 1;' ;;
+                floor) echo "SELECT count(*) FROM kaireon_bench.recommend_floor('bench', 'c$(( 1 + (i * 7919) % customers ))', 'web', 'hero', ${flow_arg}options => '$opts');" ;;
+                *) echo "SELECT count(*) FROM kaireon.recommend('bench', 'c$(( 1 + (i * 7919) % customers ))', 'web', 'hero', ${flow_arg}options => '$opts');" ;;
+            esac
+        done
+    } | valgrind --tool=callgrind --callgrind-out-file="$out" \
             "$bindir/postgres" --single -D "$work/run" -c shared_preload_libraries=kaireon \
             -c kaireon.adaptation_refresh_ms=3600000 postgres >/dev/null 2>"$out.log" \
         || { tail -n 20 "$out.log" >&2; kaireon_die "postgres --single under callgrind failed"; }
     callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
 if [ "$call" = statement ]; then
-    for what in statement select1; do
+    make -C "$work/src/test/bench/floor" -s PG_CONFIG="$KAIREON_PG_BINDIR/pg_config" install DESTDIR="$work/install" >/dev/null
+    for what in statement floor select1; do
         a=$(count_statements "$n" $what)
         b=$(count_statements $(( 3 * n )) $what)
+        [ -n "${KAIREON_CALLGRIND_KEEP:-}" ] && cp "$work/cg.$what.$n" "$work/cg.$what.$(( 3 * n ))" "$KAIREON_CALLGRIND_KEEP"/
         kaireon_log "$what totals: $a (N=$n), $b (N=$(( 3 * n )))"
         echo "${what}_instructions_per_call $(( (b - a) / (2 * n) ))"
     done

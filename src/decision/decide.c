@@ -234,6 +234,7 @@ decide(KDecideArgs *args)
 	kaireon_flow_arms(res, args, flows, Max(nplacements, 1), nplacements > 0 ? args->placements : NULL);
 	res->placement_flows = flows;
 	req->keep_reasons = args->debug || res->traced;
+	req->list_matches = !args->matches_unread;
 	req->cust = kaireon_load_customer(req, args->customer_id, args->context,
 									  cfg->flows[flows[0]].customer_schema);
 	req->rule_memo = palloc0(sizeof(int8) * Max(cfg->nrules, 1));

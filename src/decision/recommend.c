@@ -436,6 +436,7 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 	if (placement != NULL && json_array_size(args.placements) > 1)
 		bad_value("placement", "and options.placements are both given", "Use one or the other.");
 	args.funnels_unread = !args.debug;	/* only the debug rows show them */
+	args.matches_unread = !explain; /* only the decisions' explanations list them */
 
 	res = kaireon_decide(&args);
 

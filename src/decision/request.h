@@ -104,6 +104,9 @@ typedef struct KRequest
 	/* results that do not depend on the candidate, computed once per request */
 	bool		keep_reasons;	/* the drops' reasons are read (debug, a traced decision): written;
 								 * else the qualification and policy reasons stay NULL */
+	bool		list_matches;	/* the match rules that held are listed (KCandidate.passed): an
+								 * explanation may be built; not for kaireon.recommend with
+								 * options.explain false */
 	int		   *free_slots;		/* room for the candidates' lists of match rules that held */
 	int			nfree_slots;	/* (rules.c) */
 	int8	   *rule_memo;		/* per rule: 0 unknown, 1 holds, 2 fails */
@@ -170,6 +173,8 @@ typedef struct KDecideArgs
 	bool		batch;			/* a campaign's candidates: every one ranked, no explanation, no
 								 * real-time prices or per-response caps (the campaign solves those) */
 	bool		channel_known;	/* set by the pipeline: the channel is in the configuration */
+	bool		matches_unread; /* the caller builds no explanation (kaireon.recommend with
+								 * options.explain false): the match rules that held are not listed */
 	bool		funnels_unread; /* the caller reads no funnel (kaireon.recommend without debug): the
 								 * placements' funnels are built only for a traced decision */
 } KDecideArgs;

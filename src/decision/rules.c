@@ -433,7 +433,7 @@ kaireon_qualify(KRequest *req, KCandidate *cand, const bool *only)
 				holds = rule_holds(req, cand, rule, &why);
 			if (holds)
 			{
-				if (stage == KSTAGE_MATCH)
+				if (stage == KSTAGE_MATCH && req->list_matches)
 				{
 					passed_room(req, cand, 1, offer->nbound_rules[KSTAGE_MATCH]);
 					cand->passed[cand->npassed++] = i;

@@ -14,7 +14,7 @@
  *	  one for unseen categories.  Missing predictors are left out.
  *
  *	  The counts are learned online from respond (learn below) and by
- *	  kaireon.train_model (models/train.c).
+ *	  kaireon.train_model (models/train_fit.c).
  */
 #include "postgres.h"
 

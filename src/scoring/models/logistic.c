@@ -4,7 +4,7 @@
  *	  A numeric predictor has one weight (a missing or non-numeric value
  *	  contributes 0, booleans count 0 or 1); a categorical predictor is one-hot
  *	  encoded, with one weight per known level (an unknown or missing level
- *	  contributes 0).  models/train.c fits these weights in the database.
+ *	  contributes 0).  models/train_fit.c fits these weights in the database.
  *
  *	  online_learner: the same scorer, whose weights are learned online by
  *	  stochastic gradient descent on the log loss with an L2 penalty, one

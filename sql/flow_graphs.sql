@@ -488,6 +488,33 @@ SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "con
 SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_bad"}}', 'score'));
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT pg_temp.try(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.f; drop table x"}}', 'score')) AS bad_name;
+-- no advisory lock while confined (42501, naming the function): taking one at session level (it
+-- would outlive the call in the caller's session: kaireon's jobs lock (n, 0) so), at transaction
+-- level in a PL/pgSQL assignment, or releasing the caller's; the caller's own lock is still held
+-- after, and nothing is left behind; outside the confinement the functions work as ever
+CREATE FUNCTION public.fg_lock(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('locked', pg_advisory_lock(4242, 0))
+$$;
+CREATE FUNCTION public.fg_xact_lock(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE got boolean;
+BEGIN
+    got := pg_try_advisory_xact_lock(4242);
+    RETURN '{}';
+END $$;
+CREATE FUNCTION public.fg_unlock_all(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_unlock_all();
+    RETURN '{}';
+END $$;
+SELECT pg_advisory_lock(4243) AS callers_lock;
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_lock"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_xact_lock"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_unlock_all"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1, 2, 3;
+SELECT public.fg_lock('{}', '[]') AS unconfined, pg_advisory_unlock(4242, 0) AS released, pg_advisory_unlock(4243) AS callers_released;
 -- a name that is not exactly schema.name: refused when written (else it failed only when run,
 -- 42602 or 0A000, and an unqualified name or pg_temp resolved in each caller's own search_path)
 SELECT pg_temp.try(pg_temp.insert(jsonb_build_object('id', 'ext', 'type', 'extension_point', 'config', jsonb_build_object('function', f)), 'score')) AS bad_name

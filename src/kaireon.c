@@ -22,6 +22,7 @@
 #include "campaign/schedule.h"
 #include "maintenance/maintenance.h"
 #include "scoring/scoring.h"
+#include "security/confine.h"
 #include "security/governance.h"
 #include "security/secrets.h"
 #include "security/session.h"
@@ -42,6 +43,7 @@ _PG_init(void)
 	kaireon_stats_init();
 	kaireon_progress_init();
 	kaireon_session_init();
+	kaireon_confine_init();
 	kaireon_config_cache_init();
 	kaireon_references_init();
 	kaireon_history_write_init();

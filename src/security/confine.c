@@ -28,6 +28,16 @@
  *	   pg_catalog, kaireon_t_<slug>, pg_temp and row_security on; every
  *	   setting the stored SQL changes is rolled back when fn returns.
  *
+ *	 - with no advisory lock function (taking, trying, releasing one, at
+ *	   session or transaction level, or all of them): a session lock would
+ *	   outlive the stored SQL in the session that ran it (a maintenance
+ *	   worker, an operator's session), hold up kaireon's own jobs (their
+ *	   lock is pg_advisory_lock(n, 0)) or another tenant's keys, and the
+ *	   releases would drop the caller's; the object access hook refuses
+ *	   (42501) each call of one that the executor prepares while confined
+ *	   (OAT_FUNCTION_EXECUTE, which it raises for every function it
+ *	   prepares, built-in ones too, beside its own permission check).
+ *
  * The role is checked on every use: if someone made it a superuser,
  * BYPASSRLS, CREATEROLE, REPLICATION or LOGIN, granted it membership in
  * another role or another role membership in it, nothing runs (42501).
@@ -39,7 +49,9 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -49,8 +61,10 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/plancache.h"
 #include "utils/syscache.h"
 
@@ -66,6 +80,50 @@ PG_FUNCTION_INFO_V1(kaireon_stored_select_trigger);
 /* While confined: the tenant and its data schema (kaireon_t_<slug>). */
 static const char *confined_tenant = NULL;
 static const char *confined_schema = NULL;
+
+static object_access_hook_type prev_object_access_hook = NULL;
+
+/* The advisory lock functions (pg_catalog's, by their fixed oids): none may run while confined. */
+static const Oid advisory_lock_functions[] = {
+	F_PG_ADVISORY_LOCK_INT8, F_PG_ADVISORY_LOCK_SHARED_INT8, F_PG_TRY_ADVISORY_LOCK_INT8,
+	F_PG_TRY_ADVISORY_LOCK_SHARED_INT8, F_PG_ADVISORY_UNLOCK_INT8, F_PG_ADVISORY_UNLOCK_SHARED_INT8,
+	F_PG_ADVISORY_LOCK_INT4_INT4, F_PG_ADVISORY_LOCK_SHARED_INT4_INT4, F_PG_TRY_ADVISORY_LOCK_INT4_INT4,
+	F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4, F_PG_ADVISORY_UNLOCK_INT4_INT4, F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4,
+	F_PG_ADVISORY_UNLOCK_ALL,
+	F_PG_ADVISORY_XACT_LOCK_INT8, F_PG_ADVISORY_XACT_LOCK_SHARED_INT8, F_PG_TRY_ADVISORY_XACT_LOCK_INT8,
+	F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT8, F_PG_ADVISORY_XACT_LOCK_INT4_INT4,
+	F_PG_ADVISORY_XACT_LOCK_SHARED_INT4_INT4, F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4,
+	F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT4_INT4
+};
+
+/*
+ * object_access_hook: while confined, refuse (42501) a call of an advisory
+ * lock function as the executor prepares it (see the file header).
+ */
+static void
+confine_object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access != OAT_FUNCTION_EXECUTE || confined_schema == NULL || classId != ProcedureRelationId)
+		return;
+	for (int i = 0; i < (int) lengthof(advisory_lock_functions); i++)
+		if (objectId == advisory_lock_functions[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("stored SQL of tenant \"%s\" may not use advisory locks: it calls %s",
+							confined_tenant, format_procedure(objectId)),
+					 errdetail("A lock taken there would outlive the tenant's SQL in the session that runs it, and a release would drop the caller's locks."),
+					 errhint("Remove the call from the segment's view, the campaign's customer query or the extension point's function.")));
+}
+
+/* Load-time initialisation: the object access hook. */
+void
+kaireon_confine_init(void)
+{
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = confine_object_access;
+}
 
 /*
  * Refuse (22023) unless sql is exactly one plain SELECT: what stores it is

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 typedef void (*KConfinedFn) (void *arg);
+extern void kaireon_confine_init(void);
 extern void kaireon_check_stored_select(const char *sql, const char *what);
 extern void kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg);
 extern struct PortalData *kaireon_confined_cursor(const char *name, const char *sql);

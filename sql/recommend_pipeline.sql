@@ -789,7 +789,9 @@ RESET kaireon.unread_explanations;
 -- per backend (decision/projection.c, "Arguments completed"): named arguments in any order and
 -- the ones left out give what the positional call gives, with the setting on or off; EXPLAIN
 -- VERBOSE shows the eight in order, as the planner's own expansion would; a default changed by
--- CREATE OR REPLACE (a pg_proc invalidation) is used at once, and the old one again after ROLLBACK.
+-- CREATE OR REPLACE (a pg_proc invalidation) is used at once, and the old one again after ROLLBACK;
+-- options left out are the default's, marked with explain false as given ones are (a default that
+-- says dry_run records nothing, whether the query reads the explanation or not).
 SELECT (SELECT array_agg(offer_id ORDER BY rank)
           FROM kaireon.recommend(options => '{"dry_run": true}', max_offers => 2, channel => 'web',
                                  customer_id => '7001', tenant_id => 'rp', decision_flow => 'all'))
@@ -808,10 +810,16 @@ BEGIN;
 CREATE OR REPLACE FUNCTION kaireon.recommend(tenant_id text, customer_id text, channel text,
                                              placement text DEFAULT NULL, context jsonb DEFAULT '{}',
                                              max_offers integer DEFAULT 1, decision_flow text DEFAULT NULL,
-                                             options jsonb DEFAULT '{}')
+                                             options jsonb DEFAULT '{"dry_run": true}')
     RETURNS SETOF kaireon.recommendation AS '$libdir/kaireon', 'kaireon_recommend' LANGUAGE C VOLATILE;
 SELECT count(*) AS one_by_the_changed_default
   FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}');
+SELECT count(*) AS decisions, count(interaction_id) AS recorded
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', max_offers => 2);
+SELECT count(*) AS decisions, count(interaction_id) AS recorded, count(explanation) AS explained
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', max_offers => 2);
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', max_offers => 2);
 ROLLBACK;
 SELECT count(*) > 1 AS more_by_the_default_again
   FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}');

@@ -20,22 +20,22 @@
  *	3. no Var of its query or of a query nested in it reads its explanation
  *	   column or its whole row, directly or through a join's alias (a join's
  *	   whole row counts as reading every column of both sides);
- *	4. its options are left out, a constant JSON object without an "explain"
+ *	4. its options (recommend's default when left out: the arguments are
+ *	   completed first, below) are a constant JSON object without an "explain"
  *	   member, or a parameter (a prepared statement's, a PL/pgSQL variable):
  *	   an explicit explain, even an invalid one, is left to recommend to
  *	   honour or to reject; any other expression is left alone, the call then
  *	   builds its explanations as before.
- * The change: options gets "explain": false (added as the named argument
- * options when left out); a parameter is wrapped in a CASE that adds it when
- * the value is an object without "explain" and passes any other value
- * unchanged (folded to a constant where the planner knows the value, else a
- * few thousand instructions per execution), only where PUBLIC may execute
- * the four built-in functions the CASE calls.  It is made on the query the
+ * The change: options gets "explain": false; a parameter is wrapped in a
+ * CASE that adds it when the value is an object without "explain" and passes
+ * any other value unchanged (folded to a constant where the planner knows the
+ * value, else a few thousand instructions per execution), only where PUBLIC
+ * may execute the four built-in functions the CASE calls.  It is made on the query the
  * planner was given, which the planner may change anyway: a plan kept by a
  * prepared statement has it once (a constant costs nothing per execution);
  * EXPLAIN VERBOSE shows it.
  * Arguments completed.  Every call of recommend in a range table function of
- * its own (marked or not, whatever the setting) gets its arguments in
+ * its own (whatever the setting; before it is marked) gets its arguments in
  * order, its named ones placed and the ones left out filled with copies of
  * its defaults, read from pg_proc once per backend: the planner would
  * otherwise read and parse those defaults again from their text for every
@@ -349,8 +349,8 @@ unexplained_param(Param *p)
 /*
  * Mark a call of recommend with options.explain false where its options allow
  * it (protocol step 4): a constant object without "explain" gets the member, a
- * parameter is wrapped (unexplained_param), left-out options become the named
- * argument.
+ * parameter is wrapped (unexplained_param).  Options left out were filled
+ * with recommend's default by complete_arguments (else they are left out).
  */
 static void
 mark_unexplained(FuncExpr *call)
@@ -400,16 +400,10 @@ mark_unexplained(FuncExpr *call)
 								   false, false);
 		return;
 	}
-	/* options left out: the named argument */
-	{
-		NamedArgExpr *na = makeNode(NamedArgExpr);
-
-		na->arg = (Expr *) makeConst(JSONBOID, -1, InvalidOid, -1, datumCopy(no_explanation(), false, -1), false, false);
-		na->name = pstrdup("options");
-		na->argnumber = RECOMMEND_OPTIONS_ARG;
-		na->location = -1;
-		call->args = lappend(call->args, na);
-	}
+	/*
+	 * options left out: left alone (after complete_arguments only where
+	 * recommend's defaults could not be read, so its own default applies)
+	 */
 }
 
 /*
@@ -482,9 +476,10 @@ mark_query(Query *q)
 		fn = recommend_function(&attno);
 		if (!OidIsValid(fn) || ((FuncExpr *) rtfunc->funcexpr)->funcid != fn)
 			continue;
+		/* completed first: left-out options are then the default's constant, which marking keeps */
+		complete_arguments((FuncExpr *) rtfunc->funcexpr);
 		if (unread_explanations && !column_read(q, rti, attno))
 			mark_unexplained((FuncExpr *) rtfunc->funcexpr);
-		complete_arguments((FuncExpr *) rtfunc->funcexpr);
 	}
 	query_tree_walker(q, mark_walker, NULL, QTW_IGNORE_JOINALIASES);
 }

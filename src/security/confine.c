@@ -36,7 +36,12 @@
  *	   releases would drop the caller's; the object access hook refuses
  *	   (42501) each call of one that the executor prepares while confined
  *	   (OAT_FUNCTION_EXECUTE, which it raises for every function it
- *	   prepares, built-in ones too, beside its own permission check).
+ *	   prepares, built-in ones too, beside its own permission check).  A
+ *	   call prepared before the confinement is not seen: PL/pgSQL keeps a
+ *	   simple expression prepared for the rest of its transaction, so a
+ *	   tenant's function with its own search_path that the caller ran
+ *	   unconfined earlier in the same transaction can reuse one (documented
+ *	   in docs/arbitration.md; no kaireon path does that).
  *
  * The role is checked on every use: if someone made it a superuser,
  * BYPASSRLS, CREATEROLE, REPLICATION or LOGIN, granted it membership in

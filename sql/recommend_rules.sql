@@ -275,6 +275,16 @@ SELECT customer, round(r.score::numeric, 4) AS score, r.explanation -> 'factors'
   FROM unnest(ARRAY['ann', 'dan', 'bob']) customer,
        LATERAL kaireon.recommend('rr', customer, 'web', options => '{"dry_run": true}') r
  WHERE r.offer_id = 'o1' ORDER BY customer;
+-- recommend_json lists them the same (its explanations are built unless the request says
+-- "explain": false, which answers none)
+SELECT customer, (SELECT d -> 'explanation' -> 'matchRules'
+                    FROM jsonb_array_elements(kaireon.recommend_json(jsonb_build_object(
+                             'tenantId', 'rr', 'customerId', customer, 'channel', 'web', 'dryRun', true)) -> 'decisions') d
+                   WHERE d ->> 'offerId' = 'o1') AS json_match_rules,
+       (SELECT count(*) FILTER (WHERE d -> 'explanation' <> 'null')
+          FROM jsonb_array_elements(kaireon.recommend_json(jsonb_build_object(
+                   'tenantId', 'rr', 'customerId', customer, 'channel', 'web', 'dryRun', true, 'explain', false)) -> 'decisions') d) AS unexplained_json
+  FROM unnest(ARRAY['ann', 'dan', 'bob']) customer ORDER BY customer;
 DELETE FROM kaireon.qualification_rules WHERE tenant_id = 'rr';
 
 -- ---------------------------------------------------------------------------------------

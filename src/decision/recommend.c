@@ -720,6 +720,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	/* explain: the decisions' explanations (default true; false answers "explanation": null) */
 	explain = json_object_get(req, "explain") == NULL || json_is_null(json_object_get(req, "explain")) ||
 		bool_field(req, "explain", "request.explain");
+	args.matches_unread = !explain; /* only the decisions' explanations list them */
 	args.exclude_offers = string_array(req, "excludeOffers", "request.excludeOffers");
 	args.exclude_creatives = string_array(req, "excludeCreatives", "request.excludeCreatives");
 

@@ -515,6 +515,42 @@ SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "con
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1, 2, 3;
 SELECT public.fg_lock('{}', '[]') AS unconfined, pg_advisory_unlock(4242, 0) AS released, pg_advisory_unlock(4243) AS callers_released;
+-- a lock function prepared before the confinement is not refused when it runs (PL/pgSQL keeps a
+-- simple expression prepared for its transaction: here the caller ran the tenant's function first,
+-- and its own search_path keeps the plan valid): the advisory locks compared before and after
+-- the confined call catch it (42501) and release the session lock it took, also when the
+-- function fails after taking it (its own error is reported)
+CREATE FUNCTION public.fg_prime(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+DECLARE got boolean;
+BEGIN
+    got := CASE WHEN current_user = 'kaireon_confined' THEN pg_try_advisory_lock(4250) ELSE false END;
+    RETURN '{}';
+END $$;
+CREATE FUNCTION public.fg_prime_fail(req jsonb, cands jsonb) RETURNS jsonb LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp AS $$
+DECLARE got boolean;
+BEGIN
+    got := CASE WHEN current_user = 'kaireon_confined' THEN pg_try_advisory_lock(4251) ELSE false END;
+    IF got THEN
+        RAISE EXCEPTION 'failing after the lock';
+    END IF;
+    RETURN '{}';
+END $$;
+SELECT pg_advisory_lock(4243) AS callers_lock;
+BEGIN;
+SELECT public.fg_prime('{}', '[]') AS unconfined_first;
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_prime"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1, 2, 3;
+BEGIN;
+SELECT public.fg_prime_fail('{}', '[]') AS unconfined_first;
+SELECT pg_temp.run(pg_temp.insert('{"id": "ext", "type": "extension_point", "config": {"function": "public.fg_prime_fail"}}', 'score'));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT classid, objid, objsubid FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() ORDER BY 1, 2, 3;
+SELECT pg_advisory_unlock(4243) AS callers_released;
 -- a name that is not exactly schema.name: refused when written (else it failed only when run,
 -- 42602 or 0A000, and an unqualified name or pg_temp resolved in each caller's own search_path)
 SELECT pg_temp.try(pg_temp.insert(jsonb_build_object('id', 'ext', 'type', 'extension_point', 'config', jsonb_build_object('function', f)), 'score')) AS bad_name

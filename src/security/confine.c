@@ -37,11 +37,14 @@
  *	   (42501) each call of one that the executor prepares while confined
  *	   (OAT_FUNCTION_EXECUTE, which it raises for every function it
  *	   prepares, built-in ones too, beside its own permission check).  A
- *	   call prepared before the confinement is not seen: PL/pgSQL keeps a
- *	   simple expression prepared for the rest of its transaction, so a
- *	   tenant's function with its own search_path that the caller ran
- *	   unconfined earlier in the same transaction can reuse one (documented
- *	   in docs/arbitration.md; no kaireon path does that).
+ *	   call prepared before the confinement is not seen there (PL/pgSQL
+ *	   keeps a simple expression prepared for the rest of its transaction:
+ *	   a tenant's function with its own search_path that the caller ran
+ *	   unconfined earlier in the same transaction can reuse one), so the
+ *	   backend's advisory locks are also compared before and after fn (its
+ *	   own entries of the shared lock table, each partition's lock held
+ *	   shared while read): a session lock fn took is released (also when
+ *	   fn fails), and any lock taken or released is refused (42501).
  *
  * The role is checked on every use: if someone made it a superuser,
  * BYPASSRLS, CREATEROLE, REPLICATION or LOGIN, granted it membership in
@@ -63,6 +66,9 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
@@ -262,6 +268,106 @@ tenant_schema(const char *tenant_id)
 	return psprintf("kaireon_t_%s", slug);
 }
 
+/* An advisory lock this backend holds: its tag and the modes it holds it in. */
+typedef struct HeldAdvisory
+{
+	LOCKTAG		tag;
+	LOCKMASK	modes;
+} HeldAdvisory;
+
+/*
+ * The advisory locks this backend holds now, from its own entries of the
+ * shared lock table (each partition read under its lock, shared; a partition
+ * whose lock this backend already holds, as an error may leave it, is
+ * skipped rather than waited for).  *n gets their number.
+ */
+static HeldAdvisory *
+held_advisory_locks(int *n)
+{
+	int			cap = 4;
+	HeldAdvisory *held = palloc(sizeof(HeldAdvisory) * cap);
+
+	*n = 0;
+	for (int p = 0; p < NUM_LOCK_PARTITIONS; p++)
+	{
+		LWLock	   *partition = LockHashPartitionLockByIndex(p);
+		SHM_QUEUE  *head = &MyProc->myProcLocks[p];
+		PROCLOCK   *proclock;
+
+		if (LWLockHeldByMe(partition))
+			continue;
+		LWLockAcquire(partition, LW_SHARED);
+		for (proclock = (PROCLOCK *) SHMQueueNext(head, head, offsetof(PROCLOCK, procLink));
+			 proclock != NULL;
+			 proclock = (PROCLOCK *) SHMQueueNext(head, &proclock->procLink, offsetof(PROCLOCK, procLink)))
+		{
+			if (proclock->tag.myLock->tag.locktag_type != LOCKTAG_ADVISORY || proclock->holdMask == 0)
+				continue;
+			if (*n == cap)
+			{
+				cap *= 2;
+				held = repalloc(held, sizeof(HeldAdvisory) * cap);
+			}
+			held[*n].tag = proclock->tag.myLock->tag;
+			held[*n].modes = proclock->holdMask;
+			(*n)++;
+		}
+		LWLockRelease(partition);
+	}
+	return held;
+}
+
+/* The modes of lock tag in held (0: not held). */
+static LOCKMASK
+held_modes(const HeldAdvisory *held, int n, const LOCKTAG *tag)
+{
+	for (int i = 0; i < n; i++)
+		if (memcmp(&held[i].tag, tag, sizeof(LOCKTAG)) == 0)
+			return held[i].modes;
+	return 0;
+}
+
+/*
+ * Compare the backend's advisory locks with those it held before fn ran:
+ * release the session-level holds of the modes it did not hold before, and
+ * say whether any lock was taken or released meanwhile.
+ */
+static bool
+advisory_locks_changed(const HeldAdvisory *before, int nbefore)
+{
+	int			nafter;
+	HeldAdvisory *after = held_advisory_locks(&nafter);
+	bool		changed = false;
+
+	for (int i = 0; i < nafter; i++)
+	{
+		LOCKMASK	added = after[i].modes & ~held_modes(before, nbefore, &after[i].tag);
+
+		for (LOCKMODE mode = 1; mode <= MaxLockMode; mode++)
+			if (added & LOCKBIT_ON(mode))
+			{
+				changed = true;
+				/* a session hold is released; one of the transaction goes with its abort */
+				while (LockHeldByMe(&after[i].tag, mode) && LockRelease(&after[i].tag, mode, true))
+					;
+			}
+	}
+	for (int i = 0; i < nbefore && !changed; i++)
+		changed = (before[i].modes & ~held_modes(after, nafter, &before[i].tag)) != 0;
+	return changed;
+}
+
+/* Refuse (42501) stored SQL of tenant_id that took or released an advisory lock (advisory_locks_changed). */
+static void
+refuse_advisory_change(const char *tenant_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("stored SQL of tenant \"%s\" took or released an advisory lock", tenant_id),
+			 errdetail("A lock function prepared before the confinement (a PL/pgSQL expression the caller ran earlier in this transaction) was not refused when it ran; a session lock it took has been released."),
+			 errhint("Remove the call from the segment's view, the campaign's customer query or the extension point's function.")));
+}
+
 /*
  * Run fn(arg) as kaireon_confined, confined to tenant_id (see the file
  * header).  Must be called inside an SPI connection.
@@ -278,6 +384,8 @@ kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg)
 	const char *volatile prev_tenant;
 	const char *volatile prev_ctenant = confined_tenant;
 	const char *volatile prev_cschema = confined_schema;
+	HeldAdvisory *held;
+	int			nheld;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	save_nestlevel = NewGUCNestLevel();
@@ -286,13 +394,18 @@ kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg)
 	prev_tenant = kaireon_confine_tenant(tenant_id);
 	confined_tenant = tenant_id;
 	confined_schema = schema;
+	held = held_advisory_locks(&nheld);
 	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
 		fn(arg);
+		if (advisory_locks_changed(held, nheld))
+			refuse_advisory_change(tenant_id);
 	}
 	PG_CATCH();
 	{
+		/* fn failed: a session lock it took is released all the same (its own error is the one reported) */
+		(void) advisory_locks_changed(held, nheld);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		kaireon_confine_tenant(prev_tenant);
 		confined_tenant = prev_ctenant;

@@ -26,8 +26,7 @@
  *	   functions refuse every other tenant;
  *	 - in a new GUC nesting level with search_path pinned to
  *	   pg_catalog, kaireon_t_<slug>, pg_temp and row_security on; every
- *	   setting the stored SQL changes is rolled back when fn returns.
- *
+ *	   setting the stored SQL changes is rolled back when fn returns;
  *	 - with no advisory lock function (taking, trying, releasing one, at
  *	   session or transaction level, or all of them): a session lock would
  *	   outlive the stored SQL in the session that ran it (a maintenance

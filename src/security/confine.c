@@ -40,10 +40,13 @@
  *	   keeps a simple expression prepared for the rest of its transaction:
  *	   a tenant's function with its own search_path that the caller ran
  *	   unconfined earlier in the same transaction can reuse one), so the
- *	   backend's advisory locks are also compared before and after fn (its
- *	   own entries of the shared lock table, each partition's lock held
- *	   shared while read): a session lock fn took is released (also when
- *	   fn fails), and any lock taken or released is refused (42501).
+ *	   backend's advisory locks of the SQL functions are also compared
+ *	   before and after fn (its own entries of the shared lock table, each
+ *	   partition's lock held shared while read): a session hold of a mode
+ *	   it did not hold before is released (also when fn fails, after the
+ *	   lock it was waiting for is settled), and any lock taken or released
+ *	   is refused (42501) once the caller's state is back.  A mode the
+ *	   backend held before is not looked into (the table counts no holds).
  *
  * The role is checked on every use: if someone made it a superuser,
  * BYPASSRLS, CREATEROLE, REPLICATION or LOGIN, granted it membership in
@@ -274,16 +277,29 @@ typedef struct HeldAdvisory
 	LOCKMASK	modes;
 } HeldAdvisory;
 
+/* Is proclock an advisory lock the SQL functions take (field4: 1 for a bigint key, 2 for two int4s)? */
+static inline bool
+sql_advisory_lock(const PROCLOCK *proclock)
+{
+	const LOCKTAG *tag = &proclock->tag.myLock->tag;
+
+	return tag->locktag_type == LOCKTAG_ADVISORY && tag->locktag_lockmethodid == USER_LOCKMETHOD &&
+		(tag->locktag_field4 == 1 || tag->locktag_field4 == 2) && proclock->holdMask != 0;
+}
+
 /*
- * The advisory locks this backend holds now, from its own entries of the
- * shared lock table (each partition read under its lock, shared; a partition
- * whose lock this backend already holds, as an error may leave it, is
- * skipped rather than waited for).  *n gets their number.
+ * The advisory locks of the SQL functions this backend holds now, from its
+ * own entries of the shared lock table: each partition with entries read
+ * under its lock, shared, first counted, then copied once there is room (no
+ * allocation under the lock; only this backend adds its advisory entries, so
+ * the count holds).  A partition whose lock this backend already holds, as
+ * an error may leave it, is skipped rather than waited for.  *n gets their
+ * number.
  */
 static HeldAdvisory *
 held_advisory_locks(int *n)
 {
-	int			cap = 4;
+	int			cap = 8;
 	HeldAdvisory *held = palloc(sizeof(HeldAdvisory) * cap);
 
 	*n = 0;
@@ -292,25 +308,34 @@ held_advisory_locks(int *n)
 		LWLock	   *partition = LockHashPartitionLockByIndex(p);
 		SHM_QUEUE  *head = &MyProc->myProcLocks[p];
 		PROCLOCK   *proclock;
+		int			count = 0;
 
-		if (LWLockHeldByMe(partition))
+		/* an empty list needs no lock: only a lock this backend takes adds an advisory entry */
+		if (SHMQueueNext(head, head, offsetof(PROCLOCK, procLink)) == NULL || LWLockHeldByMe(partition))
 			continue;
 		LWLockAcquire(partition, LW_SHARED);
 		for (proclock = (PROCLOCK *) SHMQueueNext(head, head, offsetof(PROCLOCK, procLink));
 			 proclock != NULL;
 			 proclock = (PROCLOCK *) SHMQueueNext(head, &proclock->procLink, offsetof(PROCLOCK, procLink)))
+			count += sql_advisory_lock(proclock);
+		LWLockRelease(partition);
+		if (count == 0)
+			continue;
+		if (*n + count > cap)
 		{
-			if (proclock->tag.myLock->tag.locktag_type != LOCKTAG_ADVISORY || proclock->holdMask == 0)
-				continue;
-			if (*n == cap)
-			{
-				cap *= 2;
-				held = repalloc(held, sizeof(HeldAdvisory) * cap);
-			}
-			held[*n].tag = proclock->tag.myLock->tag;
-			held[*n].modes = proclock->holdMask;
-			(*n)++;
+			cap = *n + count;
+			held = repalloc(held, sizeof(HeldAdvisory) * cap);
 		}
+		LWLockAcquire(partition, LW_SHARED);
+		for (proclock = (PROCLOCK *) SHMQueueNext(head, head, offsetof(PROCLOCK, procLink));
+			 proclock != NULL && *n < cap;
+			 proclock = (PROCLOCK *) SHMQueueNext(head, &proclock->procLink, offsetof(PROCLOCK, procLink)))
+			if (sql_advisory_lock(proclock))
+			{
+				held[*n].tag = proclock->tag.myLock->tag;
+				held[*n].modes = proclock->holdMask;
+				(*n)++;
+			}
 		LWLockRelease(partition);
 	}
 	return held;
@@ -329,7 +354,9 @@ held_modes(const HeldAdvisory *held, int n, const LOCKTAG *tag)
 /*
  * Compare the backend's advisory locks with those it held before fn ran:
  * release the session-level holds of the modes it did not hold before, and
- * say whether any lock was taken or released meanwhile.
+ * say whether any lock was taken or released meanwhile.  (A mode it held
+ * before, at either level, is not looked into: the lock table keeps no count
+ * of holds that could tell one more.)
  */
 static bool
 advisory_locks_changed(const HeldAdvisory *before, int nbefore)
@@ -353,6 +380,7 @@ advisory_locks_changed(const HeldAdvisory *before, int nbefore)
 	}
 	for (int i = 0; i < nbefore && !changed; i++)
 		changed = (before[i].modes & ~held_modes(after, nafter, &before[i].tag)) != 0;
+	pfree(after);
 	return changed;
 }
 
@@ -365,6 +393,16 @@ refuse_advisory_change(const char *tenant_id)
 			 errmsg("stored SQL of tenant \"%s\" took or released an advisory lock", tenant_id),
 			 errdetail("A lock function prepared before the confinement (a PL/pgSQL expression the caller ran earlier in this transaction) was not refused when it ran; a session lock it took has been released."),
 			 errhint("Remove the call from the segment's view, the campaign's customer query or the extension point's function.")));
+}
+
+/* Does this backend hold a lock partition's LWLock (as an error may leave one)? */
+static bool
+holds_partition_lock(void)
+{
+	for (int p = 0; p < NUM_LOCK_PARTITIONS; p++)
+		if (LWLockHeldByMe(LockHashPartitionLockByIndex(p)))
+			return true;
+	return false;
 }
 
 /*
@@ -383,8 +421,9 @@ kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg)
 	const char *volatile prev_tenant;
 	const char *volatile prev_ctenant = confined_tenant;
 	const char *volatile prev_cschema = confined_schema;
-	HeldAdvisory *held;
 	int			nheld;
+	HeldAdvisory *held = held_advisory_locks(&nheld);	/* before any state is changed */
+	volatile bool changed = false;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	save_nestlevel = NewGUCNestLevel();
@@ -393,22 +432,33 @@ kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg)
 	prev_tenant = kaireon_confine_tenant(tenant_id);
 	confined_tenant = tenant_id;
 	confined_schema = schema;
-	held = held_advisory_locks(&nheld);
 	SetUserIdAndSecContext(role, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
 		fn(arg);
-		if (advisory_locks_changed(held, nheld))
-			refuse_advisory_change(tenant_id);
+		changed = advisory_locks_changed(held, nheld);
 	}
 	PG_CATCH();
 	{
-		/* fn failed: a session lock it took is released all the same (its own error is the one reported) */
-		(void) advisory_locks_changed(held, nheld);
+		/* the caller again first: nothing below may leave the session confined */
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		kaireon_confine_tenant(prev_tenant);
 		confined_tenant = prev_ctenant;
 		confined_schema = prev_cschema;
+
+		/*
+		 * fn failed: a session lock it took is released all the same (its own
+		 * error is the one reported); a lock granted while it waited is made
+		 * its own first (LockErrorCleanup, which the abort would run later),
+		 * interrupts held off meanwhile
+		 */
+		HOLD_INTERRUPTS();
+		if (!holds_partition_lock())
+		{
+			LockErrorCleanup();
+			(void) advisory_locks_changed(held, nheld);
+		}
+		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -418,6 +468,8 @@ kaireon_run_confined(const char *tenant_id, KConfinedFn fn, void *arg)
 	kaireon_confine_tenant(prev_tenant);
 	confined_tenant = prev_ctenant;
 	confined_schema = prev_cschema;
+	if (changed)
+		refuse_advisory_change(tenant_id);
 }
 
 /*

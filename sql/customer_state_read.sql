@@ -89,6 +89,18 @@ SELECT pg_temp.offers('far') AS after_rollback;
 INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
     VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-15 12:00+00');
 SELECT pg_temp.offers('far') AS committed_row_in_empty_partition;
+-- a partition read with a page is not measured again: its row deleted (the page stays) is not
+-- read, nor after TRUNCATE (a new empty file), nor a row written again after it
+DELETE FROM kaireon.interaction_history WHERE tenant_id = 'csr' AND customer_id = 'far';
+SELECT pg_temp.offers('far') AS deleted_row_not_read;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-16 12:00+00');
+SELECT pg_temp.offers('far') AS row_written_again;
+TRUNCATE kaireon.interaction_history_p2100_01;
+SELECT pg_temp.offers('far') AS truncated_partition;
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+    VALUES ('csr', 'far', 'recommendation', 'o1', 'web', '2100-01-17 12:00+00');
+SELECT pg_temp.offers('far') AS row_after_truncate;
 DROP TABLE kaireon.interaction_history_p2100_01;
 
 -- a partition created after this session read the history: its rows are read. This month's

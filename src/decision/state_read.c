@@ -78,7 +78,10 @@
  *	   ours from before the size is read) and keeps every page with a row a
  *	   registered snapshot (ours) may see, or by TRUNCATE (AccessExclusiveLock,
  *	   a new empty file, which the SQL would read as well once it has its
- *	   lock).  So the table holds no row the SQL would return.
+ *	   lock).  So the table holds no row the SQL would return.  A history
+ *	   partition found with a page once is not measured again while the map
+ *	   lasts (the size is a syscall; a partition that empties again is
+ *	   scanned, which finds no row as well).
  */
 #include "postgres.h"
 
@@ -575,7 +578,7 @@ no_rows(Relation rel)
 
 /* Read one partition's rows of the customer since the given time, newest first, at most limit. */
 static void
-read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datum since, Datum control,
+read_partition(KPart *p, Snapshot snap, Datum tenant, Datum customer, Datum since, Datum control,
 			   int limit, KHistoryRow **rows, int *nrows, int *cap)
 {
 	Relation	rel = table_open(p->rel, AccessShareLock);
@@ -586,10 +589,15 @@ read_partition(const KPart *p, Snapshot snap, Datum tenant, Datum customer, Datu
 	TupleTableSlot *slot;
 	int			taken = 0;
 
-	if (no_rows(rel))
+	/* measured until it has a page once (a syscall each time): partitions rarely empty again */
+	if (!p->had_pages)
 	{
-		table_close(rel, NoLock);
-		return;
+		if (no_rows(rel))
+		{
+			table_close(rel, NoLock);
+			return;
+		}
+		p->had_pages = true;
 	}
 	index = index_open(p->keys.index, AccessShareLock);
 	nkeys = kaireon_state_scan_keys(keys, &p->keys, tenant, customer, &since);
@@ -666,7 +674,7 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 	UpdateActiveSnapshotCommandId();
 	for (int i = 0; i < nparts; i++)
 	{
-		const KPart *p = &parts[i];
+		KPart	   *p = &parts[i];
 
 		/* a partition whose (exclusive) upper bound is at or before since holds no row of the window */
 		if (p->bounded &&

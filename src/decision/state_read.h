@@ -96,6 +96,7 @@ typedef struct KPart
 	Oid			type_coll;		/* interaction_type's collation */
 	bool		bounded;		/* has an upper bound (not the default partition, nor MAXVALUE) */
 	Datum		upper;			/* exclusive upper bound of occurred_at */
+	bool		had_pages;		/* found with a page once since the map was built: not measured again */
 } KPart;
 
 /* A table read here: whether it may be, and what its rights and policy checks need. */

@@ -47,6 +47,7 @@
 #include <math.h>
 
 #include "catalog/pg_authid.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -144,6 +145,21 @@ stats_shmem_request(void)
 	RequestNamedLWLockTranche("kaireon_stats", 1);
 }
 
+/*
+ * The table's hash of a key: of the database and the two ids up to their
+ * ends, not of the whole zero-padded key (about a tenth of the bytes; keys are
+ * still compared whole, with memcmp).  Every process sets the same function.
+ */
+static uint32
+stat_key_hash(const void *key, Size keysize)
+{
+	const KStatKey *k = (const KStatKey *) key;
+	uint32		h = hash_bytes_uint32(k->dbid);
+
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->tenant, strnlen(k->tenant, KSTAT_IDLEN)));
+	return hash_combine(h, hash_bytes((const unsigned char *) k->channel, strnlen(k->channel, KSTAT_IDLEN)));
+}
+
 /* shmem_startup_hook: create (postmaster) or attach to (EXEC_BACKEND children) the table. */
 static void
 stats_shmem_startup(void)
@@ -164,8 +180,9 @@ stats_shmem_startup(void)
 	}
 	info.keysize = sizeof(KStatKey);
 	info.entrysize = sizeof(KStatEntry);
+	info.hash = stat_key_hash;
 	stat_hash = ShmemInitHash("kaireon_stats hash", kaireon_stat_max, kaireon_stat_max, &info,
-							  HASH_ELEM | HASH_BLOBS);
+							  HASH_ELEM | HASH_FUNCTION);
 	LWLockRelease(AddinShmemInitLock);
 }
 

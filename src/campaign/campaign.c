@@ -271,6 +271,7 @@ guarded_step(void *arg)
 	g->result = g->step(g->cp);
 }
 
+/* Run one step of the campaign in a subtransaction: its result, or NULL with *error set (message and SQLSTATE). */
 static json_t *
 run_guarded(Campaign *cp, json_t *(*step) (Campaign *), char **error)
 {

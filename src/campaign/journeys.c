@@ -214,7 +214,8 @@ kaireon_advance_journeys(PG_FUNCTION_ARGS)
 			err2 = ksubxact_run(record_failure, d);
 			if (err2 != NULL)
 				ereport(WARNING,
-						(errmsg("kaireon: recording the failure of journey enrolment \"%s\" failed: %s",
+						(errcode(err2->sqlerrcode),
+						 errmsg("kaireon: recording the failure of journey enrolment \"%s\" failed: %s",
 								d->id, err2->message)));
 			put_row(rsinfo, d, d->steps);
 			continue;
@@ -311,7 +312,8 @@ kaireon_enroll_journey_segments(PG_FUNCTION_ARGS)
 		if (err != NULL)
 		{
 			ereport(WARNING,
-					(errmsg("kaireon: the journey segment entries of tenant \"%s\" failed: %s",
+					(errcode(err->sqlerrcode),
+					 errmsg("kaireon: the journey segment entries of tenant \"%s\" failed: %s",
 							t.tenant_id, err->message)));
 			continue;
 		}

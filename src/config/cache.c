@@ -99,6 +99,7 @@ static uint64 recompile_count = 1;
  */
 void		(*kaireon_relcache_listener) (Oid relid) = NULL;
 
+/* The relcache callback itself (see above). */
 static void
 config_cache_invalidate(Datum arg, Oid relid)
 {
@@ -265,6 +266,7 @@ kaireon_config_get(const char *tenant_id)
  */
 PG_FUNCTION_INFO_V1(kaireon_config_cache_stats);
 
+/* kaireon.config_cache_stats(): see above. */
 Datum
 kaireon_config_cache_stats(PG_FUNCTION_ARGS)
 {

@@ -198,6 +198,7 @@ end_as_owner(int nest, Oid save_userid, int save_sec)
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
+/* Run a key action's prepared statement on the child table as its owner (under serializable, against the latest snapshot); expected: its SPI result. */
 static void
 run_key_action(SPIPlanPtr plan, Datum *values, Oid childid, int expected, const char *child)
 {

@@ -133,6 +133,7 @@ typedef struct LookupContext
 	const KCustomerSchema *schema;
 } LookupContext;
 
+/* Error context of a customer lookup: which customer, by which key, in which table. */
 static void
 lookup_errcontext(void *arg)
 {

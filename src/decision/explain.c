@@ -181,6 +181,7 @@ w_propensity_value(KjBuild *b, const char *key, const void *arg, int i)
 	kjb_real(b, key, ((const ExplainOf *) arg)->c->propensity);
 }
 
+/* propensity.source: where the propensity came from ("default" when nothing set it). */
 static void
 w_propensity_source(KjBuild *b, const char *key, const void *arg, int i)
 {
@@ -189,12 +190,14 @@ w_propensity_source(KjBuild *b, const char *key, const void *arg, int i)
 	kjb_string(b, key, c->propensity_source ? c->propensity_source : "default");
 }
 
+/* propensity.outcomes: the outcomes it was learnt from. */
 static void
 w_propensity_outcomes(KjBuild *b, const char *key, const void *arg, int i)
 {
 	kjb_int(b, key, ((const ExplainOf *) arg)->c->propensity_n);
 }
 
+/* propensity.maturity: the maturity those outcomes give. */
 static void
 w_propensity_maturity(KjBuild *b, const char *key, const void *arg, int i)
 {

@@ -228,24 +228,28 @@ recent_event(const KRequest *req, double hours, json_t *outcomes, KEventType dfl
 	return false;
 }
 
+/* Event matchers of recent_event: an event naming the candidate's offer. */
 static bool
 same_offer(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 {
 	return ev->offer_id && strcmp(ev->offer_id, offer->id) == 0;
 }
 
+/* An event of the candidate's offer's category. */
 static bool
 same_category(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 {
 	return ev->category_id && offer->category_id && strcmp(ev->category_id, offer->category_id) == 0;
 }
 
+/* Any event. */
 static bool
 any_event(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 {
 	return true;
 }
 
+/* An event naming another offer of the policy's group (mutual_exclusion). */
 static bool
 other_offer_of_group(const KEvent *ev, const KOffer *offer, const KPolicy *p)
 {

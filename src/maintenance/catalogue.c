@@ -528,7 +528,8 @@ kaireon_run_maintenance_batched(PG_FUNCTION_ARGS)
 		kaireon_progress_end();
 		if (strcmp(status, "succeeded") != 0)
 			ereport(WARNING,
-					(errmsg("kaireon maintenance job %s %s: %s", job->name, status, error ? error : ""),
+					(errcode(kjob_status_errcode(status)),
+					 errmsg("kaireon maintenance job %s %s: %s", job->name, status, error ? error : ""),
 					 errhint("See kaireon.maintenance_runs.")));
 		MemoryContextReset(ctx.mcxt);
 	}

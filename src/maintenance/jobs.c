@@ -410,7 +410,8 @@ procedure_failed(KJobCtx *ctx)
 		e2 = CopyErrorData();
 		FlushErrorState();
 		ereport(WARNING,
-				(errmsg("kaireon: could not mark maintenance run %lld failed: %s", (long long) ctx->run_id, e2->message)));
+				(errcode(e2->sqlerrcode),
+				 errmsg("kaireon: could not mark maintenance run %lld failed: %s", (long long) ctx->run_id, e2->message)));
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
@@ -427,10 +428,18 @@ job_skipped(KJobCtx *ctx, const KJobDef *job, json_t *detail, TimestampTz starte
 	if (holder != 0)
 		json_object_set_new(detail, "heldBy", json_integer(holder));
 	ereport(job->record_start ? LOG : DEBUG1,
-			(errmsg("kaireon worker: job %s skipped: running elsewhere (pid %d)", job->name, holder)));
+			(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("kaireon worker: job %s skipped: running elsewhere (pid %d)", job->name, holder)));
 	if (job->record_start)
 		history_end(ctx, job, "skipped", detail, NULL, started);
 	return "skipped";
+}
+
+/* The SQLSTATE of a warning that a run ended other than succeeded: skipped (its lock held elsewhere) or failed. */
+int
+kjob_status_errcode(const char *status)
+{
+	return strcmp(status, "skipped") == 0 ? ERRCODE_LOCK_NOT_AVAILABLE : ERRCODE_WARNING;
 }
 
 /*

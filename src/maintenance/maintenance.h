@@ -61,6 +61,7 @@ extern void kjob_sleep(int ms);
 extern bool kjob_try(KJobCtx *ctx, KStepFn fn, void *arg, char **errmsg, int *sqlerrcode);
 extern void kjob_require_maintainer(const char *what);
 extern const char *kjob_run(KJobCtx *ctx, const KJobDef *job, json_t **detail, char **error);
+extern int	kjob_status_errcode(const char *status);
 extern void kjob_history_progress(KJobCtx *ctx, json_t *detail);
 extern void kjob_mark_failed(int64 run_id, const char *message);
 

@@ -792,7 +792,8 @@ kaireon_run_retention_batched(PG_FUNCTION_ARGS)
 	SPI_finish();
 	if (strcmp(status, "succeeded") != 0)
 		ereport(WARNING,
-				(errmsg("kaireon retention run %lld %s: %s", (long long) ctx.run_id, status, error ? error : ""),
+				(errcode(kjob_status_errcode(status)),
+				 errmsg("kaireon retention run %lld %s: %s", (long long) ctx.run_id, status, error ? error : ""),
 				 errhint("See its row of kaireon.maintenance_runs.")));
 	MemoryContextSwitchTo(caller);
 	result[0] = Int64GetDatum(ctx.run_id);

@@ -275,7 +275,8 @@ start_worker(LauncherDb *d)
 		d->handle = NULL;
 		if (!d->no_slot_logged)
 			ereport(WARNING,
-					(errmsg("kaireon launcher: no background worker slot for the worker of database \"%s\"", d->name),
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("kaireon launcher: no background worker slot for the worker of database \"%s\"", d->name),
 					 errhint("Raise max_worker_processes (one kaireon worker per database in kaireon.databases, plus the launcher).")));
 		d->no_slot_logged = true;
 		d->restart_at = GetCurrentTimestamp() + 10 * USECS_PER_SEC;
@@ -310,7 +311,7 @@ sync_databases(void)
 		{
 			if (ldbs[i].handle != NULL)
 				TerminateBackgroundWorker(ldbs[i].handle);
-			ereport(LOG, (errmsg("kaireon launcher: stopping the worker of database \"%s\"", ldbs[i].name)));
+			ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION), errmsg("kaireon launcher: stopping the worker of database \"%s\"", ldbs[i].name)));
 		}
 	}
 	nldbs = n;
@@ -342,7 +343,7 @@ launcher_stop(void)
 {
 	TimestampTz deadline = GetCurrentTimestamp() + 10 * USECS_PER_SEC;
 
-	ereport(LOG, (errmsg("kaireon launcher: shutdown requested; stopping the workers")));
+	ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION), errmsg("kaireon launcher: shutdown requested; stopping the workers")));
 	for (int i = 0; i < nldbs; i++)
 		if (ldbs[i].handle != NULL)
 			TerminateBackgroundWorker(ldbs[i].handle);
@@ -378,7 +379,7 @@ kaireon_launcher_main(Datum arg)
 	 * handler sets the latch when a worker starts or stops (bgw_notify_pid).
 	 */
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	ereport(LOG, (errmsg("kaireon launcher started (databases: \"%s\")", kaireon_databases)));
+	ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION), errmsg("kaireon launcher started (databases: \"%s\")", kaireon_databases)));
 	sync_databases();
 
 	for (;;)
@@ -417,7 +418,8 @@ kaireon_launcher_main(Datum arg)
 					d->delay_s = Min(Max(d->delay_s, kaireon_worker_restart_delay) * 2, 300);
 				d->restart_at = now + (TimestampTz) d->delay_s * USECS_PER_SEC;
 				ereport(LOG,
-						(errmsg("kaireon launcher: the worker of database \"%s\" stopped; restarting it in %d s",
+						(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+						 errmsg("kaireon launcher: the worker of database \"%s\" stopped; restarting it in %d s",
 								d->name, d->delay_s)));
 			}
 			if (now >= d->restart_at)
@@ -494,7 +496,8 @@ read_schedules(bool first)
 		j->text = MemoryContextStrdup(TopMemoryContext, value);
 		schedule_next(j, now);
 		if (!first)
-			ereport(LOG, (errmsg("kaireon worker: job %s now runs on schedule \"%s\"", j->def->name, value)));
+			ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+						  errmsg("kaireon worker: job %s now runs on schedule \"%s\"", j->def->name, value)));
 	}
 }
 
@@ -577,7 +580,8 @@ recover_runs(void)
 		char	   *source = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 
 		ereport(LOG,
-				(errmsg("kaireon worker: run %s of job %s (%s) was interrupted%s",
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("kaireon worker: run %s of job %s (%s) was interrupted%s",
 						SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3), job, source,
 						strcmp(source, "worker") == 0 ? "; running it again" : "")));
 		if (strcmp(source, "worker") == 0)
@@ -639,7 +643,8 @@ claim_database(const char *dbname)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		ereport(LOG,
-				(errmsg("kaireon worker: another process (pid %d) holds the maintenance lock of database \"%s\"; exiting",
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("kaireon worker: another process (pid %d) holds the maintenance lock of database \"%s\"; exiting",
 						holder, dbname),
 				 errdetail("A maintenance worker left behind by a launcher that stopped, or a session holding pg_advisory_lock(%d, 0).",
 						   KJOB_LOCK_KEY)));
@@ -718,7 +723,7 @@ kaireon_worker_main(Datum arg)
 	claim_database(dbname);
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "kaireon job", ALLOCSET_DEFAULT_SIZES);
 	read_schedules(true);
-	ereport(LOG, (errmsg("kaireon maintenance worker started for database \"%s\"", dbname)));
+	ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION), errmsg("kaireon maintenance worker started for database \"%s\"", dbname)));
 
 	for (;;)
 	{
@@ -737,7 +742,8 @@ kaireon_worker_main(Datum arg)
 		if (!extension_installed())
 		{
 			if (!waiting_logged)
-				ereport(LOG, (errmsg("kaireon worker: extension kaireon is not installed in database \"%s\"; waiting",
+				ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+								 errmsg("kaireon worker: extension kaireon is not installed in database \"%s\"; waiting",
 									 dbname)));
 			waiting_logged = true;
 			installed = false;
@@ -749,7 +755,8 @@ kaireon_worker_main(Datum arg)
 		if (citus_worker_node())
 		{
 			if (!worker_node_logged)
-				ereport(LOG, (errmsg("kaireon worker: database \"%s\" is on a Citus worker node; its jobs run on the coordinator",
+				ereport(LOG, (errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+								 errmsg("kaireon worker: database \"%s\" is on a Citus worker node; its jobs run on the coordinator",
 									 dbname)));
 			worker_node_logged = true;
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10000, PG_WAIT_EXTENSION);

@@ -165,12 +165,14 @@ assign_pepper(const char *newval, void *extra)
 	pepper = (SecretBytes *) extra;
 }
 
+/* Assign hook of kaireon.settings_encryption_key. */
 static void
 assign_enc_key(const char *newval, void *extra)
 {
 	enc_key = (SecretBytes *) extra;
 }
 
+/* Assign hook of the previous settings encryption key. */
 static void
 assign_enc_key_prev(const char *newval, void *extra)
 {

@@ -785,6 +785,16 @@ GRANT EXECUTE ON FUNCTION jsonb_typeof(jsonb) TO PUBLIC;
 SET kaireon.unread_explanations = off;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')$q$) AS setting_off;
 RESET kaireon.unread_explanations;
+-- the last constant options merged with explain false are kept per backend for the next call
+-- that sends the same ones: calls with other options in turn each keep their own
+SELECT count(*) AS debug_rows FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                                                     options => '{"dry_run": true, "debug": true}') WHERE rank IS NULL;
+SELECT count(*) AS no_debug_rows FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                                                        options => '{"dry_run": true}') WHERE rank IS NULL;
+SELECT count(*) AS debug_rows_again FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                                                           options => '{"dry_run": true, "debug": true}') WHERE rank IS NULL;
+SELECT count(*) AS debug_rows_same_length FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                                                                 options => '{"dry_run": true, "debug": false}') WHERE rank IS NULL;
 -- The planner hook also completes every call's arguments from recommend's defaults, read once
 -- per backend (decision/projection.c, "Arguments completed"): named arguments in any order and
 -- the ones left out give what the positional call gives, with the setting on or off; EXPLAIN

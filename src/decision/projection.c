@@ -290,6 +290,40 @@ no_explanation(void)
 }
 
 /*
+ * A constant options object with "explain": false merged in (jsonb_concat),
+ * in the caller's context; the last one (at most 1 kB) kept per backend, since
+ * a client tends to send the same options with every call.
+ */
+static Datum
+explain_merged(Jsonb *opts)
+{
+	static Jsonb *last_in = NULL;
+	static Jsonb *last_out = NULL;
+	Datum		merged;
+
+	if (last_in != NULL && VARSIZE(opts) == VARSIZE(last_in) && memcmp(opts, last_in, VARSIZE(opts)) == 0)
+		return datumCopy(PointerGetDatum(last_out), false, -1);
+	/* (copied: jsonb_concat may return its second argument, the backend's constant) */
+	merged = datumCopy(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(opts), no_explanation()), false, -1);
+	if (VARSIZE(opts) <= 1024)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		Jsonb	   *in = (Jsonb *) DatumGetPointer(datumCopy(JsonbPGetDatum(opts), false, -1));
+		Jsonb	   *out = (Jsonb *) DatumGetPointer(datumCopy(merged, false, -1));
+
+		MemoryContextSwitchTo(old);
+		if (last_in != NULL)
+		{
+			pfree(last_in);
+			pfree(last_out);
+		}
+		last_in = in;
+		last_out = out;
+	}
+	return merged;
+}
+
+/*
  * May every role execute the built-in functions unexplained_param's CASE calls?
  * (Where a database revoked one from PUBLIC, a caller could lack it: the
  * parameter is then left alone, whoever plans or later runs the plan.)
@@ -393,11 +427,7 @@ mark_unexplained(FuncExpr *call)
 		key.val.string.len = strlen("explain");
 		if (findJsonbValueFromContainer(&opts->root, JB_FOBJECT, &key) != NULL)
 			return;
-		/* (copied: jsonb_concat may return its second argument, the backend's constant) */
-		*slot = (Node *) makeConst(JSONBOID, -1, InvalidOid, -1,
-								   datumCopy(DirectFunctionCall2(jsonb_concat, c->constvalue, no_explanation()),
-											 false, -1),
-								   false, false);
+		*slot = (Node *) makeConst(JSONBOID, -1, InvalidOid, -1, explain_merged(opts), false, false);
 		return;
 	}
 	/*

@@ -43,12 +43,55 @@ typedef struct Rows
 static void record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13);
 
 /*
- * Write the buffered rows in one INSERT, with their interactions unless a
- * simulation.  On one server: a kept plan inserting from unnest() of the
- * column arrays.  When the tables are distributed (Citus): a VALUES row per
- * decision, each naming the tenant ($1), so that Citus sends the statement to
- * the tenant's shard (an INSERT ... SELECT FROM unnest() it would route row by
- * row, which a delegated call may not).
+ * Insert a batch of n rows from column arrays in one statement, and fail
+ * unless it inserted all n (elog failure).  into is "INSERT INTO <table>
+ * (<columns>) ".  On one server: into followed by select (an INSERT ...
+ * SELECT FROM unnest() of the arrays), prepared once into *plan and kept.
+ * When the tables are distributed (Citus): into, "VALUES " and one row per
+ * element, row_fmt with %1$d standing for the row's number (its subscript in
+ * every array); each row names the tenant ($1), so that Citus sends the
+ * statement to the tenant's shard (an INSERT ... SELECT FROM unnest() it
+ * would route row by row, which a delegated call may not).
+ */
+static void
+insert_batch(bool distributed, SPIPlanPtr *plan, const char *into, const char *select,
+			 const char *row_fmt, int nargs, Oid *types, Datum *args, int n, const char *failure)
+{
+	int			rc;
+
+	if (!distributed)
+	{
+		if (*plan == NULL)
+		{
+			char	   *sql = psprintf("%s%s", into, select);
+
+			*plan = kspi_prepare_keep(sql, nargs, types);
+			pfree(sql);
+		}
+		rc = kspi_execute_plan(*plan, args, NULL, false, 0);
+	}
+	else
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "%sVALUES ", into);
+		for (int r = 1; r <= n; r++)
+		{
+			if (r > 1)
+				appendStringInfoString(&sql, ", ");
+			appendStringInfo(&sql, row_fmt, r);
+		}
+		rc = kspi_execute_with_args(sql.data, nargs, types, args, NULL, false, 0);
+		pfree(sql.data);
+	}
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+		elog(ERROR, "%s", failure);
+}
+
+/*
+ * Write the buffered rows in one INSERT (insert_batch), with their
+ * interactions unless a simulation.
  */
 static void
 flush_rows(Campaign *cp, Rows *rows)
@@ -58,7 +101,6 @@ flush_rows(Campaign *cp, Rows *rows)
 	static SPIPlanPtr plan = NULL;
 	Oid			types[13];
 	Datum		args[13];
-	int			rc;
 
 	if (rows->n == 0)
 		return;
@@ -70,38 +112,14 @@ flush_rows(Campaign *cp, Rows *rows)
 	args[1] = CStringGetTextDatum(cp->campaign_run_id);
 	for (int c = 0; c < 11; c++)
 		args[2 + c] = kd_array(rows->col[c], rows->null[c], rows->n, elem[c]);
-	if (!cp->distributed)
-	{
-		if (plan == NULL)
-			plan = kspi_prepare_keep(
-				"INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
-				"  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
-				"  interaction_id) "
-				"SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS u",
-				13, types);
-		rc = kspi_execute_plan(plan, args, NULL, false, 0);
-	}
-	else
-	{
-		StringInfoData sql;
-
-		initStringInfo(&sql);
-		appendStringInfoString(&sql,
-							   "INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
-							   "  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
-							   "  interaction_id) VALUES ");
-		for (int r = 1; r <= rows->n; r++)
-		{
-			appendStringInfo(&sql, "%s($1, $2", r > 1 ? ", " : "");
-			for (int c = 0; c < 11; c++)
-				appendStringInfo(&sql, ", $%d[%d]", 3 + c, r);
-			appendStringInfoChar(&sql, ')');
-		}
-		rc = kspi_execute_with_args(sql.data, 13, types, args, NULL, false, 0);
-		pfree(sql.data);
-	}
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
-		elog(ERROR, "kaireon: could not write the campaign decisions");
+	insert_batch(cp->distributed, &plan,
+				 "INSERT INTO kaireon.campaign_decisions (tenant_id, campaign_run_id, customer_id, rank, offer_id, "
+				 "  creative_id, channel_id, decision_flow_id, score, arbitrated_value, mandatory, recommendation_id, "
+				 "  interaction_id) ",
+				 "SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS u",
+				 "($1, $2, $3[%1$d], $4[%1$d], $5[%1$d], $6[%1$d], $7[%1$d], $8[%1$d], $9[%1$d], $10[%1$d], "
+				 "$11[%1$d], $12[%1$d], $13[%1$d])",
+				 13, types, args, rows->n, "kaireon: could not write the campaign decisions");
 	cp->written += rows->n;
 	kaireon_progress_update("writing", cp->written, cp->selected);
 	if (!cp->spec->simulation)
@@ -215,9 +233,8 @@ kcamp_write_decisions(Campaign *cp)
  * Record a batch of the run's decisions as interactions, from the same
  * column arrays as the campaign_decisions rows (flush_rows's argument order:
  * $3 customer, $4 rank, $5 offer, $6 creative, $7 channel, $8 flow, $9
- * score, $12 recommendation, $13 interaction; $14 the run, $15 the time):
- * from unnest() on one server, a VALUES row per decision naming the tenant
- * when the tables are distributed (one shard on Citus).
+ * score, $12 recommendation, $13 interaction; $14 the run, $15 the time),
+ * in one INSERT (insert_batch).
  */
 static void
 record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
@@ -225,7 +242,6 @@ record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 	static SPIPlanPtr plan = NULL;
 	Oid			types[15];
 	Datum		args[15];
-	int			rc;
 
 	memcpy(types, types13, sizeof(Oid) * 13);
 	memcpy(args, args13, sizeof(Datum) * 13);
@@ -233,40 +249,19 @@ record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
 	types[14] = TIMESTAMPTZOID;
 	args[13] = CStringGetTextDatum(cp->spec->run_id);
 	args[14] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	if (!cp->distributed)
-	{
-		if (plan == NULL)
-			plan = kspi_prepare_keep(
-				"INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
-				"  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
-				"  context) "
-				"SELECT $1, u.interaction_id, $15, u.customer_id, 'recommendation', u.recommendation_id, u.rank, "
-				"       u.offer_id, u.creative_id, u.channel_id, u.decision_flow_id, $14, u.score, "
-				"       jsonb_build_object('campaignRunId', $2::text) "
-				"  FROM unnest($3, $4, $5, $6, $7, $8, $9, $12, $13) "
-				"       AS u (customer_id, rank, offer_id, creative_id, channel_id, decision_flow_id, score, "
-				"             recommendation_id, interaction_id)",
-				15, types);
-		rc = kspi_execute_plan(plan, args, NULL, false, 0);
-	}
-	else
-	{
-		StringInfoData sql;
-
-		initStringInfo(&sql);
-		appendStringInfoString(&sql,
-							   "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
-							   "  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
-							   "  context) VALUES ");
-		for (int r = 1; r <= rows->n; r++)
-			appendStringInfo(&sql, "%s($1, $13[%d], $15, $3[%d], 'recommendation', $12[%d], $4[%d], $5[%d], $6[%d], "
-							 "$7[%d], $8[%d], $14, $9[%d], jsonb_build_object('campaignRunId', $2::text))",
-							 r > 1 ? ", " : "", r, r, r, r, r, r, r, r, r);
-		rc = kspi_execute_with_args(sql.data, 15, types, args, NULL, false, 0);
-		pfree(sql.data);
-	}
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) rows->n)
-		elog(ERROR, "kaireon: could not record the campaign's interactions");
+	insert_batch(cp->distributed, &plan,
+				 "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+				 "  recommendation_id, rank, offer_id, creative_id, channel_id, decision_flow_id, campaign_id, score, "
+				 "  context) ",
+				 "SELECT $1, u.interaction_id, $15, u.customer_id, 'recommendation', u.recommendation_id, u.rank, "
+				 "       u.offer_id, u.creative_id, u.channel_id, u.decision_flow_id, $14, u.score, "
+				 "       jsonb_build_object('campaignRunId', $2::text) "
+				 "  FROM unnest($3, $4, $5, $6, $7, $8, $9, $12, $13) "
+				 "       AS u (customer_id, rank, offer_id, creative_id, channel_id, decision_flow_id, score, "
+				 "             recommendation_id, interaction_id)",
+				 "($1, $13[%1$d], $15, $3[%1$d], 'recommendation', $12[%1$d], $4[%1$d], $5[%1$d], $6[%1$d], "
+				 "$7[%1$d], $8[%1$d], $14, $9[%1$d], jsonb_build_object('campaignRunId', $2::text))",
+				 15, types, args, rows->n, "kaireon: could not record the campaign's interactions");
 
 	/*
 	 * a recorded decision of a campaign is sent: its channel_deliveries row
@@ -284,8 +279,7 @@ record_interactions(Campaign *cp, Rows *rows, Oid *types13, Datum *args13)
  * Record a 'control' row per customer and channel a control group held back
  * (as recommend does: no offer; campaign_id the run, context {campaignRunId,
  * controlGroup: {scope, percent}}), so kaireon.lift counts campaign traffic
- * too: from unnest() on one server, a VALUES row per control naming the
- * tenant when the tables are distributed (one shard on Citus).
+ * too, a batch per INSERT (insert_batch).
  */
 void
 kcamp_record_controls(Campaign *cp)
@@ -312,7 +306,6 @@ kcamp_record_controls(Campaign *cp)
 	for (int64 start = 0; start < cp->ncontrols; start += batch)
 	{
 		int			n = (int) Min(batch, cp->ncontrols - start);
-		int			rc;
 
 		for (int r = 0; r < n; r++)
 		{
@@ -327,37 +320,17 @@ kcamp_record_controls(Campaign *cp)
 		}
 		for (int c = 0; c < 6; c++)
 			args[4 + c] = kd_array(col[c], NULL, n, elem[c]);
-		if (!cp->distributed)
-		{
-			if (plan == NULL)
-				plan = kspi_prepare_keep(
-					"INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
-					"  recommendation_id, channel_id, decision_flow_id, campaign_id, context) "
-					"SELECT $1, u.id, $4, u.customer_id, 'control', u.id, u.channel_id, u.flow_id, $3, "
-					"       jsonb_build_object('campaignRunId', $2::text, "
-					"                          'controlGroup', jsonb_build_object('scope', u.scope, 'percent', u.percent)) "
-					"  FROM unnest($5, $6, $7, $8, $9, $10) AS u (id, customer_id, channel_id, flow_id, scope, percent)",
-					10, types);
-			rc = kspi_execute_plan(plan, args, NULL, false, 0);
-		}
-		else
-		{
-			StringInfoData sql;
-
-			initStringInfo(&sql);
-			appendStringInfoString(&sql,
-								   "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, "
-								   "  interaction_type, recommendation_id, channel_id, decision_flow_id, campaign_id, context) VALUES ");
-			for (int r = 1; r <= n; r++)
-				appendStringInfo(&sql, "%s($1, $5[%d], $4, $6[%d], 'control', $5[%d], $7[%d], $8[%d], $3, "
-								 "jsonb_build_object('campaignRunId', $2::text, 'controlGroup', "
-								 "jsonb_build_object('scope', $9[%d], 'percent', $10[%d])))",
-								 r > 1 ? ", " : "", r, r, r, r, r, r, r);
-			rc = kspi_execute_with_args(sql.data, 10, types, args, NULL, false, 0);
-			pfree(sql.data);
-		}
-		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
-			elog(ERROR, "kaireon: could not record the campaign's control group rows");
+		insert_batch(cp->distributed, &plan,
+					 "INSERT INTO kaireon.interaction_history (tenant_id, id, occurred_at, customer_id, interaction_type, "
+					 "  recommendation_id, channel_id, decision_flow_id, campaign_id, context) ",
+					 "SELECT $1, u.id, $4, u.customer_id, 'control', u.id, u.channel_id, u.flow_id, $3, "
+					 "       jsonb_build_object('campaignRunId', $2::text, "
+					 "                          'controlGroup', jsonb_build_object('scope', u.scope, 'percent', u.percent)) "
+					 "  FROM unnest($5, $6, $7, $8, $9, $10) AS u (id, customer_id, channel_id, flow_id, scope, percent)",
+					 "($1, $5[%1$d], $4, $6[%1$d], 'control', $5[%1$d], $7[%1$d], $8[%1$d], $3, "
+					 "jsonb_build_object('campaignRunId', $2::text, 'controlGroup', "
+					 "jsonb_build_object('scope', $9[%1$d], 'percent', $10[%1$d])))",
+					 10, types, args, n, "kaireon: could not record the campaign's control group rows");
 	}
 }
 

@@ -1,7 +1,7 @@
 /*
  * config/fieldspec.c
  *	  The checks every validator of configuration documents shares
- *	  (validate.c, trigger_rules.c, journey.c, flowgraph.c): an object checked
+ *	  (validate*.c, trigger_rules.c, journey.c, flowgraph.c): an object checked
  *	  against its FieldSpec table (known fields only, required ones present,
  *	  each of its allowed JSON types, choices and bounds), the 22023 report
  *	  naming where and the field, and the new row of a validating BEFORE row

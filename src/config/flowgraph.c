@@ -7,8 +7,9 @@
  * Protocol.  Validation: validate.c checks every decision flow document; a
  * document with "version": 2 is handed to kaireon_flow_graph_validator, which
  * this file sets at load (kaireon_flowgraph_init), so that this file calls
- * validate.c's expression check and fieldspec.c's FieldSpec helpers and
- * validate.c never calls back (no file cycle).  Publishing: the trigger kaireon_internal._check_flow_calls on
+ * validate_expr.c's expression check and fieldspec.c's FieldSpec helpers
+ * (and reads validate.c's version 1 tables) and validate.c never calls back
+ * (no file cycle).  Publishing: the trigger kaireon_internal._check_flow_calls on
  * decision_flows checks, whoever writes a published version, that every
  * call_flow names a published flow of the tenant, that calls nest at most
  * KAIREON_FLOW_CALL_DEPTH deep and that no flow calls itself through others.

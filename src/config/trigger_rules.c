@@ -8,7 +8,7 @@
  *	  it runs (decision/triggers.c); and the customer data table an
  *	  update_attribute action writes, checked against the published data
  *	  schema.  A trigger rule's condition is a guardrail expression, checked
- *	  by validate.c (kaireon_check_expression).
+ *	  by validate_expr.c (kaireon_check_expression).
  */
 #include "postgres.h"
 

@@ -3,12 +3,12 @@
  *	  The one list of each kind of type name: qualification rule types,
  *	  contact policy types, scope kinds and identifier types, as X-macros,
  *	  and the outcome classes.  Each list makes the C enum (config.h), the names the loader
- *	  (compile.c, eligibility.c) and the validator (validate.c) match, and what the SQL
+ *	  (compile.c, eligibility.c) and the validator (validate_rules.c) match, and what the SQL
  *	  function kaireon_internal._type_names(kind) returns (types.c); the regress test
  *	  type_lists checks that the tables' CHECK constraints name exactly these.
  *
  * Adding a type: add its line here (the enum order is the list order), its
- * field table in validate.c, its compilation in eligibility.c, its evaluation in
+ * field table in validate_rules.c, its compilation in eligibility.c, its evaluation in
  * decision/rules.c or decision/policies.c, and the value to the table's
  * CHECK constraint in sql/install/ (the test fails until they agree).
  */

@@ -4,19 +4,19 @@
  *	  policies, guardrail expressions, trigger rules, geofences) against the
  *	  shapes in docs/config.md and docs/triggers.md: the shared field checks
  *	  (fieldspec.c; its header fieldspec.h is included here), the documents
- *	  by kind (validate.c), trigger rules and geofences (trigger_rules.c),
- *	  journeys (journey.c).
+ *	  by kind (validate.c and its family validate_*.c), trigger rules and
+ *	  geofences (trigger_rules.c), journeys (journey.c).
  */
 #ifndef KAIREON_VALIDATE_H
 #define KAIREON_VALIDATE_H
 
 #include "config/fieldspec.h"
 
-/* validate.c: the configuration documents of each kind, the guardrail expression language */
+/* validate_expr.c: the guardrail expression language */
 extern const char *const kaireon_expression_operators[];	/* every operator of the expression language */
 extern void kaireon_check_expression(ValidateCtx *ctx, json_t *node, const char *const *prefixes,
 									 const char *const *operators);
-/* decision flows' version 1 pieces, reused by the version 2 nodes (flowgraph.c) */
+/* validate.c: decision flows' version 1 pieces, reused by the version 2 nodes (flowgraph.c) */
 extern const FieldSpec kaireon_flow_inventory_fields[];
 extern const FieldSpec kaireon_flow_score_fields[];
 extern const FieldSpec kaireon_flow_weight_fields[];

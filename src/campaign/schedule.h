@@ -1,7 +1,7 @@
 /*
  * campaign/schedule.h
- *	  Scheduled campaign runs and their exports (campaign/schedule.c;
- *	  docs/schedules.md).
+ *	  Scheduled campaign runs (campaign/schedule.c) and their exports
+ *	  (campaign/schedule_export.c; docs/schedules.md).
  */
 #ifndef KAIREON_CAMPAIGN_SCHEDULE_H
 #define KAIREON_CAMPAIGN_SCHEDULE_H

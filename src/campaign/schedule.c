@@ -345,7 +345,7 @@ claim_run(TimestampTz at, DueRun *r)
 							   "   AND next_run_at <= $1 ORDER BY next_run_at LIMIT " CppAsString2(SCHEDULE_CANDIDATES),
 							   1, &types[2], args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the due runs failed");
-	n = candidates(&tenants, &ids);
+	n = sched_candidates(&tenants, &ids);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -364,9 +364,9 @@ claim_run(TimestampTz at, DueRun *r)
 		memset(r, 0, sizeof(*r));
 		r->tenant_id = tenants[i];
 		r->id = ids[i];
-		r->kind = col(0, 1);
-		r->cron = col(0, 2);
-		r->interval = col_datum(0, 3, &isnull);
+		r->kind = sched_col(0, 1);
+		r->cron = sched_col(0, 2);
+		r->interval = sched_col_datum(0, 3, &isnull);
 		r->has_interval = !isnull;
 		if (r->has_interval)
 		{
@@ -375,9 +375,9 @@ claim_run(TimestampTz at, DueRun *r)
 			memcpy(copy, DatumGetIntervalP(r->interval), sizeof(Interval));
 			r->interval = IntervalPGetDatum(copy);
 		}
-		r->slot = DatumGetTimestampTz(col_datum(0, 4, &isnull));
-		r->format = col(0, 5);
-		r->target = col(0, 6);
+		r->slot = DatumGetTimestampTz(sched_col_datum(0, 4, &isnull));
+		r->format = sched_col(0, 5);
+		r->target = sched_col(0, 6);
 		r->export = r->format != NULL;
 		return true;
 	}
@@ -395,12 +395,12 @@ run_campaign_step(void *arg)
 
 	PG_TRY();
 	{
-		exec("SELECT id, status, error, recommended FROM kaireon.run_campaign($1, $2, false)", 2, types, args, NULL,
-			 SPI_OK_SELECT);
-		r->campaign_run_id = col(0, 1);
-		r->status = col(0, 2);
-		r->error = col(0, 3);
-		r->recommended = atoll(col(0, 4));
+		sched_exec("SELECT id, status, error, recommended FROM kaireon.run_campaign($1, $2, false)", 2, types, args, NULL,
+				   SPI_OK_SELECT);
+		r->campaign_run_id = sched_col(0, 1);
+		r->status = sched_col(0, 2);
+		r->error = sched_col(0, 3);
+		r->recommended = atoll(sched_col(0, 4));
 	}
 	PG_FINALLY();
 	{
@@ -481,22 +481,22 @@ run_one(TimestampTz at, DueRun *r, ScheduleOut *out)
 		args[3] = CStringGetTextDatum(r->error);
 		args[4] = TimestampTzGetDatum(GetCurrentTimestamp());
 		types[4] = TIMESTAMPTZOID;
-		exec("INSERT INTO kaireon.campaign_runs (tenant_id, campaign_id, run_number, status, started_at, completed_at, error) "
-			 "SELECT $1, $2, coalesce(max(run_number), 0) + 1, 'failed', $5, $5, $4 "
-			 "  FROM kaireon.campaign_runs WHERE tenant_id = $1 AND campaign_id = $2 RETURNING id",
-			 5, types, args, nulls, SPI_OK_INSERT_RETURNING);
-		r->campaign_run_id = col(0, 1);
+		sched_exec("INSERT INTO kaireon.campaign_runs (tenant_id, campaign_id, run_number, status, started_at, completed_at, error) "
+				   "SELECT $1, $2, coalesce(max(run_number), 0) + 1, 'failed', $5, $5, $4 "
+				   "  FROM kaireon.campaign_runs WHERE tenant_id = $1 AND campaign_id = $2 RETURNING id",
+				   5, types, args, nulls, SPI_OK_INSERT_RETURNING);
+		r->campaign_run_id = sched_col(0, 1);
 	}
 	args[3] = CStringGetTextDatum(r->campaign_run_id);
-	exec("UPDATE kaireon.campaign_runs SET summary = summary || jsonb_build_object('scheduledFor', $3::timestamptz) "
-		 " WHERE tenant_id = $1 AND id = $4", 4, types, args, NULL, SPI_OK_UPDATE);
+	sched_exec("UPDATE kaireon.campaign_runs SET summary = summary || jsonb_build_object('scheduledFor', $3::timestamptz) "
+			   " WHERE tenant_id = $1 AND id = $4", 4, types, args, NULL, SPI_OK_UPDATE);
 	/* the advance */
 	args[2] = TimestampTzGetDatum(next);
 	nulls[2] = has_next ? ' ' : 'n';
 	args[4] = BoolGetDatum(strcmp(r->kind, "once") == 0);
 	types[4] = BOOLOID;
-	exec("UPDATE kaireon.runs SET next_run_at = $3, status = CASE WHEN $5 THEN 'completed' ELSE status END "
-		 " WHERE tenant_id = $1 AND id = $2", 5, types, args, nulls, SPI_OK_UPDATE);
+	sched_exec("UPDATE kaireon.runs SET next_run_at = $3, status = CASE WHEN $5 THEN 'completed' ELSE status END "
+			   " WHERE tenant_id = $1 AND id = $2", 5, types, args, nulls, SPI_OK_UPDATE);
 	/* the export of a completed run */
 	if (r->export && strcmp(r->status, "completed") == 0)
 	{
@@ -504,11 +504,11 @@ run_one(TimestampTz at, DueRun *r, ScheduleOut *out)
 		Datum		eargs[4] = {CStringGetTextDatum(r->tenant_id), CStringGetTextDatum(r->campaign_run_id),
 		CStringGetTextDatum(r->format), CStringGetTextDatum(r->target)};
 
-		exec("INSERT INTO kaireon.export_checkpoints (tenant_id, export_type, campaign_run_id, format, target, status) "
-			 "VALUES ($1, 'campaign_run:' || $2, $2, $3, $4, 'running')", 4, etypes, eargs, NULL, SPI_OK_INSERT);
+		sched_exec("INSERT INTO kaireon.export_checkpoints (tenant_id, export_type, campaign_run_id, format, target, status) "
+				   "VALUES ($1, 'campaign_run:' || $2, $2, $3, $4, 'running')", 4, etypes, eargs, NULL, SPI_OK_INSERT);
 	}
-	emit(out, "run", r->tenant_id, r->id, r->campaign_run_id, r->slot, r->status, next, has_next, r->recommended,
-		 r->error);
+	sched_emit(out, "run", r->tenant_id, r->id, r->campaign_run_id, r->slot, r->status, next, has_next, r->recommended,
+			   r->error);
 }
 
 /* Raise 42501 unless the caller may act for every tenant. */

@@ -87,7 +87,7 @@ claim_export(TimestampTz at, Export *e)
 							   " ORDER BY created_at, id LIMIT " CppAsString2(SCHEDULE_CANDIDATES),
 							   3, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID}, (Datum[]) {0, 0, atarg}, "nn ", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the pending exports failed");
-	n = candidates(&tenants, &ids);
+	n = sched_candidates(&tenants, &ids);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		args[3] = {CStringGetTextDatum(tenants[i]), CStringGetTextDatum(ids[i]), atarg};
@@ -106,16 +106,16 @@ claim_export(TimestampTz at, Export *e)
 			continue;
 		e->tenant_id = tenants[i];
 		e->id = ids[i];
-		e->campaign_run_id = col(0, 1);
-		e->format = col(0, 2);
-		e->target = col(0, 3);
-		e->slug = col(0, 4);
-		e->rows = DatumGetInt64(col_datum(0, 5, &isnull));
-		e->bytes = DatumGetInt64(col_datum(0, 6, &isnull));
-		e->last_customer = col(0, 7);
-		rank = col(0, 8);
+		e->campaign_run_id = sched_col(0, 1);
+		e->format = sched_col(0, 2);
+		e->target = sched_col(0, 3);
+		e->slug = sched_col(0, 4);
+		e->rows = DatumGetInt64(sched_col_datum(0, 5, &isnull));
+		e->bytes = DatumGetInt64(sched_col_datum(0, 6, &isnull));
+		e->last_customer = sched_col(0, 7);
+		rank = sched_col(0, 8);
 		e->last_rank = rank ? atoi(rank) : 0;
-		e->run_id = col(0, 9);
+		e->run_id = sched_col(0, 9);
 		return true;
 	}
 	return false;
@@ -205,28 +205,28 @@ export_batch(void *arg)
 	nulls[2] = e->last_customer ? ' ' : 'n';
 	args[3] = Int32GetDatum(e->last_rank);
 	args[4] = Int32GetDatum(kaireon_export_batch_size);
-	exec(json ?
-		 "SELECT d.customer_id, d.rank, jsonb_build_object('customer_id', d.customer_id, 'rank', d.rank, "
-		 "       'offer_id', d.offer_id, 'creative_id', d.creative_id, 'channel_id', d.channel_id, "
-		 "       'decision_flow_id', d.decision_flow_id, 'score', d.score, 'arbitrated_value', d.arbitrated_value, "
-		 "       'mandatory', d.mandatory, 'recommendation_id', d.recommendation_id, "
-		 "       'interaction_id', d.interaction_id)::text "
-		 "  FROM kaireon.campaign_decisions d WHERE d.tenant_id = $1 AND d.campaign_run_id = $2 "
-		 "   AND ($3::text IS NULL OR (d.customer_id, d.rank) > ($3, $4)) ORDER BY d.customer_id, d.rank LIMIT $5" :
-		 "SELECT d.customer_id, d.rank, concat_ws(',', " CSV_TEXT("d.customer_id") ", d.rank, " CSV_TEXT("d.offer_id") ", "
-		 CSV_TEXT("d.creative_id") ", " CSV_TEXT("d.channel_id") ", " CSV_TEXT("d.decision_flow_id") ", d.score, "
-		 "       d.arbitrated_value, d.mandatory, " CSV_TEXT("d.recommendation_id") ", " CSV_TEXT("d.interaction_id") ") "
-		 "  FROM kaireon.campaign_decisions d WHERE d.tenant_id = $1 AND d.campaign_run_id = $2 "
-		 "   AND ($3::text IS NULL OR (d.customer_id, d.rank) > ($3, $4)) ORDER BY d.customer_id, d.rank LIMIT $5",
-		 5, types, args, nulls, SPI_OK_SELECT);
+	sched_exec(json ?
+			   "SELECT d.customer_id, d.rank, jsonb_build_object('customer_id', d.customer_id, 'rank', d.rank, "
+			   "       'offer_id', d.offer_id, 'creative_id', d.creative_id, 'channel_id', d.channel_id, "
+			   "       'decision_flow_id', d.decision_flow_id, 'score', d.score, 'arbitrated_value', d.arbitrated_value, "
+			   "       'mandatory', d.mandatory, 'recommendation_id', d.recommendation_id, "
+			   "       'interaction_id', d.interaction_id)::text "
+			   "  FROM kaireon.campaign_decisions d WHERE d.tenant_id = $1 AND d.campaign_run_id = $2 "
+			   "   AND ($3::text IS NULL OR (d.customer_id, d.rank) > ($3, $4)) ORDER BY d.customer_id, d.rank LIMIT $5" :
+			   "SELECT d.customer_id, d.rank, concat_ws(',', " CSV_TEXT("d.customer_id") ", d.rank, " CSV_TEXT("d.offer_id") ", "
+			   CSV_TEXT("d.creative_id") ", " CSV_TEXT("d.channel_id") ", " CSV_TEXT("d.decision_flow_id") ", d.score, "
+			   "       d.arbitrated_value, d.mandatory, " CSV_TEXT("d.recommendation_id") ", " CSV_TEXT("d.interaction_id") ") "
+			   "  FROM kaireon.campaign_decisions d WHERE d.tenant_id = $1 AND d.campaign_run_id = $2 "
+			   "   AND ($3::text IS NULL OR (d.customer_id, d.rank) > ($3, $4)) ORDER BY d.customer_id, d.rank LIMIT $5",
+			   5, types, args, nulls, SPI_OK_SELECT);
 	n = (int) SPI_processed;
 	lines = palloc(sizeof(char *) * (n + 1));
 	for (int i = 0; i < n; i++)
-		lines[i] = col(i, 3);
+		lines[i] = sched_col(i, 3);
 	if (n > 0)
 	{
-		last_customer = col(n - 1, 1);
-		last_rank = atoi(col(n - 1, 2));
+		last_customer = sched_col(n - 1, 1);
+		last_rank = atoi(sched_col(n - 1, 2));
 	}
 	e->done = n < kaireon_export_batch_size;
 	if (file)
@@ -306,8 +306,8 @@ export_batch(void *arg)
 				continue;
 			targs[2] = Int64GetDatum(e->rows + i + 1);	/* the header is line 0 */
 			targs[3] = CStringGetTextDatum(i < 0 ? export_columns : lines[i]);
-			exec("INSERT INTO kaireon.campaign_exports (tenant_id, campaign_run_id, line_number, line) "
-				 "VALUES ($1, $2, $3, $4)", 4, ttypes, targs, NULL, SPI_OK_INSERT);
+			sched_exec("INSERT INTO kaireon.campaign_exports (tenant_id, campaign_run_id, line_number, line) "
+					   "VALUES ($1, $2, $3, $4)", 4, ttypes, targs, NULL, SPI_OK_INSERT);
 			if (i >= 0)
 				maybe_fail(e, e->rows + i + 1);
 		}
@@ -329,14 +329,14 @@ export_batch(void *arg)
 		cargs[7] = BoolGetDatum(e->done);
 		if (e->file_name)
 		{
-			exec("UPDATE kaireon.export_checkpoints SET file_path = $2 WHERE tenant_id = $1 AND id = $3",
-				 3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
-				 (Datum[]) {cargs[0], CStringGetTextDatum(e->file_name), cargs[1]}, NULL, SPI_OK_UPDATE);
+			sched_exec("UPDATE kaireon.export_checkpoints SET file_path = $2 WHERE tenant_id = $1 AND id = $3",
+					   3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
+					   (Datum[]) {cargs[0], CStringGetTextDatum(e->file_name), cargs[1]}, NULL, SPI_OK_UPDATE);
 		}
-		exec("UPDATE kaireon.export_checkpoints SET rows_exported = $3, bytes_written = $4, "
-			 "       last_customer_id = coalesce($5, last_customer_id), last_rank = CASE WHEN $5 IS NULL THEN last_rank ELSE $6 END, "
-			 "       last_export_at = $7, status = CASE WHEN $8 THEN 'completed' ELSE 'running' END, error = NULL "
-			 " WHERE tenant_id = $1 AND id = $2", 8, ctypes, cargs, cnulls, SPI_OK_UPDATE);
+		sched_exec("UPDATE kaireon.export_checkpoints SET rows_exported = $3, bytes_written = $4, "
+				   "       last_customer_id = coalesce($5, last_customer_id), last_rank = CASE WHEN $5 IS NULL THEN last_rank ELSE $6 END, "
+				   "       last_export_at = $7, status = CASE WHEN $8 THEN 'completed' ELSE 'running' END, error = NULL "
+				   " WHERE tenant_id = $1 AND id = $2", 8, ctypes, cargs, cnulls, SPI_OK_UPDATE);
 	}
 	e->written = n;
 }
@@ -357,15 +357,15 @@ kaireon_export_one(TimestampTz at, ScheduleOut *out)
 		char	   *msg = psprintf("%s (SQLSTATE %s)", edata->message, unpack_sql_state(edata->sqlerrcode));
 
 		FreeErrorData(edata);
-		exec("UPDATE kaireon.export_checkpoints SET status = 'failed', error = $3, attempts = attempts + 1, "
-			 "       last_export_at = $4 WHERE tenant_id = $1 AND id = $2", 4,
-			 (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
-			 (Datum[]) {CStringGetTextDatum(e.tenant_id), CStringGetTextDatum(e.id), CStringGetTextDatum(msg),
-			TimestampTzGetDatum(at)}, NULL, SPI_OK_UPDATE);
-		emit(out, "export", e.tenant_id, e.run_id, e.campaign_run_id, 0, "failed", 0, false, 0, msg);
+		sched_exec("UPDATE kaireon.export_checkpoints SET status = 'failed', error = $3, attempts = attempts + 1, "
+				   "       last_export_at = $4 WHERE tenant_id = $1 AND id = $2", 4,
+				   (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID},
+				   (Datum[]) {CStringGetTextDatum(e.tenant_id), CStringGetTextDatum(e.id), CStringGetTextDatum(msg),
+				  TimestampTzGetDatum(at)}, NULL, SPI_OK_UPDATE);
+		sched_emit(out, "export", e.tenant_id, e.run_id, e.campaign_run_id, 0, "failed", 0, false, 0, msg);
 		return true;
 	}
-	emit(out, "export", e.tenant_id, e.run_id, e.campaign_run_id, 0, e.done ? "completed" : "running", 0, false,
-		 e.written, e.file_name);
+	sched_emit(out, "export", e.tenant_id, e.run_id, e.campaign_run_id, 0, e.done ? "completed" : "running", 0, false,
+			   e.written, e.file_name);
 	return true;
 }

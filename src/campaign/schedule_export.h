@@ -35,21 +35,21 @@ extern int	kaireon_export_fail_after;
 
 /* Column n (1-based) of row r of the last result as a palloc'd string, NULL for NULL. */
 static inline char *
-col(int r, int n)
+sched_col(int r, int n)
 {
 	return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, n);
 }
 
 /* Column n of row r as a Datum (by-value types only), *isnull set. */
 static inline Datum
-col_datum(int r, int n, bool *isnull)
+sched_col_datum(int r, int n, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, n, isnull);
 }
 
 /* Run a statement; elog on an SPI failure (can't happen for kaireon's own statements). */
 static inline void
-exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
+sched_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
 {
 	int			rc = kspi_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
@@ -59,7 +59,7 @@ exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, i
 
 /* The (tenant_id, id) rows the last statement returned, copied; their number. */
 static inline int
-candidates(char ***tenants, char ***ids)
+sched_candidates(char ***tenants, char ***ids)
 {
 	int			n = (int) SPI_processed;
 
@@ -67,8 +67,8 @@ candidates(char ***tenants, char ***ids)
 	*ids = palloc(sizeof(char *) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
-		(*tenants)[i] = col(i, 1);
-		(*ids)[i] = col(i, 2);
+		(*tenants)[i] = sched_col(i, 1);
+		(*ids)[i] = sched_col(i, 2);
 	}
 	return n;
 }
@@ -81,8 +81,8 @@ typedef struct ScheduleOut
 
 /* Append one result row. */
 static inline void
-emit(ScheduleOut *out, const char *action, const char *tenant, const char *run_id, const char *campaign_run_id,
-	 TimestampTz slot, const char *status, TimestampTz next, bool has_next, int64 rows, const char *detail)
+sched_emit(ScheduleOut *out, const char *action, const char *tenant, const char *run_id, const char *campaign_run_id,
+		   TimestampTz slot, const char *status, TimestampTz next, bool has_next, int64 rows, const char *detail)
 {
 	Datum		v[9];
 	bool		n[9] = {false};

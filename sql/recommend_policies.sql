@@ -378,6 +378,17 @@ INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, 
     ('rpol', 'p-cat', 'One a day per category', 'offer_category_cap', 20, '{"maxCount": 1, "period": "day"}'),
     ('rpol', 'p-cool', 'Cool a day', 'cooldown', 10, '{"hours": 24}');
 SELECT 'per category' AS case, * FROM pg_temp.each('one-today');
+-- an own policy of a class that blocks an offer no event names still does (mutual_exclusion:
+-- o4 of the group {o2, o4}, o2 served today), beside a cooldown (which blocks only an offer
+-- an event names) and a per-category cap that holds no offer; without the group, o4 passes
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol';
+INSERT INTO kaireon.contact_policies (tenant_id, id, name, rule_type, priority, config) VALUES
+    ('rpol', 'p-cat', 'Five a day per category', 'offer_category_cap', 20, '{"maxCount": 5, "period": "day"}'),
+    ('rpol', 'p-cool', 'Cool a day', 'cooldown', 10, '{"hours": 24}'),
+    ('rpol', 'p-group', 'o2 or o4', 'mutual_exclusion', 5, '{"offerIds": ["o2", "o4"], "lookbackHours": 24}');
+SELECT 'own policy, no event names the offer' AS case, * FROM pg_temp.each('one-today');
+DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol' AND id = 'p-group';
+SELECT 'cooldown only' AS case, * FROM pg_temp.each('one-today');
 -- two contact_policy nodes with different policies: the cap named by the second one holds
 -- whatever the first one found
 DELETE FROM kaireon.contact_policies WHERE tenant_id = 'rpol';

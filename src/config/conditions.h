@@ -47,6 +47,17 @@ kaireon_binding_constant(const KPolicyBinding *b)
 	return b->independent || b->per_category;
 }
 
+/*
+ * Does a policy block only a candidate whose offer an event of the customer
+ * names (a cooldown; an outcome_based policy at offer level)?  Its verdict is
+ * then "does not block" for every other offer (decision/policies.c).
+ */
+static inline bool
+kaireon_policy_needs_offer_event(const KPolicy *p)
+{
+	return p->type == KPOL_COOLDOWN || (p->type == KPOL_OUTCOME_BASED && p->level == 0);
+}
+
 /* Does a rule's verdict depend only on the customer and the request (not on the candidate)? */
 static inline bool
 kaireon_rule_customer_only(const KRule *rule)

@@ -159,6 +159,8 @@ typedef struct KOffer
 								 * blocks once per class; -1: none */
 	int			nown_policies;	/* of a policy class: the bindings in bound_policies (indexes, */
 	int		   *own_policies;	/* ascending) evaluated per candidate (neither independent nor per_category) */
+	bool		own_need_offer_event;	/* every one of those is a policy that blocks only an offer an
+										 * event of the customer names (kaireon_policy_needs_offer_event) */
 } KOffer;
 
 /* ---- qualification rules ---- */

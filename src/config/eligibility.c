@@ -662,6 +662,7 @@ bind_offer(KTenantConfig *cfg, OfferClasses *qc, OfferClasses *pc, int o, int *r
 	{
 		offer->nown_policies = owner->nown_policies;
 		offer->own_policies = owner->own_policies;
+		offer->own_need_offer_event = owner->own_need_offer_event;
 	}
 	else if (offer->policy_class >= 0)
 	{
@@ -669,9 +670,13 @@ bind_offer(KTenantConfig *cfg, OfferClasses *qc, OfferClasses *pc, int o, int *r
 
 		offer->own_policies = palloc(sizeof(int) * Max(npols[1], 1));
 		offer->nown_policies = 0;
+		offer->own_need_offer_event = true;
 		for (int k = 0; k < npols[1]; k++)
 			if (!kaireon_binding_constant(&bound[k]))
+			{
 				offer->own_policies[offer->nown_policies++] = k;
+				offer->own_need_offer_event &= kaireon_policy_needs_offer_event(&cfg->policies[bound[k].policy]);
+			}
 	}
 }
 

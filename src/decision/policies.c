@@ -360,6 +360,7 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				return NULL;
 			}
 		case KPOL_COOLDOWN:
+			Assert(kaireon_policy_needs_offer_event(p));
 			if (!offer_in_history(cust, cand))
 				return NULL;	/* no event names the offer */
 			if (recent_event(req, p->hours, p->outcomes, KEV_RECOMMENDATION, NULL, same_offer, offer, p))
@@ -370,7 +371,7 @@ policy_blocks(KRequest *req, const KCandidate *cand, const KPolicy *p, const KSc
 				bool		(*match) (const KEvent *, const KOffer *, const KPolicy *) =
 					p->level == 0 ? same_offer : p->level == 1 ? same_category : any_event;
 
-				if (p->level == 0 && !offer_in_history(cust, cand))
+				if (kaireon_policy_needs_offer_event(p) && !offer_in_history(cust, cand))
 					return NULL;	/* no event names the offer */
 				if (recent_event(req, p->hours, p->outcomes, KEV_OUTCOME, NULL, match, offer, p))
 					return psprintf("outcome_based: suppressed %g days after outcome", p->hours / 24);
@@ -590,6 +591,9 @@ class_policies(KRequest *req, KCandidate *cand, const KOffer *offer, const bool 
 	if (m->exempt_all)
 		return;
 	end = m->blocking >= 0 ? m->blocking : offer->nbound_policies;
+	/* none of the bindings evaluated per candidate can block an offer no event names */
+	if (offer->own_need_offer_event && !offer_in_history(req->cust, cand))
+		end = 0;
 	/* the bindings evaluated per candidate (KOffer.own_policies), those before the class's blocking one */
 	for (int j = 0; j < offer->nown_policies && offer->own_policies[j] < end; j++)
 	{

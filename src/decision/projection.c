@@ -26,7 +26,8 @@
  *	   an explicit explain, even an invalid one, is left to recommend to
  *	   honour or to reject; any other expression is left alone, the call then
  *	   builds its explanations as before.
- * The change: options gets "explain": false; a parameter is wrapped in a
+ * The change: options gets "explain": false (the last constant merged, up to
+ * 1 kB, kept per backend with what it became); a parameter is wrapped in a
  * CASE that adds it when the value is an object without "explain" and passes
  * any other value unchanged (folded to a constant where the planner knows the
  * value, else a few thousand instructions per execution), only where PUBLIC

@@ -7,7 +7,11 @@
 # dry-run, recommend recording and respond, each with 1 and 2 clients for the given seconds
 # (default 20), the floor (an empty function of recommend's signature, test/bench/floor) with 2
 # clients, SELECT 1, the dry run and the floor again with 2 clients and prepared statements, and
-# prints TPS, p50 and p99 latency of each, and the ratios to the baselines.
+# prints TPS, p50 and p99 latency of each, and the ratios to the baselines. Then
+# KAIREON_BENCH_ROUNDS (default 3; 0: none) alternating rounds of the 2-client ratios (SELECT 1,
+# the dry run, the floor, the INSERT and recording; SELECT 1 and the dry run prepared), each
+# ratio against its baseline of the same round, and their medians: single runs on a shared
+# machine move by several points, the same round's baseline and the median of rounds much less.
 # As root, the server and pgbench run as the OS user "postgres". See docs/performance.md.
 set -euo pipefail
 scale=${1:-S}
@@ -72,6 +76,23 @@ for w in $model_workloads; do
     result[$w.1]=$(bench "$w.sql" 1 "$secs")
 done
 
+# alternating rounds: each ratio against its baseline run just before it
+rounds=${KAIREON_BENCH_ROUNDS:-3}
+round_lines=()
+for r in $(seq 1 "$rounds"); do
+    kaireon_log "round $r of $rounds: SELECT 1, dry run, floor, INSERT, recording; SELECT 1 and dry run prepared"
+    read -r r_s1 _ _ <<< "$(bench select1.sql 2 "$secs")"
+    read -r r_dry _ _ <<< "$(bench recommend_dry.sql 2 "$secs")"
+    read -r r_fl _ _ <<< "$(bench floor_dry.sql 2 "$secs")"
+    read -r r_ins _ _ <<< "$(bench insert.sql 2 "$secs")"
+    read -r r_rec _ _ <<< "$(bench recommend_record.sql 2 "$secs")"
+    read -r r_s1p _ _ <<< "$(bench select1.sql 2 "$secs" prepared)"
+    read -r r_dryp _ _ <<< "$(bench recommend_dry.sql 2 "$secs" prepared)"
+    round_lines+=("$(awk -v s1="$r_s1" -v dry="$r_dry" -v fl="$r_fl" -v ins="$r_ins" -v rec="$r_rec" \
+        -v s1p="$r_s1p" -v dryp="$r_dryp" 'BEGIN { printf "%.1f %.1f %.1f %.1f %.0f", 100 * dry / s1, 100 * fl / s1,
+        100 * rec / ins, 100 * dryp / s1p, s1 }')")
+done
+
 echo
 echo "kaireon benchmark, scale $scale, ${secs}s per run, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "loaded in $load_secs s; $memory"
@@ -119,3 +140,22 @@ read -r _ mc50 _ <<< "${result[recommend_model_c.1]}"
 awk -v p="$prop50" -v m="$m50" -v mc="$mc50" 'BEGIN {
     printf "clients=1  p50 with a 100-tree model / without: per-candidate features %+.1f%%, customer features %+.1f%%\n",
            100 * (m / p - 1), 100 * (mc / p - 1) }'
+if [ "$rounds" -gt 0 ]; then
+    echo
+    echo "alternating rounds, 2 clients, ${secs}s each; each ratio against its baseline of the same round"
+    printf '%-8s %12s %14s %15s %22s %14s\n' round "dry/SELECT 1" "floor/SELECT 1" "record/INSERT" "dry/SELECT 1 prepared" "SELECT 1 tps"
+    for r in $(seq 1 "$rounds"); do
+        read -r a b c d e <<< "${round_lines[$((r - 1))]}"
+        printf '%-8s %11s%% %13s%% %14s%% %21s%% %14s\n' "$r" "$a" "$b" "$c" "$d" "$e"
+    done
+    # the median of each column (of an even number of rounds, the mean of the middle two)
+    printf '%s\n' "${round_lines[@]}" | awk '
+        { for (i = 1; i <= 4; i++) v[i, NR] = $i }
+        END {
+            for (i = 1; i <= 4; i++) {
+                n = 0; for (j = 1; j <= NR; j++) a[++n] = v[i, j]
+                for (x = 2; x <= n; x++) for (y = x; y > 1 && a[y - 1] > a[y]; y--) { t = a[y]; a[y] = a[y - 1]; a[y - 1] = t }
+                m[i] = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+            }
+            printf "%-8s %11.1f%% %13.1f%% %14.1f%% %21.1f%%\n", "median", m[1], m[2], m[3], m[4] }'
+fi

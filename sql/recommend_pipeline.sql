@@ -346,6 +346,19 @@ SELECT * FROM pg_temp.dropped('c1', 'web', 'hero', flow => 'pm-fallback',
 UPDATE kaireon.placements SET deleted_at = now() WHERE tenant_id = 'rp' AND id = 'side';
 SELECT pg_temp.picks('c1', 'web', 'hero', flow => 'pm-fallback') AS fallback_side_deleted;
 UPDATE kaireon.placements SET deleted_at = NULL WHERE tenant_id = 'rp' AND id = 'side';
+-- the pools a pick chooses among are kept with the compiled configuration for the last four
+-- (channel, placement, mode) keys without exclusions (decision/pipeline.c); an empty
+-- exclusion list takes the path that keeps none: the same picks for every key, in an order
+-- that replaces the first keys and comes back to them
+SELECT k, flow, channel, placement,
+       pg_temp.picks('c1', channel, placement, flow => flow) =
+       pg_temp.picks('c1', channel, placement, flow => flow, options => '{"exclude_creatives": []}') AS same,
+       pg_temp.picks('c1', channel, placement, flow => flow) AS picks
+  FROM (VALUES (1, 'pm-strict', 'web', 'hero'), (2, 'pm-fallback', 'web', 'hero'), (3, 'pm-any', 'web', 'hero'),
+               (4, 'pm-strict', 'web', 'side'), (5, 'pm-fallback', 'web', 'side'), (6, 'pm-fallback', 'web', NULL),
+               (7, 'pm-strict', 'web', 'hero'), (8, 'pm-fallback', 'email', 'body'), (9, 'pm-fallback', 'web', 'hero'),
+               (10, 'pm-any', 'web', 'side')) AS v (k, flow, channel, placement)
+ ORDER BY k;
 UPDATE kaireon.offers SET status = 'paused' WHERE tenant_id = 'rp' AND id IN ('pm-a', 'pm-b', 'pm-c');
 
 -- Weighted creative choice: ab has two creatives of weight 50 and one of weight 0. The draw is

@@ -538,6 +538,8 @@ typedef struct KTenantConfig
 	char	   *tenant_id;
 	int64		version;
 	MemoryContext mcxt;
+	struct KCreativePools *creative_pools;	/* the offers' creative pools by channel, placement
+											 * and match mode, made on first use (decision/pipeline.c) */
 	double		trace_sample_rate;
 	double		control_percent;	/* tenant_settings.control_group_percent, 0..100 */
 	bool		identity_links; /* the tenant has identity links: decisions resolve identifiers

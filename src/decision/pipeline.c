@@ -100,31 +100,62 @@ in_inventory(const KNode *f, const KOffer *o)
 		kj_array_has_string(f->inv_offers, o->id);
 }
 
+/* Up to how many creatives of an offer one pick chooses among. */
+#define KPOOL_MAX 64
+
+/* How many (channel, placement, mode) keys KCreativePools keeps. */
+#define KPOOL_KEYS 4
+
 /*
- * Pick the offer's creative for the channel and placement: by the
- * placementMatchMode of the flow (its match_creatives node) (strict: the placement's creatives; fallback: those, else
- * the channel's creatives without placement; any: every creative of the
- * channel), then by weight, with a draw fixed by the recommendation id (seed:
- * draw_seed of it).  placement: the requested placement's index, -1 for none.
+ * The offers' creative pools for one key: offer o's are members[start[o] ..
+ * start[o] + n[o]), of total weight total[o] (creative_pool, no exclusion).
+ */
+typedef struct KPoolKey
+{
+	int			channel;
+	int			placement;		/* -1: none, or mode any */
+	KPlacementMatch mode;
+	int		   *start;
+	int		   *n;
+	double	   *total;
+	int		   *members;
+} KPoolKey;
+
+/*
+ * KTenantConfig.creative_pools: the last KPOOL_KEYS keys' pools, in the
+ * configuration's memory context (forgotten with it: a pool depends only on
+ * the compiled creatives), the oldest replaced by a new key.
+ */
+typedef struct KCreativePools
+{
+	int			nkeys;
+	int			next;			/* the one a new key replaces once full */
+	KPoolKey	key[KPOOL_KEYS];
+} KCreativePools;
+
+/*
+ * The offer's creatives a pick chooses among (into pool, at most KPOOL_MAX;
+ * their number returned, their weights' sum in *total): by the
+ * placementMatchMode of the flow (its match_creatives node) (strict: the
+ * placement's creatives of the channel; fallback: those, else the channel's
+ * creatives without placement; any: every creative of the channel), none in
+ * exclude.  placement: the requested placement's index, -1 for none.
  */
 static int
-pick_creative(const KRequest *req, KPlacementMatch mode, const KOffer *o, int placement,
-			  json_t *exclude, uint64 seed)
+creative_pool(const KTenantConfig *cfg, int channel, KPlacementMatch mode, const KOffer *o, int placement,
+			  json_t *exclude, int *pool, double *total)
 {
-	int			pool[64];
 	int			npool = 0;
-	double		total = 0,
-				u,
-				acc = 0;
 
+	*total = 0;
 	for (int pass = 0; pass < 2 && npool == 0; pass++)
 	{
-		for (int i = 0; i < o->ncreatives && npool < (int) lengthof(pool); i++)
+		for (int i = 0; i < o->ncreatives && npool < KPOOL_MAX; i++)
 		{
-			const KCreative *c = &req->cfg->creatives[o->creatives[i]];
+			const KCreative *c = &cfg->creatives[o->creatives[i]];
 			bool		ok;
 
-			if (c->channel != req->channel || (exclude != NULL && kj_array_has_string(exclude, c->id)))
+			if (c->channel != channel || (exclude != NULL && kj_array_has_string(exclude, c->id)))
 				continue;
 			if (placement < 0 || mode == KPM_ANY)
 				ok = true;
@@ -135,9 +166,98 @@ pick_creative(const KRequest *req, KPlacementMatch mode, const KOffer *o, int pl
 			if (ok)
 			{
 				pool[npool++] = o->creatives[i];
-				total += req->cfg->creatives[o->creatives[i]].weight;
+				*total += c->weight;
 			}
 		}
+	}
+	return npool;
+}
+
+/*
+ * The pools of every offer for a request's channel, placement and mode
+ * without exclusions: kept in the configuration (KCreativePools), made on the
+ * first request of the key.
+ */
+static const KPoolKey *
+pools_for(KTenantConfig *cfg, int channel, KPlacementMatch mode, int placement)
+{
+	KCreativePools *cp = cfg->creative_pools;
+	KPoolKey   *k;
+	MemoryContext old;
+	int			at = 0,
+				nmembers = 0;
+
+	if (placement < 0 || mode == KPM_ANY)
+	{
+		placement = -1;			/* the same pools whatever the mode */
+		mode = KPM_ANY;
+	}
+	if (cp == NULL)
+		cp = cfg->creative_pools = MemoryContextAllocZero(cfg->mcxt, sizeof(KCreativePools));
+	for (int i = 0; i < cp->nkeys; i++)
+		if (cp->key[i].channel == channel && cp->key[i].placement == placement && cp->key[i].mode == mode)
+			return &cp->key[i];
+	if (cp->nkeys < KPOOL_KEYS)
+		k = &cp->key[cp->nkeys++];
+	else
+	{
+		k = &cp->key[cp->next];
+		cp->next = (cp->next + 1) % KPOOL_KEYS;
+		pfree(k->start);
+		pfree(k->n);
+		pfree(k->total);
+		pfree(k->members);
+	}
+	old = MemoryContextSwitchTo(cfg->mcxt);
+	k->channel = channel;
+	k->placement = placement;
+	k->mode = mode;
+	k->start = palloc(sizeof(int) * Max(cfg->noffers, 1));
+	k->n = palloc(sizeof(int) * Max(cfg->noffers, 1));
+	k->total = palloc(sizeof(double) * Max(cfg->noffers, 1));
+	for (int o = 0; o < cfg->noffers; o++)
+		nmembers += Min(cfg->offers[o].ncreatives, KPOOL_MAX);
+	k->members = palloc(sizeof(int) * Max(nmembers, 1));
+	MemoryContextSwitchTo(old);
+	for (int o = 0; o < cfg->noffers; o++)
+	{
+		k->start[o] = at;
+		k->n[o] = creative_pool(cfg, channel, mode, &cfg->offers[o], placement, NULL, k->members + at, &k->total[o]);
+		at += k->n[o];
+	}
+	return k;
+}
+
+/*
+ * Pick the offer's creative for the request's channel and the placement
+ * (creative_pool; from the configuration's pools without exclusions), then by
+ * weight, with a draw fixed by the recommendation id (seed: draw_seed of it).
+ * placement: the requested placement's index, -1 for none.
+ */
+static int
+pick_creative(const KRequest *req, KPlacementMatch mode, const KOffer *o, int placement,
+			  json_t *exclude, uint64 seed)
+{
+	int			own[KPOOL_MAX];
+	const int  *pool;
+	int			npool;
+	double		total,
+				u,
+				acc = 0;
+
+	if (exclude == NULL)
+	{
+		const KPoolKey *k = pools_for(req->cfg, req->channel, mode, placement);
+		const int	oi = o - req->cfg->offers;
+
+		pool = k->members + k->start[oi];
+		npool = k->n[oi];
+		total = k->total[oi];
+	}
+	else
+	{
+		npool = creative_pool(req->cfg, req->channel, mode, o, placement, exclude, own, &total);
+		pool = own;
 	}
 	if (npool == 0)
 		return -1;

@@ -346,10 +346,10 @@ SELECT * FROM pg_temp.dropped('c1', 'web', 'hero', flow => 'pm-fallback',
 UPDATE kaireon.placements SET deleted_at = now() WHERE tenant_id = 'rp' AND id = 'side';
 SELECT pg_temp.picks('c1', 'web', 'hero', flow => 'pm-fallback') AS fallback_side_deleted;
 UPDATE kaireon.placements SET deleted_at = NULL WHERE tenant_id = 'rp' AND id = 'side';
--- the pools a pick chooses among are kept with the compiled configuration for the last four
--- (channel, placement, mode) keys without exclusions (decision/pipeline.c); an empty
+-- the creatives a pick chooses among are kept per offer with the compiled configuration for
+-- the last (channel, placement, mode) without exclusions (decision/pipeline.c); an empty
 -- exclusion list takes the path that keeps none: the same picks for every key, in an order
--- that replaces the first keys and comes back to them
+-- that changes the key at each step and comes back to earlier ones
 SELECT k, flow, channel, placement,
        pg_temp.picks('c1', channel, placement, flow => flow) =
        pg_temp.picks('c1', channel, placement, flow => flow, options => '{"exclude_creatives": []}') AS same,

@@ -161,6 +161,8 @@ typedef struct KOffer
 	int		   *own_policies;	/* ascending) evaluated per candidate (neither independent nor per_category) */
 	bool		own_need_offer_event;	/* every one of those is a policy that blocks only an offer an
 										 * event of the customer names (kaireon_policy_needs_offer_event) */
+	struct KOfferPool *creative_pool;	/* its creatives for the last channel, placement and match
+										 * mode picked without exclusions (decision/pipeline.c) */
 } KOffer;
 
 /* ---- qualification rules ---- */
@@ -538,8 +540,6 @@ typedef struct KTenantConfig
 	char	   *tenant_id;
 	int64		version;
 	MemoryContext mcxt;
-	struct KCreativePools *creative_pools;	/* the offers' creative pools by channel, placement
-											 * and match mode, made on first use (decision/pipeline.c) */
 	double		trace_sample_rate;
 	double		control_percent;	/* tenant_settings.control_group_percent, 0..100 */
 	bool		identity_links; /* the tenant has identity links: decisions resolve identifiers

@@ -103,35 +103,23 @@ in_inventory(const KNode *f, const KOffer *o)
 /* Up to how many creatives of an offer one pick chooses among. */
 #define KPOOL_MAX 64
 
-/* How many (channel, placement, mode) keys KCreativePools keeps. */
-#define KPOOL_KEYS 4
-
 /*
- * The offers' creative pools for one key: offer o's are members[start[o] ..
- * start[o] + n[o]), of total weight total[o] (creative_pool, no exclusion).
+ * KOffer.creative_pool: the offer's creatives a pick without exclusions
+ * chooses among for the last (channel, placement, mode) asked, made again
+ * when another is asked (as costly as a pick was without it), in the
+ * configuration's memory context (forgotten with it: a pool depends only on
+ * the compiled creatives).
  */
-typedef struct KPoolKey
+typedef struct KOfferPool
 {
+	bool		valid;
 	int			channel;
 	int			placement;		/* -1: none, or mode any */
 	KPlacementMatch mode;
-	int		   *start;
-	int		   *n;
-	double	   *total;
-	int		   *members;
-} KPoolKey;
-
-/*
- * KTenantConfig.creative_pools: the last KPOOL_KEYS keys' pools, in the
- * configuration's memory context (forgotten with it: a pool depends only on
- * the compiled creatives), the oldest replaced by a new key.
- */
-typedef struct KCreativePools
-{
-	int			nkeys;
-	int			next;			/* the one a new key replaces once full */
-	KPoolKey	key[KPOOL_KEYS];
-} KCreativePools;
+	int			n;
+	double		total;			/* the weights' sum */
+	int			members[FLEXIBLE_ARRAY_MEMBER]; /* Min(ncreatives, KPOOL_MAX) slots */
+} KOfferPool;
 
 /*
  * The offer's creatives a pick chooses among (into pool, at most KPOOL_MAX;
@@ -174,63 +162,42 @@ creative_pool(const KTenantConfig *cfg, int channel, KPlacementMatch mode, const
 }
 
 /*
- * The pools of every offer for a request's channel, placement and mode
- * without exclusions: kept in the configuration (KCreativePools), made on the
- * first request of the key.
+ * Offer oi's pool for the channel, placement and mode, without exclusions:
+ * its KOfferPool, made again when the key differs from the last one's.
  */
-static const KPoolKey *
-pools_for(KTenantConfig *cfg, int channel, KPlacementMatch mode, int placement)
+static const KOfferPool *
+offer_pool(KTenantConfig *cfg, int oi, int channel, KPlacementMatch mode, int placement)
 {
-	KCreativePools *cp = cfg->creative_pools;
-	KPoolKey   *k;
-	MemoryContext old;
-	int			at = 0,
-				nmembers = 0;
+	KOffer	   *o = &cfg->offers[oi];
+	KOfferPool *p = o->creative_pool;
 
 	if (placement < 0 || mode == KPM_ANY)
 	{
-		placement = -1;			/* the same pools whatever the mode */
+		placement = -1;			/* the same pool whatever the mode */
 		mode = KPM_ANY;
 	}
-	if (cp == NULL)
-		cp = cfg->creative_pools = MemoryContextAllocZero(cfg->mcxt, sizeof(KCreativePools));
-	for (int i = 0; i < cp->nkeys; i++)
-		if (cp->key[i].channel == channel && cp->key[i].placement == placement && cp->key[i].mode == mode)
-			return &cp->key[i];
-	if (cp->nkeys < KPOOL_KEYS)
-		k = &cp->key[cp->nkeys++];
-	else
+	if (p == NULL)
 	{
-		k = &cp->key[cp->next];
-		cp->next = (cp->next + 1) % KPOOL_KEYS;
-		pfree(k->start);
-		pfree(k->n);
-		pfree(k->total);
-		pfree(k->members);
+		p = MemoryContextAllocZero(cfg->mcxt, offsetof(KOfferPool, members) +
+								   sizeof(int) * Max(Min(o->ncreatives, KPOOL_MAX), 1));
+		o->creative_pool = p;
 	}
-	old = MemoryContextSwitchTo(cfg->mcxt);
-	k->channel = channel;
-	k->placement = placement;
-	k->mode = mode;
-	k->start = palloc(sizeof(int) * Max(cfg->noffers, 1));
-	k->n = palloc(sizeof(int) * Max(cfg->noffers, 1));
-	k->total = palloc(sizeof(double) * Max(cfg->noffers, 1));
-	for (int o = 0; o < cfg->noffers; o++)
-		nmembers += Min(cfg->offers[o].ncreatives, KPOOL_MAX);
-	k->members = palloc(sizeof(int) * Max(nmembers, 1));
-	MemoryContextSwitchTo(old);
-	for (int o = 0; o < cfg->noffers; o++)
+	if (!p->valid || p->channel != channel || p->placement != placement || p->mode != mode)
 	{
-		k->start[o] = at;
-		k->n[o] = creative_pool(cfg, channel, mode, &cfg->offers[o], placement, NULL, k->members + at, &k->total[o]);
-		at += k->n[o];
+		/* (creative_pool raises nothing without exclusions; valid only once it is filled) */
+		p->valid = false;
+		p->n = creative_pool(cfg, channel, mode, o, placement, NULL, p->members, &p->total);
+		p->channel = channel;
+		p->placement = placement;
+		p->mode = mode;
+		p->valid = true;
 	}
-	return k;
+	return p;
 }
 
 /*
  * Pick the offer's creative for the request's channel and the placement
- * (creative_pool; from the configuration's pools without exclusions), then by
+ * (creative_pool; the offer's kept pool, offer_pool, without exclusions), then by
  * weight, with a draw fixed by the recommendation id (seed: draw_seed of it).
  * placement: the requested placement's index, -1 for none.
  */
@@ -247,12 +214,11 @@ pick_creative(const KRequest *req, KPlacementMatch mode, const KOffer *o, int pl
 
 	if (exclude == NULL)
 	{
-		const KPoolKey *k = pools_for(req->cfg, req->channel, mode, placement);
-		const int	oi = o - req->cfg->offers;
+		const KOfferPool *p = offer_pool(req->cfg, o - req->cfg->offers, req->channel, mode, placement);
 
-		pool = k->members + k->start[oi];
-		npool = k->n[oi];
-		total = k->total[oi];
+		pool = p->members;
+		npool = p->n;
+		total = p->total;
 	}
 	else
 	{

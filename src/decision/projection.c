@@ -308,18 +308,16 @@ explain_merged(Jsonb *opts)
 	merged = datumCopy(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(opts), no_explanation()), false, -1);
 	if (VARSIZE(opts) <= 1024)
 	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-		Jsonb	   *in = (Jsonb *) DatumGetPointer(datumCopy(JsonbPGetDatum(opts), false, -1));
-		Jsonb	   *out = (Jsonb *) DatumGetPointer(datumCopy(merged, false, -1));
+		/* one chunk for both, so that a failed allocation leaves the cache as it was */
+		Size		insize = MAXALIGN(VARSIZE(opts));
+		char	   *chunk = MemoryContextAlloc(TopMemoryContext, insize + VARSIZE(DatumGetPointer(merged)));
 
-		MemoryContextSwitchTo(old);
+		memcpy(chunk, opts, VARSIZE(opts));
+		memcpy(chunk + insize, DatumGetPointer(merged), VARSIZE(DatumGetPointer(merged)));
 		if (last_in != NULL)
-		{
 			pfree(last_in);
-			pfree(last_out);
-		}
-		last_in = in;
-		last_out = out;
+		last_in = (Jsonb *) chunk;
+		last_out = (Jsonb *) (chunk + insize);
 	}
 	return merged;
 }

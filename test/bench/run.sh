@@ -78,16 +78,24 @@ done
 
 # alternating rounds: each ratio against its baseline run just before it
 rounds=${KAIREON_BENCH_ROUNDS:-3}
+[[ "$rounds" =~ ^[0-9]+$ ]] || kaireon_die "KAIREON_BENCH_ROUNDS must be a number of rounds (0 for none), not \"$rounds\""
 round_lines=()
 for r in $(seq 1 "$rounds"); do
     kaireon_log "round $r of $rounds: SELECT 1, dry run, floor, INSERT, recording; SELECT 1 and dry run prepared"
-    read -r r_s1 _ _ <<< "$(bench select1.sql 2 "$secs")"
-    read -r r_dry _ _ <<< "$(bench recommend_dry.sql 2 "$secs")"
-    read -r r_fl _ _ <<< "$(bench floor_dry.sql 2 "$secs")"
-    read -r r_ins _ _ <<< "$(bench insert.sql 2 "$secs")"
-    read -r r_rec _ _ <<< "$(bench recommend_record.sql 2 "$secs")"
-    read -r r_s1p _ _ <<< "$(bench select1.sql 2 "$secs" prepared)"
-    read -r r_dryp _ _ <<< "$(bench recommend_dry.sql 2 "$secs" prepared)"
+    out="$(bench select1.sql 2 "$secs")"
+    read -r r_s1 _ _ <<< "$out"
+    out="$(bench recommend_dry.sql 2 "$secs")"
+    read -r r_dry _ _ <<< "$out"
+    out="$(bench floor_dry.sql 2 "$secs")"
+    read -r r_fl _ _ <<< "$out"
+    out="$(bench insert.sql 2 "$secs")"
+    read -r r_ins _ _ <<< "$out"
+    out="$(bench recommend_record.sql 2 "$secs")"
+    read -r r_rec _ _ <<< "$out"
+    out="$(bench select1.sql 2 "$secs" prepared)"
+    read -r r_s1p _ _ <<< "$out"
+    out="$(bench recommend_dry.sql 2 "$secs" prepared)"
+    read -r r_dryp _ _ <<< "$out"
     round_lines+=("$(awk -v s1="$r_s1" -v dry="$r_dry" -v fl="$r_fl" -v ins="$r_ins" -v rec="$r_rec" \
         -v s1p="$r_s1p" -v dryp="$r_dryp" 'BEGIN { printf "%.1f %.1f %.1f %.1f %.0f", 100 * dry / s1, 100 * fl / s1,
         100 * rec / ins, 100 * dryp / s1p, s1 }')")
@@ -148,14 +156,10 @@ if [ "$rounds" -gt 0 ]; then
         read -r a b c d e <<< "${round_lines[$((r - 1))]}"
         printf '%-8s %11s%% %13s%% %14s%% %21s%% %14s\n' "$r" "$a" "$b" "$c" "$d" "$e"
     done
-    # the median of each column (of an even number of rounds, the mean of the middle two)
-    printf '%s\n' "${round_lines[@]}" | awk '
-        { for (i = 1; i <= 4; i++) v[i, NR] = $i }
-        END {
-            for (i = 1; i <= 4; i++) {
-                n = 0; for (j = 1; j <= NR; j++) a[++n] = v[i, j]
-                for (x = 2; x <= n; x++) for (y = x; y > 1 && a[y - 1] > a[y]; y--) { t = a[y]; a[y] = a[y - 1]; a[y - 1] = t }
-                m[i] = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-            }
-            printf "%-8s %11.1f%% %13.1f%% %14.1f%% %21.1f%%\n", "median", m[1], m[2], m[3], m[4] }'
+    # the median of each column (median: test/bench/lib.sh)
+    meds=()
+    for i in 1 2 3 4; do
+        meds+=("$(printf '%s\n' "${round_lines[@]}" | awk -v i="$i" '{ print $i }' | median)")
+    done
+    printf '%-8s %11.1f%% %13.1f%% %14.1f%% %21.1f%%\n' median "${meds[@]}"
 fi

@@ -33,6 +33,11 @@ extern KDecideResult *kaireon_decide(KDecideArgs *args);
 extern void kaireon_decide_placement(KDecideResult *res, KDecideArgs *args, const char *placement_id, int flow_idx,
 									 json_t *taken, int mandatory_left, int limit);
 
+/* creatives.c: the creative of a candidate, drawn by weight with a draw fixed by the recommendation id */
+extern uint64 kaireon_draw_seed(const char *recommendation_id);
+extern int	kaireon_pick_creative(const KRequest *req, KPlacementMatch mode, const KOffer *o, int placement,
+								  json_t *exclude, uint64 seed);
+
 /* score_node.c: the score node, a placement's candidates scored by the flow's method */
 extern void kaireon_score_candidates(KRequest *req, const KFlow *flow, KCandidate *cands, int n);
 

@@ -20,7 +20,6 @@
 
 #include <math.h>
 
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
@@ -30,26 +29,6 @@
 #include "arbitration/hooks.h"
 #include "decision/decision.h"
 #include "scoring/scoring.h"
-
-/*
- * The weighted creative choice's draw: a uniform number in [0, 1) fixed by two
- * strings, the first (the recommendation id) hashed once per placement
- * (draw_seed), the second per offer.
- */
-static uint64
-draw_seed(const char *a)
-{
-	return hash_bytes_extended((const unsigned char *) a, strlen(a), 0x6b6169);
-}
-
-/* The draw of draw_seed's string and b. */
-static double
-stable_uniform(uint64 seed, const char *b)
-{
-	uint64		h = hash_bytes_extended((const unsigned char *) b, strlen(b), seed);
-
-	return (double) (h >> 11) / (double) (UINT64CONST(1) << 53);
-}
 
 /* ---- candidates (step 2) ---- */
 
@@ -98,145 +77,6 @@ in_inventory(const KNode *f, const KOffer *o)
 	return kj_array_has_string(f->inv_categories, o->category_id) ||
 		kj_array_has_string(f->inv_sub_categories, o->sub_category_id) ||
 		kj_array_has_string(f->inv_offers, o->id);
-}
-
-/* Up to how many creatives of an offer one pick chooses among. */
-#define KPOOL_MAX 64
-
-/*
- * KOffer.creative_pool: the offer's creatives a pick without exclusions
- * chooses among for the last (channel, placement, mode) asked, made again
- * when another is asked (as costly as a pick was without it), in the
- * configuration's memory context (forgotten with it: a pool depends only on
- * the compiled creatives).
- */
-typedef struct KOfferPool
-{
-	bool		valid;
-	int			channel;
-	int			placement;		/* -1: none, or mode any */
-	KPlacementMatch mode;
-	int			n;
-	double		total;			/* the weights' sum */
-	int			members[FLEXIBLE_ARRAY_MEMBER]; /* Min(ncreatives, KPOOL_MAX) slots */
-} KOfferPool;
-
-/*
- * The offer's creatives a pick chooses among (into pool, at most KPOOL_MAX;
- * their number returned, their weights' sum in *total): by the
- * placementMatchMode of the flow (its match_creatives node) (strict: the
- * placement's creatives of the channel; fallback: those, else the channel's
- * creatives without placement; any: every creative of the channel), none in
- * exclude.  placement: the requested placement's index, -1 for none.
- */
-static int
-creative_pool(const KTenantConfig *cfg, int channel, KPlacementMatch mode, const KOffer *o, int placement,
-			  json_t *exclude, int *pool, double *total)
-{
-	int			npool = 0;
-
-	*total = 0;
-	for (int pass = 0; pass < 2 && npool == 0; pass++)
-	{
-		for (int i = 0; i < o->ncreatives && npool < KPOOL_MAX; i++)
-		{
-			const KCreative *c = &cfg->creatives[o->creatives[i]];
-			bool		ok;
-
-			if (c->channel != channel || (exclude != NULL && kj_array_has_string(exclude, c->id)))
-				continue;
-			if (placement < 0 || mode == KPM_ANY)
-				ok = true;
-			else if (pass == 0)
-				ok = c->placement == placement;
-			else
-				ok = mode == KPM_FALLBACK && c->placement == -1;
-			if (ok)
-			{
-				pool[npool++] = o->creatives[i];
-				*total += c->weight;
-			}
-		}
-	}
-	return npool;
-}
-
-/*
- * Offer oi's pool for the channel, placement and mode, without exclusions:
- * its KOfferPool, made again when the key differs from the last one's.
- */
-static const KOfferPool *
-offer_pool(KTenantConfig *cfg, int oi, int channel, KPlacementMatch mode, int placement)
-{
-	KOffer	   *o = &cfg->offers[oi];
-	KOfferPool *p = o->creative_pool;
-
-	if (placement < 0 || mode == KPM_ANY)
-	{
-		placement = -1;			/* the same pool whatever the mode */
-		mode = KPM_ANY;
-	}
-	if (p == NULL)
-	{
-		p = MemoryContextAllocZero(cfg->mcxt, offsetof(KOfferPool, members) +
-								   sizeof(int) * Max(Min(o->ncreatives, KPOOL_MAX), 1));
-		o->creative_pool = p;
-	}
-	if (!p->valid || p->channel != channel || p->placement != placement || p->mode != mode)
-	{
-		/* (creative_pool raises nothing without exclusions; valid only once it is filled) */
-		p->valid = false;
-		p->n = creative_pool(cfg, channel, mode, o, placement, NULL, p->members, &p->total);
-		p->channel = channel;
-		p->placement = placement;
-		p->mode = mode;
-		p->valid = true;
-	}
-	return p;
-}
-
-/*
- * Pick the offer's creative for the request's channel and the placement
- * (creative_pool; the offer's kept pool, offer_pool, without exclusions), then by
- * weight, with a draw fixed by the recommendation id (seed: draw_seed of it).
- * placement: the requested placement's index, -1 for none.
- */
-static int
-pick_creative(const KRequest *req, KPlacementMatch mode, const KOffer *o, int placement,
-			  json_t *exclude, uint64 seed)
-{
-	int			own[KPOOL_MAX];
-	const int  *pool;
-	int			npool;
-	double		total,
-				u,
-				acc = 0;
-
-	if (exclude == NULL)
-	{
-		const KOfferPool *p = offer_pool(req->cfg, o - req->cfg->offers, req->channel, mode, placement);
-
-		pool = p->members;
-		npool = p->n;
-		total = p->total;
-	}
-	else
-	{
-		npool = creative_pool(req->cfg, req->channel, mode, o, placement, exclude, own, &total);
-		pool = own;
-	}
-	if (npool == 0)
-		return -1;
-	if (npool == 1 || total <= 0)
-		return pool[0];
-	u = stable_uniform(seed, o->id) * total;
-	for (int i = 0; i < npool; i++)
-	{
-		acc += req->cfg->creatives[pool[i]].weight;
-		if (u < acc)
-			return pool[i];
-	}
-	return pool[npool - 1];
 }
 
 /* ---- one placement ---- */
@@ -298,8 +138,8 @@ in_control_group(KDecideResult *res, KDecideArgs *args, const char *placement_id
 		int			cr;
 
 		if (c->nanswer >= slots || o < 0 || !cfg->offers[o].active ||
-			(cr = pick_creative(res->req, flow->placement_match, &cfg->offers[o], placement, args->exclude_creatives,
-								draw_seed(res->recommendation_id))) < 0)
+			(cr = kaireon_pick_creative(res->req, flow->placement_match, &cfg->offers[o], placement, args->exclude_creatives,
+								kaireon_draw_seed(res->recommendation_id))) < 0)
 			continue;
 		c->answer_offers[c->nanswer] = o;
 		c->answer_creatives[c->nanswer] = cr;
@@ -438,7 +278,7 @@ node_inventory(GraphRun *run, const KNode *node)
 		else if (run->taken != NULL && json_object_get(run->taken, o->id) != NULL)
 			why = "already placed (deduplicate)", drop = KDROP_DEDUPLICATE;
 		else if (node->fuse_creatives &&
-				 (c->creative = pick_creative(req, node->placement_match, o, run->placement,
+				 (c->creative = kaireon_pick_creative(req, node->placement_match, o, run->placement,
 											  args->exclude_creatives, run->seed)) < 0)
 			why = "no creative for the channel and placement", drop = KDROP_NO_CREATIVE;
 		if (why != NULL)
@@ -466,7 +306,7 @@ node_match_creatives(GraphRun *run, KPlacementMatch mode)
 
 		if (c->dropped_stage != NULL || c->creative >= 0)
 			continue;
-		c->creative = pick_creative(run->req, mode, &run->req->cfg->offers[c->offer], run->placement,
+		c->creative = kaireon_pick_creative(run->req, mode, &run->req->cfg->offers[c->offer], run->placement,
 									run->args->exclude_creatives, run->seed);
 		if (c->creative < 0)
 		{
@@ -823,7 +663,7 @@ node_group(GraphRun *run, const KNode *node)
 		for (int p = 0; p < np; p++)
 		{
 			int			cr = p == 0 ? cand->creative :
-				pick_creative(req, run->match_mode, &cfg->offers[cand->offer], pidx[p], args->exclude_creatives, run->seed);
+				kaireon_pick_creative(req, run->match_mode, &cfg->offers[cand->offer], pidx[p], args->exclude_creatives, run->seed);
 
 			creative[c * np + p] = cr;
 			score[c * np + p] = cr >= 0 ? cand->score : NAN;
@@ -1026,7 +866,7 @@ kaireon_decide_placement(KDecideResult *res, KDecideArgs *args, const char *plac
 	run.taken = taken;
 	run.mandatory_left = mandatory_left;
 	run.limit = limit;
-	run.seed = draw_seed(res->recommendation_id);
+	run.seed = kaireon_draw_seed(res->recommendation_id);
 	run.cands = palloc(sizeof(KCandidate) * Max(cfg->noffers, 1));
 	run.nranked = -1;
 	run.match_mode = KPM_FALLBACK;

@@ -76,26 +76,21 @@ for w in $model_workloads; do
     result[$w.1]=$(bench "$w.sql" 1 "$secs")
 done
 
-# alternating rounds: each ratio against its baseline run just before it
+# alternating rounds: each ratio against its baseline run just before it; tps: one run's TPS
+# (bench's first field), a failed run stopping the benchmark
+tps() { local out; out=$(bench "$@") || exit 1; echo "${out%% *}"; }
 rounds=${KAIREON_BENCH_ROUNDS:-3}
 [[ "$rounds" =~ ^[0-9]+$ ]] || kaireon_die "KAIREON_BENCH_ROUNDS must be a number of rounds (0 for none), not \"$rounds\""
 round_lines=()
 for r in $(seq 1 "$rounds"); do
     kaireon_log "round $r of $rounds: SELECT 1, dry run, floor, INSERT, recording; SELECT 1 and dry run prepared"
-    out="$(bench select1.sql 2 "$secs")"
-    read -r r_s1 _ _ <<< "$out"
-    out="$(bench recommend_dry.sql 2 "$secs")"
-    read -r r_dry _ _ <<< "$out"
-    out="$(bench floor_dry.sql 2 "$secs")"
-    read -r r_fl _ _ <<< "$out"
-    out="$(bench insert.sql 2 "$secs")"
-    read -r r_ins _ _ <<< "$out"
-    out="$(bench recommend_record.sql 2 "$secs")"
-    read -r r_rec _ _ <<< "$out"
-    out="$(bench select1.sql 2 "$secs" prepared)"
-    read -r r_s1p _ _ <<< "$out"
-    out="$(bench recommend_dry.sql 2 "$secs" prepared)"
-    read -r r_dryp _ _ <<< "$out"
+    r_s1=$(tps select1.sql 2 "$secs")
+    r_dry=$(tps recommend_dry.sql 2 "$secs")
+    r_fl=$(tps floor_dry.sql 2 "$secs")
+    r_ins=$(tps insert.sql 2 "$secs")
+    r_rec=$(tps recommend_record.sql 2 "$secs")
+    r_s1p=$(tps select1.sql 2 "$secs" prepared)
+    r_dryp=$(tps recommend_dry.sql 2 "$secs" prepared)
     round_lines+=("$(awk -v s1="$r_s1" -v dry="$r_dry" -v fl="$r_fl" -v ins="$r_ins" -v rec="$r_rec" \
         -v s1p="$r_s1p" -v dryp="$r_dryp" 'BEGIN { printf "%.1f %.1f %.1f %.1f %.0f", 100 * dry / s1, 100 * fl / s1,
         100 * rec / ins, 100 * dryp / s1p, s1 }')")

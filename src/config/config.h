@@ -162,7 +162,7 @@ typedef struct KOffer
 	bool		own_need_offer_event;	/* every one of those is a policy that blocks only an offer an
 										 * event of the customer names (kaireon_policy_needs_offer_event) */
 	struct KOfferPool *creative_pool;	/* its creatives for the last channel, placement and match
-										 * mode picked without exclusions (decision/pipeline.c) */
+										 * mode picked without exclusions (decision/creatives.c) */
 } KOffer;
 
 /* ---- qualification rules ---- */

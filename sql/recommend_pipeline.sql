@@ -808,6 +808,34 @@ SELECT count(*) AS debug_rows_again FROM kaireon.recommend('rp', '7001', 'web', 
                                                            options => '{"dry_run": true, "debug": true}') WHERE rank IS NULL;
 SELECT count(*) AS debug_rows_same_length FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
                                                                  options => '{"dry_run": true, "debug": false}') WHERE rank IS NULL;
+-- recommend keeps the last options object of flags alone per backend (decision/recommend.c,
+-- last_options) and reuses what it set when the same bytes come again: objects of the same
+-- length with other flags each give what they say (jsonb stores true and false without bytes),
+-- and an object with exclusions (never kept) between two kept ones changes nothing kept
+SET kaireon.unread_explanations = off;
+SELECT count(*) FILTER (WHERE explanation IS NULL) AS unexplained, count(*) > 0 AS some
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "explain": false}');
+SELECT count(*) FILTER (WHERE explanation IS NULL) AS unexplained_none, count(*) > 0 AS some
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "explain": true}');
+SELECT count(*) FILTER (WHERE explanation IS NULL) AS unexplained_none_again
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "explain": true}');
+SELECT offer_id AS rp_top_offer FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}')
+ WHERE rank = 1 \gset
+SELECT count(*) FILTER (WHERE offer_id = :'rp_top_offer') AS excluded_one_returned, count(*) > 0 AS some
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                         options => jsonb_build_object('dry_run', true, 'exclude_offers', jsonb_build_array(:'rp_top_offer'::text)));
+SELECT count(*) FILTER (WHERE offer_id = :'rp_top_offer') AS excluded_one_returned_again, count(*) > 0 AS some
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
+                         options => jsonb_build_object('dry_run', true, 'exclude_offers', jsonb_build_array(:'rp_top_offer'::text)));
+SELECT count(*) FILTER (WHERE explanation IS NULL) AS unexplained_none_after_exclusions
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "explain": true}');
+BEGIN;
+SELECT count(interaction_id) AS recorded, count(*) FILTER (WHERE rank IS NULL) AS debug_rows
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "debug": false}');
+SELECT count(interaction_id) > 0 AS recorded_same_length, count(*) FILTER (WHERE rank IS NULL) > 0 AS debug_rows_same_length
+  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": false, "debug": true}');
+ROLLBACK;
+RESET kaireon.unread_explanations;
 -- The planner hook also completes every call's arguments from recommend's defaults, read once
 -- per backend (decision/projection.c, "Arguments completed"): named arguments in any order and
 -- the ones left out give what the positional call gives, with the setting on or off; EXPLAIN

@@ -336,6 +336,78 @@ parse_options(KDecideArgs *args, json_t *opts, bool *explain)
 		json_array_extend(args->placements, json_object_get(opts, "placements"));
 }
 
+/*
+ * The last options object of kaireon.recommend parsed in this backend: its
+ * bytes (in TopMemoryContext) and the flags it set.  Callers pass the same
+ * constant options call after call (the planner hook even merges
+ * "explain": false into them once, decision/projection.c), and what
+ * parse_options makes of an object depends on its bytes alone, so equal
+ * bytes set equal flags without building the object again.  Kept only for
+ * an object of flags (no identifier_type, exclusions or placements, whose
+ * values live in the call's memory) of at most 1 kB.
+ */
+#define OPTIONS_KEPT_MAX 1024
+static struct
+{
+	char	   *bytes;
+	Size		len;
+	bool		dry_run;
+	bool		debug;
+	bool		force_trace;
+	bool		deduplicate;
+	bool		explain;
+}			last_options;
+
+/* The options argument into the decide arguments: from last_options when its bytes are the same, else parsed (and kept when only flags). */
+static void
+options_arg(KDecideArgs *args, Jsonb *opts, bool *explain)
+{
+	static const char *const flags[] = {"dry_run", "debug", "trace", "deduplicate", "explain", NULL};
+	Size		len = VARSIZE(opts);
+	json_t	   *obj;
+	char	   *copy;
+
+	if (last_options.bytes != NULL && last_options.len == len && memcmp(last_options.bytes, opts, len) == 0)
+	{
+		args->dry_run = last_options.dry_run;
+		args->debug = last_options.debug;
+		args->force_trace = last_options.force_trace;
+		args->deduplicate = last_options.deduplicate;
+		*explain = last_options.explain;
+		return;
+	}
+	obj = kj_from_jsonb(opts, "options");
+	parse_options(args, obj, explain);
+	if (len > OPTIONS_KEPT_MAX)
+		return;
+	{
+		const char *key;
+		json_t	   *v;
+
+		json_object_foreach(obj, key, v)
+		{
+			int			i = 0;
+
+			while (flags[i] != NULL && strcmp(flags[i], key) != 0)
+				i++;
+			if (flags[i] == NULL)
+				return;
+		}
+	}
+	/* the copy first: a failed allocation leaves the kept options as they were */
+	copy = MemoryContextAlloc(TopMemoryContext, len);
+	memcpy(copy, opts, len);
+	if (last_options.bytes != NULL)
+		pfree(last_options.bytes);
+	last_options.bytes = copy;
+	last_options.len = len;
+	last_options.dry_run = args->dry_run;
+	last_options.debug = args->debug;
+	last_options.force_trace = args->force_trace;
+	last_options.deduplicate = args->deduplicate;
+	last_options.explain = *explain;
+}
+
 /* The context argument: a JSON object. */
 static json_t *
 parse_context(json_t *ctx)
@@ -346,6 +418,15 @@ parse_context(json_t *ctx)
 		bad_value("context", psprintf("must be a JSON object, not %s", kj_type_name(ctx)),
 				  "Pass the request context as {\"device\": \"mobile\", ...}.");
 	return ctx;
+}
+
+/* The context argument as JSON: an empty object (the default) without a walk through it. */
+static json_t *
+context_arg(Jsonb *ctx)
+{
+	if (JB_ROOT_IS_OBJECT(ctx) && !JB_ROOT_IS_SCALAR(ctx) && JB_ROOT_COUNT(ctx) == 0)
+		return json_object();
+	return kj_from_jsonb(ctx, "context");
 }
 
 /* A text argument, or NULL. */
@@ -428,11 +509,11 @@ kaireon_recommend(PG_FUNCTION_ARGS)
 	args.placements = json_array();
 	if (placement != NULL)
 		json_array_append_new(args.placements, json_string(placement));
-	args.context = parse_context(PG_ARGISNULL(4) ? NULL : kj_from_jsonb(PG_GETARG_JSONB_P(4), "context"));
+	args.context = parse_context(PG_ARGISNULL(4) ? NULL : context_arg(PG_GETARG_JSONB_P(4)));
 	args.max_offers = check_max_offers(PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5), !PG_ARGISNULL(5));
 	args.flow_key = text_arg(fcinfo, 6);
 	if (!PG_ARGISNULL(7))
-		parse_options(&args, kj_from_jsonb(PG_GETARG_JSONB_P(7), "options"), &explain);
+		options_arg(&args, PG_GETARG_JSONB_P(7), &explain);
 	if (placement != NULL && json_array_size(args.placements) > 1)
 		bad_value("placement", "and options.placements are both given", "Use one or the other.");
 	args.funnels_unread = !args.debug;	/* only the debug rows show them */

@@ -16,7 +16,7 @@
 
 #include <math.h>
 
-#include "common/hashfn.h"
+#include "util/draw.h"
 
 #include "arbitration/arbitration.h"
 #include "arbitration/hooks.h"
@@ -27,10 +27,7 @@
 static double
 stable_uniform(const char *a, const char *b)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) a, strlen(a), 0x657870);
-
-	h = hash_bytes_extended((const unsigned char *) b, strlen(b), h);
-	return (double) (h >> 11) / (double) (UINT64CONST(1) << 53);
+	return kaireon_unit_interval(kaireon_string_hash(b, kaireon_string_hash(a, 0x657870)));
 }
 
 /* Clamp a PRIE factor into (0, 1]. */

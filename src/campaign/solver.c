@@ -25,6 +25,8 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+#include "util/draw.h"
+
 #include "campaign/exchange.h"
 #include "campaign/solver.h"
 
@@ -50,7 +52,7 @@ unit_hash(int64 c)
 	z = (z ^ (z >> 30)) * UINT64CONST(0xbf58476d1ce4e5b9);
 	z = (z ^ (z >> 27)) * UINT64CONST(0x94d049bb133111eb);
 	z ^= z >> 31;
-	return (double) (z >> 11) / (double) (UINT64CONST(1) << 53);
+	return kaireon_unit_interval(z);
 }
 
 /* The value the solver works with (see "Tie-breaking"). */

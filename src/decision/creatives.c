@@ -14,7 +14,7 @@
 
 #include "util/json.h"
 
-#include "common/hashfn.h"
+#include "util/draw.h"
 
 #include "decision/decision.h"
 
@@ -26,16 +26,14 @@
 uint64
 kaireon_draw_seed(const char *a)
 {
-	return hash_bytes_extended((const unsigned char *) a, strlen(a), 0x6b6169);
+	return kaireon_string_hash(a, 0x6b6169);
 }
 
 /* The draw of kaireon_draw_seed's string and b. */
 static double
 stable_uniform(uint64 seed, const char *b)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) b, strlen(b), seed);
-
-	return (double) (h >> 11) / (double) (UINT64CONST(1) << 53);
+	return kaireon_unit_interval(kaireon_string_hash(b, seed));
 }
 
 /* Up to how many creatives of an offer one pick chooses among. */

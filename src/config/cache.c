@@ -63,6 +63,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "util/inval.h"
 #include "util/spi.h"
@@ -83,6 +84,17 @@ static HTAB *config_cache = NULL;
 /* The relations whose invalidations concern the cache (as last looked up). */
 static Oid	version_marker = InvalidOid;	/* kaireon.config_versions */
 static Oid	recompile_marker = InvalidOid;	/* kaireon.config_version_seq */
+
+/*
+ * config_marker_oid's last answer (InvalidOid: none kept), forgotten with any
+ * relcache invalidation of that relation (its drop, rename or move sends one;
+ * so does every configuration change) or a full reset, and with any change
+ * of a schema (the name "kaireon" could then mean another): the two catalog
+ * lookups it saves were a sixth of kaireon_config_get.
+ */
+static Oid	known_marker = InvalidOid;
+
+static uint64 marker_resets = 0;	/* times it was forgotten: a lookup overtaken by one is not kept */
 
 /* Whether config_versions is a Citus distributed table: -1 not known, else 0 / 1. */
 static int	versions_distributed = -1;
@@ -114,6 +126,19 @@ config_cache_invalidate(Datum arg, Oid relid)
 		check_count++;
 	if (relid == InvalidOid || relid == version_marker)
 		versions_distributed = -1;
+	if (relid == InvalidOid || relid == known_marker)
+	{
+		known_marker = InvalidOid;
+		marker_resets++;
+	}
+}
+
+/* Syscache callback on pg_namespace: a schema renamed, dropped or made; the kept marker is forgotten. */
+static void
+config_namespace_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	known_marker = InvalidOid;
+	marker_resets++;
 }
 
 /*
@@ -135,6 +160,7 @@ void
 kaireon_config_cache_init(void)
 {
 	kaireon_register_relcache_callback(config_cache_invalidate, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, config_namespace_invalidate, (Datum) 0);
 	DefineCustomIntVariable("kaireon.adaptation_refresh_ms",
 							"How old the adaptive propensity counts a backend uses may be, in milliseconds.",
 							"0 reads them for every decision.",
@@ -142,15 +168,23 @@ kaireon_config_cache_init(void)
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 }
 
-/* OID of kaireon.config_versions, or InvalidOid when the extension is not there. */
+/* OID of kaireon.config_versions, or InvalidOid when the extension is not there (kept: known_marker). */
 static Oid
 config_marker_oid(void)
 {
-	Oid			nsp = get_namespace_oid("kaireon", true);
+	uint64		resets = marker_resets;
+	Oid			nsp;
+	Oid			marker;
 
+	if (OidIsValid(known_marker))
+		return known_marker;
+	nsp = get_namespace_oid("kaireon", true);
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid("config_versions", nsp);
+	marker = get_relname_relid("config_versions", nsp);
+	if (resets == marker_resets)
+		known_marker = marker;
+	return marker;
 }
 
 /* Read the tenant's configuration version; -1 when the tenant does not exist. */

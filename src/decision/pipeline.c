@@ -271,7 +271,8 @@ node_inventory(GraphRun *run, const KNode *node)
 			why = "outside its schedule";
 		else if (!in_inventory(node, o))
 			why = "not in the flow's inventory", drop = KDROP_INVENTORY;
-		else if (kj_array_has_string(node->inv_exclude, o->id) || kj_array_has_string(args->exclude_offers, o->id))
+		else if ((node->inv_exclude != NULL && kj_array_has_string(node->inv_exclude, o->id)) ||
+				 (args->exclude_offers != NULL && kj_array_has_string(args->exclude_offers, o->id)))
 			why = "excluded", drop = KDROP_EXCLUDED;
 		else if (in_offer_holdout(cfg, o, args->customer_id))
 			why = psprintf("in the offer's holdout group (%g%%)", o->holdout_percent), drop = KDROP_HOLDOUT;
@@ -421,7 +422,8 @@ node_score(GraphRun *run, const KNode *node)
 static void
 count_funnel(GraphRun *run)
 {
-	if (run->counted)
+	/* only the funnel reads them: not taken when nobody will read it (as at the end of kaireon_decide_placement) */
+	if (run->counted || (run->args->funnels_unread && !run->res->traced))
 		return;
 	run->counted = true;
 	for (int i = 0; i < run->n; i++)

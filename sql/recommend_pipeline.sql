@@ -761,6 +761,11 @@ SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001
 -- a join's merged column (USING) reads each side's
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r FULL JOIN (VALUES (NULL::jsonb)) v (explanation) USING (explanation)) j WHERE j.explanation IS NOT NULL$q$) AS merged_column,
        pg_temp.unexplained($q$SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r FULL JOIN (VALUES (NULL::text)) v (offer_id) USING (offer_id)) j WHERE j.offer_id IS NOT NULL$q$) AS merged_other_column;
+-- calls in queries nested in FROM (a subquery, a set operation's arms), the only nesting
+-- besides sublinks and CTEs: each is marked as a query of its own
+SELECT pg_temp.unexplained($q$SELECT count(*) FROM (SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')) s$q$) AS in_a_subquery,
+       pg_temp.unexplained($q$SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') UNION ALL SELECT offer_id FROM kaireon.recommend('rp', '7002', 'web', options => '{"dry_run": true}')$q$) AS in_a_union,
+       pg_temp.unexplained($q$SELECT count(*) FROM (SELECT explanation FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')) s WHERE s.explanation IS NOT NULL$q$) AS read_through_a_subquery;
 -- what the marked and unmarked calls return: every decision, each explained where read
 SELECT (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}')) AS decisions,
        (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}') r

@@ -488,6 +488,7 @@ mark_query(Query *q)
 {
 	ListCell   *lc;
 	int			rti = 0;
+	bool		nested = q->hasSubLinks || q->cteList != NIL;
 
 	foreach(lc, q->rtable)
 	{
@@ -497,6 +498,7 @@ mark_query(Query *q)
 		Oid			fn;
 
 		rti++;
+		nested |= rte->rtekind == RTE_SUBQUERY;
 		if (rte->rtekind != RTE_FUNCTION || list_length(rte->functions) != 1)
 			continue;
 		rtfunc = linitial(rte->functions);
@@ -510,7 +512,9 @@ mark_query(Query *q)
 		if (unread_explanations && !column_read(q, rti, attno))
 			mark_unexplained((FuncExpr *) rtfunc->funcexpr);
 	}
-	query_tree_walker(q, mark_walker, NULL, QTW_IGNORE_JOINALIASES);
+	/* a query nests others only in a sublink, a CTE or a subquery in FROM: without any, no walk */
+	if (nested)
+		query_tree_walker(q, mark_walker, NULL, QTW_IGNORE_JOINALIASES);
 }
 
 /* Walker: mark_query for every query nested in the one walked. */

@@ -28,12 +28,13 @@ CREATE EXTENSION kaireon;
 SELECT count(*) AS tables FROM pg_tables WHERE schemaname = 'kaireon';
 SELECT count(*) AS tenants_after_recreate FROM kaireon.tenants;
 -- the tenant made again in the new extension, its configuration version set to the one this
--- backend compiled before the drop: that compiled configuration is not used (config/cache.c's
--- marker, the OID of the new config_versions)
+-- backend compiled before the drop: that compiled configuration is not used (the drop of
+-- config_version_seq and of config_versions both say so, config/cache.c)
 SELECT pg_temp.life_tenant('After the drop');
 UPDATE kaireon.config_versions SET version = :version_before WHERE tenant_id = 'life_rec';
 SELECT offer_name FROM kaireon.recommend('life_rec', 'c1', 'web', options => '{"dry_run": true}');
--- and a change of the new extension's configuration is seen at once
+-- and a change of the new extension's configuration is seen at once: the backend follows the
+-- new config_versions (the OID it keeps of the old one was forgotten with the drop)
 UPDATE kaireon.offers SET name = 'Renamed after the drop' WHERE tenant_id = 'life_rec' AND id = 'o1';
 SELECT offer_name FROM kaireon.recommend('life_rec', 'c1', 'web', options => '{"dry_run": true}');
 SET client_min_messages = warning;

@@ -761,10 +761,19 @@ SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001
 -- a join's merged column (USING) reads each side's
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r FULL JOIN (VALUES (NULL::jsonb)) v (explanation) USING (explanation)) j WHERE j.explanation IS NOT NULL$q$) AS merged_column,
        pg_temp.unexplained($q$SELECT count(*) FROM (kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') r FULL JOIN (VALUES (NULL::text)) v (offer_id) USING (offer_id)) j WHERE j.offer_id IS NOT NULL$q$) AS merged_other_column;
--- calls in queries nested in FROM (a subquery, a set operation's arms), the only nesting
--- besides sublinks and CTEs: each is marked as a query of its own
+-- calls in nested queries (a subquery in FROM, a set operation's arms, a CTE; sublinks above):
+-- each is marked as a query of its own (both arms of the UNION: two calls marked)
+CREATE FUNCTION pg_temp.marked_calls(q text) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE line text; n integer := 0;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || q LOOP
+        n := n + (line LIKE '%Function Call: kaireon.recommend(%"explain": false%')::integer;
+    END LOOP;
+    RETURN n;
+END $$;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM (SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')) s$q$) AS in_a_subquery,
-       pg_temp.unexplained($q$SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') UNION ALL SELECT offer_id FROM kaireon.recommend('rp', '7002', 'web', options => '{"dry_run": true}')$q$) AS in_a_union,
+       pg_temp.marked_calls($q$SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}') UNION ALL SELECT offer_id FROM kaireon.recommend('rp', '7002', 'web', options => '{"dry_run": true}')$q$) AS marked_in_a_union,
+       pg_temp.unexplained($q$WITH r AS MATERIALIZED (SELECT offer_id FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')) SELECT count(*) FROM r$q$) AS in_a_cte,
        pg_temp.unexplained($q$SELECT count(*) FROM (SELECT explanation FROM kaireon.recommend('rp', '7001', 'web', options => '{"dry_run": true}')) s WHERE s.explanation IS NOT NULL$q$) AS read_through_a_subquery;
 -- what the marked and unmarked calls return: every decision, each explained where read
 SELECT (SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true}')) AS decisions,
@@ -832,8 +841,13 @@ SELECT count(*) FILTER (WHERE offer_id = :'rp_top_offer') AS excluded_one_return
 SELECT count(*) FILTER (WHERE offer_id = :'rp_top_offer') AS excluded_one_returned_again, count(*) > 0 AS some
   FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all',
                          options => jsonb_build_object('dry_run', true, 'exclude_offers', jsonb_build_array(:'rp_top_offer'::text)));
-SELECT count(*) FILTER (WHERE explanation IS NULL) AS unexplained_none_after_exclusions
-  FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "explain": true}');
+-- a kept object's trace flag holds on its second call too
+BEGIN;
+SELECT count(*) AS rp_traces_before FROM kaireon.decision_traces WHERE tenant_id = 'rp' \gset
+SELECT count(*) > 0 AS decided FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": false, "trace": true}');
+SELECT count(*) > 0 AS decided_again FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": false, "trace": true}');
+SELECT count(*) - :rp_traces_before AS traced FROM kaireon.decision_traces WHERE tenant_id = 'rp';
+ROLLBACK;
 BEGIN;
 SELECT count(interaction_id) AS recorded, count(*) FILTER (WHERE rank IS NULL) AS debug_rows
   FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => '{"dry_run": true, "debug": false}');

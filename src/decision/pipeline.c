@@ -418,12 +418,19 @@ node_score(GraphRun *run, const KNode *node)
 		kaireon_score_candidates(req, spec, run->cands, run->n);
 }
 
+/* Does anyone read this decision's funnel (debug output, recommend_json's answer, a trace)? */
+static inline bool
+funnel_read(const KDecideArgs *args, const KDecideResult *res)
+{
+	return !args->funnels_unread || res->traced;
+}
+
 /* The funnel counts of the screening steps, from the stage each candidate was dropped at (once, before arbitration). */
 static void
 count_funnel(GraphRun *run)
 {
-	/* only the funnel reads them: not taken when nobody will read it (as at the end of kaireon_decide_placement) */
-	if (run->counted || (run->args->funnels_unread && !run->res->traced))
+	/* only the funnel reads them */
+	if (run->counted || !funnel_read(run->args, run->res))
 		return;
 	run->counted = true;
 	for (int i = 0; i < run->n; i++)
@@ -889,7 +896,7 @@ kaireon_decide_placement(KDecideResult *res, KDecideArgs *args, const char *plac
 		}
 
 	/* the funnel, for those who read it: debug output, recommend_json's answer, a trace */
-	if (args->funnels_unread && !res->traced)
+	if (!funnel_read(args, res))
 		return;
 	funnel = json_object();
 	json_object_set_new(funnel, "placement", placement_id ? json_string(placement_id) : json_null());

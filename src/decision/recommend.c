@@ -424,7 +424,7 @@ parse_context(json_t *ctx)
 static json_t *
 context_arg(Jsonb *ctx)
 {
-	if (JB_ROOT_IS_OBJECT(ctx) && !JB_ROOT_IS_SCALAR(ctx) && JB_ROOT_COUNT(ctx) == 0)
+	if (JB_ROOT_IS_OBJECT(ctx) && JB_ROOT_COUNT(ctx) == 0)
 		return json_object();
 	return kj_from_jsonb(ctx, "context");
 }

@@ -75,6 +75,7 @@
 #include "utils/syscache.h"
 
 #include "util/inval.h"
+#include "util/kept.h"
 #include "decision/projection.h"
 
 /* kaireon.recommend's arguments: the position of options among them, and their count */
@@ -292,33 +293,22 @@ no_explanation(void)
 
 /*
  * A constant options object with "explain": false merged in (jsonb_concat),
- * in the caller's context; the last one (at most 1 kB) kept per backend, since
- * a client tends to send the same options with every call.
+ * in the caller's context; the last one (at most KAIREON_KEPT_MAX bytes) kept
+ * per backend in a util/kept.h slot, since a client tends to send the same
+ * options with every call.
  */
 static Datum
 explain_merged(Jsonb *opts)
 {
-	static Jsonb *last_in = NULL;
-	static Jsonb *last_out = NULL;
+	static KKept last;
+	const Jsonb *kept = kaireon_kept_get(&last, opts, VARSIZE(opts));
 	Datum		merged;
 
-	if (last_in != NULL && VARSIZE(opts) == VARSIZE(last_in) && memcmp(opts, last_in, VARSIZE(opts)) == 0)
-		return datumCopy(PointerGetDatum(last_out), false, -1);
+	if (kept != NULL)
+		return datumCopy(PointerGetDatum(kept), false, -1);
 	/* (copied: jsonb_concat may return its second argument, the backend's constant) */
 	merged = datumCopy(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(opts), no_explanation()), false, -1);
-	if (VARSIZE(opts) <= 1024)
-	{
-		/* one chunk for both, so that a failed allocation leaves the cache as it was */
-		Size		insize = MAXALIGN(VARSIZE(opts));
-		char	   *chunk = MemoryContextAlloc(TopMemoryContext, insize + VARSIZE(DatumGetPointer(merged)));
-
-		memcpy(chunk, opts, VARSIZE(opts));
-		memcpy(chunk + insize, DatumGetPointer(merged), VARSIZE(DatumGetPointer(merged)));
-		if (last_in != NULL)
-			pfree(last_in);
-		last_in = (Jsonb *) chunk;
-		last_out = (Jsonb *) (chunk + insize);
-	}
+	kaireon_kept_put(&last, opts, VARSIZE(opts), DatumGetPointer(merged), VARSIZE(DatumGetPointer(merged)));
 	return merged;
 }
 

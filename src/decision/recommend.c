@@ -18,6 +18,7 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "util/kept.h"
 #include "decision/decision.h"
 
 PG_FUNCTION_INFO_V1(kaireon_recommend);
@@ -338,25 +339,23 @@ parse_options(KDecideArgs *args, json_t *opts, bool *explain)
 
 /*
  * The last options object of kaireon.recommend parsed in this backend: its
- * bytes (in TopMemoryContext) and the flags it set.  Callers pass the same
- * constant options call after call (the planner hook even merges
+ * bytes and the flags it set, kept in a util/kept.h slot.  Callers pass the
+ * same constant options call after call (the planner hook even merges
  * "explain": false into them once, decision/projection.c), and what
  * parse_options makes of an object depends on its bytes alone, so equal
  * bytes set equal flags without building the object again.  Kept only for
  * an object of flags (no identifier_type, exclusions or placements, whose
- * values live in the call's memory) of at most 1 kB.
+ * values live in the call's memory) of at most KAIREON_KEPT_MAX bytes.
  */
-#define OPTIONS_KEPT_MAX 1024
-static struct
+typedef struct KOptionFlags
 {
-	char	   *bytes;
-	Size		len;
 	bool		dry_run;
 	bool		debug;
 	bool		force_trace;
 	bool		deduplicate;
 	bool		explain;
-}			last_options;
+} KOptionFlags;
+static KKept last_options;
 
 /* The options argument into the decide arguments: from last_options when its bytes are the same, else parsed (and kept when only flags). */
 static void
@@ -364,21 +363,22 @@ options_arg(KDecideArgs *args, Jsonb *opts, bool *explain)
 {
 	static const char *const flags[] = {"dry_run", "debug", "trace", "deduplicate", "explain", NULL};
 	Size		len = VARSIZE(opts);
+	const KOptionFlags *kept = kaireon_kept_get(&last_options, opts, len);
+	KOptionFlags set;
 	json_t	   *obj;
-	char	   *copy;
 
-	if (last_options.bytes != NULL && last_options.len == len && memcmp(last_options.bytes, opts, len) == 0)
+	if (kept != NULL)
 	{
-		args->dry_run = last_options.dry_run;
-		args->debug = last_options.debug;
-		args->force_trace = last_options.force_trace;
-		args->deduplicate = last_options.deduplicate;
-		*explain = last_options.explain;
+		args->dry_run = kept->dry_run;
+		args->debug = kept->debug;
+		args->force_trace = kept->force_trace;
+		args->deduplicate = kept->deduplicate;
+		*explain = kept->explain;
 		return;
 	}
 	obj = kj_from_jsonb(opts, "options");
 	parse_options(args, obj, explain);
-	if (len > OPTIONS_KEPT_MAX)
+	if (len > KAIREON_KEPT_MAX)
 		return;
 	{
 		const char *key;
@@ -394,18 +394,12 @@ options_arg(KDecideArgs *args, Jsonb *opts, bool *explain)
 				return;
 		}
 	}
-	/* the copy first: a failed allocation leaves the kept options as they were */
-	copy = MemoryContextAlloc(TopMemoryContext, len);
-	memcpy(copy, opts, len);
-	if (last_options.bytes != NULL)
-		pfree(last_options.bytes);
-	last_options.bytes = copy;
-	last_options.len = len;
-	last_options.dry_run = args->dry_run;
-	last_options.debug = args->debug;
-	last_options.force_trace = args->force_trace;
-	last_options.deduplicate = args->deduplicate;
-	last_options.explain = *explain;
+	set.dry_run = args->dry_run;
+	set.debug = args->debug;
+	set.force_trace = args->force_trace;
+	set.deduplicate = args->deduplicate;
+	set.explain = *explain;
+	kaireon_kept_put(&last_options, opts, len, &set, sizeof(set));
 }
 
 /* The context argument: a JSON object. */

@@ -38,6 +38,26 @@
  * invalidation that arrives while a configuration is being compiled is not
  * lost.
  *
+ * Snapshots.  The version is read, and a configuration compiled, under the
+ * caller's snapshot, which may be older than the change whose invalidation
+ * was just taken in (one that arrives with a lock taken after the
+ * statement's or a REPEATABLE READ transaction's snapshot): such a read
+ * sees the old version, and must not use the invalidation up.  So an
+ * invalidation counted while a transaction is in progress (not at its
+ * start, before any snapshot of it) is counted once more when that
+ * transaction ends (a transaction callback): the next transaction's calls
+ * read the version again, under their own snapshots.  Within the
+ * transaction the configuration its snapshot saw stays in use.
+ *
+ * Pins.  A call may run SQL of the tenant's (a view, a policy's function, a
+ * trigger) that calls recommend or respond again for the same tenant after
+ * a change; that nested call compiles afresh, and the configuration it
+ * replaces is still used by the outer call.  So every configuration handed
+ * out is pinned until the caller's memory context is reset or deleted (a
+ * reset callback; an error's cleanup deletes it too), and one replaced
+ * while pinned is retired: freed by the first kaireon_config_get after its
+ * last pin is gone.
+ *
  * On Citus (kaireon.distribute()), a configuration change runs on the node
  * holding the tenant's shards, and relcache invalidations reach only that
  * node's backends; a backend elsewhere (the coordinator, or the old node of
@@ -53,6 +73,7 @@
 #include "util/json.h"
 #include "util/version.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -81,6 +102,9 @@ typedef struct CacheEntry
 
 static HTAB *config_cache = NULL;
 
+/* Configurations replaced while pinned (in CacheMemoryContext), freed once unpinned. */
+static List *retired = NIL;
+
 /* The relations whose invalidations concern the cache (as last looked up). */
 static Oid	version_marker = InvalidOid;	/* kaireon.config_versions */
 static Oid	recompile_marker = InvalidOid;	/* kaireon.config_version_seq */
@@ -104,6 +128,10 @@ static uint64 check_count = 1;
 
 static uint64 recompile_count = 1;
 
+/* Invalidations counted while this transaction is in progress, to count again at its end (see Snapshots). */
+static bool replay_check = false;
+static bool replay_recompile = false;
+
 /*
  * Relcache callback: a change to config_versions makes every tenant "to check"; one to
  * config_version_seq (sent by the replica-mode trigger) or a full reset "to recompile".
@@ -121,9 +149,15 @@ config_cache_invalidate(Datum arg, Oid relid)
 	{
 		check_count++;
 		recompile_count++;
+		if (IsTransactionState())
+			replay_check = replay_recompile = true;
 	}
 	else if (OidIsValid(version_marker) && relid == version_marker)
+	{
 		check_count++;
+		if (IsTransactionState())
+			replay_check = true;
+	}
 	if (relid == InvalidOid || relid == version_marker)
 		versions_distributed = -1;
 	if (relid == InvalidOid || relid == known_marker)
@@ -139,6 +173,20 @@ config_namespace_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
 	known_marker = InvalidOid;
 	marker_resets++;
+}
+
+/* Transaction callback: count once more, at its end, the invalidations a transaction took in (see Snapshots). */
+static void
+config_xact_end(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	if (replay_check)
+		check_count++;
+	if (replay_recompile)
+		recompile_count++;
+	replay_check = replay_recompile = false;
 }
 
 /*
@@ -160,6 +208,7 @@ void
 kaireon_config_cache_init(void)
 {
 	kaireon_register_relcache_callback(config_cache_invalidate, (Datum) 0);
+	RegisterXactCallback(config_xact_end, NULL);
 	CacheRegisterSyscacheCallback(NAMESPACEOID, config_namespace_invalidate, (Datum) 0);
 	DefineCustomIntVariable("kaireon.adaptation_refresh_ms",
 							"How old the adaptive propensity counts a backend uses may be, in milliseconds.",
@@ -207,10 +256,67 @@ read_version(const char *tenant_id)
 	return v;
 }
 
+/* Memory context reset callback: the call that pinned a configuration is over. */
+static void
+config_unpin(void *arg)
+{
+	((KTenantConfig *) arg)->pins--;
+}
+
+/* Pin cfg until the caller's memory context is reset or deleted; return it. */
+static KTenantConfig *
+config_pin(KTenantConfig *cfg)
+{
+	MemoryContextCallback *cb = MemoryContextAlloc(CurrentMemoryContext, sizeof(MemoryContextCallback));
+
+	cb->func = config_unpin;
+	cb->arg = cfg;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	cfg->pins++;
+	return cfg;
+}
+
+/* Free cfg now when no call uses it, else retire it until its last pin is gone. */
+static void
+config_replace(KTenantConfig *cfg)
+{
+	if (cfg->pins <= 0)
+	{
+		kaireon_config_free(cfg);
+		return;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
+
+		retired = lappend(retired, cfg);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Free the retired configurations no call uses any more. */
+static void
+free_unpinned(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, retired)
+	{
+		KTenantConfig *cfg = lfirst(lc);
+
+		if (cfg->pins > 0)
+			continue;
+		retired = foreach_delete_current(retired, lc);
+		kaireon_config_free(cfg);
+	}
+}
+
 /*
  * The tenant's compiled configuration, compiling it on first use or after a
- * committed change.  Must be called inside an SPI connection.  Raises 42704
- * for an unknown tenant.
+ * committed change, pinned for the caller's memory context (see Pins
+ * above).  Must be called inside an SPI connection.  Raises 42704 for an
+ * unknown tenant.  Steps: the fast path (checked since the last
+ * invalidation); else the version read; then the configuration kept when
+ * its version and compile are current, else compiled again.
  */
 KTenantConfig *
 kaireon_config_get(const char *tenant_id)
@@ -228,6 +334,8 @@ kaireon_config_get(const char *tenant_id)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("tenant id \"%.40s...\" is too long", tenant_id),
 				 errhint("Tenant ids are at most 200 characters.")));
+	if (retired != NIL)
+		free_unpinned();
 	if (config_cache == NULL)
 	{
 		HASHCTL		ctl;
@@ -255,7 +363,7 @@ kaireon_config_get(const char *tenant_id)
 		!check_every_call(marker))
 	{
 		kaireon_stat_config(tenant_id, false);
-		return e->config;
+		return config_pin(e->config);
 	}
 
 	/* invalidations arriving from here on are for the next call */
@@ -265,7 +373,7 @@ kaireon_config_get(const char *tenant_id)
 	if (version < 0)
 	{
 		if (e->config)
-			kaireon_config_free(e->config);
+			config_replace(e->config);
 		hash_search(config_cache, tenant_id, HASH_REMOVE, NULL);
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -276,20 +384,20 @@ kaireon_config_get(const char *tenant_id)
 	{
 		e->checked = checked;
 		kaireon_stat_config(tenant_id, false);
-		return e->config;
+		return config_pin(e->config);
 	}
 	{
 		KTenantConfig *fresh = kaireon_config_compile(tenant_id, version);
 
 		if (e->config)
-			kaireon_config_free(e->config);
+			config_replace(e->config);
 		e->config = fresh;
 		e->marker = marker;
 		e->checked = checked;
 		e->compiled = compiled;
 	}
 	kaireon_stat_config(tenant_id, true);
-	return e->config;
+	return config_pin(e->config);
 }
 
 /*

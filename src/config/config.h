@@ -606,6 +606,8 @@ typedef struct KTenantConfig
 	char		policy_hash[17];	/* 16 hex chars of SHA-256 of the policy snapshot */
 	char	   *policy_snapshot;	/* its JSON text */
 	struct KArbConfig *arb;		/* arbitration's compiled part, made on first use (arbitration/rtconfig.c) */
+	int			pins;			/* calls using it (config/cache.c): replaced while pinned, it is freed
+								 * only once the last of them ends */
 } KTenantConfig;
 
 /* ---- cache.c: the configuration cache ---- */

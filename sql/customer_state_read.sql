@@ -293,6 +293,16 @@ SET ROLE regress_csr_app;
 SET kaireon.tenant_id = 'csr';
 SELECT pg_temp.people_offers('p1') AS p1_as_app_role, pg_temp.people_offers('p2') AS p2_as_app_role;
 RESET ROLE;
+-- the segment's WHERE clause calls int4ge (age >= 18): once EXECUTE on it is revoked from
+-- PUBLIC, the application role is refused as by the view's SQL, although it read the segment
+-- before and the superuser reads it after the revoke
+REVOKE EXECUTE ON FUNCTION int4ge(integer, integer) FROM PUBLIC;
+SELECT pg_temp.people_offers('p1') AS p1_superuser_after_revoke;
+SET ROLE regress_csr_app;
+SELECT pg_temp.people_offers('p1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION int4ge(integer, integer) TO PUBLIC;
 REVOKE SELECT ON kaireon_t_csr.seg_grown FROM regress_csr_app;
 SET ROLE regress_csr_app;
 SELECT pg_temp.people_offers('p1');

@@ -18,11 +18,15 @@
  *	   (tenant_id, customer_id, ...) index), built on first use and rebuilt
  *	   after a relcache invalidation of any relation in it (a partition
  *	   created, attached, detached or dropped invalidates the parent; a new
- *	   or dropped index or policy invalidates its table).  A table that is
- *	   not a plain local table (a Citus installation, a foreign or
- *	   sub-partitioned partition, a missing index) is read by the SQL, as
- *	   is a table whose index was built over broken HOT chains (indcheckxmin)
- *	   while the transaction has a snapshot older than the index.
+ *	   or dropped index or policy invalidates its table), after a change to
+ *	   any function (its rights: step 6), or after an error while building
+ *	   it.  A table that is not a plain local table (a Citus installation, a
+ *	   foreign or sub-partitioned partition, a missing index, inheritance
+ *	   children, whose rows the SQL without ONLY reads too) is read by the
+ *	   SQL, as is the history while a partition's detach is pending (each
+ *	   snapshot then has its own set of partitions), and a table whose index
+ *	   was built over broken HOT chains (indcheckxmin) while the transaction
+ *	   has a snapshot older than the index.
  *	2. Locks: AccessShareLock on the parent (which also takes in pending
  *	   invalidations, so the map is current) and on every partition and
  *	   index read, as the executor takes them; a read keeps them until the
@@ -45,9 +49,12 @@
  *	   so rows the transaction wrote before are seen); the suppressions and
  *	   the data row with the caller's active snapshot, as a read-only
  *	   statement (with none active, the SQL runs).
- *	5. Keys: each scan key takes the operator of the index column's own
- *	   operator family and the column's collation, so text compares as the
- *	   index (and the SQL) compares it; a collation whose order is the
+ *	5. Keys: an index is used only where the planner could use it for the
+ *	   SQL's clauses: each key column's family holds the operator of the
+ *	   column type's default operator class (= for the keys, >= for the
+ *	   history's time) and the index column has the table column's
+ *	   collation.  Each scan key takes that operator and the collation, so
+ *	   text compares as the SQL compares it; a collation whose order is the
  *	   bytes' order by definition (glibc's C.UTF-8, see util/collation.c)
  *	   is named "C" instead, which orders and matches exactly the same but
  *	   compares with memcmp rather than through the locale machinery.  The history's partitions are those
@@ -65,8 +72,9 @@
  *	   non-volatile functions and operators over that table's columns, no
  *	   subquery or parameter) and that table is the one whose row was read
  *	   here: the customer is a member when the row exists and the WHERE
- *	   clause, compiled once per backend (forgotten with the map), holds on
- *	   it.  The caller's SELECT right on the view is checked as the executor
+ *	   clause, compiled per user (ExecInitQual checks the user's EXECUTE
+ *	   rights on its functions, as the view's SQL does for its invoker) and
+ *	   kept with the map for a few users (others: the SQL), holds on it.  The caller's SELECT right on the view is checked as the executor
  *	   checks it; the table's rights and row level security were checked by
  *	   the row's read (every column).  Anything else runs the SQL.
  *	7. Empty tables: a history partition or the suppressions table (a heap)
@@ -81,7 +89,11 @@
  *	   lock).  So the table holds no row the SQL would return.  A history
  *	   partition found with a page once is not measured again while the map
  *	   lasts (the size is a syscall; a partition that empties again is
- *	   scanned, which finds no row as well).
+ *	   scanned, which finds no row as well).  Under SERIALIZABLE a table not
+ *	   scanned takes a predicate lock on itself, as the SQL's scan of its
+ *	   empty index takes one on the index (any insert into the table checks
+ *	   it), and rows row level security hides from the whole tenant are read
+ *	   by the SQL (whose scan takes the predicate locks).
  */
 #include "postgres.h"
 
@@ -91,6 +103,8 @@
 #include "access/table.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_opclass.h"
+#include "commands/defrem.h"
 #include "catalog/pg_operator.h"
 #include "executor/executor.h"
 #include "parser/parse_func.h"
@@ -99,10 +113,13 @@
 #include "rewrite/rowsecurity.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "storage/predicate.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/partcache.h"
 #include "utils/rls.h"
+#include "utils/syscache.h"
 
 #include "security/session.h"
 #include "util/collation.h"
@@ -155,6 +172,17 @@ state_map_invalidate(Oid relid)
 }
 
 /*
+ * Syscache callback on pg_proc: a function's rights (or the function) changed;
+ * the segment views' WHERE clauses were compiled under the old ones, so the
+ * map is forgotten.
+ */
+static void
+state_map_proc_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	kaireon_state_map.valid = false;
+}
+
+/*
  * One more entry of an array of the map (*arr of *n entries of size bytes,
  * grown by 8 in the map's context), zeroed; *n counts it from here, so the
  * invalidation callback watches what the caller puts in it.
@@ -188,10 +216,29 @@ column_operator(Relation index, int col, StrategyNumber strategy, FmgrInfo *finf
 }
 
 /*
+ * Whether the SQL's clause on a column of this type (its default B-tree
+ * operator class's operator of the strategy: = for the keys, >= for the
+ * history's time) can be answered by index column at, as the planner decides
+ * it: that operator is in the column's operator family with that strategy,
+ * and the index column has the table column's collation.
+ */
+static bool
+index_column_answers(Relation rel, Relation index, int at, AttrNumber att, Oid type, StrategyNumber strategy)
+{
+	Oid			opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+	Oid			op = OidIsValid(opclass) ?
+		get_opfamily_member(get_opclass_family(opclass), type, type, strategy) : InvalidOid;
+
+	return OidIsValid(op) && get_op_opfamily_strategy(op, index->rd_opfamily[at]) == strategy &&
+		index->rd_indcollation[at] == TupleDescAttr(RelationGetDescr(rel), att - 1)->attcollation;
+}
+
+/*
  * The valid, non-partial B-tree index of rel whose first key columns are
  * exactly the named columns of the given types (no expressions), with
  * swapped the first two exchanged, the third (the history's time)
- * descending; fills keys.
+ * descending, each answering the SQL's clause on it (index_column_answers);
+ * fills keys.
  */
 static bool
 find_index_ordered(Relation rel, const char *const *names, const Oid *types, int ncols, bool swapped,
@@ -219,7 +266,9 @@ find_index_ordered(Relation rel, const char *const *names, const Oid *types, int
 		{
 			int			at = swapped && c < 2 ? 1 - c : c;
 
-			ok = ix->indkey.values[at] == atts[c] && index->rd_opcintype[at] == types[c];
+			ok = ix->indkey.values[at] == atts[c] && index->rd_opcintype[at] == types[c] &&
+				index_column_answers(rel, index, at, atts[c], types[c],
+									 c < 2 ? BTEqualStrategyNumber : BTGreaterEqualStrategyNumber);
 		}
 		/* the history's rows are taken newest first in a forward scan: its time column DESC */
 		if (ok && ncols == 3)
@@ -341,6 +390,13 @@ map_history(Relation parent)
 	const char *keycols[3] = {"tenant_id", "customer_id", "occurred_at"};
 	Oid			keytypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 
+	/*
+	 * A partition being detached (DETACH ... CONCURRENTLY, pending) is in or
+	 * out of the SQL's plan by each snapshot; the map is one for every
+	 * snapshot, so the SQL reads until the detach ends (its invalidation).
+	 */
+	if (pd->detached_exist)
+		return false;
 	if (key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
 		key->partattrs[0] != get_attnum(RelationGetRelid(parent), "occurred_at") ||
 		key->parttypid[0] != TIMESTAMPTZOID)
@@ -391,7 +447,14 @@ kaireon_state_build_map(void)
 	const char *suppcols[2] = {"tenant_id", "customer_id"};
 	Oid			supptypes[2] = {TEXTOID, TEXTOID};
 
+	static bool proc_callback = false;
+
 	kaireon_relcache_listener = state_map_invalidate;
+	if (!proc_callback)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, state_map_proc_changed, (Datum) 0);
+		proc_callback = true;
+	}
 	if (kaireon_state_map.mcxt == NULL)
 		kaireon_state_map.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon state read map", ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(kaireon_state_map.mcxt);
@@ -408,38 +471,50 @@ kaireon_state_build_map(void)
 	kaireon_state_map.supp.rel = supp;
 	kaireon_state_map.valid = true;			/* from here, an invalidation of what is read below clears it */
 
-	if (!citus && OidIsValid(history))
+	/* an error part way (a cancelled lock wait) leaves no half-built map marked valid */
+	PG_TRY();
 	{
-		Relation	parent = table_open(history, AccessShareLock);
-
-		if (parent->rd_rel->relkind == RELKIND_PARTITIONED_TABLE && map_history(parent))
+		if (!citus && OidIsValid(history))
 		{
-			MemoryContext old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
+			Relation	parent = table_open(history, AccessShareLock);
 
-			kaireon_state_table_entry(&kaireon_state_map.history, parent, history_columns, H_NCOLS);
-			MemoryContextSwitchTo(old);
-			kaireon_state_map.history.direct = true;
+			if (parent->rd_rel->relkind == RELKIND_PARTITIONED_TABLE && map_history(parent))
+			{
+				MemoryContext old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
+
+				kaireon_state_table_entry(&kaireon_state_map.history, parent, history_columns, H_NCOLS);
+				MemoryContextSwitchTo(old);
+				kaireon_state_map.history.direct = true;
+			}
+			table_close(parent, AccessShareLock);
 		}
-		table_close(parent, AccessShareLock);
+		if (!citus && OidIsValid(supp))
+		{
+			Relation	rel = table_open(supp, AccessShareLock);
+
+			/* (a table with inheritance children: the SQL reads theirs too) */
+			bool		ok = rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relhassubclass &&
+				kaireon_state_find_index(rel, suppcols, supptypes, 2, &kaireon_state_map.supp_keys);
+
+			for (int c = 0; ok && c < S_NCOLS; c++)
+				ok = (kaireon_state_map.supp_att[c] = get_attnum(supp, suppression_columns[c])) > 0;
+			if (ok)
+			{
+				MemoryContext old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
+
+				kaireon_state_table_entry(&kaireon_state_map.supp, rel, suppression_columns, S_NCOLS);
+				MemoryContextSwitchTo(old);
+				kaireon_state_map.supp.direct = true;
+			}
+			table_close(rel, AccessShareLock);
+		}
 	}
-	if (!citus && OidIsValid(supp))
+	PG_CATCH();
 	{
-		Relation	rel = table_open(supp, AccessShareLock);
-		bool		ok = rel->rd_rel->relkind == RELKIND_RELATION &&
-			kaireon_state_find_index(rel, suppcols, supptypes, 2, &kaireon_state_map.supp_keys);
-
-		for (int c = 0; ok && c < S_NCOLS; c++)
-			ok = (kaireon_state_map.supp_att[c] = get_attnum(supp, suppression_columns[c])) > 0;
-		if (ok)
-		{
-			MemoryContext old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
-
-			kaireon_state_table_entry(&kaireon_state_map.supp, rel, suppression_columns, S_NCOLS);
-			MemoryContextSwitchTo(old);
-			kaireon_state_map.supp.direct = true;
-		}
-		table_close(rel, AccessShareLock);
+		kaireon_state_map.valid = false;
+		PG_RE_THROW();
 	}
+	PG_END_TRY();
 }
 
 /*
@@ -568,12 +643,18 @@ history_row_cmp(const void *a, const void *b)
 /*
  * Whether a table locked after the reader's snapshot was taken is a heap
  * without a page, and so holds no row that snapshot sees (protocol step 7):
- * then its index need not be opened, locked or descended.
+ * then its index need not be opened, locked or descended.  Under
+ * SERIALIZABLE the read is still one: the table takes the predicate lock
+ * the SQL's scan of its empty index would take (on the whole table here,
+ * which any insert into it checks).
  */
 static bool
-no_rows(Relation rel)
+no_rows(Relation rel, Snapshot snap)
 {
-	return rel->rd_rel->relam == HEAP_TABLE_AM_OID && RelationGetNumberOfBlocks(rel) == 0;
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID || RelationGetNumberOfBlocks(rel) != 0)
+		return false;
+	PredicateLockRelation(rel, snap);
+	return true;
 }
 
 /* Read one partition's rows of the customer since the given time, newest first, at most limit. */
@@ -592,7 +673,7 @@ read_partition(KPart *p, Snapshot snap, Datum tenant, Datum customer, Datum sinc
 	/* measured until it has a page once (a syscall each time): partitions rarely empty again */
 	if (!p->had_pages)
 	{
-		if (no_rows(rel))
+		if (no_rows(rel, snap))
 		{
 			table_close(rel, NoLock);
 			return;
@@ -652,7 +733,8 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 	int			nparts;
 	KPart	   *parts;
 
-	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0)
+	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0 ||
+		(visible == 0 && IsolationIsSerializable()))
 		return false;
 	for (int i = 0; i < kaireon_state_map.nparts; i++)
 		if (!kaireon_state_index_usable(&kaireon_state_map.parts[i].keys))
@@ -711,14 +793,15 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 
-	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0 || !kaireon_state_index_usable(&kaireon_state_map.supp_keys))
+	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0 ||
+		(visible == 0 && IsolationIsSerializable()) || !kaireon_state_index_usable(&kaireon_state_map.supp_keys))
 		return false;
 	*rows = palloc(sizeof(KSuppressionRow) * cap);
 	*nrows = 0;
 	if (visible == 0)
 		return true;
 	rel = table_open(t->rel, AccessShareLock);
-	if (no_rows(rel))
+	if (no_rows(rel, GetActiveSnapshot()))
 	{
 		table_close(rel, NoLock);
 		return true;

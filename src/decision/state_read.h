@@ -128,13 +128,18 @@ typedef struct KStateMap
 } KStateMap;
 
 /* A segment view (protocol step 6): whether it is answered here, and how. */
+#define KSEGMENT_QUAL_USERS 4		/* users a segment view's compiled WHERE clause is kept for */
+
 typedef struct KSegmentView
 {
 	Oid			view;
 	Oid			table;			/* its one data table */
 	bool		direct;
 	RangeTblEntry *rte;			/* SELECT on the view's customer_id, for ExecCheckRTPerms */
-	ExprState  *qual;			/* its WHERE clause over the table's row (NULL: none) */
+	List	   *where;			/* its WHERE clause over the table's row, planned (NIL: none) */
+	int			nquals;			/* where compiled, for each user who read the view (ExecInitQual */
+	Oid			qual_user[KSEGMENT_QUAL_USERS]; /* checks the user's EXECUTE rights on its */
+	ExprState  *qual[KSEGMENT_QUAL_USERS];	/* functions, as the view's SQL does for its invoker) */
 } KSegmentView;
 
 /*

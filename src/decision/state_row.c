@@ -22,6 +22,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parsetree.h"
@@ -65,7 +66,9 @@ map_customer_table(Relation rel)
 	ct = kaireon_state_map_entry((void **) &kaireon_state_map.customer_tables, &kaireon_state_map.ncustomer_tables, sizeof(KCustomerTable));
 	ct->table.rel = relid;
 
-	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || !OidIsValid(pk))
+	/* (a table with inheritance children: the SQL reads theirs too) */
+	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
+		!OidIsValid(pk))
 		return NULL;
 	index = index_open(pk, AccessShareLock);
 	ok = index->rd_index->indnkeyatts == 2 && index->rd_index->indkey.values[1] != 0;
@@ -162,6 +165,7 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	rel = table_open(relid, NoLock);
 	ct = map_customer_table(rel);
 	if (ct == NULL || !kaireon_state_map.valid || (visible = kaireon_state_visible_rows(&ct->table, tenant_id)) < 0 ||
+		(visible == 0 && IsolationIsSerializable()) ||
 		!kaireon_state_index_usable(&ct->keys))
 	{
 		table_close(rel, NoLock);
@@ -315,11 +319,38 @@ map_segment_view(Relation view)
 	sv->rte->requiredPerms = ACL_SELECT;
 	sv->rte->selectedCols = bms_make_singleton(get_attnum(relid, "customer_id") - FirstLowInvalidHeapAttributeNumber);
 	if (quals != NULL)
-		sv->qual = ExecInitQual(make_ands_implicit(expression_planner((Expr *) quals)), NULL);
+		sv->where = make_ands_implicit(expression_planner((Expr *) quals));
 	sv->direct = true;
 done:
 	MemoryContextSwitchTo(old);
 	return sv;
+}
+
+/*
+ * The view's WHERE clause compiled for the current user (ExecInitQual
+ * checks the user's EXECUTE right on each function, raising as the view's
+ * SQL would), kept per user for the map's life (a GRANT or REVOKE on a
+ * function forgets the map: decision/state_read.c); NULL when
+ * KSEGMENT_QUAL_USERS others have theirs (the SQL answers).
+ */
+static ExprState *
+user_qual(KSegmentView *sv)
+{
+	Oid			user = GetUserId();
+	MemoryContext old;
+	ExprState  *qual;
+
+	for (int i = 0; i < sv->nquals; i++)
+		if (sv->qual_user[i] == user)
+			return sv->qual[i];
+	if (sv->nquals == KSEGMENT_QUAL_USERS)
+		return NULL;
+	old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
+	qual = ExecInitQual(sv->where, NULL);
+	MemoryContextSwitchTo(old);
+	sv->qual_user[sv->nquals] = user;
+	sv->qual[sv->nquals++] = qual;
+	return qual;
 }
 
 /*
@@ -348,14 +379,19 @@ kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc des
 	if (row == NULL)
 		return 0;
 	member = true;
-	if (sv->qual != NULL)
+	if (sv->where != NIL)
 	{
-		ExprContext *econtext = CreateStandaloneExprContext();
-		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+		ExprState  *qual = user_qual(sv);
+		ExprContext *econtext;
+		TupleTableSlot *slot;
 
+		if (qual == NULL)
+			return -1;
+		econtext = CreateStandaloneExprContext();
+		slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
 		ExecStoreHeapTuple(row, slot, false);
 		econtext->ecxt_scantuple = slot;
-		member = ExecQual(sv->qual, econtext);
+		member = ExecQual(qual, econtext);
 		ExecDropSingleTupleTableSlot(slot);
 		FreeExprContext(econtext, true);
 	}

@@ -7,7 +7,9 @@
  *
  * The answer for a collation never changes while the database exists (a
  * collation's locale cannot be altered, nor the database's), so it is kept
- * per backend: the last few collations asked about.
+ * per backend: the last few collations asked about, forgotten when any
+ * collation is dropped or made (a syscache callback: a dropped collation's
+ * OID may come back as another's).
  */
 #include "postgres.h"
 
@@ -18,6 +20,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/pg_locale.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #ifdef __GLIBC__
@@ -34,6 +37,14 @@ static struct
 	bool		bytewise;
 }			known[KNOWN_SLOTS];
 static int	nknown = 0;
+static bool callback_registered = false;
+
+/* Syscache callback on pg_collation: every answer kept is forgotten. */
+static void
+collation_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	nknown = 0;
+}
 
 /*
  * Whether the collation orders text exactly as its bytes (as "C" does), so
@@ -99,6 +110,11 @@ kaireon_bytewise_collation(Oid coll)
 {
 	bool		bytewise;
 
+	if (!callback_registered)
+	{
+		CacheRegisterSyscacheCallback(COLLOID, collation_changed, (Datum) 0);
+		callback_registered = true;
+	}
 	for (int i = 0; i < nknown; i++)
 		if (known[i].coll == coll)
 			return known[i].bytewise;

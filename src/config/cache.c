@@ -49,6 +49,13 @@
  * read the version again, under their own snapshots.  Within the
  * transaction the configuration its snapshot saw stays in use.
  *
+ * Customer data tables.  A compiled configuration holds facts about its
+ * tenant's data tables that no configuration change covers (a DBA may
+ * alter a table by hand): the table and its primary key, which the kept
+ * lookup's SQL names.  A relcache invalidation of such a table marks the
+ * tenants whose configuration reads it; their next call checks the facts
+ * again (the relcache, no SQL) and recompiles when one changed.
+ *
  * Pins.  A call may run SQL of the tenant's (a view, a policy's function, a
  * trigger) that calls recommend or respond again for the same tenant after
  * a change; that nested call compiles afresh, and the configuration it
@@ -74,6 +81,7 @@
 #include "util/version.h"
 
 #include "access/xact.h"
+#include "access/relation.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -84,6 +92,8 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/syscache.h"
 
 #include "util/inval.h"
@@ -98,6 +108,7 @@ typedef struct CacheEntry
 	uint64		checked;		/* check_count when its version was last read */
 	uint64		compiled;		/* recompile_count when it was compiled */
 	Oid			marker;			/* config_versions OID it was compiled under */
+	bool		recheck_tables; /* a data table it reads was invalidated (Customer data tables) */
 } CacheEntry;
 
 static HTAB *config_cache = NULL;
@@ -164,6 +175,17 @@ config_cache_invalidate(Datum arg, Oid relid)
 	{
 		known_marker = InvalidOid;
 		marker_resets++;
+	}
+	if (OidIsValid(relid) && config_cache != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		CacheEntry *e;
+
+		hash_seq_init(&seq, config_cache);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			for (int i = 0; e->config != NULL && i < e->config->ncustomer_schemas; i++)
+				if (e->config->customer_schemas[i].table == relid)
+					e->recheck_tables = true;
 	}
 }
 
@@ -254,6 +276,28 @@ read_version(const char *tenant_id)
 		return -1;
 	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	return v;
+}
+
+/* Whether each data table cfg reads is still the table, with the primary key, it was compiled with. */
+static bool
+tables_current(const KTenantConfig *cfg)
+{
+	for (int i = 0; i < cfg->ncustomer_schemas; i++)
+	{
+		const KCustomerSchema *cs = &cfg->customer_schemas[i];
+		Relation	rel = try_relation_open(cs->table, AccessShareLock);
+		bool		same;
+
+		if (rel == NULL)
+			return false;
+		same = RelationGetPrimaryKeyIndex(rel) == cs->pk_index &&
+			strcmp(quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											  RelationGetRelationName(rel)), cs->qualified_table) == 0;
+		relation_close(rel, AccessShareLock);
+		if (!same)
+			return false;
+	}
+	return true;
 }
 
 /* Memory context reset callback: the call that pinned a configuration is over. */
@@ -358,6 +402,14 @@ kaireon_config_get(const char *tenant_id)
 		e->checked = 0;
 		e->compiled = 0;
 		e->marker = InvalidOid;
+		e->recheck_tables = false;
+	}
+	if (e->config != NULL && e->recheck_tables)
+	{
+		/* cleared first: an invalidation while checking marks it again */
+		e->recheck_tables = false;
+		if (!tables_current(e->config))
+			e->compiled = 0;
 	}
 	if (e->config != NULL && e->checked == check_count && e->compiled == recompile_count && e->marker == marker &&
 		!check_every_call(marker))

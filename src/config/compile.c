@@ -371,7 +371,7 @@ load_customer_schemas(KTenantConfig *cfg)
 		cs->qualified_table = pstrdup(quote_qualified_identifier(kcfg_str(r, "schema"), kcfg_str(r, "table_name")));
 		/* the key: the primary key's column after tenant_id */
 		keyargs[0] = ObjectIdGetDatum(relid);
-		if (kspi_execute_with_args("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) "
+		if (kspi_execute_with_args("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), i.indexrelid "
 								   "  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
 								   "    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] "
 								   " WHERE i.indrelid = $1 AND i.indisprimary",
@@ -380,6 +380,12 @@ load_customer_schemas(KTenantConfig *cfg)
 		if (SPI_processed == 0)
 			continue;
 		cs->key_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		{
+			bool		isnull;
+
+			cs->table = relid;
+			cs->pk_index = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		}
 		/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
 		cs->plan = kspi_prepare_keep(psprintf("SELECT t.* FROM %s t WHERE t.tenant_id = $2 AND t.%s = $1::%s",
 											  cs->qualified_table, quote_identifier(cs->key_column),

@@ -532,6 +532,9 @@ typedef struct KCustomerSchema
 	const char *qualified_table;	/* quoted schema.table */
 	const char *key_column;
 	SPIPlanPtr	plan;			/* SELECT t.* ... WHERE key = $1 */
+	/* the catalog facts the plan was made of, checked again after an invalidation of the table (cache.c) */
+	Oid			table;
+	Oid			pk_index;
 } KCustomerSchema;
 
 /* A tenant's compiled configuration (compile.c; kept by cache.c). */

@@ -802,8 +802,15 @@ DEALLOCATE rp_opts_rows;
 RESET plan_cache_mode;
 DEALLOCATE rp_opts;
 SELECT pg_temp.unexplained($q$SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', options => jsonb_build_object('dry_run', true))$q$) AS expression;
--- where a built-in function the CASE calls is not PUBLIC's to run, the parameter is left alone
+-- where a built-in function the CASE calls is not PUBLIC's to run, the parameter is left alone,
+-- also in a plan kept from before the revoke (every kept plan is planned again)
+SET plan_cache_mode = force_generic_plan;
+PREPARE rp_opts_kept(jsonb) AS SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => $1);
+SELECT pg_temp.unexplained($q$EXECUTE rp_opts_kept('{"dry_run": true}')$q$) AS kept_plan_before_revoke;
 REVOKE EXECUTE ON FUNCTION jsonb_typeof(jsonb) FROM PUBLIC;
+SELECT pg_temp.unexplained($q$EXECUTE rp_opts_kept('{"dry_run": true}')$q$) AS kept_plan_after_revoke;
+DEALLOCATE rp_opts_kept;
+RESET plan_cache_mode;
 PREPARE rp_opts(jsonb) AS SELECT count(*) FROM kaireon.recommend('rp', '7001', 'web', decision_flow => 'all', options => $1);
 SELECT pg_temp.unexplained($q$EXECUTE rp_opts('{"dry_run": true}')$q$) AS parameter_revoked_builtin;
 DEALLOCATE rp_opts;

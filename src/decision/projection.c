@@ -72,6 +72,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/syscache.h"
 
 #include "util/inval.h"
@@ -99,11 +100,25 @@ static List *recommend_defaults = NIL;
 static int	recommend_ndefaults = 0;
 static MemoryContext defaults_cxt = NULL;
 
-/* pg_proc invalidation callback: find recommend's function again at the next query that could call it. */
+/* The built-in functions unexplained_param's CASE calls (their EXECUTE right is checked at planning). */
+static const Oid case_functions[] = {F_TEXTEQ, F_JSONB_TYPEOF, F_JSONB_EXISTS, F_JSONB_CONCAT};
+
+/*
+ * pg_proc invalidation callback: find recommend's function again at the next
+ * query that could call it.  A change to one of the CASE's functions (a
+ * REVOKE of EXECUTE from PUBLIC) makes every kept plan be planned again, so
+ * none keeps a CASE its planning would no longer add.
+ */
 static void
 projection_proc_cb(Datum arg, int cacheid, uint32 hashvalue)
 {
 	recommend_found = false;
+	for (int i = 0; i < (int) lengthof(case_functions); i++)
+		if (hashvalue == 0 || hashvalue == GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(case_functions[i])))
+		{
+			ResetPlanCache();
+			return;
+		}
 }
 
 /* Relcache callback (util/inval): the row type's attributes may have changed; find its column again. */
@@ -320,10 +335,8 @@ explain_merged(Jsonb *opts)
 static bool
 case_functions_public(void)
 {
-	const Oid	fns[] = {F_TEXTEQ, F_JSONB_TYPEOF, F_JSONB_EXISTS, F_JSONB_CONCAT};
-
-	for (int i = 0; i < (int) lengthof(fns); i++)
-		if (pg_proc_aclcheck(fns[i], ACL_ID_PUBLIC, ACL_EXECUTE) != ACLCHECK_OK)
+	for (int i = 0; i < (int) lengthof(case_functions); i++)
+		if (pg_proc_aclcheck(case_functions[i], ACL_ID_PUBLIC, ACL_EXECUTE) != ACLCHECK_OK)
 			return false;
 	return true;
 }

@@ -46,7 +46,9 @@
  *	   policy set runs the SQL.  See docs/recommend.md.
  *	4. Visibility: the history is read as SPI runs a statement that is not
  *	   read-only (a new transaction snapshot, the command counter advanced,
- *	   so rows the transaction wrote before are seen); the suppressions and
+ *	   so rows the transaction wrote before are seen), the snapshot taken
+ *	   before the partitions are mapped and locked, as a statement's is
+ *	   taken before it is planned; the suppressions and
  *	   the data row with the caller's active snapshot, as a read-only
  *	   statement (with none active, the SQL runs).
  *	5. Keys: an index is used only where the planner could use it for the
@@ -724,7 +726,7 @@ bool
 kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz since, int limit,
 					 KHistoryRow **rows, int *nrows)
 {
-	KTable	   *t = lock_table(true);
+	KTable	   *t;
 	int			visible;
 	Datum		tenant,
 				customer,
@@ -732,28 +734,41 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 	int			cap = 16;
 	int			nparts;
 	KPart	   *parts;
+	bool		usable;
 
-	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0 ||
-		(visible == 0 && IsolationIsSerializable()))
+	/*
+	 * As SPI runs a statement that is not read-only: a new snapshot that sees
+	 * this transaction's writes, taken before the partitions are mapped and
+	 * locked, as a statement's is taken before it is planned (a partition
+	 * attached in between is then read as the SQL would read it).
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
+	t = lock_table(true);
+	usable = t != NULL && (visible = kaireon_state_visible_rows(t, tenant_id)) >= 0 &&
+		!(visible == 0 && IsolationIsSerializable());
+	for (int i = 0; usable && i < kaireon_state_map.nparts; i++)
+		usable = kaireon_state_index_usable(&kaireon_state_map.parts[i].keys);
+	if (!usable)
+	{
+		PopActiveSnapshot();
 		return false;
-	for (int i = 0; i < kaireon_state_map.nparts; i++)
-		if (!kaireon_state_index_usable(&kaireon_state_map.parts[i].keys))
-			return false;
+	}
 	*rows = palloc(sizeof(KHistoryRow) * cap);
 	*nrows = 0;
 	if (visible == 0)
+	{
+		PopActiveSnapshot();
+		CommandCounterIncrement();
 		return true;
+	}
 	tenant = CStringGetTextDatum(tenant_id);
 	customer = CStringGetTextDatum(customer_id);
 	control = CStringGetTextDatum("control");
 	/* the partitions as mapped now: an invalidation while reading leaves these arrays in place */
 	nparts = kaireon_state_map.nparts;
 	parts = kaireon_state_map.parts;
-
-	/* as SPI runs a statement that is not read-only: a new snapshot that sees this transaction's writes */
-	PushActiveSnapshot(GetTransactionSnapshot());
-	CommandCounterIncrement();
-	UpdateActiveSnapshotCommandId();
 	for (int i = 0; i < nparts; i++)
 	{
 		KPart	   *p = &parts[i];

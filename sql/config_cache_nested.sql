@@ -38,6 +38,8 @@ BEGIN;
 SELECT offer_name AS outer_in_transaction FROM kaireon.recommend('ccn', 'n2', 'web');
 SELECT offer_name AS after_in_transaction FROM kaireon.recommend('ccn', 'n2', 'web', options => '{"dry_run": true}');
 ROLLBACK;
+-- the rolled-back change is gone from the configuration too
+SELECT offer_name AS after_rollback FROM kaireon.recommend('ccn', 'n2', 'web', options => '{"dry_run": true}');
 SELECT name FROM kaireon.offers WHERE tenant_id = 'ccn';
 SELECT count(*) AS configurations_kept FROM kaireon.config_cache_stats() WHERE tenant_id = 'ccn';
 

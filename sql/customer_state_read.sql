@@ -302,6 +302,22 @@ SET ROLE regress_csr_app;
 SELECT pg_temp.people_offers('p1');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 RESET ROLE;
+-- EXECUTE through a role's membership: allowed while the membership lasts, refused after
+SET client_min_messages = warning;
+CREATE ROLE regress_csr_analysts;
+RESET client_min_messages;
+GRANT EXECUTE ON FUNCTION int4ge(integer, integer) TO regress_csr_analysts;
+GRANT regress_csr_analysts TO regress_csr_app;
+SET ROLE regress_csr_app;
+SELECT pg_temp.people_offers('p1') AS p1_through_membership;
+RESET ROLE;
+REVOKE regress_csr_analysts FROM regress_csr_app;
+SET ROLE regress_csr_app;
+SELECT pg_temp.people_offers('p1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION int4ge(integer, integer) FROM regress_csr_analysts;
+DROP ROLE regress_csr_analysts;
 GRANT EXECUTE ON FUNCTION int4ge(integer, integer) TO PUBLIC;
 REVOKE SELECT ON kaireon_t_csr.seg_grown FROM regress_csr_app;
 SET ROLE regress_csr_app;

@@ -86,6 +86,8 @@ UPDATE kaireon_t_sre.ds_customers SET code = 'k' || cid;
 SELECT pg_temp.offers('8') AS minor_by_cid, pg_temp.offers('k8') AS no_row_by_code;
 SELECT conname AS pkey FROM pg_constraint WHERE conrelid = 'kaireon_t_sre.ds_customers'::regclass AND contype = 'p' \gset
 ALTER TABLE kaireon_t_sre.ds_customers DROP CONSTRAINT :pkey;
+-- (without a primary key there is no lookup: no row; the table is still watched)
+SELECT pg_temp.offers('8') AS no_key_no_row;
 ALTER TABLE kaireon_t_sre.ds_customers ADD PRIMARY KEY (tenant_id, code);
 SELECT pg_temp.offers('8') AS no_row_by_cid, pg_temp.offers('k8') AS minor_by_code;
 CREATE TABLE public.regress_sre_cust_child () INHERITS (kaireon_t_sre.ds_customers);

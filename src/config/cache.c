@@ -18,8 +18,8 @@
  * reads the tenant's version (one indexed lookup) and recompiles only when
  * it changed.  A cached config also remembers the OID of config_versions, so
  * a dropped and recreated extension never reuses configurations compiled
- * before.  Entries are replaced only at the start of a call, never while a
- * pipeline holds a pointer into them.
+ * before.  Entries are replaced only at the start of a call; a replaced
+ * configuration a call still uses is retired, not freed (see Pins).
  *
  * Changes that fire no statement trigger.  Logical replication's apply
  * worker (and any session with session_replication_role = replica) fires
@@ -80,8 +80,8 @@
 #include "util/json.h"
 #include "util/version.h"
 
-#include "access/xact.h"
 #include "access/relation.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -108,7 +108,8 @@ typedef struct CacheEntry
 	uint64		checked;		/* check_count when its version was last read */
 	uint64		compiled;		/* recompile_count when it was compiled */
 	Oid			marker;			/* config_versions OID it was compiled under */
-	bool		recheck_tables; /* a data table it reads was invalidated (Customer data tables) */
+	uint32		tables_marked;	/* invalidations of data tables it reads (Customer data tables) */
+	uint32		tables_checked; /* tables_marked when they were last checked */
 } CacheEntry;
 
 static HTAB *config_cache = NULL;
@@ -185,7 +186,10 @@ config_cache_invalidate(Datum arg, Oid relid)
 		while ((e = hash_seq_search(&seq)) != NULL)
 			for (int i = 0; e->config != NULL && i < e->config->ncustomer_schemas; i++)
 				if (e->config->customer_schemas[i].table == relid)
-					e->recheck_tables = true;
+				{
+					e->tables_marked++;
+					break;
+				}
 	}
 }
 
@@ -278,7 +282,11 @@ read_version(const char *tenant_id)
 	return v;
 }
 
-/* Whether each data table cfg reads is still the table, with the primary key, it was compiled with. */
+/*
+ * Whether each data table cfg reads is still the table, with the primary key
+ * and key column, it was compiled with (the catalog as it is now, as the
+ * compile reads it: kaireon_primary_key).
+ */
 static bool
 tables_current(const KTenantConfig *cfg)
 {
@@ -286,13 +294,17 @@ tables_current(const KTenantConfig *cfg)
 	{
 		const KCustomerSchema *cs = &cfg->customer_schemas[i];
 		Relation	rel = try_relation_open(cs->table, AccessShareLock);
+		AttrNumber	keyatt;
 		bool		same;
 
 		if (rel == NULL)
 			return false;
-		same = RelationGetPrimaryKeyIndex(rel) == cs->pk_index &&
+		same = kaireon_primary_key(rel, &keyatt) == cs->pk_index &&
 			strcmp(quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											  RelationGetRelationName(rel)), cs->qualified_table) == 0;
+											  RelationGetRelationName(rel)), cs->qualified_table) == 0 &&
+			(!OidIsValid(cs->pk_index) ||
+			 (keyatt > 0 && cs->key_column != NULL &&
+			  strcmp(NameStr(TupleDescAttr(RelationGetDescr(rel), keyatt - 1)->attname), cs->key_column) == 0));
 		relation_close(rel, AccessShareLock);
 		if (!same)
 			return false;
@@ -402,14 +414,16 @@ kaireon_config_get(const char *tenant_id)
 		e->checked = 0;
 		e->compiled = 0;
 		e->marker = InvalidOid;
-		e->recheck_tables = false;
+		e->tables_marked = e->tables_checked = 0;
 	}
-	if (e->config != NULL && e->recheck_tables)
+	if (e->config != NULL && e->tables_marked != e->tables_checked)
 	{
-		/* cleared first: an invalidation while checking marks it again */
-		e->recheck_tables = false;
+		/* the marks as they were before the check: one arriving during it (or an error) checks again */
+		uint32		marked = e->tables_marked;
+
 		if (!tables_current(e->config))
 			e->compiled = 0;
+		e->tables_checked = marked;
 	}
 	if (e->config != NULL && e->checked == check_count && e->compiled == recompile_count && e->marker == marker &&
 		!check_every_call(marker))

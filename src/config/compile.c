@@ -24,11 +24,15 @@
 
 #include "util/json.h"
 
+#include "access/relation.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "util/spi.h"
@@ -338,6 +342,41 @@ load_journey_events(KTenantConfig *cfg)
 		cfg->journey_events[i] = pstrdup(json_string_value(r));
 }
 
+/*
+ * The primary key index of a table as the catalog says now (the pg_index row
+ * with indisprimary, a deferrable one too, which the lookup's SQL may use),
+ * and in *second the attribute of its second key column; InvalidOid when it
+ * has none.
+ */
+Oid
+kaireon_primary_key(Relation rel, AttrNumber *second)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	*second = InvalidAttrNumber;
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index ix;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		ix = (Form_pg_index) GETSTRUCT(tup);
+		if (ix->indisprimary)
+		{
+			found = ix->indexrelid;
+			*second = ix->indnatts >= 2 ? ix->indkey.values[1] : InvalidAttrNumber;
+		}
+		ReleaseSysCache(tup);
+		if (OidIsValid(found))
+			break;
+	}
+	list_free(indexes);
+	return found;
+}
+
 /* The tenant's published customer data tables, each with its kept lookup plan by key. */
 static void
 load_customer_schemas(KTenantConfig *cfg)
@@ -360,36 +399,35 @@ load_customer_schemas(KTenantConfig *cfg)
 		KCustomerSchema *cs;
 		Oid			nsp = get_namespace_oid(kcfg_str(r, "schema"), true);
 		Oid			relid = OidIsValid(nsp) ? get_relname_relid(kcfg_str(r, "table_name"), nsp) : InvalidOid;
-		Oid			keytypes[1] = {OIDOID};
-		Datum		keyargs[1];
 		Oid			types2[2] = {TEXTOID, TEXTOID};
+		char	   *keytype;
 
 		if (!OidIsValid(relid))
 			continue;			/* published, but its table is not there (yet) */
 		cs = &cfg->customer_schemas[n++];
 		cs->name = kcfg_str(r, "name");
 		cs->qualified_table = pstrdup(quote_qualified_identifier(kcfg_str(r, "schema"), kcfg_str(r, "table_name")));
-		/* the key: the primary key's column after tenant_id */
-		keyargs[0] = ObjectIdGetDatum(relid);
-		if (kspi_execute_with_args("SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), i.indexrelid "
-								   "  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
-								   "    ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1] "
-								   " WHERE i.indrelid = $1 AND i.indisprimary",
-								   1, keytypes, keyargs, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "kaireon: could not read the key of %s", cs->qualified_table);
-		if (SPI_processed == 0)
-			continue;
-		cs->key_column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		/* the key: the primary key's column after tenant_id, as the catalog says now (cache.c checks it again) */
+		cs->table = relid;
 		{
-			bool		isnull;
+			Relation	rel = relation_open(relid, AccessShareLock);
+			AttrNumber	keyatt;
+			Form_pg_attribute att;
 
-			cs->table = relid;
-			cs->pk_index = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			cs->pk_index = kaireon_primary_key(rel, &keyatt);
+			if (!OidIsValid(cs->pk_index) || keyatt <= 0)
+			{
+				relation_close(rel, AccessShareLock);
+				continue;
+			}
+			att = TupleDescAttr(RelationGetDescr(rel), keyatt - 1);
+			cs->key_column = pstrdup(NameStr(att->attname));
+			keytype = format_type_with_typemod(att->atttypid, att->atttypmod);
+			relation_close(rel, AccessShareLock);
 		}
 		/* the row of one customer, by primary key; the tenant condition keeps RLS honest */
 		cs->plan = kspi_prepare_keep(psprintf("SELECT t.* FROM %s t WHERE t.tenant_id = $2 AND t.%s = $1::%s",
-											  cs->qualified_table, quote_identifier(cs->key_column),
-											  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2)),
+											  cs->qualified_table, quote_identifier(cs->key_column), keytype),
 									 2, types2);
 	}
 	cfg->ncustomer_schemas = n;

@@ -12,10 +12,13 @@
 #ifndef KAIREON_CONFIG_COMPILE_H
 #define KAIREON_CONFIG_COMPILE_H
 
+#include "utils/relcache.h"
+
 #include "config/config.h"
 
 /* A tenant's configuration compiled into a memory context of its own, and freed. */
 extern KTenantConfig *kaireon_config_compile(const char *tenant_id, int64 version);
 extern void kaireon_config_free(KTenantConfig *cfg);
+extern Oid	kaireon_primary_key(Relation rel, AttrNumber *second);
 
 #endif							/* KAIREON_CONFIG_COMPILE_H */

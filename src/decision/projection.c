@@ -31,7 +31,8 @@
  * CASE that adds it when the value is an object without "explain" and passes
  * any other value unchanged (folded to a constant where the planner knows the
  * value, else a few thousand instructions per execution), only where PUBLIC
- * may execute the four built-in functions the CASE calls.  It is made on the query the
+ * may execute the four built-in functions the CASE calls (a change to one of
+ * them, a REVOKE, plans every kept plan again).  It is made on the query the
  * planner was given, which the planner may change anyway: a plan kept by a
  * prepared statement has it once (a constant costs nothing per execution);
  * EXPLAIN VERBOSE shows it.
@@ -103,6 +104,10 @@ static MemoryContext defaults_cxt = NULL;
 /* The built-in functions unexplained_param's CASE calls (their EXECUTE right is checked at planning). */
 static const Oid case_functions[] = {F_TEXTEQ, F_JSONB_TYPEOF, F_JSONB_EXISTS, F_JSONB_CONCAT};
 
+/* Their pg_proc syscache hash values, taken when a plan first asks about them (none before: no plan has the CASE). */
+static uint32 case_function_hash[lengthof(case_functions)];
+static bool case_hashes_known = false;
+
 /*
  * pg_proc invalidation callback: find recommend's function again at the next
  * query that could call it.  A change to one of the CASE's functions (a
@@ -113,8 +118,8 @@ static void
 projection_proc_cb(Datum arg, int cacheid, uint32 hashvalue)
 {
 	recommend_found = false;
-	for (int i = 0; i < (int) lengthof(case_functions); i++)
-		if (hashvalue == 0 || hashvalue == GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(case_functions[i])))
+	for (int i = 0; case_hashes_known && i < (int) lengthof(case_functions); i++)
+		if (hashvalue == 0 || hashvalue == case_function_hash[i])
 		{
 			ResetPlanCache();
 			return;
@@ -335,6 +340,12 @@ explain_merged(Jsonb *opts)
 static bool
 case_functions_public(void)
 {
+	if (!case_hashes_known)
+	{
+		for (int i = 0; i < (int) lengthof(case_functions); i++)
+			case_function_hash[i] = GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(case_functions[i]));
+		case_hashes_known = true;
+	}
 	for (int i = 0; i < (int) lengthof(case_functions); i++)
 		if (pg_proc_aclcheck(case_functions[i], ACL_ID_PUBLIC, ACL_EXECUTE) != ACLCHECK_OK)
 			return false;

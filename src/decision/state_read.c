@@ -18,9 +18,8 @@
  *	   (tenant_id, customer_id, ...) index), built on first use and rebuilt
  *	   after a relcache invalidation of any relation in it (a partition
  *	   created, attached, detached or dropped invalidates the parent; a new
- *	   or dropped index or policy invalidates its table), after a change to
- *	   any function (its rights: step 6), or after an error while building
- *	   it.  A table that is not a plain local table (a Citus installation, a
+ *	   or dropped index or policy invalidates its table), or after an error
+ *	   while building it.  A table that is not a plain local table (a Citus installation, a
  *	   foreign or sub-partitioned partition, a missing index, inheritance
  *	   children, whose rows the SQL without ONLY reads too) is read by the
  *	   SQL, as is the history while a partition's detach is pending (each
@@ -75,8 +74,9 @@
  *	   subquery or parameter) and that table is the one whose row was read
  *	   here: the customer is a member when the row exists and the WHERE
  *	   clause, compiled per user (ExecInitQual checks the user's EXECUTE
- *	   rights on its functions, as the view's SQL does for its invoker) and
- *	   kept with the map for a few users (others: the SQL), holds on it.  The caller's SELECT right on the view is checked as the executor
+ *	   rights on its functions, as the view's SQL does for its invoker),
+ *	   kept for a few users (others: the SQL) until a function or a role's
+ *	   memberships change (syscache callbacks), holds on it.  The caller's SELECT right on the view is checked as the executor
  *	   checks it; the table's rights and row level security were checked by
  *	   the row's read (every column).  Anything else runs the SQL.
  *	7. Empty tables: a history partition or the suppressions table (a heap)
@@ -106,8 +106,8 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_opclass.h"
-#include "commands/defrem.h"
 #include "catalog/pg_operator.h"
+#include "commands/defrem.h"
 #include "executor/executor.h"
 #include "parser/parse_func.h"
 #include "partitioning/partbounds.h"
@@ -174,14 +174,15 @@ state_map_invalidate(Oid relid)
 }
 
 /*
- * Syscache callback on pg_proc: a function's rights (or the function) changed;
- * the segment views' WHERE clauses were compiled under the old ones, so the
- * map is forgotten.
+ * Syscache callback on pg_proc, pg_authid and pg_auth_members: a function's
+ * rights (or the function) or a role's memberships changed; the segment
+ * views' WHERE clauses, compiled under the old ones, are made again
+ * (state_row.c, user_qual).
  */
 static void
-state_map_proc_changed(Datum arg, int cacheid, uint32 hashvalue)
+state_map_rights_changed(Datum arg, int cacheid, uint32 hashvalue)
 {
-	kaireon_state_map.valid = false;
+	kaireon_state_map.rights_changes++;
 }
 
 /*
@@ -454,7 +455,9 @@ kaireon_state_build_map(void)
 	kaireon_relcache_listener = state_map_invalidate;
 	if (!proc_callback)
 	{
-		CacheRegisterSyscacheCallback(PROCOID, state_map_proc_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, state_map_rights_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, state_map_rights_changed, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, state_map_rights_changed, (Datum) 0);
 		proc_callback = true;
 	}
 	if (kaireon_state_map.mcxt == NULL)

@@ -282,6 +282,23 @@ map_segment_view(Relation view)
 	for (int i = 0; i < kaireon_state_map.ncustomer_tables; i++)
 		if (kaireon_state_map.customer_tables[i].table.rel == base->relid && kaireon_state_map.customer_tables[i].table.direct)
 			ct = &kaireon_state_map.customer_tables[i];
+	if (ct == NULL)
+	{
+		bool		seen = false;
+
+		for (int i = 0; i < kaireon_state_map.ncustomer_tables; i++)
+			seen = seen || kaireon_state_map.customer_tables[i].table.rel == base->relid;
+		if (!seen)
+		{
+			/* its table not read yet since the map was made: asked again next time, not kept */
+			static KSegmentView not_yet;
+
+			MemoryContextSwitchTo(old);
+			kaireon_state_map.nsegment_views--;
+			memset(&not_yet, 0, sizeof(not_yet));
+			return &not_yet;
+		}
+	}
 	if (ct == NULL || !ct->key_is_text)
 		goto done;
 	/* customer_id is the table's key itself (text: its ::text is no cast) */
@@ -329,9 +346,9 @@ done:
 /*
  * The view's WHERE clause compiled for the current user (ExecInitQual
  * checks the user's EXECUTE right on each function, raising as the view's
- * SQL would), kept per user for the map's life (a GRANT or REVOKE on a
- * function forgets the map: decision/state_read.c); NULL when
- * KSEGMENT_QUAL_USERS others have theirs (the SQL answers).
+ * SQL would), kept per user until a function or a role membership changes
+ * (KStateMap.rights_changes, counted by decision/state_read.c's callbacks);
+ * NULL when KSEGMENT_QUAL_USERS others have theirs (the SQL answers).
  */
 static ExprState *
 user_qual(KSegmentView *sv)
@@ -340,12 +357,23 @@ user_qual(KSegmentView *sv)
 	MemoryContext old;
 	ExprState  *qual;
 
+	if (sv->quals_made != kaireon_state_map.rights_changes)
+	{
+		/* a function or a role membership changed since they were made: made again, as needed */
+		if (sv->qual_cxt != NULL)
+			MemoryContextReset(sv->qual_cxt);
+		sv->nquals = 0;
+		sv->quals_made = kaireon_state_map.rights_changes;
+	}
 	for (int i = 0; i < sv->nquals; i++)
 		if (sv->qual_user[i] == user)
 			return sv->qual[i];
 	if (sv->nquals == KSEGMENT_QUAL_USERS)
 		return NULL;
-	old = MemoryContextSwitchTo(kaireon_state_map.mcxt);
+	if (sv->qual_cxt == NULL)
+		sv->qual_cxt = AllocSetContextCreate(kaireon_state_map.mcxt, "kaireon segment view clauses",
+											 ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(sv->qual_cxt);
 	qual = ExecInitQual(sv->where, NULL);
 	MemoryContextSwitchTo(old);
 	sv->qual_user[sv->nquals] = user;

@@ -325,7 +325,7 @@ SELECT pg_temp.brief(kaireon.delivery_status('dlv', 'sent',
 -- ---------------------------------------------------------------------------------------
 SELECT customer_id, outcome_type_key, occurred_at, rank, context->>'deliveryStatus' AS delivery_status
   FROM kaireon.interaction_history WHERE tenant_id = 'dlv' AND interaction_type = 'outcome'
- ORDER BY customer_id, occurred_at;
+ ORDER BY customer_id, occurred_at, outcome_type_key;
 -- the open is an impression: its mirror row
 SELECT customer_id, offer_id FROM kaireon.impressions WHERE tenant_id = 'dlv' ORDER BY customer_id;
 -- each click fired the trigger rule once

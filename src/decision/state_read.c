@@ -418,8 +418,7 @@ map_history(Relation parent)
 		p->rel = pd->oids[i];
 		rel = table_open(p->rel, AccessShareLock);
 		kaireon_state_map.nparts++;			/* the invalidation callback watches it from here */
-		ok = rel->rd_rel->relkind == RELKIND_RELATION &&
-			kaireon_state_find_index(rel, keycols, keytypes, 3, &p->keys);
+		ok = kaireon_state_plain_table(rel) && kaireon_state_find_index(rel, keycols, keytypes, 3, &p->keys);
 		for (int c = 0; ok && c < H_NCOLS; c++)
 			ok = (p->att[c] = get_attnum(p->rel, history_columns[c])) > 0;
 		if (ok)
@@ -497,8 +496,7 @@ kaireon_state_build_map(void)
 		{
 			Relation	rel = table_open(supp, AccessShareLock);
 
-			/* (a table with inheritance children: the SQL reads theirs too) */
-			bool		ok = rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relhassubclass &&
+			bool		ok = kaireon_state_plain_table(rel) &&
 				kaireon_state_find_index(rel, suppcols, supptypes, 2, &kaireon_state_map.supp_keys);
 
 			for (int c = 0; ok && c < S_NCOLS; c++)
@@ -549,7 +547,9 @@ lock_table(bool history)
 /*
  * Which of the table's rows the SQL would show the caller (protocol step 3):
  * -1 run the SQL (rights refused, or policies other than kaireon's), 0 none
- * (row level security hides the tenant), 1 all the tenant's rows.
+ * (row level security hides the tenant), 1 all the tenant's rows.  Under
+ * SERIALIZABLE, none is -1 as well: the SQL's scan takes the predicate locks
+ * a read that looks at nothing would not (protocol step 7).
  */
 int
 kaireon_state_visible_rows(KTable *t, const char *tenant_id)
@@ -564,8 +564,22 @@ kaireon_state_visible_rows(KTable *t, const char *tenant_id)
 			return 1;
 		default:
 			/* tenant_id = current_tenant_id(): text equality under a deterministic collation is byte equality */
-			return current != NULL && strcmp(current, tenant_id) == 0 ? 1 : 0;
+			if (current != NULL && strcmp(current, tenant_id) == 0)
+				return 1;
+			return IsolationIsSerializable() ? -1 : 0;
 	}
+}
+
+/*
+ * Whether rel is a plain local heap table the SQL reads alone: not Citus's,
+ * foreign or partitioned, and without inheritance children (the SQL, without
+ * ONLY, reads their rows too; PostgreSQL keeps the mark, relhassubclass,
+ * until ANALYZE finds the last child gone).
+ */
+bool
+kaireon_state_plain_table(Relation rel)
+{
+	return rel->rd_rel->relkind == RELKIND_RELATION && !rel->rd_rel->relhassubclass;
 }
 
 /*
@@ -749,8 +763,7 @@ kaireon_read_history(const char *tenant_id, const char *customer_id, TimestampTz
 	CommandCounterIncrement();
 	UpdateActiveSnapshotCommandId();
 	t = lock_table(true);
-	usable = t != NULL && (visible = kaireon_state_visible_rows(t, tenant_id)) >= 0 &&
-		!(visible == 0 && IsolationIsSerializable());
+	usable = t != NULL && (visible = kaireon_state_visible_rows(t, tenant_id)) >= 0;
 	for (int i = 0; usable && i < kaireon_state_map.nparts; i++)
 		usable = kaireon_state_index_usable(&kaireon_state_map.parts[i].keys);
 	if (!usable)
@@ -812,7 +825,7 @@ kaireon_read_suppressions(const char *tenant_id, const char *customer_id, Timest
 	TupleTableSlot *slot;
 
 	if (t == NULL || (visible = kaireon_state_visible_rows(t, tenant_id)) < 0 ||
-		(visible == 0 && IsolationIsSerializable()) || !kaireon_state_index_usable(&kaireon_state_map.supp_keys))
+		!kaireon_state_index_usable(&kaireon_state_map.supp_keys))
 		return false;
 	*rows = palloc(sizeof(KSuppressionRow) * cap);
 	*nrows = 0;

@@ -173,6 +173,7 @@ extern void kaireon_state_table_entry(KTable *t, Relation rel, const char *const
 extern void kaireon_state_build_map(void);
 /* how many of the table's rows of the tenant the session may see: -1 the SQL runs, 0 none, 1 all */
 extern int	kaireon_state_visible_rows(KTable *t, const char *tenant_id);
+extern bool kaireon_state_plain_table(Relation rel);
 /* may the transaction's snapshot use the index (indcheckxmin) */
 extern bool kaireon_state_index_usable(const KIndexKeys *k);
 /* the scan keys of (tenant, customer[, since]) on the index; their number */

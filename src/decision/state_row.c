@@ -66,9 +66,7 @@ map_customer_table(Relation rel)
 	ct = kaireon_state_map_entry((void **) &kaireon_state_map.customer_tables, &kaireon_state_map.ncustomer_tables, sizeof(KCustomerTable));
 	ct->table.rel = relid;
 
-	/* (a table with inheritance children: the SQL reads theirs too) */
-	if (kspi_citus_installed() || rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhassubclass ||
-		!OidIsValid(pk))
+	if (kspi_citus_installed() || !kaireon_state_plain_table(rel) || !OidIsValid(pk))
 		return NULL;
 	index = index_open(pk, AccessShareLock);
 	ok = index->rd_index->indnkeyatts == 2 && index->rd_index->indkey.values[1] != 0;
@@ -165,7 +163,6 @@ kaireon_read_customer_row(const char *qualified_table, const char *tenant_id, co
 	rel = table_open(relid, NoLock);
 	ct = map_customer_table(rel);
 	if (ct == NULL || !kaireon_state_map.valid || (visible = kaireon_state_visible_rows(&ct->table, tenant_id)) < 0 ||
-		(visible == 0 && IsolationIsSerializable()) ||
 		!kaireon_state_index_usable(&ct->keys))
 	{
 		table_close(rel, NoLock);
@@ -241,7 +238,8 @@ calls_user_function(Node *node, void *context)
 /*
  * Map a segment view (locked): answered here when it has the shape of
  * protocol step 6 over a customer data table of the map with a text key,
- * its WHERE clause compiled in the map's context.
+ * its WHERE clause planned in the map's context (compiled per user:
+ * user_qual); NULL, and not kept, while its table is not in the map yet.
  */
 static KSegmentView *
 map_segment_view(Relation view)
@@ -280,26 +278,16 @@ map_segment_view(Relation view)
 	if (base->rtekind != RTE_RELATION || base->relkind != RELKIND_RELATION || base->tablesample != NULL)
 		goto done;
 	for (int i = 0; i < kaireon_state_map.ncustomer_tables; i++)
-		if (kaireon_state_map.customer_tables[i].table.rel == base->relid && kaireon_state_map.customer_tables[i].table.direct)
+		if (kaireon_state_map.customer_tables[i].table.rel == base->relid)
 			ct = &kaireon_state_map.customer_tables[i];
 	if (ct == NULL)
 	{
-		bool		seen = false;
-
-		for (int i = 0; i < kaireon_state_map.ncustomer_tables; i++)
-			seen = seen || kaireon_state_map.customer_tables[i].table.rel == base->relid;
-		if (!seen)
-		{
-			/* its table not read yet since the map was made: asked again next time, not kept */
-			static KSegmentView not_yet;
-
-			MemoryContextSwitchTo(old);
-			kaireon_state_map.nsegment_views--;
-			memset(&not_yet, 0, sizeof(not_yet));
-			return &not_yet;
-		}
+		/* its table not read yet since the map was made: asked again next time, not kept */
+		MemoryContextSwitchTo(old);
+		kaireon_state_map.nsegment_views--;
+		return NULL;
 	}
-	if (ct == NULL || !ct->key_is_text)
+	if (!ct->table.direct || !ct->key_is_text)
 		goto done;
 	/* customer_id is the table's key itself (text: its ::text is no cast) */
 	{
@@ -402,7 +390,8 @@ kaireon_segment_member(const char *view, Oid table, HeapTuple row, TupleDesc des
 	rel = relation_open(relid, NoLock);
 	sv = map_segment_view(rel);
 	relation_close(rel, NoLock);
-	if (!kaireon_state_map.valid || !sv->direct || sv->table != table || !ExecCheckRTPerms(list_make1(sv->rte), false))
+	if (!kaireon_state_map.valid || sv == NULL || !sv->direct || sv->table != table ||
+		!ExecCheckRTPerms(list_make1(sv->rte), false))
 		return -1;
 	if (row == NULL)
 		return 0;

@@ -261,6 +261,41 @@ SELECT has_table_privilege('regress_cf_admin', 'kaireon_t_cfa.ds_people', 'TRIGG
        has_table_privilege('regress_cf_admin', 'kaireon_t_cfa.ds_people', 'INSERT') AS data_table_insert,
        has_table_privilege('regress_cf_admin', 'kaireon.offers', 'TRUNCATE') AS offers_truncate;
 
+-- kaireon's own statements run with search_path pinned to pg_catalog, pg_temp (util/spi.c): a
+-- function a tenant's role creates in public (where a pre-15 database or a DBA lets it create),
+-- closer to an argument's type than pg_catalog's, is never chosen by them, so it never runs
+-- with the rights of whoever asked for the decision (here a superuser). Before the fix the
+-- configuration's load (to_jsonb of each channel row) ran it as the superuser.
+CREATE TABLE public.cf_hijack (who text, at_super boolean);
+GRANT INSERT ON public.cf_hijack TO PUBLIC;
+GRANT CREATE ON SCHEMA public TO regress_cf_app;
+SET ROLE regress_cf_app;
+SET kaireon.tenant_id = 'cfa';
+CREATE FUNCTION public.to_jsonb(c kaireon.channels) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.cf_hijack VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
+    RETURN pg_catalog.to_jsonb(c);
+END $$;
+RESET kaireon.tenant_id;
+RESET ROLE;
+-- under the caller's path the planted function is the one PostgreSQL picks (the control)
+SELECT count(*) AS picked_by_callers_path FROM (SELECT to_jsonb(c) FROM kaireon.channels c WHERE c.tenant_id = 'cfa') x;
+DELETE FROM public.cf_hijack;
+-- a channel changed: the next decision loads the tenant's configuration again
+UPDATE kaireon.channels SET name = 'Email' WHERE tenant_id = 'cfa' AND id = 'email';
+SHOW search_path;
+SELECT offer_id FROM kaireon.recommend('cfa', 'a-1', 'email', options => '{"dry_run": true}');
+SET search_path = public, pg_catalog;
+UPDATE kaireon.channels SET name = 'Email' WHERE tenant_id = 'cfa' AND id = 'email';
+SELECT offer_id FROM kaireon.recommend('cfa', 'a-1', 'email', options => '{"dry_run": true}');
+-- and the caller's path is its own again afterwards
+SHOW search_path;
+RESET search_path;
+SELECT count(*) AS ran_planted_function FROM public.cf_hijack;
+DROP FUNCTION public.to_jsonb(kaireon.channels);
+REVOKE CREATE ON SCHEMA public FROM regress_cf_app;
+DROP TABLE public.cf_hijack;
+
 DROP FUNCTION public.cf_store(text), public.cf_try(text, boolean, text), public.cf_damage(), public.cf_parallel(text);
 DROP VIEW public.cf_b_people;
 DROP VIEW public.cf_callers;

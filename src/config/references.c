@@ -184,9 +184,7 @@ act_as_owner(Oid relid, Oid *save_userid, int *save_sec)
 	int			nest;
 
 	kaireon_switch_to_owner(relid, save_userid, save_sec);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	nest = kspi_pin_search_path();
 	return nest;
 }
 
@@ -194,7 +192,7 @@ act_as_owner(Oid relid, Oid *save_userid, int *save_sec)
 static void
 end_as_owner(int nest, Oid save_userid, int save_sec)
 {
-	AtEOXact_GUC(true, nest);
+	kspi_unpin_search_path(nest);
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
 

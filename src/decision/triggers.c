@@ -278,6 +278,7 @@ cooling_down(const char *tenant_id, const Matched *m, const char *customer_id, T
 	Datum		v[5];
 	SPIPlanPtr	plan;
 	int			rc;
+	int			nest;
 
 	v[0] = CStringGetTextDatum(tenant_id);
 	v[1] = CStringGetTextDatum(m->id);
@@ -286,11 +287,13 @@ cooling_down(const char *tenant_id, const Matched *m, const char *customer_id, T
 	v[4] = Int64GetDatum(m->cooldown_ms);
 	action_exec("SELECT pg_advisory_xact_lock(hashtextextended('kaireon trigger ' || $1 || '/' || $2 || '/' || $3, 0))",
 				3, types, v, NULL, SPI_OK_SELECT);
+	nest = kspi_pin_search_path();	/* prepared under the path it runs under (util/spi.c) */
 	plan = SPI_prepare("SELECT 1 FROM kaireon.trigger_rule_firings f "
 					   " WHERE f.tenant_id = $1 AND f.trigger_rule_id = $2 AND f.customer_id = $3 "
 					   "   AND f.fired_at > $4 - $5 * interval '1 millisecond' "
 					   "   AND f.fired_at < $4 + $5 * interval '1 millisecond' LIMIT 1",
 					   5, types);
+	kspi_unpin_search_path(nest);
 	if (plan == NULL)
 		elog(ERROR, "kaireon: preparing the cooldown check failed");
 	CommandCounterIncrement();

@@ -720,6 +720,8 @@ kaireon_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnection(dbname,
 										 kaireon_worker_role && kaireon_worker_role[0] ? kaireon_worker_role : NULL, 0);
 	SetConfigOption("application_name", "kaireon maintenance", PGC_USERSET, PGC_S_SESSION);
+	/* the jobs' statements pin it too (util/spi.c); nothing the worker runs resolves in public */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION);
 	claim_database(dbname);
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "kaireon job", ALLOCSET_DEFAULT_SIZES);
 	read_schedules(true);

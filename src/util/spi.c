@@ -21,68 +21,120 @@
  *	   lives there, or copy the few values out with SPI_palloc.  Temporary
  *	   values may stay in the procedure context and go with SPI_finish.
  *
+ *	3. kaireon's statements run with search_path pinned to pg_catalog, pg_temp
+ *	   (kspi_pin_search_path): every wrapper below pins it for its call, and
+ *	   code that prepares or opens a cursor itself pins it around both.  The
+ *	   statements name kaireon's objects by schema and PostgreSQL's resolve
+ *	   in pg_catalog; under the caller's path, a function or operator a
+ *	   tenant created in a schema of that path (public, where tenants may
+ *	   create) with a closer argument type than pg_catalog's would be chosen
+ *	   and run with the rights of whoever triggered the statement: an
+ *	   operator, a superuser, the maintenance worker (docs/security.md).
+ *	   Kept plans are made and run under the same path, so the plan cache
+ *	   never parses them again for a change of path.
+ *
  * It also answers, once for every file, whether Citus is installed and
  * whether a table is in its metadata (kspi_citus_installed, kspi_citus_table).
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 
 #include "util/spi.h"
 
-/* SPI_execute, keeping CurrentMemoryContext. */
+/* The search_path of kaireon's own statements (convention 3). */
+#define KSPI_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * Pin search_path to pg_catalog, pg_temp in a new GUC nesting level, unless
+ * it is that already; returns the level kspi_unpin_search_path takes (0:
+ * nothing was set).  An error before the unpin is undone by the abort of the
+ * (sub)transaction, as for a function's SET clause.
+ */
+int
+kspi_pin_search_path(void)
+{
+	int			nest;
+
+	if (namespace_search_path != NULL && strcmp(namespace_search_path, KSPI_SEARCH_PATH) == 0)
+		return 0;
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", KSPI_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Back to the search_path before kspi_pin_search_path (which returned nest). */
+void
+kspi_unpin_search_path(int nest)
+{
+	if (nest > 0)
+		AtEOXact_GUC(true, nest);
+}
+
+/* SPI_execute, keeping CurrentMemoryContext, under kaireon's search_path. */
 int
 kspi_execute(const char *sql, bool read_only, long count)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = kspi_pin_search_path();
 	int			rc = SPI_execute(sql, read_only, count);
 
+	kspi_unpin_search_path(nest);
 	MemoryContextSwitchTo(cxt);
 	return rc;
 }
 
-/* SPI_execute_with_args, keeping CurrentMemoryContext. */
+/* SPI_execute_with_args, keeping CurrentMemoryContext, under kaireon's search_path. */
 int
 kspi_execute_with_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
 					   const char *nulls, bool read_only, long count)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = kspi_pin_search_path();
 	int			rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
 
+	kspi_unpin_search_path(nest);
 	MemoryContextSwitchTo(cxt);
 	return rc;
 }
 
-/* SPI_execute_plan, keeping CurrentMemoryContext. */
+/* SPI_execute_plan, keeping CurrentMemoryContext, under kaireon's search_path. */
 int
 kspi_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls, bool read_only, long count)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = kspi_pin_search_path();
 	int			rc = SPI_execute_plan(plan, values, nulls, read_only, count);
 
+	kspi_unpin_search_path(nest);
 	MemoryContextSwitchTo(cxt);
 	return rc;
 }
 
-/* SPI_execute_snapshot (a given snapshot and crosscheck snapshot), keeping CurrentMemoryContext. */
+/* SPI_execute_snapshot (a given snapshot and crosscheck snapshot), keeping CurrentMemoryContext, under kaireon's search_path. */
 int
 kspi_execute_snapshot(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
 					  Snapshot crosscheck, bool read_only, long count)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = kspi_pin_search_path();
 	int			rc = SPI_execute_snapshot(plan, values, nulls, snapshot, crosscheck, read_only, true, count);
 
+	kspi_unpin_search_path(nest);
 	MemoryContextSwitchTo(cxt);
 	return rc;
 }
 
 /*
- * Prepare a plan and keep it for the life of the backend (or until
- * SPI_freeplan).  The plan is generic (planned once, with parameters):
+ * Prepare a plan (under kaireon's search_path) and keep it for the life of
+ * the backend (or until SPI_freeplan).  The plan is generic (planned once, with parameters):
  * kaireon's kept queries are simple index lookups whose best plan does not
  * depend on the values, and re-planning per call would cost more than the
  * query (partitioned tables are pruned at executor start).  With Citus, the
@@ -98,8 +150,10 @@ kspi_prepare_keep(const char *sql, int nargs, Oid *argtypes)
 	 * only when it sees the tenant id, and a generic plan hides it.
 	 */
 	int			opts = kspi_citus_installed() ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN;
+	int			nest = kspi_pin_search_path();
 	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, opts);
 
+	kspi_unpin_search_path(nest);
 	MemoryContextSwitchTo(cxt);
 	if (plan == NULL)
 		elog(ERROR, "kaireon: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));

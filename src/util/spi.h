@@ -15,6 +15,8 @@
 
 #include "executor/spi.h"
 
+extern int	kspi_pin_search_path(void);
+extern void kspi_unpin_search_path(int nest);
 extern int	kspi_execute(const char *sql, bool read_only, long count);
 extern int	kspi_execute_with_args(const char *sql, int nargs, Oid *argtypes, Datum *values,
 								   const char *nulls, bool read_only, long count);

@@ -102,6 +102,7 @@ kaireon_train_load_examples(const char *tenant_id, const char *data_schema_id, T
 	char	   *sql;
 	Portal		portal;
 	SPIPlanPtr	plan;
+	int			nest;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -111,6 +112,8 @@ kaireon_train_load_examples(const char *tenant_id, const char *data_schema_id, T
 	args[2] = TimestampTzGetDatum(until);
 	args[3] = offer_id ? CStringGetTextDatum(offer_id) : (Datum) 0;
 	nulls[3] = offer_id ? ' ' : 'n';
+	/* prepared, opened and fetched under kaireon's search_path (util/spi.c) */
+	nest = kspi_pin_search_path();
 	plan = SPI_prepare(sql, 4, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "preparing the examples query failed: %s", SPI_result_code_string(SPI_result));
@@ -162,6 +165,7 @@ kaireon_train_load_examples(const char *tenant_id, const char *data_schema_id, T
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
+	kspi_unpin_search_path(nest);
 	SPI_finish();
 	return ex;
 }

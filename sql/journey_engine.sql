@@ -26,12 +26,12 @@ INSERT INTO kaireon.segments (tenant_id, id, name, base_schema_id, filters) VALU
 SELECT kaireon.publish_segment('jen', 'vip') IS NOT NULL AS segment_published;
 -- an experiment whose new assignments are all holdout; 'exp' was assigned champion before
 INSERT INTO kaireon.experiments (tenant_id, id, key, name, status, holdout_percent, started_at)
-    VALUES ('jen', 'e1', 'exp-1', 'Exp', 'running', 100, '2026-01-01');
+    VALUES ('jen', 'e1', 'exp-1', 'Exp', 'running', 100, '2015-01-01');
 INSERT INTO kaireon.experiment_assignments (tenant_id, customer_id, experiment_id, variant)
     VALUES ('jen', 'exp', 'e1', 'champion');
 -- 'out' converted two days before the split runs; 'none' converted 30 days before
-SELECT kaireon.respond('jen', 'out', 'conversion', offer_id => 'o1', occurred_at => '2026-03-08 10:00+00') ? 'interactionId' AS responded;
-SELECT kaireon.respond('jen', 'none', 'conversion', offer_id => 'o1', occurred_at => '2026-02-08 10:00+00') ? 'interactionId' AS responded;
+SELECT kaireon.respond('jen', 'out', 'conversion', offer_id => 'o1', occurred_at => '2015-03-08 10:00+00') ? 'interactionId' AS responded;
+SELECT kaireon.respond('jen', 'none', 'conversion', offer_id => 'o1', occurred_at => '2015-02-08 10:00+00') ? 'interactionId' AS responded;
 
 CREATE FUNCTION pg_temp.steps(p_at timestamptz, p_max integer DEFAULT 100)
     RETURNS TABLE (customer text, step text, type text, outcome text) LANGUAGE sql AS $f$
@@ -74,17 +74,17 @@ INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jen', 'n
   {"id": "x", "type": "exit"}]}
 $j$);
 SELECT kaireon.publish_journey('jen', 'nooffer');
-SELECT c, kaireon.enroll_in_journey('jen', 'flow', c, at => '2026-03-10 09:00+00') ->> 'enrolled' AS enrolled
+SELECT c, kaireon.enroll_in_journey('jen', 'flow', c, at => '2015-03-10 09:00+00') ->> 'enrolled' AS enrolled
   FROM unnest(ARRAY['seg', 'attr', 'out', 'exp', 'none', 'big']) c;
-SELECT kaireon.enroll_in_journey('jen', 'nooffer', 'seg', at => '2026-03-10 09:00+00') ->> 'enrolled' AS enrolled;
+SELECT kaireon.enroll_in_journey('jen', 'nooffer', 'seg', at => '2015-03-10 09:00+00') ->> 'enrolled' AS enrolled;
 -- nothing is due before the entry time
-SELECT count(*) AS steps_before FROM pg_temp.steps('2026-03-10 08:59+00');
+SELECT count(*) AS steps_before FROM pg_temp.steps('2015-03-10 08:59+00');
 -- each customer takes its branch (the first that holds: 'big' scores 90, 'none' converted too long ago)
-SELECT * FROM pg_temp.steps('2026-03-10 10:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-03-10 10:00+00') ORDER BY customer, step;
 SELECT * FROM pg_temp.state('flow');
 SELECT * FROM pg_temp.state('nooffer');
 -- a second run finds nothing due: each step ran once
-SELECT count(*) AS steps_again FROM pg_temp.steps('2026-03-10 10:00+00');
+SELECT count(*) AS steps_again FROM pg_temp.steps('2015-03-10 10:00+00');
 -- the history: entry, then one entry per step with its time, outcome and reason
 SELECT h ->> 'step' AS step, h ->> 'type' AS type, h ->> 'outcome' AS outcome, h ->> 'at' AS at,
        h -> 'reason' ? 'interactionId' AS has_decision
@@ -112,38 +112,38 @@ INSERT INTO kaireon.journeys (tenant_id, id, name, max_duration_days, definition
 {"steps": [
   {"id": "start", "type": "entry_trigger", "next": "w-dur"},
   {"id": "w-dur", "type": "wait", "duration": {"days": 1, "hours": 2}, "next": "w-until"},
-  {"id": "w-until", "type": "wait", "until": "2026-03-20T12:00:00Z", "next": "w-past"},
-  {"id": "w-past", "type": "wait", "until": "2026-01-01T00:00:00Z", "next": "w-event"},
+  {"id": "w-until", "type": "wait", "until": "2015-03-20T12:00:00Z", "next": "w-past"},
+  {"id": "w-past", "type": "wait", "until": "2015-01-01T00:00:00Z", "next": "w-event"},
   {"id": "w-event", "type": "wait", "event": {"eventType": "click"}, "timeout": {"hours": 48},
    "next": "x-event", "timeoutNext": "w-long"},
   {"id": "w-long", "type": "wait", "duration": {"days": 100}, "next": "x-event"},
   {"id": "x-event", "type": "exit", "reason": "clicked"}]}
 $j$);
 SELECT kaireon.publish_journey('jen', 'waits');
-SELECT kaireon.enroll_in_journey('jen', 'waits', c, at => '2026-03-10 09:00+00') ->> 'enrolled' AS enrolled
+SELECT kaireon.enroll_in_journey('jen', 'waits', c, at => '2015-03-10 09:00+00') ->> 'enrolled' AS enrolled
   FROM unnest(ARRAY['w1', 'w2']) c;
 -- entry, then the duration wait begins: due 26 hours later
-SELECT * FROM pg_temp.steps('2026-03-10 09:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-03-10 09:00+00') ORDER BY customer, step;
 SELECT * FROM pg_temp.state('waits');
-SELECT count(*) AS not_yet FROM pg_temp.steps('2026-03-11 10:59+00');
+SELECT count(*) AS not_yet FROM pg_temp.steps('2015-03-11 10:59+00');
 -- the duration ends; the until wait begins (its fixed time)
-SELECT * FROM pg_temp.steps('2026-03-11 11:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-03-11 11:00+00') ORDER BY customer, step;
 SELECT * FROM pg_temp.state('waits');
 -- the until wait ends; the past until passes at once; the event wait begins with its timeout
-SELECT * FROM pg_temp.steps('2026-03-20 12:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-03-20 12:00+00') ORDER BY customer, step;
 SELECT * FROM pg_temp.state('waits');
 -- events: another type, or one from before the wait began, wakes nobody; w1's click wakes it
 -- (due at the click's time: it goes to next), w2 times out
-SELECT kaireon.respond('jen', 'w1', 'conversion', offer_id => 'o1', occurred_at => '2026-03-21 07:00+00') ->> 'journeysWoken' AS woken;
-SELECT kaireon.respond('jen', 'w2', 'click', offer_id => 'o1', occurred_at => '2026-03-20 11:00+00') ->> 'journeysWoken' AS woken;
-SELECT kaireon.respond('jen', 'w1', 'click', offer_id => 'o1', occurred_at => '2026-03-21 08:00+00') ->> 'journeysWoken' AS woken;
-SELECT kaireon.respond('jen', 'w1', 'click', offer_id => 'o1', occurred_at => '2026-03-21 08:30+00') ->> 'journeysWoken' AS woken_again;
+SELECT kaireon.respond('jen', 'w1', 'conversion', offer_id => 'o1', occurred_at => '2015-03-21 07:00+00') ->> 'journeysWoken' AS woken;
+SELECT kaireon.respond('jen', 'w2', 'click', offer_id => 'o1', occurred_at => '2015-03-20 11:00+00') ->> 'journeysWoken' AS woken;
+SELECT kaireon.respond('jen', 'w1', 'click', offer_id => 'o1', occurred_at => '2015-03-21 08:00+00') ->> 'journeysWoken' AS woken;
+SELECT kaireon.respond('jen', 'w1', 'click', offer_id => 'o1', occurred_at => '2015-03-21 08:30+00') ->> 'journeysWoken' AS woken_again;
 SELECT * FROM pg_temp.state('waits');
-SELECT * FROM pg_temp.steps('2026-03-21 08:00+00') ORDER BY customer, step;
-SELECT * FROM pg_temp.steps('2026-03-22 12:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-03-21 08:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-03-22 12:00+00') ORDER BY customer, step;
 -- w2's long wait is cut at max_duration_days (30 days after entry): it exits there
 SELECT * FROM pg_temp.state('waits');
-SELECT * FROM pg_temp.steps('2026-04-09 09:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-04-09 09:00+00') ORDER BY customer, step;
 SELECT customer_id, status, current_step_id, history -> -1 ->> 'outcome' AS outcome, history -> -1 -> 'reason' AS reason,
        jsonb_array_length(history) AS entries
   FROM kaireon.journey_enrollments WHERE tenant_id = 'jen' AND journey_id = 'waits' ORDER BY customer_id;
@@ -154,11 +154,11 @@ SELECT h ->> 'step' AS step, h ->> 'outcome' AS outcome, h ->> 'at' AS at, h -> 
 -- ---------------------------------------------------------------------------------------
 -- 3. Batches, errors, bad calls, the index, the job.
 -- ---------------------------------------------------------------------------------------
-SELECT kaireon.enroll_in_journey('jen', 'waits', c, at => '2026-05-01 09:00+00') ->> 'enrolled' AS enrolled
+SELECT kaireon.enroll_in_journey('jen', 'waits', c, at => '2015-05-01 09:00+00') ->> 'enrolled' AS enrolled
   FROM unnest(ARRAY['b1', 'b2', 'b3']) c;
 -- at most max_enrollments per call, earliest first
-SELECT count(DISTINCT customer) AS enrolments FROM pg_temp.steps('2026-05-01 09:00+00', 2);
-SELECT count(DISTINCT customer) AS enrolments FROM pg_temp.steps('2026-05-01 09:00+00', 2);
+SELECT count(DISTINCT customer) AS enrolments FROM pg_temp.steps('2015-05-01 09:00+00', 2);
+SELECT count(DISTINCT customer) AS enrolments FROM pg_temp.steps('2015-05-01 09:00+00', 2);
 -- a failing pass is rolled back alone, recorded, and due again 5 minutes later
 INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jen', 'bad', 'Bad', $j$
 {"steps": [
@@ -167,16 +167,16 @@ INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jen', 'b
   {"id": "x", "type": "exit"}]}
 $j$);
 SELECT kaireon.publish_journey('jen', 'bad');
-SELECT kaireon.enroll_in_journey('jen', 'bad', 'e1', at => '2026-05-02 09:00+00') ->> 'enrolled' AS enrolled;
-SELECT * FROM pg_temp.steps('2026-05-02 09:00+00');
+SELECT kaireon.enroll_in_journey('jen', 'bad', 'e1', at => '2015-05-02 09:00+00') ->> 'enrolled' AS enrolled;
+SELECT * FROM pg_temp.steps('2015-05-02 09:00+00');
 SELECT status, current_step_id, wait_until, history -> -1 ->> 'type' AS type, jsonb_array_length(history) AS entries
   FROM kaireon.journey_enrollments WHERE tenant_id = 'jen' AND journey_id = 'bad';
-SELECT kaireon.advance_journeys('jen', '2026-05-02 09:00+00', 0);
+SELECT kaireon.advance_journeys('jen', '2015-05-02 09:00+00', 0);
 SELECT kaireon.advance_journeys('jen', 'infinity', 10);
 SELECT kaireon.advance_journeys('jen', NULL, 10);
 -- the due enrolments are read through the partial index
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM kaireon.journey_enrollments WHERE status = 'active' AND wait_until <= '2026-05-01' ORDER BY wait_until LIMIT 10;
+EXPLAIN (COSTS OFF) SELECT id FROM kaireon.journey_enrollments WHERE status = 'active' AND wait_until <= '2015-05-01' ORDER BY wait_until LIMIT 10;
 RESET enable_seqscan;
 -- the job: listed, and runs the due enrolments at now() (e1 made due a minute before). The
 -- job's time is the wall clock's, so every other active enrolment is held (not due) while it
@@ -196,7 +196,7 @@ UPDATE kaireon.journey_enrollments SET status = 'exited' WHERE tenant_id = 'jen'
 DROP TABLE held;
 
 -- the attribute operators (a condition on the customer's data row; no row or value: false)
-SELECT op, v, kaireon_internal._journey_condition('jen', c, jsonb_build_object('attribute', a, 'operator', op, 'value', v), '2026-05-01') AS holds
+SELECT op, v, kaireon_internal._journey_condition('jen', c, jsonb_build_object('attribute', a, 'operator', op, 'value', v), '2015-05-01') AS holds
   FROM (VALUES ('attr', 'tier', 'eq', '"gold"'::jsonb), ('attr', 'tier', 'neq', '"gold"'), ('attr', 'tier', 'in', '["gold", "vip"]'),
                ('attr', 'tier', 'not_in', '["gold"]'), ('attr', 'score', 'lt', '51'), ('attr', 'score', 'gt', '50'),
                ('attr', 'tier', 'gt', '"basic"'), ('attr', 'tier', 'lte', '"basic"'), ('attr', 'score', 'gt', '"10"'),
@@ -211,12 +211,12 @@ INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jen', 'c
   {"id": "x", "type": "exit"}]}
 $j$);
 SELECT kaireon.publish_journey('jen', 'conv');
-SELECT kaireon.respond('jen', 'cv2', 'conversion', offer_id => 'o1', occurred_at => '2026-05-31 09:00+00') ? 'interactionId' AS responded;
-SELECT kaireon.enroll_in_journey('jen', 'conv', c, at => '2026-06-01 09:00+00') ->> 'enrolled' AS enrolled
+SELECT kaireon.respond('jen', 'cv2', 'conversion', offer_id => 'o1', occurred_at => '2015-05-31 09:00+00') ? 'interactionId' AS responded;
+SELECT kaireon.enroll_in_journey('jen', 'conv', c, at => '2015-06-01 09:00+00') ->> 'enrolled' AS enrolled
   FROM unnest(ARRAY['cv1', 'cv2']) c;
-SELECT * FROM pg_temp.steps('2026-06-01 09:00+00') ORDER BY customer, step;
-SELECT kaireon.respond('jen', 'cv1', 'conversion', offer_id => 'o1', occurred_at => '2026-06-01 12:00+00') ? 'interactionId' AS responded;
-SELECT * FROM pg_temp.steps('2026-06-02 09:00+00') ORDER BY customer, step;
+SELECT * FROM pg_temp.steps('2015-06-01 09:00+00') ORDER BY customer, step;
+SELECT kaireon.respond('jen', 'cv1', 'conversion', offer_id => 'o1', occurred_at => '2015-06-01 12:00+00') ? 'interactionId' AS responded;
+SELECT * FROM pg_temp.steps('2015-06-02 09:00+00') ORDER BY customer, step;
 SELECT customer_id, status, current_step_id, history -> -1 -> 'reason' AS reason
   FROM kaireon.journey_enrollments WHERE tenant_id = 'jen' AND journey_id = 'conv' ORDER BY customer_id;
 
@@ -232,7 +232,7 @@ SELECT pg_stat_force_next_flush();
 SELECT idx_blks_hit + idx_blks_read AS b0, pg_relation_size('kaireon_t_jen.ds_customers_pkey') / 8192 > 10 AS big_index
   FROM pg_statio_user_indexes WHERE indexrelid = 'kaireon_t_jen.ds_customers_pkey'::regclass \gset
 \echo :big_index
-SELECT kaireon_internal._journey_condition('jen', 'attr', '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds;
+SELECT kaireon_internal._journey_condition('jen', 'attr', '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2015-05-01') AS holds;
 SELECT pg_stat_force_next_flush();
 SELECT idx_blks_hit + idx_blks_read - :b0 <= 3 AS one_descent
   FROM pg_statio_user_indexes WHERE indexrelid = 'kaireon_t_jen.ds_customers_pkey'::regclass;
@@ -246,12 +246,12 @@ SELECT kaireon.publish_data_schema('jnum', 'customers') IS NOT NULL AS published
 INSERT INTO kaireon_t_jnum.ds_customers (customer_no, tier) VALUES (7, 'gold'), (8, 'basic');
 BEGIN;
 SELECT seq_scan AS s0, idx_scan AS i0 FROM pg_stat_xact_user_tables WHERE relid = 'kaireon_t_jnum.ds_customers'::regclass \gset
-SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds
+SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2015-05-01') AS holds
   FROM unnest(ARRAY['7', '8', '9']) c;
 SELECT seq_scan - :s0 AS seq_scans, idx_scan - :i0 AS index_scans
   FROM pg_stat_xact_user_tables WHERE relid = 'kaireon_t_jnum.ds_customers'::regclass;
 COMMIT;
-SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2026-05-01') AS holds
+SELECT c, kaireon_internal._journey_condition('jnum', c, '{"attribute": "tier", "operator": "eq", "value": "gold"}', '2015-05-01') AS holds
   FROM unnest(ARRAY['x7', '99999999999999999999', '']) c;
 RESET enable_seqscan;
 

@@ -39,7 +39,7 @@ $f$;
 --    is compiled here (before any journey), so the wake-ups below also show that publishing
 --    a journey renews it.
 -- ---------------------------------------------------------------------------------------
-SELECT kaireon.respond('jev', 'c1', 'impression', offer_id => 'o1', occurred_at => '2026-04-01 08:00+00') ? 'journeysWoken' AS woke;
+SELECT kaireon.respond('jev', 'c1', 'impression', offer_id => 'o1', occurred_at => '2015-04-01 08:00+00') ? 'journeysWoken' AS woke;
 -- four journeys, each waiting for one kind of event (the first one's copies)
 INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES ('jev', 'j-loc', 'Any location', $j$
 {"steps": [
@@ -54,19 +54,19 @@ SELECT 'jev', j.id, j.id, replace(d.definition::text, '"location"', format('"%s"
  WHERE d.tenant_id = 'jev' AND d.id = 'j-loc';
 SELECT kaireon.publish_journey('jev', j) FROM unnest(ARRAY['j-loc', 'j-enter', 'j-exit', 'j-attr']) j;
 SELECT count(*) AS enrolled FROM unnest(ARRAY['j-loc', 'j-enter', 'j-exit', 'j-attr']) j, unnest(ARRAY['c1', 'c2']) c
- WHERE (kaireon.enroll_in_journey('jev', j, c, at => '2026-04-01 09:00+00') ->> 'enrolled')::boolean;
-SELECT count(*) AS waits_begun FROM kaireon.advance_journeys('jev', '2026-04-01 09:00+00') WHERE outcome = 'waiting';
+ WHERE (kaireon.enroll_in_journey('jev', j, c, at => '2015-04-01 09:00+00') ->> 'enrolled')::boolean;
+SELECT count(*) AS waits_begun FROM kaireon.advance_journeys('jev', '2015-04-01 09:00+00') WHERE outcome = 'waiting';
 
 -- ---------------------------------------------------------------------------------------
 -- 2. Location events. c1 far from the fence: "location" only (no transition); then inside
 --    it: "location" again (its wait is already woken) and "geofence_enter". c2 is not woken.
 -- ---------------------------------------------------------------------------------------
-SELECT * FROM kaireon.location_event('jev', 'c1', 48.8738, 2.2950, '2026-04-01 10:00+00');
+SELECT * FROM kaireon.location_event('jev', 'c1', 48.8738, 2.2950, '2015-04-01 10:00+00');
 SELECT * FROM pg_temp.state() WHERE woken_at IS NOT NULL;
-SELECT * FROM kaireon.location_event('jev', 'c1', 48.8584, 2.2945, '2026-04-01 11:00+00');
+SELECT * FROM kaireon.location_event('jev', 'c1', 48.8584, 2.2945, '2015-04-01 11:00+00');
 SELECT * FROM pg_temp.state() WHERE woken_at IS NOT NULL;
 -- a location from before the wait began wakes nothing (c2 left at 08:00, before 09:00)
-SELECT * FROM kaireon.location_event('jev', 'c2', 48.8584, 2.2945, '2026-04-01 08:00+00');
+SELECT * FROM kaireon.location_event('jev', 'c2', 48.8584, 2.2945, '2015-04-01 08:00+00');
 SELECT count(*) AS c2_woken FROM pg_temp.state() WHERE customer = 'c2' AND woken_at IS NOT NULL;
 
 -- ---------------------------------------------------------------------------------------
@@ -74,17 +74,17 @@ SELECT count(*) AS c2_woken FROM pg_temp.state() WHERE customer = 'c2' AND woken
 --    impression (no rule fires, nothing changes) wakes nothing, nor does the update of a
 --    customer without a data row.
 -- ---------------------------------------------------------------------------------------
-SELECT kaireon.respond('jev', 'c2', 'impression', offer_id => 'o1', occurred_at => '2026-04-01 12:00+00') ? 'journeysWoken' AS c2_woke;
+SELECT kaireon.respond('jev', 'c2', 'impression', offer_id => 'o1', occurred_at => '2015-04-01 12:00+00') ? 'journeysWoken' AS c2_woke;
 SELECT r -> 'triggers' -> 0 -> 'result' AS update_result
-  FROM kaireon.respond('jev', 'c1', 'click', offer_id => 'o1', occurred_at => '2026-04-01 12:30+00') r;
+  FROM kaireon.respond('jev', 'c1', 'click', offer_id => 'o1', occurred_at => '2015-04-01 12:30+00') r;
 DELETE FROM kaireon_t_jev.ds_customers WHERE customer_id = 'c2';
 SELECT r -> 'triggers' -> 0 -> 'result' AS update_result
-  FROM kaireon.respond('jev', 'c2', 'click', offer_id => 'o1', occurred_at => '2026-04-01 12:40+00') r;
+  FROM kaireon.respond('jev', 'c2', 'click', offer_id => 'o1', occurred_at => '2015-04-01 12:40+00') r;
 SELECT * FROM pg_temp.state() WHERE woken_at IS NOT NULL;
 -- the engine's next pass takes the woken waits' next branch; the others wait for their timeout
 SELECT customer, step, type, outcome FROM (
     SELECT customer_id AS customer, step_id AS step, step_type AS type, outcome, journey_id
-      FROM kaireon.advance_journeys('jev', '2026-04-01 13:00+00')) a ORDER BY journey_id, customer, step;
+      FROM kaireon.advance_journeys('jev', '2015-04-01 13:00+00')) a ORDER BY journey_id, customer, step;
 SELECT journey, customer, status, step FROM pg_temp.state();
 
 -- ---------------------------------------------------------------------------------------

@@ -29,23 +29,23 @@ INSERT INTO kaireon.journeys (tenant_id, id, name, definition) VALUES
 SELECT kaireon.publish_journey('jsg', id) IS NOT NULL AS published FROM kaireon.journeys WHERE tenant_id = 'jsg' ORDER BY id;
 
 -- at most max_customers a call, members in id order; the journey with the lost segment warns
-SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-01 10:00+00', 1);
-SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-01 10:05+00', 10);
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-01 10:00+00', 1);
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-01 10:05+00', 10);
 -- every member entered: nothing more; c (basic) never, and the event-only journey enrols nobody
-SELECT count(*) AS more FROM kaireon.enroll_journey_segments('jsg', '2026-03-01 10:10+00');
+SELECT count(*) AS more FROM kaireon.enroll_journey_segments('jsg', '2015-03-01 10:10+00');
 SELECT journey_id, customer_id, status, entered_at, history -> 0 -> 'reason' AS reason
   FROM kaireon.journey_enrollments WHERE tenant_id = 'jsg' ORDER BY journey_id, customer_id;
 -- a member who left is not enrolled again by its membership (once per member)
 UPDATE kaireon.journey_enrollments SET status = 'completed' WHERE tenant_id = 'jsg' AND customer_id = 'a';
-SELECT count(*) AS again FROM kaireon.enroll_journey_segments('jsg', '2026-03-02 10:00+00');
+SELECT count(*) AS again FROM kaireon.enroll_journey_segments('jsg', '2015-03-02 10:00+00');
 -- a new member enters at the next call; a paused journey enrols nobody
 INSERT INTO kaireon_t_jsg.ds_customers (customer_id, tier) VALUES ('d', 'vip'), ('e', 'vip');
 UPDATE kaireon.journeys SET status = 'paused' WHERE tenant_id = 'jsg' AND id = 'by-segment';
-SELECT count(*) AS while_paused FROM kaireon.enroll_journey_segments('jsg', '2026-03-02 11:00+00');
+SELECT count(*) AS while_paused FROM kaireon.enroll_journey_segments('jsg', '2015-03-02 11:00+00');
 UPDATE kaireon.journeys SET status = 'active' WHERE tenant_id = 'jsg' AND id = 'by-segment';
-SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-02 12:00+00');
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-02 12:00+00');
 -- the engine then takes the new enrolment from its entry
-SELECT customer_id, step_id, step_type, outcome FROM kaireon.advance_journeys('jsg', '2026-03-02 12:00+00')
+SELECT customer_id, step_id, step_type, outcome FROM kaireon.advance_journeys('jsg', '2015-03-02 12:00+00')
  WHERE customer_id IN ('d', 'e') ORDER BY customer_id, step_id;
 -- an enrolment failing partway (a test trigger refuses member g after f entered) rolls the
 -- journey's block back: f is neither enrolled nor reported (the job counts what is returned)
@@ -54,13 +54,13 @@ CREATE FUNCTION public.jsg_refuse_g() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN RAISE EXCEPTION 'refused %', NEW.customer_id; END $$;
 CREATE TRIGGER jsg_refuse_g BEFORE INSERT ON kaireon.journey_enrollments
     FOR EACH ROW WHEN (NEW.tenant_id = 'jsg' AND NEW.customer_id = 'g') EXECUTE FUNCTION public.jsg_refuse_g();
-SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-03 10:00+00', 10);
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-03 10:00+00', 10);
 SELECT count(*) AS f_or_g FROM kaireon.journey_enrollments WHERE tenant_id = 'jsg' AND customer_id IN ('f', 'g');
 DROP TRIGGER jsg_refuse_g ON kaireon.journey_enrollments;
 DROP FUNCTION public.jsg_refuse_g();
-SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-03 11:00+00', 10);
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-03 11:00+00', 10);
 -- bad arguments: 22023 / 22004, nothing written
-SELECT * FROM kaireon.enroll_journey_segments('jsg', '2026-03-02 12:00+00', 0);
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-02 12:00+00', 0);
 SELECT * FROM kaireon.enroll_journey_segments('jsg', 'infinity', 10);
 SELECT * FROM kaireon.enroll_journey_segments('jsg', NULL, 10);
 

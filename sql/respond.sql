@@ -341,7 +341,36 @@ SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome":
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond_json('{"tenantId": "rsp", "outcome": "click", "offerId": "o1"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- an infinite time (22023: it would be recorded, and a trigger rule's enrolment at it never
+-- be due), one that is not a time (22007) or out of range (22008), an idempotency key empty or
+-- longer than 200 characters (22023, a long one cut in the message): each names its field
+\set VERBOSITY default
+SELECT kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', occurred_at => 'infinity');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', occurred_at => '-infinity');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "occurredAt": "infinity"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "timestamp": "-infinity"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "occurredAt": "garbage"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "timestamp": "2026-02-30T10:00:00Z"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "occurredAt": "300000-01-01T00:00:00Z"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', idempotency_key => '');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', idempotency_key => repeat('k', 201));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "idempotencyKey": ""}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
 SELECT pg_temp.written() AS after_json_errors;
+-- 200 characters (of two bytes each) are a key
+BEGIN;
+SELECT (kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', idempotency_key => repeat('é', 200))) ->> 'idempotencyKey' = repeat('é', 200) AS long_key;
+ROLLBACK;
 
 -- ---------------------------------------------------------------------------------------
 -- 6. respond_bulk: 1 to 1000 requests, each in its own subtransaction; good items are kept,
@@ -381,6 +410,19 @@ SELECT kaireon.respond_bulk('{"rows": []}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond_bulk(NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- a key beside items (docs/schemas/respond-bulk-request.json: none), here a misspelling
+\set VERBOSITY default
+SELECT kaireon.respond_bulk('{"itens": [], "items": [{"tenantId": "rsp", "customerId": "cu12", "outcome": "click", "offerId": "o1"}]}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+-- items with an infinite, a bad or an out-of-range time, or a bad idempotency key: each
+-- refused with its SQLSTATE, naming its field, nothing written
+SELECT (e -> 'index')::int AS index, e -> 'ok' AS ok, e -> 'error' ->> 'sqlstate' AS sqlstate, e -> 'error' ->> 'message' AS message
+  FROM kaireon.respond_bulk('[{"tenantId": "rsp", "customerId": "cu12", "outcome": "click", "offerId": "o1", "timestamp": "infinity"},
+                              {"tenantId": "rsp", "customerId": "cu12", "outcome": "click", "offerId": "o1", "timestamp": "yesterdayish"},
+                              {"tenantId": "rsp", "customerId": "cu12", "outcome": "click", "offerId": "o1", "occurredAt": "2026-13-01"},
+                              {"tenantId": "rsp", "customerId": "cu12", "outcome": "click", "offerId": "o1", "idempotencyKey": ""}]') r,
+       jsonb_array_elements(r -> 'results') e ORDER BY 1;
 SELECT pg_temp.written() AS after_refused_bulk;
 -- 1000 items are accepted
 SELECT r -> 'accepted' AS accepted, r -> 'failed' AS failed

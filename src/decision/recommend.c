@@ -102,32 +102,6 @@ check_max_offers(double v, bool given)
 	return (int) v;
 }
 
-/* Refuse keys of an object that are not in the allowed list. */
-static void
-known_keys(json_t *obj, const char *const *allowed, const char *what)
-{
-	const char *key;
-	json_t	   *v;
-
-	json_object_foreach(obj, key, v)
-	{
-		bool		ok = false;
-
-		for (int i = 0; allowed[i] != NULL; i++)
-			if (strcmp(allowed[i], key) == 0)
-				ok = true;
-		if (!ok)
-		{
-			StringInfoData list;
-
-			initStringInfo(&list);
-			for (int i = 0; allowed[i] != NULL; i++)
-				appendStringInfo(&list, "%s%s", i ? ", " : "", allowed[i]);
-			bad_value(what, psprintf("has an unknown key \"%s\"", key), psprintf("Known keys: %s.", list.data));
-		}
-	}
-}
-
 /*
  * A request id given under one of several names (kaireon's first, then
  * KaireonAI's aliases): the value, or NULL; 22023 naming both when two of
@@ -211,7 +185,7 @@ request_placements(KDecideArgs *args, json_t *v)
 		{
 			const char *id;
 
-			known_keys(e, allowed, what);
+			kj_known_keys(e, allowed, what);
 			id = kj_id(e, "placementId", psprintf("%s.placementId", what));
 			if (id == NULL)
 				missing(psprintf("%s.placementId", what));
@@ -323,7 +297,7 @@ parse_options(KDecideArgs *args, json_t *opts, bool *explain)
 	if (!json_is_object(opts))
 		bad_value("options", psprintf("must be a JSON object, not %s", kj_type_name(opts)),
 				  "Pass options as {\"dry_run\": true, ...}.");
-	known_keys(opts, allowed, "options");
+	kj_known_keys(opts, allowed, "options");
 	args->dry_run = bool_field(opts, "dry_run", "options.dry_run");
 	args->debug = bool_field(opts, "debug", "options.debug");
 	args->force_trace = bool_field(opts, "trace", "options.trace");
@@ -747,7 +721,7 @@ kaireon_recommend_json(PG_FUNCTION_ARGS)
 	if (!json_is_object(req))
 		bad_value("request", psprintf("must be a JSON object, not %s", kj_type_name(req)),
 				  "Send {\"tenantId\": ..., \"customerId\": ..., \"channel\": ...}.");
-	known_keys(req, allowed, "request");
+	kj_known_keys(req, allowed, "request");
 	memset(&args, 0, sizeof(args));
 	/* ids: strings, or integral JSON numbers taken as their decimal text (kj_id) */
 	args.tenant_id = kj_id(req, "tenantId", "request.tenantId");

@@ -27,7 +27,9 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "mb/pg_wchar.h"
 #include "storage/backendid.h"
+#include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -52,6 +54,12 @@ PG_FUNCTION_INFO_V1(kaireon_respond_bulk);
 /* Most items of one respond_bulk call. */
 #define KAIREON_BULK_MAX 1000
 
+/* An idempotency key's length in characters (respond_idempotency's CHECK agrees). */
+#define KAIREON_IDEMPOTENCY_KEY_MAX 200
+
+/* The most characters of a value quoted in a message. */
+#define KAIREON_SHOWN_MAX 40
+
 typedef struct RespondArgs
 {
 	const char *json;			/* from respond_json / respond_bulk: the request's name ("request",
@@ -73,6 +81,7 @@ typedef struct RespondArgs
 	json_t	   *context;
 	bool		has_occurred_at;
 	TimestampTz occurred_at;
+	const char *occurred_key;	/* JSON forms: the key occurred_at came from (occurredAt, timestamp) */
 	const char *channel_id;		/* JSON forms: the outcome's channel (checked against the decision's) */
 	const char *direction;		/* JSON forms: "inbound" or "outbound" (NULL: outbound) */
 } RespondArgs;
@@ -109,6 +118,16 @@ missing(const char *what, const char *hint)
 			(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 			 errmsg("%s must not be null", what),
 			 errhint("%s", hint)));
+}
+
+/* A value as a message quotes it: its first KAIREON_SHOWN_MAX characters, "..." when cut. */
+static const char *
+shown(const char *s)
+{
+	int			len = strlen(s);
+	int			cut = pg_mbcharcliplen(s, len, KAIREON_SHOWN_MAX);
+
+	return cut < len ? psprintf("%.*s...", cut, s) : s;
 }
 
 /* Run a statement with text/other parameters; returns SPI_processed. */
@@ -346,8 +365,20 @@ respond_one(RespondArgs *a)
 	if (!json_is_object(a->context))
 		bad(field_name(a, "context", "context"), psprintf("must be a JSON object, not %s", kj_type_name(a->context)),
 			"Pass the outcome context as a JSON object.");
+	/* infinity would be recorded, and enrol a trigger rule's journey at a time never due */
+	if (a->has_occurred_at && TIMESTAMP_NOT_FINITE(a->occurred_at))
+		bad(field_name(a, a->occurred_key ? a->occurred_key : "occurredAt", "occurred_at"),
+			psprintf("must be a finite time, not %s", TIMESTAMP_IS_NOBEGIN(a->occurred_at) ? "-infinity" : "infinity"),
+			"Pass the time the outcome occurred, or leave it out for the transaction's time.");
 	if (!a->has_occurred_at)
 		a->occurred_at = GetCurrentTransactionStartTimestamp();
+	/* checked here, not left to respond_idempotency's CHECK: the error names the field */
+	if (a->idempotency_key != NULL &&
+		(a->idempotency_key[0] == '\0' || pg_mbstrlen(a->idempotency_key) > KAIREON_IDEMPOTENCY_KEY_MAX))
+		bad(field_name(a, "idempotencyKey", "idempotency_key"),
+			psprintf("\"%s\" must be 1 to %d characters long, not %d", shown(a->idempotency_key),
+					 KAIREON_IDEMPOTENCY_KEY_MAX, pg_mbstrlen(a->idempotency_key)),
+			"Pass a key of 1 to 200 characters, the same one for every retry of the outcome, or leave it null.");
 
 	kaireon_check_tenant_access(a->tenant_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -591,12 +622,43 @@ respond_one(RespondArgs *a)
 	return result;
 }
 
-/* A timestamptz from its text. */
+/*
+ * A timestamptz from the text of the request field `what`, as timestamptz_in
+ * reads it, but its errors name the field: 22007 for text that is not a time,
+ * 22008 for a field or a time out of range.  infinity is read (respond_one
+ * refuses it).
+ */
 static TimestampTz
-parse_timestamp(const char *text)
+parse_timestamp(const char *text, const char *what)
 {
-	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
-												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
+	char	   *fields[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype = 0;
+	int			tz;
+	struct pg_tm tt;
+	fsec_t		fsec;
+	TimestampTz result = 0;
+	int			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), fields, ftype, MAXDATEFIELDS, &nf);
+
+	if (dterr == 0)
+		dterr = DecodeDateTime(fields, ftype, nf, &dtype, &tt, &fsec, &tz);
+	if (dterr == 0 && dtype == DTK_DATE && tm2timestamp(&tt, fsec, &tz, &result) != 0)
+		dterr = DTERR_FIELD_OVERFLOW;
+	if (dterr != 0)
+		ereport(ERROR,
+				(errcode(dterr == DTERR_BAD_FORMAT ? ERRCODE_INVALID_DATETIME_FORMAT : ERRCODE_DATETIME_FIELD_OVERFLOW),
+				 errmsg("%s \"%s\" is not %s", what, shown(text),
+						dterr == DTERR_BAD_FORMAT ? "a time" : "a time in range"),
+				 errhint("Send an ISO 8601 time with its offset, such as \"2026-03-01T09:30:00Z\".")));
+	if (dtype == DTK_EPOCH)
+		result = SetEpochTimestamp();
+	else if (dtype == DTK_LATE)
+		TIMESTAMP_NOEND(result);
+	else if (dtype == DTK_EARLY)
+		TIMESTAMP_NOBEGIN(result);
+	return result;
 }
 
 /*
@@ -609,9 +671,9 @@ static void
 args_from_json(RespondArgs *a, json_t *obj, const char *what)
 {
 	static const char *const allowed[] = {
-		"tenantId", "customerId", "outcome", "recommendationId", "rank", "placementId", "creativeId", "offerId",
-		"idempotencyKey", "conversionValue", "context", "occurredAt", "timestamp", "channelId", "direction",
-		"outcomeDetails", "sessionId", "identifierType", NULL
+		"tenantId", "customerId", "sessionId", "identifierType", "outcome", "recommendationId", "rank", "placementId",
+		"creativeId", "offerId", "idempotencyKey", "conversionValue", "context", "occurredAt", "timestamp",
+		"channelId", "direction", "outcomeDetails", NULL
 	};
 	json_t	   *details;
 	const char *key;
@@ -620,16 +682,9 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 	if (!json_is_object(obj))
 		bad(what, psprintf("must be a JSON object, not %s", kj_type_name(obj)),
 			"Send {\"tenantId\": ..., \"customerId\": ..., \"outcome\": ..., \"recommendationId\": ..., \"rank\": ...}.");
+	kj_known_keys(obj, allowed, what);
 	json_object_foreach(obj, key, v)
 	{
-		bool		ok = false;
-
-		for (int i = 0; allowed[i]; i++)
-			if (strcmp(allowed[i], key) == 0)
-				ok = true;
-		if (!ok)
-			bad(what, psprintf("has an unknown key \"%s\"", key),
-				"Known keys: tenantId, customerId, sessionId, identifierType, outcome, recommendationId, rank, placementId, creativeId, offerId, idempotencyKey, conversionValue, context, occurredAt, timestamp, channelId, direction, outcomeDetails.");
 		if (strcmp(key, "rank") == 0 || strcmp(key, "conversionValue") == 0)
 		{
 			if (!json_is_number(v) && !json_is_null(v))
@@ -678,16 +733,19 @@ args_from_json(RespondArgs *a, json_t *obj, const char *what)
 	if (kj_str(obj, "occurredAt"))
 	{
 		a->has_occurred_at = true;
-		a->occurred_at = parse_timestamp(kj_str(obj, "occurredAt"));
+		a->occurred_at = parse_timestamp(kj_str(obj, "occurredAt"), psprintf("%s.occurredAt", what));
+		a->occurred_key = "occurredAt";
 	}
 	if (kj_str(obj, "timestamp"))
 	{
-		TimestampTz t = parse_timestamp(kj_str(obj, "timestamp"));
+		TimestampTz t = parse_timestamp(kj_str(obj, "timestamp"), psprintf("%s.timestamp", what));
 
 		if (a->has_occurred_at && t != a->occurred_at)
 			bad(psprintf("%s.occurredAt \"%s\" and %s.timestamp \"%s\"", what, kj_str(obj, "occurredAt"), what,
 						 kj_str(obj, "timestamp")), "disagree",
 				"They are aliases of one field: give one of them, or the same time in both.");
+		if (!a->has_occurred_at)
+			a->occurred_key = "timestamp";
 		a->has_occurred_at = true;
 		a->occurred_at = t;
 	}
@@ -881,6 +939,12 @@ kaireon_respond_bulk(PG_FUNCTION_ARGS)
 	callcxt = AllocSetContextCreate(outer, "kaireon respond_bulk", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(callcxt);
 	req = kj_from_jsonb(PG_GETARG_JSONB_P(reqarg), "request");
+	if (json_is_object(req))
+	{
+		static const char *const allowed[] = {"items", NULL};
+
+		kj_known_keys(req, allowed, "request");
+	}
 	items = json_is_array(req) ? req : json_object_get(req, "items");
 	if (items == NULL || !json_is_array(items))
 		bad("request", "must be an array of items or {\"items\": [...]}", "Send {\"items\": [{...}, ...]}.");

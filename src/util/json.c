@@ -843,6 +843,38 @@ kj_set_tenant(json_t *obj, const char *tenant_id, const char *what)
 	json_object_set_new(obj, "tenantId", json_string(tenant_id));
 }
 
+/*
+ * Refuse a key of a request object that is not in allowed (a NULL-terminated
+ * list): 22023 naming the key and `what` (the request's name for the object),
+ * the known keys as the hint.
+ */
+void
+kj_known_keys(const json_t *obj, const char *const *allowed, const char *what)
+{
+	const char *key;
+	json_t	   *v;
+
+	json_object_foreach((json_t *) obj, key, v)
+	{
+		bool		ok = false;
+
+		for (int i = 0; allowed[i] != NULL && !ok; i++)
+			ok = strcmp(allowed[i], key) == 0;
+		if (!ok)
+		{
+			StringInfoData list;
+
+			initStringInfo(&list);
+			for (int i = 0; allowed[i] != NULL; i++)
+				appendStringInfo(&list, "%s%s", i ? ", " : "", allowed[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s has an unknown key \"%s\"", what, key),
+					 errhint("Known keys: %s.", list.data)));
+		}
+	}
+}
+
 /* A number field of an object (booleans count as 0/1), or dflt. */
 double
 kj_num(const json_t *obj, const char *key, double dflt)

@@ -112,5 +112,7 @@ extern bool kj_bool(const json_t *obj, const char *key, bool dflt);
 extern json_t *kj_array(const json_t *obj, const char *key);
 extern bool kj_array_has_string(const json_t *array, const char *s);
 extern void kj_set_tenant(json_t *obj, const char *tenant_id, const char *what);
+/* 22023 for a key of obj not in allowed (NULL-terminated), naming it and what */
+extern void kj_known_keys(const json_t *obj, const char *const *allowed, const char *what);
 
 #endif							/* KAIREON_UTIL_JSON_H */

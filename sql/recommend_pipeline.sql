@@ -662,6 +662,15 @@ SELECT * FROM kaireon.recommend('rp', 'c1', 'web', options => '{"exclude_creativ
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM kaireon.recommend('rp', 'c1', 'web', options => '{"placements": "hero"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- a placement listed twice would be decided twice, past its max_slots: 22023 naming it (both
+-- entry points, the JSON one with a plain id and an object of one placement)
+\set VERBOSITY default
+SELECT * FROM kaireon.recommend('rp', 'c1', 'web', options => '{"placements": ["hero", "side", "hero"]}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.recommend_json('{"tenantId": "rp", "customerId": "c1", "channel": "web",
+                                "placements": ["side", {"placementId": "side", "limit": 1}]}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
 SELECT count(*) AS history_after_errors FROM kaireon.interaction_history WHERE tenant_id = 'rp';
 -- an SQL NULL or JSON null context is an empty one
 SELECT count(*) AS decisions FROM kaireon.recommend('rp', 'c1', 'web', context => NULL, options => '{"dry_run": true}');

@@ -199,6 +199,13 @@ decide(KDecideArgs *args)
 		const char *pid = json_string_value(json_array_get(args->placements, i));
 		int			p = kaireon_find_placement(cfg, pid);
 
+		/* each listing is decided on its own: a repeated one would pass max_slots */
+		for (int k = 0; k < i; k++)
+			if (strcmp(json_string_value(json_array_get(args->placements, k)), pid) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("placement \"%s\" is listed twice (placements[%d] and placements[%d])", pid, k, i),
+						 errhint("List each placement once; its max_slots (or its limit) says how many decisions it gets.")));
 		if (p < 0 || strcmp(cfg->placements[p].channel_id, args->channel_id) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

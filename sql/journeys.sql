@@ -147,6 +147,18 @@ SELECT kaireon.enroll_in_journey('jrn', 'unpub', 'c3', at => '2026-03-03 10:00+0
 SELECT kaireon.enroll_in_journey('jrn', 'nope', 'c3', at => '2026-03-03 10:00+00') AS r;
 SELECT kaireon.enroll_in_journey('jrn', 'welcome', NULL);
 SELECT kaireon.enroll_in_journey('jrn', 'welcome', 'c3', '[1]');
+-- an infinite time of entry: 22023 (an enrolment at infinity is never due, and keeps the
+-- customer out of the journey for good)
+UPDATE kaireon.journeys SET status = 'active' WHERE tenant_id = 'jrn' AND id = 'welcome';
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+SELECT kaireon.enroll_in_journey('jrn', 'welcome', 'c3', at => 'infinity');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT kaireon.enroll_in_journey('jrn', 'welcome', 'c3', at => '-infinity');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+\set SHOW_CONTEXT errors
+UPDATE kaireon.journeys SET status = 'paused' WHERE tenant_id = 'jrn' AND id = 'welcome';
 SELECT count(*) AS enrolments FROM kaireon.journey_enrollments WHERE tenant_id = 'jrn';
 
 -- ---------------------------------------------------------------------------------------

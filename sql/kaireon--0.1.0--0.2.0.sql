@@ -7974,6 +7974,80 @@ END
 $$;
 -- ==== end of s9-history-indexes ====
 
+-- ==== rj-finite-times: kaireon.enroll_in_journey refuses an infinite at (22023): an enrolment
+-- at infinity is never due and keeps the customer out of the journey for good ====
+CREATE OR REPLACE FUNCTION kaireon.enroll_in_journey(tenant_id text, journey_id text, customer_id text,
+                                          reason jsonb DEFAULT '{"source": "manual"}', at timestamptz DEFAULT now())
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    j           kaireon.journeys;
+    v_def       jsonb;
+    v_entry     jsonb;
+    v_id        text;
+    v_result    jsonb := jsonb_build_object('journeyId', enroll_in_journey.journey_id);
+BEGIN
+    IF enroll_in_journey.tenant_id IS NULL OR enroll_in_journey.journey_id IS NULL
+       OR enroll_in_journey.customer_id IS NULL OR enroll_in_journey.at IS NULL THEN
+        RAISE EXCEPTION 'tenant_id, journey_id, customer_id and at must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant, the journey, the customer and the time of entry.';
+    END IF;
+    -- an enrolment at infinity is never due, and keeps the customer out of the journey for good
+    IF NOT isfinite(enroll_in_journey.at) THEN
+        RAISE EXCEPTION 'at must be a finite time, not %', enroll_in_journey.at
+            USING ERRCODE = '22023', HINT = 'Pass the time the customer enters the journey, or leave it out for now().';
+    END IF;
+    IF reason IS NOT NULL AND jsonb_typeof(reason) <> 'object' THEN
+        RAISE EXCEPTION 'reason must be a JSON object, not %', jsonb_typeof(reason)
+            USING ERRCODE = '22023', HINT = 'For example {"source": "manual"}.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(enroll_in_journey.tenant_id);
+    SELECT * INTO j FROM kaireon.journeys x
+     WHERE x.tenant_id = enroll_in_journey.tenant_id AND x.id = enroll_in_journey.journey_id;
+    IF NOT FOUND THEN
+        RETURN v_result || '{"enrolled": false, "reason": "no such journey"}';
+    END IF;
+    IF j.status <> 'active' THEN
+        RETURN v_result || jsonb_build_object('enrolled', false, 'reason', 'journey is ' || j.status);
+    END IF;
+    IF j.published_version IS NULL THEN
+        RETURN v_result || '{"enrolled": false, "reason": "journey is not published"}';
+    END IF;
+    SELECT e -> 'definition' INTO v_def FROM jsonb_array_elements(j.published_versions) e
+     WHERE (e ->> 'version')::integer = j.published_version;
+    SELECT s INTO v_entry FROM jsonb_array_elements(v_def -> 'steps') s WHERE s ->> 'type' = 'entry_trigger';
+    IF v_entry IS NULL THEN
+        -- the validation trigger keeps published versions in publish_journey's shape
+        RAISE EXCEPTION 'version % of journey "%" has no entry step', j.published_version, j.id
+            USING ERRCODE = '55000', HINT = 'Publish the journey again with kaireon.publish_journey.';
+    END IF;
+    -- without allowReentry a customer enters once; with it, again once the last enrolment ended
+    IF NOT coalesce((v_def ->> 'allowReentry')::boolean, false)
+       AND EXISTS (SELECT 1 FROM kaireon.journey_enrollments e
+                    WHERE e.tenant_id = j.tenant_id AND e.journey_id = j.id
+                      AND e.customer_id = enroll_in_journey.customer_id AND e.status <> 'active') THEN
+        RETURN v_result || '{"enrolled": false, "reason": "already entered (the journey does not allow re-entry)"}';
+    END IF;
+    INSERT INTO kaireon.journey_enrollments AS e (tenant_id, journey_id, customer_id, journey_version, current_step_id,
+                                                  status, entered_at, last_step_at, wait_until, history)
+    VALUES (j.tenant_id, j.id, enroll_in_journey.customer_id, j.published_version, v_entry ->> 'id',
+            'active', enroll_in_journey.at, enroll_in_journey.at, enroll_in_journey.at,
+            jsonb_build_array(jsonb_build_object('at', enroll_in_journey.at, 'step', v_entry ->> 'id',
+                                                 'type', 'entry_trigger', 'reason', reason)))
+    ON CONFLICT (tenant_id, journey_id, customer_id) WHERE status = 'active' DO NOTHING
+    RETURNING e.id INTO v_id;
+    IF v_id IS NULL THEN
+        RETURN v_result || '{"enrolled": false, "reason": "already enrolled"}';
+    END IF;
+    RETURN v_result || jsonb_build_object('enrolled', true, 'enrollmentId', v_id, 'version', j.published_version,
+                                          'step', v_entry ->> 'id');
+END
+$fn$;
+-- ==== end of rj-finite-times ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

@@ -100,6 +100,11 @@ BEGIN
         RAISE EXCEPTION 'tenant_id, journey_id, customer_id and at must not be null'
             USING ERRCODE = '22004', HINT = 'Pass the tenant, the journey, the customer and the time of entry.';
     END IF;
+    -- an enrolment at infinity is never due, and keeps the customer out of the journey for good
+    IF NOT isfinite(enroll_in_journey.at) THEN
+        RAISE EXCEPTION 'at must be a finite time, not %', enroll_in_journey.at
+            USING ERRCODE = '22023', HINT = 'Pass the time the customer enters the journey, or leave it out for now().';
+    END IF;
     IF reason IS NOT NULL AND jsonb_typeof(reason) <> 'object' THEN
         RAISE EXCEPTION 'reason must be a JSON object, not %', jsonb_typeof(reason)
             USING ERRCODE = '22023', HINT = 'For example {"source": "manual"}.';

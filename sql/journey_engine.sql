@@ -174,6 +174,26 @@ SELECT status, current_step_id, wait_until, history -> -1 ->> 'type' AS type, js
 SELECT kaireon.advance_journeys('jen', '2015-05-02 09:00+00', 0);
 SELECT kaireon.advance_journeys('jen', 'infinity', 10);
 SELECT kaireon.advance_journeys('jen', NULL, 10);
+-- an at more than 5 minutes after the transaction's time: 22023 (the waits it would start
+-- would hold the enrolments until then), nothing advanced; 4 minutes ahead is accepted
+CREATE TEMP TABLE before_future AS
+    SELECT id, status, current_step_id, wait_until, jsonb_array_length(history) AS entries
+      FROM kaireon.journey_enrollments WHERE tenant_id = 'jen';
+\set VERBOSITY default
+SELECT kaireon.advance_journeys('jen', '2999-01-01 00:00+00', 10);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY sqlstate
+SELECT kaireon.advance_journeys('jen', now() + interval '6 minutes', 10);
+SELECT kaireon.advance_journeys(NULL, now() + interval '6 minutes');
+\set VERBOSITY terse
+SELECT count(*) AS changed
+  FROM (SELECT * FROM kaireon.journey_enrollments WHERE tenant_id = 'jen') e FULL JOIN before_future b USING (id)
+ WHERE (e.status, e.current_step_id, e.wait_until, jsonb_array_length(e.history))
+       IS DISTINCT FROM (b.status, b.current_step_id, b.wait_until, b.entries);
+BEGIN;
+SELECT count(*) >= 0 AS accepted FROM kaireon.advance_journeys('jen', now() + interval '4 minutes', 1);
+ROLLBACK;
+DROP TABLE before_future;
 -- the due enrolments are read through the partial index
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM kaireon.journey_enrollments WHERE status = 'active' AND wait_until <= '2015-05-01' ORDER BY wait_until LIMIT 10;

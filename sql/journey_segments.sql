@@ -59,10 +59,17 @@ SELECT count(*) AS f_or_g FROM kaireon.journey_enrollments WHERE tenant_id = 'js
 DROP TRIGGER jsg_refuse_g ON kaireon.journey_enrollments;
 DROP FUNCTION public.jsg_refuse_g();
 SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-03 11:00+00', 10);
--- bad arguments: 22023 / 22004, nothing written
+-- bad arguments: 22023 / 22004 (an at more than 5 minutes ahead too: the enrolments would not
+-- be due until then), nothing written
+SELECT count(*) AS enrolments_before FROM kaireon.journey_enrollments WHERE tenant_id = 'jsg';
 SELECT * FROM kaireon.enroll_journey_segments('jsg', '2015-03-02 12:00+00', 0);
 SELECT * FROM kaireon.enroll_journey_segments('jsg', 'infinity', 10);
+SELECT * FROM kaireon.enroll_journey_segments('jsg', '2999-01-01 00:00+00', 10);
+\set VERBOSITY sqlstate
+SELECT * FROM kaireon.enroll_journey_segments('jsg', now() + interval '6 minutes', 10);
+\set VERBOSITY terse
 SELECT * FROM kaireon.enroll_journey_segments('jsg', NULL, 10);
+SELECT count(*) AS enrolments_after FROM kaireon.journey_enrollments WHERE tenant_id = 'jsg';
 
 DELETE FROM kaireon.journey_enrollments WHERE tenant_id = 'jsg';
 DELETE FROM kaireon.journeys WHERE tenant_id = 'jsg';

@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -35,6 +36,9 @@
 #include "util/spi.h"
 #include "util/subxact.h"
 #include "security/session.h"
+
+/* How far after the transaction's time an `at` may be (evaluate_alerts allows as much). */
+#define KAIREON_MAX_AHEAD (5 * USECS_PER_MINUTE)
 
 PG_FUNCTION_INFO_V1(kaireon_advance_journeys);
 PG_FUNCTION_INFO_V1(kaireon_enroll_journey_segments);
@@ -116,8 +120,9 @@ put_row(ReturnSetInfo *rsinfo, DueEnrollment *d, char **step)
 
 /*
  * The start both SQL functions share: (tenant_id, at, max) checked (22004 for
- * a NULL at or max, 22023 for an infinite at or max outside 1..limit, the
- * caller's access to tenant_id), the result set made, SPI connected.
+ * a NULL at or max, 22023 for an infinite at, one more than 5 minutes after
+ * the transaction's time, or max outside 1..limit, the caller's access to
+ * tenant_id), the result set made, SPI connected.
  */
 static char *
 engine_start(FunctionCallInfo fcinfo, const char *max_name, int limit, const char *max_hint,
@@ -138,6 +143,17 @@ engine_start(FunctionCallInfo fcinfo, const char *max_name, int limit, const cha
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("at must be a finite time"),
 				 errhint("Pass the time to run as of.")));
+	/*
+	 * the rule of kaireon.evaluate_alerts (sql/install/47_orchestration.sql):
+	 * a pass later than now starts each wait it reaches (and enrols) from
+	 * then, so the enrolments would not be due again until long after
+	 */
+	if (*at > GetCurrentTransactionStartTimestamp() + KAIREON_MAX_AHEAD)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("at %s is in the future (more than 5 minutes after the transaction's time)",
+						timestamptz_to_str(*at)),
+				 errhint("Pass the present or a past time: a pass at a later time starts the waits it reaches from then, and leaves those enrolments waiting until long after.")));
 	if (*max < 1 || *max > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -1,6 +1,7 @@
 -- kaireon install script, part 49: the journey engine (docs/journeys.md, "The engine").
 -- kaireon.advance_journeys (src/campaign/journeys.c) takes due active enrolments through
--- journey_enrollments_due_idx, locks each alone (FOR UPDATE SKIP LOCKED) and, confined to the
+-- journey_enrollments_due_idx (and those with a pending wake, journey_pending_wakes), locks each
+-- alone (FOR NO KEY UPDATE SKIP LOCKED) and, confined to the
 -- enrolment's tenant, runs kaireon_internal._journey_advance, which takes the enrolment through
 -- its frozen version's steps until a wait or an exit; the steps' effects and the enrolment's
 -- move commit together. The maintenance job "journeys" calls it in batches.
@@ -22,6 +23,25 @@ CREATE INDEX journey_enrollments_due_idx ON kaireon.journey_enrollments (wait_un
 -- (src/decision/respond.c)
 CREATE INDEX journey_enrollments_event_wait_idx ON kaireon.journey_enrollments (tenant_id, customer_id, wait_event_type)
     WHERE status = 'active' AND wait_event_type IS NOT NULL;
+
+-- An event's wake of an enrolment another transaction held (src/decision/wake.c): recorded here
+-- in the event's transaction, taken by the enrolment's next pass (docs/journeys.md, "Events").
+-- Rows go with their enrolment.
+CREATE TABLE kaireon.journey_pending_wakes (
+    tenant_id               text NOT NULL REFERENCES kaireon.tenants (id) ON DELETE CASCADE,
+    id                      text NOT NULL DEFAULT gen_random_uuid()::text,
+    enrollment_id           text NOT NULL,
+    event_type              text NOT NULL,
+    event_at                timestamptz NOT NULL,
+    created_at              timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, enrollment_id) REFERENCES kaireon.journey_enrollments (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX journey_pending_wakes_tenant_id_enrollment_id_idx ON kaireon.journey_pending_wakes (tenant_id, enrollment_id);
+-- the engine reads the wakes due as of its time through this index
+CREATE INDEX journey_pending_wakes_event_at_idx ON kaireon.journey_pending_wakes (event_at);
+COMMENT ON TABLE kaireon.journey_pending_wakes IS
+    'JourneyPendingWake: an event of event_type at event_at that came while another transaction held the enrolment waiting for it (so the event could not set its wait_event_at without waiting); the enrolment''s next pass of kaireon.advance_journeys takes the earliest one inside the wait as the event, then removes them. Written by the events (respond, location_event, update_attribute). See docs/journeys.md.';
 
 -- A split's condition (docs/journeys.md): segment, attribute of the customer's data row,
 -- outcome within n days before p_at, experiment arm.
@@ -132,13 +152,40 @@ DECLARE
     v_i             integer;
     v_id            text;
     v_conversion    jsonb;
+    v_wake_at       timestamptz;
 BEGIN
     -- locked alone (a router query on Citus), skipped when another runner holds it; its
-    -- latest version checked: one another runner has moved meanwhile is no longer due
+    -- latest version checked: one another runner has moved meanwhile is no longer due. FOR NO
+    -- KEY UPDATE: an event that finds it held records its wake under a key share lock, which
+    -- this lock does not block (src/decision/wake.c)
     SELECT * INTO e FROM kaireon.journey_enrollments x
-     WHERE x.tenant_id = p_tenant AND x.id = p_id FOR UPDATE SKIP LOCKED;
-    IF NOT FOUND OR e.status <> 'active' OR e.wait_until IS NULL OR e.wait_until > p_at THEN
+     WHERE x.tenant_id = p_tenant AND x.id = p_id FOR NO KEY UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
         RETURN;
+    END IF;
+    -- the earliest pending wake inside the event wait (at or after it began, before its end),
+    -- as of p_at: an event that came while another transaction held the enrolment
+    IF e.status = 'active' AND e.wait_kind = 'event' THEN
+        SELECT p.event_at INTO v_wake_at FROM kaireon.journey_pending_wakes p
+         WHERE p.tenant_id = e.tenant_id AND p.enrollment_id = e.id AND p.event_type = e.wait_event_type
+           AND p.event_at >= e.last_step_at AND (e.wait_until IS NULL OR p.event_at < e.wait_until)
+           AND p.event_at <= p_at
+         ORDER BY p.event_at LIMIT 1;
+    END IF;
+    IF v_wake_at IS NULL AND (e.status <> 'active' OR e.wait_until IS NULL OR e.wait_until > p_at) THEN
+        -- not due: the pending wakes that can no longer count (the wait they came in is over)
+        -- are removed; one of this wait from after p_at stays
+        DELETE FROM kaireon.journey_pending_wakes p
+         WHERE p.tenant_id = e.tenant_id AND p.enrollment_id = e.id
+           AND NOT coalesce(e.status = 'active' AND e.wait_kind = 'event'
+                            AND p.event_type = e.wait_event_type AND p.event_at >= e.last_step_at, false);
+        RETURN;
+    END IF;
+    -- due: the pass takes the wait's pending wakes (any left are from before it: none counts
+    -- after this pass); the earliest event of the wait wakes it
+    DELETE FROM kaireon.journey_pending_wakes p WHERE p.tenant_id = e.tenant_id AND p.enrollment_id = e.id;
+    IF v_wake_at IS NOT NULL AND (e.wait_event_at IS NULL OR v_wake_at < e.wait_event_at) THEN
+        e.wait_event_at := v_wake_at;
     END IF;
     SELECT v -> 'definition', j.max_duration_days INTO v_def, v_max_days
       FROM kaireon.journeys j CROSS JOIN LATERAL jsonb_array_elements(j.published_versions) v
@@ -319,7 +366,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._journey_advance(text, text, timestamptz) IS
-    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at (locked FOR UPDATE SKIP LOCKED: nothing when another runner holds it or it is no longer due): from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days, or with exitOnConversion after a conversion since entry), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
+    'Internal: one pass of kaireon.advance_journeys over one due active enrolment at p_at (locked FOR NO KEY UPDATE SKIP LOCKED: nothing when another runner holds it or it is no longer due; due also by the earliest pending wake of its event wait in journey_pending_wakes, taken as the event; the enrolment''s pending wakes are removed, those of a wait that is over also when it is not due): from current_step_id through the steps of its frozen version until a wait that has not ended (wait_until, wait_kind, wait_event_type set) or an exit (status completed; exited at max_duration_days, or with exitOnConversion after a conversion since entry), each step appended to history ({at, step, type, outcome, reason}) and returned. Runs in the caller''s transaction, confined to the tenant (src/campaign/journeys.c). See docs/journeys.md.';
 
 -- An error in a pass: rolled back by the caller; recorded here, retried later.
 CREATE FUNCTION kaireon_internal._journey_failed(p_tenant text, p_id text, p_at timestamptz, p_error text)
@@ -328,16 +375,28 @@ CREATE FUNCTION kaireon_internal._journey_failed(p_tenant text, p_id text, p_at 
     SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
+    -- the wait's earliest pending wake (as the pass would have taken it) moves into the row, so
+    -- the retry 5 minutes later takes the event and the wake does not make it due before then
     UPDATE kaireon.journey_enrollments x
        SET wait_until = p_at + interval '5 minutes', updated_at = now(),
+           wait_event_at = CASE WHEN x.wait_kind = 'event' THEN
+                                least(x.wait_event_at,
+                                      (SELECT min(p.event_at) FROM kaireon.journey_pending_wakes p
+                                        WHERE p.tenant_id = x.tenant_id AND p.enrollment_id = x.id
+                                          AND p.event_type = x.wait_event_type AND p.event_at >= x.last_step_at
+                                          AND (x.wait_until IS NULL OR p.event_at < x.wait_until)
+                                          AND p.event_at <= p_at))
+                                ELSE x.wait_event_at END,
            history = x.history || jsonb_build_array(jsonb_build_object('at', p_at, 'step', x.current_step_id,
                                                                         'type', 'error', 'outcome', 'error',
                                                                         'reason', p_error))
      WHERE x.tenant_id = p_tenant AND x.id = p_id AND x.status = 'active';
+    DELETE FROM kaireon.journey_pending_wakes p
+     WHERE p.tenant_id = p_tenant AND p.enrollment_id = p_id AND p.event_at <= p_at;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._journey_failed(text, text, timestamptz, text) IS
-    'Internal: records a pass of kaireon.advance_journeys that failed (rolled back) in the enrolment''s history (type error, the message) and makes it due again 5 minutes after p_at, at the step it was at. See docs/journeys.md.';
+    'Internal: records a pass of kaireon.advance_journeys that failed (rolled back) in the enrolment''s history (type error, the message) and makes it due again 5 minutes after p_at, at the step it was at; the earliest pending wake of its event wait (journey_pending_wakes) becomes its wait_event_at, and its pending wakes up to p_at are removed. See docs/journeys.md.';
 
 CREATE FUNCTION kaireon.advance_journeys(tenant_id text DEFAULT NULL, at timestamptz DEFAULT now(),
                                          max_enrollments integer DEFAULT 100)
@@ -346,7 +405,7 @@ CREATE FUNCTION kaireon.advance_journeys(tenant_id text DEFAULT NULL, at timesta
     AS 'MODULE_PATHNAME', 'kaireon_advance_journeys'
     LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION kaireon.advance_journeys(text, timestamptz, integer) IS
-    'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, converted, error). The maintenance job journeys calls it. See docs/journeys.md.';
+    'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at, or a pending wake of its event wait at or before at in journey_pending_wakes; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR NO KEY UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, converted, error). The maintenance job journeys calls it. See docs/journeys.md.';
 
 -- Segment entry (docs/journeys.md, "Enrolment"): the members of the segment named by the
 -- entry_trigger of a journey's latest published version who never entered it, enrolled.

@@ -4,14 +4,21 @@
  *	  kaireon.advance_journeys(tenant_id, at, max_enrollments), which the
  *	  "journeys" maintenance job calls (maintenance/catalogue.c).
  *
- * Protocol.  One statement reads up to max_enrollments due enrolments
- * (status active, wait_until <= at) through the partial index
- * journey_enrollments_due_idx, earliest first, without a lock (on Citus a
- * multi-shard SELECT cannot lock).  Each enrolment then makes its pass,
- * whose first statement locks it alone FOR UPDATE SKIP LOCKED (a router
- * query on Citus): one another runner holds is skipped, one it has advanced
- * meanwhile is no longer due (its latest version is checked once locked),
- * and the pass takes no step.  The pass,
+ * Protocol.  One statement reads up to max_enrollments due enrolments,
+ * earliest first, without a lock (on Citus a multi-shard SELECT cannot
+ * lock): those active with wait_until <= at, through the partial index
+ * journey_enrollments_due_idx, and those with a pending wake at or before at
+ * (journey_pending_wakes, through its index on event_at: an event that found
+ * the enrolment held by another transaction recorded it there,
+ * decision/wake.c), each enrolment once.  Each enrolment then makes its pass,
+ * whose first statement locks it alone FOR NO KEY UPDATE SKIP LOCKED (a
+ * router query on Citus; NO KEY, so an event's key share lock that records a
+ * pending wake never waits for it): one another runner holds is skipped, one
+ * it has advanced meanwhile is no longer due (its latest version is checked
+ * once locked), and the pass takes no step.  The pass takes the earliest
+ * pending wake inside its event wait as the event and removes the
+ * enrolment's pending wakes with its move; one not due removes only those
+ * of a wait that is over.  The pass,
  * kaireon_internal._journey_advance (sql/install/49_journey_engine.sql), in
  * a subtransaction with the session confined to the enrolment's tenant
  * (kaireon functions refuse any other tenant; the tenant's stored SQL runs
@@ -20,7 +27,8 @@
  * caller's transaction: they commit together, so a step runs once; a crash
  * before the commit leaves neither, and the enrolment is due again.  A pass
  * that fails is rolled back alone and recorded (_journey_failed: an error
- * entry in the history, due again 5 minutes later).
+ * entry in the history, due again 5 minutes later; a pending wake of its
+ * wait moves into wait_event_at, so it does not make it due sooner).
  */
 #include "postgres.h"
 
@@ -194,11 +202,28 @@ kaireon_advance_journeys(PG_FUNCTION_ARGS)
 	values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 	nulls[1] = tenant ? ' ' : 'n';
 	values[2] = Int32GetDatum(max);
-	if (kspi_execute_with_args("SELECT e.tenant_id, e.id, e.journey_id, e.customer_id, e.current_step_id "
-							   "  FROM kaireon.journey_enrollments e "
-							   " WHERE e.status = 'active' AND e.wait_until <= $1 "
-							   "   AND ($2::text IS NULL OR e.tenant_id = $2) "
-							   " ORDER BY e.wait_until LIMIT $3",
+	/*
+	 * due by wait_until, or by a pending wake (an event that found the
+	 * enrolment held: decision/wake.c); each kind read through its index, up
+	 * to max, then each enrolment once, at its earliest; ties in the order of
+	 * journey and customer (never of the random id: the order is the same at
+	 * every run)
+	 */
+	if (kspi_execute_with_args("SELECT d.tenant_id, d.id, d.journey_id, d.customer_id, d.current_step_id "
+							   "  FROM (SELECT DISTINCT ON (u.tenant_id, u.id) u.* FROM ("
+							   "         (SELECT e.tenant_id, e.id, e.journey_id, e.customer_id, e.current_step_id, e.wait_until AS due "
+							   "            FROM kaireon.journey_enrollments e "
+							   "           WHERE e.status = 'active' AND e.wait_until <= $1 "
+							   "             AND ($2::text IS NULL OR e.tenant_id = $2) "
+							   "           ORDER BY e.wait_until LIMIT $3) "
+							   "         UNION ALL "
+							   "         (SELECT e.tenant_id, e.id, e.journey_id, e.customer_id, e.current_step_id, p.event_at "
+							   "            FROM kaireon.journey_pending_wakes p "
+							   "            JOIN kaireon.journey_enrollments e ON e.tenant_id = p.tenant_id AND e.id = p.enrollment_id "
+							   "           WHERE p.event_at <= $1 AND ($2::text IS NULL OR p.tenant_id = $2) "
+							   "           ORDER BY p.event_at LIMIT $3)) u "
+							   "        ORDER BY u.tenant_id, u.id, u.due) d "
+							   " ORDER BY d.due, d.tenant_id, d.journey_id, d.customer_id, d.id LIMIT $3",
 							   3, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "kaireon: reading the due enrolments failed");
 	ndue = (int) SPI_processed;

@@ -10,13 +10,33 @@
  * configuration knows the event types its published journey versions wait
  * for (config/compile.c, load_journey_events): an event of no such type (every
  * event of a tenant without event waits) returns at once, without a
- * statement.  Otherwise one UPDATE (its plan kept for the backend), through the partial index
- * journey_enrollments_event_wait_idx, sets wait_event_at and wait_until of
- * the customer's active enrolments waiting for one of the types to the
- * event's time, so the engine's next pass takes the wait's next branch.  An
- * event from before the wait began, or at or after its timeout, wakes
- * nothing; an enrolment the engine holds (at its timeout) is skipped, so an
- * event never waits for a batch.  It runs with the caller's rights.
+ * statement.  Otherwise one statement (its plan kept for the backend), through
+ * the partial index journey_enrollments_event_wait_idx, finds the customer's
+ * active enrolments waiting for one of the types whose wait the event's time
+ * falls in (at or after last_step_at, the wait's start, and before
+ * wait_until, its timeout; an event from before or after wakes nothing):
+ *
+ *  - those no other transaction holds it locks FOR NO KEY UPDATE SKIP LOCKED
+ *    and sets their wait_event_at and wait_until to the event's time, so the
+ *    engine's next pass takes the wait's next branch;
+ *  - those another transaction holds (another event's, which woke it but may
+ *    still roll back; an engine pass at its timeout, which may fail; anyone's
+ *    row lock) it does not wait for: it records the wake in
+ *    journey_pending_wakes (enrolment, event type, time), under a key share
+ *    lock of the enrolment, which neither an event's nor the engine's FOR NO
+ *    KEY UPDATE blocks (only a FOR UPDATE or a DELETE does, and then the event
+ *    waits for it: the enrolment may be gone after).  The engine reads the
+ *    pending wakes as due enrolments too and takes the earliest inside the
+ *    wait as its event (campaign/journeys.c).
+ *
+ * So a committed event that came during a wait wakes it whoever held the
+ * enrolment and whatever became of the holder, and never waits for a batch:
+ * the holder commits a wake (the earliest event counts, once, and the pass
+ * removes the pending wakes with its move), rolls back (the pending wake
+ * wakes it), or commits the end of the wait at its timeout (the engine decided
+ * before the event committed; the pending wake is older than the next wait's
+ * start, counts for nothing, and the next pass over the enrolment removes
+ * it).  It runs with the caller's rights.
  */
 #include "postgres.h"
 
@@ -46,7 +66,7 @@ awaited(const KTenantConfig *cfg, const char *event_type)
 
 /*
  * Wake the customer's enrolments waiting for one of the event types at time
- * at; returns how many woke.  cfg is the tenant's compiled configuration;
+ * at; returns how many woke (a pending wake recorded counts).  cfg is the tenant's compiled configuration;
  * inside an SPI connection.
  */
 int64
@@ -67,17 +87,41 @@ kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const c
 	v[1] = CStringGetTextDatum(customer_id);
 	v[2] = PointerGetDatum(construct_array(types_d, n, TEXTOID, -1, false, TYPALIGN_INT));
 	v[3] = TimestampTzGetDatum(at);
-	/* planned once per backend (kspi_prepare_keep; the plan cache replans it when the table changes) */
+	/*
+	 * planned once per backend (kspi_prepare_keep; the plan cache replans it
+	 * when a table changes).  "held" reads the enrolments the UPDATE did not
+	 * wake, in the statement's snapshot: those the UPDATE skipped as locked (an
+	 * enrolment a concurrent transaction moved or woke after the snapshot may
+	 * get a pending wake too: it counts for nothing after the move, and the
+	 * earliest event is the one taken).
+	 */
 	if (wake_plan == NULL)
-		wake_plan = kspi_prepare_keep("UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
-									  " WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
-									  "       (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
-									  "         WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = ANY ($3) "
-									  "           AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "
-									  "           AND (y.wait_until IS NULL OR y.wait_until > $4) "
-									  "           FOR UPDATE SKIP LOCKED)",
+		wake_plan = kspi_prepare_keep("WITH woken AS ("
+									  "  UPDATE kaireon.journey_enrollments x SET wait_event_at = $4, wait_until = $4, updated_at = now() "
+									  "   WHERE x.tenant_id = $1 AND (x.tenant_id, x.id) IN "
+									  "         (SELECT y.tenant_id, y.id FROM kaireon.journey_enrollments y "
+									  "           WHERE y.tenant_id = $1 AND y.customer_id = $2 AND y.wait_event_type = ANY ($3) "
+									  "             AND y.status = 'active' AND y.wait_event_at IS NULL AND y.last_step_at <= $4 "
+									  "             AND (y.wait_until IS NULL OR y.wait_until > $4) "
+									  "             FOR NO KEY UPDATE SKIP LOCKED) "
+									  "  RETURNING x.id), "
+									  "held AS ("
+									  "  INSERT INTO kaireon.journey_pending_wakes (tenant_id, enrollment_id, event_type, event_at) "
+									  "  SELECT z.tenant_id, z.id, z.wait_event_type, $4 FROM kaireon.journey_enrollments z "
+									  "   WHERE z.tenant_id = $1 AND z.customer_id = $2 AND z.wait_event_type = ANY ($3) "
+									  "     AND z.status = 'active' AND z.wait_event_at IS NULL AND z.last_step_at <= $4 "
+									  "     AND (z.wait_until IS NULL OR z.wait_until > $4) "
+									  "     AND z.id NOT IN (SELECT w.id FROM woken w) "
+									  "     FOR KEY SHARE "
+									  "  RETURNING 1) "
+									  "SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM held)",
 									  4, types);
-	if (kspi_execute_plan(wake_plan, v, NULL, false, 0) != SPI_OK_UPDATE)
+	if (kspi_execute_plan(wake_plan, v, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "kaireon: waking the journey enrolments failed");
-	return (int64) SPI_processed;
+	{
+		bool		isnull;
+		Datum		count = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		return isnull ? 0 : DatumGetInt64(count);
+	}
 }

@@ -371,6 +371,16 @@ SELECT pg_temp.try(pg_temp.edit('[{"id": "rank", "type": "rank", "config": {"by"
 -- compute: the score from offer fields; a computed field filtered on and shown by the response
 SELECT 'compute score' AS node, pg_temp.run(pg_temp.insert(
     '{"id": "c", "type": "compute", "config": {"name": "score", "expression": {"op": "*", "args": ["offer.margin", 2]}}}', 'score')) AS picks;
+-- compute: a field that is not a finite number ("Infinity", "-inf", "NaN", "1e400": strtod reads
+-- them) counts as missing, as an arithmetic result out of range does: the score is left as it was
+-- (as with null), never Infinity; "2.5" is read
+SELECT 'compute score from request' AS node, pg_temp.run(pg_temp.insert(
+    '{"id": "c", "type": "compute", "config": {"name": "score", "expression": "request.boost"}}', 'score')) AS picks;
+SELECT b.boost, string_agg(r.offer_id || '=' || round(r.score::numeric, 4), ' ' ORDER BY r.rank) AS scores
+  FROM (VALUES ('"2.5"'), ('"Infinity"'), ('"-inf"'), ('"NaN"'), ('"1e400"'), ('null')) b(boost),
+       kaireon.recommend('fg', 'c1', 'web', NULL, jsonb_build_object('age', 30, 'boost', b.boost::jsonb), NULL, 'x',
+                         '{"dry_run": true}') r
+ GROUP BY b.boost ORDER BY b.boost;
 SELECT 'compute field' AS node, pg_temp.run(pg_temp.edit(
     '[{"id": "c", "type": "compute", "config": {"name": "ratio", "expression": {"op": "/", "args": ["offer.margin", "offer.value"]}}},
       {"id": "f", "type": "filter", "config": {"conditions": [{"field": "candidate.ratio", "op": "gte", "value": 0.1}]}},

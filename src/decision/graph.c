@@ -133,7 +133,11 @@ kaireon_graph_branch(KRequest *req, const KNode *node, const char **branch)
 	return node->otherwise;
 }
 
-/* A number from a JSON value (number, boolean, numeric string); NaN when none. */
+/*
+ * A number from a JSON value (number, boolean, numeric string); NaN when none
+ * or not finite: strtod reads "Infinity", "-inf", "nan" and "1e400" (as
+ * infinity), which count as missing like an arithmetic result out of range.
+ */
 static double
 json_number(json_t *v)
 {
@@ -143,15 +147,18 @@ json_number(json_t *v)
 	if (v == NULL)
 		return NAN;
 	if (json_is_number(v))
-		return json_number_value(v);
-	if (json_is_boolean(v))
-		return json_is_true(v) ? 1 : 0;
-	if (json_is_string(v) && json_string_length(v) > 0)
+		d = json_number_value(v);
+	else if (json_is_boolean(v))
+		d = json_is_true(v) ? 1 : 0;
+	else if (json_is_string(v) && json_string_length(v) > 0)
 	{
 		d = strtod(json_string_value(v), &end);
-		return *end == '\0' ? d : NAN;
+		if (*end != '\0')
+			return NAN;
 	}
-	return NAN;
+	else
+		return NAN;
+	return isfinite(d) ? d : NAN;
 }
 
 /* Evaluate a compute expression for a candidate; NaN when a field is missing or a division is by zero. */

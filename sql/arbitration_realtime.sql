@@ -3,7 +3,7 @@
 -- kept by kaireon.update_dual_prices (online dual descent towards the paced target, pacing
 -- multipliers bounded to [0.5, 2], a used-up constraint at its highest price, counters);
 -- recommend subtracting lambda * cost when the tenant's real-time arbitration is on, dropping
--- what is not worth its price, and recording the prices' version.
+-- what is not worth its price, and recording the prices' version; prices kept finite.
 \set VERBOSITY terse
 SET timezone = 'UTC';
 SET kaireon.arbitration_refresh_ms = 0;     -- read the prices for every decision
@@ -248,6 +248,47 @@ SELECT * FROM kaireon.update_dual_prices('ar');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT * FROM kaireon.update_dual_prices(NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+
+-- ---------------------------------------------------------------------------------------
+-- 6. Prices stay finite: lambda_max = 1 / max(smallest cost, 1e-12), at most 1e12 (a cost of
+--    1e-300 gave 1e300); a price or arbitrated value still out of range (cost 1e300) drops an
+--    ordinary candidate and fails a decision with a mandatory one (22003, nothing recorded)
+--    instead of scoring it -Infinity
+-- ---------------------------------------------------------------------------------------
+INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES ('ao', 'Overflow', 'ao', '{"decisionTraceSampleRate": 0}');
+INSERT INTO kaireon.channels (tenant_id, id, name, channel_type) VALUES ('ao', 'web', 'Web', 'web');
+INSERT INTO kaireon.offers (tenant_id, id, name, status, priority, weight, value, cost) VALUES
+    ('ao', 'tiny', 'Tiny', 'active', 90, 100, 10, 1e-300),
+    ('ao', 'huge', 'Huge', 'active', 80, 100, 10, 1e300),
+    ('ao', 'free', 'Free', 'active', 70, 100, 10, 0);
+INSERT INTO kaireon.creatives (tenant_id, id, offer_id, channel_id, name)
+    SELECT 'ao', 'cr-' || id, id, 'web', id FROM kaireon.offers WHERE tenant_id = 'ao';
+INSERT INTO kaireon.decision_flows (tenant_id, id, key, name, is_default, draft_config) VALUES
+    ('ao', 'f', 'f', 'F', true, '{"score": {"method": "priority_weighted"}, "maxOffers": 4}');
+SELECT kaireon.publish_decision_flow('ao', 'f') IS NOT NULL AS published;
+INSERT INTO kaireon.cross_offer_constraints (tenant_id, id, name, rule_type, scope, config) VALUES
+    ('ao', 'k', 'daily budget', 'portfolio_budget', 'global', '{"limit": 100, "period": "daily"}');
+INSERT INTO kaireon.tenant_settings (tenant_id, realtime_arbitration_enabled) VALUES ('ao', true);
+-- one decision of huge uses the budget up: the highest price, 1e12 (not 1 / 1e-300)
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type, offer_id, channel_id, occurred_at)
+VALUES ('ao', 'x', 'recommendation', 'huge', 'web', '2026-01-17 00:10+00');
+SELECT constraint_key, lambda, consumed FROM kaireon.update_dual_prices('ao', '2026-01-17 01:00+00');
+-- tiny pays 1e12 * 1e-300 and stays; huge's price, 1e12 * 1e300, is out of range: dropped
+SELECT r.rank, r.offer_id, round(r.score::numeric, 6) AS score, r.explanation ->> 'droppedAt' AS stage,
+       r.explanation ->> 'reason' AS reason
+  FROM kaireon.recommend('ao', 'c1', 'web', NULL, '{}', NULL, NULL, '{"dry_run": true, "debug": true}') r
+ ORDER BY r.rank, r.offer_id;
+-- mandatory, huge cannot be dropped: the decision fails naming it, and records nothing
+UPDATE kaireon.offers SET mandatory = true WHERE tenant_id = 'ao' AND id = 'huge';
+\set VERBOSITY default
+SELECT r.offer_id, r.score FROM kaireon.recommend('ao', 'c1', 'web', NULL, '{}', NULL, NULL, '{"dry_run": true}') r;
+\set VERBOSITY terse
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT r.offer_id, r.score FROM kaireon.recommend('ao', 'c1', 'web') r;
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT count(*) AS recorded FROM kaireon.interaction_history WHERE tenant_id = 'ao' AND customer_id = 'c1';
+DELETE FROM kaireon.interaction_history WHERE tenant_id = 'ao';
+DELETE FROM kaireon.tenants WHERE id = 'ao';
 
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'ar';
 DELETE FROM kaireon.tenants WHERE id = 'ar';

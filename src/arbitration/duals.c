@@ -15,9 +15,10 @@
  *     observed rate r  = (U - U0) / (t - t0)
  *     lambda       <- clamp(lambda + step (r - r*) / (r0 cbar), 0, lambda_max)
  * where cbar is the mean cost of the offers the constraint covers and
- * lambda_max = 1 / (smallest positive cost): at that price no candidate with a
- * score up to 1 is worth the constraint.  A used-up constraint gets
- * lambda_max.  Each update of a tenant gives its prices a new version
+ * lambda_max = 1 / max(smallest positive cost, MIN_PRICED_COST): at that price
+ * no candidate with a score up to 1 is worth the constraint, and it is at most
+ * 1e12, so that prices stay finite (a cost of 1e-300 gave 1e300, and a
+ * mandatory offer's score -Infinity).  A used-up constraint gets lambda_max.  Each update of a tenant gives its prices a new version
  * (kaireon.dual_price_state.version), which recommend records on the
  * decisions it prices.
  *
@@ -52,6 +53,9 @@ PG_FUNCTION_INFO_V1(kaireon_update_dual_prices);
 PG_FUNCTION_INFO_V1(kaireon_update_dual_prices_all);
 
 #define HOUR_USECS ((double) USECS_PER_HOUR)
+
+/* The smallest cost lambda_max is the inverse of: lambda_max is at most 1e12. */
+#define MIN_PRICED_COST 1e-12
 
 /* The previous update of a constraint. */
 typedef struct Previous
@@ -129,7 +133,7 @@ tenant_tuning(const char *tenant_id, double *step, double *tolerance)
 static void
 cost_stats(const KTenantConfig *cfg, const KArbConstraint *k, double *mean, double *min)
 {
-	double		sum = 0;
+	double		mean_so_far = 0;
 	int			n = 0;
 
 	*min = 0;
@@ -140,13 +144,14 @@ cost_stats(const KTenantConfig *cfg, const KArbConstraint *k, double *mean, doub
 		if (!cfg->offers[o].active)
 			continue;
 		a = karb_offer_cost(k, &cfg->offers[o], k->scope == KSCOPE_CHANNEL ? k->scope_id : NULL);
-		if (a <= 0)
+		if (!(a > 0) || !isfinite(a))
 			continue;
-		sum += a;
+		/* a running mean: a sum of costs near DBL_MAX would overflow */
 		n++;
+		mean_so_far += (a - mean_so_far) / n;
 		*min = *min > 0 ? Min(*min, a) : a;
 	}
-	*mean = n > 0 ? sum / n : 1;
+	*mean = n > 0 ? mean_so_far : 1;
 	if (*min <= 0)
 		*min = 1;
 }
@@ -258,13 +263,13 @@ update_tenant(const char *tenant_id, TimestampTz as_of, int *nout, int64 *versio
 		u->target = u->multiplier * r0;
 		u->observed = dt > 0 ? (k->used - u0) / dt : 0;
 		cost_stats(cfg, k, &cbar, &cmin);
-		lmax = 1.0 / cmin;
+		lmax = 1.0 / Max(cmin, MIN_PRICED_COST);
 		if (remaining <= 0)
 			u->lambda = lmax;
 		else if (dt > 0)
 			u->lambda = Min(Max(p.lambda + step * (u->observed - u->target) / (r0 * cbar), 0), lmax);
 		else
-			u->lambda = p.lambda;
+			u->lambda = Min(p.lambda, lmax);
 		if (u->lambda != p.lambda || !p.found)
 			moved |= u->lambda != p.lambda;
 		if (remaining > 0 && dt > 0 && u->observed > u->target * (1 + tolerance))

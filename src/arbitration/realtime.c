@@ -171,10 +171,10 @@ karb_price(KRequest *req, const KDecideArgs *args, KCandidate *cands, int n)
 		{
 			double		a;
 
-			if (!ac->cons[k].priced || ac->lambda[k] <= 0)
+			if (!ac->cons[k].priced || !(ac->lambda[k] > 0))
 				continue;
 			a = rt_cost(req, &ac->cons[k], c->offer);
-			if (a <= 0)
+			if (!(a > 0))
 				continue;
 			price += ac->lambda[k] * a;
 			if (ac->lambda[k] * a > top_price)
@@ -185,6 +185,26 @@ karb_price(KRequest *req, const KDecideArgs *args, KCandidate *cands, int n)
 		}
 		if (price <= 0)
 			continue;
+		/* a price or value out of range: an ordinary candidate is not worth it, a mandatory one is an error */
+		if (!isfinite(price) || !isfinite(c->score - price))
+		{
+			if (c->mandatory)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("the arbitrated value of mandatory offer \"%s\" is out of range: score %g less dual price %g "
+								"(largest: constraint \"%s\", lambda %g, cost %g)",
+								req->cfg->offers[c->offer].id, c->score, price, ac->cons[top].name, ac->lambda[top],
+								rt_cost(req, &ac->cons[top], c->offer)),
+						 errhint("Lower the offer's cost for that constraint (the offer column or custom field its "
+								 "costField names) to a realistic amount, or turn real-time arbitration off "
+								 "(tenant_settings.realtime_arbitration_enabled).")));
+			c->dropped_stage = "arbitration";
+			c->drop = KDROP_DUAL_PRICE;
+			c->dropped_reason = psprintf("value %.6g less its dual price %.6g is out of range (largest: constraint \"%s\", lambda %.6g, cost %.6g)",
+										 c->score, price, ac->cons[top].name, ac->lambda[top],
+										 rt_cost(req, &ac->cons[top], c->offer));
+			continue;
+		}
 		c->price = price;
 		c->score -= price;
 		if (c->score <= 0 && !c->mandatory)

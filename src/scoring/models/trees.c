@@ -23,11 +23,17 @@
  *     cross_entropy_lambda, e^sum for poisson, gamma and tweedie, sign(sum) *
  *     sum^2 for the regressions trained with sqrt, else the sum itself.
  *
+ * Compiling refuses (22023) a tree that is not one (each node but the root must
+ * be the child of exactly one node, so build_fast's layout holds every node),
+ * and leaf values, baseMargin and sigmoidScale beyond KAIREON_MODEL_MAX_WEIGHT
+ * or, for XGBoost's leaves and baseMargin, beyond float.
+ *
  * explain_score returns the prediction, its margin and the TreeSHAP values of
  * trees_shap.c.
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "miscadmin.h"
@@ -112,15 +118,21 @@ build_fast(Tree *t)
 		f->missing = n->missing;
 		if (n->feature >= 0)
 		{
-			/* a node reached twice would overflow the queue: each node has one parent */
+			/* compile_tree checked that each node but the root has exactly one parent */
 			if (next + 2 > t->nnodes)
-				model_error("algorithm_models.model_state", "trees", "has a node with two parents");
+				elog(ERROR, "build_fast: a node of the tree is reached twice");
 			f->left = next;
 			queue[next++] = n->left;
 			queue[next++] = n->right;
 		}
 		head++;
 	}
+	/*
+	 * every slot filled: a zeroed FastNode would be a phantom split on feature 0 whose leaf set
+	 * is empty (trees_batch.c would read past the leaf values)
+	 */
+	if (head != t->nnodes)
+		elog(ERROR, "build_fast: %d of the tree's %d nodes are reachable from the root", head, t->nnodes);
 	pfree(queue);
 }
 
@@ -234,6 +246,8 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 	int			n,
 				i;
 	int		   *depth;
+	int		   *parents;
+	json_t	   *values;
 	static const char *const keys[] = {"split", "threshold", "left", "right", "defaultLeft",
 	"missingType", "value", "cover", NULL};
 
@@ -256,10 +270,13 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 	dflt = read_array(where, jt, path, "defaultLeft", n, false);
 	missing = read_array(where, jt, path, "missingType", n, false);
 
+	values = json_object_get(jt, "value");
+
 	t->nnodes = n;
 	t->nodes = palloc0(sizeof(TreeNode) * n);
 	t->cover = palloc(sizeof(double) * n);
 	depth = palloc0(sizeof(int) * n);
+	parents = palloc0(sizeof(int) * n);
 	t->depth = 0;
 	for (i = 0; i < n; i++)
 	{
@@ -274,8 +291,16 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 			model_error(where, path, "node %d has a negative cover", i);
 		if (nd->feature < 0)
 		{
+			char		vpath[96];
+
+			/* leaves are added up: bounded like other weights, and finite in XGBoost's float */
+			snprintf(vpath, sizeof(vpath), "%s.value[%d]", path, i);
+			model_weight(where, json_array_get(values, i), vpath);
 			nd->left = nd->right = -1;
 			nd->value = format == TF_XGBOOST ? (double) (float) value[i] : value[i];
+			if (!isfinite(nd->value))
+				model_error(where, vpath, "is %g, beyond single precision (XGBoost adds leaf values up in float, at most %g in magnitude)",
+							value[i], (double) FLT_MAX);
 			continue;
 		}
 		/* children come after their parent: no cycles, and means can be computed backwards */
@@ -285,6 +310,8 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 						i, left[i], right[i]);
 		nd->left = (int32) left[i];
 		nd->right = (int32) right[i];
+		parents[nd->left]++;
+		parents[nd->right]++;
 		nd->default_left = dflt ? (dflt[i] != 0) : 1;
 		if (format == TF_XGBOOST)
 		{
@@ -303,6 +330,20 @@ compile_tree(const char *where, json_t *jt, int index, int nfeatures, TreeFormat
 		depth[nd->right] = Max(depth[nd->right], depth[i] + 1);
 		t->depth = Max(t->depth, depth[i] + 1);
 	}
+	/*
+	 * a tree: every node but the root is the child of exactly one node (children come after
+	 * their parent, so each is then reached from the root, and build_fast fills every slot)
+	 */
+	for (i = 1; i < n; i++)
+	{
+		if (parents[i] == 0)
+			model_error(where, path, "node %d is not reachable from the root (no node has it as a child); every node but node 0 must be the child of exactly one node",
+						i);
+		if (parents[i] > 1)
+			model_error(where, path, "node %d is the child of %d nodes; every node but node 0 must be the child of exactly one node",
+						i, parents[i]);
+	}
+	pfree(parents);
 	if (t->depth > 64)
 		model_error(where, path, "is %d levels deep; at most 64 are supported", t->depth);
 	compute_means(t);
@@ -352,10 +393,18 @@ trees_compile(const ModelSource *src, ModelImpl *impl)
 					m->format == TF_XGBOOST ? "\"sigmoid\" or \"identity\"" :
 					"\"sigmoid\", \"identity\", \"signedSquare\", \"exp\" or \"softplus\"",
 					transform);
-	m->sigmoid_scale = model_get_number(where, src->state, "", "sigmoidScale", false, 1.0);
-	m->base_margin = model_get_number(where, src->state, "", "baseMargin", false, 0.0);
+	/* both multiply or add to the sum of the leaves: bounded like other weights */
+	m->sigmoid_scale = model_get_weight(where, src->state, "", "sigmoidScale", false, 1.0);
+	m->base_margin = model_get_weight(where, src->state, "", "baseMargin", false, 0.0);
 	if (m->format == TF_XGBOOST)
-		m->base_margin = (double) (float) m->base_margin;
+	{
+		double		given = m->base_margin;
+
+		m->base_margin = (double) (float) given;
+		if (!isfinite(m->base_margin))
+			model_error(where, "", "field \"baseMargin\" is %g, beyond single precision (XGBoost computes in float, at most %g in magnitude)",
+						given, (double) FLT_MAX);
+	}
 
 	features = model_get(where, src->state, "", "features", JSON_ARRAY, true);
 	if (json_array_size(features) == 0)
@@ -435,7 +484,9 @@ trees_predict(const TreeModel *m, const double *x, int nf, double *margin, doubl
 		if (xs != xf)
 			pfree(xs);
 		*margin = sum;
-		if (m->transform == TT_SIGMOID)
+		if (m->transform == TT_SIGMOID && isnan(sum))
+			*output = sum;		/* fminf would drop the NaN: finite_score refuses it */
+		else if (m->transform == TT_SIGMOID)
 		{
 			/* XGBoost's logistic in float, clamped against overflow */
 			float		e = expf(fminf(-sum, 88.7f));

@@ -593,7 +593,9 @@ kaireon_trees_score_batch(const ModelImpl *impl, const KaireonValue *values, int
 	}
 	for (int r = 0; r < nrows; r++)
 	{
-		if (xgb && m->transform == TT_SIGMOID)
+		if (xgb && m->transform == TT_SIGMOID && isnan(fsum[r]))
+			out[r] = fsum[r];	/* as trees_predict: a NaN stays NaN (fminf would drop it) */
+		else if (xgb && m->transform == TT_SIGMOID)
 		{
 			/* as trees_predict: XGBoost's logistic in float, clamped against overflow */
 			float		e = expf(fminf(-fsum[r], 88.7f));

@@ -110,6 +110,19 @@ dig(const char *where, json_t *obj, const char *path, const char *const *keys)
 	return v;
 }
 
+/*
+ * A number XGBoost keeps in float, rounded as XGBoost rounds it; the number itself when it is
+ * beyond single precision (json_real refuses Infinity: the entry would silently go missing),
+ * so that compiling the state (trees.c) refuses it naming the field.
+ */
+static json_t *
+xgb_float(double d)
+{
+	float		f = (float) d;
+
+	return json_real(isfinite(f) ? (double) f : d);
+}
+
 /* XGBoost: one tree of learner.gradient_booster.model.trees. */
 static json_t *
 xgb_tree(const char *where, json_t *jt, int index, int nfeatures)
@@ -173,7 +186,7 @@ xgb_tree(const char *where, json_t *jt, int index, int nfeatures)
 			json_array_append_new(o_left, json_integer(-1));
 			json_array_append_new(o_right, json_integer(-1));
 			json_array_append_new(o_dflt, json_integer(0));
-			json_array_append_new(o_val, json_real((double) (float) json_number_value(c)));
+			json_array_append_new(o_val, xgb_float(json_number_value(c)));
 		}
 		else
 		{
@@ -182,7 +195,7 @@ xgb_tree(const char *where, json_t *jt, int index, int nfeatures)
 			if (f < 0 || f >= nfeatures || f != floor(f))
 				model_error(where, path, "node %zu splits on feature %g of %d", i, f, nfeatures);
 			json_array_append_new(o_split, json_integer((json_int_t) f));
-			json_array_append_new(o_thr, json_real((double) (float) json_number_value(c)));
+			json_array_append_new(o_thr, xgb_float(json_number_value(c)));
 			json_array_append_new(o_left, json_integer((json_int_t) ld));
 			json_array_append_new(o_right, json_integer((json_int_t) rd));
 			json_array_append_new(o_dflt, json_integer(json_is_true(d) ||
@@ -289,6 +302,10 @@ import_xgboost(json_t *doc, json_t *options, json_t **state, json_t **predictors
 			if (json_is_string(v) && strcmp(json_string_value(v), "c") == 0)
 			model_error(where, "learner.feature_types", "marks feature %zu categorical; categorical splits are not imported", i);
 
+	/* json_real refuses Infinity: baseMargin would silently go missing (and read as 0) */
+	if (!isfinite(base_margin))
+		model_error(where, "learner.learner_model_param.base_score", "is %g; its margin (%g) is beyond single precision",
+					base_score, base_margin);
 	features = feature_names(where, options, json_object_get(learner, "feature_names"), nfeatures, "f");
 	out_trees = json_array();
 	json_array_foreach(trees, i, v)

@@ -4,6 +4,7 @@
 --      nodes as splits and past its leaf values: recommend said 0.5 where score said 0.401);
 --   2. tree leaf values and baseMargin beyond the weights' bound, or beyond float for XGBoost
 --      (1e39 leaves became Infinity, their sum NaN, and the score 3e-39);
+--   3. a bayesian alpha or count out of range (alpha 1e308 made every score NaN);
 -- Each refusal is 22023 naming the field, and nothing is stored.
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES ('mg', 'Model guards', 'mg', '{"decisionTraceSampleRate": 0}');
@@ -121,6 +122,35 @@ INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_st
 SELECT kaireon.score('mg', 'edge', '{}') AS saturated, kaireon.score('mg', 'edge-lgb', '{}') AS lgb_sum;
 SELECT kaireon.score('mg', 'edge-id', '{}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+
+-- ---------------------------------------------------------------- 3. bayesian alpha and counts
+-- alpha from 1e-6 to 1e6 (the adaptive model's range), counts at most 1e15
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+ ('mg', 'nb', 'nb', 'bayesian',
+  '{"alpha": 1e308, "positives": 30, "negatives": 70,
+    "predictors": {"device": {"categories": {"mobile": {"positive": 20, "negative": 20},
+                                             "desktop": {"positive": 10, "negative": 50}}}}}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+ ('mg', 'nb', 'nb', 'bayesian', '{"alpha": 1e-9, "predictors": {}}');
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+ ('mg', 'nb', 'nb', 'bayesian', '{"positives": 1e300, "predictors": {}}');
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+ ('mg', 'nb', 'nb', 'bayesian',
+  '{"predictors": {"device": {"categories": {"mobile": {"positive": 1e16, "negative": 20}}}}}');
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+ ('mg', 'nb', 'nb', 'bayesian',
+  '{"predictors": {"age": {"binEdges": [30], "positive": [1, 2], "negative": [3, 1e308]}}}');
+SELECT count(*) AS stored FROM kaireon.algorithm_models WHERE tenant_id = 'mg' AND key = 'nb';
+-- the bounds themselves are accepted and score
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, model_state) VALUES
+ ('mg', 'nb', 'nb', 'bayesian',
+  '{"alpha": 1e6, "positives": 1e15, "negatives": 1e15,
+    "predictors": {"device": {"categories": {"mobile": {"positive": 1e15, "negative": 0}}}}}');
+SELECT round(kaireon.score('mg', 'nb', '{"device": "mobile"}')::numeric, 6) AS score;
+UPDATE kaireon.algorithm_models SET model_state = model_state || '{"alpha": 1e-6}' WHERE tenant_id = 'mg' AND key = 'nb';
+SELECT round(kaireon.score('mg', 'nb', '{"device": "mobile"}')::numeric, 6) AS score;
+UPDATE kaireon.algorithm_models SET model_state = model_state || '{"alpha": 2e6}' WHERE tenant_id = 'mg' AND key = 'nb';
 
 SET client_min_messages = warning;
 DELETE FROM kaireon.tenants WHERE id = 'mg';

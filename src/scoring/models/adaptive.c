@@ -115,7 +115,7 @@ adaptive_compile(const ModelSource *src, ModelImpl *impl)
 	adm->cfg.min_positives = config_number(config, "minPositives", 200, 0, 1e9);
 	adm->cfg.auc_threshold = config_number(config, "aucThreshold", 0.52, 0.5, 1);
 	adm->cfg.merge_chi2 = config_number(config, "mergeChiSquare", 3.84, 0, 1e6);
-	adm->cfg.alpha = config_number(config, "alpha", 1, 1e-6, 1e6);
+	adm->cfg.alpha = config_number(config, "alpha", 1, KAIREON_MODEL_MIN_ALPHA, KAIREON_MODEL_MAX_ALPHA);
 	adm->cfg.refresh_ms = config_int(config, "refreshMs", 1000, 0, 86400000);
 	adm->cfg.per_channel = json_is_true(model_get(WHERE_CONFIG, config, "", "perChannel", JSON_TRUE, false));
 

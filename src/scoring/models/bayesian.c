@@ -1,7 +1,8 @@
 /*
  * models/bayesian.c
  *	  bayesian: naive Bayes over binned predictors, in log space with Laplace
- *	  smoothing (alpha, default 1).
+ *	  smoothing (alpha, default 1, from 1e-6 to 1e6; counts at most 1e15:
+ *	  KAIREON_MODEL_MIN_ALPHA and its neighbours in model.h).
  *
  *	  log-odds = log((P + a) / (N + a))
  *	           + sum over predictors with a value of
@@ -52,6 +53,15 @@ typedef struct NaiveBayes
 	NbPredictor *preds;
 } NaiveBayes;
 
+/* Refuse a count (at path, field key) above KAIREON_MODEL_MAX_COUNT. */
+static void
+check_count(const char *where, const char *path, const char *key, double count)
+{
+	if (count > KAIREON_MODEL_MAX_COUNT)
+		model_error(where, path, "field \"%s\" is %g; a count must be at most %g",
+					key, count, KAIREON_MODEL_MAX_COUNT);
+}
+
 /* A non-negative count array of length n at obj.key. */
 static double *
 count_array(const char *where, json_t *obj, const char *path, const char *key, int n)
@@ -69,6 +79,7 @@ count_array(const char *where, json_t *obj, const char *path, const char *key, i
 		out[i] = model_number(where, v, path);
 		if (out[i] < 0)
 			model_error(where, path, "field \"%s\" has a negative count", key);
+		check_count(where, path, key, out[i]);
 	}
 	return out;
 }
@@ -91,10 +102,16 @@ bayesian_compile(const ModelSource *src, ModelImpl *impl)
 	nb->alpha = model_get_number(where, src->state, "", "alpha", false, 1.0);
 	if (!(nb->alpha > 0))
 		model_error(where, "", "field \"alpha\" must be above 0");
+	/* the adaptive model's range: an enormous alpha made every score NaN */
+	if (nb->alpha < KAIREON_MODEL_MIN_ALPHA || nb->alpha > KAIREON_MODEL_MAX_ALPHA)
+		model_error(where, "", "field \"alpha\" must be from %g to %g, not %g",
+					KAIREON_MODEL_MIN_ALPHA, KAIREON_MODEL_MAX_ALPHA, nb->alpha);
 	nb->positives = model_get_number(where, src->state, "", "positives", false, 0);
 	nb->negatives = model_get_number(where, src->state, "", "negatives", false, 0);
 	if (nb->positives < 0 || nb->negatives < 0)
 		model_error(where, "", "fields \"positives\" and \"negatives\" must not be negative");
+	check_count(where, "", "positives", nb->positives);
+	check_count(where, "", "negatives", nb->negatives);
 	model_get(where, src->state, "", "training", JSON_OBJECT, false);
 	preds = model_get(where, src->state, "", "predictors", JSON_OBJECT, true);
 	nb->preds = palloc0(sizeof(NbPredictor) * Max(json_object_size(preds), 1));
@@ -130,6 +147,8 @@ bayesian_compile(const ModelSource *src, ModelImpl *impl)
 				pr->cats[k].neg = model_get_number(where, c, cpath, "negative", false, 0);
 				if (pr->cats[k].pos < 0 || pr->cats[k].neg < 0)
 					model_error(where, cpath, "has a negative count");
+				check_count(where, cpath, "positive", pr->cats[k].pos);
+				check_count(where, cpath, "negative", pr->cats[k].neg);
 				pr->total_pos += pr->cats[k].pos;
 				pr->total_neg += pr->cats[k].neg;
 				k++;

@@ -106,6 +106,14 @@ extern double model_get_number(const char *where, json_t *obj, const char *path,
  * points): finite and at most this in magnitude (docs/models.md, "Finite numbers")
  */
 #define KAIREON_MODEL_MAX_WEIGHT 1e100
+/*
+ * the Laplace smoothing of naive-Bayes counts (bayesian model_state and train_model's option,
+ * adaptive config): from KAIREON_MODEL_MIN_ALPHA to KAIREON_MODEL_MAX_ALPHA; and a count of
+ * examples (bayesian counts) at most KAIREON_MODEL_MAX_COUNT, exact in double precision
+ */
+#define KAIREON_MODEL_MIN_ALPHA 1e-6
+#define KAIREON_MODEL_MAX_ALPHA 1e6
+#define KAIREON_MODEL_MAX_COUNT 1e15
 extern double model_weight(const char *where, json_t *v, const char *path);
 extern double model_get_weight(const char *where, json_t *obj, const char *path,
 							   const char *key, bool required, double dflt);

@@ -226,6 +226,9 @@ kaireon_train_model(PG_FUNCTION_ARGS)
 
 		if (!(alpha > 0))
 			model_error("train_model options", "alpha", "must be above 0");
+		if (alpha < KAIREON_MODEL_MIN_ALPHA || alpha > KAIREON_MODEL_MAX_ALPHA)
+			model_error("train_model options", "alpha", "must be from %g to %g, not %g",
+						KAIREON_MODEL_MIN_ALPHA, KAIREON_MODEL_MAX_ALPHA, alpha);
 		state = kaireon_train_bayesian(ex, names, preds, alpha, metrics);
 	}
 	json_object_set_new(metrics, "featureBaseline", kaireon_train_feature_baseline(ex, names, categorical));

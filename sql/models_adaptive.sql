@@ -221,7 +221,7 @@ SELECT predictor, jsonb_path_query_array(bins, '$[*].values') AS values_kept
   FROM kaireon.adaptive_report('ad', 'long', 'o1');
 -- a crafted sketch: its counts are checked against its bytes before anything is allocated for
 -- them (one section claiming 1,000,000 entries in 8 bytes), and a centroid must be finite
-SELECT kaireon_internal._adaptive_learn('\x4b41533101000000010001004042' || '0f0078'::bytea, '\x4b41533100000000', true, 20, 100);
+SELECT kaireon_internal._adaptive_learn('\x4b41533101000000010001004042' || '\x0f0078'::bytea, '\x4b41533100000000', true, 20, 100);
 SELECT kaireon_internal._adaptive_learn('\x4b41533101000000010001000100000078' || '\x000000000000f87f0000000000000000'::bytea,
                                         '\x4b41533100000000', true, 20, 100);
 DELETE FROM kaireon.tenants WHERE id = 'ad';

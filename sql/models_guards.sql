@@ -5,6 +5,8 @@
 --   2. tree leaf values and baseMargin beyond the weights' bound, or beyond float for XGBoost
 --      (1e39 leaves became Infinity, their sum NaN, and the score 3e-39);
 --   3. a bayesian alpha or count out of range (alpha 1e308 made every score NaN);
+--   4. an adaptive sketch section holding more entries than learning writes (60,000 symbols
+--      kept a score busy, deaf to cancel, for half a minute).
 -- Each refusal is 22023 naming the field, and nothing is stored.
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug, settings) VALUES ('mg', 'Model guards', 'mg', '{"decisionTraceSampleRate": 0}');
@@ -151,6 +153,54 @@ SELECT round(kaireon.score('mg', 'nb', '{"device": "mobile"}')::numeric, 6) AS s
 UPDATE kaireon.algorithm_models SET model_state = model_state || '{"alpha": 1e-6}' WHERE tenant_id = 'mg' AND key = 'nb';
 SELECT round(kaireon.score('mg', 'nb', '{"device": "mobile"}')::numeric, 6) AS score;
 UPDATE kaireon.algorithm_models SET model_state = model_state || '{"alpha": 2e6}' WHERE tenant_id = 'mg' AND key = 'nb';
+
+-- ---------------------------------------------------------------- 4. adaptive sketch sections
+-- A symbolic section: "KAS1", one section (kind 2, name "plan"), then per value its positives,
+-- negatives (uint32), length (uint16) and bytes; learning keeps at most maxSymbols (<= 1000)
+-- values per section and sketchBins (<= 200) bins, and a sketch holding more is refused when
+-- read (a few entries of slack: 1016 and 216). Little-endian, as the sketch is native.
+CREATE FUNCTION pg_temp.rev(b bytea) RETURNS bytea LANGUAGE sql AS
+  $$ SELECT string_agg(substr(b, i, 1), ''::bytea ORDER BY i DESC) FROM generate_series(1, length(b)) i $$;
+CREATE FUNCTION pg_temp.u32(n int) RETURNS bytea LANGUAGE sql AS $$ SELECT pg_temp.rev(int4send(n)) $$;
+CREATE FUNCTION pg_temp.sym_sketch(n int) RETURNS bytea LANGUAGE sql AS $$
+  SELECT 'KAS1'::bytea || pg_temp.u32(1) || '\x02000400'::bytea || pg_temp.u32(n) || 'plan'::bytea
+         || coalesce((SELECT string_agg(pg_temp.u32(1) || pg_temp.u32(0) || '\x0800'::bytea
+                                        || convert_to(lpad(i::text, 8, '0'), 'UTF8'), ''::bytea ORDER BY i)
+                        FROM generate_series(1, n) i), ''::bytea) $$;
+CREATE FUNCTION pg_temp.num_sketch(n int) RETURNS bytea LANGUAGE sql AS $$
+  SELECT 'KAS1'::bytea || pg_temp.u32(1) || '\x01000300'::bytea || pg_temp.u32(n) || 'age'::bytea
+         || coalesce((SELECT string_agg(pg_temp.rev(float8send(i::float8)) || pg_temp.u32(1) || pg_temp.u32(0), ''::bytea ORDER BY i)
+                        FROM generate_series(1, n) i), ''::bytea) $$;
+INSERT INTO kaireon.algorithm_models (tenant_id, key, name, model_type, predictors, config) VALUES
+  ('mg', 'adm', 'ADM', 'adaptive', '[{"name": "plan", "type": "categorical"}, {"name": "age", "type": "numeric"}]',
+   '{"minPositives": 1, "refreshMs": 0}');
+-- what learning can write is read: 1016 values, 216 bins
+INSERT INTO kaireon.model_adaptations (tenant_id, model_id, scope, scope_id, shard, positives, negatives, sketch)
+SELECT 'mg', id, 'offer', s.o, 0, 1000, 10, s.sketch
+  FROM kaireon.algorithm_models,
+       (VALUES ('o1', pg_temp.sym_sketch(1016)), ('o2', pg_temp.num_sketch(216))) s(o, sketch)
+ WHERE tenant_id = 'mg' AND key = 'adm';
+SELECT round(kaireon.score('mg', 'adm', '{"plan": "00000001", "age": 1}', arm => 'o1')::numeric, 6) AS o1,
+       round(kaireon.score('mg', 'adm', '{"plan": "00000001", "age": 1}', arm => 'o2')::numeric, 6) AS o2;
+-- one entry more is refused, naming the count (before: up to 1,000,000 were read, and a
+-- section of 60,000 took ChiMerge half a minute); the model's rows are read together
+INSERT INTO kaireon.model_adaptations (tenant_id, model_id, scope, scope_id, shard, positives, negatives, sketch)
+SELECT 'mg', id, 'offer', 'o3', 0, 1000, 10, pg_temp.sym_sketch(1017)
+  FROM kaireon.algorithm_models WHERE tenant_id = 'mg' AND key = 'adm';
+SELECT kaireon.score('mg', 'adm', '{"plan": "00000001"}', arm => 'o3');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+UPDATE kaireon.model_adaptations SET sketch = pg_temp.num_sketch(217) WHERE tenant_id = 'mg' AND scope_id = 'o3';
+SELECT kaireon.score('mg', 'adm', '{"age": 1}', arm => 'o3');
+-- a section of 10 values in no bytes: its count is checked against its bytes before anything
+-- is allocated for it
+UPDATE kaireon.model_adaptations SET sketch = substr(pg_temp.sym_sketch(10), 1, 20)
+ WHERE tenant_id = 'mg' AND scope_id = 'o3';
+SELECT kaireon.score('mg', 'adm', '{"age": 1}', arm => 'o3');
+-- learning into such a row is refused the same, and learning never passes config's limits
+SELECT kaireon_internal._adaptive_learn(pg_temp.sym_sketch(1017), pg_temp.sym_sketch(1), true, 20, 100);
+SELECT kaireon_internal._adaptive_learn(NULL, pg_temp.sym_sketch(1), true, 20, 1001);
+SELECT kaireon_internal._adaptive_learn(NULL, pg_temp.num_sketch(1), true, 201, 100);
+SELECT octet_length(kaireon_internal._adaptive_learn(pg_temp.sym_sketch(1000), pg_temp.sym_sketch(1), true, 200, 1000)) AS learned;
 
 SET client_min_messages = warning;
 DELETE FROM kaireon.tenants WHERE id = 'mg';

@@ -27,7 +27,8 @@
  * time (only once the offer's model is mature): the data of the calibration.
  *
  * Reading.  Each backend reads every shard row of the model (one query) and
- * keeps it for the transaction; it reads again at the first use in a later
+ * keeps it for the transaction (a sketch section longer than learning writes,
+ * ADM_MAX_SKETCH_BINS / ADM_MAX_SYMBOLS plus slack, is refused: 22023); it reads again at the first use in a later
  * transaction once refreshMs have passed since (0: every transaction), so an
  * outcome reaches every backend's scores within refreshMs (its own backend's
  * too: learning does not make the backend read again).  An offer is compiled
@@ -110,8 +111,8 @@ adaptive_compile(const ModelSource *src, ModelImpl *impl)
 	if (json_object_size(src->state) != 0)
 		model_error(src->where, "", "must be {} for an adaptive model (what it learns is in kaireon.model_adaptations)");
 	model_check_keys(WHERE_CONFIG, config, "", keys);
-	adm->cfg.sketch_bins = config_int(config, "sketchBins", 20, 2, 200);
-	adm->cfg.max_symbols = config_int(config, "maxSymbols", 100, 1, 1000);
+	adm->cfg.sketch_bins = config_int(config, "sketchBins", 20, 2, ADM_MAX_SKETCH_BINS);
+	adm->cfg.max_symbols = config_int(config, "maxSymbols", 100, 1, ADM_MAX_SYMBOLS);
 	adm->cfg.min_positives = config_number(config, "minPositives", 200, 0, 1e9);
 	adm->cfg.auc_threshold = config_number(config, "aucThreshold", 0.52, 0.5, 1);
 	adm->cfg.merge_chi2 = config_number(config, "mergeChiSquare", 3.84, 0, 1e6);

@@ -107,6 +107,17 @@ typedef struct SketchBin
 
 /* ---- sketches (adaptive_sketch.c) ---- */
 
+/* The upper limits of config's sketchBins and maxSymbols (adaptive_compile). */
+#define ADM_MAX_SKETCH_BINS 200
+#define ADM_MAX_SYMBOLS 1000
+/*
+ * The most entries a sketch section may hold when read: learning writes at most sketchBins
+ * bins to a numeric or score section (a new bin beyond them is merged away at once) and at
+ * most maxSymbols values to a symbolic one (no new value once full), so the limits above,
+ * with this slack; more is refused (22023), not compiled (ChiMerge is quadratic).
+ */
+#define ADM_SECTION_SLACK 16
+
 /* The longest symbolic value a sketch keeps (its length is stored in 16 bits); longer: missing. */
 #define ADM_MAX_SYMBOL 1024
 /* The kinds of a sketch section. */

@@ -8,6 +8,8 @@
 
 #include <math.h>
 
+#include "miscadmin.h"
+
 #include "scoring/models/adaptive_internal.h"
 
 /* Order sketch bins by centroid. */
@@ -103,7 +105,11 @@ chi_merge(SketchBin *b, int n, double threshold)
 	while (n > 1)
 	{
 		int			best = 0;
-		double		best_chi = chi_square(&b[0], &b[1]);
+		double		best_chi;
+
+		/* quadratic: a pooled symbolic predictor has up to shards x maxSymbols values */
+		CHECK_FOR_INTERRUPTS();
+		best_chi = chi_square(&b[0], &b[1]);
 
 		for (int i = 1; i + 1 < n; i++)
 		{

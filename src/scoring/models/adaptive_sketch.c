@@ -10,7 +10,9 @@
  * (uint32 each); symbolic counts as positives and negatives (uint32 each),
  * uint16 value length and the value's bytes.  Native byte order, read with memcpy.  An
  * observation (what one outcome adds) has the same format with one entry per
- * section (its counts unused).
+ * section (its counts unused).  A section holds at most what learning writes
+ * (sketchBins bins, maxSymbols values: their limits ADM_MAX_SKETCH_BINS and
+ * ADM_MAX_SYMBOLS, plus ADM_SECTION_SLACK); a longer one is refused when read.
  */
 #include "postgres.h"
 
@@ -87,9 +89,17 @@ kaireon_adaptive_sketch_parse(const char *data, size_t len, Section **out, int e
 		kind = *(const uint8 *) take(&p, end, 2);
 		memcpy(&nlen, take(&p, end, 2), 2);
 		memcpy(&count, take(&p, end, 4), 4);
-		if (kind < SEC_NUMERIC || kind > SEC_SCORE || count > 1000000 ||
-			(uint64) count * (kind == SEC_SYMBOLIC ? 10 : 16) > (uint64) (end - p))
-			bad_sketch("a section has an unknown kind or too many entries");
+		if (kind < SEC_NUMERIC || kind > SEC_SCORE)
+			bad_sketch(psprintf("a section has the unknown kind %u", kind));
+		/* no more than learning writes (adaptive_internal.h): compiling is quadratic in them */
+		if (count > (uint32) ((kind == SEC_SYMBOLIC ? ADM_MAX_SYMBOLS : ADM_MAX_SKETCH_BINS) + ADM_SECTION_SLACK))
+			bad_sketch(psprintf("a %s section holds %u entries; learning writes at most %d (%s is at most %d)",
+								kind == SEC_SYMBOLIC ? "symbolic" : "numeric", count,
+								kind == SEC_SYMBOLIC ? ADM_MAX_SYMBOLS : ADM_MAX_SKETCH_BINS,
+								kind == SEC_SYMBOLIC ? "maxSymbols" : "sketchBins",
+								kind == SEC_SYMBOLIC ? ADM_MAX_SYMBOLS : ADM_MAX_SKETCH_BINS));
+		if ((uint64) count * (kind == SEC_SYMBOLIC ? 10 : 16) > (uint64) (end - p))
+			bad_sketch("a section claims more entries than its bytes hold");
 		s[i].kind = kind;
 		s[i].name = pnstrdup(take(&p, end, nlen), nlen);
 		s[i].count = (int) count;
@@ -286,11 +296,12 @@ kaireon_adaptive_learn_sql(PG_FUNCTION_ARGS)
 	positive = PG_GETARG_BOOL(2);
 	max_bins = PG_GETARG_INT32(3);
 	max_symbols = PG_GETARG_INT32(4);
-	if (max_bins < 2 || max_symbols < 1)
+	/* config's ranges (adaptive_compile): a sketch written beyond them could not be read */
+	if (max_bins < 2 || max_bins > ADM_MAX_SKETCH_BINS || max_symbols < 1 || max_symbols > ADM_MAX_SYMBOLS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("_adaptive_learn needs sketch_bins >= 2 and max_symbols >= 1, not %d and %d",
-						max_bins, max_symbols),
+				 errmsg("_adaptive_learn needs sketch_bins from 2 to %d and max_symbols from 1 to %d, not %d and %d",
+						ADM_MAX_SKETCH_BINS, ADM_MAX_SYMBOLS, max_bins, max_symbols),
 				 errhint("It is called by kaireon's adaptive models only (docs/models.md).")));
 	nobs = kaireon_adaptive_sketch_parse(VARDATA_ANY(obs), VARSIZE_ANY_EXHDR(obs), &o, 0);
 	n = state ? kaireon_adaptive_sketch_parse(VARDATA_ANY(state), VARSIZE_ANY_EXHDR(state), &s, 1) : 0;

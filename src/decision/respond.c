@@ -338,6 +338,7 @@ respond_one(RespondArgs *a)
 	char	   *interaction_id = kaireon_new_uuid();
 	json_t	   *result;
 	MemoryContext mcxt = CurrentMemoryContext;
+	int			nest;
 	static const char *const class_names[] = {"negative", "neutral", "positive"};	/* by cls + 1 */
 
 	if (a->tenant_id == NULL)
@@ -383,6 +384,8 @@ respond_one(RespondArgs *a)
 	kaireon_check_tenant_access(a->tenant_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "kaireon: SPI_connect failed");
+	/* once for all of the outcome's statements, which then find it pinned (util/spi.c) */
+	nest = kspi_pin_search_path();
 	MemoryContextSwitchTo(mcxt);
 	cfg = kaireon_config_get(a->tenant_id);
 	/* the canonical customer of the identifier given, before anything reads it (identity.c) */
@@ -411,6 +414,7 @@ respond_one(RespondArgs *a)
 			d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 			result = kj_from_jsonb(DatumGetJsonbP(d), "recorded result");
 			json_object_set_new(result, "duplicate", json_true());
+			kspi_unpin_search_path(nest);
 			SPI_finish();
 			MemoryContextSwitchTo(mcxt);
 			return result;
@@ -617,6 +621,7 @@ respond_one(RespondArgs *a)
 			 3, types, v, NULL, SPI_OK_UPDATE);
 	}
 
+	kspi_unpin_search_path(nest);
 	SPI_finish();
 	MemoryContextSwitchTo(mcxt);
 	return result;

@@ -16,8 +16,11 @@
  * raises whatever error applies, so both ways end alike.
  *	1. When: kaireon.direct_history_writes is on; Citus is not installed
  *	   (its tables take the statement); the transaction may write and is
- *	   not in parallel mode; not nested in a write of this module (a trigger
- *	   recording again); interaction_history is a partitioned table whose
+ *	   not in parallel mode; not nested in a write of this module (a default,
+ *	   CHECK or trigger function recording again: the guard is raised before
+ *	   anything that can run user code, constant folding included, so such a
+ *	   recording takes the statement and never runs this write's compiled
+ *	   expressions, nor frees them, while they run); interaction_history is a partitioned table whose
  *	   partitions are all leaves, without rules, without statement, AFTER,
  *	   INSTEAD OF or transition-table insert triggers, without stored
  *	   generated or identity columns or a column left out whose type is a
@@ -443,12 +446,11 @@ end_write(EState *estate, ModifyTableState *mtstate, PartitionTupleRouting *prou
 }
 
 /*
- * Write the rows into interaction_history (protocol above); false when the
- * direct write does not apply and nothing was written.  *inserted: the rows
- * written (fewer when a BEFORE ROW trigger skipped some).
+ * The write itself (protocol, 1-4), under kaireon_history_insert's nesting
+ * guard; false when the direct write does not apply and nothing was written.
  */
-bool
-kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
+static bool
+write_rows(const KHistoryRows *rows, uint64 *inserted)
 {
 	Oid			relid;
 	Relation	parent;
@@ -467,10 +469,6 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	TupleTableSlot **slots;
 	volatile uint64 n = 0;
 
-	*inserted = 0;
-	if (!direct_history_writes || depth > 0 || rows->nrows <= 0 || XactReadOnly || IsInParallelMode() ||
-		kspi_citus_installed())
-		return false;
 	relid = get_relname_relid("interaction_history", get_namespace_oid("kaireon", false));
 	if (!OidIsValid(relid))
 		return false;
@@ -559,8 +557,6 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	batch = !has_br || only_reference_triggers(part->ri_TrigDesc);
 	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 	slots = palloc(sizeof(TupleTableSlot *) * rows->nrows);
-	depth++;
-	PG_TRY();
 	{
 		for (int r = 0; r < rows->nrows; r++)
 		{
@@ -613,11 +609,6 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 				list_free(ExecInsertIndexTuples(part, slots[i], estate, false, false, NULL, NIL));
 		}
 	}
-	PG_FINALLY();
-	{
-		depth--;
-	}
-	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 
 	end_write(estate, mtstate, proute, parent);
@@ -625,4 +616,38 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	CommandCounterIncrement();
 	*inserted = n;
 	return true;
+}
+
+/*
+ * Write the rows into interaction_history (protocol above); false when the
+ * direct write does not apply and nothing was written.  *inserted: the rows
+ * written (fewer when a BEFORE ROW trigger skipped some).
+ */
+bool
+kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
+{
+	volatile bool done = false;
+
+	*inserted = 0;
+	if (!direct_history_writes || depth > 0 || rows->nrows <= 0 || XactReadOnly || IsInParallelMode() ||
+		kspi_citus_installed())
+		return false;
+
+	/*
+	 * Raised before anything that can run user code (constant folding of the
+	 * defaults and CHECKs, the defaults, triggers, constraints): a recording
+	 * that code makes takes the statement, and neither evaluates this write's
+	 * expressions again nor frees the retired contexts while they run.
+	 */
+	depth++;
+	PG_TRY();
+	{
+		done = write_rows(rows, inserted);
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	return done;
 }

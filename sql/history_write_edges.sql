@@ -1,7 +1,9 @@
 -- The direct write of a recording's interaction_history rows (decision/history_write.c,
 -- docs/recommend.md "Writing the decisions' rows") in the cases where it once differed from
 -- the INSERT statement (kaireon.direct_history_writes off), each case run both ways: a column
--- default whose function records another decision (the nested recording takes the statement).
+-- default whose function records another decision (the nested recording takes the statement);
+-- EXECUTE on a CHECK's function lost with a role membership or with superuser (the CHECK is
+-- compiled again, and refused, as the statement).
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hwe', 'History write edges', 'hwe');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
@@ -38,5 +40,70 @@ SELECT customer_id, campaign_id, count(*) FROM kaireon.interaction_history
 ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id DROP DEFAULT;
 DROP FUNCTION public.regress_hwe_nested();
 
+-- a recording's outcome: its rows, or its error and whether the INSERT statement raised it
+CREATE FUNCTION pg_temp.outcome(customer text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    ctx text;
+    msg text;
+    state text;
+BEGIN
+    PERFORM * FROM kaireon.recommend('hwe', customer, 'web');
+    RETURN format('%s rows', (SELECT count(*) FROM kaireon.interaction_history h
+                               WHERE h.tenant_id = 'hwe' AND h.customer_id = customer));
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT, msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+    RETURN format('%s %s, raised by the INSERT statement: %s', state, msg,
+                  ctx LIKE '%SQL statement "INSERT INTO kaireon.interaction_history%');
+END $$;
+
+-- EXECUTE on a CHECK's function held through a role membership, then revoked: the CHECK
+-- compiled for the role at its first recording is compiled again (and refused), as the
+-- statement checks the right again; the same for a role that was a superuser, then is not
+SET client_min_messages = warning;
+CREATE ROLE regress_hwe_group NOLOGIN;
+CREATE ROLE regress_hwe_app LOGIN;
+CREATE ROLE regress_hwe_super LOGIN SUPERUSER;
+SELECT kaireon.grant_app_role('regress_hwe_app'), kaireon.grant_app_role('regress_hwe_super');
+RESET client_min_messages;
+CREATE FUNCTION public.regress_hwe_ok(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE
+    AS $$ BEGIN RETURN $1 IS NOT NULL; END $$;
+REVOKE EXECUTE ON FUNCTION public.regress_hwe_ok(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.regress_hwe_ok(text) TO regress_hwe_group;
+GRANT regress_hwe_group TO regress_hwe_app;
+ALTER TABLE kaireon.interaction_history ADD CONSTRAINT regress_hwe_ok CHECK (public.regress_hwe_ok(customer_id));
+SET kaireon.tenant_id = 'hwe';
+SET ROLE regress_hwe_app;
+SELECT pg_temp.outcome('member') AS member, pg_temp.outcome('member-again') AS member_again;
+RESET ROLE;
+REVOKE regress_hwe_group FROM regress_hwe_app;
+SET ROLE regress_hwe_app;
+SELECT pg_temp.outcome('revoked-direct') AS revoked_direct;
+RESET ROLE;
+SET kaireon.direct_history_writes = off;
+SET ROLE regress_hwe_app;
+SELECT pg_temp.outcome('revoked-statement') AS revoked_statement;
+RESET ROLE;
+RESET kaireon.direct_history_writes;
+SET ROLE regress_hwe_super;
+SELECT pg_temp.outcome('super') AS super;
+RESET ROLE;
+ALTER ROLE regress_hwe_super NOSUPERUSER;
+SET ROLE regress_hwe_super;
+SELECT pg_temp.outcome('no-longer-super-direct') AS no_longer_super_direct;
+RESET ROLE;
+SET kaireon.direct_history_writes = off;
+SET ROLE regress_hwe_super;
+SELECT pg_temp.outcome('no-longer-super-statement') AS no_longer_super_statement;
+RESET ROLE;
+RESET kaireon.direct_history_writes;
+RESET kaireon.tenant_id;
+ALTER TABLE kaireon.interaction_history DROP CONSTRAINT regress_hwe_ok;
+DROP FUNCTION public.regress_hwe_ok(text);
+
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'hwe';
 DELETE FROM kaireon.tenants WHERE id = 'hwe';
+SET client_min_messages = warning;
+DELETE FROM kaireon.role_grants WHERE role_name IN ('regress_hwe_app', 'regress_hwe_super');
+DROP OWNED BY regress_hwe_app, regress_hwe_super;
+DROP ROLE regress_hwe_app, regress_hwe_super, regress_hwe_group;
+RESET client_min_messages;

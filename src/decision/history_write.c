@@ -65,11 +65,13 @@
  *	   nothing; per column array of the caller, the parent's column numbers,
  *	   default expressions and whether its row level security policy is
  *	   kaireon's own; each for the user it was compiled for
- *	   (ExecInitExpr checks the EXECUTE right of each function), compiled
- *	   again for another.  A relcache invalidation of the relation (or of
- *	   all) marks its entry stale, and any change of a function marks all
- *	   (expression_planner inlines SQL functions; the plan cache does the
- *	   same).  A stale or evicted entry's context is
+ *	   (ExecInitExpr checks the EXECUTE right of each function, once), and
+ *	   compiled again for another user, or when a function, a role's
+ *	   attributes or a role membership changed since (kaireon_rights_changes,
+ *	   util/inval.c: the right may have gone with a revoked membership or
+ *	   superuser; and expression_planner inlines SQL functions, as the plan
+ *	   cache does).  A relcache invalidation of the relation (or of all)
+ *	   marks its entry stale.  A stale or evicted entry's context is
  *	   moved aside and freed at the start of the next write, never during
  *	   one: an invalidation can arrive while rows are written (a trigger
  *	   opening a relation), and the ResultRelInfo still points at the
@@ -104,7 +106,6 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 
@@ -121,6 +122,7 @@ typedef struct PartChecks
 {
 	Oid			relid;
 	Oid			userid;			/* compiled for (ExecInitExpr checks EXECUTE rights) */
+	uint64		rights;			/* kaireon_rights_changes() when compiled */
 	bool		stale;
 	MemoryContext cxt;
 	int			ncheck;
@@ -132,6 +134,7 @@ typedef struct ParentColumns
 {
 	Oid			relid;
 	Oid			userid;			/* compiled for (ExecInitExpr checks EXECUTE rights) */
+	uint64		rights;			/* kaireon_rights_changes() when compiled */
 	bool		stale;
 	const char *const *names;
 	int			ncols;
@@ -166,17 +169,6 @@ history_write_relcache_cb(Datum arg, Oid relid)
 		columns.stale = true;
 }
 
-/*
- * Syscache callback on functions: every entry is stale (expression_planner
- * inlines SQL functions, and a function replaced sends no relcache
- * invalidation), as the plan cache does.
- */
-static void
-history_write_proc_cb(Datum arg, int cacheid, uint32 hashvalue)
-{
-	history_write_relcache_cb((Datum) 0, InvalidOid);
-}
-
 /* Module start: the setting and the invalidation callbacks. */
 void
 kaireon_history_write_init(void)
@@ -186,7 +178,6 @@ kaireon_history_write_init(void)
 							 "Off: every recording runs its INSERT statement (docs/recommend.md).",
 							 &direct_history_writes, true, PGC_SUSET, 0, NULL, NULL, NULL);
 	kaireon_register_relcache_callback(history_write_relcache_cb, (Datum) 0);
-	CacheRegisterSyscacheCallback(PROCOID, history_write_proc_cb, (Datum) 0);
 }
 
 /* Move a context aside, to be freed at the start of the next write. */
@@ -209,7 +200,7 @@ part_checks(Relation part)
 	for (int i = 0; i < PART_SLOTS; i++)
 		if (parts[i].relid == relid)
 			e = &parts[i];
-	if (e != NULL && !e->stale && e->userid == GetUserId() &&
+	if (e != NULL && !e->stale && e->userid == GetUserId() && e->rights == kaireon_rights_changes() &&
 		e->ncheck == (constr != NULL ? constr->num_check : 0))
 		return e;
 	if (e == NULL)
@@ -219,6 +210,7 @@ part_checks(Relation part)
 	}
 	retire(e->cxt);
 	e->relid = InvalidOid;
+	e->rights = kaireon_rights_changes();	/* before compiling: a change meanwhile makes it stale */
 	e->cxt = AllocSetContextCreate(cache_cxt, "kaireon history checks", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(e->cxt);
 	e->ncheck = constr != NULL ? constr->num_check : 0;
@@ -294,10 +286,11 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	MemoryContext old;
 
 	if (pc->relid == RelationGetRelid(parent) && !pc->stale && pc->userid == GetUserId() &&
-		pc->names == rows->names && pc->ncols == rows->ncols)
+		pc->rights == kaireon_rights_changes() && pc->names == rows->names && pc->ncols == rows->ncols)
 		return pc;
 	retire(pc->cxt);
 	pc->relid = InvalidOid;
+	pc->rights = kaireon_rights_changes();	/* before compiling: a change meanwhile makes it stale */
 	pc->cxt = AllocSetContextCreate(cache_cxt, "kaireon history columns", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(pc->cxt);
 	pc->usable = rows->ncols <= MAX_COLUMNS && key != NULL;

@@ -76,9 +76,11 @@
  *	   clause, compiled per user (ExecInitQual checks the user's EXECUTE
  *	   rights on its functions, as the view's SQL does for its invoker),
  *	   kept for a few users (others: the SQL) until a function or a role's
- *	   memberships change (syscache callbacks), holds on it.  The caller's SELECT right on the view is checked as the executor
- *	   checks it; the table's rights and row level security were checked by
- *	   the row's read (every column).  Anything else runs the SQL.
+ *	   attributes or memberships change (util/inval.c,
+ *	   kaireon_rights_changes), holds on it.  The caller's SELECT right on
+ *	   the view is checked as the executor checks it; the table's rights
+ *	   and row level security were checked by the row's read (every
+ *	   column).  Anything else runs the SQL.
  *	7. Empty tables: a history partition or the suppressions table (a heap)
  *	   whose size, read under its lock after the snapshot was taken, is no
  *	   page is not scanned, and its index is neither locked nor read.  A row
@@ -171,18 +173,6 @@ state_map_invalidate(Oid relid)
 			kaireon_state_map.valid = false;
 			return;
 		}
-}
-
-/*
- * Syscache callback on pg_proc, pg_authid and pg_auth_members: a function's
- * rights (or the function) or a role's memberships changed; the segment
- * views' WHERE clauses, compiled under the old ones, are made again
- * (state_row.c, user_qual).
- */
-static void
-state_map_rights_changed(Datum arg, int cacheid, uint32 hashvalue)
-{
-	kaireon_state_map.rights_changes++;
 }
 
 /*
@@ -449,16 +439,7 @@ kaireon_state_build_map(void)
 	const char *suppcols[2] = {"tenant_id", "customer_id"};
 	Oid			supptypes[2] = {TEXTOID, TEXTOID};
 
-	static bool proc_callback = false;
-
 	kaireon_relcache_listener = state_map_invalidate;
-	if (!proc_callback)
-	{
-		CacheRegisterSyscacheCallback(PROCOID, state_map_rights_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHOID, state_map_rights_changed, (Datum) 0);
-		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, state_map_rights_changed, (Datum) 0);
-		proc_callback = true;
-	}
 	if (kaireon_state_map.mcxt == NULL)
 		kaireon_state_map.mcxt = AllocSetContextCreate(TopMemoryContext, "kaireon state read map", ALLOCSET_SMALL_SIZES);
 	MemoryContextReset(kaireon_state_map.mcxt);

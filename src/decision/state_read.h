@@ -125,8 +125,6 @@ typedef struct KStateMap
 	struct KCustomerTable *customer_tables;	/* the customer data tables read so far */
 	int			nsegment_views;
 	struct KSegmentView *segment_views;	/* the segment views asked about so far */
-	uint64		rights_changes; /* changes to functions or role memberships (the segment views'
-								 * compiled WHERE clauses are made again after one) */
 } KStateMap;
 
 #define KSEGMENT_QUAL_USERS 4		/* users a segment view's compiled WHERE clause is kept for */
@@ -140,7 +138,7 @@ typedef struct KSegmentView
 	RangeTblEntry *rte;			/* SELECT on the view's customer_id, for ExecCheckRTPerms */
 	List	   *where;			/* its WHERE clause over the table's row, planned (NIL: none) */
 	MemoryContext qual_cxt;		/* the compiled clauses' memory (a child of the map's) */
-	uint64		quals_made;		/* KStateMap.rights_changes when they were made */
+	uint64		quals_made;		/* kaireon_rights_changes() when they were made */
 	int			nquals;			/* where compiled, for each user who read the view (ExecInitQual */
 	Oid			qual_user[KSEGMENT_QUAL_USERS]; /* checks the user's EXECUTE rights on its */
 	ExprState  *qual[KSEGMENT_QUAL_USERS];	/* functions, as the view's SQL does for its invoker) */

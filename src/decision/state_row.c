@@ -34,6 +34,7 @@
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 
+#include "util/inval.h"
 #include "util/spi.h"
 #include "decision/state_read.h"
 #include "decision/state_row.h"
@@ -334,9 +335,9 @@ done:
 /*
  * The view's WHERE clause compiled for the current user (ExecInitQual
  * checks the user's EXECUTE right on each function, raising as the view's
- * SQL would), kept per user until a function or a role membership changes
- * (KStateMap.rights_changes, counted by decision/state_read.c's callbacks);
- * NULL when KSEGMENT_QUAL_USERS others have theirs (the SQL answers).
+ * SQL would), kept per user until a function, a role's attributes or a
+ * role membership change (kaireon_rights_changes(), util/inval.c); NULL
+ * when KSEGMENT_QUAL_USERS others have theirs (the SQL answers).
  */
 static ExprState *
 user_qual(KSegmentView *sv)
@@ -345,13 +346,13 @@ user_qual(KSegmentView *sv)
 	MemoryContext old;
 	ExprState  *qual;
 
-	if (sv->quals_made != kaireon_state_map.rights_changes)
+	if (sv->quals_made != kaireon_rights_changes())
 	{
-		/* a function or a role membership changed since they were made: made again, as needed */
+		/* a function, a role or a role membership changed since they were made: made again, as needed */
 		if (sv->qual_cxt != NULL)
 			MemoryContextReset(sv->qual_cxt);
 		sv->nquals = 0;
-		sv->quals_made = kaireon_state_map.rights_changes;
+		sv->quals_made = kaireon_rights_changes();
 	}
 	for (int i = 0; i < sv->nquals; i++)
 		if (sv->qual_user[i] == user)

@@ -3,7 +3,8 @@
 -- the INSERT statement (kaireon.direct_history_writes off), each case run both ways: a column
 -- default whose function records another decision (the nested recording takes the statement);
 -- EXECUTE on a CHECK's function lost with a role membership or with superuser (the CHECK is
--- compiled again, and refused, as the statement).
+-- compiled again, and refused, as the statement); a volatile default or CHECK reading the
+-- table (each row sees the rows before it, as in the statement).
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hwe', 'History write edges', 'hwe');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
@@ -40,7 +41,8 @@ SELECT customer_id, campaign_id, count(*) FROM kaireon.interaction_history
 ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id DROP DEFAULT;
 DROP FUNCTION public.regress_hwe_nested();
 
--- a recording's outcome: its rows, or its error and whether the INSERT statement raised it
+-- a recording's outcome: its rows, or its error (the partition's name left out) and whether
+-- the INSERT statement raised it
 CREATE FUNCTION pg_temp.outcome(customer text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     ctx text;
@@ -52,7 +54,8 @@ BEGIN
                                WHERE h.tenant_id = 'hwe' AND h.customer_id = customer));
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT, msg = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
-    RETURN format('%s %s, raised by the INSERT statement: %s', state, msg,
+    RETURN format('%s %s, raised by the INSERT statement: %s', state,
+                  regexp_replace(msg, 'relation "interaction_history_[^"]*"', 'relation "<partition>"'),
                   ctx LIKE '%SQL statement "INSERT INTO kaireon.interaction_history%');
 END $$;
 
@@ -99,6 +102,35 @@ RESET kaireon.direct_history_writes;
 RESET kaireon.tenant_id;
 ALTER TABLE kaireon.interaction_history DROP CONSTRAINT regress_hwe_ok;
 DROP FUNCTION public.regress_hwe_ok(text);
+
+-- a volatile column default reading the table: each row's default sees the rows written before
+-- it, as in the statement (the rows then go in one at a time, not as one batch)
+CREATE FUNCTION public.regress_hwe_count() RETURNS text LANGUAGE sql VOLATILE AS
+  $$ SELECT count(*)::text FROM kaireon.interaction_history WHERE tenant_id = 'hwe' AND customer_id LIKE 'counted-%' $$;
+ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id SET DEFAULT public.regress_hwe_count();
+SELECT pg_temp.outcome('counted-direct') AS direct;
+SELECT array_agg(campaign_id ORDER BY campaign_id) AS rows_seen_before_each FROM kaireon.interaction_history
+ WHERE tenant_id = 'hwe' AND customer_id = 'counted-direct';
+DELETE FROM kaireon.interaction_history WHERE tenant_id = 'hwe' AND customer_id LIKE 'counted-%';
+SET kaireon.direct_history_writes = off;
+SELECT pg_temp.outcome('counted-statement') AS statement;
+RESET kaireon.direct_history_writes;
+SELECT array_agg(campaign_id ORDER BY campaign_id) AS rows_seen_before_each FROM kaireon.interaction_history
+ WHERE tenant_id = 'hwe' AND customer_id = 'counted-statement';
+ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id DROP DEFAULT;
+DROP FUNCTION public.regress_hwe_count();
+-- a volatile CHECK reading the table (at most two rows of a 'capped-' customer): the third row
+-- is checked after the first two are in, and refused, as by the statement
+CREATE FUNCTION public.regress_hwe_below_two(c text) RETURNS boolean LANGUAGE sql VOLATILE AS
+  $$ SELECT count(*) < 2 FROM kaireon.interaction_history WHERE tenant_id = 'hwe' AND customer_id = c $$;
+ALTER TABLE kaireon.interaction_history ADD CONSTRAINT regress_hwe_capped
+    CHECK (customer_id NOT LIKE 'capped-%' OR public.regress_hwe_below_two(customer_id));
+SELECT pg_temp.outcome('capped-direct') AS direct;
+SET kaireon.direct_history_writes = off;
+SELECT pg_temp.outcome('capped-statement') AS statement;
+RESET kaireon.direct_history_writes;
+ALTER TABLE kaireon.interaction_history DROP CONSTRAINT regress_hwe_capped;
+DROP FUNCTION public.regress_hwe_below_two(text);
 
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'hwe';
 DELETE FROM kaireon.tenants WHERE id = 'hwe';

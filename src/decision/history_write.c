@@ -54,16 +54,19 @@
  *	   own; then table_multi_insert of them all (one WAL record for the
  *	   heap, as COPY's batches) and ExecInsertIndexTuples of each, all
  *	   under one command id; with a BEFORE ROW trigger other than
- *	   Check_references (which may read the table), each row's
- *	   table_tuple_insert and index entries before the next row, as COPY
- *	   does then.  Then the command counter advances, as after a statement.
- *	5. Cache: per partition, its CHECK expressions compiled (as
+ *	   Check_references, a volatile default (nextval aside, as COPY tells
+ *	   them) or a volatile CHECK, any of which may read the table, each
+ *	   row's table_tuple_insert and index entries before the next row's
+ *	   defaults, triggers and checks, as COPY does then (and as the
+ *	   statement writes its rows).  Then the command counter advances, as after a statement.
+ *	5. Cache: per partition, its CHECK expressions (and whether one is
+ *	   volatile) compiled (as
  *	   ExecPrepareExpr compiles them: expression_planner, then ExecInitExpr
  *	   with no parent, so no JIT and nothing of a statement) in a memory
  *	   context of their own, and placed into the partition's ResultRelInfo
  *	   before its first row, where ExecRelCheck finds them and compiles
  *	   nothing; per column array of the caller, the parent's column numbers,
- *	   default expressions and whether its row level security policy is
+ *	   default expressions (and whether one is volatile), and whether its row level security policy is
  *	   kaireon's own; each for the user it was compiled for
  *	   (ExecInitExpr checks the EXECUTE right of each function, once), and
  *	   compiled again for another user, or when a function, a role's
@@ -127,6 +130,7 @@ typedef struct PartChecks
 	MemoryContext cxt;
 	int			ncheck;
 	ExprState **checks;
+	bool		volatile_checks;	/* one calls a volatile function (which may read the table) */
 } PartChecks;
 
 /* The parent's columns for one column array of a caller: numbers, defaults. */
@@ -144,6 +148,7 @@ typedef struct ParentColumns
 	int			ndefaults;
 	AttrNumber *default_attno;
 	ExprState **default_expr;
+	bool		volatile_defaults;	/* one calls a volatile function but nextval, as COPY tells */
 	int			tenant_col;		/* index of tenant_id among the names */
 	bool		tenant_policy;	/* the only policy is kaireon's tenant_isolation, for inserts */
 	int			nkeys;			/* partition key columns, as indexes among the names */
@@ -215,8 +220,14 @@ part_checks(Relation part)
 	old = MemoryContextSwitchTo(e->cxt);
 	e->ncheck = constr != NULL ? constr->num_check : 0;
 	e->checks = palloc0(sizeof(ExprState *) * Max(e->ncheck, 1));
+	e->volatile_checks = false;
 	for (int i = 0; i < e->ncheck; i++)
-		e->checks[i] = ExecInitExpr(expression_planner(stringToNode(constr->check[i].ccbin)), NULL);
+	{
+		Expr	   *check = expression_planner(stringToNode(constr->check[i].ccbin));
+
+		e->volatile_checks = e->volatile_checks || contain_volatile_functions((Node *) check);
+		e->checks[i] = ExecInitExpr(check, NULL);
+	}
 	MemoryContextSwitchTo(old);
 	e->relid = relid;
 	e->userid = GetUserId();
@@ -319,6 +330,7 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	}
 	/* the other columns: their defaults; none generated or an identity */
 	pc->ndefaults = 0;
+	pc->volatile_defaults = false;
 	pc->default_attno = palloc(sizeof(AttrNumber) * Max(desc->natts, 1));
 	pc->default_expr = palloc(sizeof(ExprState *) * Max(desc->natts, 1));
 	for (int a = 0; pc->usable && a < desc->natts; a++)
@@ -341,8 +353,10 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 		def = build_column_default(parent, att->attnum);
 		if (def == NULL)
 			continue;
+		def = (Node *) expression_planner((Expr *) def);
+		pc->volatile_defaults = pc->volatile_defaults || contain_volatile_functions_not_nextval(def);
 		pc->default_attno[pc->ndefaults] = att->attnum;
-		pc->default_expr[pc->ndefaults++] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+		pc->default_expr[pc->ndefaults++] = ExecInitExpr((Expr *) def, NULL);
 	}
 	MemoryContextSwitchTo(old);
 	pc->names = rows->names;
@@ -458,6 +472,7 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	bool		has_br;
 	bool		rls;
 	bool		batch;
+	bool		volatile_checks = false;
 	MemoryContext oldcxt;
 	TupleTableSlot **slots;
 	volatile uint64 n = 0;
@@ -534,6 +549,7 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 
 		if (pchecks->ncheck > 0)
 			part->ri_ConstraintExprs = pchecks->checks;
+		volatile_checks = pchecks->volatile_checks;
 	}
 	has_br = part->ri_TrigDesc != NULL && part->ri_TrigDesc->trig_insert_before_row;
 
@@ -544,10 +560,12 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	 * each row's index entries.
 	 */
 	/*
-	 * A BEFORE ROW trigger other than kaireon's may read the table: then, as
-	 * COPY does, each row goes in before the next row's triggers run.
+	 * A BEFORE ROW trigger other than kaireon's, a volatile default or a
+	 * volatile CHECK may read the table: then, as COPY does (for triggers and
+	 * defaults), each row goes in before the next row's defaults, triggers
+	 * and checks run, as the statement writes them.
 	 */
-	batch = !has_br || only_reference_triggers(part->ri_TrigDesc);
+	batch = !pc->volatile_defaults && !volatile_checks && (!has_br || only_reference_triggers(part->ri_TrigDesc));
 	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 	slots = palloc(sizeof(TupleTableSlot *) * rows->nrows);
 	{

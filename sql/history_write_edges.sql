@@ -4,7 +4,9 @@
 -- default whose function records another decision (the nested recording takes the statement);
 -- EXECUTE on a CHECK's function lost with a role membership or with superuser (the CHECK is
 -- compiled again, and refused, as the statement); a volatile default or CHECK reading the
--- table (each row sees the rows before it, as in the statement).
+-- table (each row sees the rows before it, as in the statement); a STABLE default reading what
+-- the calling statement wrote (the write's own snapshot, taken after the command counter
+-- advanced, as the statement's).
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hwe', 'History write edges', 'hwe');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
@@ -131,6 +133,28 @@ SELECT pg_temp.outcome('capped-statement') AS statement;
 RESET kaireon.direct_history_writes;
 ALTER TABLE kaireon.interaction_history DROP CONSTRAINT regress_hwe_capped;
 DROP FUNCTION public.regress_hwe_below_two(text);
+
+-- a STABLE column default reading a table the calling statement wrote just before the
+-- recording: it sees the row, as the statement (run under a new snapshot after the command
+-- counter advanced) does
+CREATE TABLE public.regress_hwe_marks (mark text);
+CREATE FUNCTION public.regress_hwe_mark() RETURNS text LANGUAGE sql STABLE AS
+  $$ SELECT max(mark) FROM public.regress_hwe_marks $$;
+CREATE FUNCTION public.regress_hwe_write_mark(text) RETURNS text LANGUAGE plpgsql VOLATILE AS
+  $$ BEGIN INSERT INTO public.regress_hwe_marks VALUES ($1); RETURN $1; END $$;
+ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id SET DEFAULT public.regress_hwe_mark();
+SELECT public.regress_hwe_write_mark('written-before-direct') AS mark,
+       (SELECT count(*) FROM kaireon.recommend('hwe', 'marked-direct', 'web')) AS offers;
+SET kaireon.direct_history_writes = off;
+SELECT public.regress_hwe_write_mark('written-before-statement') AS mark,
+       (SELECT count(*) FROM kaireon.recommend('hwe', 'marked-statement', 'web')) AS offers;
+RESET kaireon.direct_history_writes;
+SELECT customer_id, campaign_id, count(*) FROM kaireon.interaction_history
+ WHERE tenant_id = 'hwe' AND customer_id LIKE 'marked-%' GROUP BY 1, 2 ORDER BY 1;
+ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id DROP DEFAULT;
+DROP FUNCTION public.regress_hwe_mark();
+DROP FUNCTION public.regress_hwe_write_mark(text);
+DROP TABLE public.regress_hwe_marks;
 
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'hwe';
 DELETE FROM kaireon.tenants WHERE id = 'hwe';

@@ -111,6 +111,7 @@
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "util/inval.h"
 #include "util/spi.h"
@@ -162,6 +163,7 @@ static ParentColumns columns;
 static MemoryContext cache_cxt = NULL;	/* parent of the entries' contexts */
 static MemoryContext retired_cxt = NULL;	/* contexts to free at the next write */
 static int	depth = 0;
+static Snapshot write_snapshot = NULL;	/* the snapshot the running write pushed */
 
 /* Relcache callback: the relation's entries (all for InvalidOid) are stale. */
 static void
@@ -440,6 +442,15 @@ fill_row(TupleTableSlot *slot, const ParentColumns *pc, const KHistoryRows *rows
 	ExecStoreVirtualTuple(slot);
 }
 
+/* Pop the snapshot the write pushed, when it is still the active one (after an error, the abort pops the rest). */
+static void
+pop_write_snapshot(void)
+{
+	if (write_snapshot != NULL && ActiveSnapshotSet() && GetActiveSnapshot() == write_snapshot)
+		PopActiveSnapshot();
+	write_snapshot = NULL;
+}
+
 /* Close what a write opened, as COPY FROM closes it (the locks stay to the transaction's end). */
 static void
 end_write(EState *estate, ModifyTableState *mtstate, PartitionTupleRouting *proute, Relation parent)
@@ -521,8 +532,17 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	ExecInitRangeTable(estate, list_make1(rte));
 	root = makeNode(ResultRelInfo);
 	ExecInitResultRelation(estate, root, 1);
-	/* as SPI before a statement that writes: the commands before are seen (by the triggers) */
+	/*
+	 * As SPI before a statement that writes: the commands before are seen (by
+	 * the defaults, triggers and checks), under a new snapshot (in READ
+	 * COMMITTED, what other transactions committed since the caller's
+	 * statement began), its command id the new one.
+	 */
 	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	write_snapshot = GetActiveSnapshot();
+	estate->es_snapshot = write_snapshot;
 	estate->es_output_cid = GetCurrentCommandId(true);
 	mtstate = makeNode(ModifyTableState);
 	mtstate->ps.plan = NULL;
@@ -541,6 +561,7 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 		!triggers_allow(part->ri_TrigDesc) || (rls && !only_reference_triggers(part->ri_TrigDesc)))
 	{
 		end_write(estate, mtstate, proute, parent);
+		pop_write_snapshot();
 		return false;
 	}
 	if (part->ri_ConstraintExprs == NULL && RelationGetDescr(part->ri_RelationDesc)->constr != NULL)
@@ -625,6 +646,7 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	end_write(estate, mtstate, proute, parent);
 	/* as after a statement: later commands of the transaction see the rows */
 	CommandCounterIncrement();
+	pop_write_snapshot();
 	*inserted = n;
 	return true;
 }
@@ -658,6 +680,7 @@ kaireon_history_insert(const KHistoryRows *rows, uint64 *inserted)
 	PG_FINALLY();
 	{
 		depth--;
+		pop_write_snapshot();	/* after an error: popped here, not left to the abort */
 	}
 	PG_END_TRY();
 	return done;

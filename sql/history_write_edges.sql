@@ -6,7 +6,8 @@
 -- compiled again, and refused, as the statement); a volatile default or CHECK reading the
 -- table (each row sees the rows before it, as in the statement); a STABLE default reading what
 -- the calling statement wrote (the write's own snapshot, taken after the command counter
--- advanced, as the statement's).
+-- advanced, as the statement's); SELECT on algorithm_models, which the statement needs even
+-- for rows without a model, revoked.
 \set VERBOSITY terse
 INSERT INTO kaireon.tenants (id, name, slug) VALUES ('hwe', 'History write edges', 'hwe');
 INSERT INTO kaireon.channels (tenant_id, id, name, channel_type, impression_mode) VALUES
@@ -155,6 +156,20 @@ ALTER TABLE kaireon.interaction_history ALTER COLUMN campaign_id DROP DEFAULT;
 DROP FUNCTION public.regress_hwe_mark();
 DROP FUNCTION public.regress_hwe_write_mark(text);
 DROP TABLE public.regress_hwe_marks;
+
+-- SELECT on algorithm_models revoked: the statement's lookup of a model's version needs it even
+-- for rows without a model (the executor checks it), so the recording is refused either way
+REVOKE SELECT ON kaireon.algorithm_models FROM regress_hwe_app;
+SET kaireon.tenant_id = 'hwe';
+SET ROLE regress_hwe_app;
+SELECT pg_temp.outcome('no-models-direct') AS direct;
+RESET ROLE;
+SET kaireon.direct_history_writes = off;
+SET ROLE regress_hwe_app;
+SELECT pg_temp.outcome('no-models-statement') AS statement;
+RESET ROLE;
+RESET kaireon.direct_history_writes;
+RESET kaireon.tenant_id;
 
 DELETE FROM kaireon.interaction_history WHERE tenant_id = 'hwe';
 DELETE FROM kaireon.tenants WHERE id = 'hwe';

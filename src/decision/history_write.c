@@ -16,70 +16,86 @@
  * raises whatever error applies, so both ways end alike.
  *	1. When: kaireon.direct_history_writes is on; Citus is not installed
  *	   (its tables take the statement); the transaction may write and is
- *	   not in parallel mode; not nested in a write of this module (a default,
- *	   CHECK or trigger function recording again: the guard is raised before
- *	   anything that can run user code, constant folding included, so such a
- *	   recording takes the statement and never runs this write's compiled
- *	   expressions, nor frees them, while they run); interaction_history is a partitioned table whose
- *	   partitions are all leaves, without rules, without statement, AFTER,
- *	   INSTEAD OF or transition-table insert triggers, without stored
- *	   generated or identity columns or a column left out whose type is a
- *	   domain; the named columns have the caller's types, without a typmod;
- *	   its partition key is plain columns the caller names, equal in every
- *	   row (so the first row's partition is every row's); the partition is a
+ *	   not in parallel mode; not nested in a write of this module (a
+ *	   default, CHECK or trigger function recording again: the guard is
+ *	   raised before anything that can run user code, constant folding
+ *	   included, so such a recording takes the statement, and neither runs
+ *	   this write's compiled expressions again nor frees them while they
+ *	   run); interaction_history is a partitioned table whose partitions
+ *	   are all leaves, without rules, without statement, AFTER, INSTEAD OF
+ *	   or transition-table insert triggers, without stored generated or
+ *	   identity columns or a column left out whose type is a domain; the
+ *	   named columns have the caller's types, without a typmod; its
+ *	   partition key is plain columns the caller names, equal in every row
+ *	   (so the first row's partition is every row's); the partition is a
  *	   plain table with no such triggers either.
  *	2. Locks: RowExclusiveLock on the parent, and, by ExecFindPartition, on
  *	   the partition and its indexes, kept to the end of the transaction,
  *	   as the executor takes them.
  *	3. Rights: ExecCheckRTPerms on a range table entry of the parent with
  *	   INSERT on the columns named, as the executor checks them (when it
- *	   refuses, the statement raises the error).  Row level security:
- *	   check_enable_rls (which raises as the executor would when row_security
- *	   is off and a policy applies); where it applies, only kaireon's
- *	   tenant_isolation policy (state_read.c) with no row security hook, and
- *	   every row of the session's tenant, and no BEFORE ROW insert trigger
- *	   but kaireon's Check_references (which changes no row): the policy's
- *	   WITH CHECK, which the statement applies after the triggers, then holds
- *	   for every row.  Anything else takes the statement.  (The statement's
- *	   lookup of a model's version needs SELECT on algorithm_models; rows
- *	   without a model, the only ones written here, do not.)
+ *	   refuses, the statement raises the error).  The table the statement
+ *	   also reads (KHistoryRows.read_table: algorithm_models, whose lookup
+ *	   of a model's version the executor checks even for rows without a
+ *	   model, the only ones written here): ExecCheckRTPerms with SELECT on
+ *	   the columns it reads, and, when row level security applies to it, not
+ *	   with row_security off (the statement raises then).  Row level
+ *	   security on the parent: check_enable_rls (which raises as the
+ *	   executor would when row_security is off and a policy applies); where
+ *	   it applies, only kaireon's tenant_isolation policy (state_read.c)
+ *	   with no row security hook, and every row of the session's tenant, and
+ *	   no BEFORE ROW insert trigger but kaireon's Check_references (which
+ *	   changes no row): the policy's WITH CHECK, which the statement applies
+ *	   after the triggers, then holds for every row.  Anything else takes
+ *	   the statement.
  *	4. Rows, as COPY FROM writes them: the command counter advances first,
- *	   as SPI advances it before a statement that writes; the named columns
- *	   take the caller's values, the others their defaults (evaluated per
- *	   row); then ExecFindPartition, the root-to-partition map, the
- *	   partition's tableoid on the row, ExecBRInsertTriggers
- *	   (the checked references' trigger among them; a trigger returning
- *	   NULL skips the row), ExecConstraints, ExecPartitionCheck (a BEFORE
- *	   ROW trigger may have changed the row), each row into a slot of its
- *	   own; then table_multi_insert of them all (one WAL record for the
- *	   heap, as COPY's batches) and ExecInsertIndexTuples of each, all
- *	   under one command id; with a BEFORE ROW trigger other than
- *	   Check_references, a volatile default (nextval aside, as COPY tells
- *	   them) or a volatile CHECK, any of which may read the table, each
- *	   row's table_tuple_insert and index entries before the next row's
- *	   defaults, triggers and checks, as COPY does then (and as the
- *	   statement writes its rows).  Then the command counter advances, as after a statement.
+ *	   as SPI advances it before a statement that writes, and the write
+ *	   runs under a new snapshot (GetTransactionSnapshot, its command id the
+ *	   new one, as SPI's for a statement that writes), popped after the
+ *	   write or its error; the named columns take the caller's values, the
+ *	   others their defaults (evaluated per row); then ExecFindPartition,
+ *	   the root-to-partition map, the partition's tableoid on the row,
+ *	   ExecBRInsertTriggers (the checked references' trigger among them; a
+ *	   trigger returning NULL skips the row), ExecConstraints,
+ *	   ExecPartitionCheck (a BEFORE ROW trigger may have changed the row),
+ *	   each row into a slot of its own; then table_multi_insert of them all
+ *	   (one WAL record for the heap, as COPY's batches) and
+ *	   ExecInsertIndexTuples of each, all under one command id.  With a
+ *	   BEFORE ROW trigger other than Check_references, a volatile default
+ *	   (nextval aside, as COPY tells them) or a volatile CHECK, any of which
+ *	   may read the table, each row's table_tuple_insert and index entries
+ *	   go before the next row's defaults, triggers and checks, as COPY does
+ *	   then (and as the statement writes its rows).  Then the command
+ *	   counter advances, as after a statement.  One difference is left: in
+ *	   a batch every row's constraints are checked before any row's index
+ *	   entries, so when one row breaks a unique index and a later row a
+ *	   CHECK or NOT NULL constraint, the later row's error is raised, where
+ *	   the statement (row by row) raises the unique violation; either way
+ *	   the recording fails and nothing is written (docs/recommend.md).
  *	5. Cache: per partition, its CHECK expressions (and whether one is
- *	   volatile) compiled (as
- *	   ExecPrepareExpr compiles them: expression_planner, then ExecInitExpr
- *	   with no parent, so no JIT and nothing of a statement) in a memory
- *	   context of their own, and placed into the partition's ResultRelInfo
- *	   before its first row, where ExecRelCheck finds them and compiles
- *	   nothing; per column array of the caller, the parent's column numbers,
- *	   default expressions (and whether one is volatile), and whether its row level security policy is
- *	   kaireon's own; each for the user it was compiled for
- *	   (ExecInitExpr checks the EXECUTE right of each function, once), and
- *	   compiled again for another user, or when a function, a role's
- *	   attributes or a role membership changed since (kaireon_rights_changes,
- *	   util/inval.c: the right may have gone with a revoked membership or
- *	   superuser; and expression_planner inlines SQL functions, as the plan
- *	   cache does).  A relcache invalidation of the relation (or of all)
- *	   marks its entry stale.  A stale or evicted entry's context is
- *	   moved aside and freed at the start of the next write, never during
- *	   one: an invalidation can arrive while rows are written (a trigger
- *	   opening a relation), and the ResultRelInfo still points at the
- *	   expressions.  An invalidation during a write changes nothing that
- *	   write may see: its locks keep the relations' definitions.
+ *	   volatile) compiled (as ExecPrepareExpr compiles them:
+ *	   expression_planner, then ExecInitExpr with no parent, so no JIT and
+ *	   nothing of a statement) in a memory context of their own, and placed
+ *	   into the partition's ResultRelInfo before its first row, where
+ *	   ExecRelCheck finds them and compiles nothing; per column array of the
+ *	   caller, the parent's column numbers, default expressions (and whether
+ *	   one is volatile), whether its row level security policy is kaireon's
+ *	   own, and the range table entry of the table the statement also
+ *	   reads.  Each for the user it was compiled for (ExecInitExpr checks
+ *	   the EXECUTE right of each function, once), and compiled again for
+ *	   another user, or when a function, a role's attributes or a role
+ *	   membership changed since (kaireon_rights_changes, util/inval.c: the
+ *	   right may have gone with a revoked membership or superuser; and
+ *	   expression_planner inlines SQL functions, as the plan cache does).
+ *	   A relcache invalidation of the relation (or of all, or of the table
+ *	   the statement also reads) marks its entry stale.  A stale or evicted
+ *	   entry's context is moved aside and freed at the start of the next
+ *	   write (never a nested one, see 1), never during one: an invalidation
+ *	   can arrive while rows are written (a trigger opening a relation), and
+ *	   the ResultRelInfo still points at the expressions.  An invalidation
+ *	   during a write changes nothing that write may see: its locks keep
+ *	   the relations' definitions.  The rights themselves (step 3) are
+ *	   checked at every write.
  */
 #include "postgres.h"
 
@@ -111,6 +127,7 @@
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "util/inval.h"
@@ -154,6 +171,9 @@ typedef struct ParentColumns
 	bool		tenant_policy;	/* the only policy is kaireon's tenant_isolation, for inserts */
 	int			nkeys;			/* partition key columns, as indexes among the names */
 	int			key_col[PARTITION_MAX_KEYS];
+	const char *read_table;		/* the caller's KHistoryRows.read_table */
+	Oid			read_relid;		/* it, in kaireon */
+	RangeTblEntry *read_rte;	/* SELECT on its columns the statement reads (NULL: none) */
 } ParentColumns;
 
 static bool direct_history_writes = true;
@@ -172,7 +192,8 @@ history_write_relcache_cb(Datum arg, Oid relid)
 	for (int i = 0; i < PART_SLOTS; i++)
 		if (parts[i].relid != InvalidOid && (relid == InvalidOid || parts[i].relid == relid))
 			parts[i].stale = true;
-	if (columns.relid != InvalidOid && (relid == InvalidOid || columns.relid == relid))
+	if (columns.relid != InvalidOid &&
+		(relid == InvalidOid || columns.relid == relid || columns.read_relid == relid))
 		columns.stale = true;
 }
 
@@ -299,7 +320,8 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	MemoryContext old;
 
 	if (pc->relid == RelationGetRelid(parent) && !pc->stale && pc->userid == GetUserId() &&
-		pc->rights == kaireon_rights_changes() && pc->names == rows->names && pc->ncols == rows->ncols)
+		pc->rights == kaireon_rights_changes() && pc->names == rows->names && pc->ncols == rows->ncols &&
+		pc->read_table == rows->read_table)
 		return pc;
 	retire(pc->cxt);
 	pc->relid = InvalidOid;
@@ -318,6 +340,31 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	}
 	pc->usable = pc->usable && pc->tenant_col >= 0;
 	pc->tenant_policy = kaireon_only_tenant_policy(parent, ACL_INSERT_CHR);
+	/* the table the statement also reads: SELECT on its columns read (protocol, 3) */
+	pc->read_relid = InvalidOid;
+	pc->read_rte = NULL;
+	if (rows->read_table != NULL)
+	{
+		pc->read_relid = get_relname_relid(rows->read_table, RelationGetNamespace(parent));
+		pc->usable = pc->usable && OidIsValid(pc->read_relid);
+		if (OidIsValid(pc->read_relid))
+		{
+			pc->read_rte = makeNode(RangeTblEntry);
+			pc->read_rte->rtekind = RTE_RELATION;
+			pc->read_rte->relid = pc->read_relid;
+			pc->read_rte->relkind = get_rel_relkind(pc->read_relid);
+			pc->read_rte->rellockmode = AccessShareLock;
+			pc->read_rte->requiredPerms = ACL_SELECT;
+		}
+		for (int c = 0; pc->usable && c < rows->nread_columns; c++)
+		{
+			AttrNumber	a = get_attnum(pc->read_relid, rows->read_columns[c]);
+
+			pc->usable = a > 0;
+			pc->read_rte->selectedCols = bms_add_member(pc->read_rte->selectedCols,
+														a - FirstLowInvalidHeapAttributeNumber);
+		}
+	}
 	/* the partition key: plain columns among the names */
 	pc->nkeys = 0;
 	for (int k = 0; pc->usable && k < key->partnatts; k++)
@@ -363,6 +410,7 @@ parent_columns(Relation parent, const KHistoryRows *rows)
 	MemoryContextSwitchTo(old);
 	pc->names = rows->names;
 	pc->ncols = rows->ncols;
+	pc->read_table = rows->read_table;
 	pc->relid = RelationGetRelid(parent);
 	pc->userid = GetUserId();
 	pc->stale = false;
@@ -416,6 +464,22 @@ rights_allow(const ParentColumns *pc, const KHistoryRows *rows, RangeTblEntry *r
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Whether the session may read the table the statement also reads, as the
+ * statement would without an error: SELECT on the columns it reads, and
+ * not row level security with row_security off (the statement's rewriter
+ * raises then, before the rest).  The rows written here read no row of it.
+ */
+static bool
+read_rights_allow(const ParentColumns *pc)
+{
+	if (pc->read_rte == NULL)
+		return true;
+	if (!ExecCheckRTPerms(list_make1(pc->read_rte), false))
+		return false;
+	return row_security || check_enable_rls(pc->read_relid, InvalidOid, true) != RLS_ENABLED;
 }
 
 /* Fill the root slot with row r: the named columns, then the defaults. */
@@ -521,7 +585,7 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	rte->requiredPerms = ACL_INSERT;
 	for (int c = 0; c < rows->ncols; c++)
 		rte->insertedCols = bms_add_member(rte->insertedCols, pc->attno[c] - FirstLowInvalidHeapAttributeNumber);
-	if (!rights_allow(pc, rows, rte, &rls))
+	if (!read_rights_allow(pc) || !rights_allow(pc, rows, rte, &rls))
 	{
 		table_close(parent, NoLock);
 		return false;

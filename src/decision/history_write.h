@@ -18,6 +18,10 @@ typedef struct KHistoryRows
 	Datum	  **values;
 	bool	  **nulls;
 	int			nrows;
+	/* a kaireon table the statement also reads, and its columns read (NULL: none; static) */
+	const char *read_table;
+	const char *const *read_columns;
+	int			nread_columns;
 } KHistoryRows;
 
 extern void kaireon_history_write_init(void);

@@ -49,9 +49,12 @@ jsonb_datum(const json_t *value)
 
 /*
  * The decisions' rows written without the statement (decision/history_write.c),
- * when no row names a model (the statement looks its version up); v and
- * vnulls are the statement's scalar parameters, cols and nulls its 13 row
- * columns.  false: nothing written, the statement runs.
+ * when no row names a model (the statement looks its version up); the session
+ * still needs SELECT on the columns of algorithm_models the statement's
+ * lookup reads, which the statement's executor checks for every row (else
+ * the statement runs and raises).  v and vnulls are the statement's scalar
+ * parameters, cols and nulls its 13 row columns.  false: nothing written,
+ * the statement runs.
  */
 static bool
 record_directly(const Datum *v, const char *vnulls, Datum **cols, bool **nulls, int n)
@@ -64,6 +67,8 @@ record_directly(const Datum *v, const char *vnulls, Datum **cols, bool **nulls, 
 	static const Oid types[22] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID,
 		TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	FLOAT8OID, FLOAT8OID, TEXTOID, FLOAT8OID, INT4OID, TEXTOID};
+	/* the columns of algorithm_models the statement reads */
+	static const char *const model_columns[3] = {"version", "tenant_id", "key"};
 	/* the statement's scalar parameters ($1-$5, $19, $20) for the first seven names */
 	static const int scalar[7] = {0, 1, 2, 3, 4, 18, 19};
 	Datum	   *values[22];
@@ -108,6 +113,9 @@ record_directly(const Datum *v, const char *vnulls, Datum **cols, bool **nulls, 
 	rows.values = values;
 	rows.nulls = isnull;
 	rows.nrows = n;
+	rows.read_table = "algorithm_models";
+	rows.read_columns = model_columns;
+	rows.nread_columns = 3;
 	if (!kaireon_history_insert(&rows, &inserted))
 		return false;
 	if (inserted != (uint64) n)

@@ -506,7 +506,10 @@ fill_row(TupleTableSlot *slot, const ParentColumns *pc, const KHistoryRows *rows
 	ExecStoreVirtualTuple(slot);
 }
 
-/* Pop the snapshot the write pushed, when it is still the active one (after an error, the abort pops the rest). */
+/*
+ * Pop the snapshot the write pushed, when it is still the active one (after
+ * an error, the abort pops what user code left above it, and it).
+ */
 static void
 pop_write_snapshot(void)
 {
@@ -550,7 +553,7 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	bool		volatile_checks = false;
 	MemoryContext oldcxt;
 	TupleTableSlot **slots;
-	volatile uint64 n = 0;
+	uint64		n = 0;
 
 	relid = get_relname_relid("interaction_history", get_namespace_oid("kaireon", false));
 	if (!OidIsValid(relid))
@@ -650,60 +653,59 @@ write_rows(const KHistoryRows *rows, uint64 *inserted)
 	 * defaults), each row goes in before the next row's defaults, triggers
 	 * and checks run, as the statement writes them.
 	 */
-	batch = !pc->volatile_defaults && !volatile_checks && (!has_br || only_reference_triggers(part->ri_TrigDesc));
+	batch = !pc->volatile_defaults && !volatile_checks &&
+		(!has_br || only_reference_triggers(part->ri_TrigDesc));
 	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 	slots = palloc(sizeof(TupleTableSlot *) * rows->nrows);
+	for (int r = 0; r < rows->nrows; r++)
 	{
-		for (int r = 0; r < rows->nrows; r++)
-		{
-			TupleTableSlot *rslot = slot;
-			TupleTableSlot *pslot;
-			TupleConversionMap *map;
+		TupleTableSlot *rslot = slot;
+		TupleTableSlot *pslot;
+		TupleConversionMap *map;
 
-			CHECK_FOR_INTERRUPTS();
-			if (r > 0)
-			{
-				ResetPerTupleExprContext(estate);
-				rslot = ExecInitExtraTupleSlot(estate, RelationGetDescr(parent), &TTSOpsHeapTuple);
-				fill_row(rslot, pc, rows, r, estate);
-				if (ExecFindPartition(mtstate, root, proute, rslot, estate) != part)
-					elog(ERROR, "kaireon: rows of equal partition keys went to different partitions");
-			}
-			pslot = rslot;
-			map = part->ri_RootToPartitionMap;
-			if (map != NULL)
-				pslot = execute_attr_map_slot(map->attrMap, rslot,
-											  table_slot_create(part->ri_RelationDesc, &estate->es_tupleTable));
-			/* as COPY: the triggers and constraints see the partition's tableoid */
-			pslot->tts_tableOid = RelationGetRelid(part->ri_RelationDesc);
-			if (has_br && !ExecBRInsertTriggers(estate, part, pslot))
-				continue;		/* a trigger skipped the row */
-			if (RelationGetDescr(part->ri_RelationDesc)->constr != NULL)
-				ExecConstraints(part, pslot, estate);
-			if (has_br)
-				ExecPartitionCheck(part, pslot, estate, true);
-			if (!batch)
-			{
-				table_tuple_insert(part->ri_RelationDesc, pslot, estate->es_output_cid, 0, NULL);
-				if (part->ri_NumIndices > 0)
-					list_free(ExecInsertIndexTuples(part, pslot, estate, false, false, NULL, NIL));
-				n++;
-				continue;
-			}
-			/* the row's own copy: the next row's defaults reuse the per-row memory */
-			ExecMaterializeSlot(pslot);
-			slots[n++] = pslot;
-		}
-		if (batch && n > 0)
+		CHECK_FOR_INTERRUPTS();
+		if (r > 0)
 		{
-			/* table_multi_insert leaves memory in the current context: the per-row one */
-			MemoryContext batchcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
-
-			table_multi_insert(part->ri_RelationDesc, slots, (int) n, estate->es_output_cid, 0, NULL);
-			MemoryContextSwitchTo(batchcxt);
-			for (int i = 0; i < (int) n && part->ri_NumIndices > 0; i++)
-				list_free(ExecInsertIndexTuples(part, slots[i], estate, false, false, NULL, NIL));
+			ResetPerTupleExprContext(estate);
+			rslot = ExecInitExtraTupleSlot(estate, RelationGetDescr(parent), &TTSOpsHeapTuple);
+			fill_row(rslot, pc, rows, r, estate);
+			if (ExecFindPartition(mtstate, root, proute, rslot, estate) != part)
+				elog(ERROR, "kaireon: rows of equal partition keys went to different partitions");
 		}
+		pslot = rslot;
+		map = part->ri_RootToPartitionMap;
+		if (map != NULL)
+			pslot = execute_attr_map_slot(map->attrMap, rslot,
+										  table_slot_create(part->ri_RelationDesc, &estate->es_tupleTable));
+		/* as COPY: the triggers and constraints see the partition's tableoid */
+		pslot->tts_tableOid = RelationGetRelid(part->ri_RelationDesc);
+		if (has_br && !ExecBRInsertTriggers(estate, part, pslot))
+			continue;		/* a trigger skipped the row */
+		if (RelationGetDescr(part->ri_RelationDesc)->constr != NULL)
+			ExecConstraints(part, pslot, estate);
+		if (has_br)
+			ExecPartitionCheck(part, pslot, estate, true);
+		if (!batch)
+		{
+			table_tuple_insert(part->ri_RelationDesc, pslot, estate->es_output_cid, 0, NULL);
+			if (part->ri_NumIndices > 0)
+				list_free(ExecInsertIndexTuples(part, pslot, estate, false, false, NULL, NIL));
+			n++;
+			continue;
+		}
+		/* the row's own copy: the next row's defaults reuse the per-row memory */
+		ExecMaterializeSlot(pslot);
+		slots[n++] = pslot;
+	}
+	if (batch && n > 0)
+	{
+		/* table_multi_insert leaves memory in the current context: the per-row one */
+		MemoryContext batchcxt = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+
+		table_multi_insert(part->ri_RelationDesc, slots, (int) n, estate->es_output_cid, 0, NULL);
+		MemoryContextSwitchTo(batchcxt);
+		for (int i = 0; i < (int) n && part->ri_NumIndices > 0; i++)
+			list_free(ExecInsertIndexTuples(part, slots[i], estate, false, false, NULL, NIL));
 	}
 	MemoryContextSwitchTo(oldcxt);
 

@@ -19,10 +19,12 @@
  *  - those no other transaction holds it locks FOR NO KEY UPDATE SKIP LOCKED
  *    and sets their wait_event_at and wait_until to the event's time, so the
  *    engine's next pass takes the wait's next branch;
- *  - those another transaction holds (another event's, which woke it but may
- *    still roll back; an engine pass at its timeout, which may fail; anyone's
- *    row lock) it does not wait for: it records the wake in
- *    journey_pending_wakes (enrolment, event type, time), under a key share
+ *  - every active enrolment of the customer another transaction holds
+ *    (another event's, which woke it but may still roll back; an engine pass,
+ *    which may fail, or may move it into a new wait this event falls in;
+ *    anyone's row lock), whatever its wait in this statement's snapshot, it
+ *    does not wait for: it records the wake in journey_pending_wakes
+ *    (enrolment, each of the event's types, time), under a key share
  *    lock of the enrolment, which neither an event's nor the engine's FOR NO
  *    KEY UPDATE blocks (only a FOR UPDATE or a DELETE does, and then the event
  *    waits for it: the enrolment may be gone after).  The engine reads the
@@ -33,10 +35,10 @@
  * enrolment and whatever became of the holder, and never waits for a batch:
  * the holder commits a wake (the earliest event counts, once, and the pass
  * removes the pending wakes with its move), rolls back (the pending wake
- * wakes it), or commits the end of the wait at its timeout (the engine decided
- * before the event committed; the pending wake is older than the next wait's
- * start, counts for nothing, and the next pass over the enrolment removes
- * it).  It runs with the caller's rights.
+ * wakes it), or commits a move into a new wait (the pending wake falls in it
+ * when the event came after the move's time, and wakes it; otherwise it
+ * counts for nothing, and the next pass over the enrolment removes it).  It
+ * runs with the caller's rights.
  */
 #include "postgres.h"
 
@@ -89,11 +91,16 @@ kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const c
 	v[3] = TimestampTzGetDatum(at);
 	/*
 	 * planned once per backend (kspi_prepare_keep; the plan cache replans it
-	 * when a table changes).  "held" reads the enrolments the UPDATE did not
-	 * wake, in the statement's snapshot: those the UPDATE skipped as locked (an
-	 * enrolment a concurrent transaction moved or woke after the snapshot may
-	 * get a pending wake too: it counts for nothing after the move, and the
-	 * earliest event is the one taken).
+	 * when a table changes).  "free" is the customer's active enrolments no
+	 * other transaction holds for a change (FOR SHARE SKIP LOCKED: a key share
+	 * lock, another event's pending wake, does not count); "held" records a
+	 * pending wake, for each of the event's types, for every other active
+	 * enrolment of the customer the UPDATE did not wake, whatever its wait was
+	 * in the statement's snapshot: the holder may be moving it into a new wait
+	 * for this event (a timeout into a second wait, a wake into the next one),
+	 * which began before the event.  A pending wake of a wait it does not fall
+	 * in counts for nothing, and the engine's next pass over the enrolment
+	 * removes it (campaign/journeys.c).
 	 */
 	if (wake_plan == NULL)
 		wake_plan = kspi_prepare_keep("WITH woken AS ("
@@ -105,14 +112,17 @@ kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const c
 									  "             AND (y.wait_until IS NULL OR y.wait_until > $4) "
 									  "             FOR NO KEY UPDATE SKIP LOCKED) "
 									  "  RETURNING x.id), "
+									  "free AS ("
+									  "  SELECT f.id FROM kaireon.journey_enrollments f "
+									  "   WHERE f.tenant_id = $1 AND f.customer_id = $2 AND f.status = 'active' "
+									  "     FOR SHARE SKIP LOCKED), "
 									  "held AS ("
 									  "  INSERT INTO kaireon.journey_pending_wakes (tenant_id, enrollment_id, event_type, event_at) "
-									  "  SELECT z.tenant_id, z.id, z.wait_event_type, $4 FROM kaireon.journey_enrollments z "
-									  "   WHERE z.tenant_id = $1 AND z.customer_id = $2 AND z.wait_event_type = ANY ($3) "
-									  "     AND z.status = 'active' AND z.wait_event_at IS NULL AND z.last_step_at <= $4 "
-									  "     AND (z.wait_until IS NULL OR z.wait_until > $4) "
-									  "     AND z.id NOT IN (SELECT w.id FROM woken w) "
-									  "     FOR KEY SHARE "
+									  "  SELECT z.tenant_id, z.id, t.event_type, $4 "
+									  "    FROM kaireon.journey_enrollments z CROSS JOIN unnest($3) t (event_type) "
+									  "   WHERE z.tenant_id = $1 AND z.customer_id = $2 AND z.status = 'active' "
+									  "     AND z.id NOT IN (SELECT w.id FROM woken w) AND z.id NOT IN (SELECT f.id FROM free f) "
+									  "     FOR KEY SHARE OF z "
 									  "  RETURNING 1) "
 									  "SELECT (SELECT count(*) FROM woken) + (SELECT count(*) FROM held)",
 									  4, types);

@@ -359,6 +359,9 @@ SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome":
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "occurredAt": "300000-01-01T00:00:00Z"}');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- an offset out of range keeps timestamptz_in's own SQLSTATE (22009), the field named
+SELECT kaireon.respond_json('{"tenantId": "rsp", "customerId": "cu1", "outcome": "click", "offerId": "o1", "occurredAt": "2024-01-01 00:00+16:00"}');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', idempotency_key => '');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT kaireon.respond('rsp', 'cu1', 'click', offer_id => 'o1', idempotency_key => repeat('k', 201));

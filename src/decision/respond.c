@@ -628,41 +628,41 @@ respond_one(RespondArgs *a)
 }
 
 /*
- * A timestamptz from the text of the request field `what`, as timestamptz_in
- * reads it, but its errors name the field: 22007 for text that is not a time,
- * 22008 for a field or a time out of range.  infinity is read (respond_one
- * refuses it).
+ * A timestamptz from the text of the request field `what`, read by
+ * timestamptz_in; its error is raised again naming the field, with its
+ * SQLSTATE (22007 for text that is not a time, 22008 for a time out of range,
+ * 22009 for an offset out of range) and a hint.  infinity is read
+ * (respond_one refuses it).  Rethrowing at once is safe without a
+ * subtransaction: timestamptz_in holds nothing the abort would not release.
  */
 static TimestampTz
 parse_timestamp(const char *text, const char *what)
 {
-	char		workbuf[MAXDATELEN + MAXDATEFIELDS];
-	char	   *fields[MAXDATEFIELDS];
-	int			ftype[MAXDATEFIELDS];
-	int			nf;
-	int			dtype = 0;
-	int			tz;
-	struct pg_tm tt;
-	fsec_t		fsec;
+	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz result = 0;
-	int			dterr = ParseDateTime(text, workbuf, sizeof(workbuf), fields, ftype, MAXDATEFIELDS, &nf);
 
-	if (dterr == 0)
-		dterr = DecodeDateTime(fields, ftype, nf, &dtype, &tt, &fsec, &tz);
-	if (dterr == 0 && dtype == DTK_DATE && tm2timestamp(&tt, fsec, &tz, &result) != 0)
-		dterr = DTERR_FIELD_OVERFLOW;
-	if (dterr != 0)
+	PG_TRY();
+	{
+		result = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+														 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(e->sqlerrcode) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		FlushErrorState();
 		ereport(ERROR,
-				(errcode(dterr == DTERR_BAD_FORMAT ? ERRCODE_INVALID_DATETIME_FORMAT : ERRCODE_DATETIME_FIELD_OVERFLOW),
+				(errcode(e->sqlerrcode),
 				 errmsg("%s \"%s\" is not %s", what, shown(text),
-						dterr == DTERR_BAD_FORMAT ? "a time" : "a time in range"),
+						e->sqlerrcode == ERRCODE_INVALID_DATETIME_FORMAT ? "a time" : "a time in range"),
+				 errdetail_internal("%s", e->message),
 				 errhint("Send an ISO 8601 time with its offset, such as \"2026-03-01T09:30:00Z\".")));
-	if (dtype == DTK_EPOCH)
-		result = SetEpochTimestamp();
-	else if (dtype == DTK_LATE)
-		TIMESTAMP_NOEND(result);
-	else if (dtype == DTK_EARLY)
-		TIMESTAMP_NOBEGIN(result);
+	}
+	PG_END_TRY();
 	return result;
 }
 

@@ -8355,6 +8355,48 @@ COMMENT ON FUNCTION kaireon.advance_journeys(text, timestamptz, integer) IS
     'The journey engine, as of at (default now; tests pin it): takes up to max_enrollments due active enrolments (wait_until <= at, or a pending wake of its event wait at or before at in journey_pending_wakes; of tenant_id, or every tenant the caller sees), earliest first, each locked FOR NO KEY UPDATE SKIP LOCKED (one another runner holds is skipped), and advances each through its frozen version''s steps until a wait or an exit, confined to its tenant; a step''s effects and the enrolment''s move commit together. A failing enrolment is rolled back, its error recorded in its history, and retried 5 minutes later. One row per step taken (outcome: next step''s reason, such as offer, no_offer, branch 1, otherwise, waiting, elapsed, event, timeout, delivery, completed, max_duration, converted, error). The maintenance job journeys calls it. See docs/journeys.md.';
 -- ==== end of wake ====
 
+-- ==== retention-days-bound (retention_configs.retention_days is 1 to 36500 days: a longer one put
+-- the cutoff out of timestamptz's range, and retention_policies(), run_retention and dsar_delete
+-- failed for every tenant; retention_policies clamps the cutoff too; sql/install/80_retention.sql,
+-- docs/retention.md) ====
+-- A row above the bound (it could only make the queries fail) is clamped to 36500 days, which
+-- keeps its rows as long in practice (100 years); the change is audited like any other. The
+-- audit trigger is deferred: its events are fired here, as ALTER TABLE refuses a table with
+-- pending trigger events, and it is deferred again.
+UPDATE kaireon.retention_configs SET retention_days = 36500, updated_at = now() WHERE retention_days > 36500;
+SET CONSTRAINTS kaireon.audit_capture IMMEDIATE;
+SET CONSTRAINTS kaireon.audit_capture DEFERRED;
+ALTER TABLE kaireon.retention_configs DROP CONSTRAINT retention_configs_retention_days_check;
+ALTER TABLE kaireon.retention_configs ADD CONSTRAINT retention_configs_retention_days_check
+    CHECK (retention_days BETWEEN 1 AND 36500);
+CREATE OR REPLACE FUNCTION kaireon.retention_policies(as_of timestamptz DEFAULT now())
+    RETURNS TABLE (tenant_id text, data_class text, retention_days integer, legal_hold boolean,
+                   configured boolean, cutoff timestamptz)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function)
+    RETURN QUERY
+    SELECT t.id, d.data_class,
+           coalesce(c.retention_days, m.retention_days, d.retention_days),
+           coalesce(c.legal_hold, m.legal_hold, false),
+           c.id IS NOT NULL OR m.id IS NOT NULL,
+           -- days of 24 hours (UTC days), whatever the session's time zone and its DST changes;
+           -- at most 36500 days (the CHECK of retention_configs), so no row makes the query fail
+           as_of - least(coalesce(c.retention_days, m.retention_days, d.retention_days), 36500) * interval '24 hours'
+      FROM kaireon.tenants t
+     CROSS JOIN kaireon.retention_defaults() d
+      LEFT JOIN kaireon.retention_configs c ON c.tenant_id = t.id AND c.data_class = d.data_class
+      LEFT JOIN kaireon.retention_configs m ON d.data_class = 'summaries' AND c.id IS NULL
+                                           AND m.tenant_id = t.id AND m.data_class = 'metrics'
+     ORDER BY t.id, d.data_class;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
+    'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours, at most 36500; rows older than it are removed). Shows the tenants the caller may see.';
+-- ==== end of retention-days-bound ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

@@ -19,6 +19,17 @@ SELECT tenant_id, data_class, retention_days, legal_hold, configured,
        cutoff = now() - make_interval(hours => 24 * retention_days) AS cutoff_ok
   FROM kaireon.retention_policies() WHERE tenant_id LIKE 'ret_%' ORDER BY 1, 2;
 
+-- retention_days is 1 to 36500 days (23514, nothing written): 2147483647 days put every tenant's
+-- cutoff out of range, and retention_policies() failed for all of them; 36500 is accepted
+INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days) VALUES ('ret_a', 'outbox', 2147483647);
+INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days) VALUES ('ret_a', 'outbox', 36501);
+INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days) VALUES ('ret_a', 'outbox', 0);
+INSERT INTO kaireon.retention_configs (tenant_id, data_class, retention_days) VALUES ('ret_a', 'outbox', 36500);
+SELECT tenant_id, retention_days, cutoff = now() - make_interval(hours => 24 * 36500) AS cutoff_ok
+  FROM kaireon.retention_policies() WHERE tenant_id = 'ret_a' AND data_class = 'outbox';
+SELECT count(*) AS policies FROM kaireon.retention_policies() WHERE tenant_id LIKE 'ret_%';
+DELETE FROM kaireon.retention_configs WHERE tenant_id = 'ret_a' AND data_class = 'outbox';
+
 -- interaction_history: partitions 30, 29 and 28 UTC months back (month arithmetic in UTC: in the
 -- session's zone two of them can land in one UTC month at a month end), and the coming months (so the
 -- run creates none). The month 30 back holds only ret_a's rows: it goes in one step. Month 29

@@ -11,7 +11,9 @@ CREATE TABLE kaireon.retention_configs (
     data_class              text NOT NULL
                             CHECK (data_class IN ('interactions', 'decisions', 'metrics', 'audit',
                                                   'suppressions', 'outbox', 'summaries')),
-    retention_days          integer NOT NULL CHECK (retention_days > 0),
+    -- 1 to 36500 days (100 years), like kaireon.retention_decision_lock_days: a longer one would
+    -- put the cutoff out of timestamptz's range (docs/retention.md)
+    retention_days          integer NOT NULL CHECK (retention_days BETWEEN 1 AND 36500),
     legal_hold              boolean NOT NULL DEFAULT false,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
@@ -84,8 +86,9 @@ BEGIN
            coalesce(c.retention_days, m.retention_days, d.retention_days),
            coalesce(c.legal_hold, m.legal_hold, false),
            c.id IS NOT NULL OR m.id IS NOT NULL,
-           -- days of 24 hours (UTC days), whatever the session's time zone and its DST changes
-           as_of - coalesce(c.retention_days, m.retention_days, d.retention_days) * interval '24 hours'
+           -- days of 24 hours (UTC days), whatever the session's time zone and its DST changes;
+           -- at most 36500 days (the CHECK of retention_configs), so no row makes the query fail
+           as_of - least(coalesce(c.retention_days, m.retention_days, d.retention_days), 36500) * interval '24 hours'
       FROM kaireon.tenants t
      CROSS JOIN kaireon.retention_defaults() d
       LEFT JOIN kaireon.retention_configs c ON c.tenant_id = t.id AND c.data_class = d.data_class
@@ -95,7 +98,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
-    'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours; rows older than it are removed). Shows the tenants the caller may see.';
+    'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours, at most 36500; rows older than it are removed). Shows the tenants the caller may see.';
 
 -- The bounds of a range partition of a timestamptz column: NULL for MINVALUE / MAXVALUE and
 -- for the default partition.

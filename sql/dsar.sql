@@ -140,6 +140,15 @@ SELECT kaireon.dsar_delete('dsar_h', 'cust-h') - 'requestId' AS result;
 SELECT (SELECT count(*) FROM kaireon.interaction_history WHERE tenant_id = 'dsar_h') AS history_kept,
        (SELECT count(*) FROM kaireon.consent_records WHERE tenant_id = 'dsar_h') AS consent_left;
 
+-- A customer data table whose schema went back to draft (to be edited) keeps its table and
+-- rows: still covered, by the key column the table has.
+INSERT INTO kaireon_t_dsar.ds_customers (customer_id, email) VALUES ('cust-z', 'z@example.com');
+UPDATE kaireon.data_schemas SET status = 'draft' WHERE tenant_id = 'dsar' AND id = 'customers';
+SELECT kaireon.dsar_export('dsar', 'cust-z') -> 'data' -> 'kaireon_t_dsar.ds_customers' -> 0 ->> 'email' AS exported_while_draft;
+SELECT kaireon.dsar_delete('dsar', 'cust-z') -> 'deleted' AS deleted_while_draft;
+SELECT count(*) AS cust_z_customers_left FROM kaireon_t_dsar.ds_customers WHERE customer_id = 'cust-z';
+UPDATE kaireon.data_schemas SET status = 'published' WHERE tenant_id = 'dsar' AND id = 'customers';
+
 -- Checks: arguments, subject type, tenant, and the tenant a role acts for.
 SELECT kaireon.dsar_export('dsar', NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

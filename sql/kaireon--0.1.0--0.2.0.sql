@@ -8397,6 +8397,75 @@ COMMENT ON FUNCTION kaireon.retention_policies(timestamptz) IS
     'The retention each tenant gets for each data class as of a time: its retention_configs row, else (for summaries) its metrics row, else kaireon.retention_defaults(); with the legal hold and the cutoff (as_of minus retention_days days of 24 hours, at most 36500; rows older than it are removed). Shows the tenants the caller may see.';
 -- ==== end of retention-days-bound ====
 
+-- ==== dsar-data-tables (kaireon_internal._dsar_targets covers every existing customer data table
+-- of the tenant, not only those whose data schema is published: one back in draft kept its
+-- rows, and an erasure left them; sql/install/83_dsar.sql, docs/retention.md) ====
+CREATE OR REPLACE FUNCTION kaireon_internal._dsar_targets(p_tenant text)
+    RETURNS TABLE (label text, relation text, predicate text, data_class text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_nsp       text[];
+    v_table     text[];
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function; the catalogs and the
+    -- tenant's rows are read by separate queries, as Citus joins no catalog with its tables)
+    -- The tenant's customer data tables: every schema of entity type customer, whatever its
+    -- status (one back in draft, or archived, keeps its table and its rows); the ones with a
+    -- table are kept below.
+    SELECT coalesce(array_agg(s.schema_name::text ORDER BY d.table_name), '{}'),
+           coalesce(array_agg(d.table_name ORDER BY d.table_name), '{}')
+      INTO v_nsp, v_table
+      FROM kaireon.data_schemas d
+      JOIN kaireon.tenants t ON t.id = d.tenant_id
+      JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
+     WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND d.entity_type = 'customer';
+    RETURN QUERY
+    -- kaireon tables with the customer's rows (partitioned tables as a whole; consent_records
+    -- by subject_id: kaireon_internal._customer_tables)
+    SELECT c.label, c.relation, format('x.%I = $1', c.key_column),
+           CASE c.label WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
+                        WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
+                        WHEN 'model_shadow_scores' THEN 'decisions' WHEN 'campaign_decisions' THEN 'decisions'
+                        WHEN 'interaction_summaries' THEN 'summaries' WHEN 'metric_values' THEN 'metrics'
+                        WHEN 'suppressions' THEN 'suppressions'
+                        -- a monthly partition retention detached (an archive): still interactions
+                        ELSE CASE WHEN c.label ~ '^interaction_history_p\d{4}_\d{2}$' THEN 'interactions' END END
+      FROM kaireon_internal._customer_tables() c
+    UNION ALL
+    -- kaireon tables that point at the subject's interactions (idempotency keys, deliveries);
+    -- policy_snapshots only names the first interaction decided under a policy version
+    SELECT c.relname::text, format('kaireon.%I', c.relname), 'x.interaction_id = ANY ($2)',
+           CASE c.relname WHEN 'respond_idempotency' THEN 'interactions' END
+      FROM pg_class c
+     WHERE c.relnamespace = 'kaireon'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname <> 'policy_snapshots'
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'interaction_id' AND NOT a.attisdropped)
+       AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'customer_id' AND NOT a.attisdropped)
+    UNION ALL
+    SELECT * FROM (VALUES
+        ('identity_links', 'kaireon.identity_links',
+         '(x.canonical_id = $1 OR (x.identifier_type = ''customer_id'' AND x.identifier_value = $1))', NULL),
+        ('outbox_events', 'kaireon.outbox_events', 'x.payload ->> ''customerId'' = $1', 'outbox'),
+        ('dead_letter_events', 'kaireon.dead_letter_events', 'x.payload ->> ''customerId'' = $1', 'outbox')
+    ) AS v (label, relation, predicate, data_class)
+    UNION ALL
+    -- the tenant's customer data tables that exist, by the key column as the table has it (the
+    -- primary key (tenant_id, key) fixed at first publish; a draft may rename the field)
+    SELECT format('%s.%s', ds.nsp, ds.tbl), format('%I.%I', ds.nsp, ds.tbl),
+           format('x.%I::text = $1', a.attname::text), NULL::text
+      FROM (SELECT DISTINCT u.nsp, u.tbl FROM unnest(v_nsp, v_table) AS u (nsp, tbl)) ds
+      JOIN pg_index i ON i.indrelid = to_regclass(format('%I.%I', ds.nsp, ds.tbl)) AND i.indisprimary
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
+     WHERE to_regclass(format('%I.%I', ds.nsp, ds.tbl)) IS NOT NULL
+     ORDER BY 1;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._dsar_targets(text) IS
+    'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and every existing customer data table of the tenant (whatever its schema''s status; by the table''s key column); with the retention data class whose legal hold keeps them.';
+-- ==== end of dsar-data-tables ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

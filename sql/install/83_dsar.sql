@@ -41,9 +41,22 @@ CREATE FUNCTION kaireon_internal._dsar_targets(p_tenant text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $fn$
+DECLARE
+    v_nsp       text[];
+    v_table     text[];
 BEGIN
     -- (PL/pgSQL: Citus plans no parameterised query of a SQL function; the catalogs and the
     -- tenant's rows are read by separate queries, as Citus joins no catalog with its tables)
+    -- The tenant's customer data tables: every schema of entity type customer, whatever its
+    -- status (one back in draft, or archived, keeps its table and its rows); the ones with a
+    -- table are kept below.
+    SELECT coalesce(array_agg(s.schema_name::text ORDER BY d.table_name), '{}'),
+           coalesce(array_agg(d.table_name ORDER BY d.table_name), '{}')
+      INTO v_nsp, v_table
+      FROM kaireon.data_schemas d
+      JOIN kaireon.tenants t ON t.id = d.tenant_id
+      JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
+     WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND d.entity_type = 'customer';
     RETURN QUERY
     -- kaireon tables with the customer's rows (partitioned tables as a whole; consent_records
     -- by subject_id: kaireon_internal._customer_tables)
@@ -74,22 +87,19 @@ BEGIN
         ('dead_letter_events', 'kaireon.dead_letter_events', 'x.payload ->> ''customerId'' = $1', 'outbox')
     ) AS v (label, relation, predicate, data_class)
     UNION ALL
-    -- the tenant's published customer data tables, by their primary key
-    SELECT format('%s.%s', ds.schema_name, ds.table_name), format('%I.%I', ds.schema_name, ds.table_name),
-           format('x.%I::text = $1', ds.key_name), NULL::text
-      FROM (SELECT s.schema_name::text AS schema_name, d.table_name, f.name AS key_name
-              FROM kaireon.data_schemas d
-              JOIN kaireon.tenants t ON t.id = d.tenant_id
-              JOIN kaireon.tenant_schemas s ON s.schema_name = 'kaireon_t_' || t.slug AND s.owner_tenant_id = t.id
-              JOIN kaireon.schema_fields f ON f.tenant_id = d.tenant_id AND f.schema_id = d.id AND f.is_primary_key
-             WHERE d.tenant_id = p_tenant AND t.id = p_tenant AND f.tenant_id = p_tenant
-               AND d.entity_type = 'customer' AND d.status = 'published') ds
-     WHERE to_regclass(format('%I.%I', ds.schema_name, ds.table_name)) IS NOT NULL
+    -- the tenant's customer data tables that exist, by the key column as the table has it (the
+    -- primary key (tenant_id, key) fixed at first publish; a draft may rename the field)
+    SELECT format('%s.%s', ds.nsp, ds.tbl), format('%I.%I', ds.nsp, ds.tbl),
+           format('x.%I::text = $1', a.attname::text), NULL::text
+      FROM (SELECT DISTINCT u.nsp, u.tbl FROM unnest(v_nsp, v_table) AS u (nsp, tbl)) ds
+      JOIN pg_index i ON i.indrelid = to_regclass(format('%I.%I', ds.nsp, ds.tbl)) AND i.indisprimary
+      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
+     WHERE to_regclass(format('%I.%I', ds.nsp, ds.tbl)) IS NOT NULL
      ORDER BY 1;
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._dsar_targets(text) IS
-    'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and the tenant''s published customer data tables; with the retention data class whose legal hold keeps them.';
+    'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and every existing customer data table of the tenant (whatever its schema''s status; by the table''s key column); with the retention data class whose legal hold keeps them.';
 
 -- How both requests start: the checks, then the dsar_requests row (processing); returns its id
 -- and the ids of the subject's interactions.

@@ -149,6 +149,26 @@ SELECT kaireon.dsar_delete('dsar', 'cust-z') -> 'deleted' AS deleted_while_draft
 SELECT count(*) AS cust_z_customers_left FROM kaireon_t_dsar.ds_customers WHERE customer_id = 'cust-z';
 UPDATE kaireon.data_schemas SET status = 'published' WHERE tenant_id = 'dsar' AND id = 'customers';
 
+-- An interaction in a monthly partition retention detached (an archive, no longer under
+-- interaction_history): the deliveries and idempotency keys pointing at it are exported and
+-- erased with it.
+SELECT count(*) >= 0 AS old_partition FROM kaireon.create_interaction_partitions(0, ((now() - interval '400 days') AT TIME ZONE 'UTC')::date);
+SELECT 'interaction_history_p' || to_char((now() - interval '400 days') AT TIME ZONE 'UTC', 'YYYY_MM') AS archive \gset
+INSERT INTO kaireon.interaction_history (tenant_id, id, customer_id, interaction_type, occurred_at)
+    VALUES ('dsar', 'i-archived', 'cust-z', 'recommendation', now() - interval '400 days');
+ALTER TABLE kaireon.interaction_history DETACH PARTITION kaireon.:"archive";
+SET session_replication_role = replica;
+INSERT INTO kaireon.channel_deliveries (tenant_id, id, interaction_id, channel_type, provider_message_id)
+    VALUES ('dsar', 'del-archived', 'i-archived', 'email', 'msg-to-z@example.com');
+INSERT INTO kaireon.respond_idempotency (tenant_id, idempotency_key, interaction_id) VALUES ('dsar', 'key-archived', 'i-archived');
+RESET session_replication_role;
+SELECT CASE e.key WHEN :'archive' THEN 'the archive' ELSE e.key END AS exported, jsonb_array_length(e.value) AS n
+  FROM jsonb_each(kaireon.dsar_export('dsar', 'cust-z') -> 'data') e ORDER BY 1;
+SELECT d - :'archive' AS deleted_with_archive, d -> :'archive' AS archive_rows
+  FROM (SELECT kaireon.dsar_delete('dsar', 'cust-z') -> 'deleted' AS d) x;
+SELECT (SELECT count(*) FROM kaireon.channel_deliveries WHERE tenant_id = 'dsar' AND id = 'del-archived') AS archived_deliveries_left,
+       (SELECT count(*) FROM kaireon.respond_idempotency WHERE tenant_id = 'dsar' AND idempotency_key = 'key-archived') AS archived_keys_left;
+
 -- Checks: arguments, subject type, tenant, and the tenant a role acts for.
 SELECT kaireon.dsar_export('dsar', NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

@@ -8466,6 +8466,53 @@ COMMENT ON FUNCTION kaireon_internal._dsar_targets(text) IS
     'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and every existing customer data table of the tenant (whatever its schema''s status; by the table''s key column); with the retention data class whose legal hold keeps them.';
 -- ==== end of dsar-data-tables ====
 
+-- ==== dsar-archives (kaireon_internal._dsar_start also gathers the subject's interaction ids from
+-- the monthly partitions retention detached, so the deliveries and idempotency keys of archived
+-- interactions are exported and erased; sql/install/83_dsar.sql, docs/retention.md) ====
+CREATE OR REPLACE FUNCTION kaireon_internal._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text,
+                                    p_requested_by text, p_reason text,
+                                    OUT request_id text, OUT interaction_ids text[])
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v_archive   text;
+    v_ids       text[];
+BEGIN
+    IF p_tenant IS NULL OR p_subject IS NULL THEN
+        RAISE EXCEPTION 'tenant_id and subject_id must not be null'
+            USING ERRCODE = '22004', HINT = 'Pass the tenant id and the customer id of the data subject.';
+    END IF;
+    PERFORM kaireon.assert_tenant_access(p_tenant);
+    IF p_subject_type IS DISTINCT FROM 'customer' THEN
+        RAISE EXCEPTION 'subject_type "%" is not supported', coalesce(p_subject_type, 'null')
+            USING ERRCODE = '22023', HINT = 'Data subject requests are about customers (subject_type => ''customer'').';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM kaireon.tenants t WHERE t.id = p_tenant) THEN
+        RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
+            USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants.';
+    END IF;
+    interaction_ids := ARRAY(SELECT h.id FROM kaireon.interaction_history h
+                              WHERE h.tenant_id = p_tenant AND h.customer_id = p_subject);
+    -- and those of the monthly partitions retention detached (archives, no longer under
+    -- interaction_history), so the rows pointing at them (deliveries, idempotency keys) go too
+    FOR v_archive IN SELECT c.relation FROM kaireon_internal._customer_tables() c
+                      WHERE c.label ~ '^interaction_history_p\d{4}_\d{2}$' ORDER BY c.label LOOP
+        EXECUTE format('SELECT coalesce(array_agg(x.id ORDER BY x.id), ''{}'') FROM %s x '
+                       ' WHERE x.tenant_id = $1 AND x.customer_id = $2', v_archive)
+            INTO v_ids USING p_tenant, p_subject;
+        interaction_ids := interaction_ids || v_ids;
+    END LOOP;
+    INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
+    VALUES (p_tenant, p_request_type, p_subject, p_subject_type, 'processing',
+            coalesce(p_requested_by, nullif(current_setting('kaireon.user_id', true), ''), session_user::text), p_reason)
+    RETURNING id INTO request_id;
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._dsar_start(text, text, text, text, text, text) IS
+    'Internal: checks a data subject request (arguments, tenant access, subject type, tenant), records it in dsar_requests as processing, and returns its id and the ids of the subject''s interactions (in interaction_history and in the monthly partitions retention detached).';
+-- ==== end of dsar-archives ====
+
 -- Last, once every object exists: the roles given access under 0.1.0 (kaireon.grant_*_role) get
 -- the access of 0.2.0 (the new functions of their kind, as kaireon_internal._role_functions
 -- lists them; the new tables and views, part 7's included; kaireon_internal for admins).

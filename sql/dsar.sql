@@ -169,6 +169,22 @@ SELECT d - :'archive' AS deleted_with_archive, d -> :'archive' AS archive_rows
 SELECT (SELECT count(*) FROM kaireon.channel_deliveries WHERE tenant_id = 'dsar' AND id = 'del-archived') AS archived_deliveries_left,
        (SELECT count(*) FROM kaireon.respond_idempotency WHERE tenant_id = 'dsar' AND idempotency_key = 'key-archived') AS archived_keys_left;
 
+-- Rows under an identifier linked to the subject: before signing in, a visitor known by its
+-- e-mail got a trace, an interaction and an outbox event; link_identity moves the interaction
+-- and marks the e-mail's decision lock merged into the customer. The export and the erasure
+-- of the customer cover the rows under the e-mail too.
+INSERT INTO kaireon.decision_traces (tenant_id, request_id, customer_id) VALUES ('dsar', 'r-w', 'w@example.com');
+INSERT INTO kaireon.outbox_events (tenant_id, topic, payload) VALUES ('dsar', 'interaction.recorded', '{"customerId": "w@example.com"}');
+INSERT INTO kaireon.interaction_history (tenant_id, customer_id, interaction_type) VALUES ('dsar', 'w@example.com', 'recommendation');
+SELECT kaireon.link_identity('dsar', 'email', 'w@example.com', 'cust-w') -> 'moved' AS moved;
+SELECT e.key AS exported, jsonb_array_length(e.value) AS n
+  FROM jsonb_each(kaireon.dsar_export('dsar', 'cust-w') -> 'data') e ORDER BY 1;
+SELECT kaireon.dsar_delete('dsar', 'cust-w') -> 'deleted' AS deleted_with_linked;
+SELECT (SELECT count(*) FROM kaireon.decision_locks WHERE tenant_id = 'dsar' AND (customer_id IN ('cust-w', 'w@example.com') OR merged_into = 'cust-w')) AS locks_left,
+       (SELECT count(*) FROM kaireon.decision_traces WHERE tenant_id = 'dsar' AND customer_id IN ('cust-w', 'w@example.com')) AS traces_left,
+       (SELECT count(*) FROM kaireon.outbox_events WHERE tenant_id = 'dsar' AND payload ->> 'customerId' IN ('cust-w', 'w@example.com')) AS events_left,
+       (SELECT count(*) FROM kaireon.identity_links WHERE tenant_id = 'dsar' AND canonical_id = 'cust-w') AS links_left;
+
 -- Checks: arguments, subject type, tenant, and the tenant a role acts for.
 SELECT kaireon.dsar_export('dsar', NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

@@ -1,6 +1,6 @@
 -- kaireon install script, part 83: data subject requests (docs/retention.md, "Data subject
--- requests"). kaireon.dsar_export returns every row of one subject (a customer of a tenant)
--- as one jsonb document; kaireon.dsar_delete erases them, except the data classes under a
+-- requests"). kaireon.dsar_export returns every row of one subject (a customer of a tenant),
+-- under its id or an identifier linked to it (kaireon_internal._dsar_subject_ids), as one jsonb document; kaireon.dsar_delete erases them, except the data classes under a
 -- legal hold. Both are recorded in kaireon.dsar_requests. The tables are found from the
 -- catalog, so a table added later with a customer_id column is covered without a change here.
 -- Audit rows are not touched: the audit chain records configuration changes, which carry no
@@ -33,9 +33,32 @@ CREATE INDEX dsar_requests_subject_idx
 CREATE INDEX dsar_requests_status_idx
     ON kaireon.dsar_requests (tenant_id, status, created_at);
 
--- Where one tenant's subject rows are: a label, the relation, the predicate (with $1 the
--- subject id, $2 the ids of the subject's interactions) and the retention data class whose
--- legal hold keeps them.
+-- The ids one subject's rows are under in a tenant: the subject's own, the identifiers linked to
+-- it (identity_links; link_identity leaves traces, outbox events and the like under them) and
+-- the ids whose decision lock link_identity merged into it.
+CREATE FUNCTION kaireon_internal._dsar_subject_ids(p_tenant text, p_subject text) RETURNS text[]
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    -- (PL/pgSQL: Citus plans no parameterised query of a SQL function)
+    RETURN ARRAY(SELECT DISTINCT i FROM (
+                     SELECT p_subject AS i
+                     UNION ALL
+                     SELECT l.identifier_value FROM kaireon.identity_links l
+                      WHERE l.tenant_id = p_tenant AND l.canonical_id = p_subject
+                     UNION ALL
+                     SELECT d.customer_id FROM kaireon.decision_locks d
+                      WHERE d.tenant_id = p_tenant AND d.merged_into = p_subject) x
+                  WHERE i IS NOT NULL ORDER BY i);
+END
+$fn$;
+COMMENT ON FUNCTION kaireon_internal._dsar_subject_ids(text, text) IS
+    'Internal: the ids a data subject''s rows are under in a tenant: the subject id, the identifier values linked to it (identity_links.canonical_id) and the customer ids whose decision lock was merged into it (decision_locks.merged_into).';
+
+-- Where one tenant's subject rows are: a label, the relation, the predicate (with $1 the ids
+-- the subject's rows are under, kaireon_internal._dsar_subject_ids, $2 the ids of the
+-- subject's interactions) and the retention data class whose legal hold keeps them.
 CREATE FUNCTION kaireon_internal._dsar_targets(p_tenant text)
     RETURNS TABLE (label text, relation text, predicate text, data_class text)
     LANGUAGE plpgsql STABLE
@@ -60,7 +83,7 @@ BEGIN
     RETURN QUERY
     -- kaireon tables with the customer's rows (partitioned tables as a whole; consent_records
     -- by subject_id: kaireon_internal._customer_tables)
-    SELECT c.label, c.relation, format('x.%I = $1', c.key_column),
+    SELECT c.label, c.relation, format('x.%I = ANY ($1)', c.key_column),
            CASE c.label WHEN 'interaction_history' THEN 'interactions' WHEN 'impressions' THEN 'interactions'
                         WHEN 'decision_locks' THEN 'interactions' WHEN 'decision_traces' THEN 'decisions'
                         WHEN 'model_shadow_scores' THEN 'decisions' WHEN 'campaign_decisions' THEN 'decisions'
@@ -82,15 +105,15 @@ BEGIN
     UNION ALL
     SELECT * FROM (VALUES
         ('identity_links', 'kaireon.identity_links',
-         '(x.canonical_id = $1 OR (x.identifier_type = ''customer_id'' AND x.identifier_value = $1))', NULL),
-        ('outbox_events', 'kaireon.outbox_events', 'x.payload ->> ''customerId'' = $1', 'outbox'),
-        ('dead_letter_events', 'kaireon.dead_letter_events', 'x.payload ->> ''customerId'' = $1', 'outbox')
+         '(x.canonical_id = ANY ($1) OR (x.identifier_type = ''customer_id'' AND x.identifier_value = ANY ($1)))', NULL),
+        ('outbox_events', 'kaireon.outbox_events', 'x.payload ->> ''customerId'' = ANY ($1)', 'outbox'),
+        ('dead_letter_events', 'kaireon.dead_letter_events', 'x.payload ->> ''customerId'' = ANY ($1)', 'outbox')
     ) AS v (label, relation, predicate, data_class)
     UNION ALL
     -- the tenant's customer data tables that exist, by the key column as the table has it (the
     -- primary key (tenant_id, key) fixed at first publish; a draft may rename the field)
     SELECT format('%s.%s', ds.nsp, ds.tbl), format('%I.%I', ds.nsp, ds.tbl),
-           format('x.%I::text = $1', a.attname::text), NULL::text
+           format('x.%I::text = ANY ($1)', a.attname::text), NULL::text
       FROM (SELECT DISTINCT u.nsp, u.tbl FROM unnest(v_nsp, v_table) AS u (nsp, tbl)) ds
       JOIN pg_index i ON i.indrelid = to_regclass(format('%I.%I', ds.nsp, ds.tbl)) AND i.indisprimary
       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[1]
@@ -102,7 +125,7 @@ COMMENT ON FUNCTION kaireon_internal._dsar_targets(text) IS
     'Internal: where a tenant''s data subject (customer) rows are: every kaireon table with a customer_id column, the tables pointing at the subject''s interactions, consent records, identity links, outbox events and dead letters about the subject, and every existing customer data table of the tenant (whatever its schema''s status; by the table''s key column); with the retention data class whose legal hold keeps them.';
 
 -- How both requests start: the checks, then the dsar_requests row (processing); returns its id
--- and the ids of the subject's interactions, archived ones included.
+-- and the ids of the subject's interactions (under any of its ids), archived ones included.
 CREATE FUNCTION kaireon_internal._dsar_start(p_tenant text, p_subject text, p_subject_type text, p_request_type text,
                                     p_requested_by text, p_reason text,
                                     OUT request_id text, OUT interaction_ids text[])
@@ -112,6 +135,7 @@ AS $fn$
 DECLARE
     v_archive   text;
     v_ids       text[];
+    v_subjects  text[];
 BEGIN
     IF p_tenant IS NULL OR p_subject IS NULL THEN
         RAISE EXCEPTION 'tenant_id and subject_id must not be null'
@@ -126,15 +150,16 @@ BEGIN
         RAISE EXCEPTION 'tenant "%" does not exist', p_tenant
             USING ERRCODE = '42704', HINT = 'Pass the id of a row of kaireon.tenants.';
     END IF;
+    v_subjects := kaireon_internal._dsar_subject_ids(p_tenant, p_subject);
     interaction_ids := ARRAY(SELECT h.id FROM kaireon.interaction_history h
-                              WHERE h.tenant_id = p_tenant AND h.customer_id = p_subject);
+                              WHERE h.tenant_id = p_tenant AND h.customer_id = ANY (v_subjects));
     -- and those of the monthly partitions retention detached (archives, no longer under
     -- interaction_history), so the rows pointing at them (deliveries, idempotency keys) go too
     FOR v_archive IN SELECT c.relation FROM kaireon_internal._customer_tables() c
                       WHERE c.label ~ '^interaction_history_p\d{4}_\d{2}$' ORDER BY c.label LOOP
         EXECUTE format('SELECT coalesce(array_agg(x.id ORDER BY x.id), ''{}'') FROM %s x '
-                       ' WHERE x.tenant_id = $1 AND x.customer_id = $2', v_archive)
-            INTO v_ids USING p_tenant, p_subject;
+                       ' WHERE x.tenant_id = $1 AND x.customer_id = ANY ($2)', v_archive)
+            INTO v_ids USING p_tenant, v_subjects;
         interaction_ids := interaction_ids || v_ids;
     END LOOP;
     INSERT INTO kaireon.dsar_requests (tenant_id, request_type, subject_id, subject_type, status, requested_by, reason)
@@ -144,7 +169,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION kaireon_internal._dsar_start(text, text, text, text, text, text) IS
-    'Internal: checks a data subject request (arguments, tenant access, subject type, tenant), records it in dsar_requests as processing, and returns its id and the ids of the subject''s interactions (in interaction_history and in the monthly partitions retention detached).';
+    'Internal: checks a data subject request (arguments, tenant access, subject type, tenant), records it in dsar_requests as processing, and returns its id and the ids of the subject''s interactions (under any id of kaireon_internal._dsar_subject_ids; in interaction_history and in the monthly partitions retention detached).';
 
 CREATE FUNCTION kaireon.dsar_export(tenant_id text, subject_id text, requested_by text DEFAULT NULL,
                                     reason text DEFAULT NULL, subject_type text DEFAULT 'customer')
@@ -156,6 +181,7 @@ AS $fn$
 DECLARE
     p_tenant    text := dsar_export.tenant_id;
     v_ids       text[];
+    v_subjects  text[];
     v_request   text;
     t           record;
     v_rows      jsonb;
@@ -166,10 +192,11 @@ BEGIN
     PERFORM kaireon.assert_tenant_access(p_tenant);
     SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
       FROM kaireon_internal._dsar_start(p_tenant, subject_id, subject_type, 'export', requested_by, reason) s;
+    v_subjects := kaireon_internal._dsar_subject_ids(p_tenant, subject_id);
     FOR t IN SELECT * FROM kaireon_internal._dsar_targets(p_tenant) LOOP
         EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) ORDER BY to_jsonb(x)::text), ''[]''), count(*) '
                        '  FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
-            INTO v_rows, v_n USING subject_id, v_ids, p_tenant;
+            INTO v_rows, v_n USING v_subjects, v_ids, p_tenant;
         IF v_n > 0 THEN
             v_data := v_data || jsonb_build_object(t.label, v_rows);
             v_counts := v_counts || jsonb_build_object(t.label, v_n);
@@ -197,6 +224,7 @@ AS $fn$
 DECLARE
     p_tenant    text := dsar_delete.tenant_id;
     v_ids       text[];
+    v_subjects  text[];
     v_request   text;
     v_held      text[];
     t           record;
@@ -208,18 +236,19 @@ BEGIN
     PERFORM kaireon.assert_tenant_access(p_tenant);
     SELECT s.request_id, s.interaction_ids INTO v_request, v_ids
       FROM kaireon_internal._dsar_start(p_tenant, subject_id, subject_type, 'delete', requested_by, reason) s;
+    v_subjects := kaireon_internal._dsar_subject_ids(p_tenant, subject_id);
     v_held := ARRAY(SELECT p.data_class FROM kaireon.retention_policies() p
                      WHERE p.tenant_id = p_tenant AND p.legal_hold ORDER BY 1);
     FOR t IN SELECT * FROM kaireon_internal._dsar_targets(p_tenant) LOOP
         IF t.data_class = ANY (v_held) THEN
             EXECUTE format('SELECT count(*) FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
-                INTO v_n USING subject_id, v_ids, p_tenant;
+                INTO v_n USING v_subjects, v_ids, p_tenant;
             IF v_n > 0 THEN
                 v_kept := v_kept || jsonb_build_object(t.label, v_n);
             END IF;
         ELSE
             EXECUTE format('DELETE FROM %s x WHERE x.tenant_id = $3 AND %s', t.relation, t.predicate)
-                USING subject_id, v_ids, p_tenant;
+                USING v_subjects, v_ids, p_tenant;
             GET DIAGNOSTICS v_n = ROW_COUNT;
             IF v_n > 0 THEN
                 v_deleted := v_deleted || jsonb_build_object(t.label, v_n);

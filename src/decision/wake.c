@@ -92,8 +92,11 @@ kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const c
 	/*
 	 * planned once per backend (kspi_prepare_keep; the plan cache replans it
 	 * when a table changes).  "free" is the customer's active enrolments no
-	 * other transaction holds for a change (FOR SHARE SKIP LOCKED: a key share
-	 * lock, another event's pending wake, does not count); "held" records a
+	 * other transaction holds (FOR NO KEY UPDATE SKIP LOCKED: a key share lock,
+	 * another event's pending wake, does not count; any other lock does,
+	 * another event's probe too, so two events of one customer at once each
+	 * wake or record: a share lock here let the second find the first's rows
+	 * free and record nothing); "held" records a
 	 * pending wake, for each of the event's types, for every other active
 	 * enrolment of the customer the UPDATE did not wake, whatever its wait was
 	 * in the statement's snapshot: the holder may be moving it into a new wait
@@ -115,7 +118,7 @@ kaireon_wake_journeys(const KTenantConfig *cfg, const char *customer_id, const c
 									  "free AS ("
 									  "  SELECT f.id FROM kaireon.journey_enrollments f "
 									  "   WHERE f.tenant_id = $1 AND f.customer_id = $2 AND f.status = 'active' "
-									  "     FOR SHARE SKIP LOCKED), "
+									  "     FOR NO KEY UPDATE SKIP LOCKED), "
 									  "held AS ("
 									  "  INSERT INTO kaireon.journey_pending_wakes (tenant_id, enrollment_id, event_type, event_at) "
 									  "  SELECT z.tenant_id, z.id, t.event_type, $4 "

@@ -135,6 +135,11 @@ SELECT src, pg_temp.probe('attribute_condition',
 -- with source context, the data row's value is not consulted: no age in the context passes
 SELECT pg_temp.probe('attribute_condition', '{"attribute": "age", "operator": "gte", "value": 18, "source": "context"}', 'bob') AS bob_no_context;
 SELECT pg_temp.probe('attribute_condition', '{"attribute": "age", "operator": "gte", "value": 18, "source": "customer"}', 'bob', '{"age": 40}') AS bob_customer_source;
+-- a string strtod reads as NaN or an infinity is no number: it compares with no number, as
+-- any other text (a NaN equalled every number: "NaN" eq 34 passed)
+SELECT v, pg_temp.probe('attribute_condition', jsonb_build_object('attribute', 'score', 'operator', op, 'value', 34), 'ann',
+                        jsonb_build_object('score', v)) AS outcome
+  FROM (VALUES ('NaN', 'eq'), ('nan', 'lte'), ('Infinity', 'gt'), ('-inf', 'lt'), ('1e400', 'gte'), ('34', 'eq'), ('abc', 'eq')) x (v, op);
 
 -- ---------------------------------------------------------------------------------------
 -- 2. offer_attribute: an offer column, or a key of its custom_fields; missing passes.

@@ -16,6 +16,8 @@
 
 #include "util/json.h"
 
+#include <math.h>
+
 #include "catalog/pg_collation.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -47,7 +49,11 @@ kaireon_path(json_t *root, const char *path)
 	return (cur == NULL || json_is_null(cur)) ? NULL : cur;
 }
 
-/* A number from a JSON number, boolean or numeric string. */
+/*
+ * A number from a JSON number, boolean or numeric string; a string strtod
+ * reads as NaN or an infinity ("NaN", "inf", "1e400") is no number (a NaN
+ * compared equal to every number).
+ */
 static bool
 as_number(json_t *v, double *out)
 {
@@ -66,7 +72,7 @@ as_number(json_t *v, double *out)
 	if (json_is_string(v) && json_string_length(v) > 0)
 	{
 		*out = strtod(json_string_value(v), &end);
-		return *end == '\0';
+		return *end == '\0' && isfinite(*out);
 	}
 	return false;
 }
